@@ -1,0 +1,1 @@
+//! driftwatch alerting: findings become alerts.

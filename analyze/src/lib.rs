@@ -1,0 +1,1 @@
+//! driftwatch analyze: DataFusion over the lake.

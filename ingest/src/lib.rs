@@ -1,0 +1,1 @@
+//! driftwatch ingest: source -> decode -> enrich -> aggregate -> lake -> checkpoint.

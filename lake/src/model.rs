@@ -1,0 +1,257 @@
+//! The row types the lake stores. Ingest produces them, the lake writer encodes
+//! them as Arrow (see [`crate::schema`]), and analyze reads the columns by name.
+//!
+//! Times are nanoseconds since the Unix epoch (UTC) so that ordering and window
+//! arithmetic are integer operations on the hot path.
+
+use std::sync::Arc;
+
+/// Nanoseconds since the Unix epoch, UTC.
+pub type UnixNanos = i64;
+
+/// Where a row came from: the source position that the checkpoint protects.
+///
+/// For Kafka this is (topic, partition, offset); for the file source it is
+/// (file source id, 0, byte offset of the line).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourcePosition {
+    /// Kafka topic, or the file source's stable id.
+    pub topic: Arc<str>,
+    /// Kafka partition; 0 for files.
+    pub partition: i32,
+    /// Kafka offset, or the byte offset of the line in the file.
+    pub offset: i64,
+}
+
+/// Outcome of the inference call as the span status or JSON event reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CallStatus {
+    /// Status not set by the instrumentation; treated as success.
+    #[default]
+    Unset,
+    /// Explicit success.
+    Ok,
+    /// The call failed; `error_type` says how.
+    Error,
+}
+
+impl CallStatus {
+    /// The lowercase name stored in the lake's `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Unset => "unset",
+            CallStatus::Ok => "ok",
+            CallStatus::Error => "error",
+        }
+    }
+
+    /// True when the call counts as an error in rollups and metrics.
+    pub fn is_error(self) -> bool {
+        matches!(self, CallStatus::Error)
+    }
+}
+
+/// One inference call: the lake's `events` row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InferenceEvent {
+    /// Identity for deduplication: lowercase hex `trace_id + span_id`, or the JSON event `id`.
+    pub event_id: String,
+    /// Lowercase hex trace id (32 chars) when the event came from a span.
+    pub trace_id: Option<String>,
+    /// Lowercase hex span id (16 chars) when the event came from a span.
+    pub span_id: Option<String>,
+    /// Provider's response id (`gen_ai.response.id`): the join key for feedback.
+    pub response_id: Option<String>,
+    /// Event time: the end of the call. Windows, partitions and prices use it.
+    pub time: UnixNanos,
+    /// Start of the call; `time - start_time` is the latency.
+    pub start_time: UnixNanos,
+    /// The micro app (resource `service.name`, overridden by `driftwatch.app`).
+    pub app: String,
+    /// Deployment environment (`prod`, `staging`, ...).
+    pub environment: Option<String>,
+    /// Normalised provider name (`openai`, `azure.ai.inference`, `gcp.vertex_ai`, ...).
+    pub provider: Option<String>,
+    /// `chat`, `text_completion`, `generate_content`, `embeddings`, ...
+    pub operation: String,
+    /// Model the app asked for.
+    pub request_model: Option<String>,
+    /// Model that answered (falls back to `request_model`); a change here is drift.
+    pub response_model: Option<String>,
+    /// Prompt template id.
+    pub prompt_id: Option<String>,
+    /// Prompt template version.
+    pub prompt_version: Option<String>,
+    /// Prompt tokens, cached ones included.
+    pub input_tokens: Option<i64>,
+    /// Completion tokens, reasoning ones included.
+    pub output_tokens: Option<i64>,
+    /// Prompt tokens served from the provider's cache (priced lower).
+    pub cache_read_tokens: Option<i64>,
+    /// Reasoning tokens (a subset of output tokens).
+    pub reasoning_tokens: Option<i64>,
+    /// Our price: tokens x the registry price in force at `time`.
+    pub cost_usd: Option<f64>,
+    /// Cost the instrumentation reported, kept beside ours for reconciliation.
+    pub reported_cost_usd: Option<f64>,
+    /// Which registry price produced `cost_usd` (`<model>@<effective_from>`), so cost can be recomputed.
+    pub price_version: Option<String>,
+    /// End minus start, milliseconds.
+    pub latency_ms: Option<f64>,
+    /// Time to first token for streaming calls, milliseconds.
+    pub ttft_ms: Option<f64>,
+    /// Span status or JSON `status`.
+    pub status: CallStatus,
+    /// `error.type` or the exception type.
+    pub error_type: Option<String>,
+    /// First finish reason.
+    pub finish_reason: Option<String>,
+    /// Hash of the (unscrubbed, normalised) input content: finds repeated inputs without storing them.
+    pub input_hash: Option<String>,
+    /// Hash of the output content.
+    pub output_hash: Option<String>,
+    /// 64-bit SimHash of the output: near-duplicate outputs have a small Hamming distance.
+    pub output_simhash: Option<u64>,
+    /// Output length in characters.
+    pub output_chars: Option<i64>,
+    /// Id of a fixed test input replayed by CI.
+    pub golden_case: Option<String>,
+    /// Raw input content as decoded. Never persisted: enrichment hashes it and
+    /// keeps a scrubbed copy in `content` only when retention is on.
+    pub input_content: Option<String>,
+    /// Raw output content as decoded. Never persisted (see `input_content`).
+    pub output_content: Option<String>,
+    /// Scrubbed content (JSON `{"input":..,"output":..}`), only where the app retains content.
+    pub content: Option<String>,
+    /// Where the event was read from.
+    pub source: Option<SourcePosition>,
+}
+
+/// A feedback or evaluation result: the lake's `feedback` row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeedbackEvent {
+    /// Identity for deduplication: log record trace+span+name+time hash, or the JSON `id`.
+    pub feedback_id: String,
+    /// When the feedback was given.
+    pub time: UnixNanos,
+    /// App the feedback is about.
+    pub app: String,
+    /// Deployment environment.
+    pub environment: Option<String>,
+    /// Evaluation name; `hallucination` and `user_thumbs` are first-class.
+    pub name: String,
+    /// Numeric score (`gen_ai.evaluation.score.value`).
+    pub score_value: Option<f64>,
+    /// Label (`gen_ai.evaluation.score.label`), e.g. `hallucinated`, `down`.
+    pub score_label: Option<String>,
+    /// Trace of the evaluated inference.
+    pub trace_id: Option<String>,
+    /// Span of the evaluated inference.
+    pub span_id: Option<String>,
+    /// Response id of the evaluated inference.
+    pub response_id: Option<String>,
+    /// Model of the evaluated inference, when known (from the event or joined from a recent inference).
+    pub response_model: Option<String>,
+    /// Provider of the evaluated inference, when known.
+    pub provider: Option<String>,
+    /// Operation of the evaluated inference, when known.
+    pub operation: Option<String>,
+    /// Prompt id of the evaluated inference, when known.
+    pub prompt_id: Option<String>,
+    /// Prompt version of the evaluated inference, when known.
+    pub prompt_version: Option<String>,
+    /// Where the feedback was read from.
+    pub source: Option<SourcePosition>,
+}
+
+impl FeedbackEvent {
+    /// True for a hallucination evaluation that flagged a hallucination: a
+    /// label meaning "yes" or, without a label, a score of at least 0.5.
+    pub fn is_flagged(&self) -> bool {
+        match self.name.as_str() {
+            "hallucination" => match self.score_label.as_deref() {
+                Some(label) => matches!(
+                    label.to_ascii_lowercase().as_str(),
+                    "hallucinated" | "hallucination" | "yes" | "true" | "fail" | "failed"
+                ),
+                None => self.score_value.is_some_and(|v| v >= 0.5),
+            },
+            // A thumbs-down is the user flagging the answer.
+            "user_thumbs" => match self.score_label.as_deref() {
+                Some(label) => matches!(
+                    label.to_ascii_lowercase().as_str(),
+                    "down" | "thumbs_down" | "negative" | "bad" | "-1"
+                ),
+                None => self.score_value.is_some_and(|v| v <= 0.0),
+            },
+            _ => match self.score_label.as_deref() {
+                Some(label) => matches!(label.to_ascii_lowercase().as_str(), "fail" | "failed" | "bad"),
+                None => false,
+            },
+        }
+    }
+}
+
+/// Input that could not be turned into rows, with the reason: the lake's `dead_letter` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// When ingest rejected it.
+    pub time: UnixNanos,
+    /// Stable machine-readable reason (`malformed_json`, `negative_tokens`, ...); also the metric label.
+    pub reason: &'static str,
+    /// Human-readable detail: what was wrong, where.
+    pub detail: String,
+    /// The rejected bytes (the whole message, or the offending item), truncated to the configured cap.
+    pub payload: Vec<u8>,
+    /// Where it was read from.
+    pub source: Option<SourcePosition>,
+}
+
+/// Rollup key: one row per key and flush (DESIGN §5). Rows are partial; readers sum and merge.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RollupKey {
+    /// Window start, truncated to the minute, by event time.
+    pub window_start: UnixNanos,
+    pub app: String,
+    pub environment: Option<String>,
+    pub provider: Option<String>,
+    pub response_model: Option<String>,
+    pub prompt_id: Option<String>,
+    pub prompt_version: Option<String>,
+    pub operation: Option<String>,
+}
+
+/// Feedback counts for one evaluation name inside a rollup row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeedbackTally {
+    /// Evaluation name.
+    pub name: String,
+    /// Number of results.
+    pub count: i64,
+    /// Sum of numeric scores (results without a score add 0).
+    pub score_sum: f64,
+    /// Results that flagged a problem (hallucinated, thumbs-down, failed).
+    pub flagged: i64,
+}
+
+/// A partial 1-minute aggregate: the lake's `rollups` row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RollupRow {
+    /// The aggregation key.
+    pub key: RollupKey,
+    /// Inference calls.
+    pub requests: i64,
+    /// Calls with error status.
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_usd: f64,
+    /// HdrHistogram (V2 serialization) of latency in microseconds; see [`crate::histogram`].
+    pub latency_us_hist: Vec<u8>,
+    /// HdrHistogram (V2 serialization) of time to first token in microseconds.
+    pub ttft_us_hist: Vec<u8>,
+    /// Feedback results received in this window, per evaluation name.
+    pub feedback: Vec<FeedbackTally>,
+}
