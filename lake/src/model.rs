@@ -150,6 +150,8 @@ pub struct FeedbackEvent {
     pub span_id: Option<String>,
     /// Response id of the evaluated inference.
     pub response_id: Option<String>,
+    /// `event_id` of the evaluated inference: the parent span's trace+span id, or the JSON `inference_id`.
+    pub inference_id: Option<String>,
     /// Model of the evaluated inference, when known (from the event or joined from a recent inference).
     pub response_model: Option<String>,
     /// Provider of the evaluated inference, when known.
