@@ -1,1 +1,75 @@
-fn main() {}
+//! `driftwatch`: one binary for the whole pipeline.
+//!
+//! # Layout
+//!
+//! - `ingest`: the daemon (Kafka) or a backfill (`--source file:PATH`): source -> decode ->
+//!   enrich -> aggregate -> Parquet lake -> checkpoint, with live `/metrics`.
+//! - `demo`: generates a reproducible synthetic fleet, runs it through the real pipeline into a
+//!   fresh lake, and prints the per-app summary read back from that lake.
+//! - `analyze`: DataFusion over the lake.
+//!
+//! Runtime knobs are flags (each with `--long`, `DRIFTWATCH_*` env and a default); the pipeline
+//! itself lives in the TOML config file (`--config`).
+
+mod commands;
+mod logging;
+mod shutdown;
+
+use clap::{Parser, Subcommand};
+
+/// Watch fleets of LLM-powered micro apps.
+#[derive(Debug, Parser)]
+#[command(name = "driftwatch", version, about)]
+struct Cli {
+    #[command(flatten)]
+    logging: logging::LoggingArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Consume GenAI telemetry into the Parquet lake (Kafka daemon, or files with --source).
+    Ingest(commands::ingest::IngestArgs),
+    /// Run the pipeline end to end on a generated fleet and print what landed in the lake.
+    Demo(commands::demo::DemoArgs),
+    /// Analyse the lake.
+    #[command(subcommand)]
+    Analyze(commands::analyze::AnalyzeCommand),
+    /// Produce the synthetic fleet to Kafka (load tests, dev stack) and print the truth.
+    Loadgen(commands::loadgen::LoadgenArgs),
+    /// Check a configuration file and print the effective configuration's problems, if any.
+    CheckConfig(commands::ingest::CheckConfigArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = logging::init(&cli.logging) {
+        eprintln!("driftwatch: cannot set up logging: {error:#}");
+        return std::process::ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("driftwatch: cannot start the async runtime: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Ingest(args) => commands::ingest::run(args).await,
+            Command::Demo(args) => commands::demo::run(args).await,
+            Command::Analyze(command) => commands::analyze::run(command).await,
+            Command::Loadgen(args) => commands::loadgen::run(args).await,
+            Command::CheckConfig(args) => commands::ingest::check_config(&args),
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "driftwatch failed.");
+            eprintln!("driftwatch: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

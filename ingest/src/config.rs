@@ -1,0 +1,563 @@
+//! The daemon's configuration: one TOML file plus `DRIFTWATCH_<SECTION>__<KEY>` environment
+//! overrides. The structs below are the documentation of every key (STYLE 3).
+//!
+//! Loading is three steps, all before anything is spawned: parse the file into a TOML table,
+//! overlay environment overrides, deserialize with `deny_unknown_fields`, then [`Config::validate`]
+//! checks the values and names the key that is wrong and what to do about it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::Deserialize;
+
+use crate::aggregate::AggregateConfig;
+use crate::decode::{DecodeConfig, PayloadFormat};
+use crate::enrich::{ContentPolicy, RiskLevel};
+use crate::telemetry::{HttpConfig, MetricsConfig};
+use driftwatch_lake::parquet::ParquetOptions;
+
+/// Prefix of configuration overrides in the environment; `__` separates nesting levels.
+pub const ENV_PREFIX: &str = "DRIFTWATCH_";
+
+/// Errors found while loading or validating configuration. Each says which key and what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {origin} is not valid TOML or has a wrong key: {source}")]
+    Parse {
+        origin: String,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("environment override {var} cannot apply: {reason}")]
+    Env { var: String, reason: String },
+    #[error("invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { problems: Vec<String> },
+}
+
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// The whole daemon configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the Parquet lake lives and how files are written.
+    #[serde(default)]
+    pub lake: LakeConfig,
+    /// The Kafka source; required by `driftwatch ingest` unless `--source file:` is given.
+    #[serde(default)]
+    pub kafka: Option<KafkaConfig>,
+    /// When buffered rows become files.
+    #[serde(default)]
+    pub flush: FlushConfig,
+    /// Limits applied while decoding input.
+    #[serde(default)]
+    pub decode: DecodeSection,
+    /// Rollup aggregation limits.
+    #[serde(default)]
+    pub aggregate: AggregateConfig,
+    /// Live metrics, including the label cardinality cap.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// The HTTP endpoint serving /metrics, /healthz and /readyz.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// The model registry (prices, risk levels).
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// Defaults for apps that are not listed in `apps`.
+    #[serde(default)]
+    pub default_app: AppDefaults,
+    /// The known micro apps: owners, budgets, content policy.
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+}
+
+/// Lake location and writer settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeConfig {
+    /// A local path, `file://` URL, `s3://bucket/prefix`, or `memory://` (tests).
+    pub location: String,
+    /// Object-store options (`aws_endpoint`, `aws_region`, ...), on top of the `AWS_*` environment.
+    #[serde(default)]
+    pub options: HashMap<String, String>,
+    /// Parquet writer properties; every one is explicit (DESIGN §5).
+    #[serde(default)]
+    pub parquet: ParquetOptions,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        Self {
+            location: "./lake".to_owned(),
+            options: HashMap::new(),
+            parquet: ParquetOptions::default(),
+        }
+    }
+}
+
+/// One Kafka topic to consume and what its messages hold.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    /// Topic name.
+    pub name: String,
+    /// Payload format; protobuf vs JSON is still detected per message.
+    pub format: PayloadFormat,
+}
+
+/// Where a partition starts when neither the lake nor Kafka has a committed position for it.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StartFrom {
+    /// The oldest retained message: nothing already in the topic is missed.
+    #[default]
+    Earliest,
+    /// Only messages produced after the daemon joined.
+    Latest,
+}
+
+/// The Kafka source (consumer group over several topics).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub brokers: String,
+    /// Consumer group; also names the lake checkpoint stream, so two groups never share checkpoints.
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// Topics to consume.
+    #[serde(default = "default_topics")]
+    pub topics: Vec<TopicConfig>,
+    /// Start position for partitions without any committed position.
+    #[serde(default)]
+    pub start_from: StartFrom,
+    /// Flushes being written at once; beyond it partitions are paused (backpressure).
+    #[serde(default = "default_max_inflight_flushes")]
+    pub max_inflight_flushes: usize,
+    /// librdkafka properties passed through verbatim (TLS, SASL, tuning). Keys driftwatch must
+    /// own for exactly-once (`enable.auto.commit`, `group.id`, ...) are rejected.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+fn default_group_id() -> String {
+    "driftwatch".to_owned()
+}
+
+fn default_topics() -> Vec<TopicConfig> {
+    vec![
+        TopicConfig { name: "otlp_spans".to_owned(), format: PayloadFormat::OtlpTraces },
+        TopicConfig { name: "otlp_logs".to_owned(), format: PayloadFormat::OtlpLogs },
+        TopicConfig { name: "llm_events".to_owned(), format: PayloadFormat::JsonEvents },
+    ]
+}
+
+fn default_max_inflight_flushes() -> usize {
+    2
+}
+
+/// librdkafka keys that the daemon sets itself; overriding them would break the delivery guarantee.
+pub const RESERVED_LIBRDKAFKA_KEYS: &[&str] = &[
+    "group.id",
+    "bootstrap.servers",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "group.protocol",
+];
+
+/// When a partition's buffered rows are written out. Whichever limit is hit first wins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlushConfig {
+    /// Rows (events + feedback + dead letters) per partition before a flush.
+    pub max_rows: usize,
+    /// Approximate buffered bytes per partition before a flush.
+    pub max_bytes: ByteSize,
+    /// Oldest buffered row's age before a flush: bounds how stale the lake is.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// All partitions together; beyond it the largest buffer is flushed early.
+    pub max_buffered_bytes: ByteSize,
+    /// Recent event ids remembered per partition to drop producer retries before they reach rollups.
+    pub dedup_window: usize,
+}
+
+impl Default for FlushConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: 200_000,
+            max_bytes: ByteSize::mib(64),
+            max_age: Duration::from_secs(10),
+            max_buffered_bytes: ByteSize::mib(512),
+            dedup_window: 100_000,
+        }
+    }
+}
+
+/// Decoding limits (the serde face of [`DecodeConfig`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeSection {
+    /// Larger messages are dead-lettered as `payload_too_large`.
+    pub max_payload_bytes: ByteSize,
+    /// Dead-letter copies of rejected payloads are truncated to this.
+    pub max_dead_letter_payload_bytes: ByteSize,
+    /// Events older than this (RFC 3339) are rejected as implausible.
+    pub min_event_time: chrono::DateTime<chrono::Utc>,
+    /// Events further in the future than this are rejected.
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// More tokens than this on one call is rejected as implausible.
+    pub max_tokens_per_call: i64,
+}
+
+impl Default for DecodeSection {
+    fn default() -> Self {
+        let base = DecodeConfig::default();
+        Self {
+            max_payload_bytes: ByteSize::b(base.max_payload_bytes as u64),
+            max_dead_letter_payload_bytes: ByteSize::b(base.max_dead_letter_payload_bytes as u64),
+            min_event_time: chrono::DateTime::from_timestamp_nanos(base.min_event_time),
+            max_future_skew: Duration::from_nanos(base.max_future_skew_nanos.max(0) as u64),
+            max_tokens_per_call: base.max_tokens_per_call,
+        }
+    }
+}
+
+impl DecodeSection {
+    /// The decoder's own configuration.
+    pub fn to_decode_config(&self) -> DecodeConfig {
+        DecodeConfig {
+            max_payload_bytes: usize::try_from(self.max_payload_bytes.as_u64()).unwrap_or(usize::MAX),
+            max_dead_letter_payload_bytes: usize::try_from(self.max_dead_letter_payload_bytes.as_u64())
+                .unwrap_or(usize::MAX),
+            min_event_time: self.min_event_time.timestamp_nanos_opt().unwrap_or(i64::MIN),
+            max_future_skew_nanos: i64::try_from(self.max_future_skew.as_nanos()).unwrap_or(i64::MAX),
+            max_tokens_per_call: self.max_tokens_per_call,
+        }
+    }
+}
+
+/// Where the model registry comes from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Path to `models.yaml`; unset uses the registry embedded in the binary.
+    pub path: Option<PathBuf>,
+}
+
+/// Policy for apps that are not listed in `apps`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppDefaults {
+    /// Keep scrubbed prompt and completion text in the lake (off: hashes and lengths only).
+    pub retain_content: bool,
+    /// Scrub PII from retained content.
+    pub scrub_pii: bool,
+}
+
+impl Default for AppDefaults {
+    fn default() -> Self {
+        Self { retain_content: false, scrub_pii: true }
+    }
+}
+
+/// One known micro app.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// App id as it appears in telemetry (`service.name` or `driftwatch.app`).
+    pub id: String,
+    /// Owning team: the `team` label alerts are routed by.
+    pub team: String,
+    /// Monthly budget in USD; budget alerts need it.
+    pub monthly_budget_usd: Option<f64>,
+    /// Highest model risk level the app is approved for.
+    pub max_risk_level: Option<RiskLevel>,
+    /// Keep scrubbed content for this app.
+    #[serde(default)]
+    pub retain_content: bool,
+    /// Scrub PII from this app's retained content.
+    #[serde(default = "default_true")]
+    pub scrub_pii: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Config {
+    /// Load a TOML file (or the empty default when `path` is None), apply environment overrides,
+    /// and validate.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let (text, origin) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                (text, path.display().to_string())
+            }
+            None => (String::new(), "<defaults>".to_owned()),
+        };
+        Self::from_toml_str(&text, &origin, env)
+    }
+
+    /// Parse TOML text, apply overrides, validate.
+    pub fn from_toml_str(text: &str, origin: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let mut table: toml::Table = toml::from_str(text)
+            .map_err(|source| ConfigError::Parse { origin: origin.to_owned(), source: Box::new(source) })?;
+        apply_env_overrides(&mut table, env)?;
+        let config: Config = table
+            .try_into()
+            .map_err(|source| ConfigError::Parse { origin: origin.to_owned(), source: Box::new(source) })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check values that types alone cannot. Collects every problem so one run shows them all.
+    pub fn validate(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        if self.lake.location.trim().is_empty() {
+            problems.push("`lake.location` is empty: set a local path or an s3:// URL".to_owned());
+        }
+        if self.flush.max_rows == 0 {
+            problems.push("`flush.max_rows` must be at least 1".to_owned());
+        }
+        if self.flush.max_age.is_zero() {
+            problems.push("`flush.max_age` must be longer than 0s (e.g. \"10s\")".to_owned());
+        }
+        if self.flush.max_buffered_bytes < self.flush.max_bytes {
+            problems.push(format!(
+                "`flush.max_buffered_bytes` ({}) must be at least `flush.max_bytes` ({})",
+                self.flush.max_buffered_bytes, self.flush.max_bytes
+            ));
+        }
+        if self.decode.max_payload_bytes.as_u64() == 0 {
+            problems.push("`decode.max_payload_bytes` must be larger than 0".to_owned());
+        }
+        if self.decode.max_tokens_per_call <= 0 {
+            problems.push("`decode.max_tokens_per_call` must be positive".to_owned());
+        }
+        if let Some(kafka) = &self.kafka {
+            validate_kafka(kafka, &mut problems);
+        }
+        let mut seen = HashSet::new();
+        for (index, app) in self.apps.iter().enumerate() {
+            let key = format!("apps[{index}]");
+            if app.id.trim().is_empty() {
+                problems.push(format!("`{key}.id` is empty"));
+            } else if !seen.insert(app.id.as_str()) {
+                problems.push(format!("`{key}.id` = {:?} is listed twice; keep one entry per app", app.id));
+            }
+            if app.team.trim().is_empty() {
+                problems.push(format!("`{key}.team` is empty: alerts are routed by team"));
+            }
+            if let Some(budget) = app.monthly_budget_usd
+                && (!budget.is_finite() || budget <= 0.0)
+            {
+                problems.push(format!("`{key}.monthly_budget_usd` = {budget} must be a positive number of USD"));
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid { problems }) }
+    }
+
+    /// Content policy per listed app, for the enricher.
+    pub fn content_policies(&self) -> (HashMap<String, ContentPolicy>, ContentPolicy) {
+        let policies = self
+            .apps
+            .iter()
+            .map(|app| {
+                (app.id.clone(), ContentPolicy { retain_content: app.retain_content, scrub_pii: app.scrub_pii })
+            })
+            .collect();
+        let default_policy = ContentPolicy {
+            retain_content: self.default_app.retain_content,
+            scrub_pii: self.default_app.scrub_pii,
+        };
+        (policies, default_policy)
+    }
+}
+
+fn validate_kafka(kafka: &KafkaConfig, problems: &mut Vec<String>) {
+    if kafka.brokers.trim().is_empty() {
+        problems.push("`kafka.brokers` is empty: set host:port of at least one broker".to_owned());
+    }
+    if kafka.group_id.trim().is_empty() {
+        problems.push("`kafka.group_id` is empty".to_owned());
+    }
+    if kafka.topics.is_empty() {
+        problems.push("`kafka.topics` is empty: list at least one topic".to_owned());
+    }
+    let mut names = HashSet::new();
+    for (index, topic) in kafka.topics.iter().enumerate() {
+        if topic.name.trim().is_empty() {
+            problems.push(format!("`kafka.topics[{index}].name` is empty"));
+        } else if !names.insert(topic.name.as_str()) {
+            problems.push(format!("`kafka.topics[{index}].name` = {:?} is listed twice", topic.name));
+        }
+    }
+    if kafka.max_inflight_flushes == 0 {
+        problems.push("`kafka.max_inflight_flushes` must be at least 1".to_owned());
+    }
+    for key in kafka.librdkafka.keys() {
+        if RESERVED_LIBRDKAFKA_KEYS.contains(&key.as_str()) {
+            problems.push(format!(
+                "`kafka.librdkafka.\"{key}\"` is set by driftwatch itself (exactly-once needs it); remove it{}",
+                match key.as_str() {
+                    "group.id" => " and use `kafka.group_id`",
+                    "bootstrap.servers" => " and use `kafka.brokers`",
+                    _ => "",
+                }
+            ));
+        }
+    }
+}
+
+/// Overlay `DRIFTWATCH_A__B__C=value` onto `a.b.c`. Values parse as TOML scalars (numbers,
+/// booleans, quoted strings, arrays) when they can and are strings otherwise. Variables with a
+/// single `_` after the prefix (`DRIFTWATCH_CONFIG`) are CLI flags, not config keys, and are left alone.
+pub fn apply_env_overrides(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<()> {
+    for (var, value) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
+        if !rest.contains("__") {
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError::Env { var, reason: "empty key segment (use A__B, not A____B)".to_owned() });
+        }
+        let parsed = parse_env_value(&value);
+        let mut node = &mut *table;
+        for segment in &path[..path.len() - 1] {
+            let entry = node.entry(segment.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = match entry {
+                toml::Value::Table(inner) => inner,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var,
+                        reason: format!("`{segment}` is not a table in the config, so it has no sub-keys"),
+                    });
+                }
+            };
+        }
+        if let Some(last) = path.last() {
+            node.insert(last.clone(), parsed);
+        }
+    }
+    Ok(())
+}
+
+fn parse_env_value(value: &str) -> toml::Value {
+    let probe = format!("v = {value}");
+    match toml::from_str::<toml::Table>(&probe) {
+        Ok(mut table) => table.remove("v").unwrap_or_else(|| toml::Value::String(value.to_owned())),
+        Err(_) => toml::Value::String(value.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn empty_file_gives_working_defaults() -> TestResult {
+        let config = Config::from_toml_str("", "test", no_env())?;
+        assert_eq!(config.lake.location, "./lake");
+        assert!(config.kafka.is_none());
+        assert!(config.flush.max_rows > 0);
+        Ok(())
+    }
+
+    #[test]
+    fn kafka_defaults_to_the_three_design_topics() -> TestResult {
+        let config = Config::from_toml_str("[kafka]\nbrokers = \"b:9092\"\n", "test", no_env())?;
+        let kafka = config.kafka.ok_or("kafka section missing")?;
+        let names: Vec<_> = kafka.topics.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["otlp_spans", "otlp_logs", "llm_events"]);
+        assert_eq!(kafka.group_id, "driftwatch");
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml_str("[flush]\nmax_rowz = 5\n", "driftwatch.toml", no_env())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("max_rowz"), "{err}");
+        assert!(err.contains("driftwatch.toml"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_key_and_fix() {
+        let text = r#"
+            [flush]
+            max_rows = 0
+            [kafka]
+            brokers = "b:9092"
+            [kafka.librdkafka]
+            "enable.auto.commit" = "true"
+            [[apps]]
+            id = "a"
+            team = "t"
+            monthly_budget_usd = -3
+            [[apps]]
+            id = "a"
+            team = "t"
+        "#;
+        let err = Config::from_toml_str(text, "test", no_env()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("`flush.max_rows`"), "{err}");
+        assert!(err.contains("enable.auto.commit"), "{err}");
+        assert!(err.contains("`apps[0].monthly_budget_usd`"), "{err}");
+        assert!(err.contains("listed twice"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_nest_and_type() -> TestResult {
+        let env = vec![
+            ("DRIFTWATCH_LAKE__LOCATION".to_owned(), "s3://bucket/lake".to_owned()),
+            ("DRIFTWATCH_FLUSH__MAX_ROWS".to_owned(), "1234".to_owned()),
+            ("DRIFTWATCH_FLUSH__MAX_AGE".to_owned(), "3s".to_owned()),
+            ("DRIFTWATCH_KAFKA__BROKERS".to_owned(), "k1:9092,k2:9092".to_owned()),
+            ("DRIFTWATCH_CONFIG".to_owned(), "ignored.toml".to_owned()),
+            ("HOME".to_owned(), "/root".to_owned()),
+        ];
+        let config = Config::from_toml_str("[lake]\nlocation = \"/tmp/x\"\n", "test", env)?;
+        assert_eq!(config.lake.location, "s3://bucket/lake");
+        assert_eq!(config.flush.max_rows, 1234);
+        assert_eq!(config.flush.max_age, Duration::from_secs(3));
+        assert_eq!(config.kafka.map(|k| k.brokers).as_deref(), Some("k1:9092,k2:9092"));
+        Ok(())
+    }
+
+    #[test]
+    fn env_override_into_a_scalar_is_refused() {
+        let env = vec![("DRIFTWATCH_LAKE__LOCATION__X".to_owned(), "1".to_owned())];
+        let err = Config::from_toml_str("[lake]\nlocation = \"/tmp\"\n", "test", env).err().map(|e| e.to_string());
+        assert!(err.unwrap_or_default().contains("DRIFTWATCH_LAKE__LOCATION__X"));
+    }
+
+    #[test]
+    fn decode_section_round_trips_to_decoder_config() {
+        let section = DecodeSection::default();
+        let back = section.to_decode_config();
+        let base = DecodeConfig::default();
+        assert_eq!(back.max_payload_bytes, base.max_payload_bytes);
+        assert_eq!(back.min_event_time, base.min_event_time);
+        assert_eq!(back.max_future_skew_nanos, base.max_future_skew_nanos);
+    }
+}

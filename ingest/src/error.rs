@@ -1,0 +1,43 @@
+//! The ingest crate's error: what stops a run, with enough context to act on.
+
+use crate::config::ConfigError;
+use crate::enrich::RegistryError;
+use crate::pipeline::FlusherError;
+
+/// Errors that end an ingest run (bad input never does: it is dead-lettered).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("model registry: {0}")]
+    Registry(#[from] RegistryError),
+    #[error("lake: {context}: {source}")]
+    Lake {
+        context: String,
+        #[source]
+        source: driftwatch_lake::error::LakeError,
+    },
+    #[error(transparent)]
+    Flush(#[from] FlusherError),
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("aggregation: {0}")]
+    Aggregate(#[from] crate::aggregate::AggregateError),
+    #[error("kafka: {context}: {source}")]
+    Kafka {
+        context: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("http: {0}")]
+    Http(#[from] crate::telemetry::HttpError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result with the ingest [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

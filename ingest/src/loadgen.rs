@@ -1,0 +1,287 @@
+//! `driftwatch loadgen`: the synthetic fleet, produced to Kafka in the wire formats real apps
+//! use, at a target rate or as fast as the broker takes it, with the truth of what was sent.
+//!
+//! Records come from [`crate::fleet`]; each app is assigned a wire format (OTLP protobuf,
+//! OTLP/JSON or JSON events; `mixed` rotates them across apps) and its messages go to the
+//! spans, logs or events topic. Messages are keyed by app so one app's spans and feedback keep
+//! their order within a partition. The [`Truth`] counts only messages the broker acknowledged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::fleet::{Encoder, Fleet, FleetConfig, FleetRecord, Stream, Truth, WireFormat, WireMessage};
+
+/// Errors that stop a load run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadgenError {
+    #[error("kafka: {context}: {source}")]
+    Kafka {
+        context: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("creating topic {topic}: {code}")]
+    CreateTopic { topic: String, code: RDKafkaErrorCode },
+    #[error("{failed} of {sent} messages were not acknowledged by the broker; the truth would be wrong")]
+    Undelivered { failed: u64, sent: u64 },
+}
+
+/// Which wire format each app's messages use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatMix {
+    /// Every app uses one format.
+    Single(WireFormat),
+    /// Apps rotate through OTLP protobuf, OTLP/JSON and JSON events.
+    Mixed,
+}
+
+/// Topics for each stream.
+#[derive(Debug, Clone)]
+pub struct LoadTopics {
+    /// OTLP traces.
+    pub spans: String,
+    /// OTLP logs (feedback events).
+    pub logs: String,
+    /// JSON events.
+    pub events: String,
+}
+
+impl LoadTopics {
+    /// The design's default topic names behind `prefix`.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            spans: format!("{prefix}otlp_spans"),
+            logs: format!("{prefix}otlp_logs"),
+            events: format!("{prefix}llm_events"),
+        }
+    }
+
+    fn for_stream(&self, stream: Stream) -> &str {
+        match stream {
+            Stream::Spans => &self.spans,
+            Stream::Logs => &self.logs,
+            Stream::Events => &self.events,
+        }
+    }
+
+    /// All three names.
+    pub fn all(&self) -> [&str; 3] {
+        [&self.spans, &self.logs, &self.events]
+    }
+}
+
+/// One load run.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Target topics.
+    pub topics: LoadTopics,
+    /// The fleet to generate.
+    pub fleet: FleetConfig,
+    /// Wire formats.
+    pub formats: FormatMix,
+    /// Spans batched into one OTLP message.
+    pub spans_per_message: usize,
+    /// Messages per second; 0 = as fast as possible.
+    pub rate: u64,
+    /// Extra librdkafka producer properties.
+    pub librdkafka: Vec<(String, String)>,
+}
+
+/// What a run sent.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// Acknowledged messages and the rows they must yield.
+    pub truth: Truth,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Counts broker acknowledgements and failures.
+#[derive(Debug, Default)]
+struct DeliveryTally {
+    failed: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct TallyContext(Arc<DeliveryTally>);
+
+impl rdkafka::ClientContext for TallyContext {}
+
+impl ProducerContext for TallyContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
+        if result.is_err() {
+            self.0.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Create topics that do not exist yet (brokers like Tansu do not auto-create).
+pub async fn ensure_topics(brokers: &str, topics: &[&str], partitions: i32, timeout: Duration) -> Result<(), LoadgenError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|source| LoadgenError::Kafka { context: "creating the admin client".to_owned(), source })?;
+    let new_topics: Vec<NewTopic<'_>> =
+        topics.iter().map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1))).collect();
+    let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(|source| LoadgenError::Kafka { context: "creating topics".to_owned(), source })?;
+    for result in results {
+        if let Err((topic, code)) = result
+            && code != RDKafkaErrorCode::TopicAlreadyExists
+        {
+            return Err(LoadgenError::CreateTopic { topic, code });
+        }
+    }
+    Ok(())
+}
+
+/// Produce the fleet. Blocking (librdkafka's producer thread does the I/O); run it on a
+/// blocking thread from async code.
+pub fn produce(options: &LoadOptions) -> Result<LoadReport, LoadgenError> {
+    let started = Instant::now();
+    let tally = Arc::new(DeliveryTally::default());
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &options.brokers)
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.kbytes", "262144")
+        .set("compression.type", "lz4")
+        .set("acks", "all")
+        // Retries could duplicate messages and skew the truth; on loopback they are not needed.
+        .set("enable.idempotence", "false")
+        .set("message.send.max.retries", "0");
+    for (key, value) in &options.librdkafka {
+        config.set(key, value);
+    }
+    let producer: ThreadedProducer<TallyContext> = config
+        .create_with_context(TallyContext(Arc::clone(&tally)))
+        .map_err(|source| LoadgenError::Kafka { context: "creating the producer".to_owned(), source })?;
+
+    let fleet = Fleet::new(options.fleet.clone());
+    let formats: HashMap<String, WireFormat> = fleet
+        .apps()
+        .iter()
+        .enumerate()
+        .map(|(index, app)| {
+            let format = match options.formats {
+                FormatMix::Single(format) => format,
+                FormatMix::Mixed => [WireFormat::OtlpProto, WireFormat::OtlpJson, WireFormat::JsonEvents][index % 3],
+            };
+            (app.id.clone(), format)
+        })
+        .collect();
+    let seed = options.fleet.seed;
+    let malformed = options.fleet.malformed_ratio;
+    let spans = options.spans_per_message.max(1);
+    let mut encoders: HashMap<WireFormat, Encoder> = [WireFormat::OtlpProto, WireFormat::OtlpJson, WireFormat::JsonEvents]
+        .into_iter()
+        .enumerate()
+        .map(|(index, format)| {
+            let per_message = if format == WireFormat::JsonEvents { 1 } else { spans };
+            (format, Encoder::new(format, per_message, malformed, seed.wrapping_add(index as u64)))
+        })
+        .collect();
+
+    let mut truth = Truth::default();
+    let mut out: Vec<WireMessage> = Vec::new();
+    let mut sent = 0u64;
+    let pace = Pacer::new(options.rate);
+    for record in fleet.records() {
+        let app = match &record {
+            FleetRecord::Inference(event) => event.app.as_str(),
+            FleetRecord::Feedback(feedback) => feedback.app.as_str(),
+        };
+        let format = formats.get(app).copied().unwrap_or(WireFormat::JsonEvents);
+        if let Some(encoder) = encoders.get_mut(&format) {
+            encoder.push(&record, &mut out);
+        }
+        send_all(&producer, &options.topics, &mut out, &mut truth, &mut sent, &pace);
+    }
+    for encoder in encoders.values_mut() {
+        encoder.finish(&mut out);
+    }
+    send_all(&producer, &options.topics, &mut out, &mut truth, &mut sent, &pace);
+    producer
+        .flush(Duration::from_secs(60))
+        .map_err(|source| LoadgenError::Kafka { context: "flushing the producer".to_owned(), source })?;
+    let failed = tally.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        return Err(LoadgenError::Undelivered { failed, sent });
+    }
+    Ok(LoadReport { truth, elapsed: started.elapsed() })
+}
+
+fn send_all(
+    producer: &ThreadedProducer<TallyContext>,
+    topics: &LoadTopics,
+    out: &mut Vec<WireMessage>,
+    truth: &mut Truth,
+    sent: &mut u64,
+    pace: &Pacer,
+) {
+    for message in out.drain(..) {
+        pace.wait(*sent);
+        let topic = topics.for_stream(message.stream);
+        let mut record = BaseRecord::to(topic).payload(&message.payload);
+        if let Some(key) = &message.key {
+            record = record.key(key);
+        }
+        let mut pending = record;
+        loop {
+            match producer.send(pending) {
+                Ok(()) => break,
+                Err((error, returned)) => {
+                    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) {
+                        std::thread::sleep(Duration::from_millis(5));
+                        pending = returned;
+                    } else {
+                        tracing::warn!(%error, "Could not enqueue a message.");
+                        break;
+                    }
+                }
+            }
+        }
+        truth.observe(&message);
+        *sent += 1;
+    }
+}
+
+/// Keeps a target message rate by sleeping when ahead of schedule.
+#[derive(Debug)]
+struct Pacer {
+    rate: u64,
+    started: Instant,
+}
+
+impl Pacer {
+    fn new(rate: u64) -> Self {
+        Self { rate, started: Instant::now() }
+    }
+
+    fn wait(&self, sent: u64) {
+        if self.rate == 0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(sent as f64 / self.rate as f64);
+        let elapsed = self.started.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+    }
+}

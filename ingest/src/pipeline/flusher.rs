@@ -1,0 +1,199 @@
+//! The flusher: one task that commits flush batches to the lake in submission order.
+//!
+//! Sources submit [`FlushBatch`]es through a bounded channel (its capacity is the number of
+//! flushes in flight, the backpressure bound) and read [`FlushDone`] completions back. Order
+//! matters: a partition's checkpoints must advance monotonically, so one task commits batches
+//! one after another while the source keeps decoding on another core. Retryable lake errors
+//! (I/O, object-store hiccups) are retried with capped exponential backoff; anything else is
+//! handed back to the source, which stops rather than skip data.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use driftwatch_lake::writer::{CommitReport, FlushBatch, LakeWriter};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::FlushReason;
+use crate::telemetry::Metrics;
+
+/// A committed flush.
+#[derive(Debug)]
+pub struct FlushDone {
+    /// Checkpoint stream of the batch.
+    pub stream: String,
+    /// Partition of the batch.
+    pub partition: i32,
+    /// Offset the partition's checkpoint now points at: everything before it is durable.
+    pub next_offset: i64,
+    /// Why the flush happened.
+    pub reason: FlushReason,
+    /// Files and checkpoint written.
+    pub report: CommitReport,
+}
+
+/// Why a flush could not be committed.
+#[derive(Debug, thiserror::Error)]
+pub enum FlusherError {
+    #[error("lake commit of {stream}/{partition} offsets [{first_offset}, {next_offset}) failed: {source}")]
+    Commit {
+        stream: String,
+        partition: i32,
+        first_offset: i64,
+        next_offset: i64,
+        #[source]
+        source: driftwatch_lake::error::LakeError,
+    },
+    #[error("lake commit of {stream}/{partition} abandoned: shutdown while retrying")]
+    Abandoned { stream: String, partition: i32 },
+    #[error("the flusher task has stopped")]
+    Stopped,
+}
+
+struct FlushRequest {
+    batch: FlushBatch,
+    reason: FlushReason,
+}
+
+/// Handle to the flusher task.
+///
+/// At most `capacity` flushes are in flight (submitted, not yet handed back by
+/// [`next_done`](Self::next_done)). Both channels hold `capacity` items, so neither side can
+/// block the other: [`submit`](Self::submit) first collects a completion when the limit is
+/// reached and keeps it for `next_done`.
+#[derive(Debug)]
+pub struct Flusher {
+    requests: mpsc::Sender<FlushRequest>,
+    completions: mpsc::Receiver<Result<FlushDone, FlusherError>>,
+    /// Completions collected by `submit` while making room, not yet handed out.
+    ready: std::collections::VecDeque<Result<FlushDone, FlusherError>>,
+    in_flight: usize,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for FlushRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlushRequest")
+            .field("stream", &self.batch.stream)
+            .field("partition", &self.batch.partition)
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
+const RETRY_START: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+impl Flusher {
+    /// Start the flusher on `tracker`. `capacity` bounds the flushes in flight. `abandon` ends
+    /// retry loops (the shutdown deadline has passed); a commit that is not retrying is never
+    /// interrupted, so a file is never left half-committed by shutdown.
+    pub fn spawn(
+        writer: Arc<LakeWriter>,
+        metrics: Metrics,
+        capacity: usize,
+        tracker: &TaskTracker,
+        abandon: CancellationToken,
+    ) -> Self {
+        let capacity = capacity.max(1);
+        let (requests, mut inbox) = mpsc::channel::<FlushRequest>(capacity);
+        let (done_tx, completions) = mpsc::channel(capacity);
+        tracker.spawn(async move {
+            while let Some(FlushRequest { batch, reason }) = inbox.recv().await {
+                let result = commit_with_retry(&writer, &metrics, batch, reason, &abandon).await;
+                if done_tx.send(result).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Self { requests, completions, ready: std::collections::VecDeque::new(), in_flight: 0, capacity }
+    }
+
+    /// Flushes submitted and not yet reported back.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// True when another flush can be submitted without waiting.
+    pub fn has_capacity(&self) -> bool {
+        self.in_flight - self.ready.len() < self.capacity
+    }
+
+    /// Hand a batch to the flusher. When `capacity` flushes are in flight it first waits for
+    /// the oldest to complete (that completion is kept for [`next_done`](Self::next_done)):
+    /// this wait is the backpressure that makes a source pause.
+    pub async fn submit(&mut self, batch: FlushBatch, reason: FlushReason) -> Result<(), FlusherError> {
+        while self.in_flight - self.ready.len() >= self.capacity {
+            let done = self.completions.recv().await.ok_or(FlusherError::Stopped)?;
+            self.ready.push_back(done);
+        }
+        self.requests.send(FlushRequest { batch, reason }).await.map_err(|_| FlusherError::Stopped)?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// The next completion, in submission order; pending forever when nothing is in flight (so
+    /// it can sit in a `select!`). Cancel safe.
+    pub async fn next_done(&mut self) -> Result<FlushDone, FlusherError> {
+        let done = match self.ready.pop_front() {
+            Some(done) => done,
+            None if self.in_flight == 0 => return std::future::pending().await,
+            None => self.completions.recv().await.ok_or(FlusherError::Stopped)?,
+        };
+        self.in_flight -= 1;
+        done
+    }
+}
+
+async fn commit_with_retry(
+    writer: &LakeWriter,
+    metrics: &Metrics,
+    batch: FlushBatch,
+    reason: FlushReason,
+    abandon: &CancellationToken,
+) -> Result<FlushDone, FlusherError> {
+    let (stream, partition, first_offset, next_offset) =
+        (batch.stream.clone(), batch.partition, batch.first_offset, batch.next_offset);
+    let mut delay = RETRY_START;
+    loop {
+        let started = Instant::now();
+        match writer.commit(&batch).await {
+            Ok(report) => {
+                metrics.record_flush(reason.as_str(), started.elapsed().as_secs_f64());
+                for file in &report.files {
+                    metrics.record_files_written(file.kind, 1, file.rows as u64, file.bytes as u64);
+                }
+                tracing::debug!(
+                    stream = %stream,
+                    partition,
+                    first_offset,
+                    next_offset,
+                    files = report.files.len(),
+                    reason = reason.as_str(),
+                    "Flush committed."
+                );
+                return Ok(FlushDone { stream, partition, next_offset, reason, report });
+            }
+            Err(source) if source.is_retryable() => {
+                metrics.record_consumer_error("lake_write");
+                tracing::warn!(
+                    stream = %stream,
+                    partition,
+                    error = %source,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "Lake commit failed; retrying."
+                );
+                tokio::select! {
+                    biased;
+                    () = abandon.cancelled() => return Err(FlusherError::Abandoned { stream, partition }),
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+            Err(source) => {
+                return Err(FlusherError::Commit { stream, partition, first_offset, next_offset, source });
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The per-message path every source shares: decode -> enrich -> aggregate -> buffer, and the
+//! flusher that turns buffers into lake files plus a checkpoint.
+//!
+//! A source owns one [`PartitionBuffer`] per partition it reads and calls
+//! [`Processor::process`] for each message. When a buffer is [`due`](PartitionBuffer::due) the
+//! source hands its [`FlushBatch`](driftwatch_lake::writer::FlushBatch) to the [`Flusher`]
+//! task, which writes it durably and reports back; only then may the source acknowledge the
+//! position upstream (Kafka commit). The file source needs no acknowledgement: the lake
+//! checkpoint is its only position.
+
+mod flusher;
+mod partition;
+
+pub use flusher::{FlushDone, Flusher, FlusherError};
+pub use partition::{FlushReason, PartitionBuffer};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use driftwatch_lake::model::{DeadLetter, FeedbackEvent, InferenceEvent, SourcePosition, UnixNanos};
+
+use crate::aggregate::FeedbackJoin;
+use crate::config::{Config, FlushConfig};
+use crate::decode::{Decoded, Decoder, PayloadFormat, Reject};
+use crate::enrich::Enricher;
+use crate::telemetry::Metrics;
+
+/// Flush thresholds in the units the hot path compares against.
+#[derive(Debug, Clone)]
+pub struct FlushLimits {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub max_age: Duration,
+    pub max_buffered_bytes: usize,
+    pub dedup_window: usize,
+}
+
+impl From<&FlushConfig> for FlushLimits {
+    fn from(config: &FlushConfig) -> Self {
+        Self {
+            max_rows: config.max_rows,
+            max_bytes: usize::try_from(config.max_bytes.as_u64()).unwrap_or(usize::MAX),
+            max_age: config.max_age,
+            max_buffered_bytes: usize::try_from(config.max_buffered_bytes.as_u64()).unwrap_or(usize::MAX),
+            dedup_window: config.dedup_window,
+        }
+    }
+}
+
+/// What one message yielded; the `result` label of `driftwatch_messages_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageResult {
+    /// Every item became a row (or was a non-inference span, skipped).
+    Ok,
+    /// Some items became rows, others were dead-lettered.
+    Partial,
+    /// Nothing usable: the message (or every item in it) was dead-lettered.
+    Rejected,
+    /// Valid but held no inference call or feedback.
+    Skipped,
+}
+
+impl MessageResult {
+    /// Metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageResult::Ok => "ok",
+            MessageResult::Partial => "partial",
+            MessageResult::Rejected => "rejected",
+            MessageResult::Skipped => "skipped",
+        }
+    }
+}
+
+/// Decode, enrich and aggregate messages into partition buffers. One per source loop: it keeps
+/// scratch space and the feedback join index, so it is not shared across threads.
+#[derive(Debug)]
+pub struct Processor {
+    decoder: Decoder,
+    enricher: Arc<Enricher>,
+    metrics: Metrics,
+    join: FeedbackJoin,
+    scratch: Decoded,
+    max_dead_letter_payload_bytes: usize,
+}
+
+/// Inferences remembered for joining feedback that arrives without model or prompt context.
+const FEEDBACK_JOIN_CAPACITY: usize = 200_000;
+
+impl Processor {
+    /// Build from a validated config and the shared enricher and metrics.
+    pub fn new(config: &Config, enricher: Arc<Enricher>, metrics: Metrics) -> Self {
+        let decode = config.decode.to_decode_config();
+        let max_dead_letter_payload_bytes = decode.max_dead_letter_payload_bytes;
+        Self {
+            decoder: Decoder::new(decode),
+            enricher,
+            metrics,
+            join: FeedbackJoin::new(FEEDBACK_JOIN_CAPACITY),
+            scratch: Decoded::default(),
+            max_dead_letter_payload_bytes,
+        }
+    }
+
+    /// The metrics handle rows are counted into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Turn the message at `offset` into buffered rows; `next_offset` is where the source resumes
+    /// after it (Kafka: offset + 1; files: the byte after the line). Never fails: anything unusable becomes a dead letter
+    /// with its reason, next to the good rows of the same message.
+    pub fn process(
+        &mut self,
+        buffer: &mut PartitionBuffer,
+        payload: &[u8],
+        format: PayloadFormat,
+        (offset, next_offset): (i64, i64),
+        now: UnixNanos,
+    ) -> MessageResult {
+        self.scratch.clear();
+        self.decoder.decode(payload, format, now, &mut self.scratch);
+        buffer.consumed(next_offset);
+        let source = SourcePosition { topic: buffer.topic.clone(), partition: buffer.partition, offset };
+
+        let mut rows = 0usize;
+        let mut rejects = self.scratch.rejects.len();
+        for mut event in self.scratch.events.drain(..) {
+            if buffer.is_duplicate(&event.event_id) {
+                self.metrics.record_duplicate();
+                continue;
+            }
+            self.enricher.enrich(&mut event);
+            event.source = Some(source.clone());
+            if let Err(error) = buffer.rollups.add_event(&event) {
+                rejects += 1;
+                let dead = dead_letter(now, "aggregate_failed", error.to_string(), Vec::new(), &source);
+                self.metrics.record_dead_letter(dead.reason);
+                buffer.charge(dead.detail.len());
+                buffer.dead_letters.push(dead);
+                continue;
+            }
+            self.join.remember(&event);
+            self.metrics.observe_event(&event);
+            buffer.charge(approx_event_bytes(&event));
+            buffer.events.push(event);
+            rows += 1;
+        }
+        for mut feedback in self.scratch.feedback.drain(..) {
+            if buffer.is_duplicate(&feedback.feedback_id) {
+                self.metrics.record_duplicate();
+                continue;
+            }
+            self.join.fill(&mut feedback);
+            feedback.source = Some(source.clone());
+            if let Err(error) = buffer.rollups.add_feedback(&feedback) {
+                rejects += 1;
+                let dead = dead_letter(now, "aggregate_failed", error.to_string(), Vec::new(), &source);
+                self.metrics.record_dead_letter(dead.reason);
+                buffer.dead_letters.push(dead);
+                continue;
+            }
+            self.metrics.observe_feedback(&feedback);
+            buffer.charge(approx_feedback_bytes(&feedback));
+            buffer.feedback.push(feedback);
+            rows += 1;
+        }
+        for Reject { reason, detail, payload: item } in self.scratch.rejects.drain(..) {
+            let bytes = item.unwrap_or_else(|| truncated(payload, self.max_dead_letter_payload_bytes));
+            self.metrics.record_decode_error(reason);
+            self.metrics.record_dead_letter(reason);
+            buffer.charge(bytes.len() + detail.len());
+            buffer.dead_letters.push(dead_letter(now, reason, detail, bytes, &source));
+        }
+        if self.scratch.skipped_spans > 0 {
+            self.metrics.record_skipped_spans(self.scratch.skipped_spans);
+        }
+
+        let result = match (rows, rejects) {
+            (0, 0) => MessageResult::Skipped,
+            (_, 0) => MessageResult::Ok,
+            (0, _) => MessageResult::Rejected,
+            _ => MessageResult::Partial,
+        };
+        self.metrics.record_message(&buffer.topic, result.as_str());
+        result
+    }
+}
+
+fn dead_letter(
+    now: UnixNanos,
+    reason: &'static str,
+    detail: String,
+    payload: Vec<u8>,
+    source: &SourcePosition,
+) -> DeadLetter {
+    DeadLetter { time: now, reason, detail, payload, source: Some(source.clone()) }
+}
+
+fn truncated(payload: &[u8], cap: usize) -> Vec<u8> {
+    payload[..payload.len().min(cap)].to_vec()
+}
+
+fn opt_len(value: Option<&String>) -> usize {
+    value.map_or(0, String::len)
+}
+
+/// Heap bytes of an event's strings: what the buffer holds until the flush.
+fn approx_event_bytes(event: &InferenceEvent) -> usize {
+    event.event_id.len()
+        + event.app.len()
+        + event.operation.len()
+        + [
+            &event.trace_id,
+            &event.span_id,
+            &event.response_id,
+            &event.environment,
+            &event.provider,
+            &event.request_model,
+            &event.response_model,
+            &event.prompt_id,
+            &event.prompt_version,
+            &event.price_version,
+            &event.error_type,
+            &event.finish_reason,
+            &event.input_hash,
+            &event.output_hash,
+            &event.golden_case,
+            &event.content,
+        ]
+        .into_iter()
+        .map(|field| opt_len(field.as_ref()))
+        .sum::<usize>()
+}
+
+fn approx_feedback_bytes(feedback: &FeedbackEvent) -> usize {
+    feedback.feedback_id.len()
+        + feedback.app.len()
+        + feedback.name.len()
+        + [
+            &feedback.environment,
+            &feedback.score_label,
+            &feedback.trace_id,
+            &feedback.span_id,
+            &feedback.response_id,
+            &feedback.inference_id,
+            &feedback.response_model,
+            &feedback.prompt_version,
+        ]
+        .into_iter()
+        .map(|field| opt_len(field.as_ref()))
+        .sum::<usize>()
+}
+
+/// The buffer holding the most bytes: the one to flush early when all partitions together
+/// exceed `flush.max_buffered_bytes`.
+pub fn largest_buffer<'a, I>(buffers: I) -> Option<&'a mut PartitionBuffer>
+where
+    I: IntoIterator<Item = &'a mut PartitionBuffer>,
+{
+    buffers.into_iter().max_by_key(|buffer| buffer.bytes())
+}

@@ -1,0 +1,187 @@
+//! One source partition's rows between two flushes.
+//!
+//! Every message read from a partition lands here: the [`Processor`](super::Processor) decodes,
+//! enriches and aggregates it into the buffer; when a [`FlushReason`] fires the buffer is drained
+//! into a [`FlushBatch`] covering the exact offset range `[first_offset, next_offset)` that the
+//! lake writer commits together with the checkpoint.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use driftwatch_lake::model::{DeadLetter, FeedbackEvent, InferenceEvent};
+use driftwatch_lake::writer::FlushBatch;
+use lru::LruCache;
+
+use crate::aggregate::{AggregateConfig, AggregateError, RollupAggregator};
+
+/// Why a buffer was flushed; also the `reason` label of `driftwatch_flushes_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushReason {
+    /// `flush.max_rows` reached.
+    Rows,
+    /// `flush.max_bytes` reached.
+    Bytes,
+    /// `flush.max_age` reached.
+    Age,
+    /// The rollup aggregator reached `aggregate.max_open_keys`.
+    Keys,
+    /// All partitions together exceeded `flush.max_buffered_bytes`; this was the largest.
+    Memory,
+    /// The partition is being revoked (rebalance).
+    Revoke,
+    /// The daemon is shutting down.
+    Shutdown,
+    /// A file source reached its end.
+    EndOfInput,
+}
+
+impl FlushReason {
+    /// Metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlushReason::Rows => "rows",
+            FlushReason::Bytes => "bytes",
+            FlushReason::Age => "age",
+            FlushReason::Keys => "keys",
+            FlushReason::Memory => "memory",
+            FlushReason::Revoke => "revoke",
+            FlushReason::Shutdown => "shutdown",
+            FlushReason::EndOfInput => "end_of_input",
+        }
+    }
+}
+
+/// Fixed overhead charged per buffered row on top of its strings, so the byte budget tracks
+/// real memory rather than only payload text.
+const ROW_OVERHEAD_BYTES: usize = 320;
+
+/// Buffered rows of one (stream, partition).
+#[derive(Debug)]
+pub struct PartitionBuffer {
+    /// Checkpoint stream (e.g. `kafka.<group>.<topic>` or `file.<id>`).
+    pub stream: Arc<str>,
+    /// Source topic as recorded on each row.
+    pub topic: Arc<str>,
+    /// Source partition.
+    pub partition: i32,
+    /// First offset not yet committed; the next flush starts here.
+    first_offset: i64,
+    /// One past the last offset consumed into the buffer.
+    next_offset: i64,
+    pub(crate) events: Vec<InferenceEvent>,
+    pub(crate) feedback: Vec<FeedbackEvent>,
+    pub(crate) dead_letters: Vec<DeadLetter>,
+    pub(crate) rollups: RollupAggregator,
+    /// Recent event ids of this partition: producer retries are dropped before rollups count them twice.
+    pub(crate) recent_ids: Option<LruCache<u128, ()>>,
+    /// Approximate heap bytes held by the buffered rows.
+    pub(crate) approx_bytes: usize,
+    /// When the oldest buffered row arrived; `None` when empty.
+    oldest: Option<Instant>,
+}
+
+impl PartitionBuffer {
+    /// An empty buffer whose first flush starts at `next_offset` (the recovered checkpoint).
+    pub fn new(
+        stream: Arc<str>,
+        topic: Arc<str>,
+        partition: i32,
+        next_offset: i64,
+        aggregate: &AggregateConfig,
+        dedup_window: usize,
+    ) -> Self {
+        Self {
+            stream,
+            topic,
+            partition,
+            first_offset: next_offset,
+            next_offset,
+            events: Vec::new(),
+            feedback: Vec::new(),
+            dead_letters: Vec::new(),
+            rollups: RollupAggregator::new(aggregate),
+            recent_ids: std::num::NonZeroUsize::new(dedup_window).map(LruCache::new),
+            approx_bytes: 0,
+            oldest: None,
+        }
+    }
+
+    /// Rows waiting for the next flush.
+    pub fn rows(&self) -> usize {
+        self.events.len() + self.feedback.len() + self.dead_letters.len()
+    }
+
+    /// Approximate heap bytes waiting for the next flush.
+    pub fn bytes(&self) -> usize {
+        self.approx_bytes + self.rollups.approx_bytes()
+    }
+
+    /// One past the last consumed offset: where consumption resumes after this buffer is committed.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// True when a flush would commit nothing new: no rows and no consumed offsets.
+    pub fn is_idle(&self) -> bool {
+        self.rows() == 0 && self.rollups.is_empty() && self.first_offset == self.next_offset
+    }
+
+    /// Record that everything before `next_offset` was consumed (whatever it yielded).
+    pub(crate) fn consumed(&mut self, next_offset: i64) {
+        if self.oldest.is_none() {
+            self.oldest = Some(Instant::now());
+        }
+        self.next_offset = self.next_offset.max(next_offset);
+    }
+
+    /// True when `event_id` was seen recently in this partition (a producer retry).
+    pub(crate) fn is_duplicate(&mut self, event_id: &str) -> bool {
+        let Some(recent) = self.recent_ids.as_mut() else { return false };
+        let key = u128::from_le_bytes(
+            blake3::hash(event_id.as_bytes()).as_bytes()[..16].try_into().unwrap_or([0; 16]),
+        );
+        recent.put(key, ()).is_some()
+    }
+
+    pub(crate) fn charge(&mut self, bytes: usize) {
+        self.approx_bytes += bytes + ROW_OVERHEAD_BYTES;
+    }
+
+    /// Which limit, if any, says this buffer must be flushed now.
+    pub fn due(&self, limits: &super::FlushLimits, now: Instant) -> Option<FlushReason> {
+        if self.rollups.is_full() {
+            Some(FlushReason::Keys)
+        } else if self.rows() >= limits.max_rows {
+            Some(FlushReason::Rows)
+        } else if self.bytes() >= limits.max_bytes {
+            Some(FlushReason::Bytes)
+        } else if self.oldest.is_some_and(|t| now.duration_since(t) >= limits.max_age) {
+            Some(FlushReason::Age)
+        } else {
+            None
+        }
+    }
+
+    /// Drain the buffer into a batch covering `[first_offset, next_offset)`; `None` when idle.
+    /// The buffer starts the next range at `next_offset`.
+    pub fn take_batch(&mut self) -> Result<Option<FlushBatch>, AggregateError> {
+        if self.is_idle() {
+            return Ok(None);
+        }
+        let rollups = self.rollups.drain()?;
+        let batch = FlushBatch {
+            stream: self.stream.to_string(),
+            partition: self.partition,
+            first_offset: self.first_offset,
+            next_offset: self.next_offset,
+            events: std::mem::take(&mut self.events),
+            feedback: std::mem::take(&mut self.feedback),
+            rollups,
+            dead_letters: std::mem::take(&mut self.dead_letters),
+        };
+        self.first_offset = self.next_offset;
+        self.approx_bytes = 0;
+        self.oldest = None;
+        Ok(Some(batch))
+    }
+}

@@ -1,0 +1,378 @@
+//! The Kafka daemon: a consumer group over several topics, exactly-once into the lake.
+//!
+//! # Data path
+//!
+//! ```text
+//! poll thread (rdkafka)  --Event (bounded)-->  processing loop  --FlushBatch-->  flusher task
+//!        ^                                          |                               |
+//!        +------------- Command::Commit <-----------+<-------- FlushDone -----------+
+//! ```
+//!
+//! - [`poller`]: owns the consumer; forwards messages and rebalance events in order; pauses
+//!   partitions under backpressure; recovers partitions from the lake on assign.
+//! - this module: the processing loop, one `select!` over shutdown, flush completions, events and
+//!   a tick. It keeps one [`PartitionBuffer`] per assigned partition, flushes on rows, bytes or
+//!   age per partition (and the largest buffer when all together exceed the memory budget), and
+//!   after each durable flush asks the poll thread to commit that offset to Kafka so lag tools
+//!   see it. The lake checkpoint, not Kafka, is where partitions resume.
+
+pub mod client;
+pub mod poller;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, KafkaConfig};
+use crate::decode::PayloadFormat;
+use crate::error::{Error, Result};
+use crate::pipeline::{FlushDone, FlushReason, Flusher, PartitionBuffer, Processor, largest_buffer};
+use crate::runtime::Components;
+use crate::source::file::now_nanos;
+use crate::telemetry::{Readiness, http};
+use poller::{Command, Event, PollerContext, kafka_stream_id};
+
+/// Events buffered between the poll thread and the loop. Small on purpose: librdkafka's own
+/// prefetch queue (`queued.max.messages.kbytes`) is the real buffer.
+const EVENT_CHANNEL_CAPACITY: usize = 4096;
+
+/// How often age limits, the memory budget, gauges and readiness are checked.
+const TICK: Duration = Duration::from_millis(500);
+
+/// Run the daemon until `shutdown` fires; then flush, checkpoint, commit and leave the group.
+pub async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<()> {
+    let kafka = config.kafka.clone().ok_or_else(|| {
+        Error::Other(
+            "`driftwatch ingest` needs a [kafka] section with `brokers` (or use --source file:PATH)".to_owned(),
+        )
+    })?;
+    let components = Components::build(config).await?;
+    let readiness = Readiness::new();
+    readiness.set_not_ready("starting");
+    let tasks = TaskTracker::new();
+    let http_shutdown = CancellationToken::new();
+    let (address, server) = http::bind(
+        components.config.http.clone(),
+        components.metrics.clone(),
+        readiness.clone(),
+        http_shutdown.clone(),
+    )
+    .await?;
+    tracing::info!(%address, "HTTP endpoint serving /metrics, /healthz and /readyz.");
+    tasks.spawn(server);
+
+    let result = consume(&components, &kafka, &readiness, &tasks, shutdown).await;
+    http_shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    result
+}
+
+async fn consume(
+    components: &Components,
+    kafka: &KafkaConfig,
+    readiness: &Readiness,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let (events_tx, mut events) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+    // Commands are at most one per completed flush plus one stop, and flushes in flight are
+    // bounded by `max_inflight_flushes`, so this channel cannot grow without bound.
+    let (commands, commands_rx) = std::sync::mpsc::channel();
+    let context = PollerContext::new(
+        events_tx,
+        Arc::clone(&components.writer),
+        tokio::runtime::Handle::current(),
+        kafka.group_id.clone(),
+        kafka.start_from,
+        components.metrics.clone(),
+    );
+    let assigned = Arc::clone(&context.assigned);
+    let brokers_down = Arc::clone(&context.brokers_down);
+    let consumer: BaseConsumer<PollerContext> = client::client_config(kafka)
+        .create_with_context(context)
+        .map_err(|source| Error::Kafka { context: "creating the consumer".to_owned(), source })?;
+    let topics: Vec<&str> = kafka.topics.iter().map(|t| t.name.as_str()).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|source| Error::Kafka { context: format!("subscribing to {topics:?}"), source })?;
+    let poll_thread = std::thread::Builder::new()
+        .name("driftwatch-kafka-poll".to_owned())
+        .spawn(move || poller::poll_loop(&consumer, &commands_rx))
+        .map_err(|source| Error::Io { path: "poll thread".to_owned(), source })?;
+
+    let abandon = CancellationToken::new();
+    let flusher = Flusher::spawn(
+        Arc::clone(&components.writer),
+        components.metrics.clone(),
+        kafka.max_inflight_flushes,
+        tasks,
+        abandon.clone(),
+    );
+    let mut state = Daemon {
+        components,
+        processor: components.processor(),
+        flusher,
+        buffers: HashMap::new(),
+        formats: kafka.topics.iter().map(|t| (t.name.clone(), t.format)).collect(),
+        topics: HashMap::new(),
+        streams: HashMap::new(),
+        group_id: kafka.group_id.clone(),
+        durable: HashMap::new(),
+        high_watermarks: HashMap::new(),
+        commands: commands.clone(),
+        lake_writable: false,
+        last_lake_check: None,
+    };
+    state.check_lake().await;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let outcome: Result<()> = loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break Ok(()),
+            done = state.flusher.next_done() => match done {
+                Ok(done) => state.on_flushed(done),
+                Err(error) => break Err(error.into()),
+            },
+            event = events.recv() => match event {
+                Some(event) => {
+                    if let Err(error) = state.on_event(event).await {
+                        break Err(error);
+                    }
+                }
+                None => break Err(Error::Other("the Kafka poll thread stopped unexpectedly".to_owned())),
+            },
+            _ = tick.tick() => {
+                if let Err(error) = state.on_tick().await {
+                    break Err(error);
+                }
+                state.update_readiness(readiness, assigned.load(Ordering::Acquire), brokers_down.load(Ordering::Acquire));
+            }
+        }
+    };
+
+    readiness.set_not_ready("shutting down");
+    let started = Instant::now();
+    let final_offsets = match &outcome {
+        Ok(()) => state.flush_all(FlushReason::Shutdown).await?,
+        Err(_) => Vec::new(),
+    };
+    let _ = commands.send(Command::Stop(final_offsets.clone()));
+    drop(events);
+    if poll_thread.join().is_err() {
+        tracing::error!("The Kafka poll thread panicked.");
+    }
+    abandon.cancel();
+    tracing::info!(
+        partitions = final_offsets.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "Shutdown complete: buffers flushed, checkpoints written, offsets committed."
+    );
+    outcome
+}
+
+/// The processing loop's state.
+struct Daemon<'a> {
+    components: &'a Components,
+    processor: Processor,
+    flusher: Flusher,
+    /// One buffer per assigned (topic, partition).
+    buffers: HashMap<(Arc<str>, i32), PartitionBuffer>,
+    formats: HashMap<String, PayloadFormat>,
+    /// Interned topic names, so a message costs no allocation for its topic.
+    topics: HashMap<String, Arc<str>>,
+    /// Checkpoint stream -> topic, to route flush completions.
+    streams: HashMap<String, Arc<str>>,
+    group_id: String,
+    /// Offset up to which each partition is durable in the lake.
+    durable: HashMap<(Arc<str>, i32), (i64, Instant)>,
+    high_watermarks: HashMap<(Arc<str>, i32), i64>,
+    commands: std::sync::mpsc::Sender<Command>,
+    lake_writable: bool,
+    last_lake_check: Option<Instant>,
+}
+
+impl Daemon<'_> {
+    fn topic(&mut self, name: &str) -> Arc<str> {
+        if let Some(topic) = self.topics.get(name) {
+            return Arc::clone(topic);
+        }
+        let topic: Arc<str> = Arc::from(name);
+        self.topics.insert(name.to_owned(), Arc::clone(&topic));
+        topic
+    }
+
+    fn new_buffer(&mut self, topic: &Arc<str>, partition: i32, start: Option<i64>) -> PartitionBuffer {
+        let stream = kafka_stream_id(&self.group_id, topic);
+        self.streams.insert(stream.clone(), Arc::clone(topic));
+        PartitionBuffer::new(
+            Arc::from(stream.as_str()),
+            Arc::clone(topic),
+            partition,
+            start.unwrap_or(-1),
+            &self.components.config.aggregate,
+            self.components.limits.dedup_window,
+        )
+    }
+
+    async fn on_event(&mut self, event: Event) -> Result<()> {
+        match event {
+            Event::Message(message) => {
+                let topic = self.topic(message.topic());
+                let partition = message.partition();
+                let offset = message.offset();
+                let format = self.formats.get(&*topic).copied().unwrap_or(PayloadFormat::Auto);
+                let key = (Arc::clone(&topic), partition);
+                if !self.buffers.contains_key(&key) {
+                    let buffer = self.new_buffer(&topic, partition, None);
+                    self.buffers.insert(key.clone(), buffer);
+                }
+                let Some(buffer) = self.buffers.get_mut(&key) else { return Ok(()) };
+                let payload = message.payload().unwrap_or_default();
+                self.processor.process(buffer, payload, format, (offset, offset + 1), now_nanos());
+                if let Some(reason) = buffer.due(&self.components.limits, Instant::now()) {
+                    self.flush(&key, reason).await?;
+                }
+            }
+            Event::Assigned(partitions) => {
+                for (topic, partition, start) in partitions {
+                    let topic = self.topic(&topic);
+                    let buffer = self.new_buffer(&topic, partition, start);
+                    if let Some(start) = start {
+                        self.durable.insert((Arc::clone(&topic), partition), (start, Instant::now()));
+                    }
+                    self.buffers.insert((topic, partition), buffer);
+                }
+            }
+            Event::Revoked { partitions, reply } => {
+                let keys: Vec<(Arc<str>, i32)> =
+                    partitions.iter().map(|(topic, partition)| (self.topic(topic), *partition)).collect();
+                for key in &keys {
+                    self.flush(key, FlushReason::Revoke).await?;
+                }
+                self.drain_flushes().await?;
+                let mut durable = Vec::new();
+                for key in &keys {
+                    self.buffers.remove(key);
+                    if let Some((offset, _)) = self.durable.remove(key) {
+                        durable.push((key.0.to_string(), key.1, offset));
+                    }
+                    self.high_watermarks.remove(key);
+                    self.processor.metrics().remove_partition(&key.0, key.1);
+                }
+                // The poll thread waits for this answer inside the rebalance callback.
+                let _ = reply.send(durable);
+            }
+            Event::HighWatermarks(marks) => {
+                for (topic, partition, high) in marks {
+                    let key = (self.topic(&topic), partition);
+                    self.high_watermarks.insert(key, high);
+                }
+            }
+            Event::Error { kind, message, fatal } => {
+                if fatal {
+                    return Err(Error::Other(format!("fatal Kafka error ({kind}): {message}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hand one partition's buffer to the flusher (waiting for capacity: backpressure).
+    async fn flush(&mut self, key: &(Arc<str>, i32), reason: FlushReason) -> Result<()> {
+        let Some(buffer) = self.buffers.get_mut(key) else { return Ok(()) };
+        if let Some(batch) = buffer.take_batch()? {
+            self.flusher.submit(batch, reason).await?;
+        }
+        Ok(())
+    }
+
+    /// Wait for every flush in flight and apply its completion.
+    async fn drain_flushes(&mut self) -> Result<()> {
+        while self.flusher.in_flight() > 0 {
+            let done = self.flusher.next_done().await?;
+            self.on_flushed(done);
+        }
+        Ok(())
+    }
+
+    fn on_flushed(&mut self, done: FlushDone) {
+        let Some(topic) = self.streams.get(&done.stream).cloned() else { return };
+        let partition = done.partition;
+        self.components.metrics.record_checkpoint(&topic, partition, done.report.checkpoint.updated_at.timestamp());
+        self.durable.insert((Arc::clone(&topic), partition), (done.next_offset, Instant::now()));
+        let _ = self.commands.send(Command::Commit(vec![(topic.to_string(), partition, done.next_offset)]));
+    }
+
+    async fn on_tick(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let due: Vec<((Arc<str>, i32), FlushReason)> = self
+            .buffers
+            .iter()
+            .filter_map(|(key, buffer)| buffer.due(&self.components.limits, now).map(|reason| (key.clone(), reason)))
+            .collect();
+        for (key, reason) in due {
+            self.flush(&key, reason).await?;
+        }
+        let total: usize = self.buffers.values().map(PartitionBuffer::bytes).sum();
+        if total > self.components.limits.max_buffered_bytes {
+            let key = largest_buffer(self.buffers.values_mut()).map(|b| (Arc::clone(&b.topic), b.partition));
+            if let Some(key) = key {
+                self.flush(&key, FlushReason::Memory).await?;
+            }
+        }
+        let rows: usize = self.buffers.values().map(PartitionBuffer::rows).sum();
+        let bytes: usize = self.buffers.values().map(PartitionBuffer::bytes).sum();
+        self.components.metrics.set_buffered(rows as i64, bytes as i64);
+        for (key, high) in &self.high_watermarks {
+            let durable = self.durable.get(key).map_or(0, |(offset, _)| *offset);
+            self.components.metrics.set_lag(&key.0, key.1, (high - durable).max(0));
+        }
+        if !self.lake_writable && self.last_lake_check.is_none_or(|at| at.elapsed() >= Duration::from_secs(5)) {
+            self.check_lake().await;
+        }
+        Ok(())
+    }
+
+    async fn check_lake(&mut self) {
+        self.last_lake_check = Some(Instant::now());
+        match self.components.writer.store().check_writable().await {
+            Ok(()) => self.lake_writable = true,
+            Err(error) => {
+                self.lake_writable = false;
+                tracing::warn!(%error, "The lake is not writable; not ready until it is.");
+            }
+        }
+    }
+
+    fn update_readiness(&self, readiness: &Readiness, assigned: usize, brokers_down: bool) {
+        if !self.lake_writable {
+            readiness.set_not_ready("lake not writable");
+        } else if brokers_down {
+            readiness.set_not_ready("Kafka brokers unreachable");
+        } else if assigned == 0 {
+            readiness.set_not_ready("no partitions assigned");
+        } else {
+            readiness.set_ready();
+        }
+    }
+
+    /// Flush every buffer and wait until all are durable; returns the offsets to commit.
+    async fn flush_all(&mut self, reason: FlushReason) -> Result<Vec<(String, i32, i64)>> {
+        let keys: Vec<(Arc<str>, i32)> = self.buffers.keys().cloned().collect();
+        for key in &keys {
+            self.flush(key, reason).await?;
+        }
+        self.drain_flushes().await?;
+        Ok(self.durable.iter().map(|((topic, partition), (offset, _))| (topic.to_string(), *partition, *offset)).collect())
+    }
+}

@@ -1,0 +1,386 @@
+//! The poll thread: the only owner of the rdkafka consumer.
+//!
+//! It polls librdkafka, detaches messages and forwards them, in order, through one bounded
+//! channel to the processing loop, together with control events (partitions assigned or
+//! revoked, broker errors, high watermarks). Rebalances are handled here, inside librdkafka's
+//! callback, because that is the only place where a partition can still be flushed before it is
+//! released:
+//!
+//! - **assign**: recover each partition from the lake (removing files of a flush that never
+//!   committed) and assign it at the lake checkpoint, so Kafka's own committed offsets are only
+//!   advisory; then tell the loop where each partition starts.
+//! - **revoke**: hand the loop everything already read, ask it to flush and checkpoint the revoked
+//!   partitions, wait for its answer, commit those offsets to Kafka synchronously, and only then
+//!   release the partitions.
+//!
+//! Backpressure: when the channel is full the thread keeps the message, pauses every assigned
+//! partition and keeps polling (so group membership and callbacks stay alive), then resumes
+//! once the loop catches up. Only already-fetched messages can be held, and librdkafka bounds
+//! those with `queued.max.messages.kbytes`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedMessage;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Message};
+use tokio::sync::mpsc;
+
+use driftwatch_lake::writer::LakeWriter;
+
+use crate::config::StartFrom;
+use crate::telemetry::Metrics;
+
+/// How long a revoke waits for the loop to flush the revoked partitions before giving up and
+/// releasing them anyway (the new owner then replays from the last checkpoint).
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Poll timeout: also the latency of commands (commit, stop).
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// What the poll thread tells the processing loop, in consumption order.
+#[derive(Debug)]
+pub enum Event {
+    /// One consumed message.
+    Message(OwnedMessage),
+    /// Partitions now owned, each with the offset consumption starts from (`None`: no
+    /// checkpoint; the first message read starts the first range).
+    Assigned(Vec<(String, i32, Option<i64>)>),
+    /// Partitions being released: flush them, then answer with the offsets now durable.
+    Revoked { partitions: Vec<(String, i32)>, reply: std::sync::mpsc::SyncSender<Vec<(String, i32, i64)>> },
+    /// librdkafka's latest high watermark per partition (from its statistics).
+    HighWatermarks(Vec<(String, i32, i64)>),
+    /// A consumer or broker error (already counted); `fatal` ones end the daemon.
+    Error { kind: &'static str, message: String, fatal: bool },
+}
+
+/// What the processing loop asks of the poll thread.
+#[derive(Debug)]
+pub enum Command {
+    /// Commit these offsets to Kafka (asynchronously); the lake already has the data.
+    Commit(Vec<(String, i32, i64)>),
+    /// Commit synchronously, leave the group and exit the thread.
+    Stop(Vec<(String, i32, i64)>),
+}
+
+/// State shared between the poll loop and the rebalance callbacks (same thread; the mutex
+/// is never contended, it only satisfies `Sync`).
+#[derive(Debug, Default)]
+struct Held {
+    /// Messages polled while the channel was full, oldest first.
+    events: VecDeque<Event>,
+    /// Whether the assignment is paused for backpressure.
+    paused: bool,
+}
+
+/// The consumer's context: rebalance, statistics and error callbacks.
+pub struct PollerContext {
+    events: mpsc::Sender<Event>,
+    held: Mutex<Held>,
+    writer: Arc<LakeWriter>,
+    runtime: tokio::runtime::Handle,
+    group_id: String,
+    start_from: StartFrom,
+    metrics: Metrics,
+    /// Set once shutdown has flushed everything: revokes then just release.
+    stopping: AtomicBool,
+    /// Partitions currently assigned (for readiness).
+    pub assigned: Arc<AtomicUsize>,
+    /// Set while the brokers are unreachable (for readiness).
+    pub brokers_down: Arc<AtomicBool>,
+    last_error_log: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for PollerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollerContext").field("group_id", &self.group_id).finish_non_exhaustive()
+    }
+}
+
+/// The lake checkpoint stream of a consumed topic: one per (group, topic).
+pub fn kafka_stream_id(group_id: &str, topic: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+    };
+    format!("kafka.{}.{}", clean(group_id), clean(topic))
+}
+
+impl PollerContext {
+    /// Build the context; `runtime` runs the lake recovery during assignment.
+    pub fn new(
+        events: mpsc::Sender<Event>,
+        writer: Arc<LakeWriter>,
+        runtime: tokio::runtime::Handle,
+        group_id: String,
+        start_from: StartFrom,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            events,
+            held: Mutex::new(Held::default()),
+            writer,
+            runtime,
+            group_id,
+            start_from,
+            metrics,
+            stopping: AtomicBool::new(false),
+            assigned: Arc::new(AtomicUsize::new(0)),
+            brokers_down: Arc::new(AtomicBool::new(false)),
+            last_error_log: Mutex::new(None),
+        }
+    }
+
+    fn lock_held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Log at most once per 10 s; the counter counts every occurrence.
+    fn log_rate_limited(&self, kind: &'static str, message: &str) {
+        let mut last = self.last_error_log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+            *last = Some(Instant::now());
+            tracing::warn!(kind, error = message, "Kafka consumer error (repeats are counted, not logged, for 10 s).");
+        }
+    }
+
+    /// Recover every assigned partition from the lake, retrying the lake until it answers.
+    fn recover_assignment(&self, tpl: &TopicPartitionList) -> (TopicPartitionList, Vec<(String, i32, Option<i64>)>) {
+        let mut positioned = TopicPartitionList::new();
+        let mut starts = Vec::new();
+        for element in tpl.elements() {
+            let (topic, partition) = (element.topic().to_owned(), element.partition());
+            let stream = kafka_stream_id(&self.group_id, &topic);
+            let mut delay = Duration::from_millis(200);
+            let checkpoint = loop {
+                match self.runtime.block_on(self.writer.recover(&stream, partition)) {
+                    Ok(checkpoint) => break checkpoint,
+                    Err(error) => {
+                        self.metrics.record_consumer_error("lake_recover");
+                        tracing::warn!(topic, partition, %error, "Cannot recover partition from the lake; retrying.");
+                        std::thread::sleep(delay);
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                }
+            };
+            let next = checkpoint.map(|c| c.next_offset);
+            let offset = match (next, self.start_from) {
+                (Some(next), _) => Offset::Offset(next),
+                (None, StartFrom::Earliest) => Offset::Beginning,
+                (None, StartFrom::Latest) => Offset::End,
+            };
+            if let Err(error) = positioned.add_partition_offset(&topic, partition, offset) {
+                tracing::error!(topic, partition, %error, "Cannot position partition.");
+            }
+            tracing::info!(topic, partition, resume_at = ?next, "Partition assigned; recovered from the lake checkpoint.");
+            starts.push((topic, partition, next));
+        }
+        (positioned, starts)
+    }
+
+    /// Forward held messages (the revoked partitions' tail) and ask the loop to flush.
+    fn revoke(&self, tpl: &TopicPartitionList) -> Vec<(String, i32, i64)> {
+        let partitions: Vec<(String, i32)> =
+            tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+        if partitions.is_empty() || self.stopping.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let held: Vec<Event> = self.lock_held().events.drain(..).collect();
+        for event in held {
+            if self.events.blocking_send(event).is_err() {
+                return Vec::new();
+            }
+        }
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        if self.events.blocking_send(Event::Revoked { partitions, reply }).is_err() {
+            return Vec::new();
+        }
+        match answer.recv_timeout(REVOKE_TIMEOUT) {
+            Ok(durable) => durable,
+            Err(_) => {
+                tracing::error!(
+                    timeout_secs = REVOKE_TIMEOUT.as_secs(),
+                    "Revoked partitions were not flushed in time; releasing them uncommitted (the next owner replays them)."
+                );
+                Vec::new()
+            }
+        }
+    }
+}
+
+impl ClientContext for PollerContext {
+    fn stats(&self, statistics: Statistics) {
+        let marks: Vec<(String, i32, i64)> = statistics
+            .topics
+            .iter()
+            .flat_map(|(topic, t)| {
+                t.partitions
+                    .values()
+                    .filter(|p| p.partition >= 0 && p.hi_offset >= 0)
+                    .map(move |p| (topic.clone(), p.partition, p.hi_offset))
+            })
+            .collect();
+        if !marks.is_empty() {
+            // Statistics are periodic; dropping one when the loop is busy loses nothing.
+            let _ = self.events.try_send(Event::HighWatermarks(marks));
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let kind = match error.rdkafka_error_code() {
+            Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) => {
+                self.brokers_down.store(true, Ordering::Release);
+                "all_brokers_down"
+            }
+            Some(rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure) => "transport",
+            _ => "client",
+        };
+        self.metrics.record_consumer_error(kind);
+        self.log_rate_limited(kind, &format!("{error}: {reason}"));
+    }
+}
+
+impl ConsumerContext for PollerContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let (positioned, starts) = self.recover_assignment(tpl);
+                if !starts.is_empty() && self.events.blocking_send(Event::Assigned(starts)).is_err() {
+                    return;
+                }
+                if let Err(error) = consumer.assign(&positioned) {
+                    self.metrics.record_consumer_error("assign");
+                    tracing::error!(%error, "Cannot assign partitions.");
+                }
+                self.assigned.store(positioned.count(), Ordering::Release);
+                self.lock_held().paused = false;
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let durable = self.revoke(tpl);
+                if !durable.is_empty() {
+                    if let Err(error) = consumer.commit(&offsets_list(&durable), CommitMode::Sync) {
+                        // Advisory only: the lake checkpoint is what the next owner resumes from.
+                        tracing::warn!(%error, "Could not commit revoked partitions' offsets to Kafka.");
+                    }
+                }
+                if let Err(error) = consumer.unassign() {
+                    tracing::error!(%error, "Cannot unassign partitions.");
+                }
+                self.assigned.store(0, Ordering::Release);
+                self.lock_held().paused = false;
+                tracing::info!(partitions = tpl.count(), "Partitions revoked after flushing.");
+            }
+            other => {
+                self.metrics.record_consumer_error("rebalance");
+                tracing::error!(error = ?other, "Rebalance error; releasing the assignment.");
+                let _ = consumer.unassign();
+                self.assigned.store(0, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// A topic-partition list with explicit offsets.
+pub fn offsets_list(offsets: &[(String, i32, i64)]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in offsets {
+        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+    }
+    tpl
+}
+
+/// Run the poll loop until `Stop`. Called on a dedicated thread.
+pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::mpsc::Receiver<Command>) {
+    let context = consumer.context();
+    loop {
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                Command::Commit(offsets) => {
+                    if let Err(error) = consumer.commit(&offsets_list(&offsets), CommitMode::Async) {
+                        context.metrics.record_consumer_error("commit");
+                        context.log_rate_limited("commit", &error.to_string());
+                    }
+                }
+                Command::Stop(offsets) => {
+                    context.stopping.store(true, Ordering::Release);
+                    if !offsets.is_empty()
+                        && let Err(error) = consumer.commit(&offsets_list(&offsets), CommitMode::Sync)
+                    {
+                        tracing::warn!(%error, "Final Kafka offset commit failed (the lake checkpoint is authoritative).");
+                    }
+                    consumer.unsubscribe();
+                    return;
+                }
+            }
+        }
+        if !forward_held(context) {
+            return;
+        }
+        set_paused(consumer, context);
+        match consumer.poll(POLL_TIMEOUT) {
+            None => {}
+            Some(Ok(message)) => {
+                context.brokers_down.store(false, Ordering::Release);
+                let event = Event::Message(message.detach());
+                let mut held = context.lock_held();
+                if held.events.is_empty() {
+                    match context.events.try_send(event) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(event)) => held.events.push_back(event),
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    }
+                } else {
+                    held.events.push_back(event);
+                }
+            }
+            Some(Err(error)) => {
+                let kind = match &error {
+                    KafkaError::PartitionEOF(_) => continue,
+                    KafkaError::MessageConsumption(_) => "consume",
+                    _ => "poll",
+                };
+                context.metrics.record_consumer_error(kind);
+                context.log_rate_limited(kind, &error.to_string());
+            }
+        }
+    }
+}
+
+/// Send held messages while the channel has room. False when the loop is gone.
+fn forward_held(context: &PollerContext) -> bool {
+    let mut held = context.lock_held();
+    while let Some(event) = held.events.pop_front() {
+        match context.events.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                held.events.push_front(event);
+                break;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+        }
+    }
+    true
+}
+
+/// Pause the assignment while messages are held back, resume once they are all forwarded.
+fn set_paused(consumer: &BaseConsumer<PollerContext>, context: &PollerContext) {
+    let mut held = context.lock_held();
+    let want_paused = !held.events.is_empty();
+    if want_paused == held.paused {
+        return;
+    }
+    let Ok(assignment) = consumer.assignment() else { return };
+    let result = if want_paused { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
+    match result {
+        Ok(()) => {
+            held.paused = want_paused;
+            tracing::debug!(paused = want_paused, partitions = assignment.count(), "Backpressure changed.");
+        }
+        Err(error) => context.log_rate_limited("pause", &error.to_string()),
+    }
+}

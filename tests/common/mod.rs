@@ -1,0 +1,223 @@
+//! Helpers shared by the end-to-end tests: the driftwatch binary, the dev stack's services,
+//! lake inspection through the analyze crate, and small HTTP/process utilities.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use driftwatch_analyze::LakeSession;
+
+/// The binary under test.
+pub fn driftwatch() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_driftwatch"));
+    command.env("DRIFTWATCH_LOG", "warn,driftwatch_ingest=info");
+    // Config overrides from the developer's shell must not leak into tests.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DRIFTWATCH_") && key.contains("__") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// A service address exported by `scripts/dev-stack env`; tests fail loudly without it.
+pub fn stack_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with scripts/test (it starts the dev stack and exports it)")
+    })
+}
+
+/// A name unique to this test run, for topics and groups.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Plain HTTP/1.1 GET on loopback; returns (status, body).
+pub fn http_get(address: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("no HTTP status line")?;
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    Ok((status, decode_chunked(&body)))
+}
+
+fn decode_chunked(body: &str) -> String {
+    // axum answers with chunked encoding when the length is unknown; undo it when present.
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size_line, after)) = rest.split_once("\r\n") else { return body.to_owned() };
+        let Ok(size) = usize::from_str_radix(size_line.trim(), 16) else { return body.to_owned() };
+        if size == 0 {
+            return out;
+        }
+        if after.len() < size {
+            return body.to_owned();
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+}
+
+/// Poll `check` until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Send SIGTERM to a child.
+pub fn terminate(child: &Child) -> anyhow::Result<()> {
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+    if !status.success() {
+        bail!("kill -TERM {} failed", child.id());
+    }
+    Ok(())
+}
+
+/// Wait for a child with a timeout; kills it when the timeout passes.
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("process {} did not exit within {:?}", child.id(), timeout);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Counts read back from a lake with DataFusion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LakeCounts {
+    pub event_rows: i64,
+    pub distinct_events: i64,
+    pub feedback_rows: i64,
+    pub dead_letters: i64,
+    pub per_app: BTreeMap<String, AppCounts>,
+}
+
+/// Per-app sums from the events table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppCounts {
+    pub rows: i64,
+    pub distinct_events: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+}
+
+/// Read the lake's counts (events counted per row and per distinct event id).
+pub async fn lake_counts(lake: &Path) -> anyhow::Result<LakeCounts> {
+    let session = LakeSession::open(&lake.display().to_string(), None).await?;
+    let totals = driftwatch_analyze::lake_totals(&session).await?;
+    let batches = session
+        .sql_to_batches(
+            "SELECT app, count(*) AS rows, count(DISTINCT event_id) AS distinct_events, \
+             sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors, \
+             sum(coalesce(input_tokens, 0)) AS input_tokens, sum(coalesce(output_tokens, 0)) AS output_tokens, \
+             sum(coalesce(cost_usd, 0)) AS cost_usd FROM events GROUP BY app ORDER BY app",
+        )
+        .await?;
+    let mut per_app = BTreeMap::new();
+    for batch in &batches {
+        use arrow::array::{Array, AsArray};
+        use arrow::datatypes::{Float64Type, Int64Type};
+        let app = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
+        let app = app.as_string::<i32>();
+        let int = |i: usize| -> anyhow::Result<arrow::array::Int64Array> {
+            Ok(arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Int64)?.as_primitive::<Int64Type>().clone())
+        };
+        let (rows, distinct, errors, input, output) = (int(1)?, int(2)?, int(3)?, int(4)?, int(5)?);
+        let cost = arrow::compute::cast(batch.column(6), &arrow::datatypes::DataType::Float64)?;
+        let cost = cost.as_primitive::<Float64Type>();
+        for row in 0..batch.num_rows() {
+            if app.is_null(row) {
+                continue;
+            }
+            per_app.insert(
+                app.value(row).to_owned(),
+                AppCounts {
+                    rows: rows.value(row),
+                    distinct_events: distinct.value(row),
+                    errors: errors.value(row),
+                    input_tokens: input.value(row),
+                    output_tokens: output.value(row),
+                    cost_usd: cost.value(row),
+                },
+            );
+        }
+    }
+    Ok(LakeCounts {
+        event_rows: totals.events,
+        distinct_events: totals.distinct_events,
+        feedback_rows: totals.feedback,
+        dead_letters: totals.dead_letters,
+        per_app,
+    })
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(next) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Run a command to completion, failing with its output when it fails.
+pub fn run_ok(command: &mut Command) -> anyhow::Result<String> {
+    let output = command.stdin(Stdio::null()).output()?;
+    if !output.status.success() {
+        bail!(
+            "{:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            command,
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}

@@ -1,0 +1,257 @@
+//! A driftwatch daemon under test, a load run, and a private broker for the outage test.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use driftwatch_ingest::fleet::Truth;
+
+use crate::common;
+
+/// A unique set of topics with `partitions` partitions each.
+pub struct Topics {
+    pub prefix: String,
+}
+
+impl Topics {
+    pub async fn create(brokers: &str, partitions: i32) -> anyhow::Result<Self> {
+        let prefix = format!("{}-", common::unique("dw"));
+        let topics = driftwatch_ingest::loadgen::LoadTopics::with_prefix(&prefix);
+        driftwatch_ingest::loadgen::ensure_topics(brokers, &topics.all(), partitions, Duration::from_secs(30)).await?;
+        Ok(Self { prefix })
+    }
+
+    pub fn names(&self) -> [String; 3] {
+        [format!("{}otlp_spans", self.prefix), format!("{}otlp_logs", self.prefix), format!("{}llm_events", self.prefix)]
+    }
+}
+
+/// Write a daemon config for these topics and lake.
+pub fn write_config(dir: &Path, brokers: &str, group: &str, topics: &Topics, lake: &Path, extra: &str) -> anyhow::Result<PathBuf> {
+    let [spans, logs, events] = topics.names();
+    let config = format!(
+        r#"
+[lake]
+location = "{lake}"
+
+[kafka]
+brokers = "{brokers}"
+group_id = "{group}"
+start_from = "earliest"
+
+[[kafka.topics]]
+name = "{spans}"
+format = "otlp_traces"
+
+[[kafka.topics]]
+name = "{logs}"
+format = "otlp_logs"
+
+[[kafka.topics]]
+name = "{events}"
+format = "json_events"
+
+[kafka.librdkafka]
+"session.timeout.ms" = "10000"
+"heartbeat.interval.ms" = "1000"
+"topic.metadata.refresh.interval.ms" = "2000"
+
+[flush]
+max_rows = 20000
+max_age = "1s"
+{extra}
+"#,
+        lake = lake.display()
+    );
+    let path = dir.join(format!("{group}-{}.toml", common::free_port()));
+    std::fs::write(&path, config)?;
+    Ok(path)
+}
+
+/// A running `driftwatch ingest`.
+pub struct Daemon {
+    pub child: Child,
+    pub http: String,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(config: &Path, log_dir: &Path) -> anyhow::Result<Self> {
+        let port = common::free_port();
+        let http = format!("127.0.0.1:{port}");
+        let log = log_dir.join(format!("daemon-{port}.log"));
+        let child = common::driftwatch()
+            .args(["ingest", "--config"])
+            .arg(config)
+            .env("DRIFTWATCH_HTTP__LISTEN", format!("\"{http}\""))
+            .env("DRIFTWATCH_SHUTDOWN_DEADLINE", "60s")
+            .env("DRIFTWATCH_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        let daemon = Self { child, http, log };
+        let up = common::wait_for(Duration::from_secs(60), || common::http_get(&daemon.http, "/healthz").ok());
+        if up.is_none() {
+            bail!("daemon did not serve /healthz within 60 s; log:\n{}", daemon.log_tail());
+        }
+        Ok(daemon)
+    }
+
+    pub fn metrics(&self) -> anyhow::Result<String> {
+        let (status, body) = common::http_get(&self.http, "/metrics")?;
+        if status != 200 {
+            bail!("/metrics answered {status}");
+        }
+        Ok(body)
+    }
+
+    pub fn ready(&self) -> bool {
+        common::http_get(&self.http, "/readyz").is_ok_and(|(status, _)| status == 200)
+    }
+
+    /// Sum of a metric family's samples (optionally only those whose labels contain `filter`).
+    pub fn metric_sum(&self, name: &str, filter: &str) -> anyhow::Result<f64> {
+        Ok(metric_sum(&self.metrics()?, name, filter))
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// SIGTERM and wait; returns how long the shutdown took.
+    pub fn stop(mut self, timeout: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        common::terminate(&self.child)?;
+        let status = common::wait_with_timeout(&mut self.child, timeout)?;
+        if !status.success() {
+            bail!("daemon exited with {status}; log:\n{}", self.log_tail());
+        }
+        Ok(started.elapsed())
+    }
+
+    pub fn kill9(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sum of the samples of `name` in an exposition whose label set contains `filter`.
+pub fn metric_sum(exposition: &str, name: &str, filter: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| line.contains(filter))
+        .filter_map(|line| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// Produce with `driftwatch loadgen` and return the truth it printed.
+pub fn loadgen(brokers: &str, topics: &Topics, inferences: usize, seed: u64, malformed: f64, spans_per_message: usize) -> anyhow::Result<Truth> {
+    let output = common::run_ok(
+        common::driftwatch()
+            .args(["loadgen", "--brokers", brokers, "--topic-prefix", &topics.prefix, "--format", "mixed"])
+            .args(["--inferences", &inferences.to_string(), "--seed", &seed.to_string()])
+            .args(["--malformed-ratio", &malformed.to_string()])
+            .args(["--spans-per-message", &spans_per_message.to_string()]),
+    )?;
+    serde_json::from_str(output.trim()).context("loadgen printed no truth JSON")
+}
+
+/// Wait until the lake holds `expected` distinct events and `dead` dead letters.
+pub async fn wait_for_lake(lake: &Path, expected: u64, dead: u64, timeout: Duration) -> anyhow::Result<common::LakeCounts> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(counts) = common::lake_counts(lake).await
+            && counts.distinct_events as u64 >= expected
+            && counts.dead_letters as u64 >= dead
+        {
+            return Ok(counts);
+        }
+        if Instant::now() >= deadline {
+            let counts = common::lake_counts(lake).await.ok();
+            bail!("lake did not reach {expected} events / {dead} dead letters within {timeout:?}: {counts:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Total distinct inference events in a truth.
+pub fn produced(truth: &Truth) -> u64 {
+    truth.per_app.values().map(|t| t.distinct_event_ids).sum()
+}
+
+/// Assert the lake equals the truth exactly.
+pub fn assert_exactly(counts: &common::LakeCounts, truth: &Truth, context: &str) {
+    let produced = produced(truth);
+    assert_eq!(counts.event_rows as u64, produced, "{context}: event rows");
+    assert_eq!(counts.distinct_events as u64, produced, "{context}: distinct event ids");
+    assert_eq!(counts.dead_letters as u64, truth.malformed_messages, "{context}: dead letters");
+    for (app, expected) in &truth.per_app {
+        let got = counts.per_app.get(app).cloned().unwrap_or_default();
+        assert_eq!(got.distinct_events as u64, expected.distinct_event_ids, "{context}: {app} events");
+        assert_eq!(got.input_tokens as u64, expected.input_tokens, "{context}: {app} input tokens");
+        assert_eq!(got.output_tokens as u64, expected.output_tokens, "{context}: {app} output tokens");
+    }
+}
+
+/// A Tansu broker of the test's own (the outage test stops and restarts it).
+pub struct PrivateBroker {
+    pub address: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl PrivateBroker {
+    pub fn start(log_dir: &Path) -> anyhow::Result<Self> {
+        let port = common::free_port();
+        let mut broker = Self { address: format!("127.0.0.1:{port}"), child: None, log: log_dir.join(format!("tansu-{port}.log")) };
+        broker.restart()?;
+        Ok(broker)
+    }
+
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let binary = common::stack_var("DRIFTWATCH_TEST_TANSU");
+        let url = format!("tcp://{}", self.address);
+        let child = Command::new(binary)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&self.log)?)
+            .spawn()?;
+        self.child = Some(child);
+        let address = self.address.clone();
+        if common::wait_for(Duration::from_secs(30), || std::net::TcpStream::connect(&address).ok()).is_none() {
+            bail!("private tansu did not listen on {address}");
+        }
+        Ok(())
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,208 @@
+//! The Kafka daemon against a real broker (Tansu, started by `scripts/dev-stack`): mixed load,
+//! kill -9 crashes, a consumer group losing a member, SIGTERM, and a broker outage. Each test
+//! uses its own topics and consumer group. They run one at a time: each saturates the machine.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../common/mod.rs"]
+mod common;
+mod harness;
+
+use std::time::Duration;
+
+use harness::{Daemon, Topics, assert_exactly, loadgen, produced, wait_for_lake, write_config};
+use rand::{RngExt, SeedableRng};
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const INGEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn brokers() -> String {
+    common::stack_var("DRIFTWATCH_TEST_KAFKA")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mixed_load_lands_exactly_and_metrics_agree_with_the_lake() -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let brokers = brokers();
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let topics = Topics::create(&brokers, 3).await?;
+    let group = common::unique("mixed");
+    let config = write_config(dir.path(), &brokers, &group, &topics, &lake, "")?;
+    let daemon = Daemon::start(&config, dir.path())?;
+
+    // ~200k messages: a third of the apps send JSON events (one per message), the others OTLP
+    // protobuf and OTLP/JSON batches; ~1% malformed.
+    let truth = tokio::task::spawn_blocking({
+        let (brokers, prefix) = (brokers.clone(), Topics { prefix: topics.prefix.clone() });
+        move || loadgen(&brokers, &prefix, 330_000, 11, 0.01, 4)
+    })
+    .await??;
+    assert!(truth.messages >= 150_000, "load too small: {} messages", truth.messages);
+    let counts = wait_for_lake(&lake, produced(&truth), truth.malformed_messages, INGEST_TIMEOUT).await?;
+    assert_exactly(&counts, &truth, "mixed load");
+    assert!(daemon.ready(), "daemon should be ready while consuming");
+
+    // /metrics agrees with the lake.
+    let metrics = daemon.metrics()?;
+    let requests = harness::metric_sum(&metrics, "driftwatch_requests_total", "");
+    assert_eq!(requests as i64, counts.event_rows, "driftwatch_requests_total vs lake rows");
+    let dead = harness::metric_sum(&metrics, "driftwatch_dead_letters_total", "");
+    assert_eq!(dead as i64, counts.dead_letters, "driftwatch_dead_letters_total vs lake");
+    let messages = harness::metric_sum(&metrics, "driftwatch_messages_total", "");
+    assert_eq!(messages as u64, truth.messages, "every produced message is counted once");
+    assert!(metrics.contains("gen_ai_client_operation_duration_seconds_bucket"));
+    assert!(metrics.contains("gen_ai_client_token_usage_bucket"));
+    let elapsed = daemon.stop(Duration::from_secs(60))?;
+    println!("mixed load: {} messages, {} events, shutdown in {elapsed:?}", truth.messages, produced(&truth));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_under_load_leaves_the_lake_exactly_once() -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let seed = std::env::var("DRIFTWATCH_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1128u64);
+    println!("kafka crash test seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let brokers = brokers();
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let topics = Topics::create(&brokers, 3).await?;
+    let group = common::unique("crash");
+    let config = write_config(dir.path(), &brokers, &group, &topics, &lake, "")?;
+
+    let producer = tokio::task::spawn_blocking({
+        let (brokers, prefix) = (brokers.clone(), Topics { prefix: topics.prefix.clone() });
+        move || loadgen(&brokers, &prefix, 150_000, seed, 0.01, 4)
+    });
+    let mut kills = 0;
+    while kills < 6 {
+        let daemon = Daemon::start(&config, dir.path())?;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(500..4000))).await;
+        daemon.kill9()?;
+        kills += 1;
+    }
+    let truth = producer.await??;
+    let daemon = Daemon::start(&config, dir.path())?;
+    let counts = wait_for_lake(&lake, produced(&truth), truth.malformed_messages, INGEST_TIMEOUT).await?;
+    // Give a straggling duplicate, if the design were wrong, the chance to show up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let counts_after = common::lake_counts(&lake).await?;
+    assert_eq!(counts, counts_after);
+    assert_exactly(&counts_after, &truth, &format!("after {kills} kill -9"));
+    daemon.stop(Duration::from_secs(60))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_member_leaving_hands_over_exactly_once() -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let brokers = brokers();
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let topics = Topics::create(&brokers, 4).await?;
+    let group = common::unique("group");
+    let config = write_config(dir.path(), &brokers, &group, &topics, &lake, "")?;
+    let first = Daemon::start(&config, dir.path())?;
+    let second = Daemon::start(&config, dir.path())?;
+
+    let producer = tokio::task::spawn_blocking({
+        let (brokers, prefix) = (brokers.clone(), Topics { prefix: topics.prefix.clone() });
+        move || loadgen(&brokers, &prefix, 120_000, 5, 0.01, 4)
+    });
+    // Both members consume for a while, then one leaves mid-stream.
+    let both = common::wait_for(Duration::from_secs(120), || {
+        let a = first.metric_sum("driftwatch_messages_total", "").unwrap_or(0.0);
+        let b = second.metric_sum("driftwatch_messages_total", "").unwrap_or(0.0);
+        (a > 0.0 && b > 0.0).then_some((a, b))
+    });
+    assert!(both.is_some(), "both group members should consume");
+    second.stop(Duration::from_secs(60))?;
+    let truth = producer.await??;
+    let counts = wait_for_lake(&lake, produced(&truth), truth.malformed_messages, INGEST_TIMEOUT).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_exactly(&common::lake_counts(&lake).await?, &truth, "after a member left");
+    assert_eq!(counts.event_rows, counts.distinct_events);
+    first.stop(Duration::from_secs(60))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_flushes_within_the_deadline_and_restart_consumes_nothing_twice() -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let brokers = brokers();
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let topics = Topics::create(&brokers, 3).await?;
+    let group = common::unique("sigterm");
+    // A long max_age: only the shutdown flush can make buffered rows durable.
+    let config = write_config(dir.path(), &brokers, &group, &topics, &lake, "")?;
+    std::fs::write(&config, std::fs::read_to_string(&config)?.replace("max_age = \"1s\"", "max_age = \"10m\""))?;
+    let daemon = Daemon::start(&config, dir.path())?;
+    let truth = tokio::task::spawn_blocking({
+        let (brokers, prefix) = (brokers.clone(), Topics { prefix: topics.prefix.clone() });
+        move || loadgen(&brokers, &prefix, 20_000, 9, 0.0, 4)
+    })
+    .await??;
+    let consumed = common::wait_for(Duration::from_secs(300), || {
+        let seen = daemon.metric_sum("driftwatch_messages_total", "").ok()?;
+        (seen as u64 >= truth.messages).then_some(seen)
+    });
+    assert!(consumed.is_some(), "daemon did not consume the load; log:\n{}", daemon.log_tail());
+    let shutdown = daemon.stop(Duration::from_secs(60))?;
+    assert!(shutdown < Duration::from_secs(60), "shutdown took {shutdown:?}");
+    let counts = common::lake_counts(&lake).await?;
+    assert_exactly(&counts, &truth, "after SIGTERM");
+
+    // Restart: everything was committed, so nothing is consumed again.
+    let daemon = Daemon::start(&config, dir.path())?;
+    let ready = common::wait_for(Duration::from_secs(60), || daemon.ready().then_some(()));
+    assert!(ready.is_some(), "restarted daemon never became ready; log:\n{}", daemon.log_tail());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let again = daemon.metric_sum("driftwatch_messages_total", "")?;
+    assert_eq!(again, 0.0, "the restarted daemon re-consumed {again} messages");
+    daemon.stop(Duration::from_secs(60))?;
+    assert_eq!(common::lake_counts(&lake).await?, counts);
+    println!("SIGTERM shutdown took {shutdown:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let mut broker = harness::PrivateBroker::start(dir.path())?;
+    let topics = Topics::create(&broker.address, 2).await?;
+    let group = common::unique("outage");
+    let config = write_config(dir.path(), &broker.address, &group, &topics, &lake, "")?;
+    let daemon = Daemon::start(&config, dir.path())?;
+
+    let before = loadgen(&broker.address, &topics, 5_000, 21, 0.0, 4)?;
+    wait_for_lake(&lake, produced(&before), 0, INGEST_TIMEOUT).await?;
+
+    // The broker goes away for 30 s. The daemon must stay up and report itself unready.
+    broker.stop();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(daemon.child_alive(), "daemon exited during the outage; log:\n{}", daemon.log_tail());
+    assert!(!daemon.ready(), "daemon claims readiness with no broker");
+
+    // A memory broker comes back empty: recreate the topics and produce the next batch.
+    broker.restart()?;
+    driftwatch_ingest::loadgen::ensure_topics(
+        &broker.address,
+        &driftwatch_ingest::loadgen::LoadTopics::with_prefix(&topics.prefix).all(),
+        2,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let after = loadgen(&broker.address, &topics, 5_000, 22, 0.0, 4)?;
+    let total = produced(&before) + produced(&after);
+    let counts = wait_for_lake(&lake, total, 0, INGEST_TIMEOUT).await?;
+    assert_eq!(counts.distinct_events as u64, total);
+    assert_eq!(counts.event_rows, counts.distinct_events, "no duplicates across the outage");
+    let ready = common::wait_for(Duration::from_secs(60), || daemon.ready().then_some(()));
+    assert!(ready.is_some(), "daemon did not become ready again");
+    daemon.stop(Duration::from_secs(60))?;
+    Ok(())
+}
