@@ -231,3 +231,6 @@ pub fn encode_dead_letters(rows: &[DeadLetter]) -> Result<RecordBatch> {
     source_columns(&mut columns, n, rows.iter().map(|r| r.source.as_ref()));
     batch("dead_letter", dead_letter_schema(), columns)
 }
+
+#[cfg(test)]
+mod tests;

@@ -36,3 +36,6 @@ pub mod store;
 pub mod writer;
 
 pub use error::{LakeError, Result};
+
+#[cfg(test)]
+mod test_support;

@@ -167,7 +167,8 @@ mod tests {
 
     #[test]
     fn event_columns_are_the_documented_contract() {
-        let names: Vec<&str> = events_schema().fields().iter().map(|f| f.name().as_str()).collect();
+        let schema = events_schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(
             names,
             [
