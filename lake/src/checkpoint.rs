@@ -10,8 +10,8 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::error::{LakeError, Result};
@@ -52,27 +52,46 @@ async fn read_json<T: DeserializeOwned>(store: &LakeStore, path: &str) -> Result
         None => Ok(None),
         Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|source| LakeError::Json { path: path.to_owned(), source }),
+            .map_err(|source| LakeError::Json {
+                path: path.to_owned(),
+                source,
+            }),
     }
 }
 
 async fn write_json<T: Serialize>(store: &LakeStore, path: &str, value: &T) -> Result<()> {
-    let json = serde_json::to_vec_pretty(value).map_err(|source| LakeError::Json { path: path.to_owned(), source })?;
+    let json = serde_json::to_vec_pretty(value).map_err(|source| LakeError::Json {
+        path: path.to_owned(),
+        source,
+    })?;
     store.put_atomic(path, Bytes::from(json)).await
 }
 
 /// The committed checkpoint of (stream, partition), if any.
-pub async fn read_checkpoint(store: &LakeStore, stream: &str, partition: i32) -> Result<Option<Checkpoint>> {
+pub async fn read_checkpoint(
+    store: &LakeStore,
+    stream: &str,
+    partition: i32,
+) -> Result<Option<Checkpoint>> {
     read_json(store, &checkpoint_path(stream, partition)).await
 }
 
 /// Commit a checkpoint (atomic put).
 pub(crate) async fn write_checkpoint(store: &LakeStore, checkpoint: &Checkpoint) -> Result<()> {
-    write_json(store, &checkpoint_path(&checkpoint.stream, checkpoint.partition), checkpoint).await
+    write_json(
+        store,
+        &checkpoint_path(&checkpoint.stream, checkpoint.partition),
+        checkpoint,
+    )
+    .await
 }
 
 /// The manifest of an interrupted or in-progress flush of (stream, partition), if any.
-pub async fn read_pending(store: &LakeStore, stream: &str, partition: i32) -> Result<Option<PendingFlush>> {
+pub async fn read_pending(
+    store: &LakeStore,
+    stream: &str,
+    partition: i32,
+) -> Result<Option<PendingFlush>> {
     read_json(store, &pending_path(stream, partition)).await
 }
 
@@ -105,13 +124,24 @@ fn dir_of(path: &str) -> &str {
 /// committed: its files (present or not) are deleted, then the manifest. Stale
 /// temporaries of this partition are removed from every directory involved.
 /// Running it again is harmless: every step is idempotent.
-pub async fn recover(store: &LakeStore, stream: &str, partition: i32) -> Result<Option<Checkpoint>> {
-    let (checkpoint, pending) =
-        futures::try_join!(read_checkpoint(store, stream, partition), read_pending(store, stream, partition))?;
+pub async fn recover(
+    store: &LakeStore,
+    stream: &str,
+    partition: i32,
+) -> Result<Option<Checkpoint>> {
+    let (checkpoint, pending) = futures::try_join!(
+        read_checkpoint(store, stream, partition),
+        read_pending(store, stream, partition)
+    )?;
     let committed_next = checkpoint.as_ref().map(|c| c.next_offset);
     if let Some(pending) = pending {
         if committed_next.is_some_and(|next| pending.next_offset <= next) {
-            info!(stream, partition, next_offset = pending.next_offset, "Pending flush had committed; removing its manifest.");
+            info!(
+                stream,
+                partition,
+                next_offset = pending.next_offset,
+                "Pending flush had committed; removing its manifest."
+            );
         } else if committed_next.is_none_or(|next| pending.first_offset >= next) {
             warn!(
                 stream,
@@ -141,6 +171,8 @@ pub async fn recover(store: &LakeStore, stream: &str, partition: i32) -> Result<
         }
         delete_pending(store, stream, partition).await?;
     }
-    store.remove_stale_tmps(&checkpoint_dir(stream), stream, partition).await?;
+    store
+        .remove_stale_tmps(&checkpoint_dir(stream), stream, partition)
+        .await?;
     Ok(checkpoint)
 }

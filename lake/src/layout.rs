@@ -65,7 +65,22 @@ fn needs_escape(c: char) -> bool {
     c.is_ascii_control()
         || matches!(
             c,
-            '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '{' | '[' | ']' | '^' | '<' | '>' | '|'
+            '"' | '#'
+                | '%'
+                | '\''
+                | '*'
+                | '/'
+                | ':'
+                | '='
+                | '?'
+                | '\\'
+                | '{'
+                | '['
+                | ']'
+                | '^'
+                | '<'
+                | '>'
+                | '|'
         )
 }
 
@@ -99,7 +114,10 @@ pub fn unescape_path_value(escaped: &str) -> String {
     while let Some(pos) = rest.find('%') {
         out.push_str(&rest[..pos]);
         let after = &rest[pos + 1..];
-        match after.get(..2).and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
+        match after
+            .get(..2)
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
             Some(byte) if byte.is_ascii() => {
                 out.push(char::from(byte));
                 rest = &after[2..];
@@ -128,7 +146,9 @@ pub fn sanitize_stream(source_id: &str) -> String {
 /// The UTC calendar date (`YYYY-MM-DD`) of a timestamp: the `date=` partition.
 pub fn date_partition(time: UnixNanos) -> String {
     let day_start = time.div_euclid(NANOS_PER_DAY) * NANOS_PER_DAY;
-    DateTime::from_timestamp_nanos(day_start).format("%Y-%m-%d").to_string()
+    DateTime::from_timestamp_nanos(day_start)
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 /// The UTC day number of a timestamp (days since 1970-01-01); rows with the same
@@ -178,14 +198,21 @@ pub fn pending_path(stream: &str, partition: i32) -> String {
 /// [`file_name`], its checkpoint or its pending manifest. Other partitions' and
 /// other writers' temporaries must survive, because they may still be in flight.
 pub(crate) fn is_own_tmp(name: &str, stream: &str, partition: i32) -> bool {
-    let Some(hidden) = name.strip_prefix('.') else { return false };
-    let Some(marker) = hidden.rfind(TMP_MARKER) else { return false };
+    let Some(hidden) = name.strip_prefix('.') else {
+        return false;
+    };
+    let Some(marker) = hidden.rfind(TMP_MARKER) else {
+        return false;
+    };
     let target = &hidden[..marker];
     if target == format!("{partition}.json") || target == format!("{partition}.pending.json") {
         return true;
     }
     let prefix = format!("{}-{partition}-", sanitize_stream(stream));
-    let Some(offsets) = target.strip_prefix(&prefix).and_then(|t| t.strip_suffix(".parquet")) else {
+    let Some(offsets) = target
+        .strip_prefix(&prefix)
+        .and_then(|t| t.strip_suffix(".parquet"))
+    else {
         return false;
     };
     // `<first:020>-<next:020>`: requiring both fixed-width fields makes the prefix
@@ -193,7 +220,10 @@ pub(crate) fn is_own_tmp(name: &str, stream: &str, partition: i32) -> bool {
     let bytes = offsets.as_bytes();
     bytes.len() == 41
         && bytes[20] == b'-'
-        && bytes[..20].iter().chain(&bytes[21..]).all(u8::is_ascii_digit)
+        && bytes[..20]
+            .iter()
+            .chain(&bytes[21..])
+            .all(u8::is_ascii_digit)
 }
 
 /// The temporary name an atomic local write uses before renaming to `name`:
@@ -209,13 +239,26 @@ mod tests {
     #[test]
     fn odd_app_names_round_trip_as_one_segment() {
         for app in [
-            "a/b", "x=y", "café ☕", "with space", "50%", "C:\\tmp", "q?#*|<>\"", "tab\tnew\nline", "", ".",
-            "..", "plain-app_1.2",
+            "a/b",
+            "x=y",
+            "café ☕",
+            "with space",
+            "50%",
+            "C:\\tmp",
+            "q?#*|<>\"",
+            "tab\tnew\nline",
+            "",
+            ".",
+            "..",
+            "plain-app_1.2",
         ] {
             let escaped = escape_path_value(app);
             assert!(!escaped.contains('/'), "{app:?} -> {escaped:?}");
             assert!(!escaped.contains('='), "{app:?} -> {escaped:?}");
-            assert!(!escaped.chars().any(|c| c.is_ascii_control()), "{app:?} -> {escaped:?}");
+            assert!(
+                !escaped.chars().any(|c| c.is_ascii_control()),
+                "{app:?} -> {escaped:?}"
+            );
             assert!(!escaped.is_empty());
             assert_eq!(unescape_path_value(&escaped), app, "round trip of {app:?}");
             let path = data_path(FileKind::Events, "2024-01-02", app, "f.parquet");
@@ -231,7 +274,11 @@ mod tests {
     fn unescape_keeps_malformed_sequences() {
         assert_eq!(unescape_path_value("100%"), "100%");
         assert_eq!(unescape_path_value("%zz%4"), "%zz%4");
-        assert_eq!(unescape_path_value("%C3%A9"), "%C3%A9", "only ASCII is ever escaped");
+        assert_eq!(
+            unescape_path_value("%C3%A9"),
+            "%C3%A9",
+            "only ASCII is ever escaped"
+        );
     }
 
     #[test]
@@ -247,7 +294,10 @@ mod tests {
     #[test]
     fn paths_follow_the_layout() {
         let name = file_name("llm-events", 3, 10, 250);
-        assert_eq!(name, "llm-events-3-00000000000000000010-00000000000000000250.parquet");
+        assert_eq!(
+            name,
+            "llm-events-3-00000000000000000010-00000000000000000250.parquet"
+        );
         assert_eq!(
             data_path(FileKind::Events, "2024-05-01", "chat bot", &name),
             format!("events/date=2024-05-01/app=chat bot/{name}")
@@ -275,6 +325,9 @@ mod tests {
         assert!(is_own_tmp(&tmp_name("1.json", "z"), "a", 1));
         assert!(is_own_tmp(&tmp_name("1.pending.json", "z"), "a", 1));
         assert!(!is_own_tmp(&tmp_name("12.json", "z"), "a", 1));
-        assert!(!is_own_tmp(&file_name("a", 1, 0, 5), "a", 1), "final files are not temporaries");
+        assert!(
+            !is_own_tmp(&file_name("a", 1, 0, 5), "a", 1),
+            "final files are not temporaries"
+        );
     }
 }

@@ -104,7 +104,11 @@ pub fn feedback_tally_fields() -> Fields {
 
 /// The element field of the rollups' `feedback` list.
 pub fn feedback_tally_item() -> Arc<Field> {
-    Arc::new(Field::new("item", DataType::Struct(feedback_tally_fields()), false))
+    Arc::new(Field::new(
+        "item",
+        DataType::Struct(feedback_tally_fields()),
+        false,
+    ))
 }
 
 static ROLLUPS: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -172,12 +176,41 @@ mod tests {
         assert_eq!(
             names,
             [
-                "event_id", "trace_id", "span_id", "response_id", "time", "start_time", "app", "environment",
-                "provider", "operation", "request_model", "response_model", "prompt_id", "prompt_version",
-                "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens", "cost_usd",
-                "reported_cost_usd", "price_version", "latency_ms", "ttft_ms", "status", "error_type",
-                "finish_reason", "input_hash", "output_hash", "output_simhash", "output_chars", "golden_case",
-                "content", "source_topic", "source_partition", "source_offset",
+                "event_id",
+                "trace_id",
+                "span_id",
+                "response_id",
+                "time",
+                "start_time",
+                "app",
+                "environment",
+                "provider",
+                "operation",
+                "request_model",
+                "response_model",
+                "prompt_id",
+                "prompt_version",
+                "input_tokens",
+                "output_tokens",
+                "cache_read_tokens",
+                "reasoning_tokens",
+                "cost_usd",
+                "reported_cost_usd",
+                "price_version",
+                "latency_ms",
+                "ttft_ms",
+                "status",
+                "error_type",
+                "finish_reason",
+                "input_hash",
+                "output_hash",
+                "output_simhash",
+                "output_chars",
+                "golden_case",
+                "content",
+                "source_topic",
+                "source_partition",
+                "source_offset",
             ]
         );
     }
