@@ -92,10 +92,8 @@ pub struct LakeWriter {
     options: Arc<ParquetOptions>,
 }
 
-const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
-
 fn same_day(a: i64, b: i64) -> bool {
-    a.div_euclid(NANOS_PER_DAY) == b.div_euclid(NANOS_PER_DAY)
+    day_of(a) == day_of(b)
 }
 
 /// Encode and write one group of rows sharing a table, date (and app).
