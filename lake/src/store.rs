@@ -1,0 +1,378 @@
+//! Where lake files physically go: [`LakeStore`] takes lake-relative paths from
+//! [`crate::layout`] and file bytes from [`crate::parquet`], and stores them on a
+//! local path, in S3 (or an S3-compatible store), or in memory for tests.
+//!
+//! Every put is atomic: a reader sees the previous object or the complete new
+//! one. On a local path that is done here with an fsynced hidden temporary and a
+//! rename (see the `local` submodule); object stores give it by their `put`
+//! semantics. The checkpoint protocol in [`crate::writer`] builds on this.
+
+mod local;
+
+use std::collections::HashMap;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::error::{LakeError, Result};
+
+/// One stored file, as [`LakeStore::list`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LakeObject {
+    /// Lake-relative path (`events/date=…/app=…/file.parquet`).
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time, as the store reports it.
+    pub last_modified: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    /// A directory on a local file system, written with our own durable primitives.
+    Local { root: PathBuf },
+    /// An object store; `prefix` is the lake root inside it (may be empty).
+    Object {
+        store: Arc<dyn ObjectStore>,
+        prefix: String,
+    },
+}
+
+/// A lake root on some storage, with atomic puts. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LakeStore {
+    backend: Backend,
+    /// The store for [`LakeStore::url`]'s scheme and authority, for query engines.
+    object_store: Arc<dyn ObjectStore>,
+    /// The lake root as a URL.
+    url: String,
+}
+
+fn location_error(location: &str, reason: impl Into<String>) -> LakeError {
+    LakeError::Location {
+        location: location.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Run blocking file I/O off the async workers.
+async fn blocking<T: Send + 'static>(
+    op: &'static str,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|source| LakeError::Task { op, source })?
+}
+
+impl LakeStore {
+    /// Open a lake root: a local path (or `file://` URL; created if missing),
+    /// `s3://bucket/prefix` (credentials, region and endpoint from the `AWS_*`
+    /// environment, overridden by `options`, whose keys are object_store's
+    /// `AmazonS3ConfigKey` names such as `aws_region` or `aws_endpoint`), or
+    /// `memory://` (a fresh in-memory store, for tests).
+    pub async fn open(location: &str, options: &HashMap<String, String>) -> Result<LakeStore> {
+        let (scheme, rest) = match location.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme), rest),
+            None => (None, location),
+        };
+        if !options.is_empty() && !matches!(scheme, Some("s3" | "s3a")) {
+            return Err(location_error(
+                location,
+                "object store options apply only to s3:// lakes",
+            ));
+        }
+        match scheme {
+            None | Some("file") => Self::open_local(location, rest).await,
+            Some("memory") => {
+                let prefix = rest.trim_matches('/').to_owned();
+                let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+                Ok(LakeStore {
+                    url: format!("memory:///{prefix}"),
+                    object_store: Arc::clone(&store),
+                    backend: Backend::Object { store, prefix },
+                })
+            }
+            Some("s3" | "s3a") => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(location_error(location, "missing bucket name"));
+                }
+                let prefix = prefix.trim_matches('/').to_owned();
+                let mut builder = AmazonS3Builder::from_env().with_url(format!("s3://{bucket}"));
+                for (key, value) in options {
+                    let parsed: AmazonS3ConfigKey =
+                        key.to_ascii_lowercase().parse().map_err(|source| {
+                            LakeError::StoreConfig {
+                                key: key.clone(),
+                                location: location.to_owned(),
+                                source: Box::new(source),
+                            }
+                        })?;
+                    builder = builder.with_config(parsed, value);
+                }
+                let store: Arc<dyn ObjectStore> =
+                    Arc::new(builder.build().map_err(|source| LakeError::StoreConfig {
+                        key: "(all options)".into(),
+                        location: location.to_owned(),
+                        source: Box::new(source),
+                    })?);
+                let url = if prefix.is_empty() {
+                    format!("s3://{bucket}")
+                } else {
+                    format!("s3://{bucket}/{prefix}")
+                };
+                Ok(LakeStore {
+                    url,
+                    object_store: Arc::clone(&store),
+                    backend: Backend::Object { store, prefix },
+                })
+            }
+            Some(other) => Err(location_error(
+                location,
+                format!("unsupported scheme {other:?}"),
+            )),
+        }
+    }
+
+    async fn open_local(location: &str, path: &str) -> Result<LakeStore> {
+        if path.is_empty() {
+            return Err(location_error(location, "empty path"));
+        }
+        let requested = PathBuf::from(path);
+        let root = blocking("open local lake", move || {
+            std::fs::create_dir_all(&requested)
+                .map_err(|source| LakeError::io("create lake root", &requested, source))?;
+            std::fs::canonicalize(&requested)
+                .map_err(|source| LakeError::io("canonicalize", &requested, source))
+        })
+        .await?;
+        let url = format!("file://{}", root.display());
+        Ok(LakeStore {
+            url,
+            object_store: Arc::new(LocalFileSystem::new()),
+            backend: Backend::Local { root },
+        })
+    }
+
+    /// The store serving [`LakeStore::url`]'s scheme and authority (the whole
+    /// bucket, or the local file system), to register with a query engine.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.object_store)
+    }
+
+    /// The lake root as a URL (`file:///…`, `s3://bucket/prefix`, `memory:///…`);
+    /// table paths are this plus `/events/` etc.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// True when the lake is a local directory (and temporaries may exist).
+    pub fn is_local(&self) -> bool {
+        matches!(self.backend, Backend::Local { .. })
+    }
+
+    fn local_path(root: &FsPath, path: &str) -> Result<PathBuf> {
+        validate(path)?;
+        Ok(root.join(path))
+    }
+
+    fn object_path(prefix: &str, path: &str) -> Result<ObjectPath> {
+        validate(path)?;
+        let full = if prefix.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{prefix}/{path}")
+        };
+        ObjectPath::parse(&full).map_err(|source| LakeError::Path {
+            path: full,
+            reason: source.to_string(),
+        })
+    }
+
+    /// Store `data` at `path`, replacing any previous content atomically and durably.
+    pub async fn put_atomic(&self, path: &str, data: Bytes) -> Result<()> {
+        match &self.backend {
+            Backend::Local { root } => {
+                let file = Self::local_path(root, path)?;
+                blocking("put", move || local::put_atomic(&file, &data)).await
+            }
+            Backend::Object { store, prefix } => {
+                let location = Self::object_path(prefix, path)?;
+                store
+                    .put(&location, PutPayload::from(data))
+                    .await
+                    .map_err(|source| LakeError::store("put", path, source))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The content at `path`, or `None` when nothing is stored there.
+    pub async fn get(&self, path: &str) -> Result<Option<Bytes>> {
+        match &self.backend {
+            Backend::Local { root } => {
+                let file = Self::local_path(root, path)?;
+                Ok(blocking("get", move || local::get(&file))
+                    .await?
+                    .map(Bytes::from))
+            }
+            Backend::Object { store, prefix } => {
+                let location = Self::object_path(prefix, path)?;
+                let result = match store.get(&location).await {
+                    Ok(result) => result,
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    Err(source) => return Err(LakeError::store("get", path, source)),
+                };
+                result
+                    .bytes()
+                    .await
+                    .map(Some)
+                    .map_err(|source| LakeError::store("get", path, source))
+            }
+        }
+    }
+
+    /// Remove `path` durably. Removing something absent succeeds, so recovery can be repeated.
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Local { root } => {
+                let file = Self::local_path(root, path)?;
+                blocking("delete", move || local::delete(&file)).await
+            }
+            Backend::Object { store, prefix } => {
+                let location = Self::object_path(prefix, path)?;
+                match store.delete(&location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(source) => Err(LakeError::store("delete", path, source)),
+                }
+            }
+        }
+    }
+
+    /// Every visible file under the directory `prefix` (recursively), sorted by
+    /// path. Hidden files (leading `.`, i.e. in-flight temporaries) are skipped,
+    /// as query engines skip them.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<LakeObject>> {
+        let mut objects = match &self.backend {
+            Backend::Local { root } => {
+                let dir = if prefix.is_empty() {
+                    root.clone()
+                } else {
+                    Self::local_path(root, prefix)?
+                };
+                let root = root.clone();
+                blocking("list", move || local::list(&root, &dir)).await?
+            }
+            Backend::Object {
+                store,
+                prefix: root,
+            } => {
+                let location = if prefix.is_empty() {
+                    (!root.is_empty()).then(|| ObjectPath::from(root.as_str()))
+                } else {
+                    Some(Self::object_path(root, prefix)?)
+                };
+                let metas: Vec<_> = store
+                    .list(location.as_ref())
+                    .try_collect()
+                    .await
+                    .map_err(|source| LakeError::store("list", prefix, source))?;
+                let strip = if root.is_empty() {
+                    String::new()
+                } else {
+                    format!("{root}/")
+                };
+                metas
+                    .into_iter()
+                    .filter(|meta| {
+                        meta.location
+                            .filename()
+                            .is_some_and(|name| !name.starts_with('.'))
+                    })
+                    .map(|meta| LakeObject {
+                        path: meta
+                            .location
+                            .as_ref()
+                            .strip_prefix(&strip)
+                            .unwrap_or(meta.location.as_ref())
+                            .to_owned(),
+                        size: meta.size,
+                        last_modified: meta.last_modified,
+                    })
+                    .collect()
+            }
+        };
+        objects.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(objects)
+    }
+
+    /// Remove temporary files that a crashed atomic write of (stream, partition)
+    /// left in the directory `dir`. Object stores never have any.
+    pub async fn remove_stale_tmps(
+        &self,
+        dir: &str,
+        stream: &str,
+        partition: i32,
+    ) -> Result<usize> {
+        match &self.backend {
+            Backend::Local { root } => {
+                let dir = Self::local_path(root, dir)?;
+                let stream = stream.to_owned();
+                blocking("remove temporaries", move || {
+                    local::remove_own_tmps(&dir, &stream, partition)
+                })
+                .await
+            }
+            Backend::Object { .. } => Ok(0),
+        }
+    }
+
+    /// Prove the lake accepts writes right now by putting and deleting a probe
+    /// file; the daemon's readiness check calls it.
+    pub async fn check_writable(&self) -> Result<()> {
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let probe = format!(
+            "{}/_probe-{}-{nanos}",
+            crate::layout::CHECKPOINTS_DIR,
+            std::process::id()
+        );
+        self.put_atomic(&probe, Bytes::from_static(b"ok")).await?;
+        self.delete(&probe).await
+    }
+}
+
+/// Lake-relative paths come from [`crate::layout`]; reject anything that could
+/// escape the lake root or is not one object key.
+fn validate(path: &str) -> Result<()> {
+    let bad = |reason: &str| {
+        Err(LakeError::Path {
+            path: path.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if path.is_empty() || path.starts_with('/') || path.ends_with('/') {
+        return bad("must be a non-empty relative path");
+    }
+    if path
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return bad("empty, `.` or `..` segment");
+    }
+    if path.contains('\\') || path.chars().any(|c| c.is_ascii_control()) {
+        return bad("backslash or control character");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,379 @@
+//! One flush of one source partition into the lake, exactly once. Ingest hands
+//! [`LakeWriter::commit`] a [`FlushBatch`] (rows plus the source range they came
+//! from); the rows leave as Parquet files grouped by table, date and app, and
+//! the range leaves as the partition's checkpoint.
+//!
+//! The protocol (DESIGN §5 delivery guarantee):
+//! 1. put the pending manifest listing every file the flush will write;
+//! 2. put the data files (each atomic; up to [`CONCURRENT_PUTS`] at once);
+//! 3. put the checkpoint with the new `next_offset`;
+//! 4. delete the manifest.
+//!
+//! A crash anywhere leaves a state [`LakeWriter::recover`] resolves: before step
+//! 3 the flush is undone, after it the flush stands. File names are a function
+//! of the source range, so replaying committed offsets overwrites, never adds.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::{StreamExt, TryStreamExt};
+use tracing::{debug, warn};
+
+use crate::checkpoint::{self, Checkpoint, PendingFlush};
+use crate::encode::{encode_dead_letters, encode_events, encode_feedback, encode_rollups};
+use crate::error::{LakeError, Result};
+use crate::layout::{FileKind, data_path, date_partition, day_of, file_name};
+use crate::model::{DeadLetter, FeedbackEvent, InferenceEvent, RollupRow};
+use crate::parquet::{ParquetOptions, write_parquet};
+use crate::store::LakeStore;
+
+/// Data files put concurrently during one flush: enough to hide object store
+/// latency, few enough to bound memory and connections.
+pub const CONCURRENT_PUTS: usize = 4;
+
+/// Everything one flush of one (stream, partition) writes.
+#[derive(Debug, Clone, Default)]
+pub struct FlushBatch {
+    /// Source id (Kafka topic, file source id); sanitised into paths by [`crate::layout`].
+    pub stream: String,
+    /// Source partition (0 for files).
+    pub partition: i32,
+    /// First source offset covered by this flush.
+    pub first_offset: i64,
+    /// Offset after the last message covered: the checkpoint after commit.
+    pub next_offset: i64,
+    /// Inference events read from the range.
+    pub events: Vec<InferenceEvent>,
+    /// Feedback read from the range.
+    pub feedback: Vec<FeedbackEvent>,
+    /// Rollup partials closed by this flush.
+    pub rollups: Vec<RollupRow>,
+    /// Rejected input from the range.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// One data file a commit wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    /// Table (`events`, `feedback`, `rollups`, `dead_letter`).
+    pub kind: &'static str,
+    /// Lake-relative path.
+    pub path: String,
+    /// Rows in the file.
+    pub rows: usize,
+    /// Encoded size.
+    pub bytes: usize,
+}
+
+/// What a commit did: for logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitReport {
+    /// Data files written, in path order.
+    pub files: Vec<WrittenFile>,
+    /// The checkpoint now in force.
+    pub checkpoint: Checkpoint,
+}
+
+/// An encoded file waiting to be put.
+#[derive(Debug)]
+pub(crate) struct EncodedFile {
+    pub(crate) kind: FileKind,
+    pub(crate) path: String,
+    pub(crate) rows: usize,
+    pub(crate) data: bytes::Bytes,
+}
+
+/// Writes flushes into a lake with the exactly-once protocol. Cheap to share
+/// behind an `Arc`; commits of different partitions may run concurrently, a
+/// partition's commits must be sequential.
+#[derive(Debug, Clone)]
+pub struct LakeWriter {
+    store: LakeStore,
+    options: Arc<ParquetOptions>,
+}
+
+fn same_day(a: i64, b: i64) -> bool {
+    day_of(a) == day_of(b)
+}
+
+/// Encode and write one group of rows sharing a table, date (and app).
+fn encode_group(
+    options: &ParquetOptions,
+    kind: FileKind,
+    path: String,
+    rows: usize,
+    batch: Result<arrow::record_batch::RecordBatch>,
+) -> Result<EncodedFile> {
+    let data =
+        write_parquet(&batch?, options.writer_properties(kind)?).map_err(|error| match error {
+            LakeError::Parquet { op, source, .. } => LakeError::Parquet {
+                op,
+                kind: kind.as_str(),
+                source,
+            },
+            other => other,
+        })?;
+    Ok(EncodedFile {
+        kind,
+        path,
+        rows,
+        data,
+    })
+}
+
+/// Group a flush's rows into files and encode them. Rows are sorted by time
+/// (stable, so the same input gives byte-identical files on replay).
+pub(crate) fn encode_batch(
+    options: &ParquetOptions,
+    batch: &mut FlushBatch,
+) -> Result<Vec<EncodedFile>> {
+    let name = file_name(
+        &batch.stream,
+        batch.partition,
+        batch.first_offset,
+        batch.next_offset,
+    );
+    let mut files = Vec::new();
+
+    batch.events.sort_by(|a, b| {
+        day_of(a.time)
+            .cmp(&day_of(b.time))
+            .then_with(|| a.app.cmp(&b.app))
+            .then(a.time.cmp(&b.time))
+    });
+    for group in batch
+        .events
+        .chunk_by(|a, b| same_day(a.time, b.time) && a.app == b.app)
+    {
+        let path = data_path(
+            FileKind::Events,
+            &date_partition(group[0].time),
+            &group[0].app,
+            &name,
+        );
+        files.push(encode_group(
+            options,
+            FileKind::Events,
+            path,
+            group.len(),
+            encode_events(group),
+        )?);
+    }
+    batch.feedback.sort_by_key(|f| f.time);
+    for group in batch.feedback.chunk_by(|a, b| same_day(a.time, b.time)) {
+        let path = data_path(
+            FileKind::Feedback,
+            &date_partition(group[0].time),
+            "",
+            &name,
+        );
+        files.push(encode_group(
+            options,
+            FileKind::Feedback,
+            path,
+            group.len(),
+            encode_feedback(group),
+        )?);
+    }
+    batch.rollups.sort_by_key(|r| r.key.window_start);
+    for group in batch
+        .rollups
+        .chunk_by(|a, b| same_day(a.key.window_start, b.key.window_start))
+    {
+        let path = data_path(
+            FileKind::Rollups,
+            &date_partition(group[0].key.window_start),
+            "",
+            &name,
+        );
+        files.push(encode_group(
+            options,
+            FileKind::Rollups,
+            path,
+            group.len(),
+            encode_rollups(group),
+        )?);
+    }
+    batch.dead_letters.sort_by_key(|d| d.time);
+    for group in batch.dead_letters.chunk_by(|a, b| same_day(a.time, b.time)) {
+        let path = data_path(
+            FileKind::DeadLetter,
+            &date_partition(group[0].time),
+            "",
+            &name,
+        );
+        files.push(encode_group(
+            options,
+            FileKind::DeadLetter,
+            path,
+            group.len(),
+            encode_dead_letters(group),
+        )?);
+    }
+    Ok(files)
+}
+
+fn invalid(batch: &FlushBatch, reason: String) -> LakeError {
+    LakeError::InvalidBatch {
+        stream: batch.stream.clone(),
+        partition: batch.partition,
+        reason,
+    }
+}
+
+impl LakeWriter {
+    /// A writer over `store` with the given file options (validate them at startup
+    /// with [`ParquetOptions::validate`]; a bad value fails every commit).
+    pub fn new(store: LakeStore, options: ParquetOptions) -> Self {
+        Self {
+            store,
+            options: Arc::new(options),
+        }
+    }
+
+    /// The store this writer commits to.
+    pub fn store(&self) -> &LakeStore {
+        &self.store
+    }
+
+    /// The committed checkpoint of (stream, partition), without recovering.
+    pub async fn read_checkpoint(
+        &self,
+        stream: &str,
+        partition: i32,
+    ) -> Result<Option<Checkpoint>> {
+        checkpoint::read_checkpoint(&self.store, stream, partition).await
+    }
+
+    /// Undo any flush of (stream, partition) a crash interrupted and return the
+    /// committed checkpoint. Call before consuming a newly assigned partition.
+    pub async fn recover(&self, stream: &str, partition: i32) -> Result<Option<Checkpoint>> {
+        checkpoint::recover(&self.store, stream, partition).await
+    }
+
+    /// Durably write a flush and then its checkpoint (see the module docs). On
+    /// error nothing is committed; the caller retries the same range (or
+    /// restarts and recovers). A leftover manifest from a failed earlier attempt
+    /// is recovered first, so a retry with a different range cannot orphan files.
+    pub async fn commit(&self, batch: FlushBatch) -> Result<CommitReport> {
+        let has_rows = !(batch.events.is_empty()
+            && batch.feedback.is_empty()
+            && batch.rollups.is_empty()
+            && batch.dead_letters.is_empty());
+        if batch.next_offset < batch.first_offset
+            || (has_rows && batch.next_offset == batch.first_offset)
+        {
+            let reason = format!(
+                "empty or reversed offset range [{}, {})",
+                batch.first_offset, batch.next_offset
+            );
+            return Err(invalid(&batch, reason));
+        }
+        let (stream, partition) = (batch.stream.as_str(), batch.partition);
+        let previous = if checkpoint::read_pending(&self.store, stream, partition)
+            .await?
+            .is_some()
+        {
+            warn!(
+                stream,
+                partition, "Recovering a flush left pending by a failed commit."
+            );
+            self.recover(stream, partition).await?
+        } else {
+            self.read_checkpoint(stream, partition).await?
+        };
+        let committed_next = previous.as_ref().map(|c| c.next_offset);
+        if let Some(next) = committed_next
+            && batch.first_offset < next
+            && next < batch.next_offset
+        {
+            let reason = format!(
+                "range [{}, {}) straddles the checkpoint {next}",
+                batch.first_offset, batch.next_offset
+            );
+            return Err(invalid(&batch, reason));
+        }
+        let replay = committed_next.is_some_and(|next| batch.next_offset <= next);
+        // Nothing to write and nothing to advance: the committed checkpoint stands.
+        if !has_rows
+            && replay
+            && let Some(checkpoint) = previous
+        {
+            return Ok(CommitReport {
+                files: Vec::new(),
+                checkpoint,
+            });
+        }
+
+        let (stream, partition, first_offset, next_offset) = (
+            batch.stream.clone(),
+            batch.partition,
+            batch.first_offset,
+            batch.next_offset,
+        );
+        let options = Arc::clone(&self.options);
+        let mut batch = batch;
+        // Encoding is CPU work proportional to the flush; keep it off the async workers.
+        let mut files = tokio::task::spawn_blocking(move || encode_batch(&options, &mut batch))
+            .await
+            .map_err(|source| LakeError::Task {
+                op: "encode flush",
+                source,
+            })??;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+
+        if !files.is_empty() {
+            let pending = PendingFlush {
+                first_offset,
+                next_offset,
+                files: files.iter().map(|f| f.path.clone()).collect(),
+            };
+            checkpoint::write_pending(&self.store, &stream, partition, &pending).await?;
+            self.put_files(&files).await?;
+        }
+        let rows: usize = files.iter().map(|f| f.rows).sum();
+        let checkpoint = Checkpoint {
+            stream: stream.clone(),
+            partition,
+            next_offset: committed_next.map_or(next_offset, |next| next.max(next_offset)),
+            updated_at: Utc::now(),
+            files: previous.as_ref().map_or(0, |c| c.files)
+                + if replay { 0 } else { files.len() as u64 },
+            rows: previous.as_ref().map_or(0, |c| c.rows) + if replay { 0 } else { rows as u64 },
+        };
+        checkpoint::write_checkpoint(&self.store, &checkpoint).await?;
+        if !files.is_empty() {
+            checkpoint::delete_pending(&self.store, &stream, partition).await?;
+        }
+        debug!(
+            stream,
+            partition,
+            next_offset = checkpoint.next_offset,
+            files = files.len(),
+            rows,
+            "Flush committed."
+        );
+        let files = files
+            .into_iter()
+            .map(|f| WrittenFile {
+                kind: f.kind.as_str(),
+                rows: f.rows,
+                bytes: f.data.len(),
+                path: f.path,
+            })
+            .collect();
+        Ok(CommitReport { files, checkpoint })
+    }
+
+    /// Step 2: put every data file, a bounded number at a time.
+    pub(crate) async fn put_files(&self, files: &[EncodedFile]) -> Result<()> {
+        futures::stream::iter(files)
+            .map(|file| self.store.put_atomic(&file.path, file.data.clone()))
+            .buffer_unordered(CONCURRENT_PUTS)
+            .try_collect::<()>()
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

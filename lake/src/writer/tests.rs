@@ -1,0 +1,406 @@
+//! The exactly-once protocol: commit layout, crash at every step + recover,
+//! idempotent recovery and replays, on a local directory and on memory://.
+
+use std::collections::HashMap;
+
+use super::*;
+use crate::checkpoint::{read_pending, write_checkpoint, write_pending};
+use crate::layout::{checkpoint_path, pending_path};
+use crate::parquet::read_parquet;
+use crate::test_support::{DAY1, DAY2, dead_letter, feedback, full_event, rollup};
+
+type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+const STREAM: &str = "genai-spans";
+
+fn batch(first_offset: i64, next_offset: i64) -> FlushBatch {
+    let events = (first_offset..next_offset)
+        .map(|i| {
+            let day = if i % 2 == 0 { DAY1 } else { DAY2 };
+            // Reverse time order within the input, so sorting is observable.
+            full_event(
+                i,
+                if i % 3 == 0 { "a/b" } else { "chat" },
+                day + 1_000_000 * (next_offset - i),
+            )
+        })
+        .collect();
+    FlushBatch {
+        stream: STREAM.into(),
+        partition: 2,
+        first_offset,
+        next_offset,
+        events,
+        feedback: vec![feedback(first_offset, DAY1 + 5)],
+        rollups: vec![
+            rollup(first_offset, DAY2 + 60_000_000_000),
+            rollup(first_offset + 1, DAY1),
+        ],
+        dead_letters: vec![dead_letter(first_offset, DAY2 + 7)],
+    }
+}
+
+fn rows_in(batch: &FlushBatch) -> u64 {
+    (batch.events.len() + batch.feedback.len() + batch.rollups.len() + batch.dead_letters.len())
+        as u64
+}
+
+/// The data files visible in the lake, by path, with their row counts.
+async fn lake_files(store: &LakeStore) -> TestResult<Vec<(String, usize)>> {
+    let mut out = Vec::new();
+    for kind in ["events", "feedback", "rollups", "dead_letter"] {
+        for object in store.list(kind).await? {
+            let data = store
+                .get(&object.path)
+                .await?
+                .ok_or("listed file vanished")?;
+            let rows = read_parquet(data)?.iter().map(|b| b.num_rows()).sum();
+            out.push((object.path, rows));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn stores() -> TestResult<Vec<(LakeStore, Option<tempfile::TempDir>)>> {
+    let dir = tempfile::tempdir()?;
+    let local = LakeStore::open(&dir.path().display().to_string(), &HashMap::new()).await?;
+    let memory = LakeStore::open("memory://", &HashMap::new()).await?;
+    Ok(vec![(local, Some(dir)), (memory, None)])
+}
+
+#[tokio::test]
+async fn commit_writes_partitioned_files_then_the_checkpoint() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+        assert_eq!(writer.recover(STREAM, 2).await?, None);
+        let input = batch(0, 6);
+        let report = writer.commit(input.clone()).await?;
+        let name = "genai-spans-2-00000000000000000000-00000000000000000006.parquet";
+        let expected = vec![
+            (format!("dead_letter/date=2024-05-02/{name}"), 1),
+            (format!("events/date=2024-05-01/app=a%2Fb/{name}"), 1),
+            (format!("events/date=2024-05-01/app=chat/{name}"), 2),
+            (format!("events/date=2024-05-02/app=a%2Fb/{name}"), 1),
+            (format!("events/date=2024-05-02/app=chat/{name}"), 2),
+            (format!("feedback/date=2024-05-01/{name}"), 1),
+            (format!("rollups/date=2024-05-01/{name}"), 1),
+            (format!("rollups/date=2024-05-02/{name}"), 1),
+        ];
+        assert_eq!(lake_files(&store).await?, expected, "{}", store.url());
+        let reported: Vec<(String, usize)> = report
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.rows))
+            .collect();
+        assert_eq!(reported, expected);
+        assert!(report.files.iter().all(|f| f.bytes > 0));
+        assert_eq!(report.checkpoint.next_offset, 6);
+        assert_eq!(report.checkpoint.files, 8);
+        assert_eq!(report.checkpoint.rows, rows_in(&input));
+        assert_eq!(
+            writer.read_checkpoint(STREAM, 2).await?,
+            Some(report.checkpoint.clone())
+        );
+        assert_eq!(
+            read_pending(&store, STREAM, 2).await?,
+            None,
+            "manifest removed after commit"
+        );
+
+        // Event files are sorted by time.
+        let data = store.get(&expected[2].0).await?.ok_or("missing")?;
+        let events = crate::decode::decode_events(&read_parquet(data)?[0])?;
+        assert!(events.windows(2).all(|w| w[0].time <= w[1].time));
+        assert!(events.iter().all(|e| e.app == "chat"));
+    }
+    Ok(())
+}
+
+/// How far a flush got before the simulated crash.
+#[allow(clippy::enum_variant_names)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Crash {
+    AfterPending,
+    AfterSomeFiles,
+    AfterAllFiles,
+    AfterCheckpoint,
+    AfterManifestDeleted,
+}
+
+/// Run the protocol of `LakeWriter::commit` by hand and stop at `crash`.
+async fn crashing_commit(
+    writer: &LakeWriter,
+    mut batch: FlushBatch,
+    crash: Crash,
+    previous: &Checkpoint,
+) -> TestResult {
+    let store = writer.store();
+    let mut files = encode_batch(&ParquetOptions::default(), &mut batch)?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let pending = PendingFlush {
+        first_offset: batch.first_offset,
+        next_offset: batch.next_offset,
+        files: files.iter().map(|f| f.path.clone()).collect(),
+    };
+    write_pending(store, &batch.stream, batch.partition, &pending).await?;
+    if crash == Crash::AfterPending {
+        return Ok(());
+    }
+    let written = if crash == Crash::AfterSomeFiles {
+        files.len() / 2
+    } else {
+        files.len()
+    };
+    writer.put_files(&files[..written]).await?;
+    if crash <= Crash::AfterAllFiles {
+        return Ok(());
+    }
+    let checkpoint = Checkpoint {
+        next_offset: batch.next_offset,
+        files: previous.files + files.len() as u64,
+        rows: previous.rows + files.iter().map(|f| f.rows as u64).sum::<u64>(),
+        ..previous.clone()
+    };
+    write_checkpoint(store, &checkpoint).await?;
+    if crash == Crash::AfterManifestDeleted {
+        store
+            .delete(&pending_path(&batch.stream, batch.partition))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Plant the hidden temporaries a kill -9 mid-rename leaves, plus one of another partition.
+fn plant_temporaries(root: &std::path::Path) -> TestResult<Vec<std::path::PathBuf>> {
+    let ours_data = root.join(
+        "events/date=2024-05-01/app=chat/.genai-spans-2-00000000000000000010-00000000000000000020.parquet.tmp-9-9-9",
+    );
+    let ours_checkpoint = root.join("_checkpoints/genai-spans/.2.json.tmp-9-9-9");
+    let theirs = root.join(
+        "events/date=2024-05-01/app=chat/.genai-spans-3-00000000000000000010-00000000000000000020.parquet.tmp-1-1-1",
+    );
+    for path in [&ours_data, &ours_checkpoint, &theirs] {
+        std::fs::write(path, b"partial")?;
+    }
+    Ok(vec![ours_data, ours_checkpoint, theirs])
+}
+
+#[tokio::test]
+async fn recovery_after_a_crash_at_each_step_keeps_exactly_the_committed_files() -> TestResult {
+    for crash in [
+        Crash::AfterPending,
+        Crash::AfterSomeFiles,
+        Crash::AfterAllFiles,
+        Crash::AfterCheckpoint,
+        Crash::AfterManifestDeleted,
+    ] {
+        for (store, dir) in stores().await? {
+            let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+            let first = batch(0, 10);
+            let first_rows = rows_in(&first);
+            let committed = writer.commit(first).await?.checkpoint;
+            let after_first = lake_files(&store).await?;
+
+            let second = batch(10, 20);
+            crashing_commit(&writer, second.clone(), crash, &committed).await?;
+            let planted = match &dir {
+                Some(dir) => plant_temporaries(dir.path())?,
+                None => Vec::new(),
+            };
+
+            let recovered = writer.recover(STREAM, 2).await?.ok_or("checkpoint lost")?;
+            let files = lake_files(&store).await?;
+            let label = format!("{crash:?} on {}", store.url());
+            if crash >= Crash::AfterCheckpoint {
+                assert_eq!(recovered.next_offset, 20, "{label}");
+                assert!(files.len() > after_first.len(), "{label}");
+            } else {
+                assert_eq!(recovered, committed, "{label}");
+                assert_eq!(
+                    files, after_first,
+                    "{label}: uncommitted files removed, committed kept"
+                );
+            }
+            assert_eq!(read_pending(&store, STREAM, 2).await?, None, "{label}");
+            if let [ours_data, ours_checkpoint, theirs] = planted.as_slice() {
+                assert!(
+                    !ours_checkpoint.exists(),
+                    "{label}: stale checkpoint temporary removed"
+                );
+                // Data directories are cleaned only when an uncommitted flush names them.
+                assert_eq!(
+                    ours_data.exists(),
+                    crash >= Crash::AfterCheckpoint,
+                    "{label}"
+                );
+                assert!(
+                    theirs.exists(),
+                    "{label}: another partition's temporary is left alone"
+                );
+            }
+
+            // Recovering again changes nothing.
+            assert_eq!(
+                writer.recover(STREAM, 2).await?,
+                Some(recovered.clone()),
+                "{label}"
+            );
+            assert_eq!(lake_files(&store).await?, files, "{label}");
+
+            // The source resumes at the checkpoint; replaying the second range ends in
+            // the state of a crash-free run, with every row once.
+            let resumed = writer.commit(second.clone()).await?;
+            let clean_writer = LakeWriter::new(
+                LakeStore::open("memory://", &HashMap::new()).await?,
+                ParquetOptions::default(),
+            );
+            clean_writer.commit(batch(0, 10)).await?;
+            clean_writer.commit(second.clone()).await?;
+            assert_eq!(
+                lake_files(&store).await?,
+                lake_files(clean_writer.store()).await?,
+                "{label}"
+            );
+            assert_eq!(resumed.checkpoint.next_offset, 20, "{label}");
+            assert_eq!(
+                resumed.checkpoint.rows,
+                first_rows + rows_in(&second),
+                "{label}: rows counted once"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn replaying_committed_offsets_overwrites_in_place() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+        let first = writer.commit(batch(0, 10)).await?;
+        let before = lake_files(&store).await?;
+        let replay = writer.commit(batch(0, 10)).await?;
+        assert_eq!(lake_files(&store).await?, before);
+        assert_eq!(replay.files, first.files, "same paths, rows and bytes");
+        assert_eq!(replay.checkpoint.next_offset, 10);
+        assert_eq!(
+            (replay.checkpoint.files, replay.checkpoint.rows),
+            (first.checkpoint.files, first.checkpoint.rows)
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_empty_flush_only_advances_the_checkpoint() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+        let empty = FlushBatch {
+            stream: STREAM.into(),
+            partition: 2,
+            first_offset: 0,
+            next_offset: 50,
+            ..FlushBatch::default()
+        };
+        let report = writer.commit(empty.clone()).await?;
+        assert!(report.files.is_empty());
+        assert_eq!(
+            (
+                report.checkpoint.next_offset,
+                report.checkpoint.files,
+                report.checkpoint.rows
+            ),
+            (50, 0, 0)
+        );
+        assert!(lake_files(&store).await?.is_empty());
+        assert!(store.get(&checkpoint_path(STREAM, 2)).await?.is_some());
+        let again = writer
+            .commit(FlushBatch {
+                first_offset: 50,
+                ..empty
+            })
+            .await?;
+        assert_eq!(
+            again.checkpoint, report.checkpoint,
+            "nothing advanced, nothing written"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn batches_that_break_the_offset_contract_are_rejected() -> TestResult {
+    let writer = LakeWriter::new(
+        LakeStore::open("memory://", &HashMap::new()).await?,
+        ParquetOptions::default(),
+    );
+    writer.commit(batch(0, 10)).await?;
+    for bad in [
+        batch(5, 15),
+        FlushBatch {
+            next_offset: 3,
+            ..batch(4, 6)
+        },
+        FlushBatch {
+            next_offset: 12,
+            ..batch(12, 14)
+        },
+    ] {
+        let result = writer.commit(bad).await;
+        assert!(
+            matches!(result, Err(LakeError::InvalidBatch { .. })),
+            "{result:?}"
+        );
+    }
+    assert_eq!(
+        writer
+            .read_checkpoint(STREAM, 2)
+            .await?
+            .map(|c| c.next_offset),
+        Some(10)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_commit_after_a_failed_attempt_removes_the_orphaned_files_first() -> TestResult {
+    let store = LakeStore::open("memory://", &HashMap::new()).await?;
+    let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+    let committed = writer.commit(batch(0, 10)).await?.checkpoint;
+    crashing_commit(&writer, batch(10, 20), Crash::AfterAllFiles, &committed).await?;
+    // The retry covers a different range, so its file names differ from the orphans'.
+    writer.commit(batch(10, 15)).await?;
+    let orphan = "genai-spans-2-00000000000000000010-00000000000000000020.parquet";
+    assert!(
+        lake_files(&store)
+            .await?
+            .iter()
+            .all(|(path, _)| !path.ends_with(orphan))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_inconsistent_manifest_stops_recovery() -> TestResult {
+    let store = LakeStore::open("memory://", &HashMap::new()).await?;
+    let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+    writer.commit(batch(0, 10)).await?;
+    let pending = PendingFlush {
+        first_offset: 5,
+        next_offset: 15,
+        files: Vec::new(),
+    };
+    write_pending(&store, STREAM, 2, &pending).await?;
+    let result = writer.recover(STREAM, 2).await;
+    assert!(
+        matches!(
+            result,
+            Err(LakeError::InconsistentCheckpoint {
+                checkpoint_next: 10,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    Ok(())
+}
