@@ -72,7 +72,7 @@ keys! {
     LlmFinishReason = "llm.response.finish_reason",
     ResponseId = "gen_ai.response.id",
     DwPromptId = "driftwatch.prompt.id",
-    TraceloopPromptKey = "traceloop.prompt.key",
+    TraceloopPromptId = "traceloop.prompt.key",
     LangfusePromptName = "langfuse.prompt.name",
     DwPromptVersion = "driftwatch.prompt.version",
     TraceloopPromptVersion = "traceloop.prompt.version",
@@ -116,9 +116,12 @@ pub(crate) mod rows {
     pub(crate) const ERROR_TYPE: &[Key] = &[ErrorType, ExceptionType];
     pub(crate) const FINISH_REASON: &[Key] = &[FinishReasons, LlmFinishReason];
     pub(crate) const RESPONSE_ID: &[Key] = &[ResponseId];
-    pub(crate) const PROMPT_ID: &[Key] = &[DwPromptId, TraceloopPromptKey, LangfusePromptName];
-    pub(crate) const PROMPT_VERSION: &[Key] =
-        &[DwPromptVersion, TraceloopPromptVersion, LangfusePromptVersion];
+    pub(crate) const PROMPT_ID: &[Key] = &[DwPromptId, TraceloopPromptId, LangfusePromptName];
+    pub(crate) const PROMPT_VERSION: &[Key] = &[
+        DwPromptVersion,
+        TraceloopPromptVersion,
+        LangfusePromptVersion,
+    ];
     pub(crate) const INPUT: &[Key] = &[InputMessages, Prompt];
     pub(crate) const OUTPUT: &[Key] = &[OutputMessages, Completion];
     pub(crate) const GOLDEN_CASE: &[Key] = &[GoldenCase];
@@ -165,7 +168,10 @@ pub(crate) struct Attrs<'a> {
 
 impl Default for Attrs<'_> {
     fn default() -> Self {
-        Attrs { slots: [None; KEY_COUNT], flat: Default::default() }
+        Attrs {
+            slots: [None; KEY_COUNT],
+            flat: Default::default(),
+        }
     }
 }
 
@@ -223,7 +229,10 @@ impl<'s, 'a> View<'s, 'a> {
     /// The first key of `row` present in either layer, with its value.
     pub(crate) fn first(&self, row: &[Key]) -> Option<(Key, &'a Value)> {
         row.iter().find_map(|&key| {
-            self.primary.get(key).or_else(|| self.fallback.get(key)).map(|v| (key, v))
+            self.primary
+                .get(key)
+                .or_else(|| self.fallback.get(key))
+                .map(|v| (key, v))
         })
     }
 
@@ -261,9 +270,9 @@ impl<'s, 'a> View<'s, 'a> {
     pub(crate) fn float(&self, row: &[Key]) -> Result<Option<f64>> {
         match self.first(row) {
             None => Ok(None),
-            Some((key, value)) => {
-                value_float(value).map(Some).ok_or_else(|| invalid(key, value, "a number"))
-            }
+            Some((key, value)) => value_float(value)
+                .map(Some)
+                .ok_or_else(|| invalid(key, value, "a number")),
         }
     }
 
@@ -316,9 +325,10 @@ pub(crate) fn value_text(value: &Value) -> Option<String> {
         Value::IntValue(i) => Some(i.to_string()),
         Value::DoubleValue(d) => Some(d.to_string()),
         Value::BoolValue(b) => Some(b.to_string()),
-        Value::ArrayValue(array) => {
-            array.values.iter().find_map(|v| v.value.as_ref().and_then(value_text))
-        }
+        Value::ArrayValue(array) => array
+            .values
+            .iter()
+            .find_map(|v| v.value.as_ref().and_then(value_text)),
         _ => None,
     }
 }
@@ -330,7 +340,9 @@ pub(crate) fn value_int(value: &Value) -> Option<i64> {
         Value::DoubleValue(d) => integral(*d),
         Value::StringValue(s) => {
             let s = s.trim();
-            s.parse::<i64>().ok().or_else(|| integral(s.parse::<f64>().ok()?))
+            s.parse::<i64>()
+                .ok()
+                .or_else(|| integral(s.parse::<f64>().ok()?))
         }
         _ => None,
     }
