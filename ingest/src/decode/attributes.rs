@@ -236,11 +236,11 @@ impl<'s, 'a> View<'s, 'a> {
         })
     }
 
-    /// The first present value of `row` as a string slice (string values only).
+    /// The first present value of `row` as a string slice (non-empty string values only).
     pub(crate) fn str(&self, row: &[Key]) -> Option<&'a str> {
         row.iter().find_map(|&key| {
             match self.primary.get(key).or_else(|| self.fallback.get(key))? {
-                Value::StringValue(s) => Some(s.as_str()),
+                Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
                 _ => None,
             }
         })

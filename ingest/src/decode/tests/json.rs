@@ -125,3 +125,30 @@ fn json_rejects_name_the_field() {
     let (reason, _) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a"} trailing"#);
     assert_eq!(reason, "malformed_json");
 }
+
+#[test]
+fn ndjson_fixture_decodes_line_by_line() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/llm_events.ndjson");
+    let text = std::fs::read(path).unwrap();
+    let decoder = crate::decode::Decoder::default();
+    let mut out = Decoded::default();
+    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        decoder.decode(line, PayloadFormat::JsonEvents, super::NOW, &mut out);
+    }
+    assert_eq!((out.events.len(), out.feedback.len()), (3, 2));
+    assert_eq!(
+        out.rejects.iter().map(|r| r.reason).collect::<Vec<_>>(),
+        ["invalid_field"]
+    );
+    let tokens: i64 = out.events.iter().filter_map(|e| e.input_tokens).sum();
+    assert_eq!(tokens, 784);
+    assert_eq!(
+        out.events[2].provider.as_deref(),
+        Some("azure.ai.inference")
+    );
+    assert_eq!(
+        out.events[1].time - out.events[1].start_time,
+        30_000_000_000
+    );
+}
