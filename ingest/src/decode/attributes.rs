@@ -1,0 +1,389 @@
+//! The attribute mapping table (DESIGN §3.2) as data.
+//!
+//! OTLP attributes enter as `&[KeyValue]` lists (resource, span, span event or
+//! log record). [`Attrs`] indexes one list in a single pass: every key the
+//! mapping table knows gets a fixed slot, and the flattened message keys
+//! (`gen_ai.prompt.N.content`, `llm.input_messages.N.message.content`, ...)
+//! are collected in index order. [`View`] layers a span's table over its
+//! resource's table and answers "first present wins" questions with typed
+//! conversions. The trace and log decoders read canonical fields from it.
+//!
+//! One pass with a `match` on the key keeps the per-span cost linear in the
+//! number of attributes instead of one scan per mapping-table row.
+
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+
+use super::{Error, Result};
+
+macro_rules! keys {
+    ($($name:ident = $key:literal,)*) => {
+        /// Every attribute key the mapping table reads.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum Key { $($name,)* }
+
+        /// Number of [`Key`] slots in an [`Attrs`] table.
+        const KEY_COUNT: usize = [$($key,)*].len();
+
+        impl Key {
+            /// The attribute key as producers write it; also used in reject details.
+            pub(crate) fn name(self) -> &'static str {
+                match self { $(Key::$name => $key,)* }
+            }
+
+            fn lookup(key: &str) -> Option<Key> {
+                match key { $($key => Some(Key::$name),)* _ => None }
+            }
+        }
+    };
+}
+
+keys! {
+    OperationName = "gen_ai.operation.name",
+    OiSpanKind = "openinference.span.kind",
+    LlmRequestType = "llm.request.type",
+    ProviderName = "gen_ai.provider.name",
+    System = "gen_ai.system",
+    LlmSystem = "llm.system",
+    LlmProvider = "llm.provider",
+    RequestModel = "gen_ai.request.model",
+    LlmRequestModelName = "llm.request.model_name",
+    LlmModelName = "llm.model_name",
+    ResponseModel = "gen_ai.response.model",
+    LlmResponseModelName = "llm.response.model_name",
+    InputTokens = "gen_ai.usage.input_tokens",
+    PromptTokens = "gen_ai.usage.prompt_tokens",
+    LlmPromptTokens = "llm.token_count.prompt",
+    OutputTokens = "gen_ai.usage.output_tokens",
+    CompletionTokens = "gen_ai.usage.completion_tokens",
+    LlmCompletionTokens = "llm.token_count.completion",
+    CacheReadTokens = "gen_ai.usage.cache_read.input_tokens",
+    CacheReadTokensOld = "gen_ai.usage.cache_read_input_tokens",
+    LlmCacheReadTokens = "llm.token_count.prompt_details.cache_read",
+    ReasoningTokens = "gen_ai.usage.reasoning.output_tokens",
+    ReasoningTokensOld = "gen_ai.usage.reasoning_tokens",
+    LlmReasoningTokens = "llm.token_count.completion_details.reasoning",
+    UsageCost = "gen_ai.usage.cost",
+    LlmCostTotal = "llm.cost.total",
+    TimeToFirstChunk = "gen_ai.response.time_to_first_chunk",
+    ErrorType = "error.type",
+    ExceptionType = "exception.type",
+    FinishReasons = "gen_ai.response.finish_reasons",
+    LlmFinishReason = "llm.response.finish_reason",
+    ResponseId = "gen_ai.response.id",
+    DwPromptId = "driftwatch.prompt.id",
+    TraceloopPromptId = "traceloop.prompt.key",
+    LangfusePromptName = "langfuse.prompt.name",
+    DwPromptVersion = "driftwatch.prompt.version",
+    TraceloopPromptVersion = "traceloop.prompt.version",
+    LangfusePromptVersion = "langfuse.prompt.version",
+    InputMessages = "gen_ai.input.messages",
+    Prompt = "gen_ai.prompt",
+    OutputMessages = "gen_ai.output.messages",
+    Completion = "gen_ai.completion",
+    GoldenCase = "driftwatch.golden.case",
+    App = "driftwatch.app",
+    ServiceName = "service.name",
+    EnvironmentName = "deployment.environment.name",
+    Environment = "deployment.environment",
+    EventName = "event.name",
+    EvaluationName = "gen_ai.evaluation.name",
+    EvaluationScoreValue = "gen_ai.evaluation.score.value",
+    EvaluationScoreLabel = "gen_ai.evaluation.score.label",
+    AnnotationName = "annotation.name",
+    AnnotationScore = "annotation.score",
+    AnnotationLabel = "annotation.label",
+}
+
+/// Mapping-table rows, in priority order: the first present key wins.
+pub(crate) mod rows {
+    use super::Key::{self, *};
+
+    pub(crate) const APP: &[Key] = &[App, ServiceName];
+    pub(crate) const ENVIRONMENT: &[Key] = &[EnvironmentName, Environment];
+    pub(crate) const PROVIDER: &[Key] = &[ProviderName, System, LlmSystem, LlmProvider];
+    pub(crate) const OPERATION: &[Key] = &[OperationName, LlmRequestType];
+    pub(crate) const REQUEST_MODEL: &[Key] = &[RequestModel, LlmRequestModelName, LlmModelName];
+    pub(crate) const RESPONSE_MODEL: &[Key] = &[ResponseModel, LlmResponseModelName];
+    pub(crate) const INPUT_TOKENS: &[Key] = &[InputTokens, PromptTokens, LlmPromptTokens];
+    pub(crate) const OUTPUT_TOKENS: &[Key] = &[OutputTokens, CompletionTokens, LlmCompletionTokens];
+    pub(crate) const CACHE_READ_TOKENS: &[Key] =
+        &[CacheReadTokens, CacheReadTokensOld, LlmCacheReadTokens];
+    pub(crate) const REASONING_TOKENS: &[Key] =
+        &[ReasoningTokens, ReasoningTokensOld, LlmReasoningTokens];
+    pub(crate) const REPORTED_COST: &[Key] = &[UsageCost, LlmCostTotal];
+    pub(crate) const TTFT: &[Key] = &[TimeToFirstChunk];
+    pub(crate) const ERROR_TYPE: &[Key] = &[ErrorType, ExceptionType];
+    pub(crate) const FINISH_REASON: &[Key] = &[FinishReasons, LlmFinishReason];
+    pub(crate) const RESPONSE_ID: &[Key] = &[ResponseId];
+    pub(crate) const PROMPT_ID: &[Key] = &[DwPromptId, TraceloopPromptId, LangfusePromptName];
+    pub(crate) const PROMPT_VERSION: &[Key] = &[
+        DwPromptVersion,
+        TraceloopPromptVersion,
+        LangfusePromptVersion,
+    ];
+    pub(crate) const INPUT: &[Key] = &[InputMessages, Prompt];
+    pub(crate) const OUTPUT: &[Key] = &[OutputMessages, Completion];
+    pub(crate) const GOLDEN_CASE: &[Key] = &[GoldenCase];
+    pub(crate) const FEEDBACK_NAME: &[Key] = &[EvaluationName, AnnotationName];
+    pub(crate) const FEEDBACK_SCORE: &[Key] = &[EvaluationScoreValue, AnnotationScore];
+    pub(crate) const FEEDBACK_LABEL: &[Key] = &[EvaluationScoreLabel, AnnotationLabel];
+}
+
+/// Flattened, indexed message content keys (OpenLLMetry and OpenInference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flat {
+    /// `gen_ai.prompt.N.content`
+    Prompt = 0,
+    /// `gen_ai.completion.N.content`
+    Completion = 1,
+    /// `llm.input_messages.N.message.content`
+    OiInput = 2,
+    /// `llm.output_messages.N.message.content`
+    OiOutput = 3,
+}
+
+fn parse_flat(key: &str) -> Option<(Flat, u32)> {
+    let (flat, rest, suffix) = if let Some(rest) = key.strip_prefix("gen_ai.prompt.") {
+        (Flat::Prompt, rest, ".content")
+    } else if let Some(rest) = key.strip_prefix("gen_ai.completion.") {
+        (Flat::Completion, rest, ".content")
+    } else if let Some(rest) = key.strip_prefix("llm.input_messages.") {
+        (Flat::OiInput, rest, ".message.content")
+    } else if let Some(rest) = key.strip_prefix("llm.output_messages.") {
+        (Flat::OiOutput, rest, ".message.content")
+    } else {
+        return None;
+    };
+    let index = rest.strip_suffix(suffix)?;
+    Some((flat, index.parse().ok()?))
+}
+
+/// One attribute list indexed by mapping-table key.
+#[derive(Debug)]
+pub(crate) struct Attrs<'a> {
+    slots: [Option<&'a Value>; KEY_COUNT],
+    flat: [Vec<(u32, &'a str)>; 4],
+}
+
+impl Default for Attrs<'_> {
+    fn default() -> Self {
+        Attrs {
+            slots: [None; KEY_COUNT],
+            flat: Default::default(),
+        }
+    }
+}
+
+impl<'a> Attrs<'a> {
+    /// Index one attribute list.
+    pub(crate) fn from_list(list: &'a [KeyValue]) -> Self {
+        let mut attrs = Attrs::default();
+        attrs.extend(list);
+        attrs
+    }
+
+    /// Add a further list; keys already present keep their value (first wins).
+    pub(crate) fn extend(&mut self, list: &'a [KeyValue]) {
+        for kv in list {
+            let Some(value) = kv.value.as_ref().and_then(|v| v.value.as_ref()) else {
+                continue;
+            };
+            if let Some(key) = Key::lookup(&kv.key) {
+                let slot = &mut self.slots[key as usize];
+                if slot.is_none() {
+                    *slot = Some(value);
+                }
+            } else if let Some((flat, index)) = parse_flat(&kv.key)
+                && let Value::StringValue(text) = value
+            {
+                self.flat[flat as usize].push((index, text));
+            }
+        }
+    }
+
+    /// The raw value of one key.
+    pub(crate) fn get(&self, key: Key) -> Option<&'a Value> {
+        self.slots[key as usize]
+    }
+
+    /// True when the key is present with a value.
+    pub(crate) fn has(&self, key: Key) -> bool {
+        self.slots[key as usize].is_some()
+    }
+}
+
+/// A span (or event/record) table over its resource's table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View<'s, 'a> {
+    primary: &'s Attrs<'a>,
+    fallback: &'s Attrs<'a>,
+}
+
+impl<'s, 'a> View<'s, 'a> {
+    /// Look keys up in `primary` first, then in `fallback` (the resource).
+    pub(crate) fn new(primary: &'s Attrs<'a>, fallback: &'s Attrs<'a>) -> Self {
+        View { primary, fallback }
+    }
+
+    /// The first key of `row` present in either layer, with its value.
+    pub(crate) fn first(&self, row: &[Key]) -> Option<(Key, &'a Value)> {
+        row.iter().find_map(|&key| {
+            self.primary
+                .get(key)
+                .or_else(|| self.fallback.get(key))
+                .map(|v| (key, v))
+        })
+    }
+
+    /// The first present value of `row` as a string slice (non-empty string values only).
+    pub(crate) fn str(&self, row: &[Key]) -> Option<&'a str> {
+        row.iter().find_map(|&key| {
+            match self.primary.get(key).or_else(|| self.fallback.get(key))? {
+                Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
+                _ => None,
+            }
+        })
+    }
+
+    /// The first present value of `row` as owned text: strings as they are,
+    /// numbers and booleans printed, the first element of an array. Empty
+    /// strings count as absent so that a later row can still win.
+    pub(crate) fn text(&self, row: &[Key]) -> Option<String> {
+        row.iter().find_map(|&key| {
+            let value = self.primary.get(key).or_else(|| self.fallback.get(key))?;
+            value_text(value).filter(|s| !s.is_empty())
+        })
+    }
+
+    /// The first present value of `row` as an integer (int, integral double or numeric string).
+    pub(crate) fn int(&self, row: &[Key]) -> Result<Option<i64>> {
+        match self.first(row) {
+            None => Ok(None),
+            Some((key, value)) => value_int(value)
+                .map(Some)
+                .ok_or_else(|| invalid(key, value, "an integer")),
+        }
+    }
+
+    /// The first present value of `row` as a float (int, double or numeric string).
+    pub(crate) fn float(&self, row: &[Key]) -> Result<Option<f64>> {
+        match self.first(row) {
+            None => Ok(None),
+            Some((key, value)) => value_float(value)
+                .map(Some)
+                .ok_or_else(|| invalid(key, value, "a number")),
+        }
+    }
+
+    /// Flattened indexed content joined with newlines in index order.
+    pub(crate) fn joined(&self, flat: Flat) -> Option<String> {
+        let parts = &self.primary.flat[flat as usize];
+        if parts.is_empty() {
+            return None;
+        }
+        let mut sorted: Vec<(u32, &str)> = parts.clone();
+        sorted.sort_by_key(|&(index, _)| index);
+        let mut joined = String::with_capacity(sorted.iter().map(|(_, s)| s.len() + 1).sum());
+        for (i, (_, text)) in sorted.iter().enumerate() {
+            if i > 0 {
+                joined.push('\n');
+            }
+            joined.push_str(text);
+        }
+        Some(joined)
+    }
+}
+
+fn invalid(key: Key, value: &Value, expected: &str) -> Error {
+    Error::InvalidField {
+        field: key.name(),
+        detail: format!("expected {expected}, found {}", describe(value)),
+    }
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::StringValue(s) => {
+            let shown: String = s.chars().take(40).collect();
+            format!("string {shown:?}")
+        }
+        Value::BoolValue(b) => format!("bool {b}"),
+        Value::IntValue(i) => format!("int {i}"),
+        Value::DoubleValue(d) => format!("double {d}"),
+        Value::ArrayValue(_) => "an array".to_owned(),
+        Value::KvlistValue(_) => "a key-value list".to_owned(),
+        Value::BytesValue(_) => "bytes".to_owned(),
+        Value::StringValueStrindex(_) => "a string table index".to_owned(),
+    }
+}
+
+/// Text form of a scalar value; the first element of an array.
+pub(crate) fn value_text(value: &Value) -> Option<String> {
+    match value {
+        Value::StringValue(s) => Some(s.clone()),
+        Value::IntValue(i) => Some(i.to_string()),
+        Value::DoubleValue(d) => Some(d.to_string()),
+        Value::BoolValue(b) => Some(b.to_string()),
+        Value::ArrayValue(array) => array
+            .values
+            .iter()
+            .find_map(|v| v.value.as_ref().and_then(value_text)),
+        _ => None,
+    }
+}
+
+/// Integer form: ints, integral doubles within range, numeric strings.
+pub(crate) fn value_int(value: &Value) -> Option<i64> {
+    match value {
+        Value::IntValue(i) => Some(*i),
+        Value::DoubleValue(d) => integral(*d),
+        Value::StringValue(s) => {
+            let s = s.trim();
+            s.parse::<i64>()
+                .ok()
+                .or_else(|| integral(s.parse::<f64>().ok()?))
+        }
+        _ => None,
+    }
+}
+
+fn integral(d: f64) -> Option<i64> {
+    // 2^63 as f64; casts of finite integral values inside the range are exact.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (d.is_finite() && d.fract() == 0.0 && d.abs() < LIMIT).then_some(d as i64)
+}
+
+/// Float form: doubles, ints, numeric strings.
+pub(crate) fn value_float(value: &Value) -> Option<f64> {
+    match value {
+        Value::DoubleValue(d) => Some(*d),
+        #[allow(clippy::cast_precision_loss)] // token-sized ints are exact in f64
+        Value::IntValue(i) => Some(*i as f64),
+        Value::StringValue(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+/// Normalise a provider name: lower-case, `az.ai.*` -> `azure.ai.*`, `vertex_ai` -> `gcp.vertex_ai`.
+pub fn normalize_provider(raw: &str) -> String {
+    let lower = raw.trim().to_ascii_lowercase();
+    if let Some(rest) = lower.strip_prefix("az.ai.") {
+        return format!("azure.ai.{rest}");
+    }
+    match lower.as_str() {
+        "vertex_ai" | "vertexai" => "gcp.vertex_ai".to_owned(),
+        _ => lower,
+    }
+}
+
+/// Normalise an operation name: OpenLLMetry's `llm.request.type` values use
+/// singular or short forms (`completion`, `embedding`).
+pub fn normalize_operation(raw: &str) -> String {
+    let lower = raw.trim().to_ascii_lowercase();
+    match lower.as_str() {
+        "completion" => "text_completion".to_owned(),
+        "embedding" => "embeddings".to_owned(),
+        _ => lower,
+    }
+}

@@ -1,0 +1,367 @@
+//! `llm_events` JSON events -> inference or feedback events.
+//!
+//! One JSON object per Kafka message or NDJSON line enters; it leaves as one
+//! [`InferenceEvent`] or [`FeedbackEvent`], or as an error the caller turns
+//! into a reject of the whole message. Unknown keys are ignored; `null` is the
+//! same as absent; a value of the wrong type is `invalid_field` naming the key.
+//!
+//! # Schema
+//!
+//! Inference event (`"type": "inference"`, the default when `type` is absent):
+//!
+//! | key | type | notes |
+//! |---|---|---|
+//! | `type` | string | `inference` (default) or `feedback`; anything else is `unknown_event_type` |
+//! | `id` | string | **required**; the event id used for deduplication |
+//! | `time` | string | **required** unless `time_unix_nano`: RFC 3339 end time of the call |
+//! | `time_unix_nano` | integer | end time as Unix nanoseconds (alternative to `time`) |
+//! | `app` | string | **required**; the micro app |
+//! | `environment` | string | `prod`, `staging`, ... |
+//! | `provider` | string | normalised like `gen_ai.provider.name` (lower-case, `az.ai.*` -> `azure.ai.*`) |
+//! | `operation` | string | default `chat` |
+//! | `request_model`, `response_model` | string | `response_model` defaults to `request_model` |
+//! | `prompt_id`, `prompt_version` | string | prompt template identity |
+//! | `input_tokens`, `output_tokens`, `cache_read_tokens`, `reasoning_tokens` | integer | non-negative |
+//! | `reported_cost_usd` | number | the app's own cost figure |
+//! | `latency_ms` | number | `start_time = time - latency_ms` |
+//! | `ttft_ms` | number | time to first token |
+//! | `status` | string | `ok`, `error` or `unset` (default) |
+//! | `error_type`, `finish_reason`, `response_id` | string | |
+//! | `trace_id`, `span_id` | string | hex ids when the app also traces |
+//! | `input`, `output` | string | raw content; hashed/scrubbed by enrichment |
+//! | `golden_case` | string | id of a fixed CI test input |
+//!
+//! Feedback event (`"type": "feedback"`):
+//!
+//! | key | type | notes |
+//! |---|---|---|
+//! | `id` | string | **required**; the feedback id used for deduplication |
+//! | `time` / `time_unix_nano` | string / integer | **required**, as above |
+//! | `app` | string | **required** |
+//! | `name` | string | **required**; `hallucination`, `user_thumbs`, or any evaluation name |
+//! | `score` | number | numeric score |
+//! | `label` | string | e.g. `hallucinated`, `down` |
+//! | `inference_id` | string | `id` of the evaluated inference event |
+//! | `response_id`, `trace_id`, `span_id` | string | other ways to find the evaluated inference |
+//! | `environment`, `provider`, `operation`, `response_model`, `prompt_id`, `prompt_version` | string | context when known |
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+
+use driftwatch_lake::model::{CallStatus, FeedbackEvent, InferenceEvent, UnixNanos};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::error::Category;
+
+use super::attributes::{normalize_operation, normalize_provider};
+use super::{Ctx, Decoded, Error, Result, validate};
+
+/// Decode one JSON event message.
+pub(super) fn decode(text: &str, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> {
+    let current = Cell::new("");
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let raw = RawSeed { current: &current }
+        .deserialize(&mut deserializer)
+        .and_then(|raw| deserializer.end().map(|()| raw))
+        .map_err(|source| match source.classify() {
+            Category::Data if !current.get().is_empty() => Error::InvalidField {
+                field: current.get(),
+                detail: source.to_string(),
+            },
+            _ => Error::MalformedJson {
+                what: "JSON event",
+                source,
+            },
+        })?;
+    match raw.kind.as_deref() {
+        None | Some("inference") => {
+            let event = raw.into_inference()?;
+            validate::inference(&event, ctx)?;
+            out.events.push(event);
+        }
+        Some("feedback") => {
+            let feedback = raw.into_feedback()?;
+            validate::feedback(&feedback, ctx)?;
+            out.feedback.push(feedback);
+        }
+        Some(other) => {
+            return Err(Error::UnknownEventType {
+                found: other.chars().take(64).collect(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An integer that also accepts integral floats (`12.0`), as some JSON writers emit.
+struct Int(i64);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct IntVisitor;
+        impl Visitor<'_> for IntVisitor {
+            type Value = Int;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Int, E> {
+                Ok(Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Int, E> {
+                i64::try_from(v)
+                    .map(Int)
+                    .map_err(|_| E::custom(format!("integer {v} is too large")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Int, E> {
+                const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+                if v.is_finite() && v.fract() == 0.0 && v.abs() < LIMIT {
+                    Ok(Int(v as i64))
+                } else {
+                    Err(E::custom(format!("expected an integer, found {v}")))
+                }
+            }
+        }
+        deserializer.deserialize_any(IntVisitor)
+    }
+}
+
+/// A map key borrowed from the input when it has no escapes.
+struct KeyStr<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for KeyStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = KeyStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(
+                self,
+                v: &'de str,
+            ) -> std::result::Result<KeyStr<'de>, E> {
+                Ok(KeyStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<KeyStr<'de>, E> {
+                Ok(KeyStr(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+macro_rules! raw_fields {
+    ($($field:ident : $ty:ty => $conv:expr, $key:literal;)*) => {
+        /// Every key of both schemas, as found (before required-field checks).
+        #[derive(Debug, Default)]
+        struct Raw { $($field: Option<$ty>,)* }
+
+        fn assign<'de, A: MapAccess<'de>>(
+            raw: &mut Raw,
+            key: &str,
+            map: &mut A,
+            current: &Cell<&'static str>,
+        ) -> std::result::Result<(), A::Error> {
+            match key {
+                $($key => {
+                    current.set($key);
+                    // A repeated key keeps its first value, like OTLP attributes.
+                    let value = map.next_value::<Option<_>>()?.map($conv);
+                    if raw.$field.is_none() {
+                        raw.$field = value;
+                    }
+                })*
+                _ => {
+                    current.set("");
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    };
+}
+
+raw_fields! {
+    kind: String => |v: String| v, "type";
+    id: String => |v: String| v, "id";
+    time: String => |v: String| v, "time";
+    time_unix_nano: i64 => |v: Int| v.0, "time_unix_nano";
+    app: String => |v: String| v, "app";
+    environment: String => |v: String| v, "environment";
+    provider: String => |v: String| v, "provider";
+    operation: String => |v: String| v, "operation";
+    request_model: String => |v: String| v, "request_model";
+    response_model: String => |v: String| v, "response_model";
+    prompt_id: String => |v: String| v, "prompt_id";
+    prompt_version: String => |v: String| v, "prompt_version";
+    input_tokens: i64 => |v: Int| v.0, "input_tokens";
+    output_tokens: i64 => |v: Int| v.0, "output_tokens";
+    cache_read_tokens: i64 => |v: Int| v.0, "cache_read_tokens";
+    reasoning_tokens: i64 => |v: Int| v.0, "reasoning_tokens";
+    reported_cost_usd: f64 => |v: f64| v, "reported_cost_usd";
+    latency_ms: f64 => |v: f64| v, "latency_ms";
+    ttft_ms: f64 => |v: f64| v, "ttft_ms";
+    status: String => |v: String| v, "status";
+    error_type: String => |v: String| v, "error_type";
+    finish_reason: String => |v: String| v, "finish_reason";
+    response_id: String => |v: String| v, "response_id";
+    trace_id: String => |v: String| v, "trace_id";
+    span_id: String => |v: String| v, "span_id";
+    input: String => |v: String| v, "input";
+    output: String => |v: String| v, "output";
+    golden_case: String => |v: String| v, "golden_case";
+    name: String => |v: String| v, "name";
+    score: f64 => |v: f64| v, "score";
+    label: String => |v: String| v, "label";
+    inference_id: String => |v: String| v, "inference_id";
+}
+
+/// Deserialises a [`Raw`], recording which key is being read so type errors can name it.
+struct RawSeed<'c> {
+    current: &'c Cell<&'static str>,
+}
+
+impl<'de> DeserializeSeed<'de> for RawSeed<'_> {
+    type Value = Raw;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<Raw, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RawSeed<'_> {
+    type Value = Raw;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Raw, A::Error> {
+        let mut raw = Raw::default();
+        while let Some(KeyStr(key)) = map.next_key::<KeyStr<'de>>()? {
+            assign(&mut raw, &key, &mut map, self.current)?;
+        }
+        self.current.set("");
+        Ok(raw)
+    }
+}
+
+fn required(value: Option<String>, field: &'static str) -> Result<String> {
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or(Error::MissingField { field })
+}
+
+impl Raw {
+    fn event_time(&self) -> Result<UnixNanos> {
+        if let Some(text) = self.time.as_deref() {
+            let parsed =
+                chrono::DateTime::parse_from_rfc3339(text).map_err(|e| Error::InvalidField {
+                    field: "time",
+                    detail: format!("not an RFC 3339 time ({e})"),
+                })?;
+            return parsed
+                .timestamp_nanos_opt()
+                .ok_or(Error::TimestampOutOfRange {
+                    field: "time",
+                    value: i128::from(parsed.timestamp()) * 1_000_000_000,
+                    min: i64::MIN,
+                    max: i64::MAX,
+                });
+        }
+        self.time_unix_nano
+            .ok_or(Error::MissingField { field: "time" })
+    }
+
+    fn into_inference(self) -> Result<InferenceEvent> {
+        let time = self.event_time()?;
+        let event_id = required(self.id, "id")?;
+        let app = required(self.app, "app")?;
+        let status = match self
+            .status
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("unset" | "") => CallStatus::Unset,
+            Some("ok") => CallStatus::Ok,
+            Some("error") => CallStatus::Error,
+            Some(other) => {
+                return Err(Error::InvalidField {
+                    field: "status",
+                    detail: format!("expected \"ok\", \"error\" or \"unset\", found {other:?}"),
+                });
+            }
+        };
+        let start_time = match self.latency_ms {
+            Some(latency) if latency.is_finite() => time.saturating_sub(ms_to_nanos(latency)),
+            _ => time,
+        };
+        let request_model = self.request_model;
+        Ok(InferenceEvent {
+            event_id,
+            trace_id: self.trace_id.map(|s| s.to_ascii_lowercase()),
+            span_id: self.span_id.map(|s| s.to_ascii_lowercase()),
+            response_id: self.response_id,
+            time,
+            start_time,
+            app,
+            environment: self.environment,
+            provider: self.provider.as_deref().map(normalize_provider),
+            operation: self
+                .operation
+                .as_deref()
+                .map_or_else(|| "chat".to_owned(), normalize_operation),
+            response_model: self.response_model.or_else(|| request_model.clone()),
+            request_model,
+            prompt_id: self.prompt_id,
+            prompt_version: self.prompt_version,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cache_read_tokens: self.cache_read_tokens,
+            reasoning_tokens: self.reasoning_tokens,
+            reported_cost_usd: self.reported_cost_usd,
+            latency_ms: self.latency_ms,
+            ttft_ms: self.ttft_ms,
+            status,
+            error_type: self.error_type,
+            finish_reason: self.finish_reason,
+            golden_case: self.golden_case,
+            input_content: self.input,
+            output_content: self.output,
+            ..InferenceEvent::default()
+        })
+    }
+
+    fn into_feedback(self) -> Result<FeedbackEvent> {
+        let time = self.event_time()?;
+        Ok(FeedbackEvent {
+            feedback_id: required(self.id, "id")?,
+            time,
+            app: required(self.app, "app")?,
+            environment: self.environment,
+            name: required(self.name, "name")?,
+            score_value: self.score,
+            score_label: self.label,
+            trace_id: self.trace_id.map(|s| s.to_ascii_lowercase()),
+            span_id: self.span_id.map(|s| s.to_ascii_lowercase()),
+            response_id: self.response_id,
+            inference_id: self.inference_id,
+            response_model: self.response_model,
+            provider: self.provider.as_deref().map(normalize_provider),
+            operation: self.operation.as_deref().map(normalize_operation),
+            prompt_id: self.prompt_id,
+            prompt_version: self.prompt_version,
+            source: None,
+        })
+    }
+}
+
+#[allow(clippy::cast_possible_truncation)] // saturating float-to-int cast; latencies are far below i64::MAX ns
+fn ms_to_nanos(ms: f64) -> i64 {
+    (ms * 1e6).round() as i64
+}

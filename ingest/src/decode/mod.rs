@@ -1,0 +1,392 @@
+//! Decoding: the bytes of one Kafka message or file line become inference
+//! events, feedback events and rejects.
+//!
+//! # Layout
+//! - [`Decoder::decode`] is the entry point. It checks size and emptiness,
+//!   sniffs protobuf vs JSON (JSON starts with `{` after whitespace) and
+//!   dispatches on [`PayloadFormat`].
+//! - `otlp_traces` maps OTLP spans (protobuf or OTLP/JSON, both decoded into
+//!   the `opentelemetry-proto` types) to [`InferenceEvent`]s, and span events
+//!   carrying evaluations to [`FeedbackEvent`]s.
+//! - `otlp_logs` maps `gen_ai.evaluation.result` / annotation log records to
+//!   feedback.
+//! - `attributes` is the DESIGN §3.2 mapping table.
+//! - `json_event` decodes the `llm_events` JSON schema.
+//! - `validate` applies the plausibility checks every event passes through.
+//!
+//! Output leaves in a reusable [`Decoded`]: events and feedback go on to
+//! enrichment, rejects to the dead-letter writer. Nothing here panics on any
+//! input; one bad span only rejects that span.
+
+mod attributes;
+mod json_event;
+mod otlp_logs;
+mod otlp_traces;
+mod validate;
+
+pub use attributes::{normalize_operation, normalize_provider};
+
+use driftwatch_lake::model::{FeedbackEvent, InferenceEvent, UnixNanos};
+use opentelemetry_proto::tonic::logs::v1::LogsData;
+use opentelemetry_proto::tonic::trace::v1::TracesData;
+use prost::Message;
+
+/// Why an item was rejected. Each variant maps to a stable reason code
+/// ([`Error::reason`]) used as the dead-letter reason and metric label; the
+/// caller's only action is to dead-letter the item and count it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The message is larger than `max_payload_bytes`.
+    #[error("payload is {size} bytes, above the {limit} byte limit")]
+    PayloadTooLarge { size: usize, limit: usize },
+    /// The message has no bytes (or only whitespace).
+    #[error("payload is empty")]
+    EmptyPayload,
+    /// A JSON payload is not valid UTF-8.
+    #[error("payload is not valid UTF-8 (first bad byte at offset {valid_up_to})")]
+    NotUtf8 { valid_up_to: usize },
+    /// JSON syntax error or a document of the wrong shape.
+    #[error("malformed JSON ({what}): {source}")]
+    MalformedJson {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+    /// Protobuf that decodes as neither traces nor logs.
+    #[error("malformed protobuf ({what}): {source}")]
+    MalformedProtobuf {
+        what: &'static str,
+        source: prost::DecodeError,
+    },
+    /// A required field is absent.
+    #[error("missing required field `{field}`")]
+    MissingField { field: &'static str },
+    /// A field is present with the wrong type or an unparsable value.
+    #[error("invalid field `{field}`: {detail}")]
+    InvalidField { field: &'static str, detail: String },
+    /// A token count below zero.
+    #[error("`{field}` is negative ({value})")]
+    NegativeTokens { field: &'static str, value: i64 },
+    /// A token count above `max_tokens_per_call`.
+    #[error("`{field}` = {value} is above the plausible maximum {limit}")]
+    ImplausibleTokens {
+        field: &'static str,
+        value: i64,
+        limit: i64,
+    },
+    /// An event time before `min_event_time` or too far in the future.
+    #[error("`{field}` = {value} ns is outside the accepted range [{min}, {max}]")]
+    TimestampOutOfRange {
+        field: &'static str,
+        value: i128,
+        min: i64,
+        max: i64,
+    },
+    /// End before start, or a negative latency / time to first token.
+    #[error("`{field}` is negative ({value})")]
+    NegativeLatency { field: &'static str, value: f64 },
+    /// A cost or score that is NaN or infinite.
+    #[error("`{field}` is not a finite number")]
+    NonFinite { field: &'static str },
+    /// A JSON event whose `type` is neither `inference` nor `feedback`.
+    #[error("unknown event type {found:?}")]
+    UnknownEventType { found: String },
+}
+
+/// Result of one decoding step.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Stable snake_case reason code (dead-letter reason and metric label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::EmptyPayload => "empty_payload",
+            Error::NotUtf8 { .. } => "not_utf8",
+            Error::MalformedJson { .. } => "malformed_json",
+            Error::MalformedProtobuf { .. } => "malformed_protobuf",
+            Error::MissingField { .. } => "missing_field",
+            Error::InvalidField { .. } => "invalid_field",
+            Error::NegativeTokens { .. } => "negative_tokens",
+            Error::ImplausibleTokens { .. } => "implausible_tokens",
+            Error::TimestampOutOfRange { .. } => "timestamp_out_of_range",
+            Error::NegativeLatency { .. } => "negative_latency",
+            Error::NonFinite { .. } => "non_finite_number",
+            Error::UnknownEventType { .. } => "unknown_event_type",
+        }
+    }
+}
+
+/// What the bytes of one message/line are expected to be (from topic config); `Auto` sniffs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadFormat {
+    /// OTLP traces: `ExportTraceServiceRequest` protobuf or OTLP/JSON `TracesData`.
+    OtlpTraces,
+    /// OTLP logs: `ExportLogsServiceRequest` protobuf or OTLP/JSON `LogsData`.
+    OtlpLogs,
+    /// One `llm_events` JSON object (inference or feedback).
+    JsonEvents,
+    /// Decide per message: protobuf is tried as traces then logs; JSON by its top-level key.
+    Auto,
+}
+
+/// Limits applied while decoding.
+#[derive(Debug, Clone)]
+pub struct DecodeConfig {
+    /// Larger messages are rejected as `payload_too_large` without parsing.
+    pub max_payload_bytes: usize,
+    /// Reject payload copies are truncated to this so the dead-letter table stays small.
+    pub max_dead_letter_payload_bytes: usize,
+    /// Events older than this are `timestamp_out_of_range` (catches zero/seconds-as-nanos clocks).
+    pub min_event_time: UnixNanos,
+    /// Events later than `now` plus this are `timestamp_out_of_range` (bad producer clocks).
+    pub max_future_skew_nanos: i64,
+    /// Token counts above this are `implausible_tokens` (garbage that would wreck cost sums).
+    pub max_tokens_per_call: i64,
+}
+
+impl Default for DecodeConfig {
+    fn default() -> Self {
+        DecodeConfig {
+            max_payload_bytes: 4 * 1024 * 1024,
+            max_dead_letter_payload_bytes: 64 * 1024,
+            // 2000-01-01T00:00:00Z
+            min_event_time: 946_684_800_000_000_000,
+            max_future_skew_nanos: 24 * 3600 * 1_000_000_000,
+            max_tokens_per_call: 10_000_000,
+        }
+    }
+}
+
+/// Everything one [`Decoder::decode`] call produced; reused across messages to keep allocations.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// Inference calls, in input order.
+    pub events: Vec<InferenceEvent>,
+    /// Feedback / evaluation results, in input order.
+    pub feedback: Vec<FeedbackEvent>,
+    /// Spans/log records that are not inference calls or feedback (never errors).
+    pub skipped_spans: u64,
+    /// Items that could not be decoded or failed validation.
+    pub rejects: Vec<Reject>,
+}
+
+impl Decoded {
+    /// Empty all outputs, keeping the allocated capacity.
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.feedback.clear();
+        self.skipped_spans = 0;
+        self.rejects.clear();
+    }
+}
+
+/// One rejected item, bound for the dead-letter table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    /// Stable snake_case code, also a metric label (see [`Error::reason`]).
+    pub reason: &'static str,
+    /// Human readable: which field / which span, what was wrong.
+    pub detail: String,
+    /// The offending item's bytes (e.g. one span re-serialised as JSON), or
+    /// `None` when the whole message is the offending item.
+    pub payload: Option<Vec<u8>>,
+}
+
+impl Reject {
+    fn whole(error: &Error) -> Self {
+        Reject {
+            reason: error.reason(),
+            detail: error.to_string(),
+            payload: None,
+        }
+    }
+}
+
+/// Turns message bytes into events; holds only configuration, so one decoder
+/// can serve every partition.
+#[derive(Debug, Clone, Default)]
+pub struct Decoder {
+    config: DecodeConfig,
+}
+
+/// Per-call context handed to the format decoders.
+#[derive(Debug, Clone, Copy)]
+struct Ctx<'c> {
+    config: &'c DecodeConfig,
+    now: UnixNanos,
+}
+
+impl Ctx<'_> {
+    /// A reject for one item of a message, with its bytes capped.
+    fn item_reject(
+        &self,
+        context: std::fmt::Arguments<'_>,
+        error: &Error,
+        mut payload: Vec<u8>,
+    ) -> Reject {
+        payload.truncate(self.config.max_dead_letter_payload_bytes);
+        Reject {
+            reason: error.reason(),
+            detail: format!("{context}: {error}"),
+            payload: Some(payload),
+        }
+    }
+}
+
+impl Decoder {
+    /// A decoder with these limits.
+    pub fn new(config: DecodeConfig) -> Self {
+        Decoder { config }
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &DecodeConfig {
+        &self.config
+    }
+
+    /// Decode one Kafka message or one file line. Appends to `out`; never
+    /// panics on any input; one bad span in a message with good spans rejects
+    /// only that span (the good ones are kept). `now` is the ingest clock
+    /// (injected for tests).
+    pub fn decode(&self, payload: &[u8], format: PayloadFormat, now: UnixNanos, out: &mut Decoded) {
+        let ctx = Ctx {
+            config: &self.config,
+            now,
+        };
+        if let Err(error) = self.decode_inner(payload, format, ctx, out) {
+            out.rejects.push(Reject::whole(&error));
+        }
+    }
+
+    fn decode_inner(
+        &self,
+        payload: &[u8],
+        format: PayloadFormat,
+        ctx: Ctx<'_>,
+        out: &mut Decoded,
+    ) -> Result<()> {
+        if payload.len() > self.config.max_payload_bytes {
+            return Err(Error::PayloadTooLarge {
+                size: payload.len(),
+                limit: self.config.max_payload_bytes,
+            });
+        }
+        let Some(first) = payload.iter().position(|b| !b.is_ascii_whitespace()) else {
+            return Err(Error::EmptyPayload);
+        };
+        if payload[first] == b'{' {
+            let text = std::str::from_utf8(payload).map_err(|e| Error::NotUtf8 {
+                valid_up_to: e.valid_up_to(),
+            })?;
+            let format = match format {
+                PayloadFormat::Auto => sniff_json(text),
+                other => other,
+            };
+            match format {
+                PayloadFormat::OtlpTraces => {
+                    let data: TracesData =
+                        serde_json::from_str(text).map_err(|source| Error::MalformedJson {
+                            what: "OTLP/JSON traces",
+                            source,
+                        })?;
+                    otlp_traces::decode(&data, ctx, out);
+                }
+                PayloadFormat::OtlpLogs => {
+                    let data: LogsData =
+                        serde_json::from_str(text).map_err(|source| Error::MalformedJson {
+                            what: "OTLP/JSON logs",
+                            source,
+                        })?;
+                    otlp_logs::decode(&data, ctx, out);
+                }
+                PayloadFormat::JsonEvents | PayloadFormat::Auto => {
+                    json_event::decode(text, ctx, out)?;
+                }
+            }
+            return Ok(());
+        }
+        match format {
+            PayloadFormat::OtlpTraces => {
+                let data =
+                    TracesData::decode(payload).map_err(|source| Error::MalformedProtobuf {
+                        what: "ExportTraceServiceRequest",
+                        source,
+                    })?;
+                otlp_traces::decode(&data, ctx, out);
+            }
+            PayloadFormat::OtlpLogs => {
+                let data =
+                    LogsData::decode(payload).map_err(|source| Error::MalformedProtobuf {
+                        what: "ExportLogsServiceRequest",
+                        source,
+                    })?;
+                otlp_logs::decode(&data, ctx, out);
+            }
+            PayloadFormat::Auto => match TracesData::decode(payload) {
+                Ok(data) => otlp_traces::decode(&data, ctx, out),
+                // Logs share the top-level field number with traces but differ
+                // below it, so a logs message fails the traces decode.
+                Err(traces_error) => match LogsData::decode(payload) {
+                    Ok(data) => otlp_logs::decode(&data, ctx, out),
+                    Err(_) => {
+                        return Err(Error::MalformedProtobuf {
+                            what: "neither ExportTraceServiceRequest nor ExportLogsServiceRequest",
+                            source: traces_error,
+                        });
+                    }
+                },
+            },
+            PayloadFormat::JsonEvents => {
+                let source =
+                    serde::de::Error::custom("a JSON event must be an object starting with `{`");
+                return Err(Error::MalformedJson {
+                    what: "JSON event",
+                    source,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Pick the JSON flavour by the top-level key. The Collector's exporters put
+/// `resourceSpans`/`resourceLogs` first, so looking at the first key is enough
+/// and avoids scanning large event bodies.
+fn sniff_json(text: &str) -> PayloadFormat {
+    let rest = text.trim_start().trim_start_matches('{').trim_start();
+    if rest.starts_with("\"resourceSpans\"") {
+        PayloadFormat::OtlpTraces
+    } else if rest.starts_with("\"resourceLogs\"") {
+        PayloadFormat::OtlpLogs
+    } else {
+        PayloadFormat::JsonEvents
+    }
+}
+
+/// Lowercase hex of id bytes; `None` for absent or all-zero (invalid) ids.
+fn hex_id(bytes: &[u8]) -> Option<String> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    if bytes.iter().all(|&b| b == 0) {
+        return None;
+    }
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    Some(out)
+}
+
+/// OTLP times are unsigned; the lake's are signed. Values above `i64::MAX` are out of range.
+fn otlp_time(field: &'static str, nanos: u64, config: &DecodeConfig) -> Result<UnixNanos> {
+    i64::try_from(nanos).map_err(|_| Error::TimestampOutOfRange {
+        field,
+        value: i128::from(nanos),
+        min: config.min_event_time,
+        max: i64::MAX,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+//! OTLP log records -> feedback events.
+//!
+//! A decoded `LogsData` (protobuf or OTLP/JSON) enters. Records whose event
+//! name (the `event_name` field or the `event.name` attribute) is
+//! `gen_ai.evaluation.result`, or that carry OpenInference `annotation.name`,
+//! become [`FeedbackEvent`]s tied to the evaluated inference by the record's
+//! trace/span id or `gen_ai.response.id`. Other records are counted in
+//! `skipped_spans`. The span decoder reuses [`feedback`] for span events.
+
+use driftwatch_lake::model::{FeedbackEvent, UnixNanos};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData};
+
+use super::attributes::{Attrs, Key, View, normalize_operation, normalize_provider, rows};
+use super::{Ctx, Decoded, Error, Result, hex_id, otlp_time, validate};
+
+/// The GenAI semconv event carrying an evaluation result.
+pub(super) const EVALUATION_EVENT: &str = "gen_ai.evaluation.result";
+
+/// Map every log record of one message.
+pub(super) fn decode(data: &LogsData, ctx: Ctx<'_>, out: &mut Decoded) {
+    for resource_logs in &data.resource_logs {
+        let resource = resource_logs
+            .resource
+            .as_ref()
+            .map_or(&[][..], |r| &r.attributes[..]);
+        let resource = Attrs::from_list(resource);
+        for scope_logs in &resource_logs.scope_logs {
+            for record in &scope_logs.log_records {
+                decode_record(record, &resource, ctx, out);
+            }
+        }
+    }
+}
+
+fn decode_record(record: &LogRecord, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mut Decoded) {
+    let attrs = Attrs::from_list(&record.attributes);
+    let name = if record.event_name.is_empty() {
+        View::new(&attrs, &Attrs::default())
+            .str(&[Key::EventName])
+            .unwrap_or("")
+    } else {
+        record.event_name.as_str()
+    };
+    if !is_feedback(name, &attrs) {
+        out.skipped_spans += 1;
+        return;
+    }
+    // Exporters leave time_unix_nano unset when the app did not give one; the
+    // SDK always sets the observed time.
+    let time = if record.time_unix_nano == 0 {
+        record.observed_time_unix_nano
+    } else {
+        record.time_unix_nano
+    };
+    match feedback(
+        &View::new(&attrs, resource),
+        &record.trace_id,
+        &record.span_id,
+        time,
+        ctx,
+    ) {
+        Ok(feedback) => out.feedback.push(feedback),
+        Err(error) => {
+            let payload = serde_json::to_vec(record).unwrap_or_default();
+            let id = hex_id(&record.span_id).unwrap_or_default();
+            out.rejects.push(ctx.item_reject(
+                format_args!("log record {name:?} span {id:?}"),
+                &error,
+                payload,
+            ));
+        }
+    }
+}
+
+/// True for an evaluation event or an OpenInference annotation.
+pub(super) fn is_feedback(event_name: &str, attrs: &Attrs<'_>) -> bool {
+    event_name == EVALUATION_EVENT || attrs.has(Key::AnnotationName)
+}
+
+/// Build and validate one feedback event from evaluation attributes.
+///
+/// `trace_id`/`span_id` are the evaluated span's ids (a log record's context,
+/// or the span that carries the event).
+pub(super) fn feedback(
+    view: &View<'_, '_>,
+    trace_id: &[u8],
+    span_id: &[u8],
+    time: u64,
+    ctx: Ctx<'_>,
+) -> Result<FeedbackEvent> {
+    let name = view.text(rows::FEEDBACK_NAME).ok_or(Error::MissingField {
+        field: "gen_ai.evaluation.name",
+    })?;
+    let app = view.text(rows::APP).ok_or(Error::MissingField {
+        field: "service.name",
+    })?;
+    if time == 0 {
+        return Err(Error::MissingField {
+            field: "timeUnixNano",
+        });
+    }
+    let time: UnixNanos = otlp_time("timeUnixNano", time, ctx.config)?;
+    let trace_hex = hex_id(trace_id);
+    let span_hex = hex_id(span_id);
+    let inference_id = match (&trace_hex, &span_hex) {
+        (Some(trace), Some(span)) => Some(format!("{trace}{span}")),
+        _ => None,
+    };
+    let response_id = view.text(rows::RESPONSE_ID);
+
+    let feedback = FeedbackEvent {
+        feedback_id: feedback_id(trace_id, span_id, &name, time, response_id.as_deref(), &app),
+        time,
+        app,
+        environment: view.text(rows::ENVIRONMENT),
+        name,
+        score_value: view.float(rows::FEEDBACK_SCORE)?,
+        score_label: view.text(rows::FEEDBACK_LABEL),
+        trace_id: trace_hex,
+        span_id: span_hex,
+        response_id,
+        inference_id,
+        response_model: view.text(rows::RESPONSE_MODEL),
+        provider: view.str(rows::PROVIDER).map(normalize_provider),
+        operation: view.str(&[Key::OperationName]).map(normalize_operation),
+        prompt_id: view.text(rows::PROMPT_ID),
+        prompt_version: view.text(rows::PROMPT_VERSION),
+        source: None,
+    };
+    validate::feedback(&feedback, ctx)?;
+    Ok(feedback)
+}
+
+/// Stable identity of a feedback record: the same record replayed hashes the same.
+fn feedback_id(
+    trace_id: &[u8],
+    span_id: &[u8],
+    name: &str,
+    time: UnixNanos,
+    response_id: Option<&str>,
+    app: &str,
+) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(trace_id);
+    hasher.update(span_id);
+    // Length prefixes keep ("ab","c") and ("a","bc") apart.
+    for part in [name, response_id.unwrap_or(""), app] {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.update(&time.to_le_bytes());
+    let hash = hasher.finalize();
+    hex_id(&hash.as_bytes()[..16]).unwrap_or_else(|| "0".repeat(32))
+}

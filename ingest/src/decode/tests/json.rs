@@ -1,0 +1,154 @@
+//! The `llm_events` JSON schema.
+
+use driftwatch_lake::model::CallStatus;
+
+use super::{T0, decode};
+use crate::decode::{Decoded, PayloadFormat};
+
+fn json(text: &str) -> Decoded {
+    decode(text.as_bytes(), PayloadFormat::Auto)
+}
+
+fn reject(text: &str) -> (&'static str, String) {
+    let out = json(text);
+    assert_eq!(out.rejects.len(), 1, "{text}");
+    (out.rejects[0].reason, out.rejects[0].detail.clone())
+}
+
+#[test]
+fn full_inference_event() {
+    let out = json(
+        r#"{"type":"inference","id":"evt-1","time":"2025-06-01T12:00:00Z","app":"bot","environment":"prod",
+        "provider":"Az.AI.Inference","request_model":"gpt-4o","prompt_id":"p","prompt_version":"2",
+        "input_tokens":10,"output_tokens":20.0,"cache_read_tokens":1,"reasoning_tokens":2,"reported_cost_usd":0.01,
+        "latency_ms":1500,"ttft_ms":200.5,"status":"error","error_type":"timeout","finish_reason":"length",
+        "response_id":"r1","trace_id":"ABCD","span_id":"ef","input":"hi","output":"yo","golden_case":"g1",
+        "unknown_key":{"nested":[1,2]},"another":null}"#,
+    );
+    assert_eq!(out.rejects, vec![]);
+    let e = &out.events[0];
+    assert_eq!(
+        (e.event_id.as_str(), e.app.as_str(), e.time, e.start_time),
+        ("evt-1", "bot", T0, T0 - 1_500_000_000)
+    );
+    assert_eq!(
+        (e.provider.as_deref(), e.operation.as_str()),
+        (Some("azure.ai.inference"), "chat")
+    );
+    assert_eq!(
+        (e.request_model.as_deref(), e.response_model.as_deref()),
+        (Some("gpt-4o"), Some("gpt-4o"))
+    );
+    assert_eq!(
+        (
+            e.input_tokens,
+            e.output_tokens,
+            e.cache_read_tokens,
+            e.reasoning_tokens
+        ),
+        (Some(10), Some(20), Some(1), Some(2))
+    );
+    assert_eq!(
+        (e.status, e.error_type.as_deref(), e.ttft_ms),
+        (CallStatus::Error, Some("timeout"), Some(200.5))
+    );
+    assert_eq!(
+        (
+            e.trace_id.as_deref(),
+            e.input_content.as_deref(),
+            e.golden_case.as_deref()
+        ),
+        (Some("abcd"), Some("hi"), Some("g1"))
+    );
+}
+
+#[test]
+fn minimal_event_with_nanosecond_time() {
+    let out = json(&format!(r#"{{"id":"e","time_unix_nano":{T0},"app":"a"}}"#));
+    let e = &out.events[0];
+    assert_eq!(
+        (e.time, e.start_time, e.operation.as_str(), e.status),
+        (T0, T0, "chat", CallStatus::Unset)
+    );
+}
+
+#[test]
+fn feedback_event() {
+    let out = json(
+        r#"{"type":"feedback","id":"f1","time":"2025-06-01T12:00:00+02:00","app":"bot","name":"user_thumbs",
+        "label":"down","score":-1,"inference_id":"evt-1","response_id":"r1"}"#,
+    );
+    assert_eq!(out.rejects, vec![]);
+    let f = &out.feedback[0];
+    assert_eq!(
+        (f.feedback_id.as_str(), f.time, f.name.as_str()),
+        ("f1", T0 - 7_200_000_000_000, "user_thumbs")
+    );
+    assert_eq!(
+        (f.score_value, f.inference_id.as_deref()),
+        (Some(-1.0), Some("evt-1"))
+    );
+    assert!(f.is_flagged());
+}
+
+#[test]
+fn json_rejects_name_the_field() {
+    let (reason, detail) =
+        reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","input_tokens":"abc"}"#);
+    assert_eq!(reason, "invalid_field");
+    assert!(detail.contains("input_tokens"), "{detail}");
+    let (reason, detail) = reject(r#"{"id":"e","time":"yesterday","app":"a"}"#);
+    assert_eq!((reason, detail.contains("time")), ("invalid_field", true));
+    let (reason, detail) =
+        reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","status":"meh"}"#);
+    assert_eq!((reason, detail.contains("status")), ("invalid_field", true));
+    let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":7}"#);
+    assert_eq!((reason, detail.contains("app")), ("invalid_field", true));
+    let (reason, detail) = reject(r#"{"time":"2025-06-01T12:00:00Z","app":"a"}"#);
+    assert_eq!((reason, detail.contains("id")), ("missing_field", true));
+    let (reason, _) = reject(r#"{"id":"e","app":"a"}"#);
+    assert_eq!(reason, "missing_field");
+    let (reason, _) =
+        reject(r#"{"type":"feedback","id":"f","time":"2025-06-01T12:00:00Z","app":"a"}"#);
+    assert_eq!(reason, "missing_field");
+    let (reason, _) =
+        reject(r#"{"type":"metric","id":"e","time":"2025-06-01T12:00:00Z","app":"a"}"#);
+    assert_eq!(reason, "unknown_event_type");
+    let (reason, _) =
+        reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","output_tokens":-3}"#);
+    assert_eq!(reason, "negative_tokens");
+    let (reason, _) =
+        reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","latency_ms":-3}"#);
+    assert_eq!(reason, "negative_latency");
+    let (reason, _) = reject(r#"{"id":"e","time":"1970-01-01T00:00:00Z","app":"a"}"#);
+    assert_eq!(reason, "timestamp_out_of_range");
+    let (reason, _) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a"} trailing"#);
+    assert_eq!(reason, "malformed_json");
+}
+
+#[test]
+fn ndjson_fixture_decodes_line_by_line() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/llm_events.ndjson");
+    let text = std::fs::read(path).unwrap();
+    let decoder = crate::decode::Decoder::default();
+    let mut out = Decoded::default();
+    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        decoder.decode(line, PayloadFormat::JsonEvents, super::NOW, &mut out);
+    }
+    assert_eq!((out.events.len(), out.feedback.len()), (3, 2));
+    assert_eq!(
+        out.rejects.iter().map(|r| r.reason).collect::<Vec<_>>(),
+        ["invalid_field"]
+    );
+    let tokens: i64 = out.events.iter().filter_map(|e| e.input_tokens).sum();
+    assert_eq!(tokens, 784);
+    assert_eq!(
+        out.events[2].provider.as_deref(),
+        Some("azure.ai.inference")
+    );
+    assert_eq!(
+        out.events[1].time - out.events[1].start_time,
+        30_000_000_000
+    );
+}

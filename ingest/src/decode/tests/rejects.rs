@@ -1,0 +1,286 @@
+//! Every reject reason, partial rejects inside a good message, and never-panic robustness.
+
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use prost::Message;
+
+use super::{NOW, T0, decode, decode_traces, kv, s, span, traces};
+use crate::decode::{DecodeConfig, Decoded, Decoder, PayloadFormat};
+
+fn reasons(out: &Decoded) -> Vec<&'static str> {
+    out.rejects.iter().map(|r| r.reason).collect()
+}
+
+/// Decode one chat span with `extra` attributes; return the reject reasons.
+fn span_reasons(extra: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>) -> Vec<&'static str> {
+    let mut attrs = vec![kv("gen_ai.operation.name", s("chat"))];
+    attrs.extend(extra);
+    reasons(&decode_traces(&traces(
+        vec![kv("service.name", s("a"))],
+        vec![span(1, attrs)],
+    )))
+}
+
+#[test]
+fn whole_message_rejects() {
+    assert_eq!(
+        reasons(&decode(b"", PayloadFormat::Auto)),
+        ["empty_payload"]
+    );
+    assert_eq!(
+        reasons(&decode(b"  \n", PayloadFormat::JsonEvents)),
+        ["empty_payload"]
+    );
+    assert_eq!(
+        reasons(&decode(b"{\"id\": ", PayloadFormat::Auto)),
+        ["malformed_json"]
+    );
+    assert_eq!(
+        reasons(&decode(b"{\"resourceSpans\": 5}", PayloadFormat::Auto)),
+        ["malformed_json"]
+    );
+    assert_eq!(
+        reasons(&decode(
+            b"\xff\xff\xff\x01garbage",
+            PayloadFormat::OtlpTraces
+        )),
+        ["malformed_protobuf"]
+    );
+    assert_eq!(
+        reasons(&decode(b"[1,2]", PayloadFormat::JsonEvents)),
+        ["malformed_json"]
+    );
+    assert_eq!(
+        reasons(&decode(b"{\"app\": \"a\xff\"}", PayloadFormat::JsonEvents)),
+        ["not_utf8"]
+    );
+    let mut out = Decoded::default();
+    let config = DecodeConfig {
+        max_payload_bytes: 8,
+        ..DecodeConfig::default()
+    };
+    Decoder::new(config).decode(
+        b"{\"id\":\"0123456789\"}",
+        PayloadFormat::Auto,
+        NOW,
+        &mut out,
+    );
+    assert_eq!(reasons(&out), ["payload_too_large"]);
+    assert!(out.rejects.iter().all(|r| r.payload.is_none()));
+}
+
+#[test]
+fn span_level_rejects() {
+    assert_eq!(
+        span_reasons(vec![kv("gen_ai.usage.input_tokens", Value::IntValue(-1))]),
+        ["negative_tokens"]
+    );
+    assert_eq!(
+        span_reasons(vec![kv(
+            "gen_ai.usage.output_tokens",
+            Value::IntValue(10_000_001)
+        )]),
+        ["implausible_tokens"]
+    );
+    assert_eq!(
+        span_reasons(vec![kv("gen_ai.usage.input_tokens", s("abc"))]),
+        ["invalid_field"]
+    );
+    assert_eq!(
+        span_reasons(vec![kv(
+            "gen_ai.usage.input_tokens",
+            Value::DoubleValue(1.5)
+        )]),
+        ["invalid_field"]
+    );
+    assert_eq!(
+        span_reasons(vec![kv(
+            "gen_ai.response.time_to_first_chunk",
+            Value::DoubleValue(-0.1)
+        )]),
+        ["negative_latency"]
+    );
+    assert_eq!(
+        span_reasons(vec![kv("gen_ai.usage.cost", Value::DoubleValue(f64::NAN))]),
+        ["non_finite_number"]
+    );
+    let out = decode_traces(&traces(
+        vec![],
+        vec![span(1, vec![kv("gen_ai.operation.name", s("chat"))])],
+    ));
+    assert_eq!(reasons(&out), ["missing_field"]);
+    assert!(
+        out.rejects[0].detail.contains("service.name"),
+        "{}",
+        out.rejects[0].detail
+    );
+}
+
+#[test]
+fn time_rejects() {
+    let chat = || vec![kv("gen_ai.operation.name", s("chat"))];
+    let mut backwards = span(1, chat());
+    backwards.start_time_unix_nano = backwards.end_time_unix_nano + 1;
+    let mut ancient = span(2, chat());
+    (ancient.start_time_unix_nano, ancient.end_time_unix_nano) = (1, 1_000);
+    let mut future = span(3, chat());
+    future.end_time_unix_nano = (NOW + 25 * 3_600_000_000_000) as u64;
+    future.start_time_unix_nano = future.end_time_unix_nano - 10;
+    let mut huge = span(4, chat());
+    huge.end_time_unix_nano = u64::MAX;
+    let mut no_ids = span(5, chat());
+    no_ids.trace_id.clear();
+    let out = decode_traces(&traces(
+        vec![kv("service.name", s("a"))],
+        vec![backwards, ancient, future, huge, no_ids],
+    ));
+    assert_eq!(
+        reasons(&out),
+        [
+            "negative_latency",
+            "timestamp_out_of_range",
+            "timestamp_out_of_range",
+            "timestamp_out_of_range",
+            "missing_field",
+        ]
+    );
+}
+
+#[test]
+fn one_bad_span_among_good_ones_rejects_only_that_span() {
+    let chat = || kv("gen_ai.operation.name", s("chat"));
+    let spans = vec![
+        span(
+            1,
+            vec![chat(), kv("gen_ai.usage.input_tokens", Value::IntValue(5))],
+        ),
+        span(
+            2,
+            vec![chat(), kv("gen_ai.usage.input_tokens", Value::IntValue(-5))],
+        ),
+        span(
+            3,
+            vec![chat(), kv("gen_ai.usage.input_tokens", Value::IntValue(7))],
+        ),
+    ];
+    let out = decode_traces(&traces(vec![kv("service.name", s("a"))], spans));
+    assert_eq!(
+        out.events
+            .iter()
+            .map(|e| e.input_tokens)
+            .collect::<Vec<_>>(),
+        [Some(5), Some(7)]
+    );
+    assert_eq!(reasons(&out), ["negative_tokens"]);
+    let reject = &out.rejects[0];
+    assert!(
+        reject.detail.contains("cdcdcdcdcdcdcd02"),
+        "{}",
+        reject.detail
+    );
+    // The payload is the bad span alone, as OTLP/JSON.
+    let payload: serde_json::Value =
+        serde_json::from_slice(reject.payload.as_deref().unwrap_or_default()).unwrap();
+    assert_eq!(payload["spanId"], "cdcdcdcdcdcdcd02");
+}
+
+#[test]
+fn reject_payload_is_truncated() {
+    let big = "x".repeat(10_000);
+    let attrs = vec![
+        kv("gen_ai.operation.name", s("chat")),
+        kv("gen_ai.prompt", s(&big)),
+        kv("gen_ai.usage.input_tokens", Value::IntValue(-1)),
+    ];
+    let data = traces(vec![kv("service.name", s("a"))], vec![span(1, attrs)]);
+    let mut out = Decoded::default();
+    let config = DecodeConfig {
+        max_dead_letter_payload_bytes: 100,
+        ..DecodeConfig::default()
+    };
+    Decoder::new(config).decode(&data.encode_to_vec(), PayloadFormat::Auto, NOW, &mut out);
+    assert_eq!(out.rejects[0].payload.as_ref().map(Vec::len), Some(100));
+}
+
+#[test]
+fn decoded_clear_keeps_nothing() {
+    let mut out = decode(b"", PayloadFormat::Auto);
+    out.skipped_spans = 3;
+    out.clear();
+    assert_eq!(
+        (out.rejects.len(), out.skipped_spans, out.events.len()),
+        (0, 0, 0)
+    );
+}
+
+/// A small xorshift generator: deterministic, no dependency on rand's API.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn random_and_truncated_bytes_never_panic() {
+    let good = traces(
+        vec![kv("service.name", s("a"))],
+        vec![span(
+            1,
+            vec![
+                kv("gen_ai.operation.name", s("chat")),
+                kv("gen_ai.usage.input_tokens", Value::IntValue(3)),
+            ],
+        )],
+    );
+    let proto = good.encode_to_vec();
+    let json = serde_json::to_vec(&good).unwrap();
+    let event = br#"{"id":"e1","time":"2025-06-01T12:00:00Z","app":"a","input_tokens":3,"latency_ms":12.5}"#.to_vec();
+    let formats = [
+        PayloadFormat::Auto,
+        PayloadFormat::OtlpTraces,
+        PayloadFormat::OtlpLogs,
+        PayloadFormat::JsonEvents,
+    ];
+    let decoder = Decoder::default();
+    let mut out = Decoded::default();
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    for seed in [&proto, &json, &event] {
+        for cut in 0..seed.len() {
+            for format in formats {
+                decoder.decode(&seed[..cut], format, NOW, &mut out);
+                out.clear();
+            }
+        }
+        for _ in 0..2_000 {
+            let mut mutated = seed.clone();
+            for _ in 0..1 + rng.next() % 4 {
+                let at = (rng.next() % mutated.len() as u64) as usize;
+                mutated[at] = rng.next() as u8;
+            }
+            for format in formats {
+                decoder.decode(&mutated, format, NOW, &mut out);
+                out.clear();
+            }
+        }
+    }
+    for _ in 0..2_000 {
+        let len = (rng.next() % 64) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        decoder.decode(&bytes, PayloadFormat::Auto, NOW, &mut out);
+        out.clear();
+    }
+    // The unmutated seeds still decode to exactly one event each.
+    for seed in [&proto, &json, &event] {
+        decoder.decode(seed, PayloadFormat::Auto, NOW, &mut out);
+    }
+    assert_eq!((out.events.len(), out.rejects.len()), (3, 0));
+    assert!(
+        out.events
+            .iter()
+            .all(|e| e.input_tokens == Some(3) && e.time >= T0)
+    );
+}

@@ -1,0 +1,91 @@
+//! Plausibility checks applied to every decoded event, whatever its format.
+//!
+//! Events enter after mapping; an event that fails leaves as an [`Error`]
+//! that the format decoder turns into a reject for that item only. The checks
+//! catch producer bugs that would otherwise poison sums and windows: negative
+//! or absurd token counts, clocks in the wrong unit, end-before-start spans and
+//! non-finite costs.
+
+use driftwatch_lake::model::{FeedbackEvent, InferenceEvent, UnixNanos};
+
+use super::{Ctx, DecodeConfig, Error, Result};
+
+/// Check one inference event.
+pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
+    let config = ctx.config;
+    time_in_range("time", event.time, config, ctx.now)?;
+    for (field, value) in [
+        ("input_tokens", event.input_tokens),
+        ("output_tokens", event.output_tokens),
+        ("cache_read_tokens", event.cache_read_tokens),
+        ("reasoning_tokens", event.reasoning_tokens),
+    ] {
+        let Some(value) = value else { continue };
+        if value < 0 {
+            return Err(Error::NegativeTokens { field, value });
+        }
+        if value > config.max_tokens_per_call {
+            return Err(Error::ImplausibleTokens {
+                field,
+                value,
+                limit: config.max_tokens_per_call,
+            });
+        }
+    }
+    if event.time < event.start_time {
+        return Err(Error::NegativeLatency {
+            field: "end_time - start_time",
+            value: nanos_to_ms(i128::from(event.time) - i128::from(event.start_time)),
+        });
+    }
+    for (field, value) in [("latency_ms", event.latency_ms), ("ttft_ms", event.ttft_ms)] {
+        let Some(value) = value else { continue };
+        if !value.is_finite() {
+            return Err(Error::NonFinite { field });
+        }
+        if value < 0.0 {
+            return Err(Error::NegativeLatency { field, value });
+        }
+    }
+    if event
+        .reported_cost_usd
+        .is_some_and(|cost| !cost.is_finite())
+    {
+        return Err(Error::NonFinite {
+            field: "reported_cost_usd",
+        });
+    }
+    Ok(())
+}
+
+/// Check one feedback event.
+pub(super) fn feedback(feedback: &FeedbackEvent, ctx: Ctx<'_>) -> Result<()> {
+    time_in_range("time", feedback.time, ctx.config, ctx.now)?;
+    if feedback.score_value.is_some_and(|score| !score.is_finite()) {
+        return Err(Error::NonFinite { field: "score" });
+    }
+    Ok(())
+}
+
+fn time_in_range(
+    field: &'static str,
+    time: UnixNanos,
+    config: &DecodeConfig,
+    now: UnixNanos,
+) -> Result<()> {
+    let max = now.saturating_add(config.max_future_skew_nanos);
+    if time < config.min_event_time || time > max {
+        return Err(Error::TimestampOutOfRange {
+            field,
+            value: i128::from(time),
+            min: config.min_event_time,
+            max,
+        });
+    }
+    Ok(())
+}
+
+#[allow(clippy::cast_precision_loss)] // a display value; sub-nanosecond precision is irrelevant
+fn nanos_to_ms(nanos: i128) -> f64 {
+    nanos as f64 / 1e6
+}
