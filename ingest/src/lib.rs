@@ -1,1 +1,2 @@
 //! driftwatch ingest: source -> decode -> enrich -> aggregate -> lake -> checkpoint.
+pub mod enrich;
