@@ -42,9 +42,9 @@ pub enum RegistryError {
     Entry {
         /// File name the text came from.
         origin: String,
-        /// The entry's id when it has one, else its position (`#3`).
+        /// The entry's id and position, or only its position when it has no id.
         entry: String,
-        /// The deserializer's message, which names the offending key.
+        /// The deserializer's message: the key's path (`models[2].risk_level`), the problem and the line.
         message: String,
     },
     /// One entry deserialized but breaks a rule.
@@ -138,7 +138,7 @@ pub struct ModelEntry {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RegistryFile {
-    models: Vec<serde_yaml::Value>,
+    models: Vec<ModelEntry>,
 }
 
 /// The validated model registry with name indexes for lookup.
@@ -156,25 +156,8 @@ impl ModelRegistry {
     /// Parses and validates registry YAML; `origin` names the file in error messages.
     pub fn from_yaml_str(text: &str, origin: &str) -> Result<Self> {
         let file: RegistryFile =
-            serde_yaml::from_str(text).map_err(|source| RegistryError::Syntax {
-                origin: origin.to_owned(),
-                source,
-            })?;
-        let mut entries = Vec::with_capacity(file.models.len());
-        for (position, value) in file.models.into_iter().enumerate() {
-            let entry_name = match value.get("id").and_then(serde_yaml::Value::as_str) {
-                Some(id) => format!("`{id}`"),
-                None => format!("#{} (no `id`)", position + 1),
-            };
-            let entry: ModelEntry =
-                serde_yaml::from_value(value).map_err(|e| RegistryError::Entry {
-                    origin: origin.to_owned(),
-                    entry: entry_name,
-                    message: e.to_string(),
-                })?;
-            entries.push(entry);
-        }
-        Self::from_entries(entries, origin)
+            serde_yaml::from_str(text).map_err(|source| entry_error(text, origin, source))?;
+        Self::from_entries(file.models, origin)
     }
 
     /// Reads and validates a registry file.
@@ -331,6 +314,45 @@ impl ModelRegistry {
     /// All entries in file order.
     pub fn entries(&self) -> impl Iterator<Item = &ModelEntry> {
         self.entries.iter()
+    }
+}
+
+/// Turns a deserialization error into one that names the entry by its id.
+///
+/// serde_yaml reports the path (`models[3].pricing[0].input_per_mtok: ...`)
+/// and the line, but not the id a person searches the file for; the id is
+/// recovered from the index in that path. Errors outside an entry stay
+/// [`RegistryError::Syntax`].
+fn entry_error(text: &str, origin: &str, source: serde_yaml::Error) -> RegistryError {
+    let message = source.to_string();
+    let index = message
+        .strip_prefix("models[")
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(index, _)| index.parse::<usize>().ok());
+    let Some(index) = index else {
+        return RegistryError::Syntax {
+            origin: origin.to_owned(),
+            source,
+        };
+    };
+    let id = serde_yaml::from_str::<serde_yaml::Value>(text)
+        .ok()
+        .and_then(|doc| {
+            Some(
+                doc.get("models")?
+                    .get(index)?
+                    .get("id")?
+                    .as_str()?
+                    .to_owned(),
+            )
+        });
+    RegistryError::Entry {
+        origin: origin.to_owned(),
+        entry: match id {
+            Some(id) => format!("`{id}` (entry #{})", index + 1),
+            None => format!("#{} (no `id`)", index + 1),
+        },
+        message,
     }
 }
 
@@ -530,6 +552,19 @@ models:
             message.contains("bad.yaml") && message.contains("`m2`") && message.contains("extreme"),
             "{message}"
         );
+        assert!(
+            message.contains("risk_level") && message.contains("line 4"),
+            "{message}"
+        );
+
+        let second = format!(
+            "models:\n  - id: m1\n    provider: openai\n    risk_level: low\n{PRICE}  - id: m5\n    provider: openai\n    risk_level: low\n    pricing:\n      - {{effective_from: 2025-01-01, input_per_mtok: abc, output_per_mtok: 2.0}}\n"
+        );
+        let message = error_of(&second);
+        assert!(
+            message.contains("`m5` (entry #2)") && message.contains("input_per_mtok"),
+            "{message}"
+        );
 
         let unknown =
             format!("models:\n  - id: m3\n    provider: openai\n    risk_levle: low\n{PRICE}");
@@ -549,7 +584,11 @@ models:
         let top = "model:\n  - id: m5\n";
         assert!(error_of(top).contains("bad.yaml"));
         let no_id = format!("models:\n  - provider: openai\n    risk_level: low\n{PRICE}");
-        assert!(error_of(&no_id).contains("#1"), "{}", error_of(&no_id));
+        let message = error_of(&no_id);
+        assert!(
+            message.contains("#1 (no `id`)") && message.contains("missing field `id`"),
+            "{message}"
+        );
 
         let alias_clash = format!(
             "models:\n  - id: m1\n    provider: openai\n    risk_level: low\n{PRICE}  - id: m2\n    provider: openai\n    aliases: [m1]\n    risk_level: low\n{PRICE}"

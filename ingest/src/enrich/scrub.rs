@@ -333,7 +333,7 @@ fn card(candidate: &str) -> Option<usize> {
             (false, _) => d,
         })
         .sum();
-    (sum % 10 == 0).then_some(candidate.len())
+    sum.is_multiple_of(10).then_some(candidate.len())
 }
 
 /// IBAN mod-97 check; retries without trailing space-separated groups, which

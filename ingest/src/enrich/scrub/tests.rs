@@ -218,6 +218,12 @@ fn no_false_positives_on_ordinary_telemetry_text() {
          123e4567-e89b-12d3-a456-426614174000 and 550e8400-e29b-41d4-a716-446655440000. Epoch \
          1718000000000 ms, latency 1234567 us, order #4521, total 1,234,567.89 EUR, ratio 3/4.",
     );
+    assert_clean(
+        "Took 1.234 s at 0.15 USD per 1M tokens; location 52.3676, 4.9041; released 06/08/2024 \
+         at 2024-08-06 12:30:45 (2024-08-06T12:30:45+02:00); trace 4bf92f3577b34da6a3ce929d0e0e4736, \
+         span 00f067aa0ba902b7; sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08; \
+         counts 100 200 300 400; python==3.11.4; HTTP 429 after 3 retries.",
+    );
 }
 
 #[test]
