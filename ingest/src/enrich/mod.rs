@@ -1,0 +1,288 @@
+//! Enrichment: the step between decode and aggregate that prices events and
+//! makes their content safe to keep (DESIGN §4, §5, §10).
+//!
+//! A decoded [`InferenceEvent`] enters [`Enricher::enrich`] carrying token
+//! counts and, possibly, raw input and output text. It leaves with
+//! `cost_usd` and `price_version` from the [`ModelRegistry`], content
+//! fingerprints (`input_hash`, `output_hash`, `output_simhash`,
+//! `output_chars`), a scrubbed `content` copy only when the app's
+//! [`ContentPolicy`] retains content, and the raw text cleared so it never
+//! reaches the lake.
+//!
+//! # Layout
+//! - [`registry`]: `models.yaml`, validated, with name lookup.
+//! - [`pricing`]: tokens x the price in force at the event's time.
+//! - [`scrub`]: PII detection and replacement.
+//! - [`fingerprint`]: content hashes and SimHash.
+
+pub mod fingerprint;
+pub mod pricing;
+pub mod registry;
+pub mod scrub;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use driftwatch_lake::model::InferenceEvent;
+use serde::Serialize;
+
+pub use fingerprint::{content_hash, hamming, simhash64};
+pub use pricing::{Priced, price_event};
+pub use registry::{ModelEntry, ModelRegistry, Price, RegistryError, RiskLevel};
+pub use scrub::{PiiKind, Scrubber};
+
+/// What an app allows driftwatch to keep of its prompts and answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentPolicy {
+    /// Keep a copy of the content in the lake's `content` column. Off by
+    /// default: hashes and lengths are enough for drift detection.
+    pub retain_content: bool,
+    /// Scrub PII from retained content. On by default; turn off only for
+    /// synthetic or already-anonymised apps.
+    pub scrub_pii: bool,
+}
+
+impl Default for ContentPolicy {
+    fn default() -> Self {
+        Self {
+            retain_content: false,
+            scrub_pii: true,
+        }
+    }
+}
+
+/// The shape of the `content` column.
+#[derive(Serialize)]
+struct RetainedContent<'a> {
+    input: Option<&'a str>,
+    output: Option<&'a str>,
+}
+
+/// Prices, fingerprints and scrubs events; shared by all pipeline workers.
+#[derive(Debug, Clone)]
+pub struct Enricher {
+    /// Prices and model facts.
+    registry: Arc<ModelRegistry>,
+    /// Per-app content policies, keyed by app id.
+    policies: HashMap<String, ContentPolicy>,
+    /// Policy for apps without their own.
+    default_policy: ContentPolicy,
+    /// PII detector for retained content.
+    scrubber: Scrubber,
+}
+
+impl Enricher {
+    /// An enricher over a registry with per-app content policies.
+    pub fn new(
+        registry: Arc<ModelRegistry>,
+        policies: HashMap<String, ContentPolicy>,
+        default_policy: ContentPolicy,
+    ) -> Self {
+        Self {
+            registry,
+            policies,
+            default_policy,
+            scrubber: Scrubber::new(),
+        }
+    }
+
+    /// Enriches one event in place.
+    ///
+    /// Prices it (leaving `cost_usd` untouched when the model or price is
+    /// unknown); fingerprints content whenever present, even when retention
+    /// is off; when the app's policy retains content, sets `content` to JSON
+    /// `{"input":..,"output":..}`, scrubbed unless the policy says not to;
+    /// always clears `input_content` and `output_content` so raw text never
+    /// reaches the lake.
+    pub fn enrich(&self, event: &mut InferenceEvent) {
+        if let Some(priced) = price_event(&self.registry, event) {
+            event.cost_usd = Some(priced.cost_usd);
+            event.price_version = Some(priced.price_version);
+        }
+        let input = event.input_content.take();
+        let output = event.output_content.take();
+        if let Some(input) = input.as_deref() {
+            event.input_hash = Some(content_hash(input));
+        }
+        if let Some(output) = output.as_deref() {
+            event.output_hash = Some(content_hash(output));
+            event.output_simhash = Some(simhash64(output));
+            event.output_chars = i64::try_from(output.chars().count()).ok();
+        }
+        if input.is_none() && output.is_none() {
+            return;
+        }
+        let policy = self
+            .policies
+            .get(&event.app)
+            .copied()
+            .unwrap_or(self.default_policy);
+        if !policy.retain_content {
+            return;
+        }
+        let input = input
+            .as_deref()
+            .map(|text| self.retained_text(text, policy));
+        let output = output
+            .as_deref()
+            .map(|text| self.retained_text(text, policy));
+        let retained = RetainedContent {
+            input: input.as_deref(),
+            output: output.as_deref(),
+        };
+        // Serialising two optional strings cannot fail; if it ever did, keeping
+        // nothing is the safe side of the retention policy.
+        event.content = serde_json::to_string(&retained).ok();
+    }
+
+    /// The copy of one side's text that may be kept under `policy`.
+    fn retained_text<'a>(&self, text: &'a str, policy: ContentPolicy) -> Cow<'a, str> {
+        if policy.scrub_pii {
+            self.scrubber.scrub(text)
+        } else {
+            Cow::Borrowed(text)
+        }
+    }
+
+    /// The registry prices come from, for governance checks downstream.
+    pub fn registry(&self) -> &ModelRegistry {
+        &self.registry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlLWJ5dGVz";
+
+    fn enricher() -> Result<Enricher, RegistryError> {
+        let policies = HashMap::from([
+            (
+                "support-bot".to_owned(),
+                ContentPolicy {
+                    retain_content: true,
+                    scrub_pii: true,
+                },
+            ),
+            (
+                "synthetic-evals".to_owned(),
+                ContentPolicy {
+                    retain_content: true,
+                    scrub_pii: false,
+                },
+            ),
+        ]);
+        Ok(Enricher::new(
+            Arc::new(ModelRegistry::default_embedded()?),
+            policies,
+            ContentPolicy::default(),
+        ))
+    }
+
+    fn event(app: &str) -> InferenceEvent {
+        InferenceEvent {
+            app: app.to_owned(),
+            provider: Some("openai".to_owned()),
+            response_model: Some("gpt-4o-mini-2024-07-18".to_owned()),
+            // 2026-03-01T00:00:00Z
+            time: 1_772_323_200_000_000_000,
+            input_tokens: Some(2_000),
+            cache_read_tokens: Some(1_000),
+            output_tokens: Some(500),
+            input_content: Some(format!(
+                "My email is jane@example.com, card 4111 1111 1111 1111, key sk-proj-abcdEFGH1234ijklMNOP5678, \
+                 token {JWT}. Where is my parcel?"
+            )),
+            output_content: Some("Your parcel ships  today.".to_owned()),
+            ..InferenceEvent::default()
+        }
+    }
+
+    #[test]
+    fn default_policy_keeps_fingerprints_only() -> TestResult {
+        let enricher = enricher()?;
+        let mut e = event("checkout");
+        let raw_input = e.input_content.clone().ok_or("no input")?;
+        enricher.enrich(&mut e);
+        assert_eq!(e.input_content, None);
+        assert_eq!(e.output_content, None);
+        assert_eq!(e.content, None);
+        assert_eq!(e.input_hash, Some(content_hash(&raw_input)));
+        assert_eq!(
+            e.output_hash,
+            Some(content_hash("Your parcel ships today."))
+        );
+        assert_eq!(
+            e.output_simhash,
+            Some(simhash64("Your parcel ships today."))
+        );
+        assert_eq!(e.output_chars, Some(25));
+        let cost = e.cost_usd.ok_or("not priced")?;
+        assert!(
+            (cost - (1_000.0 * 0.15 + 1_000.0 * 0.075 + 500.0 * 0.60) / 1e6).abs() < 1e-12,
+            "{cost}"
+        );
+        assert_eq!(e.price_version.as_deref(), Some("gpt-4o-mini@2024-07-18"));
+        Ok(())
+    }
+
+    #[test]
+    fn retained_content_is_scrubbed_json() -> TestResult {
+        let enricher = enricher()?;
+        let mut e = event("support-bot");
+        enricher.enrich(&mut e);
+        assert_eq!(e.input_content, None);
+        assert_eq!(e.output_content, None);
+        let content = e.content.ok_or("content not retained")?;
+        for secret in [
+            "jane@example.com",
+            "4111 1111 1111 1111",
+            "sk-proj-abcdEFGH1234ijklMNOP5678",
+            JWT,
+            "eyJ",
+        ] {
+            assert!(!content.contains(secret), "{secret} leaked into {content}");
+        }
+        let value: serde_json::Value = serde_json::from_str(&content)?;
+        assert_eq!(
+            value["input"],
+            "My email is [EMAIL], card [CARD_NUMBER], key [API_KEY], token [JWT]. Where is my parcel?"
+        );
+        assert_eq!(value["output"], "Your parcel ships  today.");
+        Ok(())
+    }
+
+    #[test]
+    fn unscrubbed_policy_and_missing_sides() -> TestResult {
+        let enricher = enricher()?;
+        let mut e = event("synthetic-evals");
+        let raw_input = e.input_content.clone();
+        e.output_content = None;
+        enricher.enrich(&mut e);
+        let value: serde_json::Value =
+            serde_json::from_str(e.content.as_deref().ok_or("no content")?)?;
+        assert_eq!(value["input"].as_str(), raw_input.as_deref());
+        assert!(value["output"].is_null());
+        assert_eq!(
+            (e.output_hash, e.output_simhash, e.output_chars),
+            (None, None, None)
+        );
+
+        // No content at all: nothing to retain, and fingerprints from the decoder are kept.
+        let mut e = event("support-bot");
+        e.input_content = None;
+        e.output_content = None;
+        e.input_hash = Some("from-decoder".to_owned());
+        e.response_model = Some("unknown-model".to_owned());
+        enricher.enrich(&mut e);
+        assert_eq!(e.content, None);
+        assert_eq!(e.input_hash.as_deref(), Some("from-decoder"));
+        assert_eq!((e.cost_usd, e.price_version), (None, None));
+        assert!(enricher.registry().lookup("gpt-4o", None).is_some());
+        Ok(())
+    }
+}

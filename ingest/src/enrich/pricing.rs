@@ -1,0 +1,226 @@
+//! Pricing: tokens x the registry price in force at the event's time (DESIGN §4).
+//!
+//! An [`InferenceEvent`] with token counts enters [`price_event`]; the model is
+//! resolved in the [`ModelRegistry`] (response model first, request model as
+//! a fallback), the latest price whose `effective_from` is not after the
+//! event's time is applied, and the cost leaves with the price version
+//! (`<id>@<date>`) so it can be recomputed if a price was wrong.
+
+use chrono::{DateTime, Utc};
+use driftwatch_lake::model::InferenceEvent;
+
+use super::registry::{ModelEntry, ModelRegistry, Price};
+
+/// Tokens per unit of the registry's prices.
+const TOKENS_PER_PRICE_UNIT: f64 = 1_000_000.0;
+
+/// A computed cost and the registry price that produced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Priced {
+    /// Cost of the call in USD.
+    pub cost_usd: f64,
+    /// `<model id>@<effective_from date>`, stored with the event so the cost can be recomputed.
+    pub price_version: String,
+}
+
+/// Prices one event, or `None` when it has no token counts, its model is not
+/// registered, or it happened before the model's first price.
+///
+/// Cost = (input - cache_read) x input price + cache_read x cached price +
+/// output x output price, per 1M tokens. Reasoning tokens are part of the
+/// output tokens (OpenAI semantics) and are not added again.
+pub fn price_event(registry: &ModelRegistry, event: &InferenceEvent) -> Option<Priced> {
+    if event.input_tokens.is_none() && event.output_tokens.is_none() {
+        return None;
+    }
+    let provider = event.provider.as_deref();
+    let entry = [
+        event.response_model.as_deref(),
+        event.request_model.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|model| registry.lookup(model, provider))?;
+    let price = price_at(entry, event.time)?;
+    Some(Priced {
+        cost_usd: cost_usd(price, event),
+        price_version: format!("{}@{}", entry.id, price.effective_from.format("%Y-%m-%d")),
+    })
+}
+
+/// The price in force at `time` (nanoseconds since the epoch): the latest one not starting after it.
+fn price_at(entry: &ModelEntry, time: i64) -> Option<&Price> {
+    let time = DateTime::<Utc>::from_timestamp_nanos(time);
+    let after = entry.pricing.partition_point(|p| p.effective_from <= time);
+    after.checked_sub(1).map(|i| &entry.pricing[i])
+}
+
+/// Applies one price to the event's token counts. Negative counts never
+/// reach here in valid data; they are clamped so a bad row cannot earn money.
+fn cost_usd(price: &Price, event: &InferenceEvent) -> f64 {
+    let input = event.input_tokens.unwrap_or(0).max(0);
+    let cached = event.cache_read_tokens.unwrap_or(0).clamp(0, input);
+    let output = event.output_tokens.unwrap_or(0).max(0);
+    let cached_price = price.cached_input_per_mtok.unwrap_or(price.input_per_mtok);
+    // Token counts stay far below 2^53, so the conversions are exact.
+    let dollars_per_unit = (input - cached) as f64 * price.input_per_mtok
+        + cached as f64 * cached_price
+        + output as f64 * price.output_per_mtok;
+    dollars_per_unit / TOKENS_PER_PRICE_UNIT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    const REGISTRY: &str = r#"
+models:
+  - id: gpt-4o
+    provider: openai
+    pricing:
+      - {effective_from: 2024-08-06, input_per_mtok: 2.5, cached_input_per_mtok: 1.25, output_per_mtok: 10.0}
+      - {effective_from: 2026-11-15, input_per_mtok: 2.0, cached_input_per_mtok: 1.0, output_per_mtok: 8.0}
+    risk_level: high
+  - id: claude-haiku-4-5
+    provider: anthropic
+    pricing:
+      - {effective_from: 2025-10-15, input_per_mtok: 1.0, output_per_mtok: 5.0}
+    risk_level: medium
+"#;
+
+    fn nanos(rfc3339: &str) -> std::result::Result<i64, Box<dyn std::error::Error>> {
+        DateTime::parse_from_rfc3339(rfc3339)?
+            .timestamp_nanos_opt()
+            .ok_or_else(|| "time out of range".into())
+    }
+
+    fn event(
+        model: &str,
+        time: i64,
+        input: i64,
+        cached: Option<i64>,
+        output: i64,
+    ) -> InferenceEvent {
+        InferenceEvent {
+            provider: Some("openai".to_owned()),
+            response_model: Some(model.to_owned()),
+            time,
+            input_tokens: Some(input),
+            cache_read_tokens: cached,
+            output_tokens: Some(output),
+            reasoning_tokens: Some(output / 2),
+            ..InferenceEvent::default()
+        }
+    }
+
+    fn assert_close(actual: f64, expected: f64) {
+        assert!((actual - expected).abs() < 1e-12, "{actual} != {expected}");
+    }
+
+    #[test]
+    fn cached_tokens_are_priced_at_the_cached_rate() -> TestResult {
+        let registry = ModelRegistry::from_yaml_str(REGISTRY, "test.yaml")?;
+        let e = event(
+            "gpt-4o-2024-08-06",
+            nanos("2026-03-01T12:00:00Z")?,
+            10_000,
+            Some(4_000),
+            1_000,
+        );
+        let priced = price_event(&registry, &e).ok_or("not priced")?;
+        // 6000 x 2.5 + 4000 x 1.25 + 1000 x 10 (reasoning included in output), per 1M.
+        assert_close(
+            priced.cost_usd,
+            (6_000.0 * 2.5 + 4_000.0 * 1.25 + 1_000.0 * 10.0) / 1e6,
+        );
+        assert_eq!(priced.price_version, "gpt-4o@2024-08-06");
+
+        // Without a cached price the input price applies; more cached than input is clamped.
+        let mut e = event(
+            "claude-haiku-4-5",
+            nanos("2026-03-01T12:00:00Z")?,
+            1_000,
+            Some(5_000),
+            100,
+        );
+        e.provider = Some("anthropic".to_owned());
+        let priced = price_event(&registry, &e).ok_or("not priced")?;
+        assert_close(priced.cost_usd, (1_000.0 * 1.0 + 100.0 * 5.0) / 1e6);
+        Ok(())
+    }
+
+    #[test]
+    fn price_change_mid_month_splits_at_the_effective_instant() -> TestResult {
+        let registry = ModelRegistry::from_yaml_str(REGISTRY, "test.yaml")?;
+        let before = event(
+            "gpt-4o",
+            nanos("2026-11-14T23:59:59.999Z")?,
+            1_000_000,
+            None,
+            1_000_000,
+        );
+        let at = event(
+            "gpt-4o",
+            nanos("2026-11-15T00:00:00Z")?,
+            1_000_000,
+            None,
+            1_000_000,
+        );
+        let after = event(
+            "gpt-4o",
+            nanos("2026-11-28T08:00:00Z")?,
+            1_000_000,
+            None,
+            1_000_000,
+        );
+        let before = price_event(&registry, &before).ok_or("not priced")?;
+        let at = price_event(&registry, &at).ok_or("not priced")?;
+        let after = price_event(&registry, &after).ok_or("not priced")?;
+        assert_close(before.cost_usd, 12.5);
+        assert_eq!(before.price_version, "gpt-4o@2024-08-06");
+        assert_close(at.cost_usd, 10.0);
+        assert_eq!(at.price_version, "gpt-4o@2026-11-15");
+        assert_eq!(after, at);
+        Ok(())
+    }
+
+    #[test]
+    fn unpriceable_events_get_none() -> TestResult {
+        let registry = ModelRegistry::from_yaml_str(REGISTRY, "test.yaml")?;
+        let time = nanos("2026-03-01T00:00:00Z")?;
+        assert_eq!(
+            price_event(&registry, &event("mystery-model", time, 10, None, 10)),
+            None
+        );
+        let early = event("gpt-4o", nanos("2023-01-01T00:00:00Z")?, 10, None, 10);
+        assert_eq!(price_event(&registry, &early), None);
+        let mut no_tokens = event("gpt-4o", time, 0, None, 0);
+        no_tokens.input_tokens = None;
+        no_tokens.output_tokens = None;
+        assert_eq!(price_event(&registry, &no_tokens), None);
+        let mut wrong_provider = event("gpt-4o", time, 10, None, 10);
+        wrong_provider.provider = Some("anthropic".to_owned());
+        assert_eq!(price_event(&registry, &wrong_provider), None);
+        Ok(())
+    }
+
+    #[test]
+    fn request_model_is_the_fallback() -> TestResult {
+        let registry = ModelRegistry::from_yaml_str(REGISTRY, "test.yaml")?;
+        let mut e = event("gpt-4o", nanos("2026-03-01T00:00:00Z")?, 1_000_000, None, 0);
+        e.response_model = None;
+        e.request_model = Some("gpt-4o".to_owned());
+        assert_close(
+            price_event(&registry, &e).ok_or("not priced")?.cost_usd,
+            2.5,
+        );
+        e.response_model = Some("unregistered-finetune".to_owned());
+        assert_close(
+            price_event(&registry, &e).ok_or("not priced")?.cost_usd,
+            2.5,
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,382 @@
+//! The model registry: the governance artefact micro-app owners pick models
+//! from (DESIGN §4).
+//!
+//! `models.yaml` enters through [`ModelRegistry::from_yaml_str`] or
+//! [`ModelRegistry::from_path`]; every entry is validated before anything runs
+//! (prices non-negative, pricing present, ids and aliases unique, no unknown
+//! keys) and errors name the file, the entry and the key. The resulting
+//! registry answers [`ModelRegistry::lookup`] for pricing
+//! ([`super::pricing`]) and for the governance checks in analyze.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Deserializer};
+
+/// The registry shipped with driftwatch, used by the demo and as a starting point.
+const EMBEDDED_REGISTRY: &str = include_str!("../../../config/models.yaml");
+
+/// Why a registry could not be loaded. Every variant is a configuration
+/// mistake: fix the file and restart.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The file could not be read.
+    #[error("cannot read model registry {path}: {source}")]
+    Read {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// The document is not YAML of the expected shape (a top-level `models:` list).
+    #[error("{origin}: not a valid model registry ({source}); expected a top-level `models:` list")]
+    Syntax {
+        /// File name the text came from.
+        origin: String,
+        /// The YAML parser's complaint, with line and column.
+        source: serde_yaml::Error,
+    },
+    /// One entry failed to deserialize (unknown key, wrong type, unknown risk level, bad date).
+    #[error("{origin}: model {entry}: {message}")]
+    Entry {
+        /// File name the text came from.
+        origin: String,
+        /// The entry's id and position, or only its position when it has no id.
+        entry: String,
+        /// The deserializer's message: the key's path (`models[2].risk_level`), the problem and the line.
+        message: String,
+    },
+    /// One entry deserialized but breaks a rule.
+    #[error("{origin}: model `{id}`, key `{key}`: {problem}")]
+    Invalid {
+        /// File name the text came from.
+        origin: String,
+        /// The entry's id.
+        id: String,
+        /// The offending key.
+        key: &'static str,
+        /// What is wrong and what to do about it.
+        problem: String,
+    },
+}
+
+/// Registry result type.
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// How much harm a model can do in an app; apps declare the highest level they accept.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum RiskLevel {
+    /// Narrow or non-generative models (embeddings, classifiers).
+    Low,
+    /// General-purpose models used behind review or guard rails.
+    Medium,
+    /// Models whose output reaches people or systems without review.
+    High,
+}
+
+impl RiskLevel {
+    /// The lowercase name used in config and findings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskLevel::Low => "low",
+            RiskLevel::Medium => "medium",
+            RiskLevel::High => "high",
+        }
+    }
+}
+
+/// One price of a model, in force from `effective_from` until the next entry's.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// When this price starts to apply; a date means midnight UTC.
+    #[serde(deserialize_with = "deserialize_effective_from")]
+    pub effective_from: DateTime<Utc>,
+    /// USD per 1M uncached input tokens.
+    pub input_per_mtok: f64,
+    /// USD per 1M input tokens read from the provider's cache; `None` means the input price.
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    /// USD per 1M output tokens (reasoning tokens included).
+    pub output_per_mtok: f64,
+}
+
+/// One registered model with its prices and governance facts.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// The name events carry in `gen_ai.response.model`; unique in the registry.
+    pub id: String,
+    /// Normalised provider name (`openai`, `anthropic`, `gcp.vertex_ai`, ...).
+    pub provider: String,
+    /// The provider's version or snapshot label, for the record.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Other names the same model is called by (provider-specific ids, `-latest` names).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Prices over time, sorted by `effective_from` after loading.
+    pub pricing: Vec<Price>,
+    /// What the model is approved for.
+    #[serde(default)]
+    pub intended_uses: Vec<String>,
+    /// Known weaknesses app owners must design around.
+    #[serde(default)]
+    pub limitations: Vec<String>,
+    /// Where the training data came from, as far as the provider says.
+    #[serde(default)]
+    pub data_provenance: Option<String>,
+    /// Governance risk level, compared with an app's approved maximum.
+    pub risk_level: RiskLevel,
+}
+
+/// The file's shape: only a `models` list, so a typo at the top level is caught too.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    models: Vec<ModelEntry>,
+}
+
+/// The validated model registry with name indexes for lookup.
+#[derive(Debug, Clone)]
+pub struct ModelRegistry {
+    /// Entries in file order.
+    entries: Vec<ModelEntry>,
+    /// Id -> entry index.
+    by_id: HashMap<String, usize>,
+    /// Alias -> entry indexes; one alias may name models of different providers.
+    by_alias: HashMap<String, Vec<usize>>,
+}
+
+impl ModelRegistry {
+    /// Parses and validates registry YAML; `origin` names the file in error messages.
+    pub fn from_yaml_str(text: &str, origin: &str) -> Result<Self> {
+        let file: RegistryFile =
+            serde_yaml::from_str(text).map_err(|source| entry_error(text, origin, source))?;
+        Self::from_entries(file.models, origin)
+    }
+
+    /// Reads and validates a registry file.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml_str(&text, &path.display().to_string())
+    }
+
+    /// The registry shipped in `config/models.yaml`, compiled into the binary.
+    pub fn default_embedded() -> Result<Self> {
+        Self::from_yaml_str(EMBEDDED_REGISTRY, "config/models.yaml (embedded)")
+    }
+
+    /// Validates entries and builds the indexes.
+    fn from_entries(mut entries: Vec<ModelEntry>, origin: &str) -> Result<Self> {
+        let invalid = |id: &str, key: &'static str, problem: String| RegistryError::Invalid {
+            origin: origin.to_owned(),
+            id: id.to_owned(),
+            key,
+            problem,
+        };
+        let mut by_id = HashMap::with_capacity(entries.len());
+        for (index, entry) in entries.iter_mut().enumerate() {
+            if entry.id.trim().is_empty() {
+                return Err(invalid(&entry.id, "id", "must not be empty".to_owned()));
+            }
+            if entry.provider.trim().is_empty() {
+                return Err(invalid(
+                    &entry.id,
+                    "provider",
+                    "must not be empty".to_owned(),
+                ));
+            }
+            if entry.pricing.is_empty() {
+                return Err(invalid(
+                    &entry.id,
+                    "pricing",
+                    "is empty; add at least one price with `effective_from`, `input_per_mtok` and `output_per_mtok`"
+                        .to_owned(),
+                ));
+            }
+            for price in &entry.pricing {
+                let date = price.effective_from.date_naive();
+                for (key, value) in [
+                    ("pricing.input_per_mtok", Some(price.input_per_mtok)),
+                    ("pricing.cached_input_per_mtok", price.cached_input_per_mtok),
+                    ("pricing.output_per_mtok", Some(price.output_per_mtok)),
+                ] {
+                    if let Some(value) = value
+                        && !(value.is_finite() && value >= 0.0)
+                    {
+                        return Err(invalid(
+                            &entry.id,
+                            key,
+                            format!(
+                                "price {value} (effective {date}) must be a finite number >= 0 USD per 1M tokens"
+                            ),
+                        ));
+                    }
+                }
+            }
+            entry.pricing.sort_by_key(|p| p.effective_from);
+            if let Some(pair) = entry
+                .pricing
+                .windows(2)
+                .find(|w| w[0].effective_from == w[1].effective_from)
+            {
+                return Err(invalid(
+                    &entry.id,
+                    "pricing.effective_from",
+                    format!(
+                        "two prices start at {}; give each price its own effective_from",
+                        pair[0].effective_from.to_rfc3339()
+                    ),
+                ));
+            }
+            if by_id.insert(entry.id.clone(), index).is_some() {
+                return Err(invalid(
+                    &entry.id,
+                    "id",
+                    "is defined twice; ids must be unique (use `aliases` for other names)"
+                        .to_owned(),
+                ));
+            }
+        }
+        let mut by_alias: HashMap<String, Vec<usize>> = HashMap::new();
+        for (index, entry) in entries.iter().enumerate() {
+            for alias in &entry.aliases {
+                let clash = by_id
+                    .get(alias)
+                    .into_iter()
+                    .chain(by_alias.get(alias).into_iter().flatten())
+                    .map(|&other| &entries[other])
+                    .find(|other| other.provider.eq_ignore_ascii_case(&entry.provider));
+                if let Some(other) = clash {
+                    return Err(invalid(
+                        &entry.id,
+                        "aliases",
+                        format!(
+                            "alias `{alias}` already names model `{}` of the same provider; remove one of them",
+                            other.id
+                        ),
+                    ));
+                }
+                by_alias.entry(alias.clone()).or_default().push(index);
+            }
+        }
+        Ok(Self {
+            entries,
+            by_id,
+            by_alias,
+        })
+    }
+
+    /// Finds the entry for a model name: exact id, then alias, then the
+    /// longest id or alias that is a prefix of `model` followed by `-` or `@`
+    /// (dated snapshots like `gpt-4o-2024-08-06` resolve to `gpt-4o`).
+    /// When `provider` is given, entries of another provider do not match.
+    pub fn lookup(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
+        let accepts =
+            |entry: &ModelEntry| provider.is_none_or(|p| entry.provider.eq_ignore_ascii_case(p));
+        if let Some(entry) = self.by_id.get(model).map(|&i| &self.entries[i])
+            && accepts(entry)
+        {
+            return Some(entry);
+        }
+        if let Some(entry) = self
+            .by_alias
+            .get(model)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.entries[i])
+            .find(|e| accepts(e))
+        {
+            return Some(entry);
+        }
+        let mut best: Option<(usize, &ModelEntry)> = None;
+        for entry in self.entries.iter().filter(|e| accepts(e)) {
+            for name in std::iter::once(&entry.id).chain(&entry.aliases) {
+                let is_snapshot = model.len() > name.len()
+                    && model.starts_with(name.as_str())
+                    && matches!(model.as_bytes()[name.len()], b'-' | b'@');
+                if is_snapshot && best.is_none_or(|(len, _)| name.len() > len) {
+                    best = Some((name.len(), entry));
+                }
+            }
+        }
+        best.map(|(_, entry)| entry)
+    }
+
+    /// All entries in file order.
+    pub fn entries(&self) -> impl Iterator<Item = &ModelEntry> {
+        self.entries.iter()
+    }
+}
+
+/// Turns a deserialization error into one that names the entry by its id.
+///
+/// serde_yaml reports the path (`models[3].pricing[0].input_per_mtok: ...`)
+/// and the line, but not the id a person searches the file for; the id is
+/// recovered from the index in that path. Errors outside an entry stay
+/// [`RegistryError::Syntax`].
+fn entry_error(text: &str, origin: &str, source: serde_yaml::Error) -> RegistryError {
+    let message = source.to_string();
+    let index = message
+        .strip_prefix("models[")
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(index, _)| index.parse::<usize>().ok());
+    let Some(index) = index else {
+        return RegistryError::Syntax {
+            origin: origin.to_owned(),
+            source,
+        };
+    };
+    let id = serde_yaml::from_str::<serde_yaml::Value>(text)
+        .ok()
+        .and_then(|doc| {
+            Some(
+                doc.get("models")?
+                    .get(index)?
+                    .get("id")?
+                    .as_str()?
+                    .to_owned(),
+            )
+        });
+    RegistryError::Entry {
+        origin: origin.to_owned(),
+        entry: match id {
+            Some(id) => format!("`{id}` (entry #{})", index + 1),
+            None => format!("#{} (no `id`)", index + 1),
+        },
+        message,
+    }
+}
+
+/// Accepts `2026-01-01` (midnight UTC) or an RFC 3339 time.
+fn deserialize_effective_from<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_effective_from(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "effective_from `{text}` is neither a date like 2026-01-01 nor an RFC 3339 time like 2026-01-01T00:00:00Z"
+        ))
+    })
+}
+
+/// Parses a date or RFC 3339 time into UTC.
+fn parse_effective_from(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,421 @@
+//! PII scrubbing before anything is persisted (DESIGN §10).
+//!
+//! Text enters [`Scrubber::scrub`]; one [`RegexSet`] pass decides which
+//! detectors can match at all (clean text costs that single pass), the
+//! matching detectors find candidates, validators reject look-alikes (Luhn for
+//! cards, mod-97 for IBANs, area rules for SSNs, a real parser for IPv6), and
+//! each surviving span is replaced by its kind's placeholder (`[EMAIL]`, ...).
+//! Placeholders match no detector, so scrubbing is idempotent.
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::{Regex, RegexSet};
+
+/// A kind of personal or secret data the scrubber removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PiiKind {
+    /// `name@example.com`.
+    Email,
+    /// International (`+44 20 7946 0958`) and common national formats.
+    Phone,
+    /// 13–19 digit payment card numbers that pass the Luhn check.
+    CardNumber,
+    /// International bank account numbers that pass the mod-97 check.
+    Iban,
+    /// US social security numbers and UK national insurance numbers.
+    NationalId,
+    /// IPv4 and IPv6 addresses.
+    IpAddress,
+    /// Provider API keys (`sk-...`, `AKIA...`, `ghp_...`, `xoxb-...`, `api_key=...`).
+    ApiKey,
+    /// The token after `Bearer`.
+    BearerToken,
+    /// JSON web tokens (`eyJ...`).
+    Jwt,
+}
+
+impl PiiKind {
+    /// The text that replaces a match.
+    pub fn placeholder(self) -> &'static str {
+        match self {
+            PiiKind::Email => "[EMAIL]",
+            PiiKind::Phone => "[PHONE]",
+            PiiKind::CardNumber => "[CARD_NUMBER]",
+            PiiKind::Iban => "[IBAN]",
+            PiiKind::NationalId => "[NATIONAL_ID]",
+            PiiKind::IpAddress => "[IP_ADDRESS]",
+            PiiKind::ApiKey => "[API_KEY]",
+            PiiKind::BearerToken => "[BEARER_TOKEN]",
+            PiiKind::Jwt => "[JWT]",
+        }
+    }
+}
+
+/// Checks a candidate and returns the length of the prefix that is really
+/// PII (a candidate may have swallowed a trailing word), or `None`.
+type Validator = fn(&str) -> Option<usize>;
+
+/// One detector: a pattern, the capture group that is the secret (0 = whole
+/// match), whether digits may not touch it, and an optional validator.
+struct Detector {
+    kind: PiiKind,
+    pattern: &'static str,
+    group: usize,
+    numeric: bool,
+    validate: Option<Validator>,
+}
+
+/// Detectors in priority order: when two matches start at the same place
+/// and have the same length, the earlier detector names it.
+const DETECTORS: &[Detector] = &[
+    Detector {
+        kind: PiiKind::Jwt,
+        pattern: r"(?-u:\b)eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+        group: 0,
+        numeric: false,
+        validate: None,
+    },
+    Detector {
+        kind: PiiKind::ApiKey,
+        pattern: r"(?-u:\b)(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|xox[baprs]-[A-Za-z0-9-]{10,})(?-u:\b)",
+        group: 0,
+        numeric: false,
+        validate: None,
+    },
+    Detector {
+        kind: PiiKind::ApiKey,
+        pattern: r#"(?i)(?-u:\b)(?:x-)?(?:api[_-]?key|secret[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret)["']?\s*[:=]\s*["']?([A-Za-z0-9_\-.~+/=]{8,})"#,
+        group: 1,
+        numeric: false,
+        validate: Some(secret_value),
+    },
+    Detector {
+        kind: PiiKind::BearerToken,
+        pattern: r"(?i:bearer)\s+([A-Za-z0-9\-._~+/]{8,}=*)",
+        group: 1,
+        numeric: false,
+        validate: Some(token_like),
+    },
+    Detector {
+        kind: PiiKind::Email,
+        pattern: r"[\p{L}\p{N}._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}(?-u:\b)",
+        group: 0,
+        numeric: false,
+        validate: None,
+    },
+    Detector {
+        kind: PiiKind::Iban,
+        pattern: r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)",
+        group: 0,
+        numeric: false,
+        validate: Some(iban),
+    },
+    Detector {
+        kind: PiiKind::CardNumber,
+        pattern: r"(?-u:\b)[2-6](?:[ -]?[0-9]){12,18}(?-u:\b)",
+        group: 0,
+        numeric: true,
+        validate: Some(card),
+    },
+    Detector {
+        kind: PiiKind::NationalId,
+        pattern: r"(?-u:\b)[0-9]{3}-[0-9]{2}-[0-9]{4}(?-u:\b)",
+        group: 0,
+        numeric: true,
+        validate: Some(ssn),
+    },
+    Detector {
+        kind: PiiKind::NationalId,
+        pattern: r"(?-u:\b)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D](?-u:\b)",
+        group: 0,
+        numeric: false,
+        validate: Some(nino),
+    },
+    Detector {
+        kind: PiiKind::IpAddress,
+        pattern: r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-f]{1,4})?",
+        group: 0,
+        numeric: true,
+        validate: Some(ipv6),
+    },
+    Detector {
+        kind: PiiKind::IpAddress,
+        pattern: r"(?-u:\b)(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?-u:\b)",
+        group: 0,
+        numeric: true,
+        validate: None,
+    },
+    Detector {
+        kind: PiiKind::Phone,
+        pattern: r"\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}",
+        group: 0,
+        numeric: true,
+        validate: Some(international_phone),
+    },
+    Detector {
+        kind: PiiKind::Phone,
+        pattern: r"(?:\([0-9]{3}\) ?|(?-u:\b)[0-9]{3}[-. ])[0-9]{3}[-. ][0-9]{4}(?-u:\b)",
+        group: 0,
+        numeric: true,
+        validate: None,
+    },
+    Detector {
+        kind: PiiKind::Phone,
+        pattern: r"(?-u:\b)0[0-9]{2,4}[ -][0-9]{3,4}[ -]?[0-9]{3,4}(?-u:\b)",
+        group: 0,
+        numeric: true,
+        validate: Some(national_phone),
+    },
+];
+
+/// Detectors compiled once per process; every [`Scrubber`] shares them.
+struct Compiled {
+    set: RegexSet,
+    regexes: Vec<Regex>,
+}
+
+#[allow(
+    clippy::expect_used,
+    reason = "the patterns are constants; unit tests compile every one of them"
+)]
+static COMPILED: LazyLock<Compiled> = LazyLock::new(|| {
+    let patterns = DETECTORS.iter().map(|d| d.pattern);
+    Compiled {
+        set: RegexSet::new(patterns.clone()).expect("constant PII patterns compile"),
+        regexes: patterns
+            .map(|p| Regex::new(p).expect("constant PII pattern compiles"))
+            .collect(),
+    }
+});
+
+/// Finds and replaces PII in free text. Cheap to create and to share across threads.
+#[derive(Debug, Clone, Copy)]
+pub struct Scrubber {
+    compiled: &'static LazyLock<Compiled>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("detectors", &self.regexes.len())
+            .finish()
+    }
+}
+
+impl Default for Scrubber {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scrubber {
+    /// A scrubber with all detectors; the first one compiles the patterns.
+    pub fn new() -> Self {
+        Self {
+            compiled: &COMPILED,
+        }
+    }
+
+    /// The text with every PII span replaced by its placeholder; borrowed
+    /// unchanged when there is nothing to replace.
+    pub fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let found = self.find(text);
+        if found.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for (kind, range) in found {
+            out.push_str(&text[last..range.start]);
+            out.push_str(kind.placeholder());
+            last = range.end;
+        }
+        out.push_str(&text[last..]);
+        Cow::Owned(out)
+    }
+
+    /// PII spans in `text`, sorted and non-overlapping (the earliest, then
+    /// longest, then highest-priority match wins).
+    pub fn find(&self, text: &str) -> Vec<(PiiKind, Range<usize>)> {
+        let compiled: &Compiled = self.compiled;
+        let mut candidates: Vec<(Range<usize>, usize)> = Vec::new();
+        for index in compiled.set.matches(text).iter() {
+            let detector = &DETECTORS[index];
+            for caps in compiled.regexes[index].captures_iter(text) {
+                let Some(m) = caps.get(detector.group) else {
+                    continue;
+                };
+                let len = match detector.validate {
+                    Some(validate) => match validate(m.as_str()) {
+                        Some(len) => len,
+                        None => continue,
+                    },
+                    None => m.len(),
+                };
+                let range = m.start()..m.start() + len;
+                if detector.numeric && !stands_alone(text, &range) {
+                    continue;
+                }
+                candidates.push((range, index));
+            }
+        }
+        candidates
+            .sort_by_key(|(range, index)| (range.start, std::cmp::Reverse(range.end), *index));
+        let mut found: Vec<(PiiKind, Range<usize>)> = Vec::with_capacity(candidates.len());
+        for (range, index) in candidates {
+            if found.last().is_none_or(|(_, last)| range.start >= last.end) {
+                found.push((DETECTORS[index].kind, range));
+            }
+        }
+        found
+    }
+}
+
+/// False when a numeric match is a piece of a longer token: glued to letters
+/// or digits, or joined by `-` or `.` to more of them (UUIDs, versions, dates,
+/// longer digit runs). `:` and `/` do not join, so `10.0.0.1:8080` and URLs
+/// still count.
+fn stands_alone(text: &str, range: &Range<usize>) -> bool {
+    let bytes = text.as_bytes();
+    let joins = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let glued_before = match &bytes[..range.start] {
+        [.., b] if joins(*b) => true,
+        [.., x, b'-' | b'.'] => joins(*x),
+        _ => false,
+    };
+    let glued_after = match &bytes[range.end..] {
+        [b, ..] if joins(*b) => true,
+        [b'-' | b'.', x, ..] => joins(*x),
+        _ => false,
+    };
+    !glued_before && !glued_after
+}
+
+/// A secret value ends before a sentence's full stop.
+fn secret_value(value: &str) -> Option<usize> {
+    let trimmed = value.trim_end_matches('.');
+    (trimmed.len() >= 8).then_some(trimmed.len())
+}
+
+/// Bearer tokens look random: long, or carrying digits or symbols (so "bearer instruments" stays).
+fn token_like(token: &str) -> Option<usize> {
+    let len = secret_value(token)?;
+    let token = &token[..len];
+    let marked = token
+        .bytes()
+        .any(|b| b.is_ascii_digit() || b"-._~+/=".contains(&b));
+    (token.len() >= 20 || marked).then_some(len)
+}
+
+/// Luhn check over the digits of a 13–19 digit card candidate, which must
+/// be ungrouped or grouped the way cards are printed (4-4-4-4, 4-4-4-4-3,
+/// 4-6-5), so bank codes and other grouped numbers are not taken for cards.
+fn card(candidate: &str) -> Option<usize> {
+    let groups: Vec<usize> = candidate.split([' ', '-']).map(str::len).collect();
+    let printed = match groups.as_slice() {
+        [_] | [4, 6, 4 | 5] => true,
+        [init @ .., last] => init.iter().all(|&g| g == 4) && (3..=4).contains(last),
+        [] => false,
+    };
+    let digits: Vec<u32> = candidate.chars().filter_map(|c| c.to_digit(10)).collect();
+    if !printed || !(13..=19).contains(&digits.len()) || digits.iter().all(|&d| d == digits[0]) {
+        return None;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| match (i % 2 == 1, d * 2) {
+            (true, doubled) if doubled > 9 => doubled - 9,
+            (true, doubled) => doubled,
+            (false, _) => d,
+        })
+        .sum();
+    sum.is_multiple_of(10).then_some(candidate.len())
+}
+
+/// IBAN mod-97 check; retries without trailing space-separated groups, which
+/// the pattern may have taken from the following words.
+fn iban(candidate: &str) -> Option<usize> {
+    let mut end = candidate.len();
+    loop {
+        if iban_valid(&candidate[..end]) {
+            return Some(end);
+        }
+        end = candidate[..end].rfind(' ')?;
+    }
+}
+
+fn iban_valid(text: &str) -> bool {
+    let compact: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
+    if !(15..=34).contains(&compact.len()) {
+        return false;
+    }
+    let (head, tail) = compact.split_at(4);
+    let mut remainder = 0u32;
+    for &b in tail.iter().chain(head) {
+        let value = match b {
+            b'0'..=b'9' => u32::from(b - b'0'),
+            b'A'..=b'Z' => u32::from(b - b'A') + 10,
+            _ => return false,
+        };
+        remainder = if value >= 10 {
+            (remainder * 100 + value) % 97
+        } else {
+            (remainder * 10 + value) % 97
+        };
+    }
+    remainder == 1
+}
+
+/// US SSN: areas 000, 666 and 900–999, group 00 and serial 0000 are never issued.
+fn ssn(candidate: &str) -> Option<usize> {
+    let mut parts = candidate.split('-');
+    let (area, group, serial) = (parts.next()?, parts.next()?, parts.next()?);
+    let valid = area != "000"
+        && area != "666"
+        && !area.starts_with('9')
+        && group != "00"
+        && serial != "0000";
+    valid.then_some(candidate.len())
+}
+
+/// UK NINO: some prefixes are never allocated.
+fn nino(candidate: &str) -> Option<usize> {
+    let prefix = candidate.get(..2)?;
+    let excluded = ["BG", "GB", "KN", "NK", "NT", "TN", "ZZ"].contains(&prefix);
+    (!excluded).then_some(candidate.len())
+}
+
+/// Accepts what the standard library parses as IPv6 (trailing colons
+/// trimmed), with a digit and at least three groups, so `a::b`-style code
+/// paths and clock times are left alone.
+fn ipv6(candidate: &str) -> Option<usize> {
+    let trimmed = candidate.trim_end_matches(':');
+    let groups = trimmed.split(':').filter(|g| !g.is_empty()).count();
+    let plausible = groups >= 3 || (trimmed.contains("::") && groups >= 2);
+    let parsed = trimmed.parse::<std::net::Ipv6Addr>().is_ok();
+    (plausible && parsed && trimmed.bytes().any(|b| b.is_ascii_digit())).then_some(trimmed.len())
+}
+
+/// E.164 numbers have 8 to 15 digits including the country code.
+fn international_phone(candidate: &str) -> Option<usize> {
+    let mut trimmed = candidate.trim_end_matches([' ', '.', '-', '(']);
+    // The pattern takes a `)` after the last digits; keep it only when it closes an area code.
+    if trimmed.ends_with(')') && trimmed.matches(')').count() > trimmed.matches('(').count() {
+        trimmed = &trimmed[..trimmed.len() - 1];
+    }
+    let digits = trimmed.bytes().filter(u8::is_ascii_digit).count();
+    (8..=15).contains(&digits).then_some(trimmed.len())
+}
+
+/// National numbers with a trunk `0` have 10 or 11 digits.
+fn national_phone(candidate: &str) -> Option<usize> {
+    let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
+    (10..=11).contains(&digits).then_some(candidate.len())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,277 @@
+use super::*;
+
+const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+
+/// The kinds and matched text the scrubber finds.
+fn found(text: &str) -> Vec<(PiiKind, &str)> {
+    Scrubber::new()
+        .find(text)
+        .into_iter()
+        .map(|(kind, range)| (kind, &text[range]))
+        .collect()
+}
+
+fn assert_finds(text: &str, kind: PiiKind, secret: &str) {
+    let hits = found(text);
+    assert_eq!(hits, vec![(kind, secret)], "in {text:?}");
+    let scrubbed = Scrubber::new().scrub(text).into_owned();
+    assert!(!scrubbed.contains(secret), "{scrubbed}");
+    assert!(scrubbed.contains(kind.placeholder()), "{scrubbed}");
+}
+
+fn assert_clean(text: &str) {
+    assert_eq!(found(text), vec![], "false positive in {text:?}");
+    assert!(matches!(Scrubber::new().scrub(text), Cow::Borrowed(_)));
+}
+
+#[test]
+fn every_pattern_compiles() {
+    assert_eq!(COMPILED.regexes.len(), DETECTORS.len());
+    assert_eq!(COMPILED.set.len(), DETECTORS.len());
+}
+
+#[test]
+fn emails() {
+    assert_finds(
+        "Please reply to jane.doe+billing@example.co.uk today.",
+        PiiKind::Email,
+        "jane.doe+billing@example.co.uk",
+    );
+    assert_finds(
+        "From: <ops_team@mail-relay.acme.io>",
+        PiiKind::Email,
+        "ops_team@mail-relay.acme.io",
+    );
+    assert_clean("Mention @channel in the #ops room, or see user@localhost for details.");
+}
+
+#[test]
+fn phones() {
+    for phone in [
+        "+1 (415) 555-2671",
+        "+44 20 7946 0958",
+        "+4915123456789",
+        "415-555-2671",
+        "(415) 555-2671",
+        "020 7946 0958",
+        "07700 900123",
+    ] {
+        assert_finds(
+            &format!("You can reach me on {phone}, evenings only."),
+            PiiKind::Phone,
+            phone,
+        );
+    }
+}
+
+#[test]
+fn cards_need_a_valid_luhn_checksum() {
+    for card in [
+        "4111 1111 1111 1111",
+        "5555-5555-5555-4444",
+        "378282246310005",
+        "4012888888881881",
+    ] {
+        assert_finds(
+            &format!("Charge card {card} for the renewal."),
+            PiiKind::CardNumber,
+            card,
+        );
+    }
+    for not_card in [
+        "4111 1111 1111 1112",
+        "5555-5555-5555-4445",
+        "4012888888881882",
+    ] {
+        assert_clean(&format!("Charge card {not_card} for the renewal."));
+    }
+}
+
+#[test]
+fn ibans_need_a_valid_checksum() {
+    assert_finds(
+        "Wire it to DE89 3704 0044 0532 0130 00 by Friday.",
+        PiiKind::Iban,
+        "DE89 3704 0044 0532 0130 00",
+    );
+    assert_finds(
+        "IBAN: GB82WEST12345698765432.",
+        PiiKind::Iban,
+        "GB82WEST12345698765432",
+    );
+    // The pattern may swallow a following capitalised word; the checksum trims it off.
+    assert_finds(
+        "Account GB82 WEST 1234 5698 7654 32 FOR invoices.",
+        PiiKind::Iban,
+        "GB82 WEST 1234 5698 7654 32",
+    );
+    assert_clean("Wire it to DE89 3704 0044 0532 0130 01 by Friday.");
+}
+
+#[test]
+fn national_ids() {
+    assert_finds(
+        "My SSN is 123-45-6789, please update it.",
+        PiiKind::NationalId,
+        "123-45-6789",
+    );
+    for unissued in [
+        "000-12-3456",
+        "666-12-3456",
+        "912-34-5678",
+        "123-00-4567",
+        "123-45-0000",
+    ] {
+        assert_clean(&format!("SSN {unissued} on the form."));
+    }
+    assert_finds(
+        "NI number: AB 12 34 56 C.",
+        PiiKind::NationalId,
+        "AB 12 34 56 C",
+    );
+    assert_finds(
+        "NI number JG103759A on file",
+        PiiKind::NationalId,
+        "JG103759A",
+    );
+    assert_clean("NI number GB 12 34 56 C on file");
+}
+
+#[test]
+fn ip_addresses() {
+    assert_finds(
+        "Login from 203.0.113.42 was blocked.",
+        PiiKind::IpAddress,
+        "203.0.113.42",
+    );
+    assert_finds(
+        "upstream http://10.0.0.1:8080/health failed",
+        PiiKind::IpAddress,
+        "10.0.0.1",
+    );
+    assert_finds(
+        "client 2001:db8:85a3::8a2e:370:7334 connected",
+        PiiKind::IpAddress,
+        "2001:db8:85a3::8a2e:370:7334",
+    );
+    assert_finds(
+        "link-local fe80::1ff:fe23:4567:890a: up",
+        PiiKind::IpAddress,
+        "fe80::1ff:fe23:4567:890a",
+    );
+    assert_finds(
+        "mapped ::ffff:192.0.2.128 seen",
+        PiiKind::IpAddress,
+        "::ffff:192.0.2.128",
+    );
+    assert_clean(
+        "Use std::fmt::Display and Vec::new; meet at 12:30:45, aspect 16:9, MAC 00:1a:2b:3c:4d:5e.",
+    );
+}
+
+#[test]
+fn api_keys_bearer_tokens_and_jwts() {
+    for key in [
+        "sk-proj-abcdEFGH1234ijklMNOP5678qrst",
+        "sk-ant-api03-AbCdEf0123456789xyzXYZ-_0",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_1234567890abcdefghijABCDEFGHIJ123456",
+        "xoxb-123456789012-abcdefABCDEF",
+    ] {
+        assert_finds(
+            &format!("oops, I pasted my key {key} in the chat"),
+            PiiKind::ApiKey,
+            key,
+        );
+    }
+    assert_finds(
+        "curl -H 'x-api-key: 9f8e7d6c5b4a3210' https://api",
+        PiiKind::ApiKey,
+        "9f8e7d6c5b4a3210",
+    );
+    assert_finds(
+        r#"{"api_key": "c2VjcmV0LXZhbHVl"}"#,
+        PiiKind::ApiKey,
+        "c2VjcmV0LXZhbHVl",
+    );
+    assert_finds(
+        "API_KEY=abcdef123456 ./run.sh",
+        PiiKind::ApiKey,
+        "abcdef123456",
+    );
+    assert_finds(
+        "Authorization: Bearer abc123DEF456ghi789",
+        PiiKind::BearerToken,
+        "abc123DEF456ghi789",
+    );
+    assert_finds(&format!("token {JWT} expired"), PiiKind::Jwt, JWT);
+    // A JWT sent as a bearer token is named as the more specific kind.
+    assert_finds(&format!("Authorization: Bearer {JWT}"), PiiKind::Jwt, JWT);
+    assert_clean("These bearer bonds and the task-management-system are fine; so is sk-learn.");
+}
+
+#[test]
+fn no_false_positives_on_ordinary_telemetry_text() {
+    assert_clean(
+        "The call used 1532 input tokens and 418 output tokens (cached 1024) in 2025, costing $0.0123 \
+         at 2024-08-06T12:30:45.123Z. Model gpt-4o-2024-08-06, version 1.2.3, build 20240806. Request id \
+         123e4567-e89b-12d3-a456-426614174000 and 550e8400-e29b-41d4-a716-446655440000. Epoch \
+         1718000000000 ms, latency 1234567 us, order #4521, total 1,234,567.89 EUR, ratio 3/4.",
+    );
+    assert_clean(
+        "Took 1.234 s at 0.15 USD per 1M tokens; location 52.3676, 4.9041; released 06/08/2024 \
+         at 2024-08-06 12:30:45 (2024-08-06T12:30:45+02:00); trace 4bf92f3577b34da6a3ce929d0e0e4736, \
+         span 00f067aa0ba902b7; sha 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08; \
+         counts 100 200 300 400; python==3.11.4; HTTP 429 after 3 retries.",
+    );
+}
+
+#[test]
+fn scrubbing_replaces_everything_and_is_idempotent() {
+    let text = format!(
+        "Hi, I'm Jane (jane@example.com, +44 20 7946 0958). Card 4111-1111-1111-1111, IBAN DE89 3704 0044 0532 \
+         0130 00, SSN 123-45-6789, from 198.51.100.7. Key sk-proj-abcdEFGH1234ijklMNOP5678qrst, \
+         Authorization: Bearer {JWT}, api_key=abcdef123456."
+    );
+    let scrubber = Scrubber::new();
+    let once = scrubber.scrub(&text).into_owned();
+    assert_eq!(
+        once,
+        "Hi, I'm Jane ([EMAIL], [PHONE]). Card [CARD_NUMBER], IBAN [IBAN], SSN [NATIONAL_ID], from \
+         [IP_ADDRESS]. Key [API_KEY], Authorization: Bearer [JWT], api_key=[API_KEY]."
+    );
+    let twice = scrubber.scrub(&once);
+    assert!(
+        matches!(twice, Cow::Borrowed(_)),
+        "second pass changed {once:?} into {twice:?}"
+    );
+    for kind in [
+        PiiKind::Email,
+        PiiKind::Phone,
+        PiiKind::CardNumber,
+        PiiKind::Iban,
+        PiiKind::NationalId,
+        PiiKind::IpAddress,
+        PiiKind::ApiKey,
+        PiiKind::BearerToken,
+        PiiKind::Jwt,
+    ] {
+        assert_clean(kind.placeholder());
+        assert_clean(&format!(
+            "Bearer {} api_key={}",
+            kind.placeholder(),
+            kind.placeholder()
+        ));
+    }
+}
+
+#[test]
+fn clean_and_non_ascii_text_is_borrowed() {
+    assert_clean("");
+    assert_clean("Grüße aus München — 東京で会いましょう。 Ça va? Ünïcödé wörds everywhere.");
+    assert_finds(
+        "Écrivez à zoë@example.fr — merci",
+        PiiKind::Email,
+        "zoë@example.fr",
+    );
+}
