@@ -24,7 +24,9 @@ pub struct AppProfile {
     pub prompt_versions: Vec<String>,
     /// Fraction of the generated period after which `v2` replaces `v1`.
     pub prompt_switch_at: f64,
-    /// Monthly spend cap in USD, tuned so the default demo crosses budget thresholds for some apps.
+    /// Monthly spend cap in USD. With the default demo (50k calls over 3 days)
+    /// `ticket-summariser` exceeds its cap, `meeting-notes` passes 80% and
+    /// `hr-policy-bot` stays low but projects an overrun from its burn rate.
     pub monthly_budget_usd: f64,
     /// Relative share of the fleet's traffic.
     pub traffic_weight: f64,
@@ -105,7 +107,7 @@ pub fn model_profile(model: &str) -> ModelProfile {
             swapped_snapshot: "gpt-4o-2024-11-20",
             ttft_median_s: 0.55,
             ttft_sigma: 0.45,
-            tokens_per_s: 70.0,
+            tokens_per_s: 110.0,
             reasoning_median: None,
             caches_prompts: true,
             input_usd_per_m: 2.5,
@@ -118,7 +120,7 @@ pub fn model_profile(model: &str) -> ModelProfile {
             swapped_snapshot: "gpt-4o-mini-2024-07-18",
             ttft_median_s: 0.35,
             ttft_sigma: 0.4,
-            tokens_per_s: 95.0,
+            tokens_per_s: 150.0,
             reasoning_median: None,
             caches_prompts: true,
             input_usd_per_m: 0.15,
@@ -131,7 +133,7 @@ pub fn model_profile(model: &str) -> ModelProfile {
             swapped_snapshot: "claude-sonnet-4-5-20250929",
             ttft_median_s: 0.9,
             ttft_sigma: 0.5,
-            tokens_per_s: 55.0,
+            tokens_per_s: 130.0,
             reasoning_median: None,
             caches_prompts: true,
             input_usd_per_m: 3.0,
@@ -144,7 +146,7 @@ pub fn model_profile(model: &str) -> ModelProfile {
             swapped_snapshot: "claude-haiku-4-5-20251001",
             ttft_median_s: 0.4,
             ttft_sigma: 0.4,
-            tokens_per_s: 120.0,
+            tokens_per_s: 200.0,
             reasoning_median: None,
             caches_prompts: true,
             input_usd_per_m: 1.0,
@@ -157,7 +159,7 @@ pub fn model_profile(model: &str) -> ModelProfile {
             swapped_snapshot: "gemini-2.5-flash-002",
             ttft_median_s: 0.6,
             ttft_sigma: 0.5,
-            tokens_per_s: 160.0,
+            tokens_per_s: 260.0,
             reasoning_median: Some(280.0),
             caches_prompts: false,
             input_usd_per_m: 0.3,
@@ -179,6 +181,18 @@ pub fn model_profile(model: &str) -> ModelProfile {
             response_id_prefix: None,
         },
         _ => UNKNOWN_MODEL,
+    }
+}
+
+impl ModelProfile {
+    /// List-price cost in USD, as an instrumentation library would report it.
+    pub fn cost_usd(&self, input: i64, cached: i64, output: i64) -> f64 {
+        let fresh = (input - cached).max(0) as f64;
+        let usd = (fresh * self.input_usd_per_m
+            + cached as f64 * self.cached_usd_per_m
+            + output as f64 * self.output_usd_per_m)
+            / 1e6;
+        (usd * 1e8).round() / 1e8
     }
 }
 
@@ -211,8 +225,11 @@ const SEEDS: &[Seed] = &[
         id: "where2eat",
         team: "analytics",
         environment: "prod",
-        models: &[("openai", "gpt-4o-mini", 0.8), ("anthropic", "claude-haiku-4-5", 0.2)],
-        budget: 40.0,
+        models: &[
+            ("openai", "gpt-4o-mini", 0.8),
+            ("anthropic", "claude-haiku-4-5", 0.2),
+        ],
+        budget: 100.0,
         traffic: 1.6,
         input_median: 420.0,
         output_medians: (160.0, 170.0),
@@ -231,7 +248,7 @@ const SEEDS: &[Seed] = &[
         team: "support-ops",
         environment: "prod",
         models: &[("anthropic", "claude-sonnet-4-5", 1.0)],
-        budget: 450.0,
+        budget: 75.0,
         traffic: 1.3,
         // v2 asks for a structured summary with action items: answers get much longer.
         input_median: 1500.0,
@@ -251,7 +268,7 @@ const SEEDS: &[Seed] = &[
         team: "people-ops",
         environment: "prod",
         models: &[("openai", "gpt-4o", 1.0)],
-        budget: 260.0,
+        budget: 450.0,
         traffic: 1.0,
         input_median: 2600.0,
         output_medians: (230.0, 240.0),
@@ -271,7 +288,7 @@ const SEEDS: &[Seed] = &[
         team: "revenue",
         environment: "staging",
         models: &[("gcp.vertex_ai", "gemini-2.5-flash", 1.0)],
-        budget: 60.0,
+        budget: 120.0,
         traffic: 0.6,
         input_median: 650.0,
         output_medians: (300.0, 280.0),
@@ -289,8 +306,11 @@ const SEEDS: &[Seed] = &[
         id: "invoice-extractor",
         team: "finance-eng",
         environment: "prod",
-        models: &[("openai", "gpt-4o-mini", 0.65), ("openai", EMBEDDINGS_MODEL, 0.35)],
-        budget: 25.0,
+        models: &[
+            ("openai", "gpt-4o-mini", 0.65),
+            ("openai", EMBEDDINGS_MODEL, 0.35),
+        ],
+        budget: 40.0,
         traffic: 1.1,
         input_median: 1900.0,
         output_medians: (210.0, 200.0),
@@ -308,11 +328,14 @@ const SEEDS: &[Seed] = &[
         id: "meeting-notes",
         team: "workplace",
         environment: "prod",
-        models: &[("anthropic", "claude-haiku-4-5", 0.7), ("anthropic", "claude-sonnet-4-5", 0.3)],
-        budget: 300.0,
+        models: &[
+            ("anthropic", "claude-haiku-4-5", 0.7),
+            ("anthropic", "claude-sonnet-4-5", 0.3),
+        ],
+        budget: 80.0,
         traffic: 0.9,
         input_median: 5200.0,
-        output_medians: (420.0, 430.0),
+        output_medians: (300.0, 310.0),
         max_output: 2000,
         streaming: true,
         error_rate: 0.018,
@@ -424,8 +447,10 @@ mod tests {
     fn catalog_covers_the_required_variety() {
         let apps = build_apps(6);
         assert_eq!(apps.len(), 6);
-        let models: std::collections::BTreeSet<_> =
-            apps.iter().flat_map(|a| a.models.iter().map(|(_, m)| m.clone())).collect();
+        let models: std::collections::BTreeSet<_> = apps
+            .iter()
+            .flat_map(|a| a.models.iter().map(|(_, m)| m.clone()))
+            .collect();
         assert!(models.len() >= 5, "{models:?}");
         assert!(apps.iter().any(|a| a.environment == "staging"));
         assert!(apps.iter().any(|a| a.model_swap_at.is_some()));
@@ -434,7 +459,11 @@ mod tests {
             let sum: f64 = app.model_weights.iter().sum();
             assert!((sum - 1.0).abs() < 1e-9);
             for (_, model) in &app.models {
-                assert_ne!(model_profile(model).snapshot, "unknown", "{model} not in catalog");
+                assert_ne!(
+                    model_profile(model).snapshot,
+                    "unknown",
+                    "{model} not in catalog"
+                );
             }
         }
     }

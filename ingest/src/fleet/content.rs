@@ -33,7 +33,14 @@ const KINDS: &[Kind] = &[
             "Any good ramen within walking distance of {}? We have 45 minutes.",
             "Team dinner for 10 near {} on Thursday, one guest is gluten-free. Ideas?",
         ],
-        slots: &["the Market St office", "Union Square", "the Berlin Mitte office", "King's Cross", "Pier 39", "the Austin campus"],
+        slots: &[
+            "the Market St office",
+            "Union Square",
+            "the Berlin Mitte office",
+            "King's Cross",
+            "Pier 39",
+            "the Austin campus",
+        ],
         answers: &[
             "Green Table on 3rd Street has a large vegetarian menu and a private room for groups.",
             "Nonna's Kitchen is a 6 minute walk away and takes bookings up to 8 people online.",
@@ -51,7 +58,14 @@ const KINDS: &[Kind] = &[
             "Condense the thread below into 3 bullet points. Issue: {}.",
             "Customer escalation: {}. Summarise impact and next steps.",
         ],
-        slots: &["login timeouts on the mobile app", "duplicate invoices being emailed", "CSV export failing above 10k rows", "SSO redirect loop in Safari", "webhook deliveries delayed by 20 minutes", "search returning stale results"],
+        slots: &[
+            "login timeouts on the mobile app",
+            "duplicate invoices being emailed",
+            "CSV export failing above 10k rows",
+            "SSO redirect loop in Safari",
+            "webhook deliveries delayed by 20 minutes",
+            "search returning stale results",
+        ],
         answers: &[
             "Impact: a subset of enterprise customers in the EU region since 09:40 UTC.",
             "The issue started after release 2026.11.3 and correlates with the new session cache.",
@@ -69,7 +83,14 @@ const KINDS: &[Kind] = &[
             "Can I carry over unused {} into next year?",
             "Who approves {} requests in the Dublin office?",
         ],
-        slots: &["parental leave", "remote work from abroad", "annual leave", "sick leave", "training budget", "home office equipment"],
+        slots: &[
+            "parental leave",
+            "remote work from abroad",
+            "annual leave",
+            "sick leave",
+            "training budget",
+            "home office equipment",
+        ],
         answers: &[
             "According to the Employee Handbook section 4.2, full-time employees accrue 25 days per year.",
             "Requests need manager approval in Workday at least two weeks in advance.",
@@ -87,7 +108,14 @@ const KINDS: &[Kind] = &[
             "Rewrite this email to {} so it sounds less pushy.",
             "Draft a renewal reminder for {} with a 10% multi-year discount.",
         ],
-        slots: &["Northwind Traders", "Globex Logistics", "Initech", "Contoso Retail", "Umbrella Health", "Stark Components"],
+        slots: &[
+            "Northwind Traders",
+            "Globex Logistics",
+            "Initech",
+            "Contoso Retail",
+            "Umbrella Health",
+            "Stark Components",
+        ],
         answers: &[
             "Hi Dana, thanks again for your time yesterday and the thoughtful questions from your team.",
             "As promised, I have attached the security overview and the pricing for 250 seats.",
@@ -105,7 +133,14 @@ const KINDS: &[Kind] = &[
             "Invoice from {}: find the due date and the VAT amount.",
             "Classify this document from {} as invoice, credit note or receipt and extract totals.",
         ],
-        slots: &["Acme Office Supplies", "Blue Harbor Freight", "Kiefer GmbH", "Lumen Cloud Services", "Pacific Paper Co.", "Orbit Telecom"],
+        slots: &[
+            "Acme Office Supplies",
+            "Blue Harbor Freight",
+            "Kiefer GmbH",
+            "Lumen Cloud Services",
+            "Pacific Paper Co.",
+            "Orbit Telecom",
+        ],
         answers: &[
             "{\"vendor\": \"Acme Office Supplies\", \"invoice_number\": \"INV-20931\", \"currency\": \"USD\"}",
             "\"date\": \"2026-10-28\", \"due_date\": \"2026-11-27\", \"total\": 1842.50",
@@ -122,7 +157,14 @@ const KINDS: &[Kind] = &[
             "What action items came out of the {}?",
             "Turn this transcript of the {} into minutes for people who missed it.",
         ],
-        slots: &["weekly platform sync", "Q4 planning session", "design review for the billing service", "incident retro for the Nov 2 outage", "hiring committee", "customer advisory board call"],
+        slots: &[
+            "weekly platform sync",
+            "Q4 planning session",
+            "design review for the billing service",
+            "incident retro for the Nov 2 outage",
+            "hiring committee",
+            "customer advisory board call",
+        ],
         answers: &[
             "Attendees: Priya, Marco, Lena, Tom (notes), Aisha joined late.",
             "Decision: ship the new onboarding flow behind a flag on 12 November.",
@@ -140,7 +182,14 @@ const KINDS: &[Kind] = &[
             "Compare the {} clause with our standard template and summarise differences.",
             "Is the {} clause acceptable for a low-risk vendor?",
         ],
-        slots: &["limitation of liability", "indemnification", "termination for convenience", "data processing", "governing law", "auto-renewal"],
+        slots: &[
+            "limitation of liability",
+            "indemnification",
+            "termination for convenience",
+            "data processing",
+            "governing law",
+            "auto-renewal",
+        ],
         answers: &[
             "The liability cap is 12 months of fees, in line with the playbook.",
             "Deviation: the indemnity excludes IP claims, which our template requires.",
@@ -157,7 +206,14 @@ const KINDS: &[Kind] = &[
             "Is there a self-service way to {}?",
             "Who do I contact to {}?",
         ],
-        slots: &["reset my VPN token", "install Python 3.12", "get access to the finance share", "connect to the office printer", "enroll a new phone in MDM", "request a second monitor"],
+        slots: &[
+            "reset my VPN token",
+            "install Python 3.12",
+            "get access to the finance share",
+            "connect to the office printer",
+            "enroll a new phone in MDM",
+            "request a second monitor",
+        ],
         answers: &[
             "Open Self Service, search for the item and click Install; it takes about 5 minutes.",
             "Restart the laptop once the update finishes, then sign in to the VPN client again.",
@@ -169,9 +225,18 @@ const KINDS: &[Kind] = &[
     },
 ];
 
-const FIRST_NAMES: &[&str] = &["jane", "omar", "li", "maria", "kofi", "anna", "raj", "sofia"];
-const LAST_NAMES: &[&str] = &["doe", "haddad", "chen", "garcia", "mensah", "novak", "patel", "rossi"];
-const DOMAINS: &[&str] = &["acme-corp.com", "example.org", "northwind.io", "contoso.com"];
+const FIRST_NAMES: &[&str] = &[
+    "jane", "omar", "li", "maria", "kofi", "anna", "raj", "sofia",
+];
+const LAST_NAMES: &[&str] = &[
+    "doe", "haddad", "chen", "garcia", "mensah", "novak", "patel", "rossi",
+];
+const DOMAINS: &[&str] = &[
+    "acme-corp.com",
+    "example.org",
+    "northwind.io",
+    "contoso.com",
+];
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 fn pick<'a, R: Rng + ?Sized>(rng: &mut R, items: &[&'a str]) -> &'a str {
@@ -238,7 +303,11 @@ fn push_pii<R: Rng + ?Sized>(rng: &mut R, out: &mut String) {
             );
         }
         2 => {
-            let _ = write!(out, " My corporate card is {} if a deposit is needed.", luhn_card(rng));
+            let _ = write!(
+                out,
+                " My corporate card is {} if a deposit is needed.",
+                luhn_card(rng)
+            );
         }
         _ => {
             out.push_str(" The script uses OPENAI_API_KEY=sk-proj-");
@@ -310,9 +379,15 @@ mod tests {
             .iter()
             .rev()
             .enumerate()
-            .map(|(i, &d)| if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d })
+            .map(|(i, &d)| {
+                if i % 2 == 1 {
+                    if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+                } else {
+                    d
+                }
+            })
             .sum();
-        sum % 10 == 0
+        sum.is_multiple_of(10)
     }
 
     #[test]
@@ -331,7 +406,10 @@ mod tests {
         let with_pii = (0..2000)
             .filter(|_| {
                 let text = input(&mut rng, 1, 0.5);
-                text.contains('@') || text.contains("+1 415") || text.contains("sk-proj-") || text.contains("card")
+                text.contains('@')
+                    || text.contains("+1 415")
+                    || text.contains("sk-proj-")
+                    || text.contains("card")
             })
             .count();
         assert!((800..1200).contains(&with_pii), "{with_pii}");
@@ -341,10 +419,15 @@ mod tests {
     #[test]
     fn golden_outputs_repeat_for_the_same_key() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let texts: Vec<String> = (0..50).map(|_| golden_output(&mut rng, 2, "gc-x-1|v1|m", 300)).collect();
+        let texts: Vec<String> = (0..50)
+            .map(|_| golden_output(&mut rng, 2, "gc-x-1|v1|m", 300))
+            .collect();
         let base = texts.iter().filter(|t| **t == texts[0]).count();
         assert!(base > 25, "{base}");
-        assert_ne!(golden_output(&mut rng, 2, "gc-x-1|v2|m", 300), golden_output(&mut rng, 2, "gc-x-1|v1|m", 300));
+        assert_ne!(
+            golden_output(&mut rng, 2, "gc-x-1|v2|m", 300),
+            golden_output(&mut rng, 2, "gc-x-1|v1|m", 300)
+        );
         assert_eq!(golden_input(3, 5), golden_input(3, 5));
         assert_ne!(golden_input(3, 5), golden_input(3, 6));
     }

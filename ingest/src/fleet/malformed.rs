@@ -9,11 +9,10 @@
 use driftwatch_lake::model::{CallStatus, InferenceEvent};
 use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use prost::Message;
 use rand::{Rng, RngExt};
 
 use super::encode_json::InferenceJson;
-use super::encode_otlp::{encode, span, trace_request};
+use super::encode_otlp::{compact, encode, span, trace_request};
 use super::truth::MessageTruth;
 use super::{DEFAULT_START, Stream, WireFormat, WireMessage};
 
@@ -103,7 +102,11 @@ pub fn message(format: WireFormat, seq: usize, rng: &mut (impl Rng + ?Sized)) ->
         stream,
         payload,
         key: None,
-        truth: MessageTruth { app: None, rows: Default::default(), malformed: true },
+        truth: MessageTruth {
+            app: None,
+            rows: Default::default(),
+            malformed: true,
+        },
     }
 }
 
@@ -122,7 +125,11 @@ fn json_event(kind: Kind, rng: &mut (impl Rng + ?Sized)) -> Vec<u8> {
         Kind::Year3000 => value["time"] = "3000-01-01T00:00:00.000000000Z".into(),
         Kind::RandomBytes => return garbage(rng),
         Kind::Empty => return Vec::new(),
-        Kind::JsonArray => return serde_json::Value::Array(vec![value]).to_string().into_bytes(),
+        Kind::JsonArray => {
+            return serde_json::Value::Array(vec![value])
+                .to_string()
+                .into_bytes();
+        }
     }
     value.to_string().into_bytes()
 }
@@ -145,12 +152,20 @@ fn otlp(kind: Kind, json: bool, rng: &mut (impl Rng + ?Sized)) -> Vec<u8> {
             if json {
                 let request = trace_request(APP, Some("prod"), vec![s]);
                 let mut value = serde_json::to_value(&request).unwrap_or_default();
-                value["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["startTimeUnixNano"] = "yesterday".into();
+                compact(&mut value);
+                value["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["startTimeUnixNano"] =
+                    "yesterday".into();
                 return value.to_string().into_bytes();
             }
-            set_int(&mut s, "gen_ai.usage.input_tokens", Value::StringValue("eighteen hundred".to_owned()));
+            set_int(
+                &mut s,
+                "gen_ai.usage.input_tokens",
+                Value::StringValue("eighteen hundred".to_owned()),
+            );
         }
-        Kind::NegativeTokens => set_int(&mut s, "gen_ai.usage.output_tokens", Value::IntValue(-210)),
+        Kind::NegativeTokens => {
+            set_int(&mut s, "gen_ai.usage.output_tokens", Value::IntValue(-210));
+        }
         Kind::Epoch1970 => {
             s.start_time_unix_nano = 1_000_000_000;
             s.end_time_unix_nano = 2_000_000_000;
@@ -160,8 +175,10 @@ fn otlp(kind: Kind, json: bool, rng: &mut (impl Rng + ?Sized)) -> Vec<u8> {
                 // Year 3000 does not fit a u64 of nanoseconds: the decoder must reject the number.
                 let request = trace_request(APP, Some("prod"), vec![s]);
                 let mut value = serde_json::to_value(&request).unwrap_or_default();
+                compact(&mut value);
                 let end = format!("{YEAR_3000_SECS}000000000");
-                value["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["endTimeUnixNano"] = end.into();
+                value["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["endTimeUnixNano"] =
+                    end.into();
                 return value.to_string().into_bytes();
             }
             s.start_time_unix_nano = u64::MAX - 1_000_000_000;
@@ -171,10 +188,12 @@ fn otlp(kind: Kind, json: bool, rng: &mut (impl Rng + ?Sized)) -> Vec<u8> {
         Kind::Empty => return Vec::new(),
         Kind::JsonArray => {
             let request = trace_request(APP, Some("prod"), vec![s]);
-            let value = serde_json::to_value(&request).unwrap_or_default();
-            return serde_json::Value::Array(vec![value]).to_string().into_bytes();
+            let mut value = serde_json::to_value(&request).unwrap_or_default();
+            compact(&mut value);
+            return serde_json::Value::Array(vec![value])
+                .to_string()
+                .into_bytes();
         }
     }
-    let request = trace_request(APP, Some("prod"), vec![s]);
-    if json { serde_json::to_vec(&request).unwrap_or_default() } else { request.encode_to_vec() }
+    encode(&trace_request(APP, Some("prod"), vec![s]), json)
 }

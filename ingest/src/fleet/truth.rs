@@ -138,7 +138,16 @@ impl Truth {
         let _ = writeln!(
             out,
             "{:<26} {:>9} {:>7} {:>13} {:>12} {:>12} {:>10} {:>9} {:>8} {:>8}",
-            "app", "requests", "errors", "input_tok", "output_tok", "cached_tok", "reasoning", "feedback", "h_evals", "h_flag"
+            "app",
+            "requests",
+            "errors",
+            "input_tok",
+            "output_tok",
+            "cached_tok",
+            "reasoning",
+            "feedback",
+            "h_evals",
+            "h_flag"
         );
         let mut row = |name: &str, t: &AppTruth| {
             let _ = writeln!(
@@ -160,7 +169,11 @@ impl Truth {
             row(app, sum);
         }
         row("TOTAL", &self.total());
-        let _ = writeln!(out, "messages: {}  malformed: {}", self.messages, self.malformed_messages);
+        let _ = writeln!(
+            out,
+            "messages: {}  malformed: {}",
+            self.messages, self.malformed_messages
+        );
         out
     }
 }
