@@ -338,13 +338,35 @@ pub fn golden_input(content_kind: usize, case: usize) -> String {
 
 /// An answer of roughly `target_chars` characters assembled from the app's answer sentences.
 pub fn output<R: Rng + ?Sized>(rng: &mut R, content_kind: usize, target_chars: usize) -> String {
+    const TRANSITIONS: &[&str] = &[
+        "Also, ",
+        "In addition, ",
+        "Note: ",
+        "To add: ",
+        "One more point: ",
+    ];
     let kind = kind(content_kind);
+    let answers = kind.answers;
     let mut out = String::with_capacity(target_chars + 160);
+    // Walk the sentences in a random rotation so long answers do not repeat a
+    // sentence back to back; later passes read like follow-up paragraphs.
+    let mut position = rng.random_range(0..answers.len());
+    let step = 1 + rng.random_range(0..answers.len().saturating_sub(1).max(1));
+    let mut written = 0usize;
     while out.len() < target_chars {
         if !out.is_empty() {
-            out.push(' ');
+            out.push_str(if written.is_multiple_of(answers.len()) {
+                "\n\n"
+            } else {
+                " "
+            });
         }
-        out.push_str(pick(rng, kind.answers));
+        if written >= answers.len() && written.is_multiple_of(answers.len()) {
+            out.push_str(pick(rng, TRANSITIONS));
+        }
+        out.push_str(answers[position % answers.len()]);
+        position += step;
+        written += 1;
     }
     out
 }

@@ -411,3 +411,46 @@ fn malformed_ratio_is_roughly_honoured() {
         }
     }
 }
+
+#[test]
+fn drift_scenarios_are_visible_in_the_records() {
+    let fleet = Fleet::new(FleetConfig {
+        inferences: 30_000,
+        feedback_ratio: 0.3,
+        ..FleetConfig::default()
+    });
+    let mut per_hour = [0u32; 24];
+    // (sum, count) of output tokens per prompt version for ticket-summariser.
+    let mut ticket = [(0i64, 0i64); 2];
+    // (flagged, evals) per app.
+    let mut evals: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for record in fleet.records() {
+        match record {
+            FleetRecord::Inference(e) => {
+                let hour = (e.time / 3_600_000_000_000).rem_euclid(24) as usize;
+                per_hour[hour] += 1;
+                if e.app == "ticket-summariser" && !e.status.is_error() {
+                    let v = usize::from(e.prompt_version.as_deref() == Some("v2"));
+                    ticket[v].0 += e.output_tokens.unwrap_or(0);
+                    ticket[v].1 += 1;
+                }
+            }
+            FleetRecord::Feedback(f) if f.name == "hallucination" => {
+                let entry = evals.entry(f.app.clone()).or_default();
+                entry.0 += u32::from(f.is_flagged());
+                entry.1 += 1;
+            }
+            _ => {}
+        }
+    }
+    // Diurnal: the afternoon peak (UTC) carries far more traffic than the night.
+    assert!(per_hour[14] > 2 * per_hour[2], "{per_hour:?}");
+    let mean = |(sum, n): (i64, i64)| sum as f64 / n.max(1) as f64;
+    assert!(mean(ticket[1]) > 1.6 * mean(ticket[0]), "{ticket:?}");
+    let rate = |app: &str| {
+        evals
+            .get(app)
+            .map_or(0.0, |(f, n)| f64::from(*f) / f64::from((*n).max(1)))
+    };
+    assert!(rate("hr-policy-bot") > 2.0 * rate("where2eat"), "{evals:?}");
+}
