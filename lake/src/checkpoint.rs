@@ -34,6 +34,10 @@ pub struct Checkpoint {
     pub files: u64,
     /// Rows committed for this partition so far, all tables together.
     pub rows: u64,
+    /// Offset resets seen (the source's offsets started again, e.g. a recreated topic);
+    /// part of data file names so a new incarnation never overwrites the old one's files.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// The manifest of a flush between its first data file and its checkpoint.

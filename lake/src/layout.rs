@@ -158,11 +158,17 @@ pub fn day_of(time: UnixNanos) -> i64 {
 }
 
 /// The deterministic data file name for one flush of a source range.
-pub fn file_name(stream: &str, partition: i32, first_offset: i64, next_offset: i64) -> String {
-    format!(
-        "{}-{partition}-{first_offset:020}-{next_offset:020}.parquet",
-        sanitize_stream(stream)
-    )
+///
+/// `epoch` counts offset resets of the partition (a topic deleted and recreated starts its
+/// offsets again at 0): epoch 0 keeps the plain name, later epochs add `e<epoch>-` so a new
+/// incarnation's ranges never overwrite the old incarnation's files.
+pub fn file_name(stream: &str, partition: i32, epoch: u64, first_offset: i64, next_offset: i64) -> String {
+    let stream = sanitize_stream(stream);
+    if epoch == 0 {
+        format!("{stream}-{partition}-{first_offset:020}-{next_offset:020}.parquet")
+    } else {
+        format!("{stream}-{partition}-e{epoch}-{first_offset:020}-{next_offset:020}.parquet")
+    }
 }
 
 /// The lake-relative path of a data file. `app` is used only for
@@ -215,8 +221,12 @@ pub(crate) fn is_own_tmp(name: &str, stream: &str, partition: i32) -> bool {
     else {
         return false;
     };
-    // `<first:020>-<next:020>`: requiring both fixed-width fields makes the prefix
-    // unambiguous even when stream names contain `-` and digits.
+    // `[e<epoch>-]<first:020>-<next:020>`: requiring both fixed-width fields makes the
+    // prefix unambiguous even when stream names contain `-` and digits.
+    let offsets = match offsets.strip_prefix('e').and_then(|rest| rest.split_once('-')) {
+        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => rest,
+        _ => offsets,
+    };
     let bytes = offsets.as_bytes();
     bytes.len() == 41
         && bytes[20] == b'-'
@@ -293,7 +303,7 @@ mod tests {
 
     #[test]
     fn paths_follow_the_layout() {
-        let name = file_name("llm-events", 3, 10, 250);
+        let name = file_name("llm-events", 3, 0, 10, 250);
         assert_eq!(
             name,
             "llm-events-3-00000000000000000010-00000000000000000250.parquet"
@@ -314,19 +324,20 @@ mod tests {
 
     #[test]
     fn own_temporaries_are_recognised_exactly() {
-        let mine = tmp_name(&file_name("a", 1, 0, 5), "x1");
+        let mine = tmp_name(&file_name("a", 1, 0, 0, 5), "x1");
+        assert!(is_own_tmp(&tmp_name(&file_name("a", 1, 7, 0, 5), "x3"), "a", 1));
         assert!(is_own_tmp(&mine, "a", 1));
         assert!(!is_own_tmp(&mine, "a", 2));
         assert!(!is_own_tmp(&mine, "b", 1));
         // Stream `a-1` partition 2 shares the textual prefix `a-1-` with stream `a` partition 1.
-        let other = tmp_name(&file_name("a-1", 2, 0, 5), "x2");
+        let other = tmp_name(&file_name("a-1", 2, 0, 0, 5), "x2");
         assert!(!is_own_tmp(&other, "a", 1));
         assert!(is_own_tmp(&other, "a-1", 2));
         assert!(is_own_tmp(&tmp_name("1.json", "z"), "a", 1));
         assert!(is_own_tmp(&tmp_name("1.pending.json", "z"), "a", 1));
         assert!(!is_own_tmp(&tmp_name("12.json", "z"), "a", 1));
         assert!(
-            !is_own_tmp(&file_name("a", 1, 0, 5), "a", 1),
+            !is_own_tmp(&file_name("a", 1, 0, 0, 5), "a", 1),
             "final files are not temporaries"
         );
     }

@@ -187,7 +187,10 @@ impl FeedbackEvent {
                 None => self.score_value.is_some_and(|v| v <= 0.0),
             },
             _ => match self.score_label.as_deref() {
-                Some(label) => matches!(label.to_ascii_lowercase().as_str(), "fail" | "failed" | "bad"),
+                Some(label) => matches!(
+                    label.to_ascii_lowercase().as_str(),
+                    "fail" | "failed" | "bad"
+                ),
                 None => false,
             },
         }

@@ -126,13 +126,9 @@ fn encode_group(
 pub(crate) fn encode_batch(
     options: &ParquetOptions,
     batch: &mut FlushBatch,
+    epoch: u64,
 ) -> Result<Vec<EncodedFile>> {
-    let name = file_name(
-        &batch.stream,
-        batch.partition,
-        batch.first_offset,
-        batch.next_offset,
-    );
+    let name = file_name(&batch.stream, batch.partition, epoch, batch.first_offset, batch.next_offset);
     let mut files = Vec::new();
 
     batch.events.sort_by(|a, b| {
@@ -255,7 +251,10 @@ impl LakeWriter {
     /// error nothing is committed; the caller retries the same range (or
     /// restarts and recovers). A leftover manifest from a failed earlier attempt
     /// is recovered first, so a retry with a different range cannot orphan files.
-    pub async fn commit(&self, batch: FlushBatch) -> Result<CommitReport> {
+    ///
+    /// The batch is borrowed and handed back intact whatever happens, so a failed commit can be
+    /// retried without keeping a copy.
+    pub async fn commit(&self, batch: &mut FlushBatch) -> Result<CommitReport> {
         let has_rows = !(batch.events.is_empty()
             && batch.feedback.is_empty()
             && batch.rollups.is_empty()
@@ -312,14 +311,17 @@ impl LakeWriter {
             batch.next_offset,
         );
         let options = Arc::clone(&self.options);
-        let mut batch = batch;
+        let epoch = previous.as_ref().map_or(0, |c| c.epoch);
+        let mut owned = std::mem::take(batch);
         // Encoding is CPU work proportional to the flush; keep it off the async workers.
-        let mut files = tokio::task::spawn_blocking(move || encode_batch(&options, &mut batch))
-            .await
-            .map_err(|source| LakeError::Task {
-                op: "encode flush",
-                source,
-            })??;
+        let (owned, encoded) = tokio::task::spawn_blocking(move || {
+            let encoded = encode_batch(&options, &mut owned, epoch);
+            (owned, encoded)
+        })
+        .await
+        .map_err(|source| LakeError::Task { op: "encode flush", source })?;
+        *batch = owned;
+        let mut files = encoded?;
         files.sort_by(|a, b| a.path.cmp(&b.path));
 
         if !files.is_empty() {
@@ -340,6 +342,7 @@ impl LakeWriter {
             files: previous.as_ref().map_or(0, |c| c.files)
                 + if replay { 0 } else { files.len() as u64 },
             rows: previous.as_ref().map_or(0, |c| c.rows) + if replay { 0 } else { rows as u64 },
+            epoch,
         };
         checkpoint::write_checkpoint(&self.store, &checkpoint).await?;
         if !files.is_empty() {
@@ -363,6 +366,25 @@ impl LakeWriter {
             })
             .collect();
         Ok(CommitReport { files, checkpoint })
+    }
+
+    /// Start a new epoch for (stream, partition) at `next_offset`: the source's offsets went
+    /// backwards (a topic deleted and recreated), so the old checkpoint no longer describes
+    /// it. Files already committed stay; new ones carry the new epoch in their names.
+    pub async fn reset_partition(&self, stream: &str, partition: i32, next_offset: i64) -> Result<Checkpoint> {
+        let previous = self.recover(stream, partition).await?;
+        let checkpoint = Checkpoint {
+            stream: stream.to_owned(),
+            partition,
+            next_offset,
+            updated_at: Utc::now(),
+            files: previous.as_ref().map_or(0, |c| c.files),
+            rows: previous.as_ref().map_or(0, |c| c.rows),
+            epoch: previous.as_ref().map_or(0, |c| c.epoch) + 1,
+        };
+        checkpoint::write_checkpoint(&self.store, &checkpoint).await?;
+        warn!(stream, partition, next_offset, epoch = checkpoint.epoch, "Partition offsets reset; new epoch started.");
+        Ok(checkpoint)
     }
 
     /// Step 2: put every data file, a bounded number at a time.

@@ -75,7 +75,7 @@ async fn commit_writes_partitioned_files_then_the_checkpoint() -> TestResult {
         let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
         assert_eq!(writer.recover(STREAM, 2).await?, None);
         let input = batch(0, 6);
-        let report = writer.commit(input.clone()).await?;
+        let report = writer.commit(&mut input.clone()).await?;
         let name = "genai-spans-2-00000000000000000000-00000000000000000006.parquet";
         let expected = vec![
             (format!("dead_letter/date=2024-05-02/{name}"), 1),
@@ -199,7 +199,7 @@ async fn recovery_after_a_crash_at_each_step_keeps_exactly_the_committed_files()
             let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
             let first = batch(0, 10);
             let first_rows = rows_in(&first);
-            let committed = writer.commit(first).await?.checkpoint;
+            let committed = writer.commit(&mut first).await?.checkpoint;
             let after_first = lake_files(&store).await?;
 
             let second = batch(10, 20);
@@ -250,13 +250,13 @@ async fn recovery_after_a_crash_at_each_step_keeps_exactly_the_committed_files()
 
             // The source resumes at the checkpoint; replaying the second range ends in
             // the state of a crash-free run, with every row once.
-            let resumed = writer.commit(second.clone()).await?;
+            let resumed = writer.commit(&mut second.clone()).await?;
             let clean_writer = LakeWriter::new(
                 LakeStore::open("memory://", &HashMap::new()).await?,
                 ParquetOptions::default(),
             );
-            clean_writer.commit(batch(0, 10)).await?;
-            clean_writer.commit(second.clone()).await?;
+            clean_writer.commit(&mut batch(0, 10)).await?;
+            clean_writer.commit(&mut second.clone()).await?;
             assert_eq!(
                 lake_files(&store).await?,
                 lake_files(clean_writer.store()).await?,
@@ -277,9 +277,9 @@ async fn recovery_after_a_crash_at_each_step_keeps_exactly_the_committed_files()
 async fn replaying_committed_offsets_overwrites_in_place() -> TestResult {
     for (store, _dir) in stores().await? {
         let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
-        let first = writer.commit(batch(0, 10)).await?;
+        let first = writer.commit(&mut batch(0, 10)).await?;
         let before = lake_files(&store).await?;
-        let replay = writer.commit(batch(0, 10)).await?;
+        let replay = writer.commit(&mut batch(0, 10)).await?;
         assert_eq!(lake_files(&store).await?, before);
         assert_eq!(replay.files, first.files, "same paths, rows and bytes");
         assert_eq!(replay.checkpoint.next_offset, 10);
@@ -302,7 +302,7 @@ async fn an_empty_flush_only_advances_the_checkpoint() -> TestResult {
             next_offset: 50,
             ..FlushBatch::default()
         };
-        let report = writer.commit(empty.clone()).await?;
+        let report = writer.commit(&mut empty.clone()).await?;
         assert!(report.files.is_empty());
         assert_eq!(
             (
@@ -315,7 +315,7 @@ async fn an_empty_flush_only_advances_the_checkpoint() -> TestResult {
         assert!(lake_files(&store).await?.is_empty());
         assert!(store.get(&checkpoint_path(STREAM, 2)).await?.is_some());
         let again = writer
-            .commit(FlushBatch {
+            .commit(&mut FlushBatch {
                 first_offset: 50,
                 ..empty
             })
@@ -334,7 +334,7 @@ async fn batches_that_break_the_offset_contract_are_rejected() -> TestResult {
         LakeStore::open("memory://", &HashMap::new()).await?,
         ParquetOptions::default(),
     );
-    writer.commit(batch(0, 10)).await?;
+    writer.commit(&mut batch(0, 10)).await?;
     for bad in [
         batch(5, 15),
         FlushBatch {
@@ -346,7 +346,7 @@ async fn batches_that_break_the_offset_contract_are_rejected() -> TestResult {
             ..batch(12, 14)
         },
     ] {
-        let result = writer.commit(bad).await;
+        let result = writer.commit(&mut bad).await;
         assert!(
             matches!(result, Err(LakeError::InvalidBatch { .. })),
             "{result:?}"
@@ -366,10 +366,10 @@ async fn batches_that_break_the_offset_contract_are_rejected() -> TestResult {
 async fn a_commit_after_a_failed_attempt_removes_the_orphaned_files_first() -> TestResult {
     let store = LakeStore::open("memory://", &HashMap::new()).await?;
     let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
-    let committed = writer.commit(batch(0, 10)).await?.checkpoint;
+    let committed = writer.commit(&mut batch(0, 10)).await?.checkpoint;
     crashing_commit(&writer, batch(10, 20), Crash::AfterAllFiles, &committed).await?;
     // The retry covers a different range, so its file names differ from the orphans'.
-    writer.commit(batch(10, 15)).await?;
+    writer.commit(&mut batch(10, 15)).await?;
     let orphan = "genai-spans-2-00000000000000000010-00000000000000000020.parquet";
     assert!(
         lake_files(&store)
@@ -384,7 +384,7 @@ async fn a_commit_after_a_failed_attempt_removes_the_orphaned_files_first() -> T
 async fn an_inconsistent_manifest_stops_recovery() -> TestResult {
     let store = LakeStore::open("memory://", &HashMap::new()).await?;
     let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
-    writer.commit(batch(0, 10)).await?;
+    writer.commit(&mut batch(0, 10)).await?;
     let pending = PendingFlush {
         first_offset: 5,
         next_offset: 15,
