@@ -328,6 +328,9 @@ impl Config {
         if self.lake.location.trim().is_empty() {
             problems.push("`lake.location` is empty: set a local path or an s3:// URL".to_owned());
         }
+        if let Err(error) = self.lake.parquet.validate() {
+            problems.push(format!("`lake.parquet`: {error}"));
+        }
         if self.flush.max_rows == 0 {
             problems.push("`flush.max_rows` must be at least 1".to_owned());
         }

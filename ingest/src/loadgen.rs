@@ -6,7 +6,6 @@
 //! spans, logs or events topic. Messages are keyed by app so one app's spans and feedback keep
 //! their order within a partition. The [`Truth`] counts only messages the broker acknowledged.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +16,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::fleet::{Encoder, Fleet, FleetConfig, FleetRecord, Stream, Truth, WireFormat, WireMessage};
+use crate::fleet::files::{FleetRouter, FormatMix};
+use crate::fleet::{Fleet, FleetConfig, Stream, Truth, WireMessage};
 
 /// Errors that stop a load run.
 #[derive(Debug, thiserror::Error)]
@@ -32,15 +32,6 @@ pub enum LoadgenError {
     CreateTopic { topic: String, code: RDKafkaErrorCode },
     #[error("{failed} of {sent} messages were not acknowledged by the broker; the truth would be wrong")]
     Undelivered { failed: u64, sent: u64 },
-}
-
-/// Which wire format each app's messages use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FormatMix {
-    /// Every app uses one format.
-    Single(WireFormat),
-    /// Apps rotate through OTLP protobuf, OTLP/JSON and JSON events.
-    Mixed,
 }
 
 /// Topics for each stream.
@@ -174,48 +165,22 @@ pub fn produce(options: &LoadOptions) -> Result<LoadReport, LoadgenError> {
         .map_err(|source| LoadgenError::Kafka { context: "creating the producer".to_owned(), source })?;
 
     let fleet = Fleet::new(options.fleet.clone());
-    let formats: HashMap<String, WireFormat> = fleet
-        .apps()
-        .iter()
-        .enumerate()
-        .map(|(index, app)| {
-            let format = match options.formats {
-                FormatMix::Single(format) => format,
-                FormatMix::Mixed => [WireFormat::OtlpProto, WireFormat::OtlpJson, WireFormat::JsonEvents][index % 3],
-            };
-            (app.id.clone(), format)
-        })
-        .collect();
-    let seed = options.fleet.seed;
-    let malformed = options.fleet.malformed_ratio;
-    let spans = options.spans_per_message.max(1);
-    let mut encoders: HashMap<WireFormat, Encoder> = [WireFormat::OtlpProto, WireFormat::OtlpJson, WireFormat::JsonEvents]
-        .into_iter()
-        .enumerate()
-        .map(|(index, format)| {
-            let per_message = if format == WireFormat::JsonEvents { 1 } else { spans };
-            (format, Encoder::new(format, per_message, malformed, seed.wrapping_add(index as u64)))
-        })
-        .collect();
-
+    let mut router = FleetRouter::new(
+        &fleet,
+        options.formats,
+        options.spans_per_message,
+        options.fleet.malformed_ratio,
+        options.fleet.seed,
+    );
     let mut truth = Truth::default();
     let mut out: Vec<WireMessage> = Vec::new();
     let mut sent = 0u64;
     let pace = Pacer::new(options.rate);
     for record in fleet.records() {
-        let app = match &record {
-            FleetRecord::Inference(event) => event.app.as_str(),
-            FleetRecord::Feedback(feedback) => feedback.app.as_str(),
-        };
-        let format = formats.get(app).copied().unwrap_or(WireFormat::JsonEvents);
-        if let Some(encoder) = encoders.get_mut(&format) {
-            encoder.push(&record, &mut out);
-        }
+        router.push(&record, &mut out);
         send_all(&producer, &options.topics, &mut out, &mut truth, &mut sent, &pace);
     }
-    for encoder in encoders.values_mut() {
-        encoder.finish(&mut out);
-    }
+    router.finish(&mut out);
     send_all(&producer, &options.topics, &mut out, &mut truth, &mut sent, &pace);
     producer
         .flush(Duration::from_secs(60))

@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod content;
 pub mod encode_json;
 pub mod encode_otlp;
+pub mod files;
 pub mod generate;
 pub mod malformed;
 pub mod truth;
@@ -88,7 +89,7 @@ pub enum FleetRecord {
 }
 
 /// How records are put on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WireFormat {
     /// One JSON object per message (`llm_events`).
     JsonEvents,

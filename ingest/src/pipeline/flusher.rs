@@ -149,7 +149,7 @@ impl Flusher {
 async fn commit_with_retry(
     writer: &LakeWriter,
     metrics: &Metrics,
-    batch: FlushBatch,
+    mut batch: FlushBatch,
     reason: FlushReason,
     abandon: &CancellationToken,
 ) -> Result<FlushDone, FlusherError> {
@@ -158,7 +158,7 @@ async fn commit_with_retry(
     let mut delay = RETRY_START;
     loop {
         let started = Instant::now();
-        match writer.commit(&batch).await {
+        match writer.commit(&mut batch).await {
             Ok(report) => {
                 metrics.record_flush(reason.as_str(), started.elapsed().as_secs_f64());
                 for file in &report.files {

@@ -120,7 +120,7 @@ impl Processor {
     ) -> MessageResult {
         self.scratch.clear();
         self.decoder.decode(payload, format, now, &mut self.scratch);
-        buffer.consumed(next_offset);
+        buffer.consumed(offset, next_offset);
         let source = SourcePosition { topic: buffer.topic.clone(), partition: buffer.partition, offset };
 
         let mut rows = 0usize;

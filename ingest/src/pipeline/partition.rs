@@ -33,6 +33,9 @@ pub enum FlushReason {
     Shutdown,
     /// A file source reached its end.
     EndOfInput,
+    /// The source's offsets went backwards (topic recreated): what was buffered is flushed
+    /// before the partition starts a new epoch.
+    OffsetReset,
 }
 
 impl FlushReason {
@@ -47,6 +50,7 @@ impl FlushReason {
             FlushReason::Revoke => "revoke",
             FlushReason::Shutdown => "shutdown",
             FlushReason::EndOfInput => "end_of_input",
+            FlushReason::OffsetReset => "offset_reset",
         }
     }
 }
@@ -81,7 +85,8 @@ pub struct PartitionBuffer {
 }
 
 impl PartitionBuffer {
-    /// An empty buffer whose first flush starts at `next_offset` (the recovered checkpoint).
+    /// An empty buffer whose first flush starts at `next_offset` (the recovered checkpoint);
+    /// a negative `next_offset` means "no checkpoint: start at the first message read".
     pub fn new(
         stream: Arc<str>,
         topic: Arc<str>,
@@ -126,8 +131,14 @@ impl PartitionBuffer {
         self.rows() == 0 && self.rollups.is_empty() && self.first_offset == self.next_offset
     }
 
-    /// Record that everything before `next_offset` was consumed (whatever it yielded).
-    pub(crate) fn consumed(&mut self, next_offset: i64) {
+    /// Record that the message at `offset` was consumed (whatever it yielded); everything
+    /// before `next_offset` is now accounted for. A buffer created without a checkpoint
+    /// (negative start) starts its first range at the first message it sees.
+    pub(crate) fn consumed(&mut self, offset: i64, next_offset: i64) {
+        if self.first_offset < 0 {
+            self.first_offset = offset;
+            self.next_offset = offset;
+        }
         if self.oldest.is_none() {
             self.oldest = Some(Instant::now());
         }

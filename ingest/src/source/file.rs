@@ -143,7 +143,7 @@ pub async fn run_file(
                         report.lines += 1;
                     } else {
                         // A blank line still moves the position so a resumed run skips it.
-                        buffer.consumed(next_offset);
+                        buffer.consumed(offset, next_offset);
                     }
                     if let Some(reason) = buffer.due(&components.limits, Instant::now()) {
                         submit(&mut flusher, &mut buffer, reason).await?;

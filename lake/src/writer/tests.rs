@@ -136,7 +136,7 @@ async fn crashing_commit(
     previous: &Checkpoint,
 ) -> TestResult {
     let store = writer.store();
-    let mut files = encode_batch(&ParquetOptions::default(), &mut batch)?;
+    let mut files = encode_batch(&ParquetOptions::default(), &mut batch, previous.epoch)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let pending = PendingFlush {
         first_offset: batch.first_offset,
@@ -197,7 +197,7 @@ async fn recovery_after_a_crash_at_each_step_keeps_exactly_the_committed_files()
     ] {
         for (store, dir) in stores().await? {
             let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
-            let first = batch(0, 10);
+            let mut first = batch(0, 10);
             let first_rows = rows_in(&first);
             let committed = writer.commit(&mut first).await?.checkpoint;
             let after_first = lake_files(&store).await?;
@@ -335,7 +335,7 @@ async fn batches_that_break_the_offset_contract_are_rejected() -> TestResult {
         ParquetOptions::default(),
     );
     writer.commit(&mut batch(0, 10)).await?;
-    for bad in [
+    for mut bad in [
         batch(5, 15),
         FlushBatch {
             next_offset: 3,
@@ -402,5 +402,24 @@ async fn an_inconsistent_manifest_stops_recovery() -> TestResult {
         ),
         "{result:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_offset_reset_starts_an_epoch_that_never_overwrites_old_files() -> TestResult {
+    let store = LakeStore::open("memory://", &HashMap::new()).await?;
+    let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+    let old = writer.commit(&mut batch(0, 10)).await?;
+    let old_rows = rows_in(&batch(0, 10));
+    // The topic was recreated: offsets start again at 0.
+    let reset = writer.reset_partition(STREAM, 2, 0).await?;
+    assert_eq!((reset.next_offset, reset.epoch), (0, 1));
+    let new = writer.commit(&mut batch(0, 10)).await?;
+    assert_eq!((new.checkpoint.next_offset, new.checkpoint.epoch), (10, 1));
+    let old_paths: Vec<_> = old.files.iter().map(|f| f.path.clone()).collect();
+    assert!(new.files.iter().all(|f| !old_paths.contains(&f.path) && f.path.contains("-e1-")));
+    let files = lake_files(&store).await?;
+    assert_eq!(files.len(), old.files.len() + new.files.len(), "both incarnations' files are kept");
+    assert_eq!(new.checkpoint.rows, 2 * old_rows);
     Ok(())
 }

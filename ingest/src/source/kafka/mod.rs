@@ -236,6 +236,10 @@ impl Daemon<'_> {
                     let buffer = self.new_buffer(&topic, partition, None);
                     self.buffers.insert(key.clone(), buffer);
                 }
+                let expected = self.buffers.get(&key).map_or(-1, PartitionBuffer::next_offset);
+                if expected >= 0 && offset < expected {
+                    self.reset_partition(&key, offset).await?;
+                }
                 let Some(buffer) = self.buffers.get_mut(&key) else { return Ok(()) };
                 let payload = message.payload().unwrap_or_default();
                 self.processor.process(buffer, payload, format, (offset, offset + 1), now_nanos());
@@ -284,6 +288,32 @@ impl Daemon<'_> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The partition's offsets went backwards (the topic was deleted and recreated, or the
+    /// broker lost its log): make what is buffered durable, then start a new lake epoch at
+    /// `offset` so the new incarnation's files never overwrite the old one's.
+    async fn reset_partition(&mut self, key: &(Arc<str>, i32), offset: i64) -> Result<()> {
+        let expected = self.buffers.get(key).map_or(-1, PartitionBuffer::next_offset);
+        tracing::warn!(
+            topic = %key.0,
+            partition = key.1,
+            expected,
+            offset,
+            "Partition offsets went backwards (topic recreated?); starting a new lake epoch."
+        );
+        self.flush(key, FlushReason::OffsetReset).await?;
+        self.drain_flushes().await?;
+        let stream = kafka_stream_id(&self.group_id, &key.0);
+        self.components
+            .writer
+            .reset_partition(&stream, key.1, offset)
+            .await
+            .map_err(|source| Error::Lake { context: format!("resetting {stream}/{}", key.1), source })?;
+        let buffer = self.new_buffer(&key.0, key.1, Some(offset));
+        self.buffers.insert(key.clone(), buffer);
+        self.durable.insert(key.clone(), (offset, Instant::now()));
         Ok(())
     }
 
