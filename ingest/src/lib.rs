@@ -1,1 +1,3 @@
 //! driftwatch ingest: source -> decode -> enrich -> aggregate -> lake -> checkpoint.
+
+pub mod aggregate;
