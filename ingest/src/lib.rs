@@ -1,3 +1,4 @@
 //! driftwatch ingest: source -> decode -> enrich -> aggregate -> lake -> checkpoint.
 
 pub mod aggregate;
+pub mod telemetry;
