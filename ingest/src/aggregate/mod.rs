@@ -1,0 +1,88 @@
+//! Aggregation: normalised, priced and scrubbed events enter here and leave as
+//! partial 1-minute rollup rows for the lake (DESIGN §5).
+//!
+//! # Layout
+//!
+//! - [`feedback_join`]: a bounded index of recent inferences. Feedback that
+//!   arrives without model or prompt context (an OTel evaluation event only
+//!   names its parent span or response id) borrows it from the inference it
+//!   evaluates, so it lands in the same rollup key.
+//! - [`rollup`]: [`RollupAggregator`] keeps one open accumulator per rollup key
+//!   (window by event time, app, environment, provider, response model, prompt
+//!   id and version, operation) and drains them as [`RollupRow`]s, sorted by key,
+//!   with serialized HdrHistograms so any set of partial rows merges exactly.
+//! - `recorder` (private): the sparse latency recorder behind each open key.
+//!
+//! Rows are partial on purpose: the caller drains whenever its lake buffer
+//! flushes (and when [`RollupAggregator::is_full`]), and readers sum and merge.
+//!
+//! [`RollupRow`]: driftwatch_lake::model::RollupRow
+
+pub mod feedback_join;
+mod recorder;
+pub mod rollup;
+
+pub use feedback_join::FeedbackJoin;
+pub use rollup::RollupAggregator;
+
+use driftwatch_lake::histogram::HistogramError;
+
+/// Settings of the rollup aggregator (`[aggregate]` in the config file).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateConfig {
+    /// Most rollup keys held open at once. Bounds memory: once reached the
+    /// caller must drain (flush reason `keys`) before events for new keys are
+    /// accepted. Events for already open keys are always accepted.
+    #[serde(default = "default_max_open_keys")]
+    pub max_open_keys: usize,
+}
+
+fn default_max_open_keys() -> usize {
+    50_000
+}
+
+impl Default for AggregateConfig {
+    fn default() -> Self {
+        Self {
+            max_open_keys: default_max_open_keys(),
+        }
+    }
+}
+
+/// Errors from aggregation. Each says what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum AggregateError {
+    /// The event needs a new key but `max_open_keys` are open. Not data loss:
+    /// drain the aggregator (flush) and add the event again.
+    #[error(
+        "rollup aggregator is full ({max_open_keys} open keys): drain before adding window {window_start} of app {app:?}"
+    )]
+    Full {
+        /// The configured cap.
+        max_open_keys: usize,
+        /// Window of the rejected event, for the log line.
+        window_start: i64,
+        /// App of the rejected event, for the log line.
+        app: String,
+    },
+    /// A histogram could not be encoded while draining. The aggregator keeps
+    /// its state, so the caller may retry the drain or stop.
+    #[error(
+        "cannot encode the {histogram} histogram of window {window_start} of app {app:?}: {source}"
+    )]
+    Histogram {
+        /// `latency` or `ttft`.
+        histogram: &'static str,
+        /// Window of the row being encoded.
+        window_start: i64,
+        /// App of the row being encoded.
+        app: String,
+        /// What the histogram library reported.
+        #[source]
+        source: HistogramError,
+    },
+}
+
+/// Result of aggregation operations.
+pub type Result<T, E = AggregateError> = std::result::Result<T, E>;

@@ -1,0 +1,472 @@
+//! Live metrics: pipeline stages report events here; they leave as OpenMetrics
+//! text through [`Metrics::encode`] (served on `/metrics` by [`super::http`]).
+//!
+//! [`Metrics`] is a cheap clonable handle. GenAI series (DESIGN §6) go through
+//! the capped series cache in `genai`; pipeline-health metrics have naturally
+//! bounded labels (topics, partitions, fixed `&'static str` reason codes).
+//! Each internal event is one method that counts and logs together (STYLE 12);
+//! logs on paths that can fire per message are limited to the first and then
+//! every [`LOG_EVERY`]th occurrence per label set, with the running total as a
+//! field, so a flood of bad input cannot flood the log.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use super::genai::{GenAi, counter_name};
+use super::names::*;
+
+/// Per-message log lines are written for the first and then every this-many occurrences.
+pub const LOG_EVERY: u64 = 1_000;
+
+/// Settings of the live metrics (`[metrics]` in the config file).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Most distinct (app, environment, provider, model, operation) label sets.
+    /// Bounds Prometheus memory; further sets fold into `app="__overflow__"`.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+}
+
+fn default_max_series() -> usize {
+    2_000
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            max_series: default_max_series(),
+        }
+    }
+}
+
+/// Errors from the metrics module.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The registry could not be written as text; the scrape should fail (HTTP 500)
+    /// rather than serve a truncated exposition.
+    #[error("cannot encode metrics as OpenMetrics text: {0}")]
+    Encode(#[from] std::fmt::Error),
+}
+
+/// Result of metrics operations.
+pub type Result<T, E = MetricsError> = std::result::Result<T, E>;
+
+/// Outcome of one source message (the `result` label of `driftwatch_messages_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageResult {
+    /// Every item decoded.
+    Ok,
+    /// Some items decoded, some were dead-lettered.
+    Partial,
+    /// Nothing usable: the whole message was dead-lettered.
+    Rejected,
+    /// Nothing to ingest by design (e.g. only non-inference spans).
+    Skipped,
+}
+
+impl MessageResult {
+    const ALL: [MessageResult; 4] = [Self::Ok, Self::Partial, Self::Rejected, Self::Skipped];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Partial => "partial",
+            Self::Rejected => "rejected",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// Why the lake buffer was flushed (the `reason` label of `driftwatch_flushes_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushReason {
+    /// Row count limit reached.
+    Rows,
+    /// Byte budget reached.
+    Bytes,
+    /// Oldest buffered row reached the age limit.
+    Age,
+    /// The rollup aggregator hit `max_open_keys`.
+    Keys,
+    /// Partitions were revoked (rebalance).
+    Revoke,
+    /// The daemon is shutting down.
+    Shutdown,
+}
+
+impl FlushReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rows => "rows",
+            Self::Bytes => "bytes",
+            Self::Age => "age",
+            Self::Keys => "keys",
+            Self::Revoke => "revoke",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+type StaticLabel = [(&'static str, &'static str); 1];
+type TopicLabel = [(&'static str, Arc<str>); 1];
+type TopicPartition = (TopicLabel, [(&'static str, i32); 1]);
+
+/// Clonable handle on the registry and every metric in it.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    genai: GenAi,
+    messages: Family<(TopicLabel, StaticLabel), Counter>,
+    /// Topic -> counters in `MessageResult::ALL` order, so the per-message
+    /// path is a read-locked lookup by `&str`.
+    message_counters: RwLock<HashMap<Box<str>, [Counter; 4]>>,
+    spans_skipped: Counter,
+    decode_errors: Family<StaticLabel, Counter>,
+    dead_letters: Family<StaticLabel, Counter>,
+    consumer_lag: Family<TopicPartition, Gauge>,
+    files_written: Family<StaticLabel, Counter>,
+    bytes_written: Family<StaticLabel, Counter>,
+    rows_written: Family<StaticLabel, Counter>,
+    checkpoints: Arc<CheckpointCollector>,
+    buffered_rows: Gauge,
+    buffered_bytes: Gauge,
+    flushes: Family<StaticLabel, Counter>,
+    flush_duration: Histogram,
+    consumer_errors: Family<StaticLabel, Counter>,
+}
+
+impl Metrics {
+    /// A fresh registry with every driftwatch ingest metric registered.
+    pub fn new(config: &MetricsConfig) -> Self {
+        let mut registry = Registry::default();
+        let genai = GenAi::register(&mut registry, config.max_series);
+        let inner = Inner {
+            genai,
+            messages: Family::default(),
+            message_counters: RwLock::default(),
+            spans_skipped: Counter::default(),
+            decode_errors: Family::default(),
+            dead_letters: Family::default(),
+            consumer_lag: Family::default(),
+            files_written: Family::default(),
+            bytes_written: Family::default(),
+            rows_written: Family::default(),
+            checkpoints: Arc::new(CheckpointCollector::default()),
+            buffered_rows: Gauge::default(),
+            buffered_bytes: Gauge::default(),
+            flushes: Family::default(),
+            flush_duration: Histogram::new(FLUSH_BUCKETS),
+            consumer_errors: Family::default(),
+            registry: Registry::default(),
+        };
+        let counters = [
+            (MESSAGES_TOTAL, "Source messages by outcome."),
+            (SPANS_SKIPPED_TOTAL, "Spans that were not inference calls."),
+            (DECODE_ERRORS_TOTAL, "Decode failures by reason."),
+            (DEAD_LETTERS_TOTAL, "Dead-lettered inputs by reason."),
+            (LAKE_FILES_WRITTEN_TOTAL, "Lake files durably written."),
+            (
+                LAKE_BYTES_WRITTEN_TOTAL,
+                "Bytes of lake files durably written.",
+            ),
+            (
+                LAKE_ROWS_WRITTEN_TOTAL,
+                "Rows in lake files durably written.",
+            ),
+            (FLUSHES_TOTAL, "Lake buffer flushes by reason."),
+            (CONSUMER_ERRORS_TOTAL, "Source consumer errors by kind."),
+        ];
+        let [
+            messages,
+            skipped,
+            decode,
+            dead,
+            files,
+            bytes,
+            rows,
+            flushes,
+            consumer,
+        ] = counters.map(|(name, help)| (counter_name(name), help));
+        registry.register(messages.0, messages.1, inner.messages.clone());
+        registry.register(skipped.0, skipped.1, inner.spans_skipped.clone());
+        registry.register(decode.0, decode.1, inner.decode_errors.clone());
+        registry.register(dead.0, dead.1, inner.dead_letters.clone());
+        registry.register(files.0, files.1, inner.files_written.clone());
+        registry.register(bytes.0, bytes.1, inner.bytes_written.clone());
+        registry.register(rows.0, rows.1, inner.rows_written.clone());
+        registry.register(flushes.0, flushes.1, inner.flushes.clone());
+        registry.register(consumer.0, consumer.1, inner.consumer_errors.clone());
+        registry.register(
+            CONSUMER_LAG,
+            "Messages behind the high watermark.",
+            inner.consumer_lag.clone(),
+        );
+        registry.register(
+            BUFFERED_ROWS,
+            "Rows buffered, not yet in the lake.",
+            inner.buffered_rows.clone(),
+        );
+        registry.register(
+            BUFFERED_BYTES,
+            "Approximate bytes buffered, not yet in the lake.",
+            inner.buffered_bytes.clone(),
+        );
+        registry.register(
+            FLUSH_DURATION_SECONDS,
+            "Duration of lake buffer flushes.",
+            inner.flush_duration.clone(),
+        );
+        registry.register(
+            BUILD_INFO.strip_suffix("_info").unwrap_or(BUILD_INFO),
+            "The running driftwatch build.",
+            Info::new([(LABEL_VERSION, env!("CARGO_PKG_VERSION"))]),
+        );
+        registry.register_collector(Box::new(Arc::clone(&inner.checkpoints)));
+        Self {
+            inner: Arc::new(Inner { registry, ..inner }),
+        }
+    }
+
+    /// Count one inference on its GenAI series (hot path: one map lookup plus atomics).
+    pub fn observe_event(&self, event: &InferenceEvent) {
+        self.inner.genai.observe_event(event);
+    }
+
+    /// Count one feedback result on its GenAI series.
+    pub fn observe_feedback(&self, feedback: &FeedbackEvent) {
+        self.inner.genai.observe_feedback(feedback);
+    }
+
+    /// GenAI label sets tracked so far (the overflow series excluded).
+    pub fn series_count(&self) -> usize {
+        self.inner.genai.series_count()
+    }
+
+    /// Count one source message by outcome.
+    pub fn record_message(&self, topic: &str, result: MessageResult) {
+        let index = MessageResult::ALL
+            .iter()
+            .position(|r| *r == result)
+            .unwrap_or(0);
+        {
+            let map = self
+                .inner
+                .message_counters
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(counters) = map.get(topic) {
+                counters[index].inc();
+                return;
+            }
+        }
+        let mut map = self
+            .inner
+            .message_counters
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let counters = map.entry(Box::from(topic)).or_insert_with(|| {
+            let topic: Arc<str> = Arc::from(topic);
+            MessageResult::ALL.map(|result| {
+                self.inner.messages.get_or_create_owned(&(
+                    [(LABEL_TOPIC, Arc::clone(&topic))],
+                    [(LABEL_RESULT, result.as_str())],
+                ))
+            })
+        });
+        counters[index].inc();
+    }
+
+    /// Count spans that were not inference calls (not an error: DESIGN §3.1).
+    pub fn record_spans_skipped(&self, spans: u64) {
+        self.inner.spans_skipped.inc_by(spans);
+    }
+
+    /// Count (and now and then log) a decode failure.
+    pub fn record_decode_error(&self, reason: &'static str) {
+        let previous = self
+            .inner
+            .decode_errors
+            .get_or_create(&[(LABEL_REASON, reason)])
+            .inc();
+        if previous.is_multiple_of(LOG_EVERY) {
+            tracing::debug!(reason, total = previous + 1, "Input could not be decoded.");
+        }
+    }
+
+    /// Count (and now and then log) an input sent to the dead-letter lake.
+    pub fn record_dead_letter(&self, reason: &'static str) {
+        let previous = self
+            .inner
+            .dead_letters
+            .get_or_create(&[(LABEL_REASON, reason)])
+            .inc();
+        if previous.is_multiple_of(LOG_EVERY) {
+            tracing::debug!(reason, total = previous + 1, "Input dead-lettered.");
+        }
+    }
+
+    /// Set the consumer lag of one partition.
+    pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.inner
+            .consumer_lag
+            .get_or_create(&(
+                [(LABEL_TOPIC, Arc::from(topic))],
+                [(LABEL_PARTITION, partition)],
+            ))
+            .set(lag);
+    }
+
+    /// Count lake files durably written (after rename), with their rows and bytes.
+    pub fn record_files_written(&self, kind: &'static str, files: u64, rows: u64, bytes: u64) {
+        let labels = [(LABEL_KIND, kind)];
+        self.inner
+            .files_written
+            .get_or_create(&labels)
+            .inc_by(files);
+        self.inner.rows_written.get_or_create(&labels).inc_by(rows);
+        self.inner
+            .bytes_written
+            .get_or_create(&labels)
+            .inc_by(bytes);
+    }
+
+    /// Note a committed checkpoint; `driftwatch_checkpoint_age_seconds` is
+    /// computed from it at each scrape.
+    pub fn record_checkpoint(&self, topic: &str, partition: i32, at: SystemTime) {
+        let mut times = self
+            .inner
+            .checkpoints
+            .times
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match times.get_mut(topic) {
+            Some(partitions) => {
+                partitions.insert(partition, at);
+            }
+            None => {
+                times.insert(Arc::from(topic), HashMap::from([(partition, at)]));
+            }
+        }
+    }
+
+    /// Set the rows and bytes currently buffered for the lake.
+    pub fn set_buffered(&self, rows: usize, bytes: usize) {
+        self.inner
+            .buffered_rows
+            .set(i64::try_from(rows).unwrap_or(i64::MAX));
+        self.inner
+            .buffered_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Count one flush of the lake buffer and its duration.
+    pub fn record_flush(&self, reason: FlushReason, seconds: f64) {
+        self.inner
+            .flushes
+            .get_or_create(&[(LABEL_REASON, reason.as_str())])
+            .inc();
+        self.inner.flush_duration.observe(seconds);
+        tracing::debug!(reason = reason.as_str(), seconds, "Lake buffer flushed.");
+    }
+
+    /// Count (and now and then log) a source consumer error.
+    pub fn record_consumer_error(&self, kind: &'static str) {
+        let previous = self
+            .inner
+            .consumer_errors
+            .get_or_create(&[(LABEL_KIND, kind)])
+            .inc();
+        if previous.is_multiple_of(LOG_EVERY) {
+            tracing::warn!(kind, total = previous + 1, "Source consumer error.");
+        }
+    }
+
+    /// The whole registry as OpenMetrics text (ending in `# EOF`).
+    pub fn encode(&self) -> Result<String> {
+        let mut text = String::with_capacity(16 * 1024);
+        prometheus_client::encoding::text::encode(&mut text, &self.inner.registry)?;
+        Ok(text)
+    }
+}
+
+/// Emits checkpoint timestamps and ages computed at scrape time, so the age
+/// keeps growing when commits stall (a stored age would freeze).
+#[derive(Debug, Default)]
+struct CheckpointCollector {
+    /// Topic -> partition -> time of the last committed checkpoint.
+    times: Mutex<HashMap<Arc<str>, HashMap<i32, SystemTime>>>,
+}
+
+impl Collector for CheckpointCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let now = SystemTime::now();
+        let mut rows: Vec<(Arc<str>, i32, f64, f64)> = {
+            let times = self.times.lock().unwrap_or_else(PoisonError::into_inner);
+            times
+                .iter()
+                .flat_map(|(topic, partitions)| {
+                    partitions.iter().map(move |(partition, at)| {
+                        let unix = at
+                            .duration_since(UNIX_EPOCH)
+                            .unwrap_or(Duration::ZERO)
+                            .as_secs_f64();
+                        // A checkpoint "in the future" (clock step) has age 0, not a negative age.
+                        let age = now
+                            .duration_since(*at)
+                            .unwrap_or(Duration::ZERO)
+                            .as_secs_f64();
+                        (Arc::clone(topic), *partition, unix, age)
+                    })
+                })
+                .collect()
+        };
+        rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        for (name, help, is_age) in [
+            (
+                CHECKPOINT_AGE_SECONDS,
+                "Seconds since the last committed checkpoint.",
+                true,
+            ),
+            (
+                CHECKPOINT_TIMESTAMP_SECONDS,
+                "Unix time of the last committed checkpoint.",
+                false,
+            ),
+        ] {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (topic, partition, unix, age) in &rows {
+                let labels: TopicPartition = (
+                    [(LABEL_TOPIC, Arc::clone(topic))],
+                    [(LABEL_PARTITION, *partition)],
+                );
+                let value = if is_age { *age } else { *unix };
+                ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -1,0 +1,284 @@
+//! Unit tests of [`super::Metrics`]: exposition names, overflow folding, labels.
+
+use std::time::{Duration, SystemTime};
+
+use driftwatch_lake::model::{CallStatus, FeedbackEvent, InferenceEvent};
+
+use super::*;
+
+type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+fn event(app: &str, model: &str) -> InferenceEvent {
+    InferenceEvent {
+        event_id: format!("{app}-{model}"),
+        app: app.to_owned(),
+        environment: Some("prod".to_owned()),
+        provider: Some("openai".to_owned()),
+        operation: "chat".to_owned(),
+        response_model: Some(model.to_owned()),
+        input_tokens: Some(120),
+        output_tokens: Some(30),
+        cache_read_tokens: Some(100),
+        reasoning_tokens: Some(10),
+        cost_usd: Some(0.5),
+        latency_ms: Some(700.0),
+        ttft_ms: Some(90.0),
+        ..InferenceEvent::default()
+    }
+}
+
+const SERIES: &str =
+    r#"app="w2e",environment="prod",provider="openai",model="gpt-4o",operation="chat""#;
+
+fn populated() -> Metrics {
+    let metrics = Metrics::new(&MetricsConfig::default());
+    let mut failed = event("w2e", "gpt-4o");
+    failed.status = CallStatus::Error;
+    failed.error_type = Some("rate_limit".to_owned());
+    metrics.observe_event(&event("w2e", "gpt-4o"));
+    metrics.observe_event(&failed);
+    metrics.observe_feedback(&FeedbackEvent {
+        app: "w2e".to_owned(),
+        environment: Some("prod".to_owned()),
+        provider: Some("openai".to_owned()),
+        response_model: Some("gpt-4o".to_owned()),
+        operation: Some("chat".to_owned()),
+        name: "hallucination".to_owned(),
+        score_value: Some(0.9),
+        ..FeedbackEvent::default()
+    });
+    metrics.record_message("llm_events", MessageResult::Ok);
+    metrics.record_message("llm_events", MessageResult::Ok);
+    metrics.record_message("llm_events", MessageResult::Rejected);
+    metrics.record_spans_skipped(4);
+    metrics.record_decode_error("malformed_json");
+    metrics.record_dead_letter("negative_tokens");
+    metrics.set_lag("otlp_spans", 3, 42);
+    metrics.record_files_written("events", 1, 500, 65_536);
+    metrics.record_checkpoint("otlp_spans", 3, SystemTime::now() - Duration::from_secs(30));
+    metrics.set_buffered(10, 2048);
+    metrics.record_flush(FlushReason::Age, 0.2);
+    metrics.record_consumer_error("broker_transport");
+    metrics
+}
+
+#[test]
+fn exposition_has_the_exact_names_units_and_buckets() -> TestResult {
+    let metrics = populated();
+    let text = metrics.encode()?;
+
+    for expected in [
+        format!("driftwatch_requests_total{{{SERIES}}} 2"),
+        format!("driftwatch_errors_total{{{SERIES},error_type=\"rate_limit\"}} 1"),
+        format!("driftwatch_cost_usd_total{{{SERIES}}} 1.0"),
+        format!("driftwatch_tokens_total{{{SERIES},token_type=\"input\"}} 240"),
+        format!("driftwatch_tokens_total{{{SERIES},token_type=\"cache_read\"}} 200"),
+        format!("driftwatch_tokens_total{{{SERIES},token_type=\"reasoning\"}} 20"),
+        format!(
+            "gen_ai_client_token_usage_bucket{{le=\"256.0\",{SERIES},gen_ai_token_type=\"input\"}} 2"
+        ),
+        format!(
+            "gen_ai_client_token_usage_bucket{{le=\"64.0\",{SERIES},gen_ai_token_type=\"output\"}} 2"
+        ),
+        format!(
+            "gen_ai_client_token_usage_bucket{{le=\"67108864.0\",{SERIES},gen_ai_token_type=\"input\"}} 2"
+        ),
+        format!("gen_ai_client_operation_duration_seconds_bucket{{le=\"0.64\",{SERIES}}} 0"),
+        format!("gen_ai_client_operation_duration_seconds_bucket{{le=\"1.28\",{SERIES}}} 2"),
+        format!("gen_ai_client_operation_duration_seconds_bucket{{le=\"81.92\",{SERIES}}} 2"),
+        format!("gen_ai_client_operation_duration_seconds_count{{{SERIES}}} 2"),
+        format!("driftwatch_time_to_first_token_seconds_bucket{{le=\"0.1\",{SERIES}}} 2"),
+        format!("driftwatch_feedback_total{{{SERIES},name=\"hallucination\",flagged=\"true\"}} 1"),
+        "# TYPE gen_ai_client_operation_duration_seconds histogram".to_owned(),
+        "# TYPE driftwatch_requests counter".to_owned(),
+        "driftwatch_messages_total{topic=\"llm_events\",result=\"ok\"} 2".to_owned(),
+        "driftwatch_messages_total{topic=\"llm_events\",result=\"rejected\"} 1".to_owned(),
+        "driftwatch_messages_total{topic=\"llm_events\",result=\"skipped\"} 0".to_owned(),
+        "driftwatch_spans_skipped_total 4".to_owned(),
+        "driftwatch_decode_errors_total{reason=\"malformed_json\"} 1".to_owned(),
+        "driftwatch_dead_letters_total{reason=\"negative_tokens\"} 1".to_owned(),
+        "driftwatch_consumer_lag{topic=\"otlp_spans\",partition=\"3\"} 42".to_owned(),
+        "driftwatch_lake_files_written_total{kind=\"events\"} 1".to_owned(),
+        "driftwatch_lake_rows_written_total{kind=\"events\"} 500".to_owned(),
+        "driftwatch_lake_bytes_written_total{kind=\"events\"} 65536".to_owned(),
+        "driftwatch_buffered_rows 10".to_owned(),
+        "driftwatch_buffered_bytes 2048".to_owned(),
+        "driftwatch_flushes_total{reason=\"age\"} 1".to_owned(),
+        "driftwatch_flush_duration_seconds_count 1".to_owned(),
+        "driftwatch_consumer_errors_total{kind=\"broker_transport\"} 1".to_owned(),
+        "driftwatch_series_overflow_total 0".to_owned(),
+        format!(
+            "driftwatch_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "# EOF".to_owned(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(!text.contains("_total_total"), "{text}");
+    let age_line = text
+        .lines()
+        .find(|line| {
+            line.starts_with(
+                "driftwatch_checkpoint_age_seconds{topic=\"otlp_spans\",partition=\"3\"}",
+            )
+        })
+        .ok_or("no checkpoint age")?;
+    let age: f64 = age_line.rsplit(' ').next().ok_or("no value")?.parse()?;
+    assert!((29.0..120.0).contains(&age), "{age_line}");
+    assert!(
+        text.contains(
+            "driftwatch_checkpoint_timestamp_seconds{topic=\"otlp_spans\",partition=\"3\"}"
+        )
+    );
+    Ok(())
+}
+
+#[test]
+fn every_named_metric_is_exposed() -> TestResult {
+    let metrics = populated();
+    let text = metrics.encode()?;
+    for name in [
+        GEN_AI_CLIENT_OPERATION_DURATION_SECONDS,
+        GEN_AI_CLIENT_TOKEN_USAGE,
+        TIME_TO_FIRST_TOKEN_SECONDS,
+        CONSUMER_LAG,
+        CHECKPOINT_AGE_SECONDS,
+        CHECKPOINT_TIMESTAMP_SECONDS,
+        BUFFERED_ROWS,
+        BUFFERED_BYTES,
+        FLUSH_DURATION_SECONDS,
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} not registered:\n{text}"
+        );
+    }
+    // Counters are declared without `_total` and sampled with it.
+    for name in [
+        REQUESTS_TOTAL,
+        ERRORS_TOTAL,
+        COST_USD_TOTAL,
+        TOKENS_TOTAL,
+        FEEDBACK_TOTAL,
+        MESSAGES_TOTAL,
+        SPANS_SKIPPED_TOTAL,
+        DECODE_ERRORS_TOTAL,
+        DEAD_LETTERS_TOTAL,
+        LAKE_FILES_WRITTEN_TOTAL,
+        LAKE_BYTES_WRITTEN_TOTAL,
+        LAKE_ROWS_WRITTEN_TOTAL,
+        FLUSHES_TOTAL,
+        CONSUMER_ERRORS_TOTAL,
+        SERIES_OVERFLOW_TOTAL,
+    ] {
+        let base = name.strip_suffix("_total").ok_or(name)?;
+        assert!(
+            text.contains(&format!("# TYPE {base} counter")),
+            "{name} not registered:\n{text}"
+        );
+    }
+    assert!(text.contains("# TYPE driftwatch_build info"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn label_sets_beyond_the_cap_fold_into_overflow() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig { max_series: 3 });
+    for app in ["a", "b", "c", "d", "e"] {
+        metrics.observe_event(&event(app, "m"));
+    }
+    // Known series still resolve normally after the cap is reached.
+    metrics.observe_event(&event("a", "m"));
+    metrics.observe_event(&event("e", "m"));
+    assert_eq!(metrics.series_count(), 3);
+    let text = metrics.encode()?;
+    let overflow = r#"app="__overflow__",environment="__overflow__",provider="__overflow__",model="__overflow__",operation="__overflow__""#;
+    assert!(
+        text.contains(&format!("driftwatch_requests_total{{{overflow}}} 3")),
+        "{text}"
+    );
+    assert!(text.contains("driftwatch_requests_total{app=\"a\",environment=\"prod\",provider=\"openai\",model=\"m\",operation=\"chat\"} 2"));
+    assert!(!text.contains("app=\"d\""), "{text}");
+    assert!(!text.contains("app=\"e\""), "{text}");
+    assert!(
+        text.contains("driftwatch_series_overflow_total 3"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn error_types_beyond_the_per_series_cap_fold() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig::default());
+    for n in 0..40 {
+        let mut failed = event("w2e", "gpt-4o");
+        failed.status = CallStatus::Error;
+        failed.error_type = Some(format!("type_{n}"));
+        metrics.observe_event(&failed);
+    }
+    let mut unknown = event("w2e", "gpt-4o");
+    unknown.status = CallStatus::Error;
+    metrics.observe_event(&unknown);
+    let text = metrics.encode()?;
+    let error_series = text
+        .lines()
+        .filter(|line| line.starts_with("driftwatch_errors_total{"))
+        .count();
+    assert_eq!(error_series, 33, "32 kept values plus __overflow__");
+    assert!(
+        text.contains(&format!(
+            "driftwatch_errors_total{{{SERIES},error_type=\"__overflow__\"}} 9"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("driftwatch_series_overflow_total 9"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn missing_optional_labels_are_empty_and_bad_values_are_ignored() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig::default());
+    metrics.observe_event(&InferenceEvent {
+        app: "bare".to_owned(),
+        operation: "embeddings".to_owned(),
+        input_tokens: Some(-5),
+        cost_usd: Some(f64::NAN),
+        latency_ms: Some(f64::INFINITY),
+        ..InferenceEvent::default()
+    });
+    let text = metrics.encode()?;
+    let labels = r#"app="bare",environment="",provider="",model="",operation="embeddings""#;
+    assert!(
+        text.contains(&format!("driftwatch_requests_total{{{labels}}} 1")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "driftwatch_tokens_total{{{labels},token_type=\"input\"}} 0"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("driftwatch_cost_usd_total{{{labels}}} 0.0")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "gen_ai_client_operation_duration_seconds_count{{{labels}}} 0"
+        )),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn config_defaults_and_rejects_unknown_fields() -> TestResult {
+    let config: MetricsConfig = serde_json::from_str("{}")?;
+    assert_eq!(config.max_series, 2_000);
+    assert!(serde_json::from_str::<MetricsConfig>(r#"{"max_sets": 1}"#).is_err());
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! Live telemetry: what the pipeline reports about the fleet and about itself
+//! (DESIGN §6).
+//!
+//! # Layout
+//!
+//! - [`names`]: every metric and label name, and the histogram buckets.
+//! - [`metrics`]: [`Metrics`], the clonable handle pipeline stages report to.
+//!   GenAI events enter through `observe_event` / `observe_feedback` and
+//!   pipeline health through `record_*` / `set_*`; the registry leaves as
+//!   OpenMetrics text.
+//! - `genai` (private): the capped, cached GenAI label-set series behind `Metrics`.
+//! - [`http`]: `/metrics`, `/healthz` and `/readyz`, with optional bearer auth,
+//!   and the shared [`Readiness`] flag.
+
+mod genai;
+pub mod http;
+pub mod metrics;
+pub mod names;
+
+pub use http::{BearerToken, BoundServer, HttpConfig, HttpError, Readiness};
+pub use metrics::{FlushReason, MessageResult, Metrics, MetricsConfig, MetricsError};

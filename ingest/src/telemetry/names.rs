@@ -1,0 +1,126 @@
+//! Every metric name driftwatch ingest exposes, in one place (STYLE 12).
+//!
+//! The constants are the names as scraped (what dashboards and alerts query).
+//! prometheus-client appends `_total` to counters and `_info` to info metrics
+//! itself, so [`super::metrics`] registers those with the suffix stripped.
+//! Label names are constants too, so a dashboard and the code cannot drift.
+
+/// GenAI call duration, seconds (OTel `gen_ai.client.operation.duration`).
+pub const GEN_AI_CLIENT_OPERATION_DURATION_SECONDS: &str =
+    "gen_ai_client_operation_duration_seconds";
+/// GenAI tokens per call by `gen_ai_token_type` (OTel `gen_ai.client.token.usage`).
+pub const GEN_AI_CLIENT_TOKEN_USAGE: &str = "gen_ai_client_token_usage";
+/// Inference calls seen.
+pub const REQUESTS_TOTAL: &str = "driftwatch_requests_total";
+/// Inference calls with error status, by `error_type`.
+pub const ERRORS_TOTAL: &str = "driftwatch_errors_total";
+/// Priced cost of inference calls, USD.
+pub const COST_USD_TOTAL: &str = "driftwatch_cost_usd_total";
+/// Tokens by `token_type` (input, output, cache_read, reasoning).
+pub const TOKENS_TOTAL: &str = "driftwatch_tokens_total";
+/// Feedback results by evaluation `name` and `flagged`.
+pub const FEEDBACK_TOTAL: &str = "driftwatch_feedback_total";
+/// Time to first token of streaming calls, seconds.
+pub const TIME_TO_FIRST_TOKEN_SECONDS: &str = "driftwatch_time_to_first_token_seconds";
+
+/// Source messages by `topic` and `result` (ok, partial, rejected, skipped).
+pub const MESSAGES_TOTAL: &str = "driftwatch_messages_total";
+/// Spans that were not inference calls (DESIGN §3.1).
+pub const SPANS_SKIPPED_TOTAL: &str = "driftwatch_spans_skipped_total";
+/// Decode failures by `reason`.
+pub const DECODE_ERRORS_TOTAL: &str = "driftwatch_decode_errors_total";
+/// Rows written to the dead-letter lake by `reason`.
+pub const DEAD_LETTERS_TOTAL: &str = "driftwatch_dead_letters_total";
+/// Messages behind the partition's high watermark, by `topic` and `partition`.
+pub const CONSUMER_LAG: &str = "driftwatch_consumer_lag";
+/// Lake files durably written, by `kind` (events, feedback, rollups, dead_letter, ...).
+pub const LAKE_FILES_WRITTEN_TOTAL: &str = "driftwatch_lake_files_written_total";
+/// Bytes of lake files durably written, by `kind`.
+pub const LAKE_BYTES_WRITTEN_TOTAL: &str = "driftwatch_lake_bytes_written_total";
+/// Rows in lake files durably written, by `kind`.
+pub const LAKE_ROWS_WRITTEN_TOTAL: &str = "driftwatch_lake_rows_written_total";
+/// Seconds since the last committed checkpoint, by `topic` and `partition`,
+/// computed at scrape time so it grows while commits stall.
+pub const CHECKPOINT_AGE_SECONDS: &str = "driftwatch_checkpoint_age_seconds";
+/// Unix time of the last committed checkpoint, by `topic` and `partition`.
+pub const CHECKPOINT_TIMESTAMP_SECONDS: &str = "driftwatch_checkpoint_timestamp_seconds";
+/// Rows buffered and not yet in the lake.
+pub const BUFFERED_ROWS: &str = "driftwatch_buffered_rows";
+/// Approximate bytes buffered and not yet in the lake.
+pub const BUFFERED_BYTES: &str = "driftwatch_buffered_bytes";
+/// Lake buffer flushes by `reason` (rows, bytes, age, keys, revoke, shutdown).
+pub const FLUSHES_TOTAL: &str = "driftwatch_flushes_total";
+/// Duration of lake buffer flushes, seconds.
+pub const FLUSH_DURATION_SECONDS: &str = "driftwatch_flush_duration_seconds";
+/// Source consumer errors by `kind`.
+pub const CONSUMER_ERRORS_TOTAL: &str = "driftwatch_consumer_errors_total";
+/// Observations folded into the `__overflow__` series by the cardinality cap.
+pub const SERIES_OVERFLOW_TOTAL: &str = "driftwatch_series_overflow_total";
+/// Always 1; the `version` label says which build runs.
+pub const BUILD_INFO: &str = "driftwatch_build_info";
+
+/// Label: the micro app.
+pub const LABEL_APP: &str = "app";
+/// Label: deployment environment.
+pub const LABEL_ENVIRONMENT: &str = "environment";
+/// Label: normalised provider.
+pub const LABEL_PROVIDER: &str = "provider";
+/// Label: the response model.
+pub const LABEL_MODEL: &str = "model";
+/// Label: GenAI operation.
+pub const LABEL_OPERATION: &str = "operation";
+/// Label: error type of a failed call.
+pub const LABEL_ERROR_TYPE: &str = "error_type";
+/// Label of `gen_ai_client_token_usage` (OTel attribute `gen_ai.token.type`).
+pub const LABEL_GEN_AI_TOKEN_TYPE: &str = "gen_ai_token_type";
+/// Label of `driftwatch_tokens_total`.
+pub const LABEL_TOKEN_TYPE: &str = "token_type";
+/// Label: evaluation name of feedback.
+pub const LABEL_NAME: &str = "name";
+/// Label: whether feedback flagged a problem.
+pub const LABEL_FLAGGED: &str = "flagged";
+/// Label: source topic (or file source id).
+pub const LABEL_TOPIC: &str = "topic";
+/// Label: source partition.
+pub const LABEL_PARTITION: &str = "partition";
+/// Label: outcome of a message.
+pub const LABEL_RESULT: &str = "result";
+/// Label: machine-readable reason code.
+pub const LABEL_REASON: &str = "reason";
+/// Label: lake file kind.
+pub const LABEL_KIND: &str = "kind";
+/// Label: build version.
+pub const LABEL_VERSION: &str = "version";
+
+/// Value of every GenAI label in the series that absorbs label sets beyond the cap.
+pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
+
+/// OTel bucket advice for `gen_ai.client.operation.duration`, seconds.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+/// OTel bucket advice for `gen_ai.client.token.usage`.
+pub const TOKEN_BUCKETS: [f64; 14] = [
+    1.0,
+    4.0,
+    16.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+];
+/// OTel bucket advice for `gen_ai.server.time_to_first_token`, seconds.
+pub const TTFT_BUCKETS: [f64; 16] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+/// Flush durations, seconds: from a small local file to a slow object-store upload.
+pub const FLUSH_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
