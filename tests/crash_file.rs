@@ -19,7 +19,8 @@ async fn kill_9_at_random_moments_leaves_the_lake_exactly_once() -> anyhow::Resu
     let input = dir.path().join("input");
     let lake = dir.path().join("lake");
     std::fs::create_dir_all(&input)?;
-    let fleet = Fleet::new(FleetConfig { seed, apps: 6, inferences: 60_000, malformed_ratio: 0.01, ..FleetConfig::default() });
+    let fleet =
+        Fleet::new(FleetConfig { seed, apps: 6, inferences: 60_000, malformed_ratio: 0.01, ..FleetConfig::default() });
     let generated = write_fleet_files(&fleet, &input, FormatMix::Mixed, 10, 0.01, seed)?;
 
     let ingest = || {

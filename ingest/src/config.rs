@@ -96,11 +96,7 @@ pub struct LakeConfig {
 
 impl Default for LakeConfig {
     fn default() -> Self {
-        Self {
-            location: "./lake".to_owned(),
-            options: HashMap::new(),
-            parquet: ParquetOptions::default(),
-        }
+        Self { location: "./lake".to_owned(), options: HashMap::new(), parquet: ParquetOptions::default() }
     }
 }
 
@@ -166,13 +162,8 @@ fn default_max_inflight_flushes() -> usize {
 }
 
 /// librdkafka keys that the daemon sets itself; overriding them would break the delivery guarantee.
-pub const RESERVED_LIBRDKAFKA_KEYS: &[&str] = &[
-    "group.id",
-    "bootstrap.servers",
-    "enable.auto.commit",
-    "enable.auto.offset.store",
-    "group.protocol",
-];
+pub const RESERVED_LIBRDKAFKA_KEYS: &[&str] =
+    &["group.id", "bootstrap.servers", "enable.auto.commit", "enable.auto.offset.store", "group.protocol"];
 
 /// When a partition's buffered rows are written out. Whichever limit is hit first wins.
 #[derive(Debug, Clone, Deserialize)]
@@ -377,14 +368,10 @@ impl Config {
         let policies = self
             .apps
             .iter()
-            .map(|app| {
-                (app.id.clone(), ContentPolicy { retain_content: app.retain_content, scrub_pii: app.scrub_pii })
-            })
+            .map(|app| (app.id.clone(), ContentPolicy { retain_content: app.retain_content, scrub_pii: app.scrub_pii }))
             .collect();
-        let default_policy = ContentPolicy {
-            retain_content: self.default_app.retain_content,
-            scrub_pii: self.default_app.scrub_pii,
-        };
+        let default_policy =
+            ContentPolicy { retain_content: self.default_app.retain_content, scrub_pii: self.default_app.scrub_pii };
         (policies, default_policy)
     }
 }

@@ -119,7 +119,12 @@ impl ProducerContext for TallyContext {
 }
 
 /// Create topics that do not exist yet (brokers like Tansu do not auto-create).
-pub async fn ensure_topics(brokers: &str, topics: &[&str], partitions: i32, timeout: Duration) -> Result<(), LoadgenError> {
+pub async fn ensure_topics(
+    brokers: &str,
+    topics: &[&str],
+    partitions: i32,
+    timeout: Duration,
+) -> Result<(), LoadgenError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()

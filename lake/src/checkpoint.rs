@@ -54,48 +54,29 @@ pub struct PendingFlush {
 async fn read_json<T: DeserializeOwned>(store: &LakeStore, path: &str) -> Result<Option<T>> {
     match store.get(path).await? {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| LakeError::Json {
-                path: path.to_owned(),
-                source,
-            }),
+        Some(bytes) => {
+            serde_json::from_slice(&bytes).map(Some).map_err(|source| LakeError::Json { path: path.to_owned(), source })
+        }
     }
 }
 
 async fn write_json<T: Serialize>(store: &LakeStore, path: &str, value: &T) -> Result<()> {
-    let json = serde_json::to_vec_pretty(value).map_err(|source| LakeError::Json {
-        path: path.to_owned(),
-        source,
-    })?;
+    let json = serde_json::to_vec_pretty(value).map_err(|source| LakeError::Json { path: path.to_owned(), source })?;
     store.put_atomic(path, Bytes::from(json)).await
 }
 
 /// The committed checkpoint of (stream, partition), if any.
-pub async fn read_checkpoint(
-    store: &LakeStore,
-    stream: &str,
-    partition: i32,
-) -> Result<Option<Checkpoint>> {
+pub async fn read_checkpoint(store: &LakeStore, stream: &str, partition: i32) -> Result<Option<Checkpoint>> {
     read_json(store, &checkpoint_path(stream, partition)).await
 }
 
 /// Commit a checkpoint (atomic put).
 pub(crate) async fn write_checkpoint(store: &LakeStore, checkpoint: &Checkpoint) -> Result<()> {
-    write_json(
-        store,
-        &checkpoint_path(&checkpoint.stream, checkpoint.partition),
-        checkpoint,
-    )
-    .await
+    write_json(store, &checkpoint_path(&checkpoint.stream, checkpoint.partition), checkpoint).await
 }
 
 /// The manifest of an interrupted or in-progress flush of (stream, partition), if any.
-pub async fn read_pending(
-    store: &LakeStore,
-    stream: &str,
-    partition: i32,
-) -> Result<Option<PendingFlush>> {
+pub async fn read_pending(store: &LakeStore, stream: &str, partition: i32) -> Result<Option<PendingFlush>> {
     read_json(store, &pending_path(stream, partition)).await
 }
 
@@ -128,15 +109,9 @@ fn dir_of(path: &str) -> &str {
 /// committed: its files (present or not) are deleted, then the manifest. Stale
 /// temporaries of this partition are removed from every directory involved.
 /// Running it again is harmless: every step is idempotent.
-pub async fn recover(
-    store: &LakeStore,
-    stream: &str,
-    partition: i32,
-) -> Result<Option<Checkpoint>> {
-    let (checkpoint, pending) = futures::try_join!(
-        read_checkpoint(store, stream, partition),
-        read_pending(store, stream, partition)
-    )?;
+pub async fn recover(store: &LakeStore, stream: &str, partition: i32) -> Result<Option<Checkpoint>> {
+    let (checkpoint, pending) =
+        futures::try_join!(read_checkpoint(store, stream, partition), read_pending(store, stream, partition))?;
     let committed_next = checkpoint.as_ref().map(|c| c.next_offset);
     if let Some(pending) = pending {
         if committed_next.is_some_and(|next| pending.next_offset <= next) {
@@ -175,8 +150,6 @@ pub async fn recover(
         }
         delete_pending(store, stream, partition).await?;
     }
-    store
-        .remove_stale_tmps(&checkpoint_dir(stream), stream, partition)
-        .await?;
+    store.remove_stale_tmps(&checkpoint_dir(stream), stream, partition).await?;
     Ok(checkpoint)
 }

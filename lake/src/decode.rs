@@ -13,9 +13,7 @@ use arrow::array::{
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{LakeError, Result};
-use crate::model::{
-    CallStatus, FeedbackEvent, FeedbackTally, InferenceEvent, RollupKey, RollupRow, SourcePosition,
-};
+use crate::model::{CallStatus, FeedbackEvent, FeedbackTally, InferenceEvent, RollupKey, RollupRow, SourcePosition};
 
 /// Typed, named access to one batch's columns.
 struct Columns<'a> {
@@ -30,14 +28,11 @@ impl<'a> Columns<'a> {
             column,
             reason: "missing".into(),
         })?;
-        array
-            .as_any()
-            .downcast_ref::<T>()
-            .ok_or_else(|| LakeError::Decode {
-                kind: self.kind,
-                column,
-                reason: format!("unexpected type {}", array.data_type()),
-            })
+        array.as_any().downcast_ref::<T>().ok_or_else(|| LakeError::Decode {
+            kind: self.kind,
+            column,
+            reason: format!("unexpected type {}", array.data_type()),
+        })
     }
 
     fn text(&self, column: &'static str) -> Result<impl Fn(usize) -> Option<String> + 'a> {
@@ -52,11 +47,7 @@ impl<'a> Columns<'a> {
             if array.is_valid(i) {
                 Ok(array.value(i).to_owned())
             } else {
-                Err(LakeError::Decode {
-                    kind,
-                    column,
-                    reason: format!("null in row {i}"),
-                })
+                Err(LakeError::Decode { kind, column, reason: format!("null in row {i}") })
             }
         })
     }
@@ -82,16 +73,8 @@ impl<'a> Columns<'a> {
         Ok(move |i| {
             topic.is_valid(i).then(|| SourcePosition {
                 topic: Arc::from(topic.value(i)),
-                partition: if partition.is_valid(i) {
-                    partition.value(i)
-                } else {
-                    0
-                },
-                offset: if offset.is_valid(i) {
-                    offset.value(i)
-                } else {
-                    0
-                },
+                partition: if partition.is_valid(i) { partition.value(i) } else { 0 },
+                offset: if offset.is_valid(i) { offset.value(i) } else { 0 },
             })
         })
     }
@@ -107,27 +90,16 @@ fn status(value: Option<&str>) -> CallStatus {
 
 /// Decode an `events` batch into inference events.
 pub fn decode_events(batch: &RecordBatch) -> Result<Vec<InferenceEvent>> {
-    let c = Columns {
-        kind: "events",
-        batch,
-    };
-    let (event_id, app, operation) = (
-        c.required_text("event_id")?,
-        c.required_text("app")?,
-        c.required_text("operation")?,
-    );
-    let (trace_id, span_id, response_id) = (
-        c.text("trace_id")?,
-        c.text("span_id")?,
-        c.text("response_id")?,
-    );
+    let c = Columns { kind: "events", batch };
+    let (event_id, app, operation) =
+        (c.required_text("event_id")?, c.required_text("app")?, c.required_text("operation")?);
+    let (trace_id, span_id, response_id) = (c.text("trace_id")?, c.text("span_id")?, c.text("response_id")?);
     let (time, start_time) = (c.time("time")?, c.time("start_time")?);
     let (environment, provider) = (c.text("environment")?, c.text("provider")?);
     let (request_model, response_model) = (c.text("request_model")?, c.text("response_model")?);
     let (prompt_id, prompt_version) = (c.text("prompt_id")?, c.text("prompt_version")?);
     let (input_tokens, output_tokens) = (c.int64("input_tokens")?, c.int64("output_tokens")?);
-    let (cache_read_tokens, reasoning_tokens) =
-        (c.int64("cache_read_tokens")?, c.int64("reasoning_tokens")?);
+    let (cache_read_tokens, reasoning_tokens) = (c.int64("cache_read_tokens")?, c.int64("reasoning_tokens")?);
     let (cost_usd, reported_cost_usd) = (c.float64("cost_usd")?, c.float64("reported_cost_usd")?);
     let (latency_ms, ttft_ms) = (c.float64("latency_ms")?, c.float64("ttft_ms")?);
     let (price_version, status_col) = (c.text("price_version")?, c.text("status")?);
@@ -181,30 +153,15 @@ pub fn decode_events(batch: &RecordBatch) -> Result<Vec<InferenceEvent>> {
 
 /// Decode a `feedback` batch into feedback events.
 pub fn decode_feedback(batch: &RecordBatch) -> Result<Vec<FeedbackEvent>> {
-    let c = Columns {
-        kind: "feedback",
-        batch,
-    };
-    let (feedback_id, app, name) = (
-        c.required_text("feedback_id")?,
-        c.required_text("app")?,
-        c.required_text("name")?,
-    );
+    let c = Columns { kind: "feedback", batch };
+    let (feedback_id, app, name) = (c.required_text("feedback_id")?, c.required_text("app")?, c.required_text("name")?);
     let time = c.time("time")?;
-    let (environment, score_value, score_label) = (
-        c.text("environment")?,
-        c.float64("score_value")?,
-        c.text("score_label")?,
-    );
-    let (trace_id, span_id, response_id) = (
-        c.text("trace_id")?,
-        c.text("span_id")?,
-        c.text("response_id")?,
-    );
+    let (environment, score_value, score_label) =
+        (c.text("environment")?, c.float64("score_value")?, c.text("score_label")?);
+    let (trace_id, span_id, response_id) = (c.text("trace_id")?, c.text("span_id")?, c.text("response_id")?);
     let (inference_id, response_model) = (c.text("inference_id")?, c.text("response_model")?);
     let (provider, operation) = (c.text("provider")?, c.text("operation")?);
-    let (prompt_id, prompt_version, source) =
-        (c.text("prompt_id")?, c.text("prompt_version")?, c.source()?);
+    let (prompt_id, prompt_version, source) = (c.text("prompt_id")?, c.text("prompt_version")?, c.source()?);
     (0..batch.num_rows())
         .map(|i| {
             Ok(FeedbackEvent {
@@ -232,37 +189,15 @@ pub fn decode_feedback(batch: &RecordBatch) -> Result<Vec<FeedbackEvent>> {
 
 /// Decode the tallies of one rollup row's `feedback` list.
 fn tallies(list: &ListArray, row: usize) -> Result<Vec<FeedbackTally>> {
-    let bad = |reason: &str| LakeError::Decode {
-        kind: "rollups",
-        column: "feedback",
-        reason: reason.to_owned(),
-    };
+    let bad = |reason: &str| LakeError::Decode { kind: "rollups", column: "feedback", reason: reason.to_owned() };
     let values = list.value(row);
-    let tallies = values
-        .as_any()
-        .downcast_ref::<StructArray>()
-        .ok_or_else(|| bad("elements are not structs"))?;
-    let field = |name: &str| {
-        tallies
-            .column_by_name(name)
-            .ok_or_else(|| bad(&format!("missing field {name}")))
-    };
-    let names = field("name")?
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or_else(|| bad("name is not Utf8"))?;
-    let counts = field("count")?
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .ok_or_else(|| bad("count is not Int64"))?;
-    let sums = field("score_sum")?
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .ok_or_else(|| bad("score_sum is not Float64"))?;
-    let flagged = field("flagged")?
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .ok_or_else(|| bad("flagged is not Int64"))?;
+    let tallies = values.as_any().downcast_ref::<StructArray>().ok_or_else(|| bad("elements are not structs"))?;
+    let field = |name: &str| tallies.column_by_name(name).ok_or_else(|| bad(&format!("missing field {name}")));
+    let names = field("name")?.as_any().downcast_ref::<StringArray>().ok_or_else(|| bad("name is not Utf8"))?;
+    let counts = field("count")?.as_any().downcast_ref::<Int64Array>().ok_or_else(|| bad("count is not Int64"))?;
+    let sums =
+        field("score_sum")?.as_any().downcast_ref::<Float64Array>().ok_or_else(|| bad("score_sum is not Float64"))?;
+    let flagged = field("flagged")?.as_any().downcast_ref::<Int64Array>().ok_or_else(|| bad("flagged is not Int64"))?;
     Ok((0..tallies.len())
         .map(|j| FeedbackTally {
             name: names.value(j).to_owned(),
@@ -275,30 +210,17 @@ fn tallies(list: &ListArray, row: usize) -> Result<Vec<FeedbackTally>> {
 
 /// Decode a `rollups` batch into rollup rows.
 pub fn decode_rollups(batch: &RecordBatch) -> Result<Vec<RollupRow>> {
-    let c = Columns {
-        kind: "rollups",
-        batch,
-    };
+    let c = Columns { kind: "rollups", batch };
     let (window_start, app) = (c.time("window_start")?, c.required_text("app")?);
-    let (environment, provider, response_model) = (
-        c.text("environment")?,
-        c.text("provider")?,
-        c.text("response_model")?,
-    );
-    let (prompt_id, prompt_version, operation) = (
-        c.text("prompt_id")?,
-        c.text("prompt_version")?,
-        c.text("operation")?,
-    );
+    let (environment, provider, response_model) =
+        (c.text("environment")?, c.text("provider")?, c.text("response_model")?);
+    let (prompt_id, prompt_version, operation) =
+        (c.text("prompt_id")?, c.text("prompt_version")?, c.text("operation")?);
     let (requests, errors) = (c.int64("requests")?, c.int64("errors")?);
     let (input_tokens, output_tokens) = (c.int64("input_tokens")?, c.int64("output_tokens")?);
-    let (cache_read_tokens, reasoning_tokens) =
-        (c.int64("cache_read_tokens")?, c.int64("reasoning_tokens")?);
+    let (cache_read_tokens, reasoning_tokens) = (c.int64("cache_read_tokens")?, c.int64("reasoning_tokens")?);
     let cost_usd = c.float64("cost_usd")?;
-    let (latency, ttft) = (
-        c.get::<BinaryArray>("latency_us_hist")?,
-        c.get::<BinaryArray>("ttft_us_hist")?,
-    );
+    let (latency, ttft) = (c.get::<BinaryArray>("latency_us_hist")?, c.get::<BinaryArray>("ttft_us_hist")?);
     let feedback = c.get::<ListArray>("feedback")?;
     (0..batch.num_rows())
         .map(|i| {

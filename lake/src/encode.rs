@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Float64Array, Float64Builder, Int32Builder, Int64Array, Int64Builder,
-    ListArray, StringBuilder, StructArray, TimestampNanosecondArray, UInt64Builder,
+    ArrayRef, BinaryBuilder, Float64Array, Float64Builder, Int32Builder, Int64Array, Int64Builder, ListArray,
+    StringBuilder, StructArray, TimestampNanosecondArray, UInt64Builder,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::SchemaRef;
@@ -16,8 +16,7 @@ use arrow::record_batch::RecordBatch;
 use crate::error::{LakeError, Result};
 use crate::model::{DeadLetter, FeedbackEvent, InferenceEvent, RollupRow, SourcePosition};
 use crate::schema::{
-    UTC, dead_letter_schema, events_schema, feedback_schema, feedback_tally_fields,
-    feedback_tally_item, rollups_schema,
+    UTC, dead_letter_schema, events_schema, feedback_schema, feedback_tally_fields, feedback_tally_item, rollups_schema,
 };
 
 /// Typical bytes per string value; a starting size, builders grow past it.
@@ -170,16 +169,11 @@ fn feedback_tallies(rows: &[RollupRow]) -> Result<ArrayRef> {
         }
         let end = i32::try_from(counts.len()).map_err(|_| LakeError::Arrow {
             kind: "rollups",
-            source: arrow::error::ArrowError::ComputeError(
-                "too many feedback tallies for one batch".into(),
-            ),
+            source: arrow::error::ArrowError::ComputeError("too many feedback tallies for one batch".into()),
         })?;
         offsets.push(end);
     }
-    let arrow_err = |source| LakeError::Arrow {
-        kind: "rollups",
-        source,
-    };
+    let arrow_err = |source| LakeError::Arrow { kind: "rollups", source };
     let tallies = StructArray::try_new(
         feedback_tally_fields(),
         vec![
@@ -191,13 +185,8 @@ fn feedback_tallies(rows: &[RollupRow]) -> Result<ArrayRef> {
         None,
     )
     .map_err(arrow_err)?;
-    let list = ListArray::try_new(
-        feedback_tally_item(),
-        OffsetBuffer::new(offsets.into()),
-        Arc::new(tallies),
-        None,
-    )
-    .map_err(arrow_err)?;
+    let list = ListArray::try_new(feedback_tally_item(), OffsetBuffer::new(offsets.into()), Arc::new(tallies), None)
+        .map_err(arrow_err)?;
     Ok(Arc::new(list))
 }
 

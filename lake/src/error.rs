@@ -184,23 +184,11 @@ impl LakeError {
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        LakeError::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        LakeError::Io { op, path: path.into(), source }
     }
 
-    pub(crate) fn store(
-        op: &'static str,
-        path: impl Into<String>,
-        source: object_store::Error,
-    ) -> Self {
-        LakeError::ObjectStore {
-            op,
-            path: path.into(),
-            source: Box::new(source),
-        }
+    pub(crate) fn store(op: &'static str, path: impl Into<String>, source: object_store::Error) -> Self {
+        LakeError::ObjectStore { op, path: path.into(), source: Box::new(source) }
     }
 }
 
@@ -212,35 +200,18 @@ mod tests {
     fn transient_failures_are_retryable_and_bugs_are_not() {
         let io = LakeError::io("write", "/x", std::io::Error::other("disk hiccup"));
         assert!(io.is_retryable());
-        let denied = LakeError::io(
-            "write",
-            "/x",
-            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
-        );
+        let denied = LakeError::io("write", "/x", std::io::Error::from(std::io::ErrorKind::PermissionDenied));
         assert!(!denied.is_retryable());
-        let generic = LakeError::store(
-            "put",
-            "a",
-            object_store::Error::Generic {
-                store: "S3",
-                source: "503 slow down".into(),
-            },
-        );
+        let generic =
+            LakeError::store("put", "a", object_store::Error::Generic { store: "S3", source: "503 slow down".into() });
         assert!(generic.is_retryable());
         let unauthenticated = LakeError::store(
             "put",
             "a",
-            object_store::Error::Unauthenticated {
-                path: "a".into(),
-                source: "bad key".into(),
-            },
+            object_store::Error::Unauthenticated { path: "a".into(), source: "bad key".into() },
         );
         assert!(!unauthenticated.is_retryable());
-        let batch = LakeError::InvalidBatch {
-            stream: "s".into(),
-            partition: 0,
-            reason: "x".into(),
-        };
+        let batch = LakeError::InvalidBatch { stream: "s".into(), partition: 0, reason: "x".into() };
         assert!(!batch.is_retryable());
         assert!(io.to_string().contains("/x"), "errors name the path: {io}");
     }

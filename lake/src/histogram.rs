@@ -52,10 +52,7 @@ pub fn deserialize(bytes: &[u8]) -> Result<Histogram<u64>, HistogramError> {
     let mut cursor = std::io::Cursor::new(bytes);
     Deserializer::new()
         .deserialize(&mut cursor)
-        .map_err(|source| HistogramError::Deserialize {
-            len: bytes.len(),
-            source,
-        })
+        .map_err(|source| HistogramError::Deserialize { len: bytes.len(), source })
 }
 
 /// Merge a serialized partial into `into`. Empty input (no values recorded) is a no-op.
@@ -100,11 +97,7 @@ mod tests {
         }
         assert_eq!(merged.len(), whole.len());
         for q in [0.5, 0.9, 0.95, 0.99, 0.999] {
-            assert_eq!(
-                merged.value_at_quantile(q),
-                whole.value_at_quantile(q),
-                "quantile {q}"
-            );
+            assert_eq!(merged.value_at_quantile(q), whole.value_at_quantile(q), "quantile {q}");
         }
         assert_eq!(merged.max(), whole.max());
         assert_eq!(merged.min(), whole.min());

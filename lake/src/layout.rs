@@ -65,22 +65,7 @@ fn needs_escape(c: char) -> bool {
     c.is_ascii_control()
         || matches!(
             c,
-            '"' | '#'
-                | '%'
-                | '\''
-                | '*'
-                | '/'
-                | ':'
-                | '='
-                | '?'
-                | '\\'
-                | '{'
-                | '['
-                | ']'
-                | '^'
-                | '<'
-                | '>'
-                | '|'
+            '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '{' | '[' | ']' | '^' | '<' | '>' | '|'
         )
 }
 
@@ -114,10 +99,7 @@ pub fn unescape_path_value(escaped: &str) -> String {
     while let Some(pos) = rest.find('%') {
         out.push_str(&rest[..pos]);
         let after = &rest[pos + 1..];
-        match after
-            .get(..2)
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-        {
+        match after.get(..2).and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
             Some(byte) if byte.is_ascii() => {
                 out.push(char::from(byte));
                 rest = &after[2..];
@@ -146,9 +128,7 @@ pub fn sanitize_stream(source_id: &str) -> String {
 /// The UTC calendar date (`YYYY-MM-DD`) of a timestamp: the `date=` partition.
 pub fn date_partition(time: UnixNanos) -> String {
     let day_start = time.div_euclid(NANOS_PER_DAY) * NANOS_PER_DAY;
-    DateTime::from_timestamp_nanos(day_start)
-        .format("%Y-%m-%d")
-        .to_string()
+    DateTime::from_timestamp_nanos(day_start).format("%Y-%m-%d").to_string()
 }
 
 /// The UTC day number of a timestamp (days since 1970-01-01); rows with the same
@@ -175,11 +155,7 @@ pub fn file_name(stream: &str, partition: i32, epoch: u64, first_offset: i64, ne
 /// [`FileKind::Events`], the one table partitioned by app.
 pub fn data_path(kind: FileKind, date: &str, app: &str, file_name: &str) -> String {
     match kind {
-        FileKind::Events => format!(
-            "{}/date={date}/app={}/{file_name}",
-            kind.as_str(),
-            escape_path_value(app)
-        ),
+        FileKind::Events => format!("{}/date={date}/app={}/{file_name}", kind.as_str(), escape_path_value(app)),
         _ => format!("{}/date={date}/{file_name}", kind.as_str()),
     }
 }
@@ -215,10 +191,7 @@ pub(crate) fn is_own_tmp(name: &str, stream: &str, partition: i32) -> bool {
         return true;
     }
     let prefix = format!("{}-{partition}-", sanitize_stream(stream));
-    let Some(offsets) = target
-        .strip_prefix(&prefix)
-        .and_then(|t| t.strip_suffix(".parquet"))
-    else {
+    let Some(offsets) = target.strip_prefix(&prefix).and_then(|t| t.strip_suffix(".parquet")) else {
         return false;
     };
     // `[e<epoch>-]<first:020>-<next:020>`: requiring both fixed-width fields makes the
@@ -228,12 +201,7 @@ pub(crate) fn is_own_tmp(name: &str, stream: &str, partition: i32) -> bool {
         _ => offsets,
     };
     let bytes = offsets.as_bytes();
-    bytes.len() == 41
-        && bytes[20] == b'-'
-        && bytes[..20]
-            .iter()
-            .chain(&bytes[21..])
-            .all(u8::is_ascii_digit)
+    bytes.len() == 41 && bytes[20] == b'-' && bytes[..20].iter().chain(&bytes[21..]).all(u8::is_ascii_digit)
 }
 
 /// The temporary name an atomic local write uses before renaming to `name`:
@@ -265,10 +233,7 @@ mod tests {
             let escaped = escape_path_value(app);
             assert!(!escaped.contains('/'), "{app:?} -> {escaped:?}");
             assert!(!escaped.contains('='), "{app:?} -> {escaped:?}");
-            assert!(
-                !escaped.chars().any(|c| c.is_ascii_control()),
-                "{app:?} -> {escaped:?}"
-            );
+            assert!(!escaped.chars().any(|c| c.is_ascii_control()), "{app:?} -> {escaped:?}");
             assert!(!escaped.is_empty());
             assert_eq!(unescape_path_value(&escaped), app, "round trip of {app:?}");
             let path = data_path(FileKind::Events, "2024-01-02", app, "f.parquet");
@@ -284,11 +249,7 @@ mod tests {
     fn unescape_keeps_malformed_sequences() {
         assert_eq!(unescape_path_value("100%"), "100%");
         assert_eq!(unescape_path_value("%zz%4"), "%zz%4");
-        assert_eq!(
-            unescape_path_value("%C3%A9"),
-            "%C3%A9",
-            "only ASCII is ever escaped"
-        );
+        assert_eq!(unescape_path_value("%C3%A9"), "%C3%A9", "only ASCII is ever escaped");
     }
 
     #[test]
@@ -304,10 +265,7 @@ mod tests {
     #[test]
     fn paths_follow_the_layout() {
         let name = file_name("llm-events", 3, 0, 10, 250);
-        assert_eq!(
-            name,
-            "llm-events-3-00000000000000000010-00000000000000000250.parquet"
-        );
+        assert_eq!(name, "llm-events-3-00000000000000000010-00000000000000000250.parquet");
         assert_eq!(
             data_path(FileKind::Events, "2024-05-01", "chat bot", &name),
             format!("events/date=2024-05-01/app=chat bot/{name}")
@@ -336,9 +294,6 @@ mod tests {
         assert!(is_own_tmp(&tmp_name("1.json", "z"), "a", 1));
         assert!(is_own_tmp(&tmp_name("1.pending.json", "z"), "a", 1));
         assert!(!is_own_tmp(&tmp_name("12.json", "z"), "a", 1));
-        assert!(
-            !is_own_tmp(&file_name("a", 1, 0, 0, 5), "a", 1),
-            "final files are not temporaries"
-        );
+        assert!(!is_own_tmp(&file_name("a", 1, 0, 0, 5), "a", 1), "final files are not temporaries");
     }
 }

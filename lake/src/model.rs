@@ -180,17 +180,13 @@ impl FeedbackEvent {
             },
             // A thumbs-down is the user flagging the answer.
             "user_thumbs" => match self.score_label.as_deref() {
-                Some(label) => matches!(
-                    label.to_ascii_lowercase().as_str(),
-                    "down" | "thumbs_down" | "negative" | "bad" | "-1"
-                ),
+                Some(label) => {
+                    matches!(label.to_ascii_lowercase().as_str(), "down" | "thumbs_down" | "negative" | "bad" | "-1")
+                }
                 None => self.score_value.is_some_and(|v| v <= 0.0),
             },
             _ => match self.score_label.as_deref() {
-                Some(label) => matches!(
-                    label.to_ascii_lowercase().as_str(),
-                    "fail" | "failed" | "bad"
-                ),
+                Some(label) => matches!(label.to_ascii_lowercase().as_str(), "fail" | "failed" | "bad"),
                 None => false,
             },
         }

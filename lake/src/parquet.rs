@@ -13,8 +13,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{
-    BloomFilterPosition, EnabledStatistics, WriterProperties, WriterPropertiesBuilder,
-    WriterVersion,
+    BloomFilterPosition, EnabledStatistics, WriterProperties, WriterPropertiesBuilder, WriterVersion,
 };
 use parquet::schema::types::ColumnPath;
 use serde::Deserialize;
@@ -74,12 +73,7 @@ impl Default for ParquetOptions {
 impl ParquetOptions {
     /// Check every value before anything is written; the daemon calls this at startup.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field, reason: &str| {
-            Err(LakeError::ParquetOptions {
-                field,
-                reason: reason.to_owned(),
-            })
-        };
+        let bad = |field, reason: &str| Err(LakeError::ParquetOptions { field, reason: reason.to_owned() });
         if ZstdLevel::try_new(self.compression_level).is_err() {
             return bad("compression_level", "zstd levels are 1..=22");
         }
@@ -106,12 +100,8 @@ impl ParquetOptions {
     /// [`crate::writer::LakeWriter`] guarantees.
     pub fn writer_properties(&self, kind: FileKind) -> Result<WriterProperties> {
         self.validate()?;
-        let level = ZstdLevel::try_new(self.compression_level).map_err(|source| {
-            LakeError::ParquetOptions {
-                field: "compression_level",
-                reason: source.to_string(),
-            }
-        })?;
+        let level = ZstdLevel::try_new(self.compression_level)
+            .map_err(|source| LakeError::ParquetOptions { field: "compression_level", reason: source.to_string() })?;
         let builder = WriterProperties::builder()
             .set_writer_version(WriterVersion::PARQUET_1_0)
             .set_created_by(format!("driftwatch-lake {}", env!("CARGO_PKG_VERSION")))
@@ -136,11 +126,7 @@ impl ParquetOptions {
         Ok(self.table_specific(builder, kind).build())
     }
 
-    fn table_specific(
-        &self,
-        builder: WriterPropertiesBuilder,
-        kind: FileKind,
-    ) -> WriterPropertiesBuilder {
+    fn table_specific(&self, builder: WriterPropertiesBuilder, kind: FileKind) -> WriterPropertiesBuilder {
         match kind {
             FileKind::Events => {
                 let builder = builder.set_sorting_columns(Some(vec![SortingColumn {
@@ -167,40 +153,22 @@ impl ParquetOptions {
 
 /// Write one batch as a complete Parquet file in memory.
 pub fn write_parquet(batch: &RecordBatch, props: WriterProperties) -> Result<Bytes> {
-    let err = |op, source| LakeError::Parquet {
-        op,
-        kind: "lake file",
-        source,
-    };
+    let err = |op, source| LakeError::Parquet { op, kind: "lake file", source };
     // Encoded files are usually well under a tenth of the in-memory batch.
-    let mut writer = ArrowWriter::try_new(
-        Vec::with_capacity(batch.get_array_memory_size() / 8),
-        batch.schema(),
-        Some(props),
-    )
-    .map_err(|source| err("open writer", source))?;
+    let mut writer =
+        ArrowWriter::try_new(Vec::with_capacity(batch.get_array_memory_size() / 8), batch.schema(), Some(props))
+            .map_err(|source| err("open writer", source))?;
     writer.write(batch).map_err(|source| err("write", source))?;
-    let buffer = writer
-        .into_inner()
-        .map_err(|source| err("finish", source))?;
+    let buffer = writer.into_inner().map_err(|source| err("finish", source))?;
     Ok(Bytes::from(buffer))
 }
 
 /// Read a whole Parquet file (as returned by [`crate::store::LakeStore::get`]) into batches.
 pub fn read_parquet(file: Bytes) -> Result<Vec<RecordBatch>> {
-    let err = |op, source| LakeError::Parquet {
-        op,
-        kind: "lake file",
-        source,
-    };
+    let err = |op, source| LakeError::Parquet { op, kind: "lake file", source };
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|source| err("open reader", source))?
         .build()
         .map_err(|source| err("open reader", source))?;
-    reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|source| LakeError::Arrow {
-            kind: "lake file",
-            source,
-        })
+    reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|source| LakeError::Arrow { kind: "lake file", source })
 }

@@ -104,11 +104,7 @@ pub fn feedback_tally_fields() -> Fields {
 
 /// The element field of the rollups' `feedback` list.
 pub fn feedback_tally_item() -> Arc<Field> {
-    Arc::new(Field::new(
-        "item",
-        DataType::Struct(feedback_tally_fields()),
-        false,
-    ))
+    Arc::new(Field::new("item", DataType::Struct(feedback_tally_fields()), false))
 }
 
 static ROLLUPS: LazyLock<SchemaRef> = LazyLock::new(|| {

@@ -40,10 +40,7 @@ enum Backend {
     /// A directory on a local file system, written with our own durable primitives.
     Local { root: PathBuf },
     /// An object store; `prefix` is the lake root inside it (may be empty).
-    Object {
-        store: Arc<dyn ObjectStore>,
-        prefix: String,
-    },
+    Object { store: Arc<dyn ObjectStore>, prefix: String },
 }
 
 /// A lake root on some storage, with atomic puts. Cheap to clone.
@@ -57,20 +54,12 @@ pub struct LakeStore {
 }
 
 fn location_error(location: &str, reason: impl Into<String>) -> LakeError {
-    LakeError::Location {
-        location: location.to_owned(),
-        reason: reason.into(),
-    }
+    LakeError::Location { location: location.to_owned(), reason: reason.into() }
 }
 
 /// Run blocking file I/O off the async workers.
-async fn blocking<T: Send + 'static>(
-    op: &'static str,
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|source| LakeError::Task { op, source })?
+async fn blocking<T: Send + 'static>(op: &'static str, work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|source| LakeError::Task { op, source })?
 }
 
 impl LakeStore {
@@ -85,10 +74,7 @@ impl LakeStore {
             None => (None, location),
         };
         if !options.is_empty() && !matches!(scheme, Some("s3" | "s3a")) {
-            return Err(location_error(
-                location,
-                "object store options apply only to s3:// lakes",
-            ));
+            return Err(location_error(location, "object store options apply only to s3:// lakes"));
         }
         match scheme {
             None | Some("file") => Self::open_local(location, rest).await,
@@ -110,12 +96,10 @@ impl LakeStore {
                 let mut builder = AmazonS3Builder::from_env().with_url(format!("s3://{bucket}"));
                 for (key, value) in options {
                     let parsed: AmazonS3ConfigKey =
-                        key.to_ascii_lowercase().parse().map_err(|source| {
-                            LakeError::StoreConfig {
-                                key: key.clone(),
-                                location: location.to_owned(),
-                                source: Box::new(source),
-                            }
+                        key.to_ascii_lowercase().parse().map_err(|source| LakeError::StoreConfig {
+                            key: key.clone(),
+                            location: location.to_owned(),
+                            source: Box::new(source),
                         })?;
                     builder = builder.with_config(parsed, value);
                 }
@@ -125,21 +109,10 @@ impl LakeStore {
                         location: location.to_owned(),
                         source: Box::new(source),
                     })?);
-                let url = if prefix.is_empty() {
-                    format!("s3://{bucket}")
-                } else {
-                    format!("s3://{bucket}/{prefix}")
-                };
-                Ok(LakeStore {
-                    url,
-                    object_store: Arc::clone(&store),
-                    backend: Backend::Object { store, prefix },
-                })
+                let url = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
+                Ok(LakeStore { url, object_store: Arc::clone(&store), backend: Backend::Object { store, prefix } })
             }
-            Some(other) => Err(location_error(
-                location,
-                format!("unsupported scheme {other:?}"),
-            )),
+            Some(other) => Err(location_error(location, format!("unsupported scheme {other:?}"))),
         }
     }
 
@@ -151,16 +124,11 @@ impl LakeStore {
         let root = blocking("open local lake", move || {
             std::fs::create_dir_all(&requested)
                 .map_err(|source| LakeError::io("create lake root", &requested, source))?;
-            std::fs::canonicalize(&requested)
-                .map_err(|source| LakeError::io("canonicalize", &requested, source))
+            std::fs::canonicalize(&requested).map_err(|source| LakeError::io("canonicalize", &requested, source))
         })
         .await?;
         let url = format!("file://{}", root.display());
-        Ok(LakeStore {
-            url,
-            object_store: Arc::new(LocalFileSystem::new()),
-            backend: Backend::Local { root },
-        })
+        Ok(LakeStore { url, object_store: Arc::new(LocalFileSystem::new()), backend: Backend::Local { root } })
     }
 
     /// The store serving [`LakeStore::url`]'s scheme and authority (the whole
@@ -187,15 +155,8 @@ impl LakeStore {
 
     fn object_path(prefix: &str, path: &str) -> Result<ObjectPath> {
         validate(path)?;
-        let full = if prefix.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{prefix}/{path}")
-        };
-        ObjectPath::parse(&full).map_err(|source| LakeError::Path {
-            path: full,
-            reason: source.to_string(),
-        })
+        let full = if prefix.is_empty() { path.to_owned() } else { format!("{prefix}/{path}") };
+        ObjectPath::parse(&full).map_err(|source| LakeError::Path { path: full, reason: source.to_string() })
     }
 
     /// Store `data` at `path`, replacing any previous content atomically and durably.
@@ -221,9 +182,7 @@ impl LakeStore {
         match &self.backend {
             Backend::Local { root } => {
                 let file = Self::local_path(root, path)?;
-                Ok(blocking("get", move || local::get(&file))
-                    .await?
-                    .map(Bytes::from))
+                Ok(blocking("get", move || local::get(&file)).await?.map(Bytes::from))
             }
             Backend::Object { store, prefix } => {
                 let location = Self::object_path(prefix, path)?;
@@ -232,11 +191,7 @@ impl LakeStore {
                     Err(object_store::Error::NotFound { .. }) => return Ok(None),
                     Err(source) => return Err(LakeError::store("get", path, source)),
                 };
-                result
-                    .bytes()
-                    .await
-                    .map(Some)
-                    .map_err(|source| LakeError::store("get", path, source))
+                result.bytes().await.map(Some).map_err(|source| LakeError::store("get", path, source))
             }
         }
     }
@@ -264,18 +219,11 @@ impl LakeStore {
     pub async fn list(&self, prefix: &str) -> Result<Vec<LakeObject>> {
         let mut objects = match &self.backend {
             Backend::Local { root } => {
-                let dir = if prefix.is_empty() {
-                    root.clone()
-                } else {
-                    Self::local_path(root, prefix)?
-                };
+                let dir = if prefix.is_empty() { root.clone() } else { Self::local_path(root, prefix)? };
                 let root = root.clone();
                 blocking("list", move || local::list(&root, &dir)).await?
             }
-            Backend::Object {
-                store,
-                prefix: root,
-            } => {
+            Backend::Object { store, prefix: root } => {
                 let location = if prefix.is_empty() {
                     (!root.is_empty()).then(|| ObjectPath::from(root.as_str()))
                 } else {
@@ -286,25 +234,12 @@ impl LakeStore {
                     .try_collect()
                     .await
                     .map_err(|source| LakeError::store("list", prefix, source))?;
-                let strip = if root.is_empty() {
-                    String::new()
-                } else {
-                    format!("{root}/")
-                };
+                let strip = if root.is_empty() { String::new() } else { format!("{root}/") };
                 metas
                     .into_iter()
-                    .filter(|meta| {
-                        meta.location
-                            .filename()
-                            .is_some_and(|name| !name.starts_with('.'))
-                    })
+                    .filter(|meta| meta.location.filename().is_some_and(|name| !name.starts_with('.')))
                     .map(|meta| LakeObject {
-                        path: meta
-                            .location
-                            .as_ref()
-                            .strip_prefix(&strip)
-                            .unwrap_or(meta.location.as_ref())
-                            .to_owned(),
+                        path: meta.location.as_ref().strip_prefix(&strip).unwrap_or(meta.location.as_ref()).to_owned(),
                         size: meta.size,
                         last_modified: meta.last_modified,
                     })
@@ -317,20 +252,12 @@ impl LakeStore {
 
     /// Remove temporary files that a crashed atomic write of (stream, partition)
     /// left in the directory `dir`. Object stores never have any.
-    pub async fn remove_stale_tmps(
-        &self,
-        dir: &str,
-        stream: &str,
-        partition: i32,
-    ) -> Result<usize> {
+    pub async fn remove_stale_tmps(&self, dir: &str, stream: &str, partition: i32) -> Result<usize> {
         match &self.backend {
             Backend::Local { root } => {
                 let dir = Self::local_path(root, dir)?;
                 let stream = stream.to_owned();
-                blocking("remove temporaries", move || {
-                    local::remove_own_tmps(&dir, &stream, partition)
-                })
-                .await
+                blocking("remove temporaries", move || local::remove_own_tmps(&dir, &stream, partition)).await
             }
             Backend::Object { .. } => Ok(0),
         }
@@ -340,11 +267,7 @@ impl LakeStore {
     /// file; the daemon's readiness check calls it.
     pub async fn check_writable(&self) -> Result<()> {
         let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        let probe = format!(
-            "{}/_probe-{}-{nanos}",
-            crate::layout::CHECKPOINTS_DIR,
-            std::process::id()
-        );
+        let probe = format!("{}/_probe-{}-{nanos}", crate::layout::CHECKPOINTS_DIR, std::process::id());
         self.put_atomic(&probe, Bytes::from_static(b"ok")).await?;
         self.delete(&probe).await
     }
@@ -353,19 +276,11 @@ impl LakeStore {
 /// Lake-relative paths come from [`crate::layout`]; reject anything that could
 /// escape the lake root or is not one object key.
 fn validate(path: &str) -> Result<()> {
-    let bad = |reason: &str| {
-        Err(LakeError::Path {
-            path: path.to_owned(),
-            reason: reason.to_owned(),
-        })
-    };
+    let bad = |reason: &str| Err(LakeError::Path { path: path.to_owned(), reason: reason.to_owned() });
     if path.is_empty() || path.starts_with('/') || path.ends_with('/') {
         return bad("must be a non-empty relative path");
     }
-    if path
-        .split('/')
-        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
-    {
+    if path.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
         return bad("empty, `.` or `..` segment");
     }
     if path.contains('\\') || path.chars().any(|c| c.is_ascii_control()) {

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use crate::model::{
-    CallStatus, DeadLetter, FeedbackEvent, FeedbackTally, InferenceEvent, RollupKey, RollupRow,
-    SourcePosition,
+    CallStatus, DeadLetter, FeedbackEvent, FeedbackTally, InferenceEvent, RollupKey, RollupRow, SourcePosition,
 };
 
 /// 2024-05-01T00:00:00Z.
@@ -14,11 +13,7 @@ pub const DAY1: i64 = 1_714_521_600_000_000_000;
 pub const DAY2: i64 = DAY1 + 86_400_000_000_000;
 
 pub fn source(topic: &str, partition: i32, offset: i64) -> Option<SourcePosition> {
-    Some(SourcePosition {
-        topic: Arc::from(topic),
-        partition,
-        offset,
-    })
+    Some(SourcePosition { topic: Arc::from(topic), partition, offset })
 }
 
 /// An event with every persisted field set.
@@ -47,11 +42,7 @@ pub fn full_event(i: i64, app: &str, time: i64) -> InferenceEvent {
         price_version: Some("gpt-4o@2024-01-01".into()),
         latency_ms: Some(1500.25),
         ttft_ms: Some(210.5),
-        status: if i % 3 == 0 {
-            CallStatus::Error
-        } else {
-            CallStatus::Ok
-        },
+        status: if i % 3 == 0 { CallStatus::Error } else { CallStatus::Ok },
         error_type: (i % 3 == 0).then(|| "timeout".into()),
         finish_reason: Some("stop".into()),
         input_hash: Some(format!("in-{i}")),
@@ -96,11 +87,7 @@ pub fn feedback(i: i64, time: i64) -> FeedbackEvent {
         operation: Some("chat".into()),
         prompt_id: None,
         prompt_version: Some("v3".into()),
-        source: if i % 2 == 0 {
-            source("feedback", 0, i)
-        } else {
-            None
-        },
+        source: if i % 2 == 0 { source("feedback", 0, i) } else { None },
     }
 }
 
@@ -126,12 +113,7 @@ pub fn rollup(i: i64, window_start: i64) -> RollupRow {
         latency_us_hist: vec![1, 2, 3, i as u8],
         ttft_us_hist: Vec::new(),
         feedback: (0..i % 3)
-            .map(|j| FeedbackTally {
-                name: format!("eval-{j}"),
-                count: j + 1,
-                score_sum: 0.5 * j as f64,
-                flagged: j,
-            })
+            .map(|j| FeedbackTally { name: format!("eval-{j}"), count: j + 1, score_sum: 0.5 * j as f64, flagged: j })
             .collect(),
     }
 }

@@ -104,127 +104,53 @@ fn encode_group(
     rows: usize,
     batch: Result<arrow::record_batch::RecordBatch>,
 ) -> Result<EncodedFile> {
-    let data =
-        write_parquet(&batch?, options.writer_properties(kind)?).map_err(|error| match error {
-            LakeError::Parquet { op, source, .. } => LakeError::Parquet {
-                op,
-                kind: kind.as_str(),
-                source,
-            },
-            other => other,
-        })?;
-    Ok(EncodedFile {
-        kind,
-        path,
-        rows,
-        data,
-    })
+    let data = write_parquet(&batch?, options.writer_properties(kind)?).map_err(|error| match error {
+        LakeError::Parquet { op, source, .. } => LakeError::Parquet { op, kind: kind.as_str(), source },
+        other => other,
+    })?;
+    Ok(EncodedFile { kind, path, rows, data })
 }
 
 /// Group a flush's rows into files and encode them. Rows are sorted by time
 /// (stable, so the same input gives byte-identical files on replay).
-pub(crate) fn encode_batch(
-    options: &ParquetOptions,
-    batch: &mut FlushBatch,
-    epoch: u64,
-) -> Result<Vec<EncodedFile>> {
+pub(crate) fn encode_batch(options: &ParquetOptions, batch: &mut FlushBatch, epoch: u64) -> Result<Vec<EncodedFile>> {
     let name = file_name(&batch.stream, batch.partition, epoch, batch.first_offset, batch.next_offset);
     let mut files = Vec::new();
 
-    batch.events.sort_by(|a, b| {
-        day_of(a.time)
-            .cmp(&day_of(b.time))
-            .then_with(|| a.app.cmp(&b.app))
-            .then(a.time.cmp(&b.time))
-    });
-    for group in batch
+    batch
         .events
-        .chunk_by(|a, b| same_day(a.time, b.time) && a.app == b.app)
-    {
-        let path = data_path(
-            FileKind::Events,
-            &date_partition(group[0].time),
-            &group[0].app,
-            &name,
-        );
-        files.push(encode_group(
-            options,
-            FileKind::Events,
-            path,
-            group.len(),
-            encode_events(group),
-        )?);
+        .sort_by(|a, b| day_of(a.time).cmp(&day_of(b.time)).then_with(|| a.app.cmp(&b.app)).then(a.time.cmp(&b.time)));
+    for group in batch.events.chunk_by(|a, b| same_day(a.time, b.time) && a.app == b.app) {
+        let path = data_path(FileKind::Events, &date_partition(group[0].time), &group[0].app, &name);
+        files.push(encode_group(options, FileKind::Events, path, group.len(), encode_events(group))?);
     }
     batch.feedback.sort_by_key(|f| f.time);
     for group in batch.feedback.chunk_by(|a, b| same_day(a.time, b.time)) {
-        let path = data_path(
-            FileKind::Feedback,
-            &date_partition(group[0].time),
-            "",
-            &name,
-        );
-        files.push(encode_group(
-            options,
-            FileKind::Feedback,
-            path,
-            group.len(),
-            encode_feedback(group),
-        )?);
+        let path = data_path(FileKind::Feedback, &date_partition(group[0].time), "", &name);
+        files.push(encode_group(options, FileKind::Feedback, path, group.len(), encode_feedback(group))?);
     }
     batch.rollups.sort_by_key(|r| r.key.window_start);
-    for group in batch
-        .rollups
-        .chunk_by(|a, b| same_day(a.key.window_start, b.key.window_start))
-    {
-        let path = data_path(
-            FileKind::Rollups,
-            &date_partition(group[0].key.window_start),
-            "",
-            &name,
-        );
-        files.push(encode_group(
-            options,
-            FileKind::Rollups,
-            path,
-            group.len(),
-            encode_rollups(group),
-        )?);
+    for group in batch.rollups.chunk_by(|a, b| same_day(a.key.window_start, b.key.window_start)) {
+        let path = data_path(FileKind::Rollups, &date_partition(group[0].key.window_start), "", &name);
+        files.push(encode_group(options, FileKind::Rollups, path, group.len(), encode_rollups(group))?);
     }
     batch.dead_letters.sort_by_key(|d| d.time);
     for group in batch.dead_letters.chunk_by(|a, b| same_day(a.time, b.time)) {
-        let path = data_path(
-            FileKind::DeadLetter,
-            &date_partition(group[0].time),
-            "",
-            &name,
-        );
-        files.push(encode_group(
-            options,
-            FileKind::DeadLetter,
-            path,
-            group.len(),
-            encode_dead_letters(group),
-        )?);
+        let path = data_path(FileKind::DeadLetter, &date_partition(group[0].time), "", &name);
+        files.push(encode_group(options, FileKind::DeadLetter, path, group.len(), encode_dead_letters(group))?);
     }
     Ok(files)
 }
 
 fn invalid(batch: &FlushBatch, reason: String) -> LakeError {
-    LakeError::InvalidBatch {
-        stream: batch.stream.clone(),
-        partition: batch.partition,
-        reason,
-    }
+    LakeError::InvalidBatch { stream: batch.stream.clone(), partition: batch.partition, reason }
 }
 
 impl LakeWriter {
     /// A writer over `store` with the given file options (validate them at startup
     /// with [`ParquetOptions::validate`]; a bad value fails every commit).
     pub fn new(store: LakeStore, options: ParquetOptions) -> Self {
-        Self {
-            store,
-            options: Arc::new(options),
-        }
+        Self { store, options: Arc::new(options) }
     }
 
     /// The store this writer commits to.
@@ -233,11 +159,7 @@ impl LakeWriter {
     }
 
     /// The committed checkpoint of (stream, partition), without recovering.
-    pub async fn read_checkpoint(
-        &self,
-        stream: &str,
-        partition: i32,
-    ) -> Result<Option<Checkpoint>> {
+    pub async fn read_checkpoint(&self, stream: &str, partition: i32) -> Result<Option<Checkpoint>> {
         checkpoint::read_checkpoint(&self.store, stream, partition).await
     }
 
@@ -259,24 +181,13 @@ impl LakeWriter {
             && batch.feedback.is_empty()
             && batch.rollups.is_empty()
             && batch.dead_letters.is_empty());
-        if batch.next_offset < batch.first_offset
-            || (has_rows && batch.next_offset == batch.first_offset)
-        {
-            let reason = format!(
-                "empty or reversed offset range [{}, {})",
-                batch.first_offset, batch.next_offset
-            );
+        if batch.next_offset < batch.first_offset || (has_rows && batch.next_offset == batch.first_offset) {
+            let reason = format!("empty or reversed offset range [{}, {})", batch.first_offset, batch.next_offset);
             return Err(invalid(&batch, reason));
         }
         let (stream, partition) = (batch.stream.as_str(), batch.partition);
-        let previous = if checkpoint::read_pending(&self.store, stream, partition)
-            .await?
-            .is_some()
-        {
-            warn!(
-                stream,
-                partition, "Recovering a flush left pending by a failed commit."
-            );
+        let previous = if checkpoint::read_pending(&self.store, stream, partition).await?.is_some() {
+            warn!(stream, partition, "Recovering a flush left pending by a failed commit.");
             self.recover(stream, partition).await?
         } else {
             self.read_checkpoint(stream, partition).await?
@@ -286,10 +197,8 @@ impl LakeWriter {
             && batch.first_offset < next
             && next < batch.next_offset
         {
-            let reason = format!(
-                "range [{}, {}) straddles the checkpoint {next}",
-                batch.first_offset, batch.next_offset
-            );
+            let reason =
+                format!("range [{}, {}) straddles the checkpoint {next}", batch.first_offset, batch.next_offset);
             return Err(invalid(&batch, reason));
         }
         let replay = committed_next.is_some_and(|next| batch.next_offset <= next);
@@ -298,18 +207,11 @@ impl LakeWriter {
             && replay
             && let Some(checkpoint) = previous
         {
-            return Ok(CommitReport {
-                files: Vec::new(),
-                checkpoint,
-            });
+            return Ok(CommitReport { files: Vec::new(), checkpoint });
         }
 
-        let (stream, partition, first_offset, next_offset) = (
-            batch.stream.clone(),
-            batch.partition,
-            batch.first_offset,
-            batch.next_offset,
-        );
+        let (stream, partition, first_offset, next_offset) =
+            (batch.stream.clone(), batch.partition, batch.first_offset, batch.next_offset);
         let options = Arc::clone(&self.options);
         let epoch = previous.as_ref().map_or(0, |c| c.epoch);
         let mut owned = std::mem::take(batch);
@@ -325,11 +227,8 @@ impl LakeWriter {
         files.sort_by(|a, b| a.path.cmp(&b.path));
 
         if !files.is_empty() {
-            let pending = PendingFlush {
-                first_offset,
-                next_offset,
-                files: files.iter().map(|f| f.path.clone()).collect(),
-            };
+            let pending =
+                PendingFlush { first_offset, next_offset, files: files.iter().map(|f| f.path.clone()).collect() };
             checkpoint::write_pending(&self.store, &stream, partition, &pending).await?;
             self.put_files(&files).await?;
         }
@@ -339,8 +238,7 @@ impl LakeWriter {
             partition,
             next_offset: committed_next.map_or(next_offset, |next| next.max(next_offset)),
             updated_at: Utc::now(),
-            files: previous.as_ref().map_or(0, |c| c.files)
-                + if replay { 0 } else { files.len() as u64 },
+            files: previous.as_ref().map_or(0, |c| c.files) + if replay { 0 } else { files.len() as u64 },
             rows: previous.as_ref().map_or(0, |c| c.rows) + if replay { 0 } else { rows as u64 },
             epoch,
         };
@@ -348,22 +246,10 @@ impl LakeWriter {
         if !files.is_empty() {
             checkpoint::delete_pending(&self.store, &stream, partition).await?;
         }
-        debug!(
-            stream,
-            partition,
-            next_offset = checkpoint.next_offset,
-            files = files.len(),
-            rows,
-            "Flush committed."
-        );
+        debug!(stream, partition, next_offset = checkpoint.next_offset, files = files.len(), rows, "Flush committed.");
         let files = files
             .into_iter()
-            .map(|f| WrittenFile {
-                kind: f.kind.as_str(),
-                rows: f.rows,
-                bytes: f.data.len(),
-                path: f.path,
-            })
+            .map(|f| WrittenFile { kind: f.kind.as_str(), rows: f.rows, bytes: f.data.len(), path: f.path })
             .collect();
         Ok(CommitReport { files, checkpoint })
     }
@@ -389,8 +275,12 @@ impl LakeWriter {
 
     /// Step 2: put every data file, a bounded number at a time.
     pub(crate) async fn put_files(&self, files: &[EncodedFile]) -> Result<()> {
-        futures::stream::iter(files)
-            .map(|file| self.store.put_atomic(&file.path, file.data.clone()))
+        // Each put owns its inputs: futures that borrow across `buffer_unordered` make the
+        // whole commit future `Send` only for one lifetime, which spawned callers cannot use.
+        let puts: Vec<(LakeStore, String, bytes::Bytes)> =
+            files.iter().map(|file| (self.store.clone(), file.path.clone(), file.data.clone())).collect();
+        futures::stream::iter(puts)
+            .map(|(store, path, data)| async move { store.put_atomic(&path, data).await })
             .buffer_unordered(CONCURRENT_PUTS)
             .try_collect::<()>()
             .await

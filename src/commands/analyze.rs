@@ -30,7 +30,10 @@ pub async fn run(command: AnalyzeCommand) -> anyhow::Result<()> {
             let summary = app_summary(&session).await?;
             if args.json {
                 let totals = lake_totals(&session).await?;
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"summary": summary, "totals": totals}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"summary": summary, "totals": totals}))?
+                );
             } else {
                 println!("{}", render_summary_table(&summary));
             }

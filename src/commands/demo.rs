@@ -161,7 +161,9 @@ fn write_inputs(fleet: &Fleet, inputs: &DemoInputs, seed: u64, malformed_ratio: 
     let mut otlp = Encoder::new(WireFormat::OtlpJson, 50, malformed_ratio, seed);
     let mut json = Encoder::new(WireFormat::JsonEvents, 1, malformed_ratio, seed.wrapping_add(1));
     let open = |path: &Path| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
-        Ok(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?))
+        Ok(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        ))
     };
     let mut spans = open(&inputs.spans)?;
     let mut logs = open(&inputs.logs)?;

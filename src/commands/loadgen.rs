@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use driftwatch_ingest::fleet::{FleetConfig, WireFormat};
 use driftwatch_ingest::fleet::files::FormatMix;
+use driftwatch_ingest::fleet::{FleetConfig, WireFormat};
 use driftwatch_ingest::loadgen::{LoadOptions, LoadTopics, ensure_topics, produce};
 
 /// Wire format of the produced messages.

@@ -51,11 +51,8 @@ pub fn http_get(address: &str, path: &str) -> anyhow::Result<(u16, String)> {
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .context("no HTTP status line")?;
+    let status =
+        response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).context("no HTTP status line")?;
     let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
     Ok((status, decode_chunked(&body)))
 }
@@ -157,7 +154,9 @@ pub async fn lake_counts(lake: &Path) -> anyhow::Result<LakeCounts> {
         let app = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
         let app = app.as_string::<i32>();
         let int = |i: usize| -> anyhow::Result<arrow::array::Int64Array> {
-            Ok(arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Int64)?.as_primitive::<Int64Type>().clone())
+            Ok(arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Int64)?
+                .as_primitive::<Int64Type>()
+                .clone())
         };
         let (rows, distinct, errors, input, output) = (int(1)?, int(2)?, int(3)?, int(4)?, int(5)?);
         let cost = arrow::compute::cast(batch.column(6), &arrow::datatypes::DataType::Float64)?;

@@ -24,12 +24,23 @@ impl Topics {
     }
 
     pub fn names(&self) -> [String; 3] {
-        [format!("{}otlp_spans", self.prefix), format!("{}otlp_logs", self.prefix), format!("{}llm_events", self.prefix)]
+        [
+            format!("{}otlp_spans", self.prefix),
+            format!("{}otlp_logs", self.prefix),
+            format!("{}llm_events", self.prefix),
+        ]
     }
 }
 
 /// Write a daemon config for these topics and lake.
-pub fn write_config(dir: &Path, brokers: &str, group: &str, topics: &Topics, lake: &Path, extra: &str) -> anyhow::Result<PathBuf> {
+pub fn write_config(
+    dir: &Path,
+    brokers: &str,
+    group: &str,
+    topics: &Topics,
+    lake: &Path,
+    extra: &str,
+) -> anyhow::Result<PathBuf> {
     let [spans, logs, events] = topics.names();
     let config = format!(
         r#"
@@ -153,16 +164,21 @@ pub fn metric_sum(exposition: &str, name: &str, filter: &str) -> f64 {
     exposition
         .lines()
         .filter(|line| !line.starts_with('#'))
-        .filter(|line| {
-            line.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
+        .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
         .filter(|line| line.contains(filter))
         .filter_map(|line| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
         .sum()
 }
 
 /// Produce with `driftwatch loadgen` and return the truth it printed.
-pub fn loadgen(brokers: &str, topics: &Topics, inferences: usize, seed: u64, malformed: f64, spans_per_message: usize) -> anyhow::Result<Truth> {
+pub fn loadgen(
+    brokers: &str,
+    topics: &Topics,
+    inferences: usize,
+    seed: u64,
+    malformed: f64,
+    spans_per_message: usize,
+) -> anyhow::Result<Truth> {
     let output = common::run_ok(
         common::driftwatch()
             .args(["loadgen", "--brokers", brokers, "--topic-prefix", &topics.prefix, "--format", "mixed"])
@@ -174,7 +190,12 @@ pub fn loadgen(brokers: &str, topics: &Topics, inferences: usize, seed: u64, mal
 }
 
 /// Wait until the lake holds `expected` distinct events and `dead` dead letters.
-pub async fn wait_for_lake(lake: &Path, expected: u64, dead: u64, timeout: Duration) -> anyhow::Result<common::LakeCounts> {
+pub async fn wait_for_lake(
+    lake: &Path,
+    expected: u64,
+    dead: u64,
+    timeout: Duration,
+) -> anyhow::Result<common::LakeCounts> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(counts) = common::lake_counts(lake).await
@@ -220,7 +241,8 @@ pub struct PrivateBroker {
 impl PrivateBroker {
     pub fn start(log_dir: &Path) -> anyhow::Result<Self> {
         let port = common::free_port();
-        let mut broker = Self { address: format!("127.0.0.1:{port}"), child: None, log: log_dir.join(format!("tansu-{port}.log")) };
+        let mut broker =
+            Self { address: format!("127.0.0.1:{port}"), child: None, log: log_dir.join(format!("tansu-{port}.log")) };
         broker.restart()?;
         Ok(broker)
     }
@@ -229,7 +251,15 @@ impl PrivateBroker {
         let binary = common::stack_var("DRIFTWATCH_TEST_TANSU");
         let url = format!("tcp://{}", self.address);
         let child = Command::new(binary)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&self.log)?)

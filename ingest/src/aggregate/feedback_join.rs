@@ -40,10 +40,7 @@ impl FeedbackJoin {
     /// (a capacity of 0 is treated as 1).
     pub fn new(capacity: usize) -> Self {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
-        Self {
-            by_event_id: LruCache::new(capacity),
-            by_response_id: LruCache::new(capacity),
-        }
+        Self { by_event_id: LruCache::new(capacity), by_response_id: LruCache::new(capacity) }
     }
 
     /// Index an inference so later feedback about it can be completed.
@@ -57,8 +54,7 @@ impl FeedbackJoin {
             prompt_version: event.prompt_version.clone(),
         });
         if let Some(response_id) = &event.response_id {
-            self.by_response_id
-                .put(response_id.clone(), Arc::clone(&context));
+            self.by_response_id.put(response_id.clone(), Arc::clone(&context));
         }
         self.by_event_id.put(event.event_id.clone(), context);
     }
@@ -68,33 +64,20 @@ impl FeedbackJoin {
     /// by `inference_id` first, else by `response_id`. Fields the feedback
     /// already carries are kept. Returns whether an inference matched.
     pub fn fill(&mut self, feedback: &mut FeedbackEvent) -> bool {
-        let by_event = feedback
-            .inference_id
-            .as_deref()
-            .and_then(|id| self.by_event_id.get(id));
+        let by_event = feedback.inference_id.as_deref().and_then(|id| self.by_event_id.get(id));
         let context = match by_event {
             Some(context) => context,
-            None => match feedback
-                .response_id
-                .as_deref()
-                .and_then(|id| self.by_response_id.get(id))
-            {
+            None => match feedback.response_id.as_deref().and_then(|id| self.by_response_id.get(id)) {
                 Some(context) => context,
                 None => return false,
             },
         };
         fill_missing(&mut feedback.environment, context.environment.as_ref());
-        fill_missing(
-            &mut feedback.response_model,
-            context.response_model.as_ref(),
-        );
+        fill_missing(&mut feedback.response_model, context.response_model.as_ref());
         fill_missing(&mut feedback.provider, context.provider.as_ref());
         fill_missing(&mut feedback.operation, Some(&context.operation));
         fill_missing(&mut feedback.prompt_id, context.prompt_id.as_ref());
-        fill_missing(
-            &mut feedback.prompt_version,
-            context.prompt_version.as_ref(),
-        );
+        fill_missing(&mut feedback.prompt_version, context.prompt_version.as_ref());
         true
     }
 

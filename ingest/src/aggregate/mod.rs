@@ -44,9 +44,7 @@ fn default_max_open_keys() -> usize {
 
 impl Default for AggregateConfig {
     fn default() -> Self {
-        Self {
-            max_open_keys: default_max_open_keys(),
-        }
+        Self { max_open_keys: default_max_open_keys() }
     }
 }
 
@@ -68,9 +66,7 @@ pub enum AggregateError {
     },
     /// A histogram could not be encoded while draining. The aggregator keeps
     /// its state, so the caller may retry the drain or stop.
-    #[error(
-        "cannot encode the {histogram} histogram of window {window_start} of app {app:?}: {source}"
-    )]
+    #[error("cannot encode the {histogram} histogram of window {window_start} of app {app:?}: {source}")]
     Histogram {
         /// `latency` or `ttft`.
         histogram: &'static str,

@@ -26,10 +26,7 @@ impl SparseRecorder {
     /// Count one value; `quantizer` supplies the bucket arithmetic only.
     #[inline]
     pub(crate) fn record(&mut self, quantizer: &Histogram<u64>, micros: u64) {
-        *self
-            .counts
-            .entry(quantizer.lowest_equivalent(micros))
-            .or_insert(0) += 1;
+        *self.counts.entry(quantizer.lowest_equivalent(micros)).or_insert(0) += 1;
     }
 
     /// True when nothing was recorded (the lake stores an empty byte string).
@@ -44,10 +41,7 @@ impl SparseRecorder {
 
     /// Serialize through `scratch`, which is reset first. Empty recorders
     /// serialize to an empty Vec (the lake contract for "no values").
-    pub(crate) fn serialize(
-        &self,
-        scratch: &mut Histogram<u64>,
-    ) -> Result<Vec<u8>, HistogramError> {
+    pub(crate) fn serialize(&self, scratch: &mut Histogram<u64>) -> Result<Vec<u8>, HistogramError> {
         if self.counts.is_empty() {
             return Ok(Vec::new());
         }
@@ -107,25 +101,14 @@ mod tests {
         // Beyond the initial range too: the quantizer's arithmetic is range-free.
         direct.record(histogram::INITIAL_HIGHEST_US * 3)?;
         sparse.record(&scratch, histogram::INITIAL_HIGHEST_US * 3);
-        assert!(
-            sparse.counts.len() < 20_000,
-            "sparse keeps buckets, not values"
-        );
+        assert!(sparse.counts.len() < 20_000, "sparse keeps buckets, not values");
         let back = histogram::deserialize(&sparse.serialize(&mut scratch)?)?;
         assert_eq!(back.len(), direct.len());
         for q in [0.0, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0] {
-            assert_eq!(
-                back.value_at_quantile(q),
-                direct.value_at_quantile(q),
-                "quantile {q}"
-            );
+            assert_eq!(back.value_at_quantile(q), direct.value_at_quantile(q), "quantile {q}");
         }
         for value in [1, 999, 1_000_000, 80_000_000] {
-            assert_eq!(
-                back.count_at(value),
-                direct.count_at(value),
-                "count at {value}"
-            );
+            assert_eq!(back.count_at(value), direct.count_at(value), "count at {value}");
         }
         Ok(())
     }

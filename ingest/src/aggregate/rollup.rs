@@ -12,9 +12,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, RandomState};
 use std::mem::size_of;
 
 use driftwatch_lake::histogram::{self, HistogramError, millis_to_micros};
-use driftwatch_lake::model::{
-    FeedbackEvent, FeedbackTally, InferenceEvent, RollupKey, RollupRow, UnixNanos,
-};
+use driftwatch_lake::model::{FeedbackEvent, FeedbackTally, InferenceEvent, RollupKey, RollupRow, UnixNanos};
 use hdrhistogram::Histogram;
 
 use super::recorder::{FoldHasher, SparseRecorder};
@@ -179,40 +177,27 @@ impl RollupAggregator {
         let index = self.find_or_insert(&view)?;
         let needs_histogram = event.latency_ms.is_some() || event.ttft_ms.is_some();
         let quantizer = if needs_histogram {
-            Some(
-                scratch(&mut self.histogram).map_err(|source| AggregateError::Histogram {
-                    histogram: "latency",
-                    window_start: view.window_start,
-                    app: event.app.clone(),
-                    source,
-                })?,
-            )
+            Some(scratch(&mut self.histogram).map_err(|source| AggregateError::Histogram {
+                histogram: "latency",
+                window_start: view.window_start,
+                app: event.app.clone(),
+                source,
+            })?)
         } else {
             None
         };
         let acc = &mut self.slots[index].acc;
         acc.requests += 1;
         acc.errors += i64::from(event.status.is_error());
-        acc.input_tokens = acc
-            .input_tokens
-            .saturating_add(event.input_tokens.unwrap_or(0));
-        acc.output_tokens = acc
-            .output_tokens
-            .saturating_add(event.output_tokens.unwrap_or(0));
-        acc.cache_read_tokens = acc
-            .cache_read_tokens
-            .saturating_add(event.cache_read_tokens.unwrap_or(0));
-        acc.reasoning_tokens = acc
-            .reasoning_tokens
-            .saturating_add(event.reasoning_tokens.unwrap_or(0));
+        acc.input_tokens = acc.input_tokens.saturating_add(event.input_tokens.unwrap_or(0));
+        acc.output_tokens = acc.output_tokens.saturating_add(event.output_tokens.unwrap_or(0));
+        acc.cache_read_tokens = acc.cache_read_tokens.saturating_add(event.cache_read_tokens.unwrap_or(0));
+        acc.reasoning_tokens = acc.reasoning_tokens.saturating_add(event.reasoning_tokens.unwrap_or(0));
         if let Some(cost) = event.cost_usd.filter(|cost| cost.is_finite()) {
             acc.cost_usd += cost;
         }
         if let Some(quantizer) = quantizer {
-            for (value, recorder) in [
-                (event.latency_ms, &mut acc.latency_us),
-                (event.ttft_ms, &mut acc.ttft_us),
-            ] {
+            for (value, recorder) in [(event.latency_ms, &mut acc.latency_us), (event.ttft_ms, &mut acc.ttft_us)] {
                 if let Some(ms) = value {
                     let before = recorder.approx_bytes();
                     recorder.record(quantizer, millis_to_micros(ms));
@@ -235,10 +220,7 @@ impl RollupAggregator {
             Some(position) => position,
             None => {
                 self.string_bytes += feedback.name.len() + size_of::<FeedbackTally>();
-                tallies.push(FeedbackTally {
-                    name: feedback.name.clone(),
-                    ..FeedbackTally::default()
-                });
+                tallies.push(FeedbackTally { name: feedback.name.clone(), ..FeedbackTally::default() });
                 tallies.len() - 1
             }
         };
@@ -284,14 +266,14 @@ impl RollupAggregator {
                 if recorder.is_empty() {
                     return Ok(Vec::new());
                 }
-                scratch(&mut self.histogram)
-                    .and_then(|scratch| recorder.serialize(scratch))
-                    .map_err(|source| AggregateError::Histogram {
+                scratch(&mut self.histogram).and_then(|scratch| recorder.serialize(scratch)).map_err(|source| {
+                    AggregateError::Histogram {
                         histogram: name,
                         window_start: slot.key.window_start,
                         app: slot.key.app.clone(),
                         source,
-                    })
+                    }
+                })
             };
             let latency = encode(&slot.acc.latency_us, "latency")?;
             let ttft = encode(&slot.acc.ttft_us, "ttft")?;
@@ -347,11 +329,7 @@ impl RollupAggregator {
             });
         }
         let index = self.slots.len();
-        self.slots.push(Slot {
-            key: view.to_owned_key(),
-            next: head,
-            acc: Accumulator::default(),
-        });
+        self.slots.push(Slot { key: view.to_owned_key(), next: head, acc: Accumulator::default() });
         self.index.insert(hash, index);
         self.string_bytes += view.heap_bytes();
         Ok(index)

@@ -26,13 +26,7 @@ fn event(app: &str, time: i64) -> InferenceEvent {
     }
 }
 
-fn feedback(
-    app: &str,
-    time: i64,
-    name: &str,
-    score: Option<f64>,
-    label: Option<&str>,
-) -> FeedbackEvent {
+fn feedback(app: &str, time: i64, name: &str, score: Option<f64>, label: Option<&str>) -> FeedbackEvent {
     FeedbackEvent {
         feedback_id: format!("{app}-{time}-{name}"),
         time,
@@ -105,23 +99,13 @@ fn distinct_keys_drain_sorted_and_empty_histograms_are_empty() -> TestResult {
     other_model.response_model = Some("gpt-4o-mini".to_owned());
     agg.add_event(&other_model)?;
     let rows = agg.drain()?;
-    let keys: Vec<(&str, Option<&str>)> = rows
-        .iter()
-        .map(|row| (row.key.app.as_str(), row.key.response_model.as_deref()))
-        .collect();
+    let keys: Vec<(&str, Option<&str>)> =
+        rows.iter().map(|row| (row.key.app.as_str(), row.key.response_model.as_deref())).collect();
     assert_eq!(
         keys,
-        [
-            ("alpha", Some("gpt-4o")),
-            ("alpha", Some("gpt-4o-mini")),
-            ("mid", Some("gpt-4o")),
-            ("zeta", Some("gpt-4o"))
-        ]
+        [("alpha", Some("gpt-4o")), ("alpha", Some("gpt-4o-mini")), ("mid", Some("gpt-4o")), ("zeta", Some("gpt-4o"))]
     );
-    assert!(
-        rows.iter()
-            .all(|row| row.latency_us_hist.is_empty() && row.ttft_us_hist.is_empty())
-    );
+    assert!(rows.iter().all(|row| row.latency_us_hist.is_empty() && row.ttft_us_hist.is_empty()));
     Ok(())
 }
 
@@ -132,10 +116,7 @@ fn late_event_goes_to_its_own_older_window() -> TestResult {
     agg.add_event(&event("app", T0 + 2 * MINUTE + 59_000_000_000))?;
     agg.add_event(&event("app", T0 + 10 * MINUTE + 30_000_000_000))?;
     let rows = agg.drain()?;
-    let windows: Vec<(i64, i64)> = rows
-        .iter()
-        .map(|row| (row.key.window_start, row.requests))
-        .collect();
+    let windows: Vec<(i64, i64)> = rows.iter().map(|row| (row.key.window_start, row.requests)).collect();
     assert_eq!(windows, [(T0 + 2 * MINUTE, 1), (T0 + 10 * MINUTE, 2)]);
     Ok(())
 }
@@ -167,11 +148,7 @@ fn merged_drained_partials_equal_one_histogram_over_all_values() -> TestResult {
     }
     assert_eq!(merged.len(), whole.len());
     for q in [0.5, 0.9, 0.95, 0.99, 0.999] {
-        assert_eq!(
-            merged.value_at_quantile(q),
-            whole.value_at_quantile(q),
-            "quantile {q}"
-        );
+        assert_eq!(merged.value_at_quantile(q), whole.value_at_quantile(q), "quantile {q}");
     }
     assert_eq!((merged.min(), merged.max()), (whole.min(), whole.max()));
     Ok(())
@@ -182,46 +159,18 @@ fn feedback_tallies_per_name_with_flags() -> TestResult {
     let mut agg = aggregator(100);
     agg.add_feedback(&feedback("app", T0 + 1, "hallucination", Some(0.9), None))?;
     agg.add_feedback(&feedback("app", T0 + 2, "hallucination", Some(0.1), None))?;
-    agg.add_feedback(&feedback(
-        "app",
-        T0 + 3,
-        "hallucination",
-        None,
-        Some("hallucinated"),
-    ))?;
-    agg.add_feedback(&feedback(
-        "app",
-        T0 + 4,
-        "user_thumbs",
-        Some(1.0),
-        Some("up"),
-    ))?;
-    agg.add_feedback(&feedback(
-        "app",
-        T0 + 5,
-        "user_thumbs",
-        Some(-1.0),
-        Some("down"),
-    ))?;
+    agg.add_feedback(&feedback("app", T0 + 3, "hallucination", None, Some("hallucinated")))?;
+    agg.add_feedback(&feedback("app", T0 + 4, "user_thumbs", Some(1.0), Some("up")))?;
+    agg.add_feedback(&feedback("app", T0 + 5, "user_thumbs", Some(-1.0), Some("down")))?;
     agg.add_feedback(&feedback("app", T0 + 6, "relevance", Some(0.7), None))?;
     // Feedback and inferences of the same key share one row.
     agg.add_event(&event("app", T0 + 7))?;
     let rows = agg.drain()?;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].requests, 1);
-    let tallies: Vec<(&str, i64, i64)> = rows[0]
-        .feedback
-        .iter()
-        .map(|t| (t.name.as_str(), t.count, t.flagged))
-        .collect();
-    assert_eq!(
-        tallies,
-        [
-            ("hallucination", 3, 2),
-            ("relevance", 1, 0),
-            ("user_thumbs", 2, 1)
-        ]
-    );
+    let tallies: Vec<(&str, i64, i64)> =
+        rows[0].feedback.iter().map(|t| (t.name.as_str(), t.count, t.flagged)).collect();
+    assert_eq!(tallies, [("hallucination", 3, 2), ("relevance", 1, 0), ("user_thumbs", 2, 1)]);
     assert!((rows[0].feedback[0].score_sum - 1.0).abs() < 1e-12);
     assert!(rows[0].feedback[2].score_sum.abs() < 1e-12);
     Ok(())
@@ -237,10 +186,7 @@ fn feedback_without_context_is_its_own_key() -> TestResult {
     agg.add_feedback(&bare)?;
     let rows = agg.drain()?;
     assert_eq!(rows.len(), 2);
-    let bare_row = rows
-        .iter()
-        .find(|row| row.key.operation.is_none())
-        .ok_or("no bare row")?;
+    let bare_row = rows.iter().find(|row| row.key.operation.is_none()).ok_or("no bare row")?;
     assert_eq!((bare_row.requests, bare_row.feedback.len()), (0, 1));
     Ok(())
 }
@@ -255,20 +201,8 @@ fn is_full_at_the_cap_rejects_new_keys_only() -> TestResult {
     // An open key still accepts events; a new key is refused without counting.
     agg.add_event(&event("a", T0 + 1))?;
     let refused = agg.add_event(&event("c", T0));
-    assert!(
-        matches!(
-            refused,
-            Err(AggregateError::Full {
-                max_open_keys: 2,
-                ..
-            })
-        ),
-        "{refused:?}"
-    );
-    assert!(
-        agg.add_feedback(&feedback("c", T0, "user_thumbs", None, None))
-            .is_err()
-    );
+    assert!(matches!(refused, Err(AggregateError::Full { max_open_keys: 2, .. })), "{refused:?}");
+    assert!(agg.add_feedback(&feedback("c", T0, "user_thumbs", None, None)).is_err());
     assert_eq!(agg.open_keys(), 2);
     let rows = agg.drain()?;
     assert_eq!(rows.iter().map(|row| row.requests).sum::<i64>(), 3);

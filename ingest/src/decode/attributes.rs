@@ -107,21 +107,15 @@ pub(crate) mod rows {
     pub(crate) const RESPONSE_MODEL: &[Key] = &[ResponseModel, LlmResponseModelName];
     pub(crate) const INPUT_TOKENS: &[Key] = &[InputTokens, PromptTokens, LlmPromptTokens];
     pub(crate) const OUTPUT_TOKENS: &[Key] = &[OutputTokens, CompletionTokens, LlmCompletionTokens];
-    pub(crate) const CACHE_READ_TOKENS: &[Key] =
-        &[CacheReadTokens, CacheReadTokensOld, LlmCacheReadTokens];
-    pub(crate) const REASONING_TOKENS: &[Key] =
-        &[ReasoningTokens, ReasoningTokensOld, LlmReasoningTokens];
+    pub(crate) const CACHE_READ_TOKENS: &[Key] = &[CacheReadTokens, CacheReadTokensOld, LlmCacheReadTokens];
+    pub(crate) const REASONING_TOKENS: &[Key] = &[ReasoningTokens, ReasoningTokensOld, LlmReasoningTokens];
     pub(crate) const REPORTED_COST: &[Key] = &[UsageCost, LlmCostTotal];
     pub(crate) const TTFT: &[Key] = &[TimeToFirstChunk];
     pub(crate) const ERROR_TYPE: &[Key] = &[ErrorType, ExceptionType];
     pub(crate) const FINISH_REASON: &[Key] = &[FinishReasons, LlmFinishReason];
     pub(crate) const RESPONSE_ID: &[Key] = &[ResponseId];
     pub(crate) const PROMPT_ID: &[Key] = &[DwPromptId, TraceloopPromptId, LangfusePromptName];
-    pub(crate) const PROMPT_VERSION: &[Key] = &[
-        DwPromptVersion,
-        TraceloopPromptVersion,
-        LangfusePromptVersion,
-    ];
+    pub(crate) const PROMPT_VERSION: &[Key] = &[DwPromptVersion, TraceloopPromptVersion, LangfusePromptVersion];
     pub(crate) const INPUT: &[Key] = &[InputMessages, Prompt];
     pub(crate) const OUTPUT: &[Key] = &[OutputMessages, Completion];
     pub(crate) const GOLDEN_CASE: &[Key] = &[GoldenCase];
@@ -168,10 +162,7 @@ pub(crate) struct Attrs<'a> {
 
 impl Default for Attrs<'_> {
     fn default() -> Self {
-        Attrs {
-            slots: [None; KEY_COUNT],
-            flat: Default::default(),
-        }
+        Attrs { slots: [None; KEY_COUNT], flat: Default::default() }
     }
 }
 
@@ -228,21 +219,14 @@ impl<'s, 'a> View<'s, 'a> {
 
     /// The first key of `row` present in either layer, with its value.
     pub(crate) fn first(&self, row: &[Key]) -> Option<(Key, &'a Value)> {
-        row.iter().find_map(|&key| {
-            self.primary
-                .get(key)
-                .or_else(|| self.fallback.get(key))
-                .map(|v| (key, v))
-        })
+        row.iter().find_map(|&key| self.primary.get(key).or_else(|| self.fallback.get(key)).map(|v| (key, v)))
     }
 
     /// The first present value of `row` as a string slice (non-empty string values only).
     pub(crate) fn str(&self, row: &[Key]) -> Option<&'a str> {
-        row.iter().find_map(|&key| {
-            match self.primary.get(key).or_else(|| self.fallback.get(key))? {
-                Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
-                _ => None,
-            }
+        row.iter().find_map(|&key| match self.primary.get(key).or_else(|| self.fallback.get(key))? {
+            Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
+            _ => None,
         })
     }
 
@@ -260,9 +244,7 @@ impl<'s, 'a> View<'s, 'a> {
     pub(crate) fn int(&self, row: &[Key]) -> Result<Option<i64>> {
         match self.first(row) {
             None => Ok(None),
-            Some((key, value)) => value_int(value)
-                .map(Some)
-                .ok_or_else(|| invalid(key, value, "an integer")),
+            Some((key, value)) => value_int(value).map(Some).ok_or_else(|| invalid(key, value, "an integer")),
         }
     }
 
@@ -270,9 +252,7 @@ impl<'s, 'a> View<'s, 'a> {
     pub(crate) fn float(&self, row: &[Key]) -> Result<Option<f64>> {
         match self.first(row) {
             None => Ok(None),
-            Some((key, value)) => value_float(value)
-                .map(Some)
-                .ok_or_else(|| invalid(key, value, "a number")),
+            Some((key, value)) => value_float(value).map(Some).ok_or_else(|| invalid(key, value, "a number")),
         }
     }
 
@@ -296,10 +276,7 @@ impl<'s, 'a> View<'s, 'a> {
 }
 
 fn invalid(key: Key, value: &Value, expected: &str) -> Error {
-    Error::InvalidField {
-        field: key.name(),
-        detail: format!("expected {expected}, found {}", describe(value)),
-    }
+    Error::InvalidField { field: key.name(), detail: format!("expected {expected}, found {}", describe(value)) }
 }
 
 fn describe(value: &Value) -> String {
@@ -325,10 +302,7 @@ pub(crate) fn value_text(value: &Value) -> Option<String> {
         Value::IntValue(i) => Some(i.to_string()),
         Value::DoubleValue(d) => Some(d.to_string()),
         Value::BoolValue(b) => Some(b.to_string()),
-        Value::ArrayValue(array) => array
-            .values
-            .iter()
-            .find_map(|v| v.value.as_ref().and_then(value_text)),
+        Value::ArrayValue(array) => array.values.iter().find_map(|v| v.value.as_ref().and_then(value_text)),
         _ => None,
     }
 }
@@ -340,9 +314,7 @@ pub(crate) fn value_int(value: &Value) -> Option<i64> {
         Value::DoubleValue(d) => integral(*d),
         Value::StringValue(s) => {
             let s = s.trim();
-            s.parse::<i64>()
-                .ok()
-                .or_else(|| integral(s.parse::<f64>().ok()?))
+            s.parse::<i64>().ok().or_else(|| integral(s.parse::<f64>().ok()?))
         }
         _ => None,
     }

@@ -65,14 +65,10 @@ pub(super) fn decode(text: &str, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> 
         .deserialize(&mut deserializer)
         .and_then(|raw| deserializer.end().map(|()| raw))
         .map_err(|source| match source.classify() {
-            Category::Data if !current.get().is_empty() => Error::InvalidField {
-                field: current.get(),
-                detail: source.to_string(),
-            },
-            _ => Error::MalformedJson {
-                what: "JSON event",
-                source,
-            },
+            Category::Data if !current.get().is_empty() => {
+                Error::InvalidField { field: current.get(), detail: source.to_string() }
+            }
+            _ => Error::MalformedJson { what: "JSON event", source },
         })?;
     match raw.kind.as_deref() {
         None | Some("inference") => {
@@ -86,9 +82,7 @@ pub(super) fn decode(text: &str, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> 
             out.feedback.push(feedback);
         }
         Some(other) => {
-            return Err(Error::UnknownEventType {
-                found: other.chars().take(64).collect(),
-            });
+            return Err(Error::UnknownEventType { found: other.chars().take(64).collect() });
         }
     }
     Ok(())
@@ -109,9 +103,7 @@ impl<'de> Deserialize<'de> for Int {
                 Ok(Int(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Int, E> {
-                i64::try_from(v)
-                    .map(Int)
-                    .map_err(|_| E::custom(format!("integer {v} is too large")))
+                i64::try_from(v).map(Int).map_err(|_| E::custom(format!("integer {v} is too large")))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Int, E> {
                 const LIMIT: f64 = 9_223_372_036_854_775_808.0;
@@ -137,10 +129,7 @@ impl<'de> Deserialize<'de> for KeyStr<'de> {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string key")
             }
-            fn visit_borrowed_str<E: de::Error>(
-                self,
-                v: &'de str,
-            ) -> std::result::Result<KeyStr<'de>, E> {
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<KeyStr<'de>, E> {
                 Ok(KeyStr(Cow::Borrowed(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<KeyStr<'de>, E> {
@@ -225,10 +214,7 @@ struct RawSeed<'c> {
 impl<'de> DeserializeSeed<'de> for RawSeed<'_> {
     type Value = Raw;
 
-    fn deserialize<D: Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> std::result::Result<Raw, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Raw, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
@@ -251,42 +237,29 @@ impl<'de> Visitor<'de> for RawSeed<'_> {
 }
 
 fn required(value: Option<String>, field: &'static str) -> Result<String> {
-    value
-        .filter(|v| !v.is_empty())
-        .ok_or(Error::MissingField { field })
+    value.filter(|v| !v.is_empty()).ok_or(Error::MissingField { field })
 }
 
 impl Raw {
     fn event_time(&self) -> Result<UnixNanos> {
         if let Some(text) = self.time.as_deref() {
-            let parsed =
-                chrono::DateTime::parse_from_rfc3339(text).map_err(|e| Error::InvalidField {
-                    field: "time",
-                    detail: format!("not an RFC 3339 time ({e})"),
-                })?;
-            return parsed
-                .timestamp_nanos_opt()
-                .ok_or(Error::TimestampOutOfRange {
-                    field: "time",
-                    value: i128::from(parsed.timestamp()) * 1_000_000_000,
-                    min: i64::MIN,
-                    max: i64::MAX,
-                });
+            let parsed = chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|e| Error::InvalidField { field: "time", detail: format!("not an RFC 3339 time ({e})") })?;
+            return parsed.timestamp_nanos_opt().ok_or(Error::TimestampOutOfRange {
+                field: "time",
+                value: i128::from(parsed.timestamp()) * 1_000_000_000,
+                min: i64::MIN,
+                max: i64::MAX,
+            });
         }
-        self.time_unix_nano
-            .ok_or(Error::MissingField { field: "time" })
+        self.time_unix_nano.ok_or(Error::MissingField { field: "time" })
     }
 
     fn into_inference(self) -> Result<InferenceEvent> {
         let time = self.event_time()?;
         let event_id = required(self.id, "id")?;
         let app = required(self.app, "app")?;
-        let status = match self
-            .status
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
+        let status = match self.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("unset" | "") => CallStatus::Unset,
             Some("ok") => CallStatus::Ok,
             Some("error") => CallStatus::Error,
@@ -312,10 +285,7 @@ impl Raw {
             app,
             environment: self.environment,
             provider: self.provider.as_deref().map(normalize_provider),
-            operation: self
-                .operation
-                .as_deref()
-                .map_or_else(|| "chat".to_owned(), normalize_operation),
+            operation: self.operation.as_deref().map_or_else(|| "chat".to_owned(), normalize_operation),
             response_model: self.response_model.or_else(|| request_model.clone()),
             request_model,
             prompt_id: self.prompt_id,

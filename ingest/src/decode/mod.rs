@@ -47,16 +47,10 @@ pub enum Error {
     NotUtf8 { valid_up_to: usize },
     /// JSON syntax error or a document of the wrong shape.
     #[error("malformed JSON ({what}): {source}")]
-    MalformedJson {
-        what: &'static str,
-        source: serde_json::Error,
-    },
+    MalformedJson { what: &'static str, source: serde_json::Error },
     /// Protobuf that decodes as neither traces nor logs.
     #[error("malformed protobuf ({what}): {source}")]
-    MalformedProtobuf {
-        what: &'static str,
-        source: prost::DecodeError,
-    },
+    MalformedProtobuf { what: &'static str, source: prost::DecodeError },
     /// A required field is absent.
     #[error("missing required field `{field}`")]
     MissingField { field: &'static str },
@@ -68,19 +62,10 @@ pub enum Error {
     NegativeTokens { field: &'static str, value: i64 },
     /// A token count above `max_tokens_per_call`.
     #[error("`{field}` = {value} is above the plausible maximum {limit}")]
-    ImplausibleTokens {
-        field: &'static str,
-        value: i64,
-        limit: i64,
-    },
+    ImplausibleTokens { field: &'static str, value: i64, limit: i64 },
     /// An event time before `min_event_time` or too far in the future.
     #[error("`{field}` = {value} ns is outside the accepted range [{min}, {max}]")]
-    TimestampOutOfRange {
-        field: &'static str,
-        value: i128,
-        min: i64,
-        max: i64,
-    },
+    TimestampOutOfRange { field: &'static str, value: i128, min: i64, max: i64 },
     /// End before start, or a negative latency / time to first token.
     #[error("`{field}` is negative ({value})")]
     NegativeLatency { field: &'static str, value: f64 },
@@ -195,11 +180,7 @@ pub struct Reject {
 
 impl Reject {
     fn whole(error: &Error) -> Self {
-        Reject {
-            reason: error.reason(),
-            detail: error.to_string(),
-            payload: None,
-        }
+        Reject { reason: error.reason(), detail: error.to_string(), payload: None }
     }
 }
 
@@ -219,18 +200,9 @@ struct Ctx<'c> {
 
 impl Ctx<'_> {
     /// A reject for one item of a message, with its bytes capped.
-    fn item_reject(
-        &self,
-        context: std::fmt::Arguments<'_>,
-        error: &Error,
-        mut payload: Vec<u8>,
-    ) -> Reject {
+    fn item_reject(&self, context: std::fmt::Arguments<'_>, error: &Error, mut payload: Vec<u8>) -> Reject {
         payload.truncate(self.config.max_dead_letter_payload_bytes);
-        Reject {
-            reason: error.reason(),
-            detail: format!("{context}: {error}"),
-            payload: Some(payload),
-        }
+        Reject { reason: error.reason(), detail: format!("{context}: {error}"), payload: Some(payload) }
     }
 }
 
@@ -250,54 +222,34 @@ impl Decoder {
     /// only that span (the good ones are kept). `now` is the ingest clock
     /// (injected for tests).
     pub fn decode(&self, payload: &[u8], format: PayloadFormat, now: UnixNanos, out: &mut Decoded) {
-        let ctx = Ctx {
-            config: &self.config,
-            now,
-        };
+        let ctx = Ctx { config: &self.config, now };
         if let Err(error) = self.decode_inner(payload, format, ctx, out) {
             out.rejects.push(Reject::whole(&error));
         }
     }
 
-    fn decode_inner(
-        &self,
-        payload: &[u8],
-        format: PayloadFormat,
-        ctx: Ctx<'_>,
-        out: &mut Decoded,
-    ) -> Result<()> {
+    fn decode_inner(&self, payload: &[u8], format: PayloadFormat, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> {
         if payload.len() > self.config.max_payload_bytes {
-            return Err(Error::PayloadTooLarge {
-                size: payload.len(),
-                limit: self.config.max_payload_bytes,
-            });
+            return Err(Error::PayloadTooLarge { size: payload.len(), limit: self.config.max_payload_bytes });
         }
         let Some(first) = payload.iter().position(|b| !b.is_ascii_whitespace()) else {
             return Err(Error::EmptyPayload);
         };
         if payload[first] == b'{' {
-            let text = std::str::from_utf8(payload).map_err(|e| Error::NotUtf8 {
-                valid_up_to: e.valid_up_to(),
-            })?;
+            let text = std::str::from_utf8(payload).map_err(|e| Error::NotUtf8 { valid_up_to: e.valid_up_to() })?;
             let format = match format {
                 PayloadFormat::Auto => sniff_json(text),
                 other => other,
             };
             match format {
                 PayloadFormat::OtlpTraces => {
-                    let data: TracesData =
-                        serde_json::from_str(text).map_err(|source| Error::MalformedJson {
-                            what: "OTLP/JSON traces",
-                            source,
-                        })?;
+                    let data: TracesData = serde_json::from_str(text)
+                        .map_err(|source| Error::MalformedJson { what: "OTLP/JSON traces", source })?;
                     otlp_traces::decode(&data, ctx, out);
                 }
                 PayloadFormat::OtlpLogs => {
-                    let data: LogsData =
-                        serde_json::from_str(text).map_err(|source| Error::MalformedJson {
-                            what: "OTLP/JSON logs",
-                            source,
-                        })?;
+                    let data: LogsData = serde_json::from_str(text)
+                        .map_err(|source| Error::MalformedJson { what: "OTLP/JSON logs", source })?;
                     otlp_logs::decode(&data, ctx, out);
                 }
                 PayloadFormat::JsonEvents | PayloadFormat::Auto => {
@@ -308,19 +260,13 @@ impl Decoder {
         }
         match format {
             PayloadFormat::OtlpTraces => {
-                let data =
-                    TracesData::decode(payload).map_err(|source| Error::MalformedProtobuf {
-                        what: "ExportTraceServiceRequest",
-                        source,
-                    })?;
+                let data = TracesData::decode(payload)
+                    .map_err(|source| Error::MalformedProtobuf { what: "ExportTraceServiceRequest", source })?;
                 otlp_traces::decode(&data, ctx, out);
             }
             PayloadFormat::OtlpLogs => {
-                let data =
-                    LogsData::decode(payload).map_err(|source| Error::MalformedProtobuf {
-                        what: "ExportLogsServiceRequest",
-                        source,
-                    })?;
+                let data = LogsData::decode(payload)
+                    .map_err(|source| Error::MalformedProtobuf { what: "ExportLogsServiceRequest", source })?;
                 otlp_logs::decode(&data, ctx, out);
             }
             PayloadFormat::Auto => match TracesData::decode(payload) {
@@ -338,12 +284,8 @@ impl Decoder {
                 },
             },
             PayloadFormat::JsonEvents => {
-                let source =
-                    serde::de::Error::custom("a JSON event must be an object starting with `{`");
-                return Err(Error::MalformedJson {
-                    what: "JSON event",
-                    source,
-                });
+                let source = serde::de::Error::custom("a JSON event must be an object starting with `{`");
+                return Err(Error::MalformedJson { what: "JSON event", source });
             }
         }
         Ok(())

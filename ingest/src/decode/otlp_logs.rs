@@ -19,10 +19,7 @@ pub(super) const EVALUATION_EVENT: &str = "gen_ai.evaluation.result";
 /// Map every log record of one message.
 pub(super) fn decode(data: &LogsData, ctx: Ctx<'_>, out: &mut Decoded) {
     for resource_logs in &data.resource_logs {
-        let resource = resource_logs
-            .resource
-            .as_ref()
-            .map_or(&[][..], |r| &r.attributes[..]);
+        let resource = resource_logs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
         let resource = Attrs::from_list(resource);
         for scope_logs in &resource_logs.scope_logs {
             for record in &scope_logs.log_records {
@@ -35,9 +32,7 @@ pub(super) fn decode(data: &LogsData, ctx: Ctx<'_>, out: &mut Decoded) {
 fn decode_record(record: &LogRecord, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mut Decoded) {
     let attrs = Attrs::from_list(&record.attributes);
     let name = if record.event_name.is_empty() {
-        View::new(&attrs, &Attrs::default())
-            .str(&[Key::EventName])
-            .unwrap_or("")
+        View::new(&attrs, &Attrs::default()).str(&[Key::EventName]).unwrap_or("")
     } else {
         record.event_name.as_str()
     };
@@ -47,27 +42,13 @@ fn decode_record(record: &LogRecord, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &m
     }
     // Exporters leave time_unix_nano unset when the app did not give one; the
     // SDK always sets the observed time.
-    let time = if record.time_unix_nano == 0 {
-        record.observed_time_unix_nano
-    } else {
-        record.time_unix_nano
-    };
-    match feedback(
-        &View::new(&attrs, resource),
-        &record.trace_id,
-        &record.span_id,
-        time,
-        ctx,
-    ) {
+    let time = if record.time_unix_nano == 0 { record.observed_time_unix_nano } else { record.time_unix_nano };
+    match feedback(&View::new(&attrs, resource), &record.trace_id, &record.span_id, time, ctx) {
         Ok(feedback) => out.feedback.push(feedback),
         Err(error) => {
             let payload = serde_json::to_vec(record).unwrap_or_default();
             let id = hex_id(&record.span_id).unwrap_or_default();
-            out.rejects.push(ctx.item_reject(
-                format_args!("log record {name:?} span {id:?}"),
-                &error,
-                payload,
-            ));
+            out.rejects.push(ctx.item_reject(format_args!("log record {name:?} span {id:?}"), &error, payload));
         }
     }
 }
@@ -88,16 +69,10 @@ pub(super) fn feedback(
     time: u64,
     ctx: Ctx<'_>,
 ) -> Result<FeedbackEvent> {
-    let name = view.text(rows::FEEDBACK_NAME).ok_or(Error::MissingField {
-        field: "gen_ai.evaluation.name",
-    })?;
-    let app = view.text(rows::APP).ok_or(Error::MissingField {
-        field: "service.name",
-    })?;
+    let name = view.text(rows::FEEDBACK_NAME).ok_or(Error::MissingField { field: "gen_ai.evaluation.name" })?;
+    let app = view.text(rows::APP).ok_or(Error::MissingField { field: "service.name" })?;
     if time == 0 {
-        return Err(Error::MissingField {
-            field: "timeUnixNano",
-        });
+        return Err(Error::MissingField { field: "timeUnixNano" });
     }
     let time: UnixNanos = otlp_time("timeUnixNano", time, ctx.config)?;
     let trace_hex = hex_id(trace_id);

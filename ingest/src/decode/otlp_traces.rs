@@ -15,19 +15,12 @@ use super::attributes::{Attrs, Flat, Key, View, normalize_operation, normalize_p
 use super::{Ctx, Decoded, Error, Result, hex_id, otlp_logs, otlp_time, validate};
 
 /// Old-semconv span events whose attributes carry content, and the exception event.
-const CONTENT_EVENTS: [&str; 3] = [
-    "gen_ai.content.prompt",
-    "gen_ai.content.completion",
-    "exception",
-];
+const CONTENT_EVENTS: [&str; 3] = ["gen_ai.content.prompt", "gen_ai.content.completion", "exception"];
 
 /// Map every span of one message.
 pub(super) fn decode(data: &TracesData, ctx: Ctx<'_>, out: &mut Decoded) {
     for resource_spans in &data.resource_spans {
-        let resource = resource_spans
-            .resource
-            .as_ref()
-            .map_or(&[][..], |r| &r.attributes[..]);
+        let resource = resource_spans.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
         let resource = Attrs::from_list(resource);
         for scope_spans in &resource_spans.scope_spans {
             for span in &scope_spans.spans {
@@ -43,11 +36,7 @@ fn decode_span(span: &Span, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mut Decode
         let event_attrs = Attrs::from_list(&event.attributes);
         if otlp_logs::is_feedback(&event.name, &event_attrs) {
             let view = View::new(&event_attrs, resource);
-            let time = if event.time_unix_nano == 0 {
-                span.end_time_unix_nano
-            } else {
-                event.time_unix_nano
-            };
+            let time = if event.time_unix_nano == 0 { span.end_time_unix_nano } else { event.time_unix_nano };
             match otlp_logs::feedback(&view, &span.trace_id, &span.span_id, time, ctx) {
                 Ok(feedback) => out.feedback.push(feedback),
                 Err(error) => out.rejects.push(reject(span, &error, ctx)),
@@ -62,9 +51,7 @@ fn decode_span(span: &Span, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mut Decode
         out.skipped_spans += 1;
         return;
     }
-    match map_span(span, &view, ctx)
-        .and_then(|event| validate::inference(&event, ctx).map(|()| event))
-    {
+    match map_span(span, &view, ctx).and_then(|event| validate::inference(&event, ctx).map(|()| event)) {
         Ok(event) => out.events.push(event),
         Err(error) => out.rejects.push(reject(span, &error, ctx)),
     }
@@ -75,20 +62,13 @@ fn reject(span: &Span, error: &Error, ctx: Ctx<'_>) -> super::Reject {
     let span_id = hex_id(&span.span_id).unwrap_or_default();
     // Serialising prost types with serde_json cannot fail (no non-string map keys).
     let payload = serde_json::to_vec(span).unwrap_or_default();
-    ctx.item_reject(
-        format_args!("span {trace}{span_id} {:?}", span.name),
-        error,
-        payload,
-    )
+    ctx.item_reject(format_args!("span {trace}{span_id} {:?}", span.name), error, payload)
 }
 
 /// DESIGN §3.1: GenAI operation, OpenInference LLM/EMBEDDING kind, or any OpenLLMetry request type.
 pub(super) fn is_inference(view: &View<'_, '_>) -> bool {
     if let Some(operation) = view.str(&[Key::OperationName])
-        && matches!(
-            operation,
-            "chat" | "text_completion" | "generate_content" | "embeddings"
-        )
+        && matches!(operation, "chat" | "text_completion" | "generate_content" | "embeddings")
     {
         return true;
     }
@@ -104,23 +84,16 @@ pub(super) fn is_inference(view: &View<'_, '_>) -> bool {
 pub(super) fn map_span(span: &Span, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<InferenceEvent> {
     let trace_id = hex_id(&span.trace_id).ok_or(Error::MissingField { field: "traceId" })?;
     let span_id = hex_id(&span.span_id).ok_or(Error::MissingField { field: "spanId" })?;
-    let app = view.text(rows::APP).ok_or(Error::MissingField {
-        field: "service.name",
-    })?;
+    let app = view.text(rows::APP).ok_or(Error::MissingField { field: "service.name" })?;
     if span.end_time_unix_nano == 0 {
-        return Err(Error::MissingField {
-            field: "endTimeUnixNano",
-        });
+        return Err(Error::MissingField { field: "endTimeUnixNano" });
     }
     let time = otlp_time("endTimeUnixNano", span.end_time_unix_nano, ctx.config)?;
     let (start_time, latency_ms) = if span.start_time_unix_nano == 0 {
         (time, None)
     } else {
         let start = otlp_time("startTimeUnixNano", span.start_time_unix_nano, ctx.config)?;
-        (
-            start,
-            Some(nanos_to_ms(i128::from(time) - i128::from(start))),
-        )
+        (start, Some(nanos_to_ms(i128::from(time) - i128::from(start))))
     };
 
     let operation = match view.text(rows::OPERATION) {
@@ -131,21 +104,16 @@ pub(super) fn map_span(span: &Span, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result
         },
     };
     let request_model = view.text(rows::REQUEST_MODEL);
-    let response_model = view
-        .text(rows::RESPONSE_MODEL)
-        .or_else(|| request_model.clone());
+    let response_model = view.text(rows::RESPONSE_MODEL).or_else(|| request_model.clone());
 
     let (status, status_message) = match span.status.as_ref() {
-        Some(status) if status.code == StatusCode::Error as i32 => {
-            (CallStatus::Error, status.message.as_str())
-        }
+        Some(status) if status.code == StatusCode::Error as i32 => (CallStatus::Error, status.message.as_str()),
         Some(status) if status.code == StatusCode::Ok as i32 => (CallStatus::Ok, ""),
         _ => (CallStatus::Unset, ""),
     };
     // error.type first, then an exception event's type, then the status message.
-    let error_type = view
-        .text(rows::ERROR_TYPE)
-        .or_else(|| (!status_message.is_empty()).then(|| status_message.to_owned()));
+    let error_type =
+        view.text(rows::ERROR_TYPE).or_else(|| (!status_message.is_empty()).then(|| status_message.to_owned()));
 
     let ttft_ms = view.float(rows::TTFT)?.map(|seconds| seconds * 1000.0);
 

@@ -25,11 +25,7 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
             return Err(Error::NegativeTokens { field, value });
         }
         if value > config.max_tokens_per_call {
-            return Err(Error::ImplausibleTokens {
-                field,
-                value,
-                limit: config.max_tokens_per_call,
-            });
+            return Err(Error::ImplausibleTokens { field, value, limit: config.max_tokens_per_call });
         }
     }
     if event.time < event.start_time {
@@ -47,13 +43,8 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
             return Err(Error::NegativeLatency { field, value });
         }
     }
-    if event
-        .reported_cost_usd
-        .is_some_and(|cost| !cost.is_finite())
-    {
-        return Err(Error::NonFinite {
-            field: "reported_cost_usd",
-        });
+    if event.reported_cost_usd.is_some_and(|cost| !cost.is_finite()) {
+        return Err(Error::NonFinite { field: "reported_cost_usd" });
     }
     Ok(())
 }
@@ -67,20 +58,10 @@ pub(super) fn feedback(feedback: &FeedbackEvent, ctx: Ctx<'_>) -> Result<()> {
     Ok(())
 }
 
-fn time_in_range(
-    field: &'static str,
-    time: UnixNanos,
-    config: &DecodeConfig,
-    now: UnixNanos,
-) -> Result<()> {
+fn time_in_range(field: &'static str, time: UnixNanos, config: &DecodeConfig, now: UnixNanos) -> Result<()> {
     let max = now.saturating_add(config.max_future_skew_nanos);
     if time < config.min_event_time || time > max {
-        return Err(Error::TimestampOutOfRange {
-            field,
-            value: i128::from(time),
-            min: config.min_event_time,
-            max,
-        });
+        return Err(Error::TimestampOutOfRange { field, value: i128::from(time), min: config.min_event_time, max });
     }
     Ok(())
 }

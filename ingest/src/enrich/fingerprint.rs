@@ -43,10 +43,7 @@ pub fn simhash64(text: &str) -> u64 {
     let mut counts = [0i32; 64];
     let mut window = [0u64; SHINGLE_WORDS];
     let mut words = 0usize;
-    for word in text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
+    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
         window.rotate_left(1);
         window[SHINGLE_WORDS - 1] = word_hash(word);
         words += 1;
@@ -60,11 +57,7 @@ pub fn simhash64(text: &str) -> u64 {
     if words < SHINGLE_WORDS {
         add_feature(&mut counts, shingle_hash(&window[SHINGLE_WORDS - words..]));
     }
-    counts
-        .iter()
-        .enumerate()
-        .filter(|&(_, &count)| count > 0)
-        .fold(0u64, |hash, (bit, _)| hash | (1 << bit))
+    counts.iter().enumerate().filter(|&(_, &count)| count > 0).fold(0u64, |hash, (bit, _)| hash | (1 << bit))
 }
 
 /// Number of differing bits: 0 for identical fingerprints, about 32 for unrelated texts.
@@ -101,9 +94,9 @@ fn word_hash(word: &str) -> u64 {
 /// depends on every input bit (FNV alone leaves the high bits poorly mixed,
 /// which would bias SimHash).
 fn shingle_hash(words: &[u64]) -> u64 {
-    let combined = words.iter().fold(0x9e37_79b9_7f4a_7c15u64, |acc, &w| {
-        acc.rotate_left(29).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ w
-    });
+    let combined = words
+        .iter()
+        .fold(0x9e37_79b9_7f4a_7c15u64, |acc, &w| acc.rotate_left(29).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ w);
     splitmix64(combined)
 }
 
@@ -127,10 +120,7 @@ mod tests {
         let a = content_hash("Summarise   the\tticket:\n\n  printer is on fire ");
         assert_eq!(a, content_hash("Summarise the ticket: printer is on fire"));
         assert_eq!(a.len(), 32);
-        assert!(
-            a.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        );
+        assert!(a.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert_ne!(a, content_hash("summarise the ticket: printer is on fire"));
         assert_ne!(a, content_hash("Summarise the ticket: printer is on fire!"));
         // Pinned so a dependency or code change cannot silently re-key the lake.
@@ -142,10 +132,7 @@ mod tests {
     fn simhash_distances_track_similarity() {
         assert_eq!(hamming(simhash64(ANSWER), simhash64(ANSWER)), 0);
         // Case and punctuation are not content.
-        assert_eq!(
-            simhash64(ANSWER),
-            simhash64(&ANSWER.to_uppercase().replace(',', " "))
-        );
+        assert_eq!(simhash64(ANSWER), simhash64(&ANSWER.to_uppercase().replace(',', " ")));
         let edited = ANSWER.replace("Monday", "Tuesday");
         let small = hamming(simhash64(ANSWER), simhash64(&edited));
         assert!(small > 0 && small <= 10, "one-word edit moved {small} bits");
@@ -153,10 +140,7 @@ mod tests {
             oxidative phosphorylation, a process that consumes oxygen and releases carbon dioxide and water as \
             by-products while the cell maintains its membrane potential.";
         let large = hamming(simhash64(ANSWER), simhash64(unrelated));
-        assert!(
-            (20..=44).contains(&large),
-            "unrelated texts only {large} bits apart"
-        );
+        assert!((20..=44).contains(&large), "unrelated texts only {large} bits apart");
     }
 
     #[test]

@@ -45,10 +45,7 @@ pub struct ContentPolicy {
 
 impl Default for ContentPolicy {
     fn default() -> Self {
-        Self {
-            retain_content: false,
-            scrub_pii: true,
-        }
+        Self { retain_content: false, scrub_pii: true }
     }
 }
 
@@ -79,12 +76,7 @@ impl Enricher {
         policies: HashMap<String, ContentPolicy>,
         default_policy: ContentPolicy,
     ) -> Self {
-        Self {
-            registry,
-            policies,
-            default_policy,
-            scrubber: Scrubber::new(),
-        }
+        Self { registry, policies, default_policy, scrubber: Scrubber::new() }
     }
 
     /// Enriches one event in place.
@@ -113,24 +105,13 @@ impl Enricher {
         if input.is_none() && output.is_none() {
             return;
         }
-        let policy = self
-            .policies
-            .get(&event.app)
-            .copied()
-            .unwrap_or(self.default_policy);
+        let policy = self.policies.get(&event.app).copied().unwrap_or(self.default_policy);
         if !policy.retain_content {
             return;
         }
-        let input = input
-            .as_deref()
-            .map(|text| self.retained_text(text, policy));
-        let output = output
-            .as_deref()
-            .map(|text| self.retained_text(text, policy));
-        let retained = RetainedContent {
-            input: input.as_deref(),
-            output: output.as_deref(),
-        };
+        let input = input.as_deref().map(|text| self.retained_text(text, policy));
+        let output = output.as_deref().map(|text| self.retained_text(text, policy));
+        let retained = RetainedContent { input: input.as_deref(), output: output.as_deref() };
         // Serialising two optional strings cannot fail; if it ever did, keeping
         // nothing is the safe side of the retention policy.
         event.content = serde_json::to_string(&retained).ok();
@@ -138,11 +119,7 @@ impl Enricher {
 
     /// The copy of one side's text that may be kept under `policy`.
     fn retained_text<'a>(&self, text: &'a str, policy: ContentPolicy) -> Cow<'a, str> {
-        if policy.scrub_pii {
-            self.scrubber.scrub(text)
-        } else {
-            Cow::Borrowed(text)
-        }
+        if policy.scrub_pii { self.scrubber.scrub(text) } else { Cow::Borrowed(text) }
     }
 
     /// The registry prices come from, for governance checks downstream.
@@ -161,26 +138,10 @@ mod tests {
 
     fn enricher() -> Result<Enricher, RegistryError> {
         let policies = HashMap::from([
-            (
-                "support-bot".to_owned(),
-                ContentPolicy {
-                    retain_content: true,
-                    scrub_pii: true,
-                },
-            ),
-            (
-                "synthetic-evals".to_owned(),
-                ContentPolicy {
-                    retain_content: true,
-                    scrub_pii: false,
-                },
-            ),
+            ("support-bot".to_owned(), ContentPolicy { retain_content: true, scrub_pii: true }),
+            ("synthetic-evals".to_owned(), ContentPolicy { retain_content: true, scrub_pii: false }),
         ]);
-        Ok(Enricher::new(
-            Arc::new(ModelRegistry::default_embedded()?),
-            policies,
-            ContentPolicy::default(),
-        ))
+        Ok(Enricher::new(Arc::new(ModelRegistry::default_embedded()?), policies, ContentPolicy::default()))
     }
 
     fn event(app: &str) -> InferenceEvent {
@@ -212,20 +173,11 @@ mod tests {
         assert_eq!(e.output_content, None);
         assert_eq!(e.content, None);
         assert_eq!(e.input_hash, Some(content_hash(&raw_input)));
-        assert_eq!(
-            e.output_hash,
-            Some(content_hash("Your parcel ships today."))
-        );
-        assert_eq!(
-            e.output_simhash,
-            Some(simhash64("Your parcel ships today."))
-        );
+        assert_eq!(e.output_hash, Some(content_hash("Your parcel ships today.")));
+        assert_eq!(e.output_simhash, Some(simhash64("Your parcel ships today.")));
         assert_eq!(e.output_chars, Some(25));
         let cost = e.cost_usd.ok_or("not priced")?;
-        assert!(
-            (cost - (1_000.0 * 0.15 + 1_000.0 * 0.075 + 500.0 * 0.60) / 1e6).abs() < 1e-12,
-            "{cost}"
-        );
+        assert!((cost - (1_000.0 * 0.15 + 1_000.0 * 0.075 + 500.0 * 0.60) / 1e6).abs() < 1e-12, "{cost}");
         assert_eq!(e.price_version.as_deref(), Some("gpt-4o-mini@2024-07-18"));
         Ok(())
     }
@@ -238,13 +190,7 @@ mod tests {
         assert_eq!(e.input_content, None);
         assert_eq!(e.output_content, None);
         let content = e.content.ok_or("content not retained")?;
-        for secret in [
-            "jane@example.com",
-            "4111 1111 1111 1111",
-            "sk-proj-abcdEFGH1234ijklMNOP5678",
-            JWT,
-            "eyJ",
-        ] {
+        for secret in ["jane@example.com", "4111 1111 1111 1111", "sk-proj-abcdEFGH1234ijklMNOP5678", JWT, "eyJ"] {
             assert!(!content.contains(secret), "{secret} leaked into {content}");
         }
         let value: serde_json::Value = serde_json::from_str(&content)?;
@@ -263,14 +209,10 @@ mod tests {
         let raw_input = e.input_content.clone();
         e.output_content = None;
         enricher.enrich(&mut e);
-        let value: serde_json::Value =
-            serde_json::from_str(e.content.as_deref().ok_or("no content")?)?;
+        let value: serde_json::Value = serde_json::from_str(e.content.as_deref().ok_or("no content")?)?;
         assert_eq!(value["input"].as_str(), raw_input.as_deref());
         assert!(value["output"].is_null());
-        assert_eq!(
-            (e.output_hash, e.output_simhash, e.output_chars),
-            (None, None, None)
-        );
+        assert_eq!((e.output_hash, e.output_simhash, e.output_chars), (None, None, None));
 
         // No content at all: nothing to retain, and fingerprints from the decoder are kept.
         let mut e = event("support-bot");

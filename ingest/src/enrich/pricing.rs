@@ -34,13 +34,10 @@ pub fn price_event(registry: &ModelRegistry, event: &InferenceEvent) -> Option<P
         return None;
     }
     let provider = event.provider.as_deref();
-    let entry = [
-        event.response_model.as_deref(),
-        event.request_model.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .find_map(|model| registry.lookup(model, provider))?;
+    let entry = [event.response_model.as_deref(), event.request_model.as_deref()]
+        .into_iter()
+        .flatten()
+        .find_map(|model| registry.lookup(model, provider))?;
     let price = price_at(entry, event.time)?;
     Some(Priced {
         cost_usd: cost_usd(price, event),
@@ -91,18 +88,10 @@ models:
 "#;
 
     fn nanos(rfc3339: &str) -> std::result::Result<i64, Box<dyn std::error::Error>> {
-        DateTime::parse_from_rfc3339(rfc3339)?
-            .timestamp_nanos_opt()
-            .ok_or_else(|| "time out of range".into())
+        DateTime::parse_from_rfc3339(rfc3339)?.timestamp_nanos_opt().ok_or_else(|| "time out of range".into())
     }
 
-    fn event(
-        model: &str,
-        time: i64,
-        input: i64,
-        cached: Option<i64>,
-        output: i64,
-    ) -> InferenceEvent {
+    fn event(model: &str, time: i64, input: i64, cached: Option<i64>, output: i64) -> InferenceEvent {
         InferenceEvent {
             provider: Some("openai".to_owned()),
             response_model: Some(model.to_owned()),
@@ -122,29 +111,14 @@ models:
     #[test]
     fn cached_tokens_are_priced_at_the_cached_rate() -> TestResult {
         let registry = ModelRegistry::from_yaml_str(REGISTRY, "test.yaml")?;
-        let e = event(
-            "gpt-4o-2024-08-06",
-            nanos("2026-03-01T12:00:00Z")?,
-            10_000,
-            Some(4_000),
-            1_000,
-        );
+        let e = event("gpt-4o-2024-08-06", nanos("2026-03-01T12:00:00Z")?, 10_000, Some(4_000), 1_000);
         let priced = price_event(&registry, &e).ok_or("not priced")?;
         // 6000 x 2.5 + 4000 x 1.25 + 1000 x 10 (reasoning included in output), per 1M.
-        assert_close(
-            priced.cost_usd,
-            (6_000.0 * 2.5 + 4_000.0 * 1.25 + 1_000.0 * 10.0) / 1e6,
-        );
+        assert_close(priced.cost_usd, (6_000.0 * 2.5 + 4_000.0 * 1.25 + 1_000.0 * 10.0) / 1e6);
         assert_eq!(priced.price_version, "gpt-4o@2024-08-06");
 
         // Without a cached price the input price applies; more cached than input is clamped.
-        let mut e = event(
-            "claude-haiku-4-5",
-            nanos("2026-03-01T12:00:00Z")?,
-            1_000,
-            Some(5_000),
-            100,
-        );
+        let mut e = event("claude-haiku-4-5", nanos("2026-03-01T12:00:00Z")?, 1_000, Some(5_000), 100);
         e.provider = Some("anthropic".to_owned());
         let priced = price_event(&registry, &e).ok_or("not priced")?;
         assert_close(priced.cost_usd, (1_000.0 * 1.0 + 100.0 * 5.0) / 1e6);
@@ -154,27 +128,9 @@ models:
     #[test]
     fn price_change_mid_month_splits_at_the_effective_instant() -> TestResult {
         let registry = ModelRegistry::from_yaml_str(REGISTRY, "test.yaml")?;
-        let before = event(
-            "gpt-4o",
-            nanos("2026-11-14T23:59:59.999Z")?,
-            1_000_000,
-            None,
-            1_000_000,
-        );
-        let at = event(
-            "gpt-4o",
-            nanos("2026-11-15T00:00:00Z")?,
-            1_000_000,
-            None,
-            1_000_000,
-        );
-        let after = event(
-            "gpt-4o",
-            nanos("2026-11-28T08:00:00Z")?,
-            1_000_000,
-            None,
-            1_000_000,
-        );
+        let before = event("gpt-4o", nanos("2026-11-14T23:59:59.999Z")?, 1_000_000, None, 1_000_000);
+        let at = event("gpt-4o", nanos("2026-11-15T00:00:00Z")?, 1_000_000, None, 1_000_000);
+        let after = event("gpt-4o", nanos("2026-11-28T08:00:00Z")?, 1_000_000, None, 1_000_000);
         let before = price_event(&registry, &before).ok_or("not priced")?;
         let at = price_event(&registry, &at).ok_or("not priced")?;
         let after = price_event(&registry, &after).ok_or("not priced")?;
@@ -190,10 +146,7 @@ models:
     fn unpriceable_events_get_none() -> TestResult {
         let registry = ModelRegistry::from_yaml_str(REGISTRY, "test.yaml")?;
         let time = nanos("2026-03-01T00:00:00Z")?;
-        assert_eq!(
-            price_event(&registry, &event("mystery-model", time, 10, None, 10)),
-            None
-        );
+        assert_eq!(price_event(&registry, &event("mystery-model", time, 10, None, 10)), None);
         let early = event("gpt-4o", nanos("2023-01-01T00:00:00Z")?, 10, None, 10);
         assert_eq!(price_event(&registry, &early), None);
         let mut no_tokens = event("gpt-4o", time, 0, None, 0);
@@ -212,15 +165,9 @@ models:
         let mut e = event("gpt-4o", nanos("2026-03-01T00:00:00Z")?, 1_000_000, None, 0);
         e.response_model = None;
         e.request_model = Some("gpt-4o".to_owned());
-        assert_close(
-            price_event(&registry, &e).ok_or("not priced")?.cost_usd,
-            2.5,
-        );
+        assert_close(price_event(&registry, &e).ok_or("not priced")?.cost_usd, 2.5);
         e.response_model = Some("unregistered-finetune".to_owned());
-        assert_close(
-            price_event(&registry, &e).ok_or("not priced")?.cost_usd,
-            2.5,
-        );
+        assert_close(price_event(&registry, &e).ok_or("not priced")?.cost_usd, 2.5);
         Ok(())
     }
 }

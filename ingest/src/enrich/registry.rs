@@ -65,9 +65,7 @@ pub enum RegistryError {
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
 /// How much harm a model can do in an app; apps declare the highest level they accept.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RiskLevel {
     /// Narrow or non-generative models (embeddings, classifiers).
@@ -155,17 +153,14 @@ pub struct ModelRegistry {
 impl ModelRegistry {
     /// Parses and validates registry YAML; `origin` names the file in error messages.
     pub fn from_yaml_str(text: &str, origin: &str) -> Result<Self> {
-        let file: RegistryFile =
-            serde_yaml::from_str(text).map_err(|source| entry_error(text, origin, source))?;
+        let file: RegistryFile = serde_yaml::from_str(text).map_err(|source| entry_error(text, origin, source))?;
         Self::from_entries(file.models, origin)
     }
 
     /// Reads and validates a registry file.
     pub fn from_path(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| RegistryError::Read { path: path.to_owned(), source })?;
         Self::from_yaml_str(&text, &path.display().to_string())
     }
 
@@ -188,11 +183,7 @@ impl ModelRegistry {
                 return Err(invalid(&entry.id, "id", "must not be empty".to_owned()));
             }
             if entry.provider.trim().is_empty() {
-                return Err(invalid(
-                    &entry.id,
-                    "provider",
-                    "must not be empty".to_owned(),
-                ));
+                return Err(invalid(&entry.id, "provider", "must not be empty".to_owned()));
             }
             if entry.pricing.is_empty() {
                 return Err(invalid(
@@ -215,19 +206,13 @@ impl ModelRegistry {
                         return Err(invalid(
                             &entry.id,
                             key,
-                            format!(
-                                "price {value} (effective {date}) must be a finite number >= 0 USD per 1M tokens"
-                            ),
+                            format!("price {value} (effective {date}) must be a finite number >= 0 USD per 1M tokens"),
                         ));
                     }
                 }
             }
             entry.pricing.sort_by_key(|p| p.effective_from);
-            if let Some(pair) = entry
-                .pricing
-                .windows(2)
-                .find(|w| w[0].effective_from == w[1].effective_from)
-            {
+            if let Some(pair) = entry.pricing.windows(2).find(|w| w[0].effective_from == w[1].effective_from) {
                 return Err(invalid(
                     &entry.id,
                     "pricing.effective_from",
@@ -241,8 +226,7 @@ impl ModelRegistry {
                 return Err(invalid(
                     &entry.id,
                     "id",
-                    "is defined twice; ids must be unique (use `aliases` for other names)"
-                        .to_owned(),
+                    "is defined twice; ids must be unique (use `aliases` for other names)".to_owned(),
                 ));
             }
         }
@@ -268,11 +252,7 @@ impl ModelRegistry {
                 by_alias.entry(alias.clone()).or_default().push(index);
             }
         }
-        Ok(Self {
-            entries,
-            by_id,
-            by_alias,
-        })
+        Ok(Self { entries, by_id, by_alias })
     }
 
     /// Finds the entry for a model name: exact id, then alias, then the
@@ -280,20 +260,14 @@ impl ModelRegistry {
     /// (dated snapshots like `gpt-4o-2024-08-06` resolve to `gpt-4o`).
     /// When `provider` is given, entries of another provider do not match.
     pub fn lookup(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
-        let accepts =
-            |entry: &ModelEntry| provider.is_none_or(|p| entry.provider.eq_ignore_ascii_case(p));
+        let accepts = |entry: &ModelEntry| provider.is_none_or(|p| entry.provider.eq_ignore_ascii_case(p));
         if let Some(entry) = self.by_id.get(model).map(|&i| &self.entries[i])
             && accepts(entry)
         {
             return Some(entry);
         }
-        if let Some(entry) = self
-            .by_alias
-            .get(model)
-            .into_iter()
-            .flatten()
-            .map(|&i| &self.entries[i])
-            .find(|e| accepts(e))
+        if let Some(entry) =
+            self.by_alias.get(model).into_iter().flatten().map(|&i| &self.entries[i]).find(|e| accepts(e))
         {
             return Some(entry);
         }
@@ -330,22 +304,11 @@ fn entry_error(text: &str, origin: &str, source: serde_yaml::Error) -> RegistryE
         .and_then(|rest| rest.split_once(']'))
         .and_then(|(index, _)| index.parse::<usize>().ok());
     let Some(index) = index else {
-        return RegistryError::Syntax {
-            origin: origin.to_owned(),
-            source,
-        };
+        return RegistryError::Syntax { origin: origin.to_owned(), source };
     };
     let id = serde_yaml::from_str::<serde_yaml::Value>(text)
         .ok()
-        .and_then(|doc| {
-            Some(
-                doc.get("models")?
-                    .get(index)?
-                    .get("id")?
-                    .as_str()?
-                    .to_owned(),
-            )
-        });
+        .and_then(|doc| Some(doc.get("models")?.get(index)?.get("id")?.as_str()?.to_owned()));
     RegistryError::Entry {
         origin: origin.to_owned(),
         entry: match id {
@@ -357,9 +320,7 @@ fn entry_error(text: &str, origin: &str, source: serde_yaml::Error) -> RegistryE
 }
 
 /// Accepts `2026-01-01` (midnight UTC) or an RFC 3339 time.
-fn deserialize_effective_from<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<DateTime<Utc>, D::Error> {
+fn deserialize_effective_from<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
     let text = String::deserialize(deserializer)?;
     parse_effective_from(&text).ok_or_else(|| {
         serde::de::Error::custom(format!(

@@ -176,17 +176,12 @@ struct Compiled {
     regexes: Vec<Regex>,
 }
 
-#[allow(
-    clippy::expect_used,
-    reason = "the patterns are constants; unit tests compile every one of them"
-)]
+#[allow(clippy::expect_used, reason = "the patterns are constants; unit tests compile every one of them")]
 static COMPILED: LazyLock<Compiled> = LazyLock::new(|| {
     let patterns = DETECTORS.iter().map(|d| d.pattern);
     Compiled {
         set: RegexSet::new(patterns.clone()).expect("constant PII patterns compile"),
-        regexes: patterns
-            .map(|p| Regex::new(p).expect("constant PII pattern compiles"))
-            .collect(),
+        regexes: patterns.map(|p| Regex::new(p).expect("constant PII pattern compiles")).collect(),
     }
 });
 
@@ -198,9 +193,7 @@ pub struct Scrubber {
 
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compiled")
-            .field("detectors", &self.regexes.len())
-            .finish()
+        f.debug_struct("Compiled").field("detectors", &self.regexes.len()).finish()
     }
 }
 
@@ -213,9 +206,7 @@ impl Default for Scrubber {
 impl Scrubber {
     /// A scrubber with all detectors; the first one compiles the patterns.
     pub fn new() -> Self {
-        Self {
-            compiled: &COMPILED,
-        }
+        Self { compiled: &COMPILED }
     }
 
     /// The text with every PII span replaced by its placeholder; borrowed
@@ -261,8 +252,7 @@ impl Scrubber {
                 candidates.push((range, index));
             }
         }
-        candidates
-            .sort_by_key(|(range, index)| (range.start, std::cmp::Reverse(range.end), *index));
+        candidates.sort_by_key(|(range, index)| (range.start, std::cmp::Reverse(range.end), *index));
         let mut found: Vec<(PiiKind, Range<usize>)> = Vec::with_capacity(candidates.len());
         for (range, index) in candidates {
             if found.last().is_none_or(|(_, last)| range.start >= last.end) {
@@ -303,9 +293,7 @@ fn secret_value(value: &str) -> Option<usize> {
 fn token_like(token: &str) -> Option<usize> {
     let len = secret_value(token)?;
     let token = &token[..len];
-    let marked = token
-        .bytes()
-        .any(|b| b.is_ascii_digit() || b"-._~+/=".contains(&b));
+    let marked = token.bytes().any(|b| b.is_ascii_digit() || b"-._~+/=".contains(&b));
     (token.len() >= 20 || marked).then_some(len)
 }
 
@@ -361,11 +349,7 @@ fn iban_valid(text: &str) -> bool {
             b'A'..=b'Z' => u32::from(b - b'A') + 10,
             _ => return false,
         };
-        remainder = if value >= 10 {
-            (remainder * 100 + value) % 97
-        } else {
-            (remainder * 10 + value) % 97
-        };
+        remainder = if value >= 10 { (remainder * 100 + value) % 97 } else { (remainder * 10 + value) % 97 };
     }
     remainder == 1
 }
@@ -374,11 +358,7 @@ fn iban_valid(text: &str) -> bool {
 fn ssn(candidate: &str) -> Option<usize> {
     let mut parts = candidate.split('-');
     let (area, group, serial) = (parts.next()?, parts.next()?, parts.next()?);
-    let valid = area != "000"
-        && area != "666"
-        && !area.starts_with('9')
-        && group != "00"
-        && serial != "0000";
+    let valid = area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000";
     valid.then_some(candidate.len())
 }
 

@@ -225,10 +225,7 @@ const SEEDS: &[Seed] = &[
         id: "where2eat",
         team: "analytics",
         environment: "prod",
-        models: &[
-            ("openai", "gpt-4o-mini", 0.8),
-            ("anthropic", "claude-haiku-4-5", 0.2),
-        ],
+        models: &[("openai", "gpt-4o-mini", 0.8), ("anthropic", "claude-haiku-4-5", 0.2)],
         budget: 100.0,
         traffic: 1.6,
         input_median: 420.0,
@@ -306,10 +303,7 @@ const SEEDS: &[Seed] = &[
         id: "invoice-extractor",
         team: "finance-eng",
         environment: "prod",
-        models: &[
-            ("openai", "gpt-4o-mini", 0.65),
-            ("openai", EMBEDDINGS_MODEL, 0.35),
-        ],
+        models: &[("openai", "gpt-4o-mini", 0.65), ("openai", EMBEDDINGS_MODEL, 0.35)],
         budget: 40.0,
         traffic: 1.1,
         input_median: 1900.0,
@@ -328,10 +322,7 @@ const SEEDS: &[Seed] = &[
         id: "meeting-notes",
         team: "workplace",
         environment: "prod",
-        models: &[
-            ("anthropic", "claude-haiku-4-5", 0.7),
-            ("anthropic", "claude-sonnet-4-5", 0.3),
-        ],
+        models: &[("anthropic", "claude-haiku-4-5", 0.7), ("anthropic", "claude-sonnet-4-5", 0.3)],
         budget: 80.0,
         traffic: 0.9,
         input_median: 5200.0,
@@ -396,27 +387,16 @@ pub fn build_apps(count: usize) -> Vec<AppProfile> {
         .map(|index| {
             let seed = &SEEDS[index % SEEDS.len()];
             let generation = index / SEEDS.len();
-            let id = if generation == 0 {
-                seed.id.to_owned()
-            } else {
-                format!("{}-{}", seed.id, generation + 1)
-            };
+            let id = if generation == 0 { seed.id.to_owned() } else { format!("{}-{}", seed.id, generation + 1) };
             let total: f64 = seed.models.iter().map(|(_, _, w)| w).sum();
-            let operation = if seed.models.iter().any(|(p, _, _)| *p == "gcp.vertex_ai") {
-                "generate_content"
-            } else {
-                "chat"
-            };
+            let operation =
+                if seed.models.iter().any(|(p, _, _)| *p == "gcp.vertex_ai") { "generate_content" } else { "chat" };
             AppProfile {
                 prompt_id: format!("{}.main", seed.id),
                 id,
                 team: seed.team.to_owned(),
                 environment: seed.environment.to_owned(),
-                models: seed
-                    .models
-                    .iter()
-                    .map(|(p, m, _)| ((*p).to_owned(), (*m).to_owned()))
-                    .collect(),
+                models: seed.models.iter().map(|(p, m, _)| ((*p).to_owned(), (*m).to_owned())).collect(),
                 model_weights: seed.models.iter().map(|(_, _, w)| w / total).collect(),
                 prompt_versions: vec!["v1".to_owned(), "v2".to_owned()],
                 prompt_switch_at: seed.switch_at,
@@ -447,10 +427,8 @@ mod tests {
     fn catalog_covers_the_required_variety() {
         let apps = build_apps(6);
         assert_eq!(apps.len(), 6);
-        let models: std::collections::BTreeSet<_> = apps
-            .iter()
-            .flat_map(|a| a.models.iter().map(|(_, m)| m.clone()))
-            .collect();
+        let models: std::collections::BTreeSet<_> =
+            apps.iter().flat_map(|a| a.models.iter().map(|(_, m)| m.clone())).collect();
         assert!(models.len() >= 5, "{models:?}");
         assert!(apps.iter().any(|a| a.environment == "staging"));
         assert!(apps.iter().any(|a| a.model_swap_at.is_some()));
@@ -459,11 +437,7 @@ mod tests {
             let sum: f64 = app.model_weights.iter().sum();
             assert!((sum - 1.0).abs() < 1e-9);
             for (_, model) in &app.models {
-                assert_ne!(
-                    model_profile(model).snapshot,
-                    "unknown",
-                    "{model} not in catalog"
-                );
+                assert_ne!(model_profile(model).snapshot, "unknown", "{model} not in catalog");
             }
         }
     }

@@ -225,18 +225,9 @@ const KINDS: &[Kind] = &[
     },
 ];
 
-const FIRST_NAMES: &[&str] = &[
-    "jane", "omar", "li", "maria", "kofi", "anna", "raj", "sofia",
-];
-const LAST_NAMES: &[&str] = &[
-    "doe", "haddad", "chen", "garcia", "mensah", "novak", "patel", "rossi",
-];
-const DOMAINS: &[&str] = &[
-    "acme-corp.com",
-    "example.org",
-    "northwind.io",
-    "contoso.com",
-];
+const FIRST_NAMES: &[&str] = &["jane", "omar", "li", "maria", "kofi", "anna", "raj", "sofia"];
+const LAST_NAMES: &[&str] = &["doe", "haddad", "chen", "garcia", "mensah", "novak", "patel", "rossi"];
+const DOMAINS: &[&str] = &["acme-corp.com", "example.org", "northwind.io", "contoso.com"];
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 fn pick<'a, R: Rng + ?Sized>(rng: &mut R, items: &[&'a str]) -> &'a str {
@@ -296,18 +287,10 @@ fn push_pii<R: Rng + ?Sized>(rng: &mut R, out: &mut String) {
             );
         }
         1 => {
-            let _ = write!(
-                out,
-                " You can call me on +1 415-555-{:04}.",
-                rng.random_range(100..10_000u32)
-            );
+            let _ = write!(out, " You can call me on +1 415-555-{:04}.", rng.random_range(100..10_000u32));
         }
         2 => {
-            let _ = write!(
-                out,
-                " My corporate card is {} if a deposit is needed.",
-                luhn_card(rng)
-            );
+            let _ = write!(out, " My corporate card is {} if a deposit is needed.", luhn_card(rng));
         }
         _ => {
             out.push_str(" The script uses OPENAI_API_KEY=sk-proj-");
@@ -338,13 +321,7 @@ pub fn golden_input(content_kind: usize, case: usize) -> String {
 
 /// An answer of roughly `target_chars` characters assembled from the app's answer sentences.
 pub fn output<R: Rng + ?Sized>(rng: &mut R, content_kind: usize, target_chars: usize) -> String {
-    const TRANSITIONS: &[&str] = &[
-        "Also, ",
-        "In addition, ",
-        "Note: ",
-        "To add: ",
-        "One more point: ",
-    ];
+    const TRANSITIONS: &[&str] = &["Also, ", "In addition, ", "Note: ", "To add: ", "One more point: "];
     let kind = kind(content_kind);
     let answers = kind.answers;
     let mut out = String::with_capacity(target_chars + 160);
@@ -355,11 +332,7 @@ pub fn output<R: Rng + ?Sized>(rng: &mut R, content_kind: usize, target_chars: u
     let mut written = 0usize;
     while out.len() < target_chars {
         if !out.is_empty() {
-            out.push_str(if written.is_multiple_of(answers.len()) {
-                "\n\n"
-            } else {
-                " "
-            });
+            out.push_str(if written.is_multiple_of(answers.len()) { "\n\n" } else { " " });
         }
         if written >= answers.len() && written.is_multiple_of(answers.len()) {
             out.push_str(pick(rng, TRANSITIONS));
@@ -373,12 +346,7 @@ pub fn output<R: Rng + ?Sized>(rng: &mut R, content_kind: usize, target_chars: u
 
 /// A golden-case answer: identical across replays with the same prompt version
 /// and response model, except for an occasional near-identical variant.
-pub fn golden_output<R: Rng + ?Sized>(
-    rng: &mut R,
-    content_kind: usize,
-    case_key: &str,
-    target_chars: usize,
-) -> String {
+pub fn golden_output<R: Rng + ?Sized>(rng: &mut R, content_kind: usize, case_key: &str, target_chars: usize) -> String {
     let seed = blake3::hash(case_key.as_bytes());
     let mut bytes = [0u8; 32];
     bytes.copy_from_slice(seed.as_bytes());
@@ -401,13 +369,7 @@ mod tests {
             .iter()
             .rev()
             .enumerate()
-            .map(|(i, &d)| {
-                if i % 2 == 1 {
-                    if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
-                } else {
-                    d
-                }
-            })
+            .map(|(i, &d)| if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d })
             .sum();
         sum.is_multiple_of(10)
     }
@@ -428,10 +390,7 @@ mod tests {
         let with_pii = (0..2000)
             .filter(|_| {
                 let text = input(&mut rng, 1, 0.5);
-                text.contains('@')
-                    || text.contains("+1 415")
-                    || text.contains("sk-proj-")
-                    || text.contains("card")
+                text.contains('@') || text.contains("+1 415") || text.contains("sk-proj-") || text.contains("card")
             })
             .count();
         assert!((800..1200).contains(&with_pii), "{with_pii}");
@@ -441,15 +400,10 @@ mod tests {
     #[test]
     fn golden_outputs_repeat_for_the_same_key() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let texts: Vec<String> = (0..50)
-            .map(|_| golden_output(&mut rng, 2, "gc-x-1|v1|m", 300))
-            .collect();
+        let texts: Vec<String> = (0..50).map(|_| golden_output(&mut rng, 2, "gc-x-1|v1|m", 300)).collect();
         let base = texts.iter().filter(|t| **t == texts[0]).count();
         assert!(base > 25, "{base}");
-        assert_ne!(
-            golden_output(&mut rng, 2, "gc-x-1|v2|m", 300),
-            golden_output(&mut rng, 2, "gc-x-1|v1|m", 300)
-        );
+        assert_ne!(golden_output(&mut rng, 2, "gc-x-1|v2|m", 300), golden_output(&mut rng, 2, "gc-x-1|v1|m", 300));
         assert_eq!(golden_input(3, 5), golden_input(3, 5));
         assert_ne!(golden_input(3, 5), golden_input(3, 6));
     }

@@ -88,11 +88,7 @@ impl<'a> InferenceJson<'a> {
             reported_cost_usd: e.reported_cost_usd,
             latency_ms: e.latency_ms.map(round_micros),
             ttft_ms: e.ttft_ms.map(round_micros),
-            status: if e.status == CallStatus::Error {
-                "error"
-            } else {
-                "ok"
-            },
+            status: if e.status == CallStatus::Error { "error" } else { "ok" },
             error_type: e.error_type.as_deref(),
             finish_reason: e.finish_reason.as_deref(),
             response_id: e.response_id.as_deref(),
@@ -172,10 +168,6 @@ pub fn message(record: &FleetRecord) -> WireMessage {
         // Structs of strings and numbers always serialise.
         payload: payload.unwrap_or_default(),
         key: Some(app.as_bytes().to_vec()),
-        truth: MessageTruth {
-            app: Some(app.clone()),
-            rows,
-            malformed: false,
-        },
+        truth: MessageTruth { app: Some(app.clone()), rows, malformed: false },
     }
 }

@@ -15,9 +15,7 @@ use driftwatch_lake::model::{CallStatus, FeedbackEvent, InferenceEvent, UnixNano
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue,
-};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -35,11 +33,7 @@ pub const SCOPE_NAME: &str = "opentelemetry.instrumentation.genai";
 const SCOPE_VERSION: &str = "0.4b0";
 
 fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..KeyValue::default()
-    }
+    KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(value) }), ..KeyValue::default() }
 }
 
 fn kv_str(key: &str, value: &str) -> KeyValue {
@@ -66,10 +60,7 @@ pub fn hex_bytes(hex: &str) -> Vec<u8> {
         b'A'..=b'F' => c - b'A' + 10,
         _ => 0,
     };
-    hex.as_bytes()
-        .chunks(2)
-        .map(|p| (nibble(p[0]) << 4) | p.get(1).map_or(0, |&c| nibble(c)))
-        .collect()
+    hex.as_bytes().chunks(2).map(|p| (nibble(p[0]) << 4) | p.get(1).map_or(0, |&c| nibble(c))).collect()
 }
 
 fn nanos(time: UnixNanos) -> u64 {
@@ -78,8 +69,7 @@ fn nanos(time: UnixNanos) -> u64 {
 
 /// `gen_ai.input.messages`: the semconv message list as a JSON string.
 fn input_messages(text: &str) -> String {
-    serde_json::json!([{ "role": "user", "parts": [{ "type": "text", "content": text }] }])
-        .to_string()
+    serde_json::json!([{ "role": "user", "parts": [{ "type": "text", "content": text }] }]).to_string()
 }
 
 /// `gen_ai.output.messages`: the semconv message list as a JSON string.
@@ -97,86 +87,44 @@ pub fn span(e: &InferenceEvent) -> Span {
     let mut attrs = Vec::with_capacity(20);
     attrs.push(kv_str("gen_ai.operation.name", &e.operation));
     push_opt_str(&mut attrs, "gen_ai.provider.name", e.provider.as_deref());
-    push_opt_str(
-        &mut attrs,
-        "gen_ai.request.model",
-        e.request_model.as_deref(),
-    );
-    push_opt_str(
-        &mut attrs,
-        "gen_ai.response.model",
-        e.response_model.as_deref(),
-    );
+    push_opt_str(&mut attrs, "gen_ai.request.model", e.request_model.as_deref());
+    push_opt_str(&mut attrs, "gen_ai.response.model", e.response_model.as_deref());
     push_opt_str(&mut attrs, "gen_ai.response.id", e.response_id.as_deref());
     push_opt_int(&mut attrs, "gen_ai.usage.input_tokens", e.input_tokens);
     push_opt_int(&mut attrs, "gen_ai.usage.output_tokens", e.output_tokens);
-    push_opt_int(
-        &mut attrs,
-        "gen_ai.usage.cache_read.input_tokens",
-        e.cache_read_tokens,
-    );
-    push_opt_int(
-        &mut attrs,
-        "gen_ai.usage.reasoning.output_tokens",
-        e.reasoning_tokens,
-    );
+    push_opt_int(&mut attrs, "gen_ai.usage.cache_read.input_tokens", e.cache_read_tokens);
+    push_opt_int(&mut attrs, "gen_ai.usage.reasoning.output_tokens", e.reasoning_tokens);
     if let Some(cost) = e.reported_cost_usd {
         attrs.push(kv("gen_ai.usage.cost", Value::DoubleValue(cost)));
     }
     if let Some(ttft) = e.ttft_ms {
-        attrs.push(kv(
-            "gen_ai.response.time_to_first_chunk",
-            Value::DoubleValue(ttft / 1e3),
-        ));
+        attrs.push(kv("gen_ai.response.time_to_first_chunk", Value::DoubleValue(ttft / 1e3)));
     }
     if let Some(finish) = &e.finish_reason {
-        let values = vec![AnyValue {
-            value: Some(Value::StringValue(finish.clone())),
-        }];
-        attrs.push(kv(
-            "gen_ai.response.finish_reasons",
-            Value::ArrayValue(ArrayValue { values }),
-        ));
+        let values = vec![AnyValue { value: Some(Value::StringValue(finish.clone())) }];
+        attrs.push(kv("gen_ai.response.finish_reasons", Value::ArrayValue(ArrayValue { values })));
     }
     push_opt_str(&mut attrs, "error.type", e.error_type.as_deref());
     if let Some(input) = &e.input_content {
-        attrs.push(kv(
-            "gen_ai.input.messages",
-            Value::StringValue(input_messages(input)),
-        ));
+        attrs.push(kv("gen_ai.input.messages", Value::StringValue(input_messages(input))));
     }
     if let Some(output) = &e.output_content {
         let messages = output_messages(output, e.finish_reason.as_deref());
         attrs.push(kv("gen_ai.output.messages", Value::StringValue(messages)));
     }
     push_opt_str(&mut attrs, "driftwatch.prompt.id", e.prompt_id.as_deref());
-    push_opt_str(
-        &mut attrs,
-        "driftwatch.prompt.version",
-        e.prompt_version.as_deref(),
-    );
-    push_opt_str(
-        &mut attrs,
-        "driftwatch.golden.case",
-        e.golden_case.as_deref(),
-    );
+    push_opt_str(&mut attrs, "driftwatch.prompt.version", e.prompt_version.as_deref());
+    push_opt_str(&mut attrs, "driftwatch.golden.case", e.golden_case.as_deref());
 
     let status = if e.status == CallStatus::Error {
-        Status {
-            message: e.error_type.clone().unwrap_or_default(),
-            code: StatusCode::Error as i32,
-        }
+        Status { message: e.error_type.clone().unwrap_or_default(), code: StatusCode::Error as i32 }
     } else {
         Status::default()
     };
     Span {
         trace_id: e.trace_id.as_deref().map(hex_bytes).unwrap_or_default(),
         span_id: e.span_id.as_deref().map(hex_bytes).unwrap_or_default(),
-        name: format!(
-            "{} {}",
-            e.operation,
-            e.request_model.as_deref().unwrap_or_default()
-        ),
+        name: format!("{} {}", e.operation, e.request_model.as_deref().unwrap_or_default()),
         kind: SpanKind::Client as i32,
         // Sampled, per W3C trace flags.
         flags: 1,
@@ -193,16 +141,9 @@ pub fn log_record(f: &FeedbackEvent) -> LogRecord {
     let mut attrs = Vec::with_capacity(4);
     attrs.push(kv_str("gen_ai.evaluation.name", &f.name));
     if let Some(score) = f.score_value {
-        attrs.push(kv(
-            "gen_ai.evaluation.score.value",
-            Value::DoubleValue(score),
-        ));
+        attrs.push(kv("gen_ai.evaluation.score.value", Value::DoubleValue(score)));
     }
-    push_opt_str(
-        &mut attrs,
-        "gen_ai.evaluation.score.label",
-        f.score_label.as_deref(),
-    );
+    push_opt_str(&mut attrs, "gen_ai.evaluation.score.label", f.score_label.as_deref());
     push_opt_str(&mut attrs, "gen_ai.response.id", f.response_id.as_deref());
     LogRecord {
         time_unix_nano: nanos(f.time),
@@ -224,45 +165,26 @@ pub fn resource(app: &str, environment: Option<&str>) -> Resource {
     push_opt_str(&mut attributes, "deployment.environment.name", environment);
     attributes.push(kv_str("telemetry.sdk.language", "python"));
     attributes.push(kv_str("telemetry.sdk.name", "opentelemetry"));
-    Resource {
-        attributes,
-        ..Resource::default()
-    }
+    Resource { attributes, ..Resource::default() }
 }
 
 fn scope() -> InstrumentationScope {
-    InstrumentationScope {
-        name: SCOPE_NAME.to_owned(),
-        version: SCOPE_VERSION.to_owned(),
-        ..Default::default()
-    }
+    InstrumentationScope { name: SCOPE_NAME.to_owned(), version: SCOPE_VERSION.to_owned(), ..Default::default() }
 }
 
 /// A traces request holding `spans` of one app.
-pub fn trace_request(
-    app: &str,
-    environment: Option<&str>,
-    spans: Vec<Span>,
-) -> ExportTraceServiceRequest {
+pub fn trace_request(app: &str, environment: Option<&str>, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(resource(app, environment)),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(scope()),
-                spans,
-                schema_url: SCHEMA_URL.to_owned(),
-            }],
+            scope_spans: vec![ScopeSpans { scope: Some(scope()), spans, schema_url: SCHEMA_URL.to_owned() }],
             schema_url: SCHEMA_URL.to_owned(),
         }],
     }
 }
 
 /// A logs request holding `records` of one app.
-pub fn logs_request(
-    app: &str,
-    environment: Option<&str>,
-    records: Vec<LogRecord>,
-) -> ExportLogsServiceRequest {
+pub fn logs_request(app: &str, environment: Option<&str>, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(resource(app, environment)),
@@ -332,13 +254,7 @@ pub struct Batcher {
 
 impl Batcher {
     /// Adds a record to its app's batch and emits the batch when full.
-    pub fn push(
-        &mut self,
-        record: &FleetRecord,
-        limit: usize,
-        json: bool,
-        out: &mut Vec<WireMessage>,
-    ) {
+    pub fn push(&mut self, record: &FleetRecord, limit: usize, json: bool, out: &mut Vec<WireMessage>) {
         match record {
             FleetRecord::Inference(e) | FleetRecord::Retry(e) => {
                 let Some(batch) = self.batch(&e.app, e.environment.as_deref()) else {
@@ -348,9 +264,7 @@ impl Batcher {
                     batch.spans_since = e.time;
                 }
                 batch.spans.push(span(e));
-                batch
-                    .span_truth
-                    .add_inference(e, matches!(record, FleetRecord::Inference(_)));
+                batch.span_truth.add_inference(e, matches!(record, FleetRecord::Inference(_)));
                 if batch.spans.len() >= limit {
                     flush_spans(&e.app, batch, json, out);
                 }
@@ -374,10 +288,7 @@ impl Batcher {
     /// The app's batch, created on first use; looked up by `&str` so the hot path does not allocate.
     fn batch(&mut self, app: &str, environment: Option<&str>) -> Option<&mut Batch> {
         if !self.batches.contains_key(app) {
-            let batch = Batch {
-                environment: environment.map(str::to_owned),
-                ..Batch::default()
-            };
+            let batch = Batch { environment: environment.map(str::to_owned), ..Batch::default() };
             self.batches.insert(app.to_owned(), batch);
         }
         self.batches.get_mut(app)
@@ -409,11 +320,7 @@ impl Batcher {
 }
 
 fn flush_spans(app: &str, batch: &mut Batch, json: bool, out: &mut Vec<WireMessage>) {
-    let request = trace_request(
-        app,
-        batch.environment.as_deref(),
-        std::mem::take(&mut batch.spans),
-    );
+    let request = trace_request(app, batch.environment.as_deref(), std::mem::take(&mut batch.spans));
     out.push(WireMessage {
         stream: Stream::Spans,
         payload: encode(&request, json),
@@ -427,19 +334,11 @@ fn flush_spans(app: &str, batch: &mut Batch, json: bool, out: &mut Vec<WireMessa
 }
 
 fn flush_logs(app: &str, batch: &mut Batch, json: bool, out: &mut Vec<WireMessage>) {
-    let request = logs_request(
-        app,
-        batch.environment.as_deref(),
-        std::mem::take(&mut batch.logs),
-    );
+    let request = logs_request(app, batch.environment.as_deref(), std::mem::take(&mut batch.logs));
     out.push(WireMessage {
         stream: Stream::Logs,
         payload: encode(&request, json),
         key: Some(app.as_bytes().to_vec()),
-        truth: MessageTruth {
-            app: Some(app.to_owned()),
-            rows: std::mem::take(&mut batch.log_truth),
-            malformed: false,
-        },
+        truth: MessageTruth { app: Some(app.to_owned()), rows: std::mem::take(&mut batch.log_truth), malformed: false },
     });
 }

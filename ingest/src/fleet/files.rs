@@ -179,6 +179,6 @@ pub fn write_fleet_files(
         writer.flush()?;
         files.push((dir.join(name), format));
     }
-    files.sort();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(FleetFiles { files, truth })
 }

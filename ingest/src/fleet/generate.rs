@@ -58,16 +58,8 @@ impl Fleet {
                 acc
             })
             .collect();
-        let models = apps
-            .iter()
-            .map(|a| a.models.iter().map(|(_, m)| model_profile(m)).collect())
-            .collect();
-        Self {
-            config,
-            apps,
-            app_cdf,
-            models,
-        }
+        let models = apps.iter().map(|a| a.models.iter().map(|(_, m)| model_profile(m)).collect()).collect();
+        Self { config, apps, app_cdf, models }
     }
 
     /// The apps of the fleet, in catalog order.
@@ -160,8 +152,7 @@ fn lognormal<R: Rng + ?Sized>(rng: &mut R, median: f64, sigma: f64) -> f64 {
 /// Integral of the diurnal rate from 0 to `t` seconds.
 fn diurnal_cdf(t: f64) -> f64 {
     let w = std::f64::consts::TAU / DAY_SECS;
-    t + DIURNAL_AMPLITUDE / w
-        * ((-DIURNAL_PHASE_SECS * w).cos() - ((t - DIURNAL_PHASE_SECS) * w).cos())
+    t + DIURNAL_AMPLITUDE / w * ((-DIURNAL_PHASE_SECS * w).cos() - ((t - DIURNAL_PHASE_SECS) * w).cos())
 }
 
 /// Seconds into the period where the diurnal CDF reaches `target` (Newton, derivative >= 1 - amplitude).
@@ -206,11 +197,7 @@ fn keyed_rng(key: &str) -> ChaCha8Rng {
 impl Records<'_> {
     fn push_pending(&mut self, emit: UnixNanos, record: FleetRecord) {
         self.seq += 1;
-        self.pending.push(Reverse(Pending {
-            emit,
-            seq: self.seq,
-            record,
-        }));
+        self.pending.push(Reverse(Pending { emit, seq: self.seq, record }));
     }
 
     fn draw_next(&mut self) {
@@ -226,11 +213,7 @@ impl Records<'_> {
         let fraction = offset / duration;
 
         let pick: f64 = self.rng.random();
-        let app_index = fleet
-            .app_cdf
-            .iter()
-            .position(|&c| pick < c)
-            .unwrap_or(fleet.apps.len() - 1);
+        let app_index = fleet.app_cdf.iter().position(|&c| pick < c).unwrap_or(fleet.apps.len() - 1);
         let event = self.draw_inference(app_index, time, fraction);
 
         if !event.status.is_error()
@@ -257,12 +240,7 @@ impl Records<'_> {
         }
     }
 
-    fn draw_inference(
-        &mut self,
-        app_index: usize,
-        time: UnixNanos,
-        fraction: f64,
-    ) -> InferenceEvent {
+    fn draw_inference(&mut self, app_index: usize, time: UnixNanos, fraction: f64) -> InferenceEvent {
         let fleet = self.fleet;
         let app = &fleet.apps[app_index];
         let rng = &mut self.rng;
@@ -280,11 +258,7 @@ impl Records<'_> {
         let profile = fleet.models[app_index][model_index];
         let embeddings = request_model == EMBEDDINGS_MODEL;
         let swapped = app.model_swap_at.is_some_and(|at| fraction >= at);
-        let response_model = if swapped {
-            profile.swapped_snapshot
-        } else {
-            profile.snapshot
-        };
+        let response_model = if swapped { profile.swapped_snapshot } else { profile.snapshot };
         let version_index = usize::from(fraction >= app.prompt_switch_at);
         let prompt_version = &app.prompt_versions[version_index.min(app.prompt_versions.len() - 1)];
 
@@ -294,8 +268,7 @@ impl Records<'_> {
         event_id.push_str(&trace_id);
         event_id.push_str(&span_id);
 
-        let golden = (!embeddings && rng.random_bool(GOLDEN_RATE))
-            .then(|| rng.random_range(0..content::GOLDEN_CASES));
+        let golden = (!embeddings && rng.random_bool(GOLDEN_RATE)).then(|| rng.random_range(0..content::GOLDEN_CASES));
         let golden_case = golden.map(|n| format!("gc-{}-{n}", app.id));
         let input_text = match golden {
             Some(n) => content::golden_input(app.content_kind, n),
@@ -310,11 +283,7 @@ impl Records<'_> {
             app: app.id.clone(),
             environment: Some(app.environment.clone()),
             provider: Some(provider.clone()),
-            operation: if embeddings {
-                "embeddings".to_owned()
-            } else {
-                app.operation.clone()
-            },
+            operation: if embeddings { "embeddings".to_owned() } else { app.operation.clone() },
             request_model: Some(request_model.clone()),
             response_model: Some(response_model.to_owned()),
             prompt_id: Some(app.prompt_id.clone()),
@@ -327,10 +296,7 @@ impl Records<'_> {
         if rng.random_bool(app.error_rate.clamp(0.0, 1.0)) {
             let (error_type, latency_s) = match rng.random_range(0..10u8) {
                 0..=4 => ("rate_limit_exceeded", rng.random_range(0.05..0.4)),
-                5..=6 => (
-                    "timeout",
-                    if rng.random_bool(0.7) { 30.0 } else { 60.0 } + rng.random_range(0.0..0.2),
-                ),
+                5..=6 => ("timeout", if rng.random_bool(0.7) { 30.0 } else { 60.0 } + rng.random_range(0.0..0.2)),
                 7..=8 => ("server_error", lognormal(rng, 1.5, 0.6)),
                 _ => ("content_filter", lognormal(rng, 0.5, 0.3)),
             };
@@ -359,22 +325,13 @@ impl Records<'_> {
             let latency_s = lognormal(rng, 0.4 * (1.0 + input_tokens as f64 / 8000.0), 0.35);
             event.latency_ms = Some(latency_s * 1e3);
             event.start_time = time - secs_to_nanos(latency_s);
-            event.reported_cost_usd = app
-                .reports_cost
-                .then(|| profile.cost_usd(input_tokens, 0, 0));
+            event.reported_cost_usd = app.reports_cost.then(|| profile.cost_usd(input_tokens, 0, 0));
             event.input_content = Some(input_text);
             return event;
         }
 
-        let median_out = app
-            .output_tokens_median
-            .get(version_index)
-            .copied()
-            .unwrap_or(200.0);
-        let golden_key = event
-            .golden_case
-            .as_ref()
-            .map(|case| format!("{case}|{prompt_version}|{response_model}"));
+        let median_out = app.output_tokens_median.get(version_index).copied().unwrap_or(200.0);
+        let golden_key = event.golden_case.as_ref().map(|case| format!("{case}|{prompt_version}|{response_model}"));
         let drawn = match &golden_key {
             Some(key) => lognormal(&mut keyed_rng(key), median_out, 0.5),
             None => lognormal(rng, median_out, 0.5),
@@ -391,9 +348,7 @@ impl Records<'_> {
             visible = 12;
             finish = "content_filter";
         }
-        let reasoning = profile
-            .reasoning_median
-            .map(|m| lognormal(rng, m, 0.6).round() as i64);
+        let reasoning = profile.reasoning_median.map(|m| lognormal(rng, m, 0.6).round() as i64);
         event.reasoning_tokens = reasoning;
         let output_tokens = visible + reasoning.unwrap_or(0);
         event.output_tokens = Some(output_tokens);
@@ -415,21 +370,11 @@ impl Records<'_> {
         event.response_id = profile.response_id_prefix.map(|prefix| {
             let mut id = String::with_capacity(prefix.len() + 29);
             id.push_str(prefix);
-            content::push_alnum(
-                rng,
-                if prefix.is_empty() {
-                    22
-                } else {
-                    29 - prefix.len().min(20)
-                },
-                &mut id,
-            );
+            content::push_alnum(rng, if prefix.is_empty() { 22 } else { 29 - prefix.len().min(20) }, &mut id);
             id
         });
         let cached = event.cache_read_tokens.unwrap_or(0);
-        event.reported_cost_usd = app
-            .reports_cost
-            .then(|| profile.cost_usd(input_tokens, cached, output_tokens));
+        event.reported_cost_usd = app.reports_cost.then(|| profile.cost_usd(input_tokens, cached, output_tokens));
 
         let target_chars = (visible as usize * 4).min(8000);
         let output_text = match finish {
@@ -449,43 +394,20 @@ impl Records<'_> {
         event
     }
 
-    fn draw_feedback(
-        &mut self,
-        app: &AppProfile,
-        event: &InferenceEvent,
-        fraction: f64,
-    ) -> FeedbackEvent {
+    fn draw_feedback(&mut self, app: &AppProfile, event: &InferenceEvent, fraction: f64) -> FeedbackEvent {
         let rng = &mut self.rng;
         let evaluation = rng.random_bool(EVAL_SHARE);
         let swapped = app.model_swap_at.is_some_and(|at| fraction >= at);
         let (name, score, label, delay_s) = if evaluation {
-            let rate = if swapped {
-                app.hallucination_rate.1
-            } else {
-                app.hallucination_rate.0
-            };
+            let rate = if swapped { app.hallucination_rate.1 } else { app.hallucination_rate.0 };
             let flagged = rng.random_bool(rate.clamp(0.0, 1.0));
-            let score = if flagged {
-                rng.random_range(0.6..1.0)
-            } else {
-                rng.random_range(0.0..0.35)
-            };
+            let score = if flagged { rng.random_range(0.6..1.0) } else { rng.random_range(0.0..0.35) };
             let label = if flagged { "hallucinated" } else { "grounded" };
-            (
-                "hallucination",
-                (score * 1000.0_f64).round() / 1000.0,
-                label,
-                lognormal(rng, 120.0, 0.6),
-            )
+            ("hallucination", (score * 1000.0_f64).round() / 1000.0, label, lognormal(rng, 120.0, 0.6))
         } else {
             let down = rng.random_bool(app.thumbs_down_rate.clamp(0.0, 1.0));
             let (score, label) = if down { (0.0, "down") } else { (1.0, "up") };
-            (
-                "user_thumbs",
-                score,
-                label,
-                lognormal(rng, 45.0, 0.9).max(2.0),
-            )
+            ("user_thumbs", score, label, lognormal(rng, 45.0, 0.9).max(2.0))
         };
         let mut feedback_id = String::with_capacity(35);
         feedback_id.push_str("fb-");

@@ -102,11 +102,7 @@ pub fn message(format: WireFormat, seq: usize, rng: &mut (impl Rng + ?Sized)) ->
         stream,
         payload,
         key: None,
-        truth: MessageTruth {
-            app: None,
-            rows: Default::default(),
-            malformed: true,
-        },
+        truth: MessageTruth { app: None, rows: Default::default(), malformed: true },
     }
 }
 
@@ -126,9 +122,7 @@ fn json_event(kind: Kind, rng: &mut (impl Rng + ?Sized)) -> Vec<u8> {
         Kind::RandomBytes => return garbage(rng),
         Kind::Empty => return Vec::new(),
         Kind::JsonArray => {
-            return serde_json::Value::Array(vec![value])
-                .to_string()
-                .into_bytes();
+            return serde_json::Value::Array(vec![value]).to_string().into_bytes();
         }
     }
     value.to_string().into_bytes()
@@ -153,15 +147,10 @@ fn otlp(kind: Kind, json: bool, rng: &mut (impl Rng + ?Sized)) -> Vec<u8> {
                 let request = trace_request(APP, Some("prod"), vec![s]);
                 let mut value = serde_json::to_value(&request).unwrap_or_default();
                 compact(&mut value);
-                value["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["startTimeUnixNano"] =
-                    "yesterday".into();
+                value["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["startTimeUnixNano"] = "yesterday".into();
                 return value.to_string().into_bytes();
             }
-            set_int(
-                &mut s,
-                "gen_ai.usage.input_tokens",
-                Value::StringValue("eighteen hundred".to_owned()),
-            );
+            set_int(&mut s, "gen_ai.usage.input_tokens", Value::StringValue("eighteen hundred".to_owned()));
         }
         Kind::NegativeTokens => {
             set_int(&mut s, "gen_ai.usage.output_tokens", Value::IntValue(-210));
@@ -177,8 +166,7 @@ fn otlp(kind: Kind, json: bool, rng: &mut (impl Rng + ?Sized)) -> Vec<u8> {
                 let mut value = serde_json::to_value(&request).unwrap_or_default();
                 compact(&mut value);
                 let end = format!("{YEAR_3000_SECS}000000000");
-                value["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["endTimeUnixNano"] =
-                    end.into();
+                value["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["endTimeUnixNano"] = end.into();
                 return value.to_string().into_bytes();
             }
             s.start_time_unix_nano = u64::MAX - 1_000_000_000;
@@ -190,9 +178,7 @@ fn otlp(kind: Kind, json: bool, rng: &mut (impl Rng + ?Sized)) -> Vec<u8> {
             let request = trace_request(APP, Some("prod"), vec![s]);
             let mut value = serde_json::to_value(&request).unwrap_or_default();
             compact(&mut value);
-            return serde_json::Value::Array(vec![value])
-                .to_string()
-                .into_bytes();
+            return serde_json::Value::Array(vec![value]).to_string().into_bytes();
         }
     }
     encode(&trace_request(APP, Some("prod"), vec![s]), json)

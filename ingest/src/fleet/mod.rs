@@ -149,12 +149,7 @@ pub struct Encoder {
 
 impl Encoder {
     /// An encoder for `format`; `seed` drives the malformed-message dice.
-    pub fn new(
-        format: WireFormat,
-        spans_per_message: usize,
-        malformed_ratio: f64,
-        seed: u64,
-    ) -> Self {
+    pub fn new(format: WireFormat, spans_per_message: usize, malformed_ratio: f64, seed: u64) -> Self {
         let ratio = malformed_ratio.clamp(0.0, 0.9);
         Self {
             format,
@@ -180,8 +175,7 @@ impl Encoder {
                 self.clock = self.clock.max(time);
                 let json = self.format == WireFormat::OtlpJson;
                 self.batches.push(record, self.spans_per_message, json, out);
-                self.batches
-                    .flush_older_than(self.clock - BATCH_TIMEOUT_NANOS, json, out);
+                self.batches.flush_older_than(self.clock - BATCH_TIMEOUT_NANOS, json, out);
             }
         }
         self.inject_malformed(start, out);
@@ -190,8 +184,7 @@ impl Encoder {
     /// Flushes every open batch.
     pub fn finish(&mut self, out: &mut Vec<WireMessage>) {
         let start = out.len();
-        self.batches
-            .flush_all(self.format == WireFormat::OtlpJson, out);
+        self.batches.flush_all(self.format == WireFormat::OtlpJson, out);
         self.inject_malformed(start, out);
     }
 
@@ -203,11 +196,7 @@ impl Encoder {
         let good = out.len() - start;
         for _ in 0..good {
             if self.rng.random_bool(self.malformed_after.min(1.0)) {
-                out.push(malformed::message(
-                    self.format,
-                    self.malformed_seq,
-                    &mut self.rng,
-                ));
+                out.push(malformed::message(self.format, self.malformed_seq, &mut self.rng));
                 self.malformed_seq += 1;
             }
         }

@@ -12,11 +12,7 @@ use super::*;
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn small(seed: u64) -> FleetConfig {
-    FleetConfig {
-        seed,
-        inferences: 3_000,
-        ..FleetConfig::default()
-    }
+    FleetConfig { seed, inferences: 3_000, ..FleetConfig::default() }
 }
 
 fn encode_all(fleet: &Fleet, format: WireFormat, malformed: f64) -> Vec<WireMessage> {
@@ -30,19 +26,12 @@ fn encode_all(fleet: &Fleet, format: WireFormat, malformed: f64) -> Vec<WireMess
 }
 
 fn payload_bytes(messages: &[WireMessage]) -> Vec<u8> {
-    messages
-        .iter()
-        .flat_map(|m| m.payload.iter().copied().chain([b'\n']))
-        .collect()
+    messages.iter().flat_map(|m| m.payload.iter().copied().chain([b'\n'])).collect()
 }
 
 #[test]
 fn same_seed_gives_identical_bytes_and_other_seeds_differ() {
-    for format in [
-        WireFormat::JsonEvents,
-        WireFormat::OtlpJson,
-        WireFormat::OtlpProto,
-    ] {
+    for format in [WireFormat::JsonEvents, WireFormat::OtlpJson, WireFormat::OtlpProto] {
         let a = payload_bytes(&encode_all(&Fleet::new(small(7)), format, 0.01));
         let b = payload_bytes(&encode_all(&Fleet::new(small(7)), format, 0.01));
         let c = payload_bytes(&encode_all(&Fleet::new(small(8)), format, 0.01));
@@ -53,17 +42,9 @@ fn same_seed_gives_identical_bytes_and_other_seeds_differ() {
 
 #[test]
 fn records_cover_apps_models_versions_and_scenarios() {
-    let fleet = Fleet::new(FleetConfig {
-        inferences: 20_000,
-        ..FleetConfig::default()
-    });
-    let (mut apps, mut models, mut versions, mut errors, mut finishes) = (
-        BTreeSet::new(),
-        BTreeSet::new(),
-        BTreeSet::new(),
-        BTreeMap::new(),
-        BTreeSet::new(),
-    );
+    let fleet = Fleet::new(FleetConfig { inferences: 20_000, ..FleetConfig::default() });
+    let (mut apps, mut models, mut versions, mut errors, mut finishes) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeMap::new(), BTreeSet::new());
     let mut snapshots: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let (mut inferences, mut feedback, mut golden, mut ttft, mut reasoning, mut cached, mut pii) =
         (0, 0, 0, 0, 0, 0, 0);
@@ -81,10 +62,7 @@ fn records_cover_apps_models_versions_and_scenarios() {
                 if let Some(f) = &e.finish_reason {
                     finishes.insert(f.clone());
                 }
-                snapshots
-                    .entry(e.app.clone())
-                    .or_default()
-                    .insert(e.response_model.clone().unwrap_or_default());
+                snapshots.entry(e.app.clone()).or_default().insert(e.response_model.clone().unwrap_or_default());
                 golden += usize::from(e.golden_case.is_some());
                 ttft += usize::from(e.ttft_ms.is_some());
                 reasoning += usize::from(e.reasoning_tokens.is_some());
@@ -97,33 +75,21 @@ fn records_cover_apps_models_versions_and_scenarios() {
         }
     }
     assert_eq!(inferences, 20_000);
-    assert!(
-        apps.len() >= 5 && models.len() >= 3 && versions.len() >= 2,
-        "{apps:?} {models:?} {versions:?}"
-    );
+    assert!(apps.len() >= 5 && models.len() >= 3 && versions.len() >= 2, "{apps:?} {models:?} {versions:?}");
     assert!(errors.len() == 4, "{errors:?}");
     let error_total: u32 = errors.values().sum();
-    assert!(
-        (200..=600).contains(&error_total),
-        "error rate off: {error_total}"
-    );
+    assert!((200..=600).contains(&error_total), "error rate off: {error_total}");
     for reason in ["stop", "length", "tool_calls"] {
         assert!(finishes.contains(reason), "{finishes:?}");
     }
-    assert!(
-        snapshots.values().any(|s| s.len() == 2),
-        "one app swaps its response model: {snapshots:?}"
-    );
+    assert!(snapshots.values().any(|s| s.len() == 2), "one app swaps its response model: {snapshots:?}");
     assert!((2_000..3_200).contains(&feedback), "{feedback}");
     assert!(golden > 400 && ttft > 5_000 && reasoning > 500 && cached > 1_000 && pii > 100);
 }
 
 #[test]
 fn truth_matches_the_records_in_every_format() -> TestResult {
-    let config = FleetConfig {
-        duplicate_ratio: 0.02,
-        ..small(11)
-    };
+    let config = FleetConfig { duplicate_ratio: 0.02, ..small(11) };
     let fleet = Fleet::new(config);
     let (mut inferences, mut retries, mut feedback) = (0u64, 0u64, 0u64);
     for record in fleet.records() {
@@ -135,11 +101,7 @@ fn truth_matches_the_records_in_every_format() -> TestResult {
     }
     assert!(retries > 20, "{retries}");
     let mut totals = Vec::new();
-    for format in [
-        WireFormat::JsonEvents,
-        WireFormat::OtlpJson,
-        WireFormat::OtlpProto,
-    ] {
+    for format in [WireFormat::JsonEvents, WireFormat::OtlpJson, WireFormat::OtlpProto] {
         let mut truth = Truth::default();
         let messages = encode_all(&fleet, format, 0.0);
         messages.iter().for_each(|m| truth.observe(m));
@@ -154,10 +116,7 @@ fn truth_matches_the_records_in_every_format() -> TestResult {
         assert!(truth.table().contains("TOTAL"));
         totals.push(total);
     }
-    assert!(
-        totals.windows(2).all(|w| w[0] == w[1]),
-        "formats disagree: {totals:?}"
-    );
+    assert!(totals.windows(2).all(|w| w[0] == w[1]), "formats disagree: {totals:?}");
     Ok(())
 }
 
@@ -173,11 +132,7 @@ fn proto_messages_decode_back_with_the_semconv_attributes() -> TestResult {
                 assert_eq!(request.resource_spans.len(), 1);
                 let rs = &request.resource_spans[0];
                 let resource = rs.resource.as_ref().ok_or("resource")?;
-                let service = resource
-                    .attributes
-                    .iter()
-                    .find(|a| a.key == "service.name")
-                    .ok_or("service.name")?;
+                let service = resource.attributes.iter().find(|a| a.key == "service.name").ok_or("service.name")?;
                 let app = match service.value.as_ref().and_then(|v| v.value.as_ref()) {
                     Some(Value::StringValue(s)) => s.clone(),
                     other => return Err(format!("service.name {other:?}").into()),
@@ -190,8 +145,7 @@ fn proto_messages_decode_back_with_the_semconv_attributes() -> TestResult {
                     assert_eq!(span.trace_id.len(), 16);
                     assert_eq!(span.span_id.len(), 8);
                     assert_eq!(span.kind, 3);
-                    let keys: HashSet<&str> =
-                        span.attributes.iter().map(|a| a.key.as_str()).collect();
+                    let keys: HashSet<&str> = span.attributes.iter().map(|a| a.key.as_str()).collect();
                     for key in [
                         "gen_ai.operation.name",
                         "gen_ai.provider.name",
@@ -202,17 +156,10 @@ fn proto_messages_decode_back_with_the_semconv_attributes() -> TestResult {
                         assert!(keys.contains(key), "{key} missing in {keys:?}");
                     }
                     let op = span.name.split(' ').next().unwrap_or_default();
-                    assert!(
-                        ["chat", "generate_content", "embeddings"].contains(&op),
-                        "{}",
-                        span.name
-                    );
+                    assert!(["chat", "generate_content", "embeddings"].contains(&op), "{}", span.name);
                     let error = span.status.as_ref().is_some_and(|s| s.code == 2);
                     assert_eq!(error, keys.contains("error.type"));
-                    assert_eq!(
-                        !error && op != "embeddings",
-                        keys.contains("gen_ai.usage.output_tokens")
-                    );
+                    assert_eq!(!error && op != "embeddings", keys.contains("gen_ai.usage.output_tokens"));
                 }
                 spans += batch.len() as u64;
             }
@@ -221,22 +168,14 @@ fn proto_messages_decode_back_with_the_semconv_attributes() -> TestResult {
                 for record in &request.resource_logs[0].scope_logs[0].log_records {
                     assert_eq!(record.event_name, "gen_ai.evaluation.result");
                     assert_eq!(record.trace_id.len(), 16);
-                    assert!(
-                        record
-                            .attributes
-                            .iter()
-                            .any(|a| a.key == "gen_ai.evaluation.score.value")
-                    );
+                    assert!(record.attributes.iter().any(|a| a.key == "gen_ai.evaluation.score.value"));
                     logs += 1;
                 }
             }
             Stream::Events => return Err("OTLP encoder emitted a JSON event".into()),
         }
     }
-    let inferences = fleet
-        .records()
-        .filter(|r| matches!(r, FleetRecord::Inference(_)))
-        .count() as u64;
+    let inferences = fleet.records().filter(|r| matches!(r, FleetRecord::Inference(_))).count() as u64;
     assert_eq!(spans, inferences);
     assert!(logs > 0);
     Ok(())
@@ -249,33 +188,15 @@ fn otlp_json_is_conformant() -> TestResult {
     let mut checked = 0;
     for msg in messages.iter().filter(|m| m.stream == Stream::Spans) {
         let value: serde_json::Value = serde_json::from_slice(&msg.payload)?;
-        for span in value["resourceSpans"][0]["scopeSpans"][0]["spans"]
-            .as_array()
-            .ok_or("spans")?
-        {
+        for span in value["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().ok_or("spans")? {
             let trace = span["traceId"].as_str().ok_or("traceId")?;
             let span_id = span["spanId"].as_str().ok_or("spanId")?;
-            assert!(
-                trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()),
-                "{trace}"
-            );
-            assert!(
-                span_id.len() == 16 && span_id.bytes().all(|b| b.is_ascii_hexdigit()),
-                "{span_id}"
-            );
-            assert!(
-                span["startTimeUnixNano"]
-                    .as_str()
-                    .ok_or("start as string")?
-                    .parse::<u64>()
-                    .is_ok()
-            );
+            assert!(trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()), "{trace}");
+            assert!(span_id.len() == 16 && span_id.bytes().all(|b| b.is_ascii_hexdigit()), "{span_id}");
+            assert!(span["startTimeUnixNano"].as_str().ok_or("start as string")?.parse::<u64>().is_ok());
             assert_eq!(span["kind"], 3);
             let attrs = span["attributes"].as_array().ok_or("attributes")?;
-            if let Some(tokens) = attrs
-                .iter()
-                .find(|a| a["key"] == "gen_ai.usage.input_tokens")
-            {
+            if let Some(tokens) = attrs.iter().find(|a| a["key"] == "gen_ai.usage.input_tokens") {
                 assert!(tokens["value"]["intValue"].is_string(), "{tokens}");
             }
             checked += 1;
@@ -290,10 +211,7 @@ fn otlp_json_is_conformant() -> TestResult {
         let record = &value["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
         assert_eq!(record["eventName"], "gen_ai.evaluation.result");
         assert_eq!(record["spanId"].as_str().map(str::len), Some(16));
-        assert!(
-            !msg.payload.windows(4).any(|w| w == b"null"),
-            "defaults are omitted"
-        );
+        assert!(!msg.payload.windows(4).any(|w| w == b"null"), "defaults are omitted");
         let request: ExportLogsServiceRequest = serde_json::from_slice(&msg.payload)?;
         assert_eq!(request.resource_logs.len(), 1);
     }
@@ -303,22 +221,13 @@ fn otlp_json_is_conformant() -> TestResult {
 #[test]
 fn json_events_follow_the_schema() -> TestResult {
     let fleet = Fleet::new(small(9));
-    for msg in encode_all(&fleet, WireFormat::JsonEvents, 0.0)
-        .iter()
-        .take(500)
-    {
+    for msg in encode_all(&fleet, WireFormat::JsonEvents, 0.0).iter().take(500) {
         assert_eq!(msg.stream, Stream::Events);
         let value: serde_json::Value = serde_json::from_slice(&msg.payload)?;
         let object = value.as_object().ok_or("object")?;
-        assert!(
-            object.values().all(|v| !v.is_null()),
-            "nulls must be omitted"
-        );
+        assert!(object.values().all(|v| !v.is_null()), "nulls must be omitted");
         let time = value["time"].as_str().ok_or("time")?;
-        assert!(
-            chrono::DateTime::parse_from_rfc3339(time).is_ok() && time.ends_with('Z'),
-            "{time}"
-        );
+        assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok() && time.ends_with('Z'), "{time}");
         match value["type"].as_str() {
             Some("inference") => {
                 assert!(value["id"].as_str().is_some_and(|id| id.len() == 48));
@@ -336,20 +245,14 @@ fn json_events_follow_the_schema() -> TestResult {
 #[test]
 fn records_stream_lazily() {
     // A billion inferences would not fit in memory; taking a few must be instant.
-    let fleet = Fleet::new(FleetConfig {
-        inferences: 1_000_000_000,
-        ..FleetConfig::default()
-    });
+    let fleet = Fleet::new(FleetConfig { inferences: 1_000_000_000, ..FleetConfig::default() });
     let first: Vec<FleetRecord> = fleet.records().take(100).collect();
     assert_eq!(first.len(), 100);
 }
 
 #[test]
 fn records_come_in_emission_order_with_late_ones_out_of_order() {
-    let fleet = Fleet::new(FleetConfig {
-        late_ratio: 0.05,
-        ..small(4)
-    });
+    let fleet = Fleet::new(FleetConfig { late_ratio: 0.05, ..small(4) });
     let mut latest = i64::MIN;
     let mut late = 0;
     for record in fleet.records() {
@@ -366,20 +269,12 @@ fn records_come_in_emission_order_with_late_ones_out_of_order() {
 #[test]
 fn malformed_ratio_is_roughly_honoured() {
     let fleet = Fleet::new(small(2));
-    for format in [
-        WireFormat::JsonEvents,
-        WireFormat::OtlpJson,
-        WireFormat::OtlpProto,
-    ] {
+    for format in [WireFormat::JsonEvents, WireFormat::OtlpJson, WireFormat::OtlpProto] {
         let messages = encode_all(&fleet, format, 0.05);
         let mut truth = Truth::default();
         messages.iter().for_each(|m| truth.observe(m));
         let share = truth.malformed_messages as f64 / truth.messages as f64;
-        let tolerance = if format == WireFormat::JsonEvents {
-            0.012
-        } else {
-            0.03
-        };
+        let tolerance = if format == WireFormat::JsonEvents { 0.012 } else { 0.03 };
         assert!((share - 0.05).abs() < tolerance, "{format:?}: {share}");
         for msg in messages.iter().filter(|m| m.truth.malformed) {
             match format {
@@ -387,26 +282,21 @@ fn malformed_ratio_is_roughly_honoured() {
                     let decoded = ExportTraceServiceRequest::decode(msg.payload.as_slice());
                     // Either undecodable, or one span with bad values.
                     if let Ok(request) = decoded {
-                        let spans: usize = request
-                            .resource_spans
-                            .iter()
-                            .flat_map(|r| &r.scope_spans)
-                            .map(|s| s.spans.len())
-                            .sum();
+                        let spans: usize =
+                            request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
                         assert!(spans <= 1);
                     }
                 }
-                _ => assert!(
-                    serde_json::from_slice::<serde_json::Value>(&msg.payload).map_or(true, |v| !v
-                        .is_object()
+                _ => {
+                    assert!(serde_json::from_slice::<serde_json::Value>(&msg.payload).map_or(true, |v| !v.is_object()
                         || v.to_string().contains("-210")
                         || v.to_string().contains("eighteen hundred")
                         || v.to_string().contains("yesterday")
                         || v.to_string().contains("1970-")
                         || v.to_string().contains("3000-")
                         || v.to_string().contains("32503680000000000000")
-                        || v.to_string().contains("\"1000000000\""))
-                ),
+                        || v.to_string().contains("\"1000000000\"")))
+                }
             }
         }
     }
@@ -414,11 +304,7 @@ fn malformed_ratio_is_roughly_honoured() {
 
 #[test]
 fn drift_scenarios_are_visible_in_the_records() {
-    let fleet = Fleet::new(FleetConfig {
-        inferences: 30_000,
-        feedback_ratio: 0.3,
-        ..FleetConfig::default()
-    });
+    let fleet = Fleet::new(FleetConfig { inferences: 30_000, feedback_ratio: 0.3, ..FleetConfig::default() });
     let mut per_hour = [0u32; 24];
     // (sum, count) of output tokens per prompt version for ticket-summariser.
     let mut ticket = [(0i64, 0i64); 2];
@@ -447,10 +333,6 @@ fn drift_scenarios_are_visible_in_the_records() {
     assert!(per_hour[14] > 2 * per_hour[2], "{per_hour:?}");
     let mean = |(sum, n): (i64, i64)| sum as f64 / n.max(1) as f64;
     assert!(mean(ticket[1]) > 1.6 * mean(ticket[0]), "{ticket:?}");
-    let rate = |app: &str| {
-        evals
-            .get(app)
-            .map_or(0.0, |(f, n)| f64::from(*f) / f64::from((*n).max(1)))
-    };
+    let rate = |app: &str| evals.get(app).map_or(0.0, |(f, n)| f64::from(*f) / f64::from((*n).max(1)));
     assert!(rate("hr-policy-bot") > 2.0 * rate("where2eat"), "{evals:?}");
 }

@@ -169,11 +169,7 @@ impl Truth {
             row(app, sum);
         }
         row("TOTAL", &self.total());
-        let _ = writeln!(
-            out,
-            "messages: {}  malformed: {}",
-            self.messages, self.malformed_messages
-        );
+        let _ = writeln!(out, "messages: {}  malformed: {}", self.messages, self.malformed_messages);
         out
     }
 }

@@ -160,7 +160,7 @@ async fn commit_with_retry(
         let started = Instant::now();
         match writer.commit(&mut batch).await {
             Ok(report) => {
-                metrics.record_flush(reason.as_str(), started.elapsed().as_secs_f64());
+                metrics.record_flush(reason, started.elapsed().as_secs_f64());
                 for file in &report.files {
                     metrics.record_files_written(file.kind, 1, file.rows as u64, file.bytes as u64);
                 }

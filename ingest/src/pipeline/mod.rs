@@ -12,7 +12,8 @@ mod flusher;
 mod partition;
 
 pub use flusher::{FlushDone, Flusher, FlusherError};
-pub use partition::{FlushReason, PartitionBuffer};
+pub use crate::telemetry::{FlushReason, MessageResult};
+pub use partition::PartitionBuffer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,31 +44,6 @@ impl From<&FlushConfig> for FlushLimits {
             max_age: config.max_age,
             max_buffered_bytes: usize::try_from(config.max_buffered_bytes.as_u64()).unwrap_or(usize::MAX),
             dedup_window: config.dedup_window,
-        }
-    }
-}
-
-/// What one message yielded; the `result` label of `driftwatch_messages_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageResult {
-    /// Every item became a row (or was a non-inference span, skipped).
-    Ok,
-    /// Some items became rows, others were dead-lettered.
-    Partial,
-    /// Nothing usable: the message (or every item in it) was dead-lettered.
-    Rejected,
-    /// Valid but held no inference call or feedback.
-    Skipped,
-}
-
-impl MessageResult {
-    /// Metric label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageResult::Ok => "ok",
-            MessageResult::Partial => "partial",
-            MessageResult::Rejected => "rejected",
-            MessageResult::Skipped => "skipped",
         }
     }
 }
@@ -173,7 +149,7 @@ impl Processor {
             buffer.dead_letters.push(dead_letter(now, reason, detail, bytes, &source));
         }
         if self.scratch.skipped_spans > 0 {
-            self.metrics.record_skipped_spans(self.scratch.skipped_spans);
+            self.metrics.record_spans_skipped(self.scratch.skipped_spans);
         }
 
         let result = match (rows, rejects) {
@@ -182,7 +158,7 @@ impl Processor {
             (0, _) => MessageResult::Rejected,
             _ => MessageResult::Partial,
         };
-        self.metrics.record_message(&buffer.topic, result.as_str());
+        self.metrics.record_message(&buffer.topic, result);
         result
     }
 }

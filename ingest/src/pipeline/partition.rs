@@ -13,47 +13,7 @@ use driftwatch_lake::writer::FlushBatch;
 use lru::LruCache;
 
 use crate::aggregate::{AggregateConfig, AggregateError, RollupAggregator};
-
-/// Why a buffer was flushed; also the `reason` label of `driftwatch_flushes_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlushReason {
-    /// `flush.max_rows` reached.
-    Rows,
-    /// `flush.max_bytes` reached.
-    Bytes,
-    /// `flush.max_age` reached.
-    Age,
-    /// The rollup aggregator reached `aggregate.max_open_keys`.
-    Keys,
-    /// All partitions together exceeded `flush.max_buffered_bytes`; this was the largest.
-    Memory,
-    /// The partition is being revoked (rebalance).
-    Revoke,
-    /// The daemon is shutting down.
-    Shutdown,
-    /// A file source reached its end.
-    EndOfInput,
-    /// The source's offsets went backwards (topic recreated): what was buffered is flushed
-    /// before the partition starts a new epoch.
-    OffsetReset,
-}
-
-impl FlushReason {
-    /// Metric label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlushReason::Rows => "rows",
-            FlushReason::Bytes => "bytes",
-            FlushReason::Age => "age",
-            FlushReason::Keys => "keys",
-            FlushReason::Memory => "memory",
-            FlushReason::Revoke => "revoke",
-            FlushReason::Shutdown => "shutdown",
-            FlushReason::EndOfInput => "end_of_input",
-            FlushReason::OffsetReset => "offset_reset",
-        }
-    }
-}
+use crate::telemetry::FlushReason;
 
 /// Fixed overhead charged per buffered row on top of its strings, so the byte budget tracks
 /// real memory rather than only payload text.
@@ -148,9 +108,7 @@ impl PartitionBuffer {
     /// True when `event_id` was seen recently in this partition (a producer retry).
     pub(crate) fn is_duplicate(&mut self, event_id: &str) -> bool {
         let Some(recent) = self.recent_ids.as_mut() else { return false };
-        let key = u128::from_le_bytes(
-            blake3::hash(event_id.as_bytes()).as_bytes()[..16].try_into().unwrap_or([0; 16]),
-        );
+        let key = u128::from_le_bytes(blake3::hash(event_id.as_bytes()).as_bytes()[..16].try_into().unwrap_or([0; 16]));
         recent.put(key, ()).is_some()
     }
 

@@ -48,8 +48,8 @@ pub struct FileRunReport {
 /// The checkpoint stream of a file: readable name plus a hash of the canonical path, so two
 /// files with the same name in different folders never share a checkpoint.
 pub fn file_stream_id(path: &Path) -> Result<String> {
-    let canonical = std::fs::canonicalize(path)
-        .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    let canonical =
+        std::fs::canonicalize(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
     let stem: String = canonical
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -103,13 +103,8 @@ pub async fn run_file(
     let mut processor = components.processor();
     let tracker = TaskTracker::new();
     let abandon = CancellationToken::new();
-    let mut flusher = Flusher::spawn(
-        Arc::clone(&components.writer),
-        components.metrics.clone(),
-        2,
-        &tracker,
-        abandon.clone(),
-    );
+    let mut flusher =
+        Flusher::spawn(Arc::clone(&components.writer), components.metrics.clone(), 2, &tracker, abandon.clone());
     let mut report = FileRunReport { stream, resumed_from, committed_to: resumed_from, ..Default::default() };
     let mut reader = RecordReader::new(framing, resumed_from, MAX_FRAMED_RECORD_BYTES);
     let mut age_tick = tokio::time::interval(AGE_TICK);

@@ -211,10 +211,7 @@ mod tests {
         let first = feed(&mut reader, &bytes[..7], false);
         assert!(first.is_empty());
         let second = feed(&mut reader, &bytes[7..], false);
-        assert_eq!(
-            second,
-            vec![(b"hello".to_vec(), 0, 9), (Vec::new(), 9, 13), (b"world!".to_vec(), 13, 23)]
-        );
+        assert_eq!(second, vec![(b"hello".to_vec(), 0, 9), (Vec::new(), 9, 13), (b"world!".to_vec(), 13, 23)]);
     }
 
     #[test]

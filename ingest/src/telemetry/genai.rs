@@ -35,13 +35,7 @@ const OVERFLOW_LOG_EVERY: u64 = 10_000;
 /// Value of `error_type` when a failed call does not say (OTel's convention).
 const UNKNOWN_ERROR_TYPE: &str = "_OTHER";
 
-const SERIES_LABEL_NAMES: [&str; 5] = [
-    LABEL_APP,
-    LABEL_ENVIRONMENT,
-    LABEL_PROVIDER,
-    LABEL_MODEL,
-    LABEL_OPERATION,
-];
+const SERIES_LABEL_NAMES: [&str; 5] = [LABEL_APP, LABEL_ENVIRONMENT, LABEL_PROVIDER, LABEL_MODEL, LABEL_OPERATION];
 
 /// A label with a fixed value set.
 type StaticLabel = [(&'static str, &'static str); 1];
@@ -120,12 +114,7 @@ struct Series {
 
 impl Series {
     fn new(labels: SeriesLabels) -> Self {
-        Self {
-            labels,
-            calls: OnceLock::new(),
-            errors: Mutex::default(),
-            feedback: Default::default(),
-        }
+        Self { labels, calls: OnceLock::new(), errors: Mutex::default(), feedback: Default::default() }
     }
 }
 
@@ -176,11 +165,7 @@ impl GenAi {
             "Time to first token of streaming GenAI calls.",
             families.ttft.clone(),
         );
-        registry.register(
-            counter_name(REQUESTS_TOTAL),
-            "Inference calls.",
-            families.requests.clone(),
-        );
+        registry.register(counter_name(REQUESTS_TOTAL), "Inference calls.", families.requests.clone());
         registry.register(
             counter_name(ERRORS_TOTAL),
             "Inference calls that failed, by error type.",
@@ -217,10 +202,7 @@ impl GenAi {
 
     /// Label sets currently tracked (the overflow series excluded).
     pub(crate) fn series_count(&self) -> usize {
-        self.series
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.series.read().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     /// Count one inference.
@@ -233,9 +215,7 @@ impl GenAi {
             event.operation.as_str(),
         ];
         self.with_series(labels, |series| {
-            let calls = series
-                .calls
-                .get_or_init(|| self.call_handles(&series.labels));
+            let calls = series.calls.get_or_init(|| self.call_handles(&series.labels));
             calls.requests.inc();
             if let Some(ms) = event.latency_ms.filter(|ms| ms.is_finite() && *ms >= 0.0) {
                 calls.duration.observe(ms / 1000.0);
@@ -243,18 +223,10 @@ impl GenAi {
             if let Some(ms) = event.ttft_ms.filter(|ms| ms.is_finite() && *ms >= 0.0) {
                 calls.ttft.observe(ms / 1000.0);
             }
-            if let Some(cost) = event
-                .cost_usd
-                .filter(|cost| cost.is_finite() && *cost > 0.0)
-            {
+            if let Some(cost) = event.cost_usd.filter(|cost| cost.is_finite() && *cost > 0.0) {
                 calls.cost.inc_by(cost);
             }
-            let tokens = [
-                event.input_tokens,
-                event.output_tokens,
-                event.cache_read_tokens,
-                event.reasoning_tokens,
-            ];
+            let tokens = [event.input_tokens, event.output_tokens, event.cache_read_tokens, event.reasoning_tokens];
             for (index, count) in tokens.into_iter().enumerate() {
                 let Some(count) = count.and_then(|count| u64::try_from(count).ok()) else {
                     continue;
@@ -267,9 +239,7 @@ impl GenAi {
             if event.status.is_error() {
                 let error_type = event.error_type.as_deref().unwrap_or(UNKNOWN_ERROR_TYPE);
                 self.extra_counter(&series.errors, error_type, |value| {
-                    self.families
-                        .errors
-                        .get_or_create_owned(&(series.labels.clone(), [(LABEL_ERROR_TYPE, value)]))
+                    self.families.errors.get_or_create_owned(&(series.labels.clone(), [(LABEL_ERROR_TYPE, value)]))
                 })
                 .inc();
             }
@@ -287,16 +257,11 @@ impl GenAi {
         ];
         let flagged = feedback.is_flagged();
         self.with_series(labels, |series| {
-            self.extra_counter(
-                &series.feedback[usize::from(flagged)],
-                &feedback.name,
-                |value| {
-                    self.families.feedback.get_or_create_owned(&(
-                        series.labels.clone(),
-                        ([(LABEL_NAME, value)], [(LABEL_FLAGGED, flagged)]),
-                    ))
-                },
-            )
+            self.extra_counter(&series.feedback[usize::from(flagged)], &feedback.name, |value| {
+                self.families
+                    .feedback
+                    .get_or_create_owned(&(series.labels.clone(), ([(LABEL_NAME, value)], [(LABEL_FLAGGED, flagged)])))
+            })
             .inc();
         });
     }
@@ -311,10 +276,8 @@ impl GenAi {
             cost: f.cost.get_or_create_owned(labels),
             tokens: ["input", "output", "cache_read", "reasoning"]
                 .map(|kind| f.tokens.get_or_create_owned(&with(kind, LABEL_TOKEN_TYPE))),
-            token_usage: ["input", "output"].map(|kind| {
-                f.token_usage
-                    .get_or_create_owned(&with(kind, LABEL_GEN_AI_TOKEN_TYPE))
-            }),
+            token_usage: ["input", "output"]
+                .map(|kind| f.token_usage.get_or_create_owned(&with(kind, LABEL_GEN_AI_TOKEN_TYPE))),
         }
     }
 

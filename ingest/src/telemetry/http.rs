@@ -23,8 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::Metrics;
 
 /// Content type of the OpenMetrics text exposition.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Settings of the HTTP endpoint (`[http]` in the config file).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -45,10 +44,7 @@ fn default_listen() -> SocketAddr {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self {
-            listen: default_listen(),
-            bearer_token: None,
-        }
+        Self { listen: default_listen(), bearer_token: None }
     }
 }
 
@@ -116,17 +112,12 @@ impl Default for Readiness {
 impl Readiness {
     /// Not ready yet, with reason "starting".
     pub fn new() -> Self {
-        Self {
-            not_ready: Arc::new(Mutex::new(Some("starting".to_owned()))),
-        }
+        Self { not_ready: Arc::new(Mutex::new(Some("starting".to_owned()))) }
     }
 
     /// Mark ready (logged on the transition only).
     pub fn set_ready(&self) {
-        let mut state = self
-            .not_ready
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.not_ready.lock().unwrap_or_else(PoisonError::into_inner);
         if state.take().is_some() {
             tracing::info!("Ready.");
         }
@@ -135,10 +126,7 @@ impl Readiness {
     /// Mark not ready with a reason shown by `/readyz`, e.g. "no partitions assigned".
     pub fn set_not_ready(&self, reason: impl Into<String>) {
         let reason = reason.into();
-        let mut state = self
-            .not_ready
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.not_ready.lock().unwrap_or_else(PoisonError::into_inner);
         if state.as_deref() != Some(reason.as_str()) {
             tracing::warn!(reason = reason.as_str(), "Not ready.");
             *state = Some(reason);
@@ -147,12 +135,7 @@ impl Readiness {
 
     /// `Ok` when ready, else the reason.
     pub fn check(&self) -> std::result::Result<(), String> {
-        match self
-            .not_ready
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
+        match self.not_ready.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
             None => Ok(()),
             Some(reason) => Err(reason.clone()),
         }
@@ -196,33 +179,17 @@ impl BoundServer {
 }
 
 /// Validate the config and bind the listener.
-pub async fn bind(
-    config: HttpConfig,
-    metrics: Metrics,
-    readiness: Readiness,
-) -> Result<BoundServer> {
+pub async fn bind(config: HttpConfig, metrics: Metrics, readiness: Readiness) -> Result<BoundServer> {
     let token_digest = match &config.bearer_token {
         Some(BearerToken(token)) if token.is_empty() => return Err(HttpError::EmptyToken),
         Some(BearerToken(token)) => Some(blake3::hash(token.as_bytes())),
         None => None,
     };
     let addr = config.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| HttpError::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| HttpError::Bind { addr, source })?;
-    let router = router(AppState {
-        metrics,
-        readiness,
-        token_digest,
-    });
-    Ok(BoundServer {
-        listener,
-        local_addr,
-        router,
-    })
+    let listener = TcpListener::bind(addr).await.map_err(|source| HttpError::Bind { addr, source })?;
+    let local_addr = listener.local_addr().map_err(|source| HttpError::Bind { addr, source })?;
+    let router = router(AppState { metrics, readiness, token_digest });
+    Ok(BoundServer { listener, local_addr, router })
 }
 
 /// Bind and serve until `shutdown` is cancelled.
@@ -258,9 +225,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         Some(token) if blake3::hash(token.as_bytes()) == expected => next.run(request).await,
         _ => {
             let mut response = (StatusCode::UNAUTHORIZED, "unauthorized\n").into_response();
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             response
         }
     }
@@ -283,11 +248,7 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.readiness.check() {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        )
-            .into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response(),
     }
 }
 

@@ -19,49 +19,26 @@ struct Server {
 }
 
 async fn start(token: Option<&str>) -> std::result::Result<Server, HttpError> {
-    let config = HttpConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        bearer_token: token.map(BearerToken::new),
-    };
+    let config =
+        HttpConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)), bearer_token: token.map(BearerToken::new) };
     let readiness = Readiness::new();
     let shutdown = CancellationToken::new();
-    let bound = bind(
-        config,
-        Metrics::new(&MetricsConfig::default()),
-        readiness.clone(),
-    )
-    .await?;
+    let bound = bind(config, Metrics::new(&MetricsConfig::default()), readiness.clone()).await?;
     let addr = bound.local_addr();
     let task = tokio::spawn(bound.run(shutdown.clone()));
-    Ok(Server {
-        addr,
-        readiness,
-        shutdown,
-        task,
-    })
+    Ok(Server { addr, readiness, shutdown, task })
 }
 
 /// Status code, headers (lower-cased) and body of one GET.
-async fn get(
-    addr: SocketAddr,
-    path: &str,
-    token: Option<&str>,
-) -> std::io::Result<(u16, String, String)> {
+async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> std::io::Result<(u16, String, String)> {
     let mut stream = TcpStream::connect(addr).await?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw).await?;
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
+    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0);
     Ok((status, head.to_ascii_lowercase(), body.to_owned()))
 }
 
@@ -73,10 +50,7 @@ async fn routes_answer_without_a_token() -> TestResult {
 
     let (status, head, body) = get(server.addr, "/metrics", None).await?;
     assert_eq!(status, 200);
-    assert!(
-        head.contains("content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"),
-        "{head}"
-    );
+    assert!(head.contains("content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"), "{head}");
     assert!(body.contains("driftwatch_build_info"), "{body}");
     assert!(body.trim_end().ends_with("# EOF"), "{body}");
 
@@ -144,8 +118,6 @@ fn token_never_shows_in_debug_and_config_parses() -> TestResult {
     let debug = format!("{config:?}");
     assert!(!debug.contains("hunter2"), "{debug}");
     assert!(debug.contains("redacted"), "{debug}");
-    assert!(
-        serde_json::from_str::<HttpConfig>(r#"{"listen": "0.0.0.0:1", "token": "x"}"#).is_err()
-    );
+    assert!(serde_json::from_str::<HttpConfig>(r#"{"listen": "0.0.0.0:1", "token": "x"}"#).is_err());
     Ok(())
 }

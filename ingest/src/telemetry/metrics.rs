@@ -46,9 +46,7 @@ fn default_max_series() -> usize {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self {
-            max_series: default_max_series(),
-        }
+        Self { max_series: default_max_series() }
     }
 }
 
@@ -106,6 +104,12 @@ pub enum FlushReason {
     Revoke,
     /// The daemon is shutting down.
     Shutdown,
+    /// All partitions together exceeded the memory budget; this buffer was the largest.
+    Memory,
+    /// A file source reached its end.
+    EndOfInput,
+    /// The source's offsets went backwards (topic recreated): flushed before a new epoch.
+    OffsetReset,
 }
 
 impl FlushReason {
@@ -118,6 +122,9 @@ impl FlushReason {
             Self::Keys => "keys",
             Self::Revoke => "revoke",
             Self::Shutdown => "shutdown",
+            Self::Memory => "memory",
+            Self::EndOfInput => "end_of_input",
+            Self::OffsetReset => "offset_reset",
         }
     }
 }
@@ -141,6 +148,7 @@ struct Inner {
     /// path is a read-locked lookup by `&str`.
     message_counters: RwLock<HashMap<Box<str>, [Counter; 4]>>,
     spans_skipped: Counter,
+    duplicates_dropped: Counter,
     decode_errors: Family<StaticLabel, Counter>,
     dead_letters: Family<StaticLabel, Counter>,
     consumer_lag: Family<TopicPartition, Gauge>,
@@ -165,6 +173,7 @@ impl Metrics {
             messages: Family::default(),
             message_counters: RwLock::default(),
             spans_skipped: Counter::default(),
+            duplicates_dropped: Counter::default(),
             decode_errors: Family::default(),
             dead_letters: Family::default(),
             consumer_lag: Family::default(),
@@ -182,33 +191,20 @@ impl Metrics {
         let counters = [
             (MESSAGES_TOTAL, "Source messages by outcome."),
             (SPANS_SKIPPED_TOTAL, "Spans that were not inference calls."),
+            (DUPLICATES_DROPPED_TOTAL, "Events dropped as producer retries of a recently seen id."),
             (DECODE_ERRORS_TOTAL, "Decode failures by reason."),
             (DEAD_LETTERS_TOTAL, "Dead-lettered inputs by reason."),
             (LAKE_FILES_WRITTEN_TOTAL, "Lake files durably written."),
-            (
-                LAKE_BYTES_WRITTEN_TOTAL,
-                "Bytes of lake files durably written.",
-            ),
-            (
-                LAKE_ROWS_WRITTEN_TOTAL,
-                "Rows in lake files durably written.",
-            ),
+            (LAKE_BYTES_WRITTEN_TOTAL, "Bytes of lake files durably written."),
+            (LAKE_ROWS_WRITTEN_TOTAL, "Rows in lake files durably written."),
             (FLUSHES_TOTAL, "Lake buffer flushes by reason."),
             (CONSUMER_ERRORS_TOTAL, "Source consumer errors by kind."),
         ];
-        let [
-            messages,
-            skipped,
-            decode,
-            dead,
-            files,
-            bytes,
-            rows,
-            flushes,
-            consumer,
-        ] = counters.map(|(name, help)| (counter_name(name), help));
+        let [messages, skipped, duplicates, decode, dead, files, bytes, rows, flushes, consumer] =
+            counters.map(|(name, help)| (counter_name(name), help));
         registry.register(messages.0, messages.1, inner.messages.clone());
         registry.register(skipped.0, skipped.1, inner.spans_skipped.clone());
+        registry.register(duplicates.0, duplicates.1, inner.duplicates_dropped.clone());
         registry.register(decode.0, decode.1, inner.decode_errors.clone());
         registry.register(dead.0, dead.1, inner.dead_letters.clone());
         registry.register(files.0, files.1, inner.files_written.clone());
@@ -216,35 +212,21 @@ impl Metrics {
         registry.register(rows.0, rows.1, inner.rows_written.clone());
         registry.register(flushes.0, flushes.1, inner.flushes.clone());
         registry.register(consumer.0, consumer.1, inner.consumer_errors.clone());
-        registry.register(
-            CONSUMER_LAG,
-            "Messages behind the high watermark.",
-            inner.consumer_lag.clone(),
-        );
-        registry.register(
-            BUFFERED_ROWS,
-            "Rows buffered, not yet in the lake.",
-            inner.buffered_rows.clone(),
-        );
+        registry.register(CONSUMER_LAG, "Messages behind the high watermark.", inner.consumer_lag.clone());
+        registry.register(BUFFERED_ROWS, "Rows buffered, not yet in the lake.", inner.buffered_rows.clone());
         registry.register(
             BUFFERED_BYTES,
             "Approximate bytes buffered, not yet in the lake.",
             inner.buffered_bytes.clone(),
         );
-        registry.register(
-            FLUSH_DURATION_SECONDS,
-            "Duration of lake buffer flushes.",
-            inner.flush_duration.clone(),
-        );
+        registry.register(FLUSH_DURATION_SECONDS, "Duration of lake buffer flushes.", inner.flush_duration.clone());
         registry.register(
             BUILD_INFO.strip_suffix("_info").unwrap_or(BUILD_INFO),
             "The running driftwatch build.",
             Info::new([(LABEL_VERSION, env!("CARGO_PKG_VERSION"))]),
         );
         registry.register_collector(Box::new(Arc::clone(&inner.checkpoints)));
-        Self {
-            inner: Arc::new(Inner { registry, ..inner }),
-        }
+        Self { inner: Arc::new(Inner { registry, ..inner }) }
     }
 
     /// Count one inference on its GenAI series (hot path: one map lookup plus atomics).
@@ -264,33 +246,21 @@ impl Metrics {
 
     /// Count one source message by outcome.
     pub fn record_message(&self, topic: &str, result: MessageResult) {
-        let index = MessageResult::ALL
-            .iter()
-            .position(|r| *r == result)
-            .unwrap_or(0);
+        let index = MessageResult::ALL.iter().position(|r| *r == result).unwrap_or(0);
         {
-            let map = self
-                .inner
-                .message_counters
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
+            let map = self.inner.message_counters.read().unwrap_or_else(PoisonError::into_inner);
             if let Some(counters) = map.get(topic) {
                 counters[index].inc();
                 return;
             }
         }
-        let mut map = self
-            .inner
-            .message_counters
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.inner.message_counters.write().unwrap_or_else(PoisonError::into_inner);
         let counters = map.entry(Box::from(topic)).or_insert_with(|| {
             let topic: Arc<str> = Arc::from(topic);
             MessageResult::ALL.map(|result| {
-                self.inner.messages.get_or_create_owned(&(
-                    [(LABEL_TOPIC, Arc::clone(&topic))],
-                    [(LABEL_RESULT, result.as_str())],
-                ))
+                self.inner
+                    .messages
+                    .get_or_create_owned(&([(LABEL_TOPIC, Arc::clone(&topic))], [(LABEL_RESULT, result.as_str())]))
             })
         });
         counters[index].inc();
@@ -303,11 +273,7 @@ impl Metrics {
 
     /// Count (and now and then log) a decode failure.
     pub fn record_decode_error(&self, reason: &'static str) {
-        let previous = self
-            .inner
-            .decode_errors
-            .get_or_create(&[(LABEL_REASON, reason)])
-            .inc();
+        let previous = self.inner.decode_errors.get_or_create(&[(LABEL_REASON, reason)]).inc();
         if previous.is_multiple_of(LOG_EVERY) {
             tracing::debug!(reason, total = previous + 1, "Input could not be decoded.");
         }
@@ -315,11 +281,7 @@ impl Metrics {
 
     /// Count (and now and then log) an input sent to the dead-letter lake.
     pub fn record_dead_letter(&self, reason: &'static str) {
-        let previous = self
-            .inner
-            .dead_letters
-            .get_or_create(&[(LABEL_REASON, reason)])
-            .inc();
+        let previous = self.inner.dead_letters.get_or_create(&[(LABEL_REASON, reason)]).inc();
         if previous.is_multiple_of(LOG_EVERY) {
             tracing::debug!(reason, total = previous + 1, "Input dead-lettered.");
         }
@@ -329,36 +291,37 @@ impl Metrics {
     pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
         self.inner
             .consumer_lag
-            .get_or_create(&(
-                [(LABEL_TOPIC, Arc::from(topic))],
-                [(LABEL_PARTITION, partition)],
-            ))
+            .get_or_create(&([(LABEL_TOPIC, Arc::from(topic))], [(LABEL_PARTITION, partition)]))
             .set(lag);
     }
 
     /// Count lake files durably written (after rename), with their rows and bytes.
     pub fn record_files_written(&self, kind: &'static str, files: u64, rows: u64, bytes: u64) {
         let labels = [(LABEL_KIND, kind)];
-        self.inner
-            .files_written
-            .get_or_create(&labels)
-            .inc_by(files);
+        self.inner.files_written.get_or_create(&labels).inc_by(files);
         self.inner.rows_written.get_or_create(&labels).inc_by(rows);
-        self.inner
-            .bytes_written
-            .get_or_create(&labels)
-            .inc_by(bytes);
+        self.inner.bytes_written.get_or_create(&labels).inc_by(bytes);
+    }
+
+    /// Count one event or feedback dropped as a producer retry.
+    pub fn record_duplicate(&self) {
+        self.inner.duplicates_dropped.inc();
+    }
+
+    /// Forget a partition this process no longer owns, so its lag and checkpoint age are
+    /// reported by the new owner only.
+    pub fn remove_partition(&self, topic: &str, partition: i32) {
+        self.inner.consumer_lag.remove(&([(LABEL_TOPIC, Arc::from(topic))], [(LABEL_PARTITION, partition)]));
+        let mut times = self.inner.checkpoints.times.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(partitions) = times.get_mut(topic) {
+            partitions.remove(&partition);
+        }
     }
 
     /// Note a committed checkpoint; `driftwatch_checkpoint_age_seconds` is
     /// computed from it at each scrape.
     pub fn record_checkpoint(&self, topic: &str, partition: i32, at: SystemTime) {
-        let mut times = self
-            .inner
-            .checkpoints
-            .times
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut times = self.inner.checkpoints.times.lock().unwrap_or_else(PoisonError::into_inner);
         match times.get_mut(topic) {
             Some(partitions) => {
                 partitions.insert(partition, at);
@@ -371,31 +334,20 @@ impl Metrics {
 
     /// Set the rows and bytes currently buffered for the lake.
     pub fn set_buffered(&self, rows: usize, bytes: usize) {
-        self.inner
-            .buffered_rows
-            .set(i64::try_from(rows).unwrap_or(i64::MAX));
-        self.inner
-            .buffered_bytes
-            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.inner.buffered_rows.set(i64::try_from(rows).unwrap_or(i64::MAX));
+        self.inner.buffered_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Count one flush of the lake buffer and its duration.
     pub fn record_flush(&self, reason: FlushReason, seconds: f64) {
-        self.inner
-            .flushes
-            .get_or_create(&[(LABEL_REASON, reason.as_str())])
-            .inc();
+        self.inner.flushes.get_or_create(&[(LABEL_REASON, reason.as_str())]).inc();
         self.inner.flush_duration.observe(seconds);
         tracing::debug!(reason = reason.as_str(), seconds, "Lake buffer flushed.");
     }
 
     /// Count (and now and then log) a source consumer error.
     pub fn record_consumer_error(&self, kind: &'static str) {
-        let previous = self
-            .inner
-            .consumer_errors
-            .get_or_create(&[(LABEL_KIND, kind)])
-            .inc();
+        let previous = self.inner.consumer_errors.get_or_create(&[(LABEL_KIND, kind)]).inc();
         if previous.is_multiple_of(LOG_EVERY) {
             tracing::warn!(kind, total = previous + 1, "Source consumer error.");
         }
@@ -426,15 +378,9 @@ impl Collector for CheckpointCollector {
                 .iter()
                 .flat_map(|(topic, partitions)| {
                     partitions.iter().map(move |(partition, at)| {
-                        let unix = at
-                            .duration_since(UNIX_EPOCH)
-                            .unwrap_or(Duration::ZERO)
-                            .as_secs_f64();
+                        let unix = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs_f64();
                         // A checkpoint "in the future" (clock step) has age 0, not a negative age.
-                        let age = now
-                            .duration_since(*at)
-                            .unwrap_or(Duration::ZERO)
-                            .as_secs_f64();
+                        let age = now.duration_since(*at).unwrap_or(Duration::ZERO).as_secs_f64();
                         (Arc::clone(topic), *partition, unix, age)
                     })
                 })
@@ -442,23 +388,12 @@ impl Collector for CheckpointCollector {
         };
         rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         for (name, help, is_age) in [
-            (
-                CHECKPOINT_AGE_SECONDS,
-                "Seconds since the last committed checkpoint.",
-                true,
-            ),
-            (
-                CHECKPOINT_TIMESTAMP_SECONDS,
-                "Unix time of the last committed checkpoint.",
-                false,
-            ),
+            (CHECKPOINT_AGE_SECONDS, "Seconds since the last committed checkpoint.", true),
+            (CHECKPOINT_TIMESTAMP_SECONDS, "Unix time of the last committed checkpoint.", false),
         ] {
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for (topic, partition, unix, age) in &rows {
-                let labels: TopicPartition = (
-                    [(LABEL_TOPIC, Arc::clone(topic))],
-                    [(LABEL_PARTITION, *partition)],
-                );
+                let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
                 let value = if is_age { *age } else { *unix };
                 ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
             }

@@ -27,8 +27,7 @@ fn event(app: &str, model: &str) -> InferenceEvent {
     }
 }
 
-const SERIES: &str =
-    r#"app="w2e",environment="prod",provider="openai",model="gpt-4o",operation="chat""#;
+const SERIES: &str = r#"app="w2e",environment="prod",provider="openai",model="gpt-4o",operation="chat""#;
 
 fn populated() -> Metrics {
     let metrics = Metrics::new(&MetricsConfig::default());
@@ -74,15 +73,9 @@ fn exposition_has_the_exact_names_units_and_buckets() -> TestResult {
         format!("driftwatch_tokens_total{{{SERIES},token_type=\"input\"}} 240"),
         format!("driftwatch_tokens_total{{{SERIES},token_type=\"cache_read\"}} 200"),
         format!("driftwatch_tokens_total{{{SERIES},token_type=\"reasoning\"}} 20"),
-        format!(
-            "gen_ai_client_token_usage_bucket{{le=\"256.0\",{SERIES},gen_ai_token_type=\"input\"}} 2"
-        ),
-        format!(
-            "gen_ai_client_token_usage_bucket{{le=\"64.0\",{SERIES},gen_ai_token_type=\"output\"}} 2"
-        ),
-        format!(
-            "gen_ai_client_token_usage_bucket{{le=\"67108864.0\",{SERIES},gen_ai_token_type=\"input\"}} 2"
-        ),
+        format!("gen_ai_client_token_usage_bucket{{le=\"256.0\",{SERIES},gen_ai_token_type=\"input\"}} 2"),
+        format!("gen_ai_client_token_usage_bucket{{le=\"64.0\",{SERIES},gen_ai_token_type=\"output\"}} 2"),
+        format!("gen_ai_client_token_usage_bucket{{le=\"67108864.0\",{SERIES},gen_ai_token_type=\"input\"}} 2"),
         format!("gen_ai_client_operation_duration_seconds_bucket{{le=\"0.64\",{SERIES}}} 0"),
         format!("gen_ai_client_operation_duration_seconds_bucket{{le=\"1.28\",{SERIES}}} 2"),
         format!("gen_ai_client_operation_duration_seconds_bucket{{le=\"81.92\",{SERIES}}} 2"),
@@ -107,10 +100,7 @@ fn exposition_has_the_exact_names_units_and_buckets() -> TestResult {
         "driftwatch_flush_duration_seconds_count 1".to_owned(),
         "driftwatch_consumer_errors_total{kind=\"broker_transport\"} 1".to_owned(),
         "driftwatch_series_overflow_total 0".to_owned(),
-        format!(
-            "driftwatch_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        ),
+        format!("driftwatch_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")),
         "# EOF".to_owned(),
     ] {
         assert!(text.contains(&expected), "missing {expected:?} in\n{text}");
@@ -118,19 +108,11 @@ fn exposition_has_the_exact_names_units_and_buckets() -> TestResult {
     assert!(!text.contains("_total_total"), "{text}");
     let age_line = text
         .lines()
-        .find(|line| {
-            line.starts_with(
-                "driftwatch_checkpoint_age_seconds{topic=\"otlp_spans\",partition=\"3\"}",
-            )
-        })
+        .find(|line| line.starts_with("driftwatch_checkpoint_age_seconds{topic=\"otlp_spans\",partition=\"3\"}"))
         .ok_or("no checkpoint age")?;
     let age: f64 = age_line.rsplit(' ').next().ok_or("no value")?.parse()?;
     assert!((29.0..120.0).contains(&age), "{age_line}");
-    assert!(
-        text.contains(
-            "driftwatch_checkpoint_timestamp_seconds{topic=\"otlp_spans\",partition=\"3\"}"
-        )
-    );
+    assert!(text.contains("driftwatch_checkpoint_timestamp_seconds{topic=\"otlp_spans\",partition=\"3\"}"));
     Ok(())
 }
 
@@ -149,10 +131,7 @@ fn every_named_metric_is_exposed() -> TestResult {
         BUFFERED_BYTES,
         FLUSH_DURATION_SECONDS,
     ] {
-        assert!(
-            text.contains(&format!("# TYPE {name} ")),
-            "{name} not registered:\n{text}"
-        );
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name} not registered:\n{text}");
     }
     // Counters are declared without `_total` and sampled with it.
     for name in [
@@ -173,10 +152,7 @@ fn every_named_metric_is_exposed() -> TestResult {
         SERIES_OVERFLOW_TOTAL,
     ] {
         let base = name.strip_suffix("_total").ok_or(name)?;
-        assert!(
-            text.contains(&format!("# TYPE {base} counter")),
-            "{name} not registered:\n{text}"
-        );
+        assert!(text.contains(&format!("# TYPE {base} counter")), "{name} not registered:\n{text}");
     }
     assert!(text.contains("# TYPE driftwatch_build info"), "{text}");
     Ok(())
@@ -194,17 +170,13 @@ fn label_sets_beyond_the_cap_fold_into_overflow() -> TestResult {
     assert_eq!(metrics.series_count(), 3);
     let text = metrics.encode()?;
     let overflow = r#"app="__overflow__",environment="__overflow__",provider="__overflow__",model="__overflow__",operation="__overflow__""#;
-    assert!(
-        text.contains(&format!("driftwatch_requests_total{{{overflow}}} 3")),
-        "{text}"
-    );
-    assert!(text.contains("driftwatch_requests_total{app=\"a\",environment=\"prod\",provider=\"openai\",model=\"m\",operation=\"chat\"} 2"));
+    assert!(text.contains(&format!("driftwatch_requests_total{{{overflow}}} 3")), "{text}");
+    assert!(text.contains(
+        "driftwatch_requests_total{app=\"a\",environment=\"prod\",provider=\"openai\",model=\"m\",operation=\"chat\"} 2"
+    ));
     assert!(!text.contains("app=\"d\""), "{text}");
     assert!(!text.contains("app=\"e\""), "{text}");
-    assert!(
-        text.contains("driftwatch_series_overflow_total 3"),
-        "{text}"
-    );
+    assert!(text.contains("driftwatch_series_overflow_total 3"), "{text}");
     Ok(())
 }
 
@@ -221,21 +193,10 @@ fn error_types_beyond_the_per_series_cap_fold() -> TestResult {
     unknown.status = CallStatus::Error;
     metrics.observe_event(&unknown);
     let text = metrics.encode()?;
-    let error_series = text
-        .lines()
-        .filter(|line| line.starts_with("driftwatch_errors_total{"))
-        .count();
+    let error_series = text.lines().filter(|line| line.starts_with("driftwatch_errors_total{")).count();
     assert_eq!(error_series, 33, "32 kept values plus __overflow__");
-    assert!(
-        text.contains(&format!(
-            "driftwatch_errors_total{{{SERIES},error_type=\"__overflow__\"}} 9"
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains("driftwatch_series_overflow_total 9"),
-        "{text}"
-    );
+    assert!(text.contains(&format!("driftwatch_errors_total{{{SERIES},error_type=\"__overflow__\"}} 9")), "{text}");
+    assert!(text.contains("driftwatch_series_overflow_total 9"), "{text}");
     Ok(())
 }
 
@@ -252,26 +213,10 @@ fn missing_optional_labels_are_empty_and_bad_values_are_ignored() -> TestResult 
     });
     let text = metrics.encode()?;
     let labels = r#"app="bare",environment="",provider="",model="",operation="embeddings""#;
-    assert!(
-        text.contains(&format!("driftwatch_requests_total{{{labels}}} 1")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
-            "driftwatch_tokens_total{{{labels},token_type=\"input\"}} 0"
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("driftwatch_cost_usd_total{{{labels}}} 0.0")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
-            "gen_ai_client_operation_duration_seconds_count{{{labels}}} 0"
-        )),
-        "{text}"
-    );
+    assert!(text.contains(&format!("driftwatch_requests_total{{{labels}}} 1")), "{text}");
+    assert!(text.contains(&format!("driftwatch_tokens_total{{{labels},token_type=\"input\"}} 0")), "{text}");
+    assert!(text.contains(&format!("driftwatch_cost_usd_total{{{labels}}} 0.0")), "{text}");
+    assert!(text.contains(&format!("gen_ai_client_operation_duration_seconds_count{{{labels}}} 0")), "{text}");
     Ok(())
 }
 

@@ -6,8 +6,7 @@
 //! Label names are constants too, so a dashboard and the code cannot drift.
 
 /// GenAI call duration, seconds (OTel `gen_ai.client.operation.duration`).
-pub const GEN_AI_CLIENT_OPERATION_DURATION_SECONDS: &str =
-    "gen_ai_client_operation_duration_seconds";
+pub const GEN_AI_CLIENT_OPERATION_DURATION_SECONDS: &str = "gen_ai_client_operation_duration_seconds";
 /// GenAI tokens per call by `gen_ai_token_type` (OTel `gen_ai.client.token.usage`).
 pub const GEN_AI_CLIENT_TOKEN_USAGE: &str = "gen_ai_client_token_usage";
 /// Inference calls seen.
@@ -31,6 +30,8 @@ pub const SPANS_SKIPPED_TOTAL: &str = "driftwatch_spans_skipped_total";
 pub const DECODE_ERRORS_TOTAL: &str = "driftwatch_decode_errors_total";
 /// Rows written to the dead-letter lake by `reason`.
 pub const DEAD_LETTERS_TOTAL: &str = "driftwatch_dead_letters_total";
+/// Events and feedback dropped because the same id arrived again within the dedup window (producer retries).
+pub const DUPLICATES_DROPPED_TOTAL: &str = "driftwatch_duplicates_dropped_total";
 /// Messages behind the partition's high watermark, by `topic` and `partition`.
 pub const CONSUMER_LAG: &str = "driftwatch_consumer_lag";
 /// Lake files durably written, by `kind` (events, feedback, rollups, dead_letter, ...).
@@ -96,9 +97,8 @@ pub const LABEL_VERSION: &str = "version";
 pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
 
 /// OTel bucket advice for `gen_ai.client.operation.duration`, seconds.
-pub const DURATION_BUCKETS: [f64; 14] = [
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
-];
+pub const DURATION_BUCKETS: [f64; 14] =
+    [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
 /// OTel bucket advice for `gen_ai.client.token.usage`.
 pub const TOKEN_BUCKETS: [f64; 14] = [
     1.0,
@@ -117,10 +117,7 @@ pub const TOKEN_BUCKETS: [f64; 14] = [
     67_108_864.0,
 ];
 /// OTel bucket advice for `gen_ai.server.time_to_first_token`, seconds.
-pub const TTFT_BUCKETS: [f64; 16] = [
-    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
+pub const TTFT_BUCKETS: [f64; 16] =
+    [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
 /// Flush durations, seconds: from a small local file to a slow object-store upload.
-pub const FLUSH_BUCKETS: [f64; 12] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
+pub const FLUSH_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];

@@ -1,9 +1,7 @@
 //! Encode → Parquet → read back → decode round trips, and the writer properties
 //! really landing in the files.
 
-use arrow::array::{
-    Array, BinaryArray, Int32Array, Int64Array, StringArray, TimestampNanosecondArray,
-};
+use arrow::array::{Array, BinaryArray, Int32Array, Int64Array, StringArray, TimestampNanosecondArray};
 use parquet::basic::Compression;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::serialized_reader::ReadOptionsBuilder;
@@ -16,10 +14,7 @@ use crate::test_support::{DAY1, bare_event, dead_letter, feedback, full_event, r
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-fn round_trip(
-    batch: &RecordBatch,
-    kind: FileKind,
-) -> Result<RecordBatch, Box<dyn std::error::Error>> {
+fn round_trip(batch: &RecordBatch, kind: FileKind) -> Result<RecordBatch, Box<dyn std::error::Error>> {
     let file = write_parquet(batch, ParquetOptions::default().writer_properties(kind)?)?;
     let batches = read_parquet(file)?;
     Ok(arrow::compute::concat_batches(&batch.schema(), &batches)?)
@@ -28,13 +23,7 @@ fn round_trip(
 #[test]
 fn events_round_trip_every_column_including_nulls() -> TestResult {
     let rows: Vec<InferenceEvent> = (1..=6)
-        .map(|i| {
-            if i % 2 == 0 {
-                full_event(i, "chat", DAY1 + i)
-            } else {
-                bare_event(i, "chat", DAY1 + i)
-            }
-        })
+        .map(|i| if i % 2 == 0 { full_event(i, "chat", DAY1 + i) } else { bare_event(i, "chat", DAY1 + i) })
         .collect();
     let batch = encode_events(&rows)?;
     let back = round_trip(&batch, FileKind::Events)?;
@@ -53,12 +42,8 @@ fn feedback_round_trips() -> TestResult {
 
 #[test]
 fn rollups_round_trip_with_feedback_lists() -> TestResult {
-    let rows: Vec<RollupRow> = (0..7)
-        .map(|i| rollup(i, DAY1 + i * 60_000_000_000))
-        .collect();
-    assert!(
-        rows.iter().any(|r| r.feedback.is_empty()) && rows.iter().any(|r| r.feedback.len() == 2)
-    );
+    let rows: Vec<RollupRow> = (0..7).map(|i| rollup(i, DAY1 + i * 60_000_000_000)).collect();
+    assert!(rows.iter().any(|r| r.feedback.is_empty()) && rows.iter().any(|r| r.feedback.len() == 2));
     let back = round_trip(&encode_rollups(&rows)?, FileKind::Rollups)?;
     assert_eq!(decode_rollups(&back)?, rows);
     Ok(())
@@ -70,34 +55,13 @@ fn dead_letters_round_trip() -> TestResult {
     rows[1].source = None;
     let back = round_trip(&encode_dead_letters(&rows)?, FileKind::DeadLetter)?;
     let column = |name: &str| back.column_by_name(name).ok_or(format!("no column {name}"));
-    let time = column("time")?
-        .as_any()
-        .downcast_ref::<TimestampNanosecondArray>()
-        .ok_or("time")?;
-    let reason = column("reason")?
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or("reason")?;
-    let detail = column("detail")?
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or("detail")?;
-    let payload = column("payload")?
-        .as_any()
-        .downcast_ref::<BinaryArray>()
-        .ok_or("payload")?;
-    let topic = column("source_topic")?
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or("topic")?;
-    let partition = column("source_partition")?
-        .as_any()
-        .downcast_ref::<Int32Array>()
-        .ok_or("partition")?;
-    let offset = column("source_offset")?
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .ok_or("offset")?;
+    let time = column("time")?.as_any().downcast_ref::<TimestampNanosecondArray>().ok_or("time")?;
+    let reason = column("reason")?.as_any().downcast_ref::<StringArray>().ok_or("reason")?;
+    let detail = column("detail")?.as_any().downcast_ref::<StringArray>().ok_or("detail")?;
+    let payload = column("payload")?.as_any().downcast_ref::<BinaryArray>().ok_or("payload")?;
+    let topic = column("source_topic")?.as_any().downcast_ref::<StringArray>().ok_or("topic")?;
+    let partition = column("source_partition")?.as_any().downcast_ref::<Int32Array>().ok_or("partition")?;
+    let offset = column("source_offset")?.as_any().downcast_ref::<Int64Array>().ok_or("offset")?;
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(time.value(i), row.time);
         assert_eq!(reason.value(i), row.reason);
@@ -124,93 +88,39 @@ fn empty_slices_encode_to_empty_batches() -> TestResult {
 
 #[test]
 fn writer_properties_are_applied_to_the_file() -> TestResult {
-    let options = ParquetOptions {
-        max_row_group_rows: 100,
-        compression_level: 5,
-        ..ParquetOptions::default()
-    };
-    let rows: Vec<InferenceEvent> = (0..1_050)
-        .map(|i| full_event(i, "chat", DAY1 + i))
-        .collect();
-    let file = write_parquet(
-        &encode_events(&rows)?,
-        options.writer_properties(FileKind::Events)?,
-    )?;
-    let reader = SerializedFileReader::new_with_options(
-        file,
-        ReadOptionsBuilder::new().with_page_index().build(),
-    )?;
+    let options = ParquetOptions { max_row_group_rows: 100, compression_level: 5, ..ParquetOptions::default() };
+    let rows: Vec<InferenceEvent> = (0..1_050).map(|i| full_event(i, "chat", DAY1 + i)).collect();
+    let file = write_parquet(&encode_events(&rows)?, options.writer_properties(FileKind::Events)?)?;
+    let reader = SerializedFileReader::new_with_options(file, ReadOptionsBuilder::new().with_page_index().build())?;
     let metadata = reader.metadata();
     assert_eq!(metadata.num_row_groups(), 11);
     assert_eq!(metadata.file_metadata().num_rows(), 1_050);
     let event_id = 0;
     for group in metadata.row_groups() {
         assert!(group.num_rows() <= 100);
-        assert_eq!(
-            group.sorting_columns().map(|c| c[0].column_idx),
-            Some(4),
-            "sorted by time"
-        );
+        assert_eq!(group.sorting_columns().map(|c| c[0].column_idx), Some(4), "sorted by time");
         for column in group.columns() {
-            assert!(
-                matches!(column.compression(), Compression::ZSTD(_)),
-                "{:?}",
-                column.column_path()
-            );
-            assert!(
-                column.statistics().is_some(),
-                "statistics on {:?}",
-                column.column_path()
-            );
+            assert!(matches!(column.compression(), Compression::ZSTD(_)), "{:?}", column.column_path());
+            assert!(column.statistics().is_some(), "statistics on {:?}", column.column_path());
         }
-        assert!(
-            group.column(event_id).bloom_filter_offset().is_some(),
-            "bloom filter on event_id"
-        );
-        assert!(
-            group.column(1).bloom_filter_offset().is_none(),
-            "bloom filter only on event_id"
-        );
+        assert!(group.column(event_id).bloom_filter_offset().is_some(), "bloom filter on event_id");
+        assert!(group.column(1).bloom_filter_offset().is_none(), "bloom filter only on event_id");
     }
     assert!(metadata.column_index().is_some(), "page-level statistics");
-    assert!(
-        metadata
-            .file_metadata()
-            .created_by()
-            .is_some_and(|c| c.starts_with("driftwatch-lake"))
-    );
+    assert!(metadata.file_metadata().created_by().is_some_and(|c| c.starts_with("driftwatch-lake")));
 
-    let rollups = write_parquet(
-        &encode_rollups(&[rollup(1, DAY1)])?,
-        options.writer_properties(FileKind::Rollups)?,
-    )?;
+    let rollups = write_parquet(&encode_rollups(&[rollup(1, DAY1)])?, options.writer_properties(FileKind::Rollups)?)?;
     let reader = SerializedFileReader::new(rollups)?;
-    assert!(
-        reader
-            .metadata()
-            .row_group(0)
-            .column(0)
-            .bloom_filter_offset()
-            .is_none()
-    );
+    assert!(reader.metadata().row_group(0).column(0).bloom_filter_offset().is_none());
     Ok(())
 }
 
 #[test]
 fn invalid_options_are_rejected() {
     for options in [
-        ParquetOptions {
-            compression_level: 40,
-            ..ParquetOptions::default()
-        },
-        ParquetOptions {
-            max_row_group_rows: 0,
-            ..ParquetOptions::default()
-        },
-        ParquetOptions {
-            bloom_filter_fpp: 1.0,
-            ..ParquetOptions::default()
-        },
+        ParquetOptions { compression_level: 40, ..ParquetOptions::default() },
+        ParquetOptions { max_row_group_rows: 0, ..ParquetOptions::default() },
+        ParquetOptions { bloom_filter_fpp: 1.0, ..ParquetOptions::default() },
     ] {
         assert!(options.validate().is_err(), "{options:?}");
         assert!(options.writer_properties(FileKind::Events).is_err());
@@ -221,13 +131,7 @@ fn invalid_options_are_rejected() {
 #[test]
 fn options_deserialize_with_defaults_and_reject_unknown_fields() -> TestResult {
     let options: ParquetOptions = serde_json::from_str(r#"{"compression_level": 7}"#)?;
-    assert_eq!(
-        options,
-        ParquetOptions {
-            compression_level: 7,
-            ..ParquetOptions::default()
-        }
-    );
+    assert_eq!(options, ParquetOptions { compression_level: 7, ..ParquetOptions::default() });
     assert!(serde_json::from_str::<ParquetOptions>(r#"{"compresion_level": 7}"#).is_err());
     Ok(())
 }

@@ -24,9 +24,7 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A suffix no other temporary file in flight shares: process id, a per-process
 /// counter and the clock (the clock separates a restarted process reusing a pid).
 fn unique_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let count = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{}-{count}-{nanos}", std::process::id())
 }
@@ -35,9 +33,7 @@ fn unique_suffix() -> String {
 fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| LakeError::io("fsync directory", dir, source))?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|source| LakeError::io("fsync directory", dir, source))?;
     }
     #[cfg(not(unix))]
     let _ = dir;
@@ -71,10 +67,8 @@ fn create_dirs_synced(dir: &Path) -> Result<()> {
 }
 
 fn parent_of(path: &Path) -> Result<&Path> {
-    path.parent().ok_or_else(|| LakeError::Path {
-        path: path.display().to_string(),
-        reason: "has no parent directory".into(),
-    })
+    path.parent()
+        .ok_or_else(|| LakeError::Path { path: path.display().to_string(), reason: "has no parent directory".into() })
 }
 
 /// Atomically replace `path` with `data`: readers see the old file or the new
@@ -84,10 +78,7 @@ pub(super) fn put_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
-        .ok_or_else(|| LakeError::Path {
-            path: path.display().to_string(),
-            reason: "has no file name".into(),
-        })?;
+        .ok_or_else(|| LakeError::Path { path: path.display().to_string(), reason: "has no file name".into() })?;
     create_dirs_synced(dir)?;
     let tmp = dir.join(tmp_name(&name, &unique_suffix()));
     let written = OpenOptions::new()
@@ -99,10 +90,7 @@ pub(super) fn put_atomic(path: &Path, data: &[u8]) -> Result<()> {
             file.sync_all()
         })
         .map_err(|source| LakeError::io("write temporary file", &tmp, source))
-        .and_then(|()| {
-            fs::rename(&tmp, path)
-                .map_err(|source| LakeError::io("rename into place", path, source))
-        });
+        .and_then(|()| fs::rename(&tmp, path).map_err(|source| LakeError::io("rename into place", path, source)));
     if let Err(error) = written {
         // Best effort: recovery removes it anyway, and the hidden name keeps readers away.
         let _ = fs::remove_file(&tmp);
@@ -141,21 +129,13 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<LakeObject>) -> Result<()> {
             continue;
         }
         let path = entry.path();
-        let meta = entry
-            .metadata()
-            .map_err(|source| LakeError::io("stat", &path, source))?;
+        let meta = entry.metadata().map_err(|source| LakeError::io("stat", &path, source))?;
         if meta.is_dir() {
             walk(root, &path, out)?;
         } else if let Ok(relative) = path.strip_prefix(root) {
-            let modified = meta
-                .modified()
-                .map_err(|source| LakeError::io("stat", &path, source))?;
+            let modified = meta.modified().map_err(|source| LakeError::io("stat", &path, source))?;
             out.push(LakeObject {
-                path: relative
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/"),
+                path: relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"),
                 size: meta.len(),
                 last_modified: DateTime::<Utc>::from(modified),
             });

@@ -16,11 +16,7 @@ fn all_files(dir: &std::path::Path) -> Vec<String> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                out.push(
-                    path.strip_prefix(dir)
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                );
+                out.push(path.strip_prefix(dir).map(|p| p.display().to_string()).unwrap_or_default());
             }
         }
     }
@@ -36,18 +32,9 @@ async fn local_atomic_put_leaves_no_temporary_and_survives_overwrite() -> TestRe
     assert!(store.url().starts_with("file:///"));
     let path = "events/date=2024-01-01/app=a%2Fb/x.parquet";
     store.put_atomic(path, Bytes::from_static(b"first")).await?;
-    store
-        .put_atomic(path, Bytes::from_static(b"second, longer"))
-        .await?;
-    assert_eq!(
-        store.get(path).await?,
-        Some(Bytes::from_static(b"second, longer"))
-    );
-    assert_eq!(
-        all_files(dir.path()),
-        vec![path.to_owned()],
-        "no temporaries remain"
-    );
+    store.put_atomic(path, Bytes::from_static(b"second, longer")).await?;
+    assert_eq!(store.get(path).await?, Some(Bytes::from_static(b"second, longer")));
+    assert_eq!(all_files(dir.path()), vec![path.to_owned()], "no temporaries remain");
     let listed = store.list("events").await?;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].path, path);
@@ -59,16 +46,11 @@ async fn local_atomic_put_leaves_no_temporary_and_survives_overwrite() -> TestRe
 async fn missing_files_read_as_none_and_delete_is_idempotent() -> TestResult {
     let dir = tempfile::tempdir()?;
     let url = format!("file://{}", dir.path().display());
-    let stores = [
-        LakeStore::open(&url, &HashMap::new()).await?,
-        LakeStore::open("memory://", &HashMap::new()).await?,
-    ];
+    let stores = [LakeStore::open(&url, &HashMap::new()).await?, LakeStore::open("memory://", &HashMap::new()).await?];
     for store in stores {
         assert_eq!(store.get("nothing/here.json").await?, None);
         store.delete("nothing/here.json").await?;
-        store
-            .put_atomic("a/b.json", Bytes::from_static(b"{}"))
-            .await?;
+        store.put_atomic("a/b.json", Bytes::from_static(b"{}")).await?;
         store.delete("a/b.json").await?;
         store.delete("a/b.json").await?;
         assert_eq!(store.get("a/b.json").await?, None);
@@ -84,22 +66,9 @@ async fn missing_files_read_as_none_and_delete_is_idempotent() -> TestResult {
 async fn listing_skips_hidden_temporaries() -> TestResult {
     let dir = tempfile::tempdir()?;
     let store = LakeStore::open(&dir.path().display().to_string(), &HashMap::new()).await?;
-    store
-        .put_atomic(
-            "rollups/date=2024-01-01/f.parquet",
-            Bytes::from_static(b"x"),
-        )
-        .await?;
-    std::fs::write(
-        dir.path().join("rollups/date=2024-01-01/.f.parquet.tmp-1"),
-        b"partial",
-    )?;
-    let listed: Vec<String> = store
-        .list("rollups")
-        .await?
-        .into_iter()
-        .map(|o| o.path)
-        .collect();
+    store.put_atomic("rollups/date=2024-01-01/f.parquet", Bytes::from_static(b"x")).await?;
+    std::fs::write(dir.path().join("rollups/date=2024-01-01/.f.parquet.tmp-1"), b"partial")?;
+    let listed: Vec<String> = store.list("rollups").await?.into_iter().map(|o| o.path).collect();
     assert_eq!(listed, ["rollups/date=2024-01-01/f.parquet"]);
     Ok(())
 }
@@ -108,12 +77,7 @@ async fn listing_skips_hidden_temporaries() -> TestResult {
 async fn memory_store_honours_a_prefix() -> TestResult {
     let store = LakeStore::open("memory://lake/root", &HashMap::new()).await?;
     assert_eq!(store.url(), "memory:///lake/root");
-    store
-        .put_atomic(
-            "feedback/date=2024-01-01/f.parquet",
-            Bytes::from_static(b"x"),
-        )
-        .await?;
+    store.put_atomic("feedback/date=2024-01-01/f.parquet", Bytes::from_static(b"x")).await?;
     let listed = store.list("feedback").await?;
     assert_eq!(listed[0].path, "feedback/date=2024-01-01/f.parquet");
     let raw = store.object_store();
@@ -131,10 +95,7 @@ async fn paths_that_escape_the_root_are_rejected() -> TestResult {
     let store = LakeStore::open("memory://", &HashMap::new()).await?;
     for path in ["../x", "/abs", "a//b", "a/./b", "", "a/"] {
         let result = store.put_atomic(path, Bytes::new()).await;
-        assert!(
-            matches!(result, Err(LakeError::Path { .. })),
-            "{path:?}: {result:?}"
-        );
+        assert!(matches!(result, Err(LakeError::Path { .. })), "{path:?}: {result:?}");
     }
     Ok(())
 }
@@ -143,10 +104,7 @@ async fn paths_that_escape_the_root_are_rejected() -> TestResult {
 async fn s3_locations_parse_bucket_prefix_and_options() -> TestResult {
     let options = HashMap::from([
         ("AWS_REGION".to_owned(), "eu-west-1".to_owned()),
-        (
-            "aws_endpoint".to_owned(),
-            "http://127.0.0.1:9000".to_owned(),
-        ),
+        ("aws_endpoint".to_owned(), "http://127.0.0.1:9000".to_owned()),
         ("aws_allow_http".to_owned(), "true".to_owned()),
         ("aws_access_key_id".to_owned(), "test".to_owned()),
         ("aws_secret_access_key".to_owned(), "test".to_owned()),
@@ -157,20 +115,11 @@ async fn s3_locations_parse_bucket_prefix_and_options() -> TestResult {
 
     let unknown = HashMap::from([("no_such_option".to_owned(), "1".to_owned())]);
     let error = LakeStore::open("s3://bucket", &unknown).await.err();
-    assert!(
-        matches!(error, Some(LakeError::StoreConfig { ref key, .. }) if key == "no_such_option"),
-        "{error:?}"
-    );
+    assert!(matches!(error, Some(LakeError::StoreConfig { ref key, .. }) if key == "no_such_option"), "{error:?}");
 
     let error = LakeStore::open("gs://bucket", &HashMap::new()).await.err();
-    assert!(
-        matches!(error, Some(LakeError::Location { .. })),
-        "{error:?}"
-    );
+    assert!(matches!(error, Some(LakeError::Location { .. })), "{error:?}");
     let error = LakeStore::open("memory://", &options).await.err();
-    assert!(
-        matches!(error, Some(LakeError::Location { .. })),
-        "{error:?}"
-    );
+    assert!(matches!(error, Some(LakeError::Location { .. })), "{error:?}");
     Ok(())
 }

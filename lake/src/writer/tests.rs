@@ -18,11 +18,7 @@ fn batch(first_offset: i64, next_offset: i64) -> FlushBatch {
         .map(|i| {
             let day = if i % 2 == 0 { DAY1 } else { DAY2 };
             // Reverse time order within the input, so sorting is observable.
-            full_event(
-                i,
-                if i % 3 == 0 { "a/b" } else { "chat" },
-                day + 1_000_000 * (next_offset - i),
-            )
+            full_event(i, if i % 3 == 0 { "a/b" } else { "chat" }, day + 1_000_000 * (next_offset - i))
         })
         .collect();
     FlushBatch {
@@ -32,17 +28,13 @@ fn batch(first_offset: i64, next_offset: i64) -> FlushBatch {
         next_offset,
         events,
         feedback: vec![feedback(first_offset, DAY1 + 5)],
-        rollups: vec![
-            rollup(first_offset, DAY2 + 60_000_000_000),
-            rollup(first_offset + 1, DAY1),
-        ],
+        rollups: vec![rollup(first_offset, DAY2 + 60_000_000_000), rollup(first_offset + 1, DAY1)],
         dead_letters: vec![dead_letter(first_offset, DAY2 + 7)],
     }
 }
 
 fn rows_in(batch: &FlushBatch) -> u64 {
-    (batch.events.len() + batch.feedback.len() + batch.rollups.len() + batch.dead_letters.len())
-        as u64
+    (batch.events.len() + batch.feedback.len() + batch.rollups.len() + batch.dead_letters.len()) as u64
 }
 
 /// The data files visible in the lake, by path, with their row counts.
@@ -50,10 +42,7 @@ async fn lake_files(store: &LakeStore) -> TestResult<Vec<(String, usize)>> {
     let mut out = Vec::new();
     for kind in ["events", "feedback", "rollups", "dead_letter"] {
         for object in store.list(kind).await? {
-            let data = store
-                .get(&object.path)
-                .await?
-                .ok_or("listed file vanished")?;
+            let data = store.get(&object.path).await?.ok_or("listed file vanished")?;
             let rows = read_parquet(data)?.iter().map(|b| b.num_rows()).sum();
             out.push((object.path, rows));
         }
@@ -88,25 +77,14 @@ async fn commit_writes_partitioned_files_then_the_checkpoint() -> TestResult {
             (format!("rollups/date=2024-05-02/{name}"), 1),
         ];
         assert_eq!(lake_files(&store).await?, expected, "{}", store.url());
-        let reported: Vec<(String, usize)> = report
-            .files
-            .iter()
-            .map(|f| (f.path.clone(), f.rows))
-            .collect();
+        let reported: Vec<(String, usize)> = report.files.iter().map(|f| (f.path.clone(), f.rows)).collect();
         assert_eq!(reported, expected);
         assert!(report.files.iter().all(|f| f.bytes > 0));
         assert_eq!(report.checkpoint.next_offset, 6);
         assert_eq!(report.checkpoint.files, 8);
         assert_eq!(report.checkpoint.rows, rows_in(&input));
-        assert_eq!(
-            writer.read_checkpoint(STREAM, 2).await?,
-            Some(report.checkpoint.clone())
-        );
-        assert_eq!(
-            read_pending(&store, STREAM, 2).await?,
-            None,
-            "manifest removed after commit"
-        );
+        assert_eq!(writer.read_checkpoint(STREAM, 2).await?, Some(report.checkpoint.clone()));
+        assert_eq!(read_pending(&store, STREAM, 2).await?, None, "manifest removed after commit");
 
         // Event files are sorted by time.
         let data = store.get(&expected[2].0).await?.ok_or("missing")?;
@@ -147,11 +125,7 @@ async fn crashing_commit(
     if crash == Crash::AfterPending {
         return Ok(());
     }
-    let written = if crash == Crash::AfterSomeFiles {
-        files.len() / 2
-    } else {
-        files.len()
-    };
+    let written = if crash == Crash::AfterSomeFiles { files.len() / 2 } else { files.len() };
     writer.put_files(&files[..written]).await?;
     if crash <= Crash::AfterAllFiles {
         return Ok(());
@@ -164,9 +138,7 @@ async fn crashing_commit(
     };
     write_checkpoint(store, &checkpoint).await?;
     if crash == Crash::AfterManifestDeleted {
-        store
-            .delete(&pending_path(&batch.stream, batch.partition))
-            .await?;
+        store.delete(&pending_path(&batch.stream, batch.partition)).await?;
     }
     Ok(())
 }
@@ -217,57 +189,30 @@ async fn recovery_after_a_crash_at_each_step_keeps_exactly_the_committed_files()
                 assert!(files.len() > after_first.len(), "{label}");
             } else {
                 assert_eq!(recovered, committed, "{label}");
-                assert_eq!(
-                    files, after_first,
-                    "{label}: uncommitted files removed, committed kept"
-                );
+                assert_eq!(files, after_first, "{label}: uncommitted files removed, committed kept");
             }
             assert_eq!(read_pending(&store, STREAM, 2).await?, None, "{label}");
             if let [ours_data, ours_checkpoint, theirs] = planted.as_slice() {
-                assert!(
-                    !ours_checkpoint.exists(),
-                    "{label}: stale checkpoint temporary removed"
-                );
+                assert!(!ours_checkpoint.exists(), "{label}: stale checkpoint temporary removed");
                 // Data directories are cleaned only when an uncommitted flush names them.
-                assert_eq!(
-                    ours_data.exists(),
-                    crash >= Crash::AfterCheckpoint,
-                    "{label}"
-                );
-                assert!(
-                    theirs.exists(),
-                    "{label}: another partition's temporary is left alone"
-                );
+                assert_eq!(ours_data.exists(), crash >= Crash::AfterCheckpoint, "{label}");
+                assert!(theirs.exists(), "{label}: another partition's temporary is left alone");
             }
 
             // Recovering again changes nothing.
-            assert_eq!(
-                writer.recover(STREAM, 2).await?,
-                Some(recovered.clone()),
-                "{label}"
-            );
+            assert_eq!(writer.recover(STREAM, 2).await?, Some(recovered.clone()), "{label}");
             assert_eq!(lake_files(&store).await?, files, "{label}");
 
             // The source resumes at the checkpoint; replaying the second range ends in
             // the state of a crash-free run, with every row once.
             let resumed = writer.commit(&mut second.clone()).await?;
-            let clean_writer = LakeWriter::new(
-                LakeStore::open("memory://", &HashMap::new()).await?,
-                ParquetOptions::default(),
-            );
+            let clean_writer =
+                LakeWriter::new(LakeStore::open("memory://", &HashMap::new()).await?, ParquetOptions::default());
             clean_writer.commit(&mut batch(0, 10)).await?;
             clean_writer.commit(&mut second.clone()).await?;
-            assert_eq!(
-                lake_files(&store).await?,
-                lake_files(clean_writer.store()).await?,
-                "{label}"
-            );
+            assert_eq!(lake_files(&store).await?, lake_files(clean_writer.store()).await?, "{label}");
             assert_eq!(resumed.checkpoint.next_offset, 20, "{label}");
-            assert_eq!(
-                resumed.checkpoint.rows,
-                first_rows + rows_in(&second),
-                "{label}: rows counted once"
-            );
+            assert_eq!(resumed.checkpoint.rows, first_rows + rows_in(&second), "{label}: rows counted once");
         }
     }
     Ok(())
@@ -283,10 +228,7 @@ async fn replaying_committed_offsets_overwrites_in_place() -> TestResult {
         assert_eq!(lake_files(&store).await?, before);
         assert_eq!(replay.files, first.files, "same paths, rows and bytes");
         assert_eq!(replay.checkpoint.next_offset, 10);
-        assert_eq!(
-            (replay.checkpoint.files, replay.checkpoint.rows),
-            (first.checkpoint.files, first.checkpoint.rows)
-        );
+        assert_eq!((replay.checkpoint.files, replay.checkpoint.rows), (first.checkpoint.files, first.checkpoint.rows));
     }
     Ok(())
 }
@@ -304,61 +246,26 @@ async fn an_empty_flush_only_advances_the_checkpoint() -> TestResult {
         };
         let report = writer.commit(&mut empty.clone()).await?;
         assert!(report.files.is_empty());
-        assert_eq!(
-            (
-                report.checkpoint.next_offset,
-                report.checkpoint.files,
-                report.checkpoint.rows
-            ),
-            (50, 0, 0)
-        );
+        assert_eq!((report.checkpoint.next_offset, report.checkpoint.files, report.checkpoint.rows), (50, 0, 0));
         assert!(lake_files(&store).await?.is_empty());
         assert!(store.get(&checkpoint_path(STREAM, 2)).await?.is_some());
-        let again = writer
-            .commit(&mut FlushBatch {
-                first_offset: 50,
-                ..empty
-            })
-            .await?;
-        assert_eq!(
-            again.checkpoint, report.checkpoint,
-            "nothing advanced, nothing written"
-        );
+        let again = writer.commit(&mut FlushBatch { first_offset: 50, ..empty }).await?;
+        assert_eq!(again.checkpoint, report.checkpoint, "nothing advanced, nothing written");
     }
     Ok(())
 }
 
 #[tokio::test]
 async fn batches_that_break_the_offset_contract_are_rejected() -> TestResult {
-    let writer = LakeWriter::new(
-        LakeStore::open("memory://", &HashMap::new()).await?,
-        ParquetOptions::default(),
-    );
+    let writer = LakeWriter::new(LakeStore::open("memory://", &HashMap::new()).await?, ParquetOptions::default());
     writer.commit(&mut batch(0, 10)).await?;
-    for mut bad in [
-        batch(5, 15),
-        FlushBatch {
-            next_offset: 3,
-            ..batch(4, 6)
-        },
-        FlushBatch {
-            next_offset: 12,
-            ..batch(12, 14)
-        },
-    ] {
+    for mut bad in
+        [batch(5, 15), FlushBatch { next_offset: 3, ..batch(4, 6) }, FlushBatch { next_offset: 12, ..batch(12, 14) }]
+    {
         let result = writer.commit(&mut bad).await;
-        assert!(
-            matches!(result, Err(LakeError::InvalidBatch { .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(LakeError::InvalidBatch { .. })), "{result:?}");
     }
-    assert_eq!(
-        writer
-            .read_checkpoint(STREAM, 2)
-            .await?
-            .map(|c| c.next_offset),
-        Some(10)
-    );
+    assert_eq!(writer.read_checkpoint(STREAM, 2).await?.map(|c| c.next_offset), Some(10));
     Ok(())
 }
 
@@ -371,12 +278,7 @@ async fn a_commit_after_a_failed_attempt_removes_the_orphaned_files_first() -> T
     // The retry covers a different range, so its file names differ from the orphans'.
     writer.commit(&mut batch(10, 15)).await?;
     let orphan = "genai-spans-2-00000000000000000010-00000000000000000020.parquet";
-    assert!(
-        lake_files(&store)
-            .await?
-            .iter()
-            .all(|(path, _)| !path.ends_with(orphan))
-    );
+    assert!(lake_files(&store).await?.iter().all(|(path, _)| !path.ends_with(orphan)));
     Ok(())
 }
 
@@ -385,23 +287,10 @@ async fn an_inconsistent_manifest_stops_recovery() -> TestResult {
     let store = LakeStore::open("memory://", &HashMap::new()).await?;
     let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
     writer.commit(&mut batch(0, 10)).await?;
-    let pending = PendingFlush {
-        first_offset: 5,
-        next_offset: 15,
-        files: Vec::new(),
-    };
+    let pending = PendingFlush { first_offset: 5, next_offset: 15, files: Vec::new() };
     write_pending(&store, STREAM, 2, &pending).await?;
     let result = writer.recover(STREAM, 2).await;
-    assert!(
-        matches!(
-            result,
-            Err(LakeError::InconsistentCheckpoint {
-                checkpoint_next: 10,
-                ..
-            })
-        ),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(LakeError::InconsistentCheckpoint { checkpoint_next: 10, .. })), "{result:?}");
     Ok(())
 }
 

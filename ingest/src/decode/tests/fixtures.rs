@@ -8,9 +8,7 @@ use super::NOW;
 use crate::decode::{Decoded, Decoder, PayloadFormat};
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/otel-python")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/otel-python").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
@@ -32,15 +30,12 @@ fn check_traces(out: &Decoded) {
     assert_eq!(out.rejects, vec![]);
     assert_eq!(out.events.len() as u64, truth["events"].as_u64().unwrap());
     assert_eq!(out.skipped_spans, truth["skipped_spans"].as_u64().unwrap());
-    assert_eq!(
-        out.feedback.len() as u64,
-        truth["feedback"].as_u64().unwrap()
-    );
+    assert_eq!(out.feedback.len() as u64, truth["feedback"].as_u64().unwrap());
     let mut apps: BTreeMap<&str, serde_json::Value> = BTreeMap::new();
     for e in &out.events {
-        let app = apps.entry(&e.app).or_insert_with(
-            || serde_json::json!({"events":0,"input_tokens":0,"output_tokens":0,"errors":0}),
-        );
+        let app = apps
+            .entry(&e.app)
+            .or_insert_with(|| serde_json::json!({"events":0,"input_tokens":0,"output_tokens":0,"errors":0}));
         for (key, add) in [
             ("events", 1),
             ("input_tokens", e.input_tokens.unwrap_or(0)),
@@ -59,24 +54,10 @@ fn check_traces(out: &Decoded) {
         assert_eq!(event.ttft_ms, ttft.as_f64());
     }
     // Spot checks of the mapping on SDK-produced data.
-    let summarizer: Vec<_> = out
-        .events
-        .iter()
-        .filter(|e| e.app == "summarizer")
-        .collect();
-    assert!(
-        summarizer
-            .iter()
-            .all(|e| e.environment.as_deref() == Some("staging"))
-    );
-    assert_eq!(
-        summarizer[0].provider.as_deref(),
-        Some("azure.ai.inference")
-    );
-    assert_eq!(
-        summarizer[1].input_content.as_deref(),
-        Some("You summarise.\nText to summarise")
-    );
+    let summarizer: Vec<_> = out.events.iter().filter(|e| e.app == "summarizer").collect();
+    assert!(summarizer.iter().all(|e| e.environment.as_deref() == Some("staging")));
+    assert_eq!(summarizer[0].provider.as_deref(), Some("azure.ai.inference"));
+    assert_eq!(summarizer[1].input_content.as_deref(), Some("You summarise.\nText to summarise"));
     let error = out.events.iter().find(|e| e.status.is_error()).unwrap();
     assert_eq!(error.error_type.as_deref(), Some("RateLimitError"));
 }
@@ -84,30 +65,16 @@ fn check_traces(out: &Decoded) {
 fn check_logs(out: &Decoded) {
     let truth = &expected()["logs"];
     assert_eq!(out.rejects, vec![]);
-    assert_eq!(
-        out.feedback.len() as u64,
-        truth["feedback"].as_u64().unwrap()
-    );
+    assert_eq!(out.feedback.len() as u64, truth["feedback"].as_u64().unwrap());
     assert_eq!(out.skipped_spans, truth["skipped"].as_u64().unwrap());
     let mut names: Vec<&str> = out.feedback.iter().map(|f| f.name.as_str()).collect();
     names.sort_unstable();
     assert_eq!(serde_json::to_value(&names).unwrap(), truth["names"]);
-    let mut ids: Vec<&str> = out
-        .feedback
-        .iter()
-        .filter_map(|f| f.inference_id.as_deref())
-        .collect();
+    let mut ids: Vec<&str> = out.feedback.iter().filter_map(|f| f.inference_id.as_deref()).collect();
     ids.sort_unstable();
     assert_eq!(serde_json::to_value(&ids).unwrap(), truth["inference_ids"]);
-    let thumbs = out
-        .feedback
-        .iter()
-        .find(|f| f.name == "user_thumbs")
-        .unwrap();
-    assert_eq!(
-        (thumbs.response_id.as_deref(), thumbs.is_flagged()),
-        (Some("chatcmpl-001"), true)
-    );
+    let thumbs = out.feedback.iter().find(|f| f.name == "user_thumbs").unwrap();
+    assert_eq!((thumbs.response_id.as_deref(), thumbs.is_flagged()), (Some("chatcmpl-001"), true));
 }
 
 fn decode_whole(bytes: &[u8], format: PayloadFormat) -> Decoded {
@@ -118,10 +85,7 @@ fn decode_whole(bytes: &[u8], format: PayloadFormat) -> Decoded {
 
 #[test]
 fn python_sdk_protobuf_traces() {
-    check_traces(&decode_whole(
-        &fixture("traces.pb"),
-        PayloadFormat::OtlpTraces,
-    ));
+    check_traces(&decode_whole(&fixture("traces.pb"), PayloadFormat::OtlpTraces));
     check_traces(&decode_whole(&fixture("traces.pb"), PayloadFormat::Auto));
 }
 
@@ -133,19 +97,13 @@ fn python_sdk_protobuf_logs() {
 
 #[test]
 fn python_sdk_otlp_json_traces() {
-    check_traces(&decode_lines(
-        &fixture("traces.jsonl"),
-        PayloadFormat::OtlpTraces,
-    ));
+    check_traces(&decode_lines(&fixture("traces.jsonl"), PayloadFormat::OtlpTraces));
     check_traces(&decode_lines(&fixture("traces.jsonl"), PayloadFormat::Auto));
 }
 
 #[test]
 fn python_sdk_otlp_json_logs() {
-    check_logs(&decode_lines(
-        &fixture("logs.jsonl"),
-        PayloadFormat::OtlpLogs,
-    ));
+    check_logs(&decode_lines(&fixture("logs.jsonl"), PayloadFormat::OtlpLogs));
     check_logs(&decode_lines(&fixture("logs.jsonl"), PayloadFormat::Auto));
 }
 

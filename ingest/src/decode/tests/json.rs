@@ -27,37 +27,16 @@ fn full_inference_event() {
     );
     assert_eq!(out.rejects, vec![]);
     let e = &out.events[0];
+    assert_eq!((e.event_id.as_str(), e.app.as_str(), e.time, e.start_time), ("evt-1", "bot", T0, T0 - 1_500_000_000));
+    assert_eq!((e.provider.as_deref(), e.operation.as_str()), (Some("azure.ai.inference"), "chat"));
+    assert_eq!((e.request_model.as_deref(), e.response_model.as_deref()), (Some("gpt-4o"), Some("gpt-4o")));
     assert_eq!(
-        (e.event_id.as_str(), e.app.as_str(), e.time, e.start_time),
-        ("evt-1", "bot", T0, T0 - 1_500_000_000)
-    );
-    assert_eq!(
-        (e.provider.as_deref(), e.operation.as_str()),
-        (Some("azure.ai.inference"), "chat")
-    );
-    assert_eq!(
-        (e.request_model.as_deref(), e.response_model.as_deref()),
-        (Some("gpt-4o"), Some("gpt-4o"))
-    );
-    assert_eq!(
-        (
-            e.input_tokens,
-            e.output_tokens,
-            e.cache_read_tokens,
-            e.reasoning_tokens
-        ),
+        (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.reasoning_tokens),
         (Some(10), Some(20), Some(1), Some(2))
     );
+    assert_eq!((e.status, e.error_type.as_deref(), e.ttft_ms), (CallStatus::Error, Some("timeout"), Some(200.5)));
     assert_eq!(
-        (e.status, e.error_type.as_deref(), e.ttft_ms),
-        (CallStatus::Error, Some("timeout"), Some(200.5))
-    );
-    assert_eq!(
-        (
-            e.trace_id.as_deref(),
-            e.input_content.as_deref(),
-            e.golden_case.as_deref()
-        ),
+        (e.trace_id.as_deref(), e.input_content.as_deref(), e.golden_case.as_deref()),
         (Some("abcd"), Some("hi"), Some("g1"))
     );
 }
@@ -66,10 +45,7 @@ fn full_inference_event() {
 fn minimal_event_with_nanosecond_time() {
     let out = json(&format!(r#"{{"id":"e","time_unix_nano":{T0},"app":"a"}}"#));
     let e = &out.events[0];
-    assert_eq!(
-        (e.time, e.start_time, e.operation.as_str(), e.status),
-        (T0, T0, "chat", CallStatus::Unset)
-    );
+    assert_eq!((e.time, e.start_time, e.operation.as_str(), e.status), (T0, T0, "chat", CallStatus::Unset));
 }
 
 #[test]
@@ -80,27 +56,19 @@ fn feedback_event() {
     );
     assert_eq!(out.rejects, vec![]);
     let f = &out.feedback[0];
-    assert_eq!(
-        (f.feedback_id.as_str(), f.time, f.name.as_str()),
-        ("f1", T0 - 7_200_000_000_000, "user_thumbs")
-    );
-    assert_eq!(
-        (f.score_value, f.inference_id.as_deref()),
-        (Some(-1.0), Some("evt-1"))
-    );
+    assert_eq!((f.feedback_id.as_str(), f.time, f.name.as_str()), ("f1", T0 - 7_200_000_000_000, "user_thumbs"));
+    assert_eq!((f.score_value, f.inference_id.as_deref()), (Some(-1.0), Some("evt-1")));
     assert!(f.is_flagged());
 }
 
 #[test]
 fn json_rejects_name_the_field() {
-    let (reason, detail) =
-        reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","input_tokens":"abc"}"#);
+    let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","input_tokens":"abc"}"#);
     assert_eq!(reason, "invalid_field");
     assert!(detail.contains("input_tokens"), "{detail}");
     let (reason, detail) = reject(r#"{"id":"e","time":"yesterday","app":"a"}"#);
     assert_eq!((reason, detail.contains("time")), ("invalid_field", true));
-    let (reason, detail) =
-        reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","status":"meh"}"#);
+    let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","status":"meh"}"#);
     assert_eq!((reason, detail.contains("status")), ("invalid_field", true));
     let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":7}"#);
     assert_eq!((reason, detail.contains("app")), ("invalid_field", true));
@@ -108,17 +76,13 @@ fn json_rejects_name_the_field() {
     assert_eq!((reason, detail.contains("id")), ("missing_field", true));
     let (reason, _) = reject(r#"{"id":"e","app":"a"}"#);
     assert_eq!(reason, "missing_field");
-    let (reason, _) =
-        reject(r#"{"type":"feedback","id":"f","time":"2025-06-01T12:00:00Z","app":"a"}"#);
+    let (reason, _) = reject(r#"{"type":"feedback","id":"f","time":"2025-06-01T12:00:00Z","app":"a"}"#);
     assert_eq!(reason, "missing_field");
-    let (reason, _) =
-        reject(r#"{"type":"metric","id":"e","time":"2025-06-01T12:00:00Z","app":"a"}"#);
+    let (reason, _) = reject(r#"{"type":"metric","id":"e","time":"2025-06-01T12:00:00Z","app":"a"}"#);
     assert_eq!(reason, "unknown_event_type");
-    let (reason, _) =
-        reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","output_tokens":-3}"#);
+    let (reason, _) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","output_tokens":-3}"#);
     assert_eq!(reason, "negative_tokens");
-    let (reason, _) =
-        reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","latency_ms":-3}"#);
+    let (reason, _) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","latency_ms":-3}"#);
     assert_eq!(reason, "negative_latency");
     let (reason, _) = reject(r#"{"id":"e","time":"1970-01-01T00:00:00Z","app":"a"}"#);
     assert_eq!(reason, "timestamp_out_of_range");
@@ -128,8 +92,7 @@ fn json_rejects_name_the_field() {
 
 #[test]
 fn ndjson_fixture_decodes_line_by_line() {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/llm_events.ndjson");
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/llm_events.ndjson");
     let text = std::fs::read(path).unwrap();
     let decoder = crate::decode::Decoder::default();
     let mut out = Decoded::default();
@@ -137,18 +100,9 @@ fn ndjson_fixture_decodes_line_by_line() {
         decoder.decode(line, PayloadFormat::JsonEvents, super::NOW, &mut out);
     }
     assert_eq!((out.events.len(), out.feedback.len()), (3, 2));
-    assert_eq!(
-        out.rejects.iter().map(|r| r.reason).collect::<Vec<_>>(),
-        ["invalid_field"]
-    );
+    assert_eq!(out.rejects.iter().map(|r| r.reason).collect::<Vec<_>>(), ["invalid_field"]);
     let tokens: i64 = out.events.iter().filter_map(|e| e.input_tokens).sum();
     assert_eq!(tokens, 784);
-    assert_eq!(
-        out.events[2].provider.as_deref(),
-        Some("azure.ai.inference")
-    );
-    assert_eq!(
-        out.events[1].time - out.events[1].start_time,
-        30_000_000_000
-    );
+    assert_eq!(out.events[2].provider.as_deref(), Some("azure.ai.inference"));
+    assert_eq!(out.events[1].time - out.events[1].start_time, 30_000_000_000);
 }

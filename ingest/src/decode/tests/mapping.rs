@@ -11,15 +11,9 @@ use crate::decode::{Decoded, normalize_provider};
 #[test]
 fn app_from_service_name_overridden_by_driftwatch_app() {
     assert_eq!(one_event(vec![]).app, "app-1");
-    assert_eq!(
-        one_event(vec![kv("driftwatch.app", s("override"))]).app,
-        "override"
-    );
+    assert_eq!(one_event(vec![kv("driftwatch.app", s("override"))]).app, "override");
     let data = traces(
-        vec![
-            kv("service.name", s("svc")),
-            kv("driftwatch.app", s("from-resource")),
-        ],
+        vec![kv("service.name", s("svc")), kv("driftwatch.app", s("from-resource"))],
         vec![span(1, vec![kv("gen_ai.operation.name", s("chat"))])],
     );
     assert_eq!(decode_traces(&data).events[0].app, "from-resource");
@@ -28,43 +22,22 @@ fn app_from_service_name_overridden_by_driftwatch_app() {
 #[test]
 fn environment_current_then_deprecated_resource_attribute() {
     for (attrs, expected) in [
-        (
-            vec![
-                kv("deployment.environment.name", s("prod")),
-                kv("deployment.environment", s("old")),
-            ],
-            "prod",
-        ),
+        (vec![kv("deployment.environment.name", s("prod")), kv("deployment.environment", s("old"))], "prod"),
         (vec![kv("deployment.environment", s("staging"))], "staging"),
     ] {
         let mut resource = vec![kv("service.name", s("a"))];
         resource.extend(attrs);
-        let data = traces(
-            resource,
-            vec![span(1, vec![kv("gen_ai.operation.name", s("chat"))])],
-        );
-        assert_eq!(
-            decode_traces(&data).events[0].environment.as_deref(),
-            Some(expected)
-        );
+        let data = traces(resource, vec![span(1, vec![kv("gen_ai.operation.name", s("chat"))])]);
+        assert_eq!(decode_traces(&data).events[0].environment.as_deref(), Some(expected));
     }
 }
 
 #[test]
 fn provider_rows_and_normalisation() {
     let cases = [
-        (
-            vec![
-                kv("gen_ai.provider.name", s("openai")),
-                kv("gen_ai.system", s("other")),
-            ],
-            "openai",
-        ),
+        (vec![kv("gen_ai.provider.name", s("openai")), kv("gen_ai.system", s("other"))], "openai"),
         (vec![kv("gen_ai.system", s("OpenAI"))], "openai"),
-        (
-            vec![kv("gen_ai.system", s("az.ai.inference"))],
-            "azure.ai.inference",
-        ),
+        (vec![kv("gen_ai.system", s("az.ai.inference"))], "azure.ai.inference"),
         (vec![kv("gen_ai.system", s("vertex_ai"))], "gcp.vertex_ai"),
         (vec![kv("llm.system", s("anthropic"))], "anthropic"),
         (vec![kv("llm.provider", s("aws.bedrock"))], "aws.bedrock"),
@@ -79,18 +52,9 @@ fn provider_rows_and_normalisation() {
 fn operation_rows() {
     assert_eq!(one_event(vec![]).operation, "chat");
     let cases = [
-        (
-            vec![kv("gen_ai.operation.name", s("embeddings"))],
-            "embeddings",
-        ),
-        (
-            vec![kv("llm.request.type", s("completion"))],
-            "text_completion",
-        ),
-        (
-            vec![kv("openinference.span.kind", s("EMBEDDING"))],
-            "embeddings",
-        ),
+        (vec![kv("gen_ai.operation.name", s("embeddings"))], "embeddings"),
+        (vec![kv("llm.request.type", s("completion"))], "text_completion"),
+        (vec![kv("openinference.span.kind", s("EMBEDDING"))], "embeddings"),
         (vec![kv("openinference.span.kind", s("LLM"))], "chat"),
     ];
     for (attrs, expected) in cases {
@@ -101,28 +65,13 @@ fn operation_rows() {
 
 #[test]
 fn request_and_response_model_rows() {
-    let e = one_event(vec![
-        kv("gen_ai.request.model", s("gpt-4o")),
-        kv("gen_ai.response.model", s("gpt-4o-2024")),
-    ]);
-    assert_eq!(
-        (e.request_model.as_deref(), e.response_model.as_deref()),
-        (Some("gpt-4o"), Some("gpt-4o-2024"))
-    );
-    let e = one_event(vec![
-        kv("llm.request.model_name", s("m1")),
-        kv("llm.response.model_name", s("m2")),
-    ]);
-    assert_eq!(
-        (e.request_model.as_deref(), e.response_model.as_deref()),
-        (Some("m1"), Some("m2"))
-    );
+    let e = one_event(vec![kv("gen_ai.request.model", s("gpt-4o")), kv("gen_ai.response.model", s("gpt-4o-2024"))]);
+    assert_eq!((e.request_model.as_deref(), e.response_model.as_deref()), (Some("gpt-4o"), Some("gpt-4o-2024")));
+    let e = one_event(vec![kv("llm.request.model_name", s("m1")), kv("llm.response.model_name", s("m2"))]);
+    assert_eq!((e.request_model.as_deref(), e.response_model.as_deref()), (Some("m1"), Some("m2")));
     // OpenInference llm.model_name; response falls back to the request model.
     let e = one_event(vec![kv("llm.model_name", s("gemini"))]);
-    assert_eq!(
-        (e.request_model.as_deref(), e.response_model.as_deref()),
-        (Some("gemini"), Some("gemini"))
-    );
+    assert_eq!((e.request_model.as_deref(), e.response_model.as_deref()), (Some("gemini"), Some("gemini")));
 }
 
 #[test]
@@ -135,12 +84,7 @@ fn token_rows_accept_int_double_and_numeric_string() {
         kv("gen_ai.usage.reasoning.output_tokens", Value::IntValue(4)),
     ]);
     assert_eq!(
-        (
-            e.input_tokens,
-            e.output_tokens,
-            e.cache_read_tokens,
-            e.reasoning_tokens
-        ),
+        (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.reasoning_tokens),
         (Some(10), Some(20), Some(3), Some(4))
     );
     let e = one_event(vec![
@@ -150,55 +94,30 @@ fn token_rows_accept_int_double_and_numeric_string() {
         kv("gen_ai.usage.reasoning_tokens", Value::IntValue(6)),
     ]);
     assert_eq!(
-        (
-            e.input_tokens,
-            e.output_tokens,
-            e.cache_read_tokens,
-            e.reasoning_tokens
-        ),
+        (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.reasoning_tokens),
         (Some(11), Some(21), Some(5), Some(6))
     );
     let e = one_event(vec![
         kv("llm.token_count.prompt", Value::IntValue(12)),
         kv("llm.token_count.completion", Value::IntValue(22)),
-        kv(
-            "llm.token_count.prompt_details.cache_read",
-            Value::IntValue(7),
-        ),
-        kv(
-            "llm.token_count.completion_details.reasoning",
-            Value::IntValue(8),
-        ),
+        kv("llm.token_count.prompt_details.cache_read", Value::IntValue(7)),
+        kv("llm.token_count.completion_details.reasoning", Value::IntValue(8)),
     ]);
     assert_eq!(
-        (
-            e.input_tokens,
-            e.output_tokens,
-            e.cache_read_tokens,
-            e.reasoning_tokens
-        ),
+        (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.reasoning_tokens),
         (Some(12), Some(22), Some(7), Some(8))
     );
 }
 
 #[test]
 fn reported_cost_rows() {
-    assert_eq!(
-        one_event(vec![kv("gen_ai.usage.cost", Value::DoubleValue(0.5))]).reported_cost_usd,
-        Some(0.5)
-    );
-    assert_eq!(
-        one_event(vec![kv("llm.cost.total", s("0.25"))]).reported_cost_usd,
-        Some(0.25)
-    );
+    assert_eq!(one_event(vec![kv("gen_ai.usage.cost", Value::DoubleValue(0.5))]).reported_cost_usd, Some(0.5));
+    assert_eq!(one_event(vec![kv("llm.cost.total", s("0.25"))]).reported_cost_usd, Some(0.25));
 }
 
 #[test]
 fn latency_and_ttft() {
-    let e = one_event(vec![kv(
-        "gen_ai.response.time_to_first_chunk",
-        Value::DoubleValue(0.25),
-    )]);
+    let e = one_event(vec![kv("gen_ai.response.time_to_first_chunk", Value::DoubleValue(0.25))]);
     assert_eq!(e.latency_ms, Some(1500.0));
     assert_eq!(e.time - e.start_time, 1_500_000_000);
     assert_eq!(e.time, T0 + 1_000_000);
@@ -209,45 +128,20 @@ fn latency_and_ttft() {
 fn status_and_error_type() {
     let attrs = vec![kv("gen_ai.operation.name", s("chat"))];
     let mut failed = span(1, attrs.clone());
-    failed.status = Some(Status {
-        code: 2,
-        message: "boom".to_owned(),
-    });
-    let mut with_type = span(
-        2,
-        vec![
-            kv("gen_ai.operation.name", s("chat")),
-            kv("error.type", s("timeout")),
-        ],
-    );
-    with_type.status = Some(Status {
-        code: 2,
-        message: "x".to_owned(),
-    });
+    failed.status = Some(Status { code: 2, message: "boom".to_owned() });
+    let mut with_type = span(2, vec![kv("gen_ai.operation.name", s("chat")), kv("error.type", s("timeout"))]);
+    with_type.status = Some(Status { code: 2, message: "x".to_owned() });
     let mut with_exception = span(3, attrs.clone());
-    with_exception.status = Some(Status {
-        code: 2,
-        message: String::new(),
-    });
+    with_exception.status = Some(Status { code: 2, message: String::new() });
     with_exception.events.push(Event {
         name: "exception".to_owned(),
         attributes: vec![kv("exception.type", s("openai.RateLimitError"))],
         ..Default::default()
     });
     let mut ok = span(4, attrs);
-    ok.status = Some(Status {
-        code: 1,
-        message: String::new(),
-    });
-    let out = decode_traces(&traces(
-        vec![kv("service.name", s("a"))],
-        vec![failed, with_type, with_exception, ok],
-    ));
-    let got: Vec<_> = out
-        .events
-        .iter()
-        .map(|e| (e.status, e.error_type.as_deref()))
-        .collect();
+    ok.status = Some(Status { code: 1, message: String::new() });
+    let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![failed, with_type, with_exception, ok]));
+    let got: Vec<_> = out.events.iter().map(|e| (e.status, e.error_type.as_deref())).collect();
     assert_eq!(
         got,
         vec![
@@ -263,32 +157,16 @@ fn status_and_error_type() {
 #[test]
 fn finish_reason_rows() {
     assert_eq!(
-        one_event(vec![kv(
-            "gen_ai.response.finish_reasons",
-            array(&["length", "stop"])
-        )])
-        .finish_reason
-        .as_deref(),
+        one_event(vec![kv("gen_ai.response.finish_reasons", array(&["length", "stop"]))]).finish_reason.as_deref(),
         Some("length")
     );
-    assert_eq!(
-        one_event(vec![kv("llm.response.finish_reason", s("stop"))])
-            .finish_reason
-            .as_deref(),
-        Some("stop")
-    );
+    assert_eq!(one_event(vec![kv("llm.response.finish_reason", s("stop"))]).finish_reason.as_deref(), Some("stop"));
 }
 
 #[test]
 fn response_id_and_golden_case_rows() {
-    let e = one_event(vec![
-        kv("gen_ai.response.id", s("resp-1")),
-        kv("driftwatch.golden.case", s("g-7")),
-    ]);
-    assert_eq!(
-        (e.response_id.as_deref(), e.golden_case.as_deref()),
-        (Some("resp-1"), Some("g-7"))
-    );
+    let e = one_event(vec![kv("gen_ai.response.id", s("resp-1")), kv("driftwatch.golden.case", s("g-7"))]);
+    assert_eq!((e.response_id.as_deref(), e.golden_case.as_deref()), (Some("resp-1"), Some("g-7")));
 }
 
 #[test]
@@ -299,20 +177,10 @@ fn prompt_id_and_version_rows() {
         ("langfuse.prompt.name", "langfuse.prompt.version"),
     ];
     for (id_key, version_key) in cases {
-        let e = one_event(vec![
-            kv(id_key, s("p")),
-            kv(version_key, Value::IntValue(3)),
-        ]);
-        assert_eq!(
-            (e.prompt_id.as_deref(), e.prompt_version.as_deref()),
-            (Some("p"), Some("3")),
-            "{id_key}"
-        );
+        let e = one_event(vec![kv(id_key, s("p")), kv(version_key, Value::IntValue(3))]);
+        assert_eq!((e.prompt_id.as_deref(), e.prompt_version.as_deref()), (Some("p"), Some("3")), "{id_key}");
     }
-    let e = one_event(vec![
-        kv("traceloop.prompt.key", s("later")),
-        kv("driftwatch.prompt.id", s("first")),
-    ]);
+    let e = one_event(vec![kv("traceloop.prompt.key", s("later")), kv("driftwatch.prompt.id", s("first"))]);
     assert_eq!(e.prompt_id.as_deref(), Some("first"));
 }
 
@@ -323,45 +191,29 @@ fn content_rows() {
         kv("gen_ai.prompt", s("old")),
         kv("gen_ai.output.messages", s("[]")),
     ]);
-    assert_eq!(
-        (e.input_content.as_deref(), e.output_content.as_deref()),
-        (Some("[{\"role\":\"user\"}]"), Some("[]"))
-    );
-    let e = one_event(vec![
-        kv("gen_ai.prompt", s("p")),
-        kv("gen_ai.completion", s("c")),
-    ]);
-    assert_eq!(
-        (e.input_content.as_deref(), e.output_content.as_deref()),
-        (Some("p"), Some("c"))
-    );
+    assert_eq!((e.input_content.as_deref(), e.output_content.as_deref()), (Some("[{\"role\":\"user\"}]"), Some("[]")));
+    let e = one_event(vec![kv("gen_ai.prompt", s("p")), kv("gen_ai.completion", s("c"))]);
+    assert_eq!((e.input_content.as_deref(), e.output_content.as_deref()), (Some("p"), Some("c")));
     let e = one_event(vec![
         kv("gen_ai.prompt.1.content", s("second")),
         kv("gen_ai.prompt.0.role", s("system")),
         kv("gen_ai.prompt.0.content", s("first")),
         kv("gen_ai.completion.0.content", s("done")),
     ]);
-    assert_eq!(
-        (e.input_content.as_deref(), e.output_content.as_deref()),
-        (Some("first\nsecond"), Some("done"))
-    );
+    assert_eq!((e.input_content.as_deref(), e.output_content.as_deref()), (Some("first\nsecond"), Some("done")));
     let e = one_event(vec![
         kv("llm.input_messages.0.message.content", s("q")),
         kv("llm.output_messages.0.message.content", s("a")),
     ]);
-    assert_eq!(
-        (e.input_content.as_deref(), e.output_content.as_deref()),
-        (Some("q"), Some("a"))
-    );
+    assert_eq!((e.input_content.as_deref(), e.output_content.as_deref()), (Some("q"), Some("a")));
 }
 
 #[test]
 fn old_content_span_events() {
     let mut with_events = span(1, vec![kv("gen_ai.operation.name", s("chat"))]);
-    for (name, key, text) in [
-        ("gen_ai.content.prompt", "gen_ai.prompt", "hi"),
-        ("gen_ai.content.completion", "gen_ai.completion", "hello"),
-    ] {
+    for (name, key, text) in
+        [("gen_ai.content.prompt", "gen_ai.prompt", "hi"), ("gen_ai.content.completion", "gen_ai.completion", "hello")]
+    {
         with_events.events.push(Event {
             name: name.to_owned(),
             attributes: vec![kv(key, s(text))],
@@ -370,28 +222,16 @@ fn old_content_span_events() {
     }
     let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![with_events]));
     let e = &out.events[0];
-    assert_eq!(
-        (e.input_content.as_deref(), e.output_content.as_deref()),
-        (Some("hi"), Some("hello"))
-    );
+    assert_eq!((e.input_content.as_deref(), e.output_content.as_deref()), (Some("hi"), Some("hello")));
 }
 
 #[test]
 fn event_id_is_lowercase_hex_trace_and_span() {
     let e = one_event(vec![]);
-    assert_eq!(
-        e.trace_id.as_deref(),
-        Some(format!("{}01", "ab".repeat(15)).as_str())
-    );
+    assert_eq!(e.trace_id.as_deref(), Some(format!("{}01", "ab".repeat(15)).as_str()));
     assert_eq!(e.span_id.as_deref(), Some("cdcdcdcdcdcdcd01"));
-    assert_eq!(
-        e.event_id,
-        format!("{}01{}01", "ab".repeat(15), "cd".repeat(7))
-    );
-    assert_eq!(
-        (e.source.as_ref(), e.cost_usd, e.content.as_ref()),
-        (None, None, None)
-    );
+    assert_eq!(e.event_id, format!("{}01{}01", "ab".repeat(15), "cd".repeat(7)));
+    assert_eq!((e.source.as_ref(), e.cost_usd, e.content.as_ref()), (None, None, None));
 }
 
 #[test]
@@ -409,19 +249,13 @@ fn inference_rule_and_skipped_count() {
         span(10, vec![kv("http.request.method", s("GET"))]),
     ];
     let out: Decoded = decode_traces(&traces(vec![kv("service.name", s("a"))], spans));
-    assert_eq!(
-        (out.events.len(), out.skipped_spans, out.rejects.len()),
-        (7, 3, 0)
-    );
+    assert_eq!((out.events.len(), out.skipped_spans, out.rejects.len()), (7, 3, 0));
 }
 
 #[test]
 fn duplicate_span_is_kept_twice() {
     let one = span(1, vec![kv("gen_ai.operation.name", s("chat"))]);
-    let out = decode_traces(&traces(
-        vec![kv("service.name", s("a"))],
-        vec![one.clone(), one],
-    ));
+    let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![one.clone(), one]));
     assert_eq!(out.events.len(), 2);
     assert_eq!(out.events[0].event_id, out.events[1].event_id);
 }
@@ -440,23 +274,14 @@ fn evaluation_span_event_becomes_feedback() {
     });
     evaluated.events.push(Event {
         name: "annotation".to_owned(),
-        attributes: vec![
-            kv("annotation.name", s("user_thumbs")),
-            kv("annotation.label", s("down")),
-        ],
+        attributes: vec![kv("annotation.name", s("user_thumbs")), kv("annotation.label", s("down"))],
         ..Default::default()
     });
     let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![evaluated]));
     assert_eq!((out.events.len(), out.feedback.len()), (1, 2));
     let f = &out.feedback[0];
-    assert_eq!(
-        (f.name.as_str(), f.score_value, f.time),
-        ("hallucination", Some(0.8), T0 + 5)
-    );
-    assert_eq!(
-        f.inference_id.as_deref(),
-        Some(out.events[0].event_id.as_str())
-    );
+    assert_eq!((f.name.as_str(), f.score_value, f.time), ("hallucination", Some(0.8), T0 + 5));
+    assert_eq!(f.inference_id.as_deref(), Some(out.events[0].event_id.as_str()));
     assert!(out.feedback[1].is_flagged());
     assert_ne!(out.feedback[0].feedback_id, out.feedback[1].feedback_id);
 }

@@ -24,20 +24,11 @@ pub(super) fn s(v: &str) -> Value {
 }
 
 pub(super) fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.to_owned(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
+    KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
 }
 
 pub(super) fn array(values: &[&str]) -> Value {
-    Value::ArrayValue(ArrayValue {
-        values: values
-            .iter()
-            .map(|v| AnyValue { value: Some(s(v)) })
-            .collect(),
-    })
+    Value::ArrayValue(ArrayValue { values: values.iter().map(|v| AnyValue { value: Some(s(v)) }).collect() })
 }
 
 /// A chat span with ids derived from `n`, 1.5 s long, ending at T0 + n ms.
@@ -57,14 +48,8 @@ pub(super) fn span(n: u8, attributes: Vec<KeyValue>) -> Span {
 pub(super) fn traces(resource: Vec<KeyValue>, spans: Vec<Span>) -> TracesData {
     TracesData {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: resource,
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
+            resource: Some(Resource { attributes: resource, ..Default::default() }),
+            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
             ..Default::default()
         }],
     }
@@ -84,10 +69,7 @@ pub(super) fn decode_traces(data: &TracesData) -> Decoded {
 pub(super) fn one_event(extra: Vec<KeyValue>) -> InferenceEvent {
     let mut attributes = vec![kv("gen_ai.operation.name", s("chat"))];
     attributes.extend(extra);
-    let data = traces(
-        vec![kv("service.name", s("app-1"))],
-        vec![span(1, attributes)],
-    );
+    let data = traces(vec![kv("service.name", s("app-1"))], vec![span(1, attributes)]);
     let mut out = decode_traces(&data);
     assert_eq!(out.rejects, vec![], "unexpected rejects");
     assert_eq!(out.events.len(), 1);

@@ -14,105 +14,42 @@ fn reasons(out: &Decoded) -> Vec<&'static str> {
 fn span_reasons(extra: Vec<opentelemetry_proto::tonic::common::v1::KeyValue>) -> Vec<&'static str> {
     let mut attrs = vec![kv("gen_ai.operation.name", s("chat"))];
     attrs.extend(extra);
-    reasons(&decode_traces(&traces(
-        vec![kv("service.name", s("a"))],
-        vec![span(1, attrs)],
-    )))
+    reasons(&decode_traces(&traces(vec![kv("service.name", s("a"))], vec![span(1, attrs)])))
 }
 
 #[test]
 fn whole_message_rejects() {
-    assert_eq!(
-        reasons(&decode(b"", PayloadFormat::Auto)),
-        ["empty_payload"]
-    );
-    assert_eq!(
-        reasons(&decode(b"  \n", PayloadFormat::JsonEvents)),
-        ["empty_payload"]
-    );
-    assert_eq!(
-        reasons(&decode(b"{\"id\": ", PayloadFormat::Auto)),
-        ["malformed_json"]
-    );
-    assert_eq!(
-        reasons(&decode(b"{\"resourceSpans\": 5}", PayloadFormat::Auto)),
-        ["malformed_json"]
-    );
-    assert_eq!(
-        reasons(&decode(
-            b"\xff\xff\xff\x01garbage",
-            PayloadFormat::OtlpTraces
-        )),
-        ["malformed_protobuf"]
-    );
-    assert_eq!(
-        reasons(&decode(b"[1,2]", PayloadFormat::JsonEvents)),
-        ["malformed_json"]
-    );
-    assert_eq!(
-        reasons(&decode(b"{\"app\": \"a\xff\"}", PayloadFormat::JsonEvents)),
-        ["not_utf8"]
-    );
+    assert_eq!(reasons(&decode(b"", PayloadFormat::Auto)), ["empty_payload"]);
+    assert_eq!(reasons(&decode(b"  \n", PayloadFormat::JsonEvents)), ["empty_payload"]);
+    assert_eq!(reasons(&decode(b"{\"id\": ", PayloadFormat::Auto)), ["malformed_json"]);
+    assert_eq!(reasons(&decode(b"{\"resourceSpans\": 5}", PayloadFormat::Auto)), ["malformed_json"]);
+    assert_eq!(reasons(&decode(b"\xff\xff\xff\x01garbage", PayloadFormat::OtlpTraces)), ["malformed_protobuf"]);
+    assert_eq!(reasons(&decode(b"[1,2]", PayloadFormat::JsonEvents)), ["malformed_json"]);
+    assert_eq!(reasons(&decode(b"{\"app\": \"a\xff\"}", PayloadFormat::JsonEvents)), ["not_utf8"]);
     let mut out = Decoded::default();
-    let config = DecodeConfig {
-        max_payload_bytes: 8,
-        ..DecodeConfig::default()
-    };
-    Decoder::new(config).decode(
-        b"{\"id\":\"0123456789\"}",
-        PayloadFormat::Auto,
-        NOW,
-        &mut out,
-    );
+    let config = DecodeConfig { max_payload_bytes: 8, ..DecodeConfig::default() };
+    Decoder::new(config).decode(b"{\"id\":\"0123456789\"}", PayloadFormat::Auto, NOW, &mut out);
     assert_eq!(reasons(&out), ["payload_too_large"]);
     assert!(out.rejects.iter().all(|r| r.payload.is_none()));
 }
 
 #[test]
 fn span_level_rejects() {
+    assert_eq!(span_reasons(vec![kv("gen_ai.usage.input_tokens", Value::IntValue(-1))]), ["negative_tokens"]);
     assert_eq!(
-        span_reasons(vec![kv("gen_ai.usage.input_tokens", Value::IntValue(-1))]),
-        ["negative_tokens"]
-    );
-    assert_eq!(
-        span_reasons(vec![kv(
-            "gen_ai.usage.output_tokens",
-            Value::IntValue(10_000_001)
-        )]),
+        span_reasons(vec![kv("gen_ai.usage.output_tokens", Value::IntValue(10_000_001))]),
         ["implausible_tokens"]
     );
+    assert_eq!(span_reasons(vec![kv("gen_ai.usage.input_tokens", s("abc"))]), ["invalid_field"]);
+    assert_eq!(span_reasons(vec![kv("gen_ai.usage.input_tokens", Value::DoubleValue(1.5))]), ["invalid_field"]);
     assert_eq!(
-        span_reasons(vec![kv("gen_ai.usage.input_tokens", s("abc"))]),
-        ["invalid_field"]
-    );
-    assert_eq!(
-        span_reasons(vec![kv(
-            "gen_ai.usage.input_tokens",
-            Value::DoubleValue(1.5)
-        )]),
-        ["invalid_field"]
-    );
-    assert_eq!(
-        span_reasons(vec![kv(
-            "gen_ai.response.time_to_first_chunk",
-            Value::DoubleValue(-0.1)
-        )]),
+        span_reasons(vec![kv("gen_ai.response.time_to_first_chunk", Value::DoubleValue(-0.1))]),
         ["negative_latency"]
     );
-    assert_eq!(
-        span_reasons(vec![kv("gen_ai.usage.cost", Value::DoubleValue(f64::NAN))]),
-        ["non_finite_number"]
-    );
-    let out = decode_traces(&traces(
-        vec![],
-        vec![span(1, vec![kv("gen_ai.operation.name", s("chat"))])],
-    ));
+    assert_eq!(span_reasons(vec![kv("gen_ai.usage.cost", Value::DoubleValue(f64::NAN))]), ["non_finite_number"]);
+    let out = decode_traces(&traces(vec![], vec![span(1, vec![kv("gen_ai.operation.name", s("chat"))])]));
     assert_eq!(reasons(&out), ["missing_field"]);
-    assert!(
-        out.rejects[0].detail.contains("service.name"),
-        "{}",
-        out.rejects[0].detail
-    );
+    assert!(out.rejects[0].detail.contains("service.name"), "{}", out.rejects[0].detail);
 }
 
 #[test]
@@ -129,10 +66,7 @@ fn time_rejects() {
     huge.end_time_unix_nano = u64::MAX;
     let mut no_ids = span(5, chat());
     no_ids.trace_id.clear();
-    let out = decode_traces(&traces(
-        vec![kv("service.name", s("a"))],
-        vec![backwards, ancient, future, huge, no_ids],
-    ));
+    let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![backwards, ancient, future, huge, no_ids]));
     assert_eq!(
         reasons(&out),
         [
@@ -149,37 +83,17 @@ fn time_rejects() {
 fn one_bad_span_among_good_ones_rejects_only_that_span() {
     let chat = || kv("gen_ai.operation.name", s("chat"));
     let spans = vec![
-        span(
-            1,
-            vec![chat(), kv("gen_ai.usage.input_tokens", Value::IntValue(5))],
-        ),
-        span(
-            2,
-            vec![chat(), kv("gen_ai.usage.input_tokens", Value::IntValue(-5))],
-        ),
-        span(
-            3,
-            vec![chat(), kv("gen_ai.usage.input_tokens", Value::IntValue(7))],
-        ),
+        span(1, vec![chat(), kv("gen_ai.usage.input_tokens", Value::IntValue(5))]),
+        span(2, vec![chat(), kv("gen_ai.usage.input_tokens", Value::IntValue(-5))]),
+        span(3, vec![chat(), kv("gen_ai.usage.input_tokens", Value::IntValue(7))]),
     ];
     let out = decode_traces(&traces(vec![kv("service.name", s("a"))], spans));
-    assert_eq!(
-        out.events
-            .iter()
-            .map(|e| e.input_tokens)
-            .collect::<Vec<_>>(),
-        [Some(5), Some(7)]
-    );
+    assert_eq!(out.events.iter().map(|e| e.input_tokens).collect::<Vec<_>>(), [Some(5), Some(7)]);
     assert_eq!(reasons(&out), ["negative_tokens"]);
     let reject = &out.rejects[0];
-    assert!(
-        reject.detail.contains("cdcdcdcdcdcdcd02"),
-        "{}",
-        reject.detail
-    );
+    assert!(reject.detail.contains("cdcdcdcdcdcdcd02"), "{}", reject.detail);
     // The payload is the bad span alone, as OTLP/JSON.
-    let payload: serde_json::Value =
-        serde_json::from_slice(reject.payload.as_deref().unwrap_or_default()).unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(reject.payload.as_deref().unwrap_or_default()).unwrap();
     assert_eq!(payload["spanId"], "cdcdcdcdcdcdcd02");
 }
 
@@ -193,10 +107,7 @@ fn reject_payload_is_truncated() {
     ];
     let data = traces(vec![kv("service.name", s("a"))], vec![span(1, attrs)]);
     let mut out = Decoded::default();
-    let config = DecodeConfig {
-        max_dead_letter_payload_bytes: 100,
-        ..DecodeConfig::default()
-    };
+    let config = DecodeConfig { max_dead_letter_payload_bytes: 100, ..DecodeConfig::default() };
     Decoder::new(config).decode(&data.encode_to_vec(), PayloadFormat::Auto, NOW, &mut out);
     assert_eq!(out.rejects[0].payload.as_ref().map(Vec::len), Some(100));
 }
@@ -206,10 +117,7 @@ fn decoded_clear_keeps_nothing() {
     let mut out = decode(b"", PayloadFormat::Auto);
     out.skipped_spans = 3;
     out.clear();
-    assert_eq!(
-        (out.rejects.len(), out.skipped_spans, out.events.len()),
-        (0, 0, 0)
-    );
+    assert_eq!((out.rejects.len(), out.skipped_spans, out.events.len()), (0, 0, 0));
 }
 
 /// A small xorshift generator: deterministic, no dependency on rand's API.
@@ -230,21 +138,13 @@ fn random_and_truncated_bytes_never_panic() {
         vec![kv("service.name", s("a"))],
         vec![span(
             1,
-            vec![
-                kv("gen_ai.operation.name", s("chat")),
-                kv("gen_ai.usage.input_tokens", Value::IntValue(3)),
-            ],
+            vec![kv("gen_ai.operation.name", s("chat")), kv("gen_ai.usage.input_tokens", Value::IntValue(3))],
         )],
     );
     let proto = good.encode_to_vec();
     let json = serde_json::to_vec(&good).unwrap();
     let event = br#"{"id":"e1","time":"2025-06-01T12:00:00Z","app":"a","input_tokens":3,"latency_ms":12.5}"#.to_vec();
-    let formats = [
-        PayloadFormat::Auto,
-        PayloadFormat::OtlpTraces,
-        PayloadFormat::OtlpLogs,
-        PayloadFormat::JsonEvents,
-    ];
+    let formats = [PayloadFormat::Auto, PayloadFormat::OtlpTraces, PayloadFormat::OtlpLogs, PayloadFormat::JsonEvents];
     let decoder = Decoder::default();
     let mut out = Decoded::default();
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
@@ -278,9 +178,5 @@ fn random_and_truncated_bytes_never_panic() {
         decoder.decode(seed, PayloadFormat::Auto, NOW, &mut out);
     }
     assert_eq!((out.events.len(), out.rejects.len()), (3, 0));
-    assert!(
-        out.events
-            .iter()
-            .all(|e| e.input_tokens == Some(3) && e.time >= T0)
-    );
+    assert!(out.events.iter().all(|e| e.input_tokens == Some(3) && e.time >= T0));
 }

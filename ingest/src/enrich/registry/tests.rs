@@ -34,24 +34,12 @@ fn lookup_exact_alias_snapshot_and_provider() -> TestResult {
     assert_eq!(found(&registry, "gpt-4o", None), Some("gpt-4o"));
     assert_eq!(found(&registry, "gpt-4o", Some("openai")), Some("gpt-4o"));
     assert_eq!(found(&registry, "chatgpt-4o-latest", None), Some("gpt-4o"));
-    assert_eq!(
-        found(&registry, "prod-chat", Some("azure.ai.openai")),
-        Some("gpt-4o-azure")
-    );
+    assert_eq!(found(&registry, "prod-chat", Some("azure.ai.openai")), Some("gpt-4o-azure"));
     // The Azure entry claims the bare name through an alias for its own provider.
-    assert_eq!(
-        found(&registry, "gpt-4o", Some("azure.ai.openai")),
-        Some("gpt-4o-azure")
-    );
+    assert_eq!(found(&registry, "gpt-4o", Some("azure.ai.openai")), Some("gpt-4o-azure"));
     // Dated snapshots resolve to the longest matching id, not a shorter one.
-    assert_eq!(
-        found(&registry, "gpt-4o-2024-08-06", Some("openai")),
-        Some("gpt-4o")
-    );
-    assert_eq!(
-        found(&registry, "gpt-4o-mini-2024-07-18", None),
-        Some("gpt-4o-mini")
-    );
+    assert_eq!(found(&registry, "gpt-4o-2024-08-06", Some("openai")), Some("gpt-4o"));
+    assert_eq!(found(&registry, "gpt-4o-mini-2024-07-18", None), Some("gpt-4o-mini"));
     assert_eq!(found(&registry, "gpt-4o@2024-08-06", None), Some("gpt-4o"));
     // A prefix must end at a separator: `gpt-4omni` is another model.
     assert_eq!(found(&registry, "gpt-4omni", None), None);
@@ -63,18 +51,9 @@ fn lookup_exact_alias_snapshot_and_provider() -> TestResult {
 #[test]
 fn pricing_is_sorted_and_dates_accepted() -> TestResult {
     let registry = ModelRegistry::from_yaml_str(TWO_PROVIDERS, "test.yaml")?;
-    let entry = registry
-        .lookup("gpt-4o", Some("openai"))
-        .ok_or("gpt-4o missing")?;
-    let starts: Vec<String> = entry
-        .pricing
-        .iter()
-        .map(|p| p.effective_from.to_rfc3339())
-        .collect();
-    assert_eq!(
-        starts,
-        ["2024-08-06T00:00:00+00:00", "2026-11-15T00:00:00+00:00"]
-    );
+    let entry = registry.lookup("gpt-4o", Some("openai")).ok_or("gpt-4o missing")?;
+    let starts: Vec<String> = entry.pricing.iter().map(|p| p.effective_from.to_rfc3339()).collect();
+    assert_eq!(starts, ["2024-08-06T00:00:00+00:00", "2026-11-15T00:00:00+00:00"]);
     assert_eq!(entry.pricing[0].cached_input_per_mtok, Some(1.25));
     assert_eq!(entry.pricing[1].cached_input_per_mtok, None);
     assert_eq!(registry.entries().count(), 3);
@@ -84,34 +63,18 @@ fn pricing_is_sorted_and_dates_accepted() -> TestResult {
 #[test]
 fn embedded_registry_has_the_demo_models() -> TestResult {
     let registry = ModelRegistry::default_embedded()?;
-    for id in [
-        "gpt-4o",
-        "gpt-4o-mini",
-        "claude-sonnet-4-5",
-        "claude-haiku-4-5",
-        "gemini-2.5-flash",
-        "text-embedding-3-small",
-    ] {
+    for id in
+        ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "claude-haiku-4-5", "gemini-2.5-flash", "text-embedding-3-small"]
+    {
         assert_eq!(found(&registry, id, None), Some(id));
     }
     assert!(registry.entries().any(|e| e.pricing.len() >= 2));
-    let providers: std::collections::BTreeSet<&str> =
-        registry.entries().map(|e| e.provider.as_str()).collect();
-    for provider in [
-        "openai",
-        "anthropic",
-        "gcp.vertex_ai",
-        "azure.ai.openai",
-        "aws.bedrock",
-    ] {
+    let providers: std::collections::BTreeSet<&str> = registry.entries().map(|e| e.provider.as_str()).collect();
+    for provider in ["openai", "anthropic", "gcp.vertex_ai", "azure.ai.openai", "aws.bedrock"] {
         assert!(providers.contains(provider), "no {provider} model");
     }
     assert_eq!(
-        found(
-            &registry,
-            "anthropic.claude-3-5-haiku-20241022-v1:0",
-            Some("aws.bedrock")
-        ),
+        found(&registry, "anthropic.claude-3-5-haiku-20241022-v1:0", Some("aws.bedrock")),
         Some("anthropic.claude-3-5-haiku")
     );
     assert!(RiskLevel::Low < RiskLevel::Medium && RiskLevel::Medium < RiskLevel::High);
@@ -131,84 +94,49 @@ const PRICE: &str = "    pricing:\n      - {effective_from: 2025-01-01, input_pe
 fn validation_errors_name_file_entry_and_key() {
     let negative = "models:\n  - id: m1\n    provider: openai\n    risk_level: low\n    pricing:\n      - {effective_from: 2025-01-01, input_per_mtok: -1.0, output_per_mtok: 2.0}\n";
     let message = error_of(negative);
-    assert!(
-        message.contains("bad.yaml") && message.contains("`m1`"),
-        "{message}"
-    );
-    assert!(
-        message.contains("pricing.input_per_mtok") && message.contains(">= 0"),
-        "{message}"
-    );
+    assert!(message.contains("bad.yaml") && message.contains("`m1`"), "{message}");
+    assert!(message.contains("pricing.input_per_mtok") && message.contains(">= 0"), "{message}");
 
     let empty = "models:\n  - id: m1\n    provider: openai\n    risk_level: low\n    pricing: []\n";
     let message = error_of(empty);
-    assert!(
-        message.contains("`m1`") && message.contains("`pricing`") && message.contains("is empty"),
-        "{message}"
-    );
+    assert!(message.contains("`m1`") && message.contains("`pricing`") && message.contains("is empty"), "{message}");
 
     let duplicate = format!(
         "models:\n  - id: m1\n    provider: openai\n    risk_level: low\n{PRICE}  - id: m1\n    provider: openai\n    risk_level: low\n{PRICE}"
     );
     let message = error_of(&duplicate);
-    assert!(
-        message.contains("`m1`") && message.contains("defined twice"),
-        "{message}"
-    );
+    assert!(message.contains("`m1`") && message.contains("defined twice"), "{message}");
 
-    let risk =
-        format!("models:\n  - id: m2\n    provider: openai\n    risk_level: extreme\n{PRICE}");
+    let risk = format!("models:\n  - id: m2\n    provider: openai\n    risk_level: extreme\n{PRICE}");
     let message = error_of(&risk);
-    assert!(
-        message.contains("bad.yaml") && message.contains("`m2`") && message.contains("extreme"),
-        "{message}"
-    );
-    assert!(
-        message.contains("risk_level") && message.contains("line 4"),
-        "{message}"
-    );
+    assert!(message.contains("bad.yaml") && message.contains("`m2`") && message.contains("extreme"), "{message}");
+    assert!(message.contains("risk_level") && message.contains("line 4"), "{message}");
 
     let second = format!(
         "models:\n  - id: m1\n    provider: openai\n    risk_level: low\n{PRICE}  - id: m5\n    provider: openai\n    risk_level: low\n    pricing:\n      - {{effective_from: 2025-01-01, input_per_mtok: abc, output_per_mtok: 2.0}}\n"
     );
     let message = error_of(&second);
-    assert!(
-        message.contains("`m5` (entry #2)") && message.contains("input_per_mtok"),
-        "{message}"
-    );
+    assert!(message.contains("`m5` (entry #2)") && message.contains("input_per_mtok"), "{message}");
 
-    let unknown =
-        format!("models:\n  - id: m3\n    provider: openai\n    risk_levle: low\n{PRICE}");
+    let unknown = format!("models:\n  - id: m3\n    provider: openai\n    risk_levle: low\n{PRICE}");
     let message = error_of(&unknown);
-    assert!(
-        message.contains("`m3`") && message.contains("risk_levle"),
-        "{message}"
-    );
+    assert!(message.contains("`m3`") && message.contains("risk_levle"), "{message}");
 
     let bad_date = "models:\n  - id: m4\n    provider: openai\n    risk_level: low\n    pricing:\n      - {effective_from: next tuesday, input_per_mtok: 1.0, output_per_mtok: 2.0}\n";
     let message = error_of(bad_date);
-    assert!(
-        message.contains("`m4`") && message.contains("next tuesday"),
-        "{message}"
-    );
+    assert!(message.contains("`m4`") && message.contains("next tuesday"), "{message}");
 
     let top = "model:\n  - id: m5\n";
     assert!(error_of(top).contains("bad.yaml"));
     let no_id = format!("models:\n  - provider: openai\n    risk_level: low\n{PRICE}");
     let message = error_of(&no_id);
-    assert!(
-        message.contains("#1 (no `id`)") && message.contains("missing field `id`"),
-        "{message}"
-    );
+    assert!(message.contains("#1 (no `id`)") && message.contains("missing field `id`"), "{message}");
 
     let alias_clash = format!(
         "models:\n  - id: m1\n    provider: openai\n    risk_level: low\n{PRICE}  - id: m2\n    provider: openai\n    aliases: [m1]\n    risk_level: low\n{PRICE}"
     );
     let message = error_of(&alias_clash);
-    assert!(
-        message.contains("`m2`") && message.contains("aliases") && message.contains("m1"),
-        "{message}"
-    );
+    assert!(message.contains("`m2`") && message.contains("aliases") && message.contains("m1"), "{message}");
 }
 
 #[test]
@@ -218,10 +146,7 @@ fn from_path_reads_and_reports_missing_files() -> TestResult {
     std::fs::write(&path, TWO_PROVIDERS)?;
     assert_eq!(ModelRegistry::from_path(&path)?.entries().count(), 3);
     let missing = dir.path().join("nope.yaml");
-    let message = ModelRegistry::from_path(&missing)
-        .err()
-        .ok_or("loaded a missing file")?
-        .to_string();
+    let message = ModelRegistry::from_path(&missing).err().ok_or("loaded a missing file")?.to_string();
     assert!(message.contains("nope.yaml"), "{message}");
     Ok(())
 }

@@ -58,15 +58,14 @@ pub async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<(
     readiness.set_not_ready("starting");
     let tasks = TaskTracker::new();
     let http_shutdown = CancellationToken::new();
-    let (address, server) = http::bind(
-        components.config.http.clone(),
-        components.metrics.clone(),
-        readiness.clone(),
-        http_shutdown.clone(),
-    )
-    .await?;
-    tracing::info!(%address, "HTTP endpoint serving /metrics, /healthz and /readyz.");
-    tasks.spawn(server);
+    let server = http::bind(components.config.http.clone(), components.metrics.clone(), readiness.clone()).await?;
+    tracing::info!(address = %server.local_addr(), "HTTP endpoint serving /metrics, /healthz and /readyz.");
+    let serving = http_shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(error) = server.run(serving).await {
+            tracing::error!(%error, "HTTP endpoint failed.");
+        }
+    });
 
     let result = consume(&components, &kafka, &readiness, &tasks, shutdown).await;
     http_shutdown.cancel();
@@ -338,7 +337,7 @@ impl Daemon<'_> {
     fn on_flushed(&mut self, done: FlushDone) {
         let Some(topic) = self.streams.get(&done.stream).cloned() else { return };
         let partition = done.partition;
-        self.components.metrics.record_checkpoint(&topic, partition, done.report.checkpoint.updated_at.timestamp());
+        self.components.metrics.record_checkpoint(&topic, partition, std::time::SystemTime::from(done.report.checkpoint.updated_at));
         self.durable.insert((Arc::clone(&topic), partition), (done.next_offset, Instant::now()));
         let _ = self.commands.send(Command::Commit(vec![(topic.to_string(), partition, done.next_offset)]));
     }
@@ -362,7 +361,7 @@ impl Daemon<'_> {
         }
         let rows: usize = self.buffers.values().map(PartitionBuffer::rows).sum();
         let bytes: usize = self.buffers.values().map(PartitionBuffer::bytes).sum();
-        self.components.metrics.set_buffered(rows as i64, bytes as i64);
+        self.components.metrics.set_buffered(rows, bytes);
         for (key, high) in &self.high_watermarks {
             let durable = self.durable.get(key).map_or(0, |(offset, _)| *offset);
             self.components.metrics.set_lag(&key.0, key.1, (high - durable).max(0));
@@ -403,6 +402,10 @@ impl Daemon<'_> {
             self.flush(key, reason).await?;
         }
         self.drain_flushes().await?;
-        Ok(self.durable.iter().map(|((topic, partition), (offset, _))| (topic.to_string(), *partition, *offset)).collect())
+        Ok(self
+            .durable
+            .iter()
+            .map(|((topic, partition), (offset, _))| (topic.to_string(), *partition, *offset))
+            .collect())
     }
 }
