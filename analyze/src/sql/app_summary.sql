@@ -1,0 +1,87 @@
+-- Per-app fleet summary (DESIGN §7), read back from the lake.
+-- Usage and cost come from `events`, latency from the rollups' histograms,
+-- quality from the rollups' feedback tallies. One row per app seen anywhere.
+WITH deduplicated AS (
+    -- Producer retries can land one inference twice; each event_id counts once.
+    -- Duplicates carry the same values, so max() just picks one of them.
+    SELECT
+        app,
+        event_id,
+        max(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS is_error,
+        max(input_tokens) AS input_tokens,
+        max(output_tokens) AS output_tokens,
+        max(cost_usd) AS cost_usd
+    FROM events
+    WHERE app IS NOT NULL
+    GROUP BY app, event_id
+),
+usage AS (
+    SELECT
+        app,
+        count(*) AS requests,
+        sum(is_error) AS errors,
+        coalesce(sum(input_tokens), 0) AS input_tokens,
+        coalesce(sum(output_tokens), 0) AS output_tokens,
+        coalesce(sum(cost_usd), 0.0) AS cost_usd
+    FROM deduplicated
+    GROUP BY app
+),
+latency AS (
+    -- Merge each app's partial histograms once, then read three quantiles (µs -> ms).
+    SELECT
+        app,
+        hdr_quantile_of(merged, 0.5) / 1000.0 AS p50_latency_ms,
+        hdr_quantile_of(merged, 0.95) / 1000.0 AS p95_latency_ms,
+        hdr_quantile_of(merged, 0.99) / 1000.0 AS p99_latency_ms
+    FROM (
+        SELECT app, hdr_merge(latency_us_hist) AS merged
+        FROM rollups
+        WHERE app IS NOT NULL
+        GROUP BY app
+    )
+),
+tallies AS (
+    SELECT app, unnest(feedback) AS tally
+    FROM rollups
+    WHERE app IS NOT NULL
+),
+quality AS (
+    SELECT
+        app,
+        coalesce(sum(CASE WHEN tally['name'] = 'hallucination' THEN tally['count'] END), 0) AS hallucination_evals,
+        coalesce(sum(CASE WHEN tally['name'] = 'hallucination' THEN tally['flagged'] END), 0) AS hallucination_flagged,
+        coalesce(sum(CASE WHEN tally['name'] = 'user_thumbs' THEN tally['flagged'] END), 0) AS thumbs_down,
+        coalesce(sum(tally['count']), 0) AS feedback
+    FROM tallies
+    GROUP BY app
+),
+apps AS (
+    SELECT app FROM usage
+    UNION
+    SELECT app FROM latency
+    UNION
+    SELECT app FROM quality
+)
+SELECT
+    apps.app,
+    coalesce(usage.requests, 0) AS requests,
+    coalesce(usage.errors, 0) AS errors,
+    coalesce(usage.input_tokens, 0) AS input_tokens,
+    coalesce(usage.output_tokens, 0) AS output_tokens,
+    coalesce(usage.cost_usd, 0.0) AS cost_usd,
+    latency.p50_latency_ms,
+    latency.p95_latency_ms,
+    latency.p99_latency_ms,
+    coalesce(quality.hallucination_evals, 0) AS hallucination_evals,
+    coalesce(quality.hallucination_flagged, 0) AS hallucination_flagged,
+    CASE
+        WHEN coalesce(quality.hallucination_evals, 0) > 0
+        THEN CAST(quality.hallucination_flagged AS DOUBLE) / CAST(quality.hallucination_evals AS DOUBLE)
+    END AS hallucination_rate,
+    coalesce(quality.thumbs_down, 0) AS thumbs_down,
+    coalesce(quality.feedback, 0) AS feedback
+FROM apps
+LEFT JOIN usage ON usage.app = apps.app
+LEFT JOIN latency ON latency.app = apps.app
+LEFT JOIN quality ON quality.app = apps.app
+ORDER BY cost_usd DESC, apps.app

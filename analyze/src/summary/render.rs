@@ -1,0 +1,128 @@
+//! Plain-text rendering of the fleet summary for the CLI and the demo.
+
+use std::fmt::Write as _;
+
+use super::AppSummary;
+
+const HEADERS: [&str; 12] = [
+    "app",
+    "requests",
+    "errors",
+    "error%",
+    "in_tokens",
+    "out_tokens",
+    "cost_usd",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "halluc%",
+    "thumbs_down",
+];
+
+/// An aligned text table, one line per app (app left-aligned, numbers right-aligned);
+/// `-` marks a value with no data behind it.
+pub fn render_summary_table(rows: &[AppSummary]) -> String {
+    let cells: Vec<[String; 12]> = rows.iter().map(cells).collect();
+    let mut widths = HEADERS.map(str::len);
+    for row in &cells {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    push_line(&mut out, &HEADERS.map(str::to_owned), &widths);
+    let rule: Vec<String> = widths.iter().map(|width| "-".repeat(*width)).collect();
+    out.push_str(rule.join("  ").as_str());
+    out.push('\n');
+    for row in &cells {
+        push_line(&mut out, row, &widths);
+    }
+    out
+}
+
+fn push_line(out: &mut String, cells: &[String; 12], widths: &[usize; 12]) {
+    let mut line = String::new();
+    for (column, (cell, width)) in cells.iter().zip(widths).enumerate() {
+        if column > 0 {
+            line.push_str("  ");
+        }
+        // Writing to a String cannot fail.
+        let _ = if column == 0 {
+            write!(line, "{cell:<width$}")
+        } else {
+            write!(line, "{cell:>width$}")
+        };
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+}
+
+fn cells(row: &AppSummary) -> [String; 12] {
+    let ms = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    let percent =
+        |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{:.1}", v * 100.0));
+    #[allow(clippy::cast_precision_loss)] // display only
+    let error_rate = (row.requests > 0).then(|| row.errors as f64 / row.requests as f64);
+    [
+        row.app.clone(),
+        row.requests.to_string(),
+        row.errors.to_string(),
+        percent(error_rate),
+        row.input_tokens.to_string(),
+        row.output_tokens.to_string(),
+        format!("{:.4}", row.cost_usd),
+        ms(row.p50_latency_ms),
+        ms(row.p95_latency_ms),
+        ms(row.p99_latency_ms),
+        percent(row.hallucination_rate),
+        row.thumbs_down.to_string(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(app: &str, requests: i64, cost_usd: f64, p50: Option<f64>) -> AppSummary {
+        AppSummary {
+            app: app.to_owned(),
+            requests,
+            errors: requests / 4,
+            input_tokens: requests * 100,
+            output_tokens: requests * 20,
+            cost_usd,
+            p50_latency_ms: p50,
+            p95_latency_ms: p50.map(|v| v * 2.0),
+            p99_latency_ms: p50.map(|v| v * 3.0),
+            hallucination_evals: 4,
+            hallucination_flagged: 1,
+            hallucination_rate: Some(0.25),
+            thumbs_down: 2,
+            feedback: 9,
+        }
+    }
+
+    #[test]
+    fn columns_line_up_and_missing_values_show_a_dash() {
+        let table = render_summary_table(&[
+            row("support-bot", 1200, 12.5, Some(850.25)),
+            row("sql", 8, 0.0, None),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0].starts_with("app          requests  errors  error%"));
+        assert!(lines[2].starts_with("support-bot      1200     300    25.0     120000      24000  12.5000   850.3  1700.5  2551.5"));
+        assert!(lines[3].starts_with("sql                 8       2    25.0        800        160   0.0000       -       -       -"));
+        // Right-aligned numeric columns end at the same offset on every line.
+        let ends: Vec<usize> = lines
+            .iter()
+            .map(|line| line.find("thumbs_down").map_or(line.len(), |i| i + 11))
+            .collect();
+        assert!(ends.iter().all(|end| *end == ends[0]), "{table}");
+    }
+
+    #[test]
+    fn empty_fleet_renders_only_the_header() {
+        assert_eq!(render_summary_table(&[]).lines().count(), 2);
+    }
+}
