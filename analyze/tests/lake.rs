@@ -208,3 +208,81 @@ async fn findings_are_registered_once_present() -> TestResult {
     );
     Ok(())
 }
+
+/// The writer may declare ids/time/app non-null, name the list item `element`
+/// (the Parquet convention) and write columns in another order: reads must not care.
+#[tokio::test]
+async fn writer_schema_variations_are_tolerated() -> TestResult {
+    use arrow::array::{BinaryArray, ListArray, StructArray, TimestampNanosecondArray};
+    use arrow::buffer::OffsetBuffer;
+    use arrow::datatypes::{Fields, TimeUnit};
+
+    let tally_fields = Fields::from(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("count", DataType::Int64, false),
+        Field::new("score_sum", DataType::Float64, false),
+        Field::new("flagged", DataType::Int64, false),
+    ]);
+    let tallies = StructArray::try_new(
+        tally_fields.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["hallucination"])),
+            Arc::new(Int64Array::from(vec![2])),
+            Arc::new(arrow::array::Float64Array::from(vec![1.0])),
+            Arc::new(Int64Array::from(vec![1])),
+        ],
+        None,
+    )?;
+    let item = Arc::new(Field::new("element", DataType::Struct(tally_fields), false));
+    let feedback = ListArray::try_new(
+        Arc::clone(&item),
+        OffsetBuffer::from_lengths([1]),
+        Arc::new(tallies),
+        None,
+    )?;
+    let histogram = common::serialized_histogram(&[250_000])?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("app", DataType::Utf8, false),
+        Field::new(
+            "window_start",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into())),
+            false,
+        ),
+        Field::new("requests", DataType::Int64, false),
+        Field::new("latency_us_hist", DataType::Binary, false),
+        Field::new("feedback", DataType::List(item), false),
+    ]));
+    let rollups = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec!["strict-app"])),
+            Arc::new(TimestampNanosecondArray::from(vec![common::DAY1_NS]).with_timezone("+00:00")),
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(BinaryArray::from_iter_values([histogram.as_slice()])),
+            Arc::new(feedback),
+        ],
+    )?;
+    let dir = tempfile::tempdir()?;
+    write_parquet(
+        &dir.path().join("rollups/date=2026-03-01/part-1.parquet"),
+        &rollups,
+    )?;
+    let session = LakeSession::open(&dir.path().to_string_lossy(), None).await?;
+    let summary = app_summary(&session).await?;
+    assert_eq!(summary.len(), 1);
+    let row = &summary[0];
+    assert_eq!(
+        (
+            row.app.as_str(),
+            row.hallucination_evals,
+            row.hallucination_flagged
+        ),
+        ("strict-app", 2, 1)
+    );
+    assert!(
+        row.p50_latency_ms
+            .is_some_and(|ms| (ms - 250.0).abs() < 0.5),
+        "{row:?}"
+    );
+    Ok(())
+}
