@@ -35,8 +35,11 @@ use crate::error::{Error, Result};
 use crate::udf::register_udfs;
 use hidden::HideTempFiles;
 
+/// Builds the schema a lake folder is read with.
+type SchemaFn = fn() -> SchemaRef;
+
 /// Lake folders that always exist as tables, with the schema each is read with.
-const TABLES: [(&str, fn() -> SchemaRef); 4] = [
+const TABLES: [(&str, SchemaFn); 4] = [
     ("events", schema::events),
     ("feedback", schema::feedback),
     ("rollups", schema::rollups),

@@ -108,17 +108,13 @@ mod tests {
             row("support-bot", 1200, 12.5, Some(850.25)),
             row("sql", 8, 0.0, None),
         ]);
-        let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 4);
-        assert!(lines[0].starts_with("app          requests  errors  error%"));
-        assert!(lines[2].starts_with("support-bot      1200     300    25.0     120000      24000  12.5000   850.3  1700.5  2551.5"));
-        assert!(lines[3].starts_with("sql                 8       2    25.0        800        160   0.0000       -       -       -"));
-        // Right-aligned numeric columns end at the same offset on every line.
-        let ends: Vec<usize> = lines
-            .iter()
-            .map(|line| line.find("thumbs_down").map_or(line.len(), |i| i + 11))
-            .collect();
-        assert!(ends.iter().all(|end| *end == ends[0]), "{table}");
+        let expected = "\
+app          requests  errors  error%  in_tokens  out_tokens  cost_usd  p50_ms  p95_ms  p99_ms  halluc%  thumbs_down
+-----------  --------  ------  ------  ---------  ----------  --------  ------  ------  ------  -------  -----------
+support-bot      1200     300    25.0     120000       24000   12.5000   850.2  1700.5  2550.8     25.0            2
+sql                 8       2    25.0        800         160    0.0000       -       -       -     25.0            2
+";
+        assert_eq!(table, expected, "\n{table}");
     }
 
     #[test]

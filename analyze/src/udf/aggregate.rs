@@ -263,3 +263,70 @@ impl Accumulator for HistogramAccumulator {
         size_of_val(self) + counts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, BinaryArray};
+
+    use super::*;
+
+    fn serialized(values: &[u64]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let mut histogram = driftwatch_lake::histogram::new_histogram()?;
+        for &value in values {
+            histogram.record(value)?;
+        }
+        Ok(driftwatch_lake::histogram::serialize(&histogram)?)
+    }
+
+    fn column(values: &[&[u8]]) -> ArrayRef {
+        Arc::new(BinaryArray::from_iter_values(values.iter()))
+    }
+
+    #[test]
+    fn states_of_partial_accumulators_merge_exactly() -> Result<(), Box<dyn std::error::Error>> {
+        let (left, right) = (
+            serialized(&[10, 20, 30])?,
+            serialized(&[40, 5_000_000_000])?,
+        );
+        let mut first = HistogramAccumulator::new("hdr_quantile", Output::Quantile(0.5));
+        first.update_batch(&[column(&[&left, b""])])?;
+        let mut second = HistogramAccumulator::new("hdr_quantile", Output::Quantile(0.5));
+        second.update_batch(&[column(&[&right])])?;
+        let mut empty = HistogramAccumulator::new("hdr_quantile", Output::Quantile(0.5));
+
+        let mut last = HistogramAccumulator::new("hdr_quantile", Output::Quantile(0.5));
+        for partial in [&mut first, &mut second, &mut empty] {
+            let state: Vec<ArrayRef> = partial
+                .state()?
+                .into_iter()
+                .map(|value| value.to_array())
+                .collect::<Result<_>>()?;
+            last.merge_batch(&state)?;
+        }
+        let all = driftwatch_lake::histogram::deserialize(&serialized(&[
+            10,
+            20,
+            30,
+            40,
+            5_000_000_000,
+        ])?)?;
+        assert_eq!(
+            last.evaluate()?,
+            ScalarValue::Float64(Some(all.value_at_quantile(0.5) as f64))
+        );
+        assert_eq!(last.merged.as_ref().map(Histogram::len), Some(5));
+        assert!(last.size() > size_of::<HistogramAccumulator>());
+        Ok(())
+    }
+
+    #[test]
+    fn nothing_merged_evaluates_to_null() -> Result<(), Box<dyn std::error::Error>> {
+        let mut merge = HistogramAccumulator::new("hdr_merge", Output::Merged);
+        merge.update_batch(&[column(&[b""])])?;
+        assert_eq!(merge.evaluate()?, ScalarValue::Binary(None));
+        assert_eq!(merge.state()?, vec![ScalarValue::Binary(Some(Vec::new()))]);
+        Ok(())
+    }
+}
