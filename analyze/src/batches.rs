@@ -22,14 +22,11 @@ impl<'a> Columns<'a> {
     }
 
     fn cast(&self, column: &'static str, to: &DataType) -> Result<ArrayRef> {
-        let array = self
-            .batch
-            .column_by_name(column)
-            .ok_or_else(|| Error::Shape {
-                query: self.query,
-                column,
-                problem: "is missing from the result".to_owned(),
-            })?;
+        let array = self.batch.column_by_name(column).ok_or_else(|| Error::Shape {
+            query: self.query,
+            column,
+            problem: "is missing from the result".to_owned(),
+        })?;
         cast(array, to).map_err(|error| Error::Shape {
             query: self.query,
             column,
@@ -43,10 +40,7 @@ impl<'a> Columns<'a> {
         let strings = array.as_string::<i32>();
         (0..strings.len())
             .map(|row| {
-                strings
-                    .is_valid(row)
-                    .then(|| strings.value(row).to_owned())
-                    .ok_or_else(|| self.null(column, row))
+                strings.is_valid(row).then(|| strings.value(row).to_owned()).ok_or_else(|| self.null(column, row))
             })
             .collect()
     }
@@ -56,11 +50,7 @@ impl<'a> Columns<'a> {
         let array = self.cast(column, &DataType::Int64)?;
         let ints = array.as_primitive::<Int64Type>();
         (0..ints.len())
-            .map(|row| {
-                ints.is_valid(row)
-                    .then(|| ints.value(row))
-                    .ok_or_else(|| self.null(column, row))
-            })
+            .map(|row| ints.is_valid(row).then(|| ints.value(row)).ok_or_else(|| self.null(column, row)))
             .collect()
     }
 
@@ -77,17 +67,11 @@ impl<'a> Columns<'a> {
     pub(crate) fn optional_float64s(&self, column: &'static str) -> Result<Vec<Option<f64>>> {
         let array = self.cast(column, &DataType::Float64)?;
         let floats = array.as_primitive::<Float64Type>();
-        Ok((0..floats.len())
-            .map(|row| floats.is_valid(row).then(|| floats.value(row)))
-            .collect())
+        Ok((0..floats.len()).map(|row| floats.is_valid(row).then(|| floats.value(row))).collect())
     }
 
     fn null(&self, column: &'static str, row: usize) -> Error {
-        Error::Shape {
-            query: self.query,
-            column,
-            problem: format!("is null in row {row}"),
-        }
+        Error::Shape { query: self.query, column, problem: format!("is null in row {row}") }
     }
 }
 
@@ -118,21 +102,9 @@ mod tests {
         let columns = Columns::new("test", &batch);
         assert_eq!(columns.int64s("n")?, vec![1, 2]);
         assert_eq!(columns.optional_float64s("x")?, vec![Some(0.5), None]);
-        assert!(matches!(
-            columns.strings("name"),
-            Err(Error::Shape { column: "name", .. })
-        ));
-        assert!(matches!(
-            columns.float64s("x"),
-            Err(Error::Shape { column: "x", .. })
-        ));
-        assert!(matches!(
-            columns.int64s("missing"),
-            Err(Error::Shape {
-                column: "missing",
-                ..
-            })
-        ));
+        assert!(matches!(columns.strings("name"), Err(Error::Shape { column: "name", .. })));
+        assert!(matches!(columns.float64s("x"), Err(Error::Shape { column: "x", .. })));
+        assert!(matches!(columns.int64s("missing"), Err(Error::Shape { column: "missing", .. })));
         Ok(())
     }
 }

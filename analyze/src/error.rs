@@ -34,11 +34,7 @@ pub enum Error {
     /// A query result did not have the column shape the reader expects: a bug
     /// in the SQL or a lake written with an incompatible schema.
     #[error("query {query}: column {column:?} {problem}")]
-    Shape {
-        query: &'static str,
-        column: &'static str,
-        problem: String,
-    },
+    Shape { query: &'static str, column: &'static str, problem: String },
 }
 
 /// Result alias for this crate.
@@ -47,9 +43,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wrap a DataFusion error raised while running `query` (an SQL text or a query's name).
     pub(crate) fn query(query: impl Into<String>, source: DataFusionError) -> Self {
-        Error::Query {
-            query: query.into(),
-            source: Box::new(source),
-        }
+        Error::Query { query: query.into(), source: Box::new(source) }
     }
 }

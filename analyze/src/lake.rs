@@ -20,9 +20,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -82,9 +80,7 @@ impl LakeSession {
         let root = table_url(&location, "")?;
         let store = match store {
             Some(store) => store,
-            None if root.scheme() == "file" => {
-                Arc::new(LocalFileSystem::new()) as Arc<dyn ObjectStore>
-            }
+            None if root.scheme() == "file" => Arc::new(LocalFileSystem::new()) as Arc<dyn ObjectStore>,
             None => return Err(Error::NoStore { location }),
         };
         let store: Arc<dyn ObjectStore> = Arc::new(HideTempFiles::new(store));
@@ -94,14 +90,8 @@ impl LakeSession {
         let runtime = RuntimeEnvBuilder::new()
             .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
             .build_arc()
-            .map_err(|source| Error::Location {
-                location: location.clone(),
-                source: Box::new(source),
-            })?;
-        let ctx = SessionContext::new_with_config_rt(
-            SessionConfig::new().with_information_schema(true),
-            runtime,
-        );
+            .map_err(|source| Error::Location { location: location.clone(), source: Box::new(source) })?;
+        let ctx = SessionContext::new_with_config_rt(SessionConfig::new().with_information_schema(true), runtime);
         ctx.register_object_store(root.as_ref(), Arc::clone(&store));
         register_udfs(&ctx);
 
@@ -134,24 +124,14 @@ impl LakeSession {
 
     /// Run `sql`, naming failures after `query` (a file name for the crate's own queries).
     pub(crate) async fn run(&self, query: &str, sql: &str) -> Result<Vec<RecordBatch>> {
-        let frame = self
-            .ctx
-            .sql(sql)
-            .await
-            .map_err(|source| Error::query(query, source))?;
-        frame
-            .collect()
-            .await
-            .map_err(|source| Error::query(query, source))
+        let frame = self.ctx.sql(sql).await.map_err(|source| Error::query(query, source))?;
+        frame.collect().await.map_err(|source| Error::query(query, source))
     }
 
     /// Register one lake folder as a Parquet listing table, with `schema` or,
     /// when `None`, the schema inferred from its files.
     async fn register(&self, table: &'static str, schema: Option<SchemaRef>) -> Result<()> {
-        let wrap = |source: DataFusionError| Error::Register {
-            table,
-            source: Box::new(source),
-        };
+        let wrap = |source: DataFusionError| Error::Register { table, source: Box::new(source) };
         let url = table_url(&self.location, table)?;
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
@@ -162,9 +142,7 @@ impl LakeSession {
             None => config.infer_schema(&self.ctx.state()).await.map_err(wrap)?,
         };
         let provider = ListingTable::try_new(config).map_err(wrap)?;
-        self.ctx
-            .register_table(table, Arc::new(provider))
-            .map_err(wrap)?;
+        self.ctx.register_table(table, Arc::new(provider)).map_err(wrap)?;
         Ok(())
     }
 }
@@ -188,15 +166,9 @@ fn normalise_location(location: &str) -> Result<String> {
 /// The folder URL of `table` under the lake root (the root itself for an empty name).
 /// The trailing slash makes DataFusion treat it as a folder even before it exists.
 fn table_url(location: &str, table: &str) -> Result<ListingTableUrl> {
-    let folder = if table.is_empty() {
-        format!("{location}/")
-    } else {
-        format!("{location}/{table}/")
-    };
-    ListingTableUrl::parse(&folder).map_err(|source| Error::Location {
-        location: location.to_owned(),
-        source: Box::new(source),
-    })
+    let folder = if table.is_empty() { format!("{location}/") } else { format!("{location}/{table}/") };
+    ListingTableUrl::parse(&folder)
+        .map_err(|source| Error::Location { location: location.to_owned(), source: Box::new(source) })
 }
 
 /// True when at least one visible object exists under the table's folder.
@@ -204,9 +176,8 @@ async fn has_files(store: &dyn ObjectStore, url: &ListingTableUrl) -> Result<boo
     match store.list(Some(url.prefix())).next().await {
         None => Ok(false),
         Some(Ok(_)) => Ok(true),
-        Some(Err(error)) => Err(Error::Register {
-            table: FINDINGS,
-            source: Box::new(DataFusionError::ObjectStore(Box::new(error))),
-        }),
+        Some(Err(error)) => {
+            Err(Error::Register { table: FINDINGS, source: Box::new(DataFusionError::ObjectStore(Box::new(error))) })
+        }
     }
 }

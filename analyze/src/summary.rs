@@ -135,9 +135,7 @@ pub async fn lake_totals(session: &LakeSession) -> Result<LakeTotals> {
         let columns = Columns::new(REASONS, batch);
         let reasons = columns.strings("reason")?;
         let counts = columns.int64s("dead_letters")?;
-        totals
-            .dead_letters_by_reason
-            .extend(reasons.into_iter().zip(counts));
+        totals.dead_letters_by_reason.extend(reasons.into_iter().zip(counts));
     }
     Ok(totals)
 }

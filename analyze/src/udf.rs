@@ -92,9 +92,8 @@ impl<'a> Histograms<'a> {
 
 /// Decode one serialized histogram, failing the query with what went wrong.
 fn decode(function: &str, bytes: &[u8]) -> Result<Histogram<u64>> {
-    driftwatch_lake::histogram::deserialize(bytes).map_err(|error| {
-        DataFusionError::Execution(format!("{function}: corrupt histogram: {error}"))
-    })
+    driftwatch_lake::histogram::deserialize(bytes)
+        .map_err(|error| DataFusionError::Execution(format!("{function}: corrupt histogram: {error}")))
 }
 
 /// Accept any binary layout for the histogram argument (null literals become binary).
@@ -102,9 +101,9 @@ fn coerce_histogram_arg(function: &str, data_type: &DataType) -> Result<DataType
     match data_type {
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Ok(data_type.clone()),
         DataType::Null => Ok(DataType::Binary),
-        other => Err(DataFusionError::Plan(format!(
-            "{function}: first argument must be a binary histogram, got {other}"
-        ))),
+        other => {
+            Err(DataFusionError::Plan(format!("{function}: first argument must be a binary histogram, got {other}")))
+        }
     }
 }
 
@@ -113,9 +112,7 @@ fn coerce_quantile_arg(function: &str, data_type: &DataType) -> Result<DataType>
     if data_type.is_numeric() || *data_type == DataType::Null {
         Ok(DataType::Float64)
     } else {
-        Err(DataFusionError::Plan(format!(
-            "{function}: quantile must be a number in [0, 1], got {data_type}"
-        )))
+        Err(DataFusionError::Plan(format!("{function}: quantile must be a number in [0, 1], got {data_type}")))
     }
 }
 
@@ -124,9 +121,7 @@ fn check_quantile(function: &str, q: f64) -> Result<f64> {
     if (0.0..=1.0).contains(&q) {
         Ok(q)
     } else {
-        Err(DataFusionError::Execution(format!(
-            "{function}: quantile {q} is outside [0, 1]"
-        )))
+        Err(DataFusionError::Execution(format!("{function}: quantile {q} is outside [0, 1]")))
     }
 }
 

@@ -11,9 +11,7 @@ use driftwatch_analyze::{AppSummary, LakeSession, LakeTotals, app_summary, lake_
 use serde::Serialize;
 
 fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
 }
 
 /// Compare `actual` with the golden file, or rewrite it when asked to.
@@ -24,10 +22,7 @@ fn check_golden(name: &str, actual: &str) -> TestResult {
         return Ok(());
     }
     let expected = std::fs::read_to_string(&path).map_err(|e| {
-        format!(
-            "cannot read {} ({e}); run with DRIFTWATCH_UPDATE_GOLDEN=1 to create it",
-            path.display()
-        )
+        format!("cannot read {} ({e}); run with DRIFTWATCH_UPDATE_GOLDEN=1 to create it", path.display())
     })?;
     // A panic rather than an Err so the diff prints as text, not as an escaped Debug string.
     assert!(
@@ -41,10 +36,7 @@ fn check_golden(name: &str, actual: &str) -> TestResult {
 
 /// The changed lines of a line diff, with two lines of context around each change.
 fn line_diff(expected: &str, actual: &str) -> String {
-    let full: Vec<String> = full_diff(expected, actual)
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let full: Vec<String> = full_diff(expected, actual).lines().map(str::to_owned).collect();
     let changed: Vec<bool> = full.iter().map(|line| !line.starts_with("  ")).collect();
     let near_change = |i: usize| (i.saturating_sub(2)..(i + 3).min(full.len())).any(|k| changed[k]);
     let mut out = String::new();
@@ -69,11 +61,7 @@ fn full_diff(expected: &str, actual: &str) -> String {
     let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
     for i in (0..a.len()).rev() {
         for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
+            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
         }
     }
     let (mut i, mut j, mut out) = (0, 0, String::new());
@@ -105,10 +93,7 @@ async fn fleet_summary_matches_golden() -> TestResult {
     let lake = tempfile::tempdir()?;
     write_fixture_lake(lake.path())?;
     let session = LakeSession::open(&lake.path().to_string_lossy(), None).await?;
-    let output = Golden {
-        app_summary: app_summary(&session).await?,
-        lake_totals: lake_totals(&session).await?,
-    };
+    let output = Golden { app_summary: app_summary(&session).await?, lake_totals: lake_totals(&session).await? };
     let mut text = serde_json::to_string_pretty(&output)?;
     text.push('\n');
     check_golden("summary.golden.json", &text)
@@ -117,8 +102,5 @@ async fn fleet_summary_matches_golden() -> TestResult {
 #[test]
 fn diff_marks_changed_lines() {
     assert_eq!(full_diff("a\nb\nc\n", "a\nx\nc\n"), "  a\n- b\n+ x\n  c\n");
-    assert_eq!(
-        line_diff("1\n2\n3\n4\n5\n6\n", "1\n2\n3\n4\n5\nX\n"),
-        "  ...\n  4\n  5\n- 6\n+ X\n"
-    );
+    assert_eq!(line_diff("1\n2\n3\n4\n5\n6\n", "1\n2\n3\n4\n5\nX\n"), "  ...\n  4\n  5\n- 6\n+ X\n");
 }

@@ -13,12 +13,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 fn count(batches: &[RecordBatch]) -> TestResult<i64> {
-    Ok(batches
-        .first()
-        .ok_or("no batch")?
-        .column(0)
-        .as_primitive::<Int64Type>()
-        .value(0))
+    Ok(batches.first().ok_or("no batch")?.column(0).as_primitive::<Int64Type>().value(0))
 }
 
 #[tokio::test]
@@ -30,25 +25,13 @@ async fn empty_lake_opens_and_answers_with_nothing() -> TestResult {
     assert!(app_summary(&session).await?.is_empty());
     assert_eq!(lake_totals(&session).await?, LakeTotals::default());
     for table in ["events", "feedback", "rollups", "dead_letter"] {
-        assert_eq!(
-            count(
-                &session
-                    .sql_to_batches(&format!("SELECT count(*) FROM {table}"))
-                    .await?
-            )?,
-            0,
-            "{table}"
-        );
+        assert_eq!(count(&session.sql_to_batches(&format!("SELECT count(*) FROM {table}")).await?)?, 0, "{table}");
     }
     // Typed columns exist on the empty tables.
-    session.sql_to_batches("SELECT date, app, sum(cost_usd), hdr_merge(latency_us_hist) FROM rollups GROUP BY date, app").await?;
-    assert!(
-        session
-            .sql_to_batches("SELECT * FROM findings")
-            .await
-            .is_err(),
-        "findings appear only once written"
-    );
+    session
+        .sql_to_batches("SELECT date, app, sum(cost_usd), hdr_merge(latency_us_hist) FROM rollups GROUP BY date, app")
+        .await?;
+    assert!(session.sql_to_batches("SELECT * FROM findings").await.is_err(), "findings appear only once written");
     Ok(())
 }
 
@@ -56,23 +39,9 @@ async fn empty_lake_opens_and_answers_with_nothing() -> TestResult {
 async fn files_written_after_open_are_seen() -> TestResult {
     let dir = tempfile::tempdir()?;
     let session = LakeSession::open(&dir.path().to_string_lossy(), None).await?;
-    assert_eq!(
-        count(
-            &session
-                .sql_to_batches("SELECT count(*) FROM events")
-                .await?
-        )?,
-        0
-    );
+    assert_eq!(count(&session.sql_to_batches("SELECT count(*) FROM events").await?)?, 0);
     write_fixture_lake(dir.path())?;
-    assert_eq!(
-        count(
-            &session
-                .sql_to_batches("SELECT count(*) FROM events")
-                .await?
-        )?,
-        9
-    );
+    assert_eq!(count(&session.sql_to_batches("SELECT count(*) FROM events").await?)?, 9);
     Ok(())
 }
 
@@ -82,9 +51,7 @@ async fn app_folder_level_is_read_and_date_partitions_prune() -> TestResult {
     write_fixture_lake(dir.path())?;
     let session = LakeSession::open(&format!("{}/", dir.path().display()), None).await?;
     let batches = session
-        .sql_to_batches(
-            "SELECT date, app, count(*) AS n FROM events GROUP BY date, app ORDER BY date, app",
-        )
+        .sql_to_batches("SELECT date, app, count(*) AS n FROM events GROUP BY date, app ORDER BY date, app")
         .await?;
     let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches)?;
     let rows: Vec<(String, String, i64)> = (0..batch.num_rows())
@@ -104,9 +71,7 @@ async fn app_folder_level_is_read_and_date_partitions_prune() -> TestResult {
     ]
     .map(|(d, a, n)| (d.to_owned(), a.to_owned(), n));
     assert_eq!(rows, expected);
-    let day2 = session
-        .sql_to_batches("SELECT count(*) FROM events WHERE date = '2026-03-02'")
-        .await?;
+    let day2 = session.sql_to_batches("SELECT count(*) FROM events WHERE date = '2026-03-02'").await?;
     assert_eq!(count(&day2)?, 2);
     Ok(())
 }
@@ -117,10 +82,7 @@ async fn duplicate_event_ids_count_once() -> TestResult {
     write_fixture_lake(dir.path())?;
     let session = LakeSession::open(&dir.path().to_string_lossy(), None).await?;
     let summary = app_summary(&session).await?;
-    let support = summary
-        .iter()
-        .find(|row| row.app == "support-bot")
-        .ok_or("support-bot missing")?;
+    let support = summary.iter().find(|row| row.app == "support-bot").ok_or("support-bot missing")?;
     // Five distinct events, one of them written twice.
     assert_eq!(support.requests, 5);
     assert_eq!(support.cost_usd, 0.25 + 0.375 + 0.125 + 0.1875 + 0.5);
@@ -143,12 +105,7 @@ async fn object_store_lake_reads_through_the_given_store() -> TestResult {
         latency_ms: 20.0,
     }])?;
     let bytes = parquet_bytes(&events)?;
-    store
-        .put(
-            &StorePath::from("events/date=2026-03-01/app=mem-app/part-1.parquet"),
-            PutPayload::from(bytes),
-        )
-        .await?;
+    store.put(&StorePath::from("events/date=2026-03-01/app=mem-app/part-1.parquet"), PutPayload::from(bytes)).await?;
     // A temporary file mid-write must stay invisible.
     store
         .put(
@@ -160,14 +117,7 @@ async fn object_store_lake_reads_through_the_given_store() -> TestResult {
     let session = LakeSession::open("memory://lake", Some(store as Arc<dyn ObjectStore>)).await?;
     let summary = app_summary(&session).await?;
     assert_eq!(summary.len(), 1);
-    assert_eq!(
-        (
-            summary[0].app.as_str(),
-            summary[0].requests,
-            summary[0].cost_usd
-        ),
-        ("mem-app", 1, 0.5)
-    );
+    assert_eq!((summary[0].app.as_str(), summary[0].requests, summary[0].cost_usd), ("mem-app", 1, 0.5));
     Ok(())
 }
 
@@ -186,26 +136,15 @@ async fn findings_are_registered_once_present() -> TestResult {
     ]));
     let findings = RecordBatch::try_new(
         schema,
-        vec![
-            Arc::new(StringArray::from(vec!["drift", "budget"])),
-            Arc::new(Int64Array::from(vec![Some(3), None])),
-        ],
+        vec![Arc::new(StringArray::from(vec!["drift", "budget"])), Arc::new(Int64Array::from(vec![Some(3), None]))],
     )?;
-    write_parquet(
-        &dir.path().join("findings/date=2026-03-01/part-1.parquet"),
-        &findings,
-    )?;
+    write_parquet(&dir.path().join("findings/date=2026-03-01/part-1.parquet"), &findings)?;
     let session = LakeSession::open(&dir.path().to_string_lossy(), None).await?;
-    let batches = session
-        .sql_to_batches("SELECT kind, date FROM findings ORDER BY kind")
-        .await?;
+    let batches = session.sql_to_batches("SELECT kind, date FROM findings ORDER BY kind").await?;
     let batch = &batches[0];
     // Inferred schemas use DataFusion's view types for strings.
     let kinds = arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
-    assert_eq!(
-        kinds.as_string::<i32>().iter().collect::<Vec<_>>(),
-        vec![Some("budget"), Some("drift")]
-    );
+    assert_eq!(kinds.as_string::<i32>().iter().collect::<Vec<_>>(), vec![Some("budget"), Some("drift")]);
     Ok(())
 }
 
@@ -234,20 +173,11 @@ async fn writer_schema_variations_are_tolerated() -> TestResult {
         None,
     )?;
     let item = Arc::new(Field::new("element", DataType::Struct(tally_fields), false));
-    let feedback = ListArray::try_new(
-        Arc::clone(&item),
-        OffsetBuffer::from_lengths([1]),
-        Arc::new(tallies),
-        None,
-    )?;
+    let feedback = ListArray::try_new(Arc::clone(&item), OffsetBuffer::from_lengths([1]), Arc::new(tallies), None)?;
     let histogram = common::serialized_histogram(&[250_000])?;
     let schema = Arc::new(Schema::new(vec![
         Field::new("app", DataType::Utf8, false),
-        Field::new(
-            "window_start",
-            DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into())),
-            false,
-        ),
+        Field::new("window_start", DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into())), false),
         Field::new("requests", DataType::Int64, false),
         Field::new("latency_us_hist", DataType::Binary, false),
         Field::new("feedback", DataType::List(item), false),
@@ -263,26 +193,12 @@ async fn writer_schema_variations_are_tolerated() -> TestResult {
         ],
     )?;
     let dir = tempfile::tempdir()?;
-    write_parquet(
-        &dir.path().join("rollups/date=2026-03-01/part-1.parquet"),
-        &rollups,
-    )?;
+    write_parquet(&dir.path().join("rollups/date=2026-03-01/part-1.parquet"), &rollups)?;
     let session = LakeSession::open(&dir.path().to_string_lossy(), None).await?;
     let summary = app_summary(&session).await?;
     assert_eq!(summary.len(), 1);
     let row = &summary[0];
-    assert_eq!(
-        (
-            row.app.as_str(),
-            row.hallucination_evals,
-            row.hallucination_flagged
-        ),
-        ("strict-app", 2, 1)
-    );
-    assert!(
-        row.p50_latency_ms
-            .is_some_and(|ms| (ms - 250.0).abs() < 0.5),
-        "{row:?}"
-    );
+    assert_eq!((row.app.as_str(), row.hallucination_evals, row.hallucination_flagged), ("strict-app", 2, 1));
+    assert!(row.p50_latency_ms.is_some_and(|ms| (ms - 250.0).abs() < 0.5), "{row:?}");
     Ok(())
 }

@@ -2,22 +2,20 @@
 //!
 //! 1. Generate a reproducible fleet (seeded): apps, models, prompt versions, errors, streaming,
 //!    feedback with hallucination flags, golden cases, and ~1% malformed input.
-//! 2. Write it as the wire formats real producers use: OTLP/JSON lines (half the apps, as an OTel
-//!    Collector file exporter writes them) and NDJSON events (the other half).
+//! 2. Write it in the wire formats real producers use, a third of the apps each: OTLP protobuf
+//!    and OTLP/JSON lines (as an OTel Collector's file exporter writes them) and NDJSON events.
 //! 3. Ingest those files through the real pipeline into a fresh lake.
 //! 4. Read the lake back with DataFusion and print the per-app summary, checked against the
 //!    generator's truth.
 
-use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use driftwatch_analyze::{LakeSession, app_summary, lake_totals, render_summary_table};
 use driftwatch_ingest::config::{AppConfig, Config};
-use driftwatch_ingest::decode::PayloadFormat;
-use driftwatch_ingest::fleet::{Encoder, Fleet, FleetConfig, FleetRecord, Stream, Truth, WireFormat, WireMessage};
+use driftwatch_ingest::fleet::files::{FormatMix, write_fleet_files};
+use driftwatch_ingest::fleet::{Fleet, FleetConfig, Truth};
 use driftwatch_ingest::runtime::Components;
 use driftwatch_ingest::source::file;
 use tokio_util::sync::CancellationToken;
@@ -48,13 +46,6 @@ pub struct DemoArgs {
     pub json: bool,
 }
 
-/// Input files the demo writes, one per stream.
-struct DemoInputs {
-    spans: PathBuf,
-    logs: PathBuf,
-    events: PathBuf,
-}
-
 /// Run the demo.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.apps < 5 {
@@ -68,12 +59,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         malformed_ratio: args.malformed_ratio,
         ..FleetConfig::default()
     });
-    let inputs = DemoInputs {
-        spans: args.dir.join("input/otlp_spans.jsonl"),
-        logs: args.dir.join("input/otlp_logs.jsonl"),
-        events: args.dir.join("input/llm_events.ndjson"),
-    };
-    let truth = write_inputs(&fleet, &inputs, args.seed, args.malformed_ratio)?;
+    let input = args.dir.join("input");
+    let generated = write_fleet_files(&fleet, &input, FormatMix::Mixed, 20, args.malformed_ratio, args.seed)
+        .with_context(|| format!("writing the fleet to {}", input.display()))?;
+    let truth = generated.truth;
 
     let lake = args.dir.join("lake");
     let mut config = Config::default();
@@ -96,12 +85,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let components = Components::build(config).await?;
     let shutdown = CancellationToken::new();
     crate::shutdown::on_signal(shutdown.clone())?;
-    for (path, format) in [
-        (&inputs.spans, PayloadFormat::OtlpTraces),
-        (&inputs.logs, PayloadFormat::OtlpLogs),
-        (&inputs.events, PayloadFormat::JsonEvents),
-    ] {
-        file::run_file(&components, path, format, shutdown.clone())
+    for (path, format) in &generated.files {
+        file::run_file(&components, path, *format, shutdown.clone())
             .await
             .with_context(|| format!("ingesting {}", path.display()))?;
     }
@@ -152,59 +137,6 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("input"))?;
     std::fs::write(dir.join(MARKER), b"created by driftwatch demo; deleted and recreated on each run\n")?;
     Ok(())
-}
-
-/// Encode the fleet: even-numbered apps speak OTLP/JSON, odd-numbered ones JSON events.
-fn write_inputs(fleet: &Fleet, inputs: &DemoInputs, seed: u64, malformed_ratio: f64) -> anyhow::Result<Truth> {
-    let otlp_apps: HashMap<&str, bool> =
-        fleet.apps().iter().enumerate().map(|(index, app)| (app.id.as_str(), index % 2 == 0)).collect();
-    let mut otlp = Encoder::new(WireFormat::OtlpJson, 50, malformed_ratio, seed);
-    let mut json = Encoder::new(WireFormat::JsonEvents, 1, malformed_ratio, seed.wrapping_add(1));
-    let open = |path: &Path| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
-        Ok(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        ))
-    };
-    let mut spans = open(&inputs.spans)?;
-    let mut logs = open(&inputs.logs)?;
-    let mut events = open(&inputs.events)?;
-    let mut truth = Truth::default();
-    let mut out: Vec<WireMessage> = Vec::new();
-    let mut write = |out: &mut Vec<WireMessage>, truth: &mut Truth| -> anyhow::Result<()> {
-        for message in out.drain(..) {
-            truth.observe(&message);
-            let sink = match message.stream {
-                Stream::Spans => &mut spans,
-                Stream::Logs => &mut logs,
-                Stream::Events => &mut events,
-            };
-            // One message per line: a stray newline inside a malformed payload must not split it.
-            let line: Vec<u8> = message.payload.iter().map(|&b| if b == b'\n' { b' ' } else { b }).collect();
-            sink.write_all(&line)?;
-            sink.write_all(b"\n")?;
-        }
-        Ok(())
-    };
-    for record in fleet.records() {
-        let app = match &record {
-            FleetRecord::Inference(event) => event.app.as_str(),
-            FleetRecord::Feedback(feedback) => feedback.app.as_str(),
-        };
-        if otlp_apps.get(app).copied().unwrap_or(false) {
-            otlp.push(&record, &mut out);
-        } else {
-            json.push(&record, &mut out);
-        }
-        write(&mut out, &mut truth)?;
-    }
-    otlp.finish(&mut out);
-    json.finish(&mut out);
-    write(&mut out, &mut truth)?;
-    drop(write);
-    for mut sink in [spans, logs, events] {
-        sink.flush()?;
-    }
-    Ok(truth)
 }
 
 fn compare_with_truth(summary: &[driftwatch_analyze::AppSummary], truth: &Truth) -> Vec<String> {

@@ -119,6 +119,11 @@ impl Daemon {
         Ok(body)
     }
 
+    /// True while the process has not exited.
+    pub fn child_alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
     pub fn ready(&self) -> bool {
         common::http_get(&self.http, "/readyz").is_ok_and(|(status, _)| status == 200)
     }

@@ -176,7 +176,7 @@ async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()
     let topics = Topics::create(&broker.address, 2).await?;
     let group = common::unique("outage");
     let config = write_config(dir.path(), &broker.address, &group, &topics, &lake, "")?;
-    let daemon = Daemon::start(&config, dir.path())?;
+    let mut daemon = Daemon::start(&config, dir.path())?;
 
     let before = loadgen(&broker.address, &topics, 5_000, 21, 0.0, 4)?;
     wait_for_lake(&lake, produced(&before), 0, INGEST_TIMEOUT).await?;

@@ -16,8 +16,8 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use object_store::path::{Path, PathPart};
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
+    PutOptions, PutPayload, PutResult, Result,
 };
 
 /// Wraps the lake's store so listings never show hidden (temporary) objects.
@@ -38,9 +38,7 @@ impl HideTempFiles {
 fn is_hidden(prefix: Option<&Path>, location: &Path) -> bool {
     let hidden = |part: PathPart<'_>| part.as_ref().starts_with('.');
     match prefix {
-        Some(prefix) => location
-            .prefix_match(prefix)
-            .is_some_and(|mut below| below.any(hidden)),
+        Some(prefix) => location.prefix_match(prefix).is_some_and(|mut below| below.any(hidden)),
         None => location.parts().any(hidden),
     }
 }
@@ -53,20 +51,11 @@ impl fmt::Display for HideTempFiles {
 
 #[async_trait]
 impl ObjectStore for HideTempFiles {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
         self.inner.put_opts(location, payload, opts).await
     }
 
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
         self.inner.put_multipart_opts(location, opts).await
     }
 
@@ -78,10 +67,7 @@ impl ObjectStore for HideTempFiles {
         self.inner.get_ranges(location, ranges).await
     }
 
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
+    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
         self.inner.delete_stream(locations)
     }
 
@@ -99,11 +85,7 @@ impl ObjectStore for HideTempFiles {
             .boxed()
     }
 
-    fn list_with_offset(
-        &self,
-        prefix: Option<&Path>,
-        offset: &Path,
-    ) -> BoxStream<'static, Result<ObjectMeta>> {
+    fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
         let owned = prefix.cloned();
         self.inner
             .list_with_offset(prefix, offset)
@@ -119,12 +101,8 @@ impl ObjectStore for HideTempFiles {
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         let mut listed = self.inner.list_with_delimiter(prefix).await?;
-        listed
-            .objects
-            .retain(|meta| !is_hidden(prefix, &meta.location));
-        listed
-            .common_prefixes
-            .retain(|folder| !is_hidden(prefix, folder));
+        listed.objects.retain(|meta| !is_hidden(prefix, &meta.location));
+        listed.common_prefixes.retain(|folder| !is_hidden(prefix, folder));
         Ok(listed)
     }
 
@@ -148,33 +126,18 @@ mod tests {
             ".lake/events/date=2026-01-01/app=a/.part-2.parquet",
             ".lake/events/date=2026-01-01/.staging/part-3.parquet",
         ] {
-            inner
-                .put(&Path::from(path), PutPayload::from_static(b"x"))
-                .await?;
+            inner.put(&Path::from(path), PutPayload::from_static(b"x")).await?;
         }
         let store = HideTempFiles::new(inner);
         let prefix = Path::from(".lake/events");
-        let listed: Vec<String> = store
-            .list(Some(&prefix))
-            .map_ok(|meta| meta.location.to_string())
-            .try_collect()
-            .await?;
-        assert_eq!(
-            listed,
-            vec![".lake/events/date=2026-01-01/app=a/part-1.parquet".to_string()]
-        );
+        let listed: Vec<String> =
+            store.list(Some(&prefix)).map_ok(|meta| meta.location.to_string()).try_collect().await?;
+        assert_eq!(listed, vec![".lake/events/date=2026-01-01/app=a/part-1.parquet".to_string()]);
 
         let folder = Path::from(".lake/events/date=2026-01-01");
         let shallow = store.list_with_delimiter(Some(&folder)).await?;
-        let folders: Vec<String> = shallow
-            .common_prefixes
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(
-            folders,
-            vec![".lake/events/date=2026-01-01/app=a".to_string()]
-        );
+        let folders: Vec<String> = shallow.common_prefixes.iter().map(ToString::to_string).collect();
+        assert_eq!(folders, vec![".lake/events/date=2026-01-01/app=a".to_string()]);
         Ok(())
     }
 }

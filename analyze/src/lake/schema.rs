@@ -23,20 +23,12 @@ fn float64(name: &str) -> Field {
 }
 
 fn timestamp(name: &str) -> Field {
-    Field::new(
-        name,
-        DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-        true,
-    )
+    Field::new(name, DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), true)
 }
 
 /// Columns locating a row in its source, shared by every table written from a stream.
 fn source_fields() -> [Field; 3] {
-    [
-        utf8("source_topic"),
-        Field::new("source_partition", DataType::Int32, true),
-        int64("source_offset"),
-    ]
+    [utf8("source_topic"), Field::new("source_partition", DataType::Int32, true), int64("source_offset")]
 }
 
 /// One inference call per row (`events/date=/app=/`).
@@ -105,12 +97,7 @@ pub fn feedback() -> SchemaRef {
 
 /// The struct inside a rollup's `feedback` list: one tally per evaluation name.
 pub fn feedback_tally_fields() -> Fields {
-    Fields::from(vec![
-        utf8("name"),
-        int64("count"),
-        float64("score_sum"),
-        int64("flagged"),
-    ])
+    Fields::from(vec![utf8("name"), int64("count"), float64("score_sum"), int64("flagged")])
 }
 
 /// Partial 1-minute aggregates (`rollups/date=/`).
@@ -134,22 +121,14 @@ pub fn rollups() -> SchemaRef {
         float64("cost_usd"),
         Field::new("latency_us_hist", DataType::Binary, true),
         Field::new("ttft_us_hist", DataType::Binary, true),
-        Field::new(
-            "feedback",
-            DataType::List(Arc::new(Field::new("item", tally, true))),
-            true,
-        ),
+        Field::new("feedback", DataType::List(Arc::new(Field::new("item", tally, true))), true),
     ]))
 }
 
 /// Rejected input with its reason (`dead_letter/date=/`).
 pub fn dead_letter() -> SchemaRef {
-    let mut fields = vec![
-        timestamp("time"),
-        utf8("reason"),
-        utf8("detail"),
-        Field::new("payload", DataType::Binary, true),
-    ];
+    let mut fields =
+        vec![timestamp("time"), utf8("reason"), utf8("detail"), Field::new("payload", DataType::Binary, true)];
     fields.extend(source_fields());
     Arc::new(Schema::new(fields))
 }

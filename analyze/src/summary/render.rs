@@ -47,11 +47,7 @@ fn push_line(out: &mut String, cells: &[String; 12], widths: &[usize; 12]) {
             line.push_str("  ");
         }
         // Writing to a String cannot fail.
-        let _ = if column == 0 {
-            write!(line, "{cell:<width$}")
-        } else {
-            write!(line, "{cell:>width$}")
-        };
+        let _ = if column == 0 { write!(line, "{cell:<width$}") } else { write!(line, "{cell:>width$}") };
     }
     out.push_str(line.trim_end());
     out.push('\n');
@@ -59,8 +55,7 @@ fn push_line(out: &mut String, cells: &[String; 12], widths: &[usize; 12]) {
 
 fn cells(row: &AppSummary) -> [String; 12] {
     let ms = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
-    let percent =
-        |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{:.1}", v * 100.0));
+    let percent = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{:.1}", v * 100.0));
     #[allow(clippy::cast_precision_loss)] // display only
     let error_rate = (row.requests > 0).then(|| row.errors as f64 / row.requests as f64);
     [
@@ -104,10 +99,7 @@ mod tests {
 
     #[test]
     fn columns_line_up_and_missing_values_show_a_dash() {
-        let table = render_summary_table(&[
-            row("support-bot", 1200, 12.5, Some(850.25)),
-            row("sql", 8, 0.0, None),
-        ]);
+        let table = render_summary_table(&[row("support-bot", 1200, 12.5, Some(850.25)), row("sql", 8, 0.0, None)]);
         let expected = "\
 app          requests  errors  error%  in_tokens  out_tokens  cost_usd  p50_ms  p95_ms  p99_ms  halluc%  thumbs_down
 -----------  --------  ------  ------  ---------  ----------  --------  ------  ------  ------  -------  -----------

@@ -15,9 +15,7 @@ use datafusion::physical_expr::expressions::Literal;
 use datafusion::scalar::ScalarValue;
 use hdrhistogram::Histogram;
 
-use super::{
-    Histograms, check_quantile, coerce_histogram_arg, coerce_quantile_arg, decode, quantile_value,
-};
+use super::{Histograms, check_quantile, coerce_histogram_arg, coerce_quantile_arg, decode, quantile_value};
 
 /// `hdr_merge(histogram) -> binary`: every input histogram merged into one (NULL when none has values).
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -28,9 +26,7 @@ pub struct HdrMerge {
 impl HdrMerge {
     /// The function as registered under `hdr_merge`.
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -52,10 +48,7 @@ impl AggregateUDFImpl for HdrMerge {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         match arg_types {
             [histogram] => Ok(vec![coerce_histogram_arg(self.name(), histogram)?]),
-            _ => Err(DataFusionError::Plan(format!(
-                "hdr_merge takes 1 argument, got {}",
-                arg_types.len()
-            ))),
+            _ => Err(DataFusionError::Plan(format!("hdr_merge takes 1 argument, got {}", arg_types.len()))),
         }
     }
 
@@ -64,10 +57,7 @@ impl AggregateUDFImpl for HdrMerge {
     }
 
     fn accumulator(&self, _args: AccumulatorArgs<'_>) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(HistogramAccumulator::new(
-            "hdr_merge",
-            Output::Merged,
-        )))
+        Ok(Box::new(HistogramAccumulator::new("hdr_merge", Output::Merged)))
     }
 
     fn state_fields(&self, args: StateFieldsArgs<'_>) -> Result<Vec<FieldRef>> {
@@ -84,9 +74,7 @@ pub struct HdrQuantile {
 impl HdrQuantile {
     /// The function as registered under `hdr_quantile`.
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -107,14 +95,10 @@ impl AggregateUDFImpl for HdrQuantile {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         match arg_types {
-            [histogram, q] => Ok(vec![
-                coerce_histogram_arg(self.name(), histogram)?,
-                coerce_quantile_arg(self.name(), q)?,
-            ]),
-            _ => Err(DataFusionError::Plan(format!(
-                "hdr_quantile takes 2 arguments, got {}",
-                arg_types.len()
-            ))),
+            [histogram, q] => {
+                Ok(vec![coerce_histogram_arg(self.name(), histogram)?, coerce_quantile_arg(self.name(), q)?])
+            }
+            _ => Err(DataFusionError::Plan(format!("hdr_quantile takes 2 arguments, got {}", arg_types.len()))),
         }
     }
 
@@ -129,21 +113,14 @@ impl AggregateUDFImpl for HdrQuantile {
             .exprs
             .get(1)
             .and_then(|expr| expr.downcast_ref::<Literal>())
-            .ok_or_else(|| {
-                DataFusionError::Plan("hdr_quantile: the quantile must be a constant".to_owned())
-            })?;
+            .ok_or_else(|| DataFusionError::Plan("hdr_quantile: the quantile must be a constant".to_owned()))?;
         let q = match literal.value().cast_to(&DataType::Float64)? {
             ScalarValue::Float64(Some(q)) => check_quantile("hdr_quantile", q)?,
             other => {
-                return Err(DataFusionError::Plan(format!(
-                    "hdr_quantile: quantile must be a number, got {other}"
-                )));
+                return Err(DataFusionError::Plan(format!("hdr_quantile: quantile must be a number, got {other}")));
             }
         };
-        Ok(Box::new(HistogramAccumulator::new(
-            "hdr_quantile",
-            Output::Quantile(q),
-        )))
+        Ok(Box::new(HistogramAccumulator::new("hdr_quantile", Output::Quantile(q))))
     }
 
     fn state_fields(&self, args: StateFieldsArgs<'_>) -> Result<Vec<FieldRef>> {
@@ -153,11 +130,7 @@ impl AggregateUDFImpl for HdrQuantile {
 
 /// One serialized histogram; empty bytes stand for "no values yet".
 fn state_fields(name: &str) -> Vec<FieldRef> {
-    vec![Arc::new(Field::new(
-        format_state_name(name, "histogram"),
-        DataType::Binary,
-        true,
-    ))]
+    vec![Arc::new(Field::new(format_state_name(name, "histogram"), DataType::Binary, true))]
 }
 
 /// What the accumulator reports at the end.
@@ -182,21 +155,14 @@ struct HistogramAccumulator {
 
 impl HistogramAccumulator {
     fn new(function: &'static str, output: Output) -> Self {
-        Self {
-            function,
-            output,
-            merged: None,
-        }
+        Self { function, output, merged: None }
     }
 
     fn absorb(&mut self, bytes: &[u8]) -> Result<()> {
         let partial = decode(self.function, bytes)?;
         match &mut self.merged {
             Some(merged) => merged.add(&partial).map_err(|error| {
-                DataFusionError::Execution(format!(
-                    "{}: cannot merge histograms: {error}",
-                    self.function
-                ))
+                DataFusionError::Execution(format!("{}: cannot merge histograms: {error}", self.function))
             }),
             None => {
                 let mut first = partial;
@@ -239,27 +205,20 @@ impl Accumulator for HistogramAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![ScalarValue::Binary(Some(
-            self.serialized()?.unwrap_or_default(),
-        ))])
+        Ok(vec![ScalarValue::Binary(Some(self.serialized()?.unwrap_or_default()))])
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         match self.output {
             Output::Merged => Ok(ScalarValue::Binary(self.serialized()?)),
-            Output::Quantile(q) => Ok(ScalarValue::Float64(
-                self.merged
-                    .as_ref()
-                    .and_then(|merged| quantile_value(merged, q)),
-            )),
+            Output::Quantile(q) => {
+                Ok(ScalarValue::Float64(self.merged.as_ref().and_then(|merged| quantile_value(merged, q))))
+            }
         }
     }
 
     fn size(&self) -> usize {
-        let counts = self
-            .merged
-            .as_ref()
-            .map_or(0, |merged| merged.distinct_values() * size_of::<u64>());
+        let counts = self.merged.as_ref().map_or(0, |merged| merged.distinct_values() * size_of::<u64>());
         size_of_val(self) + counts
     }
 }
@@ -286,10 +245,7 @@ mod tests {
 
     #[test]
     fn states_of_partial_accumulators_merge_exactly() -> Result<(), Box<dyn std::error::Error>> {
-        let (left, right) = (
-            serialized(&[10, 20, 30])?,
-            serialized(&[40, 5_000_000_000])?,
-        );
+        let (left, right) = (serialized(&[10, 20, 30])?, serialized(&[40, 5_000_000_000])?);
         let mut first = HistogramAccumulator::new("hdr_quantile", Output::Quantile(0.5));
         first.update_batch(&[column(&[&left, b""])])?;
         let mut second = HistogramAccumulator::new("hdr_quantile", Output::Quantile(0.5));
@@ -298,24 +254,12 @@ mod tests {
 
         let mut last = HistogramAccumulator::new("hdr_quantile", Output::Quantile(0.5));
         for partial in [&mut first, &mut second, &mut empty] {
-            let state: Vec<ArrayRef> = partial
-                .state()?
-                .into_iter()
-                .map(|value| value.to_array())
-                .collect::<Result<_>>()?;
+            let state: Vec<ArrayRef> =
+                partial.state()?.into_iter().map(|value| value.to_array()).collect::<Result<_>>()?;
             last.merge_batch(&state)?;
         }
-        let all = driftwatch_lake::histogram::deserialize(&serialized(&[
-            10,
-            20,
-            30,
-            40,
-            5_000_000_000,
-        ])?)?;
-        assert_eq!(
-            last.evaluate()?,
-            ScalarValue::Float64(Some(all.value_at_quantile(0.5) as f64))
-        );
+        let all = driftwatch_lake::histogram::deserialize(&serialized(&[10, 20, 30, 40, 5_000_000_000])?)?;
+        assert_eq!(last.evaluate()?, ScalarValue::Float64(Some(all.value_at_quantile(0.5) as f64)));
         assert_eq!(last.merged.as_ref().map(Histogram::len), Some(5));
         assert!(last.size() > size_of::<HistogramAccumulator>());
         Ok(())

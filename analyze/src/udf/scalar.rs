@@ -6,13 +6,9 @@ use std::sync::Arc;
 use arrow::array::{Array, Float64Array, Int64Array};
 use arrow::datatypes::DataType;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
-use super::{
-    Histograms, check_quantile, coerce_histogram_arg, coerce_quantile_arg, decode, quantile_value,
-};
+use super::{Histograms, check_quantile, coerce_histogram_arg, coerce_quantile_arg, decode, quantile_value};
 
 /// `hdr_quantile_of(histogram, q) -> double`: the value at quantile `q` of each row's histogram.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -23,9 +19,7 @@ pub struct HdrQuantileOf {
 impl HdrQuantileOf {
     /// The function as registered under `hdr_quantile_of`.
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -46,14 +40,10 @@ impl ScalarUDFImpl for HdrQuantileOf {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         match arg_types {
-            [histogram, q] => Ok(vec![
-                coerce_histogram_arg(self.name(), histogram)?,
-                coerce_quantile_arg(self.name(), q)?,
-            ]),
-            _ => Err(DataFusionError::Plan(format!(
-                "hdr_quantile_of takes 2 arguments, got {}",
-                arg_types.len()
-            ))),
+            [histogram, q] => {
+                Ok(vec![coerce_histogram_arg(self.name(), histogram)?, coerce_quantile_arg(self.name(), q)?])
+            }
+            _ => Err(DataFusionError::Plan(format!("hdr_quantile_of takes 2 arguments, got {}", arg_types.len()))),
         }
     }
 
@@ -64,21 +54,15 @@ impl ScalarUDFImpl for HdrQuantileOf {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let [histograms, quantiles] = arrays.as_slice() else {
-            return Err(DataFusionError::Execution(format!(
-                "hdr_quantile_of takes 2 arguments, got {}",
-                arrays.len()
-            )));
+            return Err(DataFusionError::Execution(format!("hdr_quantile_of takes 2 arguments, got {}", arrays.len())));
         };
         let histograms = Histograms::new(self.name(), histograms)?;
-        let quantiles = quantiles
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .ok_or_else(|| {
-                DataFusionError::Execution(format!(
-                    "hdr_quantile_of: quantile column is {}, not Float64",
-                    quantiles.data_type()
-                ))
-            })?;
+        let quantiles = quantiles.as_any().downcast_ref::<Float64Array>().ok_or_else(|| {
+            DataFusionError::Execution(format!(
+                "hdr_quantile_of: quantile column is {}, not Float64",
+                quantiles.data_type()
+            ))
+        })?;
         let mut out = Float64Array::builder(histograms.len());
         for row in 0..histograms.len() {
             let bytes = histograms.get(row).filter(|bytes| !bytes.is_empty());
@@ -104,9 +88,7 @@ pub struct HdrCount {
 impl HdrCount {
     /// The function as registered under `hdr_count`.
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -128,10 +110,7 @@ impl ScalarUDFImpl for HdrCount {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         match arg_types {
             [histogram] => Ok(vec![coerce_histogram_arg(self.name(), histogram)?]),
-            _ => Err(DataFusionError::Plan(format!(
-                "hdr_count takes 1 argument, got {}",
-                arg_types.len()
-            ))),
+            _ => Err(DataFusionError::Plan(format!("hdr_count takes 1 argument, got {}", arg_types.len()))),
         }
     }
 
@@ -142,10 +121,7 @@ impl ScalarUDFImpl for HdrCount {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let [histograms] = arrays.as_slice() else {
-            return Err(DataFusionError::Execution(format!(
-                "hdr_count takes 1 argument, got {}",
-                arrays.len()
-            )));
+            return Err(DataFusionError::Execution(format!("hdr_count takes 1 argument, got {}", arrays.len())));
         };
         let histograms = Histograms::new(self.name(), histograms)?;
         let mut out = Int64Array::builder(histograms.len());

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryArray, Float64Array, Int64Array, ListArray, RecordBatch, StringArray,
-    StructArray, TimestampNanosecondArray, new_null_array,
+    ArrayRef, BinaryArray, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
+    TimestampNanosecondArray, new_null_array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, SchemaRef};
@@ -28,12 +28,10 @@ pub fn batch(schema: &SchemaRef, columns: &[(&str, ArrayRef)]) -> TestResult<Rec
     let arrays = schema
         .fields()
         .iter()
-        .map(
-            |field| match columns.iter().find(|(name, _)| name == field.name()) {
-                Some((_, array)) => Arc::clone(array),
-                None => new_null_array(field.data_type(), rows),
-            },
-        )
+        .map(|field| match columns.iter().find(|(name, _)| name == field.name()) {
+            Some((_, array)) => Arc::clone(array),
+            None => new_null_array(field.data_type(), rows),
+        })
         .collect();
     Ok(RecordBatch::try_new(Arc::clone(schema), arrays)?)
 }
@@ -77,51 +75,22 @@ pub struct Event {
 }
 
 pub fn events_batch(events: &[Event]) -> TestResult<RecordBatch> {
-    let strings = |f: fn(&Event) -> &'static str| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(events.iter().map(f)))
-    };
+    let strings =
+        |f: fn(&Event) -> &'static str| -> ArrayRef { Arc::new(StringArray::from_iter_values(events.iter().map(f))) };
     batch(
         &schema::events(),
         &[
             ("event_id", strings(|e| e.id)),
             ("time", timestamps(events.iter().map(|e| e.time).collect())),
-            (
-                "start_time",
-                timestamps(
-                    events
-                        .iter()
-                        .map(|e| e.time - (e.latency_ms * 1e6) as i64)
-                        .collect(),
-                ),
-            ),
+            ("start_time", timestamps(events.iter().map(|e| e.time - (e.latency_ms * 1e6) as i64).collect())),
             ("app", strings(|e| e.app)),
             ("operation", strings(|_| "chat")),
             ("response_model", strings(|_| "gpt-4o-mini")),
             ("status", strings(|e| e.status)),
-            (
-                "input_tokens",
-                Arc::new(Int64Array::from_iter_values(
-                    events.iter().map(|e| e.input_tokens),
-                )),
-            ),
-            (
-                "output_tokens",
-                Arc::new(Int64Array::from_iter_values(
-                    events.iter().map(|e| e.output_tokens),
-                )),
-            ),
-            (
-                "cost_usd",
-                Arc::new(Float64Array::from_iter_values(
-                    events.iter().map(|e| e.cost_usd),
-                )),
-            ),
-            (
-                "latency_ms",
-                Arc::new(Float64Array::from_iter_values(
-                    events.iter().map(|e| e.latency_ms),
-                )),
-            ),
+            ("input_tokens", Arc::new(Int64Array::from_iter_values(events.iter().map(|e| e.input_tokens)))),
+            ("output_tokens", Arc::new(Int64Array::from_iter_values(events.iter().map(|e| e.output_tokens)))),
+            ("cost_usd", Arc::new(Float64Array::from_iter_values(events.iter().map(|e| e.cost_usd)))),
+            ("latency_ms", Arc::new(Float64Array::from_iter_values(events.iter().map(|e| e.latency_ms)))),
         ],
     )
 }
@@ -148,19 +117,14 @@ pub fn serialized_histogram(values: &[u64]) -> TestResult<Vec<u8>> {
 }
 
 pub fn rollups_batch(rows: &[Rollup]) -> TestResult<RecordBatch> {
-    let hists = rows
-        .iter()
-        .map(|r| serialized_histogram(&r.latencies_us))
-        .collect::<TestResult<Vec<_>>>()?;
+    let hists = rows.iter().map(|r| serialized_histogram(&r.latencies_us)).collect::<TestResult<Vec<_>>>()?;
     let tallies: Vec<&(&str, i64, i64)> = rows.iter().flat_map(|r| r.feedback.iter()).collect();
     let tally_struct = StructArray::try_new(
         schema::feedback_tally_fields(),
         vec![
             Arc::new(StringArray::from_iter_values(tallies.iter().map(|t| t.0))),
             Arc::new(Int64Array::from_iter_values(tallies.iter().map(|t| t.1))),
-            Arc::new(Float64Array::from_iter_values(
-                tallies.iter().map(|t| t.2 as f64),
-            )),
+            Arc::new(Float64Array::from_iter_values(tallies.iter().map(|t| t.2 as f64))),
             Arc::new(Int64Array::from_iter_values(tallies.iter().map(|t| t.2))),
         ],
         None,
@@ -180,64 +144,27 @@ pub fn rollups_batch(rows: &[Rollup]) -> TestResult<RecordBatch> {
     batch(
         &schema,
         &[
-            (
-                "window_start",
-                timestamps(rows.iter().map(|r| r.window_start).collect()),
-            ),
-            (
-                "app",
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.app))),
-            ),
-            (
-                "operation",
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "chat"))),
-            ),
+            ("window_start", timestamps(rows.iter().map(|r| r.window_start).collect())),
+            ("app", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.app)))),
+            ("operation", Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "chat")))),
             ("requests", Arc::new(Int64Array::from(requests))),
             ("errors", Arc::new(Int64Array::from(vec![0; rows.len()]))),
-            (
-                "cost_usd",
-                Arc::new(Float64Array::from(vec![0.0; rows.len()])),
-            ),
-            (
-                "latency_us_hist",
-                Arc::new(BinaryArray::from_iter_values(hists.iter())),
-            ),
-            (
-                "ttft_us_hist",
-                Arc::new(BinaryArray::from_iter_values(rows.iter().map(|_| b""))),
-            ),
+            ("cost_usd", Arc::new(Float64Array::from(vec![0.0; rows.len()]))),
+            ("latency_us_hist", Arc::new(BinaryArray::from_iter_values(hists.iter()))),
+            ("ttft_us_hist", Arc::new(BinaryArray::from_iter_values(rows.iter().map(|_| b"")))),
             ("feedback", Arc::new(feedback)),
         ],
     )
 }
 
-pub fn feedback_batch(
-    rows: &[(&'static str, &'static str, &'static str)],
-) -> TestResult<RecordBatch> {
+pub fn feedback_batch(rows: &[(&'static str, &'static str, &'static str)]) -> TestResult<RecordBatch> {
     batch(
         &schema::feedback(),
         &[
-            (
-                "feedback_id",
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
-            ),
-            (
-                "time",
-                timestamps(
-                    rows.iter()
-                        .enumerate()
-                        .map(|(i, _)| DAY1_NS + i as i64 * MINUTE_NS)
-                        .collect(),
-                ),
-            ),
-            (
-                "app",
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
-            ),
-            (
-                "name",
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
-            ),
+            ("feedback_id", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0)))),
+            ("time", timestamps(rows.iter().enumerate().map(|(i, _)| DAY1_NS + i as i64 * MINUTE_NS).collect())),
+            ("app", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1)))),
+            ("name", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2)))),
         ],
     )
 }
@@ -246,32 +173,10 @@ pub fn dead_letter_batch(reasons: &[&'static str]) -> TestResult<RecordBatch> {
     batch(
         &schema::dead_letter(),
         &[
-            (
-                "time",
-                timestamps(
-                    reasons
-                        .iter()
-                        .enumerate()
-                        .map(|(i, _)| DAY1_NS + i as i64)
-                        .collect(),
-                ),
-            ),
-            (
-                "reason",
-                Arc::new(StringArray::from_iter_values(reasons.iter().copied())),
-            ),
-            (
-                "detail",
-                Arc::new(StringArray::from_iter_values(
-                    reasons.iter().map(|r| format!("fixture {r}")),
-                )),
-            ),
-            (
-                "payload",
-                Arc::new(BinaryArray::from_iter_values(
-                    reasons.iter().map(|r| r.as_bytes()),
-                )),
-            ),
+            ("time", timestamps(reasons.iter().enumerate().map(|(i, _)| DAY1_NS + i as i64).collect())),
+            ("reason", Arc::new(StringArray::from_iter_values(reasons.iter().copied()))),
+            ("detail", Arc::new(StringArray::from_iter_values(reasons.iter().map(|r| format!("fixture {r}"))))),
+            ("payload", Arc::new(BinaryArray::from_iter_values(reasons.iter().map(|r| r.as_bytes())))),
         ],
     )
 }
@@ -319,10 +224,7 @@ pub fn write_fixture_lake(root: &Path) -> TestResult {
             event("sb-4", "support-bot", 3, "unset", (800, 150), 0.1875),
         ])?,
     )?;
-    std::fs::write(
-        day1.join("app=support-bot/.part-0003.parquet"),
-        b"half-written, not parquet",
-    )?;
+    std::fs::write(day1.join("app=support-bot/.part-0003.parquet"), b"half-written, not parquet")?;
     write_parquet(
         &day2.join("app=support-bot/part-0001.parquet"),
         &events_batch(&[event("sb-5", "support-bot", 1440, "ok", (1100, 300), 0.5)])?,

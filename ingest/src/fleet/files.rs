@@ -106,14 +106,15 @@ fn sniff_format(payload: &[u8]) -> WireFormat {
     }
 }
 
-/// One output file per (stream, format).
-fn file_for(stream: Stream, format: WireFormat) -> (&'static str, PayloadFormat) {
+/// One output file per (stream, format): (file name, payload format, length-prefixed framing).
+fn file_for(stream: Stream, format: WireFormat) -> (&'static str, PayloadFormat, bool) {
     match (stream, format) {
-        (Stream::Spans, WireFormat::OtlpProto) => ("otlp_spans.binpb", PayloadFormat::OtlpTraces),
-        (Stream::Logs, WireFormat::OtlpProto) => ("otlp_logs.binpb", PayloadFormat::OtlpLogs),
-        (Stream::Spans, _) => ("otlp_spans.jsonl", PayloadFormat::OtlpTraces),
-        (Stream::Logs, _) => ("otlp_logs.jsonl", PayloadFormat::OtlpLogs),
-        (Stream::Events, _) => ("llm_events.ndjson", PayloadFormat::JsonEvents),
+        (Stream::Spans, WireFormat::OtlpProto) => ("otlp_spans.binpb", PayloadFormat::OtlpTraces, true),
+        (Stream::Logs, WireFormat::OtlpProto) => ("otlp_logs.binpb", PayloadFormat::OtlpLogs, true),
+        (Stream::Spans, _) => ("otlp_spans.jsonl", PayloadFormat::OtlpTraces, false),
+        (Stream::Logs, _) => ("otlp_logs.jsonl", PayloadFormat::OtlpLogs, false),
+        // Binary garbage on the events stream is still one line of the NDJSON file.
+        (Stream::Events, _) => ("llm_events.ndjson", PayloadFormat::JsonEvents, false),
     }
 }
 
@@ -133,16 +134,16 @@ pub fn write_fleet_files(
     let mut out = Vec::new();
     let mut write = |out: &mut Vec<WireMessage>, router: &FleetRouter, truth: &mut Truth| -> std::io::Result<()> {
         for message in out.drain(..) {
-            let mut format = router.format_of(&message);
+            let (mut stream, mut format) = (message.stream, router.format_of(&message));
             if message.payload.is_empty() {
                 // A line-delimited file cannot hold an empty message (it is a blank line, which
                 // readers skip); only the length-prefixed protobuf file can carry one.
                 if !router.has_proto() {
                     continue;
                 }
-                format = WireFormat::OtlpProto;
+                (stream, format) = (Stream::Spans, WireFormat::OtlpProto);
             }
-            let (name, payload_format) = file_for(message.stream, format);
+            let (name, payload_format, length_prefixed) = file_for(stream, format);
             let (writer, _) = match writers.entry(name) {
                 std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::hash_map::Entry::Vacant(entry) => {
@@ -150,7 +151,7 @@ pub fn write_fleet_files(
                     entry.insert((std::io::BufWriter::new(file), payload_format))
                 }
             };
-            if format == WireFormat::OtlpProto {
+            if length_prefixed {
                 let length = u32::try_from(message.payload.len())
                     .map_err(|_| std::io::Error::other("message larger than 4 GiB"))?;
                 writer.write_all(&length.to_be_bytes())?;
@@ -181,4 +182,41 @@ pub fn write_fleet_files(
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(FleetFiles { files, truth })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::FleetConfig;
+
+    #[test]
+    fn json_event_files_hold_exactly_the_truths_events() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let fleet = Fleet::new(FleetConfig { inferences: 20_000, malformed_ratio: 0.01, ..FleetConfig::default() });
+        let written = write_fleet_files(&fleet, dir.path(), FormatMix::Mixed, 20, 0.01, 42)?;
+        let json_apps: Vec<String> = fleet
+            .apps()
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| FormatMix::Mixed.for_app(*index) == WireFormat::JsonEvents)
+            .map(|(_, app)| app.id.clone())
+            .collect();
+        let bytes = std::fs::read(dir.path().join("llm_events.ndjson"))?;
+        let mut ids: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+        for line in bytes.split(|&b| b == b'\n') {
+            let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
+            if value.get("type").and_then(|t| t.as_str()).unwrap_or("inference") == "inference"
+                && let (Some(app), Some(id)) = (value["app"].as_str(), value["id"].as_str())
+                && json_apps.iter().any(|a| a == app)
+            {
+                ids.entry(app.to_owned()).or_default().insert(id.to_owned());
+            }
+        }
+        for app in &json_apps {
+            let truth = written.truth.per_app.get(app).map_or(0, |t| t.distinct_event_ids);
+            let seen = ids.get(app).map_or(0, |set| set.len() as u64);
+            assert_eq!(seen, truth, "{app}: events in the file vs truth");
+        }
+        Ok(())
+    }
 }

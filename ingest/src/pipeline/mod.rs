@@ -11,8 +11,8 @@
 mod flusher;
 mod partition;
 
-pub use flusher::{FlushDone, Flusher, FlusherError};
 pub use crate::telemetry::{FlushReason, MessageResult};
+pub use flusher::{FlushDone, Flusher, FlusherError};
 pub use partition::PartitionBuffer;
 
 use std::sync::Arc;

@@ -133,7 +133,8 @@ pub async fn run_file(
                         (Framing::LengthPrefixed, PayloadFormat::JsonEvents) => PayloadFormat::Auto,
                         _ => format,
                     };
-                    if !payload.iter().all(u8::is_ascii_whitespace) {
+                    // A blank line is no message; an empty length-prefixed record is one (and is rejected).
+                    if framing == Framing::LengthPrefixed || !payload.iter().all(u8::is_ascii_whitespace) {
                         processor.process(&mut buffer, payload, format, (offset, next_offset), now);
                         report.lines += 1;
                     } else {

@@ -337,7 +337,11 @@ impl Daemon<'_> {
     fn on_flushed(&mut self, done: FlushDone) {
         let Some(topic) = self.streams.get(&done.stream).cloned() else { return };
         let partition = done.partition;
-        self.components.metrics.record_checkpoint(&topic, partition, std::time::SystemTime::from(done.report.checkpoint.updated_at));
+        self.components.metrics.record_checkpoint(
+            &topic,
+            partition,
+            std::time::SystemTime::from(done.report.checkpoint.updated_at),
+        );
         self.durable.insert((Arc::clone(&topic), partition), (done.next_offset, Instant::now()));
         let _ = self.commands.send(Command::Commit(vec![(topic.to_string(), partition, done.next_offset)]));
     }
