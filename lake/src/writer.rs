@@ -183,7 +183,7 @@ impl LakeWriter {
             && batch.dead_letters.is_empty());
         if batch.next_offset < batch.first_offset || (has_rows && batch.next_offset == batch.first_offset) {
             let reason = format!("empty or reversed offset range [{}, {})", batch.first_offset, batch.next_offset);
-            return Err(invalid(&batch, reason));
+            return Err(invalid(batch, reason));
         }
         let (stream, partition) = (batch.stream.as_str(), batch.partition);
         let previous = if checkpoint::read_pending(&self.store, stream, partition).await?.is_some() {
@@ -199,7 +199,7 @@ impl LakeWriter {
         {
             let reason =
                 format!("range [{}, {}) straddles the checkpoint {next}", batch.first_offset, batch.next_offset);
-            return Err(invalid(&batch, reason));
+            return Err(invalid(batch, reason));
         }
         let replay = committed_next.is_some_and(|next| batch.next_offset <= next);
         // Nothing to write and nothing to advance: the committed checkpoint stands.

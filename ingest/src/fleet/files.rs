@@ -174,7 +174,6 @@ pub fn write_fleet_files(
     }
     router.finish(&mut out);
     write(&mut out, &router, &mut truth)?;
-    drop(write);
     let mut files = Vec::new();
     for (name, (mut writer, format)) in writers {
         writer.flush()?;

@@ -295,7 +295,7 @@ fn malformed_ratio_is_roughly_honoured() {
                         || v.to_string().contains("1970-")
                         || v.to_string().contains("3000-")
                         || v.to_string().contains("32503680000000000000")
-                        || v.to_string().contains("\"1000000000\"")))
+                        || v.to_string().contains("\"1000000000\"")));
                 }
             }
         }

@@ -113,7 +113,7 @@ pub async fn run_file(
     let finish_reason = loop {
         tokio::select! {
             biased;
-            done = flusher.next_done() => record_done(&mut report, done?),
+            done = flusher.next_done() => record_done(&mut report, &done?),
             () = shutdown.cancelled() => {
                 report.interrupted = true;
                 break FlushReason::Shutdown;
@@ -162,7 +162,7 @@ pub async fn run_file(
 
     submit(&mut flusher, &mut buffer, finish_reason).await?;
     while flusher.in_flight() > 0 {
-        record_done(&mut report, flusher.next_done().await?);
+        record_done(&mut report, &flusher.next_done().await?);
     }
     drop(flusher);
     tracker.close();
@@ -177,7 +177,7 @@ pub async fn run_file(
     Ok(report)
 }
 
-fn record_done(report: &mut FileRunReport, done: FlushDone) {
+fn record_done(report: &mut FileRunReport, done: &FlushDone) {
     report.flushes += 1;
     report.committed_to = report.committed_to.max(done.next_offset);
 }

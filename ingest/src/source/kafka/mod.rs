@@ -139,7 +139,7 @@ async fn consume(
             biased;
             () = shutdown.cancelled() => break Ok(()),
             done = state.flusher.next_done() => match done {
-                Ok(done) => state.on_flushed(done),
+                Ok(done) => state.on_flushed(&done),
                 Err(error) => break Err(error.into()),
             },
             event = events.recv() => match event {
@@ -329,12 +329,12 @@ impl Daemon<'_> {
     async fn drain_flushes(&mut self) -> Result<()> {
         while self.flusher.in_flight() > 0 {
             let done = self.flusher.next_done().await?;
-            self.on_flushed(done);
+            self.on_flushed(&done);
         }
         Ok(())
     }
 
-    fn on_flushed(&mut self, done: FlushDone) {
+    fn on_flushed(&mut self, done: &FlushDone) {
         let Some(topic) = self.streams.get(&done.stream).cloned() else { return };
         let partition = done.partition;
         self.components.metrics.record_checkpoint(

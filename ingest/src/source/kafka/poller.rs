@@ -262,11 +262,11 @@ impl ConsumerContext for PollerContext {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let durable = self.revoke(tpl);
-                if !durable.is_empty() {
-                    if let Err(error) = consumer.commit(&offsets_list(&durable), CommitMode::Sync) {
-                        // Advisory only: the lake checkpoint is what the next owner resumes from.
-                        tracing::warn!(%error, "Could not commit revoked partitions' offsets to Kafka.");
-                    }
+                // Advisory only: the lake checkpoint is what the next owner resumes from.
+                if !durable.is_empty()
+                    && let Err(error) = consumer.commit(&offsets_list(&durable), CommitMode::Sync)
+                {
+                    tracing::warn!(%error, "Could not commit revoked partitions' offsets to Kafka.");
                 }
                 if let Err(error) = consumer.unassign() {
                     tracing::error!(%error, "Cannot unassign partitions.");
