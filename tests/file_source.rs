@@ -77,12 +77,15 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
     }
 
     // Python SDK apps: counts per app from the generator script's expected.json.
-    let python_apps = python["per_app"].as_object().context("expected.json has per_app")?;
+    let python_apps = python["traces"]["apps"].as_object().context("expected.json has traces.apps")?;
     for (app, expected) in python_apps {
         let got = counts.per_app.get(app).with_context(|| format!("python app {app} missing"))?;
-        // Each python fixture is present twice (JSON lines and protobuf) with the same span ids.
-        assert_eq!(got.distinct_events, expected["inferences"].as_i64().unwrap_or(-1), "{app} python events");
+        // Each python fixture is present twice (JSON lines and protobuf) with the same span ids:
+        // the rows are there twice, the distinct events once.
+        assert_eq!(got.distinct_events, expected["events"].as_i64().unwrap_or(-1), "{app} python events");
+        assert_eq!(got.rows, 2 * got.distinct_events, "{app}: both encodings landed");
         assert_eq!(got.input_tokens, 2 * expected["input_tokens"].as_i64().unwrap_or(-1), "{app} python tokens");
+        assert_eq!(got.errors, 2 * expected["errors"].as_i64().unwrap_or(-1), "{app} python errors");
     }
 
     // Every malformed message is in dead_letter, with a reason.

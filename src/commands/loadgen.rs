@@ -55,9 +55,19 @@ pub struct LoadgenArgs {
     /// Messages per second (0: as fast as the broker takes them).
     #[arg(long, env = "DRIFTWATCH_LOADGEN_RATE", default_value_t = 0)]
     pub rate: u64,
+    /// Extra librdkafka producer properties, `KEY=VALUE`, repeatable (e.g. `batch.num.messages=1`).
+    #[arg(long = "producer-property", env = "DRIFTWATCH_LOADGEN_PRODUCER_PROPERTIES", value_delimiter = ',', value_parser = parse_property)]
+    pub producer_properties: Vec<(String, String)>,
     /// Also write the truth JSON to this file.
     #[arg(long, env = "DRIFTWATCH_LOADGEN_TRUTH")]
     pub truth: Option<PathBuf>,
+}
+
+fn parse_property(value: &str) -> Result<(String, String), String> {
+    value
+        .split_once('=')
+        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {value:?}"))
 }
 
 /// Run `driftwatch loadgen`.
@@ -86,7 +96,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         },
         spans_per_message: args.spans_per_message,
         rate: args.rate,
-        librdkafka: Vec::new(),
+        librdkafka: args.producer_properties.clone(),
     };
     let report = tokio::task::spawn_blocking(move || produce(&options)).await??;
     let json = report.truth.to_json();

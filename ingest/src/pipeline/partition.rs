@@ -42,6 +42,8 @@ pub struct PartitionBuffer {
     pub(crate) approx_bytes: usize,
     /// When the oldest buffered row arrived; `None` when empty.
     oldest: Option<Instant>,
+    /// No message consumed since the buffer was created (assignment or reset).
+    fresh: bool,
 }
 
 impl PartitionBuffer {
@@ -68,7 +70,14 @@ impl PartitionBuffer {
             recent_ids: std::num::NonZeroUsize::new(dedup_window).map(LruCache::new),
             approx_bytes: 0,
             oldest: None,
+            fresh: true,
         }
+    }
+
+    /// True until the first message after assignment: a lower offset than the checkpoint then
+    /// means the log itself moved (topic recreated), not a redelivery.
+    pub fn is_fresh(&self) -> bool {
+        self.fresh
     }
 
     /// Rows waiting for the next flush.
@@ -95,6 +104,7 @@ impl PartitionBuffer {
     /// before `next_offset` is now accounted for. A buffer created without a checkpoint
     /// (negative start) starts its first range at the first message it sees.
     pub(crate) fn consumed(&mut self, offset: i64, next_offset: i64) {
+        self.fresh = false;
         if self.first_offset < 0 {
             self.first_offset = offset;
             self.next_offset = offset;

@@ -149,6 +149,7 @@ struct Inner {
     message_counters: RwLock<HashMap<Box<str>, [Counter; 4]>>,
     spans_skipped: Counter,
     duplicates_dropped: Counter,
+    redelivered: Counter,
     decode_errors: Family<StaticLabel, Counter>,
     dead_letters: Family<StaticLabel, Counter>,
     consumer_lag: Family<TopicPartition, Gauge>,
@@ -174,6 +175,7 @@ impl Metrics {
             message_counters: RwLock::default(),
             spans_skipped: Counter::default(),
             duplicates_dropped: Counter::default(),
+            redelivered: Counter::default(),
             decode_errors: Family::default(),
             dead_letters: Family::default(),
             consumer_lag: Family::default(),
@@ -192,6 +194,7 @@ impl Metrics {
             (MESSAGES_TOTAL, "Source messages by outcome."),
             (SPANS_SKIPPED_TOTAL, "Spans that were not inference calls."),
             (DUPLICATES_DROPPED_TOTAL, "Events dropped as producer retries of a recently seen id."),
+            (REDELIVERED_TOTAL, "Messages redelivered at an already consumed offset, skipped."),
             (DECODE_ERRORS_TOTAL, "Decode failures by reason."),
             (DEAD_LETTERS_TOTAL, "Dead-lettered inputs by reason."),
             (LAKE_FILES_WRITTEN_TOTAL, "Lake files durably written."),
@@ -200,11 +203,12 @@ impl Metrics {
             (FLUSHES_TOTAL, "Lake buffer flushes by reason."),
             (CONSUMER_ERRORS_TOTAL, "Source consumer errors by kind."),
         ];
-        let [messages, skipped, duplicates, decode, dead, files, bytes, rows, flushes, consumer] =
+        let [messages, skipped, duplicates, redelivered, decode, dead, files, bytes, rows, flushes, consumer] =
             counters.map(|(name, help)| (counter_name(name), help));
         registry.register(messages.0, messages.1, inner.messages.clone());
         registry.register(skipped.0, skipped.1, inner.spans_skipped.clone());
         registry.register(duplicates.0, duplicates.1, inner.duplicates_dropped.clone());
+        registry.register(redelivered.0, redelivered.1, inner.redelivered.clone());
         registry.register(decode.0, decode.1, inner.decode_errors.clone());
         registry.register(dead.0, dead.1, inner.dead_letters.clone());
         registry.register(files.0, files.1, inner.files_written.clone());
@@ -306,6 +310,11 @@ impl Metrics {
     /// Count one event or feedback dropped as a producer retry.
     pub fn record_duplicate(&self) {
         self.inner.duplicates_dropped.inc();
+    }
+
+    /// Count one message skipped because its offset was already consumed.
+    pub fn record_redelivery(&self) {
+        self.inner.redelivered.inc();
     }
 
     /// Forget a partition this process no longer owns, so its lag and checkpoint age are

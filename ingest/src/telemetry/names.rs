@@ -30,6 +30,8 @@ pub const SPANS_SKIPPED_TOTAL: &str = "driftwatch_spans_skipped_total";
 pub const DECODE_ERRORS_TOTAL: &str = "driftwatch_decode_errors_total";
 /// Rows written to the dead-letter lake by `reason`.
 pub const DEAD_LETTERS_TOTAL: &str = "driftwatch_dead_letters_total";
+/// Messages delivered again at an offset already consumed in the same assignment, skipped.
+pub const REDELIVERED_TOTAL: &str = "driftwatch_redelivered_messages_total";
 /// Events and feedback dropped because the same id arrived again within the dedup window (producer retries).
 pub const DUPLICATES_DROPPED_TOTAL: &str = "driftwatch_duplicates_dropped_total";
 /// Messages behind the partition's high watermark, by `topic` and `partition`.

@@ -235,8 +235,16 @@ impl Daemon<'_> {
                     let buffer = self.new_buffer(&topic, partition, None);
                     self.buffers.insert(key.clone(), buffer);
                 }
-                let expected = self.buffers.get(&key).map_or(-1, PartitionBuffer::next_offset);
+                let (expected, fresh) =
+                    self.buffers.get(&key).map_or((-1, true), |b| (b.next_offset(), b.is_fresh()));
                 if expected >= 0 && offset < expected {
+                    if !fresh {
+                        // Already consumed in this assignment: a redelivery (a refetch after
+                        // pause/resume or a broker returning a whole record batch). Skipping
+                        // it is what keeps the lake free of duplicates.
+                        self.components.metrics.record_redelivery();
+                        return Ok(());
+                    }
                     self.reset_partition(&key, offset).await?;
                 }
                 let Some(buffer) = self.buffers.get_mut(&key) else { return Ok(()) };
@@ -290,8 +298,8 @@ impl Daemon<'_> {
         Ok(())
     }
 
-    /// The partition's offsets went backwards (the topic was deleted and recreated, or the
-    /// broker lost its log): make what is buffered durable, then start a new lake epoch at
+    /// The first message after assignment lies below the checkpoint: the log itself went
+    /// backwards (the topic was deleted and recreated, or the broker lost it): make what is buffered durable, then start a new lake epoch at
     /// `offset` so the new incarnation's files never overwrite the old one's.
     async fn reset_partition(&mut self, key: &(Arc<str>, i32), offset: i64) -> Result<()> {
         let expected = self.buffers.get(key).map_or(-1, PartitionBuffer::next_offset);

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Message};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
@@ -77,6 +77,9 @@ struct Held {
     events: VecDeque<Event>,
     /// Whether the assignment is paused for backpressure.
     paused: bool,
+    /// Per partition, the offset after the last message accepted from librdkafka: where a
+    /// resumed partition is sought to, and below which a message is a redelivery.
+    positions: std::collections::HashMap<(String, i32), i64>,
 }
 
 /// The consumer's context: rebalance, statistics and error callbacks.
@@ -258,7 +261,9 @@ impl ConsumerContext for PollerContext {
                     tracing::error!(%error, "Cannot assign partitions.");
                 }
                 self.assigned.store(positioned.count(), Ordering::Release);
-                self.lock_held().paused = false;
+                let mut held = self.lock_held();
+                held.paused = false;
+                held.positions.clear();
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let durable = self.revoke(tpl);
@@ -272,7 +277,10 @@ impl ConsumerContext for PollerContext {
                     tracing::error!(%error, "Cannot unassign partitions.");
                 }
                 self.assigned.store(0, Ordering::Release);
-                self.lock_held().paused = false;
+                let mut held = self.lock_held();
+                held.paused = false;
+                held.positions.clear();
+                drop(held);
                 tracing::info!(partitions = tpl.count(), "Partitions revoked after flushing.");
             }
             other => {
@@ -326,8 +334,15 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
             None => {}
             Some(Ok(message)) => {
                 context.brokers_down.store(false, Ordering::Release);
-                let event = Event::Message(message.detach());
                 let mut held = context.lock_held();
+                let key = (message.topic().to_owned(), message.partition());
+                if held.positions.get(&key).is_some_and(|&next| message.offset() < next) {
+                    // Already accepted in this assignment (a refetch after pause/resume).
+                    context.metrics.record_redelivery();
+                    continue;
+                }
+                held.positions.insert(key, message.offset() + 1);
+                let event = Event::Message(message.detach());
                 if held.events.is_empty() {
                     match context.events.try_send(event) {
                         Ok(()) => {}
@@ -381,6 +396,22 @@ fn set_paused(consumer: &BaseConsumer<PollerContext>, context: &PollerContext) {
             held.paused = want_paused;
             tracing::debug!(paused = want_paused, partitions = assignment.count(), "Backpressure changed.");
         }
-        Err(error) => context.log_rate_limited("pause", &error.to_string()),
+        Err(error) => {
+            context.log_rate_limited("pause", &error.to_string());
+            return;
+        }
+    }
+    if !want_paused {
+        // Resume exactly after the last accepted message: a paused partition's prefetched
+        // messages were purged, and a seek makes librdkafka discard any stale ones still queued
+        // instead of handing them over out of order.
+        for ((topic, partition), next) in &held.positions {
+            if let Err(error) = consumer.seek(topic, *partition, Offset::Offset(*next), SEEK_TIMEOUT) {
+                context.log_rate_limited("seek", &error.to_string());
+            }
+        }
     }
 }
+
+/// Bound on a seek after resume (a local operation in librdkafka; the bound is defensive).
+const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
