@@ -136,6 +136,10 @@ pub struct KafkaConfig {
     /// Start position for partitions without any committed position.
     #[serde(default)]
     pub start_from: StartFrom,
+    /// Bound on offset queries (the watermark check on assignment); some brokers are known to
+    /// leave ListOffsets unanswered.
+    #[serde(default = "default_offset_query_timeout", with = "humantime_serde")]
+    pub offset_query_timeout: Duration,
     /// Flushes being written at once; beyond it partitions are paused (backpressure).
     #[serde(default = "default_max_inflight_flushes")]
     pub max_inflight_flushes: usize,
@@ -155,6 +159,10 @@ fn default_topics() -> Vec<TopicConfig> {
         TopicConfig { name: "otlp_logs".to_owned(), format: PayloadFormat::OtlpLogs },
         TopicConfig { name: "llm_events".to_owned(), format: PayloadFormat::JsonEvents },
     ]
+}
+
+fn default_offset_query_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 fn default_max_inflight_flushes() -> usize {
@@ -393,6 +401,9 @@ fn validate_kafka(kafka: &KafkaConfig, problems: &mut Vec<String>) {
         } else if !names.insert(topic.name.as_str()) {
             problems.push(format!("`kafka.topics[{index}].name` = {:?} is listed twice", topic.name));
         }
+    }
+    if kafka.offset_query_timeout.is_zero() {
+        problems.push("`kafka.offset_query_timeout` must be longer than 0s (e.g. \"5s\")".to_owned());
     }
     if kafka.max_inflight_flushes == 0 {
         problems.push("`kafka.max_inflight_flushes` must be at least 1".to_owned());

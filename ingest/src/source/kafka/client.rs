@@ -51,6 +51,7 @@ mod tests {
             group_id: "g".to_owned(),
             topics: Vec::new(),
             start_from: StartFrom::Earliest,
+            offset_query_timeout: std::time::Duration::from_secs(1),
             max_inflight_flushes: 2,
             librdkafka: BTreeMap::new(),
         }

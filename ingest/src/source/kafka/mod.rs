@@ -91,6 +91,7 @@ async fn consume(
         tokio::runtime::Handle::current(),
         kafka.group_id.clone(),
         kafka.start_from,
+        kafka.offset_query_timeout,
         components.metrics.clone(),
     );
     let assigned = Arc::clone(&context.assigned);

@@ -90,6 +90,7 @@ pub struct PollerContext {
     runtime: tokio::runtime::Handle,
     group_id: String,
     start_from: StartFrom,
+    offset_query_timeout: Duration,
     metrics: Metrics,
     /// Set once shutdown has flushed everything: revokes then just release.
     stopping: AtomicBool,
@@ -122,6 +123,7 @@ impl PollerContext {
         runtime: tokio::runtime::Handle,
         group_id: String,
         start_from: StartFrom,
+        offset_query_timeout: Duration,
         metrics: Metrics,
     ) -> Self {
         Self {
@@ -131,6 +133,7 @@ impl PollerContext {
             runtime,
             group_id,
             start_from,
+            offset_query_timeout,
             metrics,
             stopping: AtomicBool::new(false),
             assigned: Arc::new(AtomicUsize::new(0)),
@@ -153,7 +156,11 @@ impl PollerContext {
     }
 
     /// Recover every assigned partition from the lake, retrying the lake until it answers.
-    fn recover_assignment(&self, tpl: &TopicPartitionList) -> (TopicPartitionList, Vec<(String, i32, Option<i64>)>) {
+    fn recover_assignment(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+    ) -> (TopicPartitionList, Vec<(String, i32, Option<i64>)>) {
         let mut positioned = TopicPartitionList::new();
         let mut starts = Vec::new();
         for element in tpl.elements() {
@@ -171,7 +178,10 @@ impl PollerContext {
                     }
                 }
             };
-            let next = checkpoint.map(|c| c.next_offset);
+            let mut next = checkpoint.map(|c| c.next_offset);
+            if let Some(committed) = next {
+                next = Some(self.check_log_bounds(consumer, &stream, &topic, partition, committed));
+            }
             let offset = match (next, self.start_from) {
                 (Some(next), _) => Offset::Offset(next),
                 (None, StartFrom::Earliest) => Offset::Beginning,
@@ -184,6 +194,59 @@ impl PollerContext {
             starts.push((topic, partition, next));
         }
         (positioned, starts)
+    }
+
+    /// Compare the checkpoint with the partition's log (one bounded watermark query). A
+    /// checkpoint beyond the log's end means the log was recreated or lost: start a new lake
+    /// epoch at the log's start instead of waiting on an out-of-range fetch. A checkpoint before
+    /// the log's start means retention deleted messages that were never ingested: say so loudly
+    /// and continue from the start. When the query fails or times out, the checkpoint stands.
+    fn check_log_bounds(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        stream: &str,
+        topic: &str,
+        partition: i32,
+        committed: i64,
+    ) -> i64 {
+        let (low, high) = match consumer.fetch_watermarks(topic, partition, self.offset_query_timeout) {
+            Ok(marks) => marks,
+            Err(error) => {
+                tracing::warn!(topic, partition, %error, "Watermark query failed; resuming at the checkpoint.");
+                return committed;
+            }
+        };
+        if committed > high {
+            match self.runtime.block_on(self.writer.reset_partition(stream, partition, low)) {
+                Ok(_) => {
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        committed,
+                        high,
+                        "Checkpoint lies beyond the end of the log (topic recreated?); starting a new lake epoch at its start."
+                    );
+                    low
+                }
+                Err(error) => {
+                    tracing::error!(topic, partition, %error, "Cannot start a new lake epoch; resuming at the checkpoint.");
+                    committed
+                }
+            }
+        } else if committed < low {
+            self.metrics.record_consumer_error("offsets_lost_to_retention");
+            tracing::error!(
+                topic,
+                partition,
+                committed,
+                low,
+                lost = low - committed,
+                "Messages were deleted by retention before they were ingested; continuing at the log start."
+            );
+            low
+        } else {
+            committed
+        }
     }
 
     /// Forward held messages (the revoked partitions' tail) and ask the loop to flush.
@@ -218,6 +281,9 @@ impl PollerContext {
 
 impl ClientContext for PollerContext {
     fn stats(&self, statistics: Statistics) {
+        if statistics.brokers.values().any(|broker| broker.state == "UP") {
+            self.brokers_down.store(false, Ordering::Release);
+        }
         let marks: Vec<(String, i32, i64)> = statistics
             .topics
             .iter()
@@ -252,7 +318,7 @@ impl ConsumerContext for PollerContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let (positioned, starts) = self.recover_assignment(tpl);
+                let (positioned, starts) = self.recover_assignment(consumer, tpl);
                 if !starts.is_empty() && self.events.blocking_send(Event::Assigned(starts)).is_err() {
                     return;
                 }
@@ -261,6 +327,8 @@ impl ConsumerContext for PollerContext {
                     tracing::error!(%error, "Cannot assign partitions.");
                 }
                 self.assigned.store(positioned.count(), Ordering::Release);
+                // A completed assignment needed the group coordinator: the brokers are back.
+                self.brokers_down.store(false, Ordering::Release);
                 let mut held = self.lock_held();
                 held.paused = false;
                 held.positions.clear();

@@ -1,0 +1,93 @@
+//! The binary as a user meets it: the demo on its embedded default, bad configuration failing at
+//! start with the key and the fix, and structured JSON logs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Stdio;
+
+#[test]
+fn demo_ingests_a_reproducible_fleet_and_matches_its_truth() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let run = |sub: &str| -> anyhow::Result<serde_json::Value> {
+        let out = common::run_ok(
+            common::driftwatch()
+                .args(["demo", "--inferences", "4000", "--json", "--dir"])
+                .arg(dir.path().join(sub)),
+        )?;
+        Ok(serde_json::from_str(&out)?)
+    };
+    let first = run("a")?;
+    let summary = first["summary"].as_array().expect("summary rows");
+    assert!(summary.len() >= 5, "at least five apps");
+    let truth = &first["truth"]["per_app"];
+    for row in summary {
+        let app = row["app"].as_str().unwrap();
+        assert_eq!(row["requests"], truth[app]["distinct_event_ids"], "{app} requests");
+        assert_eq!(row["input_tokens"], truth[app]["input_tokens"], "{app} input tokens");
+        assert!(row["p95_latency_ms"].as_f64().unwrap() > 0.0, "{app} p95 latency");
+        assert!(row["cost_usd"].as_f64().unwrap() > 0.0, "{app} cost");
+    }
+    assert_eq!(first["totals"]["dead_letters"], first["truth"]["malformed_messages"]);
+    assert!(first["totals"]["feedback"].as_i64().unwrap() > 0);
+    // Same seed, same fleet, same lake contents.
+    let second = run("b")?;
+    assert_eq!(first["summary"], second["summary"]);
+    Ok(())
+}
+
+#[test]
+fn bad_configuration_fails_at_start_naming_the_key() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[flush]\nmax_rows = 0\n[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"enable.auto.commit\" = \"true\"\n")?;
+    let output = common::driftwatch()
+        .args(["ingest", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()?;
+    assert!(!output.status.success(), "a bad config must stop the daemon");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("`flush.max_rows` must be at least 1"), "{stderr}");
+    assert!(stderr.contains("enable.auto.commit"), "{stderr}");
+
+    std::fs::write(&config, "[flush]\nmax_rowz = 5\n")?;
+    let output = common::driftwatch().args(["check-config", "--config"]).arg(&config).output()?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("max_rowz") && stderr.contains("bad.toml"), "{stderr}");
+
+    let output = common::driftwatch()
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .env("DRIFTWATCH_LAKE__LOCATION__DEEP", "x")
+        .output()?;
+    assert!(!output.status.success());
+    Ok(())
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("events.ndjson");
+    std::fs::write(
+        &input,
+        "{\"id\":\"e1\",\"time\":\"2026-11-20T10:00:00Z\",\"app\":\"a\",\"request_model\":\"gpt-4o\",\"input_tokens\":5,\"output_tokens\":7,\"latency_ms\":120}\nnot json\n",
+    )?;
+    let output = common::driftwatch()
+        .args(["--log-format", "json", "--log", "info", "ingest", "--source"])
+        .arg(format!("file:{}", input.display()))
+        .arg("--lake")
+        .arg(dir.path().join("lake"))
+        .output()?;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut lines = 0;
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{e}: {line}"))?;
+        assert!(value.get("level").is_some() && value.get("message").is_some(), "{line}");
+        lines += 1;
+    }
+    assert!(lines >= 2, "expected start and finish log lines, got {lines}");
+    Ok(())
+}
