@@ -107,6 +107,14 @@ fn coerce_histogram_arg(function: &str, data_type: &DataType) -> Result<DataType
     }
 }
 
+/// `(histogram, q)` argument coercion shared by the two-argument functions.
+pub(crate) fn coerce_histogram_and_quantile(name: &str, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+    match arg_types {
+        [histogram, q] => Ok(vec![coerce_histogram_arg(name, histogram)?, coerce_quantile_arg(name, q)?]),
+        _ => Err(DataFusionError::Plan(format!("{name} takes 2 arguments, got {}", arg_types.len()))),
+    }
+}
+
 /// Accept any numeric quantile argument, computed with as a double.
 fn coerce_quantile_arg(function: &str, data_type: &DataType) -> Result<DataType> {
     if data_type.is_numeric() || *data_type == DataType::Null {

@@ -15,7 +15,7 @@ use datafusion::physical_expr::expressions::Literal;
 use datafusion::scalar::ScalarValue;
 use hdrhistogram::Histogram;
 
-use super::{Histograms, check_quantile, coerce_histogram_arg, coerce_quantile_arg, decode, quantile_value};
+use super::{Histograms, check_quantile, coerce_histogram_and_quantile, coerce_histogram_arg, decode, quantile_value};
 
 /// `hdr_merge(histogram) -> binary`: every input histogram merged into one (NULL when none has values).
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -94,12 +94,7 @@ impl AggregateUDFImpl for HdrQuantile {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        match arg_types {
-            [histogram, q] => {
-                Ok(vec![coerce_histogram_arg(self.name(), histogram)?, coerce_quantile_arg(self.name(), q)?])
-            }
-            _ => Err(DataFusionError::Plan(format!("hdr_quantile takes 2 arguments, got {}", arg_types.len()))),
-        }
+        coerce_histogram_and_quantile(self.name(), arg_types)
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -8,7 +8,7 @@ use arrow::datatypes::DataType;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
-use super::{Histograms, check_quantile, coerce_histogram_arg, coerce_quantile_arg, decode, quantile_value};
+use super::{Histograms, check_quantile, coerce_histogram_and_quantile, coerce_histogram_arg, decode, quantile_value};
 
 /// `hdr_quantile_of(histogram, q) -> double`: the value at quantile `q` of each row's histogram.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -39,12 +39,7 @@ impl ScalarUDFImpl for HdrQuantileOf {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        match arg_types {
-            [histogram, q] => {
-                Ok(vec![coerce_histogram_arg(self.name(), histogram)?, coerce_quantile_arg(self.name(), q)?])
-            }
-            _ => Err(DataFusionError::Plan(format!("hdr_quantile_of takes 2 arguments, got {}", arg_types.len()))),
-        }
+        coerce_histogram_and_quantile(self.name(), arg_types)
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
