@@ -553,6 +553,18 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_configs_are_valid() -> TestResult {
+        for (name, text) in [
+            ("driftwatch.example.toml", include_str!("../../config/driftwatch.example.toml")),
+            ("dev.toml", include_str!("../../config/dev.toml")),
+        ] {
+            let config = Config::from_toml_str(text, name, no_env())?;
+            assert!(config.kafka.is_some(), "{name} configures Kafka");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn decode_section_round_trips_to_decoder_config() {
         let section = DecodeSection::default();
         let back = section.to_decode_config();
