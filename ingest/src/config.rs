@@ -345,6 +345,9 @@ impl Config {
         if self.decode.max_payload_bytes.as_u64() == 0 {
             problems.push("`decode.max_payload_bytes` must be larger than 0".to_owned());
         }
+        if self.aggregate.max_open_keys == 0 {
+            problems.push("`aggregate.max_open_keys` must be at least 1".to_owned());
+        }
         if self.decode.max_tokens_per_call <= 0 {
             problems.push("`decode.max_tokens_per_call` must be positive".to_owned());
         }

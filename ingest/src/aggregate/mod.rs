@@ -36,15 +36,23 @@ pub struct AggregateConfig {
     /// accepted. Events for already open keys are always accepted.
     #[serde(default = "default_max_open_keys")]
     pub max_open_keys: usize,
+    /// Recent inferences remembered so that feedback arriving without model or prompt context
+    /// can be attributed to the call it evaluates. Bounds the join's memory (an LRU).
+    #[serde(default = "default_feedback_join_capacity")]
+    pub feedback_join_capacity: usize,
 }
 
 fn default_max_open_keys() -> usize {
     50_000
 }
 
+fn default_feedback_join_capacity() -> usize {
+    200_000
+}
+
 impl Default for AggregateConfig {
     fn default() -> Self {
-        Self { max_open_keys: default_max_open_keys() }
+        Self { max_open_keys: default_max_open_keys(), feedback_join_capacity: default_feedback_join_capacity() }
     }
 }
 

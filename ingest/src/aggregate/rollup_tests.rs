@@ -45,7 +45,7 @@ fn feedback(app: &str, time: i64, name: &str, score: Option<f64>, label: Option<
 }
 
 fn aggregator(max_open_keys: usize) -> RollupAggregator {
-    RollupAggregator::new(&AggregateConfig { max_open_keys })
+    RollupAggregator::new(&AggregateConfig { max_open_keys, ..AggregateConfig::default() })
 }
 
 #[test]

@@ -60,9 +60,6 @@ pub struct Processor {
     max_dead_letter_payload_bytes: usize,
 }
 
-/// Inferences remembered for joining feedback that arrives without model or prompt context.
-const FEEDBACK_JOIN_CAPACITY: usize = 200_000;
-
 impl Processor {
     /// Build from a validated config and the shared enricher and metrics.
     pub fn new(config: &Config, enricher: Arc<Enricher>, metrics: Metrics) -> Self {
@@ -72,7 +69,7 @@ impl Processor {
             decoder: Decoder::new(decode),
             enricher,
             metrics,
-            join: FeedbackJoin::new(FEEDBACK_JOIN_CAPACITY),
+            join: FeedbackJoin::new(config.aggregate.feedback_join_capacity),
             scratch: Decoded::default(),
             max_dead_letter_payload_bytes,
         }

@@ -236,8 +236,7 @@ impl Daemon<'_> {
                     let buffer = self.new_buffer(&topic, partition, None);
                     self.buffers.insert(key.clone(), buffer);
                 }
-                let (expected, fresh) =
-                    self.buffers.get(&key).map_or((-1, true), |b| (b.next_offset(), b.is_fresh()));
+                let (expected, fresh) = self.buffers.get(&key).map_or((-1, true), |b| (b.next_offset(), b.is_fresh()));
                 if expected >= 0 && offset < expected {
                     if !fresh {
                         // Already consumed in this assignment: a redelivery (a refetch after
