@@ -11,9 +11,7 @@ fn demo_ingests_a_reproducible_fleet_and_matches_its_truth() -> anyhow::Result<(
     let dir = tempfile::tempdir()?;
     let run = |sub: &str| -> anyhow::Result<serde_json::Value> {
         let out = common::run_ok(
-            common::driftwatch()
-                .args(["demo", "--inferences", "4000", "--json", "--dir"])
-                .arg(dir.path().join(sub)),
+            common::driftwatch().args(["demo", "--inferences", "4000", "--json", "--dir"]).arg(dir.path().join(sub)),
         )?;
         Ok(serde_json::from_str(&out)?)
     };
@@ -59,12 +57,11 @@ fn demo_ingests_a_reproducible_fleet_and_matches_its_truth() -> anyhow::Result<(
 fn bad_configuration_fails_at_start_naming_the_key() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("bad.toml");
-    std::fs::write(&config, "[flush]\nmax_rows = 0\n[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"enable.auto.commit\" = \"true\"\n")?;
-    let output = common::driftwatch()
-        .args(["ingest", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .output()?;
+    std::fs::write(
+        &config,
+        "[flush]\nmax_rows = 0\n[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"enable.auto.commit\" = \"true\"\n",
+    )?;
+    let output = common::driftwatch().args(["ingest", "--config"]).arg(&config).stdin(Stdio::null()).output()?;
     assert!(!output.status.success(), "a bad config must stop the daemon");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("`flush.max_rows` must be at least 1"), "{stderr}");

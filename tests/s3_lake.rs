@@ -38,7 +38,13 @@ async fn file_ingest_into_s3_lands_exactly_and_resumes_from_bucket_checkpoints()
     let location = format!("s3://{bucket}/prod");
 
     let dir = tempfile::tempdir()?;
-    let fleet = Fleet::new(FleetConfig { seed: 3, apps: 5, inferences: 3_000, malformed_ratio: 0.01, ..FleetConfig::default() });
+    let fleet = Fleet::new(FleetConfig {
+        seed: 3,
+        apps: 5,
+        inferences: 3_000,
+        malformed_ratio: 0.01,
+        ..FleetConfig::default()
+    });
     let generated = write_fleet_files(&fleet, dir.path(), FormatMix::Mixed, 10, 0.01, 3)?;
     let ingest = || {
         let mut command = common::driftwatch();
