@@ -217,10 +217,28 @@ pub async fn wait_for_lake(
         }
         if Instant::now() >= deadline {
             let counts = common::lake_counts(lake).await.ok();
-            bail!("lake did not reach {expected} events / {dead} dead letters within {timeout:?}: {counts:?}");
+            bail!(
+                "lake did not reach {expected} events / {dead} dead letters within {timeout:?}: {counts:?}\n\
+                 newest daemon log:\n{}",
+                newest_daemon_log(lake)
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The last lines of the most recent daemon log next to `lake`, for failure messages.
+fn newest_daemon_log(lake: &Path) -> String {
+    let Some(dir) = lake.parent() else { return String::new() };
+    let newest = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("daemon-"))
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
+    let text = newest.and_then(|e| std::fs::read_to_string(e.path()).ok()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.contains("librdkafka: FAIL")).collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
 /// Total distinct inference events in a truth.

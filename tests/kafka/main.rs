@@ -81,6 +81,11 @@ async fn kill_9_under_load_leaves_the_lake_exactly_once() -> anyhow::Result<()> 
         tokio::time::sleep(Duration::from_millis(rng.random_range(500..4000))).await;
         daemon.kill9()?;
         kills += 1;
+        // A killed member stays in the group until its session times out (10 s here), as a
+        // crashed pod does until its supervisor restarts it. Restarting before that piles up
+        // dead members; Tansu 0.6's coordinator can then stall the rebalance indefinitely,
+        // which Kafka resolves by expiring the sessions.
+        tokio::time::sleep(Duration::from_secs(11)).await;
     }
     let truth = producer.await??;
     let daemon = Daemon::start(&config, dir.path())?;

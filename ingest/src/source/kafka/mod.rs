@@ -162,9 +162,11 @@ async fn consume(
 
     readiness.set_not_ready("shutting down");
     let started = Instant::now();
+    // Whatever stopped the loop, what is buffered is made durable first, unless the lake
+    // itself is what failed.
     let final_offsets = match &outcome {
-        Ok(()) => state.flush_all(FlushReason::Shutdown).await?,
-        Err(_) => Vec::new(),
+        Err(Error::Flush(_) | Error::Lake { .. }) => Vec::new(),
+        _ => state.flush_all(FlushReason::Shutdown).await?,
     };
     let _ = commands.send(Command::Stop(final_offsets.clone()));
     drop(events);
@@ -289,10 +291,8 @@ impl Daemon<'_> {
                     self.high_watermarks.insert(key, high);
                 }
             }
-            Event::Error { kind, message, fatal } => {
-                if fatal {
-                    return Err(Error::Other(format!("fatal Kafka error ({kind}): {message}")));
-                }
+            Event::Fatal { kind, message } => {
+                return Err(Error::Other(format!("fatal Kafka error ({kind}): {message}")));
             }
         }
         Ok(())

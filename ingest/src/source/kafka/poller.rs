@@ -56,8 +56,8 @@ pub enum Event {
     Revoked { partitions: Vec<(String, i32)>, reply: std::sync::mpsc::SyncSender<Vec<(String, i32, i64)>> },
     /// librdkafka's latest high watermark per partition (from its statistics).
     HighWatermarks(Vec<(String, i32, i64)>),
-    /// A consumer or broker error (already counted); `fatal` ones end the daemon.
-    Error { kind: &'static str, message: String, fatal: bool },
+    /// A consumer error the daemon cannot recover from (already counted and logged).
+    Fatal { kind: &'static str, message: String },
 }
 
 /// What the processing loop asks of the poll thread.
@@ -184,7 +184,17 @@ impl PollerContext {
             }
             let offset = match (next, self.start_from) {
                 (Some(next), _) => Offset::Offset(next),
-                (None, StartFrom::Earliest) => Offset::Beginning,
+                // Resolve "earliest" with our own bounded watermark query rather than leaving
+                // it to librdkafka, whose internal offset lookup has no timeout.
+                (None, StartFrom::Earliest) => {
+                    match consumer.fetch_watermarks(&topic, partition, self.offset_query_timeout) {
+                        Ok((low, _)) => Offset::Offset(low),
+                        Err(error) => {
+                            tracing::warn!(topic, partition, %error, "Watermark query failed; starting at the beginning.");
+                            Offset::Beginning
+                        }
+                    }
+                }
                 (None, StartFrom::Latest) => Offset::End,
             };
             if let Err(error) = positioned.add_partition_offset(&topic, partition, offset) {
@@ -307,10 +317,17 @@ impl ClientContext for PollerContext {
                 "all_brokers_down"
             }
             Some(rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure) => "transport",
+            Some(rdkafka::types::RDKafkaErrorCode::Fatal) => "fatal",
             _ => "client",
         };
         self.metrics.record_consumer_error(kind);
         self.log_rate_limited(kind, &format!("{error}: {reason}"));
+        if kind == "fatal" {
+            // librdkafka cannot continue with this client: stop the daemon so it is restarted,
+            // rather than stay up consuming nothing. Buffers are flushed on the way out.
+            let event = Event::Fatal { kind, message: format!("{error}: {reason}") };
+            let _ = self.events.try_send(event);
+        }
     }
 }
 
