@@ -9,7 +9,8 @@
 //! reported: wall time, process CPU time (user + sys of every thread, from `/proc/self/stat`),
 //! rows per second, rows per CPU-second ("per core") and input MB/s.
 //!
-//! `DRIFTWATCH_BENCH_EVENTS` sets the number of inference calls (default 500 000).
+//! `DRIFTWATCH_BENCH_EVENTS` sets the number of inference calls (default 500 000), spread at
+//! about 1 000 calls/s so that OTLP batches are as full as a busy Collector's.
 //! Run with `cargo bench --bench file_pipeline`.
 
 mod support;
@@ -115,9 +116,14 @@ fn main() -> anyhow::Result<()> {
     let inferences = support::env_usize("DRIFTWATCH_BENCH_EVENTS", 500_000)?;
     let ticks = support::clock_ticks_per_second();
     let work = tempfile::Builder::new().prefix("driftwatch-file-bench-").tempdir()?;
-    let fleet = Fleet::new(FleetConfig { inferences, ..FleetConfig::default() });
+    // A busy fleet (about 1 000 calls/s) so per-app OTLP batches fill up, as under real load.
+    let duration_secs = i64::try_from(inferences / 1_000).unwrap_or(i64::MAX).max(60);
+    let fleet = Fleet::new(FleetConfig { inferences, duration_secs, ..FleetConfig::default() });
 
-    println!("driftwatch file pipeline: {inferences} inference calls, {} apps, default flush settings", fleet.apps().len());
+    println!(
+        "driftwatch file pipeline: {inferences} inference calls from {} apps over {duration_secs} s, default flush settings",
+        fleet.apps().len()
+    );
     let generating = Instant::now();
     let inputs = [
         generate(&fleet, &work.path().join("json"), WireFormat::JsonEvents)?,
@@ -155,11 +161,7 @@ fn main() -> anyhow::Result<()> {
             input.bytes as f64 / 1e6 / best.wall.as_secs_f64(),
         );
         if input.format == PayloadFormat::OtlpTraces {
-            println!(
-                "{:<30} spans/cpu-s: {}",
-                "",
-                si(input.inferences as f64 / best.cpu_seconds.max(f64::EPSILON))
-            );
+            println!("{:<30} spans/cpu-s: {}", "", si(input.inferences as f64 / best.cpu_seconds.max(f64::EPSILON)));
         }
     }
     let peak = support::sample("self", ticks)?.peak_rss_bytes;

@@ -130,10 +130,7 @@ fn run_case(
         formats: FormatMix::Single(format),
         spans_per_message: SPANS_PER_MESSAGE,
         rate: 0,
-        librdkafka: vec![
-            ("batch.num.messages".to_owned(), "1".to_owned()),
-            ("linger.ms".to_owned(), "0".to_owned()),
-        ],
+        librdkafka: vec![("batch.num.messages".to_owned(), "1".to_owned()), ("linger.ms".to_owned(), "0".to_owned())],
     })?;
     let truth = report.truth;
     let total = truth.total();
@@ -178,7 +175,10 @@ fn run_case(
     Ok(vec![
         line("driftwatch", &daemon),
         line("plain rdkafka", &plain),
-        format!("{:<8} {:>8} {:>9} {:>9} {:<15} CPU ratio daemon / plain consumer: {ratio:.2}x", label, inferences, "", "", ""),
+        format!(
+            "{:<8} {:>8} {:>9} {:>9} {:<15} CPU ratio daemon / plain consumer: {ratio:.2}x",
+            label, inferences, "", "", ""
+        ),
     ])
 }
 
@@ -219,7 +219,8 @@ fn run_daemon(brokers: &str, topics: &LoadTopics, expected: u64, dir: &Path, tic
         if let Some(status) = child.0.try_wait()? {
             bail!("driftwatch ingest exited early with {status}; log in {}", log.display());
         }
-        let consumed = http_get(&listen, "/metrics").map(|body| metric_sum(&body, "driftwatch_messages_total")).unwrap_or(0.0);
+        let consumed =
+            http_get(&listen, "/metrics").map(|body| metric_sum(&body, "driftwatch_messages_total")).unwrap_or(0.0);
         let now = Instant::now();
         if consumed > 0.0 && first.is_none() {
             // Half a poll period before this sample is the best estimate of the first message.
@@ -229,7 +230,10 @@ fn run_daemon(brokers: &str, topics: &LoadTopics, expected: u64, dir: &Path, tic
             break now;
         }
         if now >= deadline {
-            bail!("driftwatch consumed {consumed} of {expected} messages within {CONSUME_TIMEOUT:?}; log in {}", log.display());
+            bail!(
+                "driftwatch consumed {consumed} of {expected} messages within {CONSUME_TIMEOUT:?}; log in {}",
+                log.display()
+            );
         }
         std::thread::sleep(POLL);
     };
@@ -303,7 +307,11 @@ fn run_plain_consumer(brokers: &str, topics: &LoadTopics, expected: u64, ticks: 
     }
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).context("plain consumer printed no report")?;
     let busy = report["busy_secs"].as_f64().context("no busy_secs in the plain consumer report")?;
-    Ok(Measured { busy: Duration::from_secs_f64(busy), cpu_seconds: final_sample.cpu_seconds, peak_rss_bytes: peak_rss })
+    Ok(Measured {
+        busy: Duration::from_secs_f64(busy),
+        cpu_seconds: final_sample.cpu_seconds,
+        peak_rss_bytes: peak_rss,
+    })
 }
 
 /// Sample `/proc/<pid>` until the process is a zombie: its CPU counters are then final. The
@@ -380,7 +388,11 @@ fn plain_consumer_child() -> anyhow::Result<()> {
     }
     let busy = first.map_or(Duration::ZERO, |first| first.elapsed());
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", serde_json::json!({ "messages": messages, "bytes": bytes, "busy_secs": busy.as_secs_f64() }))?;
+    writeln!(
+        stdout,
+        "{}",
+        serde_json::json!({ "messages": messages, "bytes": bytes, "busy_secs": busy.as_secs_f64() })
+    )?;
     Ok(())
 }
 

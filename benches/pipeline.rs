@@ -22,13 +22,13 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use driftwatch_ingest::aggregate::{AggregateConfig, RollupAggregator};
 use driftwatch_ingest::config::Config;
 use driftwatch_ingest::decode::{Decoded, Decoder, PayloadFormat};
-use driftwatch_ingest::enrich::{ContentPolicy, Enricher, ModelRegistry};
+use driftwatch_ingest::enrich::{ContentPolicy, Enricher, ModelRegistry, content_hash, price_event, simhash64};
 use driftwatch_ingest::fleet::{DEFAULT_START, Encoder, Fleet, FleetConfig, FleetRecord, Stream, WireFormat};
 use driftwatch_ingest::pipeline::{PartitionBuffer, Processor};
 use driftwatch_ingest::telemetry::{Metrics, MetricsConfig};
 use driftwatch_lake::encode::encode_events;
 use driftwatch_lake::layout::FileKind;
-use driftwatch_lake::model::{InferenceEvent, SourcePosition};
+use driftwatch_lake::model::{InferenceEvent, RollupRow, SourcePosition};
 use driftwatch_lake::parquet::{ParquetOptions, write_parquet};
 
 /// Spans per OTLP message, as a Collector batch processor would send them.
@@ -46,16 +46,25 @@ struct Inputs {
     json_event: Vec<u8>,
     /// JSON events messages (inference and feedback) in emission order, for the processor group.
     json_messages: Vec<Vec<u8>>,
-    /// OTLP protobuf traces messages, for the processor group.
+    /// OTLP protobuf traces messages of the busy fleet (mostly full batches), for the processor group.
     otlp_messages: Vec<Vec<u8>>,
     /// `BATCH_EVENTS` decoded events, content still attached (as enrichment receives them).
     decoded: Vec<InferenceEvent>,
     /// The same events enriched and with a source position (as aggregation and the lake receive them).
     enriched: Vec<InferenceEvent>,
+    /// The busy fleet's events, enriched: many events per rollup key.
+    busy_enriched: Vec<InferenceEvent>,
 }
 
+/// The default fleet: calls spread over three days, so most rollup keys are distinct.
 fn fleet(inferences: usize) -> Fleet {
     Fleet::new(FleetConfig { inferences, ..FleetConfig::default() })
+}
+
+/// A busy fleet: the calls within one minute, so per-app OTLP batches fill up to
+/// `SPANS_PER_MESSAGE` spans before the encoder's batch timeout, as under real load.
+fn busy_fleet(inferences: usize) -> Fleet {
+    Fleet::new(FleetConfig { inferences, duration_secs: 60, ..FleetConfig::default() })
 }
 
 /// Encode the fleet's records in `format`, returning spans-stream (or events-stream) payloads.
@@ -73,20 +82,20 @@ fn encode(fleet: &Fleet, format: WireFormat, per_message: usize) -> Vec<Vec<u8>>
 fn inputs() -> Result<Inputs, Box<dyn std::error::Error>> {
     let fleet = fleet(BATCH_EVENTS);
 
+    let busy = busy_fleet(BATCH_EVENTS);
     let mut encoder = Encoder::new(WireFormat::OtlpProto, SPANS_PER_MESSAGE, 0.0, 7);
     let mut out = Vec::new();
     let mut otlp_batch = None;
-    for record in fleet.records() {
+    for record in busy.records() {
         encoder.push(&record, &mut out);
-        if let Some(full) = out
-            .iter()
-            .find(|m| m.stream == Stream::Spans && m.truth.rows.requests == SPANS_PER_MESSAGE as u64)
+        if let Some(full) =
+            out.iter().find(|m| m.stream == Stream::Spans && m.truth.rows.requests == SPANS_PER_MESSAGE as u64)
         {
             otlp_batch = Some(full.payload.clone());
             break;
         }
     }
-    let otlp_batch = otlp_batch.ok_or("the fleet produced no full OTLP batch")?;
+    let otlp_batch = otlp_batch.ok_or("the busy fleet produced no full OTLP batch")?;
 
     let json_event = fleet
         .records()
@@ -97,21 +106,32 @@ fn inputs() -> Result<Inputs, Box<dyn std::error::Error>> {
         .ok_or("the fleet produced no inference")?;
 
     let json_messages = encode(&fleet, WireFormat::JsonEvents, 1);
-    let otlp_messages = encode(&fleet, WireFormat::OtlpProto, SPANS_PER_MESSAGE);
+    let otlp_messages = encode(&busy, WireFormat::OtlpProto, SPANS_PER_MESSAGE);
 
+    let decoded = decode_all(&json_messages)?;
+    let enricher = enricher()?;
+    let enriched = enrich_all(&enricher, &decoded);
+    let busy_enriched = enrich_all(&enricher, &decode_all(&encode(&busy, WireFormat::JsonEvents, 1))?);
+    Ok(Inputs { otlp_batch, json_event, json_messages, otlp_messages, decoded, enriched, busy_enriched })
+}
+
+/// The inference events of JSON events messages; any reject is a bug in the generator.
+fn decode_all(messages: &[Vec<u8>]) -> Result<Vec<InferenceEvent>, Box<dyn std::error::Error>> {
     let decoder = Decoder::default();
     let mut decoded = Decoded::default();
-    for payload in &json_messages {
+    for payload in messages {
         decoder.decode(payload, PayloadFormat::JsonEvents, NOW, &mut decoded);
     }
-    if !decoded.rejects.is_empty() {
-        return Err(format!("{} generated messages were rejected: {:?}", decoded.rejects.len(), decoded.rejects[0]).into());
+    if let Some(reject) = decoded.rejects.first() {
+        return Err(format!("{} generated messages were rejected: {reject:?}", decoded.rejects.len()).into());
     }
-    let decoded = decoded.events;
+    Ok(decoded.events)
+}
 
-    let enricher = enricher()?;
+/// Enriched copies with a source position, as the processor hands them to aggregation.
+fn enrich_all(enricher: &Enricher, events: &[InferenceEvent]) -> Vec<InferenceEvent> {
     let topic: Arc<str> = Arc::from("llm_events");
-    let enriched = decoded
+    events
         .iter()
         .enumerate()
         .map(|(offset, event)| {
@@ -120,8 +140,7 @@ fn inputs() -> Result<Inputs, Box<dyn std::error::Error>> {
             event.source = Some(SourcePosition { topic: Arc::clone(&topic), partition: 0, offset: offset as i64 });
             event
         })
-        .collect();
-    Ok(Inputs { otlp_batch, json_event, json_messages, otlp_messages, decoded, enriched })
+        .collect()
 }
 
 fn enricher() -> Result<Enricher, Box<dyn std::error::Error>> {
@@ -184,27 +203,67 @@ fn enrich(c: &mut Criterion, inputs: &Inputs) -> Result<(), Box<dyn std::error::
             BatchSize::LargeInput,
         );
     });
+    // The parts of the default policy, so the README can say where enrichment time goes.
+    let registry = ModelRegistry::default_embedded()?;
+    group.bench_function("part_price_only_10k_events", |b| {
+        b.iter(|| {
+            for event in &inputs.decoded {
+                black_box(price_event(&registry, black_box(event)));
+            }
+        });
+    });
+    group.bench_function("part_content_hashes_only_10k_events", |b| {
+        b.iter(|| {
+            for event in &inputs.decoded {
+                if let Some(input) = event.input_content.as_deref() {
+                    black_box(content_hash(black_box(input)));
+                }
+                if let Some(output) = event.output_content.as_deref() {
+                    black_box(content_hash(black_box(output)));
+                }
+            }
+        });
+    });
+    group.bench_function("part_simhash_only_10k_events", |b| {
+        b.iter(|| {
+            for event in &inputs.decoded {
+                if let Some(output) = event.output_content.as_deref() {
+                    black_box(simhash64(black_box(output)));
+                }
+            }
+        });
+    });
     group.finish();
     Ok(())
+}
+
+/// `add_event` over every event, then `drain` into rollup rows with serialized histograms.
+fn add_and_drain(events: &[InferenceEvent]) -> Vec<RollupRow> {
+    let mut aggregator = RollupAggregator::new(&AggregateConfig::default());
+    for event in events {
+        if let Err(error) = aggregator.add_event(event) {
+            panic!("aggregation failed: {error}");
+        }
+    }
+    match aggregator.drain() {
+        Ok(rows) => rows,
+        Err(error) => panic!("drain failed: {error}"),
+    }
 }
 
 fn aggregate(c: &mut Criterion, inputs: &Inputs) {
     let mut group = c.benchmark_group("aggregate");
     group.throughput(Throughput::Elements(inputs.enriched.len() as u64));
-    group.bench_function("add_event_10k_then_drain", |b| {
-        let config = AggregateConfig::default();
-        b.iter(|| {
-            let mut aggregator = RollupAggregator::new(&config);
-            for event in &inputs.enriched {
-                if let Err(error) = aggregator.add_event(event) {
-                    panic!("aggregation failed: {error}");
-                }
-            }
-            match aggregator.drain() {
-                Ok(rows) => black_box(rows),
-                Err(error) => panic!("drain failed: {error}"),
-            }
-        });
+    // Calls spread over three days: nearly every event opens its own key (worst case for drain).
+    let sparse_keys = add_and_drain(&inputs.enriched).len();
+    group.bench_function(format!("add_event_10k_then_drain_{sparse_keys}_keys"), |b| {
+        b.iter(|| black_box(add_and_drain(black_box(&inputs.enriched))));
+    });
+    // The busy fleet: the same number of events within one or two minutes, few keys.
+    let busy_keys = add_and_drain(&inputs.busy_enriched).len();
+    group.throughput(Throughput::Elements(inputs.busy_enriched.len() as u64));
+    group.bench_function(format!("add_event_10k_then_drain_{busy_keys}_keys"), |b| {
+        b.iter(|| black_box(add_and_drain(black_box(&inputs.busy_enriched))));
     });
     group.finish();
 }
@@ -239,7 +298,8 @@ fn parquet(c: &mut Criterion, inputs: &Inputs) -> Result<(), Box<dyn std::error:
 /// The whole per-message path of one source loop over `messages`, then the buffer is drained
 /// into a flush batch (rollups drained, rows moved out) as a flush would.
 fn run_processor(processor: &mut Processor, messages: &[Vec<u8>], format: PayloadFormat) -> usize {
-    let mut buffer = PartitionBuffer::new(Arc::from("bench"), Arc::from("bench"), 0, 0, &AggregateConfig::default(), 100_000);
+    let mut buffer =
+        PartitionBuffer::new(Arc::from("bench"), Arc::from("bench"), 0, 0, &AggregateConfig::default(), 100_000);
     for (offset, payload) in messages.iter().enumerate() {
         let offset = offset as i64;
         processor.process(&mut buffer, payload, format, (offset, offset + 1), NOW);

@@ -36,7 +36,8 @@ pub fn clock_ticks_per_second() -> f64 {
 
 /// Sample `/proc/<pid>` (`"self"` for this process).
 pub fn sample(pid: &str, ticks_per_second: f64) -> anyhow::Result<ProcSample> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
     // The command name is in parentheses and may contain spaces; the fields after it are fixed.
     let rest = stat.rsplit_once(')').map(|(_, rest)| rest).context("no ')' in /proc/<pid>/stat")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
