@@ -36,6 +36,17 @@ fn add_python_fixtures(input: &Path) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_str(&expected)?)
 }
 
+/// `driftwatch ingest --source file:<input> --lake <lake>`, to completion.
+fn ingest_folder(input: &Path, lake: &Path) -> anyhow::Result<String> {
+    common::run_ok(
+        common::driftwatch()
+            .args(["ingest", "--source"])
+            .arg(format!("file:{}", input.display()))
+            .arg("--lake")
+            .arg(lake),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -47,13 +58,7 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
     assert!(generated.truth.malformed_messages > 0, "the fixture set must contain malformed input");
     let python = add_python_fixtures(&input)?;
 
-    common::run_ok(
-        common::driftwatch()
-            .args(["ingest", "--source"])
-            .arg(format!("file:{}", input.display()))
-            .arg("--lake")
-            .arg(&lake),
-    )?;
+    ingest_folder(&input, &lake)?;
     let counts = common::lake_counts(&lake).await?;
 
     // Generated apps: every count and sum equals the truth.
@@ -96,13 +101,7 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
     assert!(totals.dead_letters_by_reason.len() >= 3, "several distinct reasons: {:?}", totals.dead_letters_by_reason);
 
     // A second run resumes from the checkpoints and writes nothing new.
-    common::run_ok(
-        common::driftwatch()
-            .args(["ingest", "--source"])
-            .arg(format!("file:{}", input.display()))
-            .arg("--lake")
-            .arg(&lake),
-    )?;
+    ingest_folder(&input, &lake)?;
     let again = common::lake_counts(&lake).await?;
     assert_eq!(again, counts, "re-running over the same files must not add rows");
     Ok(())
