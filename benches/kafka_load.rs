@@ -126,7 +126,12 @@ fn run_case(
     let report = produce(&LoadOptions {
         brokers: brokers.to_owned(),
         topics: topics.clone(),
-        fleet: FleetConfig { inferences, ..FleetConfig::default() },
+        // About 1 000 calls/s of event time, so per-app OTLP batches fill up as under real load.
+        fleet: FleetConfig {
+            inferences,
+            duration_secs: i64::try_from(inferences / 1_000).unwrap_or(i64::MAX).max(60),
+            ..FleetConfig::default()
+        },
         formats: FormatMix::Single(format),
         spans_per_message: SPANS_PER_MESSAGE,
         rate: 0,
