@@ -213,7 +213,13 @@ pub async fn wait_for_lake(
             && counts.distinct_events as u64 >= expected
             && counts.dead_letters as u64 >= dead
         {
-            return Ok(counts);
+            // The counts come from several queries while the daemon may still be committing:
+            // return only a reading that a second one, a moment later, confirms.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let settled = common::lake_counts(lake).await?;
+            if settled == counts {
+                return Ok(settled);
+            }
         }
         if Instant::now() >= deadline {
             let counts = common::lake_counts(lake).await.ok();
