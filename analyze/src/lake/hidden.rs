@@ -72,31 +72,11 @@ impl ObjectStore for HideTempFiles {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        let owned = prefix.cloned();
-        self.inner
-            .list(prefix)
-            .filter(move |item| {
-                let keep = match item {
-                    Ok(meta) => !is_hidden(owned.as_ref(), &meta.location),
-                    Err(_) => true,
-                };
-                std::future::ready(keep)
-            })
-            .boxed()
+        without_hidden(self.inner.list(prefix), prefix)
     }
 
     fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
-        let owned = prefix.cloned();
-        self.inner
-            .list_with_offset(prefix, offset)
-            .filter(move |item| {
-                let keep = match item {
-                    Ok(meta) => !is_hidden(owned.as_ref(), &meta.location),
-                    Err(_) => true,
-                };
-                std::future::ready(keep)
-            })
-            .boxed()
+        without_hidden(self.inner.list_with_offset(prefix, offset), prefix)
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
@@ -109,6 +89,23 @@ impl ObjectStore for HideTempFiles {
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         self.inner.copy_opts(from, to, options).await
     }
+}
+
+/// Drop listed objects that sit below a hidden path segment (temporary files); errors pass.
+fn without_hidden(
+    listing: BoxStream<'static, Result<ObjectMeta>>,
+    prefix: Option<&Path>,
+) -> BoxStream<'static, Result<ObjectMeta>> {
+    let owned = prefix.cloned();
+    listing
+        .filter(move |item| {
+            let keep = match item {
+                Ok(meta) => !is_hidden(owned.as_ref(), &meta.location),
+                Err(_) => true,
+            };
+            std::future::ready(keep)
+        })
+        .boxed()
 }
 
 #[cfg(test)]
