@@ -2,15 +2,18 @@
 //! `source::file::run_file` (read, frame, decode, dedup, enrich, aggregate, buffer, Parquet
 //! encode, atomic lake writes, checkpoints) in this process, into a fresh local lake.
 //!
-//! Two inputs are generated before anything is timed, from the same fleet:
-//! an NDJSON `llm_events` file (every app on JSON events: inferences and feedback) and a
-//! length-prefixed OTLP protobuf traces file (every app on OTLP protobuf, 50 spans per message).
+//! Four inputs are generated before anything is timed, from the same fleet: an NDJSON
+//! `llm_events` file (every app on JSON events: inferences and feedback) and a length-prefixed
+//! OTLP protobuf traces file (every app on OTLP protobuf, 50 spans per message), each once with
+//! prompt and answer text (so every event is fingerprinted) and once without (what OpenTelemetry
+//! GenAI instrumentations send by default).
 //! Each is ingested twice into a new lake with the default flush settings; the better run is
 //! reported: wall time, process CPU time (user + sys of every thread, from `/proc/self/stat`),
 //! rows per second, rows per CPU-second ("per core") and input MB/s.
 //!
 //! `DRIFTWATCH_BENCH_EVENTS` sets the number of inference calls (default 500 000), spread at
-//! about 1 000 calls/s so that OTLP batches are as full as a busy Collector's.
+//! about 1 000 calls/s so that OTLP batches are as full as a busy Collector's;
+//! `DRIFTWATCH_BENCH_ONLY` keeps only the inputs whose label contains it (e.g. `no content`).
 //! Run with `cargo bench --bench file_pipeline`.
 
 mod support;
@@ -43,7 +46,7 @@ struct Run {
 
 /// One input file and what it must yield.
 struct Input {
-    label: &'static str,
+    label: String,
     path: std::path::PathBuf,
     format: PayloadFormat,
     /// Lines or length-prefixed records in the file.
@@ -56,11 +59,12 @@ struct Input {
 }
 
 fn generate(fleet: &Fleet, dir: &Path, format: WireFormat) -> anyhow::Result<Input> {
+    let content = if fleet.config().capture_content { "content" } else { "no content" };
     let files = write_fleet_files(fleet, dir, FormatMix::Single(format), SPANS_PER_MESSAGE, 0.0, fleet.config().seed)
         .with_context(|| format!("writing the fleet to {}", dir.display()))?;
     let (label, wanted) = match format {
-        WireFormat::JsonEvents => ("json_events (NDJSON)", PayloadFormat::JsonEvents),
-        _ => ("otlp_protobuf spans (50/msg)", PayloadFormat::OtlpTraces),
+        WireFormat::JsonEvents => (format!("NDJSON events, {content}"), PayloadFormat::JsonEvents),
+        _ => (format!("OTLP proto spans, {content}"), PayloadFormat::OtlpTraces),
     };
     let (path, format) =
         files.files.iter().find(|(_, f)| *f == wanted).cloned().context("the fleet wrote no file of that format")?;
@@ -119,6 +123,7 @@ fn main() -> anyhow::Result<()> {
     // A busy fleet (about 1 000 calls/s) so per-app OTLP batches fill up, as under real load.
     let duration_secs = i64::try_from(inferences / 1_000).unwrap_or(i64::MAX).max(60);
     let fleet = Fleet::new(FleetConfig { inferences, duration_secs, ..FleetConfig::default() });
+    let bare_fleet = Fleet::new(FleetConfig { capture_content: false, ..fleet.config().clone() });
 
     println!(
         "driftwatch file pipeline: {inferences} inference calls from {} apps over {duration_secs} s, default flush settings",
@@ -128,6 +133,8 @@ fn main() -> anyhow::Result<()> {
     let inputs = [
         generate(&fleet, &work.path().join("json"), WireFormat::JsonEvents)?,
         generate(&fleet, &work.path().join("otlp"), WireFormat::OtlpProto)?,
+        generate(&bare_fleet, &work.path().join("json-bare"), WireFormat::JsonEvents)?,
+        generate(&bare_fleet, &work.path().join("otlp-bare"), WireFormat::OtlpProto)?,
     ];
     println!("inputs generated in {} (not timed)\n", secs(generating.elapsed()));
 
@@ -136,7 +143,9 @@ fn main() -> anyhow::Result<()> {
         "{:<30} {:>9} {:>9} {:>9} {:>9} {:>11} {:>13} {:>15} {:>10}",
         "input", "messages", "rows", "MiB", "wall", "cpu (u+s)", "rows/s wall", "rows/cpu-s", "MB/s"
     );
-    for (index, input) in inputs.iter().enumerate() {
+    // `DRIFTWATCH_BENCH_ONLY=no content` runs only the inputs whose label contains it (profiling).
+    let only = std::env::var("DRIFTWATCH_BENCH_ONLY").unwrap_or_default();
+    for (index, input) in inputs.iter().enumerate().filter(|(_, input)| input.label.contains(only.as_str())) {
         let mut best: Option<Run> = None;
         for run in 0..RUNS {
             let lake = work.path().join(format!("lake-{index}-{run}"));

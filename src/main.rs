@@ -17,6 +17,12 @@ mod shutdown;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc returns freed flush buffers to the OS (decay) and does not fragment the way glibc
+/// malloc does under per-event allocations, so RSS tracks the configured buffers.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Watch fleets of LLM-powered micro apps.
 #[derive(Debug, Parser)]
 #[command(name = "driftwatch", version, about)]

@@ -8,6 +8,11 @@
 
 use std::time::Duration;
 
+/// The allocator the `driftwatch` binary uses, so in-process figures match the daemon's.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use anyhow::{Context, bail};
 
 /// CPU time and peak resident memory of one process at one instant.

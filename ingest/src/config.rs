@@ -184,7 +184,12 @@ pub struct FlushConfig {
     /// Oldest buffered row's age before a flush: bounds how stale the lake is.
     #[serde(with = "humantime_serde")]
     pub max_age: Duration,
-    /// All partitions together; beyond it the largest buffer is flushed early.
+    /// The memory budget for rows: all partitions' buffers plus the batches being written.
+    /// At the budget the largest buffer is flushed early and the Kafka source takes no more
+    /// messages until a flush completes (librdkafka's prefetch, bounded by
+    /// `queued.max.messages.kbytes`, then fills and the assignment is paused). Fixed costs come
+    /// on top: the dedup window per partition (about 100 bytes per id), the feedback join
+    /// (about 200 bytes per inference) and Parquet encoding of one batch at a time.
     pub max_buffered_bytes: ByteSize,
     /// Recent event ids remembered per partition to drop producer retries before they reach rollups.
     pub dedup_window: usize,

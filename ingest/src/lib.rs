@@ -26,6 +26,7 @@ pub mod decode;
 pub mod enrich;
 pub mod error;
 pub mod fleet;
+pub mod id_key;
 pub mod loadgen;
 pub mod pipeline;
 pub mod runtime;

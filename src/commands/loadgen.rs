@@ -58,6 +58,9 @@ pub struct LoadgenArgs {
     /// Extra librdkafka producer properties, `KEY=VALUE`, repeatable (e.g. `batch.num.messages=1`).
     #[arg(long = "producer-property", env = "DRIFTWATCH_LOADGEN_PRODUCER_PROPERTIES", value_delimiter = ',', value_parser = parse_property)]
     pub producer_properties: Vec<(String, String)>,
+    /// Leave out prompt and answer text, as OpenTelemetry GenAI instrumentations do by default.
+    #[arg(long, env = "DRIFTWATCH_LOADGEN_NO_CONTENT")]
+    pub no_content: bool,
     /// Also write the truth JSON to this file.
     #[arg(long, env = "DRIFTWATCH_LOADGEN_TRUTH")]
     pub truth: Option<PathBuf>,
@@ -86,6 +89,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
             apps: args.apps,
             inferences: args.inferences,
             malformed_ratio: args.malformed_ratio,
+            capture_content: !args.no_content,
             ..FleetConfig::default()
         },
         formats: match args.format {

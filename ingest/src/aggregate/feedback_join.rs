@@ -4,19 +4,25 @@
 //! its inference by parent span, i.e. `inference_id`, or by
 //! `gen_ai.response.id`).
 //!
-//! Bounded: two LRU maps of `capacity` entries each (by event id and by
-//! response id) share one context record per inference. Feedback usually
-//! follows its inference within seconds to minutes, so recency is the right
-//! eviction policy; feedback about an evicted inference keeps its own fields.
+//! Bounded: two [`RecentMap`]s remembering at least the last `capacity` inferences each (by
+//! event id and by response id) share one context record per inference. Feedback usually
+//! follows its inference within seconds to minutes, so recency is the right eviction policy;
+//! feedback about a forgotten inference keeps its own fields.
+//!
+//! Cheap per inference, because every event passes through here: ids are kept as
+//! [`id_key`](crate::id_key) hashes, and the context records are interned, since a fleet has
+//! few distinct (model, prompt, environment) combinations and consecutive events mostly repeat
+//! one.
 
-use std::num::NonZeroUsize;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
-use lru::LruCache;
+
+use crate::id_key::{IdKeyHasher, RecentMap, id_key};
 
 /// The inference fields feedback borrows.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 struct Context {
     environment: Option<String>,
     response_model: Option<String>,
@@ -26,37 +32,91 @@ struct Context {
     prompt_version: Option<String>,
 }
 
-/// Bounded LRU index of recent inferences, keyed by event id and response id.
-#[derive(Debug)]
-pub struct FeedbackJoin {
-    /// `InferenceEvent::event_id` -> context.
-    by_event_id: LruCache<String, Arc<Context>>,
-    /// `InferenceEvent::response_id` -> context.
-    by_response_id: LruCache<String, Arc<Context>>,
-}
-
-impl FeedbackJoin {
-    /// An empty index holding at most `capacity` inferences per key kind
-    /// (a capacity of 0 is treated as 1).
-    pub fn new(capacity: usize) -> Self {
-        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
-        Self { by_event_id: LruCache::new(capacity), by_response_id: LruCache::new(capacity) }
-    }
-
-    /// Index an inference so later feedback about it can be completed.
-    pub fn remember(&mut self, event: &InferenceEvent) {
-        let context = Arc::new(Context {
+impl Context {
+    fn of(event: &InferenceEvent) -> Self {
+        Self {
             environment: event.environment.clone(),
             response_model: event.response_model.clone(),
             provider: event.provider.clone(),
             operation: event.operation.clone(),
             prompt_id: event.prompt_id.clone(),
             prompt_version: event.prompt_version.clone(),
-        });
-        if let Some(response_id) = &event.response_id {
-            self.by_response_id.put(response_id.clone(), Arc::clone(&context));
         }
-        self.by_event_id.put(event.event_id.clone(), context);
+    }
+
+    fn matches(&self, event: &InferenceEvent) -> bool {
+        self.environment == event.environment
+            && self.response_model == event.response_model
+            && self.provider == event.provider
+            && self.operation == event.operation
+            && self.prompt_id == event.prompt_id
+            && self.prompt_version == event.prompt_version
+    }
+}
+
+/// Hash of an event's context fields, computed without copying them.
+fn context_hash(event: &InferenceEvent) -> u64 {
+    let mut hasher = IdKeyHasher::default().build_hasher();
+    event.environment.hash(&mut hasher);
+    event.response_model.hash(&mut hasher);
+    event.provider.hash(&mut hasher);
+    event.operation.hash(&mut hasher);
+    event.prompt_id.hash(&mut hasher);
+    event.prompt_version.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Bounded LRU index of recent inferences, keyed by event id and response id.
+#[derive(Debug)]
+pub struct FeedbackJoin {
+    /// `InferenceEvent::event_id` key -> context.
+    by_event_id: RecentMap<Arc<Context>>,
+    /// `InferenceEvent::response_id` key -> context.
+    by_response_id: RecentMap<Arc<Context>>,
+    /// Interned contexts by [`context_hash`]; at most `capacity` entries, cleared when full
+    /// (records still referenced by the LRU maps stay alive through their `Arc`).
+    contexts: std::collections::HashMap<u64, Arc<Context>, IdKeyHasher>,
+    capacity: usize,
+}
+
+impl FeedbackJoin {
+    /// An empty index holding at most `capacity` inferences per key kind
+    /// (a capacity of 0 is treated as 1).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            by_event_id: RecentMap::new(capacity),
+            by_response_id: RecentMap::new(capacity),
+            contexts: std::collections::HashMap::default(),
+            capacity,
+        }
+    }
+
+    /// Index an inference so later feedback about it can be completed.
+    pub fn remember(&mut self, event: &InferenceEvent) {
+        let context = self.intern(event);
+        if let Some(response_id) = &event.response_id {
+            self.by_response_id.insert(id_key(response_id), Arc::clone(&context));
+        }
+        self.by_event_id.insert(id_key(&event.event_id), context);
+    }
+
+    /// The shared context record equal to the event's fields.
+    fn intern(&mut self, event: &InferenceEvent) -> Arc<Context> {
+        let hash = context_hash(event);
+        if let Some(context) = self.contexts.get(&hash)
+            && context.matches(event)
+        {
+            return Arc::clone(context);
+        }
+        if self.contexts.len() >= self.capacity {
+            self.contexts.clear();
+        }
+        let context = Arc::new(Context::of(event));
+        // On a hash collision the newer record replaces the older one: both stay correct, the
+        // older is just no longer shared.
+        self.contexts.insert(hash, Arc::clone(&context));
+        context
     }
 
     /// Fill the feedback's missing context (environment, response model,
@@ -64,10 +124,10 @@ impl FeedbackJoin {
     /// by `inference_id` first, else by `response_id`. Fields the feedback
     /// already carries are kept. Returns whether an inference matched.
     pub fn fill(&mut self, feedback: &mut FeedbackEvent) -> bool {
-        let by_event = feedback.inference_id.as_deref().and_then(|id| self.by_event_id.get(id));
+        let by_event = feedback.inference_id.as_deref().and_then(|id| self.by_event_id.get(&id_key(id)));
         let context = match by_event {
             Some(context) => context,
-            None => match feedback.response_id.as_deref().and_then(|id| self.by_response_id.get(id)) {
+            None => match feedback.response_id.as_deref().and_then(|id| self.by_response_id.get(&id_key(id))) {
                 Some(context) => context,
                 None => return false,
             },
@@ -183,19 +243,42 @@ mod tests {
     }
 
     #[test]
-    fn least_recently_used_inference_is_evicted() {
+    fn old_inferences_are_forgotten() {
         let mut join = FeedbackJoin::new(2);
-        join.remember(&inference("ev-1", Some("resp-1"), "m1"));
-        join.remember(&inference("ev-2", Some("resp-2"), "m2"));
-        // Touch ev-1 so ev-2 becomes the least recently used.
-        assert!(join.fill(&mut bare_feedback(Some("ev-1"), None)));
-        join.remember(&inference("ev-3", Some("resp-3"), "m3"));
-        assert_eq!(join.len(), 2);
-        assert!(join.fill(&mut bare_feedback(Some("ev-1"), None)));
-        assert!(join.fill(&mut bare_feedback(Some("ev-3"), None)));
-        assert!(!join.fill(&mut bare_feedback(Some("ev-2"), None)));
-        // The response-id index is bounded the same way (resp-1 was the oldest there).
+        for i in 1..=5 {
+            join.remember(&inference(&format!("ev-{i}"), Some(&format!("resp-{i}")), "m1"));
+            assert!(join.len() <= 4, "at most twice the capacity");
+        }
+        // The last `capacity` inferences are always remembered, by both keys.
+        assert!(join.fill(&mut bare_feedback(Some("ev-4"), None)));
+        assert!(join.fill(&mut bare_feedback(Some("ev-5"), None)));
+        assert!(join.fill(&mut bare_feedback(None, Some("resp-4"))));
+        assert!(!join.fill(&mut bare_feedback(Some("ev-1"), None)));
         assert!(!join.fill(&mut bare_feedback(None, Some("resp-1"))));
-        assert!(join.fill(&mut bare_feedback(None, Some("resp-3"))));
+    }
+
+    #[test]
+    fn interned_contexts_keep_each_inference_own_fields() {
+        // Capacity 2 also forces the interner to clear while older records are still indexed.
+        let mut join = FeedbackJoin::new(2);
+        let mut third = inference("ev-3", None, "gpt-4o");
+        third.prompt_version = Some("8".to_owned());
+        join.remember(&inference("ev-1", None, "gpt-4o"));
+        join.remember(&inference("ev-2", None, "claude-sonnet"));
+        join.remember(&third);
+        join.remember(&inference("ev-4", None, "gpt-4o"));
+        for (id, model, version) in [("ev-3", "gpt-4o", "8"), ("ev-4", "gpt-4o", "7")] {
+            let mut feedback = bare_feedback(Some(id), None);
+            assert!(join.fill(&mut feedback), "{id}");
+            assert_eq!(feedback.response_model.as_deref(), Some(model), "{id}");
+            assert_eq!(feedback.prompt_version.as_deref(), Some(version), "{id}");
+        }
+        let Some(shared) = join.by_event_id.get(&id_key("ev-4")).map(Arc::clone) else {
+            panic!("ev-4 not indexed");
+        };
+        let again = inference("ev-5", None, "gpt-4o");
+        join.remember(&again);
+        let reused = join.by_event_id.get(&id_key("ev-5")).is_some_and(|c| Arc::ptr_eq(c, &shared));
+        assert!(reused, "an identical context is shared, not copied");
     }
 }

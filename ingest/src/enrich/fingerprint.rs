@@ -7,10 +7,17 @@
 //! Charikar SimHash whose [`hamming`] distance measures how much two outputs
 //! differ. Both are pure functions of the text, stable across runs,
 //! platforms and versions, because the lake keeps them forever.
+//!
+//! Both run on every event that carries content, so each has an ASCII fast path that reads the
+//! bytes once; text with any non-ASCII byte takes the Unicode path, which yields the same values.
 
 /// Words per shingle: pairs keep word order in the fingerprint while a
 /// one-word edit still touches only two features.
 const SHINGLE_WORDS: usize = 2;
+
+/// Bytes of normalised text gathered before each BLAKE3 update: large enough that BLAKE3 uses
+/// its wide SIMD paths, small enough to live on the stack.
+const HASH_CHUNK_BYTES: usize = 4096;
 
 /// BLAKE3 of the text with whitespace runs collapsed to one space and the
 /// ends trimmed, as 32 lowercase hex characters (128 bits).
@@ -18,16 +25,30 @@ const SHINGLE_WORDS: usize = 2;
 /// Whitespace is normalised so that re-indented or re-wrapped prompts still
 /// count as the same input.
 pub fn content_hash(text: &str) -> String {
-    // Normalise into one buffer and hash once: BLAKE3's per-call overhead dominates when it
-    // is fed word by word. The bytes hashed are the same either way.
-    let mut normalised = Vec::with_capacity(text.len());
-    for word in text.split_whitespace() {
-        if !normalised.is_empty() {
-            normalised.push(b' ');
+    let mut sink = ChunkedHasher::default();
+    if text.is_ascii() {
+        // Same bytes as the Unicode path: for ASCII, `char::is_whitespace` is exactly these six.
+        let mut pending_space = false;
+        for &byte in text.as_bytes() {
+            if matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+                pending_space = true;
+            } else {
+                if pending_space && sink.started {
+                    sink.push(b' ');
+                }
+                pending_space = false;
+                sink.push(byte);
+            }
         }
-        normalised.extend_from_slice(word.as_bytes());
+    } else {
+        for word in text.split_whitespace() {
+            if sink.started {
+                sink.push(b' ');
+            }
+            sink.extend(word.as_bytes());
+        }
     }
-    let hash = blake3::hash(&normalised);
+    let hash = sink.finalize();
     let mut hex = String::with_capacity(32);
     for byte in &hash.as_bytes()[..16] {
         hex.push(char::from(HEX[usize::from(byte >> 4)]));
@@ -38,28 +59,74 @@ pub fn content_hash(text: &str) -> String {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Feeds BLAKE3 in large chunks from a stack buffer: its per-call overhead dominates when it is
+/// fed word by word, and a heap copy of the normalised text would cost an allocation per call.
+struct ChunkedHasher {
+    hasher: blake3::Hasher,
+    buffer: [u8; HASH_CHUNK_BYTES],
+    filled: usize,
+    /// A byte has been pushed: separators are only written between words.
+    started: bool,
+}
+
+impl Default for ChunkedHasher {
+    fn default() -> Self {
+        Self { hasher: blake3::Hasher::new(), buffer: [0; HASH_CHUNK_BYTES], filled: 0, started: false }
+    }
+}
+
+impl ChunkedHasher {
+    fn push(&mut self, byte: u8) {
+        if self.filled == HASH_CHUNK_BYTES {
+            self.hasher.update(&self.buffer);
+            self.filled = 0;
+        }
+        self.buffer[self.filled] = byte;
+        self.filled += 1;
+        self.started = true;
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.push(byte);
+        }
+    }
+
+    fn finalize(mut self) -> blake3::Hash {
+        self.hasher.update(&self.buffer[..self.filled]);
+        self.hasher.finalize()
+    }
+}
+
 /// Charikar SimHash over lower-cased word shingles (pairs of adjacent words;
 /// a single word when the text has only one). Words are runs of alphanumeric
 /// characters. Empty text hashes to 0.
 pub fn simhash64(text: &str) -> u64 {
-    let mut counts = [0i32; 64];
-    let mut window = [0u64; SHINGLE_WORDS];
-    let mut words = 0usize;
-    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
-        window.rotate_left(1);
-        window[SHINGLE_WORDS - 1] = word_hash(word);
-        words += 1;
-        if words >= SHINGLE_WORDS {
-            add_feature(&mut counts, shingle_hash(&window));
+    let mut shingles = Shingles::default();
+    if text.is_ascii() {
+        // One pass over the bytes: for ASCII, `char::is_alphanumeric` is `is_ascii_alphanumeric`
+        // and the running FNV-1a equals `word_hash` of the word.
+        let mut hash = FNV_OFFSET;
+        let mut in_word = false;
+        for &byte in text.as_bytes() {
+            if byte.is_ascii_alphanumeric() {
+                hash = fnv1a_step(hash, byte.to_ascii_lowercase());
+                in_word = true;
+            } else if in_word {
+                shingles.push_word(hash);
+                hash = FNV_OFFSET;
+                in_word = false;
+            }
+        }
+        if in_word {
+            shingles.push_word(hash);
+        }
+    } else {
+        for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+            shingles.push_word(word_hash(word));
         }
     }
-    if words == 0 {
-        return 0;
-    }
-    if words < SHINGLE_WORDS {
-        add_feature(&mut counts, shingle_hash(&window[SHINGLE_WORDS - words..]));
-    }
-    counts.iter().enumerate().filter(|&(_, &count)| count > 0).fold(0u64, |hash, (bit, _)| hash | (1 << bit))
+    shingles.finish()
 }
 
 /// Number of differing bits: 0 for identical fingerprints, about 32 for unrelated texts.
@@ -67,30 +134,103 @@ pub fn hamming(a: u64, b: u64) -> u32 {
     (a ^ b).count_ones()
 }
 
-/// Votes one feature's bits into the counters: +1 for a set bit, -1 for a clear one.
-/// Branch-free so the compiler can vectorise the 64 lanes.
-fn add_feature(counts: &mut [i32; 64], feature: u64) {
-    for (bit, count) in counts.iter_mut().enumerate() {
-        *count += ((feature >> bit) & 1) as i32 * 2 - 1;
+/// The sliding window of word hashes and the SimHash votes of the shingles it has produced.
+#[derive(Default)]
+struct Shingles {
+    window: [u64; SHINGLE_WORDS],
+    words: usize,
+    votes: BitVotes,
+}
+
+impl Shingles {
+    fn push_word(&mut self, word_hash: u64) {
+        self.window.rotate_left(1);
+        self.window[SHINGLE_WORDS - 1] = word_hash;
+        self.words += 1;
+        if self.words >= SHINGLE_WORDS {
+            self.votes.add(shingle_hash(&self.window));
+        }
     }
+
+    fn finish(mut self) -> u64 {
+        if self.words == 0 {
+            return 0;
+        }
+        if self.words < SHINGLE_WORDS {
+            self.votes.add(shingle_hash(&self.window[SHINGLE_WORDS - self.words..]));
+        }
+        self.votes.majority()
+    }
+}
+
+/// 64 per-bit vote counters stored bit-sliced: `planes[i]` holds bit `i` of every lane's count
+/// of set bits, so adding a feature is a ripple-carry add over whole words (about two steps on
+/// average) instead of 64 separate counter updates.
+struct BitVotes {
+    planes: [u64; VOTE_PLANES],
+    features: u64,
+}
+
+/// Counter width: enough for 2^40 features, far beyond any payload the decoder accepts.
+const VOTE_PLANES: usize = 40;
+
+impl Default for BitVotes {
+    fn default() -> Self {
+        Self { planes: [0; VOTE_PLANES], features: 0 }
+    }
+}
+
+impl BitVotes {
+    fn add(&mut self, feature: u64) {
+        let mut carry = feature;
+        for plane in &mut self.planes {
+            if carry == 0 {
+                break;
+            }
+            let overflow = *plane & carry;
+            *plane ^= carry;
+            carry = overflow;
+        }
+        self.features += 1;
+    }
+
+    /// Bits where more features had the bit set than clear: each feature votes +1 for a set bit
+    /// and -1 for a clear one, and the sum is positive exactly when `ones > features / 2`.
+    fn majority(&self) -> u64 {
+        let threshold = self.features / 2;
+        // Bit-sliced `lane > threshold`, from the most significant plane down.
+        let mut greater = 0u64;
+        let mut equal = u64::MAX;
+        for (index, &plane) in self.planes.iter().enumerate().rev() {
+            let threshold_bit = if (threshold >> index) & 1 == 1 { u64::MAX } else { 0 };
+            greater |= equal & plane & !threshold_bit;
+            equal &= !(plane ^ threshold_bit);
+        }
+        greater
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv1a_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
 }
 
 /// FNV-1a over the lower-cased UTF-8 of a word, without allocating a lower-cased copy.
 fn word_hash(word: &str) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
+    let mut hash = FNV_OFFSET;
     if word.is_ascii() {
         // ASCII lower-casing gives the same bytes as the Unicode path below, without decoding.
         for byte in word.bytes() {
-            hash = (hash ^ u64::from(byte.to_ascii_lowercase())).wrapping_mul(PRIME);
+            hash = fnv1a_step(hash, byte.to_ascii_lowercase());
         }
         return hash;
     }
     let mut buf = [0u8; 4];
     for c in word.chars().flat_map(char::to_lowercase) {
         for &byte in c.encode_utf8(&mut buf).as_bytes() {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(PRIME);
+            hash = fnv1a_step(hash, byte);
         }
     }
     hash
@@ -120,6 +260,90 @@ mod tests {
     const ANSWER: &str = "Your order 1042 shipped on Monday from our Rotterdam warehouse and should arrive within \
         three business days. You can follow the parcel with the tracking link in the confirmation email, and if \
         anything is damaged on arrival reply to this message with a photo so we can send a replacement at no cost.";
+
+    /// The straightforward definitions the fast paths must agree with.
+    fn reference_content_hash(text: &str) -> String {
+        let normalised = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        blake3::hash(normalised.as_bytes()).to_hex().as_str()[..32].to_owned()
+    }
+
+    fn reference_simhash64(text: &str) -> u64 {
+        let words: Vec<u64> =
+            text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(word_hash).collect();
+        if words.is_empty() {
+            return 0;
+        }
+        let shingles: Vec<u64> = if words.len() < SHINGLE_WORDS {
+            vec![shingle_hash(&words)]
+        } else {
+            words.windows(SHINGLE_WORDS).map(shingle_hash).collect()
+        };
+        let mut counts = [0i64; 64];
+        for feature in shingles {
+            for (bit, count) in counts.iter_mut().enumerate() {
+                *count += if (feature >> bit) & 1 == 1 { 1 } else { -1 };
+            }
+        }
+        counts.iter().enumerate().filter(|&(_, &count)| count > 0).fold(0, |hash, (bit, _)| hash | (1 << bit))
+    }
+
+    #[test]
+    fn fast_paths_equal_the_reference_definitions() {
+        use rand::{RngExt, SeedableRng};
+        // Words, every ASCII whitespace byte, punctuation and non-ASCII letters and spaces.
+        const PIECES: &[&str] = &[
+            "Order",
+            "order",
+            "ORDER",
+            "1042",
+            "shipped",
+            "a",
+            "b",
+            "x9",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "\r\n",
+            "\u{0b}",
+            "\u{0c}",
+            ",",
+            ".",
+            "!?",
+            "-",
+            "é",
+            "Äpfel",
+            "straße",
+            "\u{a0}",
+            "\u{2003}",
+            "日本語",
+            "🙂",
+            "\u{85}",
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut ascii_cases = 0;
+        for case in 0..3_000 {
+            let pieces = rng.random_range(0..40);
+            // Half the cases stay ASCII so both paths are covered.
+            let ascii_only = case % 2 == 0;
+            let mut text = String::new();
+            for _ in 0..pieces {
+                let piece = PIECES[rng.random_range(0..PIECES.len())];
+                if !ascii_only || piece.is_ascii() {
+                    text.push_str(piece);
+                }
+            }
+            ascii_cases += usize::from(text.is_ascii());
+            assert_eq!(content_hash(&text), reference_content_hash(&text), "content_hash of {text:?}");
+            assert_eq!(simhash64(&text), reference_simhash64(&text), "simhash64 of {text:?}");
+        }
+        assert!(ascii_cases > 1_000, "only {ascii_cases} ASCII cases");
+        // Longer than one hashing chunk, and many features (several vote planes).
+        let long = ANSWER.repeat(60);
+        assert!(long.len() > 2 * HASH_CHUNK_BYTES);
+        assert_eq!(content_hash(&long), reference_content_hash(&long));
+        assert_eq!(simhash64(&long), reference_simhash64(&long));
+    }
 
     #[test]
     fn content_hash_normalises_whitespace_only() {

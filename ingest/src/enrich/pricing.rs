@@ -39,10 +39,7 @@ pub fn price_event(registry: &ModelRegistry, event: &InferenceEvent) -> Option<P
         .flatten()
         .find_map(|model| registry.lookup(model, provider))?;
     let price = price_at(entry, event.time)?;
-    Some(Priced {
-        cost_usd: cost_usd(price, event),
-        price_version: format!("{}@{}", entry.id, price.effective_from.format("%Y-%m-%d")),
-    })
+    Some(Priced { cost_usd: cost_usd(price, event), price_version: price.version.clone() })
 }
 
 /// The price in force at `time` (nanoseconds since the epoch): the latest one not starting after it.

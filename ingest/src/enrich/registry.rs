@@ -101,6 +101,10 @@ pub struct Price {
     pub cached_input_per_mtok: Option<f64>,
     /// USD per 1M output tokens (reasoning tokens included).
     pub output_per_mtok: f64,
+    /// `<model id>@<effective_from date>`: the `price_version` of events priced with it. Set
+    /// when the registry is loaded, so pricing an event formats no date.
+    #[serde(skip)]
+    pub version: String,
 }
 
 /// One registered model with its prices and governance facts.
@@ -212,6 +216,9 @@ impl ModelRegistry {
                 }
             }
             entry.pricing.sort_by_key(|p| p.effective_from);
+            for price in &mut entry.pricing {
+                price.version = format!("{}@{}", entry.id, price.effective_from.format("%Y-%m-%d"));
+            }
             if let Some(pair) = entry.pricing.windows(2).find(|w| w[0].effective_from == w[1].effective_from) {
                 return Err(invalid(
                     &entry.id,

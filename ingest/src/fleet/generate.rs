@@ -214,7 +214,12 @@ impl Records<'_> {
 
         let pick: f64 = self.rng.random();
         let app_index = fleet.app_cdf.iter().position(|&c| pick < c).unwrap_or(fleet.apps.len() - 1);
-        let event = self.draw_inference(app_index, time, fraction);
+        let mut event = self.draw_inference(app_index, time, fraction);
+        if !config.capture_content {
+            // Dropped after drawing, so the rest of the fleet is the same as with content.
+            event.input_content = None;
+            event.output_content = None;
+        }
 
         if !event.status.is_error()
             && event.operation != "embeddings"

@@ -58,6 +58,10 @@ pub struct FleetConfig {
     pub duplicate_ratio: f64,
     /// Share of wire messages that are malformed (applied by the [`Encoder`]).
     pub malformed_ratio: f64,
+    /// Emit prompt and answer text. Off is what OpenTelemetry GenAI instrumentations send by
+    /// default (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=false`): no content, so no
+    /// fingerprints.
+    pub capture_content: bool,
 }
 
 impl Default for FleetConfig {
@@ -72,6 +76,7 @@ impl Default for FleetConfig {
             late_ratio: 0.01,
             duplicate_ratio: 0.0,
             malformed_ratio: 0.0,
+            capture_content: true,
         }
     }
 }

@@ -69,6 +69,9 @@ pub struct Flusher {
     /// Completions collected by `submit` while making room, not yet handed out.
     ready: std::collections::VecDeque<Result<FlushDone, FlusherError>>,
     in_flight: usize,
+    /// Approximate heap bytes of each batch not yet committed, oldest first (batches are
+    /// committed in submission order). They count against the memory budget until written.
+    in_flight_bytes: std::collections::VecDeque<usize>,
     capacity: usize,
 }
 
@@ -107,12 +110,24 @@ impl Flusher {
                 }
             }
         });
-        Self { requests, completions, ready: std::collections::VecDeque::new(), in_flight: 0, capacity }
+        Self {
+            requests,
+            completions,
+            ready: std::collections::VecDeque::new(),
+            in_flight: 0,
+            in_flight_bytes: std::collections::VecDeque::new(),
+            capacity,
+        }
     }
 
     /// Flushes submitted and not yet reported back.
     pub fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// Approximate heap bytes held by batches submitted and not yet committed.
+    pub fn in_flight_bytes(&self) -> usize {
+        self.in_flight_bytes.iter().sum()
     }
 
     /// True when another flush can be submitted without waiting.
@@ -122,15 +137,25 @@ impl Flusher {
 
     /// Hand a batch to the flusher. When `capacity` flushes are in flight it first waits for
     /// the oldest to complete (that completion is kept for [`next_done`](Self::next_done)):
-    /// this wait is the backpressure that makes a source pause.
-    pub async fn submit(&mut self, batch: FlushBatch, reason: FlushReason) -> Result<(), FlusherError> {
+    /// this wait is the backpressure that makes a source pause. `bytes` is the batch's
+    /// approximate heap size, reported by [`in_flight_bytes`](Self::in_flight_bytes) until the
+    /// batch is committed.
+    pub async fn submit(&mut self, batch: FlushBatch, reason: FlushReason, bytes: usize) -> Result<(), FlusherError> {
         while self.in_flight - self.ready.len() >= self.capacity {
-            let done = self.completions.recv().await.ok_or(FlusherError::Stopped)?;
+            let done = self.receive().await?;
             self.ready.push_back(done);
         }
         self.requests.send(FlushRequest { batch, reason }).await.map_err(|_| FlusherError::Stopped)?;
         self.in_flight += 1;
+        self.in_flight_bytes.push_back(bytes);
         Ok(())
+    }
+
+    /// The next completion from the task; its batch has been dropped, so its bytes are free.
+    async fn receive(&mut self) -> Result<Result<FlushDone, FlusherError>, FlusherError> {
+        let done = self.completions.recv().await.ok_or(FlusherError::Stopped)?;
+        self.in_flight_bytes.pop_front();
+        Ok(done)
     }
 
     /// The next completion, in submission order; pending forever when nothing is in flight (so
@@ -139,7 +164,7 @@ impl Flusher {
         let done = match self.ready.pop_front() {
             Some(done) => done,
             None if self.in_flight == 0 => return std::future::pending().await,
-            None => self.completions.recv().await.ok_or(FlusherError::Stopped)?,
+            None => self.receive().await?,
         };
         self.in_flight -= 1;
         done

@@ -109,7 +109,7 @@ impl Processor {
                 rejects += 1;
                 let dead = dead_letter(now, "aggregate_failed", error.to_string(), Vec::new(), &source);
                 self.metrics.record_dead_letter(dead.reason);
-                buffer.charge(dead.detail.len());
+                buffer.charge(approx_dead_letter_bytes(&dead));
                 buffer.dead_letters.push(dead);
                 continue;
             }
@@ -130,6 +130,7 @@ impl Processor {
                 rejects += 1;
                 let dead = dead_letter(now, "aggregate_failed", error.to_string(), Vec::new(), &source);
                 self.metrics.record_dead_letter(dead.reason);
+                buffer.charge(approx_dead_letter_bytes(&dead));
                 buffer.dead_letters.push(dead);
                 continue;
             }
@@ -142,8 +143,9 @@ impl Processor {
             let bytes = item.unwrap_or_else(|| truncated(payload, self.max_dead_letter_payload_bytes));
             self.metrics.record_decode_error(reason);
             self.metrics.record_dead_letter(reason);
-            buffer.charge(bytes.len() + detail.len());
-            buffer.dead_letters.push(dead_letter(now, reason, detail, bytes, &source));
+            let dead = dead_letter(now, reason, detail, bytes, &source);
+            buffer.charge(approx_dead_letter_bytes(&dead));
+            buffer.dead_letters.push(dead);
         }
         if self.scratch.skipped_spans > 0 {
             self.metrics.record_spans_skipped(self.scratch.skipped_spans);
@@ -174,15 +176,22 @@ fn truncated(payload: &[u8], cap: usize) -> Vec<u8> {
     payload[..payload.len().min(cap)].to_vec()
 }
 
-fn opt_len(value: Option<&String>) -> usize {
-    value.map_or(0, String::len)
+fn opt_capacity(value: Option<&String>) -> usize {
+    value.map_or(0, String::capacity)
 }
 
-/// Heap bytes of an event's strings: what the buffer holds until the flush.
+/// What a buffered row costs beyond its struct and strings: the share of the buffer `Vec`'s
+/// spare capacity (it doubles) and of the row's source position.
+const ROW_SLACK_BYTES: usize = 64;
+
+/// Bytes a buffered event holds until the flush: the struct, its string allocations and the
+/// buffer's slack. The flush budget (`flush.max_buffered_bytes`) is counted in these.
 fn approx_event_bytes(event: &InferenceEvent) -> usize {
-    event.event_id.len()
-        + event.app.len()
-        + event.operation.len()
+    std::mem::size_of::<InferenceEvent>()
+        + ROW_SLACK_BYTES
+        + event.event_id.capacity()
+        + event.app.capacity()
+        + event.operation.capacity()
         + [
             &event.trace_id,
             &event.span_id,
@@ -202,14 +211,16 @@ fn approx_event_bytes(event: &InferenceEvent) -> usize {
             &event.content,
         ]
         .into_iter()
-        .map(|field| opt_len(field.as_ref()))
+        .map(|field| opt_capacity(field.as_ref()))
         .sum::<usize>()
 }
 
 fn approx_feedback_bytes(feedback: &FeedbackEvent) -> usize {
-    feedback.feedback_id.len()
-        + feedback.app.len()
-        + feedback.name.len()
+    std::mem::size_of::<FeedbackEvent>()
+        + ROW_SLACK_BYTES
+        + feedback.feedback_id.capacity()
+        + feedback.app.capacity()
+        + feedback.name.capacity()
         + [
             &feedback.environment,
             &feedback.score_label,
@@ -221,8 +232,12 @@ fn approx_feedback_bytes(feedback: &FeedbackEvent) -> usize {
             &feedback.prompt_version,
         ]
         .into_iter()
-        .map(|field| opt_len(field.as_ref()))
+        .map(|field| opt_capacity(field.as_ref()))
         .sum::<usize>()
+}
+
+fn approx_dead_letter_bytes(dead: &DeadLetter) -> usize {
+    std::mem::size_of::<DeadLetter>() + ROW_SLACK_BYTES + dead.detail.capacity() + dead.payload.capacity()
 }
 
 /// The buffer holding the most bytes: the one to flush early when all partitions together

@@ -10,14 +10,10 @@ use std::time::Instant;
 
 use driftwatch_lake::model::{DeadLetter, FeedbackEvent, InferenceEvent};
 use driftwatch_lake::writer::FlushBatch;
-use lru::LruCache;
 
 use crate::aggregate::{AggregateConfig, AggregateError, RollupAggregator};
+use crate::id_key::{RecentMap, id_key};
 use crate::telemetry::FlushReason;
-
-/// Fixed overhead charged per buffered row on top of its strings, so the byte budget tracks
-/// real memory rather than only payload text.
-const ROW_OVERHEAD_BYTES: usize = 320;
 
 /// Buffered rows of one (stream, partition).
 #[derive(Debug)]
@@ -37,7 +33,7 @@ pub struct PartitionBuffer {
     pub(crate) dead_letters: Vec<DeadLetter>,
     pub(crate) rollups: RollupAggregator,
     /// Recent event ids of this partition: producer retries are dropped before rollups count them twice.
-    pub(crate) recent_ids: Option<LruCache<u128, ()>>,
+    pub(crate) recent_ids: Option<RecentMap<()>>,
     /// Approximate heap bytes held by the buffered rows.
     pub(crate) approx_bytes: usize,
     /// When the oldest buffered row arrived; `None` when empty.
@@ -67,7 +63,7 @@ impl PartitionBuffer {
             feedback: Vec::new(),
             dead_letters: Vec::new(),
             rollups: RollupAggregator::new(aggregate),
-            recent_ids: std::num::NonZeroUsize::new(dedup_window).map(LruCache::new),
+            recent_ids: (dedup_window > 0).then(|| RecentMap::new(dedup_window)),
             approx_bytes: 0,
             oldest: None,
             fresh: true,
@@ -118,12 +114,12 @@ impl PartitionBuffer {
     /// True when `event_id` was seen recently in this partition (a producer retry).
     pub(crate) fn is_duplicate(&mut self, event_id: &str) -> bool {
         let Some(recent) = self.recent_ids.as_mut() else { return false };
-        let key = u128::from_le_bytes(blake3::hash(event_id.as_bytes()).as_bytes()[..16].try_into().unwrap_or([0; 16]));
-        recent.put(key, ()).is_some()
+        recent.insert(id_key(event_id), ())
     }
 
+    /// Add a buffered row's approximate heap bytes (struct, strings and slack).
     pub(crate) fn charge(&mut self, bytes: usize) {
-        self.approx_bytes += bytes + ROW_OVERHEAD_BYTES;
+        self.approx_bytes += bytes;
     }
 
     /// Which limit, if any, says this buffer must be flushed now.

@@ -183,8 +183,9 @@ fn record_done(report: &mut FileRunReport, done: &FlushDone) {
 }
 
 async fn submit(flusher: &mut Flusher, buffer: &mut PartitionBuffer, reason: FlushReason) -> Result<()> {
+    let bytes = buffer.bytes();
     if let Some(batch) = buffer.take_batch()? {
-        flusher.submit(batch, reason).await?;
+        flusher.submit(batch, reason, bytes).await?;
     }
     Ok(())
 }

@@ -82,6 +82,7 @@ async fn consume(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let (events_tx, mut events) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+    let (events_tx, queued_bytes) = poller::EventSender::new(events_tx);
     // Commands are at most one per completed flush plus one stop, and flushes in flight are
     // bounded by `max_inflight_flushes`, so this channel cannot grow without bound.
     let (commands, commands_rx) = std::sync::mpsc::channel();
@@ -143,8 +144,11 @@ async fn consume(
                 Ok(done) => state.on_flushed(&done),
                 Err(error) => break Err(error.into()),
             },
-            event = events.recv() => match event {
+            // Over the memory budget, messages wait in the channel (and then in librdkafka,
+            // paused) until a flush completes.
+            event = events.recv(), if !state.over_budget() => match event {
                 Some(event) => {
+                    queued_bytes.fetch_sub(poller::channel_cost(&event), Ordering::AcqRel);
                     if let Err(error) = state.on_event(event).await {
                         break Err(error);
                     }
@@ -255,6 +259,7 @@ impl Daemon<'_> {
                 if let Some(reason) = buffer.due(&self.components.limits, Instant::now()) {
                     self.flush(&key, reason).await?;
                 }
+                self.relieve_memory().await?;
             }
             Event::Assigned(partitions) => {
                 for (topic, partition, start) in partitions {
@@ -327,8 +332,35 @@ impl Daemon<'_> {
     /// Hand one partition's buffer to the flusher (waiting for capacity: backpressure).
     async fn flush(&mut self, key: &(Arc<str>, i32), reason: FlushReason) -> Result<()> {
         let Some(buffer) = self.buffers.get_mut(key) else { return Ok(()) };
+        let bytes = buffer.bytes();
         if let Some(batch) = buffer.take_batch()? {
-            self.flusher.submit(batch, reason).await?;
+            self.flusher.submit(batch, reason, bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Heap bytes the budget covers: rows buffered in every partition plus batches being
+    /// written.
+    fn held_bytes(&self) -> usize {
+        self.buffers.values().map(PartitionBuffer::bytes).sum::<usize>() + self.flusher.in_flight_bytes()
+    }
+
+    /// At or over `flush.max_buffered_bytes`: stop taking messages until a flush completes.
+    fn over_budget(&self) -> bool {
+        self.held_bytes() >= self.components.limits.max_buffered_bytes
+    }
+
+    /// Over budget: flush the largest buffer early, if the flusher can take it now (otherwise
+    /// the completion of a flush in flight frees memory first).
+    async fn relieve_memory(&mut self) -> Result<()> {
+        if !self.over_budget() || !self.flusher.has_capacity() {
+            return Ok(());
+        }
+        let key = largest_buffer(self.buffers.values_mut())
+            .filter(|buffer| !buffer.is_idle())
+            .map(|buffer| (Arc::clone(&buffer.topic), buffer.partition));
+        if let Some(key) = key {
+            self.flush(&key, FlushReason::Memory).await?;
         }
         Ok(())
     }
@@ -364,13 +396,7 @@ impl Daemon<'_> {
         for (key, reason) in due {
             self.flush(&key, reason).await?;
         }
-        let total: usize = self.buffers.values().map(PartitionBuffer::bytes).sum();
-        if total > self.components.limits.max_buffered_bytes {
-            let key = largest_buffer(self.buffers.values_mut()).map(|b| (Arc::clone(&b.topic), b.partition));
-            if let Some(key) = key {
-                self.flush(&key, FlushReason::Memory).await?;
-            }
-        }
+        self.relieve_memory().await?;
         let rows: usize = self.buffers.values().map(PartitionBuffer::rows).sum();
         let bytes: usize = self.buffers.values().map(PartitionBuffer::bytes).sum();
         self.components.metrics.set_buffered(rows, bytes);

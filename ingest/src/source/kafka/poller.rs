@@ -13,10 +13,14 @@
 //!   partitions, wait for its answer, commit those offsets to Kafka synchronously, and only then
 //!   release the partitions.
 //!
-//! Backpressure: when the channel is full the thread keeps the message, pauses every assigned
-//! partition and keeps polling (so group membership and callbacks stay alive), then resumes
-//! once the loop catches up. Only already-fetched messages can be held, and librdkafka bounds
-//! those with `queued.max.messages.kbytes`.
+//! Backpressure: when the channel is full the thread holds the message and stops polling for
+//! up to [`PAUSE_AFTER`], waiting for room; librdkafka keeps its prefetched messages, so a
+//! short stall (a flush in progress) costs no refetch. A longer stall pauses every assigned
+//! partition and polls again (so group membership and callbacks stay alive) until the loop
+//! catches up, then resumes. Pausing purges librdkafka's prefetch queue, which is why it is
+//! kept for real stalls: pausing at every full channel turned a busy daemon into a cycle of
+//! purges and refetches. Only already-fetched messages can be held, and librdkafka bounds those
+//! with `queued.max.messages.kbytes`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -43,6 +47,70 @@ const REVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Poll timeout: also the latency of commands (commit, stop).
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// How long the channel may stay full before the assignment is paused. Longer than a flush
+/// handover, far shorter than `max.poll.interval.ms`.
+const PAUSE_AFTER: Duration = Duration::from_secs(2);
+
+/// Wait between attempts to forward held messages while not polling.
+const HELD_RETRY: Duration = Duration::from_millis(1);
+
+/// Bytes of messages the event channel may hold (besides its count bound): with messages of up
+/// to `message.max.bytes` a count alone would not bound memory.
+pub const CHANNEL_MAX_BYTES: usize = 32 * 1024 * 1024;
+
+/// Bookkeeping bytes charged per message on top of its payload and key.
+const MESSAGE_OVERHEAD_BYTES: usize = 256;
+
+/// What an event costs against [`CHANNEL_MAX_BYTES`]: a message's payload and key; control
+/// events are free (they are few and must never wait).
+pub fn channel_cost(event: &Event) -> usize {
+    match event {
+        Event::Message(message) => {
+            message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len) + MESSAGE_OVERHEAD_BYTES
+        }
+        _ => 0,
+    }
+}
+
+/// The poll thread's end of the event channel, bounded in bytes as well as in events. The
+/// processing loop subtracts [`channel_cost`] from `queued_bytes` for each event it receives.
+#[derive(Debug)]
+pub struct EventSender {
+    events: mpsc::Sender<Event>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+impl EventSender {
+    /// Wrap the channel; returns the counter the receiver decrements.
+    pub fn new(events: mpsc::Sender<Event>) -> (Self, Arc<AtomicUsize>) {
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        (Self { events, queued_bytes: Arc::clone(&queued_bytes) }, queued_bytes)
+    }
+
+    /// Send without waiting; `Full` also when the channel already holds its bytes' worth (a
+    /// single message larger than the bound still passes when the channel is empty).
+    fn try_send(&self, event: Event) -> Result<(), mpsc::error::TrySendError<Event>> {
+        let cost = channel_cost(&event);
+        let queued = self.queued_bytes.fetch_add(cost, Ordering::AcqRel);
+        if cost > 0 && queued > 0 && queued + cost > CHANNEL_MAX_BYTES {
+            self.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
+            return Err(mpsc::error::TrySendError::Full(event));
+        }
+        self.events.try_send(event).inspect_err(|_| {
+            self.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
+        })
+    }
+
+    /// Send, waiting for room in the count bound only (rebalance callbacks must hand over).
+    fn blocking_send(&self, event: Event) -> Result<(), mpsc::error::SendError<Event>> {
+        let cost = channel_cost(&event);
+        self.queued_bytes.fetch_add(cost, Ordering::AcqRel);
+        self.events.blocking_send(event).inspect_err(|_| {
+            self.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
+        })
+    }
+}
 
 /// What the poll thread tells the processing loop, in consumption order.
 #[derive(Debug)]
@@ -77,6 +145,8 @@ struct Held {
     events: VecDeque<Event>,
     /// Whether the assignment is paused for backpressure.
     paused: bool,
+    /// Since when messages have been held back (the channel full); `None` when none are.
+    blocked_since: Option<Instant>,
     /// Per partition, the offset after the last message accepted from librdkafka: where a
     /// resumed partition is sought to, and below which a message is a redelivery.
     positions: std::collections::HashMap<(String, i32), i64>,
@@ -84,7 +154,7 @@ struct Held {
 
 /// The consumer's context: rebalance, statistics and error callbacks.
 pub struct PollerContext {
-    events: mpsc::Sender<Event>,
+    events: EventSender,
     held: Mutex<Held>,
     writer: Arc<LakeWriter>,
     runtime: tokio::runtime::Handle,
@@ -118,7 +188,7 @@ pub fn kafka_stream_id(group_id: &str, topic: &str) -> String {
 impl PollerContext {
     /// Build the context; `runtime` runs the lake recovery during assignment.
     pub fn new(
-        events: mpsc::Sender<Event>,
+        events: EventSender,
         writer: Arc<LakeWriter>,
         runtime: tokio::runtime::Handle,
         group_id: String,
@@ -414,7 +484,14 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
         if !forward_held(context) {
             return;
         }
-        set_paused(consumer, context);
+        match backpressure(context) {
+            Backpressure::Wait => {
+                std::thread::sleep(HELD_RETRY);
+                continue;
+            }
+            Backpressure::Pause => set_paused(consumer, context, true),
+            Backpressure::Flowing => set_paused(consumer, context, false),
+        }
         match consumer.poll(POLL_TIMEOUT) {
             None => {}
             Some(Ok(message)) => {
@@ -467,10 +544,30 @@ fn forward_held(context: &PollerContext) -> bool {
     true
 }
 
-/// Pause the assignment while messages are held back, resume once they are all forwarded.
-fn set_paused(consumer: &BaseConsumer<PollerContext>, context: &PollerContext) {
+/// What the poll loop does about held messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backpressure {
+    /// Nothing held: poll (resuming a paused assignment first).
+    Flowing,
+    /// Held only briefly: wait for room without polling, keeping librdkafka's prefetch.
+    Wait,
+    /// Held for longer than [`PAUSE_AFTER`]: pause the assignment and poll for callbacks.
+    Pause,
+}
+
+fn backpressure(context: &PollerContext) -> Backpressure {
     let mut held = context.lock_held();
-    let want_paused = !held.events.is_empty();
+    if held.events.is_empty() {
+        held.blocked_since = None;
+        return Backpressure::Flowing;
+    }
+    let since = *held.blocked_since.get_or_insert_with(Instant::now);
+    if held.paused || since.elapsed() >= PAUSE_AFTER { Backpressure::Pause } else { Backpressure::Wait }
+}
+
+/// Pause the assignment during a long stall, resume once every held message is forwarded.
+fn set_paused(consumer: &BaseConsumer<PollerContext>, context: &PollerContext, want_paused: bool) {
+    let mut held = context.lock_held();
     if want_paused == held.paused {
         return;
     }
