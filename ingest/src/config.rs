@@ -188,10 +188,12 @@ pub struct FlushConfig {
     /// At the budget the largest buffer is flushed early and the Kafka source takes no more
     /// messages until a flush completes (librdkafka's prefetch, bounded by
     /// `queued.max.messages.kbytes`, then fills and the assignment is paused). Fixed costs come
-    /// on top: the dedup window per partition (about 100 bytes per id), the feedback join
-    /// (about 200 bytes per inference) and Parquet encoding of one batch at a time.
+    /// on top: the dedup window per partition (about 50 bytes per id), the feedback join
+    /// (about 120 bytes per inference), the event channel (32 MiB) and Parquet encoding of one
+    /// batch at a time.
     pub max_buffered_bytes: ByteSize,
-    /// Recent event ids remembered per partition to drop producer retries before they reach rollups.
+    /// Recent event ids remembered per partition to drop producer retries before they reach
+    /// rollups: at least the last this many, at most twice as many.
     pub dedup_window: usize,
 }
 

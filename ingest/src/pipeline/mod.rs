@@ -108,9 +108,7 @@ impl Processor {
             if let Err(error) = buffer.rollups.add_event(&event) {
                 rejects += 1;
                 let dead = dead_letter(now, "aggregate_failed", error.to_string(), Vec::new(), &source);
-                self.metrics.record_dead_letter(dead.reason);
-                buffer.charge(approx_dead_letter_bytes(&dead));
-                buffer.dead_letters.push(dead);
+                bury(&self.metrics, buffer, dead);
                 continue;
             }
             self.join.remember(&event);
@@ -129,9 +127,7 @@ impl Processor {
             if let Err(error) = buffer.rollups.add_feedback(&feedback) {
                 rejects += 1;
                 let dead = dead_letter(now, "aggregate_failed", error.to_string(), Vec::new(), &source);
-                self.metrics.record_dead_letter(dead.reason);
-                buffer.charge(approx_dead_letter_bytes(&dead));
-                buffer.dead_letters.push(dead);
+                bury(&self.metrics, buffer, dead);
                 continue;
             }
             self.metrics.observe_feedback(&feedback);
@@ -142,10 +138,7 @@ impl Processor {
         for Reject { reason, detail, payload: item } in self.scratch.rejects.drain(..) {
             let bytes = item.unwrap_or_else(|| truncated(payload, self.max_dead_letter_payload_bytes));
             self.metrics.record_decode_error(reason);
-            self.metrics.record_dead_letter(reason);
-            let dead = dead_letter(now, reason, detail, bytes, &source);
-            buffer.charge(approx_dead_letter_bytes(&dead));
-            buffer.dead_letters.push(dead);
+            bury(&self.metrics, buffer, dead_letter(now, reason, detail, bytes, &source));
         }
         if self.scratch.skipped_spans > 0 {
             self.metrics.record_spans_skipped(self.scratch.skipped_spans);
@@ -170,6 +163,13 @@ fn dead_letter(
     source: &SourcePosition,
 ) -> DeadLetter {
     DeadLetter { time: now, reason, detail, payload, source: Some(source.clone()) }
+}
+
+/// Count a dead letter and buffer it for the flush.
+fn bury(metrics: &Metrics, buffer: &mut PartitionBuffer, dead: DeadLetter) {
+    metrics.record_dead_letter(dead.reason);
+    buffer.charge(approx_dead_letter_bytes(&dead));
+    buffer.dead_letters.push(dead);
 }
 
 fn truncated(payload: &[u8], cap: usize) -> Vec<u8> {
