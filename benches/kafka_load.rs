@@ -1,8 +1,10 @@
 //! The Kafka load harness: what the `driftwatch ingest` daemon costs per event compared with a
 //! plain librdkafka consumer reading the same messages into nothing.
 //!
-//! For each wire format (`DRIFTWATCH_BENCH_KAFKA_FORMATS`, default `json,otlp`) and each size
-//! (`DRIFTWATCH_BENCH_KAFKA_SIZES`, inference calls, default `100000,300000`):
+//! For each input (`DRIFTWATCH_BENCH_KAFKA_FORMATS`, default `json,otlp`; `json-bare` and
+//! `otlp-bare` are the same fleet without prompt and answer text, as OpenTelemetry GenAI
+//! instrumentations send by default) and each size (`DRIFTWATCH_BENCH_KAFKA_SIZES`, inference
+//! calls, default `100000,300000`):
 //!
 //! 1. A unique topic set (3 partitions each) is created and the synthetic fleet is produced
 //!    into it with `loadgen::produce` (one message per record batch, see below); the truth says
@@ -83,9 +85,13 @@ fn main() -> anyhow::Result<()> {
     let formats = list_env("DRIFTWATCH_BENCH_KAFKA_FORMATS", "json,otlp")?
         .iter()
         .map(|name| match name.as_str() {
-            "json" => Ok(WireFormat::JsonEvents),
-            "otlp" => Ok(WireFormat::OtlpProto),
-            other => bail!("unknown format {other:?} in DRIFTWATCH_BENCH_KAFKA_FORMATS; use json and/or otlp"),
+            "json" => Ok((WireFormat::JsonEvents, true)),
+            "otlp" => Ok((WireFormat::OtlpProto, true)),
+            "json-bare" => Ok((WireFormat::JsonEvents, false)),
+            "otlp-bare" => Ok((WireFormat::OtlpProto, false)),
+            other => bail!(
+                "unknown format {other:?} in DRIFTWATCH_BENCH_KAFKA_FORMATS; use json, otlp, json-bare, otlp-bare"
+            ),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let ticks = support::clock_ticks_per_second();
@@ -94,14 +100,14 @@ fn main() -> anyhow::Result<()> {
 
     println!("driftwatch Kafka load harness: brokers {brokers}, {PARTITIONS} partitions per topic");
     let mut lines = Vec::new();
-    for &format in &formats {
+    for &(format, content) in &formats {
         for &size in &sizes {
-            lines.extend(run_case(&runtime, &brokers, format, size, work.path(), ticks)?);
+            lines.extend(run_case(&runtime, &brokers, (format, content), size, work.path(), ticks)?);
         }
     }
     println!(
-        "\n{:<8} {:>8} {:>9} {:>9} {:<15} {:>11} {:>12} {:>15} {:>11}",
-        "format", "calls", "messages", "rows", "consumer", "rows/s", "msgs/s", "cpu s / M rows", "peak RSS"
+        "\n{:<10} {:>8} {:>9} {:>9} {:<15} {:>11} {:>12} {:>15} {:>11}",
+        "input", "calls", "messages", "rows", "consumer", "rows/s", "msgs/s", "cpu s / M rows", "peak RSS"
     );
     for line in &lines {
         println!("{line}");
@@ -113,12 +119,17 @@ fn main() -> anyhow::Result<()> {
 fn run_case(
     runtime: &tokio::runtime::Runtime,
     brokers: &str,
-    format: WireFormat,
+    (format, capture_content): (WireFormat, bool),
     inferences: usize,
     work: &Path,
     ticks: f64,
 ) -> anyhow::Result<Vec<String>> {
-    let label = if format == WireFormat::JsonEvents { "json" } else { "otlp" };
+    let label = match (format == WireFormat::JsonEvents, capture_content) {
+        (true, true) => "json",
+        (true, false) => "json-bare",
+        (false, true) => "otlp",
+        (false, false) => "otlp-bare",
+    };
     let prefix = format!("{}-", unique(&format!("bench-{label}-{inferences}")));
     let topics = LoadTopics::with_prefix(&prefix);
     runtime.block_on(ensure_topics(brokers, &topics.all(), PARTITIONS, Duration::from_secs(30)))?;
@@ -130,6 +141,7 @@ fn run_case(
         fleet: FleetConfig {
             inferences,
             duration_secs: i64::try_from(inferences / 1_000).unwrap_or(i64::MAX).max(60),
+            capture_content,
             ..FleetConfig::default()
         },
         formats: FormatMix::Single(format),
@@ -164,7 +176,7 @@ fn run_case(
     let line = |who: &str, m: &Measured| {
         let busy = m.busy.as_secs_f64().max(f64::EPSILON);
         format!(
-            "{:<8} {:>8} {:>9} {:>9} {:<15} {:>11} {:>12} {:>15.2} {:>11}",
+            "{:<10} {:>8} {:>9} {:>9} {:<15} {:>11} {:>12} {:>15.2} {:>11}",
             label,
             inferences,
             truth.messages,
@@ -181,7 +193,7 @@ fn run_case(
         line("driftwatch", &daemon),
         line("plain rdkafka", &plain),
         format!(
-            "{:<8} {:>8} {:>9} {:>9} {:<15} CPU ratio daemon / plain consumer: {ratio:.2}x",
+            "{:<10} {:>8} {:>9} {:>9} {:<15} CPU ratio daemon / plain consumer: {ratio:.2}x",
             label, inferences, "", "", ""
         ),
     ])

@@ -222,3 +222,56 @@ async fn commit_with_retry(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use driftwatch_lake::model::DeadLetter;
+    use driftwatch_lake::parquet::ParquetOptions;
+    use driftwatch_lake::store::LakeStore;
+
+    use super::*;
+    use crate::telemetry::MetricsConfig;
+
+    fn batch(first_offset: i64) -> FlushBatch {
+        FlushBatch {
+            stream: "file.test".to_owned(),
+            partition: 0,
+            first_offset,
+            next_offset: first_offset + 1,
+            events: Vec::new(),
+            feedback: Vec::new(),
+            rollups: Vec::new(),
+            dead_letters: vec![DeadLetter {
+                time: 1_772_323_200_000_000_000,
+                reason: "malformed_json",
+                detail: "test".to_owned(),
+                payload: b"{".to_vec(),
+                source: None,
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_count_against_memory_until_committed() -> Result<(), Box<dyn std::error::Error>> {
+        let store = LakeStore::open("memory://", &HashMap::new()).await?;
+        let writer = Arc::new(LakeWriter::new(store, ParquetOptions::default()));
+        let tracker = TaskTracker::new();
+        let metrics = Metrics::new(&MetricsConfig::default());
+        let mut flusher = Flusher::spawn(writer, metrics, 2, &tracker, CancellationToken::new());
+        assert_eq!(flusher.in_flight_bytes(), 0);
+        flusher.submit(batch(0), FlushReason::Rows, 1_000).await?;
+        flusher.submit(batch(1), FlushReason::Rows, 500).await?;
+        assert_eq!(flusher.in_flight_bytes(), 1_500);
+        assert!(!flusher.has_capacity());
+        // A third submit waits for the first commit and keeps its completion for `next_done`.
+        flusher.submit(batch(2), FlushReason::Rows, 250).await?;
+        assert_eq!(flusher.in_flight_bytes(), 750);
+        for expected in [1, 2, 3] {
+            assert_eq!(flusher.next_done().await?.next_offset, expected);
+        }
+        assert_eq!(flusher.in_flight_bytes(), 0);
+        Ok(())
+    }
+}

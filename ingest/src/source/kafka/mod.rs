@@ -141,7 +141,13 @@ async fn consume(
             biased;
             () = shutdown.cancelled() => break Ok(()),
             done = state.flusher.next_done() => match done {
-                Ok(done) => state.on_flushed(&done),
+                Ok(done) => {
+                    state.on_flushed(&done);
+                    // Messages wait while over budget, so the next early flush starts here.
+                    if let Err(error) = state.relieve_memory().await {
+                        break Err(error);
+                    }
+                }
                 Err(error) => break Err(error.into()),
             },
             // Over the memory budget, messages wait in the channel (and then in librdkafka,
