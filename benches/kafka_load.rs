@@ -204,7 +204,7 @@ fn run_daemon(brokers: &str, topics: &LoadTopics, expected: u64, dir: &Path, tic
     std::fs::create_dir_all(dir)?;
     let lake = dir.join("lake");
     let config = dir.join("driftwatch.toml");
-    std::fs::write(&config, daemon_config(brokers, topics, &lake))?;
+    std::fs::write(&config, topics.daemon_config(brokers, "bench", &lake))?;
     let listen = format!("127.0.0.1:{}", free_port()?);
     let log = dir.join("daemon.log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_driftwatch"));
@@ -265,35 +265,6 @@ fn run_daemon(brokers: &str, topics: &LoadTopics, expected: u64, dir: &Path, tic
     }
     let busy = done.duration_since(first.unwrap_or(done));
     Ok(Measured { busy, cpu_seconds: final_sample.cpu_seconds, peak_rss_bytes: peak_rss })
-}
-
-fn daemon_config(brokers: &str, topics: &LoadTopics, lake: &Path) -> String {
-    format!(
-        r#"[lake]
-location = "{lake}"
-
-[kafka]
-brokers = "{brokers}"
-group_id = "bench"
-start_from = "earliest"
-
-[[kafka.topics]]
-name = "{spans}"
-format = "otlp_traces"
-
-[[kafka.topics]]
-name = "{logs}"
-format = "otlp_logs"
-
-[[kafka.topics]]
-name = "{events}"
-format = "json_events"
-"#,
-        lake = lake.display(),
-        spans = topics.spans,
-        logs = topics.logs,
-        events = topics.events,
-    )
 }
 
 /// (b) This binary again, as a plain consumer; measured from here like the daemon.

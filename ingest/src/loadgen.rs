@@ -67,6 +67,37 @@ impl LoadTopics {
     pub fn all(&self) -> [&str; 3] {
         [&self.spans, &self.logs, &self.events]
     }
+
+    /// The `[lake]` and `[kafka]` sections of a daemon config that consumes these topics from
+    /// the beginning, each with its format; tests and benches append their own sections.
+    pub fn daemon_config(&self, brokers: &str, group_id: &str, lake: &std::path::Path) -> String {
+        format!(
+            r#"[lake]
+location = "{lake}"
+
+[kafka]
+brokers = "{brokers}"
+group_id = "{group_id}"
+start_from = "earliest"
+
+[[kafka.topics]]
+name = "{spans}"
+format = "otlp_traces"
+
+[[kafka.topics]]
+name = "{logs}"
+format = "otlp_logs"
+
+[[kafka.topics]]
+name = "{events}"
+format = "json_events"
+"#,
+            lake = lake.display(),
+            spans = self.spans,
+            logs = self.logs,
+            events = self.events,
+        )
+    }
 }
 
 /// One load run.

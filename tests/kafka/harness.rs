@@ -41,29 +41,9 @@ pub fn write_config(
     lake: &Path,
     extra: &str,
 ) -> anyhow::Result<PathBuf> {
-    let [spans, logs, events] = topics.names();
+    let base = driftwatch_ingest::loadgen::LoadTopics::with_prefix(&topics.prefix).daemon_config(brokers, group, lake);
     let config = format!(
-        r#"
-[lake]
-location = "{lake}"
-
-[kafka]
-brokers = "{brokers}"
-group_id = "{group}"
-start_from = "earliest"
-
-[[kafka.topics]]
-name = "{spans}"
-format = "otlp_traces"
-
-[[kafka.topics]]
-name = "{logs}"
-format = "otlp_logs"
-
-[[kafka.topics]]
-name = "{events}"
-format = "json_events"
-
+        r#"{base}
 [kafka.librdkafka]
 "session.timeout.ms" = "10000"
 "heartbeat.interval.ms" = "1000"
@@ -73,8 +53,7 @@ format = "json_events"
 max_rows = 20000
 max_age = "1s"
 {extra}
-"#,
-        lake = lake.display()
+"#
     );
     let path = dir.join(format!("{group}-{}.toml", common::free_port()));
     std::fs::write(&path, config)?;

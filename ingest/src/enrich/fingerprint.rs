@@ -27,26 +27,11 @@ const HASH_CHUNK_BYTES: usize = 4096;
 pub fn content_hash(text: &str) -> String {
     let mut sink = ChunkedHasher::default();
     if text.is_ascii() {
-        // Same bytes as the Unicode path: for ASCII, `char::is_whitespace` is exactly these six.
-        let mut pending_space = false;
-        for &byte in text.as_bytes() {
-            if matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-                pending_space = true;
-            } else {
-                if pending_space && sink.started {
-                    sink.push(b' ');
-                }
-                pending_space = false;
-                sink.push(byte);
-            }
-        }
+        // Same words as the Unicode path: for ASCII, `char::is_whitespace` is exactly these six.
+        let words = text.as_bytes().split(|byte| matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'));
+        sink.words(words.filter(|word| !word.is_empty()));
     } else {
-        for word in text.split_whitespace() {
-            if sink.started {
-                sink.push(b' ');
-            }
-            sink.extend(word.as_bytes());
-        }
+        sink.words(text.split_whitespace().map(str::as_bytes));
     }
     let hash = sink.finalize();
     let mut hex = String::with_capacity(32);
@@ -65,7 +50,7 @@ struct ChunkedHasher {
     hasher: blake3::Hasher,
     buffer: [u8; HASH_CHUNK_BYTES],
     filled: usize,
-    /// A byte has been pushed: separators are only written between words.
+    /// A word has been written: separators go only between words.
     started: bool,
 }
 
@@ -76,19 +61,27 @@ impl Default for ChunkedHasher {
 }
 
 impl ChunkedHasher {
-    fn push(&mut self, byte: u8) {
-        if self.filled == HASH_CHUNK_BYTES {
-            self.hasher.update(&self.buffer);
-            self.filled = 0;
+    /// Feed the words joined by single spaces.
+    fn words<'a>(&mut self, words: impl Iterator<Item = &'a [u8]>) {
+        for word in words {
+            if self.started {
+                self.extend(b" ");
+            }
+            self.extend(word);
+            self.started = true;
         }
-        self.buffer[self.filled] = byte;
-        self.filled += 1;
-        self.started = true;
     }
 
-    fn extend(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.push(byte);
+    fn extend(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.filled == HASH_CHUNK_BYTES {
+                self.hasher.update(&self.buffer);
+                self.filled = 0;
+            }
+            let take = bytes.len().min(HASH_CHUNK_BYTES - self.filled);
+            self.buffer[self.filled..self.filled + take].copy_from_slice(&bytes[..take]);
+            self.filled += take;
+            bytes = &bytes[take..];
         }
     }
 
