@@ -557,12 +557,19 @@ enum Backpressure {
 
 fn backpressure(context: &PollerContext) -> Backpressure {
     let mut held = context.lock_held();
-    if held.events.is_empty() {
-        held.blocked_since = None;
+    let held = &mut *held;
+    decide_backpressure(!held.events.is_empty(), held.paused, &mut held.blocked_since, Instant::now())
+}
+
+/// The backpressure decision: `blocked_since` starts when messages are first held and clears
+/// once they are all forwarded.
+fn decide_backpressure(holding: bool, paused: bool, blocked_since: &mut Option<Instant>, now: Instant) -> Backpressure {
+    if !holding {
+        *blocked_since = None;
         return Backpressure::Flowing;
     }
-    let since = *held.blocked_since.get_or_insert_with(Instant::now);
-    if held.paused || since.elapsed() >= PAUSE_AFTER { Backpressure::Pause } else { Backpressure::Wait }
+    let since = *blocked_since.get_or_insert(now);
+    if paused || now.duration_since(since) >= PAUSE_AFTER { Backpressure::Pause } else { Backpressure::Wait }
 }
 
 /// Pause the assignment during a long stall, resume once every held message is forwarded.
@@ -597,3 +604,61 @@ fn set_paused(consumer: &BaseConsumer<PollerContext>, context: &PollerContext, w
 
 /// Bound on a seek after resume (a local operation in librdkafka; the bound is defensive).
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_stalls_wait_long_stalls_pause_and_draining_resumes() {
+        let start = Instant::now();
+        let mut since = None;
+        assert_eq!(decide_backpressure(false, false, &mut since, start), Backpressure::Flowing);
+        // Messages held: wait (keeping librdkafka's prefetch) until the stall outlasts PAUSE_AFTER.
+        assert_eq!(decide_backpressure(true, false, &mut since, start), Backpressure::Wait);
+        let almost = start + PAUSE_AFTER - Duration::from_millis(1);
+        assert_eq!(decide_backpressure(true, false, &mut since, almost), Backpressure::Wait);
+        assert_eq!(decide_backpressure(true, false, &mut since, start + PAUSE_AFTER), Backpressure::Pause);
+        // Once paused, stay paused while anything is held.
+        assert_eq!(decide_backpressure(true, true, &mut since, start + PAUSE_AFTER), Backpressure::Pause);
+        // Everything forwarded: flow (the caller resumes) and the stall clock restarts.
+        let later = start + 3 * PAUSE_AFTER;
+        assert_eq!(decide_backpressure(false, true, &mut since, later), Backpressure::Flowing);
+        assert_eq!(since, None);
+        assert_eq!(decide_backpressure(true, false, &mut since, later), Backpressure::Wait);
+    }
+
+    #[test]
+    fn the_event_channel_is_bounded_in_bytes() {
+        let (tx, mut rx) = mpsc::channel(1_000);
+        let (sender, queued) = EventSender::new(tx);
+        let message = |bytes: usize| {
+            Event::Message(OwnedMessage::new(
+                Some(vec![0; bytes]),
+                None,
+                "t".to_owned(),
+                rdkafka::Timestamp::NotAvailable,
+                0,
+                0,
+                None,
+            ))
+        };
+        // One message larger than the bound still passes into an empty channel.
+        assert!(sender.try_send(message(CHANNEL_MAX_BYTES * 2)).is_ok());
+        assert!(matches!(sender.try_send(message(1)), Err(mpsc::error::TrySendError::Full(_))));
+        // Control events are never held back by bytes.
+        assert!(sender.try_send(Event::HighWatermarks(Vec::new())).is_ok());
+        // The receiver gives the bytes back; then messages flow until the bound.
+        while let Ok(event) = rx.try_recv() {
+            queued.fetch_sub(channel_cost(&event), Ordering::AcqRel);
+        }
+        assert_eq!(queued.load(Ordering::Acquire), 0);
+        let size = CHANNEL_MAX_BYTES / 4;
+        let mut sent = 0;
+        while sender.try_send(message(size)).is_ok() {
+            sent += 1;
+        }
+        assert_eq!(sent, 3, "three quarter-bound messages (plus overhead) fit, the fourth does not");
+        assert!(queued.load(Ordering::Acquire) <= CHANNEL_MAX_BYTES);
+    }
+}
