@@ -25,7 +25,7 @@ use anyhow::{Context, bail};
 use driftwatch_ingest::config::Config;
 use driftwatch_ingest::decode::PayloadFormat;
 use driftwatch_ingest::fleet::files::{FormatMix, write_fleet_files};
-use driftwatch_ingest::fleet::{Fleet, FleetConfig, WireFormat};
+use driftwatch_ingest::fleet::{Fleet, WireFormat};
 use driftwatch_ingest::runtime::Components;
 use driftwatch_ingest::source::file::run_file;
 use tokio_util::sync::CancellationToken;
@@ -120,10 +120,9 @@ fn main() -> anyhow::Result<()> {
     let inferences = support::env_usize("DRIFTWATCH_BENCH_EVENTS", 500_000)?;
     let ticks = support::clock_ticks_per_second();
     let work = tempfile::Builder::new().prefix("driftwatch-file-bench-").tempdir()?;
-    // A busy fleet (about 1 000 calls/s) so per-app OTLP batches fill up, as under real load.
-    let duration_secs = i64::try_from(inferences / 1_000).unwrap_or(i64::MAX).max(60);
-    let fleet = Fleet::new(FleetConfig { inferences, duration_secs, ..FleetConfig::default() });
-    let bare_fleet = Fleet::new(FleetConfig { capture_content: false, ..fleet.config().clone() });
+    let fleet = Fleet::new(support::busy_fleet(inferences, true));
+    let bare_fleet = Fleet::new(support::busy_fleet(inferences, false));
+    let duration_secs = fleet.config().duration_secs;
 
     println!(
         "driftwatch file pipeline: {inferences} inference calls from {} apps over {duration_secs} s, default flush settings",

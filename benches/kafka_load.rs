@@ -34,8 +34,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use driftwatch_ingest::fleet::WireFormat;
 use driftwatch_ingest::fleet::files::FormatMix;
-use driftwatch_ingest::fleet::{FleetConfig, WireFormat};
 use driftwatch_ingest::loadgen::{LoadOptions, LoadTopics, ensure_topics, produce};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -137,13 +137,7 @@ fn run_case(
     let report = produce(&LoadOptions {
         brokers: brokers.to_owned(),
         topics: topics.clone(),
-        // About 1 000 calls/s of event time, so per-app OTLP batches fill up as under real load.
-        fleet: FleetConfig {
-            inferences,
-            duration_secs: i64::try_from(inferences / 1_000).unwrap_or(i64::MAX).max(60),
-            capture_content,
-            ..FleetConfig::default()
-        },
+        fleet: support::busy_fleet(inferences, capture_content),
         formats: FormatMix::Single(format),
         spans_per_message: SPANS_PER_MESSAGE,
         rate: 0,

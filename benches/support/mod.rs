@@ -14,6 +14,14 @@ use std::time::Duration;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use anyhow::{Context, bail};
+use driftwatch_ingest::fleet::FleetConfig;
+
+/// The fleet both load harnesses generate: `inferences` calls at about 1 000 calls/s of event
+/// time (at least a minute), so per-app OTLP batches fill up as a busy Collector's would.
+pub fn busy_fleet(inferences: usize, capture_content: bool) -> FleetConfig {
+    let duration_secs = i64::try_from(inferences / 1_000).unwrap_or(i64::MAX).max(60);
+    FleetConfig { inferences, duration_secs, capture_content, ..FleetConfig::default() }
+}
 
 /// CPU time and peak resident memory of one process at one instant.
 #[derive(Debug, Clone, Copy, Default)]

@@ -66,7 +66,7 @@ fn context_hash(event: &InferenceEvent) -> u64 {
     hasher.finish()
 }
 
-/// Bounded LRU index of recent inferences, keyed by event id and response id.
+/// Bounded index of recent inferences, keyed by event id and response id.
 #[derive(Debug)]
 pub struct FeedbackJoin {
     /// `InferenceEvent::event_id` key -> context.
@@ -74,14 +74,14 @@ pub struct FeedbackJoin {
     /// `InferenceEvent::response_id` key -> context.
     by_response_id: RecentMap<Arc<Context>>,
     /// Interned contexts by [`context_hash`]; at most `capacity` entries, cleared when full
-    /// (records still referenced by the LRU maps stay alive through their `Arc`).
+    /// (records still referenced by the id maps stay alive through their `Arc`).
     contexts: std::collections::HashMap<u64, Arc<Context>, IdKeyHasher>,
     capacity: usize,
 }
 
 impl FeedbackJoin {
-    /// An empty index holding at most `capacity` inferences per key kind
-    /// (a capacity of 0 is treated as 1).
+    /// An empty index remembering at least the last `capacity` inferences per key kind and at
+    /// most twice as many (a capacity of 0 is treated as 1).
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         Self {

@@ -15,25 +15,29 @@
 /// one-word edit still touches only two features.
 const SHINGLE_WORDS: usize = 2;
 
-/// Bytes of normalised text gathered before each BLAKE3 update: large enough that BLAKE3 uses
-/// its wide SIMD paths, small enough to live on the stack.
-const HASH_CHUNK_BYTES: usize = 4096;
-
 /// BLAKE3 of the text with whitespace runs collapsed to one space and the
 /// ends trimmed, as 32 lowercase hex characters (128 bits).
 ///
 /// Whitespace is normalised so that re-indented or re-wrapped prompts still
 /// count as the same input.
 pub fn content_hash(text: &str) -> String {
-    let mut sink = ChunkedHasher::default();
+    // Normalise into one buffer and hash once: BLAKE3's per-call overhead dominates when it is
+    // fed word by word.
+    let mut normalised = Vec::with_capacity(text.len());
+    let mut join = |word: &[u8]| {
+        if !normalised.is_empty() {
+            normalised.push(b' ');
+        }
+        normalised.extend_from_slice(word);
+    };
     if text.is_ascii() {
         // Same words as the Unicode path: for ASCII, `char::is_whitespace` is exactly these six.
         let words = text.as_bytes().split(|byte| matches!(byte, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'));
-        sink.words(words.filter(|word| !word.is_empty()));
+        words.filter(|word| !word.is_empty()).for_each(&mut join);
     } else {
-        sink.words(text.split_whitespace().map(str::as_bytes));
+        text.split_whitespace().map(str::as_bytes).for_each(&mut join);
     }
-    let hash = sink.finalize();
+    let hash = blake3::hash(&normalised);
     let mut hex = String::with_capacity(32);
     for byte in &hash.as_bytes()[..16] {
         hex.push(char::from(HEX[usize::from(byte >> 4)]));
@@ -43,53 +47,6 @@ pub fn content_hash(text: &str) -> String {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// Feeds BLAKE3 in large chunks from a stack buffer: its per-call overhead dominates when it is
-/// fed word by word, and a heap copy of the normalised text would cost an allocation per call.
-struct ChunkedHasher {
-    hasher: blake3::Hasher,
-    buffer: [u8; HASH_CHUNK_BYTES],
-    filled: usize,
-    /// A word has been written: separators go only between words.
-    started: bool,
-}
-
-impl Default for ChunkedHasher {
-    fn default() -> Self {
-        Self { hasher: blake3::Hasher::new(), buffer: [0; HASH_CHUNK_BYTES], filled: 0, started: false }
-    }
-}
-
-impl ChunkedHasher {
-    /// Feed the words joined by single spaces.
-    fn words<'a>(&mut self, words: impl Iterator<Item = &'a [u8]>) {
-        for word in words {
-            if self.started {
-                self.extend(b" ");
-            }
-            self.extend(word);
-            self.started = true;
-        }
-    }
-
-    fn extend(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            if self.filled == HASH_CHUNK_BYTES {
-                self.hasher.update(&self.buffer);
-                self.filled = 0;
-            }
-            let take = bytes.len().min(HASH_CHUNK_BYTES - self.filled);
-            self.buffer[self.filled..self.filled + take].copy_from_slice(&bytes[..take]);
-            self.filled += take;
-            bytes = &bytes[take..];
-        }
-    }
-
-    fn finalize(mut self) -> blake3::Hash {
-        self.hasher.update(&self.buffer[..self.filled]);
-        self.hasher.finalize()
-    }
-}
 
 /// Charikar SimHash over lower-cased word shingles (pairs of adjacent words;
 /// a single word when the text has only one). Words are runs of alphanumeric
@@ -331,9 +288,9 @@ mod tests {
             assert_eq!(simhash64(&text), reference_simhash64(&text), "simhash64 of {text:?}");
         }
         assert!(ascii_cases > 1_000, "only {ascii_cases} ASCII cases");
-        // Longer than one hashing chunk, and many features (several vote planes).
+        // Several BLAKE3 chunks, and many features (several vote planes).
         let long = ANSWER.repeat(60);
-        assert!(long.len() > 2 * HASH_CHUNK_BYTES);
+        assert!(long.len() > 8192);
         assert_eq!(content_hash(&long), reference_content_hash(&long));
         assert_eq!(simhash64(&long), reference_simhash64(&long));
     }

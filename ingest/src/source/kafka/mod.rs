@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -81,8 +80,7 @@ async fn consume(
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let (events_tx, mut events) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
-    let (events_tx, queued_bytes) = poller::EventSender::new(events_tx);
+    let (events_tx, mut events) = poller::event_channel(EVENT_CHANNEL_CAPACITY);
     // Commands are at most one per completed flush plus one stop, and flushes in flight are
     // bounded by `max_inflight_flushes`, so this channel cannot grow without bound.
     let (commands, commands_rx) = std::sync::mpsc::channel();
@@ -154,7 +152,6 @@ async fn consume(
             // paused) until a flush completes.
             event = events.recv(), if !state.over_budget() => match event {
                 Some(event) => {
-                    queued_bytes.fetch_sub(poller::channel_cost(&event), Ordering::AcqRel);
                     if let Err(error) = state.on_event(event).await {
                         break Err(error);
                     }

@@ -57,14 +57,14 @@ const HELD_RETRY: Duration = Duration::from_millis(1);
 
 /// Bytes of messages the event channel may hold (besides its count bound): with messages of up
 /// to `message.max.bytes` a count alone would not bound memory.
-pub const CHANNEL_MAX_BYTES: usize = 32 * 1024 * 1024;
+const CHANNEL_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// Bookkeeping bytes charged per message on top of its payload and key.
 const MESSAGE_OVERHEAD_BYTES: usize = 256;
 
 /// What an event costs against [`CHANNEL_MAX_BYTES`]: a message's payload and key; control
 /// events are free (they are few and must never wait).
-pub fn channel_cost(event: &Event) -> usize {
+fn channel_cost(event: &Event) -> usize {
     match event {
         Event::Message(message) => {
             message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len) + MESSAGE_OVERHEAD_BYTES
@@ -73,21 +73,40 @@ pub fn channel_cost(event: &Event) -> usize {
     }
 }
 
-/// The poll thread's end of the event channel, bounded in bytes as well as in events. The
-/// processing loop subtracts [`channel_cost`] from `queued_bytes` for each event it receives.
+/// The channel from the poll thread to the processing loop, bounded to `capacity` events and
+/// [`CHANNEL_MAX_BYTES`] of messages.
+pub fn event_channel(capacity: usize) -> (EventSender, EventReceiver) {
+    let (events, receiver) = mpsc::channel(capacity);
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    (EventSender { events, queued_bytes: Arc::clone(&queued_bytes) }, EventReceiver { events: receiver, queued_bytes })
+}
+
+/// The poll thread's end of the event channel.
 #[derive(Debug)]
 pub struct EventSender {
     events: mpsc::Sender<Event>,
+    /// [`channel_cost`] of the events sent and not yet received.
     queued_bytes: Arc<AtomicUsize>,
 }
 
-impl EventSender {
-    /// Wrap the channel; returns the counter the receiver decrements.
-    pub fn new(events: mpsc::Sender<Event>) -> (Self, Arc<AtomicUsize>) {
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
-        (Self { events, queued_bytes: Arc::clone(&queued_bytes) }, queued_bytes)
-    }
+/// The processing loop's end of the event channel.
+#[derive(Debug)]
+pub struct EventReceiver {
+    events: mpsc::Receiver<Event>,
+    queued_bytes: Arc<AtomicUsize>,
+}
 
+impl EventReceiver {
+    /// The next event, giving its bytes back to the sender; `None` once the poll thread is
+    /// gone. Cancel safe.
+    pub async fn recv(&mut self) -> Option<Event> {
+        let event = self.events.recv().await?;
+        self.queued_bytes.fetch_sub(channel_cost(&event), Ordering::AcqRel);
+        Some(event)
+    }
+}
+
+impl EventSender {
     /// Send without waiting; `Full` also when the channel already holds its bytes' worth (a
     /// single message larger than the bound still passes when the channel is empty).
     fn try_send(&self, event: Event) -> Result<(), mpsc::error::TrySendError<Event>> {
@@ -628,10 +647,9 @@ mod tests {
         assert_eq!(decide_backpressure(true, false, &mut since, later), Backpressure::Wait);
     }
 
-    #[test]
-    fn the_event_channel_is_bounded_in_bytes() {
-        let (tx, mut rx) = mpsc::channel(1_000);
-        let (sender, queued) = EventSender::new(tx);
+    #[tokio::test]
+    async fn the_event_channel_is_bounded_in_bytes() {
+        let (sender, mut receiver) = event_channel(1_000);
         let message = |bytes: usize| {
             Event::Message(OwnedMessage::new(
                 Some(vec![0; bytes]),
@@ -649,16 +667,15 @@ mod tests {
         // Control events are never held back by bytes.
         assert!(sender.try_send(Event::HighWatermarks(Vec::new())).is_ok());
         // The receiver gives the bytes back; then messages flow until the bound.
-        while let Ok(event) = rx.try_recv() {
-            queued.fetch_sub(channel_cost(&event), Ordering::AcqRel);
-        }
-        assert_eq!(queued.load(Ordering::Acquire), 0);
+        assert!(matches!(receiver.recv().await, Some(Event::Message(_))));
+        assert!(matches!(receiver.recv().await, Some(Event::HighWatermarks(_))));
+        assert_eq!(sender.queued_bytes.load(Ordering::Acquire), 0);
         let size = CHANNEL_MAX_BYTES / 4;
         let mut sent = 0;
         while sender.try_send(message(size)).is_ok() {
             sent += 1;
         }
         assert_eq!(sent, 3, "three quarter-bound messages (plus overhead) fit, the fourth does not");
-        assert!(queued.load(Ordering::Acquire) <= CHANNEL_MAX_BYTES);
+        assert!(sender.queued_bytes.load(Ordering::Acquire) <= CHANNEL_MAX_BYTES);
     }
 }
