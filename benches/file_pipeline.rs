@@ -42,6 +42,8 @@ const RUNS: usize = 2;
 struct Run {
     wall: Duration,
     cpu_seconds: f64,
+    /// Size of the lake the run wrote.
+    lake_bytes: u64,
 }
 
 /// One input file and what it must yield.
@@ -112,7 +114,18 @@ async fn ingest_once(input: &Input, lake: &Path, ticks: f64) -> anyhow::Result<R
             report.interrupted
         );
     }
-    Ok(Run { wall, cpu_seconds: after.cpu_seconds - before.cpu_seconds })
+    Ok(Run { wall, cpu_seconds: after.cpu_seconds - before.cpu_seconds, lake_bytes: tree_bytes(lake)? })
+}
+
+/// Bytes of all files under `dir`: the lake's size on disk.
+fn tree_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        total += if kind.is_dir() { tree_bytes(&entry.path())? } else { entry.metadata()?.len() };
+    }
+    Ok(total)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -139,8 +152,8 @@ fn main() -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     println!(
-        "{:<30} {:>9} {:>9} {:>9} {:>9} {:>11} {:>13} {:>15} {:>10}",
-        "input", "messages", "rows", "MiB", "wall", "cpu (u+s)", "rows/s wall", "rows/cpu-s", "MB/s"
+        "{:<30} {:>9} {:>9} {:>9} {:>9} {:>11} {:>13} {:>15} {:>10} {:>9}",
+        "input", "messages", "rows", "MiB", "wall", "cpu (u+s)", "rows/s wall", "rows/cpu-s", "MB/s", "lake MiB"
     );
     // `DRIFTWATCH_BENCH_ONLY=no content` runs only the inputs whose label contains it (profiling).
     let only = std::env::var("DRIFTWATCH_BENCH_ONLY").unwrap_or_default();
@@ -157,7 +170,7 @@ fn main() -> anyhow::Result<()> {
         let Some(best) = best else { continue };
         let rows = input.rows as f64;
         println!(
-            "{:<30} {:>9} {:>9} {:>9.1} {:>9} {:>9.2} s {:>13} {:>15} {:>10.1}",
+            "{:<30} {:>9} {:>9} {:>9.1} {:>9} {:>9.2} s {:>13} {:>15} {:>10.1} {:>9.1}",
             input.label,
             input.messages,
             input.rows,
@@ -167,6 +180,7 @@ fn main() -> anyhow::Result<()> {
             si(rows / best.wall.as_secs_f64()),
             si(rows / best.cpu_seconds.max(f64::EPSILON)),
             input.bytes as f64 / 1e6 / best.wall.as_secs_f64(),
+            best.lake_bytes as f64 / (1024.0 * 1024.0),
         );
         if input.format == PayloadFormat::OtlpTraces {
             println!("{:<30} spans/cpu-s: {}", "", si(input.inferences as f64 / best.cpu_seconds.max(f64::EPSILON)));

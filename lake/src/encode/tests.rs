@@ -105,6 +105,11 @@ fn writer_properties_are_applied_to_the_file() -> TestResult {
         }
         assert!(group.column(event_id).bloom_filter_offset().is_some(), "bloom filter on event_id");
         assert!(group.column(1).bloom_filter_offset().is_none(), "bloom filter only on event_id");
+        for column in group.columns() {
+            let name = column.column_path().string();
+            let unique = crate::parquet::EVENTS_UNIQUE_COLUMNS.contains(&name.as_str());
+            assert_eq!(column.dictionary_page_offset().is_none(), unique, "dictionary encoding of {name}");
+        }
     }
     assert!(metadata.column_index().is_some(), "page-level statistics");
     assert!(metadata.file_metadata().created_by().is_some_and(|c| c.starts_with("driftwatch-lake")));
@@ -113,6 +118,14 @@ fn writer_properties_are_applied_to_the_file() -> TestResult {
     let reader = SerializedFileReader::new(rollups)?;
     assert!(reader.metadata().row_group(0).column(0).bloom_filter_offset().is_none());
     Ok(())
+}
+
+#[test]
+fn columns_kept_off_the_dictionary_exist_in_the_events_schema() {
+    let schema = crate::schema::events_schema();
+    for column in crate::parquet::EVENTS_UNIQUE_COLUMNS {
+        assert!(schema.field_with_name(column).is_ok(), "{column} is not an events column");
+    }
 }
 
 #[test]
