@@ -3,6 +3,7 @@
 //! [`crate::parquet::write_parquet`]. This runs once per flushed file, column by
 //! column, with builders sized up front.
 
+use std::borrow::Borrow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -77,14 +78,17 @@ fn batch(kind: &'static str, schema: SchemaRef, columns: Vec<ArrayRef>) -> Resul
     RecordBatch::try_new(schema, columns).map_err(|source| LakeError::Arrow { kind, source })
 }
 
-/// Encode inference events as an `events` batch, in the given row order.
-pub fn encode_events(rows: &[InferenceEvent]) -> Result<RecordBatch> {
+/// Encode inference events as an `events` batch, in the given row order. Takes rows or
+/// references to them, so a writer can order a flush by sorting references instead of moving
+/// whole rows.
+pub fn encode_events<R: Borrow<InferenceEvent>>(rows: &[R]) -> Result<RecordBatch> {
     let n = rows.len();
-    let text = |f: fn(&InferenceEvent) -> Option<&str>| strings(n, rows.iter().map(f));
-    let ints = |f: fn(&InferenceEvent) -> Option<i64>| int64s(n, rows.iter().map(f));
-    let floats = |f: fn(&InferenceEvent) -> Option<f64>| float64s(n, rows.iter().map(f));
+    let rows = || rows.iter().map(Borrow::borrow);
+    let text = |f: fn(&InferenceEvent) -> Option<&str>| strings(n, rows().map(f));
+    let ints = |f: fn(&InferenceEvent) -> Option<i64>| int64s(n, rows().map(f));
+    let floats = |f: fn(&InferenceEvent) -> Option<f64>| float64s(n, rows().map(f));
     let mut simhash = UInt64Builder::with_capacity(n);
-    for row in rows {
+    for row in rows() {
         simhash.append_option(row.output_simhash);
     }
     let mut columns: Vec<ArrayRef> = vec![
@@ -92,8 +96,8 @@ pub fn encode_events(rows: &[InferenceEvent]) -> Result<RecordBatch> {
         text(|r| r.trace_id.as_deref()),
         text(|r| r.span_id.as_deref()),
         text(|r| r.response_id.as_deref()),
-        timestamps(rows.iter().map(|r| r.time)),
-        timestamps(rows.iter().map(|r| r.start_time)),
+        timestamps(rows().map(|r| r.time)),
+        timestamps(rows().map(|r| r.start_time)),
         text(|r| Some(&r.app)),
         text(|r| r.environment.as_deref()),
         text(|r| r.provider.as_deref()),
@@ -121,7 +125,7 @@ pub fn encode_events(rows: &[InferenceEvent]) -> Result<RecordBatch> {
         text(|r| r.golden_case.as_deref()),
         text(|r| r.content.as_deref()),
     ];
-    source_columns(&mut columns, n, rows.iter().map(|r| r.source.as_ref()));
+    source_columns(&mut columns, n, rows().map(|r| r.source.as_ref()));
     batch("events", events_schema(), columns)
 }
 

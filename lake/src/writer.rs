@@ -117,10 +117,12 @@ pub(crate) fn encode_batch(options: &ParquetOptions, batch: &mut FlushBatch, epo
     let name = file_name(&batch.stream, batch.partition, epoch, batch.first_offset, batch.next_offset);
     let mut files = Vec::new();
 
-    batch
-        .events
+    // Sort references: an event row is hundreds of bytes, and moving rows was a tenth of the
+    // daemon's CPU.
+    let mut events: Vec<&InferenceEvent> = batch.events.iter().collect();
+    events
         .sort_by(|a, b| day_of(a.time).cmp(&day_of(b.time)).then_with(|| a.app.cmp(&b.app)).then(a.time.cmp(&b.time)));
-    for group in batch.events.chunk_by(|a, b| same_day(a.time, b.time) && a.app == b.app) {
+    for group in events.chunk_by(|a, b| same_day(a.time, b.time) && a.app == b.app) {
         let path = data_path(FileKind::Events, &date_partition(group[0].time), &group[0].app, &name);
         files.push(encode_group(options, FileKind::Events, path, group.len(), encode_events(group))?);
     }

@@ -81,7 +81,7 @@ fn dead_letters_round_trip() -> TestResult {
 
 #[test]
 fn empty_slices_encode_to_empty_batches() -> TestResult {
-    assert_eq!(encode_events(&[])?.num_rows(), 0);
+    assert_eq!(encode_events::<InferenceEvent>(&[])?.num_rows(), 0);
     assert_eq!(encode_rollups(&[])?.num_rows(), 0);
     Ok(())
 }

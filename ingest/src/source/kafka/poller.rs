@@ -168,7 +168,37 @@ struct Held {
     blocked_since: Option<Instant>,
     /// Per partition, the offset after the last message accepted from librdkafka: where a
     /// resumed partition is sought to, and below which a message is a redelivery.
-    positions: std::collections::HashMap<(String, i32), i64>,
+    positions: NextOffsets,
+}
+
+/// Per (topic, partition), the offset after the last accepted message. Keyed topic first so
+/// the per-message lookup borrows the message's topic instead of allocating a key.
+#[derive(Debug, Default)]
+struct NextOffsets(rustc_hash::FxHashMap<Box<str>, rustc_hash::FxHashMap<i32, i64>>);
+
+impl NextOffsets {
+    /// Record the message at `offset`; false when it lies below what was already accepted (a
+    /// refetch after pause/resume), which must not be handed on again.
+    fn accept(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
+        let partitions = match self.0.get_mut(topic) {
+            Some(partitions) => partitions,
+            None => self.0.entry(Box::from(topic)).or_default(),
+        };
+        let next = partitions.entry(partition).or_insert(offset);
+        if offset < *next {
+            return false;
+        }
+        *next = offset + 1;
+        true
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, i32, i64)> {
+        self.0.iter().flat_map(|(topic, partitions)| partitions.iter().map(|(p, next)| (&**topic, *p, *next)))
+    }
 }
 
 /// The consumer's context: rebalance, statistics and error callbacks.
@@ -516,13 +546,10 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
             Some(Ok(message)) => {
                 context.brokers_down.store(false, Ordering::Release);
                 let mut held = context.lock_held();
-                let key = (message.topic().to_owned(), message.partition());
-                if held.positions.get(&key).is_some_and(|&next| message.offset() < next) {
-                    // Already accepted in this assignment (a refetch after pause/resume).
+                if !held.positions.accept(message.topic(), message.partition(), message.offset()) {
                     context.metrics.record_redelivery();
                     continue;
                 }
-                held.positions.insert(key, message.offset() + 1);
                 let event = Event::Message(message.detach());
                 if held.events.is_empty() {
                     match context.events.try_send(event) {
@@ -613,8 +640,8 @@ fn set_paused(consumer: &BaseConsumer<PollerContext>, context: &PollerContext, w
         // Resume exactly after the last accepted message: a paused partition's prefetched
         // messages were purged, and a seek makes librdkafka discard any stale ones still queued
         // instead of handing them over out of order.
-        for ((topic, partition), next) in &held.positions {
-            if let Err(error) = consumer.seek(topic, *partition, Offset::Offset(*next), SEEK_TIMEOUT) {
+        for (topic, partition, next) in held.positions.iter() {
+            if let Err(error) = consumer.seek(topic, partition, Offset::Offset(next), SEEK_TIMEOUT) {
                 context.log_rate_limited("seek", &error.to_string());
             }
         }
@@ -627,6 +654,23 @@ const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_offsets_accept_each_offset_once_per_partition() {
+        let mut next = NextOffsets::default();
+        assert!(next.accept("spans", 0, 10));
+        assert!(next.accept("spans", 0, 11));
+        assert!(!next.accept("spans", 0, 11), "a refetched message is a redelivery");
+        assert!(!next.accept("spans", 0, 5));
+        assert!(next.accept("spans", 1, 3), "partitions are independent");
+        assert!(next.accept("logs", 0, 0), "topics are independent");
+        assert!(next.accept("spans", 0, 20), "a gap (compaction, transaction markers) is fine");
+        let mut seen: Vec<_> = next.iter().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, vec![("logs", 0, 1), ("spans", 0, 21), ("spans", 1, 4)]);
+        next.clear();
+        assert!(next.accept("spans", 0, 0), "cleared on a new assignment");
+    }
 
     #[test]
     fn short_stalls_wait_long_stalls_pause_and_draining_resumes() {
