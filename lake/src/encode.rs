@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BinaryBuilder, Float64Array, Float64Builder, Int32Builder, Int64Array, Int64Builder, ListArray,
-    StringBuilder, StructArray, TimestampNanosecondArray, UInt64Builder,
+    StringBuilder, StructArray, TimestampNanosecondArray, TimestampNanosecondBuilder, UInt64Builder,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::SchemaRef;
@@ -81,51 +81,66 @@ fn batch(kind: &'static str, schema: SchemaRef, columns: Vec<ArrayRef>) -> Resul
 /// Encode inference events as an `events` batch, in the given row order. Takes rows or
 /// references to them, so a writer can order a flush by sorting references instead of moving
 /// whole rows.
+///
+/// Row by row rather than column by column: a flush holds tens of megabytes of rows, so a
+/// pass per column would fetch every row from memory once per column.
 pub fn encode_events<R: Borrow<InferenceEvent>>(rows: &[R]) -> Result<RecordBatch> {
     let n = rows.len();
-    let rows = || rows.iter().map(Borrow::borrow);
-    let text = |f: fn(&InferenceEvent) -> Option<&str>| strings(n, rows().map(f));
-    let ints = |f: fn(&InferenceEvent) -> Option<i64>| int64s(n, rows().map(f));
-    let floats = |f: fn(&InferenceEvent) -> Option<f64>| float64s(n, rows().map(f));
-    let mut simhash = UInt64Builder::with_capacity(n);
-    for row in rows() {
-        simhash.append_option(row.output_simhash);
+    let new_text = || StringBuilder::with_capacity(n, n * STRING_BYTES_HINT);
+    let new_int = || Int64Builder::with_capacity(n);
+    let new_float = || Float64Builder::with_capacity(n);
+    let new_time = || TimestampNanosecondBuilder::with_capacity(n).with_timezone(UTC);
+    // One line per column, in schema order: the builder, and the value a row appends to it.
+    macro_rules! columns {
+        ($($builder:ident: $new:expr => |$row:ident| $value:expr;)*) => {{
+            $(let mut $builder = $new;)*
+            for row in rows {
+                let row: &InferenceEvent = row.borrow();
+                $({
+                    let $row = row;
+                    $builder.append_option($value);
+                })*
+            }
+            vec![$(Arc::new($builder.finish()) as ArrayRef),*]
+        }};
     }
-    let mut columns: Vec<ArrayRef> = vec![
-        text(|r| Some(&r.event_id)),
-        text(|r| r.trace_id.as_deref()),
-        text(|r| r.span_id.as_deref()),
-        text(|r| r.response_id.as_deref()),
-        timestamps(rows().map(|r| r.time)),
-        timestamps(rows().map(|r| r.start_time)),
-        text(|r| Some(&r.app)),
-        text(|r| r.environment.as_deref()),
-        text(|r| r.provider.as_deref()),
-        text(|r| Some(&r.operation)),
-        text(|r| r.request_model.as_deref()),
-        text(|r| r.response_model.as_deref()),
-        text(|r| r.prompt_id.as_deref()),
-        text(|r| r.prompt_version.as_deref()),
-        ints(|r| r.input_tokens),
-        ints(|r| r.output_tokens),
-        ints(|r| r.cache_read_tokens),
-        ints(|r| r.reasoning_tokens),
-        floats(|r| r.cost_usd),
-        floats(|r| r.reported_cost_usd),
-        text(|r| r.price_version.as_deref()),
-        floats(|r| r.latency_ms),
-        floats(|r| r.ttft_ms),
-        text(|r| Some(r.status.as_str())),
-        text(|r| r.error_type.as_deref()),
-        text(|r| r.finish_reason.as_deref()),
-        text(|r| r.input_hash.as_deref()),
-        text(|r| r.output_hash.as_deref()),
-        Arc::new(simhash.finish()),
-        ints(|r| r.output_chars),
-        text(|r| r.golden_case.as_deref()),
-        text(|r| r.content.as_deref()),
-    ];
-    source_columns(&mut columns, n, rows().map(|r| r.source.as_ref()));
+    let columns = columns! {
+        event_id: new_text() => |r| Some(&r.event_id);
+        trace_id: new_text() => |r| r.trace_id.as_deref();
+        span_id: new_text() => |r| r.span_id.as_deref();
+        response_id: new_text() => |r| r.response_id.as_deref();
+        time: new_time() => |r| Some(r.time);
+        start_time: new_time() => |r| Some(r.start_time);
+        app: new_text() => |r| Some(&r.app);
+        environment: new_text() => |r| r.environment.as_deref();
+        provider: new_text() => |r| r.provider.as_deref();
+        operation: new_text() => |r| Some(&r.operation);
+        request_model: new_text() => |r| r.request_model.as_deref();
+        response_model: new_text() => |r| r.response_model.as_deref();
+        prompt_id: new_text() => |r| r.prompt_id.as_deref();
+        prompt_version: new_text() => |r| r.prompt_version.as_deref();
+        input_tokens: new_int() => |r| r.input_tokens;
+        output_tokens: new_int() => |r| r.output_tokens;
+        cache_read_tokens: new_int() => |r| r.cache_read_tokens;
+        reasoning_tokens: new_int() => |r| r.reasoning_tokens;
+        cost_usd: new_float() => |r| r.cost_usd;
+        reported_cost_usd: new_float() => |r| r.reported_cost_usd;
+        price_version: new_text() => |r| r.price_version.as_deref();
+        latency_ms: new_float() => |r| r.latency_ms;
+        ttft_ms: new_float() => |r| r.ttft_ms;
+        status: new_text() => |r| Some(r.status.as_str());
+        error_type: new_text() => |r| r.error_type.as_deref();
+        finish_reason: new_text() => |r| r.finish_reason.as_deref();
+        input_hash: new_text() => |r| r.input_hash.as_deref();
+        output_hash: new_text() => |r| r.output_hash.as_deref();
+        output_simhash: UInt64Builder::with_capacity(n) => |r| r.output_simhash;
+        output_chars: new_int() => |r| r.output_chars;
+        golden_case: new_text() => |r| r.golden_case.as_deref();
+        content: new_text() => |r| r.content.as_deref();
+        source_topic: new_text() => |r| r.source.as_ref().map(|s| &*s.topic);
+        source_partition: Int32Builder::with_capacity(n) => |r| r.source.as_ref().map(|s| s.partition);
+        source_offset: new_int() => |r| r.source.as_ref().map(|s| s.offset);
+    };
     batch("events", events_schema(), columns)
 }
 

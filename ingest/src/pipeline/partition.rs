@@ -113,8 +113,7 @@ impl PartitionBuffer {
 
     /// True when `event_id` was seen recently in this partition (a producer retry).
     pub(crate) fn is_duplicate(&mut self, event_id: &str) -> bool {
-        let Some(recent) = self.recent_ids.as_mut() else { return false };
-        recent.insert(id_key(event_id), ())
+        seen_recently(&mut self.recent_ids, event_id)
     }
 
     /// Add a buffered row's approximate heap bytes (struct, strings and slack).
@@ -162,4 +161,11 @@ impl PartitionBuffer {
         self.oldest = None;
         Ok(Some(batch))
     }
+}
+
+/// Remember `id` in a partition's dedup window; true when it was already there. A function of
+/// the one field, so the processor can call it while it holds a row of the same buffer.
+pub(crate) fn seen_recently(recent_ids: &mut Option<RecentMap<()>>, id: &str) -> bool {
+    let Some(recent) = recent_ids.as_mut() else { return false };
+    recent.insert(id_key(id), ())
 }
