@@ -187,7 +187,8 @@ pub struct FlushConfig {
     /// The memory budget for rows: all partitions' buffers plus the batches being written.
     /// At the budget the largest buffer is flushed early and the Kafka source takes no more
     /// messages until a flush completes (librdkafka's prefetch, bounded by
-    /// `queued.max.messages.kbytes`, then fills and the assignment is paused). Fixed costs come
+    /// `queued.max.messages.kbytes`, then fills and the assignment is paused); the batch of
+    /// messages in hand (at most 1 MiB of payload) is finished first. Fixed costs come
     /// on top: the dedup window per partition (about 50 bytes per id), the feedback join
     /// (about 120 bytes per inference), the event channel (32 MiB) and Parquet encoding of one
     /// batch at a time.

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -233,36 +234,44 @@ impl Daemon<'_> {
         )
     }
 
+    /// One consumed message: into its partition's buffer, then flush what is due.
+    async fn on_message(&mut self, message: &OwnedMessage) -> Result<()> {
+        let topic = self.topic(message.topic());
+        let partition = message.partition();
+        let offset = message.offset();
+        let format = self.formats.get(&*topic).copied().unwrap_or(PayloadFormat::Auto);
+        let key = (Arc::clone(&topic), partition);
+        if !self.buffers.contains_key(&key) {
+            let buffer = self.new_buffer(&topic, partition, None);
+            self.buffers.insert(key.clone(), buffer);
+        }
+        let (expected, fresh) = self.buffers.get(&key).map_or((-1, true), |b| (b.next_offset(), b.is_fresh()));
+        if expected >= 0 && offset < expected {
+            if !fresh {
+                // Already consumed in this assignment: a redelivery (a refetch after
+                // pause/resume or a broker returning a whole record batch). Skipping
+                // it is what keeps the lake free of duplicates.
+                self.components.metrics.record_redelivery();
+                return Ok(());
+            }
+            self.reset_partition(&key, offset).await?;
+        }
+        let Some(buffer) = self.buffers.get_mut(&key) else { return Ok(()) };
+        let payload = message.payload().unwrap_or_default();
+        self.processor.process(buffer, payload, format, (offset, offset + 1), now_nanos());
+        if let Some(reason) = buffer.due(&self.components.limits, Instant::now()) {
+            self.flush(&key, reason).await?;
+        }
+        self.relieve_memory().await?;
+        Ok(())
+    }
+
     async fn on_event(&mut self, event: Event) -> Result<()> {
         match event {
-            Event::Message(message) => {
-                let topic = self.topic(message.topic());
-                let partition = message.partition();
-                let offset = message.offset();
-                let format = self.formats.get(&*topic).copied().unwrap_or(PayloadFormat::Auto);
-                let key = (Arc::clone(&topic), partition);
-                if !self.buffers.contains_key(&key) {
-                    let buffer = self.new_buffer(&topic, partition, None);
-                    self.buffers.insert(key.clone(), buffer);
+            Event::Messages(messages) => {
+                for message in messages {
+                    self.on_message(&message).await?;
                 }
-                let (expected, fresh) = self.buffers.get(&key).map_or((-1, true), |b| (b.next_offset(), b.is_fresh()));
-                if expected >= 0 && offset < expected {
-                    if !fresh {
-                        // Already consumed in this assignment: a redelivery (a refetch after
-                        // pause/resume or a broker returning a whole record batch). Skipping
-                        // it is what keeps the lake free of duplicates.
-                        self.components.metrics.record_redelivery();
-                        return Ok(());
-                    }
-                    self.reset_partition(&key, offset).await?;
-                }
-                let Some(buffer) = self.buffers.get_mut(&key) else { return Ok(()) };
-                let payload = message.payload().unwrap_or_default();
-                self.processor.process(buffer, payload, format, (offset, offset + 1), now_nanos());
-                if let Some(reason) = buffer.due(&self.components.limits, Instant::now()) {
-                    self.flush(&key, reason).await?;
-                }
-                self.relieve_memory().await?;
             }
             Event::Assigned(partitions) => {
                 for (topic, partition, start) in partitions {

@@ -13,6 +13,11 @@
 //!   partitions, wait for its answer, commit those offsets to Kafka synchronously, and only then
 //!   release the partitions.
 //!
+//! Messages travel in batches: after a poll returns a message the thread keeps polling without
+//! waiting, gathering what librdkafka has already fetched (up to [`BATCH_MAX_MESSAGES`] or
+//! [`BATCH_MAX_BYTES`]) into one event. Handing messages over one at a time woke the processing
+//! loop once per message, and those wake-ups cost more CPU than decoding the message.
+//!
 //! Backpressure: when the channel is full the thread holds the message and stops polling for
 //! up to [`PAUSE_AFTER`], waiting for room; librdkafka keeps its prefetched messages, so a
 //! short stall (a flush in progress) costs no refetch. A longer stall pauses every assigned
@@ -55,6 +60,13 @@ const PAUSE_AFTER: Duration = Duration::from_secs(2);
 /// Wait between attempts to forward held messages while not polling.
 const HELD_RETRY: Duration = Duration::from_millis(1);
 
+/// Messages gathered into one [`Event::Messages`] at most.
+const BATCH_MAX_MESSAGES: usize = 512;
+
+/// Payload bytes gathered into one [`Event::Messages`] at most (a batch is closed once it
+/// reaches this; a single larger message makes a batch of its own).
+const BATCH_MAX_BYTES: usize = 1024 * 1024;
+
 /// Bytes of messages the event channel may hold (besides its count bound): with messages of up
 /// to `message.max.bytes` a count alone would not bound memory.
 const CHANNEL_MAX_BYTES: usize = 32 * 1024 * 1024;
@@ -66,11 +78,13 @@ const MESSAGE_OVERHEAD_BYTES: usize = 256;
 /// events are free (they are few and must never wait).
 fn channel_cost(event: &Event) -> usize {
     match event {
-        Event::Message(message) => {
-            message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len) + MESSAGE_OVERHEAD_BYTES
-        }
+        Event::Messages(messages) => messages.iter().map(message_cost).sum(),
         _ => 0,
     }
+}
+
+fn message_cost(message: &OwnedMessage) -> usize {
+    message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len) + MESSAGE_OVERHEAD_BYTES
 }
 
 /// The channel from the poll thread to the processing loop, bounded to `capacity` events and
@@ -134,8 +148,8 @@ impl EventSender {
 /// What the poll thread tells the processing loop, in consumption order.
 #[derive(Debug)]
 pub enum Event {
-    /// One consumed message.
-    Message(OwnedMessage),
+    /// Consumed messages, in order (at most [`BATCH_MAX_MESSAGES`]).
+    Messages(Vec<OwnedMessage>),
     /// Partitions now owned, each with the offset consumption starts from (`None`: no
     /// checkpoint; the first message read starts the first range).
     Assigned(Vec<(String, i32, Option<i64>)>),
@@ -169,6 +183,29 @@ struct Held {
     /// Per partition, the offset after the last message accepted from librdkafka: where a
     /// resumed partition is sought to, and below which a message is a redelivery.
     positions: NextOffsets,
+    /// Messages accepted and not yet sealed into an event (the batch being gathered). Kept
+    /// here, not on the poll loop's stack, so a revoke forwards them before it asks for a flush.
+    batch: Vec<OwnedMessage>,
+    /// [`message_cost`] of `batch`.
+    batch_bytes: usize,
+}
+
+impl Held {
+    /// Add an accepted message to the batch being gathered; true when the batch is full.
+    fn gather(&mut self, message: OwnedMessage) -> bool {
+        self.batch_bytes += message_cost(&message);
+        self.batch.push(message);
+        self.batch.len() >= BATCH_MAX_MESSAGES || self.batch_bytes >= BATCH_MAX_BYTES
+    }
+
+    /// Close the batch being gathered (if any) and queue it behind the held events.
+    fn seal(&mut self) {
+        if !self.batch.is_empty() {
+            self.batch_bytes = 0;
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_MAX_MESSAGES));
+            self.events.push_back(Event::Messages(batch));
+        }
+    }
 }
 
 /// Per (topic, partition), the offset after the last accepted message. Keyed topic first so
@@ -385,7 +422,11 @@ impl PollerContext {
         if partitions.is_empty() || self.stopping.load(Ordering::Acquire) {
             return Vec::new();
         }
-        let held: Vec<Event> = self.lock_held().events.drain(..).collect();
+        let held: Vec<Event> = {
+            let mut held = self.lock_held();
+            held.seal();
+            held.events.drain(..).collect()
+        };
         for event in held {
             if self.events.blocking_send(event).is_err() {
                 return Vec::new();
@@ -541,8 +582,10 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
             Backpressure::Pause => set_paused(consumer, context, true),
             Backpressure::Flowing => set_paused(consumer, context, false),
         }
-        match consumer.poll(POLL_TIMEOUT) {
-            None => {}
+        // While a batch is being gathered, take only what librdkafka already holds.
+        let gathering = !context.lock_held().batch.is_empty();
+        match consumer.poll(if gathering { Duration::ZERO } else { POLL_TIMEOUT }) {
+            None => context.lock_held().seal(),
             Some(Ok(message)) => {
                 context.brokers_down.store(false, Ordering::Release);
                 let mut held = context.lock_held();
@@ -550,18 +593,12 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
                     context.metrics.record_redelivery();
                     continue;
                 }
-                let event = Event::Message(message.detach());
-                if held.events.is_empty() {
-                    match context.events.try_send(event) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(event)) => held.events.push_back(event),
-                        Err(mpsc::error::TrySendError::Closed(_)) => return,
-                    }
-                } else {
-                    held.events.push_back(event);
+                if held.gather(message.detach()) {
+                    held.seal();
                 }
             }
             Some(Err(error)) => {
+                context.lock_held().seal();
                 let kind = match &error {
                     KafkaError::PartitionEOF(_) => continue,
                     KafkaError::MessageConsumption(_) => "consume",
@@ -691,11 +728,42 @@ mod tests {
         assert_eq!(decide_backpressure(true, false, &mut since, later), Backpressure::Wait);
     }
 
+    fn owned(offset: i64, bytes: usize) -> OwnedMessage {
+        OwnedMessage::new(Some(vec![0; bytes]), None, "t".to_owned(), rdkafka::Timestamp::NotAvailable, 0, offset, None)
+    }
+
+    #[test]
+    fn batches_close_at_their_message_or_byte_bound_and_keep_order() {
+        let mut held = Held::default();
+        for offset in 0..BATCH_MAX_MESSAGES as i64 - 1 {
+            assert!(!held.gather(owned(offset, 10)));
+        }
+        assert!(held.gather(owned(BATCH_MAX_MESSAGES as i64 - 1, 10)), "full at the message bound");
+        held.seal();
+        assert!(held.gather(owned(1_000, BATCH_MAX_BYTES)), "one big message fills a batch alone");
+        held.seal();
+        assert!(!held.gather(owned(2_000, 10)));
+        held.seal();
+        held.seal();
+        let batches: Vec<Vec<i64>> = held
+            .events
+            .iter()
+            .map(|event| match event {
+                Event::Messages(messages) => messages.iter().map(Message::offset).collect(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(batches.len(), 3, "sealing an empty batch queues nothing");
+        assert_eq!(batches[0], (0..BATCH_MAX_MESSAGES as i64).collect::<Vec<_>>());
+        assert_eq!(batches[1..], [vec![1_000], vec![2_000]]);
+        assert_eq!(held.batch_bytes, 0);
+    }
+
     #[tokio::test]
     async fn the_event_channel_is_bounded_in_bytes() {
         let (sender, mut receiver) = event_channel(1_000);
         let message = |bytes: usize| {
-            Event::Message(OwnedMessage::new(
+            Event::Messages(vec![OwnedMessage::new(
                 Some(vec![0; bytes]),
                 None,
                 "t".to_owned(),
@@ -703,7 +771,7 @@ mod tests {
                 0,
                 0,
                 None,
-            ))
+            )])
         };
         // One message larger than the bound still passes into an empty channel.
         assert!(sender.try_send(message(CHANNEL_MAX_BYTES * 2)).is_ok());
@@ -711,7 +779,7 @@ mod tests {
         // Control events are never held back by bytes.
         assert!(sender.try_send(Event::HighWatermarks(Vec::new())).is_ok());
         // The receiver gives the bytes back; then messages flow until the bound.
-        assert!(matches!(receiver.recv().await, Some(Event::Message(_))));
+        assert!(matches!(receiver.recv().await, Some(Event::Messages(_))));
         assert!(matches!(receiver.recv().await, Some(Event::HighWatermarks(_))));
         assert_eq!(sender.queued_bytes.load(Ordering::Acquire), 0);
         let size = CHANNEL_MAX_BYTES / 4;
