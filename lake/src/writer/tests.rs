@@ -312,3 +312,19 @@ async fn an_offset_reset_starts_an_epoch_that_never_overwrites_old_files() -> Te
     assert_eq!(new.checkpoint.rows, 2 * old_rows);
     Ok(())
 }
+
+#[test]
+fn events_are_filed_by_day_then_app_then_time_keeping_ties_in_flush_order() {
+    // Three apps across two days, times interleaved, with equal times to test stability.
+    let mut events = Vec::new();
+    for i in 0..60i64 {
+        let app = ["zeta", "alpha", "mid"][(i % 3) as usize];
+        let day = if i % 4 == 0 { DAY2 } else { DAY1 };
+        events.push(full_event(i, app, day + (i % 5) * 1_000));
+    }
+    let mut expected: Vec<&InferenceEvent> = events.iter().collect();
+    expected
+        .sort_by(|a, b| day_of(a.time).cmp(&day_of(b.time)).then_with(|| a.app.cmp(&b.app)).then(a.time.cmp(&b.time)));
+    let ids = |rows: &[&InferenceEvent]| rows.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&event_files_order(&events)), ids(&expected));
+}
