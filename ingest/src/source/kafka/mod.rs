@@ -262,7 +262,6 @@ impl Daemon<'_> {
         if let Some(reason) = buffer.due(&self.components.limits, Instant::now()) {
             self.flush(&key, reason).await?;
         }
-        self.relieve_memory().await?;
         Ok(())
     }
 
@@ -272,6 +271,8 @@ impl Daemon<'_> {
                 for message in messages {
                     self.on_message(&message).await?;
                 }
+                // Once per batch: the budget check sums every partition's buffer.
+                self.relieve_memory().await?;
             }
             Event::Assigned(partitions) => {
                 for (topic, partition, start) in partitions {

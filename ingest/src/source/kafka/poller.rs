@@ -16,7 +16,7 @@
 //! Messages travel in batches: after a poll returns a message the thread keeps polling without
 //! waiting, gathering what librdkafka has already fetched (up to [`BATCH_MAX_MESSAGES`] or
 //! [`BATCH_MAX_BYTES`]) into one event. Handing messages over one at a time woke the processing
-//! loop once per message, and those wake-ups cost more CPU than decoding the message.
+//! loop once per message, and each wake-up cost about as much CPU as decoding the message.
 //!
 //! Backpressure: when the channel is full the thread holds the message and stops polling for
 //! up to [`PAUSE_AFTER`], waiting for room; librdkafka keeps its prefetched messages, so a
