@@ -1,7 +1,8 @@
 //! Row types to Arrow: turns slices of [`crate::model`] rows into
 //! [`RecordBatch`]es with the schemas of [`crate::schema`], ready for
-//! [`crate::parquet::write_parquet`]. This runs once per flushed file, column by
-//! column, with builders sized up front.
+//! [`crate::parquet::write_parquet`]. This runs once per flushed file, with builders sized
+//! up front: column by column for the small tables, row by row for events (see
+//! [`encode_events`]).
 
 use std::borrow::Borrow;
 use std::sync::Arc;

@@ -202,8 +202,7 @@ impl Held {
     fn seal(&mut self) {
         if !self.batch.is_empty() {
             self.batch_bytes = 0;
-            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_MAX_MESSAGES));
-            self.events.push_back(Event::Messages(batch));
+            self.events.push_back(Event::Messages(std::mem::take(&mut self.batch)));
         }
     }
 }
@@ -762,17 +761,7 @@ mod tests {
     #[tokio::test]
     async fn the_event_channel_is_bounded_in_bytes() {
         let (sender, mut receiver) = event_channel(1_000);
-        let message = |bytes: usize| {
-            Event::Messages(vec![OwnedMessage::new(
-                Some(vec![0; bytes]),
-                None,
-                "t".to_owned(),
-                rdkafka::Timestamp::NotAvailable,
-                0,
-                0,
-                None,
-            )])
-        };
+        let message = |bytes: usize| Event::Messages(vec![owned(0, bytes)]);
         // One message larger than the bound still passes into an empty channel.
         assert!(sender.try_send(message(CHANNEL_MAX_BYTES * 2)).is_ok());
         assert!(matches!(sender.try_send(message(1)), Err(mpsc::error::TrySendError::Full(_))));
