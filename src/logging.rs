@@ -1,5 +1,7 @@
 //! Structured logs with tracing: human-readable text by default, JSON for log pipelines.
 
+use std::io::IsTerminal;
+
 use clap::{Args, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
@@ -29,7 +31,9 @@ pub fn init(args: &LoggingArgs) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&args.log)?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match args.log_format {
-        LogFormat::Text => builder.try_init(),
+        // Colour codes only for a person at a terminal: in journald, kubectl logs or a file
+        // they are noise that breaks grep.
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
     }
     .map_err(|error| anyhow::anyhow!("{error}"))

@@ -82,8 +82,9 @@ fn bad_configuration_fails_at_start_naming_the_key() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[test]
-fn json_logs_are_one_object_per_line() -> anyhow::Result<()> {
+/// `driftwatch ingest` over a two-line NDJSON file (one good event, one malformed line) with
+/// the given log format; returns its stderr.
+fn ingest_small_file_logging(format: &str) -> anyhow::Result<String> {
     let dir = tempfile::tempdir()?;
     let input = dir.path().join("events.ndjson");
     std::fs::write(
@@ -91,13 +92,26 @@ fn json_logs_are_one_object_per_line() -> anyhow::Result<()> {
         "{\"id\":\"e1\",\"time\":\"2026-11-20T10:00:00Z\",\"app\":\"a\",\"request_model\":\"gpt-4o\",\"input_tokens\":5,\"output_tokens\":7,\"latency_ms\":120}\nnot json\n",
     )?;
     let output = common::driftwatch()
-        .args(["--log-format", "json", "--log", "info", "ingest", "--source"])
+        .args(["--log-format", format, "--log", "info", "ingest", "--source"])
         .arg(format!("file:{}", input.display()))
         .arg("--lake")
         .arg(dir.path().join("lake"))
         .output()?;
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    Ok(String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn text_logs_carry_no_colour_codes_when_not_at_a_terminal() -> anyhow::Result<()> {
+    let stderr = ingest_small_file_logging("text")?;
+    assert!(stderr.contains("File source finished."), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "escape codes in piped logs: {stderr:?}");
+    Ok(())
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() -> anyhow::Result<()> {
+    let stderr = ingest_small_file_logging("json")?;
     let mut lines = 0;
     for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
         let value: serde_json::Value = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{e}: {line}"))?;
