@@ -73,9 +73,60 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "driftwatch failed.");
-            eprintln!("driftwatch: {error:#}");
+            let message = error_chain(&error);
+            tracing::error!(error = message, "driftwatch failed.");
+            eprintln!("driftwatch: {message}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, each said once. The library errors end their message with their
+/// source's (so a log line with just the top error is complete), which `{:#}` would repeat;
+/// a cause whose text already ends what came before it is skipped.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.ends_with(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A library-style error: its message ends with its source's.
+    #[derive(Debug)]
+    struct Outer {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "commit failed: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn error_chain_says_each_cause_once() {
+        let inner = std::io::Error::other("disk full");
+        let error = anyhow::Error::new(Outer { source: inner }).context("flushing partition 3");
+        assert_eq!(error_chain(&error), "flushing partition 3: commit failed: disk full");
+        let plain = anyhow::anyhow!("disk full").context("writing");
+        assert_eq!(error_chain(&plain), "writing: disk full");
     }
 }

@@ -129,6 +129,15 @@ impl Daemon {
         Ok(started.elapsed())
     }
 
+    /// Send a signal by name (`STOP`, `CONT`, ...) without waiting.
+    pub fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status()?;
+        if !status.success() {
+            bail!("kill -{name} {} failed", self.child.id());
+        }
+        Ok(())
+    }
+
     pub fn kill9(mut self) -> anyhow::Result<()> {
         self.child.kill()?;
         self.child.wait()?;

@@ -1,5 +1,6 @@
 //! The Kafka daemon against a real broker (Tansu, started by `scripts/dev-stack`): mixed load,
-//! kill -9 crashes, a consumer group losing a member, SIGTERM, and a broker outage. Each test
+//! kill -9 crashes, a consumer group losing a member, a frozen member waking up after the group
+//! gave its partitions away, SIGTERM, and a broker outage. Each test
 //! uses its own topics and consumer group. They run one at a time: each saturates the machine.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -129,6 +130,56 @@ async fn a_group_member_leaving_hands_over_exactly_once() -> anyhow::Result<()> 
     assert_exactly(&common::lake_counts(&lake).await?, &truth, "after a member left");
     assert_eq!(counts.event_rows, counts.distinct_events);
     first.stop(Duration::from_secs(60))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_member_drops_its_lost_partitions_instead_of_racing_the_new_owner() -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let brokers = brokers();
+    let dir = tempfile::tempdir()?;
+    let lake = dir.path().join("lake");
+    let topics = Topics::create(&brokers, 3).await?;
+    let group = common::unique("frozen");
+    // A long max_age: rows reach the lake only when partitions are revoked or at shutdown, so
+    // both members hold the same offsets in their buffers when the frozen one wakes up.
+    let config = write_config(dir.path(), &brokers, &group, &topics, &lake, "")?;
+    std::fs::write(&config, std::fs::read_to_string(&config)?.replace("max_age = \"1s\"", "max_age = \"10m\""))?;
+    let produce = |inferences: usize, seed: u64| {
+        let (brokers, prefix) = (brokers.clone(), Topics { prefix: topics.prefix.clone() });
+        tokio::task::spawn_blocking(move || loadgen(&brokers, &prefix, inferences, seed, 0.0, 4))
+    };
+    let consumed = |daemon: &Daemon, messages: u64| {
+        common::wait_for(Duration::from_secs(300), || {
+            let seen = daemon.metric_sum("driftwatch_messages_total", "").ok()?;
+            (seen as u64 >= messages).then_some(())
+        })
+    };
+
+    let frozen = Daemon::start(&config, dir.path())?;
+    let mut truth = produce(6_000, 31).await??;
+    assert!(consumed(&frozen, truth.messages).is_some(), "first member did not consume; log:\n{}", frozen.log_tail());
+    // Frozen past its session timeout (10 s): the group gives every partition to the new member,
+    // which reads them from the start (nothing is in the lake yet) and then some more.
+    frozen.signal("STOP")?;
+    let owner = Daemon::start(&config, dir.path())?;
+    truth.merge(&produce(6_000, 32).await??);
+    assert!(consumed(&owner, truth.messages).is_some(), "new owner did not consume; log:\n{}", owner.log_tail());
+    // Waking up, the frozen member learns that its assignment is gone. Flushing what it holds
+    // would commit a range the new owner is about to commit a longer one over; it must drop it.
+    frozen.signal("CONT")?;
+    let lost = common::wait_for(Duration::from_secs(120), || {
+        let lost = frozen.metric_sum("driftwatch_consumer_errors_total", "assignment_lost").ok()?;
+        (lost >= 1.0).then_some(())
+    });
+    assert!(lost.is_some(), "the frozen member never saw its assignment lost; log:\n{}", frozen.log_tail());
+    // The new owner's final flush covers everything it read; had the frozen member written its
+    // older, shorter range first, that flush would straddle the checkpoint and fail.
+    owner.stop(Duration::from_secs(60))?;
+    let counts = wait_for_lake(&lake, produced(&truth), 0, INGEST_TIMEOUT).await?;
+    frozen.stop(Duration::from_secs(60))?;
+    assert_eq!(common::lake_counts(&lake).await?, counts);
+    assert_exactly(&counts, &truth, "after a frozen member woke up");
     Ok(())
 }
 

@@ -117,6 +117,15 @@ impl Truth {
         }
     }
 
+    /// Adds another run's truth into this one (the runs must not share event ids).
+    pub fn merge(&mut self, other: &Truth) {
+        for (app, sum) in &other.per_app {
+            self.per_app.entry(app.clone()).or_default().merge(sum);
+        }
+        self.malformed_messages += other.malformed_messages;
+        self.messages += other.messages;
+    }
+
     /// Sum over all apps.
     pub fn total(&self) -> AppTruth {
         let mut total = AppTruth::default();

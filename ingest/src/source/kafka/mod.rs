@@ -294,14 +294,25 @@ impl Daemon<'_> {
                 let mut durable = Vec::new();
                 for key in &keys {
                     self.buffers.remove(key);
-                    if let Some((offset, _)) = self.durable.remove(key) {
+                    if let Some(offset) = self.forget_partition(key) {
                         durable.push((key.0.to_string(), key.1, offset));
                     }
-                    self.high_watermarks.remove(key);
-                    self.processor.metrics().remove_partition(&key.0, key.1);
                 }
                 // The poll thread waits for this answer inside the rebalance callback.
                 let _ = reply.send(durable);
+            }
+            Event::Lost(partitions) => {
+                for (topic, partition) in partitions {
+                    let key = (self.topic(&topic), partition);
+                    let dropped = self.buffers.remove(&key).map_or(0, |buffer| buffer.rows());
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        dropped_rows = dropped,
+                        "Partition lost; its buffered rows were dropped unwritten for the new owner to read again."
+                    );
+                    self.forget_partition(&key);
+                }
             }
             Event::HighWatermarks(marks) => {
                 for (topic, partition, high) in marks {
@@ -314,6 +325,14 @@ impl Daemon<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Drop the bookkeeping of a partition this member no longer owns; returns the offset it
+    /// was durable up to, if any flush of it completed.
+    fn forget_partition(&mut self, key: &(Arc<str>, i32)) -> Option<i64> {
+        self.high_watermarks.remove(key);
+        self.processor.metrics().remove_partition(&key.0, key.1);
+        self.durable.remove(key).map(|(offset, _)| offset)
     }
 
     /// The first message after assignment lies below the checkpoint: the log itself went
@@ -390,12 +409,18 @@ impl Daemon<'_> {
     fn on_flushed(&mut self, done: &FlushDone) {
         let Some(topic) = self.streams.get(&done.stream).cloned() else { return };
         let partition = done.partition;
+        let key = (Arc::clone(&topic), partition);
+        if !self.buffers.contains_key(&key) {
+            // A flush handed over before the partition was lost: it is in the lake, but the
+            // partition's offsets and gauges belong to its new owner now.
+            return;
+        }
         self.components.metrics.record_checkpoint(
             &topic,
             partition,
             std::time::SystemTime::from(done.report.checkpoint.updated_at),
         );
-        self.durable.insert((Arc::clone(&topic), partition), (done.next_offset, Instant::now()));
+        self.durable.insert(key, (done.next_offset, Instant::now()));
         let _ = self.commands.send(Command::Commit(vec![(topic.to_string(), partition, done.next_offset)]));
     }
 

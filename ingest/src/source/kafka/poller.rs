@@ -155,6 +155,11 @@ pub enum Event {
     Assigned(Vec<(String, i32, Option<i64>)>),
     /// Partitions being released: flush them, then answer with the offsets now durable.
     Revoked { partitions: Vec<(String, i32)>, reply: std::sync::mpsc::SyncSender<Vec<(String, i32, i64)>> },
+    /// Partitions taken away without a handshake: the group moved on while this member could
+    /// not answer (frozen, partitioned from the coordinator). Another member may already be
+    /// consuming them from the lake checkpoint, so what is buffered for them is dropped
+    /// unwritten; writing it now would race the new owner.
+    Lost(Vec<(String, i32)>),
     /// librdkafka's latest high watermark per partition (from its statistics).
     HighWatermarks(Vec<(String, i32, i64)>),
     /// A consumer error the daemon cannot recover from (already counted and logged).
@@ -414,6 +419,45 @@ impl PollerContext {
         }
     }
 
+    /// The assignment was lost: drop held messages of the lost partitions (the next owner reads
+    /// them again), forward the rest in order, and tell the loop to drop its buffers.
+    fn lose(&self, tpl: &TopicPartitionList) {
+        let lost: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+        if lost.is_empty() || self.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        self.metrics.record_consumer_error("assignment_lost");
+        tracing::warn!(
+            partitions = lost.len(),
+            "Assignment lost (the group moved on while this member was unreachable); dropping its \
+             unwritten messages, the new owner resumes from the lake checkpoint."
+        );
+        let held: Vec<Event> = {
+            let mut held = self.lock_held();
+            held.seal();
+            held.events.drain(..).collect()
+        };
+        let is_lost = |message: &OwnedMessage| {
+            lost.iter().any(|(topic, partition)| topic == message.topic() && *partition == message.partition())
+        };
+        for event in held {
+            let event = match event {
+                Event::Messages(mut messages) => {
+                    messages.retain(|message| !is_lost(message));
+                    if messages.is_empty() {
+                        continue;
+                    }
+                    Event::Messages(messages)
+                }
+                other => other,
+            };
+            if self.events.blocking_send(event).is_err() {
+                return;
+            }
+        }
+        let _ = self.events.blocking_send(Event::Lost(lost));
+    }
+
     /// Forward held messages (the revoked partitions' tail) and ask the loop to flush.
     fn revoke(&self, tpl: &TopicPartitionList) -> Vec<(String, i32, i64)> {
         let partitions: Vec<(String, i32)> =
@@ -510,12 +554,19 @@ impl ConsumerContext for PollerContext {
                 held.positions.clear();
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let durable = self.revoke(tpl);
-                // Advisory only: the lake checkpoint is what the next owner resumes from.
-                if !durable.is_empty()
-                    && let Err(error) = consumer.commit(&offsets_list(&durable), CommitMode::Sync)
-                {
-                    tracing::warn!(%error, "Could not commit revoked partitions' offsets to Kafka.");
+                // Lost: the group already gave the partitions to someone else, and a commit
+                // would be refused; the new owner resumes from the lake checkpoint.
+                let lost = consumer.assignment_lost();
+                if lost {
+                    self.lose(tpl);
+                } else {
+                    let durable = self.revoke(tpl);
+                    // Advisory only: the lake checkpoint is what the next owner resumes from.
+                    if !durable.is_empty()
+                        && let Err(error) = consumer.commit(&offsets_list(&durable), CommitMode::Sync)
+                    {
+                        tracing::warn!(%error, "Could not commit revoked partitions' offsets to Kafka.");
+                    }
                 }
                 if let Err(error) = consumer.unassign() {
                     tracing::error!(%error, "Cannot unassign partitions.");
@@ -525,7 +576,9 @@ impl ConsumerContext for PollerContext {
                 held.paused = false;
                 held.positions.clear();
                 drop(held);
-                tracing::info!(partitions = tpl.count(), "Partitions revoked after flushing.");
+                if !lost {
+                    tracing::info!(partitions = tpl.count(), "Partitions revoked after flushing.");
+                }
             }
             other => {
                 self.metrics.record_consumer_error("rebalance");
