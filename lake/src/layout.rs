@@ -14,7 +14,8 @@
 //! Partition values are escaped the way Hive and Spark escape them, so any app
 //! name is one safe path segment and DataFusion, DuckDB, Spark and Trino read
 //! the directories back. File names are a pure function of the flushed source
-//! range, so replaying the same offsets overwrites a file instead of adding one.
+//! range, so a flush rewritten after a crash (recovery removed its files)
+//! lands under the same names instead of adding new ones.
 
 use chrono::DateTime;
 

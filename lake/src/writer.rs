@@ -10,8 +10,9 @@
 //! 4. delete the manifest.
 //!
 //! A crash anywhere leaves a state [`LakeWriter::recover`] resolves: before step
-//! 3 the flush is undone, after it the flush stands. File names are a function
-//! of the source range, so replaying committed offsets overwrites, never adds.
+//! 3 the flush is undone, after it the flush stands. A flush of offsets the
+//! checkpoint already covers writes nothing, and one that straddles it is refused,
+//! so no range is ever in the lake twice.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -229,13 +230,22 @@ impl LakeWriter {
                 format!("range [{}, {}) straddles the checkpoint {next}", batch.first_offset, batch.next_offset);
             return Err(invalid(batch, reason));
         }
-        let replay = committed_next.is_some_and(|next| batch.next_offset <= next);
-        // Nothing to write and nothing to advance: the committed checkpoint stands.
-        if !has_rows
-            && replay
-            && let Some(checkpoint) = previous
-        {
-            return Ok(CommitReport { files: Vec::new(), checkpoint });
+        // Already durable: the checkpoint stands and nothing is written. Rewriting would be
+        // harmless only for the very same range (same file names, same bytes); a range cut
+        // differently, as a member that lost its partition without noticing would flush it,
+        // would add its rows a second time under other file names.
+        if let Some(checkpoint) = previous.as_ref().filter(|c| batch.next_offset <= c.next_offset) {
+            if has_rows {
+                warn!(
+                    stream,
+                    partition,
+                    first_offset = batch.first_offset,
+                    next_offset = batch.next_offset,
+                    checkpoint = checkpoint.next_offset,
+                    "Flush of offsets already in the lake skipped (another member wrote them?)."
+                );
+            }
+            return Ok(CommitReport { files: Vec::new(), checkpoint: checkpoint.clone() });
         }
 
         let (stream, partition, first_offset, next_offset) =
@@ -264,10 +274,10 @@ impl LakeWriter {
         let checkpoint = Checkpoint {
             stream: stream.clone(),
             partition,
-            next_offset: committed_next.map_or(next_offset, |next| next.max(next_offset)),
+            next_offset,
             updated_at: Utc::now(),
-            files: previous.as_ref().map_or(0, |c| c.files) + if replay { 0 } else { files.len() as u64 },
-            rows: previous.as_ref().map_or(0, |c| c.rows) + if replay { 0 } else { rows as u64 },
+            files: previous.as_ref().map_or(0, |c| c.files) + files.len() as u64,
+            rows: previous.as_ref().map_or(0, |c| c.rows) + rows as u64,
             epoch,
         };
         checkpoint::write_checkpoint(&self.store, &checkpoint).await?;
