@@ -32,14 +32,51 @@ impl Topics {
     }
 }
 
-/// Write a daemon config for these topics and lake.
+/// What each test starts from: its own topics, consumer group, lake and daemon config.
+pub struct Setup {
+    pub brokers: String,
+    pub dir: tempfile::TempDir,
+    pub lake: PathBuf,
+    pub topics: Topics,
+    pub config: PathBuf,
+}
+
+impl Setup {
+    /// Topics of `partitions` partitions on `brokers`, a group named after `name`, and a
+    /// config flushing at `max_age` (`"1s"` flushes all along; `"10m"` keeps rows buffered
+    /// until a revoke or shutdown).
+    pub async fn new(brokers: &str, name: &str, partitions: i32, max_age: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let lake = dir.path().join("lake");
+        let topics = Topics::create(brokers, partitions).await?;
+        let config = write_config(dir.path(), brokers, &common::unique(name), &topics, &lake, max_age)?;
+        Ok(Self { brokers: brokers.to_owned(), dir, lake, topics, config })
+    }
+
+    pub fn start_daemon(&self) -> anyhow::Result<Daemon> {
+        Daemon::start(&self.config, self.dir.path())
+    }
+
+    /// Produce with `loadgen` (mixed formats, 4 spans per message) on a blocking thread.
+    pub fn produce(
+        &self,
+        inferences: usize,
+        seed: u64,
+        malformed: f64,
+    ) -> tokio::task::JoinHandle<anyhow::Result<Truth>> {
+        let (brokers, topics) = (self.brokers.clone(), Topics { prefix: self.topics.prefix.clone() });
+        tokio::task::spawn_blocking(move || loadgen(&brokers, &topics, inferences, seed, malformed, 4))
+    }
+}
+
+/// Write a daemon config for these topics and lake, flushing at `max_age`.
 pub fn write_config(
     dir: &Path,
     brokers: &str,
     group: &str,
     topics: &Topics,
     lake: &Path,
-    extra: &str,
+    max_age: &str,
 ) -> anyhow::Result<PathBuf> {
     let base = driftwatch_ingest::loadgen::LoadTopics::with_prefix(&topics.prefix).daemon_config(brokers, group, lake);
     let config = format!(
@@ -51,8 +88,7 @@ pub fn write_config(
 
 [flush]
 max_rows = 20000
-max_age = "1s"
-{extra}
+max_age = "{max_age}"
 "#
     );
     let path = dir.join(format!("{group}-{}.toml", common::free_port()));

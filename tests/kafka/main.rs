@@ -10,7 +10,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{Daemon, Topics, assert_exactly, loadgen, produced, wait_for_lake, write_config};
+use harness::{Daemon, Setup, Topics, assert_exactly, loadgen, produced, wait_for_lake, write_config};
 use rand::{RngExt, SeedableRng};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -24,23 +24,14 @@ fn brokers() -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn mixed_load_lands_exactly_and_metrics_agree_with_the_lake() -> anyhow::Result<()> {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let brokers = brokers();
-    let dir = tempfile::tempdir()?;
-    let lake = dir.path().join("lake");
-    let topics = Topics::create(&brokers, 3).await?;
-    let group = common::unique("mixed");
-    let config = write_config(dir.path(), &brokers, &group, &topics, &lake, "")?;
-    let daemon = Daemon::start(&config, dir.path())?;
+    let setup = Setup::new(&brokers(), "mixed", 3, "1s").await?;
+    let daemon = setup.start_daemon()?;
 
     // ~200k messages: a third of the apps send JSON events (one per message), the others OTLP
     // protobuf and OTLP/JSON batches; ~1% malformed.
-    let truth = tokio::task::spawn_blocking({
-        let (brokers, prefix) = (brokers.clone(), Topics { prefix: topics.prefix.clone() });
-        move || loadgen(&brokers, &prefix, 330_000, 11, 0.01, 4)
-    })
-    .await??;
+    let truth = setup.produce(330_000, 11, 0.01).await??;
     assert!(truth.messages >= 150_000, "load too small: {} messages", truth.messages);
-    let counts = wait_for_lake(&lake, produced(&truth), truth.malformed_messages, INGEST_TIMEOUT).await?;
+    let counts = wait_for_lake(&setup.lake, produced(&truth), truth.malformed_messages, INGEST_TIMEOUT).await?;
     assert_exactly(&counts, &truth, "mixed load");
     assert!(daemon.ready(), "daemon should be ready while consuming");
 
@@ -65,20 +56,11 @@ async fn kill_9_under_load_leaves_the_lake_exactly_once() -> anyhow::Result<()> 
     let seed = std::env::var("DRIFTWATCH_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1128u64);
     println!("kafka crash test seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let brokers = brokers();
-    let dir = tempfile::tempdir()?;
-    let lake = dir.path().join("lake");
-    let topics = Topics::create(&brokers, 3).await?;
-    let group = common::unique("crash");
-    let config = write_config(dir.path(), &brokers, &group, &topics, &lake, "")?;
-
-    let producer = tokio::task::spawn_blocking({
-        let (brokers, prefix) = (brokers.clone(), Topics { prefix: topics.prefix.clone() });
-        move || loadgen(&brokers, &prefix, 150_000, seed, 0.01, 4)
-    });
+    let setup = Setup::new(&brokers(), "crash", 3, "1s").await?;
+    let producer = setup.produce(150_000, seed, 0.01);
     let mut kills = 0;
     while kills < 6 {
-        let daemon = Daemon::start(&config, dir.path())?;
+        let daemon = setup.start_daemon()?;
         tokio::time::sleep(Duration::from_millis(rng.random_range(500..4000))).await;
         daemon.kill9()?;
         kills += 1;
@@ -89,11 +71,11 @@ async fn kill_9_under_load_leaves_the_lake_exactly_once() -> anyhow::Result<()> 
         tokio::time::sleep(Duration::from_secs(11)).await;
     }
     let truth = producer.await??;
-    let daemon = Daemon::start(&config, dir.path())?;
-    let counts = wait_for_lake(&lake, produced(&truth), truth.malformed_messages, INGEST_TIMEOUT).await?;
+    let daemon = setup.start_daemon()?;
+    let counts = wait_for_lake(&setup.lake, produced(&truth), truth.malformed_messages, INGEST_TIMEOUT).await?;
     // Give a straggling duplicate, if the design were wrong, the chance to show up.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let counts_after = common::lake_counts(&lake).await?;
+    let counts_after = common::lake_counts(&setup.lake).await?;
     assert_eq!(counts, counts_after);
     assert_exactly(&counts_after, &truth, &format!("after {kills} kill -9"));
     daemon.stop(Duration::from_secs(60))?;
@@ -103,19 +85,10 @@ async fn kill_9_under_load_leaves_the_lake_exactly_once() -> anyhow::Result<()> 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_group_member_leaving_hands_over_exactly_once() -> anyhow::Result<()> {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let brokers = brokers();
-    let dir = tempfile::tempdir()?;
-    let lake = dir.path().join("lake");
-    let topics = Topics::create(&brokers, 4).await?;
-    let group = common::unique("group");
-    let config = write_config(dir.path(), &brokers, &group, &topics, &lake, "")?;
-    let first = Daemon::start(&config, dir.path())?;
-    let second = Daemon::start(&config, dir.path())?;
-
-    let producer = tokio::task::spawn_blocking({
-        let (brokers, prefix) = (brokers.clone(), Topics { prefix: topics.prefix.clone() });
-        move || loadgen(&brokers, &prefix, 120_000, 5, 0.01, 4)
-    });
+    let setup = Setup::new(&brokers(), "group", 4, "1s").await?;
+    let first = setup.start_daemon()?;
+    let second = setup.start_daemon()?;
+    let producer = setup.produce(120_000, 5, 0.01);
     // Both members consume for a while, then one leaves mid-stream.
     let both = common::wait_for(Duration::from_secs(120), || {
         let a = first.metric_sum("driftwatch_messages_total", "").unwrap_or(0.0);
@@ -125,9 +98,9 @@ async fn a_group_member_leaving_hands_over_exactly_once() -> anyhow::Result<()> 
     assert!(both.is_some(), "both group members should consume");
     second.stop(Duration::from_secs(60))?;
     let truth = producer.await??;
-    let counts = wait_for_lake(&lake, produced(&truth), truth.malformed_messages, INGEST_TIMEOUT).await?;
+    let counts = wait_for_lake(&setup.lake, produced(&truth), truth.malformed_messages, INGEST_TIMEOUT).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_exactly(&common::lake_counts(&lake).await?, &truth, "after a member left");
+    assert_exactly(&common::lake_counts(&setup.lake).await?, &truth, "after a member left");
     assert_eq!(counts.event_rows, counts.distinct_events);
     first.stop(Duration::from_secs(60))?;
     Ok(())
@@ -136,19 +109,9 @@ async fn a_group_member_leaving_hands_over_exactly_once() -> anyhow::Result<()> 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_frozen_member_drops_its_lost_partitions_instead_of_racing_the_new_owner() -> anyhow::Result<()> {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let brokers = brokers();
-    let dir = tempfile::tempdir()?;
-    let lake = dir.path().join("lake");
-    let topics = Topics::create(&brokers, 3).await?;
-    let group = common::unique("frozen");
     // A long max_age: rows reach the lake only when partitions are revoked or at shutdown, so
     // both members hold the same offsets in their buffers when the frozen one wakes up.
-    let config = write_config(dir.path(), &brokers, &group, &topics, &lake, "")?;
-    std::fs::write(&config, std::fs::read_to_string(&config)?.replace("max_age = \"1s\"", "max_age = \"10m\""))?;
-    let produce = |inferences: usize, seed: u64| {
-        let (brokers, prefix) = (brokers.clone(), Topics { prefix: topics.prefix.clone() });
-        tokio::task::spawn_blocking(move || loadgen(&brokers, &prefix, inferences, seed, 0.0, 4))
-    };
+    let setup = Setup::new(&brokers(), "frozen", 3, "10m").await?;
     let consumed = |daemon: &Daemon, messages: u64| {
         common::wait_for(Duration::from_secs(300), || {
             let seen = daemon.metric_sum("driftwatch_messages_total", "").ok()?;
@@ -156,14 +119,14 @@ async fn a_frozen_member_drops_its_lost_partitions_instead_of_racing_the_new_own
         })
     };
 
-    let frozen = Daemon::start(&config, dir.path())?;
-    let mut truth = produce(6_000, 31).await??;
+    let frozen = setup.start_daemon()?;
+    let mut truth = setup.produce(6_000, 31, 0.0).await??;
     assert!(consumed(&frozen, truth.messages).is_some(), "first member did not consume; log:\n{}", frozen.log_tail());
     // Frozen past its session timeout (10 s): the group gives every partition to the new member,
     // which reads them from the start (nothing is in the lake yet) and then some more.
     frozen.signal("STOP")?;
-    let owner = Daemon::start(&config, dir.path())?;
-    truth.merge(&produce(6_000, 32).await??);
+    let owner = setup.start_daemon()?;
+    truth.merge(&setup.produce(6_000, 32, 0.0).await??);
     assert!(consumed(&owner, truth.messages).is_some(), "new owner did not consume; log:\n{}", owner.log_tail());
     // Waking up, the frozen member learns that its assignment is gone. Flushing what it holds
     // would commit a range the new owner is about to commit a longer one over; it must drop it.
@@ -176,9 +139,9 @@ async fn a_frozen_member_drops_its_lost_partitions_instead_of_racing_the_new_own
     // The new owner's final flush covers everything it read; had the frozen member written its
     // older, shorter range first, that flush would straddle the checkpoint and fail.
     owner.stop(Duration::from_secs(60))?;
-    let counts = wait_for_lake(&lake, produced(&truth), 0, INGEST_TIMEOUT).await?;
+    let counts = wait_for_lake(&setup.lake, produced(&truth), 0, INGEST_TIMEOUT).await?;
     frozen.stop(Duration::from_secs(60))?;
-    assert_eq!(common::lake_counts(&lake).await?, counts);
+    assert_eq!(common::lake_counts(&setup.lake).await?, counts);
     assert_exactly(&counts, &truth, "after a frozen member woke up");
     Ok(())
 }
@@ -186,20 +149,10 @@ async fn a_frozen_member_drops_its_lost_partitions_instead_of_racing_the_new_own
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_flushes_within_the_deadline_and_restart_consumes_nothing_twice() -> anyhow::Result<()> {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let brokers = brokers();
-    let dir = tempfile::tempdir()?;
-    let lake = dir.path().join("lake");
-    let topics = Topics::create(&brokers, 3).await?;
-    let group = common::unique("sigterm");
     // A long max_age: only the shutdown flush can make buffered rows durable.
-    let config = write_config(dir.path(), &brokers, &group, &topics, &lake, "")?;
-    std::fs::write(&config, std::fs::read_to_string(&config)?.replace("max_age = \"1s\"", "max_age = \"10m\""))?;
-    let daemon = Daemon::start(&config, dir.path())?;
-    let truth = tokio::task::spawn_blocking({
-        let (brokers, prefix) = (brokers.clone(), Topics { prefix: topics.prefix.clone() });
-        move || loadgen(&brokers, &prefix, 20_000, 9, 0.0, 4)
-    })
-    .await??;
+    let setup = Setup::new(&brokers(), "sigterm", 3, "10m").await?;
+    let daemon = setup.start_daemon()?;
+    let truth = setup.produce(20_000, 9, 0.0).await??;
     let consumed = common::wait_for(Duration::from_secs(300), || {
         let seen = daemon.metric_sum("driftwatch_messages_total", "").ok()?;
         (seen as u64 >= truth.messages).then_some(seen)
@@ -207,18 +160,18 @@ async fn sigterm_flushes_within_the_deadline_and_restart_consumes_nothing_twice(
     assert!(consumed.is_some(), "daemon did not consume the load; log:\n{}", daemon.log_tail());
     let shutdown = daemon.stop(Duration::from_secs(60))?;
     assert!(shutdown < Duration::from_secs(60), "shutdown took {shutdown:?}");
-    let counts = common::lake_counts(&lake).await?;
+    let counts = common::lake_counts(&setup.lake).await?;
     assert_exactly(&counts, &truth, "after SIGTERM");
 
     // Restart: everything was committed, so nothing is consumed again.
-    let daemon = Daemon::start(&config, dir.path())?;
+    let daemon = setup.start_daemon()?;
     let ready = common::wait_for(Duration::from_secs(60), || daemon.ready().then_some(()));
     assert!(ready.is_some(), "restarted daemon never became ready; log:\n{}", daemon.log_tail());
     tokio::time::sleep(Duration::from_secs(5)).await;
     let again = daemon.metric_sum("driftwatch_messages_total", "")?;
     assert_eq!(again, 0.0, "the restarted daemon re-consumed {again} messages");
     daemon.stop(Duration::from_secs(60))?;
-    assert_eq!(common::lake_counts(&lake).await?, counts);
+    assert_eq!(common::lake_counts(&setup.lake).await?, counts);
     println!("SIGTERM shutdown took {shutdown:?}");
     Ok(())
 }
@@ -231,7 +184,7 @@ async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()
     let mut broker = harness::PrivateBroker::start(dir.path())?;
     let topics = Topics::create(&broker.address, 2).await?;
     let group = common::unique("outage");
-    let config = write_config(dir.path(), &broker.address, &group, &topics, &lake, "")?;
+    let config = write_config(dir.path(), &broker.address, &group, &topics, &lake, "1s")?;
     let mut daemon = Daemon::start(&config, dir.path())?;
 
     let before = loadgen(&broker.address, &topics, 5_000, 21, 0.0, 4)?;
