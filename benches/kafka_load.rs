@@ -203,7 +203,7 @@ fn run_daemon(brokers: &str, topics: &LoadTopics, expected: u64, dir: &Path, tic
     std::fs::create_dir_all(dir)?;
     let lake = dir.join("lake");
     let config = dir.join("driftwatch.toml");
-    std::fs::write(&config, topics.daemon_config(brokers, "bench", &lake))?;
+    std::fs::write(&config, topics.daemon_config(brokers, "bench", &lake.display().to_string()))?;
     let listen = format!("127.0.0.1:{}", free_port()?);
     let log = dir.join("daemon.log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_driftwatch"));

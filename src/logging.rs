@@ -21,8 +21,10 @@ pub struct LoggingArgs {
     /// Log line format.
     #[arg(long, env = "DRIFTWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
-    /// Log filter (tracing EnvFilter syntax, e.g. `info,driftwatch_ingest=debug`).
-    #[arg(long, env = "DRIFTWATCH_LOG", default_value = "info", global = true)]
+    /// Log filter (tracing EnvFilter syntax, e.g. `info,driftwatch_ingest=debug`). The default
+    /// keeps object_store's per-request retry notes out: a failed lake commit is logged once,
+    /// with its final error, by the flusher.
+    #[arg(long, env = "DRIFTWATCH_LOG", default_value = "info,object_store=warn", global = true)]
     pub log: String,
 }
 

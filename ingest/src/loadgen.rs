@@ -70,7 +70,7 @@ impl LoadTopics {
 
     /// The `[lake]` and `[kafka]` sections of a daemon config that consumes these topics from
     /// the beginning, each with its format; tests and benches append their own sections.
-    pub fn daemon_config(&self, brokers: &str, group_id: &str, lake: &std::path::Path) -> String {
+    pub fn daemon_config(&self, brokers: &str, group_id: &str, lake_location: &str) -> String {
         format!(
             r#"[lake]
 location = "{lake}"
@@ -92,7 +92,7 @@ format = "otlp_logs"
 name = "{events}"
 format = "json_events"
 "#,
-            lake = lake.display(),
+            lake = lake_location,
             spans = self.spans,
             logs = self.logs,
             events = self.events,

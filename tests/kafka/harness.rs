@@ -48,13 +48,27 @@ impl Setup {
     pub async fn new(brokers: &str, name: &str, partitions: i32, max_age: &str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let lake = dir.path().join("lake");
+        Self::with_lake(brokers, name, partitions, max_age, dir, lake.display().to_string(), lake).await
+    }
+
+    /// The same with the lake at `location` (e.g. `s3://bucket/prefix`), whose files can be
+    /// read on this machine at `lake` (the folder an S3 server keeps them in).
+    pub async fn with_lake(
+        brokers: &str,
+        name: &str,
+        partitions: i32,
+        max_age: &str,
+        dir: tempfile::TempDir,
+        location: String,
+        lake: PathBuf,
+    ) -> anyhow::Result<Self> {
         let topics = Topics::create(brokers, partitions).await?;
-        let config = write_config(dir.path(), brokers, &common::unique(name), &topics, &lake, max_age)?;
+        let config = write_config(dir.path(), brokers, &common::unique(name), &topics, &location, max_age)?;
         Ok(Self { brokers: brokers.to_owned(), dir, lake, topics, config })
     }
 
     pub fn start_daemon(&self) -> anyhow::Result<Daemon> {
-        Daemon::start(&self.config, self.dir.path())
+        Daemon::start(&self.config, self.dir.path(), &[])
     }
 
     /// Produce with `loadgen` (mixed formats, 4 spans per message) on a blocking thread.
@@ -75,10 +89,14 @@ pub fn write_config(
     brokers: &str,
     group: &str,
     topics: &Topics,
-    lake: &Path,
+    lake_location: &str,
     max_age: &str,
 ) -> anyhow::Result<PathBuf> {
-    let base = driftwatch_ingest::loadgen::LoadTopics::with_prefix(&topics.prefix).daemon_config(brokers, group, lake);
+    let base = driftwatch_ingest::loadgen::LoadTopics::with_prefix(&topics.prefix).daemon_config(
+        brokers,
+        group,
+        lake_location,
+    );
     let config = format!(
         r#"{base}
 [kafka.librdkafka]
@@ -104,16 +122,18 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn start(config: &Path, log_dir: &Path) -> anyhow::Result<Self> {
+    /// Start `driftwatch ingest` with `config`, its log in `log_dir`, and extra environment.
+    pub fn start(config: &Path, log_dir: &Path, env: &[(String, String)]) -> anyhow::Result<Self> {
         let port = common::free_port();
         let http = format!("127.0.0.1:{port}");
         let log = log_dir.join(format!("daemon-{port}.log"));
         let child = common::driftwatch()
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .args(["ingest", "--config"])
             .arg(config)
             .env("DRIFTWATCH_HTTP__LISTEN", format!("\"{http}\""))
             .env("DRIFTWATCH_SHUTDOWN_DEADLINE", "60s")
-            .env("DRIFTWATCH_LOG", "info")
+            .env("DRIFTWATCH_LOG", "info,object_store=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
@@ -340,6 +360,82 @@ impl PrivateBroker {
 }
 
 impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An S3 server (s3s-fs) of this test's own, on a folder it keeps objects in, that the test
+/// can stop and start again to cut the lake off.
+pub struct PrivateS3 {
+    pub endpoint: String,
+    /// Objects are files under `root/<bucket>/<key>`.
+    pub root: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl PrivateS3 {
+    pub const ACCESS_KEY: &str = "driftwatch";
+    pub const SECRET_KEY: &str = "driftwatch-secret";
+
+    pub fn start(dir: &Path) -> anyhow::Result<Self> {
+        let port = common::free_port();
+        let root = dir.join("s3");
+        std::fs::create_dir_all(&root)?;
+        let mut s3 = Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            root,
+            port,
+            child: None,
+            log: dir.join(format!("s3s-fs-{port}.log")),
+        };
+        s3.restart()?;
+        Ok(s3)
+    }
+
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let child = Command::new(common::stack_var("DRIFTWATCH_TEST_S3S_FS"))
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", Self::ACCESS_KEY, "--secret-key", Self::SECRET_KEY])
+            .arg(&self.root)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::options().create(true).append(true).open(&self.log)?)
+            .spawn()?;
+        self.child = Some(child);
+        let address = format!("127.0.0.1:{}", self.port);
+        if common::wait_for(Duration::from_secs(30), || std::net::TcpStream::connect(&address).ok()).is_none() {
+            bail!("private s3s-fs did not listen on {address}");
+        }
+        Ok(())
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The environment a daemon needs to reach this server through object_store.
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", Self::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", Self::SECRET_KEY),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT", &self.endpoint),
+            ("AWS_ALLOW_HTTP", "true"),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+    }
+}
+
+impl Drop for PrivateS3 {
     fn drop(&mut self) {
         self.stop();
     }

@@ -184,8 +184,8 @@ async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()
     let mut broker = harness::PrivateBroker::start(dir.path())?;
     let topics = Topics::create(&broker.address, 2).await?;
     let group = common::unique("outage");
-    let config = write_config(dir.path(), &broker.address, &group, &topics, &lake, "1s")?;
-    let mut daemon = Daemon::start(&config, dir.path())?;
+    let config = write_config(dir.path(), &broker.address, &group, &topics, &lake.display().to_string(), "1s")?;
+    let mut daemon = Daemon::start(&config, dir.path(), &[])?;
 
     let before = loadgen(&broker.address, &topics, 5_000, 21, 0.0, 4)?;
     wait_for_lake(&lake, produced(&before), 0, INGEST_TIMEOUT).await?;
@@ -217,5 +217,42 @@ async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()
     let ready = common::wait_for(Duration::from_secs(60), || daemon.ready().then_some(()));
     assert!(ready.is_some(), "daemon did not become ready again");
     daemon.stop(Duration::from_secs(60))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_store_outage_is_ridden_out_unready_and_exactly_once() -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir()?;
+    let mut s3 = harness::PrivateS3::start(dir.path())?;
+    std::fs::create_dir_all(s3.root.join("lake"))?;
+    let lake = s3.root.join("lake").join("prod");
+    let setup = Setup::with_lake(&brokers(), "s3outage", 3, "1s", dir, "s3://lake/prod".to_owned(), lake).await?;
+    let mut daemon = Daemon::start(&setup.config, setup.dir.path(), &s3.client_env())?;
+    let mut truth = setup.produce(3_000, 41, 0.0).await??;
+    wait_for_lake(&setup.lake, produced(&truth), 0, INGEST_TIMEOUT).await?;
+    let ready = common::wait_for(Duration::from_secs(30), || daemon.ready().then_some(()));
+    assert!(ready.is_some(), "daemon not ready with a working lake; log:\n{}", daemon.log_tail());
+
+    // The store goes away while messages keep coming: commits fail and are retried, the
+    // daemon stays up, says it is not ready and why, and loses nothing.
+    s3.stop();
+    let during = setup.produce(3_000, 42, 0.0);
+    let unready = common::wait_for(Duration::from_secs(60), || {
+        let (status, body) = common::http_get(&daemon.http, "/readyz").ok()?;
+        (status != 200 && body.contains("lake")).then_some(())
+    });
+    assert!(unready.is_some(), "daemon stayed ready with its lake down; log:\n{}", daemon.log_tail());
+    truth.merge(&during.await??);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(daemon.child_alive(), "daemon exited during the outage; log:\n{}", daemon.log_tail());
+
+    s3.restart()?;
+    let counts = wait_for_lake(&setup.lake, produced(&truth), 0, INGEST_TIMEOUT).await?;
+    let ready = common::wait_for(Duration::from_secs(60), || daemon.ready().then_some(()));
+    assert!(ready.is_some(), "daemon did not become ready again; log:\n{}", daemon.log_tail());
+    daemon.stop(Duration::from_secs(60))?;
+    assert_eq!(common::lake_counts(&setup.lake).await?, counts);
+    assert_exactly(&counts, &truth, "after an object store outage");
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! handed back to the source, which stops rather than skip data.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use driftwatch_lake::writer::{CommitReport, FlushBatch, LakeWriter};
@@ -73,6 +74,9 @@ pub struct Flusher {
     /// committed in submission order). They count against the memory budget until written.
     in_flight_bytes: std::collections::VecDeque<usize>,
     capacity: usize,
+    /// Set while a commit is failing and being retried, cleared by the next success: the lake
+    /// is unwritable now, whatever it was at startup.
+    lake_failing: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for FlushRequest {
@@ -102,9 +106,11 @@ impl Flusher {
         let capacity = capacity.max(1);
         let (requests, mut inbox) = mpsc::channel::<FlushRequest>(capacity);
         let (done_tx, completions) = mpsc::channel(capacity);
+        let lake_failing = Arc::new(AtomicBool::new(false));
+        let failing = Arc::clone(&lake_failing);
         tracker.spawn(async move {
             while let Some(FlushRequest { batch, reason }) = inbox.recv().await {
-                let result = commit_with_retry(&writer, &metrics, batch, reason, &abandon).await;
+                let result = commit_with_retry(&writer, &metrics, batch, reason, &abandon, &failing).await;
                 if done_tx.send(result).await.is_err() {
                     break;
                 }
@@ -117,7 +123,20 @@ impl Flusher {
             in_flight: 0,
             in_flight_bytes: std::collections::VecDeque::new(),
             capacity,
+            lake_failing,
         }
+    }
+
+    /// True while the oldest flush in flight keeps failing on a retryable lake error (an
+    /// object store or disk outage); false again once a commit succeeds.
+    pub fn lake_failing(&self) -> bool {
+        self.lake_failing.load(Ordering::Acquire)
+    }
+
+    /// The flag behind [`lake_failing`](Self::lake_failing), for readers that cannot wait for
+    /// the flusher's owner (the source may itself be waiting on this flusher).
+    pub fn lake_failing_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.lake_failing)
     }
 
     /// Flushes submitted and not yet reported back.
@@ -177,6 +196,7 @@ async fn commit_with_retry(
     mut batch: FlushBatch,
     reason: FlushReason,
     abandon: &CancellationToken,
+    lake_failing: &AtomicBool,
 ) -> Result<FlushDone, FlusherError> {
     let (stream, partition, first_offset, next_offset) =
         (batch.stream.clone(), batch.partition, batch.first_offset, batch.next_offset);
@@ -185,6 +205,7 @@ async fn commit_with_retry(
         let started = Instant::now();
         match writer.commit(&mut batch).await {
             Ok(report) => {
+                lake_failing.store(false, Ordering::Release);
                 metrics.record_flush(reason, started.elapsed().as_secs_f64());
                 for file in &report.files {
                     metrics.record_files_written(file.kind, 1, file.rows as u64, file.bytes as u64);
@@ -201,6 +222,7 @@ async fn commit_with_retry(
                 return Ok(FlushDone { stream, partition, next_offset, reason, report });
             }
             Err(source) if source.is_retryable() => {
+                lake_failing.store(true, Ordering::Release);
                 metrics.record_consumer_error("lake_write");
                 tracing::warn!(
                     stream = %stream,
@@ -272,6 +294,33 @@ mod tests {
             assert_eq!(flusher.next_done().await?.next_offset, expected);
         }
         assert_eq!(flusher.in_flight_bytes(), 0);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_failing_lake_is_reported_until_a_commit_succeeds() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let lake = dir.path().join("lake");
+        std::fs::create_dir_all(&lake)?;
+        // A file where the checkpoint folder belongs: every commit fails with an I/O error,
+        // as on a full or detached disk, until it is moved away.
+        let blocker = lake.join("_checkpoints");
+        std::fs::write(&blocker, b"not a folder")?;
+        let store = LakeStore::open(&lake.display().to_string(), &HashMap::new()).await?;
+        let writer = Arc::new(LakeWriter::new(store, ParquetOptions::default()));
+        let tracker = TaskTracker::new();
+        let metrics = Metrics::new(&MetricsConfig::default());
+        let mut flusher = Flusher::spawn(writer, metrics, 2, &tracker, CancellationToken::new());
+        assert!(!flusher.lake_failing());
+        flusher.submit(batch(0), FlushReason::Rows, 1_000).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !flusher.lake_failing() {
+            assert!(Instant::now() < deadline, "a retried commit never reported the lake failing");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        std::fs::remove_file(&blocker)?;
+        assert_eq!(flusher.next_done().await?.next_offset, 1);
+        assert!(!flusher.lake_failing());
         Ok(())
     }
 }

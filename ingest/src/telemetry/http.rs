@@ -9,6 +9,7 @@
 //! `Debug` output or logs.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
@@ -101,6 +102,10 @@ pub type Result<T, E = HttpError> = std::result::Result<T, E>;
 pub struct Readiness {
     /// `None` when ready, else why not.
     not_ready: Arc<Mutex<Option<String>>>,
+    /// Flags read at every check, with the reason to give while one is set. They are set by
+    /// whoever sees the condition first and hold even while the pipeline loop that calls
+    /// [`set_ready`](Self::set_ready) is blocked, e.g. waiting for a lake that does not answer.
+    blockers: Arc<Mutex<Vec<(Arc<AtomicBool>, &'static str)>>>,
 }
 
 impl Default for Readiness {
@@ -112,7 +117,12 @@ impl Default for Readiness {
 impl Readiness {
     /// Not ready yet, with reason "starting".
     pub fn new() -> Self {
-        Self { not_ready: Arc::new(Mutex::new(Some("starting".to_owned()))) }
+        Self { not_ready: Arc::new(Mutex::new(Some("starting".to_owned()))), blockers: Arc::default() }
+    }
+
+    /// Not ready, with `reason`, whenever `flag` is set.
+    pub fn not_ready_while(&self, flag: Arc<AtomicBool>, reason: &'static str) {
+        self.blockers.lock().unwrap_or_else(PoisonError::into_inner).push((flag, reason));
     }
 
     /// Mark ready (logged on the transition only).
@@ -135,6 +145,11 @@ impl Readiness {
 
     /// `Ok` when ready, else the reason.
     pub fn check(&self) -> std::result::Result<(), String> {
+        let blockers = self.blockers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, reason)) = blockers.iter().find(|(flag, _)| flag.load(Ordering::Acquire)) {
+            return Err((*reason).to_owned());
+        }
+        drop(blockers);
         match self.not_ready.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
             None => Ok(()),
             Some(reason) => Err(reason.clone()),

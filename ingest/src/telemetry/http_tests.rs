@@ -121,3 +121,23 @@ fn token_never_shows_in_debug_and_config_parses() -> TestResult {
     assert!(serde_json::from_str::<HttpConfig>(r#"{"listen": "0.0.0.0:1", "token": "x"}"#).is_err());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_blocking_flag_makes_readyz_unready_whatever_the_pipeline_last_said() -> TestResult {
+    let server = start(None).await?;
+    let lake_failing = Arc::new(AtomicBool::new(false));
+    server.readiness.not_ready_while(Arc::clone(&lake_failing), "lake not writable");
+    server.readiness.set_ready();
+    assert_eq!(get(server.addr, "/readyz", None).await?.0, 200);
+
+    lake_failing.store(true, Ordering::Release);
+    let (status, _, body) = get(server.addr, "/readyz", None).await?;
+    assert_eq!(status, 503);
+    assert!(body.contains("lake not writable"), "{body}");
+
+    lake_failing.store(false, Ordering::Release);
+    assert_eq!(get(server.addr, "/readyz", None).await?.0, 200);
+    server.shutdown.cancel();
+    server.task.await??;
+    Ok(())
+}

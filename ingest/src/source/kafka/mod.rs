@@ -116,6 +116,9 @@ async fn consume(
         tasks,
         abandon.clone(),
     );
+    // Read by `/readyz` itself: while commits fail, this loop may be blocked waiting for the
+    // flusher and cannot report it.
+    readiness.not_ready_while(flusher.lake_failing_flag(), "lake not writable (commits failing and retried)");
     let mut state = Daemon {
         components,
         processor: components.processor(),
