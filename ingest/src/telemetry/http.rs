@@ -105,8 +105,11 @@ pub struct Readiness {
     /// Flags read at every check, with the reason to give while one is set. They are set by
     /// whoever sees the condition first and hold even while the pipeline loop that calls
     /// [`set_ready`](Self::set_ready) is blocked, e.g. waiting for a lake that does not answer.
-    blockers: Arc<Mutex<Vec<(Arc<AtomicBool>, &'static str)>>>,
+    blockers: Arc<Mutex<Vec<Blocker>>>,
 }
+
+/// A flag that, while set, makes the daemon not ready, and the reason `/readyz` gives.
+type Blocker = (Arc<AtomicBool>, &'static str);
 
 impl Default for Readiness {
     fn default() -> Self {
