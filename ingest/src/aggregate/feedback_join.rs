@@ -14,56 +14,53 @@
 //! few distinct (model, prompt, environment) combinations and consecutive events mostly repeat
 //! one.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
 
 use crate::id_key::{IdKeyHasher, RecentMap, id_key};
 
-/// The inference fields feedback borrows.
-#[derive(Debug, PartialEq, Eq)]
-struct Context {
-    environment: Option<String>,
-    response_model: Option<String>,
-    provider: Option<String>,
-    operation: String,
-    prompt_id: Option<String>,
-    prompt_version: Option<String>,
+/// The inference fields feedback borrows, over any string type: owned in the shared record
+/// ([`Context`]), borrowed from an event to hash and compare it without copying
+/// ([`ContextView`]).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ContextFields<S> {
+    environment: Option<S>,
+    response_model: Option<S>,
+    provider: Option<S>,
+    operation: S,
+    prompt_id: Option<S>,
+    prompt_version: Option<S>,
 }
 
-impl Context {
-    fn of(event: &InferenceEvent) -> Self {
+type Context = ContextFields<String>;
+type ContextView<'a> = ContextFields<&'a str>;
+
+impl<'a> ContextView<'a> {
+    fn of(event: &'a InferenceEvent) -> Self {
         Self {
-            environment: event.environment.clone(),
-            response_model: event.response_model.clone(),
-            provider: event.provider.clone(),
-            operation: event.operation.clone(),
-            prompt_id: event.prompt_id.clone(),
-            prompt_version: event.prompt_version.clone(),
+            environment: event.environment.as_deref(),
+            response_model: event.response_model.as_deref(),
+            provider: event.provider.as_deref(),
+            operation: &event.operation,
+            prompt_id: event.prompt_id.as_deref(),
+            prompt_version: event.prompt_version.as_deref(),
         }
     }
-
-    fn matches(&self, event: &InferenceEvent) -> bool {
-        self.environment == event.environment
-            && self.response_model == event.response_model
-            && self.provider == event.provider
-            && self.operation == event.operation
-            && self.prompt_id == event.prompt_id
-            && self.prompt_version == event.prompt_version
-    }
 }
 
-/// Hash of an event's context fields, computed without copying them.
-fn context_hash(event: &InferenceEvent) -> u64 {
-    let mut hasher = IdKeyHasher::default().build_hasher();
-    event.environment.hash(&mut hasher);
-    event.response_model.hash(&mut hasher);
-    event.provider.hash(&mut hasher);
-    event.operation.hash(&mut hasher);
-    event.prompt_id.hash(&mut hasher);
-    event.prompt_version.hash(&mut hasher);
-    hasher.finish()
+impl<S> ContextFields<S> {
+    fn map<'s, T>(&'s self, f: impl Fn(&'s S) -> T) -> ContextFields<T> {
+        ContextFields {
+            environment: self.environment.as_ref().map(&f),
+            response_model: self.response_model.as_ref().map(&f),
+            provider: self.provider.as_ref().map(&f),
+            operation: f(&self.operation),
+            prompt_id: self.prompt_id.as_ref().map(&f),
+            prompt_version: self.prompt_version.as_ref().map(&f),
+        }
+    }
 }
 
 /// Bounded index of recent inferences, keyed by event id and response id.
@@ -103,16 +100,17 @@ impl FeedbackJoin {
 
     /// The shared context record equal to the event's fields.
     fn intern(&mut self, event: &InferenceEvent) -> Arc<Context> {
-        let hash = context_hash(event);
+        let view = ContextView::of(event);
+        let hash = IdKeyHasher::default().hash_one(&view);
         if let Some(context) = self.contexts.get(&hash)
-            && context.matches(event)
+            && context.map(String::as_str) == view
         {
             return Arc::clone(context);
         }
         if self.contexts.len() >= self.capacity {
             self.contexts.clear();
         }
-        let context = Arc::new(Context::of(event));
+        let context = Arc::new(view.map(|field| (*field).to_owned()));
         // On a hash collision the newer record replaces the older one: both stay correct, the
         // older is just no longer shared.
         self.contexts.insert(hash, Arc::clone(&context));
