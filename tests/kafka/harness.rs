@@ -310,43 +310,42 @@ pub fn assert_exactly(counts: &common::LakeCounts, truth: &Truth, context: &str)
     }
 }
 
-/// A Tansu broker of the test's own (the outage test stops and restarts it).
-pub struct PrivateBroker {
+/// A server process of the test's own on a loopback port, that the test can stop and start
+/// again (a broker or object store outage). Its stderr is appended to a log beside the test's.
+pub struct PrivateServer {
     pub address: String,
+    command: Box<dyn Fn() -> Command + Send>,
     child: Option<Child>,
     log: PathBuf,
 }
 
-impl PrivateBroker {
-    pub fn start(log_dir: &Path) -> anyhow::Result<Self> {
+impl PrivateServer {
+    /// Start `command(address)` and wait until it listens on `address`.
+    pub fn start(
+        name: &str,
+        log_dir: &Path,
+        command: impl Fn(&str) -> Command + Send + 'static,
+    ) -> anyhow::Result<Self> {
         let port = common::free_port();
-        let mut broker =
-            Self { address: format!("127.0.0.1:{port}"), child: None, log: log_dir.join(format!("tansu-{port}.log")) };
-        broker.restart()?;
-        Ok(broker)
+        let address = format!("127.0.0.1:{port}");
+        let for_command = address.clone();
+        let mut server = Self {
+            address,
+            command: Box::new(move || command(&for_command)),
+            child: None,
+            log: log_dir.join(format!("{name}-{port}.log")),
+        };
+        server.restart()?;
+        Ok(server)
     }
 
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        let binary = common::stack_var("DRIFTWATCH_TEST_TANSU");
-        let url = format!("tcp://{}", self.address);
-        let child = Command::new(binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&self.log)?)
-            .spawn()?;
+        let log = std::fs::File::options().create(true).append(true).open(&self.log)?;
+        let child = (self.command)().stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn()?;
         self.child = Some(child);
         let address = self.address.clone();
         if common::wait_for(Duration::from_secs(30), || std::net::TcpStream::connect(&address).ok()).is_none() {
-            bail!("private tansu did not listen on {address}");
+            bail!("private server did not listen on {address}; log in {}", self.log.display());
         }
         Ok(())
     }
@@ -359,21 +358,28 @@ impl PrivateBroker {
     }
 }
 
-impl Drop for PrivateBroker {
+impl Drop for PrivateServer {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
-/// An S3 server (s3s-fs) of this test's own, on a folder it keeps objects in, that the test
-/// can stop and start again to cut the lake off.
+/// A Tansu broker of the test's own (the outage test stops and restarts it).
+pub fn private_broker(log_dir: &Path) -> anyhow::Result<PrivateServer> {
+    PrivateServer::start("tansu", log_dir, |address| {
+        let url = format!("tcp://{address}");
+        let mut command = Command::new(common::stack_var("DRIFTWATCH_TEST_TANSU"));
+        command.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url]);
+        command.args(["--storage-engine", "memory://tansu/"]);
+        command
+    })
+}
+
+/// An S3 server (s3s-fs) of the test's own, keeping objects as files under
+/// `root/<bucket>/<key>`, that the test can stop and start again to cut the lake off.
 pub struct PrivateS3 {
-    pub endpoint: String,
-    /// Objects are files under `root/<bucket>/<key>`.
+    pub server: PrivateServer,
     pub root: PathBuf,
-    port: u16,
-    child: Option<Child>,
-    log: PathBuf,
 }
 
 impl PrivateS3 {
@@ -381,43 +387,18 @@ impl PrivateS3 {
     pub const SECRET_KEY: &str = "driftwatch-secret";
 
     pub fn start(dir: &Path) -> anyhow::Result<Self> {
-        let port = common::free_port();
         let root = dir.join("s3");
         std::fs::create_dir_all(&root)?;
-        let mut s3 = Self {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            root,
-            port,
-            child: None,
-            log: dir.join(format!("s3s-fs-{port}.log")),
-        };
-        s3.restart()?;
-        Ok(s3)
-    }
-
-    pub fn restart(&mut self) -> anyhow::Result<()> {
-        let child = Command::new(common::stack_var("DRIFTWATCH_TEST_S3S_FS"))
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", Self::ACCESS_KEY, "--secret-key", Self::SECRET_KEY])
-            .arg(&self.root)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::options().create(true).append(true).open(&self.log)?)
-            .spawn()?;
-        self.child = Some(child);
-        let address = format!("127.0.0.1:{}", self.port);
-        if common::wait_for(Duration::from_secs(30), || std::net::TcpStream::connect(&address).ok()).is_none() {
-            bail!("private s3s-fs did not listen on {address}");
-        }
-        Ok(())
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let served = root.clone();
+        let server = PrivateServer::start("s3s-fs", dir, move |address| {
+            let (host, port) = address.split_once(':').unwrap_or((address, ""));
+            let mut command = Command::new(common::stack_var("DRIFTWATCH_TEST_S3S_FS"));
+            command.args(["--host", host, "--port", port]);
+            command.args(["--access-key", Self::ACCESS_KEY, "--secret-key", Self::SECRET_KEY]);
+            command.arg(&served).env("RUST_LOG", "warn");
+            command
+        })?;
+        Ok(Self { server, root })
     }
 
     /// The environment a daemon needs to reach this server through object_store.
@@ -426,17 +407,11 @@ impl PrivateS3 {
             ("AWS_ACCESS_KEY_ID", Self::ACCESS_KEY),
             ("AWS_SECRET_ACCESS_KEY", Self::SECRET_KEY),
             ("AWS_REGION", "us-east-1"),
-            ("AWS_ENDPOINT", &self.endpoint),
+            ("AWS_ENDPOINT", &format!("http://{}", self.server.address)),
             ("AWS_ALLOW_HTTP", "true"),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value.to_owned()))
         .collect()
-    }
-}
-
-impl Drop for PrivateS3 {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

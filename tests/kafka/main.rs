@@ -181,7 +181,7 @@ async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()
     let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir()?;
     let lake = dir.path().join("lake");
-    let mut broker = harness::PrivateBroker::start(dir.path())?;
+    let mut broker = harness::private_broker(dir.path())?;
     let topics = Topics::create(&broker.address, 2).await?;
     let group = common::unique("outage");
     let config = write_config(dir.path(), &broker.address, &group, &topics, &lake.display().to_string(), "1s")?;
@@ -236,7 +236,7 @@ async fn an_object_store_outage_is_ridden_out_unready_and_exactly_once() -> anyh
 
     // The store goes away while messages keep coming: commits fail and are retried, the
     // daemon stays up, says it is not ready and why, and loses nothing.
-    s3.stop();
+    s3.server.stop();
     let during = setup.produce(3_000, 42, 0.0);
     let unready = common::wait_for(Duration::from_secs(60), || {
         let (status, body) = common::http_get(&daemon.http, "/readyz").ok()?;
@@ -247,7 +247,7 @@ async fn an_object_store_outage_is_ridden_out_unready_and_exactly_once() -> anyh
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(daemon.child_alive(), "daemon exited during the outage; log:\n{}", daemon.log_tail());
 
-    s3.restart()?;
+    s3.server.restart()?;
     let counts = wait_for_lake(&setup.lake, produced(&truth), 0, INGEST_TIMEOUT).await?;
     let ready = common::wait_for(Duration::from_secs(60), || daemon.ready().then_some(()));
     assert!(ready.is_some(), "daemon did not become ready again; log:\n{}", daemon.log_tail());
