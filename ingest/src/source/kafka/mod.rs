@@ -304,7 +304,7 @@ impl Daemon<'_> {
                 // The poll thread waits for this answer inside the rebalance callback.
                 let _ = reply.send(durable);
             }
-            Event::Lost(partitions) => {
+            Event::Lost { partitions, done } => {
                 for (topic, partition) in partitions {
                     let key = (self.topic(&topic), partition);
                     let dropped = self.buffers.remove(&key).map_or(0, |buffer| buffer.rows());
@@ -316,6 +316,10 @@ impl Daemon<'_> {
                     );
                     self.forget_partition(&key);
                 }
+                // Their completions are ignored now (no buffer), but they must be over before
+                // the poll thread may recover a partition that comes back to this member.
+                self.drain_flushes().await?;
+                let _ = done.send(());
             }
             Event::HighWatermarks(marks) => {
                 for (topic, partition, high) in marks {

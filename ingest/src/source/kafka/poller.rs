@@ -158,8 +158,9 @@ pub enum Event {
     /// Partitions taken away without a handshake: the group moved on while this member could
     /// not answer (frozen, partitioned from the coordinator). Another member may already be
     /// consuming them from the lake checkpoint, so what is buffered for them is dropped
-    /// unwritten; writing it now would race the new owner.
-    Lost(Vec<(String, i32)>),
+    /// unwritten; writing it now would race the new owner. Answer once the flushes already in
+    /// flight have finished, so that a later assignment's recovery never runs beside them.
+    Lost { partitions: Vec<(String, i32)>, done: std::sync::mpsc::SyncSender<()> },
     /// librdkafka's latest high watermark per partition (from its statistics).
     HighWatermarks(Vec<(String, i32, i64)>),
     /// A consumer error the daemon cannot recover from (already counted and logged).
@@ -432,15 +433,10 @@ impl PollerContext {
             "Assignment lost (the group moved on while this member was unreachable); dropping its \
              unwritten messages, the new owner resumes from the lake checkpoint."
         );
-        let held: Vec<Event> = {
-            let mut held = self.lock_held();
-            held.seal();
-            held.events.drain(..).collect()
-        };
         let is_lost = |message: &OwnedMessage| {
             lost.iter().any(|(topic, partition)| topic == message.topic() && *partition == message.partition())
         };
-        for event in held {
+        for event in self.take_held() {
             let event = match event {
                 Event::Messages(mut messages) => {
                     messages.retain(|message| !is_lost(message));
@@ -455,7 +451,23 @@ impl PollerContext {
                 return;
             }
         }
-        let _ = self.events.blocking_send(Event::Lost(lost));
+        let (done, answer) = std::sync::mpsc::sync_channel(1);
+        if self.events.blocking_send(Event::Lost { partitions: lost, done }).is_err() {
+            return;
+        }
+        if answer.recv_timeout(REVOKE_TIMEOUT).is_err() {
+            tracing::error!(
+                timeout_secs = REVOKE_TIMEOUT.as_secs(),
+                "Flushes in flight did not finish in time after losing partitions; releasing them anyway."
+            );
+        }
+    }
+
+    /// Close the batch being gathered and take every event held back from the channel.
+    fn take_held(&self) -> Vec<Event> {
+        let mut held = self.lock_held();
+        held.seal();
+        held.events.drain(..).collect()
     }
 
     /// Forward held messages (the revoked partitions' tail) and ask the loop to flush.
@@ -465,12 +477,7 @@ impl PollerContext {
         if partitions.is_empty() || self.stopping.load(Ordering::Acquire) {
             return Vec::new();
         }
-        let held: Vec<Event> = {
-            let mut held = self.lock_held();
-            held.seal();
-            held.events.drain(..).collect()
-        };
-        for event in held {
+        for event in self.take_held() {
             if self.events.blocking_send(event).is_err() {
                 return Vec::new();
             }
