@@ -1,14 +1,16 @@
 //! The flusher: one task that commits flush batches to the lake in submission order.
 //!
 //! Sources submit [`FlushBatch`]es through a bounded channel (its capacity is the number of
-//! flushes in flight, the backpressure bound) and read [`FlushDone`] completions back. Order
+//! flushes in flight, the backpressure bound) and read [`FlushOutcome`]s back. Order
 //! matters: a partition's checkpoints must advance monotonically, so one task commits batches
 //! one after another while the source keeps decoding on another core. Retryable lake errors
 //! (I/O, object-store hiccups) are retried with capped exponential backoff; anything else is
-//! handed back to the source, which stops rather than skip data.
+//! handed back to the source, which stops rather than skip data. A partition the source no
+//! longer owns can be fenced: its batches that are not being written yet are dropped.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use driftwatch_lake::writer::{CommitReport, FlushBatch, LakeWriter};
@@ -32,6 +34,21 @@ pub struct FlushDone {
     pub reason: FlushReason,
     /// Files and checkpoint written.
     pub report: CommitReport,
+}
+
+/// What became of a submitted flush.
+#[derive(Debug)]
+pub enum FlushOutcome {
+    /// Written and checkpointed.
+    Committed(FlushDone),
+    /// Not written: its partition was fenced ([`Flusher::fence`]) before the commit started,
+    /// or while it was waiting to retry.
+    Fenced {
+        /// Checkpoint stream of the batch.
+        stream: String,
+        /// Partition of the batch.
+        partition: i32,
+    },
 }
 
 /// Why a flush could not be committed.
@@ -66,9 +83,9 @@ struct FlushRequest {
 #[derive(Debug)]
 pub struct Flusher {
     requests: mpsc::Sender<FlushRequest>,
-    completions: mpsc::Receiver<Result<FlushDone, FlusherError>>,
+    completions: mpsc::Receiver<Result<FlushOutcome, FlusherError>>,
     /// Completions collected by `submit` while making room, not yet handed out.
-    ready: std::collections::VecDeque<Result<FlushDone, FlusherError>>,
+    ready: std::collections::VecDeque<Result<FlushOutcome, FlusherError>>,
     in_flight: usize,
     /// Approximate heap bytes of each batch not yet committed, oldest first (batches are
     /// committed in submission order). They count against the memory budget until written.
@@ -77,6 +94,17 @@ pub struct Flusher {
     /// Set while a commit is failing and being retried, cleared by the next success: the lake
     /// is unwritable now, whatever it was at startup.
     lake_failing: Arc<AtomicBool>,
+    /// (stream, partition) whose batches must not be written any more.
+    fenced: Arc<Mutex<HashSet<(String, i32)>>>,
+}
+
+/// What the flusher task commits with.
+struct Committer {
+    writer: Arc<LakeWriter>,
+    metrics: Metrics,
+    abandon: CancellationToken,
+    lake_failing: Arc<AtomicBool>,
+    fenced: Arc<Mutex<HashSet<(String, i32)>>>,
 }
 
 impl std::fmt::Debug for FlushRequest {
@@ -107,10 +135,17 @@ impl Flusher {
         let (requests, mut inbox) = mpsc::channel::<FlushRequest>(capacity);
         let (done_tx, completions) = mpsc::channel(capacity);
         let lake_failing = Arc::new(AtomicBool::new(false));
-        let failing = Arc::clone(&lake_failing);
+        let fenced = Arc::new(Mutex::new(HashSet::new()));
+        let committer = Committer {
+            writer,
+            metrics,
+            abandon,
+            lake_failing: Arc::clone(&lake_failing),
+            fenced: Arc::clone(&fenced),
+        };
         tracker.spawn(async move {
             while let Some(FlushRequest { batch, reason }) = inbox.recv().await {
-                let result = commit_with_retry(&writer, &metrics, batch, reason, &abandon, &failing).await;
+                let result = committer.commit_with_retry(batch, reason).await;
                 if done_tx.send(result).await.is_err() {
                     break;
                 }
@@ -124,7 +159,20 @@ impl Flusher {
             in_flight_bytes: std::collections::VecDeque::new(),
             capacity,
             lake_failing,
+            fenced,
         }
+    }
+
+    /// Stop writing batches of (stream, partition): the partition now belongs to another
+    /// member. Batches not yet started, and one waiting to retry, complete as
+    /// [`FlushOutcome::Fenced`]; a commit already under way cannot be recalled and completes.
+    pub fn fence(&self, stream: &str, partition: i32) {
+        self.fenced.lock().unwrap_or_else(PoisonError::into_inner).insert((stream.to_owned(), partition));
+    }
+
+    /// Write (stream, partition) again, once its fenced batches have all completed.
+    pub fn unfence(&self, stream: &str, partition: i32) {
+        self.fenced.lock().unwrap_or_else(PoisonError::into_inner).remove(&(stream.to_owned(), partition));
     }
 
     /// True while the oldest flush in flight keeps failing on a retryable lake error (an
@@ -171,7 +219,7 @@ impl Flusher {
     }
 
     /// The next completion from the task; its batch has been dropped, so its bytes are free.
-    async fn receive(&mut self) -> Result<Result<FlushDone, FlusherError>, FlusherError> {
+    async fn receive(&mut self) -> Result<Result<FlushOutcome, FlusherError>, FlusherError> {
         let done = self.completions.recv().await.ok_or(FlusherError::Stopped)?;
         self.in_flight_bytes.pop_front();
         Ok(done)
@@ -179,7 +227,7 @@ impl Flusher {
 
     /// The next completion, in submission order; pending forever when nothing is in flight (so
     /// it can sit in a `select!`). Cancel safe.
-    pub async fn next_done(&mut self) -> Result<FlushDone, FlusherError> {
+    pub async fn next_done(&mut self) -> Result<FlushOutcome, FlusherError> {
         let done = match self.ready.pop_front() {
             Some(done) => done,
             None if self.in_flight == 0 => return std::future::pending().await,
@@ -190,56 +238,63 @@ impl Flusher {
     }
 }
 
-async fn commit_with_retry(
-    writer: &LakeWriter,
-    metrics: &Metrics,
-    mut batch: FlushBatch,
-    reason: FlushReason,
-    abandon: &CancellationToken,
-    lake_failing: &AtomicBool,
-) -> Result<FlushDone, FlusherError> {
-    let (stream, partition, first_offset, next_offset) =
-        (batch.stream.clone(), batch.partition, batch.first_offset, batch.next_offset);
-    let mut delay = RETRY_START;
-    loop {
-        let started = Instant::now();
-        match writer.commit(&mut batch).await {
-            Ok(report) => {
-                lake_failing.store(false, Ordering::Release);
-                metrics.record_flush(reason, started.elapsed().as_secs_f64());
-                for file in &report.files {
-                    metrics.record_files_written(file.kind, 1, file.rows as u64, file.bytes as u64);
-                }
-                tracing::debug!(
-                    stream = %stream,
-                    partition,
-                    first_offset,
-                    next_offset,
-                    files = report.files.len(),
-                    reason = reason.as_str(),
-                    "Flush committed."
-                );
-                return Ok(FlushDone { stream, partition, next_offset, reason, report });
+impl Committer {
+    fn is_fenced(&self, stream: &str, partition: i32) -> bool {
+        self.fenced.lock().unwrap_or_else(PoisonError::into_inner).contains(&(stream.to_owned(), partition))
+    }
+
+    async fn commit_with_retry(
+        &self,
+        mut batch: FlushBatch,
+        reason: FlushReason,
+    ) -> Result<FlushOutcome, FlusherError> {
+        let (stream, partition, first_offset, next_offset) =
+            (batch.stream.clone(), batch.partition, batch.first_offset, batch.next_offset);
+        let mut delay = RETRY_START;
+        loop {
+            if self.is_fenced(&stream, partition) {
+                tracing::info!(stream = %stream, partition, first_offset, next_offset, "Flush of a fenced partition dropped.");
+                return Ok(FlushOutcome::Fenced { stream, partition });
             }
-            Err(source) if source.is_retryable() => {
-                lake_failing.store(true, Ordering::Release);
-                metrics.record_consumer_error("lake_write");
-                tracing::warn!(
-                    stream = %stream,
-                    partition,
-                    error = %source,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "Lake commit failed; retrying."
-                );
-                tokio::select! {
-                    biased;
-                    () = abandon.cancelled() => return Err(FlusherError::Abandoned { stream, partition }),
-                    () = tokio::time::sleep(delay) => {}
+            let started = Instant::now();
+            match self.writer.commit(&mut batch).await {
+                Ok(report) => {
+                    self.lake_failing.store(false, Ordering::Release);
+                    self.metrics.record_flush(reason, started.elapsed().as_secs_f64());
+                    for file in &report.files {
+                        self.metrics.record_files_written(file.kind, 1, file.rows as u64, file.bytes as u64);
+                    }
+                    tracing::debug!(
+                        stream = %stream,
+                        partition,
+                        first_offset,
+                        next_offset,
+                        files = report.files.len(),
+                        reason = reason.as_str(),
+                        "Flush committed."
+                    );
+                    return Ok(FlushOutcome::Committed(FlushDone { stream, partition, next_offset, reason, report }));
                 }
-                delay = (delay * 2).min(RETRY_MAX);
-            }
-            Err(source) => {
-                return Err(FlusherError::Commit { stream, partition, first_offset, next_offset, source });
+                Err(source) if source.is_retryable() => {
+                    self.lake_failing.store(true, Ordering::Release);
+                    self.metrics.record_consumer_error("lake_write");
+                    tracing::warn!(
+                        stream = %stream,
+                        partition,
+                        error = %source,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "Lake commit failed; retrying."
+                    );
+                    tokio::select! {
+                        biased;
+                        () = self.abandon.cancelled() => return Err(FlusherError::Abandoned { stream, partition }),
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(RETRY_MAX);
+                }
+                Err(source) => {
+                    return Err(FlusherError::Commit { stream, partition, first_offset, next_offset, source });
+                }
             }
         }
     }
@@ -291,7 +346,7 @@ mod tests {
         flusher.submit(batch(2), FlushReason::Rows, 250).await?;
         assert_eq!(flusher.in_flight_bytes(), 750);
         for expected in [1, 2, 3] {
-            assert_eq!(flusher.next_done().await?.next_offset, expected);
+            assert_eq!(committed_offset(flusher.next_done().await?), Some(expected));
         }
         assert_eq!(flusher.in_flight_bytes(), 0);
         Ok(())
@@ -319,8 +374,72 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         std::fs::remove_file(&blocker)?;
-        assert_eq!(flusher.next_done().await?.next_offset, 1);
+        assert_eq!(committed_offset(flusher.next_done().await?), Some(1));
         assert!(!flusher.lake_failing());
+        Ok(())
+    }
+
+    /// The checkpoint offset of a committed flush; `None` when it was fenced.
+    fn committed_offset(outcome: FlushOutcome) -> Option<i64> {
+        match outcome {
+            FlushOutcome::Committed(done) => Some(done.next_offset),
+            FlushOutcome::Fenced { .. } => None,
+        }
+    }
+
+    fn parquet_files(dir: &std::path::Path) -> usize {
+        walk(dir).iter().filter(|path| path.extension().is_some_and(|ext| ext == "parquet")).count()
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        entries
+            .flatten()
+            .flat_map(|entry| {
+                let path = entry.path();
+                if path.is_dir() { walk(&path) } else { vec![path] }
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn fenced_partitions_are_not_written_even_while_retrying() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let lake = dir.path().join("lake");
+        std::fs::create_dir_all(&lake)?;
+        let store = LakeStore::open(&lake.display().to_string(), &HashMap::new()).await?;
+        let writer = Arc::new(LakeWriter::new(store, ParquetOptions::default()));
+        let tracker = TaskTracker::new();
+        let metrics = Metrics::new(&MetricsConfig::default());
+        let mut flusher = Flusher::spawn(writer, metrics, 2, &tracker, CancellationToken::new());
+
+        // Fenced before the commit starts: dropped.
+        flusher.fence("file.test", 0);
+        flusher.submit(batch(0), FlushReason::Revoke, 1_000).await?;
+        assert_eq!(committed_offset(flusher.next_done().await?), None);
+        assert_eq!(parquet_files(&lake), 0);
+
+        // Fenced while waiting to retry on a failing lake: dropped at the next attempt, and
+        // nothing is written when the lake comes back.
+        flusher.unfence("file.test", 0);
+        let blocker = lake.join("_checkpoints");
+        std::fs::write(&blocker, b"not a folder")?;
+        flusher.submit(batch(0), FlushReason::Rows, 1_000).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !flusher.lake_failing() {
+            assert!(Instant::now() < deadline, "the commit never failed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        flusher.fence("file.test", 0);
+        assert_eq!(committed_offset(flusher.next_done().await?), None);
+        std::fs::remove_file(&blocker)?;
+        assert_eq!(parquet_files(&lake), 0);
+
+        // Other partitions, and the same one once unfenced, are written as usual.
+        flusher.unfence("file.test", 0);
+        flusher.submit(batch(0), FlushReason::Rows, 1_000).await?;
+        assert_eq!(committed_offset(flusher.next_done().await?), Some(1));
+        assert_eq!(parquet_files(&lake), 1);
         Ok(())
     }
 }

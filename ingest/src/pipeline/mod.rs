@@ -12,7 +12,7 @@ mod flusher;
 mod partition;
 
 pub use crate::telemetry::{FlushReason, MessageResult};
-pub use flusher::{FlushDone, Flusher, FlusherError};
+pub use flusher::{FlushDone, FlushOutcome, Flusher, FlusherError};
 pub use partition::PartitionBuffer;
 
 use std::sync::Arc;

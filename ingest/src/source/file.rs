@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::decode::PayloadFormat;
 use crate::error::{Error, Result};
-use crate::pipeline::{FlushDone, FlushReason, Flusher, PartitionBuffer};
+use crate::pipeline::{FlushOutcome, FlushReason, Flusher, PartitionBuffer};
 use crate::runtime::Components;
 use crate::source::framing::{Framing, RecordReader};
 
@@ -177,9 +177,12 @@ pub async fn run_file(
     Ok(report)
 }
 
-fn record_done(report: &mut FileRunReport, done: &FlushDone) {
-    report.flushes += 1;
-    report.committed_to = report.committed_to.max(done.next_offset);
+fn record_done(report: &mut FileRunReport, outcome: &FlushOutcome) {
+    // The file source never fences its partition, so every flush is committed.
+    if let FlushOutcome::Committed(done) = outcome {
+        report.flushes += 1;
+        report.committed_to = report.committed_to.max(done.next_offset);
+    }
 }
 
 async fn submit(flusher: &mut Flusher, buffer: &mut PartitionBuffer, reason: FlushReason) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Sources: where messages enter. Each source owns its partitions' buffers and positions and
 //! drives the shared [`pipeline`](crate::pipeline).
 //!
-//! - [`file`]: OTLP/JSON lines, NDJSON events or length-prefixed OTLP protobuf from files
+//! - [`file`](mod@file): OTLP/JSON lines, NDJSON events or length-prefixed OTLP protobuf from files
 //!   (backfill, demo); [`framing`] finds the message boundaries.
 //! - [`kafka`]: the consumer-group daemon.
 

@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, KafkaConfig};
 use crate::decode::PayloadFormat;
 use crate::error::{Error, Result};
-use crate::pipeline::{FlushDone, FlushReason, Flusher, PartitionBuffer, Processor, largest_buffer};
+use crate::pipeline::{FlushOutcome, FlushReason, Flusher, PartitionBuffer, Processor, largest_buffer};
 use crate::runtime::Components;
 use crate::source::file::now_nanos;
 use crate::telemetry::{Readiness, http};
@@ -304,9 +304,10 @@ impl Daemon<'_> {
                 // The poll thread waits for this answer inside the rebalance callback.
                 let _ = reply.send(durable);
             }
-            Event::Lost { partitions, done } => {
-                for (topic, partition) in partitions {
-                    let key = (self.topic(&topic), partition);
+            Event::Lost { partitions: lost, done } => {
+                for (topic, partition) in &lost {
+                    let (topic, partition) = (topic.as_str(), *partition);
+                    let key = (self.topic(topic), partition);
                     let dropped = self.buffers.remove(&key).map_or(0, |buffer| buffer.rows());
                     tracing::warn!(
                         topic,
@@ -315,10 +316,15 @@ impl Daemon<'_> {
                         "Partition lost; its buffered rows were dropped unwritten for the new owner to read again."
                     );
                     self.forget_partition(&key);
+                    self.flusher.fence(&kafka_stream_id(&self.group_id, &key.0), partition);
                 }
-                // Their completions are ignored now (no buffer), but they must be over before
-                // the poll thread may recover a partition that comes back to this member.
+                // Flushes not yet started are dropped (fenced); the one being written, if any,
+                // completes. All must be over before the poll thread may recover a partition
+                // that comes back to this member.
                 self.drain_flushes().await?;
+                for (topic, partition) in &lost {
+                    self.flusher.unfence(&kafka_stream_id(&self.group_id, topic), *partition);
+                }
                 let _ = done.send(());
             }
             Event::HighWatermarks(marks) => {
@@ -413,7 +419,9 @@ impl Daemon<'_> {
         Ok(())
     }
 
-    fn on_flushed(&mut self, done: &FlushDone) {
+    fn on_flushed(&mut self, outcome: &FlushOutcome) {
+        // A fenced flush wrote nothing: its partition was lost, and its rows are the new owner's.
+        let FlushOutcome::Committed(done) = outcome else { return };
         let Some(topic) = self.streams.get(&done.stream).cloned() else { return };
         let partition = done.partition;
         let key = (Arc::clone(&topic), partition);

@@ -55,21 +55,21 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// How long the channel may stay full before the assignment is paused. Longer than a flush
 /// handover, far shorter than `max.poll.interval.ms`.
-const PAUSE_AFTER: Duration = Duration::from_secs(2);
+pub const PAUSE_AFTER: Duration = Duration::from_secs(2);
 
 /// Wait between attempts to forward held messages while not polling.
 const HELD_RETRY: Duration = Duration::from_millis(1);
 
 /// Messages gathered into one [`Event::Messages`] at most.
-const BATCH_MAX_MESSAGES: usize = 512;
+pub const BATCH_MAX_MESSAGES: usize = 512;
 
 /// Payload bytes gathered into one [`Event::Messages`] at most (a batch is closed once it
 /// reaches this; a single larger message makes a batch of its own).
-const BATCH_MAX_BYTES: usize = 1024 * 1024;
+pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
 
 /// Bytes of messages the event channel may hold (besides its count bound): with messages of up
 /// to `message.max.bytes` a count alone would not bound memory.
-const CHANNEL_MAX_BYTES: usize = 32 * 1024 * 1024;
+pub const CHANNEL_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 /// Bookkeeping bytes charged per message on top of its payload and key.
 const MESSAGE_OVERHEAD_BYTES: usize = 256;
