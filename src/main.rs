@@ -51,7 +51,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if let Err(error) = logging::init(&cli.logging) {
-        eprintln!("driftwatch: cannot set up logging: {error:#}");
+        eprintln!("driftwatch: cannot set up logging: {}", error_chain(&error));
         return std::process::ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -11,13 +11,10 @@ use driftwatch_ingest::fleet::files::{FormatMix, write_fleet_files};
 use driftwatch_ingest::fleet::{Fleet, FleetConfig};
 use driftwatch_lake::store::LakeStore;
 
-const ACCESS_KEY: &str = "driftwatch";
-const SECRET_KEY: &str = "driftwatch-secret";
-
 fn s3_options(endpoint: &str) -> HashMap<String, String> {
     [
-        ("aws_access_key_id", ACCESS_KEY),
-        ("aws_secret_access_key", SECRET_KEY),
+        ("aws_access_key_id", common::S3_ACCESS_KEY),
+        ("aws_secret_access_key", common::S3_SECRET_KEY),
         ("aws_region", "us-east-1"),
         ("aws_endpoint", endpoint),
         ("aws_allow_http", "true"),
@@ -52,11 +49,7 @@ async fn file_ingest_into_s3_lands_exactly_and_resumes_from_bucket_checkpoints()
             .args(["ingest", "--source"])
             .arg(format!("file:{}", dir.path().display()))
             .args(["--lake", &location])
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT", &endpoint)
-            .env("AWS_ALLOW_HTTP", "true");
+            .envs(common::s3_client_env(&endpoint));
         command
     };
     common::run_ok(&mut ingest())?;

@@ -91,11 +91,35 @@ pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
 
 /// Send SIGTERM to a child.
 pub fn terminate(child: &Child) -> anyhow::Result<()> {
-    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+    signal(child, "TERM")
+}
+
+/// Send a signal by name (`TERM`, `STOP`, `CONT`, ...) to a child, without waiting.
+pub fn signal(child: &Child, name: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status()?;
     if !status.success() {
-        bail!("kill -TERM {} failed", child.id());
+        bail!("kill -{name} {} failed", child.id());
     }
     Ok(())
+}
+
+/// Credentials of the S3 servers the tests run (s3s-fs; `scripts/dev-stack` uses the same).
+pub const S3_ACCESS_KEY: &str = "driftwatch";
+pub const S3_SECRET_KEY: &str = "driftwatch-secret";
+
+/// The environment a driftwatch process needs to reach the S3 server at `endpoint` through
+/// object_store.
+pub fn s3_client_env(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT", endpoint),
+        ("AWS_ALLOW_HTTP", "true"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect()
 }
 
 /// Wait for a child with a timeout; kills it when the timeout passes.

@@ -185,13 +185,18 @@ impl Daemon {
         Ok(started.elapsed())
     }
 
+    /// Wait until `/metrics` counts at least `messages` consumed messages; false on timeout.
+    pub fn consumed(&self, messages: u64, timeout: Duration) -> bool {
+        common::wait_for(timeout, || {
+            let seen = self.metric_sum("driftwatch_messages_total", "").ok()?;
+            (seen as u64 >= messages).then_some(())
+        })
+        .is_some()
+    }
+
     /// Send a signal by name (`STOP`, `CONT`, ...) without waiting.
     pub fn signal(&self, name: &str) -> anyhow::Result<()> {
-        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status()?;
-        if !status.success() {
-            bail!("kill -{name} {} failed", self.child.id());
-        }
-        Ok(())
+        common::signal(&self.child, name)
     }
 
     pub fn kill9(mut self) -> anyhow::Result<()> {
@@ -383,9 +388,6 @@ pub struct PrivateS3 {
 }
 
 impl PrivateS3 {
-    pub const ACCESS_KEY: &str = "driftwatch";
-    pub const SECRET_KEY: &str = "driftwatch-secret";
-
     pub fn start(dir: &Path) -> anyhow::Result<Self> {
         let root = dir.join("s3");
         std::fs::create_dir_all(&root)?;
@@ -394,7 +396,7 @@ impl PrivateS3 {
             let (host, port) = address.split_once(':').unwrap_or((address, ""));
             let mut command = Command::new(common::stack_var("DRIFTWATCH_TEST_S3S_FS"));
             command.args(["--host", host, "--port", port]);
-            command.args(["--access-key", Self::ACCESS_KEY, "--secret-key", Self::SECRET_KEY]);
+            command.args(["--access-key", common::S3_ACCESS_KEY, "--secret-key", common::S3_SECRET_KEY]);
             command.arg(&served).env("RUST_LOG", "warn");
             command
         })?;
@@ -403,15 +405,6 @@ impl PrivateS3 {
 
     /// The environment a daemon needs to reach this server through object_store.
     pub fn client_env(&self) -> Vec<(String, String)> {
-        [
-            ("AWS_ACCESS_KEY_ID", Self::ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", Self::SECRET_KEY),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ENDPOINT", &format!("http://{}", self.server.address)),
-            ("AWS_ALLOW_HTTP", "true"),
-        ]
-        .into_iter()
-        .map(|(key, value)| (key.to_owned(), value.to_owned()))
-        .collect()
+        common::s3_client_env(&format!("http://{}", self.server.address))
     }
 }

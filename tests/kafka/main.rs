@@ -17,6 +17,9 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 const INGEST_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// How long a daemon may take to consume a test's load (by its `/metrics`).
+const CONSUME_TIMEOUT: Duration = Duration::from_secs(300);
+
 fn brokers() -> String {
     common::stack_var("DRIFTWATCH_TEST_KAFKA")
 }
@@ -112,22 +115,20 @@ async fn a_frozen_member_drops_its_lost_partitions_instead_of_racing_the_new_own
     // A long max_age: rows reach the lake only when partitions are revoked or at shutdown, so
     // both members hold the same offsets in their buffers when the frozen one wakes up.
     let setup = Setup::new(&brokers(), "frozen", 3, "10m").await?;
-    let consumed = |daemon: &Daemon, messages: u64| {
-        common::wait_for(Duration::from_secs(300), || {
-            let seen = daemon.metric_sum("driftwatch_messages_total", "").ok()?;
-            (seen as u64 >= messages).then_some(())
-        })
-    };
 
     let frozen = setup.start_daemon()?;
     let mut truth = setup.produce(6_000, 31, 0.0).await??;
-    assert!(consumed(&frozen, truth.messages).is_some(), "first member did not consume; log:\n{}", frozen.log_tail());
+    assert!(
+        frozen.consumed(truth.messages, CONSUME_TIMEOUT),
+        "first member did not consume; log:\n{}",
+        frozen.log_tail()
+    );
     // Frozen past its session timeout (10 s): the group gives every partition to the new member,
     // which reads them from the start (nothing is in the lake yet) and then some more.
     frozen.signal("STOP")?;
     let owner = setup.start_daemon()?;
     truth.merge(&setup.produce(6_000, 32, 0.0).await??);
-    assert!(consumed(&owner, truth.messages).is_some(), "new owner did not consume; log:\n{}", owner.log_tail());
+    assert!(owner.consumed(truth.messages, CONSUME_TIMEOUT), "new owner did not consume; log:\n{}", owner.log_tail());
     // Waking up, the frozen member learns that its assignment is gone. Flushing what it holds
     // would commit a range the new owner is about to commit a longer one over; it must drop it.
     frozen.signal("CONT")?;
@@ -153,11 +154,11 @@ async fn sigterm_flushes_within_the_deadline_and_restart_consumes_nothing_twice(
     let setup = Setup::new(&brokers(), "sigterm", 3, "10m").await?;
     let daemon = setup.start_daemon()?;
     let truth = setup.produce(20_000, 9, 0.0).await??;
-    let consumed = common::wait_for(Duration::from_secs(300), || {
-        let seen = daemon.metric_sum("driftwatch_messages_total", "").ok()?;
-        (seen as u64 >= truth.messages).then_some(seen)
-    });
-    assert!(consumed.is_some(), "daemon did not consume the load; log:\n{}", daemon.log_tail());
+    assert!(
+        daemon.consumed(truth.messages, CONSUME_TIMEOUT),
+        "daemon did not consume the load; log:\n{}",
+        daemon.log_tail()
+    );
     let shutdown = daemon.stop(Duration::from_secs(60))?;
     assert!(shutdown < Duration::from_secs(60), "shutdown took {shutdown:?}");
     let counts = common::lake_counts(&setup.lake).await?;

@@ -175,14 +175,10 @@ impl Flusher {
         self.fenced.lock().unwrap_or_else(PoisonError::into_inner).remove(&(stream.to_owned(), partition));
     }
 
-    /// True while the oldest flush in flight keeps failing on a retryable lake error (an
-    /// object store or disk outage); false again once a commit succeeds.
-    pub fn lake_failing(&self) -> bool {
-        self.lake_failing.load(Ordering::Acquire)
-    }
-
-    /// The flag behind [`lake_failing`](Self::lake_failing), for readers that cannot wait for
-    /// the flusher's owner (the source may itself be waiting on this flusher).
+    /// A flag that is set while the oldest flush in flight keeps failing on a retryable lake
+    /// error (an object store or disk outage) and cleared once a commit succeeds. Shared, so
+    /// that readers need not wait for the flusher's owner (the source may itself be waiting on
+    /// this flusher).
     pub fn lake_failing_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.lake_failing)
     }
@@ -352,30 +348,45 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn a_failing_lake_is_reported_until_a_commit_succeeds() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let lake = dir.path().join("lake");
+    /// A flusher over a local lake in `dir`, and the lake's folder.
+    async fn local_flusher(dir: &std::path::Path) -> Result<(Flusher, std::path::PathBuf), Box<dyn std::error::Error>> {
+        let lake = dir.join("lake");
         std::fs::create_dir_all(&lake)?;
-        // A file where the checkpoint folder belongs: every commit fails with an I/O error,
-        // as on a full or detached disk, until it is moved away.
-        let blocker = lake.join("_checkpoints");
-        std::fs::write(&blocker, b"not a folder")?;
         let store = LakeStore::open(&lake.display().to_string(), &HashMap::new()).await?;
         let writer = Arc::new(LakeWriter::new(store, ParquetOptions::default()));
-        let tracker = TaskTracker::new();
         let metrics = Metrics::new(&MetricsConfig::default());
-        let mut flusher = Flusher::spawn(writer, metrics, 2, &tracker, CancellationToken::new());
-        assert!(!flusher.lake_failing());
-        flusher.submit(batch(0), FlushReason::Rows, 1_000).await?;
+        Ok((Flusher::spawn(writer, metrics, 2, &TaskTracker::new(), CancellationToken::new()), lake))
+    }
+
+    /// Put a file where the lake's checkpoint folder belongs: every commit then fails with an
+    /// I/O error, as on a full or detached disk, until the returned file is removed.
+    fn block_lake(lake: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+        let blocker = lake.join("_checkpoints");
+        std::fs::write(&blocker, b"not a folder")?;
+        Ok(blocker)
+    }
+
+    /// Wait until a retried commit has reported the lake failing.
+    async fn wait_until_failing(failing: &AtomicBool) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !flusher.lake_failing() {
+        while !failing.load(Ordering::Acquire) {
             assert!(Instant::now() < deadline, "a retried commit never reported the lake failing");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_failing_lake_is_reported_until_a_commit_succeeds() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (mut flusher, lake) = local_flusher(dir.path()).await?;
+        let failing = flusher.lake_failing_flag();
+        let blocker = block_lake(&lake)?;
+        assert!(!failing.load(Ordering::Acquire));
+        flusher.submit(batch(0), FlushReason::Rows, 1_000).await?;
+        wait_until_failing(&failing).await;
         std::fs::remove_file(&blocker)?;
         assert_eq!(committed_offset(flusher.next_done().await?), Some(1));
-        assert!(!flusher.lake_failing());
+        assert!(!failing.load(Ordering::Acquire));
         Ok(())
     }
 
@@ -405,13 +416,7 @@ mod tests {
     #[tokio::test]
     async fn fenced_partitions_are_not_written_even_while_retrying() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let lake = dir.path().join("lake");
-        std::fs::create_dir_all(&lake)?;
-        let store = LakeStore::open(&lake.display().to_string(), &HashMap::new()).await?;
-        let writer = Arc::new(LakeWriter::new(store, ParquetOptions::default()));
-        let tracker = TaskTracker::new();
-        let metrics = Metrics::new(&MetricsConfig::default());
-        let mut flusher = Flusher::spawn(writer, metrics, 2, &tracker, CancellationToken::new());
+        let (mut flusher, lake) = local_flusher(dir.path()).await?;
 
         // Fenced before the commit starts: dropped.
         flusher.fence("file.test", 0);
@@ -422,14 +427,9 @@ mod tests {
         // Fenced while waiting to retry on a failing lake: dropped at the next attempt, and
         // nothing is written when the lake comes back.
         flusher.unfence("file.test", 0);
-        let blocker = lake.join("_checkpoints");
-        std::fs::write(&blocker, b"not a folder")?;
+        let blocker = block_lake(&lake)?;
         flusher.submit(batch(0), FlushReason::Rows, 1_000).await?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !flusher.lake_failing() {
-            assert!(Instant::now() < deadline, "the commit never failed");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until_failing(&flusher.lake_failing_flag()).await;
         flusher.fence("file.test", 0);
         assert_eq!(committed_offset(flusher.next_done().await?), None);
         std::fs::remove_file(&blocker)?;

@@ -304,10 +304,10 @@ impl Daemon<'_> {
                 // The poll thread waits for this answer inside the rebalance callback.
                 let _ = reply.send(durable);
             }
-            Event::Lost { partitions: lost, done } => {
-                for (topic, partition) in &lost {
-                    let (topic, partition) = (topic.as_str(), *partition);
-                    let key = (self.topic(topic), partition);
+            Event::Lost { partitions, done } => {
+                let mut fenced = Vec::with_capacity(partitions.len());
+                for (topic, partition) in partitions {
+                    let key = (self.topic(&topic), partition);
                     let dropped = self.buffers.remove(&key).map_or(0, |buffer| buffer.rows());
                     tracing::warn!(
                         topic,
@@ -316,14 +316,16 @@ impl Daemon<'_> {
                         "Partition lost; its buffered rows were dropped unwritten for the new owner to read again."
                     );
                     self.forget_partition(&key);
-                    self.flusher.fence(&kafka_stream_id(&self.group_id, &key.0), partition);
+                    let stream = kafka_stream_id(&self.group_id, &topic);
+                    self.flusher.fence(&stream, partition);
+                    fenced.push((stream, partition));
                 }
                 // Flushes not yet started are dropped (fenced); the one being written, if any,
                 // completes. All must be over before the poll thread may recover a partition
                 // that comes back to this member.
                 self.drain_flushes().await?;
-                for (topic, partition) in &lost {
-                    self.flusher.unfence(&kafka_stream_id(&self.group_id, topic), *partition);
+                for (stream, partition) in fenced {
+                    self.flusher.unfence(&stream, partition);
                 }
                 let _ = done.send(());
             }

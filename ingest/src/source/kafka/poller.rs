@@ -423,7 +423,7 @@ impl PollerContext {
     /// The assignment was lost: drop held messages of the lost partitions (the next owner reads
     /// them again), forward the rest in order, and tell the loop to drop its buffers.
     fn lose(&self, tpl: &TopicPartitionList) {
-        let lost: Vec<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+        let lost = topic_partitions(tpl);
         if lost.is_empty() || self.stopping.load(Ordering::Acquire) {
             return;
         }
@@ -472,8 +472,7 @@ impl PollerContext {
 
     /// Forward held messages (the revoked partitions' tail) and ask the loop to flush.
     fn revoke(&self, tpl: &TopicPartitionList) -> Vec<(String, i32, i64)> {
-        let partitions: Vec<(String, i32)> =
-            tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+        let partitions = topic_partitions(tpl);
         if partitions.is_empty() || self.stopping.load(Ordering::Acquire) {
             return Vec::new();
         }
@@ -563,8 +562,7 @@ impl ConsumerContext for PollerContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 // Lost: the group already gave the partitions to someone else, and a commit
                 // would be refused; the new owner resumes from the lake checkpoint.
-                let lost = consumer.assignment_lost();
-                if lost {
+                if consumer.assignment_lost() {
                     self.lose(tpl);
                 } else {
                     let durable = self.revoke(tpl);
@@ -574,6 +572,7 @@ impl ConsumerContext for PollerContext {
                     {
                         tracing::warn!(%error, "Could not commit revoked partitions' offsets to Kafka.");
                     }
+                    tracing::info!(partitions = tpl.count(), "Partitions revoked after flushing.");
                 }
                 if let Err(error) = consumer.unassign() {
                     tracing::error!(%error, "Cannot unassign partitions.");
@@ -582,10 +581,6 @@ impl ConsumerContext for PollerContext {
                 let mut held = self.lock_held();
                 held.paused = false;
                 held.positions.clear();
-                drop(held);
-                if !lost {
-                    tracing::info!(partitions = tpl.count(), "Partitions revoked after flushing.");
-                }
             }
             other => {
                 self.metrics.record_consumer_error("rebalance");
@@ -595,6 +590,11 @@ impl ConsumerContext for PollerContext {
             }
         }
     }
+}
+
+/// The (topic, partition) pairs of a list, owned.
+fn topic_partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect()
 }
 
 /// A topic-partition list with explicit offsets.
