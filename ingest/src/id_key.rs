@@ -47,7 +47,11 @@ impl<V> RecentMap<V> {
     /// Insert or replace; returns whether the key was already present (in either generation).
     pub fn insert(&mut self, key: u128, value: V) -> bool {
         if self.current.len() >= self.capacity && !self.current.contains_key(&key) {
-            self.previous = std::mem::take(&mut self.current);
+            // The retiring generation's table becomes the new current one, emptied but keeping
+            // its allocation: dropping it and reserving afresh returned megabytes to the
+            // allocator and page-faulted them back in at every rotation.
+            std::mem::swap(&mut self.previous, &mut self.current);
+            self.current.clear();
             self.current.reserve(self.capacity);
         }
         let in_previous = self.previous.remove(&key).is_some();

@@ -8,7 +8,7 @@
 //! are cloned only when a key is seen for the first time in a flush interval.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash};
 use std::mem::size_of;
 
 use driftwatch_lake::histogram::{self, HistogramError, millis_to_micros};
@@ -137,8 +137,9 @@ struct Slot {
 pub struct RollupAggregator {
     /// Cap on open keys; see [`AggregateConfig::max_open_keys`].
     max_open_keys: usize,
-    /// Hashes borrowed keys; randomly seeded because keys come from producers.
-    hasher: RandomState,
+    /// Hashes borrowed keys; randomly seeded because keys come from producers, and foldhash
+    /// rather than SipHash because every event hashes its seven key strings here.
+    hasher: foldhash::fast::RandomState,
     /// Key hash -> first slot of its chain. The hash is already mixed, so the
     /// map only folds it once more.
     index: HashMap<u64, usize, BuildHasherDefault<FoldHasher>>,
@@ -158,7 +159,7 @@ impl RollupAggregator {
     pub fn new(config: &AggregateConfig) -> Self {
         Self {
             max_open_keys: config.max_open_keys,
-            hasher: RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             index: HashMap::default(),
             slots: Vec::new(),
             histogram: None,

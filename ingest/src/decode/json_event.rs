@@ -118,8 +118,19 @@ impl<'de> Deserialize<'de> for Int {
     }
 }
 
-/// A map key borrowed from the input when it has no escapes.
+/// A string borrowed from the input when it has no escapes: map keys, and the values that are
+/// only parsed or normalised (`type`, `time`, `status`, `provider`, `operation`), which would
+/// otherwise each cost an allocation and a copy per event.
+#[derive(Debug)]
 struct KeyStr<'de>(Cow<'de, str>);
+
+impl std::ops::Deref for KeyStr<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 
 impl<'de> Deserialize<'de> for KeyStr<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
@@ -127,7 +138,7 @@ impl<'de> Deserialize<'de> for KeyStr<'de> {
         impl<'de> Visitor<'de> for KeyVisitor {
             type Value = KeyStr<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string key")
+                f.write_str("a string")
             }
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<KeyStr<'de>, E> {
                 Ok(KeyStr(Cow::Borrowed(v)))
@@ -144,10 +155,10 @@ macro_rules! raw_fields {
     ($($field:ident : $ty:ty => $conv:expr, $key:literal;)*) => {
         /// Every key of both schemas, as found (before required-field checks).
         #[derive(Debug, Default)]
-        struct Raw { $($field: Option<$ty>,)* }
+        struct Raw<'de> { $($field: Option<$ty>,)* }
 
         fn assign<'de, A: MapAccess<'de>>(
-            raw: &mut Raw,
+            raw: &mut Raw<'de>,
             key: &str,
             map: &mut A,
             current: &Cell<&'static str>,
@@ -172,14 +183,14 @@ macro_rules! raw_fields {
 }
 
 raw_fields! {
-    kind: String => |v: String| v, "type";
+    kind: KeyStr<'de> => |v: KeyStr<'de>| v, "type";
     id: String => |v: String| v, "id";
-    time: String => |v: String| v, "time";
+    time: KeyStr<'de> => |v: KeyStr<'de>| v, "time";
     time_unix_nano: i64 => |v: Int| v.0, "time_unix_nano";
     app: String => |v: String| v, "app";
     environment: String => |v: String| v, "environment";
-    provider: String => |v: String| v, "provider";
-    operation: String => |v: String| v, "operation";
+    provider: KeyStr<'de> => |v: KeyStr<'de>| v, "provider";
+    operation: KeyStr<'de> => |v: KeyStr<'de>| v, "operation";
     request_model: String => |v: String| v, "request_model";
     response_model: String => |v: String| v, "response_model";
     prompt_id: String => |v: String| v, "prompt_id";
@@ -191,7 +202,7 @@ raw_fields! {
     reported_cost_usd: f64 => |v: f64| v, "reported_cost_usd";
     latency_ms: f64 => |v: f64| v, "latency_ms";
     ttft_ms: f64 => |v: f64| v, "ttft_ms";
-    status: String => |v: String| v, "status";
+    status: KeyStr<'de> => |v: KeyStr<'de>| v, "status";
     error_type: String => |v: String| v, "error_type";
     finish_reason: String => |v: String| v, "finish_reason";
     response_id: String => |v: String| v, "response_id";
@@ -212,21 +223,21 @@ struct RawSeed<'c> {
 }
 
 impl<'de> DeserializeSeed<'de> for RawSeed<'_> {
-    type Value = Raw;
+    type Value = Raw<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Raw, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> std::result::Result<Raw<'de>, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for RawSeed<'_> {
-    type Value = Raw;
+    type Value = Raw<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON event object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Raw, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Raw<'de>, A::Error> {
         let mut raw = Raw::default();
         while let Some(KeyStr(key)) = map.next_key::<KeyStr<'de>>()? {
             assign(&mut raw, &key, &mut map, self.current)?;
@@ -240,7 +251,7 @@ fn required(value: Option<String>, field: &'static str) -> Result<String> {
     value.filter(|v| !v.is_empty()).ok_or(Error::MissingField { field })
 }
 
-impl Raw {
+impl Raw<'_> {
     fn event_time(&self) -> Result<UnixNanos> {
         if let Some(text) = self.time.as_deref() {
             let parsed = chrono::DateTime::parse_from_rfc3339(text)
@@ -259,11 +270,13 @@ impl Raw {
         let time = self.event_time()?;
         let event_id = required(self.id, "id")?;
         let app = required(self.app, "app")?;
-        let status = match self.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
-            None | Some("unset" | "") => CallStatus::Unset,
-            Some("ok") => CallStatus::Ok,
-            Some("error") => CallStatus::Error,
+        let status = match self.status.as_deref() {
+            None => CallStatus::Unset,
+            Some(text) if text.is_empty() || text.eq_ignore_ascii_case("unset") => CallStatus::Unset,
+            Some(text) if text.eq_ignore_ascii_case("ok") => CallStatus::Ok,
+            Some(text) if text.eq_ignore_ascii_case("error") => CallStatus::Error,
             Some(other) => {
+                let other = other.to_ascii_lowercase();
                 return Err(Error::InvalidField {
                     field: "status",
                     detail: format!("expected \"ok\", \"error\" or \"unset\", found {other:?}"),

@@ -92,7 +92,7 @@ impl RecordReader {
             Framing::Lines => {
                 while position < data.len() {
                     let rest = &data[position..];
-                    let length = match rest.iter().position(|&b| b == b'\n') {
+                    let length = match memchr::memchr(b'\n', rest) {
                         Some(i) => i + 1,
                         None if at_end => rest.len(),
                         None => break,

@@ -130,7 +130,7 @@ pub(crate) struct GenAi {
     families: Families,
     max_series: usize,
     /// Length-prefixed label values -> series. Only grows (bounded by `max_series`).
-    series: RwLock<HashMap<Box<[u8]>, Arc<Series>>>,
+    series: RwLock<HashMap<Box<[u8]>, Arc<Series>, foldhash::fast::RandomState>>,
     /// Where label sets beyond the cap go; not counted in `max_series`.
     overflow: Series,
     overflow_total: Counter,
