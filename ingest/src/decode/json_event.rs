@@ -122,9 +122,9 @@ impl<'de> Deserialize<'de> for Int {
 /// only parsed or normalised (`type`, `time`, `status`, `provider`, `operation`), which would
 /// otherwise each cost an allocation and a copy per event.
 #[derive(Debug)]
-struct KeyStr<'de>(Cow<'de, str>);
+struct InputStr<'de>(Cow<'de, str>);
 
-impl std::ops::Deref for KeyStr<'_> {
+impl std::ops::Deref for InputStr<'_> {
     type Target = str;
 
     fn deref(&self) -> &str {
@@ -132,22 +132,22 @@ impl std::ops::Deref for KeyStr<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for KeyStr<'de> {
+impl<'de> Deserialize<'de> for InputStr<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = KeyStr<'de>;
+        struct InputStrVisitor;
+        impl<'de> Visitor<'de> for InputStrVisitor {
+            type Value = InputStr<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<KeyStr<'de>, E> {
-                Ok(KeyStr(Cow::Borrowed(v)))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<InputStr<'de>, E> {
+                Ok(InputStr(Cow::Borrowed(v)))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<KeyStr<'de>, E> {
-                Ok(KeyStr(Cow::Owned(v.to_owned())))
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<InputStr<'de>, E> {
+                Ok(InputStr(Cow::Owned(v.to_owned())))
             }
         }
-        deserializer.deserialize_str(KeyVisitor)
+        deserializer.deserialize_str(InputStrVisitor)
     }
 }
 
@@ -183,14 +183,14 @@ macro_rules! raw_fields {
 }
 
 raw_fields! {
-    kind: KeyStr<'de> => |v: KeyStr<'de>| v, "type";
+    kind: InputStr<'de> => |v: InputStr<'de>| v, "type";
     id: String => |v: String| v, "id";
-    time: KeyStr<'de> => |v: KeyStr<'de>| v, "time";
+    time: InputStr<'de> => |v: InputStr<'de>| v, "time";
     time_unix_nano: i64 => |v: Int| v.0, "time_unix_nano";
     app: String => |v: String| v, "app";
     environment: String => |v: String| v, "environment";
-    provider: KeyStr<'de> => |v: KeyStr<'de>| v, "provider";
-    operation: KeyStr<'de> => |v: KeyStr<'de>| v, "operation";
+    provider: InputStr<'de> => |v: InputStr<'de>| v, "provider";
+    operation: InputStr<'de> => |v: InputStr<'de>| v, "operation";
     request_model: String => |v: String| v, "request_model";
     response_model: String => |v: String| v, "response_model";
     prompt_id: String => |v: String| v, "prompt_id";
@@ -202,7 +202,7 @@ raw_fields! {
     reported_cost_usd: f64 => |v: f64| v, "reported_cost_usd";
     latency_ms: f64 => |v: f64| v, "latency_ms";
     ttft_ms: f64 => |v: f64| v, "ttft_ms";
-    status: KeyStr<'de> => |v: KeyStr<'de>| v, "status";
+    status: InputStr<'de> => |v: InputStr<'de>| v, "status";
     error_type: String => |v: String| v, "error_type";
     finish_reason: String => |v: String| v, "finish_reason";
     response_id: String => |v: String| v, "response_id";
@@ -239,7 +239,7 @@ impl<'de> Visitor<'de> for RawSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Raw<'de>, A::Error> {
         let mut raw = Raw::default();
-        while let Some(KeyStr(key)) = map.next_key::<KeyStr<'de>>()? {
+        while let Some(InputStr(key)) = map.next_key::<InputStr<'de>>()? {
             assign(&mut raw, &key, &mut map, self.current)?;
         }
         self.current.set("");

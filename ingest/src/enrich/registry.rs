@@ -8,11 +8,12 @@
 //! registry answers [`ModelRegistry::lookup`] for pricing
 //! ([`super::pricing`]) and for the governance checks in analyze.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer};
+
+use crate::FastHashMap;
 
 /// The registry shipped with driftwatch, used by the demo and as a starting point.
 const EMBEDDED_REGISTRY: &str = include_str!("../../../config/models.yaml");
@@ -143,19 +144,15 @@ struct RegistryFile {
     models: Vec<ModelEntry>,
 }
 
-/// Model names are looked up once per event: a seeded foldhash is several times cheaper than
-/// SipHash on short names.
-type NameHasher = foldhash::fast::RandomState;
-
 /// The validated model registry with name indexes for lookup.
 #[derive(Debug, Clone)]
 pub struct ModelRegistry {
     /// Entries in file order.
     entries: Vec<ModelEntry>,
     /// Id -> entry index.
-    by_id: HashMap<String, usize, NameHasher>,
+    by_id: FastHashMap<String, usize>,
     /// Alias -> entry indexes; one alias may name models of different providers.
-    by_alias: HashMap<String, Vec<usize>, NameHasher>,
+    by_alias: FastHashMap<String, Vec<usize>>,
 }
 
 impl ModelRegistry {
@@ -185,7 +182,7 @@ impl ModelRegistry {
             key,
             problem,
         };
-        let mut by_id = HashMap::with_capacity_and_hasher(entries.len(), NameHasher::default());
+        let mut by_id = FastHashMap::with_capacity_and_hasher(entries.len(), Default::default());
         for (index, entry) in entries.iter_mut().enumerate() {
             if entry.id.trim().is_empty() {
                 return Err(invalid(&entry.id, "id", "must not be empty".to_owned()));
@@ -241,7 +238,7 @@ impl ModelRegistry {
                 ));
             }
         }
-        let mut by_alias: HashMap<String, Vec<usize>, NameHasher> = HashMap::default();
+        let mut by_alias: FastHashMap<String, Vec<usize>> = FastHashMap::default();
         for (index, entry) in entries.iter().enumerate() {
             for alias in &entry.aliases {
                 let clash = by_id

@@ -12,7 +12,6 @@
 //! capped per series the same way.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
@@ -24,6 +23,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::names::*;
+use crate::FastHashMap;
 
 /// Distinct `error_type` values (and feedback names) kept per series before
 /// further values fold into `__overflow__`.
@@ -107,9 +107,9 @@ struct CallHandles {
 struct Series {
     labels: SeriesLabels,
     calls: OnceLock<CallHandles>,
-    errors: Mutex<HashMap<Box<str>, Counter>>,
+    errors: Mutex<FastHashMap<Box<str>, Counter>>,
     /// Indexed by `flagged as usize`.
-    feedback: [Mutex<HashMap<Box<str>, Counter>>; 2],
+    feedback: [Mutex<FastHashMap<Box<str>, Counter>>; 2],
 }
 
 impl Series {
@@ -130,7 +130,7 @@ pub(crate) struct GenAi {
     families: Families,
     max_series: usize,
     /// Length-prefixed label values -> series. Only grows (bounded by `max_series`).
-    series: RwLock<HashMap<Box<[u8]>, Arc<Series>, foldhash::fast::RandomState>>,
+    series: RwLock<FastHashMap<Box<[u8]>, Arc<Series>>>,
     /// Where label sets beyond the cap go; not counted in `max_series`.
     overflow: Series,
     overflow_total: Counter,
@@ -285,7 +285,7 @@ impl GenAi {
     /// per-series cap into `__overflow__`.
     fn extra_counter(
         &self,
-        map: &Mutex<HashMap<Box<str>, Counter>>,
+        map: &Mutex<FastHashMap<Box<str>, Counter>>,
         value: &str,
         create: impl FnOnce(Arc<str>) -> Counter,
     ) -> Counter {

@@ -26,6 +26,7 @@ use prometheus_client::registry::Registry;
 
 use super::genai::{GenAi, counter_name};
 use super::names::*;
+use crate::FastHashMap;
 
 /// Per-message log lines are written for the first and then every this-many occurrences.
 pub const LOG_EVERY: u64 = 1_000;
@@ -146,7 +147,7 @@ struct Inner {
     messages: Family<(TopicLabel, StaticLabel), Counter>,
     /// Topic -> counters in `MessageResult::ALL` order, so the per-message
     /// path is a read-locked lookup by `&str`.
-    message_counters: RwLock<HashMap<Box<str>, [Counter; 4]>>,
+    message_counters: RwLock<FastHashMap<Box<str>, [Counter; 4]>>,
     spans_skipped: Counter,
     duplicates_dropped: Counter,
     redelivered: Counter,

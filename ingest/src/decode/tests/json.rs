@@ -42,6 +42,32 @@ fn full_inference_event() {
 }
 
 #[test]
+fn values_with_escapes_and_any_case_decode_like_plain_ones() {
+    // `type`, `time`, `status`, `provider` and `operation` are borrowed from the input unless
+    // they hold an escape; both paths must give the same event.
+    let out = json(
+        r#"{"type":"infer\u0065nce","id":"e","time":"2025-06-01T12:00:00\u005a","app":"a",
+        "status":"\u004fK","provider":"Az.AI.Inf\u0065rence","operation":"text_complet\u0069on"}"#,
+    );
+    assert_eq!(out.rejects, vec![]);
+    let e = &out.events[0];
+    assert_eq!((e.time, e.status), (T0, CallStatus::Ok));
+    assert_eq!((e.provider.as_deref(), e.operation.as_str()), (Some("azure.ai.inference"), "text_completion"));
+    for (status, expected) in [("Error", CallStatus::Error), ("UNSET", CallStatus::Unset), ("", CallStatus::Unset)] {
+        let out = json(&format!(r#"{{"id":"e","time_unix_nano":{T0},"app":"a","status":"{status}"}}"#));
+        assert_eq!(out.events[0].status, expected, "{status:?}");
+    }
+    let (reason, detail) = reject(r#"{"id":"e","time_unix_nano":1,"app":"a","status":"MEH"}"#);
+    assert_eq!((reason, detail.contains(r#"found "meh""#)), ("invalid_field", true), "{detail}");
+    let (reason, detail) = reject(r#"{"id":"e","time":1748779200,"app":"a"}"#);
+    assert_eq!(
+        (reason, detail.contains("time") && detail.contains("expected a string")),
+        ("invalid_field", true),
+        "{detail}"
+    );
+}
+
+#[test]
 fn minimal_event_with_nanosecond_time() {
     let out = json(&format!(r#"{{"id":"e","time_unix_nano":{T0},"app":"a"}}"#));
     let e = &out.events[0];

@@ -19,7 +19,6 @@
 pub mod client;
 pub mod poller;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -30,6 +29,7 @@ use rdkafka::message::OwnedMessage;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::FastHashMap;
 use crate::config::{Config, KafkaConfig};
 use crate::decode::PayloadFormat;
 use crate::error::{Error, Result};
@@ -123,13 +123,13 @@ async fn consume(
         components,
         processor: components.processor(),
         flusher,
-        buffers: HashMap::new(),
+        buffers: FastHashMap::default(),
         formats: kafka.topics.iter().map(|t| (t.name.clone(), t.format)).collect(),
-        topics: HashMap::new(),
-        streams: HashMap::new(),
+        topics: FastHashMap::default(),
+        streams: FastHashMap::default(),
         group_id: kafka.group_id.clone(),
-        durable: HashMap::new(),
-        high_watermarks: HashMap::new(),
+        durable: FastHashMap::default(),
+        high_watermarks: FastHashMap::default(),
         commands: commands.clone(),
         lake_writable: false,
         last_lake_check: None,
@@ -199,16 +199,16 @@ struct Daemon<'a> {
     processor: Processor,
     flusher: Flusher,
     /// One buffer per assigned (topic, partition).
-    buffers: HashMap<(Arc<str>, i32), PartitionBuffer>,
-    formats: HashMap<String, PayloadFormat>,
+    buffers: FastHashMap<(Arc<str>, i32), PartitionBuffer>,
+    formats: FastHashMap<String, PayloadFormat>,
     /// Interned topic names, so a message costs no allocation for its topic.
-    topics: HashMap<String, Arc<str>>,
+    topics: FastHashMap<String, Arc<str>>,
     /// Checkpoint stream -> topic, to route flush completions.
-    streams: HashMap<String, Arc<str>>,
+    streams: FastHashMap<String, Arc<str>>,
     group_id: String,
     /// Offset up to which each partition is durable in the lake.
-    durable: HashMap<(Arc<str>, i32), (i64, Instant)>,
-    high_watermarks: HashMap<(Arc<str>, i32), i64>,
+    durable: FastHashMap<(Arc<str>, i32), (i64, Instant)>,
+    high_watermarks: FastHashMap<(Arc<str>, i32), i64>,
     commands: std::sync::mpsc::Sender<Command>,
     lake_writable: bool,
     last_lake_check: Option<Instant>,
