@@ -33,7 +33,10 @@ pub mod runtime;
 pub mod source;
 pub mod telemetry;
 
-/// Hash maps on the per-message path, keyed by topic names, model names and label values: a
-/// randomly seeded foldhash is several times cheaper than std's SipHash on such short keys and
-/// still unpredictable to producers.
-pub(crate) type FastHashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// The hasher of the per-message path (topic names, app and model names, label values, rollup
+/// keys): a randomly seeded foldhash is several times cheaper than std's SipHash on such short
+/// keys and still unpredictable to producers.
+pub(crate) type FastHashState = foldhash::fast::RandomState;
+
+/// A hash map with [`FastHashState`].
+pub(crate) type FastHashMap<K, V> = std::collections::HashMap<K, V, FastHashState>;

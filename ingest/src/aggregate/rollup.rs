@@ -17,6 +17,7 @@ use hdrhistogram::Histogram;
 
 use super::recorder::{FoldHasher, SparseRecorder};
 use super::{AggregateConfig, AggregateError, Result};
+use crate::FastHashState;
 
 /// Rollup window length: one minute, in nanoseconds.
 const WINDOW_NANOS: i64 = 60_000_000_000;
@@ -137,9 +138,9 @@ struct Slot {
 pub struct RollupAggregator {
     /// Cap on open keys; see [`AggregateConfig::max_open_keys`].
     max_open_keys: usize,
-    /// Hashes borrowed keys; randomly seeded because keys come from producers, and foldhash
-    /// rather than SipHash because every event hashes its seven key strings here.
-    hasher: foldhash::fast::RandomState,
+    /// Hashes borrowed keys; randomly seeded because keys come from producers, and fast
+    /// because every event hashes its seven key strings here.
+    hasher: FastHashState,
     /// Key hash -> first slot of its chain. The hash is already mixed, so the
     /// map only folds it once more.
     index: HashMap<u64, usize, BuildHasherDefault<FoldHasher>>,
@@ -159,7 +160,7 @@ impl RollupAggregator {
     pub fn new(config: &AggregateConfig) -> Self {
         Self {
             max_open_keys: config.max_open_keys,
-            hasher: foldhash::fast::RandomState::default(),
+            hasher: FastHashState::default(),
             index: HashMap::default(),
             slots: Vec::new(),
             histogram: None,

@@ -27,6 +27,8 @@ use std::sync::Arc;
 use driftwatch_lake::model::InferenceEvent;
 use serde::Serialize;
 
+use crate::FastHashMap;
+
 pub use fingerprint::{content_hash, hamming, simhash64};
 pub use pricing::{Priced, price_event};
 pub use registry::{ModelEntry, ModelRegistry, Price, RegistryError, RiskLevel};
@@ -61,8 +63,8 @@ struct RetainedContent<'a> {
 pub struct Enricher {
     /// Prices and model facts.
     registry: Arc<ModelRegistry>,
-    /// Per-app content policies, keyed by app id.
-    policies: HashMap<String, ContentPolicy>,
+    /// Per-app content policies, keyed by app id; looked up for every event that carries content.
+    policies: FastHashMap<String, ContentPolicy>,
     /// Policy for apps without their own.
     default_policy: ContentPolicy,
     /// PII detector for retained content.
@@ -76,7 +78,7 @@ impl Enricher {
         policies: HashMap<String, ContentPolicy>,
         default_policy: ContentPolicy,
     ) -> Self {
-        Self { registry, policies, default_policy, scrubber: Scrubber::new() }
+        Self { registry, policies: policies.into_iter().collect(), default_policy, scrubber: Scrubber::new() }
     }
 
     /// Enriches one event in place.
