@@ -1,8 +1,8 @@
 //! Row types to Arrow: turns slices of [`crate::model`] rows into
 //! [`RecordBatch`]es with the schemas of [`crate::schema`], ready for
-//! [`crate::parquet::write_parquet`]. This runs once per flushed file, with builders sized
-//! up front: column by column for the small tables, row by row for events (see
-//! [`encode_events`]).
+//! [`crate::parquet::write_parquet`]. The small tables are encoded once per flushed file,
+//! column by column; events are appended row by row to [`EventColumns`] as ingest reads them
+//! (see [`crate::event_rows`]), so a flush finds them already in columns.
 
 use std::borrow::Borrow;
 use std::sync::Arc;
@@ -80,69 +80,155 @@ fn batch(kind: &'static str, schema: SchemaRef, columns: Vec<ArrayRef>) -> Resul
 }
 
 /// Encode inference events as an `events` batch, in the given row order. Takes rows or
-/// references to them, so a writer can order a flush by sorting references instead of moving
-/// whole rows.
-///
-/// Row by row rather than column by column: a flush holds tens of megabytes of rows, so a
-/// pass per column would fetch every row from memory once per column.
+/// references to them.
 pub fn encode_events<R: Borrow<InferenceEvent>>(rows: &[R]) -> Result<RecordBatch> {
-    let n = rows.len();
-    let new_text = || StringBuilder::with_capacity(n, n * STRING_BYTES_HINT);
-    let new_int = || Int64Builder::with_capacity(n);
-    let new_float = || Float64Builder::with_capacity(n);
-    let new_time = || TimestampNanosecondBuilder::with_capacity(n).with_timezone(UTC);
-    // One line per column, in schema order: the builder, and the value a row appends to it.
-    macro_rules! columns {
-        ($($builder:ident: $new:expr => |$row:ident| $value:expr;)*) => {{
-            $(let mut $builder = $new;)*
-            for row in rows {
-                let row: &InferenceEvent = row.borrow();
+    let mut columns = EventColumns::with_capacity(rows.len());
+    for row in rows {
+        columns.append(row.borrow());
+    }
+    columns.finish()
+}
+
+/// Heap bytes a column value adds to its builder beyond the fixed per-row part.
+trait ValueBytes {
+    fn value_bytes(&self) -> usize;
+}
+
+impl ValueBytes for Option<&str> {
+    fn value_bytes(&self) -> usize {
+        self.map_or(0, str::len)
+    }
+}
+
+impl ValueBytes for Option<&String> {
+    fn value_bytes(&self) -> usize {
+        self.map_or(0, String::len)
+    }
+}
+
+macro_rules! fixed_width_values {
+    ($($native:ty),*) => {$(
+        impl ValueBytes for Option<$native> {
+            fn value_bytes(&self) -> usize {
+                0
+            }
+        }
+    )*};
+}
+fixed_width_values!(i32, i64, u64, f64);
+
+/// Fixed bytes per events row over all columns: 8 per column covers an offset (4) or a value
+/// (4 or 8) plus the validity bit.
+const EVENT_ROW_FIXED_BYTES: usize = 8 * EVENT_COLUMNS;
+
+fn new_text(rows: usize) -> StringBuilder {
+    StringBuilder::with_capacity(rows, rows * STRING_BYTES_HINT)
+}
+
+fn new_time(rows: usize) -> TimestampNanosecondBuilder {
+    TimestampNanosecondBuilder::with_capacity(rows).with_timezone(UTC)
+}
+
+/// One line per column, in schema order: the column's builder type, its constructor, and the
+/// value a row appends to it. Generates [`EventColumns`].
+macro_rules! event_columns {
+    ($($column:ident: $builder:ty = $new:expr => |$row:ident| $value:expr;)*) => {
+        /// The `events` table's column builders: rows are appended one at a time as they are
+        /// read, and [`finish`](Self::finish) hands the columns over without another pass.
+        ///
+        /// A buffered row costs its values and nothing more (about 150 bytes without
+        /// content), where a buffered [`InferenceEvent`] holds some 700 bytes of struct plus an
+        /// allocation per string; and the flush does not have to visit every row again to
+        /// build the columns.
+        #[derive(Debug)]
+        pub struct EventColumns {
+            $($column: $builder,)*
+            rows: usize,
+        }
+
+        impl EventColumns {
+            /// Empty builders with room for `rows` rows before they first grow.
+            pub fn with_capacity(rows: usize) -> Self {
+                Self { $($column: $new(rows),)* rows: 0 }
+            }
+
+            /// Append one row; returns the bytes it added to the builders (values, offsets and
+            /// validity, not the builders' spare capacity).
+            pub fn append(&mut self, row: &InferenceEvent) -> usize {
+                let mut value_bytes = 0;
                 $({
                     let $row = row;
-                    $builder.append_option($value);
+                    let value = $value;
+                    value_bytes += value.value_bytes();
+                    self.$column.append_option(value);
                 })*
+                self.rows += 1;
+                value_bytes + EVENT_ROW_FIXED_BYTES
             }
-            vec![$(Arc::new($builder.finish()) as ArrayRef),*]
-        }};
-    }
-    let columns = columns! {
-        event_id: new_text() => |r| Some(&r.event_id);
-        trace_id: new_text() => |r| r.trace_id.as_deref();
-        span_id: new_text() => |r| r.span_id.as_deref();
-        response_id: new_text() => |r| r.response_id.as_deref();
-        time: new_time() => |r| Some(r.time);
-        start_time: new_time() => |r| Some(r.start_time);
-        app: new_text() => |r| Some(&r.app);
-        environment: new_text() => |r| r.environment.as_deref();
-        provider: new_text() => |r| r.provider.as_deref();
-        operation: new_text() => |r| Some(&r.operation);
-        request_model: new_text() => |r| r.request_model.as_deref();
-        response_model: new_text() => |r| r.response_model.as_deref();
-        prompt_id: new_text() => |r| r.prompt_id.as_deref();
-        prompt_version: new_text() => |r| r.prompt_version.as_deref();
-        input_tokens: new_int() => |r| r.input_tokens;
-        output_tokens: new_int() => |r| r.output_tokens;
-        cache_read_tokens: new_int() => |r| r.cache_read_tokens;
-        reasoning_tokens: new_int() => |r| r.reasoning_tokens;
-        cost_usd: new_float() => |r| r.cost_usd;
-        reported_cost_usd: new_float() => |r| r.reported_cost_usd;
-        price_version: new_text() => |r| r.price_version.as_deref();
-        latency_ms: new_float() => |r| r.latency_ms;
-        ttft_ms: new_float() => |r| r.ttft_ms;
-        status: new_text() => |r| Some(r.status.as_str());
-        error_type: new_text() => |r| r.error_type.as_deref();
-        finish_reason: new_text() => |r| r.finish_reason.as_deref();
-        input_hash: new_text() => |r| r.input_hash.as_deref();
-        output_hash: new_text() => |r| r.output_hash.as_deref();
-        output_simhash: UInt64Builder::with_capacity(n) => |r| r.output_simhash;
-        output_chars: new_int() => |r| r.output_chars;
-        golden_case: new_text() => |r| r.golden_case.as_deref();
-        content: new_text() => |r| r.content.as_deref();
-        source_topic: new_text() => |r| r.source.as_ref().map(|s| &*s.topic);
-        source_partition: Int32Builder::with_capacity(n) => |r| r.source.as_ref().map(|s| s.partition);
-        source_offset: new_int() => |r| r.source.as_ref().map(|s| s.offset);
+
+            /// Bytes the builders of [`with_capacity(rows)`](Self::with_capacity) allocate up
+            /// front (an upper bound: every column counted at a string's size).
+            pub fn initial_bytes(rows: usize) -> usize {
+                rows * (EVENT_ROW_FIXED_BYTES + EVENT_COLUMNS * STRING_BYTES_HINT)
+            }
+
+            /// Rows appended since the last [`finish`](Self::finish).
+            pub fn len(&self) -> usize {
+                self.rows
+            }
+
+            /// True when no row is waiting.
+            pub fn is_empty(&self) -> bool {
+                self.rows == 0
+            }
+
+            /// The rows appended so far as an `events` batch; the builders start over empty.
+            pub fn finish(&mut self) -> Result<RecordBatch> {
+                self.rows = 0;
+                batch("events", events_schema(), vec![$(Arc::new(self.$column.finish()) as ArrayRef),*])
+            }
+        }
+
+        const EVENT_COLUMNS: usize = [$(stringify!($column)),*].len();
     };
-    batch("events", events_schema(), columns)
+}
+
+event_columns! {
+    event_id: StringBuilder = new_text => |r| Some(&r.event_id);
+    trace_id: StringBuilder = new_text => |r| r.trace_id.as_deref();
+    span_id: StringBuilder = new_text => |r| r.span_id.as_deref();
+    response_id: StringBuilder = new_text => |r| r.response_id.as_deref();
+    time: TimestampNanosecondBuilder = new_time => |r| Some(r.time);
+    start_time: TimestampNanosecondBuilder = new_time => |r| Some(r.start_time);
+    app: StringBuilder = new_text => |r| Some(&r.app);
+    environment: StringBuilder = new_text => |r| r.environment.as_deref();
+    provider: StringBuilder = new_text => |r| r.provider.as_deref();
+    operation: StringBuilder = new_text => |r| Some(&r.operation);
+    request_model: StringBuilder = new_text => |r| r.request_model.as_deref();
+    response_model: StringBuilder = new_text => |r| r.response_model.as_deref();
+    prompt_id: StringBuilder = new_text => |r| r.prompt_id.as_deref();
+    prompt_version: StringBuilder = new_text => |r| r.prompt_version.as_deref();
+    input_tokens: Int64Builder = Int64Builder::with_capacity => |r| r.input_tokens;
+    output_tokens: Int64Builder = Int64Builder::with_capacity => |r| r.output_tokens;
+    cache_read_tokens: Int64Builder = Int64Builder::with_capacity => |r| r.cache_read_tokens;
+    reasoning_tokens: Int64Builder = Int64Builder::with_capacity => |r| r.reasoning_tokens;
+    cost_usd: Float64Builder = Float64Builder::with_capacity => |r| r.cost_usd;
+    reported_cost_usd: Float64Builder = Float64Builder::with_capacity => |r| r.reported_cost_usd;
+    price_version: StringBuilder = new_text => |r| r.price_version.as_deref();
+    latency_ms: Float64Builder = Float64Builder::with_capacity => |r| r.latency_ms;
+    ttft_ms: Float64Builder = Float64Builder::with_capacity => |r| r.ttft_ms;
+    status: StringBuilder = new_text => |r| Some(r.status.as_str());
+    error_type: StringBuilder = new_text => |r| r.error_type.as_deref();
+    finish_reason: StringBuilder = new_text => |r| r.finish_reason.as_deref();
+    input_hash: StringBuilder = new_text => |r| r.input_hash.as_deref();
+    output_hash: StringBuilder = new_text => |r| r.output_hash.as_deref();
+    output_simhash: UInt64Builder = UInt64Builder::with_capacity => |r| r.output_simhash;
+    output_chars: Int64Builder = Int64Builder::with_capacity => |r| r.output_chars;
+    golden_case: StringBuilder = new_text => |r| r.golden_case.as_deref();
+    content: StringBuilder = new_text => |r| r.content.as_deref();
+    source_topic: StringBuilder = new_text => |r| r.source.as_ref().map(|s| &*s.topic);
+    source_partition: Int32Builder = Int32Builder::with_capacity => |r| r.source.as_ref().map(|s| s.partition);
+    source_offset: Int64Builder = Int64Builder::with_capacity => |r| r.source.as_ref().map(|s| s.offset);
 }
 
 /// Encode feedback results as a `feedback` batch, in the given row order.

@@ -9,6 +9,7 @@
 //!   `rollups/`, `dead_letter/`, `_checkpoints/`, with Hive-escaped partition
 //!   values and deterministic file names per flushed source range.
 //! - [`schema`], [`encode`], [`decode`]: the Arrow schemas and the row ↔ Arrow conversions.
+//! - [`event_rows`]: a flush's inference events as column builders, one set per events file.
 //! - [`parquet`]: explicit writer properties and batch → Parquet bytes.
 //! - [`store`]: [`store::LakeStore`], atomic puts on a local path (fsynced
 //!   temporary + rename), S3 or memory.
@@ -27,6 +28,7 @@ pub mod checkpoint;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod event_rows;
 pub mod histogram;
 pub mod layout;
 pub mod model;

@@ -14,7 +14,6 @@
 //! checkpoint already covers writes nothing, and one that straddles it is refused,
 //! so no range is ever in the lake twice.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -22,10 +21,11 @@ use futures::{StreamExt, TryStreamExt};
 use tracing::{debug, warn};
 
 use crate::checkpoint::{self, Checkpoint, PendingFlush};
-use crate::encode::{encode_dead_letters, encode_events, encode_feedback, encode_rollups};
+use crate::encode::{encode_dead_letters, encode_feedback, encode_rollups};
 use crate::error::{LakeError, Result};
+use crate::event_rows::EventRows;
 use crate::layout::{FileKind, data_path, date_partition, day_of, file_name};
-use crate::model::{DeadLetter, FeedbackEvent, InferenceEvent, RollupRow};
+use crate::model::{DeadLetter, FeedbackEvent, RollupRow};
 use crate::parquet::{ParquetOptions, write_parquet};
 use crate::store::LakeStore;
 
@@ -34,7 +34,7 @@ use crate::store::LakeStore;
 pub const CONCURRENT_PUTS: usize = 4;
 
 /// Everything one flush of one (stream, partition) writes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct FlushBatch {
     /// Source id (Kafka topic, file source id); sanitised into paths by [`crate::layout`].
     pub stream: String,
@@ -44,8 +44,8 @@ pub struct FlushBatch {
     pub first_offset: i64,
     /// Offset after the last message covered: the checkpoint after commit.
     pub next_offset: i64,
-    /// Inference events read from the range.
-    pub events: Vec<InferenceEvent>,
+    /// Inference events read from the range, already in columns per file.
+    pub events: EventRows,
     /// Feedback read from the range.
     pub feedback: Vec<FeedbackEvent>,
     /// Rollup partials closed by this flush.
@@ -119,9 +119,10 @@ pub(crate) fn encode_batch(options: &ParquetOptions, batch: &mut FlushBatch, epo
     let name = file_name(&batch.stream, batch.partition, epoch, batch.first_offset, batch.next_offset);
     let mut files = Vec::new();
 
-    for group in event_files_order(&batch.events).chunk_by(|a, b| same_day(a.time, b.time) && a.app == b.app) {
-        let path = data_path(FileKind::Events, &date_partition(group[0].time), &group[0].app, &name);
-        files.push(encode_group(options, FileKind::Events, path, group.len(), encode_events(group))?);
+    for file in batch.events.seal()? {
+        let path = data_path(FileKind::Events, &date_partition(file.some_time), file.app, &name);
+        let rows = file.rows.num_rows();
+        files.push(encode_group(options, FileKind::Events, path, rows, Ok(file.rows))?);
     }
     batch.feedback.sort_by_key(|f| f.time);
     for group in batch.feedback.chunk_by(|a, b| same_day(a.time, b.time)) {
@@ -139,36 +140,6 @@ pub(crate) fn encode_batch(options: &ParquetOptions, batch: &mut FlushBatch, epo
         files.push(encode_group(options, FileKind::DeadLetter, path, group.len(), encode_dead_letters(group))?);
     }
     Ok(files)
-}
-
-/// The events in file order: by day, then app, then time; ties keep their flush order.
-///
-/// Sorts small integer keys and returns references: an event row is hundreds of bytes and its
-/// app name a separate allocation, so moving rows (a tenth of the daemon's CPU) or comparing
-/// app names in the sort (a cache miss per comparison) cost more than ranking the apps once.
-fn event_files_order(events: &[InferenceEvent]) -> Vec<&InferenceEvent> {
-    // Number the apps in order of appearance (one map probe per event), then turn those numbers
-    // into ranks of the names' sort order.
-    let mut numbers: HashMap<&str, usize> = HashMap::new();
-    let mut keys: Vec<(i64, usize, i64, usize)> = events
-        .iter()
-        .enumerate()
-        .map(|(at, e)| {
-            let next = numbers.len();
-            (day_of(e.time), *numbers.entry(e.app.as_str()).or_insert(next), e.time, at)
-        })
-        .collect();
-    let mut names: Vec<(&str, usize)> = numbers.into_iter().collect();
-    names.sort_unstable();
-    let mut rank_of_number = vec![0; names.len()];
-    for (rank, (_, number)) in names.into_iter().enumerate() {
-        rank_of_number[number] = rank;
-    }
-    for key in &mut keys {
-        key.1 = rank_of_number[key.1];
-    }
-    keys.sort_unstable();
-    keys.into_iter().map(|(_, _, _, at)| &events[at]).collect()
 }
 
 fn invalid(batch: &FlushBatch, reason: String) -> LakeError {

@@ -313,7 +313,7 @@ mod tests {
             partition: 0,
             first_offset,
             next_offset: first_offset + 1,
-            events: Vec::new(),
+            events: Default::default(),
             feedback: Vec::new(),
             rollups: Vec::new(),
             dead_letters: vec![DeadLetter {

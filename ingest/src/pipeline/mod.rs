@@ -18,7 +18,7 @@ pub use partition::PartitionBuffer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use driftwatch_lake::model::{DeadLetter, FeedbackEvent, InferenceEvent, SourcePosition, UnixNanos};
+use driftwatch_lake::model::{DeadLetter, FeedbackEvent, SourcePosition, UnixNanos};
 
 use self::partition::seen_recently;
 use crate::aggregate::FeedbackJoin;
@@ -93,22 +93,14 @@ impl Processor {
         now: UnixNanos,
     ) -> MessageResult {
         self.scratch.clear();
-        // Inference rows are decoded straight onto the end of the buffer and vetted in place:
-        // a row is hundreds of bytes, and moving each one from scratch into the buffer was a
-        // tenth of the pipeline's CPU.
-        let first_new = buffer.events.len();
-        std::mem::swap(&mut self.scratch.events, &mut buffer.events);
         self.decoder.decode(payload, format, now, &mut self.scratch);
-        std::mem::swap(&mut self.scratch.events, &mut buffer.events);
         buffer.consumed(offset, next_offset);
         let source = SourcePosition { topic: buffer.topic.clone(), partition: buffer.partition, offset };
 
         let mut rows = 0usize;
         let mut rejects = self.scratch.rejects.len();
         let mut failed = Vec::new();
-        let mut kept = first_new;
-        for index in first_new..buffer.events.len() {
-            let event = &mut buffer.events[index];
+        for event in &mut self.scratch.events {
             if seen_recently(&mut buffer.recent_ids, &event.event_id) {
                 self.metrics.record_duplicate();
                 continue;
@@ -122,13 +114,11 @@ impl Processor {
             }
             self.join.remember(event);
             self.metrics.observe_event(event);
-            buffer.approx_bytes += approx_event_bytes(event);
-            // Close the gaps left by dropped rows (rare: a swap with itself otherwise).
-            buffer.events.swap(kept, index);
-            kept += 1;
+            // Builders double as they grow: charging twice the bytes written keeps the budget
+            // an upper bound.
+            buffer.approx_bytes += 2 * buffer.events.push(event);
             rows += 1;
         }
-        buffer.events.truncate(kept);
         for dead in failed {
             bury(&self.metrics, buffer, dead);
         }
@@ -198,37 +188,6 @@ fn opt_capacity(value: Option<&String>) -> usize {
 /// What a buffered row costs beyond its struct and strings: the share of the buffer `Vec`'s
 /// spare capacity (it doubles) and of the row's source position.
 const ROW_SLACK_BYTES: usize = 64;
-
-/// Bytes a buffered event holds until the flush: the struct, its string allocations and the
-/// buffer's slack. The flush budget (`flush.max_buffered_bytes`) is counted in these.
-fn approx_event_bytes(event: &InferenceEvent) -> usize {
-    std::mem::size_of::<InferenceEvent>()
-        + ROW_SLACK_BYTES
-        + event.event_id.capacity()
-        + event.app.capacity()
-        + event.operation.capacity()
-        + [
-            &event.trace_id,
-            &event.span_id,
-            &event.response_id,
-            &event.environment,
-            &event.provider,
-            &event.request_model,
-            &event.response_model,
-            &event.prompt_id,
-            &event.prompt_version,
-            &event.price_version,
-            &event.error_type,
-            &event.finish_reason,
-            &event.input_hash,
-            &event.output_hash,
-            &event.golden_case,
-            &event.content,
-        ]
-        .into_iter()
-        .map(|field| opt_capacity(field.as_ref()))
-        .sum::<usize>()
-}
 
 fn approx_feedback_bytes(feedback: &FeedbackEvent) -> usize {
     std::mem::size_of::<FeedbackEvent>()

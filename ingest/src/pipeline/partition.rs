@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use driftwatch_lake::model::{DeadLetter, FeedbackEvent, InferenceEvent};
+use driftwatch_lake::event_rows::EventRows;
+use driftwatch_lake::model::{DeadLetter, FeedbackEvent};
 use driftwatch_lake::writer::FlushBatch;
 
 use crate::aggregate::{AggregateConfig, AggregateError, RollupAggregator};
@@ -28,7 +29,8 @@ pub struct PartitionBuffer {
     first_offset: i64,
     /// One past the last offset consumed into the buffer.
     next_offset: i64,
-    pub(crate) events: Vec<InferenceEvent>,
+    /// Inference rows, already in the columns of the files they go to.
+    pub(crate) events: EventRows,
     pub(crate) feedback: Vec<FeedbackEvent>,
     pub(crate) dead_letters: Vec<DeadLetter>,
     pub(crate) rollups: RollupAggregator,
@@ -59,7 +61,7 @@ impl PartitionBuffer {
             partition,
             first_offset: next_offset,
             next_offset,
-            events: Vec::new(),
+            events: EventRows::default(),
             feedback: Vec::new(),
             dead_letters: Vec::new(),
             rollups: RollupAggregator::new(aggregate),
@@ -143,15 +145,15 @@ impl PartitionBuffer {
             return Ok(None);
         }
         let rollups = self.rollups.drain()?;
-        let (events, feedback) = (self.events.len(), self.feedback.len());
+        let feedback = self.feedback.len();
         let batch = FlushBatch {
             stream: self.stream.to_string(),
             partition: self.partition,
             first_offset: self.first_offset,
             next_offset: self.next_offset,
+            events: std::mem::take(&mut self.events),
             // The next batch is likely as big as this one: reserving that up front spares the
-            // buffers' repeated doubling (a copy of every row so far each time).
-            events: std::mem::replace(&mut self.events, Vec::with_capacity(events)),
+            // buffer's repeated doubling (a copy of every row so far each time).
             feedback: std::mem::replace(&mut self.feedback, Vec::with_capacity(feedback)),
             rollups,
             dead_letters: std::mem::take(&mut self.dead_letters),
