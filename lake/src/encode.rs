@@ -136,10 +136,10 @@ macro_rules! event_columns {
         /// The `events` table's column builders: rows are appended one at a time as they are
         /// read, and [`finish`](Self::finish) hands the columns over without another pass.
         ///
-        /// A buffered row costs its values and nothing more (about 150 bytes without
-        /// content), where a buffered [`InferenceEvent`] holds some 700 bytes of struct plus an
-        /// allocation per string; and the flush does not have to visit every row again to
-        /// build the columns.
+        /// A buffered row costs its values, an offset or fixed-width slot per column and a
+        /// validity bit, all in a few large buffers, where a buffered [`InferenceEvent`] holds
+        /// some 740 bytes of struct plus an allocation per string; and the flush does not have
+        /// to visit every row again to build the columns.
         #[derive(Debug)]
         pub struct EventColumns {
             $($column: $builder,)*

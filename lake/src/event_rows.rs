@@ -214,6 +214,20 @@ mod tests {
     }
 
     #[test]
+    fn ties_keep_push_order_in_a_large_file() -> TestResult {
+        // Small slices sort stably whatever the algorithm; ties must survive a large one too.
+        let events: Vec<InferenceEvent> =
+            (0..2_000i64).map(|i| full_event(i, "chat", DAY1 + (i * 7_919) % 10)).collect();
+        let mut expected = events.clone();
+        expected.sort_by_key(|e| e.time);
+        let mut rows = EventRows::from(events);
+        let files = rows.seal()?;
+        assert_eq!(files.len(), 1);
+        assert_eq!(ids(&decode_events(&files[0].rows)?), ids(&expected));
+        Ok(())
+    }
+
+    #[test]
     fn sealing_again_and_pushing_after_a_seal_keep_every_row_once() -> TestResult {
         let mut rows = EventRows::default();
         for i in (0..10).rev() {
