@@ -222,3 +222,75 @@ where
 {
     buffers.into_iter().max_by_key(|buffer| buffer.bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::aggregate::AggregateConfig;
+    use crate::enrich::ModelRegistry;
+    use crate::telemetry::MetricsConfig;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// 2025-06-01T12:00:00Z and a little after: inside the default plausibility window.
+    const NOW: UnixNanos = 1_748_779_300_000_000_000;
+
+    fn processor() -> Result<Processor, Box<dyn std::error::Error>> {
+        let config = Config::default();
+        let (policies, default_policy) = config.content_policies();
+        let enricher = Enricher::new(Arc::new(ModelRegistry::default_embedded()?), policies, default_policy);
+        Ok(Processor::new(&config, Arc::new(enricher), Metrics::new(&MetricsConfig::default())))
+    }
+
+    fn event(id: usize, app: &str, golden_case: &str) -> Vec<u8> {
+        format!(
+            r#"{{"id":"evt-{id}","time":"2025-06-01T12:00:00Z","app":"{app}","request_model":"gpt-4o","input_tokens":10,"output_tokens":5,"golden_case":"{golden_case}"}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn buffered_events_are_charged_their_column_bytes_and_flush_on_bytes() -> TestResult {
+        let mut processor = processor()?;
+        let mut buffer = PartitionBuffer::new(Arc::from("s"), Arc::from("t"), 0, 0, &AggregateConfig::default(), 100);
+        let mut process = |buffer: &mut PartitionBuffer, offset: i64, payload: &[u8]| {
+            processor.process(buffer, payload, PayloadFormat::JsonEvents, (offset, offset + 1), NOW)
+        };
+
+        assert_eq!(process(&mut buffer, 0, &event(0, "chat", "g")), MessageResult::Ok);
+        let first = buffer.bytes();
+        assert_eq!(process(&mut buffer, 1, &event(1, "chat", "g")), MessageResult::Ok);
+        let row = buffer.bytes() - first;
+        assert!(row > 0 && row < first, "a second row in the same file costs less than the first: {row} vs {first}");
+
+        // A long value is charged (twice, for the builders' growth).
+        let long = "x".repeat(100_000);
+        assert_eq!(process(&mut buffer, 2, &event(2, "chat", &long)), MessageResult::Ok);
+        assert!(buffer.bytes() - first - row >= 2 * long.len(), "{}", buffer.bytes());
+
+        // A duplicate costs nothing; a new app opens a file and costs more than a row.
+        let before = buffer.bytes();
+        assert_eq!(process(&mut buffer, 3, &event(1, "chat", "g")), MessageResult::Skipped);
+        assert_eq!(buffer.bytes(), before);
+        assert_eq!(process(&mut buffer, 4, &event(4, "other", "g")), MessageResult::Ok);
+        assert!(buffer.bytes() - before > row);
+        assert_eq!(buffer.rows(), 4);
+
+        let limits = FlushLimits {
+            max_rows: 1_000,
+            max_bytes: buffer.bytes(),
+            max_age: Duration::from_secs(3600),
+            max_buffered_bytes: usize::MAX,
+            dedup_window: 100,
+        };
+        assert_eq!(buffer.due(&limits, Instant::now()), Some(FlushReason::Bytes));
+        let batch = buffer.take_batch()?.ok_or("a batch")?;
+        assert_eq!((batch.events.len(), batch.first_offset, batch.next_offset), (4, 0, 5));
+        // Only the rollups' fixed part is left.
+        assert!(buffer.rows() == 0 && buffer.bytes() < row, "{}", buffer.bytes());
+        assert_eq!(buffer.due(&limits, Instant::now()), None);
+        Ok(())
+    }
+}
