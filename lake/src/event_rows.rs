@@ -45,8 +45,8 @@ struct EventFile {
     some_time: UnixNanos,
     app: String,
     columns: EventColumns,
-    /// Rows sealed by earlier [`EventRows::seal`] calls, in push order.
-    sealed: Vec<RecordBatch>,
+    /// The rows of the last [`EventRows::seal`], in time order.
+    sealed: Option<RecordBatch>,
 }
 
 /// One events file's rows, ready to encode.
@@ -61,9 +61,9 @@ pub struct SealedEventFile<'a> {
 }
 
 impl EventRows {
-    /// Buffer one event; returns the heap bytes this added, a new file's builders included.
-    /// The bytes are those written into the builders, not their spare capacity (builders
-    /// double as they grow, so they can hold up to twice as much).
+    /// Buffer one event; returns the heap bytes the buffer may hold for it: twice what it wrote
+    /// into the builders, because builders double as they grow, and a new file's builders
+    /// included. The flush budget is counted in these.
     pub fn push(&mut self, event: &InferenceEvent) -> usize {
         let day = day_of(event.time);
         let (at, new_file_bytes) = match self.last {
@@ -72,7 +72,7 @@ impl EventRows {
         };
         self.last = Some(at);
         self.rows += 1;
-        new_file_bytes + self.files[at].columns.append(event)
+        2 * (new_file_bytes + self.files[at].columns.append(event))
     }
 
     /// The file `event` goes to, created if it is the first of its app and day; with the bytes
@@ -89,7 +89,7 @@ impl EventRows {
             some_time: event.time,
             app: event.app.clone(),
             columns: EventColumns::with_capacity(INITIAL_ROWS_PER_FILE),
-            sealed: Vec::new(),
+            sealed: None,
         });
         self.by_app.entry(event.app.clone()).or_default().push((day, at));
         (at, EventColumns::initial_bytes(INITIAL_ROWS_PER_FILE) + 2 * event.app.len())
@@ -116,21 +116,20 @@ impl EventRows {
         });
         for file in &mut self.files {
             if !file.columns.is_empty() {
-                let rows = time_ordered(file.columns.finish()?)?;
-                // Two or more sealed batches only when rows were pushed after a seal; merging
-                // them keeps one batch per file.
-                file.sealed.push(rows);
-                if file.sealed.len() > 1 {
-                    let merged = concat_batches(&events_schema(), &file.sealed).map_err(arrow_error)?;
-                    file.sealed = vec![time_ordered(merged)?];
-                }
+                let pushed = file.columns.finish()?;
+                // Rows pushed after an earlier seal join that seal's rows: one batch per file.
+                let rows = match file.sealed.take() {
+                    None => pushed,
+                    Some(sealed) => concat_batches(&events_schema(), [&sealed, &pushed]).map_err(arrow_error)?,
+                };
+                file.sealed = Some(time_ordered(rows)?);
             }
         }
         Ok(order
             .into_iter()
             .filter_map(|at| {
                 let file = &self.files[at];
-                let rows = file.sealed.first()?.clone();
+                let rows = file.sealed.clone()?;
                 Some(SealedEventFile { app: &file.app, some_time: file.some_time, rows })
             })
             .collect())

@@ -114,9 +114,7 @@ impl Processor {
             }
             self.join.remember(event);
             self.metrics.observe_event(event);
-            // Builders double as they grow: charging twice the bytes written keeps the budget
-            // an upper bound.
-            buffer.approx_bytes += 2 * buffer.events.push(event);
+            buffer.approx_bytes += buffer.events.push(event);
             rows += 1;
         }
         for dead in failed {
