@@ -8,6 +8,10 @@
 //!        +------------- Command::Commit <-----------+<-------- FlushDone -----------+
 //! ```
 //!
+//! - [`channel`]: the event channel from the poll thread, bounded in events and in message
+//!   bytes, and the commands going back.
+//! - [`held`]: what the poll thread holds while the channel is full (batches being gathered,
+//!   per-partition positions) and when it pauses.
 //! - [`poller`]: owns the consumer; forwards messages and rebalance events in order; pauses
 //!   partitions under backpressure; recovers partitions from the lake on assign.
 //! - this module: the processing loop, one `select!` over shutdown, flush completions, events and
@@ -16,7 +20,9 @@
 //!   after each durable flush asks the poll thread to commit that offset to Kafka so lag tools
 //!   see it. The lake checkpoint, not Kafka, is where partitions resume.
 
+pub mod channel;
 pub mod client;
+pub mod held;
 pub mod poller;
 
 use std::sync::Arc;
@@ -37,7 +43,8 @@ use crate::pipeline::{FlushOutcome, FlushReason, Flusher, PartitionBuffer, Proce
 use crate::runtime::Components;
 use crate::source::file::now_nanos;
 use crate::telemetry::{Readiness, http};
-use poller::{Command, Event, PollerContext, kafka_stream_id};
+use channel::{Command, Event};
+use poller::{PollerContext, kafka_stream_id};
 
 /// Events buffered between the poll thread and the loop. Small on purpose: librdkafka's own
 /// prefetch queue (`queued.max.messages.kbytes`) is the real buffer.
@@ -81,7 +88,7 @@ async fn consume(
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let (events_tx, mut events) = poller::event_channel(EVENT_CHANNEL_CAPACITY);
+    let (events_tx, mut events) = channel::event_channel(EVENT_CHANNEL_CAPACITY);
     // Commands are at most one per completed flush plus one stop, and flushes in flight are
     // bounded by `max_inflight_flushes`, so this channel cannot grow without bound.
     let (commands, commands_rx) = std::sync::mpsc::channel();

@@ -14,12 +14,12 @@
 //!   release the partitions.
 //!
 //! Messages travel in batches: after a poll returns a message the thread keeps polling without
-//! waiting, gathering what librdkafka has already fetched (up to [`BATCH_MAX_MESSAGES`] or
-//! [`BATCH_MAX_BYTES`]) into one event. Handing messages over one at a time woke the processing
+//! waiting, gathering what librdkafka has already fetched (up to [`BATCH_MAX_MESSAGES`](super::held::BATCH_MAX_MESSAGES) or
+//! [`BATCH_MAX_BYTES`](super::held::BATCH_MAX_BYTES)) into one event. Handing messages over one at a time woke the processing
 //! loop once per message, and each wake-up cost about as much CPU as decoding the message.
 //!
 //! Backpressure: when the channel is full the thread holds the message and stops polling for
-//! up to [`PAUSE_AFTER`], waiting for room; librdkafka keeps its prefetched messages, so a
+//! up to [`PAUSE_AFTER`](super::held::PAUSE_AFTER), waiting for room; librdkafka keeps its prefetched messages, so a
 //! short stall (a flush in progress) costs no refetch. A longer stall pauses every assigned
 //! partition and polls again (so group membership and callbacks stay alive) until the loop
 //! catches up, then resumes. Pausing purges librdkafka's prefetch queue, which is why it is
@@ -27,7 +27,6 @@
 //! purges and refetches. Only already-fetched messages can be held, and librdkafka bounds those
 //! with `queued.max.messages.kbytes`.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,6 +42,8 @@ use tokio::sync::mpsc;
 
 use driftwatch_lake::writer::LakeWriter;
 
+use super::channel::{Command, Event, EventSender};
+use super::held::{Backpressure, Held, decide_backpressure};
 use crate::config::StartFrom;
 use crate::telemetry::Metrics;
 
@@ -53,195 +54,8 @@ const REVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Poll timeout: also the latency of commands (commit, stop).
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// How long the channel may stay full before the assignment is paused. Longer than a flush
-/// handover, far shorter than `max.poll.interval.ms`.
-pub const PAUSE_AFTER: Duration = Duration::from_secs(2);
-
 /// Wait between attempts to forward held messages while not polling.
 const HELD_RETRY: Duration = Duration::from_millis(1);
-
-/// Messages gathered into one [`Event::Messages`] at most.
-pub const BATCH_MAX_MESSAGES: usize = 512;
-
-/// Payload bytes gathered into one [`Event::Messages`] at most (a batch is closed once it
-/// reaches this; a single larger message makes a batch of its own).
-pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
-
-/// Bytes of messages the event channel may hold (besides its count bound): with messages of up
-/// to `message.max.bytes` a count alone would not bound memory.
-pub const CHANNEL_MAX_BYTES: usize = 32 * 1024 * 1024;
-
-/// Bookkeeping bytes charged per message on top of its payload and key.
-const MESSAGE_OVERHEAD_BYTES: usize = 256;
-
-/// What an event costs against [`CHANNEL_MAX_BYTES`]: a message's payload and key; control
-/// events are free (they are few and must never wait).
-fn channel_cost(event: &Event) -> usize {
-    match event {
-        Event::Messages(messages) => messages.iter().map(message_cost).sum(),
-        _ => 0,
-    }
-}
-
-fn message_cost(message: &OwnedMessage) -> usize {
-    message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len) + MESSAGE_OVERHEAD_BYTES
-}
-
-/// The channel from the poll thread to the processing loop, bounded to `capacity` events and
-/// [`CHANNEL_MAX_BYTES`] of messages.
-pub fn event_channel(capacity: usize) -> (EventSender, EventReceiver) {
-    let (events, receiver) = mpsc::channel(capacity);
-    let queued_bytes = Arc::new(AtomicUsize::new(0));
-    (EventSender { events, queued_bytes: Arc::clone(&queued_bytes) }, EventReceiver { events: receiver, queued_bytes })
-}
-
-/// The poll thread's end of the event channel.
-#[derive(Debug)]
-pub struct EventSender {
-    events: mpsc::Sender<Event>,
-    /// [`channel_cost`] of the events sent and not yet received.
-    queued_bytes: Arc<AtomicUsize>,
-}
-
-/// The processing loop's end of the event channel.
-#[derive(Debug)]
-pub struct EventReceiver {
-    events: mpsc::Receiver<Event>,
-    queued_bytes: Arc<AtomicUsize>,
-}
-
-impl EventReceiver {
-    /// The next event, giving its bytes back to the sender; `None` once the poll thread is
-    /// gone. Cancel safe.
-    pub async fn recv(&mut self) -> Option<Event> {
-        let event = self.events.recv().await?;
-        self.queued_bytes.fetch_sub(channel_cost(&event), Ordering::AcqRel);
-        Some(event)
-    }
-}
-
-impl EventSender {
-    /// Send without waiting; `Full` also when the channel already holds its bytes' worth (a
-    /// single message larger than the bound still passes when the channel is empty).
-    fn try_send(&self, event: Event) -> Result<(), mpsc::error::TrySendError<Event>> {
-        let cost = channel_cost(&event);
-        let queued = self.queued_bytes.fetch_add(cost, Ordering::AcqRel);
-        if cost > 0 && queued > 0 && queued + cost > CHANNEL_MAX_BYTES {
-            self.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
-            return Err(mpsc::error::TrySendError::Full(event));
-        }
-        self.events.try_send(event).inspect_err(|_| {
-            self.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
-        })
-    }
-
-    /// Send, waiting for room in the count bound only (rebalance callbacks must hand over).
-    fn blocking_send(&self, event: Event) -> Result<(), mpsc::error::SendError<Event>> {
-        let cost = channel_cost(&event);
-        self.queued_bytes.fetch_add(cost, Ordering::AcqRel);
-        self.events.blocking_send(event).inspect_err(|_| {
-            self.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
-        })
-    }
-}
-
-/// What the poll thread tells the processing loop, in consumption order.
-#[derive(Debug)]
-pub enum Event {
-    /// Consumed messages, in order (at most [`BATCH_MAX_MESSAGES`]).
-    Messages(Vec<OwnedMessage>),
-    /// Partitions now owned, each with the offset consumption starts from (`None`: no
-    /// checkpoint; the first message read starts the first range).
-    Assigned(Vec<(String, i32, Option<i64>)>),
-    /// Partitions being released: flush them, then answer with the offsets now durable.
-    Revoked { partitions: Vec<(String, i32)>, reply: std::sync::mpsc::SyncSender<Vec<(String, i32, i64)>> },
-    /// Partitions taken away without a handshake: the group moved on while this member could
-    /// not answer (frozen, partitioned from the coordinator). Another member may already be
-    /// consuming them from the lake checkpoint, so what is buffered for them is dropped
-    /// unwritten; writing it now would race the new owner. Answer once the flushes already in
-    /// flight have finished, so that a later assignment's recovery never runs beside them.
-    Lost { partitions: Vec<(String, i32)>, done: std::sync::mpsc::SyncSender<()> },
-    /// librdkafka's latest high watermark per partition (from its statistics).
-    HighWatermarks(Vec<(String, i32, i64)>),
-    /// A consumer error the daemon cannot recover from (already counted and logged).
-    Fatal { kind: &'static str, message: String },
-}
-
-/// What the processing loop asks of the poll thread.
-#[derive(Debug)]
-pub enum Command {
-    /// Commit these offsets to Kafka (asynchronously); the lake already has the data.
-    Commit(Vec<(String, i32, i64)>),
-    /// Commit synchronously, leave the group and exit the thread.
-    Stop(Vec<(String, i32, i64)>),
-}
-
-/// State shared between the poll loop and the rebalance callbacks (same thread; the mutex
-/// is never contended, it only satisfies `Sync`).
-#[derive(Debug, Default)]
-struct Held {
-    /// Messages polled while the channel was full, oldest first.
-    events: VecDeque<Event>,
-    /// Whether the assignment is paused for backpressure.
-    paused: bool,
-    /// Since when messages have been held back (the channel full); `None` when none are.
-    blocked_since: Option<Instant>,
-    /// Per partition, the offset after the last message accepted from librdkafka: where a
-    /// resumed partition is sought to, and below which a message is a redelivery.
-    positions: NextOffsets,
-    /// Messages accepted and not yet sealed into an event (the batch being gathered). Kept
-    /// here, not on the poll loop's stack, so a revoke forwards them before it asks for a flush.
-    batch: Vec<OwnedMessage>,
-    /// [`message_cost`] of `batch`.
-    batch_bytes: usize,
-}
-
-impl Held {
-    /// Add an accepted message to the batch being gathered; true when the batch is full.
-    fn gather(&mut self, message: OwnedMessage) -> bool {
-        self.batch_bytes += message_cost(&message);
-        self.batch.push(message);
-        self.batch.len() >= BATCH_MAX_MESSAGES || self.batch_bytes >= BATCH_MAX_BYTES
-    }
-
-    /// Close the batch being gathered (if any) and queue it behind the held events.
-    fn seal(&mut self) {
-        if !self.batch.is_empty() {
-            self.batch_bytes = 0;
-            self.events.push_back(Event::Messages(std::mem::take(&mut self.batch)));
-        }
-    }
-}
-
-/// Per (topic, partition), the offset after the last accepted message. Keyed topic first so
-/// the per-message lookup borrows the message's topic instead of allocating a key.
-#[derive(Debug, Default)]
-struct NextOffsets(rustc_hash::FxHashMap<Box<str>, rustc_hash::FxHashMap<i32, i64>>);
-
-impl NextOffsets {
-    /// Record the message at `offset`; false when it lies below what was already accepted (a
-    /// refetch after pause/resume), which must not be handed on again.
-    fn accept(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
-        let partitions = match self.0.get_mut(topic) {
-            Some(partitions) => partitions,
-            None => self.0.entry(Box::from(topic)).or_default(),
-        };
-        let next = partitions.entry(partition).or_insert(offset);
-        if offset < *next {
-            return false;
-        }
-        *next = offset + 1;
-        true
-    }
-
-    fn clear(&mut self) {
-        self.0.clear();
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&str, i32, i64)> {
-        self.0.iter().flat_map(|(topic, partitions)| partitions.iter().map(|(p, next)| (&**topic, *p, *next)))
-    }
-}
 
 /// The consumer's context: rebalance, statistics and error callbacks.
 pub struct PollerContext {
@@ -686,32 +500,10 @@ fn forward_held(context: &PollerContext) -> bool {
     true
 }
 
-/// What the poll loop does about held messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backpressure {
-    /// Nothing held: poll (resuming a paused assignment first).
-    Flowing,
-    /// Held only briefly: wait for room without polling, keeping librdkafka's prefetch.
-    Wait,
-    /// Held for longer than [`PAUSE_AFTER`]: pause the assignment and poll for callbacks.
-    Pause,
-}
-
 fn backpressure(context: &PollerContext) -> Backpressure {
     let mut held = context.lock_held();
     let held = &mut *held;
     decide_backpressure(!held.events.is_empty(), held.paused, &mut held.blocked_since, Instant::now())
-}
-
-/// The backpressure decision: `blocked_since` starts when messages are first held and clears
-/// once they are all forwarded.
-fn decide_backpressure(holding: bool, paused: bool, blocked_since: &mut Option<Instant>, now: Instant) -> Backpressure {
-    if !holding {
-        *blocked_since = None;
-        return Backpressure::Flowing;
-    }
-    let since = *blocked_since.get_or_insert(now);
-    if paused || now.duration_since(since) >= PAUSE_AFTER { Backpressure::Pause } else { Backpressure::Wait }
 }
 
 /// Pause the assignment during a long stall, resume once every held message is forwarded.
@@ -746,97 +538,3 @@ fn set_paused(consumer: &BaseConsumer<PollerContext>, context: &PollerContext, w
 
 /// Bound on a seek after resume (a local operation in librdkafka; the bound is defensive).
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn next_offsets_accept_each_offset_once_per_partition() {
-        let mut next = NextOffsets::default();
-        assert!(next.accept("spans", 0, 10));
-        assert!(next.accept("spans", 0, 11));
-        assert!(!next.accept("spans", 0, 11), "a refetched message is a redelivery");
-        assert!(!next.accept("spans", 0, 5));
-        assert!(next.accept("spans", 1, 3), "partitions are independent");
-        assert!(next.accept("logs", 0, 0), "topics are independent");
-        assert!(next.accept("spans", 0, 20), "a gap (compaction, transaction markers) is fine");
-        let mut seen: Vec<_> = next.iter().collect();
-        seen.sort_unstable();
-        assert_eq!(seen, vec![("logs", 0, 1), ("spans", 0, 21), ("spans", 1, 4)]);
-        next.clear();
-        assert!(next.accept("spans", 0, 0), "cleared on a new assignment");
-    }
-
-    #[test]
-    fn short_stalls_wait_long_stalls_pause_and_draining_resumes() {
-        let start = Instant::now();
-        let mut since = None;
-        assert_eq!(decide_backpressure(false, false, &mut since, start), Backpressure::Flowing);
-        // Messages held: wait (keeping librdkafka's prefetch) until the stall outlasts PAUSE_AFTER.
-        assert_eq!(decide_backpressure(true, false, &mut since, start), Backpressure::Wait);
-        let almost = start + PAUSE_AFTER - Duration::from_millis(1);
-        assert_eq!(decide_backpressure(true, false, &mut since, almost), Backpressure::Wait);
-        assert_eq!(decide_backpressure(true, false, &mut since, start + PAUSE_AFTER), Backpressure::Pause);
-        // Once paused, stay paused while anything is held.
-        assert_eq!(decide_backpressure(true, true, &mut since, start + PAUSE_AFTER), Backpressure::Pause);
-        // Everything forwarded: flow (the caller resumes) and the stall clock restarts.
-        let later = start + 3 * PAUSE_AFTER;
-        assert_eq!(decide_backpressure(false, true, &mut since, later), Backpressure::Flowing);
-        assert_eq!(since, None);
-        assert_eq!(decide_backpressure(true, false, &mut since, later), Backpressure::Wait);
-    }
-
-    fn owned(offset: i64, bytes: usize) -> OwnedMessage {
-        OwnedMessage::new(Some(vec![0; bytes]), None, "t".to_owned(), rdkafka::Timestamp::NotAvailable, 0, offset, None)
-    }
-
-    #[test]
-    fn batches_close_at_their_message_or_byte_bound_and_keep_order() {
-        let mut held = Held::default();
-        for offset in 0..BATCH_MAX_MESSAGES as i64 - 1 {
-            assert!(!held.gather(owned(offset, 10)));
-        }
-        assert!(held.gather(owned(BATCH_MAX_MESSAGES as i64 - 1, 10)), "full at the message bound");
-        held.seal();
-        assert!(held.gather(owned(1_000, BATCH_MAX_BYTES)), "one big message fills a batch alone");
-        held.seal();
-        assert!(!held.gather(owned(2_000, 10)));
-        held.seal();
-        held.seal();
-        let batches: Vec<Vec<i64>> = held
-            .events
-            .iter()
-            .map(|event| match event {
-                Event::Messages(messages) => messages.iter().map(Message::offset).collect(),
-                other => panic!("unexpected {other:?}"),
-            })
-            .collect();
-        assert_eq!(batches.len(), 3, "sealing an empty batch queues nothing");
-        assert_eq!(batches[0], (0..BATCH_MAX_MESSAGES as i64).collect::<Vec<_>>());
-        assert_eq!(batches[1..], [vec![1_000], vec![2_000]]);
-        assert_eq!(held.batch_bytes, 0);
-    }
-
-    #[tokio::test]
-    async fn the_event_channel_is_bounded_in_bytes() {
-        let (sender, mut receiver) = event_channel(1_000);
-        let message = |bytes: usize| Event::Messages(vec![owned(0, bytes)]);
-        // One message larger than the bound still passes into an empty channel.
-        assert!(sender.try_send(message(CHANNEL_MAX_BYTES * 2)).is_ok());
-        assert!(matches!(sender.try_send(message(1)), Err(mpsc::error::TrySendError::Full(_))));
-        // Control events are never held back by bytes.
-        assert!(sender.try_send(Event::HighWatermarks(Vec::new())).is_ok());
-        // The receiver gives the bytes back; then messages flow until the bound.
-        assert!(matches!(receiver.recv().await, Some(Event::Messages(_))));
-        assert!(matches!(receiver.recv().await, Some(Event::HighWatermarks(_))));
-        assert_eq!(sender.queued_bytes.load(Ordering::Acquire), 0);
-        let size = CHANNEL_MAX_BYTES / 4;
-        let mut sent = 0;
-        while sender.try_send(message(size)).is_ok() {
-            sent += 1;
-        }
-        assert_eq!(sent, 3, "three quarter-bound messages (plus overhead) fit, the fourth does not");
-        assert!(sender.queued_bytes.load(Ordering::Acquire) <= CHANNEL_MAX_BYTES);
-    }
-}
