@@ -1,7 +1,8 @@
 //! The attribute mapping table (DESIGN §3.2) as data.
 //!
 //! OTLP attributes enter as `&[KeyValue]` lists (resource, span, span event or
-//! log record). [`Attrs`] indexes one list in a single pass: every key the
+//! log record) decoded by prost, or one by one as borrowed [`AttrValue`]s from the
+//! wire reader (`otlp_wire`). [`Attrs`] indexes one list in a single pass: every key the
 //! mapping table knows gets a fixed slot, and the flattened message keys
 //! (`gen_ai.prompt.N.content`, `llm.input_messages.N.message.content`, ...)
 //! are collected in index order. [`View`] layers a span's table over its
@@ -11,9 +12,10 @@
 //! One pass with a `match` on the key keeps the per-span cost linear in the
 //! number of attributes instead of one scan per mapping-table row.
 
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 
+use super::otlp_wire;
 use super::{Error, Result};
 
 macro_rules! keys {
@@ -25,6 +27,9 @@ macro_rules! keys {
         /// Number of [`Key`] slots in an [`Attrs`] table.
         const KEY_COUNT: usize = [$($key,)*].len();
 
+        #[cfg(test)]
+        const ALL_KEYS: [Key; KEY_COUNT] = [$(Key::$name,)*];
+
         impl Key {
             /// The attribute key as producers write it; also used in reject details.
             pub(crate) fn name(self) -> &'static str {
@@ -33,6 +38,12 @@ macro_rules! keys {
 
             fn lookup(key: &str) -> Option<Key> {
                 match key { $($key => Some(Key::$name),)* _ => None }
+            }
+
+            /// [`Key::lookup`] on bytes that may not be UTF-8 (a match is ASCII).
+            pub(crate) fn lookup_bytes(key: &[u8]) -> Option<Key> {
+                $(if key == $key.as_bytes() { return Some(Key::$name); })*
+                None
             }
         }
     };
@@ -153,10 +164,65 @@ fn parse_flat(key: &str) -> Option<(Flat, u32)> {
     Some((flat, index.parse().ok()?))
 }
 
+/// One attribute value, borrowed from a prost `AnyValue` or straight from the wire.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AttrValue<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Array(AttrArray<'a>),
+    /// A kind of value the mapping never reads; only named in errors.
+    Unmapped(Unmapped),
+}
+
+/// The `AnyValue` kinds no mapping-table row reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unmapped {
+    KeyValueList,
+    Bytes,
+    StringTableIndex,
+}
+
+impl Unmapped {
+    /// How an error message names this kind.
+    fn name(self) -> &'static str {
+        match self {
+            Unmapped::KeyValueList => "a key-value list",
+            Unmapped::Bytes => "bytes",
+            Unmapped::StringTableIndex => "a string table index",
+        }
+    }
+}
+
+/// An array attribute's elements.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AttrArray<'a> {
+    /// Decoded by prost (OTLP/JSON, logs).
+    Decoded(&'a [AnyValue]),
+    /// The bytes of an `ArrayValue`, already checked by the wire reader.
+    Wire(&'a [u8]),
+}
+
+impl<'a> From<&'a Value> for AttrValue<'a> {
+    fn from(value: &'a Value) -> Self {
+        match value {
+            Value::StringValue(s) => AttrValue::Str(s),
+            Value::BoolValue(b) => AttrValue::Bool(*b),
+            Value::IntValue(i) => AttrValue::Int(*i),
+            Value::DoubleValue(d) => AttrValue::Double(*d),
+            Value::ArrayValue(array) => AttrValue::Array(AttrArray::Decoded(&array.values)),
+            Value::KvlistValue(_) => AttrValue::Unmapped(Unmapped::KeyValueList),
+            Value::BytesValue(_) => AttrValue::Unmapped(Unmapped::Bytes),
+            Value::StringValueStrindex(_) => AttrValue::Unmapped(Unmapped::StringTableIndex),
+        }
+    }
+}
+
 /// One attribute list indexed by mapping-table key.
 #[derive(Debug)]
 pub(crate) struct Attrs<'a> {
-    slots: [Option<&'a Value>; KEY_COUNT],
+    slots: [Option<AttrValue<'a>>; KEY_COUNT],
     flat: [Vec<(u32, &'a str)>; 4],
 }
 
@@ -177,24 +243,45 @@ impl<'a> Attrs<'a> {
     /// Add a further list; keys already present keep their value (first wins).
     pub(crate) fn extend(&mut self, list: &'a [KeyValue]) {
         for kv in list {
-            let Some(value) = kv.value.as_ref().and_then(|v| v.value.as_ref()) else {
-                continue;
-            };
-            if let Some(key) = Key::lookup(&kv.key) {
-                let slot = &mut self.slots[key as usize];
-                if slot.is_none() {
-                    *slot = Some(value);
-                }
-            } else if let Some((flat, index)) = parse_flat(&kv.key)
-                && let Value::StringValue(text) = value
-            {
-                self.flat[flat as usize].push((index, text));
+            if let Some(value) = kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                self.insert(&kv.key, AttrValue::from(value));
             }
         }
     }
 
+    /// Add one attribute; a key already present keeps its value (first wins).
+    pub(crate) fn insert(&mut self, key: &'a str, value: AttrValue<'a>) {
+        if let Some(key) = Key::lookup(key) {
+            self.insert_known(key, value);
+        } else if let Some((flat, index)) = parse_flat(key)
+            && let AttrValue::Str(text) = value
+        {
+            self.flat[flat as usize].push((index, text));
+        }
+    }
+
+    /// Add one attribute of a mapping-table key (first wins).
+    pub(crate) fn insert_known(&mut self, key: Key, value: AttrValue<'a>) {
+        let slot = &mut self.slots[key as usize];
+        if slot.is_none() {
+            *slot = Some(value);
+        }
+    }
+
+    /// Add a further table, as [`Attrs::extend`] would have added its list.
+    pub(crate) fn merge(&mut self, other: &Attrs<'a>) {
+        for (slot, value) in self.slots.iter_mut().zip(other.slots) {
+            if slot.is_none() {
+                *slot = value;
+            }
+        }
+        for (mine, theirs) in self.flat.iter_mut().zip(&other.flat) {
+            mine.extend_from_slice(theirs);
+        }
+    }
+
     /// The raw value of one key.
-    pub(crate) fn get(&self, key: Key) -> Option<&'a Value> {
+    pub(crate) fn get(&self, key: Key) -> Option<AttrValue<'a>> {
         self.slots[key as usize]
     }
 
@@ -218,14 +305,14 @@ impl<'s, 'a> View<'s, 'a> {
     }
 
     /// The first key of `row` present in either layer, with its value.
-    pub(crate) fn first(&self, row: &[Key]) -> Option<(Key, &'a Value)> {
+    pub(crate) fn first(&self, row: &[Key]) -> Option<(Key, AttrValue<'a>)> {
         row.iter().find_map(|&key| self.primary.get(key).or_else(|| self.fallback.get(key)).map(|v| (key, v)))
     }
 
     /// The first present value of `row` as a string slice (non-empty string values only).
     pub(crate) fn str(&self, row: &[Key]) -> Option<&'a str> {
         row.iter().find_map(|&key| match self.primary.get(key).or_else(|| self.fallback.get(key))? {
-            Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
+            AttrValue::Str(s) if !s.is_empty() => Some(s),
             _ => None,
         })
     }
@@ -275,44 +362,45 @@ impl<'s, 'a> View<'s, 'a> {
     }
 }
 
-fn invalid(key: Key, value: &Value, expected: &str) -> Error {
+fn invalid(key: Key, value: AttrValue<'_>, expected: &str) -> Error {
     Error::InvalidField { field: key.name(), detail: format!("expected {expected}, found {}", describe(value)) }
 }
 
-fn describe(value: &Value) -> String {
+fn describe(value: AttrValue<'_>) -> String {
     match value {
-        Value::StringValue(s) => {
+        AttrValue::Str(s) => {
             let shown: String = s.chars().take(40).collect();
             format!("string {shown:?}")
         }
-        Value::BoolValue(b) => format!("bool {b}"),
-        Value::IntValue(i) => format!("int {i}"),
-        Value::DoubleValue(d) => format!("double {d}"),
-        Value::ArrayValue(_) => "an array".to_owned(),
-        Value::KvlistValue(_) => "a key-value list".to_owned(),
-        Value::BytesValue(_) => "bytes".to_owned(),
-        Value::StringValueStrindex(_) => "a string table index".to_owned(),
+        AttrValue::Bool(b) => format!("bool {b}"),
+        AttrValue::Int(i) => format!("int {i}"),
+        AttrValue::Double(d) => format!("double {d}"),
+        AttrValue::Array(_) => "an array".to_owned(),
+        AttrValue::Unmapped(kind) => kind.name().to_owned(),
     }
 }
 
 /// Text form of a scalar value; the first element of an array.
-pub(crate) fn value_text(value: &Value) -> Option<String> {
+pub(crate) fn value_text(value: AttrValue<'_>) -> Option<String> {
     match value {
-        Value::StringValue(s) => Some(s.clone()),
-        Value::IntValue(i) => Some(i.to_string()),
-        Value::DoubleValue(d) => Some(d.to_string()),
-        Value::BoolValue(b) => Some(b.to_string()),
-        Value::ArrayValue(array) => array.values.iter().find_map(|v| v.value.as_ref().and_then(value_text)),
-        _ => None,
+        AttrValue::Str(s) => Some(s.to_owned()),
+        AttrValue::Int(i) => Some(i.to_string()),
+        AttrValue::Double(d) => Some(d.to_string()),
+        AttrValue::Bool(b) => Some(b.to_string()),
+        AttrValue::Array(AttrArray::Decoded(values)) => {
+            values.iter().filter_map(|v| v.value.as_ref()).find_map(|v| value_text(AttrValue::from(v)))
+        }
+        AttrValue::Array(AttrArray::Wire(bytes)) => otlp_wire::array_values(bytes).find_map(value_text),
+        AttrValue::Unmapped(_) => None,
     }
 }
 
 /// Integer form: ints, integral doubles within range, numeric strings.
-pub(crate) fn value_int(value: &Value) -> Option<i64> {
+pub(crate) fn value_int(value: AttrValue<'_>) -> Option<i64> {
     match value {
-        Value::IntValue(i) => Some(*i),
-        Value::DoubleValue(d) => integral(*d),
-        Value::StringValue(s) => {
+        AttrValue::Int(i) => Some(i),
+        AttrValue::Double(d) => integral(d),
+        AttrValue::Str(s) => {
             let s = s.trim();
             s.parse::<i64>().ok().or_else(|| integral(s.parse::<f64>().ok()?))
         }
@@ -327,12 +415,12 @@ fn integral(d: f64) -> Option<i64> {
 }
 
 /// Float form: doubles, ints, numeric strings.
-pub(crate) fn value_float(value: &Value) -> Option<f64> {
+pub(crate) fn value_float(value: AttrValue<'_>) -> Option<f64> {
     match value {
-        Value::DoubleValue(d) => Some(*d),
+        AttrValue::Double(d) => Some(d),
         #[allow(clippy::cast_precision_loss)] // token-sized ints are exact in f64
-        Value::IntValue(i) => Some(*i as f64),
-        Value::StringValue(s) => s.trim().parse::<f64>().ok(),
+        AttrValue::Int(i) => Some(i as f64),
+        AttrValue::Str(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     }
 }
@@ -357,5 +445,21 @@ pub fn normalize_operation(raw: &str) -> String {
         "completion" => "text_completion".to_owned(),
         "embedding" => "embeddings".to_owned(),
         _ => lower,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_found_by_text_and_by_bytes() {
+        for key in ALL_KEYS {
+            assert_eq!(Key::lookup(key.name()), Some(key));
+            assert_eq!(Key::lookup_bytes(key.name().as_bytes()), Some(key));
+        }
+        assert_eq!(Key::lookup_bytes(b"gen_ai.request.mode"), None);
+        assert_eq!(Key::lookup_bytes(b"gen_ai.request.model\xff"), None);
+        assert_eq!(Key::lookup("service.name.x"), None);
     }
 }

@@ -5,11 +5,12 @@
 //! - [`Decoder::decode`] is the entry point. It checks size and emptiness,
 //!   sniffs protobuf vs JSON (JSON starts with `{` after whitespace) and
 //!   dispatches on [`PayloadFormat`].
-//! - `otlp_traces` maps OTLP spans (protobuf or OTLP/JSON, both decoded into
-//!   the `opentelemetry-proto` types) to [`InferenceEvent`]s, and span events
-//!   carrying evaluations to [`FeedbackEvent`]s.
+//! - `otlp_traces` maps OTLP spans to [`InferenceEvent`]s, and span events
+//!   carrying evaluations to [`FeedbackEvent`]s. Protobuf spans are read in
+//!   place by `otlp_wire`; OTLP/JSON, and any protobuf that reader leaves to
+//!   prost, arrive decoded into the `opentelemetry-proto` types.
 //! - `otlp_logs` maps `gen_ai.evaluation.result` / annotation log records to
-//!   feedback.
+//!   feedback, read in place from protobuf the same way.
 //! - `attributes` is the DESIGN §3.2 mapping table.
 //! - `json_event` decodes the `llm_events` JSON schema.
 //! - `validate` applies the plausibility checks every event passes through.
@@ -22,6 +23,7 @@ mod attributes;
 mod json_event;
 mod otlp_logs;
 mod otlp_traces;
+mod otlp_wire;
 mod validate;
 
 pub use attributes::{normalize_operation, normalize_provider};
@@ -164,6 +166,21 @@ impl Decoded {
         self.skipped_spans = 0;
         self.rejects.clear();
     }
+
+    /// Run `decode` on these outputs; if it fails, drop everything it added, so that the
+    /// message can be decoded again another way without counting anything twice.
+    fn undo_on_error<E>(&mut self, decode: impl FnOnce(&mut Self) -> Result<(), E>) -> Result<(), E> {
+        let (events, feedback, skipped_spans, rejects) =
+            (self.events.len(), self.feedback.len(), self.skipped_spans, self.rejects.len());
+        let result = decode(self);
+        if result.is_err() {
+            self.events.truncate(events);
+            self.feedback.truncate(feedback);
+            self.skipped_spans = skipped_spans;
+            self.rejects.truncate(rejects);
+        }
+        result
+    }
 }
 
 /// One rejected item, bound for the dead-letter table.
@@ -258,21 +275,29 @@ impl Decoder {
             }
             return Ok(());
         }
+        // Protobuf is read in place; prost decodes what that reader does not accept, and its
+        // verdict (and error) stands.
         match format {
             PayloadFormat::OtlpTraces => {
-                let data = TracesData::decode(payload)
-                    .map_err(|source| Error::MalformedProtobuf { what: "ExportTraceServiceRequest", source })?;
-                otlp_traces::decode(&data, ctx, out);
+                if otlp_traces::decode_wire(payload, ctx, out).is_err() {
+                    let data = TracesData::decode(payload)
+                        .map_err(|source| Error::MalformedProtobuf { what: "ExportTraceServiceRequest", source })?;
+                    otlp_traces::decode(&data, ctx, out);
+                }
             }
             PayloadFormat::OtlpLogs => {
-                let data = LogsData::decode(payload)
-                    .map_err(|source| Error::MalformedProtobuf { what: "ExportLogsServiceRequest", source })?;
-                otlp_logs::decode(&data, ctx, out);
+                if otlp_logs::decode_wire(payload, ctx, out).is_err() {
+                    let data = LogsData::decode(payload)
+                        .map_err(|source| Error::MalformedProtobuf { what: "ExportLogsServiceRequest", source })?;
+                    otlp_logs::decode(&data, ctx, out);
+                }
             }
+            PayloadFormat::Auto if otlp_traces::decode_wire(payload, ctx, out).is_ok() => {}
             PayloadFormat::Auto => match TracesData::decode(payload) {
                 Ok(data) => otlp_traces::decode(&data, ctx, out),
                 // Logs share the top-level field number with traces but differ
                 // below it, so a logs message fails the traces decode.
+                Err(_) if otlp_logs::decode_wire(payload, ctx, out).is_ok() => {}
                 Err(traces_error) => match LogsData::decode(payload) {
                     Ok(data) => otlp_logs::decode(&data, ctx, out),
                     Err(_) => {
@@ -308,16 +333,36 @@ fn sniff_json(text: &str) -> PayloadFormat {
 
 /// Lowercase hex of id bytes; `None` for absent or all-zero (invalid) ids.
 fn hex_id(bytes: &[u8]) -> Option<String> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    /// The two hex digits of every byte value.
+    const PAIRS: [[u8; 2]; 256] = {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0; 2]; 256];
+        let mut byte = 0;
+        while byte < 256 {
+            pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0x0f]];
+            byte += 1;
+        }
+        pairs
+    };
     if bytes.iter().all(|&b| b == 0) {
         return None;
     }
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    // Digit pairs into a byte vector: `String::push` re-encodes every char as UTF-8, which
+    // cost more than the rest of the id's handling for every span.
+    let mut digits = Vec::with_capacity(bytes.len() * 2);
+    for &byte in bytes {
+        digits.extend_from_slice(&PAIRS[usize::from(byte)]);
     }
-    Some(out)
+    String::from_utf8(digits).ok()
+}
+
+/// A span's event id (DESIGN §3, "Producers retry"): its trace id then its span id, both in
+/// hex. Concatenated directly: `format!` went through the formatting machinery for every span.
+fn span_event_id(trace_hex: &str, span_hex: &str) -> String {
+    let mut id = String::with_capacity(trace_hex.len() + span_hex.len());
+    id.push_str(trace_hex);
+    id.push_str(span_hex);
+    id
 }
 
 /// OTLP times are unsigned; the lake's are signed. Values above `i64::MAX` are out of range.

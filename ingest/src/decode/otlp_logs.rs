@@ -1,6 +1,8 @@
 //! OTLP log records -> feedback events.
 //!
-//! A decoded `LogsData` (protobuf or OTLP/JSON) enters. Records whose event
+//! Records enter either from a decoded `LogsData` (OTLP/JSON, or protobuf that
+//! the wire reader left to prost) or straight from protobuf bytes through
+//! `otlp_wire`; both arrive as the same `RecordParts`. Records whose event
 //! name (the `event_name` field or the `event.name` attribute) is
 //! `gen_ai.evaluation.result`, or that carry OpenInference `annotation.name`,
 //! become [`FeedbackEvent`]s tied to the evaluated inference by the record's
@@ -11,43 +13,93 @@ use driftwatch_lake::model::{FeedbackEvent, UnixNanos};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData};
 
 use super::attributes::{Attrs, Key, View, normalize_operation, normalize_provider, rows};
-use super::{Ctx, Decoded, Error, Result, hex_id, otlp_time, validate};
+use super::otlp_wire::{self, Malformed, Origin, WireLogRecord};
+use super::{Ctx, Decoded, Error, Result, hex_id, otlp_time, span_event_id, validate};
 
 /// The GenAI semconv event carrying an evaluation result.
 pub(super) const EVALUATION_EVENT: &str = "gen_ai.evaluation.result";
 
-/// Map every log record of one message.
+/// Map every log record of one message decoded by prost.
 pub(super) fn decode(data: &LogsData, ctx: Ctx<'_>, out: &mut Decoded) {
     for resource_logs in &data.resource_logs {
         let resource = resource_logs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
         let resource = Attrs::from_list(resource);
         for scope_logs in &resource_logs.scope_logs {
             for record in &scope_logs.log_records {
-                decode_record(record, &resource, ctx, out);
+                decode_record(&RecordParts::decoded(record), &resource, ctx, out);
             }
         }
     }
 }
 
-fn decode_record(record: &LogRecord, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mut Decoded) {
-    let attrs = Attrs::from_list(&record.attributes);
+/// Map every log record of one protobuf message, reading it in place. On `Malformed`, `out`
+/// is left as it was before the call, so the caller can decode the message with prost instead.
+pub(super) fn decode_wire(message: &[u8], ctx: Ctx<'_>, out: &mut Decoded) -> std::result::Result<(), Malformed> {
+    out.undo_on_error(|out| {
+        otlp_wire::for_each_item(message, WireLogRecord::parse, |record, resource| {
+            decode_record(&RecordParts::wire(record), resource, ctx, out);
+            Ok(())
+        })
+    })
+}
+
+/// The fields of one log record that the mapping reads, whichever decoder produced them.
+struct RecordParts<'a> {
+    time_unix_nano: u64,
+    observed_time_unix_nano: u64,
+    trace_id: &'a [u8],
+    span_id: &'a [u8],
+    event_name: &'a str,
+    attrs: Attrs<'a>,
+    /// The record itself, for the copy a reject keeps.
+    origin: Origin<'a, LogRecord>,
+}
+
+impl<'a> RecordParts<'a> {
+    fn decoded(record: &'a LogRecord) -> Self {
+        RecordParts {
+            time_unix_nano: record.time_unix_nano,
+            observed_time_unix_nano: record.observed_time_unix_nano,
+            trace_id: &record.trace_id,
+            span_id: &record.span_id,
+            event_name: &record.event_name,
+            attrs: Attrs::from_list(&record.attributes),
+            origin: Origin::Decoded(record),
+        }
+    }
+
+    fn wire(record: WireLogRecord<'a>) -> Self {
+        RecordParts {
+            time_unix_nano: record.time_unix_nano,
+            observed_time_unix_nano: record.observed_time_unix_nano,
+            trace_id: record.trace_id,
+            span_id: record.span_id,
+            event_name: record.event_name,
+            attrs: record.attrs,
+            origin: Origin::Wire(record.bytes),
+        }
+    }
+}
+
+fn decode_record(record: &RecordParts<'_>, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mut Decoded) {
+    let attrs = &record.attrs;
     let name = if record.event_name.is_empty() {
-        View::new(&attrs, &Attrs::default()).str(&[Key::EventName]).unwrap_or("")
+        View::new(attrs, &Attrs::default()).str(&[Key::EventName]).unwrap_or("")
     } else {
-        record.event_name.as_str()
+        record.event_name
     };
-    if !is_feedback(name, &attrs) {
+    if !is_feedback(name, attrs) {
         out.skipped_spans += 1;
         return;
     }
     // Exporters leave time_unix_nano unset when the app did not give one; the
     // SDK always sets the observed time.
     let time = if record.time_unix_nano == 0 { record.observed_time_unix_nano } else { record.time_unix_nano };
-    match feedback(&View::new(&attrs, resource), &record.trace_id, &record.span_id, time, ctx) {
+    match feedback(&View::new(attrs, resource), record.trace_id, record.span_id, time, ctx) {
         Ok(feedback) => out.feedback.push(feedback),
         Err(error) => {
-            let payload = serde_json::to_vec(record).unwrap_or_default();
-            let id = hex_id(&record.span_id).unwrap_or_default();
+            let id = hex_id(record.span_id).unwrap_or_default();
+            let payload = record.origin.to_json();
             out.rejects.push(ctx.item_reject(format_args!("log record {name:?} span {id:?}"), &error, payload));
         }
     }
@@ -78,7 +130,7 @@ pub(super) fn feedback(
     let trace_hex = hex_id(trace_id);
     let span_hex = hex_id(span_id);
     let inference_id = match (&trace_hex, &span_hex) {
-        (Some(trace), Some(span)) => Some(format!("{trace}{span}")),
+        (Some(trace), Some(span)) => Some(span_event_id(trace, span)),
         _ => None,
     };
     let response_id = view.text(rows::RESPONSE_ID);

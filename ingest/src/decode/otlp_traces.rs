@@ -1,68 +1,153 @@
 //! OTLP spans -> inference events (DESIGN §3.1, §3.2).
 //!
-//! A decoded `TracesData` (from protobuf or OTLP/JSON) enters. Each span is
-//! classified: inference spans are mapped through the attribute table and
-//! validated; other spans are counted in `skipped_spans`. Span events named
-//! `gen_ai.evaluation.result` (or carrying OpenInference `annotation.*`)
-//! become feedback for that span. A span that fails mapping or validation
-//! leaves as a reject carrying that span re-serialised as OTLP/JSON; the
-//! other spans of the message are unaffected.
+//! Spans enter either from a decoded `TracesData` (OTLP/JSON, or protobuf that
+//! the wire reader left to prost) or straight from protobuf bytes through
+//! `otlp_wire`, which lends out the span's fields without copying them. Both
+//! arrive here as the same [`SpanParts`]. Each span is classified: inference
+//! spans are mapped through the attribute table and validated; other spans are
+//! counted in `skipped_spans`. Span events named `gen_ai.evaluation.result`
+//! (or carrying OpenInference `annotation.*`) become feedback for that span. A
+//! span that fails mapping or validation leaves as a reject carrying that span
+//! re-serialised as OTLP/JSON; the other spans of the message are unaffected.
+
+use std::convert::Infallible;
 
 use driftwatch_lake::model::{CallStatus, InferenceEvent};
 use opentelemetry_proto::tonic::trace::v1::{Span, TracesData, status::StatusCode};
 
 use super::attributes::{Attrs, Flat, Key, View, normalize_operation, normalize_provider, rows};
-use super::{Ctx, Decoded, Error, Result, hex_id, otlp_logs, otlp_time, validate};
+use super::otlp_wire::{self, Malformed, Origin, WireEvent, WireSpan};
+use super::{Ctx, Decoded, Error, Result, hex_id, otlp_logs, otlp_time, span_event_id, validate};
 
 /// Old-semconv span events whose attributes carry content, and the exception event.
 const CONTENT_EVENTS: [&str; 3] = ["gen_ai.content.prompt", "gen_ai.content.completion", "exception"];
 
-/// Map every span of one message.
+/// Map every span of one message decoded by prost.
 pub(super) fn decode(data: &TracesData, ctx: Ctx<'_>, out: &mut Decoded) {
     for resource_spans in &data.resource_spans {
         let resource = resource_spans.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
         let resource = Attrs::from_list(resource);
         for scope_spans in &resource_spans.scope_spans {
             for span in &scope_spans.spans {
-                decode_span(span, &resource, ctx, out);
+                let events = span.events.iter().map(|event| {
+                    Ok::<_, Infallible>(EventParts {
+                        name: &event.name,
+                        time_unix_nano: event.time_unix_nano,
+                        attrs: Attrs::from_list(&event.attributes),
+                    })
+                });
+                let Ok(()) = decode_span(SpanParts::decoded(span), events, &resource, ctx, out);
             }
         }
     }
 }
 
-fn decode_span(span: &Span, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mut Decoded) {
-    let mut attrs = Attrs::from_list(&span.attributes);
-    for event in &span.events {
-        let event_attrs = Attrs::from_list(&event.attributes);
-        if otlp_logs::is_feedback(&event.name, &event_attrs) {
-            let view = View::new(&event_attrs, resource);
-            let time = if event.time_unix_nano == 0 { span.end_time_unix_nano } else { event.time_unix_nano };
-            match otlp_logs::feedback(&view, &span.trace_id, &span.span_id, time, ctx) {
-                Ok(feedback) => out.feedback.push(feedback),
-                Err(error) => out.rejects.push(reject(span, &error, ctx)),
-            }
-        } else if CONTENT_EVENTS.contains(&event.name.as_str()) {
-            // Span attributes were added first, so they win over event attributes.
-            attrs.extend(&event.attributes);
+/// Map every span of one protobuf message, reading it in place. On `Malformed`, `out` is
+/// left as it was before the call, so the caller can decode the message with prost instead.
+pub(super) fn decode_wire(message: &[u8], ctx: Ctx<'_>, out: &mut Decoded) -> std::result::Result<(), Malformed> {
+    out.undo_on_error(|out| {
+        otlp_wire::for_each_item(message, WireSpan::parse, |mut span: WireSpan<'_>, resource| {
+            let event_bytes = std::mem::take(&mut span.events);
+            let events = event_bytes.iter().map(|&bytes| {
+                let event = WireEvent::parse(bytes)?;
+                Ok(EventParts { name: event.name, time_unix_nano: event.time_unix_nano, attrs: event.attrs })
+            });
+            decode_span(SpanParts::wire(span), events, resource, ctx, out)
+        })
+    })
+}
+
+/// The fields of one span that the mapping reads, whichever decoder produced them.
+struct SpanParts<'a> {
+    trace_id: &'a [u8],
+    span_id: &'a [u8],
+    name: &'a str,
+    start_time_unix_nano: u64,
+    end_time_unix_nano: u64,
+    /// `Status.code`; 0 (unset) without a status.
+    status_code: i32,
+    status_message: &'a str,
+    /// The span's attributes; content events are merged in behind them.
+    attrs: Attrs<'a>,
+    /// The span itself, for the copy a reject keeps.
+    origin: Origin<'a, Span>,
+}
+
+impl<'a> SpanParts<'a> {
+    fn decoded(span: &'a Span) -> Self {
+        let (status_code, status_message) = span.status.as_ref().map_or((0, ""), |s| (s.code, s.message.as_str()));
+        SpanParts {
+            trace_id: &span.trace_id,
+            span_id: &span.span_id,
+            name: &span.name,
+            start_time_unix_nano: span.start_time_unix_nano,
+            end_time_unix_nano: span.end_time_unix_nano,
+            status_code,
+            status_message,
+            attrs: Attrs::from_list(&span.attributes),
+            origin: Origin::Decoded(span),
         }
     }
-    let view = View::new(&attrs, resource);
+
+    fn wire(span: WireSpan<'a>) -> Self {
+        SpanParts {
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+            name: span.name,
+            start_time_unix_nano: span.start_time_unix_nano,
+            end_time_unix_nano: span.end_time_unix_nano,
+            status_code: span.status_code,
+            status_message: span.status_message,
+            attrs: span.attrs,
+            origin: Origin::Wire(span.bytes),
+        }
+    }
+}
+
+/// One span event's fields.
+struct EventParts<'a> {
+    name: &'a str,
+    time_unix_nano: u64,
+    attrs: Attrs<'a>,
+}
+
+fn decode_span<'a, E>(
+    mut span: SpanParts<'a>,
+    events: impl Iterator<Item = std::result::Result<EventParts<'a>, E>>,
+    resource: &Attrs<'a>,
+    ctx: Ctx<'_>,
+    out: &mut Decoded,
+) -> std::result::Result<(), E> {
+    for event in events {
+        let event = event?;
+        if otlp_logs::is_feedback(event.name, &event.attrs) {
+            let view = View::new(&event.attrs, resource);
+            let time = if event.time_unix_nano == 0 { span.end_time_unix_nano } else { event.time_unix_nano };
+            match otlp_logs::feedback(&view, span.trace_id, span.span_id, time, ctx) {
+                Ok(feedback) => out.feedback.push(feedback),
+                Err(error) => out.rejects.push(reject(&span, &error, ctx)),
+            }
+        } else if CONTENT_EVENTS.contains(&event.name) {
+            // Span attributes were added first, so they win over event attributes.
+            span.attrs.merge(&event.attrs);
+        }
+    }
+    let view = View::new(&span.attrs, resource);
     if !is_inference(&view) {
         out.skipped_spans += 1;
-        return;
+        return Ok(());
     }
-    match map_span(span, &view, ctx).and_then(|event| validate::inference(&event, ctx).map(|()| event)) {
+    match map_span(&span, &view, ctx).and_then(|event| validate::inference(&event, ctx).map(|()| event)) {
         Ok(event) => out.events.push(event),
-        Err(error) => out.rejects.push(reject(span, &error, ctx)),
+        Err(error) => out.rejects.push(reject(&span, &error, ctx)),
     }
+    Ok(())
 }
 
-fn reject(span: &Span, error: &Error, ctx: Ctx<'_>) -> super::Reject {
-    let trace = hex_id(&span.trace_id).unwrap_or_default();
-    let span_id = hex_id(&span.span_id).unwrap_or_default();
-    // Serialising prost types with serde_json cannot fail (no non-string map keys).
-    let payload = serde_json::to_vec(span).unwrap_or_default();
-    ctx.item_reject(format_args!("span {trace}{span_id} {:?}", span.name), error, payload)
+fn reject(span: &SpanParts<'_>, error: &Error, ctx: Ctx<'_>) -> super::Reject {
+    let trace = hex_id(span.trace_id).unwrap_or_default();
+    let span_id = hex_id(span.span_id).unwrap_or_default();
+    ctx.item_reject(format_args!("span {trace}{span_id} {:?}", span.name), error, span.origin.to_json())
 }
 
 /// DESIGN §3.1: GenAI operation, OpenInference LLM/EMBEDDING kind, or any OpenLLMetry request type.
@@ -81,9 +166,9 @@ pub(super) fn is_inference(view: &View<'_, '_>) -> bool {
 }
 
 /// Map one inference span to an event (before validation).
-pub(super) fn map_span(span: &Span, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<InferenceEvent> {
-    let trace_id = hex_id(&span.trace_id).ok_or(Error::MissingField { field: "traceId" })?;
-    let span_id = hex_id(&span.span_id).ok_or(Error::MissingField { field: "spanId" })?;
+fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<InferenceEvent> {
+    let trace_id = hex_id(span.trace_id).ok_or(Error::MissingField { field: "traceId" })?;
+    let span_id = hex_id(span.span_id).ok_or(Error::MissingField { field: "spanId" })?;
     let app = view.text(rows::APP).ok_or(Error::MissingField { field: "service.name" })?;
     if span.end_time_unix_nano == 0 {
         return Err(Error::MissingField { field: "endTimeUnixNano" });
@@ -106,9 +191,9 @@ pub(super) fn map_span(span: &Span, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result
     let request_model = view.text(rows::REQUEST_MODEL);
     let response_model = view.text(rows::RESPONSE_MODEL).or_else(|| request_model.clone());
 
-    let (status, status_message) = match span.status.as_ref() {
-        Some(status) if status.code == StatusCode::Error as i32 => (CallStatus::Error, status.message.as_str()),
-        Some(status) if status.code == StatusCode::Ok as i32 => (CallStatus::Ok, ""),
+    let (status, status_message) = match span.status_code {
+        code if code == StatusCode::Error as i32 => (CallStatus::Error, span.status_message),
+        code if code == StatusCode::Ok as i32 => (CallStatus::Ok, ""),
         _ => (CallStatus::Unset, ""),
     };
     // error.type first, then an exception event's type, then the status message.
@@ -118,7 +203,7 @@ pub(super) fn map_span(span: &Span, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result
     let ttft_ms = view.float(rows::TTFT)?.map(|seconds| seconds * 1000.0);
 
     Ok(InferenceEvent {
-        event_id: format!("{trace_id}{span_id}"),
+        event_id: span_event_id(&trace_id, &span_id),
         trace_id: Some(trace_id),
         span_id: Some(span_id),
         response_id: view.text(rows::RESPONSE_ID),

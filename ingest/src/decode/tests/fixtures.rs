@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::NOW;
 use crate::decode::{Decoded, Decoder, PayloadFormat};
 
-fn fixture(name: &str) -> Vec<u8> {
+pub(super) fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/otel-python").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }

@@ -6,9 +6,11 @@ mod fixtures;
 mod json;
 mod mapping;
 mod rejects;
+mod wire;
 
 use driftwatch_lake::model::InferenceEvent;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::logs::v1::LogsData;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, TracesData};
 use prost::Message;
@@ -61,8 +63,62 @@ pub(super) fn decode(payload: &[u8], format: PayloadFormat) -> Decoded {
     out
 }
 
+/// Decode `data` as a protobuf message. Every call also checks that the wire reader accepts
+/// the message and maps it exactly as the prost path maps the decoded struct.
 pub(super) fn decode_traces(data: &TracesData) -> Decoded {
-    decode(&data.encode_to_vec(), PayloadFormat::OtlpTraces)
+    let bytes = data.encode_to_vec();
+    let via_prost = prost_path(data);
+    let mut via_wire = Decoded::default();
+    assert_eq!(super::otlp_traces::decode_wire(&bytes, ctx(), &mut via_wire), Ok(()), "left to prost");
+    assert_same(&via_wire, &via_prost);
+    decode(&bytes, PayloadFormat::OtlpTraces)
+}
+
+fn ctx() -> super::Ctx<'static> {
+    static CONFIG: std::sync::LazyLock<super::DecodeConfig> = std::sync::LazyLock::new(super::DecodeConfig::default);
+    super::Ctx { config: &CONFIG, now: NOW }
+}
+
+/// What the prost path makes of a decoded message.
+pub(super) fn prost_path(data: &TracesData) -> Decoded {
+    let mut out = Decoded::default();
+    super::otlp_traces::decode(data, ctx(), &mut out);
+    out
+}
+
+/// What the prost path makes of a decoded logs message.
+pub(super) fn prost_logs_path(data: &LogsData) -> Decoded {
+    let mut out = Decoded::default();
+    super::otlp_logs::decode(data, ctx(), &mut out);
+    out
+}
+
+/// What the wire reader makes of a protobuf traces message; `None` when it leaves it to prost.
+pub(super) fn wire_path(bytes: &[u8]) -> Option<Decoded> {
+    wire_output(bytes, super::otlp_traces::decode_wire)
+}
+
+/// What the wire reader makes of a protobuf logs message; `None` when it leaves it to prost.
+pub(super) fn wire_logs_path(bytes: &[u8]) -> Option<Decoded> {
+    wire_output(bytes, super::otlp_logs::decode_wire)
+}
+
+fn wire_output(
+    bytes: &[u8],
+    decode_wire: fn(&[u8], super::Ctx<'_>, &mut Decoded) -> Result<(), super::otlp_wire::Malformed>,
+) -> Option<Decoded> {
+    let mut out = Decoded::default();
+    let read = decode_wire(bytes, ctx(), &mut out);
+    let untouched = out.events.is_empty() && out.feedback.is_empty() && out.rejects.is_empty();
+    assert!(read.is_ok() || (untouched && out.skipped_spans == 0), "a message left to prost leaves no output");
+    read.ok().map(|()| out)
+}
+
+pub(super) fn assert_same(wire: &Decoded, prost: &Decoded) {
+    assert_eq!(wire.events, prost.events);
+    assert_eq!(wire.feedback, prost.feedback);
+    assert_eq!(wire.skipped_spans, prost.skipped_spans);
+    assert_eq!(wire.rejects, prost.rejects);
 }
 
 /// Decode one chat span of app `app-1` carrying `extra` attributes; exactly one event expected.
@@ -74,4 +130,14 @@ pub(super) fn one_event(extra: Vec<KeyValue>) -> InferenceEvent {
     assert_eq!(out.rejects, vec![], "unexpected rejects");
     assert_eq!(out.events.len(), 1);
     out.events.remove(0)
+}
+
+#[test]
+fn ids_are_lowercase_hex_and_a_span_event_id_is_trace_then_span() {
+    assert_eq!(super::hex_id(&[0x01, 0xab, 0xff, 0x00]).as_deref(), Some("01abff00"));
+    assert_eq!(super::hex_id(&[0; 16]), None, "an all-zero id is invalid");
+    assert_eq!(super::hex_id(&[]), None, "an absent id");
+    let trace = super::hex_id(&[0x5b; 16]).unwrap_or_default();
+    let span = super::hex_id(&[0x0c; 8]).unwrap_or_default();
+    assert_eq!(super::span_event_id(&trace, &span), format!("{}{}", "5b".repeat(16), "0c".repeat(8)));
 }
