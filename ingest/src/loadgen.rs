@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -32,6 +33,8 @@ pub enum LoadgenError {
     CreateTopic { topic: String, code: RDKafkaErrorCode },
     #[error("{failed} of {sent} messages were not acknowledged by the broker; the truth would be wrong")]
     Undelivered { failed: u64, sent: u64 },
+    #[error("{in_flight} messages were still undelivered after {stalled:?} without any delivery; is the broker up?")]
+    Stalled { in_flight: i32, stalled: Duration },
 }
 
 /// Topics for each stream.
@@ -150,6 +153,9 @@ impl ProducerContext for TallyContext {
 }
 
 /// Create topics that do not exist yet (brokers like Tansu do not auto-create).
+///
+/// A broker that has only just started may not answer admin requests yet: a timed-out
+/// attempt is retried, once a second, until `timeout` has passed.
 pub async fn ensure_topics(
     brokers: &str,
     topics: &[&str],
@@ -162,11 +168,20 @@ pub async fn ensure_topics(
         .map_err(|source| LoadgenError::Kafka { context: "creating the admin client".to_owned(), source })?;
     let new_topics: Vec<NewTopic<'_>> =
         topics.iter().map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1))).collect();
-    let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
-    let results = admin
-        .create_topics(&new_topics, &options)
-        .await
-        .map_err(|source| LoadgenError::Kafka { context: "creating topics".to_owned(), source })?;
+    let deadline = Instant::now() + timeout;
+    let results = loop {
+        let attempt = CREATE_TOPICS_ATTEMPT.min(deadline.saturating_duration_since(Instant::now()));
+        let options = AdminOptions::new().operation_timeout(Some(attempt)).request_timeout(Some(attempt));
+        match admin.create_topics(&new_topics, &options).await {
+            Err(KafkaError::AdminOp(RDKafkaErrorCode::OperationTimedOut)) if Instant::now() < deadline => {
+                tracing::info!(brokers, "The broker did not answer the topic creation yet; retrying.");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            other => {
+                break other.map_err(|source| LoadgenError::Kafka { context: "creating topics".to_owned(), source })?;
+            }
+        }
+    };
     for result in results {
         if let Err((topic, code)) = result
             && code != RDKafkaErrorCode::TopicAlreadyExists
@@ -175,6 +190,37 @@ pub async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+/// How long one topic-creation request may take before it is retried.
+const CREATE_TOPICS_ATTEMPT: Duration = Duration::from_secs(10);
+
+/// How long delivery may make no progress at all before `loadgen` gives up on the rest.
+const DELIVERY_STALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// Wait until every queued message is delivered or has failed. A slow broker is waited for as
+/// long as deliveries keep completing (a backlog of small batches can take minutes); only a
+/// stall of [`DELIVERY_STALL_LIMIT`] is an error.
+fn drain<C: ProducerContext>(producer: &ThreadedProducer<C>) -> Result<(), LoadgenError> {
+    let mut in_flight = producer.in_flight_count();
+    let mut last_progress = Instant::now();
+    loop {
+        match producer.flush(Duration::from_secs(5)) {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {
+                let now_in_flight = producer.in_flight_count();
+                if now_in_flight < in_flight {
+                    in_flight = now_in_flight;
+                    last_progress = Instant::now();
+                } else if last_progress.elapsed() >= DELIVERY_STALL_LIMIT {
+                    return Err(LoadgenError::Stalled { in_flight: now_in_flight, stalled: DELIVERY_STALL_LIMIT });
+                }
+            }
+            Err(source) => {
+                return Err(LoadgenError::Kafka { context: "flushing the producer".to_owned(), source });
+            }
+        }
+    }
 }
 
 /// Produce the fleet. Blocking (librdkafka's producer thread does the I/O); run it on a
@@ -218,9 +264,7 @@ pub fn produce(options: &LoadOptions) -> Result<LoadReport, LoadgenError> {
     }
     router.finish(&mut out);
     send_all(&producer, &options.topics, &mut out, &mut truth, &mut sent, &pace);
-    producer
-        .flush(Duration::from_secs(60))
-        .map_err(|source| LoadgenError::Kafka { context: "flushing the producer".to_owned(), source })?;
+    drain(&producer)?;
     let failed = tally.failed.load(Ordering::Relaxed);
     if failed > 0 {
         return Err(LoadgenError::Undelivered { failed, sent });
