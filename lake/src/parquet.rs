@@ -46,6 +46,14 @@ pub(crate) const EVENTS_UNIQUE_COLUMNS: [&str; 13] = [
     "source_offset",
     "content",
 ];
+/// Events columns stored as DELTA_BINARY_PACKED instead of PLAIN: the end and start times.
+/// Rows are sorted by `time` within a file, so each value is a few bits of difference from the
+/// one before instead of 8 bytes, which zstd could barely compress (nanosecond timestamps
+/// share only their high bytes). Measured in benches/README.md, "Seventh session": the two
+/// columns shrink from 14.2 to 9.5 bytes per row. Offsets and the float measures were tried
+/// too and came out larger, so they stay PLAIN. DataFusion, DuckDB, pyarrow and Spark all
+/// read this encoding.
+pub(crate) const EVENTS_DELTA_COLUMNS: [&str; 2] = ["time", "start_time"];
 /// Position of `time` in the events schema, declared as the sort key.
 const EVENTS_TIME_COLUMN: i32 = 4;
 
@@ -151,6 +159,9 @@ impl ParquetOptions {
             FileKind::Events => {
                 let builder = EVENTS_UNIQUE_COLUMNS.iter().fold(builder, |builder, column| {
                     builder.set_column_dictionary_enabled(ColumnPath::from(*column), false)
+                });
+                let builder = EVENTS_DELTA_COLUMNS.iter().fold(builder, |builder, column| {
+                    builder.set_column_encoding(ColumnPath::from(*column), Encoding::DELTA_BINARY_PACKED)
                 });
                 let builder = builder.set_sorting_columns(Some(vec![SortingColumn {
                     column_idx: EVENTS_TIME_COLUMN,

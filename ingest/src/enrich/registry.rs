@@ -279,18 +279,26 @@ impl ModelRegistry {
         {
             return Some(entry);
         }
-        let mut best: Option<(usize, &ModelEntry)> = None;
-        for entry in self.entries.iter().filter(|e| accepts(e)) {
-            for name in std::iter::once(&entry.id).chain(&entry.aliases) {
-                let is_snapshot = model.len() > name.len()
-                    && model.starts_with(name.as_str())
-                    && matches!(model.as_bytes()[name.len()], b'-' | b'@');
-                if is_snapshot && best.is_none_or(|(len, _)| name.len() > len) {
-                    best = Some((name.len(), entry));
-                }
-            }
-        }
-        best.map(|(_, entry)| entry)
+        // A snapshot name: try each prefix that ends at a separator, longest first, so the
+        // cost is a few index probes per event rather than a pass over every entry. Among
+        // entries of one name, the first in file order wins.
+        let first_accepted = |name: &str| {
+            self.by_id
+                .get(name)
+                .into_iter()
+                .chain(self.by_alias.get(name).into_iter().flatten())
+                .copied()
+                .filter(|&index| accepts(&self.entries[index]))
+                .min()
+        };
+        model
+            .bytes()
+            .enumerate()
+            .rev()
+            .filter(|&(_, byte)| matches!(byte, b'-' | b'@'))
+            // The separators are ASCII, so `end` is a char boundary.
+            .find_map(|(end, _)| first_accepted(&model[..end]))
+            .map(|index| &self.entries[index])
     }
 
     /// All entries in file order.

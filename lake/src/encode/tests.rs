@@ -2,7 +2,7 @@
 //! really landing in the files.
 
 use arrow::array::{Array, BinaryArray, Int32Array, Int64Array, StringArray, TimestampNanosecondArray};
-use parquet::basic::Compression;
+use parquet::basic::{Compression, Encoding};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::serialized_reader::ReadOptionsBuilder;
 
@@ -109,6 +109,9 @@ fn writer_properties_are_applied_to_the_file() -> TestResult {
             let name = column.column_path().string();
             let unique = crate::parquet::EVENTS_UNIQUE_COLUMNS.contains(&name.as_str());
             assert_eq!(column.dictionary_page_offset().is_none(), unique, "dictionary encoding of {name}");
+            let delta = crate::parquet::EVENTS_DELTA_COLUMNS.contains(&name.as_str());
+            let encodings: Vec<Encoding> = column.encodings().collect();
+            assert_eq!(encodings.contains(&Encoding::DELTA_BINARY_PACKED), delta, "{name}: {encodings:?}");
         }
     }
     assert!(metadata.column_index().is_some(), "page-level statistics");
@@ -121,9 +124,9 @@ fn writer_properties_are_applied_to_the_file() -> TestResult {
 }
 
 #[test]
-fn columns_kept_off_the_dictionary_exist_in_the_events_schema() {
+fn columns_with_their_own_encoding_exist_in_the_events_schema() {
     let schema = crate::schema::events_schema();
-    for column in crate::parquet::EVENTS_UNIQUE_COLUMNS {
+    for column in crate::parquet::EVENTS_UNIQUE_COLUMNS.iter().chain(&crate::parquet::EVENTS_DELTA_COLUMNS) {
         assert!(schema.field_with_name(column).is_ok(), "{column} is not an events column");
     }
 }

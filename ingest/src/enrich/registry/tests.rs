@@ -48,6 +48,64 @@ fn lookup_exact_alias_snapshot_and_provider() -> TestResult {
     Ok(())
 }
 
+/// The snapshot rule as first written: a pass over every entry and name, keeping the longest
+/// accepted name that is a prefix of `model` followed by `-` or `@` (the first in file order
+/// among equally long ones).
+fn snapshot_by_scan<'a>(registry: &'a ModelRegistry, model: &str, provider: Option<&str>) -> Option<&'a str> {
+    let mut best: Option<(usize, &ModelEntry)> = None;
+    for entry in registry.entries().filter(|e| provider.is_none_or(|p| e.provider.eq_ignore_ascii_case(p))) {
+        for name in std::iter::once(&entry.id).chain(&entry.aliases) {
+            let is_snapshot = model.len() > name.len()
+                && model.starts_with(name.as_str())
+                && matches!(model.as_bytes()[name.len()], b'-' | b'@');
+            if is_snapshot && best.is_none_or(|(len, _)| name.len() > len) {
+                best = Some((name.len(), entry));
+            }
+        }
+    }
+    best.map(|(_, entry)| entry.id.as_str())
+}
+
+#[test]
+fn snapshot_lookup_by_prefix_probes_agrees_with_a_scan_of_every_name() -> TestResult {
+    // Two entries of one provider share the name `shared`, once as an id's alias and once as
+    // an alias further down: the first in file order wins, whichever kind of name it is.
+    let shared = format!(
+        "{TWO_PROVIDERS}  - id: o1\n    provider: openai\n    aliases: [shared, gpt-4o-mini-x]\n    risk_level: low\n{PRICE}  - id: o2\n    provider: anthropic\n    aliases: [shared]\n    risk_level: low\n{PRICE}"
+    );
+    for registry in [ModelRegistry::default_embedded()?, ModelRegistry::from_yaml_str(&shared, "test.yaml")?] {
+        let names: Vec<String> =
+            registry.entries().flat_map(|e| std::iter::once(e.id.clone()).chain(e.aliases.clone())).collect();
+        let mut providers: Vec<Option<String>> = registry.entries().map(|e| Some(e.provider.to_uppercase())).collect();
+        providers.extend([None, Some("unknown".to_owned())]);
+        let mut checked = 0;
+        for name in &names {
+            for suffix in ["-2024-08-06", "@2025", "-x-y", "x-1", "-", "@", "-mini-2024", ""] {
+                let model = format!("{name}{suffix}");
+                for provider in &providers {
+                    let provider = provider.as_deref();
+                    // Exact names are looked up first; the scan rule covers what is left.
+                    let exact = registry.by_id.contains_key(&model) || registry.by_alias.contains_key(&model);
+                    if !exact {
+                        assert_eq!(
+                            found(&registry, &model, provider),
+                            snapshot_by_scan(&registry, &model, provider),
+                            "{model} {provider:?}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 200, "only {checked} names checked");
+    }
+    let registry = ModelRegistry::from_yaml_str(&shared, "test.yaml")?;
+    assert_eq!(found(&registry, "shared-2026-01-01", None), Some("o1"));
+    assert_eq!(found(&registry, "shared-2026-01-01", Some("anthropic")), Some("o2"));
+    assert_eq!(found(&registry, "gpt-4o-mini-x-2026", None), Some("o1"), "the longest name wins");
+    Ok(())
+}
+
 #[test]
 fn pricing_is_sorted_and_dates_accepted() -> TestResult {
     let registry = ModelRegistry::from_yaml_str(TWO_PROVIDERS, "test.yaml")?;
