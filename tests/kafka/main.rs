@@ -1,6 +1,7 @@
 //! The Kafka daemon against a real broker (Tansu, started by `scripts/dev-stack`): mixed load,
 //! kill -9 crashes, a consumer group losing a member, a frozen member waking up after the group
-//! gave its partitions away, SIGTERM, and a broker outage. Each test
+//! gave its partitions away, SIGTERM, a broker outage, an object store outage, and loadgen
+//! meeting a broker that starts late. Each test
 //! uses its own topics and consumer group. They run one at a time: each saturates the machine.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -218,6 +219,38 @@ async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()
     let ready = common::wait_for(Duration::from_secs(60), || daemon.ready().then_some(()));
     assert!(ready.is_some(), "daemon did not become ready again");
     daemon.stop(Duration::from_secs(60))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loadgen_creates_its_topics_on_a_broker_that_comes_up_late() -> anyhow::Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir()?;
+    let mut broker = harness::private_broker(dir.path())?;
+    broker.stop();
+    let topics = driftwatch_ingest::loadgen::LoadTopics::with_prefix(&format!("{}-", common::unique("late")));
+    let names: Vec<String> = topics.all().iter().map(|name| (*name).to_owned()).collect();
+    let address = broker.address.clone();
+    // A creation request waits up to 10 s for a broker. The broker comes up after 12 s, so
+    // the first request times out and loadgen must retry it instead of failing the run (a
+    // broker slow to start in CI is this case).
+    let creating = tokio::spawn(async move {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        driftwatch_ingest::loadgen::ensure_topics(&address, &names, 2, Duration::from_secs(90)).await
+    });
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(!creating.is_finished(), "topic creation returned with no broker listening");
+    tokio::task::block_in_place(|| broker.restart())?;
+    creating.await??;
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", &broker.address).create()?;
+    for topic in topics.all() {
+        let metadata = tokio::task::block_in_place(|| consumer.fetch_metadata(Some(topic), Duration::from_secs(10)))?;
+        let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len());
+        assert_eq!(partitions, 2, "{topic} after a late broker start");
+    }
     Ok(())
 }
 
