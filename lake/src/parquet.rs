@@ -47,12 +47,12 @@ pub(crate) const EVENTS_UNIQUE_COLUMNS: [&str; 13] = [
     "content",
 ];
 /// Events columns stored as DELTA_BINARY_PACKED instead of PLAIN: the end and start times.
-/// Rows are sorted by `time` within a file, so each value is a few bits of difference from the
-/// one before instead of 8 bytes, which zstd could barely compress (nanosecond timestamps
-/// share only their high bytes). Measured in benches/README.md, "Seventh session": the two
-/// columns shrink from 14.2 to 9.5 bytes per row. Offsets and the float measures were tried
-/// too and came out larger, so they stay PLAIN. DataFusion, DuckDB, pyarrow and Spark all
-/// read this encoding.
+/// Rows are sorted by `time` within a file (and `start_time` is `time` less a latency), so each
+/// value is a few bits of difference from the one before instead of 8 bytes, which zstd could
+/// barely compress (nanosecond timestamps share only their high bytes). Measured in
+/// benches/README.md, "Seventh session": the two columns shrink from 14.2 to 9.5 bytes per row.
+/// Source offsets and the float measures were tried too and came out no smaller, so they stay
+/// PLAIN. DataFusion, DuckDB, pyarrow and Spark all read this encoding.
 pub(crate) const EVENTS_DELTA_COLUMNS: [&str; 2] = ["time", "start_time"];
 /// Position of `time` in the events schema, declared as the sort key.
 const EVENTS_TIME_COLUMN: i32 = 4;
