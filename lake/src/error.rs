@@ -133,6 +133,34 @@ pub enum LakeError {
         /// Offset after the pending flush.
         next_offset: i64,
     },
+    /// A conditional put found the object changed since it was read (or present when it
+    /// was to be created): another writer got there first.
+    #[error("conditional put of {path:?} lost: the object changed since it was read")]
+    Conflict {
+        /// The lake-relative path.
+        path: String,
+    },
+    /// Another writer has claimed the partition since this one recovered it (it was
+    /// reassigned while this writer was stalled): the flush was not committed and its files
+    /// were removed, because its rows are now the new owner's to write.
+    #[error(
+        "{stream}/{partition} is claimed by writer {holder:?}, not by this writer ({owner:?}); \
+         flush [{first_offset}, {next_offset}) not committed"
+    )]
+    Fenced {
+        /// The source stream.
+        stream: String,
+        /// The source partition.
+        partition: i32,
+        /// This writer's claim.
+        owner: String,
+        /// The claim the lake holds now.
+        holder: String,
+        /// First offset of the refused flush.
+        first_offset: i64,
+        /// Offset after the refused flush.
+        next_offset: i64,
+    },
     /// A blocking I/O task panicked or was cancelled.
     #[error("blocking {op} task failed: {source}")]
     Task {
@@ -169,7 +197,10 @@ impl LakeError {
                     | object_store::Error::Unauthenticated { .. }
                     | object_store::Error::UnknownConfigurationKey { .. }
             ),
+            // Whoever won re-reads and tries again (claims retry; commits are fenced instead).
+            LakeError::Conflict { .. } => true,
             LakeError::Location { .. }
+            | LakeError::Fenced { .. }
             | LakeError::StoreConfig { .. }
             | LakeError::Path { .. }
             | LakeError::Arrow { .. }

@@ -4,18 +4,20 @@
 //! resolves against the lake root.
 //!
 //! ```text
-//! events/date=YYYY-MM-DD/app=<app>/<stream>-<partition>-<first:020>-<next:020>.parquet
+//! events/date=YYYY-MM-DD/app=<app>/<stream>-<partition>-<first:020>-<next:020>-<owner>.parquet
 //! feedback/date=YYYY-MM-DD/<file>        rollups/date=YYYY-MM-DD/<file>
 //! dead_letter/date=YYYY-MM-DD/<file>     findings/date=YYYY-MM-DD/<file>
-//! _checkpoints/<stream>/<partition>.json (+ <partition>.pending.json)
+//! _checkpoints/<stream>/<partition>.json (+ <partition>.pending.<owner>.json)
 //! _snapshots/...                         reserved
 //! ```
 //!
 //! Partition values are escaped the way Hive and Spark escape them, so any app
 //! name is one safe path segment and DataFusion, DuckDB, Spark and Trino read
 //! the directories back. File names are a pure function of the flushed source
-//! range, so a flush rewritten after a crash (recovery removed its files)
-//! lands under the same names instead of adding new ones.
+//! range and the writer's claim on the partition (`<owner>`, see
+//! [`crate::checkpoint`]): a flush retried by the same writer lands under the same
+//! names, and a writer that lost its claim can remove its own files without ever
+//! touching the new owner's, even for the same range.
 
 use chrono::DateTime;
 
@@ -138,17 +140,24 @@ pub fn day_of(time: UnixNanos) -> i64 {
     time.div_euclid(NANOS_PER_DAY)
 }
 
-/// The deterministic data file name for one flush of a source range.
+/// Length of a writer's claim id ([`crate::checkpoint::new_owner_id`]): lower-case hex.
+pub const OWNER_ID_LEN: usize = 16;
+
+fn is_owner_id(text: &str) -> bool {
+    text.len() == OWNER_ID_LEN && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The data file name for one flush of a source range by the writer holding claim `owner`.
 ///
 /// `epoch` counts offset resets of the partition (a topic deleted and recreated starts its
 /// offsets again at 0): epoch 0 keeps the plain name, later epochs add `e<epoch>-` so a new
 /// incarnation's ranges never overwrite the old incarnation's files.
-pub fn file_name(stream: &str, partition: i32, epoch: u64, first_offset: i64, next_offset: i64) -> String {
+pub fn file_name(stream: &str, partition: i32, epoch: u64, first_offset: i64, next_offset: i64, owner: &str) -> String {
     let stream = sanitize_stream(stream);
     if epoch == 0 {
-        format!("{stream}-{partition}-{first_offset:020}-{next_offset:020}.parquet")
+        format!("{stream}-{partition}-{first_offset:020}-{next_offset:020}-{owner}.parquet")
     } else {
-        format!("{stream}-{partition}-e{epoch}-{first_offset:020}-{next_offset:020}.parquet")
+        format!("{stream}-{partition}-e{epoch}-{first_offset:020}-{next_offset:020}-{owner}.parquet")
     }
 }
 
@@ -171,15 +180,27 @@ pub fn checkpoint_path(stream: &str, partition: i32) -> String {
     format!("{}/{partition}.json", checkpoint_dir(stream))
 }
 
-/// The manifest of the flush in progress for one (stream, partition).
-pub fn pending_path(stream: &str, partition: i32) -> String {
-    format!("{}/{partition}.pending.json", checkpoint_dir(stream))
+/// The manifest of the flush in progress for one (stream, partition) by the writer holding
+/// claim `owner`. Each writer has its own, so a writer that lost its claim cannot overwrite
+/// the manifest of the flush the new owner has in progress.
+pub fn pending_path(stream: &str, partition: i32, owner: &str) -> String {
+    format!("{}/{partition}.pending.{owner}.json", checkpoint_dir(stream))
+}
+
+/// True when `name` (a bare file name in [`checkpoint_dir`]) is a pending manifest of
+/// `partition`, by any writer.
+pub fn is_pending_of(name: &str, partition: i32) -> bool {
+    name.strip_prefix(&format!("{partition}.pending."))
+        .and_then(|rest| rest.strip_suffix(".json"))
+        .is_some_and(is_owner_id)
 }
 
 /// True when `name` (a bare file name) is a temporary file left by an atomic write
 /// of a file belonging to (stream, partition): a data file named by
-/// [`file_name`], its checkpoint or its pending manifest. Other partitions' and
-/// other writers' temporaries must survive, because they may still be in flight.
+/// [`file_name`] or a pending manifest. Other partitions' temporaries must survive,
+/// because they may still be in flight; a stalled former owner's are removed, and its
+/// rename then fails, which is what it should do. The partition record's temporaries are
+/// not included: another claimer may be writing it, and its conditional put cleans them.
 pub(crate) fn is_own_tmp(name: &str, stream: &str, partition: i32) -> bool {
     let Some(hidden) = name.strip_prefix('.') else {
         return false;
@@ -188,11 +209,15 @@ pub(crate) fn is_own_tmp(name: &str, stream: &str, partition: i32) -> bool {
         return false;
     };
     let target = &hidden[..marker];
-    if target == format!("{partition}.json") || target == format!("{partition}.pending.json") {
+    if is_pending_of(target, partition) {
         return true;
     }
     let prefix = format!("{}-{partition}-", sanitize_stream(stream));
-    let Some(offsets) = target.strip_prefix(&prefix).and_then(|t| t.strip_suffix(".parquet")) else {
+    let Some(named) = target.strip_prefix(&prefix).and_then(|t| t.strip_suffix(".parquet")) else {
+        return false;
+    };
+    let Some(offsets) = named.rsplit_once('-').filter(|(_, owner)| is_owner_id(owner)).map(|(offsets, _)| offsets)
+    else {
         return false;
     };
     // `[e<epoch>-]<first:020>-<next:020>`: requiring both fixed-width fields makes the
@@ -214,6 +239,8 @@ pub(crate) fn tmp_name(name: &str, unique: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const OWNER: &str = "0123456789abcdef";
 
     #[test]
     fn odd_app_names_round_trip_as_one_segment() {
@@ -265,8 +292,12 @@ mod tests {
 
     #[test]
     fn paths_follow_the_layout() {
-        let name = file_name("llm-events", 3, 0, 10, 250);
-        assert_eq!(name, "llm-events-3-00000000000000000010-00000000000000000250.parquet");
+        let name = file_name("llm-events", 3, 0, 10, 250, OWNER);
+        assert_eq!(name, "llm-events-3-00000000000000000010-00000000000000000250-0123456789abcdef.parquet");
+        assert_eq!(
+            file_name("t", 3, 2, 10, 250, OWNER),
+            "t-3-e2-00000000000000000010-00000000000000000250-0123456789abcdef.parquet"
+        );
         assert_eq!(
             data_path(FileKind::Events, "2024-05-01", "chat bot", &name),
             format!("events/date=2024-05-01/app=chat bot/{name}")
@@ -276,25 +307,32 @@ mod tests {
             "dead_letter/date=2024-05-01/f.parquet"
         );
         assert_eq!(checkpoint_path("a/b", 0), "_checkpoints/a%2Fb/0.json");
-        assert_eq!(pending_path("t", 7), "_checkpoints/t/7.pending.json");
+        assert_eq!(pending_path("t", 7, OWNER), "_checkpoints/t/7.pending.0123456789abcdef.json");
+        assert!(is_pending_of("7.pending.0123456789abcdef.json", 7));
+        assert!(!is_pending_of("7.pending.0123456789abcdef.json", 77));
+        assert!(!is_pending_of("7.pending.json", 7), "owner ids are 16 hex digits");
+        assert!(!is_pending_of("7.json", 7));
         assert_eq!(sanitize_stream(".hidden"), "%2Ehidden");
         assert_eq!(sanitize_stream(""), HIVE_DEFAULT_PARTITION);
     }
 
     #[test]
     fn own_temporaries_are_recognised_exactly() {
-        let mine = tmp_name(&file_name("a", 1, 0, 0, 5), "x1");
-        assert!(is_own_tmp(&tmp_name(&file_name("a", 1, 7, 0, 5), "x3"), "a", 1));
+        let mine = tmp_name(&file_name("a", 1, 0, 0, 5, OWNER), "x1");
+        assert!(is_own_tmp(&tmp_name(&file_name("a", 1, 7, 0, 5, OWNER), "x3"), "a", 1));
+        assert!(is_own_tmp(&tmp_name(&file_name("a", 1, 0, 0, 5, "fedcba9876543210"), "x4"), "a", 1));
         assert!(is_own_tmp(&mine, "a", 1));
         assert!(!is_own_tmp(&mine, "a", 2));
         assert!(!is_own_tmp(&mine, "b", 1));
         // Stream `a-1` partition 2 shares the textual prefix `a-1-` with stream `a` partition 1.
-        let other = tmp_name(&file_name("a-1", 2, 0, 0, 5), "x2");
+        let other = tmp_name(&file_name("a-1", 2, 0, 0, 5, OWNER), "x2");
         assert!(!is_own_tmp(&other, "a", 1));
         assert!(is_own_tmp(&other, "a-1", 2));
-        assert!(is_own_tmp(&tmp_name("1.json", "z"), "a", 1));
-        assert!(is_own_tmp(&tmp_name("1.pending.json", "z"), "a", 1));
+        assert!(!is_own_tmp(&tmp_name("1.json", "z"), "a", 1), "the record's are cleaned under its lock");
+        assert!(is_own_tmp(&tmp_name(&format!("1.pending.{OWNER}.json"), "z"), "a", 1));
         assert!(!is_own_tmp(&tmp_name("12.json", "z"), "a", 1));
-        assert!(!is_own_tmp(&file_name("a", 1, 0, 0, 5), "a", 1), "final files are not temporaries");
+        assert!(!is_own_tmp(&file_name("a", 1, 0, 0, 5, OWNER), "a", 1), "final files are not temporaries");
+        let unowned = tmp_name("a-1-00000000000000000000-00000000000000000005.parquet", "x5");
+        assert!(!is_own_tmp(&unowned, "a", 1), "names without a claim id are not this layout's");
     }
 }

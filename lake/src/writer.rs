@@ -3,24 +3,30 @@
 //! from); the rows leave as Parquet files grouped by table, date and app, and
 //! the range leaves as the partition's checkpoint.
 //!
-//! The protocol (DESIGN §5 delivery guarantee):
-//! 1. put the pending manifest listing every file the flush will write;
-//! 2. put the data files (each atomic; up to [`CONCURRENT_PUTS`] at once);
-//! 3. put the checkpoint with the new `next_offset`;
-//! 4. delete the manifest.
+//! The protocol (DESIGN §5 delivery guarantee), for a writer holding the partition's claim
+//! (taken by [`LakeWriter::recover`]):
+//! 1. read the partition record; if another writer has claimed the partition since, stop
+//!    ([`LakeError::Fenced`]);
+//! 2. put this writer's pending manifest listing every file the flush will write;
+//! 3. put the data files (each atomic; up to [`CONCURRENT_PUTS`] at once);
+//! 4. put the record with the new checkpoint, conditionally on the version read in step 1;
+//!    if that fails another writer claimed the partition meanwhile: delete the files of
+//!    steps 2 and 3 and stop ([`LakeError::Fenced`]);
+//! 5. delete the manifest.
 //!
 //! A crash anywhere leaves a state [`LakeWriter::recover`] resolves: before step
-//! 3 the flush is undone, after it the flush stands. A flush of offsets the
+//! 4 the flush is undone, after it the flush stands. A flush of offsets the
 //! checkpoint already covers writes nothing, and one that straddles it is refused,
 //! so no range is ever in the lake twice.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use tracing::{debug, warn};
 
-use crate::checkpoint::{self, Checkpoint, PendingFlush};
+use crate::checkpoint::{self, Checkpoint, PartitionRecord, PendingFlush};
 use crate::encode::{encode_dead_letters, encode_feedback, encode_rollups};
 use crate::error::{LakeError, Result};
 use crate::event_rows::EventRows;
@@ -92,6 +98,12 @@ pub(crate) struct EncodedFile {
 pub struct LakeWriter {
     store: LakeStore,
     options: Arc<ParquetOptions>,
+    /// The claim id this writer holds on each (stream, partition) it recovered.
+    claims: Arc<Mutex<HashMap<(String, i32), String>>>,
+    /// Tests stall a commit between its data files and its checkpoint here, as a paused
+    /// process would: `.0` is notified on arrival, `.1` releases it.
+    #[cfg(test)]
+    stall_before_checkpoint: Option<Arc<(tokio::sync::Notify, tokio::sync::Notify)>>,
 }
 
 fn same_day(a: i64, b: i64) -> bool {
@@ -115,8 +127,13 @@ fn encode_group(
 
 /// Group a flush's rows into files and encode them. Rows are sorted by time
 /// (stable, so the same input gives byte-identical files on replay).
-pub(crate) fn encode_batch(options: &ParquetOptions, batch: &mut FlushBatch, epoch: u64) -> Result<Vec<EncodedFile>> {
-    let name = file_name(&batch.stream, batch.partition, epoch, batch.first_offset, batch.next_offset);
+pub(crate) fn encode_batch(
+    options: &ParquetOptions,
+    batch: &mut FlushBatch,
+    epoch: u64,
+    owner: &str,
+) -> Result<Vec<EncodedFile>> {
+    let name = file_name(&batch.stream, batch.partition, epoch, batch.first_offset, batch.next_offset, owner);
     let mut files = Vec::new();
 
     for file in batch.events.seal()? {
@@ -142,6 +159,17 @@ pub(crate) fn encode_batch(options: &ParquetOptions, batch: &mut FlushBatch, epo
     Ok(files)
 }
 
+fn fenced(batch: &FlushBatch, owner: &str, holder: String) -> LakeError {
+    LakeError::Fenced {
+        stream: batch.stream.clone(),
+        partition: batch.partition,
+        owner: owner.to_owned(),
+        holder,
+        first_offset: batch.first_offset,
+        next_offset: batch.next_offset,
+    }
+}
+
 fn invalid(batch: &FlushBatch, reason: String) -> LakeError {
     LakeError::InvalidBatch { stream: batch.stream.clone(), partition: batch.partition, reason }
 }
@@ -150,7 +178,13 @@ impl LakeWriter {
     /// A writer over `store` with the given file options (validate them at startup
     /// with [`ParquetOptions::validate`]; a bad value fails every commit).
     pub fn new(store: LakeStore, options: ParquetOptions) -> Self {
-        Self { store, options: Arc::new(options) }
+        Self {
+            store,
+            options: Arc::new(options),
+            claims: Arc::default(),
+            #[cfg(test)]
+            stall_before_checkpoint: None,
+        }
     }
 
     /// The store this writer commits to.
@@ -163,16 +197,59 @@ impl LakeWriter {
         checkpoint::read_checkpoint(&self.store, stream, partition).await
     }
 
-    /// Undo any flush of (stream, partition) a crash interrupted and return the
-    /// committed checkpoint. Call before consuming a newly assigned partition.
+    /// Claim (stream, partition) for this writer, undo any flush of it that did not commit
+    /// (a crash, or a writer that lost it) and return the committed checkpoint. Call before
+    /// consuming a newly assigned partition: from then on earlier writers of the partition
+    /// cannot commit to it any more.
     pub async fn recover(&self, stream: &str, partition: i32) -> Result<Option<Checkpoint>> {
-        checkpoint::recover(&self.store, stream, partition).await
+        let claim = checkpoint::recover(&self.store, stream, partition).await?;
+        self.claims.lock().unwrap_or_else(PoisonError::into_inner).insert((stream.to_owned(), partition), claim.owner);
+        Ok(claim.checkpoint)
+    }
+
+    /// The claim this writer holds on (stream, partition), taking one if it has none.
+    async fn owner(&self, stream: &str, partition: i32) -> Result<String> {
+        let held =
+            self.claims.lock().unwrap_or_else(PoisonError::into_inner).get(&(stream.to_owned(), partition)).cloned();
+        match held {
+            Some(owner) => Ok(owner),
+            None => {
+                self.recover(stream, partition).await?;
+                self.owner_held(stream, partition)
+            }
+        }
+    }
+
+    pub(crate) fn owner_held(&self, stream: &str, partition: i32) -> Result<String> {
+        self.claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(stream.to_owned(), partition))
+            .cloned()
+            .ok_or_else(|| LakeError::InvalidBatch {
+                stream: stream.to_owned(),
+                partition,
+                reason: "no claim after recovery".to_owned(),
+            })
+    }
+
+    /// The record of (stream, partition) with its version, if this writer still holds the claim.
+    async fn read_own_record(
+        &self,
+        batch: &FlushBatch,
+        owner: &str,
+    ) -> Result<(PartitionRecord, crate::store::StoreVersion)> {
+        let (stream, partition) = (batch.stream.as_str(), batch.partition);
+        match checkpoint::read_record(&self.store, stream, partition).await? {
+            Some((record, version)) if record.owner == owner => Ok((record, version)),
+            other => Err(fenced(batch, owner, other.map(|(record, _)| record.owner).unwrap_or_default())),
+        }
     }
 
     /// Durably write a flush and then its checkpoint (see the module docs). On
     /// error nothing is committed; the caller retries the same range (or
-    /// restarts and recovers). A leftover manifest from a failed earlier attempt
-    /// is recovered first, so a retry with a different range cannot orphan files.
+    /// restarts and recovers), except after [`LakeError::Fenced`]: another writer owns the
+    /// partition now, and this one must drop what it holds of it.
     ///
     /// The batch is borrowed and handed back intact whatever happens, so a failed commit can be
     /// retried without keeping a copy.
@@ -185,13 +262,18 @@ impl LakeWriter {
             let reason = format!("empty or reversed offset range [{}, {})", batch.first_offset, batch.next_offset);
             return Err(invalid(batch, reason));
         }
+        let owner = self.owner(&batch.stream, batch.partition).await?;
+        let (record, version) = self.read_own_record(batch, &owner).await?;
         let (stream, partition) = (batch.stream.as_str(), batch.partition);
-        let previous = if checkpoint::read_pending(&self.store, stream, partition).await?.is_some() {
+        if let Some(leftover) = checkpoint::read_pending(&self.store, stream, partition, &owner).await? {
+            // A failed earlier attempt of this writer: it committed only if the checkpoint covers it.
             warn!(stream, partition, "Recovering a flush left pending by a failed commit.");
-            self.recover(stream, partition).await?
-        } else {
-            self.read_checkpoint(stream, partition).await?
-        };
+            if record.checkpoint.as_ref().is_none_or(|c| leftover.next_offset > c.next_offset) {
+                checkpoint::undo_files(&self.store, stream, partition, &leftover.files).await?;
+            }
+            checkpoint::delete_pending(&self.store, stream, partition, &owner).await?;
+        }
+        let previous = record.checkpoint.clone();
         let committed_next = previous.as_ref().map(|c| c.next_offset);
         if let Some(next) = committed_next
             && batch.first_offset < next
@@ -201,10 +283,8 @@ impl LakeWriter {
                 format!("range [{}, {}) straddles the checkpoint {next}", batch.first_offset, batch.next_offset);
             return Err(invalid(batch, reason));
         }
-        // Already durable: the checkpoint stands and nothing is written. Rewriting would be
-        // harmless only for the very same range (same file names, same bytes); a range cut
-        // differently, as a member that lost its partition without noticing would flush it,
-        // would add its rows a second time under other file names.
+        // Already durable: the checkpoint stands and nothing is written (a retry of a flush
+        // whose commit succeeded but whose answer was lost).
         if let Some(checkpoint) = previous.as_ref().filter(|c| batch.next_offset <= c.next_offset) {
             if has_rows {
                 warn!(
@@ -213,7 +293,7 @@ impl LakeWriter {
                     first_offset = batch.first_offset,
                     next_offset = batch.next_offset,
                     checkpoint = checkpoint.next_offset,
-                    "Flush of offsets already in the lake skipped (another member wrote them?)."
+                    "Flush of offsets already in the lake skipped."
                 );
             }
             return Ok(CommitReport { files: Vec::new(), checkpoint: checkpoint.clone() });
@@ -224,9 +304,10 @@ impl LakeWriter {
         let options = Arc::clone(&self.options);
         let epoch = previous.as_ref().map_or(0, |c| c.epoch);
         let mut owned = std::mem::take(batch);
+        let name_owner = owner.clone();
         // Encoding is CPU work proportional to the flush; keep it off the async workers.
         let (owned, encoded) = tokio::task::spawn_blocking(move || {
-            let encoded = encode_batch(&options, &mut owned, epoch);
+            let encoded = encode_batch(&options, &mut owned, epoch, &name_owner);
             (owned, encoded)
         })
         .await
@@ -234,10 +315,10 @@ impl LakeWriter {
         *batch = owned;
         let mut files = encoded?;
         files.sort_by(|a, b| a.path.cmp(&b.path));
+        let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
 
         if !files.is_empty() {
-            let pending =
-                PendingFlush { first_offset, next_offset, files: files.iter().map(|f| f.path.clone()).collect() };
+            let pending = PendingFlush { owner: owner.clone(), first_offset, next_offset, files: paths.clone() };
             checkpoint::write_pending(&self.store, &stream, partition, &pending).await?;
             self.put_files(&files).await?;
         }
@@ -251,9 +332,38 @@ impl LakeWriter {
             rows: previous.as_ref().map_or(0, |c| c.rows) + rows as u64,
             epoch,
         };
-        checkpoint::write_checkpoint(&self.store, &checkpoint).await?;
+        #[cfg(test)]
+        if let Some(stall) = &self.stall_before_checkpoint {
+            stall.0.notify_one();
+            stall.1.notified().await;
+        }
+        let updated = PartitionRecord { checkpoint: Some(checkpoint.clone()), ..record };
+        match checkpoint::write_record(&self.store, &updated, Some(&version)).await {
+            Ok(_) => {}
+            Err(LakeError::Conflict { .. }) => {
+                // Claimed by another writer since step 1: these rows are its to write.
+                let holder = checkpoint::read_record(&self.store, &stream, partition)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|(record, _)| record.owner)
+                    .unwrap_or_default();
+                warn!(
+                    stream,
+                    partition,
+                    first_offset,
+                    next_offset,
+                    holder,
+                    "Partition claimed by another writer during a flush; removing its files."
+                );
+                checkpoint::undo_files(&self.store, &stream, partition, &paths).await?;
+                checkpoint::delete_pending(&self.store, &stream, partition, &owner).await?;
+                return Err(fenced(batch, &owner, holder));
+            }
+            Err(error) => return Err(error),
+        }
         if !files.is_empty() {
-            checkpoint::delete_pending(&self.store, &stream, partition).await?;
+            checkpoint::delete_pending(&self.store, &stream, partition, &owner).await?;
         }
         debug!(stream, partition, next_offset = checkpoint.next_offset, files = files.len(), rows, "Flush committed.");
         let files = files
@@ -267,17 +377,26 @@ impl LakeWriter {
     /// backwards (a topic deleted and recreated), so the old checkpoint no longer describes
     /// it. Files already committed stay; new ones carry the new epoch in their names.
     pub async fn reset_partition(&self, stream: &str, partition: i32, next_offset: i64) -> Result<Checkpoint> {
-        let previous = self.recover(stream, partition).await?;
+        let claim = checkpoint::recover(&self.store, stream, partition).await?;
+        let previous = claim.checkpoint.as_ref();
         let checkpoint = Checkpoint {
             stream: stream.to_owned(),
             partition,
             next_offset,
             updated_at: Utc::now(),
-            files: previous.as_ref().map_or(0, |c| c.files),
-            rows: previous.as_ref().map_or(0, |c| c.rows),
-            epoch: previous.as_ref().map_or(0, |c| c.epoch) + 1,
+            files: previous.map_or(0, |c| c.files),
+            rows: previous.map_or(0, |c| c.rows),
+            epoch: previous.map_or(0, |c| c.epoch) + 1,
         };
-        checkpoint::write_checkpoint(&self.store, &checkpoint).await?;
+        let record = PartitionRecord {
+            stream: stream.to_owned(),
+            partition,
+            owner: claim.owner.clone(),
+            claimed_at: Utc::now(),
+            checkpoint: Some(checkpoint.clone()),
+        };
+        checkpoint::write_record(&self.store, &record, Some(&claim.version)).await?;
+        self.claims.lock().unwrap_or_else(PoisonError::into_inner).insert((stream.to_owned(), partition), claim.owner);
         warn!(stream, partition, next_offset, epoch = checkpoint.epoch, "Partition offsets reset; new epoch started.");
         Ok(checkpoint)
     }

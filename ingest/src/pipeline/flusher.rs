@@ -49,6 +49,15 @@ pub enum FlushOutcome {
         /// Partition of the batch.
         partition: i32,
     },
+    /// Not written: another writer (a daemon the partition moved to while this one was
+    /// stalled, or a second run over the same file) has claimed the partition in the lake.
+    /// Whatever this source still holds of the partition is the new owner's to write.
+    ClaimLost {
+        /// Checkpoint stream of the batch.
+        stream: String,
+        /// Partition of the batch.
+        partition: i32,
+    },
 }
 
 /// Why a flush could not be committed.
@@ -61,7 +70,7 @@ pub enum FlusherError {
         first_offset: i64,
         next_offset: i64,
         #[source]
-        source: driftwatch_lake::error::LakeError,
+        source: Box<driftwatch_lake::error::LakeError>,
     },
     #[error("lake commit of {stream}/{partition} abandoned: shutdown while retrying")]
     Abandoned { stream: String, partition: i32 },
@@ -271,6 +280,18 @@ impl Committer {
                     );
                     return Ok(FlushOutcome::Committed(FlushDone { stream, partition, next_offset, reason, report }));
                 }
+                Err(driftwatch_lake::error::LakeError::Fenced { holder, .. }) => {
+                    self.metrics.record_consumer_error("lake_claim_lost");
+                    tracing::warn!(
+                        stream = %stream,
+                        partition,
+                        first_offset,
+                        next_offset,
+                        holder = %holder,
+                        "Another writer has claimed this partition in the lake; flush dropped for it to write."
+                    );
+                    return Ok(FlushOutcome::ClaimLost { stream, partition });
+                }
                 Err(source) if source.is_retryable() => {
                     self.lake_failing.store(true, Ordering::Release);
                     self.metrics.record_consumer_error("lake_write");
@@ -289,6 +310,7 @@ impl Committer {
                     delay = (delay * 2).min(RETRY_MAX);
                 }
                 Err(source) => {
+                    let source = Box::new(source);
                     return Err(FlusherError::Commit { stream, partition, first_offset, next_offset, source });
                 }
             }
@@ -394,7 +416,7 @@ mod tests {
     fn committed_offset(outcome: FlushOutcome) -> Option<i64> {
         match outcome {
             FlushOutcome::Committed(done) => Some(done.next_offset),
-            FlushOutcome::Fenced { .. } => None,
+            FlushOutcome::Fenced { .. } | FlushOutcome::ClaimLost { .. } => None,
         }
     }
 

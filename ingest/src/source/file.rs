@@ -113,7 +113,7 @@ pub async fn run_file(
     let finish_reason = loop {
         tokio::select! {
             biased;
-            done = flusher.next_done() => record_done(&mut report, &done?),
+            done = flusher.next_done() => record_done(&mut report, &done?)?,
             () = shutdown.cancelled() => {
                 report.interrupted = true;
                 break FlushReason::Shutdown;
@@ -162,7 +162,7 @@ pub async fn run_file(
 
     submit(&mut flusher, &mut buffer, finish_reason).await?;
     while flusher.in_flight() > 0 {
-        record_done(&mut report, &flusher.next_done().await?);
+        record_done(&mut report, &flusher.next_done().await?)?;
     }
     drop(flusher);
     tracker.close();
@@ -177,11 +177,19 @@ pub async fn run_file(
     Ok(report)
 }
 
-fn record_done(report: &mut FileRunReport, outcome: &FlushOutcome) {
-    // The file source never fences its partition, so every flush is committed.
-    if let FlushOutcome::Committed(done) = outcome {
-        report.flushes += 1;
-        report.committed_to = report.committed_to.max(done.next_offset);
+fn record_done(report: &mut FileRunReport, outcome: &FlushOutcome) -> Result<()> {
+    match outcome {
+        FlushOutcome::Committed(done) => {
+            report.flushes += 1;
+            report.committed_to = report.committed_to.max(done.next_offset);
+            Ok(())
+        }
+        // The file source never fences its own partition.
+        FlushOutcome::Fenced { .. } => Ok(()),
+        FlushOutcome::ClaimLost { stream, .. } => Err(Error::Other(format!(
+            "another `driftwatch ingest` has claimed {stream} in this lake (the same file ingested twice at \
+             once?); it continues from the last checkpoint and this run stops without writing more"
+        ))),
     }
 }
 

@@ -99,6 +99,56 @@ pub(super) fn put_atomic(path: &Path, data: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Replace `path` with `data` (as [`put_atomic`]) only if its content is still `expected`
+/// (`None`: only if it does not exist). Returns whether it did.
+///
+/// The compare and the rename happen under an exclusive lock on a hidden lock file beside
+/// `path` (`flock`), so every writer on this host, in this process or another, serialises on
+/// it. The lock file is never removed: removing it would let two writers lock different files.
+pub(super) fn put_if(path: &Path, data: &[u8], expected: Option<&[u8]>) -> Result<bool> {
+    let dir = parent_of(path)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .ok_or_else(|| LakeError::Path { path: path.display().to_string(), reason: "has no file name".into() })?;
+    create_dirs_synced(dir)?;
+    let lock_path = dir.join(format!(".{name}.lock"));
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| LakeError::io("open lock file", &lock_path, source))?;
+    lock.lock().map_err(|source| LakeError::io("lock", &lock_path, source))?;
+    // Every writer of `path` holds the lock while its temporary exists, so one found now was
+    // left by a crash. (Recovery's sweep of a partition's temporaries leaves these alone: it
+    // does not take the lock, and could remove a live writer's.)
+    remove_tmps_of(dir, &name)?;
+    let current = get(path)?;
+    if current.as_deref() != expected {
+        return Ok(false);
+    }
+    put_atomic(path, data)?;
+    Ok(true)
+}
+
+/// Remove the temporaries of atomic writes of the file `name` in `dir`.
+fn remove_tmps_of(dir: &Path, name: &str) -> Result<()> {
+    let prefix = tmp_name(name, "");
+    let entries = fs::read_dir(dir).map_err(|source| LakeError::io("list directory", dir, source))?;
+    for entry in entries {
+        let entry = entry.map_err(|source| LakeError::io("list directory", dir, source))?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => {}
+                Err(source) if source.kind() == ErrorKind::NotFound => {}
+                Err(source) => return Err(LakeError::io("delete temporary file", entry.path(), source)),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The file's contents, or `None` when it does not exist.
 pub(super) fn get(path: &Path) -> Result<Option<Vec<u8>>> {
     match fs::read(path) {

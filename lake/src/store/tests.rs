@@ -123,3 +123,28 @@ async fn s3_locations_parse_bucket_prefix_and_options() -> TestResult {
     assert!(matches!(error, Some(LakeError::Location { .. })), "{error:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn conditional_puts_succeed_only_against_the_version_read() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let local = LakeStore::open(&dir.path().display().to_string(), &HashMap::new()).await?;
+    let memory = LakeStore::open("memory://", &HashMap::new()).await?;
+    for store in [local, memory] {
+        let path = "_checkpoints/s/0.json";
+        let created = store.put_if(path, Bytes::from_static(b"one"), None).await?;
+        let again = store.put_if(path, Bytes::from_static(b"other"), None).await;
+        assert!(matches!(again, Err(LakeError::Conflict { .. })), "create over an existing object: {again:?}");
+        let (bytes, read) = store.get_versioned(path).await?.ok_or("missing")?;
+        assert_eq!((bytes, &read), (Bytes::from_static(b"one"), &created));
+        let updated = store.put_if(path, Bytes::from_static(b"two"), Some(&read)).await?;
+        // A writer still holding the first version loses, and changes nothing.
+        let stale = store.put_if(path, Bytes::from_static(b"three"), Some(&read)).await;
+        assert!(matches!(stale, Err(LakeError::Conflict { .. })), "{stale:?}");
+        assert_eq!(
+            store.get_versioned(path).await?.map(|(b, v)| (b, v == updated)),
+            Some((Bytes::from_static(b"two"), true))
+        );
+        assert!(store.list("_checkpoints").await?.iter().all(|o| o.path == path), "no lock or temporary is listed");
+    }
+    Ok(())
+}

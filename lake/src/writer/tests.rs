@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::checkpoint::{read_pending, write_checkpoint, write_pending};
-use crate::layout::{checkpoint_path, pending_path};
+use crate::checkpoint::{read_pending, read_record, write_pending, write_record};
+use crate::layout::{OWNER_ID_LEN, checkpoint_path, pending_path};
 use crate::parquet::read_parquet;
 use crate::test_support::{DAY1, DAY2, dead_letter, feedback, full_event, rollup};
 
@@ -51,6 +51,34 @@ async fn lake_files(store: &LakeStore) -> TestResult<Vec<(String, usize)>> {
     Ok(out)
 }
 
+/// A data file path without the writer's claim id, to compare lakes written by different writers.
+fn without_owner(path: &str) -> String {
+    let cut = path.len().saturating_sub(".parquet".len() + OWNER_ID_LEN + 1);
+    format!("{}.parquet", &path[..cut])
+}
+
+/// [`lake_files`] without claim ids in the names.
+async fn lake_ranges(store: &LakeStore) -> TestResult<Vec<(String, usize)>> {
+    let mut files: Vec<_> =
+        lake_files(store).await?.into_iter().map(|(path, rows)| (without_owner(&path), rows)).collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Total rows per table in the lake, so overlapping writers' results can be compared with the input.
+async fn table_rows(store: &LakeStore) -> TestResult<Vec<(&'static str, usize)>> {
+    let mut out = Vec::new();
+    for kind in ["events", "feedback", "rollups", "dead_letter"] {
+        let mut rows = 0;
+        for object in store.list(kind).await? {
+            let data = store.get(&object.path).await?.ok_or("listed file vanished")?;
+            rows += read_parquet(data)?.iter().map(|b| b.num_rows()).sum::<usize>();
+        }
+        out.push((kind, rows));
+    }
+    Ok(out)
+}
+
 async fn stores() -> TestResult<Vec<(LakeStore, Option<tempfile::TempDir>)>> {
     let dir = tempfile::tempdir()?;
     let local = LakeStore::open(&dir.path().display().to_string(), &HashMap::new()).await?;
@@ -65,7 +93,8 @@ async fn commit_writes_partitioned_files_then_the_checkpoint() -> TestResult {
         assert_eq!(writer.recover(STREAM, 2).await?, None);
         let mut input = batch(0, 6);
         let report = writer.commit(&mut input).await?;
-        let name = "genai-spans-2-00000000000000000000-00000000000000000006.parquet";
+        let owner = writer.owner_held(STREAM, 2)?;
+        let name = format!("genai-spans-2-00000000000000000000-00000000000000000006-{owner}.parquet");
         let expected = vec![
             (format!("dead_letter/date=2024-05-02/{name}"), 1),
             (format!("events/date=2024-05-01/app=a%2Fb/{name}"), 1),
@@ -84,7 +113,7 @@ async fn commit_writes_partitioned_files_then_the_checkpoint() -> TestResult {
         assert_eq!(report.checkpoint.files, 8);
         assert_eq!(report.checkpoint.rows, rows_in(&input));
         assert_eq!(writer.read_checkpoint(STREAM, 2).await?, Some(report.checkpoint.clone()));
-        assert_eq!(read_pending(&store, STREAM, 2).await?, None, "manifest removed after commit");
+        assert_eq!(read_pending(&store, STREAM, 2, &owner).await?, None, "manifest removed after commit");
 
         // Event files are sorted by time.
         let data = store.get(&expected[2].0).await?.ok_or("missing")?;
@@ -114,9 +143,12 @@ async fn crashing_commit(
     previous: &Checkpoint,
 ) -> TestResult {
     let store = writer.store();
-    let mut files = encode_batch(&ParquetOptions::default(), &mut batch, previous.epoch)?;
+    let owner = writer.owner_held(&batch.stream, batch.partition)?;
+    let (record, version) = read_record(store, &batch.stream, batch.partition).await?.ok_or("no record")?;
+    let mut files = encode_batch(&ParquetOptions::default(), &mut batch, previous.epoch, &owner)?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let pending = PendingFlush {
+        owner: owner.clone(),
         first_offset: batch.first_offset,
         next_offset: batch.next_offset,
         files: files.iter().map(|f| f.path.clone()).collect(),
@@ -136,9 +168,9 @@ async fn crashing_commit(
         rows: previous.rows + files.iter().map(|f| f.rows as u64).sum::<u64>(),
         ..previous.clone()
     };
-    write_checkpoint(store, &checkpoint).await?;
+    write_record(store, &PartitionRecord { checkpoint: Some(checkpoint), ..record }, Some(&version)).await?;
     if crash == Crash::AfterManifestDeleted {
-        store.delete(&pending_path(&batch.stream, batch.partition)).await?;
+        store.delete(&pending_path(&batch.stream, batch.partition, &owner)).await?;
     }
     Ok(())
 }
@@ -146,11 +178,11 @@ async fn crashing_commit(
 /// Plant the hidden temporaries a kill -9 mid-rename leaves, plus one of another partition.
 fn plant_temporaries(root: &std::path::Path) -> TestResult<Vec<std::path::PathBuf>> {
     let ours_data = root.join(
-        "events/date=2024-05-01/app=chat/.genai-spans-2-00000000000000000010-00000000000000000020.parquet.tmp-9-9-9",
+        "events/date=2024-05-01/app=chat/.genai-spans-2-00000000000000000010-00000000000000000020-0123456789abcdef.parquet.tmp-9-9-9",
     );
     let ours_checkpoint = root.join("_checkpoints/genai-spans/.2.json.tmp-9-9-9");
     let theirs = root.join(
-        "events/date=2024-05-01/app=chat/.genai-spans-3-00000000000000000010-00000000000000000020.parquet.tmp-1-1-1",
+        "events/date=2024-05-01/app=chat/.genai-spans-3-00000000000000000010-00000000000000000020-0123456789abcdef.parquet.tmp-1-1-1",
     );
     for path in [&ours_data, &ours_checkpoint, &theirs] {
         std::fs::write(path, b"partial")?;
@@ -175,6 +207,7 @@ async fn recovery_after_a_crash_at_each_step_keeps_exactly_the_committed_files()
             let after_first = lake_files(&store).await?;
 
             let second = batch(10, 20);
+            let crashed_owner = writer.owner_held(STREAM, 2)?;
             crashing_commit(&writer, batch(10, 20), crash, &committed).await?;
             let planted = match &dir {
                 Some(dir) => plant_temporaries(dir.path())?,
@@ -191,7 +224,8 @@ async fn recovery_after_a_crash_at_each_step_keeps_exactly_the_committed_files()
                 assert_eq!(recovered, committed, "{label}");
                 assert_eq!(files, after_first, "{label}: uncommitted files removed, committed kept");
             }
-            assert_eq!(read_pending(&store, STREAM, 2).await?, None, "{label}");
+            assert_eq!(read_pending(&store, STREAM, 2, &crashed_owner).await?, None, "{label}");
+            assert_ne!(writer.owner_held(STREAM, 2)?, crashed_owner, "{label}: recovery takes a new claim");
             if let [ours_data, ours_checkpoint, theirs] = planted.as_slice() {
                 assert!(!ours_checkpoint.exists(), "{label}: stale checkpoint temporary removed");
                 // Data directories are cleaned only when an uncommitted flush names them.
@@ -210,7 +244,7 @@ async fn recovery_after_a_crash_at_each_step_keeps_exactly_the_committed_files()
                 LakeWriter::new(LakeStore::open("memory://", &HashMap::new()).await?, ParquetOptions::default());
             clean_writer.commit(&mut batch(0, 10)).await?;
             clean_writer.commit(&mut batch(10, 20)).await?;
-            assert_eq!(lake_files(&store).await?, lake_files(clean_writer.store()).await?, "{label}");
+            assert_eq!(lake_ranges(&store).await?, lake_ranges(clean_writer.store()).await?, "{label}");
             assert_eq!(resumed.checkpoint.next_offset, 20, "{label}");
             assert_eq!(resumed.checkpoint.rows, first_rows + rows_in(&second), "{label}: rows counted once");
         }
@@ -284,8 +318,8 @@ async fn a_commit_after_a_failed_attempt_removes_the_orphaned_files_first() -> T
     crashing_commit(&writer, batch(10, 20), Crash::AfterAllFiles, &committed).await?;
     // The retry covers a different range, so its file names differ from the orphans'.
     writer.commit(&mut batch(10, 15)).await?;
-    let orphan = "genai-spans-2-00000000000000000010-00000000000000000020.parquet";
-    assert!(lake_files(&store).await?.iter().all(|(path, _)| !path.ends_with(orphan)));
+    let orphan = "genai-spans-2-00000000000000000010-00000000000000000020-";
+    assert!(lake_files(&store).await?.iter().all(|(path, _)| !path.contains(orphan)));
     Ok(())
 }
 
@@ -294,7 +328,8 @@ async fn an_inconsistent_manifest_stops_recovery() -> TestResult {
     let store = LakeStore::open("memory://", &HashMap::new()).await?;
     let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
     writer.commit(&mut batch(0, 10)).await?;
-    let pending = PendingFlush { first_offset: 5, next_offset: 15, files: Vec::new() };
+    let pending =
+        PendingFlush { owner: writer.owner_held(STREAM, 2)?, first_offset: 5, next_offset: 15, files: Vec::new() };
     write_pending(&store, STREAM, 2, &pending).await?;
     let result = writer.recover(STREAM, 2).await;
     assert!(matches!(result, Err(LakeError::InconsistentCheckpoint { checkpoint_next: 10, .. })), "{result:?}");
@@ -317,5 +352,111 @@ async fn an_offset_reset_starts_an_epoch_that_never_overwrites_old_files() -> Te
     let files = lake_files(&store).await?;
     assert_eq!(files.len(), old.files.len() + new.files.len(), "both incarnations' files are kept");
     assert_eq!(new.checkpoint.rows, 2 * old_rows);
+    Ok(())
+}
+
+/// Two writers on the same lake, as two daemons of one consumer group, or a file ingest run twice.
+fn two_writers(store: &LakeStore) -> (LakeWriter, LakeWriter) {
+    (
+        LakeWriter::new(store.clone(), ParquetOptions::default()),
+        LakeWriter::new(store.clone(), ParquetOptions::default()),
+    )
+}
+
+#[tokio::test]
+async fn a_writer_cannot_commit_once_another_has_claimed_the_partition() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let (stalled, successor) = two_writers(&store);
+        stalled.recover(STREAM, 2).await?;
+        stalled.commit(&mut batch(0, 10)).await?;
+        // The partition moves: the successor claims it and resumes at the checkpoint.
+        assert_eq!(successor.recover(STREAM, 2).await?.map(|c| c.next_offset), Some(10));
+        let before = lake_files(&store).await?;
+        // The stalled writer wakes up with a flush cut its own way: refused, nothing written.
+        let result = stalled.commit(&mut batch(10, 17)).await;
+        assert!(matches!(result, Err(LakeError::Fenced { first_offset: 10, next_offset: 17, .. })), "{result:?}");
+        assert_eq!(lake_files(&store).await?, before, "{}", store.url());
+        successor.commit(&mut batch(10, 20)).await?;
+        let expected = (rows_in(&batch(0, 10)) + rows_in(&batch(10, 20))) as usize;
+        assert_eq!(table_rows(&store).await?.iter().map(|(_, rows)| rows).sum::<usize>(), expected);
+        assert_eq!(stalled.read_checkpoint(STREAM, 2).await?.map(|c| c.next_offset), Some(20));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_flush_stalled_before_its_checkpoint_removes_its_files_when_the_partition_moved() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let (mut stalled, successor) = two_writers(&store);
+        let stall = Arc::new((tokio::sync::Notify::new(), tokio::sync::Notify::new()));
+        stalled.stall_before_checkpoint = Some(Arc::clone(&stall));
+        stalled.recover(STREAM, 2).await?;
+        let committing = tokio::spawn(async move {
+            let result = stalled.commit(&mut batch(0, 10)).await;
+            (stalled, result)
+        });
+        // The stalled flush has written its manifest and every data file.
+        stall.0.notified().await;
+        assert!(!lake_files(&store).await?.is_empty());
+        // Its partition moves meanwhile: the successor's recovery removes the uncommitted files ...
+        assert_eq!(successor.recover(STREAM, 2).await?, None);
+        assert!(lake_files(&store).await?.is_empty(), "{}", store.url());
+        // ... and when the stalled writer resumes, its checkpoint is refused and it cleans up
+        // (here again: whatever it wrote after the successor's recovery is its own to remove).
+        stall.1.notify_one();
+        let (stalled, result) = committing.await?;
+        assert!(matches!(result, Err(LakeError::Fenced { .. })), "{result:?}");
+        assert!(lake_files(&store).await?.is_empty(), "{}", store.url());
+        let own = stalled.owner_held(STREAM, 2)?;
+        assert_eq!(read_pending(&store, STREAM, 2, &own).await?, None, "its manifest is gone too");
+        // The successor writes the range once.
+        successor.commit(&mut batch(0, 10)).await?;
+        assert_eq!(lake_ranges(&store).await?.len(), 8);
+        assert_eq!(
+            table_rows(&store).await?.iter().map(|(_, rows)| rows).sum::<usize>(),
+            rows_in(&batch(0, 10)) as usize
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn racing_claims_leave_exactly_one_writer_able_to_commit() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let (first, second) = two_writers(&store);
+        first.commit(&mut batch(0, 10)).await?;
+        let (a, b) = tokio::join!(first.recover(STREAM, 2), second.recover(STREAM, 2));
+        assert_eq!((a?.map(|c| c.next_offset), b?.map(|c| c.next_offset)), (Some(10), Some(10)));
+        let (mut batch_a, mut batch_b) = (batch(10, 20), batch(10, 20));
+        let (a, b) = tokio::join!(first.commit(&mut batch_a), second.commit(&mut batch_b));
+        let fenced = [&a, &b].iter().filter(|r| matches!(r, Err(LakeError::Fenced { .. }))).count();
+        assert_eq!(fenced, 1, "{a:?} {b:?}");
+        assert!(a.is_ok() || b.is_ok());
+        let expected = (rows_in(&batch(0, 10)) + rows_in(&batch(10, 20))) as usize;
+        assert_eq!(table_rows(&store).await?.iter().map(|(_, rows)| rows).sum::<usize>(), expected);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_checkpoint_written_before_claims_existed_is_claimed_and_resumed() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let legacy = Checkpoint {
+            stream: STREAM.into(),
+            partition: 2,
+            next_offset: 10,
+            updated_at: Utc::now(),
+            files: 8,
+            rows: 20,
+            epoch: 0,
+        };
+        store.put_atomic(&checkpoint_path(STREAM, 2), bytes::Bytes::from(serde_json::to_vec(&legacy)?)).await?;
+        let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+        assert_eq!(writer.recover(STREAM, 2).await?, Some(legacy.clone()));
+        let (record, _) = read_record(&store, STREAM, 2).await?.ok_or("record")?;
+        assert_eq!(record.owner, writer.owner_held(STREAM, 2)?, "rewritten in the current form");
+        let report = writer.commit(&mut batch(10, 20)).await?;
+        assert_eq!((report.checkpoint.next_offset, report.checkpoint.files), (20, 16));
+    }
     Ok(())
 }

@@ -137,6 +137,7 @@ async fn consume(
         group_id: kafka.group_id.clone(),
         durable: FastHashMap::default(),
         high_watermarks: FastHashMap::default(),
+        claimed_elsewhere: std::collections::HashSet::new(),
         commands: commands.clone(),
         lake_writable: false,
         last_lake_check: None,
@@ -216,6 +217,9 @@ struct Daemon<'a> {
     /// Offset up to which each partition is durable in the lake.
     durable: FastHashMap<(Arc<str>, i32), (i64, Instant)>,
     high_watermarks: FastHashMap<(Arc<str>, i32), i64>,
+    /// Partitions the lake says another daemon has claimed, until the group assigns them
+    /// here again (or takes them away, as it soon will).
+    claimed_elsewhere: std::collections::HashSet<(Arc<str>, i32)>,
     commands: std::sync::mpsc::Sender<Command>,
     lake_writable: bool,
     last_lake_check: Option<Instant>,
@@ -251,6 +255,9 @@ impl Daemon<'_> {
         let offset = message.offset();
         let format = self.formats.get(&*topic).copied().unwrap_or(PayloadFormat::Auto);
         let key = (Arc::clone(&topic), partition);
+        if self.claimed_elsewhere.contains(&key) {
+            return Ok(());
+        }
         if !self.buffers.contains_key(&key) {
             let buffer = self.new_buffer(&topic, partition, None);
             self.buffers.insert(key.clone(), buffer);
@@ -287,6 +294,7 @@ impl Daemon<'_> {
             Event::Assigned(partitions) => {
                 for (topic, partition, start) in partitions {
                     let topic = self.topic(&topic);
+                    self.claimed_elsewhere.remove(&(Arc::clone(&topic), partition));
                     let buffer = self.new_buffer(&topic, partition, start);
                     if let Some(start) = start {
                         self.durable.insert((Arc::clone(&topic), partition), (start, Instant::now()));
@@ -304,6 +312,7 @@ impl Daemon<'_> {
                 let mut durable = Vec::new();
                 for key in &keys {
                     self.buffers.remove(key);
+                    self.claimed_elsewhere.remove(key);
                     if let Some(offset) = self.forget_partition(key) {
                         durable.push((key.0.to_string(), key.1, offset));
                     }
@@ -315,6 +324,7 @@ impl Daemon<'_> {
                 let mut fenced = Vec::with_capacity(partitions.len());
                 for (topic, partition) in partitions {
                     let key = (self.topic(&topic), partition);
+                    self.claimed_elsewhere.remove(&key);
                     let dropped = self.buffers.remove(&key).map_or(0, |buffer| buffer.rows());
                     tracing::warn!(
                         topic,
@@ -347,6 +357,23 @@ impl Daemon<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The lake says another daemon has claimed this partition: this member was stalled long
+    /// enough for the group to move the partition, and has not heard of it yet. Drop what it
+    /// holds of it and skip its messages until the group assigns it here again.
+    fn drop_claimed_partition(&mut self, stream: &str, partition: i32) {
+        let Some(topic) = self.streams.get(stream).cloned() else { return };
+        let key = (topic, partition);
+        let dropped = self.buffers.remove(&key).map_or(0, |buffer| buffer.rows());
+        tracing::warn!(
+            topic = %key.0,
+            partition,
+            dropped_rows = dropped,
+            "Partition claimed by another daemon in the lake; its messages are skipped until it is assigned here again."
+        );
+        self.forget_partition(&key);
+        self.claimed_elsewhere.insert(key);
     }
 
     /// Drop the bookkeeping of a partition this member no longer owns; returns the offset it
@@ -429,8 +456,15 @@ impl Daemon<'_> {
     }
 
     fn on_flushed(&mut self, outcome: &FlushOutcome) {
-        // A fenced flush wrote nothing: its partition was lost, and its rows are the new owner's.
-        let FlushOutcome::Committed(done) = outcome else { return };
+        let done = match outcome {
+            FlushOutcome::Committed(done) => done,
+            // A fenced flush wrote nothing: its partition was lost, and its rows are the new owner's.
+            FlushOutcome::Fenced { .. } => return,
+            FlushOutcome::ClaimLost { stream, partition } => {
+                self.drop_claimed_partition(stream, *partition);
+                return;
+            }
+        };
         let Some(topic) = self.streams.get(&done.stream).cloned() else { return };
         let partition = done.partition;
         let key = (Arc::clone(&topic), partition);
