@@ -78,3 +78,70 @@ async fn kill_9_at_random_moments_leaves_the_lake_exactly_once() -> anyhow::Resu
     println!("{kills} kills, {produced} events exactly once");
     Ok(())
 }
+
+/// Two ingests of the same file at once (a second one started by mistake, or a scheduler
+/// retrying while the first still runs): the second claims the file's partition in the lake,
+/// the first is refused at its next checkpoint and stops, naming the reason, and the lake
+/// still holds every message's rows exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_ingest_of_the_same_file_fences_the_first_and_the_lake_stays_exactly_once() -> anyhow::Result<()> {
+    let seed = 20_261_202u64;
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("input");
+    let lake = dir.path().join("lake");
+    std::fs::create_dir_all(&input)?;
+    let fleet =
+        Fleet::new(FleetConfig { seed, apps: 6, inferences: 40_000, malformed_ratio: 0.01, ..FleetConfig::default() });
+    let generated = write_fleet_files(
+        &fleet,
+        &input,
+        FormatMix::Single(driftwatch_ingest::fleet::WireFormat::JsonEvents),
+        10,
+        0.01,
+        seed,
+    )?;
+    let ingest = |log: &std::path::Path| -> anyhow::Result<std::process::Child> {
+        let mut command = common::driftwatch();
+        command
+            .args(["ingest", "--source"])
+            .arg(format!("file:{}", input.display()))
+            .arg("--lake")
+            .arg(&lake)
+            .env("DRIFTWATCH_FLUSH__MAX_ROWS", "1000")
+            .env("DRIFTWATCH_FLUSH__MAX_AGE", "200ms")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log)?);
+        Ok(command.spawn()?)
+    };
+    let (first_log, second_log) = (dir.path().join("first.log"), dir.path().join("second.log"));
+    let mut first = ingest(&first_log)?;
+    // The second starts once the first has committed something, so it resumes mid-file.
+    let committed = common::wait_for(Duration::from_secs(120), || {
+        common::files_under(&lake.join("events"))
+            .iter()
+            .any(|p| {
+                p.extension().is_some_and(|e| e == "parquet")
+                    && p.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+            })
+            .then_some(())
+    });
+    assert!(committed.is_some(), "the first ingest committed nothing within 120 s");
+    let mut second = ingest(&second_log)?;
+    let second_status = common::wait_with_timeout(&mut second, Duration::from_secs(600))?;
+    let first_status = common::wait_with_timeout(&mut first, Duration::from_secs(60))?;
+    let first_stderr = std::fs::read_to_string(&first_log)?;
+    assert!(second_status.success(), "second ingest failed: {}", std::fs::read_to_string(&second_log)?);
+    assert!(!first_status.success(), "the first ingest finished before the second claimed the file: {first_stderr}");
+    assert!(first_stderr.contains("has claimed"), "the first ingest says why it stopped: {first_stderr}");
+    println!("{}", first_stderr.lines().rev().take(3).collect::<Vec<_>>().join("\n"));
+
+    let counts = common::lake_counts(&lake).await?;
+    let produced: u64 = generated.truth.per_app.values().map(|t| t.distinct_event_ids).sum();
+    assert_eq!(counts.event_rows as u64, produced, "rows");
+    assert_eq!(counts.distinct_events as u64, produced, "distinct event ids");
+    assert_eq!(counts.dead_letters as u64, generated.truth.malformed_messages, "dead letters");
+    for (app, truth) in &generated.truth.per_app {
+        assert_eq!(counts.per_app[app].input_tokens as u64, truth.input_tokens, "{app} tokens");
+    }
+    Ok(())
+}

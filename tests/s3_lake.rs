@@ -11,6 +11,14 @@ use driftwatch_ingest::fleet::files::{FormatMix, write_fleet_files};
 use driftwatch_ingest::fleet::{Fleet, FleetConfig};
 use driftwatch_lake::store::LakeStore;
 
+/// A bucket name unique to this run, and short: s3s-fs keeps each object's metadata in a file
+/// named after the base64 of bucket and key together, which must fit the 255-byte file name
+/// limit of the file system under it (S3 itself allows 1 024-byte keys).
+fn short_bucket(prefix: char) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}{:06x}", (nanos ^ std::process::id().rotate_left(20)) & 0xff_ffff)
+}
+
 fn s3_options(endpoint: &str) -> HashMap<String, String> {
     [
         ("aws_access_key_id", common::S3_ACCESS_KEY),
@@ -29,7 +37,7 @@ fn s3_options(endpoint: &str) -> HashMap<String, String> {
 async fn file_ingest_into_s3_lands_exactly_and_resumes_from_bucket_checkpoints() -> anyhow::Result<()> {
     let endpoint = common::stack_var("DRIFTWATCH_TEST_S3");
     let root = std::path::PathBuf::from(common::stack_var("DRIFTWATCH_TEST_S3_DIR"));
-    let bucket = common::unique("lake").replace('-', "");
+    let bucket = short_bucket('l');
     // s3s-fs serves each folder under its root as a bucket.
     std::fs::create_dir_all(root.join(&bucket))?;
     let location = format!("s3://{bucket}/prod");
@@ -82,5 +90,54 @@ async fn file_ingest_into_s3_lands_exactly_and_resumes_from_bucket_checkpoints()
     let again = driftwatch_analyze::lake_totals(&session).await?;
     assert_eq!(again.events, totals.events);
     assert_eq!(again.dead_letters, totals.dead_letters);
+    Ok(())
+}
+
+/// The claim protocol on S3: conditional puts (`If-None-Match`, `If-Match`) against a real S3
+/// server, so a writer that lost its partition cannot commit to a bucket either.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_writer_is_fenced_on_s3_by_conditional_puts() -> anyhow::Result<()> {
+    use driftwatch_lake::error::LakeError;
+    use driftwatch_lake::parquet::ParquetOptions;
+    use driftwatch_lake::writer::{FlushBatch, LakeWriter};
+
+    let endpoint = common::stack_var("DRIFTWATCH_TEST_S3");
+    let root = std::path::PathBuf::from(common::stack_var("DRIFTWATCH_TEST_S3_DIR"));
+    let bucket = short_bucket('c');
+    std::fs::create_dir_all(root.join(&bucket))?;
+    let store = LakeStore::open(&format!("s3://{bucket}/prod"), &s3_options(&endpoint)).await?;
+
+    let path = "_checkpoints/probe/0.json";
+    let created = store.put_if(path, bytes::Bytes::from_static(b"one"), None).await?;
+    let again = store.put_if(path, bytes::Bytes::from_static(b"two"), None).await;
+    assert!(matches!(again, Err(LakeError::Conflict { .. })), "If-None-Match: {again:?}");
+    store.put_if(path, bytes::Bytes::from_static(b"two"), Some(&created)).await?;
+    let stale = store.put_if(path, bytes::Bytes::from_static(b"three"), Some(&created)).await;
+    assert!(matches!(stale, Err(LakeError::Conflict { .. })), "If-Match: {stale:?}");
+
+    let empty = |first_offset, next_offset| FlushBatch {
+        stream: "t".into(),
+        partition: 0,
+        first_offset,
+        next_offset,
+        ..FlushBatch::default()
+    };
+    let stalled = LakeWriter::new(store.clone(), ParquetOptions::default());
+    let successor = LakeWriter::new(store.clone(), ParquetOptions::default());
+    stalled.recover("t", 0).await?;
+    stalled.commit(&mut empty(0, 10)).await?;
+    assert_eq!(successor.recover("t", 0).await?.map(|c| c.next_offset), Some(10));
+    let refused = stalled.commit(&mut empty(10, 20)).await;
+    assert!(matches!(refused, Err(LakeError::Fenced { .. })), "{refused:?}");
+    successor.commit(&mut empty(10, 30)).await?;
+    assert_eq!(stalled.read_checkpoint("t", 0).await?.map(|c| c.next_offset), Some(30));
+
+    // A store configured without conditional writes still works, unfenced.
+    let mut options = s3_options(&endpoint);
+    options.insert("aws_conditional_put".into(), "disabled".into());
+    let plain = LakeStore::open(&format!("s3://{bucket}/plain"), &options).await?;
+    plain.put_if(path, bytes::Bytes::from_static(b"one"), None).await?;
+    plain.put_if(path, bytes::Bytes::from_static(b"two"), None).await?;
+    assert_eq!(plain.get(path).await?, Some(bytes::Bytes::from_static(b"two")));
     Ok(())
 }

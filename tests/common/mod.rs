@@ -32,10 +32,14 @@ pub fn stack_var(name: &str) -> String {
     })
 }
 
-/// A name unique to this test run, for topics and groups.
+/// A name unique to this test run, for topics and groups: `prefix` and 8 hex digits. Short,
+/// because topic and group names end up in lake object keys, and s3s-fs, the test S3 server,
+/// keeps each object's metadata in a file named after the base64 of its key.
 pub fn unique(prefix: &str) -> String {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+    let mixed = BuildHasherDefault::<DefaultHasher>::default().hash_one((std::process::id(), nanos));
+    format!("{prefix}{:08x}", mixed & 0xffff_ffff)
 }
 
 /// A loopback port nobody listens on right now.

@@ -1,6 +1,6 @@
 //! The Kafka daemon against a real broker (Tansu, started by `scripts/dev-stack`): mixed load,
 //! kill -9 crashes, a consumer group losing a member, a frozen member waking up after the group
-//! gave its partitions away, SIGTERM, a broker outage, an object store outage, and loadgen
+//! gave its partitions away, a member whose partitions were claimed in the lake, SIGTERM, a broker outage, an object store outage, and loadgen
 //! meeting a broker that starts late. Each test
 //! uses its own topics and consumer group. They run one at a time: each saturates the machine.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -153,6 +153,63 @@ async fn a_frozen_member_drops_its_lost_partitions_instead_of_racing_the_new_own
     Ok(())
 }
 
+/// Another writer claims the daemon's partitions in the lake, as a daemon they moved to would
+/// on assignment while this one was stalled and had not heard of it yet. The daemon must stop
+/// writing them (its flushes are refused, counted and dropped), stay up, and a restart must
+/// still leave every message in the lake exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_whose_partitions_were_claimed_in_the_lake_stops_writing_them() -> anyhow::Result<()> {
+    use driftwatch_lake::checkpoint::PartitionRecord;
+    use driftwatch_lake::parquet::ParquetOptions;
+    use driftwatch_lake::store::LakeStore;
+    use driftwatch_lake::writer::LakeWriter;
+
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let setup = Setup::new(&brokers(), "claimed", 3, "1s").await?;
+    let daemon = setup.start_daemon()?;
+    let first = setup.produce(3_000, 51, 0.0).await??;
+    let before = wait_for_lake(&setup.lake, produced(&first), 0, INGEST_TIMEOUT).await?;
+    assert!(daemon.consumed(first.messages, CONSUME_TIMEOUT), "log:\n{}", daemon.log_tail());
+
+    // Claim every partition record the daemon has written, with the lake API a second
+    // daemon's assignment uses.
+    let store = LakeStore::open(&setup.lake.display().to_string(), &std::collections::HashMap::new()).await?;
+    let usurper = LakeWriter::new(store.clone(), ParquetOptions::default());
+    let mut claimed = 0;
+    for object in store.list("_checkpoints").await? {
+        if !object.path.ends_with(".json") || object.path.contains(".pending.") {
+            continue;
+        }
+        let bytes = store.get(&object.path).await?.expect("listed record");
+        let record: PartitionRecord = serde_json::from_slice(&bytes)?;
+        usurper.recover(&record.stream, record.partition).await?;
+        claimed += 1;
+    }
+    assert!(claimed >= 3, "only {claimed} partition records to claim");
+
+    let mut truth = first.clone();
+    let second = setup.produce(3_000, 52, 0.0).await??;
+    truth.merge(&second);
+    let lost = common::wait_for(CONSUME_TIMEOUT, || {
+        let lost = daemon.metric_sum("driftwatch_consumer_errors_total", "lake_claim_lost").ok()?;
+        (lost >= 1.0).then_some(())
+    });
+    assert!(lost.is_some(), "the daemon never saw its claims lost; log:\n{}", daemon.log_tail());
+    // Long enough for every partition's age limit (1 s) to have come and gone a few times.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(common::lake_counts(&setup.lake).await?, before, "nothing written after the claims were lost");
+    assert!(daemon.ready(), "the daemon stays up and ready; log:\n{}", daemon.log_tail());
+    daemon.stop(Duration::from_secs(60))?;
+
+    // The next member to be assigned the partitions claims them back and resumes from the lake.
+    let successor = setup.start_daemon()?;
+    let counts = wait_for_lake(&setup.lake, produced(&truth), 0, INGEST_TIMEOUT).await?;
+    successor.stop(Duration::from_secs(60))?;
+    assert_eq!(common::lake_counts(&setup.lake).await?, counts);
+    assert_exactly(&counts, &truth, "after a lost claim and a restart");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_flushes_within_the_deadline_and_restart_consumes_nothing_twice() -> anyhow::Result<()> {
     let _serial = ONE_AT_A_TIME.lock().await;
@@ -265,8 +322,9 @@ async fn an_object_store_outage_is_ridden_out_unready_and_exactly_once() -> anyh
     let dir = tempfile::tempdir()?;
     let mut s3 = harness::PrivateS3::start(dir.path())?;
     std::fs::create_dir_all(s3.root.join("lake"))?;
-    let lake = s3.root.join("lake").join("prod");
-    let setup = Setup::with_lake(&brokers(), "s3outage", 3, "1s", dir, "s3://lake/prod".to_owned(), lake).await?;
+    // Short names: see `common::unique`.
+    let lake = s3.root.join("lake").join("p");
+    let setup = Setup::with_lake(&brokers(), "s3", 3, "1s", dir, "s3://lake/p".to_owned(), lake).await?;
     let mut daemon = Daemon::start(&setup.config, setup.dir.path(), &s3.client_env())?;
     let mut truth = setup.produce(3_000, 41, 0.0).await??;
     wait_for_lake(&setup.lake, produced(&truth), 0, INGEST_TIMEOUT).await?;
