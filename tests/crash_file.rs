@@ -7,8 +7,37 @@ mod common;
 use std::time::Duration;
 
 use driftwatch_ingest::fleet::files::{FormatMix, write_fleet_files};
-use driftwatch_ingest::fleet::{Fleet, FleetConfig};
+use driftwatch_ingest::fleet::{Fleet, FleetConfig, Truth};
 use rand::{RngExt, SeedableRng};
+
+/// `driftwatch ingest` of `input` into `lake` with small flushes, so every run commits many
+/// checkpoints and a kill or a competing run lands mid-protocol. Output is discarded.
+fn small_flush_ingest(input: &std::path::Path, lake: &std::path::Path) -> std::process::Command {
+    let mut command = common::driftwatch();
+    command
+        .args(["ingest", "--source"])
+        .arg(format!("file:{}", input.display()))
+        .arg("--lake")
+        .arg(lake)
+        .env("DRIFTWATCH_FLUSH__MAX_ROWS", "1500")
+        .env("DRIFTWATCH_FLUSH__MAX_AGE", "200ms")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+/// The lake holds the generator's truth exactly: rows, distinct ids, dead letters, tokens per app.
+async fn assert_exactly_once(lake: &std::path::Path, truth: &Truth, context: &str) -> anyhow::Result<u64> {
+    let counts = common::lake_counts(lake).await?;
+    let produced: u64 = truth.per_app.values().map(|t| t.distinct_event_ids).sum();
+    assert_eq!(counts.event_rows as u64, produced, "rows {context}");
+    assert_eq!(counts.distinct_events as u64, produced, "distinct event ids {context}");
+    assert_eq!(counts.dead_letters as u64, truth.malformed_messages, "dead letters {context}");
+    for (app, expected) in &truth.per_app {
+        assert_eq!(counts.per_app[app].input_tokens as u64, expected.input_tokens, "{app} tokens {context}");
+    }
+    Ok(produced)
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_random_moments_leaves_the_lake_exactly_once() -> anyhow::Result<()> {
@@ -23,20 +52,7 @@ async fn kill_9_at_random_moments_leaves_the_lake_exactly_once() -> anyhow::Resu
         Fleet::new(FleetConfig { seed, apps: 6, inferences: 60_000, malformed_ratio: 0.01, ..FleetConfig::default() });
     let generated = write_fleet_files(&fleet, &input, FormatMix::Mixed, 10, 0.01, seed)?;
 
-    let ingest = || {
-        let mut command = common::driftwatch();
-        command
-            .args(["ingest", "--source"])
-            .arg(format!("file:{}", input.display()))
-            .arg("--lake")
-            .arg(&lake)
-            // Small flushes so every run commits many checkpoints and a kill lands mid-protocol.
-            .env("DRIFTWATCH_FLUSH__MAX_ROWS", "1500")
-            .env("DRIFTWATCH_FLUSH__MAX_AGE", "200ms")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        command
-    };
+    let ingest = || small_flush_ingest(&input, &lake);
 
     let mut kills = 0;
     let mut completed = false;
@@ -61,15 +77,7 @@ async fn kill_9_at_random_moments_leaves_the_lake_exactly_once() -> anyhow::Resu
     }
     assert!(kills >= 5, "only {kills} kills landed; the test needs at least 5");
 
-    let counts = common::lake_counts(&lake).await?;
-    let produced: u64 = generated.truth.per_app.values().map(|t| t.distinct_event_ids).sum();
-    assert_eq!(counts.event_rows as u64, produced, "rows after {kills} kills");
-    assert_eq!(counts.distinct_events as u64, produced, "distinct event ids after {kills} kills");
-    assert_eq!(counts.dead_letters as u64, generated.truth.malformed_messages, "dead letters after {kills} kills");
-    for (app, truth) in &generated.truth.per_app {
-        let got = &counts.per_app[app];
-        assert_eq!(got.input_tokens as u64, truth.input_tokens, "{app} tokens after {kills} kills");
-    }
+    let produced = assert_exactly_once(&lake, &generated.truth, &format!("after {kills} kills")).await?;
     let leftovers: Vec<_> = common::files_under(&lake)
         .into_iter()
         .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(".tmp")))
@@ -101,17 +109,7 @@ async fn a_second_ingest_of_the_same_file_fences_the_first_and_the_lake_stays_ex
         seed,
     )?;
     let ingest = |log: &std::path::Path| -> anyhow::Result<std::process::Child> {
-        let mut command = common::driftwatch();
-        command
-            .args(["ingest", "--source"])
-            .arg(format!("file:{}", input.display()))
-            .arg("--lake")
-            .arg(&lake)
-            .env("DRIFTWATCH_FLUSH__MAX_ROWS", "1000")
-            .env("DRIFTWATCH_FLUSH__MAX_AGE", "200ms")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(log)?);
-        Ok(command.spawn()?)
+        Ok(small_flush_ingest(&input, &lake).stderr(std::fs::File::create(log)?).spawn()?)
     };
     let (first_log, second_log) = (dir.path().join("first.log"), dir.path().join("second.log"));
     let mut first = ingest(&first_log)?;
@@ -133,15 +131,7 @@ async fn a_second_ingest_of_the_same_file_fences_the_first_and_the_lake_stays_ex
     assert!(second_status.success(), "second ingest failed: {}", std::fs::read_to_string(&second_log)?);
     assert!(!first_status.success(), "the first ingest finished before the second claimed the file: {first_stderr}");
     assert!(first_stderr.contains("has claimed"), "the first ingest says why it stopped: {first_stderr}");
-    println!("{}", first_stderr.lines().rev().take(3).collect::<Vec<_>>().join("\n"));
 
-    let counts = common::lake_counts(&lake).await?;
-    let produced: u64 = generated.truth.per_app.values().map(|t| t.distinct_event_ids).sum();
-    assert_eq!(counts.event_rows as u64, produced, "rows");
-    assert_eq!(counts.distinct_events as u64, produced, "distinct event ids");
-    assert_eq!(counts.dead_letters as u64, generated.truth.malformed_messages, "dead letters");
-    for (app, truth) in &generated.truth.per_app {
-        assert_eq!(counts.per_app[app].input_tokens as u64, truth.input_tokens, "{app} tokens");
-    }
+    assert_exactly_once(&lake, &generated.truth, "after two ingests at once").await?;
     Ok(())
 }

@@ -199,23 +199,17 @@ impl LakeStore {
                 let file = Self::local_path(root, path)?;
                 Ok(blocking("get", move || local::get(&file)).await?.map(Bytes::from))
             }
-            Backend::Object { store, prefix } => {
-                let location = Self::object_path(prefix, path)?;
-                let result = match store.get(&location).await {
-                    Ok(result) => result,
-                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                    Err(source) => return Err(LakeError::store("get", path, source)),
-                };
-                result.bytes().await.map(Some).map_err(|source| LakeError::store("get", path, source))
-            }
+            Backend::Object { .. } => Ok(self.get_versioned(path).await?.map(|(bytes, _)| bytes)),
         }
     }
 
     /// The content at `path` and its version, or `None` when nothing is stored there.
     pub async fn get_versioned(&self, path: &str) -> Result<Option<(Bytes, StoreVersion)>> {
         match &self.backend {
-            Backend::Local { .. } => {
-                Ok(self.get(path).await?.map(|bytes| (bytes.clone(), StoreVersion(VersionToken::Content(bytes)))))
+            Backend::Local { root } => {
+                let file = Self::local_path(root, path)?;
+                let bytes = blocking("get", move || local::get(&file)).await?.map(Bytes::from);
+                Ok(bytes.map(|bytes| (bytes.clone(), StoreVersion(VersionToken::Content(bytes)))))
             }
             Backend::Object { store, prefix } => {
                 let location = Self::object_path(prefix, path)?;

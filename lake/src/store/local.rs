@@ -71,14 +71,16 @@ fn parent_of(path: &Path) -> Result<&Path> {
         .ok_or_else(|| LakeError::Path { path: path.display().to_string(), reason: "has no parent directory".into() })
 }
 
+fn name_of(path: &Path) -> Result<std::borrow::Cow<'_, str>> {
+    path.file_name()
+        .map(|n| n.to_string_lossy())
+        .ok_or_else(|| LakeError::Path { path: path.display().to_string(), reason: "has no file name".into() })
+}
+
 /// Atomically replace `path` with `data`: readers see the old file or the new
 /// one, never a prefix, and after return the new one survives a crash.
 pub(super) fn put_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = parent_of(path)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .ok_or_else(|| LakeError::Path { path: path.display().to_string(), reason: "has no file name".into() })?;
+    let (dir, name) = (parent_of(path)?, name_of(path)?);
     create_dirs_synced(dir)?;
     let tmp = dir.join(tmp_name(&name, &unique_suffix()));
     let written = OpenOptions::new()
@@ -106,11 +108,7 @@ pub(super) fn put_atomic(path: &Path, data: &[u8]) -> Result<()> {
 /// `path` (`flock`), so every writer on this host, in this process or another, serialises on
 /// it. The lock file is never removed: removing it would let two writers lock different files.
 pub(super) fn put_if(path: &Path, data: &[u8], expected: Option<&[u8]>) -> Result<bool> {
-    let dir = parent_of(path)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .ok_or_else(|| LakeError::Path { path: path.display().to_string(), reason: "has no file name".into() })?;
+    let (dir, name) = (parent_of(path)?, name_of(path)?);
     create_dirs_synced(dir)?;
     let lock_path = dir.join(format!(".{name}.lock"));
     let lock = OpenOptions::new()
