@@ -213,8 +213,15 @@ fn dir_of(path: &str) -> &str {
 
 /// Delete the files of a flush that did not commit, and the temporaries of their directories.
 pub(crate) async fn undo_files(store: &LakeStore, stream: &str, partition: i32, files: &[String]) -> Result<()> {
+    // Every file is tried even when one fails, so a partial failure removes all it can.
+    let mut first_error = None;
     for file in files {
-        store.delete(file).await?;
+        if let Err(error) = store.delete(file).await {
+            first_error.get_or_insert(error);
+        }
+    }
+    if let Some(error) = first_error {
+        return Err(error);
     }
     let mut dirs: Vec<&str> = files.iter().map(|f| dir_of(f)).collect();
     dirs.sort_unstable();

@@ -8,7 +8,8 @@
 //! 1. read the partition record; if another writer has claimed the partition since, stop
 //!    ([`LakeError::Fenced`]);
 //! 2. put this writer's pending manifest listing every file the flush will write;
-//! 3. put the data files (each atomic; up to [`CONCURRENT_PUTS`] at once);
+//! 3. put the data files (each atomic; up to [`CONCURRENT_PUTS`] at once); if one fails,
+//!    delete them all and the manifest before returning the error, so a retry starts clean;
 //! 4. put the record with the new checkpoint, conditionally on the version read in step 1;
 //!    if that fails another writer claimed the partition meanwhile: delete the files of
 //!    steps 2 and 3 and stop ([`LakeError::Fenced`]);
@@ -23,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::Utc;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use tracing::{debug, warn};
 
 use crate::checkpoint::{self, Checkpoint, PartitionRecord, PendingFlush};
@@ -320,7 +321,15 @@ impl LakeWriter {
         if !files.is_empty() {
             let pending = PendingFlush { owner: owner.clone(), first_offset, next_offset, files: paths.clone() };
             checkpoint::write_pending(&self.store, &stream, partition, &pending).await?;
-            self.put_files(&files).await?;
+            if let Err(error) = self.put_files(&files).await {
+                // Leave nothing behind: if the partition is claimed before the retry, no
+                // manifest would name what this attempt put. Should the cleanup fail too, the
+                // manifest stays for the retry or the next recovery.
+                if checkpoint::undo_files(&self.store, &stream, partition, &paths).await.is_ok() {
+                    let _ = checkpoint::delete_pending(&self.store, &stream, partition, &owner).await;
+                }
+                return Err(error);
+            }
         }
         let rows: usize = files.iter().map(|f| f.rows).sum();
         let checkpoint = Checkpoint {
@@ -407,11 +416,15 @@ impl LakeWriter {
         // whole commit future `Send` only for one lifetime, which spawned callers cannot use.
         let puts: Vec<(LakeStore, String, bytes::Bytes)> =
             files.iter().map(|file| (self.store.clone(), file.path.clone(), file.data.clone())).collect();
-        futures::stream::iter(puts)
+        // Every put runs to its end before an error is returned: a put dropped half-way can
+        // still land (a blocking local write, a request the server completes), after the
+        // caller has cleaned up.
+        let results: Vec<Result<()>> = futures::stream::iter(puts)
             .map(|(store, path, data)| async move { store.put_atomic(&path, data).await })
             .buffer_unordered(CONCURRENT_PUTS)
-            .try_collect::<()>()
-            .await
+            .collect()
+            .await;
+        results.into_iter().collect()
     }
 }
 

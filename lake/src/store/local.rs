@@ -101,12 +101,35 @@ pub(super) fn put_atomic(path: &Path, data: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// How long a conditional put waits for another writer's lock before failing (retryably). The
+/// lock is held for one compare and one small write; a holder that keeps it longer is stalled
+/// (a stopped process), and waiting for it inside a rebalance would stall this one too.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn lock_within(lock: &File, lock_path: &Path, wait: std::time::Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                let held = std::io::Error::new(ErrorKind::WouldBlock, format!("held by another writer for {wait:?}"));
+                return Err(LakeError::io("lock", lock_path, held));
+            }
+            Err(fs::TryLockError::Error(source)) => return Err(LakeError::io("lock", lock_path, source)),
+        }
+    }
+}
+
 /// Replace `path` with `data` (as [`put_atomic`]) only if its content is still `expected`
 /// (`None`: only if it does not exist). Returns whether it did.
 ///
 /// The compare and the rename happen under an exclusive lock on a hidden lock file beside
 /// `path` (`flock`), so every writer on this host, in this process or another, serialises on
-/// it. The lock file is never removed: removing it would let two writers lock different files.
+/// it; a lock held past [`LOCK_WAIT`] fails the put with a retryable error. The lock file is
+/// never removed: removing it would let two writers lock different files.
 pub(super) fn put_if(path: &Path, data: &[u8], expected: Option<&[u8]>) -> Result<bool> {
     let (dir, name) = (parent_of(path)?, name_of(path)?);
     create_dirs_synced(dir)?;
@@ -117,7 +140,7 @@ pub(super) fn put_if(path: &Path, data: &[u8], expected: Option<&[u8]>) -> Resul
         .write(true)
         .open(&lock_path)
         .map_err(|source| LakeError::io("open lock file", &lock_path, source))?;
-    lock.lock().map_err(|source| LakeError::io("lock", &lock_path, source))?;
+    lock_within(&lock, &lock_path, LOCK_WAIT)?;
     // Every writer of `path` holds the lock while its temporary exists, so one found now was
     // left by a crash. (Recovery's sweep of a partition's temporaries leaves these alone: it
     // does not take the lock, and could remove a live writer's.)
@@ -160,7 +183,8 @@ pub(super) fn get(path: &Path) -> Result<Option<Vec<u8>>> {
 pub(super) fn delete(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Ok(()) => sync_dir(parent_of(path)?),
-        Err(source) if source.kind() == ErrorKind::NotFound => Ok(()),
+        // Nothing can be stored under a parent that is not a directory either.
+        Err(source) if matches!(source.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(()),
         Err(source) => Err(LakeError::io("delete", path, source)),
     }
 }
@@ -204,7 +228,7 @@ pub(super) fn list(root: &Path, dir: &Path) -> Result<Vec<LakeObject>> {
 pub(super) fn remove_own_tmps(dir: &Path, stream: &str, partition: i32) -> Result<usize> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(source) if source.kind() == ErrorKind::NotFound => return Ok(0),
+        Err(source) if matches!(source.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(0),
         Err(source) => return Err(LakeError::io("list directory", dir, source)),
     };
     let mut stale: Vec<PathBuf> = Vec::new();
@@ -225,4 +249,24 @@ pub(super) fn remove_own_tmps(dir: &Path, stream: &str, partition: i32) -> Resul
         sync_dir(dir)?;
     }
     Ok(stale.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_held_elsewhere_fails_retryably_after_the_wait() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let lock_path = dir.path().join(".0.json.lock");
+        let open = || OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path);
+        let (holder, waiter) = (open()?, open()?);
+        holder.lock()?;
+        let error =
+            lock_within(&waiter, &lock_path, std::time::Duration::from_millis(50)).err().ok_or("locked twice")?;
+        assert!(error.is_retryable(), "{error}");
+        holder.unlock()?;
+        lock_within(&waiter, &lock_path, std::time::Duration::from_millis(50))?;
+        Ok(())
+    }
 }

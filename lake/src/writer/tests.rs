@@ -460,3 +460,25 @@ async fn a_checkpoint_written_before_claims_existed_is_claimed_and_resumed() -> 
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_commit_whose_puts_fail_leaves_no_files_and_no_manifest() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = LakeStore::open(&dir.path().display().to_string(), &HashMap::new()).await?;
+    let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+    writer.recover(STREAM, 2).await?;
+    // A file where the events directory belongs: every events put fails, the other tables' succeed.
+    std::fs::write(dir.path().join("events"), b"not a directory")?;
+    let failed = writer.commit(&mut batch(0, 10)).await;
+    assert!(matches!(failed, Err(LakeError::Io { .. })), "{failed:?}");
+    for kind in ["feedback", "rollups", "dead_letter"] {
+        assert!(store.list(kind).await?.is_empty(), "{kind}: the attempt's files were removed");
+    }
+    let owner = writer.owner_held(STREAM, 2)?;
+    assert_eq!(read_pending(&store, STREAM, 2, &owner).await?, None, "and its manifest");
+    // Once the lake is writable again, the retry writes the flush once.
+    std::fs::remove_file(dir.path().join("events"))?;
+    writer.commit(&mut batch(0, 10)).await?;
+    assert_eq!(lake_files(&store).await?.len(), 8);
+    Ok(())
+}
