@@ -236,7 +236,7 @@ pub(crate) async fn undo_files(store: &LakeStore, stream: &str, partition: i32, 
 /// its flush committed only if it is the previous holder's and the checkpoint covers it.
 /// Any other writer's manifest belongs to a flush that can no longer commit (the claim
 /// changed the record its conditional put expects), so its files are removed.
-async fn resolve_pending(
+pub(crate) async fn resolve_pending(
     store: &LakeStore,
     previous: &PartitionRecord,
     path: &str,

@@ -210,15 +210,11 @@ impl LakeWriter {
 
     /// The claim this writer holds on (stream, partition), taking one if it has none.
     async fn owner(&self, stream: &str, partition: i32) -> Result<String> {
-        let held =
-            self.claims.lock().unwrap_or_else(PoisonError::into_inner).get(&(stream.to_owned(), partition)).cloned();
-        match held {
-            Some(owner) => Ok(owner),
-            None => {
-                self.recover(stream, partition).await?;
-                self.owner_held(stream, partition)
-            }
+        if let Ok(owner) = self.owner_held(stream, partition) {
+            return Ok(owner);
         }
+        self.recover(stream, partition).await?;
+        self.owner_held(stream, partition)
     }
 
     pub(crate) fn owner_held(&self, stream: &str, partition: i32) -> Result<String> {
@@ -267,12 +263,10 @@ impl LakeWriter {
         let (record, version) = self.read_own_record(batch, &owner).await?;
         let (stream, partition) = (batch.stream.as_str(), batch.partition);
         if let Some(leftover) = checkpoint::read_pending(&self.store, stream, partition, &owner).await? {
-            // A failed earlier attempt of this writer: it committed only if the checkpoint covers it.
+            // A failed earlier attempt of this writer, decided as recovery decides the holder's.
             warn!(stream, partition, "Recovering a flush left pending by a failed commit.");
-            if record.checkpoint.as_ref().is_none_or(|c| leftover.next_offset > c.next_offset) {
-                checkpoint::undo_files(&self.store, stream, partition, &leftover.files).await?;
-            }
-            checkpoint::delete_pending(&self.store, stream, partition, &owner).await?;
+            let path = crate::layout::pending_path(stream, partition, &owner);
+            checkpoint::resolve_pending(&self.store, &record, &path, &leftover).await?;
         }
         let previous = record.checkpoint.clone();
         let committed_next = previous.as_ref().map(|c| c.next_offset);
