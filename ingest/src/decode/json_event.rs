@@ -57,14 +57,19 @@ use serde_json::error::Category;
 use super::attributes::{normalize_operation, normalize_provider};
 use super::{Ctx, Decoded, Error, Result, validate};
 
-mod scan;
-
 /// Decode one JSON event message.
 pub(super) fn decode(text: &str, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> {
-    let raw = match scan::scan(text) {
-        Some(raw) => raw,
-        None => deserialize(text)?,
-    };
+    let current = Cell::new("");
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let raw = RawSeed { current: &current }
+        .deserialize(&mut deserializer)
+        .and_then(|raw| deserializer.end().map(|()| raw))
+        .map_err(|source| match source.classify() {
+            Category::Data if !current.get().is_empty() => {
+                Error::InvalidField { field: current.get(), detail: source.to_string() }
+            }
+            _ => Error::MalformedJson { what: "JSON event", source },
+        })?;
     match raw.kind.as_deref() {
         None | Some("inference") => {
             let event = raw.into_inference()?;
@@ -81,22 +86,6 @@ pub(super) fn decode(text: &str, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> 
         }
     }
     Ok(())
-}
-
-/// The serde_json path: the verdict, and the error naming the key, for whatever
-/// [`scan::scan`] leaves to it.
-fn deserialize(text: &str) -> Result<Raw<'_>> {
-    let current = Cell::new("");
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    RawSeed { current: &current }
-        .deserialize(&mut deserializer)
-        .and_then(|raw| deserializer.end().map(|()| raw))
-        .map_err(|source| match source.classify() {
-            Category::Data if !current.get().is_empty() => {
-                Error::InvalidField { field: current.get(), detail: source.to_string() }
-            }
-            _ => Error::MalformedJson { what: "JSON event", source },
-        })
 }
 
 /// An integer that also accepts integral floats (`12.0`), as some JSON writers emit.
@@ -189,20 +178,6 @@ macro_rules! raw_fields {
                 }
             }
             Ok(())
-        }
-
-        /// [`assign`] for the fast path: the same keys, types and first-non-null-wins rule.
-        fn assign_scanned<'de>(raw: &mut Raw<'de>, key: &str, reader: &mut scan::Reader<'de>) -> Option<()> {
-            match key {
-                $($key => {
-                    let value = <$ty as scan::Scan<'de>>::scan(reader)?;
-                    if raw.$field.is_none() {
-                        raw.$field = value;
-                    }
-                })*
-                _ => reader.skip_value(0)?,
-            }
-            Some(())
         }
     };
 }

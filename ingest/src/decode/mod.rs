@@ -12,8 +12,7 @@
 //! - `otlp_logs` maps `gen_ai.evaluation.result` / annotation log records to
 //!   feedback, read in place from protobuf the same way.
 //! - `attributes` is the DESIGN §3.2 mapping table.
-//! - `json_event` decodes the `llm_events` JSON schema: a one-pass reader takes
-//!   the common shape and serde_json everything that reader leaves to it.
+//! - `json_event` decodes the `llm_events` JSON schema.
 //! - `validate` applies the plausibility checks every event passes through.
 //!
 //! Output leaves in a reusable [`Decoded`]: events and feedback go on to
