@@ -210,24 +210,23 @@ impl LakeWriter {
 
     /// The claim this writer holds on (stream, partition), taking one if it has none.
     async fn owner(&self, stream: &str, partition: i32) -> Result<String> {
-        if let Ok(owner) = self.owner_held(stream, partition) {
+        if let Some(owner) = self.held_claim(stream, partition) {
             return Ok(owner);
         }
         self.recover(stream, partition).await?;
         self.owner_held(stream, partition)
     }
 
+    fn held_claim(&self, stream: &str, partition: i32) -> Option<String> {
+        self.claims.lock().unwrap_or_else(PoisonError::into_inner).get(&(stream.to_owned(), partition)).cloned()
+    }
+
     pub(crate) fn owner_held(&self, stream: &str, partition: i32) -> Result<String> {
-        self.claims
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(stream.to_owned(), partition))
-            .cloned()
-            .ok_or_else(|| LakeError::InvalidBatch {
-                stream: stream.to_owned(),
-                partition,
-                reason: "no claim after recovery".to_owned(),
-            })
+        self.held_claim(stream, partition).ok_or_else(|| LakeError::InvalidBatch {
+            stream: stream.to_owned(),
+            partition,
+            reason: "no claim after recovery".to_owned(),
+        })
     }
 
     /// The record of (stream, partition) with its version, if this writer still holds the claim.
