@@ -16,7 +16,11 @@
 //!    prefetch bound as the daemon) that reads until every partition's high watermark.
 //! 3. Both children are measured the same way from outside: CPU seconds (user + sys, all
 //!    threads) from `/proc/<pid>/stat` once the process has exited but is not yet reaped, and
-//!    peak RSS from `VmHWM` in `/proc/<pid>/status`, sampled while it runs.
+//!    peak RSS from `VmHWM` in `/proc/<pid>/status`, sampled while it runs. For the daemon, the
+//!    mean `VmRSS` while it consumed each quarter of the messages is reported too, and the
+//!    table's last column is the change from the second quarter's mean to the fourth's: with
+//!    memory bounded by configuration it stays near zero once the dedup window and join index
+//!    are full (about 600 000 rows at the default sizes).
 //!
 //! Needs a broker: `scripts/dev-stack up && eval "$(scripts/dev-stack env)"` exports
 //! `DRIFTWATCH_TEST_KAFKA`. Run with `cargo bench --bench kafka_load`.
@@ -71,6 +75,11 @@ struct Measured {
     cpu_seconds: f64,
     /// Peak resident set size.
     peak_rss_bytes: u64,
+    /// Mean resident set size while each quarter of the messages was consumed (daemon only: its
+    /// `/metrics` says how far it is). Peak RSS is the maximum of short spikes (a flush
+    /// encoding while the buffers are full), so it moves between runs; whether memory grows
+    /// with the event count shows in these means, within one run.
+    rss_by_quarter: Option<[u64; 4]>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -111,8 +120,17 @@ fn main() -> anyhow::Result<()> {
         }
     }
     println!(
-        "\n{:<10} {:>8} {:>9} {:>9} {:<15} {:>11} {:>12} {:>15} {:>11}",
-        "input", "calls", "messages", "rows", "consumer", "rows/s", "msgs/s", "cpu s / M rows", "peak RSS"
+        "\n{:<10} {:>8} {:>9} {:>9} {:<15} {:>11} {:>12} {:>15} {:>11} {:>12}",
+        "input",
+        "calls",
+        "messages",
+        "rows",
+        "consumer",
+        "rows/s",
+        "msgs/s",
+        "cpu s / M rows",
+        "peak RSS",
+        "RSS Q2->Q4"
     );
     for line in &lines {
         println!("{line}");
@@ -164,6 +182,9 @@ fn run_case(
         daemon.cpu_seconds,
         mib(daemon.peak_rss_bytes)
     );
+    if let Some(quarters) = daemon.rss_by_quarter {
+        println!("  daemon mean RSS while consuming each quarter of the messages: {}", quarters.map(mib).join(" / "));
+    }
     let plain = run_plain_consumer(brokers, &topics, truth.messages, ticks)?;
     println!(
         "  plain consumer: {:.2} s busy, {:.2} cpu s, peak RSS {}",
@@ -174,8 +195,12 @@ fn run_case(
 
     let line = |who: &str, m: &Measured| {
         let busy = m.busy.as_secs_f64().max(f64::EPSILON);
+        let growth = m
+            .rss_by_quarter
+            .filter(|q| q[1] > 0 && q[3] > 0)
+            .map_or_else(|| "-".to_owned(), |q| format!("{:+.1} %", (q[3] as f64 / q[1] as f64 - 1.0) * 100.0));
         format!(
-            "{:<10} {:>8} {:>9} {:>9} {:<15} {:>11} {:>12} {:>15.2} {:>11}",
+            "{:<10} {:>8} {:>9} {:>9} {:<15} {:>11} {:>12} {:>15.2} {:>11} {:>12}",
             label,
             inferences,
             truth.messages,
@@ -184,7 +209,8 @@ fn run_case(
             si(rows as f64 / busy),
             si(truth.messages as f64 / busy),
             m.cpu_seconds / (rows as f64 / 1e6),
-            mib(m.peak_rss_bytes)
+            mib(m.peak_rss_bytes),
+            growth
         )
     };
     let ratio = daemon.cpu_seconds / plain.cpu_seconds.max(f64::EPSILON);
@@ -229,10 +255,12 @@ fn run_daemon(brokers: &str, topics: &LoadTopics, expected: u64, dir: &Path, tic
 
     let deadline = Instant::now() + CONSUME_TIMEOUT;
     let mut peak_rss = 0u64;
+    let mut rss_sums = [(0u64, 0u64); 4];
     let mut first: Option<Instant> = None;
     let mut last_scrape: Option<Instant> = None;
     let done = loop {
-        peak_rss = peak_rss.max(support::sample(&pid, ticks)?.peak_rss_bytes);
+        let sample = support::sample(&pid, ticks)?;
+        peak_rss = peak_rss.max(sample.peak_rss_bytes);
         if let Some(status) = child.0.try_wait()? {
             bail!("driftwatch ingest exited early with {status}; log in {}", log.display());
         }
@@ -247,6 +275,11 @@ fn run_daemon(brokers: &str, topics: &LoadTopics, expected: u64, dir: &Path, tic
         if consumed > 0.0 && first.is_none() {
             // Half a scrape period before this sample is the best estimate of the first message.
             first = Some(now.checked_sub(SCRAPE_EVERY / 2).unwrap_or(now));
+        }
+        if consumed > 0.0 && sample.rss_bytes > 0 {
+            let quarter = ((consumed * 4.0 / expected.max(1) as f64) as usize).min(3);
+            rss_sums[quarter].0 += sample.rss_bytes;
+            rss_sums[quarter].1 += 1;
         }
         if consumed >= expected as f64 {
             break now;
@@ -269,7 +302,12 @@ fn run_daemon(brokers: &str, topics: &LoadTopics, expected: u64, dir: &Path, tic
         bail!("driftwatch ingest exited with {status} after SIGTERM; log in {}", log.display());
     }
     let busy = done.duration_since(first.unwrap_or(done));
-    Ok(Measured { busy, cpu_seconds: final_sample.cpu_seconds, peak_rss_bytes: peak_rss })
+    Ok(Measured {
+        busy,
+        cpu_seconds: final_sample.cpu_seconds,
+        peak_rss_bytes: peak_rss,
+        rss_by_quarter: Some(rss_sums.map(|(sum, samples)| sum.checked_div(samples).unwrap_or(0))),
+    })
 }
 
 /// (b) This binary again, as a plain consumer; measured from here like the daemon.
@@ -304,6 +342,7 @@ fn run_plain_consumer(brokers: &str, topics: &LoadTopics, expected: u64, ticks: 
         busy: Duration::from_secs_f64(busy),
         cpu_seconds: final_sample.cpu_seconds,
         peak_rss_bytes: peak_rss,
+        rss_by_quarter: None,
     })
 }
 

@@ -1,9 +1,10 @@
 //! Helpers shared by the non-criterion harnesses (`file_pipeline`, `kafka_load`): process CPU
 //! time and peak RSS read from `/proc`, and number formatting for the printed tables.
 //!
-//! CPU comes from `/proc/<pid>/stat` (`utime` + `stime`, all threads, in clock ticks) and peak
-//! RSS from `VmHWM` in `/proc/<pid>/status`, so the in-process run, the daemon and the plain
-//! consumer are all measured by the same counters without extra dependencies.
+//! CPU comes from `/proc/<pid>/stat` (`utime` + `stime`, all threads, in clock ticks), peak
+//! RSS from `VmHWM` and current RSS from `VmRSS` in `/proc/<pid>/status`, so the in-process
+//! run, the daemon and the plain consumer are all measured by the same counters without extra
+//! dependencies.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub struct ProcSample {
     pub cpu_seconds: f64,
     /// Peak resident set size so far (`VmHWM`), bytes; 0 once the process is a zombie.
     pub peak_rss_bytes: u64,
+    /// Resident set size now (`VmRSS`), bytes; 0 once the process is a zombie.
+    pub rss_bytes: u64,
     /// True when the process has exited but is not reaped yet (its CPU counters are final).
     pub zombie: bool,
 }
@@ -61,16 +64,22 @@ pub fn sample(pid: &str, ticks_per_second: f64) -> anyhow::Result<ProcSample> {
     let zombie = fields[0] == "Z";
     let utime: f64 = fields[11].parse().context("utime")?;
     let stime: f64 = fields[12].parse().context("stime")?;
-    let peak_rss_bytes = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|line| {
-                let kib = line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let status_bytes = |field: &str| {
+        status
+            .lines()
+            .find_map(|line| {
+                let kib = line.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim();
                 kib.parse::<u64>().ok()
             })
-        })
-        .map_or(0, |kib| kib * 1024);
-    Ok(ProcSample { cpu_seconds: (utime + stime) / ticks_per_second, peak_rss_bytes, zombie })
+            .map_or(0, |kib| kib * 1024)
+    };
+    Ok(ProcSample {
+        cpu_seconds: (utime + stime) / ticks_per_second,
+        peak_rss_bytes: status_bytes("VmHWM"),
+        rss_bytes: status_bytes("VmRSS"),
+        zombie,
+    })
 }
 
 /// `1234567.8` as `1.23 M`, for rates in tables.
