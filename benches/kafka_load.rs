@@ -20,7 +20,8 @@
 //!    mean `VmRSS` while it consumed each quarter of the messages is reported too, and the
 //!    table's last column is the change from the second quarter's mean to the fourth's: with
 //!    memory bounded by configuration it stays near zero once the dedup window and join index
-//!    are full (about 600 000 rows at the default sizes).
+//!    are full (about 600 000 rows at the default sizes) while the consume rate holds; a
+//!    slowing broker lowers it, because age-triggered flushes then hold fewer rows.
 //!
 //! Needs a broker: `scripts/dev-stack up && eval "$(scripts/dev-stack env)"` exports
 //! `DRIFTWATCH_TEST_KAFKA`. Run with `cargo bench --bench kafka_load`.
