@@ -231,6 +231,8 @@ impl Metrics {
             Info::new([(LABEL_VERSION, env!("CARGO_PKG_VERSION"))]),
         );
         registry.register_collector(Box::new(Arc::clone(&inner.checkpoints)));
+        #[cfg(target_os = "linux")]
+        registry.register_collector(Box::new(super::process::ProcessCollector::new()));
         Self { inner: Arc::new(Inner { registry, ..inner }) }
     }
 

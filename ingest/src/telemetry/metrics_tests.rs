@@ -155,6 +155,20 @@ fn every_named_metric_is_exposed() -> TestResult {
         assert!(text.contains(&format!("# TYPE {base} counter")), "{name} not registered:\n{text}");
     }
     assert!(text.contains("# TYPE driftwatch_build info"), "{text}");
+    // The process metrics, registered in every daemon's registry (their values are checked
+    // against independent sources in `process`'s tests).
+    #[cfg(target_os = "linux")]
+    for (name, kind) in [
+        (PROCESS_CPU_SECONDS_TOTAL.strip_suffix("_total").ok_or("no _total")?, "counter"),
+        (PROCESS_RESIDENT_MEMORY_BYTES, "gauge"),
+        (PROCESS_VIRTUAL_MEMORY_BYTES, "gauge"),
+        (PROCESS_THREADS, "gauge"),
+        (PROCESS_OPEN_FDS, "gauge"),
+        (PROCESS_MAX_FDS, "gauge"),
+        (PROCESS_START_TIME_SECONDS, "gauge"),
+    ] {
+        assert!(text.contains(&format!("# TYPE {name} {kind}")), "{name} not registered:\n{text}");
+    }
     Ok(())
 }
 

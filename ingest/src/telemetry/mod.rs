@@ -9,6 +9,8 @@
 //!   pipeline health through `record_*` / `set_*`; the registry leaves as
 //!   OpenMetrics text.
 //! - `genai` (private): the capped, cached GenAI label-set series behind `Metrics`.
+//! - `process` (private): the standard `process_*` metrics (CPU, memory, threads,
+//!   descriptors), read from `/proc/self` at scrape time.
 //! - [`http`]: `/metrics`, `/healthz` and `/readyz`, with optional bearer auth,
 //!   and the shared [`Readiness`] flag.
 
@@ -16,6 +18,8 @@ mod genai;
 pub mod http;
 pub mod metrics;
 pub mod names;
+#[cfg(target_os = "linux")]
+mod process;
 
 pub use http::{BearerToken, BoundServer, HttpConfig, HttpError, Readiness};
 pub use metrics::{FlushReason, MessageResult, Metrics, MetricsConfig, MetricsError};

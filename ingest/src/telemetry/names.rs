@@ -62,6 +62,22 @@ pub const SERIES_OVERFLOW_TOTAL: &str = "driftwatch_series_overflow_total";
 /// Always 1; the `version` label says which build runs.
 pub const BUILD_INFO: &str = "driftwatch_build_info";
 
+/// The standard process metrics every Prometheus client library exports (no `driftwatch_`
+/// prefix, so stock dashboards and alerts find them): user + system CPU seconds.
+pub const PROCESS_CPU_SECONDS_TOTAL: &str = "process_cpu_seconds_total";
+/// Resident set size, bytes.
+pub const PROCESS_RESIDENT_MEMORY_BYTES: &str = "process_resident_memory_bytes";
+/// Virtual memory size, bytes.
+pub const PROCESS_VIRTUAL_MEMORY_BYTES: &str = "process_virtual_memory_bytes";
+/// OS threads.
+pub const PROCESS_THREADS: &str = "process_threads";
+/// Open file descriptors.
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+/// The soft limit on open file descriptors.
+pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+/// Process start, Unix seconds.
+pub const PROCESS_START_TIME_SECONDS: &str = "process_start_time_seconds";
+
 /// Label: the micro app.
 pub const LABEL_APP: &str = "app";
 /// Label: deployment environment.
