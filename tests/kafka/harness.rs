@@ -1,6 +1,8 @@
-//! A driftwatch daemon under test, a load run, and a private broker for the outage test.
+//! A driftwatch daemon under test, a load run, the dev stack's Prometheus, and a private broker
+//! for the outage test.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -124,8 +126,14 @@ pub struct Daemon {
 impl Daemon {
     /// Start `driftwatch ingest` with `config`, its log in `log_dir`, and extra environment.
     pub fn start(config: &Path, log_dir: &Path, env: &[(String, String)]) -> anyhow::Result<Self> {
-        let port = common::free_port();
-        let http = format!("127.0.0.1:{port}");
+        Self::start_at(config, log_dir, env, &format!("127.0.0.1:{}", common::free_port()))
+    }
+
+    /// The same, serving HTTP at `http` (`host:port`), e.g. the port the dev stack's
+    /// Prometheus scrapes.
+    pub fn start_at(config: &Path, log_dir: &Path, env: &[(String, String)], http: &str) -> anyhow::Result<Self> {
+        let http = http.to_owned();
+        let port = http.rsplit(':').next().unwrap_or("http");
         let log = log_dir.join(format!("daemon-{port}.log"));
         let child = common::driftwatch()
             .envs(env.iter().map(|(key, value)| (key, value)))
@@ -211,6 +219,48 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The dev stack's Prometheus (`DRIFTWATCH_TEST_PROMETHEUS`), queried over its HTTP API.
+pub struct Prometheus {
+    address: String,
+}
+
+impl Prometheus {
+    pub fn from_stack() -> Self {
+        let url = common::stack_var("DRIFTWATCH_TEST_PROMETHEUS");
+        Self { address: url.trim_start_matches("http://").trim_end_matches('/').to_owned() }
+    }
+
+    /// An instant query: each result's labels and value.
+    pub fn query(&self, promql: &str) -> anyhow::Result<Vec<(BTreeMap<String, String>, f64)>> {
+        let encoded = percent_encoding::utf8_percent_encode(promql, percent_encoding::NON_ALPHANUMERIC);
+        let (status, body) = common::http_get(&self.address, &format!("/api/v1/query?query={encoded}"))?;
+        if status != 200 {
+            bail!("Prometheus answered {status} to {promql:?}: {body}");
+        }
+        let answer: serde_json::Value = serde_json::from_str(&body)?;
+        let results = answer["data"]["result"].as_array().ok_or_else(|| anyhow::anyhow!("no result in {body}"))?;
+        results
+            .iter()
+            .map(|result| {
+                let labels = serde_json::from_value(result["metric"].clone())?;
+                let value = result["value"][1].as_str().ok_or_else(|| anyhow::anyhow!("no value in {result}"))?;
+                Ok((labels, value.parse::<f64>()?))
+            })
+            .collect()
+    }
+}
+
+/// The sample names of an exposition (`x_total`, `x_bucket`, `x_sum`, ...), as Prometheus
+/// stores them.
+pub fn sample_names(exposition: &str) -> BTreeSet<String> {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Sum of the samples of `name` in an exposition whose label set contains `filter`.

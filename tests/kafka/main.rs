@@ -1,8 +1,9 @@
 //! The Kafka daemon against a real broker (Tansu, started by `scripts/dev-stack`): mixed load,
-//! kill -9 crashes, a consumer group losing a member, a frozen member waking up after the group
-//! gave its partitions away, a member whose partitions were claimed in the lake, SIGTERM, a
-//! broker outage, an object store outage, and loadgen meeting a broker that starts late. Each
-//! test uses its own topics and consumer group. They run one at a time: each saturates the machine.
+//! its metrics as the dev stack's Prometheus scrapes them, kill -9 crashes, a consumer group
+//! losing a member, a frozen member waking up after the group gave its partitions away, a member
+//! whose partitions were claimed in the lake, SIGTERM, a broker outage, an object store outage,
+//! and loadgen meeting a broker that starts late. Each test uses its own topics and consumer
+//! group. They run one at a time: each saturates the machine.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../common/mod.rs"]
@@ -11,7 +12,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{Daemon, Setup, Topics, assert_exactly, loadgen, produced, wait_for_lake, write_config};
+use harness::{Daemon, Prometheus, Setup, Topics, assert_exactly, loadgen, produced, wait_for_lake, write_config};
 use rand::{RngExt, SeedableRng};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -51,6 +52,54 @@ async fn mixed_load_lands_exactly_and_metrics_agree_with_the_lake() -> anyhow::R
     assert!(metrics.contains("gen_ai_client_token_usage_bucket"));
     let elapsed = daemon.stop(Duration::from_secs(60))?;
     println!("mixed load: {} messages, {} events, shutdown in {elapsed:?}", truth.messages, produced(&truth));
+    Ok(())
+}
+
+/// What the daemon serves is what Prometheus stores: the exposition parses in a real Prometheus
+/// (an OpenMetrics parse failure would leave no samples), every sample name reaches it, and the
+/// values agree once consumption has stopped.
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_scrapes_every_metric_the_daemon_serves() -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let prometheus = Prometheus::from_stack();
+    // The dev stack's Prometheus scrapes this port every second.
+    let instance = format!("127.0.0.1:{}", common::stack_var("DRIFTWATCH_TEST_SCRAPE_PORT"));
+    let setup = Setup::new(&brokers(), "prom", 3, "1s").await?;
+    let daemon = Daemon::start_at(&setup.config, setup.dir.path(), &[], &instance)?;
+    let truth = setup.produce(3_000, 17, 0.01).await??;
+    assert!(daemon.consumed(truth.messages, CONSUME_TIMEOUT), "not consumed; log:\n{}", daemon.log_tail());
+    let served = daemon.metrics()?;
+    let requests = harness::metric_sum(&served, "driftwatch_requests_total", "");
+    let messages = harness::metric_sum(&served, "driftwatch_messages_total", "");
+    assert_eq!(messages as u64, truth.messages);
+
+    // Consumption is over, so the counters hold still; wait for a scrape that has them.
+    let selector = format!("instance=\"{instance}\"");
+    let scraped = common::wait_for(Duration::from_secs(30), || {
+        let sum = |name: &str| prometheus.query(&format!("sum({name}{{{selector}}})")).ok()?.first().map(|r| r.1);
+        (sum("driftwatch_requests_total")? == requests && sum("driftwatch_messages_total")? == messages).then_some(())
+    });
+    assert!(
+        scraped.is_some(),
+        "Prometheus never showed {requests} requests and {messages} messages for {instance}: {:?}",
+        prometheus.query(&format!("up{{{selector}}}"))
+    );
+
+    // Every sample name the daemon serves is a series there, read at the same scrape or later.
+    let stored: std::collections::BTreeSet<String> = prometheus
+        .query(&format!("group by (__name__) ({{{selector}}})"))?
+        .into_iter()
+        .filter_map(|(labels, _)| labels.get("__name__").cloned())
+        .collect();
+    let missing: Vec<String> =
+        harness::sample_names(&served).into_iter().filter(|name| !stored.contains(name)).collect();
+    assert!(missing.is_empty(), "served but not in Prometheus: {missing:?}");
+    for name in ["gen_ai_client_operation_duration_seconds_bucket", "process_resident_memory_bytes"] {
+        assert!(stored.contains(name), "{name} not in Prometheus: {stored:?}");
+    }
+    let resident = prometheus.query(&format!("process_resident_memory_bytes{{{selector}}}"))?;
+    assert!(resident.first().is_some_and(|r| r.1 > 1e6), "resident memory in Prometheus: {resident:?}");
+    daemon.stop(Duration::from_secs(60))?;
     Ok(())
 }
 
