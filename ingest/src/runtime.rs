@@ -43,6 +43,7 @@ impl Components {
             .map_err(|source| Error::Lake { context: format!("opening lake {}", config.lake.location), source })?;
         let writer = Arc::new(LakeWriter::new(store, config.lake.parquet.clone()));
         let limits = FlushLimits::from(&config.flush);
+        metrics.set_buffered_bytes_limit(limits.max_buffered_bytes);
         Ok(Self { config: Arc::new(config), enricher, metrics, writer, limits })
     }
 

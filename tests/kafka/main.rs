@@ -99,6 +99,9 @@ async fn prometheus_scrapes_every_metric_the_daemon_serves() -> anyhow::Result<(
     }
     let resident = prometheus.query(&format!("process_resident_memory_bytes{{{selector}}}"))?;
     assert!(resident.first().is_some_and(|r| r.1 > 1e6), "resident memory in Prometheus: {resident:?}");
+    // The test config leaves flush.max_buffered_bytes at its default, 512 MiB.
+    let budget = prometheus.query(&format!("driftwatch_buffered_bytes_limit{{{selector}}}"))?;
+    assert_eq!(budget.first().map(|r| r.1), Some(512.0 * 1024.0 * 1024.0), "buffer budget in Prometheus");
     daemon.stop(Duration::from_secs(60))?;
     Ok(())
 }

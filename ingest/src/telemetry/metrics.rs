@@ -160,6 +160,7 @@ struct Inner {
     checkpoints: Arc<CheckpointCollector>,
     buffered_rows: Gauge,
     buffered_bytes: Gauge,
+    buffered_bytes_limit: Gauge,
     flushes: Family<StaticLabel, Counter>,
     flush_duration: Histogram,
     consumer_errors: Family<StaticLabel, Counter>,
@@ -186,6 +187,7 @@ impl Metrics {
             checkpoints: Arc::new(CheckpointCollector::default()),
             buffered_rows: Gauge::default(),
             buffered_bytes: Gauge::default(),
+            buffered_bytes_limit: Gauge::default(),
             flushes: Family::default(),
             flush_duration: Histogram::new(FLUSH_BUCKETS),
             consumer_errors: Family::default(),
@@ -223,6 +225,11 @@ impl Metrics {
             BUFFERED_BYTES,
             "Approximate bytes buffered, not yet in the lake.",
             inner.buffered_bytes.clone(),
+        );
+        registry.register(
+            BUFFERED_BYTES_LIMIT,
+            "The configured flush.max_buffered_bytes budget for buffered rows.",
+            inner.buffered_bytes_limit.clone(),
         );
         registry.register(FLUSH_DURATION_SECONDS, "Duration of lake buffer flushes.", inner.flush_duration.clone());
         registry.register(
@@ -348,6 +355,11 @@ impl Metrics {
     pub fn set_buffered(&self, rows: usize, bytes: usize) {
         self.inner.buffered_rows.set(i64::try_from(rows).unwrap_or(i64::MAX));
         self.inner.buffered_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Set the configured budget for buffered bytes (`flush.max_buffered_bytes`).
+    pub fn set_buffered_bytes_limit(&self, bytes: usize) {
+        self.inner.buffered_bytes_limit.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// Count one flush of the lake buffer and its duration.

@@ -129,6 +129,7 @@ fn every_named_metric_is_exposed() -> TestResult {
         CHECKPOINT_TIMESTAMP_SECONDS,
         BUFFERED_ROWS,
         BUFFERED_BYTES,
+        BUFFERED_BYTES_LIMIT,
         FLUSH_DURATION_SECONDS,
     ] {
         assert!(text.contains(&format!("# TYPE {name} ")), "{name} not registered:\n{text}");

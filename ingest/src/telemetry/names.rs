@@ -51,6 +51,9 @@ pub const CHECKPOINT_TIMESTAMP_SECONDS: &str = "driftwatch_checkpoint_timestamp_
 pub const BUFFERED_ROWS: &str = "driftwatch_buffered_rows";
 /// Approximate bytes buffered and not yet in the lake.
 pub const BUFFERED_BYTES: &str = "driftwatch_buffered_bytes";
+/// The configured `flush.max_buffered_bytes`: the budget `driftwatch_buffered_bytes` is held
+/// under, exported so a dashboard can show both (and the resident set) on one scale.
+pub const BUFFERED_BYTES_LIMIT: &str = "driftwatch_buffered_bytes_limit";
 /// Lake buffer flushes by `reason` (rows, bytes, age, keys, revoke, shutdown).
 pub const FLUSHES_TOTAL: &str = "driftwatch_flushes_total";
 /// Duration of lake buffer flushes, seconds.
