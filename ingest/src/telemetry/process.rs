@@ -19,6 +19,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
+use super::genai::counter_name;
 use super::names::{
     PROCESS_CPU_SECONDS_TOTAL, PROCESS_MAX_FDS, PROCESS_OPEN_FDS, PROCESS_RESIDENT_MEMORY_BYTES,
     PROCESS_START_TIME_SECONDS, PROCESS_THREADS, PROCESS_VIRTUAL_MEMORY_BYTES,
@@ -67,10 +68,8 @@ impl Collector for ProcessCollector {
             ConstGauge::new(value).encode(metric)
         };
         if let Some(stat) = read_stat() {
-            // prometheus-client appends `_total` to counters itself.
-            let name = PROCESS_CPU_SECONDS_TOTAL.strip_suffix("_total").unwrap_or(PROCESS_CPU_SECONDS_TOTAL);
             let metric = encoder.encode_descriptor(
-                name,
+                counter_name(PROCESS_CPU_SECONDS_TOTAL),
                 "Total user and system CPU time spent in seconds.",
                 None,
                 MetricType::Counter,

@@ -61,7 +61,6 @@ fn within(value: f64, reference: f64, factor: f64) -> bool {
     value >= reference / factor && value <= reference * factor
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn live_values_agree_with_sources_the_collector_does_not_read() -> TestResult {
     // Give this thread a known amount of CPU time, by its own clock, before the scrape.
