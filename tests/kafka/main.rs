@@ -314,9 +314,10 @@ async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()
 
     // A memory broker comes back empty: recreate the topics and produce the next batch. It is
     // smaller than the first, so every partition's old checkpoint now lies beyond the log's
-    // end and the consumer's offset reset brings it back to the start of the new log (a
-    // recreated topic that already outgrew the old checkpoint is indistinguishable by offsets
-    // alone; see the closing note on topic ids).
+    // end. The daemon learns that from the watermarks, at assignment or, when that query
+    // times out while the restarted broker settles, from the poll loop's re-check, and starts
+    // a new lake epoch at the new log's start (a recreated topic that already outgrew the old
+    // checkpoint is indistinguishable by offsets alone; see the closing note on topic ids).
     broker.restart()?;
     driftwatch_ingest::loadgen::ensure_topics(
         &broker.address,

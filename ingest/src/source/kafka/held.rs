@@ -42,6 +42,8 @@ pub(super) struct Held {
     pub(super) batch: Vec<OwnedMessage>,
     /// [`message_cost`] of `batch`.
     pub(super) batch_bytes: usize,
+    /// Assigned partitions whose checkpoint could not be checked against the log.
+    pub(super) unverified: UnverifiedBounds,
 }
 
 impl Held {
@@ -86,8 +88,72 @@ impl NextOffsets {
         self.0.clear();
     }
 
+    /// Whether a message of this partition was accepted since the assignment.
+    pub(super) fn contains(&self, topic: &str, partition: i32) -> bool {
+        self.0.get(topic).is_some_and(|partitions| partitions.contains_key(&partition))
+    }
+
     pub(super) fn iter(&self) -> impl Iterator<Item = (&str, i32, i64)> {
         self.0.iter().flat_map(|(topic, partitions)| partitions.iter().map(|(p, next)| (&**topic, *p, *next)))
+    }
+}
+
+/// First wait before re-checking a partition whose watermark query failed at assignment.
+pub(super) const RECHECK_FIRST_DELAY: Duration = Duration::from_secs(2);
+
+/// Longest wait between re-checks of one partition.
+pub(super) const RECHECK_MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// A partition assigned at its lake checkpoint without knowing whether the log still reaches
+/// it (the watermark query failed or timed out, typically just after a broker restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Unverified {
+    pub(super) topic: String,
+    pub(super) partition: i32,
+    /// The lake checkpoint it was assigned at.
+    pub(super) committed: i64,
+    next_attempt: Instant,
+    delay: Duration,
+}
+
+/// The partitions whose log bounds are still to be checked, with a per-partition backoff.
+///
+/// A checkpoint beyond the log's end (a recreated topic, a broker that lost its log) must be
+/// noticed by driftwatch itself: Kafka answers the fetch with `OFFSET_OUT_OF_RANGE` and the
+/// consumer's reset brings the partition back to the log's start, but a broker is free to
+/// answer an empty fetch instead, and then the partition would wait at its checkpoint for
+/// messages that never come. A partition that delivers a message needs no check: the log
+/// demonstrably reaches its position.
+#[derive(Debug, Default)]
+pub(super) struct UnverifiedBounds(Vec<Unverified>);
+
+impl UnverifiedBounds {
+    pub(super) fn add(&mut self, topic: String, partition: i32, committed: i64, now: Instant) {
+        let next_attempt = now + RECHECK_FIRST_DELAY;
+        self.0.push(Unverified { topic, partition, committed, next_attempt, delay: RECHECK_FIRST_DELAY });
+    }
+
+    /// The next partition due for a check, removed from the set; partitions that delivered
+    /// a message since the assignment are dropped first.
+    pub(super) fn take_due(&mut self, now: Instant, delivered: &NextOffsets) -> Option<Unverified> {
+        self.0.retain(|entry| !delivered.contains(&entry.topic, entry.partition));
+        let due = self.0.iter().position(|entry| entry.next_attempt <= now)?;
+        Some(self.0.swap_remove(due))
+    }
+
+    /// The check failed again: try later, backing off.
+    pub(super) fn retry_later(&mut self, mut entry: Unverified, now: Instant) {
+        entry.delay = (entry.delay * 2).min(RECHECK_MAX_DELAY);
+        entry.next_attempt = now + entry.delay;
+        self.0.push(entry);
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -140,6 +206,43 @@ mod tests {
         assert_eq!(seen, vec![("logs", 0, 1), ("spans", 0, 21), ("spans", 1, 4)]);
         next.clear();
         assert!(next.accept("spans", 0, 0), "cleared on a new assignment");
+    }
+
+    #[test]
+    fn unverified_partitions_come_due_back_off_and_are_dropped_once_they_deliver() -> Result<(), &'static str> {
+        let start = Instant::now();
+        let mut unverified = UnverifiedBounds::default();
+        let mut delivered = NextOffsets::default();
+        unverified.add("spans".to_owned(), 0, 771, start);
+        unverified.add("spans".to_owned(), 1, 898, start);
+        assert_eq!(unverified.take_due(start, &delivered), None, "not before the first delay");
+
+        let due = start + RECHECK_FIRST_DELAY;
+        let first = unverified.take_due(due, &delivered).ok_or("a partition is due")?;
+        let second = unverified.take_due(due, &delivered).ok_or("both are due")?;
+        let mut taken = [(first.partition, first.committed), (second.partition, second.committed)];
+        taken.sort_unstable();
+        assert_eq!(taken, [(0, 771), (1, 898)]);
+        assert!(unverified.is_empty());
+
+        // A failed check waits twice as long, up to the cap.
+        unverified.retry_later(first, due);
+        assert_eq!(unverified.take_due(due + RECHECK_FIRST_DELAY, &delivered), None);
+        let again = unverified.take_due(due + 2 * RECHECK_FIRST_DELAY, &delivered).ok_or("due after 2x")?;
+        let mut at = due;
+        let mut entry = again;
+        for _ in 0..10 {
+            unverified.retry_later(entry, at);
+            at += RECHECK_MAX_DELAY;
+            entry = unverified.take_due(at, &delivered).ok_or("the delay is capped")?;
+        }
+
+        // A partition that delivered a message needs no check.
+        unverified.retry_later(entry, at);
+        assert!(delivered.accept("spans", 0, 0));
+        assert_eq!(unverified.take_due(at + RECHECK_MAX_DELAY, &delivered), None);
+        assert!(unverified.is_empty());
+        Ok(())
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //!
 //! - **assign**: recover each partition from the lake (removing files of a flush that never
 //!   committed) and assign it at the lake checkpoint, so Kafka's own committed offsets are only
-//!   advisory; then tell the loop where each partition starts.
+//!   advisory; then tell the loop where each partition starts. Each checkpoint is compared
+//!   with the log's watermarks; when that query fails (a broker just restarted), the poll loop
+//!   asks again with backoff until the partition delivers a message, because a broker may
+//!   answer a fetch past a recreated log's end with nothing rather than an offset reset.
 //! - **revoke**: hand the loop everything already read, ask it to flush and checkpoint the revoked
 //!   partitions, wait for its answer, commit those offsets to Kafka synchronously, and only then
 //!   release the partitions.
@@ -185,7 +188,8 @@ impl PollerContext {
     /// checkpoint beyond the log's end means the log was recreated or lost: start a new lake
     /// epoch at the log's start instead of waiting on an out-of-range fetch. A checkpoint before
     /// the log's start means retention deleted messages that were never ingested: say so loudly
-    /// and continue from the start. When the query fails or times out, the checkpoint stands.
+    /// and continue from the start. When the query fails or times out, the checkpoint stands
+    /// and the partition is checked again from the poll loop until it delivers a message.
     fn check_log_bounds(
         &self,
         consumer: &BaseConsumer<Self>,
@@ -197,12 +201,19 @@ impl PollerContext {
         let (low, high) = match consumer.fetch_watermarks(topic, partition, self.offset_query_timeout) {
             Ok(marks) => marks,
             Err(error) => {
-                tracing::warn!(topic, partition, %error, "Watermark query failed; resuming at the checkpoint.");
+                tracing::warn!(
+                    topic,
+                    partition,
+                    %error,
+                    "Watermark query failed; resuming at the checkpoint and checking again until the partition delivers."
+                );
+                self.lock_held().unverified.add(topic.to_owned(), partition, committed, Instant::now());
                 return committed;
             }
         };
-        if committed > high {
-            match self.runtime.block_on(self.writer.reset_partition(stream, partition, low)) {
+        match compare_with_log(committed, low, high) {
+            LogBounds::Within => committed,
+            LogBounds::BeyondEnd => match self.runtime.block_on(self.writer.reset_partition(stream, partition, low)) {
                 Ok(_) => {
                     tracing::warn!(
                         topic,
@@ -217,20 +228,72 @@ impl PollerContext {
                     tracing::error!(topic, partition, %error, "Cannot start a new lake epoch; resuming at the checkpoint.");
                     committed
                 }
+            },
+            LogBounds::BeforeStart => {
+                self.report_retention_loss(topic, partition, committed, low);
+                low
             }
-        } else if committed < low {
-            self.metrics.record_consumer_error("offsets_lost_to_retention");
-            tracing::error!(
-                topic,
-                partition,
-                committed,
-                low,
-                lost = low - committed,
-                "Messages were deleted by retention before they were ingested; continuing at the log start."
-            );
-            low
-        } else {
-            committed
+        }
+    }
+
+    fn report_retention_loss(&self, topic: &str, partition: i32, committed: i64, low: i64) {
+        self.metrics.record_consumer_error("offsets_lost_to_retention");
+        tracing::error!(
+            topic,
+            partition,
+            committed,
+            low,
+            lost = low - committed,
+            "Messages were deleted by retention before they were ingested; continuing at the log start."
+        );
+    }
+
+    /// Check again one partition whose watermark query failed at assignment and which has
+    /// delivered nothing since. A checkpoint beyond the log's end moves the partition to the
+    /// log's start: its first message then lies below the checkpoint, and the processing loop
+    /// starts a new lake epoch there, as it does after a consumer offset reset.
+    fn recheck_log_bounds(&self, consumer: &BaseConsumer<Self>) {
+        let due = {
+            let mut held = self.lock_held();
+            let held = &mut *held;
+            if held.unverified.is_empty() {
+                return;
+            }
+            held.unverified.take_due(Instant::now(), &held.positions)
+        };
+        let Some(entry) = due else { return };
+        let (topic, partition, committed) = (entry.topic.as_str(), entry.partition, entry.committed);
+        let (low, high) = match consumer.fetch_watermarks(topic, partition, self.offset_query_timeout) {
+            Ok(marks) => marks,
+            Err(error) => {
+                tracing::debug!(topic, partition, %error, "Watermark query failed again; will retry.");
+                self.lock_held().unverified.retry_later(entry, Instant::now());
+                return;
+            }
+        };
+        let start_over = match compare_with_log(committed, low, high) {
+            LogBounds::Within => {
+                tracing::info!(topic, partition, committed, low, high, "Checkpoint verified against the log.");
+                return;
+            }
+            LogBounds::BeyondEnd => {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    committed,
+                    high,
+                    "Checkpoint lies beyond the end of the log (topic recreated?); moving to its start, where a new lake epoch begins."
+                );
+                low
+            }
+            LogBounds::BeforeStart => {
+                self.report_retention_loss(topic, partition, committed, low);
+                low
+            }
+        };
+        if let Err(error) = consumer.seek(topic, partition, Offset::Offset(start_over), SEEK_TIMEOUT) {
+            tracing::warn!(topic, partition, %error, "Cannot move the partition to the log's start; will retry.");
+            self.lock_held().unverified.retry_later(entry, Instant::now());
         }
     }
 
@@ -358,6 +421,8 @@ impl ConsumerContext for PollerContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                // An eager assignment replaces the previous one whole.
+                self.lock_held().unverified.clear();
                 let (positioned, starts) = self.recover_assignment(consumer, tpl);
                 if !starts.is_empty() && self.events.blocking_send(Event::Assigned(starts)).is_err() {
                     return;
@@ -374,6 +439,7 @@ impl ConsumerContext for PollerContext {
                 held.positions.clear();
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.lock_held().unverified.clear();
                 // Lost: the group already gave the partitions to someone else, and a commit
                 // would be refused; the new owner resumes from the lake checkpoint.
                 if consumer.assignment_lost() {
@@ -401,6 +467,7 @@ impl ConsumerContext for PollerContext {
                 tracing::error!(error = ?other, "Rebalance error; releasing the assignment.");
                 let _ = consumer.unassign();
                 self.assigned.store(0, Ordering::Release);
+                self.lock_held().unverified.clear();
             }
         }
     }
@@ -447,6 +514,7 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
         if !forward_held(context) {
             return;
         }
+        context.recheck_log_bounds(consumer);
         match backpressure(context) {
             Backpressure::Wait => {
                 std::thread::sleep(HELD_RETRY);
@@ -538,3 +606,41 @@ fn set_paused(consumer: &BaseConsumer<PollerContext>, context: &PollerContext, w
 
 /// Bound on a seek after resume (a local operation in librdkafka; the bound is defensive).
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where a lake checkpoint lies relative to its partition's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogBounds {
+    /// The log holds the checkpoint (or ends exactly at it): resume there.
+    Within,
+    /// The checkpoint lies past the log's end: the log was recreated or lost.
+    BeyondEnd,
+    /// The checkpoint lies before the log's start: retention deleted messages never ingested.
+    BeforeStart,
+}
+
+/// Compare a checkpoint (the next offset to read) with the log's watermarks `[low, high)`.
+fn compare_with_log(committed: i64, low: i64, high: i64) -> LogBounds {
+    if committed > high {
+        LogBounds::BeyondEnd
+    } else if committed < low {
+        LogBounds::BeforeStart
+    } else {
+        LogBounds::Within
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_is_compared_with_the_log_it_resumes() {
+        assert_eq!(compare_with_log(771, 0, 900), LogBounds::Within);
+        assert_eq!(compare_with_log(900, 0, 900), LogBounds::Within, "caught up: the next message goes there");
+        assert_eq!(compare_with_log(0, 0, 0), LogBounds::Within, "an empty new log, nothing read yet");
+        assert_eq!(compare_with_log(901, 0, 900), LogBounds::BeyondEnd);
+        assert_eq!(compare_with_log(898, 0, 181), LogBounds::BeyondEnd, "a recreated, shorter log");
+        assert_eq!(compare_with_log(100, 150, 900), LogBounds::BeforeStart, "retention passed the checkpoint");
+        assert_eq!(compare_with_log(150, 150, 900), LogBounds::Within);
+    }
+}
