@@ -14,6 +14,15 @@
 //! claim replaces it, so a writer that stalled (a paused process, a stalled VM, a network
 //! partition) and lost its partition cannot commit afterwards: its put fails, and it
 //! removes the files it wrote.
+//!
+//! A writer that stalls in the middle of its data puts and is then killed never gets to
+//! that cleanup, and the puts it had in flight can still land after the new owner's
+//! recovery removed its files (a request the object store completes, a write resumed
+//! before the kill). So an undone flush's manifest is kept, renamed
+//! `<partition>.fenced.<owner>.json`, for [`FENCED_MANIFEST_RETENTION`]: every recovery
+//! removes its files again, and so does the holder's [`sweep_fenced`] after its commits
+//! during the first minutes of its claim, which also catches a manifest that a stalled
+//! writer put after the claim's recovery had listed the directory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::error::{LakeError, Result};
-use crate::layout::{checkpoint_dir, checkpoint_path, is_pending_of, pending_path};
+use crate::layout::{checkpoint_dir, checkpoint_path, fenced_path, is_fenced_of, is_pending_of, pending_path};
 use crate::store::{LakeStore, StoreVersion};
 
 /// The committed position of one (stream, partition): every row read before
@@ -47,6 +56,12 @@ pub struct Checkpoint {
     /// part of data file names so a new incarnation never overwrites the old one's files.
     #[serde(default)]
     pub epoch: u64,
+    /// Claim id of the writer whose commit wrote this checkpoint. Recovery needs it to tell
+    /// that writer's last, committed manifest from a fenced writer's: the record's holder is
+    /// no guide once a recovery has claimed the partition and failed before finishing.
+    /// Absent in lakes written before it was recorded, where the holder stands in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_by: Option<String>,
 }
 
 /// What `_checkpoints/<stream>/<partition>.json` holds: which writer may commit to the
@@ -172,19 +187,45 @@ pub async fn read_pending(
     read_json(store, &pending_path(stream, partition, owner)).await
 }
 
-/// Every pending manifest of (stream, partition), by any writer, with its path.
-pub(crate) async fn list_pending(
-    store: &LakeStore,
-    stream: &str,
-    partition: i32,
-) -> Result<Vec<(String, PendingFlush)>> {
+/// How long the manifest of an undone flush is kept, so that its writer's puts still in
+/// flight when it stalled or died are removed should they land late. Object store clients
+/// give up on a request within minutes; a stalled writer that resumes later finds its
+/// checkpoint refused and removes its files itself.
+pub const FENCED_MANIFEST_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Whether a manifest's flush may still be in progress or was undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ManifestState {
+    /// `<partition>.pending.<owner>.json`: written before the flush's first data file.
+    Pending,
+    /// `<partition>.fenced.<owner>.json`: the flush can never commit; its files were removed.
+    Fenced,
+}
+
+/// A manifest as listed in the partition's checkpoint directory.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredManifest {
+    pub(crate) path: String,
+    pub(crate) state: ManifestState,
+    pub(crate) written: DateTime<Utc>,
+    pub(crate) flush: PendingFlush,
+}
+
+/// Every pending and fenced manifest of (stream, partition), by any writer.
+pub(crate) async fn list_manifests(store: &LakeStore, stream: &str, partition: i32) -> Result<Vec<StoredManifest>> {
     let mut found = Vec::new();
     for object in store.list(&checkpoint_dir(stream)).await? {
         let name = object.path.rsplit('/').next().unwrap_or_default();
-        if is_pending_of(name, partition)
-            && let Some(pending) = read_json::<PendingFlush>(store, &object.path).await?
-        {
-            found.push((object.path, pending));
+        let state = if is_pending_of(name, partition) {
+            ManifestState::Pending
+        } else if is_fenced_of(name, partition) {
+            ManifestState::Fenced
+        } else {
+            continue;
+        };
+        // Gone between the listing and the read: its writer or another recovery finished it.
+        if let Some(flush) = read_json::<PendingFlush>(store, &object.path).await? {
+            found.push(StoredManifest { path: object.path, state, written: object.last_modified, flush });
         }
     }
     Ok(found)
@@ -211,18 +252,21 @@ fn dir_of(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
-/// Delete the files of a flush that did not commit, and the temporaries of their directories.
-pub(crate) async fn undo_files(store: &LakeStore, stream: &str, partition: i32, files: &[String]) -> Result<()> {
-    // Every file is tried even when one fails, so a partial failure removes all it can.
+/// Delete the given files, trying every one even when one fails, so a partial failure
+/// removes all it can.
+async fn delete_files(store: &LakeStore, files: &[String]) -> Result<()> {
     let mut first_error = None;
     for file in files {
         if let Err(error) = store.delete(file).await {
             first_error.get_or_insert(error);
         }
     }
-    if let Some(error) = first_error {
-        return Err(error);
-    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Delete the files of a flush that did not commit, and the temporaries of their directories.
+pub(crate) async fn undo_files(store: &LakeStore, stream: &str, partition: i32, files: &[String]) -> Result<()> {
+    delete_files(store, files).await?;
     let mut dirs: Vec<&str> = files.iter().map(|f| dir_of(f)).collect();
     dirs.sort_unstable();
     dirs.dedup();
@@ -232,27 +276,56 @@ pub(crate) async fn undo_files(store: &LakeStore, stream: &str, partition: i32, 
     Ok(())
 }
 
-/// Decide one pending manifest against the record as it stood when it was claimed from:
-/// its flush committed only if it is the previous holder's and the checkpoint covers it.
-/// Any other writer's manifest belongs to a flush that can no longer commit (the claim
-/// changed the record its conditional put expects), so its files are removed.
+/// Undo a flush that can no longer commit: delete its files, then keep its manifest as a
+/// fenced one (merged with any earlier fenced flush of the same writer) in place of the
+/// pending one, so that later recoveries and sweeps remove late puts of the same files.
+async fn fence_flush(
+    store: &LakeStore,
+    stream: &str,
+    partition: i32,
+    path: &str,
+    pending: &PendingFlush,
+) -> Result<()> {
+    undo_files(store, stream, partition, &pending.files).await?;
+    let fenced = fenced_path(stream, partition, &pending.owner);
+    let mut kept = read_json::<PendingFlush>(store, &fenced)
+        .await?
+        .unwrap_or_else(|| PendingFlush { files: Vec::new(), ..pending.clone() });
+    kept.first_offset = kept.first_offset.min(pending.first_offset);
+    kept.next_offset = kept.next_offset.max(pending.next_offset);
+    kept.files.extend(pending.files.iter().cloned());
+    kept.files.sort_unstable();
+    kept.files.dedup();
+    store.put_atomic(&fenced, to_json(&fenced, &kept)?).await?;
+    store.delete(path).await
+}
+
+/// Decide one pending manifest against the record `previous` as it stood when `claimant`
+/// claimed it: its flush committed only if it is by the writer whose commit wrote the
+/// checkpoint and the checkpoint covers it. Any other writer's manifest belongs to a flush
+/// that can no longer commit (the claim changed the record its conditional put expects), so
+/// its files are removed and its manifest is kept as a fenced one. The claimant's own
+/// manifest (a failed attempt whose cleanup failed) is only undone: it awaited all its
+/// puts, and it writes the same range under the same names when it retries.
 pub(crate) async fn resolve_pending(
     store: &LakeStore,
     previous: &PartitionRecord,
+    claimant: &str,
     path: &str,
     pending: &PendingFlush,
 ) -> Result<()> {
     let (stream, partition) = (previous.stream.as_str(), previous.partition);
     let committed_next = previous.checkpoint.as_ref().map(|c| c.next_offset);
-    let by_holder = previous.owner == pending.owner;
-    if by_holder && committed_next.is_some_and(|next| pending.next_offset <= next) {
+    let committer = previous.checkpoint.as_ref().and_then(|c| c.committed_by.as_deref()).unwrap_or(&previous.owner);
+    let by_committer = committer == pending.owner;
+    if by_committer && committed_next.is_some_and(|next| pending.next_offset <= next) {
         info!(
             stream,
             partition,
             next_offset = pending.next_offset,
             "Pending flush had committed; removing its manifest."
         );
-    } else if !by_holder || committed_next.is_none_or(|next| pending.first_offset >= next) {
+    } else if !by_committer || committed_next.is_none_or(|next| pending.first_offset >= next) {
         warn!(
             stream,
             partition,
@@ -262,6 +335,9 @@ pub(crate) async fn resolve_pending(
             files = pending.files.len(),
             "Removing the files of a flush that never committed."
         );
+        if pending.owner != claimant {
+            return fence_flush(store, stream, partition, path, pending).await;
+        }
         undo_files(store, stream, partition, &pending.files).await?;
     } else {
         return Err(LakeError::InconsistentCheckpoint {
@@ -284,14 +360,17 @@ const CLAIM_ATTEMPTS: usize = 8;
 ///
 /// First the record is rewritten, conditionally, with a new owner: from then on no flush of
 /// any earlier writer can commit, because each commits with a conditional put against the
-/// record it read. Then every pending manifest is decided against the record as it stood
-/// before the claim: the previous holder's, when the checkpoint covers it, committed (only
-/// the manifest is removed); any other never will (its files, present or not, are deleted,
-/// then the manifest). Stale temporaries of this partition are removed too. Running it again
-/// is harmless: every step is idempotent.
+/// record it read. Then the manifests are listed and the claim is checked to still stand:
+/// a later claimer must claim before it writes a manifest, so every manifest listed is then
+/// an earlier writer's. Each pending one is decided against the record as it stood before
+/// the claim: the previous holder's, when the checkpoint covers it, committed (only the
+/// manifest is removed); any other never will (its files, present or not, are deleted and
+/// its manifest is kept as fenced). Fenced manifests have their files deleted again, and are
+/// dropped once older than [`FENCED_MANIFEST_RETENTION`]. Stale temporaries of this partition
+/// are removed too. Running it again is harmless: every step is idempotent.
 pub async fn recover(store: &LakeStore, stream: &str, partition: i32) -> Result<Claim> {
     let mut attempt = 0;
-    let (before, claimed, version) = loop {
+    let (before, claimed, version, manifests) = loop {
         attempt += 1;
         let (before, expected) = match read_record(store, stream, partition).await? {
             Some((record, version)) => (record, Some(version)),
@@ -308,20 +387,82 @@ pub async fn recover(store: &LakeStore, stream: &str, partition: i32) -> Result<
             ),
         };
         let claimed = PartitionRecord { owner: new_owner_id(), claimed_at: Utc::now(), ..before.clone() };
-        match write_record(store, &claimed, expected.as_ref()).await {
-            Ok(version) => break (before, claimed, version),
+        let version = match write_record(store, &claimed, expected.as_ref()).await {
+            Ok(version) => version,
             Err(LakeError::Conflict { .. }) if attempt < CLAIM_ATTEMPTS => {
                 info!(stream, partition, attempt, "Partition record changed while claiming it; claiming again.");
+                continue;
             }
             Err(error) => return Err(error),
+        };
+        let manifests = list_manifests(store, stream, partition).await?;
+        if holds_claim(store, stream, partition, &claimed.owner).await? {
+            break (before, claimed, version, manifests);
         }
+        if attempt >= CLAIM_ATTEMPTS {
+            return Err(LakeError::Conflict { path: checkpoint_path(stream, partition) });
+        }
+        info!(stream, partition, attempt, "Partition claimed by another writer during recovery; claiming again.");
     };
-    for (path, pending) in list_pending(store, stream, partition).await? {
-        resolve_pending(store, &before, &path, &pending).await?;
+    let now = Utc::now();
+    for manifest in manifests {
+        match manifest.state {
+            ManifestState::Pending => {
+                resolve_pending(store, &before, &claimed.owner, &manifest.path, &manifest.flush).await?;
+            }
+            ManifestState::Fenced => {
+                undo_files(store, stream, partition, &manifest.flush.files).await?;
+                if now - manifest.written > FENCED_MANIFEST_RETENTION {
+                    store.delete(&manifest.path).await?;
+                }
+            }
+        }
     }
     store.remove_stale_tmps(&checkpoint_dir(stream), stream, partition).await?;
     if !before.owner.is_empty() {
         info!(stream, partition, previous_owner = before.owner, owner = claimed.owner, "Partition claimed.");
     }
     Ok(Claim { owner: claimed.owner, checkpoint: claimed.checkpoint, version })
+}
+
+/// Whether the record still names `owner` as the partition's holder.
+async fn holds_claim(store: &LakeStore, stream: &str, partition: i32, owner: &str) -> Result<bool> {
+    Ok(read_record(store, stream, partition).await?.is_some_and(|(record, _)| record.owner == owner))
+}
+
+/// Delete again the files of flushes that can no longer commit, for the writer holding
+/// claim `owner`: those of fenced manifests (late puts of a writer that stalled or died
+/// mid-flush) and those of other writers' pending manifests (a commit that read the record
+/// before this writer's claim and put its manifest after the claim's recovery listed the
+/// directory), whose manifests then become fenced. Returns how many manifests it handled.
+///
+/// The claim is checked after the listing, as in [`recover`]: when it no longer stands the
+/// sweep does nothing, because a listed pending manifest could then be the new holder's.
+pub async fn sweep_fenced(store: &LakeStore, stream: &str, partition: i32, owner: &str) -> Result<usize> {
+    let manifests: Vec<StoredManifest> = list_manifests(store, stream, partition)
+        .await?
+        .into_iter()
+        .filter(|manifest| manifest.flush.owner != owner)
+        .collect();
+    if manifests.is_empty() || !holds_claim(store, stream, partition, owner).await? {
+        return Ok(0);
+    }
+    for manifest in &manifests {
+        match manifest.state {
+            ManifestState::Pending => {
+                warn!(
+                    stream,
+                    partition,
+                    owner = manifest.flush.owner,
+                    first_offset = manifest.flush.first_offset,
+                    next_offset = manifest.flush.next_offset,
+                    files = manifest.flush.files.len(),
+                    "Removing the files of a flush a fenced writer started after this writer's claim."
+                );
+                fence_flush(store, stream, partition, &manifest.path, &manifest.flush).await?;
+            }
+            ManifestState::Fenced => delete_files(store, &manifest.flush.files).await?,
+        }
+    }
+    Ok(manifests.len())
 }

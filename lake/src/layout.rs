@@ -7,7 +7,8 @@
 //! events/date=YYYY-MM-DD/app=<app>/<stream>-<partition>-<first:020>-<next:020>-<owner>.parquet
 //! feedback/date=YYYY-MM-DD/<file>        rollups/date=YYYY-MM-DD/<file>
 //! dead_letter/date=YYYY-MM-DD/<file>     findings/date=YYYY-MM-DD/<file>
-//! _checkpoints/<stream>/<partition>.json (+ <partition>.pending.<owner>.json)
+//! _checkpoints/<stream>/<partition>.json (+ <partition>.pending.<owner>.json,
+//!                                         <partition>.fenced.<owner>.json)
 //! _snapshots/...                         reserved
 //! ```
 //!
@@ -190,14 +191,31 @@ pub fn pending_path(stream: &str, partition: i32, owner: &str) -> String {
 /// True when `name` (a bare file name in [`checkpoint_dir`]) is a pending manifest of
 /// `partition`, by any writer.
 pub fn is_pending_of(name: &str, partition: i32) -> bool {
-    name.strip_prefix(&format!("{partition}.pending."))
+    is_manifest_of(name, partition, "pending")
+}
+
+/// The manifest of a flush that was undone because its writer lost the partition (or
+/// crashed) before committing it: kept so that files the writer's last puts land after the
+/// undo are removed too (see [`crate::checkpoint`]).
+pub fn fenced_path(stream: &str, partition: i32, owner: &str) -> String {
+    format!("{}/{partition}.fenced.{owner}.json", checkpoint_dir(stream))
+}
+
+/// True when `name` (a bare file name in [`checkpoint_dir`]) is a fenced flush's manifest of
+/// `partition`.
+pub fn is_fenced_of(name: &str, partition: i32) -> bool {
+    is_manifest_of(name, partition, "fenced")
+}
+
+fn is_manifest_of(name: &str, partition: i32, state: &str) -> bool {
+    name.strip_prefix(&format!("{partition}.{state}."))
         .and_then(|rest| rest.strip_suffix(".json"))
         .is_some_and(is_owner_id)
 }
 
 /// True when `name` (a bare file name) is a temporary file left by an atomic write
 /// of a file belonging to (stream, partition): a data file named by
-/// [`file_name`] or a pending manifest. Other partitions' temporaries must survive,
+/// [`file_name`] or a pending or fenced manifest. Other partitions' temporaries must survive,
 /// because they may still be in flight; a stalled former owner's are removed, and its
 /// rename then fails, which is what it should do. The partition record's temporaries are
 /// not included: another claimer may be writing it, and its conditional put cleans them.
@@ -209,7 +227,7 @@ pub(crate) fn is_own_tmp(name: &str, stream: &str, partition: i32) -> bool {
         return false;
     };
     let target = &hidden[..marker];
-    if is_pending_of(target, partition) {
+    if is_pending_of(target, partition) || is_fenced_of(target, partition) {
         return true;
     }
     let prefix = format!("{}-{partition}-", sanitize_stream(stream));
@@ -312,6 +330,11 @@ mod tests {
         assert!(!is_pending_of("7.pending.0123456789abcdef.json", 77));
         assert!(!is_pending_of("7.pending.json", 7), "owner ids are 16 hex digits");
         assert!(!is_pending_of("7.json", 7));
+        assert_eq!(fenced_path("t", 7, OWNER), "_checkpoints/t/7.fenced.0123456789abcdef.json");
+        assert!(is_fenced_of("7.fenced.0123456789abcdef.json", 7));
+        assert!(!is_fenced_of("7.pending.0123456789abcdef.json", 7));
+        assert!(!is_pending_of("7.fenced.0123456789abcdef.json", 7));
+        assert!(!is_fenced_of("7.fenced.0123456789abcdef.json", 77));
         assert_eq!(sanitize_stream(".hidden"), "%2Ehidden");
         assert_eq!(sanitize_stream(""), HIVE_DEFAULT_PARTITION);
     }
@@ -330,6 +353,7 @@ mod tests {
         assert!(is_own_tmp(&other, "a-1", 2));
         assert!(!is_own_tmp(&tmp_name("1.json", "z"), "a", 1), "the record's are cleaned under its lock");
         assert!(is_own_tmp(&tmp_name(&format!("1.pending.{OWNER}.json"), "z"), "a", 1));
+        assert!(is_own_tmp(&tmp_name(&format!("1.fenced.{OWNER}.json"), "z"), "a", 1));
         assert!(!is_own_tmp(&tmp_name("12.json", "z"), "a", 1));
         assert!(!is_own_tmp(&file_name("a", 1, 0, 0, 5, OWNER), "a", 1), "final files are not temporaries");
         let unowned = tmp_name("a-1-00000000000000000000-00000000000000000005.parquet", "x5");

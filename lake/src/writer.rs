@@ -18,10 +18,13 @@
 //! A crash anywhere leaves a state [`LakeWriter::recover`] resolves: before step
 //! 4 the flush is undone, after it the flush stands. A flush of offsets the
 //! checkpoint already covers writes nothing, and one that straddles it is refused,
-//! so no range is ever in the lake twice.
+//! so no range is ever in the lake twice. For [`SWEEP_WINDOW`] after taking a claim, a
+//! commit is followed (at most every [`SWEEP_INTERVAL`]) by [`checkpoint::sweep_fenced`],
+//! which removes files that a writer fenced by the claim put after its flush was undone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -39,6 +42,46 @@ use crate::store::LakeStore;
 /// Data files put concurrently during one flush: enough to hide object store
 /// latency, few enough to bound memory and connections.
 pub const CONCURRENT_PUTS: usize = 4;
+
+/// How long after taking a claim commits sweep for late files of fenced writers: longer
+/// than an object store request with its retries, after which a fenced writer's put
+/// either landed or failed.
+pub const SWEEP_WINDOW: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Least time between two sweeps of one partition: each costs a listing of the stream's
+/// checkpoint directory.
+pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A claim this writer holds, and when to sweep for fenced writers' files next.
+#[derive(Debug, Clone)]
+struct HeldClaim {
+    owner: String,
+    sweep_until: Instant,
+    next_sweep: Instant,
+}
+
+impl HeldClaim {
+    fn new(owner: String) -> Self {
+        let now = Instant::now();
+        Self { owner, sweep_until: now + SWEEP_WINDOW, next_sweep: now }
+    }
+}
+
+/// Where a test can stall a commit, as a paused process would.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StallBefore {
+    /// After reading the record, before the manifest.
+    Manifest,
+    /// After the manifest, before the data files.
+    Data,
+    /// After the data files, before the checkpoint.
+    Checkpoint,
+}
+
+/// A stall: `.0` is notified when a commit arrives, `.1` releases it.
+#[cfg(test)]
+pub(crate) type Stall = Arc<(tokio::sync::Notify, tokio::sync::Notify)>;
 
 /// Everything one flush of one (stream, partition) writes.
 #[derive(Debug, Default)]
@@ -99,12 +142,11 @@ pub(crate) struct EncodedFile {
 pub struct LakeWriter {
     store: LakeStore,
     options: Arc<ParquetOptions>,
-    /// The claim id this writer holds on each (stream, partition) it recovered.
-    claims: Arc<Mutex<HashMap<(String, i32), String>>>,
-    /// Tests stall a commit between its data files and its checkpoint here, as a paused
-    /// process would: `.0` is notified on arrival, `.1` releases it.
+    /// The claim this writer holds on each (stream, partition) it recovered.
+    claims: Arc<Mutex<HashMap<(String, i32), HeldClaim>>>,
+    /// Where tests stall this writer's commits.
     #[cfg(test)]
-    stall_before_checkpoint: Option<Arc<(tokio::sync::Notify, tokio::sync::Notify)>>,
+    stalls: Vec<(StallBefore, Stall)>,
 }
 
 fn same_day(a: i64, b: i64) -> bool {
@@ -184,7 +226,25 @@ impl LakeWriter {
             options: Arc::new(options),
             claims: Arc::default(),
             #[cfg(test)]
-            stall_before_checkpoint: None,
+            stalls: Vec::new(),
+        }
+    }
+
+    /// Stall this writer's commits at `point` (tests).
+    #[cfg(test)]
+    pub(crate) fn stall_at(&mut self, point: StallBefore) -> Stall {
+        let stall = Stall::default();
+        self.stalls.push((point, Arc::clone(&stall)));
+        stall
+    }
+
+    #[cfg(test)]
+    async fn stall(&self, point: StallBefore) {
+        for (at, stall) in &self.stalls {
+            if *at == point {
+                stall.0.notify_one();
+                stall.1.notified().await;
+            }
         }
     }
 
@@ -204,7 +264,7 @@ impl LakeWriter {
     /// cannot commit to it any more.
     pub async fn recover(&self, stream: &str, partition: i32) -> Result<Option<Checkpoint>> {
         let claim = checkpoint::recover(&self.store, stream, partition).await?;
-        self.claims.lock().unwrap_or_else(PoisonError::into_inner).insert((stream.to_owned(), partition), claim.owner);
+        self.hold(stream, partition, claim.owner);
         Ok(claim.checkpoint)
     }
 
@@ -218,7 +278,39 @@ impl LakeWriter {
     }
 
     fn held_claim(&self, stream: &str, partition: i32) -> Option<String> {
-        self.claims.lock().unwrap_or_else(PoisonError::into_inner).get(&(stream.to_owned(), partition)).cloned()
+        let claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        claims.get(&(stream.to_owned(), partition)).map(|claim| claim.owner.clone())
+    }
+
+    fn hold(&self, stream: &str, partition: i32, owner: String) {
+        let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        claims.insert((stream.to_owned(), partition), HeldClaim::new(owner));
+    }
+
+    /// Whether a commit of (stream, partition) should sweep now; if so, the next is due only
+    /// after [`SWEEP_INTERVAL`].
+    fn sweep_due(&self, stream: &str, partition: i32) -> bool {
+        let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(claim) = claims.get_mut(&(stream.to_owned(), partition)) else { return false };
+        let now = Instant::now();
+        if now >= claim.sweep_until || now < claim.next_sweep {
+            return false;
+        }
+        claim.next_sweep = now + SWEEP_INTERVAL;
+        true
+    }
+
+    /// After a commit, early in the claim: remove files fenced writers put late. The commit
+    /// stands whatever happens here; a failed sweep is retried by the next one.
+    async fn sweep_after_commit(&self, stream: &str, partition: i32, owner: &str) {
+        if !self.sweep_due(stream, partition) {
+            return;
+        }
+        match checkpoint::sweep_fenced(&self.store, stream, partition, owner).await {
+            Ok(0) => {}
+            Ok(manifests) => debug!(stream, partition, manifests, "Swept the files of fenced flushes again."),
+            Err(error) => warn!(stream, partition, %error, "Sweeping fenced flushes failed; the next commit retries."),
+        }
     }
 
     pub(crate) fn owner_held(&self, stream: &str, partition: i32) -> Result<String> {
@@ -265,7 +357,7 @@ impl LakeWriter {
             // A failed earlier attempt of this writer, decided as recovery decides the holder's.
             warn!(stream, partition, "Recovering a flush left pending by a failed commit.");
             let path = crate::layout::pending_path(stream, partition, &owner);
-            checkpoint::resolve_pending(&self.store, &record, &path, &leftover).await?;
+            checkpoint::resolve_pending(&self.store, &record, &owner, &path, &leftover).await?;
         }
         let previous = record.checkpoint.clone();
         let committed_next = previous.as_ref().map(|c| c.next_offset);
@@ -312,8 +404,12 @@ impl LakeWriter {
         let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
 
         if !files.is_empty() {
+            #[cfg(test)]
+            self.stall(StallBefore::Manifest).await;
             let pending = PendingFlush { owner: owner.clone(), first_offset, next_offset, files: paths.clone() };
             checkpoint::write_pending(&self.store, &stream, partition, &pending).await?;
+            #[cfg(test)]
+            self.stall(StallBefore::Data).await;
             if let Err(error) = self.put_files(&files).await {
                 // Leave nothing behind: if the partition is claimed before the retry, no
                 // manifest would name what this attempt put. Should the cleanup fail too, the
@@ -333,12 +429,10 @@ impl LakeWriter {
             files: previous.as_ref().map_or(0, |c| c.files) + files.len() as u64,
             rows: previous.as_ref().map_or(0, |c| c.rows) + rows as u64,
             epoch,
+            committed_by: Some(owner.clone()),
         };
         #[cfg(test)]
-        if let Some(stall) = &self.stall_before_checkpoint {
-            stall.0.notify_one();
-            stall.1.notified().await;
-        }
+        self.stall(StallBefore::Checkpoint).await;
         let updated = PartitionRecord { checkpoint: Some(checkpoint.clone()), ..record };
         match checkpoint::write_record(&self.store, &updated, Some(&version)).await {
             Ok(_) => {}
@@ -367,6 +461,7 @@ impl LakeWriter {
         if !files.is_empty() {
             checkpoint::delete_pending(&self.store, &stream, partition, &owner).await?;
         }
+        self.sweep_after_commit(&stream, partition, &owner).await;
         debug!(stream, partition, next_offset = checkpoint.next_offset, files = files.len(), rows, "Flush committed.");
         let files = files
             .into_iter()
@@ -389,6 +484,7 @@ impl LakeWriter {
             files: previous.map_or(0, |c| c.files),
             rows: previous.map_or(0, |c| c.rows),
             epoch: previous.map_or(0, |c| c.epoch) + 1,
+            committed_by: Some(claim.owner.clone()),
         };
         let record = PartitionRecord {
             stream: stream.to_owned(),
@@ -398,7 +494,7 @@ impl LakeWriter {
             checkpoint: Some(checkpoint.clone()),
         };
         checkpoint::write_record(&self.store, &record, Some(&claim.version)).await?;
-        self.claims.lock().unwrap_or_else(PoisonError::into_inner).insert((stream.to_owned(), partition), claim.owner);
+        self.hold(stream, partition, claim.owner);
         warn!(stream, partition, next_offset, epoch = checkpoint.epoch, "Partition offsets reset; new epoch started.");
         Ok(checkpoint)
     }

@@ -229,7 +229,9 @@ async fn a_member_whose_partitions_were_claimed_in_the_lake_stops_writing_them()
     let usurper = LakeWriter::new(store.clone(), ParquetOptions::default());
     let mut claimed = 0;
     for object in store.list("_checkpoints").await? {
-        if !object.path.ends_with(".json") || object.path.contains(".pending.") {
+        // Partition records are `<partition>.json`; manifests add a state and a claim id.
+        let name = object.path.rsplit('/').next().unwrap_or_default();
+        if name.strip_suffix(".json").is_none_or(|stem| stem.parse::<i32>().is_err()) {
             continue;
         }
         let bytes = store.get(&object.path).await?.expect("listed record");

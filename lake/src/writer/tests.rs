@@ -323,6 +323,52 @@ async fn a_commit_after_a_failed_attempt_removes_the_orphaned_files_first() -> T
     Ok(())
 }
 
+/// A recovery that claimed the partition and then failed (a store error while it listed
+/// the manifests) is retried with a new claim. The manifest of the crashed writer's last,
+/// committed flush must still be recognised as committed: its files stay.
+#[tokio::test]
+async fn a_recovery_retried_after_its_claim_keeps_the_crashed_writers_committed_flush() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let crashed = LakeWriter::new(store.clone(), ParquetOptions::default());
+        let committed = crashed.commit(&mut batch(0, 10)).await?.checkpoint;
+        crashing_commit(&crashed, batch(10, 20), Crash::AfterCheckpoint, &committed).await?;
+        let files = lake_files(&store).await?;
+        assert_eq!(files.len(), 16);
+
+        // The interrupted recovery: its claim landed, nothing after it did.
+        let (record, version) = read_record(&store, STREAM, 2).await?.ok_or("record")?;
+        let interrupted = PartitionRecord { owner: checkpoint::new_owner_id(), ..record };
+        write_record(&store, &interrupted, Some(&version)).await?;
+
+        let retried = LakeWriter::new(store.clone(), ParquetOptions::default());
+        assert_eq!(retried.recover(STREAM, 2).await?.map(|c| c.next_offset), Some(20));
+        assert_eq!(lake_files(&store).await?, files, "committed files kept: {}", store.url());
+        assert!(manifest_names(&store).await?.is_empty(), "the committed manifest is removed");
+    }
+    Ok(())
+}
+
+/// A writer's own failed attempt, left pending, is undone by its next commit, which then
+/// writes the same range under the same names: no fenced manifest may name them, or a later
+/// recovery would delete committed files.
+#[tokio::test]
+async fn a_writers_own_leftover_flush_is_redone_and_survives_later_recoveries() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+        let committed = writer.commit(&mut batch(0, 10)).await?.checkpoint;
+        crashing_commit(&writer, batch(10, 20), Crash::AfterSomeFiles, &committed).await?;
+        assert_eq!(writer.commit(&mut batch(10, 20)).await?.checkpoint.next_offset, 20);
+        assert!(manifest_names(&store).await?.is_empty(), "{}", store.url());
+        let files = lake_files(&store).await?;
+        assert_eq!(files.len(), 16);
+
+        let successor = LakeWriter::new(store.clone(), ParquetOptions::default());
+        assert_eq!(successor.recover(STREAM, 2).await?.map(|c| c.next_offset), Some(20));
+        assert_eq!(lake_files(&store).await?, files, "{}", store.url());
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn an_inconsistent_manifest_stops_recovery() -> TestResult {
     let store = LakeStore::open("memory://", &HashMap::new()).await?;
@@ -388,8 +434,7 @@ async fn a_writer_cannot_commit_once_another_has_claimed_the_partition() -> Test
 async fn a_flush_stalled_before_its_checkpoint_removes_its_files_when_the_partition_moved() -> TestResult {
     for (store, _dir) in stores().await? {
         let (mut stalled, successor) = two_writers(&store);
-        let stall = Arc::new((tokio::sync::Notify::new(), tokio::sync::Notify::new()));
-        stalled.stall_before_checkpoint = Some(Arc::clone(&stall));
+        let stall = stalled.stall_at(StallBefore::Checkpoint);
         stalled.recover(STREAM, 2).await?;
         let committing = tokio::spawn(async move {
             let result = stalled.commit(&mut batch(0, 10)).await;
@@ -417,6 +462,141 @@ async fn a_flush_stalled_before_its_checkpoint_removes_its_files_when_the_partit
             rows_in(&batch(0, 10)) as usize
         );
     }
+    Ok(())
+}
+
+/// Files in the lake whose names carry claim id `owner`.
+async fn files_of(store: &LakeStore, owner: &str) -> TestResult<usize> {
+    Ok(lake_files(store).await?.iter().filter(|(path, _)| path.ends_with(&format!("-{owner}.parquet"))).count())
+}
+
+/// The manifests of partition 2 in the checkpoint directory, by file name.
+async fn manifest_names(store: &LakeStore) -> TestResult<Vec<String>> {
+    let mut names: Vec<String> = store
+        .list(&crate::layout::checkpoint_dir(STREAM))
+        .await?
+        .into_iter()
+        .filter_map(|object| object.path.rsplit('/').next().map(str::to_owned))
+        .filter(|name| name.starts_with("2.pending.") || name.starts_with("2.fenced."))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The double fault: a writer stalls in the middle of its flush, its partition is claimed
+/// and recovered, its data puts land after that recovery, and it is killed before it can
+/// find out and clean up. The recovery keeps its manifest as fenced, and the holder's next
+/// commit removes the late files.
+#[tokio::test]
+async fn files_put_after_the_claim_by_a_writer_then_killed_are_swept_by_the_holder() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let (mut zombie, holder) = two_writers(&store);
+        let before_data = zombie.stall_at(StallBefore::Data);
+        let before_checkpoint = zombie.stall_at(StallBefore::Checkpoint);
+        zombie.recover(STREAM, 2).await?;
+        let zombie_owner = zombie.owner_held(STREAM, 2)?;
+        let committing = tokio::spawn(async move { zombie.commit(&mut batch(0, 10)).await });
+        before_data.0.notified().await;
+
+        // Claimed while the zombie's manifest names files it has not put yet.
+        assert_eq!(holder.recover(STREAM, 2).await?, None);
+        assert_eq!(manifest_names(&store).await?, [format!("2.fenced.{zombie_owner}.json")], "{}", store.url());
+        // Its puts land after the recovery; it is killed before its checkpoint is refused.
+        before_data.1.notify_one();
+        before_checkpoint.0.notified().await;
+        committing.abort();
+        assert!(committing.await.is_err_and(|error| error.is_cancelled()));
+        assert_eq!(files_of(&store, &zombie_owner).await?, 8, "the late files are in the lake: {}", store.url());
+
+        holder.commit(&mut batch(0, 10)).await?;
+        assert_eq!(files_of(&store, &zombie_owner).await?, 0, "swept by the holder's commit: {}", store.url());
+        assert_eq!(
+            table_rows(&store).await?.iter().map(|(_, rows)| rows).sum::<usize>(),
+            rows_in(&batch(0, 10)) as usize,
+            "every row once"
+        );
+        // A later claim's recovery removes them again (the manifest stays for its retention).
+        let later = LakeWriter::new(store.clone(), ParquetOptions::default());
+        assert_eq!(later.recover(STREAM, 2).await?.map(|c| c.next_offset), Some(10));
+        assert_eq!(manifest_names(&store).await?, [format!("2.fenced.{zombie_owner}.json")]);
+    }
+    Ok(())
+}
+
+/// A commit that read the record before the claim puts its manifest after the claim's
+/// recovery listed the directory, so only the holder's sweep can find it.
+#[tokio::test]
+async fn a_manifest_put_after_the_claims_recovery_is_fenced_by_the_holders_sweep() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let (mut zombie, holder) = two_writers(&store);
+        let before_manifest = zombie.stall_at(StallBefore::Manifest);
+        let before_checkpoint = zombie.stall_at(StallBefore::Checkpoint);
+        zombie.recover(STREAM, 2).await?;
+        let zombie_owner = zombie.owner_held(STREAM, 2)?;
+        let committing = tokio::spawn(async move { zombie.commit(&mut batch(0, 10)).await });
+        before_manifest.0.notified().await;
+
+        assert_eq!(holder.recover(STREAM, 2).await?, None);
+        assert!(manifest_names(&store).await?.is_empty(), "nothing to fence yet: {}", store.url());
+        before_manifest.1.notify_one();
+        before_checkpoint.0.notified().await;
+        committing.abort();
+        assert!(committing.await.is_err_and(|error| error.is_cancelled()));
+        assert_eq!(manifest_names(&store).await?, [format!("2.pending.{zombie_owner}.json")]);
+        assert_eq!(files_of(&store, &zombie_owner).await?, 8);
+
+        holder.commit(&mut batch(0, 10)).await?;
+        assert_eq!(files_of(&store, &zombie_owner).await?, 0, "{}", store.url());
+        assert_eq!(manifest_names(&store).await?, [format!("2.fenced.{zombie_owner}.json")]);
+        assert_eq!(
+            table_rows(&store).await?.iter().map(|(_, rows)| rows).sum::<usize>(),
+            rows_in(&batch(0, 10)) as usize
+        );
+    }
+    Ok(())
+}
+
+/// A sweep by a writer that has lost its claim must not touch the new holder's flush in
+/// progress, whose pending manifest it cannot tell from a fenced writer's.
+#[tokio::test]
+async fn a_writer_that_lost_its_claim_sweeps_nothing() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let (former, mut holder) = two_writers(&store);
+        former.recover(STREAM, 2).await?;
+        let former_owner = former.owner_held(STREAM, 2)?;
+        let before_checkpoint = holder.stall_at(StallBefore::Checkpoint);
+        holder.recover(STREAM, 2).await?;
+        let holder_owner = holder.owner_held(STREAM, 2)?;
+        let committing = tokio::spawn(async move { holder.commit(&mut batch(0, 10)).await });
+        before_checkpoint.0.notified().await;
+
+        let swept = checkpoint::sweep_fenced(&store, STREAM, 2, &former_owner).await?;
+        assert_eq!(swept, 0, "{}", store.url());
+        assert_eq!(files_of(&store, &holder_owner).await?, 8, "the holder's files are intact");
+        before_checkpoint.1.notify_one();
+        assert_eq!(committing.await??.checkpoint.next_offset, 10);
+        assert_eq!(lake_files(&store).await?.len(), 8);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn fenced_manifests_are_dropped_by_a_recovery_once_past_their_retention() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = LakeStore::open(&dir.path().display().to_string(), &HashMap::new()).await?;
+    let (old_owner, young_owner) = ("0000000000000001", "0000000000000002");
+    for owner in [old_owner, young_owner] {
+        let flush = PendingFlush { owner: owner.to_owned(), first_offset: 0, next_offset: 10, files: Vec::new() };
+        let path = crate::layout::fenced_path(STREAM, 2, owner);
+        store.put_atomic(&path, bytes::Bytes::from(serde_json::to_vec(&flush)?)).await?;
+    }
+    let retention = checkpoint::FENCED_MANIFEST_RETENTION.to_std()?;
+    let aged = std::time::SystemTime::now() - retention - std::time::Duration::from_secs(60);
+    let old_path = dir.path().join(crate::layout::fenced_path(STREAM, 2, old_owner));
+    std::fs::File::options().write(true).open(old_path)?.set_modified(aged)?;
+
+    LakeWriter::new(store.clone(), ParquetOptions::default()).recover(STREAM, 2).await?;
+    assert_eq!(manifest_names(&store).await?, [format!("2.fenced.{young_owner}.json")]);
     Ok(())
 }
 
@@ -449,6 +629,7 @@ async fn a_checkpoint_written_before_claims_existed_is_claimed_and_resumed() -> 
             files: 8,
             rows: 20,
             epoch: 0,
+            committed_by: None,
         };
         store.put_atomic(&checkpoint_path(STREAM, 2), bytes::Bytes::from(serde_json::to_vec(&legacy)?)).await?;
         let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
