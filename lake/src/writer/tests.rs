@@ -424,7 +424,7 @@ async fn a_writer_cannot_commit_once_another_has_claimed_the_partition() -> Test
         assert_eq!(lake_files(&store).await?, before, "{}", store.url());
         successor.commit(&mut batch(10, 20)).await?;
         let expected = (rows_in(&batch(0, 10)) + rows_in(&batch(10, 20))) as usize;
-        assert_eq!(table_rows(&store).await?.iter().map(|(_, rows)| rows).sum::<usize>(), expected);
+        assert_eq!(total_rows(&store).await?, expected);
         assert_eq!(stalled.read_checkpoint(STREAM, 2).await?.map(|c| c.next_offset), Some(20));
     }
     Ok(())
@@ -457,10 +457,7 @@ async fn a_flush_stalled_before_its_checkpoint_removes_its_files_when_the_partit
         // The successor writes the range once.
         successor.commit(&mut batch(0, 10)).await?;
         assert_eq!(lake_ranges(&store).await?.len(), 8);
-        assert_eq!(
-            table_rows(&store).await?.iter().map(|(_, rows)| rows).sum::<usize>(),
-            rows_in(&batch(0, 10)) as usize
-        );
+        assert_eq!(total_rows(&store).await?, rows_in(&batch(0, 10)) as usize);
     }
     Ok(())
 }
@@ -483,6 +480,44 @@ async fn manifest_names(store: &LakeStore) -> TestResult<Vec<String>> {
     Ok(names)
 }
 
+/// A writer that recovered the partition and whose commit of `batch(0, 10)` runs in a task,
+/// stalled at `first`; it stalls again before its checkpoint.
+struct Zombie {
+    owner: String,
+    committing: tokio::task::JoinHandle<Result<CommitReport>>,
+    first: Stall,
+    before_checkpoint: Stall,
+}
+
+impl Zombie {
+    async fn stalled_at(store: &LakeStore, first: StallBefore) -> TestResult<Self> {
+        let mut writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+        let first = writer.stall_at(first);
+        let before_checkpoint = writer.stall_at(StallBefore::Checkpoint);
+        writer.recover(STREAM, 2).await?;
+        let owner = writer.owner_held(STREAM, 2)?;
+        let committing = tokio::spawn(async move { writer.commit(&mut batch(0, 10)).await });
+        first.0.notified().await;
+        Ok(Self { owner, committing, first, before_checkpoint })
+    }
+
+    /// Let it run on to its checkpoint and kill it there, before it can learn that it was
+    /// fenced and clean up.
+    async fn run_on_and_kill(self) -> TestResult {
+        let Self { committing, first, before_checkpoint, .. } = self;
+        first.1.notify_one();
+        before_checkpoint.0.notified().await;
+        committing.abort();
+        assert!(committing.await.is_err_and(|error| error.is_cancelled()));
+        Ok(())
+    }
+}
+
+/// Rows in the lake, all tables together.
+async fn total_rows(store: &LakeStore) -> TestResult<usize> {
+    Ok(table_rows(store).await?.iter().map(|(_, rows)| rows).sum())
+}
+
 /// The double fault: a writer stalls in the middle of its flush, its partition is claimed
 /// and recovered, its data puts land after that recovery, and it is killed before it can
 /// find out and clean up. The recovery keeps its manifest as fenced, and the holder's next
@@ -490,31 +525,19 @@ async fn manifest_names(store: &LakeStore) -> TestResult<Vec<String>> {
 #[tokio::test]
 async fn files_put_after_the_claim_by_a_writer_then_killed_are_swept_by_the_holder() -> TestResult {
     for (store, _dir) in stores().await? {
-        let (mut zombie, holder) = two_writers(&store);
-        let before_data = zombie.stall_at(StallBefore::Data);
-        let before_checkpoint = zombie.stall_at(StallBefore::Checkpoint);
-        zombie.recover(STREAM, 2).await?;
-        let zombie_owner = zombie.owner_held(STREAM, 2)?;
-        let committing = tokio::spawn(async move { zombie.commit(&mut batch(0, 10)).await });
-        before_data.0.notified().await;
-
+        let zombie = Zombie::stalled_at(&store, StallBefore::Data).await?;
+        let zombie_owner = zombie.owner.clone();
         // Claimed while the zombie's manifest names files it has not put yet.
+        let holder = LakeWriter::new(store.clone(), ParquetOptions::default());
         assert_eq!(holder.recover(STREAM, 2).await?, None);
         assert_eq!(manifest_names(&store).await?, [format!("2.fenced.{zombie_owner}.json")], "{}", store.url());
         // Its puts land after the recovery; it is killed before its checkpoint is refused.
-        before_data.1.notify_one();
-        before_checkpoint.0.notified().await;
-        committing.abort();
-        assert!(committing.await.is_err_and(|error| error.is_cancelled()));
+        zombie.run_on_and_kill().await?;
         assert_eq!(files_of(&store, &zombie_owner).await?, 8, "the late files are in the lake: {}", store.url());
 
         holder.commit(&mut batch(0, 10)).await?;
         assert_eq!(files_of(&store, &zombie_owner).await?, 0, "swept by the holder's commit: {}", store.url());
-        assert_eq!(
-            table_rows(&store).await?.iter().map(|(_, rows)| rows).sum::<usize>(),
-            rows_in(&batch(0, 10)) as usize,
-            "every row once"
-        );
+        assert_eq!(total_rows(&store).await?, rows_in(&batch(0, 10)) as usize, "every row once");
         // A later claim's recovery removes them again (the manifest stays for its retention).
         let later = LakeWriter::new(store.clone(), ParquetOptions::default());
         assert_eq!(later.recover(STREAM, 2).await?.map(|c| c.next_offset), Some(10));
@@ -528,30 +551,19 @@ async fn files_put_after_the_claim_by_a_writer_then_killed_are_swept_by_the_hold
 #[tokio::test]
 async fn a_manifest_put_after_the_claims_recovery_is_fenced_by_the_holders_sweep() -> TestResult {
     for (store, _dir) in stores().await? {
-        let (mut zombie, holder) = two_writers(&store);
-        let before_manifest = zombie.stall_at(StallBefore::Manifest);
-        let before_checkpoint = zombie.stall_at(StallBefore::Checkpoint);
-        zombie.recover(STREAM, 2).await?;
-        let zombie_owner = zombie.owner_held(STREAM, 2)?;
-        let committing = tokio::spawn(async move { zombie.commit(&mut batch(0, 10)).await });
-        before_manifest.0.notified().await;
-
+        let zombie = Zombie::stalled_at(&store, StallBefore::Manifest).await?;
+        let zombie_owner = zombie.owner.clone();
+        let holder = LakeWriter::new(store.clone(), ParquetOptions::default());
         assert_eq!(holder.recover(STREAM, 2).await?, None);
         assert!(manifest_names(&store).await?.is_empty(), "nothing to fence yet: {}", store.url());
-        before_manifest.1.notify_one();
-        before_checkpoint.0.notified().await;
-        committing.abort();
-        assert!(committing.await.is_err_and(|error| error.is_cancelled()));
+        zombie.run_on_and_kill().await?;
         assert_eq!(manifest_names(&store).await?, [format!("2.pending.{zombie_owner}.json")]);
         assert_eq!(files_of(&store, &zombie_owner).await?, 8);
 
         holder.commit(&mut batch(0, 10)).await?;
         assert_eq!(files_of(&store, &zombie_owner).await?, 0, "{}", store.url());
         assert_eq!(manifest_names(&store).await?, [format!("2.fenced.{zombie_owner}.json")]);
-        assert_eq!(
-            table_rows(&store).await?.iter().map(|(_, rows)| rows).sum::<usize>(),
-            rows_in(&batch(0, 10)) as usize
-        );
+        assert_eq!(total_rows(&store).await?, rows_in(&batch(0, 10)) as usize);
     }
     Ok(())
 }
@@ -613,7 +625,7 @@ async fn racing_claims_leave_exactly_one_writer_able_to_commit() -> TestResult {
         assert_eq!(fenced, 1, "{a:?} {b:?}");
         assert!(a.is_ok() || b.is_ok());
         let expected = (rows_in(&batch(0, 10)) + rows_in(&batch(10, 20))) as usize;
-        assert_eq!(table_rows(&store).await?.iter().map(|(_, rows)| rows).sum::<usize>(), expected);
+        assert_eq!(total_rows(&store).await?, expected);
     }
     Ok(())
 }
