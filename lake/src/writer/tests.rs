@@ -310,12 +310,18 @@ async fn batches_that_break_the_offset_contract_are_rejected() -> TestResult {
     Ok(())
 }
 
+/// A writer that committed `[0, 10)` and then crashed at `crash` in its flush of `[10, 20)`.
+async fn crashed_in_second_flush(store: &LakeStore, crash: Crash) -> TestResult<LakeWriter> {
+    let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+    let committed = writer.commit(&mut batch(0, 10)).await?.checkpoint;
+    crashing_commit(&writer, batch(10, 20), crash, &committed).await?;
+    Ok(writer)
+}
+
 #[tokio::test]
 async fn a_commit_after_a_failed_attempt_removes_the_orphaned_files_first() -> TestResult {
     let store = LakeStore::open("memory://", &HashMap::new()).await?;
-    let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
-    let committed = writer.commit(&mut batch(0, 10)).await?.checkpoint;
-    crashing_commit(&writer, batch(10, 20), Crash::AfterAllFiles, &committed).await?;
+    let writer = crashed_in_second_flush(&store, Crash::AfterAllFiles).await?;
     // The retry covers a different range, so its file names differ from the orphans'.
     writer.commit(&mut batch(10, 15)).await?;
     let orphan = "genai-spans-2-00000000000000000010-00000000000000000020-";
@@ -329,9 +335,7 @@ async fn a_commit_after_a_failed_attempt_removes_the_orphaned_files_first() -> T
 #[tokio::test]
 async fn a_recovery_retried_after_its_claim_keeps_the_crashed_writers_committed_flush() -> TestResult {
     for (store, _dir) in stores().await? {
-        let crashed = LakeWriter::new(store.clone(), ParquetOptions::default());
-        let committed = crashed.commit(&mut batch(0, 10)).await?.checkpoint;
-        crashing_commit(&crashed, batch(10, 20), Crash::AfterCheckpoint, &committed).await?;
+        crashed_in_second_flush(&store, Crash::AfterCheckpoint).await?;
         let files = lake_files(&store).await?;
         assert_eq!(files.len(), 16);
 
@@ -354,9 +358,7 @@ async fn a_recovery_retried_after_its_claim_keeps_the_crashed_writers_committed_
 #[tokio::test]
 async fn a_writers_own_leftover_flush_is_redone_and_survives_later_recoveries() -> TestResult {
     for (store, _dir) in stores().await? {
-        let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
-        let committed = writer.commit(&mut batch(0, 10)).await?.checkpoint;
-        crashing_commit(&writer, batch(10, 20), Crash::AfterSomeFiles, &committed).await?;
+        let writer = crashed_in_second_flush(&store, Crash::AfterSomeFiles).await?;
         assert_eq!(writer.commit(&mut batch(10, 20)).await?.checkpoint.next_offset, 20);
         assert!(manifest_names(&store).await?.is_empty(), "{}", store.url());
         let files = lake_files(&store).await?;
