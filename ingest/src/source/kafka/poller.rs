@@ -631,7 +631,74 @@ fn compare_with_log(committed: i64, low: i64, high: i64) -> LogBounds {
 
 #[cfg(test)]
 mod tests {
+    use super::super::held::RECHECK_FIRST_DELAY;
     use super::*;
+    use crate::telemetry::MetricsConfig;
+    use driftwatch_lake::parquet::ParquetOptions;
+    use driftwatch_lake::store::LakeStore;
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// Against the dev stack's broker (`scripts/test` starts it and exports its address): a
+    /// partition assigned past the end of its log, whose check at assignment failed, is found
+    /// by the poll loop's re-check and moved to the log's start. Without the re-check it would
+    /// wait there (a broker answering the fetch with nothing) or jump to the end (Kafka's
+    /// offset reset to `latest`, this consumer's default), and the first message never comes.
+    #[test]
+    fn a_recheck_moves_a_partition_assigned_past_its_logs_end_to_its_start() -> TestResult {
+        let brokers = std::env::var("DRIFTWATCH_TEST_KAFKA")
+            .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
+        let topic = format!("recheck-{}-{nanos:08x}", std::process::id());
+        runtime.block_on(crate::loadgen::ensure_topics(&brokers, &[topic.as_str()], 1, Duration::from_secs(30)))?;
+        let producer: BaseProducer =
+            ClientConfig::new().set("bootstrap.servers", &brokers).set("batch.num.messages", "1").create()?;
+        for i in 0..3 {
+            producer.send(BaseRecord::<(), _>::to(&topic).payload(&format!("m{i}"))).map_err(|(error, _)| error)?;
+        }
+        producer.flush(Duration::from_secs(10))?;
+
+        let dir = tempfile::tempdir()?;
+        let store = runtime.block_on(LakeStore::open(&dir.path().display().to_string(), &Default::default()))?;
+        let (events, _receiver) = super::super::channel::event_channel(16);
+        let context = PollerContext::new(
+            events,
+            Arc::new(LakeWriter::new(store, ParquetOptions::default())),
+            runtime.handle().clone(),
+            topic.clone(),
+            StartFrom::Earliest,
+            Duration::from_secs(5),
+            Metrics::new(&MetricsConfig::default()),
+        );
+        let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", &topic)
+            .set("enable.auto.commit", "false")
+            .create_with_context(context)?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&topic, 0, Offset::Offset(771))?;
+        consumer.assign(&assignment)?;
+        // What an assignment whose watermark query failed leaves behind, already due.
+        let assigned_at = Instant::now().checked_sub(RECHECK_FIRST_DELAY).ok_or("clock too young")?;
+        consumer.context().lock_held().unverified.add(topic.clone(), 0, 771, assigned_at);
+
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let first = loop {
+            consumer.context().recheck_log_bounds(&consumer);
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                break message?.offset();
+            }
+            if Instant::now() > deadline {
+                return Err("no message within 60 s of the re-check".into());
+            }
+        };
+        assert_eq!(first, 0, "the partition resumes at the log's start");
+        assert!(consumer.context().lock_held().unverified.is_empty(), "verified once moved");
+        Ok(())
+    }
 
     #[test]
     fn a_checkpoint_is_compared_with_the_log_it_resumes() {
