@@ -5,6 +5,8 @@
 //! `decide_backpressure` turns how long messages have been held into waiting (librdkafka
 //! keeps its prefetch) or pausing the assignment (after [`PAUSE_AFTER`]). `NextOffsets`
 //! remembers where each partition stands, so a refetch after a resume is not handed on twice.
+//! `UnverifiedBounds` keeps the partitions whose checkpoint could not be compared with their
+//! log at assignment, for the poll loop to check again.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
