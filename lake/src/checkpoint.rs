@@ -354,6 +354,24 @@ pub(crate) async fn resolve_pending(
 /// Claims before giving up when other writers keep changing the record; the caller retries.
 const CLAIM_ATTEMPTS: usize = 8;
 
+/// Tests stall the next recovery of a stream between its claim and its listing, as a paused
+/// process would (keyed by stream, because tests run concurrently).
+#[cfg(test)]
+pub(crate) static STALL_RECOVERY_AFTER_CLAIM: std::sync::Mutex<Vec<(String, crate::writer::Stall)>> =
+    std::sync::Mutex::new(Vec::new());
+
+#[cfg(test)]
+async fn stall_recovery_after_claim(stream: &str) {
+    let stall = {
+        let mut stalls = STALL_RECOVERY_AFTER_CLAIM.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        stalls.iter().position(|(at, _)| at == stream).map(|index| stalls.swap_remove(index).1)
+    };
+    if let Some(stall) = stall {
+        stall.0.notify_one();
+        stall.1.notified().await;
+    }
+}
+
 /// Take (stream, partition) over for a new writer and bring it back to its last committed
 /// state; returns the new claim and the checkpoint (`None`: nothing committed yet; the
 /// source picks its start position).
@@ -395,6 +413,8 @@ pub async fn recover(store: &LakeStore, stream: &str, partition: i32) -> Result<
             }
             Err(error) => return Err(error),
         };
+        #[cfg(test)]
+        stall_recovery_after_claim(stream).await;
         let manifests = list_manifests(store, stream, partition).await?;
         if holds_claim(store, stream, partition, &claimed.owner).await? {
             break (before, claimed, version, manifests);

@@ -570,6 +570,47 @@ async fn a_manifest_put_after_the_claims_recovery_is_fenced_by_the_holders_sweep
     Ok(())
 }
 
+/// A recovery stalled between its claim and its listing while a later writer claims the
+/// partition and puts a flush must not take that flush for a fenced one: the later writer
+/// still holds the claim and would commit a checkpoint over deleted files. The recovery finds
+/// its claim gone after listing, claims again, and only then is the later writer fenced.
+#[tokio::test]
+async fn a_recovery_overtaken_by_a_later_claim_claims_again_before_deleting_anything() -> TestResult {
+    const OVERTAKEN: &str = "overtaken";
+    let flush = || FlushBatch { stream: OVERTAKEN.into(), ..batch(0, 10) };
+    for (store, _dir) in stores().await? {
+        let stall = Stall::default();
+        checkpoint::STALL_RECOVERY_AFTER_CLAIM
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((OVERTAKEN.to_owned(), Arc::clone(&stall)));
+        let overtaken = LakeWriter::new(store.clone(), ParquetOptions::default());
+        let recovering = tokio::spawn({
+            let overtaken = overtaken.clone();
+            async move { overtaken.recover(OVERTAKEN, 2).await }
+        });
+        stall.0.notified().await;
+
+        let mut later = LakeWriter::new(store.clone(), ParquetOptions::default());
+        let before_checkpoint = later.stall_at(StallBefore::Checkpoint);
+        later.recover(OVERTAKEN, 2).await?;
+        let later_owner = later.owner_held(OVERTAKEN, 2)?;
+        let committing = tokio::spawn(async move { later.commit(&mut flush()).await });
+        before_checkpoint.0.notified().await;
+        assert_eq!(files_of(&store, &later_owner).await?, 8);
+
+        stall.1.notify_one();
+        assert_eq!(recovering.await??, None);
+        before_checkpoint.1.notify_one();
+        let result = committing.await?;
+        assert!(matches!(result, Err(LakeError::Fenced { .. })), "{result:?} on {}", store.url());
+        assert_eq!(files_of(&store, &later_owner).await?, 0);
+        overtaken.commit(&mut flush()).await?;
+        assert_eq!(total_rows(&store).await?, rows_in(&flush()) as usize, "{}", store.url());
+    }
+    Ok(())
+}
+
 /// A sweep by a writer that has lost its claim must not touch the new holder's flush in
 /// progress, whose pending manifest it cannot tell from a fenced writer's.
 #[tokio::test]
