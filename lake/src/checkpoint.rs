@@ -481,6 +481,9 @@ pub async fn sweep_fenced(store: &LakeStore, stream: &str, partition: i32, owner
                 );
                 fence_flush(store, stream, partition, &manifest.path, &manifest.flush).await?;
             }
+            // Only the named files: the temporaries of their directories were swept when the
+            // flush was fenced and are swept again by every recovery; listing those
+            // directories at every sweep would buy nothing.
             ManifestState::Fenced => delete_files(store, &manifest.flush.files).await?,
         }
     }

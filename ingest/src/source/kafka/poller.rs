@@ -439,7 +439,6 @@ impl ConsumerContext for PollerContext {
                 held.positions.clear();
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.lock_held().unverified.clear();
                 // Lost: the group already gave the partitions to someone else, and a commit
                 // would be refused; the new owner resumes from the lake checkpoint.
                 if consumer.assignment_lost() {
@@ -461,6 +460,7 @@ impl ConsumerContext for PollerContext {
                 let mut held = self.lock_held();
                 held.paused = false;
                 held.positions.clear();
+                held.unverified.clear();
             }
             other => {
                 self.metrics.record_consumer_error("rebalance");
