@@ -20,9 +20,9 @@
 //! recovery removed its files (a request the object store completes, a write resumed
 //! before the kill). So an undone flush's manifest is kept, renamed
 //! `<partition>.fenced.<owner>.json`, for [`FENCED_MANIFEST_RETENTION`]: every recovery
-//! removes its files again, and so does the holder's [`sweep_fenced`] after its commits
-//! during the first minutes of its claim, which also catches a manifest that a stalled
-//! writer put after the claim's recovery had listed the directory.
+//! removes its files again, and so does the holder's [`sweep_fenced`] (after its commits, and
+//! on a timer when it has none) during the first minutes of its claim, which also catches a
+//! manifest that a stalled writer put after the claim's recovery had listed the directory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -18,9 +18,11 @@
 //! A crash anywhere leaves a state [`LakeWriter::recover`] resolves: before step
 //! 4 the flush is undone, after it the flush stands. A flush of offsets the
 //! checkpoint already covers writes nothing, and one that straddles it is refused,
-//! so no range is ever in the lake twice. For [`SWEEP_WINDOW`] after taking a claim, a
-//! commit is followed (at most every [`SWEEP_INTERVAL`]) by [`checkpoint::sweep_fenced`],
-//! which removes files that a writer fenced by the claim put after its flush was undone.
+//! so no range is ever in the lake twice. For [`SWEEP_WINDOW`] after taking a claim, the
+//! partition is swept at most every [`SWEEP_INTERVAL`] by [`checkpoint::sweep_fenced`], which
+//! removes files that a writer fenced by the claim put after its flush was undone: after a
+//! commit, and by [`LakeWriter::sweep_claims`] (which the flusher runs on a timer) when the
+//! partition has gone quiet.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -43,7 +45,7 @@ use crate::store::LakeStore;
 /// latency, few enough to bound memory and connections.
 pub const CONCURRENT_PUTS: usize = 4;
 
-/// How long after taking a claim commits sweep for late files of fenced writers: longer
+/// How long after taking a claim the partition is swept for late files of fenced writers: longer
 /// than an object store request with its retries, after which a fenced writer's put
 /// either landed or failed.
 pub const SWEEP_WINDOW: std::time::Duration = std::time::Duration::from_secs(10 * 60);
@@ -64,6 +66,15 @@ impl HeldClaim {
     fn new(owner: String) -> Self {
         let now = Instant::now();
         Self { owner, sweep_until: now + SWEEP_WINDOW, next_sweep: now }
+    }
+
+    /// Whether a sweep is due at `now`; if so, the next one is only due after [`SWEEP_INTERVAL`].
+    fn take_sweep(&mut self, now: Instant) -> bool {
+        if now >= self.sweep_until || now < self.next_sweep {
+            return false;
+        }
+        self.next_sweep = now + SWEEP_INTERVAL;
+        true
     }
 }
 
@@ -287,29 +298,51 @@ impl LakeWriter {
         claims.insert((stream.to_owned(), partition), HeldClaim::new(owner));
     }
 
-    /// Whether a commit of (stream, partition) should sweep now; if so, the next is due only
-    /// after [`SWEEP_INTERVAL`].
-    fn sweep_due(&self, stream: &str, partition: i32) -> bool {
-        let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(claim) = claims.get_mut(&(stream.to_owned(), partition)) else { return false };
-        let now = Instant::now();
-        if now >= claim.sweep_until || now < claim.next_sweep {
-            return false;
-        }
-        claim.next_sweep = now + SWEEP_INTERVAL;
-        true
-    }
-
     /// After a commit, early in the claim: remove files fenced writers put late. The commit
     /// stands whatever happens here; a failed sweep is retried by the next one.
     async fn sweep_after_commit(&self, stream: &str, partition: i32, owner: &str) {
-        if !self.sweep_due(stream, partition) {
-            return;
+        let due = {
+            let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+            claims.get_mut(&(stream.to_owned(), partition)).is_some_and(|claim| claim.take_sweep(Instant::now()))
+        };
+        if due {
+            self.sweep(stream, partition, owner).await;
         }
+    }
+
+    /// Sweep every partition claimed less than [`SWEEP_WINDOW`] ago and not swept in the last
+    /// [`SWEEP_INTERVAL`], commit or no commit: a partition that goes quiet after its claim
+    /// would otherwise keep a fenced writer's late files until its next recovery. Returns the
+    /// fenced flushes found. Costs nothing when no sweep is due; call it between commits
+    /// (the flusher runs it on a timer), since a partition's commits are sequential.
+    pub async fn sweep_claims(&self) -> usize {
+        let due: Vec<((String, i32), String)> = {
+            let now = Instant::now();
+            let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+            claims
+                .iter_mut()
+                .filter_map(|(key, claim)| claim.take_sweep(now).then(|| (key.clone(), claim.owner.clone())))
+                .collect()
+        };
+        let mut found = 0;
+        for ((stream, partition), owner) in due {
+            found += self.sweep(&stream, partition, &owner).await;
+        }
+        found
+    }
+
+    /// One sweep of (stream, partition) for `owner`; errors are logged, the next sweep retries.
+    async fn sweep(&self, stream: &str, partition: i32, owner: &str) -> usize {
         match checkpoint::sweep_fenced(&self.store, stream, partition, owner).await {
-            Ok(0) => {}
-            Ok(manifests) => debug!(stream, partition, manifests, "Swept the files of fenced flushes again."),
-            Err(error) => warn!(stream, partition, %error, "Sweeping fenced flushes failed; the next commit retries."),
+            Ok(0) => 0,
+            Ok(manifests) => {
+                debug!(stream, partition, manifests, "Swept the files of fenced flushes again.");
+                manifests
+            }
+            Err(error) => {
+                warn!(stream, partition, %error, "Sweeping fenced flushes failed; the next sweep retries.");
+                0
+            }
         }
     }
 

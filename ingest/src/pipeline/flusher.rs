@@ -7,13 +7,15 @@
 //! (I/O, object-store hiccups) are retried with capped exponential backoff; anything else is
 //! handed back to the source, which stops rather than skip data. A partition the source no
 //! longer owns can be fenced: its batches that are not being written yet are dropped.
+//! Between commits, on a timer, the same task sweeps recently claimed partitions for files
+//! that fenced writers put late ([`LakeWriter::sweep_claims`]).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use driftwatch_lake::writer::{CommitReport, FlushBatch, LakeWriter};
+use driftwatch_lake::writer::{CommitReport, FlushBatch, LakeWriter, SWEEP_INTERVAL};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -153,10 +155,19 @@ impl Flusher {
             fenced: Arc::clone(&fenced),
         };
         tracker.spawn(async move {
-            while let Some(FlushRequest { batch, reason }) = inbox.recv().await {
-                let result = committer.commit_with_retry(batch, reason).await;
-                if done_tx.send(result).await.is_err() {
-                    break;
+            let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+            sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                // Not biased: a steady stream of requests must not starve the sweep.
+                tokio::select! {
+                    request = inbox.recv() => {
+                        let Some(FlushRequest { batch, reason }) = request else { break };
+                        let result = committer.commit_with_retry(batch, reason).await;
+                        if done_tx.send(result).await.is_err() {
+                            break;
+                        }
+                    }
+                    _ = sweep.tick() => committer.sweep_quiet_partitions().await,
                 }
             }
         });
@@ -244,6 +255,21 @@ impl Flusher {
 }
 
 impl Committer {
+    /// Sweep recently claimed partitions for fenced writers' late files, in this task so that
+    /// it never overlaps a commit. A partition that commits is swept after its commits; this
+    /// covers one that has gone quiet. Skipped while commits are failing, and cut short by
+    /// the shutdown deadline, so a slow store cannot hold up the flushes behind it.
+    async fn sweep_quiet_partitions(&self) {
+        if self.lake_failing.load(Ordering::Acquire) {
+            return;
+        }
+        tokio::select! {
+            biased;
+            () = self.abandon.cancelled() => {}
+            _ = self.writer.sweep_claims() => {}
+        }
+    }
+
     fn is_fenced(&self, stream: &str, partition: i32) -> bool {
         self.fenced.lock().unwrap_or_else(PoisonError::into_inner).contains(&(stream.to_owned(), partition))
     }

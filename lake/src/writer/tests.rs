@@ -548,6 +548,29 @@ async fn files_put_after_the_claim_by_a_writer_then_killed_are_swept_by_the_hold
     Ok(())
 }
 
+/// The same late files on a partition that goes quiet after its claim: no commit comes to
+/// sweep them, so the holder's timed sweep does, and only once per [`SWEEP_INTERVAL`].
+#[tokio::test]
+async fn late_files_on_a_quiet_partition_are_swept_without_a_commit() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let zombie = Zombie::stalled_at(&store, StallBefore::Data).await?;
+        let zombie_owner = zombie.owner.clone();
+        let holder = LakeWriter::new(store.clone(), ParquetOptions::default());
+        assert_eq!(holder.recover(STREAM, 2).await?, None);
+        zombie.run_on_and_kill().await?;
+        assert_eq!(files_of(&store, &zombie_owner).await?, 8, "the late files are in the lake: {}", store.url());
+
+        assert_eq!(holder.sweep_claims().await, 1, "one fenced flush found: {}", store.url());
+        assert_eq!(files_of(&store, &zombie_owner).await?, 0, "swept without a commit: {}", store.url());
+        assert_eq!(total_rows(&store).await?, 0);
+        assert_eq!(holder.read_checkpoint(STREAM, 2).await?, None, "the sweep commits nothing");
+        // The fenced manifest stays for its retention, but the next sweep is not due yet.
+        assert_eq!(manifest_names(&store).await?, [format!("2.fenced.{zombie_owner}.json")]);
+        assert_eq!(holder.sweep_claims().await, 0, "swept again within {SWEEP_INTERVAL:?}");
+    }
+    Ok(())
+}
+
 /// A commit that read the record before the claim puts its manifest after the claim's
 /// recovery listed the directory, so only the holder's sweep can find it.
 #[tokio::test]
