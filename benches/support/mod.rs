@@ -4,7 +4,8 @@
 //! CPU comes from `/proc/<pid>/stat` (`utime` + `stime`, all threads, in clock ticks), peak
 //! RSS from `VmHWM` and current RSS from `VmRSS` in `/proc/<pid>/status`, so the in-process
 //! run, the daemon and the plain consumer are all measured by the same counters without extra
-//! dependencies.
+//! dependencies. The stat line is read by the daemon's own parser
+//! (`driftwatch_ingest::telemetry::process`), the one behind its `process_cpu_seconds_total`.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -14,8 +15,9 @@ use std::time::Duration;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use driftwatch_ingest::fleet::FleetConfig;
+use driftwatch_ingest::telemetry::process;
 
 /// The fleet both load harnesses generate: `inferences` calls at about 1 000 calls/s of event
 /// time (at least a minute), so per-app OTLP batches fill up as a busy Collector's would.
@@ -37,33 +39,17 @@ pub struct ProcSample {
     pub zombie: bool,
 }
 
-/// Clock ticks per second of the `/proc/<pid>/stat` CPU fields (`getconf CLK_TCK`).
+/// Clock ticks per second of the `/proc/<pid>/stat` CPU fields.
 pub fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|output| String::from_utf8(output.stdout).ok())
-        .and_then(|text| text.trim().parse::<f64>().ok())
-        .filter(|ticks| *ticks > 0.0)
-        // USER_HZ is 100 on every mainstream Linux architecture.
-        .unwrap_or(100.0)
+    process::clock_ticks_per_second()
 }
 
 /// Sample `/proc/<pid>` (`"self"` for this process).
 pub fn sample(pid: &str, ticks_per_second: f64) -> anyhow::Result<ProcSample> {
-    let stat =
+    let line =
         std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // The command name is in parentheses and may contain spaces; the fields after it are fixed.
-    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).context("no ')' in /proc/<pid>/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state is field 3 of the man page, utime 14 and stime 15 (1-based overall).
-    if fields.len() < 13 {
-        bail!("/proc/{pid}/stat has only {} fields after the name", fields.len());
-    }
-    let zombie = fields[0] == "Z";
-    let utime: f64 = fields[11].parse().context("utime")?;
-    let stime: f64 = fields[12].parse().context("stime")?;
+    // The daemon's own parser, the one behind its `process_cpu_seconds_total`.
+    let stat = process::parse_stat(&line).with_context(|| format!("unexpected /proc/{pid}/stat: {line:?}"))?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let status_bytes = |field: &str| {
         status
@@ -75,10 +61,10 @@ pub fn sample(pid: &str, ticks_per_second: f64) -> anyhow::Result<ProcSample> {
             .map_or(0, |kib| kib * 1024)
     };
     Ok(ProcSample {
-        cpu_seconds: (utime + stime) / ticks_per_second,
+        cpu_seconds: stat.cpu_ticks as f64 / ticks_per_second,
         peak_rss_bytes: status_bytes("VmHWM"),
         rss_bytes: status_bytes("VmRSS"),
-        zombie,
+        zombie: stat.state == 'Z',
     })
 }
 

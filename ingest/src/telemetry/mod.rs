@@ -19,7 +19,7 @@ pub mod http;
 pub mod metrics;
 pub mod names;
 #[cfg(target_os = "linux")]
-mod process;
+pub mod process;
 
 pub use http::{BearerToken, BoundServer, HttpConfig, HttpError, Readiness};
 pub use metrics::{FlushReason, MessageResult, Metrics, MetricsConfig, MetricsError};

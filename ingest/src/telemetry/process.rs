@@ -34,23 +34,33 @@ pub(crate) struct ProcessCollector {
     start_time_seconds: Option<f64>,
 }
 
-/// The fields of `/proc/self/stat` this collector reports.
+/// The fields of a `/proc/<pid>/stat` line that this collector reports (and that the load
+/// harnesses in `benches/` read of the daemon they measure).
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Stat {
-    /// `utime + stime`, clock ticks.
-    cpu_ticks: u64,
-    threads: u64,
-    /// Since boot, clock ticks.
-    start_ticks: u64,
-    virtual_bytes: u64,
-    resident_pages: u64,
+pub struct Stat {
+    /// Process state (proc(5) field 3): `R`, `S`, `Z` for a zombie, ...
+    pub state: char,
+    /// `utime + stime` of every thread, in clock ticks ([`clock_ticks_per_second`]).
+    pub cpu_ticks: u64,
+    /// Threads in the process.
+    pub threads: u64,
+    /// Start time since boot, clock ticks.
+    pub start_ticks: u64,
+    /// Virtual memory size, bytes.
+    pub virtual_bytes: u64,
+    /// Resident set size, pages ([`rustix::param::page_size`]).
+    pub resident_pages: u64,
+}
+
+/// The unit of every time in `/proc/<pid>/stat` (USER_HZ), not the kernel's internal tick.
+pub fn clock_ticks_per_second() -> f64 {
+    rustix::param::clock_ticks_per_second() as f64
 }
 
 impl ProcessCollector {
     pub(crate) fn new() -> Self {
-        // Both are constant for the life of the process; `clock_ticks_per_second` is the unit of
-        // every time in `/proc/<pid>/stat` (USER_HZ), not the kernel's internal tick.
-        let ticks_per_second = rustix::param::clock_ticks_per_second() as f64;
+        // Both are constant for the life of the process.
+        let ticks_per_second = clock_ticks_per_second();
         let page_size = rustix::param::page_size() as f64;
         let start_time_seconds = std::fs::read_to_string("/proc/stat")
             .ok()
@@ -104,12 +114,14 @@ fn read_stat() -> Option<Stat> {
 
 /// The fields of one `/proc/<pid>/stat` line (proc(5)): the command name is in parentheses and
 /// may itself hold spaces and parentheses, so fields are counted from the last `)`.
-fn parse_stat(line: &str) -> Option<Stat> {
+pub fn parse_stat(line: &str) -> Option<Stat> {
     let (_, rest) = line.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // `fields[0]` is proc(5)'s field 3 (state), so field n is `fields[n - 3]`.
     let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    let mut state = fields.first()?.chars();
     Some(Stat {
+        state: state.next().filter(|_| state.next().is_none())?,
         cpu_ticks: field(14)?.checked_add(field(15)?)?,
         threads: field(20)?,
         start_ticks: field(22)?,

@@ -19,8 +19,17 @@ fn stat_fields_are_counted_from_the_last_parenthesis() -> TestResult {
     let stat = parse_stat(line).ok_or("no stat parsed")?;
     assert_eq!(
         stat,
-        Stat { cpu_ticks: 325, threads: 9, start_ticks: 123_456, virtual_bytes: 987_654_321, resident_pages: 2048 }
+        Stat {
+            state: 'S',
+            cpu_ticks: 325,
+            threads: 9,
+            start_ticks: 123_456,
+            virtual_bytes: 987_654_321,
+            resident_pages: 2048
+        }
     );
+    let zombie = line.replace(") S 1", ") Z 1");
+    assert_eq!(parse_stat(&zombie).map(|stat| stat.state), Some('Z'));
     assert_eq!(parse_stat("4242 (cut) S 1 2"), None, "a short line is not read as zeros");
     assert_eq!(parse_stat("no parenthesis here"), None);
     Ok(())
