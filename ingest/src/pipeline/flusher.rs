@@ -396,6 +396,44 @@ mod tests {
         Ok(())
     }
 
+    /// A flush another writer put after this writer's claim (its manifest and one data file),
+    /// on a partition that then has nothing to commit: the flusher's timer sweeps it away.
+    #[tokio::test]
+    async fn a_quiet_partitions_late_files_are_swept_without_a_commit() -> Result<(), Box<dyn std::error::Error>> {
+        use driftwatch_lake::checkpoint::PendingFlush;
+        use driftwatch_lake::layout::{FileKind, data_path, file_name, pending_path};
+
+        const STREAM: &str = "file.quiet";
+        const STRANGER: &str = "0123456789abcdef";
+        let store = LakeStore::open("memory://", &HashMap::new()).await?;
+        let writer = Arc::new(LakeWriter::new(store.clone(), ParquetOptions::default()));
+        writer.recover(STREAM, 0).await?;
+        let late_file =
+            data_path(FileKind::DeadLetter, "date=2026-03-01", "", &file_name(STREAM, 0, 0, 0, 10, STRANGER));
+        let manifest = PendingFlush {
+            owner: STRANGER.to_owned(),
+            first_offset: 0,
+            next_offset: 10,
+            files: vec![late_file.clone()],
+        };
+        store.put_atomic(&pending_path(STREAM, 0, STRANGER), serde_json::to_vec(&manifest)?.into()).await?;
+        store.put_atomic(&late_file, bytes::Bytes::from_static(b"late")).await?;
+
+        let _flusher = Flusher::spawn(
+            writer,
+            Metrics::new(&MetricsConfig::default()),
+            2,
+            &TaskTracker::new(),
+            CancellationToken::new(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.get(&late_file).await?.is_some() {
+            assert!(Instant::now() < deadline, "the late file is still in the lake: no sweep without a commit");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
     /// A flusher over a local lake in `dir`, and the lake's folder.
     async fn local_flusher(dir: &std::path::Path) -> Result<(Flusher, std::path::PathBuf), Box<dyn std::error::Error>> {
         let lake = dir.join("lake");
