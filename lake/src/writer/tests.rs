@@ -520,6 +520,22 @@ async fn total_rows(store: &LakeStore) -> TestResult<usize> {
     Ok(table_rows(store).await?.iter().map(|(_, rows)| rows).sum())
 }
 
+/// A zombie stalled before its data puts, a holder that claims the partition meanwhile, and
+/// then the zombie's 8 data files landing after that claim's recovery before it is killed.
+/// Returns the holder and the zombie's claim id.
+async fn late_files_after_the_claim(store: &LakeStore) -> TestResult<(LakeWriter, String)> {
+    let zombie = Zombie::stalled_at(store, StallBefore::Data).await?;
+    let zombie_owner = zombie.owner.clone();
+    // Claimed while the zombie's manifest names files it has not put yet.
+    let holder = LakeWriter::new(store.clone(), ParquetOptions::default());
+    assert_eq!(holder.recover(STREAM, 2).await?, None);
+    assert_eq!(manifest_names(store).await?, [format!("2.fenced.{zombie_owner}.json")], "{}", store.url());
+    // Its puts land after the recovery; it is killed before its checkpoint is refused.
+    zombie.run_on_and_kill().await?;
+    assert_eq!(files_of(store, &zombie_owner).await?, 8, "the late files are in the lake: {}", store.url());
+    Ok((holder, zombie_owner))
+}
+
 /// The double fault: a writer stalls in the middle of its flush, its partition is claimed
 /// and recovered, its data puts land after that recovery, and it is killed before it can
 /// find out and clean up. The recovery keeps its manifest as fenced, and the holder's next
@@ -527,16 +543,7 @@ async fn total_rows(store: &LakeStore) -> TestResult<usize> {
 #[tokio::test]
 async fn files_put_after_the_claim_by_a_writer_then_killed_are_swept_by_the_holder() -> TestResult {
     for (store, _dir) in stores().await? {
-        let zombie = Zombie::stalled_at(&store, StallBefore::Data).await?;
-        let zombie_owner = zombie.owner.clone();
-        // Claimed while the zombie's manifest names files it has not put yet.
-        let holder = LakeWriter::new(store.clone(), ParquetOptions::default());
-        assert_eq!(holder.recover(STREAM, 2).await?, None);
-        assert_eq!(manifest_names(&store).await?, [format!("2.fenced.{zombie_owner}.json")], "{}", store.url());
-        // Its puts land after the recovery; it is killed before its checkpoint is refused.
-        zombie.run_on_and_kill().await?;
-        assert_eq!(files_of(&store, &zombie_owner).await?, 8, "the late files are in the lake: {}", store.url());
-
+        let (holder, zombie_owner) = late_files_after_the_claim(&store).await?;
         holder.commit(&mut batch(0, 10)).await?;
         assert_eq!(files_of(&store, &zombie_owner).await?, 0, "swept by the holder's commit: {}", store.url());
         assert_eq!(total_rows(&store).await?, rows_in(&batch(0, 10)) as usize, "every row once");
@@ -553,13 +560,7 @@ async fn files_put_after_the_claim_by_a_writer_then_killed_are_swept_by_the_hold
 #[tokio::test]
 async fn late_files_on_a_quiet_partition_are_swept_without_a_commit() -> TestResult {
     for (store, _dir) in stores().await? {
-        let zombie = Zombie::stalled_at(&store, StallBefore::Data).await?;
-        let zombie_owner = zombie.owner.clone();
-        let holder = LakeWriter::new(store.clone(), ParquetOptions::default());
-        assert_eq!(holder.recover(STREAM, 2).await?, None);
-        zombie.run_on_and_kill().await?;
-        assert_eq!(files_of(&store, &zombie_owner).await?, 8, "the late files are in the lake: {}", store.url());
-
+        let (holder, zombie_owner) = late_files_after_the_claim(&store).await?;
         assert_eq!(holder.sweep_claims().await, 1, "one fenced flush found: {}", store.url());
         assert_eq!(files_of(&store, &zombie_owner).await?, 0, "swept without a commit: {}", store.url());
         assert_eq!(total_rows(&store).await?, 0);
