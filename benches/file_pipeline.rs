@@ -93,16 +93,16 @@ fn count_length_prefixed(path: &Path) -> anyhow::Result<u64> {
     Ok(count)
 }
 
-async fn ingest_once(input: &Input, lake: &Path, ticks: f64) -> anyhow::Result<Run> {
+async fn ingest_once(input: &Input, lake: &Path) -> anyhow::Result<Run> {
     let mut config = Config::default();
     config.lake.location = lake.display().to_string();
     config.validate()?;
     let components = Components::build(config).await?;
-    let before = support::sample("self", ticks)?;
+    let before = support::sample("self")?;
     let started = Instant::now();
     let report = run_file(&components, &input.path, input.format, CancellationToken::new()).await?;
     let wall = started.elapsed();
-    let after = support::sample("self", ticks)?;
+    let after = support::sample("self")?;
     if report.lines != input.messages || report.committed_to != i64::try_from(input.bytes)? || report.interrupted {
         bail!(
             "{}: read {} of {} messages, committed to byte {} of {} (interrupted: {})",
@@ -131,7 +131,6 @@ fn tree_bytes(dir: &Path) -> anyhow::Result<u64> {
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; this harness has no options of its own.
     let inferences = support::env_usize("DRIFTWATCH_BENCH_EVENTS", 500_000)?;
-    let ticks = support::clock_ticks_per_second();
     let work = tempfile::Builder::new().prefix("driftwatch-file-bench-").tempdir()?;
     let fleet = Fleet::new(support::busy_fleet(inferences, true));
     let bare_fleet = Fleet::new(support::busy_fleet(inferences, false));
@@ -161,7 +160,7 @@ fn main() -> anyhow::Result<()> {
         let mut best: Option<Run> = None;
         for run in 0..RUNS {
             let lake = work.path().join(format!("lake-{index}-{run}"));
-            let result = runtime.block_on(ingest_once(input, &lake, ticks))?;
+            let result = runtime.block_on(ingest_once(input, &lake))?;
             std::fs::remove_dir_all(&lake).ok();
             if best.is_none_or(|b| result.wall < b.wall) {
                 best = Some(result);
@@ -186,7 +185,7 @@ fn main() -> anyhow::Result<()> {
             println!("{:<30} spans/cpu-s: {}", "", si(input.inferences as f64 / best.cpu_seconds.max(f64::EPSILON)));
         }
     }
-    let peak = support::sample("self", ticks)?.peak_rss_bytes;
+    let peak = support::sample("self")?.peak_rss_bytes;
     println!("\npeak RSS of the bench process (generation included): {}", mib(peak));
     Ok(())
 }

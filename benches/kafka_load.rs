@@ -109,7 +109,6 @@ fn main() -> anyhow::Result<()> {
             ),
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let ticks = support::clock_ticks_per_second();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let work = tempfile::Builder::new().prefix("driftwatch-kafka-bench-").tempdir()?;
 
@@ -117,7 +116,7 @@ fn main() -> anyhow::Result<()> {
     let mut lines = Vec::new();
     for &(format, content) in &formats {
         for &size in &sizes {
-            lines.extend(run_case(&runtime, &brokers, (format, content), size, work.path(), ticks)?);
+            lines.extend(run_case(&runtime, &brokers, (format, content), size, work.path())?);
         }
     }
     println!(
@@ -146,7 +145,6 @@ fn run_case(
     (format, capture_content): (WireFormat, bool),
     inferences: usize,
     work: &Path,
-    ticks: f64,
 ) -> anyhow::Result<Vec<String>> {
     let label = match (format == WireFormat::JsonEvents, capture_content) {
         (true, true) => "json",
@@ -176,7 +174,7 @@ fn run_case(
         started.elapsed().as_secs_f64()
     );
 
-    let daemon = run_daemon(brokers, &topics, truth.messages, &work.join(&prefix), ticks)?;
+    let daemon = run_daemon(brokers, &topics, truth.messages, &work.join(&prefix))?;
     println!(
         "  daemon: {:.2} s busy, {:.2} cpu s, peak RSS {}",
         daemon.busy.as_secs_f64(),
@@ -186,7 +184,7 @@ fn run_case(
     if let Some(quarters) = daemon.rss_by_quarter {
         println!("  daemon mean RSS while consuming each quarter of the messages: {}", quarters.map(mib).join(" / "));
     }
-    let plain = run_plain_consumer(brokers, &topics, truth.messages, ticks)?;
+    let plain = run_plain_consumer(brokers, &topics, truth.messages)?;
     println!(
         "  plain consumer: {:.2} s busy, {:.2} cpu s, peak RSS {}",
         plain.busy.as_secs_f64(),
@@ -226,7 +224,7 @@ fn run_case(
 }
 
 /// (a) The release daemon into a fresh lake until `driftwatch_messages_total` reaches `expected`.
-fn run_daemon(brokers: &str, topics: &LoadTopics, expected: u64, dir: &Path, ticks: f64) -> anyhow::Result<Measured> {
+fn run_daemon(brokers: &str, topics: &LoadTopics, expected: u64, dir: &Path) -> anyhow::Result<Measured> {
     std::fs::create_dir_all(dir)?;
     let lake = dir.join("lake");
     let config = dir.join("driftwatch.toml");
@@ -260,7 +258,7 @@ fn run_daemon(brokers: &str, topics: &LoadTopics, expected: u64, dir: &Path, tic
     let mut first: Option<Instant> = None;
     let mut last_scrape: Option<Instant> = None;
     let done = loop {
-        let sample = support::sample(&pid, ticks)?;
+        let sample = support::sample(&pid)?;
         peak_rss = peak_rss.max(sample.peak_rss_bytes);
         if let Some(status) = child.0.try_wait()? {
             bail!("driftwatch ingest exited early with {status}; log in {}", log.display());
@@ -297,7 +295,7 @@ fn run_daemon(brokers: &str, topics: &LoadTopics, expected: u64, dir: &Path, tic
     if !status.success() {
         bail!("kill -TERM {pid} failed");
     }
-    let final_sample = wait_for_exit(&mut child.0, &pid, ticks, &mut peak_rss)?;
+    let final_sample = wait_for_exit(&mut child.0, &pid, &mut peak_rss)?;
     let status = child.0.wait()?;
     if !status.success() {
         bail!("driftwatch ingest exited with {status} after SIGTERM; log in {}", log.display());
@@ -312,7 +310,7 @@ fn run_daemon(brokers: &str, topics: &LoadTopics, expected: u64, dir: &Path, tic
 }
 
 /// (b) This binary again, as a plain consumer; measured from here like the daemon.
-fn run_plain_consumer(brokers: &str, topics: &LoadTopics, expected: u64, ticks: f64) -> anyhow::Result<Measured> {
+fn run_plain_consumer(brokers: &str, topics: &LoadTopics, expected: u64) -> anyhow::Result<Measured> {
     let exe = std::env::current_exe()?;
     let child = Command::new(exe)
         .env(PLAIN_CONSUMER_ENV, "1")
@@ -328,7 +326,7 @@ fn run_plain_consumer(brokers: &str, topics: &LoadTopics, expected: u64, ticks: 
     let mut child = Reaper(child);
     let pid = child.0.id().to_string();
     let mut peak_rss = 0u64;
-    let final_sample = wait_for_exit(&mut child.0, &pid, ticks, &mut peak_rss)?;
+    let final_sample = wait_for_exit(&mut child.0, &pid, &mut peak_rss)?;
     let mut stdout = String::new();
     if let Some(mut out) = child.0.stdout.take() {
         out.read_to_string(&mut stdout)?;
@@ -349,10 +347,10 @@ fn run_plain_consumer(brokers: &str, topics: &LoadTopics, expected: u64, ticks: 
 
 /// Sample `/proc/<pid>` until the process is a zombie: its CPU counters are then final. The
 /// caller reaps it afterwards.
-fn wait_for_exit(child: &mut Child, pid: &str, ticks: f64, peak_rss: &mut u64) -> anyhow::Result<support::ProcSample> {
+fn wait_for_exit(child: &mut Child, pid: &str, peak_rss: &mut u64) -> anyhow::Result<support::ProcSample> {
     let deadline = Instant::now() + CONSUME_TIMEOUT;
     loop {
-        let sample = support::sample(pid, ticks)?;
+        let sample = support::sample(pid)?;
         *peak_rss = (*peak_rss).max(sample.peak_rss_bytes);
         if sample.zombie {
             return Ok(sample);

@@ -39,13 +39,8 @@ pub struct ProcSample {
     pub zombie: bool,
 }
 
-/// Clock ticks per second of the `/proc/<pid>/stat` CPU fields.
-pub fn clock_ticks_per_second() -> f64 {
-    process::clock_ticks_per_second()
-}
-
 /// Sample `/proc/<pid>` (`"self"` for this process).
-pub fn sample(pid: &str, ticks_per_second: f64) -> anyhow::Result<ProcSample> {
+pub fn sample(pid: &str) -> anyhow::Result<ProcSample> {
     let line =
         std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
     // The daemon's own parser, the one behind its `process_cpu_seconds_total`.
@@ -61,7 +56,7 @@ pub fn sample(pid: &str, ticks_per_second: f64) -> anyhow::Result<ProcSample> {
             .map_or(0, |kib| kib * 1024)
     };
     Ok(ProcSample {
-        cpu_seconds: stat.cpu_ticks as f64 / ticks_per_second,
+        cpu_seconds: stat.cpu_ticks as f64 / process::clock_ticks_per_second(),
         peak_rss_bytes: status_bytes("VmHWM"),
         rss_bytes: status_bytes("VmRSS"),
         zombie: stat.state == 'Z',
