@@ -576,6 +576,23 @@ mod tests {
     }
 
     #[test]
+    fn shipped_collector_config_writes_the_default_topics_keyed_by_trace() -> TestResult {
+        let collector: serde_yaml::Value = serde_yaml::from_str(include_str!("../../config/otelcol-kafka.yaml"))?;
+        let kafka = &collector["exporters"]["kafka"];
+        for (signal, format) in [("traces", PayloadFormat::OtlpTraces), ("logs", PayloadFormat::OtlpLogs)] {
+            let topic = kafka[signal]["topic"].as_str();
+            let read_as = default_topics().into_iter().find(|t| Some(t.name.as_str()) == topic).map(|t| t.format);
+            assert_eq!(read_as, Some(format), "{signal} go to {topic:?}, a default topic of that format");
+            let encoding = kafka[signal]["encoding"].as_str();
+            assert!(matches!(encoding, Some("otlp_proto" | "otlp_json")), "{signal} encoded as {encoding:?}");
+        }
+        for key in ["partition_traces_by_id", "partition_logs_by_trace_id"] {
+            assert_eq!(kafka[key].as_bool(), Some(true), "{key}: retries must land in the first copy's partition");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn decode_section_round_trips_to_decoder_config() {
         let section = DecodeSection::default();
         let back = section.to_decode_config();
