@@ -147,6 +147,13 @@ pub struct KafkaConfig {
     /// own for exactly-once (`enable.auto.commit`, `group.id`, ...) are rejected.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
+    /// librdkafka properties whose values are read from files when the config loads, so that
+    /// secrets (`sasl.password`, `ssl.key.password`) can come from a mounted Kubernetes secret
+    /// or a systemd credential instead of the config file: `"sasl.password" =
+    /// "/run/secrets/kafka-password"`. One trailing newline is dropped. Merged into
+    /// [`librdkafka`](Self::librdkafka); a key may be set in only one of the two.
+    #[serde(default)]
+    pub librdkafka_files: BTreeMap<String, PathBuf>,
 }
 
 fn default_group_id() -> String {
@@ -322,11 +329,43 @@ impl Config {
         let mut table: toml::Table = toml::from_str(text)
             .map_err(|source| ConfigError::Parse { origin: origin.to_owned(), source: Box::new(source) })?;
         apply_env_overrides(&mut table, env)?;
-        let config: Config = table
+        let mut config: Config = table
             .try_into()
             .map_err(|source| ConfigError::Parse { origin: origin.to_owned(), source: Box::new(source) })?;
-        config.validate()?;
-        Ok(config)
+        let mut problems = config.read_secret_files();
+        if let Err(ConfigError::Invalid { problems: more }) = config.validate() {
+            problems.extend(more);
+        }
+        if problems.is_empty() { Ok(config) } else { Err(ConfigError::Invalid { problems }) }
+    }
+
+    /// Read `kafka.librdkafka_files` into `kafka.librdkafka`; returns what could not be read.
+    fn read_secret_files(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let Some(kafka) = self.kafka.as_mut() else { return problems };
+        for (property, path) in std::mem::take(&mut kafka.librdkafka_files) {
+            let key = format!("`kafka.librdkafka_files.\"{property}\"`");
+            if RESERVED_LIBRDKAFKA_KEYS.contains(&property.as_str()) {
+                problems.push(format!("{key} is set by driftwatch itself (exactly-once needs it); remove it"));
+                continue;
+            }
+            if kafka.librdkafka.contains_key(&property) {
+                problems.push(format!("{key} is also set in `kafka.librdkafka`; keep one of the two"));
+                continue;
+            }
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let value = text.strip_suffix('\n').map_or(text.as_str(), |v| v.strip_suffix('\r').unwrap_or(v));
+                    if value.is_empty() {
+                        problems.push(format!("{key}: {} is empty", path.display()));
+                    } else {
+                        kafka.librdkafka.insert(property, value.to_owned());
+                    }
+                }
+                Err(error) => problems.push(format!("{key}: cannot read {}: {error}", path.display())),
+            }
+        }
+        problems
     }
 
     /// Check values that types alone cannot. Collects every problem so one run shows them all.
@@ -565,13 +604,57 @@ mod tests {
 
     #[test]
     fn shipped_example_configs_are_valid() -> TestResult {
+        let secrets = tempfile::tempdir()?;
+        let password = secrets.path().join("kafka-password");
+        std::fs::write(&password, "example\n")?;
         for (name, text) in [
             ("driftwatch.example.toml", include_str!("../../config/driftwatch.example.toml")),
             ("dev.toml", include_str!("../../config/dev.toml")),
         ] {
-            let config = Config::from_toml_str(text, name, no_env())?;
+            let text = text.replace("/run/secrets/kafka-password", &password.display().to_string());
+            let config = Config::from_toml_str(&text, name, no_env())?;
             assert!(config.kafka.is_some(), "{name} configures Kafka");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn librdkafka_secrets_are_read_from_files() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let password = dir.path().join("kafka-password");
+        std::fs::write(&password, "s3cr=t \n")?;
+        let text = format!(
+            "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"sasl.username\" = \"u\"\n\
+             [kafka.librdkafka_files]\n\"sasl.password\" = {:?}\n",
+            password.display().to_string()
+        );
+        let kafka = Config::from_toml_str(&text, "test", no_env())?.kafka.ok_or("kafka section missing")?;
+        assert_eq!(kafka.librdkafka.get("sasl.password").map(String::as_str), Some("s3cr=t "));
+        assert_eq!(kafka.librdkafka.get("sasl.username").map(String::as_str), Some("u"));
+        assert!(kafka.librdkafka_files.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn unreadable_empty_twice_set_or_reserved_secret_files_name_the_key() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n")?;
+        let missing = dir.path().join("missing");
+        let text = format!(
+            "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"sasl.username\" = \"u\"\n\
+             [kafka.librdkafka_files]\n\"sasl.password\" = {missing:?}\n\"ssl.key.password\" = {empty:?}\n\
+             \"sasl.username\" = {empty:?}\n\"group.id\" = {empty:?}\n[flush]\nmax_rows = 0\n",
+            missing = missing.display().to_string(),
+            empty = empty.display().to_string(),
+        );
+        let err = Config::from_toml_str(&text, "test", no_env()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("`kafka.librdkafka_files.\"sasl.password\"`: cannot read"), "{err}");
+        assert!(err.contains("missing"), "{err}");
+        assert!(err.contains("`kafka.librdkafka_files.\"ssl.key.password\"`") && err.contains("is empty"), "{err}");
+        assert!(err.contains("also set in `kafka.librdkafka`"), "{err}");
+        assert!(err.contains("`kafka.librdkafka_files.\"group.id\"` is set by driftwatch"), "{err}");
+        assert!(err.contains("`flush.max_rows`"), "the other problems are reported in the same run: {err}");
         Ok(())
     }
 

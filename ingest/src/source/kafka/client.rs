@@ -54,6 +54,7 @@ mod tests {
             offset_query_timeout: std::time::Duration::from_secs(1),
             max_inflight_flushes: 2,
             librdkafka: BTreeMap::new(),
+            librdkafka_files: BTreeMap::new(),
         }
     }
 
