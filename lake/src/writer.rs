@@ -19,7 +19,8 @@
 //! 4 the flush is undone, after it the flush stands. A flush of offsets the
 //! checkpoint already covers writes nothing, and one that straddles it is refused,
 //! so no range is ever in the lake twice. For [`SWEEP_WINDOW`] after taking a claim, the
-//! partition is swept at most every [`SWEEP_INTERVAL`] by [`checkpoint::sweep_fenced`], which
+//! partition is swept at most every [`SWEEP_INTERVAL`] (then every [`LATE_SWEEP_INTERVAL`] up to
+//! [`LATE_SWEEP_UNTIL`]) by [`checkpoint::sweep_fenced`], which
 //! removes files that a writer fenced by the claim put after its flush was undone: after a
 //! commit, and by [`LakeWriter::sweep_claims`] (which the flusher runs on a timer) when the
 //! partition has gone quiet.
@@ -45,35 +46,47 @@ use crate::store::LakeStore;
 /// latency, few enough to bound memory and connections.
 pub const CONCURRENT_PUTS: usize = 4;
 
-/// How long after taking a claim the partition is swept for late files of fenced writers: longer
-/// than an object store request with its retries, after which a fenced writer's put
-/// either landed or failed.
+/// How long after taking a claim the partition is swept every [`SWEEP_INTERVAL`] for late files
+/// of fenced writers: longer than an object store request with its retries, after which a
+/// fenced writer's put either landed or failed.
 pub const SWEEP_WINDOW: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
-/// Least time between two sweeps of one partition: each costs a listing of the stream's
-/// checkpoint directory.
+/// Least time between two sweeps of one partition in the [`SWEEP_WINDOW`]: each costs a listing
+/// of the stream's checkpoint directory.
 pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Time between two sweeps after the [`SWEEP_WINDOW`], until [`LATE_SWEEP_UNTIL`]: a put that
+/// lands that late comes from a writer stalled far past any request timeout, rare enough that
+/// minutes of visibility are the better trade against a listing every 30 s.
+pub const LATE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// How long after taking a claim the partition is swept at all: as long as a recovery keeps a
+/// fenced manifest ([`checkpoint::FENCED_MANIFEST_RETENTION`]), the horizon past which a late put
+/// is not caught by any recovery either.
+pub const LATE_SWEEP_UNTIL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
 /// A claim this writer holds, and when to sweep for fenced writers' files next.
 #[derive(Debug, Clone)]
 struct HeldClaim {
     owner: String,
-    sweep_until: Instant,
+    claimed_at: Instant,
     next_sweep: Instant,
 }
 
 impl HeldClaim {
     fn new(owner: String) -> Self {
         let now = Instant::now();
-        Self { owner, sweep_until: now + SWEEP_WINDOW, next_sweep: now }
+        Self { owner, claimed_at: now, next_sweep: now }
     }
 
-    /// Whether a sweep is due at `now`; if so, the next one is only due after [`SWEEP_INTERVAL`].
+    /// Whether a sweep is due at `now`; if so, when the next one is: [`SWEEP_INTERVAL`] later in
+    /// the [`SWEEP_WINDOW`], [`LATE_SWEEP_INTERVAL`] later after it, none after [`LATE_SWEEP_UNTIL`].
     fn take_sweep(&mut self, now: Instant) -> bool {
-        if now >= self.sweep_until || now < self.next_sweep {
+        let age = now.saturating_duration_since(self.claimed_at);
+        if age >= LATE_SWEEP_UNTIL || now < self.next_sweep {
             return false;
         }
-        self.next_sweep = now + SWEEP_INTERVAL;
+        self.next_sweep = now + if age < SWEEP_WINDOW { SWEEP_INTERVAL } else { LATE_SWEEP_INTERVAL };
         true
     }
 }
@@ -310,8 +323,8 @@ impl LakeWriter {
         }
     }
 
-    /// Sweep every partition claimed less than [`SWEEP_WINDOW`] ago and not swept in the last
-    /// [`SWEEP_INTERVAL`], commit or no commit: a partition that goes quiet after its claim
+    /// Sweep every partition whose next sweep is due ([`HeldClaim::take_sweep`]), commit or no
+    /// commit: a partition that goes quiet after its claim
     /// would otherwise keep a fenced writer's late files until its next recovery. Returns the
     /// fenced flushes found. Costs nothing when no sweep is due; call it between commits
     /// (the flusher runs it on a timer), since a partition's commits are sequential.

@@ -742,3 +742,21 @@ async fn a_commit_whose_puts_fail_leaves_no_files_and_no_manifest() -> TestResul
     assert_eq!(lake_files(&store).await?.len(), 8);
     Ok(())
 }
+
+/// A claim is swept every 30 s for its first 10 minutes, then every 5 minutes, and not at all
+/// once a recovery would no longer keep the fenced manifests it sweeps for.
+#[test]
+fn a_claims_sweeps_thin_out_then_stop_at_the_fenced_manifest_retention() {
+    assert_eq!(
+        chrono::TimeDelta::from_std(LATE_SWEEP_UNTIL).ok(),
+        Some(checkpoint::FENCED_MANIFEST_RETENTION),
+        "sweeping longer finds nothing a recovery keeps; shorter leaves kept manifests unswept"
+    );
+    let mut claim = HeldClaim::new("owner".to_owned());
+    let claimed_at = claim.claimed_at;
+    let at = |seconds: u64| claimed_at + std::time::Duration::from_secs(seconds);
+    let sweeps: Vec<u64> = (0..2 * 60 * 60).step_by(10).filter(|&s| claim.take_sweep(at(s))).collect();
+    let early: Vec<u64> = (0..20).map(|n| n * 30).collect();
+    let late: Vec<u64> = (0..10).map(|n| 600 + n * 300).collect();
+    assert_eq!(sweeps, [early, late].concat());
+}
