@@ -121,7 +121,7 @@ impl Processor {
             bury(&self.metrics, buffer, dead);
         }
         for mut feedback in self.scratch.feedback.drain(..) {
-            if buffer.is_duplicate(&feedback.feedback_id) {
+            if buffer.is_duplicate_feedback(&feedback.feedback_id) {
                 self.metrics.record_duplicate();
                 continue;
             }
@@ -289,6 +289,25 @@ mod tests {
         // Only the rollups' fixed part is left.
         assert!(buffer.rows() == 0 && buffer.bytes() < row, "{}", buffer.bytes());
         assert_eq!(buffer.due(&limits, Instant::now()), None);
+        Ok(())
+    }
+
+    #[test]
+    fn feedback_reusing_its_inferences_id_is_kept_and_its_own_retry_dropped() -> TestResult {
+        let mut processor = processor()?;
+        let mut buffer = PartitionBuffer::new(Arc::from("s"), Arc::from("t"), 0, 0, &AggregateConfig::default(), 100);
+        let feedback = br#"{"type":"feedback","id":"evt-1","time":"2025-06-01T12:00:01Z","app":"chat","name":"user_thumbs","score":1,"inference_id":"evt-1"}"#;
+        let results: Vec<MessageResult> = [event(1, "chat", "g").as_slice(), feedback, feedback]
+            .into_iter()
+            .enumerate()
+            .map(|(offset, payload)| {
+                let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+                processor.process(&mut buffer, payload, PayloadFormat::JsonEvents, (offset, offset + 1), NOW)
+            })
+            .collect();
+        assert_eq!(results, [MessageResult::Ok, MessageResult::Ok, MessageResult::Skipped]);
+        let batch = buffer.take_batch()?.ok_or("a batch")?;
+        assert_eq!((batch.events.len(), batch.feedback.len()), (1, 1));
         Ok(())
     }
 }

@@ -113,9 +113,12 @@ impl PartitionBuffer {
         self.next_offset = self.next_offset.max(next_offset);
     }
 
-    /// True when `event_id` was seen recently in this partition (a producer retry).
-    pub(crate) fn is_duplicate(&mut self, event_id: &str) -> bool {
-        seen_recently(&mut self.recent_ids, event_id)
+    /// True when the feedback `feedback_id` was seen recently in this partition (a producer
+    /// retry). Feedback ids are their own namespace: a feedback event may reuse the id of the
+    /// inference it rates, and must not be taken for a retry of it.
+    pub(crate) fn is_duplicate_feedback(&mut self, feedback_id: &str) -> bool {
+        let Some(recent) = self.recent_ids.as_mut() else { return false };
+        recent.insert(id_key(feedback_id) ^ FEEDBACK_ID_TAG, ())
     }
 
     /// Add a buffered row's approximate heap bytes (struct, strings and slack).
@@ -164,6 +167,10 @@ impl PartitionBuffer {
         Ok(Some(batch))
     }
 }
+
+/// Mixed into feedback ids' keys so that they never meet inference ids' keys in the shared
+/// dedup window (the keys are keyed 128-bit hashes, so a fixed tag keeps them uniform).
+const FEEDBACK_ID_TAG: u128 = 0x6665_6564_6261_636b_2069_6420_6b65_7973;
 
 /// Remember `id` in a partition's dedup window; true when it was already there. A function of
 /// the one field, so the processor can call it while it holds a row of the same buffer.
