@@ -73,6 +73,20 @@ fn needs_escape(c: char) -> bool {
         )
 }
 
+/// Longest escaped partition value ([`escape_path_value`]) a row may bring into a path. File
+/// systems cap a name at 255 bytes (`NAME_MAX`); with `app=` and room to spare, a longer value
+/// would make every flush holding the row fail, and a source that retries its flush would
+/// stall behind that one row for good. Ingest rejects such rows instead.
+pub const MAX_ESCAPED_PARTITION_VALUE_BYTES: usize = 200;
+
+/// Length in bytes of [`escape_path_value`]`(value)`, without building it.
+pub fn escaped_path_value_len(value: &str) -> usize {
+    if value.is_empty() {
+        return HIVE_DEFAULT_PARTITION.len();
+    }
+    value.chars().map(|c| if needs_escape(c) { 3 } else { c.len_utf8() }).sum()
+}
+
 /// Escape a Hive partition value (`app=<value>`): reserved ASCII characters become
 /// `%XX`; everything else, non-ASCII included, stays as is. Empty becomes
 /// [`HIVE_DEFAULT_PARTITION`] as Hive does.
@@ -277,6 +291,7 @@ mod tests {
             "plain-app_1.2",
         ] {
             let escaped = escape_path_value(app);
+            assert_eq!(escaped_path_value_len(app), escaped.len(), "{app:?} -> {escaped:?}");
             assert!(!escaped.contains('/'), "{app:?} -> {escaped:?}");
             assert!(!escaped.contains('='), "{app:?} -> {escaped:?}");
             assert!(!escaped.chars().any(|c| c.is_ascii_control()), "{app:?} -> {escaped:?}");

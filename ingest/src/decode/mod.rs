@@ -71,6 +71,10 @@ pub enum Error {
     /// End before start, or a negative latency / time to first token.
     #[error("`{field}` is negative ({value})")]
     NegativeLatency { field: &'static str, value: f64 },
+    /// A latency or time to first token longer than any inference call takes: a unit bug
+    /// (seconds sent as milliseconds, nanoseconds as milliseconds) that would poison percentiles.
+    #[error("`{field}` = {value} ms is above the plausible maximum {limit} ms")]
+    ImplausibleLatency { field: &'static str, value: f64, limit: f64 },
     /// A cost or score that is NaN or infinite.
     #[error("`{field}` is not a finite number")]
     NonFinite { field: &'static str },
@@ -97,6 +101,7 @@ impl Error {
             Error::ImplausibleTokens { .. } => "implausible_tokens",
             Error::TimestampOutOfRange { .. } => "timestamp_out_of_range",
             Error::NegativeLatency { .. } => "negative_latency",
+            Error::ImplausibleLatency { .. } => "implausible_latency",
             Error::NonFinite { .. } => "non_finite_number",
             Error::UnknownEventType { .. } => "unknown_event_type",
         }

@@ -6,14 +6,34 @@
 //! or absurd token counts, clocks in the wrong unit, end-before-start spans and
 //! non-finite costs.
 
+use driftwatch_lake::layout::{MAX_ESCAPED_PARTITION_VALUE_BYTES, escaped_path_value_len};
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent, UnixNanos};
 
 use super::{Ctx, DecodeConfig, Error, Result};
+
+/// Longest latency or time to first token accepted, in milliseconds: a day. Calls time out
+/// long before; anything above is a unit bug.
+const MAX_PLAUSIBLE_LATENCY_MS: f64 = 86_400_000.0;
+
+/// Slack allowed when a time to first token exceeds the call's latency: both may be rounded
+/// to whole milliseconds by the producer.
+const TTFT_ROUNDING_MS: f64 = 1.0;
 
 /// Check one inference event.
 pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
     let config = ctx.config;
     time_in_range("time", event.time, config, ctx.now)?;
+    let app_path_bytes = escaped_path_value_len(&event.app);
+    if app_path_bytes > MAX_ESCAPED_PARTITION_VALUE_BYTES {
+        return Err(Error::InvalidField {
+            field: "app",
+            detail: format!(
+                "{} characters, {app_path_bytes} bytes as a lake path segment (at most \
+                 {MAX_ESCAPED_PARTITION_VALUE_BYTES}); an app id is a short name",
+                event.app.chars().count()
+            ),
+        });
+    }
     for (field, value) in [
         ("input_tokens", event.input_tokens),
         ("output_tokens", event.output_tokens),
@@ -42,6 +62,17 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
         if value < 0.0 {
             return Err(Error::NegativeLatency { field, value });
         }
+        if value > MAX_PLAUSIBLE_LATENCY_MS {
+            return Err(Error::ImplausibleLatency { field, value, limit: MAX_PLAUSIBLE_LATENCY_MS });
+        }
+    }
+    if let (Some(ttft), Some(latency)) = (event.ttft_ms, event.latency_ms)
+        && ttft > latency + TTFT_ROUNDING_MS
+    {
+        return Err(Error::InvalidField {
+            field: "ttft_ms",
+            detail: format!("time to first token {ttft} ms is longer than the whole call, {latency} ms"),
+        });
     }
     if event.reported_cost_usd.is_some_and(|cost| !cost.is_finite()) {
         return Err(Error::NonFinite { field: "reported_cost_usd" });

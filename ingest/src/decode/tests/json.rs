@@ -112,6 +112,23 @@ fn json_rejects_name_the_field() {
     assert_eq!(reason, "negative_latency");
     let (reason, _) = reject(r#"{"id":"e","time":"1970-01-01T00:00:00Z","app":"a"}"#);
     assert_eq!(reason, "timestamp_out_of_range");
+    let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","latency_ms":1e20}"#);
+    assert_eq!((reason, detail.contains("latency_ms")), ("implausible_latency", true));
+    let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","ttft_ms":9e7}"#);
+    assert_eq!((reason, detail.contains("ttft_ms")), ("implausible_latency", true));
+    let (reason, detail) =
+        reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","latency_ms":100,"ttft_ms":250}"#);
+    assert_eq!((reason, detail.contains("ttft_ms")), ("invalid_field", true));
+    // An app id too long for a lake path segment, counting its escapes; one just short is kept.
+    for (app, rejected) in [("a".repeat(201), true), ("/".repeat(67), true), ("/".repeat(66), false)] {
+        let line = format!(r#"{{"id":"e","time":"2025-06-01T12:00:00Z","app":"{app}"}}"#);
+        let out = decode(line.as_bytes(), PayloadFormat::JsonEvents);
+        assert_eq!(out.rejects.len(), usize::from(rejected), "{app}");
+        if rejected {
+            assert_eq!(out.rejects[0].reason, "invalid_field");
+            assert!(out.rejects[0].detail.contains("app"), "{}", out.rejects[0].detail);
+        }
+    }
     let (reason, _) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a"} trailing"#);
     assert_eq!(reason, "malformed_json");
 }
