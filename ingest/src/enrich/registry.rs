@@ -264,8 +264,10 @@ impl ModelRegistry {
     }
 
     /// Finds the entry for a model name: exact id, then alias, then the
-    /// longest id or alias that is a prefix of `model` followed by `-` or `@`
-    /// (dated snapshots like `gpt-4o-2024-08-06` resolve to `gpt-4o`).
+    /// longest id or alias that is a prefix of `model` followed by `-` or `@` and a
+    /// version suffix ([`is_version_suffix`]): dated snapshots like `gpt-4o-2024-08-06` or
+    /// `claude-3-5-sonnet@20241022` resolve to their model, but `gpt-4o-realtime-preview` or
+    /// `gpt-4o-mini-transcribe`, other models with other prices, do not.
     /// When `provider` is given, entries of another provider do not match.
     pub fn lookup(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
         let accepts = |entry: &ModelEntry| provider.is_none_or(|p| entry.provider.eq_ignore_ascii_case(p));
@@ -296,7 +298,8 @@ impl ModelRegistry {
             .enumerate()
             .rev()
             .filter(|&(_, byte)| matches!(byte, b'-' | b'@'))
-            // The separators are ASCII, so `end` is a char boundary.
+            // The separators are ASCII, so `end` and `end + 1` are char boundaries.
+            .take_while(|&(end, _)| is_version_suffix(&model[end + 1..]))
             .find_map(|(end, _)| first_accepted(&model[..end]))
             .map(|index| &self.entries[index])
     }
@@ -305,6 +308,18 @@ impl ModelRegistry {
     pub fn entries(&self) -> impl Iterator<Item = &ModelEntry> {
         self.entries.iter()
     }
+}
+
+/// Whether what follows a registered name only names a version of it: tokens separated by
+/// `-`, `.`, `:` or `@`, each all digits (`2024-08-06`, `20241022`, `002`), `v` and digits
+/// (Bedrock's `v2:0`), or `latest`. A word such as `preview`, `mini` or `realtime` names
+/// another model, which must be registered itself rather than priced as its stem.
+fn is_version_suffix(suffix: &str) -> bool {
+    !suffix.is_empty()
+        && suffix.split(['-', '.', ':', '@']).all(|token| {
+            let digits = token.strip_prefix('v').unwrap_or(token);
+            (!digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit())) || token == "latest"
+        })
 }
 
 /// Turns a deserialization error into one that names the entry by its id.

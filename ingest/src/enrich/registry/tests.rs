@@ -45,6 +45,13 @@ fn lookup_exact_alias_snapshot_and_provider() -> TestResult {
     assert_eq!(found(&registry, "gpt-4omni", None), None);
     assert_eq!(found(&registry, "gpt-4o-mini", Some("anthropic")), None);
     assert_eq!(found(&registry, "claude-sonnet-4-5", None), None);
+    // Only a version may follow: other models that share the stem are not priced as it.
+    assert_eq!(found(&registry, "gpt-4o-20241120", None), Some("gpt-4o"));
+    assert_eq!(found(&registry, "gpt-4o-mini-2024-07-18-v2:0", None), Some("gpt-4o-mini"));
+    assert_eq!(found(&registry, "gpt-4o-realtime-preview", None), None);
+    assert_eq!(found(&registry, "gpt-4o-realtime-preview-2024-12-17", None), None);
+    assert_eq!(found(&registry, "gpt-4o-mini-transcribe", None), None);
+    assert_eq!(found(&registry, "gpt-4o-audio-preview-2024-12-17", None), None);
     Ok(())
 }
 
@@ -55,9 +62,21 @@ fn snapshot_by_scan<'a>(registry: &'a ModelRegistry, model: &str, provider: Opti
     let mut best: Option<(usize, &ModelEntry)> = None;
     for entry in registry.entries().filter(|e| provider.is_none_or(|p| e.provider.eq_ignore_ascii_case(p))) {
         for name in std::iter::once(&entry.id).chain(&entry.aliases) {
+            // A version suffix by its definition: separator-split tokens, each digits, `v` and
+            // digits, or `latest`.
+            let version = |suffix: &str| {
+                !suffix.is_empty()
+                    && suffix.split(['-', '.', ':', '@']).all(|t| {
+                        t == "latest"
+                            || t.trim_start_matches('v').len() + 1 >= t.len()
+                                && !t.trim_start_matches('v').is_empty()
+                                && t.trim_start_matches('v').chars().all(|c| c.is_ascii_digit())
+                    })
+            };
             let is_snapshot = model.len() > name.len()
                 && model.starts_with(name.as_str())
-                && matches!(model.as_bytes()[name.len()], b'-' | b'@');
+                && matches!(model.as_bytes()[name.len()], b'-' | b'@')
+                && version(&model[name.len() + 1..]);
             if is_snapshot && best.is_none_or(|(len, _)| name.len() > len) {
                 best = Some((name.len(), entry));
             }
@@ -80,7 +99,19 @@ fn snapshot_lookup_by_prefix_probes_agrees_with_a_scan_of_every_name() -> TestRe
         providers.extend([None, Some("unknown".to_owned())]);
         let mut checked = 0;
         for name in &names {
-            for suffix in ["-2024-08-06", "@2025", "-x-y", "x-1", "-", "@", "-mini-2024", ""] {
+            for suffix in [
+                "-2024-08-06",
+                "@2025",
+                "-x-y",
+                "x-1",
+                "-",
+                "@",
+                "-mini-2024",
+                "",
+                "-20241022-v2:0",
+                "-latest",
+                "-preview",
+            ] {
                 let model = format!("{name}{suffix}");
                 for provider in &providers {
                     let provider = provider.as_deref();
