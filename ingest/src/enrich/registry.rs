@@ -102,7 +102,8 @@ pub struct Price {
     pub cached_input_per_mtok: Option<f64>,
     /// USD per 1M output tokens (reasoning tokens included).
     pub output_per_mtok: f64,
-    /// `<model id>@<effective_from date>`: the `price_version` of events priced with it. Set
+    /// `<model id>@<effective_from date>` (with the time, `...T12:00:00Z`, when the price does not
+    /// start at midnight UTC): the `price_version` of events priced with it. Set
     /// when the registry is loaded, so pricing an event formats no date.
     #[serde(skip)]
     pub version: String,
@@ -217,8 +218,13 @@ impl ModelRegistry {
                 }
             }
             entry.pricing.sort_by_key(|p| p.effective_from);
+            // The date alone names a price that starts at midnight UTC, as nearly all do; one that
+            // starts within a day keeps its time, so two prices of one day never share a version
+            // (the version is what a wrong price is recomputed by).
             for price in &mut entry.pricing {
-                price.version = format!("{}@{}", entry.id, price.effective_from.format("%Y-%m-%d"));
+                let starts_at_midnight = price.effective_from.time() == chrono::NaiveTime::MIN;
+                let format = if starts_at_midnight { "%Y-%m-%d" } else { "%Y-%m-%dT%H:%M:%SZ" };
+                price.version = format!("{}@{}", entry.id, price.effective_from.format(format));
             }
             if let Some(pair) = entry.pricing.windows(2).find(|w| w[0].effective_from == w[1].effective_from) {
                 return Err(invalid(

@@ -239,3 +239,14 @@ fn from_path_reads_and_reports_missing_files() -> TestResult {
     assert!(message.contains("nope.yaml"), "{message}");
     Ok(())
 }
+
+#[test]
+fn two_prices_of_one_day_have_distinct_versions() -> TestResult {
+    let yaml = "models:\n  - id: m\n    provider: openai\n    risk_level: low\n    pricing:\n      \
+                - {effective_from: 2024-01-01T00:00:00Z, input_per_mtok: 1.0, output_per_mtok: 1.0}\n      \
+                - {effective_from: 2024-01-01T12:00:00Z, input_per_mtok: 2.0, output_per_mtok: 2.0}\n";
+    let registry = ModelRegistry::from_yaml_str(yaml, "test.yaml")?;
+    let versions: Vec<&str> = registry.entries().flat_map(|e| &e.pricing).map(|p| p.version.as_str()).collect();
+    assert_eq!(versions, ["m@2024-01-01", "m@2024-01-01T12:00:00Z"]);
+    Ok(())
+}
