@@ -67,7 +67,7 @@ fn main() -> std::process::ExitCode {
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Analyze(command) => commands::analyze::run(command).await,
             Command::Loadgen(args) => commands::loadgen::run(args).await,
-            Command::CheckConfig(args) => commands::ingest::check_config(&args),
+            Command::CheckConfig(args) => commands::ingest::check_config(&args).await,
         }
     });
     match result {

@@ -82,6 +82,35 @@ fn bad_configuration_fails_at_start_naming_the_key() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `check-config` checks what `ingest` checks before it consumes: the model registry the config
+/// names and the lake location with its options; a good config passes and leaves no lake behind.
+#[test]
+fn check_config_checks_the_registry_and_the_lake_location() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("c.toml");
+    let lake = dir.path().join("lake");
+    let check = |text: String| -> anyhow::Result<(bool, String)> {
+        std::fs::write(&config, text)?;
+        let output = common::driftwatch().args(["check-config", "--config"]).arg(&config).output()?;
+        Ok((output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned()))
+    };
+    let at = |location: &str| format!("[lake]\nlocation = {location:?}\n");
+
+    let (ok, stderr) = check(at(&lake.display().to_string()))?;
+    assert!(ok, "{stderr}");
+    assert!(!lake.exists(), "check-config created the lake directory");
+    for (text, expected) in [
+        (format!("{}[registry]\npath = \"/nonexistent/models.yaml\"\n", at("/tmp/l")), "/nonexistent/models.yaml"),
+        (at("s4://bucket/lake"), "s4://bucket/lake"),
+        (format!("{}[lake.options]\naws_regoin = \"x\"\n", at("s3://bucket/lake")), "aws_regoin"),
+    ] {
+        let (ok, stderr) = check(text.clone())?;
+        assert!(!ok, "accepted: {text}");
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+    }
+    Ok(())
+}
+
 /// `driftwatch ingest` over a two-line NDJSON file (one good event, one malformed line) with
 /// the given log format; returns its stderr.
 fn ingest_small_file_logging(format: &str) -> anyhow::Result<String> {

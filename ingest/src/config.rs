@@ -38,6 +38,18 @@ pub enum ConfigError {
     },
     #[error("environment override {var} cannot apply: {reason}")]
     Env { var: String, reason: String },
+    #[error(
+        "config file {origin} with the environment overrides {} has a wrong key or value: {source}; \
+         an override that looks like a number or boolean is read as one, so quote a string \
+         (e.g. DRIFTWATCH_KAFKA__GROUP_ID='\"2024\"')",
+        .vars.join(", ")
+    )]
+    ParseWithEnv {
+        origin: String,
+        vars: Vec<String>,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
     #[error("invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid { problems: Vec<String> },
 }
@@ -328,10 +340,15 @@ impl Config {
     pub fn from_toml_str(text: &str, origin: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
         let mut table: toml::Table = toml::from_str(text)
             .map_err(|source| ConfigError::Parse { origin: origin.to_owned(), source: Box::new(source) })?;
-        apply_env_overrides(&mut table, env)?;
-        let mut config: Config = table
-            .try_into()
-            .map_err(|source| ConfigError::Parse { origin: origin.to_owned(), source: Box::new(source) })?;
+        let vars = apply_env_overrides(&mut table, env)?;
+        let mut config: Config = table.try_into().map_err(|source| {
+            let (origin, source) = (origin.to_owned(), Box::new(source));
+            if vars.is_empty() {
+                ConfigError::Parse { origin, source }
+            } else {
+                ConfigError::ParseWithEnv { origin, vars, source }
+            }
+        })?;
         let mut problems = config.read_secret_files();
         if let Err(ConfigError::Invalid { problems: more }) = config.validate() {
             problems.extend(more);
@@ -379,6 +396,13 @@ impl Config {
         }
         if self.flush.max_rows == 0 {
             problems.push("`flush.max_rows` must be at least 1".to_owned());
+        }
+        if self.flush.max_bytes.as_u64() == 0 {
+            problems.push("`flush.max_bytes` must be larger than 0 (e.g. \"64 MiB\")".to_owned());
+        }
+        if self.metrics.max_series == 0 {
+            problems
+                .push("`metrics.max_series` must be at least 1: every series would fold into the overflow".to_owned());
         }
         if self.flush.max_age.is_zero() {
             problems.push("`flush.max_age` must be longer than 0s (e.g. \"10s\")".to_owned());
@@ -475,7 +499,12 @@ fn validate_kafka(kafka: &KafkaConfig, problems: &mut Vec<String>) {
 /// Overlay `DRIFTWATCH_A__B__C=value` onto `a.b.c`. Values parse as TOML scalars (numbers,
 /// booleans, quoted strings, arrays) when they can and are strings otherwise. Variables with a
 /// single `_` after the prefix (`DRIFTWATCH_CONFIG`) are CLI flags, not config keys, and are left alone.
-pub fn apply_env_overrides(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<()> {
+/// Returns the variables applied, in order.
+pub fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<String>> {
+    let mut applied = Vec::new();
     for (var, value) in env {
         let Some(rest) = var.strip_prefix(ENV_PREFIX) else { continue };
         if !rest.contains("__") {
@@ -502,8 +531,9 @@ pub fn apply_env_overrides(table: &mut toml::Table, env: impl IntoIterator<Item 
         if let Some(last) = path.last() {
             node.insert(last.clone(), parsed);
         }
+        applied.push(var);
     }
-    Ok(())
+    Ok(applied)
 }
 
 fn parse_env_value(value: &str) -> toml::Value {
@@ -558,6 +588,9 @@ mod tests {
         let text = r#"
             [flush]
             max_rows = 0
+            max_bytes = 0
+            [metrics]
+            max_series = 0
             [kafka]
             brokers = "b:9092"
             [kafka.librdkafka]
@@ -572,6 +605,8 @@ mod tests {
         "#;
         let err = Config::from_toml_str(text, "test", no_env()).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("`flush.max_rows`"), "{err}");
+        assert!(err.contains("`flush.max_bytes`"), "{err}");
+        assert!(err.contains("`metrics.max_series`"), "{err}");
         assert!(err.contains("enable.auto.commit"), "{err}");
         assert!(err.contains("`apps[0].monthly_budget_usd`"), "{err}");
         assert!(err.contains("listed twice"), "{err}");
@@ -592,6 +627,18 @@ mod tests {
         assert_eq!(config.flush.max_rows, 1234);
         assert_eq!(config.flush.max_age, Duration::from_secs(3));
         assert_eq!(config.kafka.map(|k| k.brokers).as_deref(), Some("k1:9092,k2:9092"));
+        Ok(())
+    }
+
+    #[test]
+    fn env_override_of_the_wrong_type_names_the_variable_and_how_to_quote() -> TestResult {
+        let number = vec![("DRIFTWATCH_KAFKA__GROUP_ID".to_owned(), "2024".to_owned())];
+        let text = "[kafka]\nbrokers = \"b:9092\"\n";
+        let err = Config::from_toml_str(text, "k.toml", number).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("DRIFTWATCH_KAFKA__GROUP_ID") && err.contains("quote"), "{err}");
+        let quoted = vec![("DRIFTWATCH_KAFKA__GROUP_ID".to_owned(), "\"2024\"".to_owned())];
+        let kafka = Config::from_toml_str(text, "k.toml", quoted)?.kafka.ok_or("kafka section missing")?;
+        assert_eq!(kafka.group_id, "2024");
         Ok(())
     }
 

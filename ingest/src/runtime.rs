@@ -31,10 +31,7 @@ pub struct Components {
 impl Components {
     /// Load the registry, open the lake, build the metrics.
     pub async fn build(config: Config) -> Result<Self> {
-        let registry = match &config.registry.path {
-            Some(path) => ModelRegistry::from_path(path)?,
-            None => ModelRegistry::default_embedded()?,
-        };
+        let registry = load_registry(&config)?;
         let (policies, default_policy) = config.content_policies();
         let enricher = Arc::new(Enricher::new(Arc::new(registry), policies, default_policy));
         let metrics = Metrics::new(&config.metrics);
@@ -51,4 +48,23 @@ impl Components {
     pub fn processor(&self) -> Processor {
         Processor::new(&self.config, Arc::clone(&self.enricher), self.metrics.clone())
     }
+}
+
+/// The model registry the config names, or the embedded one.
+fn load_registry(config: &Config) -> Result<ModelRegistry> {
+    Ok(match &config.registry.path {
+        Some(path) => ModelRegistry::from_path(path)?,
+        None => ModelRegistry::default_embedded()?,
+    })
+}
+
+/// Check what [`Components::build`] checks beyond the config file itself (the model registry,
+/// the lake location and its options) without touching the lake: `driftwatch check-config`.
+/// Returns the number of registered models.
+pub async fn check(config: &Config) -> Result<usize> {
+    let registry = load_registry(config)?;
+    LakeStore::check(&config.lake.location, &config.lake.options)
+        .await
+        .map_err(|source| Error::Lake { context: format!("checking lake {}", config.lake.location), source })?;
+    Ok(registry.entries().count())
 }

@@ -131,6 +131,18 @@ impl LakeStore {
         }
     }
 
+    /// Validate `location` and `options` as [`open`](Self::open) does, without creating a local
+    /// lake's directory (nor contacting an object store, which `open` does not either).
+    pub async fn check(location: &str, options: &HashMap<String, String>) -> Result<()> {
+        match location.split_once("://") {
+            None | Some(("file", _)) if options.is_empty() => {
+                let path = location.strip_prefix("file://").unwrap_or(location);
+                if path.is_empty() { Err(location_error(location, "empty path")) } else { Ok(()) }
+            }
+            _ => Self::open(location, options).await.map(drop),
+        }
+    }
+
     async fn open_local(location: &str, path: &str) -> Result<LakeStore> {
         if path.is_empty() {
             return Err(location_error(location, "empty path"));

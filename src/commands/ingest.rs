@@ -64,11 +64,13 @@ pub fn parse_format(value: &str) -> Result<PayloadFormat, String> {
     }
 }
 
-/// Validate a config file without starting anything.
-pub fn check_config(args: &CheckConfigArgs) -> anyhow::Result<()> {
+/// Validate a config file, the model registry it names and its lake location, without
+/// starting anything or writing to the lake.
+pub async fn check_config(args: &CheckConfigArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;
+    let models = driftwatch_ingest::runtime::check(&config).await?;
     println!(
-        "configuration OK: lake {}, {} app(s), kafka {}",
+        "configuration OK: lake {}, {} app(s), {models} registered model(s), kafka {}",
         config.lake.location,
         config.apps.len(),
         config.kafka.as_ref().map_or("not configured".to_owned(), |k| k.brokers.clone())
