@@ -23,6 +23,9 @@ const TTFT_ROUNDING_MS: f64 = 1.0;
 pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
     let config = ctx.config;
     time_in_range("time", event.time, config, ctx.now)?;
+    if event.app.trim().is_empty() {
+        return Err(Error::MissingField { field: "app" });
+    }
     let app_path_bytes = escaped_path_value_len(&event.app);
     if app_path_bytes > MAX_ESCAPED_PARTITION_VALUE_BYTES {
         return Err(Error::InvalidField {
@@ -74,8 +77,13 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
             detail: format!("time to first token {ttft} ms is longer than the whole call, {latency} ms"),
         });
     }
-    if event.reported_cost_usd.is_some_and(|cost| !cost.is_finite()) {
-        return Err(Error::NonFinite { field: "reported_cost_usd" });
+    if let Some(cost) = event.reported_cost_usd {
+        if !cost.is_finite() {
+            return Err(Error::NonFinite { field: "reported_cost_usd" });
+        }
+        if cost < 0.0 {
+            return Err(Error::InvalidField { field: "reported_cost_usd", detail: format!("{cost} USD is negative") });
+        }
     }
     Ok(())
 }

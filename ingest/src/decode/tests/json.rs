@@ -112,6 +112,10 @@ fn json_rejects_name_the_field() {
     assert_eq!(reason, "negative_latency");
     let (reason, _) = reject(r#"{"id":"e","time":"1970-01-01T00:00:00Z","app":"a"}"#);
     assert_eq!(reason, "timestamp_out_of_range");
+    let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","reported_cost_usd":-0.5}"#);
+    assert_eq!((reason, detail.contains("reported_cost_usd")), ("invalid_field", true));
+    let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"  "}"#);
+    assert_eq!((reason, detail.contains("app")), ("missing_field", true));
     let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","latency_ms":1e20}"#);
     assert_eq!((reason, detail.contains("latency_ms")), ("implausible_latency", true));
     let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","ttft_ms":9e7}"#);
