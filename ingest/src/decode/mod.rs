@@ -13,6 +13,8 @@
 //!   feedback, read in place from protobuf the same way.
 //! - `attributes` is the DESIGN §3.2 mapping table.
 //! - `json_event` decodes the `llm_events` JSON schema.
+//! - `otlp_json_salvage` takes apart an OTLP/JSON request that does not deserialize whole, so
+//!   that only its bad spans or log records are rejected.
 //! - `validate` applies the plausibility checks every event passes through.
 //!
 //! Output leaves in a reusable [`Decoded`]: events and feedback go on to
@@ -21,6 +23,7 @@
 
 mod attributes;
 mod json_event;
+mod otlp_json_salvage;
 mod otlp_logs;
 mod otlp_traces;
 mod otlp_wire;
@@ -265,13 +268,19 @@ impl Decoder {
             };
             match format {
                 PayloadFormat::OtlpTraces => {
-                    let data: TracesData = serde_json::from_str(text)
-                        .map_err(|source| Error::MalformedJson { what: "OTLP/JSON traces", source })?;
+                    let data = match serde_json::from_str::<TracesData>(text) {
+                        Ok(data) => data,
+                        Err(source) => otlp_json_salvage::traces(text, ctx, out)
+                            .ok_or(Error::MalformedJson { what: "OTLP/JSON traces", source })?,
+                    };
                     otlp_traces::decode(&data, ctx, out);
                 }
                 PayloadFormat::OtlpLogs => {
-                    let data: LogsData = serde_json::from_str(text)
-                        .map_err(|source| Error::MalformedJson { what: "OTLP/JSON logs", source })?;
+                    let data = match serde_json::from_str::<LogsData>(text) {
+                        Ok(data) => data,
+                        Err(source) => otlp_json_salvage::logs(text, ctx, out)
+                            .ok_or(Error::MalformedJson { what: "OTLP/JSON logs", source })?,
+                    };
                     otlp_logs::decode(&data, ctx, out);
                 }
                 PayloadFormat::JsonEvents | PayloadFormat::Auto => {
