@@ -119,9 +119,11 @@ impl Enricher {
         event.content = serde_json::to_string(&retained).ok();
     }
 
-    /// The copy of one side's text that may be kept under `policy`.
+    /// The copy of one side's text that may be kept under `policy`. Content is
+    /// often a JSON message list (`gen_ai.input.messages`), whose escapes hide
+    /// PII from a plain-text pass, so JSON is scrubbed string by string.
     fn retained_text<'a>(&self, text: &'a str, policy: ContentPolicy) -> Cow<'a, str> {
-        if policy.scrub_pii { self.scrubber.scrub(text) } else { Cow::Borrowed(text) }
+        if policy.scrub_pii { self.scrubber.scrub_json(text) } else { Cow::Borrowed(text) }
     }
 
     /// The registry prices come from, for governance checks downstream.
@@ -201,6 +203,33 @@ mod tests {
             "My email is [EMAIL], card [CARD_NUMBER], key [API_KEY], token [JWT]. Where is my parcel?"
         );
         assert_eq!(value["output"], "Your parcel ships  today.");
+        Ok(())
+    }
+
+    #[test]
+    fn pii_behind_json_escapes_in_message_lists_is_scrubbed() -> TestResult {
+        let enricher = enricher()?;
+        let messages = r#"[{"role":"user","parts":[{"type":"text","content":"My card:\n4111 1111 1111 1111\nPhone:\n555-123-4567\nIP:\n10.1.2.3\tmail:\tjane\u0040example.com"}]}]"#;
+        // The older flat `gen_ai.prompt` plain text.
+        let flat = "My card:\n4111 1111 1111 1111\nPhone: 555-123-4567, IP 10.1.2.3";
+        let mut e = event("support-bot");
+        e.input_content = Some(messages.to_owned());
+        e.output_content = Some(flat.to_owned());
+        enricher.enrich(&mut e);
+        let content = e.content.ok_or("content not retained")?;
+        let value: serde_json::Value = serde_json::from_str(&content)?;
+        let input = value["input"].as_str().ok_or("no input")?;
+        let output = value["output"].as_str().ok_or("no output")?;
+        for secret in ["4111", "555-123-4567", "10.1.2.3", "jane", "example.com"] {
+            assert!(!input.contains(secret) && !output.contains(secret), "{secret} leaked into {content}");
+        }
+        // The message list is still JSON, with the placeholders in the decoded text.
+        let messages: serde_json::Value = serde_json::from_str(input)?;
+        assert_eq!(
+            messages[0]["parts"][0]["content"],
+            "My card:\n[CARD_NUMBER]\nPhone:\n[PHONE]\nIP:\n[IP_ADDRESS]\tmail:\t[EMAIL]"
+        );
+        assert_eq!(output, "My card:\n[CARD_NUMBER]\nPhone: [PHONE], IP [IP_ADDRESS]");
         Ok(())
     }
 

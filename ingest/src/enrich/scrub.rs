@@ -227,9 +227,96 @@ impl Scrubber {
         Cow::Owned(out)
     }
 
+    /// Like [`scrub`](Self::scrub), for text that may be JSON (message lists
+    /// such as `gen_ai.input.messages`, rejected payloads): when it parses,
+    /// every string (and number) is scrubbed decoded, so PII behind an escape
+    /// (`\u0040`, or `\n` glued to digits) is found, and the result is
+    /// re-serialised. Anything else is scrubbed as plain text.
+    pub fn scrub_json<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let looks_like_json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
+        // Without a backslash every JSON string is spelled verbatim in the
+        // text, and quotes bound matches just as a string's ends do, so the
+        // plain pass sees all a decoded walk would (and clean text stays borrowed).
+        if !looks_like_json || memchr::memchr(b'\\', text.as_bytes()).is_none() {
+            return self.scrub(text);
+        }
+        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) else {
+            return self.scrub(text);
+        };
+        if !self.scrub_value(&mut value) {
+            // The plain pass still runs: it sees a key and its value together
+            // (`"api_key": "..."`), which the walk, one string at a time, does not.
+            return self.scrub(text);
+        }
+        match serde_json::to_string(&value) {
+            Ok(json) => Cow::Owned(self.scrub(&json).into_owned()),
+            // A Value with string keys always serialises; should it not, the
+            // plain pass over the original is the remaining safe answer.
+            Err(_) => self.scrub(text),
+        }
+    }
+
+    /// Scrubs every string, object key and number in `value`; true when anything changed.
+    fn scrub_value(&self, value: &mut serde_json::Value) -> bool {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => match self.scrub(text) {
+                Cow::Owned(scrubbed) => {
+                    *text = scrubbed;
+                    true
+                }
+                Cow::Borrowed(_) => false,
+            },
+            // A card or phone number sent as a JSON number is still one.
+            Value::Number(number) => match self.scrub(&number.to_string()) {
+                Cow::Owned(scrubbed) => {
+                    *value = Value::String(scrubbed);
+                    true
+                }
+                Cow::Borrowed(_) => false,
+            },
+            Value::Array(items) => {
+                // Every item is scrubbed, so no short-circuiting `any`.
+                let mut changed = false;
+                for item in items {
+                    changed |= self.scrub_value(item);
+                }
+                changed
+            }
+            Value::Object(map) => {
+                let mut changed = false;
+                for item in map.values_mut() {
+                    changed |= self.scrub_value(item);
+                }
+                if map.keys().any(|key| !self.find(key).is_empty()) {
+                    *map = std::mem::take(map)
+                        .into_iter()
+                        .map(|(key, item)| (self.scrub(&key).into_owned(), item))
+                        .collect();
+                    changed = true;
+                }
+                changed
+            }
+            Value::Null | Value::Bool(_) => false,
+        }
+    }
+
     /// PII spans in `text`, sorted and non-overlapping (the earliest, then
     /// longest, then highest-priority match wins).
+    ///
+    /// Escape sequences (`\n`, `\t`, `\"`, `\u000a`, ...) count as the
+    /// separators they stand for: JSON and debug-printed text glue them to
+    /// the next word (`\n4111 1111 ...`), which would otherwise hide a
+    /// number from the word-boundary and stands-alone checks.
     pub fn find(&self, text: &str) -> Vec<(PiiKind, Range<usize>)> {
+        match unescaped_view(text) {
+            Some(view) => self.find_in(&view),
+            None => self.find_in(text),
+        }
+    }
+
+    /// [`find`](Self::find) without the escape handling.
+    fn find_in(&self, text: &str) -> Vec<(PiiKind, Range<usize>)> {
         let compiled: &Compiled = self.compiled;
         let mut candidates: Vec<(Range<usize>, usize)> = Vec::new();
         for index in compiled.set.matches(text).iter() {
@@ -261,6 +348,35 @@ impl Scrubber {
         }
         found
     }
+}
+
+/// `text` with every escape sequence that is glued to the next token blanked
+/// to spaces of the same length, or `None` (no allocation) when there is none.
+/// Same-length, ASCII-only edits keep every byte offset and char boundary
+/// valid in the original, where the spans found in the view are replaced.
+fn unescaped_view(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let joins = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
+    let mut view: Option<Vec<u8>> = None;
+    let mut at = memchr::memchr(b'\\', bytes)?;
+    while at + 1 < bytes.len() {
+        let len = match bytes[at + 1] {
+            b'n' | b't' | b'r' | b'"' | b'\\' | b'/' | b'b' | b'f' | b'\'' => 2,
+            b'u' if bytes.get(at + 2..at + 6).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) => 6,
+            _ => 1,
+        };
+        // Only an escape that touches the next token changes what the detectors see.
+        if len > 1 && bytes.get(at + len).is_some_and(joins) {
+            view.get_or_insert_with(|| bytes.to_vec())[at..at + len].fill(b' ');
+        }
+        at += len;
+        match memchr::memchr(b'\\', &bytes[at..]) {
+            Some(next) => at += next,
+            None => break,
+        }
+    }
+    // Only ASCII bytes were overwritten, with ASCII, so the view is still UTF-8.
+    view.and_then(|view| String::from_utf8(view).ok())
 }
 
 /// False when a numeric match is a piece of a longer token: glued to letters

@@ -167,3 +167,34 @@ fn clean_and_non_ascii_text_is_borrowed() {
     assert_clean("Grüße aus München — 東京で会いましょう。 Ça va? Ünïcödé wörds everywhere.");
     assert_finds("Écrivez à zoë@example.fr — merci", PiiKind::Email, "zoë@example.fr");
 }
+
+#[test]
+fn escapes_glued_to_pii_do_not_hide_it() {
+    // Two-character escapes as JSON and debug output write them.
+    let text = r#"card:\n4111 1111 1111 1111\tphone:\r555-123-4567\n\n10.1.2.3\"203.0.113.9\u000a07700 900123"#;
+    let scrubbed = Scrubber::new().scrub(text);
+    assert_eq!(scrubbed, r#"card:\n[CARD_NUMBER]\tphone:\r[PHONE]\n\n[IP_ADDRESS]\"[IP_ADDRESS]\u000a[PHONE]"#);
+    // An escaped backslash before a letter is not an escape of that letter.
+    assert_clean(r"C:\\new\\4111111111111112 and \n-v1.2 and \\n1.2.3.4.5");
+}
+
+#[test]
+fn json_is_scrubbed_by_its_decoded_strings() {
+    let scrubber = Scrubber::new();
+    let clean = r#"[{"role":"user","content":"Where is order #4521?\nThanks"}]"#;
+    assert!(matches!(scrubber.scrub_json(clean), Cow::Borrowed(_)));
+    let clean_unescaped = r#"{"role":"user","content":"Where is order 4521?"}"#;
+    assert!(matches!(scrubber.scrub_json(clean_unescaped), Cow::Borrowed(_)));
+
+    let json = r#"{"content":"mail jane\u0040example.com\nor zo\u00eb@example.fr","card":4111111111111111,"jane@example.com":1,"api_key":"c2VjcmV0LXZhbHVl","note":"a\nb"}"#;
+    let scrubbed = scrubber.scrub_json(json);
+    let value: serde_json::Value = serde_json::from_str(&scrubbed).unwrap_or_default();
+    assert_eq!(value["content"], "mail [EMAIL]\nor [EMAIL]", "{scrubbed}");
+    assert_eq!(value["card"], "[CARD_NUMBER]");
+    assert_eq!(value["[EMAIL]"], 1);
+    assert_eq!(value["api_key"], "[API_KEY]");
+    assert_eq!(value["note"], "a\nb");
+    // Not JSON after all (a truncated payload): the plain pass, escapes understood.
+    let truncated = r#"{"content":"card\n4111 1111 1111 1111 and more"#;
+    assert_eq!(scrubber.scrub_json(truncated), r#"{"content":"card\n[CARD_NUMBER] and more"#);
+}
