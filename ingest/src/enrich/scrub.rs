@@ -256,6 +256,37 @@ impl Scrubber {
         }
     }
 
+    /// Scrubs bytes of any kind, such as a rejected message kept for diagnosis:
+    /// UTF-8 as by [`scrub_json`](Self::scrub_json); anything else (protobuf)
+    /// run by run of valid UTF-8, where the strings inside it are. Borrowed
+    /// unchanged when there is nothing to replace.
+    pub fn scrub_bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return match self.scrub_json(text) {
+                Cow::Borrowed(_) => Cow::Borrowed(bytes),
+                Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+            };
+        }
+        let mut out: Option<Vec<u8>> = None;
+        let mut at = 0;
+        for chunk in bytes.utf8_chunks() {
+            let text = chunk.valid();
+            for (kind, range) in self.find(text) {
+                // The span is overwritten with a mask of its own length, so the
+                // protobuf's length prefixes stay valid and the sample still
+                // decodes for diagnosis. A string whose length byte is a digit or
+                // letter glues it to a number at the string's start, which can
+                // hide that number or (when the match takes the byte) break the
+                // framing; privacy comes first in a rejected sample, so the
+                // mask may cut through framing and the lengths no longer match.
+                let span = &mut out.get_or_insert_with(|| bytes.to_vec())[at + range.start..at + range.end];
+                mask(span, kind.placeholder().as_bytes());
+            }
+            at += text.len() + chunk.invalid().len();
+        }
+        out.map_or(Cow::Borrowed(bytes), Cow::Owned)
+    }
+
     /// Scrubs every string, object key and number in `value`; true when anything changed.
     fn scrub_value(&self, value: &mut serde_json::Value) -> bool {
         use serde_json::Value;
@@ -347,6 +378,15 @@ impl Scrubber {
             }
         }
         found
+    }
+}
+
+/// Overwrites `span` with the placeholder, padded with `*`, or with `*` alone
+/// when the placeholder is longer than the span.
+fn mask(span: &mut [u8], placeholder: &[u8]) {
+    span.fill(b'*');
+    if let Some(head) = span.get_mut(..placeholder.len()) {
+        head.copy_from_slice(placeholder);
     }
 }
 

@@ -198,3 +198,17 @@ fn json_is_scrubbed_by_its_decoded_strings() {
     let truncated = r#"{"content":"card\n4111 1111 1111 1111 and more"#;
     assert_eq!(scrubber.scrub_json(truncated), r#"{"content":"card\n[CARD_NUMBER] and more"#);
 }
+
+#[test]
+fn bytes_are_scrubbed_as_text_or_masked_in_place() {
+    let scrubber = Scrubber::new();
+    let clean: &[u8] = b"\x0a\x05hello\xff\x12\x03abc";
+    assert!(matches!(scrubber.scrub_bytes(clean), Cow::Borrowed(_)));
+    assert_eq!(scrubber.scrub_bytes(b"mail jane@example.com").as_ref(), b"mail [EMAIL]");
+
+    // Protobuf-like: two length-delimited strings around bytes that are not UTF-8.
+    let binary = b"\x0a\x16mail jane@example.com\xff\xfe\x12\x0aip 1.2.3.4".to_vec();
+    let masked = scrubber.scrub_bytes(&binary).into_owned();
+    assert_eq!(masked.len(), binary.len(), "lengths are kept");
+    assert_eq!(masked, b"\x0a\x16mail [EMAIL]*********\xff\xfe\x12\x0aip *******".to_vec());
+}
