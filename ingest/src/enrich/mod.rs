@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use driftwatch_lake::model::InferenceEvent;
+use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
 use serde::Serialize;
 
 use crate::FastHashMap;
@@ -90,6 +90,9 @@ impl Enricher {
     /// always clears `input_content` and `output_content` so raw text never
     /// reaches the lake.
     pub fn enrich(&self, event: &mut InferenceEvent) {
+        // `error_type` may be a span's free-text status message, stored and
+        // used as a metric label whatever the content policy.
+        self.scrub_field(&mut event.error_type);
         if let Some(priced) = price_event(&self.registry, event) {
             event.cost_usd = Some(priced.cost_usd);
             event.price_version = Some(priced.price_version);
@@ -117,6 +120,21 @@ impl Enricher {
         // Serialising two optional strings cannot fail; if it ever did, keeping
         // nothing is the safe side of the retention policy.
         event.content = serde_json::to_string(&retained).ok();
+    }
+
+    /// Makes a feedback event safe to keep: its label is free text from the
+    /// evaluator or the user, stored whatever the content policy.
+    pub fn enrich_feedback(&self, feedback: &mut FeedbackEvent) {
+        self.scrub_field(&mut feedback.score_label);
+    }
+
+    /// Scrubs a free-text field in place; clean text is not copied.
+    fn scrub_field(&self, field: &mut Option<String>) {
+        if let Some(text) = field.as_mut()
+            && let Cow::Owned(scrubbed) = self.scrubber.scrub(text)
+        {
+            *text = scrubbed;
+        }
     }
 
     /// The copy of one side's text that may be kept under `policy`. Content is
@@ -230,6 +248,29 @@ mod tests {
             "My card:\n[CARD_NUMBER]\nPhone:\n[PHONE]\nIP:\n[IP_ADDRESS]\tmail:\t[EMAIL]"
         );
         assert_eq!(output, "My card:\n[CARD_NUMBER]\nPhone: [PHONE], IP [IP_ADDRESS]");
+        Ok(())
+    }
+
+    #[test]
+    fn free_text_error_types_and_feedback_labels_are_scrubbed() -> TestResult {
+        let enricher = enricher()?;
+        // The default policy keeps no content; these fields are kept regardless.
+        let mut e = event("checkout");
+        e.error_type = Some("quota exceeded for jane@example.com from 10.1.2.3".to_owned());
+        enricher.enrich(&mut e);
+        assert_eq!(e.error_type.as_deref(), Some("quota exceeded for [EMAIL] from [IP_ADDRESS]"));
+        let mut e = event("checkout");
+        e.error_type = Some("RateLimitError".to_owned());
+        enricher.enrich(&mut e);
+        assert_eq!(e.error_type.as_deref(), Some("RateLimitError"));
+
+        let mut feedback = FeedbackEvent {
+            name: "user_thumbs".to_owned(),
+            score_label: Some("down: call me on 415-555-2671".to_owned()),
+            ..FeedbackEvent::default()
+        };
+        enricher.enrich_feedback(&mut feedback);
+        assert_eq!(feedback.score_label.as_deref(), Some("down: call me on [PHONE]"));
         Ok(())
     }
 

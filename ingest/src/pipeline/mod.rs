@@ -126,6 +126,7 @@ impl Processor {
                 self.metrics.record_duplicate();
                 continue;
             }
+            self.enricher.enrich_feedback(&mut feedback);
             self.join.fill(&mut feedback);
             feedback.source = Some(source.clone());
             if let Err(error) = buffer.rollups.add_feedback(&feedback) {
