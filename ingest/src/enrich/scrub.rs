@@ -28,8 +28,10 @@ pub enum PiiKind {
     NationalId,
     /// IPv4 and IPv6 addresses.
     IpAddress,
-    /// Provider API keys (`sk-...`, `AKIA...`, `ghp_...`, `xoxb-...`, `api_key=...`).
+    /// Provider API keys (`sk-...`, `sk_live_...`, `AIza...`, `AKIA...`, `ghp_...`, `xoxb-...`, `api_key=...`).
     ApiKey,
+    /// Passwords in key-value form (`password=...`, `"pwd": "..."`) and HTTP Basic credentials.
+    Password,
     /// The token after `Bearer`.
     BearerToken,
     /// JSON web tokens (`eyJ...`).
@@ -47,6 +49,7 @@ impl PiiKind {
             PiiKind::NationalId => "[NATIONAL_ID]",
             PiiKind::IpAddress => "[IP_ADDRESS]",
             PiiKind::ApiKey => "[API_KEY]",
+            PiiKind::Password => "[PASSWORD]",
             PiiKind::BearerToken => "[BEARER_TOKEN]",
             PiiKind::Jwt => "[JWT]",
         }
@@ -58,13 +61,15 @@ impl PiiKind {
 type Validator = fn(&str) -> Option<usize>;
 
 /// One detector: a pattern, the capture group that is the secret (0 = whole
-/// match), whether digits may not touch it, and an optional validator.
+/// match), whether digits may not touch it, an optional validator, and words
+/// that, just before a match, say it is something else.
 struct Detector {
     kind: PiiKind,
     pattern: &'static str,
     group: usize,
     numeric: bool,
     validate: Option<Validator>,
+    not_after: &'static [&'static str],
 }
 
 /// Detectors in priority order: when two matches start at the same place
@@ -76,13 +81,15 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: false,
         validate: None,
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::ApiKey,
-        pattern: r"(?-u:\b)(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|xox[baprs]-[A-Za-z0-9-]{10,})(?-u:\b)",
+        pattern: r"(?-u:\b)(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{30,}|xox[baprs]-[A-Za-z0-9-]{10,})(?-u:\b)",
         group: 0,
         numeric: false,
         validate: None,
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::ApiKey,
@@ -90,6 +97,54 @@ const DETECTORS: &[Detector] = &[
         group: 1,
         numeric: false,
         validate: Some(secret_value),
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::ApiKey,
+        // Google keys may end in `-`, after which there is no word boundary.
+        pattern: r"(?-u:\b)AIza[0-9A-Za-z_-]{35}",
+        group: 0,
+        numeric: false,
+        validate: None,
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::Password,
+        // A quoted value is the password up to its closing quote, spaces
+        // included; `\\?` allows the escaped quotes of JSON inside a string.
+        // `_` may precede the key (`db_password`). Values take no `[`, so
+        // placeholders stay put.
+        pattern: r#"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\\?["']?\s*[:=]\s*\\?["']([^"'\[\]\\\r\n]+)"#,
+        group: 1,
+        numeric: false,
+        validate: Some(password_value),
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::Password,
+        // After `=` any word is the password.
+        pattern: r#"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\s*=\s*([^\s"'&,;\[\]\\]+)"#,
+        group: 1,
+        numeric: false,
+        validate: Some(password_value),
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::Password,
+        // A bare value after a colon may be prose ("password: click the link").
+        pattern: r#"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\s*:\s*([^\s"'&,;\[\]\\]+)"#,
+        group: 1,
+        numeric: false,
+        validate: Some(password_like),
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::Password,
+        pattern: r#"(?i)authorization\\?["']?\s*[:=]\s*\\?["']?basic\s+([A-Za-z0-9+/]{4,}={0,2})"#,
+        group: 1,
+        numeric: false,
+        validate: None,
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::BearerToken,
@@ -97,6 +152,7 @@ const DETECTORS: &[Detector] = &[
         group: 1,
         numeric: false,
         validate: Some(token_like),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::Email,
@@ -104,6 +160,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: false,
         validate: None,
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::Iban,
@@ -111,6 +168,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: false,
         validate: Some(iban),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::CardNumber,
@@ -118,6 +176,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: Some(card),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::NationalId,
@@ -125,6 +184,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: Some(ssn),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::NationalId,
@@ -132,6 +192,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: false,
         validate: Some(nino),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::IpAddress,
@@ -139,6 +200,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: Some(ipv6),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::IpAddress,
@@ -146,6 +208,8 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: None,
+        // Four-part version numbers look like addresses.
+        not_after: &["version", "ver", "v"],
     },
     Detector {
         kind: PiiKind::Phone,
@@ -153,6 +217,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: Some(international_phone),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::Phone,
@@ -160,6 +225,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: None,
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::Phone,
@@ -167,6 +233,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: Some(national_phone),
+        not_after: &[],
     },
 ];
 
@@ -367,6 +434,9 @@ impl Scrubber {
                 if detector.numeric && !stands_alone(text, &range) {
                     continue;
                 }
+                if !detector.not_after.is_empty() && follows_word(text, range.start, detector.not_after) {
+                    continue;
+                }
                 candidates.push((range, index));
             }
         }
@@ -437,6 +507,30 @@ fn stands_alone(text: &str, range: &Range<usize>) -> bool {
         _ => false,
     };
     !glued_before && !glued_after
+}
+
+/// True when one of `words` (any case) comes just before `start`, apart from
+/// spaces and a `:`, `=` or `.` (`version 1.2.3.4`, `ver.: 1.2.3.4`).
+fn follows_word(text: &str, start: usize, words: &[&str]) -> bool {
+    let before = text[..start].trim_end_matches([' ', '\t', ':', '=', '.']);
+    let letters = before.bytes().rev().take_while(u8::is_ascii_alphabetic).count();
+    let word = &before[before.len() - letters..];
+    words.iter().any(|w| w.eq_ignore_ascii_case(word))
+}
+
+/// A password given after `=` or in quotes: anything up to a sentence's full stop.
+fn password_value(value: &str) -> Option<usize> {
+    let trimmed = value.trim_end_matches('.');
+    (!trimmed.is_empty()).then_some(trimmed.len())
+}
+
+/// A bare password after a colon must not look like a word of prose: it has a
+/// digit or a symbol, or is too long for one.
+fn password_like(value: &str) -> Option<usize> {
+    let len = password_value(value)?;
+    let value = &value[..len];
+    let marked = value.bytes().any(|b| !b.is_ascii_alphabetic());
+    (marked || len >= 16).then_some(len)
 }
 
 /// A secret value ends before a sentence's full stop.

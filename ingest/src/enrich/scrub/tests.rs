@@ -153,11 +153,16 @@ fn scrubbing_replaces_everything_and_is_idempotent() {
         PiiKind::NationalId,
         PiiKind::IpAddress,
         PiiKind::ApiKey,
+        PiiKind::Password,
         PiiKind::BearerToken,
         PiiKind::Jwt,
     ] {
         assert_clean(kind.placeholder());
         assert_clean(&format!("Bearer {} api_key={}", kind.placeholder(), kind.placeholder()));
+        assert_clean(&format!(
+            r#"password={p} "pwd": "{p}" password: {p} Authorization: Basic {p}"#,
+            p = kind.placeholder()
+        ));
     }
 }
 
@@ -211,4 +216,44 @@ fn bytes_are_scrubbed_as_text_or_masked_in_place() {
     let masked = scrubber.scrub_bytes(&binary).into_owned();
     assert_eq!(masked.len(), binary.len(), "lengths are kept");
     assert_eq!(masked, b"\x0a\x16mail [EMAIL]*********\xff\xfe\x12\x0aip *******".to_vec());
+}
+
+#[test]
+fn stripe_and_google_keys() {
+    for key in [
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        "rk_live_51H8abcDEFghiJKLmnoPQ",
+        "AIzaSyA-1234567890abcdefghijklmnopqrstu",
+        "AIzaSyD_abcdefghijklmnopqrstuvwxyz0123-",
+    ] {
+        assert_finds(&format!("config: {key} (do not share)"), PiiKind::ApiKey, key);
+    }
+    assert_clean("pk_live is the publishable prefix; sk_live_ alone is a prefix; AIza is a word start.");
+}
+
+#[test]
+fn passwords_and_basic_credentials() {
+    for (text, secret) in [
+        ("connect with password=hunter2 now", "hunter2"),
+        ("DB_PASSWORD=s3cr3t!x ./migrate", "s3cr3t!x"),
+        (r#"{"user": "jane", "password": "correct horse"}"#, "correct horse"),
+        (r#"{"passwd":"p@ss"}"#, "p@ss"),
+        ("pwd='tr0ub4dor' in the script", "tr0ub4dor"),
+        ("password = 'Tr0ub4dor&3'", "Tr0ub4dor&3"),
+        ("my password: hunter2.", "hunter2"),
+        (r#"body {"password":"hunter2"} sent"#, "hunter2"),
+        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+        (r#"-H "authorization: basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==""#, "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+    ] {
+        assert_finds(text, PiiKind::Password, secret);
+    }
+    assert_clean("Forgot your password: click the link. Password reset done; basic auth is off; basic plan.");
+}
+
+#[test]
+fn version_numbers_are_not_addresses() {
+    assert_clean("Running version 1.2.3.4, upgraded from ver. 10.0.0.1 (v 2.0.0.1) and Version: 4.3.2.1.");
+    assert_finds("server 10.0.0.1 runs version 1.2.3.4", PiiKind::IpAddress, "10.0.0.1");
+    assert_clean("dates 2024-08-06 and 06.08.2024, order #4521, uuid 123e4567-e89b-12d3-a456-426614174000");
 }
