@@ -200,9 +200,10 @@ pub struct DeadLetter {
     pub time: UnixNanos,
     /// Stable machine-readable reason (`malformed_json`, `negative_tokens`, ...); also the metric label.
     pub reason: &'static str,
-    /// Human-readable detail: what was wrong, where.
+    /// Human-readable detail: what was wrong, where. PII in it (a quoted bad value) is scrubbed.
     pub detail: String,
-    /// The rejected bytes (the whole message, or the offending item), truncated to the configured cap.
+    /// The rejected bytes (the whole message, or the offending item), truncated to the configured cap,
+    /// with PII scrubbed (masked in place in binary payloads) whatever the app's content policy.
     pub payload: Vec<u8>,
     /// Where it was read from.
     pub source: Option<SourcePosition>,

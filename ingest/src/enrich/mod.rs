@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use driftwatch_lake::model::InferenceEvent;
+use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
 use serde::Serialize;
 
 use crate::FastHashMap;
@@ -90,6 +90,9 @@ impl Enricher {
     /// always clears `input_content` and `output_content` so raw text never
     /// reaches the lake.
     pub fn enrich(&self, event: &mut InferenceEvent) {
+        // `error_type` may be a span's free-text status message, stored and
+        // used as a metric label whatever the content policy.
+        self.scrub_field(&mut event.error_type);
         if let Some(priced) = price_event(&self.registry, event) {
             event.cost_usd = Some(priced.cost_usd);
             event.price_version = Some(priced.price_version);
@@ -119,9 +122,26 @@ impl Enricher {
         event.content = serde_json::to_string(&retained).ok();
     }
 
-    /// The copy of one side's text that may be kept under `policy`.
+    /// Makes a feedback event safe to keep: its label is free text from the
+    /// evaluator or the user, stored whatever the content policy.
+    pub fn enrich_feedback(&self, feedback: &mut FeedbackEvent) {
+        self.scrub_field(&mut feedback.score_label);
+    }
+
+    /// Scrubs a free-text field in place; clean text is not copied.
+    fn scrub_field(&self, field: &mut Option<String>) {
+        if let Some(text) = field.as_mut()
+            && let Cow::Owned(scrubbed) = self.scrubber.scrub(text)
+        {
+            *text = scrubbed;
+        }
+    }
+
+    /// The copy of one side's text that may be kept under `policy`. Content is
+    /// often a JSON message list (`gen_ai.input.messages`), whose escapes hide
+    /// PII from a plain-text pass, so JSON is scrubbed string by string.
     fn retained_text<'a>(&self, text: &'a str, policy: ContentPolicy) -> Cow<'a, str> {
-        if policy.scrub_pii { self.scrubber.scrub(text) } else { Cow::Borrowed(text) }
+        if policy.scrub_pii { self.scrubber.scrub_json(text) } else { Cow::Borrowed(text) }
     }
 
     /// The registry prices come from, for governance checks downstream.
@@ -201,6 +221,56 @@ mod tests {
             "My email is [EMAIL], card [CARD_NUMBER], key [API_KEY], token [JWT]. Where is my parcel?"
         );
         assert_eq!(value["output"], "Your parcel ships  today.");
+        Ok(())
+    }
+
+    #[test]
+    fn pii_behind_json_escapes_in_message_lists_is_scrubbed() -> TestResult {
+        let enricher = enricher()?;
+        let messages = r#"[{"role":"user","parts":[{"type":"text","content":"My card:\n4111 1111 1111 1111\nPhone:\n555-123-4567\nIP:\n10.1.2.3\tmail:\tjane\u0040example.com"}]}]"#;
+        // The older flat `gen_ai.prompt` plain text.
+        let flat = "My card:\n4111 1111 1111 1111\nPhone: 555-123-4567, IP 10.1.2.3";
+        let mut e = event("support-bot");
+        e.input_content = Some(messages.to_owned());
+        e.output_content = Some(flat.to_owned());
+        enricher.enrich(&mut e);
+        let content = e.content.ok_or("content not retained")?;
+        let value: serde_json::Value = serde_json::from_str(&content)?;
+        let input = value["input"].as_str().ok_or("no input")?;
+        let output = value["output"].as_str().ok_or("no output")?;
+        for secret in ["4111", "555-123-4567", "10.1.2.3", "jane", "example.com"] {
+            assert!(!input.contains(secret) && !output.contains(secret), "{secret} leaked into {content}");
+        }
+        // The message list is still JSON, with the placeholders in the decoded text.
+        let messages: serde_json::Value = serde_json::from_str(input)?;
+        assert_eq!(
+            messages[0]["parts"][0]["content"],
+            "My card:\n[CARD_NUMBER]\nPhone:\n[PHONE]\nIP:\n[IP_ADDRESS]\tmail:\t[EMAIL]"
+        );
+        assert_eq!(output, "My card:\n[CARD_NUMBER]\nPhone: [PHONE], IP [IP_ADDRESS]");
+        Ok(())
+    }
+
+    #[test]
+    fn free_text_error_types_and_feedback_labels_are_scrubbed() -> TestResult {
+        let enricher = enricher()?;
+        // The default policy keeps no content; these fields are kept regardless.
+        let mut e = event("checkout");
+        e.error_type = Some("quota exceeded for jane@example.com from 10.1.2.3".to_owned());
+        enricher.enrich(&mut e);
+        assert_eq!(e.error_type.as_deref(), Some("quota exceeded for [EMAIL] from [IP_ADDRESS]"));
+        let mut e = event("checkout");
+        e.error_type = Some("RateLimitError".to_owned());
+        enricher.enrich(&mut e);
+        assert_eq!(e.error_type.as_deref(), Some("RateLimitError"));
+
+        let mut feedback = FeedbackEvent {
+            name: "user_thumbs".to_owned(),
+            score_label: Some("down: call me on 415-555-2671".to_owned()),
+            ..FeedbackEvent::default()
+        };
+        enricher.enrich_feedback(&mut feedback);
+        assert_eq!(feedback.score_label.as_deref(), Some("down: call me on [PHONE]"));
         Ok(())
     }
 

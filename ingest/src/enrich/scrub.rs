@@ -28,8 +28,10 @@ pub enum PiiKind {
     NationalId,
     /// IPv4 and IPv6 addresses.
     IpAddress,
-    /// Provider API keys (`sk-...`, `AKIA...`, `ghp_...`, `xoxb-...`, `api_key=...`).
+    /// Provider API keys (`sk-...`, `sk_live_...`, `AIza...`, `AKIA...`, `ghp_...`, `xoxb-...`, `api_key=...`).
     ApiKey,
+    /// Passwords in key-value form (`password=...`, `"pwd": "..."`) and HTTP Basic credentials.
+    Password,
     /// The token after `Bearer`.
     BearerToken,
     /// JSON web tokens (`eyJ...`).
@@ -47,6 +49,7 @@ impl PiiKind {
             PiiKind::NationalId => "[NATIONAL_ID]",
             PiiKind::IpAddress => "[IP_ADDRESS]",
             PiiKind::ApiKey => "[API_KEY]",
+            PiiKind::Password => "[PASSWORD]",
             PiiKind::BearerToken => "[BEARER_TOKEN]",
             PiiKind::Jwt => "[JWT]",
         }
@@ -58,13 +61,15 @@ impl PiiKind {
 type Validator = fn(&str) -> Option<usize>;
 
 /// One detector: a pattern, the capture group that is the secret (0 = whole
-/// match), whether digits may not touch it, and an optional validator.
+/// match), whether digits may not touch it, an optional validator, and words
+/// that, just before a match, say it is something else.
 struct Detector {
     kind: PiiKind,
     pattern: &'static str,
     group: usize,
     numeric: bool,
     validate: Option<Validator>,
+    not_after: &'static [&'static str],
 }
 
 /// Detectors in priority order: when two matches start at the same place
@@ -76,13 +81,15 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: false,
         validate: None,
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::ApiKey,
-        pattern: r"(?-u:\b)(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|xox[baprs]-[A-Za-z0-9-]{10,})(?-u:\b)",
+        pattern: r"(?-u:\b)(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{30,}|xox[baprs]-[A-Za-z0-9-]{10,})(?-u:\b)",
         group: 0,
         numeric: false,
         validate: None,
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::ApiKey,
@@ -90,6 +97,54 @@ const DETECTORS: &[Detector] = &[
         group: 1,
         numeric: false,
         validate: Some(secret_value),
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::ApiKey,
+        // Google keys may end in `-`, after which there is no word boundary.
+        pattern: r"(?-u:\b)AIza[0-9A-Za-z_-]{35}",
+        group: 0,
+        numeric: false,
+        validate: None,
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::Password,
+        // A quoted value is the password up to its closing quote, spaces
+        // included; `\\?` allows the escaped quotes of JSON inside a string.
+        // `_` may precede the key (`db_password`). Values take no `[`, so
+        // placeholders stay put.
+        pattern: r#"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\\?["']?\s*[:=]\s*\\?["']([^"'\[\]\\\r\n]+)"#,
+        group: 1,
+        numeric: false,
+        validate: Some(password_value),
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::Password,
+        // After `=` any word is the password.
+        pattern: r#"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\s*=\s*([^\s"'&,;\[\]\\]+)"#,
+        group: 1,
+        numeric: false,
+        validate: Some(password_value),
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::Password,
+        // A bare value after a colon may be prose ("password: click the link").
+        pattern: r#"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\s*:\s*([^\s"'&,;\[\]\\]+)"#,
+        group: 1,
+        numeric: false,
+        validate: Some(password_like),
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::Password,
+        pattern: r#"(?i)authorization\\?["']?\s*[:=]\s*\\?["']?basic\s+([A-Za-z0-9+/]{4,}={0,2})"#,
+        group: 1,
+        numeric: false,
+        validate: None,
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::BearerToken,
@@ -97,6 +152,7 @@ const DETECTORS: &[Detector] = &[
         group: 1,
         numeric: false,
         validate: Some(token_like),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::Email,
@@ -104,6 +160,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: false,
         validate: None,
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::Iban,
@@ -111,6 +168,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: false,
         validate: Some(iban),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::CardNumber,
@@ -118,6 +176,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: Some(card),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::NationalId,
@@ -125,6 +184,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: Some(ssn),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::NationalId,
@@ -132,6 +192,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: false,
         validate: Some(nino),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::IpAddress,
@@ -139,6 +200,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: Some(ipv6),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::IpAddress,
@@ -146,6 +208,8 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: None,
+        // Four-part version numbers look like addresses.
+        not_after: &["version", "ver", "v"],
     },
     Detector {
         kind: PiiKind::Phone,
@@ -153,6 +217,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: Some(international_phone),
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::Phone,
@@ -160,6 +225,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: None,
+        not_after: &[],
     },
     Detector {
         kind: PiiKind::Phone,
@@ -167,6 +233,7 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: Some(national_phone),
+        not_after: &[],
     },
 ];
 
@@ -227,9 +294,127 @@ impl Scrubber {
         Cow::Owned(out)
     }
 
+    /// Like [`scrub`](Self::scrub), for text that may be JSON (message lists
+    /// such as `gen_ai.input.messages`, rejected payloads): when it parses,
+    /// every string (and number) is scrubbed decoded, so PII behind an escape
+    /// (`\u0040`, or `\n` glued to digits) is found, and the result is
+    /// re-serialised. Anything else is scrubbed as plain text.
+    pub fn scrub_json<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let looks_like_json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
+        // Without a backslash every JSON string is spelled verbatim in the
+        // text, and quotes bound matches just as a string's ends do, so the
+        // plain pass sees all a decoded walk would (and clean text stays borrowed).
+        if !looks_like_json || memchr::memchr(b'\\', text.as_bytes()).is_none() {
+            return self.scrub(text);
+        }
+        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) else {
+            return self.scrub(text);
+        };
+        if !self.scrub_value(&mut value) {
+            // The plain pass still runs: it sees a key and its value together
+            // (`"api_key": "..."`), which the walk, one string at a time, does not.
+            return self.scrub(text);
+        }
+        match serde_json::to_string(&value) {
+            Ok(json) => Cow::Owned(self.scrub(&json).into_owned()),
+            // A Value with string keys always serialises; should it not, the
+            // plain pass over the original is the remaining safe answer.
+            Err(_) => self.scrub(text),
+        }
+    }
+
+    /// Scrubs bytes of any kind, such as a rejected message kept for diagnosis:
+    /// UTF-8 as by [`scrub_json`](Self::scrub_json); anything else (protobuf)
+    /// run by run of valid UTF-8, where the strings inside it are. Borrowed
+    /// unchanged when there is nothing to replace.
+    pub fn scrub_bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return match self.scrub_json(text) {
+                Cow::Borrowed(_) => Cow::Borrowed(bytes),
+                Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+            };
+        }
+        let mut out: Option<Vec<u8>> = None;
+        let mut at = 0;
+        for chunk in bytes.utf8_chunks() {
+            let text = chunk.valid();
+            for (kind, range) in self.find(text) {
+                // The span is overwritten with a mask of its own length, so the
+                // protobuf's length prefixes stay valid and the sample still
+                // decodes for diagnosis. A string whose length byte is a digit or
+                // letter glues it to a number at the string's start, which can
+                // hide that number or (when the match takes the byte) break the
+                // framing; privacy comes first in a rejected sample, so the
+                // mask may cut through framing and the lengths no longer match.
+                let span = &mut out.get_or_insert_with(|| bytes.to_vec())[at + range.start..at + range.end];
+                mask(span, kind.placeholder().as_bytes());
+            }
+            at += text.len() + chunk.invalid().len();
+        }
+        out.map_or(Cow::Borrowed(bytes), Cow::Owned)
+    }
+
+    /// Scrubs every string, object key and number in `value`; true when anything changed.
+    fn scrub_value(&self, value: &mut serde_json::Value) -> bool {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => match self.scrub(text) {
+                Cow::Owned(scrubbed) => {
+                    *text = scrubbed;
+                    true
+                }
+                Cow::Borrowed(_) => false,
+            },
+            // A card or phone number sent as a JSON number is still one.
+            Value::Number(number) => match self.scrub(&number.to_string()) {
+                Cow::Owned(scrubbed) => {
+                    *value = Value::String(scrubbed);
+                    true
+                }
+                Cow::Borrowed(_) => false,
+            },
+            Value::Array(items) => {
+                // Every item is scrubbed, so no short-circuiting `any`.
+                let mut changed = false;
+                for item in items {
+                    changed |= self.scrub_value(item);
+                }
+                changed
+            }
+            Value::Object(map) => {
+                let mut changed = false;
+                for item in map.values_mut() {
+                    changed |= self.scrub_value(item);
+                }
+                if map.keys().any(|key| !self.find(key).is_empty()) {
+                    *map = std::mem::take(map)
+                        .into_iter()
+                        .map(|(key, item)| (self.scrub(&key).into_owned(), item))
+                        .collect();
+                    changed = true;
+                }
+                changed
+            }
+            Value::Null | Value::Bool(_) => false,
+        }
+    }
+
     /// PII spans in `text`, sorted and non-overlapping (the earliest, then
     /// longest, then highest-priority match wins).
+    ///
+    /// Escape sequences (`\n`, `\t`, `\"`, `\u000a`, ...) count as the
+    /// separators they stand for: JSON and debug-printed text glue them to
+    /// the next word (`\n4111 1111 ...`), which would otherwise hide a
+    /// number from the word-boundary and stands-alone checks.
     pub fn find(&self, text: &str) -> Vec<(PiiKind, Range<usize>)> {
+        match unescaped_view(text) {
+            Some(view) => self.find_in(&view),
+            None => self.find_in(text),
+        }
+    }
+
+    /// [`find`](Self::find) without the escape handling.
+    fn find_in(&self, text: &str) -> Vec<(PiiKind, Range<usize>)> {
         let compiled: &Compiled = self.compiled;
         let mut candidates: Vec<(Range<usize>, usize)> = Vec::new();
         for index in compiled.set.matches(text).iter() {
@@ -249,6 +434,9 @@ impl Scrubber {
                 if detector.numeric && !stands_alone(text, &range) {
                     continue;
                 }
+                if !detector.not_after.is_empty() && follows_word(text, range.start, detector.not_after) {
+                    continue;
+                }
                 candidates.push((range, index));
             }
         }
@@ -261,6 +449,44 @@ impl Scrubber {
         }
         found
     }
+}
+
+/// Overwrites `span` with the placeholder, padded with `*`, or with `*` alone
+/// when the placeholder is longer than the span.
+fn mask(span: &mut [u8], placeholder: &[u8]) {
+    span.fill(b'*');
+    if let Some(head) = span.get_mut(..placeholder.len()) {
+        head.copy_from_slice(placeholder);
+    }
+}
+
+/// `text` with every escape sequence that is glued to the next token blanked
+/// to spaces of the same length, or `None` (no allocation) when there is none.
+/// Same-length, ASCII-only edits keep every byte offset and char boundary
+/// valid in the original, where the spans found in the view are replaced.
+fn unescaped_view(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let joins = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
+    let mut view: Option<Vec<u8>> = None;
+    let mut at = memchr::memchr(b'\\', bytes)?;
+    while at + 1 < bytes.len() {
+        let len = match bytes[at + 1] {
+            b'n' | b't' | b'r' | b'"' | b'\\' | b'/' | b'b' | b'f' | b'\'' => 2,
+            b'u' if bytes.get(at + 2..at + 6).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) => 6,
+            _ => 1,
+        };
+        // Only an escape that touches the next token changes what the detectors see.
+        if len > 1 && bytes.get(at + len).is_some_and(joins) {
+            view.get_or_insert_with(|| bytes.to_vec())[at..at + len].fill(b' ');
+        }
+        at += len;
+        match memchr::memchr(b'\\', &bytes[at..]) {
+            Some(next) => at += next,
+            None => break,
+        }
+    }
+    // Only ASCII bytes were overwritten, with ASCII, so the view is still UTF-8.
+    view.and_then(|view| String::from_utf8(view).ok())
 }
 
 /// False when a numeric match is a piece of a longer token: glued to letters
@@ -281,6 +507,30 @@ fn stands_alone(text: &str, range: &Range<usize>) -> bool {
         _ => false,
     };
     !glued_before && !glued_after
+}
+
+/// True when one of `words` (any case) comes just before `start`, apart from
+/// spaces and a `:`, `=` or `.` (`version 1.2.3.4`, `ver.: 1.2.3.4`).
+fn follows_word(text: &str, start: usize, words: &[&str]) -> bool {
+    let before = text[..start].trim_end_matches([' ', '\t', ':', '=', '.']);
+    let letters = before.bytes().rev().take_while(u8::is_ascii_alphabetic).count();
+    let word = &before[before.len() - letters..];
+    words.iter().any(|w| w.eq_ignore_ascii_case(word))
+}
+
+/// A password given after `=` or in quotes: anything up to a sentence's full stop.
+fn password_value(value: &str) -> Option<usize> {
+    let trimmed = value.trim_end_matches('.');
+    (!trimmed.is_empty()).then_some(trimmed.len())
+}
+
+/// A bare password after a colon must not look like a word of prose: it has a
+/// digit or a symbol, or is too long for one.
+fn password_like(value: &str) -> Option<usize> {
+    let len = password_value(value)?;
+    let value = &value[..len];
+    let marked = value.bytes().any(|b| !b.is_ascii_alphabetic());
+    (marked || len >= 16).then_some(len)
 }
 
 /// A secret value ends before a sentence's full stop.

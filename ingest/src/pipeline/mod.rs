@@ -15,6 +15,7 @@ pub use crate::telemetry::{FlushReason, MessageResult};
 pub use flusher::{FlushDone, FlushOutcome, Flusher, FlusherError};
 pub use partition::PartitionBuffer;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use self::partition::seen_recently;
 use crate::aggregate::FeedbackJoin;
 use crate::config::{Config, FlushConfig};
 use crate::decode::{Decoded, Decoder, PayloadFormat, Reject};
-use crate::enrich::Enricher;
+use crate::enrich::{Enricher, Scrubber};
 use crate::telemetry::Metrics;
 
 /// Flush thresholds in the units the hot path compares against.
@@ -125,6 +126,7 @@ impl Processor {
                 self.metrics.record_duplicate();
                 continue;
             }
+            self.enricher.enrich_feedback(&mut feedback);
             self.join.fill(&mut feedback);
             feedback.source = Some(source.clone());
             if let Err(error) = buffer.rollups.add_feedback(&feedback) {
@@ -158,6 +160,11 @@ impl Processor {
     }
 }
 
+/// Every dead letter is built here, so nothing reaches the table unscrubbed.
+///
+/// Rejected input is stored whatever the app's content policy (the app of a
+/// rejected message is often unknown), so its payload and the detail, which
+/// may quote a bad value, pass through every detector first (DESIGN §10).
 fn dead_letter(
     now: UnixNanos,
     reason: &'static str,
@@ -165,6 +172,15 @@ fn dead_letter(
     payload: Vec<u8>,
     source: &SourcePosition,
 ) -> DeadLetter {
+    let scrubber = Scrubber::new();
+    let detail = match scrubber.scrub(&detail) {
+        Cow::Owned(scrubbed) => scrubbed,
+        Cow::Borrowed(_) => detail,
+    };
+    let payload = match scrubber.scrub_bytes(&payload) {
+        Cow::Owned(scrubbed) => scrubbed,
+        Cow::Borrowed(_) => payload,
+    };
     DeadLetter { time: now, reason, detail, payload, source: Some(source.clone()) }
 }
 
@@ -247,6 +263,95 @@ mod tests {
             r#"{{"id":"evt-{id}","time":"2025-06-01T12:00:00Z","app":"{app}","request_model":"gpt-4o","input_tokens":10,"output_tokens":5,"golden_case":"{golden_case}"}}"#
         )
         .into_bytes()
+    }
+
+    const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlLWJ5dGVz";
+    const SECRETS: [&str; 4] = ["jane@example.com", "4111 1111 1111 1111", "4111111111111111", JWT];
+
+    /// The dead letters one message leaves behind.
+    fn dead_letters(payload: &[u8], format: PayloadFormat) -> Result<Vec<DeadLetter>, Box<dyn std::error::Error>> {
+        let mut processor = processor()?;
+        let mut buffer = PartitionBuffer::new(Arc::from("s"), Arc::from("t"), 0, 0, &AggregateConfig::default(), 100);
+        processor.process(&mut buffer, payload, format, (0, 1), NOW);
+        Ok(std::mem::take(&mut buffer.dead_letters))
+    }
+
+    fn assert_no_secrets(dead: &[DeadLetter]) {
+        assert!(!dead.is_empty());
+        for dead in dead {
+            let payload = String::from_utf8_lossy(&dead.payload);
+            for secret in SECRETS {
+                assert!(!dead.detail.contains(secret), "{secret} in detail {:?}", dead.detail);
+                assert!(!payload.contains(secret), "{secret} in payload {payload:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn dead_letters_keep_no_pii_in_payload_or_detail() -> TestResult {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, TracesData};
+        use prost::Message;
+
+        // A whole JSON message rejected for a bad value that is itself PII.
+        let json = format!(
+            r#"{{"id":"evt-1","time":"2025-06-01T12:00:00Z","app":"chat","input_tokens":"jane@example.com","input":"card:\n4111 1111 1111 1111 token {JWT}"}}"#
+        );
+        let dead = dead_letters(json.as_bytes(), PayloadFormat::JsonEvents)?;
+        assert!(dead[0].detail.contains("[EMAIL]"), "{}", dead[0].detail);
+        assert_no_secrets(&dead);
+
+        // One OTLP span rejected, kept re-serialised with its messages.
+        let kv = |key: &str, value: Value| KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        };
+        let messages = format!(
+            r#"[{{"role":"user","parts":[{{"type":"text","content":"I am jane@example.com
+card 4111111111111111
+{JWT}"}}]}}]"#
+        );
+        let end = 1_748_779_200_000_000_000u64;
+        let traces = TracesData {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", Value::StringValue("chat".to_owned()))],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id: vec![0xab; 16],
+                        span_id: vec![0xcd; 8],
+                        name: "chat".to_owned(),
+                        start_time_unix_nano: end - 1_000_000_000,
+                        end_time_unix_nano: end,
+                        attributes: vec![
+                            kv("gen_ai.operation.name", Value::StringValue("chat".to_owned())),
+                            kv("gen_ai.usage.input_tokens", Value::IntValue(-1)),
+                            kv("gen_ai.input.messages", Value::StringValue(messages)),
+                        ],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let protobuf = traces.encode_to_vec();
+        let dead = dead_letters(&protobuf, PayloadFormat::OtlpTraces)?;
+        assert_eq!(dead[0].reason, "negative_tokens");
+        assert_no_secrets(&dead);
+
+        // Protobuf that does not decode is kept as it came, binary: its strings are masked in place.
+        let mut broken = protobuf;
+        broken.extend_from_slice(b"\xff\xff\xff");
+        let dead = dead_letters(&broken, PayloadFormat::OtlpTraces)?;
+        assert_eq!(dead[0].reason, "malformed_protobuf");
+        assert_eq!(dead[0].payload.len(), broken.len());
+        assert_no_secrets(&dead);
+        Ok(())
     }
 
     #[test]

@@ -153,11 +153,16 @@ fn scrubbing_replaces_everything_and_is_idempotent() {
         PiiKind::NationalId,
         PiiKind::IpAddress,
         PiiKind::ApiKey,
+        PiiKind::Password,
         PiiKind::BearerToken,
         PiiKind::Jwt,
     ] {
         assert_clean(kind.placeholder());
         assert_clean(&format!("Bearer {} api_key={}", kind.placeholder(), kind.placeholder()));
+        assert_clean(&format!(
+            r#"password={p} "pwd": "{p}" password: {p} Authorization: Basic {p}"#,
+            p = kind.placeholder()
+        ));
     }
 }
 
@@ -166,4 +171,89 @@ fn clean_and_non_ascii_text_is_borrowed() {
     assert_clean("");
     assert_clean("Grüße aus München — 東京で会いましょう。 Ça va? Ünïcödé wörds everywhere.");
     assert_finds("Écrivez à zoë@example.fr — merci", PiiKind::Email, "zoë@example.fr");
+}
+
+#[test]
+fn escapes_glued_to_pii_do_not_hide_it() {
+    // Two-character escapes as JSON and debug output write them.
+    let text = r#"card:\n4111 1111 1111 1111\tphone:\r555-123-4567\n\n10.1.2.3\"203.0.113.9\u000a07700 900123"#;
+    let scrubbed = Scrubber::new().scrub(text);
+    assert_eq!(scrubbed, r#"card:\n[CARD_NUMBER]\tphone:\r[PHONE]\n\n[IP_ADDRESS]\"[IP_ADDRESS]\u000a[PHONE]"#);
+    // An escaped backslash before a letter is not an escape of that letter.
+    assert_clean(r"C:\\new\\4111111111111112 and \n-v1.2 and \\n1.2.3.4.5");
+}
+
+#[test]
+fn json_is_scrubbed_by_its_decoded_strings() {
+    let scrubber = Scrubber::new();
+    let clean = r#"[{"role":"user","content":"Where is order #4521?\nThanks"}]"#;
+    assert!(matches!(scrubber.scrub_json(clean), Cow::Borrowed(_)));
+    let clean_unescaped = r#"{"role":"user","content":"Where is order 4521?"}"#;
+    assert!(matches!(scrubber.scrub_json(clean_unescaped), Cow::Borrowed(_)));
+
+    let json = r#"{"content":"mail jane\u0040example.com\nor zo\u00eb@example.fr","card":4111111111111111,"jane@example.com":1,"api_key":"c2VjcmV0LXZhbHVl","note":"a\nb"}"#;
+    let scrubbed = scrubber.scrub_json(json);
+    let value: serde_json::Value = serde_json::from_str(&scrubbed).unwrap_or_default();
+    assert_eq!(value["content"], "mail [EMAIL]\nor [EMAIL]", "{scrubbed}");
+    assert_eq!(value["card"], "[CARD_NUMBER]");
+    assert_eq!(value["[EMAIL]"], 1);
+    assert_eq!(value["api_key"], "[API_KEY]");
+    assert_eq!(value["note"], "a\nb");
+    // Not JSON after all (a truncated payload): the plain pass, escapes understood.
+    let truncated = r#"{"content":"card\n4111 1111 1111 1111 and more"#;
+    assert_eq!(scrubber.scrub_json(truncated), r#"{"content":"card\n[CARD_NUMBER] and more"#);
+}
+
+#[test]
+fn bytes_are_scrubbed_as_text_or_masked_in_place() {
+    let scrubber = Scrubber::new();
+    let clean: &[u8] = b"\x0a\x05hello\xff\x12\x03abc";
+    assert!(matches!(scrubber.scrub_bytes(clean), Cow::Borrowed(_)));
+    assert_eq!(scrubber.scrub_bytes(b"mail jane@example.com").as_ref(), b"mail [EMAIL]");
+
+    // Protobuf-like: two length-delimited strings around bytes that are not UTF-8.
+    let binary = b"\x0a\x16mail jane@example.com\xff\xfe\x12\x0aip 1.2.3.4".to_vec();
+    let masked = scrubber.scrub_bytes(&binary).into_owned();
+    assert_eq!(masked.len(), binary.len(), "lengths are kept");
+    assert_eq!(masked, b"\x0a\x16mail [EMAIL]*********\xff\xfe\x12\x0aip *******".to_vec());
+}
+
+#[test]
+fn stripe_and_google_keys() {
+    for key in [
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        "rk_live_51H8abcDEFghiJKLmnoPQ",
+        "AIzaSyA-1234567890abcdefghijklmnopqrstu",
+        "AIzaSyD_abcdefghijklmnopqrstuvwxyz0123-",
+    ] {
+        assert_finds(&format!("config: {key} (do not share)"), PiiKind::ApiKey, key);
+    }
+    assert_clean("pk_live is the publishable prefix; sk_live_ alone is a prefix; AIza is a word start.");
+}
+
+#[test]
+fn passwords_and_basic_credentials() {
+    for (text, secret) in [
+        ("connect with password=hunter2 now", "hunter2"),
+        ("DB_PASSWORD=s3cr3t!x ./migrate", "s3cr3t!x"),
+        (r#"{"user": "jane", "password": "correct horse"}"#, "correct horse"),
+        (r#"{"passwd":"p@ss"}"#, "p@ss"),
+        ("pwd='tr0ub4dor' in the script", "tr0ub4dor"),
+        ("password = 'Tr0ub4dor&3'", "Tr0ub4dor&3"),
+        ("my password: hunter2.", "hunter2"),
+        (r#"body {"password":"hunter2"} sent"#, "hunter2"),
+        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+        (r#"-H "authorization: basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==""#, "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+    ] {
+        assert_finds(text, PiiKind::Password, secret);
+    }
+    assert_clean("Forgot your password: click the link. Password reset done; basic auth is off; basic plan.");
+}
+
+#[test]
+fn version_numbers_are_not_addresses() {
+    assert_clean("Running version 1.2.3.4, upgraded from ver. 10.0.0.1 (v 2.0.0.1) and Version: 4.3.2.1.");
+    assert_finds("server 10.0.0.1 runs version 1.2.3.4", PiiKind::IpAddress, "10.0.0.1");
+    assert_clean("dates 2024-08-06 and 06.08.2024, order #4521, uuid 123e4567-e89b-12d3-a456-426614174000");
 }
