@@ -105,6 +105,13 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
                 report.resumed_from,
                 report.flushes
             );
+            if report.unreadable_bytes > 0 {
+                println!(
+                    "{}: {} bytes could not be split into messages and are in dead_letter (see the warning above)",
+                    path.display(),
+                    report.unreadable_bytes
+                );
+            }
             if report.interrupted {
                 break;
             }

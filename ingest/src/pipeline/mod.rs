@@ -158,6 +158,26 @@ impl Processor {
         self.metrics.record_message(&buffer.topic, result);
         result
     }
+
+    /// Dead-letter a record the source could not hand over as a message (a line above the size
+    /// limit, the bytes after a corrupt length prefix): `head` is what is kept of it, `reason`
+    /// and `detail` say why. Counted like a message the decoder rejected.
+    pub fn reject(
+        &mut self,
+        buffer: &mut PartitionBuffer,
+        (reason, detail): (&'static str, String),
+        head: &[u8],
+        (offset, next_offset): (i64, i64),
+        now: UnixNanos,
+    ) -> MessageResult {
+        buffer.consumed(offset, next_offset);
+        let source = SourcePosition { topic: buffer.topic.clone(), partition: buffer.partition, offset };
+        let payload = truncated(head, self.max_dead_letter_payload_bytes);
+        self.metrics.record_decode_error(reason);
+        bury(&self.metrics, buffer, dead_letter(now, reason, detail, payload, &source));
+        self.metrics.record_message(&buffer.topic, MessageResult::Rejected);
+        MessageResult::Rejected
+    }
 }
 
 /// Every dead letter is built here, so nothing reaches the table unscrubbed.

@@ -25,6 +25,9 @@ use crate::source::framing::{Framing, RecordReader};
 /// A length prefix above this cannot be a real OTLP message: the framing is corrupt.
 const MAX_FRAMED_RECORD_BYTES: usize = 256 << 20;
 
+/// Bytes read from the start of a file to guess its framing: a byte order mark and a length prefix.
+const SNIFF_BYTES: usize = 8;
+
 /// How often the age limit is checked.
 const AGE_TICK: Duration = Duration::from_millis(250);
 
@@ -41,6 +44,9 @@ pub struct FileRunReport {
     pub lines: u64,
     /// Flushes committed.
     pub flushes: u64,
+    /// Bytes that could not be split into messages (lines above `decode.max_payload_bytes`, the
+    /// rest of a file after a corrupt length prefix); each such stretch is one dead letter.
+    pub unreadable_bytes: u64,
     /// True when the run stopped early because of shutdown.
     pub interrupted: bool,
 }
@@ -79,8 +85,16 @@ pub async fn run_file(
     let resumed_from = checkpoint.map_or(0, |c| c.next_offset);
     let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
     let length = file.metadata().await.map_err(io_error)?.len();
-    let mut first = [0u8; 1];
-    let framing = Framing::sniff((file.read(&mut first).await.map_err(io_error)? == 1).then_some(first[0]));
+    let framing = match format {
+        // Events are only ever JSON lines: a first line that is not JSON is a bad line, not a
+        // reason to read the file as protobuf.
+        PayloadFormat::JsonEvents => Framing::Lines,
+        _ => {
+            let mut head = Vec::with_capacity(SNIFF_BYTES);
+            (&mut file).take(SNIFF_BYTES as u64).read_to_end(&mut head).await.map_err(io_error)?;
+            Framing::sniff(&head, length, MAX_FRAMED_RECORD_BYTES)
+        }
+    };
     if u64::try_from(resumed_from).unwrap_or(0) > length {
         return Err(Error::Other(format!(
             "{} is shorter ({length} bytes) than its checkpoint ({resumed_from}); the file was replaced or \
@@ -106,7 +120,14 @@ pub async fn run_file(
     let mut flusher =
         Flusher::spawn(Arc::clone(&components.writer), components.metrics.clone(), 2, &tracker, abandon.clone());
     let mut report = FileRunReport { stream, resumed_from, committed_to: resumed_from, ..Default::default() };
-    let mut reader = RecordReader::new(framing, resumed_from, MAX_FRAMED_RECORD_BYTES);
+    let decode = components.config.decode.to_decode_config();
+    let max_record_bytes = match framing {
+        Framing::Lines => decode.max_payload_bytes,
+        // A larger message may still be real: only a prefix beyond any OTLP message means the
+        // framing is lost. The decoder rejects what is above `max_payload_bytes`.
+        Framing::LengthPrefixed => MAX_FRAMED_RECORD_BYTES,
+    };
+    let mut reader = RecordReader::new(framing, resumed_from, max_record_bytes, decode.max_dead_letter_payload_bytes);
     let mut age_tick = tokio::time::interval(AGE_TICK);
     age_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -127,10 +148,25 @@ pub async fn run_file(
                 let read = read.map_err(io_error)?;
                 let now = now_nanos();
                 let at_end = read == 0;
-                for (payload, offset, next_offset) in reader.advance(read, at_end) {
+                for record in reader.advance(read, at_end) {
+                    let (payload, offset, next_offset) = (record.bytes, record.offset, record.next_offset);
+                    if let Some(unreadable) = record.unreadable {
+                        let why = (unreadable.reason(), unreadable.to_string());
+                        processor.reject(&mut buffer, why, payload, (offset, next_offset), now);
+                        report.lines += 1;
+                        if let Some(reason) = buffer.due(&components.limits, Instant::now()) {
+                            submit(&mut flusher, &mut buffer, reason).await?;
+                        }
+                        continue;
+                    }
                     let format = match (framing, format) {
                         // Binary framing only carries OTLP protobuf; Auto would guess traces.
                         (Framing::LengthPrefixed, PayloadFormat::JsonEvents) => PayloadFormat::Auto,
+                        // A line is JSON: one that does not start as an object is malformed JSON,
+                        // which the decoder would otherwise try (and report) as protobuf.
+                        (Framing::Lines, _) if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') => {
+                            PayloadFormat::JsonEvents
+                        }
                         _ => format,
                     };
                     // A blank line is no message; an empty length-prefixed record is one (and is rejected).
@@ -147,11 +183,23 @@ pub async fn run_file(
                 }
                 reader.compact();
                 if at_end {
+                    report.unreadable_bytes = reader.skipped_bytes;
                     if reader.skipped_bytes > 0 {
                         tracing::warn!(
                             path = %path.display(),
-                            skipped_bytes = reader.skipped_bytes,
-                            "A corrupt length prefix made the rest of the file unreadable; it was skipped."
+                            unreadable_bytes = reader.skipped_bytes,
+                            "Part of the file could not be split into messages (a line above decode.max_payload_bytes \
+                             or a corrupt length prefix); it is in dead_letter with its first bytes."
+                        );
+                    }
+                    let (incomplete_at, incomplete_bytes) = reader.unconsumed();
+                    if incomplete_bytes > 0 {
+                        tracing::warn!(
+                            path = %path.display(),
+                            offset = incomplete_at,
+                            bytes = incomplete_bytes,
+                            "The last line is incomplete (no newline, not a whole JSON value); it is left for the \
+                             next run, which reads it once the writer has finished it."
                         );
                     }
                     break FlushReason::EndOfInput;
@@ -223,4 +271,125 @@ pub fn expand_paths(path: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    fn event(id: usize) -> String {
+        format!(
+            r#"{{"id":"evt-{id}","time":"2025-06-01T12:00:00Z","app":"chat","request_model":"gpt-4o","input_tokens":10,"output_tokens":5}}"#
+        )
+    }
+
+    /// Components over a local lake in `dir`, with `decode.max_payload_bytes` = `max_payload`.
+    async fn components(dir: &Path, max_payload: u64) -> Result<Components> {
+        let mut config = Config::default();
+        config.lake.location = dir.join("lake").display().to_string();
+        config.decode.max_payload_bytes = bytesize::ByteSize::b(max_payload);
+        Components::build(config).await
+    }
+
+    /// Ingest `path` to its end with fresh components (as a new `driftwatch ingest` would).
+    async fn ingest(dir: &Path, path: &Path, format: PayloadFormat) -> Result<(FileRunReport, String)> {
+        let components = components(dir, 1024).await?;
+        let report = run_file(&components, path, format, CancellationToken::new()).await?;
+        let metrics = components.metrics.encode().map_err(|e| Error::Other(e.to_string()))?;
+        Ok((report, metrics))
+    }
+
+    /// The value of the counter series whose line starts with `series`, 0 when absent.
+    fn counter(metrics: &str, series: &str) -> u64 {
+        metrics
+            .lines()
+            .filter(|line| line.starts_with(series))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    fn rows(metrics: &str) -> u64 {
+        counter(metrics, "driftwatch_lake_rows_written_total{kind=\"events\"}")
+    }
+
+    fn dead_letters(metrics: &str, reason: &str) -> u64 {
+        counter(metrics, &format!("driftwatch_dead_letters_total{{reason=\"{reason}\"}}"))
+    }
+
+    #[tokio::test]
+    async fn a_byte_order_mark_or_a_bad_first_line_does_not_lose_the_good_lines() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let bom = dir.path().join("bom.jsonl");
+        std::fs::write(&bom, format!("\u{feff}{}\r\n{}\r\n", event(1), event(2)))?;
+        let garbage = dir.path().join("garbage.jsonl");
+        std::fs::write(&garbage, format!("garbage header line\n{}\n{}\n", event(3), event(4)))?;
+        for format in [PayloadFormat::Auto, PayloadFormat::JsonEvents] {
+            let run = tempfile::tempdir()?;
+            let (report, metrics) = ingest(run.path(), &bom, format).await?;
+            assert_eq!(report.committed_to, i64::try_from(std::fs::metadata(&bom)?.len())?, "{format:?}");
+            assert_eq!((rows(&metrics), report.unreadable_bytes), (2, 0), "{format:?}: {metrics}");
+
+            let (report, metrics) = ingest(run.path(), &garbage, format).await?;
+            assert_eq!(report.committed_to, i64::try_from(std::fs::metadata(&garbage)?.len())?, "{format:?}");
+            assert_eq!(rows(&metrics), 2, "{format:?}: {metrics}");
+            assert_eq!(dead_letters(&metrics, "malformed_json"), 1, "{format:?}: {metrics}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_rest_of_a_file_after_a_corrupt_length_prefix_is_dead_lettered() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("spans.binpb");
+        // An empty ExportTraceServiceRequest, then a prefix no message can have.
+        let mut bytes = vec![0, 0, 0, 0];
+        bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        bytes.extend_from_slice(&[7; 100]);
+        std::fs::write(&path, &bytes)?;
+        let (report, metrics) = ingest(dir.path(), &path, PayloadFormat::Auto).await?;
+        assert_eq!(report.committed_to, 108);
+        assert_eq!(report.unreadable_bytes, 104);
+        assert_eq!(dead_letters(&metrics, "corrupt_framing"), 1, "{metrics}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_line_above_the_payload_limit_is_one_dead_letter_beside_its_good_neighbours() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("events.jsonl");
+        let long = format!(r#"{{"id":"evt-x","pad":"{}"}}"#, "x".repeat(5000));
+        std::fs::write(&path, format!("{}\n{long}\n{}\n", event(1), event(2)))?;
+        let (report, metrics) = ingest(dir.path(), &path, PayloadFormat::Auto).await?;
+        assert_eq!(report.committed_to, i64::try_from(std::fs::metadata(&path)?.len())?);
+        assert_eq!(rows(&metrics), 2, "{metrics}");
+        assert_eq!(dead_letters(&metrics, "payload_too_large"), 1, "{metrics}");
+        assert_eq!(report.unreadable_bytes, long.len() as u64);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_last_line_is_read_once_the_writer_has_finished_it() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("events.jsonl");
+        let (first, second) = (event(1), event(2));
+        let (begun, rest) = second.split_at(30);
+        std::fs::write(&path, format!("{first}\n{begun}"))?;
+        let (report, metrics) = ingest(dir.path(), &path, PayloadFormat::Auto).await?;
+        assert_eq!(report.committed_to, i64::try_from(first.len() + 1)?);
+        assert_eq!((rows(&metrics), dead_letters(&metrics, "malformed_json")), (1, 0), "{metrics}");
+
+        // The writer finishes the line (and, as a finished file may, writes a last one without
+        // newline): the next run reads both whole.
+        let third = event(3);
+        std::fs::write(&path, format!("{first}\n{second}\n{third}"))?;
+        let (report, metrics) = ingest(dir.path(), &path, PayloadFormat::Auto).await?;
+        assert_eq!(report.resumed_from, i64::try_from(first.len() + 1)?);
+        assert_eq!(report.committed_to, i64::try_from(std::fs::metadata(&path)?.len())?);
+        assert_eq!((rows(&metrics), dead_letters(&metrics, "malformed_json")), (2, 0), "{metrics}");
+        assert!(rest.len() > 1);
+        Ok(())
+    }
 }

@@ -2,12 +2,18 @@
 //! byte offset in the file (the file source's position).
 //!
 //! - [`Framing::Lines`]: OTLP/JSON lines (the OTel Collector file exporter's JSON format) or
-//!   NDJSON events; `\n` or `\r\n` terminated, a last line without newline included.
+//!   NDJSON events; `\n` or `\r\n` terminated, a UTF-8 byte order mark at the start of the file
+//!   ignored. A last line without newline is included when it is a complete JSON value; one that
+//!   is not is left unread, as the writer may still be writing it.
 //! - [`Framing::LengthPrefixed`]: binary OTLP as the Collector file exporter writes it with
 //!   `format: proto`: each message preceded by its length as a 32-bit big-endian integer.
 //!
-//! The reader owns one block buffer that grows only to hold one record (bounded by the largest
-//! accepted message), so memory does not depend on file size.
+//! The reader owns one block buffer that grows only to hold one record, and never beyond the
+//! largest accepted record plus one block: a longer line is discarded as it is read (its first
+//! bytes kept for the dead letter), so memory depends on neither file size nor line length.
+
+/// The UTF-8 byte order mark some editors and Windows tools put at the start of a text file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// How records are delimited in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,12 +25,51 @@ pub enum Framing {
 }
 
 impl Framing {
-    /// Guess from the first byte of a file: JSON text starts with `{` or whitespace.
-    pub fn sniff(first_byte: Option<u8>) -> Self {
-        match first_byte {
-            Some(byte) if byte == b'{' || byte == b'[' || byte.is_ascii_whitespace() => Framing::Lines,
-            None => Framing::Lines,
-            Some(_) => Framing::LengthPrefixed,
+    /// Guess from the first bytes of a file (`head`, at least 4 when the file has them) of
+    /// `file_len` bytes. JSON text starts with `{`, `[` or whitespace, possibly after a byte
+    /// order mark. Anything else is length-prefixed only when its first prefix could be real: a
+    /// text file whose first line is not JSON must not be read as a huge protobuf message, which
+    /// would lose every good line after it.
+    pub fn sniff(head: &[u8], file_len: u64, max_record_bytes: usize) -> Self {
+        if head.starts_with(BOM) {
+            return Framing::Lines;
+        }
+        match head {
+            [] => Framing::Lines,
+            [first, ..] if *first == b'{' || *first == b'[' || first.is_ascii_whitespace() => Framing::Lines,
+            [a, b, c, d, ..] => {
+                let declared = u64::from(u32::from_be_bytes([*a, *b, *c, *d]));
+                let fits = usize::try_from(declared).is_ok_and(|declared| declared <= max_record_bytes);
+                if fits && declared <= file_len.saturating_sub(4) { Framing::LengthPrefixed } else { Framing::Lines }
+            }
+            _ => Framing::Lines,
+        }
+    }
+}
+
+/// Why a record is handed over as unreadable rather than as a message: the caller dead-letters
+/// it whole with [`reason`](Unreadable::reason), keeping only its first bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreadable {
+    /// A line longer than the largest accepted message; it was discarded as it was read.
+    #[error("line is {size} bytes, above the {limit} byte limit; only its first bytes are kept")]
+    TooLarge { size: u64, limit: usize },
+    /// A length prefix above the largest accepted message: nothing after it can be trusted as a
+    /// boundary, so the rest of the file is one unreadable record.
+    #[error(
+        "corrupt length prefix ({declared} bytes declared, at most {limit} accepted): the {size} bytes from it to \
+         the end of the file cannot be split into messages"
+    )]
+    FramingLost { declared: u64, limit: usize, size: u64 },
+}
+
+impl Unreadable {
+    /// Stable dead-letter reason and metric label; a long line shares the decoder's
+    /// `payload_too_large`, as it is the same limit.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Unreadable::TooLarge { .. } => "payload_too_large",
+            Unreadable::FramingLost { .. } => "corrupt_framing",
         }
     }
 }
@@ -33,7 +78,43 @@ impl Framing {
 const READ_BLOCK_BYTES: usize = 1 << 20;
 
 /// A record: its bytes, its offset in the file and the offset just after it.
-pub type Record<'a> = (&'a [u8], i64, i64);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// The message; for an unreadable record only its first bytes.
+    pub bytes: &'a [u8],
+    /// File offset of the record's first byte.
+    pub offset: i64,
+    /// File offset just after the record (its terminator included): where a resumed run starts.
+    pub next_offset: i64,
+    /// Set when the record is not a message to decode.
+    pub unreadable: Option<Unreadable>,
+}
+
+impl<'a> Record<'a> {
+    fn message(bytes: &'a [u8], offset: i64, next_offset: i64) -> Self {
+        Record { bytes, offset, next_offset, unreadable: None }
+    }
+}
+
+/// What ends a record being discarded across reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SkipUntil {
+    /// A line above the limit: the next newline.
+    Newline,
+    /// Lost length-prefix framing: the end of the file. Holds the declared length.
+    End { declared: u64 },
+}
+
+/// A record too large to buffer, being discarded as it is read.
+#[derive(Debug)]
+struct Skip {
+    offset: i64,
+    /// Its first bytes, at most `keep_bytes`.
+    head: Vec<u8>,
+    /// Bytes seen so far (a line's terminator excluded).
+    size: u64,
+    until: SkipUntil,
+}
 
 /// Splits a byte stream into records while tracking each record's byte offset.
 #[derive(Debug)]
@@ -46,17 +127,23 @@ pub struct RecordReader {
     consumed: usize,
     /// File offset of `block[0]`.
     base_offset: i64,
-    /// Largest length prefix accepted; a larger one means the framing is corrupt.
+    /// Largest record accepted: a longer line is unreadable, a larger length prefix corrupt.
     max_record_bytes: usize,
-    /// Set when a length prefix was corrupt: nothing after it can be trusted as a boundary.
-    framing_lost: bool,
-    /// Bytes skipped after the framing was lost.
+    /// How much of an unreadable record is handed over (the dead letter keeps no more).
+    keep_bytes: usize,
+    /// A record being discarded across reads.
+    skipping: Option<Skip>,
+    /// The discarded record finished by the last `advance`; kept here so that its head can be
+    /// lent out like the block's records.
+    skipped: Option<Skip>,
+    /// Bytes handed over as unreadable records, in full (not only the kept heads).
     pub skipped_bytes: u64,
 }
 
 impl RecordReader {
-    /// A reader whose first byte is at file offset `start`.
-    pub fn new(framing: Framing, start: i64, max_record_bytes: usize) -> Self {
+    /// A reader whose first byte is at file offset `start`; records longer than
+    /// `max_record_bytes` are unreadable and handed over with their first `keep_bytes` only.
+    pub fn new(framing: Framing, start: i64, max_record_bytes: usize, keep_bytes: usize) -> Self {
         Self {
             framing,
             block: vec![0; READ_BLOCK_BYTES],
@@ -64,79 +151,155 @@ impl RecordReader {
             consumed: 0,
             base_offset: start,
             max_record_bytes,
-            framing_lost: false,
+            keep_bytes,
+            skipping: None,
+            skipped: None,
             skipped_bytes: 0,
         }
     }
 
-    /// Where the next read goes. Grows the block when one record is larger than it.
+    /// Where the next read goes. Grows the block when one record is larger than it, up to the
+    /// largest record plus one block: a partial record is never longer than that, as a longer
+    /// one is discarded as it is read.
     pub fn spare(&mut self) -> &mut [u8] {
         if self.filled == self.block.len() {
-            let grown = self.block.len() * 2;
+            let cap = self.max_record_bytes.saturating_add(READ_BLOCK_BYTES);
+            // Never an empty read target: a read of 0 bytes means the end of the file.
+            let grown = (self.block.len() * 2).min(cap).max(self.block.len() + 1);
             self.block.resize(grown, 0);
         }
         &mut self.block[self.filled..]
     }
 
+    /// Bytes read but not handed out, and the file offset of the first: after the last
+    /// `advance`, an incomplete last line left for the next run.
+    pub fn unconsumed(&self) -> (i64, usize) {
+        (self.base_offset + self.consumed as i64, self.filled - self.consumed)
+    }
+
     /// Account for `read` new bytes and return the complete records. At the end of input an
-    /// unterminated last line, or a truncated last length-prefixed record, is returned too (the
-    /// decoder dead-letters what it cannot parse).
+    /// unterminated last line that is a complete JSON value, or a truncated last length-prefixed
+    /// record, is returned too (the decoder dead-letters what it cannot parse).
     pub fn advance(&mut self, read: usize, at_end: bool) -> Vec<Record<'_>> {
         self.filled += read;
-        let start = self.consumed;
+        let mut start = self.consumed;
+        self.skipped = None;
+        if let Some(skip) = self.skipping.as_mut() {
+            let data = &self.block[start..self.filled];
+            let end = match skip.until {
+                SkipUntil::Newline => memchr::memchr(b'\n', data),
+                SkipUntil::End { .. } => None,
+            };
+            let content = end.unwrap_or(data.len());
+            let room = self.keep_bytes.saturating_sub(skip.head.len()).min(content);
+            skip.head.extend_from_slice(&data[..room]);
+            skip.size += content as u64;
+            start += end.map_or(content, |newline| newline + 1);
+            if end.is_some() || at_end {
+                self.skipped = self.skipping.take();
+            }
+        }
         let base = self.base_offset + start as i64;
         let data = &self.block[start..self.filled];
         let mut records = Vec::new();
+        if let Some(skip) = &self.skipped {
+            let unreadable = match skip.until {
+                SkipUntil::Newline => Unreadable::TooLarge { size: skip.size, limit: self.max_record_bytes },
+                SkipUntil::End { declared } => {
+                    Unreadable::FramingLost { declared, limit: self.max_record_bytes, size: skip.size }
+                }
+            };
+            self.skipped_bytes += skip.size;
+            records.push(Record {
+                bytes: &skip.head,
+                offset: skip.offset,
+                next_offset: base,
+                unreadable: Some(unreadable),
+            });
+        }
         let mut position = 0usize;
         match self.framing {
             Framing::Lines => {
                 while position < data.len() {
                     let rest = &data[position..];
-                    let length = match memchr::memchr(b'\n', rest) {
-                        Some(i) => i + 1,
-                        None if at_end => rest.len(),
-                        None => break,
+                    let offset = base + position as i64;
+                    let (length, terminated) = match memchr::memchr(b'\n', rest) {
+                        Some(i) => (i + 1, true),
+                        None => (rest.len(), false),
                     };
+                    if !terminated && !at_end {
+                        if rest.len() > self.max_record_bytes {
+                            let head = rest[..rest.len().min(self.keep_bytes)].to_vec();
+                            let size = rest.len() as u64;
+                            self.skipping = Some(Skip { offset, head, size, until: SkipUntil::Newline });
+                            position = data.len();
+                        }
+                        break;
+                    }
                     let mut line = &rest[..length];
                     while let [head @ .., b'\n' | b'\r'] = line {
                         line = head;
                     }
-                    records.push((line, base + position as i64, base + (position + length) as i64));
+                    if offset == 0 {
+                        line = line.strip_prefix(BOM).unwrap_or(line);
+                    }
+                    let next_offset = offset + length as i64;
+                    if line.len() > self.max_record_bytes {
+                        let unreadable = Unreadable::TooLarge { size: line.len() as u64, limit: self.max_record_bytes };
+                        self.skipped_bytes += line.len() as u64;
+                        let bytes = &line[..self.keep_bytes.min(line.len())];
+                        records.push(Record { bytes, offset, next_offset, unreadable: Some(unreadable) });
+                    } else if terminated || is_complete_last_line(line) {
+                        records.push(Record::message(line, offset, next_offset));
+                    } else {
+                        // Most likely a line the writer has not finished: consuming it would
+                        // checkpoint past it, and its two halves would both be dead letters.
+                        break;
+                    }
                     position += length;
                 }
             }
             Framing::LengthPrefixed => {
                 while position < data.len() {
                     let rest = &data[position..];
-                    if self.framing_lost {
-                        self.skipped_bytes += rest.len() as u64;
-                        position = data.len();
-                        break;
-                    }
+                    let offset = base + position as i64;
                     let Some(header) = rest.get(..4) else {
                         if at_end {
-                            records.push((rest, base + position as i64, base + data.len() as i64));
+                            records.push(Record::message(rest, offset, base + data.len() as i64));
                             position = data.len();
                         }
                         break;
                     };
-                    let declared = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-                    if declared > self.max_record_bytes {
-                        // The prefix is garbage: hand it over as a bad record and skip the rest.
-                        self.framing_lost = true;
-                        records.push((header, base + position as i64, base + (position + 4) as i64));
-                        position += 4;
-                        continue;
+                    let declared = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+                    if usize::try_from(declared).map_or(true, |declared| declared > self.max_record_bytes) {
+                        let declared = u64::from(declared);
+                        if at_end {
+                            let unreadable = Unreadable::FramingLost {
+                                declared,
+                                limit: self.max_record_bytes,
+                                size: rest.len() as u64,
+                            };
+                            self.skipped_bytes += rest.len() as u64;
+                            let bytes = &rest[..self.keep_bytes.min(rest.len())];
+                            let next_offset = base + data.len() as i64;
+                            records.push(Record { bytes, offset, next_offset, unreadable: Some(unreadable) });
+                        } else {
+                            let head = rest[..rest.len().min(self.keep_bytes)].to_vec();
+                            let size = rest.len() as u64;
+                            self.skipping = Some(Skip { offset, head, size, until: SkipUntil::End { declared } });
+                        }
+                        position = data.len();
+                        break;
                     }
-                    let total = 4 + declared;
+                    let total = 4 + declared as usize;
                     if rest.len() < total {
                         if at_end {
-                            records.push((&rest[4..], base + position as i64, base + data.len() as i64));
+                            records.push(Record::message(&rest[4..], offset, base + data.len() as i64));
                             position = data.len();
                         }
                         break;
                     }
-                    records.push((&rest[4..total], base + position as i64, base + (position + total) as i64));
+                    records.push(Record::message(&rest[4..total], offset, offset + total as i64));
                     position += total;
                 }
             }
@@ -154,33 +317,49 @@ impl RecordReader {
     }
 }
 
+/// Whether an unterminated last line can be taken as finished: blank, or one whole JSON value
+/// (a line cut short by a writer still writing it is not valid JSON).
+fn is_complete_last_line(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace) || serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn feed(reader: &mut RecordReader, input: &[u8], at_end: bool) -> Vec<(Vec<u8>, i64, i64)> {
+    type Owned = (Vec<u8>, i64, i64);
+
+    fn feed_records(reader: &mut RecordReader, input: &[u8], at_end: bool) -> Vec<(Owned, Option<Unreadable>)> {
         let spare = reader.spare();
         spare[..input.len()].copy_from_slice(input);
-        let out = reader.advance(input.len(), at_end).into_iter().map(|(l, a, b)| (l.to_vec(), a, b)).collect();
+        let out = reader
+            .advance(input.len(), at_end)
+            .into_iter()
+            .map(|r| ((r.bytes.to_vec(), r.offset, r.next_offset), r.unreadable))
+            .collect();
         reader.compact();
         out
     }
 
+    fn feed(reader: &mut RecordReader, input: &[u8], at_end: bool) -> Vec<Owned> {
+        feed_records(reader, input, at_end).into_iter().map(|(record, _)| record).collect()
+    }
+
     #[test]
     fn lines_carry_exact_byte_offsets_across_blocks() {
-        let mut reader = RecordReader::new(Framing::Lines, 100, 1 << 20);
+        let mut reader = RecordReader::new(Framing::Lines, 100, 1 << 20, 64);
         let first = feed(&mut reader, b"ab\r\ncd\nef", false);
         assert_eq!(first, vec![(b"ab".to_vec(), 100, 104), (b"cd".to_vec(), 104, 107)]);
-        let second = feed(&mut reader, b"g\nh", false);
+        let second = feed(&mut reader, b"g\n1", false);
         assert_eq!(second, vec![(b"efg".to_vec(), 107, 111)]);
-        let last = feed(&mut reader, b"", true);
-        assert_eq!(last, vec![(b"h".to_vec(), 111, 112)]);
+        let last = feed(&mut reader, b"2", true);
+        assert_eq!(last, vec![(b"12".to_vec(), 111, 113)]);
     }
 
     #[test]
     fn a_line_longer_than_the_block_grows_it() {
-        let mut reader = RecordReader::new(Framing::Lines, 0, 1 << 30);
-        let long = vec![b'x'; READ_BLOCK_BYTES + 10];
+        let mut reader = RecordReader::new(Framing::Lines, 0, 1 << 30, 64);
+        let long = vec![b' '; READ_BLOCK_BYTES + 10];
         let mut fed = 0;
         let mut seen = Vec::new();
         while fed < long.len() {
@@ -188,11 +367,85 @@ mod tests {
             let n = spare.len().min(long.len() - fed);
             spare[..n].copy_from_slice(&long[fed..fed + n]);
             fed += n;
-            seen.extend(reader.advance(n, false).into_iter().map(|(l, _, _)| l.len()));
+            seen.extend(reader.advance(n, false).into_iter().map(|r| r.bytes.len()));
             reader.compact();
         }
-        seen.extend(reader.advance(0, true).into_iter().map(|(l, _, _)| l.len()));
+        seen.extend(reader.advance(0, true).into_iter().map(|r| r.bytes.len()));
         assert_eq!(seen, vec![READ_BLOCK_BYTES + 10]);
+    }
+
+    #[test]
+    fn a_line_above_the_limit_is_discarded_as_read_and_handed_over_as_too_large() {
+        const LIMIT: usize = 1024;
+        let mut reader = RecordReader::new(Framing::Lines, 0, LIMIT, 16);
+        let mut input = b"{\"a\":1}\n".to_vec();
+        let long = 3 * READ_BLOCK_BYTES + 5;
+        input.extend(std::iter::repeat_n(b'x', long));
+        input.extend_from_slice(b"\r\n{\"b\":2}\n");
+        input.extend(std::iter::repeat_n(b'y', 58));
+        input.push(b'\n');
+        input.extend(std::iter::repeat_n(b'z', 2000));
+        let mut records = Vec::new();
+        let mut fed = 0;
+        loop {
+            let spare = reader.spare();
+            let n = spare.len().min(input.len() - fed).min(READ_BLOCK_BYTES / 2);
+            spare[..n].copy_from_slice(&input[fed..fed + n]);
+            fed += n;
+            records.extend(
+                reader
+                    .advance(n, n == 0)
+                    .into_iter()
+                    .map(|r| ((r.bytes.to_vec(), r.offset, r.next_offset), r.unreadable)),
+            );
+            reader.compact();
+            // Memory is bounded by the limit, not by the line.
+            assert!(reader.block.len() <= LIMIT + READ_BLOCK_BYTES, "block grew to {}", reader.block.len());
+            if n == 0 {
+                break;
+            }
+        }
+        let long_end = 8 + long as i64 + 2;
+        let too_large = |size: usize| Some(Unreadable::TooLarge { size: size as u64, limit: LIMIT });
+        assert_eq!(
+            records,
+            vec![
+                ((b"{\"a\":1}".to_vec(), 0, 8), None),
+                ((vec![b'x'; 16], 8, long_end), too_large(long + 1)),
+                ((b"{\"b\":2}".to_vec(), long_end, long_end + 8), None),
+                ((vec![b'y'; 58], long_end + 8, long_end + 67), None),
+                ((vec![b'z'; 16], long_end + 67, input.len() as i64), too_large(2000)),
+            ]
+        );
+        assert_eq!(reader.skipped_bytes, long as u64 + 1 + 2000);
+        assert_eq!(records[1].1.as_ref().map(Unreadable::reason), Some("payload_too_large"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_of_the_file_is_no_part_of_the_first_line() {
+        let mut reader = RecordReader::new(Framing::Lines, 0, 1024, 64);
+        let records = feed(&mut reader, b"\xEF\xBB\xBF{\"a\":1}\r\n\xEF\xBB\xBF{}\r\n", true);
+        assert_eq!(records, vec![(b"{\"a\":1}".to_vec(), 0, 12), (b"\xEF\xBB\xBF{}".to_vec(), 12, 19)]);
+        // A run resumed after the first line is not at the start of the file.
+        let mut reader = RecordReader::new(Framing::Lines, 12, 1024, 64);
+        assert_eq!(feed(&mut reader, b"\xEF\xBB\xBF{}\n", true), vec![(b"\xEF\xBB\xBF{}".to_vec(), 12, 18)]);
+    }
+
+    #[test]
+    fn an_unfinished_last_line_is_left_unread_and_a_finished_one_is_read() {
+        let mut reader = RecordReader::new(Framing::Lines, 0, 1024, 64);
+        let records = feed(&mut reader, b"{\"a\":1}\n{\"b\":", true);
+        assert_eq!(records, vec![(b"{\"a\":1}".to_vec(), 0, 8)]);
+        assert_eq!(reader.unconsumed(), (8, 5));
+
+        let mut reader = RecordReader::new(Framing::Lines, 0, 1024, 64);
+        let records = feed(&mut reader, b"{\"a\":1}\n{\"b\":2}\r", true);
+        assert_eq!(records, vec![(b"{\"a\":1}".to_vec(), 0, 8), (b"{\"b\":2}".to_vec(), 8, 16)]);
+        assert_eq!(reader.unconsumed(), (16, 0));
+
+        // Trailing blanks are read (and skipped as blank by the source).
+        let mut reader = RecordReader::new(Framing::Lines, 0, 1024, 64);
+        assert_eq!(feed(&mut reader, b"{}\n  ", true), vec![(b"{}".to_vec(), 0, 3), (b"  ".to_vec(), 3, 5)]);
     }
 
     fn framed(messages: &[&[u8]]) -> Vec<u8> {
@@ -207,7 +460,7 @@ mod tests {
     #[test]
     fn length_prefixed_records_split_across_reads() {
         let bytes = framed(&[b"hello", b"", b"world!"]);
-        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024);
+        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 64);
         let first = feed(&mut reader, &bytes[..7], false);
         assert!(first.is_empty());
         let second = feed(&mut reader, &bytes[7..], false);
@@ -215,27 +468,49 @@ mod tests {
     }
 
     #[test]
-    fn truncated_and_corrupt_prefixes_become_bad_records() {
+    fn a_truncated_last_record_is_a_bad_record() {
         let mut bytes = framed(&[b"ok"]);
         bytes.extend_from_slice(&[0, 0, 0, 9, b'x']);
-        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024);
+        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 64);
         let records = feed(&mut reader, &bytes, true);
         assert_eq!(records, vec![(b"ok".to_vec(), 0, 6), (b"x".to_vec(), 6, 11)]);
+    }
 
+    #[test]
+    fn bytes_after_a_corrupt_prefix_are_one_unreadable_record_to_the_end() {
         let mut corrupt = framed(&[b"ok"]);
         corrupt.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
-        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024);
-        let records = feed(&mut reader, &corrupt, true);
-        assert_eq!(records.len(), 2);
-        assert_eq!(records[1].0, vec![0xff; 4]);
-        assert_eq!(reader.skipped_bytes, 3);
+        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 5);
+        let records = feed_records(&mut reader, &corrupt, true);
+        let lost = |size: u64| Some(Unreadable::FramingLost { declared: u64::from(u32::MAX), limit: 1024, size });
+        assert_eq!(records, vec![((b"ok".to_vec(), 0, 6), None), ((vec![0xff, 0xff, 0xff, 0xff, 1], 6, 13), lost(7))]);
+        assert_eq!(reader.skipped_bytes, 7);
+
+        // Across reads: nothing is handed over until the end, then all of it, with its offsets.
+        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 5);
+        assert_eq!(feed(&mut reader, &corrupt, false), vec![(b"ok".to_vec(), 0, 6)]);
+        assert!(feed(&mut reader, &framed(&[b"more"]), false).is_empty());
+        let records = feed_records(&mut reader, b"", true);
+        assert_eq!(records, vec![((vec![0xff, 0xff, 0xff, 0xff, 1], 6, 21), lost(15))]);
+        assert_eq!(records[0].1.as_ref().map(Unreadable::reason), Some("corrupt_framing"));
+        assert_eq!(reader.skipped_bytes, 15);
     }
 
     #[test]
     fn sniffing_tells_json_from_protobuf() {
-        assert_eq!(Framing::sniff(Some(b'{')), Framing::Lines);
-        assert_eq!(Framing::sniff(Some(b' ')), Framing::Lines);
-        assert_eq!(Framing::sniff(Some(0)), Framing::LengthPrefixed);
-        assert_eq!(Framing::sniff(None), Framing::Lines);
+        let max = 1 << 20;
+        assert_eq!(Framing::sniff(b"{\"a\"", 100, max), Framing::Lines);
+        assert_eq!(Framing::sniff(b" {", 100, max), Framing::Lines);
+        assert_eq!(Framing::sniff(b"", 0, max), Framing::Lines);
+        assert_eq!(Framing::sniff(b"\xEF\xBB\xBF{\"a\"", 100, max), Framing::Lines);
+        assert_eq!(Framing::sniff(b"\xEF\xBB\xBF\x00\x00\x00\x01", 100, max), Framing::Lines);
+        // A plausible first prefix: protobuf.
+        assert_eq!(Framing::sniff(&[0, 0, 0, 96, 0x0a], 100, max), Framing::LengthPrefixed);
+        assert_eq!(Framing::sniff(&[0, 0, 0, 0], 4, max), Framing::LengthPrefixed);
+        // A first line that is not JSON: its "prefix" is too large, or longer than the file.
+        assert_eq!(Framing::sniff(b"garbage header line", 1000, max), Framing::Lines);
+        assert_eq!(Framing::sniff(&[0, 0, 0, 97], 100, max), Framing::Lines);
+        assert_eq!(Framing::sniff(&[0, 0x10, 0, 1], 1 << 30, max), Framing::Lines);
+        assert_eq!(Framing::sniff(b"ab", 2, max), Framing::Lines);
     }
 }
