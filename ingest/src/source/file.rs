@@ -121,13 +121,11 @@ pub async fn run_file(
         Flusher::spawn(Arc::clone(&components.writer), components.metrics.clone(), 2, &tracker, abandon.clone());
     let mut report = FileRunReport { stream, resumed_from, committed_to: resumed_from, ..Default::default() };
     let decode = components.config.decode.to_decode_config();
-    let max_record_bytes = match framing {
-        Framing::Lines => decode.max_payload_bytes,
-        // A larger message may still be real: only a prefix beyond any OTLP message means the
-        // framing is lost. The decoder rejects what is above `max_payload_bytes`.
-        Framing::LengthPrefixed => MAX_FRAMED_RECORD_BYTES,
-    };
-    let mut reader = RecordReader::new(framing, resumed_from, max_record_bytes, decode.max_dead_letter_payload_bytes);
+    // A message above `max_payload_bytes` may still be a real one, discarded as it is read; only
+    // a prefix beyond any OTLP message means the framing is lost.
+    let mut reader =
+        RecordReader::new(framing, resumed_from, decode.max_payload_bytes, decode.max_dead_letter_payload_bytes)
+            .with_max_framed_bytes(MAX_FRAMED_RECORD_BYTES);
     let mut age_tick = tokio::time::interval(AGE_TICK);
     age_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 

@@ -103,6 +103,8 @@ enum SkipUntil {
     Newline,
     /// Lost length-prefix framing: the end of the file. Holds the declared length.
     End { declared: u64 },
+    /// A length-prefixed message above the limit: this many more bytes of it.
+    Remaining { left: u64 },
 }
 
 /// A record too large to buffer, being discarded as it is read.
@@ -127,8 +129,12 @@ pub struct RecordReader {
     consumed: usize,
     /// File offset of `block[0]`.
     base_offset: i64,
-    /// Largest record accepted: a longer line is unreadable, a larger length prefix corrupt.
+    /// Largest record accepted: a longer line or message is unreadable.
     max_record_bytes: usize,
+    /// Largest length prefix taken for a message (larger than `max_record_bytes`, since a
+    /// message above the accepted size may still be a real one); a larger prefix means the
+    /// framing is corrupt.
+    max_framed_bytes: usize,
     /// How much of an unreadable record is handed over (the dead letter keeps no more).
     keep_bytes: usize,
     /// A record being discarded across reads.
@@ -151,11 +157,19 @@ impl RecordReader {
             consumed: 0,
             base_offset: start,
             max_record_bytes,
+            max_framed_bytes: max_record_bytes,
             keep_bytes,
             skipping: None,
             skipped: None,
             skipped_bytes: 0,
         }
+    }
+
+    /// Take length prefixes up to `max_framed_bytes` as messages (those above `max_record_bytes`
+    /// are discarded as they are read), and only larger ones as corrupt framing.
+    pub fn with_max_framed_bytes(mut self, max_framed_bytes: usize) -> Self {
+        self.max_framed_bytes = max_framed_bytes.max(self.max_record_bytes);
+        self
     }
 
     /// Where the next read goes. Grows the block when one record is larger than it, up to the
@@ -186,15 +200,22 @@ impl RecordReader {
         self.skipped = None;
         if let Some(skip) = self.skipping.as_mut() {
             let data = &self.block[start..self.filled];
-            let end = match skip.until {
-                SkipUntil::Newline => memchr::memchr(b'\n', data),
+            // `end`: where the record's content ends in `data`, and the bytes after it that
+            // still belong to the record (a line's newline).
+            let end = match &mut skip.until {
+                SkipUntil::Newline => memchr::memchr(b'\n', data).map(|newline| (newline, 1)),
                 SkipUntil::End { .. } => None,
+                SkipUntil::Remaining { left } => {
+                    let taken = usize::try_from(*left).map_or(data.len(), |left| left.min(data.len()));
+                    *left -= taken as u64;
+                    (*left == 0).then_some((taken, 0))
+                }
             };
-            let content = end.unwrap_or(data.len());
+            let content = end.map_or(data.len(), |(content, _)| content);
             let room = self.keep_bytes.saturating_sub(skip.head.len()).min(content);
             skip.head.extend_from_slice(&data[..room]);
             skip.size += content as u64;
-            start += end.map_or(content, |newline| newline + 1);
+            start += end.map_or(content, |(content, terminator)| content + terminator);
             if end.is_some() || at_end {
                 self.skipped = self.skipping.take();
             }
@@ -204,9 +225,11 @@ impl RecordReader {
         let mut records = Vec::new();
         if let Some(skip) = &self.skipped {
             let unreadable = match skip.until {
-                SkipUntil::Newline => Unreadable::TooLarge { size: skip.size, limit: self.max_record_bytes },
+                SkipUntil::Newline | SkipUntil::Remaining { .. } => {
+                    Unreadable::TooLarge { size: skip.size, limit: self.max_record_bytes }
+                }
                 SkipUntil::End { declared } => {
-                    Unreadable::FramingLost { declared, limit: self.max_record_bytes, size: skip.size }
+                    Unreadable::FramingLost { declared, limit: self.max_framed_bytes, size: skip.size }
                 }
             };
             self.skipped_bytes += skip.size;
@@ -271,12 +294,12 @@ impl RecordReader {
                         break;
                     };
                     let declared = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-                    if usize::try_from(declared).map_or(true, |declared| declared > self.max_record_bytes) {
+                    if usize::try_from(declared).map_or(true, |declared| declared > self.max_framed_bytes) {
                         let declared = u64::from(declared);
                         if at_end {
                             let unreadable = Unreadable::FramingLost {
                                 declared,
-                                limit: self.max_record_bytes,
+                                limit: self.max_framed_bytes,
                                 size: rest.len() as u64,
                             };
                             self.skipped_bytes += rest.len() as u64;
@@ -292,6 +315,25 @@ impl RecordReader {
                         break;
                     }
                     let total = 4 + declared as usize;
+                    if declared as usize > self.max_record_bytes {
+                        // A real message, maybe, but above the limit: discarded as it is read, so
+                        // that memory stays bounded by the limit rather than by the prefix.
+                        let content = &rest[4..rest.len().min(total)];
+                        let head = &content[..content.len().min(self.keep_bytes)];
+                        let size = content.len() as u64;
+                        if rest.len() >= total || at_end {
+                            let unreadable = Unreadable::TooLarge { size, limit: self.max_record_bytes };
+                            self.skipped_bytes += size;
+                            let next_offset = offset + (4 + content.len()) as i64;
+                            records.push(Record { bytes: head, offset, next_offset, unreadable: Some(unreadable) });
+                            position += 4 + content.len();
+                            continue;
+                        }
+                        let (head, left) = (head.to_vec(), (total - rest.len()) as u64);
+                        self.skipping = Some(Skip { offset, head, size, until: SkipUntil::Remaining { left } });
+                        position = data.len();
+                        break;
+                    }
                     if rest.len() < total {
                         if at_end {
                             records.push(Record::message(&rest[4..], offset, base + data.len() as i64));
@@ -494,6 +536,39 @@ mod tests {
         assert_eq!(records, vec![((vec![0xff, 0xff, 0xff, 0xff, 1], 6, 21), lost(15))]);
         assert_eq!(records[0].1.as_ref().map(Unreadable::reason), Some("corrupt_framing"));
         assert_eq!(reader.skipped_bytes, 15);
+    }
+
+    #[test]
+    fn a_message_above_the_limit_is_discarded_as_it_is_read_and_the_next_one_kept() {
+        let big = vec![7u8; 5000];
+        let bytes = framed(&[b"ok", &big, b"next"]);
+        let too_large = Some(Unreadable::TooLarge { size: 5000, limit: 1024 });
+        let expected = vec![
+            ((b"ok".to_vec(), 0, 6), None),
+            ((vec![7u8; 8], 6, 5010), too_large),
+            ((b"next".to_vec(), 5010, 5018), None),
+        ];
+        // In one read, and across reads of a few bytes each: the block never holds the message.
+        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 8).with_max_framed_bytes(1 << 20);
+        assert_eq!(feed_records(&mut reader, &bytes, true), expected);
+        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 8).with_max_framed_bytes(1 << 20);
+        let mut records = Vec::new();
+        for chunk in bytes.chunks(300) {
+            records.extend(feed_records(&mut reader, chunk, false));
+            assert!(reader.block.len() <= 1024 + READ_BLOCK_BYTES);
+        }
+        records.extend(feed_records(&mut reader, b"", true));
+        assert_eq!(records, expected);
+        assert_eq!(reader.skipped_bytes, 5000);
+
+        // Cut short by the end of the file: what there is of it, still one unreadable record.
+        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 8).with_max_framed_bytes(1 << 20);
+        let cut = &bytes[..3000];
+        let short = Some(Unreadable::TooLarge { size: 2994 - 4, limit: 1024 });
+        assert_eq!(
+            feed_records(&mut reader, cut, true),
+            vec![((b"ok".to_vec(), 0, 6), None), ((vec![7u8; 8], 6, 3000), short)]
+        );
     }
 
     #[test]
