@@ -85,8 +85,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let components = Components::build(config).await?;
     let shutdown = CancellationToken::new();
     crate::shutdown::on_signal(shutdown.clone())?;
+    let mut processor = components.processor();
     for (path, format) in &generated.files {
-        file::run_file(&components, path, *format, shutdown.clone())
+        file::run_file_with(&components, &mut processor, path, *format, shutdown.clone())
             .await
             .with_context(|| format!("ingesting {}", path.display()))?;
     }

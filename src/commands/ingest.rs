@@ -93,8 +93,10 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         if paths.is_empty() {
             bail!("--source file:{path} holds no files to ingest");
         }
+        // One processor for every file, so feedback is joined to inferences of earlier files.
+        let mut processor = components.processor();
         for path in paths {
-            let report = file::run_file(&components, &path, args.format, shutdown.clone())
+            let report = file::run_file_with(&components, &mut processor, &path, args.format, shutdown.clone())
                 .await
                 .with_context(|| format!("ingesting {}", path.display()))?;
             println!(

@@ -179,7 +179,10 @@ pub fn write_fleet_files(
         writer.flush()?;
         files.push((dir.join(name), format));
     }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
+    // Inferences before the logs that rate them: ingested in this order with one processor, the
+    // feedback is joined to its inference's model and prompt version.
+    let rank = |format: &PayloadFormat| usize::from(*format == PayloadFormat::OtlpLogs);
+    files.sort_by(|a, b| (rank(&a.1), &a.0).cmp(&(rank(&b.1), &b.0)));
     Ok(FleetFiles { files, truth })
 }
 

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::decode::PayloadFormat;
 use crate::error::{Error, Result};
-use crate::pipeline::{FlushOutcome, FlushReason, Flusher, PartitionBuffer};
+use crate::pipeline::{FlushOutcome, FlushReason, Flusher, PartitionBuffer, Processor};
 use crate::runtime::Components;
 use crate::source::framing::{Framing, RecordReader};
 
@@ -75,6 +75,19 @@ pub async fn run_file(
     format: PayloadFormat,
     shutdown: CancellationToken,
 ) -> Result<FileRunReport> {
+    run_file_with(components, &mut components.processor(), path, format, shutdown).await
+}
+
+/// [`run_file`] with a processor the caller keeps across files, so that feedback in one file is
+/// joined to the inferences of files ingested before it in the same run (spans, then the logs
+/// that rate them).
+pub async fn run_file_with(
+    components: &Components,
+    processor: &mut Processor,
+    path: &Path,
+    format: PayloadFormat,
+    shutdown: CancellationToken,
+) -> Result<FileRunReport> {
     let stream = file_stream_id(path)?;
     let io_error = |source| Error::Io { path: path.display().to_string(), source };
     let checkpoint = components
@@ -102,6 +115,14 @@ pub async fn run_file(
             path.display()
         )));
     }
+    if !continues_at(&mut file, framing, resumed_from, length).await.map_err(io_error)? {
+        return Err(Error::Other(format!(
+            "{} does not continue at its checkpoint (byte {resumed_from} is not where a record starts): the \
+             file was replaced or rotated since it was ingested. Ingest the new file under another name, or \
+             remove the checkpoint under _checkpoints/{stream}/ to ingest this one from the start.",
+            path.display()
+        )));
+    }
     file.seek(std::io::SeekFrom::Start(u64::try_from(resumed_from).unwrap_or(0))).await.map_err(io_error)?;
     tracing::info!(path = %path.display(), stream = %stream, resumed_from, "File source started.");
 
@@ -114,7 +135,6 @@ pub async fn run_file(
         &components.config.aggregate,
         components.limits.dedup_window,
     );
-    let mut processor = components.processor();
     let tracker = TaskTracker::new();
     let abandon = CancellationToken::new();
     let mut flusher =
@@ -221,6 +241,34 @@ pub async fn run_file(
         "File source finished."
     );
     Ok(report)
+}
+
+/// Whether a file resumed at checkpoint `at` (of `length` bytes now) still looks like the file
+/// that was checkpointed: a checkpoint is always at a record boundary, so a line file must have a
+/// line end just before it (or right at it: a last line taken whole without its newline, which
+/// the writer has since finished), and a protobuf file a plausible length prefix at it. A file
+/// replaced by a longer one, as a rotating writer does, fails this unless the bytes there happen
+/// to fit; resuming it would lose its first `at` bytes and dead-letter a fragment.
+async fn continues_at(file: &mut tokio::fs::File, framing: Framing, at: i64, length: u64) -> std::io::Result<bool> {
+    let Ok(at) = u64::try_from(at) else { return Ok(false) };
+    if at == 0 || at >= length {
+        return Ok(true);
+    }
+    let mut around = [0u8; 5];
+    file.seek(std::io::SeekFrom::Start(at - 1)).await?;
+    let read = file.read(&mut around).await?;
+    let around = &around[..read];
+    Ok(match framing {
+        Framing::Lines => matches!(around, [b'\n', ..] | [_, b'\n' | b'\r', ..]),
+        Framing::LengthPrefixed => match around {
+            [_, a, b, c, d] => {
+                let declared = u64::from(u32::from_be_bytes([*a, *b, *c, *d]));
+                declared <= MAX_FRAMED_RECORD_BYTES as u64
+            }
+            // Fewer than four bytes after the checkpoint: a record being written.
+            _ => true,
+        },
+    })
 }
 
 fn record_done(report: &mut FileRunReport, outcome: &FlushOutcome) -> Result<()> {
@@ -388,6 +436,57 @@ mod tests {
         assert_eq!(report.committed_to, i64::try_from(std::fs::metadata(&path)?.len())?);
         assert_eq!((rows(&metrics), dead_letters(&metrics, "malformed_json")), (2, 0), "{metrics}");
         assert!(rest.len() > 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_file_replaced_by_a_longer_one_is_refused_and_an_appended_one_resumed() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, format!("{}\n{}\n", event(1), event(2)))?;
+        let (first, _) = ingest(dir.path(), &path, PayloadFormat::Auto).await?;
+
+        // Appended: resumed at the checkpoint, only the new line read.
+        std::fs::write(&path, format!("{}\n{}\n{}\n", event(1), event(2), event(3)))?;
+        let (report, metrics) = ingest(dir.path(), &path, PayloadFormat::Auto).await?;
+        assert_eq!(report.resumed_from, first.committed_to);
+        assert_eq!(rows(&metrics), 1, "{metrics}");
+
+        // Rotated: a new file under the same name, longer than the checkpoint, whose bytes at
+        // the checkpoint are mid-line. Resuming would lose its first lines.
+        let rotated: String = (10..20).map(|id| format!("{}\n", event(id))).collect();
+        std::fs::write(&path, &rotated)?;
+        let refused = ingest(dir.path(), &path, PayloadFormat::Auto).await.err().map(|e| e.to_string());
+        assert!(refused.as_deref().is_some_and(|e| e.contains("replaced or rotated")), "{refused:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn feedback_in_a_later_file_is_joined_to_its_inference_with_one_processor() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let inferences = dir.path().join("1-inferences.jsonl");
+        std::fs::write(&inferences, format!("{}\n", event(1)))?;
+        let feedback = dir.path().join("2-feedback.jsonl");
+        std::fs::write(
+            &feedback,
+            r#"{"type":"feedback","id":"f1","time":"2025-06-01T12:00:01Z","app":"chat","name":"user_thumbs","score":0,"inference_id":"evt-1"}"#,
+        )?;
+        let components = components(dir.path(), 1024).await?;
+        let mut processor = components.processor();
+        for path in [&inferences, &feedback] {
+            run_file_with(&components, &mut processor, path, PayloadFormat::Auto, CancellationToken::new()).await?;
+        }
+        let store = components.writer.store().clone();
+        let feedback_files: Vec<String> = store.list("feedback").await?.into_iter().map(|f| f.path).collect();
+        assert_eq!(feedback_files.len(), 1, "{feedback_files:?}");
+        let file = store.get(&feedback_files[0]).await?.ok_or("feedback file vanished")?;
+        let batches = driftwatch_lake::parquet::read_parquet(file)?;
+        let column = batches.first().and_then(|b| b.column_by_name("response_model")).ok_or("no response_model")?;
+        let models = column
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .ok_or("response_model is not a string column")?;
+        assert_eq!(models.iter().collect::<Vec<_>>(), [Some("gpt-4o")], "the join filled the model");
         Ok(())
     }
 }
