@@ -96,7 +96,9 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
-    /// A local path, `file://` URL, `s3://bucket/prefix`, or `memory://` (tests).
+    /// A local path, `file://` URL, `s3://bucket/prefix`, or `memory://` (tests); `./lake` when
+    /// unset, also when only `[lake.parquet]` or `[lake.options]` is given.
+    #[serde(default = "default_lake_location")]
     pub location: String,
     /// Object-store options (`aws_endpoint`, `aws_region`, ...), on top of the `AWS_*` environment.
     #[serde(default)]
@@ -106,9 +108,13 @@ pub struct LakeConfig {
     pub parquet: ParquetOptions,
 }
 
+fn default_lake_location() -> String {
+    "./lake".to_owned()
+}
+
 impl Default for LakeConfig {
     fn default() -> Self {
-        Self { location: "./lake".to_owned(), options: HashMap::new(), parquet: ParquetOptions::default() }
+        Self { location: default_lake_location(), options: HashMap::new(), parquet: ParquetOptions::default() }
     }
 }
 
@@ -570,6 +576,13 @@ mod tests {
         let names: Vec<_> = kafka.topics.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["otlp_spans", "otlp_logs", "llm_events"]);
         assert_eq!(kafka.group_id, "driftwatch");
+        Ok(())
+    }
+
+    #[test]
+    fn a_lake_subtable_alone_keeps_the_default_location() -> TestResult {
+        let config = Config::from_toml_str("[lake.parquet]\nmax_row_group_rows = 1000\n", "test", no_env())?;
+        assert_eq!((config.lake.location.as_str(), config.lake.parquet.max_row_group_rows), ("./lake", 1000));
         Ok(())
     }
 
