@@ -82,8 +82,9 @@ fn bad_configuration_fails_at_start_naming_the_key() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `check-config` checks what `ingest` checks before it consumes: the model registry the config
-/// names and the lake location with its options; a good config passes and leaves no lake behind.
+/// `check-config` checks what `ingest` checks before it consumes: the librdkafka properties
+/// against this build (never printing a secret's value), the model registry the config names
+/// and the lake location with its options; a good config passes and leaves no lake behind.
 #[test]
 fn check_config_checks_the_registry_and_the_lake_location() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -99,7 +100,16 @@ fn check_config_checks_the_registry_and_the_lake_location() -> anyhow::Result<()
     let (ok, stderr) = check(at(&lake.display().to_string()))?;
     assert!(ok, "{stderr}");
     assert!(!lake.exists(), "check-config created the lake directory");
+    let password = dir.path().join("password");
+    std::fs::write(&password, "hunter2-SECRET\n")?;
+    let kafka = format!(
+        "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"session.timeout.ms\" = \"banana\"\n\
+         [kafka.librdkafka_files]\n\"sasl.passwd\" = {:?}\n",
+        password.display().to_string()
+    );
     for (text, expected) in [
+        (kafka.clone(), "`kafka.librdkafka.\"sasl.passwd\"`: No such configuration property"),
+        (kafka, "`kafka.librdkafka.\"session.timeout.ms\"` = \"banana\""),
         (format!("{}[registry]\npath = \"/nonexistent/models.yaml\"\n", at("/tmp/l")), "/nonexistent/models.yaml"),
         (at("s4://bucket/lake"), "s4://bucket/lake"),
         (format!("{}[lake.options]\naws_regoin = \"x\"\n", at("s3://bucket/lake")), "aws_regoin"),
@@ -107,6 +117,7 @@ fn check_config_checks_the_registry_and_the_lake_location() -> anyhow::Result<()
         let (ok, stderr) = check(text.clone())?;
         assert!(!ok, "accepted: {text}");
         assert!(stderr.contains(expected), "{text}: {stderr}");
+        assert!(!stderr.contains("SECRET"), "a secret printed: {stderr}");
     }
     Ok(())
 }

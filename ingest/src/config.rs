@@ -5,7 +5,7 @@
 //! overlay environment overrides, deserialize with `deny_unknown_fields`, then [`Config::validate`]
 //! checks the values and names the key that is wrong and what to do about it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -172,6 +172,9 @@ pub struct KafkaConfig {
     /// [`librdkafka`](Self::librdkafka); a key may be set in only one of the two.
     #[serde(default)]
     pub librdkafka_files: BTreeMap<String, PathBuf>,
+    /// Properties whose values came from `librdkafka_files`: secrets, never printed.
+    #[serde(skip)]
+    pub secret_properties: BTreeSet<String>,
 }
 
 fn default_group_id() -> String {
@@ -382,6 +385,7 @@ impl Config {
                     if value.is_empty() {
                         problems.push(format!("{key}: {} is empty", path.display()));
                     } else {
+                        kafka.secret_properties.insert(property.clone());
                         kafka.librdkafka.insert(property, value.to_owned());
                     }
                 }
@@ -488,6 +492,7 @@ fn validate_kafka(kafka: &KafkaConfig, problems: &mut Vec<String>) {
     if kafka.max_inflight_flushes == 0 {
         problems.push("`kafka.max_inflight_flushes` must be at least 1".to_owned());
     }
+    problems.extend(crate::source::kafka::client::validate_passthrough(kafka));
     for key in kafka.librdkafka.keys() {
         if RESERVED_LIBRDKAFKA_KEYS.contains(&key.as_str()) {
             problems.push(format!(

@@ -2,6 +2,8 @@
 //! the operator's passthrough table (TLS, SASL, tuning) on top.
 
 use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaConfRes;
 
 use crate::config::{KafkaConfig, StartFrom};
 
@@ -40,6 +42,52 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     config
 }
 
+/// Whether a librdkafka property holds a secret, whose value is never printed.
+pub fn is_secret_property(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "token", "sasl.oauthbearer.config", "ssl.key.pem", "ssl_key", "keystore"]
+        .iter()
+        .any(|part| key.contains(part))
+}
+
+/// Check each passthrough property against this build of librdkafka without creating a client
+/// (nothing connects): unknown names, malformed values, and features the build lacks. One
+/// problem per bad property, worded by [`describe_error`].
+pub fn validate_passthrough(kafka: &KafkaConfig) -> Vec<String> {
+    kafka
+        .librdkafka
+        .iter()
+        .filter_map(|(key, value)| {
+            let mut one = ClientConfig::new();
+            one.set(key, value);
+            one.create_native_config().err().map(|error| describe_error(&error, kafka))
+        })
+        .collect()
+}
+
+/// librdkafka's words for an error, naming the offending property but never printing the value
+/// of a secret one: rdkafka's own text for a rejected property ends with its value, and a
+/// mistyped `sasl.password` key would otherwise put the password in the log.
+pub fn describe_error(error: &KafkaError, kafka: &KafkaConfig) -> String {
+    match error {
+        KafkaError::ClientConfig(result, description, key, value) => {
+            // An unknown name may be a secret's misspelt one (`sasl.passwd`): only a known,
+            // non-secret property shows the value it was given.
+            let known = *result == RDKafkaConfRes::RD_KAFKA_CONF_INVALID;
+            let secret = !known || is_secret_property(key) || kafka.secret_properties.contains(key);
+            if secret {
+                // Also out of librdkafka's own words, should a version start quoting values.
+                let description =
+                    if value.is_empty() { description.clone() } else { description.replace(value, "…") };
+                format!("`kafka.librdkafka.\"{key}\"`: {description} (its value is not shown)")
+            } else {
+                format!("`kafka.librdkafka.\"{key}\"` = {value:?}: {description}")
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +103,7 @@ mod tests {
             max_inflight_flushes: 2,
             librdkafka: BTreeMap::new(),
             librdkafka_files: BTreeMap::new(),
+            secret_properties: std::collections::BTreeSet::new(),
         }
     }
 
@@ -74,5 +123,38 @@ mod tests {
         let config = client_config(&k);
         assert_eq!(config.get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(config.get("queued.max.messages.kbytes"), Some("1024"));
+    }
+
+    #[test]
+    fn the_production_example_properties_are_supported_by_this_build() {
+        // SASL_SSL with SCRAM needs librdkafka built with OpenSSL: without it the daemon
+        // configured as the example says cannot start.
+        let mut k = kafka();
+        for (key, value) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "driftwatch"),
+            ("sasl.password", "s3cret"),
+            ("ssl.ca.location", "/etc/ssl/certs/ca-certificates.crt"),
+        ] {
+            k.librdkafka.insert(key.to_owned(), value.to_owned());
+        }
+        assert_eq!(validate_passthrough(&k), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_rejected_property_is_named_and_a_secret_value_never_printed() {
+        let mut k = kafka();
+        k.librdkafka.insert("sasl.passwd".to_owned(), "hunter2-SECRET".to_owned());
+        k.librdkafka.insert("session.timeout.ms".to_owned(), "banana".to_owned());
+        k.librdkafka.insert("ssl.key.password.typo".to_owned(), "hunter3-SECRET".to_owned());
+        k.librdkafka.insert("from.a.file".to_owned(), "hunter4-SECRET".to_owned());
+        k.secret_properties.insert("from.a.file".to_owned());
+        let problems = validate_passthrough(&k).join("\n");
+        for key in ["sasl.passwd", "session.timeout.ms", "ssl.key.password.typo", "from.a.file"] {
+            assert!(problems.contains(&format!("`kafka.librdkafka.\"{key}\"`")), "{key}: {problems}");
+        }
+        assert!(!problems.contains("SECRET"), "{problems}");
+        assert!(problems.contains("banana"), "a value that is no secret helps: {problems}");
     }
 }

@@ -103,9 +103,10 @@ async fn consume(
     );
     let assigned = Arc::clone(&context.assigned);
     let brokers_down = Arc::clone(&context.brokers_down);
-    let consumer: BaseConsumer<PollerContext> = client::client_config(kafka)
-        .create_with_context(context)
-        .map_err(|source| Error::Kafka { context: "creating the consumer".to_owned(), source })?;
+    let consumer: BaseConsumer<PollerContext> =
+        client::client_config(kafka).create_with_context(context).map_err(|error| {
+            Error::Other(format!("kafka: creating the consumer: {}", client::describe_error(&error, kafka)))
+        })?;
     let topics: Vec<&str> = kafka.topics.iter().map(|t| t.name.as_str()).collect();
     consumer
         .subscribe(&topics)
