@@ -12,6 +12,11 @@ use crate::config::{KafkaConfig, StartFrom};
 /// the number of partitions instead of with configuration.
 const QUEUED_MAX_MESSAGES_KBYTES: &str = "16384";
 
+/// How often topic metadata is refreshed unless the operator overrides it: librdkafka's 5 minute
+/// default would leave a daemon started before its topics were created idle for minutes after
+/// they appear. One metadata request per 30 s costs nothing.
+const TOPIC_METADATA_REFRESH_MS: &str = "30000";
+
 /// Build the consumer configuration. Reserved keys are rejected by config validation, so the
 /// passthrough cannot switch off manual commits.
 pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
@@ -32,6 +37,7 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
         )
         .set("enable.partition.eof", "false")
         .set("queued.max.messages.kbytes", QUEUED_MAX_MESSAGES_KBYTES)
+        .set("topic.metadata.refresh.interval.ms", TOPIC_METADATA_REFRESH_MS)
         .set("statistics.interval.ms", "5000")
         .set("session.timeout.ms", "30000")
         .set("max.poll.interval.ms", "300000")
@@ -113,6 +119,12 @@ mod tests {
         assert_eq!(config.get("enable.auto.commit"), Some("false"));
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(config.get("group.protocol"), Some("classic"));
+    }
+
+    #[test]
+    fn new_topics_are_noticed_within_seconds() {
+        let config = client_config(&kafka());
+        assert_eq!(config.get("topic.metadata.refresh.interval.ms"), Some(TOPIC_METADATA_REFRESH_MS));
     }
 
     #[test]
