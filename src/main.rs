@@ -50,6 +50,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let json_logs = matches!(cli.logging.log_format, logging::LogFormat::Json);
     if let Err(error) = logging::init(&cli.logging) {
         eprintln!("driftwatch: cannot set up logging: {}", error_chain(&error));
         return std::process::ExitCode::from(2);
@@ -75,7 +76,11 @@ fn main() -> std::process::ExitCode {
         Err(error) => {
             let message = error_chain(&error);
             tracing::error!(error = message, "driftwatch failed.");
-            eprintln!("driftwatch: {message}");
+            // A person at a terminal reads this line; a log pipeline reading JSON gets the
+            // event above and would choke on a plain line.
+            if !json_logs {
+                eprintln!("driftwatch: {message}");
+            }
             std::process::ExitCode::FAILURE
         }
     }

@@ -159,5 +159,18 @@ fn json_logs_are_one_object_per_line() -> anyhow::Result<()> {
         lines += 1;
     }
     assert!(lines >= 2, "expected start and finish log lines, got {lines}");
+
+    // A fatal error too is one JSON object, with no plain line beside it.
+    let output = common::driftwatch()
+        .args(["--log-format", "json", "ingest", "--source", "file:/nonexistent/input.ndjson", "--lake"])
+        .arg(tempfile::tempdir()?.path())
+        .output()?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{e}: {line}"))?;
+        assert!(value.to_string().contains("/nonexistent/input.ndjson") || value.get("level").is_some(), "{line}");
+    }
+    assert!(stderr.contains("/nonexistent/input.ndjson"), "{stderr}");
     Ok(())
 }
