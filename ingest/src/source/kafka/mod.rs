@@ -183,21 +183,54 @@ async fn consume(
     let started = Instant::now();
     // Whatever stopped the loop, what is buffered is made durable first, unless the lake
     // itself is what failed.
-    let final_offsets = match &outcome {
-        Err(Error::Flush(_) | Error::Lake { .. }) => Vec::new(),
-        _ => state.flush_all(FlushReason::Shutdown).await?,
+    let flushed = match &outcome {
+        Err(Error::Flush(_) | Error::Lake { .. }) => None,
+        _ => Some(state.flush_all(FlushReason::Shutdown).await),
     };
+    let final_offsets = match &flushed {
+        Some(Ok(offsets)) => offsets.clone(),
+        _ => Vec::new(),
+    };
+    // The poll thread is stopped whatever happened, so the group is left and its
+    // partitions move on without waiting for the session timeout.
     let _ = commands.send(Command::Stop(final_offsets.clone()));
     drop(events);
     if poll_thread.join().is_err() {
         tracing::error!("The Kafka poll thread panicked.");
     }
     abandon.cancel();
-    tracing::info!(
-        partitions = final_offsets.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "Shutdown complete: buffers flushed, checkpoints written, offsets committed."
-    );
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let partitions = final_offsets.len();
+    let stopped_by = outcome.as_ref().err().map_or_else(|| "shutdown requested".to_owned(), ToString::to_string);
+    match flushed {
+        Some(Ok(_)) if outcome.is_ok() => tracing::info!(
+            partitions,
+            elapsed_ms,
+            "Shutdown complete: buffers flushed, checkpoints written, offsets committed."
+        ),
+        Some(Ok(_)) => tracing::error!(
+            error = %stopped_by,
+            partitions,
+            elapsed_ms,
+            "Stopped on an error; what was buffered was flushed, checkpointed and committed."
+        ),
+        None => tracing::error!(
+            error = %stopped_by,
+            elapsed_ms,
+            "Stopped on a lake error; buffered rows were not written and are read again from the \
+             lake checkpoint on restart."
+        ),
+        Some(Err(flush_error)) => {
+            tracing::error!(
+                error = %flush_error,
+                stopped_by = %stopped_by,
+                elapsed_ms,
+                "Shutdown flush failed; buffered rows were not written and are read again from the \
+                 lake checkpoint on restart."
+            );
+            return outcome.and(Err(flush_error));
+        }
+    }
     outcome
 }
 
