@@ -102,6 +102,7 @@ async fn consume(
         components.metrics.clone(),
     );
     let assigned = Arc::clone(&context.assigned);
+    let stop_recovery = context.shutdown.clone();
     let brokers_down = Arc::clone(&context.brokers_down);
     let consumer: BaseConsumer<PollerContext> = client::client_config(kafka)
         .create_with_context(context)
@@ -179,6 +180,9 @@ async fn consume(
         }
     };
 
+    // First, before anything waits on the poll thread: it may be inside an assignment,
+    // waiting for an unavailable lake.
+    stop_recovery.cancel();
     readiness.set_not_ready("shutting down");
     let started = Instant::now();
     // Whatever stopped the loop, what is buffered is made durable first, unless the lake

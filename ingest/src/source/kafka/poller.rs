@@ -8,7 +8,9 @@
 //!
 //! - **assign**: recover each partition from the lake (removing files of a flush that never
 //!   committed) and assign it at the lake checkpoint, so Kafka's own committed offsets are only
-//!   advisory; then tell the loop where each partition starts. Each checkpoint is compared
+//!   advisory; then tell the loop where each partition starts. An unavailable lake is waited
+//!   for with backoff, until it answers or shutdown begins (the assignment is then released
+//!   unconsumed: nothing of it was read). Each checkpoint is compared
 //!   with the log's watermarks; when that query fails (a broker just restarted), the poll loop
 //!   asks again with backoff until the partition delivers a message, because a broker may
 //!   answer a fetch past a recreated log's end with nothing rather than an offset reset.
@@ -42,7 +44,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
+use driftwatch_lake::checkpoint::Checkpoint;
 use driftwatch_lake::writer::LakeWriter;
 
 use super::channel::{Command, Event, EventSender};
@@ -72,6 +76,10 @@ pub struct PollerContext {
     metrics: Metrics,
     /// Set once shutdown has flushed everything: revokes then just release.
     stopping: AtomicBool,
+    /// Cancelled as soon as the daemon starts shutting down: ends the wait for the lake
+    /// during an assignment, which runs inside the rebalance callback where no command from
+    /// the loop can reach the poll thread.
+    pub shutdown: CancellationToken,
     /// Partitions currently assigned (for readiness).
     pub assigned: Arc<AtomicUsize>,
     /// Set while the brokers are unreachable (for readiness).
@@ -84,6 +92,10 @@ impl std::fmt::Debug for PollerContext {
         f.debug_struct("PollerContext").field("group_id", &self.group_id).finish_non_exhaustive()
     }
 }
+
+/// An assignment recovered from the lake: where librdkafka starts each partition, and what
+/// the processing loop is told of each (topic, partition, resume offset).
+type RecoveredAssignment = (TopicPartitionList, Vec<(String, i32, Option<i64>)>);
 
 /// The lake checkpoint stream of a consumed topic: one per (group, topic).
 pub fn kafka_stream_id(group_id: &str, topic: &str) -> String {
@@ -114,6 +126,7 @@ impl PollerContext {
             offset_query_timeout,
             metrics,
             stopping: AtomicBool::new(false),
+            shutdown: CancellationToken::new(),
             assigned: Arc::new(AtomicUsize::new(0)),
             brokers_down: Arc::new(AtomicBool::new(false)),
             last_error_log: Mutex::new(None),
@@ -133,29 +146,53 @@ impl PollerContext {
         }
     }
 
+    /// Recover one partition's checkpoint from the lake, retrying until the lake answers.
+    /// `None` when shutdown started first: nothing of the partition was read or buffered, so
+    /// it is simply left for the next owner.
+    fn recover_checkpoint(&self, topic: &str, stream: &str, partition: i32) -> Option<Option<Checkpoint>> {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let attempt = self.runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => None,
+                    result = self.writer.recover(stream, partition) => Some(result),
+                }
+            });
+            match attempt? {
+                Ok(checkpoint) => return Some(checkpoint),
+                Err(error) => {
+                    self.metrics.record_consumer_error("lake_recover");
+                    tracing::warn!(topic, partition, %error, "Cannot recover partition from the lake; retrying.");
+                }
+            }
+            let stopped = self.runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => true,
+                    () = tokio::time::sleep(delay) => false,
+                }
+            });
+            if stopped {
+                return None;
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+
     /// Recover every assigned partition from the lake, retrying the lake until it answers.
+    /// `None` when shutdown started while waiting for the lake.
     fn recover_assignment(
         &self,
         consumer: &BaseConsumer<Self>,
         tpl: &TopicPartitionList,
-    ) -> (TopicPartitionList, Vec<(String, i32, Option<i64>)>) {
+    ) -> Option<RecoveredAssignment> {
         let mut positioned = TopicPartitionList::new();
         let mut starts = Vec::new();
         for element in tpl.elements() {
             let (topic, partition) = (element.topic().to_owned(), element.partition());
             let stream = kafka_stream_id(&self.group_id, &topic);
-            let mut delay = Duration::from_millis(200);
-            let checkpoint = loop {
-                match self.runtime.block_on(self.writer.recover(&stream, partition)) {
-                    Ok(checkpoint) => break checkpoint,
-                    Err(error) => {
-                        self.metrics.record_consumer_error("lake_recover");
-                        tracing::warn!(topic, partition, %error, "Cannot recover partition from the lake; retrying.");
-                        std::thread::sleep(delay);
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                    }
-                }
-            };
+            let checkpoint = self.recover_checkpoint(&topic, &stream, partition)?;
             let mut next = checkpoint.map(|c| c.next_offset);
             if let Some(committed) = next {
                 next = Some(self.check_log_bounds(consumer, &stream, &topic, partition, committed));
@@ -181,7 +218,7 @@ impl PollerContext {
             tracing::info!(topic, partition, resume_at = ?next, "Partition assigned; recovered from the lake checkpoint.");
             starts.push((topic, partition, next));
         }
-        (positioned, starts)
+        Some((positioned, starts))
     }
 
     /// Compare the checkpoint with the partition's log (one bounded watermark query). A
@@ -423,7 +460,17 @@ impl ConsumerContext for PollerContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 // An eager assignment replaces the previous one whole.
                 self.lock_held().unverified.clear();
-                let (positioned, starts) = self.recover_assignment(consumer, tpl);
+                let Some((positioned, starts)) = self.recover_assignment(consumer, tpl) else {
+                    tracing::info!(
+                        partitions = tpl.count(),
+                        "Shutting down while the lake was unavailable; the assignment is left unconsumed."
+                    );
+                    if let Err(error) = consumer.unassign() {
+                        tracing::warn!(%error, "Cannot release the unrecovered assignment.");
+                    }
+                    self.assigned.store(0, Ordering::Release);
+                    return;
+                };
                 if !starts.is_empty() && self.events.blocking_send(Event::Assigned(starts)).is_err() {
                     return;
                 }
@@ -697,6 +744,49 @@ mod tests {
         };
         assert_eq!(first, 0, "the partition resumes at the log's start");
         assert!(consumer.context().lock_held().unverified.is_empty(), "verified once moved");
+        Ok(())
+    }
+
+    /// Shutdown while an assignment waits for an unavailable lake: the wait ends and the
+    /// partition is left unrecovered, instead of holding the poll thread (and with it the
+    /// daemon's exit) until the shutdown deadline.
+    #[test]
+    fn shutdown_ends_the_wait_for_an_unavailable_lake_during_an_assignment() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let lake = dir.path().join("lake");
+        std::fs::create_dir_all(&lake)?;
+        let store = runtime.block_on(LakeStore::open(&lake.display().to_string(), &Default::default()))?;
+        // A file where the checkpoint folder belongs: every recovery fails, as on a lost disk.
+        std::fs::write(lake.join("_checkpoints"), b"not a folder")?;
+        let metrics = Metrics::new(&MetricsConfig::default());
+        let (events, _receiver) = super::super::channel::event_channel(16);
+        let context = Arc::new(PollerContext::new(
+            events,
+            Arc::new(LakeWriter::new(store, ParquetOptions::default())),
+            runtime.handle().clone(),
+            "group".to_owned(),
+            StartFrom::Latest,
+            Duration::from_secs(5),
+            metrics.clone(),
+        ));
+        let (gave_up, answer) = std::sync::mpsc::channel();
+        let recovering = Arc::clone(&context);
+        std::thread::spawn(move || {
+            let _ = gave_up.send(recovering.recover_checkpoint("spans", "kafka.group.spans", 0).is_none());
+        });
+        // Shut down once recovery has failed and is waiting to try again.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !metrics.encode()?.contains("kind=\"lake_recover\"") {
+            if Instant::now() > deadline {
+                return Err("recovery never reported the failing lake".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        context.shutdown.cancel();
+        let gave_up =
+            answer.recv_timeout(Duration::from_secs(60)).map_err(|_| "still waiting for the lake after shutdown")?;
+        assert!(gave_up, "no checkpoint is made up when recovery gives up");
         Ok(())
     }
 
