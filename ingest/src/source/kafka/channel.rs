@@ -108,8 +108,6 @@ pub enum Event {
     /// unwritten; writing it now would race the new owner. Answer once the flushes already in
     /// flight have finished, so that a later assignment's recovery never runs beside them.
     Lost { partitions: Vec<(String, i32)>, done: std::sync::mpsc::SyncSender<()> },
-    /// librdkafka's latest high watermark per partition (from its statistics).
-    HighWatermarks(Vec<(String, i32, i64)>),
     /// A consumer error the daemon cannot recover from (already counted and logged).
     Fatal { kind: &'static str, message: String },
 }
@@ -140,10 +138,10 @@ pub(super) mod tests {
         assert!(sender.try_send(message(CHANNEL_MAX_BYTES * 2)).is_ok());
         assert!(matches!(sender.try_send(message(1)), Err(mpsc::error::TrySendError::Full(_))));
         // Control events are never held back by bytes.
-        assert!(sender.try_send(Event::HighWatermarks(Vec::new())).is_ok());
+        assert!(sender.try_send(Event::Fatal { kind: "test", message: String::new() }).is_ok());
         // The receiver gives the bytes back; then messages flow until the bound.
         assert!(matches!(receiver.recv().await, Some(Event::Messages(_))));
-        assert!(matches!(receiver.recv().await, Some(Event::HighWatermarks(_))));
+        assert!(matches!(receiver.recv().await, Some(Event::Fatal { .. })));
         assert_eq!(sender.queued_bytes.load(Ordering::Acquire), 0);
         let size = CHANNEL_MAX_BYTES / 4;
         let mut sent = 0;

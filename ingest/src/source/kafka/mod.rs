@@ -14,10 +14,10 @@
 //!   per-partition positions) and when it pauses.
 //! - [`poller`]: owns the consumer; forwards messages and rebalance events in order; pauses
 //!   partitions under backpressure; recovers partitions from the lake on assign.
-//! - this module: the processing loop, one `select!` over shutdown, flush completions, events and
-//!   a tick. It keeps one [`PartitionBuffer`] per assigned partition, flushes on rows, bytes or
-//!   age per partition (and the largest buffer when all together exceed the memory budget), and
-//!   after each durable flush asks the poll thread to commit that offset to Kafka so lag tools
+//! - this module: the processing loop, one `select!` over shutdown, a tick, flush completions
+//!   and events, in that order (see `next_step`). It keeps one [`PartitionBuffer`] per assigned
+//!   partition, flushes on rows, bytes or age per partition (and the largest buffer when all
+//!   together exceed the memory budget), and after each durable flush asks the poll thread to commit that offset to Kafka so lag tools
 //!   see it. The lake checkpoint, not Kafka, is where partitions resume.
 
 pub mod channel;
@@ -44,7 +44,7 @@ use crate::runtime::Components;
 use crate::source::file::now_nanos;
 use crate::telemetry::{Readiness, http};
 use channel::{Command, Event};
-use poller::{PollerContext, kafka_stream_id};
+use poller::{HighWatermarks, PollerContext, kafka_stream_id};
 
 /// Events buffered between the poll thread and the loop. Small on purpose: librdkafka's own
 /// prefetch queue (`queued.max.messages.kbytes`) is the real buffer.
@@ -103,6 +103,7 @@ async fn consume(
     );
     let assigned = Arc::clone(&context.assigned);
     let stop_recovery = context.shutdown.clone();
+    let high_watermarks = context.high_watermarks.clone();
     let brokers_down = Arc::clone(&context.brokers_down);
     let consumer: BaseConsumer<PollerContext> = client::client_config(kafka)
         .create_with_context(context)
@@ -137,7 +138,7 @@ async fn consume(
         streams: FastHashMap::default(),
         group_id: kafka.group_id.clone(),
         durable: FastHashMap::default(),
-        high_watermarks: FastHashMap::default(),
+        high_watermarks,
         claimed_elsewhere: std::collections::HashSet::new(),
         commands: commands.clone(),
         lake_writable: false,
@@ -148,10 +149,13 @@ async fn consume(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let outcome: Result<()> = loop {
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break Ok(()),
-            done = state.flusher.next_done() => match done {
+        // Over the memory budget, messages wait in the channel (and then in librdkafka,
+        // paused) until a flush completes.
+        let take_events = !state.over_budget();
+        let step = next_step(&shutdown, &mut tick, state.flusher.next_done(), events.recv(), take_events).await;
+        match step {
+            Step::Shutdown => break Ok(()),
+            Step::Flushed(done) => match done {
                 Ok(done) => {
                     state.on_flushed(&done);
                     // Messages wait while over budget, so the next early flush starts here.
@@ -161,9 +165,7 @@ async fn consume(
                 }
                 Err(error) => break Err(error.into()),
             },
-            // Over the memory budget, messages wait in the channel (and then in librdkafka,
-            // paused) until a flush completes.
-            event = events.recv(), if !state.over_budget() => match event {
+            Step::Event(event) => match event {
                 Some(event) => {
                     if let Err(error) = state.on_event(event).await {
                         break Err(error);
@@ -171,11 +173,15 @@ async fn consume(
                 }
                 None => break Err(Error::Other("the Kafka poll thread stopped unexpectedly".to_owned())),
             },
-            _ = tick.tick() => {
+            Step::Tick => {
                 if let Err(error) = state.on_tick().await {
                     break Err(error);
                 }
-                state.update_readiness(readiness, assigned.load(Ordering::Acquire), brokers_down.load(Ordering::Acquire));
+                state.update_readiness(
+                    readiness,
+                    assigned.load(Ordering::Acquire),
+                    brokers_down.load(Ordering::Acquire),
+                );
             }
         }
     };
@@ -238,6 +244,37 @@ async fn consume(
     outcome
 }
 
+/// What the processing loop does next.
+#[derive(Debug)]
+enum Step<D, E> {
+    Shutdown,
+    Tick,
+    Flushed(D),
+    Event(E),
+}
+
+/// The processing loop's one `select!`. Shutdown comes first, then the tick: it is cheap and
+/// periodic, so it cannot starve the rest, while the input of a backlog is always ready and
+/// would starve it (gauges, age flushes of partitions that get no further message, readiness
+/// and lake re-checks). Flush completions come before input because they free the memory and
+/// flush slots that input waits for. Cancel safe: the losing futures are dropped unpolled or
+/// are cancel safe (`Flusher::next_done`, `recv`).
+async fn next_step<D, E>(
+    shutdown: &CancellationToken,
+    tick: &mut tokio::time::Interval,
+    flushed: impl Future<Output = D>,
+    event: impl Future<Output = E>,
+    take_events: bool,
+) -> Step<D, E> {
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled() => Step::Shutdown,
+        _ = tick.tick() => Step::Tick,
+        done = flushed => Step::Flushed(done),
+        event = event, if take_events => Step::Event(event),
+    }
+}
+
 /// The processing loop's state.
 struct Daemon<'a> {
     components: &'a Components,
@@ -253,7 +290,8 @@ struct Daemon<'a> {
     group_id: String,
     /// Offset up to which each partition is durable in the lake.
     durable: FastHashMap<(Arc<str>, i32), (i64, Instant)>,
-    high_watermarks: FastHashMap<(Arc<str>, i32), i64>,
+    /// Written by the poll thread from librdkafka's statistics.
+    high_watermarks: HighWatermarks,
     /// Partitions the lake says another daemon has claimed, until the group assigns them
     /// here again (or takes them away, as it soon will).
     claimed_elsewhere: std::collections::HashSet<(Arc<str>, i32)>,
@@ -383,12 +421,6 @@ impl Daemon<'_> {
                 }
                 let _ = done.send(());
             }
-            Event::HighWatermarks(marks) => {
-                for (topic, partition, high) in marks {
-                    let key = (self.topic(&topic), partition);
-                    self.high_watermarks.insert(key, high);
-                }
-            }
             Event::Fatal { kind, message } => {
                 return Err(Error::Other(format!("fatal Kafka error ({kind}): {message}")));
             }
@@ -416,7 +448,6 @@ impl Daemon<'_> {
     /// Drop the bookkeeping of a partition this member no longer owns; returns the offset it
     /// was durable up to, if any flush of it completed.
     fn forget_partition(&mut self, key: &(Arc<str>, i32)) -> Option<i64> {
-        self.high_watermarks.remove(key);
         self.processor.metrics().remove_partition(&key.0, key.1);
         self.durable.remove(key).map(|(offset, _)| offset)
     }
@@ -533,7 +564,8 @@ impl Daemon<'_> {
         let rows: usize = self.buffers.values().map(PartitionBuffer::rows).sum();
         let bytes: usize = self.buffers.values().map(PartitionBuffer::bytes).sum();
         self.components.metrics.set_buffered(rows, bytes);
-        for (key, high) in &self.high_watermarks {
+        for key in self.buffers.keys() {
+            let Some(high) = self.high_watermarks.get(&key.0, key.1) else { continue };
             let durable = self.durable.get(key).map_or(0, |(offset, _)| *offset);
             self.components.metrics.set_lag(&key.0, key.1, (high - durable).max(0));
         }
@@ -578,5 +610,29 @@ impl Daemon<'_> {
             .iter()
             .map(|((topic, partition), (offset, _))| (topic.to_string(), *partition, *offset))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backlog keeps events always ready; the tick still runs when it is due, and input
+    /// flows between ticks.
+    #[tokio::test]
+    async fn a_due_tick_runs_before_ready_input() {
+        let shutdown = CancellationToken::new();
+        // A tick overdue since a whole period, as after a long stretch of input.
+        let overdue = tokio::time::Instant::now().checked_sub(TICK).unwrap_or_else(tokio::time::Instant::now);
+        let mut tick = tokio::time::interval_at(overdue, TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let pending = std::future::pending::<()>;
+        let step = next_step(&shutdown, &mut tick, pending(), std::future::ready("event"), true).await;
+        assert!(matches!(step, Step::Tick), "{step:?}");
+        let step = next_step(&shutdown, &mut tick, pending(), std::future::ready("event"), true).await;
+        assert!(matches!(step, Step::Event("event")), "{step:?}");
+        shutdown.cancel();
+        let step = next_step(&shutdown, &mut tick, std::future::ready(()), std::future::ready("event"), true).await;
+        assert!(matches!(step, Step::Shutdown), "{step:?}");
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! It polls librdkafka, detaches messages and forwards them, in order, through one bounded
 //! channel to the processing loop, together with control events (partitions assigned or
-//! revoked, broker errors, high watermarks). Rebalances are handled here, inside librdkafka's
+//! revoked, fatal broker errors). High watermarks from librdkafka's statistics are not sent
+//! but kept in [`HighWatermarks`], which the loop reads on its tick: a backlog that fills the
+//! channel is when lag matters most. Rebalances are handled here, inside librdkafka's
 //! callback, because that is the only place where a partition can still be flushed before it is
 //! released:
 //!
@@ -51,6 +53,7 @@ use driftwatch_lake::writer::LakeWriter;
 
 use super::channel::{Command, Event, EventSender};
 use super::held::{Backpressure, Held, decide_backpressure};
+use crate::FastHashMap;
 use crate::config::StartFrom;
 use crate::telemetry::Metrics;
 
@@ -84,12 +87,48 @@ pub struct PollerContext {
     pub assigned: Arc<AtomicUsize>,
     /// Set while the brokers are unreachable (for readiness).
     pub brokers_down: Arc<AtomicBool>,
+    /// The latest high watermark of each partition (for the lag gauge).
+    pub high_watermarks: HighWatermarks,
     last_error_log: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for PollerContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PollerContext").field("group_id", &self.group_id).finish_non_exhaustive()
+    }
+}
+
+/// The latest high watermark of each partition seen in librdkafka's statistics, shared
+/// between the poll thread (which writes it) and the processing loop (which reads it).
+#[derive(Debug, Clone, Default)]
+pub struct HighWatermarks(Arc<Mutex<WatermarksByTopic>>);
+
+/// Topic -> partition -> high watermark; keyed topic first so a lookup borrows the topic.
+type WatermarksByTopic = FastHashMap<Arc<str>, FastHashMap<i32, i64>>;
+
+impl HighWatermarks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WatermarksByTopic> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Record watermarks; negative ones (librdkafka's "not known yet") are ignored.
+    pub fn update<'a>(&self, marks: impl IntoIterator<Item = (&'a str, i32, i64)>) {
+        let mut latest = self.lock();
+        for (topic, partition, high) in marks {
+            if partition < 0 || high < 0 {
+                continue;
+            }
+            let partitions = match latest.get_mut(topic) {
+                Some(partitions) => partitions,
+                None => latest.entry(Arc::from(topic)).or_default(),
+            };
+            partitions.insert(partition, high);
+        }
+    }
+
+    /// The latest high watermark of a partition, if librdkafka has reported one.
+    pub fn get(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.lock().get(topic).and_then(|partitions| partitions.get(&partition)).copied()
     }
 }
 
@@ -129,6 +168,7 @@ impl PollerContext {
             shutdown: CancellationToken::new(),
             assigned: Arc::new(AtomicUsize::new(0)),
             brokers_down: Arc::new(AtomicBool::new(false)),
+            high_watermarks: HighWatermarks::default(),
             last_error_log: Mutex::new(None),
         }
     }
@@ -417,20 +457,12 @@ impl ClientContext for PollerContext {
         if statistics.brokers.values().any(|broker| broker.state == "UP") {
             self.brokers_down.store(false, Ordering::Release);
         }
-        let marks: Vec<(String, i32, i64)> = statistics
-            .topics
-            .iter()
-            .flat_map(|(topic, t)| {
-                t.partitions
-                    .values()
-                    .filter(|p| p.partition >= 0 && p.hi_offset >= 0)
-                    .map(move |p| (topic.clone(), p.partition, p.hi_offset))
-            })
-            .collect();
-        if !marks.is_empty() {
-            // Statistics are periodic; dropping one when the loop is busy loses nothing.
-            let _ = self.events.try_send(Event::HighWatermarks(marks));
-        }
+        self.high_watermarks.update(
+            statistics
+                .topics
+                .iter()
+                .flat_map(|(topic, t)| t.partitions.values().map(move |p| (topic.as_str(), p.partition, p.hi_offset))),
+        );
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -788,6 +820,17 @@ mod tests {
             answer.recv_timeout(Duration::from_secs(60)).map_err(|_| "still waiting for the lake after shutdown")?;
         assert!(gave_up, "no checkpoint is made up when recovery gives up");
         Ok(())
+    }
+
+    #[test]
+    fn high_watermarks_keep_the_latest_known_per_partition() {
+        let marks = HighWatermarks::default();
+        marks.update([("spans", 0, 10), ("spans", 1, 5), ("spans", -1, 99), ("feedback", 0, -1)]);
+        marks.update([("spans", 0, 12)]);
+        assert_eq!(marks.get("spans", 0), Some(12));
+        assert_eq!(marks.get("spans", 1), Some(5));
+        assert_eq!(marks.get("spans", -1), None, "librdkafka's internal partition");
+        assert_eq!(marks.get("feedback", 0), None, "not known yet");
     }
 
     #[test]
