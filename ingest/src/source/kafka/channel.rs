@@ -97,9 +97,8 @@ impl EventSender {
 pub enum Event {
     /// Consumed messages, in order (at most [`BATCH_MAX_MESSAGES`](super::held::BATCH_MAX_MESSAGES)).
     Messages(Vec<OwnedMessage>),
-    /// Partitions now owned, each with the offset consumption starts from (`None`: no
-    /// checkpoint; the first message read starts the first range).
-    Assigned(Vec<(String, i32, Option<i64>)>),
+    /// Partitions now owned, and where each starts.
+    Assigned(Vec<AssignedPartition>),
     /// Partitions being released: flush them, then answer with the offsets now durable.
     Revoked { partitions: Vec<(String, i32)>, reply: std::sync::mpsc::SyncSender<Vec<(String, i32, i64)>> },
     /// Partitions taken away without a handshake: the group moved on while this member could
@@ -110,6 +109,20 @@ pub enum Event {
     Lost { partitions: Vec<(String, i32)>, done: std::sync::mpsc::SyncSender<()> },
     /// A consumer error the daemon cannot recover from (already counted and logged).
     Fatal { kind: &'static str, message: String },
+}
+
+/// A partition now owned, and where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignedPartition {
+    pub topic: String,
+    pub partition: i32,
+    /// The lake checkpoint consumption resumes from (`None`: no checkpoint; the first message
+    /// read starts the first range).
+    pub resume_at: Option<i64>,
+    /// The offset the consumer starts reading at, when known: the checkpoint, or the log's
+    /// start for `start_from = "earliest"`. `None` for the log's end (`"latest"`), or when
+    /// the log's start could not be queried.
+    pub position: Option<i64>,
 }
 
 /// What the processing loop asks of the poll thread.

@@ -139,6 +139,7 @@ async fn consume(
         group_id: kafka.group_id.clone(),
         durable: FastHashMap::default(),
         high_watermarks,
+        started_at: FastHashMap::default(),
         claimed_elsewhere: std::collections::HashSet::new(),
         commands: commands.clone(),
         lake_writable: false,
@@ -244,6 +245,14 @@ async fn consume(
     outcome
 }
 
+/// Messages of a partition not yet durable in the lake: from the high watermark back to the
+/// next offset to commit, which is the durable offset once a flush has completed, and before
+/// that the offset the consumer started reading at. Not started anywhere known yet (at the
+/// log's end, `start_from = "latest"`, with nothing read): nothing is behind.
+fn lag(high: i64, durable: Option<i64>, started_at: Option<i64>) -> i64 {
+    durable.or(started_at).map_or(0, |next| (high - next).max(0))
+}
+
 /// What the processing loop does next.
 #[derive(Debug)]
 enum Step<D, E> {
@@ -292,6 +301,9 @@ struct Daemon<'a> {
     durable: FastHashMap<(Arc<str>, i32), (i64, Instant)>,
     /// Written by the poll thread from librdkafka's statistics.
     high_watermarks: HighWatermarks,
+    /// Where the consumer started reading each partition in this assignment: what lag is
+    /// measured from until a flush of it is durable.
+    started_at: FastHashMap<(Arc<str>, i32), i64>,
     /// Partitions the lake says another daemon has claimed, until the group assigns them
     /// here again (or takes them away, as it soon will).
     claimed_elsewhere: std::collections::HashSet<(Arc<str>, i32)>,
@@ -333,6 +345,9 @@ impl Daemon<'_> {
         if self.claimed_elsewhere.contains(&key) {
             return Ok(());
         }
+        if !self.started_at.contains_key(&key) {
+            self.started_at.insert(key.clone(), offset);
+        }
         if !self.buffers.contains_key(&key) {
             let buffer = self.new_buffer(&topic, partition, None);
             self.buffers.insert(key.clone(), buffer);
@@ -367,14 +382,19 @@ impl Daemon<'_> {
                 self.relieve_memory().await?;
             }
             Event::Assigned(partitions) => {
-                for (topic, partition, start) in partitions {
-                    let topic = self.topic(&topic);
-                    self.claimed_elsewhere.remove(&(Arc::clone(&topic), partition));
-                    let buffer = self.new_buffer(&topic, partition, start);
-                    if let Some(start) = start {
-                        self.durable.insert((Arc::clone(&topic), partition), (start, Instant::now()));
+                for assigned in partitions {
+                    let (topic, partition) = (self.topic(&assigned.topic), assigned.partition);
+                    let key = (Arc::clone(&topic), partition);
+                    self.claimed_elsewhere.remove(&key);
+                    let buffer = self.new_buffer(&topic, partition, assigned.resume_at);
+                    if let Some(start) = assigned.resume_at {
+                        self.durable.insert(key.clone(), (start, Instant::now()));
                     }
-                    self.buffers.insert((topic, partition), buffer);
+                    match assigned.position {
+                        Some(position) => self.started_at.insert(key.clone(), position),
+                        None => self.started_at.remove(&key),
+                    };
+                    self.buffers.insert(key, buffer);
                 }
             }
             Event::Revoked { partitions, reply } => {
@@ -449,6 +469,7 @@ impl Daemon<'_> {
     /// was durable up to, if any flush of it completed.
     fn forget_partition(&mut self, key: &(Arc<str>, i32)) -> Option<i64> {
         self.processor.metrics().remove_partition(&key.0, key.1);
+        self.started_at.remove(key);
         self.durable.remove(key).map(|(offset, _)| offset)
     }
 
@@ -566,8 +587,8 @@ impl Daemon<'_> {
         self.components.metrics.set_buffered(rows, bytes);
         for key in self.buffers.keys() {
             let Some(high) = self.high_watermarks.get(&key.0, key.1) else { continue };
-            let durable = self.durable.get(key).map_or(0, |(offset, _)| *offset);
-            self.components.metrics.set_lag(&key.0, key.1, (high - durable).max(0));
+            let durable = self.durable.get(key).map(|(offset, _)| *offset);
+            self.components.metrics.set_lag(&key.0, key.1, lag(high, durable, self.started_at.get(key).copied()));
         }
         if !self.lake_writable && self.last_lake_check.is_none_or(|at| at.elapsed() >= Duration::from_secs(5)) {
             self.check_lake().await;
@@ -616,6 +637,83 @@ impl Daemon<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::names::CONSUMER_LAG;
+    use channel::AssignedPartition;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    /// Components over a local lake in `dir`.
+    async fn components(dir: &std::path::Path) -> Result<Components> {
+        let mut config = Config::default();
+        config.lake.location = dir.join("lake").display().to_string();
+        Components::build(config).await
+    }
+
+    /// The processing loop's state as `consume` builds it, without a consumer behind it.
+    fn daemon<'a>(components: &'a Components, tasks: &TaskTracker) -> Daemon<'a> {
+        // The poll thread's end of the commands is not needed: the loop ignores a closed one.
+        let (commands, _) = std::sync::mpsc::channel();
+        Daemon {
+            components,
+            processor: components.processor(),
+            flusher: Flusher::spawn(
+                Arc::clone(&components.writer),
+                components.metrics.clone(),
+                2,
+                tasks,
+                CancellationToken::new(),
+            ),
+            buffers: FastHashMap::default(),
+            formats: FastHashMap::default(),
+            topics: FastHashMap::default(),
+            streams: FastHashMap::default(),
+            group_id: "group".to_owned(),
+            durable: FastHashMap::default(),
+            high_watermarks: HighWatermarks::default(),
+            started_at: FastHashMap::default(),
+            claimed_elsewhere: std::collections::HashSet::new(),
+            commands,
+            lake_writable: true,
+            last_lake_check: None,
+        }
+    }
+
+    /// The value of a per-partition series of topic `spans` in the exposition.
+    fn series(text: &str, name: &str, partition: i32) -> Option<f64> {
+        let prefix = format!("{name}{{topic=\"spans\",partition=\"{partition}\"}} ");
+        text.lines().find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+    }
+
+    fn assigned(partition: i32, resume_at: Option<i64>, position: Option<i64>) -> AssignedPartition {
+        AssignedPartition { topic: "spans".to_owned(), partition, resume_at, position }
+    }
+
+    /// Without a durable offset, lag counts from where the consumer started reading, not
+    /// from offset 0: an idle topic consumed from its end is not behind by its whole log.
+    #[tokio::test]
+    async fn lag_counts_from_where_consumption_started_until_a_flush_is_durable() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let components = components(dir.path()).await?;
+        let tasks = TaskTracker::new();
+        let mut daemon = daemon(&components, &tasks);
+        daemon.high_watermarks.update([("spans", 0, 1_000), ("spans", 1, 1_000), ("spans", 2, 1_000)]);
+        daemon
+            .on_event(Event::Assigned(vec![
+                // start_from = "latest", nothing read yet: at the log's end.
+                assigned(0, None, None),
+                // start_from = "earliest" on a log that starts at 400.
+                assigned(1, None, Some(400)),
+                // Resumed at a lake checkpoint.
+                assigned(2, Some(900), Some(900)),
+            ]))
+            .await?;
+        daemon.on_tick().await?;
+        let text = components.metrics.encode()?;
+        assert_eq!(series(&text, CONSUMER_LAG, 0), Some(0.0), "{text}");
+        assert_eq!(series(&text, CONSUMER_LAG, 1), Some(600.0), "{text}");
+        assert_eq!(series(&text, CONSUMER_LAG, 2), Some(100.0), "{text}");
+        Ok(())
+    }
 
     /// A backlog keeps events always ready; the tick still runs when it is due, and input
     /// flows between ticks.

@@ -51,7 +51,7 @@ use tokio_util::sync::CancellationToken;
 use driftwatch_lake::checkpoint::Checkpoint;
 use driftwatch_lake::writer::LakeWriter;
 
-use super::channel::{Command, Event, EventSender};
+use super::channel::{AssignedPartition, Command, Event, EventSender};
 use super::held::{Backpressure, Held, decide_backpressure};
 use crate::FastHashMap;
 use crate::config::StartFrom;
@@ -134,7 +134,7 @@ impl HighWatermarks {
 
 /// An assignment recovered from the lake: where librdkafka starts each partition, and what
 /// the processing loop is told of each (topic, partition, resume offset).
-type RecoveredAssignment = (TopicPartitionList, Vec<(String, i32, Option<i64>)>);
+type RecoveredAssignment = (TopicPartitionList, Vec<AssignedPartition>);
 
 /// The lake checkpoint stream of a consumed topic: one per (group, topic).
 pub fn kafka_stream_id(group_id: &str, topic: &str) -> String {
@@ -256,7 +256,11 @@ impl PollerContext {
                 tracing::error!(topic, partition, %error, "Cannot position partition.");
             }
             tracing::info!(topic, partition, resume_at = ?next, "Partition assigned; recovered from the lake checkpoint.");
-            starts.push((topic, partition, next));
+            let position = match offset {
+                Offset::Offset(position) => Some(position),
+                _ => None,
+            };
+            starts.push(AssignedPartition { topic, partition, resume_at: next, position });
         }
         Some((positioned, starts))
     }
