@@ -123,6 +123,8 @@ pub struct AssignedPartition {
     /// start for `start_from = "earliest"`. `None` for the log's end (`"latest"`), or when
     /// the log's start could not be queried.
     pub position: Option<i64>,
+    /// When the lake checkpoint was written, if there is one.
+    pub checkpoint_at: Option<std::time::SystemTime>,
 }
 
 /// What the processing loop asks of the poll thread.

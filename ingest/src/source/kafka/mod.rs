@@ -390,6 +390,11 @@ impl Daemon<'_> {
                     if let Some(start) = assigned.resume_at {
                         self.durable.insert(key.clone(), (start, Instant::now()));
                     }
+                    // From the recovered checkpoint, so the age is there (and right) from the
+                    // assignment on, not only after this daemon's first flush.
+                    if let Some(at) = assigned.checkpoint_at {
+                        self.components.metrics.record_checkpoint(&topic, partition, at);
+                    }
                     match assigned.position {
                         Some(position) => self.started_at.insert(key.clone(), position),
                         None => self.started_at.remove(&key),
@@ -637,7 +642,7 @@ impl Daemon<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::names::CONSUMER_LAG;
+    use crate::telemetry::names::{CHECKPOINT_AGE_SECONDS, CHECKPOINT_TIMESTAMP_SECONDS, CONSUMER_LAG};
     use channel::AssignedPartition;
 
     type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
@@ -685,7 +690,7 @@ mod tests {
     }
 
     fn assigned(partition: i32, resume_at: Option<i64>, position: Option<i64>) -> AssignedPartition {
-        AssignedPartition { topic: "spans".to_owned(), partition, resume_at, position }
+        AssignedPartition { topic: "spans".to_owned(), partition, resume_at, position, checkpoint_at: None }
     }
 
     /// Without a durable offset, lag counts from where the consumer started reading, not
@@ -712,6 +717,24 @@ mod tests {
         assert_eq!(series(&text, CONSUMER_LAG, 0), Some(0.0), "{text}");
         assert_eq!(series(&text, CONSUMER_LAG, 1), Some(600.0), "{text}");
         assert_eq!(series(&text, CONSUMER_LAG, 2), Some(100.0), "{text}");
+        Ok(())
+    }
+
+    /// A partition resumed at a checkpoint reports the checkpoint's time from its assignment
+    /// on, as after a restart, not only from its next flush.
+    #[tokio::test]
+    async fn the_recovered_checkpoints_time_is_reported_at_assignment() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let components = components(dir.path()).await?;
+        let tasks = TaskTracker::new();
+        let mut daemon = daemon(&components, &tasks);
+        let written = std::time::UNIX_EPOCH + Duration::from_secs(1_772_323_200);
+        let resumed = AssignedPartition { checkpoint_at: Some(written), ..assigned(3, Some(900), Some(900)) };
+        daemon.on_event(Event::Assigned(vec![resumed, assigned(4, None, None)])).await?;
+        let text = components.metrics.encode()?;
+        assert_eq!(series(&text, CHECKPOINT_TIMESTAMP_SECONDS, 3), Some(1_772_323_200.0), "{text}");
+        assert!(series(&text, CHECKPOINT_AGE_SECONDS, 3).is_some_and(|age| age > 0.0), "{text}");
+        assert_eq!(series(&text, CHECKPOINT_AGE_SECONDS, 4), None, "no checkpoint, no age: {text}");
         Ok(())
     }
 

@@ -233,6 +233,7 @@ impl PollerContext {
             let (topic, partition) = (element.topic().to_owned(), element.partition());
             let stream = kafka_stream_id(&self.group_id, &topic);
             let checkpoint = self.recover_checkpoint(&topic, &stream, partition)?;
+            let checkpoint_at = checkpoint.as_ref().map(|c| std::time::SystemTime::from(c.updated_at));
             let mut next = checkpoint.map(|c| c.next_offset);
             if let Some(committed) = next {
                 next = Some(self.check_log_bounds(consumer, &stream, &topic, partition, committed));
@@ -260,7 +261,7 @@ impl PollerContext {
                 Offset::Offset(position) => Some(position),
                 _ => None,
             };
-            starts.push(AssignedPartition { topic, partition, resume_at: next, position });
+            starts.push(AssignedPartition { topic, partition, resume_at: next, position, checkpoint_at });
         }
         Some((positioned, starts))
     }
