@@ -414,11 +414,15 @@ impl PollerContext {
         if self.events.blocking_send(Event::Lost { partitions: lost, done }).is_err() {
             return;
         }
-        if answer.recv_timeout(REVOKE_TIMEOUT).is_err() {
-            tracing::error!(
+        match await_loop(&answer) {
+            Ok(()) => {}
+            Err(Unanswered::TimedOut) => tracing::error!(
                 timeout_secs = REVOKE_TIMEOUT.as_secs(),
                 "Flushes in flight did not finish in time after losing partitions; releasing them anyway."
-            );
+            ),
+            Err(Unanswered::LoopStopped) => tracing::info!(
+                "The processing loop stopped before the lost partitions' flushes were over; releasing them."
+            ),
         }
     }
 
@@ -444,17 +448,43 @@ impl PollerContext {
         if self.events.blocking_send(Event::Revoked { partitions, reply }).is_err() {
             return Vec::new();
         }
-        match answer.recv_timeout(REVOKE_TIMEOUT) {
+        match await_loop(&answer) {
             Ok(durable) => durable,
-            Err(_) => {
+            Err(Unanswered::TimedOut) => {
                 tracing::error!(
                     timeout_secs = REVOKE_TIMEOUT.as_secs(),
                     "Revoked partitions were not flushed in time; releasing them uncommitted (the next owner replays them)."
                 );
                 Vec::new()
             }
+            // The loop is shutting down (its own log says whether it flushed, or why it
+            // stopped): a rolling deploy, not a failure of the revoke.
+            Err(Unanswered::LoopStopped) => {
+                tracing::info!(
+                    "The processing loop stopped before answering the revoke; releasing the partitions \
+                     (the lake checkpoint stands for their next owner)."
+                );
+                Vec::new()
+            }
         }
     }
+}
+
+/// Why the processing loop gave no answer to a rebalance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unanswered {
+    /// It is still busy after [`REVOKE_TIMEOUT`]: flushes are stuck.
+    TimedOut,
+    /// It dropped the question: it has stopped (shutdown, or an error it reports itself).
+    LoopStopped,
+}
+
+/// Wait for the processing loop's answer to a rebalance, up to [`REVOKE_TIMEOUT`].
+fn await_loop<T>(answer: &std::sync::mpsc::Receiver<T>) -> Result<T, Unanswered> {
+    answer.recv_timeout(REVOKE_TIMEOUT).map_err(|error| match error {
+        std::sync::mpsc::RecvTimeoutError::Timeout => Unanswered::TimedOut,
+        std::sync::mpsc::RecvTimeoutError::Disconnected => Unanswered::LoopStopped,
+    })
 }
 
 impl ClientContext for PollerContext {
@@ -825,6 +855,18 @@ mod tests {
             answer.recv_timeout(Duration::from_secs(60)).map_err(|_| "still waiting for the lake after shutdown")?;
         assert!(gave_up, "no checkpoint is made up when recovery gives up");
         Ok(())
+    }
+
+    /// A revoke the loop drops unanswered (it is shutting down) is told apart from one it
+    /// never finishes, which alone is an error.
+    #[test]
+    fn a_rebalance_question_dropped_by_a_stopping_loop_is_not_a_timeout() {
+        let (reply, answer) = std::sync::mpsc::sync_channel::<Vec<(String, i32, i64)>>(1);
+        drop(reply);
+        assert_eq!(await_loop(&answer), Err(Unanswered::LoopStopped));
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let _ = reply.send(vec![("spans".to_owned(), 0, 42)]);
+        assert_eq!(await_loop(&answer), Ok(vec![("spans".to_owned(), 0, 42)]));
     }
 
     #[test]
