@@ -104,6 +104,7 @@ async fn consume(
     let assigned = Arc::clone(&context.assigned);
     let stop_recovery = context.shutdown.clone();
     let high_watermarks = context.high_watermarks.clone();
+    let missing_topics = Arc::clone(&context.missing_topics);
     let brokers_down = Arc::clone(&context.brokers_down);
     let consumer: BaseConsumer<PollerContext> = client::client_config(kafka)
         .create_with_context(context)
@@ -178,11 +179,13 @@ async fn consume(
                 if let Err(error) = state.on_tick().await {
                     break Err(error);
                 }
-                state.update_readiness(
-                    readiness,
-                    assigned.load(Ordering::Acquire),
-                    brokers_down.load(Ordering::Acquire),
-                );
+                let assigned = assigned.load(Ordering::Acquire);
+                let missing = if assigned == 0 {
+                    missing_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+                } else {
+                    Vec::new()
+                };
+                state.update_readiness(readiness, assigned, brokers_down.load(Ordering::Acquire), &missing);
             }
         }
     };
@@ -243,6 +246,15 @@ async fn consume(
         }
     }
     outcome
+}
+
+/// Why nothing is assigned, naming subscribed topics the brokers do not know.
+fn unassigned_reason(missing_topics: &[String]) -> String {
+    if missing_topics.is_empty() {
+        "no partitions assigned".to_owned()
+    } else {
+        format!("no partitions assigned; subscribed topics do not exist: {}", missing_topics.join(", "))
+    }
 }
 
 /// Messages of a partition not yet durable in the lake: from the high watermark back to the
@@ -612,13 +624,13 @@ impl Daemon<'_> {
         }
     }
 
-    fn update_readiness(&self, readiness: &Readiness, assigned: usize, brokers_down: bool) {
+    fn update_readiness(&self, readiness: &Readiness, assigned: usize, brokers_down: bool, missing_topics: &[String]) {
         if !self.lake_writable {
             readiness.set_not_ready("lake not writable");
         } else if brokers_down {
             readiness.set_not_ready("Kafka brokers unreachable");
         } else if assigned == 0 {
-            readiness.set_not_ready("no partitions assigned");
+            readiness.set_not_ready(unassigned_reason(missing_topics));
         } else {
             readiness.set_ready();
         }

@@ -64,6 +64,9 @@ const REVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Poll timeout: also the latency of commands (commit, stop).
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// How often subscribed topics are looked up while nothing is assigned.
+const TOPIC_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Wait between attempts to forward held messages while not polling.
 const HELD_RETRY: Duration = Duration::from_millis(1);
 
@@ -89,6 +92,9 @@ pub struct PollerContext {
     pub brokers_down: Arc<AtomicBool>,
     /// The latest high watermark of each partition (for the lag gauge).
     pub high_watermarks: HighWatermarks,
+    /// Subscribed topics the brokers do not know, checked while nothing is assigned (for
+    /// readiness: "no partitions assigned" alone does not say a topic is missing).
+    pub missing_topics: Arc<Mutex<Vec<String>>>,
     last_error_log: Mutex<Option<Instant>>,
 }
 
@@ -169,6 +175,7 @@ impl PollerContext {
             assigned: Arc::new(AtomicUsize::new(0)),
             brokers_down: Arc::new(AtomicBool::new(false)),
             high_watermarks: HighWatermarks::default(),
+            missing_topics: Arc::default(),
             last_error_log: Mutex::new(None),
         }
     }
@@ -376,6 +383,43 @@ impl PollerContext {
         if let Err(error) = consumer.seek(topic, partition, Offset::Offset(start_over), SEEK_TIMEOUT) {
             tracing::warn!(topic, partition, %error, "Cannot move the partition to the log's start; will retry.");
             self.lock_held().unverified.retry_later(entry, Instant::now());
+        }
+    }
+
+    /// Ask the brokers which subscribed topics exist (one bounded metadata query per topic)
+    /// and keep those that do not in `missing_topics`. Left as it was when the brokers do not
+    /// answer: readiness then says they are unreachable.
+    fn check_subscribed_topics(&self, consumer: &BaseConsumer<Self>) {
+        let Ok(subscription) = consumer.subscription() else { return };
+        let mut missing = Vec::new();
+        for element in subscription.elements() {
+            let topic = element.topic();
+            // A pattern subscription names no topic to look up.
+            if topic.starts_with('^') {
+                continue;
+            }
+            match consumer.fetch_metadata(Some(topic), self.offset_query_timeout) {
+                Ok(metadata) => {
+                    let exists = metadata
+                        .topics()
+                        .iter()
+                        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+                    if !exists {
+                        missing.push(topic.to_owned());
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(topic, %error, "Metadata query failed; topics not checked.");
+                    return;
+                }
+            }
+        }
+        let mut known = self.missing_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *known != missing {
+            if !missing.is_empty() {
+                tracing::warn!(topics = ?missing, "Subscribed topics do not exist (yet); waiting for them.");
+            }
+            *known = missing;
         }
     }
 
@@ -604,6 +648,7 @@ pub fn offsets_list(offsets: &[(String, i32, i64)]) -> TopicPartitionList {
 /// Run the poll loop until `Stop`. Called on a dedicated thread.
 pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::mpsc::Receiver<Command>) {
     let context = consumer.context();
+    let mut topics_checked: Option<Instant> = None;
     loop {
         while let Ok(command) = commands.try_recv() {
             match command {
@@ -629,6 +674,12 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
             return;
         }
         context.recheck_log_bounds(consumer);
+        if context.assigned.load(Ordering::Acquire) == 0
+            && topics_checked.is_none_or(|at| at.elapsed() >= TOPIC_CHECK_INTERVAL)
+        {
+            topics_checked = Some(Instant::now());
+            context.check_subscribed_topics(consumer);
+        }
         match backpressure(context) {
             Backpressure::Wait => {
                 std::thread::sleep(HELD_RETRY);
@@ -854,6 +905,41 @@ mod tests {
         let gave_up =
             answer.recv_timeout(Duration::from_secs(60)).map_err(|_| "still waiting for the lake after shutdown")?;
         assert!(gave_up, "no checkpoint is made up when recovery gives up");
+        Ok(())
+    }
+
+    /// Against the dev stack's broker: a subscribed topic that does not exist is named for
+    /// readiness; one that exists is not.
+    #[test]
+    fn subscribed_topics_that_do_not_exist_are_named() -> TestResult {
+        let brokers = std::env::var("DRIFTWATCH_TEST_KAFKA")
+            .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
+        let present = format!("present-{}-{nanos:08x}", std::process::id());
+        let absent = format!("absent-{}-{nanos:08x}", std::process::id());
+        runtime.block_on(crate::loadgen::ensure_topics(&brokers, &[present.as_str()], 1, Duration::from_secs(30)))?;
+        let dir = tempfile::tempdir()?;
+        let store = runtime.block_on(LakeStore::open(&dir.path().display().to_string(), &Default::default()))?;
+        let (events, _receiver) = super::super::channel::event_channel(16);
+        let context = PollerContext::new(
+            events,
+            Arc::new(LakeWriter::new(store, ParquetOptions::default())),
+            runtime.handle().clone(),
+            present.clone(),
+            StartFrom::Earliest,
+            Duration::from_secs(10),
+            Metrics::new(&MetricsConfig::default()),
+        );
+        let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", &present)
+            .set("allow.auto.create.topics", "false")
+            .create_with_context(context)?;
+        consumer.subscribe(&[present.as_str(), absent.as_str()])?;
+        consumer.context().check_subscribed_topics(&consumer);
+        let missing = consumer.context().missing_topics.lock().map_err(|_| "poisoned")?.clone();
+        assert_eq!(missing, vec![absent]);
         Ok(())
     }
 
