@@ -4,7 +4,8 @@
 //! [`Metrics`] is a cheap clonable handle. GenAI series (DESIGN §6) go through
 //! the capped series cache in `genai`; pipeline-health metrics have naturally
 //! bounded labels (topics, partitions, fixed `&'static str` reason codes).
-//! Each internal event is one method that counts and logs together (STYLE 12);
+//! Each internal event is one method that counts and logs together (STYLE 12),
+//! except consumer errors, which their callers log with their context;
 //! logs on paths that can fire per message are limited to the first and then
 //! every [`LOG_EVERY`]th occurrence per label set, with the running total as a
 //! field, so a flood of bad input cannot flood the log.
@@ -371,12 +372,11 @@ impl Metrics {
         tracing::debug!(reason = reason.as_str(), seconds, "Lake buffer flushed.");
     }
 
-    /// Count (and now and then log) a source consumer error.
+    /// Count a source consumer error. Not logged here: every caller logs it with what only
+    /// it knows (the error, the partition), rate limited where it can repeat; a second line
+    /// here said the same thing twice.
     pub fn record_consumer_error(&self, kind: &'static str) {
-        let previous = self.inner.consumer_errors.get_or_create(&[(LABEL_KIND, kind)]).inc();
-        if previous.is_multiple_of(LOG_EVERY) {
-            tracing::warn!(kind, total = previous + 1, "Source consumer error.");
-        }
+        self.inner.consumer_errors.get_or_create(&[(LABEL_KIND, kind)]).inc();
     }
 
     /// The whole registry as OpenMetrics text (ending in `# EOF`).

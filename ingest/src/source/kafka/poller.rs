@@ -64,6 +64,31 @@ const REVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Poll timeout: also the latency of commands (commit, stop).
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// Shortest interval between two log lines of the same kind of consumer error.
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// When each kind of consumer error was last logged. Per kind, so that a flood of one (a
+/// broker going away) does not hide the first of another (an authentication failure).
+#[derive(Debug, Default)]
+struct ErrorLogLimit(FastHashMap<&'static str, Instant>);
+
+impl ErrorLogLimit {
+    /// Whether an error of `kind` occurring at `now` is to be logged.
+    fn allow(&mut self, kind: &'static str, now: Instant) -> bool {
+        match self.0.get_mut(kind) {
+            Some(last) if now.saturating_duration_since(*last) < ERROR_LOG_EVERY => false,
+            Some(last) => {
+                *last = now;
+                true
+            }
+            None => {
+                self.0.insert(kind, now);
+                true
+            }
+        }
+    }
+}
+
 /// How often subscribed topics are looked up while nothing is assigned.
 const TOPIC_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -95,7 +120,7 @@ pub struct PollerContext {
     /// Subscribed topics the brokers do not know, checked while nothing is assigned (for
     /// readiness: "no partitions assigned" alone does not say a topic is missing).
     pub missing_topics: Arc<Mutex<Vec<String>>>,
-    last_error_log: Mutex<Option<Instant>>,
+    error_logs: Mutex<ErrorLogLimit>,
 }
 
 impl std::fmt::Debug for PollerContext {
@@ -176,7 +201,7 @@ impl PollerContext {
             brokers_down: Arc::new(AtomicBool::new(false)),
             high_watermarks: HighWatermarks::default(),
             missing_topics: Arc::default(),
-            last_error_log: Mutex::new(None),
+            error_logs: Mutex::default(),
         }
     }
 
@@ -184,11 +209,11 @@ impl PollerContext {
         self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Log at most once per 10 s; the counter counts every occurrence.
+    /// Log a consumer error at most once per [`ERROR_LOG_EVERY`] per kind; the counter
+    /// counts every occurrence.
     fn log_rate_limited(&self, kind: &'static str, message: &str) {
-        let mut last = self.last_error_log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
-            *last = Some(Instant::now());
+        let mut logs = self.error_logs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if logs.allow(kind, Instant::now()) {
             tracing::warn!(kind, error = message, "Kafka consumer error (repeats are counted, not logged, for 10 s).");
         }
     }
@@ -953,6 +978,16 @@ mod tests {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         let _ = reply.send(vec![("spans".to_owned(), 0, 42)]);
         assert_eq!(await_loop(&answer), Ok(vec![("spans".to_owned(), 0, 42)]));
+    }
+
+    #[test]
+    fn consumer_errors_are_logged_once_per_window_and_kind() {
+        let mut limit = ErrorLogLimit::default();
+        let start = Instant::now();
+        assert!(limit.allow("transport", start), "the first of a kind is logged");
+        assert!(!limit.allow("transport", start + Duration::from_secs(1)), "its repeats are not");
+        assert!(limit.allow("auth", start + Duration::from_secs(1)), "another kind within the window is");
+        assert!(limit.allow("transport", start + ERROR_LOG_EVERY), "the kind again once its window is over");
     }
 
     #[test]
