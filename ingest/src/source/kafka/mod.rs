@@ -17,8 +17,9 @@
 //! - this module: the processing loop, one `select!` over shutdown, a tick, flush completions
 //!   and events, in that order (see `next_step`). It keeps one [`PartitionBuffer`] per assigned
 //!   partition, flushes on rows, bytes or age per partition (and the largest buffer when all
-//!   together exceed the memory budget), and after each durable flush asks the poll thread to commit that offset to Kafka so lag tools
-//!   see it. The lake checkpoint, not Kafka, is where partitions resume.
+//!   together exceed the memory budget), and after each durable flush asks the poll thread to
+//!   commit that offset to Kafka so lag tools see it. The lake checkpoint, not Kafka, is where
+//!   partitions resume.
 
 pub mod channel;
 pub mod client;
