@@ -177,23 +177,24 @@ pub type Result<T, E = LakeError> = std::result::Result<T, E>;
 
 impl LakeError {
     /// True when retrying the same operation later may succeed (I/O hiccups,
-    /// transient object store failures); false when the input, configuration or
-    /// lake state must change first, so the caller should stop.
+    /// transient object store failures, and a lake that an operator must fix: a
+    /// full, read-only or permission-denied disk, a bucket whose policy denies the
+    /// writer); false when the input, configuration or lake state must change
+    /// first, so the caller should stop.
+    ///
+    /// A lake that turns read-only or denies access while running is an outage like
+    /// a full disk: the data has to wait for it, and stopping the writer would only
+    /// trade a wait for a crash loop.
     pub fn is_retryable(&self) -> bool {
         match self {
-            LakeError::Io { source, .. } => !matches!(
-                source.kind(),
-                std::io::ErrorKind::PermissionDenied
-                    | std::io::ErrorKind::InvalidInput
-                    | std::io::ErrorKind::InvalidFilename
-                    | std::io::ErrorKind::ReadOnlyFilesystem
-            ),
+            LakeError::Io { source, .. } => {
+                !matches!(source.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidFilename)
+            }
             LakeError::ObjectStore { source, .. } => !matches!(
                 **source,
                 object_store::Error::InvalidPath { .. }
                     | object_store::Error::NotSupported { .. }
                     | object_store::Error::NotImplemented { .. }
-                    | object_store::Error::PermissionDenied { .. }
                     | object_store::Error::Unauthenticated { .. }
                     | object_store::Error::UnknownConfigurationKey { .. }
             ),
@@ -231,8 +232,8 @@ mod tests {
     fn transient_failures_are_retryable_and_bugs_are_not() {
         let io = LakeError::io("write", "/x", std::io::Error::other("disk hiccup"));
         assert!(io.is_retryable());
-        let denied = LakeError::io("write", "/x", std::io::Error::from(std::io::ErrorKind::PermissionDenied));
-        assert!(!denied.is_retryable());
+        let invalid = LakeError::io("write", "/x", std::io::Error::from(std::io::ErrorKind::InvalidFilename));
+        assert!(!invalid.is_retryable());
         let generic =
             LakeError::store("put", "a", object_store::Error::Generic { store: "S3", source: "503 slow down".into() });
         assert!(generic.is_retryable());
@@ -245,5 +246,29 @@ mod tests {
         let batch = LakeError::InvalidBatch { stream: "s".into(), partition: 0, reason: "x".into() };
         assert!(!batch.is_retryable());
         assert!(io.to_string().contains("/x"), "errors name the path: {io}");
+    }
+
+    /// A lake remounted read-only, or whose permissions or bucket policy change under a
+    /// running writer, is an outage an operator fixes: commits wait for it (like a full
+    /// disk) instead of stopping the writer.
+    #[test]
+    fn a_lake_that_turns_read_only_or_denies_access_is_an_outage_to_wait_out() {
+        use std::io::{Error, ErrorKind};
+        for kind in [ErrorKind::ReadOnlyFilesystem, ErrorKind::PermissionDenied, ErrorKind::StorageFull] {
+            let error = LakeError::io("rename", "/lake/_checkpoints/s/0.json", Error::from(kind));
+            assert!(error.is_retryable(), "{kind:?}: {error}");
+        }
+        // As the OS reports them (EROFS, EACCES), not only as constructed kinds.
+        #[cfg(target_os = "linux")]
+        for errno in [30, 13] {
+            let error = LakeError::io("write", "/lake/x", Error::from_raw_os_error(errno));
+            assert!(error.is_retryable(), "errno {errno}: {error}");
+        }
+        let denied = LakeError::store(
+            "put",
+            "a",
+            object_store::Error::PermissionDenied { path: "a".into(), source: "403 AccessDenied".into() },
+        );
+        assert!(denied.is_retryable(), "{denied}");
     }
 }

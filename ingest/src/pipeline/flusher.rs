@@ -4,7 +4,8 @@
 //! flushes in flight, the backpressure bound) and read [`FlushOutcome`]s back. Order
 //! matters: a partition's checkpoints must advance monotonically, so one task commits batches
 //! one after another while the source keeps decoding on another core. Retryable lake errors
-//! (I/O, object-store hiccups) are retried with capped exponential backoff; anything else is
+//! (I/O, object-store hiccups, a full, read-only or permission-denied lake) are retried with
+//! capped exponential backoff; anything else is
 //! handed back to the source, which stops rather than skip data. A partition the source no
 //! longer owns can be fenced: its batches that are not being written yet are dropped.
 //! Between commits, on a timer, the same task sweeps recently claimed partitions for files
@@ -473,6 +474,31 @@ mod tests {
         std::fs::remove_file(&blocker)?;
         assert_eq!(committed_offset(flusher.next_done().await?), Some(1));
         assert!(!failing.load(Ordering::Acquire));
+        Ok(())
+    }
+
+    /// A lake whose permissions deny the writer mid-run (as after a remount read-only) is
+    /// waited out like a full disk, not a reason to stop. Root ignores permissions, so there
+    /// the test has nothing to observe and returns early; the lake crate's classification
+    /// test covers that case.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_permission_denied_lake_is_retried_until_writable() -> Result<(), Box<dyn std::error::Error>> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let (mut flusher, lake) = local_flusher(dir.path()).await?;
+        std::fs::set_permissions(&lake, std::fs::Permissions::from_mode(0o555))?;
+        let probe = lake.join("probe");
+        if std::fs::write(&probe, b"").is_ok() {
+            std::fs::remove_file(&probe)?;
+            std::fs::set_permissions(&lake, std::fs::Permissions::from_mode(0o755))?;
+            return Ok(());
+        }
+        flusher.submit(batch(0), FlushReason::Rows, 1_000).await?;
+        wait_until_failing(&flusher.lake_failing_flag()).await;
+        std::fs::set_permissions(&lake, std::fs::Permissions::from_mode(0o755))?;
+        assert_eq!(committed_offset(flusher.next_done().await?), Some(1));
+        assert!(!flusher.lake_failing_flag().load(Ordering::Acquire));
         Ok(())
     }
 

@@ -152,43 +152,39 @@ impl GenAi {
         let overflow_total = Counter::default();
         registry.register(
             GEN_AI_CLIENT_OPERATION_DURATION_SECONDS,
-            "GenAI operation duration.",
+            "GenAI operation duration",
             families.duration.clone(),
         );
         registry.register(
             GEN_AI_CLIENT_TOKEN_USAGE,
-            "Tokens used per GenAI operation, by token type.",
+            "Tokens used per GenAI operation, by token type",
             families.token_usage.clone(),
         );
         registry.register(
             TIME_TO_FIRST_TOKEN_SECONDS,
-            "Time to first token of streaming GenAI calls.",
+            "Time to first token of streaming GenAI calls",
             families.ttft.clone(),
         );
-        registry.register(counter_name(REQUESTS_TOTAL), "Inference calls.", families.requests.clone());
+        registry.register(counter_name(REQUESTS_TOTAL), "Inference calls", families.requests.clone());
         registry.register(
             counter_name(ERRORS_TOTAL),
-            "Inference calls that failed, by error type.",
+            "Inference calls that failed, by error type",
             families.errors.clone(),
         );
-        registry.register(
-            counter_name(COST_USD_TOTAL),
-            "Priced cost of inference calls in USD.",
-            families.cost.clone(),
-        );
+        registry.register(counter_name(COST_USD_TOTAL), "Priced cost of inference calls in USD", families.cost.clone());
         registry.register(
             counter_name(TOKENS_TOTAL),
-            "Tokens of inference calls, by token type.",
+            "Tokens of inference calls, by token type",
             families.tokens.clone(),
         );
         registry.register(
             counter_name(FEEDBACK_TOTAL),
-            "Feedback results, by evaluation name and whether they flagged a problem.",
+            "Feedback results, by evaluation name and whether they flagged a problem",
             families.feedback.clone(),
         );
         registry.register(
             counter_name(SERIES_OVERFLOW_TOTAL),
-            "Observations folded into the __overflow__ series by the label-set cap.",
+            "Observations folded into the __overflow__ series by the label-set cap",
             overflow_total.clone(),
         );
         Self {

@@ -4,7 +4,8 @@
 //! [`Metrics`] is a cheap clonable handle. GenAI series (DESIGN §6) go through
 //! the capped series cache in `genai`; pipeline-health metrics have naturally
 //! bounded labels (topics, partitions, fixed `&'static str` reason codes).
-//! Each internal event is one method that counts and logs together (STYLE 12);
+//! Each internal event is one method that counts and logs together (STYLE 12),
+//! except consumer errors, which their callers log with their context;
 //! logs on paths that can fire per message are limited to the first and then
 //! every [`LOG_EVERY`]th occurrence per label set, with the running total as a
 //! field, so a flood of bad input cannot flood the log.
@@ -193,18 +194,20 @@ impl Metrics {
             consumer_errors: Family::default(),
             registry: Registry::default(),
         };
+        // `Registry::register` ends each help text with a period itself (collectors' texts,
+        // below and in `process`, are written as given).
         let counters = [
-            (MESSAGES_TOTAL, "Source messages by outcome."),
-            (SPANS_SKIPPED_TOTAL, "Spans that were not inference calls."),
-            (DUPLICATES_DROPPED_TOTAL, "Events dropped as producer retries of a recently seen id."),
-            (REDELIVERED_TOTAL, "Messages redelivered at an already consumed offset, skipped."),
-            (DECODE_ERRORS_TOTAL, "Decode failures by reason."),
-            (DEAD_LETTERS_TOTAL, "Dead-lettered inputs by reason."),
-            (LAKE_FILES_WRITTEN_TOTAL, "Lake files durably written."),
-            (LAKE_BYTES_WRITTEN_TOTAL, "Bytes of lake files durably written."),
-            (LAKE_ROWS_WRITTEN_TOTAL, "Rows in lake files durably written."),
-            (FLUSHES_TOTAL, "Lake buffer flushes by reason."),
-            (CONSUMER_ERRORS_TOTAL, "Source consumer errors by kind."),
+            (MESSAGES_TOTAL, "Source messages by outcome"),
+            (SPANS_SKIPPED_TOTAL, "Spans that were not inference calls"),
+            (DUPLICATES_DROPPED_TOTAL, "Events dropped as producer retries of a recently seen id"),
+            (REDELIVERED_TOTAL, "Messages redelivered at an already consumed offset, skipped"),
+            (DECODE_ERRORS_TOTAL, "Decode failures by reason"),
+            (DEAD_LETTERS_TOTAL, "Dead-lettered inputs by reason"),
+            (LAKE_FILES_WRITTEN_TOTAL, "Lake files durably written"),
+            (LAKE_BYTES_WRITTEN_TOTAL, "Bytes of lake files durably written"),
+            (LAKE_ROWS_WRITTEN_TOTAL, "Rows in lake files durably written"),
+            (FLUSHES_TOTAL, "Lake buffer flushes by reason"),
+            (CONSUMER_ERRORS_TOTAL, "Source consumer errors by kind"),
         ];
         let [messages, skipped, duplicates, redelivered, decode, dead, files, bytes, rows, flushes, consumer] =
             counters.map(|(name, help)| (counter_name(name), help));
@@ -219,22 +222,22 @@ impl Metrics {
         registry.register(rows.0, rows.1, inner.rows_written.clone());
         registry.register(flushes.0, flushes.1, inner.flushes.clone());
         registry.register(consumer.0, consumer.1, inner.consumer_errors.clone());
-        registry.register(CONSUMER_LAG, "Messages behind the high watermark.", inner.consumer_lag.clone());
-        registry.register(BUFFERED_ROWS, "Rows buffered, not yet in the lake.", inner.buffered_rows.clone());
+        registry.register(CONSUMER_LAG, "Messages behind the high watermark", inner.consumer_lag.clone());
+        registry.register(BUFFERED_ROWS, "Rows buffered, not yet in the lake", inner.buffered_rows.clone());
         registry.register(
             BUFFERED_BYTES,
-            "Approximate bytes buffered, not yet in the lake.",
+            "Approximate bytes buffered, not yet in the lake",
             inner.buffered_bytes.clone(),
         );
         registry.register(
             BUFFERED_BYTES_LIMIT,
-            "The configured flush.max_buffered_bytes budget for buffered rows.",
+            "The configured flush.max_buffered_bytes budget for buffered rows",
             inner.buffered_bytes_limit.clone(),
         );
-        registry.register(FLUSH_DURATION_SECONDS, "Duration of lake buffer flushes.", inner.flush_duration.clone());
+        registry.register(FLUSH_DURATION_SECONDS, "Duration of lake buffer flushes", inner.flush_duration.clone());
         registry.register(
             BUILD_INFO.strip_suffix("_info").unwrap_or(BUILD_INFO),
-            "The running driftwatch build.",
+            "The running driftwatch build",
             Info::new([(LABEL_VERSION, env!("CARGO_PKG_VERSION"))]),
         );
         registry.register_collector(Box::new(Arc::clone(&inner.checkpoints)));
@@ -369,12 +372,11 @@ impl Metrics {
         tracing::debug!(reason = reason.as_str(), seconds, "Lake buffer flushed.");
     }
 
-    /// Count (and now and then log) a source consumer error.
+    /// Count a source consumer error. Not logged here: every caller logs it with what only
+    /// it knows (the error, the partition), rate limited where it can repeat; a second line
+    /// here said the same thing twice.
     pub fn record_consumer_error(&self, kind: &'static str) {
-        let previous = self.inner.consumer_errors.get_or_create(&[(LABEL_KIND, kind)]).inc();
-        if previous.is_multiple_of(LOG_EVERY) {
-            tracing::warn!(kind, total = previous + 1, "Source consumer error.");
-        }
+        self.inner.consumer_errors.get_or_create(&[(LABEL_KIND, kind)]).inc();
     }
 
     /// The whole registry as OpenMetrics text (ending in `# EOF`).

@@ -61,6 +61,19 @@ fn populated() -> Metrics {
     metrics
 }
 
+/// prometheus-client ends every HELP text with a period itself: a help string that has
+/// one too reads "Inference calls..".
+#[test]
+fn help_texts_end_in_one_period() -> TestResult {
+    let text = populated().encode()?;
+    let help: Vec<&str> = text.lines().filter(|line| line.starts_with("# HELP ")).collect();
+    assert!(help.len() > 20, "every metric has a HELP line: {text}");
+    for line in help {
+        assert!(line.ends_with('.') && !line.ends_with(".."), "{line}");
+    }
+    Ok(())
+}
+
 #[test]
 fn exposition_has_the_exact_names_units_and_buckets() -> TestResult {
     let metrics = populated();

@@ -34,7 +34,8 @@ pub const DEAD_LETTERS_TOTAL: &str = "driftwatch_dead_letters_total";
 pub const REDELIVERED_TOTAL: &str = "driftwatch_redelivered_messages_total";
 /// Events and feedback dropped because the same id arrived again within the dedup window (producer retries).
 pub const DUPLICATES_DROPPED_TOTAL: &str = "driftwatch_duplicates_dropped_total";
-/// Messages behind the partition's high watermark, by `topic` and `partition`.
+/// Messages behind the partition's high watermark, by `topic` and `partition`: counted from
+/// the lake checkpoint, or before the first flush from where this member started reading.
 pub const CONSUMER_LAG: &str = "driftwatch_consumer_lag";
 /// Lake files durably written, by `kind` (events, feedback, rollups, dead_letter, ...).
 pub const LAKE_FILES_WRITTEN_TOTAL: &str = "driftwatch_lake_files_written_total";

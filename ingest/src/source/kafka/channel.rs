@@ -97,9 +97,8 @@ impl EventSender {
 pub enum Event {
     /// Consumed messages, in order (at most [`BATCH_MAX_MESSAGES`](super::held::BATCH_MAX_MESSAGES)).
     Messages(Vec<OwnedMessage>),
-    /// Partitions now owned, each with the offset consumption starts from (`None`: no
-    /// checkpoint; the first message read starts the first range).
-    Assigned(Vec<(String, i32, Option<i64>)>),
+    /// Partitions now owned, and where each starts.
+    Assigned(Vec<AssignedPartition>),
     /// Partitions being released: flush them, then answer with the offsets now durable.
     Revoked { partitions: Vec<(String, i32)>, reply: std::sync::mpsc::SyncSender<Vec<(String, i32, i64)>> },
     /// Partitions taken away without a handshake: the group moved on while this member could
@@ -108,10 +107,24 @@ pub enum Event {
     /// unwritten; writing it now would race the new owner. Answer once the flushes already in
     /// flight have finished, so that a later assignment's recovery never runs beside them.
     Lost { partitions: Vec<(String, i32)>, done: std::sync::mpsc::SyncSender<()> },
-    /// librdkafka's latest high watermark per partition (from its statistics).
-    HighWatermarks(Vec<(String, i32, i64)>),
     /// A consumer error the daemon cannot recover from (already counted and logged).
     Fatal { kind: &'static str, message: String },
+}
+
+/// A partition now owned, and where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignedPartition {
+    pub topic: String,
+    pub partition: i32,
+    /// The lake checkpoint consumption resumes from (`None`: no checkpoint; the first message
+    /// read starts the first range).
+    pub resume_at: Option<i64>,
+    /// The offset the consumer starts reading at, when known: the checkpoint, or the log's
+    /// start for `start_from = "earliest"`. `None` for the log's end (`"latest"`), or when
+    /// the log's start could not be queried.
+    pub position: Option<i64>,
+    /// When the lake checkpoint was written, if there is one.
+    pub checkpoint_at: Option<std::time::SystemTime>,
 }
 
 /// What the processing loop asks of the poll thread.
@@ -140,10 +153,10 @@ pub(super) mod tests {
         assert!(sender.try_send(message(CHANNEL_MAX_BYTES * 2)).is_ok());
         assert!(matches!(sender.try_send(message(1)), Err(mpsc::error::TrySendError::Full(_))));
         // Control events are never held back by bytes.
-        assert!(sender.try_send(Event::HighWatermarks(Vec::new())).is_ok());
+        assert!(sender.try_send(Event::Fatal { kind: "test", message: String::new() }).is_ok());
         // The receiver gives the bytes back; then messages flow until the bound.
         assert!(matches!(receiver.recv().await, Some(Event::Messages(_))));
-        assert!(matches!(receiver.recv().await, Some(Event::HighWatermarks(_))));
+        assert!(matches!(receiver.recv().await, Some(Event::Fatal { .. })));
         assert_eq!(sender.queued_bytes.load(Ordering::Acquire), 0);
         let size = CHANNEL_MAX_BYTES / 4;
         let mut sent = 0;

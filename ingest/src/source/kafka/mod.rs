@@ -14,11 +14,12 @@
 //!   per-partition positions) and when it pauses.
 //! - [`poller`]: owns the consumer; forwards messages and rebalance events in order; pauses
 //!   partitions under backpressure; recovers partitions from the lake on assign.
-//! - this module: the processing loop, one `select!` over shutdown, flush completions, events and
-//!   a tick. It keeps one [`PartitionBuffer`] per assigned partition, flushes on rows, bytes or
-//!   age per partition (and the largest buffer when all together exceed the memory budget), and
-//!   after each durable flush asks the poll thread to commit that offset to Kafka so lag tools
-//!   see it. The lake checkpoint, not Kafka, is where partitions resume.
+//! - this module: the processing loop, one `select!` over shutdown, a tick, flush completions
+//!   and events, in that order (see `next_step`). It keeps one [`PartitionBuffer`] per assigned
+//!   partition, flushes on rows, bytes or age per partition (and the largest buffer when all
+//!   together exceed the memory budget), and after each durable flush asks the poll thread to
+//!   commit that offset to Kafka so lag tools see it. The lake checkpoint, not Kafka, is where
+//!   partitions resume.
 
 pub mod channel;
 pub mod client;
@@ -44,7 +45,7 @@ use crate::runtime::Components;
 use crate::source::file::now_nanos;
 use crate::telemetry::{Readiness, http};
 use channel::{Command, Event};
-use poller::{PollerContext, kafka_stream_id};
+use poller::{HighWatermarks, PollerContext, kafka_stream_id};
 
 /// Events buffered between the poll thread and the loop. Small on purpose: librdkafka's own
 /// prefetch queue (`queued.max.messages.kbytes`) is the real buffer.
@@ -102,6 +103,9 @@ async fn consume(
         components.metrics.clone(),
     );
     let assigned = Arc::clone(&context.assigned);
+    let stop_recovery = context.shutdown.clone();
+    let high_watermarks = context.high_watermarks.clone();
+    let missing_topics = Arc::clone(&context.missing_topics);
     let brokers_down = Arc::clone(&context.brokers_down);
     let consumer: BaseConsumer<PollerContext> =
         client::client_config(kafka).create_with_context(context).map_err(|error| {
@@ -137,7 +141,8 @@ async fn consume(
         streams: FastHashMap::default(),
         group_id: kafka.group_id.clone(),
         durable: FastHashMap::default(),
-        high_watermarks: FastHashMap::default(),
+        high_watermarks,
+        started_at: FastHashMap::default(),
         claimed_elsewhere: std::collections::HashSet::new(),
         commands: commands.clone(),
         lake_writable: false,
@@ -148,10 +153,13 @@ async fn consume(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let outcome: Result<()> = loop {
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break Ok(()),
-            done = state.flusher.next_done() => match done {
+        // Over the memory budget, messages wait in the channel (and then in librdkafka,
+        // paused) until a flush completes.
+        let take_events = !state.over_budget();
+        let step = next_step(&shutdown, &mut tick, state.flusher.next_done(), events.recv(), take_events).await;
+        match step {
+            Step::Shutdown => break Ok(()),
+            Step::Flushed(done) => match done {
                 Ok(done) => {
                     state.on_flushed(&done);
                     // Messages wait while over budget, so the next early flush starts here.
@@ -161,9 +169,7 @@ async fn consume(
                 }
                 Err(error) => break Err(error.into()),
             },
-            // Over the memory budget, messages wait in the channel (and then in librdkafka,
-            // paused) until a flush completes.
-            event = events.recv(), if !state.over_budget() => match event {
+            Step::Event(event) => match event {
                 Some(event) => {
                     if let Err(error) = state.on_event(event).await {
                         break Err(error);
@@ -171,35 +177,125 @@ async fn consume(
                 }
                 None => break Err(Error::Other("the Kafka poll thread stopped unexpectedly".to_owned())),
             },
-            _ = tick.tick() => {
+            Step::Tick => {
                 if let Err(error) = state.on_tick().await {
                     break Err(error);
                 }
-                state.update_readiness(readiness, assigned.load(Ordering::Acquire), brokers_down.load(Ordering::Acquire));
+                let assigned = assigned.load(Ordering::Acquire);
+                let missing = if assigned == 0 {
+                    missing_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+                } else {
+                    Vec::new()
+                };
+                state.update_readiness(readiness, assigned, brokers_down.load(Ordering::Acquire), &missing);
             }
         }
     };
 
+    // First, before anything waits on the poll thread: it may be inside an assignment,
+    // waiting for an unavailable lake.
+    stop_recovery.cancel();
     readiness.set_not_ready("shutting down");
     let started = Instant::now();
     // Whatever stopped the loop, what is buffered is made durable first, unless the lake
     // itself is what failed.
-    let final_offsets = match &outcome {
-        Err(Error::Flush(_) | Error::Lake { .. }) => Vec::new(),
-        _ => state.flush_all(FlushReason::Shutdown).await?,
+    let flushed = match &outcome {
+        Err(Error::Flush(_) | Error::Lake { .. }) => None,
+        _ => Some(state.flush_all(FlushReason::Shutdown).await),
     };
+    let final_offsets = match &flushed {
+        Some(Ok(offsets)) => offsets.clone(),
+        _ => Vec::new(),
+    };
+    // The poll thread is stopped whatever happened, so the group is left and its
+    // partitions move on without waiting for the session timeout.
     let _ = commands.send(Command::Stop(final_offsets.clone()));
     drop(events);
     if poll_thread.join().is_err() {
         tracing::error!("The Kafka poll thread panicked.");
     }
     abandon.cancel();
-    tracing::info!(
-        partitions = final_offsets.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "Shutdown complete: buffers flushed, checkpoints written, offsets committed."
-    );
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let partitions = final_offsets.len();
+    let stopped_by = outcome.as_ref().err().map_or_else(|| "shutdown requested".to_owned(), ToString::to_string);
+    match flushed {
+        Some(Ok(_)) if outcome.is_ok() => tracing::info!(
+            partitions,
+            elapsed_ms,
+            "Shutdown complete: buffers flushed, checkpoints written, offsets committed."
+        ),
+        Some(Ok(_)) => tracing::error!(
+            error = %stopped_by,
+            partitions,
+            elapsed_ms,
+            "Stopped on an error; what was buffered was flushed, checkpointed and committed."
+        ),
+        None => tracing::error!(
+            error = %stopped_by,
+            elapsed_ms,
+            "Stopped on a lake error; buffered rows were not written and are read again from the \
+             lake checkpoint on restart."
+        ),
+        Some(Err(flush_error)) => {
+            tracing::error!(
+                error = %flush_error,
+                stopped_by = %stopped_by,
+                elapsed_ms,
+                "Shutdown flush failed; buffered rows were not written and are read again from the \
+                 lake checkpoint on restart."
+            );
+            return outcome.and(Err(flush_error));
+        }
+    }
     outcome
+}
+
+/// Why nothing is assigned, naming subscribed topics the brokers do not know.
+fn unassigned_reason(missing_topics: &[String]) -> String {
+    if missing_topics.is_empty() {
+        "no partitions assigned".to_owned()
+    } else {
+        format!("no partitions assigned; subscribed topics do not exist: {}", missing_topics.join(", "))
+    }
+}
+
+/// Messages of a partition not yet durable in the lake: from the high watermark back to the
+/// next offset to commit, which is the durable offset once a flush has completed, and before
+/// that the offset the consumer started reading at. Not started anywhere known yet (at the
+/// log's end, `start_from = "latest"`, with nothing read): nothing is behind.
+fn lag(high: i64, durable: Option<i64>, started_at: Option<i64>) -> i64 {
+    durable.or(started_at).map_or(0, |next| (high - next).max(0))
+}
+
+/// What the processing loop does next.
+#[derive(Debug)]
+enum Step<D, E> {
+    Shutdown,
+    Tick,
+    Flushed(D),
+    Event(E),
+}
+
+/// The processing loop's one `select!`. Shutdown comes first, then the tick: it is cheap and
+/// periodic, so it cannot starve the rest, while the input of a backlog is always ready and
+/// would starve it (gauges, age flushes of partitions that get no further message, readiness
+/// and lake re-checks). Flush completions come before input because they free the memory and
+/// flush slots that input waits for. Cancel safe: the losing futures are dropped unpolled or
+/// are cancel safe (`Flusher::next_done`, `recv`).
+async fn next_step<D, E>(
+    shutdown: &CancellationToken,
+    tick: &mut tokio::time::Interval,
+    flushed: impl Future<Output = D>,
+    event: impl Future<Output = E>,
+    take_events: bool,
+) -> Step<D, E> {
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled() => Step::Shutdown,
+        _ = tick.tick() => Step::Tick,
+        done = flushed => Step::Flushed(done),
+        event = event, if take_events => Step::Event(event),
+    }
 }
 
 /// The processing loop's state.
@@ -217,7 +313,11 @@ struct Daemon<'a> {
     group_id: String,
     /// Offset up to which each partition is durable in the lake.
     durable: FastHashMap<(Arc<str>, i32), (i64, Instant)>,
-    high_watermarks: FastHashMap<(Arc<str>, i32), i64>,
+    /// Written by the poll thread from librdkafka's statistics.
+    high_watermarks: HighWatermarks,
+    /// Where the consumer started reading each partition in this assignment: what lag is
+    /// measured from until a flush of it is durable.
+    started_at: FastHashMap<(Arc<str>, i32), i64>,
     /// Partitions the lake says another daemon has claimed, until the group assigns them
     /// here again (or takes them away, as it soon will).
     claimed_elsewhere: std::collections::HashSet<(Arc<str>, i32)>,
@@ -259,6 +359,9 @@ impl Daemon<'_> {
         if self.claimed_elsewhere.contains(&key) {
             return Ok(());
         }
+        if !self.started_at.contains_key(&key) {
+            self.started_at.insert(key.clone(), offset);
+        }
         if !self.buffers.contains_key(&key) {
             let buffer = self.new_buffer(&topic, partition, None);
             self.buffers.insert(key.clone(), buffer);
@@ -293,14 +396,24 @@ impl Daemon<'_> {
                 self.relieve_memory().await?;
             }
             Event::Assigned(partitions) => {
-                for (topic, partition, start) in partitions {
-                    let topic = self.topic(&topic);
-                    self.claimed_elsewhere.remove(&(Arc::clone(&topic), partition));
-                    let buffer = self.new_buffer(&topic, partition, start);
-                    if let Some(start) = start {
-                        self.durable.insert((Arc::clone(&topic), partition), (start, Instant::now()));
+                for assigned in partitions {
+                    let (topic, partition) = (self.topic(&assigned.topic), assigned.partition);
+                    let key = (Arc::clone(&topic), partition);
+                    self.claimed_elsewhere.remove(&key);
+                    let buffer = self.new_buffer(&topic, partition, assigned.resume_at);
+                    if let Some(start) = assigned.resume_at {
+                        self.durable.insert(key.clone(), (start, Instant::now()));
                     }
-                    self.buffers.insert((topic, partition), buffer);
+                    // From the recovered checkpoint, so the age is there (and right) from the
+                    // assignment on, not only after this daemon's first flush.
+                    if let Some(at) = assigned.checkpoint_at {
+                        self.components.metrics.record_checkpoint(&topic, partition, at);
+                    }
+                    match assigned.position {
+                        Some(position) => self.started_at.insert(key.clone(), position),
+                        None => self.started_at.remove(&key),
+                    };
+                    self.buffers.insert(key, buffer);
                 }
             }
             Event::Revoked { partitions, reply } => {
@@ -347,12 +460,6 @@ impl Daemon<'_> {
                 }
                 let _ = done.send(());
             }
-            Event::HighWatermarks(marks) => {
-                for (topic, partition, high) in marks {
-                    let key = (self.topic(&topic), partition);
-                    self.high_watermarks.insert(key, high);
-                }
-            }
             Event::Fatal { kind, message } => {
                 return Err(Error::Other(format!("fatal Kafka error ({kind}): {message}")));
             }
@@ -380,8 +487,8 @@ impl Daemon<'_> {
     /// Drop the bookkeeping of a partition this member no longer owns; returns the offset it
     /// was durable up to, if any flush of it completed.
     fn forget_partition(&mut self, key: &(Arc<str>, i32)) -> Option<i64> {
-        self.high_watermarks.remove(key);
         self.processor.metrics().remove_partition(&key.0, key.1);
+        self.started_at.remove(key);
         self.durable.remove(key).map(|(offset, _)| offset)
     }
 
@@ -497,9 +604,10 @@ impl Daemon<'_> {
         let rows: usize = self.buffers.values().map(PartitionBuffer::rows).sum();
         let bytes: usize = self.buffers.values().map(PartitionBuffer::bytes).sum();
         self.components.metrics.set_buffered(rows, bytes);
-        for (key, high) in &self.high_watermarks {
-            let durable = self.durable.get(key).map_or(0, |(offset, _)| *offset);
-            self.components.metrics.set_lag(&key.0, key.1, (high - durable).max(0));
+        for key in self.buffers.keys() {
+            let Some(high) = self.high_watermarks.get(&key.0, key.1) else { continue };
+            let durable = self.durable.get(key).map(|(offset, _)| *offset);
+            self.components.metrics.set_lag(&key.0, key.1, lag(high, durable, self.started_at.get(key).copied()));
         }
         if !self.lake_writable && self.last_lake_check.is_none_or(|at| at.elapsed() >= Duration::from_secs(5)) {
             self.check_lake().await;
@@ -518,13 +626,13 @@ impl Daemon<'_> {
         }
     }
 
-    fn update_readiness(&self, readiness: &Readiness, assigned: usize, brokers_down: bool) {
+    fn update_readiness(&self, readiness: &Readiness, assigned: usize, brokers_down: bool, missing_topics: &[String]) {
         if !self.lake_writable {
             readiness.set_not_ready("lake not writable");
         } else if brokers_down {
             readiness.set_not_ready("Kafka brokers unreachable");
         } else if assigned == 0 {
-            readiness.set_not_ready("no partitions assigned");
+            readiness.set_not_ready(unassigned_reason(missing_topics));
         } else {
             readiness.set_ready();
         }
@@ -542,5 +650,124 @@ impl Daemon<'_> {
             .iter()
             .map(|((topic, partition), (offset, _))| (topic.to_string(), *partition, *offset))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::names::{CHECKPOINT_AGE_SECONDS, CHECKPOINT_TIMESTAMP_SECONDS, CONSUMER_LAG};
+    use channel::AssignedPartition;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    /// Components over a local lake in `dir`.
+    async fn components(dir: &std::path::Path) -> Result<Components> {
+        let mut config = Config::default();
+        config.lake.location = dir.join("lake").display().to_string();
+        Components::build(config).await
+    }
+
+    /// The processing loop's state as `consume` builds it, without a consumer behind it.
+    fn daemon<'a>(components: &'a Components, tasks: &TaskTracker) -> Daemon<'a> {
+        // The poll thread's end of the commands is not needed: the loop ignores a closed one.
+        let (commands, _) = std::sync::mpsc::channel();
+        Daemon {
+            components,
+            processor: components.processor(),
+            flusher: Flusher::spawn(
+                Arc::clone(&components.writer),
+                components.metrics.clone(),
+                2,
+                tasks,
+                CancellationToken::new(),
+            ),
+            buffers: FastHashMap::default(),
+            formats: FastHashMap::default(),
+            topics: FastHashMap::default(),
+            streams: FastHashMap::default(),
+            group_id: "group".to_owned(),
+            durable: FastHashMap::default(),
+            high_watermarks: HighWatermarks::default(),
+            started_at: FastHashMap::default(),
+            claimed_elsewhere: std::collections::HashSet::new(),
+            commands,
+            lake_writable: true,
+            last_lake_check: None,
+        }
+    }
+
+    /// The value of a per-partition series of topic `spans` in the exposition.
+    fn series(text: &str, name: &str, partition: i32) -> Option<f64> {
+        let prefix = format!("{name}{{topic=\"spans\",partition=\"{partition}\"}} ");
+        text.lines().find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+    }
+
+    fn assigned(partition: i32, resume_at: Option<i64>, position: Option<i64>) -> AssignedPartition {
+        AssignedPartition { topic: "spans".to_owned(), partition, resume_at, position, checkpoint_at: None }
+    }
+
+    /// Without a durable offset, lag counts from where the consumer started reading, not
+    /// from offset 0: an idle topic consumed from its end is not behind by its whole log.
+    #[tokio::test]
+    async fn lag_counts_from_where_consumption_started_until_a_flush_is_durable() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let components = components(dir.path()).await?;
+        let tasks = TaskTracker::new();
+        let mut daemon = daemon(&components, &tasks);
+        daemon.high_watermarks.update([("spans", 0, 1_000), ("spans", 1, 1_000), ("spans", 2, 1_000)]);
+        daemon
+            .on_event(Event::Assigned(vec![
+                // start_from = "latest", nothing read yet: at the log's end.
+                assigned(0, None, None),
+                // start_from = "earliest" on a log that starts at 400.
+                assigned(1, None, Some(400)),
+                // Resumed at a lake checkpoint.
+                assigned(2, Some(900), Some(900)),
+            ]))
+            .await?;
+        daemon.on_tick().await?;
+        let text = components.metrics.encode()?;
+        assert_eq!(series(&text, CONSUMER_LAG, 0), Some(0.0), "{text}");
+        assert_eq!(series(&text, CONSUMER_LAG, 1), Some(600.0), "{text}");
+        assert_eq!(series(&text, CONSUMER_LAG, 2), Some(100.0), "{text}");
+        Ok(())
+    }
+
+    /// A partition resumed at a checkpoint reports the checkpoint's time from its assignment
+    /// on, as after a restart, not only from its next flush.
+    #[tokio::test]
+    async fn the_recovered_checkpoints_time_is_reported_at_assignment() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let components = components(dir.path()).await?;
+        let tasks = TaskTracker::new();
+        let mut daemon = daemon(&components, &tasks);
+        let written = std::time::UNIX_EPOCH + Duration::from_secs(1_772_323_200);
+        let resumed = AssignedPartition { checkpoint_at: Some(written), ..assigned(3, Some(900), Some(900)) };
+        daemon.on_event(Event::Assigned(vec![resumed, assigned(4, None, None)])).await?;
+        let text = components.metrics.encode()?;
+        assert_eq!(series(&text, CHECKPOINT_TIMESTAMP_SECONDS, 3), Some(1_772_323_200.0), "{text}");
+        assert!(series(&text, CHECKPOINT_AGE_SECONDS, 3).is_some_and(|age| age > 0.0), "{text}");
+        assert_eq!(series(&text, CHECKPOINT_AGE_SECONDS, 4), None, "no checkpoint, no age: {text}");
+        Ok(())
+    }
+
+    /// A backlog keeps events always ready; the tick still runs when it is due, and input
+    /// flows between ticks.
+    #[tokio::test]
+    async fn a_due_tick_runs_before_ready_input() {
+        let shutdown = CancellationToken::new();
+        // A tick overdue since a whole period, as after a long stretch of input.
+        let overdue = tokio::time::Instant::now().checked_sub(TICK).unwrap_or_else(tokio::time::Instant::now);
+        let mut tick = tokio::time::interval_at(overdue, TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let pending = std::future::pending::<()>;
+        let step = next_step(&shutdown, &mut tick, pending(), std::future::ready("event"), true).await;
+        assert!(matches!(step, Step::Tick), "{step:?}");
+        let step = next_step(&shutdown, &mut tick, pending(), std::future::ready("event"), true).await;
+        assert!(matches!(step, Step::Event("event")), "{step:?}");
+        shutdown.cancel();
+        let step = next_step(&shutdown, &mut tick, std::future::ready(()), std::future::ready("event"), true).await;
+        assert!(matches!(step, Step::Shutdown), "{step:?}");
     }
 }

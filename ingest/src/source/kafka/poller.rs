@@ -2,13 +2,17 @@
 //!
 //! It polls librdkafka, detaches messages and forwards them, in order, through one bounded
 //! channel to the processing loop, together with control events (partitions assigned or
-//! revoked, broker errors, high watermarks). Rebalances are handled here, inside librdkafka's
+//! revoked, fatal broker errors). High watermarks from librdkafka's statistics are not sent
+//! but kept in [`HighWatermarks`], which the loop reads on its tick: a backlog that fills the
+//! channel is when lag matters most. Rebalances are handled here, inside librdkafka's
 //! callback, because that is the only place where a partition can still be flushed before it is
 //! released:
 //!
 //! - **assign**: recover each partition from the lake (removing files of a flush that never
 //!   committed) and assign it at the lake checkpoint, so Kafka's own committed offsets are only
-//!   advisory; then tell the loop where each partition starts. Each checkpoint is compared
+//!   advisory; then tell the loop where each partition starts. An unavailable lake is waited
+//!   for with backoff, until it answers or shutdown begins (the assignment is then released
+//!   unconsumed: nothing of it was read). Each checkpoint is compared
 //!   with the log's watermarks; when that query fails (a broker just restarted), the poll loop
 //!   asks again with backoff until the partition delivers a message, because a broker may
 //!   answer a fetch past a recreated log's end with nothing rather than an offset reset.
@@ -42,11 +46,14 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
+use driftwatch_lake::checkpoint::Checkpoint;
 use driftwatch_lake::writer::LakeWriter;
 
-use super::channel::{Command, Event, EventSender};
+use super::channel::{AssignedPartition, Command, Event, EventSender};
 use super::held::{Backpressure, Held, decide_backpressure};
+use crate::FastHashMap;
 use crate::config::StartFrom;
 use crate::telemetry::Metrics;
 
@@ -56,6 +63,34 @@ const REVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Poll timeout: also the latency of commands (commit, stop).
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Shortest interval between two log lines of the same kind of consumer error.
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// When each kind of consumer error was last logged. Per kind, so that a flood of one (a
+/// broker going away) does not hide the first of another (an authentication failure).
+#[derive(Debug, Default)]
+struct ErrorLogLimit(FastHashMap<&'static str, Instant>);
+
+impl ErrorLogLimit {
+    /// Whether an error of `kind` occurring at `now` is to be logged.
+    fn allow(&mut self, kind: &'static str, now: Instant) -> bool {
+        match self.0.get_mut(kind) {
+            Some(last) if now.saturating_duration_since(*last) < ERROR_LOG_EVERY => false,
+            Some(last) => {
+                *last = now;
+                true
+            }
+            None => {
+                self.0.insert(kind, now);
+                true
+            }
+        }
+    }
+}
+
+/// How often subscribed topics are looked up while nothing is assigned.
+const TOPIC_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Wait between attempts to forward held messages while not polling.
 const HELD_RETRY: Duration = Duration::from_millis(1);
@@ -72,11 +107,20 @@ pub struct PollerContext {
     metrics: Metrics,
     /// Set once shutdown has flushed everything: revokes then just release.
     stopping: AtomicBool,
+    /// Cancelled as soon as the daemon starts shutting down: ends the wait for the lake
+    /// during an assignment, which runs inside the rebalance callback where no command from
+    /// the loop can reach the poll thread.
+    pub shutdown: CancellationToken,
     /// Partitions currently assigned (for readiness).
     pub assigned: Arc<AtomicUsize>,
     /// Set while the brokers are unreachable (for readiness).
     pub brokers_down: Arc<AtomicBool>,
-    last_error_log: Mutex<Option<Instant>>,
+    /// The latest high watermark of each partition (for the lag gauge).
+    pub high_watermarks: HighWatermarks,
+    /// Subscribed topics the brokers do not know, checked while nothing is assigned (for
+    /// readiness: "no partitions assigned" alone does not say a topic is missing).
+    pub missing_topics: Arc<Mutex<Vec<String>>>,
+    error_logs: Mutex<ErrorLogLimit>,
 }
 
 impl std::fmt::Debug for PollerContext {
@@ -84,6 +128,44 @@ impl std::fmt::Debug for PollerContext {
         f.debug_struct("PollerContext").field("group_id", &self.group_id).finish_non_exhaustive()
     }
 }
+
+/// The latest high watermark of each partition seen in librdkafka's statistics, shared
+/// between the poll thread (which writes it) and the processing loop (which reads it).
+#[derive(Debug, Clone, Default)]
+pub struct HighWatermarks(Arc<Mutex<WatermarksByTopic>>);
+
+/// Topic -> partition -> high watermark; keyed topic first so a lookup borrows the topic.
+type WatermarksByTopic = FastHashMap<Arc<str>, FastHashMap<i32, i64>>;
+
+impl HighWatermarks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WatermarksByTopic> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Record watermarks; negative ones (librdkafka's "not known yet") are ignored.
+    pub fn update<'a>(&self, marks: impl IntoIterator<Item = (&'a str, i32, i64)>) {
+        let mut latest = self.lock();
+        for (topic, partition, high) in marks {
+            if partition < 0 || high < 0 {
+                continue;
+            }
+            let partitions = match latest.get_mut(topic) {
+                Some(partitions) => partitions,
+                None => latest.entry(Arc::from(topic)).or_default(),
+            };
+            partitions.insert(partition, high);
+        }
+    }
+
+    /// The latest high watermark of a partition, if librdkafka has reported one.
+    pub fn get(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.lock().get(topic).and_then(|partitions| partitions.get(&partition)).copied()
+    }
+}
+
+/// An assignment recovered from the lake: where librdkafka starts each partition, and what
+/// the processing loop is told of each (topic, partition, resume offset).
+type RecoveredAssignment = (TopicPartitionList, Vec<AssignedPartition>);
 
 /// The lake checkpoint stream of a consumed topic: one per (group, topic).
 pub fn kafka_stream_id(group_id: &str, topic: &str) -> String {
@@ -114,9 +196,12 @@ impl PollerContext {
             offset_query_timeout,
             metrics,
             stopping: AtomicBool::new(false),
+            shutdown: CancellationToken::new(),
             assigned: Arc::new(AtomicUsize::new(0)),
             brokers_down: Arc::new(AtomicBool::new(false)),
-            last_error_log: Mutex::new(None),
+            high_watermarks: HighWatermarks::default(),
+            missing_topics: Arc::default(),
+            error_logs: Mutex::default(),
         }
     }
 
@@ -124,38 +209,63 @@ impl PollerContext {
         self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Log at most once per 10 s; the counter counts every occurrence.
+    /// Log a consumer error at most once per [`ERROR_LOG_EVERY`] per kind; the counter
+    /// counts every occurrence.
     fn log_rate_limited(&self, kind: &'static str, message: &str) {
-        let mut last = self.last_error_log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
-            *last = Some(Instant::now());
+        let mut logs = self.error_logs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if logs.allow(kind, Instant::now()) {
             tracing::warn!(kind, error = message, "Kafka consumer error (repeats are counted, not logged, for 10 s).");
         }
     }
 
+    /// Recover one partition's checkpoint from the lake, retrying until the lake answers.
+    /// `None` when shutdown started first: nothing of the partition was read or buffered, so
+    /// it is simply left for the next owner.
+    fn recover_checkpoint(&self, topic: &str, stream: &str, partition: i32) -> Option<Option<Checkpoint>> {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let attempt = self.runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => None,
+                    result = self.writer.recover(stream, partition) => Some(result),
+                }
+            });
+            match attempt? {
+                Ok(checkpoint) => return Some(checkpoint),
+                Err(error) => {
+                    self.metrics.record_consumer_error("lake_recover");
+                    tracing::warn!(topic, partition, %error, "Cannot recover partition from the lake; retrying.");
+                }
+            }
+            let stopped = self.runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => true,
+                    () = tokio::time::sleep(delay) => false,
+                }
+            });
+            if stopped {
+                return None;
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+
     /// Recover every assigned partition from the lake, retrying the lake until it answers.
+    /// `None` when shutdown started while waiting for the lake.
     fn recover_assignment(
         &self,
         consumer: &BaseConsumer<Self>,
         tpl: &TopicPartitionList,
-    ) -> (TopicPartitionList, Vec<(String, i32, Option<i64>)>) {
+    ) -> Option<RecoveredAssignment> {
         let mut positioned = TopicPartitionList::new();
         let mut starts = Vec::new();
         for element in tpl.elements() {
             let (topic, partition) = (element.topic().to_owned(), element.partition());
             let stream = kafka_stream_id(&self.group_id, &topic);
-            let mut delay = Duration::from_millis(200);
-            let checkpoint = loop {
-                match self.runtime.block_on(self.writer.recover(&stream, partition)) {
-                    Ok(checkpoint) => break checkpoint,
-                    Err(error) => {
-                        self.metrics.record_consumer_error("lake_recover");
-                        tracing::warn!(topic, partition, %error, "Cannot recover partition from the lake; retrying.");
-                        std::thread::sleep(delay);
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                    }
-                }
-            };
+            let checkpoint = self.recover_checkpoint(&topic, &stream, partition)?;
+            let checkpoint_at = checkpoint.as_ref().map(|c| std::time::SystemTime::from(c.updated_at));
             let mut next = checkpoint.map(|c| c.next_offset);
             if let Some(committed) = next {
                 next = Some(self.check_log_bounds(consumer, &stream, &topic, partition, committed));
@@ -179,9 +289,13 @@ impl PollerContext {
                 tracing::error!(topic, partition, %error, "Cannot position partition.");
             }
             tracing::info!(topic, partition, resume_at = ?next, "Partition assigned; recovered from the lake checkpoint.");
-            starts.push((topic, partition, next));
+            let position = match offset {
+                Offset::Offset(position) => Some(position),
+                _ => None,
+            };
+            starts.push(AssignedPartition { topic, partition, resume_at: next, position, checkpoint_at });
         }
-        (positioned, starts)
+        Some((positioned, starts))
     }
 
     /// Compare the checkpoint with the partition's log (one bounded watermark query). A
@@ -297,6 +411,43 @@ impl PollerContext {
         }
     }
 
+    /// Ask the brokers which subscribed topics exist (one bounded metadata query per topic)
+    /// and keep those that do not in `missing_topics`. Left as it was when the brokers do not
+    /// answer: readiness then says they are unreachable.
+    fn check_subscribed_topics(&self, consumer: &BaseConsumer<Self>) {
+        let Ok(subscription) = consumer.subscription() else { return };
+        let mut missing = Vec::new();
+        for element in subscription.elements() {
+            let topic = element.topic();
+            // A pattern subscription names no topic to look up.
+            if topic.starts_with('^') {
+                continue;
+            }
+            match consumer.fetch_metadata(Some(topic), self.offset_query_timeout) {
+                Ok(metadata) => {
+                    let exists = metadata
+                        .topics()
+                        .iter()
+                        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+                    if !exists {
+                        missing.push(topic.to_owned());
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(topic, %error, "Metadata query failed; topics not checked.");
+                    return;
+                }
+            }
+        }
+        let mut known = self.missing_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *known != missing {
+            if !missing.is_empty() {
+                tracing::warn!(topics = ?missing, "Subscribed topics do not exist (yet); waiting for them.");
+            }
+            *known = missing;
+        }
+    }
+
     /// The assignment was lost: drop held messages of the lost partitions (the next owner reads
     /// them again), forward the rest in order, and tell the loop to drop its buffers.
     fn lose(&self, tpl: &TopicPartitionList) {
@@ -332,11 +483,15 @@ impl PollerContext {
         if self.events.blocking_send(Event::Lost { partitions: lost, done }).is_err() {
             return;
         }
-        if answer.recv_timeout(REVOKE_TIMEOUT).is_err() {
-            tracing::error!(
+        match await_loop(&answer) {
+            Ok(()) => {}
+            Err(Unanswered::TimedOut) => tracing::error!(
                 timeout_secs = REVOKE_TIMEOUT.as_secs(),
                 "Flushes in flight did not finish in time after losing partitions; releasing them anyway."
-            );
+            ),
+            Err(Unanswered::LoopStopped) => tracing::info!(
+                "The processing loop stopped before the lost partitions' flushes were over; releasing them."
+            ),
         }
     }
 
@@ -362,12 +517,21 @@ impl PollerContext {
         if self.events.blocking_send(Event::Revoked { partitions, reply }).is_err() {
             return Vec::new();
         }
-        match answer.recv_timeout(REVOKE_TIMEOUT) {
+        match await_loop(&answer) {
             Ok(durable) => durable,
-            Err(_) => {
+            Err(Unanswered::TimedOut) => {
                 tracing::error!(
                     timeout_secs = REVOKE_TIMEOUT.as_secs(),
                     "Revoked partitions were not flushed in time; releasing them uncommitted (the next owner replays them)."
+                );
+                Vec::new()
+            }
+            // The loop is shutting down (its own log says whether it flushed, or why it
+            // stopped): a rolling deploy, not a failure of the revoke.
+            Err(Unanswered::LoopStopped) => {
+                tracing::info!(
+                    "The processing loop stopped before answering the revoke; releasing the partitions \
+                     (the lake checkpoint stands for their next owner)."
                 );
                 Vec::new()
             }
@@ -375,25 +539,34 @@ impl PollerContext {
     }
 }
 
+/// Why the processing loop gave no answer to a rebalance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unanswered {
+    /// It is still busy after [`REVOKE_TIMEOUT`]: flushes are stuck.
+    TimedOut,
+    /// It dropped the question: it has stopped (shutdown, or an error it reports itself).
+    LoopStopped,
+}
+
+/// Wait for the processing loop's answer to a rebalance, up to [`REVOKE_TIMEOUT`].
+fn await_loop<T>(answer: &std::sync::mpsc::Receiver<T>) -> Result<T, Unanswered> {
+    answer.recv_timeout(REVOKE_TIMEOUT).map_err(|error| match error {
+        std::sync::mpsc::RecvTimeoutError::Timeout => Unanswered::TimedOut,
+        std::sync::mpsc::RecvTimeoutError::Disconnected => Unanswered::LoopStopped,
+    })
+}
+
 impl ClientContext for PollerContext {
     fn stats(&self, statistics: Statistics) {
         if statistics.brokers.values().any(|broker| broker.state == "UP") {
             self.brokers_down.store(false, Ordering::Release);
         }
-        let marks: Vec<(String, i32, i64)> = statistics
-            .topics
-            .iter()
-            .flat_map(|(topic, t)| {
-                t.partitions
-                    .values()
-                    .filter(|p| p.partition >= 0 && p.hi_offset >= 0)
-                    .map(move |p| (topic.clone(), p.partition, p.hi_offset))
-            })
-            .collect();
-        if !marks.is_empty() {
-            // Statistics are periodic; dropping one when the loop is busy loses nothing.
-            let _ = self.events.try_send(Event::HighWatermarks(marks));
-        }
+        self.high_watermarks.update(
+            statistics
+                .topics
+                .iter()
+                .flat_map(|(topic, t)| t.partitions.values().map(move |p| (topic.as_str(), p.partition, p.hi_offset))),
+        );
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -423,7 +596,17 @@ impl ConsumerContext for PollerContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 // An eager assignment replaces the previous one whole.
                 self.lock_held().unverified.clear();
-                let (positioned, starts) = self.recover_assignment(consumer, tpl);
+                let Some((positioned, starts)) = self.recover_assignment(consumer, tpl) else {
+                    tracing::info!(
+                        partitions = tpl.count(),
+                        "Shutting down while the lake was unavailable; the assignment is left unconsumed."
+                    );
+                    if let Err(error) = consumer.unassign() {
+                        tracing::warn!(%error, "Cannot release the unrecovered assignment.");
+                    }
+                    self.assigned.store(0, Ordering::Release);
+                    return;
+                };
                 if !starts.is_empty() && self.events.blocking_send(Event::Assigned(starts)).is_err() {
                     return;
                 }
@@ -490,6 +673,7 @@ pub fn offsets_list(offsets: &[(String, i32, i64)]) -> TopicPartitionList {
 /// Run the poll loop until `Stop`. Called on a dedicated thread.
 pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::mpsc::Receiver<Command>) {
     let context = consumer.context();
+    let mut topics_checked: Option<Instant> = None;
     loop {
         while let Ok(command) = commands.try_recv() {
             match command {
@@ -515,6 +699,12 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
             return;
         }
         context.recheck_log_bounds(consumer);
+        if context.assigned.load(Ordering::Acquire) == 0
+            && topics_checked.is_none_or(|at| at.elapsed() >= TOPIC_CHECK_INTERVAL)
+        {
+            topics_checked = Some(Instant::now());
+            context.check_subscribed_topics(consumer);
+        }
         match backpressure(context) {
             Backpressure::Wait => {
                 std::thread::sleep(HELD_RETRY);
@@ -698,6 +888,117 @@ mod tests {
         assert_eq!(first, 0, "the partition resumes at the log's start");
         assert!(consumer.context().lock_held().unverified.is_empty(), "verified once moved");
         Ok(())
+    }
+
+    /// Shutdown while an assignment waits for an unavailable lake: the wait ends and the
+    /// partition is left unrecovered, instead of holding the poll thread (and with it the
+    /// daemon's exit) until the shutdown deadline.
+    #[test]
+    fn shutdown_ends_the_wait_for_an_unavailable_lake_during_an_assignment() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let lake = dir.path().join("lake");
+        std::fs::create_dir_all(&lake)?;
+        let store = runtime.block_on(LakeStore::open(&lake.display().to_string(), &Default::default()))?;
+        // A file where the checkpoint folder belongs: every recovery fails, as on a lost disk.
+        std::fs::write(lake.join("_checkpoints"), b"not a folder")?;
+        let metrics = Metrics::new(&MetricsConfig::default());
+        let (events, _receiver) = super::super::channel::event_channel(16);
+        let context = Arc::new(PollerContext::new(
+            events,
+            Arc::new(LakeWriter::new(store, ParquetOptions::default())),
+            runtime.handle().clone(),
+            "group".to_owned(),
+            StartFrom::Latest,
+            Duration::from_secs(5),
+            metrics.clone(),
+        ));
+        let (gave_up, answer) = std::sync::mpsc::channel();
+        let recovering = Arc::clone(&context);
+        std::thread::spawn(move || {
+            let _ = gave_up.send(recovering.recover_checkpoint("spans", "kafka.group.spans", 0).is_none());
+        });
+        // Shut down once recovery has failed and is waiting to try again.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !metrics.encode()?.contains("kind=\"lake_recover\"") {
+            if Instant::now() > deadline {
+                return Err("recovery never reported the failing lake".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        context.shutdown.cancel();
+        let gave_up =
+            answer.recv_timeout(Duration::from_secs(60)).map_err(|_| "still waiting for the lake after shutdown")?;
+        assert!(gave_up, "no checkpoint is made up when recovery gives up");
+        Ok(())
+    }
+
+    /// Against the dev stack's broker: a subscribed topic that does not exist is named for
+    /// readiness; one that exists is not.
+    #[test]
+    fn subscribed_topics_that_do_not_exist_are_named() -> TestResult {
+        let brokers = std::env::var("DRIFTWATCH_TEST_KAFKA")
+            .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
+        let present = format!("present-{}-{nanos:08x}", std::process::id());
+        let absent = format!("absent-{}-{nanos:08x}", std::process::id());
+        runtime.block_on(crate::loadgen::ensure_topics(&brokers, &[present.as_str()], 1, Duration::from_secs(30)))?;
+        let dir = tempfile::tempdir()?;
+        let store = runtime.block_on(LakeStore::open(&dir.path().display().to_string(), &Default::default()))?;
+        let (events, _receiver) = super::super::channel::event_channel(16);
+        let context = PollerContext::new(
+            events,
+            Arc::new(LakeWriter::new(store, ParquetOptions::default())),
+            runtime.handle().clone(),
+            present.clone(),
+            StartFrom::Earliest,
+            Duration::from_secs(10),
+            Metrics::new(&MetricsConfig::default()),
+        );
+        let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", &present)
+            .set("allow.auto.create.topics", "false")
+            .create_with_context(context)?;
+        consumer.subscribe(&[present.as_str(), absent.as_str()])?;
+        consumer.context().check_subscribed_topics(&consumer);
+        let missing = consumer.context().missing_topics.lock().map_err(|_| "poisoned")?.clone();
+        assert_eq!(missing, vec![absent]);
+        Ok(())
+    }
+
+    /// A revoke the loop drops unanswered (it is shutting down) is told apart from one it
+    /// never finishes, which alone is an error.
+    #[test]
+    fn a_rebalance_question_dropped_by_a_stopping_loop_is_not_a_timeout() {
+        let (reply, answer) = std::sync::mpsc::sync_channel::<Vec<(String, i32, i64)>>(1);
+        drop(reply);
+        assert_eq!(await_loop(&answer), Err(Unanswered::LoopStopped));
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let _ = reply.send(vec![("spans".to_owned(), 0, 42)]);
+        assert_eq!(await_loop(&answer), Ok(vec![("spans".to_owned(), 0, 42)]));
+    }
+
+    #[test]
+    fn consumer_errors_are_logged_once_per_window_and_kind() {
+        let mut limit = ErrorLogLimit::default();
+        let start = Instant::now();
+        assert!(limit.allow("transport", start), "the first of a kind is logged");
+        assert!(!limit.allow("transport", start + Duration::from_secs(1)), "its repeats are not");
+        assert!(limit.allow("auth", start + Duration::from_secs(1)), "another kind within the window is");
+        assert!(limit.allow("transport", start + ERROR_LOG_EVERY), "the kind again once its window is over");
+    }
+
+    #[test]
+    fn high_watermarks_keep_the_latest_known_per_partition() {
+        let marks = HighWatermarks::default();
+        marks.update([("spans", 0, 10), ("spans", 1, 5), ("spans", -1, 99), ("feedback", 0, -1)]);
+        marks.update([("spans", 0, 12)]);
+        assert_eq!(marks.get("spans", 0), Some(12));
+        assert_eq!(marks.get("spans", 1), Some(5));
+        assert_eq!(marks.get("spans", -1), None, "librdkafka's internal partition");
+        assert_eq!(marks.get("feedback", 0), None, "not known yet");
     }
 
     #[test]
