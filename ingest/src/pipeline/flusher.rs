@@ -477,31 +477,6 @@ mod tests {
         Ok(())
     }
 
-    /// A lake whose permissions deny the writer mid-run (as after a remount read-only) is
-    /// waited out like a full disk, not a reason to stop. Root ignores permissions, so there
-    /// the test has nothing to observe and returns early; the lake crate's classification
-    /// test covers that case.
-    #[cfg(unix)]
-    #[tokio::test]
-    async fn a_permission_denied_lake_is_retried_until_writable() -> Result<(), Box<dyn std::error::Error>> {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir()?;
-        let (mut flusher, lake) = local_flusher(dir.path()).await?;
-        std::fs::set_permissions(&lake, std::fs::Permissions::from_mode(0o555))?;
-        let probe = lake.join("probe");
-        if std::fs::write(&probe, b"").is_ok() {
-            std::fs::remove_file(&probe)?;
-            std::fs::set_permissions(&lake, std::fs::Permissions::from_mode(0o755))?;
-            return Ok(());
-        }
-        flusher.submit(batch(0), FlushReason::Rows, 1_000).await?;
-        wait_until_failing(&flusher.lake_failing_flag()).await;
-        std::fs::set_permissions(&lake, std::fs::Permissions::from_mode(0o755))?;
-        assert_eq!(committed_offset(flusher.next_done().await?), Some(1));
-        assert!(!flusher.lake_failing_flag().load(Ordering::Acquire));
-        Ok(())
-    }
-
     /// The checkpoint offset of a committed flush; `None` when it was fenced.
     fn committed_offset(outcome: FlushOutcome) -> Option<i64> {
         match outcome {
