@@ -323,11 +323,12 @@ impl LakeWriter {
         }
     }
 
-    /// Sweep every partition whose next sweep is due ([`HeldClaim::take_sweep`]), commit or no
-    /// commit: a partition that goes quiet after its claim
-    /// would otherwise keep a fenced writer's late files until its next recovery. Returns the
-    /// fenced flushes found. Costs nothing when no sweep is due; call it between commits
-    /// (the flusher runs it on a timer), since a partition's commits are sequential.
+    /// Sweep every partition whose next sweep is due (every [`SWEEP_INTERVAL`] in a claim's
+    /// [`SWEEP_WINDOW`], then every [`LATE_SWEEP_INTERVAL`] up to [`LATE_SWEEP_UNTIL`]), commit
+    /// or no commit: a partition that goes quiet after its claim would otherwise keep a fenced
+    /// writer's late files until its next recovery. Returns the fenced flushes found. Costs
+    /// nothing when no sweep is due; call it between commits (the flusher runs it on a timer),
+    /// since a partition's commits are sequential.
     pub async fn sweep_claims(&self) -> usize {
         let due: Vec<((String, i32), String)> = {
             let now = Instant::now();

@@ -269,11 +269,11 @@ impl ModelRegistry {
         Ok(Self { entries, by_id, by_alias })
     }
 
-    /// Finds the entry for a model name: exact id, then alias, then the
-    /// longest id or alias that is a prefix of `model` followed by `-` or `@` and a
-    /// version suffix ([`is_version_suffix`]): dated snapshots like `gpt-4o-2024-08-06` or
-    /// `claude-3-5-sonnet@20241022` resolve to their model, but `gpt-4o-realtime-preview` or
-    /// `gpt-4o-mini-transcribe`, other models with other prices, do not.
+    /// Finds the entry for a model name: exact id, then alias, then the longest id or alias that
+    /// is a prefix of `model` followed by `-` or `@` and a version suffix (digits, dates, `v2:0`,
+    /// `latest`): dated snapshots like `gpt-4o-2024-08-06` or `claude-3-5-sonnet@20241022`
+    /// resolve to their model, but `gpt-4o-realtime-preview` or `gpt-4o-mini-transcribe`, other
+    /// models with other prices, do not.
     /// When `provider` is given, entries of another provider do not match.
     pub fn lookup(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
         let accepts = |entry: &ModelEntry| provider.is_none_or(|p| entry.provider.eq_ignore_ascii_case(p));

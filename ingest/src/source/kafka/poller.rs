@@ -831,6 +831,35 @@ mod tests {
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+    /// A topic or group name no other test run uses.
+    fn unique_name(prefix: &str) -> Result<String, Box<dyn std::error::Error>> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
+        Ok(format!("{prefix}-{}-{nanos:08x}", std::process::id()))
+    }
+
+    /// A poller context for `group` over a fresh local lake; the returned dir and event receiver
+    /// keep the lake and the channel alive as long as the test holds them.
+    fn context_over_a_fresh_lake(
+        runtime: &tokio::runtime::Runtime,
+        group: &str,
+        offset_query_timeout: Duration,
+    ) -> Result<((tempfile::TempDir, super::super::channel::EventReceiver), PollerContext), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let store = runtime.block_on(LakeStore::open(&dir.path().display().to_string(), &Default::default()))?;
+        let (events, receiver) = super::super::channel::event_channel(16);
+        let context = PollerContext::new(
+            events,
+            Arc::new(LakeWriter::new(store, ParquetOptions::default())),
+            runtime.handle().clone(),
+            group.to_owned(),
+            StartFrom::Earliest,
+            offset_query_timeout,
+            Metrics::new(&MetricsConfig::default()),
+        );
+        Ok(((dir, receiver), context))
+    }
+
     /// Against the dev stack's broker (`scripts/test` starts it and exports its address): a
     /// partition assigned past the end of its log, whose check at assignment failed, is found
     /// by the poll loop's re-check and moved to the log's start. Without the re-check it would
@@ -841,8 +870,7 @@ mod tests {
         let brokers = std::env::var("DRIFTWATCH_TEST_KAFKA")
             .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
         let runtime = tokio::runtime::Runtime::new()?;
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
-        let topic = format!("recheck-{}-{nanos:08x}", std::process::id());
+        let topic = unique_name("recheck")?;
         runtime.block_on(crate::loadgen::ensure_topics(&brokers, &[topic.as_str()], 1, Duration::from_secs(30)))?;
         let producer: BaseProducer =
             ClientConfig::new().set("bootstrap.servers", &brokers).set("batch.num.messages", "1").create()?;
@@ -851,18 +879,7 @@ mod tests {
         }
         producer.flush(Duration::from_secs(10))?;
 
-        let dir = tempfile::tempdir()?;
-        let store = runtime.block_on(LakeStore::open(&dir.path().display().to_string(), &Default::default()))?;
-        let (events, _receiver) = super::super::channel::event_channel(16);
-        let context = PollerContext::new(
-            events,
-            Arc::new(LakeWriter::new(store, ParquetOptions::default())),
-            runtime.handle().clone(),
-            topic.clone(),
-            StartFrom::Earliest,
-            Duration::from_secs(5),
-            Metrics::new(&MetricsConfig::default()),
-        );
+        let (_lake, context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
         let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
             .set("group.id", &topic)
@@ -940,22 +957,9 @@ mod tests {
         let brokers = std::env::var("DRIFTWATCH_TEST_KAFKA")
             .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
         let runtime = tokio::runtime::Runtime::new()?;
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
-        let present = format!("present-{}-{nanos:08x}", std::process::id());
-        let absent = format!("absent-{}-{nanos:08x}", std::process::id());
+        let (present, absent) = (unique_name("present")?, unique_name("absent")?);
         runtime.block_on(crate::loadgen::ensure_topics(&brokers, &[present.as_str()], 1, Duration::from_secs(30)))?;
-        let dir = tempfile::tempdir()?;
-        let store = runtime.block_on(LakeStore::open(&dir.path().display().to_string(), &Default::default()))?;
-        let (events, _receiver) = super::super::channel::event_channel(16);
-        let context = PollerContext::new(
-            events,
-            Arc::new(LakeWriter::new(store, ParquetOptions::default())),
-            runtime.handle().clone(),
-            present.clone(),
-            StartFrom::Earliest,
-            Duration::from_secs(10),
-            Metrics::new(&MetricsConfig::default()),
-        );
+        let (_lake, context) = context_over_a_fresh_lake(&runtime, &present, Duration::from_secs(10))?;
         let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
             .set("group.id", &present)
