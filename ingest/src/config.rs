@@ -370,11 +370,11 @@ impl Config {
         let mut problems = Vec::new();
         let Some(kafka) = self.kafka.as_mut() else { return problems };
         for (property, path) in std::mem::take(&mut kafka.librdkafka_files) {
-            let key = format!("`kafka.librdkafka_files.\"{property}\"`");
-            if RESERVED_LIBRDKAFKA_KEYS.contains(&property.as_str()) {
-                problems.push(format!("{key} is set by driftwatch itself (exactly-once needs it); remove it"));
+            if let Some(problem) = reserved_key_problem("librdkafka_files", &property) {
+                problems.push(problem);
                 continue;
             }
+            let key = format!("`kafka.librdkafka_files.\"{property}\"`");
             if kafka.librdkafka.contains_key(&property) {
                 problems.push(format!("{key} is also set in `kafka.librdkafka`; keep one of the two"));
                 continue;
@@ -493,18 +493,20 @@ fn validate_kafka(kafka: &KafkaConfig, problems: &mut Vec<String>) {
         problems.push("`kafka.max_inflight_flushes` must be at least 1".to_owned());
     }
     problems.extend(crate::source::kafka::client::validate_passthrough(kafka));
-    for key in kafka.librdkafka.keys() {
-        if RESERVED_LIBRDKAFKA_KEYS.contains(&key.as_str()) {
-            problems.push(format!(
-                "`kafka.librdkafka.\"{key}\"` is set by driftwatch itself (exactly-once needs it); remove it{}",
-                match key.as_str() {
-                    "group.id" => " and use `kafka.group_id`",
-                    "bootstrap.servers" => " and use `kafka.brokers`",
-                    _ => "",
-                }
-            ));
-        }
-    }
+    problems.extend(kafka.librdkafka.keys().filter_map(|key| reserved_key_problem("librdkafka", key)));
+}
+
+/// The problem with setting librdkafka property `key` in the `kafka.<table>` table, when it is
+/// one driftwatch sets itself.
+fn reserved_key_problem(table: &str, key: &str) -> Option<String> {
+    RESERVED_LIBRDKAFKA_KEYS.contains(&key).then(|| {
+        let instead = match key {
+            "group.id" => " and use `kafka.group_id`",
+            "bootstrap.servers" => " and use `kafka.brokers`",
+            _ => "",
+        };
+        format!("`kafka.{table}.\"{key}\"` is set by driftwatch itself (exactly-once needs it); remove it{instead}")
+    })
 }
 
 /// Overlay `DRIFTWATCH_A__B__C=value` onto `a.b.c`. Values parse as TOML scalars (numbers,

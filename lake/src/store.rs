@@ -77,6 +77,19 @@ async fn blocking<T: Send + 'static>(op: &'static str, work: impl FnOnce() -> Re
     tokio::task::spawn_blocking(work).await.map_err(|source| LakeError::Task { op, source })?
 }
 
+/// A location's scheme (`None` for a plain path) and what follows `://`.
+fn split_location(location: &str) -> (Option<&str>, &str) {
+    match location.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, location),
+    }
+}
+
+/// The root of a local lake at `path` (the part of `location` after any `file://`).
+fn local_path(location: &str, path: &str) -> Result<PathBuf> {
+    if path.is_empty() { Err(location_error(location, "empty path")) } else { Ok(PathBuf::from(path)) }
+}
+
 impl LakeStore {
     /// Open a lake root: a local path (or `file://` URL; created if missing),
     /// `s3://bucket/prefix` (credentials, region and endpoint from the `AWS_*`
@@ -84,10 +97,7 @@ impl LakeStore {
     /// `AmazonS3ConfigKey` names such as `aws_region` or `aws_endpoint`), or
     /// `memory://` (a fresh in-memory store, for tests).
     pub async fn open(location: &str, options: &HashMap<String, String>) -> Result<LakeStore> {
-        let (scheme, rest) = match location.split_once("://") {
-            Some((scheme, rest)) => (Some(scheme), rest),
-            None => (None, location),
-        };
+        let (scheme, rest) = split_location(location);
         if !options.is_empty() && !matches!(scheme, Some("s3" | "s3a")) {
             return Err(location_error(location, "object store options apply only to s3:// lakes"));
         }
@@ -134,20 +144,14 @@ impl LakeStore {
     /// Validate `location` and `options` as [`open`](Self::open) does, without creating a local
     /// lake's directory (nor contacting an object store, which `open` does not either).
     pub async fn check(location: &str, options: &HashMap<String, String>) -> Result<()> {
-        match location.split_once("://") {
-            None | Some(("file", _)) if options.is_empty() => {
-                let path = location.strip_prefix("file://").unwrap_or(location);
-                if path.is_empty() { Err(location_error(location, "empty path")) } else { Ok(()) }
-            }
+        match split_location(location) {
+            (None | Some("file"), path) if options.is_empty() => local_path(location, path).map(drop),
             _ => Self::open(location, options).await.map(drop),
         }
     }
 
     async fn open_local(location: &str, path: &str) -> Result<LakeStore> {
-        if path.is_empty() {
-            return Err(location_error(location, "empty path"));
-        }
-        let requested = PathBuf::from(path);
+        let requested = local_path(location, path)?;
         let root = blocking("open local lake", move || {
             std::fs::create_dir_all(&requested)
                 .map_err(|source| LakeError::io("create lake root", &requested, source))?;
