@@ -20,7 +20,7 @@ use crate::decode::PayloadFormat;
 use crate::error::{Error, Result};
 use crate::pipeline::{FlushOutcome, FlushReason, Flusher, PartitionBuffer, Processor};
 use crate::runtime::Components;
-use crate::source::framing::{Framing, RecordReader};
+use crate::source::framing::{Framing, RecordReader, framed_length};
 
 /// A length prefix above this cannot be a real OTLP message: the framing is corrupt.
 const MAX_FRAMED_RECORD_BYTES: usize = 256 << 20;
@@ -261,10 +261,7 @@ async fn continues_at(file: &mut tokio::fs::File, framing: Framing, at: i64, len
     Ok(match framing {
         Framing::Lines => matches!(around, [b'\n', ..] | [_, b'\n' | b'\r', ..]),
         Framing::LengthPrefixed => match around {
-            [_, a, b, c, d] => {
-                let declared = u64::from(u32::from_be_bytes([*a, *b, *c, *d]));
-                declared <= MAX_FRAMED_RECORD_BYTES as u64
-            }
+            [_, a, b, c, d] => framed_length([*a, *b, *c, *d], MAX_FRAMED_RECORD_BYTES).is_ok(),
             // Fewer than four bytes after the checkpoint: a record being written.
             _ => true,
         },

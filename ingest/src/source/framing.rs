@@ -37,14 +37,21 @@ impl Framing {
         match head {
             [] => Framing::Lines,
             [first, ..] if *first == b'{' || *first == b'[' || first.is_ascii_whitespace() => Framing::Lines,
-            [a, b, c, d, ..] => {
-                let declared = u64::from(u32::from_be_bytes([*a, *b, *c, *d]));
-                let fits = usize::try_from(declared).is_ok_and(|declared| declared <= max_record_bytes);
-                if fits && declared <= file_len.saturating_sub(4) { Framing::LengthPrefixed } else { Framing::Lines }
-            }
+            [a, b, c, d, ..] => match framed_length([*a, *b, *c, *d], max_record_bytes) {
+                Ok(declared) if declared as u64 <= file_len.saturating_sub(4) => Framing::LengthPrefixed,
+                _ => Framing::Lines,
+            },
             _ => Framing::Lines,
         }
     }
+}
+
+/// The message length a record's 4-byte big-endian prefix declares, if it is at most
+/// `max_framed_bytes`; otherwise (`Err`, the declared length) the prefix cannot be trusted as a
+/// record boundary. One test for the sniffer, the reader and a resumed file's checkpoint.
+pub fn framed_length(prefix: [u8; 4], max_framed_bytes: usize) -> Result<usize, u64> {
+    let declared = u32::from_be_bytes(prefix);
+    usize::try_from(declared).ok().filter(|declared| *declared <= max_framed_bytes).ok_or(u64::from(declared))
 }
 
 /// Why a record is handed over as unreadable rather than as a message: the caller dead-letters
@@ -293,29 +300,31 @@ impl RecordReader {
                         }
                         break;
                     };
-                    let declared = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-                    if usize::try_from(declared).map_or(true, |declared| declared > self.max_framed_bytes) {
-                        let declared = u64::from(declared);
-                        if at_end {
-                            let unreadable = Unreadable::FramingLost {
-                                declared,
-                                limit: self.max_framed_bytes,
-                                size: rest.len() as u64,
-                            };
-                            self.skipped_bytes += rest.len() as u64;
-                            let bytes = &rest[..self.keep_bytes.min(rest.len())];
-                            let next_offset = base + data.len() as i64;
-                            records.push(Record { bytes, offset, next_offset, unreadable: Some(unreadable) });
-                        } else {
-                            let head = rest[..rest.len().min(self.keep_bytes)].to_vec();
-                            let size = rest.len() as u64;
-                            self.skipping = Some(Skip { offset, head, size, until: SkipUntil::End { declared } });
+                    let prefix = [header[0], header[1], header[2], header[3]];
+                    let declared = match framed_length(prefix, self.max_framed_bytes) {
+                        Ok(declared) => declared,
+                        Err(declared) => {
+                            if at_end {
+                                let unreadable = Unreadable::FramingLost {
+                                    declared,
+                                    limit: self.max_framed_bytes,
+                                    size: rest.len() as u64,
+                                };
+                                self.skipped_bytes += rest.len() as u64;
+                                let bytes = &rest[..self.keep_bytes.min(rest.len())];
+                                let next_offset = base + data.len() as i64;
+                                records.push(Record { bytes, offset, next_offset, unreadable: Some(unreadable) });
+                            } else {
+                                let head = rest[..rest.len().min(self.keep_bytes)].to_vec();
+                                let size = rest.len() as u64;
+                                self.skipping = Some(Skip { offset, head, size, until: SkipUntil::End { declared } });
+                            }
+                            position = data.len();
+                            break;
                         }
-                        position = data.len();
-                        break;
-                    }
-                    let total = 4 + declared as usize;
-                    if declared as usize > self.max_record_bytes {
+                    };
+                    let total = 4 + declared;
+                    if declared > self.max_record_bytes {
                         // A real message, maybe, but above the limit: discarded as it is read, so
                         // that memory stays bounded by the limit rather than by the prefix.
                         let content = &rest[4..rest.len().min(total)];
