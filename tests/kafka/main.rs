@@ -66,7 +66,25 @@ async fn prometheus_scrapes_every_metric_the_daemon_serves() -> anyhow::Result<(
     let instance = format!("127.0.0.1:{}", common::stack_var("DRIFTWATCH_TEST_SCRAPE_PORT"));
     let setup = Setup::new(&brokers(), "prom", 3, "1s").await?;
     let daemon = Daemon::start_at(&setup.config, setup.dir.path(), &[], &instance)?;
+    let selector = format!("instance=\"{instance}\"");
+    // Before any input, every dead-letter reason and each topic's results are scraped at 0: the
+    // sample `increase()` needs to see the first dead letter, which a series that first appears
+    // at 1 lacks.
+    let zeros = common::wait_for(Duration::from_secs(30), || {
+        let zero = |name: &str| {
+            let series = prometheus.query(&format!("{name}{{{selector}}}")).ok()?;
+            (series.len() > 1 && series.iter().all(|(_, value)| *value == 0.0)).then_some(series.len())
+        };
+        Some((zero("driftwatch_dead_letters_total")?, zero("driftwatch_messages_total")?))
+    });
+    let reasons = driftwatch_ingest::telemetry::names::DECODE_ERROR_REASONS.len() + 1;
+    assert_eq!(
+        zeros,
+        Some((reasons, 3 * 4)),
+        "every dead-letter reason and 3 topics' 4 results at 0, before any input"
+    );
     let truth = setup.produce(3_000, 17, 0.01).await??;
+    assert!(truth.malformed_messages > 0);
     assert!(daemon.consumed(truth.messages, CONSUME_TIMEOUT), "not consumed; log:\n{}", daemon.log_tail());
     let served = daemon.metrics()?;
     let requests = harness::metric_sum(&served, "driftwatch_requests_total", "");
@@ -74,7 +92,6 @@ async fn prometheus_scrapes_every_metric_the_daemon_serves() -> anyhow::Result<(
     assert_eq!(messages as u64, truth.messages);
 
     // Consumption is over, so the counters hold still; wait for a scrape that has them.
-    let selector = format!("instance=\"{instance}\"");
     let scraped = common::wait_for(Duration::from_secs(30), || {
         let sum = |name: &str| prometheus.query(&format!("sum({name}{{{selector}}})")).ok()?.first().map(|r| r.1);
         (sum("driftwatch_requests_total")? == requests && sum("driftwatch_messages_total")? == messages).then_some(())
@@ -94,6 +111,11 @@ async fn prometheus_scrapes_every_metric_the_daemon_serves() -> anyhow::Result<(
     let missing: Vec<String> =
         harness::sample_names(&served).into_iter().filter(|name| !stored.contains(name)).collect();
     assert!(missing.is_empty(), "served but not in Prometheus: {missing:?}");
+    // Every dead letter, the first of each reason included, is a rise from a scraped 0.
+    let first = prometheus.query(&format!("sum(min_over_time(driftwatch_dead_letters_total{{{selector}}}[10m]))"))?;
+    assert_eq!(first.first().map(|r| r.1), Some(0.0), "every dead-letter series started at 0 in Prometheus");
+    let rise = prometheus.query(&format!("sum(increase(driftwatch_dead_letters_total{{{selector}}}[10m]))"))?;
+    assert!(rise.first().is_some_and(|r| r.1 > 0.0), "increase() sees the dead letters: {rise:?}");
     for name in ["gen_ai_client_operation_duration_seconds_bucket", "process_resident_memory_bytes"] {
         assert!(stored.contains(name), "{name} not in Prometheus: {stored:?}");
     }

@@ -27,6 +27,7 @@ use crate::config::{Config, FlushConfig};
 use crate::decode::{Decoded, Decoder, PayloadFormat, Reject};
 use crate::enrich::{Enricher, Scrubber};
 use crate::telemetry::Metrics;
+use crate::telemetry::names::AGGREGATE_FAILED_REASON;
 
 /// Flush thresholds in the units the hot path compares against.
 #[derive(Debug, Clone)]
@@ -110,7 +111,7 @@ impl Processor {
             event.source = Some(source.clone());
             if let Err(error) = buffer.rollups.add_event(event) {
                 rejects += 1;
-                failed.push(dead_letter(now, "aggregate_failed", error.to_string(), Vec::new(), &source));
+                failed.push(dead_letter(now, AGGREGATE_FAILED_REASON, error.to_string(), Vec::new(), &source));
                 continue;
             }
             self.join.remember(event);
@@ -131,7 +132,7 @@ impl Processor {
             feedback.source = Some(source.clone());
             if let Err(error) = buffer.rollups.add_feedback(&feedback) {
                 rejects += 1;
-                let dead = dead_letter(now, "aggregate_failed", error.to_string(), Vec::new(), &source);
+                let dead = dead_letter(now, AGGREGATE_FAILED_REASON, error.to_string(), Vec::new(), &source);
                 bury(&self.metrics, buffer, dead);
                 continue;
             }

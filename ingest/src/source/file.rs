@@ -127,6 +127,7 @@ pub async fn run_file_with(
     tracing::info!(path = %path.display(), stream = %stream, resumed_from, "File source started.");
 
     let topic: Arc<str> = Arc::from(path.display().to_string());
+    components.metrics.track_topic(&topic);
     let mut buffer = PartitionBuffer::new(
         Arc::from(stream.as_str()),
         topic,

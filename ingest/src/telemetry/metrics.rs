@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use driftwatch_lake::layout::FileKind;
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -115,6 +116,18 @@ pub enum FlushReason {
 }
 
 impl FlushReason {
+    const ALL: [FlushReason; 9] = [
+        Self::Rows,
+        Self::Bytes,
+        Self::Age,
+        Self::Keys,
+        Self::Revoke,
+        Self::Shutdown,
+        Self::Memory,
+        Self::EndOfInput,
+        Self::OffsetReset,
+    ];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -243,7 +256,36 @@ impl Metrics {
         registry.register_collector(Box::new(Arc::clone(&inner.checkpoints)));
         #[cfg(target_os = "linux")]
         registry.register_collector(Box::new(super::process::ProcessCollector::new()));
+        inner.create_closed_label_sets();
         Self { inner: Arc::new(Inner { registry, ..inner }) }
+    }
+
+    /// Create the `driftwatch_messages_total` series of `topic` at zero, for every result, so
+    /// the first rejected message of a topic is seen by `increase()` (sources call this for
+    /// each topic or file before reading it).
+    pub fn track_topic(&self, topic: &str) {
+        self.topic_counters(topic, |_| ());
+    }
+
+    /// Run `use_counters` on `topic`'s counters (in `MessageResult::ALL` order), creating them
+    /// on first use: the per-message path is a read-locked lookup by `&str`.
+    fn topic_counters(&self, topic: &str, use_counters: impl FnOnce(&[Counter; 4])) {
+        {
+            let map = self.inner.message_counters.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(counters) = map.get(topic) {
+                return use_counters(counters);
+            }
+        }
+        let mut map = self.inner.message_counters.write().unwrap_or_else(PoisonError::into_inner);
+        let counters = map.entry(Box::from(topic)).or_insert_with(|| {
+            let topic: Arc<str> = Arc::from(topic);
+            MessageResult::ALL.map(|result| {
+                self.inner
+                    .messages
+                    .get_or_create_owned(&([(LABEL_TOPIC, Arc::clone(&topic))], [(LABEL_RESULT, result.as_str())]))
+            })
+        });
+        use_counters(counters);
     }
 
     /// Count one inference on its GenAI series (hot path: one map lookup plus atomics).
@@ -264,23 +306,9 @@ impl Metrics {
     /// Count one source message by outcome.
     pub fn record_message(&self, topic: &str, result: MessageResult) {
         let index = MessageResult::ALL.iter().position(|r| *r == result).unwrap_or(0);
-        {
-            let map = self.inner.message_counters.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(counters) = map.get(topic) {
-                counters[index].inc();
-                return;
-            }
-        }
-        let mut map = self.inner.message_counters.write().unwrap_or_else(PoisonError::into_inner);
-        let counters = map.entry(Box::from(topic)).or_insert_with(|| {
-            let topic: Arc<str> = Arc::from(topic);
-            MessageResult::ALL.map(|result| {
-                self.inner
-                    .messages
-                    .get_or_create_owned(&([(LABEL_TOPIC, Arc::clone(&topic))], [(LABEL_RESULT, result.as_str())]))
-            })
+        self.topic_counters(topic, |counters| {
+            counters[index].inc();
         });
-        counters[index].inc();
     }
 
     /// Count spans that were not inference calls (not an error: DESIGN §3.1).
@@ -290,6 +318,7 @@ impl Metrics {
 
     /// Count (and now and then log) a decode failure.
     pub fn record_decode_error(&self, reason: &'static str) {
+        debug_assert!(DECODE_ERROR_REASONS.contains(&reason), "add {reason:?} to names::DECODE_ERROR_REASONS");
         let previous = self.inner.decode_errors.get_or_create(&[(LABEL_REASON, reason)]).inc();
         if previous.is_multiple_of(LOG_EVERY) {
             tracing::debug!(reason, total = previous + 1, "Input could not be decoded.");
@@ -298,6 +327,10 @@ impl Metrics {
 
     /// Count (and now and then log) an input sent to the dead-letter lake.
     pub fn record_dead_letter(&self, reason: &'static str) {
+        debug_assert!(
+            DECODE_ERROR_REASONS.contains(&reason) || reason == AGGREGATE_FAILED_REASON,
+            "add {reason:?} to names::DECODE_ERROR_REASONS"
+        );
         let previous = self.inner.dead_letters.get_or_create(&[(LABEL_REASON, reason)]).inc();
         if previous.is_multiple_of(LOG_EVERY) {
             tracing::debug!(reason, total = previous + 1, "Input dead-lettered.");
@@ -376,6 +409,7 @@ impl Metrics {
     /// it knows (the error, the partition), rate limited where it can repeat; a second line
     /// here said the same thing twice.
     pub fn record_consumer_error(&self, kind: &'static str) {
+        debug_assert!(CONSUMER_ERROR_KINDS.contains(&kind), "add {kind:?} to names::CONSUMER_ERROR_KINDS");
         self.inner.consumer_errors.get_or_create(&[(LABEL_KIND, kind)]).inc();
     }
 
@@ -384,6 +418,31 @@ impl Metrics {
         let mut text = String::with_capacity(16 * 1024);
         prometheus_client::encoding::text::encode(&mut text, &self.inner.registry)?;
         Ok(text)
+    }
+}
+
+impl Inner {
+    /// Create at zero every series whose label values are a closed set known here (reasons,
+    /// kinds), so `increase()` and `rate()` see their first event and dashboards show 0 rather
+    /// than no data. Open sets (topics, GenAI label sets) are created when first seen.
+    fn create_closed_label_sets(&self) {
+        for reason in DECODE_ERROR_REASONS {
+            self.decode_errors.get_or_create_owned(&[(LABEL_REASON, reason)]);
+            self.dead_letters.get_or_create_owned(&[(LABEL_REASON, reason)]);
+        }
+        self.dead_letters.get_or_create_owned(&[(LABEL_REASON, AGGREGATE_FAILED_REASON)]);
+        for kind in CONSUMER_ERROR_KINDS {
+            self.consumer_errors.get_or_create_owned(&[(LABEL_KIND, kind)]);
+        }
+        for reason in FlushReason::ALL {
+            self.flushes.get_or_create_owned(&[(LABEL_REASON, reason.as_str())]);
+        }
+        for kind in [FileKind::Events, FileKind::Feedback, FileKind::Rollups, FileKind::DeadLetter] {
+            let labels = [(LABEL_KIND, kind.as_str())];
+            self.files_written.get_or_create_owned(&labels);
+            self.rows_written.get_or_create_owned(&labels);
+            self.bytes_written.get_or_create_owned(&labels);
+        }
     }
 }
 

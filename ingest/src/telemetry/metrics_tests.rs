@@ -57,7 +57,7 @@ fn populated() -> Metrics {
     metrics.record_checkpoint("otlp_spans", 3, SystemTime::now() - Duration::from_secs(30));
     metrics.set_buffered(10, 2048);
     metrics.record_flush(FlushReason::Age, 0.2);
-    metrics.record_consumer_error("broker_transport");
+    metrics.record_consumer_error("transport");
     metrics
 }
 
@@ -111,7 +111,7 @@ fn exposition_has_the_exact_names_units_and_buckets() -> TestResult {
         "driftwatch_buffered_bytes 2048".to_owned(),
         "driftwatch_flushes_total{reason=\"age\"} 1".to_owned(),
         "driftwatch_flush_duration_seconds_count 1".to_owned(),
-        "driftwatch_consumer_errors_total{kind=\"broker_transport\"} 1".to_owned(),
+        "driftwatch_consumer_errors_total{kind=\"transport\"} 1".to_owned(),
         "driftwatch_series_overflow_total 0".to_owned(),
         format!("driftwatch_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")),
         "# EOF".to_owned(),
@@ -253,5 +253,50 @@ fn config_defaults_and_rejects_unknown_fields() -> TestResult {
     let config: MetricsConfig = serde_json::from_str("{}")?;
     assert_eq!(config.max_series, 2_000);
     assert!(serde_json::from_str::<MetricsConfig>(r#"{"max_sets": 1}"#).is_err());
+    Ok(())
+}
+
+/// A counter that first appears at 1 has no earlier sample for `increase()` to rise from, so
+/// an alert on the first dead letter of a kind would never fire: every closed label set is
+/// exposed at zero before anything happens, and a source's topic before its first message.
+#[test]
+fn closed_label_sets_and_tracked_topics_start_at_zero() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig::default());
+    metrics.track_topic("llm_events");
+    let text = metrics.encode()?;
+    let mut expected: Vec<String> = DECODE_ERROR_REASONS
+        .iter()
+        .flat_map(|reason| {
+            [
+                format!("driftwatch_decode_errors_total{{reason=\"{reason}\"}} 0"),
+                format!("driftwatch_dead_letters_total{{reason=\"{reason}\"}} 0"),
+            ]
+        })
+        .collect();
+    expected.push(format!("driftwatch_dead_letters_total{{reason=\"{AGGREGATE_FAILED_REASON}\"}} 0"));
+    expected.extend(
+        CONSUMER_ERROR_KINDS.iter().map(|kind| format!("driftwatch_consumer_errors_total{{kind=\"{kind}\"}} 0")),
+    );
+    expected.extend(
+        FlushReason::ALL.iter().map(|reason| format!("driftwatch_flushes_total{{reason=\"{}\"}} 0", reason.as_str())),
+    );
+    for kind in ["events", "feedback", "rollups", "dead_letter"] {
+        for name in ["files", "rows", "bytes"] {
+            expected.push(format!("driftwatch_lake_{name}_written_total{{kind=\"{kind}\"}} 0"));
+        }
+    }
+    for result in ["ok", "partial", "rejected", "skipped"] {
+        expected.push(format!("driftwatch_messages_total{{topic=\"llm_events\",result=\"{result}\"}} 0"));
+    }
+    for line in &expected {
+        assert!(text.lines().any(|exposed| exposed == line), "missing `{line}` in\n{text}");
+    }
+    assert_eq!(expected.len(), 15 * 2 + 1 + 14 + 9 + 12 + 4);
+
+    metrics.record_dead_letter("corrupt_framing");
+    metrics.record_message("llm_events", MessageResult::Rejected);
+    let text = metrics.encode()?;
+    assert!(text.contains("driftwatch_dead_letters_total{reason=\"corrupt_framing\"} 1\n"), "{text}");
+    assert!(text.contains("driftwatch_messages_total{topic=\"llm_events\",result=\"rejected\"} 1\n"), "{text}");
     Ok(())
 }

@@ -61,6 +61,47 @@ pub const FLUSHES_TOTAL: &str = "driftwatch_flushes_total";
 pub const FLUSH_DURATION_SECONDS: &str = "driftwatch_flush_duration_seconds";
 /// Source consumer errors by `kind`.
 pub const CONSUMER_ERRORS_TOTAL: &str = "driftwatch_consumer_errors_total";
+/// Every `reason` of [`DECODE_ERRORS_TOTAL`]: the decoder's codes (`decode::Error::reason`) and
+/// the file framing's (`source::framing::Unreadable::reason`). The series are created at zero
+/// when the registry is, so `increase()` sees the first failure of each reason (a series that
+/// appears at 1 has no earlier sample to rise from) and dashboards show 0, not "No data".
+pub const DECODE_ERROR_REASONS: [&str; 15] = [
+    "payload_too_large",
+    "empty_payload",
+    "not_utf8",
+    "malformed_json",
+    "malformed_protobuf",
+    "missing_field",
+    "invalid_field",
+    "negative_tokens",
+    "implausible_tokens",
+    "timestamp_out_of_range",
+    "negative_latency",
+    "implausible_latency",
+    "non_finite_number",
+    "unknown_event_type",
+    "corrupt_framing",
+];
+/// The `reason` of [`DEAD_LETTERS_TOTAL`] besides [`DECODE_ERROR_REASONS`]: a decoded row the
+/// rollups refused.
+pub const AGGREGATE_FAILED_REASON: &str = "aggregate_failed";
+/// Every `kind` of [`CONSUMER_ERRORS_TOTAL`], created at zero like the decode reasons.
+pub const CONSUMER_ERROR_KINDS: [&str; 14] = [
+    "all_brokers_down",
+    "transport",
+    "fatal",
+    "client",
+    "consume",
+    "poll",
+    "assign",
+    "rebalance",
+    "commit",
+    "assignment_lost",
+    "offsets_lost_to_retention",
+    "lake_recover",
+    "lake_write",
+    "lake_claim_lost",
+];
 /// Observations folded into the `__overflow__` series by the cardinality cap.
 pub const SERIES_OVERFLOW_TOTAL: &str = "driftwatch_series_overflow_total";
 /// Always 1; the `version` label says which build runs.

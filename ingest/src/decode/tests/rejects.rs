@@ -180,3 +180,39 @@ fn random_and_truncated_bytes_never_panic() {
     assert_eq!((out.events.len(), out.rejects.len()), (3, 0));
     assert!(out.events.iter().all(|e| e.input_tokens == Some(3) && e.time >= T0));
 }
+
+/// The metrics create one zero series per decode reason up front, from a list kept apart from
+/// [`super::super::Error::reason`]: every variant's code must be on it, and only the codes of
+/// variants (plus the file framing's) may be.
+#[test]
+fn every_reason_code_is_in_the_metrics_list_and_nothing_else_is() {
+    use super::super::Error;
+    use crate::telemetry::names::DECODE_ERROR_REASONS;
+
+    let json = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+    let protobuf = opentelemetry_proto::tonic::trace::v1::TracesData::decode(&b"\xff"[..]).unwrap_err();
+    let field = "f";
+    let every_variant = [
+        Error::PayloadTooLarge { size: 2, limit: 1 },
+        Error::EmptyPayload,
+        Error::NotUtf8 { valid_up_to: 0 },
+        Error::MalformedJson { what: "w", source: json },
+        Error::MalformedProtobuf { what: "w", source: protobuf },
+        Error::MissingField { field },
+        Error::InvalidField { field, detail: String::new() },
+        Error::NegativeTokens { field, value: -1 },
+        Error::ImplausibleTokens { field, value: 2, limit: 1 },
+        Error::TimestampOutOfRange { field, value: 0, min: 1, max: 2 },
+        Error::NegativeLatency { field, value: -1.0 },
+        Error::ImplausibleLatency { field, value: 2.0, limit: 1.0 },
+        Error::NonFinite { field },
+        Error::UnknownEventType { found: String::new() },
+    ];
+    let mut codes: Vec<&str> = every_variant.iter().map(Error::reason).collect();
+    codes.push("corrupt_framing");
+    codes.sort_unstable();
+    codes.dedup();
+    let mut listed = DECODE_ERROR_REASONS.to_vec();
+    listed.sort_unstable();
+    assert_eq!(codes, listed);
+}

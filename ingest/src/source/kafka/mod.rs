@@ -112,6 +112,9 @@ async fn consume(
             Error::Other(format!("kafka: creating the consumer: {}", client::describe_error(&error, kafka)))
         })?;
     let topics: Vec<&str> = kafka.topics.iter().map(|t| t.name.as_str()).collect();
+    for topic in &topics {
+        components.metrics.track_topic(topic);
+    }
     consumer
         .subscribe(&topics)
         .map_err(|source| Error::Kafka { context: format!("subscribing to {topics:?}"), source })?;
