@@ -401,9 +401,9 @@ impl Config {
         if self.lake.location.trim().is_empty() {
             problems.push("`lake.location` is empty: set a local path or an s3:// URL".to_owned());
         }
-        if let Err(error) = self.lake.parquet.validate() {
-            problems.push(format!("`lake.parquet`: {error}"));
-        }
+        problems.extend(
+            self.lake.parquet.problems().into_iter().map(|(field, reason)| format!("`lake.parquet.{field}` {reason}")),
+        );
         if self.flush.max_rows == 0 {
             problems.push("`flush.max_rows` must be at least 1".to_owned());
         }
@@ -611,6 +611,9 @@ mod tests {
             max_bytes = 0
             [metrics]
             max_series = 0
+            [lake.parquet]
+            compression_level = 0
+            bloom_filter_fpp = 1.5
             [kafka]
             brokers = "b:9092"
             [kafka.librdkafka]
@@ -627,6 +630,8 @@ mod tests {
         assert!(err.contains("`flush.max_rows`"), "{err}");
         assert!(err.contains("`flush.max_bytes`"), "{err}");
         assert!(err.contains("`metrics.max_series`"), "{err}");
+        assert!(err.contains("`lake.parquet.compression_level` must be a zstd level, 1 to 22"), "{err}");
+        assert!(err.contains("`lake.parquet.bloom_filter_fpp` must be strictly between 0 and 1"), "{err}");
         assert!(err.contains("enable.auto.commit"), "{err}");
         assert!(err.contains("`apps[0].monthly_budget_usd`"), "{err}");
         assert!(err.contains("listed twice"), "{err}");

@@ -101,26 +101,31 @@ impl Default for ParquetOptions {
 impl ParquetOptions {
     /// Check every value before anything is written; the daemon calls this at startup.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field, reason: &str| Err(LakeError::ParquetOptions { field, reason: reason.to_owned() });
-        if ZstdLevel::try_new(self.compression_level).is_err() {
-            return bad("compression_level", "zstd levels are 1..=22");
+        match self.problems().first() {
+            Some(&(field, reason)) => Err(LakeError::ParquetOptions { field, reason: reason.to_owned() }),
+            None => Ok(()),
         }
-        if self.max_row_group_rows == 0 {
-            return bad("max_row_group_rows", "must be positive");
-        }
-        if self.max_row_group_bytes == 0 {
-            return bad("max_row_group_bytes", "must be positive");
-        }
-        if self.data_page_size_bytes == 0 {
-            return bad("data_page_size_bytes", "must be positive");
-        }
-        if self.dictionary_page_size_bytes == 0 {
-            return bad("dictionary_page_size_bytes", "must be positive");
-        }
-        if !(self.bloom_filter_fpp > 0.0 && self.bloom_filter_fpp < 1.0) {
-            return bad("bloom_filter_fpp", "must be strictly between 0 and 1");
-        }
-        Ok(())
+    }
+
+    /// Every invalid option, as (field, what is wrong), so a config check can report them all
+    /// at once.
+    pub fn problems(&self) -> Vec<(&'static str, &'static str)> {
+        let positive = "must be positive";
+        [
+            ("compression_level", ZstdLevel::try_new(self.compression_level).is_err(), "must be a zstd level, 1 to 22"),
+            ("max_row_group_rows", self.max_row_group_rows == 0, positive),
+            ("max_row_group_bytes", self.max_row_group_bytes == 0, positive),
+            ("data_page_size_bytes", self.data_page_size_bytes == 0, positive),
+            ("dictionary_page_size_bytes", self.dictionary_page_size_bytes == 0, positive),
+            (
+                "bloom_filter_fpp",
+                !(self.bloom_filter_fpp > 0.0 && self.bloom_filter_fpp < 1.0),
+                "must be strictly between 0 and 1",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(field, bad, reason)| bad.then_some((field, reason)))
+        .collect()
     }
 
     /// The writer properties for one table. Every property is set explicitly;

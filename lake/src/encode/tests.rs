@@ -142,6 +142,28 @@ fn invalid_options_are_rejected() {
         assert!(options.writer_properties(FileKind::Events).is_err());
     }
     assert!(ParquetOptions::default().validate().is_ok());
+    assert!(ParquetOptions::default().problems().is_empty());
+    let all_bad = ParquetOptions {
+        compression_level: 0,
+        max_row_group_rows: 0,
+        max_row_group_bytes: 0,
+        data_page_size_bytes: 0,
+        dictionary_page_size_bytes: 0,
+        bloom_filter_fpp: f64::NAN,
+        ..ParquetOptions::default()
+    };
+    let fields: Vec<&str> = all_bad.problems().into_iter().map(|(field, _)| field).collect();
+    assert_eq!(
+        fields,
+        [
+            "compression_level",
+            "max_row_group_rows",
+            "max_row_group_bytes",
+            "data_page_size_bytes",
+            "dictionary_page_size_bytes",
+            "bloom_filter_fpp"
+        ]
+    );
 }
 
 #[test]
