@@ -103,11 +103,11 @@ async fn ingest_once(input: &Input, lake: &Path) -> anyhow::Result<Run> {
     let report = run_file(&components, &input.path, input.format, CancellationToken::new()).await?;
     let wall = started.elapsed();
     let after = support::sample("self")?;
-    if report.lines != input.messages || report.committed_to != i64::try_from(input.bytes)? || report.interrupted {
+    if report.messages != input.messages || report.committed_to != i64::try_from(input.bytes)? || report.interrupted {
         bail!(
             "{}: read {} of {} messages, committed to byte {} of {} (interrupted: {})",
             input.label,
-            report.lines,
+            report.messages,
             input.messages,
             report.committed_to,
             input.bytes,

@@ -100,9 +100,9 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("ingesting {}", path.display()))?;
             println!(
-                "{}: {} lines, committed to byte {} (resumed from {}), {} flushes",
+                "{}: {} messages, committed to byte {} (resumed from {}), {} flushes",
                 path.display(),
-                report.lines,
+                report.messages,
                 report.committed_to,
                 report.resumed_from,
                 report.flushes

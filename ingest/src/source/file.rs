@@ -40,8 +40,8 @@ pub struct FileRunReport {
     pub resumed_from: i64,
     /// Byte offset committed at the end of the run.
     pub committed_to: i64,
-    /// Lines processed by this run.
-    pub lines: u64,
+    /// Messages processed by this run: lines, or length-prefixed protobuf messages.
+    pub messages: u64,
     /// Flushes committed.
     pub flushes: u64,
     /// Bytes that could not be split into messages (lines above `decode.max_payload_bytes`, the
@@ -172,7 +172,7 @@ pub async fn run_file_with(
                     if let Some(unreadable) = record.unreadable {
                         let why = (unreadable.reason(), unreadable.to_string());
                         processor.reject(&mut buffer, why, payload, (offset, next_offset), now);
-                        report.lines += 1;
+                        report.messages += 1;
                         if let Some(reason) = buffer.due(&components.limits, Instant::now()) {
                             submit(&mut flusher, &mut buffer, reason).await?;
                         }
@@ -191,7 +191,7 @@ pub async fn run_file_with(
                     // A blank line is no message; an empty length-prefixed record is one (and is rejected).
                     if framing == Framing::LengthPrefixed || !payload.iter().all(u8::is_ascii_whitespace) {
                         processor.process(&mut buffer, payload, format, (offset, next_offset), now);
-                        report.lines += 1;
+                        report.messages += 1;
                     } else {
                         // A blank line still moves the position so a resumed run skips it.
                         buffer.consumed(offset, next_offset);
@@ -236,7 +236,7 @@ pub async fn run_file_with(
     tracker.wait().await;
     tracing::info!(
         stream = %report.stream,
-        lines = report.lines,
+        messages = report.messages,
         committed_to = report.committed_to,
         flushes = report.flushes,
         "File source finished."
