@@ -424,7 +424,8 @@ impl Metrics {
 impl Inner {
     /// Create at zero every series whose label values are a closed set known here (reasons,
     /// kinds), so `increase()` and `rate()` see their first event and dashboards show 0 rather
-    /// than no data. Open sets (topics, GenAI label sets) are created when first seen.
+    /// than no data. Topics are created when a source names them ([`Metrics::track_topic`]),
+    /// GenAI label sets (unknown until events arrive) when first seen.
     fn create_closed_label_sets(&self) {
         for reason in DECODE_ERROR_REASONS {
             self.decode_errors.get_or_create_owned(&[(LABEL_REASON, reason)]);
