@@ -213,12 +213,17 @@ pub async fn run_file_with(
                     }
                     let (incomplete_at, incomplete_bytes) = reader.unconsumed();
                     if incomplete_bytes > 0 {
+                        let what = match framing {
+                            Framing::Lines => "The last line is incomplete (no newline, not a whole JSON value)",
+                            Framing::LengthPrefixed => {
+                                "The last message is incomplete (shorter than its length prefix declares)"
+                            }
+                        };
                         tracing::warn!(
                             path = %path.display(),
                             offset = incomplete_at,
                             bytes = incomplete_bytes,
-                            "The last line is incomplete (no newline, not a whole JSON value); it is left for the \
-                             next run, which reads it once the writer has finished it."
+                            "{what}; it is left for the next run, which reads it once the writer has finished it."
                         );
                     }
                     break FlushReason::EndOfInput;
@@ -434,6 +439,53 @@ mod tests {
         assert_eq!(report.committed_to, i64::try_from(std::fs::metadata(&path)?.len())?);
         assert_eq!((rows(&metrics), dead_letters(&metrics, "malformed_json")), (2, 0), "{metrics}");
         assert!(rest.len() > 1);
+        Ok(())
+    }
+
+    /// One length-prefixed `ExportTraceServiceRequest` holding inference span `n`, as the
+    /// Collector's file exporter writes it with `format: proto`.
+    fn framed_span_request(n: u8) -> Vec<u8> {
+        use driftwatch_lake::model::InferenceEvent;
+        let event = InferenceEvent {
+            app: "chat".to_owned(),
+            operation: "chat".to_owned(),
+            request_model: Some("gpt-4o".to_owned()),
+            trace_id: Some(format!("{n:032x}")),
+            span_id: Some(format!("{n:016x}")),
+            start_time: 1_748_779_200_000_000_000,
+            time: 1_748_779_201_000_000_000 + i64::from(n),
+            input_tokens: Some(10),
+            output_tokens: Some(5),
+            ..InferenceEvent::default()
+        };
+        let request =
+            crate::fleet::encode_otlp::trace_request("chat", None, vec![crate::fleet::encode_otlp::span(&event)]);
+        let message = crate::fleet::encode_otlp::encode(&request, false);
+        let mut framed = u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes().to_vec();
+        framed.extend_from_slice(&message);
+        framed
+    }
+
+    /// The protobuf twin of the unfinished last line: a message cut short by the end of the
+    /// file is the writer still writing it, not a bad message.
+    #[tokio::test]
+    async fn an_unfinished_last_protobuf_message_is_read_once_the_writer_has_finished_it() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("spans.binpb");
+        let (first, second, third) = (framed_span_request(1), framed_span_request(2), framed_span_request(3));
+        for cut in [2, second.len() / 2] {
+            let run = tempfile::tempdir()?;
+            std::fs::write(&path, [&first[..], &second[..cut]].concat())?;
+            let (report, metrics) = ingest(run.path(), &path, PayloadFormat::Auto).await?;
+            assert_eq!(report.committed_to, i64::try_from(first.len())?, "cut at {cut}");
+            assert_eq!((rows(&metrics), dead_letters(&metrics, "malformed_protobuf")), (1, 0), "{metrics}");
+
+            std::fs::write(&path, [&first[..], &second[..], &third[..]].concat())?;
+            let (report, metrics) = ingest(run.path(), &path, PayloadFormat::Auto).await?;
+            assert_eq!(report.resumed_from, i64::try_from(first.len())?);
+            assert_eq!(report.committed_to, i64::try_from(std::fs::metadata(&path)?.len())?);
+            assert_eq!((rows(&metrics), dead_letters(&metrics, "malformed_protobuf")), (2, 0), "{metrics}");
+        }
         Ok(())
     }
 

@@ -199,8 +199,10 @@ impl RecordReader {
     }
 
     /// Account for `read` new bytes and return the complete records. At the end of input an
-    /// unterminated last line that is a complete JSON value, or a truncated last length-prefixed
-    /// record, is returned too (the decoder dead-letters what it cannot parse).
+    /// unterminated last line that is a complete JSON value is returned too. Any other last line
+    /// without newline, and a last length-prefixed record shorter than its prefix says, is most
+    /// likely still being written: it stays unconsumed ([`unconsumed`](Self::unconsumed)), so
+    /// the checkpoint stays at its start and the next run reads it whole.
     pub fn advance(&mut self, read: usize, at_end: bool) -> Vec<Record<'_>> {
         self.filled += read;
         let mut start = self.consumed;
@@ -294,10 +296,6 @@ impl RecordReader {
                     let rest = &data[position..];
                     let offset = base + position as i64;
                     let Some(header) = rest.get(..4) else {
-                        if at_end {
-                            records.push(Record::message(rest, offset, base + data.len() as i64));
-                            position = data.len();
-                        }
                         break;
                     };
                     let prefix = [header[0], header[1], header[2], header[3]];
@@ -344,10 +342,8 @@ impl RecordReader {
                         break;
                     }
                     if rest.len() < total {
-                        if at_end {
-                            records.push(Record::message(&rest[4..], offset, base + data.len() as i64));
-                            position = data.len();
-                        }
+                        // Consuming a message the writer has not finished would checkpoint into
+                        // its middle, where the next run would find no length prefix.
                         break;
                     }
                     records.push(Record::message(&rest[4..total], offset, offset + total as i64));
@@ -519,12 +515,15 @@ mod tests {
     }
 
     #[test]
-    fn a_truncated_last_record_is_a_bad_record() {
-        let mut bytes = framed(&[b"ok"]);
-        bytes.extend_from_slice(&[0, 0, 0, 9, b'x']);
-        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 64);
-        let records = feed(&mut reader, &bytes, true);
-        assert_eq!(records, vec![(b"ok".to_vec(), 0, 6), (b"x".to_vec(), 6, 11)]);
+    fn a_truncated_last_record_is_left_unconsumed_for_the_next_run() {
+        for cut in [&[0, 0, 0, 9, b'x'][..], &[0, 0][..]] {
+            let mut bytes = framed(&[b"ok"]);
+            bytes.extend_from_slice(cut);
+            let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 64);
+            let records = feed(&mut reader, &bytes, true);
+            assert_eq!(records, vec![(b"ok".to_vec(), 0, 6)]);
+            assert_eq!(reader.unconsumed(), (6, cut.len()));
+        }
     }
 
     #[test]
