@@ -460,10 +460,7 @@ mod tests {
         };
         let request =
             crate::fleet::encode_otlp::trace_request("chat", None, vec![crate::fleet::encode_otlp::span(&event)]);
-        let message = crate::fleet::encode_otlp::encode(&request, false);
-        let mut framed = u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes().to_vec();
-        framed.extend_from_slice(&message);
-        framed
+        crate::source::framing::tests::framed(&[&crate::fleet::encode_otlp::encode(&request, false)])
     }
 
     /// The protobuf twin of the unfinished last line: a message cut short by the end of the

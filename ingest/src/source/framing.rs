@@ -371,7 +371,7 @@ fn is_complete_last_line(line: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     type Owned = (Vec<u8>, i64, i64);
@@ -495,7 +495,9 @@ mod tests {
         assert_eq!(feed(&mut reader, b"{}\n  ", true), vec![(b"{}".to_vec(), 0, 3), (b"  ".to_vec(), 3, 5)]);
     }
 
-    fn framed(messages: &[&[u8]]) -> Vec<u8> {
+    /// `messages`, each behind its 4-byte big-endian length, as the Collector's file exporter
+    /// writes them with `format: proto` (the file source's tests frame with it too).
+    pub(in crate::source) fn framed(messages: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();
         for message in messages {
             out.extend_from_slice(&(message.len() as u32).to_be_bytes());
