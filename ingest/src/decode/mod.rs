@@ -175,6 +175,11 @@ impl Decoded {
         self.rejects.clear();
     }
 
+    /// Everything decoded so far: events, feedback, skipped spans and rejects.
+    fn items(&self) -> u64 {
+        (self.events.len() + self.feedback.len() + self.rejects.len()) as u64 + self.skipped_spans
+    }
+
     /// Run `decode` on these outputs; if it fails, drop everything it added, so that the
     /// message can be decoded again another way without counting anything twice.
     fn undo_on_error<E>(&mut self, decode: impl FnOnce(&mut Self) -> Result<(), E>) -> Result<(), E> {
@@ -260,37 +265,64 @@ impl Decoder {
         let Some(first) = payload.iter().position(|b| !b.is_ascii_whitespace()) else {
             return Err(Error::EmptyPayload);
         };
-        if payload[first] == b'{' {
-            let text = std::str::from_utf8(payload).map_err(|e| Error::NotUtf8 { valid_up_to: e.valid_up_to() })?;
-            let format = match format {
-                PayloadFormat::Auto => sniff_json(text),
-                other => other,
-            };
-            match format {
-                PayloadFormat::OtlpTraces => {
-                    let data = match serde_json::from_str::<TracesData>(text) {
-                        Ok(data) => data,
-                        Err(source) => otlp_json_salvage::traces(text, ctx, out)
-                            .ok_or(Error::MalformedJson { what: "OTLP/JSON traces", source })?,
-                    };
-                    otlp_traces::decode(&data, ctx, out);
-                }
-                PayloadFormat::OtlpLogs => {
-                    let data = match serde_json::from_str::<LogsData>(text) {
-                        Ok(data) => data,
-                        Err(source) => otlp_json_salvage::logs(text, ctx, out)
-                            .ok_or(Error::MalformedJson { what: "OTLP/JSON logs", source })?,
-                    };
-                    otlp_logs::decode(&data, ctx, out);
-                }
-                PayloadFormat::JsonEvents | PayloadFormat::Auto => {
-                    json_event::decode(text, ctx, out)?;
-                }
-            }
-            return Ok(());
+        if payload[first] != b'{' {
+            return Self::decode_protobuf(payload, format, ctx, out);
         }
-        // Protobuf is read in place; prost decodes what that reader does not accept, and its
-        // verdict (and error) stands.
+        if first == 0 || format == PayloadFormat::JsonEvents {
+            return Self::decode_json(payload, format, ctx, out);
+        }
+        // Every OTLP protobuf request starts with the tag byte 0x0a, which is `\n`; when its first
+        // length byte is 0x7b, `{`, (a 123-byte first resource) or more whitespace-valued bytes
+        // lead to one, it looks like JSON after whitespace. So a message with leading whitespace
+        // that is not JSON is read as protobuf before it is rejected with its JSON error.
+        let json_error = match out.undo_on_error(|out| Self::decode_json(payload, format, ctx, out)) {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        // Text that passes for protobuf (unknown fields are skipped) but holds no span or log
+        // record is not taken for one: it stays the malformed JSON it looks like.
+        let items_before = out.items();
+        let read = out.undo_on_error(|out| {
+            Self::decode_protobuf(payload, format, ctx, out).map_err(drop)?;
+            if out.items() > items_before { Ok(()) } else { Err(()) }
+        });
+        read.map_err(|()| json_error)
+    }
+
+    /// A message whose first non-blank byte is `{`, as OTLP/JSON or a JSON event.
+    fn decode_json(payload: &[u8], format: PayloadFormat, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> {
+        let text = std::str::from_utf8(payload).map_err(|e| Error::NotUtf8 { valid_up_to: e.valid_up_to() })?;
+        let format = match format {
+            PayloadFormat::Auto => sniff_json(text),
+            other => other,
+        };
+        match format {
+            PayloadFormat::OtlpTraces => {
+                let data = match serde_json::from_str::<TracesData>(text) {
+                    Ok(data) => data,
+                    Err(source) => otlp_json_salvage::traces(text, ctx, out)
+                        .ok_or(Error::MalformedJson { what: "OTLP/JSON traces", source })?,
+                };
+                otlp_traces::decode(&data, ctx, out);
+            }
+            PayloadFormat::OtlpLogs => {
+                let data = match serde_json::from_str::<LogsData>(text) {
+                    Ok(data) => data,
+                    Err(source) => otlp_json_salvage::logs(text, ctx, out)
+                        .ok_or(Error::MalformedJson { what: "OTLP/JSON logs", source })?,
+                };
+                otlp_logs::decode(&data, ctx, out);
+            }
+            PayloadFormat::JsonEvents | PayloadFormat::Auto => {
+                json_event::decode(text, ctx, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A binary message, as OTLP protobuf. It is read in place; prost decodes what that reader
+    /// does not accept, and its verdict (and error) stands.
+    fn decode_protobuf(payload: &[u8], format: PayloadFormat, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> {
         match format {
             PayloadFormat::OtlpTraces => {
                 if otlp_traces::decode_wire(payload, ctx, out).is_err() {

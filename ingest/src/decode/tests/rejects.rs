@@ -33,6 +33,40 @@ fn whole_message_rejects() {
     assert!(out.rejects.iter().all(|r| r.payload.is_none()));
 }
 
+/// An OTLP protobuf request starts with the tag byte 0x0a (`\n`); when its first resource is 123
+/// bytes long the length byte that follows is `{`, so the message looks like JSON after
+/// whitespace. It is still read as the protobuf it is, and text with leading whitespace that is
+/// neither stays malformed JSON.
+#[test]
+fn protobuf_that_looks_like_json_after_whitespace_is_read_as_protobuf() {
+    let resource_of_length = |length: usize| {
+        let mut data =
+            traces(vec![kv("service.name", s("a"))], vec![span(1, vec![kv("gen_ai.operation.name", s("chat"))])]);
+        let mut app = String::from("a");
+        while data.resource_spans[0].encoded_len() < length {
+            app.push('x');
+            if let Some(resource) = data.resource_spans[0].resource.as_mut() {
+                resource.attributes[0] = kv("service.name", s(&app));
+            }
+        }
+        data
+    };
+    let data = resource_of_length(123);
+    assert_eq!(data.resource_spans[0].encoded_len(), 123);
+    let bytes = data.encode_to_vec();
+    assert_eq!(&bytes[..2], b"\n{");
+    for format in [PayloadFormat::Auto, PayloadFormat::OtlpTraces] {
+        let out = decode(&bytes, format);
+        assert_eq!(reasons(&out), [] as [&str; 0], "{format:?}");
+        assert_eq!(out.events.len(), 1, "{format:?}");
+        assert!(out.events[0].app.starts_with("ax"));
+    }
+    assert_eq!(reasons(&decode(&bytes, PayloadFormat::JsonEvents)), ["not_utf8"]);
+    let text = format!("\n{{\"resourceSpans\": [{}", " ".repeat(200));
+    assert_eq!(reasons(&decode(text.as_bytes(), PayloadFormat::Auto)), ["malformed_json"]);
+    assert_eq!(reasons(&decode(b"\n{\"id\": ", PayloadFormat::OtlpTraces)), ["malformed_json"]);
+}
+
 #[test]
 fn span_level_rejects() {
     assert_eq!(span_reasons(vec![kv("gen_ai.usage.input_tokens", Value::IntValue(-1))]), ["negative_tokens"]);
