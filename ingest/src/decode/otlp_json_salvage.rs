@@ -1,11 +1,13 @@
 //! OTLP/JSON requests that do not deserialize whole: keep every span or log record that does.
 //!
-//! The fast path deserializes a request in one go, so one bad value anywhere (`"intValue":
-//! "abc"`, a `doubleValue` of `"NaN"`) fails the request. Only then does this module read the
-//! request as a JSON tree and deserialize it level by level (resource, scope, item), so that the
-//! bad item alone is rejected, with its path, and the items beside it are decoded as usual. A
-//! resource or scope that does not deserialize takes its items with it, in one reject.
-//! Requests that are not even JSON objects of the expected shape keep the whole-request error.
+//! The fast path deserializes a request in one go, so one value that opentelemetry-proto's serde
+//! support does not take fails the request. Only then does this module read the request as a
+//! JSON tree, mend the proto3 JSON forms that support rejects although the mapping allows them
+//! (see [`mend_proto3_forms`]), and deserialize the tree level by level (resource, scope, item),
+//! so that a bad item (`"intValue": "abc"`) alone is rejected, with its path, and the items
+//! beside it are decoded as usual. A resource or scope that does not deserialize takes its items
+//! with it, in one reject. Requests that are not even JSON objects of the expected shape keep the
+//! whole-request error.
 
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, TracesData};
@@ -65,7 +67,9 @@ where
     S: DeserializeOwned,
     I: DeserializeOwned,
 {
-    let Ok(Value::Object(mut root)) = serde_json::from_str::<Value>(text) else { return None };
+    let Ok(mut root) = serde_json::from_str::<Value>(text) else { return None };
+    mend_proto3_forms(&mut root);
+    let Value::Object(mut root) = root else { return None };
     let Some(Value::Array(resources)) = root.remove(levels.resources) else { return None };
     let mut kept = Vec::with_capacity(resources.len());
     for (r, resource) in resources.into_iter().enumerate() {
@@ -123,6 +127,42 @@ fn split<T: DeserializeOwned>(
             reject(&format!("{path} and everything in it"), source, &Value::Object(fields), ctx, out);
             None
         }
+    }
+}
+
+/// Rewrite, in place, the proto3 JSON forms that the protobuf JSON mapping allows but
+/// opentelemetry-proto's serde support rejects, so that valid input is not dead-lettered:
+/// - an empty `arrayValue` or `kvlistValue` written as `{}` (the mapping omits empty repeated
+///   fields, and the OTel Collector writes empty lists that way) gets its `values: []`;
+/// - a `doubleValue` written as a string: a number (`"1.5"`) becomes that number, and `"NaN"`,
+///   `"Infinity"` or `"-Infinity"` leave the value empty, because a non-finite number is no usable
+///   token count, cost or score, and the JSON tree cannot hold one.
+///
+/// Any other string in a `doubleValue` stays, to be rejected with its item.
+fn mend_proto3_forms(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            for key in ["arrayValue", "kvlistValue"] {
+                if let Some(Value::Object(list)) = fields.get_mut(key) {
+                    list.entry("values").or_insert_with(|| Value::Array(Vec::new()));
+                }
+            }
+            if let Some(Value::String(text)) = fields.get("doubleValue") {
+                match text.as_str() {
+                    "NaN" | "Infinity" | "-Infinity" => {
+                        fields.remove("doubleValue");
+                    }
+                    other => {
+                        if let Some(number) = other.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+                            fields.insert("doubleValue".to_owned(), Value::Number(number));
+                        }
+                    }
+                }
+            }
+            fields.values_mut().for_each(mend_proto3_forms);
+        }
+        Value::Array(items) => items.iter_mut().for_each(mend_proto3_forms),
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
     }
 }
 
@@ -228,6 +268,40 @@ mod tests {
             "{}",
             out.rejects[0].detail
         );
+    }
+
+    #[test]
+    fn proto3_forms_the_collector_writes_are_decoded_not_rejected() {
+        let empty_array = |key: &str| format!(r#",{{"key":"{key}","value":{{"arrayValue":{{}}}}}}"#);
+        let not_inference = r#"{"traceId":"000000000000000000000000000000aa","spanId":"00000000000000aa","name":"GET /x","startTimeUnixNano":"1748779200000000000","endTimeUnixNano":"1748779201000000000","attributes":[{"key":"tags","value":{"arrayValue":{}}}]}"#;
+        let resource_with_empty_list = r#"{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"c"}},{"key":"process.command_args","value":{"arrayValue":{}}}]},"scopeSpans":[{"spans":[SPANS]}]}"#
+            .replace("SPANS", &[span(6, ""), span(7, "")].join(","));
+        let text = traces(&[
+            resource(
+                "a",
+                &[
+                    span(1, &empty_array("gen_ai.response.finish_reasons")),
+                    span(2, r#",{"key":"meta","value":{"kvlistValue":{}}}"#),
+                    span(3, r#",{"key":"gen_ai.usage.cost","value":{"doubleValue":"NaN"}}"#),
+                    span(4, r#",{"key":"gen_ai.usage.cost","value":{"doubleValue":"0.25"}}"#),
+                    not_inference.to_owned(),
+                ],
+            ),
+            resource_with_empty_list,
+        ]);
+        let out = decode(&text, PayloadFormat::OtlpTraces);
+        assert!(out.rejects.is_empty(), "{:?}", out.rejects);
+        let ids: Vec<&str> = out.events.iter().map(|e| &e.event_id[46..]).collect();
+        assert_eq!(ids, ["01", "02", "03", "04", "06", "07"]);
+        assert_eq!(out.skipped_spans, 1);
+        assert_eq!(out.events[2].reported_cost_usd, None, "a NaN cost is no cost");
+        assert_eq!(out.events[3].reported_cost_usd, Some(0.25), "a double written as a string is read");
+        assert!(out.events[4..].iter().all(|e| e.app == "c"));
+
+        let feedback = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"a"}}]},"scopeLogs":[{"logRecords":[{"timeUnixNano":"1748779200500000000","traceId":"00000000000000000000000000000001","spanId":"0000000000000001","eventName":"gen_ai.evaluation.result","attributes":[{"key":"gen_ai.evaluation.name","value":{"stringValue":"hallucination"}},{"key":"gen_ai.evaluation.score.value","value":{"doubleValue":1.0}},{"key":"tags","value":{"arrayValue":{}}}]}]}]}]}"#;
+        let out = decode(feedback, PayloadFormat::OtlpLogs);
+        assert!(out.rejects.is_empty(), "{:?}", out.rejects);
+        assert_eq!(out.feedback.len(), 1);
     }
 
     #[test]
