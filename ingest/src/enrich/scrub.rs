@@ -85,7 +85,7 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::ApiKey,
-        pattern: r"(?-u:\b)(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{30,}|xox[baprs]-[A-Za-z0-9-]{10,})(?-u:\b)",
+        pattern: r"(?-u:\b)(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{30,}|xox[baprs]-[A-Za-z0-9-]{10,}|hf_[A-Za-z0-9]{30,})(?-u:\b)",
         group: 0,
         numeric: false,
         validate: None,
@@ -93,7 +93,9 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::ApiKey,
-        pattern: r#"(?i)(?-u:\b)(?:x-)?(?:api[_-]?key|secret[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret)["']?\s*[:=]\s*["']?([A-Za-z0-9_\-.~+/=]{8,})"#,
+        // `_` may precede the key, as in environment variables (`OPENAI_API_KEY=`,
+        // `AWS_SECRET_ACCESS_KEY=`).
+        pattern: r#"(?i)(?:(?-u:\b)|_)(?:x-)?(?:api[_-]?key|api[_-]?token|secret[_-]?key|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret)["']?\s*[:=]\s*["']?([A-Za-z0-9_\-.~+/=]{8,})"#,
         group: 1,
         numeric: false,
         validate: Some(secret_value),
@@ -156,7 +158,8 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::Email,
-        pattern: r"[\p{L}\p{N}._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}(?-u:\b)",
+        // Domains may be internationalised (`müller.de`), as may the local part.
+        pattern: r"[\p{L}\p{N}._%+-]+@[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?(?:\.[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?)*\.\p{L}{2,}",
         group: 0,
         numeric: false,
         validate: None,
@@ -164,7 +167,8 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::Iban,
-        pattern: r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)",
+        // Typed by hand, IBANs are also written in lower case.
+        pattern: r"(?i)(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)",
         group: 0,
         numeric: false,
         validate: Some(iban),
@@ -233,6 +237,15 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: Some(national_phone),
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::Phone,
+        // National numbers in pairs, as France and others write them (`06 12 34 56 78`).
+        pattern: r"(?-u:\b)0[1-9](?:[ .-][0-9]{2}){4}(?-u:\b)",
+        group: 0,
+        numeric: true,
+        validate: None,
         not_after: &[],
     },
 ];
@@ -587,8 +600,15 @@ fn iban(candidate: &str) -> Option<usize> {
 }
 
 fn iban_valid(text: &str) -> bool {
-    let compact: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
+    let compact: Vec<u8> = text.bytes().filter(|b| *b != b' ').map(|b| b.to_ascii_uppercase()).collect();
     if !(15..=34).contains(&compact.len()) {
+        return false;
+    }
+    // Lower-case words in groups of four ("ab12 this that") have the shape too; an account
+    // number is mostly digits, so such text is only an IBAN when its digits say so.
+    let typed_in_lower_case = text.bytes().any(|b| b.is_ascii_lowercase());
+    let digits = compact[4..].iter().filter(|b| b.is_ascii_digit()).count();
+    if typed_in_lower_case && digits * 2 < compact.len() - 4 {
         return false;
     }
     let (head, tail) = compact.split_at(4);

@@ -34,6 +34,8 @@ fn emails() {
         "jane.doe+billing@example.co.uk",
     );
     assert_finds("From: <ops_team@mail-relay.acme.io>", PiiKind::Email, "ops_team@mail-relay.acme.io");
+    assert_finds("Schreiben Sie an jürgen@müller.de bitte.", PiiKind::Email, "jürgen@müller.de");
+    assert_finds("contact: иван@пример.рф", PiiKind::Email, "иван@пример.рф");
     assert_clean("Mention @channel in the #ops room, or see user@localhost for details.");
 }
 
@@ -47,6 +49,9 @@ fn phones() {
         "(415) 555-2671",
         "020 7946 0958",
         "07700 900123",
+        "06 12 34 56 78",
+        "01.45.67.89.10",
+        "04-91-23-45-67",
     ] {
         assert_finds(&format!("You can reach me on {phone}, evenings only."), PiiKind::Phone, phone);
     }
@@ -69,6 +74,10 @@ fn ibans_need_a_valid_checksum() {
     // The pattern may swallow a following capitalised word; the checksum trims it off.
     assert_finds("Account GB82 WEST 1234 5698 7654 32 FOR invoices.", PiiKind::Iban, "GB82 WEST 1234 5698 7654 32");
     assert_clean("Wire it to DE89 3704 0044 0532 0130 01 by Friday.");
+    assert_finds("my iban is gb29 nwbk 6016 1331 9268 19 thanks", PiiKind::Iban, "gb29 nwbk 6016 1331 9268 19");
+    // Lower-case words with the shape and a passing checksum, but no digits after the check digits.
+    assert!(iban_valid("AB00 THIS HERE SOME"), "the checksum alone would take it");
+    assert_clean("see ab00 this here some day");
 }
 
 #[test]
@@ -106,6 +115,21 @@ fn api_keys_bearer_tokens_and_jwts() {
     assert_finds("curl -H 'x-api-key: 9f8e7d6c5b4a3210' https://api", PiiKind::ApiKey, "9f8e7d6c5b4a3210");
     assert_finds(r#"{"api_key": "c2VjcmV0LXZhbHVl"}"#, PiiKind::ApiKey, "c2VjcmV0LXZhbHVl");
     assert_finds("API_KEY=abcdef123456 ./run.sh", PiiKind::ApiKey, "abcdef123456");
+    for (line, secret) in [
+        ("export OPENAI_API_KEY=abcdefgh12345678XYZ", "abcdefgh12345678XYZ"),
+        ("MISTRAL_API_KEY=abcdefgh12345678XYZ python app.py", "abcdefgh12345678XYZ"),
+        ("DB_SECRET_KEY: 'q9w8e7r6t5y4'", "q9w8e7r6t5y4"),
+        ("access_key=AbCdEf123456", "AbCdEf123456"),
+        ("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        ("HF_API_TOKEN=abcd1234efgh5678", "abcd1234efgh5678"),
+    ] {
+        assert_finds(&format!("{line}\n"), PiiKind::ApiKey, secret);
+    }
+    assert_finds(
+        "token hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789 leaked",
+        PiiKind::ApiKey,
+        "hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+    );
     assert_finds("Authorization: Bearer abc123DEF456ghi789", PiiKind::BearerToken, "abc123DEF456ghi789");
     assert_finds(&format!("token {JWT} expired"), PiiKind::Jwt, JWT);
     // A JWT sent as a bearer token is named as the more specific kind.
