@@ -351,11 +351,13 @@ impl Config {
             .map_err(|source| ConfigError::Parse { origin: origin.to_owned(), source: Box::new(source) })?;
         let vars = apply_env_overrides(&mut table, env)?;
         let mut config: Config = table.try_into().map_err(|source| {
-            let (origin, source) = (origin.to_owned(), Box::new(source));
             if vars.is_empty() {
-                ConfigError::Parse { origin, source }
+                // A table has lost the text's positions; the same error read from the text says
+                // which line, so which of several `[[apps]]` is wrong.
+                let source = toml::from_str::<Config>(text).err().unwrap_or(source);
+                ConfigError::Parse { origin: origin.to_owned(), source: Box::new(source) }
             } else {
-                ConfigError::ParseWithEnv { origin, vars, source }
+                ConfigError::ParseWithEnv { origin: origin.to_owned(), vars, source: Box::new(source) }
             }
         })?;
         let mut problems = config.read_secret_files();
@@ -601,6 +603,15 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("max_rowz"), "{err}");
         assert!(err.contains("driftwatch.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_value_in_one_of_several_apps_says_which_line() {
+        let text =
+            "[[apps]]\nid = \"a\"\nteam = \"t\"\n\n[[apps]]\nid = \"b\"\nteam = \"t\"\nmax_risk_level = \"hgih\"\n";
+        let err =
+            Config::from_toml_str(text, "driftwatch.toml", no_env()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("hgih") && err.contains("line 8"), "{err}");
     }
 
     #[test]
