@@ -14,8 +14,10 @@
 //! - [`pricing`]: tokens x the price in force at the event's time.
 //! - [`scrub`]: PII detection and replacement.
 //! - [`fingerprint`]: content hashes and SimHash.
+//! - [`message_text`]: the text of a GenAI message list, which is what gets fingerprinted.
 
 pub mod fingerprint;
+pub mod message_text;
 pub mod pricing;
 pub mod registry;
 pub mod scrub;
@@ -30,6 +32,7 @@ use serde::Serialize;
 use crate::FastHashMap;
 
 pub use fingerprint::{content_hash, hamming, simhash64};
+pub use message_text::message_text;
 pub use pricing::{Priced, price_event};
 pub use registry::{ModelEntry, ModelRegistry, Price, RegistryError, RiskLevel};
 pub use scrub::{PiiKind, Scrubber};
@@ -99,12 +102,15 @@ impl Enricher {
         }
         let input = event.input_content.take();
         let output = event.output_content.take();
+        // Fingerprints describe the text, so an answer hashes the same whether it came as plain
+        // text or in a message list; retained content keeps what was sent.
         if let Some(input) = input.as_deref() {
-            event.input_hash = Some(content_hash(input));
+            event.input_hash = Some(content_hash(&message_text(input)));
         }
         if let Some(output) = output.as_deref() {
-            event.output_hash = Some(content_hash(output));
-            event.output_simhash = Some(simhash64(output));
+            let output = message_text(output);
+            event.output_hash = Some(content_hash(&output));
+            event.output_simhash = Some(simhash64(&output));
             event.output_chars = i64::try_from(output.chars().count()).ok();
         }
         if input.is_none() && output.is_none() {
@@ -201,6 +207,30 @@ mod tests {
         let cost = e.cost_usd.ok_or("not priced")?;
         assert!((cost - (1_000.0 * 0.15 + 1_000.0 * 0.075 + 500.0 * 0.60) / 1e6).abs() < 1e-12, "{cost}");
         assert_eq!(e.price_version.as_deref(), Some("gpt-4o-mini@2024-07-18"));
+        Ok(())
+    }
+
+    #[test]
+    fn an_answer_in_a_message_list_has_the_fingerprints_of_its_text() -> TestResult {
+        let enricher = enricher()?;
+        let mut plain = event("support-bot");
+        let mut listed = event("support-bot");
+        listed.input_content = plain.input_content.as_deref().map(|text| {
+            serde_json::json!([{"role": "user", "parts": [{"type": "text", "content": text}]}]).to_string()
+        });
+        listed.output_content = Some(
+            r#"[{"role":"assistant","parts":[{"type":"text","content":"Your parcel ships  today."}],"finish_reason":"stop"}]"#
+                .to_owned(),
+        );
+        let sent = listed.output_content.clone().ok_or("no output")?;
+        enricher.enrich(&mut plain);
+        enricher.enrich(&mut listed);
+        let fingerprints =
+            |e: &InferenceEvent| (e.input_hash.clone(), e.output_hash.clone(), e.output_simhash, e.output_chars);
+        assert_eq!(fingerprints(&listed), fingerprints(&plain));
+        assert_eq!(listed.output_chars, Some(25));
+        let kept: serde_json::Value = serde_json::from_str(listed.content.as_deref().ok_or("content not retained")?)?;
+        assert_eq!(kept["output"], sent.as_str(), "retained content keeps what was sent");
         Ok(())
     }
 
