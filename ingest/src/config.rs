@@ -30,26 +30,19 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("config file {origin} is not valid TOML or has a wrong key: {source}")]
-    Parse {
-        origin: String,
-        #[source]
-        source: Box<toml::de::Error>,
-    },
+    /// `at` is where in the file (" at line L, column C"), `message` toml's words without its
+    /// snippet of the file, which would quote the line and so any secret on it.
+    #[error("config file {origin} is not valid TOML or has a wrong key{at}: {message}")]
+    Parse { origin: String, at: String, message: String },
     #[error("environment override {var} cannot apply: {reason}")]
     Env { var: String, reason: String },
     #[error(
-        "config file {origin} with the environment overrides {} has a wrong key or value: {source}; \
+        "config file {origin} with the environment overrides {} has a wrong key or value: {message}; \
          an override that looks like a number or boolean is read as one, so quote a string \
          (e.g. DRIFTWATCH_KAFKA__GROUP_ID='\"2024\"')",
         .vars.join(", ")
     )]
-    ParseWithEnv {
-        origin: String,
-        vars: Vec<String>,
-        #[source]
-        source: Box<toml::de::Error>,
-    },
+    ParseWithEnv { origin: String, vars: Vec<String>, message: String },
     #[error("invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid { problems: Vec<String> },
 }
@@ -162,8 +155,9 @@ pub struct KafkaConfig {
     #[serde(default = "default_max_inflight_flushes")]
     pub max_inflight_flushes: usize,
     /// librdkafka properties passed through verbatim (TLS, SASL, tuning). Keys driftwatch must
-    /// own for exactly-once (`enable.auto.commit`, `group.id`, ...) are rejected.
-    #[serde(default)]
+    /// own for exactly-once (`enable.auto.commit`, `group.id`, ...) are rejected. Values may be
+    /// written as TOML strings, numbers or booleans; librdkafka takes them all as text.
+    #[serde(default, deserialize_with = "passthrough_values")]
     pub librdkafka: BTreeMap<String, String>,
     /// librdkafka properties whose values are read from files when the config loads, so that
     /// secrets (`sasl.password`, `ssl.key.password`) can come from a mounted Kubernetes secret
@@ -175,6 +169,58 @@ pub struct KafkaConfig {
     /// Properties whose values came from `librdkafka_files`: secrets, never printed.
     #[serde(skip)]
     pub secret_properties: BTreeSet<String>,
+}
+
+/// A TOML error as line, column and message, without toml's snippet of the file.
+fn parse_error(origin: &str, text: &str, error: &toml::de::Error) -> ConfigError {
+    let at = error
+        .span()
+        .and_then(|span| text.get(..span.start))
+        .map(|before| {
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |current| current.chars().count()) + 1;
+            format!(" at line {line}, column {column}")
+        })
+        .unwrap_or_default();
+    ConfigError::Parse { origin: origin.to_owned(), at, message: error.message().trim_end().to_owned() }
+}
+
+/// The `kafka.librdkafka` table with scalar values as text. A value of the wrong shape is
+/// reported without itself: it may be a secret (`sasl.password = 20240517` is a number to TOML).
+fn passthrough_values<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+    struct AsText;
+    impl serde::de::Visitor<'_> for AsText {
+        type Value = String;
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("a string, number or boolean")
+        }
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<String, E> {
+            Ok(value.to_owned())
+        }
+        fn visit_string<E: serde::de::Error>(self, value: String) -> Result<String, E> {
+            Ok(value)
+        }
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<String, E> {
+            Ok(value.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<String, E> {
+            Ok(value.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<String, E> {
+            Ok(value.to_string())
+        }
+        fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<String, E> {
+            Ok(value.to_string())
+        }
+    }
+    struct Text(String);
+    impl<'de> Deserialize<'de> for Text {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(AsText).map(Text)
+        }
+    }
+    let table = BTreeMap::<String, Text>::deserialize(deserializer)?;
+    Ok(table.into_iter().map(|(key, Text(value))| (key, value)).collect())
 }
 
 fn default_group_id() -> String {
@@ -347,17 +393,20 @@ impl Config {
 
     /// Parse TOML text, apply overrides, validate.
     pub fn from_toml_str(text: &str, origin: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
-        let mut table: toml::Table = toml::from_str(text)
-            .map_err(|source| ConfigError::Parse { origin: origin.to_owned(), source: Box::new(source) })?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|error| parse_error(origin, text, &error))?;
         let vars = apply_env_overrides(&mut table, env)?;
         let mut config: Config = table.try_into().map_err(|source| {
             if vars.is_empty() {
                 // A table has lost the text's positions; the same error read from the text says
                 // which line, so which of several `[[apps]]` is wrong.
                 let source = toml::from_str::<Config>(text).err().unwrap_or(source);
-                ConfigError::Parse { origin: origin.to_owned(), source: Box::new(source) }
+                parse_error(origin, text, &source)
             } else {
-                ConfigError::ParseWithEnv { origin: origin.to_owned(), vars, source: Box::new(source) }
+                ConfigError::ParseWithEnv {
+                    origin: origin.to_owned(),
+                    vars,
+                    message: source.message().trim_end().to_owned(),
+                }
             }
         })?;
         let mut problems = config.read_secret_files();
@@ -496,6 +545,26 @@ fn validate_kafka(kafka: &KafkaConfig, problems: &mut Vec<String>) {
     }
     problems.extend(crate::source::kafka::client::validate_passthrough(kafka));
     problems.extend(kafka.librdkafka.keys().filter_map(|key| reserved_key_problem("librdkafka", key)));
+    problems.extend(kafka.librdkafka.iter().filter_map(|(key, value)| passthrough_value_problem(key, value)));
+}
+
+/// Values of passthrough properties that librdkafka accepts but that would stop the daemon from
+/// working: it assigns whole partition sets (eager rebalancing), and it reads high watermarks
+/// and broker reachability from librdkafka's statistics.
+fn passthrough_value_problem(key: &str, value: &str) -> Option<String> {
+    match key {
+        "partition.assignment.strategy" if value.contains("cooperative-sticky") => Some(format!(
+            "`kafka.librdkafka.\"{key}\"` = {value:?}: driftwatch uses eager rebalancing (whole assignments, \
+             flushed and checkpointed on revoke), which cooperative-sticky does not allow; use \"range\" or \
+             \"roundrobin\", or remove it"
+        )),
+        "statistics.interval.ms" if value.trim().parse::<u64>().is_ok_and(|ms| ms == 0) => Some(format!(
+            "`kafka.librdkafka.\"{key}\"` = {value:?}: consumer lag and broker reachability come from \
+             librdkafka's statistics, so it must be above 0 (driftwatch's default is 5000); remove it or set a \
+             positive interval"
+        )),
+        _ => None,
+    }
 }
 
 /// The problem with setting librdkafka property `key` in the `kafka.<table>` table, when it is
@@ -512,7 +581,8 @@ fn reserved_key_problem(table: &str, key: &str) -> Option<String> {
 }
 
 /// Overlay `DRIFTWATCH_A__B__C=value` onto `a.b.c`. Values parse as TOML scalars (numbers,
-/// booleans, quoted strings, arrays) when they can and are strings otherwise. Variables with a
+/// booleans, quoted strings, arrays) when they can and are strings otherwise, except under
+/// `kafka.librdkafka` and for `http.bearer_token`, which are always the text as written. Variables with a
 /// single `_` after the prefix (`DRIFTWATCH_CONFIG`) are CLI flags, not config keys, and are left alone.
 /// Returns the variables applied, in order.
 pub fn apply_env_overrides(
@@ -529,7 +599,7 @@ pub fn apply_env_overrides(
         if path.iter().any(String::is_empty) {
             return Err(ConfigError::Env { var, reason: "empty key segment (use A__B, not A____B)".to_owned() });
         }
-        let parsed = parse_env_value(&value);
+        let parsed = if is_text_key(&path) { toml::Value::String(value) } else { parse_env_value(&value) };
         let mut node = &mut *table;
         for segment in &path[..path.len() - 1] {
             let entry = node.entry(segment.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -549,6 +619,17 @@ pub fn apply_env_overrides(
         applied.push(var);
     }
     Ok(applied)
+}
+
+/// Keys whose environment values are taken as written, never as TOML: librdkafka properties and
+/// the bearer token are text, and a secret such as `20240517` or `0x1F` must not become a number
+/// (changing it, or failing with the value in the message).
+fn is_text_key(path: &[String]) -> bool {
+    match path {
+        [http, token] => http == "http" && token == "bearer_token",
+        [kafka, table, ..] => kafka == "kafka" && (table == "librdkafka" || table == "librdkafka_files"),
+        _ => false,
+    }
 }
 
 fn parse_env_value(value: &str) -> toml::Value {
@@ -699,6 +780,42 @@ mod tests {
             assert!(config.kafka.is_some(), "{name} configures Kafka");
         }
         Ok(())
+    }
+
+    #[test]
+    fn secrets_that_look_like_numbers_are_taken_as_text_and_never_quoted_in_errors() -> TestResult {
+        let env = vec![
+            ("DRIFTWATCH_HTTP__BEARER_TOKEN".to_owned(), "834729384729384".to_owned()),
+            ("DRIFTWATCH_KAFKA__LIBRDKAFKA__SASL.PASSWORD".to_owned(), "0x1F".to_owned()),
+        ];
+        let text = "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"fetch.min.bytes\" = 1\n\"enable.ssl.certificate.verification\" = true\n";
+        let config = Config::from_toml_str(text, "driftwatch.toml", env)?;
+        let kafka = config.kafka.ok_or("no kafka")?;
+        assert_eq!(kafka.librdkafka.get("sasl.password").map(String::as_str), Some("0x1F"));
+        assert_eq!(kafka.librdkafka.get("fetch.min.bytes").map(String::as_str), Some("1"));
+        assert_eq!(kafka.librdkafka.get("enable.ssl.certificate.verification").map(String::as_str), Some("true"));
+        assert!(config.http.bearer_token.is_some());
+
+        let err = Config::from_toml_str("[http]\nbearer_token = 834729384729384\n", "driftwatch.toml", no_env())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("bearer token must be a quoted string"), "{err}");
+        assert!(!err.contains("834729384729384"), "{err}");
+        let unterminated = "[kafka.librdkafka]\n\"sasl.password\" = \"hunter2SECRET\n";
+        let err = Config::from_toml_str(unterminated, "t", no_env()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("line 2") && !err.contains("hunter2SECRET"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn passthrough_values_that_would_stall_the_daemon_are_refused() {
+        let text = "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"partition.assignment.strategy\" = \"cooperative-sticky\"\n\"statistics.interval.ms\" = 0\n";
+        let err = Config::from_toml_str(text, "t", no_env()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("partition.assignment.strategy") && err.contains("roundrobin"), "{err}");
+        assert!(err.contains("statistics.interval.ms") && err.contains("above 0"), "{err}");
+        let fine = "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"partition.assignment.strategy\" = \"roundrobin\"\n\"statistics.interval.ms\" = 1000\n";
+        assert!(Config::from_toml_str(fine, "t", no_env()).is_ok());
     }
 
     #[test]
