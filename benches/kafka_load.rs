@@ -154,7 +154,7 @@ fn run_case(
     };
     let prefix = format!("{}-", unique(&format!("bench-{label}-{inferences}")));
     let topics = LoadTopics::with_prefix(&prefix);
-    runtime.block_on(ensure_topics(brokers, &topics.all(), PARTITIONS, Duration::from_secs(30)))?;
+    runtime.block_on(ensure_topics(brokers, &[], &topics.all(), PARTITIONS, Duration::from_secs(30)))?;
     let started = Instant::now();
     let report = produce(&LoadOptions {
         brokers: brokers.to_owned(),

@@ -29,6 +29,9 @@ pub enum LoadgenError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    /// A producer property librdkafka refused, worded so that no secret is printed.
+    #[error("kafka: creating the producer: {0}")]
+    Property(String),
     #[error("creating topic {topic}: {code}")]
     CreateTopic { topic: String, code: RDKafkaErrorCode },
     #[error("{failed} of {sent} messages were not acknowledged by the broker; the truth would be wrong")]
@@ -155,17 +158,18 @@ impl ProducerContext for TallyContext {
 /// Create topics that do not exist yet (brokers like Tansu do not auto-create).
 ///
 /// A broker that has only just started may not answer admin requests yet: a timed-out
-/// attempt is retried, once a second, until `timeout` has passed.
+/// attempt is retried, once a second, until `timeout` has passed. `properties` are the
+/// producer's librdkafka properties (TLS, SASL), which the admin client needs as much.
 pub async fn ensure_topics(
     brokers: &str,
+    properties: &[(String, String)],
     topics: &[&str],
     partitions: i32,
     timeout: Duration,
 ) -> Result<(), LoadgenError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers, properties)
         .create()
-        .map_err(|source| LoadgenError::Kafka { context: "creating the admin client".to_owned(), source })?;
+        .map_err(|source| LoadgenError::Property(describe_property(&source)))?;
     let new_topics: Vec<NewTopic<'_>> =
         topics.iter().map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1))).collect();
     let deadline = Instant::now() + timeout;
@@ -223,14 +227,27 @@ fn drain<C: ProducerContext>(producer: &ThreadedProducer<C>) -> Result<(), Loadg
     }
 }
 
+fn client_config(brokers: &str, properties: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+    config
+}
+
+/// A refused property, named as the command line sets it, with no secret's value.
+fn describe_property(error: &KafkaError) -> String {
+    crate::source::kafka::client::describe_property_error(error, |key| format!("--producer-property {key}"), |_| false)
+}
+
 /// Produce the fleet. Blocking (librdkafka's producer thread does the I/O); run it on a
 /// blocking thread from async code.
 pub fn produce(options: &LoadOptions) -> Result<LoadReport, LoadgenError> {
     let started = Instant::now();
     let tally = Arc::new(DeliveryTally::default());
-    let mut config = ClientConfig::new();
+    let mut config = client_config(&options.brokers, &[]);
     config
-        .set("bootstrap.servers", &options.brokers)
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.kbytes", "262144")
@@ -244,7 +261,7 @@ pub fn produce(options: &LoadOptions) -> Result<LoadReport, LoadgenError> {
     }
     let producer: ThreadedProducer<TallyContext> = config
         .create_with_context(TallyContext(Arc::clone(&tally)))
-        .map_err(|source| LoadgenError::Kafka { context: "creating the producer".to_owned(), source })?;
+        .map_err(|source| LoadgenError::Property(describe_property(&source)))?;
 
     let fleet = Fleet::new(options.fleet.clone());
     let mut router = FleetRouter::new(
@@ -328,5 +345,28 @@ impl Pacer {
         if due > elapsed {
             std::thread::sleep(due - elapsed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_producer_property_is_named_without_its_value() {
+        let properties = vec![("sasl.passwd".to_owned(), "hunter2SECRET".to_owned())];
+        let err = ensure_topics("127.0.0.1:1", &properties, &["t"], 1, Duration::from_secs(1))
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("--producer-property sasl.passwd") && !err.contains("hunter2SECRET"), "{err}");
+        let known = vec![("linger.ms".to_owned(), "soon".to_owned())];
+        let err = ensure_topics("127.0.0.1:1", &known, &["t"], 1, Duration::from_secs(1))
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("--producer-property linger.ms = \"soon\""), "a known, non-secret value is shown: {err}");
     }
 }

@@ -67,19 +67,24 @@ pub struct LoadgenArgs {
 }
 
 fn parse_property(value: &str) -> Result<(String, String), String> {
-    value
-        .split_once('=')
-        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got {value:?}"))
+    value.split_once('=').map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned())).ok_or_else(|| {
+        "expected KEY=VALUE: the argument has no `=` (its text is not shown, as it may be a secret)".to_owned()
+    })
 }
 
 /// Run `driftwatch loadgen`.
 pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let topics = LoadTopics::with_prefix(&args.topic_prefix);
     if args.create_partitions > 0 {
-        ensure_topics(&args.brokers, &topics.all(), args.create_partitions, Duration::from_secs(30))
-            .await
-            .context("creating topics")?;
+        ensure_topics(
+            &args.brokers,
+            &args.producer_properties,
+            &topics.all(),
+            args.create_partitions,
+            Duration::from_secs(30),
+        )
+        .await
+        .context("creating topics")?;
     }
     let options = LoadOptions {
         brokers: args.brokers.clone(),

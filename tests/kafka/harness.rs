@@ -21,7 +21,8 @@ impl Topics {
     pub async fn create(brokers: &str, partitions: i32) -> anyhow::Result<Self> {
         let prefix = format!("{}-", common::unique("dw"));
         let topics = driftwatch_ingest::loadgen::LoadTopics::with_prefix(&prefix);
-        driftwatch_ingest::loadgen::ensure_topics(brokers, &topics.all(), partitions, Duration::from_secs(30)).await?;
+        driftwatch_ingest::loadgen::ensure_topics(brokers, &[], &topics.all(), partitions, Duration::from_secs(30))
+            .await?;
         Ok(Self { prefix })
     }
 

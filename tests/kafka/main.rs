@@ -345,6 +345,7 @@ async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()
     broker.restart()?;
     driftwatch_ingest::loadgen::ensure_topics(
         &broker.address,
+        &[],
         &driftwatch_ingest::loadgen::LoadTopics::with_prefix(&topics.prefix).all(),
         2,
         Duration::from_secs(30),
@@ -377,7 +378,7 @@ async fn loadgen_creates_its_topics_on_a_broker_that_comes_up_late() -> anyhow::
     // broker slow to start in CI is this case).
     let creating = tokio::spawn(async move {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        driftwatch_ingest::loadgen::ensure_topics(&address, &names, 2, Duration::from_secs(90)).await
+        driftwatch_ingest::loadgen::ensure_topics(&address, &[], &names, 2, Duration::from_secs(90)).await
     });
     tokio::time::sleep(Duration::from_secs(12)).await;
     assert!(!creating.is_finished(), "topic creation returned with no broker listening");

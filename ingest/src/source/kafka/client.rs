@@ -17,6 +17,12 @@ const QUEUED_MAX_MESSAGES_KBYTES: &str = "16384";
 /// they appear. One metadata request per 30 s costs nothing.
 const TOPIC_METADATA_REFRESH_MS: &str = "30000";
 
+/// First wait before reconnecting to a broker unless the operator overrides it (librdkafka
+/// doubles it up to `reconnect.backoff.max.ms`, 10 s). librdkafka's 100 ms made a daemon whose
+/// brokers are down try to connect about 20 times a second for the whole outage, each a TLS and
+/// SASL handshake on a secured cluster.
+const RECONNECT_BACKOFF_MS: &str = "1000";
+
 /// Build the consumer configuration. Reserved keys are rejected by config validation, so the
 /// passthrough cannot switch off manual commits.
 pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
@@ -39,6 +45,7 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
         .set("queued.max.messages.kbytes", QUEUED_MAX_MESSAGES_KBYTES)
         .set("topic.metadata.refresh.interval.ms", TOPIC_METADATA_REFRESH_MS)
         .set("statistics.interval.ms", "5000")
+        .set("reconnect.backoff.ms", RECONNECT_BACKOFF_MS)
         .set("session.timeout.ms", "30000")
         .set("max.poll.interval.ms", "300000")
         .set("client.id", "driftwatch");
@@ -75,19 +82,34 @@ pub fn validate_passthrough(kafka: &KafkaConfig) -> Vec<String> {
 /// of a secret one: rdkafka's own text for a rejected property ends with its value, and a
 /// mistyped `sasl.password` key would otherwise put the password in the log.
 pub fn describe_error(error: &KafkaError, kafka: &KafkaConfig) -> String {
+    describe_property_error(
+        error,
+        |key| format!("`kafka.librdkafka.\"{key}\"`"),
+        |key| kafka.secret_properties.contains(key),
+    )
+}
+
+/// [`describe_error`] for any client: `name` says where the property was set, `also_secret`
+/// marks properties known to be secrets beyond those [`is_secret_property`] recognises.
+pub fn describe_property_error(
+    error: &KafkaError,
+    name: impl Fn(&str) -> String,
+    also_secret: impl Fn(&str) -> bool,
+) -> String {
     match error {
         KafkaError::ClientConfig(result, description, key, value) => {
             // An unknown name may be a secret's misspelt one (`sasl.passwd`): only a known,
             // non-secret property shows the value it was given.
             let known = *result == RDKafkaConfRes::RD_KAFKA_CONF_INVALID;
-            let secret = !known || is_secret_property(key) || kafka.secret_properties.contains(key);
+            let secret = !known || is_secret_property(key) || also_secret(key);
+            let name = name(key);
             if secret {
                 // Also out of librdkafka's own words, should a version start quoting values.
                 let description =
                     if value.is_empty() { description.clone() } else { description.replace(value, "…") };
-                format!("`kafka.librdkafka.\"{key}\"`: {description} (its value is not shown)")
+                format!("{name}: {description} (its value is not shown)")
             } else {
-                format!("`kafka.librdkafka.\"{key}\"` = {value:?}: {description}")
+                format!("{name} = {value:?}: {description}")
             }
         }
         other => other.to_string(),
@@ -125,6 +147,14 @@ mod tests {
     fn new_topics_are_noticed_within_seconds() {
         let config = client_config(&kafka());
         assert_eq!(config.get("topic.metadata.refresh.interval.ms"), Some(TOPIC_METADATA_REFRESH_MS));
+    }
+
+    #[test]
+    fn reconnects_to_a_down_broker_back_off_from_a_second_unless_overridden() {
+        assert_eq!(client_config(&kafka()).get("reconnect.backoff.ms"), Some("1000"));
+        let mut k = kafka();
+        k.librdkafka.insert("reconnect.backoff.ms".to_owned(), "250".to_owned());
+        assert_eq!(client_config(&k).get("reconnect.backoff.ms"), Some("250"));
     }
 
     #[test]

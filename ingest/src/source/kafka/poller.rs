@@ -43,7 +43,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Message};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -732,6 +732,11 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
                 context.lock_held().seal();
                 let kind = match &error {
                     KafkaError::PartitionEOF(_) => continue,
+                    // Broker-level errors reach the error callback too, which counts and logs
+                    // them under their own kind; counting them again here doubled the count.
+                    KafkaError::MessageConsumption(
+                        RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure,
+                    ) => continue,
                     KafkaError::MessageConsumption(_) => "consume",
                     _ => "poll",
                 };
@@ -871,7 +876,13 @@ mod tests {
             .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
         let runtime = tokio::runtime::Runtime::new()?;
         let topic = unique_name("recheck")?;
-        runtime.block_on(crate::loadgen::ensure_topics(&brokers, &[topic.as_str()], 1, Duration::from_secs(30)))?;
+        runtime.block_on(crate::loadgen::ensure_topics(
+            &brokers,
+            &[],
+            &[topic.as_str()],
+            1,
+            Duration::from_secs(30),
+        ))?;
         let producer: BaseProducer =
             ClientConfig::new().set("bootstrap.servers", &brokers).set("batch.num.messages", "1").create()?;
         for i in 0..3 {
@@ -958,7 +969,13 @@ mod tests {
             .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
         let runtime = tokio::runtime::Runtime::new()?;
         let (present, absent) = (unique_name("present")?, unique_name("absent")?);
-        runtime.block_on(crate::loadgen::ensure_topics(&brokers, &[present.as_str()], 1, Duration::from_secs(30)))?;
+        runtime.block_on(crate::loadgen::ensure_topics(
+            &brokers,
+            &[],
+            &[present.as_str()],
+            1,
+            Duration::from_secs(30),
+        ))?;
         let (_lake, context) = context_over_a_fresh_lake(&runtime, &present, Duration::from_secs(10))?;
         let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
