@@ -194,6 +194,9 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<I
     let (status, status_message) = match span.status_code {
         code if code == StatusCode::Error as i32 => (CallStatus::Error, span.status_message),
         code if code == StatusCode::Ok as i32 => (CallStatus::Ok, ""),
+        // `error.type` is set only when the operation ended in an error (semconv), so a span that
+        // carries it without an error status still reports a failed call.
+        _ if view.str(&[Key::ErrorType]).is_some() => (CallStatus::Error, ""),
         _ => (CallStatus::Unset, ""),
     };
     // error.type first, then an exception event's type, then the status message.

@@ -138,9 +138,17 @@ fn status_and_error_type() {
         attributes: vec![kv("exception.type", s("openai.RateLimitError"))],
         ..Default::default()
     });
-    let mut ok = span(4, attrs);
+    let mut ok = span(4, attrs.clone());
     ok.status = Some(Status { code: 1, message: String::new() });
-    let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![failed, with_type, with_exception, ok]));
+    let type_without_status = span(5, vec![kv("gen_ai.operation.name", s("chat")), kv("error.type", s("timeout"))]);
+    let mut handled_exception = span(6, attrs);
+    handled_exception.events.push(Event {
+        name: "exception".to_owned(),
+        attributes: vec![kv("exception.type", s("KeyError"))],
+        ..Default::default()
+    });
+    let spans = vec![failed, with_type, with_exception, ok, type_without_status, handled_exception];
+    let out = decode_traces(&traces(vec![kv("service.name", s("a"))], spans));
     let got: Vec<_> = out.events.iter().map(|e| (e.status, e.error_type.as_deref())).collect();
     assert_eq!(
         got,
@@ -149,6 +157,8 @@ fn status_and_error_type() {
             (CallStatus::Error, Some("timeout")),
             (CallStatus::Error, Some("openai.RateLimitError")),
             (CallStatus::Ok, None),
+            (CallStatus::Error, Some("timeout")),
+            (CallStatus::Unset, Some("KeyError")),
         ]
     );
     assert_eq!(one_event(vec![]).status, CallStatus::Unset);
