@@ -271,6 +271,8 @@ impl Raw<'_> {
         let event_id = required(self.id, "id")?;
         let app = required(self.app, "app")?;
         let status = match self.status.as_deref() {
+            // As on spans: an error type without a status reports a failed call.
+            None if self.error_type.as_deref().is_some_and(|t| !t.is_empty()) => CallStatus::Error,
             None => CallStatus::Unset,
             Some(text) if text.is_empty() || text.eq_ignore_ascii_case("unset") => CallStatus::Unset,
             Some(text) if text.eq_ignore_ascii_case("ok") => CallStatus::Ok,

@@ -57,6 +57,8 @@ fn values_with_escapes_and_any_case_decode_like_plain_ones() {
         let out = json(&format!(r#"{{"id":"e","time_unix_nano":{T0},"app":"a","status":"{status}"}}"#));
         assert_eq!(out.events[0].status, expected, "{status:?}");
     }
+    let typed = json(&format!(r#"{{"id":"e","time_unix_nano":{T0},"app":"a","error_type":"timeout"}}"#));
+    assert_eq!(typed.events[0].status, CallStatus::Error, "an error type without a status is an error");
     let (reason, detail) = reject(r#"{"id":"e","time_unix_nano":1,"app":"a","status":"MEH"}"#);
     assert_eq!((reason, detail.contains(r#"found "meh""#)), ("invalid_field", true), "{detail}");
     let (reason, detail) = reject(r#"{"id":"e","time":1748779200,"app":"a"}"#);
