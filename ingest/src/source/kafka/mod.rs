@@ -54,6 +54,13 @@ const EVENT_CHANNEL_CAPACITY: usize = 4096;
 /// How often age limits, the memory budget, gauges and readiness are checked.
 const TICK: Duration = Duration::from_millis(500);
 
+/// How often the lake is probed while it refuses writes, and while it takes them: a lake that
+/// breaks while every partition is quiet (no commit to fail) still turns `/readyz` to 503.
+const LAKE_PROBE_WHILE_UNWRITABLE: Duration = Duration::from_secs(5);
+const LAKE_PROBE_WHILE_WRITABLE: Duration = Duration::from_secs(30);
+/// A probe that has not answered by then counts as a failed one.
+const LAKE_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Run the daemon until `shutdown` fires; then flush, checkpoint, commit and leave the group.
 pub async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<()> {
     let kafka = config.kafka.clone().ok_or_else(|| {
@@ -148,10 +155,9 @@ async fn consume(
         started_at: FastHashMap::default(),
         claimed_elsewhere: std::collections::HashSet::new(),
         commands: commands.clone(),
-        lake_writable: false,
-        last_lake_check: None,
+        lake: LakeProbe::default(),
     };
-    state.check_lake().await;
+    state.lake.check_now(state.components.writer.store()).await;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -325,8 +331,65 @@ struct Daemon<'a> {
     /// here again (or takes them away, as it soon will).
     claimed_elsewhere: std::collections::HashSet<(Arc<str>, i32)>,
     commands: std::sync::mpsc::Sender<Command>,
-    lake_writable: bool,
-    last_lake_check: Option<Instant>,
+    lake: LakeProbe,
+}
+
+/// Whether the lake takes writes, from a small put and delete. Probes after the first run on
+/// their own task, so a store that hangs never stalls the pipeline's loop.
+#[derive(Default)]
+struct LakeProbe {
+    writable: bool,
+    last: Option<Instant>,
+    running: Option<tokio::task::JoinHandle<std::result::Result<(), String>>>,
+}
+
+impl LakeProbe {
+    async fn check_now(&mut self, store: &driftwatch_lake::store::LakeStore) {
+        let started = Instant::now();
+        let result = Self::probe(store.clone()).await;
+        self.settle(result);
+        self.last = Some(started);
+    }
+
+    /// Take a finished probe's answer and start the next one when it is due.
+    async fn poll(&mut self, store: &driftwatch_lake::store::LakeStore) {
+        if let Some(handle) = self.running.take_if(|handle| handle.is_finished()) {
+            let result = handle.await.unwrap_or_else(|error| Err(format!("the probe task failed: {error}")));
+            self.settle(result);
+        }
+        let every = if self.writable { LAKE_PROBE_WHILE_WRITABLE } else { LAKE_PROBE_WHILE_UNWRITABLE };
+        if self.running.is_none() && self.last.is_none_or(|at| at.elapsed() >= every) {
+            self.last = Some(Instant::now());
+            self.running = Some(tokio::spawn(Self::probe(store.clone())));
+        }
+    }
+
+    async fn probe(store: driftwatch_lake::store::LakeStore) -> std::result::Result<(), String> {
+        match tokio::time::timeout(LAKE_PROBE_TIMEOUT, store.check_writable()).await {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(_) => Err(format!("no answer within {LAKE_PROBE_TIMEOUT:?}")),
+        }
+    }
+
+    fn settle(&mut self, result: std::result::Result<(), String>) {
+        match result {
+            Ok(()) if !self.writable => {
+                if self.last.is_some() {
+                    tracing::info!("The lake is writable.");
+                }
+                self.writable = true;
+            }
+            Ok(()) => {}
+            Err(error) => {
+                if self.writable || self.last.is_none() {
+                    tracing::warn!(%error, "The lake is not writable; not ready until it is.");
+                } else {
+                    tracing::debug!(%error, "The lake is still not writable.");
+                }
+                self.writable = false;
+            }
+        }
+    }
 }
 
 impl Daemon<'_> {
@@ -612,25 +675,12 @@ impl Daemon<'_> {
             let durable = self.durable.get(key).map(|(offset, _)| *offset);
             self.components.metrics.set_lag(&key.0, key.1, lag(high, durable, self.started_at.get(key).copied()));
         }
-        if !self.lake_writable && self.last_lake_check.is_none_or(|at| at.elapsed() >= Duration::from_secs(5)) {
-            self.check_lake().await;
-        }
+        self.lake.poll(self.components.writer.store()).await;
         Ok(())
     }
 
-    async fn check_lake(&mut self) {
-        self.last_lake_check = Some(Instant::now());
-        match self.components.writer.store().check_writable().await {
-            Ok(()) => self.lake_writable = true,
-            Err(error) => {
-                self.lake_writable = false;
-                tracing::warn!(%error, "The lake is not writable; not ready until it is.");
-            }
-        }
-    }
-
     fn update_readiness(&self, readiness: &Readiness, assigned: usize, brokers_down: bool, missing_topics: &[String]) {
-        if !self.lake_writable {
+        if !self.lake.writable {
             readiness.set_not_ready("lake not writable");
         } else if brokers_down {
             readiness.set_not_ready("Kafka brokers unreachable");
@@ -695,9 +745,52 @@ mod tests {
             started_at: FastHashMap::default(),
             claimed_elsewhere: std::collections::HashSet::new(),
             commands,
-            lake_writable: true,
-            last_lake_check: None,
+            lake: LakeProbe { writable: true, ..LakeProbe::default() },
         }
+    }
+
+    /// A lake that breaks while nothing is being committed is noticed by the timed probe, and
+    /// so is its return.
+    #[tokio::test]
+    async fn the_lake_probe_notices_a_lake_that_breaks_and_comes_back_while_idle() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path().join("lake");
+        std::fs::create_dir_all(&root)?;
+        let store =
+            driftwatch_lake::store::LakeStore::open(&root.display().to_string(), &std::collections::HashMap::new())
+                .await?;
+        let mut probe = LakeProbe::default();
+        probe.check_now(&store).await;
+        assert!(probe.writable);
+
+        let settle = |probe: &mut LakeProbe| {
+            // Make the next probe due now, as if its interval had passed.
+            probe.last = Instant::now().checked_sub(LAKE_PROBE_WHILE_WRITABLE);
+        };
+        std::fs::remove_dir_all(&root)?;
+        std::fs::write(&root, b"not a directory")?;
+        settle(&mut probe);
+        for _ in 0..500 {
+            probe.poll(&store).await;
+            if !probe.writable {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!probe.writable, "a lake that is a file is not writable");
+
+        std::fs::remove_file(&root)?;
+        std::fs::create_dir_all(&root)?;
+        settle(&mut probe);
+        for _ in 0..500 {
+            probe.poll(&store).await;
+            if probe.writable {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(probe.writable, "the lake is back");
+        Ok(())
     }
 
     /// The value of a per-partition series of topic `spans` in the exposition.
