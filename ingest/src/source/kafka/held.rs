@@ -30,7 +30,8 @@ pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
 /// is never contended, it only satisfies `Sync`).
 #[derive(Debug, Default)]
 pub(super) struct Held {
-    /// Messages polled while the channel was full, oldest first.
+    /// Messages polled while the channel was full, oldest first, and a fatal client error
+    /// behind them.
     pub(super) events: VecDeque<Event>,
     /// Whether the assignment is paused for backpressure.
     pub(super) paused: bool,

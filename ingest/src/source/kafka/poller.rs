@@ -584,8 +584,11 @@ impl ClientContext for PollerContext {
         if kind == "fatal" {
             // librdkafka cannot continue with this client: stop the daemon so it is restarted,
             // rather than stay up consuming nothing. Buffers are flushed on the way out.
+            // Queued behind the messages held for the loop, which forwards them as the channel
+            // has room: sent with `try_send`, it was lost whenever the channel was full, and the
+            // daemon stayed up with a dead client.
             let event = Event::Fatal { kind, message: format!("{error}: {reason}") };
-            let _ = self.events.try_send(event);
+            self.lock_held().events.push_back(event);
         }
     }
 }
