@@ -615,7 +615,10 @@ impl ConsumerContext for PollerContext {
                 }
                 if let Err(error) = consumer.assign(&positioned) {
                     self.metrics.record_consumer_error("assign");
-                    tracing::error!(%error, "Cannot assign partitions.");
+                    tracing::error!(%error, "Cannot assign partitions; nothing is consumed and the daemon is not ready.");
+                    // Counted as assigned, they made `/readyz` say ready while nothing was read.
+                    self.assigned.store(0, Ordering::Release);
+                    return;
                 }
                 self.assigned.store(positioned.count(), Ordering::Release);
                 // A completed assignment needed the group coordinator: the brokers are back.
