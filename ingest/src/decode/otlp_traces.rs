@@ -19,8 +19,12 @@ use super::attributes::{Attrs, Flat, Key, View, normalize_operation, normalize_p
 use super::otlp_wire::{self, Malformed, Origin, WireEvent, WireSpan};
 use super::{Ctx, Decoded, Error, Result, hex_id, otlp_logs, otlp_time, span_event_id, validate};
 
-/// Old-semconv span events whose attributes carry content, and the exception event.
-const CONTENT_EVENTS: [&str; 3] = ["gen_ai.content.prompt", "gen_ai.content.completion", "exception"];
+/// Span events whose attributes describe the call: the old semconv's content events, the
+/// current semconv's `gen_ai.client.inference.operation.details` (where instrumentations that
+/// record content as an event put `gen_ai.input.messages` and `gen_ai.output.messages`), and the
+/// exception event.
+const CONTENT_EVENTS: [&str; 4] =
+    ["gen_ai.content.prompt", "gen_ai.content.completion", "gen_ai.client.inference.operation.details", "exception"];
 
 /// Map every span of one message decoded by prost.
 pub(super) fn decode(data: &TracesData, ctx: Ctx<'_>, out: &mut Decoded) {

@@ -236,6 +236,26 @@ fn old_content_span_events() {
 }
 
 #[test]
+fn the_inference_details_event_carries_content_and_the_span_wins() {
+    let mut with_event =
+        span(1, vec![kv("gen_ai.operation.name", s("chat")), kv("gen_ai.request.model", s("on-span"))]);
+    with_event.events.push(Event {
+        name: "gen_ai.client.inference.operation.details".to_owned(),
+        attributes: vec![
+            kv("gen_ai.request.model", s("on-event")),
+            kv("gen_ai.input.messages", s(r#"[{"role":"user","parts":[{"type":"text","content":"q"}]}]"#)),
+            kv("gen_ai.output.messages", s(r#"[{"role":"assistant","parts":[{"type":"text","content":"a"}]}]"#)),
+        ],
+        ..Default::default()
+    });
+    let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![with_event]));
+    let e = &out.events[0];
+    assert!(e.input_content.as_deref().is_some_and(|text| text.contains("\"q\"")), "{:?}", e.input_content);
+    assert!(e.output_content.as_deref().is_some_and(|text| text.contains("\"a\"")), "{:?}", e.output_content);
+    assert_eq!(e.request_model.as_deref(), Some("on-span"));
+}
+
+#[test]
 fn event_id_is_lowercase_hex_trace_and_span() {
     let e = one_event(vec![]);
     assert_eq!(e.trace_id.as_deref(), Some(format!("{}01", "ab".repeat(15)).as_str()));
