@@ -175,6 +175,7 @@ struct Inner {
     buffered_rows: Gauge,
     buffered_bytes: Gauge,
     buffered_bytes_limit: Gauge,
+    subscribed_topics_missing: Gauge,
     flushes: Family<StaticLabel, Counter>,
     flush_duration: Histogram,
     consumer_errors: Family<StaticLabel, Counter>,
@@ -202,6 +203,7 @@ impl Metrics {
             buffered_rows: Gauge::default(),
             buffered_bytes: Gauge::default(),
             buffered_bytes_limit: Gauge::default(),
+            subscribed_topics_missing: Gauge::default(),
             flushes: Family::default(),
             flush_duration: Histogram::new(FLUSH_BUCKETS),
             consumer_errors: Family::default(),
@@ -246,6 +248,11 @@ impl Metrics {
             BUFFERED_BYTES_LIMIT,
             "The configured flush.max_buffered_bytes budget for buffered rows",
             inner.buffered_bytes_limit.clone(),
+        );
+        registry.register(
+            SUBSCRIBED_TOPICS_MISSING,
+            "Subscribed topics that do not exist on the brokers",
+            inner.subscribed_topics_missing.clone(),
         );
         registry.register(FLUSH_DURATION_SECONDS, "Duration of lake buffer flushes", inner.flush_duration.clone());
         registry.register(
@@ -396,6 +403,11 @@ impl Metrics {
     /// Set the configured budget for buffered bytes (`flush.max_buffered_bytes`).
     pub fn set_buffered_bytes_limit(&self, bytes: usize) {
         self.inner.buffered_bytes_limit.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Set how many subscribed topics the brokers do not have.
+    pub fn set_subscribed_topics_missing(&self, topics: usize) {
+        self.inner.subscribed_topics_missing.set(i64::try_from(topics).unwrap_or(i64::MAX));
     }
 
     /// Count one flush of the lake buffer and its duration.

@@ -143,6 +143,7 @@ fn every_named_metric_is_exposed() -> TestResult {
         BUFFERED_ROWS,
         BUFFERED_BYTES,
         BUFFERED_BYTES_LIMIT,
+        SUBSCRIBED_TOPICS_MISSING,
         FLUSH_DURATION_SECONDS,
     ] {
         assert!(text.contains(&format!("# TYPE {name} ")), "{name} not registered:\n{text}");

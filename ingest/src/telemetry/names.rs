@@ -55,6 +55,9 @@ pub const BUFFERED_BYTES: &str = "driftwatch_buffered_bytes";
 /// The configured `flush.max_buffered_bytes`: the budget `driftwatch_buffered_bytes` is held
 /// under, exported so a dashboard can show both (and the resident set) on one scale.
 pub const BUFFERED_BYTES_LIMIT: &str = "driftwatch_buffered_bytes_limit";
+/// Subscribed topics that do not exist on the brokers (a misspelt or not yet created topic),
+/// checked every 10 s while nothing is assigned and every minute while something is.
+pub const SUBSCRIBED_TOPICS_MISSING: &str = "driftwatch_subscribed_topics_missing";
 /// Lake buffer flushes by `reason` (rows, bytes, age, keys, revoke, shutdown).
 pub const FLUSHES_TOTAL: &str = "driftwatch_flushes_total";
 /// Duration of lake buffer flushes, seconds.

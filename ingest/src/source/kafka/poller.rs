@@ -91,6 +91,9 @@ impl ErrorLogLimit {
 
 /// How often subscribed topics are looked up while nothing is assigned.
 const TOPIC_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// The same check while partitions are assigned: a misspelt topic beside working ones would
+/// otherwise go unnoticed.
+const TOPIC_CHECK_INTERVAL_WHILE_ASSIGNED: Duration = Duration::from_secs(60);
 
 /// Wait between attempts to forward held messages while not polling.
 const HELD_RETRY: Duration = Duration::from_millis(1);
@@ -439,6 +442,7 @@ impl PollerContext {
                 }
             }
         }
+        self.metrics.set_subscribed_topics_missing(missing.len());
         let mut known = self.missing_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if *known != missing {
             if !missing.is_empty() {
@@ -705,9 +709,12 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
             return;
         }
         context.recheck_log_bounds(consumer);
-        if context.assigned.load(Ordering::Acquire) == 0
-            && topics_checked.is_none_or(|at| at.elapsed() >= TOPIC_CHECK_INTERVAL)
-        {
+        let topic_check_interval = if context.assigned.load(Ordering::Acquire) == 0 {
+            TOPIC_CHECK_INTERVAL
+        } else {
+            TOPIC_CHECK_INTERVAL_WHILE_ASSIGNED
+        };
+        if topics_checked.is_none_or(|at| at.elapsed() >= topic_check_interval) {
             topics_checked = Some(Instant::now());
             context.check_subscribed_topics(consumer);
         }
@@ -992,6 +999,8 @@ mod tests {
         consumer.context().check_subscribed_topics(&consumer);
         let missing = consumer.context().missing_topics.lock().map_err(|_| "poisoned")?.clone();
         assert_eq!(missing, vec![absent]);
+        let text = consumer.context().metrics.encode()?;
+        assert!(text.contains("driftwatch_subscribed_topics_missing 1\n"), "{text}");
         Ok(())
     }
 
