@@ -31,9 +31,10 @@ use driftwatch_lake::histogram::HistogramError;
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateConfig {
-    /// Most rollup keys held open at once. Bounds memory: once reached the
-    /// caller must drain (flush reason `keys`) before events for new keys are
-    /// accepted. Events for already open keys are always accepted.
+    /// Rollup keys held open before the buffer is flushed (flush reason `keys`). Bounds memory:
+    /// the flush follows the message that reaches it. The events of that message are all
+    /// counted, so it may open more keys than this, at most one per event of one message
+    /// (whose size `decode.max_payload_bytes` bounds).
     #[serde(default = "default_max_open_keys")]
     pub max_open_keys: usize,
     /// Recent inferences remembered so that feedback arriving without model or prompt context
@@ -60,19 +61,6 @@ impl Default for AggregateConfig {
 /// Errors from aggregation. Each says what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum AggregateError {
-    /// The event needs a new key but `max_open_keys` are open. Not data loss:
-    /// drain the aggregator (flush) and add the event again.
-    #[error(
-        "rollup aggregator is full ({max_open_keys} open keys): drain before adding window {window_start} of app {app:?}"
-    )]
-    Full {
-        /// The configured cap.
-        max_open_keys: usize,
-        /// Window of the rejected event, for the log line.
-        window_start: i64,
-        /// App of the rejected event, for the log line.
-        app: String,
-    },
     /// A histogram could not be encoded while draining. The aggregator keeps
     /// its state, so the caller may retry the drain or stop.
     #[error("cannot encode the {histogram} histogram of window {window_start} of app {app:?}: {source}")]

@@ -172,8 +172,9 @@ impl RollupAggregator {
     /// Count one inference in the window of its own event time: a late event
     /// lands in its old window (a new partial row), never the current one.
     ///
-    /// Fails with [`AggregateError::Full`] when the event needs a new key and
-    /// the aggregator is full; the event was not counted.
+    /// A new key is opened even at `max_open_keys`: the cap is soft, so that the events of one
+    /// message are never refused; [`Self::is_full`] then tells the caller to drain right after
+    /// the message. Fails only when a histogram cannot be created.
     pub fn add_event(&mut self, event: &InferenceEvent) -> Result<()> {
         let view = KeyRef::of_event(event);
         let index = self.find_or_insert(&view)?;
@@ -214,7 +215,7 @@ impl RollupAggregator {
     /// fields (fill them with [`super::FeedbackJoin`] first), in the window of
     /// the feedback's time.
     ///
-    /// Fails with [`AggregateError::Full`] like [`Self::add_event`].
+    /// Opens new keys like [`Self::add_event`].
     pub fn add_feedback(&mut self, feedback: &FeedbackEvent) -> Result<()> {
         let index = self.find_or_insert(&KeyRef::of_feedback(feedback))?;
         let tallies = &mut self.slots[index].acc.feedback;
@@ -240,7 +241,7 @@ impl RollupAggregator {
         self.slots.len()
     }
 
-    /// True once `max_open_keys` are open: drain before adding events for new keys.
+    /// True once `max_open_keys` are open: drain before the next message.
     pub fn is_full(&self) -> bool {
         self.slots.len() >= self.max_open_keys
     }
@@ -311,7 +312,7 @@ impl RollupAggregator {
         Ok(rows)
     }
 
-    /// The slot of `view`, opened if absent and there is room.
+    /// The slot of `view`, opened if absent.
     fn find_or_insert(&mut self, view: &KeyRef<'_>) -> Result<usize> {
         let hash = self.hasher.hash_one(view);
         let head = self.index.get(&hash).copied().unwrap_or(NONE);
@@ -322,13 +323,6 @@ impl RollupAggregator {
                 return Ok(cursor);
             }
             cursor = slot.next;
-        }
-        if self.is_full() {
-            return Err(AggregateError::Full {
-                max_open_keys: self.max_open_keys,
-                window_start: view.window_start,
-                app: view.app.to_owned(),
-            });
         }
         let index = self.slots.len();
         self.slots.push(Slot { key: view.to_owned_key(), next: head, acc: Accumulator::default() });

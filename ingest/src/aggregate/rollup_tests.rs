@@ -192,22 +192,21 @@ fn feedback_without_context_is_its_own_key() -> TestResult {
 }
 
 #[test]
-fn is_full_at_the_cap_rejects_new_keys_only() -> TestResult {
+fn the_cap_asks_for_a_drain_and_never_refuses_an_event() -> TestResult {
     let mut agg = aggregator(2);
     agg.add_event(&event("a", T0))?;
     assert!(!agg.is_full());
     agg.add_event(&event("b", T0))?;
     assert!(agg.is_full());
-    // An open key still accepts events; a new key is refused without counting.
+    // Past the cap (the rest of a message), new keys are still opened and counted.
     agg.add_event(&event("a", T0 + 1))?;
-    let refused = agg.add_event(&event("c", T0));
-    assert!(matches!(refused, Err(AggregateError::Full { max_open_keys: 2, .. })), "{refused:?}");
-    assert!(agg.add_feedback(&feedback("c", T0, "user_thumbs", None, None)).is_err());
-    assert_eq!(agg.open_keys(), 2);
-    let rows = agg.drain()?;
-    assert_eq!(rows.iter().map(|row| row.requests).sum::<i64>(), 3);
-    assert!(!agg.is_full());
     agg.add_event(&event("c", T0))?;
+    agg.add_feedback(&feedback("d", T0, "user_thumbs", None, None))?;
+    assert_eq!(agg.open_keys(), 4);
+    let rows = agg.drain()?;
+    assert_eq!(rows.iter().map(|row| row.requests).sum::<i64>(), 4);
+    assert_eq!(rows.iter().map(|row| row.feedback.len()).sum::<usize>(), 1);
+    assert!(!agg.is_full());
     Ok(())
 }
 

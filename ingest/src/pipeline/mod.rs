@@ -103,7 +103,7 @@ impl Processor {
         let mut rejects = self.scratch.rejects.len();
         let mut failed = Vec::new();
         for event in &mut self.scratch.events {
-            if seen_recently(&mut buffer.recent_ids, &event.event_id) {
+            if seen_recently(&mut buffer.recent_ids, &event.app, &event.event_id) {
                 self.metrics.record_duplicate();
                 continue;
             }
@@ -415,6 +415,58 @@ card 4111111111111111
         // Only the rollups' fixed part is left.
         assert!(buffer.rows() == 0 && buffer.bytes() < row, "{}", buffer.bytes());
         assert_eq!(buffer.due(&limits, Instant::now()), None);
+        Ok(())
+    }
+
+    /// One message whose spans open more rollup keys than `max_open_keys` is counted whole,
+    /// and the buffer asks to be flushed right after it.
+    #[test]
+    fn a_message_opening_more_keys_than_the_cap_is_kept_whole() -> TestResult {
+        let mut processor = processor()?;
+        let config = AggregateConfig { max_open_keys: 3, ..AggregateConfig::default() };
+        let mut buffer = PartitionBuffer::new(Arc::from("s"), Arc::from("t"), 0, 0, &config, 100);
+        // Ten spans, each in a minute of its own: ten rollup keys.
+        let spans: Vec<String> = (1..=10)
+            .map(|n| {
+                let end = 1_748_779_200_000_000_000_i64 + n * 60_000_000_000;
+                format!(
+                    r#"{{"traceId":"{n:032x}","spanId":"{n:016x}","name":"chat","startTimeUnixNano":"{}","endTimeUnixNano":"{end}","attributes":[{{"key":"gen_ai.operation.name","value":{{"stringValue":"chat"}}}}]}}"#,
+                    end - 1_000_000_000
+                )
+            })
+            .collect();
+        let message = format!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"a"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+            spans.join(",")
+        );
+        processor.process(&mut buffer, message.as_bytes(), PayloadFormat::OtlpTraces, (0, 1), NOW);
+        assert!(buffer.dead_letters.is_empty(), "{:?}", buffer.dead_letters);
+        assert_eq!(buffer.rows(), 10);
+        assert_eq!(buffer.rollups.open_keys(), 10);
+        let limits = FlushLimits {
+            max_rows: 1_000,
+            max_bytes: usize::MAX,
+            max_age: Duration::from_secs(3600),
+            max_buffered_bytes: usize::MAX,
+            dedup_window: 100,
+        };
+        assert_eq!(buffer.due(&limits, Instant::now()), Some(FlushReason::Keys));
+        Ok(())
+    }
+
+    /// An id is an event's identity within its app: another app's call with the same id is
+    /// kept, the same app's retry is dropped.
+    #[test]
+    fn the_same_id_in_two_apps_is_two_events() -> TestResult {
+        let mut processor = processor()?;
+        let mut buffer = PartitionBuffer::new(Arc::from("s"), Arc::from("t"), 0, 0, &AggregateConfig::default(), 100);
+        let mut process = |buffer: &mut PartitionBuffer, offset: i64, app: &str| {
+            processor.process(buffer, &event(1, app, "g"), PayloadFormat::JsonEvents, (offset, offset + 1), NOW)
+        };
+        assert_eq!(process(&mut buffer, 0, "where2eat"), MessageResult::Ok);
+        assert_eq!(process(&mut buffer, 1, "ticket-summariser"), MessageResult::Ok);
+        assert_eq!(process(&mut buffer, 2, "where2eat"), MessageResult::Skipped);
+        assert_eq!(buffer.rows(), 2);
         Ok(())
     }
 
