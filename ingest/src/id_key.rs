@@ -26,6 +26,12 @@ pub fn id_key(id: &str) -> u128 {
     twox_hash::XxHash3_128::oneshot_with_seed(seed, id.as_bytes())
 }
 
+/// The process's key of `id` within `scope` (an event id within its app): the same id in two
+/// scopes gives two keys. One half is rotated so that the pair is ordered, not a set.
+pub fn scoped_id_key(scope: &str, id: &str) -> u128 {
+    id_key(id) ^ id_key(scope).rotate_left(64)
+}
+
 /// The most recently inserted keys and their values, bounded: always at least the last
 /// `capacity` insertions (fewer only if keys repeat), never more than `2 x capacity` entries.
 ///

@@ -13,7 +13,7 @@ use driftwatch_lake::model::{DeadLetter, FeedbackEvent};
 use driftwatch_lake::writer::FlushBatch;
 
 use crate::aggregate::{AggregateConfig, AggregateError, RollupAggregator};
-use crate::id_key::{RecentMap, id_key};
+use crate::id_key::{RecentMap, id_key, scoped_id_key};
 use crate::telemetry::FlushReason;
 
 /// Buffered rows of one (stream, partition).
@@ -172,9 +172,11 @@ impl PartitionBuffer {
 /// dedup window (the keys are keyed 128-bit hashes, so a fixed tag keeps them uniform).
 const FEEDBACK_ID_TAG: u128 = 0x6665_6564_6261_636b_2069_6420_6b65_7973;
 
-/// Remember `id` in a partition's dedup window; true when it was already there. A function of
-/// the one field, so the processor can call it while it holds a row of the same buffer.
-pub(crate) fn seen_recently(recent_ids: &mut Option<RecentMap<()>>, id: &str) -> bool {
+/// Remember event `id` of `app` in a partition's dedup window; true when it was already there.
+/// An id is an event's identity within its app, as analysis counts them: two apps that number
+/// their calls `1`, `2`, ... do not drop each other's. A function of the one field, so the
+/// processor can call it while it holds a row of the same buffer.
+pub(crate) fn seen_recently(recent_ids: &mut Option<RecentMap<()>>, app: &str, id: &str) -> bool {
     let Some(recent) = recent_ids.as_mut() else { return false };
-    recent.insert(id_key(id), ())
+    recent.insert(scoped_id_key(app, id), ())
 }
