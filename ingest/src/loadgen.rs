@@ -352,21 +352,21 @@ impl Pacer {
 mod tests {
     use super::*;
 
+    /// The error creating an admin client with `properties` gives, as text.
+    async fn refusal(key: &str, value: &str) -> String {
+        let properties = vec![(key.to_owned(), value.to_owned())];
+        ensure_topics("127.0.0.1:1", &properties, &["t"], 1, Duration::from_secs(1))
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
     #[tokio::test]
     async fn a_refused_producer_property_is_named_without_its_value() {
-        let properties = vec![("sasl.passwd".to_owned(), "hunter2SECRET".to_owned())];
-        let err = ensure_topics("127.0.0.1:1", &properties, &["t"], 1, Duration::from_secs(1))
-            .await
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = refusal("sasl.passwd", "hunter2SECRET").await;
         assert!(err.contains("--producer-property sasl.passwd") && !err.contains("hunter2SECRET"), "{err}");
-        let known = vec![("linger.ms".to_owned(), "soon".to_owned())];
-        let err = ensure_topics("127.0.0.1:1", &known, &["t"], 1, Duration::from_secs(1))
-            .await
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = refusal("linger.ms", "soon").await;
         assert!(err.contains("--producer-property linger.ms = \"soon\""), "a known, non-secret value is shown: {err}");
     }
 }
