@@ -174,3 +174,48 @@ fn json_logs_are_one_object_per_line() -> anyhow::Result<()> {
     assert!(stderr.contains("/nonexistent/input.ndjson"), "{stderr}");
     Ok(())
 }
+
+/// A folder run reads files through symbolic links, says which entries it skips, and goes on
+/// past a file it refuses (replaced since its checkpoint), failing only at the end.
+#[tokio::test]
+async fn a_folder_run_goes_on_past_a_refused_file_and_follows_links() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (input, elsewhere, lake) = (dir.path().join("in"), dir.path().join("elsewhere"), dir.path().join("lake"));
+    std::fs::create_dir_all(input.join("sub"))?;
+    std::fs::create_dir_all(&elsewhere)?;
+    let line = |id: &str, app: &str| {
+        format!(
+            "{{\"id\":\"{id}\",\"time\":\"2026-11-20T10:00:00Z\",\"app\":\"{app}\",\"request_model\":\"gpt-4o\",\"input_tokens\":5}}\n"
+        )
+    };
+    let ingest = || {
+        common::driftwatch()
+            .args(["ingest", "--source"])
+            .arg(format!("file:{}", input.display()))
+            .arg("--lake")
+            .arg(&lake)
+            .output()
+    };
+    std::fs::write(input.join("a.jsonl"), line("a1", "a"))?;
+    let first = ingest()?;
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+
+    // a.jsonl replaced by a file shorter than its checkpoint; b.jsonl new; c.jsonl a link to a
+    // file outside the folder; a subfolder that is not read.
+    std::fs::write(input.join("a.jsonl"), "{}\n")?;
+    std::fs::write(input.join("b.jsonl"), line("b1", "b"))?;
+    std::fs::write(elsewhere.join("c.jsonl"), line("c1", "c"))?;
+    std::os::unix::fs::symlink(elsewhere.join("c.jsonl"), input.join("c.jsonl"))?;
+    std::fs::write(input.join("sub").join("d.jsonl"), line("d1", "d"))?;
+    let second = ingest()?;
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a refused file fails the run: {stderr}");
+    assert!(stderr.contains("1 of 3 files were not ingested") && stderr.contains("a.jsonl"), "{stderr}");
+    assert!(stderr.contains("Not a file; skipped"), "{stderr}");
+
+    let counts = common::lake_counts(&lake).await?;
+    let apps: Vec<&str> = counts.per_app.keys().map(String::as_str).collect();
+    assert_eq!(apps, ["a", "b", "c"], "b and the linked c were read past the refused a; sub/ was not");
+    assert_eq!(counts.per_app["a"].rows, 1, "the refused file added nothing");
+    Ok(())
+}

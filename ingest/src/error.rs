@@ -25,6 +25,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file the file source will not read from its checkpoint (replaced, rotated,
+    /// truncated); other files of the same run can still be read.
+    #[error("{0}")]
+    FileRefused(String),
     #[error("aggregation: {0}")]
     Aggregate(#[from] crate::aggregate::AggregateError),
     #[error("kafka: {context}: {source}")]
@@ -37,6 +41,14 @@ pub enum Error {
     Http(#[from] crate::telemetry::HttpError),
     #[error("{0}")]
     Other(String),
+}
+
+impl Error {
+    /// Whether the error concerns one input file only (it cannot be read, or not from its
+    /// checkpoint), so that a run over a folder can go on with the other files.
+    pub fn is_about_one_file(&self) -> bool {
+        matches!(self, Error::FileRefused(_) | Error::Io { .. })
+    }
 }
 
 /// Result with the ingest [`Error`].

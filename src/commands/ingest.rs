@@ -95,10 +95,21 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         }
         // One processor for every file, so feedback is joined to inferences of earlier files.
         let mut processor = components.processor();
+        let files = paths.len();
+        let mut refused = Vec::new();
         for path in paths {
-            let report = file::run_file_with(&components, &mut processor, &path, args.format, shutdown.clone())
-                .await
-                .with_context(|| format!("ingesting {}", path.display()))?;
+            let report =
+                match file::run_file_with(&components, &mut processor, &path, args.format, shutdown.clone()).await {
+                    Ok(report) => report,
+                    // One file that cannot be read from its checkpoint does not hold back the others;
+                    // anything else (the lake) would fail them all.
+                    Err(error) if files > 1 && error.is_about_one_file() => {
+                        tracing::error!(path = %path.display(), %error, "File not ingested; going on with the others.");
+                        refused.push(path.display().to_string());
+                        continue;
+                    }
+                    Err(error) => return Err(error).with_context(|| format!("ingesting {}", path.display())),
+                };
             println!(
                 "{}: {} messages, committed to byte {} (resumed from {}), {} flushes",
                 path.display(),
@@ -117,6 +128,13 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
             if report.interrupted {
                 break;
             }
+        }
+        if !refused.is_empty() {
+            bail!(
+                "{} of {files} files were not ingested (see the errors above): {}",
+                refused.len(),
+                refused.join(", ")
+            );
         }
         return Ok(());
     }

@@ -109,14 +109,14 @@ pub async fn run_file_with(
         }
     };
     if u64::try_from(resumed_from).unwrap_or(0) > length {
-        return Err(Error::Other(format!(
+        return Err(Error::FileRefused(format!(
             "{} is shorter ({length} bytes) than its checkpoint ({resumed_from}); the file was replaced or \
              truncated. Remove the checkpoint under _checkpoints/{stream}/ to ingest it from the start.",
             path.display()
         )));
     }
     if !continues_at(&mut file, framing, resumed_from, length).await.map_err(io_error)? {
-        return Err(Error::Other(format!(
+        return Err(Error::FileRefused(format!(
             "{} does not continue at its checkpoint (byte {resumed_from} is not where a record starts): the \
              file was replaced or rotated since it was ingested. Ingest the new file under another name, or \
              remove the checkpoint under _checkpoints/{stream}/ to ingest this one from the start.",
@@ -313,9 +313,15 @@ pub fn expand_paths(path: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(path).map_err(io_error)? {
         let entry = entry.map_err(io_error)?;
-        let name = entry.file_name();
-        if entry.file_type().map_err(io_error)?.is_file() && !name.to_string_lossy().starts_with('.') {
-            files.push(entry.path());
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        // `metadata` follows symbolic links: a link to a file is read like the file.
+        match std::fs::metadata(&path) {
+            Ok(metadata) if metadata.is_file() => files.push(path),
+            Ok(_) => tracing::warn!(path = %path.display(), "Not a file; skipped (subfolders are not read)."),
+            Err(error) => tracing::warn!(path = %path.display(), %error, "Cannot be read; skipped."),
         }
     }
     files.sort();
