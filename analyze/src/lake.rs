@@ -167,8 +167,15 @@ fn normalise_location(location: &str) -> Result<String> {
 /// The trailing slash makes DataFusion treat it as a folder even before it exists.
 fn table_url(location: &str, table: &str) -> Result<ListingTableUrl> {
     let folder = if table.is_empty() { format!("{location}/") } else { format!("{location}/{table}/") };
-    ListingTableUrl::parse(&folder)
-        .map_err(|source| Error::Location { location: location.to_owned(), source: Box::new(source) })
+    let error = |source| Error::Location { location: location.to_owned(), source: Box::new(source) };
+    if folder.contains("://") {
+        return ListingTableUrl::parse(&folder).map_err(error);
+    }
+    // A local path is a name, not a pattern: DataFusion would take `[`, `*` or `?` in it for a
+    // glob and look for a folder that does not exist.
+    let url = url::Url::from_directory_path(&folder)
+        .map_err(|()| error(DataFusionError::Plan(format!("{folder} is not an absolute path"))))?;
+    ListingTableUrl::try_new(url, None).map_err(error)
 }
 
 /// True when at least one visible object exists under the table's folder.

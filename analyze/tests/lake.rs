@@ -91,6 +91,17 @@ async fn duplicate_event_ids_count_once() -> TestResult {
     Ok(())
 }
 
+/// Characters DataFusion reads as a glob in a path are only names in a lake's location.
+#[tokio::test]
+async fn a_lake_path_with_glob_characters_is_read_as_named() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("lake[1] *?");
+    write_fixture_lake(&root)?;
+    let session = LakeSession::open(&root.to_string_lossy(), None).await?;
+    assert_eq!(lake_totals(&session).await?.events, 9);
+    Ok(())
+}
+
 #[tokio::test]
 async fn object_store_lake_reads_through_the_given_store() -> TestResult {
     let store = Arc::new(InMemory::new());
