@@ -98,16 +98,23 @@ pub async fn run_file_with(
     let resumed_from = checkpoint.map_or(0, |c| c.next_offset);
     let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
     let length = file.metadata().await.map_err(io_error)?.len();
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    (&mut file).take(SNIFF_BYTES as u64).read_to_end(&mut head).await.map_err(io_error)?;
     let framing = match format {
         // Events are only ever JSON lines: a first line that is not JSON is a bad line, not a
         // reason to read the file as protobuf.
         PayloadFormat::JsonEvents => Framing::Lines,
-        _ => {
-            let mut head = Vec::with_capacity(SNIFF_BYTES);
-            (&mut file).take(SNIFF_BYTES as u64).read_to_end(&mut head).await.map_err(io_error)?;
-            Framing::sniff(&head, length, MAX_FRAMED_RECORD_BYTES)
-        }
+        _ => Framing::sniff(&head, length, MAX_FRAMED_RECORD_BYTES),
     };
+    // Read as UTF-8 lines, UTF-16 text has no line ends and would be taken for one unfinished
+    // line, left for a next run that never comes.
+    if framing == Framing::Lines && (head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF])) {
+        return Err(Error::FileRefused(format!(
+            "{} is UTF-16 text (it starts with a UTF-16 byte order mark); driftwatch reads UTF-8. Convert it, \
+             e.g. `iconv -f UTF-16 -t UTF-8`, and ingest the converted file.",
+            path.display()
+        )));
+    }
     if u64::try_from(resumed_from).unwrap_or(0) > length {
         return Err(Error::FileRefused(format!(
             "{} is shorter ({length} bytes) than its checkpoint ({resumed_from}); the file was replaced or \
@@ -511,6 +518,18 @@ mod tests {
         std::fs::write(&path, &rotated)?;
         let refused = ingest(dir.path(), &path, PayloadFormat::Auto).await.err().map(|e| e.to_string());
         assert!(refused.as_deref().is_some_and(|e| e.contains("replaced or rotated")), "{refused:?}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_utf16_file_is_refused_with_what_to_do() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("events.jsonl");
+        let mut bytes = vec![0xFF, 0xFE];
+        bytes.extend(format!("{}\n", event(1)).encode_utf16().flat_map(u16::to_le_bytes));
+        std::fs::write(&path, bytes)?;
+        let refused = ingest(dir.path(), &path, PayloadFormat::Auto).await.err().map(|e| e.to_string());
+        assert!(refused.as_deref().is_some_and(|e| e.contains("UTF-16") && e.contains("iconv")), "{refused:?}");
         Ok(())
     }
 
