@@ -175,6 +175,8 @@ fn table_url(location: &str, table: &str) -> Result<ListingTableUrl> {
     // glob and look for a folder that does not exist.
     let url = url::Url::from_directory_path(&folder)
         .map_err(|()| error(DataFusionError::Plan(format!("{folder} is not an absolute path"))))?;
+    // Parsed again so that `..` segments are resolved, as object_store's paths refuse them.
+    let url = url::Url::parse(url.as_str()).map_err(|source| error(DataFusionError::External(Box::new(source))))?;
     ListingTableUrl::try_new(url, None).map_err(error)
 }
 

@@ -99,6 +99,11 @@ async fn a_lake_path_with_glob_characters_is_read_as_named() -> TestResult {
     write_fixture_lake(&root)?;
     let session = LakeSession::open(&root.to_string_lossy(), None).await?;
     assert_eq!(lake_totals(&session).await?.events, 9);
+    // A path that climbs out and back in names the same lake.
+    let climbing = dir.path().join("elsewhere").join("..").join("lake[1] *?");
+    std::fs::create_dir_all(dir.path().join("elsewhere"))?;
+    let session = LakeSession::open(&climbing.to_string_lossy(), None).await?;
+    assert_eq!(lake_totals(&session).await?.events, 9);
     Ok(())
 }
 

@@ -167,8 +167,9 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::Iban,
-        // Typed by hand, IBANs are also written in lower case.
-        pattern: r"(?i)(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)",
+        // Upper case only: lower-case hex ids (trace ids, hashes) have the shape and pass the
+        // checksum one time in 97.
+        pattern: r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)",
         group: 0,
         numeric: false,
         validate: Some(iban),
@@ -241,11 +242,12 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::Phone,
-        // National numbers in pairs, as France and others write them (`06 12 34 56 78`).
-        pattern: r"(?-u:\b)0[1-9](?:[ .-][0-9]{2}){4}(?-u:\b)",
+        // National numbers in pairs, as France and others write them (`06 12 34 56 78`), one
+        // separator throughout, so `05.06.24 12.30` (a date and a time) is left alone.
+        pattern: r"(?-u:\b)0[1-9](?:(?: [0-9]{2}){4}|(?:\.[0-9]{2}){4}|(?:-[0-9]{2}){4})(?-u:\b)",
         group: 0,
         numeric: true,
-        validate: None,
+        validate: Some(paired_phone),
         not_after: &[],
     },
 ];
@@ -600,15 +602,8 @@ fn iban(candidate: &str) -> Option<usize> {
 }
 
 fn iban_valid(text: &str) -> bool {
-    let compact: Vec<u8> = text.bytes().filter(|b| *b != b' ').map(|b| b.to_ascii_uppercase()).collect();
+    let compact: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
     if !(15..=34).contains(&compact.len()) {
-        return false;
-    }
-    // Lower-case words in groups of four ("ab12 this that") have the shape too; an account
-    // number is mostly digits, so such text is only an IBAN when its digits say so.
-    let typed_in_lower_case = text.bytes().any(|b| b.is_ascii_lowercase());
-    let digits = compact[4..].iter().filter(|b| b.is_ascii_digit()).count();
-    if typed_in_lower_case && digits * 2 < compact.len() - 4 {
         return false;
     }
     let (head, tail) = compact.split_at(4);
@@ -622,6 +617,13 @@ fn iban_valid(text: &str) -> bool {
         remainder = if value >= 10 { (remainder * 100 + value) % 97 } else { (remainder * 10 + value) % 97 };
     }
     remainder == 1
+}
+
+/// A number in pairs is not a count (`01 02 03 04 05`): its pairs do not each go up by one.
+fn paired_phone(candidate: &str) -> Option<usize> {
+    let pairs: Vec<u32> = candidate.split([' ', '.', '-']).filter_map(|pair| pair.parse().ok()).collect();
+    let counting = pairs.windows(2).all(|two| two[1] == two[0] + 1);
+    (!counting).then_some(candidate.len())
 }
 
 /// US SSN: areas 000, 666 and 900–999, group 00 and serial 0000 are never issued.
