@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
 
-use crate::id_key::{IdKeyHasher, RecentMap, id_key};
+use crate::id_key::{IdKeyHasher, RecentMap, id_key, scoped_id_key};
 
 /// The inference fields feedback borrows, over any string type: owned in the shared record
 /// ([`Context`]), borrowed from an event to hash and compare it without copying
@@ -95,7 +95,9 @@ impl FeedbackJoin {
         if let Some(response_id) = &event.response_id {
             self.by_response_id.insert(id_key(response_id), Arc::clone(&context));
         }
-        self.by_event_id.insert(id_key(&event.event_id), context);
+        // Event ids name a call within its app (JSON ids are often counters), response ids are
+        // the provider's and unique on their own.
+        self.by_event_id.insert(scoped_id_key(&event.app, &event.event_id), context);
     }
 
     /// The shared context record equal to the event's fields.
@@ -119,10 +121,11 @@ impl FeedbackJoin {
 
     /// Fill the feedback's missing context (environment, response model,
     /// provider, operation, prompt id and version) from the inference it names:
-    /// by `inference_id` first, else by `response_id`. Fields the feedback
+    /// by `inference_id` (within the feedback's app) first, else by `response_id`. Fields the feedback
     /// already carries are kept. Returns whether an inference matched.
     pub fn fill(&mut self, feedback: &mut FeedbackEvent) -> bool {
-        let by_event = feedback.inference_id.as_deref().and_then(|id| self.by_event_id.get(&id_key(id)));
+        let by_event =
+            feedback.inference_id.as_deref().and_then(|id| self.by_event_id.get(&scoped_id_key(&feedback.app, id)));
         let context = match by_event {
             Some(context) => context,
             None => match feedback.response_id.as_deref().and_then(|id| self.by_response_id.get(&id_key(id))) {
@@ -184,6 +187,20 @@ mod tests {
             response_id: response_id.map(str::to_owned),
             ..FeedbackEvent::default()
         }
+    }
+
+    /// Two apps that number their calls alike: each app's feedback is completed from its own
+    /// inference, not from the other's that came later with the same id.
+    #[test]
+    fn inference_ids_are_matched_within_the_feedbacks_app() {
+        let mut join = FeedbackJoin::new(100);
+        join.remember(&inference("1", None, "gpt-4o"));
+        let mut other = inference("1", None, "claude-sonnet");
+        other.app = "ticket-summariser".to_owned();
+        join.remember(&other);
+        let mut feedback = bare_feedback(Some("1"), None);
+        assert!(join.fill(&mut feedback));
+        assert_eq!(feedback.response_model.as_deref(), Some("gpt-4o"));
     }
 
     #[test]
@@ -271,12 +288,12 @@ mod tests {
             assert_eq!(feedback.response_model.as_deref(), Some(model), "{id}");
             assert_eq!(feedback.prompt_version.as_deref(), Some(version), "{id}");
         }
-        let Some(shared) = join.by_event_id.get(&id_key("ev-4")).map(Arc::clone) else {
+        let Some(shared) = join.by_event_id.get(&scoped_id_key("where2eat", "ev-4")).map(Arc::clone) else {
             panic!("ev-4 not indexed");
         };
         let again = inference("ev-5", None, "gpt-4o");
         join.remember(&again);
-        let reused = join.by_event_id.get(&id_key("ev-5")).is_some_and(|c| Arc::ptr_eq(c, &shared));
+        let reused = join.by_event_id.get(&scoped_id_key("where2eat", "ev-5")).is_some_and(|c| Arc::ptr_eq(c, &shared));
         assert!(reused, "an identical context is shared, not copied");
     }
 }

@@ -123,7 +123,7 @@ impl Processor {
             bury(&self.metrics, buffer, dead);
         }
         for mut feedback in self.scratch.feedback.drain(..) {
-            if buffer.is_duplicate_feedback(&feedback.feedback_id) {
+            if buffer.is_duplicate_feedback(&feedback.app, &feedback.feedback_id) {
                 self.metrics.record_duplicate();
                 continue;
             }
@@ -467,6 +467,23 @@ card 4111111111111111
         assert_eq!(process(&mut buffer, 1, "ticket-summariser"), MessageResult::Ok);
         assert_eq!(process(&mut buffer, 2, "where2eat"), MessageResult::Skipped);
         assert_eq!(buffer.rows(), 2);
+        // Feedback ids too: each app's first feedback numbered 1 is kept, a repeat dropped.
+        let feedback = |app: &str| {
+            format!(
+                r#"{{"type":"feedback","id":"1","time":"2025-06-01T12:00:01Z","app":"{app}","name":"user_thumbs","score":1,"inference_id":"evt-1"}}"#
+            )
+        };
+        for (offset, app, kept) in [(3, "where2eat", true), (4, "ticket-summariser", true), (5, "where2eat", false)] {
+            let result = processor.process(
+                &mut buffer,
+                feedback(app).as_bytes(),
+                PayloadFormat::JsonEvents,
+                (offset, offset + 1),
+                NOW,
+            );
+            assert_eq!(result == MessageResult::Ok, kept, "{app} at {offset}: {result:?}");
+        }
+        assert_eq!(buffer.feedback.len(), 2);
         Ok(())
     }
 

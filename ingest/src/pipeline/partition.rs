@@ -116,9 +116,9 @@ impl PartitionBuffer {
     /// True when the feedback `feedback_id` was seen recently in this partition (a producer
     /// retry). Feedback ids are their own namespace: a feedback event may reuse the id of the
     /// inference it rates, and must not be taken for a retry of it.
-    pub(crate) fn is_duplicate_feedback(&mut self, feedback_id: &str) -> bool {
+    pub(crate) fn is_duplicate_feedback(&mut self, app: &str, feedback_id: &str) -> bool {
         let Some(recent) = self.recent_ids.as_mut() else { return false };
-        recent.insert(id_key(feedback_id) ^ FEEDBACK_ID_TAG, ())
+        recent.insert(scoped_id_key(app, feedback_id) ^ FEEDBACK_ID_TAG, ())
     }
 
     /// Add a buffered row's approximate heap bytes (struct, strings and slack).
