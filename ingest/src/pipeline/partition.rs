@@ -13,7 +13,7 @@ use driftwatch_lake::model::{DeadLetter, FeedbackEvent};
 use driftwatch_lake::writer::FlushBatch;
 
 use crate::aggregate::{AggregateConfig, AggregateError, RollupAggregator};
-use crate::id_key::{RecentMap, id_key, scoped_id_key};
+use crate::id_key::{RecentMap, scoped_id_key};
 use crate::telemetry::FlushReason;
 
 /// Buffered rows of one (stream, partition).
