@@ -8,17 +8,24 @@
 //! the current conventions look like it drifted, and let the list's keys dominate the SimHash of a
 //! short answer. [`message_text`] takes the text out of a list; anything else is its own text.
 //!
-//! Read as messages: a JSON array of objects with a `role` (or one such object), whose text is
-//! in `parts` of type `text` (current semconv) or in `content`, either a string or a list of
+//! Read as messages: a JSON array of objects whose `role` is a chat role (`assistant`, `user`,
+//! `system`, `tool`, `developer`, `model`, `function`), or one such object, whose text is in
+//! `parts` of type `text` (current semconv) or in `content`, either a string or a list of
 //! `{"type":"text","text":…}` parts (the OpenAI chat shape that older instrumentations copy).
 //! Text parts are joined with a newline, in order. A list with no text (tool calls only) and
-//! anything that is not such a list (a model's own JSON answer has no `role`) is fingerprinted
-//! as written.
+//! anything that is not such a list (a model's own JSON answer) is fingerprinted as written.
+//!
+//! Only outputs are read this way. An input's other parts (tool results, images, roles) tell
+//! inputs apart, and `input_hash` must not take two different inputs for one.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+/// The roles of chat messages in the GenAI conventions and the providers' APIs.
+const ROLES: [&str; 7] = ["assistant", "user", "system", "tool", "developer", "model", "function"];
 
 /// The text `content` carries: the joined text parts of a message list, or `content` itself.
 pub fn message_text(content: &str) -> Cow<'_, str> {
@@ -26,12 +33,16 @@ pub fn message_text(content: &str) -> Cow<'_, str> {
     if !(start.starts_with('[') || start.starts_with('{')) {
         return Cow::Borrowed(content);
     }
-    let messages = match serde_json::from_str::<Messages<'_>>(content) {
-        Ok(Messages::List(messages)) => messages,
-        Ok(Messages::One(message)) => vec![message],
-        Err(_) => return Cow::Borrowed(content),
+    let messages = if start.starts_with('[') {
+        serde_json::from_str::<Vec<Object<Message<'_>>>>(content)
+    } else {
+        serde_json::from_str::<Object<Message<'_>>>(content).map(|message| vec![message])
     };
-    let mut texts = messages.iter().flat_map(Message::texts).peekable();
+    let Ok(messages) = messages else { return Cow::Borrowed(content) };
+    if !messages.iter().all(|Object(message)| ROLES.contains(&message.role.as_ref())) {
+        return Cow::Borrowed(content);
+    }
+    let mut texts = messages.iter().flat_map(|Object(message)| message.texts()).peekable();
     if texts.peek().is_none() {
         return Cow::Borrowed(content);
     }
@@ -45,32 +56,43 @@ pub fn message_text(content: &str) -> Cow<'_, str> {
     Cow::Owned(joined)
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Messages<'a> {
-    #[serde(borrow)]
-    List(Vec<Message<'a>>),
-    #[serde(borrow)]
-    One(Message<'a>),
+/// A `T` read from a JSON object only: serde's derived structs also take an array of their
+/// fields in order, and `["x", [], "final"]` is no message.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+            type Value = T;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(Fields(PhantomData)).map(Object)
+    }
 }
 
 #[derive(Deserialize)]
 struct Message<'a> {
-    /// Required, so that a JSON answer without one is not taken for a message.
-    #[allow(dead_code, reason = "present to make the shape a message")]
-    role: IgnoredAny,
+    /// Required, and checked against [`ROLES`], so that a JSON answer is not taken for a message.
+    #[serde(borrow)]
+    role: Cow<'a, str>,
     #[serde(default, borrow)]
-    parts: Vec<Part<'a>>,
+    parts: Vec<Object<Part<'a>>>,
     #[serde(default, borrow)]
     content: Option<Content<'a>>,
 }
 
 impl Message<'_> {
     fn texts(&self) -> impl Iterator<Item = &str> {
-        let from_parts = self.parts.iter().filter_map(Part::text);
+        let from_parts = self.parts.iter().filter_map(|Object(part)| part.text());
         let from_content: Box<dyn Iterator<Item = &str>> = match &self.content {
             Some(Content::Text(text)) => Box::new(std::iter::once(text.as_ref())),
-            Some(Content::Parts(parts)) => Box::new(parts.iter().filter_map(Part::text)),
+            Some(Content::Parts(parts)) => Box::new(parts.iter().filter_map(|Object(part)| part.text())),
             Some(Content::Other(_)) | None => Box::new(std::iter::empty()),
         };
         from_parts.chain(from_content)
@@ -83,7 +105,7 @@ enum Content<'a> {
     #[serde(borrow)]
     Text(Cow<'a, str>),
     #[serde(borrow)]
-    Parts(Vec<Part<'a>>),
+    Parts(Vec<Object<Part<'a>>>),
     Other(IgnoredAny),
 }
 
@@ -145,6 +167,10 @@ mod tests {
             r#"["a", "list", "of", "strings"]"#,
             r#"[{"role":"assistant","parts":[{"type":"tool_call","name":"f"}]}]"#,
             r#"[{"role":"assistant","parts":[{"type":"text","content":"unfinished"#,
+            r#"[{"role":"engineer","content":"a JSON answer that has a role field"}]"#,
+            r#"["x", [], "final"]"#,
+            r#"[["user", [], "hi"]]"#,
+            r#"{"role":"user","parts":[["text","hi"]]}"#,
             "",
         ] {
             assert_eq!(message_text(text), text);

@@ -102,10 +102,11 @@ impl Enricher {
         }
         let input = event.input_content.take();
         let output = event.output_content.take();
-        // Fingerprints describe the text, so an answer hashes the same whether it came as plain
-        // text or in a message list; retained content keeps what was sent.
+        // Output fingerprints describe the answer's text, so it hashes the same whether it came
+        // as plain text or in a message list; the input hash is of the whole input, whose tool
+        // results and roles tell inputs apart. Retained content keeps what was sent.
         if let Some(input) = input.as_deref() {
-            event.input_hash = Some(content_hash(&message_text(input)));
+            event.input_hash = Some(content_hash(input));
         }
         if let Some(output) = output.as_deref() {
             let output = message_text(output);
@@ -211,7 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_in_a_message_list_has_the_fingerprints_of_its_text() -> TestResult {
+    fn an_answer_in_a_message_list_has_the_output_fingerprints_of_its_text() -> TestResult {
         let enricher = enricher()?;
         let mut plain = event("support-bot");
         let mut listed = event("support-bot");
@@ -225,9 +226,9 @@ mod tests {
         let sent = listed.output_content.clone().ok_or("no output")?;
         enricher.enrich(&mut plain);
         enricher.enrich(&mut listed);
-        let fingerprints =
-            |e: &InferenceEvent| (e.input_hash.clone(), e.output_hash.clone(), e.output_simhash, e.output_chars);
+        let fingerprints = |e: &InferenceEvent| (e.output_hash.clone(), e.output_simhash, e.output_chars);
         assert_eq!(fingerprints(&listed), fingerprints(&plain));
+        assert_ne!(listed.input_hash, plain.input_hash, "an input is hashed whole");
         assert_eq!(listed.output_chars, Some(25));
         let kept: serde_json::Value = serde_json::from_str(listed.content.as_deref().ok_or("content not retained")?)?;
         assert_eq!(kept["output"], sent.as_str(), "retained content keeps what was sent");
