@@ -94,7 +94,8 @@ pub struct LakeConfig {
     #[serde(default = "default_lake_location")]
     pub location: String,
     /// Object-store options (`aws_endpoint`, `aws_region`, ...), on top of the `AWS_*` environment.
-    #[serde(default)]
+    /// Values may be TOML strings, numbers or booleans.
+    #[serde(default, deserialize_with = "text_values")]
     pub options: HashMap<String, String>,
     /// Parquet writer properties; every one is explicit (DESIGN §5).
     #[serde(default)]
@@ -157,7 +158,7 @@ pub struct KafkaConfig {
     /// librdkafka properties passed through verbatim (TLS, SASL, tuning). Keys driftwatch must
     /// own for exactly-once (`enable.auto.commit`, `group.id`, ...) are rejected. Values may be
     /// written as TOML strings, numbers or booleans; librdkafka takes them all as text.
-    #[serde(default, deserialize_with = "passthrough_values")]
+    #[serde(default, deserialize_with = "text_values")]
     pub librdkafka: BTreeMap<String, String>,
     /// librdkafka properties whose values are read from files when the config loads, so that
     /// secrets (`sasl.password`, `ssl.key.password`) can come from a mounted Kubernetes secret
@@ -185,9 +186,14 @@ fn parse_error(origin: &str, text: &str, error: &toml::de::Error) -> ConfigError
     ConfigError::Parse { origin: origin.to_owned(), at, message: error.message().trim_end().to_owned() }
 }
 
-/// The `kafka.librdkafka` table with scalar values as text. A value of the wrong shape is
-/// reported without itself: it may be a secret (`sasl.password = 20240517` is a number to TOML).
-fn passthrough_values<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+/// A table of options passed on as text (`kafka.librdkafka`, `lake.options`), its scalar values
+/// taken as text. A value of the wrong shape is reported without itself: it may be a secret
+/// (`sasl.password = 20240517` is a number to TOML).
+fn text_values<'de, D, M>(deserializer: D) -> Result<M, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    M: FromIterator<(String, String)>,
+{
     struct AsText;
     impl serde::de::Visitor<'_> for AsText {
         type Value = String;
@@ -599,7 +605,12 @@ pub fn apply_env_overrides(
         if path.iter().any(String::is_empty) {
             return Err(ConfigError::Env { var, reason: "empty key segment (use A__B, not A____B)".to_owned() });
         }
-        let parsed = if is_text_key(&path) { toml::Value::String(value) } else { parse_env_value(&value) };
+        let parsed = if is_text_key(&path) {
+            let unquoted = value.strip_prefix('"').and_then(|rest| rest.strip_suffix('"')).unwrap_or(&value);
+            toml::Value::String(unquoted.to_owned())
+        } else {
+            parse_env_value(&value)
+        };
         let mut node = &mut *table;
         for segment in &path[..path.len() - 1] {
             let entry = node.entry(segment.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -621,13 +632,15 @@ pub fn apply_env_overrides(
     Ok(applied)
 }
 
-/// Keys whose environment values are taken as written, never as TOML: librdkafka properties and
-/// the bearer token are text, and a secret such as `20240517` or `0x1F` must not become a number
-/// (changing it, or failing with the value in the message).
+/// Keys whose environment values are taken as text, never as TOML: librdkafka properties, object
+/// store options and the bearer token are text, and a secret such as `20240517` or `0x1F` must
+/// not become a number (changing it, or failing with the value in the message). One pair of
+/// surrounding double quotes is dropped, as TOML would, so `'"2024"'` still means `2024`.
 fn is_text_key(path: &[String]) -> bool {
     match path {
         [http, token] => http == "http" && token == "bearer_token",
-        [kafka, table, ..] => kafka == "kafka" && (table == "librdkafka" || table == "librdkafka_files"),
+        [kafka, table, ..] if kafka == "kafka" => table == "librdkafka" || table == "librdkafka_files",
+        [lake, options, ..] => lake == "lake" && options == "options",
         _ => false,
     }
 }
@@ -787,11 +800,21 @@ mod tests {
         let env = vec![
             ("DRIFTWATCH_HTTP__BEARER_TOKEN".to_owned(), "834729384729384".to_owned()),
             ("DRIFTWATCH_KAFKA__LIBRDKAFKA__SASL.PASSWORD".to_owned(), "0x1F".to_owned()),
+            ("DRIFTWATCH_KAFKA__LIBRDKAFKA__SASL.USERNAME".to_owned(), "\"2024\"".to_owned()),
+            ("DRIFTWATCH_LAKE__OPTIONS__AWS_SESSION_TOKEN".to_owned(), "123456789".to_owned()),
+            ("DRIFTWATCH_LAKE__OPTIONS__AWS_ALLOW_HTTP".to_owned(), "true".to_owned()),
         ];
         let text = "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"fetch.min.bytes\" = 1\n\"enable.ssl.certificate.verification\" = true\n";
         let config = Config::from_toml_str(text, "driftwatch.toml", env)?;
         let kafka = config.kafka.ok_or("no kafka")?;
         assert_eq!(kafka.librdkafka.get("sasl.password").map(String::as_str), Some("0x1F"));
+        assert_eq!(
+            kafka.librdkafka.get("sasl.username").map(String::as_str),
+            Some("2024"),
+            "quotes as TOML drops them"
+        );
+        assert_eq!(config.lake.options.get("aws_session_token").map(String::as_str), Some("123456789"));
+        assert_eq!(config.lake.options.get("aws_allow_http").map(String::as_str), Some("true"));
         assert_eq!(kafka.librdkafka.get("fetch.min.bytes").map(String::as_str), Some("1"));
         assert_eq!(kafka.librdkafka.get("enable.ssl.certificate.verification").map(String::as_str), Some("true"));
         assert!(config.http.bearer_token.is_some());
