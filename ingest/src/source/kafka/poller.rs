@@ -619,9 +619,12 @@ impl ConsumerContext for PollerContext {
                 }
                 if let Err(error) = consumer.assign(&positioned) {
                     self.metrics.record_consumer_error("assign");
-                    tracing::error!(%error, "Cannot assign partitions; nothing is consumed and the daemon is not ready.");
-                    // Counted as assigned, they made `/readyz` say ready while nothing was read.
+                    // The group still counts the partitions as this member's, so nobody reads
+                    // them while it lives: stop the daemon (unready until then) so that it is
+                    // restarted and the group moves them, as for a fatal client error.
                     self.assigned.store(0, Ordering::Release);
+                    let message = format!("librdkafka refused the assignment: {error}");
+                    self.lock_held().events.push_back(Event::Fatal { kind: "assign", message });
                     return;
                 }
                 self.assigned.store(positioned.count(), Ordering::Release);
