@@ -58,7 +58,7 @@ const TICK: Duration = Duration::from_millis(500);
 /// breaks while every partition is quiet (no commit to fail) still turns `/readyz` to 503.
 const LAKE_PROBE_WHILE_UNWRITABLE: Duration = Duration::from_secs(5);
 const LAKE_PROBE_WHILE_WRITABLE: Duration = Duration::from_secs(30);
-/// A probe that has not answered by then counts as a failed one.
+/// A probe that has not answered by then counts as a failed one (and is left to finish).
 const LAKE_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Run the daemon until `shutdown` fires; then flush, checkpoint, commit and leave the group.
@@ -155,7 +155,7 @@ async fn consume(
         started_at: FastHashMap::default(),
         claimed_elsewhere: std::collections::HashSet::new(),
         commands: commands.clone(),
-        lake: LakeProbe::default(),
+        lake: LakeProbe::new(tasks.clone()),
     };
     state.lake.check_now(state.components.writer.store()).await;
     let mut tick = tokio::time::interval(TICK);
@@ -334,59 +334,102 @@ struct Daemon<'a> {
     lake: LakeProbe,
 }
 
-/// Whether the lake takes writes, from a small put and delete. Probes after the first run on
-/// their own task, so a store that hangs never stalls the pipeline's loop.
-#[derive(Default)]
+/// Whether the lake takes writes, from a small put and delete. Probes run on tasks of the
+/// daemon's tracker, so a store that hangs never stalls the pipeline's loop and shutdown waits
+/// for a probe under way. A probe is never cancelled (that could leave its file behind): one
+/// that takes longer than [`LAKE_PROBE_TIMEOUT`] counts as failed and is left to finish. The
+/// lake turns unwritable after two failures in a row, so one slow answer does not flap
+/// readiness, and writable again after one success.
 struct LakeProbe {
+    tasks: TaskTracker,
     writable: bool,
+    /// Failed probes since the last success.
+    failures: u32,
     last: Option<Instant>,
-    running: Option<tokio::task::JoinHandle<std::result::Result<(), String>>>,
+    /// The probe under way, when it started, and whether its lateness was counted.
+    running: Option<(ProbeTask, Instant, bool)>,
 }
 
+/// A probe's task: `Err` says why the lake refused the write.
+type ProbeTask = tokio::task::JoinHandle<std::result::Result<(), String>>;
+
+/// Failed probes in a row that make a writable lake unwritable.
+const LAKE_PROBE_FAILURES: u32 = 2;
+
 impl LakeProbe {
-    async fn check_now(&mut self, store: &driftwatch_lake::store::LakeStore) {
-        let started = Instant::now();
-        let result = Self::probe(store.clone()).await;
-        self.settle(result);
-        self.last = Some(started);
+    fn new(tasks: TaskTracker) -> Self {
+        Self { tasks, writable: false, failures: 0, last: None, running: None }
     }
 
-    /// Take a finished probe's answer and start the next one when it is due.
+    /// The first check, at start: waited for (up to the timeout), and a failure counts fully.
+    async fn check_now(&mut self, store: &driftwatch_lake::store::LakeStore) {
+        self.start(store);
+        let Some((handle, _, counted)) = self.running.as_mut() else { return };
+        match tokio::time::timeout(LAKE_PROBE_TIMEOUT, handle).await {
+            Ok(joined) => {
+                // Taken here: a finished JoinHandle must not be awaited again.
+                self.running = None;
+                self.settle(joined.unwrap_or_else(|error| Err(format!("the probe task failed: {error}"))));
+            }
+            Err(_) => {
+                *counted = true;
+                self.settle(Err(format!("no answer within {LAKE_PROBE_TIMEOUT:?}")));
+            }
+        }
+    }
+
+    /// Take a finished probe's answer, count a late one as failed, and start the next one
+    /// when it is due: every 30 s while the lake takes writes, every 5 s while it does not or
+    /// a probe has just failed.
     async fn poll(&mut self, store: &driftwatch_lake::store::LakeStore) {
-        if let Some(handle) = self.running.take_if(|handle| handle.is_finished()) {
+        if let Some((handle, _, _)) = self.running.take_if(|(handle, _, _)| handle.is_finished()) {
             let result = handle.await.unwrap_or_else(|error| Err(format!("the probe task failed: {error}")));
             self.settle(result);
         }
-        let every = if self.writable { LAKE_PROBE_WHILE_WRITABLE } else { LAKE_PROBE_WHILE_UNWRITABLE };
+        let late =
+            self.running.as_mut().filter(|(_, started, counted)| !*counted && started.elapsed() >= LAKE_PROBE_TIMEOUT);
+        if let Some((_, _, counted)) = late {
+            *counted = true;
+            self.settle(Err(format!("no answer within {LAKE_PROBE_TIMEOUT:?}")));
+        }
+        let every =
+            if self.writable && self.failures == 0 { LAKE_PROBE_WHILE_WRITABLE } else { LAKE_PROBE_WHILE_UNWRITABLE };
         if self.running.is_none() && self.last.is_none_or(|at| at.elapsed() >= every) {
-            self.last = Some(Instant::now());
-            self.running = Some(tokio::spawn(Self::probe(store.clone())));
+            self.start(store);
         }
     }
 
-    async fn probe(store: driftwatch_lake::store::LakeStore) -> std::result::Result<(), String> {
-        match tokio::time::timeout(LAKE_PROBE_TIMEOUT, store.check_writable()).await {
-            Ok(result) => result.map_err(|error| error.to_string()),
-            Err(_) => Err(format!("no answer within {LAKE_PROBE_TIMEOUT:?}")),
-        }
+    fn start(&mut self, store: &driftwatch_lake::store::LakeStore) {
+        let store = store.clone();
+        let now = Instant::now();
+        self.last = Some(now);
+        let handle = self.tasks.spawn(async move { store.check_writable().await.map_err(|error| error.to_string()) });
+        self.running = Some((handle, now, false));
     }
 
     fn settle(&mut self, result: std::result::Result<(), String>) {
         match result {
-            Ok(()) if !self.writable => {
-                if self.last.is_some() {
+            Ok(()) => {
+                if !self.writable && self.failures > 0 {
                     tracing::info!("The lake is writable.");
                 }
                 self.writable = true;
+                self.failures = 0;
             }
-            Ok(()) => {}
             Err(error) => {
-                if self.writable || self.last.is_none() {
+                self.failures += 1;
+                let first_check = self.failures == 1 && !self.writable;
+                if first_check {
+                    self.failures = LAKE_PROBE_FAILURES;
+                }
+                if self.failures == LAKE_PROBE_FAILURES {
                     tracing::warn!(%error, "The lake is not writable; not ready until it is.");
+                    self.writable = false;
+                } else if self.writable {
+                    tracing::info!(%error, "A lake probe failed; probing again before calling the lake unwritable.");
                 } else {
                     tracing::debug!(%error, "The lake is still not writable.");
                 }
-                self.writable = false;
             }
         }
     }
@@ -745,12 +788,29 @@ mod tests {
             started_at: FastHashMap::default(),
             claimed_elsewhere: std::collections::HashSet::new(),
             commands,
-            lake: LakeProbe { writable: true, ..LakeProbe::default() },
+            lake: LakeProbe { writable: true, ..LakeProbe::new(tasks.clone()) },
         }
     }
 
-    /// A lake that breaks while nothing is being committed is noticed by the timed probe, and
-    /// so is its return.
+    /// Poll `probe` with every probe due at once until `done` holds (at most 5 s).
+    async fn probe_until(
+        probe: &mut LakeProbe,
+        store: &driftwatch_lake::store::LakeStore,
+        done: impl Fn(&LakeProbe) -> bool,
+    ) -> bool {
+        for _ in 0..500 {
+            probe.last = Instant::now().checked_sub(LAKE_PROBE_WHILE_WRITABLE);
+            probe.poll(store).await;
+            if done(probe) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// A lake that breaks while nothing is being committed is noticed by the timed probe after
+    /// two failures in a row (one alone does not flap readiness), and so is its return.
     #[tokio::test]
     async fn the_lake_probe_notices_a_lake_that_breaks_and_comes_back_while_idle() -> TestResult {
         let dir = tempfile::tempdir()?;
@@ -759,37 +819,32 @@ mod tests {
         let store =
             driftwatch_lake::store::LakeStore::open(&root.display().to_string(), &std::collections::HashMap::new())
                 .await?;
-        let mut probe = LakeProbe::default();
+        let tasks = TaskTracker::new();
+        let mut probe = LakeProbe::new(tasks.clone());
         probe.check_now(&store).await;
         assert!(probe.writable);
 
-        let settle = |probe: &mut LakeProbe| {
-            // Make the next probe due now, as if its interval had passed.
-            probe.last = Instant::now().checked_sub(LAKE_PROBE_WHILE_WRITABLE);
+        let break_lake = || -> std::io::Result<()> {
+            std::fs::remove_dir_all(&root)?;
+            std::fs::write(&root, b"not a directory")
         };
-        std::fs::remove_dir_all(&root)?;
-        std::fs::write(&root, b"not a directory")?;
-        settle(&mut probe);
-        for _ in 0..500 {
-            probe.poll(&store).await;
-            if !probe.writable {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(!probe.writable, "a lake that is a file is not writable");
+        let mend_lake = || -> std::io::Result<()> {
+            std::fs::remove_file(&root)?;
+            std::fs::create_dir_all(&root)
+        };
+        break_lake()?;
+        assert!(probe_until(&mut probe, &store, |p| p.failures == 1).await);
+        assert!(probe.writable, "one failed probe does not make the lake unwritable");
+        mend_lake()?;
+        assert!(probe_until(&mut probe, &store, |p| p.failures == 0).await);
+        assert!(probe.writable);
 
-        std::fs::remove_file(&root)?;
-        std::fs::create_dir_all(&root)?;
-        settle(&mut probe);
-        for _ in 0..500 {
-            probe.poll(&store).await;
-            if probe.writable {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(probe.writable, "the lake is back");
+        break_lake()?;
+        assert!(probe_until(&mut probe, &store, |p| !p.writable).await, "two failures in a row do");
+        mend_lake()?;
+        assert!(probe_until(&mut probe, &store, |p| p.writable).await, "the lake is back");
+        tasks.close();
+        tasks.wait().await;
         Ok(())
     }
 
