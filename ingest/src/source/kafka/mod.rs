@@ -155,7 +155,7 @@ async fn consume(
         started_at: FastHashMap::default(),
         claimed_elsewhere: std::collections::HashSet::new(),
         commands: commands.clone(),
-        lake: LakeProbe::new(tasks.clone()),
+        lake: LakeProbe::new(),
     };
     state.lake.check_now(state.components.writer.store()).await;
     let mut tick = tokio::time::interval(TICK);
@@ -334,14 +334,15 @@ struct Daemon<'a> {
     lake: LakeProbe,
 }
 
-/// Whether the lake takes writes, from a small put and delete. Probes run on tasks of the
-/// daemon's tracker, so a store that hangs never stalls the pipeline's loop and shutdown waits
-/// for a probe under way. A probe is never cancelled (that could leave its file behind): one
-/// that takes longer than [`LAKE_PROBE_TIMEOUT`] counts as failed and is left to finish. The
-/// lake turns unwritable after two failures in a row, so one slow answer does not flap
-/// readiness, and writable again after one success.
+/// Whether the lake takes writes, from a small put and delete. Probes run on tasks of their
+/// own, so a store that hangs never stalls the pipeline's loop. While the daemon runs a probe
+/// is not cancelled (that could leave its file behind): one that takes longer than
+/// [`LAKE_PROBE_TIMEOUT`] counts as failed and is left to finish. At shutdown a probe under way
+/// is aborted rather than waited for, since during a store outage it may retry for minutes; its
+/// small `_checkpoints/_probe-*` object may then stay. The lake turns unwritable after two
+/// failures in a row, so one slow answer does not flap readiness, and writable again after one
+/// success.
 struct LakeProbe {
-    tasks: TaskTracker,
     writable: bool,
     /// Failed probes since the last success.
     failures: u32,
@@ -357,8 +358,8 @@ type ProbeTask = tokio::task::JoinHandle<std::result::Result<(), String>>;
 const LAKE_PROBE_FAILURES: u32 = 2;
 
 impl LakeProbe {
-    fn new(tasks: TaskTracker) -> Self {
-        Self { tasks, writable: false, failures: 0, last: None, running: None }
+    fn new() -> Self {
+        Self { writable: false, failures: 0, last: None, running: None }
     }
 
     /// The first check, at start: waited for (up to the timeout), and a failure counts fully.
@@ -382,9 +383,12 @@ impl LakeProbe {
     /// when it is due: every 30 s while the lake takes writes, every 5 s while it does not or
     /// a probe has just failed.
     async fn poll(&mut self, store: &driftwatch_lake::store::LakeStore) {
-        if let Some((handle, _, _)) = self.running.take_if(|(handle, _, _)| handle.is_finished()) {
+        if let Some((handle, _, late)) = self.running.take_if(|(handle, _, _)| handle.is_finished()) {
             let result = handle.await.unwrap_or_else(|error| Err(format!("the probe task failed: {error}")));
-            self.settle(result);
+            // A late probe was counted as failed when it ran late; its own failure is the same one.
+            if !(late && result.is_err()) {
+                self.settle(result);
+            }
         }
         let late =
             self.running.as_mut().filter(|(_, started, counted)| !*counted && started.elapsed() >= LAKE_PROBE_TIMEOUT);
@@ -403,7 +407,7 @@ impl LakeProbe {
         let store = store.clone();
         let now = Instant::now();
         self.last = Some(now);
-        let handle = self.tasks.spawn(async move { store.check_writable().await.map_err(|error| error.to_string()) });
+        let handle = tokio::spawn(async move { store.check_writable().await.map_err(|error| error.to_string()) });
         self.running = Some((handle, now, false));
     }
 
@@ -431,6 +435,14 @@ impl LakeProbe {
                     tracing::debug!(%error, "The lake is still not writable.");
                 }
             }
+        }
+    }
+}
+
+impl Drop for LakeProbe {
+    fn drop(&mut self) {
+        if let Some((handle, _, _)) = &self.running {
+            handle.abort();
         }
     }
 }
@@ -788,7 +800,7 @@ mod tests {
             started_at: FastHashMap::default(),
             claimed_elsewhere: std::collections::HashSet::new(),
             commands,
-            lake: LakeProbe { writable: true, ..LakeProbe::new(tasks.clone()) },
+            lake: LakeProbe { writable: true, failures: 0, last: None, running: None },
         }
     }
 
@@ -819,8 +831,7 @@ mod tests {
         let store =
             driftwatch_lake::store::LakeStore::open(&root.display().to_string(), &std::collections::HashMap::new())
                 .await?;
-        let tasks = TaskTracker::new();
-        let mut probe = LakeProbe::new(tasks.clone());
+        let mut probe = LakeProbe::new();
         probe.check_now(&store).await;
         assert!(probe.writable);
 
@@ -843,8 +854,6 @@ mod tests {
         assert!(probe_until(&mut probe, &store, |p| !p.writable).await, "two failures in a row do");
         mend_lake()?;
         assert!(probe_until(&mut probe, &store, |p| p.writable).await, "the lake is back");
-        tasks.close();
-        tasks.wait().await;
         Ok(())
     }
 
