@@ -84,6 +84,10 @@ pub enum Error {
     /// A JSON event whose `type` is neither `inference` nor `feedback`.
     #[error("unknown event type {found:?}")]
     UnknownEventType { found: String },
+    /// OTLP/JSON of a signal that carries no inference calls (metrics, profiles): a Collector
+    /// pipeline that sends them to driftwatch's topics.
+    #[error("OTLP {signal} carry no inference calls; send only traces and logs to driftwatch's topics")]
+    UnsupportedSignal { signal: &'static str },
 }
 
 /// Result of one decoding step.
@@ -107,6 +111,7 @@ impl Error {
             Error::ImplausibleLatency { .. } => "implausible_latency",
             Error::NonFinite { .. } => "non_finite_number",
             Error::UnknownEventType { .. } => "unknown_event_type",
+            Error::UnsupportedSignal { .. } => "unsupported_signal",
         }
     }
 }
@@ -292,6 +297,10 @@ impl Decoder {
     /// A message whose first non-blank byte is `{`, as OTLP/JSON or a JSON event.
     fn decode_json(payload: &[u8], format: PayloadFormat, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> {
         let text = std::str::from_utf8(payload).map_err(|e| Error::NotUtf8 { valid_up_to: e.valid_up_to() })?;
+        if let Some(signal) = unsupported_signal(text) {
+            // Read as traces or logs, it would decode to nothing, and vanish without a trace.
+            return Err(Error::UnsupportedSignal { signal });
+        }
         let format = match format {
             PayloadFormat::Auto => sniff_json(text),
             other => other,
@@ -360,6 +369,18 @@ impl Decoder {
             }
         }
         Ok(())
+    }
+}
+
+/// The OTLP signal other than traces and logs that `text` holds, by its top-level key.
+fn unsupported_signal(text: &str) -> Option<&'static str> {
+    let rest = text.trim_start().trim_start_matches('{').trim_start();
+    if rest.starts_with("\"resourceMetrics\"") {
+        Some("metrics")
+    } else if rest.starts_with("\"resourceProfiles\"") {
+        Some("profiles")
+    } else {
+        None
     }
 }
 

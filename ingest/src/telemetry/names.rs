@@ -68,7 +68,7 @@ pub const CONSUMER_ERRORS_TOTAL: &str = "driftwatch_consumer_errors_total";
 /// the file framing's (`source::framing::Unreadable::reason`). The series are created at zero
 /// when the registry is, so `increase()` sees the first failure of each reason (a series that
 /// appears at 1 has no earlier sample to rise from) and dashboards show 0, not "No data".
-pub const DECODE_ERROR_REASONS: [&str; 15] = [
+pub const DECODE_ERROR_REASONS: [&str; 16] = [
     "payload_too_large",
     "empty_payload",
     "not_utf8",
@@ -83,6 +83,7 @@ pub const DECODE_ERROR_REASONS: [&str; 15] = [
     "implausible_latency",
     "non_finite_number",
     "unknown_event_type",
+    "unsupported_signal",
     "corrupt_framing",
 ];
 /// The `reason` of [`DEAD_LETTERS_TOTAL`] besides [`DECODE_ERROR_REASONS`]: a decoded row the

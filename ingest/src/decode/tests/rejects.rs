@@ -67,6 +67,16 @@ fn protobuf_that_looks_like_json_after_whitespace_is_read_as_protobuf() {
     assert_eq!(reasons(&decode(b"\n{\"id\": ", PayloadFormat::OtlpTraces)), ["malformed_json"]);
 }
 
+/// OTLP metrics sent to a traces topic (or any topic) are dead-lettered as such, not read as
+/// traces that hold nothing.
+#[test]
+fn otlp_metrics_are_an_unsupported_signal_not_an_empty_request() {
+    let metrics = br#"{"resourceMetrics":[{"resource":{"attributes":[]},"scopeMetrics":[{"metrics":[{"name":"http.server.duration"}]}]}]}"#;
+    for format in [PayloadFormat::Auto, PayloadFormat::OtlpTraces, PayloadFormat::OtlpLogs, PayloadFormat::JsonEvents] {
+        assert_eq!(reasons(&decode(metrics, format)), ["unsupported_signal"], "{format:?}");
+    }
+}
+
 #[test]
 fn span_level_rejects() {
     assert_eq!(span_reasons(vec![kv("gen_ai.usage.input_tokens", Value::IntValue(-1))]), ["negative_tokens"]);
@@ -241,6 +251,7 @@ fn every_reason_code_is_in_the_metrics_list_and_nothing_else_is() {
         Error::ImplausibleLatency { field, value: 2.0, limit: 1.0 },
         Error::NonFinite { field },
         Error::UnknownEventType { found: String::new() },
+        Error::UnsupportedSignal { signal: "metrics" },
     ];
     let mut codes: Vec<&str> = every_variant.iter().map(Error::reason).collect();
     codes.push("corrupt_framing");
