@@ -14,7 +14,7 @@
 //! - [`pricing`]: tokens x the price in force at the event's time.
 //! - [`scrub`]: PII detection and replacement.
 //! - [`fingerprint`]: content hashes and SimHash.
-//! - [`message_text`]: the text of a GenAI message list, which is what gets fingerprinted.
+//! - [`mod@message_text`]: the text of a GenAI message list, which is what output fingerprints are of.
 
 pub mod fingerprint;
 pub mod message_text;
