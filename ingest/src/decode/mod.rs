@@ -297,13 +297,13 @@ impl Decoder {
     /// A message whose first non-blank byte is `{`, as OTLP/JSON or a JSON event.
     fn decode_json(payload: &[u8], format: PayloadFormat, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> {
         let text = std::str::from_utf8(payload).map_err(|e| Error::NotUtf8 { valid_up_to: e.valid_up_to() })?;
-        if let Some(signal) = unsupported_signal(text) {
+        let format = match (sniff_json(text), format) {
             // Read as traces or logs, it would decode to nothing, and vanish without a trace.
-            return Err(Error::UnsupportedSignal { signal });
-        }
-        let format = match format {
-            PayloadFormat::Auto => sniff_json(text),
-            other => other,
+            (JsonKind::UnsupportedSignal(signal), _) => return Err(Error::UnsupportedSignal { signal }),
+            (JsonKind::Traces, PayloadFormat::Auto) => PayloadFormat::OtlpTraces,
+            (JsonKind::Logs, PayloadFormat::Auto) => PayloadFormat::OtlpLogs,
+            (JsonKind::Other, PayloadFormat::Auto) => PayloadFormat::JsonEvents,
+            (_, configured) => configured,
         };
         match format {
             PayloadFormat::OtlpTraces => {
@@ -372,30 +372,31 @@ impl Decoder {
     }
 }
 
-/// The OTLP signal other than traces and logs that `text` holds, by its top-level key.
-fn unsupported_signal(text: &str) -> Option<&'static str> {
-    let rest = text.trim_start().trim_start_matches('{').trim_start();
-    if rest.starts_with("\"resourceMetrics\"") {
-        Some("metrics")
-    } else if rest.starts_with("\"resourceProfiles\"") {
-        Some("profiles")
-    } else {
-        None
-    }
+/// What a JSON payload holds, by its top-level key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsonKind {
+    Traces,
+    Logs,
+    /// An OTLP signal that carries no inference calls (metrics, profiles).
+    UnsupportedSignal(&'static str),
+    /// Not OTLP: a JSON event, or malformed.
+    Other,
 }
 
-/// Pick the JSON flavour by the top-level key. The Collector's exporters put
-/// `resourceSpans`/`resourceLogs` first, so looking at the first key is enough
-/// and avoids scanning large event bodies.
-fn sniff_json(text: &str) -> PayloadFormat {
+/// Tell the JSON flavour by the top-level key. The Collector's exporters put
+/// `resourceSpans`/`resourceLogs` (`resourceMetrics`, ...) first, so looking at the first key is
+/// enough and avoids scanning large event bodies.
+fn sniff_json(text: &str) -> JsonKind {
     let rest = text.trim_start().trim_start_matches('{').trim_start();
-    if rest.starts_with("\"resourceSpans\"") {
-        PayloadFormat::OtlpTraces
-    } else if rest.starts_with("\"resourceLogs\"") {
-        PayloadFormat::OtlpLogs
-    } else {
-        PayloadFormat::JsonEvents
-    }
+    [
+        ("\"resourceSpans\"", JsonKind::Traces),
+        ("\"resourceLogs\"", JsonKind::Logs),
+        ("\"resourceMetrics\"", JsonKind::UnsupportedSignal("metrics")),
+        ("\"resourceProfiles\"", JsonKind::UnsupportedSignal("profiles")),
+    ]
+    .into_iter()
+    .find_map(|(key, kind)| rest.starts_with(key).then_some(kind))
+    .unwrap_or(JsonKind::Other)
 }
 
 /// Lowercase hex of id bytes; `None` for absent or all-zero (invalid) ids.
