@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use driftwatch_lake::model::{DeadLetter, FeedbackEvent, SourcePosition, UnixNanos};
 
-use self::partition::seen_recently;
+use self::partition::seen_event_recently;
 use crate::aggregate::FeedbackJoin;
 use crate::config::{Config, FlushConfig};
 use crate::decode::{Decoded, Decoder, PayloadFormat, Reject};
@@ -103,7 +103,7 @@ impl Processor {
         let mut rejects = self.scratch.rejects.len();
         let mut failed = Vec::new();
         for event in &mut self.scratch.events {
-            if seen_recently(&mut buffer.recent_ids, &event.app, &event.event_id) {
+            if seen_event_recently(&mut buffer.recent_ids, &event.app, &event.event_id) {
                 self.metrics.record_duplicate();
                 continue;
             }

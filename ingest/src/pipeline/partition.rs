@@ -117,8 +117,7 @@ impl PartitionBuffer {
     /// retry). Feedback ids are their own namespace: a feedback event may reuse the id of the
     /// inference it rates, and must not be taken for a retry of it.
     pub(crate) fn is_duplicate_feedback(&mut self, app: &str, feedback_id: &str) -> bool {
-        let Some(recent) = self.recent_ids.as_mut() else { return false };
-        recent.insert(scoped_id_key(app, feedback_id) ^ FEEDBACK_ID_TAG, ())
+        seen_recently(&mut self.recent_ids, scoped_id_key(app, feedback_id) ^ FEEDBACK_ID_TAG)
     }
 
     /// Add a buffered row's approximate heap bytes (struct, strings and slack).
@@ -176,7 +175,12 @@ const FEEDBACK_ID_TAG: u128 = 0x6665_6564_6261_636b_2069_6420_6b65_7973;
 /// An id is an event's identity within its app, as analysis counts them: two apps that number
 /// their calls `1`, `2`, ... do not drop each other's. A function of the one field, so the
 /// processor can call it while it holds a row of the same buffer.
-pub(crate) fn seen_recently(recent_ids: &mut Option<RecentMap<()>>, app: &str, id: &str) -> bool {
-    let Some(recent) = recent_ids.as_mut() else { return false };
-    recent.insert(scoped_id_key(app, id), ())
+pub(crate) fn seen_event_recently(recent_ids: &mut Option<RecentMap<()>>, app: &str, id: &str) -> bool {
+    seen_recently(recent_ids, scoped_id_key(app, id))
+}
+
+/// Remember `key` in a partition's dedup window (none when deduplication is off); true when it
+/// was already there.
+fn seen_recently(recent_ids: &mut Option<RecentMap<()>>, key: u128) -> bool {
+    recent_ids.as_mut().is_some_and(|recent| recent.insert(key, ()))
 }
