@@ -286,6 +286,17 @@ mod tests {
         .into_bytes()
     }
 
+    /// Flush limits that only `max_bytes` (and the rollup-key cap) can trigger in a test.
+    fn limits_with_max_bytes(max_bytes: usize) -> FlushLimits {
+        FlushLimits {
+            max_rows: 1_000,
+            max_bytes,
+            max_age: Duration::from_secs(3600),
+            max_buffered_bytes: usize::MAX,
+            dedup_window: 100,
+        }
+    }
+
     const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlLWJ5dGVz";
     const SECRETS: [&str; 4] = ["jane@example.com", "4111 1111 1111 1111", "4111111111111111", JWT];
 
@@ -402,13 +413,7 @@ card 4111111111111111
         assert!(buffer.bytes() - before > row);
         assert_eq!(buffer.rows(), 4);
 
-        let limits = FlushLimits {
-            max_rows: 1_000,
-            max_bytes: buffer.bytes(),
-            max_age: Duration::from_secs(3600),
-            max_buffered_bytes: usize::MAX,
-            dedup_window: 100,
-        };
+        let limits = limits_with_max_bytes(buffer.bytes());
         assert_eq!(buffer.due(&limits, Instant::now()), Some(FlushReason::Bytes));
         let batch = buffer.take_batch()?.ok_or("a batch")?;
         assert_eq!((batch.events.len(), batch.first_offset, batch.next_offset), (4, 0, 5));
@@ -443,13 +448,7 @@ card 4111111111111111
         assert!(buffer.dead_letters.is_empty(), "{:?}", buffer.dead_letters);
         assert_eq!(buffer.rows(), 10);
         assert_eq!(buffer.rollups.open_keys(), 10);
-        let limits = FlushLimits {
-            max_rows: 1_000,
-            max_bytes: usize::MAX,
-            max_age: Duration::from_secs(3600),
-            max_buffered_bytes: usize::MAX,
-            dedup_window: 100,
-        };
+        let limits = limits_with_max_bytes(usize::MAX);
         assert_eq!(buffer.due(&limits, Instant::now()), Some(FlushReason::Keys));
         Ok(())
     }
