@@ -365,17 +365,14 @@ impl LakeProbe {
     /// The first check, at start: waited for (up to the timeout), and a failure counts fully.
     async fn check_now(&mut self, store: &driftwatch_lake::store::LakeStore) {
         self.start(store);
-        let Some((handle, _, counted)) = self.running.as_mut() else { return };
+        let Some((handle, _, _)) = self.running.as_mut() else { return };
         match tokio::time::timeout(LAKE_PROBE_TIMEOUT, handle).await {
             Ok(joined) => {
                 // Taken here: a finished JoinHandle must not be awaited again.
                 self.running = None;
-                self.settle(joined.unwrap_or_else(|error| Err(format!("the probe task failed: {error}"))));
+                self.settle(answer(joined));
             }
-            Err(_) => {
-                *counted = true;
-                self.settle(Err(format!("no answer within {LAKE_PROBE_TIMEOUT:?}")));
-            }
+            Err(_) => self.count_late(),
         }
     }
 
@@ -384,23 +381,32 @@ impl LakeProbe {
     /// a probe has just failed.
     async fn poll(&mut self, store: &driftwatch_lake::store::LakeStore) {
         if let Some((handle, _, late)) = self.running.take_if(|(handle, _, _)| handle.is_finished()) {
-            let result = handle.await.unwrap_or_else(|error| Err(format!("the probe task failed: {error}")));
+            let result = answer(handle.await);
             // A late probe was counted as failed when it ran late; its own failure is the same one.
             if !(late && result.is_err()) {
                 self.settle(result);
             }
         }
-        let late =
-            self.running.as_mut().filter(|(_, started, counted)| !*counted && started.elapsed() >= LAKE_PROBE_TIMEOUT);
-        if let Some((_, _, counted)) = late {
-            *counted = true;
-            self.settle(Err(format!("no answer within {LAKE_PROBE_TIMEOUT:?}")));
+        if self
+            .running
+            .as_ref()
+            .is_some_and(|(_, started, counted)| !counted && started.elapsed() >= LAKE_PROBE_TIMEOUT)
+        {
+            self.count_late();
         }
         let every =
             if self.writable && self.failures == 0 { LAKE_PROBE_WHILE_WRITABLE } else { LAKE_PROBE_WHILE_UNWRITABLE };
         if self.running.is_none() && self.last.is_none_or(|at| at.elapsed() >= every) {
             self.start(store);
         }
+    }
+
+    /// Count the probe under way as failed: it has not answered within [`LAKE_PROBE_TIMEOUT`].
+    fn count_late(&mut self) {
+        if let Some((_, _, counted)) = self.running.as_mut() {
+            *counted = true;
+        }
+        self.settle(Err(format!("no answer within {LAKE_PROBE_TIMEOUT:?}")));
     }
 
     fn start(&mut self, store: &driftwatch_lake::store::LakeStore) {
@@ -437,6 +443,13 @@ impl LakeProbe {
             }
         }
     }
+}
+
+/// What a finished probe task says: its own answer, or why the task itself failed.
+fn answer(
+    joined: std::result::Result<std::result::Result<(), String>, tokio::task::JoinError>,
+) -> std::result::Result<(), String> {
+    joined.unwrap_or_else(|error| Err(format!("the probe task failed: {error}")))
 }
 
 impl Drop for LakeProbe {
