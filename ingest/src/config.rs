@@ -587,8 +587,10 @@ fn reserved_key_problem(table: &str, key: &str) -> Option<String> {
 }
 
 /// Overlay `DRIFTWATCH_A__B__C=value` onto `a.b.c`. Values parse as TOML scalars (numbers,
-/// booleans, quoted strings, arrays) when they can and are strings otherwise, except for the
-/// keys [`is_text_key`] names, which are always text. Variables with a single `_` after the prefix (`DRIFTWATCH_CONFIG`) are CLI flags, not config keys, and are left alone.
+/// booleans, quoted strings, arrays) when they can and are strings otherwise, except under
+/// `kafka.librdkafka`, `kafka.librdkafka_files` and `lake.options` and for `http.bearer_token`,
+/// which are always text (one pair of surrounding double quotes dropped). Variables with a
+/// single `_` after the prefix (`DRIFTWATCH_CONFIG`) are CLI flags, not config keys, and are left alone.
 /// Returns the variables applied, in order.
 pub fn apply_env_overrides(
     table: &mut toml::Table,
