@@ -364,21 +364,12 @@ mod tests {
         Ok((report, metrics))
     }
 
-    /// The value of the counter series whose line starts with `series`, 0 when absent.
-    fn counter(metrics: &str, series: &str) -> u64 {
-        metrics
-            .lines()
-            .filter(|line| line.starts_with(series))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
-
     fn rows(metrics: &str) -> u64 {
-        counter(metrics, "driftwatch_lake_rows_written_total{kind=\"events\"}")
+        crate::telemetry::counter_sum(metrics, "driftwatch_lake_rows_written_total{kind=\"events\"}")
     }
 
     fn dead_letters(metrics: &str, reason: &str) -> u64 {
-        counter(metrics, &format!("driftwatch_dead_letters_total{{reason=\"{reason}\"}}"))
+        crate::telemetry::counter_sum(metrics, &format!("driftwatch_dead_letters_total{{reason=\"{reason}\"}}"))
     }
 
     #[tokio::test]

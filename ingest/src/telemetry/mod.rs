@@ -23,3 +23,13 @@ pub mod process;
 
 pub use http::{BearerToken, BoundServer, HttpConfig, HttpError, Readiness};
 pub use metrics::{FlushReason, MessageResult, Metrics, MetricsConfig, MetricsError};
+
+/// The sum of the counter samples in OpenMetrics `text` whose line starts with `series`
+/// (a metric name with or without its labels), 0 when there are none.
+#[cfg(test)]
+pub(crate) fn counter_sum(text: &str, series: &str) -> u64 {
+    text.lines()
+        .filter(|line| line.starts_with(series))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}

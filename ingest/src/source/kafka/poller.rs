@@ -575,12 +575,15 @@ impl ClientContext for PollerContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         let kind = match error.rdkafka_error_code() {
-            Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) => {
+            // Not an error: the end of a partition's log, reported when a user configuration
+            // turns `enable.partition.eof` on.
+            Some(RDKafkaErrorCode::PartitionEOF) => return,
+            Some(RDKafkaErrorCode::AllBrokersDown) => {
                 self.brokers_down.store(true, Ordering::Release);
                 "all_brokers_down"
             }
-            Some(rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure) => "transport",
-            Some(rdkafka::types::RDKafkaErrorCode::Fatal) => "fatal",
+            Some(RDKafkaErrorCode::BrokerTransportFailure) => "transport",
+            Some(RDKafkaErrorCode::Fatal) => "fatal",
             _ => "client",
         };
         self.metrics.record_consumer_error(kind);
@@ -744,21 +747,11 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
                     held.seal();
                 }
             }
-            Some(Err(error)) => {
-                context.lock_held().seal();
-                let kind = match &error {
-                    KafkaError::PartitionEOF(_) => continue,
-                    // Broker-level errors reach the error callback too, which counts and logs
-                    // them under their own kind; counting them again here doubled the count.
-                    KafkaError::MessageConsumption(
-                        RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure,
-                    ) => continue,
-                    KafkaError::MessageConsumption(_) => "consume",
-                    _ => "poll",
-                };
-                context.metrics.record_consumer_error(kind);
-                context.log_rate_limited(kind, &error.to_string());
-            }
+            // rdkafka hands every error event to the error callback before it returns it here
+            // (consumer errors such as an unknown topic are error events too), and the callback
+            // counts, logs and, for a fatal one, acts on it; counting it here again counted
+            // every error twice.
+            Some(Err(_)) => context.lock_held().seal(),
         }
     }
 }
@@ -1004,6 +997,167 @@ mod tests {
         assert_eq!(missing, vec![absent]);
         let text = consumer.context().metrics.encode()?;
         assert!(text.contains("driftwatch_subscribed_topics_missing 1\n"), "{text}");
+        Ok(())
+    }
+
+    /// The sum of `driftwatch_consumer_errors_total` over every kind, and its `kind` sample.
+    fn consumer_errors(metrics: &Metrics, kind: &str) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+        let text = metrics.encode()?;
+        let all = crate::telemetry::counter_sum(&text, "driftwatch_consumer_errors_total{");
+        let of_kind =
+            crate::telemetry::counter_sum(&text, &format!("driftwatch_consumer_errors_total{{kind=\"{kind}\"}}"));
+        Ok((all, of_kind))
+    }
+
+    /// Run the poll loop over `consumer` for `how_long` or until `on_event`, which sees every
+    /// event it forwards, returns true; then stop it. Revokes and losses are answered as the
+    /// processing loop would.
+    fn poll_for(
+        runtime: &tokio::runtime::Runtime,
+        consumer: &BaseConsumer<PollerContext>,
+        receiver: &mut super::super::channel::EventReceiver,
+        how_long: Duration,
+        mut on_event: impl FnMut(&Event) -> bool,
+    ) {
+        let (commands, command_receiver) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(move || poll_loop(consumer, &command_receiver));
+            let deadline = tokio::time::Instant::now() + how_long;
+            runtime.block_on(async {
+                while let Ok(Some(event)) = tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    let done = on_event(&event);
+                    match event {
+                        Event::Revoked { reply, .. } => drop(reply.send(Vec::new())),
+                        Event::Lost { done, .. } => drop(done.send(())),
+                        _ => {}
+                    }
+                    if done {
+                        break;
+                    }
+                }
+            });
+            let _ = commands.send(Command::Stop(Vec::new()));
+        });
+    }
+
+    /// A fatal client error reported while the event channel is full waits behind the messages
+    /// already held and reaches the loop once there is room. Sent without waiting, it was lost
+    /// whenever the channel was full, and the daemon stayed up with a dead client.
+    #[test]
+    fn a_fatal_error_while_the_channel_is_full_reaches_the_loop_after_the_held_messages() -> TestResult {
+        use super::super::channel::tests::owned;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let ((_lake, mut receiver), context) = context_over_a_fresh_lake(&runtime, "fatal", Duration::from_secs(5))?;
+        let mut offset = 0;
+        while context.events.try_send(Event::Messages(vec![owned(offset, 10)])).is_ok() {
+            offset += 1;
+        }
+        context.lock_held().events.push_back(Event::Messages(vec![owned(offset, 10)]));
+        context.error(KafkaError::Global(RDKafkaErrorCode::Fatal), "test: the producer was fenced");
+        assert!(forward_held(&context));
+        assert_eq!(context.lock_held().events.len(), 2, "nothing moves while the channel is full");
+
+        let mut delivered = Vec::new();
+        let fatal = loop {
+            match runtime.block_on(receiver.recv()).ok_or("the channel closed")? {
+                Event::Messages(messages) => delivered.extend(messages.iter().map(Message::offset)),
+                Event::Fatal { kind, message } => break (kind, message),
+                other => return Err(format!("unexpected {other:?}").into()),
+            }
+            assert!(forward_held(&context));
+        };
+        assert_eq!(delivered, (0..=offset).collect::<Vec<_>>(), "every held message first, in order");
+        assert_eq!(fatal.0, "fatal");
+        assert!(fatal.1.contains("the producer was fenced"), "{}", fatal.1);
+        assert_eq!(consumer_errors(&context.metrics, "fatal")?, (1, 1));
+        Ok(())
+    }
+
+    /// An unreachable broker's errors are counted once each, under the error callback's kind:
+    /// rdkafka also returns them from the poll, where they used to be counted a second time.
+    #[test]
+    fn an_unreachable_brokers_errors_are_counted_once() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        // A short metadata timeout, so the poll loop's topic check does not hold it past the test.
+        let ((_lake, mut receiver), context) =
+            context_over_a_fresh_lake(&runtime, "unreachable", Duration::from_millis(200))?;
+        let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
+            .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+            .set("group.id", "unreachable")
+            .set("reconnect.backoff.ms", "100")
+            .set("reconnect.backoff.max.ms", "100")
+            .create_with_context(context)?;
+        consumer.subscribe(&["spans"])?;
+        poll_for(&runtime, &consumer, &mut receiver, Duration::from_secs(3), |_| false);
+        let metrics = &consumer.context().metrics;
+        let (all, transport) = consumer_errors(metrics, "transport")?;
+        let (_, all_brokers_down) = consumer_errors(metrics, "all_brokers_down")?;
+        assert!(transport >= 1, "the refused connections are counted");
+        assert_eq!(all, transport + all_brokers_down, "and counted once");
+        Ok(())
+    }
+
+    /// Against the dev stack's broker: a consumer error (a subscribed topic the broker does not
+    /// know) is counted once, as a client error.
+    #[test]
+    fn a_consumer_error_is_counted_once() -> TestResult {
+        let brokers = std::env::var("DRIFTWATCH_TEST_KAFKA")
+            .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let absent = unique_name("absent")?;
+        let ((_lake, mut receiver), context) = context_over_a_fresh_lake(&runtime, &absent, Duration::from_secs(5))?;
+        let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", &absent)
+            .set("allow.auto.create.topics", "false")
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            .create_with_context(context)?;
+        consumer.subscribe(&[absent.as_str()])?;
+        poll_for(&runtime, &consumer, &mut receiver, Duration::from_secs(5), |_| false);
+        let (all, client) = consumer_errors(&consumer.context().metrics, "client")?;
+        assert!(client >= 1, "the unknown topic is reported");
+        assert_eq!(all, client, "and counted once");
+        Ok(())
+    }
+
+    /// Against the dev stack's broker: an assignment librdkafka refuses is not counted as
+    /// assigned and stops the daemon. Cooperative rebalancing (which the daemon's
+    /// configuration refuses for this reason) makes librdkafka refuse the eager `assign()`.
+    #[test]
+    fn an_assignment_librdkafka_refuses_stops_the_daemon() -> TestResult {
+        let brokers = std::env::var("DRIFTWATCH_TEST_KAFKA")
+            .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let topic = unique_name("refused")?;
+        runtime.block_on(crate::loadgen::ensure_topics(
+            &brokers,
+            &[],
+            &[topic.as_str()],
+            1,
+            Duration::from_secs(30),
+        ))?;
+        let ((_lake, mut receiver), context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
+        let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", &topic)
+            .set("enable.auto.commit", "false")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .create_with_context(context)?;
+        consumer.subscribe(&[topic.as_str()])?;
+        let mut fatal = None;
+        poll_for(&runtime, &consumer, &mut receiver, Duration::from_secs(60), |event| {
+            if let Event::Fatal { kind, message } = event {
+                fatal = Some((*kind, message.clone()));
+            }
+            fatal.is_some()
+        });
+        let (kind, message) = fatal.ok_or("no fatal event within 60 s of subscribing")?;
+        assert_eq!(kind, "assign");
+        assert!(message.contains("refused the assignment"), "{message}");
+        assert_eq!(consumer.context().assigned.load(Ordering::Acquire), 0, "not counted as assigned");
+        assert_eq!(consumer_errors(&consumer.context().metrics, "assign")?, (1, 1));
         Ok(())
     }
 
