@@ -2,8 +2,10 @@
 //! the [`Metrics`] registry as OpenMetrics text, `/healthz` says the process
 //! runs, `/readyz` reports the shared [`Readiness`].
 //!
-//! An optional bearer token guards every route but `/healthz` (liveness
-//! probes rarely carry credentials, and it reveals nothing). The token is
+//! An optional bearer token guards `/metrics` and the reason `/readyz` gives
+//! for being unready (it may name topics, brokers or the lake's location).
+//! `/healthz` and `/readyz`'s status stay open: orchestrators' probes rarely
+//! carry credentials, and a probe needs only the status code. The token is
 //! compared as a BLAKE3 digest with constant-time equality, so neither its
 //! content nor its length leaks through timing, and it never appears in
 //! `Debug` output or logs.
@@ -14,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -34,7 +36,8 @@ pub struct HttpConfig {
     /// host is a deliberate choice (and then a token is advisable).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// When set, every route but `/healthz` requires `Authorization: Bearer <token>`.
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`, and `/readyz` shows
+    /// why it is unready only to a request that carries it.
     #[serde(default)]
     pub bearer_token: Option<BearerToken>,
 }
@@ -253,30 +256,32 @@ pub async fn serve(
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
-        .route("/readyz", get(readyz))
-        // Applies to the routes above only: /healthz stays open.
+        // Applies to the routes above only: the probes stay open.
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route("/readyz", get(readyz))
         .route("/healthz", get(healthz))
         .with_state(state)
 }
 
-async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(expected) = state.token_digest else {
-        return next.run(request).await;
-    };
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if blake3::hash(token.as_bytes()) == expected => next.run(request).await,
-        _ => {
-            let mut response = (StatusCode::UNAUTHORIZED, "unauthorized\n").into_response();
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            response
-        }
+impl AppState {
+    /// Whether the request carries the configured token (true when none is configured).
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(expected) = self.token_digest else { return true };
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .is_some_and(|token| blake3::hash(token.as_bytes()) == expected)
     }
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.authorized(request.headers()) {
+        return next.run(request).await;
+    }
+    let mut response = (StatusCode::UNAUTHORIZED, "unauthorized\n").into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 async fn metrics_handler(State(state): State<AppState>) -> Response {
@@ -293,10 +298,13 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match state.readiness.check() {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response(),
+        Err(reason) if state.authorized(&headers) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response(),
     }
 }
 

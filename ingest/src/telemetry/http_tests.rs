@@ -83,23 +83,32 @@ async fn readyz_goes_from_503_with_reason_to_200_and_back() -> TestResult {
 }
 
 #[tokio::test]
-async fn bearer_token_is_required_accepted_and_rejected() -> TestResult {
+async fn bearer_token_guards_metrics_and_readiness_reasons_not_probes() -> TestResult {
     let server = start(Some("s3cret")).await?;
-    server.readiness.set_ready();
-    for path in ["/metrics", "/readyz"] {
-        let (status, head, _) = get(server.addr, path, None).await?;
-        assert_eq!(status, 401, "{path} without token");
-        assert!(head.contains("www-authenticate: bearer"), "{head}");
-        let (status, _, _) = get(server.addr, path, Some("wrong")).await?;
-        assert_eq!(status, 401, "{path} with a wrong token");
-        let (status, _, _) = get(server.addr, path, Some("s3cret-and-more")).await?;
-        assert_eq!(status, 401, "{path} with a longer token");
-        let (status, _, _) = get(server.addr, path, Some("s3cret")).await?;
-        assert_eq!(status, 200, "{path} with the token");
-    }
-    // Liveness stays open.
+    let path = "/metrics";
+    let (status, head, _) = get(server.addr, path, None).await?;
+    assert_eq!(status, 401, "{path} without token");
+    assert!(head.contains("www-authenticate: bearer"), "{head}");
+    let (status, _, _) = get(server.addr, path, Some("wrong")).await?;
+    assert_eq!(status, 401, "{path} with a wrong token");
+    let (status, _, _) = get(server.addr, path, Some("s3cret-and-more")).await?;
+    assert_eq!(status, 401, "{path} with a longer token");
+    let (status, _, _) = get(server.addr, path, Some("s3cret")).await?;
+    assert_eq!(status, 200, "{path} with the token");
+
+    // The probes stay open; why the daemon is unready is told only to the token's holder.
     let (status, _, _) = get(server.addr, "/healthz", None).await?;
     assert_eq!(status, 200);
+    server.readiness.set_not_ready("lake not writable: s3://private-bucket/lake");
+    for token in [None, Some("wrong")] {
+        let (status, _, body) = get(server.addr, "/readyz", token).await?;
+        assert_eq!((status, body.as_str()), (503, "not ready\n"), "{token:?}");
+    }
+    let (status, _, body) = get(server.addr, "/readyz", Some("s3cret")).await?;
+    assert_eq!((status, body.as_str()), (503, "not ready: lake not writable: s3://private-bucket/lake\n"));
+    server.readiness.set_ready();
+    let (status, _, body) = get(server.addr, "/readyz", None).await?;
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
 
     server.shutdown.cancel();
     server.task.await??;
