@@ -305,7 +305,11 @@ impl RollupAggregator {
                 }
             })
             .collect();
-        self.index.clear();
+        // Give the tables' memory back: the budget counts their capacity, and capacity a drain
+        // kept would count against the budget while nothing is buffered, which no flush can
+        // relieve. Growing them again costs little next to building the rows.
+        self.index = HashMap::default();
+        self.slots = Vec::new();
         self.string_bytes = 0;
         self.recorder_bytes = 0;
         rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));

@@ -249,13 +249,14 @@ fn approx_dead_letter_bytes(dead: &DeadLetter) -> usize {
     std::mem::size_of::<DeadLetter>() + ROW_SLACK_BYTES + dead.detail.capacity() + dead.payload.capacity()
 }
 
-/// The buffer holding the most bytes: the one to flush early when all partitions together
-/// exceed `flush.max_buffered_bytes`.
+/// The buffer holding the most bytes among those a flush would empty: the one to flush early
+/// when all partitions together exceed `flush.max_buffered_bytes`. An idle buffer is passed
+/// over even when it counts more bytes, since flushing it would free nothing.
 pub fn largest_buffer<'a, I>(buffers: I) -> Option<&'a mut PartitionBuffer>
 where
     I: IntoIterator<Item = &'a mut PartitionBuffer>,
 {
-    buffers.into_iter().max_by_key(|buffer| buffer.bytes())
+    buffers.into_iter().filter(|buffer| !buffer.is_idle()).max_by_key(|buffer| buffer.bytes())
 }
 
 #[cfg(test)]

@@ -679,9 +679,7 @@ impl Daemon<'_> {
         if !self.over_budget() || !self.flusher.has_capacity() {
             return Ok(());
         }
-        let key = largest_buffer(self.buffers.values_mut())
-            .filter(|buffer| !buffer.is_idle())
-            .map(|buffer| (Arc::clone(&buffer.topic), buffer.partition));
+        let key = largest_buffer(self.buffers.values_mut()).map(|buffer| (Arc::clone(&buffer.topic), buffer.partition));
         if let Some(key) = key {
             self.flush(&key, FlushReason::Memory).await?;
         }

@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::OwnedMessage;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -583,24 +583,30 @@ impl ClientContext for PollerContext {
                 "all_brokers_down"
             }
             Some(RDKafkaErrorCode::BrokerTransportFailure) => "transport",
-            Some(RDKafkaErrorCode::Fatal) => "fatal",
+            // A fatal error arrives here under its underlying code (librdkafka translates
+            // `ERR__FATAL` before handing the event on), so it is told apart, counted as fatal
+            // and acted on where the poll returns it (`on_poll_error`).
             _ => "client",
         };
         self.metrics.record_consumer_error(kind);
         self.log_rate_limited(kind, &format!("{error}: {reason}"));
-        if kind == "fatal" {
-            // librdkafka cannot continue with this client: stop the daemon so it is restarted,
-            // rather than stay up consuming nothing. Buffers are flushed on the way out.
-            // Queued behind the messages held for the loop, which forwards them as the channel
-            // has room: sent with `try_send`, it was lost whenever the channel was full, and the
-            // daemon stayed up with a dead client.
-            let event = Event::Fatal { kind, message: format!("{error}: {reason}") };
-            self.lock_held().events.push_back(event);
-        }
     }
 }
 
 impl ConsumerContext for PollerContext {
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        // An asynchronous commit's outcome arrives only here (the call itself succeeds once the
+        // request is queued). The lake checkpoint stays authoritative; a failing commit only
+        // leaves Kafka-side lag tools behind, which is worth a count and a log line.
+        // Nothing to commit is no failure.
+        if let Err(error) = result
+            && error.rdkafka_error_code() != Some(RDKafkaErrorCode::NoOffset)
+        {
+            self.metrics.record_consumer_error("commit");
+            self.log_rate_limited("commit", &format!("Kafka offset commit failed: {error}"));
+        }
+    }
+
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
@@ -629,6 +635,13 @@ impl ConsumerContext for PollerContext {
                     let message = format!("librdkafka refused the assignment: {error}");
                     self.lock_held().events.push_back(Event::Fatal { kind: "assign", message });
                     return;
+                }
+                // librdkafka keeps an application's pause on a partition across unassign and
+                // assign (it clears only its own), so a partition paused for backpressure
+                // before a rebalance would come back paused for good: `held.paused` is reset
+                // below, and nothing would ever resume it.
+                if let Err(error) = consumer.resume(&positioned) {
+                    tracing::warn!(%error, "Cannot resume the new assignment's partitions.");
                 }
                 self.assigned.store(positioned.count(), Ordering::Release);
                 // A completed assignment needed the group coordinator: the brokers are back.
@@ -747,13 +760,31 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
                     held.seal();
                 }
             }
-            // rdkafka hands every error event to the error callback before it returns it here
-            // (consumer errors such as an unknown topic are error events too), and the callback
-            // counts, logs and, for a fatal one, acts on it; counting it here again counted
-            // every error twice.
-            Some(Err(_)) => context.lock_held().seal(),
+            Some(Err(error)) => {
+                context.lock_held().seal();
+                on_poll_error(context, &error, || consumer.client().fatal_error().map(|(_, reason)| reason));
+            }
         }
     }
+}
+
+/// An error the poll returned. rdkafka hands every error event to the error callback before it
+/// returns it from the poll (consumer errors such as an unknown topic are error events too), and
+/// the callback counts and logs it; counting it here too counted every error twice. Only a fatal
+/// error is handled here, because only here is it known to be fatal: librdkafka gives the
+/// callback its underlying code. `fatal_reason` asks the client for librdkafka's own account.
+fn on_poll_error(context: &PollerContext, error: &KafkaError, fatal_reason: impl FnOnce() -> Option<String>) {
+    let KafkaError::MessageConsumptionFatal(code) = error else { return };
+    // librdkafka cannot continue with this client: stop the daemon so that it is restarted,
+    // rather than stay up consuming nothing; buffers are flushed on the way out. The callback
+    // has counted the error under its code's kind; it is counted once more as fatal, once in
+    // the process' life. Queued behind the messages held for the loop, which forwards them as
+    // the channel has room: sent with `try_send`, it was lost whenever the channel was full.
+    let kind = "fatal";
+    context.metrics.record_consumer_error(kind);
+    let message = fatal_reason().unwrap_or_else(|| code.to_string());
+    tracing::error!(error = %message, "Fatal Kafka client error; stopping.");
+    context.lock_held().events.push_back(Event::Fatal { kind, message });
 }
 
 /// Send held messages while the channel has room. False when the loop is gone.
@@ -1053,7 +1084,10 @@ mod tests {
             offset += 1;
         }
         context.lock_held().events.push_back(Event::Messages(vec![owned(offset, 10)]));
-        context.error(KafkaError::Global(RDKafkaErrorCode::Fatal), "test: the producer was fenced");
+        // What rdkafka's poll returns for a fatal error event, e.g. a static member fenced by
+        // another instance with the same `group.instance.id`.
+        let fenced = KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::FencedInstanceId);
+        on_poll_error(&context, &fenced, || Some("test: this instance was fenced".to_owned()));
         assert!(forward_held(&context));
         assert_eq!(context.lock_held().events.len(), 2, "nothing moves while the channel is full");
 
@@ -1068,7 +1102,7 @@ mod tests {
         };
         assert_eq!(delivered, (0..=offset).collect::<Vec<_>>(), "every held message first, in order");
         assert_eq!(fatal.0, "fatal");
-        assert!(fatal.1.contains("the producer was fenced"), "{}", fatal.1);
+        assert!(fatal.1.contains("this instance was fenced"), "{}", fatal.1);
         assert_eq!(consumer_errors(&context.metrics, "fatal")?, (1, 1));
         Ok(())
     }
@@ -1158,6 +1192,62 @@ mod tests {
         assert!(message.contains("refused the assignment"), "{message}");
         assert_eq!(consumer.context().assigned.load(Ordering::Acquire), 0, "not counted as assigned");
         assert_eq!(consumer_errors(&consumer.context().metrics, "assign")?, (1, 1));
+        Ok(())
+    }
+
+    /// Against the dev stack's broker: a partition paused for backpressure, then revoked and
+    /// assigned again, is consumed. librdkafka keeps an application's pause across a rebalance,
+    /// so without the resume at assignment it stayed paused for good while the daemon said ready.
+    #[test]
+    fn a_partition_paused_before_a_rebalance_is_consumed_after_it() -> TestResult {
+        let brokers = std::env::var("DRIFTWATCH_TEST_KAFKA")
+            .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let topic = unique_name("paused")?;
+        runtime.block_on(crate::loadgen::ensure_topics(
+            &brokers,
+            &[],
+            &[topic.as_str()],
+            1,
+            Duration::from_secs(30),
+        ))?;
+        let producer: BaseProducer =
+            ClientConfig::new().set("bootstrap.servers", &brokers).set("batch.num.messages", "1").create()?;
+        for i in 0..3 {
+            producer.send(BaseRecord::<(), _>::to(&topic).payload(&format!("m{i}"))).map_err(|(error, _)| error)?;
+        }
+        producer.flush(Duration::from_secs(10))?;
+
+        let ((_lake, _receiver), context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
+        let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", &topic)
+            .set("enable.auto.commit", "false")
+            .create_with_context(context)?;
+        let context = consumer.context();
+        let mut partitions = TopicPartitionList::new();
+        partitions.add_partition(&topic, 0);
+        let rebalance = |kind, partitions: &mut TopicPartitionList| context.rebalance(&consumer, kind, partitions);
+
+        rebalance(RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, &mut partitions);
+        set_paused(&consumer, context, true);
+        assert!(context.lock_held().paused, "paused for backpressure");
+        // The revoke's handshake with the processing loop is not under test: release at once.
+        context.stopping.store(true, Ordering::Release);
+        rebalance(RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS, &mut partitions);
+        rebalance(RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, &mut partitions);
+        assert_eq!(context.assigned.load(Ordering::Acquire), 1);
+
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let first = loop {
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                break message?.offset();
+            }
+            if Instant::now() > deadline {
+                return Err("no message within 30 s of the new assignment: the partition is still paused".into());
+            }
+        };
+        assert_eq!(first, 0);
         Ok(())
     }
 
