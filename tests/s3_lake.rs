@@ -76,6 +76,21 @@ async fn file_ingest_into_s3_lands_exactly_and_resumes_from_bucket_checkpoints()
         assert!(row.p95_latency_ms.is_some(), "{app}: latency from the rollups' histograms");
     }
 
+    // `analyze summary` finds the lake and how to reach it in the ingest configuration alone
+    // (location and `[lake.options]`), with no `AWS_*` in its environment.
+    // Beside the input folder, not in it: the second ingest below reads every file there.
+    let config_dir = tempfile::tempdir()?;
+    let config = config_dir.path().join("driftwatch.toml");
+    let options: String = s3_options(&endpoint).iter().map(|(key, value)| format!("{key} = \"{value}\"\n")).collect();
+    std::fs::write(&config, format!("[lake]\nlocation = \"{location}\"\n\n[lake.options]\n{options}"))?;
+    let mut analyze = common::driftwatch();
+    analyze.args(["analyze", "summary", "--json", "--config"]).arg(&config);
+    for (key, _) in common::s3_client_env(&endpoint) {
+        analyze.env_remove(key);
+    }
+    let printed: serde_json::Value = serde_json::from_str(&common::run_ok(&mut analyze)?)?;
+    assert_eq!(printed["totals"]["events"].as_u64(), Some(produced), "{printed}");
+
     // The objects really are in the bucket, Hive-partitioned, with checkpoints beside them.
     let objects = common::files_under(&root.join(&bucket));
     let relative: Vec<String> =

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::aggregate::AggregateConfig;
 use crate::decode::{DecodeConfig, PayloadFormat};
 use crate::enrich::{ContentPolicy, RiskLevel};
-use crate::telemetry::{HttpConfig, MetricsConfig};
+use crate::telemetry::{BearerToken, HttpConfig, MetricsConfig};
 use driftwatch_lake::parquet::ParquetOptions;
 
 /// Prefix of configuration overrides in the environment; `__` separates nesting levels.
@@ -122,7 +122,9 @@ pub struct TopicConfig {
     pub format: PayloadFormat,
 }
 
-/// Where a partition starts when neither the lake nor Kafka has a committed position for it.
+/// Where a partition starts when the lake has no checkpoint for it. Offsets committed to Kafka
+/// are never read (they are advisory, for lag tools): a group pointed at a new or emptied lake
+/// starts here, not where Kafka says it was.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum StartFrom {
@@ -139,13 +141,16 @@ pub enum StartFrom {
 pub struct KafkaConfig {
     /// Bootstrap servers, `host:port[,host:port]`.
     pub brokers: String,
-    /// Consumer group; also names the lake checkpoint stream, so two groups never share checkpoints.
+    /// Consumer group; also names the lake checkpoint stream (`kafka.<group>.<topic>`, every
+    /// character but letters, digits, `-` and `_` written as `_`), so groups whose ids differ
+    /// only in those characters (`dw.prod`, `dw_prod`) share checkpoints: give each group on one
+    /// lake an id that differs in letters or digits.
     #[serde(default = "default_group_id")]
     pub group_id: String,
     /// Topics to consume.
     #[serde(default = "default_topics")]
     pub topics: Vec<TopicConfig>,
-    /// Start position for partitions without any committed position.
+    /// Start position for partitions without a lake checkpoint (see [`StartFrom`]).
     #[serde(default)]
     pub start_from: StartFrom,
     /// Bound on offset queries (the watermark check on assignment); some brokers are known to
@@ -364,11 +369,14 @@ impl Default for AppDefaults {
 pub struct AppConfig {
     /// App id as it appears in telemetry (`service.name` or `driftwatch.app`).
     pub id: String,
-    /// Owning team: the `team` label alerts are routed by.
+    /// Owning team: the `team` label alerts are routed by. Validated now; read by the alerting
+    /// and analysis jobs, which are not built yet.
     pub team: String,
-    /// Monthly budget in USD; budget alerts need it.
+    /// Monthly budget in USD, for budget checks. Validated now; read by the analysis job's
+    /// budget checks, which are not built yet.
     pub monthly_budget_usd: Option<f64>,
-    /// Highest model risk level the app is approved for.
+    /// Highest model risk level the app is approved for. Validated now; read by the analysis
+    /// job's governance checks, which are not built yet.
     pub max_risk_level: Option<RiskLevel>,
     /// Keep scrubbed content for this app.
     #[serde(default)]
@@ -488,6 +496,14 @@ impl Config {
         }
         if self.decode.max_tokens_per_call <= 0 {
             problems.push("`decode.max_tokens_per_call` must be positive".to_owned());
+        }
+        if self.http.bearer_token.as_ref().is_some_and(BearerToken::is_empty) {
+            // Checked here too, not only when the endpoint binds, so that `check-config` sees it
+            // (an unset secret often arrives as an empty environment variable).
+            problems.push(
+                "`http.bearer_token` is empty (DRIFTWATCH_HTTP__BEARER_TOKEN set to nothing?): set the secret or remove the key"
+                    .to_owned(),
+            );
         }
         if let Some(kafka) = &self.kafka {
             validate_kafka(kafka, &mut problems);
@@ -712,6 +728,8 @@ mod tests {
     #[test]
     fn invalid_values_name_key_and_fix() {
         let text = r#"
+            [http]
+            bearer_token = ""
             [flush]
             max_rows = 0
             max_bytes = 0
@@ -741,6 +759,7 @@ mod tests {
         assert!(err.contains("enable.auto.commit"), "{err}");
         assert!(err.contains("`apps[0].monthly_budget_usd`"), "{err}");
         assert!(err.contains("listed twice"), "{err}");
+        assert!(err.contains("`http.bearer_token` is empty"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use clap::{Args, Subcommand};
 use driftwatch_analyze::{LakeSession, app_summary, lake_totals, render_summary_table};
 
+use super::ingest::ConfigArgs;
+
 /// Analysis subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AnalyzeCommand {
@@ -13,9 +15,14 @@ pub enum AnalyzeCommand {
 /// `driftwatch analyze summary` flags.
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
-    /// Lake location (local path or s3://bucket/prefix).
-    #[arg(long, env = "DRIFTWATCH_LAKE", default_value = "./lake")]
-    pub lake: String,
+    /// The ingest configuration: its `lake.location` and `[lake.options]` (object-store
+    /// region, endpoint, credentials) say where and how to read the lake.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Lake location (local path or s3://bucket/prefix); overrides `lake.location`, which
+    /// defaults to ./lake.
+    #[arg(long, env = "DRIFTWATCH_LAKE")]
+    pub lake: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long, env = "DRIFTWATCH_JSON", default_value_t = false)]
     pub json: bool,
@@ -25,8 +32,10 @@ pub struct SummaryArgs {
 pub async fn run(command: AnalyzeCommand) -> anyhow::Result<()> {
     match command {
         AnalyzeCommand::Summary(args) => {
-            let store = driftwatch_lake::store::LakeStore::open(&args.lake, &Default::default()).await?;
-            let session = LakeSession::open(&args.lake, Some(store.object_store())).await?;
+            let lake = args.config.load()?.lake;
+            let location = args.lake.unwrap_or(lake.location);
+            let store = driftwatch_lake::store::LakeStore::open(&location, &lake.options).await?;
+            let session = LakeSession::open(&location, Some(store.object_store())).await?;
             let summary = app_summary(&session).await?;
             if args.json {
                 let totals = lake_totals(&session).await?;

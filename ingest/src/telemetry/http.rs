@@ -92,6 +92,11 @@ impl BearerToken {
     pub fn new(token: impl Into<String>) -> Self {
         Self(token.into())
     }
+
+    /// An empty token would make every `Bearer ` header valid.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl std::fmt::Debug for BearerToken {
