@@ -193,6 +193,16 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::NationalId,
+        // Nine digits spaced or run together are an SSN only where the text says so;
+        // anywhere else they are as likely an order number or an id.
+        pattern: r#"(?i)(?:(?-u:\b)|_)(?:ssn|social[\s_-]*security)(?:[\s:#=."'\\_-]|number|num|no|nr|is|was)*([0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9})(?-u:\b)"#,
+        group: 1,
+        numeric: true,
+        validate: Some(ssn),
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::NationalId,
         pattern: r"(?-u:\b)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D](?-u:\b)",
         group: 0,
         numeric: false,
@@ -238,6 +248,16 @@ const DETECTORS: &[Detector] = &[
         group: 0,
         numeric: true,
         validate: Some(national_phone),
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::Phone,
+        // A bare run of 10 or 11 digits is a phone number only after a word that says so;
+        // anywhere else it is an id, a count or a timestamp.
+        pattern: r#"(?i)(?:(?-u:\b)|_)(?:(?:tele|cell|mobile)?phone|tel|mobile|cell|call)(?:[\s:#=."'\\_-]|number|num|no|nr|is|me|us|at|on)*([0-9]{10,11})(?-u:\b)"#,
+        group: 1,
+        numeric: true,
+        validate: Some(bare_phone),
         not_after: &[],
     },
     Detector {
@@ -417,19 +437,32 @@ impl Scrubber {
     /// PII spans in `text`, sorted and non-overlapping (the earliest, then
     /// longest, then highest-priority match wins).
     ///
-    /// Escape sequences (`\n`, `\t`, `\"`, `\u000a`, ...) count as the
-    /// separators they stand for: JSON and debug-printed text glue them to
-    /// the next word (`\n4111 1111 ...`), which would otherwise hide a
-    /// number from the word-boundary and stands-alone checks.
+    /// Escape sequences (`\n`, `\t`, `\u000a`, also escaped again as in
+    /// `\\n`, ...) count as the separators they stand for: JSON and
+    /// debug-printed text glue them to the next word (`\n4111 1111 ...`),
+    /// which would otherwise hide a number from the word-boundary and
+    /// stands-alone checks.
     pub fn find(&self, text: &str) -> Vec<(PiiKind, Range<usize>)> {
-        match unescaped_view(text) {
-            Some(view) => self.find_in(&view),
-            None => self.find_in(text),
+        let mut candidates = self.candidates(text);
+        if let Some(view) = unescaped_view(text) {
+            // Both passes count: the view shows numbers an escape glued to a
+            // letter, the text shows what patterns that spell escapes out need
+            // (`\"password\": \"...\"`). Same length, so the spans line up.
+            candidates.extend(self.candidates(&view));
         }
+        candidates.sort_by_key(|(range, index)| (range.start, std::cmp::Reverse(range.end), *index));
+        let mut found: Vec<(PiiKind, Range<usize>)> = Vec::with_capacity(candidates.len());
+        for (range, index) in candidates {
+            if found.last().is_none_or(|(_, last)| range.start >= last.end) {
+                found.push((DETECTORS[index].kind, range));
+            }
+        }
+        found
     }
 
-    /// [`find`](Self::find) without the escape handling.
-    fn find_in(&self, text: &str) -> Vec<(PiiKind, Range<usize>)> {
+    /// Every validated match of every detector in `text`, overlaps included,
+    /// each with the index of its detector.
+    fn candidates(&self, text: &str) -> Vec<(Range<usize>, usize)> {
         let compiled: &Compiled = self.compiled;
         let mut candidates: Vec<(Range<usize>, usize)> = Vec::new();
         for index in compiled.set.matches(text).iter() {
@@ -455,14 +488,7 @@ impl Scrubber {
                 candidates.push((range, index));
             }
         }
-        candidates.sort_by_key(|(range, index)| (range.start, std::cmp::Reverse(range.end), *index));
-        let mut found: Vec<(PiiKind, Range<usize>)> = Vec::with_capacity(candidates.len());
-        for (range, index) in candidates {
-            if found.last().is_none_or(|(_, last)| range.start >= last.end) {
-                found.push((DETECTORS[index].kind, range));
-            }
-        }
-        found
+        candidates
     }
 }
 
@@ -475,28 +501,35 @@ fn mask(span: &mut [u8], placeholder: &[u8]) {
     }
 }
 
-/// `text` with every escape sequence that is glued to the next token blanked
-/// to spaces of the same length, or `None` (no allocation) when there is none.
+/// `text` with every escape sequence that ends in a letter (`\n`, `\t`,
+/// `\r`, `\b`, `\f`, `\u00e9`) blanked to spaces, its backslashes and letter
+/// alike, or `None` (no allocation) when there is none. Content nested in JSON
+/// is escaped once per level (`\\n`, `\\\\n`), so the whole run of
+/// backslashes goes with the letter: the letter left behind would be glued to
+/// what follows. Quote and slash escapes stay, as neither character joins a
+/// token. A letter after a literal backslash (`C:\new`) is blanked too; that
+/// only adds a separator, and the raw text is searched as well.
 /// Same-length, ASCII-only edits keep every byte offset and char boundary
 /// valid in the original, where the spans found in the view are replaced.
 fn unescaped_view(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
-    let joins = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
+    let four_hex_digits =
+        |from: usize| bytes.get(from..from + 4).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit));
     let mut view: Option<Vec<u8>> = None;
     let mut at = memchr::memchr(b'\\', bytes)?;
-    while at + 1 < bytes.len() {
-        let len = match bytes[at + 1] {
-            b'n' | b't' | b'r' | b'"' | b'\\' | b'/' | b'b' | b'f' | b'\'' => 2,
-            b'u' if bytes.get(at + 2..at + 6).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) => 6,
-            _ => 1,
+    loop {
+        let backslashes = bytes[at..].iter().take_while(|&&b| b == b'\\').count();
+        let escaped = at + backslashes;
+        let end = match bytes.get(escaped) {
+            Some(b'n' | b't' | b'r' | b'b' | b'f') => escaped + 1,
+            Some(b'u') if four_hex_digits(escaped + 1) => escaped + 5,
+            _ => escaped,
         };
-        // Only an escape that touches the next token changes what the detectors see.
-        if len > 1 && bytes.get(at + len).is_some_and(joins) {
-            view.get_or_insert_with(|| bytes.to_vec())[at..at + len].fill(b' ');
+        if end > escaped {
+            view.get_or_insert_with(|| bytes.to_vec())[at..end].fill(b' ');
         }
-        at += len;
-        match memchr::memchr(b'\\', &bytes[at..]) {
-            Some(next) => at += next,
+        match memchr::memchr(b'\\', &bytes[end..]) {
+            Some(next) => at = end + next,
             None => break,
         }
     }
@@ -626,10 +659,15 @@ fn paired_phone(candidate: &str) -> Option<usize> {
     (!counting).then_some(candidate.len())
 }
 
-/// US SSN: areas 000, 666 and 900–999, group 00 and serial 0000 are never issued.
+/// US SSN, however its nine digits are separated: areas 000, 666 and 900–999,
+/// group 00 and serial 0000 are never issued.
 fn ssn(candidate: &str) -> Option<usize> {
-    let mut parts = candidate.split('-');
-    let (area, group, serial) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits: String = candidate.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() != 9 {
+        return None;
+    }
+    let (area, rest) = digits.split_at(3);
+    let (group, serial) = rest.split_at(2);
     let valid = area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000";
     valid.then_some(candidate.len())
 }
@@ -661,6 +699,14 @@ fn international_phone(candidate: &str) -> Option<usize> {
     }
     let digits = trimmed.bytes().filter(u8::is_ascii_digit).count();
     (8..=15).contains(&digits).then_some(trimmed.len())
+}
+
+/// A bare run after a phone word: 10 digits (a North American number, or a
+/// national one with its trunk `0`) or 11. Ten digits starting with `1` are
+/// left alone: no such number exists, and epoch seconds (`call at 1718000000`)
+/// look just like that.
+fn bare_phone(digits: &str) -> Option<usize> {
+    (digits.len() == 11 || !digits.starts_with('1')).then_some(digits.len())
 }
 
 /// National numbers with a trunk `0` have 10 or 11 digits.

@@ -205,8 +205,97 @@ fn escapes_glued_to_pii_do_not_hide_it() {
     let text = r#"card:\n4111 1111 1111 1111\tphone:\r555-123-4567\n\n10.1.2.3\"203.0.113.9\u000a07700 900123"#;
     let scrubbed = Scrubber::new().scrub(text);
     assert_eq!(scrubbed, r#"card:\n[CARD_NUMBER]\tphone:\r[PHONE]\n\n[IP_ADDRESS]\"[IP_ADDRESS]\u000a[PHONE]"#);
-    // An escaped backslash before a letter is not an escape of that letter.
+    // Blanking a letter after a literal backslash adds a separator and nothing else.
     assert_clean(r"C:\\new\\4111111111111112 and \n-v1.2 and \\n1.2.3.4.5");
+    assert_clean(r"copy C:\new\data.txt to D:\tmp\build-20240806 and \\server\share\v1.2.3");
+    // A single escape before a bracket glues its letter to the number just the same.
+    assert_eq!(Scrubber::new().scrub(r"phone:\n(555) 123-4567"), r"phone:\n[PHONE]");
+}
+
+#[test]
+fn escapes_repeated_by_nesting_do_not_hide_pii() {
+    let scrubber = Scrubber::new();
+    for (text, scrubbed) in [
+        (r"card:\\n4111 1111 1111 1111", r"card:\\n[CARD_NUMBER]"),
+        (r"SSN:\\\\n078-05-1120\\\\t.", r"SSN:\\\\n[NATIONAL_ID]\\\\t."),
+        (r"phone:\\r\\n(555) 123-4567", r"phone:\\r\\n[PHONE]"),
+        (r"ip\\u000a10.1.2.3", r"ip\\u000a[IP_ADDRESS]"),
+    ] {
+        assert_eq!(scrubber.scrub(text), scrubbed);
+    }
+}
+
+#[test]
+fn the_escape_view_keeps_every_offset() {
+    for text in [r"a\\\nb", r"\u00e9\\u0040x\", r#"C:\new é\\\"q\/"#, "no escapes", r"end\\"] {
+        let view = unescaped_view(text).unwrap_or_else(|| text.to_owned());
+        assert_eq!(view.len(), text.len(), "{text:?} -> {view:?}");
+        for (at, (original, seen)) in text.bytes().zip(view.bytes()).enumerate() {
+            assert!(original == seen || seen == b' ', "{text:?} -> {view:?} at {at}");
+        }
+    }
+    assert_eq!(unescaped_view(r"a\\\nb").as_deref(), Some("a    b"));
+    assert_eq!(unescaped_view(r#"\"q\/ C:\4"#), None, "quotes, slashes and digits join nothing");
+}
+
+/// An OTLP/JSON log line whose message attribute is itself JSON, so the
+/// newlines inside the message are escaped twice.
+const NESTED_OTLP_LINE: &str = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"attributes":[{"key":"gen_ai.input.messages","value":{"stringValue":"[{\"role\":\"user\",\"content\":\"My card:\\n4111 1111 1111 1111\\nSSN:\\n078-05-1120\\nphone:\\n(555) 123-4567\"}]"}}]}]}]}]}"#;
+
+#[test]
+fn dead_letters_of_broken_nested_json_keep_no_pii() {
+    let scrubber = Scrubber::new();
+    assert!(serde_json::from_str::<serde_json::Value>(NESTED_OTLP_LINE).is_ok(), "the fixture is OTLP/JSON");
+    let without_last_brace = &NESTED_OTLP_LINE[..NESTED_OTLP_LINE.len() - 1];
+    // The kept head of an oversize message, cut right after the phone number.
+    let head = &NESTED_OTLP_LINE[..NESTED_OTLP_LINE.find(r#"\"}]"#).unwrap_or_default()];
+    assert!(head.ends_with("4567"), "{head}");
+    let nested_once_more = NESTED_OTLP_LINE.replace(r"\\n", r"\\\\n");
+    let nested_once_more = &nested_once_more[..nested_once_more.len() - 1];
+    for line in [NESTED_OTLP_LINE, without_last_brace, head, nested_once_more] {
+        let kept = scrubber.scrub_bytes(line.as_bytes());
+        let kept = String::from_utf8_lossy(&kept);
+        for secret in ["4111", "078-05-1120", "123-4567"] {
+            assert!(!kept.contains(secret), "{secret} kept in {kept}");
+        }
+        for placeholder in ["[CARD_NUMBER]", "[NATIONAL_ID]", "[PHONE]"] {
+            assert!(kept.contains(placeholder), "{placeholder} missing in {kept}");
+        }
+    }
+}
+
+#[test]
+fn secrets_that_need_their_escaped_quotes_are_found_in_broken_json() {
+    let truncated = r#"{"body":"{\"password\":\"correct horse\",\"note\":\"x\ny\"}"#;
+    assert_eq!(Scrubber::new().scrub_json(truncated), r#"{"body":"{\"password\":\"[PASSWORD]\",\"note\":\"x\ny\"}"#);
+}
+
+#[test]
+fn ssns_and_phone_numbers_named_by_a_context_word() {
+    for (text, kind, secret) in [
+        ("SSN 123 45 6789 on file", PiiKind::NationalId, "123 45 6789"),
+        ("SSN: 123456789", PiiKind::NationalId, "123456789"),
+        ("my ssn is 123456789.", PiiKind::NationalId, "123456789"),
+        ("Social Security Number: 078 05 1120", PiiKind::NationalId, "078 05 1120"),
+        (r#"{"user_ssn": "123456789"}"#, PiiKind::NationalId, "123456789"),
+        ("call 5551234567", PiiKind::Phone, "5551234567"),
+        ("Call me at 5551234567 after six", PiiKind::Phone, "5551234567"),
+        ("Phone number: 15551234567", PiiKind::Phone, "15551234567"),
+        ("tel. 0612345678", PiiKind::Phone, "0612345678"),
+        ("mobile no 07700900123", PiiKind::Phone, "07700900123"),
+        (r#"{"cell_phone":"4155552671"}"#, PiiKind::Phone, "4155552671"),
+    ] {
+        assert_finds(text, kind, secret);
+    }
+    for not_pii in [
+        "order 123456789 and id 5551234567 shipped",
+        "trace 4bf92f3577b34da6a3ce929d0e0e4736 took 5551234567 ns",
+        "SSN 000 12 3456 and SSN 666123456 are never issued; ssn 1234567890 is too long",
+        "tool call at 1718000000, call_id 5551234567, phone 555123456789, cell A1",
+        "called 5551234567 times; telemetry 5551234567; recall 5551234567",
+    ] {
+        assert_clean(not_pii);
+    }
 }
 
 #[test]
