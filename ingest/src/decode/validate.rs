@@ -3,8 +3,8 @@
 //! Events enter after mapping; an event that fails leaves as an [`Error`]
 //! that the format decoder turns into a reject for that item only. The checks
 //! catch producer bugs that would otherwise poison sums and windows: negative
-//! or absurd token counts, clocks in the wrong unit, end-before-start spans and
-//! non-finite costs.
+//! or absurd token counts, more cached than input tokens, clocks in the wrong
+//! unit, end-before-start spans and non-finite costs.
 
 use driftwatch_lake::layout::{MAX_ESCAPED_PARTITION_VALUE_BYTES, escaped_path_value_len};
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent, UnixNanos};
@@ -50,6 +50,22 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
         if value > config.max_tokens_per_call {
             return Err(Error::ImplausibleTokens { field, value, limit: config.max_tokens_per_call });
         }
+    }
+    // Input tokens include the cached ones (OTel GenAI semantic conventions, and the lake's
+    // `input_tokens`). A producer that follows Anthropic's usage object instead, whose
+    // `input_tokens` leaves cache reads out, would be priced for too few tokens: dead-letter
+    // the row with what to fix rather than store a cost that is silently wrong.
+    if let (Some(input), Some(cached)) = (event.input_tokens, event.cache_read_tokens)
+        && cached > input
+    {
+        return Err(Error::InvalidField {
+            field: "cache_read_tokens",
+            detail: format!(
+                "cache_read_tokens ({cached}) exceed input_tokens ({input}): input_tokens must include cached \
+                 tokens, as in OTel GenAI semantic conventions (Anthropic's usage.input_tokens excludes them; \
+                 send input_tokens + cache_read_input_tokens + cache_creation_input_tokens)"
+            ),
+        });
     }
     if event.time < event.start_time {
         return Err(Error::NegativeLatency {
@@ -108,4 +124,55 @@ fn time_in_range(field: &'static str, time: UnixNanos, config: &DecodeConfig, no
 #[allow(clippy::cast_precision_loss)] // a display value; sub-nanosecond precision is irrelevant
 fn nanos_to_ms(nanos: i128) -> f64 {
     nanos as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{decode, decode_traces, kv, s, span, traces};
+    use crate::decode::{Decoded, PayloadFormat};
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+
+    fn json_with_tokens(tokens: &str) -> Decoded {
+        let line = format!(r#"{{"id":"e","time":"2025-06-01T12:00:00Z","app":"a",{tokens}}}"#);
+        decode(line.as_bytes(), PayloadFormat::JsonEvents)
+    }
+
+    #[test]
+    fn more_cached_than_input_tokens_is_rejected_with_what_to_fix() {
+        // Anthropic's own `input_tokens` leaves cache reads out; priced as if it held them, such
+        // a call was undercounted, so it goes to the dead letters rather than into the cost.
+        let out = json_with_tokens(r#""input_tokens":50,"cache_read_tokens":10000,"output_tokens":20"#);
+        assert_eq!(out.events.len(), 0);
+        assert_eq!(out.rejects.len(), 1);
+        assert_eq!(out.rejects[0].reason, "invalid_field");
+        let detail = &out.rejects[0].detail;
+        assert!(detail.contains("cache_read_tokens (10000) exceed input_tokens (50)"), "{detail}");
+        assert!(detail.contains("input_tokens must include cached tokens"), "{detail}");
+
+        // The same rule for spans, whichever attribute row carried the counts.
+        let attributes = vec![
+            kv("gen_ai.operation.name", s("chat")),
+            kv("gen_ai.usage.input_tokens", Value::IntValue(50)),
+            kv("gen_ai.usage.cache_read.input_tokens", Value::IntValue(10_000)),
+        ];
+        let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![span(1, attributes)]));
+        assert_eq!(out.events.len(), 0);
+        let reasons: Vec<&str> = out.rejects.iter().map(|r| r.reason).collect();
+        assert_eq!(reasons, ["invalid_field"]);
+    }
+
+    #[test]
+    fn cached_tokens_up_to_the_input_tokens_are_accepted() {
+        for tokens in [
+            r#""input_tokens":50,"cache_read_tokens":50"#,
+            r#""input_tokens":50,"cache_read_tokens":0"#,
+            r#""input_tokens":0,"cache_read_tokens":0"#,
+            // Without input tokens there is nothing to compare with, and nothing is mis-costed.
+            r#""cache_read_tokens":50"#,
+        ] {
+            let out = json_with_tokens(tokens);
+            assert_eq!(out.rejects, vec![], "{tokens}");
+            assert_eq!(out.events.len(), 1, "{tokens}");
+        }
+    }
 }

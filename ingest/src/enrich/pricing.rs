@@ -27,8 +27,9 @@ pub struct Priced {
 /// registered, or it happened before the model's first price.
 ///
 /// Cost = (input - cache_read) x input price + cache_read x cached price +
-/// output x output price, per 1M tokens. Reasoning tokens are part of the
-/// output tokens (OpenAI semantics) and are not added again.
+/// output x output price, per 1M tokens. Input tokens include the cached ones
+/// (OTel GenAI semantics); reasoning tokens are part of the output tokens
+/// (OpenAI semantics) and are not added again.
 pub fn price_event(registry: &ModelRegistry, event: &InferenceEvent) -> Option<Priced> {
     if event.input_tokens.is_none() && event.output_tokens.is_none() {
         return None;
@@ -49,8 +50,10 @@ fn price_at(entry: &ModelEntry, time: i64) -> Option<&Price> {
     after.checked_sub(1).map(|i| &entry.pricing[i])
 }
 
-/// Applies one price to the event's token counts. Negative counts never
-/// reach here in valid data; they are clamped so a bad row cannot earn money.
+/// Applies one price to the event's token counts. Negative counts and more
+/// cached than input tokens never reach here from the decoders, which reject
+/// them (`decode::validate`); they are clamped anyway for events built
+/// elsewhere, so a bad row cannot earn money.
 fn cost_usd(price: &Price, event: &InferenceEvent) -> f64 {
     let input = event.input_tokens.unwrap_or(0).max(0);
     let cached = event.cache_read_tokens.unwrap_or(0).clamp(0, input);
@@ -114,7 +117,8 @@ models:
         assert_close(priced.cost_usd, (6_000.0 * 2.5 + 4_000.0 * 1.25 + 1_000.0 * 10.0) / 1e6);
         assert_eq!(priced.price_version, "gpt-4o@2024-08-06");
 
-        // Without a cached price the input price applies; more cached than input is clamped.
+        // Without a cached price the input price applies. More cached than input is rejected
+        // by decode validation; an event that skipped it is clamped, never priced negative.
         let mut e = event("claude-haiku-4-5", nanos("2026-03-01T12:00:00Z")?, 1_000, Some(5_000), 100);
         e.provider = Some("anthropic".to_owned());
         let priced = price_event(&registry, &e).ok_or("not priced")?;
@@ -153,6 +157,31 @@ models:
         let mut wrong_provider = event("gpt-4o", time, 10, None, 10);
         wrong_provider.provider = Some("anthropic".to_owned());
         assert_eq!(price_event(&registry, &wrong_provider), None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_newer_model_of_a_family_is_not_priced_as_its_stem() -> TestResult {
+        // Opus 4.5 costs a third of Opus 4: priced as Opus 4 it was overcharged threefold.
+        let opus_4 = "models:\n  - id: claude-opus-4\n    provider: anthropic\n    risk_level: high\n    pricing:\n      \
+                      - {effective_from: 2025-05-22, input_per_mtok: 15.0, output_per_mtok: 75.0}\n";
+        let opus_4_5 = "  - id: claude-opus-4-5\n    provider: anthropic\n    risk_level: high\n    pricing:\n      \
+                        - {effective_from: 2025-11-24, input_per_mtok: 5.0, output_per_mtok: 25.0}\n";
+        let time = nanos("2026-03-01T00:00:00Z")?;
+        let call = |model: &str| {
+            let mut e = event(model, time, 1_000_000, None, 0);
+            e.provider = Some("anthropic".to_owned());
+            e
+        };
+        let registry = ModelRegistry::from_yaml_str(opus_4, "test.yaml")?;
+        assert_eq!(price_event(&registry, &call("claude-opus-4-5-20251101")), None);
+        assert_eq!(price_event(&registry, &call("claude-opus-4-1")), None);
+        assert_close(price_event(&registry, &call("claude-opus-4-20250514")).ok_or("not priced")?.cost_usd, 15.0);
+
+        let registry = ModelRegistry::from_yaml_str(&format!("{opus_4}{opus_4_5}"), "test.yaml")?;
+        let priced = price_event(&registry, &call("claude-opus-4-5-20251101")).ok_or("not priced")?;
+        assert_close(priced.cost_usd, 5.0);
+        assert_eq!(priced.price_version, "claude-opus-4-5@2025-11-24");
         Ok(())
     }
 

@@ -270,10 +270,11 @@ impl ModelRegistry {
     }
 
     /// Finds the entry for a model name: exact id, then alias, then the longest id or alias that
-    /// is a prefix of `model` followed by `-` or `@` and a version suffix (digits, dates, `v2:0`,
-    /// `latest`): dated snapshots like `gpt-4o-2024-08-06` or `claude-3-5-sonnet@20241022`
-    /// resolve to their model, but `gpt-4o-realtime-preview` or `gpt-4o-mini-transcribe`, other
-    /// models with other prices, do not.
+    /// is a prefix of `model` followed by `-` or `@` and a version suffix (see
+    /// [`is_version_suffix`]): dated snapshots like `gpt-4o-2024-08-06`,
+    /// `claude-3-5-sonnet@20241022` or `command-r-08-2024` resolve to their model, but
+    /// `gpt-4o-realtime-preview`, `gpt-4o-mini-transcribe` or `claude-opus-4-5-20251101` (when
+    /// only `claude-opus-4` is registered), other models with other prices, do not.
     /// When `provider` is given, entries of another provider do not match.
     pub fn lookup(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
         let accepts = |entry: &ModelEntry| provider.is_none_or(|p| entry.provider.eq_ignore_ascii_case(p));
@@ -304,8 +305,12 @@ impl ModelRegistry {
             .enumerate()
             .rev()
             .filter(|&(_, byte)| matches!(byte, b'-' | b'@'))
-            // The separators are ASCII, so `end` and `end + 1` are char boundaries.
-            .take_while(|&(end, _)| is_version_suffix(&model[end + 1..]))
+            // The separators are ASCII, so `end` and `end + 1` are char boundaries. Once a
+            // suffix holds a word, every longer one does too, so the probes can stop there; a
+            // suffix of version tokens that starts with a short number (`5-20251101`) is
+            // skipped rather than ending the walk, since a longer one may start with a year.
+            .take_while(|&(end, _)| has_only_version_tokens(&model[end + 1..]))
+            .filter(|&(end, _)| is_version_suffix(&model[end + 1..]))
             .find_map(|(end, _)| first_accepted(&model[..end]))
             .map(|index| &self.entries[index])
     }
@@ -316,13 +321,38 @@ impl ModelRegistry {
     }
 }
 
+/// Separators between the tokens of a version suffix.
+const VERSION_SEPARATORS: [char; 4] = ['-', '.', ':', '@'];
+
 /// Whether what follows a registered name only names a version of it: tokens separated by
-/// `-`, `.`, `:` or `@`, each all digits (`2024-08-06`, `20241022`, `002`), `v` and digits
-/// (Bedrock's `v2:0`), or `latest`. A word such as `preview`, `mini` or `realtime` names
-/// another model, which must be registered itself rather than priced as its stem.
+/// `-`, `.`, `:` or `@`, each a version token (see [`has_only_version_tokens`]), the first of
+/// which says "snapshot": a number of 3 or more digits (a date, `20241022` or `2024-08-06`,
+/// or a build, `002`, `0613`, `2411`), `v` and digits (Bedrock's `v2:0`), `latest`, or a month
+/// followed by a year (Cohere's `08-2024`). A suffix that starts with a shorter number names
+/// another model of the family (`claude-opus-4-1`, `claude-opus-4-5-20251101` next to
+/// `claude-opus-4`), which has its own price and must be registered itself, as must a word
+/// such as `preview`, `mini` or `realtime`.
 fn is_version_suffix(suffix: &str) -> bool {
+    if !has_only_version_tokens(suffix) {
+        return false;
+    }
+    let mut tokens = suffix.split(VERSION_SEPARATORS);
+    let first = tokens.next().unwrap_or_default();
+    let digits = |token: &str| token.bytes().all(|byte| byte.is_ascii_digit());
+    let is_month = |token: &str| token.len() == 2 && digits(token) && matches!(token.parse::<u8>(), Ok(1..=12));
+    let is_year = |token: &str| token.len() == 4 && digits(token);
+    (first.len() >= 3 && digits(first))
+        || first.strip_prefix('v').is_some_and(|n| !n.is_empty() && digits(n))
+        || first == "latest"
+        || (is_month(first) && tokens.next().is_some_and(is_year))
+}
+
+/// Whether every token of `suffix` could belong to a version: all digits, `v` and digits, or
+/// `latest`. A suffix of `model` that fails fails for every longer suffix too, which is what
+/// lets [`ModelRegistry::lookup`] stop probing at the first word.
+fn has_only_version_tokens(suffix: &str) -> bool {
     !suffix.is_empty()
-        && suffix.split(['-', '.', ':', '@']).all(|token| {
+        && suffix.split(VERSION_SEPARATORS).all(|token| {
             let digits = token.strip_prefix('v').unwrap_or(token);
             (!digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit())) || token == "latest"
         })

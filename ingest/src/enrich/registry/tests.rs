@@ -55,23 +55,29 @@ fn lookup_exact_alias_snapshot_and_provider() -> TestResult {
     Ok(())
 }
 
-/// The snapshot rule as first written: a pass over every entry and name, keeping the longest
-/// accepted name that is a prefix of `model` followed by `-` or `@` (the first in file order
-/// among equally long ones).
+/// The snapshot rule written the slow, obvious way: a pass over every entry and name, keeping
+/// the longest accepted name that is a prefix of `model` followed by `-` or `@` and a version
+/// (the first in file order among equally long ones).
 fn snapshot_by_scan<'a>(registry: &'a ModelRegistry, model: &str, provider: Option<&str>) -> Option<&'a str> {
     let mut best: Option<(usize, &ModelEntry)> = None;
     for entry in registry.entries().filter(|e| provider.is_none_or(|p| e.provider.eq_ignore_ascii_case(p))) {
         for name in std::iter::once(&entry.id).chain(&entry.aliases) {
             // A version suffix by its definition: separator-split tokens, each digits, `v` and
-            // digits, or `latest`.
+            // digits, or `latest`; the first one 3+ digits, `v` and digits, `latest`, or a
+            // month 01-12 followed by a 4-digit year.
             let version = |suffix: &str| {
+                let tokens: Vec<&str> = suffix.split(['-', '.', ':', '@']).collect();
+                let number = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit());
+                let vn = |t: &str| t.len() >= 2 && t.starts_with('v') && number(&t[1..]);
+                let first = tokens[0];
                 !suffix.is_empty()
-                    && suffix.split(['-', '.', ':', '@']).all(|t| {
-                        t == "latest"
-                            || t.trim_start_matches('v').len() + 1 >= t.len()
-                                && !t.trim_start_matches('v').is_empty()
-                                && t.trim_start_matches('v').chars().all(|c| c.is_ascii_digit())
-                    })
+                    && tokens.iter().all(|&t| t == "latest" || number(t) || vn(t))
+                    && (first == "latest"
+                        || vn(first)
+                        || number(first) && first.len() >= 3
+                        || ("01"..="12").contains(&first)
+                            && first.len() == 2
+                            && tokens.get(1).is_some_and(|y| y.len() == 4 && number(y)))
             };
             let is_snapshot = model.len() > name.len()
                 && model.starts_with(name.as_str())
@@ -111,6 +117,10 @@ fn snapshot_lookup_by_prefix_probes_agrees_with_a_scan_of_every_name() -> TestRe
                 "-20241022-v2:0",
                 "-latest",
                 "-preview",
+                "-5-20251101",
+                "-1",
+                "-08-2024",
+                "-2024-5-20251101",
             ] {
                 let model = format!("{name}{suffix}");
                 for provider in &providers {
@@ -248,5 +258,73 @@ fn two_prices_of_one_day_have_distinct_versions() -> TestResult {
     let registry = ModelRegistry::from_yaml_str(yaml, "test.yaml")?;
     let versions: Vec<&str> = registry.entries().flat_map(|e| &e.pricing).map(|p| p.version.as_str()).collect();
     assert_eq!(versions, ["m@2024-01-01", "m@2024-01-01T12:00:00Z"]);
+    Ok(())
+}
+
+#[test]
+fn a_short_number_after_a_name_is_another_model_not_its_snapshot() -> TestResult {
+    // Opus 4.1 and 4.5 are other models (4.5 costs a third of Opus 4): priced as the stem they
+    // were mis-costed and looked registered to governance. Unregistered, they are reported as
+    // unknown models instead.
+    let stem = format!("models:\n  - id: claude-opus-4\n    provider: anthropic\n    risk_level: high\n{PRICE}");
+    let registry = ModelRegistry::from_yaml_str(&stem, "test.yaml")?;
+    for model in [
+        "claude-opus-4-1",
+        "claude-opus-4-5",
+        "claude-opus-4-5-20251101",
+        "claude-opus-4-1@20250805",
+        "claude-opus-4-5-v1:0",
+        "claude-opus-4-05",
+        "claude-opus-4-1-latest",
+    ] {
+        assert_eq!(found(&registry, model, None), None, "{model}");
+    }
+    // Its own snapshots still resolve: a date, 3+ digits, `vN`, `latest`.
+    for model in [
+        "claude-opus-4-20250514",
+        "claude-opus-4@20250514",
+        "claude-opus-4-2025-05-14",
+        "claude-opus-4-20250514-v1:0",
+        "claude-opus-4-v1:0",
+        "claude-opus-4-001",
+        "claude-opus-4-latest",
+    ] {
+        assert_eq!(found(&registry, model, None), Some("claude-opus-4"), "{model}");
+    }
+
+    let both = format!("{stem}  - id: claude-opus-4-5\n    provider: anthropic\n    risk_level: high\n{PRICE}");
+    let registry = ModelRegistry::from_yaml_str(&both, "test.yaml")?;
+    assert_eq!(found(&registry, "claude-opus-4-5-20251101", None), Some("claude-opus-4-5"));
+    assert_eq!(found(&registry, "claude-opus-4-5@20251101", Some("anthropic")), Some("claude-opus-4-5"));
+    assert_eq!(found(&registry, "claude-opus-4-1-20250805", None), None);
+    Ok(())
+}
+
+#[test]
+fn provider_snapshot_conventions_resolve_to_their_model() -> TestResult {
+    let yaml = format!(
+        "models:\n  - id: command-r\n    provider: cohere\n    risk_level: low\n{PRICE}  \
+         - id: gemini-1.5-pro\n    provider: gcp.vertex_ai\n    risk_level: low\n{PRICE}  \
+         - id: mistral-large\n    provider: mistral_ai\n    risk_level: low\n{PRICE}  \
+         - id: gpt-4\n    provider: openai\n    risk_level: low\n{PRICE}"
+    );
+    let registry = ModelRegistry::from_yaml_str(&yaml, "test.yaml")?;
+    for (model, id) in [
+        // Cohere: month then year.
+        ("command-r-08-2024", Some("command-r")),
+        ("command-r-12-2024", Some("command-r")),
+        // Not a month, or not followed by a year: another model.
+        ("command-r-13-2024", None),
+        ("command-r-08", None),
+        ("command-r-08-24", None),
+        ("command-r7b-12-2024", None),
+        ("gemini-1.5-pro-002", Some("gemini-1.5-pro")),
+        ("mistral-large-2411", Some("mistral-large")),
+        ("gpt-4-0613", Some("gpt-4")),
+        ("gpt-4-1106-preview", None),
+        ("gpt-4-32k-0613", None),
+    ] {
+        assert_eq!(found(&registry, model, None), id, "{model}");
+    }
     Ok(())
 }
