@@ -1,18 +1,30 @@
 //! The feedback join: inference events enter through [`FeedbackJoin::remember`];
-//! feedback that lacks model or prompt context leaves [`FeedbackJoin::fill`]
-//! with it copied from the inference it evaluates (DESIGN §3: feedback names
-//! its inference by parent span, i.e. `inference_id`, or by
-//! `gen_ai.response.id`).
+//! feedback leaves [`FeedbackJoin::fill`] attributed to the inference it evaluates, with the
+//! model and prompt context it lacks copied from it (DESIGN §3: feedback names its inference by
+//! parent span, i.e. `inference_id`, or by `gen_ai.response.id`).
 //!
-//! Bounded: two [`RecentMap`]s remembering at least the last `capacity` inferences each (by
-//! event id and by response id) share one context record per inference. Feedback usually
-//! follows its inference within seconds to minutes, so recency is the right eviction policy;
-//! feedback about a forgotten inference keeps its own fields.
+//! Which ids name an inference, and where:
+//! - a span's ids (trace id then span id, in hex: a span-derived inference's event id, and any
+//!   inference's `trace_id` + `span_id`) are unique on their own, and feedback about a span often
+//!   comes from another service (an LLM-as-judge evaluator), so they are indexed without the app;
+//! - a JSON event id names a call within its app only (apps number their calls 1, 2, ...), so it
+//!   is indexed and looked up within the app;
+//! - a response id is the provider's, unique on its own.
+//!
+//! A matched feedback takes the inference's app, so an evaluator's verdicts land in the rollups of
+//! the app whose call they rate.
+//!
+//! Bounded: two [`RecentMap`]s remembering at least the last `capacity` keys each (by event or
+//! span id, and by response id) share one context record per inference. A span-derived inference
+//! takes one event key; a JSON inference that also carries span ids takes two, so of those the
+//! map remembers at least the last `capacity / 2`. Feedback usually follows its inference within
+//! seconds to minutes, so recency is the right eviction policy; feedback about a forgotten
+//! inference keeps its own fields.
 //!
 //! Cheap per inference, because every event passes through here: ids are kept as
 //! [`id_key`](crate::id_key) hashes, and the context records are interned, since a fleet has
-//! few distinct (model, prompt, environment) combinations and consecutive events mostly repeat
-//! one.
+//! few distinct (app, model, prompt, environment) combinations and consecutive events mostly
+//! repeat one.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -26,6 +38,7 @@ use crate::id_key::{IdKeyHasher, RecentMap, id_key, scoped_id_key};
 /// ([`ContextView`]).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct ContextFields<S> {
+    app: S,
     environment: Option<S>,
     response_model: Option<S>,
     provider: Option<S>,
@@ -40,6 +53,7 @@ type ContextView<'a> = ContextFields<&'a str>;
 impl<'a> ContextView<'a> {
     fn of(event: &'a InferenceEvent) -> Self {
         Self {
+            app: &event.app,
             environment: event.environment.as_deref(),
             response_model: event.response_model.as_deref(),
             provider: event.provider.as_deref(),
@@ -53,6 +67,7 @@ impl<'a> ContextView<'a> {
 impl<S> ContextFields<S> {
     fn map<'s, T>(&'s self, f: impl Fn(&'s S) -> T) -> ContextFields<T> {
         ContextFields {
+            app: f(&self.app),
             environment: self.environment.as_ref().map(&f),
             response_model: self.response_model.as_ref().map(&f),
             provider: self.provider.as_ref().map(&f),
@@ -63,10 +78,11 @@ impl<S> ContextFields<S> {
     }
 }
 
-/// Bounded index of recent inferences, keyed by event id and response id.
+/// Bounded index of recent inferences, keyed by event or span id and by response id.
 #[derive(Debug)]
 pub struct FeedbackJoin {
-    /// `InferenceEvent::event_id` key -> context.
+    /// [`span_key`] of an inference's span ids, and [`scoped_id_key`] of a JSON event id within
+    /// its app -> context.
     by_event_id: RecentMap<Arc<Context>>,
     /// `InferenceEvent::response_id` key -> context.
     by_response_id: RecentMap<Arc<Context>>,
@@ -77,8 +93,8 @@ pub struct FeedbackJoin {
 }
 
 impl FeedbackJoin {
-    /// An empty index remembering at least the last `capacity` inferences per key kind and at
-    /// most twice as many (a capacity of 0 is treated as 1).
+    /// An empty index remembering at least the last `capacity` keys per key kind and at most
+    /// twice as many (a capacity of 0 is treated as 1).
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         Self {
@@ -95,9 +111,19 @@ impl FeedbackJoin {
         if let Some(response_id) = &event.response_id {
             self.by_response_id.insert(id_key(response_id), Arc::clone(&context));
         }
-        // Event ids name a call within its app (JSON ids are often counters), response ids are
-        // the provider's and unique on their own.
-        self.by_event_id.insert(scoped_id_key(&event.app, &event.event_id), context);
+        match span_ids(event.trace_id.as_deref(), event.span_id.as_deref()) {
+            // A span-derived event id is its span ids: one key serves both lookups.
+            Some((trace, span)) if is_span_id(&event.event_id, trace, span) => {
+                self.by_event_id.insert(id_key(&event.event_id), context);
+            }
+            Some((trace, span)) => {
+                self.by_event_id.insert(scoped_id_key(&event.app, &event.event_id), Arc::clone(&context));
+                self.by_event_id.insert(span_key(trace, span), context);
+            }
+            None => {
+                self.by_event_id.insert(scoped_id_key(&event.app, &event.event_id), context);
+            }
+        }
     }
 
     /// The shared context record equal to the event's fields.
@@ -119,20 +145,19 @@ impl FeedbackJoin {
         context
     }
 
-    /// Fill the feedback's missing context (environment, response model,
-    /// provider, operation, prompt id and version) from the inference it names:
-    /// by `inference_id` (within the feedback's app) first, else by `response_id`. Fields the feedback
-    /// already carries are kept. Returns whether an inference matched.
+    /// Attribute the feedback to the inference it names and fill its missing context
+    /// (environment, response model, provider, operation, prompt id and version) from it. The
+    /// inference is found by `inference_id` (a JSON id within the feedback's app, else a span's
+    /// ids from any app), else by `trace_id` + `span_id`, else by `response_id`. A match sets the
+    /// feedback's app to the inference's; other fields the feedback already carries are kept.
+    /// Returns whether an inference matched.
     pub fn fill(&mut self, feedback: &mut FeedbackEvent) -> bool {
-        let by_event =
-            feedback.inference_id.as_deref().and_then(|id| self.by_event_id.get(&scoped_id_key(&feedback.app, id)));
-        let context = match by_event {
-            Some(context) => context,
-            None => match feedback.response_id.as_deref().and_then(|id| self.by_response_id.get(&id_key(id))) {
-                Some(context) => context,
-                None => return false,
-            },
+        let Some(context) = self.find(feedback) else {
+            return false;
         };
+        if feedback.app != context.app {
+            feedback.app.clone_from(&context.app);
+        }
         fill_missing(&mut feedback.environment, context.environment.as_ref());
         fill_missing(&mut feedback.response_model, context.response_model.as_ref());
         fill_missing(&mut feedback.provider, context.provider.as_ref());
@@ -142,7 +167,25 @@ impl FeedbackJoin {
         true
     }
 
-    /// Inferences indexed by event id.
+    /// The context of the inference the feedback names, if still remembered.
+    fn find(&self, feedback: &FeedbackEvent) -> Option<&Context> {
+        let inference_id = feedback.inference_id.as_deref();
+        let span = span_ids(feedback.trace_id.as_deref(), feedback.span_id.as_deref());
+        let by_event = |key: u128| self.by_event_id.get(&key);
+        inference_id
+            .and_then(|id| by_event(scoped_id_key(&feedback.app, id)).or_else(|| by_event(id_key(id))))
+            .or_else(|| match span {
+                // Already looked up as the inference id (OTLP feedback always names it so).
+                Some((trace, span)) if !inference_id.is_some_and(|id| is_span_id(id, trace, span)) => {
+                    by_event(span_key(trace, span))
+                }
+                _ => None,
+            })
+            .or_else(|| feedback.response_id.as_deref().and_then(|id| self.by_response_id.get(&id_key(id))))
+            .map(|context| &**context)
+    }
+
+    /// Keys indexed by event or span id.
     pub fn len(&self) -> usize {
         self.by_event_id.len()
     }
@@ -151,6 +194,35 @@ impl FeedbackJoin {
     pub fn is_empty(&self) -> bool {
         self.by_event_id.is_empty()
     }
+}
+
+/// Both span ids, when both are given.
+fn span_ids<'a>(trace_id: Option<&'a str>, span_id: Option<&'a str>) -> Option<(&'a str, &'a str)> {
+    match (trace_id, span_id) {
+        (Some(trace), Some(span)) if !trace.is_empty() && !span.is_empty() => Some((trace, span)),
+        _ => None,
+    }
+}
+
+/// True when `id` is the span id pair written as one (a span-derived event id).
+fn is_span_id(id: &str, trace: &str, span: &str) -> bool {
+    id.len() == trace.len() + span.len() && id.starts_with(trace) && id.ends_with(span)
+}
+
+/// The key of a span's ids: the key of the span-derived event id they make, so that an
+/// inference id written that way and the ids given apart meet. Joined on the stack, as span
+/// ids are short (32 + 16 hex digits).
+fn span_key(trace: &str, span: &str) -> u128 {
+    let mut joined = [0u8; 64];
+    if let Some(bytes) = joined.get_mut(..trace.len() + span.len()) {
+        let (head, tail) = bytes.split_at_mut(trace.len());
+        head.copy_from_slice(trace.as_bytes());
+        tail.copy_from_slice(span.as_bytes());
+        if let Ok(id) = std::str::from_utf8(bytes) {
+            return id_key(id);
+        }
+    }
+    id_key(&[trace, span].concat())
 }
 
 fn fill_missing(target: &mut Option<String>, source: Option<&String>) {
@@ -201,6 +273,97 @@ mod tests {
         let mut feedback = bare_feedback(Some("1"), None);
         assert!(join.fill(&mut feedback));
         assert_eq!(feedback.response_model.as_deref(), Some("gpt-4o"));
+    }
+
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    const SPAN: &str = "b7ad6b7169203331";
+
+    /// An inference read from a span: its event id is its trace id then its span id.
+    fn span_inference(app: &str, model: &str) -> InferenceEvent {
+        let mut event = inference(&format!("{TRACE}{SPAN}"), None, model);
+        event.app = app.to_owned();
+        event.trace_id = Some(TRACE.to_owned());
+        event.span_id = Some(SPAN.to_owned());
+        event
+    }
+
+    /// Feedback naming its inference by span, as an OTLP evaluation record does, from `app`.
+    fn span_feedback(app: &str) -> FeedbackEvent {
+        FeedbackEvent {
+            app: app.to_owned(),
+            trace_id: Some(TRACE.to_owned()),
+            span_id: Some(SPAN.to_owned()),
+            ..bare_feedback(Some(&format!("{TRACE}{SPAN}")), None)
+        }
+    }
+
+    /// An LLM-as-judge evaluator is a service of its own: its verdict on a span is attributed to
+    /// the app whose call the span is, with that call's context.
+    #[test]
+    fn span_ids_match_feedback_from_any_app_and_it_takes_the_inferences_app() {
+        let mut join = FeedbackJoin::new(8);
+        join.remember(&span_inference("where2eat", "gpt-4o"));
+        let mut feedback = span_feedback("eval-worker");
+        assert!(join.fill(&mut feedback));
+        assert_eq!(feedback.app, "where2eat");
+        assert_eq!(feedback.response_model.as_deref(), Some("gpt-4o"));
+        assert_eq!(feedback.prompt_version.as_deref(), Some("7"));
+        assert_eq!(feedback.environment.as_deref(), Some("prod"));
+        assert_eq!(join.len(), 1, "a span-derived inference takes one key");
+
+        // A JSON feedback may name the span's call by its event id alone.
+        let mut by_event_id = bare_feedback(Some(&format!("{TRACE}{SPAN}")), None);
+        by_event_id.app = "eval-worker".to_owned();
+        assert!(join.fill(&mut by_event_id));
+        assert_eq!(by_event_id.app, "where2eat");
+    }
+
+    /// JSON ids stay within their app: only span ids are looked up across apps.
+    #[test]
+    fn json_ids_of_another_app_are_not_matched() {
+        let mut join = FeedbackJoin::new(8);
+        join.remember(&inference("1", None, "gpt-4o"));
+        let mut feedback = bare_feedback(Some("1"), None);
+        feedback.app = "ticket-summariser".to_owned();
+        let before = feedback.clone();
+        assert!(!join.fill(&mut feedback));
+        assert_eq!(feedback, before);
+    }
+
+    /// A JSON inference that also traces is found by its span ids as well as by its id, from any
+    /// app, however the feedback writes them.
+    #[test]
+    fn a_json_inference_with_span_ids_is_found_by_them() {
+        let mut join = FeedbackJoin::new(8);
+        let mut json = inference("7", None, "gpt-4o");
+        json.trace_id = Some(TRACE.to_owned());
+        json.span_id = Some(SPAN.to_owned());
+        join.remember(&json);
+
+        let mut by_id = bare_feedback(Some("7"), None);
+        assert!(join.fill(&mut by_id), "by its id within its app");
+        let mut from_evaluator = span_feedback("eval-worker");
+        assert!(join.fill(&mut from_evaluator), "by span, as an OTLP evaluation record names it");
+        assert_eq!(
+            (from_evaluator.app.as_str(), from_evaluator.response_model.as_deref()),
+            ("where2eat", Some("gpt-4o"))
+        );
+        let mut by_span_only = FeedbackEvent { inference_id: None, ..span_feedback("where2eat") };
+        assert!(join.fill(&mut by_span_only), "by trace_id and span_id without an inference id");
+        // An inference id that names nothing falls back to the span ids.
+        let mut stale_id = FeedbackEvent { inference_id: Some("6".to_owned()), ..span_feedback("where2eat") };
+        assert!(join.fill(&mut stale_id));
+        assert_eq!(stale_id.response_model.as_deref(), Some("gpt-4o"));
+    }
+
+    #[test]
+    fn a_response_id_match_takes_the_inferences_app() {
+        let mut join = FeedbackJoin::new(8);
+        join.remember(&inference("ev-1", Some("resp-1"), "gpt-4o"));
+        let mut feedback = bare_feedback(None, Some("resp-1"));
+        feedback.app = "eval-worker".to_owned();
+        assert!(join.fill(&mut feedback));
+        assert_eq!(feedback.app, "where2eat");
     }
 
     #[test]
@@ -272,6 +435,25 @@ mod tests {
         assert!(!join.fill(&mut bare_feedback(None, Some("resp-1"))));
     }
 
+    /// A JSON inference with span ids takes two keys, so at least the last `capacity / 2` of
+    /// them are remembered by both, within the same bound.
+    #[test]
+    fn json_inferences_with_span_ids_stay_within_the_bound() {
+        let mut join = FeedbackJoin::new(4);
+        for i in 1..=9u8 {
+            let mut json = inference(&i.to_string(), None, "m1");
+            json.trace_id = Some(format!("{TRACE}{i}"));
+            json.span_id = Some(SPAN.to_owned());
+            join.remember(&json);
+            assert!(join.len() <= 8, "at most twice the capacity");
+        }
+        for i in [8u8, 9] {
+            assert!(join.fill(&mut bare_feedback(Some(&i.to_string()), None)), "{i} by id");
+            let by_span = FeedbackEvent { trace_id: Some(format!("{TRACE}{i}")), ..span_feedback("x") };
+            assert!(join.fill(&mut FeedbackEvent { inference_id: None, ..by_span }), "{i} by span");
+        }
+    }
+
     #[test]
     fn interned_contexts_keep_each_inference_own_fields() {
         // Capacity 2 also forces the interner to clear while older records are still indexed.
@@ -295,5 +477,130 @@ mod tests {
         join.remember(&again);
         let reused = join.by_event_id.get(&scoped_id_key("where2eat", "ev-5")).is_some_and(|c| Arc::ptr_eq(c, &shared));
         assert!(reused, "an identical context is shared, not copied");
+    }
+
+    /// Whole messages through the processor: decode, dedup, enrich, join.
+    mod through_the_processor {
+        use std::sync::Arc;
+
+        use driftwatch_lake::model::FeedbackEvent;
+
+        use super::{SPAN, TRACE};
+        use crate::aggregate::AggregateConfig;
+        use crate::config::Config;
+        use crate::decode::PayloadFormat;
+        use crate::enrich::{Enricher, ModelRegistry};
+        use crate::pipeline::{PartitionBuffer, Processor};
+        use crate::telemetry::{Metrics, MetricsConfig};
+
+        type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+        /// 2025-06-01T12:01:40Z: the messages below are a minute or two old.
+        const NOW: i64 = 1_748_779_300_000_000_000;
+
+        /// The feedback rows that `messages`, processed in order, leave in the buffer.
+        fn feedback_of(messages: &[(&str, PayloadFormat)]) -> Result<Vec<FeedbackEvent>, Box<dyn std::error::Error>> {
+            let config = Config::default();
+            let (policies, default_policy) = config.content_policies();
+            let enricher = Enricher::new(Arc::new(ModelRegistry::default_embedded()?), policies, default_policy);
+            let metrics = Metrics::new(&MetricsConfig::default());
+            let mut processor = Processor::new(&config, Arc::new(enricher), metrics);
+            let mut buffer =
+                PartitionBuffer::new(Arc::from("s"), Arc::from("t"), 0, 0, &AggregateConfig::default(), 100);
+            for (offset, (message, format)) in (0..).zip(messages) {
+                processor.process(&mut buffer, message.as_bytes(), *format, (offset, offset + 1), NOW);
+            }
+            assert!(buffer.dead_letters.is_empty(), "{:?}", buffer.dead_letters);
+            Ok(std::mem::take(&mut buffer.feedback))
+        }
+
+        fn attributes(pairs: &[(&str, &str)]) -> String {
+            let pairs: Vec<String> = pairs
+                .iter()
+                .map(|(key, value)| format!(r#"{{"key":"{key}","value":{{"stringValue":"{value}"}}}}"#))
+                .collect();
+            format!("[{}]", pairs.join(","))
+        }
+
+        /// An OTLP/JSON traces message with one chat span of gpt-4o, prompt version 7, carrying
+        /// `span_attributes` and `events` (a JSON list).
+        fn chat_span(resource: &[(&str, &str)], span_attributes: &[(&str, &str)], events: &str) -> String {
+            let mut attrs = vec![
+                ("gen_ai.operation.name", "chat"),
+                ("gen_ai.request.model", "gpt-4o"),
+                ("driftwatch.prompt.id", "pick"),
+                ("driftwatch.prompt.version", "7"),
+            ];
+            attrs.extend_from_slice(span_attributes);
+            format!(
+                r#"{{"resourceSpans":[{{"resource":{{"attributes":{}}},"scopeSpans":[{{"spans":[{{"traceId":"{TRACE}","spanId":"{SPAN}","name":"chat","startTimeUnixNano":"1748779199000000000","endTimeUnixNano":"1748779200000000000","attributes":{},"events":{events}}}]}}]}}]}}"#,
+                attributes(resource),
+                attributes(&attrs),
+            )
+        }
+
+        /// An OTLP/JSON logs message from the evaluator service: a hallucination verdict on the
+        /// span `TRACE`/`SPAN`.
+        fn evaluator_verdict() -> String {
+            format!(
+                r#"{{"resourceLogs":[{{"resource":{{"attributes":{}}},"scopeLogs":[{{"logRecords":[{{"timeUnixNano":"1748779230000000000","eventName":"gen_ai.evaluation.result","traceId":"{TRACE}","spanId":"{SPAN}","attributes":[{{"key":"gen_ai.evaluation.name","value":{{"stringValue":"hallucination"}}}},{{"key":"gen_ai.evaluation.score.value","value":{{"doubleValue":0.9}}}}]}}]}}]}}]}}"#,
+                attributes(&[("service.name", "eval-worker")]),
+            )
+        }
+
+        fn assert_rates_the_where2eat_call(feedback: &[FeedbackEvent]) {
+            assert_eq!(feedback.len(), 1);
+            let f = &feedback[0];
+            assert_eq!(f.app, "where2eat");
+            assert_eq!(f.response_model.as_deref(), Some("gpt-4o"));
+            assert_eq!(f.prompt_version.as_deref(), Some("7"));
+        }
+
+        #[test]
+        fn an_evaluator_services_verdict_on_a_span_lands_in_the_spans_app() -> TestResult {
+            let traces = chat_span(&[("service.name", "where2eat")], &[], "[]");
+            let feedback =
+                feedback_of(&[(&traces, PayloadFormat::OtlpTraces), (&evaluator_verdict(), PayloadFormat::OtlpLogs)])?;
+            assert_rates_the_where2eat_call(&feedback);
+            Ok(())
+        }
+
+        /// Resource `service.name` is the gateway, the span's `driftwatch.app` the app: feedback
+        /// recorded as an event on the span is the app's, like the call.
+        #[test]
+        fn a_verdict_recorded_on_the_span_takes_the_spans_app_attribute() -> TestResult {
+            let verdict = r#"[{"timeUnixNano":"1748779200000000005","name":"gen_ai.evaluation.result","attributes":[{"key":"gen_ai.evaluation.name","value":{"stringValue":"hallucination"}},{"key":"gen_ai.evaluation.score.value","value":{"doubleValue":0.9}}]}]"#;
+            let traces = chat_span(&[("service.name", "llm-gateway")], &[("driftwatch.app", "where2eat")], verdict);
+            assert_rates_the_where2eat_call(&feedback_of(&[(&traces, PayloadFormat::OtlpTraces)])?);
+            Ok(())
+        }
+
+        fn json_inference() -> String {
+            format!(
+                r#"{{"id":"1","time":"2025-06-01T12:00:00Z","app":"where2eat","request_model":"gpt-4o","prompt_id":"pick","prompt_version":"7","trace_id":"{TRACE}","span_id":"{SPAN}"}}"#
+            )
+        }
+
+        #[test]
+        fn json_feedback_naming_a_json_inference_by_span_is_joined() -> TestResult {
+            let feedback = format!(
+                r#"{{"type":"feedback","id":"f1","time":"2025-06-01T12:00:30Z","app":"where2eat","name":"hallucination","score":0.9,"trace_id":"{TRACE}","span_id":"{SPAN}"}}"#
+            );
+            let feedback =
+                feedback_of(&[(&json_inference(), PayloadFormat::JsonEvents), (&feedback, PayloadFormat::JsonEvents)])?;
+            assert_rates_the_where2eat_call(&feedback);
+            assert_eq!(feedback[0].inference_id.as_deref(), Some(format!("{TRACE}{SPAN}").as_str()));
+            Ok(())
+        }
+
+        #[test]
+        fn an_evaluator_services_verdict_on_a_json_inferences_span_is_joined() -> TestResult {
+            let feedback = feedback_of(&[
+                (&json_inference(), PayloadFormat::JsonEvents),
+                (&evaluator_verdict(), PayloadFormat::OtlpLogs),
+            ])?;
+            assert_rates_the_where2eat_call(&feedback);
+            Ok(())
+        }
     }
 }

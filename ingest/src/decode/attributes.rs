@@ -6,8 +6,10 @@
 //! mapping table knows gets a fixed slot, and the flattened message keys
 //! (`gen_ai.prompt.N.content`, `llm.input_messages.N.message.content`, ...)
 //! are collected in index order. [`View`] layers a span's table over its
-//! resource's table and answers "first present wins" questions with typed
-//! conversions. The trace and log decoders read canonical fields from it.
+//! resource's table (a span event's over both, for feedback recorded on a span),
+//! with the span's content events behind, and answers "first present wins"
+//! questions with typed conversions. The trace and log decoders read canonical
+//! fields from it.
 //!
 //! One pass with a `match` on the key keeps the per-span cost linear in the
 //! number of attributes instead of one scan per mapping-table row.
@@ -232,6 +234,10 @@ impl Default for Attrs<'_> {
     }
 }
 
+/// The table of an empty list, for a [`View`] layer that has nothing to add.
+static EMPTY: Attrs<'static> =
+    Attrs { slots: [None; KEY_COUNT], flat: [Vec::new(), Vec::new(), Vec::new(), Vec::new()] };
+
 impl<'a> Attrs<'a> {
     /// Index one attribute list.
     pub(crate) fn from_list(list: &'a [KeyValue]) -> Self {
@@ -291,27 +297,58 @@ impl<'a> Attrs<'a> {
     }
 }
 
-/// A span (or event/record) table over its resource's table.
+/// Where the mapping reads a span's (or event's, or record's) fields.
+///
+/// Two kinds of precedence. `layers` are searched key by key: the nearest layer holding a key
+/// gives its value, so `driftwatch.app` on a resource still beats `service.name` on the span.
+/// `behind` (a span's content events) is searched only for a row that no layer holds any key
+/// of: an event restates the call, and the span's own attributes win row by row, so a deprecated
+/// key on the span beats a current one on the event.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct View<'s, 'a> {
-    primary: &'s Attrs<'a>,
-    fallback: &'s Attrs<'a>,
+    layers: [&'s Attrs<'a>; 3],
+    behind: Option<&'s Attrs<'a>>,
 }
 
 impl<'s, 'a> View<'s, 'a> {
     /// Look keys up in `primary` first, then in `fallback` (the resource).
     pub(crate) fn new(primary: &'s Attrs<'a>, fallback: &'s Attrs<'a>) -> Self {
-        View { primary, fallback }
+        View { layers: [primary, fallback, &EMPTY], behind: None }
     }
 
-    /// The first key of `row` present in either layer, with its value.
+    /// A span event read as part of its span: the event's attributes, then the span's, then the
+    /// resource's, key by key (feedback recorded on a span rates that span's call, in its app).
+    pub(crate) fn event_on_span(event: &'s Attrs<'a>, span: &'s Attrs<'a>, resource: &'s Attrs<'a>) -> Self {
+        View { layers: [event, span, resource], behind: None }
+    }
+
+    /// This view with `events` read for the rows it has no key of.
+    pub(crate) fn with_events_behind(self, events: Option<&'s Attrs<'a>>) -> Self {
+        View { behind: events, ..self }
+    }
+
+    /// The value of `key` in the nearest layer that has it.
+    fn layered(&self, key: Key) -> Option<AttrValue<'a>> {
+        self.layers.iter().find_map(|layer| layer.get(key))
+    }
+
+    /// The first key of `row` that `pick` accepts a value of: the layers' values first, the
+    /// events' behind them only when the layers hold none that `pick` accepts.
+    fn find<T>(&self, row: &[Key], pick: impl Fn(Key, AttrValue<'a>) -> Option<T>) -> Option<T> {
+        row.iter().find_map(|&key| pick(key, self.layered(key)?)).or_else(|| {
+            let behind = self.behind?;
+            row.iter().find_map(|&key| pick(key, behind.get(key)?))
+        })
+    }
+
+    /// The first key of `row` present, with its value.
     pub(crate) fn first(&self, row: &[Key]) -> Option<(Key, AttrValue<'a>)> {
-        row.iter().find_map(|&key| self.primary.get(key).or_else(|| self.fallback.get(key)).map(|v| (key, v)))
+        self.find(row, |key, value| Some((key, value)))
     }
 
     /// The first present value of `row` as a string slice (non-empty string values only).
     pub(crate) fn str(&self, row: &[Key]) -> Option<&'a str> {
-        row.iter().find_map(|&key| match self.primary.get(key).or_else(|| self.fallback.get(key))? {
+        self.find(row, |_, value| match value {
             AttrValue::Str(s) if !s.is_empty() => Some(s),
             _ => None,
         })
@@ -321,10 +358,7 @@ impl<'s, 'a> View<'s, 'a> {
     /// numbers and booleans printed, the first element of an array. Empty
     /// strings count as absent so that a later row can still win.
     pub(crate) fn text(&self, row: &[Key]) -> Option<String> {
-        row.iter().find_map(|&key| {
-            let value = self.primary.get(key).or_else(|| self.fallback.get(key))?;
-            value_text(value).filter(|s| !s.is_empty())
-        })
+        self.find(row, |_, value| value_text(value).filter(|s| !s.is_empty()))
     }
 
     /// The first present value of `row` as an integer (int, integral double or numeric string).
@@ -343,9 +377,14 @@ impl<'s, 'a> View<'s, 'a> {
         }
     }
 
-    /// Flattened indexed content joined with newlines in index order.
+    /// Flattened indexed content joined with newlines in index order: the nearest layer's,
+    /// else the events'. Never the resource's.
     pub(crate) fn joined(&self, flat: Flat) -> Option<String> {
-        let parts = &self.primary.flat[flat as usize];
+        let own = &self.layers[0].flat[flat as usize];
+        let parts = match self.behind {
+            Some(events) if own.is_empty() => &events.flat[flat as usize],
+            _ => own,
+        };
         if parts.is_empty() {
             return None;
         }

@@ -21,13 +21,13 @@
 //! | `operation` | string | default `chat` |
 //! | `request_model`, `response_model` | string | `response_model` defaults to `request_model` |
 //! | `prompt_id`, `prompt_version` | string | prompt template identity |
-//! | `input_tokens`, `output_tokens`, `cache_read_tokens`, `reasoning_tokens` | integer | non-negative |
+//! | `input_tokens`, `output_tokens`, `cache_read_tokens`, `reasoning_tokens` | integer | non-negative; `input_tokens` includes the cached ones, so `cache_read_tokens` may not exceed it |
 //! | `reported_cost_usd` | number | the app's own cost figure |
 //! | `latency_ms` | number | `start_time = time - latency_ms` |
 //! | `ttft_ms` | number | time to first token |
 //! | `status` | string | `ok`, `error` or `unset` (default) |
 //! | `error_type`, `finish_reason`, `response_id` | string | |
-//! | `trace_id`, `span_id` | string | hex ids when the app also traces |
+//! | `trace_id`, `span_id` | string | hex ids when the app also traces; feedback from any app or format can then name the call by them |
 //! | `input`, `output` | string | raw content; hashed/scrubbed by enrichment |
 //! | `golden_case` | string | id of a fixed CI test input |
 //!
@@ -41,8 +41,8 @@
 //! | `name` | string | **required**; `hallucination`, `user_thumbs`, or any evaluation name |
 //! | `score` | number | numeric score |
 //! | `label` | string | e.g. `hallucinated`, `down` |
-//! | `inference_id` | string | `id` of the evaluated inference event |
-//! | `response_id`, `trace_id`, `span_id` | string | other ways to find the evaluated inference |
+//! | `inference_id` | string | `id` of the evaluated inference event of the same `app`; absent, `trace_id` + `span_id` when both are given |
+//! | `response_id`, `trace_id`, `span_id` | string | other ways to find the evaluated inference, in any app |
 //! | `environment`, `provider`, `operation`, `response_model`, `prompt_id`, `prompt_version` | string | context when known |
 
 use std::borrow::Cow;
@@ -55,7 +55,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::error::Category;
 
 use super::attributes::{normalize_operation, normalize_provider};
-use super::{Ctx, Decoded, Error, Result, validate};
+use super::{Ctx, Decoded, Error, Result, span_event_id, validate};
 
 /// Decode one JSON event message.
 pub(super) fn decode(text: &str, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> {
@@ -324,6 +324,18 @@ impl Raw<'_> {
 
     fn into_feedback(self) -> Result<FeedbackEvent> {
         let time = self.event_time()?;
+        let trace_id = self.trace_id.map(|s| s.to_ascii_lowercase());
+        let span_id = self.span_id.map(|s| s.to_ascii_lowercase());
+        // Feedback that names its inference only by span rates that span's call, as an OTLP
+        // evaluation record parented to the span does, and gets the same inference id: the
+        // join then finds the call whichever app or format recorded it.
+        let inference_id = match (self.inference_id, trace_id.as_deref(), span_id.as_deref()) {
+            (Some(id), _, _) => Some(id),
+            (None, Some(trace), Some(span)) if !trace.is_empty() && !span.is_empty() => {
+                Some(span_event_id(trace, span))
+            }
+            (None, _, _) => None,
+        };
         Ok(FeedbackEvent {
             feedback_id: required(self.id, "id")?,
             time,
@@ -332,10 +344,10 @@ impl Raw<'_> {
             name: required(self.name, "name")?,
             score_value: self.score,
             score_label: self.label,
-            trace_id: self.trace_id.map(|s| s.to_ascii_lowercase()),
-            span_id: self.span_id.map(|s| s.to_ascii_lowercase()),
+            trace_id,
+            span_id,
             response_id: self.response_id,
-            inference_id: self.inference_id,
+            inference_id,
             response_model: self.response_model,
             provider: self.provider.as_deref().map(normalize_provider),
             operation: self.operation.as_deref().map(normalize_operation),

@@ -6,7 +6,9 @@
 //! name (the `event_name` field or the `event.name` attribute) is
 //! `gen_ai.evaluation.result`, or that carry OpenInference `annotation.name`,
 //! become [`FeedbackEvent`]s tied to the evaluated inference by the record's
-//! trace/span id or `gen_ai.response.id`. Other records are counted in
+//! trace/span id or `gen_ai.response.id`. Their app is the record's (often an
+//! evaluator service) until the feedback join attributes them to the app of the
+//! inference they rate. Other records are counted in
 //! `skipped_spans`. The span decoder reuses [`feedback`] for span events.
 
 use driftwatch_lake::model::{FeedbackEvent, UnixNanos};

@@ -6,7 +6,9 @@
 //! arrive here as the same [`SpanParts`]. Each span is classified: inference
 //! spans are mapped through the attribute table and validated; other spans are
 //! counted in `skipped_spans`. Span events named `gen_ai.evaluation.result`
-//! (or carrying OpenInference `annotation.*`) become feedback for that span. A
+//! (or carrying OpenInference `annotation.*`) become feedback for that span, read
+//! with the span's and the resource's attributes behind the event's. Content events
+//! are read behind the span's own attributes, row by row. A
 //! span that fails mapping or validation leaves as a reject carrying that span
 //! re-serialised as OTLP/JSON; the other spans of the message are unaffected.
 
@@ -40,7 +42,7 @@ pub(super) fn decode(data: &TracesData, ctx: Ctx<'_>, out: &mut Decoded) {
                         attrs: Attrs::from_list(&event.attributes),
                     })
                 });
-                let Ok(()) = decode_span(SpanParts::decoded(span), events, &resource, ctx, out);
+                let Ok(()) = decode_span(&SpanParts::decoded(span), events, &resource, ctx, out);
             }
         }
     }
@@ -56,7 +58,7 @@ pub(super) fn decode_wire(message: &[u8], ctx: Ctx<'_>, out: &mut Decoded) -> st
                 let event = WireEvent::parse(bytes)?;
                 Ok(EventParts { name: event.name, time_unix_nano: event.time_unix_nano, attrs: event.attrs })
             });
-            decode_span(SpanParts::wire(span), events, resource, ctx, out)
+            decode_span(&SpanParts::wire(span), events, resource, ctx, out)
         })
     })
 }
@@ -71,7 +73,7 @@ struct SpanParts<'a> {
     /// `Status.code`; 0 (unset) without a status.
     status_code: i32,
     status_message: &'a str,
-    /// The span's attributes; content events are merged in behind them.
+    /// The span's own attributes.
     attrs: Attrs<'a>,
     /// The span itself, for the copy a reject keeps.
     origin: Origin<'a, Span>,
@@ -116,34 +118,39 @@ struct EventParts<'a> {
 }
 
 fn decode_span<'a, E>(
-    mut span: SpanParts<'a>,
+    span: &SpanParts<'a>,
     events: impl Iterator<Item = std::result::Result<EventParts<'a>, E>>,
     resource: &Attrs<'a>,
     ctx: Ctx<'_>,
     out: &mut Decoded,
 ) -> std::result::Result<(), E> {
+    // Kept apart from the span's table, and built only for spans that have such events: the
+    // view reads it for the rows the span and resource leave empty.
+    let mut content: Option<Attrs<'a>> = None;
     for event in events {
         let event = event?;
         if otlp_logs::is_feedback(event.name, &event.attrs) {
-            let view = View::new(&event.attrs, resource);
+            let view = View::event_on_span(&event.attrs, &span.attrs, resource);
             let time = if event.time_unix_nano == 0 { span.end_time_unix_nano } else { event.time_unix_nano };
             match otlp_logs::feedback(&view, span.trace_id, span.span_id, time, ctx) {
                 Ok(feedback) => out.feedback.push(feedback),
-                Err(error) => out.rejects.push(reject(&span, &error, ctx)),
+                Err(error) => out.rejects.push(reject(span, &error, ctx)),
             }
         } else if CONTENT_EVENTS.contains(&event.name) {
-            // Span attributes were added first, so they win over event attributes.
-            span.attrs.merge(&event.attrs);
+            match &mut content {
+                Some(content) => content.merge(&event.attrs),
+                None => content = Some(event.attrs),
+            }
         }
     }
-    let view = View::new(&span.attrs, resource);
+    let view = View::new(&span.attrs, resource).with_events_behind(content.as_ref());
     if !is_inference(&view) {
         out.skipped_spans += 1;
         return Ok(());
     }
-    match map_span(&span, &view, ctx).and_then(|event| validate::inference(&event, ctx).map(|()| event)) {
+    match map_span(span, &view, ctx).and_then(|event| validate::inference(&event, ctx).map(|()| event)) {
         Ok(event) => out.events.push(event),
-        Err(error) => out.rejects.push(reject(&span, &error, ctx)),
+        Err(error) => out.rejects.push(reject(span, &error, ctx)),
     }
     Ok(())
 }

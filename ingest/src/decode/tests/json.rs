@@ -89,6 +89,31 @@ fn feedback_event() {
     assert!(f.is_flagged());
 }
 
+/// Feedback that names its call only by span gets the inference id an OTLP evaluation record
+/// on that span gets (trace id then span id); an explicit `inference_id` is kept.
+#[test]
+fn feedback_named_by_span_ids_gets_the_spans_inference_id() {
+    let by_span = json(
+        r#"{"type":"feedback","id":"f1","time":"2025-06-01T12:00:00Z","app":"bot","name":"hallucination",
+        "trace_id":"0AF7651916CD43DD8448EB211C80319C","span_id":"b7ad6b7169203331"}"#,
+    );
+    assert_eq!(by_span.rejects, vec![]);
+    let f = &by_span.feedback[0];
+    assert_eq!(f.inference_id.as_deref(), Some("0af7651916cd43dd8448eb211c80319cb7ad6b7169203331"));
+    assert_eq!(f.trace_id.as_deref(), Some("0af7651916cd43dd8448eb211c80319c"));
+
+    let named = json(
+        r#"{"type":"feedback","id":"f1","time":"2025-06-01T12:00:00Z","app":"bot","name":"hallucination",
+        "inference_id":"7","trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":"b7ad6b7169203331"}"#,
+    );
+    assert_eq!(named.feedback[0].inference_id.as_deref(), Some("7"));
+    let trace_only = json(
+        r#"{"type":"feedback","id":"f1","time":"2025-06-01T12:00:00Z","app":"bot","name":"hallucination",
+        "trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":""}"#,
+    );
+    assert_eq!(trace_only.feedback[0].inference_id, None);
+}
+
 #[test]
 fn json_rejects_name_the_field() {
     let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","input_tokens":"abc"}"#);

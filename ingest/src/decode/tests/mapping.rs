@@ -255,6 +255,36 @@ fn the_inference_details_event_carries_content_and_the_span_wins() {
     assert_eq!(e.request_model.as_deref(), Some("on-span"));
 }
 
+/// The details event restates the call: each row is read from the span (all its keys) before
+/// the event, so a deprecated key on the span beats a current one on the event, and the event
+/// still fills the rows the span leaves empty.
+#[test]
+fn a_deprecated_key_on_the_span_beats_a_current_one_on_the_details_event() {
+    let mut with_event = span(
+        1,
+        vec![
+            kv("gen_ai.operation.name", s("chat")),
+            kv("gen_ai.usage.prompt_tokens", Value::IntValue(100)),
+            kv("llm.response.model_name", s("on-span")),
+        ],
+    );
+    with_event.events.push(Event {
+        name: "gen_ai.client.inference.operation.details".to_owned(),
+        attributes: vec![
+            kv("gen_ai.usage.input_tokens", Value::IntValue(999)),
+            kv("gen_ai.response.model", s("on-event")),
+            kv("gen_ai.usage.output_tokens", Value::IntValue(20)),
+            kv("gen_ai.prompt.0.content", s("from the event")),
+        ],
+        ..Default::default()
+    });
+    let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![with_event]));
+    let e = &out.events[0];
+    assert_eq!((e.input_tokens, e.output_tokens), (Some(100), Some(20)));
+    assert_eq!(e.response_model.as_deref(), Some("on-span"));
+    assert_eq!(e.input_content.as_deref(), Some("from the event"));
+}
+
 #[test]
 fn event_id_is_lowercase_hex_trace_and_span() {
     let e = one_event(vec![]);
@@ -314,4 +344,38 @@ fn evaluation_span_event_becomes_feedback() {
     assert_eq!(f.inference_id.as_deref(), Some(out.events[0].event_id.as_str()));
     assert!(out.feedback[1].is_flagged());
     assert_ne!(out.feedback[0].feedback_id, out.feedback[1].feedback_id);
+}
+
+/// Feedback recorded on a span rates that span's call: it reads the event's attributes, then
+/// the span's, then the resource's, so the span's `driftwatch.app` beats the resource's
+/// `service.name`, as it does for the call.
+#[test]
+fn evaluation_span_event_reads_the_event_then_the_span_then_the_resource() {
+    let mut evaluated = span(
+        1,
+        vec![
+            kv("gen_ai.operation.name", s("chat")),
+            kv("driftwatch.app", s("where2eat")),
+            kv("gen_ai.response.model", s("gpt-4o")),
+            kv("gen_ai.response.id", s("resp-span")),
+        ],
+    );
+    evaluated.events.push(Event {
+        name: "gen_ai.evaluation.result".to_owned(),
+        time_unix_nano: T0 as u64 + 5,
+        attributes: vec![
+            kv("gen_ai.evaluation.name", s("hallucination")),
+            kv("gen_ai.evaluation.score.value", Value::DoubleValue(0.8)),
+            kv("gen_ai.response.id", s("resp-event")),
+        ],
+        ..Default::default()
+    });
+    let resource = vec![kv("service.name", s("llm-gateway")), kv("deployment.environment.name", s("prod"))];
+    let out = decode_traces(&traces(resource, vec![evaluated]));
+    assert_eq!((out.events.len(), out.feedback.len()), (1, 1));
+    let f = &out.feedback[0];
+    assert_eq!((f.app.as_str(), out.events[0].app.as_str()), ("where2eat", "where2eat"));
+    assert_eq!(f.response_model.as_deref(), Some("gpt-4o"));
+    assert_eq!(f.response_id.as_deref(), Some("resp-event"));
+    assert_eq!(f.environment.as_deref(), Some("prod"));
 }
