@@ -11,8 +11,12 @@
 //! 3. put the data files (each atomic; up to [`CONCURRENT_PUTS`] at once); if one fails,
 //!    delete them all and the manifest before returning the error, so a retry starts clean;
 //! 4. put the record with the new checkpoint, conditionally on the version read in step 1;
-//!    if that fails another writer claimed the partition meanwhile: delete the files of
-//!    steps 2 and 3 and stop ([`LakeError::Fenced`]);
+//!    if that is refused, read the record again: if it holds this commit's checkpoint the put
+//!    landed after all (an S3 client retries a conditional put whose answer was lost, and the
+//!    retry is refused by the write it retries) and the flush stands; otherwise another writer
+//!    claimed the partition meanwhile: delete the files of steps 2 and 3 and stop
+//!    ([`LakeError::Fenced`]). Should that read fail, nothing is deleted: the manifest stays
+//!    for the retry (or the next recovery) to decide against the record;
 //! 5. delete the manifest.
 //!
 //! A crash anywhere leaves a state [`LakeWriter::recover`] resolves: before step
@@ -101,6 +105,8 @@ pub(crate) enum StallBefore {
     Data,
     /// After the data files, before the checkpoint.
     Checkpoint,
+    /// After the checkpoint put landed, before its answer reaches the commit.
+    CheckpointAnswer,
 }
 
 /// A stall: `.0` is notified when a commit arrives, `.1` releases it.
@@ -171,6 +177,9 @@ pub struct LakeWriter {
     /// Where tests stall this writer's commits.
     #[cfg(test)]
     stalls: Vec<(StallBefore, Stall)>,
+    /// Set by tests to answer the next checkpoint put that lands with a conflict.
+    #[cfg(test)]
+    lose_checkpoint_answer: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn same_day(a: i64, b: i64) -> bool {
@@ -237,6 +246,21 @@ fn fenced(batch: &FlushBatch, owner: &str, holder: String) -> LakeError {
     }
 }
 
+/// Whether `record` holds `checkpoint`, the one a commit put: then that put landed, whatever its
+/// answer said. A claim's commits of a partition are sequential and its flushes never overlap,
+/// so a checkpoint committed under this claim with the same end and epoch can only be this
+/// commit's; the record's holder may have changed since (a claim can follow the put before a
+/// retry of it is refused), and the checkpoint stands all the same: that claim's recovery
+/// found it committed.
+fn holds_checkpoint(record: &PartitionRecord, checkpoint: &Checkpoint) -> bool {
+    record.checkpoint.as_ref().is_some_and(|stored| {
+        stored.committed_by.is_some()
+            && stored.committed_by == checkpoint.committed_by
+            && stored.next_offset == checkpoint.next_offset
+            && stored.epoch == checkpoint.epoch
+    })
+}
+
 fn invalid(batch: &FlushBatch, reason: String) -> LakeError {
     LakeError::InvalidBatch { stream: batch.stream.clone(), partition: batch.partition, reason }
 }
@@ -251,6 +275,8 @@ impl LakeWriter {
             claims: Arc::default(),
             #[cfg(test)]
             stalls: Vec::new(),
+            #[cfg(test)]
+            lose_checkpoint_answer: Arc::default(),
         }
     }
 
@@ -270,6 +296,31 @@ impl LakeWriter {
                 stall.1.notified().await;
             }
         }
+    }
+
+    /// Answer this writer's next checkpoint put that lands with [`LakeError::Conflict`], as S3
+    /// does when the put's answer is lost (a 500, a 504 from a load balancer), the client
+    /// retries it and the retry is refused because the record is now the put's own (tests).
+    #[cfg(test)]
+    pub(crate) fn lose_next_checkpoint_answer(&self) {
+        self.lose_checkpoint_answer.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The answer a test makes the checkpoint put give, after stalling at
+    /// [`StallBefore::CheckpointAnswer`].
+    #[cfg(test)]
+    async fn checkpoint_answer(
+        &self,
+        written: Result<crate::store::StoreVersion>,
+        path: &str,
+    ) -> Result<crate::store::StoreVersion> {
+        self.stall(StallBefore::CheckpointAnswer).await;
+        let lost = self.lose_checkpoint_answer.load(std::sync::atomic::Ordering::SeqCst);
+        if lost && written.is_ok() {
+            self.lose_checkpoint_answer.store(false, std::sync::atomic::Ordering::SeqCst);
+            return Err(LakeError::Conflict { path: path.to_owned() });
+        }
+        written
     }
 
     /// The store this writer commits to.
@@ -481,27 +532,54 @@ impl LakeWriter {
         #[cfg(test)]
         self.stall(StallBefore::Checkpoint).await;
         let updated = PartitionRecord { checkpoint: Some(checkpoint.clone()), ..record };
-        match checkpoint::write_record(&self.store, &updated, Some(&version)).await {
+        let written = checkpoint::write_record(&self.store, &updated, Some(&version)).await;
+        #[cfg(test)]
+        let written = self.checkpoint_answer(written, &crate::layout::checkpoint_path(&stream, partition)).await;
+        match written {
             Ok(_) => {}
             Err(LakeError::Conflict { .. }) => {
-                // Claimed by another writer since step 1: these rows are its to write.
-                let holder = checkpoint::read_record(&self.store, &stream, partition)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|(record, _)| record.owner)
-                    .unwrap_or_default();
-                warn!(
-                    stream,
-                    partition,
-                    first_offset,
-                    next_offset,
-                    holder,
-                    "Partition claimed by another writer during a flush; removing its files."
-                );
-                checkpoint::undo_files(&self.store, &stream, partition, &paths).await?;
-                checkpoint::delete_pending(&self.store, &stream, partition, &owner).await?;
-                return Err(fenced(batch, &owner, holder));
+                // A refusal does not prove the put failed: S3 clients retry a conditional put
+                // whose answer was lost (a 500, a 504 from a load balancer), and the retry is
+                // refused by the write it retries. Only the record tells, so it is read again
+                // before anything is deleted; if that read fails too, the manifest stays and
+                // the retry (or the next recovery) decides against the record as it stands.
+                let current = checkpoint::read_record(&self.store, &stream, partition).await.inspect_err(|error| {
+                    warn!(
+                        stream,
+                        partition,
+                        first_offset,
+                        next_offset,
+                        %error,
+                        "Checkpoint put refused and the record unreadable; the flush is left to the retry."
+                    );
+                })?;
+                match current {
+                    Some((stored, _)) if holds_checkpoint(&stored, &checkpoint) => {
+                        warn!(
+                            stream,
+                            partition,
+                            first_offset,
+                            next_offset,
+                            holder = stored.owner,
+                            "Checkpoint put refused by a retry of itself: it had landed, and the flush stands."
+                        );
+                    }
+                    stored => {
+                        // Claimed by another writer since step 1: these rows are its to write.
+                        let holder = stored.map(|(record, _)| record.owner).unwrap_or_default();
+                        warn!(
+                            stream,
+                            partition,
+                            first_offset,
+                            next_offset,
+                            holder,
+                            "Partition claimed by another writer during a flush; removing its files."
+                        );
+                        checkpoint::undo_files(&self.store, &stream, partition, &paths).await?;
+                        checkpoint::delete_pending(&self.store, &stream, partition, &owner).await?;
+                        return Err(fenced(batch, &owner, holder));
+                    }
+                }
             }
             Err(error) => return Err(error),
         }
