@@ -490,6 +490,67 @@ mod tests {
         Ok(())
     }
 
+    /// Dead letters of every reason.
+    fn all_dead_letters(metrics: &str) -> u64 {
+        crate::telemetry::counter_sum(metrics, "driftwatch_dead_letters_total{")
+    }
+
+    /// A line or message above `decode.max_payload_bytes` that the end of the file cuts short
+    /// is one being written: the checkpoint stays at its start, and the next run dead-letters it
+    /// whole and reads on, rather than finding the file resumed inside it.
+    #[tokio::test]
+    async fn an_unfinished_record_above_the_payload_limit_is_dead_lettered_whole_once_finished() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let long = format!(r#"{{"id":"evt-x","pad":"{}"}}"#, "x".repeat(5000));
+        let lines = dir.path().join("events.jsonl");
+        let (before, after) = (format!("{}\n", event(1)), format!("{}\n", event(2)));
+        let big = [&[0x0A][..], &[7; 4999][..]].concat();
+        let framed_big = crate::source::framing::tests::framed(&[&big]);
+        let spans = dir.path().join("spans.binpb");
+        let (first, third) = (framed_span_request(1), framed_span_request(3));
+        let cases = [
+            (&lines, before.clone().into_bytes(), long.into_bytes(), after.into_bytes(), b"\n".to_vec()),
+            (&spans, first, framed_big, third, Vec::new()),
+        ];
+        for (path, head, unfinished, tail, terminator) in cases {
+            let run = tempfile::tempdir()?;
+            std::fs::write(path, [&head[..], &unfinished[..2000]].concat())?;
+            let (report, metrics) = ingest(run.path(), path, PayloadFormat::Auto).await?;
+            assert_eq!(report.committed_to, i64::try_from(head.len())?, "{}", path.display());
+            assert_eq!((rows(&metrics), all_dead_letters(&metrics)), (1, 0), "{metrics}");
+
+            std::fs::write(path, [&head[..], &unfinished[..], &terminator[..], &tail[..]].concat())?;
+            let (report, metrics) = ingest(run.path(), path, PayloadFormat::Auto).await?;
+            assert_eq!(report.resumed_from, i64::try_from(head.len())?, "{}", path.display());
+            assert_eq!(report.committed_to, i64::try_from(std::fs::metadata(path)?.len())?);
+            assert_eq!((rows(&metrics), all_dead_letters(&metrics)), (1, 1), "{metrics}");
+            assert_eq!(dead_letters(&metrics, "payload_too_large"), 1, "{metrics}");
+        }
+        Ok(())
+    }
+
+    /// A protobuf file caught while its first message is being written is not read as lines
+    /// (its 0x0A bytes would split it into malformed ones and move the checkpoint into it).
+    #[tokio::test]
+    async fn a_protobuf_file_whose_first_message_is_being_written_is_read_once_finished() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("spans.binpb");
+        let (first, second) = (framed_span_request(1), framed_span_request(2));
+        for cut in [1, 3, 4, 5, first.len() / 2, first.len() - 1] {
+            let run = tempfile::tempdir()?;
+            std::fs::write(&path, &first[..cut])?;
+            let (report, metrics) = ingest(run.path(), &path, PayloadFormat::Auto).await?;
+            assert_eq!(report.committed_to, 0, "cut at {cut}");
+            assert_eq!((rows(&metrics), all_dead_letters(&metrics)), (0, 0), "cut at {cut}: {metrics}");
+
+            std::fs::write(&path, [&first[..], &second[..]].concat())?;
+            let (report, metrics) = ingest(run.path(), &path, PayloadFormat::Auto).await?;
+            assert_eq!(report.committed_to, i64::try_from(std::fs::metadata(&path)?.len())?, "cut at {cut}");
+            assert_eq!((rows(&metrics), all_dead_letters(&metrics)), (2, 0), "cut at {cut}: {metrics}");
+        }
+        Ok(())
+    }
+
     #[tokio::test]
     async fn a_file_replaced_by_a_longer_one_is_refused_and_an_appended_one_resumed() -> TestResult {
         let dir = tempfile::tempdir()?;

@@ -3,17 +3,26 @@
 //!
 //! - [`Framing::Lines`]: OTLP/JSON lines (the OTel Collector file exporter's JSON format) or
 //!   NDJSON events; `\n` or `\r\n` terminated, a UTF-8 byte order mark at the start of the file
-//!   ignored. A last line without newline is included when it is a complete JSON value; one that
-//!   is not is left unread, as the writer may still be writing it.
+//!   ignored. A last line without newline is included when it is a complete JSON value no longer
+//!   than the limit; any other is left unread, as the writer may still be writing it.
 //! - [`Framing::LengthPrefixed`]: binary OTLP as the Collector file exporter writes it with
-//!   `format: proto`: each message preceded by its length as a 32-bit big-endian integer.
+//!   `format: proto`: each message preceded by its length as a 32-bit big-endian integer. A last
+//!   message shorter than its prefix declares is left unread the same way.
 //!
 //! The reader owns one block buffer that grows only to hold one record, and never beyond the
 //! largest accepted record plus one block: a longer line is discarded as it is read (its first
 //! bytes kept for the dead letter), so memory depends on neither file size nor line length.
+//! Such a record is handed over only once its end has been read: cut short by the end of the
+//! file, it is being written, and handing it over would checkpoint into its middle.
 
 /// The UTF-8 byte order mark some editors and Windows tools put at the start of a text file.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The first byte of every non-empty OTLP export request (traces, logs, metrics): the tag of its
+/// field 1, the repeated resource entries, which protobuf encoders write first. After a plausible
+/// length prefix (whose first byte is a control character, as no text starts) it tells protobuf
+/// from text before the whole first message has been written.
+const OTLP_REQUEST_FIRST_TAG: u8 = 0x0A;
 
 /// How records are delimited in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,23 +34,45 @@ pub enum Framing {
 }
 
 impl Framing {
-    /// Guess from the first bytes of a file (`head`, at least 4 when the file has them) of
+    /// Guess from the first bytes of a file (`head`, at least 5 when the file has them) of
     /// `file_len` bytes. JSON text starts with `{`, `[` or whitespace, possibly after a byte
     /// order mark. Anything else is length-prefixed only when its first prefix could be real: a
     /// text file whose first line is not JSON must not be read as a huge protobuf message, which
-    /// would lose every good line after it.
+    /// would lose every good line after it. A prefix is real when the whole message it declares
+    /// is in the file, or when an OTLP request's first byte follows it: a file caught while its
+    /// first message is being written must not be read as lines, which would split the message
+    /// at its 0x0A bytes and checkpoint inside it.
+    ///
+    /// A file that is no more than the start of a plausible prefix (or a prefix alone) is taken
+    /// as length-prefixed too: that reader leaves it unread, for the next run to sniff again.
     pub fn sniff(head: &[u8], file_len: u64, max_record_bytes: usize) -> Self {
         if head.starts_with(BOM) {
             return Framing::Lines;
         }
+        let whole_file = head.len() as u64 >= file_len;
         match head {
             [] => Framing::Lines,
             [first, ..] if *first == b'{' || *first == b'[' || first.is_ascii_whitespace() => Framing::Lines,
-            [a, b, c, d, ..] => match framed_length([*a, *b, *c, *d], max_record_bytes) {
+            [a, b, c, d, after @ ..] => match framed_length([*a, *b, *c, *d], max_record_bytes) {
                 Ok(declared) if declared as u64 <= file_len.saturating_sub(4) => Framing::LengthPrefixed,
-                _ => Framing::Lines,
+                Ok(_) => match after.first() {
+                    Some(&OTLP_REQUEST_FIRST_TAG) => Framing::LengthPrefixed,
+                    Some(_) => Framing::Lines,
+                    None if whole_file => Framing::LengthPrefixed,
+                    None => Framing::Lines,
+                },
+                Err(_) => Framing::Lines,
             },
-            _ => Framing::Lines,
+            partial => {
+                // The smallest length any prefix starting with these bytes declares.
+                let mut smallest_prefix = [0u8; 4];
+                smallest_prefix[..partial.len()].copy_from_slice(partial);
+                if whole_file && framed_length(smallest_prefix, max_record_bytes).is_ok() {
+                    Framing::LengthPrefixed
+                } else {
+                    Framing::Lines
+                }
+            }
         }
     }
 }
@@ -193,16 +224,21 @@ impl RecordReader {
     }
 
     /// Bytes read but not handed out, and the file offset of the first: after the last
-    /// `advance`, an incomplete last line left for the next run.
+    /// `advance`, an incomplete last record left for the next run. A record being discarded as
+    /// it is read counts whole, though the block no longer holds it.
     pub fn unconsumed(&self) -> (i64, usize) {
-        (self.base_offset + self.consumed as i64, self.filled - self.consumed)
+        let read_to = self.base_offset + self.filled as i64;
+        let first = self.skipping.as_ref().map_or(self.base_offset + self.consumed as i64, |skip| skip.offset);
+        (first, usize::try_from(read_to - first).unwrap_or(usize::MAX))
     }
 
     /// Account for `read` new bytes and return the complete records. At the end of input an
-    /// unterminated last line that is a complete JSON value is returned too. Any other last line
-    /// without newline, and a last length-prefixed record shorter than its prefix says, is most
-    /// likely still being written: it stays unconsumed ([`unconsumed`](Self::unconsumed)), so
-    /// the checkpoint stays at its start and the next run reads it whole.
+    /// unterminated last line that is a complete JSON value within the limit is returned too.
+    /// Any other last line without newline, and a last length-prefixed record shorter than its
+    /// prefix says, is most likely still being written: it stays unconsumed
+    /// ([`unconsumed`](Self::unconsumed)), so the checkpoint stays at its start and the next run
+    /// reads it whole. That holds for one above the limit too, though its bytes are discarded as
+    /// they are read: the next run reads it again, and hands it over as too large once finished.
     pub fn advance(&mut self, read: usize, at_end: bool) -> Vec<Record<'_>> {
         self.filled += read;
         let mut start = self.consumed;
@@ -225,7 +261,11 @@ impl RecordReader {
             skip.head.extend_from_slice(&data[..room]);
             skip.size += content as u64;
             start += end.map_or(content, |(content, terminator)| content + terminator);
-            if end.is_some() || at_end {
+            // Lost framing runs to the end of the file by definition. A line or message that the
+            // end cuts short is being written: it stays in `skipping`, not handed over, so that
+            // nothing checkpoints past its start.
+            let finished = end.is_some() || (at_end && matches!(skip.until, SkipUntil::End { .. }));
+            if finished {
                 self.skipped = self.skipping.take();
             }
         }
@@ -277,6 +317,11 @@ impl RecordReader {
                     }
                     let next_offset = offset + length as i64;
                     if line.len() > self.max_record_bytes {
+                        if !terminated {
+                            // The end of input cuts it short, and too long to be a whole value
+                            // we may take: left for the next run like any unfinished line.
+                            break;
+                        }
                         let unreadable = Unreadable::TooLarge { size: line.len() as u64, limit: self.max_record_bytes };
                         self.skipped_bytes += line.len() as u64;
                         let bytes = &line[..self.keep_bytes.min(line.len())];
@@ -328,13 +373,18 @@ impl RecordReader {
                         let content = &rest[4..rest.len().min(total)];
                         let head = &content[..content.len().min(self.keep_bytes)];
                         let size = content.len() as u64;
-                        if rest.len() >= total || at_end {
+                        if rest.len() >= total {
                             let unreadable = Unreadable::TooLarge { size, limit: self.max_record_bytes };
                             self.skipped_bytes += size;
-                            let next_offset = offset + (4 + content.len()) as i64;
+                            let next_offset = offset + total as i64;
                             records.push(Record { bytes: head, offset, next_offset, unreadable: Some(unreadable) });
-                            position += 4 + content.len();
+                            position += total;
                             continue;
+                        }
+                        if at_end {
+                            // Cut short by the end of the file: being written, left for the next
+                            // run like a message within the limit.
+                            break;
                         }
                         let (head, left) = (head.to_vec(), (total - rest.len()) as u64);
                         self.skipping = Some(Skip { offset, head, size, until: SkipUntil::Remaining { left } });
@@ -454,6 +504,8 @@ pub(super) mod tests {
         }
         let long_end = 8 + long as i64 + 2;
         let too_large = |size: usize| Some(Unreadable::TooLarge { size: size as u64, limit: LIMIT });
+        // The last line, above the limit and without newline, may still be being written: it is
+        // left for the next run (see `an_unfinished_line_above_the_limit_is_left_for_the_next_run`).
         assert_eq!(
             records,
             vec![
@@ -461,10 +513,10 @@ pub(super) mod tests {
                 ((vec![b'x'; 16], 8, long_end), too_large(long + 1)),
                 ((b"{\"b\":2}".to_vec(), long_end, long_end + 8), None),
                 ((vec![b'y'; 58], long_end + 8, long_end + 67), None),
-                ((vec![b'z'; 16], long_end + 67, input.len() as i64), too_large(2000)),
             ]
         );
-        assert_eq!(reader.skipped_bytes, long as u64 + 1 + 2000);
+        assert_eq!(reader.skipped_bytes, long as u64 + 1);
+        assert_eq!(reader.unconsumed(), (long_end + 67, 2000));
         assert_eq!(records[1].1.as_ref().map(Unreadable::reason), Some("payload_too_large"));
     }
 
@@ -570,14 +622,70 @@ pub(super) mod tests {
         records.extend(feed_records(&mut reader, b"", true));
         assert_eq!(records, expected);
         assert_eq!(reader.skipped_bytes, 5000);
+    }
 
-        // Cut short by the end of the file: what there is of it, still one unreadable record.
-        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 8).with_max_framed_bytes(1 << 20);
-        let cut = &bytes[..3000];
-        let short = Some(Unreadable::TooLarge { size: 2994 - 4, limit: 1024 });
+    #[test]
+    fn an_unfinished_line_above_the_limit_is_left_for_the_next_run() {
+        const LIMIT: usize = 1024;
+        let mut file = b"{\"a\":1}\n".to_vec();
+        file.extend(std::iter::repeat_n(b'x', 3000));
+        // Caught while the long line is being written, read at once or across reads (the long
+        // line then discarded as it is read): only the line before it is handed over, and the
+        // long one's start is where the next run begins.
+        for chunk in [file.len(), 300] {
+            let mut reader = RecordReader::new(Framing::Lines, 0, LIMIT, 16);
+            let mut records = Vec::new();
+            for piece in file.chunks(chunk) {
+                records.extend(feed_records(&mut reader, piece, false));
+                assert!(reader.block.len() <= LIMIT + READ_BLOCK_BYTES);
+            }
+            records.extend(feed_records(&mut reader, b"", true));
+            assert_eq!(records, vec![((b"{\"a\":1}".to_vec(), 0, 8), None)], "chunks of {chunk}");
+            assert_eq!(reader.unconsumed(), (8, 3000), "chunks of {chunk}");
+            assert_eq!(reader.skipped_bytes, 0);
+        }
+        // All of it in the block at the end of input.
+        let mut reader = RecordReader::new(Framing::Lines, 0, LIMIT, 16);
+        assert_eq!(feed(&mut reader, &file, true), vec![(b"{\"a\":1}".to_vec(), 0, 8)]);
+        assert_eq!(reader.unconsumed(), (8, 3000));
+
+        // The next run, once the writer has finished the line: one too-large record, whole.
+        file.extend_from_slice(b"\n{\"b\":2}\n");
+        let mut reader = RecordReader::new(Framing::Lines, 8, LIMIT, 16);
+        let too_large = Some(Unreadable::TooLarge { size: 3000, limit: LIMIT });
         assert_eq!(
-            feed_records(&mut reader, cut, true),
-            vec![((b"ok".to_vec(), 0, 6), None), ((vec![7u8; 8], 6, 3000), short)]
+            feed_records(&mut reader, &file[8..], true),
+            vec![((vec![b'x'; 16], 8, 3009), too_large), ((b"{\"b\":2}".to_vec(), 3009, 3017), None)]
+        );
+    }
+
+    #[test]
+    fn an_unfinished_message_above_the_limit_is_left_for_the_next_run() {
+        let big = vec![7u8; 5000];
+        let bytes = framed(&[b"ok", &big, b"next"]);
+        let cut = &bytes[..3000];
+        for chunk in [cut.len(), 300] {
+            let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 8).with_max_framed_bytes(1 << 20);
+            let mut records = Vec::new();
+            for piece in cut.chunks(chunk) {
+                records.extend(feed_records(&mut reader, piece, false));
+                assert!(reader.block.len() <= 1024 + READ_BLOCK_BYTES);
+            }
+            records.extend(feed_records(&mut reader, b"", true));
+            assert_eq!(records, vec![((b"ok".to_vec(), 0, 6), None)], "chunks of {chunk}");
+            assert_eq!(reader.unconsumed(), (6, 2994), "chunks of {chunk}");
+            assert_eq!(reader.skipped_bytes, 0);
+        }
+        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 8).with_max_framed_bytes(1 << 20);
+        assert_eq!(feed(&mut reader, cut, true), vec![(b"ok".to_vec(), 0, 6)]);
+        assert_eq!(reader.unconsumed(), (6, 2994));
+
+        // The next run starts at the message's length prefix, not 4 bytes inside it.
+        let mut reader = RecordReader::new(Framing::LengthPrefixed, 6, 1024, 8).with_max_framed_bytes(1 << 20);
+        let too_large = Some(Unreadable::TooLarge { size: 5000, limit: 1024 });
+        assert_eq!(
+            feed_records(&mut reader, &bytes[6..], true),
+            vec![((vec![7u8; 8], 6, 5010), too_large), ((b"next".to_vec(), 5010, 5018), None)]
         );
     }
 
@@ -597,5 +705,33 @@ pub(super) mod tests {
         assert_eq!(Framing::sniff(&[0, 0, 0, 97], 100, max), Framing::Lines);
         assert_eq!(Framing::sniff(&[0, 0x10, 0, 1], 1 << 30, max), Framing::Lines);
         assert_eq!(Framing::sniff(b"ab", 2, max), Framing::Lines);
+    }
+
+    #[test]
+    fn a_protobuf_file_whose_first_message_is_being_written_is_sniffed_as_protobuf_and_left_unread() {
+        let max = 1 << 20;
+        // An OTLP export request: field 1 (its resource spans or logs) first, tag 0x0A; inside
+        // it, more 0x0A bytes that a line reader would split at.
+        let request = [&[0x0A, 40][..], &[0x0A, 0x0A, 0x0A, 0x0A, 0x0A][..], &[b'x'; 35][..]].concat();
+        let file = framed(&[&request]);
+        for cut in 1..file.len() {
+            let written = &file[..cut];
+            let head = &written[..cut.min(8)];
+            assert_eq!(Framing::sniff(head, cut as u64, max), Framing::LengthPrefixed, "cut at {cut}");
+            let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 8);
+            assert!(feed_records(&mut reader, written, true).is_empty(), "cut at {cut}");
+            assert_eq!(reader.unconsumed(), (0, cut), "cut at {cut}");
+        }
+        // The 0x0A tag after a plausible prefix, the rest of the message not yet written.
+        assert_eq!(Framing::sniff(&[0, 0, 1, 0, 0x0A, 0x8D, 0x02, 0x0A], 100, max), Framing::LengthPrefixed);
+        // Still lines: no 0x0A after the prefix, a prefix above any message, or a short head
+        // that no plausible prefix starts with.
+        assert_eq!(Framing::sniff(&[0, 0, 1, 0, b'x', 0x8D, 0x02, 0x0A], 100, max), Framing::Lines);
+        assert_eq!(Framing::sniff(&[0x20, 0, 0, 0, 0x0A], 5, max), Framing::Lines);
+        assert_eq!(Framing::sniff(b"a\n", 2, max), Framing::Lines);
+        assert_eq!(Framing::sniff(&[0xEF, 0xBB], 2, max), Framing::Lines);
+        assert_eq!(Framing::sniff(&[0xFF, 0xFE], 2, max), Framing::Lines);
+        // A short head that is only part of the file is not the file's end.
+        assert_eq!(Framing::sniff(&[0, 0], 100, max), Framing::Lines);
     }
 }
