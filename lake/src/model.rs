@@ -138,7 +138,7 @@ pub struct FeedbackEvent {
     pub app: String,
     /// Deployment environment.
     pub environment: Option<String>,
-    /// Evaluation name; `hallucination` and `user_thumbs` are first-class.
+    /// Evaluation name; `hallucination` and `user_thumbs` (in any ASCII case) are first-class.
     pub name: String,
     /// Numeric score (`gen_ai.evaluation.score.value`).
     pub score_value: Option<f64>,
@@ -166,30 +166,60 @@ pub struct FeedbackEvent {
     pub source: Option<SourcePosition>,
 }
 
+/// Evaluation name of a hallucination check. Names are matched ignoring ASCII case: Phoenix
+/// and the OTel examples write `Hallucination`.
+pub const HALLUCINATION_EVALUATION: &str = "hallucination";
+/// Evaluation name of a user's thumbs up or down, matched ignoring ASCII case.
+pub const USER_THUMBS_EVALUATION: &str = "user_thumbs";
+
+// Labels are matched ignoring ASCII case and surrounding whitespace (and an emoji's skin tone or
+// presentation selector). A label in neither list of a pair says nothing, and the score decides.
+/// Hallucination labels that flag the answer (`hallucinated` is Phoenix's).
+const HALLUCINATION_FLAGGED: [&str; 6] = ["hallucinated", "hallucination", "yes", "true", "fail", "failed"];
+/// Hallucination labels that clear the answer (`factual` is Phoenix's).
+const HALLUCINATION_CLEARED: [&str; 6] = ["factual", "not_hallucinated", "no", "false", "pass", "passed"];
+/// Thumbs labels that flag the answer.
+const THUMBS_DOWN: [&str; 9] =
+    ["down", "thumbs_down", "thumbs-down", "thumbsdown", "dislike", "negative", "bad", "-1", "\u{1F44E}"];
+/// Thumbs labels that approve of the answer.
+const THUMBS_UP: [&str; 9] =
+    ["up", "thumbs_up", "thumbs-up", "thumbsup", "like", "positive", "good", "+1", "\u{1F44D}"];
+/// Labels of any other evaluation that flag the answer; its score's scale is unknown, so it
+/// never flags on its own.
+const EVALUATION_FAILED: [&str; 3] = ["fail", "failed", "bad"];
+
 impl FeedbackEvent {
-    /// True for a hallucination evaluation that flagged a hallucination: a
-    /// label meaning "yes" or, without a label, a score of at least 0.5.
+    /// True for a result that flags a problem with the answer. A hallucination evaluation
+    /// flags with a label meaning "hallucinated" or, when its label is missing or not one
+    /// driftwatch knows, a score of at least 0.5; `user_thumbs` with a thumbs-down label or a
+    /// score of at most 0; any other evaluation only with a failing label.
     pub fn is_flagged(&self) -> bool {
-        match self.name.as_str() {
-            "hallucination" => match self.score_label.as_deref() {
-                Some(label) => matches!(
-                    label.to_ascii_lowercase().as_str(),
-                    "hallucinated" | "hallucination" | "yes" | "true" | "fail" | "failed"
-                ),
-                None => self.score_value.is_some_and(|v| v >= 0.5),
-            },
-            // A thumbs-down is the user flagging the answer.
-            "user_thumbs" => match self.score_label.as_deref() {
-                Some(label) => {
-                    matches!(label.to_ascii_lowercase().as_str(), "down" | "thumbs_down" | "negative" | "bad" | "-1")
-                }
-                None => self.score_value.is_some_and(|v| v <= 0.0),
-            },
-            _ => match self.score_label.as_deref() {
-                Some(label) => matches!(label.to_ascii_lowercase().as_str(), "fail" | "failed" | "bad"),
-                None => false,
-            },
+        let label = self.score_label.as_deref();
+        if self.name.eq_ignore_ascii_case(HALLUCINATION_EVALUATION) {
+            label_verdict(label, &HALLUCINATION_FLAGGED, &HALLUCINATION_CLEARED)
+                .unwrap_or_else(|| self.score_value.is_some_and(|score| score >= 0.5))
+        } else if self.name.eq_ignore_ascii_case(USER_THUMBS_EVALUATION) {
+            label_verdict(label, &THUMBS_DOWN, &THUMBS_UP)
+                .unwrap_or_else(|| self.score_value.is_some_and(|score| score <= 0.0))
+        } else {
+            label_verdict(label, &EVALUATION_FAILED, &[]).unwrap_or(false)
         }
+    }
+}
+
+/// What a label says: `Some(true)` when it is one of `flagged`, `Some(false)` when one of
+/// `cleared`, `None` when it is missing or unknown (so the caller falls back to the score).
+fn label_verdict(label: Option<&str>, flagged: &[&str], cleared: &[&str]) -> Option<bool> {
+    // A skin tone modifier or the emoji presentation selector (U+FE0F) after 👍/👎 does not
+    // change what the user meant.
+    let label = label?.trim().trim_end_matches(|c: char| c == '\u{FE0F}' || ('\u{1F3FB}'..='\u{1F3FF}').contains(&c));
+    let is_one_of = |known: &[&str]| known.iter().any(|known| known.eq_ignore_ascii_case(label));
+    if is_one_of(flagged) {
+        Some(true)
+    } else if is_one_of(cleared) {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -256,4 +286,63 @@ pub struct RollupRow {
     pub ttft_us_hist: Vec<u8>,
     /// Feedback results received in this window, per evaluation name.
     pub feedback: Vec<FeedbackTally>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feedback(name: &str, score: Option<f64>, label: Option<&str>) -> FeedbackEvent {
+        FeedbackEvent {
+            name: name.to_owned(),
+            score_value: score,
+            score_label: label.map(str::to_owned),
+            ..FeedbackEvent::default()
+        }
+    }
+
+    #[test]
+    fn evaluation_names_match_in_any_ascii_case() {
+        for name in ["hallucination", "Hallucination", "HALLUCINATION"] {
+            assert!(feedback(name, Some(0.9), None).is_flagged(), "{name} with a high score");
+            assert!(feedback(name, None, Some("hallucinated")).is_flagged(), "{name} labelled");
+            assert!(!feedback(name, Some(0.1), None).is_flagged(), "{name} with a low score");
+        }
+        for name in ["user_thumbs", "User_Thumbs", "USER_THUMBS"] {
+            assert!(feedback(name, None, Some("down")).is_flagged(), "{name} down");
+            assert!(!feedback(name, Some(1.0), None).is_flagged(), "{name} up");
+        }
+    }
+
+    #[test]
+    fn thumbs_labels_are_read_in_their_common_spellings() {
+        for label in ["down", "thumbs-down", "Thumbs_Down", "dislike", " 👎 ", "👎🏽", "-1"] {
+            assert!(feedback("user_thumbs", None, Some(label)).is_flagged(), "{label:?}");
+            // The label speaks for the user even when a score says otherwise.
+            assert!(feedback("user_thumbs", Some(1.0), Some(label)).is_flagged(), "{label:?} over a score of 1");
+        }
+        for label in ["up", "thumbs-up", "THUMBS_UP", "like", "👍", "👍️", "+1"] {
+            assert!(!feedback("user_thumbs", Some(0.0), Some(label)).is_flagged(), "{label:?} over a score of 0");
+        }
+    }
+
+    #[test]
+    fn an_unknown_label_leaves_the_verdict_to_the_score() {
+        assert!(feedback("user_thumbs", Some(0.0), Some("meh")).is_flagged());
+        assert!(feedback("user_thumbs", Some(-1.0), Some("rated")).is_flagged());
+        assert!(!feedback("user_thumbs", Some(1.0), Some("rated")).is_flagged());
+        assert!(!feedback("user_thumbs", None, Some("rated")).is_flagged(), "no label meaning, no score");
+        assert!(feedback("Hallucination", Some(0.8), Some("unsure")).is_flagged());
+        assert!(!feedback("hallucination", Some(0.2), Some("unsure")).is_flagged());
+        // A known label wins over the score.
+        assert!(!feedback("hallucination", Some(0.9), Some("factual")).is_flagged());
+        assert!(feedback("hallucination", Some(0.1), Some("Hallucinated")).is_flagged());
+    }
+
+    #[test]
+    fn other_evaluations_flag_only_with_a_failing_label() {
+        assert!(feedback("relevance", None, Some("FAIL")).is_flagged());
+        assert!(!feedback("relevance", Some(0.0), None).is_flagged(), "a score's scale is unknown");
+        assert!(!feedback("relevance", Some(0.0), Some("pass")).is_flagged());
+    }
 }

@@ -46,11 +46,13 @@ tallies AS (
     WHERE app IS NOT NULL
 ),
 quality AS (
+    -- Evaluation names match ignoring case, as ingest reads them (`Hallucination` is
+    -- Phoenix's spelling); tallies keep the name as sent, so one app may have both.
     SELECT
         app,
-        coalesce(sum(CASE WHEN tally['name'] = 'hallucination' THEN tally['count'] END), 0) AS hallucination_evals,
-        coalesce(sum(CASE WHEN tally['name'] = 'hallucination' THEN tally['flagged'] END), 0) AS hallucination_flagged,
-        coalesce(sum(CASE WHEN tally['name'] = 'user_thumbs' THEN tally['flagged'] END), 0) AS thumbs_down,
+        coalesce(sum(CASE WHEN lower(tally['name']) = 'hallucination' THEN tally['count'] END), 0) AS hallucination_evals,
+        coalesce(sum(CASE WHEN lower(tally['name']) = 'hallucination' THEN tally['flagged'] END), 0) AS hallucination_flagged,
+        coalesce(sum(CASE WHEN lower(tally['name']) = 'user_thumbs' THEN tally['flagged'] END), 0) AS thumbs_down,
         coalesce(sum(tally['count']), 0) AS feedback
     FROM tallies
     GROUP BY app

@@ -274,7 +274,8 @@ pub fn write_fixture_lake(root: &Path) -> TestResult {
             window_start: DAY1_NS + 1440 * MINUTE_NS,
             requests: 2,
             latencies_us: vec![103_000, 1_540_000],
-            feedback: vec![("hallucination", 2, 2), ("user_thumbs", 1, 0)],
+            // Phoenix's spelling: the summary counts it with the lowercase name of day 1.
+            feedback: vec![("Hallucination", 2, 2), ("user_thumbs", 1, 0)],
         }])?,
     )?;
 

@@ -72,8 +72,11 @@ fn token_histogram() -> Histogram {
     Histogram::new(TOKEN_BUCKETS)
 }
 
+/// The client sees the first token as late as a whole call can end (a reasoning model thinks
+/// first), so time to first token shares the duration buckets, up to 81.92 s, rather than
+/// OTel's server-side TTFT advice, whose last bucket (10 s) would cap every quantile there.
 fn ttft_histogram() -> Histogram {
-    Histogram::new(TTFT_BUCKETS)
+    Histogram::new(DURATION_BUCKETS)
 }
 
 /// The registered GenAI metric families.

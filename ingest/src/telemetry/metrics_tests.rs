@@ -93,7 +93,10 @@ fn exposition_has_the_exact_names_units_and_buckets() -> TestResult {
         format!("gen_ai_client_operation_duration_seconds_bucket{{le=\"1.28\",{SERIES}}} 2"),
         format!("gen_ai_client_operation_duration_seconds_bucket{{le=\"81.92\",{SERIES}}} 2"),
         format!("gen_ai_client_operation_duration_seconds_count{{{SERIES}}} 2"),
-        format!("driftwatch_time_to_first_token_seconds_bucket{{le=\"0.1\",{SERIES}}} 2"),
+        // Time to first token shares the duration buckets: 90 ms lies between 0.08 and 0.16.
+        format!("driftwatch_time_to_first_token_seconds_bucket{{le=\"0.08\",{SERIES}}} 0"),
+        format!("driftwatch_time_to_first_token_seconds_bucket{{le=\"0.16\",{SERIES}}} 2"),
+        format!("driftwatch_time_to_first_token_seconds_bucket{{le=\"81.92\",{SERIES}}} 2"),
         format!("driftwatch_feedback_total{{{SERIES},name=\"hallucination\",flagged=\"true\"}} 1"),
         "# TYPE gen_ai_client_operation_duration_seconds histogram".to_owned(),
         "# TYPE driftwatch_requests counter".to_owned(),
@@ -206,6 +209,50 @@ fn label_sets_beyond_the_cap_fold_into_overflow() -> TestResult {
     assert!(!text.contains("app=\"d\""), "{text}");
     assert!(!text.contains("app=\"e\""), "{text}");
     assert!(text.contains("driftwatch_series_overflow_total 3"), "{text}");
+    Ok(())
+}
+
+/// A reasoning model can think for a minute before its first token: that must stay below a
+/// finite bucket, or `histogram_quantile` reports the last finite bound instead.
+#[test]
+fn a_slow_first_token_lands_in_a_finite_bucket() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig::default());
+    let mut reasoning = event("w2e", "gpt-4o");
+    reasoning.latency_ms = Some(70_000.0);
+    reasoning.ttft_ms = Some(45_000.0);
+    metrics.observe_event(&reasoning);
+    let text = metrics.encode()?;
+    for (bound, count) in [("20.48", 0), ("40.96", 0), ("81.92", 1), ("+Inf", 1)] {
+        let line = format!("driftwatch_time_to_first_token_seconds_bucket{{le=\"{bound}\",{SERIES}}} {count}");
+        assert!(text.contains(&line), "missing {line:?} in\n{text}");
+    }
+    Ok(())
+}
+
+/// Phoenix and the OTel examples name the evaluation `Hallucination`; its verdict counts as one.
+#[test]
+fn feedback_names_are_read_in_any_case() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig::default());
+    let verdict = |name: &str, score: f64, label: Option<&str>| FeedbackEvent {
+        app: "w2e".to_owned(),
+        environment: Some("prod".to_owned()),
+        provider: Some("openai".to_owned()),
+        response_model: Some("gpt-4o".to_owned()),
+        operation: Some("chat".to_owned()),
+        name: name.to_owned(),
+        score_value: Some(score),
+        score_label: label.map(str::to_owned),
+        ..FeedbackEvent::default()
+    };
+    metrics.observe_feedback(&verdict("Hallucination", 0.9, None));
+    metrics.observe_feedback(&verdict("user_thumbs", 0.0, Some("\u{1F44E}")));
+    let text = metrics.encode()?;
+    for line in [
+        format!("driftwatch_feedback_total{{{SERIES},name=\"Hallucination\",flagged=\"true\"}} 1"),
+        format!("driftwatch_feedback_total{{{SERIES},name=\"user_thumbs\",flagged=\"true\"}} 1"),
+    ] {
+        assert!(text.contains(&line), "missing {line:?} in\n{text}");
+    }
     Ok(())
 }
 

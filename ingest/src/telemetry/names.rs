@@ -19,7 +19,8 @@ pub const COST_USD_TOTAL: &str = "driftwatch_cost_usd_total";
 pub const TOKENS_TOTAL: &str = "driftwatch_tokens_total";
 /// Feedback results by evaluation `name` and `flagged`.
 pub const FEEDBACK_TOTAL: &str = "driftwatch_feedback_total";
-/// Time to first token of streaming calls, seconds.
+/// Time to first token of streaming calls, seconds, in [`DURATION_BUCKETS`]: a reasoning model's
+/// first token can take as long as a whole call (OTel's server-side TTFT advice stops at 10 s).
 pub const TIME_TO_FIRST_TOKEN_SECONDS: &str = "driftwatch_time_to_first_token_seconds";
 
 /// Source messages by `topic` and `result` (ok, partial, rejected, skipped).
@@ -181,8 +182,5 @@ pub const TOKEN_BUCKETS: [f64; 14] = [
     16_777_216.0,
     67_108_864.0,
 ];
-/// OTel bucket advice for `gen_ai.server.time_to_first_token`, seconds.
-pub const TTFT_BUCKETS: [f64; 16] =
-    [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
 /// Flush durations, seconds: from a small local file to a slow object-store upload.
 pub const FLUSH_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
