@@ -16,6 +16,8 @@ fn demo_ingests_a_reproducible_fleet_and_matches_its_truth() -> anyhow::Result<(
         Ok(serde_json::from_str(&out)?)
     };
     let first = run("a")?;
+    // `--json` runs the demo's own check too (and exits non-zero when it fails).
+    assert_eq!(first["check"]["mismatches"], serde_json::json!([]), "{}", first["check"]);
     let summary = first["summary"].as_array().expect("summary rows");
     assert!(summary.len() >= 5, "at least five apps");
     let truth = &first["truth"]["per_app"];

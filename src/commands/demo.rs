@@ -95,10 +95,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let session = LakeSession::open(&lake.display().to_string(), None).await?;
     let summary = app_summary(&session).await?;
     let totals = lake_totals(&session).await?;
+    // Checked before either output, so `--json` fails a wrong lake just as the table does.
+    let mismatches = compare_with_truth(&summary, &truth);
     if args.json {
-        let doc = serde_json::json!({ "summary": summary, "totals": totals, "truth": truth });
+        let doc = serde_json::json!({
+            "summary": summary,
+            "totals": totals,
+            "truth": truth,
+            "check": { "mismatches": mismatches },
+        });
         println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(());
+        return fail_on_mismatches(&mismatches);
     }
     println!("driftwatch demo: {} inference calls from {} apps (seed {})\n", args.inferences, args.apps, args.seed);
     println!("{}", render_summary_table(&summary));
@@ -109,14 +116,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for (reason, count) in &totals.dead_letters_by_reason {
         println!("  dead letter {reason}: {count}");
     }
-    let mismatches = compare_with_truth(&summary, &truth);
     if mismatches.is_empty() {
         println!("\ncheck: per-app requests and tokens in the lake equal the generator's truth");
     } else {
         for line in &mismatches {
             println!("MISMATCH {line}");
         }
-        bail!("the lake does not match the generator's truth ({} mismatches)", mismatches.len());
+        fail_on_mismatches(&mismatches)?;
     }
     println!(
         "\nlake written to {} (Hive-partitioned Parquet; e.g. duckdb -c \"select app, count(*) from \
@@ -140,8 +146,22 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The demo's exit status: an error when the lake disagrees with the generator's truth.
+fn fail_on_mismatches(mismatches: &[String]) -> anyhow::Result<()> {
+    if mismatches.is_empty() {
+        return Ok(());
+    }
+    bail!("the lake does not match the generator's truth ({} mismatches)", mismatches.len())
+}
+
+/// Every way the lake's per-app summary differs from the generator's truth: an app missing on
+/// either side, or a count that differs.
 fn compare_with_truth(summary: &[driftwatch_analyze::AppSummary], truth: &Truth) -> Vec<String> {
     let mut mismatches = Vec::new();
+    // An app the generator never produced means rows were mis-attributed (or invented).
+    for row in summary.iter().filter(|row| !truth.per_app.contains_key(&row.app)) {
+        mismatches.push(format!("{}: in the lake but not in the truth", row.app));
+    }
     for (app, expected) in &truth.per_app {
         let Some(row) = summary.iter().find(|row| &row.app == app) else {
             mismatches.push(format!("{app}: missing from the lake"));
@@ -160,4 +180,55 @@ fn compare_with_truth(summary: &[driftwatch_analyze::AppSummary], truth: &Truth)
         }
     }
     mismatches
+}
+
+#[cfg(test)]
+mod tests {
+    use driftwatch_analyze::AppSummary;
+    use driftwatch_ingest::fleet::AppTruth;
+
+    use super::*;
+
+    fn row(app: &str, requests: i64) -> AppSummary {
+        AppSummary {
+            app: app.to_owned(),
+            requests,
+            errors: 0,
+            input_tokens: 10 * requests,
+            output_tokens: 0,
+            cost_usd: 0.0,
+            p50_latency_ms: None,
+            p95_latency_ms: None,
+            p99_latency_ms: None,
+            hallucination_evals: 0,
+            hallucination_flagged: 0,
+            hallucination_rate: None,
+            thumbs_down: 0,
+            feedback: 0,
+        }
+    }
+
+    fn truth(apps: &[(&str, u64)]) -> Truth {
+        let mut truth = Truth::default();
+        for &(app, requests) in apps {
+            let sums = AppTruth { distinct_event_ids: requests, input_tokens: 10 * requests, ..AppTruth::default() };
+            truth.per_app.insert(app.to_owned(), sums);
+        }
+        truth
+    }
+
+    #[test]
+    fn the_check_fails_on_an_app_missing_on_either_side_or_a_count() {
+        let expected = truth(&[("a", 2), ("b", 3)]);
+        assert!(compare_with_truth(&[row("a", 2), row("b", 3)], &expected).is_empty());
+        assert_eq!(compare_with_truth(&[row("a", 2)], &expected), ["b: missing from the lake"]);
+        assert_eq!(
+            compare_with_truth(&[row("a", 2), row("b", 3), row("ghost", 1)], &expected),
+            ["ghost: in the lake but not in the truth"]
+        );
+        let wrong = compare_with_truth(&[row("a", 2), row("b", 4)], &expected);
+        assert_eq!(wrong, ["b requests: lake 4, truth 3", "b input_tokens: lake 40, truth 30"]);
+        assert!(fail_on_mismatches(&wrong).is_err());
+        assert!(fail_on_mismatches(&[]).is_ok());
+    }
 }
