@@ -14,6 +14,18 @@ pub enum Error {
         #[source]
         source: Box<DataFusionError>,
     },
+    /// The location holds no lake: none of its folders exists, so it is most likely mistyped.
+    #[error(
+        "no driftwatch lake at {location}: none of events/, rollups/, _checkpoints/ exists; check --lake or lake.location"
+    )]
+    NotALake { location: String },
+    /// Listing the lake root failed (credentials, network, permissions).
+    #[error("cannot list the lake at {location}: {source}")]
+    Unreadable {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
     /// A remote lake (`s3://`, `memory://`, ...) was opened without an object store for it.
     #[error("lake location {location:?} needs an object store (only local paths open without one)")]
     NoStore { location: String },

@@ -25,6 +25,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use driftwatch_lake::layout::CHECKPOINTS_DIR;
 use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
@@ -47,6 +48,10 @@ const TABLES: [(&str, SchemaFn); 4] = [
 /// Analyze's output folder: registered only once something has written it,
 /// with the schema of the files found (its writer owns that schema).
 const FINDINGS: &str = "findings";
+
+/// Folders only a driftwatch lake has at its root: one of them exists as soon as the daemon
+/// has committed anything (its checkpoints), or once a test or tool wrote any table.
+const LAKE_FOLDERS: [&str; 6] = ["events", "feedback", "rollups", "dead_letter", FINDINGS, CHECKPOINTS_DIR];
 
 /// The partition column every lake table has, from the `date=YYYY-MM-DD` folder.
 const DATE_PARTITION: &str = "date";
@@ -73,8 +78,11 @@ impl LakeSession {
     /// Register events, feedback, rollups, dead_letter (and findings when present)
     /// as tables over the lake at `location` (local path, `s3://`, `memory://`),
     /// served by `store`; `None` means the local filesystem. Tables whose folder
-    /// does not exist yet are registered empty with their schema, so a fresh lake
-    /// opens and answers queries with no rows.
+    /// does not exist yet are registered empty with their schema, so a lake that
+    /// holds only checkpoints so far opens and answers queries with no rows.
+    ///
+    /// Fails with [`Error::NotALake`] when the root holds none of the lake's folders:
+    /// a mistyped location would otherwise read as a lake with nothing in it.
     pub async fn open(location: &str, store: Option<Arc<dyn ObjectStore>>) -> Result<Self> {
         let location = normalise_location(location)?;
         let root = table_url(&location, "")?;
@@ -84,6 +92,11 @@ impl LakeSession {
             None => return Err(Error::NoStore { location }),
         };
         let store: Arc<dyn ObjectStore> = Arc::new(HideTempFiles::new(store));
+        match has_lake_folder(store.as_ref(), &root).await {
+            Ok(true) => {}
+            Ok(false) => return Err(Error::NotALake { location }),
+            Err(source) => return Err(Error::Unreadable { location, source }),
+        }
 
         // The list-files cache never expires by default; a long-running analyze
         // service must see files flushed after it started, so listings are not cached.
@@ -178,6 +191,14 @@ fn table_url(location: &str, table: &str) -> Result<ListingTableUrl> {
     // Parsed again so that `..` segments are resolved, as object_store's paths refuse them.
     let url = url::Url::parse(url.as_str()).map_err(|source| error(DataFusionError::External(Box::new(source))))?;
     ListingTableUrl::try_new(url, None).map_err(error)
+}
+
+/// True when the lake root holds one of the lake's folders. One listing level below the root:
+/// object stores report a folder once an object sits below it, the local filesystem also
+/// reports an empty one. A root that does not exist lists as empty.
+async fn has_lake_folder(store: &dyn ObjectStore, root: &ListingTableUrl) -> object_store::Result<bool> {
+    let listing = store.list_with_delimiter(Some(root.prefix())).await?;
+    Ok(listing.common_prefixes.iter().filter_map(|folder| folder.filename()).any(|name| LAKE_FOLDERS.contains(&name)))
 }
 
 /// True when at least one visible object exists under the table's folder.

@@ -16,11 +16,20 @@ fn count(batches: &[RecordBatch]) -> TestResult<i64> {
     Ok(batches.first().ok_or("no batch")?.column(0).as_primitive::<Int64Type>().value(0))
 }
 
+/// What a daemon that has committed positions but flushed no rows yet leaves in its lake.
+fn write_checkpoint_only(root: &std::path::Path) -> TestResult {
+    let stream = root.join("_checkpoints/genai-spans");
+    std::fs::create_dir_all(&stream)?;
+    std::fs::write(stream.join("0.json"), b"{}")?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn empty_lake_opens_and_answers_with_nothing() -> TestResult {
     let dir = tempfile::tempdir()?;
-    // Not even the lake root exists yet.
+    // No table folder exists yet, only the daemon's checkpoints.
     let root = dir.path().join("fresh-lake");
+    write_checkpoint_only(&root)?;
     let session = LakeSession::open(&root.to_string_lossy(), None).await?;
     assert!(app_summary(&session).await?.is_empty());
     assert_eq!(lake_totals(&session).await?, LakeTotals::default());
@@ -38,6 +47,7 @@ async fn empty_lake_opens_and_answers_with_nothing() -> TestResult {
 #[tokio::test]
 async fn files_written_after_open_are_seen() -> TestResult {
     let dir = tempfile::tempdir()?;
+    write_checkpoint_only(dir.path())?;
     let session = LakeSession::open(&dir.path().to_string_lossy(), None).await?;
     assert_eq!(count(&session.sql_to_batches("SELECT count(*) FROM events").await?)?, 0);
     write_fixture_lake(dir.path())?;
@@ -134,6 +144,49 @@ async fn object_store_lake_reads_through_the_given_store() -> TestResult {
     let summary = app_summary(&session).await?;
     assert_eq!(summary.len(), 1);
     assert_eq!((summary[0].app.as_str(), summary[0].requests, summary[0].cost_usd), ("mem-app", 1, 0.5));
+    Ok(())
+}
+
+/// A mistyped `--lake` must not read as a lake with nothing in it.
+#[tokio::test]
+async fn a_location_without_lake_folders_is_not_a_lake() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let typo = dir.path().join("lkae");
+    for location in [typo.clone(), dir.path().to_path_buf()] {
+        let result = LakeSession::open(&location.to_string_lossy(), None).await;
+        let Err(error @ Error::NotALake { .. }) = result else {
+            return Err(format!("{}: expected NotALake, got {result:?}", location.display()).into());
+        };
+        let message = error.to_string();
+        assert!(message.starts_with(&format!("no driftwatch lake at {}: ", location.display())), "{message}");
+        assert!(message.contains("none of events/, rollups/, _checkpoints/ exists"), "{message}");
+        assert!(message.contains("check --lake or lake.location"), "{message}");
+    }
+    // Other folders do not make a lake; an empty table folder on a local disk does.
+    std::fs::create_dir_all(dir.path().join("input"))?;
+    assert!(matches!(LakeSession::open(&dir.path().to_string_lossy(), None).await, Err(Error::NotALake { .. })));
+    std::fs::create_dir_all(dir.path().join("rollups"))?;
+    let session = LakeSession::open(&dir.path().to_string_lossy(), None).await?;
+    assert!(app_summary(&session).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_object_store_location_without_lake_folders_is_not_a_lake() -> TestResult {
+    let store = Arc::new(InMemory::new());
+    // A lake's folder under another root does not make this root a lake.
+    store.put(&StorePath::from("other/events/part-1.parquet"), PutPayload::from_static(b"x")).await?;
+    let result = LakeSession::open("memory://bucket/lake", Some(Arc::clone(&store) as Arc<dyn ObjectStore>)).await;
+    assert!(
+        matches!(result, Err(Error::NotALake { ref location }) if location == "memory://bucket/lake"),
+        "{result:?}"
+    );
+
+    // A daemon that has committed only checkpoints so far has a lake, empty.
+    store.put(&StorePath::from("lake/_checkpoints/spans/0.json"), PutPayload::from_static(b"{}")).await?;
+    let session = LakeSession::open("memory://bucket/lake", Some(store as Arc<dyn ObjectStore>)).await?;
+    assert!(app_summary(&session).await?.is_empty());
+    assert_eq!(lake_totals(&session).await?, LakeTotals::default());
     Ok(())
 }
 

@@ -115,6 +115,8 @@ async fn grouped_quantiles_match_per_group_histograms() -> TestResult {
 /// A session with one in-memory table `h(app, hist)`.
 async fn table_session(apps: Vec<&str>, hists: Vec<Option<Vec<u8>>>) -> TestResult<LakeSession> {
     let lake = tempfile::tempdir()?;
+    // An empty lake: a folder without any lake folder in it is refused as a mistyped location.
+    std::fs::create_dir(lake.path().join("rollups"))?;
     let session = LakeSession::open(&lake.path().to_string_lossy(), None).await?;
     let schema = Arc::new(Schema::new(vec![
         Field::new("app", DataType::Utf8, false),
