@@ -270,8 +270,9 @@ impl ModelRegistry {
     }
 
     /// Finds the entry for a model name: exact id, then alias, then the longest id or alias that
-    /// is a prefix of `model` followed by `-` or `@` and a version suffix (see
-    /// [`is_version_suffix`]): dated snapshots like `gpt-4o-2024-08-06`,
+    /// is a prefix of `model` followed by `-` or `@` and a version suffix (one that starts with
+    /// three or more digits, `vN`, `latest`, or a month and a four-digit year): dated snapshots
+    /// like `gpt-4o-2024-08-06`,
     /// `claude-3-5-sonnet@20241022` or `command-r-08-2024` resolve to their model, but
     /// `gpt-4o-realtime-preview`, `gpt-4o-mini-transcribe` or `claude-opus-4-5-20251101` (when
     /// only `claude-opus-4` is registered), other models with other prices, do not.
