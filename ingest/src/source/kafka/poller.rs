@@ -882,6 +882,33 @@ mod tests {
         Ok(format!("{prefix}-{}-{nanos:08x}", std::process::id()))
     }
 
+    /// The dev stack's broker address (`scripts/test` starts it and exports it).
+    fn test_brokers() -> Result<String, Box<dyn std::error::Error>> {
+        Ok(std::env::var("DRIFTWATCH_TEST_KAFKA")
+            .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?)
+    }
+
+    /// A new one-partition topic named after `prefix`, holding `messages` messages at offsets
+    /// 0.. (one per record batch, which Tansu needs to serve a fetch from any offset).
+    fn topic_with_messages(
+        runtime: &tokio::runtime::Runtime,
+        brokers: &str,
+        prefix: &str,
+        messages: usize,
+    ) -> Result<String, Box<dyn std::error::Error>> {
+        let topic = unique_name(prefix)?;
+        runtime.block_on(crate::loadgen::ensure_topics(brokers, &[], &[topic.as_str()], 1, Duration::from_secs(30)))?;
+        if messages > 0 {
+            let producer: BaseProducer =
+                ClientConfig::new().set("bootstrap.servers", brokers).set("batch.num.messages", "1").create()?;
+            for i in 0..messages {
+                producer.send(BaseRecord::<(), _>::to(&topic).payload(&format!("m{i}"))).map_err(|(error, _)| error)?;
+            }
+            producer.flush(Duration::from_secs(10))?;
+        }
+        Ok(topic)
+    }
+
     /// A poller context for `group` over a fresh local lake; the returned dir and event receiver
     /// keep the lake and the channel alive as long as the test holds them.
     fn context_over_a_fresh_lake(
@@ -912,23 +939,9 @@ mod tests {
     /// offset reset to `latest`, this consumer's default), and the first message never comes.
     #[test]
     fn a_recheck_moves_a_partition_assigned_past_its_logs_end_to_its_start() -> TestResult {
-        let brokers = std::env::var("DRIFTWATCH_TEST_KAFKA")
-            .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
+        let brokers = test_brokers()?;
         let runtime = tokio::runtime::Runtime::new()?;
-        let topic = unique_name("recheck")?;
-        runtime.block_on(crate::loadgen::ensure_topics(
-            &brokers,
-            &[],
-            &[topic.as_str()],
-            1,
-            Duration::from_secs(30),
-        ))?;
-        let producer: BaseProducer =
-            ClientConfig::new().set("bootstrap.servers", &brokers).set("batch.num.messages", "1").create()?;
-        for i in 0..3 {
-            producer.send(BaseRecord::<(), _>::to(&topic).payload(&format!("m{i}"))).map_err(|(error, _)| error)?;
-        }
-        producer.flush(Duration::from_secs(10))?;
+        let topic = topic_with_messages(&runtime, &brokers, "recheck", 3)?;
 
         let (_lake, context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
         let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
@@ -1005,17 +1018,9 @@ mod tests {
     /// readiness; one that exists is not.
     #[test]
     fn subscribed_topics_that_do_not_exist_are_named() -> TestResult {
-        let brokers = std::env::var("DRIFTWATCH_TEST_KAFKA")
-            .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
+        let brokers = test_brokers()?;
         let runtime = tokio::runtime::Runtime::new()?;
-        let (present, absent) = (unique_name("present")?, unique_name("absent")?);
-        runtime.block_on(crate::loadgen::ensure_topics(
-            &brokers,
-            &[],
-            &[present.as_str()],
-            1,
-            Duration::from_secs(30),
-        ))?;
+        let (present, absent) = (topic_with_messages(&runtime, &brokers, "present", 0)?, unique_name("absent")?);
         let (_lake, context) = context_over_a_fresh_lake(&runtime, &present, Duration::from_secs(10))?;
         let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
@@ -1137,8 +1142,7 @@ mod tests {
     /// know) is counted once, as a client error.
     #[test]
     fn a_consumer_error_is_counted_once() -> TestResult {
-        let brokers = std::env::var("DRIFTWATCH_TEST_KAFKA")
-            .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
+        let brokers = test_brokers()?;
         let runtime = tokio::runtime::Runtime::new()?;
         let absent = unique_name("absent")?;
         let ((_lake, mut receiver), context) = context_over_a_fresh_lake(&runtime, &absent, Duration::from_secs(5))?;
@@ -1161,17 +1165,9 @@ mod tests {
     /// configuration refuses for this reason) makes librdkafka refuse the eager `assign()`.
     #[test]
     fn an_assignment_librdkafka_refuses_stops_the_daemon() -> TestResult {
-        let brokers = std::env::var("DRIFTWATCH_TEST_KAFKA")
-            .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
+        let brokers = test_brokers()?;
         let runtime = tokio::runtime::Runtime::new()?;
-        let topic = unique_name("refused")?;
-        runtime.block_on(crate::loadgen::ensure_topics(
-            &brokers,
-            &[],
-            &[topic.as_str()],
-            1,
-            Duration::from_secs(30),
-        ))?;
+        let topic = topic_with_messages(&runtime, &brokers, "refused", 0)?;
         let ((_lake, mut receiver), context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
         let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
@@ -1200,23 +1196,9 @@ mod tests {
     /// so without the resume at assignment it stayed paused for good while the daemon said ready.
     #[test]
     fn a_partition_paused_before_a_rebalance_is_consumed_after_it() -> TestResult {
-        let brokers = std::env::var("DRIFTWATCH_TEST_KAFKA")
-            .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?;
+        let brokers = test_brokers()?;
         let runtime = tokio::runtime::Runtime::new()?;
-        let topic = unique_name("paused")?;
-        runtime.block_on(crate::loadgen::ensure_topics(
-            &brokers,
-            &[],
-            &[topic.as_str()],
-            1,
-            Duration::from_secs(30),
-        ))?;
-        let producer: BaseProducer =
-            ClientConfig::new().set("bootstrap.servers", &brokers).set("batch.num.messages", "1").create()?;
-        for i in 0..3 {
-            producer.send(BaseRecord::<(), _>::to(&topic).payload(&format!("m{i}"))).map_err(|(error, _)| error)?;
-        }
-        producer.flush(Duration::from_secs(10))?;
+        let topic = topic_with_messages(&runtime, &brokers, "paused", 3)?;
 
         let ((_lake, _receiver), context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
         let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
