@@ -88,6 +88,7 @@ struct Families {
     requests: Family<SeriesLabels, Counter>,
     errors: Family<(SeriesLabels, DynLabel), Counter>,
     cost: Family<SeriesLabels, Counter<f64, AtomicU64>>,
+    unpriced: Family<SeriesLabels, Counter>,
     tokens: Family<(SeriesLabels, StaticLabel), Counter>,
     feedback: Family<(SeriesLabels, (DynLabel, FlaggedLabel)), Counter>,
 }
@@ -99,6 +100,7 @@ struct CallHandles {
     ttft: Histogram,
     requests: Counter,
     cost: Counter<f64, AtomicU64>,
+    unpriced: Counter,
     /// input, output, cache_read, reasoning.
     tokens: [Counter; 4],
     /// input, output.
@@ -149,6 +151,7 @@ impl GenAi {
             requests: Family::default(),
             errors: Family::default(),
             cost: Family::default(),
+            unpriced: Family::default(),
             tokens: Family::default(),
             feedback: Family::default(),
         };
@@ -175,6 +178,11 @@ impl GenAi {
             families.errors.clone(),
         );
         registry.register(counter_name(COST_USD_TOTAL), "Priced cost of inference calls in USD", families.cost.clone());
+        registry.register(
+            counter_name(UNPRICED_REQUESTS_TOTAL),
+            "Inference calls with tokens but no price (model not in the registry), missing from the cost total",
+            families.unpriced.clone(),
+        );
         registry.register(
             counter_name(TOKENS_TOTAL),
             "Tokens of inference calls, by token type",
@@ -222,8 +230,16 @@ impl GenAi {
             if let Some(ms) = event.ttft_ms.filter(|ms| ms.is_finite() && *ms >= 0.0) {
                 calls.ttft.observe(ms / 1000.0);
             }
-            if let Some(cost) = event.cost_usd.filter(|cost| cost.is_finite() && *cost > 0.0) {
-                calls.cost.inc_by(cost);
+            match event.cost_usd {
+                Some(cost) if cost.is_finite() && cost > 0.0 => {
+                    calls.cost.inc_by(cost);
+                }
+                Some(_) => {}
+                // Spend the cost total cannot show: a budget watcher must see that it is missing.
+                None if event.input_tokens.is_some() || event.output_tokens.is_some() => {
+                    calls.unpriced.inc();
+                }
+                None => {}
             }
             let tokens = [event.input_tokens, event.output_tokens, event.cache_read_tokens, event.reasoning_tokens];
             for (index, count) in tokens.into_iter().enumerate() {
@@ -273,6 +289,7 @@ impl GenAi {
             ttft: f.ttft.get_or_create_owned(labels),
             requests: f.requests.get_or_create_owned(labels),
             cost: f.cost.get_or_create_owned(labels),
+            unpriced: f.unpriced.get_or_create_owned(labels),
             tokens: ["input", "output", "cache_read", "reasoning"]
                 .map(|kind| f.tokens.get_or_create_owned(&with(kind, LABEL_TOKEN_TYPE))),
             token_usage: ["input", "output"]

@@ -156,6 +156,7 @@ fn every_named_metric_is_exposed() -> TestResult {
         REQUESTS_TOTAL,
         ERRORS_TOTAL,
         COST_USD_TOTAL,
+        UNPRICED_REQUESTS_TOTAL,
         TOKENS_TOTAL,
         FEEDBACK_TOTAL,
         MESSAGES_TOTAL,
@@ -346,5 +347,25 @@ fn closed_label_sets_and_tracked_topics_start_at_zero() -> TestResult {
     let text = metrics.encode()?;
     assert!(text.contains("driftwatch_dead_letters_total{reason=\"corrupt_framing\"} 1\n"), "{text}");
     assert!(text.contains("driftwatch_messages_total{topic=\"llm_events\",result=\"rejected\"} 1\n"), "{text}");
+    Ok(())
+}
+
+/// A call that reported tokens but got no price is counted as unpriced, so that spend missing
+/// from the cost total shows; a priced call, and a call without tokens (nothing to price), are
+/// not.
+#[test]
+fn calls_with_tokens_but_no_price_are_counted() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig::default());
+    metrics.observe_event(&event("w2e", "gpt-4o"));
+    let unregistered = InferenceEvent { cost_usd: None, ..event("w2e", "gpt-4o") };
+    metrics.observe_event(&unregistered);
+    metrics.observe_event(&unregistered);
+    let failed_before_usage =
+        InferenceEvent { cost_usd: None, input_tokens: None, output_tokens: None, ..event("w2e", "gpt-4o") };
+    metrics.observe_event(&failed_before_usage);
+    let text = metrics.encode()?;
+    assert!(text.contains(&format!("driftwatch_unpriced_requests_total{{{SERIES}}} 2\n")), "{text}");
+    assert!(text.contains(&format!("driftwatch_requests_total{{{SERIES}}} 4\n")), "{text}");
+    assert!(text.contains(&format!("driftwatch_cost_usd_total{{{SERIES}}} 0.5\n")), "{text}");
     Ok(())
 }
