@@ -36,6 +36,9 @@ pub struct AppSummary {
     pub output_tokens: i64,
     /// Our priced spend in USD.
     pub cost_usd: f64,
+    /// Calls that reported tokens but could not be priced (a model missing from the registry,
+    /// or a time before its first price): their spend is missing from `cost_usd`.
+    pub unpriced_requests: i64,
     /// Median latency from the merged rollup histograms; `None` without latency data.
     pub p50_latency_ms: Option<f64>,
     /// 95th percentile latency.
@@ -87,6 +90,7 @@ pub async fn app_summary(session: &LakeSession) -> Result<Vec<AppSummary>> {
         let input_tokens = columns.int64s("input_tokens")?;
         let output_tokens = columns.int64s("output_tokens")?;
         let cost_usd = columns.float64s("cost_usd")?;
+        let unpriced_requests = columns.int64s("unpriced_requests")?;
         let p50 = columns.optional_float64s("p50_latency_ms")?;
         let p95 = columns.optional_float64s("p95_latency_ms")?;
         let p99 = columns.optional_float64s("p99_latency_ms")?;
@@ -103,6 +107,7 @@ pub async fn app_summary(session: &LakeSession) -> Result<Vec<AppSummary>> {
                 input_tokens: input_tokens[row],
                 output_tokens: output_tokens[row],
                 cost_usd: cost_usd[row],
+                unpriced_requests: unpriced_requests[row],
                 p50_latency_ms: p50[row],
                 p95_latency_ms: p95[row],
                 p99_latency_ms: p99[row],

@@ -127,7 +127,7 @@ async fn object_store_lake_reads_through_the_given_store() -> TestResult {
         status: "ok",
         input_tokens: 10,
         output_tokens: 5,
-        cost_usd: 0.5,
+        cost_usd: Some(0.5),
         latency_ms: 20.0,
     }])?;
     let bytes = parquet_bytes(&events)?;

@@ -197,6 +197,7 @@ mod tests {
             input_tokens: 10 * requests,
             output_tokens: 0,
             cost_usd: 0.0,
+            unpriced_requests: 0,
             p50_latency_ms: None,
             p95_latency_ms: None,
             p99_latency_ms: None,

@@ -1,5 +1,5 @@
 -- Per-app fleet summary (DESIGN §7), read back from the lake.
--- Usage and cost come from `events`, latency from the rollups' histograms,
+-- Usage and cost (and the calls that could not be priced) come from `events`, latency from the rollups' histograms,
 -- quality from the rollups' feedback tallies. One row per app seen anywhere.
 WITH deduplicated AS (
     -- Producer retries can land one inference twice; each event_id counts once.
@@ -22,7 +22,11 @@ usage AS (
         sum(is_error) AS errors,
         coalesce(sum(input_tokens), 0) AS input_tokens,
         coalesce(sum(output_tokens), 0) AS output_tokens,
-        coalesce(sum(cost_usd), 0.0) AS cost_usd
+        coalesce(sum(cost_usd), 0.0) AS cost_usd,
+        -- Calls with tokens but no price (a model missing from the registry): their spend is
+        -- not in cost_usd, and the reader must see that it is missing.
+        sum(CASE WHEN cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL) THEN 1 ELSE 0 END)
+            AS unpriced_requests
     FROM deduplicated
     GROUP BY app
 ),
@@ -71,6 +75,7 @@ SELECT
     coalesce(usage.input_tokens, 0) AS input_tokens,
     coalesce(usage.output_tokens, 0) AS output_tokens,
     coalesce(usage.cost_usd, 0.0) AS cost_usd,
+    coalesce(usage.unpriced_requests, 0) AS unpriced_requests,
     latency.p50_latency_ms,
     latency.p95_latency_ms,
     latency.p99_latency_ms,

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::AppSummary;
 
-const HEADERS: [&str; 12] = [
+const HEADERS: [&str; 13] = [
     "app",
     "requests",
     "errors",
@@ -12,6 +12,7 @@ const HEADERS: [&str; 12] = [
     "in_tokens",
     "out_tokens",
     "cost_usd",
+    "unpriced",
     "p50_ms",
     "p95_ms",
     "p99_ms",
@@ -22,7 +23,7 @@ const HEADERS: [&str; 12] = [
 /// An aligned text table, one line per app (app left-aligned, numbers right-aligned);
 /// `-` marks a value with no data behind it.
 pub fn render_summary_table(rows: &[AppSummary]) -> String {
-    let cells: Vec<[String; 12]> = rows.iter().map(cells).collect();
+    let cells: Vec<[String; 13]> = rows.iter().map(cells).collect();
     let mut widths = HEADERS.map(str::len);
     for row in &cells {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -40,7 +41,7 @@ pub fn render_summary_table(rows: &[AppSummary]) -> String {
     out
 }
 
-fn push_line(out: &mut String, cells: &[String; 12], widths: &[usize; 12]) {
+fn push_line(out: &mut String, cells: &[String; 13], widths: &[usize; 13]) {
     let mut line = String::new();
     for (column, (cell, width)) in cells.iter().zip(widths).enumerate() {
         if column > 0 {
@@ -53,7 +54,7 @@ fn push_line(out: &mut String, cells: &[String; 12], widths: &[usize; 12]) {
     out.push('\n');
 }
 
-fn cells(row: &AppSummary) -> [String; 12] {
+fn cells(row: &AppSummary) -> [String; 13] {
     let ms = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
     let percent = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{:.1}", v * 100.0));
     #[allow(clippy::cast_precision_loss)] // display only
@@ -66,6 +67,7 @@ fn cells(row: &AppSummary) -> [String; 12] {
         row.input_tokens.to_string(),
         row.output_tokens.to_string(),
         format!("{:.4}", row.cost_usd),
+        row.unpriced_requests.to_string(),
         ms(row.p50_latency_ms),
         ms(row.p95_latency_ms),
         ms(row.p99_latency_ms),
@@ -86,6 +88,7 @@ mod tests {
             input_tokens: requests * 100,
             output_tokens: requests * 20,
             cost_usd,
+            unpriced_requests: i64::from(cost_usd == 0.0),
             p50_latency_ms: p50,
             p95_latency_ms: p50.map(|v| v * 2.0),
             p99_latency_ms: p50.map(|v| v * 3.0),
@@ -101,10 +104,10 @@ mod tests {
     fn columns_line_up_and_missing_values_show_a_dash() {
         let table = render_summary_table(&[row("support-bot", 1200, 12.5, Some(850.25)), row("sql", 8, 0.0, None)]);
         let expected = "\
-app          requests  errors  error%  in_tokens  out_tokens  cost_usd  p50_ms  p95_ms  p99_ms  halluc%  thumbs_down
------------  --------  ------  ------  ---------  ----------  --------  ------  ------  ------  -------  -----------
-support-bot      1200     300    25.0     120000       24000   12.5000   850.2  1700.5  2550.8     25.0            2
-sql                 8       2    25.0        800         160    0.0000       -       -       -     25.0            2
+app          requests  errors  error%  in_tokens  out_tokens  cost_usd  unpriced  p50_ms  p95_ms  p99_ms  halluc%  thumbs_down
+-----------  --------  ------  ------  ---------  ----------  --------  --------  ------  ------  ------  -------  -----------
+support-bot      1200     300    25.0     120000       24000   12.5000         0   850.2  1700.5  2550.8     25.0            2
+sql                 8       2    25.0        800         160    0.0000         1       -       -       -     25.0            2
 ";
         assert_eq!(table, expected, "\n{table}");
     }

@@ -70,7 +70,8 @@ pub struct Event {
     pub status: &'static str,
     pub input_tokens: i64,
     pub output_tokens: i64,
-    pub cost_usd: f64,
+    /// `None`: the call could not be priced (a model missing from the registry).
+    pub cost_usd: Option<f64>,
     pub latency_ms: f64,
 }
 
@@ -89,7 +90,7 @@ pub fn events_batch(events: &[Event]) -> TestResult<RecordBatch> {
             ("status", strings(|e| e.status)),
             ("input_tokens", Arc::new(Int64Array::from_iter_values(events.iter().map(|e| e.input_tokens)))),
             ("output_tokens", Arc::new(Int64Array::from_iter_values(events.iter().map(|e| e.output_tokens)))),
-            ("cost_usd", Arc::new(Float64Array::from_iter_values(events.iter().map(|e| e.cost_usd)))),
+            ("cost_usd", Arc::new(events.iter().map(|e| e.cost_usd).collect::<Float64Array>())),
             ("latency_ms", Arc::new(Float64Array::from_iter_values(events.iter().map(|e| e.latency_ms)))),
         ],
     )
@@ -196,7 +197,7 @@ fn event(
         status,
         input_tokens: tokens.0,
         output_tokens: tokens.1,
-        cost_usd,
+        cost_usd: Some(cost_usd),
         latency_ms: 100.0 + minute as f64,
     }
 }
@@ -238,7 +239,8 @@ pub fn write_fixture_lake(root: &Path) -> TestResult {
     )?;
     write_parquet(
         &day2.join("app=translator/part-0001.parquet"),
-        &events_batch(&[event("tr-1", "translator", 1500, "ok", (300, 300), 2.0)])?,
+        // A model missing from the registry: tokens but no price.
+        &events_batch(&[Event { cost_usd: None, ..event("tr-1", "translator", 1500, "ok", (300, 300), 0.0) }])?,
     )?;
 
     write_parquet(
