@@ -49,10 +49,6 @@ const TABLES: [(&str, SchemaFn); 4] = [
 /// with the schema of the files found (its writer owns that schema).
 const FINDINGS: &str = "findings";
 
-/// Folders only a driftwatch lake has at its root: one of them exists as soon as the daemon
-/// has committed anything (its checkpoints), or once a test or tool wrote any table.
-const LAKE_FOLDERS: [&str; 6] = ["events", "feedback", "rollups", "dead_letter", FINDINGS, CHECKPOINTS_DIR];
-
 /// The partition column every lake table has, from the `date=YYYY-MM-DD` folder.
 const DATE_PARTITION: &str = "date";
 
@@ -193,12 +189,15 @@ fn table_url(location: &str, table: &str) -> Result<ListingTableUrl> {
     ListingTableUrl::try_new(url, None).map_err(error)
 }
 
-/// True when the lake root holds one of the lake's folders. One listing level below the root:
-/// object stores report a folder once an object sits below it, the local filesystem also
-/// reports an empty one. A root that does not exist lists as empty.
+/// True when the lake root holds one of the lake's folders (a table's, the findings', or the
+/// checkpoints', which exist as soon as the daemon has committed anything). One listing level
+/// below the root: object stores report a folder once an object sits below it, the local
+/// filesystem also reports an empty one. A root that does not exist lists as empty.
 async fn has_lake_folder(store: &dyn ObjectStore, root: &ListingTableUrl) -> object_store::Result<bool> {
+    let is_lake_folder =
+        |name: &str| name == FINDINGS || name == CHECKPOINTS_DIR || TABLES.iter().any(|(table, _)| *table == name);
     let listing = store.list_with_delimiter(Some(root.prefix())).await?;
-    Ok(listing.common_prefixes.iter().filter_map(|folder| folder.filename()).any(|name| LAKE_FOLDERS.contains(&name)))
+    Ok(listing.common_prefixes.iter().filter_map(|folder| folder.filename()).any(is_lake_folder))
 }
 
 /// True when at least one visible object exists under the table's folder.
