@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
+use driftwatch_lake::model::{FeedbackEvent, HALLUCINATION_EVALUATION, InferenceEvent};
 use serde::{Deserialize, Serialize};
 
 use super::WireMessage;
@@ -56,7 +56,7 @@ impl AppTruth {
     /// Adds one feedback row.
     pub fn add_feedback(&mut self, feedback: &FeedbackEvent) {
         self.feedback += 1;
-        if feedback.name == "hallucination" {
+        if feedback.name.eq_ignore_ascii_case(HALLUCINATION_EVALUATION) {
             self.hallucination_evals += 1;
             self.hallucination_flagged += u64::from(feedback.is_flagged());
         }
