@@ -212,6 +212,13 @@ impl PollerContext {
         self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Stop the daemon (flushing what it holds) so that it is restarted, rather than stay up
+    /// consuming nothing. Queued behind the messages held for the loop, which forwards them as
+    /// the channel has room: sent with `try_send`, it was lost whenever the channel was full.
+    fn queue_fatal(&self, kind: &'static str, message: String) {
+        self.lock_held().events.push_back(Event::Fatal { kind, message });
+    }
+
     /// Log a consumer error at most once per [`ERROR_LOG_EVERY`] per kind; the counter
     /// counts every occurrence.
     fn log_rate_limited(&self, kind: &'static str, message: &str) {
@@ -629,11 +636,10 @@ impl ConsumerContext for PollerContext {
                 if let Err(error) = consumer.assign(&positioned) {
                     self.metrics.record_consumer_error("assign");
                     // The group still counts the partitions as this member's, so nobody reads
-                    // them while it lives: stop the daemon (unready until then) so that it is
-                    // restarted and the group moves them, as for a fatal client error.
+                    // them while it lives: stop the daemon (unready until then) so that the
+                    // group moves them, as for a fatal client error.
                     self.assigned.store(0, Ordering::Release);
-                    let message = format!("librdkafka refused the assignment: {error}");
-                    self.lock_held().events.push_back(Event::Fatal { kind: "assign", message });
+                    self.queue_fatal("assign", format!("librdkafka refused the assignment: {error}"));
                     return;
                 }
                 // librdkafka keeps an application's pause on a partition across unassign and
@@ -775,16 +781,13 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
 /// callback its underlying code. `fatal_reason` asks the client for librdkafka's own account.
 fn on_poll_error(context: &PollerContext, error: &KafkaError, fatal_reason: impl FnOnce() -> Option<String>) {
     let KafkaError::MessageConsumptionFatal(code) = error else { return };
-    // librdkafka cannot continue with this client: stop the daemon so that it is restarted,
-    // rather than stay up consuming nothing; buffers are flushed on the way out. The callback
-    // has counted the error under its code's kind; it is counted once more as fatal, once in
-    // the process' life. Queued behind the messages held for the loop, which forwards them as
-    // the channel has room: sent with `try_send`, it was lost whenever the channel was full.
+    // librdkafka cannot continue with this client. The callback has counted the error under its
+    // code's kind; it is counted once more as fatal, once in the process' life.
     let kind = "fatal";
     context.metrics.record_consumer_error(kind);
     let message = fatal_reason().unwrap_or_else(|| code.to_string());
     tracing::error!(error = %message, "Fatal Kafka client error; stopping.");
-    context.lock_held().events.push_back(Event::Fatal { kind, message });
+    context.queue_fatal(kind, message);
 }
 
 /// Send held messages while the channel has room. False when the loop is gone.
