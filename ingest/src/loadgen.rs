@@ -167,7 +167,7 @@ pub async fn ensure_topics(
     partitions: i32,
     timeout: Duration,
 ) -> Result<(), LoadgenError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(brokers, properties)
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers, &[], properties)
         .create()
         .map_err(|source| LoadgenError::Property(describe_property(&source)))?;
     let new_topics: Vec<NewTopic<'_>> =
@@ -227,9 +227,25 @@ fn drain<C: ProducerContext>(producer: &ThreadedProducer<C>) -> Result<(), Loadg
     }
 }
 
-fn client_config(brokers: &str, properties: &[(String, String)]) -> ClientConfig {
+/// Loadgen's producer settings, which `--producer-property` may override.
+const PRODUCER_DEFAULTS: [(&str, &str); 7] = [
+    ("linger.ms", "5"),
+    ("batch.num.messages", "10000"),
+    ("queue.buffering.max.kbytes", "262144"),
+    ("compression.type", "lz4"),
+    ("acks", "all"),
+    // Retries could duplicate messages and skew the truth; on loopback they are not needed.
+    ("enable.idempotence", "false"),
+    ("message.send.max.retries", "0"),
+];
+
+/// A client of `brokers` with `defaults`, then the operator's `properties` over them.
+fn client_config(brokers: &str, defaults: &[(&str, &str)], properties: &[(String, String)]) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", brokers);
+    for (key, value) in defaults {
+        config.set(*key, *value);
+    }
     for (key, value) in properties {
         config.set(key, value);
     }
@@ -246,22 +262,10 @@ fn describe_property(error: &KafkaError) -> String {
 pub fn produce(options: &LoadOptions) -> Result<LoadReport, LoadgenError> {
     let started = Instant::now();
     let tally = Arc::new(DeliveryTally::default());
-    let mut config = client_config(&options.brokers, &[]);
-    config
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.kbytes", "262144")
-        .set("compression.type", "lz4")
-        .set("acks", "all")
-        // Retries could duplicate messages and skew the truth; on loopback they are not needed.
-        .set("enable.idempotence", "false")
-        .set("message.send.max.retries", "0");
-    for (key, value) in &options.librdkafka {
-        config.set(key, value);
-    }
-    let producer: ThreadedProducer<TallyContext> = config
-        .create_with_context(TallyContext(Arc::clone(&tally)))
-        .map_err(|source| LoadgenError::Property(describe_property(&source)))?;
+    let producer: ThreadedProducer<TallyContext> =
+        client_config(&options.brokers, &PRODUCER_DEFAULTS, &options.librdkafka)
+            .create_with_context(TallyContext(Arc::clone(&tally)))
+            .map_err(|source| LoadgenError::Property(describe_property(&source)))?;
 
     let fleet = Fleet::new(options.fleet.clone());
     let mut router = FleetRouter::new(
