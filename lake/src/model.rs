@@ -127,6 +127,14 @@ pub struct InferenceEvent {
     pub source: Option<SourcePosition>,
 }
 
+impl InferenceEvent {
+    /// Whether the call reported any token count, which is what a price applies to: a call
+    /// with tokens and no `cost_usd` is one the registry could not price.
+    pub fn reports_tokens(&self) -> bool {
+        self.input_tokens.is_some() || self.output_tokens.is_some()
+    }
+}
+
 /// A feedback or evaluation result: the lake's `feedback` row.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FeedbackEvent {

@@ -31,7 +31,7 @@ pub struct Priced {
 /// (OTel GenAI semantics); reasoning tokens are part of the output tokens
 /// (OpenAI semantics) and are not added again.
 pub fn price_event(registry: &ModelRegistry, event: &InferenceEvent) -> Option<Priced> {
-    if event.input_tokens.is_none() && event.output_tokens.is_none() {
+    if !event.reports_tokens() {
         return None;
     }
     let provider = event.provider.as_deref();

@@ -236,7 +236,7 @@ impl GenAi {
                 }
                 Some(_) => {}
                 // Spend the cost total cannot show: a budget watcher must see that it is missing.
-                None if event.input_tokens.is_some() || event.output_tokens.is_some() => {
+                None if event.reports_tokens() => {
                     calls.unpriced.inc();
                 }
                 None => {}
