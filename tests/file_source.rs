@@ -106,3 +106,95 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
     assert_eq!(again, counts, "re-running over the same files must not add rows");
     Ok(())
 }
+
+/// One JSON event line (no newline) whose id is `id`.
+fn event_line(id: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","time":"2025-06-01T12:00:00Z","app":"rotation","request_model":"gpt-4o","input_tokens":10,"output_tokens":5}}"#
+    )
+}
+
+/// `driftwatch ingest --source file:<file> --lake <lake>`, run to its end whatever its status.
+fn ingest_file(file: &Path, lake: &Path) -> anyhow::Result<std::process::Output> {
+    Ok(common::driftwatch()
+        .args(["ingest", "--source"])
+        .arg(format!("file:{}", file.display()))
+        .arg("--lake")
+        .arg(lake)
+        .stdin(std::process::Stdio::null())
+        .output()?)
+}
+
+/// The one partition record under the lake's `_checkpoints/`, as JSON, and its path.
+fn the_checkpoint_record(lake: &Path) -> anyhow::Result<(std::path::PathBuf, serde_json::Value)> {
+    let records: Vec<_> = common::files_under(&lake.join("_checkpoints"))
+        .into_iter()
+        .filter(|path| path.file_name().is_some_and(|name| name == "0.json"))
+        .collect();
+    let [path] = records.as_slice() else { anyhow::bail!("expected one checkpoint record, found {records:?}") };
+    let record = serde_json::from_slice(&std::fs::read(path)?)?;
+    Ok((path.clone(), record))
+}
+
+/// A rotating writer moved the ingested file away and wrote a new, longer one at the same path,
+/// whose first line happens to end exactly where the old checkpoint is. The line break there
+/// made the old boundary check take it for the old file grown longer, and the run resumed
+/// mid-file, silently skipping the new file's head; the fingerprint of the file's head kept in
+/// the checkpoint tells it apart.
+#[test]
+fn a_file_replaced_by_a_longer_one_with_a_line_break_at_the_checkpoint_is_refused() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (file, lake) = (dir.path().join("events.jsonl"), dir.path().join("lake"));
+    let old: String = (1..=5).map(|n| format!("{}\n", event_line(&format!("old-{n}")))).collect();
+    std::fs::write(&file, &old)?;
+    let first = ingest_file(&file, &lake)?;
+    assert!(first.status.success(), "first run: {}", String::from_utf8_lossy(&first.stderr));
+
+    // JSON allows spaces after a value: the first new line is padded to end at the checkpoint.
+    let head = event_line("new-1");
+    let padded = format!("{head:<width$}\n", width = old.len() - 1);
+    let rotated = format!("{padded}{}\n{}\n", event_line("new-2"), event_line("new-3"));
+    assert_eq!(rotated.as_bytes()[old.len() - 1], b'\n', "a line break just before the old checkpoint");
+    assert_ne!(rotated.as_bytes()[..old.len()], old.as_bytes()[..], "a different file");
+    std::fs::write(&file, &rotated)?;
+
+    let second = ingest_file(&file, &lake)?;
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "the rotated file was resumed mid-file: {}",
+        String::from_utf8_lossy(&second.stdout)
+    );
+    assert!(stderr.contains("replaced or rotated"), "{stderr}");
+    assert!(stderr.contains("remove the checkpoint"), "the error says what to do: {stderr}");
+    Ok(())
+}
+
+/// A checkpoint written before the head fingerprint was recorded (as older lakes hold) still
+/// loads, and an appended file resumes at it; the resumed run's checkpoint carries the fingerprint.
+#[test]
+fn a_checkpoint_without_a_head_fingerprint_still_resumes_an_appended_file() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (file, lake) = (dir.path().join("events.jsonl"), dir.path().join("lake"));
+    let old: String = (1..=3).map(|n| format!("{}\n", event_line(&format!("old-{n}")))).collect();
+    std::fs::write(&file, &old)?;
+    let first = ingest_file(&file, &lake)?;
+    assert!(first.status.success(), "first run: {}", String::from_utf8_lossy(&first.stderr));
+
+    let (path, mut record) = the_checkpoint_record(&lake)?;
+    let checkpoint = record["checkpoint"].as_object_mut().context("the record holds a checkpoint")?;
+    let head = checkpoint.remove("file_head").context("the file source records the file's head")?;
+    assert_eq!(head["bytes"], old.len(), "{head}");
+    std::fs::write(&path, serde_json::to_vec_pretty(&record)?)?;
+
+    let appended = format!("{old}{}\n", event_line("new-1"));
+    std::fs::write(&file, &appended)?;
+    let second = ingest_file(&file, &lake)?;
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    assert!(stdout.contains(&format!("resumed from {}", old.len())), "{stdout}");
+    assert!(stdout.contains("1 messages"), "only the appended line is read: {stdout}");
+    let (_, record) = the_checkpoint_record(&lake)?;
+    assert_eq!(record["checkpoint"]["file_head"]["bytes"], appended.len(), "{record}");
+    Ok(())
+}

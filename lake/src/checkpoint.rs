@@ -23,6 +23,12 @@
 //! removes its files again, and so does the holder's [`sweep_fenced`] (after its commits, and
 //! on a timer when it has none) during the first minutes of its claim, which also catches a
 //! manifest that a stalled writer put after the claim's recovery had listed the directory.
+//!
+//! A file source's checkpoint also carries [`FileHead`], a hash of the file's first bytes,
+//! put with the offset in the same conditional write: a later run recomputes it over the file
+//! now at the path and refuses one that is not the file checkpointed (replaced by a rotating
+//! writer), rather than resume another file mid-way. Kafka checkpoints, and those of lakes
+//! written before it was recorded, have none.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -62,6 +68,23 @@ pub struct Checkpoint {
     /// Absent in lakes written before it was recorded, where the holder stands in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub committed_by: Option<String>,
+    /// File sources only: the head of the file this checkpoint's offset is a position in, so
+    /// that a resumed run can tell the same file grown longer from another one put at its path.
+    /// Absent for Kafka and in checkpoints written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_head: Option<FileHead>,
+}
+
+/// A fingerprint of a file's first bytes, as the file source saw them when it checkpointed.
+/// Stored as `"file_head": {"bytes": 65536, "blake3": "<64 hex digits>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHead {
+    /// How many bytes from the start of the file the hash covers: the first 64 KiB, or all
+    /// the bytes before the checkpoint when there are fewer. Bytes past the checkpoint are left
+    /// out, since a writer may still be finishing the record there.
+    pub bytes: u64,
+    /// BLAKE3 of those bytes, lowercase hex.
+    pub blake3: String,
 }
 
 /// What `_checkpoints/<stream>/<partition>.json` holds: which writer may commit to the
@@ -488,4 +511,44 @@ pub async fn sweep_fenced(store: &LakeStore, stream: &str, partition: i32, owner
         }
     }
     Ok(manifests.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    /// A record as lakes written before the file head was recorded hold it.
+    const RECORD_WITHOUT_FILE_HEAD: &str = r#"{
+  "stream": "file.events_jsonl.0123456789ab",
+  "partition": 0,
+  "owner": "00112233445566aa",
+  "claimed_at": "2026-03-01T10:00:00Z",
+  "checkpoint": {
+    "stream": "file.events_jsonl.0123456789ab",
+    "partition": 0,
+    "next_offset": 615,
+    "updated_at": "2026-03-01T10:00:01Z",
+    "files": 3,
+    "rows": 7,
+    "epoch": 0,
+    "committed_by": "00112233445566aa"
+  }
+}"#;
+
+    #[test]
+    fn a_record_without_a_file_head_loads_and_one_with_it_round_trips() -> TestResult {
+        let old: PartitionRecord = serde_json::from_str(RECORD_WITHOUT_FILE_HEAD)?;
+        let checkpoint = old.checkpoint.clone().ok_or("the record holds a checkpoint")?;
+        assert_eq!((checkpoint.next_offset, checkpoint.file_head), (615, None));
+
+        let head = FileHead { bytes: 615, blake3: "0f".repeat(32) };
+        let new =
+            PartitionRecord { checkpoint: Some(Checkpoint { file_head: Some(head.clone()), ..checkpoint }), ..old };
+        let json = serde_json::to_value(&new)?;
+        assert_eq!(json["checkpoint"]["file_head"], serde_json::json!({ "bytes": 615, "blake3": head.blake3 }));
+        assert_eq!(serde_json::from_value::<PartitionRecord>(json)?, new);
+        Ok(())
+    }
 }

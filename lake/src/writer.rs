@@ -10,7 +10,8 @@
 //! 2. put this writer's pending manifest listing every file the flush will write;
 //! 3. put the data files (each atomic; up to [`CONCURRENT_PUTS`] at once); if one fails,
 //!    delete them all and the manifest before returning the error, so a retry starts clean;
-//! 4. put the record with the new checkpoint, conditionally on the version read in step 1;
+//! 4. put the record with the new checkpoint (for a file, with its head's fingerprint),
+//!    conditionally on the version read in step 1;
 //!    if that is refused, read the record again: if it holds this commit's checkpoint the put
 //!    landed after all (an S3 client retries a conditional put whose answer was lost, and the
 //!    retry is refused by the write it retries) and the flush stands; otherwise another writer
@@ -37,7 +38,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use tracing::{debug, warn};
 
-use crate::checkpoint::{self, Checkpoint, PartitionRecord, PendingFlush};
+use crate::checkpoint::{self, Checkpoint, FileHead, PartitionRecord, PendingFlush};
 use crate::encode::{encode_dead_letters, encode_feedback, encode_rollups};
 use crate::error::{LakeError, Result};
 use crate::event_rows::EventRows;
@@ -132,6 +133,9 @@ pub struct FlushBatch {
     pub rollups: Vec<RollupRow>,
     /// Rejected input from the range.
     pub dead_letters: Vec<DeadLetter>,
+    /// File sources: the file's head, stored in the checkpoint with `next_offset` (see
+    /// [`Checkpoint::file_head`]); `None` for Kafka.
+    pub file_head: Option<FileHead>,
 }
 
 /// One data file a commit wrote.
@@ -528,6 +532,9 @@ impl LakeWriter {
             rows: previous.as_ref().map_or(0, |c| c.rows) + rows as u64,
             epoch,
             committed_by: Some(owner.clone()),
+            // In the record put below: the offset and the file it is a position in are
+            // committed together or not at all.
+            file_head: batch.file_head.clone(),
         };
         #[cfg(test)]
         self.stall(StallBefore::Checkpoint).await;
@@ -610,6 +617,7 @@ impl LakeWriter {
             rows: previous.map_or(0, |c| c.rows),
             epoch: previous.map_or(0, |c| c.epoch) + 1,
             committed_by: Some(claim.owner.clone()),
+            file_head: None,
         };
         let record = PartitionRecord {
             stream: stream.to_owned(),

@@ -372,6 +372,7 @@ mod tests {
                 payload: b"{".to_vec(),
                 source: None,
             }],
+            file_head: None,
         }
     }
 

@@ -159,6 +159,8 @@ impl PartitionBuffer {
             feedback: std::mem::replace(&mut self.feedback, Vec::with_capacity(feedback)),
             rollups,
             dead_letters: std::mem::take(&mut self.dead_letters),
+            // The file source adds its file's head; no other source has one.
+            file_head: None,
         };
         self.first_offset = self.next_offset;
         self.approx_bytes = 0;

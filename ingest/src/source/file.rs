@@ -4,14 +4,20 @@
 //!
 //! A file is one partition whose offsets are byte positions: the checkpoint stream is derived
 //! from the file's canonical path, so re-running over the same file resumes where the last run's
-//! checkpoint says and never writes a message twice. Records are read in large blocks and processed
-//! synchronously; the loop is one `select!` over flush completions, shutdown, the age timer and
-//! the next block.
+//! checkpoint says and never writes a message twice. Each checkpoint also fingerprints the
+//! file's first bytes ([`FileHead`]), so that a run refuses a different file put at the same
+//! path (log rotation) rather than resume it mid-way. Records are read in large blocks and
+//! processed synchronously; the loop is one `select!` over flush completions, shutdown, the age
+//! timer and the next block. Rows buffered plus batches being written are held to
+//! `flush.max_buffered_bytes`: at the budget, or with a flush due and the flusher full, the
+//! records left in the block are given back to the reader and nothing more is read until a
+//! flush completes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use driftwatch_lake::checkpoint::FileHead;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,13 +26,17 @@ use crate::decode::PayloadFormat;
 use crate::error::{Error, Result};
 use crate::pipeline::{FlushOutcome, FlushReason, Flusher, PartitionBuffer, Processor};
 use crate::runtime::Components;
-use crate::source::framing::{Framing, RecordReader, framed_length};
+use crate::source::framing::{Framing, Record, RecordReader, framed_length};
 
 /// A length prefix above this cannot be a real OTLP message: the framing is corrupt.
 const MAX_FRAMED_RECORD_BYTES: usize = 256 << 20;
 
 /// Bytes read from the start of a file to guess its framing: a byte order mark and a length prefix.
 const SNIFF_BYTES: usize = 8;
+
+/// Bytes from the start of a file that its checkpoints fingerprint: enough that two different
+/// files practically never share them, few enough to hash at every flush.
+const HEAD_FINGERPRINT_BYTES: usize = 64 << 10;
 
 /// How often the age limit is checked.
 const AGE_TICK: Duration = Duration::from_millis(250);
@@ -47,6 +57,10 @@ pub struct FileRunReport {
     /// Bytes that could not be split into messages (lines above `decode.max_payload_bytes`, the
     /// rest of a file after a corrupt length prefix); each such stretch is one dead letter.
     pub unreadable_bytes: u64,
+    /// The most approximate heap bytes of rows held at once, buffered and being written: what
+    /// `flush.max_buffered_bytes` bounds (exceeded by at most the rows of the message that
+    /// reached it).
+    pub peak_held_bytes: usize,
     /// True when the run stopped early because of shutdown.
     pub interrupted: bool,
 }
@@ -95,16 +109,20 @@ pub async fn run_file_with(
         .recover(&stream, 0)
         .await
         .map_err(|source| Error::Lake { context: format!("recovering {stream}"), source })?;
-    let resumed_from = checkpoint.map_or(0, |c| c.next_offset);
+    let resumed_from = checkpoint.as_ref().map_or(0, |c| c.next_offset);
     let mut file = tokio::fs::File::open(path).await.map_err(io_error)?;
     let length = file.metadata().await.map_err(io_error)?.len();
-    let mut head = Vec::with_capacity(SNIFF_BYTES);
-    (&mut file).take(SNIFF_BYTES as u64).read_to_end(&mut head).await.map_err(io_error)?;
+    // Read through this handle, as the records are: the same file even if the path is replaced
+    // meanwhile.
+    let mut head = Vec::with_capacity(
+        usize::try_from(length).map_or(HEAD_FINGERPRINT_BYTES, |length| length.min(HEAD_FINGERPRINT_BYTES)),
+    );
+    (&mut file).take(HEAD_FINGERPRINT_BYTES as u64).read_to_end(&mut head).await.map_err(io_error)?;
     let framing = match format {
         // Events are only ever JSON lines: a first line that is not JSON is a bad line, not a
         // reason to read the file as protobuf.
         PayloadFormat::JsonEvents => Framing::Lines,
-        _ => Framing::sniff(&head, length, MAX_FRAMED_RECORD_BYTES),
+        _ => Framing::sniff(&head[..head.len().min(SNIFF_BYTES)], length, MAX_FRAMED_RECORD_BYTES),
     };
     // Read as UTF-8 lines, UTF-16 text has no line ends and would be taken for one unfinished
     // line, left for a next run that never comes.
@@ -122,11 +140,23 @@ pub async fn run_file_with(
             path.display()
         )));
     }
-    if !continues_at(&mut file, framing, resumed_from, length).await.map_err(io_error)? {
+    // The fingerprint tells; a checkpoint written before it was recorded leaves only the guess
+    // that a record starts at the checkpoint.
+    let replaced = match checkpoint.as_ref().and_then(|c| c.file_head.as_ref()) {
+        Some(fingerprint) => (!same_head(fingerprint, &head)).then(|| {
+            format!(
+                "its first {} bytes are not those of the file checkpointed at byte {resumed_from}",
+                fingerprint.bytes
+            )
+        }),
+        None => (!continues_at(&mut file, framing, resumed_from, length).await.map_err(io_error)?)
+            .then(|| format!("byte {resumed_from} is not where a record starts")),
+    };
+    if let Some(why) = replaced {
         return Err(Error::FileRefused(format!(
-            "{} does not continue at its checkpoint (byte {resumed_from} is not where a record starts): the \
-             file was replaced or rotated since it was ingested. Ingest the new file under another name, or \
-             remove the checkpoint under _checkpoints/{stream}/ to ingest this one from the start.",
+            "{} does not continue at its checkpoint ({why}): the file was replaced or rotated since it was \
+             ingested. Ingest the new file under another name, or remove the checkpoint under \
+             _checkpoints/{stream}/ to ingest this one from the start.",
             path.display()
         )));
     }
@@ -135,7 +165,7 @@ pub async fn run_file_with(
 
     let topic: Arc<str> = Arc::from(path.display().to_string());
     components.metrics.track_topic(&topic);
-    let mut buffer = PartitionBuffer::new(
+    let buffer = PartitionBuffer::new(
         Arc::from(stream.as_str()),
         topic,
         0,
@@ -145,9 +175,10 @@ pub async fn run_file_with(
     );
     let tracker = TaskTracker::new();
     let abandon = CancellationToken::new();
-    let mut flusher =
+    let flusher =
         Flusher::spawn(Arc::clone(&components.writer), components.metrics.clone(), 2, &tracker, abandon.clone());
-    let mut report = FileRunReport { stream, resumed_from, committed_to: resumed_from, ..Default::default() };
+    let report = FileRunReport { stream, resumed_from, committed_to: resumed_from, ..Default::default() };
+    let mut ingest = FileIngest { components, processor, framing, format, buffer, flusher, head, report };
     let decode = components.config.decode.to_decode_config();
     // A message above `max_payload_bytes` may still be a real one, discarded as it is read; only
     // a prefix beyond any OTLP message means the framing is lost.
@@ -156,90 +187,43 @@ pub async fn run_file_with(
             .with_max_framed_bytes(MAX_FRAMED_RECORD_BYTES);
     let mut age_tick = tokio::time::interval(AGE_TICK);
     age_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Nothing is read while set: the memory budget is reached, or a due flush waits for the
+    // flusher. A flush in flight always ends it: `relieve` only stalls with one in flight.
+    let mut stalled = false;
+    // The last read found the end of the file.
+    let mut at_end = false;
 
     let finish_reason = loop {
         tokio::select! {
             biased;
-            done = flusher.next_done() => record_done(&mut report, &done?)?,
+            done = ingest.flusher.next_done() => {
+                record_done(&mut ingest.report, &done?)?;
+                if stalled {
+                    stalled = !ingest.resume(&mut reader, at_end).await?;
+                }
+            }
             () = shutdown.cancelled() => {
-                report.interrupted = true;
+                ingest.report.interrupted = true;
                 break FlushReason::Shutdown;
             }
             _ = age_tick.tick() => {
-                if let Some(reason) = buffer.due(&components.limits, Instant::now()) {
-                    submit(&mut flusher, &mut buffer, reason).await?;
-                }
+                // Only a completion resumes a stalled run: it has records to take first.
+                stalled |= !ingest.relieve().await?;
             }
-            read = file.read(reader.spare()) => {
+            read = read_block(&mut file, &mut reader), if !stalled => {
                 let read = read.map_err(io_error)?;
-                let now = now_nanos();
-                let at_end = read == 0;
-                for record in reader.advance(read, at_end) {
-                    let (payload, offset, next_offset) = (record.bytes, record.offset, record.next_offset);
-                    if let Some(unreadable) = record.unreadable {
-                        let why = (unreadable.reason(), unreadable.to_string());
-                        processor.reject(&mut buffer, why, payload, (offset, next_offset), now);
-                        report.messages += 1;
-                        if let Some(reason) = buffer.due(&components.limits, Instant::now()) {
-                            submit(&mut flusher, &mut buffer, reason).await?;
-                        }
-                        continue;
-                    }
-                    let format = match (framing, format) {
-                        // Binary framing only carries OTLP protobuf; Auto would guess traces.
-                        (Framing::LengthPrefixed, PayloadFormat::JsonEvents) => PayloadFormat::Auto,
-                        // A line is JSON: one that does not start as an object is malformed JSON,
-                        // which the decoder would otherwise try (and report) as protobuf.
-                        (Framing::Lines, _) if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') => {
-                            PayloadFormat::JsonEvents
-                        }
-                        _ => format,
-                    };
-                    // A blank line is no message; an empty length-prefixed record is one (and is rejected).
-                    if framing == Framing::LengthPrefixed || !payload.iter().all(u8::is_ascii_whitespace) {
-                        processor.process(&mut buffer, payload, format, (offset, next_offset), now);
-                        report.messages += 1;
-                    } else {
-                        // A blank line still moves the position so a resumed run skips it.
-                        buffer.consumed(offset, next_offset);
-                    }
-                    if let Some(reason) = buffer.due(&components.limits, Instant::now()) {
-                        submit(&mut flusher, &mut buffer, reason).await?;
-                    }
-                }
-                reader.compact();
-                if at_end {
-                    report.unreadable_bytes = reader.skipped_bytes;
-                    if reader.skipped_bytes > 0 {
-                        tracing::warn!(
-                            path = %path.display(),
-                            unreadable_bytes = reader.skipped_bytes,
-                            "Part of the file could not be split into messages (a line above decode.max_payload_bytes \
-                             or a corrupt length prefix); it is in dead_letter with its first bytes."
-                        );
-                    }
-                    let (incomplete_at, incomplete_bytes) = reader.unconsumed();
-                    if incomplete_bytes > 0 {
-                        let what = match framing {
-                            Framing::Lines => "The last line is incomplete (no newline, not a whole JSON value)",
-                            Framing::LengthPrefixed => {
-                                "The last message is incomplete (shorter than its length prefix declares)"
-                            }
-                        };
-                        tracing::warn!(
-                            path = %path.display(),
-                            offset = incomplete_at,
-                            bytes = incomplete_bytes,
-                            "{what}; it is left for the next run, which reads it once the writer has finished it."
-                        );
-                    }
-                    break FlushReason::EndOfInput;
-                }
+                at_end = read == 0;
+                stalled = !ingest.take_records(&mut reader, read, at_end).await?;
             }
+        }
+        if at_end && !stalled {
+            report_end_of_file(path, framing, &reader, &mut ingest.report);
+            break FlushReason::EndOfInput;
         }
     };
 
-    submit(&mut flusher, &mut buffer, finish_reason).await?;
+    ingest.submit(finish_reason).await?;
+    let FileIngest { mut flusher, mut report, .. } = ingest;
     while flusher.in_flight() > 0 {
         record_done(&mut report, &flusher.next_done().await?)?;
     }
@@ -256,12 +240,185 @@ pub async fn run_file_with(
     Ok(report)
 }
 
+/// The next block of the file into the reader. A future that borrows the reader only once
+/// polled, so that a stalled run's disabled read leaves the block alone.
+async fn read_block(file: &mut tokio::fs::File, reader: &mut RecordReader) -> std::io::Result<usize> {
+    file.read(reader.spare()).await
+}
+
+/// The file's end was read: say what could not be read and what is left for the next run.
+fn report_end_of_file(path: &Path, framing: Framing, reader: &RecordReader, report: &mut FileRunReport) {
+    report.unreadable_bytes = reader.skipped_bytes;
+    if reader.skipped_bytes > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            unreadable_bytes = reader.skipped_bytes,
+            "Part of the file could not be split into messages (a line above decode.max_payload_bytes \
+             or a corrupt length prefix); it is in dead_letter with its first bytes."
+        );
+    }
+    let (incomplete_at, incomplete_bytes) = reader.unconsumed();
+    if incomplete_bytes > 0 {
+        let what = match framing {
+            Framing::Lines => "The last line is incomplete (no newline, not a whole JSON value)",
+            Framing::LengthPrefixed => "The last message is incomplete (shorter than its length prefix declares)",
+        };
+        tracing::warn!(
+            path = %path.display(),
+            offset = incomplete_at,
+            bytes = incomplete_bytes,
+            "{what}; it is left for the next run, which reads it once the writer has finished it."
+        );
+    }
+}
+
+/// One file run's records on their way to the lake: the processor, the partition buffer and
+/// the flusher, with the memory budget between them.
+struct FileIngest<'a> {
+    components: &'a Components,
+    processor: &'a mut Processor,
+    framing: Framing,
+    format: PayloadFormat,
+    buffer: PartitionBuffer,
+    flusher: Flusher,
+    /// The file's first bytes (up to [`HEAD_FINGERPRINT_BYTES`]), fingerprinted into each
+    /// checkpoint.
+    head: Vec<u8>,
+    report: FileRunReport,
+}
+
+impl FileIngest<'_> {
+    /// Take the records of the block after `read` more bytes, until the memory budget or a
+    /// full flusher says to stop: the records left are given back to the reader, for
+    /// [`resume`](Self::resume). Returns whether more may be read now.
+    async fn take_records(&mut self, reader: &mut RecordReader, read: usize, at_end: bool) -> Result<bool> {
+        let now = now_nanos();
+        let records = reader.advance(read, at_end);
+        let mut read_on = true;
+        let mut given_back = None;
+        for (index, record) in records.iter().enumerate() {
+            self.take(record, now);
+            read_on = self.relieve().await?;
+            if !read_on {
+                given_back = records.get(index + 1).map(|next| next.offset);
+                break;
+            }
+        }
+        drop(records);
+        if let Some(offset) = given_back {
+            reader.give_back(offset);
+        }
+        reader.compact();
+        Ok(read_on)
+    }
+
+    /// After a flush completed on a stalled run: go on with the records given back, if the
+    /// budget and the flusher allow. Returns whether more may be read now.
+    async fn resume(&mut self, reader: &mut RecordReader, at_end: bool) -> Result<bool> {
+        if !self.relieve().await? {
+            return Ok(false);
+        }
+        self.take_records(reader, 0, at_end).await
+    }
+
+    /// Turn one record into buffered rows, or a dead letter.
+    fn take(&mut self, record: &Record<'_>, now: i64) {
+        let (payload, offset, next_offset) = (record.bytes, record.offset, record.next_offset);
+        if let Some(unreadable) = &record.unreadable {
+            let why = (unreadable.reason(), unreadable.to_string());
+            self.processor.reject(&mut self.buffer, why, payload, (offset, next_offset), now);
+            self.report.messages += 1;
+            return;
+        }
+        let format = match (self.framing, self.format) {
+            // Binary framing only carries OTLP protobuf; Auto would guess traces.
+            (Framing::LengthPrefixed, PayloadFormat::JsonEvents) => PayloadFormat::Auto,
+            // A line is JSON: one that does not start as an object is malformed JSON,
+            // which the decoder would otherwise try (and report) as protobuf.
+            (Framing::Lines, _) if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') => {
+                PayloadFormat::JsonEvents
+            }
+            (_, format) => format,
+        };
+        // A blank line is no message; an empty length-prefixed record is one (and is rejected).
+        if self.framing == Framing::LengthPrefixed || !payload.iter().all(u8::is_ascii_whitespace) {
+            self.processor.process(&mut self.buffer, payload, format, (offset, next_offset), now);
+            self.report.messages += 1;
+        } else {
+            // A blank line still moves the position so a resumed run skips it.
+            self.buffer.consumed(offset, next_offset);
+        }
+    }
+
+    /// Hand the buffer to the flusher when a limit says so, and say whether more may be read:
+    /// not while a due flush waits for room in the flusher, nor while the rows buffered and
+    /// being written are at `flush.max_buffered_bytes` (the buffer then goes early, if the
+    /// flusher can take it, and a completion frees memory). Never waits for the flusher.
+    async fn relieve(&mut self) -> Result<bool> {
+        self.note_held();
+        let limits = &self.components.limits;
+        if let Some(reason) = self.buffer.due(limits, Instant::now()) {
+            if !self.flusher.has_capacity() {
+                return Ok(false);
+            }
+            self.submit(reason).await?;
+        }
+        // A submit moves bytes from the buffer to the flusher: the budget is only relieved by
+        // a flush completing.
+        let over_budget = self.held_bytes() >= limits.max_buffered_bytes;
+        if over_budget && self.flusher.has_capacity() {
+            self.submit(FlushReason::Memory).await?;
+        }
+        self.note_held();
+        // With nothing in flight there is nothing to wait for; the budget is at least
+        // `flush.max_bytes`, so only a drained buffer's fixed part can be left over it then.
+        Ok(!over_budget || self.flusher.in_flight() == 0)
+    }
+
+    /// Approximate heap bytes of rows buffered and being written.
+    fn held_bytes(&self) -> usize {
+        self.buffer.bytes() + self.flusher.in_flight_bytes()
+    }
+
+    fn note_held(&mut self) {
+        self.report.peak_held_bytes = self.report.peak_held_bytes.max(self.held_bytes());
+    }
+
+    /// Hand the buffer to the flusher (nothing when it is idle), with the file's fingerprint
+    /// for the checkpoint. Waits only when the flusher is full, which `relieve` never lets
+    /// happen; the final flush of a run may.
+    async fn submit(&mut self, reason: FlushReason) -> Result<()> {
+        let bytes = self.buffer.bytes();
+        if let Some(mut batch) = self.buffer.take_batch()? {
+            batch.file_head = Some(head_fingerprint(&self.head, batch.next_offset));
+            self.flusher.submit(batch, reason, bytes).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The fingerprint stored with the checkpoint at `next_offset` of a file whose first bytes
+/// are `head`: over its first [`HEAD_FINGERPRINT_BYTES`], or the bytes before the checkpoint
+/// when there are fewer (a record after it may still be being written). A file that grows
+/// during the run is fingerprinted over the head it had when the run started.
+fn head_fingerprint(head: &[u8], next_offset: i64) -> FileHead {
+    let covered = usize::try_from(next_offset).map_or(0, |next_offset| next_offset.min(head.len()));
+    FileHead { bytes: covered as u64, blake3: blake3::hash(&head[..covered]).to_hex().to_string() }
+}
+
+/// Whether the file whose first bytes are now `head` starts as the one fingerprinted did.
+fn same_head(fingerprint: &FileHead, head: &[u8]) -> bool {
+    let covered = usize::try_from(fingerprint.bytes).ok().and_then(|bytes| head.get(..bytes));
+    covered.is_some_and(|bytes| blake3::hash(bytes).to_hex().as_str() == fingerprint.blake3)
+}
+
 /// Whether a file resumed at checkpoint `at` (of `length` bytes now) still looks like the file
-/// that was checkpointed: a checkpoint is always at a record boundary, so a line file must have a
-/// line end just before it (or right at it: a last line taken whole without its newline, which
-/// the writer has since finished), and a protobuf file a plausible length prefix at it. A file
-/// replaced by a longer one, as a rotating writer does, fails this unless the bytes there happen
-/// to fit; resuming it would lose its first `at` bytes and dead-letter a fragment.
+/// that was checkpointed, for checkpoints without a [`FileHead`]: a checkpoint is always at a
+/// record boundary, so a line file must have a line end just before it (or right at it: a last
+/// line taken whole without its newline, which the writer has since finished), and a protobuf
+/// file a plausible length prefix at it. A file replaced by a longer one, as a rotating writer
+/// does, fails this unless the bytes there happen to fit; resuming it would lose its first `at`
+/// bytes and dead-letter a fragment.
 async fn continues_at(file: &mut tokio::fs::File, framing: Framing, at: i64, length: u64) -> std::io::Result<bool> {
     let Ok(at) = u64::try_from(at) else { return Ok(false) };
     if at == 0 || at >= length {
@@ -295,14 +452,6 @@ fn record_done(report: &mut FileRunReport, outcome: &FlushOutcome) -> Result<()>
              once?); it continues from the last checkpoint and this run stops without writing more"
         ))),
     }
-}
-
-async fn submit(flusher: &mut Flusher, buffer: &mut PartitionBuffer, reason: FlushReason) -> Result<()> {
-    let bytes = buffer.bytes();
-    if let Some(batch) = buffer.take_batch()? {
-        flusher.submit(batch, reason, bytes).await?;
-    }
-    Ok(())
 }
 
 /// Current wall-clock time in Unix nanoseconds.
@@ -570,6 +719,104 @@ mod tests {
         std::fs::write(&path, &rotated)?;
         let refused = ingest(dir.path(), &path, PayloadFormat::Auto).await.err().map(|e| e.to_string());
         assert!(refused.as_deref().is_some_and(|e| e.contains("replaced or rotated")), "{refused:?}");
+
+        // Rotated again, to a file with a line end just before the checkpoint, as a record
+        // boundary would have it: its head tells it from the file checkpointed.
+        let checkpoint = usize::try_from(report.committed_to)?;
+        let first_line = format!("{:<width$}\n", event(30), width = checkpoint - 1);
+        std::fs::write(&path, format!("{first_line}{}\n", event(31)))?;
+        let refused = ingest(dir.path(), &path, PayloadFormat::Auto).await.err().map(|e| e.to_string());
+        assert!(refused.as_deref().is_some_and(|e| e.contains("replaced or rotated")), "{refused:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_heads_fingerprint_matches_the_same_file_grown_longer_only() {
+        let file = b"{\"id\":\"evt-1\"}\n{\"id\":\"evt-2\"}\n".repeat(3000);
+        let head = &file[..HEAD_FINGERPRINT_BYTES];
+        // Before 64 KiB the bytes up to the checkpoint are covered, then the first 64 KiB.
+        let early = head_fingerprint(head, 32);
+        assert_eq!((early.bytes, early.blake3.len()), (32, 64));
+        let late = head_fingerprint(head, i64::try_from(file.len()).unwrap_or(i64::MAX));
+        assert_eq!(late.bytes, HEAD_FINGERPRINT_BYTES as u64);
+
+        // The same file, grown longer, or read only to its first bytes.
+        assert!(same_head(&early, head) && same_head(&late, head));
+        assert!(same_head(&early, &head[..32]));
+        // Another file: one byte changed, even past the checkpoint's offset within the head...
+        let mut changed = head.to_vec();
+        changed[20] = b'X';
+        assert!(!same_head(&early, &changed) && !same_head(&late, &changed));
+        changed[20] = head[20];
+        changed[HEAD_FINGERPRINT_BYTES - 1] ^= 1;
+        assert!(same_head(&early, &changed), "bytes past the checkpoint are not covered");
+        assert!(!same_head(&late, &changed));
+        // ...or shorter than what was covered.
+        assert!(!same_head(&early, &head[..31]));
+        // A stored hash is compared as written, not parsed.
+        assert!(!same_head(&FileHead { blake3: "not a hash".to_owned(), ..early }, head));
+    }
+
+    /// `flush.max_buffered_bytes` holds the rows buffered plus those being written, whatever
+    /// the flusher could take: at one buffer the file goes to the lake one batch at a time; at
+    /// one and a half the buffer goes early (`memory`) while a batch is written. The lake holds
+    /// the file exactly either way.
+    #[tokio::test]
+    async fn the_memory_budget_bounds_rows_buffered_and_being_written() -> TestResult {
+        const MAX_BYTES: u64 = 512 << 10;
+        const EVENTS: usize = 12_000;
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("events.jsonl");
+        let lines: String = (0..EVENTS).map(|n| format!("{}\n", event(n))).collect();
+        std::fs::write(&path, &lines)?;
+        // What one message may add beyond the budget: its rows, at most what the first row of
+        // an empty buffer costs (it opens the app's columns and a rollup key).
+        // Plus what a drained buffer keeps (the rollups' index), counted again when it goes.
+        let one_message = {
+            let components = components(dir.path(), 1024).await?;
+            let mut buffer =
+                PartitionBuffer::new(Arc::from("s"), Arc::from("t"), 0, 0, &components.config.aggregate, 100);
+            components.processor().process(&mut buffer, event(0).as_bytes(), PayloadFormat::Auto, (0, 1), now_nanos());
+            let first_row = buffer.bytes();
+            buffer.take_batch()?;
+            (first_row + buffer.bytes()) as u64
+        };
+        for budget in [MAX_BYTES, MAX_BYTES * 3 / 2] {
+            let run = tempfile::tempdir()?;
+            let mut config = Config::default();
+            config.lake.location = run.path().join("lake").display().to_string();
+            config.flush.max_bytes = bytesize::ByteSize::b(MAX_BYTES);
+            config.flush.max_buffered_bytes = bytesize::ByteSize::b(budget);
+            let components = Components::build(config).await?;
+            let report = run_file(&components, &path, PayloadFormat::Auto, CancellationToken::new()).await?;
+            let metrics = components.metrics.encode()?;
+
+            let peak = report.peak_held_bytes as u64;
+            assert!(report.flushes >= 5, "budget {budget}: several flushes needed, {} made", report.flushes);
+            assert!(peak <= budget + one_message, "budget {budget} (+{one_message} for one message), peak {peak}");
+            let early = crate::telemetry::counter_sum(&metrics, "driftwatch_flushes_total{reason=\"memory\"}");
+            assert_eq!(early > 0, budget > MAX_BYTES, "budget {budget}: {early} early flushes");
+
+            assert_eq!(report.committed_to, i64::try_from(lines.len())?);
+            assert_eq!((rows(&metrics), all_dead_letters(&metrics)), (EVENTS as u64, 0), "{metrics}");
+            let mut ids = Vec::new();
+            let store = components.writer.store();
+            for file in store.list("events").await? {
+                let bytes = store.get(&file.path).await?.ok_or("events file vanished")?;
+                for batch in driftwatch_lake::parquet::read_parquet(bytes)? {
+                    let column = batch.column_by_name("event_id").ok_or("no event_id")?;
+                    let column = column
+                        .as_any()
+                        .downcast_ref::<arrow::array::StringArray>()
+                        .ok_or("event_id is not a string column")?;
+                    ids.extend(column.iter().flatten().map(str::to_owned));
+                }
+            }
+            ids.sort_unstable();
+            let mut expected: Vec<String> = (0..EVENTS).map(|n| format!("evt-{n}")).collect();
+            expected.sort_unstable();
+            assert_eq!(ids, expected, "budget {budget}: every line once");
+        }
         Ok(())
     }
 

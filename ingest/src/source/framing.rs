@@ -182,6 +182,10 @@ pub struct RecordReader {
     skipped: Option<Skip>,
     /// Bytes handed over as unreadable records, in full (not only the kept heads).
     pub skipped_bytes: u64,
+    /// Offset and full size of each unreadable record the last `advance` found in the block,
+    /// so that [`give_back`](Self::give_back) can take them out of `skipped_bytes` again.
+    /// Empty unless the input has such records.
+    unreadable_in_block: Vec<(i64, u64)>,
 }
 
 impl RecordReader {
@@ -200,6 +204,7 @@ impl RecordReader {
             skipping: None,
             skipped: None,
             skipped_bytes: 0,
+            unreadable_in_block: Vec::new(),
         }
     }
 
@@ -243,6 +248,7 @@ impl RecordReader {
         self.filled += read;
         let mut start = self.consumed;
         self.skipped = None;
+        self.unreadable_in_block.clear();
         if let Some(skip) = self.skipping.as_mut() {
             let data = &self.block[start..self.filled];
             // `end`: where the record's content ends in `data`, and the bytes after it that
@@ -324,6 +330,7 @@ impl RecordReader {
                         }
                         let unreadable = Unreadable::TooLarge { size: line.len() as u64, limit: self.max_record_bytes };
                         self.skipped_bytes += line.len() as u64;
+                        self.unreadable_in_block.push((offset, line.len() as u64));
                         let bytes = &line[..self.keep_bytes.min(line.len())];
                         records.push(Record { bytes, offset, next_offset, unreadable: Some(unreadable) });
                     } else if terminated || is_complete_last_line(line) {
@@ -354,6 +361,7 @@ impl RecordReader {
                                     size: rest.len() as u64,
                                 };
                                 self.skipped_bytes += rest.len() as u64;
+                                self.unreadable_in_block.push((offset, rest.len() as u64));
                                 let bytes = &rest[..self.keep_bytes.min(rest.len())];
                                 let next_offset = base + data.len() as i64;
                                 records.push(Record { bytes, offset, next_offset, unreadable: Some(unreadable) });
@@ -376,6 +384,7 @@ impl RecordReader {
                         if rest.len() >= total {
                             let unreadable = Unreadable::TooLarge { size, limit: self.max_record_bytes };
                             self.skipped_bytes += size;
+                            self.unreadable_in_block.push((offset, size));
                             let next_offset = offset + total as i64;
                             records.push(Record { bytes: head, offset, next_offset, unreadable: Some(unreadable) });
                             position += total;
@@ -403,6 +412,25 @@ impl RecordReader {
         }
         self.consumed = start + position;
         records
+    }
+
+    /// Hand back, unprocessed, the records of the last [`advance`](Self::advance) from the one
+    /// at `offset` on: the caller stopped there (over its memory budget) and the next `advance`
+    /// (with no new bytes, if it has read none) returns them again, as they were. `offset` must be
+    /// that of one of those records other than the first, which may be a discarded record whose
+    /// bytes the block no longer holds; the caller always takes at least one record.
+    pub fn give_back(&mut self, offset: i64) {
+        let index = usize::try_from(offset - self.base_offset).ok().filter(|&index| index <= self.consumed);
+        debug_assert!(index.is_some(), "{offset} is not a record of the last advance");
+        let Some(index) = index else { return };
+        self.consumed = index;
+        // A record being discarded at the end of the block starts after `offset`; its bytes are
+        // still in the block, and reading them again finds it again.
+        self.skipping = None;
+        for (_, size) in self.unreadable_in_block.iter().filter(|(at, _)| *at >= offset) {
+            self.skipped_bytes -= size;
+        }
+        self.unreadable_in_block.retain(|(at, _)| *at < offset);
     }
 
     /// Move the unconsumed tail (a partial record) to the front of the block.
@@ -518,6 +546,62 @@ pub(super) mod tests {
         assert_eq!(reader.skipped_bytes, long as u64 + 1);
         assert_eq!(reader.unconsumed(), (long_end + 67, 2000));
         assert_eq!(records[1].1.as_ref().map(Unreadable::reason), Some("payload_too_large"));
+    }
+
+    /// The records of one `advance`, owned, with the reader's count of unreadable bytes after it.
+    fn advance_owned(reader: &mut RecordReader, read: usize, at_end: bool) -> (Vec<(Owned, Option<Unreadable>)>, u64) {
+        let records = reader
+            .advance(read, at_end)
+            .into_iter()
+            .map(|r| ((r.bytes.to_vec(), r.offset, r.next_offset), r.unreadable))
+            .collect();
+        (records, reader.skipped_bytes)
+    }
+
+    /// Records handed back from the second one on come again from the next `advance`, with the
+    /// same bytes and offsets, and are counted as unreadable once; whatever the reader was in the
+    /// middle of at the end of the block (a line above the limit) it finds again.
+    #[test]
+    fn records_given_back_are_handed_out_again_as_they_were() {
+        let long = [b'x'; 10];
+        for framing in [Framing::Lines, Framing::LengthPrefixed] {
+            let (mut input, unfinished) = match framing {
+                Framing::Lines => (b"a\nbb\nxxxxxxxxxx\ncc\n".to_vec(), b"yyyyyyyyyyyy".to_vec()),
+                Framing::LengthPrefixed => {
+                    let unfinished = framed(&[&[b'y'; 12]]);
+                    (framed(&[b"a", b"bb", &long, b"cc"]), unfinished[..10].to_vec())
+                }
+            };
+            input.extend_from_slice(&unfinished);
+            let mut reader = RecordReader::new(framing, 100, 4, 2).with_max_framed_bytes(1 << 20);
+            let spare = reader.spare();
+            spare[..input.len()].copy_from_slice(&input);
+            let (first, skipped) = advance_owned(&mut reader, input.len(), false);
+            assert_eq!(first.len(), 4, "{framing:?}: {first:?}");
+            assert_eq!(skipped, 10, "{framing:?}");
+
+            reader.give_back(first[1].0.1);
+            assert_eq!(reader.skipped_bytes, 0, "{framing:?}: the given-back unreadable record is uncounted");
+            reader.compact();
+            let (again, skipped) = advance_owned(&mut reader, 0, false);
+            assert_eq!(again, first[1..], "{framing:?}");
+            assert_eq!(skipped, 10, "{framing:?}");
+
+            // The unfinished record above the limit is found again, and handed over once finished.
+            let rest: &[u8] = match framing {
+                Framing::Lines => b"\n",
+                Framing::LengthPrefixed => b"yyyyyy",
+            };
+            reader.compact();
+            let spare = reader.spare();
+            spare[..rest.len()].copy_from_slice(rest);
+            let (last, skipped) = advance_owned(&mut reader, rest.len(), true);
+            let last_offset = 100 + (input.len() - unfinished.len()) as i64;
+            let end = 100 + (input.len() + rest.len()) as i64;
+            let too_large = Some(Unreadable::TooLarge { size: 12, limit: 4 });
+            assert_eq!(last, vec![((b"yy".to_vec(), last_offset, end), too_large)], "{framing:?}");
+            assert_eq!(skipped, 22, "{framing:?}");
+        }
     }
 
     #[test]

@@ -30,6 +30,7 @@ fn batch(first_offset: i64, next_offset: i64) -> FlushBatch {
         feedback: vec![feedback(first_offset, DAY1 + 5)],
         rollups: vec![rollup(first_offset, DAY2 + 60_000_000_000), rollup(first_offset + 1, DAY1)],
         dead_letters: vec![dead_letter(first_offset, DAY2 + 7)],
+        file_head: None,
     }
 }
 
@@ -709,6 +710,7 @@ async fn a_checkpoint_written_before_claims_existed_is_claimed_and_resumed() -> 
             rows: 20,
             epoch: 0,
             committed_by: None,
+            file_head: None,
         };
         store.put_atomic(&checkpoint_path(STREAM, 2), bytes::Bytes::from(serde_json::to_vec(&legacy)?)).await?;
         let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
@@ -717,6 +719,29 @@ async fn a_checkpoint_written_before_claims_existed_is_claimed_and_resumed() -> 
         assert_eq!(record.owner, writer.owner_held(STREAM, 2)?, "rewritten in the current form");
         let report = writer.commit(&mut batch(10, 20)).await?;
         assert_eq!((report.checkpoint.next_offset, report.checkpoint.files), (20, 16));
+    }
+    Ok(())
+}
+
+/// A file source's head fingerprint lands in the same record put as the offset, and a
+/// recovering writer reads it back; a batch without one (Kafka) leaves the checkpoint without.
+#[tokio::test]
+async fn a_file_head_is_committed_with_the_offset_and_recovered() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+        let head = FileHead { bytes: 10, blake3: "ab".repeat(32) };
+        let report = writer.commit(&mut FlushBatch { file_head: Some(head.clone()), ..batch(0, 10) }).await?;
+        assert_eq!(report.checkpoint.file_head.as_ref(), Some(&head));
+        let (record, _) = read_record(&store, STREAM, 2).await?.ok_or("record")?;
+        let stored = record.checkpoint.ok_or("checkpoint")?;
+        assert_eq!((stored.next_offset, stored.file_head.as_ref()), (10, Some(&head)));
+        let successor = LakeWriter::new(store.clone(), ParquetOptions::default());
+        assert_eq!(successor.recover(STREAM, 2).await?.and_then(|c| c.file_head), Some(head));
+
+        let report = successor.commit(&mut batch(10, 20)).await?;
+        assert_eq!(report.checkpoint.file_head, None);
+        let raw = store.get(&checkpoint_path(STREAM, 2)).await?.ok_or("record")?;
+        assert!(!String::from_utf8_lossy(&raw).contains("file_head"), "nothing written for a source without one");
     }
     Ok(())
 }
