@@ -42,6 +42,8 @@ pub struct IngestArgs {
     #[arg(long, env = "DRIFTWATCH_LAKE")]
     pub lake: Option<String>,
     /// After SIGTERM/SIGINT, how long flushing and checkpointing may take before the process exits anyway.
+    /// The Kafka daemon gives the final flush all but the last quarter of it (at most 10 s), which is
+    /// kept for leaving the consumer group even when the lake does not answer.
     #[arg(long, env = "DRIFTWATCH_SHUTDOWN_DEADLINE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_deadline: Duration,
 }
@@ -139,7 +141,9 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     match args.source.as_str() {
-        "kafka" => driftwatch_ingest::source::kafka::run_daemon(config, shutdown).await.map_err(Into::into),
+        "kafka" => driftwatch_ingest::source::kafka::run_daemon(config, shutdown, args.shutdown_deadline)
+            .await
+            .map_err(Into::into),
         other => bail!("unknown --source {other:?}; use `kafka` or `file:PATH`"),
     }
 }

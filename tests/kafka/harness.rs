@@ -136,13 +136,14 @@ impl Daemon {
         let http = http.to_owned();
         let port = http.rsplit(':').next().unwrap_or("http");
         let log = log_dir.join(format!("daemon-{port}.log"));
+        // Defaults first, so that `env` can override them.
         let child = common::driftwatch()
+            .env("DRIFTWATCH_SHUTDOWN_DEADLINE", "60s")
+            .env("DRIFTWATCH_LOG", "info,object_store=warn")
             .envs(env.iter().map(|(key, value)| (key, value)))
             .args(["ingest", "--config"])
             .arg(config)
             .env("DRIFTWATCH_HTTP__LISTEN", format!("\"{http}\""))
-            .env("DRIFTWATCH_SHUTDOWN_DEADLINE", "60s")
-            .env("DRIFTWATCH_LOG", "info,object_store=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)

@@ -10,7 +10,7 @@
 mod common;
 mod harness;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use harness::{Daemon, Prometheus, Setup, Topics, assert_exactly, loadgen, produced, wait_for_lake, write_config};
 use rand::{RngExt, SeedableRng};
@@ -429,5 +429,53 @@ async fn an_object_store_outage_is_ridden_out_unready_and_exactly_once() -> anyh
     daemon.stop(Duration::from_secs(60))?;
     assert_eq!(common::lake_counts(&setup.lake).await?, counts);
     assert_exactly(&counts, &truth, "after an object store outage");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shutdown_during_an_object_store_outage_leaves_the_group_within_the_deadline() -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir()?;
+    let mut s3 = harness::PrivateS3::start(dir.path())?;
+    std::fs::create_dir_all(s3.root.join("lake"))?;
+    let lake = s3.root.join("lake").join("q");
+    // A long max_age: the rows stay buffered until the shutdown flush, which the outage blocks.
+    let setup = Setup::with_lake(&brokers(), "leave", 3, "10m", dir, "s3://lake/q".to_owned(), lake).await?;
+    let deadline = Duration::from_secs(20);
+    let mut env = s3.client_env();
+    env.push(("DRIFTWATCH_SHUTDOWN_DEADLINE".to_owned(), format!("{}s", deadline.as_secs())));
+    let mut daemon = Daemon::start(&setup.config, setup.dir.path(), &env)?;
+    let truth = setup.produce(2_000, 43, 0.0).await??;
+    assert!(
+        daemon.consumed(truth.messages, CONSUME_TIMEOUT),
+        "daemon did not consume the load; log:\n{}",
+        daemon.log_tail()
+    );
+
+    // The final flush cannot land. The daemon gives up on it in time to leave the group
+    // itself, instead of being ended by the deadline as a member the brokers still count
+    // (whose partitions then wait out its session before anyone reads them).
+    s3.server.stop();
+    let started = Instant::now();
+    common::terminate(&daemon.child)?;
+    let status = common::wait_with_timeout(&mut daemon.child, Duration::from_secs(90))?;
+    let took = started.elapsed();
+    let log = std::fs::read_to_string(&daemon.log)?;
+    assert_ne!(status.code(), Some(124), "ended by the shutdown deadline; log:\n{}", daemon.log_tail());
+    assert!(!status.success(), "an unwritten final flush is a failed shutdown; log:\n{}", daemon.log_tail());
+    assert!(took < deadline, "shutdown took {took:?}, the deadline is {deadline:?}");
+    assert!(log.contains("leaving the group without committing"), "log:\n{}", daemon.log_tail());
+
+    // Nothing was lost: the rows are read again from the lake checkpoint (and flushed by the
+    // successor's own shutdown, since they are fewer than a flush holds).
+    s3.server.restart()?;
+    let successor = Daemon::start(&setup.config, setup.dir.path(), &s3.client_env())?;
+    assert!(
+        successor.consumed(truth.messages, CONSUME_TIMEOUT),
+        "successor did not consume the load; log:\n{}",
+        successor.log_tail()
+    );
+    successor.stop(Duration::from_secs(60))?;
+    assert_exactly(&common::lake_counts(&setup.lake).await?, &truth, "after a shutdown during an object store outage");
     Ok(())
 }

@@ -288,6 +288,12 @@ impl Committer {
                 tracing::info!(stream = %stream, partition, first_offset, next_offset, "Flush of a fenced partition dropped.");
                 return Ok(FlushOutcome::Fenced { stream, partition });
             }
+            // Past the deadline no new attempt starts: each queued flush would otherwise make
+            // one more (during a store outage, seconds of the store client's own retries)
+            // before it saw the deadline, holding up the exit behind them.
+            if self.abandon.is_cancelled() {
+                return Err(FlusherError::Abandoned { stream, partition });
+            }
             let started = Instant::now();
             match self.writer.commit(&mut batch).await {
                 Ok(report) => {
@@ -528,6 +534,26 @@ mod tests {
         flusher.submit(batch(0), FlushReason::Rows, 1_000).await?;
         assert_eq!(committed_offset(flusher.next_done().await?), Some(1));
         assert_eq!(parquet_files(&lake), 1);
+        Ok(())
+    }
+
+    /// Past the shutdown deadline a queued flush is given up without an attempt: during a
+    /// store outage each attempt takes the store client's own retries, and the exit waited for
+    /// one per queued flush.
+    #[tokio::test]
+    async fn no_attempt_starts_once_flushes_are_abandoned() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let lake = dir.path().join("lake");
+        std::fs::create_dir_all(&lake)?;
+        let store = LakeStore::open(&lake.display().to_string(), &HashMap::new()).await?;
+        let writer = Arc::new(LakeWriter::new(store, ParquetOptions::default()));
+        let abandon = CancellationToken::new();
+        let mut flusher =
+            Flusher::spawn(writer, Metrics::new(&MetricsConfig::default()), 2, &TaskTracker::new(), abandon.clone());
+        abandon.cancel();
+        flusher.submit(batch(0), FlushReason::Shutdown, 1_000).await?;
+        assert!(matches!(flusher.next_done().await, Err(FlusherError::Abandoned { .. })));
+        assert_eq!(parquet_files(&lake), 0, "nothing written after the deadline");
         Ok(())
     }
 }

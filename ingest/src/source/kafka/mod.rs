@@ -61,8 +61,9 @@ const LAKE_PROBE_WHILE_WRITABLE: Duration = Duration::from_secs(30);
 /// A probe that has not answered by then counts as a failed one (and is left to finish).
 const LAKE_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Run the daemon until `shutdown` fires; then flush, checkpoint, commit and leave the group.
-pub async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<()> {
+/// Run the daemon until `shutdown` fires; then flush, checkpoint, commit and leave the group,
+/// all within `shutdown_deadline` (see [`final_flush_budget`]).
+pub async fn run_daemon(config: Config, shutdown: CancellationToken, shutdown_deadline: Duration) -> Result<()> {
     let kafka = config.kafka.clone().ok_or_else(|| {
         Error::Other(
             "`driftwatch ingest` needs a [kafka] section with `brokers` (or use --source file:PATH)".to_owned(),
@@ -82,7 +83,7 @@ pub async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<(
         }
     });
 
-    let result = consume(&components, &kafka, &readiness, &tasks, shutdown).await;
+    let result = consume(&components, &kafka, &readiness, &tasks, shutdown, shutdown_deadline).await;
     http_shutdown.cancel();
     tasks.close();
     tasks.wait().await;
@@ -95,6 +96,7 @@ async fn consume(
     readiness: &Readiness,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
+    shutdown_deadline: Duration,
 ) -> Result<()> {
     let (events_tx, mut events) = channel::event_channel(EVENT_CHANNEL_CAPACITY);
     // Commands are at most one per completed flush plus one stop, and flushes in flight are
@@ -210,7 +212,23 @@ async fn consume(
     // itself is what failed.
     let flushed = match &outcome {
         Err(Error::Flush(_) | Error::Lake { .. }) => None,
-        _ => Some(state.flush_all(FlushReason::Shutdown).await),
+        _ => {
+            let budget = final_flush_budget(shutdown_deadline);
+            match tokio::time::timeout(budget, state.flush_all(FlushReason::Shutdown)).await {
+                Ok(flushed) => Some(flushed),
+                Err(_) => {
+                    // The lake is not taking writes (commits are being retried). Waiting longer
+                    // would end in the process deadline's exit, which leaves the group only
+                    // when the brokers time the session out; the rows are read again from the
+                    // lake checkpoint either way.
+                    abandon.cancel();
+                    Some(Err(Error::Other(format!(
+                        "the lake did not take the shutdown flush within {budget:?}; leaving the group \
+                         without committing"
+                    ))))
+                }
+            }
+        }
     };
     let final_offsets = match &flushed {
         Some(Ok(offsets)) => offsets.clone(),
@@ -257,6 +275,15 @@ async fn consume(
         }
     }
     outcome
+}
+
+/// How much of the shutdown deadline the final flush may take. The rest is kept for the poll
+/// thread's last commit and for leaving the group, which need the brokers, not the lake: a
+/// flush stuck behind a lake outage must not use up the deadline, or the process is ended
+/// still in the group and its partitions wait out the session timeout (on some brokers the
+/// whole rebalance timeout) before anyone else reads them.
+fn final_flush_budget(shutdown_deadline: Duration) -> Duration {
+    shutdown_deadline.saturating_sub((shutdown_deadline / 4).min(Duration::from_secs(10)))
 }
 
 /// Why nothing is assigned, naming subscribed topics the brokers do not know.
@@ -779,6 +806,13 @@ mod tests {
     use channel::AssignedPartition;
 
     type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    #[test]
+    fn the_final_flush_leaves_time_to_leave_the_group() {
+        assert_eq!(final_flush_budget(Duration::from_secs(30)), Duration::from_millis(22_500));
+        assert_eq!(final_flush_budget(Duration::from_secs(120)), Duration::from_secs(110), "at most 10 s kept");
+        assert_eq!(final_flush_budget(Duration::ZERO), Duration::ZERO);
+    }
 
     /// Components over a local lake in `dir`.
     async fn components(dir: &std::path::Path) -> Result<Components> {

@@ -1236,6 +1236,53 @@ mod tests {
         Ok(())
     }
 
+    /// Against the dev stack's broker: an assignment that arrives while the lake is down waits
+    /// for it inside the rebalance callback, and the member stays in the group however long
+    /// the outage lasts (longer than `max.poll.interval.ms` here): librdkafka counts the
+    /// callback as time inside the poll and keeps heartbeating, so the wait does not take the
+    /// member out of the group and rebalance everyone again. Once the lake answers, the
+    /// partition is recovered and consumed from its start.
+    #[test]
+    fn an_assignment_waiting_for_the_lake_keeps_the_member_in_the_group() -> TestResult {
+        let brokers = test_brokers()?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let topic = topic_with_messages(&runtime, &brokers, "lakedown", 3)?;
+        let ((lake, mut receiver), context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
+        // A file where the checkpoint folder belongs: every recovery fails, as on a lost disk.
+        let checkpoints = lake.path().join("_checkpoints");
+        std::fs::write(&checkpoints, b"not a folder")?;
+        let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", &topic)
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("max.poll.interval.ms", "6000")
+            .create_with_context(context)?;
+        consumer.subscribe(&[topic.as_str()])?;
+
+        let outage = Duration::from_secs(15);
+        let repair = std::thread::spawn(move || {
+            std::thread::sleep(outage);
+            std::fs::remove_file(&checkpoints).and_then(|()| std::fs::create_dir(&checkpoints))
+        });
+        let (mut assignments, mut revokes, mut first_offset) = (0, 0, None);
+        poll_for(&runtime, &consumer, &mut receiver, outage + Duration::from_secs(60), |event| {
+            match event {
+                Event::Assigned(_) => assignments += 1,
+                Event::Revoked { .. } | Event::Lost { .. } => revokes += 1,
+                Event::Messages(messages) => first_offset = messages.first().map(Message::offset),
+                Event::Fatal { .. } => {}
+            }
+            first_offset.is_some()
+        });
+        repair.join().map_err(|_| "the repair thread panicked")??;
+        assert_eq!(first_offset, Some(0), "consumed from the log's start once the lake answered");
+        assert_eq!((assignments, revokes), (1, 0), "one assignment, held through the outage");
+        assert_eq!(consumer_errors(&consumer.context().metrics, "client")?.1, 0, "no poll interval exceeded");
+        Ok(())
+    }
+
     /// A revoke the loop drops unanswered (it is shutting down) is told apart from one it
     /// never finishes, which alone is an error.
     #[test]
