@@ -149,21 +149,27 @@ impl FeedbackJoin {
     /// (environment, response model, provider, operation, prompt id and version) from it. The
     /// inference is found by `inference_id` (a JSON id within the feedback's app, else a span's
     /// ids from any app), else by `trace_id` + `span_id`, else by `response_id`. A match sets the
-    /// feedback's app to the inference's; other fields the feedback already carries are kept.
+    /// feedback's app to the inference's. Feedback from the inference's own app keeps the
+    /// context fields it carries; feedback from another app (an evaluator service) takes the
+    /// inference's wherever the inference has them, since what it carries describes the
+    /// evaluator (its own `deployment.environment`, say), not the call it rates.
     /// Returns whether an inference matched.
     pub fn fill(&mut self, feedback: &mut FeedbackEvent) -> bool {
         let Some(context) = self.find(feedback) else {
             return false;
         };
-        if feedback.app != context.app {
+        let take: fn(&mut Option<String>, Option<&String>) = if feedback.app == context.app {
+            fill_missing
+        } else {
             feedback.app.clone_from(&context.app);
-        }
-        fill_missing(&mut feedback.environment, context.environment.as_ref());
-        fill_missing(&mut feedback.response_model, context.response_model.as_ref());
-        fill_missing(&mut feedback.provider, context.provider.as_ref());
-        fill_missing(&mut feedback.operation, Some(&context.operation));
-        fill_missing(&mut feedback.prompt_id, context.prompt_id.as_ref());
-        fill_missing(&mut feedback.prompt_version, context.prompt_version.as_ref());
+            take_known
+        };
+        take(&mut feedback.environment, context.environment.as_ref());
+        take(&mut feedback.response_model, context.response_model.as_ref());
+        take(&mut feedback.provider, context.provider.as_ref());
+        take(&mut feedback.operation, Some(&context.operation));
+        take(&mut feedback.prompt_id, context.prompt_id.as_ref());
+        take(&mut feedback.prompt_version, context.prompt_version.as_ref());
         true
     }
 
@@ -228,6 +234,15 @@ fn span_key(trace: &str, span: &str) -> u128 {
 fn fill_missing(target: &mut Option<String>, source: Option<&String>) {
     if target.is_none() {
         *target = source.cloned();
+    }
+}
+
+/// The inference's value where it has one; the feedback's own otherwise.
+fn take_known(target: &mut Option<String>, source: Option<&String>) {
+    if let Some(source) = source
+        && target.as_ref() != Some(source)
+    {
+        *target = Some(source.clone());
     }
 }
 
@@ -310,6 +325,20 @@ mod tests {
         assert_eq!(feedback.prompt_version.as_deref(), Some("7"));
         assert_eq!(feedback.environment.as_deref(), Some("prod"));
         assert_eq!(join.len(), 1, "a span-derived inference takes one key");
+
+        // The evaluator's own context describes the evaluator, not the call it rates.
+        let mut from_staging = span_feedback("eval-worker");
+        from_staging.environment = Some("eval-staging".to_owned());
+        from_staging.response_model = Some("judge-model".to_owned());
+        assert!(join.fill(&mut from_staging));
+        assert_eq!(from_staging.environment.as_deref(), Some("prod"));
+        assert_eq!(from_staging.response_model.as_deref(), Some("gpt-4o"));
+
+        // Feedback from the app itself keeps what it says.
+        let mut own = span_feedback("where2eat");
+        own.environment = Some("canary".to_owned());
+        assert!(join.fill(&mut own));
+        assert_eq!(own.environment.as_deref(), Some("canary"));
 
         // A JSON feedback may name the span's call by its event id alone.
         let mut by_event_id = bare_feedback(Some(&format!("{TRACE}{SPAN}")), None);
