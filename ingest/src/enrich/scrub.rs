@@ -6,6 +6,11 @@
 //! cards, mod-97 for IBANs, area rules for SSNs, a real parser for IPv6), and
 //! each surviving span is replaced by its kind's placeholder (`[EMAIL]`, ...).
 //! Placeholders match no detector, so scrubbing is idempotent.
+//!
+//! Text that is JSON, or was before a cut, is searched as written as well as
+//! decoded, so the patterns also accept JSON's escaped spellings (`\"` at
+//! any depth of nesting, `\u0022`, `\u0040`, ...), and a number outside any
+//! string is masked by a quoted placeholder, so JSON stays JSON.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -72,6 +77,46 @@ struct Detector {
     not_after: &'static [&'static str],
 }
 
+/// A quote around a key or value, as written or escaped for JSON inside a
+/// string: `\"`, `\\\"` one level further down (a tool call's arguments in
+/// a message list in an OTLP line), or `\u0022` (.NET's default encoder).
+macro_rules! quote {
+    () => {
+        r#"(?:\\*["']|\\+u0022)"#
+    };
+}
+
+/// A non-ASCII character as a JSON `\uXXXX` escape (Python's `ensure_ascii`,
+/// .NET's default encoder), at any depth of nesting: a letter of an address
+/// such as `j\u00fcrgen@m\u00fcller.de`. ASCII escapes are left out, so
+/// `\u000a` or `\u0022` next to an address is not taken for part of it.
+macro_rules! escaped_non_ascii {
+    () => {
+        r"\\+u(?:00[89a-fA-F][0-9a-fA-F]|0[1-9a-fA-F][0-9a-fA-F]{2}|[1-9a-fA-F][0-9a-fA-F]{3})"
+    };
+}
+
+/// A letter or digit of an email address, written or escaped.
+macro_rules! address_char {
+    () => {
+        concat!(r"(?:[\p{L}\p{N}]|", escaped_non_ascii!(), ")")
+    };
+}
+
+/// A label of a domain name: letters and digits, hyphens inside.
+macro_rules! domain_label {
+    () => {
+        concat!(address_char!(), "(?:(?:", address_char!(), "|-)*", address_char!(), ")?")
+    };
+}
+
+/// The dot between labels, written or escaped.
+macro_rules! dot {
+    () => {
+        r"(?:\.|\\+u002[eE])"
+    };
+}
+
 /// Detectors in priority order: when two matches start at the same place
 /// and have the same length, the earlier detector names it.
 const DETECTORS: &[Detector] = &[
@@ -95,7 +140,13 @@ const DETECTORS: &[Detector] = &[
         kind: PiiKind::ApiKey,
         // `_` may precede the key, as in environment variables (`OPENAI_API_KEY=`,
         // `AWS_SECRET_ACCESS_KEY=`).
-        pattern: r#"(?i)(?:(?-u:\b)|_)(?:x-)?(?:api[_-]?key|api[_-]?token|secret[_-]?key|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret)["']?\s*[:=]\s*["']?([A-Za-z0-9_\-.~+/=]{8,})"#,
+        pattern: concat!(
+            r#"(?i)(?:(?-u:\b)|_)(?:x-)?(?:api[_-]?key|api[_-]?token|secret[_-]?key|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret)"#,
+            quote!(),
+            r"?\s*[:=]\s*",
+            quote!(),
+            r"?([A-Za-z0-9_\-.~+/=]{8,})"
+        ),
         group: 1,
         numeric: false,
         validate: Some(secret_value),
@@ -113,10 +164,16 @@ const DETECTORS: &[Detector] = &[
     Detector {
         kind: PiiKind::Password,
         // A quoted value is the password up to its closing quote, spaces
-        // included; `\\?` allows the escaped quotes of JSON inside a string.
-        // `_` may precede the key (`db_password`). Values take no `[`, so
-        // placeholders stay put.
-        pattern: r#"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\\?["']?\s*[:=]\s*\\?["']([^"'\[\]\\\r\n]+)"#,
+        // included, however JSON escaped the quotes. `_` may precede the key
+        // (`db_password`), and so may `\u0022`, which glues it to a digit.
+        // Values take no `[`, so placeholders stay put.
+        pattern: concat!(
+            r"(?i)(?:(?-u:\b)|_|\\+u0022)(?:password|passwd|pwd)",
+            quote!(),
+            r"?\s*[:=]\s*",
+            quote!(),
+            r#"([^"'\[\]\\\r\n]+)"#
+        ),
         group: 1,
         numeric: false,
         validate: Some(password_value),
@@ -142,7 +199,13 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::Password,
-        pattern: r#"(?i)authorization\\?["']?\s*[:=]\s*\\?["']?basic\s+([A-Za-z0-9+/]{4,}={0,2})"#,
+        pattern: concat!(
+            r"(?i)authorization",
+            quote!(),
+            r"?\s*[:=]\s*",
+            quote!(),
+            r"?basic\s+([A-Za-z0-9+/]{4,}={0,2})"
+        ),
         group: 1,
         numeric: false,
         validate: None,
@@ -158,8 +221,25 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::Email,
-        // Domains may be internationalised (`müller.de`), as may the local part.
-        pattern: r"[\p{L}\p{N}._%+-]+@[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?(?:\.[\p{L}\p{N}](?:[\p{L}\p{N}-]*[\p{L}\p{N}])?)*\.\p{L}{2,}",
+        // Domains may be internationalised (`müller.de`), as may the local
+        // part. Raw JSON (a cut dead letter, or nested deeper than the decoded
+        // walk reaches) may spell `@` as `\u0040`, `+` as `\u002B`, `.` as
+        // `\u002e` and a non-ASCII letter as `\u00fc`; the escape view blanks
+        // those, so only this pattern, on the raw text, can see them.
+        pattern: concat!(
+            r"(?:[._%+-]|\\+u002[bB]|",
+            address_char!(),
+            r")+(?:@|\\+u0040)",
+            domain_label!(),
+            "(?:",
+            dot!(),
+            domain_label!(),
+            ")*",
+            dot!(),
+            r"(?:\p{L}|",
+            escaped_non_ascii!(),
+            "){2,}"
+        ),
         group: 0,
         numeric: false,
         validate: None,
@@ -314,15 +394,44 @@ impl Scrubber {
     /// The text with every PII span replaced by its placeholder; borrowed
     /// unchanged when there is nothing to replace.
     pub fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        self.replace_pii(text, false)
+    }
+
+    /// [`scrub`](Self::scrub) for the text of a JSON document, or of one cut
+    /// short: a mask over a number outside every string is quoted, so
+    /// `"phone": 4155552671` becomes `"phone": "[PHONE]"`, still JSON, rather
+    /// than `"phone": [PHONE]`. The decoded walk turns such numbers into
+    /// strings as well, and a placeholder read as a number would pass for data.
+    fn scrub_json_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        self.replace_pii(text, looks_like_json(text))
+    }
+
+    /// The text with every PII span replaced by its placeholder, quoted
+    /// where it replaces a bare number in `json`.
+    fn replace_pii<'a>(&self, text: &'a str, json: bool) -> Cow<'a, str> {
         let found = self.find(text);
         if found.is_empty() {
             return Cow::Borrowed(text);
         }
+        let mut strings = json.then(JsonStrings::default);
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
         for (kind, range) in found {
-            out.push_str(&text[last..range.start]);
-            out.push_str(kind.placeholder());
+            let outside_strings =
+                strings.as_mut().is_some_and(|strings| !strings.contain(text.as_bytes(), range.start));
+            let number = outside_strings.then(|| json_number(text, &range, last)).flatten();
+            match number {
+                Some(number) => {
+                    out.push_str(&text[last..number.start]);
+                    out.push('"');
+                    out.push_str(kind.placeholder());
+                    out.push('"');
+                }
+                None => {
+                    out.push_str(&text[last..range.start]);
+                    out.push_str(kind.placeholder());
+                }
+            }
             last = range.end;
         }
         out.push_str(&text[last..]);
@@ -333,28 +442,34 @@ impl Scrubber {
     /// such as `gen_ai.input.messages`, rejected payloads): when it parses,
     /// every string (and number) is scrubbed decoded, so PII behind an escape
     /// (`\u0040`, or `\n` glued to digits) is found, and the result is
-    /// re-serialised. Anything else is scrubbed as plain text.
+    /// re-serialised. Anything else is scrubbed as plain text. JSON stays
+    /// JSON: a number that is PII becomes a string placeholder.
     pub fn scrub_json<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let looks_like_json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
+        if !looks_like_json(text) {
+            return self.scrub(text);
+        }
         // Without a backslash every JSON string is spelled verbatim in the
         // text, and quotes bound matches just as a string's ends do, so the
         // plain pass sees all a decoded walk would (and clean text stays borrowed).
-        if !looks_like_json || memchr::memchr(b'\\', text.as_bytes()).is_none() {
-            return self.scrub(text);
+        if memchr::memchr(b'\\', text.as_bytes()).is_none() {
+            return self.replace_pii(text, true);
         }
         let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) else {
-            return self.scrub(text);
+            return self.replace_pii(text, true);
         };
         if !self.scrub_value(&mut value) {
             // The plain pass still runs: it sees a key and its value together
             // (`"api_key": "..."`), which the walk, one string at a time, does not.
-            return self.scrub(text);
+            return self.replace_pii(text, true);
         }
         match serde_json::to_string(&value) {
-            Ok(json) => Cow::Owned(self.scrub(&json).into_owned()),
+            Ok(json) => match self.replace_pii(&json, true) {
+                Cow::Borrowed(_) => Cow::Owned(json),
+                Cow::Owned(scrubbed) => Cow::Owned(scrubbed),
+            },
             // A Value with string keys always serialises; should it not, the
             // plain pass over the original is the remaining safe answer.
-            Err(_) => self.scrub(text),
+            Err(_) => self.replace_pii(text, true),
         }
     }
 
@@ -393,7 +508,8 @@ impl Scrubber {
     fn scrub_value(&self, value: &mut serde_json::Value) -> bool {
         use serde_json::Value;
         match value {
-            Value::String(text) => match self.scrub(text) {
+            // A string may hold JSON itself (a tool call's `arguments`).
+            Value::String(text) => match self.scrub_json_text(text) {
                 Cow::Owned(scrubbed) => {
                     *text = scrubbed;
                     true
@@ -489,6 +605,60 @@ impl Scrubber {
             }
         }
         candidates
+    }
+}
+
+/// True when text opens like a JSON object or array.
+fn looks_like_json(text: &str) -> bool {
+    matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
+}
+
+/// The span of a whole JSON number that `range` (outside any string) covers,
+/// its sign included (not before `last`), when it stands where a value does:
+/// after `:`, `[` or `,` and before `,`, `]`, `}` or the end of a cut text.
+/// Prose that only opens like JSON (`[INFO] phone 4155552671`) has no such place.
+fn json_number(text: &str, range: &Range<usize>, last: usize) -> Option<Range<usize>> {
+    const WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+    if !text[range.clone()].bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let unsigned = &text[..range.start];
+    let before = unsigned.strip_suffix('-').filter(|signed| signed.len() >= last).unwrap_or(unsigned);
+    let opened = matches!(before.trim_end_matches(WHITESPACE).as_bytes().last(), Some(b':' | b'[' | b','));
+    let closed =
+        matches!(text[range.end..].trim_start_matches(WHITESPACE).as_bytes().first(), None | Some(b',' | b']' | b'}'));
+    (opened && closed).then_some(before.len()..range.end)
+}
+
+/// Reads a JSON text forward, once, to tell which bytes lie inside strings.
+#[derive(Debug, Default)]
+struct JsonStrings {
+    /// Every byte before this one has been read.
+    read_to: usize,
+    inside: bool,
+}
+
+impl JsonStrings {
+    /// Whether byte `at` of `bytes` lies inside a string; `at` must not go
+    /// back from one call to the next.
+    fn contain(&mut self, bytes: &[u8], at: usize) -> bool {
+        while self.read_to < at {
+            let unread = &bytes[self.read_to..at];
+            let next = if self.inside { memchr::memchr2(b'"', b'\\', unread) } else { memchr::memchr(b'"', unread) };
+            let Some(offset) = next else {
+                self.read_to = at;
+                break;
+            };
+            let found = self.read_to + offset;
+            if bytes[found] == b'\\' {
+                // Whatever is escaped, a quote included, stays in the string.
+                self.read_to = found + 2;
+            } else {
+                self.inside = !self.inside;
+                self.read_to = found + 1;
+            }
+        }
+        self.inside
     }
 }
 

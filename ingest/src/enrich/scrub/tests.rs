@@ -372,3 +372,161 @@ fn version_numbers_are_not_addresses() {
     assert_finds("server 10.0.0.1 runs version 1.2.3.4", PiiKind::IpAddress, "10.0.0.1");
     assert_clean("dates 2024-08-06 and 06.08.2024, order #4521, uuid 123e4567-e89b-12d3-a456-426614174000");
 }
+
+/// Fails naming every secret that `kept` still holds.
+fn assert_nothing_kept(kept: &str, secrets: &[&str]) {
+    let leaked: Vec<&str> = secrets.iter().copied().filter(|secret| kept.contains(secret)).collect();
+    assert!(leaked.is_empty(), "{leaked:?} kept in {kept}");
+}
+
+/// An OTLP/JSON log line whose message attribute is a GenAI message list
+/// with `content` as a tool's result: JSON in `content` is escaped twice in
+/// the line, or three times with `nest_again`.
+fn otlp_line_with_tool_result(content: &str, nest_again: bool) -> String {
+    let messages = serde_json::json!([{"role": "tool", "tool_call_id": "call_1", "content": content}]).to_string();
+    let messages = if nest_again { serde_json::Value::String(messages).to_string() } else { messages };
+    serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+        "body": {"stringValue": "crm tool call"},
+        "attributes": [{"key": "gen_ai.input.messages", "value": {"stringValue": messages}}],
+    }]}]}]})
+    .to_string()
+}
+
+/// A dead letter's payload from `line`: whole (valid JSON, scrubbed by its
+/// decoded strings), without its last brace and cut right before `cut_before`
+/// as an oversize message's kept head is (neither parses: scrubbed as raw text).
+fn dead_letter_payloads<'a>(line: &'a str, cut_before: &str) -> Vec<&'a str> {
+    let cut = line.find(cut_before).unwrap_or(line.len());
+    vec![line, &line[..line.len() - 1], &line[..cut]]
+}
+
+#[test]
+fn secrets_escaped_twice_in_dead_letters_of_broken_json_are_masked() {
+    let scrubber = Scrubber::new();
+    // What a CRM tool echoed back: the request it sent, headers included.
+    let echoed = r#"{"request": {"user": "jane", "password": "correct horse", "api_key": "c2VjcmV0LXZhbHVl", "client_secret":"Zm9vYmFyYmF6cXV4", "openai": "sk-proj-abcdEFGH1234ijklMNOP5678qrst", "headers": {"Authorization": "Basic dXNlcjpwYXNzd29yZA=="}}, "status": "retry\nlater"}"#;
+    for nest_again in [false, true] {
+        let line = otlp_line_with_tool_result(echoed, nest_again);
+        let escaped_twice = if nest_again { r#"\\\\\\\"password\\\\\\\""# } else { r#"\\\"password\\\""# };
+        assert!(line.contains(escaped_twice), "{line}");
+        for payload in dead_letter_payloads(&line, "status") {
+            let kept = scrubber.scrub_bytes(payload.as_bytes());
+            let kept = String::from_utf8_lossy(&kept);
+            assert_nothing_kept(
+                &kept,
+                &["correct horse", "c2VjcmV0", "Zm9vYmFy", "abcdEFGH1234", "dXNlcjpwYXNzd29yZA"],
+            );
+            for placeholder in ["[PASSWORD]", "[API_KEY]"] {
+                assert!(kept.contains(placeholder), "{placeholder} missing in {kept}");
+            }
+            assert!(kept.contains(r#"user\\\": \\\"jane"#) || kept.contains(r#"user\\\\\\\": \\\\\\\"jane"#), "{kept}");
+            if payload == line {
+                assert!(serde_json::from_str::<serde_json::Value>(&kept).is_ok(), "no longer JSON: {kept}");
+            }
+        }
+    }
+    // Quotes written as `\u0022`, as .NET's default encoder writes them.
+    assert_eq!(
+        scrubber.scrub(r#"{"args":"{\u0022password\u0022:\u0022correct horse\u0022}"#),
+        r#"{"args":"{\u0022password\u0022:\u0022[PASSWORD]\u0022}"#
+    );
+}
+
+#[test]
+fn emails_behind_json_unicode_escapes_in_dead_letters_are_masked() {
+    let scrubber = Scrubber::new();
+    // A CRM lookup's result as encoders write it: `@` as `\u0040`, `+` as
+    // `\u002B` and non-ASCII letters escaped (.NET's default encoder, Python's
+    // `ensure_ascii`), `/` as `\/` (PHP), a dot as `\u002e`; one address is
+    // left for the exporter's encoder to escape.
+    let result = r#"{"contacts": [{"email": "alice\u0040example.com"}, {"email": "jane.doe\u002Bbilling@example.co.uk"}, {"email": "j\u00fcrgen@m\u00FCller.de"}, {"email": "carol\u0040mail\u002eacme.io"}, {"email": "erin@example.net"}], "profile": "https:\/\/crm.acme.test\/u\/bob.smith\u0040corp.example.org", "note": "see\nalice\u0040example.com", "status": "ok"}"#;
+    for nest_again in [false, true] {
+        let line = otlp_line_with_tool_result(result, nest_again);
+        assert!(line.contains(r"alice\\\\") && line.contains(r"\\\\u0040example.com"), "{line}");
+        // An exporter whose encoder writes every `@` as `\u0040`.
+        let escaping_at = line.replace('@', r"\u0040");
+        let payloads = [dead_letter_payloads(&line, "status"), dead_letter_payloads(&escaping_at, "status")];
+        for payload in payloads.concat() {
+            let kept = scrubber.scrub_bytes(payload.as_bytes());
+            let kept = String::from_utf8_lossy(&kept);
+            let secrets = [
+                "alice",
+                "example.com",
+                "jane.doe",
+                "billing",
+                "rgen",
+                "ller.de",
+                "carol",
+                "acme.io",
+                "bob.smith",
+                "erin",
+            ];
+            assert_nothing_kept(&kept, &secrets);
+            assert!(kept.contains("[EMAIL]"), "{kept}");
+            assert!(kept.contains("crm.acme.test"), "the host is no address: {kept}");
+            if payload == line || payload == escaping_at {
+                assert!(serde_json::from_str::<serde_json::Value>(&kept).is_ok(), "no longer JSON: {kept}");
+            }
+        }
+    }
+    // Plain text with the same escapes, and look-alikes that are no address.
+    assert_eq!(
+        scrubber.scrub(r"mail alice\u0040example.com or \u00e9lise\\u0040exemple.fr"),
+        "mail [EMAIL] or [EMAIL]"
+    );
+    assert_clean(r"handle \u0040channel, version 2\u002e0, price \u002B5 and ops\u0040localhost");
+}
+
+#[test]
+fn pii_sent_as_json_numbers_leaves_valid_json() -> Result<(), Box<dyn std::error::Error>> {
+    use serde_json::Value;
+    let scrubber = Scrubber::new();
+    // A structured-output answer: compact (no escape, so the plain pass
+    // alone), pretty-printed, in a message list with escapes (the decoded
+    // walk, then the plain pass that sees the key beside the number), and as
+    // tool-call arguments, which are JSON in a string (OpenAI's format).
+    let answer = r#"{"customer": {"name": "Jane", "phone": 4155552671, "tel": 14155552671, "card": 4111111111111111, "ssn": 123456789, "tokens": 1532, "order_id": 5551234567, "note": "call: 4155552671, thanks"}}"#;
+    let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(answer)?)?;
+    let listed = format!(
+        r#"[{{"role":"user","content":"Update my details:\nthanks"}},{{"role":"assistant","content":{answer}}}]"#
+    );
+    let called = serde_json::json!([{"role": "assistant", "tool_calls": [{"id": "call_1", "function": {
+        "name": "update_contact", "arguments": answer}}]}])
+    .to_string();
+    for (content, answer_at) in
+        [(answer, ""), (&pretty, ""), (&listed, "/1/content"), (&called, "/0/tool_calls/0/function/arguments")]
+    {
+        let scrubbed = scrubber.scrub_json(content);
+        assert_nothing_kept(&scrubbed, &["4155552671", "4111111111111111", "123456789"]);
+        let value: Value = serde_json::from_str(&scrubbed).map_err(|e| format!("{e} in {scrubbed}"))?;
+        let answer = match value.pointer(answer_at) {
+            Some(Value::String(arguments)) => {
+                serde_json::from_str(arguments).map_err(|e| format!("{e} in the arguments {arguments}"))?
+            }
+            Some(answer) => answer.clone(),
+            None => return Err(format!("no answer in {scrubbed}").into()),
+        };
+        let customer = &answer["customer"];
+        for (key, kind) in [
+            ("phone", PiiKind::Phone),
+            ("tel", PiiKind::Phone),
+            ("card", PiiKind::CardNumber),
+            ("ssn", PiiKind::NationalId),
+        ] {
+            assert_eq!(customer[key], kind.placeholder(), "{key} in {scrubbed}");
+        }
+        assert_eq!(customer["tokens"], 1532, "{scrubbed}");
+        assert_eq!(customer["order_id"], 5_551_234_567_u64, "an id is no phone number: {scrubbed}");
+        assert_eq!(customer["note"], "call: [PHONE], thanks", "{scrubbed}");
+        assert!(matches!(scrubber.scrub_json(&scrubbed), Cow::Borrowed(_)), "not idempotent on {scrubbed}");
+    }
+    // A negative number keeps no stray sign in front of the mask; a cut one is masked too.
+    assert_eq!(scrubber.scrub_json(r#"{"phone": -4155552671}"#), r#"{"phone": "[PHONE]"}"#);
+    assert_eq!(scrubber.scrub_json(r#"{"user": {"phone": 4155552671"#), r#"{"user": {"phone": "[PHONE]""#);
+    // Prose that only opens like JSON gets no quotes.
+    assert_eq!(
+        scrubber.scrub_json("[INFO] call 4155552671, card 4111111111111111"),
+        "[INFO] call [PHONE], card [CARD_NUMBER]"
+    );
+    Ok(())
+}
