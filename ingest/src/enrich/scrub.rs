@@ -11,12 +11,22 @@
 //! decoded, so the patterns also accept JSON's escaped spellings (`\"` at
 //! any depth of nesting, `\u0022`, `\u0040`, ...), and a number outside any
 //! string is masked by a quoted placeholder, so JSON stays JSON.
+//!
+//! # Layout
+//! - this file: the detectors, [`Scrubber::find`], [`Scrubber::scrub`] and
+//!   [`Scrubber::scrub_bytes`];
+//! - `json`: JSON text, walked decoded and re-serialised
+//!   ([`Scrubber::scrub_json`]), with numbers masked by quoted placeholders.
 
 use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::LazyLock;
 
 use regex::{Regex, RegexSet};
+
+use json::{JsonStrings, json_number, quoted_value};
+
+mod json;
 
 /// A kind of personal or secret data the scrubber removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,6 +54,20 @@ pub enum PiiKind {
 }
 
 impl PiiKind {
+    /// Every kind, so that a placeholder of any of them can be recognised.
+    const ALL: [PiiKind; 10] = [
+        PiiKind::Email,
+        PiiKind::Phone,
+        PiiKind::CardNumber,
+        PiiKind::Iban,
+        PiiKind::NationalId,
+        PiiKind::IpAddress,
+        PiiKind::ApiKey,
+        PiiKind::Password,
+        PiiKind::BearerToken,
+        PiiKind::Jwt,
+    ];
+
     /// The text that replaces a match.
     pub fn placeholder(self) -> &'static str {
         match self {
@@ -65,15 +89,29 @@ impl PiiKind {
 /// PII (a candidate may have swallowed a trailing word), or `None`.
 type Validator = fn(&str) -> Option<usize>;
 
+/// Which text a detector's capture group stands for.
+#[derive(Clone, Copy)]
+enum Extent {
+    /// The capture itself.
+    Capture,
+    /// The prefix of the capture that the validator accepts, if any.
+    Checked(Validator),
+    /// The capture is the quote that opens a value, and the value runs to the
+    /// quote that closes it. A pattern cannot say which quote that is: the
+    /// value may hold quotes and backslashes escaped for the opening quote's
+    /// depth of JSON nesting (`"abc\"def"`, `\"abc\\\"def\"`).
+    Quoted,
+}
+
 /// One detector: a pattern, the capture group that is the secret (0 = whole
-/// match), whether digits may not touch it, an optional validator, and words
-/// that, just before a match, say it is something else.
+/// match) or opens it, whether digits may not touch it, how far the secret
+/// reaches, and words that, just before a match, say it is something else.
 struct Detector {
     kind: PiiKind,
     pattern: &'static str,
     group: usize,
     numeric: bool,
-    validate: Option<Validator>,
+    extent: Extent,
     not_after: &'static [&'static str],
 }
 
@@ -117,6 +155,19 @@ macro_rules! dot {
     };
 }
 
+/// A value without quotes: up to a space, a quote or a delimiter. A backslash
+/// belongs to it (`abc\def`, `p\\ss`, `\/`), except where it may begin an
+/// escape, at this depth of nesting or a deeper one, of a control character,
+/// a quote or another ASCII character (`\n`, `\\n`, `\"`, `\u0022`): prose in
+/// JSON stays prose, and the escape of a closing quote is left whole. A
+/// non-ASCII letter escaped as `\u00e9` belongs to it. No `[`, so placeholders
+/// stay put.
+macro_rules! bare_value {
+    () => {
+        concat!(r#"((?:[^\s"'&,;\[\]\\]|\\+[^\s"'&,;\[\]\\nrtbfu]|"#, escaped_non_ascii!(), ")+)")
+    };
+}
+
 /// Detectors in priority order: when two matches start at the same place
 /// and have the same length, the earlier detector names it.
 const DETECTORS: &[Detector] = &[
@@ -125,7 +176,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?-u:\b)eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
         group: 0,
         numeric: false,
-        validate: None,
+        extent: Extent::Capture,
         not_after: &[],
     },
     Detector {
@@ -133,7 +184,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?-u:\b)(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{30,}|xox[baprs]-[A-Za-z0-9-]{10,}|hf_[A-Za-z0-9]{30,})(?-u:\b)",
         group: 0,
         numeric: false,
-        validate: None,
+        extent: Extent::Capture,
         not_after: &[],
     },
     Detector {
@@ -149,7 +200,7 @@ const DETECTORS: &[Detector] = &[
         ),
         group: 1,
         numeric: false,
-        validate: Some(secret_value),
+        extent: Extent::Checked(secret_value),
         not_after: &[],
     },
     Detector {
@@ -158,43 +209,44 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?-u:\b)AIza[0-9A-Za-z_-]{35}",
         group: 0,
         numeric: false,
-        validate: None,
+        extent: Extent::Capture,
         not_after: &[],
     },
     Detector {
         kind: PiiKind::Password,
         // A quoted value is the password up to its closing quote, spaces
-        // included, however JSON escaped the quotes. `_` may precede the key
+        // included, however JSON escaped the quotes: the capture is the
+        // opening quote, and `quoted_value` finds the closing one, past the
+        // quotes and backslashes escaped inside. `_` may precede the key
         // (`db_password`), and so may `\u0022`, which glues it to a digit.
-        // Values take no `[`, so placeholders stay put.
         pattern: concat!(
             r"(?i)(?:(?-u:\b)|_|\\+u0022)(?:password|passwd|pwd)",
             quote!(),
-            r"?\s*[:=]\s*",
+            r"?\s*[:=]\s*(",
             quote!(),
-            r#"([^"'\[\]\\\r\n]+)"#
+            ")"
         ),
         group: 1,
         numeric: false,
-        validate: Some(password_value),
+        extent: Extent::Quoted,
         not_after: &[],
     },
     Detector {
         kind: PiiKind::Password,
         // After `=` any word is the password.
-        pattern: r#"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\s*=\s*([^\s"'&,;\[\]\\]+)"#,
+        pattern: concat!(r"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\s*=\s*", bare_value!()),
         group: 1,
         numeric: false,
-        validate: Some(password_value),
+        extent: Extent::Checked(password_value),
         not_after: &[],
     },
     Detector {
         kind: PiiKind::Password,
         // A bare value after a colon may be prose ("password: click the link").
-        pattern: r#"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\s*:\s*([^\s"'&,;\[\]\\]+)"#,
+        pattern: concat!(r"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\s*:\s*", bare_value!()),
         group: 1,
         numeric: false,
-        validate: Some(password_like),
+        extent: Extent::Checked(password_like),
         not_after: &[],
     },
     Detector {
@@ -208,7 +260,7 @@ const DETECTORS: &[Detector] = &[
         ),
         group: 1,
         numeric: false,
-        validate: None,
+        extent: Extent::Capture,
         not_after: &[],
     },
     Detector {
@@ -216,7 +268,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?i:bearer)\s+([A-Za-z0-9\-._~+/]{8,}=*)",
         group: 1,
         numeric: false,
-        validate: Some(token_like),
+        extent: Extent::Checked(token_like),
         not_after: &[],
     },
     Detector {
@@ -242,7 +294,7 @@ const DETECTORS: &[Detector] = &[
         ),
         group: 0,
         numeric: false,
-        validate: None,
+        extent: Extent::Capture,
         not_after: &[],
     },
     Detector {
@@ -252,7 +304,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)",
         group: 0,
         numeric: false,
-        validate: Some(iban),
+        extent: Extent::Checked(iban),
         not_after: &[],
     },
     Detector {
@@ -260,7 +312,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?-u:\b)[2-6](?:[ -]?[0-9]){12,18}(?-u:\b)",
         group: 0,
         numeric: true,
-        validate: Some(card),
+        extent: Extent::Checked(card),
         not_after: &[],
     },
     Detector {
@@ -268,7 +320,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?-u:\b)[0-9]{3}-[0-9]{2}-[0-9]{4}(?-u:\b)",
         group: 0,
         numeric: true,
-        validate: Some(ssn),
+        extent: Extent::Checked(ssn),
         not_after: &[],
     },
     Detector {
@@ -278,7 +330,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r#"(?i)(?:(?-u:\b)|_)(?:ssn|social[\s_-]*security)(?:[\s:#=."'\\_-]|number|num|no|nr|is|was)*([0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9})(?-u:\b)"#,
         group: 1,
         numeric: true,
-        validate: Some(ssn),
+        extent: Extent::Checked(ssn),
         not_after: &[],
     },
     Detector {
@@ -286,7 +338,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?-u:\b)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D](?-u:\b)",
         group: 0,
         numeric: false,
-        validate: Some(nino),
+        extent: Extent::Checked(nino),
         not_after: &[],
     },
     Detector {
@@ -294,7 +346,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-f]{1,4})?",
         group: 0,
         numeric: true,
-        validate: Some(ipv6),
+        extent: Extent::Checked(ipv6),
         not_after: &[],
     },
     Detector {
@@ -302,7 +354,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?-u:\b)(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?-u:\b)",
         group: 0,
         numeric: true,
-        validate: None,
+        extent: Extent::Capture,
         // Four-part version numbers look like addresses.
         not_after: &["version", "ver", "v"],
     },
@@ -311,7 +363,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}",
         group: 0,
         numeric: true,
-        validate: Some(international_phone),
+        extent: Extent::Checked(international_phone),
         not_after: &[],
     },
     Detector {
@@ -319,7 +371,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?:\([0-9]{3}\) ?|(?-u:\b)[0-9]{3}[-. ])[0-9]{3}[-. ][0-9]{4}(?-u:\b)",
         group: 0,
         numeric: true,
-        validate: None,
+        extent: Extent::Capture,
         not_after: &[],
     },
     Detector {
@@ -327,7 +379,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?-u:\b)0[0-9]{2,4}[ -][0-9]{3,4}[ -]?[0-9]{3,4}(?-u:\b)",
         group: 0,
         numeric: true,
-        validate: Some(national_phone),
+        extent: Extent::Checked(national_phone),
         not_after: &[],
     },
     Detector {
@@ -337,7 +389,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r#"(?i)(?:(?-u:\b)|_)(?:(?:tele|cell|mobile)?phone|tel|mobile|cell|call)(?:[\s:#=."'\\_-]|number|num|no|nr|is|me|us|at|on)*([0-9]{10,11})(?-u:\b)"#,
         group: 1,
         numeric: true,
-        validate: Some(bare_phone),
+        extent: Extent::Checked(bare_phone),
         not_after: &[],
     },
     Detector {
@@ -347,7 +399,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?-u:\b)0[1-9](?:(?: [0-9]{2}){4}|(?:\.[0-9]{2}){4}|(?:-[0-9]{2}){4})(?-u:\b)",
         group: 0,
         numeric: true,
-        validate: Some(paired_phone),
+        extent: Extent::Checked(paired_phone),
         not_after: &[],
     },
 ];
@@ -397,15 +449,6 @@ impl Scrubber {
         self.replace_pii(text, false)
     }
 
-    /// [`scrub`](Self::scrub) for the text of a JSON document, or of one cut
-    /// short: a mask over a number outside every string is quoted, so
-    /// `"phone": 4155552671` becomes `"phone": "[PHONE]"`, still JSON, rather
-    /// than `"phone": [PHONE]`. The decoded walk turns such numbers into
-    /// strings as well, and a placeholder read as a number would pass for data.
-    fn scrub_json_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        self.replace_pii(text, looks_like_json(text))
-    }
-
     /// The text with every PII span replaced by its placeholder, quoted
     /// where it replaces a bare number in `json`.
     fn replace_pii<'a>(&self, text: &'a str, json: bool) -> Cow<'a, str> {
@@ -436,41 +479,6 @@ impl Scrubber {
         }
         out.push_str(&text[last..]);
         Cow::Owned(out)
-    }
-
-    /// Like [`scrub`](Self::scrub), for text that may be JSON (message lists
-    /// such as `gen_ai.input.messages`, rejected payloads): when it parses,
-    /// every string (and number) is scrubbed decoded, so PII behind an escape
-    /// (`\u0040`, or `\n` glued to digits) is found, and the result is
-    /// re-serialised. Anything else is scrubbed as plain text. JSON stays
-    /// JSON: a number that is PII becomes a string placeholder.
-    pub fn scrub_json<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        if !looks_like_json(text) {
-            return self.scrub(text);
-        }
-        // Without a backslash every JSON string is spelled verbatim in the
-        // text, and quotes bound matches just as a string's ends do, so the
-        // plain pass sees all a decoded walk would (and clean text stays borrowed).
-        if memchr::memchr(b'\\', text.as_bytes()).is_none() {
-            return self.replace_pii(text, true);
-        }
-        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) else {
-            return self.replace_pii(text, true);
-        };
-        if !self.scrub_value(&mut value) {
-            // The plain pass still runs: it sees a key and its value together
-            // (`"api_key": "..."`), which the walk, one string at a time, does not.
-            return self.replace_pii(text, true);
-        }
-        match serde_json::to_string(&value) {
-            Ok(json) => match self.replace_pii(&json, true) {
-                Cow::Borrowed(_) => Cow::Owned(json),
-                Cow::Owned(scrubbed) => Cow::Owned(scrubbed),
-            },
-            // A Value with string keys always serialises; should it not, the
-            // plain pass over the original is the remaining safe answer.
-            Err(_) => self.replace_pii(text, true),
-        }
     }
 
     /// Scrubs bytes of any kind, such as a rejected message kept for diagnosis:
@@ -504,52 +512,6 @@ impl Scrubber {
         out.map_or(Cow::Borrowed(bytes), Cow::Owned)
     }
 
-    /// Scrubs every string, object key and number in `value`; true when anything changed.
-    fn scrub_value(&self, value: &mut serde_json::Value) -> bool {
-        use serde_json::Value;
-        match value {
-            // A string may hold JSON itself (a tool call's `arguments`).
-            Value::String(text) => match self.scrub_json_text(text) {
-                Cow::Owned(scrubbed) => {
-                    *text = scrubbed;
-                    true
-                }
-                Cow::Borrowed(_) => false,
-            },
-            // A card or phone number sent as a JSON number is still one.
-            Value::Number(number) => match self.scrub(&number.to_string()) {
-                Cow::Owned(scrubbed) => {
-                    *value = Value::String(scrubbed);
-                    true
-                }
-                Cow::Borrowed(_) => false,
-            },
-            Value::Array(items) => {
-                // Every item is scrubbed, so no short-circuiting `any`.
-                let mut changed = false;
-                for item in items {
-                    changed |= self.scrub_value(item);
-                }
-                changed
-            }
-            Value::Object(map) => {
-                let mut changed = false;
-                for item in map.values_mut() {
-                    changed |= self.scrub_value(item);
-                }
-                if map.keys().any(|key| !self.find(key).is_empty()) {
-                    *map = std::mem::take(map)
-                        .into_iter()
-                        .map(|(key, item)| (self.scrub(&key).into_owned(), item))
-                        .collect();
-                    changed = true;
-                }
-                changed
-            }
-            Value::Null | Value::Bool(_) => false,
-        }
-    }
-
     /// PII spans in `text`, sorted and non-overlapping (the earliest, then
     /// longest, then highest-priority match wins).
     ///
@@ -559,12 +521,12 @@ impl Scrubber {
     /// which would otherwise hide a number from the word-boundary and
     /// stands-alone checks.
     pub fn find(&self, text: &str) -> Vec<(PiiKind, Range<usize>)> {
-        let mut candidates = self.candidates(text);
+        let mut candidates = self.candidates(text, text);
         if let Some(view) = unescaped_view(text) {
             // Both passes count: the view shows numbers an escape glued to a
             // letter, the text shows what patterns that spell escapes out need
             // (`\"password\": \"...\"`). Same length, so the spans line up.
-            candidates.extend(self.candidates(&view));
+            candidates.extend(self.candidates(&view, text));
         }
         candidates.sort_by_key(|(range, index)| (range.start, std::cmp::Reverse(range.end), *index));
         let mut found: Vec<(PiiKind, Range<usize>)> = Vec::with_capacity(candidates.len());
@@ -576,89 +538,40 @@ impl Scrubber {
         found
     }
 
-    /// Every validated match of every detector in `text`, overlaps included,
-    /// each with the index of its detector.
-    fn candidates(&self, text: &str) -> Vec<(Range<usize>, usize)> {
+    /// Every validated match of every detector in `searched`, overlaps
+    /// included, each with the index of its detector. `searched` is `text`
+    /// or its escape view, of the same length; quoted values are read in
+    /// `text`, where the view's blanks do not hide an escaped closing quote.
+    fn candidates(&self, searched: &str, text: &str) -> Vec<(Range<usize>, usize)> {
         let compiled: &Compiled = self.compiled;
         let mut candidates: Vec<(Range<usize>, usize)> = Vec::new();
-        for index in compiled.set.matches(text).iter() {
+        for index in compiled.set.matches(searched).iter() {
             let detector = &DETECTORS[index];
-            for caps in compiled.regexes[index].captures_iter(text) {
+            for caps in compiled.regexes[index].captures_iter(searched) {
                 let Some(m) = caps.get(detector.group) else {
                     continue;
                 };
-                let len = match detector.validate {
-                    Some(validate) => match validate(m.as_str()) {
-                        Some(len) => len,
+                let range = match detector.extent {
+                    Extent::Capture => m.range(),
+                    Extent::Checked(validate) => match validate(m.as_str()) {
+                        Some(len) => m.start()..m.start() + len,
                         None => continue,
                     },
-                    None => m.len(),
+                    Extent::Quoted => match quoted_value(text, m.range()) {
+                        Some(value) => value,
+                        None => continue,
+                    },
                 };
-                let range = m.start()..m.start() + len;
-                if detector.numeric && !stands_alone(text, &range) {
+                if detector.numeric && !stands_alone(searched, &range) {
                     continue;
                 }
-                if !detector.not_after.is_empty() && follows_word(text, range.start, detector.not_after) {
+                if !detector.not_after.is_empty() && follows_word(searched, range.start, detector.not_after) {
                     continue;
                 }
                 candidates.push((range, index));
             }
         }
         candidates
-    }
-}
-
-/// True when text opens like a JSON object or array.
-fn looks_like_json(text: &str) -> bool {
-    matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
-}
-
-/// The span of a whole JSON number that `range` (outside any string) covers,
-/// its sign included (not before `last`), when it stands where a value does:
-/// after `:`, `[` or `,` and before `,`, `]`, `}` or the end of a cut text.
-/// Prose that only opens like JSON (`[INFO] phone 4155552671`) has no such place.
-fn json_number(text: &str, range: &Range<usize>, last: usize) -> Option<Range<usize>> {
-    const WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
-    if !text[range.clone()].bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let unsigned = &text[..range.start];
-    let before = unsigned.strip_suffix('-').filter(|signed| signed.len() >= last).unwrap_or(unsigned);
-    let opened = matches!(before.trim_end_matches(WHITESPACE).as_bytes().last(), Some(b':' | b'[' | b','));
-    let closed =
-        matches!(text[range.end..].trim_start_matches(WHITESPACE).as_bytes().first(), None | Some(b',' | b']' | b'}'));
-    (opened && closed).then_some(before.len()..range.end)
-}
-
-/// Reads a JSON text forward, once, to tell which bytes lie inside strings.
-#[derive(Debug, Default)]
-struct JsonStrings {
-    /// Every byte before this one has been read.
-    read_to: usize,
-    inside: bool,
-}
-
-impl JsonStrings {
-    /// Whether byte `at` of `bytes` lies inside a string; `at` must not go
-    /// back from one call to the next.
-    fn contain(&mut self, bytes: &[u8], at: usize) -> bool {
-        while self.read_to < at {
-            let unread = &bytes[self.read_to..at];
-            let next = if self.inside { memchr::memchr2(b'"', b'\\', unread) } else { memchr::memchr(b'"', unread) };
-            let Some(offset) = next else {
-                self.read_to = at;
-                break;
-            };
-            let found = self.read_to + offset;
-            if bytes[found] == b'\\' {
-                // Whatever is escaped, a quote included, stays in the string.
-                self.read_to = found + 2;
-            } else {
-                self.inside = !self.inside;
-                self.read_to = found + 1;
-            }
-        }
-        self.inside
     }
 }
 
@@ -736,7 +649,7 @@ fn follows_word(text: &str, start: usize, words: &[&str]) -> bool {
     words.iter().any(|w| w.eq_ignore_ascii_case(word))
 }
 
-/// A password given after `=` or in quotes: anything up to a sentence's full stop.
+/// A password given after `=`: anything up to a sentence's full stop.
 fn password_value(value: &str) -> Option<usize> {
     let trimmed = value.trim_end_matches('.');
     (!trimmed.is_empty()).then_some(trimmed.len())
