@@ -16,7 +16,9 @@
 //! - this file: the detectors, [`Scrubber::find`], [`Scrubber::scrub`] and
 //!   [`Scrubber::scrub_bytes`];
 //! - `json`: JSON text, walked decoded and re-serialised
-//!   ([`Scrubber::scrub_json`]), with numbers masked by quoted placeholders.
+//!   ([`Scrubber::scrub_json`]), with numbers masked by quoted placeholders;
+//! - `validate`: the validators that confirm a detector's match is PII and
+//!   not a look-alike.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -25,8 +27,13 @@ use std::sync::LazyLock;
 use regex::{Regex, RegexSet};
 
 use json::{JsonStrings, json_number, quoted_value};
+use validate::{
+    bare_phone, card, iban, international_phone, ipv6, national_phone, nino, paired_phone, password_like,
+    password_value, secret_value, ssn, token_like,
+};
 
 mod json;
+mod validate;
 
 /// A kind of personal or secret data the scrubber removes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -647,155 +654,6 @@ fn follows_word(text: &str, start: usize, words: &[&str]) -> bool {
     let letters = before.bytes().rev().take_while(u8::is_ascii_alphabetic).count();
     let word = &before[before.len() - letters..];
     words.iter().any(|w| w.eq_ignore_ascii_case(word))
-}
-
-/// A password given after `=`: anything up to a sentence's full stop.
-fn password_value(value: &str) -> Option<usize> {
-    let trimmed = value.trim_end_matches('.');
-    (!trimmed.is_empty()).then_some(trimmed.len())
-}
-
-/// A bare password after a colon must not look like a word of prose: it has a
-/// digit or a symbol, or is too long for one.
-fn password_like(value: &str) -> Option<usize> {
-    let len = password_value(value)?;
-    let value = &value[..len];
-    let marked = value.bytes().any(|b| !b.is_ascii_alphabetic());
-    (marked || len >= 16).then_some(len)
-}
-
-/// A secret value ends before a sentence's full stop.
-fn secret_value(value: &str) -> Option<usize> {
-    let trimmed = value.trim_end_matches('.');
-    (trimmed.len() >= 8).then_some(trimmed.len())
-}
-
-/// Bearer tokens look random: long, or carrying digits or symbols (so "bearer instruments" stays).
-fn token_like(token: &str) -> Option<usize> {
-    let len = secret_value(token)?;
-    let token = &token[..len];
-    let marked = token.bytes().any(|b| b.is_ascii_digit() || b"-._~+/=".contains(&b));
-    (token.len() >= 20 || marked).then_some(len)
-}
-
-/// Luhn check over the digits of a 13–19 digit card candidate, which must
-/// be ungrouped or grouped the way cards are printed (4-4-4-4, 4-4-4-4-3,
-/// 4-6-5), so bank codes and other grouped numbers are not taken for cards.
-fn card(candidate: &str) -> Option<usize> {
-    let groups: Vec<usize> = candidate.split([' ', '-']).map(str::len).collect();
-    let printed = match groups.as_slice() {
-        [_] | [4, 6, 4 | 5] => true,
-        [init @ .., last] => init.iter().all(|&g| g == 4) && (3..=4).contains(last),
-        [] => false,
-    };
-    let digits: Vec<u32> = candidate.chars().filter_map(|c| c.to_digit(10)).collect();
-    if !printed || !(13..=19).contains(&digits.len()) || digits.iter().all(|&d| d == digits[0]) {
-        return None;
-    }
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| match (i % 2 == 1, d * 2) {
-            (true, doubled) if doubled > 9 => doubled - 9,
-            (true, doubled) => doubled,
-            (false, _) => d,
-        })
-        .sum();
-    sum.is_multiple_of(10).then_some(candidate.len())
-}
-
-/// IBAN mod-97 check; retries without trailing space-separated groups, which
-/// the pattern may have taken from the following words.
-fn iban(candidate: &str) -> Option<usize> {
-    let mut end = candidate.len();
-    loop {
-        if iban_valid(&candidate[..end]) {
-            return Some(end);
-        }
-        end = candidate[..end].rfind(' ')?;
-    }
-}
-
-fn iban_valid(text: &str) -> bool {
-    let compact: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
-    if !(15..=34).contains(&compact.len()) {
-        return false;
-    }
-    let (head, tail) = compact.split_at(4);
-    let mut remainder = 0u32;
-    for &b in tail.iter().chain(head) {
-        let value = match b {
-            b'0'..=b'9' => u32::from(b - b'0'),
-            b'A'..=b'Z' => u32::from(b - b'A') + 10,
-            _ => return false,
-        };
-        remainder = if value >= 10 { (remainder * 100 + value) % 97 } else { (remainder * 10 + value) % 97 };
-    }
-    remainder == 1
-}
-
-/// A number in pairs is not a count (`01 02 03 04 05`): its pairs do not each go up by one.
-fn paired_phone(candidate: &str) -> Option<usize> {
-    let pairs: Vec<u32> = candidate.split([' ', '.', '-']).filter_map(|pair| pair.parse().ok()).collect();
-    let counting = pairs.windows(2).all(|two| two[1] == two[0] + 1);
-    (!counting).then_some(candidate.len())
-}
-
-/// US SSN, however its nine digits are separated: areas 000, 666 and 900–999,
-/// group 00 and serial 0000 are never issued.
-fn ssn(candidate: &str) -> Option<usize> {
-    let digits: String = candidate.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() != 9 {
-        return None;
-    }
-    let (area, rest) = digits.split_at(3);
-    let (group, serial) = rest.split_at(2);
-    let valid = area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000";
-    valid.then_some(candidate.len())
-}
-
-/// UK NINO: some prefixes are never allocated.
-fn nino(candidate: &str) -> Option<usize> {
-    let prefix = candidate.get(..2)?;
-    let excluded = ["BG", "GB", "KN", "NK", "NT", "TN", "ZZ"].contains(&prefix);
-    (!excluded).then_some(candidate.len())
-}
-
-/// Accepts what the standard library parses as IPv6 (trailing colons
-/// trimmed), with a digit and at least three groups, so `a::b`-style code
-/// paths and clock times are left alone.
-fn ipv6(candidate: &str) -> Option<usize> {
-    let trimmed = candidate.trim_end_matches(':');
-    let groups = trimmed.split(':').filter(|g| !g.is_empty()).count();
-    let plausible = groups >= 3 || (trimmed.contains("::") && groups >= 2);
-    let parsed = trimmed.parse::<std::net::Ipv6Addr>().is_ok();
-    (plausible && parsed && trimmed.bytes().any(|b| b.is_ascii_digit())).then_some(trimmed.len())
-}
-
-/// E.164 numbers have 8 to 15 digits including the country code.
-fn international_phone(candidate: &str) -> Option<usize> {
-    let mut trimmed = candidate.trim_end_matches([' ', '.', '-', '(']);
-    // The pattern takes a `)` after the last digits; keep it only when it closes an area code.
-    if trimmed.ends_with(')') && trimmed.matches(')').count() > trimmed.matches('(').count() {
-        trimmed = &trimmed[..trimmed.len() - 1];
-    }
-    let digits = trimmed.bytes().filter(u8::is_ascii_digit).count();
-    (8..=15).contains(&digits).then_some(trimmed.len())
-}
-
-/// A bare run after a phone word: 10 digits (a North American number, or a
-/// national one with its trunk `0`) or 11. Ten digits starting with `1` are
-/// left alone: no such number exists, and epoch seconds (`call at 1718000000`)
-/// look just like that.
-fn bare_phone(digits: &str) -> Option<usize> {
-    (digits.len() == 11 || !digits.starts_with('1')).then_some(digits.len())
-}
-
-/// National numbers with a trunk `0` have 10 or 11 digits.
-fn national_phone(candidate: &str) -> Option<usize> {
-    let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
-    (10..=11).contains(&digits).then_some(candidate.len())
 }
 
 #[cfg(test)]
