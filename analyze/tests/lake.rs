@@ -218,7 +218,8 @@ async fn findings_are_registered_once_present() -> TestResult {
 }
 
 /// The writer may declare ids/time/app non-null, name the list item `element`
-/// (the Parquet convention) and write columns in another order: reads must not care.
+/// (the Parquet convention), write columns in another order, and write times in
+/// nanoseconds (as driftwatch did before 2026-12-06): reads must not care.
 #[tokio::test]
 async fn writer_schema_variations_are_tolerated() -> TestResult {
     use arrow::array::{BinaryArray, ListArray, StructArray, TimestampNanosecondArray};
@@ -269,5 +270,9 @@ async fn writer_schema_variations_are_tolerated() -> TestResult {
     let row = &summary[0];
     assert_eq!((row.app.as_str(), row.hallucination_evals, row.hallucination_flagged), ("strict-app", 2, 1));
     assert!(row.p50_latency_ms.is_some_and(|ms| (ms - 250.0).abs() < 0.5), "{row:?}");
+    // The nanosecond time reads as the same instant in the declared microsecond column.
+    let batches = session.sql_to_batches("SELECT CAST(window_start AS BIGINT) AS micros FROM rollups").await?;
+    let micros = arrow::compute::cast(batches[0].column(0), &DataType::Int64)?;
+    assert_eq!(micros.as_primitive::<arrow::datatypes::Int64Type>().value(0), common::DAY1_NS / 1_000);
     Ok(())
 }

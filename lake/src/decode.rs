@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, BinaryArray, Float64Array, Int32Array, Int64Array, ListArray, StringArray, StructArray,
-    TimestampNanosecondArray, UInt64Array,
+    TimestampMicrosecondArray, UInt64Array,
 };
 use arrow::record_batch::RecordBatch;
 
@@ -62,8 +62,10 @@ impl<'a> Columns<'a> {
         Ok(move |i| array.is_valid(i).then(|| array.value(i)))
     }
 
-    fn time(&self, column: &'static str) -> Result<&'a TimestampNanosecondArray> {
-        self.get::<TimestampNanosecondArray>(column)
+    /// A time column, as the rows' Unix nanoseconds.
+    fn time(&self, column: &'static str) -> Result<impl Fn(usize) -> i64 + 'a> {
+        let array = self.get::<TimestampMicrosecondArray>(column)?;
+        Ok(move |i| array.value(i).saturating_mul(1_000))
     }
 
     fn source(&self) -> Result<impl Fn(usize) -> Option<SourcePosition> + 'a> {
@@ -115,8 +117,8 @@ pub fn decode_events(batch: &RecordBatch) -> Result<Vec<InferenceEvent>> {
                 trace_id: trace_id(i),
                 span_id: span_id(i),
                 response_id: response_id(i),
-                time: time.value(i),
-                start_time: start_time.value(i),
+                time: time(i),
+                start_time: start_time(i),
                 app: app(i)?,
                 environment: environment(i),
                 provider: provider(i),
@@ -166,7 +168,7 @@ pub fn decode_feedback(batch: &RecordBatch) -> Result<Vec<FeedbackEvent>> {
         .map(|i| {
             Ok(FeedbackEvent {
                 feedback_id: feedback_id(i)?,
-                time: time.value(i),
+                time: time(i),
                 app: app(i)?,
                 environment: environment(i),
                 name: name(i)?,
@@ -226,7 +228,7 @@ pub fn decode_rollups(batch: &RecordBatch) -> Result<Vec<RollupRow>> {
         .map(|i| {
             Ok(RollupRow {
                 key: RollupKey {
-                    window_start: window_start.value(i),
+                    window_start: window_start(i),
                     app: app(i)?,
                     environment: environment(i),
                     provider: provider(i),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BinaryBuilder, Float64Array, Float64Builder, Int32Builder, Int64Array, Int64Builder, ListArray,
-    StringBuilder, StructArray, TimestampNanosecondArray, TimestampNanosecondBuilder, UInt64Builder,
+    StringBuilder, StructArray, TimestampMicrosecondArray, TimestampMicrosecondBuilder, UInt64Builder,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::SchemaRef;
@@ -18,7 +18,8 @@ use arrow::record_batch::RecordBatch;
 use crate::error::{LakeError, Result};
 use crate::model::{DeadLetter, FeedbackEvent, InferenceEvent, RollupRow, SourcePosition};
 use crate::schema::{
-    UTC, dead_letter_schema, events_schema, feedback_schema, feedback_tally_fields, feedback_tally_item, rollups_schema,
+    UTC, dead_letter_schema, events_schema, feedback_schema, feedback_tally_fields, feedback_tally_item, micros,
+    rollups_schema,
 };
 
 /// Typical bytes per string value; a starting size, builders grow past it.
@@ -49,7 +50,7 @@ fn float64s(len: usize, values: impl Iterator<Item = Option<f64>>) -> ArrayRef {
 }
 
 fn timestamps(values: impl Iterator<Item = i64>) -> ArrayRef {
-    Arc::new(TimestampNanosecondArray::from_iter_values(values).with_timezone(UTC))
+    Arc::new(TimestampMicrosecondArray::from_iter_values(values.map(micros)).with_timezone(UTC))
 }
 
 fn binaries<'a>(len: usize, values: impl Iterator<Item = &'a [u8]>) -> ArrayRef {
@@ -125,8 +126,8 @@ fn new_text(rows: usize) -> StringBuilder {
     StringBuilder::with_capacity(rows, rows * STRING_BYTES_HINT)
 }
 
-fn new_time(rows: usize) -> TimestampNanosecondBuilder {
-    TimestampNanosecondBuilder::with_capacity(rows).with_timezone(UTC)
+fn new_time(rows: usize) -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::with_capacity(rows).with_timezone(UTC)
 }
 
 /// One line per column, in schema order: the column's builder type, its constructor, and the
@@ -198,8 +199,8 @@ event_columns! {
     trace_id: StringBuilder = new_text => |r| r.trace_id.as_deref();
     span_id: StringBuilder = new_text => |r| r.span_id.as_deref();
     response_id: StringBuilder = new_text => |r| r.response_id.as_deref();
-    time: TimestampNanosecondBuilder = new_time => |r| Some(r.time);
-    start_time: TimestampNanosecondBuilder = new_time => |r| Some(r.start_time);
+    time: TimestampMicrosecondBuilder = new_time => |r| Some(micros(r.time));
+    start_time: TimestampMicrosecondBuilder = new_time => |r| Some(micros(r.start_time));
     app: StringBuilder = new_text => |r| Some(&r.app);
     environment: StringBuilder = new_text => |r| r.environment.as_deref();
     provider: StringBuilder = new_text => |r| r.provider.as_deref();

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use arrow::array::{AsArray, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
-use arrow::datatypes::TimestampNanosecondType;
+use arrow::datatypes::TimestampMicrosecondType;
 use arrow::record_batch::RecordBatch;
 
 use crate::encode::EventColumns;
@@ -159,7 +159,7 @@ fn arrow_error(source: arrow::error::ArrowError) -> LakeError {
 /// `rows` sorted by their `time` column, stably; untouched when already in order (the usual
 /// case: only late events break it).
 fn time_ordered(rows: RecordBatch) -> Result<RecordBatch> {
-    let Some(times) = rows.column_by_name("time").and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>()) else {
+    let Some(times) = rows.column_by_name("time").and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()) else {
         return Err(arrow_error(arrow::error::ArrowError::SchemaError("events rows without a time column".into())));
     };
     let times = times.values();
@@ -216,7 +216,7 @@ mod tests {
     fn ties_keep_push_order_in_a_large_file() -> TestResult {
         // Small slices sort stably whatever the algorithm; ties must survive a large one too.
         let events: Vec<InferenceEvent> =
-            (0..2_000i64).map(|i| full_event(i, "chat", DAY1 + (i * 7_919) % 10)).collect();
+            (0..2_000i64).map(|i| full_event(i, "chat", DAY1 + (i * 7_919) % 10 * 1_000)).collect();
         let mut expected = events.clone();
         expected.sort_by_key(|e| e.time);
         let mut rows = EventRows::from(events);

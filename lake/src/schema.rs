@@ -13,9 +13,17 @@ use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 /// Timezone of every timestamp column.
 pub const UTC: &str = "UTC";
 
-/// `Timestamp(ns, "UTC")`, the type of every time column.
+/// `Timestamp(µs, "UTC")`, the type of every time column. Microseconds, although rows keep
+/// nanoseconds in memory: Parquet's `TIMESTAMP(MICROS)` is what every reader takes (Spark and
+/// Databricks refuse `TIMESTAMP(NANOS)` and BigQuery cannot load it), and no GenAI timing
+/// needs finer than a microsecond.
 pub fn timestamp_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Nanosecond, Some(UTC.into()))
+    DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
+}
+
+/// A row's time (Unix nanoseconds) as the lake stores it (Unix microseconds), rounded down.
+pub fn micros(nanos: i64) -> i64 {
+    nanos.div_euclid(1_000)
 }
 
 fn utf8(name: &str, nullable: bool) -> Field {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BinaryArray, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
-    TimestampNanosecondArray, new_null_array,
+    TimestampMicrosecondArray, new_null_array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, SchemaRef};
@@ -57,8 +57,12 @@ pub fn parquet_bytes(batch: &RecordBatch) -> TestResult<Vec<u8>> {
     Ok(buffer)
 }
 
+/// Unix nanoseconds as the lake stores them (microseconds).
 fn timestamps(values: Vec<i64>) -> ArrayRef {
-    Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC"))
+    Arc::new(
+        TimestampMicrosecondArray::from_iter_values(values.into_iter().map(|ns| ns.div_euclid(1_000)))
+            .with_timezone("UTC"),
+    )
 }
 
 /// One inference event row as the fixture needs it.

@@ -1,7 +1,7 @@
 //! Encode → Parquet → read back → decode round trips, and the writer properties
 //! really landing in the files.
 
-use arrow::array::{Array, BinaryArray, Int32Array, Int64Array, StringArray, TimestampNanosecondArray};
+use arrow::array::{Array, BinaryArray, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use parquet::basic::{Compression, Encoding};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::file::serialized_reader::ReadOptionsBuilder;
@@ -14,6 +14,10 @@ use crate::test_support::{DAY1, bare_event, dead_letter, feedback, full_event, r
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// One microsecond in the rows' nanoseconds: the lake's time resolution, so times that are
+/// whole microseconds round-trip exactly.
+const US: i64 = 1_000;
+
 fn round_trip(batch: &RecordBatch, kind: FileKind) -> Result<RecordBatch, Box<dyn std::error::Error>> {
     let file = write_parquet(batch, ParquetOptions::default().writer_properties(kind)?)?;
     let batches = read_parquet(file)?;
@@ -23,7 +27,7 @@ fn round_trip(batch: &RecordBatch, kind: FileKind) -> Result<RecordBatch, Box<dy
 #[test]
 fn events_round_trip_every_column_including_nulls() -> TestResult {
     let rows: Vec<InferenceEvent> = (1..=6)
-        .map(|i| if i % 2 == 0 { full_event(i, "chat", DAY1 + i) } else { bare_event(i, "chat", DAY1 + i) })
+        .map(|i| if i % 2 == 0 { full_event(i, "chat", DAY1 + i * US) } else { bare_event(i, "chat", DAY1 + i * US) })
         .collect();
     let batch = encode_events(&rows)?;
     let back = round_trip(&batch, FileKind::Events)?;
@@ -32,9 +36,28 @@ fn events_round_trip_every_column_including_nulls() -> TestResult {
     Ok(())
 }
 
+/// Times are stored as `TIMESTAMP(MICROS)`, the unit every Parquet reader takes (Spark and
+/// BigQuery refuse nanoseconds), rounded down from the rows' nanoseconds, before 1970 too.
+#[test]
+fn times_are_stored_as_microseconds_rounded_down() -> TestResult {
+    let rows = [full_event(1, "chat", DAY1 + 1_999), full_event(2, "chat", -1)];
+    let file = write_parquet(&encode_events(&rows)?, ParquetOptions::default().writer_properties(FileKind::Events)?)?;
+    let reader = SerializedFileReader::new(file.clone())?;
+    let schema = reader.metadata().file_metadata().schema_descr();
+    let time = (0..schema.num_columns()).map(|i| schema.column(i)).find(|c| c.name() == "time").ok_or("no time")?;
+    assert_eq!(
+        time.logical_type_ref(),
+        Some(&parquet::basic::LogicalType::timestamp(true, parquet::basic::TimeUnit::MICROS)),
+    );
+    let back = decode_events(&arrow::compute::concat_batches(&events_schema(), &read_parquet(file)?)?)?;
+    assert_eq!((back[0].time, back[0].start_time), (DAY1 + 1_000, DAY1 + 1_000 - 1_500_000_000));
+    assert_eq!(back[1].time, -1_000, "rounded down, not toward zero");
+    Ok(())
+}
+
 #[test]
 fn feedback_round_trips() -> TestResult {
-    let rows: Vec<FeedbackEvent> = (0..5).map(|i| feedback(i, DAY1 + i)).collect();
+    let rows: Vec<FeedbackEvent> = (0..5).map(|i| feedback(i, DAY1 + i * US)).collect();
     let back = round_trip(&encode_feedback(&rows)?, FileKind::Feedback)?;
     assert_eq!(decode_feedback(&back)?, rows);
     Ok(())
@@ -51,11 +74,11 @@ fn rollups_round_trip_with_feedback_lists() -> TestResult {
 
 #[test]
 fn dead_letters_round_trip() -> TestResult {
-    let mut rows: Vec<DeadLetter> = (0..3).map(|i| dead_letter(i, DAY1 + i)).collect();
+    let mut rows: Vec<DeadLetter> = (0..3).map(|i| dead_letter(i, DAY1 + i * US)).collect();
     rows[1].source = None;
     let back = round_trip(&encode_dead_letters(&rows)?, FileKind::DeadLetter)?;
     let column = |name: &str| back.column_by_name(name).ok_or(format!("no column {name}"));
-    let time = column("time")?.as_any().downcast_ref::<TimestampNanosecondArray>().ok_or("time")?;
+    let time = column("time")?.as_any().downcast_ref::<TimestampMicrosecondArray>().ok_or("time")?;
     let reason = column("reason")?.as_any().downcast_ref::<StringArray>().ok_or("reason")?;
     let detail = column("detail")?.as_any().downcast_ref::<StringArray>().ok_or("detail")?;
     let payload = column("payload")?.as_any().downcast_ref::<BinaryArray>().ok_or("payload")?;
@@ -63,7 +86,7 @@ fn dead_letters_round_trip() -> TestResult {
     let partition = column("source_partition")?.as_any().downcast_ref::<Int32Array>().ok_or("partition")?;
     let offset = column("source_offset")?.as_any().downcast_ref::<Int64Array>().ok_or("offset")?;
     for (i, row) in rows.iter().enumerate() {
-        assert_eq!(time.value(i), row.time);
+        assert_eq!(time.value(i) * 1_000, row.time);
         assert_eq!(reason.value(i), row.reason);
         assert_eq!(detail.value(i), row.detail);
         assert_eq!(payload.value(i), row.payload.as_slice());
