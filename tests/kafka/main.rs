@@ -119,6 +119,19 @@ async fn prometheus_scrapes_every_metric_the_daemon_serves() -> anyhow::Result<(
     for name in ["gen_ai_client_operation_duration_seconds_bucket", "process_resident_memory_bytes"] {
         assert!(stored.contains(name), "{name} not in Prometheus: {stored:?}");
     }
+    // Failed calls are timed under their error_type, successful ones without it, so the
+    // dashboards' "successful calls only" latency is a plain matcher.
+    let count = |matcher: &str| -> anyhow::Result<f64> {
+        let query = format!("sum(gen_ai_client_operation_duration_seconds_count{{{selector}{matcher}}})");
+        Ok(prometheus.query(&query)?.first().map_or(0.0, |r| r.1))
+    };
+    let (all, succeeded, failed) = (count("")?, count(",error_type=\"\"")?, count(",error_type!=\"\"")?);
+    assert!(succeeded > 0.0 && failed > 0.0, "successes {succeeded} and failures {failed} both timed");
+    assert_eq!(succeeded + failed, all, "every call timed once");
+    let p95 = prometheus.query(&format!(
+        "histogram_quantile(0.95, sum by (le) (rate(gen_ai_client_operation_duration_seconds_bucket{{{selector},error_type=\"\"}}[5m])))"
+    ))?;
+    assert!(p95.first().is_some_and(|r| r.1.is_finite() && r.1 > 0.0), "p95 of successful calls: {p95:?}");
     let resident = prometheus.query(&format!("process_resident_memory_bytes{{{selector}}}"))?;
     assert!(resident.first().is_some_and(|r| r.1 > 1e6), "resident memory in Prometheus: {resident:?}");
     // The test config leaves flush.max_buffered_bytes at its default, 512 MiB.

@@ -10,6 +10,15 @@
 //! `__overflow__`, and `driftwatch_series_overflow_total` counts each folded
 //! observation. The free-form extra labels (`error_type`, feedback `name`) are
 //! capped per series the same way.
+//!
+//! A failed call's duration is observed under its `error_type` (OTel makes
+//! `error.type` conditionally required on `gen_ai.client.operation.duration`),
+//! so fast failures do not pull down the latency of successful calls. The
+//! label is absent on successful calls, as OTel's Prometheus exporters render
+//! an unset attribute; Prometheus reads an absent label as `""`. The
+//! histogram and `driftwatch_errors_total` share one per-series value map, so
+//! both carry the same capped set of `error_type` values and a failed call
+//! costs the one lookup it cost before.
 
 use std::cell::RefCell;
 use std::sync::atomic::AtomicU64;
@@ -32,7 +41,7 @@ const MAX_EXTRA_VALUES_PER_SERIES: usize = 32;
 /// Log one in this many overflow observations (the first one included).
 const OVERFLOW_LOG_EVERY: u64 = 10_000;
 
-/// Value of `error_type` when a failed call does not say (OTel's convention).
+/// Value of `error_type` when a failed call does not say, or says `""` (OTel's convention).
 const UNKNOWN_ERROR_TYPE: &str = "_OTHER";
 
 const SERIES_LABEL_NAMES: [&str; 5] = [LABEL_APP, LABEL_ENVIRONMENT, LABEL_PROVIDER, LABEL_MODEL, LABEL_OPERATION];
@@ -41,6 +50,8 @@ const SERIES_LABEL_NAMES: [&str; 5] = [LABEL_APP, LABEL_ENVIRONMENT, LABEL_PROVI
 type StaticLabel = [(&'static str, &'static str); 1];
 /// A label whose value came from input (bounded by the per-series cap).
 type DynLabel = [(&'static str, Arc<str>); 1];
+/// Inference handles of one `error_type` value, or feedback counters of one name.
+type ExtraValues<H> = Mutex<FastHashMap<Box<str>, H>>;
 /// The `flagged` label of feedback.
 type FlaggedLabel = [(&'static str, bool); 1];
 type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
@@ -64,6 +75,21 @@ impl EncodeLabelSet for SeriesLabels {
     }
 }
 
+/// The `error_type` of the duration histogram: a failed call's error type, or no label at all
+/// for a successful call (an empty value would read the same in Prometheus, but OTel exporters
+/// leave the attribute out, and so does this).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct OptionalErrorType(Option<Arc<str>>);
+
+impl EncodeLabelSet for OptionalErrorType {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
+        match &self.0 {
+            Some(error_type) => (LABEL_ERROR_TYPE, error_type.as_ref()).encode(encoder.encode_label()),
+            None => Ok(()),
+        }
+    }
+}
+
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
@@ -82,7 +108,7 @@ fn ttft_histogram() -> Histogram {
 /// The registered GenAI metric families.
 #[derive(Debug)]
 struct Families {
-    duration: HistogramFamily<SeriesLabels>,
+    duration: HistogramFamily<(SeriesLabels, OptionalErrorType)>,
     token_usage: HistogramFamily<(SeriesLabels, StaticLabel)>,
     ttft: HistogramFamily<SeriesLabels>,
     requests: Family<SeriesLabels, Counter>,
@@ -96,6 +122,7 @@ struct Families {
 /// Handles every inference updates, created on a series' first inference.
 #[derive(Debug)]
 struct CallHandles {
+    /// Durations of successful calls (no `error_type`); failed calls use [`ErrorHandles`].
     duration: Histogram,
     ttft: Histogram,
     requests: Counter,
@@ -107,14 +134,22 @@ struct CallHandles {
     token_usage: [Histogram; 2],
 }
 
+/// Handles of failed calls of one `error_type`, created together so that the counter and the
+/// duration histogram have the same values under the same cap.
+#[derive(Debug, Clone)]
+struct ErrorHandles {
+    errors: Counter,
+    duration: Histogram,
+}
+
 /// One label set's resolved handles.
 #[derive(Debug)]
 struct Series {
     labels: SeriesLabels,
     calls: OnceLock<CallHandles>,
-    errors: Mutex<FastHashMap<Box<str>, Counter>>,
+    errors: ExtraValues<ErrorHandles>,
     /// Indexed by `flagged as usize`.
-    feedback: [Mutex<FastHashMap<Box<str>, Counter>>; 2],
+    feedback: [ExtraValues<Counter>; 2],
 }
 
 impl Series {
@@ -158,7 +193,7 @@ impl GenAi {
         let overflow_total = Counter::default();
         registry.register(
             GEN_AI_CLIENT_OPERATION_DURATION_SECONDS,
-            "GenAI operation duration",
+            "GenAI operation duration; failed calls carry their error_type, successful ones none",
             families.duration.clone(),
         );
         registry.register(
@@ -224,8 +259,17 @@ impl GenAi {
         self.with_series(labels, |series| {
             let calls = series.calls.get_or_init(|| self.call_handles(&series.labels));
             calls.requests.inc();
+            // Successes keep the cached histogram: only a failure looks up its error type.
+            let failed = event.status.is_error().then(|| self.error_handles(series, event.error_type.as_deref()));
+            let duration = match &failed {
+                Some(failed) => {
+                    failed.errors.inc();
+                    &failed.duration
+                }
+                None => &calls.duration,
+            };
             if let Some(ms) = event.latency_ms.filter(|ms| ms.is_finite() && *ms >= 0.0) {
-                calls.duration.observe(ms / 1000.0);
+                duration.observe(ms / 1000.0);
             }
             if let Some(ms) = event.ttft_ms.filter(|ms| ms.is_finite() && *ms >= 0.0) {
                 calls.ttft.observe(ms / 1000.0);
@@ -251,13 +295,6 @@ impl GenAi {
                     histogram.observe(count as f64);
                 }
             }
-            if event.status.is_error() {
-                let error_type = event.error_type.as_deref().unwrap_or(UNKNOWN_ERROR_TYPE);
-                self.extra_counter(&series.errors, error_type, |value| {
-                    self.families.errors.get_or_create_owned(&(series.labels.clone(), [(LABEL_ERROR_TYPE, value)]))
-                })
-                .inc();
-            }
         });
     }
 
@@ -272,7 +309,7 @@ impl GenAi {
         ];
         let flagged = feedback.is_flagged();
         self.with_series(labels, |series| {
-            self.extra_counter(&series.feedback[usize::from(flagged)], &feedback.name, |value| {
+            self.extra_handle(&series.feedback[usize::from(flagged)], &feedback.name, |value| {
                 self.families
                     .feedback
                     .get_or_create_owned(&(series.labels.clone(), ([(LABEL_NAME, value)], [(LABEL_FLAGGED, flagged)])))
@@ -285,7 +322,7 @@ impl GenAi {
         let with = |value: &'static str, key: &'static str| (labels.clone(), [(key, value)]);
         let f = &self.families;
         CallHandles {
-            duration: f.duration.get_or_create_owned(labels),
+            duration: f.duration.get_or_create_owned(&(labels.clone(), OptionalErrorType(None))),
             ttft: f.ttft.get_or_create_owned(labels),
             requests: f.requests.get_or_create_owned(labels),
             cost: f.cost.get_or_create_owned(labels),
@@ -297,30 +334,41 @@ impl GenAi {
         }
     }
 
-    /// The counter of `value` in a per-series map, folding values beyond the
+    /// The handles of a failed call of `error_type` on `series` (counter and duration histogram).
+    fn error_handles(&self, series: &Series, error_type: Option<&str>) -> ErrorHandles {
+        // An empty type would be no label at all in Prometheus: the failure would pass for a success.
+        let error_type = error_type.filter(|error_type| !error_type.is_empty()).unwrap_or(UNKNOWN_ERROR_TYPE);
+        self.extra_handle(&series.errors, error_type, |value| ErrorHandles {
+            errors: self
+                .families
+                .errors
+                .get_or_create_owned(&(series.labels.clone(), [(LABEL_ERROR_TYPE, Arc::clone(&value))])),
+            duration: self
+                .families
+                .duration
+                .get_or_create_owned(&(series.labels.clone(), OptionalErrorType(Some(value)))),
+        })
+    }
+
+    /// The handles of `value` in a per-series map, folding values beyond the
     /// per-series cap into `__overflow__`.
-    fn extra_counter(
-        &self,
-        map: &Mutex<FastHashMap<Box<str>, Counter>>,
-        value: &str,
-        create: impl FnOnce(Arc<str>) -> Counter,
-    ) -> Counter {
+    fn extra_handle<H: Clone>(&self, map: &ExtraValues<H>, value: &str, create: impl FnOnce(Arc<str>) -> H) -> H {
         let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(counter) = map.get(value) {
-            return counter.clone();
+        if let Some(handle) = map.get(value) {
+            return handle.clone();
         }
         let value = if map.len() >= MAX_EXTRA_VALUES_PER_SERIES {
             self.count_overflow("extra label value");
-            if let Some(counter) = map.get(OVERFLOW_LABEL_VALUE) {
-                return counter.clone();
+            if let Some(handle) = map.get(OVERFLOW_LABEL_VALUE) {
+                return handle.clone();
             }
             OVERFLOW_LABEL_VALUE
         } else {
             value
         };
-        let counter = create(Arc::from(value));
-        map.insert(Box::from(value), counter.clone());
-        counter
+        let handle = create(Arc::from(value));
+        map.insert(Box::from(value), handle.clone());
+        handle
     }
 
     /// Run `record` on the series of `labels`, creating it or folding into the

@@ -1,5 +1,6 @@
 //! Unit tests of [`super::Metrics`]: exposition names, overflow folding, labels.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use driftwatch_lake::model::{CallStatus, FeedbackEvent, InferenceEvent};
@@ -28,6 +29,22 @@ fn event(app: &str, model: &str) -> InferenceEvent {
 }
 
 const SERIES: &str = r#"app="w2e",environment="prod",provider="openai",model="gpt-4o",operation="chat""#;
+const OVERFLOW: &str = r#"app="__overflow__",environment="__overflow__",provider="__overflow__",model="__overflow__",operation="__overflow__""#;
+
+fn failed(app: &str, error_type: Option<&str>) -> InferenceEvent {
+    InferenceEvent {
+        status: CallStatus::Error,
+        error_type: error_type.map(str::to_owned),
+        // A fast failure: faster than any success here.
+        latency_ms: Some(50.0),
+        ..event(app, "gpt-4o")
+    }
+}
+
+/// Whether `text` has exactly `line` (a bare `contains` would let `... 1` match `... 12`).
+fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|exposed| exposed == line)
+}
 
 fn populated() -> Metrics {
     let metrics = Metrics::new(&MetricsConfig::default());
@@ -90,9 +107,10 @@ fn exposition_has_the_exact_names_units_and_buckets() -> TestResult {
         format!("gen_ai_client_token_usage_bucket{{le=\"64.0\",{SERIES},gen_ai_token_type=\"output\"}} 2"),
         format!("gen_ai_client_token_usage_bucket{{le=\"67108864.0\",{SERIES},gen_ai_token_type=\"input\"}} 2"),
         format!("gen_ai_client_operation_duration_seconds_bucket{{le=\"0.64\",{SERIES}}} 0"),
-        format!("gen_ai_client_operation_duration_seconds_bucket{{le=\"1.28\",{SERIES}}} 2"),
-        format!("gen_ai_client_operation_duration_seconds_bucket{{le=\"81.92\",{SERIES}}} 2"),
-        format!("gen_ai_client_operation_duration_seconds_count{{{SERIES}}} 2"),
+        format!("gen_ai_client_operation_duration_seconds_bucket{{le=\"1.28\",{SERIES}}} 1"),
+        format!("gen_ai_client_operation_duration_seconds_bucket{{le=\"81.92\",{SERIES}}} 1"),
+        format!("gen_ai_client_operation_duration_seconds_count{{{SERIES}}} 1"),
+        format!("gen_ai_client_operation_duration_seconds_count{{{SERIES},error_type=\"rate_limit\"}} 1"),
         // Time to first token shares the duration buckets: 90 ms lies between 0.08 and 0.16.
         format!("driftwatch_time_to_first_token_seconds_bucket{{le=\"0.08\",{SERIES}}} 0"),
         format!("driftwatch_time_to_first_token_seconds_bucket{{le=\"0.16\",{SERIES}}} 2"),
@@ -202,8 +220,7 @@ fn label_sets_beyond_the_cap_fold_into_overflow() -> TestResult {
     metrics.observe_event(&event("e", "m"));
     assert_eq!(metrics.series_count(), 3);
     let text = metrics.encode()?;
-    let overflow = r#"app="__overflow__",environment="__overflow__",provider="__overflow__",model="__overflow__",operation="__overflow__""#;
-    assert!(text.contains(&format!("driftwatch_requests_total{{{overflow}}} 3")), "{text}");
+    assert!(text.contains(&format!("driftwatch_requests_total{{{OVERFLOW}}} 3")), "{text}");
     assert!(text.contains(
         "driftwatch_requests_total{app=\"a\",environment=\"prod\",provider=\"openai\",model=\"m\",operation=\"chat\"} 2"
     ));
@@ -274,6 +291,91 @@ fn error_types_beyond_the_per_series_cap_fold() -> TestResult {
     assert_eq!(error_series, 33, "32 kept values plus __overflow__");
     assert!(text.contains(&format!("driftwatch_errors_total{{{SERIES},error_type=\"__overflow__\"}} 9")), "{text}");
     assert!(text.contains("driftwatch_series_overflow_total 9"), "{text}");
+    Ok(())
+}
+
+/// OTel sets `error.type` on a failed call's duration and leaves it off a successful one, so
+/// `{error_type=""}` selects successful calls: a fast failure must not land in their buckets.
+#[test]
+fn failed_calls_are_timed_under_their_error_type_and_successes_without_one() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig::default());
+    metrics.observe_event(&event("w2e", "gpt-4o"));
+    metrics.observe_event(&failed("w2e", Some("rate_limit")));
+    metrics.observe_event(&failed("w2e", Some("rate_limit")));
+    // Without a type, or with an empty one, a failure would pass for a success in Prometheus.
+    metrics.observe_event(&failed("w2e", None));
+    metrics.observe_event(&failed("w2e", Some("")));
+    let text = metrics.encode()?;
+    let duration = "gen_ai_client_operation_duration_seconds";
+    for line in [
+        format!("{duration}_bucket{{le=\"0.08\",{SERIES}}} 0"),
+        format!("{duration}_bucket{{le=\"1.28\",{SERIES}}} 1"),
+        format!("{duration}_count{{{SERIES}}} 1"),
+        format!("{duration}_bucket{{le=\"0.08\",{SERIES},error_type=\"rate_limit\"}} 2"),
+        format!("{duration}_count{{{SERIES},error_type=\"rate_limit\"}} 2"),
+        format!("{duration}_bucket{{le=\"0.08\",{SERIES},error_type=\"_OTHER\"}} 2"),
+        format!("{duration}_count{{{SERIES},error_type=\"_OTHER\"}} 2"),
+        format!("driftwatch_errors_total{{{SERIES},error_type=\"rate_limit\"}} 2"),
+        format!("driftwatch_errors_total{{{SERIES},error_type=\"_OTHER\"}} 2"),
+        format!("driftwatch_requests_total{{{SERIES}}} 5"),
+    ] {
+        assert!(has_line(&text, &line), "missing {line:?} in\n{text}");
+    }
+    let duration_series = text.lines().filter(|line| line.starts_with(&format!("{duration}_count{{"))).count();
+    assert_eq!(duration_series, 3, "success, rate_limit, _OTHER:\n{text}");
+    // Successes carry no error_type at all (as OTel exporters render an unset attribute), and
+    // time to first token has none: OTel defines it for successful responses only.
+    assert!(!text.contains("error_type=\"\""), "{text}");
+    assert!(
+        !text.lines().any(|line| line.starts_with(TIME_TO_FIRST_TOKEN_SECONDS) && line.contains("error_type")),
+        "{text}"
+    );
+    Ok(())
+}
+
+/// The duration histogram takes its `error_type` values from the same capped per-series set as
+/// `driftwatch_errors_total`, and a folded call is counted as folded once, not once per metric.
+#[test]
+fn duration_error_types_share_the_errors_cap() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig::default());
+    for n in 0..40 {
+        metrics.observe_event(&failed("w2e", Some(&format!("type_{n}"))));
+    }
+    let text = metrics.encode()?;
+    let error_types = |prefix: &str| -> BTreeSet<String> {
+        text.lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| Some(line.split("error_type=\"").nth(1)?.split('"').next()?.to_owned()))
+            .collect()
+    };
+    let on_duration = error_types("gen_ai_client_operation_duration_seconds_count{");
+    assert_eq!(on_duration.len(), 33, "32 kept values plus __overflow__: {on_duration:?}");
+    assert!(on_duration.contains(OVERFLOW_LABEL_VALUE), "{on_duration:?}");
+    assert_eq!(on_duration, error_types("driftwatch_errors_total{"));
+    let folded = format!("gen_ai_client_operation_duration_seconds_count{{{SERIES},error_type=\"__overflow__\"}} 8");
+    assert!(has_line(&text, &folded), "missing {folded:?} in\n{text}");
+    assert!(has_line(&text, "driftwatch_series_overflow_total 8"), "{text}");
+    Ok(())
+}
+
+/// Beyond `max_series`, a failed call folds into the overflow label set and keeps its error type.
+#[test]
+fn failed_calls_beyond_the_series_cap_fold_with_their_error_type() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig { max_series: 1 });
+    metrics.observe_event(&event("a", "gpt-4o"));
+    metrics.observe_event(&event("b", "gpt-4o"));
+    metrics.observe_event(&failed("c", Some("timeout")));
+    assert_eq!(metrics.series_count(), 1);
+    let text = metrics.encode()?;
+    for line in [
+        format!("gen_ai_client_operation_duration_seconds_count{{{OVERFLOW}}} 1"),
+        format!("gen_ai_client_operation_duration_seconds_count{{{OVERFLOW},error_type=\"timeout\"}} 1"),
+        format!("driftwatch_errors_total{{{OVERFLOW},error_type=\"timeout\"}} 1"),
+        "driftwatch_series_overflow_total 2".to_owned(),
+    ] {
+        assert!(has_line(&text, &line), "missing {line:?} in\n{text}");
+    }
+    assert!(!text.contains("app=\"b\"") && !text.contains("app=\"c\""), "{text}");
     Ok(())
 }
 
