@@ -62,7 +62,8 @@ const LAKE_PROBE_WHILE_WRITABLE: Duration = Duration::from_secs(30);
 const LAKE_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Run the daemon until `shutdown` fires; then flush, checkpoint, commit and leave the group,
-/// all within `shutdown_deadline` (see [`final_flush_budget`]).
+/// all within `shutdown_deadline`. The final flush gets all of it but the last quarter (at most
+/// 10 s), kept for leaving the group even when the lake does not take the flush.
 pub async fn run_daemon(config: Config, shutdown: CancellationToken, shutdown_deadline: Duration) -> Result<()> {
     let kafka = config.kafka.clone().ok_or_else(|| {
         Error::Other(
