@@ -70,6 +70,13 @@ pub const LATE_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_s
 /// is not caught by any recovery either.
 pub const LATE_SWEEP_UNTIL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
+/// Partitions swept at most by one [`LakeWriter::sweep_claims`], the most overdue first. The
+/// flusher runs it between commits, so it bounds how long commits wait: a folder backfill to
+/// an object store holds a claim per file, and sweeping a thousand of them (a listing each)
+/// every 30 s stalled the commits behind them for most of those 30 s. Partitions left over are
+/// swept by the next rounds; a partition that commits is also swept after its commits.
+pub const MAX_SWEEPS_PER_ROUND: usize = 8;
+
 /// A claim this writer holds, and when to sweep for fenced writers' files next.
 #[derive(Debug, Clone)]
 struct HeldClaim {
@@ -87,13 +94,39 @@ impl HeldClaim {
     /// Whether a sweep is due at `now`; if so, when the next one is: [`SWEEP_INTERVAL`] later in
     /// the [`SWEEP_WINDOW`], [`LATE_SWEEP_INTERVAL`] later after it, none after [`LATE_SWEEP_UNTIL`].
     fn take_sweep(&mut self, now: Instant) -> bool {
-        let age = now.saturating_duration_since(self.claimed_at);
-        if age >= LATE_SWEEP_UNTIL || now < self.next_sweep {
+        if !self.is_due(now) {
             return false;
         }
+        let age = now.saturating_duration_since(self.claimed_at);
         self.next_sweep = now + if age < SWEEP_WINDOW { SWEEP_INTERVAL } else { LATE_SWEEP_INTERVAL };
         true
     }
+
+    fn is_due(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.claimed_at) < LATE_SWEEP_UNTIL && now >= self.next_sweep
+    }
+}
+
+/// Take up to `max` due sweeps from `claims`, the most overdue first: (stream, partition) and
+/// the owner to sweep for.
+fn take_due_sweeps(
+    claims: &mut HashMap<(String, i32), HeldClaim>,
+    now: Instant,
+    max: usize,
+) -> Vec<((String, i32), String)> {
+    let mut due: Vec<(Instant, &(String, i32))> =
+        claims.iter().filter(|(_, claim)| claim.is_due(now)).map(|(key, claim)| (claim.next_sweep, key)).collect();
+    if due.len() > max {
+        due.select_nth_unstable_by_key(max, |(at, _)| *at);
+        due.truncate(max);
+    }
+    let keys: Vec<(String, i32)> = due.into_iter().map(|(_, key)| key.clone()).collect();
+    keys.into_iter()
+        .filter_map(|key| {
+            let claim = claims.get_mut(&key)?;
+            claim.take_sweep(now).then(|| (key, claim.owner.clone()))
+        })
+        .collect()
 }
 
 /// Where a test can stall a commit, as a paused process would.
@@ -378,20 +411,17 @@ impl LakeWriter {
         }
     }
 
-    /// Sweep every partition whose next sweep is due (every [`SWEEP_INTERVAL`] in a claim's
-    /// [`SWEEP_WINDOW`], then every [`LATE_SWEEP_INTERVAL`] up to [`LATE_SWEEP_UNTIL`]), commit
-    /// or no commit: a partition that goes quiet after its claim would otherwise keep a fenced
-    /// writer's late files until its next recovery. Returns the fenced flushes found. Costs
-    /// nothing when no sweep is due; call it between commits (the flusher runs it on a timer),
-    /// since a partition's commits are sequential.
+    /// Sweep the partitions whose next sweep is due (every [`SWEEP_INTERVAL`] in a claim's
+    /// [`SWEEP_WINDOW`], then every [`LATE_SWEEP_INTERVAL`] up to [`LATE_SWEEP_UNTIL`]), at most
+    /// [`MAX_SWEEPS_PER_ROUND`] of them, the most overdue first, commit or no commit: a
+    /// partition that goes quiet after its claim would otherwise keep a fenced writer's late
+    /// files until its next recovery. Returns the fenced flushes found. Costs nothing when no
+    /// sweep is due; call it between commits (the flusher runs it on a timer), since a
+    /// partition's commits are sequential.
     pub async fn sweep_claims(&self) -> usize {
-        let due: Vec<((String, i32), String)> = {
-            let now = Instant::now();
+        let due = {
             let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
-            claims
-                .iter_mut()
-                .filter_map(|(key, claim)| claim.take_sweep(now).then(|| (key.clone(), claim.owner.clone())))
-                .collect()
+            take_due_sweeps(&mut claims, Instant::now(), MAX_SWEEPS_PER_ROUND)
         };
         let mut found = 0;
         for ((stream, partition), owner) in due {

@@ -919,3 +919,35 @@ async fn a_refused_checkpoint_with_an_unreadable_record_deletes_nothing_until_th
     assert_eq!(total_rows(&store).await?, rows_in(&batch(0, 10)) as usize);
     Ok(())
 }
+
+/// Sweeps are rationed per round, the most overdue first, so that a writer holding many claims
+/// (a folder backfill holds one per file) does not hold up its commits with a listing per
+/// claim; the claims left over are taken by the next rounds, and a claim not due is not taken.
+#[test]
+fn due_sweeps_are_taken_a_bounded_number_per_round_most_overdue_first() -> TestResult {
+    let now = Instant::now();
+    let mut claims = HashMap::new();
+    for partition in 0..20 {
+        let mut claim = HeldClaim::new(format!("owner-{partition}"));
+        // Partition 0 has waited longest.
+        let waited = std::time::Duration::from_secs(100 - partition as u64);
+        claim.next_sweep = now.checked_sub(waited).ok_or("clock too young")?;
+        claims.insert((STREAM.to_owned(), partition), claim);
+    }
+    let mut not_due = HeldClaim::new("owner-later".to_owned());
+    not_due.next_sweep = now + std::time::Duration::from_secs(5);
+    claims.insert((STREAM.to_owned(), 99), not_due);
+
+    let mut rounds = Vec::new();
+    loop {
+        let mut round: Vec<i32> =
+            take_due_sweeps(&mut claims, now, MAX_SWEEPS_PER_ROUND).into_iter().map(|((_, p), _)| p).collect();
+        if round.is_empty() {
+            break;
+        }
+        round.sort_unstable();
+        rounds.push(round);
+    }
+    assert_eq!(rounds, [(0..8).collect::<Vec<_>>(), (8..16).collect(), (16..20).collect()]);
+    Ok(())
+}
