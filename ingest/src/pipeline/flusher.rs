@@ -129,6 +129,12 @@ impl std::fmt::Debug for FlushRequest {
     }
 }
 
+/// How often the committer takes the claims due for a sweep. Each claim is still swept at most
+/// every [`SWEEP_INTERVAL`]; a round takes only a few of them
+/// ([`MAX_SWEEPS_PER_ROUND`](driftwatch_lake::writer::MAX_SWEEPS_PER_ROUND)), so rounds come
+/// more often than that, for a daemon's few dozen partitions to be swept on time.
+const SWEEP_TICK: Duration = Duration::from_secs(SWEEP_INTERVAL.as_secs() / 6);
+
 const RETRY_START: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
@@ -156,7 +162,7 @@ impl Flusher {
             fenced: Arc::clone(&fenced),
         };
         tracker.spawn(async move {
-            let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+            let mut sweep = tokio::time::interval(SWEEP_TICK);
             sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 // Not biased: a steady stream of requests must not starve the sweep.
