@@ -226,10 +226,12 @@ const DETECTORS: &[Detector] = &[
         // opening quote, and `quoted_value` finds the closing one, past the
         // quotes and backslashes escaped inside. `_` may precede the key
         // (`db_password`), and so may `\u0022`, which glues it to a digit.
+        // Code in a prompt compares as often as it assigns (`password ==
+        // "..."`, `!==`), and the literal is as secret either way.
         pattern: concat!(
             r"(?i)(?:(?-u:\b)|_|\\+u0022)(?:password|passwd|pwd)",
             quote!(),
-            r"?\s*[:=]\s*(",
+            r"?\s*(?::|[!=]?={1,2})\s*(",
             quote!(),
             ")"
         ),
@@ -240,8 +242,8 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::Password,
-        // After `=` any word is the password.
-        pattern: concat!(r"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\s*=\s*", bare_value!()),
+        // After `=` (or `==`, `!=`) any word is the password.
+        pattern: concat!(r"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\s*[!=]?={1,2}\s*", bare_value!()),
         group: 1,
         numeric: false,
         extent: Extent::Checked(password_value),

@@ -615,6 +615,23 @@ fn backslashes_in_plain_text_passwords_are_masked_too() {
     assert_clean(r#"{"content":"Forgot your password: click\\nthe link"}"#);
 }
 
+/// Code pasted into a prompt compares passwords as often as it assigns them; the literal is
+/// the secret either way.
+#[test]
+fn passwords_compared_in_code_are_masked() {
+    let scrubber = Scrubber::new();
+    for (text, expected) in [
+        (r#"if password == "hunter2": login()"#, r#"if password == "[PASSWORD]": login()"#),
+        (r#"if (pwd !== 'hunter2') { deny(); }"#, r#"if (pwd !== '[PASSWORD]') { deny(); }"#),
+        (r#"assert user.password != "hunter2""#, r#"assert user.password != "[PASSWORD]""#),
+        ("[ $PASSWORD == hunter2 ] && echo ok", "[ $PASSWORD == [PASSWORD] ] && echo ok"),
+    ] {
+        let once = scrubber.scrub(text);
+        assert_eq!(once, expected, "in {text}");
+        assert!(matches!(scrubber.scrub(&once), Cow::Borrowed(_)), "not idempotent on {once}");
+    }
+}
+
 #[test]
 fn a_string_that_ends_in_a_password_prompt_stays_json() {
     let scrubber = Scrubber::new();

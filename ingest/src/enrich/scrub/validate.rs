@@ -13,6 +13,11 @@
 
 /// A password given after `=`: anything up to a sentence's full stop.
 pub(super) fn password_value(value: &str) -> Option<usize> {
+    // A value that starts with `=` is the rest of a comparison (`password == "..."`), whose
+    // quoted literal the quoted-value detector masks.
+    if value.starts_with('=') {
+        return None;
+    }
     let trimmed = value.trim_end_matches('.');
     (!trimmed.is_empty()).then_some(trimmed.len())
 }
