@@ -891,6 +891,14 @@ mod tests {
             .map_err(|_| "DRIFTWATCH_TEST_KAFKA is not set: run the tests with scripts/test")?)
     }
 
+    /// A consumer in `group` on the dev stack's broker that leaves its offsets alone, as the
+    /// daemon does (it commits them itself).
+    fn group_member(brokers: &str, group: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", brokers).set("group.id", group).set("enable.auto.commit", "false");
+        config
+    }
+
     /// A new one-partition topic named after `prefix`, holding `messages` messages at offsets
     /// 0.. (one per record batch, which Tansu needs to serve a fetch from any offset).
     fn topic_with_messages(
@@ -947,11 +955,7 @@ mod tests {
         let topic = topic_with_messages(&runtime, &brokers, "recheck", 3)?;
 
         let (_lake, context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
-        let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", &topic)
-            .set("enable.auto.commit", "false")
-            .create_with_context(context)?;
+        let consumer: BaseConsumer<PollerContext> = group_member(&brokers, &topic).create_with_context(context)?;
         let mut assignment = TopicPartitionList::new();
         assignment.add_partition_offset(&topic, 0, Offset::Offset(771))?;
         consumer.assign(&assignment)?;
@@ -1172,10 +1176,7 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new()?;
         let topic = topic_with_messages(&runtime, &brokers, "refused", 0)?;
         let ((_lake, mut receiver), context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
-        let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", &topic)
-            .set("enable.auto.commit", "false")
+        let consumer: BaseConsumer<PollerContext> = group_member(&brokers, &topic)
             .set("partition.assignment.strategy", "cooperative-sticky")
             .create_with_context(context)?;
         consumer.subscribe(&[topic.as_str()])?;
@@ -1204,11 +1205,7 @@ mod tests {
         let topic = topic_with_messages(&runtime, &brokers, "paused", 3)?;
 
         let ((_lake, _receiver), context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
-        let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", &topic)
-            .set("enable.auto.commit", "false")
-            .create_with_context(context)?;
+        let consumer: BaseConsumer<PollerContext> = group_member(&brokers, &topic).create_with_context(context)?;
         let context = consumer.context();
         let mut partitions = TopicPartitionList::new();
         partitions.add_partition(&topic, 0);
@@ -1251,10 +1248,7 @@ mod tests {
         // A file where the checkpoint folder belongs: every recovery fails, as on a lost disk.
         let checkpoints = lake.path().join("_checkpoints");
         std::fs::write(&checkpoints, b"not a folder")?;
-        let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", &topic)
-            .set("enable.auto.commit", "false")
+        let consumer: BaseConsumer<PollerContext> = group_member(&brokers, &topic)
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
             .set("max.poll.interval.ms", "6000")
