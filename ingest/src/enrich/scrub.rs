@@ -9,12 +9,16 @@
 //!
 //! Text that is JSON, or was before a cut, is searched as written as well as
 //! decoded, so the patterns also accept JSON's escaped spellings (`\"` at
-//! any depth of nesting, `\u0022`, `\u0040`, ...), and a number outside any
-//! string is masked by a quoted placeholder, so JSON stays JSON.
+//! any depth of nesting, `\u0022`, `\u0040`, ...), and a number that is a
+//! value, of the document or of JSON held in its strings, is masked by a
+//! placeholder quoted for its depth (`"`, `\"`, `\\\"`), so JSON stays JSON at
+//! every level.
 //!
 //! # Layout
 //! - this file: the detectors, [`Scrubber::find`], [`Scrubber::scrub`] and
 //!   [`Scrubber::scrub_bytes`];
+//! - `escapes`: escape sequences in text as written, which the detectors see
+//!   through and a mask leaves whole;
 //! - `json`: JSON text, walked decoded and re-serialised
 //!   ([`Scrubber::scrub_json`]), with numbers masked by quoted placeholders;
 //! - `validate`: the validators that confirm a detector's match is PII and
@@ -26,12 +30,14 @@ use std::sync::LazyLock;
 
 use regex::{Regex, RegexSet};
 
-use json::{JsonStrings, json_number, quoted_value};
+use escapes::{after_escape, unescaped_view};
+use json::{JsonNesting, json_number, push_quote, quoted_value};
 use validate::{
     bare_phone, card, iban, international_phone, ipv6, national_phone, nino, paired_phone, password_like,
     password_value, secret_value, ssn, token_like,
 };
 
+mod escapes;
 mod json;
 mod validate;
 
@@ -103,11 +109,12 @@ enum Extent {
     Capture,
     /// The prefix of the capture that the validator accepts, if any.
     Checked(Validator),
-    /// The capture is the quote that opens a value, and the value runs to the
-    /// quote that closes it. A pattern cannot say which quote that is: the
-    /// value may hold quotes and backslashes escaped for the opening quote's
-    /// depth of JSON nesting (`"abc\"def"`, `\"abc\\\"def\"`).
-    Quoted,
+    /// The capture opens a literal: a quote, and the value runs to the
+    /// quote that closes it, or a number, which is the whole value. A pattern
+    /// cannot say which quote closes a value: it may hold quotes and
+    /// backslashes escaped for the opening quote's depth of JSON nesting
+    /// (`"abc\"def"`, `\"abc\\\"def\"`).
+    Literal,
 }
 
 /// One detector: a pattern, the capture group that is the secret (0 = whole
@@ -227,17 +234,19 @@ const DETECTORS: &[Detector] = &[
         // quotes and backslashes escaped inside. `_` may precede the key
         // (`db_password`), and so may `\u0022`, which glues it to a digit.
         // Code in a prompt compares as often as it assigns (`password ==
-        // "..."`, `!==`), and the literal is as secret either way.
+        // "..."`, `!==`), and the literal is as secret either way. So is a
+        // number (`"password": 1234`), which no other detector reads after a
+        // key's closing quote, and which JSON keeps only if its mask is quoted.
         pattern: concat!(
             r"(?i)(?:(?-u:\b)|_|\\+u0022)(?:password|passwd|pwd)",
             quote!(),
-            r"?\s*(?::|[!=]?={1,2})\s*(",
+            r"?\s*(?::|[!=]?={1,2})\s*-?(",
             quote!(),
-            ")"
+            r"|[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?-u:\b))"
         ),
         group: 1,
         numeric: false,
-        extent: Extent::Quoted,
+        extent: Extent::Literal,
         not_after: &[],
     },
     Detector {
@@ -459,25 +468,25 @@ impl Scrubber {
     }
 
     /// The text with every PII span replaced by its placeholder, quoted
-    /// where it replaces a bare number in `json`.
+    /// where it replaces a bare number in `json`, or in JSON held in its
+    /// strings, with quotes escaped for that depth.
     fn replace_pii<'a>(&self, text: &'a str, json: bool) -> Cow<'a, str> {
         let found = self.find(text);
         if found.is_empty() {
             return Cow::Borrowed(text);
         }
-        let mut strings = json.then(JsonStrings::default);
+        let mut nesting = json.then(JsonNesting::default);
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
         for (kind, range) in found {
-            let outside_strings =
-                strings.as_mut().is_some_and(|strings| !strings.contain(text.as_bytes(), range.start));
-            let number = outside_strings.then(|| json_number(text, &range, last)).flatten();
+            let level = nesting.as_mut().and_then(|nesting| nesting.document_level(text.as_bytes(), range.start));
+            let number = level.and_then(|level| Some((level, json_number(text, &range, last)?)));
             match number {
-                Some(number) => {
+                Some((level, number)) => {
                     out.push_str(&text[last..number.start]);
-                    out.push('"');
+                    push_quote(&mut out, level);
                     out.push_str(kind.placeholder());
-                    out.push('"');
+                    push_quote(&mut out, level);
                 }
                 None => {
                     out.push_str(&text[last..range.start]);
@@ -528,7 +537,8 @@ impl Scrubber {
     /// `\\n`, ...) count as the separators they stand for: JSON and
     /// debug-printed text glue them to the next word (`\n4111 1111 ...`),
     /// which would otherwise hide a number from the word-boundary and
-    /// stands-alone checks.
+    /// stands-alone checks; and no span starts inside an escape, so a mask
+    /// leaves it whole (`see\n[EMAIL]`, not `see\[EMAIL]`).
     pub fn find(&self, text: &str) -> Vec<(PiiKind, Range<usize>)> {
         let mut candidates = self.candidates(text, text);
         if let Some(view) = unescaped_view(text) {
@@ -561,15 +571,17 @@ impl Scrubber {
                     continue;
                 };
                 let range = match detector.extent {
-                    Extent::Capture => m.range(),
+                    Extent::Capture => after_escape(text, m.range()),
                     Extent::Checked(validate) => match validate(m.as_str()) {
-                        Some(len) => m.start()..m.start() + len,
+                        Some(len) => after_escape(text, m.start()..m.start() + len),
                         None => continue,
                     },
-                    Extent::Quoted => match quoted_value(text, m.range()) {
-                        Some(value) => value,
-                        None => continue,
-                    },
+                    Extent::Literal if m.as_str().starts_with(|c: char| c.is_ascii_digit()) => Some(m.range()),
+                    // An escape that opens a quoted value is part of the secret.
+                    Extent::Literal => quoted_value(text, m.range()),
+                };
+                let Some(range) = range else {
+                    continue;
                 };
                 if detector.numeric && !stands_alone(searched, &range) {
                     continue;
@@ -591,42 +603,6 @@ fn mask(span: &mut [u8], placeholder: &[u8]) {
     if let Some(head) = span.get_mut(..placeholder.len()) {
         head.copy_from_slice(placeholder);
     }
-}
-
-/// `text` with every escape sequence that ends in a letter (`\n`, `\t`,
-/// `\r`, `\b`, `\f`, `\u00e9`) blanked to spaces, its backslashes and letter
-/// alike, or `None` (no allocation) when there is none. Content nested in JSON
-/// is escaped once per level (`\\n`, `\\\\n`), so the whole run of
-/// backslashes goes with the letter: the letter left behind would be glued to
-/// what follows. Quote and slash escapes stay, as neither character joins a
-/// token. A letter after a literal backslash (`C:\new`) is blanked too; that
-/// only adds a separator, and the raw text is searched as well.
-/// Same-length, ASCII-only edits keep every byte offset and char boundary
-/// valid in the original, where the spans found in the view are replaced.
-fn unescaped_view(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let four_hex_digits =
-        |from: usize| bytes.get(from..from + 4).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit));
-    let mut view: Option<Vec<u8>> = None;
-    let mut at = memchr::memchr(b'\\', bytes)?;
-    loop {
-        let backslashes = bytes[at..].iter().take_while(|&&b| b == b'\\').count();
-        let escaped = at + backslashes;
-        let end = match bytes.get(escaped) {
-            Some(b'n' | b't' | b'r' | b'b' | b'f') => escaped + 1,
-            Some(b'u') if four_hex_digits(escaped + 1) => escaped + 5,
-            _ => escaped,
-        };
-        if end > escaped {
-            view.get_or_insert_with(|| bytes.to_vec())[at..end].fill(b' ');
-        }
-        match memchr::memchr(b'\\', &bytes[end..]) {
-            Some(next) => at = end + next,
-            None => break,
-        }
-    }
-    // Only ASCII bytes were overwritten, with ASCII, so the view is still UTF-8.
-    view.and_then(|view| String::from_utf8(view).ok())
 }
 
 /// False when a numeric match is a piece of a longer token: glued to letters

@@ -12,9 +12,11 @@
 //!
 //! Either way the result must still be JSON: a number that is PII
 //! (`"phone": 4155552671`) becomes a quoted placeholder, since a bare
-//! `[PHONE]` would not parse and a numeric one would pass for data.
-//! [`JsonStrings`] and [`json_number`] tell the plain pass where such a
-//! number stands.
+//! `[PHONE]` would not parse and a numeric one would pass for data. So must
+//! JSON held in a string, at any depth (a tool call's arguments in a message
+//! list in an OTLP line), where the placeholder's quotes are escaped once per
+//! level. [`JsonNesting`] and [`json_number`] tell the plain pass where such
+//! a number stands and at which level.
 //!
 //! A quoted value (`"password": "..."`) ends at its closing quote, which a
 //! pattern cannot find when the value holds escaped quotes or backslashes:
@@ -123,52 +125,150 @@ fn looks_like_json(text: &str) -> bool {
     matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
 }
 
-/// The span of a whole JSON number that `range` (outside any string) covers,
-/// its sign included (not before `last`), when it stands where a value does:
-/// after `:`, `[` or `,` and before `,`, `]`, `}` or the end of a cut text.
-/// Prose that only opens like JSON (`[INFO] phone 4155552671`) has no such place.
+/// The span of a whole JSON number that `range` (outside any string of its
+/// level) covers, its sign included (not before `last`), when it stands where
+/// a value does: after `:`, `[` or `,` and before `,`, `]`, `}` or the end of
+/// a cut text, whitespace (escaped, in JSON held in a string) apart. Prose
+/// that only opens like JSON (`[INFO] phone 4155552671`) has no such place.
 pub(super) fn json_number(text: &str, range: &Range<usize>, last: usize) -> Option<Range<usize>> {
-    const WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
-    if !text[range.clone()].bytes().all(|b| b.is_ascii_digit()) {
+    if !unsigned_json_number(&text[range.clone()]) {
         return None;
     }
     let unsigned = &text[..range.start];
     let before = unsigned.strip_suffix('-').filter(|signed| signed.len() >= last).unwrap_or(unsigned);
-    let opened = matches!(before.trim_end_matches(WHITESPACE).as_bytes().last(), Some(b':' | b'[' | b','));
-    let closed =
-        matches!(text[range.end..].trim_start_matches(WHITESPACE).as_bytes().first(), None | Some(b',' | b']' | b'}'));
+    let opened = matches!(trim_whitespace_end(before.as_bytes()).last(), Some(b':' | b'[' | b','));
+    let closed = matches!(skip_whitespace(&text.as_bytes()[range.end..]).first(), None | Some(b',' | b']' | b'}'));
     (opened && closed).then_some(before.len()..range.end)
 }
 
-/// Reads a JSON text forward, once, to tell which bytes lie inside strings.
-#[derive(Debug, Default)]
-pub(super) struct JsonStrings {
-    /// Every byte before this one has been read.
-    read_to: usize,
-    inside: bool,
+/// A JSON number without its sign: digits, then maybe a fraction and an
+/// exponent. Leading zeros pass, as a cut text may hold a phone number so.
+fn unsigned_json_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let digits = |from: usize| bytes.iter().skip(from).take_while(|b| b.is_ascii_digit()).count();
+    let mut at = digits(0);
+    if at == 0 {
+        return false;
+    }
+    if bytes.get(at) == Some(&b'.') {
+        let fraction = digits(at + 1);
+        if fraction == 0 {
+            return false;
+        }
+        at += 1 + fraction;
+    }
+    if matches!(bytes.get(at), Some(b'e' | b'E')) {
+        at += 1 + usize::from(matches!(bytes.get(at + 1), Some(b'+' | b'-')));
+        let exponent = digits(at);
+        if exponent == 0 {
+            return false;
+        }
+        at += exponent;
+    }
+    at == bytes.len()
 }
 
-impl JsonStrings {
-    /// Whether byte `at` of `bytes` lies inside a string; `at` must not go
-    /// back from one call to the next.
-    pub(super) fn contain(&mut self, bytes: &[u8], at: usize) -> bool {
+/// `bytes` after the whitespace they open with: as written, or escaped as
+/// JSON held in a string writes it between tokens (`\n`, `\\t`).
+fn skip_whitespace(mut bytes: &[u8]) -> &[u8] {
+    loop {
+        let backslashes = bytes.iter().take_while(|&&b| b == b'\\').count();
+        bytes = match bytes {
+            [b' ' | b'\t' | b'\n' | b'\r', rest @ ..] => rest,
+            _ if backslashes > 0 && matches!(bytes.get(backslashes), Some(b'n' | b'r' | b't')) => {
+                &bytes[backslashes + 1..]
+            }
+            _ => return bytes,
+        };
+    }
+}
+
+/// `bytes` before the whitespace they end with, written or escaped.
+fn trim_whitespace_end(mut bytes: &[u8]) -> &[u8] {
+    loop {
+        bytes = match bytes {
+            [rest @ .., b' ' | b'\t' | b'\n' | b'\r'] => rest,
+            [rest @ .., b'\\', b'n' | b'r' | b't'] => {
+                let backslashes = rest.iter().rev().take_while(|&&b| b == b'\\').count();
+                &rest[..rest.len() - backslashes]
+            }
+            _ => return bytes,
+        };
+    }
+}
+
+/// The quote that opens or closes a string of the JSON held `level` strings
+/// deep, as JSON escapes it once per level: `"`, `\"`, `\\\"`, ...
+pub(super) fn push_quote(out: &mut String, level: usize) {
+    let backslashes = 1_usize.checked_shl(level.try_into().unwrap_or(u32::MAX)).map_or(0, |n| n - 1);
+    out.extend(std::iter::repeat_n('\\', backslashes));
+    out.push('"');
+}
+
+/// Reads a JSON text forward, once, to tell at which level of nesting each
+/// byte stands. A string may hold JSON (a tool call's arguments), which may
+/// hold JSON in its strings in turn, each level escaping its quotes once more
+/// (`"`, `\"`, `\\\"`, or `\u0022` for `\"`): a number that is a value of
+/// JSON held two strings deep is written between `\\\"` quotes.
+#[derive(Debug, Default)]
+pub(super) struct JsonNesting {
+    /// Every byte before this one has been read.
+    read_to: usize,
+    /// Strings open around `read_to`: 0 outside every string, 1 inside a
+    /// string of the document, 2 inside a string of the JSON that one holds.
+    open: usize,
+    /// Bit `n` is set when the string open at level `n` holds JSON (opens
+    /// as an object or array does): a number in it is a value, where in
+    /// prose it is text.
+    holds_json: u64,
+}
+
+impl JsonNesting {
+    /// The level of the JSON document of which byte `at` of `bytes` is text
+    /// between strings (0 for the document itself, 1 for JSON held in one of
+    /// its strings, ...), or `None` when `at` is in a string of prose. `at`
+    /// must not go back from one call to the next.
+    pub(super) fn document_level(&mut self, bytes: &[u8], at: usize) -> Option<usize> {
+        self.read(bytes, at);
+        match self.open {
+            0 => Some(0),
+            open => (self.holds_json & level_bit(open - 1) != 0).then_some(open),
+        }
+    }
+
+    fn read(&mut self, bytes: &[u8], at: usize) {
         while self.read_to < at {
-            let unread = &bytes[self.read_to..at];
-            let next = if self.inside { memchr::memchr2(b'"', b'\\', unread) } else { memchr::memchr(b'"', unread) };
-            let Some(offset) = next else {
+            let Some(offset) = memchr::memchr2(b'"', b'\\', &bytes[self.read_to..at]) else {
                 self.read_to = at;
                 break;
             };
             let found = self.read_to + offset;
-            if bytes[found] == b'\\' {
-                // Whatever is escaped, a quote included, stays in the string.
-                self.read_to = found + 2;
-            } else {
-                self.inside = !self.inside;
-                self.read_to = found + 1;
+            let backslashes = bytes[found..].iter().take_while(|&&b| b == b'\\').count();
+            let escaped = found + backslashes;
+            let (spelling, end) = match bytes.get(escaped) {
+                Some(b'"') => (Spelling::Plain, escaped + 1),
+                Some(b'u') if bytes[escaped + 1..].starts_with(b"0022") => (Spelling::Unicode, escaped + 5),
+                // Whatever else is escaped is text of the string it is in.
+                _ => {
+                    self.read_to = escaped + 1;
+                    continue;
+                }
+            };
+            let level = quote_level(backslashes, spelling).level;
+            if level == self.open {
+                if opens_json(&bytes[end..]) {
+                    self.holds_json |= level_bit(level);
+                } else {
+                    self.holds_json &= !level_bit(level);
+                }
+                self.open += 1;
+            } else if level < self.open {
+                // It closes the string at its level, and any left open inside that one.
+                self.open = level;
             }
+            // A quote escaped for a deeper level than any open string is text.
+            self.read_to = end;
         }
-        self.inside
     }
 }
 
@@ -182,12 +282,15 @@ impl JsonStrings {
 /// part of the value (`"abc\"def"`, `\"abc\\\"def\"`), and so are escaped
 /// backslashes (`"p\\ss"`) and, in a double-quoted value, apostrophes, which
 /// JSON does not escape. A single-quoted value (`pwd='...'`) may sit in a
-/// JSON string at any depth, so any double quote closes it.
+/// JSON string at any depth, which no escape tells, so a double quote inside
+/// it is text (`pwd='a"b'`) unless JSON goes on after it as after a string
+/// that it closes (`"pwd='abc", "user": ...`).
 ///
 /// `None` for a value that is empty, a placeholder (so scrubbing twice changes
-/// nothing) or JSON punctuation alone: then the quote closed a string that
-/// ends in `password: ` rather than opening a value, and masking what follows
-/// would break the JSON.
+/// nothing), JSON punctuation alone, or followed by JSON as a closing quote
+/// is (`"my password: ", 1234]`): then the quote closed a string that ends in
+/// `password: ` rather than opening a value, and masking what follows would
+/// break the JSON.
 pub(super) fn quoted_value(text: &str, opening: Range<usize>) -> Option<Range<usize>> {
     let bytes = text.as_bytes();
     let token = &bytes[opening.clone()];
@@ -198,25 +301,28 @@ pub(super) fn quoted_value(text: &str, opening: Range<usize>) -> Option<Range<us
     };
     let depth = quote_level(token.iter().take_while(|&&b| b == b'\\').count(), spelling).level;
     let start = opening.end;
+    if !single && continues_json(&bytes[start..]) {
+        return None;
+    }
     let mut end = bytes.len();
     for (at, &byte) in bytes.iter().enumerate().skip(start) {
         let backslashes = || bytes[start..at].iter().rev().take_while(|&&b| b == b'\\').count();
-        let (apostrophe, quote) = match byte {
+        let (apostrophe, quote, after) = match byte {
             b'\r' | b'\n' => {
                 end = at;
                 break;
             }
-            b'"' => (false, quote_level(backslashes(), Spelling::Plain)),
-            b'\'' => (true, quote_level(backslashes(), Spelling::Plain)),
+            b'"' => (false, quote_level(backslashes(), Spelling::Plain), at + 1),
+            b'\'' => (true, quote_level(backslashes(), Spelling::Plain), at + 1),
             b'u' | b'U' if bytes[at + 1..].starts_with(b"0022") && backslashes() > 0 => {
-                (false, quote_level(backslashes(), Spelling::Unicode))
+                (false, quote_level(backslashes(), Spelling::Unicode), at + 5)
             }
             _ => continue,
         };
         let closes = match (single, apostrophe) {
             (false, false) | (true, true) => quote.level <= depth,
             // The JSON string around a single-quoted value may end here.
-            (true, false) => true,
+            (true, false) => continues_json(&bytes[after..]),
             // JSON does not escape apostrophes: this one is text.
             (false, true) => false,
         };
@@ -229,6 +335,51 @@ pub(super) fn quoted_value(text: &str, opening: Range<usize>) -> Option<Range<us
     let punctuation = value.bytes().all(|b| b" \t,:{}[]".contains(&b));
     let placeholder = PiiKind::ALL.iter().any(|kind| kind.placeholder() == value);
     (!punctuation && !placeholder).then_some(start..end)
+}
+
+/// Whether `rest`, the text after a quote, goes on as JSON does after a
+/// string that the quote closes: the end of a cut text, `,` or `:` and a
+/// value, or `}` or `]` and what may follow them. Text in a password seldom
+/// looks like that (`a", b` does not: `b` opens no value).
+fn continues_json(rest: &[u8]) -> bool {
+    match skip_whitespace(rest) {
+        [] => true,
+        [b',' | b':', value @ ..] => opens_value(skip_whitespace(value)),
+        [b'}' | b']', after @ ..] => matches!(skip_whitespace(after), [] | [b',' | b'}' | b']' | b'"' | b'\\', ..]),
+        _ => false,
+    }
+}
+
+/// The bit of [`JsonNesting::holds_json`] for the string open at `level`;
+/// none past the 64th, where nothing is taken for JSON.
+fn level_bit(level: usize) -> u64 {
+    u32::try_from(level).ok().and_then(|level| 1_u64.checked_shl(level)).unwrap_or(0)
+}
+
+/// Whether `text` opens as a JSON object or array does, whitespace apart:
+/// `{` and a key or `}`, `[` and a value or `]`. Prose may open with a
+/// bracket too (`[INFO] call: 4155552671, ...`), but not with a value after it.
+fn opens_json(text: &[u8]) -> bool {
+    match skip_whitespace(text) {
+        [b'{', rest @ ..] => matches!(skip_whitespace(rest), [] | [b'"' | b'\\' | b'}', ..]),
+        [b'[', rest @ ..] => matches!(skip_whitespace(rest), [] | [b']', ..]) || opens_value(skip_whitespace(rest)),
+        _ => false,
+    }
+}
+
+/// Whether `text` opens with a JSON value: a string (its quote escaped or
+/// not), an object, an array, a number that a delimiter ends, or a literal.
+fn opens_value(text: &[u8]) -> bool {
+    match text {
+        [b'"' | b'\\' | b'{' | b'[', ..] => true,
+        [b'-' | b'0'..=b'9', ..] => {
+            let number = 1 + text[1..].iter().take_while(|b| b.is_ascii_digit() || b"+-.eE".contains(b)).count();
+            matches!(skip_whitespace(&text[number..]), [] | [b',' | b'}' | b']', ..])
+        }
+        _ => [&b"true"[..], b"false", b"null"].iter().any(|literal| {
+            text.strip_prefix(*literal).is_some_and(|after| !after.first().is_some_and(u8::is_ascii_alphanumeric))
+        }),
+    }
 }
 
 /// How a quote is written where it stands.

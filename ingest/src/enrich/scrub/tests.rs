@@ -1,6 +1,8 @@
 use super::validate::iban_valid;
 use super::*;
 
+mod structure;
+
 const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
 
 /// The kinds and matched text the scrubber finds.
@@ -661,7 +663,11 @@ fn a_quoted_value_ends_where_decoding_would_end_it() {
         (r#"\\u0022abc\u0022}"#, 7, "abc"),
         (r#""it's" x"#, 1, "it's"),
         (r"'it\'s' x", 1, r"it\'s"),
-        (r#"'abc\" x"#, 1, "abc"),
+        // A double quote in a single-quoted value is text, unless JSON goes
+        // on after it as after the end of a string around the value.
+        (r#"'a\"b' x"#, 1, r#"a\"b"#),
+        (r#"'abc\"}"#, 1, "abc"),
+        (r#"'abc", "user": "jane"}"#, 1, "abc"),
         // Cut short, or broken by a line break no JSON string holds.
         (r#""abc\"de"#, 1, r#"abc\"de"#),
         ("\"abc\ndef\"", 1, "abc"),
@@ -669,7 +675,17 @@ fn a_quoted_value_ends_where_decoding_would_end_it() {
         let found = quoted_value(text, 0..opening).map(|range| &text[range]);
         assert_eq!(found, Some(value), "in {text}");
     }
-    for (text, opening) in [(r#""", "#, 1), (r#""[PASSWORD]""#, 1), (r#"\"}]"#, 2), (r#"", "x""#, 1)] {
+    // The quote closes a string that ends in `password: `, and JSON goes on.
+    for (text, opening) in [
+        (r#""", "#, 1),
+        (r#""[PASSWORD]""#, 1),
+        (r#"\"}]"#, 2),
+        (r#"", "x""#, 1),
+        (r#"", 1234]"#, 1),
+        (r#"",true]"#, 1),
+        (r#"":-12.5e3}"#, 1),
+        (r#"\"},1234]\"}"#, 2),
+    ] {
         assert_eq!(quoted_value(text, 0..opening), None, "in {text}");
     }
 }
