@@ -403,8 +403,8 @@ const DETECTORS: &[Detector] = &[
     Detector {
         kind: PiiKind::Phone,
         // A bare run of 10 or 11 digits is a phone number only after a word that says so;
-        // anywhere else it is an id, a count or a timestamp.
-        pattern: r#"(?i)(?:(?-u:\b)|_)(?:(?:tele|cell|mobile)?phone|tel|mobile|cell|call)(?:[\s:#=."'\\_-]|number|num|no|nr|is|me|us|at|on)*([0-9]{10,11})(?-u:\b)"#,
+        // anywhere else it is an id, a count or a timestamp. JSON may list it (`"tel":[...]`).
+        pattern: r#"(?i)(?:(?-u:\b)|_)(?:(?:tele|cell|mobile)?phone|tel|mobile|cell|call)(?:[\s:#=."'\\_\[-]|number|num|no|nr|is|me|us|at|on)*([0-9]{10,11})(?-u:\b)"#,
         group: 1,
         numeric: true,
         extent: Extent::Checked(bare_phone),

@@ -190,3 +190,23 @@ fn an_escape_before_an_address_or_a_phone_number_is_kept_whole() -> TestResult {
     assert_eq!(parse(&scrubber.scrub_json(&json))?["content"], r"see\n[EMAIL]");
     Ok(())
 }
+
+#[test]
+fn a_phone_number_listed_after_its_keyword_is_masked() -> TestResult {
+    let scrubber = Scrubber::new();
+    for (text, expected) in [
+        (r#"{"tel":[4155552671]}"#, r#"{"tel":["[PHONE]"]}"#),
+        (r#"{"phone": [ 4155552671 ]}"#, r#"{"phone": [ "[PHONE]" ]}"#),
+        // Cut short, so searched as written.
+        (r#"{"user": {"tel": [4155552671"#, r#"{"user": {"tel": ["[PHONE]""#),
+    ] {
+        let scrubbed = scrubber.scrub_json(text);
+        assert_eq!(scrubbed, expected, "in {text}");
+        if !text.ends_with('1') {
+            parse(&scrubbed)?;
+        }
+    }
+    // A list of ten-digit numbers under a key that says nothing about phones stays.
+    assert_clean(r#"{"order_ids":[4155552671]}"#);
+    Ok(())
+}
