@@ -14,6 +14,7 @@ use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, SchemaRef};
 use driftwatch_analyze::lake::schema;
 use driftwatch_lake::histogram;
+use driftwatch_lake::schema::micros;
 use parquet::arrow::ArrowWriter;
 
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -59,10 +60,7 @@ pub fn parquet_bytes(batch: &RecordBatch) -> TestResult<Vec<u8>> {
 
 /// Unix nanoseconds as the lake stores them (microseconds).
 fn timestamps(values: Vec<i64>) -> ArrayRef {
-    Arc::new(
-        TimestampMicrosecondArray::from_iter_values(values.into_iter().map(|ns| ns.div_euclid(1_000)))
-            .with_timezone("UTC"),
-    )
+    Arc::new(TimestampMicrosecondArray::from_iter_values(values.into_iter().map(micros)).with_timezone("UTC"))
 }
 
 /// One inference event row as the fixture needs it.
