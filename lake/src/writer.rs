@@ -169,6 +169,13 @@ pub struct FlushBatch {
     /// File sources: the file's head, stored in the checkpoint with `next_offset` (see
     /// [`Checkpoint::file_head`]); `None` for Kafka.
     pub file_head: Option<FileHead>,
+    /// The claim the rows were read under ([`LakeWriter::held_claim`] when the source's
+    /// position was recovered), or `None` to commit under whatever claim the writer holds.
+    /// A commit refuses the batch as [`LakeError::Fenced`] once the writer holds another
+    /// claim: the partition was recovered again since (released and assigned back), so the
+    /// source is re-reading this range from the checkpoint, and committing the old read
+    /// would put the range in the lake ahead of the new one.
+    pub claim: Option<String>,
 }
 
 /// One data file a commit wrote.
@@ -389,7 +396,9 @@ impl LakeWriter {
         self.owner_held(stream, partition)
     }
 
-    fn held_claim(&self, stream: &str, partition: i32) -> Option<String> {
+    /// The claim this writer holds on (stream, partition), if it has recovered it: sources
+    /// bind their flushes to it (see [`FlushBatch::claim`]).
+    pub fn held_claim(&self, stream: &str, partition: i32) -> Option<String> {
         let claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
         claims.get(&(stream.to_owned(), partition)).map(|claim| claim.owner.clone())
     }
@@ -483,6 +492,9 @@ impl LakeWriter {
             return Err(invalid(batch, reason));
         }
         let owner = self.owner(&batch.stream, batch.partition).await?;
+        if let Some(read_under) = batch.claim.as_deref().filter(|claim| *claim != owner) {
+            return Err(fenced(batch, read_under, owner));
+        }
         let (record, version) = self.read_own_record(batch, &owner).await?;
         let (stream, partition) = (batch.stream.as_str(), batch.partition);
         if let Some(leftover) = checkpoint::read_pending(&self.store, stream, partition, &owner).await? {

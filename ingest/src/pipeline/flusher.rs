@@ -321,14 +321,25 @@ impl Committer {
                 }
                 Err(driftwatch_lake::error::LakeError::Fenced { holder, .. }) => {
                     self.metrics.record_consumer_error("lake_claim_lost");
-                    tracing::warn!(
-                        stream = %stream,
-                        partition,
-                        first_offset,
-                        next_offset,
-                        holder = %holder,
-                        "Another writer has claimed this partition in the lake; flush dropped for it to write."
-                    );
+                    if self.writer.held_claim(&stream, partition).as_deref() == Some(holder.as_str()) {
+                        tracing::warn!(
+                            stream = %stream,
+                            partition,
+                            first_offset,
+                            next_offset,
+                            "Partition recovered again since this flush was read (released and assigned back); \
+                             flush dropped, the range is read again from the checkpoint."
+                        );
+                    } else {
+                        tracing::warn!(
+                            stream = %stream,
+                            partition,
+                            first_offset,
+                            next_offset,
+                            holder = %holder,
+                            "Another writer has claimed this partition in the lake; flush dropped for it to write."
+                        );
+                    }
                     return Ok(FlushOutcome::ClaimLost { stream, partition });
                 }
                 Err(source) if source.is_retryable() => {
@@ -385,6 +396,7 @@ mod tests {
                 source: None,
             }],
             file_head: None,
+            claim: None,
         }
     }
 

@@ -42,6 +42,10 @@ pub struct PartitionBuffer {
     oldest: Option<Instant>,
     /// No message consumed since the buffer was created (assignment or reset).
     fresh: bool,
+    /// The lake claim the partition was recovered under; every batch carries it, so that a
+    /// batch read before the partition was released and assigned back is never committed
+    /// under the later claim (see [`FlushBatch::claim`]).
+    claim: Option<String>,
 }
 
 impl PartitionBuffer {
@@ -69,7 +73,15 @@ impl PartitionBuffer {
             approx_bytes: 0,
             oldest: None,
             fresh: true,
+            claim: None,
         }
+    }
+
+    /// Bind the buffer's batches to the lake claim its partition was recovered under.
+    #[must_use]
+    pub fn under_claim(mut self, claim: Option<String>) -> Self {
+        self.claim = claim;
+        self
     }
 
     /// True until the first message after assignment: a lower offset than the checkpoint then
@@ -161,6 +173,7 @@ impl PartitionBuffer {
             dead_letters: std::mem::take(&mut self.dead_letters),
             // The file source adds its file's head; no other source has one.
             file_head: None,
+            claim: self.claim.clone(),
         };
         self.first_offset = self.next_offset;
         self.approx_bytes = 0;

@@ -31,6 +31,7 @@ fn batch(first_offset: i64, next_offset: i64) -> FlushBatch {
         rollups: vec![rollup(first_offset, DAY2 + 60_000_000_000), rollup(first_offset + 1, DAY1)],
         dead_letters: vec![dead_letter(first_offset, DAY2 + 7)],
         file_head: None,
+        claim: None,
     }
 }
 
@@ -429,6 +430,39 @@ async fn a_writer_cannot_commit_once_another_has_claimed_the_partition() -> Test
         let expected = (rows_in(&batch(0, 10)) + rows_in(&batch(10, 20))) as usize;
         assert_eq!(total_rows(&store).await?, expected);
         assert_eq!(stalled.read_checkpoint(STREAM, 2).await?.map(|c| c.next_offset), Some(20));
+    }
+    Ok(())
+}
+
+/// A partition released and assigned back to the same writer is recovered again, and the
+/// source re-reads it from the checkpoint. A flush still queued from the first reading is bound
+/// to the first claim and is refused; committed under the new one, it would put its range in
+/// the lake ahead of the re-read, whose flush would then straddle it.
+#[tokio::test]
+async fn a_flush_read_under_an_earlier_claim_of_the_same_writer_is_refused() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+        writer.recover(STREAM, 2).await?;
+        let first_claim = writer.held_claim(STREAM, 2);
+        assert!(first_claim.is_some());
+        writer.commit(&mut FlushBatch { claim: first_claim.clone(), ..batch(0, 10) }).await?;
+        // Read on under the first claim; then the partition is released and comes back.
+        let mut queued = FlushBatch { claim: first_claim.clone(), ..batch(10, 17) };
+        assert_eq!(writer.recover(STREAM, 2).await?.map(|c| c.next_offset), Some(10));
+        let second_claim = writer.held_claim(STREAM, 2);
+        assert_ne!(second_claim, first_claim);
+        let before = lake_files(&store).await?;
+
+        let refused = writer.commit(&mut queued).await;
+        assert!(matches!(refused, Err(LakeError::Fenced { first_offset: 10, next_offset: 17, .. })), "{refused:?}");
+        assert_eq!(lake_files(&store).await?, before, "{}", store.url());
+        // The re-read from the checkpoint commits as one range.
+        writer.commit(&mut FlushBatch { claim: second_claim, ..batch(10, 20) }).await?;
+        let expected = (rows_in(&batch(0, 10)) + rows_in(&batch(10, 20))) as usize;
+        assert_eq!(total_rows(&store).await?, expected);
+        // A batch bound to no claim commits under the one held, as before.
+        writer.commit(&mut batch(20, 25)).await?;
+        assert_eq!(writer.read_checkpoint(STREAM, 2).await?.map(|c| c.next_offset), Some(25));
     }
     Ok(())
 }

@@ -125,6 +125,9 @@ pub struct AssignedPartition {
     pub position: Option<i64>,
     /// When the lake checkpoint was written, if there is one.
     pub checkpoint_at: Option<std::time::SystemTime>,
+    /// The lake claim taken by this assignment's recovery: the partition's flushes are bound
+    /// to it, so that one still queued from an earlier assignment is never committed under it.
+    pub claim: Option<String>,
 }
 
 /// What the processing loop asks of the poll thread.

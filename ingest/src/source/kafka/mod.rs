@@ -498,9 +498,18 @@ impl Daemon<'_> {
         topic
     }
 
-    fn new_buffer(&mut self, topic: &Arc<str>, partition: i32, start: Option<i64>) -> PartitionBuffer {
+    /// A partition's buffer starting at `start`, its flushes bound to `claim`, or to the claim
+    /// the writer holds now when `None` (see [`FlushBatch::claim`](driftwatch_lake::writer::FlushBatch::claim)).
+    fn new_buffer(
+        &mut self,
+        topic: &Arc<str>,
+        partition: i32,
+        start: Option<i64>,
+        claim: Option<String>,
+    ) -> PartitionBuffer {
         let stream = kafka_stream_id(&self.group_id, topic);
         self.streams.insert(stream.clone(), Arc::clone(topic));
+        let claim = claim.or_else(|| self.components.writer.held_claim(&stream, partition));
         PartitionBuffer::new(
             Arc::from(stream.as_str()),
             Arc::clone(topic),
@@ -509,6 +518,7 @@ impl Daemon<'_> {
             &self.components.config.aggregate,
             self.components.limits.dedup_window,
         )
+        .under_claim(claim)
     }
 
     /// One consumed message: into its partition's buffer, then flush what is due.
@@ -525,7 +535,7 @@ impl Daemon<'_> {
             self.started_at.insert(key.clone(), offset);
         }
         if !self.buffers.contains_key(&key) {
-            let buffer = self.new_buffer(&topic, partition, None);
+            let buffer = self.new_buffer(&topic, partition, None, None);
             self.buffers.insert(key.clone(), buffer);
         }
         let (expected, fresh) = self.buffers.get(&key).map_or((-1, true), |b| (b.next_offset(), b.is_fresh()));
@@ -562,7 +572,7 @@ impl Daemon<'_> {
                     let (topic, partition) = (self.topic(&assigned.topic), assigned.partition);
                     let key = (Arc::clone(&topic), partition);
                     self.claimed_elsewhere.remove(&key);
-                    let buffer = self.new_buffer(&topic, partition, assigned.resume_at);
+                    let buffer = self.new_buffer(&topic, partition, assigned.resume_at, assigned.claim);
                     if let Some(start) = assigned.resume_at {
                         self.durable.insert(key.clone(), (start, Instant::now()));
                     }
@@ -674,7 +684,7 @@ impl Daemon<'_> {
             .reset_partition(&stream, key.1, offset)
             .await
             .map_err(|source| Error::Lake { context: format!("resetting {stream}/{}", key.1), source })?;
-        let buffer = self.new_buffer(&key.0, key.1, Some(offset));
+        let buffer = self.new_buffer(&key.0, key.1, Some(offset), None);
         self.buffers.insert(key.clone(), buffer);
         self.durable.insert(key.clone(), (offset, Instant::now()));
         Ok(())
@@ -803,7 +813,9 @@ impl Daemon<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::names::{CHECKPOINT_AGE_SECONDS, CHECKPOINT_TIMESTAMP_SECONDS, CONSUMER_LAG};
+    use crate::telemetry::names::{
+        CHECKPOINT_AGE_SECONDS, CHECKPOINT_TIMESTAMP_SECONDS, CONSUMER_LAG, LAKE_ROWS_WRITTEN_TOTAL,
+    };
     use channel::AssignedPartition;
 
     type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
@@ -910,7 +922,14 @@ mod tests {
     }
 
     fn assigned(partition: i32, resume_at: Option<i64>, position: Option<i64>) -> AssignedPartition {
-        AssignedPartition { topic: "spans".to_owned(), partition, resume_at, position, checkpoint_at: None }
+        AssignedPartition {
+            topic: "spans".to_owned(),
+            partition,
+            resume_at,
+            position,
+            checkpoint_at: None,
+            claim: None,
+        }
     }
 
     /// Without a durable offset, lag counts from where the consumer started reading, not
@@ -955,6 +974,74 @@ mod tests {
         assert_eq!(series(&text, CHECKPOINT_TIMESTAMP_SECONDS, 3), Some(1_772_323_200.0), "{text}");
         assert!(series(&text, CHECKPOINT_AGE_SECONDS, 3).is_some_and(|age| age > 0.0), "{text}");
         assert_eq!(series(&text, CHECKPOINT_AGE_SECONDS, 4), None, "no checkpoint, no age: {text}");
+        Ok(())
+    }
+
+    /// JSON inference events at `offsets` of partition 0 of `spans`, timed now.
+    fn json_messages(offsets: std::ops::Range<i64>) -> Vec<OwnedMessage> {
+        offsets
+            .map(|offset| {
+                let payload = serde_json::json!({
+                    "id": format!("call-{offset}"),
+                    "time_unix_nano": now_nanos(),
+                    "app": "support-bot",
+                    "request_model": "gpt-4o",
+                    "input_tokens": 10,
+                    "output_tokens": 20,
+                });
+                let timestamp = rdkafka::Timestamp::NotAvailable;
+                OwnedMessage::new(
+                    Some(payload.to_string().into_bytes()),
+                    None,
+                    "spans".into(),
+                    timestamp,
+                    0,
+                    offset,
+                    None,
+                )
+            })
+            .collect()
+    }
+
+    /// A revoke whose flush outlasts the poll thread's wait is released uncommitted; if the
+    /// group then assigns the partition back here, the poll thread recovers it again (a new
+    /// claim) and the partition is re-read from the checkpoint. The flush that was still queued
+    /// from the first reading must not be committed under the new claim: the re-read's first
+    /// flush would straddle it, and the daemon would stop.
+    #[tokio::test]
+    async fn a_flush_left_from_before_a_partition_came_back_is_dropped_not_committed() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let components = components(dir.path()).await?;
+        let tasks = TaskTracker::new();
+        let mut daemon = daemon(&components, &tasks);
+        let stream = kafka_stream_id("group", "spans");
+        let writer = &components.writer;
+        let rows_written = |text: &str| -> Option<f64> {
+            let prefix = format!("{LAKE_ROWS_WRITTEN_TOTAL}{{kind=\"events\"}} ");
+            text.lines().find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+        };
+
+        writer.recover(&stream, 0).await?;
+        let first = AssignedPartition { claim: writer.held_claim(&stream, 0), ..assigned(0, None, Some(0)) };
+        daemon.on_event(Event::Assigned(vec![first])).await?;
+        daemon.on_event(Event::Messages(json_messages(0..10))).await?;
+        // The poll thread gave up waiting, released the partition and got it back: recovered
+        // again, from the checkpoint that the first reading never advanced.
+        assert_eq!(writer.recover(&stream, 0).await?, None);
+        let again = AssignedPartition { claim: writer.held_claim(&stream, 0), ..assigned(0, None, Some(0)) };
+        let (reply, _gave_up) = std::sync::mpsc::sync_channel(1);
+        // The loop now gets to the revoke: its flush belongs to the first claim.
+        daemon.on_event(Event::Revoked { partitions: vec![("spans".to_owned(), 0)], reply }).await?;
+        assert_eq!(writer.read_checkpoint(&stream, 0).await?, None, "the stale flush is not committed");
+
+        daemon.on_event(Event::Assigned(vec![again])).await?;
+        daemon.on_event(Event::Messages(json_messages(0..15))).await?;
+        let (reply, durable) = std::sync::mpsc::sync_channel(1);
+        daemon.on_event(Event::Revoked { partitions: vec![("spans".to_owned(), 0)], reply }).await?;
+        assert_eq!(durable.try_recv()?, vec![("spans".to_owned(), 0, 15)]);
+        assert_eq!(writer.read_checkpoint(&stream, 0).await?.map(|c| c.next_offset), Some(15));
+        let text = components.metrics.encode()?;
+        assert_eq!(rows_written(&text), Some(15.0), "each call once: {text}");
         Ok(())
     }
 

@@ -303,7 +303,9 @@ impl PollerContext {
                 Offset::Offset(position) => Some(position),
                 _ => None,
             };
-            starts.push(AssignedPartition { topic, partition, resume_at: next, position, checkpoint_at });
+            // Read after the bounds check, which may have started a new epoch under a new claim.
+            let claim = self.writer.held_claim(&stream, partition);
+            starts.push(AssignedPartition { topic, partition, resume_at: next, position, checkpoint_at, claim });
         }
         Some((positioned, starts))
     }
