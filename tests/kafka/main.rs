@@ -466,6 +466,14 @@ async fn a_shutdown_during_an_object_store_outage_leaves_the_group_within_the_de
         "daemon did not consume the load; log:\n{}",
         daemon.log_tail()
     );
+    // Nothing is checkpointed yet (the flush age is long), and still every assigned partition
+    // has a checkpoint age, counted from its assignment: a lake that refuses the very first
+    // flush shows in the stall alert's expression. There is no checkpoint time to show yet.
+    let served = daemon.metrics()?;
+    let series = |name: &str| served.lines().filter(|line| line.starts_with(&format!("{name}{{"))).count();
+    // Three topics of three partitions, all assigned to this one member.
+    assert_eq!(series("driftwatch_checkpoint_age_seconds"), 3 * 3, "{served}");
+    assert_eq!(series("driftwatch_checkpoint_timestamp_seconds"), 0, "{served}");
 
     // The final flush cannot land. The daemon gives up on it in time to leave the group
     // itself, instead of being ended by the deadline as a member the brokers still count

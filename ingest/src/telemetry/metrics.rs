@@ -383,15 +383,14 @@ impl Metrics {
     /// Note a committed checkpoint; `driftwatch_checkpoint_age_seconds` is
     /// computed from it at each scrape.
     pub fn record_checkpoint(&self, topic: &str, partition: i32, at: SystemTime) {
-        let mut times = self.inner.checkpoints.times.lock().unwrap_or_else(PoisonError::into_inner);
-        match times.get_mut(topic) {
-            Some(partitions) => {
-                partitions.insert(partition, at);
-            }
-            None => {
-                times.insert(Arc::from(topic), HashMap::from([(partition, at)]));
-            }
-        }
+        self.inner.checkpoints.note(topic, partition, AgeSince::Checkpoint(at));
+    }
+
+    /// Note a partition assigned with no lake checkpoint yet: its checkpoint age counts from
+    /// `at` until its first checkpoint, so that a partition that never gets one (a lake that
+    /// refuses every write since the start) shows a growing age, as a stalled one does.
+    pub fn record_assigned_without_checkpoint(&self, topic: &str, partition: i32, at: SystemTime) {
+        self.inner.checkpoints.note(topic, partition, AgeSince::Assignment(at));
     }
 
     /// Set the rows and bytes currently buffered for the lake.
@@ -459,42 +458,81 @@ impl Inner {
     }
 }
 
+/// What a partition's checkpoint age counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AgeSince {
+    /// The last committed checkpoint: its time is also the checkpoint timestamp.
+    Checkpoint(SystemTime),
+    /// The assignment of a partition that has no checkpoint yet: no timestamp series.
+    Assignment(SystemTime),
+}
+
+impl AgeSince {
+    fn start(self) -> SystemTime {
+        match self {
+            AgeSince::Checkpoint(at) | AgeSince::Assignment(at) => at,
+        }
+    }
+}
+
 /// Emits checkpoint timestamps and ages computed at scrape time, so the age
 /// keeps growing when commits stall (a stored age would freeze).
 #[derive(Debug, Default)]
 struct CheckpointCollector {
-    /// Topic -> partition -> time of the last committed checkpoint.
-    times: Mutex<HashMap<Arc<str>, HashMap<i32, SystemTime>>>,
+    /// Topic -> partition -> what the partition's age counts from.
+    times: Mutex<HashMap<Arc<str>, HashMap<i32, AgeSince>>>,
+}
+
+impl CheckpointCollector {
+    fn note(&self, topic: &str, partition: i32, since: AgeSince) {
+        let mut times = self.times.lock().unwrap_or_else(PoisonError::into_inner);
+        match times.get_mut(topic) {
+            Some(partitions) => {
+                partitions.insert(partition, since);
+            }
+            None => {
+                times.insert(Arc::from(topic), HashMap::from([(partition, since)]));
+            }
+        }
+    }
 }
 
 impl Collector for CheckpointCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let now = SystemTime::now();
-        let mut rows: Vec<(Arc<str>, i32, f64, f64)> = {
+        // (topic, partition, age, Unix time of the checkpoint if there is one)
+        let mut rows: Vec<(Arc<str>, i32, f64, Option<f64>)> = {
             let times = self.times.lock().unwrap_or_else(PoisonError::into_inner);
             times
                 .iter()
                 .flat_map(|(topic, partitions)| {
-                    partitions.iter().map(move |(partition, at)| {
-                        let unix = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs_f64();
-                        // A checkpoint "in the future" (clock step) has age 0, not a negative age.
-                        let age = now.duration_since(*at).unwrap_or(Duration::ZERO).as_secs_f64();
-                        (Arc::clone(topic), *partition, unix, age)
+                    partitions.iter().map(move |(partition, since)| {
+                        // A start "in the future" (clock step) has age 0, not a negative age.
+                        let age = now.duration_since(since.start()).unwrap_or(Duration::ZERO).as_secs_f64();
+                        let unix = match since {
+                            AgeSince::Checkpoint(at) => {
+                                Some(at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs_f64())
+                            }
+                            AgeSince::Assignment(_) => None,
+                        };
+                        (Arc::clone(topic), *partition, age, unix)
                     })
                 })
                 .collect()
         };
         rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        for (name, help, is_age) in [
-            (CHECKPOINT_AGE_SECONDS, "Seconds since the last committed checkpoint.", true),
-            (CHECKPOINT_TIMESTAMP_SECONDS, "Unix time of the last committed checkpoint.", false),
-        ] {
-            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for (topic, partition, unix, age) in &rows {
-                let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
-                let value = if is_age { *age } else { *unix };
-                ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
-            }
+        let help = "Seconds since the last committed checkpoint (since assignment before the first).";
+        let mut ages = encoder.encode_descriptor(CHECKPOINT_AGE_SECONDS, help, None, MetricType::Gauge)?;
+        for (topic, partition, age, _) in &rows {
+            let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
+            ConstGauge::new(*age).encode(ages.encode_family(&labels)?)?;
+        }
+        let help = "Unix time of the last committed checkpoint.";
+        let mut stamps = encoder.encode_descriptor(CHECKPOINT_TIMESTAMP_SECONDS, help, None, MetricType::Gauge)?;
+        for (topic, partition, _, unix) in &rows {
+            let Some(unix) = unix else { continue };
+            let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
+            ConstGauge::new(*unix).encode(stamps.encode_family(&labels)?)?;
         }
         Ok(())
     }

@@ -150,6 +150,29 @@ fn exposition_has_the_exact_names_units_and_buckets() -> TestResult {
     Ok(())
 }
 
+/// A partition with no checkpoint yet ages from its assignment, so a stall before the first
+/// checkpoint shows; it has no checkpoint timestamp until that checkpoint, which then takes over.
+#[test]
+fn a_partition_without_a_checkpoint_ages_from_its_assignment() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig::default());
+    let value = |text: &str, name: &str| -> Option<f64> {
+        let prefix = format!("{name}{{topic=\"llm_events\",partition=\"1\"}} ");
+        text.lines().find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+    };
+    metrics.record_assigned_without_checkpoint("llm_events", 1, SystemTime::now() - Duration::from_secs(700));
+    let text = metrics.encode()?;
+    assert!(value(&text, CHECKPOINT_AGE_SECONDS).is_some_and(|age| (699.0..800.0).contains(&age)), "{text}");
+    assert_eq!(value(&text, CHECKPOINT_TIMESTAMP_SECONDS), None, "{text}");
+
+    let committed = SystemTime::now() - Duration::from_secs(5);
+    metrics.record_checkpoint("llm_events", 1, committed);
+    let text = metrics.encode()?;
+    assert!(value(&text, CHECKPOINT_AGE_SECONDS).is_some_and(|age| (4.0..100.0).contains(&age)), "{text}");
+    let unix = committed.duration_since(std::time::UNIX_EPOCH)?.as_secs_f64();
+    assert!(value(&text, CHECKPOINT_TIMESTAMP_SECONDS).is_some_and(|t| (t - unix).abs() < 0.01), "{text}");
+    Ok(())
+}
+
 #[test]
 fn every_named_metric_is_exposed() -> TestResult {
     let metrics = populated();

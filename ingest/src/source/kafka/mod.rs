@@ -577,9 +577,15 @@ impl Daemon<'_> {
                         self.durable.insert(key.clone(), (start, Instant::now()));
                     }
                     // From the recovered checkpoint, so the age is there (and right) from the
-                    // assignment on, not only after this daemon's first flush.
-                    if let Some(at) = assigned.checkpoint_at {
-                        self.components.metrics.record_checkpoint(&topic, partition, at);
+                    // assignment on, not only after this daemon's first flush; without one,
+                    // from now, so that a partition whose first flush never lands still ages.
+                    match assigned.checkpoint_at {
+                        Some(at) => self.components.metrics.record_checkpoint(&topic, partition, at),
+                        None => self.components.metrics.record_assigned_without_checkpoint(
+                            &topic,
+                            partition,
+                            std::time::SystemTime::now(),
+                        ),
                     }
                     match assigned.position {
                         Some(position) => self.started_at.insert(key.clone(), position),
@@ -973,7 +979,9 @@ mod tests {
         let text = components.metrics.encode()?;
         assert_eq!(series(&text, CHECKPOINT_TIMESTAMP_SECONDS, 3), Some(1_772_323_200.0), "{text}");
         assert!(series(&text, CHECKPOINT_AGE_SECONDS, 3).is_some_and(|age| age > 0.0), "{text}");
-        assert_eq!(series(&text, CHECKPOINT_AGE_SECONDS, 4), None, "no checkpoint, no age: {text}");
+        // No checkpoint: the age counts from the assignment, and there is no timestamp.
+        assert!(series(&text, CHECKPOINT_AGE_SECONDS, 4).is_some_and(|age| age < 60.0), "{text}");
+        assert_eq!(series(&text, CHECKPOINT_TIMESTAMP_SECONDS, 4), None, "no checkpoint, no time: {text}");
         Ok(())
     }
 
