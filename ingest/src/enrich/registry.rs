@@ -150,9 +150,10 @@ struct RegistryFile {
 pub struct ModelRegistry {
     /// Entries in file order.
     entries: Vec<ModelEntry>,
-    /// Id -> entry index.
+    /// Id in ASCII lower case -> entry index.
     by_id: FastHashMap<String, usize>,
-    /// Alias -> entry indexes; one alias may name models of different providers.
+    /// Alias in ASCII lower case -> entry indexes; one alias may name models of different
+    /// providers.
     by_alias: FastHashMap<String, Vec<usize>>,
 }
 
@@ -236,21 +237,23 @@ impl ModelRegistry {
                     ),
                 ));
             }
-            if by_id.insert(entry.id.clone(), index).is_some() {
+            if by_id.insert(entry.id.to_ascii_lowercase(), index).is_some() {
                 return Err(invalid(
                     &entry.id,
                     "id",
-                    "is defined twice; ids must be unique (use `aliases` for other names)".to_owned(),
+                    "is defined twice (names match ignoring case); ids must be unique (use `aliases` for other names)"
+                        .to_owned(),
                 ));
             }
         }
         let mut by_alias: FastHashMap<String, Vec<usize>> = FastHashMap::default();
         for (index, entry) in entries.iter().enumerate() {
             for alias in &entry.aliases {
+                let alias = alias.to_ascii_lowercase();
                 let clash = by_id
-                    .get(alias)
+                    .get(&alias)
                     .into_iter()
-                    .chain(by_alias.get(alias).into_iter().flatten())
+                    .chain(by_alias.get(&alias).into_iter().flatten())
                     .map(|&other| &entries[other])
                     .find(|other| other.provider.eq_ignore_ascii_case(&entry.provider));
                 if let Some(other) = clash {
@@ -263,7 +266,7 @@ impl ModelRegistry {
                         ),
                     ));
                 }
-                by_alias.entry(alias.clone()).or_default().push(index);
+                by_alias.entry(alias).or_default().push(index);
             }
         }
         Ok(Self { entries, by_id, by_alias })
@@ -276,8 +279,18 @@ impl ModelRegistry {
     /// `claude-3-5-sonnet@20241022` or `command-r-08-2024` resolve to their model, but
     /// `gpt-4o-realtime-preview`, `gpt-4o-mini-transcribe` or `claude-opus-4-5-20251101` (when
     /// only `claude-opus-4` is registered), other models with other prices, do not.
-    /// When `provider` is given, entries of another provider do not match.
+    /// When `provider` is given, entries of another provider do not match. Names match ignoring
+    /// ASCII case (`GPT-4o` is `gpt-4o`), as providers treat them.
     pub fn lookup(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
+        // Names nearly always arrive in lower case; only the rare other one pays for a copy.
+        if model.bytes().any(|byte| byte.is_ascii_uppercase()) {
+            return self.lookup_lowercase(&model.to_ascii_lowercase(), provider);
+        }
+        self.lookup_lowercase(model, provider)
+    }
+
+    /// [`Self::lookup`] of a name with no ASCII upper case.
+    fn lookup_lowercase(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
         let accepts = |entry: &ModelEntry| provider.is_none_or(|p| entry.provider.eq_ignore_ascii_case(p));
         if let Some(entry) = self.by_id.get(model).map(|&i| &self.entries[i])
             && accepts(entry)

@@ -55,6 +55,28 @@ fn lookup_exact_alias_snapshot_and_provider() -> TestResult {
     Ok(())
 }
 
+/// Providers treat model names without regard to case, and so does the registry: an app that
+/// reports `GPT-4o` is priced as `gpt-4o`, and two ids that differ only in case are one id.
+#[test]
+fn names_match_ignoring_case() -> TestResult {
+    let registry = ModelRegistry::from_yaml_str(TWO_PROVIDERS, "test.yaml")?;
+    assert_eq!(found(&registry, "GPT-4o", None), Some("gpt-4o"));
+    assert_eq!(found(&registry, "ChatGPT-4o-Latest", Some("OpenAI")), Some("gpt-4o"));
+    assert_eq!(found(&registry, "GPT-4o-Mini-2024-07-18", None), Some("gpt-4o-mini"));
+    assert_eq!(found(&registry, "Prod-Chat", Some("azure.ai.openai")), Some("gpt-4o-azure"));
+    assert_eq!(found(&registry, "GPT-4o-Realtime-Preview", None), None);
+
+    let custom = format!("models:\n  - id: Corp-LLM\n    provider: internal\n    risk_level: low\n{PRICE}");
+    let registry = ModelRegistry::from_yaml_str(&custom, "test.yaml")?;
+    assert_eq!(found(&registry, "corp-llm", None), Some("Corp-LLM"), "the entry keeps its id as written");
+    assert_eq!(found(&registry, "CORP-LLM-2025-01-01", None), Some("Corp-LLM"));
+
+    let twice = format!("{custom}  - id: corp-llm\n    provider: internal\n    risk_level: low\n{PRICE}");
+    let message = ModelRegistry::from_yaml_str(&twice, "test.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("defined twice"), "{message}");
+    Ok(())
+}
+
 /// The snapshot rule written the slow, obvious way: a pass over every entry and name, keeping
 /// the longest accepted name that is a prefix of `model` followed by `-` or `@` and a version
 /// (the first in file order among equally long ones).
@@ -177,6 +199,14 @@ fn embedded_registry_has_the_demo_models() -> TestResult {
         Some("anthropic.claude-3-5-haiku")
     );
     assert!(RiskLevel::Low < RiskLevel::Medium && RiskLevel::Medium < RiskLevel::High);
+    // Names that share gpt-4o's stem but not its price are registered on their own.
+    let launch_price = |model: &str| {
+        let entry = registry.lookup(model, Some("openai"))?;
+        entry.pricing.first().map(|p| (entry.id.as_str(), p.input_per_mtok, p.output_per_mtok))
+    };
+    assert_eq!(launch_price("gpt-4o-2024-05-13"), Some(("gpt-4o-2024-05-13", 5.0, 15.0)));
+    assert_eq!(launch_price("chatgpt-4o-latest"), Some(("chatgpt-4o-latest", 5.0, 15.0)));
+    assert_eq!(launch_price("gpt-4o-2024-11-20"), Some(("gpt-4o", 2.5, 10.0)));
     Ok(())
 }
 
