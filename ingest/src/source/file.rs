@@ -140,15 +140,20 @@ pub async fn run_file_with(
             path.display()
         )));
     }
-    // The fingerprint tells; a checkpoint written before it was recorded leaves only the guess
-    // that a record starts at the checkpoint.
-    let replaced = match checkpoint.as_ref().and_then(|c| c.file_head.as_ref()) {
-        Some(fingerprint) => (!same_head(fingerprint, &head)).then(|| {
+    // The fingerprint tells a rotated file; a checkpoint written before it was recorded leaves
+    // only the guess that a record starts at the checkpoint. The guess is checked behind a
+    // matching fingerprint too: a file regenerated with the same head but other records after
+    // it would otherwise be resumed mid-record.
+    let head_differs = checkpoint.as_ref().and_then(|c| c.file_head.as_ref()).and_then(|fingerprint| {
+        (!same_head(fingerprint, &head)).then(|| {
             format!(
                 "its first {} bytes are not those of the file checkpointed at byte {resumed_from}",
                 fingerprint.bytes
             )
-        }),
+        })
+    });
+    let replaced = match head_differs {
+        Some(why) => Some(why),
         None => (!continues_at(&mut file, framing, resumed_from, length).await.map_err(io_error)?)
             .then(|| format!("byte {resumed_from} is not where a record starts")),
     };
@@ -727,6 +732,28 @@ mod tests {
         std::fs::write(&path, format!("{first_line}{}\n", event(31)))?;
         let refused = ingest(dir.path(), &path, PayloadFormat::Auto).await.err().map(|e| e.to_string());
         assert!(refused.as_deref().is_some_and(|e| e.contains("replaced or rotated")), "{refused:?}");
+        Ok(())
+    }
+
+    /// A file regenerated in place with the same first 64 KiB (a re-exported backfill) but other
+    /// records after them: the head fingerprint matches, and the checkpoint now falls inside a
+    /// record. Resuming there would lose that record and dead-letter its tail.
+    #[tokio::test]
+    async fn a_file_regenerated_behind_the_same_head_is_refused_when_the_checkpoint_is_mid_record() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("backfill.jsonl");
+        let head: String = (0..).map(|id| format!("{}\n", event(id))).take(700).collect();
+        assert!(head.len() > HEAD_FINGERPRINT_BYTES);
+        let tail: String = (1_000..1_010).map(|id| format!("{}\n", event(id))).collect();
+        std::fs::write(&path, format!("{head}{tail}"))?;
+        let (first, _) = ingest(dir.path(), &path, PayloadFormat::Auto).await?;
+        let checkpoint = usize::try_from(first.committed_to)?;
+
+        // Same head, then one long record across the old end of the file.
+        let across = format!("{:<width$}\n", event(2_000), width = checkpoint - head.len() + 40);
+        std::fs::write(&path, format!("{head}{across}{}\n", event(2_001)))?;
+        let refused = ingest(dir.path(), &path, PayloadFormat::Auto).await.err().map(|e| e.to_string());
+        assert!(refused.as_deref().is_some_and(|e| e.contains("is not where a record starts")), "{refused:?}");
         Ok(())
     }
 
