@@ -255,8 +255,14 @@ fn default_max_inflight_flushes() -> usize {
 }
 
 /// librdkafka keys that the daemon sets itself; overriding them would break the delivery guarantee.
-pub const RESERVED_LIBRDKAFKA_KEYS: &[&str] =
-    &["group.id", "bootstrap.servers", "enable.auto.commit", "enable.auto.offset.store", "group.protocol"];
+pub const RESERVED_LIBRDKAFKA_KEYS: &[&str] = &[
+    "group.id",
+    "bootstrap.servers",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "group.protocol",
+    "auto.offset.reset",
+];
 
 /// When a partition's buffered rows are written out. Whichever limit is hit first wins.
 #[derive(Debug, Clone, Deserialize)]
@@ -597,6 +603,7 @@ fn reserved_key_problem(table: &str, key: &str) -> Option<String> {
         let instead = match key {
             "group.id" => " and use `kafka.group_id`",
             "bootstrap.servers" => " and use `kafka.brokers`",
+            "auto.offset.reset" => " and use `kafka.start_from` for where a partition without a checkpoint starts",
             _ => "",
         };
         format!("`kafka.{table}.\"{key}\"` is set by driftwatch itself (exactly-once needs it); remove it{instead}")
@@ -743,6 +750,7 @@ mod tests {
             brokers = "b:9092"
             [kafka.librdkafka]
             "enable.auto.commit" = "true"
+            "auto.offset.reset" = "latest"
             [[apps]]
             id = "a"
             team = "t"
@@ -758,6 +766,10 @@ mod tests {
         assert!(err.contains("`lake.parquet.compression_level` must be a zstd level, 1 to 22"), "{err}");
         assert!(err.contains("`lake.parquet.bloom_filter_fpp` must be strictly between 0 and 1"), "{err}");
         assert!(err.contains("enable.auto.commit"), "{err}");
+        assert!(
+            err.contains("\"auto.offset.reset\"` is set by driftwatch itself") && err.contains("kafka.start_from"),
+            "{err}"
+        );
         assert!(err.contains("`apps[0].monthly_budget_usd`"), "{err}");
         assert!(err.contains("listed twice"), "{err}");
         assert!(err.contains("`http.bearer_token` is empty"), "{err}");

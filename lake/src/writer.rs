@@ -649,6 +649,10 @@ impl LakeWriter {
     /// it. Files already committed stay; new ones carry the new epoch in their names.
     pub async fn reset_partition(&self, stream: &str, partition: i32, next_offset: i64) -> Result<Checkpoint> {
         let claim = checkpoint::recover(&self.store, stream, partition).await?;
+        // The record names the new claim from here on, whether or not the write below lands:
+        // holding the old one after a failed write would have every later commit refused as
+        // fenced by a claim that is this writer's own.
+        self.hold(stream, partition, claim.owner.clone());
         let previous = claim.checkpoint.as_ref();
         let checkpoint = Checkpoint {
             stream: stream.to_owned(),
@@ -669,7 +673,6 @@ impl LakeWriter {
             checkpoint: Some(checkpoint.clone()),
         };
         checkpoint::write_record(&self.store, &record, Some(&claim.version)).await?;
-        self.hold(stream, partition, claim.owner);
         warn!(stream, partition, next_offset, epoch = checkpoint.epoch, "Partition offsets reset; new epoch started.");
         Ok(checkpoint)
     }

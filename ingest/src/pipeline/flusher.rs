@@ -292,6 +292,9 @@ impl Committer {
         loop {
             if self.is_fenced(&stream, partition) {
                 tracing::info!(stream = %stream, partition, first_offset, next_offset, "Flush of a fenced partition dropped.");
+                // Commits are one at a time: with this one dropped, none is failing now. A lake
+                // still down fails the next one (and the timed lake probe sees it meanwhile).
+                self.lake_failing.store(false, Ordering::Release);
                 return Ok(FlushOutcome::Fenced { stream, partition });
             }
             // Past the deadline no new attempt starts: each queued flush would otherwise make
@@ -320,6 +323,8 @@ impl Committer {
                     return Ok(FlushOutcome::Committed(FlushDone { stream, partition, next_offset, reason, report }));
                 }
                 Err(driftwatch_lake::error::LakeError::Fenced { holder, .. }) => {
+                    // The lake answered: it is writable, whoever holds the partition.
+                    self.lake_failing.store(false, Ordering::Release);
                     self.metrics.record_consumer_error("lake_claim_lost");
                     if self.writer.held_claim(&stream, partition).as_deref() == Some(holder.as_str()) {
                         tracing::warn!(
@@ -544,6 +549,9 @@ mod tests {
         wait_until_failing(&flusher.lake_failing_flag()).await;
         flusher.fence("file.test", 0);
         assert_eq!(committed_offset(flusher.next_done().await?), None);
+        // Nothing is being retried any more: the daemon is not held unready by a flush it
+        // dropped (the timed lake probe answers for the lake meanwhile).
+        assert!(!flusher.lake_failing_flag().load(Ordering::Acquire), "the dropped flush no longer fails");
         std::fs::remove_file(&blocker)?;
         assert_eq!(parquet_files(&lake), 0);
 

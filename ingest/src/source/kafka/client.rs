@@ -5,7 +5,7 @@ use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaConfRes;
 
-use crate::config::{KafkaConfig, StartFrom};
+use crate::config::KafkaConfig;
 
 /// Prefetch bound per partition queue unless the operator overrides it: librdkafka otherwise
 /// prefetches up to 64 MiB per partition (vector#20939), which would make memory scale with
@@ -34,13 +34,12 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
         // Offsets are committed by driftwatch only after the lake holds the data.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set(
-            "auto.offset.reset",
-            match kafka.start_from {
-                StartFrom::Earliest => "earliest",
-                StartFrom::Latest => "latest",
-            },
-        )
+        // Not `start_from`: the daemon positions every assigned partition itself (checkpoint,
+        // log start or log end), so librdkafka's reset only acts when a position falls out of
+        // the log mid-stream: a partition paused through a long lake outage whose next offset
+        // retention deleted meanwhile. `latest` would then skip every message still retained
+        // and never ingested; `earliest` loses only what retention already deleted.
+        .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("queued.max.messages.kbytes", QUEUED_MAX_MESSAGES_KBYTES)
         .set("topic.metadata.refresh.interval.ms", TOPIC_METADATA_REFRESH_MS)
@@ -121,6 +120,8 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    use crate::config::StartFrom;
+
     fn kafka() -> KafkaConfig {
         KafkaConfig {
             brokers: "b1:9092".to_owned(),
@@ -141,6 +142,14 @@ mod tests {
         assert_eq!(config.get("enable.auto.commit"), Some("false"));
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(config.get("group.protocol"), Some("classic"));
+    }
+
+    #[test]
+    fn a_position_that_falls_out_of_the_log_resumes_at_its_start_whatever_start_from_says() {
+        for start_from in [StartFrom::Earliest, StartFrom::Latest] {
+            let config = client_config(&KafkaConfig { start_from, ..kafka() });
+            assert_eq!(config.get("auto.offset.reset"), Some("earliest"), "{start_from:?}");
+        }
     }
 
     #[test]

@@ -707,6 +707,27 @@ pub fn offsets_list(offsets: &[(String, i32, i64)]) -> TopicPartitionList {
     tpl
 }
 
+/// The offsets of partitions still in `assignment`. A flush can complete after its partition
+/// was released (a revoke that timed out, a lost assignment, a revoke during the final flush),
+/// and the classic group protocol lets any member commit any partition: committing it then
+/// could move the new owner's committed offset backwards, misleading lag tools.
+fn still_assigned(assignment: &TopicPartitionList, offsets: Vec<(String, i32, i64)>) -> Vec<(String, i32, i64)> {
+    offsets.into_iter().filter(|(topic, partition, _)| assignment.find_partition(topic, *partition).is_some()).collect()
+}
+
+/// Commit `offsets` of the partitions this member still owns.
+fn commit_owned(
+    consumer: &BaseConsumer<PollerContext>,
+    offsets: Vec<(String, i32, i64)>,
+    mode: CommitMode,
+) -> KafkaResult<()> {
+    let owned = still_assigned(&consumer.assignment()?, offsets);
+    if owned.is_empty() {
+        return Ok(());
+    }
+    consumer.commit(&offsets_list(&owned), mode)
+}
+
 /// Run the poll loop until `Stop`. Called on a dedicated thread.
 pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::mpsc::Receiver<Command>) {
     let context = consumer.context();
@@ -715,16 +736,14 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
         while let Ok(command) = commands.try_recv() {
             match command {
                 Command::Commit(offsets) => {
-                    if let Err(error) = consumer.commit(&offsets_list(&offsets), CommitMode::Async) {
+                    if let Err(error) = commit_owned(consumer, offsets, CommitMode::Async) {
                         context.metrics.record_consumer_error("commit");
                         context.log_rate_limited("commit", &error.to_string());
                     }
                 }
                 Command::Stop(offsets) => {
                     context.stopping.store(true, Ordering::Release);
-                    if !offsets.is_empty()
-                        && let Err(error) = consumer.commit(&offsets_list(&offsets), CommitMode::Sync)
-                    {
+                    if let Err(error) = commit_owned(consumer, offsets, CommitMode::Sync) {
                         tracing::warn!(%error, "Final Kafka offset commit failed (the lake checkpoint is authoritative).");
                     }
                     consumer.unsubscribe();
@@ -950,6 +969,24 @@ mod tests {
     /// by the poll loop's re-check and moved to the log's start. Without the re-check it would
     /// wait there (a broker answering the fetch with nothing) or jump to the end (Kafka's
     /// offset reset to `latest`, this consumer's default), and the first message never comes.
+    #[test]
+    fn offsets_of_partitions_released_meanwhile_are_not_committed() {
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition("spans", 0);
+        assignment.add_partition("events", 2);
+        let offsets = vec![
+            ("spans".to_owned(), 0, 10),
+            ("spans".to_owned(), 1, 20),
+            ("events".to_owned(), 2, 30),
+            ("logs".to_owned(), 0, 40),
+        ];
+        assert_eq!(
+            still_assigned(&assignment, offsets),
+            vec![("spans".to_owned(), 0, 10), ("events".to_owned(), 2, 30)]
+        );
+        assert!(still_assigned(&TopicPartitionList::new(), vec![("spans".to_owned(), 0, 10)]).is_empty());
+    }
+
     #[test]
     fn a_recheck_moves_a_partition_assigned_past_its_logs_end_to_its_start() -> TestResult {
         let brokers = test_brokers()?;
