@@ -447,6 +447,52 @@ async fn an_object_store_outage_is_ridden_out_unready_and_exactly_once() -> anyh
     Ok(())
 }
 
+/// A shutdown that finds the processing loop waiting for a flush slot, behind a commit the
+/// store keeps refusing (the store went away mid-stream and flushes kept coming due), still
+/// ends within the deadline, leaving the group itself: the waits end with the flushes, which
+/// are given up at the final flush's budget. Nothing is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shutdown_while_flushes_wait_behind_an_object_store_outage_ends_within_the_deadline() -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir()?;
+    let mut s3 = harness::PrivateS3::start(dir.path())?;
+    std::fs::create_dir_all(s3.root.join("lake"))?;
+    let lake = s3.root.join("lake").join("w");
+    let setup = Setup::with_lake(&brokers(), "wait", 3, "1s", dir, "s3://lake/w".to_owned(), lake).await?;
+    let deadline = Duration::from_secs(20);
+    let mut env = s3.client_env();
+    env.push(("DRIFTWATCH_SHUTDOWN_DEADLINE".to_owned(), format!("{}s", deadline.as_secs())));
+    // One flush in flight: the second flush due waits for the first one's slot.
+    env.push(("DRIFTWATCH_KAFKA__MAX_INFLIGHT_FLUSHES".to_owned(), "1".to_owned()));
+    let mut daemon = Daemon::start(&setup.config, setup.dir.path(), &env)?;
+    let mut truth = setup.produce(1_000, 51, 0.0).await??;
+    wait_for_lake(&setup.lake, produced(&truth), 0, INGEST_TIMEOUT).await?;
+
+    // Two bursts a few seconds apart: the first one's age flush fails and keeps the only slot,
+    // the second one's waits for it, and with it the loop.
+    s3.server.stop();
+    truth.merge(&setup.produce(500, 52, 0.0).await??);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    truth.merge(&setup.produce(500, 53, 0.0).await??);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let started = Instant::now();
+    common::terminate(&daemon.child)?;
+    let status = common::wait_with_timeout(&mut daemon.child, Duration::from_secs(90))?;
+    let took = started.elapsed();
+    let log = std::fs::read_to_string(&daemon.log)?;
+    assert_ne!(status.code(), Some(124), "ended by the shutdown deadline; log:\n{}", daemon.log_tail());
+    assert!(!status.success(), "unwritten rows make a failed shutdown; log:\n{}", daemon.log_tail());
+    assert!(took < deadline, "shutdown took {took:?}, the deadline is {deadline:?}");
+    assert!(log.contains("Stopped on a lake error"), "log:\n{}", daemon.log_tail());
+
+    s3.server.restart()?;
+    let successor = Daemon::start(&setup.config, setup.dir.path(), &s3.client_env())?;
+    let counts = wait_for_lake(&setup.lake, produced(&truth), 0, INGEST_TIMEOUT).await?;
+    successor.stop(Duration::from_secs(60))?;
+    assert_exactly(&counts, &truth, "after a shutdown while flushes waited behind an object store outage");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shutdown_during_an_object_store_outage_leaves_the_group_within_the_deadline() -> anyhow::Result<()> {
     let _serial = ONE_AT_A_TIME.lock().await;

@@ -77,6 +77,8 @@ pub enum FlusherError {
     },
     #[error("lake commit of {stream}/{partition} abandoned: shutdown while retrying")]
     Abandoned { stream: String, partition: i32 },
+    #[error("the shutdown deadline's flush budget passed while waiting for lake commits")]
+    GaveUp,
     #[error("the flusher task has stopped")]
     Stopped,
 }
@@ -108,6 +110,9 @@ pub struct Flusher {
     lake_failing: Arc<AtomicBool>,
     /// (stream, partition) whose batches must not be written any more.
     fenced: Arc<Mutex<HashSet<(String, i32)>>>,
+    /// Cancelled when the shutdown deadline leaves no more time for the lake: waits for a
+    /// completion end then, even while a commit attempt is still under way.
+    abandon: CancellationToken,
 }
 
 /// What the flusher task commits with.
@@ -157,7 +162,7 @@ impl Flusher {
         let committer = Committer {
             writer,
             metrics,
-            abandon,
+            abandon: abandon.clone(),
             lake_failing: Arc::clone(&lake_failing),
             fenced: Arc::clone(&fenced),
         };
@@ -187,6 +192,7 @@ impl Flusher {
             capacity,
             lake_failing,
             fenced,
+            abandon,
         }
     }
 
@@ -242,8 +248,16 @@ impl Flusher {
     }
 
     /// The next completion from the task; its batch has been dropped, so its bytes are free.
+    /// Once flushes are abandoned, [`FlusherError::GaveUp`] if none is ready: a commit attempt
+    /// under way during a store outage can take the store client's own retries, longer than
+    /// the shutdown deadline leaves, and the source waiting for it (to submit, or to drain a
+    /// revoke) must get to leaving its group.
     async fn receive(&mut self) -> Result<Result<FlushOutcome, FlusherError>, FlusherError> {
-        let done = self.completions.recv().await.ok_or(FlusherError::Stopped)?;
+        let done = tokio::select! {
+            biased;
+            done = self.completions.recv() => done.ok_or(FlusherError::Stopped)?,
+            () = self.abandon.cancelled() => return Err(FlusherError::GaveUp),
+        };
         self.in_flight_bytes.pop_front();
         Ok(done)
     }
@@ -578,8 +592,45 @@ mod tests {
             Flusher::spawn(writer, Metrics::new(&MetricsConfig::default()), 2, &TaskTracker::new(), abandon.clone());
         abandon.cancel();
         flusher.submit(batch(0), FlushReason::Shutdown, 1_000).await?;
-        assert!(matches!(flusher.next_done().await, Err(FlusherError::Abandoned { .. })));
+        let done = flusher.next_done().await;
+        assert!(matches!(done, Err(FlusherError::Abandoned { .. } | FlusherError::GaveUp)), "{done:?}");
+        // Let the task take the request, if it has not yet, before looking at the lake.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(parquet_files(&lake), 0, "nothing written after the deadline");
+        Ok(())
+    }
+
+    /// Once flushes are abandoned, a source waiting for a completion gets an answer at once,
+    /// though the commit under way has not ended: during a store outage one attempt can take
+    /// the store client's own retries, longer than the shutdown deadline leaves.
+    #[tokio::test]
+    async fn waiting_for_a_completion_ends_when_flushes_are_abandoned() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let lake = dir.path().join("lake");
+        let store = LakeStore::open(&lake.display().to_string(), &HashMap::new()).await?;
+        let writer = Arc::new(LakeWriter::new(store, ParquetOptions::default()));
+        let abandon = CancellationToken::new();
+        let mut flusher =
+            Flusher::spawn(writer, Metrics::new(&MetricsConfig::default()), 1, &TaskTracker::new(), abandon.clone());
+        // Another writer holds the partition record's lock (stopped inside its checkpoint
+        // put): the first commit's attempt waits inside the store, not between retries.
+        let record = lake.join(driftwatch_lake::layout::checkpoint_path("file.test", 0));
+        let record_dir = record.parent().ok_or("no record folder")?;
+        std::fs::create_dir_all(record_dir)?;
+        let lock = std::fs::File::create(record_dir.join(".0.json.lock"))?;
+        lock.lock()?;
+        flusher.submit(batch(0), FlushReason::Rows, 1_000).await?;
+        let give_up = abandon.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            give_up.cancel();
+        });
+        // The second batch waits for the first one's slot, until flushes are abandoned.
+        let waited = std::time::Instant::now();
+        let second = flusher.submit(batch(1), FlushReason::Rows, 1_000).await;
+        assert!(matches!(second, Err(FlusherError::GaveUp)), "{second:?}");
+        assert!(waited.elapsed() < Duration::from_secs(5), "waited {:?} for the attempt", waited.elapsed());
+        drop(lock);
         Ok(())
     }
 }

@@ -141,6 +141,23 @@ async fn consume(
         tasks,
         abandon.clone(),
     );
+    // A shutdown can find the loop waiting inside a step for a flush slot or for a revoke's
+    // flushes, behind commits the lake refuses; it sees the request only once that wait ends.
+    // Flushes are abandoned at the final flush's budget counted from the request, which ends
+    // those waits too, so the group is still left within the deadline.
+    tasks.spawn({
+        let (shutdown, abandon) = (shutdown.clone(), abandon.clone());
+        let budget = final_flush_budget(shutdown_deadline);
+        async move {
+            tokio::select! {
+                () = abandon.cancelled() => {}
+                () = async {
+                    shutdown.cancelled().await;
+                    tokio::time::sleep(budget).await;
+                } => abandon.cancel(),
+            }
+        }
+    });
     // Read by `/readyz` itself: while commits fail, this loop may be blocked waiting for the
     // flusher and cannot report it.
     readiness.not_ready_while(flusher.lake_failing_flag(), "lake not writable (commits failing and retried)");
