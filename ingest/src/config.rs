@@ -264,13 +264,18 @@ pub const RESERVED_LIBRDKAFKA_KEYS: &[&str] = &[
     "auto.offset.reset",
 ];
 
+/// The largest `flush.max_bytes`. Arrow string columns use 32-bit offsets, so one batch's text
+/// column (content, ids) holds at most 2 GiB; a buffer flushes just past `max_bytes`, and half
+/// the offsets' reach leaves room for that and for estimates that run low.
+pub const MAX_FLUSH_BYTES: ByteSize = ByteSize::gib(1);
+
 /// When a partition's buffered rows are written out. Whichever limit is hit first wins.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlushConfig {
     /// Rows (events + feedback + dead letters) per partition before a flush.
     pub max_rows: usize,
-    /// Approximate buffered bytes per partition before a flush.
+    /// Approximate buffered bytes per partition before a flush; at most [`MAX_FLUSH_BYTES`].
     pub max_bytes: ByteSize,
     /// Oldest buffered row's age before a flush: bounds how stale the lake is.
     #[serde(with = "humantime_serde")]
@@ -481,6 +486,13 @@ impl Config {
         }
         if self.flush.max_bytes.as_u64() == 0 {
             problems.push("`flush.max_bytes` must be larger than 0 (e.g. \"64 MiB\")".to_owned());
+        }
+        if self.flush.max_bytes > MAX_FLUSH_BYTES {
+            problems.push(format!(
+                "`flush.max_bytes` ({}) must be at most {MAX_FLUSH_BYTES}: a flushed batch's text columns hold at \
+                 most 2 GiB; set it to {MAX_FLUSH_BYTES} or less (the default is 64 MiB)",
+                self.flush.max_bytes
+            ));
         }
         if self.metrics.max_series == 0 {
             problems
@@ -773,6 +785,19 @@ mod tests {
         assert!(err.contains("`apps[0].monthly_budget_usd`"), "{err}");
         assert!(err.contains("listed twice"), "{err}");
         assert!(err.contains("`http.bearer_token` is empty"), "{err}");
+    }
+
+    #[test]
+    fn flush_max_bytes_above_one_gib_is_rejected_with_the_limit() -> TestResult {
+        let flush = |max_bytes: &str| {
+            let text = format!("[flush]\nmax_bytes = \"{max_bytes}\"\nmax_buffered_bytes = \"8 GiB\"\n");
+            Config::from_toml_str(&text, "test", no_env())
+        };
+        let err = flush("3 GiB").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("`flush.max_bytes`") && err.contains("must be at most 1.0 GiB"), "{err}");
+        assert!(!err.contains("max_buffered_bytes"), "only the one problem: {err}");
+        assert_eq!(flush("1 GiB")?.flush.max_bytes, MAX_FLUSH_BYTES);
+        Ok(())
     }
 
     #[test]

@@ -4,13 +4,23 @@
 //! object_store's `LocalFileSystem` does not fsync, so a power loss after a
 //! "successful" put could leave an empty or missing file behind a committed
 //! checkpoint. Here every write is: hidden temporary file, `sync_all`, `rename`,
-//! fsync of the directory; every directory created and every delete is fsynced
-//! in its parent, so the rename or unlink itself survives a crash.
+//! fsync of the directory; every delete is fsynced in its parent, so the rename or
+//! unlink itself survives a crash.
+//!
+//! The directory a file lands in must survive too, and so must every directory above
+//! it, whoever created them: another writer on this host sharing the lake may have
+//! created `app=X/` and not yet fsynced its entry in `date=D/` when we commit a
+//! checkpoint over a file in it. So before the first put into a directory, its entry
+//! and every ancestor's are fsynced in their parents, up to a directory already known
+//! durable or the file system root, and the directories are remembered
+//! ([`DurableDirs`]); later puts there cost one `stat`.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
@@ -31,39 +41,133 @@ fn unique_suffix() -> String {
 
 /// Make a directory's entries (new files, renames, unlinks) durable.
 fn sync_dir(dir: &Path) -> Result<()> {
+    fsync_dir(dir).map_err(|source| LakeError::io("fsync directory", dir, source))
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
-    {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|source| LakeError::io("fsync directory", dir, source))?;
-    }
+    File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
 }
 
-/// `create_dir_all`, fsyncing the parent of every directory it creates.
-fn create_dirs_synced(dir: &Path) -> Result<()> {
-    let mut missing = Vec::new();
+/// How many directories [`DURABLE_DIRS`] remembers before it starts over. A lake's
+/// writers touch a few directories per app and day; starting over costs one parent fsync
+/// per directory level at the next put into each directory.
+const DURABLE_DIRS_CAPACITY: usize = 4096;
+
+/// The directories this process has made durable, shared by every local lake it opens.
+static DURABLE_DIRS: DurableDirs = DurableDirs::new(DURABLE_DIRS_CAPACITY);
+
+/// Tells a directory from one made later at the same path (the lake removed and created
+/// again, as `demo` and tests do): the new one's entry has not been fsynced. The birth
+/// time guards against the file system handing the new directory the old inode number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DirIdentity {
+    #[cfg(unix)]
+    device: u64,
+    #[cfg(unix)]
+    inode: u64,
+    born: Option<SystemTime>,
+}
+
+impl DirIdentity {
+    fn of(dir: &Path) -> std::io::Result<Self> {
+        let meta = fs::metadata(dir)?;
+        if !meta.is_dir() {
+            return Err(std::io::Error::new(ErrorKind::NotADirectory, "not a directory"));
+        }
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        Ok(DirIdentity {
+            #[cfg(unix)]
+            device: meta.dev(),
+            #[cfg(unix)]
+            inode: meta.ino(),
+            born: meta.created().ok(),
+        })
+    }
+}
+
+/// Directories whose entry, and every ancestor's entry, is durable: fsynced in its parent
+/// by this process after it created or found them. Bounded by starting over when full.
+#[derive(Debug)]
+struct DurableDirs {
+    known: Mutex<BTreeMap<PathBuf, DirIdentity>>,
+    capacity: usize,
+}
+
+impl DurableDirs {
+    const fn new(capacity: usize) -> Self {
+        DurableDirs { known: Mutex::new(BTreeMap::new()), capacity }
+    }
+
+    fn known(&self) -> MutexGuard<'_, BTreeMap<PathBuf, DirIdentity>> {
+        // The map is only ever inserted into or cleared whole, so a panicking holder leaves it valid.
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn contains(&self, dir: &Path) -> bool {
+        // A directory that is gone or was replaced is not the one made durable.
+        DirIdentity::of(dir).is_ok_and(|identity| self.known().get(dir) == Some(&identity))
+    }
+
+    fn remember(&self, verified: Vec<(PathBuf, DirIdentity)>) {
+        let mut known = self.known();
+        if known.len() + verified.len() > self.capacity {
+            known.clear();
+        }
+        known.extend(verified);
+    }
+}
+
+/// Make `dir` exist and be durable with every directory above it: create what is missing,
+/// and fsync each directory's entry in its parent up to the first one `durable` knows (or
+/// the root). Returns how many parent fsyncs that took (none once `dir` is known).
+fn make_dir_durable(dir: &Path, durable: &DurableDirs) -> Result<usize> {
+    let mut unknown = Vec::new();
     let mut cursor = Some(dir);
     while let Some(current) = cursor {
-        if current.is_dir() {
+        if durable.contains(current) {
             break;
         }
-        missing.push(current);
+        unknown.push(current);
         cursor = current.parent();
     }
-    for created in missing.into_iter().rev() {
-        match fs::create_dir(created) {
-            Ok(()) => {}
-            // Another writer created it concurrently; it is responsible for its fsync,
-            // and ours below covers the entry too.
-            Err(source) if source.kind() == ErrorKind::AlreadyExists => {}
-            Err(source) => return Err(LakeError::io("create directory", created, source)),
+    let mut verified = Vec::with_capacity(unknown.len());
+    let mut fsyncs = 0;
+    for current in unknown.into_iter().rev() {
+        // One that exists was made by another writer, an earlier run or the operator, which
+        // may not have fsynced its entry yet: ours below covers it.
+        let created = !current.is_dir()
+            && match fs::create_dir(current) {
+                Ok(()) => true,
+                Err(source) if source.kind() == ErrorKind::AlreadyExists => false,
+                Err(source) => return Err(LakeError::io("create directory", current, source)),
+            };
+        // Taken before the fsync, so a directory replaced in between is not remembered as durable.
+        let identity = DirIdentity::of(current).map_err(|source| LakeError::io("stat directory", current, source))?;
+        if let Some(parent) = current.parent() {
+            match fsync_dir(parent) {
+                Ok(()) => fsyncs += 1,
+                // A parent we may traverse but not read (a home directory of mode 0711 above the
+                // lake), on a read-only mount, or on a file system that cannot fsync directories:
+                // failing every put over it would not help, and an entry we did not make is left
+                // as durable as its maker made it.
+                Err(source)
+                    if !created
+                        && matches!(
+                            source.kind(),
+                            ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem | ErrorKind::InvalidInput
+                        ) => {}
+                Err(source) => return Err(LakeError::io("fsync directory", parent, source)),
+            }
         }
-        if let Some(parent) = created.parent() {
-            sync_dir(parent)?;
-        }
+        verified.push((current.to_path_buf(), identity));
     }
-    Ok(())
+    durable.remember(verified);
+    Ok(fsyncs)
 }
 
 fn parent_of(path: &Path) -> Result<&Path> {
@@ -81,7 +185,7 @@ fn name_of(path: &Path) -> Result<std::borrow::Cow<'_, str>> {
 /// one, never a prefix, and after return the new one survives a crash.
 pub(super) fn put_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let (dir, name) = (parent_of(path)?, name_of(path)?);
-    create_dirs_synced(dir)?;
+    make_dir_durable(dir, &DURABLE_DIRS)?;
     let tmp = dir.join(tmp_name(&name, &unique_suffix()));
     let written = OpenOptions::new()
         .write(true)
@@ -132,7 +236,7 @@ fn lock_within(lock: &File, lock_path: &Path, wait: std::time::Duration) -> Resu
 /// never removed: removing it would let two writers lock different files.
 pub(super) fn put_if(path: &Path, data: &[u8], expected: Option<&[u8]>) -> Result<bool> {
     let (dir, name) = (parent_of(path)?, name_of(path)?);
-    create_dirs_synced(dir)?;
+    make_dir_durable(dir, &DURABLE_DIRS)?;
     let lock_path = dir.join(format!(".{name}.lock"));
     let lock = OpenOptions::new()
         .create(true)
@@ -267,6 +371,62 @@ mod tests {
         assert!(error.is_retryable(), "{error}");
         holder.unlock()?;
         lock_within(&waiter, &lock_path, std::time::Duration::from_millis(50))?;
+        Ok(())
+    }
+
+    // These show which directories get their entries fsynced and when the work is skipped;
+    // that the fsyncs make anything survive a power loss is beyond what a test can show.
+
+    #[test]
+    fn a_put_into_an_existing_tree_fsyncs_every_ancestor_once() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let lake = tempfile::tempdir()?;
+        // Created by another writer, which may not have fsynced any of it.
+        let app = lake.path().join("events/date=2024-01-01/app=x");
+        fs::create_dir_all(&app)?;
+        let durable = DurableDirs::new(DURABLE_DIRS_CAPACITY);
+
+        let levels_with_a_parent = app.ancestors().count() - 1;
+        assert_eq!(make_dir_durable(&app, &durable)?, levels_with_a_parent);
+        for dir in app.ancestors() {
+            assert!(durable.contains(dir), "{} is remembered", dir.display());
+        }
+        assert_eq!(make_dir_durable(&app, &durable)?, 0, "a second put verifies nothing again");
+
+        let sibling = lake.path().join("events/date=2024-01-01/app=y");
+        assert_eq!(make_dir_durable(&sibling, &durable)?, 1, "only the new directory's entry");
+        assert!(sibling.is_dir());
+        Ok(())
+    }
+
+    #[test]
+    fn a_directory_removed_or_replaced_is_made_durable_again() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let lake = tempfile::tempdir()?;
+        let app = lake.path().join("events/date=2024-01-01/app=x");
+        let durable = DurableDirs::new(DURABLE_DIRS_CAPACITY);
+        make_dir_durable(&app, &durable)?;
+
+        fs::remove_dir(&app)?;
+        assert_eq!(make_dir_durable(&app, &durable)?, 1, "created again");
+        assert!(app.is_dir());
+
+        // Replaced by someone else; the old directory is kept so its inode is not reused.
+        fs::rename(&app, lake.path().join("kept"))?;
+        fs::create_dir(&app)?;
+        assert_eq!(make_dir_durable(&app, &durable)?, 1, "the new directory's entry is fsynced");
+        Ok(())
+    }
+
+    #[test]
+    fn remembered_directories_stay_within_the_capacity() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let lake = tempfile::tempdir()?;
+        let capacity = lake.path().ancestors().count() + 3;
+        let durable = DurableDirs::new(capacity);
+        for app in 0..10 {
+            make_dir_durable(&lake.path().join(format!("app={app}")), &durable)?;
+            assert!(durable.known().len() <= capacity);
+        }
+        assert!(durable.contains(&lake.path().join("app=9")), "the latest is remembered");
+        assert!(!durable.contains(&lake.path().join("app=0")), "the map started over");
         Ok(())
     }
 }
