@@ -79,6 +79,7 @@ keys! {
     UsageCost = "gen_ai.usage.cost",
     LlmCostTotal = "llm.cost.total",
     TimeToFirstChunk = "gen_ai.response.time_to_first_chunk",
+    ServerTimeToFirstToken = "gen_ai.server.time_to_first_token",
     ErrorType = "error.type",
     ExceptionType = "exception.type",
     FinishReasons = "gen_ai.response.finish_reasons",
@@ -123,7 +124,8 @@ pub(crate) mod rows {
     pub(crate) const CACHE_READ_TOKENS: &[Key] = &[CacheReadTokens, CacheReadTokensOld, LlmCacheReadTokens];
     pub(crate) const REASONING_TOKENS: &[Key] = &[ReasoningTokens, ReasoningTokensOld, LlmReasoningTokens];
     pub(crate) const REPORTED_COST: &[Key] = &[UsageCost, LlmCostTotal];
-    pub(crate) const TTFT: &[Key] = &[TimeToFirstChunk];
+    /// Seconds in both: the current semconv's, then OpenLIT's.
+    pub(crate) const TTFT: &[Key] = &[TimeToFirstChunk, ServerTimeToFirstToken];
     pub(crate) const ERROR_TYPE: &[Key] = &[ErrorType, ExceptionType];
     pub(crate) const FINISH_REASON: &[Key] = &[FinishReasons, LlmFinishReason];
     pub(crate) const RESPONSE_ID: &[Key] = &[ResponseId];
@@ -362,19 +364,30 @@ impl<'s, 'a> View<'s, 'a> {
     }
 
     /// The first present value of `row` as an integer (int, integral double or numeric string).
+    /// A blank string counts as absent, as in [`View::text`]: some instrumentations write `""`
+    /// for a count they do not have, and a later row may still hold it.
     pub(crate) fn int(&self, row: &[Key]) -> Result<Option<i64>> {
-        match self.first(row) {
+        match self.first_number(row) {
             None => Ok(None),
             Some((key, value)) => value_int(value).map(Some).ok_or_else(|| invalid(key, value, "an integer")),
         }
     }
 
-    /// The first present value of `row` as a float (int, double or numeric string).
+    /// The first present value of `row` as a float (int, double or numeric string); a blank
+    /// string counts as absent, as in [`View::int`].
     pub(crate) fn float(&self, row: &[Key]) -> Result<Option<f64>> {
-        match self.first(row) {
+        match self.first_number(row) {
             None => Ok(None),
             Some((key, value)) => value_float(value).map(Some).ok_or_else(|| invalid(key, value, "a number")),
         }
+    }
+
+    /// The first key of `row` present with a value other than a blank string.
+    fn first_number(&self, row: &[Key]) -> Option<(Key, AttrValue<'a>)> {
+        self.find(row, |key, value| match value {
+            AttrValue::Str(s) if s.trim().is_empty() => None,
+            _ => Some((key, value)),
+        })
     }
 
     /// Flattened indexed content joined with newlines in index order: the nearest layer's,

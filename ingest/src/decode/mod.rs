@@ -31,10 +31,14 @@ mod validate;
 
 pub use attributes::{normalize_operation, normalize_provider};
 
+use std::borrow::Cow;
+
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent, UnixNanos};
 use opentelemetry_proto::tonic::logs::v1::LogsData;
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 use prost::Message;
+
+use crate::enrich::Scrubber;
 
 /// Why an item was rejected. Each variant maps to a stable reason code
 /// ([`Error::reason`]) used as the dead-letter reason and metric label; the
@@ -135,7 +139,8 @@ pub enum PayloadFormat {
 pub struct DecodeConfig {
     /// Larger messages are rejected as `payload_too_large` without parsing.
     pub max_payload_bytes: usize,
-    /// Reject payload copies are truncated to this so the dead-letter table stays small.
+    /// Reject payload copies are scrubbed, then truncated to this so the dead-letter table stays
+    /// small.
     pub max_dead_letter_payload_bytes: usize,
     /// Events older than this are `timestamp_out_of_range` (catches zero/seconds-as-nanos clocks).
     pub min_event_time: UnixNanos,
@@ -208,8 +213,9 @@ pub struct Reject {
     pub reason: &'static str,
     /// Human readable: which field / which span, what was wrong.
     pub detail: String,
-    /// The offending item's bytes (e.g. one span re-serialised as JSON), or
-    /// `None` when the whole message is the offending item.
+    /// The offending item's bytes, scrubbed and capped (one span re-serialised as JSON, or its
+    /// protobuf bytes when it does not decode), or `None` when the whole message is the
+    /// offending item.
     pub payload: Option<Vec<u8>>,
 }
 
@@ -234,11 +240,51 @@ struct Ctx<'c> {
 }
 
 impl Ctx<'_> {
-    /// A reject for one item of a message, with its bytes capped.
-    fn item_reject(&self, context: std::fmt::Arguments<'_>, error: &Error, mut payload: Vec<u8>) -> Reject {
-        payload.truncate(self.config.max_dead_letter_payload_bytes);
+    /// A reject for one item of a message, with its bytes scrubbed and capped.
+    fn item_reject(&self, context: std::fmt::Arguments<'_>, error: &Error, payload: &[u8]) -> Reject {
+        let payload = dead_letter_payload(payload, self.config.max_dead_letter_payload_bytes);
         Reject { reason: error.reason(), detail: format!("{context}: {error}"), payload: Some(payload) }
     }
+}
+
+/// The copy of a rejected payload the dead-letter table keeps: PII masked first, then cut to
+/// `cap` bytes. Cut first, a card number or address the cut splits (`4111 1111 1111 11`,
+/// `jane.doe@exam`) no longer matches its detector and would be kept as it is. The payload is
+/// at most `max_payload_bytes`, so scrubbing it whole stays bounded.
+pub(crate) fn dead_letter_payload(payload: &[u8], cap: usize) -> Vec<u8> {
+    match Scrubber::new().scrub_bytes(payload) {
+        Cow::Borrowed(bytes) => bytes[..dead_letter_cut(bytes, cap)].to_vec(),
+        Cow::Owned(mut bytes) => {
+            bytes.truncate(dead_letter_cut(&bytes, cap));
+            bytes
+        }
+    }
+}
+
+/// Where a scrubbed payload is cut: at most `cap` bytes, never inside a UTF-8 character, and
+/// before a placeholder the cut would split (`[CARD_NU`), so that what is left of a mask
+/// cannot be read as a value.
+fn dead_letter_cut(bytes: &[u8], cap: usize) -> usize {
+    /// Longer than every placeholder (`[BEARER_TOKEN]` is 14 bytes).
+    const PLACEHOLDER_MAX_BYTES: usize = 24;
+    if bytes.len() <= cap {
+        return bytes.len();
+    }
+    let is_continuation = |byte: u8| byte & 0xc0 == 0x80;
+    let mut cut = cap;
+    // A character has at most three continuation bytes; binary payloads may have more in a row.
+    while cut > cap.saturating_sub(3) && is_continuation(bytes[cut]) {
+        cut -= 1;
+    }
+    let window = cut.saturating_sub(PLACEHOLDER_MAX_BYTES);
+    if let Some(open) = bytes[window..cut].iter().rposition(|&b| b == b'[').map(|at| window + at) {
+        let name_end = bytes[open + 1..].iter().position(|&b| !(b.is_ascii_uppercase() || b == b'_'));
+        let split = name_end.is_some_and(|len| open + 1 + len >= cut && bytes[open + 1 + len] == b']');
+        if split {
+            cut = open;
+        }
+    }
+    cut
 }
 
 impl Decoder {
@@ -285,11 +331,13 @@ impl Decoder {
             Err(error) => error,
         };
         // Text that passes for protobuf (unknown fields are skipped) but holds no span or log
-        // record is not taken for one: it stays the malformed JSON it looks like.
-        let items_before = out.items();
+        // record is not taken for one: it stays the malformed JSON it looks like. Nor is text
+        // whose only "items" are ones protobuf could not decode.
+        let (items_before, rejects_before) = (out.items(), out.rejects.len());
         let read = out.undo_on_error(|out| {
             Self::decode_protobuf(payload, format, ctx, out).map_err(drop)?;
-            if out.items() > items_before { Ok(()) } else { Err(()) }
+            let unreadable = out.rejects[rejects_before..].iter().filter(|r| r.reason == "malformed_protobuf").count();
+            if out.items() > items_before + unreadable as u64 { Ok(()) } else { Err(()) }
         });
         read.map_err(|()| json_error)
     }
@@ -422,6 +470,39 @@ fn hex_id(bytes: &[u8]) -> Option<String> {
         digits.extend_from_slice(&PAIRS[usize::from(byte)]);
     }
     String::from_utf8(digits).ok()
+}
+
+/// Bytes of an OTLP trace id (W3C trace context).
+const TRACE_ID_BYTES: usize = 16;
+/// Bytes of an OTLP span id (W3C trace context).
+const SPAN_ID_BYTES: usize = 8;
+
+/// Lowercase hex of a span's trace id; `None` when absent or all zero, as [`hex_id`].
+fn trace_id_hex(bytes: &[u8]) -> Result<Option<String>> {
+    sized_id_hex(bytes, "traceId", TRACE_ID_BYTES)
+}
+
+/// Lowercase hex of a span id; `None` when absent or all zero, as [`hex_id`].
+fn span_id_hex(bytes: &[u8]) -> Result<Option<String>> {
+    sized_id_hex(bytes, "spanId", SPAN_ID_BYTES)
+}
+
+/// An id of another length than OTLP's is a producer bug, and event ids join the trace and span
+/// ids without a separator: ids of varying lengths could join into the same event id.
+fn sized_id_hex(bytes: &[u8], field: &'static str, expected: usize) -> Result<Option<String>> {
+    let Some(hex) = hex_id(bytes) else { return Ok(None) };
+    if bytes.len() != expected {
+        return Err(Error::InvalidField {
+            field,
+            detail: format!(
+                "{} bytes ({} hex digits), expected {expected} bytes ({} hex digits)",
+                bytes.len(),
+                hex.len(),
+                expected * 2
+            ),
+        });
+    }
+    Ok(Some(hex))
 }
 
 /// A span's event id (DESIGN §3, "Producers retry"): its trace id then its span id, both in

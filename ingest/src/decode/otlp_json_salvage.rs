@@ -179,7 +179,7 @@ fn item_id(item: &Value) -> String {
 fn reject(context: &str, source: serde_json::Error, item: &Value, ctx: Ctx<'_>, out: &mut Decoded) {
     let error = Error::MalformedJson { what: "OTLP/JSON item", source };
     let payload = serde_json::to_vec(item).unwrap_or_default();
-    out.rejects.push(ctx.item_reject(format_args!("{context}"), &error, payload));
+    out.rejects.push(ctx.item_reject(format_args!("{context}"), &error, &payload));
 }
 
 #[cfg(test)]

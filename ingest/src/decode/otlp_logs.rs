@@ -13,10 +13,12 @@
 
 use driftwatch_lake::model::{FeedbackEvent, UnixNanos};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
 
 use super::attributes::{Attrs, Key, View, normalize_operation, normalize_provider, rows};
 use super::otlp_wire::{self, Malformed, Origin, WireLogRecord};
-use super::{Ctx, Decoded, Error, Result, hex_id, otlp_time, span_event_id, validate};
+use super::{Ctx, Decoded, Error, Result, hex_id, otlp_time, span_event_id, span_id_hex, trace_id_hex, validate};
 
 /// The GenAI semconv event carrying an evaluation result.
 pub(super) const EVALUATION_EVENT: &str = "gen_ai.evaluation.result";
@@ -34,15 +36,42 @@ pub(super) fn decode(data: &LogsData, ctx: Ctx<'_>, out: &mut Decoded) {
     }
 }
 
-/// Map every log record of one protobuf message, reading it in place. On `Malformed`, `out`
-/// is left as it was before the call, so the caller can decode the message with prost instead.
+/// Map every log record of one protobuf message, reading it in place. A record the reader does
+/// not accept is left to prost alone, and rejected alone when prost does not accept it either.
+/// `Malformed` (the resource or scope layers are broken, or the message holds spans): `out` is
+/// left as it was before the call, so the caller can decode the message with prost instead.
 pub(super) fn decode_wire(message: &[u8], ctx: Ctx<'_>, out: &mut Decoded) -> std::result::Result<(), Malformed> {
     out.undo_on_error(|out| {
-        otlp_wire::for_each_item(message, WireLogRecord::parse, |record, resource| {
-            decode_record(&RecordParts::wire(record), resource, ctx, out);
-            Ok(())
+        otlp_wire::for_each_item(message, |bytes, resource| match WireLogRecord::parse(bytes) {
+            Ok(record) => {
+                decode_record(&RecordParts::wire(record), resource, ctx, out);
+                Ok(())
+            }
+            Err(Malformed) => decode_unread_record(bytes, resource, ctx, out),
         })
     })
+}
+
+/// A record the wire reader does not take, in a message whose outer layers are sound: prost
+/// decides for this record alone, as `otlp_traces` does for a span. `Malformed` when the item
+/// is a span: a traces message.
+fn decode_unread_record(
+    bytes: &[u8],
+    resource: &Attrs<'_>,
+    ctx: Ctx<'_>,
+    out: &mut Decoded,
+) -> std::result::Result<(), Malformed> {
+    match LogRecord::decode(bytes) {
+        Ok(record) => decode_record(&RecordParts::decoded(&record), resource, ctx, out),
+        Err(_) if Span::decode(bytes).is_ok() => return Err(Malformed),
+        Err(source) => {
+            let error = Error::MalformedProtobuf { what: "LogRecord", source };
+            let (_, span_id) = otlp_wire::ids_of_unread_item(bytes, 9, 10);
+            let id = hex_id(span_id).unwrap_or_default();
+            out.rejects.push(ctx.item_reject(format_args!("log record span {id:?}"), &error, bytes));
+        }
+    }
+    Ok(())
 }
 
 /// The fields of one log record that the mapping reads, whichever decoder produced them.
@@ -102,7 +131,7 @@ fn decode_record(record: &RecordParts<'_>, resource: &Attrs<'_>, ctx: Ctx<'_>, o
         Err(error) => {
             let id = hex_id(record.span_id).unwrap_or_default();
             let payload = record.origin.to_json();
-            out.rejects.push(ctx.item_reject(format_args!("log record {name:?} span {id:?}"), &error, payload));
+            out.rejects.push(ctx.item_reject(format_args!("log record {name:?} span {id:?}"), &error, &payload));
         }
     }
 }
@@ -129,8 +158,8 @@ pub(super) fn feedback(
         return Err(Error::MissingField { field: "timeUnixNano" });
     }
     let time: UnixNanos = otlp_time("timeUnixNano", time, ctx.config)?;
-    let trace_hex = hex_id(trace_id);
-    let span_hex = hex_id(span_id);
+    let trace_hex = trace_id_hex(trace_id)?;
+    let span_hex = span_id_hex(span_id)?;
     let inference_id = match (&trace_hex, &span_hex) {
         (Some(trace), Some(span)) => Some(span_event_id(trace, span)),
         _ => None,

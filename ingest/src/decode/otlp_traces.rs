@@ -15,11 +15,15 @@
 use std::convert::Infallible;
 
 use driftwatch_lake::model::{CallStatus, InferenceEvent};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::{Span, TracesData, status::StatusCode};
+use prost::Message;
 
 use super::attributes::{Attrs, Flat, Key, View, normalize_operation, normalize_provider, rows};
 use super::otlp_wire::{self, Malformed, Origin, WireEvent, WireSpan};
-use super::{Ctx, Decoded, Error, Result, hex_id, otlp_logs, otlp_time, span_event_id, validate};
+use super::{
+    Ctx, Decoded, Error, Result, hex_id, otlp_logs, otlp_time, span_event_id, span_id_hex, trace_id_hex, validate,
+};
 
 /// Span events whose attributes describe the call: the old semconv's content events, the
 /// current semconv's `gen_ai.client.inference.operation.details` (where instrumentations that
@@ -35,32 +39,78 @@ pub(super) fn decode(data: &TracesData, ctx: Ctx<'_>, out: &mut Decoded) {
         let resource = Attrs::from_list(resource);
         for scope_spans in &resource_spans.scope_spans {
             for span in &scope_spans.spans {
-                let events = span.events.iter().map(|event| {
-                    Ok::<_, Infallible>(EventParts {
-                        name: &event.name,
-                        time_unix_nano: event.time_unix_nano,
-                        attrs: Attrs::from_list(&event.attributes),
-                    })
-                });
-                let Ok(()) = decode_span(&SpanParts::decoded(span), events, &resource, ctx, out);
+                decode_decoded_span(span, &resource, ctx, out);
             }
         }
     }
 }
 
-/// Map every span of one protobuf message, reading it in place. On `Malformed`, `out` is
-/// left as it was before the call, so the caller can decode the message with prost instead.
+fn decode_decoded_span(span: &Span, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mut Decoded) {
+    let events = span.events.iter().map(|event| {
+        Ok::<_, Infallible>(EventParts {
+            name: &event.name,
+            time_unix_nano: event.time_unix_nano,
+            attrs: Attrs::from_list(&event.attributes),
+        })
+    });
+    let Ok(()) = decode_span(&SpanParts::decoded(span), events, resource, ctx, out);
+}
+
+/// Map every span of one protobuf message, reading it in place. A span the reader does not
+/// accept is left to prost alone, and rejected alone when prost does not accept it either.
+/// `Malformed` (the resource or scope layers are broken, or the message holds log records): `out`
+/// is left as it was before the call, so the caller can decode the message with prost instead.
 pub(super) fn decode_wire(message: &[u8], ctx: Ctx<'_>, out: &mut Decoded) -> std::result::Result<(), Malformed> {
     out.undo_on_error(|out| {
-        otlp_wire::for_each_item(message, WireSpan::parse, |mut span: WireSpan<'_>, resource| {
-            let event_bytes = std::mem::take(&mut span.events);
-            let events = event_bytes.iter().map(|&bytes| {
-                let event = WireEvent::parse(bytes)?;
-                Ok(EventParts { name: event.name, time_unix_nano: event.time_unix_nano, attrs: event.attrs })
-            });
-            decode_span(&SpanParts::wire(span), events, resource, ctx, out)
+        otlp_wire::for_each_item(message, |bytes, resource| {
+            match out.undo_on_error(|out| decode_wire_span(bytes, resource, ctx, out)) {
+                Ok(()) => Ok(()),
+                Err(Malformed) => decode_unread_span(bytes, resource, ctx, out),
+            }
         })
     })
+}
+
+/// Map one span read in place. On `Malformed`, a feedback event already pushed is left for the
+/// caller to undo.
+fn decode_wire_span<'a>(
+    bytes: &'a [u8],
+    resource: &Attrs<'a>,
+    ctx: Ctx<'_>,
+    out: &mut Decoded,
+) -> std::result::Result<(), Malformed> {
+    let mut span = WireSpan::parse(bytes)?;
+    let event_bytes = std::mem::take(&mut span.events);
+    let events = event_bytes.iter().map(|&bytes| {
+        let event = WireEvent::parse(bytes)?;
+        Ok(EventParts { name: event.name, time_unix_nano: event.time_unix_nano, attrs: event.attrs })
+    });
+    decode_span(&SpanParts::wire(span), events, resource, ctx, out)
+}
+
+/// A span the wire reader does not take (rare shapes it leaves to prost, or a span prost rejects
+/// too, such as a name that is not UTF-8) in a message whose outer layers are sound: prost
+/// decides for this span alone. A span prost rejects is dead-lettered with its bytes; the spans
+/// beside it are kept. `Malformed` when the item is a log record: a logs message, which the
+/// caller reads as such.
+fn decode_unread_span(
+    bytes: &[u8],
+    resource: &Attrs<'_>,
+    ctx: Ctx<'_>,
+    out: &mut Decoded,
+) -> std::result::Result<(), Malformed> {
+    match Span::decode(bytes) {
+        Ok(span) => decode_decoded_span(&span, resource, ctx, out),
+        Err(_) if LogRecord::decode(bytes).is_ok() => return Err(Malformed),
+        Err(source) => {
+            let error = Error::MalformedProtobuf { what: "Span", source };
+            let (trace_id, span_id) = otlp_wire::ids_of_unread_item(bytes, 1, 2);
+            let trace_id = hex_id(trace_id).unwrap_or_default();
+            let span_id = hex_id(span_id).unwrap_or_default();
+            out.rejects.push(ctx.item_reject(format_args!("span {trace_id}{span_id}"), &error, bytes));
+        }
+    }
+    Ok(())
 }
 
 /// The fields of one span that the mapping reads, whichever decoder produced them.
@@ -158,13 +208,18 @@ fn decode_span<'a, E>(
 fn reject(span: &SpanParts<'_>, error: &Error, ctx: Ctx<'_>) -> super::Reject {
     let trace = hex_id(span.trace_id).unwrap_or_default();
     let span_id = hex_id(span.span_id).unwrap_or_default();
-    ctx.item_reject(format_args!("span {trace}{span_id} {:?}", span.name), error, span.origin.to_json())
+    ctx.item_reject(format_args!("span {trace}{span_id} {:?}", span.name), error, &span.origin.to_json())
 }
 
+/// `gen_ai.operation.name` values of inference calls (DESIGN §3.1).
+const INFERENCE_OPERATIONS: [&str; 4] = ["chat", "text_completion", "generate_content", "embeddings"];
+
 /// DESIGN §3.1: GenAI operation, OpenInference LLM/EMBEDDING kind, or any OpenLLMetry request type.
+/// Names are compared as [`normalize_operation`] maps them (`Chat` is a chat), without
+/// allocating a lower-case copy for every span.
 pub(super) fn is_inference(view: &View<'_, '_>) -> bool {
-    if let Some(operation) = view.str(&[Key::OperationName])
-        && matches!(operation, "chat" | "text_completion" | "generate_content" | "embeddings")
+    if let Some(operation) = view.str(&[Key::OperationName]).map(str::trim)
+        && INFERENCE_OPERATIONS.iter().any(|known| operation.eq_ignore_ascii_case(known))
     {
         return true;
     }
@@ -178,8 +233,8 @@ pub(super) fn is_inference(view: &View<'_, '_>) -> bool {
 
 /// Map one inference span to an event (before validation).
 fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<InferenceEvent> {
-    let trace_id = hex_id(span.trace_id).ok_or(Error::MissingField { field: "traceId" })?;
-    let span_id = hex_id(span.span_id).ok_or(Error::MissingField { field: "spanId" })?;
+    let trace_id = trace_id_hex(span.trace_id)?.ok_or(Error::MissingField { field: "traceId" })?;
+    let span_id = span_id_hex(span.span_id)?.ok_or(Error::MissingField { field: "spanId" })?;
     let app = view.text(rows::APP).ok_or(Error::MissingField { field: "service.name" })?;
     if span.end_time_unix_nano == 0 {
         return Err(Error::MissingField { field: "endTimeUnixNano" });

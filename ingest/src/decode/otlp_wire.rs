@@ -14,8 +14,9 @@
 //! scope, links, trace state), which it checks and drops. Unknown fields are skipped by wire
 //! type, as prost skips them. Whatever this reader does not accept, including
 //! the rare shapes it leaves to prost on purpose (a singular message field repeated, which
-//! prost merges; a nesting deeper than [`MAX_DEPTH`]), fails with [`Malformed`], and the
-//! caller decodes the message again with prost, which then decides and explains.
+//! prost merges; a nesting deeper than [`MAX_DEPTH`]), fails with [`Malformed`], and prost
+//! decides and explains: for that one span or log record when the layers around it read (so a
+//! bad item is rejected alone), else for the whole message.
 
 use super::attributes::{AttrArray, AttrValue, Attrs, Key, Unmapped};
 
@@ -176,15 +177,15 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Call `each` with every item (span or log record, read by `parse`) of a `TracesData` /
+/// Call `each` with the bytes of every item (span or log record) of a `TracesData` /
 /// `ExportTraceServiceRequest` or `LogsData` / `ExportLogsServiceRequest` message, in order,
 /// together with its resource's attribute table. Both nest the same way: field 1 of the message
 /// is a resource group (resource, scope groups, schema URL), field 2 of that a scope group
-/// (scope, items, schema URL).
-pub(super) fn for_each_item<'a, T>(
+/// (scope, items, schema URL). Only these outer layers fail here; `each` reads the item itself,
+/// so that one bad item can be rejected without the items beside it.
+pub(super) fn for_each_item<'a>(
     message: &'a [u8],
-    parse: impl Fn(&'a [u8]) -> WireResult<T>,
-    mut each: impl FnMut(T, &Attrs<'a>) -> WireResult<()>,
+    mut each: impl FnMut(&'a [u8], &Attrs<'a>) -> WireResult<()>,
 ) -> WireResult<()> {
     let mut top = Fields::new(message);
     while let Some((number, field)) = top.next()? {
@@ -215,7 +216,7 @@ pub(super) fn for_each_item<'a, T>(
         let mut fields = Fields::new(resource_group);
         while let Some((number, field)) = fields.next()? {
             if number == 2 {
-                scope_group(field.bytes()?, &resource, &parse, &mut each)?;
+                scope_group(field.bytes()?, &resource, &mut each)?;
             }
         }
     }
@@ -293,17 +294,16 @@ fn check_link(link: &[u8]) -> WireResult<()> {
     Ok(())
 }
 
-fn scope_group<'a, T>(
+fn scope_group<'a>(
     scope_group: &'a [u8],
     resource: &Attrs<'a>,
-    parse: &impl Fn(&'a [u8]) -> WireResult<T>,
-    each: &mut impl FnMut(T, &Attrs<'a>) -> WireResult<()>,
+    each: &mut impl FnMut(&'a [u8], &Attrs<'a>) -> WireResult<()>,
 ) -> WireResult<()> {
     let mut fields = Fields::new(scope_group);
     while let Some((number, field)) = fields.next()? {
         match number {
             1 => check_scope(field.bytes()?)?,
-            2 => each(parse(field.bytes()?)?, resource)?,
+            2 => each(field.bytes()?, resource)?,
             3 => {
                 field.string()?;
             }
@@ -311,6 +311,21 @@ fn scope_group<'a, T>(
         }
     }
     Ok(())
+}
+
+/// The id fields `trace_field` and `span_field` of an item the reader did not accept, as far as
+/// the item can be read, to name it in its reject.
+pub(super) fn ids_of_unread_item(item: &[u8], trace_field: u32, span_field: u32) -> (&[u8], &[u8]) {
+    let (mut trace_id, mut span_id) = (&[][..], &[][..]);
+    let mut fields = Fields::new(item);
+    while let Ok(Some((number, field))) = fields.next() {
+        match (number, field) {
+            (number, Field::Len(bytes)) if number == trace_field => trace_id = bytes,
+            (number, Field::Len(bytes)) if number == span_field => span_id = bytes,
+            _ => {}
+        }
+    }
+    (trace_id, span_id)
 }
 
 /// The fields of one span the mapping reads, borrowed from the message.

@@ -8,6 +8,8 @@
 //! position upstream (Kafka commit). The file source needs no acknowledgement: the lake
 //! checkpoint is its only position.
 
+#[cfg(test)]
+mod dead_letter_tests;
 mod flusher;
 mod partition;
 
@@ -24,7 +26,7 @@ use driftwatch_lake::model::{DeadLetter, FeedbackEvent, SourcePosition, UnixNano
 use self::partition::seen_event_recently;
 use crate::aggregate::FeedbackJoin;
 use crate::config::{Config, FlushConfig};
-use crate::decode::{Decoded, Decoder, PayloadFormat, Reject};
+use crate::decode::{Decoded, Decoder, PayloadFormat, Reject, dead_letter_payload};
 use crate::enrich::{Enricher, Scrubber};
 use crate::telemetry::Metrics;
 use crate::telemetry::names::AGGREGATE_FAILED_REASON;
@@ -142,7 +144,7 @@ impl Processor {
             rows += 1;
         }
         for Reject { reason, detail, payload: item } in self.scratch.rejects.drain(..) {
-            let bytes = item.unwrap_or_else(|| truncated(payload, self.max_dead_letter_payload_bytes));
+            let bytes = item.unwrap_or_else(|| dead_letter_payload(payload, self.max_dead_letter_payload_bytes));
             self.metrics.record_decode_error(reason);
             bury(&self.metrics, buffer, dead_letter(now, reason, detail, bytes, &source));
         }
@@ -173,7 +175,7 @@ impl Processor {
     ) -> MessageResult {
         buffer.consumed(offset, next_offset);
         let source = SourcePosition { topic: buffer.topic.clone(), partition: buffer.partition, offset };
-        let payload = truncated(head, self.max_dead_letter_payload_bytes);
+        let payload = dead_letter_payload(head, self.max_dead_letter_payload_bytes);
         self.metrics.record_decode_error(reason);
         bury(&self.metrics, buffer, dead_letter(now, reason, detail, payload, &source));
         self.metrics.record_message(&buffer.topic, MessageResult::Rejected);
@@ -210,10 +212,6 @@ fn bury(metrics: &Metrics, buffer: &mut PartitionBuffer, dead: DeadLetter) {
     metrics.record_dead_letter(dead.reason);
     buffer.charge(approx_dead_letter_bytes(&dead));
     buffer.dead_letters.push(dead);
-}
-
-fn truncated(payload: &[u8], cap: usize) -> Vec<u8> {
-    payload[..payload.len().min(cap)].to_vec()
 }
 
 fn opt_capacity(value: Option<&String>) -> usize {

@@ -109,6 +109,23 @@ fn token_rows_accept_int_double_and_numeric_string() {
     );
 }
 
+/// A blank string is no count: the next row of the field wins, and without one the field is
+/// empty, as a string row treats it.
+#[test]
+fn blank_numeric_values_count_as_absent() {
+    let e = one_event(vec![
+        kv("gen_ai.usage.input_tokens", s("")),
+        kv("gen_ai.usage.prompt_tokens", Value::IntValue(5)),
+        kv("gen_ai.usage.output_tokens", s(" ")),
+        kv("gen_ai.usage.completion_tokens", s("7")),
+        kv("gen_ai.usage.cost", s("")),
+        kv("llm.cost.total", Value::DoubleValue(0.5)),
+    ]);
+    assert_eq!((e.input_tokens, e.output_tokens, e.reported_cost_usd), (Some(5), Some(7), Some(0.5)));
+    let e = one_event(vec![kv("gen_ai.usage.input_tokens", s("")), kv("gen_ai.response.time_to_first_chunk", s(""))]);
+    assert_eq!((e.input_tokens, e.ttft_ms), (None, None));
+}
+
 #[test]
 fn reported_cost_rows() {
     assert_eq!(one_event(vec![kv("gen_ai.usage.cost", Value::DoubleValue(0.5))]).reported_cost_usd, Some(0.5));
@@ -122,6 +139,18 @@ fn latency_and_ttft() {
     assert_eq!(e.time - e.start_time, 1_500_000_000);
     assert_eq!(e.time, T0 + 1_000_000);
     assert_eq!(e.ttft_ms, Some(250.0));
+}
+
+/// Seconds in every row: the current semconv's key, then OpenLIT's.
+#[test]
+fn ttft_rows() {
+    let e = one_event(vec![
+        kv("gen_ai.response.time_to_first_chunk", Value::DoubleValue(0.25)),
+        kv("gen_ai.server.time_to_first_token", Value::DoubleValue(0.5)),
+    ]);
+    assert_eq!(e.ttft_ms, Some(250.0));
+    let e = one_event(vec![kv("gen_ai.server.time_to_first_token", Value::DoubleValue(0.125))]);
+    assert_eq!(e.ttft_ms, Some(125.0));
 }
 
 #[test]
@@ -310,6 +339,21 @@ fn inference_rule_and_skipped_count() {
     ];
     let out: Decoded = decode_traces(&traces(vec![kv("service.name", s("a"))], spans));
     assert_eq!((out.events.len(), out.skipped_spans, out.rejects.len()), (7, 3, 0));
+}
+
+/// Operation names are read as `normalize_operation` maps them, case and padding aside.
+#[test]
+fn inference_operations_are_recognised_in_any_case() {
+    let spans = vec![
+        span(1, vec![kv("gen_ai.operation.name", s("Chat"))]),
+        span(2, vec![kv("gen_ai.operation.name", s("EMBEDDINGS"))]),
+        span(3, vec![kv("gen_ai.operation.name", s(" Text_Completion "))]),
+        span(4, vec![kv("gen_ai.operation.name", s("Execute_Tool"))]),
+    ];
+    let out = decode_traces(&traces(vec![kv("service.name", s("a"))], spans));
+    let operations: Vec<&str> = out.events.iter().map(|e| e.operation.as_str()).collect();
+    assert_eq!(operations, ["chat", "embeddings", "text_completion"]);
+    assert_eq!((out.skipped_spans, out.rejects.len()), (1, 0));
 }
 
 #[test]

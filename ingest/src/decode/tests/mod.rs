@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bad_items;
 mod fixtures;
 mod json;
 mod mapping;

@@ -30,6 +30,9 @@ fn agree(prost: Result<Decoded, prost::DecodeError>, wire: Option<Decoded>) -> b
             true
         }
         (Ok(_) | Err(_), None) => false,
+        // A span or record prost rejects, in outer layers it reads, is rejected alone: prost
+        // rejects the message for it, the reader keeps the items beside it.
+        (Err(_), Some(wire)) if wire.rejects.iter().any(|r| r.reason == "malformed_protobuf") => true,
         (Err(error), Some(wire)) => panic!(
             "prost rejects ({error}) what the wire reader read into {} events, {} feedback, {} rejects",
             wire.events.len(),
