@@ -38,6 +38,10 @@ const SNIFF_BYTES: usize = 8;
 /// files practically never share them, few enough to hash at every flush.
 const HEAD_FINGERPRINT_BYTES: usize = 64 << 10;
 
+/// How far past the dead-letter size the head of an unreadable record is kept for scrubbing:
+/// more than the longest address, card, IBAN or key the scrubber masks, short of the odd JWT.
+const SCRUB_MARGIN_BYTES: usize = 1 << 10;
+
 /// How often the age limit is checked.
 const AGE_TICK: Duration = Duration::from_millis(250);
 
@@ -187,9 +191,12 @@ pub async fn run_file_with(
     let decode = components.config.decode.to_decode_config();
     // A message above `max_payload_bytes` may still be a real one, discarded as it is read; only
     // a prefix beyond any OTLP message means the framing is lost.
-    let mut reader =
-        RecordReader::new(framing, resumed_from, decode.max_payload_bytes, decode.max_dead_letter_payload_bytes)
-            .with_max_framed_bytes(MAX_FRAMED_RECORD_BYTES);
+    // The head of a record too large to read is kept a little past the dead-letter size: the
+    // pipeline scrubs before it cuts, and personal data across the cut is then masked whole
+    // instead of reaching the scrubber already cut into an unrecognisable stub.
+    let keep_bytes = decode.max_dead_letter_payload_bytes.saturating_add(SCRUB_MARGIN_BYTES);
+    let mut reader = RecordReader::new(framing, resumed_from, decode.max_payload_bytes, keep_bytes)
+        .with_max_framed_bytes(MAX_FRAMED_RECORD_BYTES);
     let mut age_tick = tokio::time::interval(AGE_TICK);
     age_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Nothing is read while set: the memory budget is reached, or a due flush waits for the
@@ -575,6 +582,60 @@ mod tests {
         assert_eq!(dead_letters(&metrics, "payload_too_large"), 1, "{metrics}");
         assert_eq!(report.unreadable_bytes, long.len() as u64);
         Ok(())
+    }
+
+    /// Personal data that the dead-letter size cuts through, in a line too long to read, is
+    /// masked whole: the head is kept past the cut for the scrubber.
+    #[tokio::test]
+    async fn personal_data_across_the_dead_letter_cut_of_a_long_line_is_masked() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("events.jsonl");
+        let mut config = Config::default();
+        config.lake.location = dir.path().join("lake").display().to_string();
+        config.decode.max_payload_bytes = bytesize::ByteSize::b(1024);
+        config.decode.max_dead_letter_payload_bytes = bytesize::ByteSize::b(100);
+        let components = Components::build(config).await?;
+        // The address runs from byte 88 to 113 of the line, across the cut at 100.
+        let long = format!(r#"{{"id":"evt-x","note":"{}jane.doe@example.com {}"}}"#, "x".repeat(66), "y".repeat(3000));
+        assert_eq!(long.find("jane"), Some(88));
+        std::fs::write(&path, format!("{long}\n{}\n", event(1)))?;
+        run_file(&components, &path, PayloadFormat::Auto, CancellationToken::new()).await?;
+
+        let payloads = dead_letter_payloads(&dir.path().join("lake"))?;
+        assert_eq!(payloads.len(), 1, "one dead letter");
+        let kept = String::from_utf8_lossy(&payloads[0]);
+        assert!(kept.len() <= 100, "cut to the dead-letter size: {kept}");
+        assert!(!kept.contains("jane"), "no part of the address is kept: {kept}");
+        Ok(())
+    }
+
+    /// The payloads of every dead letter in the lake at `lake`.
+    fn dead_letter_payloads(lake: &Path) -> std::result::Result<Vec<Vec<u8>>, Box<dyn std::error::Error>> {
+        let mut payloads = Vec::new();
+        let mut folders = vec![lake.join("dead_letter")];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else if path.extension().is_some_and(|ext| ext == "parquet") {
+                    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                        std::fs::File::open(&path)?,
+                    )?
+                    .build()?;
+                    for batch in reader {
+                        let batch = batch?;
+                        let column = batch.column_by_name("payload").ok_or("no payload column")?;
+                        let column = column
+                            .as_any()
+                            .downcast_ref::<arrow::array::BinaryArray>()
+                            .ok_or("payload is not binary")?;
+                        payloads.extend(column.iter().map(|value| value.unwrap_or_default().to_vec()));
+                    }
+                }
+            }
+        }
+        Ok(payloads)
     }
 
     #[tokio::test]
