@@ -56,11 +56,12 @@ pub enum PiiKind {
     NationalId,
     /// IPv4 and IPv6 addresses.
     IpAddress,
-    /// Provider API keys (`sk-...`, `sk_live_...`, `AIza...`, `AKIA...`, `ghp_...`, `xoxb-...`, `api_key=...`).
+    /// Provider API keys (`sk-...`, `sk_live_...`, `AIza...`, `AKIA...`, `ASIA...`, `ghp_...`, `glpat-...`,
+    /// `gsk_...`, `xai-...`, `xoxb-...`, `api_key=...`).
     ApiKey,
     /// Passwords in key-value form (`password=...`, `"pwd": "..."`) and HTTP Basic credentials.
     Password,
-    /// The token after `Bearer`.
+    /// The token after `Bearer`, or after `Token` in an `Authorization` header.
     BearerToken,
     /// JSON web tokens (`eyJ...`).
     Jwt,
@@ -109,6 +110,10 @@ enum Extent {
     Capture,
     /// The prefix of the capture that the validator accepts, if any.
     Checked(Validator),
+    /// As `Checked`; and when the capture opens a list (`"tel":[...]`), each
+    /// item after it that the validator accepts whole, since the key names
+    /// them all.
+    Listed(Validator),
     /// The capture opens a literal: a quote, and the value runs to the
     /// quote that closes it, or a number, which is the whole value. A pattern
     /// cannot say which quote closes a value: it may hold quotes and
@@ -195,7 +200,14 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::ApiKey,
-        pattern: r"(?-u:\b)(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{30,}|xox[baprs]-[A-Za-z0-9-]{10,}|hf_[A-Za-z0-9]{30,})(?-u:\b)",
+        // GitLab tokens may end in `-`, after which there is no word boundary;
+        // their newer, routable form goes on after a dot.
+        pattern: concat!(
+            r"(?-u:\b)(?:(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|A[KS]IA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}",
+            r"|[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{30,}|xox[baprs]-[A-Za-z0-9-]{10,}",
+            r"|hf_[A-Za-z0-9]{30,}|gsk_[A-Za-z0-9]{40,}|xai-[A-Za-z0-9]{40,}|pplx-[A-Za-z0-9]{40,}",
+            r"|r8_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36})(?-u:\b)|glpat-[A-Za-z0-9_-]{20,}(?:\.[A-Za-z0-9]+)?)"
+        ),
         group: 0,
         numeric: false,
         extent: Extent::Capture,
@@ -283,7 +295,15 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::BearerToken,
-        pattern: r"(?i:bearer)\s+([A-Za-z0-9\-._~+/]{8,}=*)",
+        // `Token` is a word of prose too ("cost per token 0.000002"): only an
+        // `Authorization` header says that what follows it is a secret.
+        pattern: concat!(
+            r"(?i:bearer|authorization",
+            quote!(),
+            r"?\s*[:=]\s*",
+            quote!(),
+            r"?token)\s+([A-Za-z0-9\-._~+/]{8,}=*)"
+        ),
         group: 1,
         numeric: false,
         extent: Extent::Checked(token_like),
@@ -295,11 +315,16 @@ const DETECTORS: &[Detector] = &[
         // part. Raw JSON (a cut dead letter, or nested deeper than the decoded
         // walk reaches) may spell `@` as `\u0040`, `+` as `\u002B`, `.` as
         // `\u002e` and a non-ASCII letter as `\u00fc`; the escape view blanks
-        // those, so only this pattern, on the raw text, can see them.
+        // those, so only this pattern, on the raw text, can see them. A URL
+        // spells `@` as `%40` (`mailto:jane%40example.com`). An apostrophe
+        // belongs to the local part (`o'brien`) only between its characters,
+        // so the quotes around `'jane@example.com'` stay outside the match.
         pattern: concat!(
             r"(?:[._%+-]|\\+u002[bB]|",
             address_char!(),
-            r")+(?:@|\\+u0040)",
+            r")+(?:'(?:[._%+-]|\\+u002[bB]|",
+            address_char!(),
+            r")+)*(?:@|\\+u0040|%40)",
             domain_label!(),
             "(?:",
             dot!(),
@@ -317,9 +342,13 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::Iban,
-        // Upper case only: lower-case hex ids (trace ids, hashes) have the shape and pass the
-        // checksum one time in 97.
-        pattern: r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)",
+        // Lower-case hex ids (trace ids, hashes) have the shape and pass the checksum one time
+        // in 97, so lower case counts only grouped (`de89 3704 ...`), which ids are not, and
+        // `iban` wants digits in all groups but one there, which prose is not.
+        pattern: concat!(
+            r"(?-u:\b)(?:[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,3})?",
+            r"|[a-z]{2}[0-9]{2}(?:[ -][a-z0-9]{4}){2,7}(?:[ -][a-z0-9]{1,3})?)(?-u:\b)"
+        ),
         group: 0,
         numeric: false,
         extent: Extent::Checked(iban),
@@ -327,7 +356,7 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::CardNumber,
-        pattern: r"(?-u:\b)[2-6](?:[ -]?[0-9]){12,18}(?-u:\b)",
+        pattern: r"(?-u:\b)[2-6](?:(?:[ .-]| {2})?[0-9]){12,18}(?-u:\b)",
         group: 0,
         numeric: true,
         extent: Extent::Checked(card),
@@ -344,16 +373,21 @@ const DETECTORS: &[Detector] = &[
     Detector {
         kind: PiiKind::NationalId,
         // Nine digits spaced or run together are an SSN only where the text says so;
-        // anywhere else they are as likely an order number or an id.
-        pattern: r#"(?i)(?:(?-u:\b)|_)(?:ssn|social[\s_-]*security)(?:[\s:#=."'\\_-]|number|num|no|nr|is|was)*([0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9})(?-u:\b)"#,
+        // anywhere else they are as likely an order number or an id. JSON may list them
+        // (`"ssn":[...]`).
+        pattern: r#"(?i)(?:(?-u:\b)|_)(?:ssn|social[\s_-]*security)(?:[\s:#=."'\\_\[-]|number|num|no|nr|is|was)*([0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9})(?-u:\b)"#,
         group: 1,
         numeric: true,
-        extent: Extent::Checked(ssn),
+        extent: Extent::Listed(ssn),
         not_after: &[],
     },
     Detector {
         kind: PiiKind::NationalId,
-        pattern: r"(?-u:\b)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D](?-u:\b)",
+        // In one case throughout: `Ab123456c` is more likely an id than a NINO.
+        pattern: concat!(
+            r"(?-u:\b)(?:[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]",
+            r"|[a-ceghj-pr-tw-z][a-ceghj-npr-tw-z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[a-d])(?-u:\b)"
+        ),
         group: 0,
         numeric: false,
         extent: Extent::Checked(nino),
@@ -361,7 +395,14 @@ const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::IpAddress,
-        pattern: r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-f]{1,4})?",
+        // An address opens with a group at the start of a word, or with `::`. A
+        // group may be empty only after that, or the match would open at a
+        // label's colon (`ip:2001:db8::1`), or inside a label ending in a hex
+        // digit (`id:fe80::1`), fail validation, and hide the address after it.
+        pattern: concat!(
+            r"(?i)(?:(?-u:\b)[0-9a-f]{1,4}:(?:[0-9a-f]{0,4}:){1,6}|::(?:[0-9a-f]{0,4}:){0,5})",
+            r"(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-f]{1,4})?"
+        ),
         group: 0,
         numeric: true,
         extent: Extent::Checked(ipv6),
@@ -403,11 +444,12 @@ const DETECTORS: &[Detector] = &[
     Detector {
         kind: PiiKind::Phone,
         // A bare run of 10 or 11 digits is a phone number only after a word that says so;
-        // anywhere else it is an id, a count or a timestamp. JSON may list it (`"tel":[...]`).
-        pattern: r#"(?i)(?:(?-u:\b)|_)(?:(?:tele|cell|mobile)?phone|tel|mobile|cell|call)(?:[\s:#=."'\\_\[-]|number|num|no|nr|is|me|us|at|on)*([0-9]{10,11})(?-u:\b)"#,
+        // anywhere else it is an id, a count or a timestamp. JSON may list it (`"tel":[...]`),
+        // or write it as a float (`4155552671.0`, `4155552671e0`).
+        pattern: r#"(?i)(?:(?-u:\b)|_)(?:(?:tele|cell|mobile)?phones?|tel|mobile|cell|call)(?:[\s:#=."'\\_\[-]|numbers?|num|no|nr|is|me|us|at|on)*([0-9]{10,11}(?:\.0+)?(?:[eE]\+?0+)?)(?-u:\b)"#,
         group: 1,
         numeric: true,
-        extent: Extent::Checked(bare_phone),
+        extent: Extent::Listed(bare_phone),
         not_after: &[],
     },
     Detector {
@@ -570,30 +612,73 @@ impl Scrubber {
                 let Some(m) = caps.get(detector.group) else {
                     continue;
                 };
+                let mut accept = |range: Range<usize>| {
+                    let joined = detector.numeric && !stands_alone(searched, &range);
+                    let named_otherwise =
+                        !detector.not_after.is_empty() && follows_word(searched, range.start, detector.not_after);
+                    if !joined && !named_otherwise {
+                        candidates.push((range, index));
+                    }
+                };
                 let range = match detector.extent {
                     Extent::Capture => after_escape(text, m.range()),
                     Extent::Checked(validate) => match validate(m.as_str()) {
                         Some(len) => after_escape(text, m.start()..m.start() + len),
                         None => continue,
                     },
+                    Extent::Listed(validate) => {
+                        if opens_list(searched, m.start()) {
+                            for item in list_items(searched, m.end()) {
+                                if validate(&searched[item.clone()]) == Some(item.len()) {
+                                    accept(item);
+                                }
+                            }
+                        }
+                        match validate(m.as_str()) {
+                            Some(len) => after_escape(text, m.start()..m.start() + len),
+                            None => continue,
+                        }
+                    }
                     Extent::Literal if m.as_str().starts_with(|c: char| c.is_ascii_digit()) => Some(m.range()),
                     // An escape that opens a quoted value is part of the secret.
                     Extent::Literal => quoted_value(text, m.range()),
                 };
-                let Some(range) = range else {
-                    continue;
-                };
-                if detector.numeric && !stands_alone(searched, &range) {
-                    continue;
+                if let Some(range) = range {
+                    accept(range);
                 }
-                if !detector.not_after.is_empty() && follows_word(searched, range.start, detector.not_after) {
-                    continue;
-                }
-                candidates.push((range, index));
             }
         }
         candidates
     }
+}
+
+/// Whether the value at `start` is the first item of a list: `[` before it,
+/// apart from spaces and the quotes of a string item, escaped or not.
+fn opens_list(text: &str, start: usize) -> bool {
+    let before = text[..start].trim_end_matches([' ', '\t', '\r', '\n', '"', '\'', '\\']);
+    before.ends_with('[')
+}
+
+/// The items of a list after the one that ends at `from`, up to the end of the
+/// list or anything that is not a number or a string of one: each item's text
+/// within its quotes. An item may be spaced (`078 05 1120`); its validator
+/// says whether it is what the list's key names.
+fn list_items(text: &str, from: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+    let bytes = text.as_bytes();
+    let between = |b: &u8| b" \t\r\n\"'\\".contains(b);
+    let mut at = from;
+    std::iter::from_fn(move || {
+        at += bytes[at..].iter().take_while(|b| between(b)).count();
+        if bytes.get(at) != Some(&b',') {
+            return None;
+        }
+        at += 1;
+        at += bytes[at..].iter().take_while(|b| between(b)).count();
+        let start = at;
+        at += bytes[at..].iter().take_while(|b| b.is_ascii_digit() || b" .eE+-".contains(b)).count();
+        let end = start + text[start..at].trim_end().len();
+        (end > start).then_some(start..end)
+    })
 }
 
 /// Overwrites `span` with the placeholder, padded with `*`, or with `*` alone
@@ -609,20 +694,55 @@ fn mask(span: &mut [u8], placeholder: &[u8]) {
 /// or digits, or joined by `-` or `.` to more of them (UUIDs, versions, dates,
 /// longer digit runs). `:` and `/` do not join, so `10.0.0.1:8080` and URLs
 /// still count.
+///
+/// A `-` between two dotted quads does not join either: that is a range of
+/// addresses (`192.168.1.10-192.168.1.20`), both of them personal data.
 fn stands_alone(text: &str, range: &Range<usize>) -> bool {
     let bytes = text.as_bytes();
     let joins = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let quad = dotted_quad(&bytes[range.clone()]);
     let glued_before = match &bytes[..range.start] {
         [.., b] if joins(*b) => true,
+        [before @ .., b'-'] if quad && ends_with_dotted_quad(before) => false,
         [.., x, b'-' | b'.'] => joins(*x),
         _ => false,
     };
     let glued_after = match &bytes[range.end..] {
         [b, ..] if joins(*b) => true,
+        [b'-', after @ ..] if quad && starts_with_dotted_quad(after) => false,
         [b'-' | b'.', x, ..] => joins(*x),
         _ => false,
     };
     !glued_before && !glued_after
+}
+
+/// Four runs of one to three digits joined by dots, and nothing else.
+fn dotted_quad(bytes: &[u8]) -> bool {
+    let mut parts = 0;
+    for part in bytes.split(|&b| b == b'.') {
+        parts += 1;
+        if !(1..=3).contains(&part.len()) || !part.iter().all(u8::is_ascii_digit) {
+            return false;
+        }
+    }
+    parts == 4
+}
+
+/// Whether `bytes` open with a dotted quad that no letter, digit or further
+/// part continues (a full stop may end a sentence after it).
+fn starts_with_dotted_quad(bytes: &[u8]) -> bool {
+    let run = bytes.iter().take_while(|b| b.is_ascii_digit() || **b == b'.').count();
+    let quad = bytes[..run].strip_suffix(b".").unwrap_or(&bytes[..run]);
+    dotted_quad(quad) && !bytes.get(run).is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Whether `bytes` end with a dotted quad that no letter, digit or further
+/// part continues.
+fn ends_with_dotted_quad(bytes: &[u8]) -> bool {
+    let run = bytes.iter().rev().take_while(|b| b.is_ascii_digit() || **b == b'.').count();
+    let start = bytes.len() - run;
+    dotted_quad(&bytes[start..])
+        && !start.checked_sub(1).is_some_and(|at| bytes[at].is_ascii_alphanumeric() || bytes[at] == b'_')
 }
 
 /// True when one of `words` (any case) comes just before `start`, apart from

@@ -48,8 +48,15 @@ pub(super) fn token_like(token: &str) -> Option<usize> {
 /// Luhn check over the digits of a 13–19 digit card candidate, which must
 /// be ungrouped or grouped the way cards are printed (4-4-4-4, 4-4-4-4-3,
 /// 4-6-5), so bank codes and other grouped numbers are not taken for cards.
+/// Groups are split by spaces (one or two) or dashes, or by dots throughout:
+/// a dot among other separators is more likely a decimal point.
 pub(super) fn card(candidate: &str) -> Option<usize> {
-    let groups: Vec<usize> = candidate.split([' ', '-']).map(str::len).collect();
+    let groups: Vec<usize> =
+        candidate.split(|c: char| !c.is_ascii_digit()).filter(|g| !g.is_empty()).map(str::len).collect();
+    let mut separators = candidate.split(|c: char| c.is_ascii_digit()).filter(|s| !s.is_empty());
+    if candidate.contains('.') && !separators.all(|s| s == ".") {
+        return None;
+    }
     let printed = match groups.as_slice() {
         [_] | [4, 6, 4 | 5] => true,
         [init @ .., last] => init.iter().all(|&g| g == 4) && (3..=4).contains(last),
@@ -77,15 +84,28 @@ pub(super) fn card(candidate: &str) -> Option<usize> {
 pub(super) fn iban(candidate: &str) -> Option<usize> {
     let mut end = candidate.len();
     loop {
-        if iban_valid(&candidate[..end]) {
+        if iban_valid(&candidate[..end]) && lower_case_plausible(&candidate[..end]) {
             return Some(end);
         }
-        end = candidate[..end].rfind(' ')?;
+        end = candidate[..end].rfind([' ', '-'])?;
     }
 }
 
+/// An IBAN in lower case has digits in every group after the first but one
+/// (a bank code such as `west`): grouped prose (`xx12 then turn left`) has
+/// words there.
+fn lower_case_plausible(text: &str) -> bool {
+    if !text.bytes().any(|b| b.is_ascii_lowercase()) {
+        return true;
+    }
+    let wordlike =
+        text.split([' ', '-']).skip(1).filter(|group| group.bytes().all(|b| b.is_ascii_alphabetic())).count();
+    wordlike <= 1
+}
+
+/// The mod-97 check of an IBAN in either case, spaced or dashed.
 pub(super) fn iban_valid(text: &str) -> bool {
-    let compact: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
+    let compact: Vec<u8> = text.bytes().filter(|b| *b != b' ' && *b != b'-').map(|b| b.to_ascii_uppercase()).collect();
     if !(15..=34).contains(&compact.len()) {
         return false;
     }
@@ -109,11 +129,15 @@ pub(super) fn paired_phone(candidate: &str) -> Option<usize> {
     (!counting).then_some(candidate.len())
 }
 
-/// US SSN, however its nine digits are separated: areas 000, 666 and 900–999,
+/// US SSN, written `123-45-6789`, `123 45 6789` or `123456789` (an item of a
+/// list is read without a pattern to say so): areas 000, 666 and 900–999,
 /// group 00 and serial 0000 are never issued.
 pub(super) fn ssn(candidate: &str) -> Option<usize> {
+    let groups: Vec<usize> = candidate.split([' ', '-']).map(str::len).collect();
     let digits: String = candidate.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() != 9 {
+    let written = matches!(groups.as_slice(), [3, 2, 4] | [9]) && digits.len() == 9;
+    let one_separator = !(candidate.contains(' ') && candidate.contains('-'));
+    if !written || !one_separator {
         return None;
     }
     let (area, rest) = digits.split_at(3);
@@ -124,8 +148,8 @@ pub(super) fn ssn(candidate: &str) -> Option<usize> {
 
 /// UK NINO: some prefixes are never allocated.
 pub(super) fn nino(candidate: &str) -> Option<usize> {
-    let prefix = candidate.get(..2)?;
-    let excluded = ["BG", "GB", "KN", "NK", "NT", "TN", "ZZ"].contains(&prefix);
+    let prefix = candidate.get(..2)?.to_ascii_uppercase();
+    let excluded = ["BG", "GB", "KN", "NK", "NT", "TN", "ZZ"].contains(&prefix.as_str());
     (!excluded).then_some(candidate.len())
 }
 
@@ -152,11 +176,25 @@ pub(super) fn international_phone(candidate: &str) -> Option<usize> {
 }
 
 /// A bare run after a phone word: 10 digits (a North American number, or a
-/// national one with its trunk `0`) or 11. Ten digits starting with `1` are
-/// left alone: no such number exists, and epoch seconds (`call at 1718000000`)
-/// look just like that.
-pub(super) fn bare_phone(digits: &str) -> Option<usize> {
-    (digits.len() == 11 || !digits.starts_with('1')).then_some(digits.len())
+/// national one with its trunk `0`) or 11, maybe written as a JSON float
+/// whose fraction and exponent are zeros (`4155552671.0`, `4155552671e0`).
+/// Ten digits starting with `1` are left alone: no such number exists, and
+/// epoch seconds (`call at 1718000000`) look just like that.
+pub(super) fn bare_phone(number: &str) -> Option<usize> {
+    let digits = number.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &number.as_bytes()[digits..];
+    let zeros = |bytes: &[u8]| bytes.iter().take_while(|&&b| b == b'0').count();
+    let fraction = match rest {
+        [b'.', after @ ..] if zeros(after) > 0 => 1 + zeros(after),
+        _ => 0,
+    };
+    let exponent = match &rest[fraction..] {
+        [b'e' | b'E', b'+', after @ ..] if zeros(after) > 0 => 2 + zeros(after),
+        [b'e' | b'E', after @ ..] if zeros(after) > 0 => 1 + zeros(after),
+        _ => 0,
+    };
+    let shaped = fraction + exponent == rest.len() && (10..=11).contains(&digits);
+    (shaped && (digits == 11 || !number.starts_with('1'))).then_some(number.len())
 }
 
 /// National numbers with a trunk `0` have 10 or 11 digits.
