@@ -71,6 +71,9 @@ fn main() -> std::process::ExitCode {
             Command::CheckConfig(args) => commands::ingest::check_config(&args).await,
         }
     });
+    // Dropping the runtime would wait for every blocking task, such as a local lake write the
+    // shutdown gave up on; the commands have finished their work by now.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -40,7 +40,7 @@ use crate::FastHashMap;
 use crate::config::{Config, KafkaConfig};
 use crate::decode::PayloadFormat;
 use crate::error::{Error, Result};
-use crate::pipeline::{FlushOutcome, FlushReason, Flusher, PartitionBuffer, Processor, largest_buffer};
+use crate::pipeline::{FlushOutcome, FlushReason, Flusher, FlusherError, PartitionBuffer, Processor, largest_buffer};
 use crate::runtime::Components;
 use crate::source::file::now_nanos;
 use crate::telemetry::{Readiness, http};
@@ -87,9 +87,21 @@ pub async fn run_daemon(config: Config, shutdown: CancellationToken, shutdown_de
     let result = consume(&components, &kafka, &readiness, &tasks, shutdown, shutdown_deadline).await;
     http_shutdown.cancel();
     tasks.close();
-    tasks.wait().await;
+    // After a shutdown that gave up on the lake, the flusher can still be inside a store
+    // attempt (a store client's own retries run for minutes). Waiting for it would end in the
+    // deadline's kill; leaving it is a crash to the lake, which its protocol makes exact.
+    if tokio::time::timeout(TASKS_GRACE, tasks.wait()).await.is_err() {
+        tracing::warn!(
+            grace_ms = TASKS_GRACE.as_millis() as u64,
+            "A lake commit given up at shutdown is still under way; exiting without waiting for it."
+        );
+    }
     result
 }
+
+/// How long the daemon's tasks get to finish once the pipeline has stopped: the HTTP server's
+/// last answers, and a flusher task that has nothing left to do.
+const TASKS_GRACE: Duration = Duration::from_secs(1);
 
 async fn consume(
     components: &Components,
@@ -233,8 +245,9 @@ async fn consume(
         _ => {
             let budget = final_flush_budget(shutdown_deadline);
             match tokio::time::timeout(budget, state.flush_all(FlushReason::Shutdown)).await {
-                Ok(flushed) => Some(flushed),
-                Err(_) => {
+                // Given up at the same budget by the flusher itself (see the spawn above),
+                // which may come a moment before the timeout does.
+                Ok(Err(Error::Flush(FlusherError::GaveUp | FlusherError::Abandoned { .. }))) | Err(_) => {
                     // The lake is not taking writes (commits are being retried). Waiting longer
                     // would end in the process deadline's exit, which leaves the group only
                     // when the brokers time the session out; the rows are read again from the
@@ -245,6 +258,7 @@ async fn consume(
                          without committing"
                     ))))
                 }
+                Ok(flushed) => Some(flushed),
             }
         }
     };
