@@ -447,6 +447,22 @@ async fn an_object_store_outage_is_ridden_out_unready_and_exactly_once() -> anyh
     Ok(())
 }
 
+/// SIGTERM `daemon` while its lake is down. It must give the lake up and exit by itself,
+/// non-zero (rows were left unwritten) and within `deadline`, saying `why`: not be ended by the
+/// deadline as a member the brokers still count, whose partitions then wait out its session.
+fn terminate_while_the_lake_is_down(daemon: &mut Daemon, deadline: Duration, why: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    common::terminate(&daemon.child)?;
+    let status = common::wait_with_timeout(&mut daemon.child, Duration::from_secs(90))?;
+    let took = started.elapsed();
+    let log = std::fs::read_to_string(&daemon.log)?;
+    assert_ne!(status.code(), Some(124), "ended by the shutdown deadline; log:\n{}", daemon.log_tail());
+    assert!(!status.success(), "unwritten rows make a failed shutdown; log:\n{}", daemon.log_tail());
+    assert!(took < deadline, "shutdown took {took:?}, the deadline is {deadline:?}");
+    assert!(log.contains(why), "log:\n{}", daemon.log_tail());
+    Ok(())
+}
+
 /// A shutdown that finds the processing loop waiting for a flush slot, behind a commit the
 /// store keeps refusing (the store went away mid-stream and flushes kept coming due), still
 /// ends within the deadline, leaving the group itself: the waits end with the flushes, which
@@ -475,15 +491,7 @@ async fn a_shutdown_while_flushes_wait_behind_an_object_store_outage_ends_within
     tokio::time::sleep(Duration::from_secs(4)).await;
     truth.merge(&setup.produce(500, 53, 0.0).await??);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let started = Instant::now();
-    common::terminate(&daemon.child)?;
-    let status = common::wait_with_timeout(&mut daemon.child, Duration::from_secs(90))?;
-    let took = started.elapsed();
-    let log = std::fs::read_to_string(&daemon.log)?;
-    assert_ne!(status.code(), Some(124), "ended by the shutdown deadline; log:\n{}", daemon.log_tail());
-    assert!(!status.success(), "unwritten rows make a failed shutdown; log:\n{}", daemon.log_tail());
-    assert!(took < deadline, "shutdown took {took:?}, the deadline is {deadline:?}");
-    assert!(log.contains("Stopped on a lake error"), "log:\n{}", daemon.log_tail());
+    terminate_while_the_lake_is_down(&mut daemon, deadline, "Stopped on a lake error")?;
 
     s3.server.restart()?;
     let successor = Daemon::start(&setup.config, setup.dir.path(), &s3.client_env())?;
@@ -525,15 +533,7 @@ async fn a_shutdown_during_an_object_store_outage_leaves_the_group_within_the_de
     // itself, instead of being ended by the deadline as a member the brokers still count
     // (whose partitions then wait out its session before anyone reads them).
     s3.server.stop();
-    let started = Instant::now();
-    common::terminate(&daemon.child)?;
-    let status = common::wait_with_timeout(&mut daemon.child, Duration::from_secs(90))?;
-    let took = started.elapsed();
-    let log = std::fs::read_to_string(&daemon.log)?;
-    assert_ne!(status.code(), Some(124), "ended by the shutdown deadline; log:\n{}", daemon.log_tail());
-    assert!(!status.success(), "an unwritten final flush is a failed shutdown; log:\n{}", daemon.log_tail());
-    assert!(took < deadline, "shutdown took {took:?}, the deadline is {deadline:?}");
-    assert!(log.contains("leaving the group without committing"), "log:\n{}", daemon.log_tail());
+    terminate_while_the_lake_is_down(&mut daemon, deadline, "leaving the group without committing")?;
 
     // Nothing was lost: the rows are read again from the lake checkpoint (and flushed by the
     // successor's own shutdown, since they are fewer than a flush holds).
