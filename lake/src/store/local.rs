@@ -159,7 +159,10 @@ fn make_dir_durable(dir: &Path, durable: &DurableDirs) -> Result<usize> {
                     if !created
                         && matches!(
                             source.kind(),
-                            ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem | ErrorKind::InvalidInput
+                            ErrorKind::PermissionDenied
+                                | ErrorKind::ReadOnlyFilesystem
+                                | ErrorKind::InvalidInput
+                                | ErrorKind::Unsupported
                         ) => {}
                 Err(source) => return Err(LakeError::io("fsync directory", parent, source)),
             }
