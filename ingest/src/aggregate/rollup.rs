@@ -12,18 +12,28 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash};
 use std::mem::size_of;
 
 use driftwatch_lake::histogram::{self, HistogramError, millis_to_micros};
-use driftwatch_lake::model::{FeedbackEvent, FeedbackTally, InferenceEvent, RollupKey, RollupRow, UnixNanos};
+use driftwatch_lake::model::{
+    FeedbackEvent, FeedbackTally, HALLUCINATION_EVALUATION, InferenceEvent, RollupKey, RollupRow,
+    USER_THUMBS_EVALUATION, UnixNanos,
+};
 use hdrhistogram::Histogram;
 
 use super::recorder::{FoldHasher, SparseRecorder};
 use super::{AggregateConfig, AggregateError, Result};
 use crate::FastHashState;
+use crate::telemetry::names::OVERFLOW_LABEL_VALUE;
 
 /// Rollup window length: one minute, in nanoseconds.
 const WINDOW_NANOS: i64 = 60_000_000_000;
 
 /// End of a slot chain.
 const NONE: usize = usize::MAX;
+
+/// Distinct evaluation names tallied per rollup key, besides the first-class ones; further
+/// names share the `__overflow__` tally, as in the live metrics. A producer that puts an id
+/// into the name (`eval-<uuid>`) would otherwise make each lookup a scan of thousands. The
+/// feedback table keeps every row with its own name.
+const MAX_FEEDBACK_NAMES_PER_KEY: usize = 32;
 
 /// Start of the 1-minute window holding `time`. Euclidean division so that
 /// pre-1970 times (bad clocks) still floor instead of rounding toward zero.
@@ -201,7 +211,9 @@ impl RollupAggregator {
         }
         if let Some(quantizer) = quantizer {
             for (value, recorder) in [(event.latency_ms, &mut acc.latency_us), (event.ttft_ms, &mut acc.ttft_us)] {
-                if let Some(ms) = value {
+                // As the live metrics: decoding rejects these, but the aggregator is public, and
+                // a NaN or negative time recorded as 1 µs would skew every quantile over the key.
+                if let Some(ms) = value.filter(|ms| ms.is_finite() && *ms >= 0.0) {
                     let before = recorder.approx_bytes();
                     recorder.record(quantizer, millis_to_micros(ms));
                     self.recorder_bytes += recorder.approx_bytes() - before;
@@ -219,11 +231,22 @@ impl RollupAggregator {
     pub fn add_feedback(&mut self, feedback: &FeedbackEvent) -> Result<()> {
         let index = self.find_or_insert(&KeyRef::of_feedback(feedback))?;
         let tallies = &mut self.slots[index].acc.feedback;
-        let position = match tallies.iter().position(|tally| tally.name == feedback.name) {
+        let first_class = [HALLUCINATION_EVALUATION, USER_THUMBS_EVALUATION]
+            .iter()
+            .any(|name| feedback.name.eq_ignore_ascii_case(name));
+        let name = if first_class
+            || tallies.len() < MAX_FEEDBACK_NAMES_PER_KEY
+            || tallies.iter().any(|tally| tally.name == feedback.name)
+        {
+            feedback.name.as_str()
+        } else {
+            OVERFLOW_LABEL_VALUE
+        };
+        let position = match tallies.iter().position(|tally| tally.name == name) {
             Some(position) => position,
             None => {
-                self.string_bytes += feedback.name.len() + size_of::<FeedbackTally>();
-                tallies.push(FeedbackTally { name: feedback.name.clone(), ..FeedbackTally::default() });
+                self.string_bytes += name.len() + size_of::<FeedbackTally>();
+                tallies.push(FeedbackTally { name: name.to_owned(), ..FeedbackTally::default() });
                 tallies.len() - 1
             }
         };

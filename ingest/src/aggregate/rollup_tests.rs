@@ -176,6 +176,46 @@ fn feedback_tallies_per_name_with_flags() -> TestResult {
     Ok(())
 }
 
+/// Latencies that are not a duration (NaN, infinite, negative) are left out of the histograms,
+/// as the live metrics leave them out; the call itself still counts.
+#[test]
+fn latencies_that_are_not_durations_are_not_recorded() -> TestResult {
+    let mut agg = aggregator(100);
+    for latency in [f64::NAN, f64::INFINITY, -5.0, 120.0] {
+        agg.add_event(&InferenceEvent { latency_ms: Some(latency), ..event("app", T0) })?;
+    }
+    let rows = agg.drain()?;
+    assert_eq!(rows[0].requests, 4);
+    let latency = histogram::deserialize(&rows[0].latency_us_hist)?;
+    assert_eq!(latency.len(), 1, "only the 120 ms call is timed");
+    Ok(())
+}
+
+/// An evaluation name per result (an id put into the name) cannot make the tally list grow
+/// without bound: past 32 names the others share `__overflow__`, while the first-class names
+/// keep their own tallies however late they come. Counts and flags are all kept.
+#[test]
+fn feedback_names_past_the_cap_share_the_overflow_tally() -> TestResult {
+    let mut agg = aggregator(100);
+    for i in 0..40 {
+        agg.add_feedback(&feedback("app", T0 + i, &format!("eval-{i}"), Some(1.0), Some("fail")))?;
+    }
+    agg.add_feedback(&feedback("app", T0 + 50, "Hallucination", Some(0.9), None))?;
+    agg.add_feedback(&feedback("app", T0 + 51, "user_thumbs", Some(-1.0), None))?;
+    agg.add_feedback(&feedback("app", T0 + 52, "eval-3", Some(1.0), None))?;
+    let rows = agg.drain()?;
+    assert_eq!(rows.len(), 1);
+    let tallies = &rows[0].feedback;
+    assert_eq!(tallies.len(), 32 + 1 + 2, "{tallies:?}");
+    let tally = |name: &str| tallies.iter().find(|t| t.name == name).map(|t| (t.count, t.flagged));
+    assert_eq!(tally("eval-3"), Some((2, 1)), "a name under the cap keeps counting");
+    assert_eq!(tally(OVERFLOW_LABEL_VALUE), Some((8, 8)), "eval-32 .. eval-39");
+    assert_eq!(tally("Hallucination"), Some((1, 1)));
+    assert_eq!(tally("user_thumbs"), Some((1, 1)));
+    assert_eq!(tallies.iter().map(|t| t.count).sum::<i64>(), 43);
+    Ok(())
+}
+
 #[test]
 fn feedback_without_context_is_its_own_key() -> TestResult {
     let mut agg = aggregator(100);
