@@ -173,7 +173,11 @@ pub(crate) struct GenAi {
     series: RwLock<FastHashMap<Box<[u8]>, Arc<Series>>>,
     /// Where label sets beyond the cap go; not counted in `max_series`.
     overflow: Series,
+    /// Observations folded by `max_series`: what raising it would keep apart.
     overflow_total: Counter,
+    /// Observations whose extra label value (error type, feedback name) was folded by the
+    /// per-series cap, which `max_series` does not change.
+    value_overflow_total: Counter,
 }
 
 impl GenAi {
@@ -191,6 +195,7 @@ impl GenAi {
             feedback: Family::default(),
         };
         let overflow_total = Counter::default();
+        let value_overflow_total = Counter::default();
         registry.register(
             GEN_AI_CLIENT_OPERATION_DURATION_SECONDS,
             "GenAI operation duration; failed calls carry their error_type, successful ones none",
@@ -230,8 +235,13 @@ impl GenAi {
         );
         registry.register(
             counter_name(SERIES_OVERFLOW_TOTAL),
-            "Observations folded into the __overflow__ series by the label-set cap",
+            "Observations folded into the __overflow__ label set by the label-set cap (metrics.max_series)",
             overflow_total.clone(),
+        );
+        registry.register(
+            counter_name(LABEL_VALUE_OVERFLOW_TOTAL),
+            "Observations whose error_type or feedback name was folded into __overflow__ by the cap of 32 values per label set",
+            value_overflow_total.clone(),
         );
         Self {
             families,
@@ -239,6 +249,7 @@ impl GenAi {
             series: RwLock::default(),
             overflow: Series::new(SeriesLabels::new([OVERFLOW_LABEL_VALUE; 5])),
             overflow_total,
+            value_overflow_total,
         }
     }
 
@@ -358,7 +369,7 @@ impl GenAi {
             return handle.clone();
         }
         let value = if map.len() >= MAX_EXTRA_VALUES_PER_SERIES {
-            self.count_overflow("extra label value");
+            self.count_overflow(&self.value_overflow_total, "extra label value");
             if let Some(handle) = map.get(OVERFLOW_LABEL_VALUE) {
                 return handle.clone();
             }
@@ -389,7 +400,7 @@ impl GenAi {
                 // Series are never removed, so a full map stays full: no write lock needed.
                 if map.len() >= self.max_series {
                     drop(map);
-                    self.count_overflow("label set");
+                    self.count_overflow(&self.overflow_total, "label set");
                     return record(&self.overflow);
                 }
             }
@@ -399,7 +410,7 @@ impl GenAi {
                     Some(series) => Arc::clone(series),
                     None if map.len() >= self.max_series => {
                         drop(map);
-                        self.count_overflow("label set");
+                        self.count_overflow(&self.overflow_total, "label set");
                         return record(&self.overflow);
                     }
                     None => {
@@ -414,8 +425,8 @@ impl GenAi {
     }
 
     /// Count (and now and then log) one observation folded by a cap.
-    fn count_overflow(&self, what: &'static str) {
-        let previous = self.overflow_total.inc();
+    fn count_overflow(&self, counter: &Counter, what: &'static str) {
+        let previous = counter.inc();
         if previous.is_multiple_of(OVERFLOW_LOG_EVERY) {
             tracing::warn!(
                 what,

@@ -210,6 +210,7 @@ fn every_named_metric_is_exposed() -> TestResult {
         FLUSHES_TOTAL,
         CONSUMER_ERRORS_TOTAL,
         SERIES_OVERFLOW_TOTAL,
+        LABEL_VALUE_OVERFLOW_TOTAL,
     ] {
         let base = name.strip_suffix("_total").ok_or(name)?;
         assert!(text.contains(&format!("# TYPE {base} counter")), "{name} not registered:\n{text}");
@@ -313,7 +314,8 @@ fn error_types_beyond_the_per_series_cap_fold() -> TestResult {
     let error_series = text.lines().filter(|line| line.starts_with("driftwatch_errors_total{")).count();
     assert_eq!(error_series, 33, "32 kept values plus __overflow__");
     assert!(text.contains(&format!("driftwatch_errors_total{{{SERIES},error_type=\"__overflow__\"}} 9")), "{text}");
-    assert!(text.contains("driftwatch_series_overflow_total 9"), "{text}");
+    assert!(text.contains("driftwatch_label_value_overflow_total 9"), "{text}");
+    assert!(text.contains("driftwatch_series_overflow_total 0"), "no label set folded: {text}");
     Ok(())
 }
 
@@ -377,7 +379,8 @@ fn duration_error_types_share_the_errors_cap() -> TestResult {
     assert_eq!(on_duration, error_types("driftwatch_errors_total{"));
     let folded = format!("gen_ai_client_operation_duration_seconds_count{{{SERIES},error_type=\"__overflow__\"}} 8");
     assert!(has_line(&text, &folded), "missing {folded:?} in\n{text}");
-    assert!(has_line(&text, "driftwatch_series_overflow_total 8"), "{text}");
+    assert!(has_line(&text, "driftwatch_label_value_overflow_total 8"), "{text}");
+    assert!(has_line(&text, "driftwatch_series_overflow_total 0"), "{text}");
     Ok(())
 }
 

@@ -108,8 +108,11 @@ pub const CONSUMER_ERROR_KINDS: [&str; 12] = [
     "lake_write",
     "lake_claim_lost",
 ];
-/// Observations folded into the `__overflow__` series by the cardinality cap.
+/// Observations folded into the `__overflow__` label set by the cap on label sets.
 pub const SERIES_OVERFLOW_TOTAL: &str = "driftwatch_series_overflow_total";
+/// Observations whose `error_type` or feedback name was folded into `__overflow__` by the cap
+/// on values per label set.
+pub const LABEL_VALUE_OVERFLOW_TOTAL: &str = "driftwatch_label_value_overflow_total";
 /// Always 1; the `version` label says which build runs.
 pub const BUILD_INFO: &str = "driftwatch_build_info";
 
