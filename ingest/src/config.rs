@@ -124,7 +124,9 @@ pub struct TopicConfig {
 
 /// Where a partition starts when the lake has no checkpoint for it. Offsets committed to Kafka
 /// are never read (they are advisory, for lag tools): a group pointed at a new or emptied lake
-/// starts here, not where Kafka says it was.
+/// starts here, not where Kafka says it was. A position that falls out of the log later (a
+/// partition paused while retention deleted its next offset) resumes at the log's start
+/// whatever this says, so that no retained message is skipped.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum StartFrom {
