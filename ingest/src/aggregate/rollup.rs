@@ -231,18 +231,17 @@ impl RollupAggregator {
     pub fn add_feedback(&mut self, feedback: &FeedbackEvent) -> Result<()> {
         let index = self.find_or_insert(&KeyRef::of_feedback(feedback))?;
         let tallies = &mut self.slots[index].acc.feedback;
-        let first_class = [HALLUCINATION_EVALUATION, USER_THUMBS_EVALUATION]
-            .iter()
-            .any(|name| feedback.name.eq_ignore_ascii_case(name));
-        let name = if first_class
-            || tallies.len() < MAX_FEEDBACK_NAMES_PER_KEY
-            || tallies.iter().any(|tally| tally.name == feedback.name)
+        let mut name = feedback.name.as_str();
+        let mut found = tallies.iter().position(|tally| tally.name == name);
+        // A new name past the cap shares the overflow tally, unless it is a first-class one.
+        if found.is_none()
+            && tallies.len() >= MAX_FEEDBACK_NAMES_PER_KEY
+            && ![HALLUCINATION_EVALUATION, USER_THUMBS_EVALUATION].iter().any(|known| name.eq_ignore_ascii_case(known))
         {
-            feedback.name.as_str()
-        } else {
-            OVERFLOW_LABEL_VALUE
-        };
-        let position = match tallies.iter().position(|tally| tally.name == name) {
+            name = OVERFLOW_LABEL_VALUE;
+            found = tallies.iter().position(|tally| tally.name == name);
+        }
+        let position = match found {
             Some(position) => position,
             None => {
                 self.string_bytes += name.len() + size_of::<FeedbackTally>();
