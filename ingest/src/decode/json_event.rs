@@ -27,7 +27,7 @@
 //! | `ttft_ms` | number | time to first token |
 //! | `status` | string | `ok`, `error` or `unset` (default) |
 //! | `error_type`, `finish_reason`, `response_id` | string | |
-//! | `trace_id`, `span_id` | string | hex ids when the app also traces; feedback from any app or format can then name the call by them |
+//! | `trace_id`, `span_id` | string | W3C trace context ids when the app also traces: 32 and 16 hex digits (any case; all zeros is the same as absent); feedback from any app or format can then name the call by them |
 //! | `input`, `output` | string | raw content; hashed/scrubbed by enrichment |
 //! | `golden_case` | string | id of a fixed CI test input |
 //!
@@ -42,7 +42,7 @@
 //! | `score` | number | numeric score |
 //! | `label` | string | e.g. `hallucinated`, `down` |
 //! | `inference_id` | string | `id` of the evaluated inference event of the same `app`; absent, `trace_id` + `span_id` when both are given |
-//! | `response_id`, `trace_id`, `span_id` | string | other ways to find the evaluated inference, in any app |
+//! | `response_id`, `trace_id`, `span_id` | string | other ways to find the evaluated inference, in any app; the ids as for inference events |
 //! | `environment`, `provider`, `operation`, `response_model`, `prompt_id`, `prompt_version` | string | context when known |
 
 use std::borrow::Cow;
@@ -292,8 +292,8 @@ impl Raw<'_> {
         let request_model = self.request_model;
         Ok(InferenceEvent {
             event_id,
-            trace_id: self.trace_id.map(|s| s.to_ascii_lowercase()),
-            span_id: self.span_id.map(|s| s.to_ascii_lowercase()),
+            trace_id: trace_context_id(self.trace_id, "trace_id", TRACE_ID_HEX_DIGITS)?,
+            span_id: trace_context_id(self.span_id, "span_id", SPAN_ID_HEX_DIGITS)?,
             response_id: self.response_id,
             time,
             start_time,
@@ -324,16 +324,14 @@ impl Raw<'_> {
 
     fn into_feedback(self) -> Result<FeedbackEvent> {
         let time = self.event_time()?;
-        let trace_id = self.trace_id.map(|s| s.to_ascii_lowercase());
-        let span_id = self.span_id.map(|s| s.to_ascii_lowercase());
+        let trace_id = trace_context_id(self.trace_id, "trace_id", TRACE_ID_HEX_DIGITS)?;
+        let span_id = trace_context_id(self.span_id, "span_id", SPAN_ID_HEX_DIGITS)?;
         // Feedback that names its inference only by span rates that span's call, as an OTLP
         // evaluation record parented to the span does, and gets the same inference id: the
         // join then finds the call whichever app or format recorded it.
         let inference_id = match (self.inference_id, trace_id.as_deref(), span_id.as_deref()) {
             (Some(id), _, _) => Some(id),
-            (None, Some(trace), Some(span)) if !trace.is_empty() && !span.is_empty() => {
-                Some(span_event_id(trace, span))
-            }
+            (None, Some(trace), Some(span)) => Some(span_event_id(trace, span)),
             (None, _, _) => None,
         };
         Ok(FeedbackEvent {
@@ -356,6 +354,34 @@ impl Raw<'_> {
             source: None,
         })
     }
+}
+
+/// Hex digits of a W3C trace id, as OTLP carries it in 16 bytes.
+const TRACE_ID_HEX_DIGITS: usize = 32;
+/// Hex digits of a W3C span id, as OTLP carries it in 8 bytes.
+const SPAN_ID_HEX_DIGITS: usize = 16;
+
+/// A JSON event's trace or span id, lower-cased as OTLP spans' ids are; empty or all zeros (the
+/// W3C invalid id) is absent. Other shapes are refused rather than kept: the join names a span's
+/// call by the two ids joined without a separator (as OTLP event ids are), so ids of other
+/// lengths could join into another call's id, and ids that are not hex never match a span.
+fn trace_context_id(value: Option<String>, field: &'static str, hex_digits: usize) -> Result<Option<String>> {
+    let Some(mut id) = value.filter(|id| !id.is_empty()) else { return Ok(None) };
+    if id.len() != hex_digits || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let shown: String = id.chars().take(hex_digits + 8).collect();
+        return Err(Error::InvalidField {
+            field,
+            detail: format!(
+                "{shown:?} ({} characters) is not a W3C id: expected {hex_digits} hex digits",
+                id.chars().count()
+            ),
+        });
+    }
+    if id.bytes().all(|b| b == b'0') {
+        return Ok(None);
+    }
+    id.make_ascii_lowercase();
+    Ok(Some(id))
 }
 
 #[allow(clippy::cast_possible_truncation)] // saturating float-to-int cast; latencies are far below i64::MAX ns

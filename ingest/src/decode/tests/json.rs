@@ -22,7 +22,7 @@ fn full_inference_event() {
         "provider":"Az.AI.Inference","request_model":"gpt-4o","prompt_id":"p","prompt_version":"2",
         "input_tokens":10,"output_tokens":20.0,"cache_read_tokens":1,"reasoning_tokens":2,"reported_cost_usd":0.01,
         "latency_ms":1500,"ttft_ms":200.5,"status":"error","error_type":"timeout","finish_reason":"length",
-        "response_id":"r1","trace_id":"ABCD","span_id":"ef","input":"hi","output":"yo","golden_case":"g1",
+        "response_id":"r1","trace_id":"0AF7651916CD43DD8448EB211C80319C","span_id":"B7AD6B7169203331","input":"hi","output":"yo","golden_case":"g1",
         "unknown_key":{"nested":[1,2]},"another":null}"#,
     );
     assert_eq!(out.rejects, vec![]);
@@ -37,7 +37,7 @@ fn full_inference_event() {
     assert_eq!((e.status, e.error_type.as_deref(), e.ttft_ms), (CallStatus::Error, Some("timeout"), Some(200.5)));
     assert_eq!(
         (e.trace_id.as_deref(), e.input_content.as_deref(), e.golden_case.as_deref()),
-        (Some("abcd"), Some("hi"), Some("g1"))
+        (Some("0af7651916cd43dd8448eb211c80319c"), Some("hi"), Some("g1"))
     );
 }
 
@@ -112,6 +112,48 @@ fn feedback_named_by_span_ids_gets_the_spans_inference_id() {
         "trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":""}"#,
     );
     assert_eq!(trace_only.feedback[0].inference_id, None);
+}
+
+/// Trace context ids of another shape would join into some other call's id (the join glues the
+/// two without a separator) or never match a span, so the event is refused, naming the field;
+/// all zeros is W3C's "no id", as on OTLP spans.
+#[test]
+fn trace_context_ids_must_be_w3c_hex_ids() {
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    const SPAN: &str = "b7ad6b7169203331";
+    for (kind, extra) in [("inference", ""), ("feedback", r#","name":"hallucination""#)] {
+        for (trace, span, field) in [
+            ("0af7651916cd43dd8448eb211c8031", SPAN, "trace_id"),
+            (TRACE, "b7ad6b716920333", "span_id"),
+            (TRACE, "b7ad6b71692033310", "span_id"),
+            ("0af7651916cd43dd-8448eb211c80319", SPAN, "trace_id"),
+            (TRACE, "b7ad6b716920333g", "span_id"),
+        ] {
+            let (reason, detail) = reject(&format!(
+                r#"{{"type":"{kind}","id":"e","time_unix_nano":{T0},"app":"a","trace_id":"{trace}","span_id":"{span}"{extra}}}"#
+            ));
+            assert_eq!(reason, "invalid_field", "{kind} {trace} {span}");
+            assert!(detail.contains(field) && detail.contains("hex digits"), "{kind}: {detail}");
+        }
+        let zeros = json(&format!(
+            r#"{{"type":"{kind}","id":"e","time_unix_nano":{T0},"app":"a","trace_id":"{}","span_id":"{}"{extra}}}"#,
+            "0".repeat(32),
+            "0".repeat(16)
+        ));
+        assert_eq!(zeros.rejects, vec![], "{kind}");
+        let ids: Vec<_> = zeros
+            .events
+            .iter()
+            .map(|e| (e.trace_id.clone(), e.span_id.clone()))
+            .chain(zeros.feedback.iter().map(|f| (f.trace_id.clone(), f.span_id.clone())))
+            .collect();
+        assert_eq!(ids, vec![(None, None)], "{kind}");
+    }
+    let feedback = json(&format!(
+        r#"{{"type":"feedback","id":"f","time_unix_nano":{T0},"app":"a","name":"n","trace_id":"{}","span_id":"{SPAN}"}}"#,
+        "0".repeat(32)
+    ));
+    assert_eq!(feedback.feedback[0].inference_id, None, "a zero trace id names no call");
 }
 
 #[test]
