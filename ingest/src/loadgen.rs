@@ -34,7 +34,10 @@ pub enum LoadgenError {
     Property(String),
     #[error("creating topic {topic}: {code}")]
     CreateTopic { topic: String, code: RDKafkaErrorCode },
-    #[error("{failed} of {sent} messages were not acknowledged by the broker; the truth would be wrong")]
+    #[error(
+        "{failed} of {sent} messages were refused by the producer or not acknowledged by the broker; the truth \
+         would be wrong"
+    )]
     Undelivered { failed: u64, sent: u64 },
     #[error("{in_flight} messages were still undelivered after {stalled:?} without any delivery; is the broker up?")]
     Stalled { in_flight: i32, stalled: Duration },
@@ -277,18 +280,18 @@ pub fn produce(options: &LoadOptions) -> Result<LoadReport, LoadgenError> {
     );
     let mut truth = Truth::default();
     let mut out: Vec<WireMessage> = Vec::new();
-    let mut sent = 0u64;
+    let mut sends = Sends::default();
     let pace = Pacer::new(options.rate);
     for record in fleet.records() {
         router.push(&record, &mut out);
-        send_all(&producer, &options.topics, &mut out, &mut truth, &mut sent, &pace);
+        send_all(&producer, &options.topics, &mut out, &mut truth, &mut sends, &pace);
     }
     router.finish(&mut out);
-    send_all(&producer, &options.topics, &mut out, &mut truth, &mut sent, &pace);
+    send_all(&producer, &options.topics, &mut out, &mut truth, &mut sends, &pace);
     drain(&producer)?;
-    let failed = tally.failed.load(Ordering::Relaxed);
+    let failed = tally.failed.load(Ordering::Relaxed) + sends.refused;
     if failed > 0 {
-        return Err(LoadgenError::Undelivered { failed, sent });
+        return Err(LoadgenError::Undelivered { failed, sent: sends.attempted() });
     }
     Ok(LoadReport { truth, elapsed: started.elapsed() })
 }
@@ -298,11 +301,11 @@ fn send_all(
     topics: &LoadTopics,
     out: &mut Vec<WireMessage>,
     truth: &mut Truth,
-    sent: &mut u64,
+    sends: &mut Sends,
     pace: &Pacer,
 ) {
     for message in out.drain(..) {
-        pace.wait(*sent);
+        pace.wait(sends.attempted());
         let topic = topics.for_stream(message.stream);
         let mut record = BaseRecord::to(topic).payload(&message.payload);
         if let Some(key) = &message.key {
@@ -311,20 +314,43 @@ fn send_all(
         let mut pending = record;
         loop {
             match producer.send(pending) {
-                Ok(()) => break,
+                Ok(()) => {
+                    truth.observe(&message);
+                    sends.enqueued += 1;
+                    break;
+                }
                 Err((error, returned)) => {
                     if error.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) {
                         std::thread::sleep(Duration::from_millis(5));
                         pending = returned;
                     } else {
-                        tracing::warn!(%error, "Could not enqueue a message.");
+                        // No delivery report comes for a message librdkafka refused to queue
+                        // (too large, unknown partition...): it is counted here, and the run
+                        // fails at the end rather than print a truth that includes it.
+                        if sends.refused == 0 {
+                            tracing::warn!(%error, "Could not enqueue a message; the run will fail.");
+                        }
+                        sends.refused += 1;
                         break;
                     }
                 }
             }
         }
-        truth.observe(&message);
-        *sent += 1;
+    }
+}
+
+/// Messages handed to librdkafka so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sends {
+    /// Queued for delivery: each gets a delivery report.
+    enqueued: u64,
+    /// Refused before queueing: never delivered.
+    refused: u64,
+}
+
+impl Sends {
+    fn attempted(self) -> u64 {
+        self.enqueued + self.refused
     }
 }
 

@@ -35,11 +35,11 @@ pub struct DemoArgs {
     /// Number of micro apps (at least 5).
     #[arg(long, env = "DRIFTWATCH_DEMO_APPS", default_value_t = 6)]
     pub apps: usize,
-    /// Inference calls to generate.
-    #[arg(long, env = "DRIFTWATCH_DEMO_INFERENCES", default_value_t = 50_000)]
+    /// Inference calls to generate (at least 1).
+    #[arg(long, env = "DRIFTWATCH_DEMO_INFERENCES", default_value_t = 50_000, value_parser = super::parse_positive_count)]
     pub inferences: usize,
-    /// Share of malformed messages mixed into the input.
-    #[arg(long, env = "DRIFTWATCH_DEMO_MALFORMED_RATIO", default_value_t = 0.01)]
+    /// Share of malformed messages mixed into the input, 0 to 0.5.
+    #[arg(long, env = "DRIFTWATCH_DEMO_MALFORMED_RATIO", default_value_t = 0.01, value_parser = super::parse_malformed_ratio)]
     pub malformed_ratio: f64,
     /// Print the summary as JSON instead of a table.
     #[arg(long, env = "DRIFTWATCH_DEMO_JSON", default_value_t = false)]

@@ -2,8 +2,9 @@
 //! its metrics as the dev stack's Prometheus scrapes them, kill -9 crashes, a consumer group
 //! losing a member, a frozen member waking up after the group gave its partitions away, a member
 //! whose partitions were claimed in the lake, SIGTERM, a broker outage, an object store outage,
-//! and loadgen meeting a broker that starts late. Each test uses its own topics and consumer
-//! group. They run one at a time: each saturates the machine.
+//! and loadgen meeting a broker that starts late or a producer that refuses its messages. Each
+//! test uses its own topics and consumer group. They run one at a time: each saturates the
+//! machine.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../common/mod.rs"]
@@ -406,6 +407,27 @@ async fn loadgen_creates_its_topics_on_a_broker_that_comes_up_late() -> anyhow::
         let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len());
         assert_eq!(partitions, 2, "{topic} after a late broker start");
     }
+    Ok(())
+}
+
+/// Messages librdkafka refuses to queue (here: larger than `message.max.bytes`) get no delivery
+/// report; the run must fail instead of printing a truth that counts them.
+#[tokio::test(flavor = "multi_thread")]
+async fn loadgen_fails_when_the_producer_refuses_messages() -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let prefix = format!("{}-", common::unique("refused"));
+    let output = tokio::task::block_in_place(|| {
+        common::driftwatch()
+            .args(["loadgen", "--brokers", &brokers(), "--topic-prefix", &prefix, "--create-partitions", "1"])
+            .args(["--format", "json", "--inferences", "300", "--producer-property", "message.max.bytes=1000"])
+            .stdin(std::process::Stdio::null())
+            .output()
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "loadgen succeeded with refused messages:\n{stdout}\n{stderr}");
+    assert!(stdout.trim().is_empty(), "a truth was printed: {stdout}");
+    assert!(stderr.contains("refused by the producer"), "{stderr}");
     Ok(())
 }
 

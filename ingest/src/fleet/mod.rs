@@ -155,7 +155,8 @@ pub struct Encoder {
 impl Encoder {
     /// An encoder for `format`; `seed` drives the malformed-message dice.
     pub fn new(format: WireFormat, spans_per_message: usize, malformed_ratio: f64, seed: u64) -> Self {
-        let ratio = malformed_ratio.clamp(0.0, 0.9);
+        // At most one malformed message follows each good one, so half of all messages at most.
+        let ratio = if malformed_ratio.is_nan() { 0.0 } else { malformed_ratio.clamp(0.0, 0.5) };
         Self {
             format,
             spans_per_message: spans_per_message.max(1),
