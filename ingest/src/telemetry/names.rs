@@ -94,9 +94,10 @@ pub const DECODE_ERROR_REASONS: [&str; 16] = [
 /// rollups refused.
 pub const AGGREGATE_FAILED_REASON: &str = "aggregate_failed";
 /// Every `kind` of [`CONSUMER_ERRORS_TOTAL`], created at zero like the decode reasons.
-pub const CONSUMER_ERROR_KINDS: [&str; 12] = [
+pub const CONSUMER_ERROR_KINDS: [&str; 13] = [
     "all_brokers_down",
     "transport",
+    "auth",
     "fatal",
     "client",
     "assign",

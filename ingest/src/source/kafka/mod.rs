@@ -128,7 +128,7 @@ async fn consume(
     let stop_recovery = context.shutdown.clone();
     let high_watermarks = context.high_watermarks.clone();
     let missing_topics = Arc::clone(&context.missing_topics);
-    let brokers_down = Arc::clone(&context.brokers_down);
+    let brokers = Arc::clone(&context.brokers);
     let consumer: BaseConsumer<PollerContext> =
         client::client_config(kafka).create_with_context(context).map_err(|error| {
             Error::Other(format!("kafka: creating the consumer: {}", client::describe_error(&error, kafka)))
@@ -157,14 +157,19 @@ async fn consume(
     // flushes, behind commits the lake refuses; it sees the request only once that wait ends.
     // Flushes are abandoned at the final flush's budget counted from the request, which ends
     // those waits too, so the group is still left within the deadline.
+    // When the shutdown was asked for: the loop may see it only later (see above), and the
+    // time the shutdown took is reported from the request.
+    let shutdown_requested: Arc<std::sync::OnceLock<Instant>> = Arc::default();
     tasks.spawn({
         let (shutdown, abandon) = (shutdown.clone(), abandon.clone());
+        let shutdown_requested = Arc::clone(&shutdown_requested);
         let budget = final_flush_budget(shutdown_deadline);
         async move {
             tokio::select! {
                 () = abandon.cancelled() => {}
                 () = async {
                     shutdown.cancelled().await;
+                    let _ = shutdown_requested.set(Instant::now());
                     tokio::time::sleep(budget).await;
                 } => abandon.cancel(),
             }
@@ -228,7 +233,7 @@ async fn consume(
                 } else {
                     Vec::new()
                 };
-                state.update_readiness(readiness, assigned, brokers_down.load(Ordering::Acquire), &missing);
+                state.update_readiness(readiness, assigned, brokers.unready_reason(), &missing);
             }
         }
     };
@@ -274,7 +279,7 @@ async fn consume(
         tracing::error!("The Kafka poll thread panicked.");
     }
     abandon.cancel();
-    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let elapsed_ms = shutdown_requested.get().copied().unwrap_or(started).elapsed().as_millis() as u64;
     let partitions = final_offsets.len();
     let stopped_by = outcome.as_ref().err().map_or_else(|| "shutdown requested".to_owned(), ToString::to_string);
     match flushed {
@@ -820,11 +825,17 @@ impl Daemon<'_> {
         Ok(())
     }
 
-    fn update_readiness(&self, readiness: &Readiness, assigned: usize, brokers_down: bool, missing_topics: &[String]) {
+    fn update_readiness(
+        &self,
+        readiness: &Readiness,
+        assigned: usize,
+        brokers_unready: Option<&'static str>,
+        missing_topics: &[String],
+    ) {
         if !self.lake.writable {
             readiness.set_not_ready("lake not writable");
-        } else if brokers_down {
-            readiness.set_not_ready("Kafka brokers unreachable");
+        } else if let Some(reason) = brokers_unready {
+            readiness.set_not_ready(reason);
         } else if assigned == 0 {
             readiness.set_not_ready(unassigned_reason(missing_topics));
         } else {

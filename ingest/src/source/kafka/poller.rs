@@ -38,6 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::OwnedMessage;
@@ -116,8 +117,8 @@ pub struct PollerContext {
     pub shutdown: CancellationToken,
     /// Partitions currently assigned (for readiness).
     pub assigned: Arc<AtomicUsize>,
-    /// Set while the brokers are unreachable (for readiness).
-    pub brokers_down: Arc<AtomicBool>,
+    /// Whether the brokers answer, and whether they refuse this client (for readiness).
+    pub brokers: Arc<BrokerHealth>,
     /// The latest high watermark of each partition (for the lag gauge).
     pub high_watermarks: HighWatermarks,
     /// Subscribed topics the brokers do not know, checked while nothing is assigned (for
@@ -201,7 +202,7 @@ impl PollerContext {
             stopping: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             assigned: Arc::new(AtomicUsize::new(0)),
-            brokers_down: Arc::new(AtomicBool::new(false)),
+            brokers: Arc::default(),
             high_watermarks: HighWatermarks::default(),
             missing_topics: Arc::default(),
             error_logs: Mutex::default(),
@@ -298,7 +299,12 @@ impl PollerContext {
             if let Err(error) = positioned.add_partition_offset(&topic, partition, offset) {
                 tracing::error!(topic, partition, %error, "Cannot position partition.");
             }
-            tracing::info!(topic, partition, resume_at = ?next, "Partition assigned; recovered from the lake checkpoint.");
+            match next {
+                Some(resume_at) => {
+                    tracing::info!(topic, partition, resume_at, "Partition assigned; resuming at the lake checkpoint.");
+                }
+                None => tracing::info!(topic, partition, "Partition assigned; no lake checkpoint yet."),
+            }
             let position = match offset {
                 Offset::Offset(position) => Some(position),
                 _ => None,
@@ -455,7 +461,7 @@ impl PollerContext {
         let mut known = self.missing_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if *known != missing {
             if !missing.is_empty() {
-                tracing::warn!(topics = ?missing, "Subscribed topics do not exist (yet); waiting for them.");
+                tracing::warn!(topics = %missing.join(","), "Subscribed topics do not exist (yet); waiting for them.");
             }
             *known = missing;
         }
@@ -572,7 +578,7 @@ fn await_loop<T>(answer: &std::sync::mpsc::Receiver<T>) -> Result<T, Unanswered>
 impl ClientContext for PollerContext {
     fn stats(&self, statistics: Statistics) {
         if statistics.brokers.values().any(|broker| broker.state == "UP") {
-            self.brokers_down.store(false, Ordering::Release);
+            self.brokers.mark_up();
         }
         self.high_watermarks.update(
             statistics
@@ -582,16 +588,35 @@ impl ClientContext for PollerContext {
         );
     }
 
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        // librdkafka reports an asynchronous commit's failure to an offset-commit callback or a
+        // reply queue; rdkafka 0.39's `commit(.., Async)` sets neither, and librdkafka then only
+        // logs it under this facility.
+        if facility == "COMMITFAIL" {
+            self.metrics.record_consumer_error("commit");
+        }
+        forward_librdkafka_log(level, facility, message);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         let kind = match error.rdkafka_error_code() {
             // Not an error: the end of a partition's log, reported when a user configuration
             // turns `enable.partition.eof` on.
             Some(RDKafkaErrorCode::PartitionEOF) => return,
             Some(RDKafkaErrorCode::AllBrokersDown) => {
-                self.brokers_down.store(true, Ordering::Release);
+                // librdkafka raises it again on every re-bootstrap cycle (about twice a second
+                // while the brokers stay away): counted once per outage, so that the rate means
+                // outages, not reconnect attempts.
+                if !self.brokers.mark_down() {
+                    return;
+                }
                 "all_brokers_down"
             }
             Some(RDKafkaErrorCode::BrokerTransportFailure) => "transport",
+            Some(code) if is_auth_refusal(code) => {
+                self.brokers.mark_auth_refused();
+                "auth"
+            }
             // A fatal error arrives here under its underlying code (librdkafka translates
             // `ERR__FATAL` before handing the event on), so it is told apart, counted as fatal
             // and acted on where the poll returns it (`on_poll_error`).
@@ -604,10 +629,12 @@ impl ClientContext for PollerContext {
 
 impl ConsumerContext for PollerContext {
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        // An asynchronous commit's outcome arrives only here (the call itself succeeds once the
-        // request is queued). The lake checkpoint stays authoritative; a failing commit only
-        // leaves Kafka-side lag tools behind, which is worth a count and a log line.
-        // Nothing to commit is no failure.
+        // Reached only if librdkafka is given an offset-commit callback, which rdkafka 0.39 does
+        // not register: asynchronous commits fail through the COMMITFAIL log line instead (see
+        // `log`). Kept so that a later rdkafka that registers it counts them here (librdkafka
+        // then no longer logs COMMITFAIL, so nothing is counted twice). The lake checkpoint
+        // stays authoritative; a failing commit only leaves Kafka-side lag tools behind, which
+        // is worth a count and a log line. Nothing to commit is no failure.
         if let Err(error) = result
             && error.rdkafka_error_code() != Some(RDKafkaErrorCode::NoOffset)
         {
@@ -653,7 +680,7 @@ impl ConsumerContext for PollerContext {
                 }
                 self.assigned.store(positioned.count(), Ordering::Release);
                 // A completed assignment needed the group coordinator: the brokers are back.
-                self.brokers_down.store(false, Ordering::Release);
+                self.brokers.mark_up();
                 let mut held = self.lock_held();
                 held.paused = false;
                 held.positions.clear();
@@ -669,6 +696,7 @@ impl ConsumerContext for PollerContext {
                     if !durable.is_empty()
                         && let Err(error) = consumer.commit(&offsets_list(&durable), CommitMode::Sync)
                     {
+                        self.metrics.record_consumer_error("commit");
                         tracing::warn!(%error, "Could not commit revoked partitions' offsets to Kafka.");
                     }
                     tracing::info!(partitions = tpl.count(), "Partitions revoked after flushing.");
@@ -690,6 +718,73 @@ impl ConsumerContext for PollerContext {
                 self.lock_held().unverified.clear();
             }
         }
+    }
+}
+
+/// Whether the brokers answer this client, as librdkafka's callbacks tell it, for readiness.
+#[derive(Debug, Default)]
+pub struct BrokerHealth {
+    /// Every broker unreachable (librdkafka's "all brokers down").
+    down: AtomicBool,
+    /// The brokers refused this client's credentials or its rights since they were last up.
+    auth_refused: AtomicBool,
+}
+
+impl BrokerHealth {
+    /// A broker answered: a statistics report with a broker up, a message, an assignment.
+    pub(super) fn mark_up(&self) {
+        self.down.store(false, Ordering::Release);
+        self.auth_refused.store(false, Ordering::Release);
+    }
+
+    /// Every broker is down; `true` when they were not already.
+    fn mark_down(&self) -> bool {
+        !self.down.swap(true, Ordering::AcqRel)
+    }
+
+    fn mark_auth_refused(&self) {
+        self.auth_refused.store(true, Ordering::Release);
+    }
+
+    /// Why the daemon cannot consume, if the brokers are the reason.
+    pub(super) fn unready_reason(&self) -> Option<&'static str> {
+        if self.auth_refused.load(Ordering::Acquire) {
+            Some(
+                "Kafka brokers refuse this client (authentication or authorization failed; check the SASL/SSL settings and ACLs)",
+            )
+        } else if self.down.load(Ordering::Acquire) {
+            Some("Kafka brokers unreachable")
+        } else {
+            None
+        }
+    }
+}
+
+/// Errors that say the brokers refused the client's credentials or its rights: retrying will
+/// not help until an operator fixes the configuration or the ACLs.
+fn is_auth_refusal(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::Authentication
+            | RDKafkaErrorCode::SaslAuthenticationFailed
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::GroupAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+    )
+}
+
+/// librdkafka's log lines, as rdkafka's default `ClientContext::log` forwards them (under the
+/// `librdkafka` target), for a context that also looks at them.
+fn forward_librdkafka_log(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", "librdkafka: {facility} {message}");
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "librdkafka: {facility} {message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", "librdkafka: {facility} {message}");
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "librdkafka: {facility} {message}"),
     }
 }
 
@@ -744,6 +839,7 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
                 Command::Stop(offsets) => {
                     context.stopping.store(true, Ordering::Release);
                     if let Err(error) = commit_owned(consumer, offsets, CommitMode::Sync) {
+                        context.metrics.record_consumer_error("commit");
                         tracing::warn!(%error, "Final Kafka offset commit failed (the lake checkpoint is authoritative).");
                     }
                     consumer.unsubscribe();
@@ -777,7 +873,7 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
         match consumer.poll(if gathering { Duration::ZERO } else { POLL_TIMEOUT }) {
             None => context.lock_held().seal(),
             Some(Ok(message)) => {
-                context.brokers_down.store(false, Ordering::Release);
+                context.brokers.mark_up();
                 let mut held = context.lock_held();
                 if !held.positions.accept(message.topic(), message.partition(), message.offset()) {
                     context.metrics.record_redelivery();
@@ -1336,6 +1432,51 @@ mod tests {
         assert!(!limit.allow("transport", start + Duration::from_secs(1)), "its repeats are not");
         assert!(limit.allow("auth", start + Duration::from_secs(1)), "another kind within the window is");
         assert!(limit.allow("transport", start + ERROR_LOG_EVERY), "the kind again once its window is over");
+    }
+
+    /// rdkafka 0.39 registers no offset-commit callback, so librdkafka reports a failed
+    /// asynchronous commit only as a COMMITFAIL log line: that line is what counts it.
+    #[test]
+    fn a_commit_failure_librdkafka_only_logs_is_counted() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let ((_lake, _receiver), context) = context_over_a_fresh_lake(&runtime, "commitfail", Duration::from_secs(1))?;
+        context.log(RDKafkaLogLevel::Warning, "FETCH", "Fetch backoff");
+        assert_eq!(consumer_errors(&context.metrics, "commit")?, (0, 0), "other log lines count nothing");
+        context.log(
+            RDKafkaLogLevel::Warning,
+            "COMMITFAIL",
+            "Offset commit (manual) failed for 1/1 partition(s) in join-state wait-unassign-to-complete: \
+             Local: Waiting for coordinator: otlp_spans((null))[1]@164",
+        );
+        assert_eq!(consumer_errors(&context.metrics, "commit")?, (1, 1));
+        Ok(())
+    }
+
+    /// librdkafka raises "all brokers down" again on every re-bootstrap while they stay away;
+    /// the counter says how many outages there were, and readiness says which kind.
+    #[test]
+    fn broker_outages_are_counted_once_each_and_auth_refusals_named() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let ((_lake, _receiver), context) = context_over_a_fresh_lake(&runtime, "outages", Duration::from_secs(1))?;
+        let down = || KafkaError::Global(RDKafkaErrorCode::AllBrokersDown);
+        assert_eq!(context.brokers.unready_reason(), None);
+        for _ in 0..5 {
+            context.error(down(), "2/2 brokers are down");
+        }
+        assert_eq!(consumer_errors(&context.metrics, "all_brokers_down")?, (1, 1));
+        assert_eq!(context.brokers.unready_reason(), Some("Kafka brokers unreachable"));
+        context.brokers.mark_up();
+        assert_eq!(context.brokers.unready_reason(), None);
+        context.error(down(), "2/2 brokers are down");
+        assert_eq!(consumer_errors(&context.metrics, "all_brokers_down")?, (2, 2), "a second outage");
+
+        context.error(KafkaError::Global(RDKafkaErrorCode::Authentication), "SASL SCRAM authentication failed");
+        assert_eq!(consumer_errors(&context.metrics, "auth")?.1, 1);
+        let reason = context.brokers.unready_reason().unwrap_or_default();
+        assert!(reason.contains("authentication"), "{reason}");
+        context.brokers.mark_up();
+        assert_eq!(context.brokers.unready_reason(), None);
+        Ok(())
     }
 
     #[test]
