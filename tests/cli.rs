@@ -115,12 +115,65 @@ fn check_config_checks_the_registry_and_the_lake_location() -> anyhow::Result<()
         (format!("{}[registry]\npath = \"/nonexistent/models.yaml\"\n", at("/tmp/l")), "/nonexistent/models.yaml"),
         (at("s4://bucket/lake"), "s4://bucket/lake"),
         (format!("{}[lake.options]\naws_regoin = \"x\"\n", at("s3://bucket/lake")), "aws_regoin"),
+        (
+            format!("{}[lake.options]\naws_endpoint = \"127.0.0.1:9000\"\n", at("s3://b/l")),
+            "`lake.options.aws_endpoint`",
+        ),
+        (format!("{}[lake.options]\naws_region = \"eu west 1\"\n", at("s3://b/l")), "`lake.options.aws_region`"),
+        (format!("{}[lake.options]\naws_allow_http = \"maybe\"\n", at("s3://b/l")), "`lake.options.aws_allow_http`"),
+        (at("s3:/my-bucket/lake"), "lake: `lake.location`: "),
+        (at("~/lake"), "lake: `lake.location`: "),
+        ("[flush]\nmax_rows = \"ten\"\n".to_owned(), "`flush.max_rows`"),
+        ("[decode]\nmin_event_time = \"2100-01-01T00:00:00Z\"\n".to_owned(), "`decode.min_event_time`"),
     ] {
         let (ok, stderr) = check(text.clone())?;
         assert!(!ok, "accepted: {text}");
         assert!(stderr.contains(expected), "{text}: {stderr}");
         assert!(!stderr.contains("SECRET"), "a secret printed: {stderr}");
     }
+    Ok(())
+}
+
+/// Properties librdkafka refuses only together, when the consumer is created (TLS with a CA file
+/// that does not exist), fail `check-config` with the words the daemon fails with at start; and
+/// an S3 endpoint without its scheme stops a file run with its key instead of a panic.
+#[test]
+fn check_config_refuses_what_the_daemon_refuses_in_the_same_words() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("c.toml");
+    let last_line = |output: &std::process::Output| {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        stderr.lines().rfind(|line| line.starts_with("driftwatch: ")).unwrap_or_default().to_owned()
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "[lake]\nlocation = {:?}\n[http]\nlisten = \"127.0.0.1:0\"\n[kafka]\nbrokers = \"127.0.0.1:9\"\n\
+             [kafka.librdkafka]\n\"security.protocol\" = \"ssl\"\n\"ssl.ca.location\" = \"/nonexistent/ca.pem\"\n",
+            dir.path().join("lake").display().to_string()
+        ),
+    )?;
+    let checked = common::driftwatch().args(["check-config", "--config"]).arg(&config).output()?;
+    let started = common::driftwatch().args(["ingest", "--config"]).arg(&config).stdin(Stdio::null()).output()?;
+    assert!(!checked.status.success() && !started.status.success());
+    let (checked, started) = (last_line(&checked), last_line(&started));
+    assert!(checked.contains("creating the consumer") && checked.contains("ssl.ca.location"), "{checked}");
+    assert_eq!(checked, started);
+
+    std::fs::write(
+        &config,
+        "[lake]\nlocation = \"s3://bucket/x\"\n[lake.options]\naws_endpoint = \"127.0.0.1:9000\"\n",
+    )?;
+    let input = dir.path().join("events.ndjson");
+    std::fs::write(&input, "{}\n")?;
+    let output = common::driftwatch()
+        .args(["ingest", "--config"])
+        .arg(&config)
+        .arg("--source")
+        .arg(format!("file:{}", input.display()))
+        .output()?;
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(last_line(&output).contains("`lake.options.aws_endpoint`"), "{}", last_line(&output));
     Ok(())
 }
 

@@ -30,8 +30,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// `at` is where in the file (" at line L, column C"), `message` toml's words without its
-    /// snippet of the file, which would quote the line and so any secret on it.
+    /// `at` is where in the file (" at line L, column C"), `message` the key it is about
+    /// (`flush.max_rows`) and toml's words without its snippet of the file, which would quote
+    /// the line and so any secret on it.
     #[error("config file {origin} is not valid TOML or has a wrong key{at}: {message}")]
     Parse { origin: String, at: String, message: String },
     #[error("environment override {var} cannot apply: {reason}")]
@@ -149,22 +150,26 @@ pub struct KafkaConfig {
     /// lake an id that differs in letters or digits.
     #[serde(default = "default_group_id")]
     pub group_id: String,
-    /// Topics to consume.
+    /// Topics to consume, each by its exact name (Kafka's rule: 1 to 249 letters, digits, `.`,
+    /// `_` or `-`); librdkafka's `^regex` subscriptions are not supported, since each topic's
+    /// format is looked up by name.
     #[serde(default = "default_topics")]
     pub topics: Vec<TopicConfig>,
     /// Start position for partitions without a lake checkpoint (see [`StartFrom`]).
     #[serde(default)]
     pub start_from: StartFrom,
     /// Bound on offset queries (the watermark check on assignment); some brokers are known to
-    /// leave ListOffsets unanswered.
+    /// leave ListOffsets unanswered. At most [`MAX_OFFSET_QUERY_TIMEOUT`].
     #[serde(default = "default_offset_query_timeout", with = "humantime_serde")]
     pub offset_query_timeout: Duration,
-    /// Flushes being written at once; beyond it partitions are paused (backpressure).
+    /// Flushes being written at once; beyond it partitions are paused (backpressure). 1 to
+    /// [`MAX_INFLIGHT_FLUSHES`].
     #[serde(default = "default_max_inflight_flushes")]
     pub max_inflight_flushes: usize,
     /// librdkafka properties passed through verbatim (TLS, SASL, tuning). Keys driftwatch must
-    /// own for exactly-once (`enable.auto.commit`, `group.id`, ...) are rejected. Values may be
-    /// written as TOML strings, numbers or booleans; librdkafka takes them all as text.
+    /// own for exactly-once (`enable.auto.commit`, `group.id`, ...) and their aliases are
+    /// rejected. Values may be written as TOML strings, numbers or booleans; librdkafka takes
+    /// them all as text.
     #[serde(default, deserialize_with = "text_values")]
     pub librdkafka: BTreeMap<String, String>,
     /// librdkafka properties whose values are read from files when the config loads, so that
@@ -179,8 +184,9 @@ pub struct KafkaConfig {
     pub secret_properties: BTreeSet<String>,
 }
 
-/// A TOML error as line, column and message, without toml's snippet of the file.
-fn parse_error(origin: &str, text: &str, error: &toml::de::Error) -> ConfigError {
+/// A TOML error as line, column, the key it is about and the message, without toml's snippet of
+/// the file.
+fn parse_error(origin: &str, text: &str, key: Option<&str>, error: &toml::de::Error) -> ConfigError {
     let at = error
         .span()
         .and_then(|span| text.get(..span.start))
@@ -190,7 +196,55 @@ fn parse_error(origin: &str, text: &str, error: &toml::de::Error) -> ConfigError
             format!(" at line {line}, column {column}")
         })
         .unwrap_or_default();
-    ConfigError::Parse { origin: origin.to_owned(), at, message: error.message().trim_end().to_owned() }
+    ConfigError::Parse { origin: origin.to_owned(), at, message: explain(key, error.message()) }
+}
+
+/// Deserialize the configuration, keeping the dotted key an error is about (`flush.max_rows`,
+/// `apps[1].team`, `kafka.librdkafka."sasl.password"`), which the deserializer's own words lack.
+fn deserialize_keyed<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Config, (Option<String>, D::Error)> {
+    serde_path_to_error::deserialize(deserializer).map_err(|error| (dotted_key(error.path()), error.into_inner()))
+}
+
+/// A path as the config's keys are written in messages; `None` for the whole document.
+fn dotted_key(path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut key = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+            Segment::Map { key: name } => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                let bare = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if bare { key.push_str(name) } else { key.push_str(&format!("{name:?}")) }
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    (!key.is_empty()).then_some(key)
+}
+
+/// The deserializer's message, after the key it is about, with how to write the value where
+/// its words are a Rust type's (`expected usize`) or give no example (`expected a duration`).
+fn explain(key: Option<&str>, message: &str) -> String {
+    let message = message.trim_end();
+    let hint = if message.ends_with("expected a duration") {
+        "; write a number with a unit, e.g. \"10s\", \"5m\" or \"1h 30m\""
+    } else if ["usize", "u64", "u32", "u16", "u8", "i64", "i32"]
+        .iter()
+        .any(|t| message.ends_with(&format!("expected {t}")))
+    {
+        "; write a whole number without quotes, e.g. 1000"
+    } else if ["f64", "f32"].iter().any(|t| message.ends_with(&format!("expected {t}"))) {
+        "; write a number without quotes, e.g. 2.5"
+    } else {
+        ""
+    };
+    match key {
+        Some(key) => format!("`{key}`: {message}{hint}"),
+        None => format!("{message}{hint}"),
+    }
 }
 
 /// A table of options passed on as text (`kafka.librdkafka`, `lake.options`), its scalar values
@@ -257,14 +311,36 @@ fn default_max_inflight_flushes() -> usize {
 }
 
 /// librdkafka keys that the daemon sets itself; overriding them would break the delivery guarantee.
+/// librdkafka's aliases of them are here too (its CONFIGURATION.md: `bootstrap.servers` is an
+/// alias of `metadata.broker.list`; the topic-level `enable.auto.commit` one of
+/// `auto.commit.enable`), since setting an alias sets the property itself.
 pub const RESERVED_LIBRDKAFKA_KEYS: &[&str] = &[
     "group.id",
     "bootstrap.servers",
+    "metadata.broker.list",
     "enable.auto.commit",
+    "auto.commit.enable",
     "enable.auto.offset.store",
     "group.protocol",
     "auto.offset.reset",
 ];
+
+/// The longest `kafka.offset_query_timeout`. librdkafka takes timeouts as 32-bit milliseconds,
+/// so about 24.8 days and more wrap to an immediate timeout; and a broker that has not
+/// answered in minutes is better asked again.
+pub const MAX_OFFSET_QUERY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// The most `kafka.max_inflight_flushes`: each holds a whole flush batch in memory, and a
+/// handful already keeps the lake busy.
+pub const MAX_INFLIGHT_FLUSHES: usize = 64;
+
+/// The longest `flush.max_age`: the lake is meant to be minutes behind, and a partition's rows
+/// wait in memory (and its offsets uncommitted) until they are flushed.
+pub const MAX_FLUSH_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The longest `decode.max_future_skew`, a year: events dated further ahead are clock errors,
+/// and a larger value would only switch the check off. (365.25 days, humantime's `1year`.)
+pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(31_557_600);
 
 /// The largest `flush.max_bytes`. Arrow string columns use 32-bit offsets, so one batch's text
 /// column (content, ids) holds at most 2 GiB; a buffer flushes just past `max_bytes`, and half
@@ -279,7 +355,8 @@ pub struct FlushConfig {
     pub max_rows: usize,
     /// Approximate buffered bytes per partition before a flush; at most [`MAX_FLUSH_BYTES`].
     pub max_bytes: ByteSize,
-    /// Oldest buffered row's age before a flush: bounds how stale the lake is.
+    /// Oldest buffered row's age before a flush: bounds how stale the lake is. At most
+    /// [`MAX_FLUSH_AGE`].
     #[serde(with = "humantime_serde")]
     pub max_age: Duration,
     /// The memory budget for rows: all partitions' buffers plus the batches being written.
@@ -317,9 +394,11 @@ pub struct DecodeSection {
     pub max_payload_bytes: ByteSize,
     /// Dead-letter copies of rejected payloads are truncated to this.
     pub max_dead_letter_payload_bytes: ByteSize,
-    /// Events older than this (RFC 3339) are rejected as implausible.
+    /// Events older than this are rejected as implausible: an RFC 3339 time in the past, such as
+    /// "2000-01-01T00:00:00Z" (quoted or not).
+    #[serde(deserialize_with = "rfc3339_time")]
     pub min_event_time: chrono::DateTime<chrono::Utc>,
-    /// Events further in the future than this are rejected.
+    /// Events further in the future than this are rejected. At most [`MAX_FUTURE_SKEW`].
     #[serde(with = "humantime_serde")]
     pub max_future_skew: Duration,
     /// More tokens than this on one call is rejected as implausible.
@@ -340,6 +419,35 @@ impl Default for DecodeSection {
 }
 
 impl DecodeSection {
+    /// What is wrong with the event time bounds: a minimum that is not in the past would send
+    /// every event to dead letters, and one that nanoseconds since 1970 cannot hold, or a skew
+    /// beyond [`MAX_FUTURE_SKEW`], would switch the check off.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let example = "use a past time such as \"2000-01-01T00:00:00Z\" (the default)";
+        let min = self.min_event_time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        if self.min_event_time.timestamp_nanos_opt().is_none() {
+            problems.push(format!(
+                "`decode.min_event_time` ({min}) is outside the times event timestamps can hold \
+                 (1677-09-21 to 2262-04-11, nanoseconds since 1970); {example}"
+            ));
+        } else if self.min_event_time >= chrono::Utc::now() {
+            problems.push(format!(
+                "`decode.min_event_time` ({min}) is not in the past, so every event would be rejected as too \
+                 old; {example}"
+            ));
+        }
+        if self.max_future_skew > MAX_FUTURE_SKEW {
+            problems.push(format!(
+                "`decode.max_future_skew` ({}) must be at most {}: events dated further ahead are clock errors; \
+                 the default is 1day",
+                format_duration(self.max_future_skew),
+                format_duration(MAX_FUTURE_SKEW)
+            ));
+        }
+        problems
+    }
+
     /// The decoder's own configuration.
     pub fn to_decode_config(&self) -> DecodeConfig {
         DecodeConfig {
@@ -351,6 +459,25 @@ impl DecodeSection {
             max_tokens_per_call: self.max_tokens_per_call,
         }
     }
+}
+
+/// An RFC 3339 time, written as a TOML string or as a TOML offset date-time.
+fn rfc3339_time<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<chrono::DateTime<chrono::Utc>, D::Error> {
+    use serde::de::Error as _;
+    let example = "write a date, a time and an offset, e.g. \"2000-01-01T00:00:00Z\"";
+    let text = match toml::Value::deserialize(deserializer)? {
+        toml::Value::String(text) => text,
+        toml::Value::Datetime(datetime) => datetime.to_string(),
+        other => {
+            return Err(D::Error::custom(format!(
+                "expected an RFC 3339 time, not a TOML {}; {example}",
+                other.type_str()
+            )));
+        }
+    };
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|time| time.with_timezone(&chrono::Utc))
+        .map_err(|error| D::Error::custom(format!("{text:?} is not an RFC 3339 time ({error}); {example}")))
 }
 
 /// Where the model registry comes from.
@@ -421,19 +548,23 @@ impl Config {
 
     /// Parse TOML text, apply overrides, validate.
     pub fn from_toml_str(text: &str, origin: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|error| parse_error(origin, text, &error))?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|error| parse_error(origin, text, None, &error))?;
         let vars = apply_env_overrides(&mut table, env)?;
-        let mut config: Config = table.try_into().map_err(|source| {
+        let mut config: Config = deserialize_keyed(table).map_err(|(key, source)| {
             if vars.is_empty() {
                 // A table has lost the text's positions; the same error read from the text says
                 // which line, so which of several `[[apps]]` is wrong.
-                let source = toml::from_str::<Config>(text).err().unwrap_or(source);
-                parse_error(origin, text, &source)
+                let (key, source) =
+                    match toml::Deserializer::parse(text).map_err(|error| (None, error)).and_then(deserialize_keyed) {
+                        Err(found_in_text) => found_in_text,
+                        Ok(_) => (key, source),
+                    };
+                parse_error(origin, text, key.as_deref(), &source)
             } else {
                 ConfigError::ParseWithEnv {
                     origin: origin.to_owned(),
                     vars,
-                    message: source.message().trim_end().to_owned(),
+                    message: explain(key.as_deref(), source.message()),
                 }
             }
         })?;
@@ -503,6 +634,14 @@ impl Config {
         if self.flush.max_age.is_zero() {
             problems.push("`flush.max_age` must be longer than 0s (e.g. \"10s\")".to_owned());
         }
+        if self.flush.max_age > MAX_FLUSH_AGE {
+            problems.push(format!(
+                "`flush.max_age` ({}) must be at most {}: rows wait in memory, uncommitted, until they are \
+                 flushed; the default is 10s",
+                format_duration(self.flush.max_age),
+                format_duration(MAX_FLUSH_AGE)
+            ));
+        }
         if self.flush.max_buffered_bytes < self.flush.max_bytes {
             problems.push(format!(
                 "`flush.max_buffered_bytes` ({}) must be at least `flush.max_bytes` ({})",
@@ -512,6 +651,7 @@ impl Config {
         if self.decode.max_payload_bytes.as_u64() == 0 {
             problems.push("`decode.max_payload_bytes` must be larger than 0".to_owned());
         }
+        problems.extend(self.decode.problems());
         if self.aggregate.max_open_keys == 0 {
             problems.push("`aggregate.max_open_keys` must be at least 1".to_owned());
         }
@@ -576,6 +716,8 @@ fn validate_kafka(kafka: &KafkaConfig, problems: &mut Vec<String>) {
     for (index, topic) in kafka.topics.iter().enumerate() {
         if topic.name.trim().is_empty() {
             problems.push(format!("`kafka.topics[{index}].name` is empty"));
+        } else if let Some(problem) = topic_name_problem(&topic.name) {
+            problems.push(format!("`kafka.topics[{index}].name` = {:?} {problem}", topic.name));
         } else if !names.insert(topic.name.as_str()) {
             problems.push(format!("`kafka.topics[{index}].name` = {:?} is listed twice", topic.name));
         }
@@ -583,12 +725,51 @@ fn validate_kafka(kafka: &KafkaConfig, problems: &mut Vec<String>) {
     if kafka.offset_query_timeout.is_zero() {
         problems.push("`kafka.offset_query_timeout` must be longer than 0s (e.g. \"5s\")".to_owned());
     }
-    if kafka.max_inflight_flushes == 0 {
-        problems.push("`kafka.max_inflight_flushes` must be at least 1".to_owned());
+    if kafka.offset_query_timeout > MAX_OFFSET_QUERY_TIMEOUT {
+        problems.push(format!(
+            "`kafka.offset_query_timeout` ({}) must be at most {}: librdkafka wraps longer timeouts (about 25 \
+             days and more) to none at all, and an unanswered query is retried anyway; the default is 5s",
+            format_duration(kafka.offset_query_timeout),
+            format_duration(MAX_OFFSET_QUERY_TIMEOUT)
+        ));
+    }
+    if !(1..=MAX_INFLIGHT_FLUSHES).contains(&kafka.max_inflight_flushes) {
+        problems.push(format!(
+            "`kafka.max_inflight_flushes` ({}) must be 1 to {MAX_INFLIGHT_FLUSHES}: each flush in flight holds its \
+             rows in memory; the default is 2",
+            kafka.max_inflight_flushes
+        ));
     }
     problems.extend(crate::source::kafka::client::validate_passthrough(kafka));
     problems.extend(kafka.librdkafka.keys().filter_map(|key| reserved_key_problem("librdkafka", key)));
     problems.extend(kafka.librdkafka.iter().filter_map(|(key, value)| passthrough_value_problem(key, value)));
+}
+
+/// Why `name` cannot be subscribed to as one topic, or `None`. Kafka's rule: 1 to 249 ASCII
+/// letters, digits, `.`, `_` and `-`, not `.` or `..`. librdkafka would take a name starting with
+/// `^` as a regex subscription, which driftwatch does not support.
+fn topic_name_problem(name: &str) -> Option<String> {
+    if name.starts_with('^') {
+        return Some(
+            "is a regex subscription, which driftwatch does not support: each topic's `format` needs an exact \
+             name; list every topic by name"
+                .to_owned(),
+        );
+    }
+    if name == "." || name == ".." {
+        return Some("is not a topic name Kafka allows".to_owned());
+    }
+    if name.len() > 249 {
+        return Some(format!("is {} characters long; Kafka allows at most 249", name.len()));
+    }
+    name.chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .map(|c| format!("holds {c:?}; Kafka topic names hold only ASCII letters, digits, `.`, `_` and `-`"))
+}
+
+/// A duration as config values are written (`10m`, `1day`).
+fn format_duration(duration: Duration) -> String {
+    humantime_serde::re::humantime::format_duration(duration).to_string()
 }
 
 /// Values of passthrough properties that librdkafka accepts but that would stop the daemon from
@@ -616,7 +797,7 @@ fn reserved_key_problem(table: &str, key: &str) -> Option<String> {
     RESERVED_LIBRDKAFKA_KEYS.contains(&key).then(|| {
         let instead = match key {
             "group.id" => " and use `kafka.group_id`",
-            "bootstrap.servers" => " and use `kafka.brokers`",
+            "bootstrap.servers" | "metadata.broker.list" => " and use `kafka.brokers`",
             "auto.offset.reset" => " and use `kafka.start_from` for where a partition without a checkpoint starts",
             _ => "",
         };
@@ -693,278 +874,4 @@ fn parse_env_value(value: &str) -> toml::Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
-
-    fn no_env() -> Vec<(String, String)> {
-        Vec::new()
-    }
-
-    #[test]
-    fn empty_file_gives_working_defaults() -> TestResult {
-        let config = Config::from_toml_str("", "test", no_env())?;
-        assert_eq!(config.lake.location, "./lake");
-        assert!(config.kafka.is_none());
-        assert!(config.flush.max_rows > 0);
-        Ok(())
-    }
-
-    #[test]
-    fn kafka_defaults_to_the_three_design_topics() -> TestResult {
-        let config = Config::from_toml_str("[kafka]\nbrokers = \"b:9092\"\n", "test", no_env())?;
-        let kafka = config.kafka.ok_or("kafka section missing")?;
-        let names: Vec<_> = kafka.topics.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["otlp_spans", "otlp_logs", "llm_events"]);
-        assert_eq!(kafka.group_id, "driftwatch");
-        Ok(())
-    }
-
-    #[test]
-    fn a_lake_subtable_alone_keeps_the_default_location() -> TestResult {
-        let config = Config::from_toml_str("[lake.parquet]\nmax_row_group_rows = 1000\n", "test", no_env())?;
-        assert_eq!((config.lake.location.as_str(), config.lake.parquet.max_row_group_rows), ("./lake", 1000));
-        Ok(())
-    }
-
-    #[test]
-    fn unknown_key_is_named() {
-        let err = Config::from_toml_str("[flush]\nmax_rowz = 5\n", "driftwatch.toml", no_env())
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("max_rowz"), "{err}");
-        assert!(err.contains("driftwatch.toml"), "{err}");
-    }
-
-    #[test]
-    fn a_wrong_value_in_one_of_several_apps_says_which_line() {
-        let text =
-            "[[apps]]\nid = \"a\"\nteam = \"t\"\n\n[[apps]]\nid = \"b\"\nteam = \"t\"\nmax_risk_level = \"hgih\"\n";
-        let err =
-            Config::from_toml_str(text, "driftwatch.toml", no_env()).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("hgih") && err.contains("line 8"), "{err}");
-    }
-
-    #[test]
-    fn invalid_values_name_key_and_fix() {
-        let text = r#"
-            [http]
-            bearer_token = ""
-            [flush]
-            max_rows = 0
-            max_bytes = 0
-            [metrics]
-            max_series = 0
-            [lake.parquet]
-            compression_level = 0
-            bloom_filter_fpp = 1.5
-            [kafka]
-            brokers = "b:9092"
-            [kafka.librdkafka]
-            "enable.auto.commit" = "true"
-            "auto.offset.reset" = "latest"
-            [[apps]]
-            id = "a"
-            team = "t"
-            monthly_budget_usd = -3
-            [[apps]]
-            id = "a"
-            team = "t"
-        "#;
-        let err = Config::from_toml_str(text, "test", no_env()).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("`flush.max_rows`"), "{err}");
-        assert!(err.contains("`flush.max_bytes`"), "{err}");
-        assert!(err.contains("`metrics.max_series`"), "{err}");
-        assert!(err.contains("`lake.parquet.compression_level` must be a zstd level, 1 to 22"), "{err}");
-        assert!(err.contains("`lake.parquet.bloom_filter_fpp` must be strictly between 0 and 1"), "{err}");
-        assert!(err.contains("enable.auto.commit"), "{err}");
-        assert!(
-            err.contains("\"auto.offset.reset\"` is set by driftwatch itself") && err.contains("kafka.start_from"),
-            "{err}"
-        );
-        assert!(err.contains("`apps[0].monthly_budget_usd`"), "{err}");
-        assert!(err.contains("listed twice"), "{err}");
-        assert!(err.contains("`http.bearer_token` is empty"), "{err}");
-    }
-
-    #[test]
-    fn flush_max_bytes_above_one_gib_is_rejected_with_the_limit() -> TestResult {
-        let flush = |max_bytes: &str| {
-            let text = format!("[flush]\nmax_bytes = \"{max_bytes}\"\nmax_buffered_bytes = \"8 GiB\"\n");
-            Config::from_toml_str(&text, "test", no_env())
-        };
-        let err = flush("3 GiB").err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("`flush.max_bytes`") && err.contains("must be at most 1.0 GiB"), "{err}");
-        assert!(!err.contains("max_buffered_bytes"), "only the one problem: {err}");
-        assert_eq!(flush("1 GiB")?.flush.max_bytes, MAX_FLUSH_BYTES);
-        Ok(())
-    }
-
-    #[test]
-    fn env_overrides_nest_and_type() -> TestResult {
-        let env = vec![
-            ("DRIFTWATCH_LAKE__LOCATION".to_owned(), "s3://bucket/lake".to_owned()),
-            ("DRIFTWATCH_FLUSH__MAX_ROWS".to_owned(), "1234".to_owned()),
-            ("DRIFTWATCH_FLUSH__MAX_AGE".to_owned(), "3s".to_owned()),
-            ("DRIFTWATCH_KAFKA__BROKERS".to_owned(), "k1:9092,k2:9092".to_owned()),
-            ("DRIFTWATCH_CONFIG".to_owned(), "ignored.toml".to_owned()),
-            ("HOME".to_owned(), "/root".to_owned()),
-        ];
-        let config = Config::from_toml_str("[lake]\nlocation = \"/tmp/x\"\n", "test", env)?;
-        assert_eq!(config.lake.location, "s3://bucket/lake");
-        assert_eq!(config.flush.max_rows, 1234);
-        assert_eq!(config.flush.max_age, Duration::from_secs(3));
-        assert_eq!(config.kafka.map(|k| k.brokers).as_deref(), Some("k1:9092,k2:9092"));
-        Ok(())
-    }
-
-    #[test]
-    fn env_override_of_the_wrong_type_names_the_variable_and_how_to_quote() -> TestResult {
-        let number = vec![("DRIFTWATCH_KAFKA__GROUP_ID".to_owned(), "2024".to_owned())];
-        let text = "[kafka]\nbrokers = \"b:9092\"\n";
-        let err = Config::from_toml_str(text, "k.toml", number).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("DRIFTWATCH_KAFKA__GROUP_ID") && err.contains("quote"), "{err}");
-        let quoted = vec![("DRIFTWATCH_KAFKA__GROUP_ID".to_owned(), "\"2024\"".to_owned())];
-        let kafka = Config::from_toml_str(text, "k.toml", quoted)?.kafka.ok_or("kafka section missing")?;
-        assert_eq!(kafka.group_id, "2024");
-        Ok(())
-    }
-
-    #[test]
-    fn env_override_into_a_scalar_is_refused() {
-        let env = vec![("DRIFTWATCH_LAKE__LOCATION__X".to_owned(), "1".to_owned())];
-        let err = Config::from_toml_str("[lake]\nlocation = \"/tmp\"\n", "test", env).err().map(|e| e.to_string());
-        assert!(err.unwrap_or_default().contains("DRIFTWATCH_LAKE__LOCATION__X"));
-    }
-
-    #[test]
-    fn shipped_example_configs_are_valid() -> TestResult {
-        let secrets = tempfile::tempdir()?;
-        let password = secrets.path().join("kafka-password");
-        std::fs::write(&password, "example\n")?;
-        for (name, text) in [
-            ("driftwatch.example.toml", include_str!("../../config/driftwatch.example.toml")),
-            ("dev.toml", include_str!("../../config/dev.toml")),
-        ] {
-            let text = text.replace("/run/secrets/kafka-password", &password.display().to_string());
-            let config = Config::from_toml_str(&text, name, no_env())?;
-            assert!(config.kafka.is_some(), "{name} configures Kafka");
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn secrets_that_look_like_numbers_are_taken_as_text_and_never_quoted_in_errors() -> TestResult {
-        let env = vec![
-            ("DRIFTWATCH_HTTP__BEARER_TOKEN".to_owned(), "834729384729384".to_owned()),
-            ("DRIFTWATCH_KAFKA__LIBRDKAFKA__SASL.PASSWORD".to_owned(), "0x1F".to_owned()),
-            ("DRIFTWATCH_KAFKA__LIBRDKAFKA__SASL.USERNAME".to_owned(), "\"2024\"".to_owned()),
-            ("DRIFTWATCH_LAKE__OPTIONS__AWS_SESSION_TOKEN".to_owned(), "123456789".to_owned()),
-            ("DRIFTWATCH_LAKE__OPTIONS__AWS_ALLOW_HTTP".to_owned(), "true".to_owned()),
-        ];
-        let text = "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"fetch.min.bytes\" = 1\n\"enable.ssl.certificate.verification\" = true\n";
-        let config = Config::from_toml_str(text, "driftwatch.toml", env)?;
-        let kafka = config.kafka.ok_or("no kafka")?;
-        assert_eq!(kafka.librdkafka.get("sasl.password").map(String::as_str), Some("0x1F"));
-        assert_eq!(
-            kafka.librdkafka.get("sasl.username").map(String::as_str),
-            Some("2024"),
-            "quotes as TOML drops them"
-        );
-        assert_eq!(config.lake.options.get("aws_session_token").map(String::as_str), Some("123456789"));
-        assert_eq!(config.lake.options.get("aws_allow_http").map(String::as_str), Some("true"));
-        assert_eq!(kafka.librdkafka.get("fetch.min.bytes").map(String::as_str), Some("1"));
-        assert_eq!(kafka.librdkafka.get("enable.ssl.certificate.verification").map(String::as_str), Some("true"));
-        assert!(config.http.bearer_token.is_some());
-
-        let err = Config::from_toml_str("[http]\nbearer_token = 834729384729384\n", "driftwatch.toml", no_env())
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("bearer token must be a quoted string"), "{err}");
-        assert!(!err.contains("834729384729384"), "{err}");
-        let unterminated = "[kafka.librdkafka]\n\"sasl.password\" = \"hunter2SECRET\n";
-        let err = Config::from_toml_str(unterminated, "t", no_env()).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("line 2") && !err.contains("hunter2SECRET"), "{err}");
-        Ok(())
-    }
-
-    #[test]
-    fn passthrough_values_that_would_stall_the_daemon_are_refused() {
-        let text = "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"partition.assignment.strategy\" = \"cooperative-sticky\"\n\"statistics.interval.ms\" = 0\n";
-        let err = Config::from_toml_str(text, "t", no_env()).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("partition.assignment.strategy") && err.contains("roundrobin"), "{err}");
-        assert!(err.contains("statistics.interval.ms") && err.contains("above 0"), "{err}");
-        let fine = "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"partition.assignment.strategy\" = \"roundrobin\"\n\"statistics.interval.ms\" = 1000\n";
-        assert!(Config::from_toml_str(fine, "t", no_env()).is_ok());
-    }
-
-    #[test]
-    fn librdkafka_secrets_are_read_from_files() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let password = dir.path().join("kafka-password");
-        std::fs::write(&password, "s3cr=t \n")?;
-        let text = format!(
-            "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"sasl.username\" = \"u\"\n\
-             [kafka.librdkafka_files]\n\"sasl.password\" = {:?}\n",
-            password.display().to_string()
-        );
-        let kafka = Config::from_toml_str(&text, "test", no_env())?.kafka.ok_or("kafka section missing")?;
-        assert_eq!(kafka.librdkafka.get("sasl.password").map(String::as_str), Some("s3cr=t "));
-        assert_eq!(kafka.librdkafka.get("sasl.username").map(String::as_str), Some("u"));
-        assert!(kafka.librdkafka_files.is_empty());
-        Ok(())
-    }
-
-    #[test]
-    fn unreadable_empty_twice_set_or_reserved_secret_files_name_the_key() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let empty = dir.path().join("empty");
-        std::fs::write(&empty, "\n")?;
-        let missing = dir.path().join("missing");
-        let text = format!(
-            "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"sasl.username\" = \"u\"\n\
-             [kafka.librdkafka_files]\n\"sasl.password\" = {missing:?}\n\"ssl.key.password\" = {empty:?}\n\
-             \"sasl.username\" = {empty:?}\n\"group.id\" = {empty:?}\n[flush]\nmax_rows = 0\n",
-            missing = missing.display().to_string(),
-            empty = empty.display().to_string(),
-        );
-        let err = Config::from_toml_str(&text, "test", no_env()).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("`kafka.librdkafka_files.\"sasl.password\"`: cannot read"), "{err}");
-        assert!(err.contains("missing"), "{err}");
-        assert!(err.contains("`kafka.librdkafka_files.\"ssl.key.password\"`") && err.contains("is empty"), "{err}");
-        assert!(err.contains("also set in `kafka.librdkafka`"), "{err}");
-        assert!(err.contains("`kafka.librdkafka_files.\"group.id\"` is set by driftwatch"), "{err}");
-        assert!(err.contains("`flush.max_rows`"), "the other problems are reported in the same run: {err}");
-        Ok(())
-    }
-
-    #[test]
-    fn shipped_collector_config_writes_the_default_topics_keyed_by_trace() -> TestResult {
-        let collector: serde_yaml::Value = serde_yaml::from_str(include_str!("../../config/otelcol-kafka.yaml"))?;
-        let kafka = &collector["exporters"]["kafka"];
-        for (signal, format) in [("traces", PayloadFormat::OtlpTraces), ("logs", PayloadFormat::OtlpLogs)] {
-            let topic = kafka[signal]["topic"].as_str();
-            let read_as = default_topics().into_iter().find(|t| Some(t.name.as_str()) == topic).map(|t| t.format);
-            assert_eq!(read_as, Some(format), "{signal} go to {topic:?}, a default topic of that format");
-            let encoding = kafka[signal]["encoding"].as_str();
-            assert!(matches!(encoding, Some("otlp_proto" | "otlp_json")), "{signal} encoded as {encoding:?}");
-        }
-        for key in ["partition_traces_by_id", "partition_logs_by_trace_id"] {
-            assert_eq!(kafka[key].as_bool(), Some(true), "{key}: retries must land in the first copy's partition");
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn decode_section_round_trips_to_decoder_config() {
-        let section = DecodeSection::default();
-        let back = section.to_decode_config();
-        let base = DecodeConfig::default();
-        assert_eq!(back.max_payload_bytes, base.max_payload_bytes);
-        assert_eq!(back.min_event_time, base.min_event_time);
-        assert_eq!(back.max_future_skew_nanos, base.max_future_skew_nanos);
-    }
-}
+mod tests;

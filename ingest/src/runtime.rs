@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use driftwatch_lake::error::LakeError;
 use driftwatch_lake::store::LakeStore;
 use driftwatch_lake::writer::LakeWriter;
 
@@ -37,7 +38,7 @@ impl Components {
         let metrics = Metrics::new(&config.metrics);
         let store = LakeStore::open(&config.lake.location, &config.lake.options)
             .await
-            .map_err(|source| Error::Lake { context: format!("opening lake {}", config.lake.location), source })?;
+            .map_err(|source| lake_error(&config, "opening", source))?;
         let writer = Arc::new(LakeWriter::new(store, config.lake.parquet.clone()));
         let limits = FlushLimits::from(&config.flush);
         metrics.set_buffered_bytes_limit(limits.max_buffered_bytes);
@@ -58,13 +59,75 @@ fn load_registry(config: &Config) -> Result<ModelRegistry> {
     })
 }
 
-/// Check what [`Components::build`] checks beyond the config file itself (the model registry,
-/// the lake location and its options) without touching the lake: `driftwatch check-config`.
-/// Returns the number of registered models.
+/// A lake error whose context is the key to fix when the error is about one: `lake.location`,
+/// `lake.options.<key>`, or the `AWS_*` environment variable the store read.
+fn lake_error(config: &Config, doing: &str, source: LakeError) -> Error {
+    let context = match &source {
+        LakeError::Location { .. } => "`lake.location`".to_owned(),
+        LakeError::StoreConfig { key, .. } if config.lake.options.contains_key(key) => format!("`lake.options.{key}`"),
+        LakeError::StoreConfig { key, .. } if key.starts_with("AWS_") => format!("environment variable {key}"),
+        _ => format!("{doing} lake {}", config.lake.location),
+    };
+    Error::Lake { context, source }
+}
+
+/// Check what the daemon checks before it consumes, beyond the config file itself (the model
+/// registry, the lake location and its options, and a Kafka consumer created from the client
+/// properties) without touching the lake or a broker: `driftwatch check-config`. A consumer that
+/// cannot be created is reported in the daemon's words. Returns the number of registered models.
 pub async fn check(config: &Config) -> Result<usize> {
     let registry = load_registry(config)?;
     LakeStore::check(&config.lake.location, &config.lake.options)
         .await
-        .map_err(|source| Error::Lake { context: format!("checking lake {}", config.lake.location), source })?;
+        .map_err(|source| lake_error(config, "checking", source))?;
+    if let Some(kafka) = config.kafka.clone() {
+        // Creating and dropping a client starts and joins librdkafka's threads: blocking work.
+        tokio::task::spawn_blocking(move || crate::source::kafka::client::check_consumer(&kafka))
+            .await
+            .map_err(|error| Error::Other(format!("kafka: checking the consumer: {error}")))?
+            .map_err(|problem| Error::Other(format!("kafka: creating the consumer: {problem}")))?;
+    }
     Ok(registry.entries().count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    async fn check_of(text: &str) -> std::result::Result<String, Box<dyn std::error::Error>> {
+        let config = Config::from_toml_str(text, "t.toml", Vec::new())?;
+        Ok(check(&config).await.err().map(|e| e.to_string()).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn a_bad_lake_setting_is_named_by_its_config_key() -> TestResult {
+        let s3 = |options: &str| format!("[lake]\nlocation = \"s3://bucket/x\"\n[lake.options]\n{options}\n");
+        for (text, key) in [
+            (s3("aws_endpoint = \"127.0.0.1:9000\""), "lake: `lake.options.aws_endpoint`: "),
+            (s3("aws_region = \"eu west 1\""), "lake: `lake.options.aws_region`: "),
+            (s3("aws_allow_http = \"maybe\""), "lake: `lake.options.aws_allow_http`: "),
+            (s3("AWS_CONDITIONAL_PUT = \"disabld\""), "lake: `lake.options.AWS_CONDITIONAL_PUT`: "),
+            ("[lake]\nlocation = \"s3://bucket name/x\"\n".to_owned(), "lake: `lake.location`: "),
+            ("[lake]\nlocation = \"s3:/bucket/x\"\n".to_owned(), "lake: `lake.location`: "),
+        ] {
+            let error = check_of(&text).await?;
+            assert!(error.starts_with(key), "{text}: {error}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn check_creates_the_consumer_the_daemon_would() -> TestResult {
+        let kafka = "[lake]\nlocation = \"/tmp/unused-lake\"\n[kafka]\nbrokers = \"127.0.0.1:9\"\n[kafka.librdkafka]\n";
+        assert_eq!(check_of(kafka).await?, "");
+        let error = check_of(&format!(
+            "{kafka}\"security.protocol\" = \"ssl\"\n\"ssl.ca.location\" = \"/nonexistent/ca.pem\"\n"
+        ))
+        .await?;
+        assert!(error.starts_with("kafka: creating the consumer: librdkafka refused the client properties"), "{error}");
+        assert!(error.contains("ssl.ca.location"), "{error}");
+        Ok(())
+    }
 }

@@ -8,8 +8,12 @@
 //! semantics. The checkpoint protocol in [`crate::writer`] builds on this, and on
 //! [`LakeStore::put_if`], a compare-and-swap put: S3's conditional writes (`If-Match`,
 //! `If-None-Match`) on object stores, a lock file around compare-then-rename on a local path.
+//!
+//! Opening checks the location and every S3 setting before anything is written (the `s3`
+//! submodule), so that a mistake is named at start rather than met at the first request.
 
 mod local;
+mod s3;
 
 use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
@@ -18,7 +22,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
@@ -85,9 +88,40 @@ fn split_location(location: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// The root of a local lake at `path` (the part of `location` after any `file://`).
+/// The root of a local lake at `path` (the part of `location` after any `file://`). Typos that
+/// would otherwise make a folder in the working directory are refused: a URL missing its `//`
+/// (`s3:/bucket`, `file:lake`), and a `~` that no shell expanded.
 fn local_path(location: &str, path: &str) -> Result<PathBuf> {
-    if path.is_empty() { Err(location_error(location, "empty path")) } else { Ok(PathBuf::from(path)) }
+    if path.is_empty() {
+        return Err(location_error(location, "empty path"));
+    }
+    if path.starts_with('~') {
+        return Err(location_error(
+            location,
+            "`~` is only expanded by a shell; write an absolute path (e.g. /home/me/lake), or set it from \
+             a shell as DRIFTWATCH_LAKE__LOCATION=$HOME/lake",
+        ));
+    }
+    if let Some(scheme) = scheme_prefix(path) {
+        return Err(location_error(
+            location,
+            format!(
+                "`{scheme}:` is not followed by `//`: write s3://bucket/prefix or file:///absolute/path \
+                 (or ./{path} for a local folder whose name holds `:`)"
+            ),
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// The scheme of a path that starts like a URL (`scheme:`, the scheme a letter followed by
+/// letters, digits, `+`, `-` or `.`, as RFC 3986 has it).
+fn scheme_prefix(path: &str) -> Option<&str> {
+    let (scheme, _) = path.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic() && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+        .then_some(scheme)
 }
 
 impl LakeStore {
@@ -96,8 +130,16 @@ impl LakeStore {
     /// environment, overridden by `options`, whose keys are object_store's
     /// `AmazonS3ConfigKey` names such as `aws_region` or `aws_endpoint`), or
     /// `memory://` (a fresh in-memory store, for tests).
+    ///
+    /// A path that starts like a URL without `//` (`s3:/bucket`) or with `~` is refused rather
+    /// than made a folder in the working directory. An S3 setting that is wrong is named in
+    /// [`LakeError::StoreConfig`]'s `key`: the option as given, or the `AWS_*` variable.
     pub async fn open(location: &str, options: &HashMap<String, String>) -> Result<LakeStore> {
         let (scheme, rest) = split_location(location);
+        if matches!(scheme, None | Some("file")) {
+            // First, so that `s3:/bucket` with options is named as the typo it is.
+            local_path(location, rest)?;
+        }
         if !options.is_empty() && !matches!(scheme, Some("s3" | "s3a")) {
             return Err(location_error(location, "object store options apply only to s3:// lakes"));
         }
@@ -118,22 +160,7 @@ impl LakeStore {
                     return Err(location_error(location, "missing bucket name"));
                 }
                 let prefix = prefix.trim_matches('/').to_owned();
-                let mut builder = AmazonS3Builder::from_env().with_url(format!("s3://{bucket}"));
-                for (key, value) in options {
-                    let parsed: AmazonS3ConfigKey =
-                        key.to_ascii_lowercase().parse().map_err(|source| LakeError::StoreConfig {
-                            key: key.clone(),
-                            location: location.to_owned(),
-                            source: Box::new(source),
-                        })?;
-                    builder = builder.with_config(parsed, value);
-                }
-                let store: Arc<dyn ObjectStore> =
-                    Arc::new(builder.build().map_err(|source| LakeError::StoreConfig {
-                        key: "(all options)".into(),
-                        location: location.to_owned(),
-                        source: Box::new(source),
-                    })?);
+                let store: Arc<dyn ObjectStore> = Arc::new(s3::build(location, bucket, options, s3::process_env())?);
                 let url = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
                 Ok(LakeStore { url, object_store: Arc::clone(&store), backend: Backend::Object { store, prefix } })
             }

@@ -38,6 +38,14 @@ pub enum RegistryError {
         /// The YAML parser's complaint, with line and column.
         source: serde_yaml::Error,
     },
+    /// The `models` list is empty: every call would be unpriced and every model unregistered.
+    #[error(
+        "{origin}: `models` is empty; list at least one model with its `pricing` (with none, every call is unpriced)"
+    )]
+    NoModels {
+        /// File name the text came from.
+        origin: String,
+    },
     /// One entry failed to deserialize (unknown key, wrong type, unknown risk level, bad date).
     #[error("{origin}: model {entry}: {message}")]
     Entry {
@@ -103,7 +111,8 @@ pub struct Price {
     /// USD per 1M output tokens (reasoning tokens included).
     pub output_per_mtok: f64,
     /// `<model id>@<effective_from date>` (with the time, `...T12:00:00Z`, when the price does not
-    /// start at midnight UTC): the `price_version` of events priced with it. Set
+    /// start at midnight UTC, and its fraction of a second, `...T12:00:00.500Z`, when it has one,
+    /// so that no two prices share a version): the `price_version` of events priced with it. Set
     /// when the registry is loaded, so pricing an event formats no date.
     #[serde(skip)]
     pub version: String,
@@ -113,7 +122,8 @@ pub struct Price {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEntry {
-    /// The name events carry in `gen_ai.response.model`; unique in the registry.
+    /// The name events carry in `gen_ai.response.model`; unique in the registry, and without
+    /// whitespace (a name with it would never match one an event carries).
     pub id: String,
     /// Normalised provider name (`openai`, `anthropic`, `gcp.vertex_ai`, ...).
     pub provider: String,
@@ -178,6 +188,9 @@ impl ModelRegistry {
 
     /// Validates entries and builds the indexes.
     fn from_entries(mut entries: Vec<ModelEntry>, origin: &str) -> Result<Self> {
+        if entries.is_empty() {
+            return Err(RegistryError::NoModels { origin: origin.to_owned() });
+        }
         let invalid = |id: &str, key: &'static str, problem: String| RegistryError::Invalid {
             origin: origin.to_owned(),
             id: id.to_owned(),
@@ -189,8 +202,23 @@ impl ModelRegistry {
             if entry.id.trim().is_empty() {
                 return Err(invalid(&entry.id, "id", "must not be empty".to_owned()));
             }
+            if let Some(problem) = whitespace_problem(&entry.id) {
+                return Err(invalid(&entry.id, "id", problem));
+            }
             if entry.provider.trim().is_empty() {
                 return Err(invalid(&entry.id, "provider", "must not be empty".to_owned()));
+            }
+            if let Some(problem) = whitespace_problem(&entry.provider) {
+                return Err(invalid(&entry.id, "provider", problem));
+            }
+            if let Some(problem) = entry.aliases.iter().find_map(|alias| {
+                if alias.is_empty() {
+                    Some("holds an empty alias; remove it".to_owned())
+                } else {
+                    whitespace_problem(alias)
+                }
+            }) {
+                return Err(invalid(&entry.id, "aliases", problem));
             }
             if entry.pricing.is_empty() {
                 return Err(invalid(
@@ -220,11 +248,12 @@ impl ModelRegistry {
             }
             entry.pricing.sort_by_key(|p| p.effective_from);
             // The date alone names a price that starts at midnight UTC, as nearly all do; one that
-            // starts within a day keeps its time, so two prices of one day never share a version
-            // (the version is what a wrong price is recomputed by).
+            // starts within a day keeps its time, and its fraction of a second when it has one
+            // (`%.f` writes none for whole seconds), so two prices never share a version (the
+            // version is what a wrong price is recomputed by).
             for price in &mut entry.pricing {
                 let starts_at_midnight = price.effective_from.time() == chrono::NaiveTime::MIN;
-                let format = if starts_at_midnight { "%Y-%m-%d" } else { "%Y-%m-%dT%H:%M:%SZ" };
+                let format = if starts_at_midnight { "%Y-%m-%d" } else { "%Y-%m-%dT%H:%M:%S%.fZ" };
                 price.version = format!("{}@{}", entry.id, price.effective_from.format(format));
             }
             if let Some(pair) = entry.pricing.windows(2).find(|w| w[0].effective_from == w[1].effective_from) {
@@ -333,6 +362,14 @@ impl ModelRegistry {
     pub fn entries(&self) -> impl Iterator<Item = &ModelEntry> {
         self.entries.iter()
     }
+}
+
+/// Why a model name (an id, alias or provider) that holds whitespace is refused: events carry
+/// names without it, so it would never match, and a space at either end is invisible in the file.
+fn whitespace_problem(name: &str) -> Option<String> {
+    name.chars()
+        .any(char::is_whitespace)
+        .then(|| format!("{name:?} holds whitespace, so no event's model name would ever match it; remove the spaces"))
 }
 
 /// Separators between the tokens of a version suffix.

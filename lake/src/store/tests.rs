@@ -148,3 +148,48 @@ async fn conditional_puts_succeed_only_against_the_version_read() -> TestResult 
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn typos_that_would_make_a_local_folder_are_refused() -> TestResult {
+    for (location, expected) in [
+        ("s3:/my-bucket/lake", "`s3:` is not followed by `//`"),
+        ("file:lake", "`file:` is not followed by `//`"),
+        ("lake:2024", "./lake:2024"),
+        ("~/lake", "`~` is only expanded by a shell"),
+        ("file://~/lake", "`~` is only expanded by a shell"),
+    ] {
+        for result in [
+            LakeStore::open(location, &HashMap::new()).await.map(drop),
+            LakeStore::check(location, &HashMap::new()).await,
+        ] {
+            let error = result.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains(expected), "{location}: {error}");
+        }
+        let options = HashMap::from([("aws_region".to_owned(), "eu-west-1".to_owned())]);
+        let error = LakeStore::open(location, &options).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains(expected), "the typo, not the options, is named: {location}: {error}");
+    }
+    assert!(!std::path::Path::new("s3:").exists() && !std::path::Path::new("~").exists(), "no folder was made");
+    // A `:` after the first `/`, or in a path that starts with `.` or `/`, is a local folder's.
+    let dir = tempfile::tempdir()?;
+    LakeStore::open(&dir.path().join("a:b").display().to_string(), &HashMap::new()).await?;
+    for location in ["./lake:2024", "lake/a:b", "file:///lake:2024"] {
+        LakeStore::check(location, &HashMap::new()).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_s3_option_is_named_on_its_own() -> TestResult {
+    for (key, value) in
+        [("aws_allow_http", "maybe"), ("aws_conditional_put", "disabld"), ("aws_endpoint", "127.0.0.1:9000")]
+    {
+        let options =
+            HashMap::from([("aws_region".to_owned(), "eu-west-1".to_owned()), (key.to_owned(), value.to_owned())]);
+        let error = LakeStore::check("s3://bucket/x", &options).await.err();
+        assert!(matches!(error, Some(LakeError::StoreConfig { key: ref named, .. }) if named == key), "{error:?}");
+    }
+    let error = LakeStore::check("s3://bucket name/x", &HashMap::new()).await.err();
+    assert!(matches!(error, Some(LakeError::Location { .. })), "{error:?}");
+    Ok(())
+}

@@ -358,3 +358,39 @@ fn provider_snapshot_conventions_resolve_to_their_model() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn an_empty_model_list_is_refused() {
+    let message = error_of("models: []\n");
+    assert!(message.contains("bad.yaml") && message.contains("`models` is empty"), "{message}");
+}
+
+#[test]
+fn names_with_whitespace_that_no_event_would_match_are_refused() {
+    for (id, provider, aliases, key) in [
+        (" gpt-4o", "openai", "[]", "key `id`"),
+        ("gpt-4o ", "openai", "[]", "key `id`"),
+        ("gpt 4o", "openai", "[]", "key `id`"),
+        ("gpt-4o", "open ai", "[]", "key `provider`"),
+        ("gpt-4o", "openai", "[\"gpt 4o\"]", "key `aliases`"),
+        ("gpt-4o", "openai", "[\"\"]", "key `aliases`"),
+    ] {
+        let yaml = format!(
+            "models:\n  - id: {id:?}\n    provider: {provider:?}\n    aliases: {aliases}\n    risk_level: low\n{PRICE}"
+        );
+        let message = error_of(&yaml);
+        assert!(message.contains(key), "{id:?} {provider:?} {aliases}: {message}");
+    }
+}
+
+#[test]
+fn prices_that_differ_by_a_fraction_of_a_second_have_distinct_versions() -> TestResult {
+    let yaml = "models:\n  - id: m\n    provider: openai\n    risk_level: low\n    pricing:\n      \
+                - {effective_from: \"2024-01-01T12:00:00.25Z\", input_per_mtok: 1.0, output_per_mtok: 1.0}\n      \
+                - {effective_from: \"2024-01-01T12:00:00.5Z\", input_per_mtok: 2.0, output_per_mtok: 2.0}\n      \
+                - {effective_from: \"2024-01-01T12:00:01Z\", input_per_mtok: 3.0, output_per_mtok: 3.0}\n";
+    let registry = ModelRegistry::from_yaml_str(yaml, "test.yaml")?;
+    let versions: Vec<&str> = registry.entries().flat_map(|e| &e.pricing).map(|p| p.version.as_str()).collect();
+    assert_eq!(versions, ["m@2024-01-01T12:00:00.250Z", "m@2024-01-01T12:00:00.500Z", "m@2024-01-01T12:00:01Z"]);
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! the operator's passthrough table (TLS, SASL, tuning) on top.
 
 use rdkafka::ClientConfig;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaConfRes;
 
@@ -17,11 +18,13 @@ const QUEUED_MAX_MESSAGES_KBYTES: &str = "16384";
 /// they appear. One metadata request per 30 s costs nothing.
 const TOPIC_METADATA_REFRESH_MS: &str = "30000";
 
-/// First wait before reconnecting to a broker unless the operator overrides it (librdkafka
-/// doubles it up to `reconnect.backoff.max.ms`, 10 s). librdkafka's 100 ms made a daemon whose
-/// brokers are down try to connect about 20 times a second for the whole outage, each a TLS and
-/// SASL handshake on a secured cluster.
-const RECONNECT_BACKOFF_MS: &str = "1000";
+/// First wait before reconnecting to a broker unless the operator overrides it. librdkafka
+/// doubles a broker's own reconnect wait up to `reconnect.backoff.max.ms` (10 s), but while
+/// every broker is down it also picks one to connect to every `min(reconnect.backoff.ms / 2,
+/// 1 s)` for its cluster requests (and re-bootstraps), whatever the doubling: with librdkafka's
+/// 100 ms that was about 20 connection attempts a second for the whole outage, each a TLS and
+/// SASL handshake on a secured cluster. 2 s brings it to the floor of one a second.
+const RECONNECT_BACKOFF_MS: &str = "2000";
 
 /// Build the consumer configuration. Reserved keys are rejected by config validation, so the
 /// passthrough cannot switch off manual commits.
@@ -77,15 +80,35 @@ pub fn validate_passthrough(kafka: &KafkaConfig) -> Vec<String> {
         .collect()
 }
 
+/// Create a consumer from the whole client configuration, as the daemon does at start, and drop
+/// it: librdkafka checks some properties only together, when a client is created (`ssl.ca.location`
+/// naming a missing file once `security.protocol` is `ssl`), which [`validate_passthrough`]'s
+/// property-by-property check cannot see. Nothing is subscribed, and creation does not wait for
+/// a broker. The error is worded by [`describe_error`], as the daemon's is.
+pub fn check_consumer(kafka: &KafkaConfig) -> Result<(), String> {
+    client_config(kafka).create::<BaseConsumer>().map(drop).map_err(|error| describe_error(&error, kafka))
+}
+
 /// librdkafka's words for an error, naming the offending property but never printing the value
 /// of a secret one: rdkafka's own text for a rejected property ends with its value, and a
-/// mistyped `sasl.password` key would otherwise put the password in the log.
+/// mistyped `sasl.password` key would otherwise put the password in the log. A client that
+/// cannot be created is said to be refused for its properties, which is what an operator changes.
 pub fn describe_error(error: &KafkaError, kafka: &KafkaConfig) -> String {
-    describe_property_error(
-        error,
-        |key| format!("`kafka.librdkafka.\"{key}\"`"),
-        |key| kafka.secret_properties.contains(key),
-    )
+    let is_secret = |key: &str| kafka.secret_properties.contains(key);
+    if let KafkaError::ClientCreation(reason) = error {
+        // librdkafka's reason names the property; no known one quotes a value, but should one
+        // start to, a secret's is cut out here.
+        let reason = kafka
+            .librdkafka
+            .iter()
+            .filter(|(key, value)| !value.is_empty() && (is_secret_property(key) || is_secret(key)))
+            .fold(reason.clone(), |reason, (_, value)| reason.replace(value.as_str(), "…"));
+        return format!(
+            "librdkafka refused the client properties (driftwatch's own, with `kafka.librdkafka` and \
+             `kafka.librdkafka_files` on top): {reason}; fix or remove the property it names"
+        );
+    }
+    describe_property_error(error, |key| format!("`kafka.librdkafka.\"{key}\"`"), is_secret)
 }
 
 /// [`describe_error`] for any client: `name` says where the property was set, `also_secret`
@@ -160,7 +183,7 @@ mod tests {
 
     #[test]
     fn reconnects_to_a_down_broker_back_off_from_a_second_unless_overridden() {
-        assert_eq!(client_config(&kafka()).get("reconnect.backoff.ms"), Some("1000"));
+        assert_eq!(client_config(&kafka()).get("reconnect.backoff.ms"), Some("2000"));
         let mut k = kafka();
         k.librdkafka.insert("reconnect.backoff.ms".to_owned(), "250".to_owned());
         assert_eq!(client_config(&k).get("reconnect.backoff.ms"), Some("250"));
@@ -191,6 +214,25 @@ mod tests {
             k.librdkafka.insert(key.to_owned(), value.to_owned());
         }
         assert_eq!(validate_passthrough(&k), Vec::<String>::new());
+    }
+
+    #[test]
+    fn properties_refused_only_when_a_client_is_created_fail_the_check() {
+        // Loopback, so that the consumer's brokers thread looks nothing up.
+        let quiet = || KafkaConfig { brokers: "127.0.0.1:9".to_owned(), ..kafka() };
+        assert_eq!(check_consumer(&quiet()), Ok(()));
+        let mut k = quiet();
+        k.librdkafka.insert("security.protocol".to_owned(), "ssl".to_owned());
+        k.librdkafka.insert("ssl.ca.location".to_owned(), "/nonexistent/ca.pem".to_owned());
+        assert_eq!(validate_passthrough(&k), Vec::<String>::new(), "each property alone is fine");
+        let problem = check_consumer(&k).err().unwrap_or_default();
+        assert!(problem.contains("ssl.ca.location") && problem.contains("`kafka.librdkafka`"), "{problem}");
+
+        let mut k = quiet();
+        k.librdkafka.insert("security.protocol".to_owned(), "ssl".to_owned());
+        k.librdkafka.insert("ssl.key.pem".to_owned(), "not-a-key-SECRET".to_owned());
+        let problem = check_consumer(&k).err().unwrap_or_default();
+        assert!(problem.contains("librdkafka refused") && !problem.contains("SECRET"), "{problem}");
     }
 
     #[test]
