@@ -136,7 +136,8 @@ fn check_config_checks_the_registry_and_the_lake_location() -> anyhow::Result<()
 
 /// Properties librdkafka refuses only together, when the consumer is created (TLS with a CA file
 /// that does not exist), fail `check-config` with the words the daemon fails with at start; and
-/// an S3 endpoint without its scheme stops a file run with its key instead of a panic.
+/// an S3 endpoint without its scheme stops a file run and `analyze` with its key instead of a
+/// panic.
 #[test]
 fn check_config_refuses_what_the_daemon_refuses_in_the_same_words() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -172,6 +173,10 @@ fn check_config_refuses_what_the_daemon_refuses_in_the_same_words() -> anyhow::R
         .arg("--source")
         .arg(format!("file:{}", input.display()))
         .output()?;
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(last_line(&output).contains("`lake.options.aws_endpoint`"), "{}", last_line(&output));
+    // A reader of the lake names the key the same way.
+    let output = common::driftwatch().args(["analyze", "summary", "--config"]).arg(&config).output()?;
     assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(last_line(&output).contains("`lake.options.aws_endpoint`"), "{}", last_line(&output));
     Ok(())

@@ -59,6 +59,14 @@ fn load_registry(config: &Config) -> Result<ModelRegistry> {
     })
 }
 
+/// Open the configured lake, an error naming the key to fix as the daemon's does (for readers
+/// of the lake such as `analyze`).
+pub async fn open_lake(config: &Config) -> Result<LakeStore> {
+    LakeStore::open(&config.lake.location, &config.lake.options)
+        .await
+        .map_err(|source| lake_error(config, "opening", source))
+}
+
 /// A lake error whose context is the key to fix when the error is about one: `lake.location`,
 /// `lake.options.<key>`, or the `AWS_*` environment variable the store read.
 fn lake_error(config: &Config, doing: &str, source: LakeError) -> Error {

@@ -32,10 +32,12 @@ pub struct SummaryArgs {
 pub async fn run(command: AnalyzeCommand) -> anyhow::Result<()> {
     match command {
         AnalyzeCommand::Summary(args) => {
-            let lake = args.config.load()?.lake;
-            let location = args.lake.unwrap_or(lake.location);
-            let store = driftwatch_lake::store::LakeStore::open(&location, &lake.options).await?;
-            let session = LakeSession::open(&location, Some(store.object_store())).await?;
+            let mut config = args.config.load()?;
+            if let Some(location) = args.lake {
+                config.lake.location = location;
+            }
+            let store = driftwatch_ingest::runtime::open_lake(&config).await?;
+            let session = LakeSession::open(&config.lake.location, Some(store.object_store())).await?;
             let summary = app_summary(&session).await?;
             if args.json {
                 let totals = lake_totals(&session).await?;
