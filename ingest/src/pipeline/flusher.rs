@@ -588,14 +588,20 @@ mod tests {
         let store = LakeStore::open(&lake.display().to_string(), &HashMap::new()).await?;
         let writer = Arc::new(LakeWriter::new(store, ParquetOptions::default()));
         let abandon = CancellationToken::new();
-        let mut flusher =
-            Flusher::spawn(writer, Metrics::new(&MetricsConfig::default()), 2, &TaskTracker::new(), abandon.clone());
+        let tracker = TaskTracker::new();
+        let mut flusher = Flusher::spawn(writer, Metrics::new(&MetricsConfig::default()), 2, &tracker, abandon.clone());
         abandon.cancel();
         flusher.submit(batch(0), FlushReason::Shutdown, 1_000).await?;
         let done = flusher.next_done().await;
         assert!(matches!(done, Err(FlusherError::Abandoned { .. } | FlusherError::GaveUp)), "{done:?}");
-        // Let the task take the request, if it has not yet, before looking at the lake.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // `GaveUp` can come before the task has even taken the request. The task answers every
+        // request queued before its handle is dropped, and then ends: once it has ended,
+        // whatever it would have written for the batch is in the lake.
+        drop(flusher);
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(30), tracker.wait())
+            .await
+            .map_err(|_| "the flusher task did not end within 30 s of its handle being dropped")?;
         assert_eq!(parquet_files(&lake), 0, "nothing written after the deadline");
         Ok(())
     }
@@ -625,12 +631,16 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(300)).await;
             give_up.cancel();
         });
-        // The second batch waits for the first one's slot, until flushes are abandoned.
+        // The second batch waits for the first one's slot, until flushes are abandoned. Bounded:
+        // should that wait not end, the first commit would be held on the lock below for good.
         let waited = std::time::Instant::now();
-        let second = flusher.submit(batch(1), FlushReason::Rows, 1_000).await;
+        let second =
+            tokio::time::timeout(Duration::from_secs(30), flusher.submit(batch(1), FlushReason::Rows, 1_000)).await;
+        // Released before any assertion, so that a failure leaves no commit blocked on it.
+        drop(lock);
+        let second = second.map_err(|_| "submit still waiting 30 s after flushes were abandoned")?;
         assert!(matches!(second, Err(FlusherError::GaveUp)), "{second:?}");
         assert!(waited.elapsed() < Duration::from_secs(5), "waited {:?} for the attempt", waited.elapsed());
-        drop(lock);
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ mod bad_items;
 mod fixtures;
 mod json;
 mod mapping;
+mod mapping_precedence;
 mod rejects;
 mod wire;
 
