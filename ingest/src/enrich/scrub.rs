@@ -21,6 +21,8 @@
 //!   through and a mask leaves whole;
 //! - `json`: JSON text, walked decoded and re-serialised
 //!   ([`Scrubber::scrub_json`]), with numbers masked by quoted placeholders;
+//! - `lists`: the items of a list under a key that names them all
+//!   (`"tel": [...]`);
 //! - `validate`: the validators that confirm a detector's match is PII and
 //!   not a look-alike.
 
@@ -30,8 +32,9 @@ use std::sync::LazyLock;
 
 use regex::{Regex, RegexSet};
 
-use escapes::{after_escape, unescaped_view};
+use escapes::Escapes;
 use json::{JsonNesting, json_number, push_quote, quoted_value};
+use lists::list_around;
 use validate::{
     bare_phone, card, iban, international_phone, ipv6, national_phone, nino, paired_phone, password_like,
     password_value, secret_value, ssn, token_like,
@@ -39,6 +42,7 @@ use validate::{
 
 mod escapes;
 mod json;
+mod lists;
 mod validate;
 
 /// A kind of personal or secret data the scrubber removes.
@@ -110,10 +114,16 @@ enum Extent {
     Capture,
     /// The prefix of the capture that the validator accepts, if any.
     Checked(Validator),
-    /// As `Checked`; and when the capture opens a list (`"tel":[...]`), each
-    /// item after it that the validator accepts whole, since the key names
-    /// them all.
+    /// As `Checked`; and when the capture opens a list (`"tel":[...]`), or is
+    /// the `[` of one whose first item is something else (`"tel":["n/a",
+    /// ...]`), each item of the list that the validator accepts whole, since
+    /// the key names them all.
     Listed(Validator),
+    /// As `Checked`, for an address of groups and colons that a label may
+    /// precede, spelt like a group (`db:` before `2001:db8::1`): the match
+    /// then opens with the label, and is tried again after it while it does
+    /// not validate or stops short of the address's end ([`past_labels`]).
+    PastLabels(Validator),
     /// The capture opens a literal: a quote, and the value runs to the
     /// quote that closes it, or a number, which is the whole value. A pattern
     /// cannot say which quote closes a value: it may hold quotes and
@@ -399,13 +409,15 @@ const DETECTORS: &[Detector] = &[
         // group may be empty only after that, or the match would open at a
         // label's colon (`ip:2001:db8::1`), or inside a label ending in a hex
         // digit (`id:fe80::1`), fail validation, and hide the address after it.
+        // A label of hex letters alone (`db:`, `cafe:`) still opens it, and
+        // `past_labels` looks past it.
         pattern: concat!(
             r"(?i)(?:(?-u:\b)[0-9a-f]{1,4}:(?:[0-9a-f]{0,4}:){1,6}|::(?:[0-9a-f]{0,4}:){0,5})",
             r"(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-f]{1,4})?"
         ),
         group: 0,
         numeric: true,
-        extent: Extent::Checked(ipv6),
+        extent: Extent::PastLabels(ipv6),
         not_after: &[],
     },
     Detector {
@@ -444,9 +456,14 @@ const DETECTORS: &[Detector] = &[
     Detector {
         kind: PiiKind::Phone,
         // A bare run of 10 or 11 digits is a phone number only after a word that says so;
-        // anywhere else it is an id, a count or a timestamp. JSON may list it (`"tel":[...]`),
-        // or write it as a float (`4155552671.0`, `4155552671e0`).
-        pattern: r#"(?i)(?:(?-u:\b)|_)(?:(?:tele|cell|mobile)?phones?|tel|mobile|cell|call)(?:[\s:#=."'\\_\[-]|numbers?|num|no|nr|is|me|us|at|on)*([0-9]{10,11}(?:\.0+)?(?:[eE]\+?0+)?)(?-u:\b)"#,
+        // anywhere else it is an id, a count or a timestamp. JSON may list it (`"tel":[...]`,
+        // behind other items: then the capture is the `[`), or write it as a float
+        // (`4155552671.0`, `4155552671e0`, `4.155552671E9`).
+        pattern: concat!(
+            r#"(?i)(?:(?-u:\b)|_)(?:(?:tele|cell|mobile)?phones?|tel|mobile|cell|call)"#,
+            r#"(?:[\s:#=."'\\_\[-]|numbers?|num|no|nr|is|me|us|at|on)*"#,
+            r"((?:[0-9]{10,11}(?:\.0+)?(?:[eE]\+?0+)?|[0-9]{1,11}\.[0-9]{1,11}[eE]\+?[0-9]{1,2})(?-u:\b)|\[)"
+        ),
         group: 1,
         numeric: true,
         extent: Extent::Listed(bare_phone),
@@ -582,12 +599,13 @@ impl Scrubber {
     /// stands-alone checks; and no span starts inside an escape, so a mask
     /// leaves it whole (`see\n[EMAIL]`, not `see\[EMAIL]`).
     pub fn find(&self, text: &str) -> Vec<(PiiKind, Range<usize>)> {
-        let mut candidates = self.candidates(text, text);
-        if let Some(view) = unescaped_view(text) {
+        let escapes = Escapes::new(text);
+        let mut candidates = self.candidates(text, text, &escapes);
+        if let Some(view) = escapes.view() {
             // Both passes count: the view shows numbers an escape glued to a
             // letter, the text shows what patterns that spell escapes out need
             // (`\"password\": \"...\"`). Same length, so the spans line up.
-            candidates.extend(self.candidates(&view, text));
+            candidates.extend(self.candidates(&view, text, &escapes));
         }
         candidates.sort_by_key(|(range, index)| (range.start, std::cmp::Reverse(range.end), *index));
         let mut found: Vec<(PiiKind, Range<usize>)> = Vec::with_capacity(candidates.len());
@@ -603,7 +621,7 @@ impl Scrubber {
     /// included, each with the index of its detector. `searched` is `text`
     /// or its escape view, of the same length; quoted values are read in
     /// `text`, where the view's blanks do not hide an escaped closing quote.
-    fn candidates(&self, searched: &str, text: &str) -> Vec<(Range<usize>, usize)> {
+    fn candidates(&self, searched: &str, text: &str, escapes: &Escapes<'_>) -> Vec<(Range<usize>, usize)> {
         let compiled: &Compiled = self.compiled;
         let mut candidates: Vec<(Range<usize>, usize)> = Vec::new();
         for index in compiled.set.matches(searched).iter() {
@@ -621,21 +639,25 @@ impl Scrubber {
                     }
                 };
                 let range = match detector.extent {
-                    Extent::Capture => after_escape(text, m.range()),
+                    Extent::Capture => escapes.after(m.range()),
                     Extent::Checked(validate) => match validate(m.as_str()) {
-                        Some(len) => after_escape(text, m.start()..m.start() + len),
+                        Some(len) => escapes.after(m.start()..m.start() + len),
                         None => continue,
                     },
                     Extent::Listed(validate) => {
-                        if opens_list(searched, m.start()) {
-                            for item in list_items(searched, m.end()) {
-                                if validate(&searched[item.clone()]) == Some(item.len()) {
-                                    accept(item);
-                                }
+                        for item in list_around(searched, m.range()) {
+                            if validate(&searched[item.clone()]) == Some(item.len()) {
+                                accept(item);
                             }
                         }
                         match validate(m.as_str()) {
-                            Some(len) => after_escape(text, m.start()..m.start() + len),
+                            Some(len) => escapes.after(m.start()..m.start() + len),
+                            None => continue,
+                        }
+                    }
+                    Extent::PastLabels(validate) => {
+                        match past_labels(&compiled.regexes[index], validate, searched, m.range()) {
+                            Some(range) => escapes.after(range),
                             None => continue,
                         }
                     }
@@ -652,33 +674,50 @@ impl Scrubber {
     }
 }
 
-/// Whether the value at `start` is the first item of a list: `[` before it,
-/// apart from spaces and the quotes of a string item, escaped or not.
-fn opens_list(text: &str, start: usize) -> bool {
-    let before = text[..start].trim_end_matches([' ', '\t', '\r', '\n', '"', '\'', '\\']);
-    before.ends_with('[')
-}
+/// How many leading groups [`past_labels`] passes over at most: more than
+/// anyone writes labels before an address, and short of its eight groups.
+const LABELS_TRIED: usize = 7;
 
-/// The items of a list after the one that ends at `from`, up to the end of the
-/// list or anything that is not a number or a string of one: each item's text
-/// within its quotes. An item may be spaced (`078 05 1120`); its validator
-/// says whether it is what the list's key names.
-fn list_items(text: &str, from: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+/// The span of the address that `regex` matched at `found` in `text`, when a
+/// label spelt like a group may open the match (`db:2001:db8:...`,
+/// `dead:beef:2001:...`). A match holds eight groups at most, so one that
+/// opens with a label stops groups short of the address's end, or holds more
+/// than `validate` accepts. While no span is valid, or the address goes on
+/// after the span (a colon and a group), the match is tried again after a
+/// first group of letters. A valid span found so joins the one found before
+/// it, whose first group may be the address's own (`fdab:cdef::1`): a label
+/// masked too is better than a group of the address left.
+fn past_labels(regex: &Regex, validate: Validator, text: &str, found: Range<usize>) -> Option<Range<usize>> {
     let bytes = text.as_bytes();
-    let between = |b: &u8| b" \t\r\n\"'\\".contains(b);
-    let mut at = from;
-    std::iter::from_fn(move || {
-        at += bytes[at..].iter().take_while(|b| between(b)).count();
-        if bytes.get(at) != Some(&b',') {
-            return None;
+    let valid = |range: Range<usize>| validate(&text[range.clone()]).map(|len| range.start..range.start + len);
+    let goes_on = |end: usize| matches!(&bytes[end..], [b':', next, ..] if *next == b':' || next.is_ascii_hexdigit());
+    let mut span = valid(found.clone());
+    let mut tried = found;
+    for _ in 0..LABELS_TRIED {
+        if span.as_ref().is_some_and(|span| !goes_on(span.end)) {
+            break;
         }
-        at += 1;
-        at += bytes[at..].iter().take_while(|b| between(b)).count();
-        let start = at;
-        at += bytes[at..].iter().take_while(|b| b.is_ascii_digit() || b" .eE+-".contains(b)).count();
-        let end = start + text[start..at].trim_end().len();
-        (end > start).then_some(start..end)
-    })
+        // Only a label of letters passes for a group: a first group with a
+        // digit is the address's own, and a match that opens with `::` has no
+        // label.
+        let Some(colon) = text[tried.clone()]
+            .find(':')
+            .filter(|&colon| colon > 0 && bytes[tried.start..tried.start + colon].iter().all(u8::is_ascii_alphabetic))
+        else {
+            break;
+        };
+        let at = tried.start + colon + 1;
+        // Searched up to the end of the run of groups, so a miss reads no further.
+        let run = at + bytes[at..].iter().take_while(|b| b.is_ascii_hexdigit() || b":.".contains(b)).count();
+        let Some(again) = regex.find_at(&text[..run], at).filter(|again| again.start() == at) else {
+            break;
+        };
+        tried = again.range();
+        if let Some(valid) = valid(again.range()) {
+            span = Some(span.map_or(valid.clone(), |span| span.start..span.end.max(valid.end)));
+        }
+    }
+    span
 }
 
 /// Overwrites `span` with the placeholder, padded with `*`, or with `*` alone

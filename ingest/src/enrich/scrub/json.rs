@@ -121,7 +121,7 @@ impl Scrubber {
 }
 
 /// True when text opens like a JSON object or array.
-fn looks_like_json(text: &str) -> bool {
+pub(super) fn looks_like_json(text: &str) -> bool {
     matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
 }
 
@@ -283,8 +283,9 @@ impl JsonNesting {
 /// backslashes (`"p\\ss"`) and, in a double-quoted value, apostrophes, which
 /// JSON does not escape. A single-quoted value (`pwd='...'`) may sit in a
 /// JSON string at any depth, which no escape tells, so a double quote inside
-/// it is text (`pwd='a"b'`) unless JSON goes on after it as after a string
-/// that it closes (`"pwd='abc", "user": ...`).
+/// it is text (`pwd='a"b'`) unless it closes a string open around the value,
+/// as the text read from its start tells, and JSON goes on after it as after
+/// a string (`"pwd='abc", "user": ...`, but not `pwd='a", "b'`).
 ///
 /// `None` for a value that is empty, a placeholder (so scrubbing twice changes
 /// nothing), JSON punctuation alone, or followed by JSON as a closing quote
@@ -304,6 +305,8 @@ pub(super) fn quoted_value(text: &str, opening: Range<usize>) -> Option<Range<us
     if !single && continues_json(&bytes[start..]) {
         return None;
     }
+    // Read only for a double quote in a single-quoted value, where JSON goes on.
+    let mut strings_open: Option<usize> = None;
     let mut end = bytes.len();
     for (at, &byte) in bytes.iter().enumerate().skip(start) {
         let backslashes = || bytes[start..at].iter().rev().take_while(|&&b| b == b'\\').count();
@@ -322,7 +325,10 @@ pub(super) fn quoted_value(text: &str, opening: Range<usize>) -> Option<Range<us
         let closes = match (single, apostrophe) {
             (false, false) | (true, true) => quote.level <= depth,
             // The JSON string around a single-quoted value may end here.
-            (true, false) => continues_json(&bytes[after..]),
+            (true, false) => {
+                continues_json(&bytes[after..])
+                    && quote.level < *strings_open.get_or_insert_with(|| strings_open_at(bytes, opening.start))
+            }
             // JSON does not escape apostrophes: this one is text.
             (false, true) => false,
         };
@@ -335,6 +341,42 @@ pub(super) fn quoted_value(text: &str, opening: Range<usize>) -> Option<Range<us
     let punctuation = value.bytes().all(|b| b" \t,:{}[]".contains(&b));
     let placeholder = PiiKind::ALL.iter().any(|kind| kind.placeholder() == value);
     (!punctuation && !placeholder).then_some(start..end)
+}
+
+/// The closing quote of the string that the quote at `opening` (`"` or `'`,
+/// after the backslashes that escape it for its level of nesting) opens: the
+/// next quote of the same kind that acts at that level or an outer one, with
+/// its escape; an empty range at a line break (no JSON string holds one) or
+/// the end of a cut text.
+pub(super) fn closing_quote(text: &str, opening: Range<usize>) -> Range<usize> {
+    let bytes = text.as_bytes();
+    let Some(&quote) = bytes.get(opening.end.wrapping_sub(1)) else {
+        return opening.end..opening.end;
+    };
+    let depth = quote_level(opening.len().saturating_sub(1), Spelling::Plain).level;
+    let mut at = opening.end;
+    while let Some(offset) = memchr::memchr3(quote, b'\n', b'\r', &bytes[at..]) {
+        let found = at + offset;
+        if bytes[found] != quote {
+            return found..found;
+        }
+        let backslashes = bytes[opening.end..found].iter().rev().take_while(|&&b| b == b'\\').count();
+        let closing = quote_level(backslashes, Spelling::Plain);
+        if closing.level <= depth {
+            return found - closing.escape..found + 1;
+        }
+        at = found + 1;
+    }
+    bytes.len()..bytes.len()
+}
+
+/// How many JSON strings are open at byte `at` of `bytes`, read from the
+/// start: 0 outside every string, 1 in a string of the document, 2 in a
+/// string of the JSON that one holds, ...
+fn strings_open_at(bytes: &[u8], at: usize) -> usize {
+    let mut nesting = JsonNesting::default();
+    nesting.read(bytes, at);
+    nesting.open
 }
 
 /// Whether `rest`, the text after a quote, goes on as JSON does after a

@@ -221,14 +221,14 @@ fn escapes_repeated_by_nesting_do_not_hide_pii() {
 #[test]
 fn the_escape_view_keeps_every_offset() {
     for text in [r"a\\\nb", r"\u00e9\\u0040x\", r#"C:\new é\\\"q\/"#, "no escapes", r"end\\"] {
-        let view = unescaped_view(text).unwrap_or_else(|| text.to_owned());
+        let view = Escapes::new(text).view().unwrap_or_else(|| text.to_owned());
         assert_eq!(view.len(), text.len(), "{text:?} -> {view:?}");
         for (at, (original, seen)) in text.bytes().zip(view.bytes()).enumerate() {
             assert!(original == seen || seen == b' ', "{text:?} -> {view:?} at {at}");
         }
     }
-    assert_eq!(unescaped_view(r"a\\\nb").as_deref(), Some("a    b"));
-    assert_eq!(unescaped_view(r#"\"q\/ C:\4"#), None, "quotes, slashes and digits join nothing");
+    assert_eq!(Escapes::new(r"a\\\nb").view().as_deref(), Some("a    b"));
+    assert_eq!(Escapes::new(r#"\"q\/ C:\4"#).view(), None, "quotes, slashes and digits join nothing");
 }
 
 /// An OTLP/JSON log line whose message attribute is itself JSON, so the
@@ -664,16 +664,25 @@ fn a_quoted_value_ends_where_decoding_would_end_it() {
         (r#"\\u0022abc\u0022}"#, 7, "abc"),
         (r#""it's" x"#, 1, "it's"),
         (r"'it\'s' x", 1, r"it\'s"),
-        // A double quote in a single-quoted value is text, unless JSON goes
-        // on after it as after the end of a string around the value.
-        (r#"'a\"b' x"#, 1, r#"a\"b"#),
-        (r#"'abc\"}"#, 1, "abc"),
-        (r#"'abc", "user": "jane"}"#, 1, "abc"),
         // Cut short, or broken by a line break no JSON string holds.
         (r#""abc\"de"#, 1, r#"abc\"de"#),
         ("\"abc\ndef\"", 1, "abc"),
     ] {
         let found = quoted_value(text, 0..opening).map(|range| &text[range]);
+        assert_eq!(found, Some(value), "in {text}");
+    }
+    // A double quote in a single-quoted value is text, unless it closes a
+    // string open around the value and JSON goes on after it as after a string.
+    for (text, value) in [
+        (r#"'a\"b' x"#, r#"a\"b"#),
+        (r#"'a", "b' x"#, r#"a", "b"#),
+        (r#"{"cmd":"'abc", "user": "jane"}"#, "abc"),
+        (r#"{"a":"{\"p\":\"'abc\"}"}"#, "abc"),
+        (r#"{"a":"{\"p\":\"'abc\", \"user\": \"jane\"}"}"#, "abc"),
+        (r#"{"a":"'abc\", \"b'"}"#, r#"abc\", \"b"#),
+    ] {
+        let opening = text.find('\'').map_or(0..0, |at| at..at + 1);
+        let found = quoted_value(text, opening).map(|range| &text[range]);
         assert_eq!(found, Some(value), "in {text}");
     }
     // The quote closes a string that ends in `password: `, and JSON goes on.

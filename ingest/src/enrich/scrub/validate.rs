@@ -177,24 +177,27 @@ pub(super) fn international_phone(candidate: &str) -> Option<usize> {
 
 /// A bare run after a phone word: 10 digits (a North American number, or a
 /// national one with its trunk `0`) or 11, maybe written as a JSON float
-/// whose fraction and exponent are zeros (`4155552671.0`, `4155552671e0`).
+/// (`4155552671.0`, `4155552671e0`) or in scientific notation, as Java and
+/// Jackson write a double (`4.155552671E9`), as long as it is a whole number.
 /// Ten digits starting with `1` are left alone: no such number exists, and
-/// epoch seconds (`call at 1718000000`) look just like that.
+/// epoch seconds (`call at 1718000000`, `1.718e9`) look just like that.
 pub(super) fn bare_phone(number: &str) -> Option<usize> {
-    let digits = number.bytes().take_while(u8::is_ascii_digit).count();
-    let rest = &number.as_bytes()[digits..];
-    let zeros = |bytes: &[u8]| bytes.iter().take_while(|&&b| b == b'0').count();
-    let fraction = match rest {
-        [b'.', after @ ..] if zeros(after) > 0 => 1 + zeros(after),
-        _ => 0,
+    let (mantissa, exponent) = match number.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<usize>().ok()?),
+        None => (number, 0),
     };
-    let exponent = match &rest[fraction..] {
-        [b'e' | b'E', b'+', after @ ..] if zeros(after) > 0 => 2 + zeros(after),
-        [b'e' | b'E', after @ ..] if zeros(after) > 0 => 1 + zeros(after),
-        _ => 0,
-    };
-    let shaped = fraction + exponent == rest.len() && (10..=11).contains(&digits);
-    (shaped && (digits == 11 || !number.starts_with('1'))).then_some(number.len())
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, "0"));
+    let all_digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(whole) || !all_digits(fraction) {
+        return None;
+    }
+    // A whole number only when the exponent moves every digit that is not a
+    // trailing zero in front of the point.
+    if fraction.trim_end_matches('0').len() > exponent {
+        return None;
+    }
+    let digits = whole.len().saturating_add(exponent);
+    ((10..=11).contains(&digits) && (digits == 11 || !number.starts_with('1'))).then_some(number.len())
 }
 
 /// National numbers with a trunk `0` have 10 or 11 digits.

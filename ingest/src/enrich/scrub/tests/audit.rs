@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::super::*;
-use super::{assert_clean, assert_finds};
+use super::{assert_clean, assert_finds, assert_nothing_kept};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -190,4 +190,85 @@ fn an_authorization_token_header_is_masked_like_a_bearer_token() {
         assert_finds(text, PiiKind::BearerToken, secret);
     }
     assert_clean("cost per token 0.000002 USD, token gpt-4o-mini, 1532 tokens; auth token limit-exceeded");
+}
+
+#[test]
+fn ipv6_addresses_after_a_label_of_hex_letters_are_masked_whole() {
+    let scrubber = Scrubber::new();
+    // The label reads as a first group, and a match holds eight at most: the
+    // address's last groups were left after the mask.
+    for (text, expected) in [
+        ("peer db:2001:db8:85a3:0:0:8a2e:370:7334 up", "peer [IP_ADDRESS] up"),
+        ("cafe:2001:db8:1:2:3:4:5:6", "[IP_ADDRESS]"),
+        ("from dead:beef:2001:db8:85a3::8a2e:370:7334, then", "from [IP_ADDRESS], then"),
+        (r#"{"peer":"db:2001:db8:85a3:0:0:8a2e:370:7334"}"#, r#"{"peer":"[IP_ADDRESS]"}"#),
+        // A label and an address that parse together are masked together, as before.
+        ("db:2001:db8:85a3::8a2e:370:7334 up", "[IP_ADDRESS] up"),
+        ("cafe:2001:db8::1", "[IP_ADDRESS]"),
+        // A label that cannot be a group stays.
+        ("dbx:2001:db8:85a3:0:0:8a2e:370:7334", "dbx:[IP_ADDRESS]"),
+    ] {
+        assert_eq!(scrubber.scrub(text), expected, "in {text}");
+    }
+    assert_clean("db:12:30:45, cafe:00:1a:2b:3c:4d:5e, beef:std::fmt::Display");
+}
+
+#[test]
+fn every_item_listed_under_a_phone_key_is_checked_whatever_comes_first() -> TestResult {
+    for (json, key, kept) in [
+        (r#"{"phones": ["n/a", "4155552671"]}"#, "phones", &["n/a"][..]),
+        (r#"{"phones": ["n/a", "+1 415 555 2671"]}"#, "phones", &["n/a"]),
+        (r#"{"tel": [null, 4155552671, "unknown", "4155552672"]}"#, "tel", &["unknown"]),
+        // A comma or a bracket inside a string item ends no item.
+        (r#"{"mobile": ["home, work", "4155552671"]}"#, "mobile", &["home, work"]),
+        (r#"{"mobile": ["ext ]", 4155552671]}"#, "mobile", &["ext ]"]),
+        (r#"{"phones": ["[PHONE]", 4155552671]}"#, "phones", &[]),
+        // A backslash elsewhere: the decoded walk, then the plain pass.
+        (r#"{"note":"a\nb","phones":["n/a",4155552671]}"#, "phones", &["n/a"]),
+    ] {
+        let scrubbed = scrub_json_checked(json)?;
+        assert_nothing_kept(&scrubbed, &["4155552671", "4155552672", "415 555"]);
+        let value: Value = serde_json::from_str(&scrubbed)?;
+        let items = value[key].as_array().ok_or_else(|| format!("no list in {scrubbed}"))?;
+        let masked = items.iter().filter(|item| *item == PiiKind::Phone.placeholder()).count();
+        assert!(masked >= 1, "{scrubbed}");
+        for kept in kept {
+            assert!(items.iter().any(|item| item == kept), "{kept} lost in {scrubbed}");
+        }
+    }
+    // In JSON held in a string, too, and cut short.
+    let held = serde_json::json!({"arguments": r#"{"phones":["n/a",4155552671]}"#}).to_string();
+    let scrubbed = scrub_json_checked(&held)?;
+    let value: Value = serde_json::from_str(&scrubbed)?;
+    let arguments: Value = serde_json::from_str(value["arguments"].as_str().unwrap_or_default())?;
+    assert_eq!(arguments["phones"], serde_json::json!(["n/a", "[PHONE]"]), "{scrubbed}");
+    let cut = Scrubber::new().scrub_json(r#"{"user": {"tel": ["n/a", 4155552671"#).into_owned();
+    assert_eq!(cut, r#"{"user": {"tel": ["n/a", "[PHONE]""#);
+    // What is not a phone number stays, and so does a list under another key.
+    for json in [r#"{"tel":["n/a", 42, 1718000000, "x"]}"#, r#"{"ids":["n/a", 4155552671]}"#, "call [n/a] 4155"] {
+        assert_clean(json);
+    }
+    Ok(())
+}
+
+#[test]
+fn phone_numbers_written_in_scientific_notation_are_masked() -> TestResult {
+    for json in [
+        r#"{"phone": 4.155552671e9}"#,
+        r#"{"phone":4.155552671E+9,"note":"a\nb"}"#,
+        r#"{"phone": 4.4207946095e10}"#,
+        r#"{"phone": [4.155552671e9, "n/a"]}"#,
+    ] {
+        let scrubbed = scrub_json_checked(json)?;
+        assert_nothing_kept(&scrubbed, &["4.155", "4.4207", "552671", "946095"]);
+        let value: Value = serde_json::from_str(&scrubbed)?;
+        let phone = match &value["phone"] {
+            Value::Array(items) => items.first().cloned().unwrap_or_default(),
+            phone => phone.clone(),
+        };
+        assert_eq!(phone, PiiKind::Phone.placeholder(), "{scrubbed}");
+    }
+    // Epoch seconds, a fraction left after the exponent, and too few digits stay.
+    assert_clean(r#"{"phone": 1.718e9, "tel": 4.1555526715e9, "mobile": 4.15e3}"#);
+    Ok(())
 }

@@ -210,3 +210,82 @@ fn a_phone_number_listed_after_its_keyword_is_masked() -> TestResult {
     assert_clean(r#"{"order_ids":[4155552671]}"#);
     Ok(())
 }
+
+#[test]
+fn a_single_quoted_password_is_masked_whole_past_a_double_quote_that_closes_no_string() -> TestResult {
+    let scrubber = Scrubber::new();
+    // After the double quote the text goes on as JSON would (`, "b`), but no
+    // JSON string is open around the value for the quote to close.
+    let commands = [
+        (r#"pwd='a", "b' ok"#, "pwd='[PASSWORD]' ok"),
+        (r#"login --password='x", "yz123' --user jane"#, "login --password='[PASSWORD]' --user jane"),
+        (r#"echo "hi" && pwd='a", 1234' ok"#, r#"echo "hi" && pwd='[PASSWORD]' ok"#),
+    ];
+    for (text, expected) in commands {
+        let once = scrubber.scrub(text);
+        assert_eq!(once, expected, "in {text}");
+        assert!(matches!(scrubber.scrub(&once), Cow::Borrowed(_)), "not idempotent on {once}");
+    }
+    // As JSON strings one to three levels deep, whole and cut short: the
+    // double quote is escaped for a level deeper than the string around it.
+    let keys = ["cmd", "arguments", "messages"];
+    for (command, expected) in commands {
+        for depth in 1..=keys.len() {
+            let json = nest(command, &keys[..depth]);
+            let scrubbed = scrubber.scrub_json(&json);
+            assert_eq!(unnest(&scrubbed, &keys[1..depth])?["cmd"], expected, "{scrubbed}");
+            let cut = &json[..json.len() - depth];
+            for kept in [scrubber.scrub_bytes(cut.as_bytes()), scrubber.scrub_bytes(json.as_bytes())] {
+                let kept = String::from_utf8_lossy(&kept);
+                assert_nothing_kept(&kept, &["b' ok", "yz123", "1234"]);
+                assert!(kept.contains("[PASSWORD]"), "{kept}");
+            }
+        }
+    }
+    // A double quote that closes the JSON string around the value still ends it.
+    for (json, expected) in [
+        (r#"{"cmd":"pwd='abc", "user": "jane"}"#, r#"{"cmd":"pwd='[PASSWORD]", "user": "jane"}"#),
+        (
+            r#"{"a":"{\"cmd\":\"pwd='abc\", \"user\": \"jane\"}"}"#,
+            r#"{"a":"{\"cmd\":\"pwd='[PASSWORD]\", \"user\": \"jane\"}"}"#,
+        ),
+    ] {
+        assert_eq!(scrubber.scrub(json), expected, "in {json}");
+        assert_eq!(scrubber.scrub_json(json), expected, "in {json}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_backslash_before_an_address_in_text_that_is_no_json_is_a_backslash() -> TestResult {
+    let scrubber = Scrubber::new();
+    // `\b` and `\f` are escapes that only a JSON encoder writes; in a path
+    // they are a folder's first letter.
+    for (text, expected) in [
+        (r"C:\new\bob@corp.com", r"C:\new\[EMAIL]"),
+        (r"saved to D:\files\frank@corp.com today", r"saved to D:\files\[EMAIL] today"),
+        (r"debug: C:\\new\\bob@corp.com", r"debug: C:\\new\\[EMAIL]"),
+    ] {
+        assert_eq!(scrubber.scrub(text), expected, "in {text}");
+        assert_eq!(scrubber.scrub_json(text), expected, "in {text}");
+    }
+    // The same path as a JSON string, whole and cut short: a literal
+    // backslash, escaped, before the address.
+    let json = serde_json::json!({"path": r"C:\new\bob@corp.com", "note": "a\nb"}).to_string();
+    assert_eq!(parse(&scrubber.scrub_json(&json))?["path"], r"C:\new\[EMAIL]");
+    let cut = &json[..json.find("corp.com").map_or(json.len(), |at| at + "corp.com".len())];
+    assert!(cut.ends_with(r"C:\\new\\bob@corp.com"), "{cut}");
+    let kept = String::from_utf8_lossy(&scrubber.scrub_bytes(cut.as_bytes())).into_owned();
+    assert!(kept.ends_with(r"C:\\new\\[EMAIL]"), "{kept}");
+    // In JSON a backspace is an escape, and it stays whole, as do the common escapes anywhere.
+    for (text, expected) in [
+        (r#"{"c":"see\bbob@corp.com"}"#, r#"{"c":"see\b[EMAIL]"}"#),
+        (r#"{"c":"see\fbob@corp.com"#, r#"{"c":"see\f[EMAIL]"#),
+        (r#"say \"hi\" to\bbob@corp.com"#, r#"say \"hi\" to\b[EMAIL]"#),
+        (r"see\nalice@example.com", r"see\n[EMAIL]"),
+        (r"see\tbob@corp.com", r"see\t[EMAIL]"),
+    ] {
+        assert_eq!(scrubber.scrub(text), expected, "in {text}");
+    }
+    Ok(())
+}
