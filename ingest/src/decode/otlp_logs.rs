@@ -180,7 +180,9 @@ pub(super) fn feedback(
         inference_id,
         response_model: view.text(rows::RESPONSE_MODEL),
         provider: view.str(rows::PROVIDER).map(normalize_provider),
-        operation: view.str(&[Key::OperationName]).map(normalize_operation),
+        // The spans' operation row (DESIGN §3.2), so feedback from OpenLLMetry-instrumented apps
+        // carries the operation its inference has.
+        operation: view.str(rows::OPERATION).map(normalize_operation),
         prompt_id: view.text(rows::PROMPT_ID),
         prompt_version: view.text(rows::PROMPT_VERSION),
         source: None,

@@ -419,6 +419,17 @@ mod feedback {
         check_feedback("provider", Layer::Item, &super::provider(), |f| f.provider.clone());
     }
 
+    /// DESIGN's two keys, as on spans (a span kind is no operation of the rated call). On log
+    /// records only: an evaluation event on a span takes the span's own operation.
+    #[test]
+    fn operation() {
+        let row = [
+            text("gen_ai.operation.name", "generate_content"),
+            attr("llm.request.type", s("completion"), "text_completion"),
+        ];
+        check("operation (log record)", Layer::Item, &row, decode_record, |f| f.operation.clone());
+    }
+
     #[test]
     fn response_model() {
         check_feedback("response_model", Layer::Item, &super::response_model(), |f| f.response_model.clone());
