@@ -167,7 +167,7 @@ struct Inner {
     redelivered: Counter,
     decode_errors: Family<StaticLabel, Counter>,
     dead_letters: Family<StaticLabel, Counter>,
-    consumer_lag: Family<TopicPartition, Gauge>,
+    lag: Arc<LagCollector>,
     files_written: Family<StaticLabel, Counter>,
     bytes_written: Family<StaticLabel, Counter>,
     rows_written: Family<StaticLabel, Counter>,
@@ -195,7 +195,7 @@ impl Metrics {
             redelivered: Counter::default(),
             decode_errors: Family::default(),
             dead_letters: Family::default(),
-            consumer_lag: Family::default(),
+            lag: Arc::new(LagCollector::default()),
             files_written: Family::default(),
             bytes_written: Family::default(),
             rows_written: Family::default(),
@@ -237,7 +237,6 @@ impl Metrics {
         registry.register(rows.0, rows.1, inner.rows_written.clone());
         registry.register(flushes.0, flushes.1, inner.flushes.clone());
         registry.register(consumer.0, consumer.1, inner.consumer_errors.clone());
-        registry.register(CONSUMER_LAG, "Messages behind the high watermark", inner.consumer_lag.clone());
         registry.register(BUFFERED_ROWS, "Rows buffered, not yet in the lake", inner.buffered_rows.clone());
         registry.register(
             BUFFERED_BYTES,
@@ -261,6 +260,7 @@ impl Metrics {
             Info::new([(LABEL_VERSION, env!("CARGO_PKG_VERSION"))]),
         );
         registry.register_collector(Box::new(Arc::clone(&inner.checkpoints)));
+        registry.register_collector(Box::new(Arc::clone(&inner.lag)));
         #[cfg(target_os = "linux")]
         registry.register_collector(Box::new(super::process::ProcessCollector::new()));
         inner.create_closed_label_sets();
@@ -344,12 +344,17 @@ impl Metrics {
         }
     }
 
-    /// Set the consumer lag of one partition.
-    pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
-        self.inner
-            .consumer_lag
-            .get_or_create(&([(LABEL_TOPIC, Arc::from(topic))], [(LABEL_PARTITION, partition)]))
-            .set(lag);
+    /// Note partitions' latest high watermarks (negative ones, librdkafka's "not known yet",
+    /// are ignored). `driftwatch_consumer_lag` is computed from them at each scrape.
+    pub fn note_high_watermarks<'a>(&self, marks: impl IntoIterator<Item = (&'a str, i32, i64)>) {
+        self.inner.lag.note_high_watermarks(marks);
+    }
+
+    /// Note that this process owns a partition, and the offset its lag counts from: where its
+    /// lake data ends, or where consumption started before the first flush (`None`: nothing
+    /// read yet, lag 0).
+    pub fn set_lag_start(&self, topic: &str, partition: i32, next_offset: Option<i64>) {
+        self.inner.lag.set_start(topic, partition, next_offset);
     }
 
     /// Count lake files durably written (after rename), with their rows and bytes.
@@ -373,7 +378,7 @@ impl Metrics {
     /// Forget a partition this process no longer owns, so its lag and checkpoint age are
     /// reported by the new owner only.
     pub fn remove_partition(&self, topic: &str, partition: i32) {
-        self.inner.consumer_lag.remove(&([(LABEL_TOPIC, Arc::from(topic))], [(LABEL_PARTITION, partition)]));
+        self.inner.lag.remove(topic, partition);
         let mut times = self.inner.checkpoints.times.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(partitions) = times.get_mut(topic) {
             partitions.remove(&partition);
@@ -533,6 +538,97 @@ impl Collector for CheckpointCollector {
             let Some(unix) = unix else { continue };
             let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
             ConstGauge::new(*unix).encode(stamps.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Emits consumer lag computed at scrape time, from the latest high watermark known and where
+/// each owned partition's lake data ends: lag keeps moving while the processing loop waits (for
+/// the lake, for a flush slot), where a gauge the loop set froze.
+#[derive(Debug, Default)]
+struct LagCollector {
+    /// Topic -> partition -> what its lag is computed from.
+    partitions: Mutex<HashMap<Arc<str>, HashMap<i32, PartitionLag>>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PartitionLag {
+    /// Owned by this process: only owned partitions are reported (librdkafka's statistics also
+    /// carry partitions just given away).
+    owned: bool,
+    /// The offset lag counts from (`None`: nothing read yet).
+    start: Option<i64>,
+    /// The latest high watermark known.
+    high: Option<i64>,
+}
+
+impl LagCollector {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, HashMap<i32, PartitionLag>>> {
+        self.partitions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Apply `change` to a partition's entry, created if new.
+    fn update(
+        partitions: &mut HashMap<Arc<str>, HashMap<i32, PartitionLag>>,
+        topic: &str,
+        partition: i32,
+        change: impl FnOnce(&mut PartitionLag),
+    ) {
+        // Looked up by `&str` first: statistics arrive every few seconds for every partition.
+        match partitions.get_mut(topic) {
+            Some(of_topic) => change(of_topic.entry(partition).or_default()),
+            None => change(partitions.entry(Arc::from(topic)).or_default().entry(partition).or_default()),
+        }
+    }
+
+    fn note_high_watermarks<'a>(&self, marks: impl IntoIterator<Item = (&'a str, i32, i64)>) {
+        let mut partitions = self.lock();
+        for (topic, partition, high) in marks {
+            if partition >= 0 && high >= 0 {
+                Self::update(&mut partitions, topic, partition, |lag| lag.high = Some(high));
+            }
+        }
+    }
+
+    fn set_start(&self, topic: &str, partition: i32, start: Option<i64>) {
+        Self::update(&mut self.lock(), topic, partition, |lag| {
+            lag.owned = true;
+            lag.start = start;
+        });
+    }
+
+    fn remove(&self, topic: &str, partition: i32) {
+        let mut partitions = self.lock();
+        if let Some(of_topic) = partitions.get_mut(topic) {
+            of_topic.remove(&partition);
+            if of_topic.is_empty() {
+                partitions.remove(topic);
+            }
+        }
+    }
+}
+
+impl Collector for LagCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let mut rows: Vec<(Arc<str>, i32, i64)> = {
+            let partitions = self.lock();
+            partitions
+                .iter()
+                .flat_map(|(topic, of_topic)| {
+                    of_topic.iter().filter(|(_, lag)| lag.owned).filter_map(move |(partition, lag)| {
+                        let high = lag.high?;
+                        Some((Arc::clone(topic), *partition, lag.start.map_or(0, |start| (high - start).max(0))))
+                    })
+                })
+                .collect()
+        };
+        rows.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let help = "Messages behind the high watermark.";
+        let mut lags = encoder.encode_descriptor(CONSUMER_LAG, help, None, MetricType::Gauge)?;
+        for (topic, partition, lag) in rows {
+            let labels: TopicPartition = ([(LABEL_TOPIC, topic)], [(LABEL_PARTITION, partition)]);
+            ConstGauge::new(lag).encode(lags.encode_family(&labels)?)?;
         }
         Ok(())
     }

@@ -69,7 +69,8 @@ fn populated() -> Metrics {
     metrics.record_spans_skipped(4);
     metrics.record_decode_error("malformed_json");
     metrics.record_dead_letter("negative_tokens");
-    metrics.set_lag("otlp_spans", 3, 42);
+    metrics.note_high_watermarks([("otlp_spans", 3, 142)]);
+    metrics.set_lag_start("otlp_spans", 3, Some(100));
     metrics.record_files_written("events", 1, 500, 65_536);
     metrics.record_checkpoint("otlp_spans", 3, SystemTime::now() - Duration::from_secs(30));
     metrics.set_buffered(10, 2048);
@@ -170,6 +171,43 @@ fn a_partition_without_a_checkpoint_ages_from_its_assignment() -> TestResult {
     assert!(value(&text, CHECKPOINT_AGE_SECONDS).is_some_and(|age| (4.0..100.0).contains(&age)), "{text}");
     let unix = committed.duration_since(std::time::UNIX_EPOCH)?.as_secs_f64();
     assert!(value(&text, CHECKPOINT_TIMESTAMP_SECONDS).is_some_and(|t| (t - unix).abs() < 0.01), "{text}");
+    Ok(())
+}
+
+/// Lag is computed at each scrape from the latest high watermark, so it moves with new
+/// watermarks alone (no loop has to set it), and only partitions this process owns are
+/// reported.
+#[test]
+fn lag_follows_the_high_watermark_of_owned_partitions_only() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig::default());
+    let lags = |metrics: &Metrics| -> std::result::Result<Vec<String>, Box<dyn std::error::Error>> {
+        Ok(metrics
+            .encode()?
+            .lines()
+            .filter(|line| line.starts_with("driftwatch_consumer_lag{"))
+            .map(str::to_owned)
+            .collect())
+    };
+    // Statistics also carry partitions just given away, and "not known yet" (-1) marks.
+    metrics.note_high_watermarks([("spans", 0, 1_000), ("spans", 1, 500), ("spans", -1, 9), ("logs", 0, -1)]);
+    assert_eq!(lags(&metrics)?, Vec::<String>::new(), "nothing owned yet");
+    metrics.set_lag_start("spans", 0, Some(400));
+    metrics.set_lag_start("spans", 2, None);
+    metrics.set_lag_start("logs", 0, Some(7));
+    assert_eq!(lags(&metrics)?, vec!["driftwatch_consumer_lag{topic=\"spans\",partition=\"0\"} 600"]);
+    metrics.note_high_watermarks([("spans", 0, 1_250), ("spans", 2, 80), ("logs", 0, 5)]);
+    assert_eq!(
+        lags(&metrics)?,
+        vec![
+            "driftwatch_consumer_lag{topic=\"logs\",partition=\"0\"} 0",
+            "driftwatch_consumer_lag{topic=\"spans\",partition=\"0\"} 850",
+            "driftwatch_consumer_lag{topic=\"spans\",partition=\"2\"} 0",
+        ],
+        "a start past the watermark is no negative lag; nothing read yet is none"
+    );
+    metrics.remove_partition("spans", 0);
+    metrics.note_high_watermarks([("spans", 0, 2_000)]);
+    assert_eq!(lags(&metrics)?.len(), 2, "a partition given away is no longer reported");
     Ok(())
 }
 
@@ -468,7 +506,7 @@ fn closed_label_sets_and_tracked_topics_start_at_zero() -> TestResult {
     for line in &expected {
         assert!(text.lines().any(|exposed| exposed == line), "missing `{line}` in\n{text}");
     }
-    assert_eq!(expected.len(), 16 * 2 + 1 + 12 + 9 + 12 + 4);
+    assert_eq!(expected.len(), 16 * 2 + 1 + 13 + 9 + 12 + 4);
 
     metrics.record_dead_letter("corrupt_framing");
     metrics.record_message("llm_events", MessageResult::Rejected);

@@ -45,7 +45,7 @@ use crate::runtime::Components;
 use crate::source::file::now_nanos;
 use crate::telemetry::{Readiness, http};
 use channel::{Command, Event};
-use poller::{HighWatermarks, PollerContext, kafka_stream_id};
+use poller::{PollerContext, kafka_stream_id};
 
 /// Events buffered between the poll thread and the loop. Small on purpose: librdkafka's own
 /// prefetch queue (`queued.max.messages.kbytes`) is the real buffer.
@@ -126,7 +126,6 @@ async fn consume(
     );
     let assigned = Arc::clone(&context.assigned);
     let stop_recovery = context.shutdown.clone();
-    let high_watermarks = context.high_watermarks.clone();
     let missing_topics = Arc::clone(&context.missing_topics);
     let brokers = Arc::clone(&context.brokers);
     let consumer: BaseConsumer<PollerContext> =
@@ -188,7 +187,6 @@ async fn consume(
         streams: FastHashMap::default(),
         group_id: kafka.group_id.clone(),
         durable: FastHashMap::default(),
-        high_watermarks,
         started_at: FastHashMap::default(),
         claimed_elsewhere: std::collections::HashSet::new(),
         commands: commands.clone(),
@@ -332,14 +330,6 @@ fn unassigned_reason(missing_topics: &[String]) -> String {
     }
 }
 
-/// Messages of a partition not yet durable in the lake: from the high watermark back to the
-/// next offset to commit, which is the durable offset once a flush has completed, and before
-/// that the offset the consumer started reading at. Not started anywhere known yet (at the
-/// log's end, `start_from = "latest"`, with nothing read): nothing is behind.
-fn lag(high: i64, durable: Option<i64>, started_at: Option<i64>) -> i64 {
-    durable.or(started_at).map_or(0, |next| (high - next).max(0))
-}
-
 /// What the processing loop does next.
 #[derive(Debug)]
 enum Step<D, E> {
@@ -386,8 +376,6 @@ struct Daemon<'a> {
     group_id: String,
     /// Offset up to which each partition is durable in the lake.
     durable: FastHashMap<(Arc<str>, i32), (i64, Instant)>,
-    /// Written by the poll thread from librdkafka's statistics.
-    high_watermarks: HighWatermarks,
     /// Where the consumer started reading each partition in this assignment: what lag is
     /// measured from until a flush of it is durable.
     started_at: FastHashMap<(Arc<str>, i32), i64>,
@@ -569,6 +557,7 @@ impl Daemon<'_> {
         }
         if !self.started_at.contains_key(&key) {
             self.started_at.insert(key.clone(), offset);
+            self.publish_lag_start(&key);
         }
         if !self.buffers.contains_key(&key) {
             let buffer = self.new_buffer(&topic, partition, None, None);
@@ -627,6 +616,7 @@ impl Daemon<'_> {
                         Some(position) => self.started_at.insert(key.clone(), position),
                         None => self.started_at.remove(&key),
                     };
+                    self.publish_lag_start(&key);
                     self.buffers.insert(key, buffer);
                 }
             }
@@ -698,6 +688,16 @@ impl Daemon<'_> {
         self.claimed_elsewhere.insert(key);
     }
 
+    /// Tell the metrics where a partition's lag counts from: the next offset to commit, which is
+    /// the durable offset once a flush has completed, and before that the offset the consumer
+    /// started reading at. Not started anywhere known yet (at the log's end, `start_from =
+    /// "latest"`, with nothing read): nothing is behind. Lag itself is computed at each scrape
+    /// from the latest high watermark, so it keeps moving while this loop waits.
+    fn publish_lag_start(&self, key: &(Arc<str>, i32)) {
+        let start = self.durable.get(key).map(|(offset, _)| *offset).or_else(|| self.started_at.get(key).copied());
+        self.components.metrics.set_lag_start(&key.0, key.1, start);
+    }
+
     /// Drop the bookkeeping of a partition this member no longer owns; returns the offset it
     /// was durable up to, if any flush of it completed.
     fn forget_partition(&mut self, key: &(Arc<str>, i32)) -> Option<i64> {
@@ -729,6 +729,7 @@ impl Daemon<'_> {
         let buffer = self.new_buffer(&key.0, key.1, Some(offset), None);
         self.buffers.insert(key.clone(), buffer);
         self.durable.insert(key.clone(), (offset, Instant::now()));
+        self.publish_lag_start(key);
         Ok(())
     }
 
@@ -798,7 +799,8 @@ impl Daemon<'_> {
             partition,
             std::time::SystemTime::from(done.report.checkpoint.updated_at),
         );
-        self.durable.insert(key, (done.next_offset, Instant::now()));
+        self.durable.insert(key.clone(), (done.next_offset, Instant::now()));
+        self.publish_lag_start(&key);
         let _ = self.commands.send(Command::Commit(vec![(topic.to_string(), partition, done.next_offset)]));
     }
 
@@ -816,11 +818,6 @@ impl Daemon<'_> {
         let rows: usize = self.buffers.values().map(PartitionBuffer::rows).sum();
         let bytes: usize = self.buffers.values().map(PartitionBuffer::bytes).sum();
         self.components.metrics.set_buffered(rows, bytes);
-        for key in self.buffers.keys() {
-            let Some(high) = self.high_watermarks.get(&key.0, key.1) else { continue };
-            let durable = self.durable.get(key).map(|(offset, _)| *offset);
-            self.components.metrics.set_lag(&key.0, key.1, lag(high, durable, self.started_at.get(key).copied()));
-        }
         self.lake.poll(self.components.writer.store()).await;
         Ok(())
     }
@@ -902,7 +899,6 @@ mod tests {
             streams: FastHashMap::default(),
             group_id: "group".to_owned(),
             durable: FastHashMap::default(),
-            high_watermarks: HighWatermarks::default(),
             started_at: FastHashMap::default(),
             claimed_elsewhere: std::collections::HashSet::new(),
             commands,
@@ -988,7 +984,7 @@ mod tests {
         let components = components(dir.path()).await?;
         let tasks = TaskTracker::new();
         let mut daemon = daemon(&components, &tasks);
-        daemon.high_watermarks.update([("spans", 0, 1_000), ("spans", 1, 1_000), ("spans", 2, 1_000)]);
+        components.metrics.note_high_watermarks([("spans", 0, 1_000), ("spans", 1, 1_000), ("spans", 2, 1_000)]);
         daemon
             .on_event(Event::Assigned(vec![
                 // start_from = "latest", nothing read yet: at the log's end.

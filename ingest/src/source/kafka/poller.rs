@@ -3,7 +3,7 @@
 //! It polls librdkafka, detaches messages and forwards them, in order, through one bounded
 //! channel to the processing loop, together with control events (partitions assigned or
 //! revoked, fatal broker errors). High watermarks from librdkafka's statistics are not sent
-//! but kept in [`HighWatermarks`], which the loop reads on its tick: a backlog that fills the
+//! but noted in the metrics, where lag is computed at each scrape: a backlog that fills the
 //! channel is when lag matters most. Rebalances are handled here, inside librdkafka's
 //! callback, because that is the only place where a partition can still be flushed before it is
 //! released:
@@ -119,8 +119,6 @@ pub struct PollerContext {
     pub assigned: Arc<AtomicUsize>,
     /// Whether the brokers answer, and whether they refuse this client (for readiness).
     pub brokers: Arc<BrokerHealth>,
-    /// The latest high watermark of each partition (for the lag gauge).
-    pub high_watermarks: HighWatermarks,
     /// Subscribed topics the brokers do not know, checked while nothing is assigned (for
     /// readiness: "no partitions assigned" alone does not say a topic is missing).
     pub missing_topics: Arc<Mutex<Vec<String>>>,
@@ -130,40 +128,6 @@ pub struct PollerContext {
 impl std::fmt::Debug for PollerContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PollerContext").field("group_id", &self.group_id).finish_non_exhaustive()
-    }
-}
-
-/// The latest high watermark of each partition seen in librdkafka's statistics, shared
-/// between the poll thread (which writes it) and the processing loop (which reads it).
-#[derive(Debug, Clone, Default)]
-pub struct HighWatermarks(Arc<Mutex<WatermarksByTopic>>);
-
-/// Topic -> partition -> high watermark; keyed topic first so a lookup borrows the topic.
-type WatermarksByTopic = FastHashMap<Arc<str>, FastHashMap<i32, i64>>;
-
-impl HighWatermarks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, WatermarksByTopic> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Record watermarks; negative ones (librdkafka's "not known yet") are ignored.
-    pub fn update<'a>(&self, marks: impl IntoIterator<Item = (&'a str, i32, i64)>) {
-        let mut latest = self.lock();
-        for (topic, partition, high) in marks {
-            if partition < 0 || high < 0 {
-                continue;
-            }
-            let partitions = match latest.get_mut(topic) {
-                Some(partitions) => partitions,
-                None => latest.entry(Arc::from(topic)).or_default(),
-            };
-            partitions.insert(partition, high);
-        }
-    }
-
-    /// The latest high watermark of a partition, if librdkafka has reported one.
-    pub fn get(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.lock().get(topic).and_then(|partitions| partitions.get(&partition)).copied()
     }
 }
 
@@ -203,7 +167,6 @@ impl PollerContext {
             shutdown: CancellationToken::new(),
             assigned: Arc::new(AtomicUsize::new(0)),
             brokers: Arc::default(),
-            high_watermarks: HighWatermarks::default(),
             missing_topics: Arc::default(),
             error_logs: Mutex::default(),
         }
@@ -580,7 +543,7 @@ impl ClientContext for PollerContext {
         if statistics.brokers.values().any(|broker| broker.state == "UP") {
             self.brokers.mark_up();
         }
-        self.high_watermarks.update(
+        self.metrics.note_high_watermarks(
             statistics
                 .topics
                 .iter()
@@ -1477,17 +1440,6 @@ mod tests {
         context.brokers.mark_up();
         assert_eq!(context.brokers.unready_reason(), None);
         Ok(())
-    }
-
-    #[test]
-    fn high_watermarks_keep_the_latest_known_per_partition() {
-        let marks = HighWatermarks::default();
-        marks.update([("spans", 0, 10), ("spans", 1, 5), ("spans", -1, 99), ("feedback", 0, -1)]);
-        marks.update([("spans", 0, 12)]);
-        assert_eq!(marks.get("spans", 0), Some(12));
-        assert_eq!(marks.get("spans", 1), Some(5));
-        assert_eq!(marks.get("spans", -1), None, "librdkafka's internal partition");
-        assert_eq!(marks.get("feedback", 0), None, "not known yet");
     }
 
     #[test]
