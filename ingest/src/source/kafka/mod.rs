@@ -128,10 +128,10 @@ async fn consume(
     let stop_recovery = context.shutdown.clone();
     let missing_topics = Arc::clone(&context.missing_topics);
     let brokers = Arc::clone(&context.brokers);
-    let consumer: BaseConsumer<PollerContext> =
-        client::client_config(kafka).create_with_context(context).map_err(|error| {
+    let consumer: Arc<BaseConsumer<PollerContext>> =
+        Arc::new(client::client_config(kafka).create_with_context(context).map_err(|error| {
             Error::Other(format!("kafka: creating the consumer: {}", client::describe_error(&error, kafka)))
-        })?;
+        })?);
     let topics: Vec<&str> = kafka.topics.iter().map(|t| t.name.as_str()).collect();
     for topic in &topics {
         components.metrics.track_topic(topic);
@@ -139,6 +139,17 @@ async fn consume(
     consumer
         .subscribe(&topics)
         .map_err(|source| Error::Kafka { context: format!("subscribing to {topics:?}"), source })?;
+    // Dropped to stop the watermark thread; it holds the consumer only between queries.
+    let (stop_watermarks, watermarks_stopped) = std::sync::mpsc::channel::<()>();
+    let watermark_thread = std::thread::Builder::new()
+        .name("driftwatch-kafka-watermarks".to_owned())
+        .spawn({
+            let consumer = Arc::clone(&consumer);
+            move || {
+                poller::refresh_paused_watermarks(&consumer, &watermarks_stopped, poller::PAUSED_WATERMARK_REFRESH);
+            }
+        })
+        .map_err(|source| Error::Io { path: "watermark thread".to_owned(), source })?;
     let poll_thread = std::thread::Builder::new()
         .name("driftwatch-kafka-poll".to_owned())
         .spawn(move || poller::poll_loop(&consumer, &commands_rx))
@@ -271,10 +282,15 @@ async fn consume(
     };
     // The poll thread is stopped whatever happened, so the group is left and its
     // partitions move on without waiting for the session timeout.
+    drop(stop_watermarks);
     let _ = commands.send(Command::Stop(final_offsets.clone()));
     drop(events);
     if poll_thread.join().is_err() {
         tracing::error!("The Kafka poll thread panicked.");
+    }
+    // At most one bounded watermark query away; whichever thread ends last closes the consumer.
+    if watermark_thread.join().is_err() {
+        tracing::error!("The Kafka watermark thread panicked.");
     }
     abandon.cancel();
     let elapsed_ms = shutdown_requested.get().copied().unwrap_or(started).elapsed().as_millis() as u64;
