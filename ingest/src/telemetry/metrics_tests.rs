@@ -506,7 +506,7 @@ fn closed_label_sets_and_tracked_topics_start_at_zero() -> TestResult {
     for line in &expected {
         assert!(text.lines().any(|exposed| exposed == line), "missing `{line}` in\n{text}");
     }
-    assert_eq!(expected.len(), 16 * 2 + 1 + 13 + 9 + 12 + 4);
+    assert_eq!(expected.len(), 16 * 2 + 1 + 14 + 9 + 12 + 4);
 
     metrics.record_dead_letter("corrupt_framing");
     metrics.record_message("llm_events", MessageResult::Rejected);

@@ -94,7 +94,7 @@ pub const DECODE_ERROR_REASONS: [&str; 16] = [
 /// rollups refused.
 pub const AGGREGATE_FAILED_REASON: &str = "aggregate_failed";
 /// Every `kind` of [`CONSUMER_ERRORS_TOTAL`], created at zero like the decode reasons.
-pub const CONSUMER_ERROR_KINDS: [&str; 13] = [
+pub const CONSUMER_ERROR_KINDS: [&str; 14] = [
     "all_brokers_down",
     "transport",
     "auth",
@@ -105,6 +105,7 @@ pub const CONSUMER_ERROR_KINDS: [&str; 13] = [
     "commit",
     "assignment_lost",
     "offsets_lost_to_retention",
+    "offset_reset",
     "lake_recover",
     "lake_write",
     "lake_claim_lost",

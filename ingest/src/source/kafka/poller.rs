@@ -558,6 +558,13 @@ impl ClientContext for PollerContext {
         if facility == "COMMITFAIL" {
             self.metrics.record_consumer_error("commit");
         }
+        // A position that fell out of the log while the partition was being consumed (retention
+        // deleted messages not yet read, or the log was truncated or recreated): librdkafka
+        // resets it to the log's start (`auto.offset.reset` is always earliest) and says so only
+        // in this warning; no consumer error is raised for it.
+        if facility == "OFFSET" && matches!(level, RDKafkaLogLevel::Warning) && message.contains("offset reset") {
+            self.metrics.record_consumer_error("offset_reset");
+        }
         forward_librdkafka_log(level, facility, message);
     }
 
@@ -1492,6 +1499,30 @@ mod tests {
              Local: Waiting for coordinator: otlp_spans((null))[1]@164",
         );
         assert_eq!(consumer_errors(&context.metrics, "commit")?, (1, 1));
+        Ok(())
+    }
+
+    /// A mid-stream reset of a position that fell out of the log is only a librdkafka warning;
+    /// it is counted. The debug line of an ordinary reset (no committed offset) is not.
+    #[test]
+    fn a_position_reset_out_of_range_mid_stream_is_counted() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let ((_lake, _receiver), context) = context_over_a_fresh_lake(&runtime, "reset", Duration::from_secs(1))?;
+        context.log(
+            RDKafkaLogLevel::Debug,
+            "OFFSET",
+            "llm_events [0]: offset reset (at offset INVALID, broker 1) to offset BEGINNING: no previously \
+             committed offset available: Local: No offset stored",
+        );
+        assert_eq!(consumer_errors(&context.metrics, "offset_reset")?, (0, 0));
+        context.log(
+            RDKafkaLogLevel::Warning,
+            "OFFSET",
+            "llm_events [0]: offset reset (at offset 1200 (leader epoch 3), broker 1) to offset BEGINNING \
+             (leader epoch 3): fetch failed due to requested offset not available on the broker: Broker: Offset \
+             out of range",
+        );
+        assert_eq!(consumer_errors(&context.metrics, "offset_reset")?, (1, 1));
         Ok(())
     }
 
