@@ -215,6 +215,108 @@ pub async fn lake_counts(lake: &Path) -> anyhow::Result<LakeCounts> {
     })
 }
 
+/// Feedback and rollup sums for one app, read back from a lake.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppFeedbackCounts {
+    /// Rows of the `feedback` table.
+    pub feedback: i64,
+    /// Feedback rows named `hallucination` (any case).
+    pub hallucination_evals: i64,
+    /// Of those, the ones labelled `hallucinated`: how the fleet and the Python fixtures label an
+    /// evaluation that flags the answer.
+    pub hallucination_flagged: i64,
+    /// Sums over every `rollups` row of the app.
+    pub rollups: RollupSums,
+}
+
+/// Sums over rollup rows (partial aggregates: readers add them up).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RollupSums {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// Feedback tallies of every name.
+    pub feedback: i64,
+    /// Tallies named `hallucination` (any case).
+    pub hallucination_evals: i64,
+    /// Flagged results among those.
+    pub hallucination_flagged: i64,
+}
+
+/// Read feedback rows and rollup sums per app. The rollup rows are decoded by the lake crate,
+/// so their feedback tallies (a list of structs) are read whole.
+pub async fn lake_feedback_and_rollups(lake: &Path) -> anyhow::Result<BTreeMap<String, AppFeedbackCounts>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{DataType, Int64Type};
+    let session = LakeSession::open(&lake.display().to_string(), None).await?;
+    let mut per_app: BTreeMap<String, AppFeedbackCounts> = BTreeMap::new();
+    let batches = session
+        .sql_to_batches(
+            "SELECT app, count(*) AS feedback, \
+             sum(CASE WHEN lower(name) = 'hallucination' THEN 1 ELSE 0 END) AS hallucination_evals, \
+             sum(CASE WHEN lower(name) = 'hallucination' AND lower(score_label) = 'hallucinated' THEN 1 ELSE 0 END) \
+             AS hallucination_flagged FROM feedback GROUP BY app",
+        )
+        .await?;
+    for batch in &batches {
+        let app = arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
+        let app = app.as_string::<i32>();
+        let int = |i: usize| -> anyhow::Result<arrow::array::Int64Array> {
+            Ok(arrow::compute::cast(batch.column(i), &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+        };
+        let (feedback, evals, flagged) = (int(1)?, int(2)?, int(3)?);
+        for row in 0..batch.num_rows() {
+            let counts = per_app.entry(app.value(row).to_owned()).or_default();
+            counts.feedback = feedback.value(row);
+            counts.hallucination_evals = evals.value(row);
+            counts.hallucination_flagged = flagged.value(row);
+        }
+    }
+    for batch in &session.sql_to_batches("SELECT * FROM rollups").await? {
+        for row in driftwatch_lake::decode::decode_rollups(batch)? {
+            let sums = &mut per_app.entry(row.key.app.clone()).or_default().rollups;
+            sums.requests += row.requests;
+            sums.errors += row.errors;
+            sums.input_tokens += row.input_tokens;
+            sums.output_tokens += row.output_tokens;
+            for tally in &row.feedback {
+                sums.feedback += tally.count;
+                if tally.name.eq_ignore_ascii_case("hallucination") {
+                    sums.hallucination_evals += tally.count;
+                    sums.hallucination_flagged += tally.flagged;
+                }
+            }
+        }
+    }
+    Ok(per_app)
+}
+
+/// Run `sql` on the lake and return its rows with every value as text (`None` for null).
+pub async fn sql_rows(session: &LakeSession, sql: &str) -> anyhow::Result<Vec<Vec<Option<String>>>> {
+    use arrow::array::{Array, AsArray};
+    let mut rows = Vec::new();
+    for batch in session.sql_to_batches(sql).await? {
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|column| arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            rows.push(
+                columns
+                    .iter()
+                    .map(|column| {
+                        let column = column.as_string::<i32>();
+                        (!column.is_null(row)).then(|| column.value(row).to_owned())
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(rows)
+}
+
 /// Every file under `dir`, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -3,14 +3,14 @@
 //! The generator asks for an input (free-form or a golden case) and an output
 //! of roughly a target length; text comes from per-app templates filled with
 //! varied slot values. Some inputs carry planted personal data (emails, phone
-//! numbers, Luhn-valid card numbers, `sk-` API keys) so the scrubber has work.
+//! numbers, Luhn-valid card numbers, `sk-` API keys, JSON web tokens) so the scrubber has work;
+//! [`planted_pii`] finds it again, so tests can check none of it reaches the lake.
 //! Golden-case outputs are rendered from a seed derived from the case, the
 //! prompt version and the response model, so replays repeat unless one of
 //! those changes (the snapshot-diff drift scenario).
 
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::fmt::Write as _;
 
 /// Golden cases per app (fixed inputs replayed by CI).
 pub const GOLDEN_CASES: usize = 20;
@@ -274,30 +274,100 @@ pub fn luhn_card<R: Rng + ?Sized>(rng: &mut R) -> String {
     out
 }
 
-/// Appends one piece of planted personal data to `out`.
-fn push_pii<R: Rng + ?Sized>(rng: &mut R, out: &mut String) {
-    match rng.random_range(0..4u8) {
-        0 => {
-            let _ = write!(
-                out,
-                " Please reply to {}.{}@{}.",
-                pick(rng, FIRST_NAMES),
-                pick(rng, LAST_NAMES),
-                pick(rng, DOMAINS)
-            );
-        }
-        1 => {
-            let _ = write!(out, " You can call me on +1 415-555-{:04}.", rng.random_range(100..10_000u32));
-        }
-        2 => {
-            let _ = write!(out, " My corporate card is {} if a deposit is needed.", luhn_card(rng));
-        }
-        _ => {
-            out.push_str(" The script uses OPENAI_API_KEY=sk-proj-");
-            push_alnum(rng, 40, out);
-            out.push_str(" in case that matters.");
+/// The kinds of personal data planted in inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PlantedPii {
+    /// `first.last@domain`.
+    Email,
+    /// `+1 415-555-0123`.
+    Phone,
+    /// A Luhn-valid 16-digit card number in groups of four.
+    Card,
+    /// An OpenAI project key, `sk-proj-` and 40 alphanumerics.
+    ApiKey,
+    /// A three-part base64url JSON web token signed with HS256.
+    Jwt,
+}
+
+impl PlantedPii {
+    /// Every kind.
+    pub const ALL: [PlantedPii; 5] =
+        [PlantedPii::Email, PlantedPii::Phone, PlantedPii::Card, PlantedPii::ApiKey, PlantedPii::Jwt];
+
+    /// The sentence a value of this kind is planted in: the text before it and after it. The
+    /// value ends the input, so [`planted_pii`] can cut it out between the two.
+    fn sentence(self) -> (&'static str, &'static str) {
+        match self {
+            PlantedPii::Email => (" Please reply to ", "."),
+            PlantedPii::Phone => (" You can call me on ", "."),
+            PlantedPii::Card => (" My corporate card is ", " if a deposit is needed."),
+            PlantedPii::ApiKey => (" The script uses OPENAI_API_KEY=", " in case that matters."),
+            PlantedPii::Jwt => (" The session cookie holds ", " if you need to reproduce it."),
         }
     }
+}
+
+/// `{"alg":"HS256","typ":"JWT"}`, base64url: the header of most JWTs in the wild.
+const JWT_HEADER: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// Appends `bytes` in unpadded base64url, the alphabet of JWT parts.
+fn push_base64url(bytes: &[u8], out: &mut String) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for chunk in bytes.chunks(3) {
+        let bits = chunk.iter().enumerate().fold(0u32, |acc, (i, &byte)| acc | u32::from(byte) << (16 - 8 * i));
+        for sextet in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(bits >> (18 - 6 * sextet) & 63) as usize]));
+        }
+    }
+}
+
+/// A JWT whose subject and signature come from `secret` (alphanumerics, a subset of base64url).
+fn jwt(secret: &str) -> String {
+    let claims =
+        format!(r#"{{"sub":"user-{}","scope":"invoices:read","iat":1793491200}}"#, &secret[..secret.len().min(8)]);
+    let mut token = String::with_capacity(JWT_HEADER.len() + 2 * claims.len() + secret.len());
+    token.push_str(JWT_HEADER);
+    token.push('.');
+    push_base64url(claims.as_bytes(), &mut token);
+    token.push('.');
+    token.push_str(secret);
+    token
+}
+
+/// Appends one piece of planted personal data to `out`.
+fn push_pii<R: Rng + ?Sized>(rng: &mut R, out: &mut String) {
+    let (kind, value) = match rng.random_range(0..4u8) {
+        0 => {
+            (PlantedPii::Email, format!("{}.{}@{}", pick(rng, FIRST_NAMES), pick(rng, LAST_NAMES), pick(rng, DOMAINS)))
+        }
+        1 => (PlantedPii::Phone, format!("+1 415-555-{:04}", rng.random_range(100..10_000u32))),
+        2 => (PlantedPii::Card, luhn_card(rng)),
+        _ => {
+            let mut secret = String::with_capacity(40);
+            push_alnum(rng, 40, &mut secret);
+            // A JWT takes some of the API keys' turns, with the same draws, so that adding it left
+            // every other value of a seed's fleet as it was.
+            if secret.starts_with(|c: char| c.is_ascii_uppercase()) {
+                (PlantedPii::Jwt, jwt(&secret))
+            } else {
+                (PlantedPii::ApiKey, format!("sk-proj-{secret}"))
+            }
+        }
+    };
+    let (before, after) = kind.sentence();
+    out.push_str(before);
+    out.push_str(&value);
+    out.push_str(after);
+}
+
+/// The personal data planted in `input` (text from [`input`]), if any, and its kind.
+pub fn planted_pii(input: &str) -> Option<(PlantedPii, &str)> {
+    PlantedPii::ALL.into_iter().find_map(|kind| {
+        let (before, after) = kind.sentence();
+        let start = input.rfind(before)? + before.len();
+        let end = input.len().checked_sub(after.len()).filter(|&end| end > start && input.ends_with(after))?;
+        Some((kind, &input[start..end]))
+    })
 }
 
 /// A free-form user input for an app; `pii_rate` of them carry planted personal data.
@@ -387,14 +457,58 @@ mod tests {
     #[test]
     fn pii_is_planted_at_the_requested_rate() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let with_pii = (0..2000)
-            .filter(|_| {
-                let text = input(&mut rng, 1, 0.5);
-                text.contains('@') || text.contains("+1 415") || text.contains("sk-proj-") || text.contains("card")
-            })
-            .count();
+        let with_pii = (0..2000).filter(|_| planted_pii(&input(&mut rng, 1, 0.5)).is_some()).count();
         assert!((800..1200).contains(&with_pii), "{with_pii}");
-        assert!(!input(&mut rng, 0, 0.0).contains('@'));
+        assert!(planted_pii(&input(&mut rng, 0, 0.0)).is_none());
+    }
+
+    #[test]
+    fn every_kind_of_planted_pii_is_found_again_whole() -> Result<(), Box<dyn std::error::Error>> {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..400 {
+            let mut text = "How do I reset my VPN token?".to_owned();
+            let before = text.len();
+            push_pii(&mut rng, &mut text);
+            let (kind, value) = planted_pii(&text).ok_or_else(|| format!("nothing found in {text:?}"))?;
+            let (lead, tail) = kind.sentence();
+            assert_eq!(text, format!("{}{lead}{value}{tail}", &text[..before]));
+            let shape_ok = match kind {
+                PlantedPii::Email => value.contains('@') && !value.ends_with('.'),
+                PlantedPii::Phone => value.starts_with("+1 415-555-") && value.len() == 15,
+                PlantedPii::Card => value.chars().filter(char::is_ascii_digit).count() == 16,
+                PlantedPii::ApiKey => value.starts_with("sk-proj-") && value.len() == 48,
+                PlantedPii::Jwt => {
+                    let parts: Vec<&str> = value.split('.').collect();
+                    parts.len() == 3
+                        && parts[0] == JWT_HEADER
+                        && parts[1].starts_with("eyJ")
+                        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+                }
+            };
+            assert!(shape_ok, "{kind:?}: {value}");
+            *seen.entry(kind).or_insert(0u32) += 1;
+        }
+        assert_eq!(seen.len(), PlantedPii::ALL.len(), "{seen:?}");
+        assert!(planted_pii("What is the policy on annual leave for contractors?").is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn base64url_matches_the_standard_encoding() {
+        let encode = |bytes: &[u8]| {
+            let mut out = String::new();
+            push_base64url(bytes, &mut out);
+            out
+        };
+        assert_eq!(encode(br#"{"alg":"HS256","typ":"JWT"}"#), JWT_HEADER);
+        // RFC 4648 test vectors, unpadded, and the two characters base64url changes.
+        for (input, encoded) in
+            [("", ""), ("f", "Zg"), ("fo", "Zm8"), ("foo", "Zm9v"), ("foob", "Zm9vYg"), ("fooba", "Zm9vYmE")]
+        {
+            assert_eq!(encode(input.as_bytes()), encoded);
+        }
+        assert_eq!(encode(&[0xfb, 0xff]), "-_8");
     }
 
     #[test]

@@ -168,6 +168,6 @@ pub fn message(record: &FleetRecord) -> WireMessage {
         // Structs of strings and numbers always serialise.
         payload: payload.unwrap_or_default(),
         key: Some(app.as_bytes().to_vec()),
-        truth: MessageTruth { app: Some(app.clone()), rows, malformed: false },
+        truth: MessageTruth { app: Some(app.clone()), rows, ..MessageTruth::default() },
     }
 }

@@ -328,7 +328,7 @@ fn flush_spans(app: &str, batch: &mut Batch, json: bool, out: &mut Vec<WireMessa
         truth: MessageTruth {
             app: Some(app.to_owned()),
             rows: std::mem::take(&mut batch.span_truth),
-            malformed: false,
+            ..MessageTruth::default()
         },
     });
 }
@@ -339,6 +339,10 @@ fn flush_logs(app: &str, batch: &mut Batch, json: bool, out: &mut Vec<WireMessag
         stream: Stream::Logs,
         payload: encode(&request, json),
         key: Some(app.as_bytes().to_vec()),
-        truth: MessageTruth { app: Some(app.to_owned()), rows: std::mem::take(&mut batch.log_truth), malformed: false },
+        truth: MessageTruth {
+            app: Some(app.to_owned()),
+            rows: std::mem::take(&mut batch.log_truth),
+            ..MessageTruth::default()
+        },
     });
 }

@@ -36,7 +36,9 @@ impl FormatMix {
 pub struct FleetFiles {
     /// Each file with the payload format to read it as.
     pub files: Vec<(PathBuf, PayloadFormat)>,
-    /// The rows the files must yield.
+    /// The rows the files must yield, and the dead letters under the reasons the file source
+    /// gives them, reading each file as `auto` (`driftwatch ingest --source file:<dir>`) or as
+    /// its listed format alike.
     pub truth: Truth,
 }
 
@@ -164,7 +166,11 @@ pub fn write_fleet_files(
                 }
                 writer.write_all(b"\n")?;
             }
-            truth.observe(&message);
+            // As the file source reads them: a line that does not open a JSON object is a bad
+            // JSON line, whatever the format; anything else as `auto`.
+            let opens_object = message.payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+            let read_as = if length_prefixed || opens_object { PayloadFormat::Auto } else { PayloadFormat::JsonEvents };
+            truth.observe_read_as(&message, read_as);
         }
         Ok(())
     };

@@ -4,7 +4,9 @@
 //!
 //! The [`super::Encoder`] calls [`message`] with a running sequence number so
 //! every [`Kind`] shows up in turn; the result is a [`WireMessage`] marked
-//! malformed in its truth.
+//! malformed in its truth, with the [`Malformation`] that tells which dead-letter
+//! reason the decoder gives it. The call inside carries [`PLANTED_PII`], which
+//! the dead letter's stored copy must not.
 
 use driftwatch_lake::model::{CallStatus, InferenceEvent};
 use opentelemetry_proto::tonic::common::v1::AnyValue;
@@ -15,6 +17,7 @@ use super::encode_json::InferenceJson;
 use super::encode_otlp::{compact, encode, span, trace_request};
 use super::truth::MessageTruth;
 use super::{DEFAULT_START, Stream, WireFormat, WireMessage};
+use crate::decode::PayloadFormat;
 
 /// The ways a message can be broken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +52,49 @@ pub const KINDS: [Kind; 8] = [
     Kind::JsonArray,
 ];
 
+/// A malformed message as its truth records it: enough to know the dead-letter reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Malformation {
+    /// How the message is broken.
+    pub kind: Kind,
+    /// The encoder that built it, i.e. what it was before it broke.
+    pub built_as: WireFormat,
+}
+
+impl Malformation {
+    /// The dead-letter reason the decoder gives the message read as `read_as`: `auto`, as file
+    /// backfill reads by default; the format of the stream it was put on
+    /// ([`super::Stream::payload_format`]); or `json_events` when it does not open a JSON
+    /// object, as the file source reads such a line.
+    pub fn dead_letter_reason(self, read_as: PayloadFormat) -> &'static str {
+        // Bytes that do not start with `{` are protobuf to every reader but a JSON-events one.
+        let not_json = if read_as == PayloadFormat::JsonEvents { "malformed_json" } else { "malformed_protobuf" };
+        let otlp_json = self.built_as == WireFormat::OtlpJson;
+        match self.kind {
+            Kind::Empty => "empty_payload",
+            Kind::RandomBytes | Kind::JsonArray => not_json,
+            _ if self.built_as == WireFormat::OtlpProto && read_as == PayloadFormat::JsonEvents => "malformed_json",
+            Kind::Truncated if self.built_as == WireFormat::OtlpProto => "malformed_protobuf",
+            Kind::Truncated => "malformed_json",
+            // OTLP/JSON breaks a span's time, a u64 of nanoseconds, into text or a number past
+            // u64: the request does not deserialize.
+            Kind::StringForNumber | Kind::Year3000 if otlp_json => "malformed_json",
+            Kind::StringForNumber => "invalid_field",
+            Kind::NegativeTokens => "negative_tokens",
+            Kind::Epoch1970 | Kind::Year3000 => "timestamp_out_of_range",
+        }
+    }
+}
+
+/// Personal data in the prompt of the call every malformed message is made from: a dead letter
+/// keeps the rejected bytes, which must reach the lake scrubbed of it.
+pub const PLANTED_PII: [&str; 4] = [
+    "dana.whitfield@northwind.io",
+    "+1 415-555-0199",
+    "4111 1111 1111 1111",
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTQyIiwic2NvcGUiOiJpbnZvaWNlczp3cml0ZSJ9.c2lnbmF0dXJlLW9mLXRoZS1tYWxmb3JtZWQtY2FsbA",
+];
+
 /// 3000-01-01T00:00:00Z in seconds.
 const YEAR_3000_SECS: i64 = 32_503_680_000;
 const APP: &str = "invoice-extractor";
@@ -76,7 +122,10 @@ fn sample(rng: &mut (impl Rng + ?Sized)) -> InferenceEvent {
         latency_ms: Some(1200.0),
         status: CallStatus::Ok,
         finish_reason: Some("stop".to_owned()),
-        input_content: Some("Extract the totals from this invoice.".to_owned()),
+        input_content: Some(format!(
+            "Extract the totals from this invoice and send them to {}, or call {}. Charge card {}. Session: {}",
+            PLANTED_PII[0], PLANTED_PII[1], PLANTED_PII[2], PLANTED_PII[3]
+        )),
         output_content: Some("{\"total\": 1842.50}".to_owned()),
         ..InferenceEvent::default()
     }
@@ -102,7 +151,12 @@ pub fn message(format: WireFormat, seq: usize, rng: &mut (impl Rng + ?Sized)) ->
         stream,
         payload,
         key: None,
-        truth: MessageTruth { app: None, rows: Default::default(), malformed: true },
+        truth: MessageTruth {
+            app: None,
+            rows: Default::default(),
+            malformed: true,
+            malformation: Some(Malformation { kind, built_as: format }),
+        },
     }
 }
 
@@ -182,4 +236,62 @@ fn otlp(kind: Kind, json: bool, rng: &mut (impl Rng + ?Sized)) -> Vec<u8> {
         }
     }
     encode(&trace_request(APP, Some("prod"), vec![s]), json)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::decode::{Decoded, Decoder};
+
+    /// The reasons the truth expects are the decoder's, for every kind, encoder and reader the
+    /// fleet's messages meet: `auto` (files), their stream's format (Kafka topics) and, for those
+    /// that do not open a JSON object, `json_events` (a file line).
+    #[test]
+    fn every_malformed_message_gets_the_dead_letter_reason_its_truth_expects() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let decoder = Decoder::default();
+        let now = DEFAULT_START + 2 * 86_400_000_000_000;
+        for built_as in [WireFormat::JsonEvents, WireFormat::OtlpJson, WireFormat::OtlpProto] {
+            for seq in 0..2 * KINDS.len() {
+                let message = message(built_as, seq, &mut rng);
+                let malformation = message.truth.malformation;
+                assert_eq!(malformation, Some(Malformation { kind: KINDS[seq % KINDS.len()], built_as }));
+                let opens_object = message.payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+                let mut readers = vec![PayloadFormat::Auto, message.stream.payload_format()];
+                if !opens_object {
+                    readers.push(PayloadFormat::JsonEvents);
+                }
+                for read_as in readers {
+                    let mut out = Decoded::default();
+                    decoder.decode(&message.payload, read_as, now, &mut out);
+                    let reasons: Vec<&str> = out.rejects.iter().map(|reject| reject.reason).collect();
+                    let expected = malformation.map(|m| m.dead_letter_reason(read_as));
+                    assert_eq!(reasons, Vec::from_iter(expected), "{malformation:?} read as {read_as:?}");
+                    assert!(out.events.is_empty() && out.feedback.is_empty(), "{malformation:?} yielded rows");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_messages_that_hold_a_call_carry_the_planted_pii() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        for built_as in [WireFormat::JsonEvents, WireFormat::OtlpJson, WireFormat::OtlpProto] {
+            for (seq, kind) in KINDS.into_iter().enumerate() {
+                let message = message(built_as, seq, &mut rng);
+                let text = String::from_utf8_lossy(&message.payload);
+                let carried = match kind {
+                    Kind::RandomBytes | Kind::Empty => false,
+                    // Cut in the middle: some of it, perhaps split.
+                    Kind::Truncated => continue,
+                    _ => true,
+                };
+                for planted in PLANTED_PII {
+                    assert_eq!(text.contains(planted), carried, "{built_as:?} {kind:?}: {planted}");
+                }
+            }
+        }
+    }
 }

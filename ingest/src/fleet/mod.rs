@@ -115,6 +115,17 @@ pub enum Stream {
     Events,
 }
 
+impl Stream {
+    /// The payload format of the stream's topic in the default configuration (`kafka.topics`).
+    pub fn payload_format(self) -> crate::decode::PayloadFormat {
+        match self {
+            Stream::Spans => crate::decode::PayloadFormat::OtlpTraces,
+            Stream::Logs => crate::decode::PayloadFormat::OtlpLogs,
+            Stream::Events => crate::decode::PayloadFormat::JsonEvents,
+        }
+    }
+}
+
 /// One Kafka message or one file line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WireMessage {

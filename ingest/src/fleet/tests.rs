@@ -276,6 +276,9 @@ fn malformed_ratio_is_roughly_honoured() {
         let share = truth.malformed_messages as f64 / truth.messages as f64;
         let tolerance = if format == WireFormat::JsonEvents { 0.012 } else { 0.03 };
         assert!((share - 0.05).abs() < tolerance, "{format:?}: {share}");
+        let by_reason: u64 = truth.dead_letters_by_reason.values().sum();
+        assert_eq!(by_reason, truth.malformed_messages, "{format:?}: {:?}", truth.dead_letters_by_reason);
+        assert!(truth.dead_letters_by_reason.len() >= 4, "{format:?}: {:?}", truth.dead_letters_by_reason);
         for msg in messages.iter().filter(|m| m.truth.malformed) {
             match format {
                 WireFormat::OtlpProto if msg.payload.first() != Some(&b'[') => {

@@ -12,6 +12,8 @@ use driftwatch_lake::model::{FeedbackEvent, HALLUCINATION_EVALUATION, InferenceE
 use serde::{Deserialize, Serialize};
 
 use super::WireMessage;
+use super::malformed::Malformation;
+use crate::decode::PayloadFormat;
 
 /// Sums for one app. Inference counters count rows as delivered (producer
 /// retries included, as the lake's `events` table holds them);
@@ -86,6 +88,8 @@ pub struct MessageTruth {
     pub rows: AppTruth,
     /// The decoder must reject the whole message (one reject, no rows).
     pub malformed: bool,
+    /// What is wrong with a malformed message, which decides its dead-letter reason.
+    pub malformation: Option<Malformation>,
 }
 
 /// Expected lake contents for a whole run.
@@ -97,14 +101,30 @@ pub struct Truth {
     pub malformed_messages: u64,
     /// All messages produced.
     pub messages: u64,
+    /// Dead letters per reason: one per malformed message, under the reason its reader gives
+    /// it ([`Truth::observe`], [`Truth::observe_read_as`]). Absent in truths written before it
+    /// was recorded.
+    #[serde(default)]
+    pub dead_letters_by_reason: BTreeMap<String, u64>,
 }
 
 impl Truth {
-    /// Adds one message's truth.
+    /// Adds one message's truth, for a reader that reads its stream in the stream's own format
+    /// (the default Kafka topics: `otlp_traces`, `otlp_logs`, `json_events`).
     pub fn observe(&mut self, msg: &WireMessage) {
+        self.observe_read_as(msg, msg.stream.payload_format());
+    }
+
+    /// Adds one message's truth, for a reader that reads it as `read_as` (see
+    /// [`Malformation::dead_letter_reason`]).
+    pub fn observe_read_as(&mut self, msg: &WireMessage, read_as: PayloadFormat) {
         self.messages += 1;
         if msg.truth.malformed {
             self.malformed_messages += 1;
+            if let Some(malformation) = msg.truth.malformation {
+                let reason = malformation.dead_letter_reason(read_as);
+                *self.dead_letters_by_reason.entry(reason.to_owned()).or_default() += 1;
+            }
             return;
         }
         if let Some(app) = &msg.truth.app {
@@ -124,6 +144,9 @@ impl Truth {
         }
         self.malformed_messages += other.malformed_messages;
         self.messages += other.messages;
+        for (reason, count) in &other.dead_letters_by_reason {
+            *self.dead_letters_by_reason.entry(reason.clone()).or_default() += count;
+        }
     }
 
     /// Sum over all apps.
