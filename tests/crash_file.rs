@@ -50,21 +50,7 @@ async fn assert_exactly_once(lake: &Path, truth: &Truth, context: &str) -> anyho
     let feedback = common::lake_feedback_and_rollups(lake).await?;
     for (app, expected) in &truth.per_app {
         assert_eq!(counts.per_app[app].input_tokens as u64, expected.input_tokens, "{app} tokens {context}");
-        let got = feedback.get(app).cloned().unwrap_or_default();
-        assert_eq!(got.feedback as u64, expected.feedback, "{app} feedback rows {context}");
-        assert_eq!(got.hallucination_evals as u64, expected.hallucination_evals, "{app} evaluations {context}");
-        assert_eq!(got.hallucination_flagged as u64, expected.hallucination_flagged, "{app} flagged {context}");
-        let rollups = &got.rollups;
-        assert_eq!(rollups.requests as u64, expected.requests, "{app} rollup requests {context}");
-        assert_eq!(rollups.errors as u64, expected.errors, "{app} rollup errors {context}");
-        assert_eq!(rollups.input_tokens as u64, expected.input_tokens, "{app} rollup input tokens {context}");
-        assert_eq!(rollups.output_tokens as u64, expected.output_tokens, "{app} rollup output tokens {context}");
-        assert_eq!(rollups.feedback as u64, expected.feedback, "{app} rollup feedback {context}");
-        assert_eq!(rollups.hallucination_evals as u64, expected.hallucination_evals, "{app} rollup evals {context}");
-        assert_eq!(
-            rollups.hallucination_flagged as u64, expected.hallucination_flagged,
-            "{app} rollup flagged {context}"
-        );
+        feedback.get(app).cloned().unwrap_or_default().assert_matches(expected, app, context);
     }
     Ok(produced)
 }

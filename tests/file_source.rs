@@ -199,18 +199,7 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
         assert_eq!(got.errors as u64, truth.errors, "{app} errors");
         assert_eq!(got.input_tokens as u64, truth.input_tokens, "{app} input tokens");
         assert_eq!(got.output_tokens as u64, truth.output_tokens, "{app} output tokens");
-        let got = feedback.get(app).cloned().unwrap_or_default();
-        assert_eq!(got.feedback as u64, truth.feedback, "{app} feedback rows");
-        assert_eq!(got.hallucination_evals as u64, truth.hallucination_evals, "{app} hallucination evaluations");
-        assert_eq!(got.hallucination_flagged as u64, truth.hallucination_flagged, "{app} hallucinations flagged");
-        let rollups = &got.rollups;
-        assert_eq!(rollups.requests as u64, truth.requests, "{app} rollup requests");
-        assert_eq!(rollups.errors as u64, truth.errors, "{app} rollup errors");
-        assert_eq!(rollups.input_tokens as u64, truth.input_tokens, "{app} rollup input tokens");
-        assert_eq!(rollups.output_tokens as u64, truth.output_tokens, "{app} rollup output tokens");
-        assert_eq!(rollups.feedback as u64, truth.feedback, "{app} rollup feedback");
-        assert_eq!(rollups.hallucination_evals as u64, truth.hallucination_evals, "{app} rollup evaluations");
-        assert_eq!(rollups.hallucination_flagged as u64, truth.hallucination_flagged, "{app} rollup flagged");
+        feedback.get(app).cloned().unwrap_or_default().assert_matches(truth, app, "");
         assert!(truth.feedback > 0 && truth.hallucination_flagged > 0, "{app}: the fleet rates its calls");
     }
 

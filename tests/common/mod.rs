@@ -244,6 +244,43 @@ pub struct RollupSums {
     pub hallucination_flagged: i64,
 }
 
+impl AppFeedbackCounts {
+    /// Assert that the feedback rows, hallucination counts and rollup sums read back for `app`
+    /// equal the generator's truth.
+    pub fn assert_matches(&self, truth: &driftwatch_ingest::fleet::AppTruth, app: &str, context: &str) {
+        let read = |n: i64| u64::try_from(n).unwrap_or(u64::MAX);
+        assert_eq!(
+            (read(self.feedback), read(self.hallucination_evals), read(self.hallucination_flagged)),
+            (truth.feedback, truth.hallucination_evals, truth.hallucination_flagged),
+            "{app}: feedback rows, hallucination evaluations, flagged ones {context}"
+        );
+        let rollups = &self.rollups;
+        assert_eq!(
+            [
+                rollups.requests,
+                rollups.errors,
+                rollups.input_tokens,
+                rollups.output_tokens,
+                rollups.feedback,
+                rollups.hallucination_evals,
+                rollups.hallucination_flagged
+            ]
+            .map(read),
+            [
+                truth.requests,
+                truth.errors,
+                truth.input_tokens,
+                truth.output_tokens,
+                truth.feedback,
+                truth.hallucination_evals,
+                truth.hallucination_flagged
+            ],
+            "{app}: rollup requests, errors, input and output tokens, feedback, hallucination evaluations, \
+             flagged ones {context}"
+        );
+    }
+}
+
 /// Read feedback rows and rollup sums per app. The rollup rows are decoded by the lake crate,
 /// so their feedback tallies (a list of structs) are read whole.
 pub async fn lake_feedback_and_rollups(lake: &Path) -> anyhow::Result<BTreeMap<String, AppFeedbackCounts>> {
