@@ -220,10 +220,13 @@ pub async fn lake_counts(lake: &Path) -> anyhow::Result<LakeCounts> {
 pub struct AppFeedbackCounts {
     /// Rows of the `feedback` table.
     pub feedback: i64,
+    /// Distinct feedback ids among them.
+    pub distinct_ids: i64,
     /// Feedback rows named `hallucination` (any case).
     pub hallucination_evals: i64,
-    /// Of those, the ones labelled `hallucinated`: how the fleet and the Python fixtures label an
-    /// evaluation that flags the answer.
+    /// Of those, the ones that flag the answer, by the lake model's own rule
+    /// ([`FeedbackEvent::is_flagged`](driftwatch_lake::model::FeedbackEvent::is_flagged)), as
+    /// the truth judges them.
     pub hallucination_flagged: i64,
     /// Sums over every `rollups` row of the app.
     pub rollups: RollupSums,
@@ -250,9 +253,9 @@ impl AppFeedbackCounts {
     pub fn assert_matches(&self, truth: &driftwatch_ingest::fleet::AppTruth, app: &str, context: &str) {
         let read = |n: i64| u64::try_from(n).unwrap_or(u64::MAX);
         assert_eq!(
-            (read(self.feedback), read(self.hallucination_evals), read(self.hallucination_flagged)),
-            (truth.feedback, truth.hallucination_evals, truth.hallucination_flagged),
-            "{app}: feedback rows, hallucination evaluations, flagged ones {context}"
+            [self.feedback, self.distinct_ids, self.hallucination_evals, self.hallucination_flagged].map(read),
+            [truth.feedback, truth.feedback, truth.hallucination_evals, truth.hallucination_flagged],
+            "{app}: feedback rows, distinct feedback ids, hallucination evaluations, flagged ones {context}"
         );
         let rollups = &self.rollups;
         assert_eq!(
@@ -284,30 +287,46 @@ impl AppFeedbackCounts {
 /// Read feedback rows and rollup sums per app. The rollup rows are decoded by the lake crate,
 /// so their feedback tallies (a list of structs) are read whole.
 pub async fn lake_feedback_and_rollups(lake: &Path) -> anyhow::Result<BTreeMap<String, AppFeedbackCounts>> {
-    use arrow::array::AsArray;
+    use arrow::array::{Array, AsArray};
     use arrow::datatypes::{DataType, Int64Type};
+    use driftwatch_lake::model::{FeedbackEvent, HALLUCINATION_EVALUATION};
     let session = LakeSession::open(&lake.display().to_string(), None).await?;
     let mut per_app: BTreeMap<String, AppFeedbackCounts> = BTreeMap::new();
-    let batches = session
-        .sql_to_batches(
-            "SELECT app, count(*) AS feedback, \
-             sum(CASE WHEN lower(name) = 'hallucination' THEN 1 ELSE 0 END) AS hallucination_evals, \
-             sum(CASE WHEN lower(name) = 'hallucination' AND lower(score_label) = 'hallucinated' THEN 1 ELSE 0 END) \
-             AS hallucination_flagged FROM feedback GROUP BY app",
-        )
-        .await?;
-    for batch in &batches {
-        let app = arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
-        let app = app.as_string::<i32>();
-        let int = |i: usize| -> anyhow::Result<arrow::array::Int64Array> {
-            Ok(arrow::compute::cast(batch.column(i), &DataType::Int64)?.as_primitive::<Int64Type>().clone())
-        };
-        let (feedback, evals, flagged) = (int(1)?, int(2)?, int(3)?);
+    let int = |batch: &arrow::array::RecordBatch, i: usize| -> anyhow::Result<arrow::array::Int64Array> {
+        Ok(arrow::compute::cast(batch.column(i), &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+    };
+    let text = |batch: &arrow::array::RecordBatch, i: usize| -> anyhow::Result<Vec<Option<String>>> {
+        let column = arrow::compute::cast(batch.column(i), &DataType::Utf8)?;
+        let column = column.as_string::<i32>();
+        Ok((0..column.len()).map(|row| column.is_valid(row).then(|| column.value(row).to_owned())).collect())
+    };
+    let sql = "SELECT app, count(*) AS rows, count(DISTINCT feedback_id) AS distinct_ids FROM feedback GROUP BY app";
+    for batch in &session.sql_to_batches(sql).await? {
+        let (apps, rows, ids) = (text(batch, 0)?, int(batch, 1)?, int(batch, 2)?);
+        for (row, app) in apps.into_iter().enumerate() {
+            let counts = per_app.entry(app.unwrap_or_default()).or_default();
+            (counts.feedback, counts.distinct_ids) = (rows.value(row), ids.value(row));
+        }
+    }
+    // Grouped by everything `is_flagged` looks at (the score only as far as its threshold), so
+    // each group is judged once by the model's own rule.
+    let sql = "SELECT app, name, score_label, high, count(*) AS rows FROM \
+               (SELECT app, name, score_label, score_value >= 0.5 AS high FROM feedback) \
+               GROUP BY app, name, score_label, high";
+    for batch in &session.sql_to_batches(sql).await? {
+        let (apps, names, labels, rows) = (text(batch, 0)?, text(batch, 1)?, text(batch, 2)?, int(batch, 4)?);
+        let high = arrow::compute::cast(batch.column(3), &DataType::Boolean)?;
+        let high = high.as_boolean();
         for row in 0..batch.num_rows() {
-            let counts = per_app.entry(app.value(row).to_owned()).or_default();
-            counts.feedback = feedback.value(row);
-            counts.hallucination_evals = evals.value(row);
-            counts.hallucination_flagged = flagged.value(row);
+            let name = names[row].clone().unwrap_or_default();
+            if !name.eq_ignore_ascii_case(HALLUCINATION_EVALUATION) {
+                continue;
+            }
+            let score_value = high.is_valid(row).then(|| if high.value(row) { 1.0 } else { 0.0 });
+            let judged = FeedbackEvent { name, score_value, score_label: labels[row].clone(), ..Default::default() };
+            let counts = per_app.entry(apps[row].clone().unwrap_or_default()).or_default();
+            counts.hallucination_evals += rows.value(row);
+            counts.hallucination_flagged += if judged.is_flagged() { rows.value(row) } else { 0 };
         }
     }
     for batch in &session.sql_to_batches("SELECT * FROM rollups").await? {
@@ -319,7 +338,7 @@ pub async fn lake_feedback_and_rollups(lake: &Path) -> anyhow::Result<BTreeMap<S
             sums.output_tokens += row.output_tokens;
             for tally in &row.feedback {
                 sums.feedback += tally.count;
-                if tally.name.eq_ignore_ascii_case("hallucination") {
+                if tally.name.eq_ignore_ascii_case(HALLUCINATION_EVALUATION) {
                     sums.hallucination_evals += tally.count;
                     sums.hallucination_flagged += tally.flagged;
                 }

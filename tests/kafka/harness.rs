@@ -95,15 +95,30 @@ pub fn write_config(
     lake_location: &str,
     max_age: &str,
 ) -> anyhow::Result<PathBuf> {
+    write_config_with_session(dir, brokers, group, topics, lake_location, max_age, Duration::from_secs(10))
+}
+
+/// The same with a consumer group session of `session` (how long the member keeps its
+/// partitions without hearing from the group coordinator).
+pub fn write_config_with_session(
+    dir: &Path,
+    brokers: &str,
+    group: &str,
+    topics: &Topics,
+    lake_location: &str,
+    max_age: &str,
+    session: Duration,
+) -> anyhow::Result<PathBuf> {
     let base = driftwatch_ingest::loadgen::LoadTopics::with_prefix(&topics.prefix).daemon_config(
         brokers,
         group,
         lake_location,
     );
+    let session = session.as_millis();
     let config = format!(
         r#"{base}
 [kafka.librdkafka]
-"session.timeout.ms" = "10000"
+"session.timeout.ms" = "{session}"
 "heartbeat.interval.ms" = "1000"
 "topic.metadata.refresh.interval.ms" = "2000"
 
@@ -133,12 +148,33 @@ impl Daemon {
     /// The same, serving HTTP at `http` (`host:port`), e.g. the port the dev stack's
     /// Prometheus scrapes.
     pub fn start_at(config: &Path, log_dir: &Path, env: &[(String, String)], http: &str) -> anyhow::Result<Self> {
+        // More room than the product's default for a debug build's shutdown flush on a busy
+        // machine; the tests about the deadline start with their own.
+        let mut command = common::driftwatch();
+        command.env("DRIFTWATCH_SHUTDOWN_DEADLINE", "60s");
+        Self::spawn(command, config, log_dir, env, http)
+    }
+
+    /// Start with the shutdown deadline a deployment gets when it sets none (the
+    /// `--shutdown-deadline` default), whatever the developer's shell says.
+    pub fn start_with_default_deadline(config: &Path, log_dir: &Path) -> anyhow::Result<Self> {
+        let mut command = common::driftwatch();
+        command.env_remove("DRIFTWATCH_SHUTDOWN_DEADLINE");
+        Self::spawn(command, config, log_dir, &[], &format!("127.0.0.1:{}", common::free_port()))
+    }
+
+    fn spawn(
+        mut command: Command,
+        config: &Path,
+        log_dir: &Path,
+        env: &[(String, String)],
+        http: &str,
+    ) -> anyhow::Result<Self> {
         let http = http.to_owned();
         let port = http.rsplit(':').next().unwrap_or("http");
         let log = log_dir.join(format!("daemon-{port}.log"));
         // Defaults first, so that `env` can override them.
-        let child = common::driftwatch()
-            .env("DRIFTWATCH_SHUTDOWN_DEADLINE", "60s")
+        let child = command
             .env("DRIFTWATCH_LOG", "info,object_store=warn")
             .envs(env.iter().map(|(key, value)| (key, value)))
             .args(["ingest", "--config"])
@@ -195,13 +231,37 @@ impl Daemon {
         Ok(started.elapsed())
     }
 
+    /// SIGTERM and wait up to `timeout`; returns the exit status and how long the shutdown
+    /// took, for a test that judges them itself.
+    pub fn terminate(mut self, timeout: Duration) -> anyhow::Result<(std::process::ExitStatus, Duration)> {
+        let started = Instant::now();
+        common::terminate(&self.child)?;
+        let status = common::wait_with_timeout(&mut self.child, timeout)?;
+        Ok((status, started.elapsed()))
+    }
+
+    /// Messages consumed so far, by `/metrics`.
+    pub fn messages(&self) -> anyhow::Result<u64> {
+        Ok(self.metric_sum("driftwatch_messages_total", "")? as u64)
+    }
+
+    /// Event rows this daemon has committed to the lake, by `/metrics`.
+    pub fn events_written(&self) -> anyhow::Result<u64> {
+        Ok(self.metric_sum("driftwatch_lake_rows_written_total", "kind=\"events\"")? as u64)
+    }
+
     /// Wait until `/metrics` counts at least `messages` consumed messages; false on timeout.
     pub fn consumed(&self, messages: u64, timeout: Duration) -> bool {
         common::wait_for(timeout, || {
-            let seen = self.metric_sum("driftwatch_messages_total", "").ok()?;
-            (seen as u64 >= messages).then_some(())
+            let seen = self.messages().ok()?;
+            (seen >= messages).then_some(())
         })
         .is_some()
+    }
+
+    /// Rows buffered for the lake and not yet flushed, by `/metrics` (set every half second).
+    pub fn buffered_rows(&self) -> anyhow::Result<u64> {
+        Ok(self.metric_sum("driftwatch_buffered_rows", "")? as u64)
     }
 
     /// Send a signal by name (`STOP`, `CONT`, ...) without waiting.
@@ -301,32 +361,31 @@ pub fn loadgen(
     serde_json::from_str(output.trim()).context("loadgen printed no truth JSON")
 }
 
-/// Wait until the lake holds `expected` distinct events and `dead` dead letters.
-pub async fn wait_for_lake(
-    lake: &Path,
-    expected: u64,
-    dead: u64,
-    timeout: Duration,
-) -> anyhow::Result<common::LakeCounts> {
+/// Wait until the lake holds as many distinct events, dead letters and feedback rows as `truth`
+/// says (more, if the daemon duplicated something), read twice a moment apart to the same
+/// counts; then read the rest of what [`assert_exactly`] compares.
+pub async fn wait_for_lake(lake: &Path, truth: &Truth, timeout: Duration) -> anyhow::Result<LakeReading> {
+    let (expected, dead, feedback) = (produced(truth), truth.malformed_messages, truth.total().feedback);
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(counts) = common::lake_counts(lake).await
             && counts.distinct_events as u64 >= expected
             && counts.dead_letters as u64 >= dead
+            && counts.feedback_rows as u64 >= feedback
         {
             // The counts come from several queries while the daemon may still be committing:
             // return only a reading that a second one, a moment later, confirms.
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let settled = common::lake_counts(lake).await?;
-            if settled == counts {
+            let settled = read_lake(lake).await?;
+            if settled.counts == counts {
                 return Ok(settled);
             }
         }
         if Instant::now() >= deadline {
             let counts = common::lake_counts(lake).await.ok();
             bail!(
-                "lake did not reach {expected} events / {dead} dead letters within {timeout:?}: {counts:?}\n\
-                 newest daemon log:\n{}",
+                "lake did not reach {expected} events / {dead} dead letters / {feedback} feedback rows within \
+                 {timeout:?}: {counts:?}\nnewest daemon log:\n{}",
                 newest_daemon_log(lake)
             );
         }
@@ -353,17 +412,65 @@ pub fn produced(truth: &Truth) -> u64 {
     truth.per_app.values().map(|t| t.distinct_event_ids).sum()
 }
 
-/// Assert the lake equals the truth exactly.
-pub fn assert_exactly(counts: &common::LakeCounts, truth: &Truth, context: &str) {
+/// Everything [`assert_exactly`] compares with a truth: `common::lake_counts` (events and dead
+/// letters) and, per app, the feedback table and the rollups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LakeReading {
+    pub counts: common::LakeCounts,
+    pub per_app: BTreeMap<String, common::AppFeedbackCounts>,
+}
+
+/// Read everything [`assert_exactly`] compares.
+pub async fn read_lake(lake: &Path) -> anyhow::Result<LakeReading> {
+    Ok(LakeReading {
+        counts: common::lake_counts(lake).await?,
+        per_app: common::lake_feedback_and_rollups(lake).await?,
+    })
+}
+
+/// Column `index` of a query result as counts (a null sum counts nothing).
+fn ints(batch: &arrow::array::RecordBatch, index: usize) -> anyhow::Result<Vec<u64>> {
+    use arrow::array::{Array, AsArray};
+    let column = arrow::compute::cast(batch.column(index), &arrow::datatypes::DataType::Int64)?;
+    let column = column.as_primitive::<arrow::datatypes::Int64Type>();
+    (0..column.len())
+        .map(|row| if column.is_valid(row) { Ok(u64::try_from(column.value(row))?) } else { Ok(0) })
+        .collect()
+}
+
+/// Event rows in the lake (one count, without the rest of [`read_lake`]), for polling while a
+/// daemon writes; 0 before its first flush. Only for lakes on this machine.
+pub async fn lake_event_rows(lake: &Path) -> anyhow::Result<u64> {
+    if !lake.join("events").exists() {
+        return Ok(0);
+    }
+    let session = driftwatch_analyze::LakeSession::open(&lake.display().to_string(), None).await?;
+    let batches = session.sql_to_batches("SELECT count(*) FROM events").await?;
+    Ok(batches.first().map(|batch| ints(batch, 0)).transpose()?.and_then(|rows| rows.first().copied()).unwrap_or(0))
+}
+
+/// Assert the lake equals the truth exactly: every event, dead letter and feedback row once,
+/// and the rollups summing to the same calls, tokens and evaluations. The truth counts feedback
+/// under the app that sent it, which in a generated fleet is also the app of the rated call, so
+/// the lake's attribution (the matched call's app, else the sender's) agrees with it whether or
+/// not the daemon still remembered the call (it forgets on restart). Malformed messages are
+/// extra messages the generator adds, holding neither calls nor feedback of the truth.
+pub fn assert_exactly(lake: &LakeReading, truth: &Truth, context: &str) {
+    let counts = &lake.counts;
     let produced = produced(truth);
     assert_eq!(counts.event_rows as u64, produced, "{context}: event rows");
     assert_eq!(counts.distinct_events as u64, produced, "{context}: distinct event ids");
     assert_eq!(counts.dead_letters as u64, truth.malformed_messages, "{context}: dead letters");
+    assert_eq!(counts.feedback_rows as u64, truth.total().feedback, "{context}: feedback rows");
+    let sent = |app: &String| truth.per_app.contains_key(app);
+    assert!(lake.per_app.keys().all(sent), "{context}: feedback or rollups of apps never sent: {:?}", lake.per_app);
     for (app, expected) in &truth.per_app {
         let got = counts.per_app.get(app).cloned().unwrap_or_default();
         assert_eq!(got.distinct_events as u64, expected.distinct_event_ids, "{context}: {app} events");
+        assert_eq!(got.errors as u64, expected.errors, "{context}: {app} errors");
         assert_eq!(got.input_tokens as u64, expected.input_tokens, "{context}: {app} input tokens");
         assert_eq!(got.output_tokens as u64, expected.output_tokens, "{context}: {app} output tokens");
+        lake.per_app.get(app).cloned().unwrap_or_default().assert_matches(expected, app, context);
     }
 }
 
