@@ -417,13 +417,22 @@ pub fn produced(truth: &Truth) -> u64 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LakeReading {
     pub counts: common::LakeCounts,
+    pub dead_letters_by_reason: BTreeMap<String, u64>,
     pub per_app: BTreeMap<String, common::AppFeedbackCounts>,
 }
 
 /// Read everything [`assert_exactly`] compares.
 pub async fn read_lake(lake: &Path) -> anyhow::Result<LakeReading> {
+    let session = driftwatch_analyze::LakeSession::open(&lake.display().to_string(), None).await?;
+    let dead_letters_by_reason = driftwatch_analyze::lake_totals(&session)
+        .await?
+        .dead_letters_by_reason
+        .into_iter()
+        .map(|(reason, count)| Ok((reason, u64::try_from(count)?)))
+        .collect::<anyhow::Result<_>>()?;
     Ok(LakeReading {
         counts: common::lake_counts(lake).await?,
+        dead_letters_by_reason,
         per_app: common::lake_feedback_and_rollups(lake).await?,
     })
 }
@@ -462,6 +471,7 @@ pub fn assert_exactly(lake: &LakeReading, truth: &Truth, context: &str) {
     assert_eq!(counts.distinct_events as u64, produced, "{context}: distinct event ids");
     assert_eq!(counts.dead_letters as u64, truth.malformed_messages, "{context}: dead letters");
     assert_eq!(counts.feedback_rows as u64, truth.total().feedback, "{context}: feedback rows");
+    assert_eq!(lake.dead_letters_by_reason, truth.dead_letters_by_reason, "{context}: dead letters by reason");
     let sent = |app: &String| truth.per_app.contains_key(app);
     assert!(lake.per_app.keys().all(sent), "{context}: feedback or rollups of apps never sent: {:?}", lake.per_app);
     for (app, expected) in &truth.per_app {
