@@ -86,7 +86,8 @@ impl Setup {
     }
 }
 
-/// Write a daemon config for these topics and lake, flushing at `max_age`.
+/// Write a daemon config for these topics and lake, flushing at `max_age`. The group session
+/// is 10 s, so that a killed member's partitions move on quickly.
 pub fn write_config(
     dir: &Path,
     brokers: &str,
@@ -95,30 +96,15 @@ pub fn write_config(
     lake_location: &str,
     max_age: &str,
 ) -> anyhow::Result<PathBuf> {
-    write_config_with_session(dir, brokers, group, topics, lake_location, max_age, Duration::from_secs(10))
-}
-
-/// The same with a consumer group session of `session` (how long the member keeps its
-/// partitions without hearing from the group coordinator).
-pub fn write_config_with_session(
-    dir: &Path,
-    brokers: &str,
-    group: &str,
-    topics: &Topics,
-    lake_location: &str,
-    max_age: &str,
-    session: Duration,
-) -> anyhow::Result<PathBuf> {
     let base = driftwatch_ingest::loadgen::LoadTopics::with_prefix(&topics.prefix).daemon_config(
         brokers,
         group,
         lake_location,
     );
-    let session = session.as_millis();
     let config = format!(
         r#"{base}
 [kafka.librdkafka]
-"session.timeout.ms" = "{session}"
+"session.timeout.ms" = "10000"
 "heartbeat.interval.ms" = "1000"
 "topic.metadata.refresh.interval.ms" = "2000"
 
