@@ -39,6 +39,33 @@ fn unnest(json: &str, keys: &[&str]) -> Result<Value, String> {
     Ok(value)
 }
 
+/// Each command scrubbed as text (and idempotently), then as a JSON string one to three levels
+/// deep, whole and cut short: the whole one decodes to the expected command, and no part of
+/// `secrets` is kept in either.
+fn assert_commands_scrubbed(scrubber: &Scrubber, commands: &[(&str, &str)], secrets: &[&str]) -> TestResult {
+    for (text, expected) in commands {
+        let once = scrubber.scrub(text);
+        assert_eq!(once, *expected, "in {text}");
+        assert!(matches!(scrubber.scrub(&once), Cow::Borrowed(_)), "not idempotent on {once}");
+    }
+    let keys = ["cmd", "arguments", "messages"];
+    for (command, expected) in commands {
+        for depth in 1..=keys.len() {
+            let json = nest(command, &keys[..depth]);
+            let scrubbed = scrubber.scrub_json(&json);
+            assert_eq!(unnest(&scrubbed, &keys[1..depth])?["cmd"], *expected, "{scrubbed}");
+            assert!(matches!(scrubber.scrub_json(&scrubbed), Cow::Borrowed(_)), "not idempotent on {scrubbed}");
+            let cut = &json[..json.len() - depth];
+            for kept in [scrubber.scrub_bytes(cut.as_bytes()), scrubber.scrub_bytes(json.as_bytes())] {
+                let kept = String::from_utf8_lossy(&kept);
+                assert_nothing_kept(&kept, secrets);
+                assert!(kept.contains("[PASSWORD]"), "{kept}");
+            }
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn a_single_quoted_password_is_masked_up_to_its_closing_quote_past_double_quotes() -> TestResult {
     let scrubber = Scrubber::new();
@@ -49,26 +76,8 @@ fn a_single_quoted_password_is_masked_up_to_its_closing_quote_past_double_quotes
         // The mirror case: JSON escapes no apostrophe, so it is text of a double-quoted value.
         (r#"password="x'yz123" ok"#, r#"password="[PASSWORD]" ok"#),
     ];
-    for (text, expected) in commands {
-        let once = scrubber.scrub(text);
-        assert_eq!(once, expected, "in {text}");
-        assert!(matches!(scrubber.scrub(&once), Cow::Borrowed(_)), "not idempotent on {once}");
-    }
-    // The same commands as JSON strings, one to three levels deep, whole and
-    // cut short: the value's double quote is escaped for its level.
-    let keys = ["cmd", "arguments", "messages"];
-    for (command, expected) in commands {
-        for depth in 1..=keys.len() {
-            let json = nest(command, &keys[..depth]);
-            let scrubbed = scrubber.scrub_json(&json);
-            assert_eq!(unnest(&scrubbed, &keys[1..depth])?["cmd"], expected, "{scrubbed}");
-            assert!(matches!(scrubber.scrub_json(&scrubbed), Cow::Borrowed(_)), "not idempotent on {scrubbed}");
-            let cut = &json[..json.len() - depth];
-            let kept = String::from_utf8_lossy(&scrubber.scrub_bytes(cut.as_bytes())).into_owned();
-            assert_nothing_kept(&kept, &["b'", "b ok", "yz123", ", b"]);
-            assert!(kept.contains("[PASSWORD]"), "{kept}");
-        }
-    }
+    // As JSON strings, the value's double quote is escaped for its level.
+    assert_commands_scrubbed(&scrubber, &commands, &["b'", "b ok", "yz123", ", b"])?;
     // A single-quoted value that its JSON string ends before closing: the
     // string's closing quote ends it, and the JSON after it stays.
     let unclosed = r#"{"cmd":"pwd='abc","user":"jane"}"#;
@@ -221,27 +230,8 @@ fn a_single_quoted_password_is_masked_whole_past_a_double_quote_that_closes_no_s
         (r#"login --password='x", "yz123' --user jane"#, "login --password='[PASSWORD]' --user jane"),
         (r#"echo "hi" && pwd='a", 1234' ok"#, r#"echo "hi" && pwd='[PASSWORD]' ok"#),
     ];
-    for (text, expected) in commands {
-        let once = scrubber.scrub(text);
-        assert_eq!(once, expected, "in {text}");
-        assert!(matches!(scrubber.scrub(&once), Cow::Borrowed(_)), "not idempotent on {once}");
-    }
-    // As JSON strings one to three levels deep, whole and cut short: the
-    // double quote is escaped for a level deeper than the string around it.
-    let keys = ["cmd", "arguments", "messages"];
-    for (command, expected) in commands {
-        for depth in 1..=keys.len() {
-            let json = nest(command, &keys[..depth]);
-            let scrubbed = scrubber.scrub_json(&json);
-            assert_eq!(unnest(&scrubbed, &keys[1..depth])?["cmd"], expected, "{scrubbed}");
-            let cut = &json[..json.len() - depth];
-            for kept in [scrubber.scrub_bytes(cut.as_bytes()), scrubber.scrub_bytes(json.as_bytes())] {
-                let kept = String::from_utf8_lossy(&kept);
-                assert_nothing_kept(&kept, &["b' ok", "yz123", "1234"]);
-                assert!(kept.contains("[PASSWORD]"), "{kept}");
-            }
-        }
-    }
+    // As JSON strings, the double quote is escaped for a level deeper than the string around it.
+    assert_commands_scrubbed(&scrubber, &commands, &["b' ok", "yz123", "1234"])?;
     // A double quote that closes the JSON string around the value still ends it.
     for (json, expected) in [
         (r#"{"cmd":"pwd='abc", "user": "jane"}"#, r#"{"cmd":"pwd='[PASSWORD]", "user": "jane"}"#),
