@@ -384,8 +384,11 @@ const DETECTORS: &[Detector] = &[
         kind: PiiKind::NationalId,
         // Nine digits spaced or run together are an SSN only where the text says so;
         // anywhere else they are as likely an order number or an id. JSON may list them
-        // (`"ssn":[...]`).
-        pattern: r#"(?i)(?:(?-u:\b)|_)(?:ssn|social[\s_-]*security)(?:[\s:#=."'\\_\[-]|number|num|no|nr|is|was)*([0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9})(?-u:\b)"#,
+        // (`"ssn":[...]`, behind other items: then the capture is the `[`).
+        pattern: concat!(
+            r#"(?i)(?:(?-u:\b)|_)(?:ssn|social[\s_-]*security)(?:[\s:#=."'\\_\[-]|number|num|no|nr|is|was)*"#,
+            r"((?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9})(?-u:\b)|\[)"
+        ),
         group: 1,
         numeric: true,
         extent: Extent::Listed(ssn),

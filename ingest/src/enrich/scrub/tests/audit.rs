@@ -213,6 +213,27 @@ fn ipv6_addresses_after_a_label_of_hex_letters_are_masked_whole() {
     assert_clean("db:12:30:45, cafe:00:1a:2b:3c:4d:5e, beef:std::fmt::Display");
 }
 
+/// As for phones: a list under an SSN key is read item by item, whatever its first item is.
+#[test]
+fn every_item_listed_under_an_ssn_key_is_checked_whatever_comes_first() -> TestResult {
+    for json in [
+        r#"{"ssn": ["n/a", "078-05-1120"]}"#,
+        r#"{"ssn": [null, 212345678, "unknown", "078 05 1120"]}"#,
+        r#"{"social_security": ["pending", 219099999]}"#,
+    ] {
+        let scrubbed = scrub_json_checked(json)?;
+        assert_nothing_kept(&scrubbed, &["078-05-1120", "078 05 1120", "212345678", "219099999"]);
+        assert!(scrubbed.contains(PiiKind::NationalId.placeholder()), "{scrubbed}");
+        for kept in ["n/a", "unknown", "pending"] {
+            assert_eq!(json.contains(kept), scrubbed.contains(kept), "{kept} in {scrubbed}");
+        }
+    }
+    // Unissued numbers and lists under other keys stay.
+    assert_clean(r#"{"ssn": ["n/a", "000-12-3456"]}"#);
+    assert_clean(r#"{"order_ids": ["n/a", 219099999]}"#);
+    Ok(())
+}
+
 #[test]
 fn every_item_listed_under_a_phone_key_is_checked_whatever_comes_first() -> TestResult {
     for (json, key, kept) in [
