@@ -378,11 +378,8 @@ impl Metrics {
     /// Forget a partition this process no longer owns, so its lag and checkpoint age are
     /// reported by the new owner only.
     pub fn remove_partition(&self, topic: &str, partition: i32) {
-        self.inner.lag.remove(topic, partition);
-        let mut times = self.inner.checkpoints.times.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(partitions) = times.get_mut(topic) {
-            partitions.remove(&partition);
-        }
+        self.inner.lag.partitions.remove(topic, partition);
+        self.inner.checkpoints.times.remove(topic, partition);
     }
 
     /// Note a committed checkpoint; `driftwatch_checkpoint_age_seconds` is
@@ -480,61 +477,97 @@ impl AgeSince {
     }
 }
 
+/// Values per (topic, partition), set by the pipeline and read by a collector at each scrape.
+#[derive(Debug)]
+struct PartitionMap<V>(Mutex<HashMap<Arc<str>, HashMap<i32, V>>>);
+
+impl<V> Default for PartitionMap<V> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<V> PartitionMap<V> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, HashMap<i32, V>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Apply `change` to a partition's value, `new` if it has none yet, in a map already locked.
+    fn update(
+        partitions: &mut HashMap<Arc<str>, HashMap<i32, V>>,
+        topic: &str,
+        partition: i32,
+        new: impl FnOnce() -> V,
+        change: impl FnOnce(&mut V),
+    ) {
+        // Looked up by `&str` first: statistics arrive every few seconds for every partition.
+        match partitions.get_mut(topic) {
+            Some(of_topic) => change(of_topic.entry(partition).or_insert_with(new)),
+            None => change(partitions.entry(Arc::from(topic)).or_default().entry(partition).or_insert_with(new)),
+        }
+    }
+
+    fn remove(&self, topic: &str, partition: i32) {
+        let mut partitions = self.lock();
+        if let Some(of_topic) = partitions.get_mut(topic) {
+            of_topic.remove(&partition);
+            if of_topic.is_empty() {
+                partitions.remove(topic);
+            }
+        }
+    }
+
+    /// What `row` makes of each partition's value (partitions it returns `None` for are left
+    /// out), in (topic, partition) order.
+    fn rows<T>(&self, row: impl Fn(&V) -> Option<T>) -> Vec<(Arc<str>, i32, T)> {
+        let mut rows: Vec<(Arc<str>, i32, T)> = self
+            .lock()
+            .iter()
+            .flat_map(|(topic, of_topic)| {
+                of_topic.iter().filter_map(|(partition, value)| Some((Arc::clone(topic), *partition, row(value)?)))
+            })
+            .collect();
+        rows.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        rows
+    }
+}
+
 /// Emits checkpoint timestamps and ages computed at scrape time, so the age
 /// keeps growing when commits stall (a stored age would freeze).
 #[derive(Debug, Default)]
 struct CheckpointCollector {
-    /// Topic -> partition -> what the partition's age counts from.
-    times: Mutex<HashMap<Arc<str>, HashMap<i32, AgeSince>>>,
+    /// What each partition's age counts from.
+    times: PartitionMap<AgeSince>,
 }
 
 impl CheckpointCollector {
     fn note(&self, topic: &str, partition: i32, since: AgeSince) {
-        let mut times = self.times.lock().unwrap_or_else(PoisonError::into_inner);
-        match times.get_mut(topic) {
-            Some(partitions) => {
-                partitions.insert(partition, since);
-            }
-            None => {
-                times.insert(Arc::from(topic), HashMap::from([(partition, since)]));
-            }
-        }
+        PartitionMap::update(&mut self.times.lock(), topic, partition, || since, |time| *time = since);
     }
 }
 
 impl Collector for CheckpointCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let now = SystemTime::now();
-        // (topic, partition, age, Unix time of the checkpoint if there is one)
-        let mut rows: Vec<(Arc<str>, i32, f64, Option<f64>)> = {
-            let times = self.times.lock().unwrap_or_else(PoisonError::into_inner);
-            times
-                .iter()
-                .flat_map(|(topic, partitions)| {
-                    partitions.iter().map(move |(partition, since)| {
-                        // A start "in the future" (clock step) has age 0, not a negative age.
-                        let age = now.duration_since(since.start()).unwrap_or(Duration::ZERO).as_secs_f64();
-                        let unix = match since {
-                            AgeSince::Checkpoint(at) => {
-                                Some(at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs_f64())
-                            }
-                            AgeSince::Assignment(_) => None,
-                        };
-                        (Arc::clone(topic), *partition, age, unix)
-                    })
-                })
-                .collect()
-        };
-        rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        // (age, Unix time of the checkpoint if there is one) per partition
+        let rows = self.times.rows(|&since| {
+            // A start "in the future" (clock step) has age 0, not a negative age.
+            let age = now.duration_since(since.start()).unwrap_or(Duration::ZERO).as_secs_f64();
+            let unix = match since {
+                AgeSince::Checkpoint(at) => Some(at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs_f64()),
+                AgeSince::Assignment(_) => None,
+            };
+            Some((age, unix))
+        });
         let help = "Seconds since the last committed checkpoint (since assignment before the first).";
         let mut ages = encoder.encode_descriptor(CHECKPOINT_AGE_SECONDS, help, None, MetricType::Gauge)?;
-        for (topic, partition, age, _) in &rows {
+        for (topic, partition, (age, _)) in &rows {
             let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
             ConstGauge::new(*age).encode(ages.encode_family(&labels)?)?;
         }
         let help = "Unix time of the last committed checkpoint.";
         let mut stamps = encoder.encode_descriptor(CHECKPOINT_TIMESTAMP_SECONDS, help, None, MetricType::Gauge)?;
-        for (topic, partition, _, unix) in &rows {
+        for (topic, partition, (_, unix)) in &rows {
             let Some(unix) = unix else { continue };
             let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
             ConstGauge::new(*unix).encode(stamps.encode_family(&labels)?)?;
@@ -548,8 +581,7 @@ impl Collector for CheckpointCollector {
 /// the lake, for a flush slot), where a gauge the loop set froze.
 #[derive(Debug, Default)]
 struct LagCollector {
-    /// Topic -> partition -> what its lag is computed from.
-    partitions: Mutex<HashMap<Arc<str>, HashMap<i32, PartitionLag>>>,
+    partitions: PartitionMap<PartitionLag>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -564,66 +596,31 @@ struct PartitionLag {
 }
 
 impl LagCollector {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, HashMap<i32, PartitionLag>>> {
-        self.partitions.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Apply `change` to a partition's entry, created if new.
-    fn update(
-        partitions: &mut HashMap<Arc<str>, HashMap<i32, PartitionLag>>,
-        topic: &str,
-        partition: i32,
-        change: impl FnOnce(&mut PartitionLag),
-    ) {
-        // Looked up by `&str` first: statistics arrive every few seconds for every partition.
-        match partitions.get_mut(topic) {
-            Some(of_topic) => change(of_topic.entry(partition).or_default()),
-            None => change(partitions.entry(Arc::from(topic)).or_default().entry(partition).or_default()),
-        }
-    }
-
     fn note_high_watermarks<'a>(&self, marks: impl IntoIterator<Item = (&'a str, i32, i64)>) {
-        let mut partitions = self.lock();
+        let mut partitions = self.partitions.lock();
         for (topic, partition, high) in marks {
             if partition >= 0 && high >= 0 {
-                Self::update(&mut partitions, topic, partition, |lag| lag.high = Some(high));
+                PartitionMap::update(&mut partitions, topic, partition, PartitionLag::default, |lag| {
+                    lag.high = Some(high);
+                });
             }
         }
     }
 
     fn set_start(&self, topic: &str, partition: i32, start: Option<i64>) {
-        Self::update(&mut self.lock(), topic, partition, |lag| {
+        PartitionMap::update(&mut self.partitions.lock(), topic, partition, PartitionLag::default, |lag| {
             lag.owned = true;
             lag.start = start;
         });
-    }
-
-    fn remove(&self, topic: &str, partition: i32) {
-        let mut partitions = self.lock();
-        if let Some(of_topic) = partitions.get_mut(topic) {
-            of_topic.remove(&partition);
-            if of_topic.is_empty() {
-                partitions.remove(topic);
-            }
-        }
     }
 }
 
 impl Collector for LagCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let mut rows: Vec<(Arc<str>, i32, i64)> = {
-            let partitions = self.lock();
-            partitions
-                .iter()
-                .flat_map(|(topic, of_topic)| {
-                    of_topic.iter().filter(|(_, lag)| lag.owned).filter_map(move |(partition, lag)| {
-                        let high = lag.high?;
-                        Some((Arc::clone(topic), *partition, lag.start.map_or(0, |start| (high - start).max(0))))
-                    })
-                })
-                .collect()
-        };
-        rows.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let rows = self.partitions.rows(|lag| {
+            let high = lag.high.filter(|_| lag.owned)?;
+            Some(lag.start.map_or(0, |start| (high - start).max(0)))
+        });
         let help = "Messages behind the high watermark.";
         let mut lags = encoder.encode_descriptor(CONSUMER_LAG, help, None, MetricType::Gauge)?;
         for (topic, partition, lag) in rows {
