@@ -36,9 +36,7 @@ impl Components {
         let (policies, default_policy) = config.content_policies();
         let enricher = Arc::new(Enricher::new(Arc::new(registry), policies, default_policy));
         let metrics = Metrics::new(&config.metrics);
-        let store = LakeStore::open(&config.lake.location, &config.lake.options)
-            .await
-            .map_err(|source| lake_error(&config, "opening", source))?;
+        let store = open_lake(&config).await?;
         let writer = Arc::new(LakeWriter::new(store, config.lake.parquet.clone()));
         let limits = FlushLimits::from(&config.flush);
         metrics.set_buffered_bytes_limit(limits.max_buffered_bytes);
@@ -93,7 +91,7 @@ pub async fn check(config: &Config) -> Result<usize> {
         tokio::task::spawn_blocking(move || crate::source::kafka::client::check_consumer(&kafka))
             .await
             .map_err(|error| Error::Other(format!("kafka: checking the consumer: {error}")))?
-            .map_err(|problem| Error::Other(format!("kafka: creating the consumer: {problem}")))?;
+            .map_err(|problem| crate::source::kafka::client::consumer_refused(&problem))?;
     }
     Ok(registry.entries().count())
 }

@@ -80,6 +80,12 @@ pub fn validate_passthrough(kafka: &KafkaConfig) -> Vec<String> {
         .collect()
 }
 
+/// The error of a consumer librdkafka would not create, `problem` worded by [`describe_error`]:
+/// one wording for the daemon's start and for `check-config`.
+pub(crate) fn consumer_refused(problem: &str) -> crate::error::Error {
+    crate::error::Error::Other(format!("kafka: creating the consumer: {problem}"))
+}
+
 /// Create a consumer from the whole client configuration, as the daemon does at start, and drop
 /// it: librdkafka checks some properties only together, when a client is created (`ssl.ca.location`
 /// naming a missing file once `security.protocol` is `ssl`), which [`validate_passthrough`]'s

@@ -128,10 +128,11 @@ async fn consume(
     let stop_recovery = context.shutdown.clone();
     let missing_topics = Arc::clone(&context.missing_topics);
     let brokers = Arc::clone(&context.brokers);
-    let consumer: Arc<BaseConsumer<PollerContext>> =
-        Arc::new(client::client_config(kafka).create_with_context(context).map_err(|error| {
-            Error::Other(format!("kafka: creating the consumer: {}", client::describe_error(&error, kafka)))
-        })?);
+    let consumer: Arc<BaseConsumer<PollerContext>> = Arc::new(
+        client::client_config(kafka)
+            .create_with_context(context)
+            .map_err(|error| client::consumer_refused(&client::describe_error(&error, kafka)))?,
+    );
     let topics: Vec<&str> = kafka.topics.iter().map(|t| t.name.as_str()).collect();
     for topic in &topics {
         components.metrics.track_topic(topic);
