@@ -5,12 +5,12 @@ pub mod demo;
 pub mod ingest;
 pub mod loadgen;
 
-/// Most malformed messages the fleet mixes in: one after each good message at most.
-const MAX_MALFORMED_RATIO: f64 = 0.5;
+use driftwatch_ingest::fleet::MAX_MALFORMED_RATIO;
 
 /// `--malformed-ratio`: a share from 0 to [`MAX_MALFORMED_RATIO`].
 fn parse_malformed_ratio(text: &str) -> Result<f64, String> {
-    let ratio: f64 = text.trim().parse().map_err(|_| "expected a number from 0 to 0.5, e.g. 0.01".to_owned())?;
+    let ratio: f64 =
+        text.trim().parse().map_err(|_| format!("expected a number from 0 to {MAX_MALFORMED_RATIO}, e.g. 0.01"))?;
     if !(0.0..=MAX_MALFORMED_RATIO).contains(&ratio) {
         return Err(format!(
             "must be from 0 to {MAX_MALFORMED_RATIO} (a share of all messages; at most one malformed message follows \

@@ -163,11 +163,14 @@ pub struct Encoder {
     clock: UnixNanos,
 }
 
+/// The largest share of malformed messages an [`Encoder`] mixes in: at most one follows each
+/// good message, so half of all messages.
+pub const MAX_MALFORMED_RATIO: f64 = 0.5;
+
 impl Encoder {
     /// An encoder for `format`; `seed` drives the malformed-message dice.
     pub fn new(format: WireFormat, spans_per_message: usize, malformed_ratio: f64, seed: u64) -> Self {
-        // At most one malformed message follows each good one, so half of all messages at most.
-        let ratio = if malformed_ratio.is_nan() { 0.0 } else { malformed_ratio.clamp(0.0, 0.5) };
+        let ratio = if malformed_ratio.is_nan() { 0.0 } else { malformed_ratio.clamp(0.0, MAX_MALFORMED_RATIO) };
         Self {
             format,
             spans_per_message: spans_per_message.max(1),
