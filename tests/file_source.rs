@@ -33,13 +33,15 @@ fn fleet() -> Fleet {
 }
 
 /// Copy the Python SDK fixtures next to the generated files; the protobuf ones are given the
-/// Collector file exporter's length prefix.
+/// Collector file exporter's length prefix. The file source reads a folder in name order, and
+/// the span files are named to come first, so that the logs' evaluations meet the calls they
+/// rate in the feedback join, as they do when a Collector exports both signals together.
 fn add_python_fixtures(input: &Path) -> anyhow::Result<serde_json::Value> {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/otel-python");
-    for name in ["traces.jsonl", "logs.jsonl"] {
-        std::fs::copy(fixtures.join(name), input.join(format!("python_{name}")))?;
+    for (name, target) in [("traces.jsonl", "python_1_traces.jsonl"), ("logs.jsonl", "python_2_logs.jsonl")] {
+        std::fs::copy(fixtures.join(name), input.join(target))?;
     }
-    for (name, target) in [("traces.pb", "python_spans.binpb"), ("logs.pb", "python_logs.binpb")] {
+    for (name, target) in [("traces.pb", "python_1_spans.binpb"), ("logs.pb", "python_2_logs.binpb")] {
         let bytes = std::fs::read(fixtures.join(name))?;
         let mut framed = (bytes.len() as u32).to_be_bytes().to_vec();
         framed.extend_from_slice(&bytes);
@@ -52,10 +54,10 @@ fn add_python_fixtures(input: &Path) -> anyhow::Result<serde_json::Value> {
 /// The Python fixture files as ingested: (lake `source_topic` suffix, which part of
 /// expected.json describes it).
 const PYTHON_FILES: [(&str, &str); 4] = [
-    ("/python_traces.jsonl", "traces"),
-    ("/python_spans.binpb", "traces"),
-    ("/python_logs.jsonl", "logs"),
-    ("/python_logs.binpb", "logs"),
+    ("/python_1_traces.jsonl", "traces"),
+    ("/python_1_spans.binpb", "traces"),
+    ("/python_2_logs.jsonl", "logs"),
+    ("/python_2_logs.binpb", "logs"),
 ];
 
 /// `driftwatch ingest --source file:<input> --lake <lake>`, to completion.
@@ -276,7 +278,7 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
     // none), the traces' span event.
     let python_feedback = common::sql_rows(
         &session,
-        "SELECT source_topic, name, inference_id FROM feedback WHERE source_topic LIKE '%/python_%'",
+        "SELECT source_topic, name, inference_id, app FROM feedback WHERE source_topic LIKE '%/python_%'",
     )
     .await?;
     for (file, part) in PYTHON_FILES {
@@ -290,6 +292,12 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
             let ids: BTreeSet<String> = rows.iter().filter_map(|row| row[2].clone()).collect();
             let expected: BTreeSet<String> = serde_json::from_value(python["logs"]["inference_ids"].clone())?;
             assert_eq!(ids, expected, "{file} feedback tied to its inferences");
+            // Each evaluation takes the app of the call it rates, not its log's resource (the
+            // correctness annotation comes from service "search-api" about an app "search" call).
+            let apps: BTreeMap<String, String> =
+                rows.iter().filter_map(|row| Some((row[1].clone()?, row[3].clone()?))).collect();
+            let expected: BTreeMap<String, String> = serde_json::from_value(python["logs"]["apps"].clone())?;
+            assert_eq!(apps, expected, "{file} feedback under the rated call's app");
         }
     }
     assert_eq!(number(&python["logs"]["skipped"])?, 1, "expected.json: one log record is no feedback");
