@@ -1,4 +1,8 @@
+use std::time::Duration;
+
+use super::kafka::default_topics;
 use super::*;
+use crate::decode::{DecodeConfig, PayloadFormat};
 
 type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
