@@ -10,24 +10,21 @@
 //! every [`LOG_EVERY`]th occurrence per label set, with the running total as a
 //! field, so a flood of bad input cannot flood the log.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::SystemTime;
 
 use driftwatch_lake::layout::FileKind;
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use super::genai::{GenAi, counter_name};
 use super::names::*;
+use super::partitions::{AgeSince, CheckpointCollector, LagCollector};
 use crate::FastHashMap;
 
 /// Per-message log lines are written for the first and then every this-many occurrences.
@@ -146,7 +143,7 @@ impl FlushReason {
 
 type StaticLabel = [(&'static str, &'static str); 1];
 type TopicLabel = [(&'static str, Arc<str>); 1];
-type TopicPartition = (TopicLabel, [(&'static str, i32); 1]);
+pub(super) type TopicPartition = (TopicLabel, [(&'static str, i32); 1]);
 
 /// Clonable handle on the registry and every metric in it.
 #[derive(Debug, Clone)]
@@ -378,8 +375,8 @@ impl Metrics {
     /// Forget a partition this process no longer owns, so its lag and checkpoint age are
     /// reported by the new owner only.
     pub fn remove_partition(&self, topic: &str, partition: i32) {
-        self.inner.lag.partitions.remove(topic, partition);
-        self.inner.checkpoints.times.remove(topic, partition);
+        self.inner.lag.forget(topic, partition);
+        self.inner.checkpoints.forget(topic, partition);
     }
 
     /// Note a committed checkpoint; `driftwatch_checkpoint_age_seconds` is
@@ -457,177 +454,6 @@ impl Inner {
             self.rows_written.get_or_create_owned(&labels);
             self.bytes_written.get_or_create_owned(&labels);
         }
-    }
-}
-
-/// What a partition's checkpoint age counts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AgeSince {
-    /// The last committed checkpoint: its time is also the checkpoint timestamp.
-    Checkpoint(SystemTime),
-    /// The assignment of a partition that has no checkpoint yet: no timestamp series.
-    Assignment(SystemTime),
-}
-
-impl AgeSince {
-    fn start(self) -> SystemTime {
-        match self {
-            AgeSince::Checkpoint(at) | AgeSince::Assignment(at) => at,
-        }
-    }
-}
-
-/// Values per (topic, partition), set by the pipeline and read by a collector at each scrape.
-#[derive(Debug)]
-struct PartitionMap<V>(Mutex<HashMap<Arc<str>, HashMap<i32, V>>>);
-
-impl<V> Default for PartitionMap<V> {
-    fn default() -> Self {
-        Self(Mutex::default())
-    }
-}
-
-impl<V> PartitionMap<V> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, HashMap<i32, V>>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Apply `change` to a partition's value, `new` if it has none yet, in a map already locked.
-    fn update(
-        partitions: &mut HashMap<Arc<str>, HashMap<i32, V>>,
-        topic: &str,
-        partition: i32,
-        new: impl FnOnce() -> V,
-        change: impl FnOnce(&mut V),
-    ) {
-        // Looked up by `&str` first: statistics arrive every few seconds for every partition.
-        match partitions.get_mut(topic) {
-            Some(of_topic) => change(of_topic.entry(partition).or_insert_with(new)),
-            None => change(partitions.entry(Arc::from(topic)).or_default().entry(partition).or_insert_with(new)),
-        }
-    }
-
-    fn remove(&self, topic: &str, partition: i32) {
-        let mut partitions = self.lock();
-        if let Some(of_topic) = partitions.get_mut(topic) {
-            of_topic.remove(&partition);
-            if of_topic.is_empty() {
-                partitions.remove(topic);
-            }
-        }
-    }
-
-    /// What `row` makes of each partition's value (partitions it returns `None` for are left
-    /// out), in (topic, partition) order.
-    fn rows<T>(&self, row: impl Fn(&V) -> Option<T>) -> Vec<(Arc<str>, i32, T)> {
-        let mut rows: Vec<(Arc<str>, i32, T)> = self
-            .lock()
-            .iter()
-            .flat_map(|(topic, of_topic)| {
-                of_topic.iter().filter_map(|(partition, value)| Some((Arc::clone(topic), *partition, row(value)?)))
-            })
-            .collect();
-        rows.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        rows
-    }
-}
-
-/// Emits checkpoint timestamps and ages computed at scrape time, so the age
-/// keeps growing when commits stall (a stored age would freeze).
-#[derive(Debug, Default)]
-struct CheckpointCollector {
-    /// What each partition's age counts from.
-    times: PartitionMap<AgeSince>,
-}
-
-impl CheckpointCollector {
-    fn note(&self, topic: &str, partition: i32, since: AgeSince) {
-        PartitionMap::update(&mut self.times.lock(), topic, partition, || since, |time| *time = since);
-    }
-}
-
-impl Collector for CheckpointCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let now = SystemTime::now();
-        // (age, Unix time of the checkpoint if there is one) per partition
-        let rows = self.times.rows(|&since| {
-            // A start "in the future" (clock step) has age 0, not a negative age.
-            let age = now.duration_since(since.start()).unwrap_or(Duration::ZERO).as_secs_f64();
-            let unix = match since {
-                AgeSince::Checkpoint(at) => Some(at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs_f64()),
-                AgeSince::Assignment(_) => None,
-            };
-            Some((age, unix))
-        });
-        let help = "Seconds since the last committed checkpoint (since assignment before the first).";
-        let mut ages = encoder.encode_descriptor(CHECKPOINT_AGE_SECONDS, help, None, MetricType::Gauge)?;
-        for (topic, partition, (age, _)) in &rows {
-            let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
-            ConstGauge::new(*age).encode(ages.encode_family(&labels)?)?;
-        }
-        let help = "Unix time of the last committed checkpoint.";
-        let mut stamps = encoder.encode_descriptor(CHECKPOINT_TIMESTAMP_SECONDS, help, None, MetricType::Gauge)?;
-        for (topic, partition, (_, unix)) in &rows {
-            let Some(unix) = unix else { continue };
-            let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
-            ConstGauge::new(*unix).encode(stamps.encode_family(&labels)?)?;
-        }
-        Ok(())
-    }
-}
-
-/// Emits consumer lag computed at scrape time, from the latest high watermark known and where
-/// each owned partition's lake data ends: lag keeps moving while the processing loop waits (for
-/// the lake, for a flush slot), where a gauge the loop set froze.
-#[derive(Debug, Default)]
-struct LagCollector {
-    partitions: PartitionMap<PartitionLag>,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct PartitionLag {
-    /// Owned by this process: only owned partitions are reported (librdkafka's statistics also
-    /// carry partitions just given away).
-    owned: bool,
-    /// The offset lag counts from (`None`: nothing read yet).
-    start: Option<i64>,
-    /// The latest high watermark known.
-    high: Option<i64>,
-}
-
-impl LagCollector {
-    fn note_high_watermarks<'a>(&self, marks: impl IntoIterator<Item = (&'a str, i32, i64)>) {
-        let mut partitions = self.partitions.lock();
-        for (topic, partition, high) in marks {
-            if partition >= 0 && high >= 0 {
-                PartitionMap::update(&mut partitions, topic, partition, PartitionLag::default, |lag| {
-                    lag.high = Some(high);
-                });
-            }
-        }
-    }
-
-    fn set_start(&self, topic: &str, partition: i32, start: Option<i64>) {
-        PartitionMap::update(&mut self.partitions.lock(), topic, partition, PartitionLag::default, |lag| {
-            lag.owned = true;
-            lag.start = start;
-        });
-    }
-}
-
-impl Collector for LagCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let rows = self.partitions.rows(|lag| {
-            let high = lag.high.filter(|_| lag.owned)?;
-            Some(lag.start.map_or(0, |start| (high - start).max(0)))
-        });
-        let help = "Messages behind the high watermark.";
-        let mut lags = encoder.encode_descriptor(CONSUMER_LAG, help, None, MetricType::Gauge)?;
-        for (topic, partition, lag) in rows {
-            let labels: TopicPartition = ([(LABEL_TOPIC, topic)], [(LABEL_PARTITION, partition)]);
-            ConstGauge::new(lag).encode(lags.encode_family(&labels)?)?;
-        }
-        Ok(())
     }
 }
 

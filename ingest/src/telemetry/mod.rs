@@ -9,6 +9,8 @@
 //!   pipeline health through `record_*` / `set_*`; the registry leaves as
 //!   OpenMetrics text.
 //! - `genai` (private): the capped, cached GenAI label-set series behind `Metrics`.
+//! - `partitions` (private): per-partition checkpoint age and consumer lag, computed at
+//!   scrape time from what `Metrics` was told.
 //! - `process` (private): the standard `process_*` metrics (CPU, memory, threads,
 //!   descriptors), read from `/proc/self` at scrape time.
 //! - [`http`]: `/metrics`, `/healthz` and `/readyz`, with optional bearer auth,
@@ -18,6 +20,7 @@ mod genai;
 pub mod http;
 pub mod metrics;
 pub mod names;
+mod partitions;
 #[cfg(target_os = "linux")]
 pub mod process;
 

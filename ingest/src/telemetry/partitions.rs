@@ -1,0 +1,198 @@
+//! Per-partition series computed at scrape time: checkpoint age and timestamp, and consumer
+//! lag. The pipeline notes what it knows (a commit, an assignment, a high watermark, where a
+//! partition's lake data ends) into a [`PartitionMap`]; each collector turns that into gauges
+//! when `/metrics` is read, so an age keeps growing and a lag keeps moving while the processing
+//! loop is blocked, where a gauge the loop set would freeze.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use super::metrics::TopicPartition;
+use super::names::{CHECKPOINT_AGE_SECONDS, CHECKPOINT_TIMESTAMP_SECONDS, CONSUMER_LAG, LABEL_PARTITION, LABEL_TOPIC};
+
+/// What a partition's checkpoint age counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AgeSince {
+    /// The last committed checkpoint: its time is also the checkpoint timestamp.
+    Checkpoint(SystemTime),
+    /// The assignment of a partition that has no checkpoint yet: no timestamp series.
+    Assignment(SystemTime),
+}
+
+impl AgeSince {
+    fn start(self) -> SystemTime {
+        match self {
+            AgeSince::Checkpoint(at) | AgeSince::Assignment(at) => at,
+        }
+    }
+}
+
+/// Values per (topic, partition), set by the pipeline and read by a collector at each scrape.
+#[derive(Debug)]
+struct PartitionMap<V>(Mutex<HashMap<Arc<str>, HashMap<i32, V>>>);
+
+impl<V> Default for PartitionMap<V> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<V> PartitionMap<V> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, HashMap<i32, V>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Apply `change` to a partition's value, `new` if it has none yet, in a map already locked.
+    fn update(
+        partitions: &mut HashMap<Arc<str>, HashMap<i32, V>>,
+        topic: &str,
+        partition: i32,
+        new: impl FnOnce() -> V,
+        change: impl FnOnce(&mut V),
+    ) {
+        // Looked up by `&str` first: statistics arrive every few seconds for every partition.
+        match partitions.get_mut(topic) {
+            Some(of_topic) => change(of_topic.entry(partition).or_insert_with(new)),
+            None => change(partitions.entry(Arc::from(topic)).or_default().entry(partition).or_insert_with(new)),
+        }
+    }
+
+    fn remove(&self, topic: &str, partition: i32) {
+        let mut partitions = self.lock();
+        if let Some(of_topic) = partitions.get_mut(topic) {
+            of_topic.remove(&partition);
+            if of_topic.is_empty() {
+                partitions.remove(topic);
+            }
+        }
+    }
+
+    /// What `row` makes of each partition's value (partitions it returns `None` for are left
+    /// out), in (topic, partition) order.
+    fn rows<T>(&self, row: impl Fn(&V) -> Option<T>) -> Vec<(Arc<str>, i32, T)> {
+        let mut rows: Vec<(Arc<str>, i32, T)> = self
+            .lock()
+            .iter()
+            .flat_map(|(topic, of_topic)| {
+                of_topic.iter().filter_map(|(partition, value)| Some((Arc::clone(topic), *partition, row(value)?)))
+            })
+            .collect();
+        rows.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        rows
+    }
+}
+
+/// Emits checkpoint timestamps and ages computed at scrape time, so the age
+/// keeps growing when commits stall (a stored age would freeze).
+#[derive(Debug, Default)]
+pub(super) struct CheckpointCollector {
+    /// What each partition's age counts from.
+    times: PartitionMap<AgeSince>,
+}
+
+impl CheckpointCollector {
+    pub(super) fn note(&self, topic: &str, partition: i32, since: AgeSince) {
+        PartitionMap::update(&mut self.times.lock(), topic, partition, || since, |time| *time = since);
+    }
+
+    /// Stop reporting a partition this process no longer owns.
+    pub(super) fn forget(&self, topic: &str, partition: i32) {
+        self.times.remove(topic, partition);
+    }
+}
+
+impl Collector for CheckpointCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let now = SystemTime::now();
+        // (age, Unix time of the checkpoint if there is one) per partition
+        let rows = self.times.rows(|&since| {
+            // A start "in the future" (clock step) has age 0, not a negative age.
+            let age = now.duration_since(since.start()).unwrap_or(Duration::ZERO).as_secs_f64();
+            let unix = match since {
+                AgeSince::Checkpoint(at) => Some(at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs_f64()),
+                AgeSince::Assignment(_) => None,
+            };
+            Some((age, unix))
+        });
+        let help = "Seconds since the last committed checkpoint (since assignment before the first).";
+        let mut ages = encoder.encode_descriptor(CHECKPOINT_AGE_SECONDS, help, None, MetricType::Gauge)?;
+        for (topic, partition, (age, _)) in &rows {
+            let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
+            ConstGauge::new(*age).encode(ages.encode_family(&labels)?)?;
+        }
+        let help = "Unix time of the last committed checkpoint.";
+        let mut stamps = encoder.encode_descriptor(CHECKPOINT_TIMESTAMP_SECONDS, help, None, MetricType::Gauge)?;
+        for (topic, partition, (_, unix)) in &rows {
+            let Some(unix) = unix else { continue };
+            let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
+            ConstGauge::new(*unix).encode(stamps.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Emits consumer lag computed at scrape time, from the latest high watermark known and where
+/// each owned partition's lake data ends: lag keeps moving while the processing loop waits (for
+/// the lake, for a flush slot), where a gauge the loop set froze.
+#[derive(Debug, Default)]
+pub(super) struct LagCollector {
+    partitions: PartitionMap<PartitionLag>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PartitionLag {
+    /// Owned by this process: only owned partitions are reported (librdkafka's statistics also
+    /// carry partitions just given away).
+    owned: bool,
+    /// The offset lag counts from (`None`: nothing read yet).
+    start: Option<i64>,
+    /// The latest high watermark known.
+    high: Option<i64>,
+}
+
+impl LagCollector {
+    pub(super) fn note_high_watermarks<'a>(&self, marks: impl IntoIterator<Item = (&'a str, i32, i64)>) {
+        let mut partitions = self.partitions.lock();
+        for (topic, partition, high) in marks {
+            if partition >= 0 && high >= 0 {
+                PartitionMap::update(&mut partitions, topic, partition, PartitionLag::default, |lag| {
+                    lag.high = Some(high);
+                });
+            }
+        }
+    }
+
+    /// Stop reporting a partition this process no longer owns.
+    pub(super) fn forget(&self, topic: &str, partition: i32) {
+        self.partitions.remove(topic, partition);
+    }
+
+    pub(super) fn set_start(&self, topic: &str, partition: i32, start: Option<i64>) {
+        PartitionMap::update(&mut self.partitions.lock(), topic, partition, PartitionLag::default, |lag| {
+            lag.owned = true;
+            lag.start = start;
+        });
+    }
+}
+
+impl Collector for LagCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let rows = self.partitions.rows(|lag| {
+            let high = lag.high.filter(|_| lag.owned)?;
+            Some(lag.start.map_or(0, |start| (high - start).max(0)))
+        });
+        let help = "Messages behind the high watermark.";
+        let mut lags = encoder.encode_descriptor(CONSUMER_LAG, help, None, MetricType::Gauge)?;
+        for (topic, partition, lag) in rows {
+            let labels: TopicPartition = ([(LABEL_TOPIC, topic)], [(LABEL_PARTITION, partition)]);
+            ConstGauge::new(lag).encode(lags.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
