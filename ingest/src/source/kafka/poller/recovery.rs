@@ -1,0 +1,353 @@
+//! Where an assigned partition starts. Each one is recovered from the lake (removing files of a
+//! flush that never committed) and resumes at the lake checkpoint, so Kafka's own committed
+//! offsets are only advisory; an unavailable lake is waited for until it answers or shutdown
+//! begins. The checkpoint is compared with the log's watermarks: beyond the log's end (the topic
+//! was recreated) a new lake epoch starts at the log's start, before it (retention deleted
+//! messages never ingested) the loss is reported. When that query fails, the poll loop asks
+//! again with backoff until the partition delivers a message.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use driftwatch_lake::checkpoint::Checkpoint;
+
+use super::{PollerContext, SEEK_TIMEOUT, kafka_stream_id};
+use crate::config::StartFrom;
+use crate::source::kafka::channel::AssignedPartition;
+
+/// An assignment recovered from the lake: where librdkafka starts each partition, and what
+/// the processing loop is told of each (topic, partition, resume offset).
+type RecoveredAssignment = (TopicPartitionList, Vec<AssignedPartition>);
+
+impl PollerContext {
+    /// Recover one partition's checkpoint from the lake, retrying until the lake answers.
+    /// `None` when shutdown started first: nothing of the partition was read or buffered, so
+    /// it is simply left for the next owner.
+    fn recover_checkpoint(&self, topic: &str, stream: &str, partition: i32) -> Option<Option<Checkpoint>> {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let attempt = self.runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => None,
+                    result = self.writer.recover(stream, partition) => Some(result),
+                }
+            });
+            match attempt? {
+                Ok(checkpoint) => return Some(checkpoint),
+                Err(error) => {
+                    self.metrics.record_consumer_error("lake_recover");
+                    tracing::warn!(topic, partition, %error, "Cannot recover partition from the lake; retrying.");
+                }
+            }
+            let stopped = self.runtime.block_on(async {
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => true,
+                    () = tokio::time::sleep(delay) => false,
+                }
+            });
+            if stopped {
+                return None;
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// Recover every assigned partition from the lake, retrying the lake until it answers.
+    /// `None` when shutdown started while waiting for the lake.
+    pub(super) fn recover_assignment(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+    ) -> Option<RecoveredAssignment> {
+        let mut positioned = TopicPartitionList::new();
+        let mut starts = Vec::new();
+        for element in tpl.elements() {
+            let (topic, partition) = (element.topic().to_owned(), element.partition());
+            let stream = kafka_stream_id(&self.group_id, &topic);
+            let checkpoint = self.recover_checkpoint(&topic, &stream, partition)?;
+            let checkpoint_at = checkpoint.as_ref().map(|c| std::time::SystemTime::from(c.updated_at));
+            let mut next = checkpoint.map(|c| c.next_offset);
+            if let Some(committed) = next {
+                next = Some(self.check_log_bounds(consumer, &stream, &topic, partition, committed));
+            }
+            let offset = match (next, self.start_from) {
+                (Some(next), _) => Offset::Offset(next),
+                // Resolve "earliest" with our own bounded watermark query rather than leaving
+                // it to librdkafka, whose internal offset lookup has no timeout.
+                (None, StartFrom::Earliest) => {
+                    match consumer.fetch_watermarks(&topic, partition, self.offset_query_timeout) {
+                        Ok((low, _)) => Offset::Offset(low),
+                        Err(error) => {
+                            tracing::warn!(topic, partition, %error, "Watermark query failed; starting at the beginning.");
+                            Offset::Beginning
+                        }
+                    }
+                }
+                (None, StartFrom::Latest) => Offset::End,
+            };
+            if let Err(error) = positioned.add_partition_offset(&topic, partition, offset) {
+                tracing::error!(topic, partition, %error, "Cannot position partition.");
+            }
+            match next {
+                Some(resume_at) => {
+                    tracing::info!(topic, partition, resume_at, "Partition assigned; resuming at the lake checkpoint.");
+                }
+                None => tracing::info!(topic, partition, "Partition assigned; no lake checkpoint yet."),
+            }
+            let position = match offset {
+                Offset::Offset(position) => Some(position),
+                _ => None,
+            };
+            // Read after the bounds check, which may have started a new epoch under a new claim.
+            let claim = self.writer.held_claim(&stream, partition);
+            starts.push(AssignedPartition { topic, partition, resume_at: next, position, checkpoint_at, claim });
+        }
+        Some((positioned, starts))
+    }
+
+    /// Compare the checkpoint with the partition's log (one bounded watermark query). A
+    /// checkpoint beyond the log's end means the log was recreated or lost: start a new lake
+    /// epoch at the log's start instead of waiting on an out-of-range fetch. A checkpoint before
+    /// the log's start means retention deleted messages that were never ingested: say so loudly
+    /// and continue from the start. When the query fails or times out, the checkpoint stands
+    /// and the partition is checked again from the poll loop until it delivers a message.
+    fn check_log_bounds(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        stream: &str,
+        topic: &str,
+        partition: i32,
+        committed: i64,
+    ) -> i64 {
+        let (low, high) = match consumer.fetch_watermarks(topic, partition, self.offset_query_timeout) {
+            Ok(marks) => marks,
+            Err(error) => {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    %error,
+                    "Watermark query failed; resuming at the checkpoint and checking again until the partition delivers."
+                );
+                self.lock_held().unverified.add(topic.to_owned(), partition, committed, Instant::now());
+                return committed;
+            }
+        };
+        match compare_with_log(committed, low, high) {
+            LogBounds::Within => committed,
+            LogBounds::BeyondEnd => match self.runtime.block_on(self.writer.reset_partition(stream, partition, low)) {
+                Ok(_) => {
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        committed,
+                        high,
+                        "Checkpoint lies beyond the end of the log (topic recreated?); starting a new lake epoch at its start."
+                    );
+                    low
+                }
+                Err(error) => {
+                    tracing::error!(topic, partition, %error, "Cannot start a new lake epoch; resuming at the checkpoint.");
+                    committed
+                }
+            },
+            LogBounds::BeforeStart => {
+                self.report_retention_loss(topic, partition, committed, low);
+                low
+            }
+        }
+    }
+
+    fn report_retention_loss(&self, topic: &str, partition: i32, committed: i64, low: i64) {
+        self.metrics.record_consumer_error("offsets_lost_to_retention");
+        tracing::error!(
+            topic,
+            partition,
+            committed,
+            low,
+            lost = low - committed,
+            "Messages were deleted by retention before they were ingested; continuing at the log start."
+        );
+    }
+
+    /// Check again one partition whose watermark query failed at assignment and which has
+    /// delivered nothing since. A checkpoint beyond the log's end moves the partition to the
+    /// log's start: its first message then lies below the checkpoint, and the processing loop
+    /// starts a new lake epoch there, as it does after a consumer offset reset.
+    pub(super) fn recheck_log_bounds(&self, consumer: &BaseConsumer<Self>) {
+        let due = {
+            let mut held = self.lock_held();
+            let held = &mut *held;
+            if held.unverified.is_empty() {
+                return;
+            }
+            held.unverified.take_due(Instant::now(), &held.positions)
+        };
+        let Some(entry) = due else { return };
+        let (topic, partition, committed) = (entry.topic.as_str(), entry.partition, entry.committed);
+        let (low, high) = match consumer.fetch_watermarks(topic, partition, self.offset_query_timeout) {
+            Ok(marks) => marks,
+            Err(error) => {
+                tracing::debug!(topic, partition, %error, "Watermark query failed again; will retry.");
+                self.lock_held().unverified.retry_later(entry, Instant::now());
+                return;
+            }
+        };
+        let start_over = match compare_with_log(committed, low, high) {
+            LogBounds::Within => {
+                tracing::info!(topic, partition, committed, low, high, "Checkpoint verified against the log.");
+                return;
+            }
+            LogBounds::BeyondEnd => {
+                tracing::warn!(
+                    topic,
+                    partition,
+                    committed,
+                    high,
+                    "Checkpoint lies beyond the end of the log (topic recreated?); moving to its start, where a new lake epoch begins."
+                );
+                low
+            }
+            LogBounds::BeforeStart => {
+                self.report_retention_loss(topic, partition, committed, low);
+                low
+            }
+        };
+        if let Err(error) = consumer.seek(topic, partition, Offset::Offset(start_over), SEEK_TIMEOUT) {
+            tracing::warn!(topic, partition, %error, "Cannot move the partition to the log's start; will retry.");
+            self.lock_held().unverified.retry_later(entry, Instant::now());
+        }
+    }
+}
+
+/// Where a lake checkpoint lies relative to its partition's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogBounds {
+    /// The log holds the checkpoint (or ends exactly at it): resume there.
+    Within,
+    /// The checkpoint lies past the log's end: the log was recreated or lost.
+    BeyondEnd,
+    /// The checkpoint lies before the log's start: retention deleted messages never ingested.
+    BeforeStart,
+}
+
+/// Compare a checkpoint (the next offset to read) with the log's watermarks `[low, high)`.
+fn compare_with_log(committed: i64, low: i64, high: i64) -> LogBounds {
+    if committed > high {
+        LogBounds::BeyondEnd
+    } else if committed < low {
+        LogBounds::BeforeStart
+    } else {
+        LogBounds::Within
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use driftwatch_lake::parquet::ParquetOptions;
+    use driftwatch_lake::store::LakeStore;
+    use driftwatch_lake::writer::LakeWriter;
+    use rdkafka::Message;
+
+    use super::super::test_support::{context_over_a_fresh_lake, group_member, test_brokers, topic_with_messages};
+    use super::*;
+    use crate::source::kafka::channel::event_channel;
+    use crate::source::kafka::held::RECHECK_FIRST_DELAY;
+    use crate::telemetry::{Metrics, MetricsConfig};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// Against the dev stack's broker (`scripts/test` starts it and exports its address): a
+    /// partition assigned past the end of its log, whose check at assignment failed, is found
+    /// by the poll loop's re-check and moved to the log's start. Without the re-check it would
+    /// wait there (a broker answering the fetch with nothing) or jump to the end (Kafka's
+    /// offset reset to `latest`, this consumer's default), and the first message never comes.
+    #[test]
+    fn a_recheck_moves_a_partition_assigned_past_its_logs_end_to_its_start() -> TestResult {
+        let brokers = test_brokers()?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let topic = topic_with_messages(&runtime, &brokers, "recheck", 3)?;
+
+        let (_lake, context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
+        let consumer: BaseConsumer<PollerContext> = group_member(&brokers, &topic).create_with_context(context)?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&topic, 0, Offset::Offset(771))?;
+        consumer.assign(&assignment)?;
+        // What an assignment whose watermark query failed leaves behind, already due.
+        let assigned_at = Instant::now().checked_sub(RECHECK_FIRST_DELAY).ok_or("clock too young")?;
+        consumer.context().lock_held().unverified.add(topic.clone(), 0, 771, assigned_at);
+
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let first = loop {
+            consumer.context().recheck_log_bounds(&consumer);
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                break message?.offset();
+            }
+            if Instant::now() > deadline {
+                return Err("no message within 60 s of the re-check".into());
+            }
+        };
+        assert_eq!(first, 0, "the partition resumes at the log's start");
+        assert!(consumer.context().lock_held().unverified.is_empty(), "verified once moved");
+        Ok(())
+    }
+
+    /// Shutdown while an assignment waits for an unavailable lake: the wait ends and the
+    /// partition is left unrecovered, instead of holding the poll thread (and with it the
+    /// daemon's exit) until the shutdown deadline.
+    #[test]
+    fn shutdown_ends_the_wait_for_an_unavailable_lake_during_an_assignment() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let lake = dir.path().join("lake");
+        std::fs::create_dir_all(&lake)?;
+        let store = runtime.block_on(LakeStore::open(&lake.display().to_string(), &Default::default()))?;
+        // A file where the checkpoint folder belongs: every recovery fails, as on a lost disk.
+        std::fs::write(lake.join("_checkpoints"), b"not a folder")?;
+        let metrics = Metrics::new(&MetricsConfig::default());
+        let (events, _receiver) = event_channel(16);
+        let context = Arc::new(PollerContext::new(
+            events,
+            Arc::new(LakeWriter::new(store, ParquetOptions::default())),
+            runtime.handle().clone(),
+            "group".to_owned(),
+            StartFrom::Latest,
+            Duration::from_secs(5),
+            metrics.clone(),
+        ));
+        let (gave_up, answer) = std::sync::mpsc::channel();
+        let recovering = Arc::clone(&context);
+        std::thread::spawn(move || {
+            let _ = gave_up.send(recovering.recover_checkpoint("spans", "kafka.group.spans", 0).is_none());
+        });
+        // Shut down once recovery has failed and is waiting to try again.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !metrics.encode()?.contains("kind=\"lake_recover\"") {
+            if Instant::now() > deadline {
+                return Err("recovery never reported the failing lake".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        context.shutdown.cancel();
+        let gave_up =
+            answer.recv_timeout(Duration::from_secs(60)).map_err(|_| "still waiting for the lake after shutdown")?;
+        assert!(gave_up, "no checkpoint is made up when recovery gives up");
+        Ok(())
+    }
+
+    #[test]
+    fn a_checkpoint_is_compared_with_the_log_it_resumes() {
+        assert_eq!(compare_with_log(771, 0, 900), LogBounds::Within);
+        assert_eq!(compare_with_log(900, 0, 900), LogBounds::Within, "caught up: the next message goes there");
+        assert_eq!(compare_with_log(0, 0, 0), LogBounds::Within, "an empty new log, nothing read yet");
+        assert_eq!(compare_with_log(901, 0, 900), LogBounds::BeyondEnd);
+        assert_eq!(compare_with_log(898, 0, 181), LogBounds::BeyondEnd, "a recreated, shorter log");
+        assert_eq!(compare_with_log(100, 150, 900), LogBounds::BeforeStart, "retention passed the checkpoint");
+        assert_eq!(compare_with_log(150, 150, 900), LogBounds::Within);
+    }
+}

@@ -1,0 +1,427 @@
+//! The processing loop: one `select!` over shutdown, a tick, flush completions and events from
+//! the poll thread, in that order (see [`next_step`]). [`consume`] builds the consumer, starts the
+//! poll and watermark threads and the flusher, runs the loop, and shuts down: the final flush
+//! within its budget, the poll thread's last commit, leaving the group.
+//!
+//! The loop's state is a [`Daemon`]; its methods live beside what they do:
+//!
+//! - this file: the tick (age flushes, memory budget, gauges, lake probe), readiness and the
+//!   final flush.
+//! - `buffers`: messages into per-partition buffers, flushes and their completions.
+//! - `partitions`: events from the poll thread and what becomes of partitions (assigned,
+//!   revoked, lost, claimed elsewhere, reset).
+//! - `lake_probe`: whether the lake takes writes.
+
+mod buffers;
+mod lake_probe;
+mod partitions;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::channel::{self, Command};
+use super::client;
+use super::poller::{self, PollerContext};
+use crate::FastHashMap;
+use crate::config::KafkaConfig;
+use crate::decode::PayloadFormat;
+use crate::error::{Error, Result};
+use crate::pipeline::{FlushReason, Flusher, FlusherError, PartitionBuffer, Processor};
+use crate::runtime::Components;
+use crate::telemetry::Readiness;
+use lake_probe::LakeProbe;
+
+/// Events buffered between the poll thread and the loop. Small on purpose: librdkafka's own
+/// prefetch queue (`queued.max.messages.kbytes`) is the real buffer.
+const EVENT_CHANNEL_CAPACITY: usize = 4096;
+
+/// How often age limits, the memory budget, gauges and readiness are checked.
+const TICK: Duration = Duration::from_millis(500);
+
+pub(super) async fn consume(
+    components: &Components,
+    kafka: &KafkaConfig,
+    readiness: &Readiness,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+    shutdown_deadline: Duration,
+) -> Result<()> {
+    let (events_tx, mut events) = channel::event_channel(EVENT_CHANNEL_CAPACITY);
+    // Commands are at most one per completed flush plus one stop, and flushes in flight are
+    // bounded by `max_inflight_flushes`, so this channel cannot grow without bound.
+    let (commands, commands_rx) = std::sync::mpsc::channel();
+    let context = PollerContext::new(
+        events_tx,
+        Arc::clone(&components.writer),
+        tokio::runtime::Handle::current(),
+        kafka.group_id.clone(),
+        kafka.start_from,
+        kafka.offset_query_timeout,
+        components.metrics.clone(),
+    );
+    let assigned = Arc::clone(&context.assigned);
+    let stop_recovery = context.shutdown.clone();
+    let missing_topics = Arc::clone(&context.missing_topics);
+    let brokers = Arc::clone(&context.brokers);
+    let consumer: Arc<BaseConsumer<PollerContext>> = Arc::new(
+        client::client_config(kafka)
+            .create_with_context(context)
+            .map_err(|error| client::consumer_refused(&client::describe_error(&error, kafka)))?,
+    );
+    let topics: Vec<&str> = kafka.topics.iter().map(|t| t.name.as_str()).collect();
+    for topic in &topics {
+        components.metrics.track_topic(topic);
+    }
+    consumer
+        .subscribe(&topics)
+        .map_err(|source| Error::Kafka { context: format!("subscribing to {topics:?}"), source })?;
+    // Dropped to stop the watermark thread; it holds the consumer only between queries.
+    let (stop_watermarks, watermarks_stopped) = std::sync::mpsc::channel::<()>();
+    let watermark_thread = std::thread::Builder::new()
+        .name("driftwatch-kafka-watermarks".to_owned())
+        .spawn({
+            let consumer = Arc::clone(&consumer);
+            move || {
+                poller::refresh_paused_watermarks(&consumer, &watermarks_stopped, poller::PAUSED_WATERMARK_REFRESH);
+            }
+        })
+        .map_err(|source| Error::Io { path: "watermark thread".to_owned(), source })?;
+    let poll_thread = std::thread::Builder::new()
+        .name("driftwatch-kafka-poll".to_owned())
+        .spawn(move || poller::poll_loop(&consumer, &commands_rx))
+        .map_err(|source| Error::Io { path: "poll thread".to_owned(), source })?;
+
+    let abandon = CancellationToken::new();
+    let flusher = Flusher::spawn(
+        Arc::clone(&components.writer),
+        components.metrics.clone(),
+        kafka.max_inflight_flushes,
+        tasks,
+        abandon.clone(),
+    );
+    // A shutdown can find the loop waiting inside a step for a flush slot or for a revoke's
+    // flushes, behind commits the lake refuses; it sees the request only once that wait ends.
+    // Flushes are abandoned at the final flush's budget counted from the request, which ends
+    // those waits too, so the group is still left within the deadline.
+    // When the shutdown was asked for: the loop may see it only later (see above), and the
+    // time the shutdown took is reported from the request.
+    let shutdown_requested: Arc<std::sync::OnceLock<Instant>> = Arc::default();
+    tasks.spawn({
+        let (shutdown, abandon) = (shutdown.clone(), abandon.clone());
+        let shutdown_requested = Arc::clone(&shutdown_requested);
+        let budget = final_flush_budget(shutdown_deadline);
+        async move {
+            tokio::select! {
+                () = abandon.cancelled() => {}
+                () = async {
+                    shutdown.cancelled().await;
+                    let _ = shutdown_requested.set(Instant::now());
+                    tokio::time::sleep(budget).await;
+                } => abandon.cancel(),
+            }
+        }
+    });
+    // Read by `/readyz` itself: while commits fail, this loop may be blocked waiting for the
+    // flusher and cannot report it.
+    readiness.not_ready_while(flusher.lake_failing_flag(), "lake not writable (commits failing and retried)");
+    let mut state = Daemon {
+        components,
+        processor: components.processor(),
+        flusher,
+        buffers: FastHashMap::default(),
+        formats: kafka.topics.iter().map(|t| (t.name.clone(), t.format)).collect(),
+        topics: FastHashMap::default(),
+        streams: FastHashMap::default(),
+        group_id: kafka.group_id.clone(),
+        durable: FastHashMap::default(),
+        started_at: FastHashMap::default(),
+        claimed_elsewhere: std::collections::HashSet::new(),
+        commands: commands.clone(),
+        lake: LakeProbe::new(),
+    };
+    state.lake.check_now(state.components.writer.store()).await;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let outcome: Result<()> = loop {
+        // Over the memory budget, messages wait in the channel (and then in librdkafka,
+        // paused) until a flush completes.
+        let take_events = !state.over_budget();
+        let step = next_step(&shutdown, &mut tick, state.flusher.next_done(), events.recv(), take_events).await;
+        match step {
+            Step::Shutdown => break Ok(()),
+            Step::Flushed(done) => match done {
+                Ok(done) => {
+                    state.on_flushed(&done);
+                    // Messages wait while over budget, so the next early flush starts here.
+                    if let Err(error) = state.relieve_memory().await {
+                        break Err(error);
+                    }
+                }
+                Err(error) => break Err(error.into()),
+            },
+            Step::Event(event) => match event {
+                Some(event) => {
+                    if let Err(error) = state.on_event(event).await {
+                        break Err(error);
+                    }
+                }
+                None => break Err(Error::Other("the Kafka poll thread stopped unexpectedly".to_owned())),
+            },
+            Step::Tick => {
+                if let Err(error) = state.on_tick().await {
+                    break Err(error);
+                }
+                let assigned = assigned.load(Ordering::Acquire);
+                let missing = if assigned == 0 {
+                    missing_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+                } else {
+                    Vec::new()
+                };
+                state.update_readiness(readiness, assigned, brokers.unready_reason(), &missing);
+            }
+        }
+    };
+
+    // First, before anything waits on the poll thread: it may be inside an assignment,
+    // waiting for an unavailable lake.
+    stop_recovery.cancel();
+    readiness.set_not_ready("shutting down");
+    let started = Instant::now();
+    // Whatever stopped the loop, what is buffered is made durable first, unless the lake
+    // itself is what failed.
+    let flushed = match &outcome {
+        Err(Error::Flush(_) | Error::Lake { .. }) => None,
+        _ => {
+            let budget = final_flush_budget(shutdown_deadline);
+            match tokio::time::timeout(budget, state.flush_all(FlushReason::Shutdown)).await {
+                // Given up at the same budget by the flusher itself (see the spawn above),
+                // which may come a moment before the timeout does.
+                Ok(Err(Error::Flush(FlusherError::GaveUp | FlusherError::Abandoned { .. }))) | Err(_) => {
+                    // The lake is not taking writes (commits are being retried). Waiting longer
+                    // would end in the process deadline's exit, which leaves the group only
+                    // when the brokers time the session out; the rows are read again from the
+                    // lake checkpoint either way.
+                    abandon.cancel();
+                    Some(Err(Error::Other(format!(
+                        "the lake did not take the shutdown flush within {budget:?}; leaving the group \
+                         without committing"
+                    ))))
+                }
+                Ok(flushed) => Some(flushed),
+            }
+        }
+    };
+    let final_offsets = match &flushed {
+        Some(Ok(offsets)) => offsets.clone(),
+        _ => Vec::new(),
+    };
+    // The poll thread is stopped whatever happened, so the group is left and its
+    // partitions move on without waiting for the session timeout.
+    drop(stop_watermarks);
+    let _ = commands.send(Command::Stop(final_offsets.clone()));
+    drop(events);
+    if poll_thread.join().is_err() {
+        tracing::error!("The Kafka poll thread panicked.");
+    }
+    // At most one bounded watermark query away; whichever thread ends last closes the consumer.
+    if watermark_thread.join().is_err() {
+        tracing::error!("The Kafka watermark thread panicked.");
+    }
+    abandon.cancel();
+    let elapsed_ms = shutdown_requested.get().copied().unwrap_or(started).elapsed().as_millis() as u64;
+    let partitions = final_offsets.len();
+    let stopped_by = outcome.as_ref().err().map_or_else(|| "shutdown requested".to_owned(), ToString::to_string);
+    match flushed {
+        Some(Ok(_)) if outcome.is_ok() => tracing::info!(
+            partitions,
+            elapsed_ms,
+            "Shutdown complete: buffers flushed, checkpoints written, offsets committed."
+        ),
+        Some(Ok(_)) => tracing::error!(
+            error = %stopped_by,
+            partitions,
+            elapsed_ms,
+            "Stopped on an error; what was buffered was flushed, checkpointed and committed."
+        ),
+        None => tracing::error!(
+            error = %stopped_by,
+            elapsed_ms,
+            "Stopped on a lake error; buffered rows were not written and are read again from the \
+             lake checkpoint on restart."
+        ),
+        Some(Err(flush_error)) => {
+            tracing::error!(
+                error = %flush_error,
+                stopped_by = %stopped_by,
+                elapsed_ms,
+                "Shutdown flush failed; buffered rows were not written and are read again from the \
+                 lake checkpoint on restart."
+            );
+            return outcome.and(Err(flush_error));
+        }
+    }
+    outcome
+}
+
+/// How much of the shutdown deadline the final flush may take. The rest is kept for the poll
+/// thread's last commit and for leaving the group, which need the brokers, not the lake: a
+/// flush stuck behind a lake outage must not use up the deadline, or the process is ended
+/// still in the group and its partitions wait out the session timeout (on some brokers the
+/// whole rebalance timeout) before anyone else reads them.
+fn final_flush_budget(shutdown_deadline: Duration) -> Duration {
+    shutdown_deadline.saturating_sub((shutdown_deadline / 4).min(Duration::from_secs(10)))
+}
+
+/// Why nothing is assigned, naming subscribed topics the brokers do not know.
+fn unassigned_reason(missing_topics: &[String]) -> String {
+    if missing_topics.is_empty() {
+        "no partitions assigned".to_owned()
+    } else {
+        format!("no partitions assigned; subscribed topics do not exist: {}", missing_topics.join(", "))
+    }
+}
+
+/// What the processing loop does next.
+#[derive(Debug)]
+enum Step<D, E> {
+    Shutdown,
+    Tick,
+    Flushed(D),
+    Event(E),
+}
+
+/// The processing loop's one `select!`. Shutdown comes first, then the tick: it is cheap and
+/// periodic, so it cannot starve the rest, while the input of a backlog is always ready and
+/// would starve it (gauges, age flushes of partitions that get no further message, readiness
+/// and lake re-checks). Flush completions come before input because they free the memory and
+/// flush slots that input waits for. Cancel safe: the losing futures are dropped unpolled or
+/// are cancel safe (`Flusher::next_done`, `recv`).
+async fn next_step<D, E>(
+    shutdown: &CancellationToken,
+    tick: &mut tokio::time::Interval,
+    flushed: impl Future<Output = D>,
+    event: impl Future<Output = E>,
+    take_events: bool,
+) -> Step<D, E> {
+    tokio::select! {
+        biased;
+        () = shutdown.cancelled() => Step::Shutdown,
+        _ = tick.tick() => Step::Tick,
+        done = flushed => Step::Flushed(done),
+        event = event, if take_events => Step::Event(event),
+    }
+}
+
+/// The processing loop's state.
+struct Daemon<'a> {
+    components: &'a Components,
+    processor: Processor,
+    flusher: Flusher,
+    /// One buffer per assigned (topic, partition).
+    buffers: FastHashMap<(Arc<str>, i32), PartitionBuffer>,
+    formats: FastHashMap<String, PayloadFormat>,
+    /// Interned topic names, so a message costs no allocation for its topic.
+    topics: FastHashMap<String, Arc<str>>,
+    /// Checkpoint stream -> topic, to route flush completions.
+    streams: FastHashMap<String, Arc<str>>,
+    group_id: String,
+    /// Offset up to which each partition is durable in the lake.
+    durable: FastHashMap<(Arc<str>, i32), (i64, Instant)>,
+    /// Where the consumer started reading each partition in this assignment: what lag is
+    /// measured from until a flush of it is durable.
+    started_at: FastHashMap<(Arc<str>, i32), i64>,
+    /// Partitions the lake says another daemon has claimed, until the group assigns them
+    /// here again (or takes them away, as it soon will).
+    claimed_elsewhere: std::collections::HashSet<(Arc<str>, i32)>,
+    commands: std::sync::mpsc::Sender<Command>,
+    lake: LakeProbe,
+}
+
+impl Daemon<'_> {
+    async fn on_tick(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let due: Vec<((Arc<str>, i32), FlushReason)> = self
+            .buffers
+            .iter()
+            .filter_map(|(key, buffer)| buffer.due(&self.components.limits, now).map(|reason| (key.clone(), reason)))
+            .collect();
+        for (key, reason) in due {
+            self.flush(&key, reason).await?;
+        }
+        self.relieve_memory().await?;
+        let rows: usize = self.buffers.values().map(PartitionBuffer::rows).sum();
+        let bytes: usize = self.buffers.values().map(PartitionBuffer::bytes).sum();
+        self.components.metrics.set_buffered(rows, bytes);
+        self.lake.poll(self.components.writer.store()).await;
+        Ok(())
+    }
+
+    fn update_readiness(
+        &self,
+        readiness: &Readiness,
+        assigned: usize,
+        brokers_unready: Option<&'static str>,
+        missing_topics: &[String],
+    ) {
+        if !self.lake.writable {
+            readiness.set_not_ready("lake not writable");
+        } else if let Some(reason) = brokers_unready {
+            readiness.set_not_ready(reason);
+        } else if assigned == 0 {
+            readiness.set_not_ready(unassigned_reason(missing_topics));
+        } else {
+            readiness.set_ready();
+        }
+    }
+
+    /// Flush every buffer and wait until all are durable; returns the offsets to commit.
+    async fn flush_all(&mut self, reason: FlushReason) -> Result<Vec<(String, i32, i64)>> {
+        let keys: Vec<(Arc<str>, i32)> = self.buffers.keys().cloned().collect();
+        for key in &keys {
+            self.flush(key, reason).await?;
+        }
+        self.drain_flushes().await?;
+        Ok(self
+            .durable
+            .iter()
+            .map(|((topic, partition), (offset, _))| (topic.to_string(), *partition, *offset))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_final_flush_leaves_time_to_leave_the_group() {
+        assert_eq!(final_flush_budget(Duration::from_secs(30)), Duration::from_millis(22_500));
+        assert_eq!(final_flush_budget(Duration::from_secs(120)), Duration::from_secs(110), "at most 10 s kept");
+        assert_eq!(final_flush_budget(Duration::ZERO), Duration::ZERO);
+    }
+
+    /// A backlog keeps events always ready; the tick still runs when it is due, and input
+    /// flows between ticks.
+    #[tokio::test]
+    async fn a_due_tick_runs_before_ready_input() {
+        let shutdown = CancellationToken::new();
+        // A tick overdue since a whole period, as after a long stretch of input.
+        let overdue = tokio::time::Instant::now().checked_sub(TICK).unwrap_or_else(tokio::time::Instant::now);
+        let mut tick = tokio::time::interval_at(overdue, TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let pending = std::future::pending::<()>;
+        let step = next_step(&shutdown, &mut tick, pending(), std::future::ready("event"), true).await;
+        assert!(matches!(step, Step::Tick), "{step:?}");
+        let step = next_step(&shutdown, &mut tick, pending(), std::future::ready("event"), true).await;
+        assert!(matches!(step, Step::Event("event")), "{step:?}");
+        shutdown.cancel();
+        let step = next_step(&shutdown, &mut tick, std::future::ready(()), std::future::ready("event"), true).await;
+        assert!(matches!(step, Step::Shutdown), "{step:?}");
+    }
+}
