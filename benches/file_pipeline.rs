@@ -26,6 +26,7 @@ use driftwatch_ingest::config::Config;
 use driftwatch_ingest::decode::PayloadFormat;
 use driftwatch_ingest::fleet::files::{FormatMix, write_fleet_files};
 use driftwatch_ingest::fleet::{Fleet, WireFormat};
+use driftwatch_ingest::pipeline::Shutdown;
 use driftwatch_ingest::runtime::Components;
 use driftwatch_ingest::source::file::run_file;
 use tokio_util::sync::CancellationToken;
@@ -100,7 +101,8 @@ async fn ingest_once(input: &Input, lake: &Path) -> anyhow::Result<Run> {
     let components = Components::build(config).await?;
     let before = support::sample("self")?;
     let started = Instant::now();
-    let report = run_file(&components, &input.path, input.format, CancellationToken::new()).await?;
+    let never_stopped = Shutdown::new(CancellationToken::new(), Duration::from_secs(30));
+    let report = run_file(&components, &input.path, input.format, &never_stopped).await?;
     let wall = started.elapsed();
     let after = support::sample("self")?;
     if report.messages != input.messages || report.committed_to != i64::try_from(input.bytes)? || report.interrupted {

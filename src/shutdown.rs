@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+/// The shutdown deadline of a command that has no `--shutdown-deadline` (the demo), the same
+/// as `driftwatch ingest`'s default.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Cancel `token` on the first SIGTERM or SIGINT.
 pub fn on_signal(token: CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};

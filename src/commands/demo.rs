@@ -16,6 +16,7 @@ use driftwatch_analyze::{LakeSession, app_summary, lake_totals, render_summary_t
 use driftwatch_ingest::config::{AppConfig, Config};
 use driftwatch_ingest::fleet::files::{FormatMix, write_fleet_files};
 use driftwatch_ingest::fleet::{Fleet, FleetConfig, Truth};
+use driftwatch_ingest::pipeline::Shutdown;
 use driftwatch_ingest::runtime::Components;
 use driftwatch_ingest::source::file;
 use tokio_util::sync::CancellationToken;
@@ -83,11 +84,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .collect();
     config.validate()?;
     let components = Components::build(config).await?;
-    let shutdown = CancellationToken::new();
-    crate::shutdown::on_signal(shutdown.clone())?;
+    let requested = CancellationToken::new();
+    crate::shutdown::on_signal(requested.clone())?;
+    let shutdown = Shutdown::new(requested, crate::shutdown::DEFAULT_DEADLINE);
     let mut processor = components.processor();
     for (path, format) in &generated.files {
-        file::run_file_with(&components, &mut processor, path, *format, shutdown.clone())
+        file::run_file_with(&components, &mut processor, path, *format, &shutdown)
             .await
             .with_context(|| format!("ingesting {}", path.display()))?;
     }

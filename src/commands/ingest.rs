@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use driftwatch_ingest::config::Config;
 use driftwatch_ingest::decode::PayloadFormat;
+use driftwatch_ingest::pipeline::Shutdown;
 use driftwatch_ingest::runtime::Components;
 use driftwatch_ingest::source::file;
 use tokio_util::sync::CancellationToken;
@@ -41,9 +42,10 @@ pub struct IngestArgs {
     /// Lake location; overrides `lake.location`.
     #[arg(long, env = "DRIFTWATCH_LAKE")]
     pub lake: Option<String>,
-    /// After SIGTERM/SIGINT, how long flushing and checkpointing may take before the process exits anyway.
-    /// The Kafka daemon gives the final flush all but the last quarter of it (at most 10 s), which is
-    /// kept for leaving the consumer group even when the lake does not answer.
+    /// After SIGTERM/SIGINT, how long flushing and checkpointing may take before the process exits anyway
+    /// (with 124). The final flush gets all but the last quarter of it (at most 10 s): flushes the lake
+    /// still refuses then are given up, the run ends with an error, and the Kafka daemon uses the rest
+    /// to leave its consumer group.
     #[arg(long, env = "DRIFTWATCH_SHUTDOWN_DEADLINE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_deadline: Duration,
 }
@@ -86,9 +88,10 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     if let Some(lake) = &args.lake {
         config.lake.location.clone_from(lake);
     }
-    let shutdown = CancellationToken::new();
-    crate::shutdown::on_signal(shutdown.clone())?;
-    crate::shutdown::arm_deadline(shutdown.clone(), args.shutdown_deadline);
+    let requested = CancellationToken::new();
+    crate::shutdown::on_signal(requested.clone())?;
+    crate::shutdown::arm_deadline(requested.clone(), args.shutdown_deadline);
+    let shutdown = Shutdown::new(requested, args.shutdown_deadline);
     if let Some(path) = args.source.strip_prefix("file:") {
         let components = Components::build(config).await?;
         let paths = file::expand_paths(std::path::Path::new(path))?;
@@ -100,18 +103,17 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         let files = paths.len();
         let mut refused = Vec::new();
         for path in paths {
-            let report =
-                match file::run_file_with(&components, &mut processor, &path, args.format, shutdown.clone()).await {
-                    Ok(report) => report,
-                    // One file that cannot be read from its checkpoint does not hold back the others;
-                    // anything else (the lake) would fail them all.
-                    Err(error) if files > 1 && error.is_about_one_file() => {
-                        tracing::error!(path = %path.display(), %error, "File not ingested; going on with the others.");
-                        refused.push(path.display().to_string());
-                        continue;
-                    }
-                    Err(error) => return Err(error).with_context(|| format!("ingesting {}", path.display())),
-                };
+            let report = match file::run_file_with(&components, &mut processor, &path, args.format, &shutdown).await {
+                Ok(report) => report,
+                // One file that cannot be read from its checkpoint does not hold back the others;
+                // anything else (the lake) would fail them all.
+                Err(error) if files > 1 && error.is_about_one_file() => {
+                    tracing::error!(path = %path.display(), %error, "File not ingested; going on with the others.");
+                    refused.push(path.display().to_string());
+                    continue;
+                }
+                Err(error) => return Err(error).with_context(|| format!("ingesting {}", path.display())),
+            };
             println!(
                 "{}: {} messages, committed to byte {} (resumed from {}), {} flushes",
                 path.display(),
@@ -141,9 +143,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     match args.source.as_str() {
-        "kafka" => driftwatch_ingest::source::kafka::run_daemon(config, shutdown, args.shutdown_deadline)
-            .await
-            .map_err(Into::into),
+        "kafka" => driftwatch_ingest::source::kafka::run_daemon(config, shutdown).await.map_err(Into::into),
         other => bail!("unknown --source {other:?}; use `kafka` or `file:PATH`"),
     }
 }

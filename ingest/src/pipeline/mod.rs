@@ -6,16 +6,19 @@
 //! source hands its [`FlushBatch`](driftwatch_lake::writer::FlushBatch) to the [`Flusher`]
 //! task, which writes it durably and reports back; only then may the source acknowledge the
 //! position upstream (Kafka commit). The file source needs no acknowledgement: the lake
-//! checkpoint is its only position.
+//! checkpoint is its only position. [`Shutdown`] is how a source learns it must stop, and when
+//! flushes the lake keeps refusing are given up.
 
 #[cfg(test)]
 mod dead_letter_tests;
 mod flusher;
 mod partition;
+mod shutdown;
 
 pub use crate::telemetry::{FlushReason, MessageResult};
 pub use flusher::{FlushDone, FlushOutcome, Flusher, FlusherError};
 pub use partition::PartitionBuffer;
+pub use shutdown::{Shutdown, final_flush_budget};
 
 use std::borrow::Cow;
 use std::sync::Arc;

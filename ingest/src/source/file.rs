@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::decode::PayloadFormat;
 use crate::error::{Error, Result};
-use crate::pipeline::{FlushOutcome, FlushReason, Flusher, PartitionBuffer, Processor};
+use crate::pipeline::{FlushOutcome, FlushReason, Flusher, PartitionBuffer, Processor, Shutdown};
 use crate::runtime::Components;
 use crate::source::framing::{Framing, Record, RecordReader, framed_length};
 
@@ -91,7 +91,7 @@ pub async fn run_file(
     components: &Components,
     path: &Path,
     format: PayloadFormat,
-    shutdown: CancellationToken,
+    shutdown: &Shutdown,
 ) -> Result<FileRunReport> {
     run_file_with(components, &mut components.processor(), path, format, shutdown).await
 }
@@ -104,7 +104,7 @@ pub async fn run_file_with(
     processor: &mut Processor,
     path: &Path,
     format: PayloadFormat,
-    shutdown: CancellationToken,
+    shutdown: &Shutdown,
 ) -> Result<FileRunReport> {
     let stream = file_stream_id(path)?;
     let io_error = |source| Error::Io { path: path.display().to_string(), source };
@@ -186,6 +186,12 @@ pub async fn run_file_with(
     let abandon = CancellationToken::new();
     let flusher =
         Flusher::spawn(Arc::clone(&components.writer), components.metrics.clone(), 2, &tracker, abandon.clone());
+    // A shutdown while the lake refuses commits gives the flushes up at the final flush's budget:
+    // the run then ends with the flusher's error, within the deadline, instead of being killed at
+    // it. Whatever was not committed is read again by the next run.
+    tracker.spawn(shutdown.clone().abandon_flushes_at_budget(abandon.clone()));
+    // Ends that watch on every way out of this function.
+    let _watch_ends = abandon.clone().drop_guard();
     let report = FileRunReport { stream, resumed_from, committed_to: resumed_from, ..Default::default() };
     let mut ingest = FileIngest { components, processor, framing, format, buffer, flusher, head, report };
     let decode = components.config.decode.to_decode_config();
@@ -214,7 +220,7 @@ pub async fn run_file_with(
                     stalled = !ingest.resume(&mut reader, at_end).await?;
                 }
             }
-            () = shutdown.cancelled() => {
+            () = shutdown.requested().cancelled() => {
                 ingest.report.interrupted = true;
                 break FlushReason::Shutdown;
             }
@@ -240,6 +246,7 @@ pub async fn run_file_with(
         record_done(&mut report, &flusher.next_done().await?)?;
     }
     drop(flusher);
+    abandon.cancel();
     tracker.close();
     tracker.wait().await;
     tracing::info!(
@@ -501,6 +508,11 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
+    /// A shutdown that is never asked for, with the CLI's default deadline.
+    fn never_stopped() -> Shutdown {
+        Shutdown::new(CancellationToken::new(), Duration::from_secs(30))
+    }
+
     type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
     fn event(id: usize) -> String {
@@ -520,7 +532,7 @@ mod tests {
     /// Ingest `path` to its end with fresh components (as a new `driftwatch ingest` would).
     async fn ingest(dir: &Path, path: &Path, format: PayloadFormat) -> Result<(FileRunReport, String)> {
         let components = components(dir, 1024).await?;
-        let report = run_file(&components, path, format, CancellationToken::new()).await?;
+        let report = run_file(&components, path, format, &never_stopped()).await?;
         let metrics = components.metrics.encode().map_err(|e| Error::Other(e.to_string()))?;
         Ok((report, metrics))
     }
@@ -599,7 +611,7 @@ mod tests {
         let long = format!(r#"{{"id":"evt-x","note":"{}jane.doe@example.com {}"}}"#, "x".repeat(66), "y".repeat(3000));
         assert_eq!(long.find("jane"), Some(88));
         std::fs::write(&path, format!("{long}\n{}\n", event(1)))?;
-        run_file(&components, &path, PayloadFormat::Auto, CancellationToken::new()).await?;
+        run_file(&components, &path, PayloadFormat::Auto, &never_stopped()).await?;
 
         let payloads = dead_letter_payloads(&dir.path().join("lake"))?;
         assert_eq!(payloads.len(), 1, "one dead letter");
@@ -876,7 +888,7 @@ mod tests {
             config.flush.max_bytes = bytesize::ByteSize::b(MAX_BYTES);
             config.flush.max_buffered_bytes = bytesize::ByteSize::b(budget);
             let components = Components::build(config).await?;
-            let report = run_file(&components, &path, PayloadFormat::Auto, CancellationToken::new()).await?;
+            let report = run_file(&components, &path, PayloadFormat::Auto, &never_stopped()).await?;
             let metrics = components.metrics.encode()?;
 
             let peak = report.peak_held_bytes as u64;
@@ -933,7 +945,7 @@ mod tests {
         let components = components(dir.path(), 1024).await?;
         let mut processor = components.processor();
         for path in [&inferences, &feedback] {
-            run_file_with(&components, &mut processor, path, PayloadFormat::Auto, CancellationToken::new()).await?;
+            run_file_with(&components, &mut processor, path, PayloadFormat::Auto, &never_stopped()).await?;
         }
         let store = components.writer.store().clone();
         let feedback_files: Vec<String> = store.list("feedback").await?.into_iter().map(|f| f.path).collect();

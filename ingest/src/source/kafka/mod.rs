@@ -66,14 +66,16 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::pipeline::Shutdown;
 use crate::runtime::Components;
 use crate::telemetry::{Readiness, http};
 use processing::consume;
 
-/// Run the daemon until `shutdown` fires; then flush, checkpoint, commit and leave the group,
-/// all within `shutdown_deadline`. The final flush gets all of it but the last quarter (at most
-/// 10 s), kept for leaving the group even when the lake does not take the flush.
-pub async fn run_daemon(config: Config, shutdown: CancellationToken, shutdown_deadline: Duration) -> Result<()> {
+/// Run the daemon until shutdown is requested; then flush, checkpoint, commit and leave the
+/// group, all within the shutdown's deadline. The final flush gets all of it but the last
+/// quarter (at most 10 s, [`crate::pipeline::final_flush_budget`]), kept for leaving the group
+/// even when the lake does not take the flush.
+pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<()> {
     let kafka = config.kafka.clone().ok_or_else(|| {
         Error::Other(
             "`driftwatch ingest` needs a [kafka] section with `brokers` (or use --source file:PATH)".to_owned(),
@@ -93,7 +95,7 @@ pub async fn run_daemon(config: Config, shutdown: CancellationToken, shutdown_de
         }
     });
 
-    let result = consume(&components, &kafka, &readiness, &tasks, shutdown, shutdown_deadline).await;
+    let result = consume(&components, &kafka, &readiness, &tasks, shutdown).await;
     http_shutdown.cancel();
     tasks.close();
     // After a shutdown that gave up on the lake, the flusher can still be inside a store

@@ -31,7 +31,7 @@ use crate::FastHashMap;
 use crate::config::KafkaConfig;
 use crate::decode::PayloadFormat;
 use crate::error::{Error, Result};
-use crate::pipeline::{FlushReason, Flusher, FlusherError, PartitionBuffer, Processor};
+use crate::pipeline::{FlushReason, Flusher, FlusherError, PartitionBuffer, Processor, Shutdown};
 use crate::runtime::Components;
 use crate::telemetry::Readiness;
 use lake_probe::LakeProbe;
@@ -48,8 +48,7 @@ pub(super) async fn consume(
     kafka: &KafkaConfig,
     readiness: &Readiness,
     tasks: &TaskTracker,
-    shutdown: CancellationToken,
-    shutdown_deadline: Duration,
+    shutdown: Shutdown,
 ) -> Result<()> {
     let (events_tx, mut events) = channel::event_channel(EVENT_CHANNEL_CAPACITY);
     // Commands are at most one per completed flush plus one stop, and flushes in flight are
@@ -108,24 +107,7 @@ pub(super) async fn consume(
     // flushes, behind commits the lake refuses; it sees the request only once that wait ends.
     // Flushes are abandoned at the final flush's budget counted from the request, which ends
     // those waits too, so the group is still left within the deadline.
-    // When the shutdown was asked for: the loop may see it only later (see above), and the
-    // time the shutdown took is reported from the request.
-    let shutdown_requested: Arc<std::sync::OnceLock<Instant>> = Arc::default();
-    tasks.spawn({
-        let (shutdown, abandon) = (shutdown.clone(), abandon.clone());
-        let shutdown_requested = Arc::clone(&shutdown_requested);
-        let budget = final_flush_budget(shutdown_deadline);
-        async move {
-            tokio::select! {
-                () = abandon.cancelled() => {}
-                () = async {
-                    shutdown.cancelled().await;
-                    let _ = shutdown_requested.set(Instant::now());
-                    tokio::time::sleep(budget).await;
-                } => abandon.cancel(),
-            }
-        }
-    });
+    tasks.spawn(shutdown.clone().abandon_flushes_at_budget(abandon.clone()));
     // Read by `/readyz` itself: while commits fail, this loop may be blocked waiting for the
     // flusher and cannot report it.
     readiness.not_ready_while(flusher.lake_failing_flag(), "lake not writable (commits failing and retried)");
@@ -152,7 +134,8 @@ pub(super) async fn consume(
         // Over the memory budget, messages wait in the channel (and then in librdkafka,
         // paused) until a flush completes.
         let take_events = !state.over_budget();
-        let step = next_step(&shutdown, &mut tick, state.flusher.next_done(), events.recv(), take_events).await;
+        let step =
+            next_step(shutdown.requested(), &mut tick, state.flusher.next_done(), events.recv(), take_events).await;
         match step {
             Step::Shutdown => break Ok(()),
             Step::Flushed(done) => match done {
@@ -198,7 +181,7 @@ pub(super) async fn consume(
     let flushed = match &outcome {
         Err(Error::Flush(_) | Error::Lake { .. }) => None,
         _ => {
-            let budget = final_flush_budget(shutdown_deadline);
+            let budget = shutdown.final_flush_budget();
             match tokio::time::timeout(budget, state.flush_all(FlushReason::Shutdown)).await {
                 // Given up at the same budget by the flusher itself (see the spawn above),
                 // which may come a moment before the timeout does.
@@ -234,7 +217,7 @@ pub(super) async fn consume(
         tracing::error!("The Kafka watermark thread panicked.");
     }
     abandon.cancel();
-    let elapsed_ms = shutdown_requested.get().copied().unwrap_or(started).elapsed().as_millis() as u64;
+    let elapsed_ms = shutdown.requested_at().unwrap_or(started).elapsed().as_millis() as u64;
     let partitions = final_offsets.len();
     let stopped_by = outcome.as_ref().err().map_or_else(|| "shutdown requested".to_owned(), ToString::to_string);
     match flushed {
@@ -267,15 +250,6 @@ pub(super) async fn consume(
         }
     }
     outcome
-}
-
-/// How much of the shutdown deadline the final flush may take. The rest is kept for the poll
-/// thread's last commit and for leaving the group, which need the brokers, not the lake: a
-/// flush stuck behind a lake outage must not use up the deadline, or the process is ended
-/// still in the group and its partitions wait out the session timeout (on some brokers the
-/// whole rebalance timeout) before anyone else reads them.
-fn final_flush_budget(shutdown_deadline: Duration) -> Duration {
-    shutdown_deadline.saturating_sub((shutdown_deadline / 4).min(Duration::from_secs(10)))
 }
 
 /// Why nothing is assigned, naming subscribed topics the brokers do not know.
@@ -398,13 +372,6 @@ impl Daemon<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_final_flush_leaves_time_to_leave_the_group() {
-        assert_eq!(final_flush_budget(Duration::from_secs(30)), Duration::from_millis(22_500));
-        assert_eq!(final_flush_budget(Duration::from_secs(120)), Duration::from_secs(110), "at most 10 s kept");
-        assert_eq!(final_flush_budget(Duration::ZERO), Duration::ZERO);
-    }
 
     /// A backlog keeps events always ready; the tick still runs when it is due, and input
     /// flows between ticks.
