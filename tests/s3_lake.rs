@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 
+use anyhow::Context;
 use driftwatch_ingest::fleet::files::{FormatMix, write_fleet_files};
 use driftwatch_ingest::fleet::{Fleet, FleetConfig};
 use driftwatch_lake::store::LakeStore;
@@ -154,5 +155,73 @@ async fn a_stalled_writer_is_fenced_on_s3_by_conditional_puts() -> anyhow::Resul
     plain.put_if(path, bytes::Bytes::from_static(b"one"), None).await?;
     plain.put_if(path, bytes::Bytes::from_static(b"two"), None).await?;
     assert_eq!(plain.get(path).await?, Some(bytes::Bytes::from_static(b"two")));
+    Ok(())
+}
+
+/// A SIGTERM while the file source's flushes retry against an object store that went away ends
+/// the run by itself within the shutdown deadline, failing (rows were left unwritten) rather
+/// than being ended by the deadline's exit 124. A run after the store is back lands every row
+/// exactly once: what was not committed is read again from the checkpoint.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigterm_during_an_object_store_outage_ends_the_file_run_within_the_deadline() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut s3 = common::PrivateS3::start(dir.path())?;
+    std::fs::create_dir_all(s3.root.join("lake"))?;
+    let input = dir.path().join("input");
+    std::fs::create_dir_all(&input)?;
+    // Enough input that the run is still reading when the store stops, in small flushes.
+    let fleet = Fleet::new(FleetConfig { seed: 8, apps: 4, inferences: 20_000, ..FleetConfig::default() });
+    let generated = write_fleet_files(&fleet, &input, FormatMix::Text, 10, 0.0, 8)?;
+    let deadline = std::time::Duration::from_secs(12);
+    let log_path = dir.path().join("ingest.log");
+    let client_env = s3.client_env();
+    let ingest = |log: std::fs::File| -> anyhow::Result<std::process::Child> {
+        let mut command = common::driftwatch();
+        command
+            .args(["ingest", "--source"])
+            .arg(format!("file:{}", input.display()))
+            .args(["--lake", "s3://lake/run"])
+            .envs(client_env.clone())
+            .env("DRIFTWATCH_SHUTDOWN_DEADLINE", format!("{}s", deadline.as_secs()))
+            .env("DRIFTWATCH_FLUSH__MAX_ROWS", "1000")
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        Ok(command.spawn()?)
+    };
+    let mut run = ingest(std::fs::File::create(&log_path)?)?;
+    let started = common::wait_for(std::time::Duration::from_secs(60), || {
+        std::fs::read_to_string(&log_path).ok().filter(|log| log.contains("File source started."))
+    });
+    assert!(started.is_some(), "the run never started; log:\n{}", std::fs::read_to_string(&log_path)?);
+    s3.server.stop();
+    // Flushes now fail and are retried; the run keeps going (reading, then waiting for them).
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(
+        run.try_wait()?.is_none(),
+        "the run ended before the shutdown; log:\n{}",
+        std::fs::read_to_string(&log_path)?
+    );
+
+    let asked = std::time::Instant::now();
+    common::terminate(&run)?;
+    let status = common::wait_with_timeout(&mut run, deadline * 5)?;
+    let took = asked.elapsed();
+    let log = std::fs::read_to_string(&log_path)?;
+    assert_ne!(status.code(), Some(124), "ended by the shutdown deadline; log:\n{log}");
+    assert!(!status.success(), "rows were left unwritten, so the run must fail; log:\n{log}");
+    assert!(took < deadline, "the shutdown took {took:?}, the deadline is {deadline:?}; log:\n{log}");
+    assert!(log.contains("giving up the flushes still retrying"), "log:\n{log}");
+
+    s3.server.restart()?;
+    let mut rerun = ingest(std::fs::File::create(dir.path().join("rerun.log"))?)?;
+    let status = common::wait_with_timeout(&mut rerun, std::time::Duration::from_secs(300))?;
+    assert!(status.success(), "the run after the outage failed: {status}");
+    let counts = common::lake_counts(&s3.root.join("lake").join("run")).await?;
+    for (app, truth) in &generated.truth.per_app {
+        let got = counts.per_app.get(app).with_context(|| format!("{app} missing from the lake"))?;
+        assert_eq!(got.rows as u64, truth.requests, "{app} rows");
+        assert_eq!(got.distinct_events as u64, truth.distinct_event_ids, "{app}: each event once");
+        assert_eq!(got.input_tokens as u64, truth.input_tokens, "{app} input tokens");
+    }
     Ok(())
 }

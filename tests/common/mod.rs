@@ -406,3 +406,86 @@ pub fn run_ok(command: &mut Command) -> anyhow::Result<String> {
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
+
+/// A server process of the test's own on a loopback port, that the test can stop and start
+/// again (a broker or object store outage). Its stderr is appended to a log beside the test's.
+pub struct PrivateServer {
+    pub address: String,
+    command: Box<dyn Fn() -> Command + Send>,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl PrivateServer {
+    /// Start `command(address)` and wait until it listens on `address`.
+    pub fn start(
+        name: &str,
+        log_dir: &Path,
+        command: impl Fn(&str) -> Command + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        let port = free_port();
+        let address = format!("127.0.0.1:{port}");
+        let for_command = address.clone();
+        let mut server = Self {
+            address,
+            command: Box::new(move || command(&for_command)),
+            child: None,
+            log: log_dir.join(format!("{name}-{port}.log")),
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::File::options().create(true).append(true).open(&self.log)?;
+        let child = (self.command)().stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn()?;
+        self.child = Some(child);
+        let address = self.address.clone();
+        if wait_for(Duration::from_secs(30), || std::net::TcpStream::connect(&address).ok()).is_none() {
+            bail!("private server did not listen on {address}; log in {}", self.log.display());
+        }
+        Ok(())
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An S3 server (s3s-fs) of the test's own, keeping objects as files under
+/// `root/<bucket>/<key>`, that the test can stop and start again to cut the lake off.
+pub struct PrivateS3 {
+    pub server: PrivateServer,
+    pub root: PathBuf,
+}
+
+impl PrivateS3 {
+    pub fn start(dir: &Path) -> anyhow::Result<Self> {
+        let root = dir.join("s3");
+        std::fs::create_dir_all(&root)?;
+        let served = root.clone();
+        let server = PrivateServer::start("s3s-fs", dir, move |address| {
+            let (host, port) = address.split_once(':').unwrap_or((address, ""));
+            let mut command = Command::new(stack_var("DRIFTWATCH_TEST_S3S_FS"));
+            command.args(["--host", host, "--port", port]);
+            command.args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY]);
+            command.arg(&served).env("RUST_LOG", "warn");
+            command
+        })?;
+        Ok(Self { server, root })
+    }
+
+    /// The environment a daemon needs to reach this server through object_store.
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        s3_client_env(&format!("http://{}", self.server.address))
+    }
+}

@@ -84,7 +84,7 @@ async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()
 async fn an_object_store_outage_is_ridden_out_unready_and_exactly_once() -> anyhow::Result<()> {
     let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir()?;
-    let mut s3 = harness::PrivateS3::start(dir.path())?;
+    let mut s3 = common::PrivateS3::start(dir.path())?;
     std::fs::create_dir_all(s3.root.join("lake"))?;
     // Short names: see `common::unique`.
     let lake = s3.root.join("lake").join("p");

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{self, Daemon, Setup, assert_exactly, lake_event_rows, read_lake, wait_for_lake};
+use crate::harness::{Daemon, Setup, assert_exactly, lake_event_rows, read_lake, wait_for_lake};
 use crate::{CONSUME_TIMEOUT, INGEST_TIMEOUT, ONE_AT_A_TIME, brokers, common};
 
 /// `--shutdown-deadline`'s default: what a deployment that sets none gets.
@@ -79,7 +79,7 @@ fn terminate_while_the_lake_is_down(daemon: &mut Daemon, deadline: Duration, why
 async fn a_shutdown_while_flushes_wait_behind_an_object_store_outage_ends_within_the_deadline() -> anyhow::Result<()> {
     let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir()?;
-    let mut s3 = harness::PrivateS3::start(dir.path())?;
+    let mut s3 = common::PrivateS3::start(dir.path())?;
     std::fs::create_dir_all(s3.root.join("lake"))?;
     let lake = s3.root.join("lake").join("w");
     let setup = Setup::with_lake(&brokers(), "wait", 3, "1s", dir, "s3://lake/w".to_owned(), lake).await?;
@@ -113,7 +113,7 @@ async fn a_shutdown_while_flushes_wait_behind_an_object_store_outage_ends_within
 async fn a_shutdown_during_an_object_store_outage_leaves_the_group_within_the_deadline() -> anyhow::Result<()> {
     let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir()?;
-    let mut s3 = harness::PrivateS3::start(dir.path())?;
+    let mut s3 = common::PrivateS3::start(dir.path())?;
     std::fs::create_dir_all(s3.root.join("lake"))?;
     let lake = s3.root.join("lake").join("q");
     // A long max_age: the rows stay buffered until the shutdown flush, which the outage blocks.
