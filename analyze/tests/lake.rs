@@ -274,5 +274,10 @@ async fn writer_schema_variations_are_tolerated() -> TestResult {
     let batches = session.sql_to_batches("SELECT CAST(window_start AS BIGINT) AS micros FROM rollups").await?;
     let micros = arrow::compute::cast(batches[0].column(0), &DataType::Int64)?;
     assert_eq!(micros.as_primitive::<arrow::datatypes::Int64Type>().value(0), common::DAY1_NS / 1_000);
+    // Tallies written before `scored` existed read it as unknown, not as zero scored results.
+    let batches = session.sql_to_batches("SELECT feedback FROM rollups").await?;
+    let tallies = batches[0].column(0).as_list::<i32>().value(0);
+    let scored = tallies.as_struct().column_by_name("scored").ok_or("no scored field")?.clone();
+    assert_eq!((scored.len(), scored.null_count()), (1, 1), "{scored:?}");
     Ok(())
 }

@@ -197,6 +197,7 @@ fn tallies(list: &ListArray, row: usize) -> Result<Vec<FeedbackTally>> {
     let field = |name: &str| tallies.column_by_name(name).ok_or_else(|| bad(&format!("missing field {name}")));
     let names = field("name")?.as_any().downcast_ref::<StringArray>().ok_or_else(|| bad("name is not Utf8"))?;
     let counts = field("count")?.as_any().downcast_ref::<Int64Array>().ok_or_else(|| bad("count is not Int64"))?;
+    let scored = field("scored")?.as_any().downcast_ref::<Int64Array>().ok_or_else(|| bad("scored is not Int64"))?;
     let sums =
         field("score_sum")?.as_any().downcast_ref::<Float64Array>().ok_or_else(|| bad("score_sum is not Float64"))?;
     let flagged = field("flagged")?.as_any().downcast_ref::<Int64Array>().ok_or_else(|| bad("flagged is not Int64"))?;
@@ -204,6 +205,7 @@ fn tallies(list: &ListArray, row: usize) -> Result<Vec<FeedbackTally>> {
         .map(|j| FeedbackTally {
             name: names.value(j).to_owned(),
             count: counts.value(j),
+            scored: scored.is_valid(j).then(|| scored.value(j)),
             score_sum: sums.value(j),
             flagged: flagged.value(j),
         })

@@ -265,12 +265,14 @@ fn feedback_tallies(rows: &[RollupRow]) -> Result<ArrayRef> {
     offsets.push(0i32);
     let mut names = StringBuilder::with_capacity(total, total * STRING_BYTES_HINT);
     let mut counts = Vec::with_capacity(total);
+    let mut scored = Vec::with_capacity(total);
     let mut score_sums = Vec::with_capacity(total);
     let mut flagged = Vec::with_capacity(total);
     for row in rows {
         for tally in &row.feedback {
             names.append_value(&tally.name);
             counts.push(tally.count);
+            scored.push(tally.scored);
             score_sums.push(tally.score_sum);
             flagged.push(tally.flagged);
         }
@@ -286,6 +288,7 @@ fn feedback_tallies(rows: &[RollupRow]) -> Result<ArrayRef> {
         vec![
             Arc::new(names.finish()),
             Arc::new(Int64Array::from(counts)),
+            Arc::new(Int64Array::from(scored)),
             Arc::new(Float64Array::from(score_sums)),
             Arc::new(Int64Array::from(flagged)),
         ],

@@ -268,6 +268,10 @@ pub struct FeedbackTally {
     pub name: String,
     /// Number of results.
     pub count: i64,
+    /// Results that carried a numeric score. A label-only result (a thumbs-down without a
+    /// value) counts in `count` but not here: the mean score is `score_sum / scored`. `None` in
+    /// rollups written before 2026-12-06, which did not count it (their mean is unknown).
+    pub scored: Option<i64>,
     /// Sum of numeric scores (results without a score add 0).
     pub score_sum: f64,
     /// Results that flagged a problem (hallucinated, thumbs-down, failed).

@@ -105,6 +105,8 @@ pub fn feedback_tally_fields() -> Fields {
     Fields::from(vec![
         utf8("name", false),
         Field::new("count", DataType::Int64, false),
+        // Nullable: rollups written before it existed read it as null (unknown), not as an error.
+        Field::new("scored", DataType::Int64, true),
         Field::new("score_sum", DataType::Float64, false),
         Field::new("flagged", DataType::Int64, false),
     ])

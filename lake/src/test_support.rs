@@ -113,7 +113,13 @@ pub fn rollup(i: i64, window_start: i64) -> RollupRow {
         latency_us_hist: vec![1, 2, 3, i as u8],
         ttft_us_hist: Vec::new(),
         feedback: (0..i % 3)
-            .map(|j| FeedbackTally { name: format!("eval-{j}"), count: j + 1, score_sum: 0.5 * j as f64, flagged: j })
+            .map(|j| FeedbackTally {
+                name: format!("eval-{j}"),
+                count: j + 1,
+                scored: Some(j),
+                score_sum: 0.5 * j as f64,
+                flagged: j,
+            })
             .collect(),
     }
 }

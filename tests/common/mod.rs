@@ -222,6 +222,8 @@ pub struct AppFeedbackCounts {
     pub feedback: i64,
     /// Distinct feedback ids among them.
     pub distinct_ids: i64,
+    /// Rows with a numeric score.
+    pub scored: i64,
     /// Feedback rows named `hallucination` (any case).
     pub hallucination_evals: i64,
     /// Of those, the ones that flag the answer, by the lake model's own rule
@@ -241,6 +243,8 @@ pub struct RollupSums {
     pub output_tokens: i64,
     /// Feedback tallies of every name.
     pub feedback: i64,
+    /// Results with a numeric score, of every name.
+    pub scored: i64,
     /// Tallies named `hallucination` (any case).
     pub hallucination_evals: i64,
     /// Flagged results among those.
@@ -281,6 +285,10 @@ impl AppFeedbackCounts {
             "{app}: rollup requests, errors, input and output tokens, feedback, hallucination evaluations, \
              flagged ones {context}"
         );
+        assert_eq!(
+            rollups.scored, self.scored,
+            "{app}: scored results in the rollups and the feedback table {context}"
+        );
     }
 }
 
@@ -300,12 +308,14 @@ pub async fn lake_feedback_and_rollups(lake: &Path) -> anyhow::Result<BTreeMap<S
         let column = column.as_string::<i32>();
         Ok((0..column.len()).map(|row| column.is_valid(row).then(|| column.value(row).to_owned())).collect())
     };
-    let sql = "SELECT app, count(*) AS rows, count(DISTINCT feedback_id) AS distinct_ids FROM feedback GROUP BY app";
+    let sql = "SELECT app, count(*) AS rows, count(DISTINCT feedback_id) AS distinct_ids, count(score_value) AS scored \
+               FROM feedback GROUP BY app";
     for batch in &session.sql_to_batches(sql).await? {
-        let (apps, rows, ids) = (text(batch, 0)?, int(batch, 1)?, int(batch, 2)?);
+        let (apps, rows, ids, scored) = (text(batch, 0)?, int(batch, 1)?, int(batch, 2)?, int(batch, 3)?);
         for (row, app) in apps.into_iter().enumerate() {
             let counts = per_app.entry(app.unwrap_or_default()).or_default();
-            (counts.feedback, counts.distinct_ids) = (rows.value(row), ids.value(row));
+            (counts.feedback, counts.distinct_ids, counts.scored) =
+                (rows.value(row), ids.value(row), scored.value(row));
         }
     }
     // Grouped by everything `is_flagged` looks at (the score only as far as its threshold), so
@@ -338,6 +348,7 @@ pub async fn lake_feedback_and_rollups(lake: &Path) -> anyhow::Result<BTreeMap<S
             sums.output_tokens += row.output_tokens;
             for tally in &row.feedback {
                 sums.feedback += tally.count;
+                sums.scored += tally.scored.unwrap_or(0);
                 if tally.name.eq_ignore_ascii_case(HALLUCINATION_EVALUATION) {
                     sums.hallucination_evals += tally.count;
                     sums.hallucination_flagged += tally.flagged;

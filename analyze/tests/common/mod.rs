@@ -127,6 +127,8 @@ pub fn rollups_batch(rows: &[Rollup]) -> TestResult<RecordBatch> {
         vec![
             Arc::new(StringArray::from_iter_values(tallies.iter().map(|t| t.0))),
             Arc::new(Int64Array::from_iter_values(tallies.iter().map(|t| t.1))),
+            // Every result scored: the score is the flag, 0 or 1.
+            Arc::new(Int64Array::from_iter_values(tallies.iter().map(|t| t.1))),
             Arc::new(Float64Array::from_iter_values(tallies.iter().map(|t| t.2 as f64))),
             Arc::new(Int64Array::from_iter_values(tallies.iter().map(|t| t.2))),
         ],

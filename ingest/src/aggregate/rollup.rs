@@ -245,13 +245,14 @@ impl RollupAggregator {
             Some(position) => position,
             None => {
                 self.string_bytes += name.len() + size_of::<FeedbackTally>();
-                tallies.push(FeedbackTally { name: name.to_owned(), ..FeedbackTally::default() });
+                tallies.push(FeedbackTally { name: name.to_owned(), scored: Some(0), ..FeedbackTally::default() });
                 tallies.len() - 1
             }
         };
         let tally = &mut tallies[position];
         tally.count += 1;
         if let Some(score) = feedback.score_value.filter(|score| score.is_finite()) {
+            *tally.scored.get_or_insert(0) += 1;
             tally.score_sum += score;
         }
         tally.flagged += i64::from(feedback.is_flagged());

@@ -168,16 +168,23 @@ fn feedback_tallies_per_name_with_flags() -> TestResult {
     agg.add_feedback(&feedback("app", T0 + 4, "user_thumbs", Some(1.0), Some("up")))?;
     agg.add_feedback(&feedback("app", T0 + 5, "user_thumbs", Some(-1.0), Some("down")))?;
     agg.add_feedback(&feedback("app", T0 + 6, "relevance", Some(0.7), None))?;
+    // A thumbs-down with no value: a result, and a flagged one, but no score to average.
+    agg.add_feedback(&feedback("app", T0 + 7, "user_thumbs", None, Some("down")))?;
     // Feedback and inferences of the same key share one row.
-    agg.add_event(&event("app", T0 + 7))?;
+    agg.add_event(&event("app", T0 + 8))?;
     let rows = agg.drain()?;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].requests, 1);
-    let tallies: Vec<(&str, i64, i64)> =
-        rows[0].feedback.iter().map(|t| (t.name.as_str(), t.count, t.flagged)).collect();
-    assert_eq!(tallies, [("hallucination", 3, 2), ("relevance", 1, 0), ("user_thumbs", 2, 1)]);
-    assert!((rows[0].feedback[0].score_sum - 1.0).abs() < 1e-12);
-    assert!(rows[0].feedback[2].score_sum.abs() < 1e-12);
+    let tallies: Vec<(&str, i64, Option<i64>, i64)> =
+        rows[0].feedback.iter().map(|t| (t.name.as_str(), t.count, t.scored, t.flagged)).collect();
+    assert_eq!(
+        tallies,
+        [("hallucination", 3, Some(2), 2), ("relevance", 1, Some(1), 0), ("user_thumbs", 3, Some(2), 2)]
+    );
+    // Mean scores over the results that had one: (0.9 + 0.1) / 2 and (1 - 1) / 2.
+    let mean = |tally: &driftwatch_lake::model::FeedbackTally| tally.score_sum / tally.scored.unwrap_or(0) as f64;
+    assert!((mean(&rows[0].feedback[0]) - 0.5).abs() < 1e-12);
+    assert!(mean(&rows[0].feedback[2]).abs() < 1e-12);
     Ok(())
 }
 

@@ -49,6 +49,9 @@ pub struct AppProfile {
     pub hallucination_rate: (f64, f64),
     /// Probability that a user gives a thumbs-down.
     pub thumbs_down_rate: f64,
+    /// Whether a thumbs result carries a score (1 or 0) besides its label; feedback widgets that
+    /// send only "up" or "down" make results that count but have no score to average.
+    pub thumbs_scored: bool,
     /// Whether the instrumentation also reports a cost (`gen_ai.usage.cost`).
     pub reports_cost: bool,
     /// Fraction of the period after which the provider silently serves a newer
@@ -411,6 +414,8 @@ pub fn build_apps(count: usize) -> Vec<AppProfile> {
                 tool_call_rate: seed.tool_call_rate,
                 hallucination_rate: seed.hallucination,
                 thumbs_down_rate: seed.thumbs_down,
+                // Every third app's widget sends labels only.
+                thumbs_scored: index % 3 != 2,
                 reports_cost: seed.reports_cost,
                 model_swap_at: seed.swap_at,
                 content_kind: index % SEEDS.len(),

@@ -408,11 +408,11 @@ impl Records<'_> {
             let flagged = rng.random_bool(rate.clamp(0.0, 1.0));
             let score = if flagged { rng.random_range(0.6..1.0) } else { rng.random_range(0.0..0.35) };
             let label = if flagged { "hallucinated" } else { "grounded" };
-            ("hallucination", (score * 1000.0_f64).round() / 1000.0, label, lognormal(rng, 120.0, 0.6))
+            ("hallucination", Some((score * 1000.0_f64).round() / 1000.0), label, lognormal(rng, 120.0, 0.6))
         } else {
             let down = rng.random_bool(app.thumbs_down_rate.clamp(0.0, 1.0));
             let (score, label) = if down { (0.0, "down") } else { (1.0, "up") };
-            ("user_thumbs", score, label, lognormal(rng, 45.0, 0.9).max(2.0))
+            ("user_thumbs", app.thumbs_scored.then_some(score), label, lognormal(rng, 45.0, 0.9).max(2.0))
         };
         let mut feedback_id = String::with_capacity(35);
         feedback_id.push_str("fb-");
@@ -423,7 +423,7 @@ impl Records<'_> {
             app: event.app.clone(),
             environment: event.environment.clone(),
             name: name.to_owned(),
-            score_value: Some(score),
+            score_value: score,
             score_label: Some(label.to_owned()),
             trace_id: event.trace_id.clone(),
             span_id: event.span_id.clone(),
