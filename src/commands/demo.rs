@@ -128,7 +128,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!(
         "\nlake written to {} (Hive-partitioned Parquet; e.g. duckdb -c \"select app, count(*) from \
-         read_parquet('{}/events/**/*.parquet', hive_partitioning=true) group by app\")",
+         read_parquet('{}/events/*/*/*.parquet', hive_partitioning=true, hive_types_autocast=false) group by \
+         app\"; README: Reading the lake from other tools)",
         lake.display(),
         lake.display()
     );
