@@ -60,17 +60,6 @@ const PYTHON_FILES: [(&str, &str); 4] = [
     ("/python_2_logs.binpb", "logs"),
 ];
 
-/// `driftwatch ingest --source file:<input> --lake <lake>`, to completion.
-fn ingest_folder(input: &Path, lake: &Path) -> anyhow::Result<String> {
-    common::run_ok(
-        common::driftwatch()
-            .args(["ingest", "--source"])
-            .arg(format!("file:{}", input.display()))
-            .arg("--lake")
-            .arg(lake),
-    )
-}
-
 /// One list price of a model in models.yaml.
 #[derive(Debug, serde::Deserialize)]
 struct ListPrice {
@@ -187,7 +176,7 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
     assert!(truth.malformed_messages > 0, "the fixture set must contain malformed input");
     let python = add_python_fixtures(&input)?;
 
-    ingest_folder(&input, &lake)?;
+    common::ingest_files(&input, &lake, None)?;
     let counts = common::lake_counts(&lake).await?;
     let feedback = common::lake_feedback_and_rollups(&lake).await?;
     let session = LakeSession::open(&lake.display().to_string(), None).await?;
@@ -319,7 +308,7 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
     assert_eq!(by_reason, truth.dead_letters_by_reason, "dead letters by reason");
 
     // A second run resumes from the checkpoints and writes nothing new.
-    ingest_folder(&input, &lake)?;
+    common::ingest_files(&input, &lake, None)?;
     assert_eq!(common::lake_counts(&lake).await?, counts, "re-running over the same files must not add rows");
     assert_eq!(common::lake_feedback_and_rollups(&lake).await?, feedback, "nor feedback, nor rollups");
     Ok(())
@@ -407,16 +396,7 @@ async fn planted_personal_data_never_reaches_the_lake_with_content_retention_on(
         .map(|app| format!("[[apps]]\nid = \"{}\"\nteam = \"privacy\"\nretain_content = true\n\n", app.id))
         .collect();
     std::fs::write(&config, apps)?;
-    common::run_ok(
-        common::driftwatch()
-            .arg("ingest")
-            .arg("--config")
-            .arg(&config)
-            .arg("--source")
-            .arg(format!("file:{}", input.display()))
-            .arg("--lake")
-            .arg(&lake),
-    )?;
+    common::ingest_files(&input, &lake, Some(&config))?;
 
     let session = LakeSession::open(&lake.display().to_string(), None).await?;
     let mut content: BTreeMap<String, String> = BTreeMap::new();

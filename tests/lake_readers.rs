@@ -75,16 +75,7 @@ fn make_lake(dir: &Path) -> anyhow::Result<(std::path::PathBuf, std::path::PathB
     let config = dir.join("driftwatch.toml");
     let retaining = &fleet.apps()[0].id;
     std::fs::write(&config, format!("[[apps]]\nid = \"{retaining}\"\nteam = \"readers\"\nretain_content = true\n"))?;
-    common::run_ok(
-        common::driftwatch()
-            .arg("ingest")
-            .arg("--config")
-            .arg(&config)
-            .arg("--source")
-            .arg(format!("file:{}", input.display()))
-            .arg("--lake")
-            .arg(&lake),
-    )?;
+    common::ingest_files(&input, &lake, Some(&config))?;
     Ok((input, lake))
 }
 

@@ -384,6 +384,18 @@ pub async fn sql_rows(session: &LakeSession, sql: &str) -> anyhow::Result<Vec<Ve
     Ok(rows)
 }
 
+/// Run `driftwatch ingest` over the file or folder `input` into `lake`, with the configuration
+/// file `config` if given, and return what it printed.
+pub fn ingest_files(input: &Path, lake: &Path, config: Option<&Path>) -> anyhow::Result<String> {
+    let mut command = driftwatch();
+    command.arg("ingest");
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command.arg("--source").arg(format!("file:{}", input.display())).arg("--lake").arg(lake);
+    run_ok(&mut command)
+}
+
 /// Every file under `dir`, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
