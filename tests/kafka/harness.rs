@@ -480,5 +480,3 @@ pub fn private_broker(log_dir: &Path) -> anyhow::Result<common::PrivateServer> {
         command
     })
 }
-
-
