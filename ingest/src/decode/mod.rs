@@ -22,6 +22,8 @@
 //! input; one bad span only rejects that span.
 
 mod attributes;
+#[doc(hidden)]
+pub mod fuzz_checks;
 mod json_event;
 mod otlp_json_salvage;
 mod otlp_logs;

@@ -112,8 +112,10 @@ impl<'a> Fields<'a> {
         if self.rest.is_empty() {
             return Ok(None);
         }
-        let key = self.varint()?;
-        let number = u32::try_from(key >> 3).map_err(|_| Malformed)?;
+        // prost takes a key only within 32 bits, so field numbers up to 2^29 - 1: a field of a
+        // larger number skipped here as unknown would accept a message prost rejects.
+        let key = u32::try_from(self.varint()?).map_err(|_| Malformed)?;
+        let number = key >> 3;
         if number == 0 {
             return Err(Malformed);
         }

@@ -302,21 +302,20 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The straightforward definitions the fast paths must agree with: the unit tests and the
+/// `text` fuzz target (`decode::fuzz_checks`) compare them on generated and arbitrary text.
+#[doc(hidden)]
+pub mod reference {
+    use super::{SHINGLE_WORDS, shingle_hash, word_hash};
 
-    const ANSWER: &str = "Your order 1042 shipped on Monday from our Rotterdam warehouse and should arrive within \
-        three business days. You can follow the parcel with the tracking link in the confirmation email, and if \
-        anything is damaged on arrival reply to this message with a photo so we can send a replacement at no cost.";
-
-    /// The straightforward definitions the fast paths must agree with.
-    fn reference_content_hash(text: &str) -> String {
+    /// [`content_hash`](super::content_hash) by its definition.
+    pub fn content_hash(text: &str) -> String {
         let normalised = text.split_whitespace().collect::<Vec<_>>().join(" ");
         blake3::hash(normalised.as_bytes()).to_hex().as_str()[..32].to_owned()
     }
 
-    fn reference_simhash64(text: &str) -> u64 {
+    /// [`simhash64`](super::simhash64) by its definition.
+    pub fn simhash64(text: &str) -> u64 {
         let words: Vec<u64> =
             text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(word_hash).collect();
         if words.is_empty() {
@@ -335,6 +334,16 @@ mod tests {
         }
         counts.iter().enumerate().filter(|&(_, &count)| count > 0).fold(0, |hash, (bit, _)| hash | (1 << bit))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reference::{content_hash as reference_content_hash, simhash64 as reference_simhash64};
+    use super::*;
+
+    const ANSWER: &str = "Your order 1042 shipped on Monday from our Rotterdam warehouse and should arrive within \
+        three business days. You can follow the parcel with the tracking link in the confirmation email, and if \
+        anything is damaged on arrival reply to this message with a photo so we can send a replacement at no cost.";
 
     #[test]
     fn fast_paths_equal_the_reference_definitions() {

@@ -114,6 +114,12 @@ enum Extent {
     Capture,
     /// The prefix of the capture that the validator accepts, if any.
     Checked(Validator),
+    /// As `Checked`, for a number written in groups, which the pattern may
+    /// take together with groups of another number before it (`qty 2 4111
+    /// 1111 1111 1111`, `DE44 DE89 3704 ...`), or with groups after it: when
+    /// no prefix is valid and stands alone, the match is tried again a group
+    /// shorter, and from each later group ([`from_later_groups`]).
+    Grouped(Validator),
     /// As `Checked`; and when the capture opens a list (`"tel":[...]`), or is
     /// the `[` of one whose first item is something else (`"tel":["n/a",
     /// ...]`), each item of the list that the validator accepts whole, since
@@ -361,7 +367,7 @@ const DETECTORS: &[Detector] = &[
         ),
         group: 0,
         numeric: false,
-        extent: Extent::Checked(iban),
+        extent: Extent::Grouped(iban),
         not_after: &[],
     },
     Detector {
@@ -369,7 +375,7 @@ const DETECTORS: &[Detector] = &[
         pattern: r"(?-u:\b)[2-6](?:(?:[ .-]| {2})?[0-9]){12,18}(?-u:\b)",
         group: 0,
         numeric: true,
-        extent: Extent::Checked(card),
+        extent: Extent::Grouped(card),
         not_after: &[],
     },
     Detector {
@@ -532,7 +538,28 @@ impl Scrubber {
     /// The text with every PII span replaced by its placeholder, quoted
     /// where it replaces a bare number in `json`, or in JSON held in its
     /// strings, with quotes escaped for that depth.
+    ///
+    /// A placeholder changes what its neighbours stand next to: a number glued
+    /// to an address (`jane@example.com8::1`) stands alone after `[EMAIL]`,
+    /// and a word that said a number was something else may have been part of
+    /// the secret. So the result is scrubbed again until nothing changes, and
+    /// scrubbing stays idempotent. Every pass that changes the text masks some
+    /// of what is left, so passes are few; text without PII takes one.
     fn replace_pii<'a>(&self, text: &'a str, json: bool) -> Cow<'a, str> {
+        let Cow::Owned(mut scrubbed) = self.replace_pii_once(text, json) else {
+            return Cow::Borrowed(text);
+        };
+        for _ in 1..MAX_PASSES {
+            match self.replace_pii_once(&scrubbed, json) {
+                Cow::Borrowed(_) => break,
+                Cow::Owned(again) => scrubbed = again,
+            }
+        }
+        Cow::Owned(scrubbed)
+    }
+
+    /// One pass of [`replace_pii`](Self::replace_pii).
+    fn replace_pii_once<'a>(&self, text: &'a str, json: bool) -> Cow<'a, str> {
         let found = self.find(text);
         if found.is_empty() {
             return Cow::Borrowed(text);
@@ -633,11 +660,14 @@ impl Scrubber {
                 let Some(m) = caps.get(detector.group) else {
                     continue;
                 };
-                let mut accept = |range: Range<usize>| {
-                    let joined = detector.numeric && !stands_alone(searched, &range);
+                let passes = |range: &Range<usize>| {
+                    let joined = detector.numeric && !stands_alone(searched, range);
                     let named_otherwise =
                         !detector.not_after.is_empty() && follows_word(searched, range.start, detector.not_after);
-                    if !joined && !named_otherwise {
+                    !joined && !named_otherwise
+                };
+                let mut accept = |range: Range<usize>| {
+                    if passes(&range) {
                         candidates.push((range, index));
                     }
                 };
@@ -658,6 +688,10 @@ impl Scrubber {
                             None => continue,
                         }
                     }
+                    Extent::Grouped(validate) => {
+                        let kept = |range| escapes.after(range).filter(passes);
+                        from_later_groups(&compiled.regexes[index], validate, searched, m.range(), kept)
+                    }
                     Extent::PastLabels(validate) => {
                         match past_labels(&compiled.regexes[index], validate, searched, m.range()) {
                             Some(range) => escapes.after(range),
@@ -676,6 +710,67 @@ impl Scrubber {
         candidates
     }
 }
+
+/// The first span that `validate` accepts, and `keep` keeps (as it maps
+/// it), of the matches of `regex` that start at a group (of letters and
+/// digits) of `found`, the match at its start first, each tried whole and
+/// then a group shorter at a time: a valid number that its neighbours say is
+/// no secret (`123-4875 4111 1111 1111` passes Luhn, but is glued to `123-`;
+/// `4111 1111 1111 1111 102` too, glued to `.5` after it) does not hide one
+/// inside it or in a later group. Such a match may reach past `found`, which
+/// may stop inside the secret (`05 4111 1111 1111 1111` matches up to its
+/// fourth group), to the end of the run of groups. Each try reads
+/// [`GROUPED_BYTES`] at most, and a match gets [`GROUPED_TRIES`], so a long
+/// run of groups costs no more than its length.
+fn from_later_groups(
+    regex: &Regex,
+    validate: Validator,
+    text: &str,
+    found: Range<usize>,
+    keep: impl Fn(Range<usize>) -> Option<Range<usize>>,
+) -> Option<Range<usize>> {
+    let bytes = text.as_bytes();
+    let in_group = u8::is_ascii_alphanumeric;
+    // No try reads past the last group start's window: a run may be the whole text.
+    let reach = found.len() + GROUPED_BYTES;
+    let run =
+        found.start + bytes[found.start..].iter().take(reach).take_while(|b| in_group(b) || b" .-".contains(b)).count();
+    let mut tries = 0;
+    let mut start = found.start;
+    while start < found.end {
+        let window = &text[..run.min(start + GROUPED_BYTES)];
+        let mut end = regex.find_at(window, start).filter(|again| again.start() == start).map_or(start, |m| m.end());
+        while end > start && tries < GROUPED_TRIES {
+            tries += 1;
+            if let Some(len) = validate(&text[start..end]) {
+                if let Some(kept) = keep(start..start + len) {
+                    return Some(kept);
+                }
+                end = start + len;
+            }
+            // The number without its last group.
+            end = start + bytes[start..end].iter().rposition(|b| !in_group(b)).unwrap_or(0);
+            end = start + bytes[start..end].iter().rposition(in_group).map_or(0, |last| last + 1);
+        }
+        let separator = start + bytes[start..found.end].iter().position(|b| !in_group(b))?;
+        start = separator + bytes[separator..found.end].iter().position(in_group)?;
+    }
+    None
+}
+
+/// Validations [`from_later_groups`] tries at most for one match: more than
+/// the groups of any number it is used for.
+const GROUPED_TRIES: usize = 48;
+
+/// Longer than any number [`Extent::Grouped`] is used for: a card's 19
+/// digits with two spaces between every two, an IBAN's 34 characters with a
+/// space between every four.
+const GROUPED_BYTES: usize = 64;
+
+/// Passes of [`Scrubber::replace_pii`] at most: each that changes the text
+/// masks at least one more span, and a pass uncovers a new one only next to
+/// a mask, so two or three are the most that real text needs.
+const MAX_PASSES: usize = 8;
 
 /// How many leading groups [`past_labels`] passes over at most: more than
 /// anyone writes labels before an address, and short of its eight groups.

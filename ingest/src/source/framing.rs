@@ -153,6 +153,9 @@ struct Skip {
     head: Vec<u8>,
     /// Bytes seen so far (a line's terminator excluded).
     size: u64,
+    /// A line's last byte seen so far is `\r`: with the newline after it, the two are the
+    /// terminator, and the `\r` is no part of the line.
+    ends_with_cr: bool,
     until: SkipUntil,
 }
 
@@ -266,6 +269,14 @@ impl RecordReader {
             let room = self.keep_bytes.saturating_sub(skip.head.len()).min(content);
             skip.head.extend_from_slice(&data[..room]);
             skip.size += content as u64;
+            if let Some(&last) = data[..content].last() {
+                skip.ends_with_cr = last == b'\r';
+            }
+            if matches!((end, skip.until), (Some(_), SkipUntil::Newline)) && skip.ends_with_cr {
+                // The line's `\r\n` ends it, as for a line read whole.
+                skip.size -= 1;
+                skip.head.truncate(usize::try_from(skip.size).unwrap_or(usize::MAX));
+            }
             start += end.map_or(content, |(content, terminator)| content + terminator);
             // Lost framing runs to the end of the file by definition. A line or message that the
             // end cuts short is being written: it stays in `skipping`, not handed over, so that
@@ -306,18 +317,25 @@ impl RecordReader {
                         None => (rest.len(), false),
                     };
                     if !terminated && !at_end {
-                        if rest.len() > self.max_record_bytes {
-                            let head = rest[..rest.len().min(self.keep_bytes)].to_vec();
-                            let size = rest.len() as u64;
-                            self.skipping = Some(Skip { offset, head, size, until: SkipUntil::Newline });
+                        // Discarded only when surely too long, however the rest arrives: not
+                        // counting a byte order mark (or its start) at the start of the file,
+                        // nor a last `\r` that a newline would make part of the terminator.
+                        let bom = if offset == 0 { bom_prefix_len(rest) } else { 0 };
+                        let ends_with_cr = rest.last() == Some(&b'\r');
+                        if rest.len().saturating_sub(bom + usize::from(ends_with_cr)) > self.max_record_bytes {
+                            let content = &rest[bom..];
+                            let head = content[..content.len().min(self.keep_bytes)].to_vec();
+                            let size = content.len() as u64;
+                            let until = SkipUntil::Newline;
+                            self.skipping = Some(Skip { offset, head, size, ends_with_cr, until });
                             position = data.len();
                         }
                         break;
                     }
-                    let mut line = &rest[..length];
-                    while let [head @ .., b'\n' | b'\r'] = line {
-                        line = head;
-                    }
+                    // The terminator is `\n` or `\r\n`; any other `\r` is the line's.
+                    let line = &rest[..length];
+                    let line = line.strip_suffix(b"\n").unwrap_or(line);
+                    let mut line = line.strip_suffix(b"\r").unwrap_or(line);
                     if offset == 0 {
                         line = line.strip_prefix(BOM).unwrap_or(line);
                     }
@@ -368,7 +386,8 @@ impl RecordReader {
                             } else {
                                 let head = rest[..rest.len().min(self.keep_bytes)].to_vec();
                                 let size = rest.len() as u64;
-                                self.skipping = Some(Skip { offset, head, size, until: SkipUntil::End { declared } });
+                                let until = SkipUntil::End { declared };
+                                self.skipping = Some(Skip { offset, head, size, ends_with_cr: false, until });
                             }
                             position = data.len();
                             break;
@@ -396,7 +415,8 @@ impl RecordReader {
                             break;
                         }
                         let (head, left) = (head.to_vec(), (total - rest.len()) as u64);
-                        self.skipping = Some(Skip { offset, head, size, until: SkipUntil::Remaining { left } });
+                        let until = SkipUntil::Remaining { left };
+                        self.skipping = Some(Skip { offset, head, size, ends_with_cr: false, until });
                         position = data.len();
                         break;
                     }
@@ -440,6 +460,13 @@ impl RecordReader {
         self.filled -= self.consumed;
         self.consumed = 0;
     }
+}
+
+/// How many bytes at the start of the file's first line are a byte order mark, or may still
+/// become one when more bytes arrive.
+fn bom_prefix_len(line: &[u8]) -> usize {
+    let start = &line[..line.len().min(BOM.len())];
+    if BOM.starts_with(start) { start.len() } else { 0 }
 }
 
 /// Whether an unterminated last line can be taken as finished: blank, or one whole JSON value
@@ -538,12 +565,13 @@ pub(super) mod tests {
             records,
             vec![
                 ((b"{\"a\":1}".to_vec(), 0, 8), None),
-                ((vec![b'x'; 16], 8, long_end), too_large(long + 1)),
+                // Its `\r\n` is its terminator, not counted, as in a line read at once.
+                ((vec![b'x'; 16], 8, long_end), too_large(long)),
                 ((b"{\"b\":2}".to_vec(), long_end, long_end + 8), None),
                 ((vec![b'y'; 58], long_end + 8, long_end + 67), None),
             ]
         );
-        assert_eq!(reader.skipped_bytes, long as u64 + 1);
+        assert_eq!(reader.skipped_bytes, long as u64);
         assert_eq!(reader.unconsumed(), (long_end + 67, 2000));
         assert_eq!(records[1].1.as_ref().map(Unreadable::reason), Some("payload_too_large"));
     }
@@ -612,6 +640,45 @@ pub(super) mod tests {
         // A run resumed after the first line is not at the start of the file.
         let mut reader = RecordReader::new(Framing::Lines, 12, 1024, 64);
         assert_eq!(feed(&mut reader, b"\xEF\xBB\xBF{}\n", true), vec![(b"\xEF\xBB\xBF{}".to_vec(), 12, 18)]);
+    }
+
+    /// Found by the `framing` fuzz target: a line was measured with its byte order mark and the
+    /// `\r` of its `\r\n` when it arrived across reads, and without them when read at once. A
+    /// line within the limit but for them was lost as too large, or one above it was counted
+    /// (and its kept bytes cut) differently, depending only on where the reads split the file.
+    #[test]
+    fn a_line_is_measured_alike_whether_read_at_once_or_across_reads() {
+        const LIMIT: usize = 8;
+        let files: [&[u8]; 3] =
+            [b"\xEF\xBB\xBF{\"a\":12}\r\n{}\n", b"\xEF\xBB\xBF{\"a\":1234}\r\n{}\n", b"{\"a\":1234}\r\n{}\n"];
+        for file in files {
+            let mut reader = RecordReader::new(Framing::Lines, 0, LIMIT, 4);
+            let at_once = feed_records(&mut reader, file, true);
+            let mut reader = RecordReader::new(Framing::Lines, 0, LIMIT, 4);
+            let mut byte_by_byte = Vec::new();
+            for byte in file.chunks(1) {
+                byte_by_byte.extend(feed_records(&mut reader, byte, false));
+            }
+            byte_by_byte.extend(feed_records(&mut reader, b"", true));
+            assert_eq!(byte_by_byte, at_once, "{:?}", String::from_utf8_lossy(file));
+        }
+        let mut reader = RecordReader::new(Framing::Lines, 0, LIMIT, 4);
+        let records = feed_records(&mut reader, files[0], true);
+        assert_eq!(records[0], ((b"{\"a\":12}".to_vec(), 0, 13), None), "within the limit");
+        let mut reader = RecordReader::new(Framing::Lines, 0, LIMIT, 4);
+        let records = feed_records(&mut reader, files[1], true);
+        let too_large = Some(Unreadable::TooLarge { size: 10, limit: LIMIT });
+        assert_eq!(records[0], ((b"{\"a\"".to_vec(), 0, 15), too_large), "the mark and `\\r` not counted");
+    }
+
+    /// Only `\n` and `\r\n` end a line: another `\r` before them is the line's (blank to the
+    /// file source, and JSON whitespace to the decoder), so that how far a line reaches is known
+    /// from its last byte, whichever read brings it.
+    #[test]
+    fn a_line_ends_at_its_newline_and_one_carriage_return_before_it() {
+        let mut reader = RecordReader::new(Framing::Lines, 0, 1024, 64);
+        let records = feed(&mut reader, b"{}\r\r\n\r\n{}\r", true);
+        assert_eq!(records, vec![(b"{}\r".to_vec(), 0, 5), (Vec::new(), 5, 7), (b"{}".to_vec(), 7, 10)]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod bad_items;
 mod fixtures;
+mod fuzz_corpus;
 mod json;
 mod mapping;
 mod mapping_precedence;
@@ -17,11 +18,13 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, TracesData};
 use prost::Message;
 
+use super::fuzz_checks::{self, assert_same};
 use super::{Decoded, Decoder, PayloadFormat};
 
 /// 2025-06-01T12:00:00Z
 pub(super) const T0: i64 = 1_748_779_200_000_000_000;
 pub(super) const NOW: i64 = T0 + 3_600_000_000_000;
+const _: () = assert!(NOW == fuzz_checks::NOW, "the fuzz checks decode at the tests' clock");
 
 pub(super) fn s(v: &str) -> Value {
     Value::StringValue(v.to_owned())
@@ -83,44 +86,22 @@ fn ctx() -> super::Ctx<'static> {
 
 /// What the prost path makes of a decoded message.
 pub(super) fn prost_path(data: &TracesData) -> Decoded {
-    let mut out = Decoded::default();
-    super::otlp_traces::decode(data, ctx(), &mut out);
-    out
+    fuzz_checks::prost_traces(data)
 }
 
 /// What the prost path makes of a decoded logs message.
 pub(super) fn prost_logs_path(data: &LogsData) -> Decoded {
-    let mut out = Decoded::default();
-    super::otlp_logs::decode(data, ctx(), &mut out);
-    out
+    fuzz_checks::prost_logs(data)
 }
 
 /// What the wire reader makes of a protobuf traces message; `None` when it leaves it to prost.
 pub(super) fn wire_path(bytes: &[u8]) -> Option<Decoded> {
-    wire_output(bytes, super::otlp_traces::decode_wire)
+    fuzz_checks::wire_read(bytes, super::otlp_traces::decode_wire)
 }
 
 /// What the wire reader makes of a protobuf logs message; `None` when it leaves it to prost.
 pub(super) fn wire_logs_path(bytes: &[u8]) -> Option<Decoded> {
-    wire_output(bytes, super::otlp_logs::decode_wire)
-}
-
-fn wire_output(
-    bytes: &[u8],
-    decode_wire: fn(&[u8], super::Ctx<'_>, &mut Decoded) -> Result<(), super::otlp_wire::Malformed>,
-) -> Option<Decoded> {
-    let mut out = Decoded::default();
-    let read = decode_wire(bytes, ctx(), &mut out);
-    let untouched = out.events.is_empty() && out.feedback.is_empty() && out.rejects.is_empty();
-    assert!(read.is_ok() || (untouched && out.skipped_spans == 0), "a message left to prost leaves no output");
-    read.ok().map(|()| out)
-}
-
-pub(super) fn assert_same(wire: &Decoded, prost: &Decoded) {
-    assert_eq!(wire.events, prost.events);
-    assert_eq!(wire.feedback, prost.feedback);
-    assert_eq!(wire.skipped_spans, prost.skipped_spans);
-    assert_eq!(wire.rejects, prost.rejects);
+    fuzz_checks::wire_read(bytes, super::otlp_logs::decode_wire)
 }
 
 /// Decode one chat span of app `app-1` carrying `extra` attributes; exactly one event expected.

@@ -54,6 +54,22 @@ fn cards_need_a_valid_luhn_checksum() {
     }
 }
 
+/// Found by the `scrub` fuzz target: the pattern takes digit groups on either side of a card
+/// as one number, which then failed the checks whole, and the card was kept.
+#[test]
+fn a_card_beside_other_numbers_is_found() {
+    for text in [
+        "Card 4111 1111 1111 1111 05 27, CVV 123.",
+        "Qty 2 4111 1111 1111 1111 at 10 EUR.",
+        "Card 41DE89 3704 0044 05 4111 1111 1111 1111 32 0130 00, SSN",
+        "SSN 123-4875 4111 1111 1111 1111 -96,",
+        "from 198.51. 4111 1111 1111 1111 102.00007 and",
+    ] {
+        assert_finds(text, PiiKind::CardNumber, "4111 1111 1111 1111");
+    }
+    assert_clean("Qty 2 4111 1111 1111 1112 at 10 EUR.");
+}
+
 #[test]
 fn ibans_need_a_valid_checksum() {
     assert_finds("Wire it to DE89 3704 0044 0532 0130 00 by Friday.", PiiKind::Iban, "DE89 3704 0044 0532 0130 00");
@@ -61,6 +77,12 @@ fn ibans_need_a_valid_checksum() {
     // The pattern may swallow a following capitalised word; the checksum trims it off.
     assert_finds("Account GB82 WEST 1234 5698 7654 32 FOR invoices.", PiiKind::Iban, "GB82 WEST 1234 5698 7654 32");
     assert_clean("Wire it to DE89 3704 0044 0532 0130 01 by Friday.");
+    // Found by the `scrub` fuzz target: groups of another IBAN before it hid it.
+    assert_finds(
+        "IBAN DE89 3704 0044 0532 0130 DE89 3704 0044 0532 0130 00 by Friday.",
+        PiiKind::Iban,
+        "DE89 3704 0044 0532 0130 00",
+    );
     // Lower-case hex ids have an IBAN's shape and pass its checksum one time in 97.
     assert!(iban_valid("FD09E37C7F9C1321"), "the checksum alone would take it");
     assert_clean("span fd09e37c7f9c1321 failed");
