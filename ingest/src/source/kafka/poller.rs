@@ -391,11 +391,10 @@ mod tests {
     use rdkafka::types::RDKafkaErrorCode;
 
     use super::test_support::{
-        consumer_errors, context_over_a_fresh_lake, poll_for, test_brokers, topic_with_messages, unique_name,
+        TestResult, consumer_errors, context_over_a_fresh_lake, poll_for, test_brokers, topic_with_messages,
+        unique_name,
     };
     use super::*;
-
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     /// Against the dev stack's broker: a subscribed topic that does not exist is named for
     /// readiness; one that exists is not.

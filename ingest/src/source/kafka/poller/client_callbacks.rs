@@ -143,10 +143,8 @@ fn forward_librdkafka_log(level: RDKafkaLogLevel, facility: &str, message: &str)
 mod tests {
     use std::time::Duration;
 
-    use super::super::test_support::{consumer_errors, context_over_a_fresh_lake};
+    use super::super::test_support::{TestResult, consumer_errors, context_over_a_fresh_lake};
     use super::*;
-
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     /// rdkafka 0.39 registers no offset-commit callback, so librdkafka reports a failed
     /// asynchronous commit only as a COMMITFAIL log line: that line is what counts it.

@@ -240,11 +240,10 @@ mod tests {
 
     use super::super::set_paused;
     use super::super::test_support::{
-        consumer_errors, context_over_a_fresh_lake, group_member, poll_for, test_brokers, topic_with_messages,
+        TestResult, consumer_errors, context_over_a_fresh_lake, group_member, poll_for, test_brokers,
+        topic_with_messages,
     };
     use super::*;
-
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     /// Against the dev stack's broker: an assignment librdkafka refuses is not counted as
     /// assigned and stops the daemon. Cooperative rebalancing (which the daemon's

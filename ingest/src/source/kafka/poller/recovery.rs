@@ -254,13 +254,13 @@ mod tests {
     use driftwatch_lake::writer::LakeWriter;
     use rdkafka::Message;
 
-    use super::super::test_support::{context_over_a_fresh_lake, group_member, test_brokers, topic_with_messages};
+    use super::super::test_support::{
+        TestResult, context_over_a_fresh_lake, group_member, test_brokers, topic_with_messages,
+    };
     use super::*;
     use crate::source::kafka::channel::event_channel;
     use crate::source::kafka::held::RECHECK_FIRST_DELAY;
     use crate::telemetry::{Metrics, MetricsConfig};
-
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     /// Against the dev stack's broker (`scripts/test` starts it and exports its address): a
     /// partition assigned past the end of its log, whose check at assignment failed, is found

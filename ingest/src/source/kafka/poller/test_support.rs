@@ -16,6 +16,9 @@ use crate::config::StartFrom;
 use crate::source::kafka::channel::{Command, Event, EventReceiver, event_channel};
 use crate::telemetry::{Metrics, MetricsConfig};
 
+/// What the poller's tests return.
+pub(super) type TestResult = Result<(), Box<dyn std::error::Error>>;
+
 /// A topic or group name no other test run uses.
 pub(super) fn unique_name(prefix: &str) -> Result<String, Box<dyn std::error::Error>> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();

@@ -55,10 +55,10 @@ mod tests {
 
     use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-    use super::super::test_support::{context_over_a_fresh_lake, group_member, test_brokers, topic_with_messages};
+    use super::super::test_support::{
+        TestResult, context_over_a_fresh_lake, group_member, test_brokers, topic_with_messages,
+    };
     use super::*;
-
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     /// Against the dev stack's broker: a paused partition is not fetched, so librdkafka learns
     /// no new high watermark for it; the watermark thread queries it, and lag follows the log
