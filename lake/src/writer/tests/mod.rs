@@ -15,6 +15,8 @@ mod recovery;
 mod sweeps;
 
 use std::collections::HashMap;
+use std::sync::PoisonError;
+use std::time::Instant;
 
 use super::*;
 use crate::checkpoint::{read_pending, read_record, write_pending, write_record};
