@@ -104,6 +104,9 @@ fn flush_max_bytes_above_one_gib_is_rejected_with_the_limit() -> TestResult {
     let err = flush("3 GiB").err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("`flush.max_bytes`") && err.contains("must be at most 1.0 GiB"), "{err}");
     assert!(!err.contains("max_buffered_bytes"), "only the one problem: {err}");
+    // One decimal would show 1025 MiB as the limit itself.
+    let err = flush("1025 MiB").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("`flush.max_bytes` (1.0 GiB, 1074790400 bytes) must be at most 1.0 GiB"), "{err}");
     assert_eq!(flush("1 GiB")?.flush.max_bytes, MAX_FLUSH_BYTES);
     Ok(())
 }

@@ -4,10 +4,23 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use bytesize::ByteSize;
+
 use crate::telemetry::BearerToken;
 
 use super::kafka::validate_kafka;
 use super::{Config, ConfigError, MAX_FLUSH_AGE, MAX_FLUSH_BYTES, Result};
+
+/// A size as a problem quotes it: `ByteSize` shows one decimal, so a value just past a limit
+/// would read as the limit itself ("1.0 GiB must be at most 1.0 GiB"); then the bytes follow.
+fn exact_size(size: ByteSize) -> String {
+    let shown = size.to_string();
+    if shown.parse::<ByteSize>().is_ok_and(|parsed| parsed == size) {
+        shown
+    } else {
+        format!("{shown}, {} bytes", size.as_u64())
+    }
+}
 
 impl Config {
     /// Check values that types alone cannot. Collects every problem so one run shows them all.
@@ -29,7 +42,7 @@ impl Config {
             problems.push(format!(
                 "`flush.max_bytes` ({}) must be at most {MAX_FLUSH_BYTES}: a flushed batch's text columns hold at \
                  most 2 GiB; set it to {MAX_FLUSH_BYTES} or less (the default is 64 MiB)",
-                self.flush.max_bytes
+                exact_size(self.flush.max_bytes)
             ));
         }
         if self.metrics.max_series == 0 {
@@ -50,7 +63,8 @@ impl Config {
         if self.flush.max_buffered_bytes < self.flush.max_bytes {
             problems.push(format!(
                 "`flush.max_buffered_bytes` ({}) must be at least `flush.max_bytes` ({})",
-                self.flush.max_buffered_bytes, self.flush.max_bytes
+                exact_size(self.flush.max_buffered_bytes),
+                exact_size(self.flush.max_bytes)
             ));
         }
         if self.decode.max_payload_bytes.as_u64() == 0 {
