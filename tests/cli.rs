@@ -182,6 +182,45 @@ fn check_config_refuses_what_the_daemon_refuses_in_the_same_words() -> anyhow::R
     Ok(())
 }
 
+/// Settings that switch TLS off or send Kafka credentials in clear are legitimate in a lab:
+/// `check-config` accepts them (exit 0) but warns of each, naming it and never printing a
+/// secret; and it connects to no broker.
+#[test]
+fn check_config_warns_of_each_setting_that_weakens_security() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("c.toml");
+    let broker = std::net::TcpListener::bind("127.0.0.1:0")?;
+    broker.set_nonblocking(true)?;
+    std::fs::write(
+        &config,
+        format!(
+            "[lake]\nlocation = \"s3://bucket/lake\"\n[lake.options]\naws_endpoint = \"http://127.0.0.1:9\"\n\
+             aws_region = \"us-east-1\"\naws_allow_http = \"true\"\nallow_invalid_certificates = \"TRUE\"\n\
+             [kafka]\nbrokers = \"{}\"\n[kafka.librdkafka]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\
+             \"sasl.mechanisms\" = \"PLAIN\"\n\"sasl.username\" = \"dw\"\n\"sasl.password\" = \"hunter2-SECRET\"\n\
+             \"enable.ssl.certificate.verification\" = false\n\"ssl.endpoint.identification.algorithm\" = \"none\"\n",
+            broker.local_addr()?
+        ),
+    )?;
+    let output = common::driftwatch().args(["check-config", "--config"]).arg(&config).output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    for (setting, words) in [
+        ("enable.ssl.certificate.verification", "TLS certificate verification is off for Kafka"),
+        ("ssl.endpoint.identification.algorithm", "TLS host name verification is off for Kafka"),
+        ("security.protocol", "SASL PLAIN over `security.protocol` = sasl_plaintext"),
+        ("aws_allow_http", "plain HTTP is allowed for the S3 lake"),
+        ("allow_invalid_certificates", "TLS certificate verification is off for the S3 lake"),
+    ] {
+        let warned = stderr.lines().filter(|line| line.contains("WARN") && line.contains(words)).collect::<Vec<_>>();
+        assert_eq!(warned.len(), 1, "{setting} warned once: {stderr}");
+        assert!(warned[0].contains(setting), "{setting} named: {stderr}");
+    }
+    assert!(!stderr.contains("SECRET"), "a secret printed: {stderr}");
+    assert!(broker.accept().is_err(), "check-config connected to the broker");
+    Ok(())
+}
+
 /// `driftwatch ingest` over a two-line NDJSON file (one good event, one malformed line) with
 /// the given log format; returns its stderr.
 fn ingest_small_file_logging(format: &str) -> anyhow::Result<String> {

@@ -9,7 +9,9 @@
 
 use std::collections::HashMap;
 
+use object_store::ClientConfigKey;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use tracing::warn;
 
 use super::location_error;
 use crate::error::{LakeError, Result};
@@ -52,7 +54,12 @@ pub(super) fn build(
             .build()
     };
     let error = match build_without(None) {
-        Ok(store) => return Ok(store),
+        Ok(store) => {
+            for WeakenedSecurity { setting, note } in weakened_security(&settings) {
+                warn!(setting, "{note}");
+            }
+            return Ok(store);
+        }
         Err(error) => error,
     };
     if let Err(source) = AmazonS3Builder::new().with_url(url.as_str()).build() {
@@ -68,6 +75,46 @@ pub(super) fn build(
         None => settings.iter().map(|setting| setting.name.as_str()).collect::<Vec<_>>().join(", "),
     };
     Err(LakeError::StoreConfig { key, location: location.to_owned(), source: Box::new(error) })
+}
+
+/// An S3 setting that switches TLS protection off: a legitimate choice against a lab's MinIO,
+/// so it is accepted, and said whenever the lake is opened (at every start, and by
+/// `check-config`) so that it does not reach production unnoticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct WeakenedSecurity {
+    /// The option key as configured, or the environment variable.
+    pub(super) setting: String,
+    /// What it exposes and what to change.
+    pub(super) note: &'static str,
+}
+
+/// The settings that take effect (the last of each key) and weaken TLS, in the order they were
+/// applied. Values are read as object_store reads booleans, ignoring case.
+fn weakened_security(settings: &[Setting]) -> Vec<WeakenedSecurity> {
+    settings
+        .iter()
+        .enumerate()
+        .filter(|&(index, setting)| !settings[index + 1..].iter().any(|later| later.key == setting.key))
+        .filter(|(_, setting)| {
+            ["1", "true", "on", "yes", "y"].iter().any(|on| setting.value.trim().eq_ignore_ascii_case(on))
+        })
+        .filter_map(|(_, setting)| {
+            let note = match setting.key {
+                AmazonS3ConfigKey::Client(ClientConfigKey::AllowInvalidCertificates) => {
+                    "TLS certificate verification is off for the S3 lake: any certificate is taken for the \
+                     store's, so anyone on the network path can impersonate it and read or alter the lake; \
+                     remove it outside a lab"
+                }
+                AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp) => {
+                    "plain HTTP is allowed for the S3 lake: with an http:// endpoint the lake's data crosses \
+                     the network unencrypted and can be altered on the way; use an https:// endpoint and \
+                     remove it outside a lab"
+                }
+                _ => return None,
+            };
+            Some(WeakenedSecurity { setting: setting.name.clone(), note })
+        })
+        .collect()
 }
 
 /// A bucket name that the URL parser would cut short (`s3://bucket name`, `s3://user@bucket`,
@@ -311,6 +358,42 @@ mod tests {
         // Half of a pair: the key id without its secret.
         let found = refused("s3://b", "b", &[("aws_access_key_id", "id")], no_env());
         assert!(found.as_ref().is_some_and(|(key, _)| key == "aws_access_key_id"), "{found:?}");
+    }
+
+    /// The settings [`weakened_security`] finds among `pairs` and `env`.
+    fn weakened(pairs: &[(&str, &str)], env: &[(&str, &str)]) -> Vec<String> {
+        let env = env.iter().map(|&(name, value)| (name.to_owned(), value.to_owned()));
+        let found = settings("s3://b", &options(pairs), env).map(|settings| weakened_security(&settings));
+        found.unwrap_or_default().into_iter().map(|found| found.setting).collect()
+    }
+
+    #[test]
+    fn each_setting_that_switches_tls_off_is_noted_once() {
+        for value in ["true", "TRUE", "True", "1", "on", "yes", "y"] {
+            for key in ["allow_invalid_certificates", "aws_allow_http", "ALLOW_HTTP", "aws_allow_invalid_certificates"]
+            {
+                assert_eq!(weakened(&[(key, value)], &[]), [key], "{key} = {value}");
+            }
+        }
+        assert_eq!(
+            weakened(&[("allow_invalid_certificates", "true"), ("aws_allow_http", "true"), ("aws_region", "x")], &[]),
+            ["allow_invalid_certificates", "aws_allow_http"]
+        );
+        assert_eq!(weakened(&[], &[("AWS_ALLOW_HTTP", "true")]), ["AWS_ALLOW_HTTP"], "the environment counts too");
+        assert_eq!(weakened(&[("aws_allow_http", "false")], &[("AWS_ALLOW_HTTP", "true")]), Vec::<String>::new());
+        for value in ["false", "0", "off", "no"] {
+            assert_eq!(weakened(&[("allow_invalid_certificates", value)], &[]), Vec::<String>::new(), "{value}");
+        }
+        let notes = settings("s3://b", &options(&[("aws_allow_http", "true")]), no_env())
+            .map(|settings| weakened_security(&settings))
+            .unwrap_or_default();
+        assert!(notes.iter().all(|found| found.note.contains("outside a lab")), "{notes:?}");
+    }
+
+    #[test]
+    fn a_store_that_switches_tls_off_still_builds() {
+        let pairs = [("allow_invalid_certificates", "true"), ("aws_allow_http", "true")];
+        assert_eq!(refused("s3://b", "b", &pairs, no_env()), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaConfRes;
+use tracing::warn;
 
 use crate::config::KafkaConfig;
 
@@ -27,8 +28,11 @@ const TOPIC_METADATA_REFRESH_MS: &str = "30000";
 const RECONNECT_BACKOFF_MS: &str = "2000";
 
 /// Build the consumer configuration. Reserved keys are rejected by config validation, so the
-/// passthrough cannot switch off manual commits.
+/// passthrough cannot switch off manual commits. Warns of each passthrough setting that weakens
+/// security ([`weakened_security`]): a configuration is built once per run, when the daemon
+/// creates its consumer or `check-config` checks it.
 pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    warn_of_weakened_security(kafka);
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &kafka.brokers)
@@ -57,12 +61,117 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     config
 }
 
-/// Whether a librdkafka property holds a secret, whose value is never printed.
-pub fn is_secret_property(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["password", "secret", "token", "sasl.oauthbearer.config", "ssl.key.pem", "ssl_key", "keystore"]
-        .iter()
-        .any(|part| key.contains(part))
+/// Passthrough properties whose values are shown in errors: each one's value is a number, a
+/// flag, a name from a fixed list or a path, never a secret. Any other property's value is
+/// never printed, since a property's name says too little to tell a secret
+/// (`sasl.oauthbearer.extensions` holds credentials; a misspelt `sasl.passwd` holds a password).
+/// Names are compared exactly, as librdkafka compares them.
+const PROPERTIES_SHOWN_WITH_THEIR_VALUE: &[&str] = &[
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "enable.ssl.certificate.verification",
+    "ssl.endpoint.identification.algorithm",
+    "ssl.ca.location",
+    "partition.assignment.strategy",
+    "statistics.interval.ms",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "queued.max.messages.kbytes",
+    "queued.min.messages",
+    "fetch.min.bytes",
+    "fetch.max.bytes",
+    "fetch.wait.max.ms",
+    "max.partition.fetch.bytes",
+    "topic.metadata.refresh.interval.ms",
+    "reconnect.backoff.ms",
+    "reconnect.backoff.max.ms",
+    "socket.timeout.ms",
+    "socket.keepalive.enable",
+    "client.rack",
+    "api.version.request",
+    "broker.address.family",
+    "isolation.level",
+    "check.crcs",
+    "log_level",
+    "debug",
+];
+
+/// Whether the value of librdkafka property `key` may be printed: only for the properties in
+/// [`PROPERTIES_SHOWN_WITH_THEIR_VALUE`].
+pub fn value_may_be_shown(key: &str) -> bool {
+    PROPERTIES_SHOWN_WITH_THEIR_VALUE.contains(&key)
+}
+
+/// A passthrough setting that switches TLS protection off or sends Kafka credentials
+/// unencrypted. Each is a legitimate choice in a lab, so it is accepted; it is said at every
+/// start (and by `check-config`) so that it is not carried into production unnoticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeakenedSecurity {
+    /// The librdkafka property that does it.
+    pub property: &'static str,
+    /// What it exposes and what to change, for the operator.
+    pub note: &'static str,
+}
+
+/// The settings among `kafka.librdkafka` that weaken the connection's security, in property
+/// order. Values are compared as librdkafka parses them: booleans and enum values ignoring
+/// case, SASL mechanism names exactly.
+pub fn weakened_security(kafka: &KafkaConfig) -> Vec<WeakenedSecurity> {
+    let value = |key: &str| kafka.librdkafka.get(key).map(|value| value.trim());
+    let mut found = Vec::new();
+    if value("enable.ssl.certificate.verification")
+        .is_some_and(|value| ["false", "f", "0"].iter().any(|off| value.eq_ignore_ascii_case(off)))
+    {
+        found.push(WeakenedSecurity {
+            property: "enable.ssl.certificate.verification",
+            note: "TLS certificate verification is off for Kafka: any certificate is taken for the broker's, so \
+                   anyone on the network path can read and alter the messages and the SASL credentials; remove \
+                   `kafka.librdkafka.\"enable.ssl.certificate.verification\"` outside a lab",
+        });
+    }
+    if value("ssl.endpoint.identification.algorithm").is_some_and(|value| value.eq_ignore_ascii_case("none")) {
+        found.push(WeakenedSecurity {
+            property: "ssl.endpoint.identification.algorithm",
+            note: "TLS host name verification is off for Kafka: a certificate issued to any host by a trusted CA \
+                   is taken for the broker's; remove `kafka.librdkafka.\"ssl.endpoint.identification.algorithm\"` \
+                   (librdkafka's default is https) outside a lab",
+        });
+    }
+    if value("security.protocol").is_some_and(|value| value.eq_ignore_ascii_case("sasl_plaintext")) {
+        // librdkafka picks the mechanism by its exact name; `sasl.mechanism` is an alias, and
+        // which of the two wins when both are set is not defined, so either counts.
+        let mechanisms = [value("sasl.mechanisms"), value("sasl.mechanism")];
+        let note = if mechanisms.contains(&Some("PLAIN")) {
+            Some(
+                "SASL PLAIN over `security.protocol` = sasl_plaintext sends the Kafka password in clear, and every \
+                 message unencrypted; set `kafka.librdkafka.\"security.protocol\"` to sasl_ssl outside a lab",
+            )
+        } else if mechanisms.iter().flatten().any(|mechanism| mechanism.starts_with("SCRAM-SHA-")) {
+            Some(
+                "SASL SCRAM over `security.protocol` = sasl_plaintext exchanges the Kafka credentials unencrypted \
+                 (open to offline guessing of the password) and sends every message unencrypted; set \
+                 `kafka.librdkafka.\"security.protocol\"` to sasl_ssl outside a lab",
+            )
+        } else if mechanisms.contains(&Some("OAUTHBEARER")) {
+            Some(
+                "SASL OAUTHBEARER over `security.protocol` = sasl_plaintext sends the bearer token in clear, and \
+                 every message unencrypted; set `kafka.librdkafka.\"security.protocol\"` to sasl_ssl outside a lab",
+            )
+        } else {
+            None
+        };
+        found.extend(note.map(|note| WeakenedSecurity { property: "security.protocol", note }));
+    }
+    found
+}
+
+/// Log each of [`weakened_security`]'s findings as a warning.
+fn warn_of_weakened_security(kafka: &KafkaConfig) {
+    for WeakenedSecurity { property, note } in weakened_security(kafka) {
+        warn!(property, "{note}");
+    }
 }
 
 /// Check each passthrough property against this build of librdkafka without creating a client
@@ -87,27 +196,34 @@ pub(crate) fn consumer_refused(problem: &str) -> crate::error::Error {
 }
 
 /// Create a consumer from the whole client configuration, as the daemon does at start, and drop
-/// it: librdkafka checks some properties only together, when a client is created (`ssl.ca.location`
-/// naming a missing file once `security.protocol` is `ssl`), which [`validate_passthrough`]'s
-/// property-by-property check cannot see. Nothing is subscribed, and creation does not wait for
-/// a broker. The error is worded by [`describe_error`], as the daemon's is.
+/// it at once: librdkafka checks some properties only together, when a client is created
+/// (`ssl.ca.location` naming a missing file once `security.protocol` is `ssl`), which
+/// [`validate_passthrough`]'s property-by-property check cannot see. The consumer is given no
+/// brokers, so it connects to none: librdkafka only connects to the brokers it is given, and a
+/// check must not reach a cluster (nor fail because one is down). The error is worded by
+/// [`describe_error`], as the daemon's is.
 pub fn check_consumer(kafka: &KafkaConfig) -> Result<(), String> {
-    client_config(kafka).create::<BaseConsumer>().map(drop).map_err(|error| describe_error(&error, kafka))
+    let mut config = client_config(kafka);
+    for brokers in ["bootstrap.servers", "metadata.broker.list"] {
+        config.remove(brokers);
+    }
+    config.create::<BaseConsumer>().map(drop).map_err(|error| describe_error(&error, kafka))
 }
 
-/// librdkafka's words for an error, naming the offending property but never printing the value
-/// of a secret one: rdkafka's own text for a rejected property ends with its value, and a
-/// mistyped `sasl.password` key would otherwise put the password in the log. A client that
-/// cannot be created is said to be refused for its properties, which is what an operator changes.
+/// librdkafka's words for an error, naming the offending property but never printing its value
+/// unless [`value_may_be_shown`]: rdkafka's own text for a rejected property ends with its
+/// value, and a mistyped `sasl.password` key would otherwise put the password in the log. A
+/// client that cannot be created is said to be refused for its properties, which is what an
+/// operator changes.
 pub fn describe_error(error: &KafkaError, kafka: &KafkaConfig) -> String {
     let is_secret = |key: &str| kafka.secret_properties.contains(key);
     if let KafkaError::ClientCreation(reason) = error {
         // librdkafka's reason names the property; no known one quotes a value, but should one
-        // start to, a secret's is cut out here.
+        // start to, any value that may not be shown is cut out here.
         let reason = kafka
             .librdkafka
             .iter()
-            .filter(|(key, value)| !value.is_empty() && (is_secret_property(key) || is_secret(key)))
+            .filter(|(key, value)| !value.is_empty() && (!value_may_be_shown(key) || is_secret(key)))
             .fold(reason.clone(), |reason, (_, value)| reason.replace(value.as_str(), "…"));
         return format!(
             "librdkafka refused the client properties (driftwatch's own, with `kafka.librdkafka` and \
@@ -118,7 +234,10 @@ pub fn describe_error(error: &KafkaError, kafka: &KafkaConfig) -> String {
 }
 
 /// [`describe_error`] for any client: `name` says where the property was set, `also_secret`
-/// marks properties known to be secrets beyond those [`is_secret_property`] recognises.
+/// marks properties whose value is never shown even when [`value_may_be_shown`] says it may
+/// (one read from a secret file). The value is shown only for a known property that
+/// [`value_may_be_shown`] lists; otherwise the message names the property and says its value is
+/// not shown.
 pub fn describe_property_error(
     error: &KafkaError,
     name: impl Fn(&str) -> String,
@@ -126,18 +245,23 @@ pub fn describe_property_error(
 ) -> String {
     match error {
         KafkaError::ClientConfig(result, description, key, value) => {
-            // An unknown name may be a secret's misspelt one (`sasl.passwd`): only a known,
-            // non-secret property shows the value it was given.
+            // An unknown name may be a secret's misspelt one (`sasl.passwd`): only a known
+            // property that is listed as never secret shows the value it was given.
             let known = *result == RDKafkaConfRes::RD_KAFKA_CONF_INVALID;
-            let secret = !known || is_secret_property(key) || also_secret(key);
+            let secret = !known || !value_may_be_shown(key) || also_secret(key);
             let name = name(key);
+            let fix = if known {
+                "correct the value or remove the property"
+            } else {
+                "correct the name (librdkafka's CONFIGURATION.md lists them) or remove the property"
+            };
             if secret {
                 // Also out of librdkafka's own words, should a version start quoting values.
                 let description =
                     if value.is_empty() { description.clone() } else { description.replace(value, "…") };
-                format!("{name}: {description} (its value is not shown)")
+                format!("{name}: {description} (its value is not shown); {fix}")
             } else {
-                format!("{name} = {value:?}: {description}")
+                format!("{name} = {value:?}: {description}; {fix}")
             }
         }
         other => other.to_string(),
@@ -239,6 +363,119 @@ mod tests {
         k.librdkafka.insert("ssl.key.pem".to_owned(), "not-a-key-SECRET".to_owned());
         let problem = check_consumer(&k).err().unwrap_or_default();
         assert!(problem.contains("librdkafka refused") && !problem.contains("SECRET"), "{problem}");
+    }
+
+    #[test]
+    fn a_rejected_value_is_printed_only_for_a_property_known_to_hold_no_secret() {
+        // Secrets that no name fragment gives away: OAUTHBEARER extensions carry credentials.
+        for (key, value) in [
+            ("sasl.oauthbearer.extensions", "PW-S3cr3t-x"),
+            ("sasl.oauthbearer.method", "PW-S3cr3t-x"),
+            ("ssl.endpoint.identification.algorithm.typo", "PW-S3cr3t-x"),
+            ("socket.send.buffer.bytes", "PW-S3cr3t-x"),
+        ] {
+            let mut k = kafka();
+            k.librdkafka.insert(key.to_owned(), value.to_owned());
+            let problems = validate_passthrough(&k).join("\n");
+            let problems = if problems.is_empty() { check_consumer(&k).err().unwrap_or_default() } else { problems };
+            assert!(problems.contains(key), "{key} is named: {problems}");
+            assert!(!problems.contains("S3cr3t"), "{key}: {problems}");
+            assert!(problems.contains("remove"), "says what to fix: {problems}");
+        }
+        let mut k = kafka();
+        k.librdkafka.insert("security.protocol".to_owned(), "tls-please".to_owned());
+        let problems = validate_passthrough(&k).join("\n");
+        assert!(problems.contains("\"tls-please\""), "a listed property shows its value: {problems}");
+    }
+
+    #[test]
+    fn the_check_consumer_connects_to_no_broker() -> Result<(), Box<dyn std::error::Error>> {
+        let broker = std::net::TcpListener::bind("127.0.0.1:0")?;
+        broker.set_nonblocking(true)?;
+        let k = KafkaConfig { brokers: broker.local_addr()?.to_string(), ..kafka() };
+        assert_eq!(check_consumer(&k), Ok(()));
+        // The kernel completes a connection before it is accepted: any attempt is queued here.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(broker.accept().is_err(), "check_consumer connected to the broker");
+        Ok(())
+    }
+
+    fn weakened(pairs: &[(&str, &str)]) -> Vec<&'static str> {
+        let mut k = kafka();
+        for &(key, value) in pairs {
+            k.librdkafka.insert(key.to_owned(), value.to_owned());
+        }
+        weakened_security(&k).into_iter().map(|found| found.property).collect()
+    }
+
+    #[test]
+    fn each_setting_that_weakens_security_is_noted_once() {
+        for value in ["false", "FALSE", "f", "0"] {
+            assert_eq!(
+                weakened(&[("enable.ssl.certificate.verification", value)]),
+                ["enable.ssl.certificate.verification"],
+                "{value}"
+            );
+        }
+        for value in ["none", "NONE", "None"] {
+            assert_eq!(
+                weakened(&[("ssl.endpoint.identification.algorithm", value)]),
+                ["ssl.endpoint.identification.algorithm"],
+                "{value}"
+            );
+        }
+        for (mechanism_key, mechanism) in [
+            ("sasl.mechanisms", "PLAIN"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.mechanisms", "SCRAM-SHA-256"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.mechanisms", "OAUTHBEARER"),
+        ] {
+            for protocol in ["sasl_plaintext", "SASL_PLAINTEXT"] {
+                assert_eq!(
+                    weakened(&[("security.protocol", protocol), (mechanism_key, mechanism)]),
+                    ["security.protocol"],
+                    "{protocol} {mechanism}"
+                );
+            }
+        }
+        assert_eq!(
+            weakened(&[
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanisms", "PLAIN"),
+                ("enable.ssl.certificate.verification", "false"),
+                ("ssl.endpoint.identification.algorithm", "none"),
+            ]),
+            ["enable.ssl.certificate.verification", "ssl.endpoint.identification.algorithm", "security.protocol"]
+        );
+    }
+
+    #[test]
+    fn secure_settings_are_not_noted() {
+        for pairs in [
+            &[][..],
+            &[("enable.ssl.certificate.verification", "true")],
+            &[("ssl.endpoint.identification.algorithm", "https")],
+            &[("security.protocol", "sasl_ssl"), ("sasl.mechanisms", "PLAIN")],
+            // Kerberos does not send the password, and GSSAPI is librdkafka's default mechanism.
+            &[("security.protocol", "sasl_plaintext"), ("sasl.mechanisms", "GSSAPI")],
+            &[("security.protocol", "sasl_plaintext")],
+        ] {
+            assert_eq!(weakened(pairs), Vec::<&str>::new(), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn the_notes_name_the_property_and_no_value() {
+        let mut k = kafka();
+        k.librdkafka.insert("security.protocol".to_owned(), "sasl_plaintext".to_owned());
+        k.librdkafka.insert("sasl.mechanisms".to_owned(), "PLAIN".to_owned());
+        k.librdkafka.insert("sasl.password".to_owned(), "hunter2-SECRET".to_owned());
+        k.librdkafka.insert("enable.ssl.certificate.verification".to_owned(), "false".to_owned());
+        for found in weakened_security(&k) {
+            assert!(found.note.contains(&format!("`kafka.librdkafka.\"{}\"`", found.property)), "{found:?}");
+            assert!(!found.note.contains("SECRET"), "{found:?}");
+        }
     }
 
     #[test]
