@@ -166,7 +166,7 @@ pub(super) fn feedback(
     };
     let response_id = view.text(rows::RESPONSE_ID);
 
-    let feedback = FeedbackEvent {
+    let mut feedback = FeedbackEvent {
         feedback_id: feedback_id(trace_id, span_id, &name, time, response_id.as_deref(), &app),
         time,
         app,
@@ -187,7 +187,7 @@ pub(super) fn feedback(
         prompt_version: view.text(rows::PROMPT_VERSION),
         source: None,
     };
-    validate::feedback(&feedback, ctx)?;
+    validate::feedback(&mut feedback, ctx)?;
     Ok(feedback)
 }
 

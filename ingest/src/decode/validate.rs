@@ -4,7 +4,11 @@
 //! that the format decoder turns into a reject for that item only. The checks
 //! catch producer bugs that would otherwise poison sums and windows: negative
 //! or absurd token counts, more cached than input tokens, clocks in the wrong
-//! unit, end-before-start spans and non-finite costs.
+//! unit, end-before-start spans and non-finite costs. They also bound every string an event
+//! carries: names and ids end up in lake columns and metric labels, which are held in memory
+//! per label set, so one producer writing a megabyte into `gen_ai.request.model` must not
+//! inflate every scrape; free text (`error_type`, a feedback label) is cut instead, because the
+//! call it describes is still worth keeping.
 
 use driftwatch_lake::layout::{MAX_ESCAPED_PARTITION_VALUE_BYTES, escaped_path_value_len};
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent, UnixNanos};
@@ -19,10 +23,36 @@ const MAX_PLAUSIBLE_LATENCY_MS: f64 = 86_400_000.0;
 /// to whole milliseconds by the producer.
 const TTFT_ROUNDING_MS: f64 = 1.0;
 
-/// Check one inference event.
-pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
+/// Longest name (environment, provider, operation, model, prompt id or version, finish reason,
+/// golden case, evaluation name) or id accepted, in bytes. Real ones are tens of bytes (a
+/// Bedrock model id with its version is about 50; a W3C trace id 32); the bound is what keeps a
+/// label set's memory and its lines in `/metrics` small whatever a producer sends.
+pub(crate) const MAX_NAME_BYTES: usize = 256;
+
+/// Free text (`error_type`, which may be a span's status message, and a feedback label) is cut
+/// to this many bytes, at a character boundary.
+pub(crate) const MAX_FREE_TEXT_BYTES: usize = 256;
+
+/// Check one inference event, cutting its free text to [`MAX_FREE_TEXT_BYTES`].
+pub(super) fn inference(event: &mut InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
     let config = ctx.config;
     time_in_range("time", event.time, config, ctx.now)?;
+    names_within_bound([
+        ("event_id", Some(event.event_id.as_str())),
+        ("trace_id", event.trace_id.as_deref()),
+        ("span_id", event.span_id.as_deref()),
+        ("response_id", event.response_id.as_deref()),
+        ("environment", event.environment.as_deref()),
+        ("provider", event.provider.as_deref()),
+        ("operation", Some(event.operation.as_str())),
+        ("request_model", event.request_model.as_deref()),
+        ("response_model", event.response_model.as_deref()),
+        ("prompt_id", event.prompt_id.as_deref()),
+        ("prompt_version", event.prompt_version.as_deref()),
+        ("finish_reason", event.finish_reason.as_deref()),
+        ("golden_case", event.golden_case.as_deref()),
+    ])?;
+    cut_free_text(&mut event.error_type);
     if event.app.trim().is_empty() {
         return Err(Error::MissingField { field: "app" });
     }
@@ -104,13 +134,63 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Check one feedback event.
-pub(super) fn feedback(feedback: &FeedbackEvent, ctx: Ctx<'_>) -> Result<()> {
+/// Check one feedback event, cutting its label to [`MAX_FREE_TEXT_BYTES`].
+pub(super) fn feedback(feedback: &mut FeedbackEvent, ctx: Ctx<'_>) -> Result<()> {
     time_in_range("time", feedback.time, ctx.config, ctx.now)?;
+    let app_path_bytes = escaped_path_value_len(&feedback.app);
+    if app_path_bytes > MAX_ESCAPED_PARTITION_VALUE_BYTES {
+        return Err(Error::InvalidField {
+            field: "app",
+            detail: format!(
+                "{app_path_bytes} bytes as a lake path segment (at most {MAX_ESCAPED_PARTITION_VALUE_BYTES}); an \
+                 app id is a short name"
+            ),
+        });
+    }
+    names_within_bound([
+        ("feedback_id", Some(feedback.feedback_id.as_str())),
+        ("name", Some(feedback.name.as_str())),
+        ("environment", feedback.environment.as_deref()),
+        ("trace_id", feedback.trace_id.as_deref()),
+        ("span_id", feedback.span_id.as_deref()),
+        ("response_id", feedback.response_id.as_deref()),
+        ("inference_id", feedback.inference_id.as_deref()),
+        ("response_model", feedback.response_model.as_deref()),
+        ("provider", feedback.provider.as_deref()),
+        ("operation", feedback.operation.as_deref()),
+        ("prompt_id", feedback.prompt_id.as_deref()),
+        ("prompt_version", feedback.prompt_version.as_deref()),
+    ])?;
+    cut_free_text(&mut feedback.score_label);
     if feedback.score_value.is_some_and(|score| !score.is_finite()) {
         return Err(Error::NonFinite { field: "score" });
     }
     Ok(())
+}
+
+/// Refuse the first name or id longer than [`MAX_NAME_BYTES`].
+fn names_within_bound<const N: usize>(fields: [(&'static str, Option<&str>); N]) -> Result<()> {
+    for (field, value) in fields {
+        if let Some(value) = value
+            && value.len() > MAX_NAME_BYTES
+        {
+            return Err(Error::InvalidField {
+                field,
+                detail: format!("{} bytes, at most {MAX_NAME_BYTES}: names and ids are short", value.len()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Cut free text to [`MAX_FREE_TEXT_BYTES`] at the last character boundary within them.
+fn cut_free_text(text: &mut Option<String>) {
+    if let Some(text) = text.as_mut()
+        && text.len() > MAX_FREE_TEXT_BYTES
+    {
+        let end = (0..=MAX_FREE_TEXT_BYTES).rev().find(|&end| text.is_char_boundary(end)).unwrap_or(0);
+        text.truncate(end);
+    }
 }
 
 fn time_in_range(field: &'static str, time: UnixNanos, config: &DecodeConfig, now: UnixNanos) -> Result<()> {
@@ -174,5 +254,62 @@ mod tests {
             assert_eq!(out.rejects, vec![], "{tokens}");
             assert_eq!(out.events.len(), 1, "{tokens}");
         }
+    }
+
+    #[test]
+    fn a_name_or_id_beyond_the_bound_rejects_its_event_alone() {
+        let at_bound = "m".repeat(super::MAX_NAME_BYTES);
+        let beyond = "m".repeat(super::MAX_NAME_BYTES + 1);
+        for field in ["request_model", "environment", "prompt_version", "finish_reason", "id"] {
+            let line = |value: &str| {
+                let mut event = serde_json::json!({"id":"e","time":"2025-06-01T12:00:00Z","app":"a"});
+                event[field] = serde_json::Value::String(value.to_owned());
+                event.to_string()
+            };
+            let out = decode(line(&at_bound).as_bytes(), PayloadFormat::JsonEvents);
+            assert_eq!((out.events.len(), out.rejects.len()), (1, 0), "{field} at the bound");
+            let out = decode(line(&beyond).as_bytes(), PayloadFormat::JsonEvents);
+            assert_eq!(out.events.len(), 0, "{field}");
+            assert_eq!(out.rejects.len(), 1, "{field}");
+            assert_eq!(out.rejects[0].reason, "invalid_field", "{field}");
+            assert!(out.rejects[0].detail.contains("257 bytes, at most 256"), "{}", out.rejects[0].detail);
+        }
+
+        // A span with a megabyte model name goes alone; the span beside it is kept.
+        let long = vec![kv("gen_ai.operation.name", s("chat")), kv("gen_ai.request.model", s(&"x".repeat(1 << 20)))];
+        let short = vec![kv("gen_ai.operation.name", s("chat")), kv("gen_ai.request.model", s("gpt-4o"))];
+        let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![span(1, long), span(2, short)]));
+        assert_eq!(out.events.len(), 1);
+        assert_eq!(out.events[0].request_model.as_deref(), Some("gpt-4o"));
+        let reasons: Vec<&str> = out.rejects.iter().map(|r| r.reason).collect();
+        assert_eq!(reasons, ["invalid_field"]);
+    }
+
+    #[test]
+    fn free_text_is_cut_at_a_character_boundary_and_its_call_kept() {
+        // Two-byte characters with one ASCII byte before them: the bound falls inside one.
+        let long = format!("E{}", "é".repeat(400));
+        let line = serde_json::json!({"id":"e","time":"2025-06-01T12:00:00Z","app":"a","status":"error",
+            "error_type": long})
+        .to_string();
+        let out = decode(line.as_bytes(), PayloadFormat::JsonEvents);
+        assert_eq!(out.rejects, vec![]);
+        let error_type = out.events[0].error_type.as_deref().unwrap_or_default();
+        assert_eq!(error_type.len(), super::MAX_FREE_TEXT_BYTES - 1);
+        assert!(long.starts_with(error_type));
+
+        let feedback = serde_json::json!({"type":"feedback","id":"f","time":"2025-06-01T12:00:00Z","app":"a",
+            "name":"user_thumbs","label": "d".repeat(1000)})
+        .to_string();
+        let out = decode(feedback.as_bytes(), PayloadFormat::JsonEvents);
+        assert_eq!(out.rejects, vec![]);
+        assert_eq!(out.feedback[0].score_label.as_deref().map(str::len), Some(super::MAX_FREE_TEXT_BYTES));
+
+        let feedback = serde_json::json!({"type":"feedback","id":"f","time":"2025-06-01T12:00:00Z","app":"a",
+            "name": "n".repeat(1000)})
+        .to_string();
+        let out = decode(feedback.as_bytes(), PayloadFormat::JsonEvents);
+        assert_eq!((out.feedback.len(), out.rejects.len()), (0, 1));
+        assert_eq!(out.rejects[0].reason, "invalid_field");
     }
 }

@@ -9,7 +9,10 @@
 //! label sets, events fold into one series whose five labels are all
 //! `__overflow__`, and `driftwatch_series_overflow_total` counts each folded
 //! observation. The free-form extra labels (`error_type`, feedback `name`) are
-//! capped per series the same way.
+//! capped the same way, per series and in all: at most 32 values per series,
+//! and at most `max_series` (series, value) pairs over all series together,
+//! since 32 per series times `max_series` series would let a producer that
+//! varies them make over a million series.
 //!
 //! A failed call's duration is observed under its `error_type` (OTel makes
 //! `error.type` conditionally required on `gen_ai.client.operation.duration`),
@@ -21,7 +24,7 @@
 //! costs the one lookup it cost before.
 
 use std::cell::RefCell;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
@@ -173,6 +176,9 @@ pub(crate) struct GenAi {
     series: RwLock<FastHashMap<Box<[u8]>, Arc<Series>>>,
     /// Where label sets beyond the cap go; not counted in `max_series`.
     overflow: Series,
+    /// (series, extra value) pairs still allowed over all series, `max_series` at the start;
+    /// the `__overflow__` value of a series takes none.
+    extra_values_left: AtomicUsize,
     /// Observations folded by `max_series`: what raising it would keep apart.
     overflow_total: Counter,
     /// Observations whose extra label value (error type, feedback name) was folded by the
@@ -240,7 +246,8 @@ impl GenAi {
         );
         registry.register(
             counter_name(LABEL_VALUE_OVERFLOW_TOTAL),
-            "Observations whose error_type or feedback name was folded into __overflow__ by the cap of 32 values per label set",
+            "Observations whose error_type or feedback name was folded into __overflow__ by the cap of 32 values per \
+             label set or of metrics.max_series values over all label sets",
             value_overflow_total.clone(),
         );
         Self {
@@ -248,6 +255,7 @@ impl GenAi {
             max_series,
             series: RwLock::default(),
             overflow: Series::new(SeriesLabels::new([OVERFLOW_LABEL_VALUE; 5])),
+            extra_values_left: AtomicUsize::new(max_series),
             overflow_total,
             value_overflow_total,
         }
@@ -362,13 +370,13 @@ impl GenAi {
     }
 
     /// The handles of `value` in a per-series map, folding values beyond the
-    /// per-series cap into `__overflow__`.
+    /// per-series cap, or beyond the cap over all series, into `__overflow__`.
     fn extra_handle<H: Clone>(&self, map: &ExtraValues<H>, value: &str, create: impl FnOnce(Arc<str>) -> H) -> H {
         let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(handle) = map.get(value) {
             return handle.clone();
         }
-        let value = if map.len() >= MAX_EXTRA_VALUES_PER_SERIES {
+        let value = if map.len() >= MAX_EXTRA_VALUES_PER_SERIES || !self.take_extra_value() {
             self.count_overflow(&self.value_overflow_total, "extra label value");
             if let Some(handle) = map.get(OVERFLOW_LABEL_VALUE) {
                 return handle.clone();
@@ -380,6 +388,11 @@ impl GenAi {
         let handle = create(Arc::from(value));
         map.insert(Box::from(value), handle.clone());
         handle
+    }
+
+    /// Take one of the (series, extra value) pairs allowed over all series, if any is left.
+    fn take_extra_value(&self) -> bool {
+        self.extra_values_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1)).is_ok()
     }
 
     /// Run `record` on the series of `labels`, creating it or folding into the

@@ -357,6 +357,43 @@ fn error_types_beyond_the_per_series_cap_fold() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn error_types_and_feedback_names_are_capped_over_all_label_sets_too() -> TestResult {
+    // Ten label sets, each allowed 32 values of its own, share max_series = 10 values in all.
+    let metrics = Metrics::new(&MetricsConfig { max_series: 10 });
+    for app in 0..10 {
+        for n in 0..4 {
+            let mut failed = event(&format!("app{app}"), "gpt-4o");
+            failed.status = CallStatus::Error;
+            failed.error_type = Some(format!("type_{n}"));
+            metrics.observe_event(&failed);
+        }
+        metrics.observe_feedback(&FeedbackEvent {
+            app: format!("app{app}"),
+            environment: Some("prod".to_owned()),
+            provider: Some("openai".to_owned()),
+            response_model: Some("gpt-4o".to_owned()),
+            operation: Some("chat".to_owned()),
+            name: format!("judge_{app}"),
+            score_value: Some(1.0),
+            ..FeedbackEvent::default()
+        });
+    }
+    let text = metrics.encode()?;
+    let kept = |prefix: &str, label: &str| {
+        text.lines()
+            .filter(|line| line.starts_with(prefix) && line.contains(label) && !line.contains("__overflow__"))
+            .count()
+    };
+    let (error_types, feedback_names) =
+        (kept("driftwatch_errors_total{", "error_type="), kept("driftwatch_feedback_total{", "name="));
+    assert_eq!(error_types + feedback_names, 10, "{text}");
+    // The first ten values taken (the first apps' error types) stand; 40 + 10 - 10 folded.
+    assert!(text.contains("driftwatch_label_value_overflow_total 40"), "{text}");
+    assert!(text.contains("driftwatch_series_overflow_total 0"), "no label set folded: {text}");
+    Ok(())
+}
+
 /// OTel sets `error.type` on a failed call's duration and leaves it off a successful one, so
 /// `{error_type=""}` selects successful calls: a fast failure must not land in their buckets.
 #[test]
