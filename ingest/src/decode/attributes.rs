@@ -168,6 +168,14 @@ fn parse_flat(key: &str) -> Option<(Flat, u32)> {
     Some((flat, index.parse().ok()?))
 }
 
+/// True for an attribute the mapping reads as prompt or answer text: a key of the INPUT or
+/// OUTPUT rows, or a flattened indexed message key. Dead letters mask these values when content
+/// is not retained, so the table above stays the one list of content keys.
+pub(crate) fn is_content_key(key: &str) -> bool {
+    Key::lookup(key).is_some_and(|key| rows::INPUT.contains(&key) || rows::OUTPUT.contains(&key))
+        || parse_flat(key).is_some()
+}
+
 /// One attribute value, borrowed from a prost `AnyValue` or straight from the wire.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum AttrValue<'a> {

@@ -72,13 +72,13 @@ pub(super) fn decode(text: &str, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> 
         })?;
     match raw.kind.as_deref() {
         None | Some("inference") => {
-            let mut event = raw.into_inference()?;
-            validate::inference(&mut event, ctx)?;
+            let event = raw.into_inference()?;
+            validate::inference(&event, ctx)?;
             out.events.push(event);
         }
         Some("feedback") => {
-            let mut feedback = raw.into_feedback()?;
-            validate::feedback(&mut feedback, ctx)?;
+            let feedback = raw.into_feedback()?;
+            validate::feedback(&feedback, ctx)?;
             out.feedback.push(feedback);
         }
         Some(other) => {

@@ -16,12 +16,15 @@
 //! - `otlp_json_salvage` takes apart an OTLP/JSON request that does not deserialize whole, so
 //!   that only its bad spans or log records are rejected.
 //! - `validate` applies the plausibility checks every event passes through.
+//! - `dead_letter` makes the copy of a rejected payload the dead-letter table keeps: content
+//!   masked unless retained, PII masked, cut to size.
 //!
 //! Output leaves in a reusable [`Decoded`]: events and feedback go on to
 //! enrichment, rejects to the dead-letter writer. Nothing here panics on any
 //! input; one bad span only rejects that span.
 
 mod attributes;
+mod dead_letter;
 #[doc(hidden)]
 pub mod fuzz_checks;
 mod json_event;
@@ -32,15 +35,15 @@ mod otlp_wire;
 mod validate;
 
 pub use attributes::{normalize_operation, normalize_provider};
-
-use std::borrow::Cow;
+pub use dead_letter::DeadLetterContent;
+pub(crate) use dead_letter::dead_letter_payload;
+#[cfg(test)]
+pub(crate) use validate::MAX_NAME_BYTES;
 
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent, UnixNanos};
 use opentelemetry_proto::tonic::logs::v1::LogsData;
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 use prost::Message;
-
-use crate::enrich::Scrubber;
 
 /// Why an item was rejected. Each variant maps to a stable reason code
 /// ([`Error::reason`]) used as the dead-letter reason and metric label; the
@@ -215,9 +218,9 @@ pub struct Reject {
     pub reason: &'static str,
     /// Human readable: which field / which span, what was wrong.
     pub detail: String,
-    /// The offending item's bytes, scrubbed and capped (one span re-serialised as JSON, or its
-    /// protobuf bytes when it does not decode), or `None` when the whole message is the
-    /// offending item.
+    /// The offending item's bytes as [`dead_letter_payload`] keeps them (one span re-serialised as
+    /// JSON, or its protobuf bytes when it does not decode), or `None` when the whole message is
+    /// the offending item.
     pub payload: Option<Vec<u8>>,
 }
 
@@ -232,6 +235,8 @@ impl Reject {
 #[derive(Debug, Clone, Default)]
 pub struct Decoder {
     config: DecodeConfig,
+    /// Whether item rejects keep content (masked by default: content retention is off).
+    dead_letter_content: DeadLetterContent,
 }
 
 /// Per-call context handed to the format decoders.
@@ -242,57 +247,23 @@ struct Ctx<'c> {
 }
 
 impl Ctx<'_> {
-    /// A reject for one item of a message, with its bytes scrubbed and capped.
+    /// A reject for one item of a message, with its bytes as they are: [`Decoder::decode`] makes
+    /// them the copy the dead-letter table keeps, once the format decoder is done.
     fn item_reject(&self, context: std::fmt::Arguments<'_>, error: &Error, payload: &[u8]) -> Reject {
-        let payload = dead_letter_payload(payload, self.config.max_dead_letter_payload_bytes);
-        Reject { reason: error.reason(), detail: format!("{context}: {error}"), payload: Some(payload) }
+        Reject { reason: error.reason(), detail: format!("{context}: {error}"), payload: Some(payload.to_vec()) }
     }
-}
-
-/// The copy of a rejected payload the dead-letter table keeps: PII masked first, then cut to
-/// `cap` bytes. Cut first, a card number or address the cut splits (`4111 1111 1111 11`,
-/// `jane.doe@exam`) no longer matches its detector and would be kept as it is. The payload is
-/// at most `max_payload_bytes`, so scrubbing it whole stays bounded.
-pub(crate) fn dead_letter_payload(payload: &[u8], cap: usize) -> Vec<u8> {
-    match Scrubber::new().scrub_bytes(payload) {
-        Cow::Borrowed(bytes) => bytes[..dead_letter_cut(bytes, cap)].to_vec(),
-        Cow::Owned(mut bytes) => {
-            bytes.truncate(dead_letter_cut(&bytes, cap));
-            bytes
-        }
-    }
-}
-
-/// Where a scrubbed payload is cut: at most `cap` bytes, never inside a UTF-8 character, and
-/// before a placeholder the cut would split (`[CARD_NU`), so that what is left of a mask
-/// cannot be read as a value.
-fn dead_letter_cut(bytes: &[u8], cap: usize) -> usize {
-    /// Longer than every placeholder (`[BEARER_TOKEN]` is 14 bytes).
-    const PLACEHOLDER_MAX_BYTES: usize = 24;
-    if bytes.len() <= cap {
-        return bytes.len();
-    }
-    let is_continuation = |byte: u8| byte & 0xc0 == 0x80;
-    let mut cut = cap;
-    // A character has at most three continuation bytes; binary payloads may have more in a row.
-    while cut > cap.saturating_sub(3) && is_continuation(bytes[cut]) {
-        cut -= 1;
-    }
-    let window = cut.saturating_sub(PLACEHOLDER_MAX_BYTES);
-    if let Some(open) = bytes[window..cut].iter().rposition(|&b| b == b'[').map(|at| window + at) {
-        let name_end = bytes[open + 1..].iter().position(|&b| !(b.is_ascii_uppercase() || b == b'_'));
-        let split = name_end.is_some_and(|len| open + 1 + len >= cut && bytes[open + 1 + len] == b']');
-        if split {
-            cut = open;
-        }
-    }
-    cut
 }
 
 impl Decoder {
     /// A decoder with these limits.
     pub fn new(config: DecodeConfig) -> Self {
-        Decoder { config }
+        Decoder { config, dead_letter_content: DeadLetterContent::default() }
+    }
+
+    /// This decoder with item rejects keeping content or not, as the content policy says.
+    #[must_use]
+    pub fn with_dead_letter_content(self, dead_letter_content: DeadLetterContent) -> Self {
+        Decoder { dead_letter_content, ..self }
     }
 
     /// The limits in force.
@@ -306,8 +277,12 @@ impl Decoder {
     /// (injected for tests).
     pub fn decode(&self, payload: &[u8], format: PayloadFormat, now: UnixNanos, out: &mut Decoded) {
         let ctx = Ctx { config: &self.config, now };
+        let first_reject = out.rejects.len();
         if let Err(error) = self.decode_inner(payload, format, ctx, out) {
             out.rejects.push(Reject::whole(&error));
+        }
+        for item in out.rejects[first_reject..].iter_mut().filter_map(|reject| reject.payload.as_mut()) {
+            *item = dead_letter_payload(item, self.config.max_dead_letter_payload_bytes, self.dead_letter_content);
         }
     }
 

@@ -166,7 +166,7 @@ pub(super) fn feedback(
     };
     let response_id = view.text(rows::RESPONSE_ID);
 
-    let mut feedback = FeedbackEvent {
+    let feedback = FeedbackEvent {
         feedback_id: feedback_id(trace_id, span_id, &name, time, response_id.as_deref(), &app),
         time,
         app,
@@ -187,7 +187,7 @@ pub(super) fn feedback(
         prompt_version: view.text(rows::PROMPT_VERSION),
         source: None,
     };
-    validate::feedback(&mut feedback, ctx)?;
+    validate::feedback(&feedback, ctx)?;
     Ok(feedback)
 }
 

@@ -198,7 +198,7 @@ fn decode_span<'a, E>(
         out.skipped_spans += 1;
         return Ok(());
     }
-    match map_span(span, &view, ctx).and_then(|mut event| validate::inference(&mut event, ctx).map(|()| event)) {
+    match map_span(span, &view, ctx).and_then(|event| validate::inference(&event, ctx).map(|()| event)) {
         Ok(event) => out.events.push(event),
         Err(error) => out.rejects.push(reject(span, &error, ctx)),
     }

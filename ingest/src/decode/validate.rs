@@ -7,8 +7,8 @@
 //! unit, end-before-start spans and non-finite costs. They also bound every string an event
 //! carries: names and ids end up in lake columns and metric labels, which are held in memory
 //! per label set, so one producer writing a megabyte into `gen_ai.request.model` must not
-//! inflate every scrape; free text (`error_type`, a feedback label) is cut instead, because the
-//! call it describes is still worth keeping.
+//! inflate every scrape. Free text (`error_type`, a feedback label) is not refused, because the
+//! call it describes is still worth keeping: enrichment cuts it once it is scrubbed.
 
 use driftwatch_lake::layout::{MAX_ESCAPED_PARTITION_VALUE_BYTES, escaped_path_value_len};
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent, UnixNanos};
@@ -29,12 +29,8 @@ const TTFT_ROUNDING_MS: f64 = 1.0;
 /// label set's memory and its lines in `/metrics` small whatever a producer sends.
 pub(crate) const MAX_NAME_BYTES: usize = 256;
 
-/// Free text (`error_type`, which may be a span's status message, and a feedback label) is cut
-/// to this many bytes, at a character boundary.
-pub(crate) const MAX_FREE_TEXT_BYTES: usize = 256;
-
-/// Check one inference event, cutting its free text to [`MAX_FREE_TEXT_BYTES`].
-pub(super) fn inference(event: &mut InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
+/// Check one inference event.
+pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
     let config = ctx.config;
     time_in_range("time", event.time, config, ctx.now)?;
     names_within_bound([
@@ -52,7 +48,6 @@ pub(super) fn inference(event: &mut InferenceEvent, ctx: Ctx<'_>) -> Result<()> 
         ("finish_reason", event.finish_reason.as_deref()),
         ("golden_case", event.golden_case.as_deref()),
     ])?;
-    cut_free_text(&mut event.error_type);
     if event.app.trim().is_empty() {
         return Err(Error::MissingField { field: "app" });
     }
@@ -134,8 +129,8 @@ pub(super) fn inference(event: &mut InferenceEvent, ctx: Ctx<'_>) -> Result<()> 
     Ok(())
 }
 
-/// Check one feedback event, cutting its label to [`MAX_FREE_TEXT_BYTES`].
-pub(super) fn feedback(feedback: &mut FeedbackEvent, ctx: Ctx<'_>) -> Result<()> {
+/// Check one feedback event.
+pub(super) fn feedback(feedback: &FeedbackEvent, ctx: Ctx<'_>) -> Result<()> {
     time_in_range("time", feedback.time, ctx.config, ctx.now)?;
     let app_path_bytes = escaped_path_value_len(&feedback.app);
     if app_path_bytes > MAX_ESCAPED_PARTITION_VALUE_BYTES {
@@ -161,7 +156,7 @@ pub(super) fn feedback(feedback: &mut FeedbackEvent, ctx: Ctx<'_>) -> Result<()>
         ("prompt_id", feedback.prompt_id.as_deref()),
         ("prompt_version", feedback.prompt_version.as_deref()),
     ])?;
-    cut_free_text(&mut feedback.score_label);
+
     if feedback.score_value.is_some_and(|score| !score.is_finite()) {
         return Err(Error::NonFinite { field: "score" });
     }
@@ -181,16 +176,6 @@ fn names_within_bound<const N: usize>(fields: [(&'static str, Option<&str>); N])
         }
     }
     Ok(())
-}
-
-/// Cut free text to [`MAX_FREE_TEXT_BYTES`] at the last character boundary within them.
-fn cut_free_text(text: &mut Option<String>) {
-    if let Some(text) = text.as_mut()
-        && text.len() > MAX_FREE_TEXT_BYTES
-    {
-        let end = (0..=MAX_FREE_TEXT_BYTES).rev().find(|&end| text.is_char_boundary(end)).unwrap_or(0);
-        text.truncate(end);
-    }
 }
 
 fn time_in_range(field: &'static str, time: UnixNanos, config: &DecodeConfig, now: UnixNanos) -> Result<()> {
@@ -283,33 +268,5 @@ mod tests {
         assert_eq!(out.events[0].request_model.as_deref(), Some("gpt-4o"));
         let reasons: Vec<&str> = out.rejects.iter().map(|r| r.reason).collect();
         assert_eq!(reasons, ["invalid_field"]);
-    }
-
-    #[test]
-    fn free_text_is_cut_at_a_character_boundary_and_its_call_kept() {
-        // Two-byte characters with one ASCII byte before them: the bound falls inside one.
-        let long = format!("E{}", "é".repeat(400));
-        let line = serde_json::json!({"id":"e","time":"2025-06-01T12:00:00Z","app":"a","status":"error",
-            "error_type": long})
-        .to_string();
-        let out = decode(line.as_bytes(), PayloadFormat::JsonEvents);
-        assert_eq!(out.rejects, vec![]);
-        let error_type = out.events[0].error_type.as_deref().unwrap_or_default();
-        assert_eq!(error_type.len(), super::MAX_FREE_TEXT_BYTES - 1);
-        assert!(long.starts_with(error_type));
-
-        let feedback = serde_json::json!({"type":"feedback","id":"f","time":"2025-06-01T12:00:00Z","app":"a",
-            "name":"user_thumbs","label": "d".repeat(1000)})
-        .to_string();
-        let out = decode(feedback.as_bytes(), PayloadFormat::JsonEvents);
-        assert_eq!(out.rejects, vec![]);
-        assert_eq!(out.feedback[0].score_label.as_deref().map(str::len), Some(super::MAX_FREE_TEXT_BYTES));
-
-        let feedback = serde_json::json!({"type":"feedback","id":"f","time":"2025-06-01T12:00:00Z","app":"a",
-            "name": "n".repeat(1000)})
-        .to_string();
-        let out = decode(feedback.as_bytes(), PayloadFormat::JsonEvents);
-        assert_eq!((out.feedback.len(), out.rejects.len()), (0, 1));
-        assert_eq!(out.rejects[0].reason, "invalid_field");
     }
 }

@@ -7,16 +7,21 @@
 //! fingerprints (`input_hash`, `output_hash`, `output_simhash`,
 //! `output_chars`), a scrubbed `content` copy only when the app's
 //! [`ContentPolicy`] retains content, and the raw text cleared so it never
-//! reaches the lake.
+//! reaches the lake. Its identity and label fields (app, environment,
+//! provider, models, prompt, finish reason, ...) are scrubbed first, so
+//! pricing, the policy lookup, rollups, metrics and the lake all see the
+//! scrubbed values.
 //!
 //! # Layout
 //! - [`registry`]: `models.yaml`, validated, with name lookup.
 //! - [`pricing`]: tokens x the price in force at the event's time.
 //! - [`scrub`]: PII detection and replacement.
+//! - [`identity`]: the scrub of identity and label fields, memoised.
 //! - [`fingerprint`]: content hashes and SimHash.
 //! - [`mod@message_text`]: the text of a GenAI message list, which is what output fingerprints are of.
 
 pub mod fingerprint;
+pub mod identity;
 pub mod message_text;
 pub mod pricing;
 pub mod registry;
@@ -26,12 +31,14 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use driftwatch_lake::layout::{MAX_ESCAPED_PARTITION_VALUE_BYTES, escaped_path_value_len};
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
 use serde::Serialize;
 
 use crate::FastHashMap;
 
 pub use fingerprint::{content_hash, hamming, simhash64};
+pub use identity::IdentityScrubber;
 pub use message_text::message_text;
 pub use pricing::{Priced, price_event};
 pub use registry::{ModelEntry, ModelRegistry, Price, RegistryError, RiskLevel};
@@ -54,6 +61,42 @@ impl Default for ContentPolicy {
     }
 }
 
+/// Cuts a scrubbed app id to what the lake accepts as a folder name. Decode
+/// rejects raw app ids above the limit, but a placeholder can be longer than
+/// what it masks (`1.2.3.4` becomes `[IP_ADDRESS]`, whose brackets are
+/// escaped in paths), and a row whose folder name is too long would fail
+/// every flush holding it. The scrubbed text holds no PII, so the cut only
+/// loses the tail of a name.
+fn fit_partition_value(app: &mut String) {
+    let mut escaped_bytes = 0;
+    let mut buf = [0; 4];
+    for (at, c) in app.char_indices() {
+        escaped_bytes += escaped_path_value_len(c.encode_utf8(&mut buf));
+        if escaped_bytes > MAX_ESCAPED_PARTITION_VALUE_BYTES {
+            app.truncate(at);
+            return;
+        }
+    }
+}
+
+/// Free text kept whatever the content policy (`error_type`, which may be a span's status
+/// message, and a feedback label) is cut to this many bytes. It is a metric label and a lake
+/// column, so its length must not be the producer's to choose; unlike a name (which decode
+/// refuses above its bound), the call it describes is still worth keeping.
+pub const MAX_FREE_TEXT_BYTES: usize = 256;
+
+/// Cut free text to [`MAX_FREE_TEXT_BYTES`], at the last character boundary within them. Only
+/// once it is scrubbed: cut first, a card number or address split by the cut
+/// (`jane.doe@exam`) would no longer match its detector.
+fn cut_free_text(text: &mut Option<String>) {
+    if let Some(text) = text.as_mut()
+        && text.len() > MAX_FREE_TEXT_BYTES
+    {
+        let end = (0..=MAX_FREE_TEXT_BYTES).rev().find(|&end| text.is_char_boundary(end)).unwrap_or(0);
+        text.truncate(end);
+    }
+}
+
 /// The shape of the `content` column.
 #[derive(Serialize)]
 struct RetainedContent<'a> {
@@ -72,6 +115,8 @@ pub struct Enricher {
     default_policy: ContentPolicy,
     /// PII detector for retained content.
     scrubber: Scrubber,
+    /// The same detector behind a memo, for the identity and label fields of every event.
+    identity: IdentityScrubber,
 }
 
 impl Enricher {
@@ -81,21 +126,27 @@ impl Enricher {
         policies: HashMap<String, ContentPolicy>,
         default_policy: ContentPolicy,
     ) -> Self {
-        Self { registry, policies: policies.into_iter().collect(), default_policy, scrubber: Scrubber::new() }
+        let scrubber = Scrubber::new();
+        Self {
+            registry,
+            policies: policies.into_iter().collect(),
+            default_policy,
+            scrubber,
+            identity: IdentityScrubber::new(scrubber),
+        }
     }
 
     /// Enriches one event in place.
     ///
-    /// Prices it (leaving `cost_usd` untouched when the model or price is
+    /// Scrubs PII from its identity and label fields, before anything reads
+    /// them; prices it (leaving `cost_usd` untouched when the model or price is
     /// unknown); fingerprints content whenever present, even when retention
     /// is off; when the app's policy retains content, sets `content` to JSON
     /// `{"input":..,"output":..}`, scrubbed unless the policy says not to;
     /// always clears `input_content` and `output_content` so raw text never
     /// reaches the lake.
     pub fn enrich(&self, event: &mut InferenceEvent) {
-        // `error_type` may be a span's free-text status message, stored and
-        // used as a metric label whatever the content policy.
-        self.scrub_field(&mut event.error_type);
+        self.scrub_identity(event);
         if let Some(priced) = price_event(&self.registry, event) {
             event.cost_usd = Some(priced.cost_usd);
             event.price_version = Some(priced.price_version);
@@ -129,19 +180,64 @@ impl Enricher {
         event.content = serde_json::to_string(&retained).ok();
     }
 
-    /// Makes a feedback event safe to keep: its label is free text from the
-    /// evaluator or the user, stored whatever the content policy.
-    pub fn enrich_feedback(&self, feedback: &mut FeedbackEvent) {
-        self.scrub_field(&mut feedback.score_label);
+    /// Scrubs PII from an event's identity and label fields, which are
+    /// stored and exported as metric labels whatever the content policy
+    /// (the app also names its lake folder), so a producer that puts an
+    /// email in `environment` or a card number in `prompt_version` must not
+    /// get it persisted (DESIGN §10). `error_type` may be a span's free-text
+    /// status message.
+    ///
+    /// Ids (`event_id`, `trace_id`, `span_id`, `response_id`) are left as
+    /// they are: they are dedup and feedback join keys, and a masked id would
+    /// join unrelated events; they are opaque hex or provider ids, not labels.
+    fn scrub_identity(&self, event: &mut InferenceEvent) {
+        let mut fields = self.identity.session();
+        let app_changed = fields.scrub(&mut event.app);
+        fields.scrub(&mut event.operation);
+        for field in [
+            &mut event.environment,
+            &mut event.provider,
+            &mut event.request_model,
+            &mut event.response_model,
+            &mut event.prompt_id,
+            &mut event.prompt_version,
+            &mut event.finish_reason,
+            &mut event.golden_case,
+            &mut event.error_type,
+        ] {
+            fields.scrub_opt(field);
+        }
+        drop(fields);
+        cut_free_text(&mut event.error_type);
+        if app_changed {
+            fit_partition_value(&mut event.app);
+        }
     }
 
-    /// Scrubs a free-text field in place; clean text is not copied.
-    fn scrub_field(&self, field: &mut Option<String>) {
-        if let Some(text) = field.as_mut()
-            && let Cow::Owned(scrubbed) = self.scrubber.scrub(text)
-        {
-            *text = scrubbed;
+    /// Makes a feedback event safe to keep: PII is scrubbed from its identity
+    /// and label fields, and from its label, which is free text from the
+    /// evaluator or the user; all are stored whatever the content policy.
+    ///
+    /// Ids (`feedback_id`, `trace_id`, `span_id`, `response_id`,
+    /// `inference_id`) are left as they are: they are the dedup and join keys
+    /// that find the evaluated inference.
+    pub fn enrich_feedback(&self, feedback: &mut FeedbackEvent) {
+        let mut fields = self.identity.session();
+        fields.scrub(&mut feedback.app);
+        fields.scrub(&mut feedback.name);
+        for field in [
+            &mut feedback.environment,
+            &mut feedback.response_model,
+            &mut feedback.provider,
+            &mut feedback.operation,
+            &mut feedback.prompt_id,
+            &mut feedback.prompt_version,
+            &mut feedback.score_label,
+        ] {
+            fields.scrub_opt(field);
         }
+        drop(fields);
+        cut_free_text(&mut feedback.score_label);
     }
 
     /// The copy of one side's text that may be kept under `policy`. Content is
@@ -305,6 +401,125 @@ mod tests {
         Ok(())
     }
 
+    /// The security audit's findings: PII a producer put in identity and label fields.
+    #[test]
+    fn pii_in_identity_and_label_fields_is_masked() -> TestResult {
+        let enricher = enricher()?;
+        let mut e = event("jane.doe@example.com");
+        e.environment = Some("prod call 415-555-2671".to_owned());
+        e.request_model = Some("gpt-4o user=jane.doe@example.com".to_owned());
+        e.prompt_id = Some("ssn 123-45-6789".to_owned());
+        e.prompt_version = Some("card 4111 1111 1111 1111".to_owned());
+        e.finish_reason = Some("stop jane.doe@example.com".to_owned());
+        e.golden_case = Some("IBAN DE89370400440532013000".to_owned());
+        e.provider = Some("openai 10.1.2.3".to_owned());
+        e.operation = "chat for jane.doe@example.com".to_owned();
+        e.error_type = Some("RateLimitError 415-555-2671".to_owned());
+        // Ids are join keys and stay as sent.
+        e.event_id = "jane.doe@example.com".to_owned();
+        e.response_id = Some("chatcmpl-jane.doe@example.com".to_owned());
+        // Twice: the second pass is served by the memo.
+        for _ in 0..2 {
+            let mut e = e.clone();
+            e.response_model = Some("gpt-4o-mini-2024-07-18 jane.doe@example.com".to_owned());
+            enricher.enrich(&mut e);
+            assert_eq!(e.app, "[EMAIL]");
+            assert_eq!(e.environment.as_deref(), Some("prod call [PHONE]"));
+            assert_eq!(e.request_model.as_deref(), Some("gpt-4o user=[EMAIL]"));
+            assert_eq!(e.response_model.as_deref(), Some("gpt-4o-mini-2024-07-18 [EMAIL]"));
+            assert_eq!(e.prompt_id.as_deref(), Some("ssn [NATIONAL_ID]"));
+            assert_eq!(e.prompt_version.as_deref(), Some("card [CARD_NUMBER]"));
+            assert_eq!(e.finish_reason.as_deref(), Some("stop [EMAIL]"));
+            assert_eq!(e.golden_case.as_deref(), Some("IBAN [IBAN]"));
+            assert_eq!(e.provider.as_deref(), Some("openai [IP_ADDRESS]"));
+            assert_eq!(e.operation, "chat for [EMAIL]");
+            assert_eq!(e.error_type.as_deref(), Some("RateLimitError [PHONE]"));
+            assert_eq!(e.event_id, "jane.doe@example.com");
+            assert_eq!(e.response_id.as_deref(), Some("chatcmpl-jane.doe@example.com"));
+        }
+
+        let mut feedback = FeedbackEvent {
+            feedback_id: "fb-jane.doe@example.com".to_owned(),
+            app: "jane.doe@example.com".to_owned(),
+            environment: Some("prod call 415-555-2671".to_owned()),
+            name: "thumbs from jane.doe@example.com".to_owned(),
+            score_label: Some("down 123-45-6789".to_owned()),
+            inference_id: Some("jane.doe@example.com".to_owned()),
+            response_model: Some("gpt-4o user=jane.doe@example.com".to_owned()),
+            provider: Some("openai 10.1.2.3".to_owned()),
+            operation: Some("chat 415-555-2671".to_owned()),
+            prompt_id: Some("ssn 123-45-6789".to_owned()),
+            prompt_version: Some("card 4111 1111 1111 1111".to_owned()),
+            ..FeedbackEvent::default()
+        };
+        enricher.enrich_feedback(&mut feedback);
+        assert_eq!(feedback.app, "[EMAIL]");
+        assert_eq!(feedback.environment.as_deref(), Some("prod call [PHONE]"));
+        assert_eq!(feedback.name, "thumbs from [EMAIL]");
+        assert_eq!(feedback.score_label.as_deref(), Some("down [NATIONAL_ID]"));
+        assert_eq!(feedback.response_model.as_deref(), Some("gpt-4o user=[EMAIL]"));
+        assert_eq!(feedback.provider.as_deref(), Some("openai [IP_ADDRESS]"));
+        assert_eq!(feedback.operation.as_deref(), Some("chat [PHONE]"));
+        assert_eq!(feedback.prompt_id.as_deref(), Some("ssn [NATIONAL_ID]"));
+        assert_eq!(feedback.prompt_version.as_deref(), Some("card [CARD_NUMBER]"));
+        assert_eq!(feedback.feedback_id, "fb-jane.doe@example.com");
+        assert_eq!(feedback.inference_id.as_deref(), Some("jane.doe@example.com"));
+        Ok(())
+    }
+
+    #[test]
+    fn real_identity_values_are_kept_and_priced() -> TestResult {
+        let enricher = enricher()?;
+        let mut e = event("checkout");
+        e.environment = Some("us-east-1".to_owned());
+        e.operation = "chat".to_owned();
+        e.request_model = Some("gpt-4o-mini".to_owned());
+        e.prompt_id = Some("refund_policy".to_owned());
+        e.prompt_version = Some("2024-11-05".to_owned());
+        e.finish_reason = Some("tool_calls".to_owned());
+        e.golden_case = Some("golden-0042".to_owned());
+        let sent = e.clone();
+        enricher.enrich(&mut e);
+        let identity = |e: &InferenceEvent| {
+            (
+                e.app.clone(),
+                e.environment.clone(),
+                e.provider.clone(),
+                e.operation.clone(),
+                e.request_model.clone(),
+                e.response_model.clone(),
+                e.prompt_id.clone(),
+                e.prompt_version.clone(),
+                e.finish_reason.clone(),
+                e.golden_case.clone(),
+            )
+        };
+        assert_eq!(identity(&e), identity(&sent));
+        assert_eq!(e.price_version.as_deref(), Some("gpt-4o-mini@2024-07-18"));
+        Ok(())
+    }
+
+    /// A masked app can be longer than the raw one, which decode checked against the lake's
+    /// folder name limit; it is cut to fit instead of failing every flush.
+    #[test]
+    fn a_scrubbed_app_still_fits_a_lake_folder_name() -> TestResult {
+        let enricher = enricher()?;
+        // 17 addresses of 9 bytes: 153 bytes raw, each masked as `[IP_ADDRESS]` (16 escaped bytes).
+        let app = (0..17).map(|i| format!("10.1.2.{}", 10 + i)).collect::<Vec<_>>().join(" ");
+        assert!(escaped_path_value_len(&app) <= MAX_ESCAPED_PARTITION_VALUE_BYTES);
+        let mut e = event(&app);
+        enricher.enrich(&mut e);
+        assert!(e.app.starts_with("[IP_ADDRESS] [IP_ADDRESS]"), "{}", e.app);
+        assert!(!e.app.contains("10.1"), "{}", e.app);
+        let escaped = escaped_path_value_len(&e.app);
+        assert!(
+            (MAX_ESCAPED_PARTITION_VALUE_BYTES - 3..=MAX_ESCAPED_PARTITION_VALUE_BYTES).contains(&escaped),
+            "{escaped} bytes: {}",
+            e.app
+        );
+        Ok(())
+    }
+
     #[test]
     fn unscrubbed_policy_and_missing_sides() -> TestResult {
         let enricher = enricher()?;
@@ -328,6 +543,27 @@ mod tests {
         assert_eq!(e.input_hash.as_deref(), Some("from-decoder"));
         assert_eq!((e.cost_usd, e.price_version), (None, None));
         assert!(enricher.registry().lookup("gpt-4o", None).is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn free_text_is_cut_once_scrubbed_at_a_character_boundary() -> TestResult {
+        let enricher = enricher()?;
+        // Two-byte characters after one ASCII byte: the bound falls inside one.
+        let long = format!("E{}", "é".repeat(400));
+        let mut e = event("a");
+        e.error_type = Some(long.clone());
+        enricher.enrich(&mut e);
+        let error_type = e.error_type.as_deref().unwrap_or_default();
+        assert_eq!(error_type.len(), MAX_FREE_TEXT_BYTES - 1);
+        assert!(long.starts_with(error_type));
+
+        // An address across the bound is masked whole, not cut into a fragment no detector finds.
+        let across = format!("{} jane.doe@example.com", "x".repeat(MAX_FREE_TEXT_BYTES - 14));
+        let mut feedback = FeedbackEvent { score_label: Some(across), ..FeedbackEvent::default() };
+        enricher.enrich_feedback(&mut feedback);
+        let label = feedback.score_label.as_deref().unwrap_or_default();
+        assert_eq!(label, format!("{} [EMAIL]", "x".repeat(MAX_FREE_TEXT_BYTES - 14)));
         Ok(())
     }
 }

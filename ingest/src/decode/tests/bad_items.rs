@@ -1,5 +1,6 @@
 //! Items that do not decode, or carry unusable ids, inside messages that otherwise do: each is
-//! rejected alone, and what a reject keeps of it is scrubbed before it is cut.
+//! rejected alone, and what a reject keeps of it is masked (content) and scrubbed before it is
+//! cut.
 
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData, ResourceLogs, ScopeLogs};
@@ -9,7 +10,7 @@ use opentelemetry_proto::tonic::trace::v1::span::Event;
 use prost::Message;
 
 use super::{NOW, T0, decode, decode_traces, kv, s, span, traces, wire_logs_path, wire_path};
-use crate::decode::{DecodeConfig, Decoded, Decoder, PayloadFormat, dead_letter_payload};
+use crate::decode::{DeadLetterContent, DecodeConfig, Decoded, Decoder, PayloadFormat};
 use crate::enrich::Scrubber;
 
 fn reasons(out: &Decoded) -> Vec<&'static str> {
@@ -204,7 +205,8 @@ fn ids_of_the_wrong_length_are_rejected_naming_the_field() {
 }
 
 /// A rejected span whose prompt holds `secret` so that the dead-letter cut falls three bytes
-/// before its end; the reject's payload and the cut.
+/// before its end; the reject's payload and the cut. Content is kept (retention on), so that the
+/// prompt reaches the cut.
 fn reject_payload_with_secret_at_the_cut(secret: &str) -> (Vec<u8>, usize) {
     let rejected = |prompt: &str, cap: usize| {
         let attributes =
@@ -212,7 +214,12 @@ fn reject_payload_with_secret_at_the_cut(secret: &str) -> (Vec<u8>, usize) {
         let data = traces(vec![kv("service.name", s("a"))], vec![span(1, attributes)]);
         let mut out = Decoded::default();
         let config = DecodeConfig { max_dead_letter_payload_bytes: cap, ..DecodeConfig::default() };
-        Decoder::new(config).decode(&data.encode_to_vec(), PayloadFormat::OtlpTraces, NOW, &mut out);
+        Decoder::new(config).with_dead_letter_content(DeadLetterContent::Keep).decode(
+            &data.encode_to_vec(),
+            PayloadFormat::OtlpTraces,
+            NOW,
+            &mut out,
+        );
         assert_eq!(reasons(&out), ["negative_tokens"]);
         out.rejects[0].payload.clone().unwrap_or_default()
     };
@@ -236,6 +243,32 @@ fn pii_the_dead_letter_cut_splits_is_masked_before_the_cut() {
         assert!(!text.contains("jane") && !text.contains("example"), "address kept: {tail:?}");
         assert!(text.contains("yyy"), "the text before the secret is kept: {tail:?}");
     }
+}
+
+#[test]
+fn a_decoder_keeps_a_rejected_items_content_only_when_told_to() {
+    let prompt = "CONFIDENTIAL prompt about project Falcon";
+    let attributes = vec![
+        chat(),
+        kv("gen_ai.usage.input_tokens", Value::IntValue(-1)),
+        kv("gen_ai.prompt.0.content", s(prompt)),
+        kv("llm.output_messages.0.message.content", s(prompt)),
+    ];
+    let message = traces(vec![kv("service.name", s("a"))], vec![span(1, attributes)]).encode_to_vec();
+    for (content, kept) in [(DeadLetterContent::Mask, false), (DeadLetterContent::Keep, true)] {
+        let mut out = Decoded::default();
+        Decoder::default().with_dead_letter_content(content).decode(&message, PayloadFormat::Auto, NOW, &mut out);
+        assert_eq!(reasons(&out), ["negative_tokens"]);
+        let payload = String::from_utf8_lossy(out.rejects[0].payload.as_deref().unwrap_or_default()).into_owned();
+        assert_eq!(payload.contains(prompt), kept, "{content:?}: {payload}");
+        let placeholder = format!("[CONTENT {} bytes]", prompt.len());
+        assert_eq!(payload.matches(&placeholder).count(), if kept { 0 } else { 2 }, "{content:?}: {payload}");
+    }
+}
+
+/// The copy of text kept as it is (content retained), for the cut alone.
+fn dead_letter_payload(payload: &[u8], cap: usize) -> Vec<u8> {
+    crate::decode::dead_letter_payload(payload, cap, DeadLetterContent::Keep)
 }
 
 #[test]

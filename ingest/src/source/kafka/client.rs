@@ -96,6 +96,22 @@ const PROPERTIES_SHOWN_WITH_THEIR_VALUE: &[&str] = &[
     "check.crcs",
     "log_level",
     "debug",
+    // Producer properties (`driftwatch loadgen --producer-property`).
+    "linger.ms",
+    "queue.buffering.max.ms",
+    "batch.num.messages",
+    "batch.size",
+    "acks",
+    "request.required.acks",
+    "compression.type",
+    "compression.codec",
+    "enable.idempotence",
+    "message.timeout.ms",
+    "message.max.bytes",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes",
+    "retries",
+    "request.timeout.ms",
 ];
 
 /// Whether the value of librdkafka property `key` may be printed: only for the properties in
