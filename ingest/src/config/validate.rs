@@ -55,7 +55,7 @@ impl Config {
         if self.flush.max_age > MAX_FLUSH_AGE {
             problems.push(format!(
                 "`flush.max_age` ({}) must be at most {}: rows wait in memory, uncommitted, until they are \
-                 flushed; the default is 10s",
+                 flushed; the default is 1m",
                 format_duration(self.flush.max_age),
                 format_duration(MAX_FLUSH_AGE)
             ));
