@@ -51,17 +51,7 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
     if event.app.trim().is_empty() {
         return Err(Error::MissingField { field: "app" });
     }
-    let app_path_bytes = escaped_path_value_len(&event.app);
-    if app_path_bytes > MAX_ESCAPED_PARTITION_VALUE_BYTES {
-        return Err(Error::InvalidField {
-            field: "app",
-            detail: format!(
-                "{} characters, {app_path_bytes} bytes as a lake path segment (at most \
-                 {MAX_ESCAPED_PARTITION_VALUE_BYTES}); an app id is a short name",
-                event.app.chars().count()
-            ),
-        });
-    }
+    app_fits_a_lake_folder(&event.app)?;
     for (field, value) in [
         ("input_tokens", event.input_tokens),
         ("output_tokens", event.output_tokens),
@@ -132,16 +122,7 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
 /// Check one feedback event.
 pub(super) fn feedback(feedback: &FeedbackEvent, ctx: Ctx<'_>) -> Result<()> {
     time_in_range("time", feedback.time, ctx.config, ctx.now)?;
-    let app_path_bytes = escaped_path_value_len(&feedback.app);
-    if app_path_bytes > MAX_ESCAPED_PARTITION_VALUE_BYTES {
-        return Err(Error::InvalidField {
-            field: "app",
-            detail: format!(
-                "{app_path_bytes} bytes as a lake path segment (at most {MAX_ESCAPED_PARTITION_VALUE_BYTES}); an \
-                 app id is a short name"
-            ),
-        });
-    }
+    app_fits_a_lake_folder(&feedback.app)?;
     names_within_bound([
         ("feedback_id", Some(feedback.feedback_id.as_str())),
         ("name", Some(feedback.name.as_str())),
@@ -159,6 +140,22 @@ pub(super) fn feedback(feedback: &FeedbackEvent, ctx: Ctx<'_>) -> Result<()> {
 
     if feedback.score_value.is_some_and(|score| !score.is_finite()) {
         return Err(Error::NonFinite { field: "score" });
+    }
+    Ok(())
+}
+
+/// Refuse an app id too long to name its lake folder (`app=<app>`, escaped).
+fn app_fits_a_lake_folder(app: &str) -> Result<()> {
+    let app_path_bytes = escaped_path_value_len(app);
+    if app_path_bytes > MAX_ESCAPED_PARTITION_VALUE_BYTES {
+        return Err(Error::InvalidField {
+            field: "app",
+            detail: format!(
+                "{} characters, {app_path_bytes} bytes as a lake path segment (at most \
+                 {MAX_ESCAPED_PARTITION_VALUE_BYTES}); an app id is a short name",
+                app.chars().count()
+            ),
+        });
     }
     Ok(())
 }
@@ -259,6 +256,14 @@ mod tests {
             assert_eq!(out.rejects[0].reason, "invalid_field", "{field}");
             assert!(out.rejects[0].detail.contains("257 bytes, at most 256"), "{}", out.rejects[0].detail);
         }
+
+        // Feedback's app has the inference's bound (it joins the same label sets).
+        let feedback = serde_json::json!({"type":"feedback","id":"f","time":"2025-06-01T12:00:00Z",
+            "app": "a".repeat(300), "name":"user_thumbs","score":1.0})
+        .to_string();
+        let out = decode(feedback.as_bytes(), PayloadFormat::JsonEvents);
+        assert_eq!((out.feedback.len(), out.rejects.len()), (0, 1));
+        assert!(out.rejects[0].detail.contains("300 characters"), "{}", out.rejects[0].detail);
 
         // A span with a megabyte model name goes alone; the span beside it is kept.
         let long = vec![kv("gen_ai.operation.name", s("chat")), kv("gen_ai.request.model", s(&"x".repeat(1 << 20)))];

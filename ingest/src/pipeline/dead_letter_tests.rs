@@ -143,17 +143,29 @@ fn malformed_json_keeps_no_text_of_its_input() -> TestResult {
     Ok(())
 }
 
-fn kv(key: &str, value: Value) -> KeyValue {
+pub(super) fn kv(key: &str, value: Value) -> KeyValue {
     KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
 }
 
-fn text(value: &str) -> Value {
+pub(super) fn text(value: &str) -> Value {
     Value::StringValue(value.to_owned())
 }
 
 /// A request whose one chat span is rejected for negative tokens, with its prompt and answer.
 fn traces_with_a_rejected_span() -> TracesData {
+    rejected_span_request(vec![
+        kv("gen_ai.input.messages", text(PROMPT)),
+        kv("gen_ai.prompt.0.content", text(PROMPT)),
+        kv("gen_ai.completion.0.content", text(ANSWER)),
+    ])
+}
+
+/// A request of one chat span of service `chat`, rejected for negative tokens, carrying `content`.
+pub(super) fn rejected_span_request(content: Vec<KeyValue>) -> TracesData {
     let end = 1_748_779_200_000_000_000u64;
+    let mut attributes =
+        vec![kv("gen_ai.operation.name", text("chat")), kv("gen_ai.usage.input_tokens", Value::IntValue(-1))];
+    attributes.extend(content);
     TracesData {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource { attributes: vec![kv("service.name", text("chat"))], ..Default::default() }),
@@ -164,13 +176,7 @@ fn traces_with_a_rejected_span() -> TracesData {
                     name: "chat".to_owned(),
                     start_time_unix_nano: end - 1_000_000_000,
                     end_time_unix_nano: end,
-                    attributes: vec![
-                        kv("gen_ai.operation.name", text("chat")),
-                        kv("gen_ai.usage.input_tokens", Value::IntValue(-1)),
-                        kv("gen_ai.input.messages", text(PROMPT)),
-                        kv("gen_ai.prompt.0.content", text(PROMPT)),
-                        kv("gen_ai.completion.0.content", text(ANSWER)),
-                    ],
+                    attributes,
                     ..Default::default()
                 }],
                 ..Default::default()

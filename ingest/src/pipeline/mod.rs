@@ -346,10 +346,9 @@ mod tests {
 
     #[test]
     fn dead_letters_keep_no_pii_in_payload_or_detail() -> TestResult {
-        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-        use opentelemetry_proto::tonic::resource::v1::Resource;
-        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, TracesData};
         use prost::Message;
+
+        use super::dead_letter_tests::{kv, rejected_span_request, text};
 
         // A whole JSON message rejected for a bad value that is itself PII.
         let json = format!(
@@ -360,42 +359,12 @@ mod tests {
         assert_no_secrets(&dead);
 
         // One OTLP span rejected, kept re-serialised with its messages.
-        let kv = |key: &str, value: Value| KeyValue {
-            key: key.to_owned(),
-            value: Some(AnyValue { value: Some(value) }),
-            ..Default::default()
-        };
         let messages = format!(
             r#"[{{"role":"user","parts":[{{"type":"text","content":"I am jane@example.com
 card 4111111111111111
 {JWT}"}}]}}]"#
         );
-        let end = 1_748_779_200_000_000_000u64;
-        let traces = TracesData {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![kv("service.name", Value::StringValue("chat".to_owned()))],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![Span {
-                        trace_id: vec![0xab; 16],
-                        span_id: vec![0xcd; 8],
-                        name: "chat".to_owned(),
-                        start_time_unix_nano: end - 1_000_000_000,
-                        end_time_unix_nano: end,
-                        attributes: vec![
-                            kv("gen_ai.operation.name", Value::StringValue("chat".to_owned())),
-                            kv("gen_ai.usage.input_tokens", Value::IntValue(-1)),
-                            kv("gen_ai.input.messages", Value::StringValue(messages)),
-                        ],
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
+        let traces = rejected_span_request(vec![kv("gen_ai.input.messages", text(&messages))]);
         let protobuf = traces.encode_to_vec();
         let dead = dead_letters(&protobuf, PayloadFormat::OtlpTraces)?;
         assert_eq!(dead[0].reason, "negative_tokens");
