@@ -390,12 +390,14 @@ async fn planted_personal_data_never_reaches_the_lake_with_content_retention_on(
     assert_eq!(kinds.len(), PlantedPii::ALL.len(), "every kind is planted: {planted:?}");
 
     let config = dir.path().join("driftwatch.toml");
+    // Retention on for every app and the default, so dead letters keep their (scrubbed) content
+    // too: a rejected message's app is unknown, and only then is its content kept.
     let apps: String = fleet
         .apps()
         .iter()
         .map(|app| format!("[[apps]]\nid = \"{}\"\nteam = \"privacy\"\nretain_content = true\n\n", app.id))
         .collect();
-    std::fs::write(&config, apps)?;
+    std::fs::write(&config, format!("[default_app]\nretain_content = true\n\n{apps}"))?;
     common::ingest_files(&input, &lake, Some(&config))?;
 
     let session = LakeSession::open(&lake.display().to_string(), None).await?;
