@@ -218,7 +218,7 @@ pub struct Reject {
     pub reason: &'static str,
     /// Human readable: which field / which span, what was wrong.
     pub detail: String,
-    /// The offending item's bytes as [`dead_letter_payload`] keeps them (one span re-serialised as
+    /// The offending item's bytes as `dead_letter_payload` keeps them (one span re-serialised as
     /// JSON, or its protobuf bytes when it does not decode), or `None` when the whole message is
     /// the offending item.
     pub payload: Option<Vec<u8>>,

@@ -114,8 +114,8 @@ const PROPERTIES_SHOWN_WITH_THEIR_VALUE: &[&str] = &[
     "request.timeout.ms",
 ];
 
-/// Whether the value of librdkafka property `key` may be printed: only for the properties in
-/// [`PROPERTIES_SHOWN_WITH_THEIR_VALUE`].
+/// Whether the value of librdkafka property `key` may be printed: only for the properties on a
+/// fixed list of properties that hold no secret.
 pub fn value_may_be_shown(key: &str) -> bool {
     PROPERTIES_SHOWN_WITH_THEIR_VALUE.contains(&key)
 }
