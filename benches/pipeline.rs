@@ -305,7 +305,7 @@ fn run_processor(processor: &mut Processor, messages: &[Vec<u8>], format: Payloa
         processor.process(&mut buffer, payload, format, (offset, offset + 1), NOW);
     }
     let rows = buffer.rows();
-    match buffer.take_batch() {
+    match processor.take_batch(&mut buffer, NOW) {
         Ok(batch) => {
             black_box(batch);
         }

@@ -75,6 +75,13 @@ pub enum AggregateError {
         #[source]
         source: HistogramError,
     },
+    /// A buffer was drained around the processor, with feedback it had not tallied yet: a bug
+    /// in a source, which must drain through `Processor::take_batch`. Nothing is drained.
+    #[error("{rows} feedback rows are not tallied in the rollups yet; drain through the processor")]
+    UntalliedFeedback {
+        /// Rows waiting for their tally.
+        rows: usize,
+    },
 }
 
 /// Result of aggregation operations.

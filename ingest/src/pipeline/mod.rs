@@ -25,9 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use driftwatch_lake::model::{DeadLetter, FeedbackEvent, SourcePosition, UnixNanos};
+use driftwatch_lake::writer::FlushBatch;
 
 use self::partition::seen_event_recently;
-use crate::aggregate::FeedbackJoin;
+use crate::aggregate::{AggregateError, FeedbackJoin};
 use crate::config::{Config, FlushConfig};
 use crate::decode::{DeadLetterContent, Decoded, Decoder, PayloadFormat, Reject, dead_letter_payload};
 use crate::enrich::{Enricher, Scrubber};
@@ -137,8 +138,17 @@ impl Processor {
                 continue;
             }
             self.enricher.enrich_feedback(&mut feedback);
-            self.join.fill(&mut feedback);
+            let joined = self.join.fill(&mut feedback);
             feedback.source = Some(source.clone());
+            if !joined && names_an_inference(&feedback) {
+                // Its inference may still come, from another partition read behind this one:
+                // keep the row, tally it when the buffer is drained (see `take_batch`).
+                buffer.unjoined_feedback.push(buffer.feedback.len());
+                buffer.charge(approx_feedback_bytes(&feedback));
+                buffer.feedback.push(feedback);
+                rows += 1;
+                continue;
+            }
             if let Err(error) = buffer.rollups.add_feedback(&feedback) {
                 rejects += 1;
                 let dead = dead_letter(now, AGGREGATE_FAILED_REASON, error.to_string(), Vec::new(), &source);
@@ -171,6 +181,39 @@ impl Processor {
         result
     }
 
+    /// Drain `buffer` into a batch for the flusher (`None` when idle), after tallying the
+    /// feedback it held back: each is joined again, since its inference may have been read
+    /// since from another partition, then counted in the rollups and metrics with what it
+    /// has. Sources drain every buffer through here.
+    pub fn take_batch(
+        &mut self,
+        buffer: &mut PartitionBuffer,
+        now: UnixNanos,
+    ) -> Result<Option<FlushBatch>, AggregateError> {
+        let unjoined = std::mem::take(&mut buffer.unjoined_feedback);
+        let mut failed = Vec::new();
+        for index in unjoined {
+            let Some(feedback) = buffer.feedback.get_mut(index) else { continue };
+            self.join.fill(feedback);
+            match buffer.rollups.add_feedback(feedback) {
+                Ok(()) => self.metrics.observe_feedback(feedback),
+                Err(error) => failed.push((index, error)),
+            }
+        }
+        // Highest index first, so the ones left to remove keep their places.
+        for (index, error) in failed.into_iter().rev() {
+            let feedback = buffer.feedback.remove(index);
+            let source = feedback.source.unwrap_or_else(|| SourcePosition {
+                topic: buffer.topic.clone(),
+                partition: buffer.partition,
+                offset: buffer.next_offset(),
+            });
+            let dead = dead_letter(now, AGGREGATE_FAILED_REASON, error.to_string(), Vec::new(), &source);
+            bury(&self.metrics, buffer, dead);
+        }
+        buffer.take_batch()
+    }
+
     /// Dead-letter a record the source could not hand over as a message (a line above the size
     /// limit, the bytes after a corrupt length prefix): `head` is what is kept of it, `reason`
     /// and `detail` say why. Counted like a message the decoder rejected.
@@ -190,6 +233,14 @@ impl Processor {
         self.metrics.record_message(&buffer.topic, MessageResult::Rejected);
         MessageResult::Rejected
     }
+}
+
+/// Whether a feedback result names the inference it rates (by id, span or response id), so
+/// that a later join could find it.
+fn names_an_inference(feedback: &FeedbackEvent) -> bool {
+    feedback.inference_id.is_some()
+        || feedback.response_id.is_some()
+        || (feedback.trace_id.is_some() && feedback.span_id.is_some())
 }
 
 /// Whether dead letters keep the prompt and answer text of rejected input: only when
@@ -377,6 +428,54 @@ card 4111111111111111
         assert_eq!(dead[0].reason, "malformed_protobuf");
         assert_eq!(dead[0].payload.len(), broken.len());
         assert_no_secrets(&dead);
+        Ok(())
+    }
+
+    /// A backlog can put a logs topic ahead of its spans topic: feedback read before its
+    /// inference waits for the drain of its buffer to be joined and tallied.
+    #[test]
+    fn feedback_read_before_its_inference_is_tallied_with_its_context_at_the_drain() -> TestResult {
+        const MODEL: &str = "gpt-4o-2024-08-06";
+        let mut processor = processor()?;
+        let buffer = |topic: &str| {
+            PartitionBuffer::new(Arc::from(topic), Arc::from(topic), 0, 0, &AggregateConfig::default(), 100)
+        };
+        let (mut logs, mut spans) = (buffer("logs"), buffer("spans"));
+        let feedback = br#"{"type":"feedback","id":"fb-1","time":"2025-06-01T12:00:05Z","app":"chat","name":"user_thumbs","score":1.0,"inference_id":"evt-1"}"#;
+        let inference = format!(
+            r#"{{"id":"evt-1","time":"2025-06-01T12:00:00Z","app":"chat","request_model":"gpt-4o","response_model":"{MODEL}","input_tokens":10,"output_tokens":5}}"#
+        );
+        assert_eq!(processor.process(&mut logs, feedback, PayloadFormat::JsonEvents, (0, 1), NOW), MessageResult::Ok);
+        assert_eq!(logs.rows(), 1, "the row is buffered at once");
+        assert!(!processor.metrics.encode()?.contains("driftwatch_feedback_total{"), "not counted yet");
+        // Drained around the processor, the buffer refuses: its rollups would miss the row.
+        assert!(matches!(logs.take_batch(), Err(AggregateError::UntalliedFeedback { rows: 1 })));
+
+        processor.process(&mut spans, inference.as_bytes(), PayloadFormat::JsonEvents, (0, 1), NOW);
+        let batch = processor.take_batch(&mut logs, NOW)?.ok_or("a batch")?;
+        assert_eq!(batch.feedback.len(), 1);
+        assert_eq!(batch.feedback[0].response_model.as_deref(), Some(MODEL));
+        let tallied: Vec<Option<&str>> = batch
+            .rollups
+            .iter()
+            .filter(|row| !row.feedback.is_empty())
+            .map(|row| row.key.response_model.as_deref())
+            .collect();
+        assert_eq!(tallied, [Some(MODEL)]);
+        let text = processor.metrics.encode()?;
+        assert!(
+            text.lines().any(|line| line.starts_with("driftwatch_feedback_total{")
+                && line.contains(&format!("model=\"{MODEL}\""))
+                && line.ends_with(" 1")),
+            "{text}"
+        );
+
+        // Feedback whose inference never comes is tallied at the drain as it is.
+        let late = br#"{"type":"feedback","id":"fb-2","time":"2025-06-01T12:00:05Z","app":"chat","name":"user_thumbs","score":0.0,"inference_id":"evt-404"}"#;
+        processor.process(&mut logs, late, PayloadFormat::JsonEvents, (1, 2), NOW);
+        let batch = processor.take_batch(&mut logs, NOW)?.ok_or("a batch")?;
+        assert_eq!(batch.feedback[0].response_model, None);
+        assert_eq!(batch.rollups.iter().map(|row| row.feedback.len()).sum::<usize>(), 1);
         Ok(())
     }
 

@@ -32,6 +32,12 @@ pub struct PartitionBuffer {
     /// Inference rows, already in the columns of the files they go to.
     pub(crate) events: EventRows,
     pub(crate) feedback: Vec<FeedbackEvent>,
+    /// Indexes into `feedback` of results whose inference was not in the join when they were
+    /// read: they are tallied (rollups, metrics) only when the buffer is drained, by
+    /// [`Processor::take_batch`](super::Processor::take_batch), so that an inference read
+    /// meanwhile from another partition (a spans topic behind its logs topic during a backlog)
+    /// still lends them its model and prompt.
+    pub(crate) unjoined_feedback: Vec<usize>,
     pub(crate) dead_letters: Vec<DeadLetter>,
     pub(crate) rollups: RollupAggregator,
     /// Recent event ids of this partition: producer retries are dropped before rollups count them twice.
@@ -67,6 +73,7 @@ impl PartitionBuffer {
             next_offset,
             events: EventRows::default(),
             feedback: Vec::new(),
+            unjoined_feedback: Vec::new(),
             dead_letters: Vec::new(),
             rollups: RollupAggregator::new(aggregate),
             recent_ids: (dedup_window > 0).then(|| RecentMap::new(dedup_window)),
@@ -153,10 +160,15 @@ impl PartitionBuffer {
     }
 
     /// Drain the buffer into a batch covering `[first_offset, next_offset)`; `None` when idle.
-    /// The buffer starts the next range at `next_offset`.
-    pub fn take_batch(&mut self) -> Result<Option<FlushBatch>, AggregateError> {
+    /// The buffer starts the next range at `next_offset`. Sources drain through
+    /// [`Processor::take_batch`](super::Processor::take_batch), which tallies the feedback left
+    /// unjoined first; a buffer that still holds some refuses, since its rollups would miss them.
+    pub(super) fn take_batch(&mut self) -> Result<Option<FlushBatch>, AggregateError> {
         if self.is_idle() {
             return Ok(None);
+        }
+        if !self.unjoined_feedback.is_empty() {
+            return Err(AggregateError::UntalliedFeedback { rows: self.unjoined_feedback.len() });
         }
         let rollups = self.rollups.drain()?;
         let feedback = self.feedback.len();

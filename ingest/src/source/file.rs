@@ -408,7 +408,7 @@ impl FileIngest<'_> {
     /// happen; the final flush of a run may.
     async fn submit(&mut self, reason: FlushReason) -> Result<()> {
         let bytes = self.buffer.bytes();
-        if let Some(mut batch) = self.buffer.take_batch()? {
+        if let Some(mut batch) = self.processor.take_batch(&mut self.buffer, now_nanos())? {
             batch.file_head = Some(head_fingerprint(&self.head, batch.next_offset));
             self.flusher.submit(batch, reason, bytes).await?;
         }

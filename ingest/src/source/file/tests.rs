@@ -368,9 +368,10 @@ async fn the_memory_budget_bounds_rows_buffered_and_being_written() -> TestResul
     let one_message = {
         let components = components(dir.path(), 1024).await?;
         let mut buffer = PartitionBuffer::new(Arc::from("s"), Arc::from("t"), 0, 0, &components.config.aggregate, 100);
-        components.processor().process(&mut buffer, event(0).as_bytes(), PayloadFormat::Auto, (0, 1), now_nanos());
+        let mut processor = components.processor();
+        processor.process(&mut buffer, event(0).as_bytes(), PayloadFormat::Auto, (0, 1), now_nanos());
         let first_row = buffer.bytes();
-        buffer.take_batch()?;
+        processor.take_batch(&mut buffer, now_nanos())?;
         (first_row + buffer.bytes()) as u64
     };
     for budget in [MAX_BYTES, MAX_BYTES * 3 / 2] {

@@ -91,7 +91,7 @@ impl Daemon<'_> {
     pub(super) async fn flush(&mut self, key: &(Arc<str>, i32), reason: FlushReason) -> Result<()> {
         let Some(buffer) = self.buffers.get_mut(key) else { return Ok(()) };
         let bytes = buffer.bytes();
-        if let Some(batch) = buffer.take_batch()? {
+        if let Some(batch) = self.processor.take_batch(buffer, now_nanos())? {
             self.flusher.submit(batch, reason, bytes).await?;
         }
         Ok(())
