@@ -3,7 +3,8 @@
 //!
 //! A source owns one [`PartitionBuffer`] per partition it reads and calls
 //! [`Processor::process`] for each message. When a buffer is [`due`](PartitionBuffer::due) the
-//! source hands its [`FlushBatch`] to the [`Flusher`]
+//! source drains it with [`Processor::take_batch`] (which first tallies feedback held back for
+//! its inference) and hands the [`FlushBatch`] to the [`Flusher`]
 //! task, which writes it durably and reports back; only then may the source acknowledge the
 //! position upstream (Kafka commit). The file source needs no acknowledgement: the lake
 //! checkpoint is its only position. [`Shutdown`] is how a source learns it must stop, and when
