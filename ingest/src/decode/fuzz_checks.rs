@@ -340,7 +340,7 @@ pub fn scrub(data: &[u8]) {
         // Inside a longer look-alike (`DE89 3704 0044 0532 0130 004`) it may rightly stay.
         return;
     }
-    let middle = (0..=text.len() / 2).rev().find(|&at| text.is_char_boundary(at)).unwrap_or(0);
+    let middle = text.floor_char_boundary(text.len() / 2);
     let planted = format!("{} {secret} {}", &text[..middle], &text[middle..]);
     for scrubbed in [scrubber.scrub(&planted), scrubber.scrub_json(&planted)] {
         assert!(!scrubbed.contains(secret), "{secret:?} left in {scrubbed:?}");

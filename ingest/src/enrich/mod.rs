@@ -92,8 +92,7 @@ fn cut_free_text(text: &mut Option<String>) {
     if let Some(text) = text.as_mut()
         && text.len() > MAX_FREE_TEXT_BYTES
     {
-        let end = (0..=MAX_FREE_TEXT_BYTES).rev().find(|&end| text.is_char_boundary(end)).unwrap_or(0);
-        text.truncate(end);
+        text.truncate(text.floor_char_boundary(MAX_FREE_TEXT_BYTES));
     }
 }
 
