@@ -29,7 +29,7 @@ use driftwatch_lake::model::{DeadLetter, FeedbackEvent, SourcePosition, UnixNano
 use driftwatch_lake::writer::FlushBatch;
 
 use self::partition::seen_event_recently;
-use crate::aggregate::{AggregateError, FeedbackJoin};
+use crate::aggregate::{AggregateError, FeedbackJoin, RollupAggregator};
 use crate::config::{Config, FlushConfig};
 use crate::decode::{DeadLetterContent, Decoded, Decoder, PayloadFormat, Reject, dead_letter_payload};
 use crate::enrich::{Enricher, Scrubber};
@@ -150,13 +150,12 @@ impl Processor {
                 rows += 1;
                 continue;
             }
-            if let Err(error) = buffer.rollups.add_feedback(&feedback) {
+            if let Err(error) = tally_feedback(&self.metrics, &mut buffer.rollups, &feedback) {
                 rejects += 1;
                 let dead = dead_letter(now, AGGREGATE_FAILED_REASON, error.to_string(), Vec::new(), &source);
                 bury(&self.metrics, buffer, dead);
                 continue;
             }
-            self.metrics.observe_feedback(&feedback);
             buffer.charge(approx_feedback_bytes(&feedback));
             buffer.feedback.push(feedback);
             rows += 1;
@@ -196,9 +195,8 @@ impl Processor {
         for index in unjoined {
             let Some(feedback) = buffer.feedback.get_mut(index) else { continue };
             self.join.fill(feedback);
-            match buffer.rollups.add_feedback(feedback) {
-                Ok(()) => self.metrics.observe_feedback(feedback),
-                Err(error) => failed.push((index, error)),
+            if let Err(error) = tally_feedback(&self.metrics, &mut buffer.rollups, feedback) {
+                failed.push((index, error));
             }
         }
         // Highest index first, so the ones left to remove keep their places.
@@ -234,6 +232,18 @@ impl Processor {
         self.metrics.record_message(&buffer.topic, MessageResult::Rejected);
         MessageResult::Rejected
     }
+}
+
+/// Count one feedback result in the rollups and, once they took it, in the live metrics: the
+/// same tally whether it is counted when read or when its buffer is drained.
+fn tally_feedback(
+    metrics: &Metrics,
+    rollups: &mut RollupAggregator,
+    feedback: &FeedbackEvent,
+) -> Result<(), AggregateError> {
+    rollups.add_feedback(feedback)?;
+    metrics.observe_feedback(feedback);
+    Ok(())
 }
 
 /// Whether a feedback result names the inference it rates (by id, span or response id), so
