@@ -16,10 +16,11 @@
 //! # Which values are content
 //! - JSON (a JSON event, OTLP/JSON, a re-serialised item, or such text cut short): the values of
 //!   the JSON event fields `input` and `output`; the `value` of every OTLP attribute object whose
-//!   `key` is a content attribute (`attributes::is_content_key`, the decoder's own table); and
-//!   every OTLP log record `body`, free text that the old `gen_ai.*.message` events fill with the
-//!   message (the decoder reads feedback from attributes, never from a body). The keys are
-//!   matched at any depth: a key named so is masked wherever it is.
+//!   `key` carries content ([`carries_content`]: the decoder's own content keys and those of the
+//!   conventions it does not read); and every OTLP log record `body`, free text that the old
+//!   `gen_ai.*.message` events fill with the message (the decoder reads feedback from attributes,
+//!   never from a body). The keys are matched at any depth: a key named so is masked wherever it
+//!   is (resource, span, span event, link, log record, or nested in a key-value list).
 //! - OTLP protobuf that prost decodes as a traces or logs request: the same attribute values and
 //!   bodies, and the request re-encoded.
 //! - Bytes that are neither: see [`fill_text_runs`].
@@ -32,8 +33,10 @@ use opentelemetry_proto::tonic::logs::v1::LogsData;
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 use prost::Message;
 
-use super::attributes::is_content_key;
 use crate::enrich::Scrubber;
+
+mod content_keys;
+use content_keys::carries_content;
 
 /// Whether dead letters keep the prompt and answer text of rejected input.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -184,7 +187,7 @@ fn mask_protobuf(payload: &[u8]) -> Option<Vec<u8>> {
 fn mask_attributes(list: &mut [KeyValue]) {
     for attribute in list {
         let Some(value) = &mut attribute.value else { continue };
-        if is_content_key(&attribute.key) {
+        if carries_content(&attribute.key) {
             *value = masked_any_value(value);
         } else {
             mask_nested(value);
@@ -437,7 +440,7 @@ fn on_value(stack: &mut [Frame], read: Read, payload: &[u8], masks: &mut Vec<Mas
         Role::Content(shape) => masks.push(masked(read, shape)),
         Role::AttributeKey => {
             let names_content =
-                read.text.is_some() && unescaped(text_of(payload, read)).is_some_and(|key| is_content_key(&key));
+                read.text.is_some() && unescaped(text_of(payload, read)).is_some_and(|key| carries_content(&key));
             frame.content_attribute |= names_content;
         }
         Role::AttributeValue => frame.attribute_value = Some(masked(read, Shape::AnyValue)),

@@ -3,15 +3,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, KeyValueList};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, KeyValueList};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::Event;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, TracesData};
 use prost::Message;
 
-use super::{DeadLetterContent, dead_letter_payload, fill_text_runs, mask_content};
+use super::{DeadLetterContent, carries_content, dead_letter_payload, fill_text_runs, mask_content};
 use crate::decode::attributes::is_content_key;
+use crate::decode::tests as decode_tests;
+use crate::decode::{Decoded, Decoder, PayloadFormat};
 
 const PROMPT: &str = "CONFIDENTIAL-PROMPT about project Falcon";
 const ANSWER: &str = "SECRET-ANSWER naming the launch date";
@@ -226,5 +228,317 @@ fn payloads_at_the_message_bound_are_masked_in_one_pass() {
         let kept = mask_content(payload.as_bytes());
         assert_no_content(&kept);
         assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content the decoder does not read: every convention's content attributes are masked, the
+// attributes that tell why a payload was rejected are not.
+
+#[test]
+fn content_keys_cover_every_convention_and_nothing_that_explains_a_reject() {
+    for key in [
+        // What the decoder reads itself.
+        "gen_ai.input.messages",
+        "gen_ai.prompt.3.content",
+        "llm.output_messages.0.message.content",
+        // OpenInference.
+        "input.value",
+        "output.value",
+        "llm.prompts",
+        "llm.prompts.0.prompt.text",
+        "llm.choices.1.completion.text",
+        "llm.input_messages.2.message.contents.0.message_content.text",
+        "llm.input_messages.2.message.contents.1.message_content.image.image.url",
+        "llm.output_messages.0.message.tool_calls.1.tool_call.function.arguments",
+        "llm.output_messages.0.message.function_call_arguments_json",
+        "llm.prompt_template.template",
+        "llm.prompt_template.variables",
+        "llm.tools.0.tool.json_schema",
+        "retrieval.documents.4.document.content",
+        "embedding.embeddings.0.embedding.text",
+        // GenAI semantic conventions, current and deprecated, and their events on spans.
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "gen_ai.system_instructions",
+        "gen_ai.output.messages",
+        "gen_ai.tool.definitions",
+        "gen_ai.event.content",
+        "content",
+        "message",
+        "tool_calls",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "gen_ai.completion.0.content",
+        "gen_ai.completion.0.tool_calls.2.arguments",
+        "gen_ai.prompt.1.tool_calls.0.arguments",
+        // OpenLLMetry.
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+        "llm.prompts.0.content",
+        "llm.completions.0.content",
+        // OpenLIT.
+        "gen_ai.content.prompt",
+        "gen_ai.content.completion",
+    ] {
+        assert!(carries_content(key), "{key} is content");
+    }
+    for key in [
+        "",
+        "service.name",
+        "gen_ai.operation.name",
+        "gen_ai.request.model",
+        "gen_ai.response.id",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.system",
+        "gen_ai.tool.name",
+        "gen_ai.tool.call.id",
+        "gen_ai.prompt.name",
+        "gen_ai.prompt.0.role",
+        "gen_ai.completion.0.finish_reason",
+        "gen_ai.completion.0.tool_calls.2.name",
+        "gen_ai.completion.0.tool_calls.2.id",
+        "gen_ai.prompt.",
+        "input.mime_type",
+        "llm.model_name",
+        "llm.token_count.prompt",
+        "llm.prompt_template.version",
+        "llm.input_messages.2.message.role",
+        "llm.input_messages.2.message.contents.0.message_content.type",
+        "llm.output_messages.0.message.tool_calls.1.tool_call.id",
+        "llm.output_messages.0.message.tool_calls.1.tool_call.function.name",
+        "llm.tools.0.tool.name",
+        "retrieval.documents.4.document.id",
+        "traceloop.entity.name",
+        "traceloop.prompt.key",
+        "langfuse.prompt.name",
+        "error.type",
+        "exception.message",
+        // The conventions are case-sensitive: these are other keys.
+        "Input.Value",
+        "GEN_AI.TOOL.CALL.ARGUMENTS",
+        "gen_ai.prompt.0.Content",
+        "Content",
+    ] {
+        assert!(!carries_content(key), "{key} is not content");
+    }
+}
+
+/// The attributes of one convention: those holding content, and the values of its others that
+/// a dead letter keeps.
+struct Family {
+    name: &'static str,
+    attributes: Vec<KeyValue>,
+    events: Vec<Event>,
+    kept: &'static [&'static str],
+}
+
+fn array_of(values: &[&str]) -> Value {
+    Value::ArrayValue(ArrayValue { values: values.iter().map(|v| AnyValue { value: Some(text(v)) }).collect() })
+}
+
+fn event(name: &str, attributes: Vec<KeyValue>) -> Event {
+    Event { name: name.to_owned(), attributes, ..Default::default() }
+}
+
+/// Tool arguments and results that name the secret, as the conventions record them (JSON text).
+const ARGUMENTS: &str = r#"{"project":"Falcon","query":"launch date"}"#;
+
+fn families() -> Vec<Family> {
+    vec![
+        Family {
+            name: "OpenInference",
+            attributes: vec![
+                kv("input.value", text(PROMPT)),
+                kv("input.mime_type", text("text/plain")),
+                kv("output.value", text(ANSWER)),
+                kv("llm.input_messages.0.message.role", text("user")),
+                kv("llm.input_messages.0.message.contents.0.message_content.type", text("text")),
+                kv("llm.input_messages.0.message.contents.0.message_content.text", text(PROMPT)),
+                kv("llm.output_messages.0.message.tool_calls.0.tool_call.id", text("call_kept_1")),
+                kv("llm.output_messages.0.message.tool_calls.0.tool_call.function.name", text("lookup_weather")),
+                kv("llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments", text(ARGUMENTS)),
+                kv("llm.prompts", array_of(&[PROMPT])),
+                kv("llm.prompt_template.template", text("Tell me about {project} and its launch")),
+                kv("llm.prompt_template.variables", text(ARGUMENTS)),
+                kv("llm.prompt_template.version", text("template-v3")),
+            ],
+            events: vec![],
+            kept: &["text/plain", "call_kept_1", "lookup_weather", "template-v3"],
+        },
+        Family {
+            name: "GenAI semantic conventions",
+            attributes: vec![
+                kv("gen_ai.system_instructions", text(PROMPT)),
+                kv("gen_ai.tool.definitions", text(ARGUMENTS)),
+                kv("gen_ai.tool.name", text("lookup_weather")),
+                kv("gen_ai.tool.call.id", text("call_kept_1")),
+                kv("gen_ai.tool.call.arguments", text(ARGUMENTS)),
+                kv("gen_ai.tool.call.result", text(ANSWER)),
+                kv("gen_ai.prompt.name", text("support-triage")),
+                kv("gen_ai.prompt.0.role", text("user")),
+                kv("gen_ai.completion.0.tool_calls.0.name", text("lookup_weather")),
+                kv("gen_ai.completion.0.tool_calls.0.arguments", text(ARGUMENTS)),
+            ],
+            events: vec![
+                event(
+                    "gen_ai.user.message",
+                    vec![kv("gen_ai.system", text("openai")), kv("gen_ai.event.content", text(PROMPT))],
+                ),
+                event("gen_ai.choice", vec![kv("index", Value::IntValue(0)), kv("content", text(ANSWER))]),
+            ],
+            kept: &["support-triage", "call_kept_1", "lookup_weather", "gen_ai.choice", "openai"],
+        },
+        Family {
+            name: "OpenLLMetry",
+            attributes: vec![
+                kv("traceloop.entity.name", text("answer_question")),
+                kv("traceloop.entity.input", text(PROMPT)),
+                kv("traceloop.entity.output", text(ANSWER)),
+                kv("llm.prompts.0.role", text("system")),
+                kv("llm.prompts.0.content", text(PROMPT)),
+                kv("llm.completions.0.content", text(ANSWER)),
+                kv("llm.completions.0.finish_reason", text("tool_calls")),
+            ],
+            events: vec![],
+            kept: &["answer_question", "system", "tool_calls"],
+        },
+        Family {
+            name: "OpenLIT",
+            attributes: vec![kv("gen_ai.content.prompt", text(PROMPT))],
+            events: vec![
+                event("gen_ai.content.prompt", vec![kv("gen_ai.content.prompt", text(PROMPT))]),
+                event("gen_ai.content.completion", vec![kv("gen_ai.content.completion", text(ANSWER))]),
+            ],
+            kept: &["gen_ai.content.completion"],
+        },
+    ]
+}
+
+/// A chat span of `family` that the decoder rejects for its input token count, in a request.
+fn rejected_request(family: &Family) -> TracesData {
+    let mut attributes = vec![
+        kv("gen_ai.operation.name", text("chat")),
+        kv("gen_ai.request.model", text("gpt-4o-mini")),
+        kv("gen_ai.response.id", text("chatcmpl-kept-7")),
+        kv("gen_ai.usage.input_tokens", text("many")),
+    ];
+    attributes.extend(family.attributes.iter().cloned());
+    let mut span = decode_tests::span(7, attributes);
+    span.events.clone_from(&family.events);
+    decode_tests::traces(vec![kv("service.name", text("support-bot"))], vec![span])
+}
+
+/// What an operator needs to see why the span was rejected, and the family's other attributes.
+fn assert_diagnosis_kept(family: &Family, kept: &[u8]) {
+    let kept = String::from_utf8_lossy(kept);
+    let always = ["gpt-4o-mini", "chatcmpl-kept-7", "gen_ai.usage.input_tokens", "many"];
+    for value in always.iter().chain(family.kept) {
+        assert!(kept.contains(value), "{}: {value:?} lost from {kept}", family.name);
+    }
+}
+
+/// The one reject of decoding `payload`, its dead-letter payload.
+fn rejected_payload(payload: &[u8], content: DeadLetterContent) -> Vec<u8> {
+    let mut out = Decoded::default();
+    Decoder::default().with_dead_letter_content(content).decode(
+        payload,
+        PayloadFormat::OtlpTraces,
+        decode_tests::NOW,
+        &mut out,
+    );
+    assert_eq!(out.events.len(), 0);
+    assert_eq!(out.rejects.len(), 1, "{:?}", out.rejects);
+    assert_eq!(out.rejects[0].reason, "invalid_field", "{:?}", out.rejects[0]);
+    out.rejects[0].payload.clone().expect("an item reject keeps the span")
+}
+
+#[test]
+fn a_rejected_span_keeps_no_content_of_any_convention_in_protobuf_or_otlp_json() {
+    for family in families() {
+        let request = rejected_request(&family);
+        for (format, message) in
+            [("protobuf", request.encode_to_vec()), ("OTLP/JSON", serde_json::to_vec(&request).unwrap())]
+        {
+            let kept = rejected_payload(&message, DeadLetterContent::Mask);
+            assert_no_content(&kept);
+            assert_diagnosis_kept(&family, &kept);
+            assert!(String::from_utf8_lossy(&kept).contains("[CONTENT "), "{} {format}", family.name);
+        }
+    }
+}
+
+#[test]
+fn a_whole_protobuf_request_keeps_no_content_of_any_convention() {
+    for family in families() {
+        let kept = dead_letter_payload(&rejected_request(&family).encode_to_vec(), 1 << 20, DeadLetterContent::Mask);
+        assert_no_content(&kept);
+        assert_diagnosis_kept(&family, &kept);
+        let decoded = TracesData::decode(kept.as_slice()).expect("still a request");
+        assert_eq!(
+            decoded.resource_spans[0].scope_spans[0].spans[0].span_id,
+            vec![0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 7]
+        );
+    }
+}
+
+#[test]
+fn log_record_attributes_of_any_convention_are_masked() {
+    let logs = LogsData {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    event_name: "gen_ai.choice".to_owned(),
+                    attributes: vec![
+                        kv("gen_ai.system", text("openai")),
+                        kv("gen_ai.event.content", text(ANSWER)),
+                        kv("gen_ai.tool.call.arguments", text(ARGUMENTS)),
+                        kv("traceloop.entity.output", text(ANSWER)),
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let kept = dead_letter_payload(&logs.encode_to_vec(), 1 << 20, DeadLetterContent::Mask);
+    assert_no_content(&kept);
+    let decoded = LogsData::decode(kept.as_slice()).expect("still a request");
+    let record = &decoded.resource_logs[0].scope_logs[0].log_records[0];
+    assert_eq!(record.attributes[0], kv("gen_ai.system", text("openai")));
+    let kept = dead_letter_payload(&serde_json::to_vec(&logs).unwrap(), 1 << 20, DeadLetterContent::Mask);
+    assert_no_content(&kept);
+    let decoded: LogsData = serde_json::from_slice(&kept).expect("still OTLP/JSON");
+    let record = &decoded.resource_logs[0].scope_logs[0].log_records[0];
+    assert_eq!(record.attributes[0], kv("gen_ai.system", text("openai")));
+}
+
+/// A rejected message cut short inside a content value the decoder does not read: the part
+/// before the cut is masked to the end.
+#[test]
+fn otlp_json_cut_inside_a_content_attribute_keeps_none_of_it() {
+    for family in families() {
+        let json = String::from_utf8(serde_json::to_vec(&rejected_request(&family)).unwrap()).unwrap();
+        let Some(at) = json.find("CONFIDENTIAL").or_else(|| json.find("SECRET")).or_else(|| json.find("Falcon")) else {
+            panic!("{}: no content in {json}", family.name)
+        };
+        let cut = &json[..at + 6];
+        let kept = String::from_utf8(dead_letter_payload(cut.as_bytes(), 1 << 20, DeadLetterContent::Mask)).unwrap();
+        let fragment = &json[at..at + 6];
+        assert!(!kept.contains(fragment), "{}: {fragment:?} kept in {kept}", family.name);
+        assert!(kept.contains("gpt-4o-mini"), "{kept}");
+    }
+}
+
+#[test]
+fn content_of_every_convention_is_kept_when_every_app_retains_it() {
+    for family in families() {
+        let request = rejected_request(&family);
+        for message in [request.encode_to_vec(), serde_json::to_vec(&request).unwrap()] {
+            let kept = String::from_utf8(rejected_payload(&message, DeadLetterContent::Keep)).unwrap();
+            assert!(kept.contains("CONFIDENTIAL") || kept.contains("SECRET"), "{}: {kept}", family.name);
+            assert!(!kept.contains("[CONTENT "), "{}: {kept}", family.name);
+        }
     }
 }

@@ -1,0 +1,102 @@
+//! Which OTLP attribute keys carry content a dead letter masks.
+//!
+//! The decoder reads content from a few keys (`is_content_key`); producers record it under many
+//! more, which a dead letter would otherwise keep verbatim. These are the content keys of the
+//! conventions the decoder maps, as each convention's own registry names them (case-sensitive in
+//! all of them, so matching is exact). Ids, names, models and counts are never among them: they
+//! tell an operator why a payload was rejected.
+
+use crate::decode::attributes::is_content_key;
+
+/// Keys whose whole value is prompt, answer, tool or retrieved text.
+const CONTENT_KEYS: &[&str] = &[
+    // OpenTelemetry GenAI semantic conventions: the registry's attributes that "may contain
+    // sensitive information", beside `gen_ai.{input,output}.messages` the decoder reads.
+    "gen_ai.system_instructions",
+    "gen_ai.tool.definitions",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.retrieval.query.text",
+    "gen_ai.retrieval.documents",
+    "gen_ai.memory.query.text",
+    "gen_ai.memory.records",
+    // GenAI message events (`gen_ai.user.message`, `gen_ai.choice`, ...) recorded as span events:
+    // the Azure AI SDKs put the event body in `gen_ai.event.content`; others flatten the body's
+    // fields (`content`, `tool_calls`, and a choice's `message`) into attributes.
+    "gen_ai.event.content",
+    "content",
+    "message",
+    "tool_calls",
+    // OpenInference (Arize, `spec/semantic_conventions.md`); its flattened lists are below.
+    "input.value",
+    "output.value",
+    "llm.prompts",
+    "llm.function_call",
+    "llm.prompt_template.template",
+    "llm.prompt_template.variables",
+    "reranker.query",
+    "tool.json_schema",
+    "tool.parameters",
+    // OpenLLMetry (Traceloop, `opentelemetry-semantic-conventions-ai`).
+    "traceloop.entity.input",
+    "traceloop.entity.output",
+    "traceloop.prompt.template",
+    "traceloop.prompt.template_variables",
+    "llm.content.completion.chunk",
+    "mcp.request.argument",
+    "mcp.response.value",
+    // OpenLIT: `gen_ai.content.*` name its span events holding `gen_ai.prompt` and
+    // `gen_ai.completion`, and are the attributes themselves where its conventions were ported
+    // (Microsoft Dev Proxy); `gen_ai.tool.args` holds its tool-call arguments.
+    "gen_ai.content.prompt",
+    "gen_ai.content.completion",
+    "gen_ai.content.revised_prompt",
+    "gen_ai.tool.args",
+    // Langfuse's OpenTelemetry attributes (the decoder reads its prompt name).
+    "langfuse.trace.input",
+    "langfuse.trace.output",
+    "langfuse.observation.input",
+    "langfuse.observation.output",
+];
+
+/// Flattened lists, `<prefix><index>.<field>...`: a key under one of these is content when one of
+/// its dot-separated fields is in [`CONTENT_FIELDS`], so `gen_ai.prompt.0.content` is and
+/// `gen_ai.prompt.0.role` or the current `gen_ai.prompt.name` are not.
+const INDEXED_PREFIXES: &[&str] = &[
+    // Deprecated GenAI conventions and OpenLLMetry: `gen_ai.prompt.N.content`,
+    // `gen_ai.completion.N.tool_calls.M.arguments`, `gen_ai.completion.N.function_call.arguments`.
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    // OpenLLMetry before `gen_ai.*` (`llm.prompts.N.content`, `llm.completions.N.content`), and
+    // its tool definitions (`llm.request.functions.N.parameters`).
+    "llm.prompts.",
+    "llm.completions.",
+    "llm.request.functions.",
+    // OpenInference: `llm.input_messages.N.message.content`, `...message.contents.M.message_content.text`,
+    // `...message.tool_calls.M.tool_call.function.arguments`, `llm.prompts.N.prompt.text`,
+    // `llm.choices.N.completion.text`, `llm.tools.N.tool.json_schema`, a document's
+    // `document.content`, `embedding.embeddings.N.embedding.text`.
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.choices.",
+    "llm.tools.",
+    "retrieval.documents.",
+    "reranker.input_documents.",
+    "reranker.output_documents.",
+    "embedding.embeddings.",
+];
+
+/// The fields of a flattened list item that hold text (an image or audio `url` may be a data URL).
+const CONTENT_FIELDS: &[&str] =
+    &["content", "text", "arguments", "function_call_arguments_json", "url", "transcript", "json_schema", "parameters"];
+
+/// Whether the value of the attribute `key` is content a dead letter masks: the decoder's content
+/// keys, [`CONTENT_KEYS`], and content fields of the [`INDEXED_PREFIXES`] lists.
+pub(super) fn carries_content(key: &str) -> bool {
+    is_content_key(key)
+        || CONTENT_KEYS.contains(&key)
+        || INDEXED_PREFIXES.iter().any(|prefix| {
+            key.strip_prefix(prefix)
+                .is_some_and(|fields| fields.split('.').any(|field| CONTENT_FIELDS.contains(&field)))
+        })
+}
