@@ -92,14 +92,19 @@ async fn a_shutdown_while_flushes_wait_behind_an_object_store_outage_ends_within
     let mut truth = setup.produce(1_000, 51, 0.0).await??;
     wait_for_lake(&setup.lake, &truth, INGEST_TIMEOUT).await?;
 
-    // Two bursts a few seconds apart: the first one's age flush fails and keeps the only slot,
-    // the second one's waits for it, and with it the loop.
+    // The first partition's age flush fails and keeps the only slot, the next one due waits
+    // for it, and with it the loop: shown on /metrics, which is served beside the loop.
     s3.server.stop();
     truth.merge(&setup.produce(500, 52, 0.0).await??);
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    truth.merge(&setup.produce(500, 53, 0.0).await??);
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    terminate_while_the_lake_is_down(&mut daemon, deadline, "Stopped on a lake error")?;
+    let waiting = common::wait_for(Duration::from_secs(60), || {
+        daemon.metrics().ok().filter(|served| served.lines().any(|line| line == "driftwatch_waiting_for_flush_slot 1"))
+    });
+    assert!(waiting.is_some(), "the loop never waited for a flush slot; log:\n{}", daemon.log_tail());
+    // Giving up the flushes ends the wait one of two ways, both leaving the group at once: the
+    // wait itself gives up ("Stopped on a lake error"), or, when the abandoned flush's
+    // completion wins that race, the loop sees the shutdown and its final flush gives up
+    // ("leaving the group without committing").
+    terminate_while_the_lake_is_down(&mut daemon, deadline, "giving up the flushes still retrying")?;
 
     s3.server.restart()?;
     let successor = Daemon::start(&setup.config, setup.dir.path(), &s3.client_env())?;

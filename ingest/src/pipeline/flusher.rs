@@ -105,6 +105,8 @@ pub struct Flusher {
     /// committed in submission order). They count against the memory budget until written.
     in_flight_bytes: std::collections::VecDeque<usize>,
     capacity: usize,
+    /// Shows a wait for a flush slot, during which the source reads nothing.
+    metrics: Metrics,
     /// Set while a commit is failing and being retried, cleared by the next success: the lake
     /// is unwritable now, whatever it was at startup.
     lake_failing: Arc<AtomicBool>,
@@ -161,7 +163,7 @@ impl Flusher {
         let fenced = Arc::new(Mutex::new(HashSet::new()));
         let committer = Committer {
             writer,
-            metrics,
+            metrics: metrics.clone(),
             abandon: abandon.clone(),
             lake_failing: Arc::clone(&lake_failing),
             fenced: Arc::clone(&fenced),
@@ -190,6 +192,7 @@ impl Flusher {
             in_flight: 0,
             in_flight_bytes: std::collections::VecDeque::new(),
             capacity,
+            metrics,
             lake_failing,
             fenced,
             abandon,
@@ -237,9 +240,12 @@ impl Flusher {
     /// approximate heap size, reported by [`in_flight_bytes`](Self::in_flight_bytes) until the
     /// batch is committed.
     pub async fn submit(&mut self, batch: FlushBatch, reason: FlushReason, bytes: usize) -> Result<(), FlusherError> {
-        while self.in_flight - self.ready.len() >= self.capacity {
-            let done = self.receive().await?;
-            self.ready.push_back(done);
+        if !self.has_capacity() {
+            let _shown = self.metrics.waiting_for_flush_slot();
+            while !self.has_capacity() {
+                let done = self.receive().await?;
+                self.ready.push_back(done);
+            }
         }
         self.requests.send(FlushRequest { batch, reason }).await.map_err(|_| FlusherError::Stopped)?;
         self.in_flight += 1;

@@ -9,6 +9,7 @@ use driftwatch_lake::store::LakeStore;
 
 use super::*;
 use crate::telemetry::MetricsConfig;
+use crate::telemetry::names::WAITING_FOR_FLUSH_SLOT;
 
 fn batch(first_offset: i64) -> FlushBatch {
     FlushBatch {
@@ -223,8 +224,8 @@ async fn waiting_for_a_completion_ends_when_flushes_are_abandoned() -> Result<()
     let store = LakeStore::open(&lake.display().to_string(), &HashMap::new()).await?;
     let writer = Arc::new(LakeWriter::new(store, ParquetOptions::default()));
     let abandon = CancellationToken::new();
-    let mut flusher =
-        Flusher::spawn(writer, Metrics::new(&MetricsConfig::default()), 1, &TaskTracker::new(), abandon.clone());
+    let metrics = Metrics::new(&MetricsConfig::default());
+    let mut flusher = Flusher::spawn(writer, metrics.clone(), 1, &TaskTracker::new(), abandon.clone());
     // Another writer holds the partition record's lock (stopped inside its checkpoint
     // put): the first commit's attempt waits inside the store, not between retries.
     let record = lake.join(driftwatch_lake::layout::checkpoint_path("file.test", 0));
@@ -233,10 +234,15 @@ async fn waiting_for_a_completion_ends_when_flushes_are_abandoned() -> Result<()
     let lock = std::fs::File::create(record_dir.join(".0.json.lock"))?;
     lock.lock()?;
     flusher.submit(batch(0), FlushReason::Rows, 1_000).await?;
+    assert!(metrics.encode()?.contains(&format!("\n{WAITING_FOR_FLUSH_SLOT} 0\n")), "a free slot shown as a wait");
     let give_up = abandon.clone();
-    tokio::spawn(async move {
+    let observer = metrics.clone();
+    // What a scrape sees while the source waits: the wait, until flushes are abandoned.
+    let seen_while_waiting = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
+        let seen = observer.encode();
         give_up.cancel();
+        seen
     });
     // The second batch waits for the first one's slot, until flushes are abandoned. Bounded:
     // should that wait not end, the first commit would be held on the lock below for good.
@@ -248,5 +254,8 @@ async fn waiting_for_a_completion_ends_when_flushes_are_abandoned() -> Result<()
     let second = second.map_err(|_| "submit still waiting 30 s after flushes were abandoned")?;
     assert!(matches!(second, Err(FlusherError::GaveUp)), "{second:?}");
     assert!(waited.elapsed() < Duration::from_secs(5), "waited {:?} for the attempt", waited.elapsed());
+    let seen = seen_while_waiting.await??;
+    assert!(seen.contains(&format!("\n{WAITING_FOR_FLUSH_SLOT} 1\n")), "the wait was not shown:\n{seen}");
+    assert!(metrics.encode()?.contains(&format!("\n{WAITING_FOR_FLUSH_SLOT} 0\n")), "shown after it ended");
     Ok(())
 }

@@ -173,9 +173,21 @@ struct Inner {
     buffered_bytes: Gauge,
     buffered_bytes_limit: Gauge,
     subscribed_topics_missing: Gauge,
+    waiting_for_flush_slot: Gauge,
     flushes: Family<StaticLabel, Counter>,
     flush_duration: Histogram,
     consumer_errors: Family<StaticLabel, Counter>,
+}
+
+/// Holds [`WAITING_FOR_FLUSH_SLOT`] at 1; see [`Metrics::waiting_for_flush_slot`].
+#[derive(Debug)]
+#[must_use = "the wait is shown only while the guard is held"]
+pub struct FlushSlotWait(Gauge);
+
+impl Drop for FlushSlotWait {
+    fn drop(&mut self) {
+        self.0.set(0);
+    }
 }
 
 impl Metrics {
@@ -201,6 +213,7 @@ impl Metrics {
             buffered_bytes: Gauge::default(),
             buffered_bytes_limit: Gauge::default(),
             subscribed_topics_missing: Gauge::default(),
+            waiting_for_flush_slot: Gauge::default(),
             flushes: Family::default(),
             flush_duration: Histogram::new(FLUSH_BUCKETS),
             consumer_errors: Family::default(),
@@ -249,6 +262,12 @@ impl Metrics {
             SUBSCRIBED_TOPICS_MISSING,
             "Subscribed topics that do not exist on the brokers",
             inner.subscribed_topics_missing.clone(),
+        );
+        registry.register(
+            WAITING_FOR_FLUSH_SLOT,
+            "1 while reading input waits for a flush slot: every slot is held by a flush in flight, \
+             because the lake is slower than the input or refusing writes",
+            inner.waiting_for_flush_slot.clone(),
         );
         registry.register(FLUSH_DURATION_SECONDS, "Duration of lake buffer flushes", inner.flush_duration.clone());
         registry.register(
@@ -396,6 +415,14 @@ impl Metrics {
     pub fn set_buffered(&self, rows: usize, bytes: usize) {
         self.inner.buffered_rows.set(i64::try_from(rows).unwrap_or(i64::MAX));
         self.inner.buffered_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Mark input as waiting for a flush slot until the returned guard is dropped. Shown while
+    /// the wait lasts (the processing loop, blocked in it, updates no other gauge meanwhile);
+    /// the guard also clears it when the wait is cancelled.
+    pub fn waiting_for_flush_slot(&self) -> FlushSlotWait {
+        self.inner.waiting_for_flush_slot.set(1);
+        FlushSlotWait(self.inner.waiting_for_flush_slot.clone())
     }
 
     /// Set the configured budget for buffered bytes (`flush.max_buffered_bytes`).

@@ -226,6 +226,7 @@ fn every_named_metric_is_exposed() -> TestResult {
         BUFFERED_BYTES,
         BUFFERED_BYTES_LIMIT,
         SUBSCRIBED_TOPICS_MISSING,
+        WAITING_FOR_FLUSH_SLOT,
         FLUSH_DURATION_SECONDS,
     ] {
         assert!(text.contains(&format!("# TYPE {name} ")), "{name} not registered:\n{text}");

@@ -62,6 +62,8 @@ pub const BUFFERED_BYTES_LIMIT: &str = "driftwatch_buffered_bytes_limit";
 /// Subscribed topics that do not exist on the brokers (a misspelt or not yet created topic),
 /// checked every 10 s while nothing is assigned and every minute while something is.
 pub const SUBSCRIBED_TOPICS_MISSING: &str = "driftwatch_subscribed_topics_missing";
+/// 1 while reading input waits for a flush slot (every slot held by a flush in flight), else 0.
+pub const WAITING_FOR_FLUSH_SLOT: &str = "driftwatch_waiting_for_flush_slot";
 /// Lake buffer flushes by `reason` (rows, bytes, age, keys, revoke, shutdown).
 pub const FLUSHES_TOTAL: &str = "driftwatch_flushes_total";
 /// Duration of lake buffer flushes, seconds.
