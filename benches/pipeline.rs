@@ -7,7 +7,8 @@
 //! prints events per second:
 //!
 //! - `decode`: `Decoder::decode` of the OTLP batch and of the JSON event.
-//! - `enrich`: `Enricher::enrich` (pricing, content hashes, SimHash) of decoded events.
+//! - `enrich`: `Enricher::enrich` (pricing, content hashes, SimHash) of decoded events, unkeyed
+//!   and with a `[fingerprint]` key.
 //! - `aggregate`: `RollupAggregator::add_event` over a batch, then `drain` to rollup rows.
 //! - `parquet`: `encode_events` + `write_parquet` of an events batch with the lake's options.
 //! - `processor`: `Processor::process`, the whole per-message CPU path (decode, dedup, enrich,
@@ -22,7 +23,10 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use driftwatch_ingest::aggregate::{AggregateConfig, RollupAggregator};
 use driftwatch_ingest::config::Config;
 use driftwatch_ingest::decode::{Decoded, Decoder, PayloadFormat};
-use driftwatch_ingest::enrich::{ContentPolicy, Enricher, ModelRegistry, content_hash, price_event, simhash64};
+use driftwatch_ingest::enrich::{
+    ContentPolicy, Enricher, FingerprintKey, ModelRegistry, content_hash, keyed_content_hash, keyed_simhash64,
+    price_event, simhash64,
+};
 use driftwatch_ingest::fleet::{DEFAULT_START, Encoder, Fleet, FleetConfig, FleetRecord, Stream, WireFormat};
 use driftwatch_ingest::pipeline::{PartitionBuffer, Processor};
 use driftwatch_ingest::telemetry::{Metrics, MetricsConfig};
@@ -186,6 +190,20 @@ fn enrich(c: &mut Criterion, inputs: &Inputs) -> Result<(), Box<dyn std::error::
             BatchSize::LargeInput,
         );
     });
+    // The same with a `[fingerprint]` key: keyed BLAKE3 hashes and a SipHash-2-4 per shingle.
+    let key = FingerprintKey::from_bytes([0x5a; 32]);
+    let keyed = enricher.clone().with_fingerprint_key(Some(key.clone()));
+    group.bench_function("default_policy_keyed_10k_events", |b| {
+        b.iter_batched_ref(
+            || inputs.decoded.clone(),
+            |events| {
+                for event in events.iter_mut() {
+                    keyed.enrich(event);
+                }
+            },
+            BatchSize::LargeInput,
+        );
+    });
     // Every app retains scrubbed content: the PII scrubber runs on every input and output.
     let retaining = Enricher::new(
         Arc::new(ModelRegistry::default_embedded()?),
@@ -224,11 +242,32 @@ fn enrich(c: &mut Criterion, inputs: &Inputs) -> Result<(), Box<dyn std::error::
             }
         });
     });
+    group.bench_function("part_content_hashes_keyed_10k_events", |b| {
+        b.iter(|| {
+            for event in &inputs.decoded {
+                if let Some(input) = event.input_content.as_deref() {
+                    black_box(keyed_content_hash(&key, black_box(input)));
+                }
+                if let Some(output) = event.output_content.as_deref() {
+                    black_box(keyed_content_hash(&key, black_box(output)));
+                }
+            }
+        });
+    });
     group.bench_function("part_simhash_only_10k_events", |b| {
         b.iter(|| {
             for event in &inputs.decoded {
                 if let Some(output) = event.output_content.as_deref() {
                     black_box(simhash64(black_box(output)));
+                }
+            }
+        });
+    });
+    group.bench_function("part_simhash_keyed_10k_events", |b| {
+        b.iter(|| {
+            for event in &inputs.decoded {
+                if let Some(output) = event.output_content.as_deref() {
+                    black_box(keyed_simhash64(&key, black_box(output)));
                 }
             }
         });

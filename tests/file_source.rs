@@ -518,3 +518,55 @@ fn a_checkpoint_without_a_head_fingerprint_still_resumes_an_appended_file() -> a
     assert_eq!(record["checkpoint"]["file_head"]["bytes"], appended.len(), "{record}");
     Ok(())
 }
+
+/// With `[fingerprint] key_file`, the lake's content fingerprints are the keyed ones (so a guess
+/// cannot be checked against them without the key) and still equal for equal texts; the key is
+/// printed nowhere, and a malformed key stops the run naming the setting, not the key.
+#[tokio::test]
+async fn a_fingerprint_key_keys_the_lakes_content_hashes_and_is_never_printed() -> anyhow::Result<()> {
+    use driftwatch_ingest::enrich::{FingerprintKey, content_hash, keyed_content_hash};
+    const KEY: &str = "5f0e8c1b2a3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7";
+    const PROMPT: &str = "What is the balance of account 4711?";
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("events.ndjson");
+    let line = |id: &str| {
+        format!(
+            "{{\"id\":\"{id}\",\"time\":\"2026-11-20T10:00:00Z\",\"app\":\"bank\",\"request_model\":\"gpt-4o\",\
+             \"input_tokens\":5,\"output_tokens\":7,\"latency_ms\":120,\"input\":\"{PROMPT}\",\"output\":\"It is 12.\"}}\n"
+        )
+    };
+    std::fs::write(&input, format!("{}{}", line("k1"), line("k2")))?;
+    let key_file = dir.path().join("fingerprint.key");
+    std::fs::write(&key_file, format!("{KEY}\n"))?;
+    let config = dir.path().join("keyed.toml");
+    std::fs::write(&config, format!("[fingerprint]\nkey_file = \"{}\"\n", key_file.display()))?;
+
+    let input_hashes = |lake: std::path::PathBuf| async move {
+        let session = LakeSession::open(&lake.display().to_string(), None).await?;
+        let rows = common::sql_rows(&session, "SELECT input_hash FROM events ORDER BY event_id").await?;
+        anyhow::Ok(rows.into_iter().map(|row| row.into_iter().next().flatten()).collect::<Vec<_>>())
+    };
+    common::ingest_files(&input, &dir.path().join("plain"), None)?;
+    let printed = common::ingest_files(&input, &dir.path().join("keyed"), Some(&config))?;
+    let key = FingerprintKey::from_hex(KEY)?;
+    assert_eq!(input_hashes(dir.path().join("plain")).await?, vec![Some(content_hash(PROMPT)); 2]);
+    assert_eq!(input_hashes(dir.path().join("keyed")).await?, vec![Some(keyed_content_hash(&key, PROMPT)); 2]);
+    assert_ne!(keyed_content_hash(&key, PROMPT), content_hash(PROMPT));
+    assert!(!printed.contains(&KEY[..16]), "the key printed: {printed}");
+
+    std::fs::write(&key_file, &KEY[1..])?;
+    for command in ["check-config", "ingest"] {
+        let mut run = common::driftwatch();
+        run.arg(command).arg("--config").arg(&config);
+        if command == "ingest" {
+            run.arg("--source").arg(format!("file:{}", input.display())).arg("--lake").arg(dir.path().join("bad"));
+        }
+        let output = run.stdin(std::process::Stdio::null()).output()?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{command} accepted a 63-character key: {stderr}");
+        assert!(stderr.contains("fingerprint.key_file"), "{command}: {stderr}");
+        assert!(!stderr.contains(&KEY[1..17]), "{command} printed the key: {stderr}");
+    }
+    assert!(!dir.path().join("bad").exists(), "a run with a bad key wrote a lake");
+    Ok(())
+}

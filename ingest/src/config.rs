@@ -15,13 +15,17 @@
 //!   keys driftwatch owns, and the checks of the Kafka section.
 //! - `decode.rs`: `[decode]` ([`DecodeSection`]) and its event time bounds.
 //! - `apps.rs`: `[registry]`, `[default_app]` and `[[apps]]`, and the content policy per app.
+//! - `fingerprint.rs`: `[fingerprint]` ([`FingerprintConfig`]), the key of the content
+//!   fingerprints, read from its file or the environment.
 //! - `env.rs`: `DRIFTWATCH_*` overrides ([`apply_env_overrides`]).
-//! - `load.rs`: [`Config::load`]: parsing, errors that name the key, secrets read from files.
+//! - `load.rs`: [`Config::load`]: parsing, errors that name the key, secrets read from files
+//!   (Kafka's and the fingerprint key).
 //! - `validate.rs`: [`Config::validate`], the checks that types alone cannot do.
 
 mod apps;
 mod decode;
 mod env;
+mod fingerprint;
 mod kafka;
 mod lake;
 mod load;
@@ -37,6 +41,7 @@ use crate::telemetry::{HttpConfig, MetricsConfig};
 pub use apps::{AppConfig, AppDefaults, RegistryConfig};
 pub use decode::{DecodeSection, MAX_FUTURE_SKEW};
 pub use env::{ENV_PREFIX, apply_env_overrides};
+pub use fingerprint::{FingerprintConfig, KeyText};
 pub use kafka::{
     KafkaConfig, MAX_INFLIGHT_FLUSHES, MAX_OFFSET_QUERY_TIMEOUT, RESERVED_LIBRDKAFKA_KEYS, StartFrom, TopicConfig,
 };
@@ -105,6 +110,9 @@ pub struct Config {
     /// The known micro apps: owners, budgets, content policy.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
+    /// The optional secret key of the content fingerprints; unset, they are unkeyed.
+    #[serde(default)]
+    pub fingerprint: FingerprintConfig,
 }
 
 #[cfg(test)]

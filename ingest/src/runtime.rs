@@ -34,7 +34,14 @@ impl Components {
     pub async fn build(config: Config) -> Result<Self> {
         let registry = load_registry(&config)?;
         let (policies, default_policy) = config.content_policies();
-        let enricher = Arc::new(Enricher::new(Arc::new(registry), policies, default_policy));
+        let fingerprint_key = config.fingerprint.key().cloned();
+        if fingerprint_key.is_some() {
+            // Only that there is a key, never the key: fingerprints made with and without one
+            // never match, so which kind a run writes is worth a line.
+            tracing::info!("Content fingerprints are keyed with the configured `fingerprint` key.");
+        }
+        let enricher =
+            Arc::new(Enricher::new(Arc::new(registry), policies, default_policy).with_fingerprint_key(fingerprint_key));
         let metrics = Metrics::new(&config.metrics);
         let store = open_lake(&config).await?;
         let writer = Arc::new(LakeWriter::new(store, config.lake.parquet.clone()));

@@ -7,9 +7,10 @@ pub const ENV_PREFIX: &str = "DRIFTWATCH_";
 
 /// Overlay `DRIFTWATCH_A__B__C=value` onto `a.b.c`. Values parse as TOML scalars (numbers,
 /// booleans, quoted strings, arrays) when they can and are strings otherwise, except under
-/// `kafka.librdkafka`, `kafka.librdkafka_files` and `lake.options` and for `http.bearer_token`,
-/// which are always text (one pair of surrounding double quotes dropped). Variables with a
-/// single `_` after the prefix (`DRIFTWATCH_CONFIG`) are CLI flags, not config keys, and are left alone.
+/// `kafka.librdkafka`, `kafka.librdkafka_files` and `lake.options` and for `http.bearer_token` and
+/// `fingerprint.key`, which are always text (one pair of surrounding double quotes dropped).
+/// Variables with a single `_` after the prefix (`DRIFTWATCH_CONFIG`) are CLI flags, not config
+/// keys, and are left alone.
 /// Returns the variables applied, in order.
 pub fn apply_env_overrides(
     table: &mut toml::Table,
@@ -53,12 +54,13 @@ pub fn apply_env_overrides(
 }
 
 /// Keys whose environment values are taken as text, never as TOML: librdkafka properties, object
-/// store options and the bearer token are text, and a secret such as `20240517` or `0x1F` must
-/// not become a number (changing it, or failing with the value in the message). One pair of
-/// surrounding double quotes is dropped, as TOML would, so `'"2024"'` still means `2024`.
+/// store options, the bearer token and the fingerprint key are text, and a secret such as
+/// `20240517`, `0x1F` or a hex key that reads as a float (`0e12...`) must not become a number
+/// (changing it, or failing with the value in the message). One pair of surrounding double
+/// quotes is dropped, as TOML would, so `'"2024"'` still means `2024`.
 fn is_text_key(path: &[String]) -> bool {
     match path {
-        [http, token] => http == "http" && token == "bearer_token",
+        [section, key] => (section == "http" && key == "bearer_token") || (section == "fingerprint" && key == "key"),
         [kafka, table, ..] if kafka == "kafka" => table == "librdkafka" || table == "librdkafka_files",
         [lake, options, ..] => lake == "lake" && options == "options",
         _ => false,

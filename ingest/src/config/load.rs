@@ -48,6 +48,7 @@ impl Config {
             }
         })?;
         let mut problems = config.read_secret_files();
+        problems.extend(config.fingerprint.read_key());
         if let Err(ConfigError::Invalid { problems: more }) = config.validate() {
             problems.extend(more);
         }

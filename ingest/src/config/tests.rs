@@ -380,3 +380,144 @@ fn aliases_of_reserved_librdkafka_keys_are_refused_like_the_keys() {
     );
     assert!(err.contains("`kafka.librdkafka.\"auto.commit.enable\"` is set by driftwatch itself"), "{err}");
 }
+
+/// A secret-looking key; no message or `Debug` output may hold any of it.
+const FINGERPRINT_KEY: &str = "5f0c9a27e4b1d8c36a72f9e0b4c1d5a8e3f60b7c2d9a4e1f8b5c0d7a3e6f2b91";
+
+fn assert_key_not_shown(text: &str) {
+    for part in [&FINGERPRINT_KEY[..12], &FINGERPRINT_KEY[26..38], &FINGERPRINT_KEY[52..]] {
+        assert!(!text.contains(part) && !text.contains(&part.to_uppercase()), "the key shows in: {text}");
+    }
+}
+
+fn write_key_file(dir: &std::path::Path, name: &str, text: &str) -> std::io::Result<String> {
+    let path = dir.join(name);
+    std::fs::write(&path, text)?;
+    Ok(path.display().to_string())
+}
+
+#[test]
+fn without_a_fingerprint_section_fingerprints_are_unkeyed() -> TestResult {
+    let config = Config::from_toml_str("", "test", no_env())?;
+    assert!(config.fingerprint.key().is_none());
+    let config = Config::from_toml_str("[fingerprint]\n", "test", no_env())?;
+    assert!(config.fingerprint.key().is_none());
+    Ok(())
+}
+
+#[test]
+fn the_fingerprint_key_is_read_from_its_file_or_the_environment() -> TestResult {
+    use crate::enrich::{FingerprintKey, keyed_content_hash};
+    let expected = FingerprintKey::from_hex(FINGERPRINT_KEY)?;
+    let same_key = |config: &Config| {
+        config.fingerprint.key().map(|key| keyed_content_hash(key, "x")) == Some(keyed_content_hash(&expected, "x"))
+    };
+    let dir = tempfile::tempdir()?;
+    // As `openssl rand -hex 32 > file` writes it: one trailing newline.
+    let path = write_key_file(dir.path(), "fingerprint-key", &format!("{FINGERPRINT_KEY}\n"))?;
+    let config = Config::from_toml_str(&format!("[fingerprint]\nkey_file = {path:?}\n"), "test", no_env())?;
+    assert!(same_key(&config), "key file");
+
+    let env = vec![("DRIFTWATCH_FINGERPRINT__KEY".to_owned(), FINGERPRINT_KEY.to_owned())];
+    assert!(same_key(&Config::from_toml_str("", "test", env)?), "environment");
+    let env = vec![("DRIFTWATCH_FINGERPRINT__KEY".to_owned(), format!("\"{FINGERPRINT_KEY}\""))];
+    assert!(same_key(&Config::from_toml_str("", "test", env)?), "quoted in the environment");
+    let env = vec![("DRIFTWATCH_FINGERPRINT__KEY_FILE".to_owned(), path.clone())];
+    assert!(same_key(&Config::from_toml_str("", "test", env)?), "key file from the environment");
+    // The shipped example's commented setting, uncommented.
+    let example = "# [fingerprint]\n# key_file = \"/run/secrets/fingerprint-key\"\n";
+    assert!(include_str!("../../../config/driftwatch.example.toml").contains(example));
+    let uncommented = example.replace("# ", "").replace("/run/secrets/fingerprint-key", &path);
+    assert!(same_key(&Config::from_toml_str(&uncommented, "driftwatch.example.toml", no_env())?), "example");
+
+    // A hex key that TOML would read as a float (`0e...` is 0.0) is still the key.
+    let float_like = format!("0e{}", "7".repeat(62));
+    let env = vec![("DRIFTWATCH_FINGERPRINT__KEY".to_owned(), float_like.clone())];
+    let config = Config::from_toml_str("", "test", env)?;
+    let key = config.fingerprint.key().ok_or("no key")?;
+    assert_eq!(keyed_content_hash(key, "x"), keyed_content_hash(&FingerprintKey::from_hex(&float_like)?, "x"));
+    Ok(())
+}
+
+#[test]
+fn a_bad_fingerprint_key_fails_naming_the_setting_and_never_the_key() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let short = write_key_file(dir.path(), "short", &FINGERPRINT_KEY[..63])?;
+    let not_hex =
+        write_key_file(dir.path(), "not-hex", &format!("{}z{}", &FINGERPRINT_KEY[..30], &FINGERPRINT_KEY[31..]))?;
+    let good = write_key_file(dir.path(), "good", FINGERPRINT_KEY)?;
+    let missing = dir.path().join("missing").display().to_string();
+    let key_env = |value: &str| vec![("DRIFTWATCH_FINGERPRINT__KEY".to_owned(), value.to_owned())];
+    let file = |path: &str| format!("[fingerprint]\nkey_file = {path:?}\n");
+    for (text, env, expected) in [
+        (
+            file(&short),
+            no_env(),
+            vec!["`fingerprint.key_file`", "short", "64 hex characters", "has 63", "openssl rand -hex 32"],
+        ),
+        (file(&not_hex), no_env(), vec!["`fingerprint.key_file`", "not-hex", "character 31 is not a hex digit"]),
+        (file(&missing), no_env(), vec!["`fingerprint.key_file`: cannot read", "missing"]),
+        (
+            file(&good),
+            key_env(FINGERPRINT_KEY),
+            vec!["`fingerprint.key`", "`fingerprint.key_file` are both set", "keep one"],
+        ),
+        (
+            String::new(),
+            key_env(&FINGERPRINT_KEY[1..]),
+            vec!["DRIFTWATCH_FINGERPRINT__KEY", "has 63", "openssl rand -hex 32"],
+        ),
+        (String::new(), key_env(&format!("{FINGERPRINT_KEY}ab")), vec!["`fingerprint.key`", "has 66"]),
+        (String::new(), key_env(""), vec!["`fingerprint.key` is empty", "DRIFTWATCH_FINGERPRINT__KEY"]),
+        (format!("[fingerprint]\nkey = {:?}\n", &FINGERPRINT_KEY[..40]), no_env(), vec!["`fingerprint.key`", "has 40"]),
+        // Written in the wrong place or as a number: refused without serde quoting the value.
+        (format!("fingerprint = {FINGERPRINT_KEY:?}\n"), no_env(), vec!["`fingerprint`", "must be a table"]),
+    ] {
+        let err = Config::from_toml_str(&text, "driftwatch.toml", env).err().map(|e| e.to_string()).unwrap_or_default();
+        for words in expected {
+            assert!(err.contains(words), "{words:?} missing from: {err}");
+        }
+        assert_key_not_shown(&err);
+    }
+
+    // A key that TOML reads as a number is refused without quoting it.
+    let err = Config::from_toml_str("[fingerprint]\nkey = 8347293847\n", "driftwatch.toml", no_env())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("line 2") && err.contains("must be a quoted string") && !err.contains("8347293847"), "{err}");
+
+    // Reported beside the other problems, so one run shows them all.
+    let text = format!("{}[flush]\nmax_rows = 0\n", file(&short));
+    let err =
+        Config::from_toml_str(&text, "driftwatch.toml", no_env()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("`fingerprint.key_file`") && err.contains("`flush.max_rows`"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn the_fingerprint_key_is_absent_from_debug_output() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = write_key_file(dir.path(), "fingerprint-key", FINGERPRINT_KEY)?;
+    let from_file = Config::from_toml_str(&format!("[fingerprint]\nkey_file = {path:?}\n"), "test", no_env())?;
+    let env = vec![("DRIFTWATCH_FINGERPRINT__KEY".to_owned(), FINGERPRINT_KEY.to_owned())];
+    let from_env = Config::from_toml_str("", "test", env)?;
+    for config in [from_file, from_env] {
+        assert!(config.fingerprint.key().is_some());
+        for debug in [format!("{config:?}"), format!("{config:#?}"), format!("{:?}", config.fingerprint)] {
+            assert!(debug.contains("FingerprintKey(<redacted>)"), "{debug}");
+            assert_key_not_shown(&debug);
+        }
+    }
+    let debug = format!(
+        "{:?}",
+        Config::from_toml_str(
+            "",
+            "test",
+            vec![("DRIFTWATCH_FINGERPRINT__KEY".to_owned(), FINGERPRINT_KEY.to_owned())]
+        )?
+        .fingerprint
+    );
+    assert!(debug.contains("KeyText(<redacted>)"), "{debug}");
+    Ok(())
+}

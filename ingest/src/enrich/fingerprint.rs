@@ -10,6 +10,15 @@
 //!
 //! Both run on every event that carries content, so each has an ASCII fast path that reads the
 //! bytes once; text with any non-ASCII byte takes the Unicode path, which yields the same values.
+//!
+//! Unkeyed, anyone who can read the lake can confirm a guessed short prompt or answer by
+//! fingerprinting the guess. With a [`FingerprintKey`] (`[fingerprint]` in the config),
+//! [`keyed_content_hash`] is BLAKE3 in keyed mode over the same normalised text, and
+//! [`keyed_simhash64`] passes every shingle through SipHash-2-4 under a key derived from the same
+//! secret before it votes: without the key neither can be recomputed, and under one key the
+//! values compare exactly as the unkeyed ones do.
+
+use siphasher::sip::SipHasher24;
 
 /// Words per shingle: pairs keep word order in the fingerprint while a
 /// one-word edit still touches only two features.
@@ -21,8 +30,18 @@ const SHINGLE_WORDS: usize = 2;
 /// Whitespace is normalised so that re-indented or re-wrapped prompts still
 /// count as the same input.
 pub fn content_hash(text: &str) -> String {
-    // Normalise into one buffer and hash once: BLAKE3's per-call overhead dominates when it is
-    // fed word by word.
+    hex_prefix(&blake3::hash(&normalise_whitespace(text)))
+}
+
+/// [`content_hash`] under a secret key: BLAKE3 in keyed mode over the same normalised text, so
+/// equal texts still hash equal under one key, and a guess cannot be checked without it.
+pub fn keyed_content_hash(key: &FingerprintKey, text: &str) -> String {
+    hex_prefix(&blake3::keyed_hash(&key.hash_key, &normalise_whitespace(text)))
+}
+
+/// The text with whitespace runs collapsed to one space and the ends trimmed, as one buffer:
+/// BLAKE3's per-call overhead dominates when it is fed word by word.
+fn normalise_whitespace(text: &str) -> Vec<u8> {
     let mut normalised = Vec::with_capacity(text.len());
     if text.is_ascii() {
         // Not `trim_ascii`: it keeps the vertical tab, which `char::is_whitespace` counts.
@@ -38,7 +57,11 @@ pub fn content_hash(text: &str) -> String {
             normalised.extend_from_slice(word.as_bytes());
         }
     }
-    let hash = blake3::hash(&normalised);
+    normalised
+}
+
+/// The first 16 bytes of a hash as 32 lowercase hex characters.
+fn hex_prefix(hash: &blake3::Hash) -> String {
     let mut hex = String::with_capacity(32);
     for byte in &hash.as_bytes()[..16] {
         hex.push(char::from(HEX[usize::from(byte >> 4)]));
@@ -112,7 +135,22 @@ fn collapse_ascii_whitespace(text: &[u8], out: &mut Vec<u8>) {
 /// a single word when the text has only one). Words are runs of alphanumeric
 /// characters. Empty text hashes to 0.
 pub fn simhash64(text: &str) -> u64 {
-    let mut shingles = Shingles::default();
+    simhash_of_features(text, Unkeyed)
+}
+
+/// [`simhash64`] under a secret key: each shingle's hash is passed through SipHash-2-4 (a keyed
+/// pseudo-random function) before it votes. The features stay one per shingle, so a one-word
+/// edit still changes only the shingles that hold the word and the Hamming distance between
+/// two texts' values under one key tracks their difference as the unkeyed one does; values
+/// under different keys are unrelated. Empty text still hashes to 0.
+pub fn keyed_simhash64(key: &FingerprintKey, text: &str) -> u64 {
+    simhash_of_features(text, Keyed(&key.feature_prf))
+}
+
+/// [`simhash64`] with every shingle hash mapped by `features`; generic so that the unkeyed path
+/// compiles to exactly what it was before keys existed.
+fn simhash_of_features(text: &str, features: impl Features) -> u64 {
+    let mut shingles = Shingles::new(features);
     if text.is_ascii() {
         // One pass over the bytes: for ASCII, `char::is_alphanumeric` is `is_ascii_alphanumeric`
         // and the running FNV-1a equals `word_hash` of the word.
@@ -140,26 +178,120 @@ pub fn simhash64(text: &str) -> u64 {
     shingles.finish()
 }
 
+/// BLAKE3 `derive_key` context of the SimHash feature key. Changing it changes every keyed
+/// `output_simhash`, as a new key would.
+const FEATURE_KEY_CONTEXT: &str = "driftwatch 2026-12 output_simhash shingle feature key";
+
+/// The secret that keys content fingerprints (`[fingerprint]` in the config), so that reading
+/// the lake is not enough to confirm a guessed prompt or answer. Its `Debug` shows nothing of it
+/// and no error quotes it.
+#[derive(Clone)]
+pub struct FingerprintKey {
+    /// BLAKE3's key for `input_hash` and `output_hash`: the secret itself.
+    hash_key: [u8; 32],
+    /// The shingle PRF of `output_simhash`, under a key derived from the secret so that the two
+    /// uses share no key bytes.
+    feature_prf: SipHasher24,
+}
+
+impl FingerprintKey {
+    /// Hex characters of a key as configured: 32 bytes, what `openssl rand -hex 32` prints.
+    pub const HEX_CHARS: usize = 64;
+
+    /// A key from its 32 secret bytes.
+    pub fn from_bytes(secret: [u8; 32]) -> Self {
+        let derived = blake3::derive_key(FEATURE_KEY_CONTEXT, &secret);
+        let mut feature_key = [0u8; 16];
+        feature_key.copy_from_slice(&derived[..16]);
+        Self { hash_key: secret, feature_prf: SipHasher24::new_with_key(&feature_key) }
+    }
+
+    /// A key written as 64 hex characters in either case; surrounding whitespace is ignored, as a
+    /// file written by `openssl rand -hex 32` ends in a newline.
+    pub fn from_hex(text: &str) -> Result<Self, KeyFormatError> {
+        let text = text.trim();
+        let found = text.chars().count();
+        if found != Self::HEX_CHARS {
+            return Err(KeyFormatError::Length { found });
+        }
+        let mut secret = [0u8; 32];
+        for (index, c) in text.chars().enumerate() {
+            let nibble = c.to_digit(16).ok_or(KeyFormatError::NotHex { position: index + 1 })?;
+            // A hex digit is below 16, so the cast keeps it whole.
+            secret[index / 2] |= (nibble as u8) << if index % 2 == 0 { 4 } else { 0 };
+        }
+        Ok(Self::from_bytes(secret))
+    }
+}
+
+impl std::fmt::Debug for FingerprintKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FingerprintKey(<redacted>)")
+    }
+}
+
+/// Why a configured key is not one. Says what is wrong without quoting any of it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFormatError {
+    /// Too short or too long; `found` counts characters once surrounding whitespace is trimmed.
+    #[error("must be 64 hex characters (32 bytes) but has {found}")]
+    Length { found: usize },
+    /// `position` counts characters from 1 once surrounding whitespace is trimmed.
+    #[error("must be 64 hex characters (32 bytes) but character {position} is not a hex digit (0-9, a-f)")]
+    NotHex { position: usize },
+}
+
 /// Number of differing bits: 0 for identical fingerprints, about 32 for unrelated texts.
 pub fn hamming(a: u64, b: u64) -> u32 {
     (a ^ b).count_ones()
 }
 
+/// What a shingle's hash becomes before it votes: itself, or a keyed function of it.
+trait Features: Copy {
+    fn feature(self, shingle: u64) -> u64;
+}
+
+/// The stored, unkeyed SimHash: a shingle's hash is its feature.
+#[derive(Clone, Copy)]
+struct Unkeyed;
+
+impl Features for Unkeyed {
+    #[inline(always)]
+    fn feature(self, shingle: u64) -> u64 {
+        shingle
+    }
+}
+
+/// The keyed SimHash: a shingle's feature is SipHash-2-4 of its hash under the feature key.
+#[derive(Clone, Copy)]
+struct Keyed<'a>(&'a SipHasher24);
+
+impl Features for Keyed<'_> {
+    #[inline]
+    fn feature(self, shingle: u64) -> u64 {
+        self.0.hash(&shingle.to_le_bytes())
+    }
+}
+
 /// The sliding window of word hashes and the SimHash votes of the shingles it has produced.
-#[derive(Default)]
-struct Shingles {
+struct Shingles<F> {
     window: [u64; SHINGLE_WORDS],
     words: usize,
     votes: BitVotes,
+    features: F,
 }
 
-impl Shingles {
+impl<F: Features> Shingles<F> {
+    fn new(features: F) -> Self {
+        Self { window: [0; SHINGLE_WORDS], words: 0, votes: BitVotes::default(), features }
+    }
+
     fn push_word(&mut self, word_hash: u64) {
         self.window.rotate_left(1);
         self.window[SHINGLE_WORDS - 1] = word_hash;
         self.words += 1;
         if self.words >= SHINGLE_WORDS {
-            self.votes.add(shingle_hash(&self.window));
+            self.votes.add(self.features.feature(shingle_hash(&self.window)));
         }
     }
 
@@ -168,7 +300,7 @@ impl Shingles {
             return 0;
         }
         if self.words < SHINGLE_WORDS {
-            self.votes.add(shingle_hash(&self.window[SHINGLE_WORDS - self.words..]));
+            self.votes.add(self.features.feature(shingle_hash(&self.window[SHINGLE_WORDS - self.words..])));
         }
         self.votes.majority()
     }
@@ -306,16 +438,41 @@ fn splitmix64(mut z: u64) -> u64 {
 /// `text` fuzz target (`decode::fuzz_checks`) compare them on generated and arbitrary text.
 #[doc(hidden)]
 pub mod reference {
-    use super::{SHINGLE_WORDS, shingle_hash, word_hash};
+    use siphasher::sip::SipHasher24;
+
+    use super::{FEATURE_KEY_CONTEXT, FingerprintKey, SHINGLE_WORDS, shingle_hash, word_hash};
+
+    fn normalised(text: &str) -> String {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
 
     /// [`content_hash`](super::content_hash) by its definition.
     pub fn content_hash(text: &str) -> String {
-        let normalised = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        blake3::hash(normalised.as_bytes()).to_hex().as_str()[..32].to_owned()
+        blake3::hash(normalised(text).as_bytes()).to_hex().as_str()[..32].to_owned()
+    }
+
+    /// [`keyed_content_hash`](super::keyed_content_hash) by its definition.
+    pub fn keyed_content_hash(key: &FingerprintKey, text: &str) -> String {
+        blake3::keyed_hash(&key.hash_key, normalised(text).as_bytes()).to_hex().as_str()[..32].to_owned()
     }
 
     /// [`simhash64`](super::simhash64) by its definition.
     pub fn simhash64(text: &str) -> u64 {
+        simhash_of_features(text, |shingle| shingle)
+    }
+
+    /// [`keyed_simhash64`](super::keyed_simhash64) by its definition: the feature key is the
+    /// first 16 bytes BLAKE3 derives from the secret, and a feature is SipHash-2-4 of the
+    /// shingle hash's little-endian bytes.
+    pub fn keyed_simhash64(key: &FingerprintKey, text: &str) -> u64 {
+        let derived = blake3::derive_key(FEATURE_KEY_CONTEXT, &key.hash_key);
+        let mut feature_key = [0u8; 16];
+        feature_key.copy_from_slice(&derived[..16]);
+        let prf = SipHasher24::new_with_key(&feature_key);
+        simhash_of_features(text, |shingle| prf.hash(&shingle.to_le_bytes()))
+    }
+
+    fn simhash_of_features(text: &str, feature: impl Fn(u64) -> u64) -> u64 {
         let words: Vec<u64> =
             text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(word_hash).collect();
         if words.is_empty() {
@@ -327,7 +484,7 @@ pub mod reference {
             words.windows(SHINGLE_WORDS).map(shingle_hash).collect()
         };
         let mut counts = [0i64; 64];
-        for feature in shingles {
+        for feature in shingles.into_iter().map(feature) {
             for (bit, count) in counts.iter_mut().enumerate() {
                 *count += if (feature >> bit) & 1 == 1 { 1 } else { -1 };
             }
@@ -335,6 +492,9 @@ pub mod reference {
         counts.iter().enumerate().filter(|&(_, &count)| count > 0).fold(0, |hash, (bit, _)| hash | (1 << bit))
     }
 }
+
+#[cfg(test)]
+mod keyed_tests;
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,7 @@
 //! - [`pricing`]: tokens x the price in force at the event's time.
 //! - [`scrub`]: PII detection and replacement.
 //! - [`identity`]: the scrub of identity and label fields, memoised.
-//! - [`fingerprint`]: content hashes and SimHash.
+//! - [`fingerprint`]: content hashes and SimHash, keyed when a [`FingerprintKey`] is configured.
 //! - [`mod@message_text`]: the text of a GenAI message list, which is what output fingerprints are of.
 
 pub mod fingerprint;
@@ -37,7 +37,9 @@ use serde::Serialize;
 
 use crate::FastHashMap;
 
-pub use fingerprint::{content_hash, hamming, simhash64};
+pub use fingerprint::{
+    FingerprintKey, KeyFormatError, content_hash, hamming, keyed_content_hash, keyed_simhash64, simhash64,
+};
 pub use identity::IdentityScrubber;
 pub use message_text::message_text;
 pub use pricing::{Priced, price_event};
@@ -116,6 +118,9 @@ pub struct Enricher {
     scrubber: Scrubber,
     /// The same detector behind a memo, for the identity and label fields of every event.
     identity: IdentityScrubber,
+    /// The secret content fingerprints are keyed with, so that the lake alone cannot confirm a
+    /// guessed text; `None` keeps them unkeyed, as the lake's older rows are.
+    fingerprint_key: Option<FingerprintKey>,
 }
 
 impl Enricher {
@@ -132,7 +137,15 @@ impl Enricher {
             default_policy,
             scrubber,
             identity: IdentityScrubber::new(scrubber),
+            fingerprint_key: None,
         }
+    }
+
+    /// The same enricher with its content fingerprints keyed by `key` (`[fingerprint]` in the
+    /// config), or unkeyed for `None`.
+    pub fn with_fingerprint_key(mut self, key: Option<FingerprintKey>) -> Self {
+        self.fingerprint_key = key;
+        self
     }
 
     /// Enriches one event in place.
@@ -156,12 +169,15 @@ impl Enricher {
         // as plain text or in a message list; the input hash is of the whole input, whose tool
         // results and roles tell inputs apart. Retained content keeps what was sent.
         if let Some(input) = input.as_deref() {
-            event.input_hash = Some(content_hash(input));
+            event.input_hash = Some(self.content_hash(input));
         }
         if let Some(output) = output.as_deref() {
             let output = message_text(output);
-            event.output_hash = Some(content_hash(&output));
-            event.output_simhash = Some(simhash64(&output));
+            event.output_hash = Some(self.content_hash(&output));
+            event.output_simhash = Some(match &self.fingerprint_key {
+                Some(key) => keyed_simhash64(key, &output),
+                None => simhash64(&output),
+            });
             event.output_chars = i64::try_from(output.chars().count()).ok();
         }
         if input.is_none() && output.is_none() {
@@ -177,6 +193,14 @@ impl Enricher {
         // Serialising two optional strings cannot fail; if it ever did, keeping
         // nothing is the safe side of the retention policy.
         event.content = serde_json::to_string(&retained).ok();
+    }
+
+    /// `input_hash` or `output_hash` of a text, under the key when there is one.
+    fn content_hash(&self, text: &str) -> String {
+        match &self.fingerprint_key {
+            Some(key) => keyed_content_hash(key, text),
+            None => content_hash(text),
+        }
     }
 
     /// Scrubs PII from an event's identity and label fields, which are
@@ -303,6 +327,35 @@ mod tests {
         let cost = e.cost_usd.ok_or("not priced")?;
         assert!((cost - (1_000.0 * 0.15 + 1_000.0 * 0.075 + 500.0 * 0.60) / 1e6).abs() < 1e-12, "{cost}");
         assert_eq!(e.price_version.as_deref(), Some("gpt-4o-mini@2024-07-18"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_keyed_enricher_writes_keyed_fingerprints() -> TestResult {
+        let key = FingerprintKey::from_hex("8c1f0e7d2b3a49586776a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0")?;
+        let keyed = enricher()?.with_fingerprint_key(Some(key.clone()));
+        let answer = "Your parcel ships today.";
+        let mut e = event("checkout");
+        let raw_input = e.input_content.clone().ok_or("no input")?;
+        keyed.enrich(&mut e);
+        assert_eq!(e.input_hash, Some(keyed_content_hash(&key, &raw_input)));
+        assert_eq!(e.output_hash, Some(keyed_content_hash(&key, answer)));
+        assert_eq!(e.output_simhash, Some(keyed_simhash64(&key, answer)));
+        assert_ne!(e.input_hash, Some(content_hash(&raw_input)), "the unkeyed hash of a guess must not match");
+        assert_ne!(e.output_hash, Some(content_hash(answer)));
+        assert_ne!(e.output_simhash, Some(simhash64(answer)));
+        assert_eq!(e.output_chars, Some(25));
+        assert_eq!(e.input_content, None);
+        // An answer in a message list keeps the keyed fingerprints of its text.
+        let mut listed = event("checkout");
+        listed.output_content = Some(
+            r#"[{"role":"assistant","parts":[{"type":"text","content":"Your parcel ships  today."}]}]"#.to_owned(),
+        );
+        keyed.enrich(&mut listed);
+        assert_eq!((listed.output_hash, listed.output_simhash), (e.output_hash.clone(), e.output_simhash));
+        let debug = format!("{keyed:?}");
+        assert!(debug.contains("fingerprint_key: Some(FingerprintKey(<redacted>))"), "{debug}");
+        assert!(!debug.contains("8c1f0e7d"), "the key shows in the enricher's Debug: {debug}");
         Ok(())
     }
 
