@@ -1,12 +1,19 @@
-//! PII scrubbing of the identity and label fields of every event (DESIGN §10), memoised.
+//! PII scrubbing of the identity and label fields of every event (DESIGN §10), and replacement
+//! of the control and invisible characters in them, memoised.
 //!
-//! App, environment, provider, model, prompt and finish-reason fields are stored in the lake
-//! (the app even names a folder, `app=<value>`) and exported as Prometheus label values, so
-//! PII a producer put in them must be masked like free text. The regex [`Scrubber`] costs
-//! microseconds per value, and running it on about ten fields per event would cost more than
-//! the rest of the pipeline. These fields are low-cardinality, though (a fleet has tens of
-//! apps, models and prompt versions), so [`IdentityScrubber`] remembers the values it has
-//! scrubbed recently and runs the scrubber only on values it has not seen:
+//! App, environment, provider, model, prompt and finish-reason fields are stored in the lake (the
+//! app even names a folder, `app=<value>`) and exported as Prometheus label values, so PII a
+//! producer put in them must be masked like free text. They are also shown to operators in Grafana,
+//! terminals, logs and file listings, so once masked they lose the characters that would let a
+//! producer make one name render as another or drive a terminal (which ones:
+//! `is_control_or_invisible`). Each becomes U+FFFD rather than disappearing, so names that differ
+//! only by it stay apart and the operator sees that something was there; the event is kept, as it
+//! still records a real call. The regex [`Scrubber`] costs microseconds per value, and running it
+//! on about ten fields per event would cost more than the rest of the pipeline. These fields are
+//! low-cardinality, though (a fleet has tens of apps, models and prompt versions), so
+//! [`IdentityScrubber`] remembers the values it has scrubbed recently (scrubbing is both steps
+//! here, and a value is clean when neither changes it) and runs the scrubber only on values it has
+//! not seen:
 //!
 //! - A value that scrubbed to itself (clean, nearly all of them) is remembered by value and
 //!   found again by hash plus an exact comparison, so no hash collision can let a value with
@@ -15,7 +22,8 @@
 //!   ([`id_key`]) with its scrubbed form: the raw PII is not kept in memory, a producer that
 //!   repeats the same PII in every event (a misconfigured `environment`) does not pay a scrub
 //!   per event, and a collision could at worst return another value's scrubbed form, never
-//!   unscrubbed text.
+//!   unscrubbed text. A value changed only by the character replacement is remembered here
+//!   too: never by value among the clean ones, where a later lookup would pass its controls on.
 //! - Values longer than [`MEMO_MAX_VALUE_BYTES`] are scrubbed every time and not remembered:
 //!   identities are short names, and a long value is free text that would let the memo's memory
 //!   grow with what producers send.
@@ -44,6 +52,59 @@ pub const MEMO_CAPACITY: usize = 4_096;
 /// memo at about a mebibyte of strings.
 pub const MEMO_MAX_VALUE_BYTES: usize = 256;
 
+/// True for the characters no identity or label value keeps: every control (Unicode general
+/// category Cc: C0 with tab and newline, DEL, C1), which in a label or a log line breaks lines or
+/// sends terminal escapes, and the invisible format characters that make a name render as
+/// another (Trojan Source, CVE-2021-42574): the bidirectional embeddings, overrides and isolates
+/// with their marks (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C), the zero-width
+/// space (U+200B), the byte order mark (U+FEFF), the other invisibles that can hide inside a
+/// name (soft hyphen U+00AD, word joiner and invisible operators U+2060–U+2064, the Mongolian
+/// vowel separator U+180E, the deprecated format controls U+206A–U+206F) and the line and
+/// paragraph separators (U+2028, U+2029), which break a line as a newline does.
+///
+/// Format characters (category Cf) are not replaced as a class, because real names need some:
+/// the zero-width joiner (U+200D) and the tag characters build emoji sequences, and the
+/// zero-width non-joiner (U+200C) is spelling in Persian and Indic scripts. Variation selectors
+/// (category Mn), which choose how an emoji is drawn, are kept too.
+fn is_control_or_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+        )
+}
+
+/// `text` with each [`is_control_or_invisible`] character replaced by U+FFFD, as it was when
+/// there is none.
+fn replace_control_and_invisible(text: Cow<'_, str>) -> Cow<'_, str> {
+    // Names are nearly always printable ASCII, which one pass over the bytes settles.
+    if text.bytes().all(|byte| (0x20..0x7f).contains(&byte)) {
+        return text;
+    }
+    let Some(first) = text.find(is_control_or_invisible) else {
+        return text;
+    };
+    // Each replacement may take a byte more than the character it replaces (C1 controls and
+    // U+061C are two bytes, U+FFFD three).
+    let mut replaced = String::with_capacity(text.len() + text.len() / 2);
+    replaced.push_str(&text[..first]);
+    for c in text[first..].chars() {
+        replaced.push(if is_control_or_invisible(c) { char::REPLACEMENT_CHARACTER } else { c });
+    }
+    Cow::Owned(replaced)
+}
+
 /// Scrubs identity and label values through a bounded memo of recently seen values.
 pub struct IdentityScrubber {
     scrubber: Scrubber,
@@ -53,9 +114,10 @@ pub struct IdentityScrubber {
 /// What the scrubber made of recently seen values.
 #[derive(Default)]
 struct Memo {
-    /// Values the scrubber left unchanged.
+    /// Values neither the scrubber nor the character replacement changed.
     clean: HashSet<Box<str>, FastHashState>,
-    /// The scrubbed form of values the scrubber changed, keyed by [`id_key`] of the raw value.
+    /// The scrubbed form, characters replaced, of every other value, keyed by [`id_key`] of the
+    /// raw value.
     scrubbed: HashMap<u128, Box<str>, IdKeyHasher>,
 }
 
@@ -122,11 +184,13 @@ impl std::fmt::Debug for IdentitySession<'_> {
 }
 
 impl IdentitySession<'_> {
-    /// Replaces `value` with its scrubbed form; a clean value is left as is, without copying.
-    /// True when the value changed.
+    /// Replaces `value` with its scrubbed form (PII masked, then control and invisible
+    /// characters replaced); a clean value is left as is, without copying. True when the value
+    /// changed, which may have made it longer: a placeholder can be longer than what it masks,
+    /// and U+FFFD is three bytes where a C1 control is two.
     pub fn scrub(&mut self, value: &mut String) -> bool {
         if value.len() > MEMO_MAX_VALUE_BYTES {
-            return match self.scrubber.scrub(value) {
+            return match self.scrubbed(value) {
                 Cow::Borrowed(_) => false,
                 Cow::Owned(scrubbed) => {
                     *value = scrubbed;
@@ -143,7 +207,7 @@ impl IdentitySession<'_> {
             value.push_str(scrubbed);
             return true;
         }
-        match self.scrubber.scrub(value) {
+        match self.scrubbed(value) {
             Cow::Borrowed(_) => {
                 self.memo.make_room();
                 self.memo.clean.insert(Box::from(value.as_str()));
@@ -158,6 +222,13 @@ impl IdentitySession<'_> {
         }
     }
 
+    /// What [`scrub`](Self::scrub) makes of `value`, without the memo. The characters are
+    /// replaced after the PII is masked, so the detectors see the separators (tabs, newlines)
+    /// a producer wrote between an address and its neighbours.
+    fn scrubbed<'v>(&self, value: &'v str) -> Cow<'v, str> {
+        replace_control_and_invisible(self.scrubber.scrub(value))
+    }
+
     /// [`scrub`](Self::scrub) for an optional field.
     pub fn scrub_opt(&mut self, value: &mut Option<String>) {
         if let Some(value) = value.as_mut() {
@@ -167,234 +238,4 @@ impl IdentitySession<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::enrich::ModelRegistry;
-
-    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
-
-    fn scrubbed(identity: &IdentityScrubber, value: &str) -> String {
-        let mut value = value.to_owned();
-        identity.session().scrub(&mut value);
-        value
-    }
-
-    /// Names real fleets send in the identity fields, beyond the registry's.
-    const REAL_NAMES: &[&str] = &[
-        // Models, as providers and gateways spell them.
-        "gpt-4o",
-        "gpt-4o-2024-08-06",
-        "gpt-4o-mini-2024-07-18",
-        "gpt-4.1-mini",
-        "gpt-4.1-2025-04-14",
-        "o1-2024-12-17",
-        "o3-mini-2025-01-31",
-        "chatgpt-4o-latest",
-        "text-embedding-3-small",
-        "text-embedding-ada-002",
-        "claude-3-5-sonnet-20241022",
-        "claude-3-5-haiku-20241022",
-        "claude-3-7-sonnet-20250219",
-        "claude-sonnet-4-20250514",
-        "claude-opus-4-5",
-        "claude-3-5-sonnet@20241022",
-        "anthropic.claude-3-5-sonnet-20241022-v2:0",
-        "us.anthropic.claude-3-7-sonnet-20250219-v1:0",
-        "amazon.titan-embed-text-v2:0",
-        "meta.llama3-1-70b-instruct-v1:0",
-        "gemini-1.5-pro-002",
-        "gemini-2.0-flash-001",
-        "gemini-2.5-pro-preview-05-06",
-        "models/gemini-1.5-flash-8b",
-        "projects/my-proj/locations/us-central1/publishers/google/models/gemini-1.5-pro-002",
-        "meta-llama/Llama-3.1-8B-Instruct",
-        "meta-llama/Meta-Llama-3.1-405B-Instruct-FP8",
-        "mistralai/Mixtral-8x7B-Instruct-v0.1",
-        "mistral-large-2407",
-        "mistral-small-2501",
-        "codestral-2405",
-        "command-r-08-2024",
-        "command-r-plus-08-2024",
-        "deepseek-chat",
-        "deepseek-r1-distill-llama-70b",
-        "qwen2.5-72b-instruct",
-        "llama3.1:8b",
-        "accounts/fireworks/models/llama-v3p1-70b-instruct",
-        "ft:gpt-4o-mini-2024-07-18:acme::9abcDEFg",
-        // Providers and operations.
-        "openai",
-        "anthropic",
-        "azure.ai.inference",
-        "azure.ai.openai",
-        "aws.bedrock",
-        "gcp.vertex_ai",
-        "gcp.gemini",
-        "mistral_ai",
-        "chat",
-        "text_completion",
-        "generate_content",
-        "embeddings",
-        "execute_tool",
-        "invoke_agent",
-        // Prompt ids and versions.
-        "v2",
-        "v10",
-        "2024-11-05",
-        "2025-01-31T12:00:00Z",
-        "1.2.3",
-        "1.2.3-rc.1",
-        "20241105",
-        "support-triage",
-        "refund_policy_v3",
-        "a1b2c3d4",
-        "8f14e45fceea167a5a36dedd4bea2543",
-        // Environments and apps.
-        "prod",
-        "production",
-        "staging",
-        "dev",
-        "us-east-1",
-        "eu-west-2",
-        "prod-eu-1",
-        "support-bot",
-        "checkout",
-        "billing-api",
-        // Finish reasons and error types.
-        "stop",
-        "length",
-        "tool_calls",
-        "content_filter",
-        "end_turn",
-        "max_tokens",
-        "stop_sequence",
-        "STOP",
-        "SAFETY",
-        "RateLimitError",
-        "429",
-        "500",
-        // Golden cases and evaluation names.
-        "golden-0042",
-        "refund-edge-case-17",
-        "hallucination",
-        "user_thumbs",
-        "Hallucination",
-    ];
-
-    #[test]
-    fn real_model_provider_and_label_names_are_unchanged() -> TestResult {
-        let registry = ModelRegistry::default_embedded()?;
-        let mut names: Vec<String> = REAL_NAMES.iter().map(|name| (*name).to_owned()).collect();
-        for entry in registry.entries() {
-            names.push(entry.id.clone());
-            names.push(entry.provider.clone());
-            names.extend(entry.version.iter().cloned());
-            names.extend(entry.aliases.iter().cloned());
-            names.extend(entry.pricing.iter().map(|price| price.version.clone()));
-        }
-        let identity = IdentityScrubber::new(Scrubber::new());
-        let mangled: Vec<(String, String)> = names
-            .iter()
-            .filter_map(|name| {
-                let out = scrubbed(&identity, name);
-                (out != *name).then(|| (name.clone(), out))
-            })
-            .collect();
-        assert!(mangled.is_empty(), "real names changed by the scrub: {mangled:?}");
-        Ok(())
-    }
-
-    #[test]
-    fn pii_in_identity_values_is_masked_and_the_raw_value_is_not_kept() {
-        let identity = IdentityScrubber::new(Scrubber::new());
-        for (raw, expected) in [
-            ("prod call 415-555-2671", "prod call [PHONE]"),
-            ("gpt-4o user=jane.doe@example.com", "gpt-4o user=[EMAIL]"),
-            ("ssn 123-45-6789", "ssn [NATIONAL_ID]"),
-            ("card 4111 1111 1111 1111", "card [CARD_NUMBER]"),
-            ("IBAN DE89370400440532013000", "IBAN [IBAN]"),
-        ] {
-            // Twice: the second answer comes from the memo.
-            assert_eq!(scrubbed(&identity, raw), expected);
-            assert_eq!(scrubbed(&identity, raw), expected);
-            let memo = identity.session();
-            assert!(!memo.memo.clean.contains(raw), "{raw} remembered as clean");
-            assert!(memo.memo.scrubbed.values().all(|kept| !kept.contains(raw)));
-            assert_eq!(memo.memo.scrubbed.get(&id_key(raw)).map(|kept| &**kept), Some(expected));
-        }
-    }
-
-    #[test]
-    fn remembered_values_skip_the_scrubber() {
-        let identity = IdentityScrubber::new(Scrubber::new());
-        assert_eq!(scrubbed(&identity, "checkout"), "checkout");
-        assert_eq!(identity.memo_len(), 1);
-        assert_eq!(scrubbed(&identity, "checkout"), "checkout");
-        assert_eq!(identity.memo_len(), 1, "a repeated value is not stored twice");
-        // Only a memo hit can leave these unscrubbed: plant them to prove the lookup happens.
-        {
-            let mut memo = identity.session();
-            memo.memo.clean.insert(Box::from("planted jane@example.com"));
-            memo.memo.scrubbed.insert(id_key("planted 10.1.2.3"), Box::from("from the memo"));
-        }
-        assert_eq!(scrubbed(&identity, "planted jane@example.com"), "planted jane@example.com");
-        assert_eq!(scrubbed(&identity, "planted 10.1.2.3"), "from the memo");
-    }
-
-    #[test]
-    fn long_values_are_scrubbed_every_time_and_not_remembered() {
-        let identity = IdentityScrubber::new(Scrubber::new());
-        let clean = "x".repeat(MEMO_MAX_VALUE_BYTES + 1);
-        let dirty = format!("{} jane@example.com", "y".repeat(MEMO_MAX_VALUE_BYTES));
-        assert_eq!(scrubbed(&identity, &clean), clean);
-        assert_eq!(scrubbed(&identity, &dirty), format!("{} [EMAIL]", "y".repeat(MEMO_MAX_VALUE_BYTES)));
-        assert_eq!(identity.memo_len(), 0);
-        let at_limit = "z".repeat(MEMO_MAX_VALUE_BYTES);
-        assert_eq!(scrubbed(&identity, &at_limit), at_limit);
-        assert_eq!(identity.memo_len(), 1);
-    }
-
-    #[test]
-    fn the_memo_is_bounded_and_cleared_when_full() {
-        let identity = IdentityScrubber::new(Scrubber::new());
-        for i in 0..MEMO_CAPACITY {
-            assert_eq!(scrubbed(&identity, &format!("prompt-{i}")), format!("prompt-{i}"));
-        }
-        assert_eq!(identity.memo_len(), MEMO_CAPACITY);
-        assert_eq!(scrubbed(&identity, "one more"), "one more");
-        assert_eq!(identity.memo_len(), 1);
-        // Still correct after the clear, for clean and for scrubbed values.
-        assert_eq!(scrubbed(&identity, "prompt-0"), "prompt-0");
-        assert_eq!(scrubbed(&identity, "env jane@example.com"), "env [EMAIL]");
-        assert_eq!(identity.memo_len(), 3);
-    }
-
-    #[test]
-    fn optional_and_empty_values() {
-        let identity = IdentityScrubber::new(Scrubber::new());
-        let mut session = identity.session();
-        let mut none: Option<String> = None;
-        session.scrub_opt(&mut none);
-        assert_eq!(none, None);
-        let mut some = Some("staging 10.1.2.3".to_owned());
-        session.scrub_opt(&mut some);
-        assert_eq!(some.as_deref(), Some("staging [IP_ADDRESS]"));
-        let mut empty = String::new();
-        session.scrub(&mut empty);
-        assert_eq!(empty, "");
-    }
-
-    #[test]
-    fn a_clone_starts_with_an_empty_memo() {
-        let identity = IdentityScrubber::new(Scrubber::new());
-        scrubbed(&identity, "prod");
-        let copy = identity.clone();
-        scrubbed(&copy, "staging");
-        scrubbed(&copy, "us-east-1");
-        assert_eq!(copy.memo_len(), 2);
-        assert_eq!(identity.memo_len(), 1);
-        assert!(format!("{identity:?}").contains("memo_len: Some(1)"));
-        let session = identity.session();
-        assert!(format!("{identity:?}").contains("memo_len: None"), "formatting while a session is held");
-        assert!(format!("{session:?}").contains("memo_len: 1"));
-    }
-}
+mod tests;
