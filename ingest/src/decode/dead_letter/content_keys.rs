@@ -57,6 +57,19 @@ const CONTENT_KEYS: &[&str] = &[
     "langfuse.trace.output",
     "langfuse.observation.input",
     "langfuse.observation.output",
+    // The Vercel AI SDK's own `ai.*` telemetry (ai-sdk.dev, "Telemetry: collected data"), which
+    // recent versions send beside the `gen_ai.*` attributes.
+    "ai.prompt",
+    "ai.prompt.messages",
+    "ai.prompt.tools",
+    "ai.response.text",
+    "ai.response.reasoning",
+    "ai.response.toolCalls",
+    "ai.response.object",
+    "ai.toolCall.args",
+    "ai.toolCall.result",
+    "ai.value",
+    "ai.values",
 ];
 
 /// Flattened lists, `<prefix><index>.<field>...`: a key under one of these is content when one of

@@ -280,6 +280,11 @@ fn content_keys_cover_every_convention_and_nothing_that_explains_a_reject() {
         // OpenLIT.
         "gen_ai.content.prompt",
         "gen_ai.content.completion",
+        // The Vercel AI SDK.
+        "ai.prompt.messages",
+        "ai.response.text",
+        "ai.response.toolCalls",
+        "ai.toolCall.args",
     ] {
         assert!(carries_content(key), "{key} is content");
     }
@@ -312,6 +317,9 @@ fn content_keys_cover_every_convention_and_nothing_that_explains_a_reject() {
         "traceloop.entity.name",
         "traceloop.prompt.key",
         "langfuse.prompt.name",
+        "ai.model.id",
+        "ai.usage.promptTokens",
+        "ai.toolCall.name",
         "error.type",
         "exception.message",
         // The conventions are case-sensitive: these are other keys.
