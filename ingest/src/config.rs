@@ -46,6 +46,7 @@ pub use kafka::{
     KafkaConfig, MAX_INFLIGHT_FLUSHES, MAX_OFFSET_QUERY_TIMEOUT, RESERVED_LIBRDKAFKA_KEYS, StartFrom, TopicConfig,
 };
 pub use lake::{FlushConfig, LakeConfig, MAX_FLUSH_AGE, MAX_FLUSH_BYTES};
+pub(crate) use load::secret_string;
 
 /// Errors found while loading or validating configuration. Each says which key and what to fix.
 #[derive(Debug, thiserror::Error)]

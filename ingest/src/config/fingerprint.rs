@@ -133,30 +133,10 @@ impl std::fmt::Debug for KeyText {
 
 impl<'de> Deserialize<'de> for KeyText {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl serde::de::Visitor<'_> for Text {
-            type Value = KeyText;
-            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                formatter.write_str("a quoted string")
-            }
-            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<KeyText, E> {
-                Ok(KeyText(value.to_owned()))
-            }
-            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<KeyText, E> {
-                Err(E::custom(NOT_TEXT))
-            }
-            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<KeyText, E> {
-                Err(E::custom(NOT_TEXT))
-            }
-            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<KeyText, E> {
-                Err(E::custom(NOT_TEXT))
-            }
-            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<KeyText, E> {
-                Err(E::custom(NOT_TEXT))
-            }
-        }
-        const NOT_TEXT: &str =
-            "the fingerprint key must be a quoted string of 64 hex characters (its value is not shown)";
-        deserializer.deserialize_any(Text)
+        super::secret_string(
+            deserializer,
+            "the fingerprint key must be a quoted string of 64 hex characters (its value is not shown)",
+        )
+        .map(KeyText)
     }
 }

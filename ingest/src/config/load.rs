@@ -149,6 +149,37 @@ fn explain(key: Option<&str>, message: &str) -> String {
     }
 }
 
+/// A secret written as a string (a bearer token, a key). Any other scalar is refused with
+/// `refusal` instead of serde's own message, which would quote the value.
+pub(crate) fn secret_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    refusal: &'static str,
+) -> Result<String, D::Error> {
+    struct Text(&'static str);
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("a quoted string")
+        }
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<String, E> {
+            Ok(value.to_owned())
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<String, E> {
+            Err(E::custom(self.0))
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<String, E> {
+            Err(E::custom(self.0))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<String, E> {
+            Err(E::custom(self.0))
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<String, E> {
+            Err(E::custom(self.0))
+        }
+    }
+    deserializer.deserialize_any(Text(refusal))
+}
+
 /// A table of options passed on as text (`kafka.librdkafka`, `lake.options`), its scalar values
 /// taken as text. A value of the wrong shape is reported without itself: it may be a secret
 /// (`sasl.password = 20240517` is a number to TOML).

@@ -108,30 +108,8 @@ impl<'de> serde::Deserialize<'de> for BearerToken {
     /// A string only; any other value is refused without being quoted in the error, because
     /// serde's own message would print it and it is a secret.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl serde::de::Visitor<'_> for Text {
-            type Value = BearerToken;
-            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                formatter.write_str("a quoted string")
-            }
-            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<BearerToken, E> {
-                Ok(BearerToken(value.to_owned()))
-            }
-            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<BearerToken, E> {
-                Err(E::custom(NOT_TEXT))
-            }
-            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<BearerToken, E> {
-                Err(E::custom(NOT_TEXT))
-            }
-            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<BearerToken, E> {
-                Err(E::custom(NOT_TEXT))
-            }
-            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<BearerToken, E> {
-                Err(E::custom(NOT_TEXT))
-            }
-        }
-        const NOT_TEXT: &str = "the bearer token must be a quoted string (its value is not shown)";
-        deserializer.deserialize_any(Text)
+        crate::config::secret_string(deserializer, "the bearer token must be a quoted string (its value is not shown)")
+            .map(BearerToken)
     }
 }
 
