@@ -6,10 +6,12 @@
 //! producer put in them must be masked like free text. They are also shown to operators in Grafana,
 //! terminals, logs and file listings, so once masked they lose the characters that would let a
 //! producer make one name render as another or drive a terminal (which ones:
-//! `is_control_or_invisible`). Each becomes U+FFFD rather than disappearing, so names that differ
-//! only by it stay apart and the operator sees that something was there; the event is kept, as it
-//! still records a real call. The regex [`Scrubber`] costs microseconds per value, and running it
-//! on about ten fields per event would cost more than the rest of the pipeline. These fields are
+//! `is_control_or_invisible`). A line break or tab becomes a space, so a multi-line error type
+//! still reads as one line; any other such character becomes U+FFFD rather than disappearing, so
+//! names that differ only by it stay apart and the operator sees that something was there; the
+//! event is kept, as it still records a real call. The regex [`Scrubber`] costs microseconds per
+//! value, and running it on about ten fields per event would cost more than the rest of the
+//! pipeline. These fields are
 //! low-cardinality, though (a fleet has tens of apps, models and prompt versions), so
 //! [`IdentityScrubber`] remembers the values it has scrubbed recently (scrubbing is both steps
 //! here, and a value is clean when neither changes it) and runs the scrubber only on values it has
@@ -85,8 +87,20 @@ fn is_control_or_invisible(c: char) -> bool {
         )
 }
 
-/// `text` with each [`is_control_or_invisible`] character replaced by U+FFFD, as it was when
-/// there is none.
+/// What an [`is_control_or_invisible`] character becomes: a space for the characters that
+/// separate words or lines (tab, line feed, vertical tab, form feed, carriage return, next line
+/// U+0085, the line and paragraph separators), which producers put in multi-line error types and
+/// exception names and which read as a space on one line; U+FFFD for the rest, which have no
+/// harmless printable meaning.
+fn replacement(c: char) -> char {
+    match c {
+        '\t' | '\n' | '\u{000B}' | '\u{000C}' | '\r' | '\u{0085}' | '\u{2028}' | '\u{2029}' => ' ',
+        _ => char::REPLACEMENT_CHARACTER,
+    }
+}
+
+/// `text` with each [`is_control_or_invisible`] character replaced (see [`replacement`]), as it
+/// was when there is none.
 fn replace_control_and_invisible(text: Cow<'_, str>) -> Cow<'_, str> {
     // Names are nearly always printable ASCII, which one pass over the bytes settles.
     if text.bytes().all(|byte| (0x20..0x7f).contains(&byte)) {
@@ -100,7 +114,7 @@ fn replace_control_and_invisible(text: Cow<'_, str>) -> Cow<'_, str> {
     let mut replaced = String::with_capacity(text.len() + text.len() / 2);
     replaced.push_str(&text[..first]);
     for c in text[first..].chars() {
-        replaced.push(if is_control_or_invisible(c) { char::REPLACEMENT_CHARACTER } else { c });
+        replaced.push(if is_control_or_invisible(c) { replacement(c) } else { c });
     }
     Cow::Owned(replaced)
 }

@@ -239,6 +239,15 @@ fn a_clone_starts_with_an_empty_memo() {
 
 const REPLACEMENT: char = '\u{FFFD}';
 
+/// The characters that become a space rather than U+FFFD: they break words or lines, so a
+/// multi-line error type keeps reading as one line.
+const WORD_AND_LINE_BREAKS: &[char] = &['\t', '\n', '\u{0B}', '\u{0C}', '\r', '\u{85}', '\u{2028}', '\u{2029}'];
+
+/// What the identity scrubber must make of `c` when it is replaced.
+fn replaced_as(c: char) -> char {
+    if WORD_AND_LINE_BREAKS.contains(&c) { ' ' } else { REPLACEMENT }
+}
+
 /// Every character the audit named, one of each kind: C0 controls with tab and newline, DEL, C1
 /// controls, the bidirectional embeddings, overrides, isolates and marks, and the invisible
 /// zero-width space and byte order mark.
@@ -285,9 +294,10 @@ fn control_and_invisible_characters_in_app_model_and_environment_are_replaced() 
             let mut e = e.clone();
             enricher.enrich(&mut e);
             let at = format!("U+{:04X}, pass {pass}", u32::from(c));
-            assert_eq!(e.app, format!("bill{REPLACEMENT}ing"), "{at}");
-            assert_eq!(e.environment, Some(format!("{REPLACEMENT}prod")), "{at}");
-            assert_eq!(e.response_model, Some(format!("gpt-4o{REPLACEMENT}")), "{at}");
+            let r = replaced_as(c);
+            assert_eq!(e.app, format!("bill{r}ing"), "{at}");
+            assert_eq!(e.environment, Some(format!("{r}prod")), "{at}");
+            assert_eq!(e.response_model, Some(format!("gpt-4o{r}")), "{at}");
         }
         e.app = "billing".to_owned();
         enricher.enrich(&mut e);
@@ -304,7 +314,7 @@ fn every_control_character_and_only_the_listed_format_characters_are_replaced() 
         let Some(c) = char::from_u32(code) else { continue };
         // Plus the soft hyphen, invisible wherever a line does not break at it.
         let control = code < 0x20 || (0x7F..=0x9F).contains(&code) || code == 0xAD;
-        let expected = if control { format!("a{REPLACEMENT}b") } else { format!("a{c}b") };
+        let expected = if control { format!("a{}b", replaced_as(c)) } else { format!("a{c}b") };
         assert_eq!(scrubbed(&identity, &format!("a{c}b")), expected, "U+{code:04X}");
     }
     // The neighbours of the listed format characters, and the joiners emoji and scripts need.
@@ -322,7 +332,7 @@ fn invisible_separators_joiners_and_deprecated_format_characters_are_replaced() 
     let identity = IdentityScrubber::new(Scrubber::new());
     for code in [0x180E, 0x2028, 0x2029, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0x206A, 0x206F] {
         let c = char::from_u32(code).unwrap_or_default();
-        assert_eq!(scrubbed(&identity, &format!("a{c}b")), format!("a{REPLACEMENT}b"), "U+{code:04X}");
+        assert_eq!(scrubbed(&identity, &format!("a{c}b")), format!("a{}b", replaced_as(c)), "U+{code:04X}");
     }
 }
 
@@ -390,8 +400,8 @@ fn a_repeated_value_with_control_characters_is_served_from_the_memo() {
 fn pii_and_control_characters_are_both_masked() {
     let identity = IdentityScrubber::new(Scrubber::new());
     for (raw, expected) in [
-        ("jane.doe@example.com\nprod", format!("[EMAIL]{REPLACEMENT}prod")),
-        ("prod\tcall 415-555-2671\u{1B}[31m", format!("prod{REPLACEMENT}call [PHONE]{REPLACEMENT}[31m")),
+        ("jane.doe@example.com\nprod", "[EMAIL] prod".to_owned()),
+        ("prod\tcall 415-555-2671\u{1B}[31m", format!("prod call [PHONE]{REPLACEMENT}[31m")),
         ("\u{2066}10.1.2.3\u{2069}", format!("{REPLACEMENT}[IP_ADDRESS]{REPLACEMENT}")),
     ] {
         // Twice: the second answer comes from the memo.
@@ -412,7 +422,9 @@ fn long_free_text_is_replaced_and_cut() -> TestResult {
     let mut e = InferenceEvent { app: "checkout".to_owned(), error_type: Some(traceback), ..InferenceEvent::default() };
     enricher.enrich(&mut e);
     let error_type = e.error_type.ok_or("no error type")?;
-    assert!(error_type.starts_with(&format!("Traceback:{REPLACEMENT}  File \"app.py\", line 7{REPLACEMENT}")));
+    // Line breaks read as spaces, so the traceback stays legible on one line; the escape does not.
+    assert!(error_type.starts_with("Traceback:   File \"app.py\", line 7   File"), "{error_type:?}");
+    assert!(!error_type.contains(REPLACEMENT), "{error_type:?}: the escape is past the cut");
     assert!(!error_type.chars().any(char::is_control), "{error_type:?}");
     assert!(error_type.len() <= crate::enrich::MAX_FREE_TEXT_BYTES);
 
@@ -425,7 +437,7 @@ fn long_free_text_is_replaced_and_cut() -> TestResult {
     enricher.enrich_feedback(&mut feedback);
     assert_eq!(feedback.app, format!("checkout{REPLACEMENT}"));
     assert_eq!(feedback.name, format!("user_thumbs{REPLACEMENT}"));
-    assert_eq!(feedback.score_label, Some(format!("down{REPLACEMENT}{REPLACEMENT}")));
+    assert_eq!(feedback.score_label, Some("down  ".to_owned()));
     Ok(())
 }
 
@@ -442,7 +454,7 @@ fn a_json_event_with_a_right_to_left_override_in_its_app_is_kept_with_the_charac
     assert_eq!(e.app, format!("billing{REPLACEMENT}gnp.exe"));
     assert_eq!(e.environment, Some(format!("prod{REPLACEMENT}[2J")));
     assert_eq!(e.response_model, Some(format!("gpt-4o{REPLACEMENT}")));
-    assert_eq!(e.finish_reason, Some(format!("stop{REPLACEMENT}")));
+    assert_eq!(e.finish_reason, Some("stop ".to_owned()));
     assert_eq!(e.event_id, "evt-\u{202E}1");
     assert_eq!(e.response_id.as_deref(), Some("resp-\0"));
     assert_eq!(escape_path_value(&e.app), e.app, "one plain folder name");
