@@ -2,9 +2,9 @@
 //!
 //! The decoder reads content from a few keys (`is_content_key`); producers record it under many
 //! more, which a dead letter would otherwise keep verbatim. These are the content keys of the
-//! conventions the decoder maps, as each convention's own registry names them (case-sensitive in
-//! all of them, so matching is exact). Ids, names, models and counts are never among them: they
-//! tell an operator why a payload was rejected.
+//! conventions the decoder maps and of the frameworks that name their own, as each one's registry
+//! or source names them (case-sensitive in all of them, so matching is exact). Ids, names, models
+//! and counts are never among them: they tell an operator why a payload was rejected.
 
 use crate::decode::attributes::is_content_key;
 
@@ -70,6 +70,83 @@ const CONTENT_KEYS: &[&str] = &[
     "ai.toolCall.result",
     "ai.value",
     "ai.values",
+    // Pydantic AI, which Logfire shows (pydantic/pydantic-ai, `pydantic_ai/_instrumentation.py`
+    // and its `Instrumentation` capability): a run's messages and answer, the version 1 message
+    // events and tool spans, and the request parameters, which hold the tool definitions and the
+    // instructions.
+    "pydantic_ai.all_messages",
+    "all_messages_events",
+    "events",
+    "final_result",
+    "tool_arguments",
+    "tool_response",
+    "model_request_parameters",
+    // Logfire's own LLM client instrumentation (pydantic/logfire,
+    // `logfire/_internal/integrations/llm_providers/openai.py`): the request body and the reply.
+    "request_data",
+    "response_data",
+    // MLflow tracing (mlflow/mlflow, `mlflow/tracing/constant.py`): span inputs and outputs, the
+    // chat messages and tools of 2.x, a streamed chunk (a span event's attribute), a logged
+    // trace's intermediate outputs, and the trace metadata previewing its request and response.
+    "mlflow.spanInputs",
+    "mlflow.spanOutputs",
+    "mlflow.chat.messages",
+    "mlflow.chat.tools",
+    "mlflow.chunk.value",
+    "mlflow.trace.intermediate_outputs",
+    "mlflow.traceInputs",
+    "mlflow.traceOutputs",
+    // Google ADK (google/adk-python, `src/google/adk/telemetry/tracing.py` and
+    // `_adk_attributes.py`): model requests and replies, tool calls, the data sent to a live
+    // agent, and the web searches grounding wrote from the prompt.
+    "gcp.vertex.agent.llm_request",
+    "gcp.vertex.agent.llm_response",
+    "gcp.vertex.agent.tool_call_args",
+    "gcp.vertex.agent.tool_response",
+    "gcp.vertex.agent.data",
+    "adk.experimental.grounding.web_search_queries",
+    // Spring AI (spring-projects/spring-ai, the `*ObservationDocumentation` and
+    // `VectorStoreObservationAttributes` of each kind): the chat client's user and system text
+    // and template parameters (1.0 milestones, before `gen_ai.prompt`), tool calls and the tool's
+    // parameter schema, and vector store queries and the documents they return.
+    "spring.ai.chat.client.user.text",
+    "spring.ai.chat.client.user.params",
+    "spring.ai.chat.client.system.text",
+    "spring.ai.chat.client.system.params",
+    "spring.ai.tool.call.arguments",
+    "spring.ai.tool.call.result",
+    "spring.ai.tool.definition.schema",
+    "db.vector.query.content",
+    "db.vector.query.response.documents",
+    // AWS Strands Agents (strands-agents/sdk-python, `src/strands/telemetry/tracer.py`): the
+    // agent's system prompt, and the tool result an event loop cycle's `gen_ai.choice` carries.
+    "gen_ai.agent.system_prompt",
+    "tool.result",
+    // Semantic Kernel's agent spans up to 1.37 (microsoft/semantic-kernel,
+    // `python/semantic_kernel/utils/telemetry/agent_diagnostics/gen_ai_attributes.py`); later
+    // ones use `gen_ai.{input,output}.messages`.
+    "gen_ai.agent.invocation_input",
+    "gen_ai.agent.invocation_output",
+    // CrewAI (crewAIInc/crewAI, `crewai/telemetry/telemetry.py`, the same keys on the spans of
+    // OpenInference's CrewAI instrumentation): a crew's or flow's inputs, its agents' goals and
+    // backstories, its tasks' descriptions, and their outputs.
+    "crew_inputs",
+    "flow_inputs",
+    "crew_agents",
+    "crew_tasks",
+    "formatted_description",
+    "formatted_expected_output",
+    "task_output",
+    "crew_output",
+    "crew_tasks_output",
+    // Haystack's content tags (deepset-ai/haystack, `haystack/core/pipeline/pipeline.py`,
+    // `haystack/components/agents/agent.py`).
+    "haystack.pipeline.input_data",
+    "haystack.pipeline.output_data",
+    "haystack.component.input",
+    "haystack.component.output",
+    "haystack.agent.input",
+    "haystack.agent.output",
 ];
 
 /// Flattened lists, `<prefix><index>.<field>...`: a key under one of these is content when one of
