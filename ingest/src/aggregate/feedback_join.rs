@@ -12,7 +12,10 @@
 //! - a response id is the provider's, unique on its own.
 //!
 //! A matched feedback takes the inference's app, so an evaluator's verdicts land in the rollups of
-//! the app whose call they rate.
+//! the app whose call they rate, and in the minute of that call: [`FeedbackJoin::fill`] returns
+//! the call's time, which places the verdict in the call's rollup window (an evaluator that judges
+//! yesterday's calls at 02:00 rates yesterday's minutes, so per-window quality rates and quality
+//! drift compare verdicts with the calls they are about).
 //!
 //! Bounded: two [`RecentMap`]s remembering at least the last `capacity` keys each (by event or
 //! span id, and by response id) share one context record per inference. A span-derived inference
@@ -29,7 +32,7 @@
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
+use driftwatch_lake::model::{FeedbackEvent, InferenceEvent, UnixNanos};
 
 use crate::id_key::{IdKeyHasher, RecentMap, id_key, scoped_id_key};
 
@@ -49,6 +52,13 @@ struct ContextFields<S> {
 
 type Context = ContextFields<String>;
 type ContextView<'a> = ContextFields<&'a str>;
+
+/// What the index keeps of one inference: its shared context record and its time.
+#[derive(Debug, Clone)]
+struct Rated {
+    context: Arc<Context>,
+    time: UnixNanos,
+}
 
 impl<'a> ContextView<'a> {
     fn of(event: &'a InferenceEvent) -> Self {
@@ -83,9 +93,9 @@ impl<S> ContextFields<S> {
 pub struct FeedbackJoin {
     /// [`span_key`] of an inference's span ids, and [`scoped_id_key`] of a JSON event id within
     /// its app -> context.
-    by_event_id: RecentMap<Arc<Context>>,
+    by_event_id: RecentMap<Rated>,
     /// `InferenceEvent::response_id` key -> context.
-    by_response_id: RecentMap<Arc<Context>>,
+    by_response_id: RecentMap<Rated>,
     /// Interned contexts by [`context_hash`]; at most `capacity` entries, cleared when full
     /// (records still referenced by the id maps stay alive through their `Arc`).
     contexts: std::collections::HashMap<u64, Arc<Context>, IdKeyHasher>,
@@ -107,21 +117,21 @@ impl FeedbackJoin {
 
     /// Index an inference so later feedback about it can be completed.
     pub fn remember(&mut self, event: &InferenceEvent) {
-        let context = self.intern(event);
+        let rated = Rated { context: self.intern(event), time: event.time };
         if let Some(response_id) = &event.response_id {
-            self.by_response_id.insert(id_key(response_id), Arc::clone(&context));
+            self.by_response_id.insert(id_key(response_id), rated.clone());
         }
         match span_ids(event.trace_id.as_deref(), event.span_id.as_deref()) {
             // A span-derived event id is its span ids: one key serves both lookups.
             Some((trace, span)) if is_span_id(&event.event_id, trace, span) => {
-                self.by_event_id.insert(id_key(&event.event_id), context);
+                self.by_event_id.insert(id_key(&event.event_id), rated);
             }
             Some((trace, span)) => {
-                self.by_event_id.insert(scoped_id_key(&event.app, &event.event_id), Arc::clone(&context));
-                self.by_event_id.insert(span_key(trace, span), context);
+                self.by_event_id.insert(scoped_id_key(&event.app, &event.event_id), rated.clone());
+                self.by_event_id.insert(span_key(trace, span), rated);
             }
             None => {
-                self.by_event_id.insert(scoped_id_key(&event.app, &event.event_id), context);
+                self.by_event_id.insert(scoped_id_key(&event.app, &event.event_id), rated);
             }
         }
     }
@@ -153,11 +163,10 @@ impl FeedbackJoin {
     /// context fields it carries; feedback from another app (an evaluator service) takes the
     /// inference's wherever the inference has them, since what it carries describes the
     /// evaluator (its own `deployment.environment`, say), not the call it rates.
-    /// Returns whether an inference matched.
-    pub fn fill(&mut self, feedback: &mut FeedbackEvent) -> bool {
-        let Some(context) = self.find(feedback) else {
-            return false;
-        };
+    /// Returns the matched inference's time (its end), which places the feedback in the call's
+    /// rollup window; `None` when no remembered inference matched.
+    pub fn fill(&mut self, feedback: &mut FeedbackEvent) -> Option<UnixNanos> {
+        let Rated { context, time: rated_at } = self.find(feedback)?;
         let take: fn(&mut Option<String>, Option<&String>) = if feedback.app == context.app {
             fill_missing
         } else {
@@ -170,11 +179,11 @@ impl FeedbackJoin {
         take(&mut feedback.operation, Some(&context.operation));
         take(&mut feedback.prompt_id, context.prompt_id.as_ref());
         take(&mut feedback.prompt_version, context.prompt_version.as_ref());
-        true
+        Some(*rated_at)
     }
 
-    /// The context of the inference the feedback names, if still remembered.
-    fn find(&self, feedback: &FeedbackEvent) -> Option<&Context> {
+    /// What is remembered of the inference the feedback names.
+    fn find(&self, feedback: &FeedbackEvent) -> Option<&Rated> {
         let inference_id = feedback.inference_id.as_deref();
         let span = span_ids(feedback.trace_id.as_deref(), feedback.span_id.as_deref());
         let by_event = |key: u128| self.by_event_id.get(&key);
@@ -188,7 +197,6 @@ impl FeedbackJoin {
                 _ => None,
             })
             .or_else(|| feedback.response_id.as_deref().and_then(|id| self.by_response_id.get(&id_key(id))))
-            .map(|context| &**context)
     }
 
     /// Keys indexed by event or span id.

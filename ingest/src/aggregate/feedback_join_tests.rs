@@ -39,7 +39,7 @@ fn inference_ids_are_matched_within_the_feedbacks_app() {
     other.app = "ticket-summariser".to_owned();
     join.remember(&other);
     let mut feedback = bare_feedback(Some("1"), None);
-    assert!(join.fill(&mut feedback));
+    assert!(join.fill(&mut feedback).is_some());
     assert_eq!(feedback.response_model.as_deref(), Some("gpt-4o"));
 }
 
@@ -72,7 +72,7 @@ fn span_ids_match_feedback_from_any_app_and_it_takes_the_inferences_app() {
     let mut join = FeedbackJoin::new(8);
     join.remember(&span_inference("where2eat", "gpt-4o"));
     let mut feedback = span_feedback("eval-worker");
-    assert!(join.fill(&mut feedback));
+    assert!(join.fill(&mut feedback).is_some());
     assert_eq!(feedback.app, "where2eat");
     assert_eq!(feedback.response_model.as_deref(), Some("gpt-4o"));
     assert_eq!(feedback.prompt_version.as_deref(), Some("7"));
@@ -83,20 +83,20 @@ fn span_ids_match_feedback_from_any_app_and_it_takes_the_inferences_app() {
     let mut from_staging = span_feedback("eval-worker");
     from_staging.environment = Some("eval-staging".to_owned());
     from_staging.response_model = Some("judge-model".to_owned());
-    assert!(join.fill(&mut from_staging));
+    assert!(join.fill(&mut from_staging).is_some());
     assert_eq!(from_staging.environment.as_deref(), Some("prod"));
     assert_eq!(from_staging.response_model.as_deref(), Some("gpt-4o"));
 
     // Feedback from the app itself keeps what it says.
     let mut own = span_feedback("where2eat");
     own.environment = Some("canary".to_owned());
-    assert!(join.fill(&mut own));
+    assert!(join.fill(&mut own).is_some());
     assert_eq!(own.environment.as_deref(), Some("canary"));
 
     // A JSON feedback may name the span's call by its event id alone.
     let mut by_event_id = bare_feedback(Some(&format!("{TRACE}{SPAN}")), None);
     by_event_id.app = "eval-worker".to_owned();
-    assert!(join.fill(&mut by_event_id));
+    assert!(join.fill(&mut by_event_id).is_some());
     assert_eq!(by_event_id.app, "where2eat");
 }
 
@@ -108,7 +108,7 @@ fn json_ids_of_another_app_are_not_matched() {
     let mut feedback = bare_feedback(Some("1"), None);
     feedback.app = "ticket-summariser".to_owned();
     let before = feedback.clone();
-    assert!(!join.fill(&mut feedback));
+    assert!(join.fill(&mut feedback).is_none());
     assert_eq!(feedback, before);
 }
 
@@ -123,15 +123,15 @@ fn a_json_inference_with_span_ids_is_found_by_them() {
     join.remember(&json);
 
     let mut by_id = bare_feedback(Some("7"), None);
-    assert!(join.fill(&mut by_id), "by its id within its app");
+    assert!(join.fill(&mut by_id).is_some(), "by its id within its app");
     let mut from_evaluator = span_feedback("eval-worker");
-    assert!(join.fill(&mut from_evaluator), "by span, as an OTLP evaluation record names it");
+    assert!(join.fill(&mut from_evaluator).is_some(), "by span, as an OTLP evaluation record names it");
     assert_eq!((from_evaluator.app.as_str(), from_evaluator.response_model.as_deref()), ("where2eat", Some("gpt-4o")));
     let mut by_span_only = FeedbackEvent { inference_id: None, ..span_feedback("where2eat") };
-    assert!(join.fill(&mut by_span_only), "by trace_id and span_id without an inference id");
+    assert!(join.fill(&mut by_span_only).is_some(), "by trace_id and span_id without an inference id");
     // An inference id that names nothing falls back to the span ids.
     let mut stale_id = FeedbackEvent { inference_id: Some("6".to_owned()), ..span_feedback("where2eat") };
-    assert!(join.fill(&mut stale_id));
+    assert!(join.fill(&mut stale_id).is_some());
     assert_eq!(stale_id.response_model.as_deref(), Some("gpt-4o"));
 }
 
@@ -141,7 +141,7 @@ fn a_response_id_match_takes_the_inferences_app() {
     join.remember(&inference("ev-1", Some("resp-1"), "gpt-4o"));
     let mut feedback = bare_feedback(None, Some("resp-1"));
     feedback.app = "eval-worker".to_owned();
-    assert!(join.fill(&mut feedback));
+    assert!(join.fill(&mut feedback).is_some());
     assert_eq!(feedback.app, "where2eat");
 }
 
@@ -150,7 +150,7 @@ fn fills_by_inference_id() {
     let mut join = FeedbackJoin::new(8);
     join.remember(&inference("ev-1", None, "gpt-4o"));
     let mut feedback = bare_feedback(Some("ev-1"), None);
-    assert!(join.fill(&mut feedback));
+    assert!(join.fill(&mut feedback).is_some());
     assert_eq!(feedback.environment.as_deref(), Some("prod"));
     assert_eq!(feedback.provider.as_deref(), Some("openai"));
     assert_eq!(feedback.operation.as_deref(), Some("chat"));
@@ -165,16 +165,16 @@ fn fills_by_response_id_and_prefers_inference_id() {
     join.remember(&inference("ev-1", Some("resp-1"), "gpt-4o"));
     join.remember(&inference("ev-2", Some("resp-2"), "claude"));
     let mut by_response = bare_feedback(None, Some("resp-2"));
-    assert!(join.fill(&mut by_response));
+    assert!(join.fill(&mut by_response).is_some());
     assert_eq!(by_response.response_model.as_deref(), Some("claude"));
 
     let mut both = bare_feedback(Some("ev-1"), Some("resp-2"));
-    assert!(join.fill(&mut both));
+    assert!(join.fill(&mut both).is_some());
     assert_eq!(both.response_model.as_deref(), Some("gpt-4o"));
 
     // An unknown inference id falls back to the response id.
     let mut fallback = bare_feedback(Some("ev-unknown"), Some("resp-2"));
-    assert!(join.fill(&mut fallback));
+    assert!(join.fill(&mut fallback).is_some());
     assert_eq!(fallback.response_model.as_deref(), Some("claude"));
 }
 
@@ -184,7 +184,7 @@ fn keeps_fields_the_feedback_already_has() {
     join.remember(&inference("ev-1", None, "gpt-4o"));
     let mut feedback = bare_feedback(Some("ev-1"), None);
     feedback.prompt_version = Some("8".to_owned());
-    assert!(join.fill(&mut feedback));
+    assert!(join.fill(&mut feedback).is_some());
     assert_eq!(feedback.prompt_version.as_deref(), Some("8"));
     assert_eq!(feedback.prompt_id.as_deref(), Some("pick"));
 }
@@ -195,7 +195,7 @@ fn unmatched_feedback_is_unchanged() {
     join.remember(&inference("ev-1", Some("resp-1"), "gpt-4o"));
     let mut feedback = bare_feedback(Some("nope"), Some("nope"));
     let before = feedback.clone();
-    assert!(!join.fill(&mut feedback));
+    assert!(join.fill(&mut feedback).is_none());
     assert_eq!(feedback, before);
 }
 
@@ -207,11 +207,11 @@ fn old_inferences_are_forgotten() {
         assert!(join.len() <= 4, "at most twice the capacity");
     }
     // The last `capacity` inferences are always remembered, by both keys.
-    assert!(join.fill(&mut bare_feedback(Some("ev-4"), None)));
-    assert!(join.fill(&mut bare_feedback(Some("ev-5"), None)));
-    assert!(join.fill(&mut bare_feedback(None, Some("resp-4"))));
-    assert!(!join.fill(&mut bare_feedback(Some("ev-1"), None)));
-    assert!(!join.fill(&mut bare_feedback(None, Some("resp-1"))));
+    assert!(join.fill(&mut bare_feedback(Some("ev-4"), None)).is_some());
+    assert!(join.fill(&mut bare_feedback(Some("ev-5"), None)).is_some());
+    assert!(join.fill(&mut bare_feedback(None, Some("resp-4"))).is_some());
+    assert!(join.fill(&mut bare_feedback(Some("ev-1"), None)).is_none());
+    assert!(join.fill(&mut bare_feedback(None, Some("resp-1"))).is_none());
 }
 
 /// A JSON inference with span ids takes two keys, so at least the last `capacity / 2` of
@@ -227,9 +227,9 @@ fn json_inferences_with_span_ids_stay_within_the_bound() {
         assert!(join.len() <= 8, "at most twice the capacity");
     }
     for i in [8u8, 9] {
-        assert!(join.fill(&mut bare_feedback(Some(&i.to_string()), None)), "{i} by id");
+        assert!(join.fill(&mut bare_feedback(Some(&i.to_string()), None)).is_some(), "{i} by id");
         let by_span = FeedbackEvent { trace_id: Some(format!("{TRACE}{i}")), ..span_feedback("x") };
-        assert!(join.fill(&mut FeedbackEvent { inference_id: None, ..by_span }), "{i} by span");
+        assert!(join.fill(&mut FeedbackEvent { inference_id: None, ..by_span }).is_some(), "{i} by span");
     }
 }
 
@@ -245,16 +245,21 @@ fn interned_contexts_keep_each_inference_own_fields() {
     join.remember(&inference("ev-4", None, "gpt-4o"));
     for (id, model, version) in [("ev-3", "gpt-4o", "8"), ("ev-4", "gpt-4o", "7")] {
         let mut feedback = bare_feedback(Some(id), None);
-        assert!(join.fill(&mut feedback), "{id}");
+        assert!(join.fill(&mut feedback).is_some(), "{id}");
         assert_eq!(feedback.response_model.as_deref(), Some(model), "{id}");
         assert_eq!(feedback.prompt_version.as_deref(), Some(version), "{id}");
     }
-    let Some(shared) = join.by_event_id.get(&scoped_id_key("where2eat", "ev-4")).map(Arc::clone) else {
+    let Some(shared) =
+        join.by_event_id.get(&scoped_id_key("where2eat", "ev-4")).map(|rated| Arc::clone(&rated.context))
+    else {
         panic!("ev-4 not indexed");
     };
     let again = inference("ev-5", None, "gpt-4o");
     join.remember(&again);
-    let reused = join.by_event_id.get(&scoped_id_key("where2eat", "ev-5")).is_some_and(|c| Arc::ptr_eq(c, &shared));
+    let reused = join
+        .by_event_id
+        .get(&scoped_id_key("where2eat", "ev-5"))
+        .is_some_and(|rated| Arc::ptr_eq(&rated.context, &shared));
     assert!(reused, "an identical context is shared, not copied");
 }
 

@@ -68,9 +68,9 @@ impl KeyRef<'_> {
         }
     }
 
-    fn of_feedback(feedback: &FeedbackEvent) -> KeyRef<'_> {
+    fn of_feedback(feedback: &FeedbackEvent, rated_at: UnixNanos) -> KeyRef<'_> {
         KeyRef {
-            window_start: window_start(feedback.time),
+            window_start: window_start(rated_at),
             app: &feedback.app,
             environment: feedback.environment.as_deref(),
             provider: feedback.provider.as_deref(),
@@ -225,11 +225,12 @@ impl RollupAggregator {
 
     /// Count one feedback result under the key built from the feedback's own
     /// fields (fill them with [`super::FeedbackJoin`] first), in the window of
-    /// the feedback's time.
+    /// `rated_at`: the time of the call it rates where the join found it (what
+    /// [`super::FeedbackJoin::fill`] returns), else the feedback's own time.
     ///
     /// Opens new keys like [`Self::add_event`].
-    pub fn add_feedback(&mut self, feedback: &FeedbackEvent) -> Result<()> {
-        let index = self.find_or_insert(&KeyRef::of_feedback(feedback))?;
+    pub fn add_feedback(&mut self, feedback: &FeedbackEvent, rated_at: UnixNanos) -> Result<()> {
+        let index = self.find_or_insert(&KeyRef::of_feedback(feedback, rated_at))?;
         let tallies = &mut self.slots[index].acc.feedback;
         let mut name = feedback.name.as_str();
         let mut found = tallies.iter().position(|tally| tally.name == name);

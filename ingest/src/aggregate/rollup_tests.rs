@@ -162,14 +162,14 @@ fn buckets(histogram: &hdrhistogram::Histogram<u64>) -> Vec<(u64, u64)> {
 #[test]
 fn feedback_tallies_per_name_with_flags() -> TestResult {
     let mut agg = aggregator(100);
-    agg.add_feedback(&feedback("app", T0 + 1, "hallucination", Some(0.9), None))?;
-    agg.add_feedback(&feedback("app", T0 + 2, "hallucination", Some(0.1), None))?;
-    agg.add_feedback(&feedback("app", T0 + 3, "hallucination", None, Some("hallucinated")))?;
-    agg.add_feedback(&feedback("app", T0 + 4, "user_thumbs", Some(1.0), Some("up")))?;
-    agg.add_feedback(&feedback("app", T0 + 5, "user_thumbs", Some(-1.0), Some("down")))?;
-    agg.add_feedback(&feedback("app", T0 + 6, "relevance", Some(0.7), None))?;
+    agg.add_feedback(&feedback("app", T0 + 1, "hallucination", Some(0.9), None), T0 + 1)?;
+    agg.add_feedback(&feedback("app", T0 + 2, "hallucination", Some(0.1), None), T0 + 2)?;
+    agg.add_feedback(&feedback("app", T0 + 3, "hallucination", None, Some("hallucinated")), T0 + 3)?;
+    agg.add_feedback(&feedback("app", T0 + 4, "user_thumbs", Some(1.0), Some("up")), T0 + 4)?;
+    agg.add_feedback(&feedback("app", T0 + 5, "user_thumbs", Some(-1.0), Some("down")), T0 + 5)?;
+    agg.add_feedback(&feedback("app", T0 + 6, "relevance", Some(0.7), None), T0 + 6)?;
     // A thumbs-down with no value: a result, and a flagged one, but no score to average.
-    agg.add_feedback(&feedback("app", T0 + 7, "user_thumbs", None, Some("down")))?;
+    agg.add_feedback(&feedback("app", T0 + 7, "user_thumbs", None, Some("down")), T0 + 7)?;
     // Feedback and inferences of the same key share one row.
     agg.add_event(&event("app", T0 + 8))?;
     let rows = agg.drain()?;
@@ -210,11 +210,11 @@ fn latencies_that_are_not_durations_are_not_recorded() -> TestResult {
 fn feedback_names_past_the_cap_share_the_overflow_tally() -> TestResult {
     let mut agg = aggregator(100);
     for i in 0..40 {
-        agg.add_feedback(&feedback("app", T0 + i, &format!("eval-{i}"), Some(1.0), Some("fail")))?;
+        agg.add_feedback(&feedback("app", T0 + i, &format!("eval-{i}"), Some(1.0), Some("fail")), T0 + i)?;
     }
-    agg.add_feedback(&feedback("app", T0 + 50, "Hallucination", Some(0.9), None))?;
-    agg.add_feedback(&feedback("app", T0 + 51, "user_thumbs", Some(-1.0), None))?;
-    agg.add_feedback(&feedback("app", T0 + 52, "eval-3", Some(1.0), None))?;
+    agg.add_feedback(&feedback("app", T0 + 50, "Hallucination", Some(0.9), None), T0 + 50)?;
+    agg.add_feedback(&feedback("app", T0 + 51, "user_thumbs", Some(-1.0), None), T0 + 51)?;
+    agg.add_feedback(&feedback("app", T0 + 52, "eval-3", Some(1.0), None), T0 + 52)?;
     let rows = agg.drain()?;
     assert_eq!(rows.len(), 1);
     let tallies = &rows[0].feedback;
@@ -235,7 +235,7 @@ fn feedback_without_context_is_its_own_key() -> TestResult {
     let mut bare = feedback("app", T0, "user_thumbs", Some(1.0), None);
     bare.operation = None;
     bare.response_model = None;
-    agg.add_feedback(&bare)?;
+    agg.add_feedback(&bare, bare.time)?;
     let rows = agg.drain()?;
     assert_eq!(rows.len(), 2);
     let bare_row = rows.iter().find(|row| row.key.operation.is_none()).ok_or("no bare row")?;
@@ -253,7 +253,7 @@ fn the_cap_asks_for_a_drain_and_never_refuses_an_event() -> TestResult {
     // Past the cap (the rest of a message), new keys are still opened and counted.
     agg.add_event(&event("a", T0 + 1))?;
     agg.add_event(&event("c", T0))?;
-    agg.add_feedback(&feedback("d", T0, "user_thumbs", None, None))?;
+    agg.add_feedback(&feedback("d", T0, "user_thumbs", None, None), T0)?;
     assert_eq!(agg.open_keys(), 4);
     let rows = agg.drain()?;
     assert_eq!(rows.iter().map(|row| row.requests).sum::<i64>(), 4);
@@ -284,7 +284,7 @@ fn drain_empties_and_the_aggregator_is_reusable() -> TestResult {
     let mut e = event("app", T0);
     e.latency_ms = Some(10.0);
     agg.add_event(&e)?;
-    agg.add_feedback(&feedback("app", T0, "relevance", Some(1.0), None))?;
+    agg.add_feedback(&feedback("app", T0, "relevance", Some(1.0), None), T0)?;
     let before = agg.approx_bytes();
     assert!(before > 0);
     assert!(!agg.is_empty());

@@ -139,9 +139,9 @@ impl Processor {
                 continue;
             }
             self.enricher.enrich_feedback(&mut feedback);
-            let joined = self.join.fill(&mut feedback);
+            let rated_at = self.join.fill(&mut feedback);
             feedback.source = Some(source.clone());
-            if !joined && names_an_inference(&feedback) {
+            if rated_at.is_none() && names_an_inference(&feedback) {
                 // Its inference may still come, from another partition read behind this one:
                 // keep the row, tally it when the buffer is drained (see `take_batch`).
                 buffer.unjoined_feedback.push(buffer.feedback.len());
@@ -150,7 +150,7 @@ impl Processor {
                 rows += 1;
                 continue;
             }
-            if let Err(error) = tally_feedback(&self.metrics, &mut buffer.rollups, &feedback) {
+            if let Err(error) = tally_feedback(&self.metrics, &mut buffer.rollups, &feedback, rated_at) {
                 rejects += 1;
                 let dead = dead_letter(now, AGGREGATE_FAILED_REASON, error.to_string(), Vec::new(), &source);
                 bury(&self.metrics, buffer, dead);
@@ -194,8 +194,8 @@ impl Processor {
         let mut failed = Vec::new();
         for index in unjoined {
             let Some(feedback) = buffer.feedback.get_mut(index) else { continue };
-            self.join.fill(feedback);
-            if let Err(error) = tally_feedback(&self.metrics, &mut buffer.rollups, feedback) {
+            let rated_at = self.join.fill(feedback);
+            if let Err(error) = tally_feedback(&self.metrics, &mut buffer.rollups, feedback, rated_at) {
                 failed.push((index, error));
             }
         }
@@ -235,13 +235,16 @@ impl Processor {
 }
 
 /// Count one feedback result in the rollups and, once they took it, in the live metrics: the
-/// same tally whether it is counted when read or when its buffer is drained.
+/// same tally whether it is counted when read or when its buffer is drained. `rated_at` is the
+/// time of the call it rates, when the join found that call: the tally goes to the call's
+/// minute, else to the feedback's own.
 fn tally_feedback(
     metrics: &Metrics,
     rollups: &mut RollupAggregator,
     feedback: &FeedbackEvent,
+    rated_at: Option<UnixNanos>,
 ) -> Result<(), AggregateError> {
-    rollups.add_feedback(feedback)?;
+    rollups.add_feedback(feedback, rated_at.unwrap_or(feedback.time))?;
     metrics.observe_feedback(feedback);
     Ok(())
 }
@@ -444,6 +447,52 @@ card 4111111111111111
 
     /// A backlog can put a logs topic ahead of its spans topic: feedback read before its
     /// inference waits for the drain of its buffer to be joined and tallied.
+    /// A verdict is tallied in the minute of the call it rates, whether the join finds the call
+    /// when the verdict is read or at the drain; one whose call is unknown stays in its own minute.
+    /// The feedback row itself keeps its own time.
+    #[test]
+    fn feedback_is_tallied_in_the_window_of_the_inference_it_rates() -> TestResult {
+        const MINUTE: UnixNanos = 60_000_000_000;
+        /// 2025-06-01T12:00:00Z.
+        const NOON: UnixNanos = 1_748_779_200_000_000_000;
+        let mut processor = processor()?;
+        let buffer = |topic: &str| {
+            PartitionBuffer::new(Arc::from(topic), Arc::from(topic), 0, 0, &AggregateConfig::default(), 100)
+        };
+        let windows = |batch: &FlushBatch| -> Vec<(UnixNanos, i64, usize)> {
+            let mut rows: Vec<_> =
+                batch.rollups.iter().map(|row| (row.key.window_start, row.requests, row.feedback.len())).collect();
+            rows.sort_unstable();
+            rows
+        };
+
+        // Read after its call: the call's minute (11:59), not the verdict's (12:00).
+        let mut chat = buffer("chat");
+        let call = br#"{"id":"evt-1","time":"2025-06-01T11:59:59.9999Z","app":"chat","request_model":"gpt-4o"}"#;
+        let verdict = br#"{"type":"feedback","id":"fb-1","time":"2025-06-01T12:00:30Z","app":"chat","name":"hallucination","label":"hallucinated","inference_id":"evt-1"}"#;
+        processor.process(&mut chat, call, PayloadFormat::JsonEvents, (0, 1), NOW);
+        processor.process(&mut chat, verdict, PayloadFormat::JsonEvents, (1, 2), NOW);
+        let batch = processor.take_batch(&mut chat, NOW)?.ok_or("a batch")?;
+        assert_eq!(windows(&batch), [(NOON - MINUTE, 1, 1)]);
+        assert_eq!(batch.feedback[0].time, NOON + 30 * 1_000_000_000, "the feedback row keeps its own time");
+
+        // Read before its call (held for the drain), and the call two minutes earlier.
+        let (mut logs, mut spans) = (buffer("logs"), buffer("spans"));
+        let verdict = br#"{"type":"feedback","id":"fb-2","time":"2025-06-01T12:00:30Z","app":"chat","name":"user_thumbs","score":0.0,"inference_id":"evt-2"}"#;
+        let call = br#"{"id":"evt-2","time":"2025-06-01T11:58:10Z","app":"chat","request_model":"gpt-4o"}"#;
+        processor.process(&mut logs, verdict, PayloadFormat::JsonEvents, (0, 1), NOW);
+        processor.process(&mut spans, call, PayloadFormat::JsonEvents, (0, 1), NOW);
+        let batch = processor.take_batch(&mut logs, NOW)?.ok_or("a batch")?;
+        assert_eq!(windows(&batch), [(NOON - 2 * MINUTE, 0, 1)]);
+
+        // Its call never seen: the verdict's own minute.
+        let verdict = br#"{"type":"feedback","id":"fb-3","time":"2025-06-01T12:00:30Z","app":"chat","name":"user_thumbs","score":0.0,"inference_id":"evt-404"}"#;
+        processor.process(&mut logs, verdict, PayloadFormat::JsonEvents, (1, 2), NOW);
+        let batch = processor.take_batch(&mut logs, NOW)?.ok_or("a batch")?;
+        assert_eq!(windows(&batch), [(NOON, 0, 1)]);
+        Ok(())
+    }
+
     #[test]
     fn feedback_read_before_its_inference_is_tallied_with_its_context_at_the_drain() -> TestResult {
         const MODEL: &str = "gpt-4o-2024-08-06";
