@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use driftwatch_analyze::LakeSession;
@@ -26,7 +26,7 @@ fn fleet() -> Fleet {
         apps: 6,
         inferences: 20_000,
         malformed_ratio: 0.01,
-        // From 2026-11-01 on past 2026-11-15, when gpt-4o's list price changes in models.yaml.
+        // From 2026-11-01 on past 2026-11-15, when gpt-4o's price changes in the test's registry.
         duration_secs: 16 * DAY_SECS,
         ..FleetConfig::default()
     })
@@ -96,13 +96,33 @@ fn utc_nanos(text: &str) -> anyhow::Result<i64> {
     time.timestamp_nanos_opt().with_context(|| format!("{text}: out of range"))
 }
 
-/// The prices of config/models.yaml, read here with serde rather than through the registry
-/// code under test.
-fn read_models_yaml() -> anyhow::Result<Vec<ListedModel>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/models.yaml");
-    let file: ModelsFile = serde_yaml::from_str(&std::fs::read_to_string(&path)?)
-        .with_context(|| format!("reading {}", path.display()))?;
+/// The prices of a registry file, read here with serde rather than through the registry code
+/// under test.
+fn read_models_yaml(path: &Path) -> anyhow::Result<Vec<ListedModel>> {
+    let file: ModelsFile =
+        serde_yaml::from_str(&std::fs::read_to_string(path)?).with_context(|| format!("reading {}", path.display()))?;
     Ok(file.models)
+}
+
+/// Writes the shipped config/models.yaml with one more gpt-4o price from 2026-11-15 (a price
+/// change mid-month, inside the fleet's time span) to `dir`, and a daemon config that uses it.
+/// Returns (registry, config).
+fn registry_with_a_mid_month_price_change(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/models.yaml");
+    let mut registry: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&shipped)?)?;
+    let gpt_4o = registry["models"]
+        .as_sequence_mut()
+        .context("models.yaml has a models list")?
+        .iter_mut()
+        .find(|model| model["id"].as_str() == Some("gpt-4o"))
+        .context("models.yaml registers gpt-4o")?;
+    let change = "{effective_from: 2026-11-15, input_per_mtok: 2.0, cached_input_per_mtok: 1.0, output_per_mtok: 8.0}";
+    gpt_4o["pricing"].as_sequence_mut().context("gpt-4o has prices")?.push(serde_yaml::from_str(change)?);
+    let registry_path = dir.join("models.yaml");
+    std::fs::write(&registry_path, serde_yaml::to_string(&registry)?)?;
+    let config = dir.join("registry.toml");
+    std::fs::write(&config, format!("[registry]\npath = \"{}\"\n", registry_path.display()))?;
+    Ok((registry_path, config))
 }
 
 /// Cost and price version of a fleet call by the list prices: the model it requested (the
@@ -146,9 +166,9 @@ fn list_price_of(models: &[ListedModel], event: &InferenceEvent) -> anyhow::Resu
 /// Rows and cost per (app, price version): a call without tokens has no price version.
 type RowsAndCost = BTreeMap<(String, Option<String>), (i64, f64)>;
 
-/// Rows and cost per (app, price version) a lake should hold for `fleet`.
-fn expected_prices(fleet: &Fleet) -> anyhow::Result<RowsAndCost> {
-    let models = read_models_yaml()?;
+/// Rows and cost per (app, price version) a lake should hold for `fleet` priced from `registry`.
+fn expected_prices(fleet: &Fleet, registry: &Path) -> anyhow::Result<RowsAndCost> {
+    let models = read_models_yaml(registry)?;
     // The dates above agree with the fleet's own clock.
     assert_eq!(utc_nanos("2026-11-01")?, DEFAULT_START);
     assert_eq!(utc_nanos("2026-11-01T06:30:15Z")?, DEFAULT_START + (6 * 3600 + 30 * 60 + 15) * 1_000_000_000);
@@ -175,8 +195,9 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
     let truth = &generated.truth;
     assert!(truth.malformed_messages > 0, "the fixture set must contain malformed input");
     let python = add_python_fixtures(&input)?;
+    let (registry, config) = registry_with_a_mid_month_price_change(dir.path())?;
 
-    common::ingest_files(&input, &lake, None)?;
+    common::ingest_files(&input, &lake, Some(&config))?;
     let counts = common::lake_counts(&lake).await?;
     let feedback = common::lake_feedback_and_rollups(&lake).await?;
     let session = LakeSession::open(&lake.display().to_string(), None).await?;
@@ -194,8 +215,8 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
         assert!(truth.feedback > 0 && truth.hallucination_flagged > 0, "{app}: the fleet rates its calls");
     }
 
-    // Cost: rows and spend per app and price version, priced by this test from models.yaml.
-    let expected_prices = expected_prices(&fleet)?;
+    // Cost: rows and spend per app and price version, priced by this test from the registry.
+    let expected_prices = expected_prices(&fleet, &registry)?;
     let mut lake_prices = RowsAndCost::new();
     let by_version = "SELECT app, price_version, count(*), sum(cost_usd) FROM events GROUP BY app, price_version";
     for row in common::sql_rows(&session, by_version).await? {
@@ -308,7 +329,7 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
     assert_eq!(by_reason, truth.dead_letters_by_reason, "dead letters by reason");
 
     // A second run resumes from the checkpoints and writes nothing new.
-    common::ingest_files(&input, &lake, None)?;
+    common::ingest_files(&input, &lake, Some(&config))?;
     assert_eq!(common::lake_counts(&lake).await?, counts, "re-running over the same files must not add rows");
     assert_eq!(common::lake_feedback_and_rollups(&lake).await?, feedback, "nor feedback, nor rollups");
     Ok(())
@@ -446,7 +467,7 @@ fn ingest_file(file: &Path, lake: &Path) -> anyhow::Result<std::process::Output>
 }
 
 /// The one partition record under the lake's `_checkpoints/`, as JSON, and its path.
-fn the_checkpoint_record(lake: &Path) -> anyhow::Result<(std::path::PathBuf, serde_json::Value)> {
+fn the_checkpoint_record(lake: &Path) -> anyhow::Result<(PathBuf, serde_json::Value)> {
     let records: Vec<_> = common::files_under(&lake.join("_checkpoints"))
         .into_iter()
         .filter(|path| path.file_name().is_some_and(|name| name == "0.json"))

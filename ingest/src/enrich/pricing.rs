@@ -1,8 +1,8 @@
 //! Pricing: tokens x the registry price in force at the event's time (DESIGN §4).
 //!
 //! An [`InferenceEvent`] with token counts enters [`price_event`]; the model is
-//! resolved in the [`ModelRegistry`] (response model first, request model as
-//! a fallback), the latest price whose `effective_from` is not after the
+//! resolved in the [`ModelRegistry`] (the response model, or the request model
+//! when no response model was reported), the latest price whose `effective_from` is not after the
 //! event's time is applied, and the cost leaves with the price version
 //! (`<id>@<date>`) so it can be recomputed if a price was wrong.
 
@@ -26,6 +26,12 @@ pub struct Priced {
 /// Prices one event, or `None` when it has no token counts, its model is not
 /// registered, or it happened before the model's first price.
 ///
+/// The model is the response model, the one that answered (OTel GenAI: "the exact name of
+/// the model actually used"); the request model stands in only when none is reported. An
+/// unregistered response model leaves the call unpriced, and so counted as such, rather than
+/// priced as the model requested: a fine-tune (`ft:gpt-4o-...`) or a provider's substitute is
+/// billed at its own price.
+///
 /// Cost = (input - cache_read) x input price + cache_read x cached price +
 /// output x output price, per 1M tokens. Input tokens include the cached ones
 /// (OTel GenAI semantics); reasoning tokens are part of the output tokens
@@ -35,10 +41,8 @@ pub fn price_event(registry: &ModelRegistry, event: &InferenceEvent) -> Option<P
         return None;
     }
     let provider = event.provider.as_deref();
-    let entry = [event.response_model.as_deref(), event.request_model.as_deref()]
-        .into_iter()
-        .flatten()
-        .find_map(|model| registry.lookup(model, provider))?;
+    let model = event.response_model.as_deref().or(event.request_model.as_deref())?;
+    let entry = registry.lookup(model, provider)?;
     let price = price_at(entry, event.time)?;
     Some(Priced { cost_usd: cost_usd(price, event), price_version: price.version.clone() })
 }
@@ -186,14 +190,17 @@ models:
     }
 
     #[test]
-    fn request_model_is_the_fallback() -> TestResult {
+    fn request_model_stands_in_only_without_a_response_model() -> TestResult {
         let registry = ModelRegistry::from_yaml_str(REGISTRY, "test.yaml")?;
         let mut e = event("gpt-4o", nanos("2026-03-01T00:00:00Z")?, 1_000_000, None, 0);
         e.response_model = None;
         e.request_model = Some("gpt-4o".to_owned());
         assert_close(price_event(&registry, &e).ok_or("not priced")?.cost_usd, 2.5);
-        e.response_model = Some("unregistered-finetune".to_owned());
-        assert_close(price_event(&registry, &e).ok_or("not priced")?.cost_usd, 2.5);
+        // The model that answered is not the one requested: its price is not gpt-4o's.
+        for answered in ["ft:gpt-4o-2024-08-06:acme::abc123", "gpt-5"] {
+            e.response_model = Some(answered.to_owned());
+            assert_eq!(price_event(&registry, &e), None, "{answered} priced as the model requested");
+        }
         Ok(())
     }
 }

@@ -308,7 +308,8 @@ impl ModelRegistry {
     /// `claude-3-5-sonnet@20241022` or `command-r-08-2024` resolve to their model, but
     /// `gpt-4o-realtime-preview`, `gpt-4o-mini-transcribe` or `claude-opus-4-5-20251101` (when
     /// only `claude-opus-4` is registered), other models with other prices, do not.
-    /// When `provider` is given, entries of another provider do not match. Names match ignoring
+    /// When `provider` is given, entries of another provider do not match, except that the names
+    /// of one provider's own APIs are one provider ([`same_provider`]). Names match ignoring
     /// ASCII case (`GPT-4o` is `gpt-4o`), as providers treat them.
     pub fn lookup(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
         // Names nearly always arrive in lower case; only the rare other one pays for a copy.
@@ -320,7 +321,7 @@ impl ModelRegistry {
 
     /// [`Self::lookup`] of a name with no ASCII upper case.
     fn lookup_lowercase(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
-        let accepts = |entry: &ModelEntry| provider.is_none_or(|p| entry.provider.eq_ignore_ascii_case(p));
+        let accepts = |entry: &ModelEntry| provider.is_none_or(|p| same_provider(&entry.provider, p));
         if let Some(entry) = self.by_id.get(model).map(|&i| &self.entries[i])
             && accepts(entry)
         {
@@ -362,6 +363,21 @@ impl ModelRegistry {
     pub fn entries(&self) -> impl Iterator<Item = &ModelEntry> {
         self.entries.iter()
     }
+}
+
+/// Whether a registry entry's provider and an event's name the same seller of the model, ignoring
+/// ASCII case. Google sells Gemini through two APIs at one list price, and each convention names
+/// them its own way: OTel GenAI `gcp.vertex_ai` (Vertex AI), `gcp.gemini` (the Gemini API, AI
+/// Studio) and `gcp.gen_ai` (the Google Gen AI SDK, either of them); OpenInference `google` and
+/// `vertexai`; OpenLIT and older `gen_ai.system` values `gemini` and `vertex_ai`. An entry
+/// registered under any of them prices calls reported under the others. Azure OpenAI stays apart
+/// from OpenAI: its regional and data-zone deployments are priced differently, so its models are
+/// registered under `azure.ai.openai`.
+pub fn same_provider(registered: &str, reported: &str) -> bool {
+    const GOOGLE: [&str; 7] =
+        ["gcp.vertex_ai", "gcp.gemini", "gcp.gen_ai", "google", "vertexai", "gemini", "vertex_ai"];
+    let is_google = |name: &str| GOOGLE.iter().any(|google| google.eq_ignore_ascii_case(name));
+    registered.eq_ignore_ascii_case(reported) || (is_google(registered) && is_google(reported))
 }
 
 /// Why a model name (an id, alias or provider) that holds whitespace is refused: events carry

@@ -55,6 +55,22 @@ fn lookup_exact_alias_snapshot_and_provider() -> TestResult {
     Ok(())
 }
 
+/// Gemini is one model at one list price whichever Google API serves it and whichever
+/// convention names that API; other providers stay apart, Azure OpenAI from OpenAI too.
+#[test]
+fn the_names_of_googles_apis_are_one_provider() -> TestResult {
+    let registry = ModelRegistry::default_embedded()?;
+    for reported in ["gcp.vertex_ai", "gcp.gemini", "gcp.gen_ai", "google", "vertexai", "Gemini", "vertex_ai"] {
+        assert_eq!(found(&registry, "gemini-2.5-flash", Some(reported)), Some("gemini-2.5-flash"), "{reported}");
+    }
+    assert_eq!(found(&registry, "gemini-2.5-flash", Some("openai")), None);
+    assert_eq!(found(&registry, "gpt-4o", Some("gcp.gemini")), None);
+    assert_eq!(found(&registry, "gpt-4o-2024-08-06", Some("azure.ai.openai")), None);
+    assert!(same_provider("OpenAI", "openai"));
+    assert!(!same_provider("openai", "azure.ai.openai"));
+    Ok(())
+}
+
 /// Providers treat model names without regard to case, and so does the registry: an app that
 /// reports `GPT-4o` is priced as `gpt-4o`, and two ids that differ only in case are one id.
 #[test]
@@ -82,7 +98,7 @@ fn names_match_ignoring_case() -> TestResult {
 /// (the first in file order among equally long ones).
 fn snapshot_by_scan<'a>(registry: &'a ModelRegistry, model: &str, provider: Option<&str>) -> Option<&'a str> {
     let mut best: Option<(usize, &ModelEntry)> = None;
-    for entry in registry.entries().filter(|e| provider.is_none_or(|p| e.provider.eq_ignore_ascii_case(p))) {
+    for entry in registry.entries().filter(|e| provider.is_none_or(|p| same_provider(&e.provider, p))) {
         for name in std::iter::once(&entry.id).chain(&entry.aliases) {
             // A version suffix by its definition: separator-split tokens, each digits, `v` and
             // digits, or `latest`; the first one 3+ digits, `v` and digits, `latest`, or a
@@ -189,7 +205,11 @@ fn embedded_registry_has_the_demo_models() -> TestResult {
     {
         assert_eq!(found(&registry, id, None), Some(id));
     }
-    assert!(registry.entries().any(|e| e.pricing.len() >= 2));
+    // A real price change is registered: o3's 80 % cut of 2025-06-10.
+    let o3 = registry.lookup("o3-2025-04-16", Some("openai")).ok_or("o3 is registered")?;
+    let starts: Vec<String> = o3.pricing.iter().map(|price| price.effective_from.date_naive().to_string()).collect();
+    assert_eq!(starts, ["2025-04-16", "2025-06-10"]);
+    assert_eq!(found(&registry, "o3-mini", None), None, "o3-mini is another model");
     let providers: std::collections::BTreeSet<&str> = registry.entries().map(|e| e.provider.as_str()).collect();
     for provider in ["openai", "anthropic", "gcp.vertex_ai", "azure.ai.openai", "aws.bedrock"] {
         assert!(providers.contains(provider), "no {provider} model");
