@@ -54,6 +54,18 @@ fn push_line(out: &mut String, cells: &[String; 13], widths: &[usize; 13]) {
     out.push('\n');
 }
 
+/// A cost to four decimals, or to three significant digits below a cent, so an app that spends
+/// fractions of a cent (a cheap model, a small fleet) does not show as 0.0000.
+fn dollars(cost: f64) -> String {
+    if cost <= 0.0 || cost >= 0.01 || !cost.is_finite() {
+        return format!("{cost:.4}");
+    }
+    // Below a cent, -log10 is above 2; the cast takes its whole part, at most 10 digits shown.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let decimals = ((-cost.log10()).floor() as usize + 3).min(10);
+    format!("{cost:.decimals$}")
+}
+
 fn cells(row: &AppSummary) -> [String; 13] {
     let ms = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
     let percent = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{:.1}", v * 100.0));
@@ -66,7 +78,7 @@ fn cells(row: &AppSummary) -> [String; 13] {
         percent(error_rate),
         row.input_tokens.to_string(),
         row.output_tokens.to_string(),
-        format!("{:.4}", row.cost_usd),
+        dollars(row.cost_usd),
         row.unpriced_requests.to_string(),
         ms(row.p50_latency_ms),
         ms(row.p95_latency_ms),
@@ -110,6 +122,12 @@ support-bot      1200     300    25.0     120000       24000   12.5000         0
 sql                 8       2    25.0        800         160    0.0000         1       -       -       -     25.0            2
 ";
         assert_eq!(table, expected, "\n{table}");
+    }
+
+    #[test]
+    fn costs_below_a_cent_keep_three_significant_digits() {
+        let shown: Vec<String> = [0.0, 12.5, 0.01, 0.0034, 0.000425, 0.000_000_4, 1e-15].map(dollars).into();
+        assert_eq!(shown, ["0.0000", "12.5000", "0.0100", "0.00340", "0.000425", "0.000000400", "0.0000000000"]);
     }
 
     #[test]
