@@ -3,7 +3,8 @@
 //! One JSON object per Kafka message or NDJSON line enters; it leaves as one
 //! [`InferenceEvent`] or [`FeedbackEvent`], or as an error the caller turns
 //! into a reject of the whole message. Unknown keys are ignored; `null` is the
-//! same as absent; a value of the wrong type is `invalid_field` naming the key.
+//! same as absent; a value of the wrong type is `invalid_field` naming the key, except a
+//! `reported_cost_usd` that is no amount, which is dropped from the kept event and counted.
 //!
 //! # Schema
 //!
@@ -21,8 +22,8 @@
 //! | `operation` | string | default `chat` |
 //! | `request_model`, `response_model` | string | `response_model` defaults to `request_model` |
 //! | `prompt_id`, `prompt_version` | string | prompt template identity |
-//! | `input_tokens`, `output_tokens`, `cache_read_tokens`, `reasoning_tokens` | integer | non-negative; `input_tokens` includes the cached ones, so `cache_read_tokens` may not exceed it |
-//! | `reported_cost_usd` | number | the app's own cost figure |
+//! | `input_tokens`, `output_tokens`, `cache_read_tokens`, `reasoning_tokens` | integer | non-negative; `input_tokens` includes the cached ones, so `cache_read_tokens` may not exceed it; `output_tokens` includes the reasoning ones, so `reasoning_tokens` may not exceed it |
+//! | `reported_cost_usd` | number | the app's own cost figure; a value that is not a non-negative number is dropped (`Decoded::dropped_reported_costs`), the event kept |
 //! | `latency_ms` | number | `start_time = time - latency_ms` |
 //! | `ttft_ms` | number | time to first token |
 //! | `status` | string | `ok`, `error` or `unset` (default) |
@@ -55,6 +56,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::error::Category;
 
 use super::attributes::{normalize_operation, normalize_provider};
+use super::validate::ReportedCost;
 use super::{Ctx, Decoded, Error, Result, span_event_id, validate};
 
 /// Decode one JSON event message.
@@ -72,12 +74,12 @@ pub(super) fn decode(text: &str, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> 
         })?;
     match raw.kind.as_deref() {
         None | Some("inference") => {
-            let event = raw.into_inference()?;
+            let (event, reported_cost) = raw.into_inference(ctx)?;
             validate::inference(&event, ctx)?;
-            out.events.push(event);
+            out.push_event(event, reported_cost);
         }
         Some("feedback") => {
-            let feedback = raw.into_feedback()?;
+            let feedback = raw.into_feedback(ctx)?;
             validate::feedback(&feedback, ctx)?;
             out.feedback.push(feedback);
         }
@@ -115,6 +117,60 @@ impl<'de> Deserialize<'de> for Int {
             }
         }
         deserializer.deserialize_any(IntVisitor)
+    }
+}
+
+/// `reported_cost_usd` as sent: a number, or any other value, which is no amount. Read without
+/// failing, so that a producer's malformed figure costs the event only that figure.
+enum CostValue {
+    Number(f64),
+    NotANumber,
+}
+
+impl CostValue {
+    fn reported_cost(self) -> ReportedCost {
+        match self {
+            CostValue::Number(usd) => ReportedCost::checked(Some(usd)),
+            CostValue::NotANumber => ReportedCost::UNREADABLE,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CostValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct CostVisitor;
+        impl<'de> Visitor<'de> for CostVisitor {
+            type Value = CostValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<CostValue, E> {
+                Ok(CostValue::Number(v))
+            }
+            #[allow(clippy::cast_precision_loss)] // a cost in USD; its cents are exact far beyond any bill
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<CostValue, E> {
+                Ok(CostValue::Number(v as f64))
+            }
+            #[allow(clippy::cast_precision_loss)] // as above
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<CostValue, E> {
+                Ok(CostValue::Number(v as f64))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> std::result::Result<CostValue, E> {
+                Ok(CostValue::NotANumber)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<CostValue, E> {
+                Ok(CostValue::NotANumber)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<CostValue, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(CostValue::NotANumber)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<CostValue, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(CostValue::NotANumber)
+            }
+        }
+        deserializer.deserialize_any(CostVisitor)
     }
 }
 
@@ -199,7 +255,7 @@ raw_fields! {
     output_tokens: i64 => |v: Int| v.0, "output_tokens";
     cache_read_tokens: i64 => |v: Int| v.0, "cache_read_tokens";
     reasoning_tokens: i64 => |v: Int| v.0, "reasoning_tokens";
-    reported_cost_usd: f64 => |v: f64| v, "reported_cost_usd";
+    reported_cost_usd: ReportedCost => CostValue::reported_cost, "reported_cost_usd";
     latency_ms: f64 => |v: f64| v, "latency_ms";
     ttft_ms: f64 => |v: f64| v, "ttft_ms";
     status: InputStr<'de> => |v: InputStr<'de>| v, "status";
@@ -252,22 +308,22 @@ fn required(value: Option<String>, field: &'static str) -> Result<String> {
 }
 
 impl Raw<'_> {
-    fn event_time(&self) -> Result<UnixNanos> {
+    fn event_time(&self, ctx: Ctx<'_>) -> Result<UnixNanos> {
         if let Some(text) = self.time.as_deref() {
             let parsed = chrono::DateTime::parse_from_rfc3339(text)
                 .map_err(|e| Error::InvalidField { field: "time", detail: format!("not an RFC 3339 time ({e})") })?;
-            return parsed.timestamp_nanos_opt().ok_or(Error::TimestampOutOfRange {
-                field: "time",
-                value: i128::from(parsed.timestamp()) * 1_000_000_000,
-                min: i64::MIN,
-                max: i64::MAX,
+            return parsed.timestamp_nanos_opt().ok_or_else(|| {
+                let nanos =
+                    i128::from(parsed.timestamp()) * 1_000_000_000 + i128::from(parsed.timestamp_subsec_nanos());
+                ctx.time_out_of_range("time", nanos)
             });
         }
         self.time_unix_nano.ok_or(Error::MissingField { field: "time" })
     }
 
-    fn into_inference(self) -> Result<InferenceEvent> {
-        let time = self.event_time()?;
+    /// The event, and its reported cost as kept (for the count of dropped ones).
+    fn into_inference(self, ctx: Ctx<'_>) -> Result<(InferenceEvent, ReportedCost)> {
+        let time = self.event_time(ctx)?;
         let event_id = required(self.id, "id")?;
         let app = required(self.app, "app")?;
         let status = match self.status.as_deref() {
@@ -285,12 +341,15 @@ impl Raw<'_> {
                 });
             }
         };
+        // A negative or non-finite latency leaves the start at the end: validation then rejects
+        // the latency by the name the producer sent it under, not as an end before the start.
         let start_time = match self.latency_ms {
-            Some(latency) if latency.is_finite() => time.saturating_sub(ms_to_nanos(latency)),
+            Some(latency) if latency.is_finite() && latency >= 0.0 => time.saturating_sub(ms_to_nanos(latency)),
             _ => time,
         };
+        let reported_cost = self.reported_cost_usd.unwrap_or_default();
         let request_model = self.request_model;
-        Ok(InferenceEvent {
+        let event = InferenceEvent {
             event_id,
             trace_id: trace_context_id(self.trace_id, "trace_id", TRACE_ID_HEX_DIGITS)?,
             span_id: trace_context_id(self.span_id, "span_id", SPAN_ID_HEX_DIGITS)?,
@@ -309,7 +368,7 @@ impl Raw<'_> {
             output_tokens: self.output_tokens,
             cache_read_tokens: self.cache_read_tokens,
             reasoning_tokens: self.reasoning_tokens,
-            reported_cost_usd: self.reported_cost_usd,
+            reported_cost_usd: reported_cost.usd,
             latency_ms: self.latency_ms,
             ttft_ms: self.ttft_ms,
             status,
@@ -319,11 +378,12 @@ impl Raw<'_> {
             input_content: self.input,
             output_content: self.output,
             ..InferenceEvent::default()
-        })
+        };
+        Ok((event, reported_cost))
     }
 
-    fn into_feedback(self) -> Result<FeedbackEvent> {
-        let time = self.event_time()?;
+    fn into_feedback(self, ctx: Ctx<'_>) -> Result<FeedbackEvent> {
+        let time = self.event_time(ctx)?;
         let trace_id = trace_context_id(self.trace_id, "trace_id", TRACE_ID_HEX_DIGITS)?;
         let span_id = trace_context_id(self.span_id, "span_id", SPAN_ID_HEX_DIGITS)?;
         // Feedback that names its inference only by span rates that span's call, as an OTLP

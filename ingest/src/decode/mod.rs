@@ -39,6 +39,7 @@ pub use dead_letter::DeadLetterContent;
 pub(crate) use dead_letter::dead_letter_payload;
 #[cfg(test)]
 pub(crate) use validate::MAX_NAME_BYTES;
+use validate::ReportedCost;
 
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent, UnixNanos};
 use opentelemetry_proto::tonic::logs::v1::LogsData;
@@ -77,8 +78,15 @@ pub enum Error {
     /// A token count above `max_tokens_per_call`.
     #[error("`{field}` = {value} is above the plausible maximum {limit}")]
     ImplausibleTokens { field: &'static str, value: i64, limit: i64 },
-    /// An event time before `min_event_time` or too far in the future.
-    #[error("`{field}` = {value} ns is outside the accepted range [{min}, {max}]")]
+    /// An event time before `min_event_time` or too far in the future. Shown as times, so that a
+    /// clock in the wrong unit is plain to see, with the bounds in force and where they come from.
+    #[error(
+        "`{field}` = {} ({value} ns) is outside the accepted range [{}, {}] (`decode.min_event_time` to now + \
+         `decode.max_future_skew`)",
+        Rfc3339(*.value),
+        Rfc3339(i128::from(*.min)),
+        Rfc3339(i128::from(*.max))
+    )]
     TimestampOutOfRange { field: &'static str, value: i128, min: i64, max: i64 },
     /// End before start, or a negative latency / time to first token.
     #[error("`{field}` is negative ({value})")]
@@ -177,6 +185,11 @@ pub struct Decoded {
     pub feedback: Vec<FeedbackEvent>,
     /// Spans/log records that are not inference calls or feedback (never errors).
     pub skipped_spans: u64,
+    /// Inference events kept without the cost their producer reported, because it was no amount
+    /// (not a number, negative, NaN or infinite): that figure is only reconciled with the price
+    /// driftwatch computes, so the call is kept and priced, and the dropped figure counted here.
+    /// Events rejected for another reason are not counted: their reject says what was wrong.
+    pub dropped_reported_costs: u64,
     /// Items that could not be decoded or failed validation.
     pub rejects: Vec<Reject>,
 }
@@ -187,7 +200,14 @@ impl Decoded {
         self.events.clear();
         self.feedback.clear();
         self.skipped_spans = 0;
+        self.dropped_reported_costs = 0;
         self.rejects.clear();
+    }
+
+    /// Keep a validated inference event, counting the reported cost it was read without.
+    fn push_event(&mut self, event: InferenceEvent, reported_cost: ReportedCost) {
+        self.dropped_reported_costs += u64::from(reported_cost.dropped);
+        self.events.push(event);
     }
 
     /// Everything decoded so far: events, feedback, skipped spans and rejects.
@@ -198,13 +218,19 @@ impl Decoded {
     /// Run `decode` on these outputs; if it fails, drop everything it added, so that the
     /// message can be decoded again another way without counting anything twice.
     fn undo_on_error<E>(&mut self, decode: impl FnOnce(&mut Self) -> Result<(), E>) -> Result<(), E> {
-        let (events, feedback, skipped_spans, rejects) =
-            (self.events.len(), self.feedback.len(), self.skipped_spans, self.rejects.len());
+        let (events, feedback, skipped_spans, dropped_reported_costs, rejects) = (
+            self.events.len(),
+            self.feedback.len(),
+            self.skipped_spans,
+            self.dropped_reported_costs,
+            self.rejects.len(),
+        );
         let result = decode(self);
         if result.is_err() {
             self.events.truncate(events);
             self.feedback.truncate(feedback);
             self.skipped_spans = skipped_spans;
+            self.dropped_reported_costs = dropped_reported_costs;
             self.rejects.truncate(rejects);
         }
         result
@@ -251,6 +277,17 @@ impl Ctx<'_> {
     /// them the copy the dead-letter table keeps, once the format decoder is done.
     fn item_reject(&self, context: std::fmt::Arguments<'_>, error: &Error, payload: &[u8]) -> Reject {
         Reject { reason: error.reason(), detail: format!("{context}: {error}"), payload: Some(payload.to_vec()) }
+    }
+
+    /// The latest event time accepted: now plus the clock skew allowed.
+    fn latest_event_time(&self) -> UnixNanos {
+        self.now.saturating_add(self.config.max_future_skew_nanos)
+    }
+
+    /// The reject of an event time outside the accepted range, naming the bounds in force, also
+    /// for a time that does not fit in the lake's nanoseconds.
+    fn time_out_of_range(&self, field: &'static str, value: i128) -> Error {
+        Error::TimestampOutOfRange { field, value, min: self.config.min_event_time, max: self.latest_event_time() }
     }
 }
 
@@ -492,13 +529,23 @@ fn span_event_id(trace_hex: &str, span_hex: &str) -> String {
 }
 
 /// OTLP times are unsigned; the lake's are signed. Values above `i64::MAX` are out of range.
-fn otlp_time(field: &'static str, nanos: u64, config: &DecodeConfig) -> Result<UnixNanos> {
-    i64::try_from(nanos).map_err(|_| Error::TimestampOutOfRange {
-        field,
-        value: i128::from(nanos),
-        min: config.min_event_time,
-        max: i64::MAX,
-    })
+fn otlp_time(field: &'static str, nanos: u64, ctx: Ctx<'_>) -> Result<UnixNanos> {
+    i64::try_from(nanos).map_err(|_| ctx.time_out_of_range(field, i128::from(nanos)))
+}
+
+/// Unix nanoseconds shown as an RFC 3339 UTC time, with sub-seconds only when there are some;
+/// as nanoseconds when no calendar date holds them.
+struct Rfc3339(i128);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let seconds = i64::try_from(self.0.div_euclid(1_000_000_000)).ok();
+        let nanos = u32::try_from(self.0.rem_euclid(1_000_000_000)).ok();
+        match seconds.zip(nanos).and_then(|(seconds, nanos)| chrono::DateTime::from_timestamp(seconds, nanos)) {
+            Some(time) => f.write_str(&time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            None => write!(f, "{} ns", self.0),
+        }
+    }
 }
 
 #[cfg(test)]

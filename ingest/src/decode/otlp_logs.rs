@@ -157,7 +157,7 @@ pub(super) fn feedback(
     if time == 0 {
         return Err(Error::MissingField { field: "timeUnixNano" });
     }
-    let time: UnixNanos = otlp_time("timeUnixNano", time, ctx.config)?;
+    let time: UnixNanos = otlp_time("timeUnixNano", time, ctx)?;
     let trace_hex = trace_id_hex(trace_id)?;
     let span_hex = span_id_hex(span_id)?;
     let inference_id = match (&trace_hex, &span_hex) {

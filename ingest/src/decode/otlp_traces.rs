@@ -10,7 +10,8 @@
 //! with the span's and the resource's attributes behind the event's. Content events
 //! are read behind the span's own attributes, row by row. A
 //! span that fails mapping or validation leaves as a reject carrying that span
-//! re-serialised as OTLP/JSON; the other spans of the message are unaffected.
+//! re-serialised as OTLP/JSON; the other spans of the message are unaffected. A reported cost
+//! that is no amount is the exception: the span is kept without it, and the drop counted.
 
 use std::convert::Infallible;
 
@@ -21,6 +22,7 @@ use prost::Message;
 
 use super::attributes::{Attrs, Flat, Key, View, normalize_operation, normalize_provider, rows};
 use super::otlp_wire::{self, Malformed, Origin, WireEvent, WireSpan};
+use super::validate::ReportedCost;
 use super::{
     Ctx, Decoded, Error, Result, hex_id, otlp_logs, otlp_time, span_event_id, span_id_hex, trace_id_hex, validate,
 };
@@ -198,8 +200,8 @@ fn decode_span<'a, E>(
         out.skipped_spans += 1;
         return Ok(());
     }
-    match map_span(span, &view, ctx).and_then(|event| validate::inference(&event, ctx).map(|()| event)) {
-        Ok(event) => out.events.push(event),
+    match map_span(span, &view, ctx).and_then(|mapped| validate::inference(&mapped.0, ctx).map(|()| mapped)) {
+        Ok((event, reported_cost)) => out.push_event(event, reported_cost),
         Err(error) => out.rejects.push(reject(span, &error, ctx)),
     }
     Ok(())
@@ -231,19 +233,19 @@ pub(super) fn is_inference(view: &View<'_, '_>) -> bool {
     view.first(&[Key::LlmRequestType]).is_some()
 }
 
-/// Map one inference span to an event (before validation).
-fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<InferenceEvent> {
+/// Map one inference span to an event (before validation), with its reported cost as kept.
+fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(InferenceEvent, ReportedCost)> {
     let trace_id = trace_id_hex(span.trace_id)?.ok_or(Error::MissingField { field: "traceId" })?;
     let span_id = span_id_hex(span.span_id)?.ok_or(Error::MissingField { field: "spanId" })?;
     let app = view.text(rows::APP).ok_or(Error::MissingField { field: "service.name" })?;
     if span.end_time_unix_nano == 0 {
         return Err(Error::MissingField { field: "endTimeUnixNano" });
     }
-    let time = otlp_time("endTimeUnixNano", span.end_time_unix_nano, ctx.config)?;
+    let time = otlp_time("endTimeUnixNano", span.end_time_unix_nano, ctx)?;
     let (start_time, latency_ms) = if span.start_time_unix_nano == 0 {
         (time, None)
     } else {
-        let start = otlp_time("startTimeUnixNano", span.start_time_unix_nano, ctx.config)?;
+        let start = otlp_time("startTimeUnixNano", span.start_time_unix_nano, ctx)?;
         (start, Some(nanos_to_ms(i128::from(time) - i128::from(start))))
     };
 
@@ -270,8 +272,11 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<I
         view.text(rows::ERROR_TYPE).or_else(|| (!status_message.is_empty()).then(|| status_message.to_owned()));
 
     let ttft_ms = view.float(rows::TTFT)?.map(|seconds| seconds * 1000.0);
+    // The first row present decides, as for every field; one that is no number is dropped like
+    // a negative one, not the call with it.
+    let reported_cost = view.float(rows::REPORTED_COST).map_or(ReportedCost::UNREADABLE, ReportedCost::checked);
 
-    Ok(InferenceEvent {
+    let event = InferenceEvent {
         event_id: span_event_id(&trace_id, &span_id),
         trace_id: Some(trace_id),
         span_id: Some(span_id),
@@ -290,7 +295,7 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<I
         output_tokens: view.int(rows::OUTPUT_TOKENS)?,
         cache_read_tokens: view.int(rows::CACHE_READ_TOKENS)?,
         reasoning_tokens: view.int(rows::REASONING_TOKENS)?,
-        reported_cost_usd: view.float(rows::REPORTED_COST)?,
+        reported_cost_usd: reported_cost.usd,
         latency_ms,
         ttft_ms,
         status,
@@ -308,7 +313,8 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<I
             .or_else(|| view.joined(Flat::Completion))
             .or_else(|| view.joined(Flat::OiOutput)),
         ..InferenceEvent::default()
-    })
+    };
+    Ok((event, reported_cost))
 }
 
 #[allow(clippy::cast_precision_loss)] // latencies are far below 2^53 ns

@@ -3,8 +3,10 @@
 //! Events enter after mapping; an event that fails leaves as an [`Error`]
 //! that the format decoder turns into a reject for that item only. The checks
 //! catch producer bugs that would otherwise poison sums and windows: negative
-//! or absurd token counts, more cached than input tokens, clocks in the wrong
-//! unit, end-before-start spans and non-finite costs. They also bound every string an event
+//! or absurd token counts, more cached than input tokens or more reasoning than output tokens
+//! (either would be priced too low), clocks in the wrong unit, end-before-start spans and
+//! non-finite latencies. A reported cost that is no amount does not reject its event: the
+//! decoders read it through [`ReportedCost`], which drops it. They also bound every string an event
 //! carries: names and ids end up in lake columns and metric labels, which are held in memory
 //! per label set, so one producer writing a megabyte into `gen_ai.request.model` must not
 //! inflate every scrape. Free text (`error_type`, a feedback label) is not refused, because the
@@ -13,7 +15,7 @@
 use driftwatch_lake::layout::{MAX_ESCAPED_PARTITION_VALUE_BYTES, escaped_path_value_len};
 use driftwatch_lake::model::{FeedbackEvent, InferenceEvent, UnixNanos};
 
-use super::{Ctx, DecodeConfig, Error, Result};
+use super::{Ctx, Error, Result};
 
 /// Longest latency or time to first token accepted, in milliseconds: a day. Calls time out
 /// long before; anything above is a unit bug.
@@ -29,10 +31,35 @@ const TTFT_ROUNDING_MS: f64 = 1.0;
 /// label set's memory and its lines in `/metrics` small whatever a producer sends.
 pub(crate) const MAX_NAME_BYTES: usize = 256;
 
+/// A producer's own cost figure as its event keeps it. Driftwatch prices every call itself and
+/// keeps this figure only to reconcile with that price, so one that is no amount (not a number,
+/// negative, NaN or infinite) is dropped rather than the call with it: the call's tokens are
+/// still priced. `dropped` says that one was there, for `Decoded::dropped_reported_costs`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct ReportedCost {
+    /// The figure kept, in USD.
+    pub(super) usd: Option<f64>,
+    /// Whether the producer sent a figure that was dropped.
+    pub(super) dropped: bool,
+}
+
+impl ReportedCost {
+    /// A figure that is not a number at all.
+    pub(super) const UNREADABLE: ReportedCost = ReportedCost { usd: None, dropped: true };
+
+    /// A number read as the reported cost, or its absence.
+    pub(super) fn checked(usd: Option<f64>) -> Self {
+        match usd {
+            Some(usd) if !usd.is_finite() || usd < 0.0 => Self::UNREADABLE,
+            usd => ReportedCost { usd, dropped: false },
+        }
+    }
+}
+
 /// Check one inference event.
 pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
     let config = ctx.config;
-    time_in_range("time", event.time, config, ctx.now)?;
+    time_in_range("time", event.time, ctx)?;
     names_within_bound([
         ("event_id", Some(event.event_id.as_str())),
         ("trace_id", event.trace_id.as_deref()),
@@ -82,6 +109,22 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
             ),
         });
     }
+    // Likewise reasoning tokens are part of the output tokens (OTel GenAI semantic conventions:
+    // `gen_ai.usage.reasoning.output_tokens` is included in `gen_ai.usage.output_tokens`) and
+    // billed as output. Output tokens that leave them out, as Gemini's `candidatesTokenCount`
+    // leaves out `thoughtsTokenCount`, would price the call too low.
+    if let (Some(output), Some(reasoning)) = (event.output_tokens, event.reasoning_tokens)
+        && reasoning > output
+    {
+        return Err(Error::InvalidField {
+            field: "reasoning_tokens",
+            detail: format!(
+                "reasoning_tokens ({reasoning}) exceed output_tokens ({output}): output_tokens must include reasoning \
+                 tokens, as in OTel GenAI semantic conventions (Gemini's usageMetadata.candidatesTokenCount excludes \
+                 them; send candidatesTokenCount + thoughtsTokenCount)"
+            ),
+        });
+    }
     if event.time < event.start_time {
         return Err(Error::NegativeLatency {
             field: "end_time - start_time",
@@ -108,20 +151,12 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
             detail: format!("time to first token {ttft} ms is longer than the whole call, {latency} ms"),
         });
     }
-    if let Some(cost) = event.reported_cost_usd {
-        if !cost.is_finite() {
-            return Err(Error::NonFinite { field: "reported_cost_usd" });
-        }
-        if cost < 0.0 {
-            return Err(Error::InvalidField { field: "reported_cost_usd", detail: format!("{cost} USD is negative") });
-        }
-    }
     Ok(())
 }
 
 /// Check one feedback event.
 pub(super) fn feedback(feedback: &FeedbackEvent, ctx: Ctx<'_>) -> Result<()> {
-    time_in_range("time", feedback.time, ctx.config, ctx.now)?;
+    time_in_range("time", feedback.time, ctx)?;
     app_fits_a_lake_folder(&feedback.app)?;
     names_within_bound([
         ("feedback_id", Some(feedback.feedback_id.as_str())),
@@ -175,10 +210,9 @@ fn names_within_bound<const N: usize>(fields: [(&'static str, Option<&str>); N])
     Ok(())
 }
 
-fn time_in_range(field: &'static str, time: UnixNanos, config: &DecodeConfig, now: UnixNanos) -> Result<()> {
-    let max = now.saturating_add(config.max_future_skew_nanos);
-    if time < config.min_event_time || time > max {
-        return Err(Error::TimestampOutOfRange { field, value: i128::from(time), min: config.min_event_time, max });
+fn time_in_range(field: &'static str, time: UnixNanos, ctx: Ctx<'_>) -> Result<()> {
+    if time < ctx.config.min_event_time || time > ctx.latest_event_time() {
+        return Err(ctx.time_out_of_range(field, i128::from(time)));
     }
     Ok(())
 }
@@ -221,6 +255,64 @@ mod tests {
         assert_eq!(out.events.len(), 0);
         let reasons: Vec<&str> = out.rejects.iter().map(|r| r.reason).collect();
         assert_eq!(reasons, ["invalid_field"]);
+    }
+
+    #[test]
+    fn more_reasoning_than_output_tokens_is_rejected_with_what_to_fix() {
+        // Reasoning tokens are part of the output tokens (OTel GenAI semantic conventions) and
+        // billed as output: priced from output tokens that leave them out, the call was
+        // undercounted.
+        let out = json_with_tokens(r#""input_tokens":100,"output_tokens":40,"reasoning_tokens":900"#);
+        assert_eq!(out.events.len(), 0);
+        assert_eq!(out.rejects.len(), 1);
+        assert_eq!(out.rejects[0].reason, "invalid_field");
+        let detail = &out.rejects[0].detail;
+        assert!(detail.contains("`reasoning_tokens`"), "{detail}");
+        assert!(detail.contains("reasoning_tokens (900) exceed output_tokens (40)"), "{detail}");
+        assert!(detail.contains("output_tokens must include reasoning tokens"), "{detail}");
+
+        // The same rule for a span, whichever attribute rows carried the counts; the spans beside
+        // it in the message are kept.
+        let attributes = |reasoning: (&str, i64)| {
+            vec![
+                kv("gen_ai.operation.name", s("chat")),
+                kv("gen_ai.usage.output_tokens", Value::IntValue(40)),
+                kv(reasoning.0, Value::IntValue(reasoning.1)),
+            ]
+        };
+        let spans = vec![
+            span(1, attributes(("gen_ai.usage.reasoning.output_tokens", 40))),
+            span(2, attributes(("gen_ai.usage.reasoning.output_tokens", 900))),
+            span(3, attributes(("llm.token_count.completion_details.reasoning", 41))),
+            span(4, attributes(("gen_ai.usage.reasoning_tokens", 12))),
+        ];
+        let data = traces(vec![kv("service.name", s("a"))], spans);
+        let json = serde_json::to_vec(&data).unwrap_or_default();
+        for out in [decode_traces(&data), decode(&json, PayloadFormat::OtlpTraces)] {
+            let kept: Vec<_> = out.events.iter().map(|e| (e.span_id.as_deref(), e.reasoning_tokens)).collect();
+            assert_eq!(kept, [(Some("cdcdcdcdcdcdcd01"), Some(40)), (Some("cdcdcdcdcdcdcd04"), Some(12))]);
+            let rejects: Vec<_> = out.rejects.iter().map(|r| (r.reason, r.detail.as_str())).collect();
+            assert_eq!(rejects.len(), 2, "{rejects:?}");
+            assert!(rejects[0].1.contains("cdcdcdcdcdcdcd02"), "{rejects:?}");
+            assert!(rejects[0].1.contains("reasoning_tokens (900) exceed output_tokens (40)"), "{rejects:?}");
+            assert!(rejects[1].1.contains("reasoning_tokens (41) exceed output_tokens (40)"), "{rejects:?}");
+            assert!(rejects.iter().all(|(reason, _)| *reason == "invalid_field"), "{rejects:?}");
+        }
+    }
+
+    #[test]
+    fn reasoning_tokens_up_to_the_output_tokens_are_accepted() {
+        for tokens in [
+            r#""output_tokens":50,"reasoning_tokens":50"#,
+            r#""output_tokens":50,"reasoning_tokens":0"#,
+            r#""output_tokens":0,"reasoning_tokens":0"#,
+            // Without output tokens there is nothing to compare with, and nothing is mis-costed.
+            r#""reasoning_tokens":50"#,
+        ] {
+            let out = json_with_tokens(tokens);
+            assert_eq!(out.rejects, vec![], "{tokens}");
+            assert_eq!(out.events.len(), 1, "{tokens}");
+        }
     }
 
     #[test]

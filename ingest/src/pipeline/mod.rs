@@ -170,6 +170,9 @@ impl Processor {
         if self.scratch.skipped_spans > 0 {
             self.metrics.record_spans_skipped(self.scratch.skipped_spans);
         }
+        if self.scratch.dropped_reported_costs > 0 {
+            self.metrics.record_reported_costs_dropped(self.scratch.dropped_reported_costs);
+        }
 
         let result = match (rows, rejects) {
             (0, 0) => MessageResult::Skipped,
@@ -447,6 +450,22 @@ card 4111111111111111
 
     /// A backlog can put a logs topic ahead of its spans topic: feedback read before its
     /// inference waits for the drain of its buffer to be joined and tallied.
+    /// A reported cost that is no amount is dropped, the call kept and priced, and the drop
+    /// counted on `/metrics`.
+    #[test]
+    fn a_call_with_an_unusable_reported_cost_is_kept_and_the_drop_counted() -> TestResult {
+        let mut processor = processor()?;
+        let mut buffer = PartitionBuffer::new(Arc::from("s"), Arc::from("t"), 0, 0, &AggregateConfig::default(), 100);
+        let call = br#"{"id":"evt-1","time":"2025-06-01T12:00:00Z","app":"chat","request_model":"gpt-4o","input_tokens":10,"output_tokens":5,"reported_cost_usd":"n/a"}"#;
+        assert_eq!(processor.process(&mut buffer, call, PayloadFormat::JsonEvents, (0, 1), NOW), MessageResult::Ok);
+        let batch = processor.take_batch(&mut buffer, NOW)?.ok_or("a batch")?;
+        assert_eq!(batch.rollups.iter().map(|row| row.requests).sum::<i64>(), 1);
+        assert!(batch.dead_letters.is_empty());
+        let text = processor.metrics.encode()?;
+        assert!(text.contains("driftwatch_reported_costs_dropped_total 1"), "{text}");
+        Ok(())
+    }
+
     /// A verdict is tallied in the minute of the call it rates, whether the join finds the call
     /// when the verdict is read or at the drain; one whose call is unknown stays in its own minute.
     /// The feedback row itself keeps its own time.

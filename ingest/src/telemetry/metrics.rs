@@ -160,6 +160,7 @@ struct Inner {
     /// path is a read-locked lookup by `&str`.
     message_counters: RwLock<FastHashMap<Box<str>, [Counter; 4]>>,
     spans_skipped: Counter,
+    reported_costs_dropped: Counter,
     duplicates_dropped: Counter,
     redelivered: Counter,
     decode_errors: Family<StaticLabel, Counter>,
@@ -200,6 +201,7 @@ impl Metrics {
             messages: Family::default(),
             message_counters: RwLock::default(),
             spans_skipped: Counter::default(),
+            reported_costs_dropped: Counter::default(),
             duplicates_dropped: Counter::default(),
             redelivered: Counter::default(),
             decode_errors: Family::default(),
@@ -224,6 +226,7 @@ impl Metrics {
         let counters = [
             (MESSAGES_TOTAL, "Source messages by outcome"),
             (SPANS_SKIPPED_TOTAL, "Spans that were not inference calls"),
+            (REPORTED_COSTS_DROPPED_TOTAL, "Calls kept without the cost their producer reported, which was no amount"),
             (DUPLICATES_DROPPED_TOTAL, "Events dropped as producer retries of a recently seen id"),
             (REDELIVERED_TOTAL, "Messages redelivered at an already consumed offset, skipped"),
             (DECODE_ERRORS_TOTAL, "Decode failures by reason"),
@@ -234,10 +237,23 @@ impl Metrics {
             (FLUSHES_TOTAL, "Lake buffer flushes by reason"),
             (CONSUMER_ERRORS_TOTAL, "Source consumer errors by kind"),
         ];
-        let [messages, skipped, duplicates, redelivered, decode, dead, files, bytes, rows, flushes, consumer] =
-            counters.map(|(name, help)| (counter_name(name), help));
+        let [
+            messages,
+            skipped,
+            reported_costs,
+            duplicates,
+            redelivered,
+            decode,
+            dead,
+            files,
+            bytes,
+            rows,
+            flushes,
+            consumer,
+        ] = counters.map(|(name, help)| (counter_name(name), help));
         registry.register(messages.0, messages.1, inner.messages.clone());
         registry.register(skipped.0, skipped.1, inner.spans_skipped.clone());
+        registry.register(reported_costs.0, reported_costs.1, inner.reported_costs_dropped.clone());
         registry.register(duplicates.0, duplicates.1, inner.duplicates_dropped.clone());
         registry.register(redelivered.0, redelivered.1, inner.redelivered.clone());
         registry.register(decode.0, decode.1, inner.decode_errors.clone());
@@ -337,6 +353,11 @@ impl Metrics {
     /// Count spans that were not inference calls (not an error: DESIGN §3.1).
     pub fn record_spans_skipped(&self, spans: u64) {
         self.inner.spans_skipped.inc_by(spans);
+    }
+
+    /// Count calls kept without the cost their producer reported (it was no amount).
+    pub fn record_reported_costs_dropped(&self, calls: u64) {
+        self.inner.reported_costs_dropped.inc_by(calls);
     }
 
     /// Count (and now and then log) a decode failure.

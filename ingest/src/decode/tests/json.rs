@@ -181,8 +181,6 @@ fn json_rejects_name_the_field() {
     assert_eq!(reason, "negative_latency");
     let (reason, _) = reject(r#"{"id":"e","time":"1970-01-01T00:00:00Z","app":"a"}"#);
     assert_eq!(reason, "timestamp_out_of_range");
-    let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","reported_cost_usd":-0.5}"#);
-    assert_eq!((reason, detail.contains("reported_cost_usd")), ("invalid_field", true));
     let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"  "}"#);
     assert_eq!((reason, detail.contains("app")), ("missing_field", true));
     let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","latency_ms":1e20}"#);
@@ -204,6 +202,61 @@ fn json_rejects_name_the_field() {
     }
     let (reason, _) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a"} trailing"#);
     assert_eq!(reason, "malformed_json");
+}
+
+/// The producer's own cost figure is kept only to reconcile with driftwatch's price: one that is
+/// no usable amount leaves the call without it, counted, instead of losing the call.
+#[test]
+fn an_unusable_reported_cost_is_dropped_and_counted_not_rejected() {
+    for cost in ["-0.5", "-0.0004", r#""n/a""#, r#""0.25""#, "true", r#"{"usd":0.25}"#, "[0.25]"] {
+        let out = json(&format!(
+            r#"{{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","input_tokens":120,"output_tokens":30,"reported_cost_usd":{cost},"latency_ms":800}}"#
+        ));
+        assert_eq!(out.rejects, vec![], "{cost}");
+        assert_eq!(out.events.len(), 1, "{cost}");
+        let e = &out.events[0];
+        assert_eq!((e.input_tokens, e.output_tokens, e.reported_cost_usd), (Some(120), Some(30), None), "{cost}");
+        assert_eq!(e.latency_ms, Some(800.0), "keys after the cost are still read: {cost}");
+        assert_eq!(out.dropped_reported_costs, 1, "{cost}");
+    }
+    for (cost, kept) in [("null", None), ("0", Some(0.0)), ("0.0125", Some(0.0125))] {
+        let out = json(&format!(r#"{{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","reported_cost_usd":{cost}}}"#));
+        assert_eq!(out.rejects, vec![], "{cost}");
+        assert_eq!((out.events[0].reported_cost_usd, out.dropped_reported_costs), (kept, 0), "{cost}");
+    }
+    // An event rejected for another reason counts only as that reject.
+    let out = json(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","output_tokens":-1,"reported_cost_usd":-1}"#);
+    assert_eq!((out.rejects.len(), out.dropped_reported_costs), (1, 0));
+}
+
+/// A time rejects says which times are accepted, as times: the configured earliest and now plus
+/// the allowed skew, whether or not the time fits in 64-bit nanoseconds.
+#[test]
+fn time_rejects_state_the_bounds_in_force() {
+    for (time, shown) in [
+        ("3000-01-01T00:00:00Z", "3000-01-01T00:00:00Z"),
+        ("2262-04-12T00:00:00Z", "2262-04-12T00:00:00Z"),
+        ("1970-01-01T00:00:01Z", "1970-01-01T00:00:01Z"),
+        ("2025-06-03T00:00:00+02:00", "2025-06-02T22:00:00Z"),
+    ] {
+        let (reason, detail) = reject(&format!(r#"{{"id":"e","time":"{time}","app":"a"}}"#));
+        assert_eq!(reason, "timestamp_out_of_range", "{time}");
+        assert!(detail.contains(shown), "{time}: {detail}");
+        assert!(detail.contains("[2000-01-01T00:00:00Z, 2025-06-02T13:00:00Z]"), "{time}: {detail}");
+        assert!(!detail.contains("9223372036854775807"), "{time}: {detail}");
+    }
+    let (reason, detail) = reject(r#"{"type":"feedback","id":"f","time":"3000-01-01T00:00:00Z","app":"a","name":"n"}"#);
+    assert_eq!(reason, "timestamp_out_of_range");
+    assert!(detail.contains("[2000-01-01T00:00:00Z, 2025-06-02T13:00:00Z]"), "{detail}");
+}
+
+/// A JSON event has no start and end times: its negative latency is named as the producer sent it.
+#[test]
+fn a_negative_latency_names_latency_ms() {
+    let (reason, detail) = reject(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"a","latency_ms":-5}"#);
+    assert_eq!(reason, "negative_latency");
+    assert!(detail.contains("`latency_ms` is negative (-5)"), "{detail}");
+    assert!(!detail.contains("start_time") && !detail.contains("end_time"), "{detail}");
 }
 
 #[test]

@@ -2,11 +2,12 @@
 //! OpenLLMetry and OpenLIT variants, plus the inference-span rule.
 
 use driftwatch_lake::model::CallStatus;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::{Status, span::Event};
 
-use super::{T0, array, decode_traces, kv, one_event, s, span, traces};
-use crate::decode::{Decoded, normalize_provider};
+use super::{T0, array, decode, decode_traces, kv, one_event, prost_path, s, span, traces};
+use crate::decode::{Decoded, PayloadFormat, normalize_provider};
 
 #[test]
 fn app_from_service_name_overridden_by_driftwatch_app() {
@@ -130,6 +131,68 @@ fn blank_numeric_values_count_as_absent() {
 fn reported_cost_rows() {
     assert_eq!(one_event(vec![kv("gen_ai.usage.cost", Value::DoubleValue(0.5))]).reported_cost_usd, Some(0.5));
     assert_eq!(one_event(vec![kv("llm.cost.total", s("0.25"))]).reported_cost_usd, Some(0.25));
+}
+
+/// A reported cost is only the producer's figure, kept to reconcile with driftwatch's own price:
+/// one that is no usable amount leaves the call without it, counted, instead of losing the call.
+#[test]
+fn an_unusable_reported_cost_is_dropped_and_counted_not_rejected() {
+    let call = |n: u8, cost: Option<KeyValue>| {
+        let mut attributes = vec![
+            kv("gen_ai.operation.name", s("chat")),
+            kv("gen_ai.usage.input_tokens", Value::IntValue(120)),
+            kv("gen_ai.usage.output_tokens", Value::IntValue(30)),
+        ];
+        attributes.extend(cost);
+        span(n, attributes)
+    };
+    let unusable = [
+        (kv("llm.cost.total", s("n/a")), true),
+        (kv("gen_ai.usage.cost", Value::DoubleValue(-0.0004)), true),
+        (kv("gen_ai.usage.cost", s("-0.0004")), true),
+        (kv("llm.cost.total", Value::BoolValue(true)), true),
+        (kv("gen_ai.usage.cost", Value::DoubleValue(f64::NAN)), false),
+        (kv("gen_ai.usage.cost", Value::DoubleValue(f64::INFINITY)), false),
+    ];
+    for (cost, as_otlp_json_too) in unusable {
+        let shown = format!("{cost:?}");
+        let spans = vec![call(1, Some(cost)), call(2, Some(kv("gen_ai.usage.cost", Value::DoubleValue(0.25))))];
+        let data = traces(vec![kv("service.name", s("a"))], spans);
+        let mut decoded = vec![("protobuf", decode_traces(&data)), ("prost", prost_path(&data))];
+        // OTLP/JSON has no NaN or infinity to write as a number.
+        if as_otlp_json_too {
+            let json = serde_json::to_vec(&data).unwrap();
+            decoded.push(("OTLP/JSON", decode(&json, PayloadFormat::OtlpTraces)));
+        }
+        for (path, out) in decoded {
+            assert_eq!(out.rejects, vec![], "{path} {shown}");
+            let events: Vec<_> = out
+                .events
+                .iter()
+                .map(|e| (e.span_id.as_deref(), e.input_tokens, e.output_tokens, e.reported_cost_usd))
+                .collect();
+            assert_eq!(
+                events,
+                [
+                    (Some("cdcdcdcdcdcdcd01"), Some(120), Some(30), None),
+                    (Some("cdcdcdcdcdcdcd02"), Some(120), Some(30), Some(0.25))
+                ],
+                "{path} {shown}"
+            );
+            assert_eq!(out.dropped_reported_costs, 1, "{path} {shown}");
+        }
+    }
+
+    // Absent, blank or zero is no problem to count.
+    for cost in [None, Some(kv("gen_ai.usage.cost", s(" "))), Some(kv("llm.cost.total", Value::IntValue(0)))] {
+        let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![call(1, cost.clone())]));
+        assert_eq!((out.events.len(), out.rejects.len(), out.dropped_reported_costs), (1, 0, 0), "{cost:?}");
+    }
+    // A span rejected for another reason counts only as that reject.
+    let mut backwards = call(1, Some(kv("llm.cost.total", s("n/a"))));
+    backwards.start_time_unix_nano = backwards.end_time_unix_nano + 1;
+    let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![backwards]));
+    assert_eq!((out.events.len(), out.rejects.len(), out.dropped_reported_costs), (0, 1, 0));
 }
 
 #[test]

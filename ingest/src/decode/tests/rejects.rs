@@ -90,7 +90,10 @@ fn span_level_rejects() {
         span_reasons(vec![kv("gen_ai.response.time_to_first_chunk", Value::DoubleValue(-0.1))]),
         ["negative_latency"]
     );
-    assert_eq!(span_reasons(vec![kv("gen_ai.usage.cost", Value::DoubleValue(f64::NAN))]), ["non_finite_number"]);
+    assert_eq!(
+        span_reasons(vec![kv("gen_ai.response.time_to_first_chunk", Value::DoubleValue(f64::NAN))]),
+        ["non_finite_number"]
+    );
     let out = decode_traces(&traces(vec![], vec![span(1, vec![kv("gen_ai.operation.name", s("chat"))])]));
     assert_eq!(reasons(&out), ["missing_field"]);
     assert!(out.rejects[0].detail.contains("service.name"), "{}", out.rejects[0].detail);
@@ -121,6 +124,17 @@ fn time_rejects() {
             "missing_field",
         ]
     );
+    // The details say what was wrong in the fields the span has, and which times are accepted:
+    // the configured earliest and now plus the allowed skew, also for a time beyond 64 bits.
+    let details: Vec<&str> = out.rejects.iter().map(|r| r.detail.as_str()).collect();
+    assert!(details[0].contains("`end_time - start_time` is negative (-0.000001)"), "{}", details[0]);
+    assert!(details[1].contains("1970-01-01T00:00:00.000001Z"), "{}", details[1]);
+    assert!(details[2].contains("2025-06-02T14:00:00Z"), "{}", details[2]);
+    assert!(details[3].contains("`endTimeUnixNano` = 2554-07-21T23:34:33.709551615Z"), "{}", details[3]);
+    for detail in &details[1..4] {
+        assert!(detail.contains("[2000-01-01T00:00:00Z, 2025-06-02T13:00:00Z]"), "{detail}");
+        assert!(!detail.contains("9223372036854775807"), "{detail}");
+    }
 }
 
 #[test]
