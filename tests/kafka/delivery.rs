@@ -37,6 +37,25 @@ async fn mixed_load_lands_exactly_and_metrics_agree_with_the_lake() -> anyhow::R
     Ok(())
 }
 
+/// Topics whose record batches are compressed, by the producer or by the broker
+/// (`compression.type` on the topic), are read whatever the codec: Kafka's four. Each codec gets
+/// its own topics, group and lake, so a codec the consumer cannot read shows as its own failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn compressed_record_batches_of_every_codec_land_exactly() -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let setup = Setup::new(&brokers(), &format!("codec-{codec}"), 2, "1s").await?;
+        let daemon = setup.start_daemon()?;
+        let truth = setup.produce_compressed(2_000, 5, codec).await??;
+        let lake = wait_for_lake(&setup.lake, &truth, Duration::from_secs(120))
+            .await
+            .map_err(|error| error.context(format!("{codec}-compressed batches: {}", daemon.log_tail())))?;
+        assert_exactly(&lake, &truth, codec);
+        daemon.stop(Duration::from_secs(60))?;
+    }
+    Ok(())
+}
+
 /// Kills in the crash test, and how many of them must land while the daemon is consuming.
 const KILLS: usize = 6;
 const KILLS_MID_STREAM: usize = 5;

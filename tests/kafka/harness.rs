@@ -84,6 +84,20 @@ impl Setup {
         let (brokers, topics) = (self.brokers.clone(), Topics { prefix: self.topics.prefix.clone() });
         tokio::task::spawn_blocking(move || loadgen(&brokers, &topics, inferences, seed, malformed, 4))
     }
+
+    /// [`Self::produce`] with each record batch compressed by `codec` (librdkafka's
+    /// `compression.type`: gzip, snappy, lz4 or zstd).
+    pub fn produce_compressed(
+        &self,
+        inferences: usize,
+        seed: u64,
+        codec: &'static str,
+    ) -> tokio::task::JoinHandle<anyhow::Result<Truth>> {
+        let (brokers, topics) = (self.brokers.clone(), Topics { prefix: self.topics.prefix.clone() });
+        tokio::task::spawn_blocking(move || {
+            loadgen_with(&brokers, &topics, inferences, seed, 0.0, 4, &[&format!("compression.type={codec}")])
+        })
+    }
 }
 
 /// Write a daemon config for these topics and lake, flushing at `max_age`. The group session
@@ -331,6 +345,20 @@ pub fn loadgen(
     malformed: f64,
     spans_per_message: usize,
 ) -> anyhow::Result<Truth> {
+    loadgen_with(brokers, topics, inferences, seed, malformed, spans_per_message, &[])
+}
+
+/// [`loadgen`] with more `--producer-property` settings (`KEY=VALUE`).
+pub fn loadgen_with(
+    brokers: &str,
+    topics: &Topics,
+    inferences: usize,
+    seed: u64,
+    malformed: f64,
+    spans_per_message: usize,
+    producer_properties: &[&str],
+) -> anyhow::Result<Truth> {
+    let extra = producer_properties.iter().flat_map(|property| ["--producer-property", property]);
     let output = common::run_ok(
         common::driftwatch()
             .args(["loadgen", "--brokers", brokers, "--topic-prefix", &topics.prefix, "--format", "mixed"])
@@ -342,7 +370,8 @@ pub fn loadgen(
             // a pause, a seek or a restart) would never see the rest of that batch; Apache
             // Kafka and Redpanda return the containing batch. Keeping every offset a batch
             // boundary makes the test broker behave like them.
-            .args(["--producer-property", "batch.num.messages=1", "--producer-property", "linger.ms=0"]),
+            .args(["--producer-property", "batch.num.messages=1", "--producer-property", "linger.ms=0"])
+            .args(extra),
     )?;
     serde_json::from_str(output.trim()).context("loadgen printed no truth JSON")
 }
