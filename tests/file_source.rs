@@ -67,6 +67,7 @@ struct ListPrice {
     effective_from: String,
     input_per_mtok: f64,
     cached_input_per_mtok: Option<f64>,
+    cache_write_input_per_mtok: Option<f64>,
     output_per_mtok: f64,
 }
 
@@ -127,9 +128,10 @@ fn registry_with_a_mid_month_price_change(dir: &Path) -> anyhow::Result<(PathBuf
 
 /// Cost and price version of a fleet call by the list prices: the model it requested (the
 /// fleet requests registered ids, and is answered by their dated snapshots), the latest price
-/// whose `effective_from` is not after the call's time, tokens x price per 1M with cached
-/// input tokens (part of the input tokens) at the cached price when one is listed, else at the
-/// input price (README, models.yaml). `None` for a call without tokens.
+/// whose `effective_from` is not after the call's time, tokens x price per 1M with input tokens
+/// read from the cache at the cached price and those written to it at the cache-write price
+/// (both part of the input tokens) when one is listed, else at the input price (README,
+/// models.yaml). `None` for a call without tokens.
 fn list_price_of(models: &[ListedModel], event: &InferenceEvent) -> anyhow::Result<Option<(String, f64)>> {
     if event.input_tokens.is_none() && event.output_tokens.is_none() {
         return Ok(None);
@@ -152,11 +154,12 @@ fn list_price_of(models: &[ListedModel], event: &InferenceEvent) -> anyhow::Resu
         }
     }
     let price = in_force.with_context(|| format!("no price of {requested} at {}", event.time))?;
-    let (input, cached, output) =
-        (event.input_tokens.unwrap_or(0), event.cache_read_tokens.unwrap_or(0), event.output_tokens.unwrap_or(0));
+    let (input, output) = (event.input_tokens.unwrap_or(0), event.output_tokens.unwrap_or(0));
+    let (cached, written) = (event.cache_read_tokens.unwrap_or(0), event.cache_write_tokens.unwrap_or(0));
     let input_price = price.input_per_mtok;
-    let cost = ((input - cached) as f64 * input_price
+    let cost = ((input - cached - written) as f64 * input_price
         + cached as f64 * price.cached_input_per_mtok.unwrap_or(input_price)
+        + written as f64 * price.cache_write_input_per_mtok.unwrap_or(input_price)
         + output as f64 * price.output_per_mtok)
         / 1e6;
     let date = price.effective_from.split('T').next().unwrap_or_default();
@@ -214,6 +217,18 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
         feedback.get(app).cloned().unwrap_or_default().assert_matches(truth, app, "");
         assert!(truth.feedback > 0 && truth.hallucination_flagged > 0, "{app}: the fleet rates its calls");
     }
+
+    // Tokens read from and written to the prompt cache, which price differently from other input.
+    let mut written_somewhere = false;
+    let cache = "SELECT app, sum(cache_read_tokens), sum(cache_write_tokens) FROM events GROUP BY app";
+    for row in common::sql_rows(&session, cache).await? {
+        let [Some(app), read, written] = &row[..] else { bail!("unexpected row {row:?}") };
+        let Some(truth) = truth.per_app.get(app) else { continue };
+        let sum = |tokens: &Option<String>| tokens.as_deref().map_or(Ok(0), str::parse::<u64>);
+        assert_eq!((sum(read)?, sum(written)?), (truth.cache_read_tokens, truth.cache_write_tokens), "{app} cache");
+        written_somewhere |= truth.cache_write_tokens > 0;
+    }
+    assert!(written_somewhere, "the fleet's Anthropic calls write the prompt cache");
 
     // Cost: rows and spend per app and price version, priced by this test from the registry.
     let expected_prices = expected_prices(&fleet, &registry)?;

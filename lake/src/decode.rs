@@ -57,6 +57,16 @@ impl<'a> Columns<'a> {
         Ok(move |i| array.is_valid(i).then(|| array.value(i)))
     }
 
+    /// An Int64 column added after lakes were first written: a file written before it has no
+    /// such column, and its rows read as null there rather than failing the whole batch.
+    fn added_int64(&self, column: &'static str) -> Result<impl Fn(usize) -> Option<i64> + 'a> {
+        let array = match self.batch.column_by_name(column) {
+            Some(_) => Some(self.get::<Int64Array>(column)?),
+            None => None,
+        };
+        Ok(move |i| array.filter(|array| array.is_valid(i)).map(|array| array.value(i)))
+    }
+
     fn float64(&self, column: &'static str) -> Result<impl Fn(usize) -> Option<f64> + 'a> {
         let array = self.get::<Float64Array>(column)?;
         Ok(move |i| array.is_valid(i).then(|| array.value(i)))
@@ -102,6 +112,7 @@ pub fn decode_events(batch: &RecordBatch) -> Result<Vec<InferenceEvent>> {
     let (prompt_id, prompt_version) = (c.text("prompt_id")?, c.text("prompt_version")?);
     let (input_tokens, output_tokens) = (c.int64("input_tokens")?, c.int64("output_tokens")?);
     let (cache_read_tokens, reasoning_tokens) = (c.int64("cache_read_tokens")?, c.int64("reasoning_tokens")?);
+    let cache_write_tokens = c.added_int64("cache_write_tokens")?;
     let (cost_usd, reported_cost_usd) = (c.float64("cost_usd")?, c.float64("reported_cost_usd")?);
     let (latency_ms, ttft_ms) = (c.float64("latency_ms")?, c.float64("ttft_ms")?);
     let (price_version, status_col) = (c.text("price_version")?, c.text("status")?);
@@ -130,6 +141,7 @@ pub fn decode_events(batch: &RecordBatch) -> Result<Vec<InferenceEvent>> {
                 input_tokens: input_tokens(i),
                 output_tokens: output_tokens(i),
                 cache_read_tokens: cache_read_tokens(i),
+                cache_write_tokens: cache_write_tokens(i),
                 reasoning_tokens: reasoning_tokens(i),
                 cost_usd: cost_usd(i),
                 reported_cost_usd: reported_cost_usd(i),
@@ -223,6 +235,7 @@ pub fn decode_rollups(batch: &RecordBatch) -> Result<Vec<RollupRow>> {
     let (requests, errors) = (c.int64("requests")?, c.int64("errors")?);
     let (input_tokens, output_tokens) = (c.int64("input_tokens")?, c.int64("output_tokens")?);
     let (cache_read_tokens, reasoning_tokens) = (c.int64("cache_read_tokens")?, c.int64("reasoning_tokens")?);
+    let cache_write_tokens = c.added_int64("cache_write_tokens")?;
     let cost_usd = c.float64("cost_usd")?;
     let (latency, ttft) = (c.get::<BinaryArray>("latency_us_hist")?, c.get::<BinaryArray>("ttft_us_hist")?);
     let feedback = c.get::<ListArray>("feedback")?;
@@ -244,6 +257,7 @@ pub fn decode_rollups(batch: &RecordBatch) -> Result<Vec<RollupRow>> {
                 input_tokens: input_tokens(i).unwrap_or(0),
                 output_tokens: output_tokens(i).unwrap_or(0),
                 cache_read_tokens: cache_read_tokens(i).unwrap_or(0),
+                cache_write_tokens: cache_write_tokens(i).unwrap_or(0),
                 reasoning_tokens: reasoning_tokens(i).unwrap_or(0),
                 cost_usd: cost_usd(i).unwrap_or(0.0),
                 latency_us_hist: latency.value(i).to_vec(),

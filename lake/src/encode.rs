@@ -212,6 +212,7 @@ event_columns! {
     input_tokens: Int64Builder = Int64Builder::with_capacity => |r| r.input_tokens;
     output_tokens: Int64Builder = Int64Builder::with_capacity => |r| r.output_tokens;
     cache_read_tokens: Int64Builder = Int64Builder::with_capacity => |r| r.cache_read_tokens;
+    cache_write_tokens: Int64Builder = Int64Builder::with_capacity => |r| r.cache_write_tokens;
     reasoning_tokens: Int64Builder = Int64Builder::with_capacity => |r| r.reasoning_tokens;
     cost_usd: Float64Builder = Float64Builder::with_capacity => |r| r.cost_usd;
     reported_cost_usd: Float64Builder = Float64Builder::with_capacity => |r| r.reported_cost_usd;
@@ -319,6 +320,7 @@ pub fn encode_rollups(rows: &[RollupRow]) -> Result<RecordBatch> {
         sums(|r| r.input_tokens),
         sums(|r| r.output_tokens),
         sums(|r| r.cache_read_tokens),
+        sums(|r| r.cache_write_tokens),
         sums(|r| r.reasoning_tokens),
         float64s(n, rows.iter().map(|r| Some(r.cost_usd))),
         binaries(n, rows.iter().map(|r| r.latency_us_hist.as_slice())),

@@ -88,6 +88,8 @@ pub struct InferenceEvent {
     pub output_tokens: Option<i64>,
     /// Prompt tokens served from the provider's cache (priced lower).
     pub cache_read_tokens: Option<i64>,
+    /// Prompt tokens written to the provider's cache (Anthropic prices them above plain input).
+    pub cache_write_tokens: Option<i64>,
     /// Reasoning tokens (a subset of output tokens).
     pub reasoning_tokens: Option<i64>,
     /// Our price: tokens x the registry price in force at `time`.
@@ -290,6 +292,8 @@ pub struct RollupRow {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cache_read_tokens: i64,
+    /// Sum of `cache_write_tokens`; 0 in rollups written before the column existed.
+    pub cache_write_tokens: i64,
     pub reasoning_tokens: i64,
     pub cost_usd: f64,
     /// HdrHistogram (V2 serialization) of latency in microseconds; see [`crate::histogram`].

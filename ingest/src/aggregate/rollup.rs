@@ -127,6 +127,7 @@ struct Accumulator {
     input_tokens: i64,
     output_tokens: i64,
     cache_read_tokens: i64,
+    cache_write_tokens: i64,
     reasoning_tokens: i64,
     cost_usd: f64,
     latency_us: SparseRecorder,
@@ -205,6 +206,7 @@ impl RollupAggregator {
         acc.input_tokens = acc.input_tokens.saturating_add(event.input_tokens.unwrap_or(0));
         acc.output_tokens = acc.output_tokens.saturating_add(event.output_tokens.unwrap_or(0));
         acc.cache_read_tokens = acc.cache_read_tokens.saturating_add(event.cache_read_tokens.unwrap_or(0));
+        acc.cache_write_tokens = acc.cache_write_tokens.saturating_add(event.cache_write_tokens.unwrap_or(0));
         acc.reasoning_tokens = acc.reasoning_tokens.saturating_add(event.reasoning_tokens.unwrap_or(0));
         if let Some(cost) = event.cost_usd.filter(|cost| cost.is_finite()) {
             acc.cost_usd += cost;
@@ -321,6 +323,7 @@ impl RollupAggregator {
                     input_tokens: acc.input_tokens,
                     output_tokens: acc.output_tokens,
                     cache_read_tokens: acc.cache_read_tokens,
+                    cache_write_tokens: acc.cache_write_tokens,
                     reasoning_tokens: acc.reasoning_tokens,
                     cost_usd: acc.cost_usd,
                     latency_us_hist,

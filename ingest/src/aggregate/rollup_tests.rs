@@ -55,6 +55,7 @@ fn counts_and_sums_per_key() -> TestResult {
     ok.input_tokens = Some(100);
     ok.output_tokens = Some(20);
     ok.cache_read_tokens = Some(40);
+    ok.cache_write_tokens = Some(30);
     ok.reasoning_tokens = Some(5);
     ok.cost_usd = Some(0.25);
     ok.latency_ms = Some(1200.0);
@@ -63,6 +64,7 @@ fn counts_and_sums_per_key() -> TestResult {
     let mut failed = event("where2eat", T0 + MINUTE - 1);
     failed.status = CallStatus::Error;
     failed.input_tokens = Some(7);
+    failed.cache_write_tokens = Some(2);
     failed.cost_usd = Some(0.5);
     failed.latency_ms = Some(50.0);
     agg.add_event(&failed)?;
@@ -77,7 +79,7 @@ fn counts_and_sums_per_key() -> TestResult {
     assert_eq!(row.key.response_model.as_deref(), Some("gpt-4o"));
     assert_eq!((row.requests, row.errors), (2, 1));
     assert_eq!((row.input_tokens, row.output_tokens), (107, 20));
-    assert_eq!((row.cache_read_tokens, row.reasoning_tokens), (40, 5));
+    assert_eq!((row.cache_read_tokens, row.cache_write_tokens, row.reasoning_tokens), (40, 32, 5));
     assert!((row.cost_usd - 0.75).abs() < 1e-12);
     let latency = deserialize(&row.latency_us_hist)?;
     assert_eq!(latency.len(), 2);

@@ -73,6 +73,9 @@ keys! {
     CacheReadTokens = "gen_ai.usage.cache_read.input_tokens",
     CacheReadTokensOld = "gen_ai.usage.cache_read_input_tokens",
     LlmCacheReadTokens = "llm.token_count.prompt_details.cache_read",
+    CacheWriteTokens = "gen_ai.usage.cache_creation.input_tokens",
+    CacheWriteTokensOld = "gen_ai.usage.cache_creation_input_tokens",
+    LlmCacheWriteTokens = "llm.token_count.prompt_details.cache_write",
     ReasoningTokens = "gen_ai.usage.reasoning.output_tokens",
     ReasoningTokensOld = "gen_ai.usage.reasoning_tokens",
     LlmReasoningTokens = "llm.token_count.completion_details.reasoning",
@@ -122,6 +125,7 @@ pub(crate) mod rows {
     pub(crate) const INPUT_TOKENS: &[Key] = &[InputTokens, PromptTokens, LlmPromptTokens];
     pub(crate) const OUTPUT_TOKENS: &[Key] = &[OutputTokens, CompletionTokens, LlmCompletionTokens];
     pub(crate) const CACHE_READ_TOKENS: &[Key] = &[CacheReadTokens, CacheReadTokensOld, LlmCacheReadTokens];
+    pub(crate) const CACHE_WRITE_TOKENS: &[Key] = &[CacheWriteTokens, CacheWriteTokensOld, LlmCacheWriteTokens];
     pub(crate) const REASONING_TOKENS: &[Key] = &[ReasoningTokens, ReasoningTokensOld, LlmReasoningTokens];
     pub(crate) const REPORTED_COST: &[Key] = &[UsageCost, LlmCostTotal];
     /// Seconds in both: the current semconv's, then OpenLIT's.

@@ -22,7 +22,7 @@
 //! | `operation` | string | default `chat` |
 //! | `request_model`, `response_model` | string | `response_model` defaults to `request_model` |
 //! | `prompt_id`, `prompt_version` | string | prompt template identity |
-//! | `input_tokens`, `output_tokens`, `cache_read_tokens`, `reasoning_tokens` | integer | non-negative; `input_tokens` includes the cached ones, so `cache_read_tokens` may not exceed it; `output_tokens` includes the reasoning ones, so `reasoning_tokens` may not exceed it |
+//! | `input_tokens`, `output_tokens`, `cache_read_tokens`, `cache_write_tokens`, `reasoning_tokens` | integer | non-negative; `input_tokens` includes the tokens read from and written to the provider's cache, so `cache_read_tokens + cache_write_tokens` may not exceed it; `output_tokens` includes the reasoning ones, so `reasoning_tokens` may not exceed it |
 //! | `reported_cost_usd` | number | the app's own cost figure; a value that is not a non-negative number is dropped (`Decoded::dropped_reported_costs`), the event kept |
 //! | `latency_ms` | number | `start_time = time - latency_ms` |
 //! | `ttft_ms` | number | time to first token |
@@ -254,6 +254,7 @@ raw_fields! {
     input_tokens: i64 => |v: Int| v.0, "input_tokens";
     output_tokens: i64 => |v: Int| v.0, "output_tokens";
     cache_read_tokens: i64 => |v: Int| v.0, "cache_read_tokens";
+    cache_write_tokens: i64 => |v: Int| v.0, "cache_write_tokens";
     reasoning_tokens: i64 => |v: Int| v.0, "reasoning_tokens";
     reported_cost_usd: ReportedCost => CostValue::reported_cost, "reported_cost_usd";
     latency_ms: f64 => |v: f64| v, "latency_ms";
@@ -367,6 +368,7 @@ impl Raw<'_> {
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
             cache_read_tokens: self.cache_read_tokens,
+            cache_write_tokens: self.cache_write_tokens,
             reasoning_tokens: self.reasoning_tokens,
             reported_cost_usd: reported_cost.usd,
             latency_ms: self.latency_ms,

@@ -294,6 +294,7 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(
         input_tokens: view.int(rows::INPUT_TOKENS)?,
         output_tokens: view.int(rows::OUTPUT_TOKENS)?,
         cache_read_tokens: view.int(rows::CACHE_READ_TOKENS)?,
+        cache_write_tokens: view.int(rows::CACHE_WRITE_TOKENS)?,
         reasoning_tokens: view.int(rows::REASONING_TOKENS)?,
         reported_cost_usd: reported_cost.usd,
         latency_ms,

@@ -3,8 +3,8 @@
 //! Events enter after mapping; an event that fails leaves as an [`Error`]
 //! that the format decoder turns into a reject for that item only. The checks
 //! catch producer bugs that would otherwise poison sums and windows: negative
-//! or absurd token counts, more cached than input tokens or more reasoning than output tokens
-//! (either would be priced too low), clocks in the wrong unit, end-before-start spans and
+//! or absurd token counts, more cached (read or written) than input tokens or more reasoning than
+//! output tokens (any would be mis-priced), clocks in the wrong unit, end-before-start spans and
 //! non-finite latencies. A reported cost that is no amount does not reject its event: the
 //! decoders read it through [`ReportedCost`], which drops it. They also bound every string an event
 //! carries: names and ids end up in lake columns and metric labels, which are held in memory
@@ -83,6 +83,7 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
         ("input_tokens", event.input_tokens),
         ("output_tokens", event.output_tokens),
         ("cache_read_tokens", event.cache_read_tokens),
+        ("cache_write_tokens", event.cache_write_tokens),
         ("reasoning_tokens", event.reasoning_tokens),
     ] {
         let Some(value) = value else { continue };
@@ -105,6 +106,26 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
             detail: format!(
                 "cache_read_tokens ({cached}) exceed input_tokens ({input}): input_tokens must include cached \
                  tokens, as in OTel GenAI semantic conventions (Anthropic's usage.input_tokens excludes them; \
+                 send input_tokens + cache_read_input_tokens + cache_creation_input_tokens)"
+            ),
+        });
+    }
+    // Tokens written to the cache are input tokens too (OTel GenAI: their count "SHOULD be
+    // included in `gen_ai.usage.input_tokens`"), and not the ones read from it. Pricing charges
+    // the plain input price only on input tokens that are neither: input tokens that leave the
+    // cached ones out, like Anthropic's `usage.input_tokens`, would be mis-priced.
+    if let (Some(input), Some(written)) = (event.input_tokens, event.cache_write_tokens)
+        && written.saturating_add(event.cache_read_tokens.unwrap_or(0)) > input
+    {
+        let cached = match event.cache_read_tokens {
+            Some(read) => format!("cache_read_tokens ({read}) + cache_write_tokens ({written})"),
+            None => format!("cache_write_tokens ({written})"),
+        };
+        return Err(Error::InvalidField {
+            field: "cache_write_tokens",
+            detail: format!(
+                "{cached} exceed input_tokens ({input}): input_tokens must include cached tokens, read and \
+                 written, as in OTel GenAI semantic conventions (Anthropic's usage.input_tokens excludes them; \
                  send input_tokens + cache_read_input_tokens + cache_creation_input_tokens)"
             ),
         });
@@ -255,6 +276,87 @@ mod tests {
         assert_eq!(out.events.len(), 0);
         let reasons: Vec<&str> = out.rejects.iter().map(|r| r.reason).collect();
         assert_eq!(reasons, ["invalid_field"]);
+    }
+
+    #[test]
+    fn more_cache_reads_and_writes_than_input_tokens_are_rejected_with_what_to_fix() {
+        // Anthropic's usage as it comes: 200 uncached input tokens beside 100 000 written to the
+        // cache, not summed into input_tokens. Priced as if input_tokens held them, the writes
+        // would be clamped away.
+        let out = json_with_tokens(r#""input_tokens":200,"cache_write_tokens":100000,"output_tokens":500"#);
+        assert_eq!((out.events.len(), out.rejects.len()), (0, 1));
+        assert_eq!(out.rejects[0].reason, "invalid_field");
+        let detail = &out.rejects[0].detail;
+        assert!(detail.contains("`cache_write_tokens`"), "{detail}");
+        assert!(detail.contains("cache_write_tokens (100000) exceed input_tokens (200)"), "{detail}");
+        assert!(detail.contains("input_tokens must include cached tokens, read and written"), "{detail}");
+
+        // Reads and writes each fit, their sum does not.
+        let out = json_with_tokens(r#""input_tokens":5000,"cache_read_tokens":3000,"cache_write_tokens":2001"#);
+        assert_eq!((out.events.len(), out.rejects.len()), (0, 1));
+        let detail = &out.rejects[0].detail;
+        assert!(
+            detail.contains("cache_read_tokens (3000) + cache_write_tokens (2001) exceed input_tokens (5000)"),
+            "{detail}"
+        );
+
+        // The same rule for spans, whichever attribute rows carried the counts; the spans beside
+        // it in the message are kept.
+        let attributes = |read: Option<i64>, written: (&str, i64)| {
+            let mut attributes = vec![
+                kv("gen_ai.operation.name", s("chat")),
+                kv("gen_ai.usage.input_tokens", Value::IntValue(1_000)),
+                kv(written.0, Value::IntValue(written.1)),
+            ];
+            attributes.extend(read.map(|read| kv("gen_ai.usage.cache_read.input_tokens", Value::IntValue(read))));
+            attributes
+        };
+        let spans = vec![
+            span(1, attributes(Some(400), ("gen_ai.usage.cache_creation.input_tokens", 600))),
+            span(2, attributes(Some(400), ("gen_ai.usage.cache_creation.input_tokens", 601))),
+            span(3, attributes(None, ("gen_ai.usage.cache_creation_input_tokens", 1_001))),
+            span(4, attributes(None, ("llm.token_count.prompt_details.cache_write", 1_000))),
+        ];
+        let data = traces(vec![kv("service.name", s("a"))], spans);
+        let json = serde_json::to_vec(&data).unwrap_or_default();
+        for out in [decode_traces(&data), decode(&json, PayloadFormat::OtlpTraces)] {
+            let kept: Vec<_> = out.events.iter().map(|e| (e.span_id.as_deref(), e.cache_write_tokens)).collect();
+            assert_eq!(kept, [(Some("cdcdcdcdcdcdcd01"), Some(600)), (Some("cdcdcdcdcdcdcd04"), Some(1_000))]);
+            let rejects: Vec<_> = out.rejects.iter().map(|r| (r.reason, r.detail.as_str())).collect();
+            assert_eq!(rejects.len(), 2, "{rejects:?}");
+            assert!(rejects[0].1.contains("cache_read_tokens (400) + cache_write_tokens (601)"), "{rejects:?}");
+            assert!(rejects[1].1.contains("cache_write_tokens (1001) exceed input_tokens (1000)"), "{rejects:?}");
+            assert!(rejects.iter().all(|(reason, _)| *reason == "invalid_field"), "{rejects:?}");
+        }
+    }
+
+    #[test]
+    fn negative_or_implausible_cache_writes_are_rejected_like_other_token_counts() {
+        let out = json_with_tokens(r#""input_tokens":50,"cache_write_tokens":-1"#);
+        assert_eq!(out.events.len(), 0);
+        let reasons: Vec<&str> = out.rejects.iter().map(|r| r.reason).collect();
+        assert_eq!(reasons, ["negative_tokens"]);
+        assert!(out.rejects[0].detail.contains("cache_write_tokens"), "{}", out.rejects[0].detail);
+        let out = json_with_tokens(r#""cache_write_tokens":1000000000000"#);
+        let reasons: Vec<&str> = out.rejects.iter().map(|r| r.reason).collect();
+        assert_eq!(reasons, ["implausible_tokens"]);
+        assert!(out.rejects[0].detail.contains("cache_write_tokens"), "{}", out.rejects[0].detail);
+    }
+
+    #[test]
+    fn cache_reads_and_writes_up_to_the_input_tokens_are_accepted() {
+        for tokens in [
+            r#""input_tokens":100200,"cache_write_tokens":100000"#,
+            r#""input_tokens":50,"cache_read_tokens":20,"cache_write_tokens":30"#,
+            r#""input_tokens":50,"cache_write_tokens":50"#,
+            r#""input_tokens":0,"cache_read_tokens":0,"cache_write_tokens":0"#,
+            // Without input tokens there is nothing to compare with, and nothing is mis-costed.
+            r#""cache_read_tokens":50,"cache_write_tokens":50"#,
+        ] {
+            let out = json_with_tokens(tokens);
+            assert_eq!(out.rejects, vec![], "{tokens}");
+            assert_eq!(out.events.len(), 1, "{tokens}");
+        }
     }
 
     #[test]

@@ -32,10 +32,11 @@ pub struct Priced {
 /// priced as the model requested: a fine-tune (`ft:gpt-4o-...`) or a provider's substitute is
 /// billed at its own price.
 ///
-/// Cost = (input - cache_read) x input price + cache_read x cached price +
-/// output x output price, per 1M tokens. Input tokens include the cached ones
-/// (OTel GenAI semantics); reasoning tokens are part of the output tokens
-/// (OpenAI semantics) and are not added again.
+/// Cost = (input - cache_read - cache_write) x input price + cache_read x cached price +
+/// cache_write x cache-write price + output x output price, per 1M tokens. Input tokens
+/// include those read from and written to the provider's cache (OTel GenAI semantics);
+/// reasoning tokens are part of the output tokens (OpenAI semantics) and are not added again.
+/// The cached and cache-write prices default to the input price.
 pub fn price_event(registry: &ModelRegistry, event: &InferenceEvent) -> Option<Priced> {
     if !event.reports_tokens() {
         return None;
@@ -55,17 +56,20 @@ fn price_at(entry: &ModelEntry, time: i64) -> Option<&Price> {
 }
 
 /// Applies one price to the event's token counts. Negative counts and more
-/// cached than input tokens never reach here from the decoders, which reject
-/// them (`decode::validate`); they are clamped anyway for events built
+/// cached (read and written) than input tokens never reach here from the decoders, which
+/// reject them (`decode::validate`); they are clamped anyway for events built
 /// elsewhere, so a bad row cannot earn money.
 fn cost_usd(price: &Price, event: &InferenceEvent) -> f64 {
     let input = event.input_tokens.unwrap_or(0).max(0);
     let cached = event.cache_read_tokens.unwrap_or(0).clamp(0, input);
+    let written = event.cache_write_tokens.unwrap_or(0).clamp(0, input - cached);
     let output = event.output_tokens.unwrap_or(0).max(0);
     let cached_price = price.cached_input_per_mtok.unwrap_or(price.input_per_mtok);
+    let write_price = price.cache_write_input_per_mtok.unwrap_or(price.input_per_mtok);
     // Token counts stay far below 2^53, so the conversions are exact.
-    let dollars_per_unit = (input - cached) as f64 * price.input_per_mtok
+    let dollars_per_unit = (input - cached - written) as f64 * price.input_per_mtok
         + cached as f64 * cached_price
+        + written as f64 * write_price
         + output as f64 * price.output_per_mtok;
     dollars_per_unit / TOKENS_PER_PRICE_UNIT
 }
@@ -127,6 +131,40 @@ models:
         e.provider = Some("anthropic".to_owned());
         let priced = price_event(&registry, &e).ok_or("not priced")?;
         assert_close(priced.cost_usd, (1_000.0 * 1.0 + 100.0 * 5.0) / 1e6);
+        Ok(())
+    }
+
+    /// The pricing audit's call: Sonnet 4.5, 200 uncached input tokens and 100 000 written to the
+    /// prompt cache, 500 output tokens. Anthropic bills $0.3831; priced as plain input it was
+    /// $0.3081.
+    #[test]
+    fn cache_writes_are_priced_at_the_cache_write_rate() -> TestResult {
+        let registry = ModelRegistry::default_embedded()?;
+        let mut e = event("claude-sonnet-4-5-20250929", nanos("2026-03-01T12:00:00Z")?, 100_200, None, 500);
+        e.provider = Some("anthropic".to_owned());
+        e.cache_write_tokens = Some(100_000);
+        let priced = price_event(&registry, &e).ok_or("not priced")?;
+        // 200 x 3.00 + 100 000 x 3.75 + 500 x 15.00, per 1M.
+        assert_close(priced.cost_usd, 0.3831);
+        assert_eq!(priced.price_version, "claude-sonnet-4-5@2025-09-29");
+
+        // Reads and writes of one call, each at its own price.
+        e.cache_read_tokens = Some(50_000);
+        e.input_tokens = Some(150_200);
+        let priced = price_event(&registry, &e).ok_or("not priced")?;
+        assert_close(priced.cost_usd, (200.0 * 3.0 + 50_000.0 * 0.3 + 100_000.0 * 3.75 + 500.0 * 15.0) / 1e6);
+
+        // Without a cache-write price the input price applies. More cached than input is
+        // rejected by decode validation; an event that skipped it is clamped to its input
+        // tokens, reads first, never priced negative.
+        let registry = ModelRegistry::from_yaml_str(REGISTRY, "test.yaml")?;
+        let mut e = event("gpt-4o", nanos("2026-03-01T12:00:00Z")?, 10_000, Some(4_000), 1_000);
+        e.cache_write_tokens = Some(2_000);
+        let priced = price_event(&registry, &e).ok_or("not priced")?;
+        assert_close(priced.cost_usd, (4_000.0 * 2.5 + 4_000.0 * 1.25 + 2_000.0 * 2.5 + 1_000.0 * 10.0) / 1e6);
+        e.cache_write_tokens = Some(9_000);
+        let priced = price_event(&registry, &e).ok_or("not priced")?;
+        assert_close(priced.cost_usd, (6_000.0 * 2.5 + 4_000.0 * 1.25 + 1_000.0 * 10.0) / 1e6);
         Ok(())
     }
 

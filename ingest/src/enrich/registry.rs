@@ -108,6 +108,10 @@ pub struct Price {
     /// USD per 1M input tokens read from the provider's cache; `None` means the input price.
     #[serde(default)]
     pub cached_input_per_mtok: Option<f64>,
+    /// USD per 1M input tokens written to the provider's cache (Anthropic bills them above the
+    /// input price); `None` means the input price, as for providers that do not charge writes.
+    #[serde(default)]
+    pub cache_write_input_per_mtok: Option<f64>,
     /// USD per 1M output tokens (reasoning tokens included).
     pub output_per_mtok: f64,
     /// `<model id>@<effective_from date>` (with the time, `...T12:00:00Z`, when the price does not
@@ -233,6 +237,7 @@ impl ModelRegistry {
                 for (key, value) in [
                     ("pricing.input_per_mtok", Some(price.input_per_mtok)),
                     ("pricing.cached_input_per_mtok", price.cached_input_per_mtok),
+                    ("pricing.cache_write_input_per_mtok", price.cache_write_input_per_mtok),
                     ("pricing.output_per_mtok", Some(price.output_per_mtok)),
                 ] {
                     if let Some(value) = value

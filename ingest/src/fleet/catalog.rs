@@ -82,6 +82,9 @@ pub struct ModelProfile {
     pub input_usd_per_m: f64,
     /// USD per 1M cached input tokens.
     pub cached_usd_per_m: f64,
+    /// USD per 1M input tokens written to the prompt cache, for a provider that reports and
+    /// bills cache writes (Anthropic); `None` where writing costs nothing extra and goes unreported.
+    pub cache_write_usd_per_m: Option<f64>,
     /// USD per 1M output tokens.
     pub output_usd_per_m: f64,
     /// Prefix of the provider's response id (`chatcmpl-`, `msg_01`, ...), or `None` when the API returns none.
@@ -98,6 +101,7 @@ const UNKNOWN_MODEL: ModelProfile = ModelProfile {
     caches_prompts: false,
     input_usd_per_m: 1.0,
     cached_usd_per_m: 0.5,
+    cache_write_usd_per_m: None,
     output_usd_per_m: 4.0,
     response_id_prefix: None,
 };
@@ -115,6 +119,7 @@ pub fn model_profile(model: &str) -> ModelProfile {
             caches_prompts: true,
             input_usd_per_m: 2.5,
             cached_usd_per_m: 1.25,
+            cache_write_usd_per_m: None,
             output_usd_per_m: 10.0,
             response_id_prefix: Some("chatcmpl-"),
         },
@@ -128,6 +133,7 @@ pub fn model_profile(model: &str) -> ModelProfile {
             caches_prompts: true,
             input_usd_per_m: 0.15,
             cached_usd_per_m: 0.075,
+            cache_write_usd_per_m: None,
             output_usd_per_m: 0.6,
             response_id_prefix: Some("chatcmpl-"),
         },
@@ -141,6 +147,7 @@ pub fn model_profile(model: &str) -> ModelProfile {
             caches_prompts: true,
             input_usd_per_m: 3.0,
             cached_usd_per_m: 0.3,
+            cache_write_usd_per_m: Some(3.75),
             output_usd_per_m: 15.0,
             response_id_prefix: Some("msg_01"),
         },
@@ -154,6 +161,7 @@ pub fn model_profile(model: &str) -> ModelProfile {
             caches_prompts: true,
             input_usd_per_m: 1.0,
             cached_usd_per_m: 0.1,
+            cache_write_usd_per_m: Some(1.25),
             output_usd_per_m: 5.0,
             response_id_prefix: Some("msg_01"),
         },
@@ -167,6 +175,7 @@ pub fn model_profile(model: &str) -> ModelProfile {
             caches_prompts: false,
             input_usd_per_m: 0.3,
             cached_usd_per_m: 0.03,
+            cache_write_usd_per_m: None,
             output_usd_per_m: 2.5,
             response_id_prefix: Some(""),
         },
@@ -180,6 +189,7 @@ pub fn model_profile(model: &str) -> ModelProfile {
             caches_prompts: false,
             input_usd_per_m: 0.02,
             cached_usd_per_m: 0.02,
+            cache_write_usd_per_m: None,
             output_usd_per_m: 0.0,
             response_id_prefix: None,
         },
@@ -188,11 +198,14 @@ pub fn model_profile(model: &str) -> ModelProfile {
 }
 
 impl ModelProfile {
-    /// List-price cost in USD, as an instrumentation library would report it.
-    pub fn cost_usd(&self, input: i64, cached: i64, output: i64) -> f64 {
-        let fresh = (input - cached).max(0) as f64;
+    /// List-price cost in USD, as an instrumentation library would report it: `cached` input
+    /// tokens read from the prompt cache and `written` ones written to it, of `input` in all.
+    pub fn cost_usd(&self, input: i64, cached: i64, written: i64, output: i64) -> f64 {
+        let fresh = (input - cached - written).max(0) as f64;
+        let write_usd_per_m = self.cache_write_usd_per_m.unwrap_or(self.input_usd_per_m);
         let usd = (fresh * self.input_usd_per_m
             + cached as f64 * self.cached_usd_per_m
+            + written as f64 * write_usd_per_m
             + output as f64 * self.output_usd_per_m)
             / 1e6;
         (usd * 1e8).round() / 1e8

@@ -40,6 +40,8 @@ pub struct InferenceJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     cache_read_tokens: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    cache_write_tokens: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_tokens: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reported_cost_usd: Option<f64>,
@@ -84,6 +86,7 @@ impl<'a> InferenceJson<'a> {
             input_tokens: e.input_tokens,
             output_tokens: e.output_tokens,
             cache_read_tokens: e.cache_read_tokens,
+            cache_write_tokens: e.cache_write_tokens,
             reasoning_tokens: e.reasoning_tokens,
             reported_cost_usd: e.reported_cost_usd,
             latency_ms: e.latency_ms.map(round_micros),

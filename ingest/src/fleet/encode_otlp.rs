@@ -93,6 +93,7 @@ pub fn span(e: &InferenceEvent) -> Span {
     push_opt_int(&mut attrs, "gen_ai.usage.input_tokens", e.input_tokens);
     push_opt_int(&mut attrs, "gen_ai.usage.output_tokens", e.output_tokens);
     push_opt_int(&mut attrs, "gen_ai.usage.cache_read.input_tokens", e.cache_read_tokens);
+    push_opt_int(&mut attrs, "gen_ai.usage.cache_creation.input_tokens", e.cache_write_tokens);
     push_opt_int(&mut attrs, "gen_ai.usage.reasoning.output_tokens", e.reasoning_tokens);
     if let Some(cost) = e.reported_cost_usd {
         attrs.push(kv("gen_ai.usage.cost", Value::DoubleValue(cost)));

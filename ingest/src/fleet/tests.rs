@@ -46,8 +46,8 @@ fn records_cover_apps_models_versions_and_scenarios() {
     let (mut apps, mut models, mut versions, mut errors, mut finishes) =
         (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeMap::new(), BTreeSet::new());
     let mut snapshots: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let (mut inferences, mut feedback, mut golden, mut ttft, mut reasoning, mut cached, mut pii) =
-        (0, 0, 0, 0, 0, 0, 0);
+    let (mut inferences, mut feedback, mut golden, mut ttft, mut reasoning, mut cached, mut written, mut pii) =
+        (0, 0, 0, 0, 0, 0, 0, 0);
     for record in fleet.records() {
         match record {
             FleetRecord::Inference(e) | FleetRecord::Retry(e) => {
@@ -67,6 +67,12 @@ fn records_cover_apps_models_versions_and_scenarios() {
                 ttft += usize::from(e.ttft_ms.is_some());
                 reasoning += usize::from(e.reasoning_tokens.is_some());
                 cached += usize::from(e.cache_read_tokens.is_some());
+                if let Some(tokens) = e.cache_write_tokens {
+                    // Only Anthropic reports writing its cache; a call writes or reads the prefix.
+                    assert_eq!(e.provider.as_deref(), Some("anthropic"), "{e:?}");
+                    assert!(e.cache_read_tokens.is_none() && tokens <= e.input_tokens.unwrap_or(0), "{e:?}");
+                    written += 1;
+                }
                 let input = e.input_content.as_deref().unwrap_or_default();
                 pii += usize::from(input.contains('@') || input.contains("sk-proj-"));
                 assert!(e.time > e.start_time, "latency must be positive");
@@ -85,6 +91,7 @@ fn records_cover_apps_models_versions_and_scenarios() {
     assert!(snapshots.values().any(|s| s.len() == 2), "one app swaps its response model: {snapshots:?}");
     assert!((2_000..3_200).contains(&feedback), "{feedback}");
     assert!(golden > 400 && ttft > 5_000 && reasoning > 500 && cached > 1_000 && pii > 100);
+    assert!(written > 100, "{written} calls write the prompt cache");
 }
 
 #[test]
@@ -117,6 +124,33 @@ fn truth_matches_the_records_in_every_format() -> TestResult {
         totals.push(total);
     }
     assert!(totals.windows(2).all(|w| w[0] == w[1]), "formats disagree: {totals:?}");
+    Ok(())
+}
+
+/// The fleet's cache writes reach every wire format under the name the decoder reads
+/// (`gen_ai.usage.cache_creation.input_tokens`, JSON `cache_write_tokens`), and the truth
+/// counts them: the end-to-end cost check prices them from what is decoded.
+#[test]
+fn cache_writes_reach_the_wire_and_the_truth_in_every_format() -> TestResult {
+    let fleet = Fleet::new(FleetConfig { duplicate_ratio: 0.02, ..small(11) });
+    let decoder = crate::decode::Decoder::default();
+    let now = DEFAULT_START + 30 * 86_400 * 1_000_000_000;
+    let mut written_per_format = Vec::new();
+    for format in [WireFormat::JsonEvents, WireFormat::OtlpJson, WireFormat::OtlpProto] {
+        let mut truth = Truth::default();
+        let mut decoded = crate::decode::Decoded::default();
+        for msg in encode_all(&fleet, format, 0.0) {
+            truth.observe(&msg);
+            decoder.decode(&msg.payload, msg.stream.payload_format(), now, &mut decoded);
+        }
+        assert_eq!(decoded.rejects, vec![], "{format:?}");
+        let written: u64 = decoded.events.iter().filter_map(|e| e.cache_write_tokens).map(|t| t as u64).sum();
+        let read: u64 = decoded.events.iter().filter_map(|e| e.cache_read_tokens).map(|t| t as u64).sum();
+        assert!(written > 0, "{format:?}: no cache writes decoded");
+        assert_eq!((written, read), (truth.total().cache_write_tokens, truth.total().cache_read_tokens), "{format:?}");
+        written_per_format.push(written);
+    }
+    assert!(written_per_format.windows(2).all(|w| w[0] == w[1]), "{written_per_format:?}");
     Ok(())
 }
 

@@ -30,6 +30,10 @@ pub struct AppTruth {
     pub output_tokens: u64,
     /// Sum of cache-read input tokens.
     pub cache_read_tokens: u64,
+    /// Sum of input tokens written to the prompt cache. Absent in truths written before it was
+    /// recorded.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
     /// Sum of reasoning tokens.
     pub reasoning_tokens: u64,
     /// Feedback rows of any name.
@@ -51,6 +55,7 @@ impl AppTruth {
         self.input_tokens += tokens(event.input_tokens);
         self.output_tokens += tokens(event.output_tokens);
         self.cache_read_tokens += tokens(event.cache_read_tokens);
+        self.cache_write_tokens += tokens(event.cache_write_tokens);
         self.reasoning_tokens += tokens(event.reasoning_tokens);
         self.distinct_event_ids += u64::from(first);
     }
@@ -71,6 +76,7 @@ impl AppTruth {
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
         self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
         self.reasoning_tokens += other.reasoning_tokens;
         self.feedback += other.feedback;
         self.hallucination_evals += other.hallucination_evals;
@@ -169,13 +175,14 @@ impl Truth {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<26} {:>9} {:>7} {:>13} {:>12} {:>12} {:>10} {:>9} {:>8} {:>8}",
+            "{:<26} {:>9} {:>7} {:>13} {:>12} {:>12} {:>12} {:>10} {:>9} {:>8} {:>8}",
             "app",
             "requests",
             "errors",
             "input_tok",
             "output_tok",
             "cached_tok",
+            "written_tok",
             "reasoning",
             "feedback",
             "h_evals",
@@ -184,13 +191,14 @@ impl Truth {
         let mut row = |name: &str, t: &AppTruth| {
             let _ = writeln!(
                 out,
-                "{:<26} {:>9} {:>7} {:>13} {:>12} {:>12} {:>10} {:>9} {:>8} {:>8}",
+                "{:<26} {:>9} {:>7} {:>13} {:>12} {:>12} {:>12} {:>10} {:>9} {:>8} {:>8}",
                 name,
                 t.requests,
                 t.errors,
                 t.input_tokens,
                 t.output_tokens,
                 t.cache_read_tokens,
+                t.cache_write_tokens,
                 t.reasoning_tokens,
                 t.feedback,
                 t.hallucination_evals,

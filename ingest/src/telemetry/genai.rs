@@ -131,8 +131,8 @@ struct CallHandles {
     requests: Counter,
     cost: Counter<f64, AtomicU64>,
     unpriced: Counter,
-    /// input, output, cache_read, reasoning.
-    tokens: [Counter; 4],
+    /// input, output, cache_read, cache_write, reasoning.
+    tokens: [Counter; 5],
     /// input, output.
     token_usage: [Histogram; 2],
 }
@@ -304,7 +304,13 @@ impl GenAi {
                 }
                 None => {}
             }
-            let tokens = [event.input_tokens, event.output_tokens, event.cache_read_tokens, event.reasoning_tokens];
+            let tokens = [
+                event.input_tokens,
+                event.output_tokens,
+                event.cache_read_tokens,
+                event.cache_write_tokens,
+                event.reasoning_tokens,
+            ];
             for (index, count) in tokens.into_iter().enumerate() {
                 let Some(count) = count.and_then(|count| u64::try_from(count).ok()) else {
                     continue;
@@ -346,7 +352,7 @@ impl GenAi {
             requests: f.requests.get_or_create_owned(labels),
             cost: f.cost.get_or_create_owned(labels),
             unpriced: f.unpriced.get_or_create_owned(labels),
-            tokens: ["input", "output", "cache_read", "reasoning"]
+            tokens: ["input", "output", "cache_read", "cache_write", "reasoning"]
                 .map(|kind| f.tokens.get_or_create_owned(&with(kind, LABEL_TOKEN_TYPE))),
             token_usage: ["input", "output"]
                 .map(|kind| f.token_usage.get_or_create_owned(&with(kind, LABEL_GEN_AI_TOKEN_TYPE))),

@@ -20,6 +20,7 @@ fn event(app: &str, model: &str) -> InferenceEvent {
         input_tokens: Some(120),
         output_tokens: Some(30),
         cache_read_tokens: Some(100),
+        cache_write_tokens: Some(15),
         reasoning_tokens: Some(10),
         cost_usd: Some(0.5),
         latency_ms: Some(700.0),
@@ -104,6 +105,7 @@ fn exposition_has_the_exact_names_units_and_buckets() -> TestResult {
         format!("driftwatch_cost_usd_total{{{SERIES}}} 1.0"),
         format!("driftwatch_tokens_total{{{SERIES},token_type=\"input\"}} 240"),
         format!("driftwatch_tokens_total{{{SERIES},token_type=\"cache_read\"}} 200"),
+        format!("driftwatch_tokens_total{{{SERIES},token_type=\"cache_write\"}} 30"),
         format!("driftwatch_tokens_total{{{SERIES},token_type=\"reasoning\"}} 20"),
         format!("gen_ai_client_token_usage_bucket{{le=\"256.0\",{SERIES},gen_ai_token_type=\"input\"}} 2"),
         format!("gen_ai_client_token_usage_bucket{{le=\"64.0\",{SERIES},gen_ai_token_type=\"output\"}} 2"),
@@ -499,6 +501,11 @@ fn missing_optional_labels_are_empty_and_bad_values_are_ignored() -> TestResult 
     let labels = r#"app="bare",environment="",provider="",model="",operation="embeddings""#;
     assert!(text.contains(&format!("driftwatch_requests_total{{{labels}}} 1")), "{text}");
     assert!(text.contains(&format!("driftwatch_tokens_total{{{labels},token_type=\"input\"}} 0")), "{text}");
+    // Every token type of a label set is exposed from its first call on, unreported ones at 0.
+    for token_type in ["output", "cache_read", "cache_write", "reasoning"] {
+        let line = format!("driftwatch_tokens_total{{{labels},token_type=\"{token_type}\"}} 0");
+        assert!(has_line(&text, &line), "missing {line:?} in\n{text}");
+    }
     assert!(text.contains(&format!("driftwatch_cost_usd_total{{{labels}}} 0.0")), "{text}");
     assert!(text.contains(&format!("gen_ai_client_operation_duration_seconds_count{{{labels}}} 0")), "{text}");
     Ok(())

@@ -18,7 +18,7 @@ pub const COST_USD_TOTAL: &str = "driftwatch_cost_usd_total";
 /// Inference calls that reported tokens but could not be priced (a model missing from the
 /// registry, or a time before its first price): their spend is missing from the cost total.
 pub const UNPRICED_REQUESTS_TOTAL: &str = "driftwatch_unpriced_requests_total";
-/// Tokens by `token_type` (input, output, cache_read, reasoning).
+/// Tokens by `token_type` (input, output, cache_read, cache_write, reasoning).
 pub const TOKENS_TOTAL: &str = "driftwatch_tokens_total";
 /// Feedback results by evaluation `name` and `flagged`.
 pub const FEEDBACK_TOTAL: &str = "driftwatch_feedback_total";

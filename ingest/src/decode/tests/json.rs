@@ -20,7 +20,7 @@ fn full_inference_event() {
     let out = json(
         r#"{"type":"inference","id":"evt-1","time":"2025-06-01T12:00:00Z","app":"bot","environment":"prod",
         "provider":"Az.AI.Inference","request_model":"gpt-4o","prompt_id":"p","prompt_version":"2",
-        "input_tokens":10,"output_tokens":20.0,"cache_read_tokens":1,"reasoning_tokens":2,"reported_cost_usd":0.01,
+        "input_tokens":10,"output_tokens":20.0,"cache_read_tokens":1,"cache_write_tokens":3,"reasoning_tokens":2,"reported_cost_usd":0.01,
         "latency_ms":1500,"ttft_ms":200.5,"status":"error","error_type":"timeout","finish_reason":"length",
         "response_id":"r1","trace_id":"0AF7651916CD43DD8448EB211C80319C","span_id":"B7AD6B7169203331","input":"hi","output":"yo","golden_case":"g1",
         "unknown_key":{"nested":[1,2]},"another":null}"#,
@@ -31,8 +31,8 @@ fn full_inference_event() {
     assert_eq!((e.provider.as_deref(), e.operation.as_str()), (Some("azure.ai.inference"), "chat"));
     assert_eq!((e.request_model.as_deref(), e.response_model.as_deref()), (Some("gpt-4o"), Some("gpt-4o")));
     assert_eq!(
-        (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.reasoning_tokens),
-        (Some(10), Some(20), Some(1), Some(2))
+        (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens),
+        (Some(10), Some(20), Some(1), Some(3), Some(2))
     );
     assert_eq!((e.status, e.error_type.as_deref(), e.ttft_ms), (CallStatus::Error, Some("timeout"), Some(200.5)));
     assert_eq!(

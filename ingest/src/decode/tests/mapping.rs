@@ -82,31 +82,34 @@ fn token_rows_accept_int_double_and_numeric_string() {
         kv("gen_ai.usage.prompt_tokens", Value::IntValue(99)),
         kv("gen_ai.usage.output_tokens", Value::DoubleValue(20.0)),
         kv("gen_ai.usage.cache_read.input_tokens", s("3")),
+        kv("gen_ai.usage.cache_creation.input_tokens", Value::IntValue(2)),
         kv("gen_ai.usage.reasoning.output_tokens", Value::IntValue(4)),
     ]);
     assert_eq!(
-        (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.reasoning_tokens),
-        (Some(10), Some(20), Some(3), Some(4))
+        (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens),
+        (Some(10), Some(20), Some(3), Some(2), Some(4))
     );
     let e = one_event(vec![
         kv("gen_ai.usage.prompt_tokens", Value::IntValue(11)),
         kv("gen_ai.usage.completion_tokens", Value::IntValue(21)),
         kv("gen_ai.usage.cache_read_input_tokens", Value::IntValue(5)),
+        kv("gen_ai.usage.cache_creation_input_tokens", Value::DoubleValue(4.0)),
         kv("gen_ai.usage.reasoning_tokens", Value::IntValue(6)),
     ]);
     assert_eq!(
-        (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.reasoning_tokens),
-        (Some(11), Some(21), Some(5), Some(6))
+        (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens),
+        (Some(11), Some(21), Some(5), Some(4), Some(6))
     );
     let e = one_event(vec![
         kv("llm.token_count.prompt", Value::IntValue(12)),
         kv("llm.token_count.completion", Value::IntValue(22)),
         kv("llm.token_count.prompt_details.cache_read", Value::IntValue(7)),
+        kv("llm.token_count.prompt_details.cache_write", s("5")),
         kv("llm.token_count.completion_details.reasoning", Value::IntValue(8)),
     ]);
     assert_eq!(
-        (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.reasoning_tokens),
-        (Some(12), Some(22), Some(7), Some(8))
+        (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens),
+        (Some(12), Some(22), Some(7), Some(5), Some(8))
     );
 }
 

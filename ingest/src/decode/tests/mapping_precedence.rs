@@ -317,6 +317,16 @@ mod spans {
     }
 
     #[test]
+    fn cache_write_tokens() {
+        let row = [
+            tokens("gen_ai.usage.cache_creation.input_tokens", 14, "14"),
+            tokens("gen_ai.usage.cache_creation_input_tokens", 24, "24"),
+            tokens("llm.token_count.prompt_details.cache_write", 34, "34"),
+        ];
+        check_span("cache_write_tokens", Layer::Item, &row, |e| e.cache_write_tokens.map(|n| n.to_string()));
+    }
+
+    #[test]
     fn reasoning_tokens() {
         let row = [
             tokens("gen_ai.usage.reasoning.output_tokens", 13, "13"),

@@ -289,6 +289,50 @@ fn validation_errors_name_file_entry_and_key() {
 }
 
 #[test]
+fn a_cache_write_price_is_read_and_validated_like_the_others() -> TestResult {
+    let yaml = |price: &str| {
+        format!(
+            "models:\n  - id: m1\n    provider: anthropic\n    risk_level: low\n    pricing:\n      - {{effective_from: \
+             2025-01-01, input_per_mtok: 1.0, cache_write_input_per_mtok: {price}, output_per_mtok: 2.0}}\n"
+        )
+    };
+    let registry = ModelRegistry::from_yaml_str(&yaml("1.25"), "test.yaml")?;
+    let entry = registry.lookup("m1", None).ok_or("m1 missing")?;
+    assert_eq!(entry.pricing[0].cache_write_input_per_mtok, Some(1.25));
+    let registry = ModelRegistry::from_yaml_str(TWO_PROVIDERS, "test.yaml")?;
+    let entry = registry.lookup("gpt-4o", Some("openai")).ok_or("gpt-4o missing")?;
+    assert_eq!(entry.pricing[0].cache_write_input_per_mtok, None, "optional");
+    for bad in ["-1.0", ".nan", ".inf"] {
+        let message = error_of(&yaml(bad));
+        assert!(message.contains("`m1`") && message.contains("pricing.cache_write_input_per_mtok"), "{message}");
+        assert!(message.contains("must be a finite number >= 0"), "{message}");
+    }
+    Ok(())
+}
+
+/// Anthropic bills tokens written to its prompt cache (5-minute cache) at 1.25 times the input
+/// price, on its own API and on Bedrock and Vertex AI alike.
+#[test]
+fn embedded_claude_prices_charge_cache_writes_a_quarter_above_input() -> TestResult {
+    let registry = ModelRegistry::default_embedded()?;
+    let claude: Vec<&ModelEntry> = registry.entries().filter(|e| e.id.contains("claude")).collect();
+    assert!(claude.len() >= 3, "{claude:?}");
+    for entry in claude {
+        for price in &entry.pricing {
+            let write =
+                price.cache_write_input_per_mtok.ok_or_else(|| format!("{} has no cache-write price", entry.id))?;
+            assert!(
+                (write - 1.25 * price.input_per_mtok).abs() < 1e-9,
+                "{}: {write} for input {}",
+                entry.id,
+                price.input_per_mtok
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn from_path_reads_and_reports_missing_files() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("models.yaml");

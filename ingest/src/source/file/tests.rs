@@ -362,14 +362,17 @@ async fn the_memory_budget_bounds_rows_buffered_and_being_written() -> TestResul
     let path = dir.path().join("events.jsonl");
     let lines: String = (0..EVENTS).map(|n| format!("{}\n", event(n))).collect();
     std::fs::write(&path, &lines)?;
-    // What one message may add beyond the budget: its rows, at most what the first row of
-    // an empty buffer costs (it opens the app's columns and a rollup key).
-    // Plus what a drained buffer keeps (the rollups' index), counted again when it goes.
+    // What one message may add beyond the budget: its rows, at most what the first row of an
+    // empty buffer costs (it opens the app's columns and a rollup key), measured on the file's
+    // longest line (the longest id) with the run's source topic, the file's path, which every
+    // row stores. Plus what a drained buffer keeps (the rollups' index), counted again when it
+    // goes.
     let one_message = {
         let components = components(dir.path(), 1024).await?;
-        let mut buffer = PartitionBuffer::new(Arc::from("s"), Arc::from("t"), 0, 0, &components.config.aggregate, 100);
+        let topic: Arc<str> = Arc::from(path.display().to_string());
+        let mut buffer = PartitionBuffer::new(topic.clone(), topic, 0, 0, &components.config.aggregate, 100);
         let mut processor = components.processor();
-        processor.process(&mut buffer, event(0).as_bytes(), PayloadFormat::Auto, (0, 1), now_nanos());
+        processor.process(&mut buffer, event(EVENTS - 1).as_bytes(), PayloadFormat::Auto, (0, 1), now_nanos());
         let first_row = buffer.bytes();
         processor.take_batch(&mut buffer, now_nanos())?;
         (first_row + buffer.bytes()) as u64
