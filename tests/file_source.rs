@@ -69,6 +69,17 @@ struct ListPrice {
     cached_input_per_mtok: Option<f64>,
     cache_write_input_per_mtok: Option<f64>,
     output_per_mtok: f64,
+    long_context: Option<LongContextListPrice>,
+}
+
+/// The rates of every token of a call whose input tokens exceed `above_input_tokens`.
+#[derive(Debug, serde::Deserialize)]
+struct LongContextListPrice {
+    above_input_tokens: i64,
+    input_per_mtok: f64,
+    cached_input_per_mtok: Option<f64>,
+    cache_write_input_per_mtok: Option<f64>,
+    output_per_mtok: f64,
 }
 
 /// One model of models.yaml, as far as pricing goes (other keys are ignored).
@@ -130,8 +141,9 @@ fn registry_with_a_mid_month_price_change(dir: &Path) -> anyhow::Result<(PathBuf
 /// fleet requests registered ids, and is answered by their dated snapshots), the latest price
 /// whose `effective_from` is not after the call's time, tokens x price per 1M with input tokens
 /// read from the cache at the cached price and those written to it at the cache-write price
-/// (both part of the input tokens) when one is listed, else at the input price (README,
-/// models.yaml). `None` for a call without tokens.
+/// (both part of the input tokens) when one is listed, else at the input price, all at the
+/// long-context rates when the input tokens exceed their threshold (README, models.yaml).
+/// `None` for a call without tokens.
 fn list_price_of(models: &[ListedModel], event: &InferenceEvent) -> anyhow::Result<Option<(String, f64)>> {
     if event.input_tokens.is_none() && event.output_tokens.is_none() {
         return Ok(None);
@@ -156,11 +168,19 @@ fn list_price_of(models: &[ListedModel], event: &InferenceEvent) -> anyhow::Resu
     let price = in_force.with_context(|| format!("no price of {requested} at {}", event.time))?;
     let (input, output) = (event.input_tokens.unwrap_or(0), event.output_tokens.unwrap_or(0));
     let (cached, written) = (event.cache_read_tokens.unwrap_or(0), event.cache_write_tokens.unwrap_or(0));
-    let input_price = price.input_per_mtok;
+    let rates = match &price.long_context {
+        Some(long) if input > long.above_input_tokens => {
+            (long.input_per_mtok, long.cached_input_per_mtok, long.cache_write_input_per_mtok, long.output_per_mtok)
+        }
+        _ => {
+            (price.input_per_mtok, price.cached_input_per_mtok, price.cache_write_input_per_mtok, price.output_per_mtok)
+        }
+    };
+    let (input_price, cached_price, write_price, output_price) = rates;
     let cost = ((input - cached - written) as f64 * input_price
-        + cached as f64 * price.cached_input_per_mtok.unwrap_or(input_price)
-        + written as f64 * price.cache_write_input_per_mtok.unwrap_or(input_price)
-        + output as f64 * price.output_per_mtok)
+        + cached as f64 * cached_price.unwrap_or(input_price)
+        + written as f64 * write_price.unwrap_or(input_price)
+        + output as f64 * output_price)
         / 1e6;
     let date = price.effective_from.split('T').next().unwrap_or_default();
     Ok(Some((format!("{}@{date}", model.id), cost)))

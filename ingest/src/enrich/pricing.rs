@@ -64,13 +64,26 @@ fn cost_usd(price: &Price, event: &InferenceEvent) -> f64 {
     let cached = event.cache_read_tokens.unwrap_or(0).clamp(0, input);
     let written = event.cache_write_tokens.unwrap_or(0).clamp(0, input - cached);
     let output = event.output_tokens.unwrap_or(0).max(0);
-    let cached_price = price.cached_input_per_mtok.unwrap_or(price.input_per_mtok);
-    let write_price = price.cache_write_input_per_mtok.unwrap_or(price.input_per_mtok);
+    // A prompt above the long-context threshold bills every token of the call at that tier.
+    let (input_price, cached_price, write_price, output_price) = match &price.long_context {
+        Some(long) if input > long.above_input_tokens => (
+            long.input_per_mtok,
+            long.cached_input_per_mtok.unwrap_or(long.input_per_mtok),
+            long.cache_write_input_per_mtok.unwrap_or(long.input_per_mtok),
+            long.output_per_mtok,
+        ),
+        _ => (
+            price.input_per_mtok,
+            price.cached_input_per_mtok.unwrap_or(price.input_per_mtok),
+            price.cache_write_input_per_mtok.unwrap_or(price.input_per_mtok),
+            price.output_per_mtok,
+        ),
+    };
     // Token counts stay far below 2^53, so the conversions are exact.
-    let dollars_per_unit = (input - cached - written) as f64 * price.input_per_mtok
+    let dollars_per_unit = (input - cached - written) as f64 * input_price
         + cached as f64 * cached_price
         + written as f64 * write_price
-        + output as f64 * price.output_per_mtok;
+        + output as f64 * output_price;
     dollars_per_unit / TOKENS_PER_PRICE_UNIT
 }
 
@@ -131,6 +144,33 @@ models:
         e.provider = Some("anthropic".to_owned());
         let priced = price_event(&registry, &e).ok_or("not priced")?;
         assert_close(priced.cost_usd, (1_000.0 * 1.0 + 100.0 * 5.0) / 1e6);
+        Ok(())
+    }
+
+    /// A prompt above 200k input tokens (cached ones included) bills the whole call at the
+    /// long-context rates; at the threshold itself, the standard ones.
+    #[test]
+    fn long_prompts_are_priced_at_the_long_context_rates() -> TestResult {
+        let registry = ModelRegistry::default_embedded()?;
+        let sonnet = |input: i64, cached: i64, written: i64| {
+            let mut e = event("claude-sonnet-4-5-20250929", 0, input, Some(cached), 1_000);
+            e.time = nanos("2026-03-01T12:00:00Z").unwrap_or_default();
+            e.provider = Some("anthropic".to_owned());
+            e.cache_write_tokens = Some(written);
+            price_event(&registry, &e).map(|priced| priced.cost_usd)
+        };
+        // 200 000 input tokens: the standard rates, 3.00 in / 0.30 read / 3.75 write / 15.00 out.
+        let standard = (100_000.0 * 3.0 + 60_000.0 * 0.3 + 40_000.0 * 3.75 + 1_000.0 * 15.0) / 1e6;
+        assert_close(sonnet(200_000, 60_000, 40_000).ok_or("not priced")?, standard);
+        // One more: 6.00 / 0.60 / 7.50 / 22.50 for every token of the call.
+        let long = (100_001.0 * 6.0 + 60_000.0 * 0.6 + 40_000.0 * 7.5 + 1_000.0 * 22.5) / 1e6;
+        assert_close(sonnet(200_001, 60_000, 40_000).ok_or("not priced")?, long);
+
+        let mut gemini = event("gemini-2.5-pro", nanos("2026-03-01T12:00:00Z")?, 300_000, Some(100_000), 2_000);
+        gemini.provider = Some("gcp.vertex_ai".to_owned());
+        let priced = price_event(&registry, &gemini).ok_or("not priced")?;
+        assert_close(priced.cost_usd, (200_000.0 * 2.5 + 100_000.0 * 0.625 + 2_000.0 * 15.0) / 1e6);
+        assert_eq!(priced.price_version, "gemini-2.5-pro@2025-06-17", "one price, two tiers");
         Ok(())
     }
 

@@ -114,12 +114,35 @@ pub struct Price {
     pub cache_write_input_per_mtok: Option<f64>,
     /// USD per 1M output tokens (reasoning tokens included).
     pub output_per_mtok: f64,
+    /// The rates of a call whose prompt is longer than a threshold, where the provider bills
+    /// the whole call at them (Claude Sonnet and Gemini 2.5 Pro above 200k input tokens).
+    #[serde(default)]
+    pub long_context: Option<LongContextPrice>,
     /// `<model id>@<effective_from date>` (with the time, `...T12:00:00Z`, when the price does not
     /// start at midnight UTC, and its fraction of a second, `...T12:00:00.500Z`, when it has one,
     /// so that no two prices share a version): the `price_version` of events priced with it. Set
     /// when the registry is loaded, so pricing an event formats no date.
     #[serde(skip)]
     pub version: String,
+}
+
+/// The rates of a [`Price`] for calls with more than `above_input_tokens` input tokens (cached
+/// ones included, as providers count the prompt): every token of such a call is billed at them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongContextPrice {
+    /// The prompt size, in input tokens, above which these rates apply.
+    pub above_input_tokens: i64,
+    /// USD per 1M uncached input tokens.
+    pub input_per_mtok: f64,
+    /// USD per 1M input tokens read from the cache; `None` means this tier's input price.
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    /// USD per 1M input tokens written to the cache; `None` means this tier's input price.
+    #[serde(default)]
+    pub cache_write_input_per_mtok: Option<f64>,
+    /// USD per 1M output tokens.
+    pub output_per_mtok: f64,
 }
 
 /// One registered model with its prices and governance facts.
@@ -234,11 +257,32 @@ impl ModelRegistry {
             }
             for price in &entry.pricing {
                 let date = price.effective_from.date_naive();
+                let long = price.long_context.as_ref();
+                if let Some(long) = long
+                    && long.above_input_tokens <= 0
+                {
+                    return Err(invalid(
+                        &entry.id,
+                        "pricing.long_context.above_input_tokens",
+                        format!(
+                            "{} (effective {date}) must be a positive number of input tokens, the prompt size above \
+                             which the long-context rates apply",
+                            long.above_input_tokens
+                        ),
+                    ));
+                }
                 for (key, value) in [
                     ("pricing.input_per_mtok", Some(price.input_per_mtok)),
                     ("pricing.cached_input_per_mtok", price.cached_input_per_mtok),
                     ("pricing.cache_write_input_per_mtok", price.cache_write_input_per_mtok),
                     ("pricing.output_per_mtok", Some(price.output_per_mtok)),
+                    ("pricing.long_context.input_per_mtok", long.map(|l| l.input_per_mtok)),
+                    ("pricing.long_context.cached_input_per_mtok", long.and_then(|l| l.cached_input_per_mtok)),
+                    (
+                        "pricing.long_context.cache_write_input_per_mtok",
+                        long.and_then(|l| l.cache_write_input_per_mtok),
+                    ),
+                    ("pricing.long_context.output_per_mtok", long.map(|l| l.output_per_mtok)),
                 ] {
                     if let Some(value) = value
                         && !(value.is_finite() && value >= 0.0)

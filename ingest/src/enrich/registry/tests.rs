@@ -310,6 +310,31 @@ fn a_cache_write_price_is_read_and_validated_like_the_others() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn long_context_rates_are_read_and_validated() -> TestResult {
+    let yaml = |above: &str, output: &str| {
+        format!(
+            "models:\n  - id: m1\n    provider: anthropic\n    risk_level: low\n    pricing:\n      - effective_from: \
+             2025-01-01\n        input_per_mtok: 3.0\n        output_per_mtok: 15.0\n        long_context: \
+             {{above_input_tokens: {above}, input_per_mtok: 6.0, output_per_mtok: {output}}}\n"
+        )
+    };
+    let registry = ModelRegistry::from_yaml_str(&yaml("200000", "22.5"), "test.yaml")?;
+    let long = registry.lookup("m1", None).and_then(|e| e.pricing[0].long_context.as_ref()).ok_or("no tier")?;
+    assert_eq!((long.above_input_tokens, long.input_per_mtok, long.output_per_mtok), (200_000, 6.0, 22.5));
+    assert_eq!(long.cached_input_per_mtok, None, "optional");
+    for (above, output, key, problem) in [
+        ("0", "22.5", "pricing.long_context.above_input_tokens", "must be a positive number of input tokens"),
+        ("-5", "22.5", "pricing.long_context.above_input_tokens", "must be a positive number of input tokens"),
+        ("200000", "-1.0", "pricing.long_context.output_per_mtok", "must be a finite number >= 0"),
+        ("200000", ".nan", "pricing.long_context.output_per_mtok", "must be a finite number >= 0"),
+    ] {
+        let message = error_of(&yaml(above, output));
+        assert!(message.contains("`m1`") && message.contains(key) && message.contains(problem), "{message}");
+    }
+    Ok(())
+}
+
 /// Anthropic bills tokens written to its prompt cache (5-minute cache) at 1.25 times the input
 /// price, on its own API and on Bedrock and Vertex AI alike.
 #[test]
