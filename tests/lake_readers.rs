@@ -79,6 +79,28 @@ fn make_lake(dir: &Path) -> anyhow::Result<(std::path::PathBuf, std::path::PathB
     Ok((input, lake))
 }
 
+/// Rewrites the first events file and the first rollups file (in path order, the first a reader
+/// lists) without `cache_write_tokens`, as files written before that column existed are: a lake
+/// that an upgrade left mixed, whose readers must still see the column in the newer files.
+fn strip_cache_write_tokens_from_the_first_files(lake: &Path) -> anyhow::Result<()> {
+    use driftwatch_lake::layout::FileKind;
+    use driftwatch_lake::parquet::{ParquetOptions, read_parquet, write_parquet};
+    for (table, kind) in [("events", FileKind::Events), ("rollups", FileKind::Rollups)] {
+        let first = common::files_under(&lake.join(table))
+            .into_iter()
+            .find(|path| path.extension().is_some_and(|extension| extension == "parquet"))
+            .with_context(|| format!("no {table} file"))?;
+        let batches = read_parquet(bytes::Bytes::from(std::fs::read(&first)?))?;
+        let [batch] = &batches[..] else { bail!("{}: {} batches", first.display(), batches.len()) };
+        let mut batch = batch.clone();
+        let column = batch.schema().index_of("cache_write_tokens")?;
+        batch.remove_column(column);
+        let bytes = write_parquet(&batch, ParquetOptions::default().writer_properties(kind)?)?;
+        std::fs::write(&first, bytes)?;
+    }
+    Ok(())
+}
+
 /// What the reader script printed.
 fn read_with_python(lake: &Path) -> anyhow::Result<Value> {
     let python = common::stack_var("DRIFTWATCH_TEST_PYTHON");
@@ -156,6 +178,7 @@ fn assert_means(what: &str, got: &BTreeMap<String, Option<f64>>, want: &BTreeMap
 async fn outside_readers_following_the_readme_see_what_driftwatch_sees() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (input, lake) = make_lake(dir.path())?;
+    strip_cache_write_tokens_from_the_first_files(&lake)?;
     let session = LakeSession::open(&lake.display().to_string(), None).await?;
 
     // driftwatch's own figures.
@@ -242,6 +265,27 @@ async fn outside_readers_following_the_readme_see_what_driftwatch_sees() -> anyh
     // Rollups: partial rows summed, histograms decoded and merged with hdrh.
     for (app, figures) in &rollup_requests {
         assert_eq!(pandas["rollup_requests"][app].as_f64(), Some(figures[0]), "{app} rollup requests");
+    }
+
+    // A column the first files lack (written before it existed) is still seen in the others.
+    let sum_or_zero = |figure: f64| if figure.is_nan() { 0.0 } else { figure };
+    let written_events =
+        keyed_figures(&session, "SELECT app, sum(cache_write_tokens) FROM events GROUP BY app").await?;
+    let written_rollups =
+        keyed_figures(&session, "SELECT app, sum(cache_write_tokens) FROM rollups GROUP BY app").await?;
+    ensure!(written_events.values().any(|figures| figures[0] > 0.0), "the fleet writes to the prompt cache");
+    for (app, figures) in &written_events {
+        let want = sum_or_zero(figures[0]);
+        for (reader, got) in [("pandas", &pandas["events"]), ("duckdb", &duck["events"])] {
+            assert_eq!(got[app]["cache_write_tokens"].as_f64(), Some(want), "{reader} {app} events cache writes");
+        }
+    }
+    for (app, figures) in &written_rollups {
+        let want = sum_or_zero(figures[0]);
+        for (reader, got) in [("pandas", pandas), ("duckdb", duck)] {
+            let got = got["rollup_cache_write_tokens"][app].as_f64().unwrap_or(0.0);
+            assert_eq!(got, want, "{reader} {app} rollup cache writes");
+        }
     }
     let histograms = python["histograms"].as_object().context("histograms")?;
     assert_eq!(histograms.keys().collect::<Vec<_>>(), quantiles.keys().collect::<Vec<_>>(), "histogram apps");

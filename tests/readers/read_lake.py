@@ -24,11 +24,14 @@ from hdrh.histogram import HdrHistogram
 # --- README recipes, verbatim -------------------------------------------------------------------
 
 # pandas / pyarrow: `app` is both a folder key (events) and a column; take only `date` from paths.
+# Files written before a column existed lack it: read with the union of every file's schema.
 DATE_ONLY = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
 
 
 def read_table(lake, table):
-    return pd.read_parquet(f"{lake}/{table}", partitioning=DATE_ONLY, dtype_backend="pyarrow")
+    files = ds.dataset(f"{lake}/{table}", partitioning=DATE_ONLY)
+    schema = pa.unify_schemas([f.physical_schema for f in files.get_fragments()] + [DATE_ONLY.schema])
+    return pd.read_parquet(f"{lake}/{table}", partitioning=DATE_ONLY, schema=schema, dtype_backend="pyarrow")
 
 
 # DuckDB: folder keys stay text (an app named 2024 is not a number).
@@ -36,7 +39,7 @@ def duckdb_views(con, lake):
     for table, folders in [("events", "*/*"), ("feedback", "*"), ("rollups", "*"), ("dead_letter", "*")]:
         con.execute(
             f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{lake}/{table}/{folders}/*.parquet', "
-            "hive_partitioning = true, hive_types_autocast = false)"
+            "hive_partitioning = true, hive_types_autocast = false, union_by_name = true)"
         )
 
 
@@ -72,6 +75,7 @@ def per_app_events_pandas(events):
         rows=("event_id", "size"),
         input_tokens=("input_tokens", "sum"),
         output_tokens=("output_tokens", "sum"),
+        cache_write_tokens=("cache_write_tokens", "sum"),
         cost_usd=("cost_usd", "sum"),
     )
     return {
@@ -79,6 +83,7 @@ def per_app_events_pandas(events):
             "rows": int(row.rows),
             "input_tokens": int(row.input_tokens),
             "output_tokens": int(row.output_tokens),
+            "cache_write_tokens": int(row.cache_write_tokens),
             "cost_usd": float(row.cost_usd),
         }
         for app, row in grouped.iterrows()
@@ -123,6 +128,9 @@ def main():
     )
     p["dead_letters"] = {reason: int(n) for reason, n in dead_letter.groupby("reason").size().items()}
     p["rollup_requests"] = {app: int(n) for app, n in rollups.groupby("app")["requests"].sum().items()}
+    p["rollup_cache_write_tokens"] = {
+        app: int(n) for app, n in rollups.groupby("app")["cache_write_tokens"].sum().items()
+    }
 
     histograms = {}
     for app, group in rollups.groupby("app"):
@@ -144,11 +152,21 @@ def main():
     duckdb_views(con, lake)
     d = out["duckdb"]
     d["events"] = {
-        app: {"rows": rows, "input_tokens": int(i or 0), "output_tokens": int(o or 0), "cost_usd": float(c or 0)}
-        for app, rows, i, o, c in con.execute(
-            "SELECT app, count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd) FROM events GROUP BY app"
+        app: {
+            "rows": rows,
+            "input_tokens": int(i or 0),
+            "output_tokens": int(o or 0),
+            "cache_write_tokens": int(w or 0),
+            "cost_usd": float(c or 0),
+        }
+        for app, rows, i, o, w, c in con.execute(
+            "SELECT app, count(*), sum(input_tokens), sum(output_tokens), sum(cache_write_tokens), sum(cost_usd) "
+            "FROM events GROUP BY app"
         ).fetchall()
     }
+    d["rollup_cache_write_tokens"] = dict(
+        con.execute("SELECT app, sum(cache_write_tokens) FROM rollups GROUP BY app").fetchall()
+    )
     d["app_type"] = con.execute("SELECT DISTINCT typeof(app) FROM events").fetchall()[0][0]
     # One app's folders: with only integer-looking folder names autocast would make app a BIGINT.
     d["integer_app"] = con.execute(
