@@ -82,7 +82,7 @@ impl Setup {
         malformed: f64,
     ) -> tokio::task::JoinHandle<anyhow::Result<Truth>> {
         let (brokers, topics) = (self.brokers.clone(), Topics { prefix: self.topics.prefix.clone() });
-        tokio::task::spawn_blocking(move || loadgen(&brokers, &topics, inferences, seed, malformed, 4))
+        tokio::task::spawn_blocking(move || loadgen(&brokers, &topics, inferences, seed, malformed, 4, &[]))
     }
 
     /// [`Self::produce`] with each record batch compressed by `codec` (librdkafka's
@@ -95,7 +95,7 @@ impl Setup {
     ) -> tokio::task::JoinHandle<anyhow::Result<Truth>> {
         let (brokers, topics) = (self.brokers.clone(), Topics { prefix: self.topics.prefix.clone() });
         tokio::task::spawn_blocking(move || {
-            loadgen_with(&brokers, &topics, inferences, seed, 0.0, 4, &[&format!("compression.type={codec}")])
+            loadgen(&brokers, &topics, inferences, seed, 0.0, 4, &[&format!("compression.type={codec}")])
         })
     }
 }
@@ -336,20 +336,9 @@ pub fn metric_sum(exposition: &str, name: &str, filter: &str) -> f64 {
         .sum()
 }
 
-/// Produce with `driftwatch loadgen` and return the truth it printed.
+/// Produce with `driftwatch loadgen`, with more `--producer-property` settings (`KEY=VALUE`)
+/// than the one-message batches below, and return the truth it printed.
 pub fn loadgen(
-    brokers: &str,
-    topics: &Topics,
-    inferences: usize,
-    seed: u64,
-    malformed: f64,
-    spans_per_message: usize,
-) -> anyhow::Result<Truth> {
-    loadgen_with(brokers, topics, inferences, seed, malformed, spans_per_message, &[])
-}
-
-/// [`loadgen`] with more `--producer-property` settings (`KEY=VALUE`).
-pub fn loadgen_with(
     brokers: &str,
     topics: &Topics,
     inferences: usize,

@@ -27,7 +27,7 @@ async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()
     let config = write_config(dir.path(), &broker.address, &group, &topics, &lake.display().to_string(), "5s")?;
     let mut daemon = Daemon::start(&config, dir.path(), &[])?;
 
-    let before = loadgen(&broker.address, &topics, 5_000, 21, 0.0, 4)?;
+    let before = loadgen(&broker.address, &topics, 5_000, 21, 0.0, 4, &[])?;
     assert!(
         daemon.consumed(before.messages, CONSUME_TIMEOUT),
         "daemon did not consume the first batch; log:\n{}",
@@ -68,7 +68,7 @@ async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()
         Duration::from_secs(30),
     )
     .await?;
-    let after = loadgen(&broker.address, &topics, 1_000, 22, 0.0, 4)?;
+    let after = loadgen(&broker.address, &topics, 1_000, 22, 0.0, 4, &[])?;
     let mut truth = before.clone();
     truth.merge(&after);
     let counts = wait_for_lake(&lake, &truth, INGEST_TIMEOUT).await?;
