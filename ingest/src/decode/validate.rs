@@ -101,14 +101,14 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
     if let (Some(input), Some(cached)) = (event.input_tokens, event.cache_read_tokens)
         && cached > input
     {
-        return Err(Error::InvalidField {
-            field: "cache_read_tokens",
-            detail: format!(
-                "cache_read_tokens ({cached}) exceed input_tokens ({input}): input_tokens must include cached \
-                 tokens, as in OTel GenAI semantic conventions (Anthropic's usage.input_tokens excludes them; \
-                 send input_tokens + cache_read_input_tokens + cache_creation_input_tokens)"
-            ),
-        });
+        let part = format!("cache_read_tokens ({cached})");
+        return Err(part_exceeds_whole(
+            "cache_read_tokens",
+            &part,
+            ("input_tokens", input),
+            "cached tokens",
+            ANTHROPIC,
+        ));
     }
     // Tokens written to the cache are input tokens too (OTel GenAI: their count "SHOULD be
     // included in `gen_ai.usage.input_tokens`"), and not the ones read from it. Pricing charges
@@ -117,18 +117,12 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
     if let (Some(input), Some(written)) = (event.input_tokens, event.cache_write_tokens)
         && written.saturating_add(event.cache_read_tokens.unwrap_or(0)) > input
     {
-        let cached = match event.cache_read_tokens {
+        let part = match event.cache_read_tokens {
             Some(read) => format!("cache_read_tokens ({read}) + cache_write_tokens ({written})"),
             None => format!("cache_write_tokens ({written})"),
         };
-        return Err(Error::InvalidField {
-            field: "cache_write_tokens",
-            detail: format!(
-                "{cached} exceed input_tokens ({input}): input_tokens must include cached tokens, read and \
-                 written, as in OTel GenAI semantic conventions (Anthropic's usage.input_tokens excludes them; \
-                 send input_tokens + cache_read_input_tokens + cache_creation_input_tokens)"
-            ),
-        });
+        let includes = "cached tokens, read and written";
+        return Err(part_exceeds_whole("cache_write_tokens", &part, ("input_tokens", input), includes, ANTHROPIC));
     }
     // Likewise reasoning tokens are part of the output tokens (OTel GenAI semantic conventions:
     // `gen_ai.usage.reasoning.output_tokens` is included in `gen_ai.usage.output_tokens`) and
@@ -137,14 +131,16 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
     if let (Some(output), Some(reasoning)) = (event.output_tokens, event.reasoning_tokens)
         && reasoning > output
     {
-        return Err(Error::InvalidField {
-            field: "reasoning_tokens",
-            detail: format!(
-                "reasoning_tokens ({reasoning}) exceed output_tokens ({output}): output_tokens must include reasoning \
-                 tokens, as in OTel GenAI semantic conventions (Gemini's usageMetadata.candidatesTokenCount excludes \
-                 them; send candidatesTokenCount + thoughtsTokenCount)"
-            ),
-        });
+        let part = format!("reasoning_tokens ({reasoning})");
+        let gemini = "Gemini's usageMetadata.candidatesTokenCount excludes them; send candidatesTokenCount + \
+                      thoughtsTokenCount";
+        return Err(part_exceeds_whole(
+            "reasoning_tokens",
+            &part,
+            ("output_tokens", output),
+            "reasoning tokens",
+            gemini,
+        ));
     }
     if event.time < event.start_time {
         return Err(Error::NegativeLatency {
@@ -173,6 +169,28 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// How a producer that follows Anthropic's usage object, whose `input_tokens` leaves the cache out,
+/// should send its counts.
+const ANTHROPIC: &str = "Anthropic's usage.input_tokens excludes them; send input_tokens + cache_read_input_tokens + \
+                         cache_creation_input_tokens";
+
+/// The reject of a token count (`part`, as shown) that the conventions count inside another
+/// (`whole`) but that exceeds it: priced from such counts the call would cost too little. `hint`
+/// names the usage object that leaves the part out, and what to send instead.
+fn part_exceeds_whole(
+    field: &'static str,
+    part: &str,
+    (whole_field, whole): (&str, i64),
+    includes: &str,
+    hint: &str,
+) -> Error {
+    let detail = format!(
+        "{part} exceed {whole_field} ({whole}): {whole_field} must include {includes}, as in OTel GenAI semantic \
+         conventions ({hint})"
+    );
+    Error::InvalidField { field, detail }
 }
 
 /// Check one feedback event.
