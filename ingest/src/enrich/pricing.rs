@@ -66,19 +66,15 @@ fn cost_usd(price: &Price, event: &InferenceEvent) -> f64 {
     let output = event.output_tokens.unwrap_or(0).max(0);
     // A prompt above the long-context threshold bills every token of the call at that tier.
     let (input_price, cached_price, write_price, output_price) = match &price.long_context {
-        Some(long) if input > long.above_input_tokens => (
-            long.input_per_mtok,
-            long.cached_input_per_mtok.unwrap_or(long.input_per_mtok),
-            long.cache_write_input_per_mtok.unwrap_or(long.input_per_mtok),
-            long.output_per_mtok,
-        ),
-        _ => (
-            price.input_per_mtok,
-            price.cached_input_per_mtok.unwrap_or(price.input_per_mtok),
-            price.cache_write_input_per_mtok.unwrap_or(price.input_per_mtok),
-            price.output_per_mtok,
-        ),
+        Some(long) if input > long.above_input_tokens => {
+            (long.input_per_mtok, long.cached_input_per_mtok, long.cache_write_input_per_mtok, long.output_per_mtok)
+        }
+        _ => {
+            (price.input_per_mtok, price.cached_input_per_mtok, price.cache_write_input_per_mtok, price.output_per_mtok)
+        }
     };
+    // The cached and cache-write rates default to the tier's input rate.
+    let (cached_price, write_price) = (cached_price.unwrap_or(input_price), write_price.unwrap_or(input_price));
     // Token counts stay far below 2^53, so the conversions are exact.
     let dollars_per_unit = (input - cached - written) as f64 * input_price
         + cached as f64 * cached_price
