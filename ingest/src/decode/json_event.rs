@@ -15,7 +15,7 @@
 //! | `type` | string | `inference` (default) or `feedback`; anything else is `unknown_event_type` |
 //! | `id` | string | **required**; the event id used for deduplication |
 //! | `time` | string | **required** unless `time_unix_nano`: RFC 3339 end time of the call |
-//! | `time_unix_nano` | integer | end time as Unix nanoseconds (alternative to `time`) |
+//! | `time_unix_nano` | integer | end time as Unix nanoseconds (alternative to `time`; when both are sent they must agree to the second, and this one is kept) |
 //! | `app` | string | **required**; the micro app |
 //! | `environment` | string | `prod`, `staging`, ... |
 //! | `provider` | string | normalised like `gen_ai.provider.name` (lower-case, `az.ai.*` -> `azure.ai.*`) |
@@ -57,7 +57,7 @@ use serde_json::error::Category;
 
 use super::attributes::{normalize_operation, normalize_provider};
 use super::validate::ReportedCost;
-use super::{Ctx, Decoded, Error, Result, span_event_id, validate};
+use super::{Ctx, Decoded, Error, Result, Rfc3339, span_event_id, validate};
 
 /// Decode one JSON event message.
 pub(super) fn decode(text: &str, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> {
@@ -304,22 +304,39 @@ impl<'de> Visitor<'de> for RawSeed<'_> {
     }
 }
 
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
 fn required(value: Option<String>, field: &'static str) -> Result<String> {
     value.filter(|v| !v.is_empty()).ok_or(Error::MissingField { field })
 }
 
 impl Raw<'_> {
+    /// `time` or `time_unix_nano`; when both are sent they must name the same second, and the
+    /// nanoseconds (the finer) are kept.
     fn event_time(&self, ctx: Ctx<'_>) -> Result<UnixNanos> {
-        if let Some(text) = self.time.as_deref() {
-            let parsed = chrono::DateTime::parse_from_rfc3339(text)
-                .map_err(|e| Error::InvalidField { field: "time", detail: format!("not an RFC 3339 time ({e})") })?;
-            return parsed.timestamp_nanos_opt().ok_or_else(|| {
-                let nanos =
-                    i128::from(parsed.timestamp()) * 1_000_000_000 + i128::from(parsed.timestamp_subsec_nanos());
-                ctx.time_out_of_range("time", nanos)
+        let Some(text) = self.time.as_deref() else {
+            return self.time_unix_nano.ok_or(Error::MissingField { field: "time" });
+        };
+        let parsed = chrono::DateTime::parse_from_rfc3339(text)
+            .map_err(|e| Error::InvalidField { field: "time", detail: format!("not an RFC 3339 time ({e})") })?;
+        let from_text = parsed.timestamp_nanos_opt().ok_or_else(|| {
+            let nanos = i128::from(parsed.timestamp()) * 1_000_000_000 + i128::from(parsed.timestamp_subsec_nanos());
+            ctx.time_out_of_range("time", nanos)
+        })?;
+        let Some(nanos) = self.time_unix_nano else {
+            return Ok(from_text);
+        };
+        if nanos.abs_diff(from_text) >= NANOS_PER_SECOND {
+            return Err(Error::InvalidField {
+                field: "time_unix_nano",
+                detail: format!(
+                    "{} disagrees with `time` {} (a clock or time zone is off); send one of the two",
+                    Rfc3339(i128::from(nanos)),
+                    Rfc3339(i128::from(from_text))
+                ),
             });
         }
-        self.time_unix_nano.ok_or(Error::MissingField { field: "time" })
+        Ok(nanos)
     }
 
     /// The event, and its reported cost as kept (for the count of dropped ones).

@@ -76,6 +76,31 @@ fn minimal_event_with_nanosecond_time() {
     assert_eq!((e.time, e.start_time, e.operation.as_str(), e.status), (T0, T0, "chat", CallStatus::Unset));
 }
 
+/// An event that sends both times is one call at one instant: a producer whose two clocks or
+/// time zones disagree is told so instead of having one of them picked silently. The RFC 3339
+/// text may be coarser than the nanoseconds, so only a whole second apart is a disagreement,
+/// and the nanoseconds, the finer of the two, are kept.
+#[test]
+fn both_times_must_agree_and_the_finer_is_kept() {
+    // T0 is 2025-06-01T12:00:00Z.
+    let agree = json(&format!(
+        r#"{{"id":"e","time":"2025-06-01T12:00:00.4Z","time_unix_nano":{},"app":"a"}}"#,
+        T0 + 123_456_789
+    ));
+    assert_eq!(agree.events[0].time, T0 + 123_456_789);
+    let (reason, detail) = reject(&format!(
+        r#"{{"id":"e","time":"2025-06-01T14:00:00+02:00","time_unix_nano":{},"app":"a"}}"#,
+        T0 + 2 * 3_600_000_000_000
+    ));
+    assert_eq!(reason, "invalid_field", "{detail}");
+    assert!(
+        detail.contains("time_unix_nano")
+            && detail.contains("2025-06-01T14:00:00Z")
+            && detail.contains("2025-06-01T12:00:00Z"),
+        "the detail names both instants: {detail}"
+    );
+}
+
 #[test]
 fn feedback_event() {
     let out = json(
