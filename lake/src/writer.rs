@@ -526,11 +526,44 @@ impl LakeWriter {
     /// backwards (a topic deleted and recreated), so the old checkpoint no longer describes
     /// it. Files already committed stay; new ones carry the new epoch in their names.
     pub async fn reset_partition(&self, stream: &str, partition: i32, next_offset: i64) -> Result<Checkpoint> {
+        let claim = self.reclaim(stream, partition).await?;
+        let epoch = claim.checkpoint.as_ref().map_or(0, |c| c.epoch) + 1;
+        let checkpoint = self.write_position(stream, partition, claim, next_offset, epoch).await?;
+        warn!(stream, partition, next_offset, epoch = checkpoint.epoch, "Partition offsets reset; new epoch started.");
+        Ok(checkpoint)
+    }
+
+    /// Record where a partition that has no checkpoint starts, before anything is read from it:
+    /// a start resolved from the source's state of the moment (the log's end, for
+    /// `start_from = "latest"`) is then kept, and a later claimer resumes there instead of
+    /// resolving it again past whatever arrived in between. A checkpoint committed meanwhile
+    /// (by a writer this claim fenced) stands and is returned instead.
+    pub async fn pin_start(&self, stream: &str, partition: i32, next_offset: i64) -> Result<Checkpoint> {
+        let claim = self.reclaim(stream, partition).await?;
+        if let Some(committed) = claim.checkpoint {
+            return Ok(committed);
+        }
+        self.write_position(stream, partition, claim, next_offset, 0).await
+    }
+
+    /// A fresh claim on (stream, partition), held from here on whether or not a write under it
+    /// lands: holding the old one after a failed write would have every later commit refused
+    /// as fenced by a claim that is this writer's own.
+    async fn reclaim(&self, stream: &str, partition: i32) -> Result<checkpoint::Claim> {
         let claim = checkpoint::recover(&self.store, stream, partition).await?;
-        // The record names the new claim from here on, whether or not the write below lands:
-        // holding the old one after a failed write would have every later commit refused as
-        // fenced by a claim that is this writer's own.
         self.hold(stream, partition, claim.owner.clone());
+        Ok(claim)
+    }
+
+    /// Commit a position with no data under `claim`: totals carried over, `epoch` as given.
+    async fn write_position(
+        &self,
+        stream: &str,
+        partition: i32,
+        claim: checkpoint::Claim,
+        next_offset: i64,
+        epoch: u64,
+    ) -> Result<Checkpoint> {
         let previous = claim.checkpoint.as_ref();
         let checkpoint = Checkpoint {
             stream: stream.to_owned(),
@@ -539,7 +572,7 @@ impl LakeWriter {
             updated_at: Utc::now(),
             files: previous.map_or(0, |c| c.files),
             rows: previous.map_or(0, |c| c.rows),
-            epoch: previous.map_or(0, |c| c.epoch) + 1,
+            epoch,
             committed_by: Some(claim.owner.clone()),
             file_head: None,
         };
@@ -551,7 +584,6 @@ impl LakeWriter {
             checkpoint: Some(checkpoint.clone()),
         };
         checkpoint::write_record(&self.store, &record, Some(&claim.version)).await?;
-        warn!(stream, partition, next_offset, epoch = checkpoint.epoch, "Partition offsets reset; new epoch started.");
         Ok(checkpoint)
     }
 

@@ -120,8 +120,8 @@ pub struct AssignedPartition {
     /// read starts the first range).
     pub resume_at: Option<i64>,
     /// The offset the consumer starts reading at, when known: the checkpoint, or the log's
-    /// start for `start_from = "earliest"`. `None` for the log's end (`"latest"`), or when
-    /// the log's start could not be queried.
+    /// start for `start_from = "earliest"`, the log's end kept as the first checkpoint for
+    /// `"latest"`. `None` when the log's start or end could not be queried (or the end not kept).
     pub position: Option<i64>,
     /// When the lake checkpoint was written, if there is one.
     pub checkpoint_at: Option<std::time::SystemTime>,

@@ -117,6 +117,27 @@ async fn an_offset_reset_starts_an_epoch_that_never_overwrites_old_files() -> Te
     Ok(())
 }
 
+/// A start pinned before anything is read is what the next claimer recovers, and the first
+/// flush commits on top of it; a partition that already has a checkpoint keeps it.
+#[tokio::test]
+async fn a_pinned_start_is_recovered_and_never_moves_a_checkpoint() -> TestResult {
+    for (store, _dir) in stores().await? {
+        let writer = LakeWriter::new(store.clone(), ParquetOptions::default());
+        assert_eq!(writer.recover(STREAM, 2).await?, None);
+        let pinned = writer.pin_start(STREAM, 2, 40).await?;
+        assert_eq!((pinned.next_offset, pinned.epoch, pinned.files, pinned.rows), (40, 0, 0, 0));
+
+        let successor = LakeWriter::new(store.clone(), ParquetOptions::default());
+        assert_eq!(successor.recover(STREAM, 2).await?.map(|c| c.next_offset), Some(40));
+        let report = successor.commit(&mut batch(40, 46)).await?;
+        assert_eq!((report.checkpoint.next_offset, report.checkpoint.epoch), (46, 0));
+        let kept = successor.pin_start(STREAM, 2, 90).await?;
+        assert_eq!(kept.next_offset, 46, "a checkpoint stands");
+        assert_eq!(successor.read_checkpoint(STREAM, 2).await?.map(|c| c.next_offset), Some(46));
+    }
+    Ok(())
+}
+
 /// A file source's head fingerprint lands in the same record put as the offset, and a
 /// recovering writer reads it back; a batch without one (Kafka) leaves the checkpoint without.
 #[tokio::test]

@@ -87,7 +87,13 @@ impl PollerContext {
                         }
                     }
                 }
-                (None, StartFrom::Latest) => Offset::End,
+                (None, StartFrom::Latest) => match self.pin_latest(consumer, &stream, &topic, partition) {
+                    Some(end) => {
+                        next = Some(end);
+                        Offset::Offset(end)
+                    }
+                    None => Offset::End,
+                },
             };
             if let Err(error) = positioned.add_partition_offset(&topic, partition, offset) {
                 tracing::error!(topic, partition, %error, "Cannot position partition.");
@@ -107,6 +113,30 @@ impl PollerContext {
             starts.push(AssignedPartition { topic, partition, resume_at: next, position, checkpoint_at, claim });
         }
         Some((positioned, starts))
+    }
+
+    /// `start_from = "latest"` on a partition without a checkpoint: the log's end now, kept in
+    /// the lake as the partition's first checkpoint. Resolved again at every assignment, a quiet
+    /// partition would skip whatever was produced while the daemon was stopped or the partition
+    /// was being handed over, and a new topic what was produced before the group took it up.
+    /// `None` (the end left to the fetch, as before) when the watermark query or the write
+    /// fails; the next assignment tries again.
+    fn pin_latest(&self, consumer: &BaseConsumer<Self>, stream: &str, topic: &str, partition: i32) -> Option<i64> {
+        let end = match consumer.fetch_watermarks(topic, partition, self.offset_query_timeout) {
+            Ok((_, high)) => high,
+            Err(error) => {
+                tracing::warn!(topic, partition, %error, "Watermark query failed; starting at the log's end without keeping it.");
+                return None;
+            }
+        };
+        match self.runtime.block_on(self.writer.pin_start(stream, partition, end)) {
+            Ok(checkpoint) => Some(checkpoint.next_offset),
+            Err(error) => {
+                self.metrics.record_consumer_error("lake_recover");
+                tracing::warn!(topic, partition, %error, "Cannot keep the start in the lake; starting at the log's end without it.");
+                None
+            }
+        }
     }
 
     /// Compare the checkpoint with the partition's log (one bounded watermark query). A
@@ -255,7 +285,8 @@ mod tests {
     use rdkafka::Message;
 
     use super::super::test_support::{
-        TestResult, context_over_a_fresh_lake, group_member, test_brokers, topic_with_messages,
+        TestResult, context_over_a_fresh_lake, context_over_lake, group_member, produce, test_brokers,
+        topic_with_messages,
     };
     use super::*;
     use crate::source::kafka::channel::event_channel;
@@ -337,6 +368,35 @@ mod tests {
         let gave_up =
             answer.recv_timeout(Duration::from_secs(60)).map_err(|_| "still waiting for the lake after shutdown")?;
         assert!(gave_up, "no checkpoint is made up when recovery gives up");
+        Ok(())
+    }
+
+    /// `start_from = "latest"` on a quiet partition: where the group first took it up is kept,
+    /// so the messages produced while the daemon was stopped are read by the next one, not
+    /// skipped by resolving "latest" again (the Kafka audit's reproduction lost them all).
+    #[test]
+    fn latest_is_resolved_once_and_a_restart_reads_what_came_in_between() -> TestResult {
+        let brokers = test_brokers()?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let topic = topic_with_messages(&runtime, &brokers, "latest", 5)?;
+        let lake = tempfile::tempdir()?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition(&topic, 0);
+
+        let mut starts = Vec::new();
+        for _restart in 0..2 {
+            let (_events, context) =
+                context_over_lake(&runtime, lake.path(), &topic, StartFrom::Latest, Duration::from_secs(5))?;
+            let consumer: BaseConsumer<PollerContext> = group_member(&brokers, &topic).create_with_context(context)?;
+            let (positioned, assigned) =
+                consumer.context().recover_assignment(&consumer, &assignment).ok_or("recovery gave up")?;
+            let offset = positioned.find_partition(&topic, 0).ok_or("not positioned")?.offset();
+            starts.push((offset, assigned[0].resume_at, assigned[0].position));
+            // Produced while no daemon runs.
+            produce(&brokers, &topic, 3)?;
+        }
+        assert_eq!(starts[0], (Offset::Offset(5), Some(5), Some(5)), "the log's end when first assigned");
+        assert_eq!(starts[1], (Offset::Offset(5), Some(5), Some(5)), "resumed there, not at 8");
         Ok(())
     }
 

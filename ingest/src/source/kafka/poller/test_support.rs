@@ -49,15 +49,21 @@ pub(super) fn topic_with_messages(
 ) -> Result<String, Box<dyn std::error::Error>> {
     let topic = unique_name(prefix)?;
     runtime.block_on(crate::loadgen::ensure_topics(brokers, &[], &[topic.as_str()], 1, Duration::from_secs(30)))?;
+    produce(brokers, &topic, messages)?;
+    Ok(topic)
+}
+
+/// Append `messages` messages to partition 0 of `topic`, one per record batch.
+pub(super) fn produce(brokers: &str, topic: &str, messages: usize) -> Result<(), Box<dyn std::error::Error>> {
     if messages > 0 {
         let producer: BaseProducer =
             ClientConfig::new().set("bootstrap.servers", brokers).set("batch.num.messages", "1").create()?;
         for i in 0..messages {
-            producer.send(BaseRecord::<(), _>::to(&topic).payload(&format!("m{i}"))).map_err(|(error, _)| error)?;
+            producer.send(BaseRecord::<(), _>::to(topic).payload(&format!("m{i}"))).map_err(|(error, _)| error)?;
         }
         producer.flush(Duration::from_secs(10))?;
     }
-    Ok(topic)
+    Ok(())
 }
 
 /// A poller context for `group` over a fresh local lake; the returned dir and event receiver
@@ -68,18 +74,30 @@ pub(super) fn context_over_a_fresh_lake(
     offset_query_timeout: Duration,
 ) -> Result<((tempfile::TempDir, EventReceiver), PollerContext), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let store = runtime.block_on(LakeStore::open(&dir.path().display().to_string(), &Default::default()))?;
+    let (receiver, context) = context_over_lake(runtime, dir.path(), group, StartFrom::Earliest, offset_query_timeout)?;
+    Ok(((dir, receiver), context))
+}
+
+/// A poller context for `group` over the local lake at `lake`, with its event receiver.
+pub(super) fn context_over_lake(
+    runtime: &tokio::runtime::Runtime,
+    lake: &std::path::Path,
+    group: &str,
+    start_from: StartFrom,
+    offset_query_timeout: Duration,
+) -> Result<(EventReceiver, PollerContext), Box<dyn std::error::Error>> {
+    let store = runtime.block_on(LakeStore::open(&lake.display().to_string(), &Default::default()))?;
     let (events, receiver) = event_channel(16);
     let context = PollerContext::new(
         events,
         Arc::new(LakeWriter::new(store, ParquetOptions::default())),
         runtime.handle().clone(),
         group.to_owned(),
-        StartFrom::Earliest,
+        start_from,
         offset_query_timeout,
         Metrics::new(&MetricsConfig::default()),
     );
-    Ok(((dir, receiver), context))
+    Ok((receiver, context))
 }
 
 /// The sum of `driftwatch_consumer_errors_total` over every kind, and its `kind` sample.
