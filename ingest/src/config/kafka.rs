@@ -32,7 +32,9 @@ pub enum StartFrom {
     /// The oldest retained message: nothing already in the topic is missed.
     #[default]
     Earliest,
-    /// Only messages produced after the daemon joined.
+    /// Only messages produced after the group first took the partition up: the log's end at
+    /// that moment is kept in the lake as the partition's first checkpoint, so a restart or a
+    /// handover before anything arrives does not skip what came in between.
     Latest,
 }
 
@@ -201,6 +203,23 @@ fn passthrough_value_problem(key: &str, value: &str) -> Option<String> {
              flushed and checkpointed on revoke), which cooperative-sticky does not allow; use \"range\" or \
              \"roundrobin\", or remove it"
         )),
+        "isolation.level" if !value.trim().eq_ignore_ascii_case("read_committed") => Some(format!(
+            "`kafka.librdkafka.\"{key}\"` = {value:?}: driftwatch reads only committed transactions \
+             (librdkafka's default, \"read_committed\"); anything else would ingest the messages of aborted \
+             transactions, which their producers retry, as calls that never happened; remove it"
+        )),
+        "max.poll.interval.ms"
+            if value.trim().parse::<u128>().is_ok_and(|ms| ms < crate::source::kafka::REVOKE_TIMEOUT.as_millis()) =>
+        {
+            Some(format!(
+                "`kafka.librdkafka.\"{key}\"` = {value:?}: it is also the group's rebalance timeout, and a \
+                 revoke may spend up to {} s flushing and checkpointing the partitions it gives up; a member \
+                 slower than the timeout is expelled and the group rebalances again; set at least {} \
+                 (driftwatch's default is 300000) or remove it",
+                crate::source::kafka::REVOKE_TIMEOUT.as_secs(),
+                crate::source::kafka::REVOKE_TIMEOUT.as_millis()
+            ))
+        }
         "statistics.interval.ms" if value.trim().parse::<u64>().is_ok_and(|ms| ms == 0) => Some(format!(
             "`kafka.librdkafka.\"{key}\"` = {value:?}: consumer lag and broker reachability come from \
              librdkafka's statistics, so it must be above 0 (driftwatch's default is 5000); remove it or set a \

@@ -206,6 +206,21 @@ fn passthrough_values_that_would_stall_the_daemon_are_refused() {
     assert!(Config::from_toml_str(fine, "t", no_env()).is_ok());
 }
 
+/// The Kafka audit's two passthrough settings that librdkafka takes and exactly-once does not:
+/// reading uncommitted transactions, and a rebalance timeout shorter than a revoke may take.
+#[test]
+fn passthrough_values_that_break_transactions_or_revokes_are_refused() {
+    let config = |properties: &str| {
+        let text = format!("[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n{properties}\n");
+        Config::from_toml_str(&text, "t", no_env()).err().map(|e| e.to_string())
+    };
+    let err =
+        config("\"isolation.level\" = \"read_uncommitted\"\n\"max.poll.interval.ms\" = 60000").unwrap_or_default();
+    assert!(err.contains("isolation.level") && err.contains("aborted transactions"), "{err}");
+    assert!(err.contains("max.poll.interval.ms") && err.contains("at least 120000"), "{err}");
+    assert_eq!(config("\"isolation.level\" = \"READ_COMMITTED\"\n\"max.poll.interval.ms\" = 120000"), None);
+}
+
 #[test]
 fn librdkafka_secrets_are_read_from_files() -> TestResult {
     let dir = tempfile::tempdir()?;

@@ -71,6 +71,11 @@ use crate::runtime::Components;
 use crate::telemetry::{Readiness, http};
 use processing::consume;
 
+/// How long a revoke waits for the loop to flush the revoked partitions before giving up and
+/// releasing them anyway (the new owner then replays from the last checkpoint). The group's
+/// rebalance timeout (`max.poll.interval.ms`) may not be shorter.
+pub const REVOKE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Run the daemon until shutdown is requested; then flush, checkpoint, commit and leave the
 /// group, all within the shutdown's deadline. The final flush gets all of it but the last
 /// quarter (at most 10 s, [`crate::pipeline::final_flush_budget`]), kept for leaving the group

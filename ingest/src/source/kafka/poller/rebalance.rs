@@ -10,7 +10,6 @@
 //!   held of them and have the loop drop its buffers; the new owner resumes from the lake.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
@@ -22,9 +21,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use super::{PollerContext, offsets_list};
 use crate::source::kafka::channel::Event;
 
-/// How long a revoke waits for the loop to flush the revoked partitions before giving up and
-/// releasing them anyway (the new owner then replays from the last checkpoint).
-const REVOKE_TIMEOUT: Duration = Duration::from_secs(120);
+use crate::source::kafka::REVOKE_TIMEOUT;
 
 impl PollerContext {
     /// The assignment was lost: drop held messages of the lost partitions (the next owner reads
@@ -236,7 +233,7 @@ fn topic_partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use super::super::set_paused;
     use super::super::test_support::{
