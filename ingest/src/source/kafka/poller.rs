@@ -130,6 +130,10 @@ pub struct PollerContext {
     metrics: Metrics,
     /// Set once shutdown has flushed everything: revokes then just release.
     stopping: AtomicBool,
+    /// A static member (`group.instance.id`) keeps its place in the group when it stops, so
+    /// that its restart within `session.timeout.ms` gets the same partitions back without a
+    /// rebalance of the whole group.
+    static_member: bool,
     /// Cancelled as soon as the daemon starts shutting down: ends the wait for the lake
     /// during an assignment, which runs inside the rebalance callback where no command from
     /// the loop can reach the poll thread.
@@ -179,12 +183,20 @@ impl PollerContext {
             offset_query_timeout,
             metrics,
             stopping: AtomicBool::new(false),
+            static_member: false,
             shutdown: CancellationToken::new(),
             assigned: Arc::new(AtomicUsize::new(0)),
             brokers: Arc::default(),
             missing_topics: Arc::default(),
             error_logs: Mutex::default(),
         }
+    }
+
+    /// Mark the consumer as a static group member (see the field).
+    #[must_use]
+    pub fn with_static_membership(mut self, static_member: bool) -> Self {
+        self.static_member = static_member;
+        self
     }
 
     fn lock_held(&self) -> std::sync::MutexGuard<'_, Held> {
@@ -265,7 +277,11 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
                         context.metrics.record_consumer_error("commit");
                         tracing::warn!(%error, "Final Kafka offset commit failed (the lake checkpoint is authoritative).");
                     }
-                    consumer.unsubscribe();
+                    // Unsubscribing sends a LeaveGroup, static member or not; librdkafka skips
+                    // it for a static member only when the client closes without it.
+                    if !context.static_member {
+                        consumer.unsubscribe();
+                    }
                     return;
                 }
             }
@@ -499,6 +515,30 @@ mod tests {
         let (all, client) = consumer_errors(&consumer.context().metrics, "client")?;
         assert!(client >= 1, "the unknown topic is reported");
         assert_eq!(all, client, "and counted once");
+        Ok(())
+    }
+
+    /// A stopping static member leaves its subscription in place, so the client closes without
+    /// a LeaveGroup and its restart takes its partitions back without a rebalance (the Kafka
+    /// audit: every restart of a static member rebalanced the group); a dynamic member still
+    /// unsubscribes, handing its partitions over at once.
+    #[test]
+    fn only_a_dynamic_member_unsubscribes_when_it_stops() -> TestResult {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut subscribed_after_stop = Vec::new();
+        for static_member in [false, true] {
+            let ((_lake, mut receiver), context) =
+                context_over_a_fresh_lake(&runtime, "membership", Duration::from_millis(200))?;
+            let consumer: BaseConsumer<PollerContext> = ClientConfig::new()
+                .set("bootstrap.servers", format!("127.0.0.1:{port}"))
+                .set("group.id", "membership")
+                .create_with_context(context.with_static_membership(static_member))?;
+            consumer.subscribe(&["spans"])?;
+            poll_for(&runtime, &consumer, &mut receiver, Duration::from_millis(300), |_| false);
+            subscribed_after_stop.push(consumer.subscription()?.count());
+        }
+        assert_eq!(subscribed_after_stop, vec![0, 1]);
         Ok(())
     }
 

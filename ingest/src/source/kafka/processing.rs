@@ -62,7 +62,8 @@ pub(super) async fn consume(
         kafka.start_from,
         kafka.offset_query_timeout,
         components.metrics.clone(),
-    );
+    )
+    .with_static_membership(kafka.librdkafka.contains_key("group.instance.id"));
     let assigned = Arc::clone(&context.assigned);
     let stop_recovery = context.shutdown.clone();
     let missing_topics = Arc::clone(&context.missing_topics);
