@@ -368,8 +368,21 @@ impl ModelRegistry {
         self.lookup_lowercase(model, provider)
     }
 
-    /// [`Self::lookup`] of a name with no ASCII upper case.
+    /// [`Self::lookup`] of a name with no ASCII upper case. LiteLLM, OpenRouter and the gateways
+    /// built on them name a model `seller/model` (`openai/gpt-4o-mini`, `vertex_ai/gemini-2.5-pro`):
+    /// unregistered as a whole, such a name is the model after the slash, provided the seller
+    /// before it names the entry's provider too (`azure/gpt-4o` is not OpenAI's price).
     fn lookup_lowercase(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
+        if let Some(entry) = self.lookup_unprefixed(model, provider) {
+            return Some(entry);
+        }
+        let (seller, name) = model.split_once('/')?;
+        let entry = self.lookup_unprefixed(name, Some(seller))?;
+        provider.is_none_or(|reported| same_provider(&entry.provider, reported)).then_some(entry)
+    }
+
+    /// [`Self::lookup_lowercase`] of the name as it is.
+    fn lookup_unprefixed(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
         let accepts = |entry: &ModelEntry| provider.is_none_or(|p| same_provider(&entry.provider, p));
         if let Some(entry) = self.by_id.get(model).map(|&i| &self.entries[i])
             && accepts(entry)

@@ -55,6 +55,22 @@ fn lookup_exact_alias_snapshot_and_provider() -> TestResult {
     Ok(())
 }
 
+/// The instrumentation audit's LiteLLM span: `openai/gpt-4o-mini` was left unpriced. A
+/// `seller/` prefix resolves when the seller is the entry's provider, and never across sellers.
+#[test]
+fn a_gateways_seller_prefix_names_the_sellers_model() -> TestResult {
+    let registry = ModelRegistry::from_yaml_str(TWO_PROVIDERS, "test.yaml")?;
+    assert_eq!(found(&registry, "openai/gpt-4o-mini", Some("openai")), Some("gpt-4o-mini"));
+    assert_eq!(found(&registry, "OpenAI/gpt-4o-mini-2024-07-18", None), Some("gpt-4o-mini"));
+    assert_eq!(found(&registry, "openai/gpt-4o", None), Some("gpt-4o"));
+    assert_eq!(found(&registry, "azure/gpt-4o", None), None, "Azure's deployments have their own prices");
+    assert_eq!(found(&registry, "anthropic/gpt-4o-mini", None), None);
+    assert_eq!(found(&registry, "openai/gpt-4o-mini", Some("anthropic")), None, "the event's provider still counts");
+    assert_eq!(found(&registry, "openai/", None), None);
+    assert_eq!(found(&registry, "/gpt-4o", None), None);
+    Ok(())
+}
+
 /// Gemini is one model at one list price whichever Google API serves it and whichever
 /// convention names that API; other providers stay apart, Azure OpenAI from OpenAI too.
 #[test]
