@@ -59,35 +59,46 @@ keys! {
     System = "gen_ai.system",
     LlmSystem = "llm.system",
     LlmProvider = "llm.provider",
+    AiModelProvider = "ai.model.provider",
+    AiOperationId = "ai.operationId",
     RequestModel = "gen_ai.request.model",
     LlmRequestModelName = "llm.request.model_name",
     LlmModelName = "llm.model_name",
+    AiModelId = "ai.model.id",
+    EmbeddingModelName = "embedding.model_name",
     ResponseModel = "gen_ai.response.model",
     LlmResponseModelName = "llm.response.model_name",
+    AiResponseModel = "ai.response.model",
     InputTokens = "gen_ai.usage.input_tokens",
     PromptTokens = "gen_ai.usage.prompt_tokens",
     LlmPromptTokens = "llm.token_count.prompt",
+    AiUsageTokens = "ai.usage.tokens",
     OutputTokens = "gen_ai.usage.output_tokens",
     CompletionTokens = "gen_ai.usage.completion_tokens",
     LlmCompletionTokens = "llm.token_count.completion",
     CacheReadTokens = "gen_ai.usage.cache_read.input_tokens",
     CacheReadTokensOld = "gen_ai.usage.cache_read_input_tokens",
     LlmCacheReadTokens = "llm.token_count.prompt_details.cache_read",
+    AiCachedInputTokens = "ai.usage.cachedInputTokens",
     CacheWriteTokens = "gen_ai.usage.cache_creation.input_tokens",
     CacheWriteTokensOld = "gen_ai.usage.cache_creation_input_tokens",
     LlmCacheWriteTokens = "llm.token_count.prompt_details.cache_write",
     ReasoningTokens = "gen_ai.usage.reasoning.output_tokens",
     ReasoningTokensOld = "gen_ai.usage.reasoning_tokens",
     LlmReasoningTokens = "llm.token_count.completion_details.reasoning",
+    AiReasoningTokens = "ai.usage.reasoningTokens",
     UsageCost = "gen_ai.usage.cost",
     LlmCostTotal = "llm.cost.total",
     TimeToFirstChunk = "gen_ai.response.time_to_first_chunk",
     ServerTimeToFirstToken = "gen_ai.server.time_to_first_token",
+    AiMsToFirstChunk = "ai.response.msToFirstChunk",
     ErrorType = "error.type",
     ExceptionType = "exception.type",
     FinishReasons = "gen_ai.response.finish_reasons",
     LlmFinishReason = "llm.response.finish_reason",
+    AiFinishReason = "ai.response.finishReason",
     ResponseId = "gen_ai.response.id",
+    AiResponseId = "ai.response.id",
     DwPromptId = "driftwatch.prompt.id",
     TraceloopPromptId = "traceloop.prompt.key",
     LangfusePromptName = "langfuse.prompt.name",
@@ -118,21 +129,33 @@ pub(crate) mod rows {
 
     pub(crate) const APP: &[Key] = &[App, ServiceName];
     pub(crate) const ENVIRONMENT: &[Key] = &[EnvironmentName, Environment];
-    pub(crate) const PROVIDER: &[Key] = &[ProviderName, System, LlmSystem, LlmProvider];
+    /// Keys read from the resource alone (DESIGN §3.2): OpenLIT stamps `service.name` and
+    /// `deployment.environment` as `"default"` on every span, whatever the resource says.
+    pub(crate) const RESOURCE_ONLY: &[Key] = &[ServiceName, EnvironmentName, Environment];
+    /// The Vercel AI SDK's provider id (`openai.chat`) last: its do* spans repeat it in
+    /// `gen_ai.system`, except the embedding calls.
+    pub(crate) const PROVIDER: &[Key] = &[ProviderName, System, LlmSystem, LlmProvider, AiModelProvider];
     pub(crate) const OPERATION: &[Key] = &[OperationName, LlmRequestType];
-    pub(crate) const REQUEST_MODEL: &[Key] = &[RequestModel, LlmRequestModelName, LlmModelName];
-    pub(crate) const RESPONSE_MODEL: &[Key] = &[ResponseModel, LlmResponseModelName];
-    pub(crate) const INPUT_TOKENS: &[Key] = &[InputTokens, PromptTokens, LlmPromptTokens];
+    /// The AI SDK's model id, then OpenInference's embedding spans' only model key.
+    pub(crate) const REQUEST_MODEL: &[Key] =
+        &[RequestModel, LlmRequestModelName, LlmModelName, AiModelId, EmbeddingModelName];
+    pub(crate) const RESPONSE_MODEL: &[Key] = &[ResponseModel, LlmResponseModelName, AiResponseModel];
+    /// `ai.usage.tokens`: the AI SDK's embedding calls count their input there.
+    pub(crate) const INPUT_TOKENS: &[Key] = &[InputTokens, PromptTokens, LlmPromptTokens, AiUsageTokens];
     pub(crate) const OUTPUT_TOKENS: &[Key] = &[OutputTokens, CompletionTokens, LlmCompletionTokens];
-    pub(crate) const CACHE_READ_TOKENS: &[Key] = &[CacheReadTokens, CacheReadTokensOld, LlmCacheReadTokens];
+    pub(crate) const CACHE_READ_TOKENS: &[Key] =
+        &[CacheReadTokens, CacheReadTokensOld, LlmCacheReadTokens, AiCachedInputTokens];
     pub(crate) const CACHE_WRITE_TOKENS: &[Key] = &[CacheWriteTokens, CacheWriteTokensOld, LlmCacheWriteTokens];
-    pub(crate) const REASONING_TOKENS: &[Key] = &[ReasoningTokens, ReasoningTokensOld, LlmReasoningTokens];
+    pub(crate) const REASONING_TOKENS: &[Key] =
+        &[ReasoningTokens, ReasoningTokensOld, LlmReasoningTokens, AiReasoningTokens];
     pub(crate) const REPORTED_COST: &[Key] = &[UsageCost, LlmCostTotal];
     /// Seconds in both: the current semconv's, then OpenLIT's.
     pub(crate) const TTFT: &[Key] = &[TimeToFirstChunk, ServerTimeToFirstToken];
+    /// Milliseconds: the AI SDK's, read only when [`TTFT`] has no value.
+    pub(crate) const TTFT_MS: &[Key] = &[AiMsToFirstChunk];
     pub(crate) const ERROR_TYPE: &[Key] = &[ErrorType, ExceptionType];
-    pub(crate) const FINISH_REASON: &[Key] = &[FinishReasons, LlmFinishReason];
-    pub(crate) const RESPONSE_ID: &[Key] = &[ResponseId];
+    pub(crate) const FINISH_REASON: &[Key] = &[FinishReasons, LlmFinishReason, AiFinishReason];
+    pub(crate) const RESPONSE_ID: &[Key] = &[ResponseId, AiResponseId];
     pub(crate) const PROMPT_ID: &[Key] = &[DwPromptId, TraceloopPromptId, LangfusePromptName];
     pub(crate) const PROMPT_VERSION: &[Key] = &[DwPromptVersion, TraceloopPromptVersion, LangfusePromptVersion];
     pub(crate) const INPUT: &[Key] = &[InputMessages, Prompt];
@@ -141,6 +164,13 @@ pub(crate) mod rows {
     pub(crate) const FEEDBACK_NAME: &[Key] = &[EvaluationName, AnnotationName];
     pub(crate) const FEEDBACK_SCORE: &[Key] = &[EvaluationScoreValue, AnnotationScore];
     pub(crate) const FEEDBACK_LABEL: &[Key] = &[EvaluationScoreLabel, AnnotationLabel];
+}
+
+impl Key {
+    /// True for a key that only a resource may set ([`rows::RESOURCE_ONLY`]).
+    fn resource_only(self) -> bool {
+        rows::RESOURCE_ONLY.contains(&self)
+    }
 }
 
 /// Flattened, indexed message content keys (OpenLLMetry and OpenInference).
@@ -313,27 +343,29 @@ impl<'a> Attrs<'a> {
 
 /// Where the mapping reads a span's (or event's, or record's) fields.
 ///
-/// Two kinds of precedence. `layers` are searched key by key: the nearest layer holding a key
-/// gives its value, so `driftwatch.app` on a resource still beats `service.name` on the span.
-/// `behind` (a span's content events) is searched only for a row that no layer holds any key
-/// of: an event restates the call, and the span's own attributes win row by row, so a deprecated
-/// key on the span beats a current one on the event.
+/// Two kinds of precedence. The layers (the item's own attributes, nearest first, then the
+/// resource's) are searched key by key: the nearest layer holding a key gives its value, so
+/// `driftwatch.app` on a resource still beats `service.name`. Keys of [`rows::RESOURCE_ONLY`]
+/// are read from the resource alone. `behind` (a span's content events) is searched only for a
+/// row that no layer holds any key of: an event restates the call, and the span's own attributes
+/// win row by row, so a deprecated key on the span beats a current one on the event.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct View<'s, 'a> {
-    layers: [&'s Attrs<'a>; 3],
+    own: [&'s Attrs<'a>; 2],
+    resource: &'s Attrs<'a>,
     behind: Option<&'s Attrs<'a>>,
 }
 
 impl<'s, 'a> View<'s, 'a> {
-    /// Look keys up in `primary` first, then in `fallback` (the resource).
-    pub(crate) fn new(primary: &'s Attrs<'a>, fallback: &'s Attrs<'a>) -> Self {
-        View { layers: [primary, fallback, &EMPTY], behind: None }
+    /// Look keys up in `item` first, then in `resource`.
+    pub(crate) fn new(item: &'s Attrs<'a>, resource: &'s Attrs<'a>) -> Self {
+        View { own: [item, &EMPTY], resource, behind: None }
     }
 
     /// A span event read as part of its span: the event's attributes, then the span's, then the
     /// resource's, key by key (feedback recorded on a span rates that span's call, in its app).
     pub(crate) fn event_on_span(event: &'s Attrs<'a>, span: &'s Attrs<'a>, resource: &'s Attrs<'a>) -> Self {
-        View { layers: [event, span, resource], behind: None }
+        View { own: [event, span], resource, behind: None }
     }
 
     /// This view with `events` read for the rows it has no key of.
@@ -343,7 +375,10 @@ impl<'s, 'a> View<'s, 'a> {
 
     /// The value of `key` in the nearest layer that has it.
     fn layered(&self, key: Key) -> Option<AttrValue<'a>> {
-        self.layers.iter().find_map(|layer| layer.get(key))
+        if key.resource_only() {
+            return self.resource.get(key);
+        }
+        self.own.iter().chain([&self.resource]).find_map(|layer| layer.get(key))
     }
 
     /// The first key of `row` that `pick` accepts a value of: the layers' values first, the
@@ -351,7 +386,7 @@ impl<'s, 'a> View<'s, 'a> {
     fn find<T>(&self, row: &[Key], pick: impl Fn(Key, AttrValue<'a>) -> Option<T>) -> Option<T> {
         row.iter().find_map(|&key| pick(key, self.layered(key)?)).or_else(|| {
             let behind = self.behind?;
-            row.iter().find_map(|&key| pick(key, behind.get(key)?))
+            row.iter().filter(|key| !key.resource_only()).find_map(|&key| pick(key, behind.get(key)?))
         })
     }
 
@@ -373,6 +408,19 @@ impl<'s, 'a> View<'s, 'a> {
     /// strings count as absent so that a later row can still win.
     pub(crate) fn text(&self, row: &[Key]) -> Option<String> {
         self.find(row, |_, value| value_text(value).filter(|s| !s.is_empty()))
+    }
+
+    /// [`View::text`] for a row of lists whose first element is wanted: a string holding a JSON
+    /// array gives its first element too, as an array value does (LiteLLM writes
+    /// `gen_ai.response.finish_reasons` as `"[\"stop\"]"`). An empty array counts as absent.
+    pub(crate) fn first_of_list(&self, row: &[Key]) -> Option<String> {
+        self.find(row, |_, value| match value {
+            AttrValue::Str(s) => match serde_json::from_str::<Vec<serde_json::Value>>(s) {
+                Ok(items) => items.iter().find_map(|item| item.as_str().filter(|s| !s.is_empty()).map(str::to_owned)),
+                Err(_) => Some(s.to_owned()).filter(|s| !s.is_empty()),
+            },
+            _ => value_text(value).filter(|s| !s.is_empty()),
+        })
     }
 
     /// The first present value of `row` as an integer (int, integral double or numeric string).
@@ -405,7 +453,7 @@ impl<'s, 'a> View<'s, 'a> {
     /// Flattened indexed content joined with newlines in index order: the nearest layer's,
     /// else the events'. Never the resource's.
     pub(crate) fn joined(&self, flat: Flat) -> Option<String> {
-        let own = &self.layers[0].flat[flat as usize];
+        let own = &self.own[0].flat[flat as usize];
         let parts = match self.behind {
             Some(events) if own.is_empty() => &events.flat[flat as usize],
             _ => own,
@@ -489,9 +537,20 @@ pub(crate) fn value_float(value: AttrValue<'_>) -> Option<f64> {
     }
 }
 
-/// Normalise a provider name: lower-case, `az.ai.*` -> `azure.ai.*`, `vertex_ai` -> `gcp.vertex_ai`.
+/// The API part of the Vercel AI SDK's provider ids (`openai.chat`, `anthropic.messages`,
+/// `openai.embedding`): the provider is what comes before it. No GenAI provider name ends so.
+const PROVIDER_API_SUFFIXES: [&str; 8] =
+    [".chat", ".responses", ".completion", ".embedding", ".messages", ".image", ".transcription", ".speech"];
+
+/// Normalise a provider name: lower-case, an AI SDK API suffix dropped (`openai.chat` ->
+/// `openai`), `az.ai.*` -> `azure.ai.*`, `vertex_ai` -> `gcp.vertex_ai`.
 pub fn normalize_provider(raw: &str) -> String {
-    let lower = raw.trim().to_ascii_lowercase();
+    let mut lower = raw.trim().to_ascii_lowercase();
+    if let Some(provider_len) =
+        PROVIDER_API_SUFFIXES.iter().find_map(|suffix| lower.strip_suffix(suffix).map(str::len)).filter(|&len| len > 0)
+    {
+        lower.truncate(provider_len);
+    }
     if let Some(rest) = lower.strip_prefix("az.ai.") {
         return format!("azure.ai.{rest}");
     }
@@ -501,15 +560,27 @@ pub fn normalize_provider(raw: &str) -> String {
     }
 }
 
-/// Normalise an operation name: OpenLLMetry's `llm.request.type` values use
-/// singular or short forms (`completion`, `embedding`).
+/// Operation names other than the GenAI ones, with the GenAI operation each stands for:
+/// OpenLLMetry's `llm.request.type` short forms (`completion` is its legacy completions API;
+/// its chat calls say `chat`), and LiteLLM's names of its async functions.
+const OPERATION_ALIASES: [(&str, &str); 5] = [
+    ("completion", "text_completion"),
+    ("embedding", "embeddings"),
+    ("acompletion", "chat"),
+    ("aembedding", "embeddings"),
+    ("atext_completion", "text_completion"),
+];
+
+/// The GenAI operation an alias stands for, case and padding aside; `None` for any other name.
+pub(crate) fn operation_alias(raw: &str) -> Option<&'static str> {
+    let raw = raw.trim();
+    OPERATION_ALIASES.iter().find(|(alias, _)| raw.eq_ignore_ascii_case(alias)).map(|&(_, operation)| operation)
+}
+
+/// Normalise an operation name: lower-case, aliases ([`OPERATION_ALIASES`]) replaced by the GenAI
+/// operation; other names are kept.
 pub fn normalize_operation(raw: &str) -> String {
-    let lower = raw.trim().to_ascii_lowercase();
-    match lower.as_str() {
-        "completion" => "text_completion".to_owned(),
-        "embedding" => "embeddings".to_owned(),
-        _ => lower,
-    }
+    operation_alias(raw).map_or_else(|| raw.trim().to_ascii_lowercase(), str::to_owned)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::{Span, TracesData, status::StatusCode};
 use prost::Message;
 
-use super::attributes::{Attrs, Flat, Key, View, normalize_operation, normalize_provider, rows};
+use super::attributes::{Attrs, Flat, Key, View, normalize_operation, normalize_provider, operation_alias, rows};
 use super::otlp_wire::{self, Malformed, Origin, WireEvent, WireSpan};
 use super::validate::ReportedCost;
 use super::{
@@ -216,13 +216,36 @@ fn reject(span: &SpanParts<'_>, error: &Error, ctx: Ctx<'_>) -> super::Reject {
 /// `gen_ai.operation.name` values of inference calls (DESIGN §3.1).
 const INFERENCE_OPERATIONS: [&str; 4] = ["chat", "text_completion", "generate_content", "embeddings"];
 
-/// DESIGN §3.1: GenAI operation, OpenInference LLM/EMBEDDING kind, or any OpenLLMetry request type.
-/// Names are compared as [`normalize_operation`] maps them (`Chat` is a chat), without
+/// The Vercel AI SDK's provider-call spans, by `ai.operationId`, with the operation of each. Its
+/// outer spans (`ai.generateText`, `ai.embed`, ...) are no calls: they restate their calls'
+/// usage, summed over the steps of a multi-step run.
+const AI_SDK_CALLS: [(&str, &str); 6] = [
+    ("ai.generateText.doGenerate", "chat"),
+    ("ai.streamText.doStream", "chat"),
+    ("ai.generateObject.doGenerate", "chat"),
+    ("ai.streamObject.doStream", "chat"),
+    ("ai.embed.doEmbed", "embeddings"),
+    ("ai.embedMany.doEmbed", "embeddings"),
+];
+
+/// The operation of an AI SDK provider-call span; `None` for any other span.
+fn ai_sdk_operation(view: &View<'_, '_>) -> Option<&'static str> {
+    let id = view.str(&[Key::AiOperationId])?.trim();
+    AI_SDK_CALLS.iter().find(|(call, _)| *call == id).map(|&(_, operation)| operation)
+}
+
+/// DESIGN §3.1: GenAI operation, OpenInference LLM/EMBEDDING kind, or any OpenLLMetry request type;
+/// and the Vercel AI SDK's provider calls, which set none of those. Names are compared as
+/// [`normalize_operation`] maps them (`Chat` is a chat, LiteLLM's `acompletion` too), without
 /// allocating a lower-case copy for every span.
 pub(super) fn is_inference(view: &View<'_, '_>) -> bool {
     if let Some(operation) = view.str(&[Key::OperationName]).map(str::trim)
-        && INFERENCE_OPERATIONS.iter().any(|known| operation.eq_ignore_ascii_case(known))
+        && (INFERENCE_OPERATIONS.iter().any(|known| operation.eq_ignore_ascii_case(known))
+            || operation_alias(operation).is_some())
     {
+        return true;
+    }
+    if ai_sdk_operation(view).is_some() {
         return true;
     }
     if let Some(kind) = view.str(&[Key::OiSpanKind])
@@ -251,8 +274,9 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(
 
     let operation = match view.text(rows::OPERATION) {
         Some(operation) => normalize_operation(&operation),
-        None => match view.str(&[Key::OiSpanKind]) {
-            Some(kind) if kind.eq_ignore_ascii_case("EMBEDDING") => "embeddings".to_owned(),
+        None => match (ai_sdk_operation(view), view.str(&[Key::OiSpanKind])) {
+            (Some(operation), _) => operation.to_owned(),
+            (None, Some(kind)) if kind.eq_ignore_ascii_case("EMBEDDING") => "embeddings".to_owned(),
             _ => "chat".to_owned(),
         },
     };
@@ -271,7 +295,10 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(
     let error_type =
         view.text(rows::ERROR_TYPE).or_else(|| (!status_message.is_empty()).then(|| status_message.to_owned()));
 
-    let ttft_ms = view.float(rows::TTFT)?.map(|seconds| seconds * 1000.0);
+    let ttft_ms = match view.float(rows::TTFT)? {
+        Some(seconds) => Some(seconds * 1000.0),
+        None => view.float(rows::TTFT_MS)?,
+    };
     // The first row present decides, as for every field; one that is no number is dropped like
     // a negative one, not the call with it.
     let reported_cost = view.float(rows::REPORTED_COST).map_or(ReportedCost::UNREADABLE, ReportedCost::checked);
@@ -301,7 +328,7 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(
         ttft_ms,
         status,
         error_type,
-        finish_reason: view.text(rows::FINISH_REASON),
+        finish_reason: view.first_of_list(rows::FINISH_REASON),
         golden_case: view.text(rows::GOLDEN_CASE),
         input_content: view
             .str(rows::INPUT)

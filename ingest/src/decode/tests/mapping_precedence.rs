@@ -204,18 +204,28 @@ fn environment() -> Vec<Source> {
     vec![text("deployment.environment.name", "prod"), text("deployment.environment", "staging")]
 }
 
-/// DESIGN's three, then `llm.provider`; each normalised, `gen_ai.system`'s old value too.
+/// DESIGN's three, then `llm.provider`, then the Vercel AI SDK's provider id; each normalised,
+/// `gen_ai.system`'s old value and the AI SDK's API suffix too.
 fn provider() -> Vec<Source> {
     vec![
         text("gen_ai.provider.name", "openai"),
         attr("gen_ai.system", s("AZ.AI.Inference"), "azure.ai.inference"),
         text("llm.system", "anthropic"),
         text("llm.provider", "aws.bedrock"),
+        attr("ai.model.provider", s("mistral.chat"), "mistral"),
     ]
 }
 
 fn response_model() -> Vec<Source> {
-    vec![text("gen_ai.response.model", "gpt-4o-2024-08-06"), text("llm.response.model_name", "claude-3-5-sonnet")]
+    vec![
+        text("gen_ai.response.model", "gpt-4o-2024-08-06"),
+        text("llm.response.model_name", "claude-3-5-sonnet"),
+        text("ai.response.model", "gpt-4o-mini-2024-07-18"),
+    ]
+}
+
+fn response_id() -> Vec<Source> {
+    vec![text("gen_ai.response.id", "chatcmpl-1"), text("ai.response.id", "resp_2")]
 }
 
 fn prompt_id() -> Vec<Source> {
@@ -274,6 +284,8 @@ mod spans {
             text("gen_ai.request.model", "gpt-4o"),
             text("llm.request.model_name", "claude-3-5-sonnet"),
             text("llm.model_name", "gemini-1.5-pro"),
+            text("ai.model.id", "gpt-4o-mini"),
+            text("embedding.model_name", "text-embedding-3-small"),
         ];
         check_span("request_model", Layer::Item, &row, |e| e.request_model.clone());
     }
@@ -292,6 +304,7 @@ mod spans {
             tokens("gen_ai.usage.input_tokens", 10, "10"),
             tokens("gen_ai.usage.prompt_tokens", 20, "20"),
             tokens("llm.token_count.prompt", 30, "30"),
+            tokens("ai.usage.tokens", 40, "40"),
         ];
         check_span("input_tokens", Layer::Item, &row, |e| e.input_tokens.map(|n| n.to_string()));
     }
@@ -312,6 +325,7 @@ mod spans {
             tokens("gen_ai.usage.cache_read.input_tokens", 12, "12"),
             tokens("gen_ai.usage.cache_read_input_tokens", 22, "22"),
             tokens("llm.token_count.prompt_details.cache_read", 32, "32"),
+            tokens("ai.usage.cachedInputTokens", 42, "42"),
         ];
         check_span("cache_read_tokens", Layer::Item, &row, |e| e.cache_read_tokens.map(|n| n.to_string()));
     }
@@ -332,6 +346,7 @@ mod spans {
             tokens("gen_ai.usage.reasoning.output_tokens", 13, "13"),
             tokens("gen_ai.usage.reasoning_tokens", 23, "23"),
             tokens("llm.token_count.completion_details.reasoning", 33, "33"),
+            tokens("ai.usage.reasoningTokens", 43, "43"),
         ];
         check_span("reasoning_tokens", Layer::Item, &row, |e| e.reasoning_tokens.map(|n| n.to_string()));
     }
@@ -343,12 +358,14 @@ mod spans {
         check_span("reported_cost_usd", Layer::Item, &row, |e| e.reported_cost_usd.map(|usd| usd.to_string()));
     }
 
-    /// Seconds in both: the current semconv's key, then OpenLIT's.
+    /// Seconds in both: the current semconv's key, then OpenLIT's; then the AI SDK's, in
+    /// milliseconds.
     #[test]
     fn ttft() {
         let row = [
             attr("gen_ai.response.time_to_first_chunk", Value::DoubleValue(0.25), "250"),
             attr("gen_ai.server.time_to_first_token", Value::DoubleValue(0.5), "500"),
+            attr("ai.response.msToFirstChunk", Value::DoubleValue(750.0), "750"),
         ];
         check_span("ttft_ms", Layer::Item, &row, |e| e.ttft_ms.map(|ms| ms.to_string()));
     }
@@ -369,8 +386,14 @@ mod spans {
         let row = [
             attr("gen_ai.response.finish_reasons", array(&["length", "stop"]), "length"),
             text("llm.response.finish_reason", "content_filter"),
+            text("ai.response.finishReason", "tool_calls"),
         ];
         check_span("finish_reason", Layer::Item, &row, |e| e.finish_reason.clone());
+    }
+
+    #[test]
+    fn response_id() {
+        check_span("response_id", Layer::Item, &super::response_id(), |e| e.response_id.clone());
     }
 
     #[test]
@@ -443,6 +466,11 @@ mod feedback {
     #[test]
     fn response_model() {
         check_feedback("response_model", Layer::Item, &super::response_model(), |f| f.response_model.clone());
+    }
+
+    #[test]
+    fn response_id() {
+        check_feedback("response_id", Layer::Item, &super::response_id(), |f| f.response_id.clone());
     }
 
     #[test]

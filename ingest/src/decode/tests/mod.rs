@@ -5,6 +5,7 @@
 mod bad_items;
 mod fixtures;
 mod fuzz_corpus;
+mod instrumentations;
 mod json;
 mod mapping;
 mod mapping_precedence;

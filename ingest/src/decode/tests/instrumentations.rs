@@ -1,0 +1,244 @@
+//! Spans as real instrumentation libraries emit them (the instrumentation audit's payloads in
+//! `audit_payloads/`, one OTLP/JSON `ExportTraceServiceRequest` each), read as OTLP/JSON and as
+//! protobuf alike, and the mapping rows those libraries needed.
+
+use driftwatch_lake::model::InferenceEvent;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::TracesData;
+
+use super::{assert_same, decode, decode_traces, kv, s, span, traces};
+use crate::decode::{Decoded, PayloadFormat, normalize_operation, normalize_provider};
+use crate::enrich::{ModelRegistry, price_event};
+
+const OPENLIT: &str = include_str!("audit_payloads/P9_openlit_service_name_on_span.json");
+const VERCEL_AI_SDK: &str = include_str!("audit_payloads/P5_vercel_ai_sdk.json");
+const LITELLM_ASYNC: &str = include_str!("audit_payloads/P7_litellm_async_operation.json");
+const OPENINFERENCE_EMBEDDINGS: &str = include_str!("audit_payloads/P6_oi_embeddings_model.json");
+
+/// Decode one payload as OTLP/JSON and, re-encoded, as protobuf (where the wire reader must
+/// agree with prost); both must give the same result, which is returned.
+fn decode_both_ways(json: &str) -> Result<Decoded, serde_json::Error> {
+    let data: TracesData = serde_json::from_str(json)?;
+    let via_protobuf = decode_traces(&data);
+    let via_json = decode(json.as_bytes(), PayloadFormat::OtlpTraces);
+    assert_same(&via_json, &via_protobuf);
+    assert_eq!(via_json.rejects, vec![], "unexpected rejects");
+    Ok(via_json)
+}
+
+/// The cost the shipped registry gives the event.
+fn registry_cost(event: &InferenceEvent) -> Result<Option<f64>, Box<dyn std::error::Error>> {
+    let registry = ModelRegistry::from_yaml_str(include_str!("../../../../config/models.yaml"), "models.yaml")?;
+    Ok(price_event(&registry, event).map(|priced| priced.cost_usd))
+}
+
+fn event<'e>(out: &'e Decoded, span_id: &str) -> &'e InferenceEvent {
+    let found = out.events.iter().find(|e| e.span_id.as_deref() == Some(span_id));
+    found.unwrap_or_else(|| panic!("no event for span {span_id}"))
+}
+
+/// OpenLIT stamps `service.name="default"` and `deployment.environment="default"` on every span;
+/// the app and environment are the resource's (DESIGN §3.2).
+#[test]
+fn openlit_service_name_on_the_span_does_not_rename_the_app() -> Result<(), serde_json::Error> {
+    let out = decode_both_ways(OPENLIT)?;
+    assert_eq!(out.events.len(), 1);
+    let e = &out.events[0];
+    assert_eq!((e.app.as_str(), e.environment.as_deref()), ("where2eat", Some("prod")));
+    Ok(())
+}
+
+/// The current environment key on a span loses to the deprecated one on the resource: only the
+/// resource says where the app runs. `driftwatch.app` on the span still names the app.
+#[test]
+fn app_and_environment_keys_on_a_span_are_not_read() {
+    let resource = vec![kv("service.name", s("where2eat")), kv("deployment.environment", s("prod"))];
+    let on_span = vec![
+        kv("gen_ai.operation.name", s("chat")),
+        kv("service.name", s("default")),
+        kv("deployment.environment.name", s("default")),
+    ];
+    let out = decode_traces(&traces(resource.clone(), vec![span(1, on_span.clone())]));
+    let e = &out.events[0];
+    assert_eq!((e.app.as_str(), e.environment.as_deref()), ("where2eat", Some("prod")));
+
+    let mut overridden = on_span;
+    overridden.push(kv("driftwatch.app", s("override")));
+    let out = decode_traces(&traces(resource, vec![span(1, overridden)]));
+    assert_eq!(out.events[0].app, "override");
+
+    let named_on_span_only = vec![kv("gen_ai.operation.name", s("chat")), kv("service.name", s("default"))];
+    let out = decode_traces(&traces(vec![], vec![span(1, named_on_span_only)]));
+    assert_eq!((out.events.len(), out.rejects.len()), (0, 1), "a span's service.name names no app");
+}
+
+/// The Vercel AI SDK: only its provider-call spans (`doGenerate`, `doEmbed`) are calls; the
+/// outer `ai.generateText`/`ai.embed` spans restate their usage.
+#[test]
+fn vercel_ai_sdk_provider_calls_are_events_and_outer_spans_are_not() -> Result<(), Box<dyn std::error::Error>> {
+    let out = decode_both_ways(VERCEL_AI_SDK)?;
+    assert_eq!((out.events.len(), out.skipped_spans), (2, 2));
+
+    let chat = event(&out, "5a00000000000042");
+    assert_eq!((chat.operation.as_str(), chat.provider.as_deref()), ("chat", Some("openai")));
+    assert_eq!(chat.request_model.as_deref(), Some("gpt-4o-mini"));
+    assert_eq!(chat.response_model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
+    assert_eq!(
+        (chat.input_tokens, chat.output_tokens, chat.cache_read_tokens, chat.reasoning_tokens),
+        (Some(11), Some(7), Some(3), Some(2))
+    );
+    assert_eq!((chat.finish_reason.as_deref(), chat.response_id.as_deref()), (Some("stop"), Some("chatcmpl-1")));
+    assert!(registry_cost(chat)?.is_some_and(|usd| usd > 0.0), "the chat call is priced");
+
+    let embed = event(&out, "5a00000000000044");
+    assert_eq!((embed.operation.as_str(), embed.provider.as_deref()), ("embeddings", Some("openai")));
+    assert_eq!(embed.request_model.as_deref(), Some("text-embedding-3-small"));
+    assert_eq!(embed.response_model.as_deref(), Some("text-embedding-3-small"));
+    assert_eq!((embed.input_tokens, embed.output_tokens), (Some(5), None));
+    assert!(registry_cost(embed)?.is_some_and(|usd| usd > 0.0), "the embedding call is priced");
+    Ok(())
+}
+
+/// Which `ai.operationId` values are calls, and of which operation.
+#[test]
+fn vercel_ai_sdk_operation_ids() {
+    let calls = [
+        ("ai.generateText.doGenerate", "chat"),
+        ("ai.streamText.doStream", "chat"),
+        ("ai.generateObject.doGenerate", "chat"),
+        ("ai.streamObject.doStream", "chat"),
+        ("ai.embed.doEmbed", "embeddings"),
+        ("ai.embedMany.doEmbed", "embeddings"),
+    ];
+    let outer =
+        ["ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject", "ai.embed", "ai.embedMany"];
+    let others = ["ai.toolCall", "ai.rerank.doRerank"];
+    let mut spans = Vec::new();
+    for (n, id) in calls.iter().map(|(id, _)| *id).chain(outer).chain(others).enumerate() {
+        let n = u8::try_from(n + 1).unwrap_or(u8::MAX);
+        spans.push(span(n, vec![kv("ai.operationId", s(id)), kv("ai.model.id", s("gpt-4o-mini"))]));
+    }
+    let out = decode_traces(&traces(vec![kv("service.name", s("a"))], spans));
+    let operations: Vec<&str> = out.events.iter().map(|e| e.operation.as_str()).collect();
+    let expected: Vec<&str> = calls.iter().map(|(_, operation)| *operation).collect();
+    assert_eq!(operations, expected);
+    assert_eq!((out.skipped_spans, out.rejects.len()), (8, 0), "the outer spans and the other operations are skipped");
+}
+
+/// A streamed call's own `ai.*` keys stand in when the GenAI ones are missing; its time to the
+/// first chunk is in milliseconds.
+#[test]
+fn vercel_ai_sdk_keys_are_read_after_the_genai_ones() {
+    let streamed = vec![
+        kv("ai.operationId", s("ai.streamText.doStream")),
+        kv("ai.model.provider", s("openai.responses")),
+        kv("ai.model.id", s("gpt-4o-mini")),
+        kv("ai.response.msToFirstChunk", Value::DoubleValue(22.5)),
+        kv("ai.response.finishReason", s("length")),
+        kv("ai.response.id", s("resp_2")),
+        kv("ai.response.model", s("gpt-4o-mini-2024-07-18")),
+        kv("ai.usage.cachedInputTokens", Value::IntValue(4)),
+        kv("ai.usage.reasoningTokens", Value::IntValue(1)),
+        kv("gen_ai.usage.input_tokens", Value::IntValue(11)),
+        kv("gen_ai.usage.output_tokens", Value::IntValue(7)),
+    ];
+    let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![span(1, streamed)]));
+    let e = &out.events[0];
+    assert_eq!((e.provider.as_deref(), e.operation.as_str()), (Some("openai"), "chat"));
+    assert_eq!(
+        (e.request_model.as_deref(), e.response_model.as_deref()),
+        (Some("gpt-4o-mini"), Some("gpt-4o-mini-2024-07-18"))
+    );
+    assert_eq!((e.finish_reason.as_deref(), e.response_id.as_deref()), (Some("length"), Some("resp_2")));
+    assert_eq!((e.cache_read_tokens, e.reasoning_tokens, e.ttft_ms), (Some(4), Some(1), Some(22.5)));
+}
+
+/// AI SDK provider ids are `<provider>.<api>`; the provider is the part before the API.
+#[test]
+fn provider_ids_with_an_api_suffix_name_the_provider() {
+    for (raw, expected) in [
+        ("openai.chat", "openai"),
+        ("openai.responses", "openai"),
+        ("openai.embedding", "openai"),
+        ("OpenAI.Completion", "openai"),
+        ("anthropic.messages", "anthropic"),
+        ("openai.image", "openai"),
+        ("azure.ai.openai", "azure.ai.openai"),
+        ("az.ai.openai", "azure.ai.openai"),
+        ("gcp.vertex_ai", "gcp.vertex_ai"),
+        ("vertex_ai", "gcp.vertex_ai"),
+        ("aws.bedrock", "aws.bedrock"),
+        (".chat", ".chat"),
+        ("chat", "chat"),
+    ] {
+        assert_eq!(normalize_provider(raw), expected, "{raw}");
+    }
+}
+
+/// LiteLLM names the operation after its (async) function and writes the finish reasons as a
+/// JSON array in a string.
+#[test]
+fn litellm_async_operations_and_finish_reason_text() -> Result<(), serde_json::Error> {
+    let out = decode_both_ways(LITELLM_ASYNC)?;
+    let operations: Vec<&str> = out.events.iter().map(|e| e.operation.as_str()).collect();
+    assert_eq!(operations, ["chat", "embeddings"]);
+    assert_eq!(out.events[0].finish_reason.as_deref(), Some("stop"));
+    Ok(())
+}
+
+#[test]
+fn litellm_operation_names_are_normalised() {
+    for (raw, expected) in [
+        ("acompletion", "chat"),
+        ("AEmbedding", "embeddings"),
+        ("atext_completion", "text_completion"),
+        ("embedding", "embeddings"),
+        // OpenLLMetry's `llm.request.type` for the legacy completions API.
+        ("completion", "text_completion"),
+        ("aresponses", "aresponses"),
+        ("Execute_Tool", "execute_tool"),
+    ] {
+        assert_eq!(normalize_operation(raw), expected, "{raw}");
+    }
+    // A LiteLLM alias alone marks an inference span, as the name it stands for would.
+    let only_operation = span(1, vec![kv("gen_ai.operation.name", s("acompletion"))]);
+    let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![only_operation]));
+    assert_eq!((out.events.len(), out.skipped_spans), (1, 0));
+}
+
+/// A JSON array in a string gives its first element; an empty one counts as absent; any other
+/// string is the reason itself.
+#[test]
+fn finish_reasons_written_as_json_text() {
+    let cases = [
+        (vec![kv("gen_ai.response.finish_reasons", s(r#"["length","stop"]"#))], Some("length")),
+        (vec![kv("gen_ai.response.finish_reasons", s(r#" [ "stop" ] "#))], Some("stop")),
+        (
+            vec![kv("gen_ai.response.finish_reasons", s("[]")), kv("llm.response.finish_reason", s("stop"))],
+            Some("stop"),
+        ),
+        (vec![kv("gen_ai.response.finish_reasons", s("[stop"))], Some("[stop")),
+        (vec![kv("llm.response.finish_reason", s("tool_calls"))], Some("tool_calls")),
+    ];
+    for (attrs, expected) in cases {
+        let mut attributes = vec![kv("gen_ai.operation.name", s("chat"))];
+        attributes.extend(attrs);
+        let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![span(1, attributes)]));
+        assert_eq!(out.events[0].finish_reason.as_deref(), expected);
+    }
+}
+
+/// OpenInference embedding spans name the model in `embedding.model_name` only.
+#[test]
+fn openinference_embedding_model_name_is_the_request_model() -> Result<(), Box<dyn std::error::Error>> {
+    let out = decode_both_ways(OPENINFERENCE_EMBEDDINGS)?;
+    assert_eq!(out.events.len(), 1);
+    let e = &out.events[0];
+    assert_eq!(e.operation, "embeddings");
+    assert_eq!(
+        (e.request_model.as_deref(), e.response_model.as_deref()),
+        (Some("text-embedding-3-small"), Some("text-embedding-3-small"))
+    );
+    assert!(registry_cost(e)?.is_some_and(|usd| usd > 0.0), "the embedding call is priced");
+    Ok(())
+}
