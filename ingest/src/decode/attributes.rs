@@ -89,6 +89,8 @@ keys! {
     AiReasoningTokens = "ai.usage.reasoningTokens",
     UsageCost = "gen_ai.usage.cost",
     LlmCostTotal = "llm.cost.total",
+    LiteLlmTotalCost = "gen_ai.cost.total_cost",
+    RequestIsStream = "gen_ai.request.is_stream",
     TimeToFirstChunk = "gen_ai.response.time_to_first_chunk",
     ServerTimeToFirstToken = "gen_ai.server.time_to_first_token",
     AiMsToFirstChunk = "ai.response.msToFirstChunk",
@@ -148,7 +150,8 @@ pub(crate) mod rows {
     pub(crate) const CACHE_WRITE_TOKENS: &[Key] = &[CacheWriteTokens, CacheWriteTokensOld, LlmCacheWriteTokens];
     pub(crate) const REASONING_TOKENS: &[Key] =
         &[ReasoningTokens, ReasoningTokensOld, LlmReasoningTokens, AiReasoningTokens];
-    pub(crate) const REPORTED_COST: &[Key] = &[UsageCost, LlmCostTotal];
+    /// LiteLLM's OTel callback last (it also writes the cost's parts, which are not read).
+    pub(crate) const REPORTED_COST: &[Key] = &[UsageCost, LlmCostTotal, LiteLlmTotalCost];
     /// Seconds in both: the current semconv's, then OpenLIT's.
     pub(crate) const TTFT: &[Key] = &[TimeToFirstChunk, ServerTimeToFirstToken];
     /// Milliseconds: the AI SDK's, read only when [`TTFT`] has no value.

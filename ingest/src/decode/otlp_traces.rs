@@ -20,7 +20,9 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::{Span, TracesData, status::StatusCode};
 use prost::Message;
 
-use super::attributes::{Attrs, Flat, Key, View, normalize_operation, normalize_provider, operation_alias, rows};
+use super::attributes::{
+    AttrValue, Attrs, Flat, Key, View, normalize_operation, normalize_provider, operation_alias, rows,
+};
 use super::otlp_wire::{self, Malformed, Origin, WireEvent, WireSpan};
 use super::validate::ReportedCost;
 use super::{
@@ -295,7 +297,13 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(
     let error_type =
         view.text(rows::ERROR_TYPE).or_else(|| (!status_message.is_empty()).then(|| status_message.to_owned()));
 
+    // Only a streamed answer has a first chunk before its end. OpenLIT reports the whole latency
+    // as `gen_ai.server.time_to_first_token` for unstreamed calls and embeddings too, which
+    // would pull the time-to-first-token percentiles up to full latencies.
+    let unstreamed =
+        matches!(view.first(&[Key::RequestIsStream]), Some((_, AttrValue::Bool(false)))) || operation == "embeddings";
     let ttft_ms = match view.float(rows::TTFT)? {
+        _ if unstreamed => None,
         Some(seconds) => Some(seconds * 1000.0),
         None => view.float(rows::TTFT_MS)?,
     };

@@ -45,7 +45,28 @@ fn openlit_service_name_on_the_span_does_not_rename_the_app() -> Result<(), serd
     assert_eq!(out.events.len(), 1);
     let e = &out.events[0];
     assert_eq!((e.app.as_str(), e.environment.as_deref()), ("where2eat", Some("prod")));
+    // Unstreamed (`gen_ai.request.is_stream` false): OpenLIT's time to first token is the whole
+    // latency, and no time to first chunk.
+    assert_eq!(e.ttft_ms, None);
     Ok(())
+}
+
+/// Time to first token only where a first chunk comes before the end: a streamed call keeps
+/// it; an unstreamed call and an embedding do not, whatever their instrumentation says.
+#[test]
+fn time_to_first_token_is_kept_only_for_streamed_answers() {
+    let ttft = |extra: Vec<_>| {
+        let mut attributes = vec![kv("gen_ai.server.time_to_first_token", Value::DoubleValue(0.02))];
+        attributes.extend(extra);
+        let out = decode_traces(&traces(vec![kv("service.name", s("app"))], vec![span(1, attributes)]));
+        assert_eq!(out.rejects, vec![]);
+        out.events.first().map(|e| e.ttft_ms)
+    };
+    let stream = |streamed| kv("gen_ai.request.is_stream", Value::BoolValue(streamed));
+    assert_eq!(ttft(vec![kv("gen_ai.operation.name", s("chat")), stream(true)]), Some(Some(20.0)));
+    assert_eq!(ttft(vec![kv("gen_ai.operation.name", s("chat"))]), Some(Some(20.0)), "not said: kept");
+    assert_eq!(ttft(vec![kv("gen_ai.operation.name", s("chat")), stream(false)]), Some(None));
+    assert_eq!(ttft(vec![kv("gen_ai.operation.name", s("embeddings"))]), Some(None));
 }
 
 /// The current environment key on a span loses to the deprecated one on the resource: only the
@@ -183,6 +204,8 @@ fn litellm_async_operations_and_finish_reason_text() -> Result<(), serde_json::E
     let operations: Vec<&str> = out.events.iter().map(|e| e.operation.as_str()).collect();
     assert_eq!(operations, ["chat", "embeddings"]);
     assert_eq!(out.events[0].finish_reason.as_deref(), Some("stop"));
+    // Its own cost figure, `gen_ai.cost.total_cost`, is the reported cost.
+    assert_eq!(out.events[0].reported_cost_usd, Some(5.625e-6));
     Ok(())
 }
 
