@@ -30,6 +30,9 @@ pub struct DecodeSection {
     pub max_future_skew: Duration,
     /// More tokens than this on one call is rejected as implausible.
     pub max_tokens_per_call: i64,
+    /// Instrumentation scope names (`InstrumentationScope.name`) whose spans are skipped: a
+    /// framework's layer over an instrumented provider client, which reports the same calls.
+    pub skip_instrumentation_scopes: Vec<String>,
 }
 
 impl Default for DecodeSection {
@@ -41,6 +44,7 @@ impl Default for DecodeSection {
             min_event_time: chrono::DateTime::from_timestamp_nanos(base.min_event_time),
             max_future_skew: Duration::from_nanos(base.max_future_skew_nanos.max(0) as u64),
             max_tokens_per_call: base.max_tokens_per_call,
+            skip_instrumentation_scopes: base.skip_instrumentation_scopes,
         }
     }
 }
@@ -72,6 +76,15 @@ impl DecodeSection {
                 format_duration(MAX_FUTURE_SKEW)
             ));
         }
+        for (index, scope) in self.skip_instrumentation_scopes.iter().enumerate() {
+            if scope.trim().is_empty() || scope.trim() != scope {
+                problems.push(format!(
+                    "`decode.skip_instrumentation_scopes[{index}]` = {scope:?}: write the scope name exactly as the \
+                     instrumentation reports it (e.g. \"openinference.instrumentation.langchain\"), without \
+                     surrounding spaces"
+                ));
+            }
+        }
         problems
     }
 
@@ -84,6 +97,7 @@ impl DecodeSection {
             min_event_time: self.min_event_time.timestamp_nanos_opt().unwrap_or(i64::MIN),
             max_future_skew_nanos: i64::try_from(self.max_future_skew.as_nanos()).unwrap_or(i64::MAX),
             max_tokens_per_call: self.max_tokens_per_call,
+            skip_instrumentation_scopes: self.skip_instrumentation_scopes.clone(),
         }
     }
 }

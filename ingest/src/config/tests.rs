@@ -324,6 +324,15 @@ fn durations_that_would_wrap_or_never_fire_are_bounded() -> TestResult {
 
     let err = problems_of("[decode]\nmax_future_skew = \"1000years\"\n");
     assert!(err.contains("`decode.max_future_skew`") && err.contains("must be at most 1year"), "{err}");
+
+    let scopes =
+        "[decode]\nskip_instrumentation_scopes = [\"openinference.instrumentation.langchain\", \" litellm\", \"\"]\n";
+    let err = problems_of(scopes);
+    assert!(err.contains("`decode.skip_instrumentation_scopes[1]` = \" litellm\"") && err.contains("[2]"), "{err}");
+    assert!(!err.contains("[0]"), "{err}");
+    let fine = "[decode]\nskip_instrumentation_scopes = [\"openinference.instrumentation.langchain\"]\n";
+    let skipped = Config::from_toml_str(fine, "t", no_env())?.decode.to_decode_config().skip_instrumentation_scopes;
+    assert_eq!(skipped, ["openinference.instrumentation.langchain"]);
     Ok(())
 }
 

@@ -161,6 +161,10 @@ pub struct DecodeConfig {
     pub max_future_skew_nanos: i64,
     /// Token counts above this are `implausible_tokens` (garbage that would wreck cost sums).
     pub max_tokens_per_call: i64,
+    /// Instrumentation scopes whose spans are never inference calls: a layer that reports calls
+    /// another instrumentation of the same app reports too (a framework over a provider client),
+    /// which would count each call twice. Their spans are skipped and counted as such.
+    pub skip_instrumentation_scopes: Vec<String>,
 }
 
 impl Default for DecodeConfig {
@@ -172,6 +176,7 @@ impl Default for DecodeConfig {
             min_event_time: 946_684_800_000_000_000,
             max_future_skew_nanos: 24 * 3600 * 1_000_000_000,
             max_tokens_per_call: 10_000_000,
+            skip_instrumentation_scopes: Vec::new(),
         }
     }
 }
@@ -277,6 +282,12 @@ impl Ctx<'_> {
     /// them the copy the dead-letter table keeps, once the format decoder is done.
     fn item_reject(&self, context: std::fmt::Arguments<'_>, error: &Error, payload: &[u8]) -> Reject {
         Reject { reason: error.reason(), detail: format!("{context}: {error}"), payload: Some(payload.to_vec()) }
+    }
+
+    /// Whether spans of the instrumentation scope `name` are skipped (see
+    /// [`DecodeConfig::skip_instrumentation_scopes`]).
+    fn skips_scope(&self, name: &str) -> bool {
+        !name.is_empty() && self.config.skip_instrumentation_scopes.iter().any(|skipped| skipped == name)
     }
 
     /// The latest event time accepted: now plus the clock skew allowed.

@@ -42,7 +42,7 @@ pub(super) fn decode(data: &LogsData, ctx: Ctx<'_>, out: &mut Decoded) {
 /// left as it was before the call, so the caller can decode the message with prost instead.
 pub(super) fn decode_wire(message: &[u8], ctx: Ctx<'_>, out: &mut Decoded) -> std::result::Result<(), Malformed> {
     out.undo_on_error(|out| {
-        otlp_wire::for_each_item(message, |bytes, resource| match WireLogRecord::parse(bytes) {
+        otlp_wire::for_each_item(message, |bytes, resource, _scope| match WireLogRecord::parse(bytes) {
             Ok(record) => {
                 decode_record(&RecordParts::wire(record), resource, ctx, out);
                 Ok(())

@@ -42,6 +42,10 @@ pub(super) fn decode(data: &TracesData, ctx: Ctx<'_>, out: &mut Decoded) {
         let resource = resource_spans.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
         let resource = Attrs::from_list(resource);
         for scope_spans in &resource_spans.scope_spans {
+            if ctx.skips_scope(scope_spans.scope.as_ref().map_or("", |scope| scope.name.as_str())) {
+                out.skipped_spans += scope_spans.spans.len() as u64;
+                continue;
+            }
             for span in &scope_spans.spans {
                 decode_decoded_span(span, &resource, ctx, out);
             }
@@ -66,7 +70,11 @@ fn decode_decoded_span(span: &Span, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mu
 /// is left as it was before the call, so the caller can decode the message with prost instead.
 pub(super) fn decode_wire(message: &[u8], ctx: Ctx<'_>, out: &mut Decoded) -> std::result::Result<(), Malformed> {
     out.undo_on_error(|out| {
-        otlp_wire::for_each_item(message, |bytes, resource| {
+        otlp_wire::for_each_item(message, |bytes, resource, scope| {
+            if ctx.skips_scope(scope) {
+                out.skipped_spans += 1;
+                return Ok(());
+            }
             match out.undo_on_error(|out| decode_wire_span(bytes, resource, ctx, out)) {
                 Ok(()) => Ok(()),
                 Err(Malformed) => decode_unread_span(bytes, resource, ctx, out),

@@ -181,13 +181,14 @@ impl<'a> Fields<'a> {
 
 /// Call `each` with the bytes of every item (span or log record) of a `TracesData` /
 /// `ExportTraceServiceRequest` or `LogsData` / `ExportLogsServiceRequest` message, in order,
-/// together with its resource's attribute table. Both nest the same way: field 1 of the message
-/// is a resource group (resource, scope groups, schema URL), field 2 of that a scope group
-/// (scope, items, schema URL). Only these outer layers fail here; `each` reads the item itself,
-/// so that one bad item can be rejected without the items beside it.
+/// together with its resource's attribute table and its instrumentation scope's name. Both nest
+/// the same way: field 1 of the message is a resource group (resource, scope groups, schema
+/// URL), field 2 of that a scope group (scope, items, schema URL). Only these outer layers fail
+/// here; `each` reads the item itself, so that one bad item can be rejected without the items
+/// beside it.
 pub(super) fn for_each_item<'a>(
     message: &'a [u8],
-    mut each: impl FnMut(&'a [u8], &Attrs<'a>) -> WireResult<()>,
+    mut each: impl FnMut(&'a [u8], &Attrs<'a>, &'a str) -> WireResult<()>,
 ) -> WireResult<()> {
     let mut top = Fields::new(message);
     while let Some((number, field)) = top.next()? {
@@ -252,12 +253,15 @@ fn check_strings(message: &[u8], count: u32) -> WireResult<()> {
     Ok(())
 }
 
-/// Check an `InstrumentationScope`, which the mapping does not read.
-fn check_scope(scope: &[u8]) -> WireResult<()> {
+/// Check an `InstrumentationScope` and return its name (the last one on the wire, as prost
+/// keeps it), the only field the mapping reads.
+fn scope_name(scope: &[u8]) -> WireResult<&str> {
+    let mut name = "";
     let mut fields = Fields::new(scope);
     while let Some((number, field)) = fields.next()? {
         match number {
-            1 | 2 => {
+            1 => name = field.string()?,
+            2 => {
                 field.string()?;
             }
             3 => {
@@ -269,7 +273,7 @@ fn check_scope(scope: &[u8]) -> WireResult<()> {
             _ => {}
         }
     }
-    Ok(())
+    Ok(name)
 }
 
 /// Check a `Span.Link`, which the mapping does not read.
@@ -299,17 +303,33 @@ fn check_link(link: &[u8]) -> WireResult<()> {
 fn scope_group<'a>(
     scope_group: &'a [u8],
     resource: &Attrs<'a>,
-    each: &mut impl FnMut(&'a [u8], &Attrs<'a>) -> WireResult<()>,
+    each: &mut impl FnMut(&'a [u8], &Attrs<'a>, &'a str) -> WireResult<()>,
 ) -> WireResult<()> {
+    // The scope may follow its items on the wire, as the resource may: find it first. Repeated,
+    // prost merges the messages, so the last name set stands.
+    let mut scope = "";
     let mut fields = Fields::new(scope_group);
     while let Some((number, field)) = fields.next()? {
         match number {
-            1 => check_scope(field.bytes()?)?,
-            2 => each(field.bytes()?, resource)?,
+            1 => {
+                let name = scope_name(field.bytes()?)?;
+                if !name.is_empty() {
+                    scope = name;
+                }
+            }
+            2 => {
+                field.bytes()?;
+            }
             3 => {
                 field.string()?;
             }
             _ => {}
+        }
+    }
+    let mut fields = Fields::new(scope_group);
+    while let Some((number, field)) = fields.next()? {
+        if number == 2 {
+            each(field.bytes()?, resource, scope)?;
         }
     }
     Ok(())

@@ -5,15 +5,17 @@
 use driftwatch_lake::model::InferenceEvent;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::TracesData;
+use prost::Message;
 
 use super::{assert_same, decode, decode_traces, kv, s, span, traces};
-use crate::decode::{Decoded, PayloadFormat, normalize_operation, normalize_provider};
+use crate::decode::{DecodeConfig, Decoded, Decoder, PayloadFormat, normalize_operation, normalize_provider};
 use crate::enrich::{ModelRegistry, price_event};
 
 const OPENLIT: &str = include_str!("audit_payloads/P9_openlit_service_name_on_span.json");
 const VERCEL_AI_SDK: &str = include_str!("audit_payloads/P5_vercel_ai_sdk.json");
 const LITELLM_ASYNC: &str = include_str!("audit_payloads/P7_litellm_async_operation.json");
 const OPENINFERENCE_EMBEDDINGS: &str = include_str!("audit_payloads/P6_oi_embeddings_model.json");
+const LANGCHAIN_OVER_OPENAI: &str = include_str!("audit_payloads/P1_oi_langchain_plus_openai.json");
 
 /// Decode one payload as OTLP/JSON and, re-encoded, as protobuf (where the wire reader must
 /// agree with prost); both must give the same result, which is returned.
@@ -263,5 +265,31 @@ fn openinference_embedding_model_name_is_the_request_model() -> Result<(), Box<d
         (Some("text-embedding-3-small"), Some("text-embedding-3-small"))
     );
     assert!(registry_cost(e)?.is_some_and(|usd| usd > 0.0), "the embedding call is priced");
+    Ok(())
+}
+
+/// OpenInference's LangChain and OpenAI instrumentations both report one call (in two traces):
+/// counted twice by default, once when the framework's scope is skipped, in both encodings.
+#[test]
+fn a_skipped_instrumentation_scope_leaves_one_span_per_call() -> Result<(), serde_json::Error> {
+    let both = decode_both_ways(LANGCHAIN_OVER_OPENAI)?;
+    assert_eq!((both.events.len(), both.skipped_spans), (2, 1), "the chain span is no call");
+
+    let config = DecodeConfig {
+        skip_instrumentation_scopes: vec!["openinference.instrumentation.langchain".to_owned()],
+        ..DecodeConfig::default()
+    };
+    let decoder = Decoder::new(config);
+    let data: TracesData = serde_json::from_str(LANGCHAIN_OVER_OPENAI)?;
+    for (payload, encoding) in
+        [(LANGCHAIN_OVER_OPENAI.as_bytes().to_vec(), "OTLP/JSON"), (data.encode_to_vec(), "protobuf")]
+    {
+        let mut out = Decoded::default();
+        decoder.decode(&payload, PayloadFormat::OtlpTraces, super::NOW, &mut out);
+        let spans: Vec<_> = out.events.iter().filter_map(|e| e.span_id.as_deref()).collect();
+        assert_eq!(spans, ["5a00000000000003"], "{encoding}: the client's span alone");
+        assert_eq!(out.skipped_spans, 2, "{encoding}: the framework's two spans, counted");
+        assert_eq!(out.events[0].input_tokens, Some(11), "{encoding}");
+    }
     Ok(())
 }

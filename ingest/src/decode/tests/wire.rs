@@ -129,3 +129,49 @@ fn a_field_key_above_32_bits_is_left_to_prost_which_rejects_the_message() {
         assert_eq!(reasons, ["malformed_protobuf"], "{format:?}");
     }
 }
+
+/// Length-delimited field `number` holding `bytes`, appended to `out`.
+fn append_field(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
+    prost::encoding::encode_key(number, prost::encoding::WireType::LengthDelimited, out);
+    prost::encoding::encode_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+/// A scope written after its spans on the wire (allowed: fields come in any order) still names
+/// them: the wire reader finds it before reading the spans, so a skipped scope's spans are
+/// skipped by the in-place reader exactly as by prost.
+#[test]
+fn a_scope_written_after_its_spans_names_them() {
+    use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+
+    use super::{kv, s, span};
+
+    let spans = ScopeSpans { spans: vec![span(1, vec![kv("gen_ai.operation.name", s("chat"))])], ..Default::default() };
+    let mut scope_group = spans.encode_to_vec();
+    append_field(
+        &mut scope_group,
+        1,
+        &InstrumentationScope { name: "framework".into(), ..Default::default() }.encode_to_vec(),
+    );
+    let resource = Resource { attributes: vec![kv("service.name", s("app"))], ..Default::default() };
+    let mut resource_group = ResourceSpans { resource: Some(resource), ..Default::default() }.encode_to_vec();
+    append_field(&mut resource_group, 2, &scope_group);
+    let mut message = Vec::new();
+    append_field(&mut message, 1, &resource_group);
+
+    let config =
+        crate::decode::DecodeConfig { skip_instrumentation_scopes: vec!["framework".to_owned()], ..Default::default() };
+    for (config, events, skipped) in [(crate::decode::DecodeConfig::default(), 1, 0), (config, 0, 1)] {
+        let ctx = crate::decode::Ctx { config: &config, now: super::NOW };
+        let mut via_wire = Decoded::default();
+        assert_eq!(crate::decode::otlp_traces::decode_wire(&message, ctx, &mut via_wire), Ok(()), "left to prost");
+        let data = TracesData::decode(message.as_slice()).expect("prost reads it");
+        let mut via_prost = Decoded::default();
+        crate::decode::otlp_traces::decode(&data, ctx, &mut via_prost);
+        for (path, out) in [("wire", &via_wire), ("prost", &via_prost)] {
+            assert_eq!((out.events.len(), out.skipped_spans), (events, skipped), "{path}");
+        }
+    }
+}
