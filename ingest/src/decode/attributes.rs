@@ -82,6 +82,7 @@ keys! {
     AiCachedInputTokens = "ai.usage.cachedInputTokens",
     CacheWriteTokens = "gen_ai.usage.cache_creation.input_tokens",
     CacheWriteTokensOld = "gen_ai.usage.cache_creation_input_tokens",
+    CacheWriteTokensAnthropicSdk = "gen_ai.usage.cache_write.input_tokens",
     LlmCacheWriteTokens = "llm.token_count.prompt_details.cache_write",
     ReasoningTokens = "gen_ai.usage.reasoning.output_tokens",
     ReasoningTokensOld = "gen_ai.usage.reasoning_tokens",
@@ -91,6 +92,7 @@ keys! {
     LlmCostTotal = "llm.cost.total",
     LiteLlmTotalCost = "gen_ai.cost.total_cost",
     RequestIsStream = "gen_ai.request.is_stream",
+    RequestStream = "gen_ai.request.stream",
     TimeToFirstChunk = "gen_ai.response.time_to_first_chunk",
     ServerTimeToFirstToken = "gen_ai.server.time_to_first_token",
     AiMsToFirstChunk = "ai.response.msToFirstChunk",
@@ -98,6 +100,7 @@ keys! {
     ExceptionType = "exception.type",
     FinishReasons = "gen_ai.response.finish_reasons",
     LlmFinishReason = "llm.response.finish_reason",
+    OiFinishReason = "llm.finish_reason",
     AiFinishReason = "ai.response.finishReason",
     ResponseId = "gen_ai.response.id",
     AiResponseId = "ai.response.id",
@@ -147,7 +150,9 @@ pub(crate) mod rows {
     pub(crate) const OUTPUT_TOKENS: &[Key] = &[OutputTokens, CompletionTokens, LlmCompletionTokens];
     pub(crate) const CACHE_READ_TOKENS: &[Key] =
         &[CacheReadTokens, CacheReadTokensOld, LlmCacheReadTokens, AiCachedInputTokens];
-    pub(crate) const CACHE_WRITE_TOKENS: &[Key] = &[CacheWriteTokens, CacheWriteTokensOld, LlmCacheWriteTokens];
+    /// The Anthropic Python SDK's own spans write `cache_write`, not the conventions' `cache_creation`.
+    pub(crate) const CACHE_WRITE_TOKENS: &[Key] =
+        &[CacheWriteTokens, CacheWriteTokensOld, LlmCacheWriteTokens, CacheWriteTokensAnthropicSdk];
     pub(crate) const REASONING_TOKENS: &[Key] =
         &[ReasoningTokens, ReasoningTokensOld, LlmReasoningTokens, AiReasoningTokens];
     /// LiteLLM's OTel callback last (it also writes the cost's parts, which are not read).
@@ -157,7 +162,8 @@ pub(crate) mod rows {
     /// Milliseconds: the AI SDK's, read only when [`TTFT`] has no value.
     pub(crate) const TTFT_MS: &[Key] = &[AiMsToFirstChunk];
     pub(crate) const ERROR_TYPE: &[Key] = &[ErrorType, ExceptionType];
-    pub(crate) const FINISH_REASON: &[Key] = &[FinishReasons, LlmFinishReason, AiFinishReason];
+    /// OpenInference's own key (`llm.finish_reason`) after OpenLLMetry's.
+    pub(crate) const FINISH_REASON: &[Key] = &[FinishReasons, LlmFinishReason, OiFinishReason, AiFinishReason];
     pub(crate) const RESPONSE_ID: &[Key] = &[ResponseId, AiResponseId];
     pub(crate) const PROMPT_ID: &[Key] = &[DwPromptId, TraceloopPromptId, LangfusePromptName];
     pub(crate) const PROMPT_VERSION: &[Key] = &[DwPromptVersion, TraceloopPromptVersion, LangfusePromptVersion];
@@ -170,9 +176,12 @@ pub(crate) mod rows {
 }
 
 impl Key {
-    /// True for a key that only a resource may set ([`rows::RESOURCE_ONLY`]).
+    /// True for a key that only a resource may set ([`rows::RESOURCE_ONLY`]). A `matches!`, not a
+    /// search of that list: every attribute lookup asks.
     fn resource_only(self) -> bool {
-        rows::RESOURCE_ONLY.contains(&self)
+        let resource_only = matches!(self, Key::ServiceName | Key::EnvironmentName | Key::Environment);
+        debug_assert_eq!(resource_only, rows::RESOURCE_ONLY.contains(&self));
+        resource_only
     }
 }
 
@@ -354,21 +363,21 @@ impl<'a> Attrs<'a> {
 /// win row by row, so a deprecated key on the span beats a current one on the event.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct View<'s, 'a> {
-    own: [&'s Attrs<'a>; 2],
-    resource: &'s Attrs<'a>,
+    /// The item's own attributes nearest first, then the resource's, last.
+    layers: [&'s Attrs<'a>; 3],
     behind: Option<&'s Attrs<'a>>,
 }
 
 impl<'s, 'a> View<'s, 'a> {
     /// Look keys up in `item` first, then in `resource`.
     pub(crate) fn new(item: &'s Attrs<'a>, resource: &'s Attrs<'a>) -> Self {
-        View { own: [item, &EMPTY], resource, behind: None }
+        View { layers: [item, &EMPTY, resource], behind: None }
     }
 
     /// A span event read as part of its span: the event's attributes, then the span's, then the
     /// resource's, key by key (feedback recorded on a span rates that span's call, in its app).
     pub(crate) fn event_on_span(event: &'s Attrs<'a>, span: &'s Attrs<'a>, resource: &'s Attrs<'a>) -> Self {
-        View { own: [event, span], resource, behind: None }
+        View { layers: [event, span, resource], behind: None }
     }
 
     /// This view with `events` read for the rows it has no key of.
@@ -379,9 +388,9 @@ impl<'s, 'a> View<'s, 'a> {
     /// The value of `key` in the nearest layer that has it.
     fn layered(&self, key: Key) -> Option<AttrValue<'a>> {
         if key.resource_only() {
-            return self.resource.get(key);
+            return self.layers[2].get(key);
         }
-        self.own.iter().chain([&self.resource]).find_map(|layer| layer.get(key))
+        self.layers.iter().find_map(|layer| layer.get(key))
     }
 
     /// The first key of `row` that `pick` accepts a value of: the layers' values first, the
@@ -456,7 +465,7 @@ impl<'s, 'a> View<'s, 'a> {
     /// Flattened indexed content joined with newlines in index order: the nearest layer's,
     /// else the events'. Never the resource's.
     pub(crate) fn joined(&self, flat: Flat) -> Option<String> {
-        let own = &self.own[0].flat[flat as usize];
+        let own = &self.layers[0].flat[flat as usize];
         let parts = match self.behind {
             Some(events) if own.is_empty() => &events.flat[flat as usize],
             _ => own,
@@ -580,8 +589,8 @@ pub(crate) fn operation_alias(raw: &str) -> Option<&'static str> {
     OPERATION_ALIASES.iter().find(|(alias, _)| raw.eq_ignore_ascii_case(alias)).map(|&(_, operation)| operation)
 }
 
-/// Normalise an operation name: lower-case, aliases ([`OPERATION_ALIASES`]) replaced by the GenAI
-/// operation; other names are kept.
+/// Normalise an operation name: lower-case, the aliases of LiteLLM and OpenLLMetry replaced by the
+/// GenAI operation; other names are kept.
 pub fn normalize_operation(raw: &str) -> String {
     operation_alias(raw).map_or_else(|| raw.trim().to_ascii_lowercase(), str::to_owned)
 }

@@ -152,6 +152,7 @@ pub(super) fn assert_same(wire: &Decoded, prost: &Decoded) {
     assert_eq!(wire.feedback, prost.feedback);
     assert_eq!(wire.skipped_spans, prost.skipped_spans);
     assert_eq!(wire.dropped_reported_costs, prost.dropped_reported_costs);
+    assert_eq!(wire.dropped_ttfts, prost.dropped_ttfts);
     assert_eq!(wire.rejects, prost.rejects);
 }
 

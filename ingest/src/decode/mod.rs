@@ -195,6 +195,9 @@ pub struct Decoded {
     /// driftwatch computes, so the call is kept and priced, and the dropped figure counted here.
     /// Events rejected for another reason are not counted: their reject says what was wrong.
     pub dropped_reported_costs: u64,
+    /// Inference events kept without their time to first token, which was longer than the whole
+    /// call (a producer's timing bug; the call's tokens and cost are still good).
+    pub dropped_ttfts: u64,
     /// Items that could not be decoded or failed validation.
     pub rejects: Vec<Reject>,
 }
@@ -206,12 +209,15 @@ impl Decoded {
         self.feedback.clear();
         self.skipped_spans = 0;
         self.dropped_reported_costs = 0;
+        self.dropped_ttfts = 0;
         self.rejects.clear();
     }
 
-    /// Keep a validated inference event, counting the reported cost it was read without.
-    fn push_event(&mut self, event: InferenceEvent, reported_cost: ReportedCost) {
+    /// Keep a validated inference event, counting the reported cost and the time to first token
+    /// it was read without.
+    fn push_event(&mut self, event: InferenceEvent, reported_cost: ReportedCost, ttft_dropped: bool) {
         self.dropped_reported_costs += u64::from(reported_cost.dropped);
+        self.dropped_ttfts += u64::from(ttft_dropped);
         self.events.push(event);
     }
 
@@ -223,11 +229,12 @@ impl Decoded {
     /// Run `decode` on these outputs; if it fails, drop everything it added, so that the
     /// message can be decoded again another way without counting anything twice.
     fn undo_on_error<E>(&mut self, decode: impl FnOnce(&mut Self) -> Result<(), E>) -> Result<(), E> {
-        let (events, feedback, skipped_spans, dropped_reported_costs, rejects) = (
+        let (events, feedback, skipped_spans, dropped_reported_costs, dropped_ttfts, rejects) = (
             self.events.len(),
             self.feedback.len(),
             self.skipped_spans,
             self.dropped_reported_costs,
+            self.dropped_ttfts,
             self.rejects.len(),
         );
         let result = decode(self);
@@ -236,6 +243,7 @@ impl Decoded {
             self.feedback.truncate(feedback);
             self.skipped_spans = skipped_spans;
             self.dropped_reported_costs = dropped_reported_costs;
+            self.dropped_ttfts = dropped_ttfts;
             self.rejects.truncate(rejects);
         }
         result

@@ -210,8 +210,12 @@ fn decode_span<'a, E>(
         out.skipped_spans += 1;
         return Ok(());
     }
-    match map_span(span, &view, ctx).and_then(|mapped| validate::inference(&mapped.0, ctx).map(|()| mapped)) {
-        Ok((event, reported_cost)) => out.push_event(event, reported_cost),
+    let checked = map_span(span, &view, ctx).and_then(|(mut event, reported_cost)| {
+        let ttft_dropped = validate::drop_ttft_past_the_end(&mut event);
+        validate::inference(&event, ctx).map(|()| (event, reported_cost, ttft_dropped))
+    });
+    match checked {
+        Ok((event, reported_cost, ttft_dropped)) => out.push_event(event, reported_cost, ttft_dropped),
         Err(error) => out.rejects.push(reject(span, &error, ctx)),
     }
     Ok(())
@@ -307,9 +311,11 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(
 
     // Only a streamed answer has a first chunk before its end. OpenLIT reports the whole latency
     // as `gen_ai.server.time_to_first_token` for unstreamed calls and embeddings too, which
-    // would pull the time-to-first-token percentiles up to full latencies.
+    // would pull the time-to-first-token percentiles up to full latencies. It says so in the
+    // conventions' `gen_ai.request.stream` since 1.45, in `gen_ai.request.is_stream` before.
     let unstreamed =
-        matches!(view.first(&[Key::RequestIsStream]), Some((_, AttrValue::Bool(false)))) || operation == "embeddings";
+        matches!(view.first(&[Key::RequestStream, Key::RequestIsStream]), Some((_, AttrValue::Bool(false))))
+            || operation == "embeddings";
     let ttft_ms = match view.float(rows::TTFT)? {
         _ if unstreamed => None,
         Some(seconds) => Some(seconds * 1000.0),
@@ -319,7 +325,7 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(
     // a negative one, not the call with it.
     let reported_cost = view.float(rows::REPORTED_COST).map_or(ReportedCost::UNREADABLE, ReportedCost::checked);
 
-    let event = InferenceEvent {
+    let mut event = InferenceEvent {
         event_id: span_event_id(&trace_id, &span_id),
         trace_id: Some(trace_id),
         span_id: Some(span_id),
@@ -358,7 +364,33 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(
             .or_else(|| view.joined(Flat::OiOutput)),
         ..InferenceEvent::default()
     };
+    include_parts_left_out(&mut event);
     Ok((event, reported_cost))
+}
+
+/// Instrumentations that copy a provider's usage object as it is report Anthropic's and Bedrock's
+/// input tokens without the cached ones (`opentelemetry-instrumentation-botocore`'s Converse
+/// spans, OpenLIT's Anthropic and Bedrock spans), or Gemini's output tokens without the thinking
+/// ones. Where the parts exceed the whole, the whole cannot have included them, so they are
+/// added rather than the call refused, as a JSON event (whose producer can be fixed) is. Parts
+/// below the whole are taken as included, the conventions' reading; a report that leaves out a
+/// smaller cache cannot be told apart and is priced low (README).
+fn include_parts_left_out(event: &mut InferenceEvent) {
+    let (read, written) = (event.cache_read_tokens.unwrap_or(0), event.cache_write_tokens.unwrap_or(0));
+    if let Some(input) = event.input_tokens
+        && input >= 0
+        && read >= 0
+        && written >= 0
+        && read.saturating_add(written) > input
+    {
+        event.input_tokens = Some(input.saturating_add(read).saturating_add(written));
+    }
+    if let (Some(output), Some(reasoning)) = (event.output_tokens, event.reasoning_tokens)
+        && output >= 0
+        && reasoning > output
+    {
+        event.output_tokens = Some(output.saturating_add(reasoning));
+    }
 }
 
 #[allow(clippy::cast_precision_loss)] // latencies are far below 2^53 ns

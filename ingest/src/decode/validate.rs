@@ -4,9 +4,11 @@
 //! that the format decoder turns into a reject for that item only. The checks
 //! catch producer bugs that would otherwise poison sums and windows: negative
 //! or absurd token counts, more cached (read or written) than input tokens or more reasoning than
-//! output tokens (any would be mis-priced), clocks in the wrong unit, end-before-start spans and
-//! non-finite latencies. A reported cost that is no amount does not reject its event: the
-//! decoders read it through [`ReportedCost`], which drops it. They also bound every string an event
+//! output tokens (any would be mis-priced; span decoding first adds parts that a copied provider
+//! usage left out), clocks in the wrong unit, end-before-start spans and non-finite latencies. A
+//! reported cost that is no amount does not reject its event: the decoders read it through
+//! [`ReportedCost`], which drops it; nor does a time to first token longer than the call, which
+//! [`drop_ttft_past_the_end`] drops. They also bound every string an event
 //! carries: names and ids end up in lake columns and metric labels, which are held in memory
 //! per label set, so one producer writing a megabyte into `gen_ai.request.model` must not
 //! inflate every scrape. Free text (`error_type`, a feedback label) is not refused, because the
@@ -160,15 +162,23 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
             return Err(Error::ImplausibleLatency { field, value, limit: MAX_PLAUSIBLE_LATENCY_MS });
         }
     }
-    if let (Some(ttft), Some(latency)) = (event.ttft_ms, event.latency_ms)
-        && ttft > latency + TTFT_ROUNDING_MS
-    {
-        return Err(Error::InvalidField {
-            field: "ttft_ms",
-            detail: format!("time to first token {ttft} ms is longer than the whole call, {latency} ms"),
-        });
-    }
     Ok(())
+}
+
+/// Drop a time to first token longer than the whole call, and say so (for
+/// `Decoded::dropped_ttfts`). Such a figure is a producer's timing bug (OpenLIT starts its
+/// streamed Gemini span when the stream ends, so the span is shorter than its own first token);
+/// the call's tokens and cost are still good, so it is kept without the figure rather than
+/// refused. Values that are no durations at all are left for [`inference`] to refuse.
+pub(super) fn drop_ttft_past_the_end(event: &mut InferenceEvent) -> bool {
+    let past_the_end = matches!(
+        (event.ttft_ms, event.latency_ms),
+        (Some(ttft), Some(latency)) if ttft.is_finite() && latency.is_finite() && ttft > latency + TTFT_ROUNDING_MS
+    );
+    if past_the_end {
+        event.ttft_ms = None;
+    }
+    past_the_end
 }
 
 /// How a producer that follows Anthropic's usage object, whose `input_tokens` leaves the cache out,
@@ -273,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn more_cached_than_input_tokens_is_rejected_with_what_to_fix() {
+    fn more_cached_than_input_tokens_is_rejected_in_json_and_added_in_spans() {
         // Anthropic's own `input_tokens` leaves cache reads out; priced as if it held them, such
         // a call was undercounted, so it goes to the dead letters rather than into the cost.
         let out = json_with_tokens(r#""input_tokens":50,"cache_read_tokens":10000,"output_tokens":20"#);
@@ -284,20 +294,20 @@ mod tests {
         assert!(detail.contains("cache_read_tokens (10000) exceed input_tokens (50)"), "{detail}");
         assert!(detail.contains("input_tokens must include cached tokens"), "{detail}");
 
-        // The same rule for spans, whichever attribute row carried the counts.
+        // A span's instrumentation cannot be fixed by the app's owner: input tokens that cannot
+        // have included the cache are taken to leave it out, as Anthropic's usage does.
         let attributes = vec![
             kv("gen_ai.operation.name", s("chat")),
             kv("gen_ai.usage.input_tokens", Value::IntValue(50)),
             kv("gen_ai.usage.cache_read.input_tokens", Value::IntValue(10_000)),
         ];
         let out = decode_traces(&traces(vec![kv("service.name", s("a"))], vec![span(1, attributes)]));
-        assert_eq!(out.events.len(), 0);
-        let reasons: Vec<&str> = out.rejects.iter().map(|r| r.reason).collect();
-        assert_eq!(reasons, ["invalid_field"]);
+        assert_eq!(out.rejects, vec![]);
+        assert_eq!(out.events[0].input_tokens, Some(10_050));
     }
 
     #[test]
-    fn more_cache_reads_and_writes_than_input_tokens_are_rejected_with_what_to_fix() {
+    fn more_cache_reads_and_writes_than_input_tokens_are_rejected_in_json_and_added_in_spans() {
         // Anthropic's usage as it comes: 200 uncached input tokens beside 100 000 written to the
         // cache, not summed into input_tokens. Priced as if input_tokens held them, the writes
         // would be clamped away.
@@ -318,8 +328,8 @@ mod tests {
             "{detail}"
         );
 
-        // The same rule for spans, whichever attribute rows carried the counts; the spans beside
-        // it in the message are kept.
+        // In spans, whichever attribute rows carried the counts, cache counts that exceed the
+        // input tokens are added to them (Anthropic's and Bedrock's usage, copied as it is).
         let attributes = |read: Option<i64>, written: (&str, i64)| {
             let mut attributes = vec![
                 kv("gen_ai.operation.name", s("chat")),
@@ -338,13 +348,17 @@ mod tests {
         let data = traces(vec![kv("service.name", s("a"))], spans);
         let json = serde_json::to_vec(&data).unwrap_or_default();
         for out in [decode_traces(&data), decode(&json, PayloadFormat::OtlpTraces)] {
-            let kept: Vec<_> = out.events.iter().map(|e| (e.span_id.as_deref(), e.cache_write_tokens)).collect();
-            assert_eq!(kept, [(Some("cdcdcdcdcdcdcd01"), Some(600)), (Some("cdcdcdcdcdcdcd04"), Some(1_000))]);
-            let rejects: Vec<_> = out.rejects.iter().map(|r| (r.reason, r.detail.as_str())).collect();
-            assert_eq!(rejects.len(), 2, "{rejects:?}");
-            assert!(rejects[0].1.contains("cache_read_tokens (400) + cache_write_tokens (601)"), "{rejects:?}");
-            assert!(rejects[1].1.contains("cache_write_tokens (1001) exceed input_tokens (1000)"), "{rejects:?}");
-            assert!(rejects.iter().all(|(reason, _)| *reason == "invalid_field"), "{rejects:?}");
+            assert_eq!(out.rejects, vec![]);
+            let kept: Vec<_> = out.events.iter().map(|e| (e.input_tokens, e.cache_write_tokens)).collect();
+            assert_eq!(
+                kept,
+                [
+                    (Some(1_000), Some(600)),
+                    (Some(2_001), Some(601)),
+                    (Some(2_001), Some(1_001)),
+                    (Some(1_000), Some(1_000))
+                ]
+            );
         }
     }
 
@@ -378,7 +392,7 @@ mod tests {
     }
 
     #[test]
-    fn more_reasoning_than_output_tokens_is_rejected_with_what_to_fix() {
+    fn more_reasoning_than_output_tokens_is_rejected_in_json_and_added_in_spans() {
         // Reasoning tokens are part of the output tokens (OTel GenAI semantic conventions) and
         // billed as output: priced from output tokens that leave them out, the call was
         // undercounted.
@@ -391,8 +405,8 @@ mod tests {
         assert!(detail.contains("reasoning_tokens (900) exceed output_tokens (40)"), "{detail}");
         assert!(detail.contains("output_tokens must include reasoning tokens"), "{detail}");
 
-        // The same rule for a span, whichever attribute rows carried the counts; the spans beside
-        // it in the message are kept.
+        // In spans, whichever attribute rows carried the counts, reasoning tokens that exceed the
+        // output tokens are added to them (Gemini's usage, copied as it is).
         let attributes = |reasoning: (&str, i64)| {
             vec![
                 kv("gen_ai.operation.name", s("chat")),
@@ -409,14 +423,12 @@ mod tests {
         let data = traces(vec![kv("service.name", s("a"))], spans);
         let json = serde_json::to_vec(&data).unwrap_or_default();
         for out in [decode_traces(&data), decode(&json, PayloadFormat::OtlpTraces)] {
-            let kept: Vec<_> = out.events.iter().map(|e| (e.span_id.as_deref(), e.reasoning_tokens)).collect();
-            assert_eq!(kept, [(Some("cdcdcdcdcdcdcd01"), Some(40)), (Some("cdcdcdcdcdcdcd04"), Some(12))]);
-            let rejects: Vec<_> = out.rejects.iter().map(|r| (r.reason, r.detail.as_str())).collect();
-            assert_eq!(rejects.len(), 2, "{rejects:?}");
-            assert!(rejects[0].1.contains("cdcdcdcdcdcdcd02"), "{rejects:?}");
-            assert!(rejects[0].1.contains("reasoning_tokens (900) exceed output_tokens (40)"), "{rejects:?}");
-            assert!(rejects[1].1.contains("reasoning_tokens (41) exceed output_tokens (40)"), "{rejects:?}");
-            assert!(rejects.iter().all(|(reason, _)| *reason == "invalid_field"), "{rejects:?}");
+            assert_eq!(out.rejects, vec![]);
+            let kept: Vec<_> = out.events.iter().map(|e| (e.output_tokens, e.reasoning_tokens)).collect();
+            assert_eq!(
+                kept,
+                [(Some(40), Some(40)), (Some(940), Some(900)), (Some(81), Some(41)), (Some(40), Some(12))]
+            );
         }
     }
 

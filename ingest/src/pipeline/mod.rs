@@ -173,6 +173,9 @@ impl Processor {
         if self.scratch.dropped_reported_costs > 0 {
             self.metrics.record_reported_costs_dropped(self.scratch.dropped_reported_costs);
         }
+        if self.scratch.dropped_ttfts > 0 {
+            self.metrics.record_ttfts_dropped(self.scratch.dropped_ttfts);
+        }
 
         let result = match (rows, rejects) {
             (0, 0) => MessageResult::Skipped,

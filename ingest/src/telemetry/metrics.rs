@@ -161,6 +161,7 @@ struct Inner {
     message_counters: RwLock<FastHashMap<Box<str>, [Counter; 4]>>,
     spans_skipped: Counter,
     reported_costs_dropped: Counter,
+    ttfts_dropped: Counter,
     duplicates_dropped: Counter,
     redelivered: Counter,
     decode_errors: Family<StaticLabel, Counter>,
@@ -202,6 +203,7 @@ impl Metrics {
             message_counters: RwLock::default(),
             spans_skipped: Counter::default(),
             reported_costs_dropped: Counter::default(),
+            ttfts_dropped: Counter::default(),
             duplicates_dropped: Counter::default(),
             redelivered: Counter::default(),
             decode_errors: Family::default(),
@@ -227,6 +229,7 @@ impl Metrics {
             (MESSAGES_TOTAL, "Source messages by outcome"),
             (SPANS_SKIPPED_TOTAL, "Spans that were not inference calls"),
             (REPORTED_COSTS_DROPPED_TOTAL, "Calls kept without the cost their producer reported, which was no amount"),
+            (TTFTS_DROPPED_TOTAL, "Calls kept without their time to first token, which was longer than the call"),
             (DUPLICATES_DROPPED_TOTAL, "Events dropped as producer retries of a recently seen id"),
             (REDELIVERED_TOTAL, "Messages redelivered at an already consumed offset, skipped"),
             (DECODE_ERRORS_TOTAL, "Decode failures by reason"),
@@ -241,6 +244,7 @@ impl Metrics {
             messages,
             skipped,
             reported_costs,
+            ttfts,
             duplicates,
             redelivered,
             decode,
@@ -254,6 +258,7 @@ impl Metrics {
         registry.register(messages.0, messages.1, inner.messages.clone());
         registry.register(skipped.0, skipped.1, inner.spans_skipped.clone());
         registry.register(reported_costs.0, reported_costs.1, inner.reported_costs_dropped.clone());
+        registry.register(ttfts.0, ttfts.1, inner.ttfts_dropped.clone());
         registry.register(duplicates.0, duplicates.1, inner.duplicates_dropped.clone());
         registry.register(redelivered.0, redelivered.1, inner.redelivered.clone());
         registry.register(decode.0, decode.1, inner.decode_errors.clone());
@@ -358,6 +363,11 @@ impl Metrics {
     /// Count calls kept without the cost their producer reported (it was no amount).
     pub fn record_reported_costs_dropped(&self, calls: u64) {
         self.inner.reported_costs_dropped.inc_by(calls);
+    }
+
+    /// Count calls kept without their time to first token (it was longer than the call).
+    pub fn record_ttfts_dropped(&self, calls: u64) {
+        self.inner.ttfts_dropped.inc_by(calls);
     }
 
     /// Count (and now and then log) a decode failure.

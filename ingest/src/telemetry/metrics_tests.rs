@@ -69,6 +69,7 @@ fn populated() -> Metrics {
     metrics.record_message("llm_events", MessageResult::Rejected);
     metrics.record_spans_skipped(4);
     metrics.record_reported_costs_dropped(2);
+    metrics.record_ttfts_dropped(3);
     metrics.record_decode_error("malformed_json");
     metrics.record_dead_letter("negative_tokens");
     metrics.note_high_watermarks([("otlp_spans", 3, 142)]);
@@ -127,6 +128,7 @@ fn exposition_has_the_exact_names_units_and_buckets() -> TestResult {
         "driftwatch_messages_total{topic=\"llm_events\",result=\"skipped\"} 0".to_owned(),
         "driftwatch_spans_skipped_total 4".to_owned(),
         "driftwatch_reported_costs_dropped_total 2".to_owned(),
+        "driftwatch_ttfts_dropped_total 3".to_owned(),
         "driftwatch_decode_errors_total{reason=\"malformed_json\"} 1".to_owned(),
         "driftwatch_dead_letters_total{reason=\"negative_tokens\"} 1".to_owned(),
         "driftwatch_consumer_lag{topic=\"otlp_spans\",partition=\"3\"} 42".to_owned(),
@@ -246,6 +248,7 @@ fn every_named_metric_is_exposed() -> TestResult {
         MESSAGES_TOTAL,
         SPANS_SKIPPED_TOTAL,
         REPORTED_COSTS_DROPPED_TOTAL,
+        TTFTS_DROPPED_TOTAL,
         DECODE_ERRORS_TOTAL,
         DEAD_LETTERS_TOTAL,
         LAKE_FILES_WRITTEN_TOTAL,

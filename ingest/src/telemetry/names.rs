@@ -33,6 +33,7 @@ pub const SPANS_SKIPPED_TOTAL: &str = "driftwatch_spans_skipped_total";
 /// Inference calls kept without the cost their producer reported, because it was no amount (not
 /// a number, negative, NaN or infinite); driftwatch's own price is unaffected.
 pub const REPORTED_COSTS_DROPPED_TOTAL: &str = "driftwatch_reported_costs_dropped_total";
+pub const TTFTS_DROPPED_TOTAL: &str = "driftwatch_ttfts_dropped_total";
 /// Decode failures by `reason`.
 pub const DECODE_ERRORS_TOTAL: &str = "driftwatch_decode_errors_total";
 /// Rows written to the dead-letter lake by `reason`.

@@ -16,6 +16,16 @@ const VERCEL_AI_SDK: &str = include_str!("audit_payloads/P5_vercel_ai_sdk.json")
 const LITELLM_ASYNC: &str = include_str!("audit_payloads/P7_litellm_async_operation.json");
 const OPENINFERENCE_EMBEDDINGS: &str = include_str!("audit_payloads/P6_oi_embeddings_model.json");
 const LANGCHAIN_OVER_OPENAI: &str = include_str!("audit_payloads/P1_oi_langchain_plus_openai.json");
+const ANTHROPIC_SDK: &str = include_str!("audit_payloads/A1_anthropic_sdk_builtin_span_cache_write_key.json");
+const BEDROCK_CONVERSE: &str = include_str!("audit_payloads/B1_bedrock_converse_cache_exclusive_dead_letter.json");
+const OPENLIT_ANTHROPIC: &str =
+    include_str!("audit_payloads/O2_openlit_1_45_anthropic_cache_exclusive_dead_letter.json");
+const OPENLIT_GEMINI: &str =
+    include_str!("audit_payloads/O4_openlit_1_45_gemini_thoughts_outside_output_unstreamed_ttft.json");
+const OPENLIT_GEMINI_STREAM: &str =
+    include_str!("audit_payloads/O5_openlit_1_45_gemini_stream_span_shorter_than_ttft.json");
+const OPENINFERENCE_GEMINI: &str =
+    include_str!("audit_payloads/G1_openinference_google_genai_ok_but_finish_reason.json");
 
 /// Decode one payload as OTLP/JSON and, re-encoded, as protobuf (where the wire reader must
 /// agree with prost); both must give the same result, which is returned.
@@ -291,5 +301,66 @@ fn a_skipped_instrumentation_scope_leaves_one_span_per_call() -> Result<(), serd
         assert_eq!(out.skipped_spans, 2, "{encoding}: the framework's two spans, counted");
         assert_eq!(out.events[0].input_tokens, Some(11), "{encoding}");
     }
+    Ok(())
+}
+
+/// What the provider bills for the second audit's Anthropic and Bedrock calls: 100 uncached, 1000
+/// cache-read and 2000 cache-written input tokens, 50 output tokens. Sonnet 4.5: 3.00 / 0.30 /
+/// 3.75 / 15.00 per 1M; Claude 3.5 Haiku on Bedrock: 0.80 / 0.08 / 1.00 / 4.00.
+const SONNET_BILL: f64 = (100.0 * 3.0 + 1000.0 * 0.30 + 2000.0 * 3.75 + 50.0 * 15.0) / 1e6;
+const HAIKU_ON_BEDROCK_BILL: f64 = (100.0 * 0.80 + 1000.0 * 0.08 + 2000.0 * 1.00 + 50.0 * 4.0) / 1e6;
+
+/// Priced at 2026-06-01, when every model of these payloads has its price (the tests decode at
+/// 2025-06-01, before Sonnet 4.5 was released).
+fn assert_billed(event: &InferenceEvent, bill: f64) -> Result<(), Box<dyn std::error::Error>> {
+    let later = InferenceEvent { time: 1_780_272_000_000_000_000, ..event.clone() };
+    let cost = registry_cost(&later)?.ok_or("unpriced")?;
+    assert!((cost - bill).abs() < 1e-12, "priced {cost}, billed {bill}");
+    Ok(())
+}
+
+/// The Anthropic SDK's own spans name the cache writes `gen_ai.usage.cache_write.input_tokens`:
+/// they were priced as plain input (-17 %).
+#[test]
+fn the_anthropic_sdks_own_cache_write_key_is_read() -> Result<(), Box<dyn std::error::Error>> {
+    let out = decode_both_ways(ANTHROPIC_SDK)?;
+    let e = &out.events[0];
+    assert_eq!((e.input_tokens, e.cache_read_tokens, e.cache_write_tokens), (Some(3100), Some(1000), Some(2000)));
+    assert_billed(e, SONNET_BILL)
+}
+
+/// Bedrock Converse (botocore instrumentation) and OpenLIT's Anthropic spans copy the provider's
+/// input tokens, which leave the cache out: the calls were dead letters. The cache counts exceed
+/// the input, so they are added, and the calls priced as billed.
+#[test]
+fn input_tokens_reported_without_the_cache_get_it_added() -> Result<(), Box<dyn std::error::Error>> {
+    for (payload, bill) in [(BEDROCK_CONVERSE, HAIKU_ON_BEDROCK_BILL), (OPENLIT_ANTHROPIC, SONNET_BILL)] {
+        let out = decode_both_ways(payload)?;
+        let e = &out.events[0];
+        assert_eq!((e.input_tokens, e.cache_read_tokens, e.cache_write_tokens), (Some(3100), Some(1000), Some(2000)));
+        assert_billed(e, bill)?;
+    }
+    Ok(())
+}
+
+/// OpenLIT 1.45 says a call is unstreamed in the conventions' `gen_ai.request.stream`: its
+/// time to first token (the whole latency) is not kept. OpenInference's finish reason key.
+#[test]
+fn openlit_unstreamed_and_openinference_finish_reason() -> Result<(), Box<dyn std::error::Error>> {
+    let out = decode_both_ways(OPENLIT_GEMINI)?;
+    assert_eq!(out.events[0].ttft_ms, None);
+    let out = decode_both_ways(OPENINFERENCE_GEMINI)?;
+    assert_eq!(out.events[0].finish_reason.as_deref(), Some("STOP"));
+    Ok(())
+}
+
+/// OpenLIT 1.45 starts its streamed Gemini span when the stream has ended: the span (0.28 ms) is
+/// shorter than its own first token (11.4 ms). The call was a dead letter; it is kept, priced,
+/// without the impossible figure, and the drop counted.
+#[test]
+fn a_first_token_after_the_calls_end_drops_the_figure_not_the_call() -> Result<(), serde_json::Error> {
+    let out = decode_both_ways(OPENLIT_GEMINI_STREAM)?;
+    let e = &out.events[0];
+    assert_eq!((e.ttft_ms, e.input_tokens, out.dropped_ttfts), (None, Some(1100), 1));
     Ok(())
 }
