@@ -27,7 +27,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
-use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
+use driftwatch_lake::model::{FeedbackEvent, HALLUCINATION_EVALUATION, InferenceEvent, USER_THUMBS_EVALUATION};
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -382,7 +382,12 @@ impl GenAi {
         if let Some(handle) = map.get(value) {
             return handle.clone();
         }
-        let value = if map.len() >= MAX_EXTRA_VALUES_PER_SERIES || !self.take_extra_value() {
+        // The first-class feedback names are a closed set, so they never fold: a fleet's own
+        // evaluation names and error types use up the budget, and a flagged hallucination
+        // of a new app must still show under its name (as in the rollups).
+        let first_class =
+            [HALLUCINATION_EVALUATION, USER_THUMBS_EVALUATION].iter().any(|known| value.eq_ignore_ascii_case(known));
+        let value = if !first_class && (map.len() >= MAX_EXTRA_VALUES_PER_SERIES || !self.take_extra_value()) {
             self.count_overflow(&self.value_overflow_total, "extra label value");
             if let Some(handle) = map.get(OVERFLOW_LABEL_VALUE) {
                 return handle.clone();

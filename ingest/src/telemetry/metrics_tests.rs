@@ -400,6 +400,27 @@ fn error_types_and_feedback_names_are_capped_over_all_label_sets_too() -> TestRe
     // The first ten values taken (the first apps' error types) stand; 40 + 10 - 10 folded.
     assert!(text.contains("driftwatch_label_value_overflow_total 40"), "{text}");
     assert!(text.contains("driftwatch_series_overflow_total 0"), "no label set folded: {text}");
+
+    // With the budget spent, a new app's flagged hallucination still shows under its name (the
+    // backlog audit: 15.6 % of a 200-app fleet's verdicts were `name="__overflow__"`).
+    metrics.observe_feedback(&FeedbackEvent {
+        app: "app0".to_owned(),
+        environment: Some("prod".to_owned()),
+        provider: Some("openai".to_owned()),
+        response_model: Some("gpt-4o".to_owned()),
+        operation: Some("chat".to_owned()),
+        name: "hallucination".to_owned(),
+        score_label: Some("hallucinated".to_owned()),
+        ..FeedbackEvent::default()
+    });
+    let text = metrics.encode()?;
+    assert!(
+        text.lines().any(|line| line.starts_with("driftwatch_feedback_total{")
+            && line.contains("app=\"app0\"")
+            && line.contains("name=\"hallucination\",flagged=\"true\"} 1")),
+        "{text}"
+    );
+    assert!(text.contains("driftwatch_label_value_overflow_total 40"), "not folded: {text}");
     Ok(())
 }
 
