@@ -427,10 +427,16 @@ impl<'s, 'a> View<'s, 'a> {
     /// `gen_ai.response.finish_reasons` as `"[\"stop\"]"`). An empty array counts as absent.
     pub(crate) fn first_of_list(&self, row: &[Key]) -> Option<String> {
         self.find(row, |_, value| match value {
-            AttrValue::Str(s) => match serde_json::from_str::<Vec<serde_json::Value>>(s) {
-                Ok(items) => items.iter().find_map(|item| item.as_str().filter(|s| !s.is_empty()).map(str::to_owned)),
-                Err(_) => Some(s.to_owned()).filter(|s| !s.is_empty()),
-            },
+            // Only text that opens a list is parsed: a plain reason (`stop`) is the common case,
+            // and a failed parse costs an allocated error.
+            AttrValue::Str(s) if s.trim_start().starts_with('[') => {
+                match serde_json::from_str::<Vec<serde_json::Value>>(s) {
+                    Ok(items) => {
+                        items.iter().find_map(|item| item.as_str().filter(|s| !s.is_empty()).map(str::to_owned))
+                    }
+                    Err(_) => Some(s.to_owned()),
+                }
+            }
             _ => value_text(value).filter(|s| !s.is_empty()),
         })
     }
