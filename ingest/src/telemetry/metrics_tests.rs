@@ -47,6 +47,19 @@ fn has_line(text: &str, line: &str) -> bool {
     text.lines().any(|exposed| exposed == line)
 }
 
+/// A verdict `name` on an openai gpt-4o chat call of `app` in prod, without a score.
+fn verdict(app: &str, name: &str) -> FeedbackEvent {
+    FeedbackEvent {
+        app: app.to_owned(),
+        environment: Some("prod".to_owned()),
+        provider: Some("openai".to_owned()),
+        response_model: Some("gpt-4o".to_owned()),
+        operation: Some("chat".to_owned()),
+        name: name.to_owned(),
+        ..FeedbackEvent::default()
+    }
+}
+
 fn populated() -> Metrics {
     let metrics = Metrics::new(&MetricsConfig::default());
     let mut failed = event("w2e", "gpt-4o");
@@ -54,16 +67,7 @@ fn populated() -> Metrics {
     failed.error_type = Some("rate_limit".to_owned());
     metrics.observe_event(&event("w2e", "gpt-4o"));
     metrics.observe_event(&failed);
-    metrics.observe_feedback(&FeedbackEvent {
-        app: "w2e".to_owned(),
-        environment: Some("prod".to_owned()),
-        provider: Some("openai".to_owned()),
-        response_model: Some("gpt-4o".to_owned()),
-        operation: Some("chat".to_owned()),
-        name: "hallucination".to_owned(),
-        score_value: Some(0.9),
-        ..FeedbackEvent::default()
-    });
+    metrics.observe_feedback(&FeedbackEvent { score_value: Some(0.9), ..verdict("w2e", "hallucination") });
     metrics.record_message("llm_events", MessageResult::Ok);
     metrics.record_message("llm_events", MessageResult::Ok);
     metrics.record_message("llm_events", MessageResult::Rejected);
@@ -378,14 +382,8 @@ fn error_types_and_feedback_names_are_capped_over_all_label_sets_too() -> TestRe
             metrics.observe_event(&failed);
         }
         metrics.observe_feedback(&FeedbackEvent {
-            app: format!("app{app}"),
-            environment: Some("prod".to_owned()),
-            provider: Some("openai".to_owned()),
-            response_model: Some("gpt-4o".to_owned()),
-            operation: Some("chat".to_owned()),
-            name: format!("judge_{app}"),
             score_value: Some(1.0),
-            ..FeedbackEvent::default()
+            ..verdict(&format!("app{app}"), &format!("judge_{app}"))
         });
     }
     let text = metrics.encode()?;
@@ -404,14 +402,8 @@ fn error_types_and_feedback_names_are_capped_over_all_label_sets_too() -> TestRe
     // With the budget spent, a new app's flagged hallucination still shows under its name (the
     // backlog audit: 15.6 % of a 200-app fleet's verdicts were `name="__overflow__"`).
     metrics.observe_feedback(&FeedbackEvent {
-        app: "app0".to_owned(),
-        environment: Some("prod".to_owned()),
-        provider: Some("openai".to_owned()),
-        response_model: Some("gpt-4o".to_owned()),
-        operation: Some("chat".to_owned()),
-        name: "hallucination".to_owned(),
         score_label: Some("hallucinated".to_owned()),
-        ..FeedbackEvent::default()
+        ..verdict("app0", "hallucination")
     });
     let text = metrics.encode()?;
     assert!(
