@@ -22,10 +22,19 @@
 //! histogram and `driftwatch_errors_total` share one per-series value map, so
 //! both carry the same capped set of `error_type` values and a failed call
 //! costs the one lookup it cost before.
+//!
+//! A fleet's apps come and go, so a full cache would otherwise fold every new app into
+//! `__overflow__` until a restart while departed apps hold their slots. Once the cache is
+//! nine-tenths full, each scrape drops the label sets last used before a scrape that is
+//! [`IDLE_EVICTION`] old (so whatever they counted has been scraped), together with their
+//! series, and gives their extra values back to the budget. A label set that returns starts
+//! its counters again at 0, which `rate()` and `increase()` read as a counter reset.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use driftwatch_lake::model::{FeedbackEvent, HALLUCINATION_EVALUATION, InferenceEvent, USER_THUMBS_EVALUATION};
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
@@ -41,6 +50,10 @@ use crate::FastHashMap;
 /// further values fold into `__overflow__`.
 const MAX_EXTRA_VALUES_PER_SERIES: usize = 32;
 
+/// How long a label set must have gone unused (and been scraped since) before a nearly full
+/// cache drops it.
+pub(crate) const IDLE_EVICTION: Duration = Duration::from_secs(3600);
+
 /// Log one in this many overflow observations (the first one included).
 const OVERFLOW_LOG_EVERY: u64 = 10_000;
 
@@ -48,6 +61,11 @@ const OVERFLOW_LOG_EVERY: u64 = 10_000;
 const UNKNOWN_ERROR_TYPE: &str = "_OTHER";
 
 const SERIES_LABEL_NAMES: [&str; 5] = [LABEL_APP, LABEL_ENVIRONMENT, LABEL_PROVIDER, LABEL_MODEL, LABEL_OPERATION];
+
+/// `token_type` values of `driftwatch_tokens_total`, in [`CallHandles::tokens`] order.
+const TOKEN_TYPES: [&str; 5] = ["input", "output", "cache_read", "cache_write", "reasoning"];
+/// `gen_ai_token_type` values of `gen_ai_client_token_usage`, in [`CallHandles::token_usage`] order.
+const USAGE_TOKEN_TYPES: [&str; 2] = ["input", "output"];
 
 /// A label with a fixed value set.
 type StaticLabel = [(&'static str, &'static str); 1];
@@ -153,12 +171,28 @@ struct Series {
     errors: ExtraValues<ErrorHandles>,
     /// Indexed by `flagged as usize`.
     feedback: [ExtraValues<Counter>; 2],
+    /// The scrape generation of its last use ([`GenAi::generation`]).
+    last_used: AtomicU64,
 }
 
 impl Series {
-    fn new(labels: SeriesLabels) -> Self {
-        Self { labels, calls: OnceLock::new(), errors: Mutex::default(), feedback: Default::default() }
+    /// A series first used in scrape generation `generation`: set before it is shared, so that
+    /// a scrape between its insertion and its first use cannot take it for an idle one.
+    fn new(labels: SeriesLabels, generation: u64) -> Self {
+        Self {
+            labels,
+            calls: OnceLock::new(),
+            errors: Mutex::default(),
+            feedback: Default::default(),
+            last_used: AtomicU64::new(generation),
+        }
     }
+}
+
+/// Whether an extra label value is one of the closed set of first-class feedback names, which
+/// take nothing from the budget and never fold.
+fn first_class(value: &str) -> bool {
+    [HALLUCINATION_EVALUATION, USER_THUMBS_EVALUATION].iter().any(|known| value.eq_ignore_ascii_case(known))
 }
 
 thread_local! {
@@ -184,6 +218,11 @@ pub(crate) struct GenAi {
     /// Observations whose extra label value (error type, feedback name) was folded by the
     /// per-series cap, which `max_series` does not change.
     value_overflow_total: Counter,
+    /// Scrapes so far: a series records the generation of its last use.
+    generation: AtomicU64,
+    /// The generations that ended (by a scrape) within the last [`IDLE_EVICTION`], with their
+    /// ends, and the last one before.
+    scrapes: Mutex<VecDeque<(u64, Instant)>>,
 }
 
 impl GenAi {
@@ -254,11 +293,84 @@ impl GenAi {
             families,
             max_series,
             series: RwLock::default(),
-            overflow: Series::new(SeriesLabels::new([OVERFLOW_LABEL_VALUE; 5])),
+            overflow: Series::new(SeriesLabels::new([OVERFLOW_LABEL_VALUE; 5]), 0),
             extra_values_left: AtomicUsize::new(max_series),
             overflow_total,
             value_overflow_total,
+            generation: AtomicU64::new(0),
+            scrapes: Mutex::default(),
         }
+    }
+
+    /// A scrape at `now` ends the current generation; a nearly full cache then drops the label
+    /// sets not used since a scrape at least [`IDLE_EVICTION`] before `now`. Returns how many.
+    pub(crate) fn end_scrape(&self, now: Instant) -> usize {
+        let ended = self.generation.fetch_add(1, Ordering::Relaxed);
+        let cutoff = {
+            let mut scrapes = self.scrapes.lock().unwrap_or_else(PoisonError::into_inner);
+            scrapes.push_back((ended, now));
+            let idle_since = now.checked_sub(IDLE_EVICTION);
+            let old_enough = |at: Instant| idle_since.is_some_and(|since| at <= since);
+            while scrapes.get(1).is_some_and(|&(_, at)| old_enough(at)) {
+                scrapes.pop_front();
+            }
+            scrapes.front().filter(|&&(_, at)| old_enough(at)).map(|&(generation, _)| generation)
+        };
+        let Some(cutoff) = cutoff else { return 0 };
+        if self.series_count() * 10 < self.max_series * 9 {
+            return 0;
+        }
+        let mut map = self.series.write().unwrap_or_else(PoisonError::into_inner);
+        let idle: Vec<Box<[u8]>> = map
+            .iter()
+            .filter(|(_, series)| series.last_used.load(Ordering::Relaxed) <= cutoff)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &idle {
+            if let Some(series) = map.remove(key) {
+                self.forget(&series);
+            }
+        }
+        if !idle.is_empty() {
+            tracing::info!(evicted = idle.len(), kept = map.len(), "Dropped idle GenAI label sets from /metrics.");
+        }
+        idle.len()
+    }
+
+    /// Remove an evicted label set's series from every family, and give its extra values back.
+    fn forget(&self, series: &Series) {
+        let (f, labels) = (&self.families, &series.labels);
+        let with = |value: &'static str, key: &'static str| (labels.clone(), [(key, value)]);
+        if series.calls.get().is_some() {
+            f.duration.remove(&(labels.clone(), OptionalErrorType(None)));
+            f.ttft.remove(labels);
+            f.requests.remove(labels);
+            f.cost.remove(labels);
+            f.unpriced.remove(labels);
+            for kind in TOKEN_TYPES {
+                f.tokens.remove(&with(kind, LABEL_TOKEN_TYPE));
+            }
+            for kind in USAGE_TOKEN_TYPES {
+                f.token_usage.remove(&with(kind, LABEL_GEN_AI_TOKEN_TYPE));
+            }
+        }
+        let mut given_back = 0;
+        let errors = series.errors.lock().unwrap_or_else(PoisonError::into_inner);
+        for error_type in errors.keys() {
+            let value: Arc<str> = Arc::from(error_type.as_ref());
+            f.errors.remove(&(labels.clone(), [(LABEL_ERROR_TYPE, Arc::clone(&value))]));
+            f.duration.remove(&(labels.clone(), OptionalErrorType(Some(value))));
+            given_back += usize::from(error_type.as_ref() != OVERFLOW_LABEL_VALUE);
+        }
+        for (flagged, names) in series.feedback.iter().enumerate() {
+            let names = names.lock().unwrap_or_else(PoisonError::into_inner);
+            for name in names.keys() {
+                let key = ([(LABEL_NAME, Arc::from(name.as_ref()))], [(LABEL_FLAGGED, flagged == 1)]);
+                f.feedback.remove(&(labels.clone(), key));
+                given_back += usize::from(name.as_ref() != OVERFLOW_LABEL_VALUE && !first_class(name));
+            }
+        }
+        self.extra_values_left.fetch_add(given_back, Ordering::Relaxed);
     }
 
     /// Label sets currently tracked (the overflow series excluded).
@@ -352,9 +464,8 @@ impl GenAi {
             requests: f.requests.get_or_create_owned(labels),
             cost: f.cost.get_or_create_owned(labels),
             unpriced: f.unpriced.get_or_create_owned(labels),
-            tokens: ["input", "output", "cache_read", "cache_write", "reasoning"]
-                .map(|kind| f.tokens.get_or_create_owned(&with(kind, LABEL_TOKEN_TYPE))),
-            token_usage: ["input", "output"]
+            tokens: TOKEN_TYPES.map(|kind| f.tokens.get_or_create_owned(&with(kind, LABEL_TOKEN_TYPE))),
+            token_usage: USAGE_TOKEN_TYPES
                 .map(|kind| f.token_usage.get_or_create_owned(&with(kind, LABEL_GEN_AI_TOKEN_TYPE))),
         }
     }
@@ -385,9 +496,7 @@ impl GenAi {
         // The first-class feedback names are a closed set, so they never fold: a fleet's own
         // evaluation names and error types use up the budget, and a flagged hallucination
         // of a new app must still show under its name (as in the rollups).
-        let first_class =
-            [HALLUCINATION_EVALUATION, USER_THUMBS_EVALUATION].iter().any(|known| value.eq_ignore_ascii_case(known));
-        let value = if !first_class && (map.len() >= MAX_EXTRA_VALUES_PER_SERIES || !self.take_extra_value()) {
+        let value = if !first_class(value) && (map.len() >= MAX_EXTRA_VALUES_PER_SERIES || !self.take_extra_value()) {
             self.count_overflow(&self.value_overflow_total, "extra label value");
             if let Some(handle) = map.get(OVERFLOW_LABEL_VALUE) {
                 return handle.clone();
@@ -419,9 +528,11 @@ impl GenAi {
             {
                 let map = self.series.read().unwrap_or_else(PoisonError::into_inner);
                 if let Some(series) = map.get(key.as_slice()) {
+                    series.last_used.store(self.generation.load(Ordering::Relaxed), Ordering::Relaxed);
                     return record(series);
                 }
-                // Series are never removed, so a full map stays full: no write lock needed.
+                // Series are removed only by a scrape's eviction: a full map stays full until
+                // then, so no write lock is needed to find that out.
                 if map.len() >= self.max_series {
                     drop(map);
                     self.count_overflow(&self.overflow_total, "label set");
@@ -431,14 +542,18 @@ impl GenAi {
             let series = {
                 let mut map = self.series.write().unwrap_or_else(PoisonError::into_inner);
                 match map.get(key.as_slice()) {
-                    Some(series) => Arc::clone(series),
+                    Some(series) => {
+                        series.last_used.store(self.generation.load(Ordering::Relaxed), Ordering::Relaxed);
+                        Arc::clone(series)
+                    }
                     None if map.len() >= self.max_series => {
                         drop(map);
                         self.count_overflow(&self.overflow_total, "label set");
                         return record(&self.overflow);
                     }
                     None => {
-                        let series = Arc::new(Series::new(SeriesLabels::new(labels)));
+                        let generation = self.generation.load(Ordering::Relaxed);
+                        let series = Arc::new(Series::new(SeriesLabels::new(labels), generation));
                         map.insert(Box::from(key.as_slice()), Arc::clone(&series));
                         series
                     }

@@ -483,6 +483,7 @@ impl Metrics {
 
     /// The whole registry as OpenMetrics text (ending in `# EOF`).
     pub fn encode(&self) -> Result<String> {
+        self.inner.genai.end_scrape(std::time::Instant::now());
         let mut text = String::with_capacity(16 * 1024);
         prometheus_client::encoding::text::encode(&mut text, &self.inner.registry)?;
         Ok(text)

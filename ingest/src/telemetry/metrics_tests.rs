@@ -599,3 +599,40 @@ fn calls_with_tokens_but_no_price_are_counted() -> TestResult {
     assert!(text.contains(&format!("driftwatch_cost_usd_total{{{SERIES}}} 0.5\n")), "{text}");
     Ok(())
 }
+
+/// A full cache drops the label sets unused since a scrape an hour old, with their series and
+/// their share of the extra-value budget, so a fleet's new apps get their own series instead of
+/// folding into `__overflow__` until a restart (the backlog audit: departed apps held their
+/// slots for good).
+#[test]
+fn idle_label_sets_make_room_for_new_apps() -> TestResult {
+    use crate::telemetry::genai::IDLE_EVICTION;
+
+    let metrics = Metrics::new(&MetricsConfig { max_series: 2 });
+    let genai = &metrics.inner.genai;
+    metrics.observe_event(&failed("retired", Some("timeout")));
+    metrics.observe_event(&event("busy", "gpt-4o"));
+    let start = std::time::Instant::now();
+    assert_eq!(genai.end_scrape(start), 0, "nothing has been idle for an hour");
+    // Used since that scrape, `busy` is not idle an hour later; `retired` is.
+    metrics.observe_event(&event("busy", "gpt-4o"));
+    assert_eq!(genai.end_scrape(start + IDLE_EVICTION - Duration::from_secs(1)), 0, "not yet an hour");
+    assert_eq!(genai.end_scrape(start + IDLE_EVICTION), 1);
+
+    // The freed slot and the budget the retired app's error type held (2 in all) go to a new app.
+    for error_type in ["rate_limit", "server_error"] {
+        metrics.observe_event(&failed("new-app", Some(error_type)));
+    }
+    let text = metrics.encode()?;
+    assert!(!text.contains("app=\"retired\""), "its series are gone: {text}");
+    for error_type in ["rate_limit", "server_error"] {
+        let series = format!(
+            "app=\"new-app\",environment=\"prod\",provider=\"openai\",model=\"gpt-4o\",operation=\"chat\",error_type=\"{error_type}\"}} 1"
+        );
+        assert!(text.contains(&format!("driftwatch_errors_total{{{series}")), "{error_type}: {text}");
+    }
+    assert!(text.contains("driftwatch_series_overflow_total 0"), "{text}");
+    assert!(text.contains("driftwatch_label_value_overflow_total 0"), "{text}");
+    assert!(text.contains("driftwatch_requests_total{app=\"busy\""), "{text}");
+    Ok(())
+}
