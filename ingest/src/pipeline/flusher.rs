@@ -271,13 +271,23 @@ impl Flusher {
     /// The next completion, in submission order; pending forever when nothing is in flight (so
     /// it can sit in a `select!`). Cancel safe.
     pub async fn next_done(&mut self) -> Result<FlushOutcome, FlusherError> {
-        let done = match self.ready.pop_front() {
-            Some(done) => done,
-            None if self.in_flight == 0 => return std::future::pending().await,
-            None => self.receive().await?,
-        };
+        if let Some(done) = self.take_ready() {
+            return done;
+        }
+        if self.in_flight == 0 {
+            return std::future::pending().await;
+        }
+        let done = self.receive().await?;
         self.in_flight -= 1;
         done
+    }
+
+    /// A completion already received, while [`submit`](Self::submit) waited for a slot, if
+    /// any: the caller can apply it at once rather than when it next waits for completions.
+    pub fn take_ready(&mut self) -> Option<Result<FlushOutcome, FlusherError>> {
+        let done = self.ready.pop_front()?;
+        self.in_flight -= 1;
+        Some(done)
     }
 }
 

@@ -93,6 +93,12 @@ impl Daemon<'_> {
         let bytes = buffer.bytes();
         if let Some(batch) = self.processor.take_batch(buffer, now_nanos())? {
             self.flusher.submit(batch, reason, bytes).await?;
+            // A submit that waited for a slot took the completions that freed it: apply them
+            // now (checkpoint age, lag, the Kafka commit) rather than after a tick has handed
+            // over every due partition, which behind a slow lake took minutes.
+            while let Some(done) = self.flusher.take_ready() {
+                self.on_flushed(&done?);
+            }
         }
         Ok(())
     }

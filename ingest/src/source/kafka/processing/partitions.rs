@@ -194,6 +194,11 @@ mod tests {
 
     /// The processing loop's state as `consume` builds it, without a consumer behind it.
     fn daemon<'a>(components: &'a Components, tasks: &TaskTracker) -> Daemon<'a> {
+        daemon_with_slots(components, tasks, 2)
+    }
+
+    /// [`daemon`] with `slots` flushes in flight at most.
+    fn daemon_with_slots<'a>(components: &'a Components, tasks: &TaskTracker, slots: usize) -> Daemon<'a> {
         // The poll thread's end of the commands is not needed: the loop ignores a closed one.
         let (commands, _) = std::sync::mpsc::channel();
         Daemon {
@@ -202,7 +207,7 @@ mod tests {
             flusher: Flusher::spawn(
                 Arc::clone(&components.writer),
                 components.metrics.clone(),
-                2,
+                slots,
                 tasks,
                 CancellationToken::new(),
             ),
@@ -289,6 +294,11 @@ mod tests {
 
     /// JSON inference events at `offsets` of partition 0 of `spans`, timed now.
     fn json_messages(offsets: std::ops::Range<i64>) -> Vec<OwnedMessage> {
+        json_messages_of(0, offsets)
+    }
+
+    /// JSON inference events at `offsets` of `partition` of `spans`, timed now.
+    fn json_messages_of(partition: i32, offsets: std::ops::Range<i64>) -> Vec<OwnedMessage> {
         offsets
             .map(|offset| {
                 let payload = serde_json::json!({
@@ -305,7 +315,7 @@ mod tests {
                     None,
                     "spans".into(),
                     timestamp,
-                    0,
+                    partition,
                     offset,
                     None,
                 )
@@ -352,6 +362,39 @@ mod tests {
         assert_eq!(writer.read_checkpoint(&stream, 0).await?.map(|c| c.next_offset), Some(15));
         let text = components.metrics.encode()?;
         assert_eq!(rows_written(&text), Some(15.0), "each call once: {text}");
+        Ok(())
+    }
+
+    /// With every flush slot taken, handing over the next due partition waits for a completion;
+    /// that completion is applied at once (checkpoint time, lag, the Kafka commit), not after
+    /// the tick has handed over every due partition: behind a slow lake with 48 partitions due
+    /// together, checkpoint ages rose to minutes while the commits had landed (backlog audit).
+    #[tokio::test]
+    async fn a_completion_taken_to_free_a_slot_is_applied_at_once() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let components = components(dir.path()).await?;
+        let tasks = TaskTracker::new();
+        let mut daemon = daemon_with_slots(&components, &tasks, 1);
+        let stream = kafka_stream_id("group", "spans");
+        let mut partitions = Vec::new();
+        for partition in 0..3 {
+            components.writer.recover(&stream, partition).await?;
+            let claim = components.writer.held_claim(&stream, partition);
+            partitions.push(AssignedPartition { claim, ..assigned(partition, None, Some(0)) });
+        }
+        daemon.on_event(Event::Assigned(partitions)).await?;
+        for partition in 0..3 {
+            daemon.on_event(Event::Messages(json_messages_of(partition, 0..5))).await?;
+        }
+        let spans: Arc<str> = Arc::from("spans");
+        daemon.flush(&(Arc::clone(&spans), 0), FlushReason::Age).await?;
+        // The one slot is taken: this waits for partition 0's flush, and applies it.
+        daemon.flush(&(Arc::clone(&spans), 1), FlushReason::Age).await?;
+        let text = components.metrics.encode()?;
+        assert!(series(&text, CHECKPOINT_TIMESTAMP_SECONDS, 0).is_some(), "{text}");
+        assert_eq!(daemon.durable.get(&(Arc::clone(&spans), 0)).map(|(offset, _)| *offset), Some(5));
+        daemon.drain_flushes().await?;
+        assert_eq!(daemon.durable.len(), 2, "both flushes applied once");
         Ok(())
     }
 }
