@@ -182,6 +182,12 @@ pub const HALLUCINATION_EVALUATION: &str = "hallucination";
 /// Evaluation name of a user's thumbs up or down, matched ignoring ASCII case.
 pub const USER_THUMBS_EVALUATION: &str = "user_thumbs";
 
+/// Whether `name` is one of the first-class evaluations (hallucination, user thumbs), a closed
+/// set that caps on evaluation names (rollup tallies, metric label values) never fold.
+pub fn is_first_class_evaluation(name: &str) -> bool {
+    [HALLUCINATION_EVALUATION, USER_THUMBS_EVALUATION].iter().any(|known| name.eq_ignore_ascii_case(known))
+}
+
 // Labels are matched ignoring ASCII case and surrounding whitespace (and an emoji's skin tone or
 // presentation selector). A label in neither list of a pair says nothing, and the score decides.
 /// Hallucination labels that flag the answer (`hallucinated` is Phoenix's).

@@ -13,8 +13,7 @@ use std::mem::size_of;
 
 use driftwatch_lake::histogram::{self, HistogramError, millis_to_micros};
 use driftwatch_lake::model::{
-    FeedbackEvent, FeedbackTally, HALLUCINATION_EVALUATION, InferenceEvent, RollupKey, RollupRow,
-    USER_THUMBS_EVALUATION, UnixNanos,
+    FeedbackEvent, FeedbackTally, InferenceEvent, RollupKey, RollupRow, UnixNanos, is_first_class_evaluation,
 };
 use hdrhistogram::Histogram;
 
@@ -237,10 +236,7 @@ impl RollupAggregator {
         let mut name = feedback.name.as_str();
         let mut found = tallies.iter().position(|tally| tally.name == name);
         // A new name past the cap shares the overflow tally, unless it is a first-class one.
-        if found.is_none()
-            && tallies.len() >= MAX_FEEDBACK_NAMES_PER_KEY
-            && ![HALLUCINATION_EVALUATION, USER_THUMBS_EVALUATION].iter().any(|known| name.eq_ignore_ascii_case(known))
-        {
+        if found.is_none() && tallies.len() >= MAX_FEEDBACK_NAMES_PER_KEY && !is_first_class_evaluation(name) {
             name = OVERFLOW_LABEL_VALUE;
             found = tallies.iter().position(|tally| tally.name == name);
         }

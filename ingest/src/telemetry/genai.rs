@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use driftwatch_lake::model::{FeedbackEvent, HALLUCINATION_EVALUATION, InferenceEvent, USER_THUMBS_EVALUATION};
+use driftwatch_lake::model::{FeedbackEvent, InferenceEvent, is_first_class_evaluation};
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -187,12 +187,6 @@ impl Series {
             last_used: AtomicU64::new(generation),
         }
     }
-}
-
-/// Whether an extra label value is one of the closed set of first-class feedback names, which
-/// take nothing from the budget and never fold.
-fn first_class(value: &str) -> bool {
-    [HALLUCINATION_EVALUATION, USER_THUMBS_EVALUATION].iter().any(|known| value.eq_ignore_ascii_case(known))
 }
 
 thread_local! {
@@ -367,7 +361,7 @@ impl GenAi {
             for name in names.keys() {
                 let key = ([(LABEL_NAME, Arc::from(name.as_ref()))], [(LABEL_FLAGGED, flagged == 1)]);
                 f.feedback.remove(&(labels.clone(), key));
-                given_back += usize::from(name.as_ref() != OVERFLOW_LABEL_VALUE && !first_class(name));
+                given_back += usize::from(name.as_ref() != OVERFLOW_LABEL_VALUE && !is_first_class_evaluation(name));
             }
         }
         self.extra_values_left.fetch_add(given_back, Ordering::Relaxed);
@@ -496,7 +490,9 @@ impl GenAi {
         // The first-class feedback names are a closed set, so they never fold: a fleet's own
         // evaluation names and error types use up the budget, and a flagged hallucination
         // of a new app must still show under its name (as in the rollups).
-        let value = if !first_class(value) && (map.len() >= MAX_EXTRA_VALUES_PER_SERIES || !self.take_extra_value()) {
+        let value = if !is_first_class_evaluation(value)
+            && (map.len() >= MAX_EXTRA_VALUES_PER_SERIES || !self.take_extra_value())
+        {
             self.count_overflow(&self.value_overflow_total, "extra label value");
             if let Some(handle) = map.get(OVERFLOW_LABEL_VALUE) {
                 return handle.clone();
