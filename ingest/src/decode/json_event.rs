@@ -74,10 +74,8 @@ pub(super) fn decode(text: &str, ctx: Ctx<'_>, out: &mut Decoded) -> Result<()> 
         })?;
     match raw.kind.as_deref() {
         None | Some("inference") => {
-            let (mut event, reported_cost) = raw.into_inference(ctx)?;
-            let ttft_dropped = validate::drop_ttft_past_the_end(&mut event);
-            validate::inference(&event, ctx)?;
-            out.push_event(event, reported_cost, ttft_dropped);
+            let (event, reported_cost) = raw.into_inference(ctx)?;
+            out.keep_inference(event, reported_cost, ctx)?;
         }
         Some("feedback") => {
             let feedback = raw.into_feedback(ctx)?;

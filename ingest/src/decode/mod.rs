@@ -213,12 +213,16 @@ impl Decoded {
         self.rejects.clear();
     }
 
-    /// Keep a validated inference event, counting the reported cost and the time to first token
-    /// it was read without.
-    fn push_event(&mut self, event: InferenceEvent, reported_cost: ReportedCost, ttft_dropped: bool) {
+    /// Check a mapped inference event and keep it, counting the reported cost it was read
+    /// without and the time to first token dropped from it; an event that fails the checks is
+    /// returned as the error, for the caller to reject with its context.
+    fn keep_inference(&mut self, mut event: InferenceEvent, reported_cost: ReportedCost, ctx: Ctx<'_>) -> Result<()> {
+        let ttft_dropped = validate::drop_ttft_past_the_end(&mut event);
+        validate::inference(&event, ctx)?;
         self.dropped_reported_costs += u64::from(reported_cost.dropped);
         self.dropped_ttfts += u64::from(ttft_dropped);
         self.events.push(event);
+        Ok(())
     }
 
     /// Everything decoded so far: events, feedback, skipped spans and rejects.

@@ -24,10 +24,8 @@ use super::attributes::{
     AttrValue, Attrs, Flat, Key, View, normalize_operation, normalize_provider, operation_alias, rows,
 };
 use super::otlp_wire::{self, Malformed, Origin, WireEvent, WireSpan};
-use super::validate::ReportedCost;
-use super::{
-    Ctx, Decoded, Error, Result, hex_id, otlp_logs, otlp_time, span_event_id, span_id_hex, trace_id_hex, validate,
-};
+use super::validate::{self, ReportedCost};
+use super::{Ctx, Decoded, Error, Result, hex_id, otlp_logs, otlp_time, span_event_id, span_id_hex, trace_id_hex};
 
 /// Span events whose attributes describe the call: the old semconv's content events, the
 /// current semconv's `gen_ai.client.inference.operation.details` (where instrumentations that
@@ -210,13 +208,10 @@ fn decode_span<'a, E>(
         out.skipped_spans += 1;
         return Ok(());
     }
-    let checked = map_span(span, &view, ctx).and_then(|(mut event, reported_cost)| {
-        let ttft_dropped = validate::drop_ttft_past_the_end(&mut event);
-        validate::inference(&event, ctx).map(|()| (event, reported_cost, ttft_dropped))
-    });
-    match checked {
-        Ok((event, reported_cost, ttft_dropped)) => out.push_event(event, reported_cost, ttft_dropped),
-        Err(error) => out.rejects.push(reject(span, &error, ctx)),
+    if let Err(error) =
+        map_span(span, &view, ctx).and_then(|(event, reported_cost)| out.keep_inference(event, reported_cost, ctx))
+    {
+        out.rejects.push(reject(span, &error, ctx));
     }
     Ok(())
 }
@@ -364,33 +359,8 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(
             .or_else(|| view.joined(Flat::OiOutput)),
         ..InferenceEvent::default()
     };
-    include_parts_left_out(&mut event);
+    validate::include_parts_left_out(&mut event);
     Ok((event, reported_cost))
-}
-
-/// Instrumentations that copy a provider's usage object as it is report Anthropic's and Bedrock's
-/// input tokens without the cached ones (`opentelemetry-instrumentation-botocore`'s Converse
-/// spans, OpenLIT's Anthropic and Bedrock spans), or Gemini's output tokens without the thinking
-/// ones. Where the parts exceed the whole, the whole cannot have included them, so they are
-/// added rather than the call refused, as a JSON event (whose producer can be fixed) is. Parts
-/// below the whole are taken as included, the conventions' reading; a report that leaves out a
-/// smaller cache cannot be told apart and is priced low (README).
-fn include_parts_left_out(event: &mut InferenceEvent) {
-    let (read, written) = (event.cache_read_tokens.unwrap_or(0), event.cache_write_tokens.unwrap_or(0));
-    if let Some(input) = event.input_tokens
-        && input >= 0
-        && read >= 0
-        && written >= 0
-        && read.saturating_add(written) > input
-    {
-        event.input_tokens = Some(input.saturating_add(read).saturating_add(written));
-    }
-    if let (Some(output), Some(reasoning)) = (event.output_tokens, event.reasoning_tokens)
-        && output >= 0
-        && reasoning > output
-    {
-        event.output_tokens = Some(output.saturating_add(reasoning));
-    }
 }
 
 #[allow(clippy::cast_precision_loss)] // latencies are far below 2^53 ns

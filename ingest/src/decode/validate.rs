@@ -100,39 +100,36 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
     // `input_tokens`). A producer that follows Anthropic's usage object instead, whose
     // `input_tokens` leaves cache reads out, would be priced for too few tokens: dead-letter
     // the row with what to fix rather than store a cost that is silently wrong.
-    if let (Some(input), Some(cached)) = (event.input_tokens, event.cache_read_tokens)
-        && cached > input
-    {
-        let part = format!("cache_read_tokens ({cached})");
-        return Err(part_exceeds_whole(
-            "cache_read_tokens",
-            &part,
-            ("input_tokens", input),
-            "cached tokens",
-            ANTHROPIC,
-        ));
-    }
     // Tokens written to the cache are input tokens too (OTel GenAI: their count "SHOULD be
     // included in `gen_ai.usage.input_tokens`"), and not the ones read from it. Pricing charges
     // the plain input price only on input tokens that are neither: input tokens that leave the
     // cached ones out, like Anthropic's `usage.input_tokens`, would be mis-priced.
-    if let (Some(input), Some(written)) = (event.input_tokens, event.cache_write_tokens)
-        && written.saturating_add(event.cache_read_tokens.unwrap_or(0)) > input
-    {
-        let part = match event.cache_read_tokens {
-            Some(read) => format!("cache_read_tokens ({read}) + cache_write_tokens ({written})"),
-            None => format!("cache_write_tokens ({written})"),
-        };
-        let includes = "cached tokens, read and written";
-        return Err(part_exceeds_whole("cache_write_tokens", &part, ("input_tokens", input), includes, ANTHROPIC));
+    if let Some((input, _)) = cache_beyond_input(event) {
+        return Err(match (event.cache_read_tokens, event.cache_write_tokens) {
+            (Some(read), _) if read > input => part_exceeds_whole(
+                "cache_read_tokens",
+                &format!("cache_read_tokens ({read})"),
+                ("input_tokens", input),
+                "cached tokens",
+                ANTHROPIC,
+            ),
+            // The reads alone fit, so there are writes.
+            (read, written) => {
+                let written = written.unwrap_or(0);
+                let part = match read {
+                    Some(read) => format!("cache_read_tokens ({read}) + cache_write_tokens ({written})"),
+                    None => format!("cache_write_tokens ({written})"),
+                };
+                let includes = "cached tokens, read and written";
+                part_exceeds_whole("cache_write_tokens", &part, ("input_tokens", input), includes, ANTHROPIC)
+            }
+        });
     }
     // Likewise reasoning tokens are part of the output tokens (OTel GenAI semantic conventions:
     // `gen_ai.usage.reasoning.output_tokens` is included in `gen_ai.usage.output_tokens`) and
     // billed as output. Output tokens that leave them out, as Gemini's `candidatesTokenCount`
     // leaves out `thoughtsTokenCount`, would price the call too low.
-    if let (Some(output), Some(reasoning)) = (event.output_tokens, event.reasoning_tokens)
-        && reasoning > output
-    {
+    if let Some((output, reasoning)) = reasoning_beyond_output(event) {
         let part = format!("reasoning_tokens ({reasoning})");
         let gemini = "Gemini's usageMetadata.candidatesTokenCount excludes them; send candidatesTokenCount + \
                       thoughtsTokenCount";
@@ -163,6 +160,43 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The input tokens and the cache counts (read and written) together, when these exceed those:
+/// the conventions count both inside the input.
+fn cache_beyond_input(event: &InferenceEvent) -> Option<(i64, i64)> {
+    let input = event.input_tokens?;
+    let cached = event.cache_read_tokens.unwrap_or(0).saturating_add(event.cache_write_tokens.unwrap_or(0));
+    (cached > input).then_some((input, cached))
+}
+
+/// The output and reasoning tokens, when these exceed those: the conventions count reasoning
+/// inside the output.
+fn reasoning_beyond_output(event: &InferenceEvent) -> Option<(i64, i64)> {
+    let (output, reasoning) = (event.output_tokens?, event.reasoning_tokens?);
+    (reasoning > output).then_some((output, reasoning))
+}
+
+/// Instrumentations that copy a provider's usage object as it is report Anthropic's and Bedrock's
+/// input tokens without the cached ones (`opentelemetry-instrumentation-botocore`'s Converse
+/// spans, OpenLIT's Anthropic and Bedrock spans), or Gemini's output tokens without the thinking
+/// ones. In a span, where the parts exceed the whole, the whole cannot have included them, so
+/// they are added before [`inference`] would refuse the call, as it refuses a JSON event (whose
+/// producer can be fixed). Parts below the whole are taken as included, the conventions'
+/// reading; a report that leaves out a smaller cache cannot be told apart and is priced low
+/// (README). Negative counts are left for [`inference`] to refuse.
+pub(super) fn include_parts_left_out(event: &mut InferenceEvent) {
+    let counts = [event.input_tokens, event.cache_read_tokens, event.cache_write_tokens];
+    if counts.iter().all(|count| count.unwrap_or(0) >= 0)
+        && let Some((input, cached)) = cache_beyond_input(event)
+    {
+        event.input_tokens = Some(input.saturating_add(cached));
+    }
+    if let Some((output, reasoning)) = reasoning_beyond_output(event)
+        && output >= 0
+    {
+        event.output_tokens = Some(output.saturating_add(reasoning));
+    }
 }
 
 /// Drop a time to first token longer than the whole call, and say so (for
