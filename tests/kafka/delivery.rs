@@ -26,6 +26,8 @@ async fn mixed_load_lands_exactly_and_metrics_agree_with_the_lake() -> anyhow::R
     let metrics = daemon.metrics()?;
     let requests = harness::metric_sum(&metrics, "driftwatch_requests_total", "");
     assert_eq!(requests as i64, lake.counts.event_rows, "driftwatch_requests_total vs lake rows");
+    let lags = harness::metric_sum(&metrics, "driftwatch_event_lag_seconds_count", "");
+    assert_eq!(lags as i64, lake.counts.event_rows, "every stored call's lag is observed once");
     let dead = harness::metric_sum(&metrics, "driftwatch_dead_letters_total", "");
     assert_eq!(dead as i64, lake.counts.dead_letters, "driftwatch_dead_letters_total vs lake");
     let messages = harness::metric_sum(&metrics, "driftwatch_messages_total", "");

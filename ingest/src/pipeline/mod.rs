@@ -127,6 +127,7 @@ impl Processor {
             }
             self.join.remember(event);
             self.metrics.observe_event(event);
+            self.metrics.observe_event_lag(event.time, now);
             buffer.approx_bytes += buffer.events.push(event);
             rows += 1;
         }

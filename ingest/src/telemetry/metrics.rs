@@ -14,7 +14,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use driftwatch_lake::layout::FileKind;
-use driftwatch_lake::model::{FeedbackEvent, InferenceEvent};
+use driftwatch_lake::model::{FeedbackEvent, InferenceEvent, UnixNanos};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -178,6 +178,7 @@ struct Inner {
     waiting_for_flush_slot: Gauge,
     flushes: Family<StaticLabel, Counter>,
     flush_duration: Histogram,
+    event_lag: Histogram,
     consumer_errors: Family<StaticLabel, Counter>,
 }
 
@@ -220,6 +221,7 @@ impl Metrics {
             waiting_for_flush_slot: Gauge::default(),
             flushes: Family::default(),
             flush_duration: Histogram::new(FLUSH_BUCKETS),
+            event_lag: Histogram::new(EVENT_LAG_BUCKETS),
             consumer_errors: Family::default(),
             registry: Registry::default(),
         };
@@ -292,6 +294,12 @@ impl Metrics {
         );
         registry.register(FLUSH_DURATION_SECONDS, "Duration of lake buffer flushes", inner.flush_duration.clone());
         registry.register(
+            EVENT_LAG_SECONDS,
+            "Seconds from an inference call's end to its reading: hours or days while a backlog is caught up, \
+             when the call counters' rates are the backlog's, not the fleet's",
+            inner.event_lag.clone(),
+        );
+        registry.register(
             BUILD_INFO.strip_suffix("_info").unwrap_or(BUILD_INFO),
             "The running driftwatch build",
             Info::new([(LABEL_VERSION, env!("CARGO_PKG_VERSION"))]),
@@ -335,6 +343,14 @@ impl Metrics {
     /// Count one inference on its GenAI series (hot path: one map lookup plus atomics).
     pub fn observe_event(&self, event: &InferenceEvent) {
         self.inner.genai.observe_event(event);
+    }
+
+    /// Note how long after its end (`ended_at`, Unix nanoseconds) a call was read, at `read_at`.
+    /// A call that ended "after" its reading (producer clock ahead) counts as read at once.
+    pub fn observe_event_lag(&self, ended_at: UnixNanos, read_at: UnixNanos) {
+        let lag_nanos = read_at.saturating_sub(ended_at).max(0);
+        #[allow(clippy::cast_precision_loss)] // inexact beyond 2^53 ns (104 days); a bucket needs no better
+        self.inner.event_lag.observe(lag_nanos as f64 / 1e9);
     }
 
     /// Count one feedback result on its GenAI series.

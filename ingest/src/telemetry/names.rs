@@ -33,7 +33,13 @@ pub const SPANS_SKIPPED_TOTAL: &str = "driftwatch_spans_skipped_total";
 /// Inference calls kept without the cost their producer reported, because it was no amount (not
 /// a number, negative, NaN or infinite); driftwatch's own price is unaffected.
 pub const REPORTED_COSTS_DROPPED_TOTAL: &str = "driftwatch_reported_costs_dropped_total";
+/// Inference calls kept without their time to first token, which was longer than the call.
 pub const TTFTS_DROPPED_TOTAL: &str = "driftwatch_ttfts_dropped_total";
+/// Seconds from an inference call's event time (its end) to its reading by driftwatch, in
+/// [`EVENT_LAG_BUCKETS`]: a few seconds of collector batching when live, hours or days while a
+/// backlog is caught up, when the rate of the call counters is that of the backlog, not of the
+/// fleet (Vector's `source_lag_time_seconds` is the same measure).
+pub const EVENT_LAG_SECONDS: &str = "driftwatch_event_lag_seconds";
 /// Decode failures by `reason`.
 pub const DECODE_ERRORS_TOTAL: &str = "driftwatch_decode_errors_total";
 /// Rows written to the dead-letter lake by `reason`.
@@ -196,5 +202,8 @@ pub const TOKEN_BUCKETS: [f64; 14] = [
     16_777_216.0,
     67_108_864.0,
 ];
+/// Buckets of [`EVENT_LAG_SECONDS`]: from collector batching (seconds) to a week-old backlog.
+pub const EVENT_LAG_BUCKETS: [f64; 13] =
+    [1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1_800.0, 3_600.0, 21_600.0, 86_400.0, 259_200.0, 604_800.0];
 /// Flush durations, seconds: from a small local file to a slow object-store upload.
 pub const FLUSH_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];

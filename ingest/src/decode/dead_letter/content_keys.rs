@@ -147,7 +147,41 @@ const CONTENT_KEYS: &[&str] = &[
     "haystack.component.output",
     "haystack.agent.input",
     "haystack.agent.output",
+    // Logfire's message, which early Pydantic AI versions formatted from the prompt and answer.
+    "logfire.msg",
+    // LlamaIndex's instrumentation events and CrewAI's, flattened by the span processors that
+    // forward them: the prompt a template produced, a retrieval's or query engine's question,
+    // and an output's text.
+    "prompt",
+    "query",
+    "value",
 ];
+
+/// LiteLLM's raw-request attributes, `llm.<provider>.<parameter>`, one per key of the body sent
+/// to the provider (BerriAI/litellm, `litellm/integrations/opentelemetry.py`,
+/// `set_raw_request_attributes`), and of the raw reply: these parameters are its text.
+const RAW_BODY_TEXT_PARAMETERS: &[&str] = &[
+    "messages",
+    "system",
+    "system_instruction",
+    "systemInstruction",
+    "instructions",
+    "contents",
+    "content",
+    "prompt",
+    "input",
+    "tools",
+    "choices",
+    "candidates",
+    "output",
+    "query",
+    "documents",
+];
+
+/// The middle names of `llm.<name>.<field>` keys that are counts or amounts in the conventions
+/// the decoder maps (OpenInference's `llm.token_count.prompt`, `llm.cost.prompt`), never a
+/// LiteLLM provider.
+const COUNT_NAMESPACES: &[&str] = &["token_count", "cost", "usage"];
 
 /// Flattened lists, `<prefix><index>.<field>...`: a key under one of these is content when one of
 /// its dot-separated fields is in [`CONTENT_FIELDS`], so `gen_ai.prompt.0.content` is and
@@ -181,12 +215,26 @@ const CONTENT_FIELDS: &[&str] =
     &["content", "text", "arguments", "function_call_arguments_json", "url", "transcript", "json_schema", "parameters"];
 
 /// Whether the value of the attribute `key` is content a dead letter masks: the decoder's content
-/// keys, [`CONTENT_KEYS`], and content fields of the [`INDEXED_PREFIXES`] lists.
+/// keys, [`CONTENT_KEYS`], LiteLLM's raw request and reply text, and content fields of the
+/// [`INDEXED_PREFIXES`] lists.
 pub(super) fn carries_content(key: &str) -> bool {
     is_content_key(key)
         || CONTENT_KEYS.contains(&key)
+        || is_raw_body_text(key)
         || INDEXED_PREFIXES.iter().any(|prefix| {
             key.strip_prefix(prefix)
                 .is_some_and(|fields| fields.split('.').any(|field| CONTENT_FIELDS.contains(&field)))
         })
+}
+
+/// Whether `key` is `llm.<provider>.<parameter>` with a text parameter of a raw request or reply.
+fn is_raw_body_text(key: &str) -> bool {
+    let Some(rest) = key.strip_prefix("llm.") else { return false };
+    let mut names = rest.split('.');
+    match (names.next(), names.next(), names.next()) {
+        (Some(provider), Some(parameter), None) => {
+            !COUNT_NAMESPACES.contains(&provider) && RAW_BODY_TEXT_PARAMETERS.contains(&parameter)
+        }
+        _ => false,
+    }
 }

@@ -313,6 +313,21 @@ fn content_keys_cover_every_convention_and_nothing_that_explains_a_reject() {
         "crew_tasks",
         "haystack.component.input",
         "haystack.pipeline.output_data",
+        // Logfire's message, LlamaIndex's and CrewAI's event fields.
+        "logfire.msg",
+        "prompt",
+        "query",
+        "value",
+        // LiteLLM's raw request and reply (`llm.<provider>.<parameter>`).
+        "llm.anthropic.messages",
+        "llm.anthropic.system",
+        "llm.openai.messages",
+        "llm.openai.input",
+        "llm.gemini.contents",
+        "llm.vertex_ai.systemInstruction",
+        "llm.openai.tools",
+        "llm.openai.choices",
+        "llm.anthropic.content",
     ] {
         assert!(carries_content(key), "{key} is content");
     }
@@ -372,6 +387,13 @@ fn content_keys_cover_every_convention_and_nothing_that_explains_a_reject() {
         "haystack.agent.steps_taken",
         "error.type",
         "exception.message",
+        // LiteLLM's raw request settings, and OpenInference's counts and amounts.
+        "llm.anthropic.model",
+        "llm.openai.temperature",
+        "llm.openai.max_tokens",
+        "llm.token_count.prompt",
+        "llm.cost.prompt",
+        "llm.usage.prompt_tokens",
         // The conventions are case-sensitive: these are other keys.
         "Input.Value",
         "GEN_AI.TOOL.CALL.ARGUMENTS",
