@@ -3,7 +3,8 @@
 //! A rejected payload enters [`dead_letter_payload`] as it came: one span or log record
 //! re-serialised as OTLP/JSON, the bytes of an item prost could not decode, a whole message
 //! (JSON event, OTLP/JSON, OTLP protobuf, or bytes that are none of these), or the head of a
-//! record too long to read. Three steps, in this order:
+//! record too long to read. A message in a schema registry's frame is kept without the frame.
+//! Three steps, in this order:
 //!
 //! 1. Content is masked unless [`DeadLetterContent::Keep`]: the prompt and answer text a
 //!    rejected message carries would otherwise outlive the app's choice not to retain content.
@@ -67,6 +68,10 @@ const KEPT_TEXT_RUN_BYTES: usize = 8;
 /// payload is at most `max_payload_bytes` (or a source's bounded head of a longer record), and
 /// every step is linear in it.
 pub(crate) fn dead_letter_payload(payload: &[u8], cap: usize, content: DeadLetterContent) -> Vec<u8> {
+    // A registry frame's header would hide the JSON or protobuf inside from the masks below,
+    // which would then mask it as bytes of no known shape: the body is kept without it.
+    let payload =
+        super::schema_registry::unframe(payload).and_then(Result::ok).map_or(payload, |unframed| unframed.body);
     let payload = match content {
         DeadLetterContent::Keep => Cow::Borrowed(payload),
         DeadLetterContent::Mask => mask_content(payload),

@@ -13,6 +13,8 @@
 //!   feedback, read in place from protobuf the same way.
 //! - `attributes` is the DESIGN §3.2 mapping table.
 //! - `json_event` decodes the `llm_events` JSON schema.
+//! - `schema_registry` takes off the frame a schema registry's serializers put around a JSON
+//!   document or protobuf message, before it is sniffed.
 //! - `otlp_json_salvage` takes apart an OTLP/JSON request that does not deserialize whole, so
 //!   that only its bad spans or log records are rejected.
 //! - `validate` applies the plausibility checks every event passes through.
@@ -32,6 +34,7 @@ mod otlp_json_salvage;
 mod otlp_logs;
 mod otlp_traces;
 mod otlp_wire;
+mod schema_registry;
 mod validate;
 
 pub use attributes::{normalize_operation, normalize_provider};
@@ -105,6 +108,9 @@ pub enum Error {
     /// pipeline that sends them to driftwatch's topics.
     #[error("OTLP {signal} carry no inference calls; send only traces and logs to driftwatch's topics")]
     UnsupportedSignal { signal: &'static str },
+    /// A message in a frame (a schema registry's) that does not hold together.
+    #[error("corrupt {framing} frame: {detail}")]
+    CorruptFrame { framing: &'static str, detail: String },
 }
 
 /// Result of one decoding step.
@@ -129,6 +135,8 @@ impl Error {
             Error::NonFinite { .. } => "non_finite_number",
             Error::UnknownEventType { .. } => "unknown_event_type",
             Error::UnsupportedSignal { .. } => "unsupported_signal",
+            // The file framing's reason too (`source::framing`): the record's envelope is broken.
+            Error::CorruptFrame { .. } => "corrupt_framing",
         }
     }
 }
@@ -350,6 +358,10 @@ impl Decoder {
         if payload.len() > self.config.max_payload_bytes {
             return Err(Error::PayloadTooLarge { size: payload.len(), limit: self.config.max_payload_bytes });
         }
+        let payload = match schema_registry::unframe(payload) {
+            None => payload,
+            Some(unframed) => unframed?.body,
+        };
         let Some(first) = payload.iter().position(|b| !b.is_ascii_whitespace()) else {
             return Err(Error::EmptyPayload);
         };

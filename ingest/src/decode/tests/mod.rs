@@ -10,6 +10,7 @@ mod json;
 mod mapping;
 mod mapping_precedence;
 mod rejects;
+mod schema_registry;
 mod wire;
 
 use driftwatch_lake::model::InferenceEvent;

@@ -266,8 +266,10 @@ fn every_reason_code_is_in_the_metrics_list_and_nothing_else_is() {
         Error::NonFinite { field },
         Error::UnknownEventType { found: String::new() },
         Error::UnsupportedSignal { signal: "metrics" },
+        Error::CorruptFrame { framing: "f", detail: String::new() },
     ];
     let mut codes: Vec<&str> = every_variant.iter().map(Error::reason).collect();
+    // The file framing's own reason (`source::framing`).
     codes.push("corrupt_framing");
     codes.sort_unstable();
     codes.dedup();
