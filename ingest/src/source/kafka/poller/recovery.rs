@@ -1,5 +1,5 @@
 //! Where an assigned partition starts. Each one is recovered from the lake (removing files of a
-//! flush that never committed) and resumes at the lake checkpoint, so Kafka's own committed
+//! flush that never committed; several partitions at once) and resumes at the lake checkpoint, so Kafka's own committed
 //! offsets are only advisory; an unavailable lake is waited for until it answers or shutdown
 //! begins. The checkpoint is compared with the log's watermarks: beyond the log's end (the topic
 //! was recreated) a new lake epoch starts at the log's start, before it (retention deleted
@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
@@ -21,39 +22,73 @@ use crate::source::kafka::channel::AssignedPartition;
 /// the processing loop is told of each (topic, partition, resume offset).
 type RecoveredAssignment = (TopicPartitionList, Vec<AssignedPartition>);
 
+/// Partitions whose lake records are recovered at once when an assignment arrives. Each
+/// recovery is a handful of object-store round trips (read and claim the partition's record,
+/// list its manifests, check the claim, sweep temporary files); one after another, a member
+/// given 48 partitions of a lake on S3 waited seconds before reading anything, at every
+/// rebalance of an eager group.
+const RECOVERY_CONCURRENCY: usize = 16;
+
+/// An assigned partition and its recovered lake checkpoint (`None`: nothing committed yet).
+struct RecoveredPartition {
+    topic: String,
+    stream: String,
+    partition: i32,
+    checkpoint: Option<Checkpoint>,
+}
+
 impl PollerContext {
     /// Recover one partition's checkpoint from the lake, retrying until the lake answers.
     /// `None` when shutdown started first: nothing of the partition was read or buffered, so
     /// it is simply left for the next owner.
-    fn recover_checkpoint(&self, topic: &str, stream: &str, partition: i32) -> Option<Option<Checkpoint>> {
+    async fn recover_checkpoint(&self, topic: &str, stream: &str, partition: i32) -> Option<Option<Checkpoint>> {
         let mut delay = Duration::from_millis(200);
         loop {
-            let attempt = self.runtime.block_on(async {
-                tokio::select! {
-                    biased;
-                    () = self.shutdown.cancelled() => None,
-                    result = self.writer.recover(stream, partition) => Some(result),
-                }
-            });
-            match attempt? {
+            let attempt = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return None,
+                result = self.writer.recover(stream, partition) => result,
+            };
+            match attempt {
                 Ok(checkpoint) => return Some(checkpoint),
                 Err(error) => {
                     self.metrics.record_consumer_error("lake_recover");
                     tracing::warn!(topic, partition, %error, "Cannot recover partition from the lake; retrying.");
                 }
             }
-            let stopped = self.runtime.block_on(async {
-                tokio::select! {
-                    biased;
-                    () = self.shutdown.cancelled() => true,
-                    () = tokio::time::sleep(delay) => false,
-                }
-            });
-            if stopped {
-                return None;
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return None,
+                () = tokio::time::sleep(delay) => {}
             }
             delay = (delay * 2).min(Duration::from_secs(10));
         }
+    }
+
+    /// Every partition of `tpl` recovered from the lake, in its order, [`RECOVERY_CONCURRENCY`]
+    /// at a time. `None` when shutdown started while the lake was being waited for.
+    fn recover_checkpoints(&self, tpl: &TopicPartitionList) -> Option<Vec<RecoveredPartition>> {
+        let assigned: Vec<(String, String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|element| {
+                let topic = element.topic();
+                (topic.to_owned(), kafka_stream_id(&self.group_id, topic), element.partition())
+            })
+            .collect();
+        let checkpoints: Vec<Option<Option<Checkpoint>>> = self.runtime.block_on(
+            futures::stream::iter(&assigned)
+                .map(|(topic, stream, partition)| self.recover_checkpoint(topic, stream, *partition))
+                .buffered(RECOVERY_CONCURRENCY)
+                .collect(),
+        );
+        assigned
+            .into_iter()
+            .zip(checkpoints)
+            .map(|((topic, stream, partition), checkpoint)| {
+                Some(RecoveredPartition { topic, stream, partition, checkpoint: checkpoint? })
+            })
+            .collect()
     }
 
     /// Recover every assigned partition from the lake, retrying the lake until it answers.
@@ -65,10 +100,7 @@ impl PollerContext {
     ) -> Option<RecoveredAssignment> {
         let mut positioned = TopicPartitionList::new();
         let mut starts = Vec::new();
-        for element in tpl.elements() {
-            let (topic, partition) = (element.topic().to_owned(), element.partition());
-            let stream = kafka_stream_id(&self.group_id, &topic);
-            let checkpoint = self.recover_checkpoint(&topic, &stream, partition)?;
+        for RecoveredPartition { topic, stream, partition, checkpoint } in self.recover_checkpoints(tpl)? {
             let checkpoint_at = checkpoint.as_ref().map(|c| std::time::SystemTime::from(c.updated_at));
             let mut next = checkpoint.map(|c| c.next_offset);
             if let Some(committed) = next {
@@ -286,7 +318,7 @@ mod tests {
 
     use super::super::test_support::{
         TestResult, context_over_a_fresh_lake, context_over_lake, group_member, produce, test_brokers,
-        topic_with_messages,
+        topic_with_messages, unique_name,
     };
     use super::*;
     use crate::source::kafka::channel::event_channel;
@@ -354,7 +386,8 @@ mod tests {
         let (gave_up, answer) = std::sync::mpsc::channel();
         let recovering = Arc::clone(&context);
         std::thread::spawn(move || {
-            let _ = gave_up.send(recovering.recover_checkpoint("spans", "kafka.group.spans", 0).is_none());
+            let recovery = recovering.recover_checkpoint("spans", "kafka.group.spans", 0);
+            let _ = gave_up.send(recovering.runtime.block_on(recovery).is_none());
         });
         // Shut down once recovery has failed and is waiting to try again.
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -397,6 +430,53 @@ mod tests {
         }
         assert_eq!(starts[0], (Offset::Offset(5), Some(5), Some(5)), "the log's end when first assigned");
         assert_eq!(starts[1], (Offset::Offset(5), Some(5), Some(5)), "resumed there, not at 8");
+        Ok(())
+    }
+
+    /// An assignment of many partitions, recovered from the lake several at a time: each
+    /// partition resumes at its own checkpoint, whatever order the recoveries finish in.
+    #[test]
+    fn each_partition_of_a_large_assignment_resumes_at_its_own_checkpoint() -> TestResult {
+        const PARTITIONS: i32 = 40;
+        let brokers = test_brokers()?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let topic = unique_name("many")?;
+        runtime.block_on(crate::loadgen::ensure_topics(
+            &brokers,
+            &[],
+            &[&topic],
+            PARTITIONS,
+            Duration::from_secs(30),
+        ))?;
+        // Partition p holds p messages, and its checkpoint is at its end, p.
+        let producer: rdkafka::producer::BaseProducer =
+            rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).set("batch.num.messages", "1").create()?;
+        for partition in 0..PARTITIONS {
+            for _ in 0..partition {
+                let record = rdkafka::producer::BaseRecord::<(), _>::to(&topic).partition(partition).payload("m");
+                producer.send(record).map_err(|(error, _)| error)?;
+            }
+        }
+        rdkafka::producer::Producer::flush(&producer, Duration::from_secs(30))?;
+        let lake = tempfile::tempdir()?;
+        let (_events, context) =
+            context_over_lake(&runtime, lake.path(), &topic, StartFrom::Earliest, Duration::from_secs(5))?;
+        let stream = kafka_stream_id(&topic, &topic);
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..PARTITIONS {
+            runtime.block_on(context.writer.pin_start(&stream, partition, i64::from(partition)))?;
+            assignment.add_partition(&topic, partition);
+        }
+
+        let consumer: BaseConsumer<PollerContext> = group_member(&brokers, &topic).create_with_context(context)?;
+        let (positioned, assigned) =
+            consumer.context().recover_assignment(&consumer, &assignment).ok_or("recovery gave up")?;
+        assert_eq!(assigned.len(), usize::try_from(PARTITIONS)?);
+        for (start, partition) in assigned.iter().zip(0..) {
+            assert_eq!((start.partition, start.resume_at), (partition, Some(i64::from(partition))));
+            let offset = positioned.find_partition(&topic, partition).ok_or("not positioned")?.offset();
+            assert_eq!(offset, Offset::Offset(i64::from(partition)), "partition {partition}");
+        }
         Ok(())
     }
 
