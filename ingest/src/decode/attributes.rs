@@ -134,9 +134,12 @@ pub(crate) mod rows {
 
     pub(crate) const APP: &[Key] = &[App, ServiceName];
     pub(crate) const ENVIRONMENT: &[Key] = &[EnvironmentName, Environment];
-    /// Keys read from the resource alone (DESIGN §3.2): OpenLIT stamps `service.name` and
-    /// `deployment.environment` as `"default"` on every span, whatever the resource says.
-    pub(crate) const RESOURCE_ONLY: &[Key] = &[ServiceName, EnvironmentName, Environment];
+    /// Keys read from the resource first (DESIGN §3.2), and from the item's own attributes only
+    /// when the resource has none or names no service (the SDKs' `unknown_service` default):
+    /// OpenLIT stamps `service.name` and `deployment.environment` as `"default"` on every span,
+    /// whatever the resource says, while a producer without a configured resource may name its
+    /// service on each span.
+    pub(crate) const RESOURCE_FIRST: &[Key] = &[ServiceName, EnvironmentName, Environment];
     /// The Vercel AI SDK's provider id (`openai.chat`) last: its do* spans repeat it in
     /// `gen_ai.system`, except the embedding calls.
     pub(crate) const PROVIDER: &[Key] = &[ProviderName, System, LlmSystem, LlmProvider, AiModelProvider];
@@ -176,12 +179,12 @@ pub(crate) mod rows {
 }
 
 impl Key {
-    /// True for a key that only a resource may set ([`rows::RESOURCE_ONLY`]). A `matches!`, not a
-    /// search of that list: every attribute lookup asks.
-    fn resource_only(self) -> bool {
-        let resource_only = matches!(self, Key::ServiceName | Key::EnvironmentName | Key::Environment);
-        debug_assert_eq!(resource_only, rows::RESOURCE_ONLY.contains(&self));
-        resource_only
+    /// True for a key read from the resource first ([`rows::RESOURCE_FIRST`]). A `matches!`, not
+    /// a search of that list: every attribute lookup asks.
+    fn resource_first(self) -> bool {
+        let resource_first = matches!(self, Key::ServiceName | Key::EnvironmentName | Key::Environment);
+        debug_assert_eq!(resource_first, rows::RESOURCE_FIRST.contains(&self));
+        resource_first
     }
 }
 
@@ -353,12 +356,21 @@ impl<'a> Attrs<'a> {
     }
 }
 
+/// How the OpenTelemetry SDKs name a service nobody named (`unknown_service`, or
+/// `unknown_service:<process>`): a resource saying so leaves the name to the item.
+const SDK_DEFAULT_SERVICE: &str = "unknown_service";
+
+/// Whether a resource's value of `key` is the SDKs' name for an unnamed service.
+fn names_no_service(key: Key, value: &AttrValue<'_>) -> bool {
+    key == Key::ServiceName && matches!(value, AttrValue::Str(name) if name.starts_with(SDK_DEFAULT_SERVICE))
+}
+
 /// Where the mapping reads a span's (or event's, or record's) fields.
 ///
 /// Two kinds of precedence. The layers (the item's own attributes, nearest first, then the
 /// resource's) are searched key by key: the nearest layer holding a key gives its value, so
-/// `driftwatch.app` on a resource still beats `service.name`. Keys of [`rows::RESOURCE_ONLY`]
-/// are read from the resource alone. `behind` (a span's content events) is searched only for a
+/// `driftwatch.app` on a resource still beats `service.name`. Keys of [`rows::RESOURCE_FIRST`]
+/// are read from the resource first, then from the item's layers. `behind` (a span's content events) is searched only for a
 /// row that no layer holds any key of: an event restates the call, and the span's own attributes
 /// win row by row, so a deprecated key on the span beats a current one on the event.
 #[derive(Debug, Clone, Copy)]
@@ -385,21 +397,31 @@ impl<'s, 'a> View<'s, 'a> {
         View { behind: events, ..self }
     }
 
-    /// The value of `key` in the nearest layer that has it.
+    /// The value of `key` in the nearest layer that has it; for a key read from the resource
+    /// first, the resource's value unless it names no service.
     fn layered(&self, key: Key) -> Option<AttrValue<'a>> {
-        if key.resource_only() {
-            return self.layers[2].get(key);
+        if key.resource_first() {
+            return self.layers[2].get(key).filter(|value| !names_no_service(key, value));
         }
         self.layers.iter().find_map(|layer| layer.get(key))
     }
 
-    /// The first key of `row` that `pick` accepts a value of: the layers' values first, the
-    /// events' behind them only when the layers hold none that `pick` accepts.
+    /// The first key of `row` that `pick` accepts a value of: the layers' values first (the
+    /// resource's alone for the keys read from it first), then the item's own values of those
+    /// keys, then a resource's `unknown_service`; the events' behind them all only when nothing
+    /// else holds a value that `pick` accepts. Row by row, not key by key: a deprecated
+    /// environment key on the resource beats the current one on a span.
     fn find<T>(&self, row: &[Key], pick: impl Fn(Key, AttrValue<'a>) -> Option<T>) -> Option<T> {
-        row.iter().find_map(|&key| pick(key, self.layered(key)?)).or_else(|| {
-            let behind = self.behind?;
-            row.iter().filter(|key| !key.resource_only()).find_map(|&key| pick(key, behind.get(key)?))
-        })
+        let resource_first = || row.iter().copied().filter(|key| key.resource_first());
+        let on_item = |key: Key| self.layers[..2].iter().find_map(|layer| layer.get(key));
+        row.iter()
+            .find_map(|&key| pick(key, self.layered(key)?))
+            .or_else(|| resource_first().find_map(|key| pick(key, on_item(key)?)))
+            .or_else(|| resource_first().find_map(|key| pick(key, self.layers[2].get(key)?)))
+            .or_else(|| {
+                let behind = self.behind?;
+                row.iter().filter(|key| !key.resource_first()).find_map(|&key| pick(key, behind.get(key)?))
+            })
     }
 
     /// The first key of `row` present, with its value.

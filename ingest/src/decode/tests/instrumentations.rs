@@ -81,10 +81,12 @@ fn time_to_first_token_is_kept_only_for_streamed_answers() {
     assert_eq!(ttft(vec![kv("gen_ai.operation.name", s("embeddings"))]), Some(None));
 }
 
-/// The current environment key on a span loses to the deprecated one on the resource: only the
-/// resource says where the app runs. `driftwatch.app` on the span still names the app.
+/// The current environment key on a span loses to the deprecated one on the resource: the
+/// resource says where the app runs. `driftwatch.app` on the span still names the app. A span
+/// names the app and environment only where its resource names none (no key, or the SDKs'
+/// `unknown_service` default).
 #[test]
-fn app_and_environment_keys_on_a_span_are_not_read() {
+fn app_and_environment_come_from_the_resource_before_the_span() {
     let resource = vec![kv("service.name", s("where2eat")), kv("deployment.environment", s("prod"))];
     let on_span = vec![
         kv("gen_ai.operation.name", s("chat")),
@@ -95,14 +97,21 @@ fn app_and_environment_keys_on_a_span_are_not_read() {
     let e = &out.events[0];
     assert_eq!((e.app.as_str(), e.environment.as_deref()), ("where2eat", Some("prod")));
 
-    let mut overridden = on_span;
+    let mut overridden = on_span.clone();
     overridden.push(kv("driftwatch.app", s("override")));
     let out = decode_traces(&traces(resource, vec![span(1, overridden)]));
     assert_eq!(out.events[0].app, "override");
 
-    let named_on_span_only = vec![kv("gen_ai.operation.name", s("chat")), kv("service.name", s("default"))];
-    let out = decode_traces(&traces(vec![], vec![span(1, named_on_span_only)]));
-    assert_eq!((out.events.len(), out.rejects.len()), (0, 1), "a span's service.name names no app");
+    // Earlier releases read these spans' names, and upgraded daemons must not dead-letter them.
+    for unnamed_resource in [vec![], vec![kv("service.name", s("unknown_service:python3"))]] {
+        let out = decode_traces(&traces(unnamed_resource.clone(), vec![span(1, on_span.clone())]));
+        assert_eq!(out.rejects, vec![], "{unnamed_resource:?}");
+        let e = &out.events[0];
+        assert_eq!((e.app.as_str(), e.environment.as_deref()), ("default", Some("default")));
+    }
+    let unnamed = vec![kv("service.name", s("unknown_service"))];
+    let out = decode_traces(&traces(unnamed, vec![span(1, vec![kv("gen_ai.operation.name", s("chat"))])]));
+    assert_eq!(out.events[0].app, "unknown_service", "the SDK's default stands when nothing else names the app");
 }
 
 /// The Vercel AI SDK: only its provider-call spans (`doGenerate`, `doEmbed`) are calls; the
