@@ -79,25 +79,101 @@ fn make_lake(dir: &Path) -> anyhow::Result<(std::path::PathBuf, std::path::PathB
     Ok((input, lake))
 }
 
-/// Rewrites the first events file and the first rollups file (in path order, the first a reader
-/// lists) without `cache_write_tokens`, as files written before that column existed are: a lake
-/// that an upgrade left mixed, whose readers must still see the column in the newer files.
-fn strip_cache_write_tokens_from_the_first_files(lake: &Path) -> anyhow::Result<()> {
-    use driftwatch_lake::layout::FileKind;
-    use driftwatch_lake::parquet::{ParquetOptions, read_parquet, write_parquet};
-    for (table, kind) in [("events", FileKind::Events), ("rollups", FileKind::Rollups)] {
-        let first = common::files_under(&lake.join(table))
-            .into_iter()
-            .find(|path| path.extension().is_some_and(|extension| extension == "parquet"))
-            .with_context(|| format!("no {table} file"))?;
-        let batches = read_parquet(bytes::Bytes::from(std::fs::read(&first)?))?;
-        let [batch] = &batches[..] else { bail!("{}: {} batches", first.display(), batches.len()) };
-        let mut batch = batch.clone();
-        let column = batch.schema().index_of("cache_write_tokens")?;
-        batch.remove_column(column);
-        let bytes = write_parquet(&batch, ParquetOptions::default().writer_properties(kind)?)?;
-        std::fs::write(&first, bytes)?;
+/// The first parquet file of `table` in path order (the first a reader lists), or the first for
+/// which `pick` holds.
+fn first_file(
+    lake: &Path,
+    table: &str,
+    pick: impl Fn(&arrow::record_batch::RecordBatch) -> bool,
+) -> anyhow::Result<(std::path::PathBuf, arrow::record_batch::RecordBatch)> {
+    use driftwatch_lake::parquet::read_parquet;
+    for path in common::files_under(&lake.join(table)) {
+        if path.extension().is_none_or(|extension| extension != "parquet") {
+            continue;
+        }
+        let batches = read_parquet(bytes::Bytes::from(std::fs::read(&path)?))?;
+        let [batch] = &batches[..] else { bail!("{}: {} batches", path.display(), batches.len()) };
+        if pick(batch) {
+            return Ok((path, batch.clone()));
+        }
     }
+    bail!("no {table} file to age")
+}
+
+/// `batch` with `column` replaced by `array` (of a new type, named as before).
+fn replace_column(
+    batch: &arrow::record_batch::RecordBatch,
+    column: &str,
+    array: arrow::array::ArrayRef,
+) -> anyhow::Result<arrow::record_batch::RecordBatch> {
+    use arrow::datatypes::{Field, Schema};
+    let index = batch.schema().index_of(column)?;
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|field| field.as_ref().clone()).collect();
+    fields[index] = fields[index].clone().with_data_type(array.data_type().clone());
+    let mut columns = batch.columns().to_vec();
+    columns[index] = array;
+    Ok(arrow::record_batch::RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)?)
+}
+
+/// Rewrites files as older releases wrote them, so that the lake is one an upgrade left mixed
+/// and readers must still see the newer files' columns and read both kinds alike:
+/// - the first events and rollups files (the first a reader lists) without `cache_write_tokens`;
+/// - the first events, rollups and dead-letter files with their times in nanoseconds, as before
+///   times were stored to the microsecond;
+/// - the first rollups file that holds scored feedback without the tallies' `scored` field.
+fn age_files_as_older_releases_wrote_them(lake: &Path) -> anyhow::Result<()> {
+    use arrow::array::{Array, AsArray, ListArray, StructArray};
+    use arrow::datatypes::{DataType, Fields, TimeUnit};
+    use driftwatch_lake::layout::FileKind;
+    use driftwatch_lake::parquet::{ParquetOptions, write_parquet};
+    use std::sync::Arc;
+    let write = |path: &Path, batch: &arrow::record_batch::RecordBatch, kind| -> anyhow::Result<()> {
+        std::fs::write(path, write_parquet(batch, ParquetOptions::default().writer_properties(kind)?)?)?;
+        Ok(())
+    };
+    let in_nanoseconds = |batch: &arrow::record_batch::RecordBatch| -> anyhow::Result<_> {
+        let mut batch = batch.clone();
+        for field in batch.schema().fields().iter() {
+            if let DataType::Timestamp(TimeUnit::Microsecond, zone) = field.data_type() {
+                let nanos = DataType::Timestamp(TimeUnit::Nanosecond, zone.clone());
+                let column = arrow::compute::cast(batch.column_by_name(field.name()).context("column")?, &nanos)?;
+                batch = replace_column(&batch, field.name(), column)?;
+            }
+        }
+        Ok(batch)
+    };
+    for (table, kind) in [("events", FileKind::Events), ("rollups", FileKind::Rollups)] {
+        let (path, mut batch) = first_file(lake, table, |_| true)?;
+        batch.remove_column(batch.schema().index_of("cache_write_tokens")?);
+        write(&path, &in_nanoseconds(&batch)?, kind)?;
+    }
+    let (path, batch) = first_file(lake, "dead_letter", |_| true)?;
+    write(&path, &in_nanoseconds(&batch)?, FileKind::DeadLetter)?;
+
+    let scored = |batch: &arrow::record_batch::RecordBatch| {
+        batch.column_by_name("feedback").and_then(|column| column.as_list_opt::<i32>()).is_some_and(|lists| {
+            let tallies = lists.values().as_struct();
+            tallies.column_by_name("scored").is_some_and(|scored| {
+                scored.as_primitive::<arrow::datatypes::Int64Type>().iter().any(|n| n.unwrap_or(0) > 0)
+            })
+        })
+    };
+    let (path, batch) = first_file(lake, "rollups", scored)?;
+    let lists = batch.column_by_name("feedback").context("feedback")?.as_list::<i32>();
+    let tallies = lists.values().as_struct();
+    let (fields, columns): (Vec<_>, Vec<_>) = tallies
+        .fields()
+        .iter()
+        .zip(tallies.columns())
+        .filter(|(field, _)| field.name() != "scored")
+        .map(|(field, column)| (Arc::clone(field), Arc::clone(column)))
+        .unzip();
+    let unscored = StructArray::try_new(Fields::from(fields), columns, tallies.nulls().cloned())?;
+    let DataType::List(item) = lists.data_type() else { bail!("feedback is no list") };
+    let item = Arc::new(item.as_ref().clone().with_data_type(unscored.data_type().clone()));
+    let lists = ListArray::try_new(item, lists.offsets().clone(), Arc::new(unscored), lists.nulls().cloned())?;
+    let batch = replace_column(&batch, "feedback", Arc::new(lists))?;
+    write(&path, &batch, FileKind::Rollups)?;
     Ok(())
 }
 
@@ -178,10 +254,39 @@ fn assert_means(what: &str, got: &BTreeMap<String, Option<f64>>, want: &BTreeMap
 async fn outside_readers_following_the_readme_see_what_driftwatch_sees() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (input, lake) = make_lake(dir.path())?;
-    strip_cache_write_tokens_from_the_first_files(&lake)?;
+
+    // The documented meaning of `scored`, on the lake as this release writes it: score_sum /
+    // scored is the mean of the scores the feedback table holds, and label-only results count
+    // without being scored.
+    let tally_sql = "SELECT lower(t['name']), sum(t['count']), sum(t['scored']), sum(t['score_sum']), \
+                     sum(CASE WHEN t['scored'] IS NOT NULL THEN t['score_sum'] END) \
+                     FROM (SELECT unnest(feedback) AS t FROM rollups) GROUP BY 1";
+    let means_of = |tallies: &BTreeMap<String, Vec<f64>>| -> BTreeMap<String, Option<f64>> {
+        // The README's rule: rows written before `scored` existed are left out.
+        tallies
+            .iter()
+            .map(|(name, figures)| (name.clone(), (figures[1] > 0.0).then(|| figures[3] / figures[1])))
+            .collect()
+    };
+    let (tallies, table_means) = {
+        let current = LakeSession::open(&lake.display().to_string(), None).await?;
+        let tallies = keyed_figures(&current, tally_sql)
+            .await
+            .context("summing rollups.feedback[].scored (README: a name's mean score is score_sum / scored)")?;
+        let table = keyed_figures(&current, "SELECT lower(name), avg(score_value) FROM feedback GROUP BY 1").await?;
+        let table_means: BTreeMap<String, Option<f64>> =
+            table.iter().map(|(name, figures)| (name.clone(), (!figures[0].is_nan()).then_some(figures[0]))).collect();
+        (tallies, table_means)
+    };
+    assert_means("rollup score_sum / scored against feedback avg(score_value)", &means_of(&tallies), &table_means);
+    let thumbs = &tallies["user_thumbs"];
+    assert!(thumbs[0] > thumbs[1], "label-only thumbs are counted but not scored: {thumbs:?}");
+    assert_eq!(means_of(&tallies)["tone"], None, "a name without any score has no mean");
+
+    age_files_as_older_releases_wrote_them(&lake)?;
     let session = LakeSession::open(&lake.display().to_string(), None).await?;
 
-    // driftwatch's own figures.
+    // driftwatch's own figures, over the lake an upgrade left mixed.
     let counts = common::lake_counts(&lake).await?;
     ensure!(counts.per_app.contains_key(INTEGER_APP), "the integer-looking app is in the lake");
     let rollup_requests = keyed_figures(&session, "SELECT app, sum(requests) FROM rollups GROUP BY app").await?;
@@ -200,30 +305,15 @@ async fn outside_readers_following_the_readme_see_what_driftwatch_sees() -> anyh
     )
     .await?;
     let merged = merged_latency(&session).await?;
-    let tallies = keyed_figures(
-        &session,
-        "SELECT lower(t['name']), sum(t['count']), sum(t['scored']), sum(t['score_sum']) \
-         FROM (SELECT unnest(feedback) AS t FROM rollups) GROUP BY 1",
-    )
-    .await
-    .context("summing rollups.feedback[].scored (README: a name's mean score is score_sum / scored)")?;
-    let rollup_means: BTreeMap<String, Option<f64>> = tallies
-        .iter()
-        .map(|(name, figures)| (name.clone(), (figures[1] > 0.0).then(|| figures[2] / figures[1])))
-        .collect();
-    let table = keyed_figures(&session, "SELECT lower(name), avg(score_value) FROM feedback GROUP BY 1").await?;
-    let table_means: BTreeMap<String, Option<f64>> =
-        table.iter().map(|(name, figures)| (name.clone(), (!figures[0].is_nan()).then_some(figures[0]))).collect();
+    let aged_tallies = keyed_figures(&session, tally_sql).await?;
+    let rollup_means = means_of(&aged_tallies);
+    ensure!(
+        aged_tallies.values().any(|figures| figures[2] > figures[3]),
+        "an older file's tallies, with scores but no `scored`, would skew a mean over every row: {aged_tallies:?}"
+    );
     let totals = driftwatch_analyze::lake_totals(&session).await?;
     let dead_letters: BTreeMap<String, i64> = totals.dead_letters_by_reason.into_iter().collect();
     ensure!(!dead_letters.is_empty(), "the lake holds dead letters");
-
-    // The documented meaning of `scored`: score_sum / scored is the mean of the scores the
-    // feedback table holds, and label-only results count without being scored.
-    assert_means("rollup score_sum / scored against feedback avg(score_value)", &rollup_means, &table_means);
-    let thumbs = &tallies["user_thumbs"];
-    assert!(thumbs[0] > thumbs[1], "label-only thumbs are counted but not scored: {thumbs:?}");
-    assert_eq!(rollup_means["tone"], None, "a name without any score has no mean");
 
     let python = read_with_python(&lake)?;
     let (pandas, duck) = (&python["pandas"], &python["duckdb"]);
@@ -321,7 +411,7 @@ async fn outside_readers_following_the_readme_see_what_driftwatch_sees() -> anyh
             &table_means,
         );
     }
-    for (name, figures) in &tallies {
+    for (name, figures) in &aged_tallies {
         let got = &pandas["feedback_tallies"][name];
         assert_eq!(got["count"].as_f64(), Some(figures[0]), "{name} tallied results");
         assert_eq!(got["scored"].as_f64(), Some(figures[1]), "{name} scored results");

@@ -24,13 +24,15 @@ from hdrh.histogram import HdrHistogram
 # --- README recipes, verbatim -------------------------------------------------------------------
 
 # pandas / pyarrow: `app` is both a folder key (events) and a column; take only `date` from paths.
-# Files written before a column existed lack it: read with the union of every file's schema.
+# Files written before a column existed lack it: read with the union of every file's schema,
+# widened where older files differ (times in nanoseconds, feedback tallies without `scored`).
 DATE_ONLY = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
 
 
 def read_table(lake, table):
     files = ds.dataset(f"{lake}/{table}", partitioning=DATE_ONLY)
-    schema = pa.unify_schemas([f.physical_schema for f in files.get_fragments()] + [DATE_ONLY.schema])
+    schemas = [f.physical_schema for f in files.get_fragments()] + [DATE_ONLY.schema]
+    schema = pa.unify_schemas(schemas, promote_options="permissive")
     return pd.read_parquet(f"{lake}/{table}", partitioning=DATE_ONLY, schema=schema, dtype_backend="pyarrow")
 
 
@@ -93,9 +95,11 @@ def per_app_events_pandas(events):
 def feedback_means_pandas(rollups, feedback):
     tallies = pd.DataFrame(rollups["feedback"].explode().dropna().tolist())
     tallies["name"] = tallies["name"].str.lower()
-    sums = tallies.groupby("name")[["score_sum", "scored"]].sum()
+    # README: tallies written before `scored` existed are left out of a mean.
+    tallies["rated_sum"] = tallies["score_sum"].where(tallies["scored"].notna())
+    sums = tallies.groupby("name")[["rated_sum", "scored"]].sum()
     from_rollups = {
-        name: (row.score_sum / row.scored if row.scored else None) for name, row in sums.iterrows()
+        name: (row.rated_sum / row.scored if row.scored else None) for name, row in sums.iterrows()
     }
     scores = feedback.assign(name=feedback["name"].str.lower()).groupby("name")["score_value"].mean()
     from_table = {name: (None if pd.isna(mean) else float(mean)) for name, mean in scores.items()}
@@ -175,7 +179,7 @@ def main():
     ).fetchall()
     d["feedback_mean_rollups"] = dict(
         con.execute(
-            "SELECT lower(t.name), sum(t.score_sum) / nullif(sum(t.scored), 0) "
+            "SELECT lower(t.name), sum(t.score_sum) FILTER (WHERE t.scored IS NOT NULL) / nullif(sum(t.scored), 0) "
             "FROM (SELECT unnest(feedback) AS t FROM rollups) GROUP BY 1"
         ).fetchall()
     )
