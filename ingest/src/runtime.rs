@@ -47,6 +47,7 @@ impl Components {
         let writer = Arc::new(LakeWriter::new(store, config.lake.parquet.clone()));
         let limits = FlushLimits::from(&config.flush);
         metrics.set_buffered_bytes_limit(limits.max_buffered_bytes);
+        metrics.set_flush_max_age(limits.max_age);
         Ok(Self { config: Arc::new(config), enricher, metrics, writer, limits })
     }
 

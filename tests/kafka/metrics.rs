@@ -66,6 +66,15 @@ async fn prometheus_scrapes_every_metric_the_daemon_serves() -> anyhow::Result<(
     assert_eq!(first.first().map(|r| r.1), Some(0.0), "every dead-letter series started at 0 in Prometheus");
     let rise = prometheus.query(&format!("sum(increase(driftwatch_dead_letters_total{{{selector}}}[10m]))"))?;
     assert!(rise.first().is_some_and(|r| r.1 > 0.0), "increase() sees the dead letters: {rise:?}");
+    // The shipped alerting rules (dashboards/prometheus/rules.yml, loaded by the dev stack's
+    // Prometheus) evaluate against the real daemon: the dead-letter alert fires for it.
+    let firing = common::wait_for(Duration::from_secs(30), || {
+        let alerts = prometheus
+            .query(&format!("ALERTS{{alertname=\"DriftwatchDeadLetters\",alertstate=\"firing\",{selector}}}"))
+            .ok()?;
+        (!alerts.is_empty()).then_some(alerts.len())
+    });
+    assert!(firing.is_some(), "DriftwatchDeadLetters never fired in the dev stack's Prometheus for {instance}");
     for name in ["gen_ai_client_operation_duration_seconds_bucket", "process_resident_memory_bytes"] {
         assert!(stored.contains(name), "{name} not in Prometheus: {stored:?}");
     }

@@ -174,6 +174,7 @@ struct Inner {
     buffered_rows: Gauge,
     buffered_bytes: Gauge,
     buffered_bytes_limit: Gauge,
+    flush_max_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     subscribed_topics_missing: Gauge,
     waiting_for_flush_slot: Gauge,
     flushes: Family<StaticLabel, Counter>,
@@ -217,6 +218,7 @@ impl Metrics {
             buffered_rows: Gauge::default(),
             buffered_bytes: Gauge::default(),
             buffered_bytes_limit: Gauge::default(),
+            flush_max_age: Gauge::default(),
             subscribed_topics_missing: Gauge::default(),
             waiting_for_flush_slot: Gauge::default(),
             flushes: Family::default(),
@@ -280,6 +282,11 @@ impl Metrics {
             BUFFERED_BYTES_LIMIT,
             "The configured flush.max_buffered_bytes budget for buffered rows",
             inner.buffered_bytes_limit.clone(),
+        );
+        registry.register(
+            FLUSH_MAX_AGE_SECONDS,
+            "The configured flush.max_age: the longest a partition's rows wait for the lake",
+            inner.flush_max_age.clone(),
         );
         registry.register(
             SUBSCRIBED_TOPICS_MISSING,
@@ -475,6 +482,11 @@ impl Metrics {
     /// Set the configured budget for buffered bytes (`flush.max_buffered_bytes`).
     pub fn set_buffered_bytes_limit(&self, bytes: usize) {
         self.inner.buffered_bytes_limit.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Set the configured `flush.max_age`.
+    pub fn set_flush_max_age(&self, max_age: std::time::Duration) {
+        self.inner.flush_max_age.set(max_age.as_secs_f64());
     }
 
     /// Set how many subscribed topics the brokers do not have.

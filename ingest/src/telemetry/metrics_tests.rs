@@ -81,6 +81,7 @@ fn populated() -> Metrics {
     metrics.record_files_written("events", 1, 500, 65_536);
     metrics.record_checkpoint("otlp_spans", 3, SystemTime::now() - Duration::from_secs(30));
     metrics.set_buffered(10, 2048);
+    metrics.set_flush_max_age(Duration::from_secs(600));
     metrics.record_flush(FlushReason::Age, 0.2);
     metrics.record_consumer_error("transport");
     metrics
@@ -141,6 +142,7 @@ fn exposition_has_the_exact_names_units_and_buckets() -> TestResult {
         "driftwatch_lake_bytes_written_total{kind=\"events\"} 65536".to_owned(),
         "driftwatch_buffered_rows 10".to_owned(),
         "driftwatch_buffered_bytes 2048".to_owned(),
+        "driftwatch_flush_max_age_seconds 600.0".to_owned(),
         "driftwatch_flushes_total{reason=\"age\"} 1".to_owned(),
         "driftwatch_flush_duration_seconds_count 1".to_owned(),
         "driftwatch_consumer_errors_total{kind=\"transport\"} 1".to_owned(),
@@ -235,6 +237,7 @@ fn every_named_metric_is_exposed() -> TestResult {
         BUFFERED_ROWS,
         BUFFERED_BYTES,
         BUFFERED_BYTES_LIMIT,
+        FLUSH_MAX_AGE_SECONDS,
         SUBSCRIBED_TOPICS_MISSING,
         WAITING_FOR_FLUSH_SLOT,
         FLUSH_DURATION_SECONDS,

@@ -69,6 +69,10 @@ pub const BUFFERED_BYTES: &str = "driftwatch_buffered_bytes";
 /// The configured `flush.max_buffered_bytes`: the budget `driftwatch_buffered_bytes` is held
 /// under, exported so a dashboard can show both (and the resident set) on one scale.
 pub const BUFFERED_BYTES_LIMIT: &str = "driftwatch_buffered_bytes_limit";
+/// The configured `flush.max_age`, seconds: a partition's rows wait at most this long before
+/// their flush, so a stall alert compares checkpoint ages with it instead of a fixed threshold
+/// that a longer `max_age` would trip on every quiet partition.
+pub const FLUSH_MAX_AGE_SECONDS: &str = "driftwatch_flush_max_age_seconds";
 /// Subscribed topics that do not exist on the brokers (a misspelt or not yet created topic),
 /// checked every 10 s while nothing is assigned and every minute while something is.
 pub const SUBSCRIBED_TOPICS_MISSING: &str = "driftwatch_subscribed_topics_missing";
