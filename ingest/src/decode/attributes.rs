@@ -370,9 +370,10 @@ fn names_no_service(key: Key, value: &AttrValue<'_>) -> bool {
 /// Two kinds of precedence. The layers (the item's own attributes, nearest first, then the
 /// resource's) are searched key by key: the nearest layer holding a key gives its value, so
 /// `driftwatch.app` on a resource still beats `service.name`. Keys of [`rows::RESOURCE_FIRST`]
-/// are read from the resource first, then from the item's layers. `behind` (a span's content events) is searched only for a
-/// row that no layer holds any key of: an event restates the call, and the span's own attributes
-/// win row by row, so a deprecated key on the span beats a current one on the event.
+/// are read from the resource first, then from the item's layers. `behind` (a span's content
+/// events) is searched only for a row that no layer holds any key of: an event restates the
+/// call, and the span's own attributes win row by row, so a deprecated key on the span beats a
+/// current one on the event.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct View<'s, 'a> {
     /// The item's own attributes nearest first, then the resource's, last.
