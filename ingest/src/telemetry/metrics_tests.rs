@@ -217,9 +217,15 @@ fn lag_follows_the_high_watermark_of_owned_partitions_only() -> TestResult {
         ],
         "a start past the watermark is no negative lag; nothing read yet is none"
     );
+    let held = |metrics: &Metrics, count: usize| -> Result<bool, MetricsError> {
+        let line = format!("driftwatch_assigned_partitions {count}");
+        Ok(metrics.encode()?.lines().any(|exposed| exposed == line))
+    };
+    assert!(held(&metrics, 3)?, "three partitions held, one of them with no watermark yet");
     metrics.remove_partition("spans", 0);
     metrics.note_high_watermarks([("spans", 0, 2_000)]);
     assert_eq!(lags(&metrics)?.len(), 2, "a partition given away is no longer reported");
+    assert!(held(&metrics, 2)?, "the one given away is no longer held");
     Ok(())
 }
 
@@ -232,6 +238,7 @@ fn every_named_metric_is_exposed() -> TestResult {
         GEN_AI_CLIENT_TOKEN_USAGE,
         TIME_TO_FIRST_TOKEN_SECONDS,
         CONSUMER_LAG,
+        ASSIGNED_PARTITIONS,
         CHECKPOINT_AGE_SECONDS,
         CHECKPOINT_TIMESTAMP_SECONDS,
         BUFFERED_ROWS,

@@ -51,6 +51,9 @@ pub const DUPLICATES_DROPPED_TOTAL: &str = "driftwatch_duplicates_dropped_total"
 /// Messages behind the partition's high watermark, by `topic` and `partition`: counted from
 /// the lake checkpoint, or before the first flush from where this member started reading.
 pub const CONSUMER_LAG: &str = "driftwatch_consumer_lag";
+/// Kafka partitions this daemon holds: 0 for a member of a group with more members than
+/// partitions, and the spread over a fleet's daemons shows an uneven assignment.
+pub const ASSIGNED_PARTITIONS: &str = "driftwatch_assigned_partitions";
 /// Lake files durably written, by `kind` (events, feedback, rollups, dead_letter, ...).
 pub const LAKE_FILES_WRITTEN_TOTAL: &str = "driftwatch_lake_files_written_total";
 /// Bytes of lake files durably written, by `kind`.

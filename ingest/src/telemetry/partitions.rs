@@ -1,5 +1,5 @@
-//! Per-partition series computed at scrape time: checkpoint age and timestamp, and consumer
-//! lag. The pipeline notes what it knows (a commit, an assignment, a high watermark, where a
+//! Per-partition series computed at scrape time: checkpoint age and timestamp, consumer lag,
+//! and how many partitions the daemon holds. The pipeline notes what it knows (a commit, an assignment, a high watermark, where a
 //! partition's lake data ends) into a [`PartitionMap`]; each collector turns that into gauges
 //! when `/metrics` is read, so an age keeps growing and a lag keeps moving while the processing
 //! loop is blocked, where a gauge the loop set would freeze.
@@ -14,7 +14,10 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::metrics::TopicPartition;
-use super::names::{CHECKPOINT_AGE_SECONDS, CHECKPOINT_TIMESTAMP_SECONDS, CONSUMER_LAG, LABEL_PARTITION, LABEL_TOPIC};
+use super::names::{
+    ASSIGNED_PARTITIONS, CHECKPOINT_AGE_SECONDS, CHECKPOINT_TIMESTAMP_SECONDS, CONSUMER_LAG, LABEL_PARTITION,
+    LABEL_TOPIC,
+};
 
 /// What a partition's checkpoint age counts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,12 +190,16 @@ impl Collector for LagCollector {
             let high = lag.high.filter(|_| lag.owned)?;
             Some(lag.start.map_or(0, |start| (high - start).max(0)))
         });
+        let owned = self.partitions.lock().values().flat_map(HashMap::values).filter(|lag| lag.owned).count();
         let help = "Messages behind the high watermark.";
         let mut lags = encoder.encode_descriptor(CONSUMER_LAG, help, None, MetricType::Gauge)?;
         for (topic, partition, lag) in rows {
             let labels: TopicPartition = ([(LABEL_TOPIC, topic)], [(LABEL_PARTITION, partition)]);
             ConstGauge::new(lag).encode(lags.encode_family(&labels)?)?;
         }
+        let help = "Kafka partitions this daemon holds.";
+        let assigned = encoder.encode_descriptor(ASSIGNED_PARTITIONS, help, None, MetricType::Gauge)?;
+        ConstGauge::new(i64::try_from(owned).unwrap_or(i64::MAX)).encode(assigned)?;
         Ok(())
     }
 }
