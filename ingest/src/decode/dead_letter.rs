@@ -70,8 +70,7 @@ const KEPT_TEXT_RUN_BYTES: usize = 8;
 pub(crate) fn dead_letter_payload(payload: &[u8], cap: usize, content: DeadLetterContent) -> Vec<u8> {
     // A registry frame's header would hide the JSON or protobuf inside from the masks below,
     // which would then mask it as bytes of no known shape: the body is kept without it.
-    let payload =
-        super::schema_registry::unframe(payload).and_then(Result::ok).map_or(payload, |unframed| unframed.body);
+    let payload = super::schema_registry::unframe(payload).and_then(Result::ok).unwrap_or(payload);
     let payload = match content {
         DeadLetterContent::Keep => Cow::Borrowed(payload),
         DeadLetterContent::Mask => mask_content(payload),

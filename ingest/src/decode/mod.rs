@@ -360,7 +360,7 @@ impl Decoder {
         }
         let payload = match schema_registry::unframe(payload) {
             None => payload,
-            Some(unframed) => unframed?.body,
+            Some(body) => body?,
         };
         let Some(first) = payload.iter().position(|b| !b.is_ascii_whitespace()) else {
             return Err(Error::EmptyPayload);

@@ -29,19 +29,11 @@ const OTLP_REQUEST_START: u8 = 0x0a;
 /// deep as messages are nested in the schema file.
 const MAX_INDEXES: u64 = 64;
 
-/// What a frame holds, once its header is taken off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Unframed<'a> {
-    /// The registry's id of the writer's schema.
-    pub schema_id: u32,
-    /// The serialized document or message.
-    pub body: &'a [u8],
-}
-
-/// `payload` without its registry frame, or `None` when it has none (plain JSON or protobuf).
-/// A JSON body follows the header directly; any other body must be a Protobuf schema's OTLP
-/// request, after its message-type path.
-pub(super) fn unframe(payload: &[u8]) -> Option<Result<Unframed<'_>>> {
+/// `payload`'s body without its registry frame, or `None` when it has none (plain JSON or
+/// protobuf). A JSON body follows the header directly; any other body must be a Protobuf
+/// schema's OTLP request, after its message-type path. The schema id is only named in errors:
+/// driftwatch reads the body by its own sniffing.
+pub(super) fn unframe(payload: &[u8]) -> Option<Result<&[u8]>> {
     if payload.first() != Some(&MAGIC) {
         return None;
     }
@@ -49,16 +41,16 @@ pub(super) fn unframe(payload: &[u8]) -> Option<Result<Unframed<'_>>> {
         let detail = format!("{} bytes, shorter than its {HEADER_BYTES}-byte header", payload.len());
         return Some(Err(corrupt(detail)));
     };
-    let schema_id = u32::from_be_bytes(*id);
     let json = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if json {
-        return Some(Ok(Unframed { schema_id, body: rest }));
+        return Some(Ok(rest));
     }
     let body = skip_message_path(rest).and_then(|body| match body.first() {
         Some(&OTLP_REQUEST_START) => Ok(body),
         _ => Err("its body is neither JSON nor an OTLP protobuf request".to_owned()),
     });
-    Some(body.map(|body| Unframed { schema_id, body }).map_err(|detail| {
+    Some(body.map_err(|detail| {
+        let schema_id = u32::from_be_bytes(*id);
         corrupt(format!("schema id {schema_id}: {detail} (an Avro frame, which driftwatch does not read?)"))
     }))
 }
@@ -108,18 +100,20 @@ mod tests {
     #[test]
     fn a_json_schema_frame_holds_its_document_right_after_the_header() {
         let framed = frame(258, b"", b"{\"id\":\"a\"}");
-        let unframed = unframe(&framed).and_then(Result::ok);
-        assert_eq!(unframed, Some(Unframed { schema_id: 258, body: b"{\"id\":\"a\"}" }));
+        assert_eq!(unframe(&framed).and_then(Result::ok), Some(&b"{\"id\":\"a\"}"[..]));
+        // The schema id, read big-endian, names the frame in errors.
+        let Some(Err(error)) = unframe(&frame(258, b"", &[6, b'a', b'b', b'c', 2])) else { panic!("refused") };
+        assert!(error.to_string().contains("schema id 258:"), "{error}");
     }
 
     #[test]
     fn a_protobuf_frame_holds_its_message_after_the_type_path() {
         // The first type of the file: the path is the single byte 0.
         let first = frame(7, &[0], b"\n\x02ab");
-        assert_eq!(unframe(&first).and_then(Result::ok).map(|u| u.body), Some(&b"\n\x02ab"[..]));
+        assert_eq!(unframe(&first).and_then(Result::ok), Some(&b"\n\x02ab"[..]));
         // A nested type, path [1, 0]: count 2, then 1 and 0, all zigzag (2 -> 4, 1 -> 2).
         let nested = frame(7, &[4, 2, 0], b"\n\x02ab");
-        assert_eq!(unframe(&nested).and_then(Result::ok).map(|u| u.body), Some(&b"\n\x02ab"[..]));
+        assert_eq!(unframe(&nested).and_then(Result::ok), Some(&b"\n\x02ab"[..]));
     }
 
     #[test]
