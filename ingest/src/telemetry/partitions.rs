@@ -1,8 +1,9 @@
 //! Per-partition series computed at scrape time: checkpoint age and timestamp, consumer lag,
-//! and how many partitions the daemon holds. The pipeline notes what it knows (a commit, an assignment, a high watermark, where a
-//! partition's lake data ends) into a [`PartitionMap`]; each collector turns that into gauges
-//! when `/metrics` is read, so an age keeps growing and a lag keeps moving while the processing
-//! loop is blocked, where a gauge the loop set would freeze.
+//! and how many partitions the daemon holds. The pipeline notes what it knows (a commit, an
+//! assignment, a high watermark, where a partition's lake data ends) into a [`PartitionMap`];
+//! each collector turns that into gauges when `/metrics` is read, so an age keeps growing and a
+//! lag keeps moving while the processing loop is blocked, where a gauge the loop set would
+//! freeze.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -186,20 +187,20 @@ impl LagCollector {
 
 impl Collector for LagCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let rows = self.partitions.rows(|lag| {
-            let high = lag.high.filter(|_| lag.owned)?;
-            Some(lag.start.map_or(0, |start| (high - start).max(0)))
-        });
-        let owned = self.partitions.lock().values().flat_map(HashMap::values).filter(|lag| lag.owned).count();
+        // One snapshot for both: the partitions held are those whose lag is reported, and those
+        // with no watermark known yet.
+        let owned = self.partitions.rows(|lag| lag.owned.then_some(*lag));
         let help = "Messages behind the high watermark.";
         let mut lags = encoder.encode_descriptor(CONSUMER_LAG, help, None, MetricType::Gauge)?;
-        for (topic, partition, lag) in rows {
-            let labels: TopicPartition = ([(LABEL_TOPIC, topic)], [(LABEL_PARTITION, partition)]);
-            ConstGauge::new(lag).encode(lags.encode_family(&labels)?)?;
+        for (topic, partition, lag) in &owned {
+            let Some(high) = lag.high else { continue };
+            let behind = lag.start.map_or(0, |start| (high - start).max(0));
+            let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
+            ConstGauge::new(behind).encode(lags.encode_family(&labels)?)?;
         }
         let help = "Kafka partitions this daemon holds.";
         let assigned = encoder.encode_descriptor(ASSIGNED_PARTITIONS, help, None, MetricType::Gauge)?;
-        ConstGauge::new(i64::try_from(owned).unwrap_or(i64::MAX)).encode(assigned)?;
+        ConstGauge::new(i64::try_from(owned.len()).unwrap_or(i64::MAX)).encode(assigned)?;
         Ok(())
     }
 }
