@@ -4,12 +4,15 @@
 //! begins. The checkpoint is compared with the log's watermarks: beyond the log's end (the topic
 //! was recreated) a new lake epoch starts at the log's start, before it (retention deleted
 //! messages never ingested) the loss is reported. When that query fails, the poll loop asks
-//! again with backoff until the partition delivers a message.
+//! again with backoff until the partition delivers a message. The watermarks are asked of the
+//! broker while the lake is read, several partitions at once, so an assignment waits for the
+//! slower of the two round trips rather than for their sum, partition after partition.
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaResult;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use driftwatch_lake::checkpoint::Checkpoint;
@@ -29,12 +32,24 @@ type RecoveredAssignment = (TopicPartitionList, Vec<AssignedPartition>);
 /// rebalance of an eager group.
 const RECOVERY_CONCURRENCY: usize = 16;
 
-/// An assigned partition and its recovered lake checkpoint (`None`: nothing committed yet).
+/// Watermark queries in flight at once when an assignment arrives. librdkafka's query holds
+/// its thread for a round trip to the partition's leader, and for the whole offset query
+/// timeout when the leader does not answer: one after another, a member given 48 partitions
+/// waited 48 round trips, or 48 timeouts while a broker was failing over, inside the rebalance
+/// callback, with the poll thread (and every other partition) stopped.
+const WATERMARK_QUERY_CONCURRENCY: usize = 16;
+
+/// An assigned partition as the lake names it: topic, lake stream id, partition.
+type AssignedPartitionName = (String, String, i32);
+
+/// An assigned partition, its recovered lake checkpoint (`None`: nothing committed yet) and
+/// its log's watermarks (low, high) as the broker gave them, or why it did not.
 struct RecoveredPartition {
     topic: String,
     stream: String,
     partition: i32,
     checkpoint: Option<Checkpoint>,
+    watermarks: KafkaResult<(i64, i64)>,
 }
 
 impl PollerContext {
@@ -65,10 +80,53 @@ impl PollerContext {
         }
     }
 
-    /// Every partition of `tpl` recovered from the lake, in its order, [`RECOVERY_CONCURRENCY`]
-    /// at a time. `None` when shutdown started while the lake was being waited for.
-    fn recover_checkpoints(&self, tpl: &TopicPartitionList) -> Option<Vec<RecoveredPartition>> {
-        let assigned: Vec<(String, String, i32)> = tpl
+    /// Every partition of `assigned` recovered from the lake, in its order,
+    /// [`RECOVERY_CONCURRENCY`] at a time. `None` when shutdown started while the lake was being
+    /// waited for.
+    fn recover_checkpoints(&self, assigned: &[AssignedPartitionName]) -> Option<Vec<Option<Checkpoint>>> {
+        let checkpoints: Vec<Option<Option<Checkpoint>>> = self.runtime.block_on(
+            futures::stream::iter(assigned)
+                .map(|(topic, stream, partition)| self.recover_checkpoint(topic, stream, *partition))
+                .buffered(RECOVERY_CONCURRENCY)
+                .collect(),
+        );
+        checkpoints.into_iter().collect()
+    }
+
+    /// The watermarks of every partition of `assigned`, in its order,
+    /// [`WATERMARK_QUERY_CONCURRENCY`] at a time, each query bounded by the offset query
+    /// timeout. `None` when shutdown started before all were asked.
+    fn query_watermarks(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        assigned: &[AssignedPartitionName],
+    ) -> Option<Vec<KafkaResult<(i64, i64)>>> {
+        let mut watermarks = Vec::with_capacity(assigned.len());
+        for batch in assigned.chunks(WATERMARK_QUERY_CONCURRENCY) {
+            if self.shutdown.is_cancelled() {
+                return None;
+            }
+            std::thread::scope(|scope| {
+                let queries: Vec<_> = batch
+                    .iter()
+                    .map(|(topic, _, partition)| {
+                        scope.spawn(move || consumer.fetch_watermarks(topic, *partition, self.offset_query_timeout))
+                    })
+                    .collect();
+                watermarks.extend(queries.into_iter().map(|query| join_or_resume_panic(query.join())));
+            });
+        }
+        Some(watermarks)
+    }
+
+    /// Every partition of `tpl` recovered from the lake and measured against its log, the
+    /// broker asked while the lake is read. `None` when shutdown started meanwhile.
+    fn recover_partitions(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+    ) -> Option<Vec<RecoveredPartition>> {
+        let assigned: Vec<AssignedPartitionName> = tpl
             .elements()
             .iter()
             .map(|element| {
@@ -76,19 +134,21 @@ impl PollerContext {
                 (topic.to_owned(), kafka_stream_id(&self.group_id, topic), element.partition())
             })
             .collect();
-        let checkpoints: Vec<Option<Option<Checkpoint>>> = self.runtime.block_on(
-            futures::stream::iter(&assigned)
-                .map(|(topic, stream, partition)| self.recover_checkpoint(topic, stream, *partition))
-                .buffered(RECOVERY_CONCURRENCY)
-                .collect(),
+        let (checkpoints, watermarks) = std::thread::scope(|scope| {
+            let watermarks = scope.spawn(|| self.query_watermarks(consumer, &assigned));
+            let checkpoints = self.recover_checkpoints(&assigned);
+            (checkpoints, join_or_resume_panic(watermarks.join()))
+        });
+        let recovered = assigned.into_iter().zip(checkpoints?).zip(watermarks?).map(
+            |(((topic, stream, partition), checkpoint), watermarks)| RecoveredPartition {
+                topic,
+                stream,
+                partition,
+                checkpoint,
+                watermarks,
+            },
         );
-        assigned
-            .into_iter()
-            .zip(checkpoints)
-            .map(|((topic, stream, partition), checkpoint)| {
-                Some(RecoveredPartition { topic, stream, partition, checkpoint: checkpoint? })
-            })
-            .collect()
+        Some(recovered.collect())
     }
 
     /// Recover every assigned partition from the lake, retrying the lake until it answers.
@@ -100,26 +160,26 @@ impl PollerContext {
     ) -> Option<RecoveredAssignment> {
         let mut positioned = TopicPartitionList::new();
         let mut starts = Vec::new();
-        for RecoveredPartition { topic, stream, partition, checkpoint } in self.recover_checkpoints(tpl)? {
+        for RecoveredPartition { topic, stream, partition, checkpoint, watermarks } in
+            self.recover_partitions(consumer, tpl)?
+        {
             let checkpoint_at = checkpoint.as_ref().map(|c| std::time::SystemTime::from(c.updated_at));
             let mut next = checkpoint.map(|c| c.next_offset);
             if let Some(committed) = next {
-                next = Some(self.check_log_bounds(consumer, &stream, &topic, partition, committed));
+                next = Some(self.check_log_bounds(&watermarks, &stream, &topic, partition, committed));
             }
             let offset = match (next, self.start_from) {
                 (Some(next), _) => Offset::Offset(next),
                 // Resolve "earliest" with our own bounded watermark query rather than leaving
                 // it to librdkafka, whose internal offset lookup has no timeout.
-                (None, StartFrom::Earliest) => {
-                    match consumer.fetch_watermarks(&topic, partition, self.offset_query_timeout) {
-                        Ok((low, _)) => Offset::Offset(low),
-                        Err(error) => {
-                            tracing::warn!(topic, partition, %error, "Watermark query failed; starting at the beginning.");
-                            Offset::Beginning
-                        }
+                (None, StartFrom::Earliest) => match watermarks {
+                    Ok((low, _)) => Offset::Offset(low),
+                    Err(error) => {
+                        tracing::warn!(topic, partition, %error, "Watermark query failed; starting at the beginning.");
+                        Offset::Beginning
                     }
-                }
-                (None, StartFrom::Latest) => match self.pin_latest(consumer, &stream, &topic, partition) {
+                },
+                (None, StartFrom::Latest) => match self.pin_latest(&watermarks, &stream, &topic, partition) {
                     Some(end) => {
                         next = Some(end);
                         Offset::Offset(end)
@@ -153,9 +213,15 @@ impl PollerContext {
     /// was being handed over, and a new topic what was produced before the group took it up.
     /// `None` (the end left to the fetch, as before) when the watermark query or the write
     /// fails; the next assignment tries again.
-    fn pin_latest(&self, consumer: &BaseConsumer<Self>, stream: &str, topic: &str, partition: i32) -> Option<i64> {
-        let end = match consumer.fetch_watermarks(topic, partition, self.offset_query_timeout) {
-            Ok((_, high)) => high,
+    fn pin_latest(
+        &self,
+        watermarks: &KafkaResult<(i64, i64)>,
+        stream: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Option<i64> {
+        let end = match watermarks {
+            Ok((_, high)) => *high,
             Err(error) => {
                 tracing::warn!(topic, partition, %error, "Watermark query failed; starting at the log's end without keeping it.");
                 return None;
@@ -171,7 +237,7 @@ impl PollerContext {
         }
     }
 
-    /// Compare the checkpoint with the partition's log (one bounded watermark query). A
+    /// Compare the checkpoint with the partition's log (its watermarks, bounded queries). A
     /// checkpoint beyond the log's end means the log was recreated or lost: start a new lake
     /// epoch at the log's start instead of waiting on an out-of-range fetch. A checkpoint before
     /// the log's start means retention deleted messages that were never ingested: say so loudly
@@ -179,14 +245,14 @@ impl PollerContext {
     /// and the partition is checked again from the poll loop until it delivers a message.
     fn check_log_bounds(
         &self,
-        consumer: &BaseConsumer<Self>,
+        watermarks: &KafkaResult<(i64, i64)>,
         stream: &str,
         topic: &str,
         partition: i32,
         committed: i64,
     ) -> i64 {
-        let (low, high) = match consumer.fetch_watermarks(topic, partition, self.offset_query_timeout) {
-            Ok(marks) => marks,
+        let (low, high) = match watermarks {
+            Ok(marks) => *marks,
             Err(error) => {
                 tracing::warn!(
                     topic,
@@ -283,6 +349,11 @@ impl PollerContext {
             self.lock_held().unverified.retry_later(entry, Instant::now());
         }
     }
+}
+
+/// A scoped thread's result; its panic, a bug of ours, goes on in the caller's thread.
+fn join_or_resume_panic<T>(joined: std::thread::Result<T>) -> T {
+    joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Where a lake checkpoint lies relative to its partition's log.
@@ -433,8 +504,11 @@ mod tests {
         Ok(())
     }
 
-    /// An assignment of many partitions, recovered from the lake several at a time: each
-    /// partition resumes at its own checkpoint, whatever order the recoveries finish in.
+    /// An assignment of many partitions, recovered from the lake and measured against the broker
+    /// several at a time: each partition resumes at its own checkpoint, checked against its own
+    /// log, whatever order the recoveries and queries finish in. Odd partitions' checkpoints lie
+    /// past their log's end (a recreated topic) and start a new epoch at its start; checked
+    /// against another partition's log, some would resume past their end or be moved wrongly.
     #[test]
     fn each_partition_of_a_large_assignment_resumes_at_its_own_checkpoint() -> TestResult {
         const PARTITIONS: i32 = 40;
@@ -448,7 +522,8 @@ mod tests {
             PARTITIONS,
             Duration::from_secs(30),
         ))?;
-        // Partition p holds p messages, and its checkpoint is at its end, p.
+        // Partition p holds p messages; an even one's checkpoint is at its end, p, an odd one's
+        // past it, at p + PARTITIONS.
         let producer: rdkafka::producer::BaseProducer =
             rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).set("batch.num.messages", "1").create()?;
         for partition in 0..PARTITIONS {
@@ -463,8 +538,9 @@ mod tests {
             context_over_lake(&runtime, lake.path(), &topic, StartFrom::Earliest, Duration::from_secs(5))?;
         let stream = kafka_stream_id(&topic, &topic);
         let mut assignment = TopicPartitionList::new();
+        let checkpoint = |partition: i32| i64::from(partition + if partition % 2 == 0 { 0 } else { PARTITIONS });
         for partition in 0..PARTITIONS {
-            runtime.block_on(context.writer.pin_start(&stream, partition, i64::from(partition)))?;
+            runtime.block_on(context.writer.pin_start(&stream, partition, checkpoint(partition)))?;
             assignment.add_partition(&topic, partition);
         }
 
@@ -473,9 +549,10 @@ mod tests {
             consumer.context().recover_assignment(&consumer, &assignment).ok_or("recovery gave up")?;
         assert_eq!(assigned.len(), usize::try_from(PARTITIONS)?);
         for (start, partition) in assigned.iter().zip(0..) {
-            assert_eq!((start.partition, start.resume_at), (partition, Some(i64::from(partition))));
+            let expected = if partition % 2 == 0 { i64::from(partition) } else { 0 };
+            assert_eq!((start.partition, start.resume_at), (partition, Some(expected)));
             let offset = positioned.find_partition(&topic, partition).ok_or("not positioned")?.offset();
-            assert_eq!(offset, Offset::Offset(i64::from(partition)), "partition {partition}");
+            assert_eq!(offset, Offset::Offset(expected), "partition {partition}");
         }
         Ok(())
     }
