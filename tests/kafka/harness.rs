@@ -498,3 +498,109 @@ pub fn private_broker(log_dir: &Path) -> anyhow::Result<common::PrivateServer> {
         command
     })
 }
+
+/// Append a transaction's commit marker to `topic`'s `partition`, as a transaction coordinator
+/// writes one: a control record batch (Kafka's record batch v2 with the control and
+/// transactional attributes, one record whose key is the marker type). No producer API writes
+/// one, and Tansu refuses `EndTxn`, so the batch goes to the broker in a raw Produce request
+/// (v3), on a connection of its own to `brokers`, which must be the partition's leader (the dev
+/// stack has one broker).
+pub fn append_commit_marker(brokers: &str, topic: &str, partition: i32) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+
+    const PRODUCE: i16 = 0;
+    const PRODUCE_VERSION: i16 = 3;
+    const CONTROL_AND_TRANSACTIONAL: i16 = 0x20 | 0x10;
+    const COMMIT: i16 = 1;
+    // Kafka's zigzag varint, as record fields are written.
+    fn varint(value: i64, out: &mut Vec<u8>) {
+        let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+        while zigzag >= 0x80 {
+            out.push((zigzag as u8 & 0x7f) | 0x80);
+            zigzag >>= 7;
+        }
+        out.push(zigzag as u8);
+    }
+    fn string(value: &str, out: &mut Vec<u8>) -> anyhow::Result<()> {
+        out.extend(i16::try_from(value.len())?.to_be_bytes());
+        out.extend(value.as_bytes());
+        Ok(())
+    }
+
+    // The marker record: key (version, type), value (version, coordinator epoch).
+    let (key, value) =
+        ([0i16.to_be_bytes(), COMMIT.to_be_bytes()].concat(), [&0i16.to_be_bytes()[..], &0i32.to_be_bytes()].concat());
+    let mut record = vec![0u8]; // attributes
+    varint(0, &mut record); // timestamp delta
+    varint(0, &mut record); // offset delta
+    varint(i64::try_from(key.len())?, &mut record);
+    record.extend(&key);
+    varint(i64::try_from(value.len())?, &mut record);
+    record.extend(&value);
+    varint(0, &mut record); // headers
+    let now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis())?;
+    // Everything after the checksum, which covers it.
+    let mut checked = Vec::new();
+    checked.extend(CONTROL_AND_TRANSACTIONAL.to_be_bytes());
+    checked.extend(0i32.to_be_bytes()); // last offset delta
+    checked.extend(now.to_be_bytes()); // first timestamp
+    checked.extend(now.to_be_bytes()); // max timestamp
+    checked.extend(4242i64.to_be_bytes()); // producer id
+    checked.extend(0i16.to_be_bytes()); // producer epoch
+    checked.extend((-1i32).to_be_bytes()); // base sequence
+    checked.extend(1i32.to_be_bytes()); // records
+    varint(i64::try_from(record.len())?, &mut checked);
+    checked.extend(&record);
+    let mut after_length = Vec::new();
+    after_length.extend((-1i32).to_be_bytes()); // partition leader epoch
+    after_length.push(2); // magic
+    after_length.extend(crc32c::crc32c(&checked).to_be_bytes());
+    after_length.extend(&checked);
+    let mut batch = Vec::new();
+    batch.extend(0i64.to_be_bytes()); // base offset, assigned by the broker
+    batch.extend(i32::try_from(after_length.len())?.to_be_bytes());
+    batch.extend(&after_length);
+
+    let mut request = Vec::new();
+    request.extend(PRODUCE.to_be_bytes());
+    request.extend(PRODUCE_VERSION.to_be_bytes());
+    request.extend(7i32.to_be_bytes()); // correlation id
+    string("driftwatch-tests", &mut request)?;
+    request.extend((-1i16).to_be_bytes()); // no transactional id
+    request.extend((-1i16).to_be_bytes()); // acks: all
+    request.extend(10_000i32.to_be_bytes()); // timeout
+    request.extend(1i32.to_be_bytes()); // topics
+    string(topic, &mut request)?;
+    request.extend(1i32.to_be_bytes()); // partitions
+    request.extend(partition.to_be_bytes());
+    request.extend(i32::try_from(batch.len())?.to_be_bytes());
+    request.extend(&batch);
+
+    let mut connection = std::net::TcpStream::connect(brokers.split(',').next().context("no broker")?)?;
+    connection.set_read_timeout(Some(Duration::from_secs(30)))?;
+    connection.write_all(&i32::try_from(request.len())?.to_be_bytes())?;
+    connection.write_all(&request)?;
+    let mut length = [0u8; 4];
+    connection.read_exact(&mut length)?;
+    let mut response = vec![0u8; usize::try_from(i32::from_be_bytes(length))?];
+    connection.read_exact(&mut response)?;
+    // correlation id, topic count, topic name, partition count, partition, then the error code.
+    let topic_end = 4 + 4 + 2 + topic.len();
+    let error_at = topic_end + 4 + 4;
+    let error = response.get(error_at..error_at + 2).context("short Produce response")?;
+    let error = i16::from_be_bytes([error[0], error[1]]);
+    anyhow::ensure!(error == 0, "the broker refused the marker: error code {error}");
+    Ok(())
+}
+
+/// Each `driftwatch_consumer_lag` series of an exposition, by its labels.
+pub fn consumer_lags(exposition: &str) -> BTreeMap<String, f64> {
+    exposition
+        .lines()
+        .filter_map(|line| line.strip_prefix("driftwatch_consumer_lag{"))
+        .filter_map(|rest| {
+            let (labels, value) = rest.split_once("} ")?;
+            Some((labels.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}

@@ -8,7 +8,8 @@
 //!
 //! The tests, by theme:
 //!
-//! - `delivery`: mixed load landing exactly once, and kill -9 crashes under load.
+//! - `delivery`: mixed load landing exactly once, kill -9 crashes under load, and a log ending in
+//!   a transaction marker caught up to.
 //! - `metrics`: what the daemon serves is what the dev stack's Prometheus stores.
 //! - `groups`: a member leaving the group, a frozen member waking up, partitions claimed in the
 //!   lake by another writer.

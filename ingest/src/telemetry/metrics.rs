@@ -24,7 +24,7 @@ use prometheus_client::registry::Registry;
 
 use super::genai::{GenAi, counter_name};
 use super::names::*;
-use super::partitions::{AgeSince, CheckpointCollector, LagCollector};
+use super::partitions::{AgeSince, CheckpointCollector, LagCollector, PassedOver};
 use crate::FastHashMap;
 
 /// Per-message log lines are written for the first and then every this-many occurrences.
@@ -418,6 +418,17 @@ impl Metrics {
     /// are ignored). `driftwatch_consumer_lag` is computed from them at each scrape.
     pub fn note_high_watermarks<'a>(&self, marks: impl IntoIterator<Item = (&'a str, i32, i64)>) {
         self.inner.lag.note_high_watermarks(marks);
+    }
+
+    /// Note where the consumer stands in partitions: for each, the offset after the last message
+    /// handed on since the assignment (`None`: none yet) and librdkafka's position, which is
+    /// past transaction markers and aborted records it passed over. Lag counts from the
+    /// position once every message handed on is in the lake (negative positions, librdkafka's
+    /// "none yet", are ignored).
+    pub fn note_consumer_positions<'a>(&self, positions: impl IntoIterator<Item = (&'a str, i32, Option<i64>, i64)>) {
+        self.inner.lag.note_positions(positions.into_iter().map(|(topic, partition, handed_on_to, position)| {
+            (topic, partition, PassedOver { handed_on_to, position })
+        }));
     }
 
     /// Note that this process owns a partition, and the offset its lag counts from: where its

@@ -229,6 +229,50 @@ fn lag_follows_the_high_watermark_of_owned_partitions_only() -> TestResult {
     Ok(())
 }
 
+/// A log whose tail is a transaction marker (or an aborted transaction): the consumer's
+/// position passes it without handing anything on, and lag counts from there once every
+/// message handed on is in the lake, not from where the lake's data ends (which left a lag of
+/// 1 for good on a quiet transactional partition, and paged as a stall).
+#[test]
+fn lag_counts_past_records_the_consumer_passed_over_once_the_lake_holds_what_came_before() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig::default());
+    let lag = |metrics: &Metrics, partition: i32| -> std::result::Result<String, Box<dyn std::error::Error>> {
+        let prefix = format!("driftwatch_consumer_lag{{topic=\"spans\",partition=\"{partition}\"}} ");
+        let text = metrics.encode()?;
+        Ok(text.lines().find_map(|line| line.strip_prefix(&prefix)).ok_or("no lag series")?.to_owned())
+    };
+    for partition in 0..4 {
+        metrics.set_lag_start("spans", partition, Some(10));
+    }
+    metrics.note_high_watermarks((0..4).map(|partition| ("spans", partition, 11)));
+    assert_eq!(lag(&metrics, 0)?, "1", "the lake holds 0..10, the marker at 10 is not known as one yet");
+    metrics.note_consumer_positions([
+        // Messages up to 9 handed on and in the lake, the marker at 10 passed over.
+        ("spans", 0, Some(10), 11),
+        // Nothing handed on since the assignment at 10; the marker passed over.
+        ("spans", 1, None, 11),
+        // Messages up to 10 handed on (so offset 10 was a message), not yet in the lake.
+        ("spans", 2, Some(11), 11),
+        // librdkafka's "no position yet".
+        ("spans", 3, None, -1001),
+    ]);
+    assert_eq!(lag(&metrics, 0)?, "0", "caught up: only the marker lay beyond the lake");
+    assert_eq!(lag(&metrics, 1)?, "0");
+    assert_eq!(lag(&metrics, 2)?, "1", "a message handed on but not yet in the lake is behind");
+    assert_eq!(lag(&metrics, 3)?, "1");
+    // New messages after the marker are behind until read and stored.
+    metrics.note_high_watermarks([("spans", 0, 15)]);
+    assert_eq!(lag(&metrics, 0)?, "4");
+    metrics.note_consumer_positions([("spans", 0, Some(15), 15)]);
+    assert_eq!(lag(&metrics, 0)?, "5", "read but not yet in the lake: everything past the lake's end");
+    metrics.set_lag_start("spans", 0, Some(15));
+    assert_eq!(lag(&metrics, 0)?, "0");
+    // A new epoch back at the log's start (a recreated log): the old position does not count.
+    metrics.set_lag_start("spans", 2, Some(0));
+    assert_eq!(lag(&metrics, 2)?, "11");
+    Ok(())
+}
+
 #[test]
 fn every_named_metric_is_exposed() -> TestResult {
     let metrics = populated();

@@ -144,6 +144,13 @@ impl Collector for CheckpointCollector {
 /// Emits consumer lag computed at scrape time, from the latest high watermark known and where
 /// each owned partition's lake data ends: lag keeps moving while the processing loop waits (for
 /// the lake, for a flush slot), where a gauge the loop set froze.
+///
+/// A log's tail may hold records that are not messages: a transaction's commit or abort marker
+/// and an aborted transaction's records, which the consumer passes over without handing them on
+/// (driftwatch reads committed transactions only). The lake's data ends before them, so lag
+/// counted from there never fell to 0 on a partition a transactional producer wrote last, and
+/// the stall alert paged for it once the partition went quiet. Lag counts from the consumer's
+/// position past them instead, once every message before them is in the lake.
 #[derive(Debug, Default)]
 pub(super) struct LagCollector {
     partitions: PartitionMap<PartitionLag>,
@@ -158,6 +165,31 @@ struct PartitionLag {
     start: Option<i64>,
     /// The latest high watermark known.
     high: Option<i64>,
+    /// The consumer's position when it had passed over records it did not hand on.
+    passed_over: Option<PassedOver>,
+}
+
+/// Where the consumer stood when last asked: it had handed on every message below
+/// `handed_on_to` (`None`: none since the assignment) and its position was `position`, which
+/// is past the last message handed on, or past the records between them it passed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PassedOver {
+    pub(super) handed_on_to: Option<i64>,
+    pub(super) position: i64,
+}
+
+impl PartitionLag {
+    /// Where lag counts from: the offset the lake's data ends at, or the consumer's position
+    /// when every message handed on is in the lake (what lies between is no message, and a
+    /// message still to come has an offset at or after the position).
+    fn counted_from(&self, start: i64) -> i64 {
+        match self.passed_over {
+            Some(PassedOver { handed_on_to, position }) if handed_on_to.is_none_or(|to| start >= to) => {
+                start.max(position)
+            }
+            _ => start,
+        }
+    }
 }
 
 impl LagCollector {
@@ -167,6 +199,19 @@ impl LagCollector {
             if partition >= 0 && high >= 0 {
                 PartitionMap::update(&mut partitions, topic, partition, PartitionLag::default, |lag| {
                     lag.high = Some(high);
+                });
+            }
+        }
+    }
+
+    /// Note where the consumer stands in each partition (its position, after its last message or
+    /// past records it passed over).
+    pub(super) fn note_positions<'a>(&self, positions: impl IntoIterator<Item = (&'a str, i32, PassedOver)>) {
+        let mut partitions = self.partitions.lock();
+        for (topic, partition, passed_over) in positions {
+            if partition >= 0 && passed_over.position >= 0 {
+                PartitionMap::update(&mut partitions, topic, partition, PartitionLag::default, |lag| {
+                    lag.passed_over = Some(passed_over);
                 });
             }
         }
@@ -194,7 +239,7 @@ impl Collector for LagCollector {
         let mut lags = encoder.encode_descriptor(CONSUMER_LAG, help, None, MetricType::Gauge)?;
         for (topic, partition, lag) in &owned {
             let Some(high) = lag.high else { continue };
-            let behind = lag.start.map_or(0, |start| (high - start).max(0));
+            let behind = lag.start.map_or(0, |start| (high - lag.counted_from(start)).max(0));
             let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
             ConstGauge::new(behind).encode(lags.encode_family(&labels)?)?;
         }

@@ -91,6 +91,11 @@ impl NextOffsets {
         self.0.clear();
     }
 
+    /// The offset after the last message of this partition accepted since the assignment.
+    pub(super) fn get(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.0.get(topic).and_then(|partitions| partitions.get(&partition).copied())
+    }
+
     /// Whether a message of this partition was accepted since the assignment.
     pub(super) fn contains(&self, topic: &str, partition: i32) -> bool {
         self.0.get(topic).is_some_and(|partitions| partitions.contains_key(&partition))

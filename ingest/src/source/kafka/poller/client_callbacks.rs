@@ -1,5 +1,5 @@
-//! librdkafka's client callbacks: statistics (high watermarks for the lag metric, brokers seen
-//! up), log lines (forwarded to tracing; the asynchronous commit failures and mid-stream offset
+//! librdkafka's client callbacks: statistics (high watermarks and positions for the lag
+//! metric, brokers seen up), log lines (forwarded to tracing; the asynchronous commit failures and mid-stream offset
 //! resets that librdkafka reports only there are counted) and errors (counted by kind, logged
 //! without flooding, and turned into [`BrokerHealth`] for readiness).
 
@@ -24,6 +24,15 @@ impl ClientContext for PollerContext {
                 .iter()
                 .flat_map(|(topic, t)| t.partitions.values().map(move |p| (topic.as_str(), p.partition, p.hi_offset))),
         );
+        // The position (`app_offset`) moves past transaction markers and aborted records that
+        // are never handed on; set beside what was handed on, it tells lag where they end.
+        let held = self.lock_held();
+        self.metrics.note_consumer_positions(statistics.topics.iter().flat_map(|(topic, t)| {
+            let held = &held;
+            t.partitions
+                .values()
+                .map(move |p| (topic.as_str(), p.partition, held.positions.get(topic, p.partition), p.app_offset))
+        }));
     }
 
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
