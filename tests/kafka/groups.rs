@@ -1,6 +1,7 @@
-//! Consumer groups: a member leaving hands its partitions over exactly once, a frozen member
-//! that wakes up drops the partitions the group gave away, and a member whose partitions another
-//! writer claimed in the lake stops writing them.
+//! Consumer groups: a member leaving hands its partitions over exactly once, so do members of a
+//! cooperative group, which move only some partitions, a frozen member that wakes up drops the
+//! partitions the group gave away, and a member whose partitions another writer claimed in the
+//! lake stops writing them.
 
 use std::time::Duration;
 
@@ -41,6 +42,66 @@ async fn a_group_member_leaving_hands_over_exactly_once() -> anyhow::Result<()> 
     assert_exactly(&counts, &truth, "after a member left");
     first.stop(Duration::from_secs(60))?;
     Ok(())
+}
+
+/// A cooperative group (`cooperative-sticky`): a member joining under load takes some of the
+/// first member's partitions while the first reads on the rest (an eager rebalance revokes all
+/// of them), the partitions go back when it leaves, and the lake holds the load exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cooperative_group_moves_only_some_partitions_and_lands_exactly_once() -> anyhow::Result<()> {
+    const PARTITIONS: usize = 3 * 4;
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let setup = Setup::new(&brokers(), "coop", 4, "1s").await?;
+    let config = std::fs::read_to_string(&setup.config)?.replace(
+        "[kafka.librdkafka]\n",
+        "[kafka.librdkafka]\n\"partition.assignment.strategy\" = \"cooperative-sticky\"\n",
+    );
+    std::fs::write(&setup.config, config)?;
+    let first = setup.start_daemon()?;
+    let producer = setup.produce(60_000, 9, 0.01);
+    let consuming = common::wait_for(Duration::from_secs(120), || (first.events_written().ok()? > 0).then_some(()));
+    assert!(consuming.is_some(), "the first member should consume; log:\n{}", first.log_tail());
+
+    let second = setup.start_daemon()?;
+    let held = |daemon: &crate::harness::Daemon| daemon.metric_sum("driftwatch_assigned_partitions", "").ok();
+    let shared = common::wait_for(Duration::from_secs(120), || {
+        let (first_held, second_held) = (held(&first)?, held(&second)?);
+        (first_held > 0.0 && second_held > 0.0 && first_held + second_held == PARTITIONS as f64)
+            .then_some((first_held, second_held))
+    });
+    assert!(
+        shared.is_some(),
+        "both members should hold partitions; logs:\n{}\n---\n{}",
+        first.log_tail(),
+        second.log_tail()
+    );
+    let revoked = revoked_counts(&first)?;
+    assert!(
+        !revoked.is_empty() && revoked.iter().all(|&count| count < PARTITIONS),
+        "the first member should give up only the partitions that moved, revoked {revoked:?}; log:\n{}",
+        first.log_tail()
+    );
+    let second_events =
+        common::wait_for(Duration::from_secs(120), || (second.events_written().ok()? > 0).then_some(()));
+    assert!(second_events.is_some(), "the second member should consume; log:\n{}", second.log_tail());
+
+    second.stop(Duration::from_secs(60))?;
+    let truth = producer.await??;
+    let counts = wait_for_lake(&setup.lake, &truth, INGEST_TIMEOUT).await?;
+    assert_exactly(&counts, &truth, "after a cooperative join and leave");
+    assert_eq!(held(&first), Some(PARTITIONS as f64), "every partition back with the first member");
+    first.stop(Duration::from_secs(60))?;
+    Ok(())
+}
+
+/// How many partitions each revoke in a daemon's log released.
+fn revoked_counts(daemon: &crate::harness::Daemon) -> anyhow::Result<Vec<usize>> {
+    let log = std::fs::read_to_string(&daemon.log)?;
+    Ok(log
+        .lines()
+        .filter(|line| line.contains("Partitions revoked after flushing."))
+        .filter_map(|line| line.split("partitions=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect())
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -194,15 +194,10 @@ fn topic_name_problem(name: &str) -> Option<String> {
 }
 
 /// Values of passthrough properties that librdkafka accepts but that would stop the daemon from
-/// working: it assigns whole partition sets (eager rebalancing), and it reads high watermarks
-/// and broker reachability from librdkafka's statistics.
+/// working: it reads high watermarks and broker reachability from librdkafka's statistics,
+/// committed transactions only, and flushes revoked partitions inside the rebalance timeout.
 fn passthrough_value_problem(key: &str, value: &str) -> Option<String> {
     match key {
-        "partition.assignment.strategy" if value.contains("cooperative-sticky") => Some(format!(
-            "`kafka.librdkafka.\"{key}\"` = {value:?}: driftwatch uses eager rebalancing (whole assignments, \
-             flushed and checkpointed on revoke), which cooperative-sticky does not allow; use \"range\" or \
-             \"roundrobin\", or remove it"
-        )),
         "isolation.level" if !value.trim().eq_ignore_ascii_case("read_committed") => Some(format!(
             "`kafka.librdkafka.\"{key}\"` = {value:?}: driftwatch reads only committed transactions \
              (librdkafka's default, \"read_committed\"); anything else would ingest the messages of aborted \

@@ -96,6 +96,16 @@ impl NextOffsets {
         self.0.get(topic).and_then(|partitions| partitions.get(&partition).copied())
     }
 
+    /// Forget a partition released from the assignment.
+    pub(super) fn remove(&mut self, topic: &str, partition: i32) {
+        if let Some(partitions) = self.0.get_mut(topic) {
+            partitions.remove(&partition);
+            if partitions.is_empty() {
+                self.0.remove(topic);
+            }
+        }
+    }
+
     /// Whether a message of this partition was accepted since the assignment.
     pub(super) fn contains(&self, topic: &str, partition: i32) -> bool {
         self.0.get(topic).is_some_and(|partitions| partitions.contains_key(&partition))
@@ -158,6 +168,11 @@ impl UnverifiedBounds {
 
     pub(super) fn clear(&mut self) {
         self.0.clear();
+    }
+
+    /// Forget a partition released from the assignment.
+    pub(super) fn remove(&mut self, topic: &str, partition: i32) {
+        self.0.retain(|entry| !(entry.topic == topic && entry.partition == partition));
     }
 
     pub(super) fn is_empty(&self) -> bool {

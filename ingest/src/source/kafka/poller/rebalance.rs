@@ -8,11 +8,17 @@
 //!   release the partitions.
 //! - **lost**: the group gave the partitions away while this member was unreachable: drop what is
 //!   held of them and have the loop drop its buffers; the new owner resumes from the lake.
+//!
+//! With eager rebalancing (the `range` and `roundrobin` assignors) every rebalance revokes the
+//! whole assignment and assigns a new one; with cooperative rebalancing (`cooperative-sticky`)
+//! only the partitions that move are revoked from one member and assigned to another, and the
+//! rest are read on, so a member joining or leaving a large group no longer stops, flushes and
+//! recovers every partition of every member.
 
 use std::sync::atomic::Ordering;
 
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::OwnedMessage;
 use rdkafka::topic_partition_list::TopicPartitionList;
@@ -149,25 +155,37 @@ impl ConsumerContext for PollerContext {
     }
 
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        // Eager rebalancing (range, roundrobin) revokes the whole assignment and assigns a new
+        // one whole; cooperative rebalancing (cooperative-sticky) hands over only the partitions
+        // that move, and the others are read on meanwhile. Each partition is recovered, flushed
+        // and released the same way in both.
+        let incremental = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                // An eager assignment replaces the previous one whole.
-                self.lock_held().unverified.clear();
+                if !incremental {
+                    self.lock_held().unverified.clear();
+                }
                 let Some((positioned, starts)) = self.recover_assignment(consumer, tpl) else {
                     tracing::info!(
                         partitions = tpl.count(),
                         "Shutting down while the lake was unavailable; the assignment is left unconsumed."
                     );
-                    if let Err(error) = consumer.unassign() {
-                        tracing::warn!(%error, "Cannot release the unrecovered assignment.");
+                    // Incremental: none of these was assigned, and what is held stays so until
+                    // the shutdown revokes it.
+                    if !incremental {
+                        if let Err(error) = consumer.unassign() {
+                            tracing::warn!(%error, "Cannot release the unrecovered assignment.");
+                        }
+                        self.assigned.store(0, Ordering::Release);
                     }
-                    self.assigned.store(0, Ordering::Release);
                     return;
                 };
                 if !starts.is_empty() && self.events.blocking_send(Event::Assigned(starts)).is_err() {
                     return;
                 }
-                if let Err(error) = consumer.assign(&positioned) {
+                let assigned =
+                    if incremental { consumer.incremental_assign(&positioned) } else { consumer.assign(&positioned) };
+                if let Err(error) = assigned {
                     self.metrics.record_consumer_error("assign");
                     // The group still counts the partitions as this member's, so nobody reads
                     // them while it lives: stop the daemon (unready until then) so that the
@@ -176,19 +194,26 @@ impl ConsumerContext for PollerContext {
                     self.queue_fatal("assign", format!("librdkafka refused the assignment: {error}"));
                     return;
                 }
+                let mut held = self.lock_held();
                 // librdkafka keeps an application's pause on a partition across unassign and
                 // assign (it clears only its own), so a partition paused for backpressure
-                // before a rebalance would come back paused for good: `held.paused` is reset
-                // below, and nothing would ever resume it.
-                if let Err(error) = consumer.resume(&positioned) {
-                    tracing::warn!(%error, "Cannot resume the new assignment's partitions.");
+                // before a rebalance would come back paused for good: an eager assignment starts
+                // unpaused, and partitions added to a kept assignment take its state, which the
+                // backpressure check changes for all of them together.
+                let paused = incremental && held.paused;
+                let state = if paused { consumer.pause(&positioned) } else { consumer.resume(&positioned) };
+                if let Err(error) = state {
+                    tracing::warn!(%error, paused, "Cannot set the new partitions' pause state.");
                 }
-                self.assigned.store(positioned.count(), Ordering::Release);
+                if incremental {
+                    self.assigned.fetch_add(positioned.count(), Ordering::AcqRel);
+                } else {
+                    self.assigned.store(positioned.count(), Ordering::Release);
+                    held.paused = false;
+                    held.positions.clear();
+                }
                 // A completed assignment needed the group coordinator: the brokers are back.
                 self.brokers.mark_up();
-                let mut held = self.lock_held();
-                held.paused = false;
-                held.positions.clear();
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 // Lost: the group already gave the partitions to someone else, and a commit
@@ -206,19 +231,38 @@ impl ConsumerContext for PollerContext {
                     }
                     tracing::info!(partitions = tpl.count(), "Partitions revoked after flushing.");
                 }
-                if let Err(error) = consumer.unassign() {
+                let released = if incremental { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
+                if let Err(error) = released {
                     tracing::error!(%error, "Cannot unassign partitions.");
                 }
-                self.assigned.store(0, Ordering::Release);
                 let mut held = self.lock_held();
-                held.paused = false;
-                held.positions.clear();
-                held.unverified.clear();
+                if incremental {
+                    let revoked = tpl.count();
+                    let _ = self.assigned.fetch_update(Ordering::AcqRel, Ordering::Acquire, |assigned| {
+                        Some(assigned.saturating_sub(revoked))
+                    });
+                    for (topic, partition) in topic_partitions(tpl) {
+                        held.positions.remove(&topic, partition);
+                        held.unverified.remove(&topic, partition);
+                    }
+                } else {
+                    self.assigned.store(0, Ordering::Release);
+                    held.paused = false;
+                    held.positions.clear();
+                    held.unverified.clear();
+                }
             }
             other => {
                 self.metrics.record_consumer_error("rebalance");
                 tracing::error!(error = ?other, "Rebalance error; releasing the assignment.");
-                let _ = consumer.unassign();
+                let released = if incremental {
+                    consumer.assignment().and_then(|assignment| consumer.incremental_unassign(&assignment))
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(error) = released {
+                    tracing::error!(%error, "Cannot unassign partitions.");
+                }
                 self.assigned.store(0, Ordering::Release);
                 self.lock_held().unverified.clear();
             }
@@ -243,8 +287,8 @@ mod tests {
     use super::*;
 
     /// Against the dev stack's broker: an assignment librdkafka refuses is not counted as
-    /// assigned and stops the daemon. Cooperative rebalancing (which the daemon's
-    /// configuration refuses for this reason) makes librdkafka refuse the eager `assign()`.
+    /// assigned and stops the daemon. Here a cooperative member (`cooperative-sticky`) is given
+    /// a partition it already holds, which librdkafka refuses to assign twice.
     #[test]
     fn an_assignment_librdkafka_refuses_stops_the_daemon() -> TestResult {
         let brokers = test_brokers()?;
@@ -255,6 +299,20 @@ mod tests {
             .set("partition.assignment.strategy", "cooperative-sticky")
             .create_with_context(context)?;
         consumer.subscribe(&[topic.as_str()])?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while consumer.context().assigned.load(Ordering::Acquire) == 0 {
+            if consumer.poll(Duration::from_millis(100)).is_some_and(|message| message.is_err()) {
+                return Err("poll error while joining".into());
+            }
+            if Instant::now() > deadline {
+                return Err("no assignment within 60 s of subscribing".into());
+            }
+        }
+        assert!(matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative));
+        let mut again = TopicPartitionList::new();
+        again.add_partition(&topic, 0);
+        consumer.context().rebalance(&consumer, RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, &mut again);
+
         let mut fatal = None;
         poll_for(&runtime, &consumer, &mut receiver, Duration::from_secs(60), |event| {
             if let Event::Fatal { kind, message } = event {
@@ -262,7 +320,7 @@ mod tests {
             }
             fatal.is_some()
         });
-        let (kind, message) = fatal.ok_or("no fatal event within 60 s of subscribing")?;
+        let (kind, message) = fatal.ok_or("no fatal event within 60 s of the second assignment")?;
         assert_eq!(kind, "assign");
         assert!(message.contains("refused the assignment"), "{message}");
         assert_eq!(consumer.context().assigned.load(Ordering::Acquire), 0, "not counted as assigned");
