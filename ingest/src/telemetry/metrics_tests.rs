@@ -270,6 +270,13 @@ fn lag_counts_past_records_the_consumer_passed_over_once_the_lake_holds_what_cam
     // A new epoch back at the log's start (a recreated log): the old position does not count.
     metrics.set_lag_start("spans", 2, Some(0));
     assert_eq!(lag(&metrics, 2)?, "11");
+    // Given away, then statistics taken during the release still carry the old position; given
+    // back at an earlier checkpoint (rows dropped with a lost assignment), lag counts from it.
+    metrics.remove_partition("spans", 1);
+    metrics.note_consumer_positions([("spans", 1, None, 11)]);
+    metrics.note_high_watermarks([("spans", 1, 11)]);
+    metrics.set_lag_start("spans", 1, Some(6));
+    assert_eq!(lag(&metrics, 1)?, "5", "the old position is not this assignment's");
     Ok(())
 }
 

@@ -204,15 +204,20 @@ impl LagCollector {
         }
     }
 
-    /// Note where the consumer stands in each partition (its position, after its last message or
-    /// past records it passed over).
+    /// Note where the consumer stands in each partition it owns (its position, after its last
+    /// message or past records it passed over). Statistics taken while a partition was being
+    /// released still carry its old position; kept for a partition not owned, it would count
+    /// lag from there should the partition come back resuming at an earlier checkpoint.
     pub(super) fn note_positions<'a>(&self, positions: impl IntoIterator<Item = (&'a str, i32, PassedOver)>) {
         let mut partitions = self.partitions.lock();
         for (topic, partition, passed_over) in positions {
-            if partition >= 0 && passed_over.position >= 0 {
-                PartitionMap::update(&mut partitions, topic, partition, PartitionLag::default, |lag| {
-                    lag.passed_over = Some(passed_over);
-                });
+            if passed_over.position < 0 {
+                continue;
+            }
+            if let Some(lag) = partitions.get_mut(topic).and_then(|of_topic| of_topic.get_mut(&partition))
+                && lag.owned
+            {
+                lag.passed_over = Some(passed_over);
             }
         }
     }
@@ -224,6 +229,10 @@ impl LagCollector {
 
     pub(super) fn set_start(&self, topic: &str, partition: i32, start: Option<i64>) {
         PartitionMap::update(&mut self.partitions.lock(), topic, partition, PartitionLag::default, |lag| {
+            if !lag.owned {
+                // A position noted before this assignment is not this assignment's.
+                lag.passed_over = None;
+            }
             lag.owned = true;
             lag.start = start;
         });

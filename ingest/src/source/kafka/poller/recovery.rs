@@ -166,7 +166,7 @@ impl PollerContext {
             let checkpoint_at = checkpoint.as_ref().map(|c| std::time::SystemTime::from(c.updated_at));
             let mut next = checkpoint.map(|c| c.next_offset);
             if let Some(committed) = next {
-                next = Some(self.check_log_bounds(&watermarks, &stream, &topic, partition, committed));
+                next = Some(self.check_log_bounds(consumer, &watermarks, &stream, &topic, partition, committed));
             }
             let offset = match (next, self.start_from) {
                 (Some(next), _) => Offset::Offset(next),
@@ -243,14 +243,29 @@ impl PollerContext {
     /// the log's start means retention deleted messages that were never ingested: say so loudly
     /// and continue from the start. When the query fails or times out, the checkpoint stands
     /// and the partition is checked again from the poll loop until it delivers a message.
+    ///
+    /// `watermarks` were asked while the lake was read, before this member's claim fenced the
+    /// partition's previous writer, which may have committed past the log's end as it stood
+    /// then (a member the group has moved on from, flushing what it read meanwhile). A
+    /// checkpoint that seems to lie past the end is measured again against the log as it is
+    /// now, under the claim, before a new epoch would read the whole log into the lake again.
     fn check_log_bounds(
         &self,
+        consumer: &BaseConsumer<Self>,
         watermarks: &KafkaResult<(i64, i64)>,
         stream: &str,
         topic: &str,
         partition: i32,
         committed: i64,
     ) -> i64 {
+        let asked_again;
+        let watermarks = match watermarks {
+            Ok((low, high)) if compare_with_log(committed, *low, *high) == LogBounds::BeyondEnd => {
+                asked_again = consumer.fetch_watermarks(topic, partition, self.offset_query_timeout);
+                &asked_again
+            }
+            asked_before => asked_before,
+        };
         let (low, high) = match watermarks {
             Ok(marks) => *marks,
             Err(error) => {
@@ -554,6 +569,29 @@ mod tests {
             let offset = positioned.find_partition(&topic, partition).ok_or("not positioned")?.offset();
             assert_eq!(offset, Offset::Offset(expected), "partition {partition}");
         }
+        Ok(())
+    }
+
+    /// Against the dev stack's broker: watermarks asked before the claim can be older than a
+    /// checkpoint the partition's previous writer committed meanwhile. Such a checkpoint is
+    /// measured again against the log as it is, and resumed at, instead of starting a new
+    /// epoch that would read the whole log into the lake a second time.
+    #[test]
+    fn a_checkpoint_past_older_watermarks_is_measured_again_before_a_new_epoch() -> TestResult {
+        let brokers = test_brokers()?;
+        let runtime = tokio::runtime::Runtime::new()?;
+        let topic = topic_with_messages(&runtime, &brokers, "stale-marks", 10)?;
+        let ((_lake, _receiver), context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
+        let consumer: BaseConsumer<PollerContext> = group_member(&brokers, &topic).create_with_context(context)?;
+        let stream = kafka_stream_id(&topic, &topic);
+        let context = consumer.context();
+        // The log held 3 messages when asked; the previous writer has since committed 8.
+        let asked_before: KafkaResult<(i64, i64)> = Ok((0, 3));
+        let resumed = context.check_log_bounds(&consumer, &asked_before, &stream, &topic, 0, 8);
+        assert_eq!(resumed, 8, "the log now holds the checkpoint");
+        // Past the log's end as it is now too: a new epoch at its start.
+        let resumed = context.check_log_bounds(&consumer, &asked_before, &stream, &topic, 0, 40);
+        assert_eq!(resumed, 0, "recreated log");
         Ok(())
     }
 
