@@ -60,6 +60,10 @@ const LOG_BODY_FIELD: &[u8] = b"body";
 /// the payload. Such a payload is kept as [`fill_text_runs`] keeps bytes.
 const MAX_JSON_DEPTH: usize = 256;
 
+/// A compressed payload is inflated up to this for its dead letter (the decoder's default
+/// `decode.max_payload_bytes`); one that inflates further keeps no copy.
+const COMPRESSED_DEAD_LETTER_BYTES: usize = 4 * 1024 * 1024;
+
 /// Runs of text longer than this are filled in bytes that are not JSON or protobuf.
 const KEPT_TEXT_RUN_BYTES: usize = 8;
 
@@ -68,6 +72,20 @@ const KEPT_TEXT_RUN_BYTES: usize = 8;
 /// payload is at most `max_payload_bytes` (or a source's bounded head of a longer record), and
 /// every step is linear in it.
 pub(crate) fn dead_letter_payload(payload: &[u8], cap: usize, content: DeadLetterContent) -> Vec<u8> {
+    // Compressed, the content would pass the masks below unseen, and inflate again for anyone
+    // who reads the dead letter: what is kept is the inflated message, masked, or nothing.
+    let inflated;
+    let payload = if super::zstd_frame::is_compressed(payload) {
+        match super::zstd_frame::inflate(payload, COMPRESSED_DEAD_LETTER_BYTES) {
+            Ok(bytes) => {
+                inflated = bytes;
+                &inflated[..]
+            }
+            Err(_) => return Vec::new(),
+        }
+    } else {
+        payload
+    };
     // A registry frame's header would hide the JSON or protobuf inside from the masks below,
     // which would then mask it as bytes of no known shape: the body is kept without it.
     let payload = super::schema_registry::unframe(payload).and_then(Result::ok).unwrap_or(payload);

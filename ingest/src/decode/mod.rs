@@ -13,6 +13,8 @@
 //!   feedback, read in place from protobuf the same way.
 //! - `attributes` is the DESIGN §3.2 mapping table.
 //! - `json_event` decodes the `llm_events` JSON schema.
+//! - `zstd_frame` inflates a message compressed whole (the Collector file exporter's
+//!   `compression: zstd`), first of all.
 //! - `schema_registry` takes off the frame a schema registry's serializers put around a JSON
 //!   document or protobuf message, before it is sniffed.
 //! - `otlp_json_salvage` takes apart an OTLP/JSON request that does not deserialize whole, so
@@ -36,6 +38,7 @@ mod otlp_traces;
 mod otlp_wire;
 mod schema_registry;
 mod validate;
+pub(crate) mod zstd_frame;
 
 pub use attributes::{normalize_operation, normalize_provider};
 pub use dead_letter::DeadLetterContent;
@@ -108,9 +111,12 @@ pub enum Error {
     /// pipeline that sends them to driftwatch's topics.
     #[error("OTLP {signal} carry no inference calls; send only traces and logs to driftwatch's topics")]
     UnsupportedSignal { signal: &'static str },
-    /// A message in a frame (a schema registry's) that does not hold together.
+    /// A message in a frame (a schema registry's, zstd's) that does not hold together.
     #[error("corrupt {framing} frame: {detail}")]
     CorruptFrame { framing: &'static str, detail: String },
+    /// A zstd-compressed message that inflates past `max_payload_bytes`.
+    #[error("{compressed} compressed bytes inflate past the {limit} byte limit")]
+    InflatesTooLarge { compressed: usize, limit: usize },
 }
 
 /// Result of one decoding step.
@@ -120,7 +126,7 @@ impl Error {
     /// Stable snake_case reason code (dead-letter reason and metric label).
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::PayloadTooLarge { .. } | Error::InflatesTooLarge { .. } => "payload_too_large",
             Error::EmptyPayload => "empty_payload",
             Error::NotUtf8 { .. } => "not_utf8",
             Error::MalformedJson { .. } => "malformed_json",
@@ -358,6 +364,13 @@ impl Decoder {
         if payload.len() > self.config.max_payload_bytes {
             return Err(Error::PayloadTooLarge { size: payload.len(), limit: self.config.max_payload_bytes });
         }
+        let inflated;
+        let payload = if zstd_frame::is_compressed(payload) {
+            inflated = zstd_frame::inflate(payload, self.config.max_payload_bytes)?;
+            &inflated[..]
+        } else {
+            payload
+        };
         let payload = match schema_registry::unframe(payload) {
             None => payload,
             Some(body) => body?,

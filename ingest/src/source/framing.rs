@@ -7,7 +7,9 @@
 //!   than the limit; any other is left unread, as the writer may still be writing it.
 //! - [`Framing::LengthPrefixed`]: binary OTLP as the Collector file exporter writes it with
 //!   `format: proto`: each message preceded by its length as a 32-bit big-endian integer. A last
-//!   message shorter than its prefix declares is left unread the same way.
+//!   message shorter than its prefix declares is left unread the same way. With `compression:
+//!   zstd` the exporter writes every record so, its JSON too, each message one zstd frame (the
+//!   decoder inflates it).
 //!
 //! The reader owns one block buffer that grows only to hold one record, and never beyond the
 //! largest accepted record plus one block: a longer line is discarded as it is read (its first
@@ -23,6 +25,10 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// length prefix (whose first byte is a control character, as no text starts) it tells protobuf
 /// from text before the whole first message has been written.
 const OTLP_REQUEST_FIRST_TAG: u8 = 0x0A;
+
+/// The first byte of a zstd frame: each record of a Collector file exported with
+/// `compression: zstd` (its JSON as well as its protobuf) is one.
+const ZSTD_FRAME_FIRST_BYTE: u8 = crate::decode::zstd_frame::FIRST_BYTE;
 
 /// How records are delimited in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +62,7 @@ impl Framing {
             [a, b, c, d, after @ ..] => match framed_length([*a, *b, *c, *d], max_record_bytes) {
                 Ok(declared) if declared as u64 <= file_len.saturating_sub(4) => Framing::LengthPrefixed,
                 Ok(_) => match after.first() {
-                    Some(&OTLP_REQUEST_FIRST_TAG) => Framing::LengthPrefixed,
+                    Some(&OTLP_REQUEST_FIRST_TAG | &ZSTD_FRAME_FIRST_BYTE) => Framing::LengthPrefixed,
                     Some(_) => Framing::Lines,
                     None if whole_file => Framing::LengthPrefixed,
                     None => Framing::Lines,

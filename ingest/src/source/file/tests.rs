@@ -187,6 +187,73 @@ fn framed_span_request(n: u8) -> Vec<u8> {
     crate::source::framing::tests::framed(&[&crate::fleet::encode_otlp::encode(&request, false)])
 }
 
+/// The OTel Collector's file exporter with `compression: zstd` writes each export as a length
+/// prefix and one zstd frame, for `format: proto` and `format: json` alike. Such files of the
+/// Python SDK fixtures' traces and logs land as their plain twins do, and a compressed record
+/// that will not inflate is one dead letter that keeps no compressed copy of its content.
+#[tokio::test]
+async fn collector_files_compressed_with_zstd_land_as_their_plain_twins() -> TestResult {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/otel-python");
+    let compressed_file = |records: Vec<Vec<u8>>| -> std::io::Result<Vec<u8>> {
+        let mut file = Vec::new();
+        for record in records {
+            let frame = zstd::encode_all(&record[..], 3)?;
+            file.extend(u32::try_from(frame.len()).map_err(std::io::Error::other)?.to_be_bytes());
+            file.extend(frame);
+        }
+        Ok(file)
+    };
+    // The fixtures' exports are larger than the other tests' 1 KiB limit.
+    let ingest = |lake: PathBuf, path: PathBuf| async move {
+        let components = components(&lake, 4 << 20).await?;
+        let report = run_file(&components, &path, PayloadFormat::Auto, &never_stopped()).await?;
+        let metrics = components.metrics.encode().map_err(|e| Error::Other(e.to_string()))?;
+        Ok::<_, Error>((report, metrics))
+    };
+    let written = |metrics: &str, kind: &str| {
+        crate::telemetry::counter_sum(metrics, &format!("driftwatch_lake_rows_written_total{{kind=\"{kind}\"}}"))
+    };
+    for (name, json) in [("traces.pb", false), ("logs.pb", false), ("traces.jsonl", true), ("logs.jsonl", true)] {
+        let plain = std::fs::read(fixtures.join(name))?;
+        // One export per protobuf file and per JSON line, as the exporter wrote them.
+        let records: Vec<Vec<u8>> = if json {
+            plain.split(|&b| b == b'\n').filter(|line| !line.is_empty()).map(<[u8]>::to_vec).collect()
+        } else {
+            vec![plain.clone()]
+        };
+        let dir = tempfile::tempdir()?;
+        let plain_path = dir.path().join(name);
+        std::fs::write(&plain_path, if json { plain } else { crate::source::framing::tests::framed(&[&plain]) })?;
+        let compressed_path = dir.path().join(format!("{name}.zst"));
+        std::fs::write(&compressed_path, compressed_file(records)?)?;
+
+        let (_, plain_metrics) = ingest(dir.path().join("plain"), plain_path).await?;
+        let (report, metrics) = ingest(dir.path().join("zstd"), compressed_path.clone()).await?;
+        assert_eq!(report.committed_to, i64::try_from(std::fs::metadata(&compressed_path)?.len())?, "{name}");
+        for kind in ["events", "feedback", "dead_letter"] {
+            assert_eq!(written(&metrics, kind), written(&plain_metrics, kind), "{name} {kind}: {metrics}");
+        }
+        assert!(written(&metrics, "events") + written(&metrics, "feedback") > 0, "{name}: {metrics}");
+    }
+
+    let dir = tempfile::tempdir()?;
+    let secret = r#"{"id":"evt-1","time":"2025-06-01T12:00:00Z","app":"chat","request_model":"gpt-4o","input_tokens":-1,"input":"my secret plan"}"#;
+    let bad = compressed_file(vec![secret.as_bytes().to_vec()])?;
+    // A record whose zstd frame breaks off after its header.
+    let broken = [&bad[4..4 + 8], &[0xFF; 8][..]].concat();
+    let path = dir.path().join("bad.zst");
+    std::fs::write(&path, [&bad[..], &crate::source::framing::tests::framed(&[&broken])[..]].concat())?;
+    let (_, metrics) = ingest(dir.path().join("lake"), path).await?;
+    assert_eq!(dead_letters(&metrics, "negative_tokens"), 1, "{metrics}");
+    assert_eq!(dead_letters(&metrics, "corrupt_framing"), 1, "{metrics}");
+    let kept = crate::decode::dead_letter_payload(&bad[4..], 4096, crate::decode::DeadLetterContent::Mask);
+    let kept = String::from_utf8(kept)?;
+    assert!(kept.contains("evt-1") && !kept.contains("secret"), "inflated and masked: {kept}");
+    let broken = crate::decode::dead_letter_payload(&broken, 4096, crate::decode::DeadLetterContent::Keep);
+    assert!(broken.is_empty(), "a frame that does not inflate keeps nothing of its compressed content");
+    Ok(())
+}
+
 /// The protobuf twin of the unfinished last line: a message cut short by the end of the
 /// file is the writer still writing it, not a bad message.
 #[tokio::test]

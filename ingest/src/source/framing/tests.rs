@@ -371,6 +371,9 @@ fn sniffing_tells_json_from_protobuf() {
     assert_eq!(Framing::sniff(b"\xEF\xBB\xBF\x00\x00\x00\x01", 100, max), Framing::Lines);
     // A plausible first prefix: protobuf.
     assert_eq!(Framing::sniff(&[0, 0, 0, 96, 0x0a], 100, max), Framing::LengthPrefixed);
+    // A Collector's `compression: zstd` file whose first record is still being written: its
+    // prefix declares more than the file holds, and a zstd frame follows it.
+    assert_eq!(Framing::sniff(&[0, 0, 0, 200, 0x28, 0xB5, 0x2F, 0xFD], 100, max), Framing::LengthPrefixed);
     assert_eq!(Framing::sniff(&[0, 0, 0, 0], 4, max), Framing::LengthPrefixed);
     // A first line that is not JSON: its "prefix" is too large, or longer than the file.
     assert_eq!(Framing::sniff(b"garbage header line", 1000, max), Framing::Lines);
