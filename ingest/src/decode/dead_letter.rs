@@ -60,9 +60,10 @@ const LOG_BODY_FIELD: &[u8] = b"body";
 /// the payload. Such a payload is kept as [`fill_text_runs`] keeps bytes.
 const MAX_JSON_DEPTH: usize = 256;
 
-/// A compressed payload is inflated up to this for its dead letter (the decoder's default
-/// `decode.max_payload_bytes`); one that inflates further keeps no copy.
-const COMPRESSED_DEAD_LETTER_BYTES: usize = 4 * 1024 * 1024;
+/// Bounds on how much of a compressed message is inflated for its dead letter (four times the
+/// kept copy's cap, so that masking sees whole values around what is kept).
+const COMPRESSED_DEAD_LETTER_MIN_BYTES: usize = 64 * 1024;
+const COMPRESSED_DEAD_LETTER_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// Runs of text longer than this are filled in bytes that are not JSON or protobuf.
 const KEPT_TEXT_RUN_BYTES: usize = 8;
@@ -73,19 +74,32 @@ const KEPT_TEXT_RUN_BYTES: usize = 8;
 /// every step is linear in it.
 pub(crate) fn dead_letter_payload(payload: &[u8], cap: usize, content: DeadLetterContent) -> Vec<u8> {
     // Compressed, the content would pass the masks below unseen, and inflate again for anyone
-    // who reads the dead letter: what is kept is the inflated message, masked, or nothing.
-    let inflated;
-    let payload = if super::zstd_frame::is_compressed(payload) {
-        match super::zstd_frame::inflate(payload, COMPRESSED_DEAD_LETTER_BYTES) {
-            Ok(bytes) => {
-                inflated = bytes;
-                &inflated[..]
-            }
-            Err(_) => return Vec::new(),
-        }
-    } else {
-        payload
-    };
+    // who reads the dead letter: what is kept is the start of the inflated message, masked (a
+    // cut document is masked as bytes of no known shape), or nothing. Only the start: a small
+    // frame may inflate to megabytes, and the copy keeps `cap` bytes at most anyway.
+    if super::zstd_frame::is_compressed(payload) {
+        let limit = cap.saturating_mul(4).clamp(COMPRESSED_DEAD_LETTER_MIN_BYTES, COMPRESSED_DEAD_LETTER_MAX_BYTES);
+        return match super::zstd_frame::inflate_prefix(payload, limit) {
+            Ok(inflated) => masked_copy(&inflated, cap, content),
+            Err(_) => Vec::new(),
+        };
+    }
+    masked_copy(payload, cap, content)
+}
+
+/// The copy of one rejected item of a message (a span or log record the decoder could not
+/// read) that the dead-letter table keeps, as [`dead_letter_payload`], but never inflated: an
+/// item inside a request is not compressed on purpose, and a message of thousands of small
+/// zstd frames as items would cost an inflation each. A compressed item keeps nothing.
+pub(crate) fn dead_letter_item_payload(payload: &[u8], cap: usize, content: DeadLetterContent) -> Vec<u8> {
+    if super::zstd_frame::is_compressed(payload) {
+        return Vec::new();
+    }
+    masked_copy(payload, cap, content)
+}
+
+/// Content masked unless `content` keeps it, then PII masked, then cut to `cap` bytes.
+fn masked_copy(payload: &[u8], cap: usize, content: DeadLetterContent) -> Vec<u8> {
     // A registry frame's header would hide the JSON or protobuf inside from the masks below,
     // which would then mask it as bytes of no known shape: the body is kept without it.
     let payload = super::schema_registry::unframe(payload).and_then(Result::ok).unwrap_or(payload);

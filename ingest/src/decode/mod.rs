@@ -42,6 +42,7 @@ pub(crate) mod zstd_frame;
 
 pub use attributes::{normalize_operation, normalize_provider};
 pub use dead_letter::DeadLetterContent;
+use dead_letter::dead_letter_item_payload;
 pub(crate) use dead_letter::dead_letter_payload;
 #[cfg(test)]
 pub(crate) use validate::MAX_NAME_BYTES;
@@ -356,7 +357,7 @@ impl Decoder {
             out.rejects.push(Reject::whole(&error));
         }
         for item in out.rejects[first_reject..].iter_mut().filter_map(|reject| reject.payload.as_mut()) {
-            *item = dead_letter_payload(item, self.config.max_dead_letter_payload_bytes, self.dead_letter_content);
+            *item = dead_letter_item_payload(item, self.config.max_dead_letter_payload_bytes, self.dead_letter_content);
         }
     }
 

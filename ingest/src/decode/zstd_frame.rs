@@ -25,14 +25,20 @@ pub(super) fn is_compressed(payload: &[u8]) -> bool {
 /// The inflated message, at most `limit` bytes (frames one after another are inflated in
 /// turn, as zstd readers do).
 pub(super) fn inflate(payload: &[u8], limit: usize) -> Result<Vec<u8>> {
-    let corrupt = |detail: String| Error::CorruptFrame { framing: "zstd", detail };
-    let decoder = zstd::stream::read::Decoder::with_buffer(payload).map_err(|error| corrupt(error.to_string()))?;
-    let mut inflated = Vec::new();
-    let bound = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    decoder.take(bound).read_to_end(&mut inflated).map_err(|error| corrupt(error.to_string()))?;
+    let inflated = inflate_prefix(payload, limit.saturating_add(1))?;
     if inflated.len() > limit {
         return Err(Error::InflatesTooLarge { compressed: payload.len(), limit });
     }
+    Ok(inflated)
+}
+
+/// The first `limit` bytes of the inflated message (all of it when shorter).
+pub(super) fn inflate_prefix(payload: &[u8], limit: usize) -> Result<Vec<u8>> {
+    let corrupt = |detail: String| Error::CorruptFrame { framing: "zstd", detail };
+    let decoder = zstd::stream::read::Decoder::with_buffer(payload).map_err(|error| corrupt(error.to_string()))?;
+    let mut inflated = Vec::new();
+    let bound = u64::try_from(limit).unwrap_or(u64::MAX);
+    decoder.take(bound).read_to_end(&mut inflated).map_err(|error| corrupt(error.to_string()))?;
     Ok(inflated)
 }
 
@@ -66,6 +72,7 @@ mod tests {
         let cut = &whole[..whole.len() / 2];
         let error = inflate(cut, 1 << 20).err().ok_or("a cut frame inflated")?;
         assert_eq!(error.reason(), "corrupt_framing", "{error}");
+        assert_eq!(inflate_prefix(&bomb, 1000)?, vec![b' '; 1000], "a prefix stops inflating at its limit");
         let garbage = [&MAGIC[..], &[0xFF; 16][..]].concat();
         let error = inflate(&garbage, 64 * 1024).err().ok_or("garbage inflated")?;
         assert_eq!(error.reason(), "corrupt_framing", "{error}");

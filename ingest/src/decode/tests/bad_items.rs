@@ -92,6 +92,20 @@ fn len_field(number: u32, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Spans that are each a small zstd frame inflating to megabytes (0x28 is no span field, so
+/// each is rejected alone): their dead letters keep nothing, and nothing is inflated for them,
+/// so a message of thousands costs what its bytes cost, not an inflation per span.
+#[test]
+fn compressed_items_are_rejected_alone_and_never_inflated() {
+    let bomb = zstd::encode_all(&vec![0u8; 4 << 20][..], 19).expect("compressible");
+    assert!(bomb.len() < 1_000, "a bomb: {} bytes", bomb.len());
+    let spans: Vec<u8> = (0..200).flat_map(|_| len_field(2, &bomb)).collect();
+    let request = len_field(1, &len_field(2, &spans));
+    let out = decode(&request, PayloadFormat::Auto);
+    assert_eq!(reasons(&out), vec!["malformed_protobuf"; 200]);
+    assert!(out.rejects.iter().all(|reject| reject.payload.as_deref() == Some(&[][..])), "nothing kept or inflated");
+}
+
 /// A span the reader leaves to prost on purpose (a singular message field repeated, which prost
 /// merges) is decoded by prost alone, as the whole message would have been.
 #[test]

@@ -42,14 +42,26 @@ const WATERMARK_QUERY_CONCURRENCY: usize = 16;
 /// An assigned partition as the lake names it: topic, lake stream id, partition.
 type AssignedPartitionName = (String, String, i32);
 
+/// Watermarks older than this when a checkpoint is compared with them are asked again: a lake
+/// that kept the assignment waiting (an outage) leaves them as old as the wait, and retention
+/// may have passed the checkpoint meanwhile.
+const WATERMARKS_FRESH_FOR: Duration = Duration::from_secs(10);
+
+/// A partition's watermarks (low, high) as the broker gave them, or why it did not, and when
+/// they were asked.
+struct AskedWatermarks {
+    marks: KafkaResult<(i64, i64)>,
+    asked_at: Instant,
+}
+
 /// An assigned partition, its recovered lake checkpoint (`None`: nothing committed yet) and
-/// its log's watermarks (low, high) as the broker gave them, or why it did not.
+/// its log's watermarks.
 struct RecoveredPartition {
     topic: String,
     stream: String,
     partition: i32,
     checkpoint: Option<Checkpoint>,
-    watermarks: KafkaResult<(i64, i64)>,
+    watermarks: AskedWatermarks,
 }
 
 impl PollerContext {
@@ -100,12 +112,13 @@ impl PollerContext {
         &self,
         consumer: &BaseConsumer<Self>,
         assigned: &[AssignedPartitionName],
-    ) -> Option<Vec<KafkaResult<(i64, i64)>>> {
+    ) -> Option<Vec<AskedWatermarks>> {
         let mut watermarks = Vec::with_capacity(assigned.len());
         for batch in assigned.chunks(WATERMARK_QUERY_CONCURRENCY) {
             if self.shutdown.is_cancelled() {
                 return None;
             }
+            let asked_at = Instant::now();
             std::thread::scope(|scope| {
                 let queries: Vec<_> = batch
                     .iter()
@@ -113,7 +126,11 @@ impl PollerContext {
                         scope.spawn(move || consumer.fetch_watermarks(topic, *partition, self.offset_query_timeout))
                     })
                     .collect();
-                watermarks.extend(queries.into_iter().map(|query| join_or_resume_panic(query.join())));
+                watermarks.extend(
+                    queries
+                        .into_iter()
+                        .map(|query| AskedWatermarks { marks: join_or_resume_panic(query.join()), asked_at }),
+                );
             });
         }
         Some(watermarks)
@@ -172,14 +189,14 @@ impl PollerContext {
                 (Some(next), _) => Offset::Offset(next),
                 // Resolve "earliest" with our own bounded watermark query rather than leaving
                 // it to librdkafka, whose internal offset lookup has no timeout.
-                (None, StartFrom::Earliest) => match watermarks {
+                (None, StartFrom::Earliest) => match watermarks.marks {
                     Ok((low, _)) => Offset::Offset(low),
                     Err(error) => {
                         tracing::warn!(topic, partition, %error, "Watermark query failed; starting at the beginning.");
                         Offset::Beginning
                     }
                 },
-                (None, StartFrom::Latest) => match self.pin_latest(&watermarks, &stream, &topic, partition) {
+                (None, StartFrom::Latest) => match self.pin_latest(&watermarks.marks, &stream, &topic, partition) {
                     Some(end) => {
                         next = Some(end);
                         Offset::Offset(end)
@@ -248,19 +265,23 @@ impl PollerContext {
     /// partition's previous writer, which may have committed past the log's end as it stood
     /// then (a member the group has moved on from, flushing what it read meanwhile). A
     /// checkpoint that seems to lie past the end is measured again against the log as it is
-    /// now, under the claim, before a new epoch would read the whole log into the lake again.
+    /// now, under the claim, before a new epoch would read the whole log into the lake again;
+    /// so is every checkpoint whose watermarks are older than [`WATERMARKS_FRESH_FOR`].
     fn check_log_bounds(
         &self,
         consumer: &BaseConsumer<Self>,
-        watermarks: &KafkaResult<(i64, i64)>,
+        watermarks: &AskedWatermarks,
         stream: &str,
         topic: &str,
         partition: i32,
         committed: i64,
     ) -> i64 {
         let asked_again;
-        let watermarks = match watermarks {
-            Ok((low, high)) if compare_with_log(committed, *low, *high) == LogBounds::BeyondEnd => {
+        let watermarks = match &watermarks.marks {
+            Ok((low, high))
+                if compare_with_log(committed, *low, *high) == LogBounds::BeyondEnd
+                    || watermarks.asked_at.elapsed() > WATERMARKS_FRESH_FOR =>
+            {
                 asked_again = consumer.fetch_watermarks(topic, partition, self.offset_query_timeout);
                 &asked_again
             }
@@ -575,7 +596,8 @@ mod tests {
     /// Against the dev stack's broker: watermarks asked before the claim can be older than a
     /// checkpoint the partition's previous writer committed meanwhile. Such a checkpoint is
     /// measured again against the log as it is, and resumed at, instead of starting a new
-    /// epoch that would read the whole log into the lake a second time.
+    /// epoch that would read the whole log into the lake a second time; and watermarks asked
+    /// before a long wait for the lake are asked again.
     #[test]
     fn a_checkpoint_past_older_watermarks_is_measured_again_before_a_new_epoch() -> TestResult {
         let brokers = test_brokers()?;
@@ -586,12 +608,18 @@ mod tests {
         let stream = kafka_stream_id(&topic, &topic);
         let context = consumer.context();
         // The log held 3 messages when asked; the previous writer has since committed 8.
-        let asked_before: KafkaResult<(i64, i64)> = Ok((0, 3));
+        let asked_before = AskedWatermarks { marks: Ok((0, 3)), asked_at: Instant::now() };
         let resumed = context.check_log_bounds(&consumer, &asked_before, &stream, &topic, 0, 8);
         assert_eq!(resumed, 8, "the log now holds the checkpoint");
         // Past the log's end as it is now too: a new epoch at its start.
         let resumed = context.check_log_bounds(&consumer, &asked_before, &stream, &topic, 0, 40);
         assert_eq!(resumed, 0, "recreated log");
+        // Asked before a long wait for the lake: the log has changed since (here it is shorter
+        // than the old answer said), and the checkpoint is measured against it as it is now.
+        let asked_long_ago = Instant::now().checked_sub(WATERMARKS_FRESH_FOR * 2).ok_or("clock too young")?;
+        let stale = AskedWatermarks { marks: Ok((0, 100)), asked_at: asked_long_ago };
+        let resumed = context.check_log_bounds(&consumer, &stale, &stream, &topic, 0, 50);
+        assert_eq!(resumed, 0, "past the end of the log as it is now");
         Ok(())
     }
 
