@@ -32,6 +32,9 @@ async fn mixed_load_lands_exactly_and_metrics_agree_with_the_lake() -> anyhow::R
     assert_eq!(dead as i64, lake.counts.dead_letters, "driftwatch_dead_letters_total vs lake");
     let messages = harness::metric_sum(&metrics, "driftwatch_messages_total", "");
     assert_eq!(messages as u64, truth.messages, "every produced message is counted once");
+    // Three topics of three partitions, all held by the group's one member.
+    assert_eq!(harness::metric_sum(&metrics, "driftwatch_subscribed_partitions", ""), 9.0);
+    assert_eq!(harness::metric_sum(&metrics, "driftwatch_assigned_partitions", ""), 9.0);
     assert!(metrics.contains("gen_ai_client_operation_duration_seconds_bucket"));
     assert!(metrics.contains("gen_ai_client_token_usage_bucket"));
     let elapsed = daemon.stop(Duration::from_secs(60))?;

@@ -176,6 +176,7 @@ struct Inner {
     buffered_bytes_limit: Gauge,
     flush_max_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     subscribed_topics_missing: Gauge,
+    subscribed_partitions: Gauge,
     waiting_for_flush_slot: Gauge,
     flushes: Family<StaticLabel, Counter>,
     flush_duration: Histogram,
@@ -220,6 +221,7 @@ impl Metrics {
             buffered_bytes_limit: Gauge::default(),
             flush_max_age: Gauge::default(),
             subscribed_topics_missing: Gauge::default(),
+            subscribed_partitions: Gauge::default(),
             waiting_for_flush_slot: Gauge::default(),
             flushes: Family::default(),
             flush_duration: Histogram::new(FLUSH_BUCKETS),
@@ -292,6 +294,11 @@ impl Metrics {
             SUBSCRIBED_TOPICS_MISSING,
             "Subscribed topics that do not exist on the brokers",
             inner.subscribed_topics_missing.clone(),
+        );
+        registry.register(
+            SUBSCRIBED_PARTITIONS,
+            "Partitions of the subscribed topics, which the consumer group's members should hold between them",
+            inner.subscribed_partitions.clone(),
         );
         registry.register(
             WAITING_FOR_FLUSH_SLOT,
@@ -500,9 +507,11 @@ impl Metrics {
         self.inner.flush_max_age.set(max_age.as_secs_f64());
     }
 
-    /// Set how many subscribed topics the brokers do not have.
-    pub fn set_subscribed_topics_missing(&self, topics: usize) {
-        self.inner.subscribed_topics_missing.set(i64::try_from(topics).unwrap_or(i64::MAX));
+    /// Set how many subscribed topics the brokers do not have, and how many partitions those
+    /// they have hold.
+    pub fn set_subscribed_topics(&self, missing: usize, partitions: usize) {
+        self.inner.subscribed_topics_missing.set(i64::try_from(missing).unwrap_or(i64::MAX));
+        self.inner.subscribed_partitions.set(i64::try_from(partitions).unwrap_or(i64::MAX));
     }
 
     /// Count one flush of the lake buffer and its duration.

@@ -297,6 +297,7 @@ fn every_named_metric_is_exposed() -> TestResult {
         BUFFERED_BYTES_LIMIT,
         FLUSH_MAX_AGE_SECONDS,
         SUBSCRIBED_TOPICS_MISSING,
+        SUBSCRIBED_PARTITIONS,
         WAITING_FOR_FLUSH_SLOT,
         FLUSH_DURATION_SECONDS,
         EVENT_LAG_SECONDS,

@@ -79,6 +79,12 @@ pub const FLUSH_MAX_AGE_SECONDS: &str = "driftwatch_flush_max_age_seconds";
 /// Subscribed topics that do not exist on the brokers (a misspelt or not yet created topic),
 /// checked every 10 s while nothing is assigned and every minute while something is.
 pub const SUBSCRIBED_TOPICS_MISSING: &str = "driftwatch_subscribed_topics_missing";
+/// Partitions of the subscribed topics that exist, per the brokers' metadata at the same
+/// checks: what the members of the consumer group should hold between them. Summed over the
+/// group, `driftwatch_assigned_partitions` falling short of it for long means partitions
+/// nobody reads, whose lag no daemon reports (a dead static member inside its session, a
+/// coordinator that has not evicted a dead member).
+pub const SUBSCRIBED_PARTITIONS: &str = "driftwatch_subscribed_partitions";
 /// 1 while reading input waits for a flush slot (every slot held by a flush in flight), else 0.
 pub const WAITING_FOR_FLUSH_SLOT: &str = "driftwatch_waiting_for_flush_slot";
 /// Lake buffer flushes by `reason` (rows, bytes, age, keys, revoke, shutdown).

@@ -219,12 +219,13 @@ impl PollerContext {
         }
     }
 
-    /// Ask the brokers which subscribed topics exist (one bounded metadata query per topic)
-    /// and keep those that do not in `missing_topics`. Left as it was when the brokers do not
-    /// answer: readiness then says they are unreachable.
+    /// Ask the brokers which subscribed topics exist, and with how many partitions (one
+    /// bounded metadata query per topic), and keep those that do not in `missing_topics`. Left
+    /// as it was when the brokers do not answer: readiness then says they are unreachable.
     fn check_subscribed_topics(&self, consumer: &BaseConsumer<Self>) {
         let Ok(subscription) = consumer.subscription() else { return };
         let mut missing = Vec::new();
+        let mut partitions = 0;
         for element in subscription.elements() {
             let topic = element.topic();
             // A pattern subscription names no topic to look up.
@@ -233,12 +234,13 @@ impl PollerContext {
             }
             match consumer.fetch_metadata(Some(topic), self.offset_query_timeout) {
                 Ok(metadata) => {
-                    let exists = metadata
+                    let found = metadata
                         .topics()
                         .iter()
-                        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-                    if !exists {
-                        missing.push(topic.to_owned());
+                        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+                    match found {
+                        Some(found) => partitions += found.partitions().len(),
+                        None => missing.push(topic.to_owned()),
                     }
                 }
                 Err(error) => {
@@ -247,7 +249,7 @@ impl PollerContext {
                 }
             }
         }
-        self.metrics.set_subscribed_topics_missing(missing.len());
+        self.metrics.set_subscribed_topics(missing.len(), partitions);
         let mut known = self.missing_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if *known != missing {
             if !missing.is_empty() {
