@@ -137,6 +137,9 @@ pub enum Command {
     Commit(Vec<(String, i32, i64)>),
     /// Commit synchronously, leave the group and exit the thread.
     Stop(Vec<(String, i32, i64)>),
+    /// Claim this partition back in the lake and read it again from its checkpoint, if the
+    /// group still assigns it here: another writer claimed it while this member held it.
+    Reclaim { topic: String, partition: i32 },
 }
 
 #[cfg(test)]

@@ -273,6 +273,7 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
                         context.log_rate_limited("commit", &error.to_string());
                     }
                 }
+                Command::Reclaim { topic, partition } => context.reclaim(consumer, &topic, partition),
                 Command::Stop(offsets) => {
                     context.stopping.store(true, Ordering::Release);
                     if let Err(error) = commit_owned(consumer, offsets, CommitMode::Sync) {

@@ -123,7 +123,7 @@ pub(super) async fn consume(
         group_id: kafka.group_id.clone(),
         durable: FastHashMap::default(),
         started_at: FastHashMap::default(),
-        claimed_elsewhere: std::collections::HashSet::new(),
+        claimed_elsewhere: FastHashMap::default(),
         commands: commands.clone(),
         lake: LakeProbe::new(),
     };
@@ -311,9 +311,10 @@ struct Daemon<'a> {
     /// Where the consumer started reading each partition in this assignment: what lag is
     /// measured from until a flush of it is durable.
     started_at: FastHashMap<(Arc<str>, i32), i64>,
-    /// Partitions the lake says another daemon has claimed, until the group assigns them
-    /// here again (or takes them away, as it soon will).
-    claimed_elsewhere: std::collections::HashSet<(Arc<str>, i32)>,
+    /// Partitions the lake says another daemon has claimed, and since when, until the group
+    /// assigns them here again or takes them away (as it soon does when this member is the
+    /// one it moved on from), or this member claims them back ([`partitions::RECLAIM_AFTER`]).
+    claimed_elsewhere: FastHashMap<(Arc<str>, i32), Instant>,
     commands: std::sync::mpsc::Sender<Command>,
     lake: LakeProbe,
 }
@@ -330,6 +331,7 @@ impl Daemon<'_> {
             self.flush(&key, reason).await?;
         }
         self.relieve_memory().await?;
+        self.reclaim_partitions_still_assigned(now);
         let rows: usize = self.buffers.values().map(PartitionBuffer::rows).sum();
         let bytes: usize = self.buffers.values().map(PartitionBuffer::bytes).sum();
         self.components.metrics.set_buffered(rows, bytes);

@@ -19,7 +19,7 @@ use driftwatch_lake::checkpoint::Checkpoint;
 
 use super::{PollerContext, SEEK_TIMEOUT, kafka_stream_id};
 use crate::config::StartFrom;
-use crate::source::kafka::channel::AssignedPartition;
+use crate::source::kafka::channel::{AssignedPartition, Event};
 
 /// An assignment recovered from the lake: where librdkafka starts each partition, and what
 /// the processing loop is told of each (topic, partition, resume offset).
@@ -222,6 +222,42 @@ impl PollerContext {
             starts.push(AssignedPartition { topic, partition, resume_at: next, position, checkpoint_at, claim });
         }
         Some((positioned, starts))
+    }
+
+    /// Claim back in the lake a partition another writer claimed while the group still assigns
+    /// it here, and read it again from its checkpoint: the processing loop asked, having
+    /// skipped it for `RECLAIM_AFTER` without hearing of a revoke.
+    /// A partition the group no longer assigns here is left alone (its revoke is on the way).
+    pub(super) fn reclaim(&self, consumer: &BaseConsumer<Self>, topic: &str, partition: i32) {
+        let still_assigned = consumer.assignment().is_ok_and(|assignment| {
+            assignment.elements().iter().any(|element| element.topic() == topic && element.partition() == partition)
+        });
+        if !still_assigned {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        let Some((positioned, starts)) = self.recover_assignment(consumer, &tpl) else { return };
+        let Some(Offset::Offset(resume_at)) = positioned.find_partition(topic, partition).map(|p| p.offset()) else {
+            tracing::warn!(topic, partition, "Claimed back in the lake, but no position to resume at; left skipped.");
+            return;
+        };
+        if let Err(error) = consumer.seek(topic, partition, Offset::Offset(resume_at), SEEK_TIMEOUT) {
+            tracing::warn!(topic, partition, %error, "Cannot move the partition back to its checkpoint; will ask again.");
+            return;
+        }
+        tracing::warn!(
+            topic,
+            partition,
+            resume_at,
+            "Partition claimed in the lake by another writer while the group still assigns it here; claimed back, reading it again from the lake checkpoint."
+        );
+        // After what was read of it before: the processing loop skips those, then starts over
+        // at the checkpoint; the offsets read again are no redeliveries.
+        let mut held = self.lock_held();
+        held.seal();
+        held.positions.remove(topic, partition);
+        held.events.push_back(Event::Assigned(starts));
     }
 
     /// `start_from = "latest"` on a partition without a checkpoint: the log's end now, kept in

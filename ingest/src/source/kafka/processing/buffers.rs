@@ -56,7 +56,7 @@ impl Daemon<'_> {
         let offset = message.offset();
         let format = self.formats.get(&*topic).copied().unwrap_or(PayloadFormat::Auto);
         let key = (Arc::clone(&topic), partition);
-        if self.claimed_elsewhere.contains(&key) {
+        if self.claimed_elsewhere.contains_key(&key) {
             return Ok(());
         }
         if !self.started_at.contains_key(&key) {

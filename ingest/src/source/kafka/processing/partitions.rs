@@ -3,13 +3,19 @@
 //! went backwards. Also where each partition's lag counts from.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Daemon;
 use crate::error::{Error, Result};
 use crate::pipeline::{FlushReason, PartitionBuffer};
-use crate::source::kafka::channel::Event;
+use crate::source::kafka::channel::{Command, Event};
 use crate::source::kafka::poller::kafka_stream_id;
+
+/// How long a partition claimed in the lake by another writer, and neither taken away nor
+/// assigned again by the group, is skipped before this member claims it back: longer than a
+/// member the group moved on from takes to hear so (a session, 10 s by default in librdkafka's
+/// heartbeats, 30 s here), so that the rightful owner is not fenced by the member it replaced.
+pub(super) const RECLAIM_AFTER: Duration = Duration::from_secs(60);
 
 impl Daemon<'_> {
     pub(super) async fn on_event(&mut self, event: Event) -> Result<()> {
@@ -114,7 +120,29 @@ impl Daemon<'_> {
             "Partition claimed by another daemon in the lake; its messages are skipped until it is assigned here again."
         );
         self.forget_partition(&key);
-        self.claimed_elsewhere.insert(key);
+        self.claimed_elsewhere.insert(key, Instant::now());
+    }
+
+    /// Partitions claimed in the lake by another writer for [`RECLAIM_AFTER`] while the group
+    /// has neither taken them away nor assigned them here again: ask the poll thread to claim
+    /// them back. The group, not the lake, says who owns a partition; the lake's claim only
+    /// fences a writer the group has moved on from, which hears of it within a session. A
+    /// claim that outlives that came from such a writer finishing a late recovery (it waited
+    /// out a lake outage in its rebalance callback), and left unanswered it stopped this
+    /// partition for good under cooperative rebalancing, which never assigns a kept partition
+    /// again (the cooperative chaos audit), and until the next rebalance under eager.
+    pub(super) fn reclaim_partitions_still_assigned(&mut self, now: Instant) {
+        for ((topic, partition), since) in &mut self.claimed_elsewhere {
+            if now.duration_since(*since) < RECLAIM_AFTER {
+                continue;
+            }
+            // Asked again after as long if the poll thread finds the lake or the group unwilling.
+            *since = now;
+            let command = Command::Reclaim { topic: topic.to_string(), partition: *partition };
+            if self.commands.send(command).is_err() {
+                return;
+            }
+        }
     }
 
     /// Tell the metrics where a partition's lag counts from: the next offset to commit, which is
@@ -218,7 +246,7 @@ mod tests {
             group_id: "group".to_owned(),
             durable: FastHashMap::default(),
             started_at: FastHashMap::default(),
-            claimed_elsewhere: std::collections::HashSet::new(),
+            claimed_elsewhere: crate::FastHashMap::default(),
             commands,
             lake: {
                 let mut lake = LakeProbe::new();
