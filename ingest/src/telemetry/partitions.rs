@@ -165,7 +165,7 @@ struct PartitionLag {
     start: Option<i64>,
     /// The latest high watermark known.
     high: Option<i64>,
-    /// The consumer's position when it had passed over records it did not hand on.
+    /// Where the consumer stood at the last statistics of this assignment.
     passed_over: Option<PassedOver>,
 }
 
@@ -229,10 +229,6 @@ impl LagCollector {
 
     pub(super) fn set_start(&self, topic: &str, partition: i32, start: Option<i64>) {
         PartitionMap::update(&mut self.partitions.lock(), topic, partition, PartitionLag::default, |lag| {
-            if !lag.owned {
-                // A position noted before this assignment is not this assignment's.
-                lag.passed_over = None;
-            }
             lag.owned = true;
             lag.start = start;
         });

@@ -281,8 +281,8 @@ mod tests {
 
     use super::super::set_paused;
     use super::super::test_support::{
-        TestResult, consumer_errors, context_over_a_fresh_lake, group_member, poll_for, test_brokers,
-        topic_with_messages,
+        TestResult, consumer_errors, context_over_a_fresh_lake, group_member, member_over_a_fresh_lake, poll_for,
+        test_brokers, topic_with_messages,
     };
     use super::*;
 
@@ -337,8 +337,7 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new()?;
         let topic = topic_with_messages(&runtime, &brokers, "paused", 3)?;
 
-        let ((_lake, _receiver), context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
-        let consumer: BaseConsumer<PollerContext> = group_member(&brokers, &topic).create_with_context(context)?;
+        let (_lake, consumer) = member_over_a_fresh_lake(&runtime, &brokers, &topic)?;
         let context = consumer.context();
         let mut partitions = TopicPartitionList::new();
         partitions.add_partition(&topic, 0);

@@ -229,9 +229,8 @@ impl PollerContext {
     /// skipped it for `RECLAIM_AFTER` without hearing of a revoke.
     /// A partition the group no longer assigns here is left alone (its revoke is on the way).
     pub(super) fn reclaim(&self, consumer: &BaseConsumer<Self>, topic: &str, partition: i32) {
-        let still_assigned = consumer.assignment().is_ok_and(|assignment| {
-            assignment.elements().iter().any(|element| element.topic() == topic && element.partition() == partition)
-        });
+        let still_assigned =
+            consumer.assignment().is_ok_and(|assignment| assignment.find_partition(topic, partition).is_some());
         if !still_assigned {
             return;
         }
@@ -460,7 +459,7 @@ mod tests {
     use rdkafka::Message;
 
     use super::super::test_support::{
-        TestResult, context_over_a_fresh_lake, context_over_lake, group_member, produce, test_brokers,
+        TestResult, context_over_lake, group_member, member_over_a_fresh_lake, produce, test_brokers,
         topic_with_messages, unique_name,
     };
     use super::*;
@@ -479,8 +478,7 @@ mod tests {
         let runtime = tokio::runtime::Runtime::new()?;
         let topic = topic_with_messages(&runtime, &brokers, "recheck", 3)?;
 
-        let (_lake, context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
-        let consumer: BaseConsumer<PollerContext> = group_member(&brokers, &topic).create_with_context(context)?;
+        let (_lake, consumer) = member_over_a_fresh_lake(&runtime, &brokers, &topic)?;
         let mut assignment = TopicPartitionList::new();
         assignment.add_partition_offset(&topic, 0, Offset::Offset(771))?;
         consumer.assign(&assignment)?;
@@ -639,8 +637,7 @@ mod tests {
         let brokers = test_brokers()?;
         let runtime = tokio::runtime::Runtime::new()?;
         let topic = topic_with_messages(&runtime, &brokers, "stale-marks", 10)?;
-        let ((_lake, _receiver), context) = context_over_a_fresh_lake(&runtime, &topic, Duration::from_secs(5))?;
-        let consumer: BaseConsumer<PollerContext> = group_member(&brokers, &topic).create_with_context(context)?;
+        let (_lake, consumer) = member_over_a_fresh_lake(&runtime, &brokers, &topic)?;
         let stream = kafka_stream_id(&topic, &topic);
         let context = consumer.context();
         // The log held 3 messages when asked; the previous writer has since committed 8.

@@ -66,13 +66,28 @@ pub(super) fn produce(brokers: &str, topic: &str, messages: usize) -> Result<(),
     Ok(())
 }
 
+/// A fresh local lake's dir and the poller's event receiver, kept alive by the test.
+pub(super) type FreshLake = (tempfile::TempDir, EventReceiver);
+
+/// A member of group `topic` on `brokers` (as [`group_member`] makes it) with a poller context
+/// over a fresh local lake (as [`context_over_a_fresh_lake`] makes it, 5 s offset queries);
+/// the returned dir and receiver keep the lake and the channel alive.
+pub(super) fn member_over_a_fresh_lake(
+    runtime: &tokio::runtime::Runtime,
+    brokers: &str,
+    topic: &str,
+) -> Result<(FreshLake, BaseConsumer<PollerContext>), Box<dyn std::error::Error>> {
+    let (lake, context) = context_over_a_fresh_lake(runtime, topic, Duration::from_secs(5))?;
+    Ok((lake, group_member(brokers, topic).create_with_context(context)?))
+}
+
 /// A poller context for `group` over a fresh local lake; the returned dir and event receiver
 /// keep the lake and the channel alive as long as the test holds them.
 pub(super) fn context_over_a_fresh_lake(
     runtime: &tokio::runtime::Runtime,
     group: &str,
     offset_query_timeout: Duration,
-) -> Result<((tempfile::TempDir, EventReceiver), PollerContext), Box<dyn std::error::Error>> {
+) -> Result<(FreshLake, PollerContext), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let (receiver, context) = context_over_lake(runtime, dir.path(), group, StartFrom::Earliest, offset_query_timeout)?;
     Ok(((dir, receiver), context))

@@ -13,8 +13,8 @@ use crate::source::kafka::poller::kafka_stream_id;
 
 /// How long a partition claimed in the lake by another writer, and neither taken away nor
 /// assigned again by the group, is skipped before this member claims it back: longer than a
-/// member the group moved on from takes to hear so (a session, 10 s by default in librdkafka's
-/// heartbeats, 30 s here), so that the rightful owner is not fenced by the member it replaced.
+/// member the group moved on from takes to hear so (within a session, `session.timeout.ms`, 30 s
+/// by default here), so that the rightful owner is not fenced by the member it replaced.
 pub(super) const RECLAIM_AFTER: Duration = Duration::from_secs(60);
 
 impl Daemon<'_> {
