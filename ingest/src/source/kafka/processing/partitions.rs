@@ -120,7 +120,10 @@ impl Daemon<'_> {
             "Partition claimed by another daemon in the lake; its messages are skipped until it is assigned here again."
         );
         self.forget_partition(&key);
-        self.claimed_elsewhere.insert(key, Instant::now());
+        // A second flush of the partition that was already in flight reports the same claim:
+        // the wait for a reclaim counts from the first report, or a steady trickle of such
+        // reports would put the reclaim off for good.
+        self.claimed_elsewhere.entry(key).or_insert_with(Instant::now);
     }
 
     /// Partitions claimed in the lake by another writer for [`RECLAIM_AFTER`] while the group
@@ -317,6 +320,29 @@ mod tests {
         // No checkpoint: the age counts from the assignment, and there is no timestamp.
         assert!(series(&text, CHECKPOINT_AGE_SECONDS, 4).is_some_and(|age| age < 60.0), "{text}");
         assert_eq!(series(&text, CHECKPOINT_TIMESTAMP_SECONDS, 4), None, "no checkpoint, no time: {text}");
+        Ok(())
+    }
+
+    /// The wait before a reclaim counts from the first report that another writer holds the
+    /// partition; a later one (a second flush that was in flight) does not restart it.
+    #[tokio::test]
+    async fn a_second_claim_report_does_not_put_the_reclaim_off() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let components = components(dir.path()).await?;
+        let tasks = TaskTracker::new();
+        let mut daemon = daemon(&components, &tasks);
+        let stream = kafka_stream_id("group", "spans");
+        let topic: Arc<str> = Arc::from("spans");
+        daemon.streams.insert(stream.clone(), Arc::clone(&topic));
+        daemon.on_event(Event::Assigned(vec![assigned(0, None, Some(0))])).await?;
+
+        daemon.drop_claimed_partition(&stream, 0);
+        let first = daemon.claimed_elsewhere.get(&(Arc::clone(&topic), 0)).copied();
+        std::thread::sleep(Duration::from_millis(5));
+        daemon.drop_claimed_partition(&stream, 0);
+        let second = daemon.claimed_elsewhere.get(&(Arc::clone(&topic), 0)).copied();
+        assert!(first.is_some());
+        assert_eq!(first, second, "the reclaim waits from the first report");
         Ok(())
     }
 
