@@ -67,6 +67,15 @@ impl<'a> Columns<'a> {
         Ok(move |i| array.filter(|array| array.is_valid(i)).map(|array| array.value(i)))
     }
 
+    /// A text column added after lakes were first written, read as [`Self::added_int64`].
+    fn added_text(&self, column: &'static str) -> Result<impl Fn(usize) -> Option<String> + 'a> {
+        let array = match self.batch.column_by_name(column) {
+            Some(_) => Some(self.get::<StringArray>(column)?),
+            None => None,
+        };
+        Ok(move |i| array.filter(|array| array.is_valid(i)).map(|array| array.value(i).to_owned()))
+    }
+
     fn float64(&self, column: &'static str) -> Result<impl Fn(usize) -> Option<f64> + 'a> {
         let array = self.get::<Float64Array>(column)?;
         Ok(move |i| array.is_valid(i).then(|| array.value(i)))
@@ -116,6 +125,7 @@ pub fn decode_events(batch: &RecordBatch) -> Result<Vec<InferenceEvent>> {
     let (cost_usd, reported_cost_usd) = (c.float64("cost_usd")?, c.float64("reported_cost_usd")?);
     let (latency_ms, ttft_ms) = (c.float64("latency_ms")?, c.float64("ttft_ms")?);
     let (price_version, status_col) = (c.text("price_version")?, c.text("status")?);
+    let service_tier = c.added_text("service_tier")?;
     let (error_type, finish_reason) = (c.text("error_type")?, c.text("finish_reason")?);
     let (input_hash, output_hash) = (c.text("input_hash")?, c.text("output_hash")?);
     let simhash = c.get::<UInt64Array>("output_simhash")?;
@@ -146,6 +156,7 @@ pub fn decode_events(batch: &RecordBatch) -> Result<Vec<InferenceEvent>> {
                 cost_usd: cost_usd(i),
                 reported_cost_usd: reported_cost_usd(i),
                 price_version: price_version(i),
+                service_tier: service_tier(i),
                 latency_ms: latency_ms(i),
                 ttft_ms: ttft_ms(i),
                 status: status(status_col(i).as_deref()),

@@ -217,6 +217,7 @@ event_columns! {
     cost_usd: Float64Builder = Float64Builder::with_capacity => |r| r.cost_usd;
     reported_cost_usd: Float64Builder = Float64Builder::with_capacity => |r| r.reported_cost_usd;
     price_version: StringBuilder = new_text => |r| r.price_version.as_deref();
+    service_tier: StringBuilder = new_text => |r| r.service_tier.as_deref();
     latency_ms: Float64Builder = Float64Builder::with_capacity => |r| r.latency_ms;
     ttft_ms: Float64Builder = Float64Builder::with_capacity => |r| r.ttft_ms;
     status: StringBuilder = new_text => |r| Some(r.status.as_str());

@@ -98,6 +98,11 @@ pub struct InferenceEvent {
     pub reported_cost_usd: Option<f64>,
     /// Which registry price produced `cost_usd` (`<model>@<effective_from>`), so cost can be recomputed.
     pub price_version: Option<String>,
+    /// The provider's service tier that served the call, as it reported it (OpenAI's
+    /// `openai.response.service_tier`: `default`, `flex`, `priority`, `scale`), lower-cased. A
+    /// tier the registry prices on its own (`flex` at half the standard rates) shows in
+    /// `price_version` as `<model>@<date>+<tier>`.
+    pub service_tier: Option<String>,
     /// End minus start, milliseconds.
     pub latency_ms: Option<f64>,
     /// Time to first token for streaming calls, milliseconds.

@@ -103,6 +103,8 @@ keys! {
     OiFinishReason = "llm.finish_reason",
     AiFinishReason = "ai.response.finishReason",
     ResponseId = "gen_ai.response.id",
+    OpenAiResponseServiceTier = "openai.response.service_tier",
+    OpenAiResponseServiceTierOld = "gen_ai.openai.response.service_tier",
     AiResponseId = "ai.response.id",
     DwPromptId = "driftwatch.prompt.id",
     TraceloopPromptId = "traceloop.prompt.key",
@@ -168,6 +170,8 @@ pub(crate) mod rows {
     /// OpenInference's own key (`llm.finish_reason`) after OpenLLMetry's.
     pub(crate) const FINISH_REASON: &[Key] = &[FinishReasons, LlmFinishReason, OiFinishReason, AiFinishReason];
     pub(crate) const RESPONSE_ID: &[Key] = &[ResponseId, AiResponseId];
+    /// The tier that served the call (what is billed), never the one requested (`auto`).
+    pub(crate) const SERVICE_TIER: &[Key] = &[OpenAiResponseServiceTier, OpenAiResponseServiceTierOld];
     pub(crate) const PROMPT_ID: &[Key] = &[DwPromptId, TraceloopPromptId, LangfusePromptName];
     pub(crate) const PROMPT_VERSION: &[Key] = &[DwPromptVersion, TraceloopPromptVersion, LangfusePromptVersion];
     pub(crate) const INPUT: &[Key] = &[InputMessages, Prompt];
@@ -624,9 +628,23 @@ pub fn normalize_operation(raw: &str) -> String {
     operation_alias(raw).map_or_else(|| raw.trim().to_ascii_lowercase(), str::to_owned)
 }
 
+/// A reported service tier, trimmed and lower-cased (OpenAI reports `default`, `flex`,
+/// `priority`, `scale`); a blank one is none.
+pub fn normalize_service_tier(raw: &str) -> Option<String> {
+    let tier = raw.trim();
+    (!tier.is_empty()).then(|| tier.to_ascii_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_tiers_are_trimmed_and_lower_cased() {
+        assert_eq!(normalize_service_tier(" Flex "), Some("flex".to_owned()));
+        assert_eq!(normalize_service_tier("priority"), Some("priority".to_owned()));
+        assert_eq!(normalize_service_tier("  "), None);
+    }
 
     #[test]
     fn keys_are_found_by_text_and_by_bytes() {

@@ -28,6 +28,7 @@
 //! | `ttft_ms` | number | time to first token |
 //! | `status` | string | `ok`, `error` or `unset` (default) |
 //! | `error_type`, `finish_reason`, `response_id` | string | |
+//! | `service_tier` | string | the provider's tier that served the call (`default`, `flex`, `priority`); priced at the tier's rates where the registry has them |
 //! | `trace_id`, `span_id` | string | W3C trace context ids when the app also traces: 32 and 16 hex digits (any case; all zeros is the same as absent); feedback from any app or format can then name the call by them |
 //! | `input`, `output` | string | raw content; hashed/scrubbed by enrichment |
 //! | `golden_case` | string | id of a fixed CI test input |
@@ -55,7 +56,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::error::Category;
 
-use super::attributes::{normalize_operation, normalize_provider};
+use super::attributes::{normalize_operation, normalize_provider, normalize_service_tier};
 use super::validate::ReportedCost;
 use super::{Ctx, Decoded, Error, Result, Rfc3339, span_event_id, validate};
 
@@ -261,6 +262,7 @@ raw_fields! {
     status: InputStr<'de> => |v: InputStr<'de>| v, "status";
     error_type: String => |v: String| v, "error_type";
     finish_reason: String => |v: String| v, "finish_reason";
+    service_tier: InputStr<'de> => |v: InputStr<'de>| v, "service_tier";
     response_id: String => |v: String| v, "response_id";
     trace_id: String => |v: String| v, "trace_id";
     span_id: String => |v: String| v, "span_id";
@@ -392,6 +394,7 @@ impl Raw<'_> {
             status,
             error_type: self.error_type,
             finish_reason: self.finish_reason,
+            service_tier: self.service_tier.as_deref().and_then(normalize_service_tier),
             golden_case: self.golden_case,
             input_content: self.input,
             output_content: self.output,

@@ -21,7 +21,8 @@ use opentelemetry_proto::tonic::trace::v1::{Span, TracesData, status::StatusCode
 use prost::Message;
 
 use super::attributes::{
-    AttrValue, Attrs, Flat, Key, View, normalize_operation, normalize_provider, operation_alias, rows,
+    AttrValue, Attrs, Flat, Key, View, normalize_operation, normalize_provider, normalize_service_tier,
+    operation_alias, rows,
 };
 use super::otlp_wire::{self, Malformed, Origin, WireEvent, WireSpan};
 use super::validate::{self, ReportedCost};
@@ -346,6 +347,7 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(
         status,
         error_type,
         finish_reason: view.first_of_list(rows::FINISH_REASON),
+        service_tier: view.str(rows::SERVICE_TIER).and_then(normalize_service_tier),
         golden_case: view.text(rows::GOLDEN_CASE),
         input_content: view
             .str(rows::INPUT)

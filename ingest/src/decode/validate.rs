@@ -75,6 +75,7 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
         ("prompt_id", event.prompt_id.as_deref()),
         ("prompt_version", event.prompt_version.as_deref()),
         ("finish_reason", event.finish_reason.as_deref()),
+        ("service_tier", event.service_tier.as_deref()),
         ("golden_case", event.golden_case.as_deref()),
     ])?;
     if event.app.trim().is_empty() {

@@ -43,7 +43,7 @@ pub use fingerprint::{
 pub use identity::IdentityScrubber;
 pub use message_text::message_text;
 pub use pricing::{Priced, price_event};
-pub use registry::{ModelEntry, ModelRegistry, Price, RegistryError, RiskLevel};
+pub use registry::{ModelEntry, ModelRegistry, Price, RegistryError, RiskLevel, TierPrice};
 pub use scrub::{PiiKind, Scrubber};
 
 /// What an app allows driftwatch to keep of its prompts and answers.
@@ -225,6 +225,7 @@ impl Enricher {
             &mut event.prompt_id,
             &mut event.prompt_version,
             &mut event.finish_reason,
+            &mut event.service_tier,
             &mut event.golden_case,
             &mut event.error_type,
         ] {

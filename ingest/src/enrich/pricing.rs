@@ -3,13 +3,14 @@
 //! An [`InferenceEvent`] with token counts enters [`price_event`]; the model is
 //! resolved in the [`ModelRegistry`] (the response model, or the request model
 //! when no response model was reported), the latest price whose `effective_from` is not after the
-//! event's time is applied, and the cost leaves with the price version
-//! (`<id>@<date>`) so it can be recomputed if a price was wrong.
+//! event's time is applied (at the rates of the service tier that served the call, where the
+//! price lists that tier), and the cost leaves with the price version (`<id>@<date>`, plus
+//! `+<tier>` for a tier's rates) so it can be recomputed if a price was wrong.
 
 use chrono::{DateTime, Utc};
 use driftwatch_lake::model::InferenceEvent;
 
-use super::registry::{ModelEntry, ModelRegistry, Price};
+use super::registry::{ModelEntry, ModelRegistry, Price, TierPrice};
 
 /// Tokens per unit of the registry's prices.
 const TOKENS_PER_PRICE_UNIT: f64 = 1_000_000.0;
@@ -45,7 +46,52 @@ pub fn price_event(registry: &ModelRegistry, event: &InferenceEvent) -> Option<P
     let model = event.response_model.as_deref().or(event.request_model.as_deref())?;
     let entry = registry.lookup(model, provider)?;
     let price = price_at(entry, event.time)?;
-    Some(Priced { cost_usd: cost_usd(price, event), price_version: price.version.clone() })
+    let tier = event.service_tier.as_deref().and_then(|tier| price.service_tiers.get(tier));
+    let (rates, version) = match tier {
+        Some(tier) => (Rates::of_tier(tier), &tier.version),
+        None => (Rates::standard(price, event), &price.version),
+    };
+    Some(Priced { cost_usd: cost_usd(rates, event), price_version: version.clone() })
+}
+
+/// The USD-per-1M-token rates one call is billed at.
+#[derive(Debug, Clone, Copy)]
+struct Rates {
+    input: f64,
+    cached: Option<f64>,
+    write: Option<f64>,
+    output: f64,
+}
+
+impl Rates {
+    /// A price's own rates, or its long-context ones when the call's prompt is above their
+    /// threshold: a prompt above it bills every token of the call at that tier.
+    fn standard(price: &Price, event: &InferenceEvent) -> Self {
+        let input = event.input_tokens.unwrap_or(0);
+        match &price.long_context {
+            Some(long) if input > long.above_input_tokens => Self {
+                input: long.input_per_mtok,
+                cached: long.cached_input_per_mtok,
+                write: long.cache_write_input_per_mtok,
+                output: long.output_per_mtok,
+            },
+            _ => Self {
+                input: price.input_per_mtok,
+                cached: price.cached_input_per_mtok,
+                write: price.cache_write_input_per_mtok,
+                output: price.output_per_mtok,
+            },
+        }
+    }
+
+    fn of_tier(tier: &TierPrice) -> Self {
+        Self {
+            input: tier.input_per_mtok,
+            cached: tier.cached_input_per_mtok,
+            write: tier.cache_write_input_per_mtok,
+            output: tier.output_per_mtok,
+        }
+    }
 }
 
 /// The price in force at `time` (nanoseconds since the epoch): the latest one not starting after it.
@@ -59,22 +105,14 @@ fn price_at(entry: &ModelEntry, time: i64) -> Option<&Price> {
 /// cached (read and written) than input tokens never reach here from the decoders, which
 /// reject them (`decode::validate`); they are clamped anyway for events built
 /// elsewhere, so a bad row cannot earn money.
-fn cost_usd(price: &Price, event: &InferenceEvent) -> f64 {
+fn cost_usd(rates: Rates, event: &InferenceEvent) -> f64 {
     let input = event.input_tokens.unwrap_or(0).max(0);
     let cached = event.cache_read_tokens.unwrap_or(0).clamp(0, input);
     let written = event.cache_write_tokens.unwrap_or(0).clamp(0, input - cached);
     let output = event.output_tokens.unwrap_or(0).max(0);
-    // A prompt above the long-context threshold bills every token of the call at that tier.
-    let (input_price, cached_price, write_price, output_price) = match &price.long_context {
-        Some(long) if input > long.above_input_tokens => {
-            (long.input_per_mtok, long.cached_input_per_mtok, long.cache_write_input_per_mtok, long.output_per_mtok)
-        }
-        _ => {
-            (price.input_per_mtok, price.cached_input_per_mtok, price.cache_write_input_per_mtok, price.output_per_mtok)
-        }
-    };
-    // The cached and cache-write rates default to the tier's input rate.
-    let (cached_price, write_price) = (cached_price.unwrap_or(input_price), write_price.unwrap_or(input_price));
+    let (input_price, output_price) = (rates.input, rates.output);
+    // The cached and cache-write rates default to the same rates' input rate.
+    let (cached_price, write_price) = (rates.cached.unwrap_or(input_price), rates.write.unwrap_or(input_price));
     // Token counts stay far below 2^53, so the conversions are exact.
     let dollars_per_unit = (input - cached - written) as f64 * input_price
         + cached as f64 * cached_price
@@ -167,6 +205,45 @@ models:
         let priced = price_event(&registry, &gemini).ok_or("not priced")?;
         assert_close(priced.cost_usd, (200_000.0 * 2.5 + 100_000.0 * 0.625 + 2_000.0 * 15.0) / 1e6);
         assert_eq!(priced.price_version, "gemini-2.5-pro@2025-06-17", "one price, two tiers");
+        Ok(())
+    }
+
+    /// A call served in a tier the price lists (OpenAI's `flex`, half the standard rates) is
+    /// billed at that tier's rates and says so in its price version; one in a tier the price
+    /// does not list, or in none, at the standard rates. The tier's rates follow the price in
+    /// force, as the standard ones do.
+    #[test]
+    fn calls_are_priced_at_the_rates_of_the_service_tier_that_served_them() -> TestResult {
+        let registry = ModelRegistry::default_embedded()?;
+        let o3 = |time: &str, tier: Option<&str>| -> std::result::Result<Priced, Box<dyn std::error::Error>> {
+            let mut e = event("o3-2025-04-16", nanos(time)?, 10_000, Some(4_000), 2_000);
+            e.service_tier = tier.map(str::to_owned);
+            price_event(&registry, &e).ok_or_else(|| "not priced".into())
+        };
+        // After the 2025-06-10 cut: standard 2.00 / 0.50 / 8.00, flex 1.00 / 0.25 / 4.00,
+        // priority 3.50 / 0.875 / 14.00.
+        let at = "2026-03-01T12:00:00Z";
+        let standard = o3(at, None)?;
+        assert_close(standard.cost_usd, (6_000.0 * 2.0 + 4_000.0 * 0.5 + 2_000.0 * 8.0) / 1e6);
+        assert_eq!(standard.price_version, "o3@2025-06-10");
+        let flex = o3(at, Some("flex"))?;
+        assert_close(flex.cost_usd, (6_000.0 * 1.0 + 4_000.0 * 0.25 + 2_000.0 * 4.0) / 1e6);
+        assert_eq!(flex.price_version, "o3@2025-06-10+flex");
+        let priority = o3(at, Some("priority"))?;
+        assert_close(priority.cost_usd, (6_000.0 * 3.5 + 4_000.0 * 0.875 + 2_000.0 * 14.0) / 1e6);
+        assert_eq!(priority.price_version, "o3@2025-06-10+priority");
+        for standard_tier in ["default", "scale"] {
+            assert_eq!(o3(at, Some(standard_tier))?, standard, "{standard_tier} is billed at the standard rates");
+        }
+        // Before the cut the launch price's own flex rates apply.
+        let launch_flex = o3("2025-05-01T00:00:00Z", Some("flex"))?;
+        assert_close(launch_flex.cost_usd, (6_000.0 * 5.0 + 4_000.0 * 1.25 + 2_000.0 * 20.0) / 1e6);
+        assert_eq!(launch_flex.price_version, "o3@2025-04-16+flex");
+        // A price without tiers bills every tier at its rates.
+        let mut mini = event("gpt-4o-mini", nanos(at)?, 1_000, None, 100);
+        let plain = price_event(&registry, &mini).ok_or("not priced")?;
+        mini.service_tier = Some("flex".to_owned());
+        assert_eq!(price_event(&registry, &mini).ok_or("not priced")?, plain);
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 //! registry answers [`ModelRegistry::lookup`] for pricing
 //! ([`super::pricing`]) and for the governance checks in analyze.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -118,6 +119,13 @@ pub struct Price {
     /// the whole call at them (Claude Sonnet and Gemini 2.5 Pro above 200k input tokens).
     #[serde(default)]
     pub long_context: Option<LongContextPrice>,
+    /// The rates of calls another service tier served, by the tier's name as the provider
+    /// reports it (`openai.response.service_tier`): OpenAI bills `flex` at half the standard
+    /// rates and `priority` above them. A call served in a tier not listed here (`default`,
+    /// `scale`, or none reported) is billed at this price's standard rates; a listed tier's
+    /// rates apply to the whole call, whatever its prompt size.
+    #[serde(default)]
+    pub service_tiers: BTreeMap<String, TierPrice>,
     /// `<model id>@<effective_from date>` (with the time, `...T12:00:00Z`, when the price does not
     /// start at midnight UTC, and its fraction of a second, `...T12:00:00.500Z`, when it has one,
     /// so that no two prices share a version): the `price_version` of events priced with it. Set
@@ -143,6 +151,44 @@ pub struct LongContextPrice {
     pub cache_write_input_per_mtok: Option<f64>,
     /// USD per 1M output tokens.
     pub output_per_mtok: f64,
+}
+
+/// The rates of a [`Price`] for calls one service tier served.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierPrice {
+    /// USD per 1M uncached input tokens.
+    pub input_per_mtok: f64,
+    /// USD per 1M input tokens read from the cache; `None` means this tier's input price.
+    #[serde(default)]
+    pub cached_input_per_mtok: Option<f64>,
+    /// USD per 1M input tokens written to the cache; `None` means this tier's input price.
+    #[serde(default)]
+    pub cache_write_input_per_mtok: Option<f64>,
+    /// USD per 1M output tokens.
+    pub output_per_mtok: f64,
+    /// The price's version with `+<tier>` (`o3@2025-06-10+flex`), set when the registry is loaded.
+    #[serde(skip)]
+    pub version: String,
+}
+
+/// Tier names that mean the standard rates, which the price itself holds.
+const STANDARD_TIER_NAMES: [&str; 2] = ["default", "auto"];
+
+/// Why a service tier's name cannot be matched against the tier calls report, if it cannot.
+fn tier_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("holds a tier with an empty name; name it as the provider reports it (`flex`)".to_owned());
+    }
+    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
+        return Some(format!(
+            "tier `{name}`: write the name in lower case, as letters, digits, `_` and `-` (calls' tiers are \
+             lower-cased before they are matched)"
+        ));
+    }
+    STANDARD_TIER_NAMES.contains(&name).then(|| {
+        format!("tier `{name}` is the standard tier, billed at the price's own rates; remove it from service_tiers")
+    })
 }
 
 /// One registered model with its prices and governance facts.
@@ -271,6 +317,9 @@ impl ModelRegistry {
                         ),
                     ));
                 }
+                if let Some(problem) = price.service_tiers.keys().find_map(|name| tier_name_problem(name)) {
+                    return Err(invalid(&entry.id, "pricing.service_tiers", format!("(effective {date}) {problem}")));
+                }
                 for (key, value) in [
                     ("pricing.input_per_mtok", Some(price.input_per_mtok)),
                     ("pricing.cached_input_per_mtok", price.cached_input_per_mtok),
@@ -283,7 +332,16 @@ impl ModelRegistry {
                         long.and_then(|l| l.cache_write_input_per_mtok),
                     ),
                     ("pricing.long_context.output_per_mtok", long.map(|l| l.output_per_mtok)),
-                ] {
+                ]
+                .into_iter()
+                .chain(price.service_tiers.values().flat_map(|tier| {
+                    [
+                        ("pricing.service_tiers.input_per_mtok", Some(tier.input_per_mtok)),
+                        ("pricing.service_tiers.cached_input_per_mtok", tier.cached_input_per_mtok),
+                        ("pricing.service_tiers.cache_write_input_per_mtok", tier.cache_write_input_per_mtok),
+                        ("pricing.service_tiers.output_per_mtok", Some(tier.output_per_mtok)),
+                    ]
+                })) {
                     if let Some(value) = value
                         && !(value.is_finite() && value >= 0.0)
                     {
@@ -304,6 +362,9 @@ impl ModelRegistry {
                 let starts_at_midnight = price.effective_from.time() == chrono::NaiveTime::MIN;
                 let format = if starts_at_midnight { "%Y-%m-%d" } else { "%Y-%m-%dT%H:%M:%S%.fZ" };
                 price.version = format!("{}@{}", entry.id, price.effective_from.format(format));
+                for (name, tier) in &mut price.service_tiers {
+                    tier.version = format!("{}+{name}", price.version);
+                }
             }
             if let Some(pair) = entry.pricing.windows(2).find(|w| w[0].effective_from == w[1].effective_from) {
                 return Err(invalid(

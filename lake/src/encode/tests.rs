@@ -72,25 +72,27 @@ fn rollups_round_trip_with_feedback_lists() -> TestResult {
     Ok(())
 }
 
-/// Lakes written before `cache_write_tokens` existed have files without the column: their rows
-/// read as reporting no cache writes (events: null, rollups: 0), not as an undecodable file.
+/// Lakes written before `cache_write_tokens` and `service_tier` existed have files without the
+/// columns: their rows read as reporting no cache writes (events: null, rollups: 0) and no
+/// service tier, not as an undecodable file.
 #[test]
-fn files_without_cache_write_tokens_still_decode() -> TestResult {
-    let without = |batch: RecordBatch| -> Result<RecordBatch, Box<dyn std::error::Error>> {
+fn files_without_added_columns_still_decode() -> TestResult {
+    let without = |batch: RecordBatch, added: &[&str]| -> Result<RecordBatch, Box<dyn std::error::Error>> {
         let schema = batch.schema();
         let keep: Vec<usize> =
-            (0..schema.fields().len()).filter(|&i| schema.field(i).name() != "cache_write_tokens").collect();
-        assert_eq!(keep.len() + 1, schema.fields().len(), "the column exists before it is dropped");
+            (0..schema.fields().len()).filter(|&i| !added.contains(&schema.field(i).name().as_str())).collect();
+        assert_eq!(keep.len() + added.len(), schema.fields().len(), "the columns exist before they are dropped");
         Ok(batch.project(&keep)?)
     };
     let events = vec![full_event(2, "chat", DAY1), bare_event(3, "chat", DAY1 + US)];
-    let back = round_trip(&without(encode_events(&events)?)?, FileKind::Events)?;
+    let back =
+        round_trip(&without(encode_events(&events)?, &["cache_write_tokens", "service_tier"])?, FileKind::Events)?;
     let expected: Vec<InferenceEvent> =
-        events.into_iter().map(|e| InferenceEvent { cache_write_tokens: None, ..e }).collect();
+        events.into_iter().map(|e| InferenceEvent { cache_write_tokens: None, service_tier: None, ..e }).collect();
     assert_eq!(decode_events(&back)?, expected);
 
     let rollups = vec![rollup(1, DAY1)];
-    let back = round_trip(&without(encode_rollups(&rollups)?)?, FileKind::Rollups)?;
+    let back = round_trip(&without(encode_rollups(&rollups)?, &["cache_write_tokens"])?, FileKind::Rollups)?;
     let expected: Vec<RollupRow> = rollups.into_iter().map(|r| RollupRow { cache_write_tokens: 0, ..r }).collect();
     assert_eq!(decode_rollups(&back)?, expected);
     Ok(())

@@ -21,7 +21,7 @@ fn full_inference_event() {
         r#"{"type":"inference","id":"evt-1","time":"2025-06-01T12:00:00Z","app":"bot","environment":"prod",
         "provider":"Az.AI.Inference","request_model":"gpt-4o","prompt_id":"p","prompt_version":"2",
         "input_tokens":10,"output_tokens":20.0,"cache_read_tokens":1,"cache_write_tokens":3,"reasoning_tokens":2,"reported_cost_usd":0.01,
-        "latency_ms":1500,"ttft_ms":200.5,"status":"error","error_type":"timeout","finish_reason":"length",
+        "latency_ms":1500,"ttft_ms":200.5,"status":"error","error_type":"timeout","finish_reason":"length","service_tier":" Flex",
         "response_id":"r1","trace_id":"0AF7651916CD43DD8448EB211C80319C","span_id":"B7AD6B7169203331","input":"hi","output":"yo","golden_case":"g1",
         "unknown_key":{"nested":[1,2]},"another":null}"#,
     );
@@ -39,6 +39,7 @@ fn full_inference_event() {
         (e.trace_id.as_deref(), e.input_content.as_deref(), e.golden_case.as_deref()),
         (Some("0af7651916cd43dd8448eb211c80319c"), Some("hi"), Some("g1"))
     );
+    assert_eq!(e.service_tier.as_deref(), Some("flex"), "trimmed and lower-cased");
 }
 
 #[test]

@@ -75,6 +75,28 @@ fn request_and_response_model_rows() {
     assert_eq!((e.request_model.as_deref(), e.response_model.as_deref()), (Some("gemini"), Some("gemini")));
 }
 
+/// The tier that served the call is what is billed: the response's, under the current key and
+/// the deprecated `gen_ai.openai.*` one; the requested tier (`auto`) is not read.
+#[test]
+fn service_tier_rows() {
+    let cases = [
+        (vec![kv("openai.response.service_tier", s("flex"))], Some("flex")),
+        (vec![kv("gen_ai.openai.response.service_tier", s("Priority"))], Some("priority")),
+        (
+            vec![
+                kv("openai.response.service_tier", s("default")),
+                kv("gen_ai.openai.response.service_tier", s("flex")),
+            ],
+            Some("default"),
+        ),
+        (vec![kv("openai.request.service_tier", s("auto"))], None),
+        (vec![kv("openai.response.service_tier", s(" "))], None),
+    ];
+    for (attrs, expected) in cases {
+        assert_eq!(one_event(attrs).service_tier.as_deref(), expected);
+    }
+}
+
 #[test]
 fn token_rows_accept_int_double_and_numeric_string() {
     let e = one_event(vec![

@@ -351,6 +351,32 @@ fn long_context_rates_are_read_and_validated() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn service_tier_rates_are_read_and_validated() -> TestResult {
+    let yaml = |tiers: &str| {
+        format!(
+            "models:\n  - id: m1\n    provider: openai\n    risk_level: low\n    pricing:\n      - effective_from: \
+             2025-01-01\n        input_per_mtok: 2.0\n        output_per_mtok: 8.0\n        service_tiers: {tiers}\n"
+        )
+    };
+    let registry =
+        ModelRegistry::from_yaml_str(&yaml("{flex: {input_per_mtok: 1.0, output_per_mtok: 4.0}}"), "t.yaml")?;
+    let flex = registry.lookup("m1", None).and_then(|e| e.pricing[0].service_tiers.get("flex")).ok_or("no tier")?;
+    assert_eq!((flex.input_per_mtok, flex.output_per_mtok, flex.cached_input_per_mtok), (1.0, 4.0, None));
+    assert_eq!(flex.version, "m1@2025-01-01+flex");
+    for (tiers, key, problem) in [
+        ("{flex: {input_per_mtok: 1.0, output_per_mtok: -4.0}}", "pricing.service_tiers.output_per_mtok", ">= 0"),
+        ("{Flex: {input_per_mtok: 1.0, output_per_mtok: 4.0}}", "pricing.service_tiers", "in lower case"),
+        ("{default: {input_per_mtok: 1.0, output_per_mtok: 4.0}}", "pricing.service_tiers", "the standard tier"),
+        ("{'': {input_per_mtok: 1.0, output_per_mtok: 4.0}}", "pricing.service_tiers", "an empty name"),
+        ("{flex: {input_per_mtok: 1.0}}", "", "output_per_mtok"),
+    ] {
+        let message = error_of(&yaml(tiers));
+        assert!(message.contains("m1") && message.contains(key) && message.contains(problem), "{tiers}: {message}");
+    }
+    Ok(())
+}
+
 /// Anthropic bills tokens written to its prompt cache (5-minute cache) at 1.25 times the input
 /// price, on its own API and on Bedrock and Vertex AI alike.
 #[test]
