@@ -70,6 +70,18 @@ struct ListPrice {
     cache_write_input_per_mtok: Option<f64>,
     output_per_mtok: f64,
     long_context: Option<LongContextListPrice>,
+    /// The rates of calls a service tier served, by the tier's name.
+    #[serde(default)]
+    service_tiers: BTreeMap<String, TierListPrice>,
+}
+
+/// The rates of every token of a call one service tier served.
+#[derive(Debug, serde::Deserialize)]
+struct TierListPrice {
+    input_per_mtok: f64,
+    cached_input_per_mtok: Option<f64>,
+    cache_write_input_per_mtok: Option<f64>,
+    output_per_mtok: f64,
 }
 
 /// The rates of every token of a call whose input tokens exceed `above_input_tokens`.
@@ -117,7 +129,9 @@ fn read_models_yaml(path: &Path) -> anyhow::Result<Vec<ListedModel>> {
 }
 
 /// Writes the shipped config/models.yaml with one more gpt-4o price from 2026-11-15 (a price
-/// change mid-month, inside the fleet's time span) to `dir`, and a daemon config that uses it.
+/// change mid-month, inside the fleet's time span, with its own priority-tier rates, which the
+/// fleet's `hr-policy-bot` is served in from before the change on) to `dir`, and a daemon
+/// config that uses it.
 /// Returns (registry, config).
 fn registry_with_a_mid_month_price_change(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/models.yaml");
@@ -128,7 +142,8 @@ fn registry_with_a_mid_month_price_change(dir: &Path) -> anyhow::Result<(PathBuf
         .iter_mut()
         .find(|model| model["id"].as_str() == Some("gpt-4o"))
         .context("models.yaml registers gpt-4o")?;
-    let change = "{effective_from: 2026-11-15, input_per_mtok: 2.0, cached_input_per_mtok: 1.0, output_per_mtok: 8.0}";
+    let change = "{effective_from: 2026-11-15, input_per_mtok: 2.0, cached_input_per_mtok: 1.0, output_per_mtok: 8.0, \
+                  service_tiers: {priority: {input_per_mtok: 3.5, cached_input_per_mtok: 1.75, output_per_mtok: 14.0}}}";
     gpt_4o["pricing"].as_sequence_mut().context("gpt-4o has prices")?.push(serde_yaml::from_str(change)?);
     let registry_path = dir.join("models.yaml");
     std::fs::write(&registry_path, serde_yaml::to_string(&registry)?)?;
@@ -142,7 +157,8 @@ fn registry_with_a_mid_month_price_change(dir: &Path) -> anyhow::Result<(PathBuf
 /// whose `effective_from` is not after the call's time, tokens x price per 1M with input tokens
 /// read from the cache at the cached price and those written to it at the cache-write price
 /// (both part of the input tokens) when one is listed, else at the input price, all at the
-/// long-context rates when the input tokens exceed their threshold (README, models.yaml).
+/// long-context rates when the input tokens exceed their threshold, or all at the rates of the
+/// service tier that served the call when the price lists it (README, models.yaml).
 /// `None` for a call without tokens.
 fn list_price_of(models: &[ListedModel], event: &InferenceEvent) -> anyhow::Result<Option<(String, f64)>> {
     if event.input_tokens.is_none() && event.output_tokens.is_none() {
@@ -168,8 +184,12 @@ fn list_price_of(models: &[ListedModel], event: &InferenceEvent) -> anyhow::Resu
     let price = in_force.with_context(|| format!("no price of {requested} at {}", event.time))?;
     let (input, output) = (event.input_tokens.unwrap_or(0), event.output_tokens.unwrap_or(0));
     let (cached, written) = (event.cache_read_tokens.unwrap_or(0), event.cache_write_tokens.unwrap_or(0));
-    let rates = match &price.long_context {
-        Some(long) if input > long.above_input_tokens => {
+    let tier = event.service_tier.as_deref().and_then(|tier| Some((tier, price.service_tiers.get(tier)?)));
+    let rates = match (&price.long_context, tier) {
+        (_, Some((_, tier))) => {
+            (tier.input_per_mtok, tier.cached_input_per_mtok, tier.cache_write_input_per_mtok, tier.output_per_mtok)
+        }
+        (Some(long), None) if input > long.above_input_tokens => {
             (long.input_per_mtok, long.cached_input_per_mtok, long.cache_write_input_per_mtok, long.output_per_mtok)
         }
         _ => {
@@ -183,7 +203,8 @@ fn list_price_of(models: &[ListedModel], event: &InferenceEvent) -> anyhow::Resu
         + output as f64 * output_price)
         / 1e6;
     let date = price.effective_from.split('T').next().unwrap_or_default();
-    Ok(Some((format!("{}@{date}", model.id), cost)))
+    let tier = tier.map(|(name, _)| format!("+{name}")).unwrap_or_default();
+    Ok(Some((format!("{}@{date}{tier}", model.id), cost)))
 }
 
 /// Rows and cost per (app, price version): a call without tokens has no price version.
@@ -271,7 +292,8 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
         assert_eq!(got_rows, rows, "{key:?} rows");
         assert!((got_cost - cost).abs() <= 1e-9 * cost.max(1.0), "{key:?} cost: lake {got_cost} list prices {cost}");
     }
-    // The fleet crosses a price change: some model is priced at two versions.
+    // The fleet crosses a price change: some model is priced at two versions. Its one gpt-4o
+    // app is served in the priority tier from 2026-11-14 on, so at both prices' priority rates.
     let mut versions_per_model: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for (_, version) in lake_prices.keys() {
         if let Some((model, date)) = version.as_deref().and_then(|v| v.split_once('@')) {
@@ -280,8 +302,8 @@ async fn mixed_fixture_set_lands_exactly_as_generated() -> anyhow::Result<()> {
     }
     assert_eq!(
         versions_per_model.get("gpt-4o"),
-        Some(&BTreeSet::from(["2024-08-06", "2026-11-15"])),
-        "both gpt-4o prices in the lake: {versions_per_model:?}"
+        Some(&BTreeSet::from(["2024-08-06", "2024-08-06+priority", "2026-11-15+priority"])),
+        "both gpt-4o prices, and their priority rates, in the lake: {versions_per_model:?}"
     );
 
     // Python SDK apps: the generator script's expected.json. Each fixture is present twice (JSON

@@ -342,9 +342,13 @@ async fn outside_readers_following_the_readme_see_what_driftwatch_sees() -> anyh
     for version in &versions {
         let (model, date) = version.split_once('@').with_context(|| format!("{version}: no @"))?;
         ensure!(!model.is_empty(), "{version}: no model");
+        // A call billed at a service tier's rates names the tier after the date.
+        let (date, tier) = date.split_once('+').unwrap_or((date, "default"));
         chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-            .with_context(|| format!("{version}: not <model>@<date>"))?;
+            .with_context(|| format!("{version}: not <model>@<date>[+<tier>]"))?;
+        ensure!(!tier.is_empty(), "{version}: an empty tier");
     }
+    ensure!(versions.iter().any(|v| v.ends_with("+priority")), "the fleet's priority calls: {versions:?}");
     let topics = distinct(&session, "SELECT DISTINCT source_topic FROM events").await?;
     assert_eq!(duck["source_topics"], serde_json::json!(topics), "source topics");
     let input = std::fs::canonicalize(input)?;

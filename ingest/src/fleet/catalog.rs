@@ -57,6 +57,11 @@ pub struct AppProfile {
     /// Fraction of the period after which the provider silently serves a newer
     /// snapshot of the same model: the response-model drift scenario.
     pub model_swap_at: Option<f64>,
+    /// Fraction of the period after which the app's OpenAI calls are served in the `priority`
+    /// service tier (its team bought priority processing for a launch): a cost step with no
+    /// change of model or prompt. Before it, and for other apps, OpenAI calls report `default`,
+    /// as OpenAI's responses do.
+    pub priority_tier_from: Option<f64>,
     /// Which content templates the app uses (index into the content catalog).
     pub content_kind: usize,
 }
@@ -234,6 +239,7 @@ struct Seed {
     reports_cost: bool,
     swap_at: Option<f64>,
     switch_at: f64,
+    priority_tier_from: Option<f64>,
 }
 
 const SEEDS: &[Seed] = &[
@@ -255,6 +261,7 @@ const SEEDS: &[Seed] = &[
         reports_cost: true,
         swap_at: None,
         switch_at: 0.45,
+        priority_tier_from: None,
     },
     Seed {
         id: "ticket-summariser",
@@ -275,6 +282,7 @@ const SEEDS: &[Seed] = &[
         reports_cost: false,
         swap_at: None,
         switch_at: 0.5,
+        priority_tier_from: None,
     },
     Seed {
         id: "hr-policy-bot",
@@ -295,6 +303,7 @@ const SEEDS: &[Seed] = &[
         reports_cost: false,
         swap_at: Some(0.55),
         switch_at: 0.35,
+        priority_tier_from: Some(0.85),
     },
     Seed {
         id: "sales-email-drafter",
@@ -314,6 +323,7 @@ const SEEDS: &[Seed] = &[
         reports_cost: false,
         swap_at: None,
         switch_at: 0.6,
+        priority_tier_from: None,
     },
     Seed {
         id: "invoice-extractor",
@@ -333,6 +343,7 @@ const SEEDS: &[Seed] = &[
         reports_cost: true,
         swap_at: None,
         switch_at: 0.4,
+        priority_tier_from: None,
     },
     Seed {
         id: "meeting-notes",
@@ -352,6 +363,7 @@ const SEEDS: &[Seed] = &[
         reports_cost: true,
         swap_at: None,
         switch_at: 0.65,
+        priority_tier_from: None,
     },
     Seed {
         id: "contract-clause-checker",
@@ -371,6 +383,7 @@ const SEEDS: &[Seed] = &[
         reports_cost: false,
         swap_at: None,
         switch_at: 0.5,
+        priority_tier_from: None,
     },
     Seed {
         id: "it-helpdesk-faq",
@@ -390,6 +403,7 @@ const SEEDS: &[Seed] = &[
         reports_cost: false,
         swap_at: None,
         switch_at: 0.5,
+        priority_tier_from: None,
     },
 ];
 
@@ -431,6 +445,7 @@ pub fn build_apps(count: usize) -> Vec<AppProfile> {
                 thumbs_scored: index % 3 != 2,
                 reports_cost: seed.reports_cost,
                 model_swap_at: seed.swap_at,
+                priority_tier_from: seed.priority_tier_from,
                 content_kind: index % SEEDS.len(),
             }
         })

@@ -55,6 +55,8 @@ pub struct InferenceJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     finish_reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    service_tier: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     response_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     trace_id: Option<&'a str>,
@@ -94,6 +96,7 @@ impl<'a> InferenceJson<'a> {
             status: if e.status == CallStatus::Error { "error" } else { "ok" },
             error_type: e.error_type.as_deref(),
             finish_reason: e.finish_reason.as_deref(),
+            service_tier: e.service_tier.as_deref(),
             response_id: e.response_id.as_deref(),
             trace_id: e.trace_id.as_deref(),
             span_id: e.span_id.as_deref(),

@@ -106,6 +106,7 @@ pub fn span(e: &InferenceEvent) -> Span {
         attrs.push(kv("gen_ai.response.finish_reasons", Value::ArrayValue(ArrayValue { values })));
     }
     push_opt_str(&mut attrs, "error.type", e.error_type.as_deref());
+    push_opt_str(&mut attrs, "openai.response.service_tier", e.service_tier.as_deref());
     if let Some(input) = &e.input_content {
         attrs.push(kv("gen_ai.input.messages", Value::StringValue(input_messages(input))));
     }

@@ -272,6 +272,10 @@ impl Records<'_> {
         let swapped = app.model_swap_at.is_some_and(|at| fraction >= at);
         let response_model = if swapped { profile.swapped_snapshot } else { profile.snapshot };
         let version_index = usize::from(fraction >= app.prompt_switch_at);
+        let service_tier = (provider == "openai").then(|| {
+            let priority = app.priority_tier_from.is_some_and(|at| fraction >= at);
+            (if priority { "priority" } else { "default" }).to_owned()
+        });
         let prompt_version = &app.prompt_versions[version_index.min(app.prompt_versions.len() - 1)];
 
         let trace_id = random_hex(rng, 16);
@@ -300,6 +304,7 @@ impl Records<'_> {
             response_model: Some(response_model.to_owned()),
             prompt_id: Some(app.prompt_id.clone()),
             prompt_version: Some(prompt_version.clone()),
+            service_tier,
             golden_case,
             status: CallStatus::Ok,
             ..InferenceEvent::default()
