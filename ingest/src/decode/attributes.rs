@@ -105,6 +105,7 @@ keys! {
     ResponseId = "gen_ai.response.id",
     OpenAiResponseServiceTier = "openai.response.service_tier",
     OpenAiResponseServiceTierOld = "gen_ai.openai.response.service_tier",
+    OpenLitResponseServiceTier = "gen_ai.response.service_tier",
     AiResponseId = "ai.response.id",
     DwPromptId = "driftwatch.prompt.id",
     TraceloopPromptId = "traceloop.prompt.key",
@@ -170,8 +171,10 @@ pub(crate) mod rows {
     /// OpenInference's own key (`llm.finish_reason`) after OpenLLMetry's.
     pub(crate) const FINISH_REASON: &[Key] = &[FinishReasons, LlmFinishReason, OiFinishReason, AiFinishReason];
     pub(crate) const RESPONSE_ID: &[Key] = &[ResponseId, AiResponseId];
-    /// The tier that served the call (what is billed), never the one requested (`auto`).
-    pub(crate) const SERVICE_TIER: &[Key] = &[OpenAiResponseServiceTier, OpenAiResponseServiceTierOld];
+    /// The tier that served the call (what is billed), never the one requested (`auto`);
+    /// OpenLIT's key last.
+    pub(crate) const SERVICE_TIER: &[Key] =
+        &[OpenAiResponseServiceTier, OpenAiResponseServiceTierOld, OpenLitResponseServiceTier];
     pub(crate) const PROMPT_ID: &[Key] = &[DwPromptId, TraceloopPromptId, LangfusePromptName];
     pub(crate) const PROMPT_VERSION: &[Key] = &[DwPromptVersion, TraceloopPromptVersion, LangfusePromptVersion];
     pub(crate) const INPUT: &[Key] = &[InputMessages, Prompt];

@@ -20,7 +20,8 @@ const TOKENS_PER_PRICE_UNIT: f64 = 1_000_000.0;
 pub struct Priced {
     /// Cost of the call in USD.
     pub cost_usd: f64,
-    /// `<model id>@<effective_from date>`, stored with the event so the cost can be recomputed.
+    /// `<model id>@<effective_from date>`, with `+<tier>` when a service tier's rates applied,
+    /// stored with the event so the cost can be recomputed.
     pub price_version: String,
 }
 
@@ -84,6 +85,7 @@ impl Rates {
         }
     }
 
+    /// A service tier's rates, which bill the whole call whatever its prompt size.
     fn of_tier(tier: &TierPrice) -> Self {
         Self {
             input: tier.input_per_mtok,

@@ -175,6 +175,24 @@ pub struct TierPrice {
 /// Tier names that mean the standard rates, which the price itself holds.
 const STANDARD_TIER_NAMES: [&str; 2] = ["default", "auto"];
 
+/// `(tier, price version)` for each tier a price leaves out that the price before it listed.
+/// Tiers belong to one price, so such a price bills that tier's calls at its standard rates:
+/// right only if the provider dropped the tier, and otherwise a copy forgotten when the new
+/// price was added. `pricing` is in time order.
+fn tiers_left_out(pricing: &[Price]) -> Vec<(&str, &str)> {
+    pricing
+        .windows(2)
+        .flat_map(|pair| {
+            let (before, after) = (&pair[0], &pair[1]);
+            before
+                .service_tiers
+                .keys()
+                .filter(|tier| !after.service_tiers.contains_key(*tier))
+                .map(|tier| (tier.as_str(), after.version.as_str()))
+        })
+        .collect()
+}
+
 /// Why a service tier's name cannot be matched against the tier calls report, if it cannot.
 fn tier_name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
@@ -375,6 +393,18 @@ impl ModelRegistry {
                         pair[0].effective_from.to_rfc3339()
                     ),
                 ));
+            }
+            // Said at start, where a forgotten copy is cheap to fix.
+            for (tier, price) in tiers_left_out(&entry.pricing) {
+                tracing::warn!(
+                    registry = origin,
+                    model = %entry.id,
+                    tier,
+                    price,
+                    "This price lists no `{tier}` rates, as the one before it did: its {tier} calls are billed at \
+                     the standard rates. Copy the tier's rates into the new price unless the provider dropped the \
+                     tier."
+                );
             }
             if by_id.insert(entry.id.to_ascii_lowercase(), index).is_some() {
                 return Err(invalid(

@@ -272,7 +272,9 @@ impl Records<'_> {
         let swapped = app.model_swap_at.is_some_and(|at| fraction >= at);
         let response_model = if swapped { profile.swapped_snapshot } else { profile.snapshot };
         let version_index = usize::from(fraction >= app.prompt_switch_at);
-        let service_tier = (provider == "openai").then(|| {
+        // OpenAI's chat and responses APIs report the tier that served the call; its embeddings
+        // API does not.
+        let service_tier = (provider == "openai" && !embeddings).then(|| {
             let priority = app.priority_tier_from.is_some_and(|at| fraction >= at);
             (if priority { "priority" } else { "default" }).to_owned()
         });

@@ -75,8 +75,8 @@ fn request_and_response_model_rows() {
     assert_eq!((e.request_model.as_deref(), e.response_model.as_deref()), (Some("gemini"), Some("gemini")));
 }
 
-/// The tier that served the call is what is billed: the response's, under the current key and
-/// the deprecated `gen_ai.openai.*` one; the requested tier (`auto`) is not read.
+/// The tier that served the call is what is billed: the response's, under the current key, the
+/// deprecated `gen_ai.openai.*` one and OpenLIT's; the requested tier (`auto`) is not read.
 #[test]
 fn service_tier_rows() {
     let cases = [
@@ -89,7 +89,16 @@ fn service_tier_rows() {
             ],
             Some("default"),
         ),
+        (vec![kv("gen_ai.response.service_tier", s("flex"))], Some("flex")),
+        (
+            vec![
+                kv("gen_ai.openai.response.service_tier", s("priority")),
+                kv("gen_ai.response.service_tier", s("flex")),
+            ],
+            Some("priority"),
+        ),
         (vec![kv("openai.request.service_tier", s("auto"))], None),
+        (vec![kv("gen_ai.request.service_tier", s("flex"))], None),
         (vec![kv("openai.response.service_tier", s(" "))], None),
     ];
     for (attrs, expected) in cases {

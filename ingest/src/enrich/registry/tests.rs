@@ -377,6 +377,25 @@ fn service_tier_rates_are_read_and_validated() -> TestResult {
     Ok(())
 }
 
+/// A newer price that leaves out a tier the one before it listed is named (the loader warns);
+/// the shipped registry has none.
+#[test]
+fn tiers_a_newer_price_leaves_out_are_named() -> TestResult {
+    let yaml = "models:\n  - id: m1\n    provider: openai\n    risk_level: low\n    pricing:\n      - {effective_from: \
+                2025-01-01, input_per_mtok: 2.0, output_per_mtok: 8.0, service_tiers: {flex: {input_per_mtok: 1.0, \
+                output_per_mtok: 4.0}, priority: {input_per_mtok: 3.5, output_per_mtok: 14.0}}}\n      - \
+                {effective_from: 2025-06-01, input_per_mtok: 1.0, output_per_mtok: 4.0, service_tiers: {priority: \
+                {input_per_mtok: 1.75, output_per_mtok: 7.0}}}\n";
+    let registry = ModelRegistry::from_yaml_str(yaml, "t.yaml")?;
+    let entry = registry.lookup("m1", None).ok_or("m1")?;
+    assert_eq!(tiers_left_out(&entry.pricing), vec![("flex", "m1@2025-06-01")]);
+    let shipped = ModelRegistry::default_embedded()?;
+    for entry in shipped.entries() {
+        assert_eq!(tiers_left_out(&entry.pricing), vec![], "{}", entry.id);
+    }
+    Ok(())
+}
+
 /// Anthropic bills tokens written to its prompt cache (5-minute cache) at 1.25 times the input
 /// price, on its own API and on Bedrock and Vertex AI alike.
 #[test]
