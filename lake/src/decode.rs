@@ -57,22 +57,24 @@ impl<'a> Columns<'a> {
         Ok(move |i| array.is_valid(i).then(|| array.value(i)))
     }
 
-    /// An Int64 column added after lakes were first written: a file written before it has no
-    /// such column, and its rows read as null there rather than failing the whole batch.
+    /// A column added after lakes were first written: a file written before it has no such
+    /// column, and its rows read as null there rather than failing the whole batch.
+    fn added<T: Array + 'static>(&self, column: &'static str) -> Result<Option<&'a T>> {
+        match self.batch.column_by_name(column) {
+            Some(_) => self.get::<T>(column).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// An Int64 column added later ([`Self::added`]).
     fn added_int64(&self, column: &'static str) -> Result<impl Fn(usize) -> Option<i64> + 'a> {
-        let array = match self.batch.column_by_name(column) {
-            Some(_) => Some(self.get::<Int64Array>(column)?),
-            None => None,
-        };
+        let array = self.added::<Int64Array>(column)?;
         Ok(move |i| array.filter(|array| array.is_valid(i)).map(|array| array.value(i)))
     }
 
-    /// A text column added after lakes were first written, read as [`Self::added_int64`].
+    /// A text column added later ([`Self::added`]).
     fn added_text(&self, column: &'static str) -> Result<impl Fn(usize) -> Option<String> + 'a> {
-        let array = match self.batch.column_by_name(column) {
-            Some(_) => Some(self.get::<StringArray>(column)?),
-            None => None,
-        };
+        let array = self.added::<StringArray>(column)?;
         Ok(move |i| array.filter(|array| array.is_valid(i)).map(|array| array.value(i).to_owned()))
     }
 

@@ -43,7 +43,7 @@ pub use fingerprint::{
 pub use identity::IdentityScrubber;
 pub use message_text::message_text;
 pub use pricing::{Priced, price_event};
-pub use registry::{ModelEntry, ModelRegistry, Price, RegistryError, RiskLevel, TierPrice};
+pub use registry::{ModelEntry, ModelRegistry, Price, Rates, RegistryError, RiskLevel, TierPrice};
 pub use scrub::{PiiKind, Scrubber};
 
 /// What an app allows driftwatch to keep of its prompts and answers.

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use driftwatch_lake::model::InferenceEvent;
 
-use super::registry::{ModelEntry, ModelRegistry, Price, TierPrice};
+use super::registry::{ModelEntry, ModelRegistry, Price, Rates};
 
 /// Tokens per unit of the registry's prices.
 const TOKENS_PER_PRICE_UNIT: f64 = 1_000_000.0;
@@ -48,52 +48,16 @@ pub fn price_event(registry: &ModelRegistry, event: &InferenceEvent) -> Option<P
     let entry = registry.lookup(model, provider)?;
     let price = price_at(entry, event.time)?;
     let tier = event.service_tier.as_deref().and_then(|tier| price.service_tiers.get(tier));
-    let (rates, version) = match tier {
-        Some(tier) => (Rates::of_tier(tier), &tier.version),
-        None => (Rates::standard(price, event), &price.version),
+    let (rates, version) = match (tier, &price.long_context) {
+        // A listed tier's rates bill the whole call, whatever its prompt size.
+        (Some(tier), _) => (tier.rates(), &tier.version),
+        // A prompt above the long-context threshold bills every token of the call at that tier.
+        (None, Some(long)) if event.input_tokens.unwrap_or(0) > long.above_input_tokens => {
+            (long.rates(), &price.version)
+        }
+        (None, _) => (price.rates(), &price.version),
     };
     Some(Priced { cost_usd: cost_usd(rates, event), price_version: version.clone() })
-}
-
-/// The USD-per-1M-token rates one call is billed at.
-#[derive(Debug, Clone, Copy)]
-struct Rates {
-    input: f64,
-    cached: Option<f64>,
-    write: Option<f64>,
-    output: f64,
-}
-
-impl Rates {
-    /// A price's own rates, or its long-context ones when the call's prompt is above their
-    /// threshold: a prompt above it bills every token of the call at that tier.
-    fn standard(price: &Price, event: &InferenceEvent) -> Self {
-        let input = event.input_tokens.unwrap_or(0);
-        match &price.long_context {
-            Some(long) if input > long.above_input_tokens => Self {
-                input: long.input_per_mtok,
-                cached: long.cached_input_per_mtok,
-                write: long.cache_write_input_per_mtok,
-                output: long.output_per_mtok,
-            },
-            _ => Self {
-                input: price.input_per_mtok,
-                cached: price.cached_input_per_mtok,
-                write: price.cache_write_input_per_mtok,
-                output: price.output_per_mtok,
-            },
-        }
-    }
-
-    /// A service tier's rates, which bill the whole call whatever its prompt size.
-    fn of_tier(tier: &TierPrice) -> Self {
-        Self {
-            input: tier.input_per_mtok,
-            cached: tier.cached_input_per_mtok,
-            write: tier.cache_write_input_per_mtok,
-            output: tier.output_per_mtok,
-        }
-    }
 }
 
 /// The price in force at `time` (nanoseconds since the epoch): the latest one not starting after it.
@@ -112,9 +76,10 @@ fn cost_usd(rates: Rates, event: &InferenceEvent) -> f64 {
     let cached = event.cache_read_tokens.unwrap_or(0).clamp(0, input);
     let written = event.cache_write_tokens.unwrap_or(0).clamp(0, input - cached);
     let output = event.output_tokens.unwrap_or(0).max(0);
-    let (input_price, output_price) = (rates.input, rates.output);
+    let (input_price, output_price) = (rates.input_per_mtok, rates.output_per_mtok);
     // The cached and cache-write rates default to the same rates' input rate.
-    let (cached_price, write_price) = (rates.cached.unwrap_or(input_price), rates.write.unwrap_or(input_price));
+    let (cached_price, write_price) =
+        (rates.cached_input_per_mtok.unwrap_or(input_price), rates.cache_write_input_per_mtok.unwrap_or(input_price));
     // Token counts stay far below 2^53, so the conversions are exact.
     let dollars_per_unit = (input - cached - written) as f64 * input_price
         + cached as f64 * cached_price

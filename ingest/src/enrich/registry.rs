@@ -172,6 +172,91 @@ pub struct TierPrice {
     pub version: String,
 }
 
+/// The four USD-per-1M-token rates one call is billed at, whichever shape of the registry holds
+/// them: a [`Price`]'s own, its [`LongContextPrice`], or a [`TierPrice`]. Each shape keeps its
+/// own fields because serde cannot flatten a shared struct into one that refuses unknown keys,
+/// which is what names a misspelt rate at start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    /// USD per 1M uncached input tokens.
+    pub input_per_mtok: f64,
+    /// USD per 1M input tokens read from the cache; `None` means the input rate.
+    pub cached_input_per_mtok: Option<f64>,
+    /// USD per 1M input tokens written to the cache; `None` means the input rate.
+    pub cache_write_input_per_mtok: Option<f64>,
+    /// USD per 1M output tokens.
+    pub output_per_mtok: f64,
+}
+
+impl Rates {
+    /// Each rate beside the registry key it is read from (`keys` in field order), for
+    /// validation.
+    fn keyed(self, keys: [&'static str; 4]) -> [(&'static str, Option<f64>); 4] {
+        [
+            (keys[0], Some(self.input_per_mtok)),
+            (keys[1], self.cached_input_per_mtok),
+            (keys[2], self.cache_write_input_per_mtok),
+            (keys[3], Some(self.output_per_mtok)),
+        ]
+    }
+}
+
+/// The registry keys of each shape's rates, in [`Rates`] field order.
+const PRICE_RATE_KEYS: [&str; 4] = [
+    "pricing.input_per_mtok",
+    "pricing.cached_input_per_mtok",
+    "pricing.cache_write_input_per_mtok",
+    "pricing.output_per_mtok",
+];
+const LONG_CONTEXT_RATE_KEYS: [&str; 4] = [
+    "pricing.long_context.input_per_mtok",
+    "pricing.long_context.cached_input_per_mtok",
+    "pricing.long_context.cache_write_input_per_mtok",
+    "pricing.long_context.output_per_mtok",
+];
+const TIER_RATE_KEYS: [&str; 4] = [
+    "pricing.service_tiers.input_per_mtok",
+    "pricing.service_tiers.cached_input_per_mtok",
+    "pricing.service_tiers.cache_write_input_per_mtok",
+    "pricing.service_tiers.output_per_mtok",
+];
+
+impl Price {
+    /// This price's standard rates.
+    pub fn rates(&self) -> Rates {
+        Rates {
+            input_per_mtok: self.input_per_mtok,
+            cached_input_per_mtok: self.cached_input_per_mtok,
+            cache_write_input_per_mtok: self.cache_write_input_per_mtok,
+            output_per_mtok: self.output_per_mtok,
+        }
+    }
+}
+
+impl LongContextPrice {
+    /// The long-context rates.
+    pub fn rates(&self) -> Rates {
+        Rates {
+            input_per_mtok: self.input_per_mtok,
+            cached_input_per_mtok: self.cached_input_per_mtok,
+            cache_write_input_per_mtok: self.cache_write_input_per_mtok,
+            output_per_mtok: self.output_per_mtok,
+        }
+    }
+}
+
+impl TierPrice {
+    /// The tier's rates.
+    pub fn rates(&self) -> Rates {
+        Rates {
+            input_per_mtok: self.input_per_mtok,
+            cached_input_per_mtok: self.cached_input_per_mtok,
+            cache_write_input_per_mtok: self.cache_write_input_per_mtok,
+            output_per_mtok: self.output_per_mtok,
+        }
+    }
+}
+
 /// Tier names that mean the standard rates, which the price itself holds.
 const STANDARD_TIER_NAMES: [&str; 2] = ["default", "auto"];
 
@@ -338,28 +423,13 @@ impl ModelRegistry {
                 if let Some(problem) = price.service_tiers.keys().find_map(|name| tier_name_problem(name)) {
                     return Err(invalid(&entry.id, "pricing.service_tiers", format!("(effective {date}) {problem}")));
                 }
-                for (key, value) in [
-                    ("pricing.input_per_mtok", Some(price.input_per_mtok)),
-                    ("pricing.cached_input_per_mtok", price.cached_input_per_mtok),
-                    ("pricing.cache_write_input_per_mtok", price.cache_write_input_per_mtok),
-                    ("pricing.output_per_mtok", Some(price.output_per_mtok)),
-                    ("pricing.long_context.input_per_mtok", long.map(|l| l.input_per_mtok)),
-                    ("pricing.long_context.cached_input_per_mtok", long.and_then(|l| l.cached_input_per_mtok)),
-                    (
-                        "pricing.long_context.cache_write_input_per_mtok",
-                        long.and_then(|l| l.cache_write_input_per_mtok),
-                    ),
-                    ("pricing.long_context.output_per_mtok", long.map(|l| l.output_per_mtok)),
-                ]
-                .into_iter()
-                .chain(price.service_tiers.values().flat_map(|tier| {
-                    [
-                        ("pricing.service_tiers.input_per_mtok", Some(tier.input_per_mtok)),
-                        ("pricing.service_tiers.cached_input_per_mtok", tier.cached_input_per_mtok),
-                        ("pricing.service_tiers.cache_write_input_per_mtok", tier.cache_write_input_per_mtok),
-                        ("pricing.service_tiers.output_per_mtok", Some(tier.output_per_mtok)),
-                    ]
-                })) {
+                let keyed_rates = price
+                    .rates()
+                    .keyed(PRICE_RATE_KEYS)
+                    .into_iter()
+                    .chain(long.into_iter().flat_map(|long| long.rates().keyed(LONG_CONTEXT_RATE_KEYS)))
+                    .chain(price.service_tiers.values().flat_map(|tier| tier.rates().keyed(TIER_RATE_KEYS)));
+                for (key, value) in keyed_rates {
                     if let Some(value) = value
                         && !(value.is_finite() && value >= 0.0)
                     {
