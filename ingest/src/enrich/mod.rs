@@ -14,6 +14,7 @@
 //!
 //! # Layout
 //! - [`registry`]: `models.yaml`, validated, with name lookup.
+//! - [`resolver`]: the registry's name lookup, memoised.
 //! - [`pricing`]: tokens x the price in force at the event's time.
 //! - [`scrub`]: PII detection and replacement.
 //! - [`identity`]: the scrub of identity and label fields, memoised.
@@ -25,6 +26,7 @@ pub mod identity;
 pub mod message_text;
 pub mod pricing;
 pub mod registry;
+pub mod resolver;
 pub mod scrub;
 
 use std::borrow::Cow;
@@ -42,8 +44,9 @@ pub use fingerprint::{
 };
 pub use identity::IdentityScrubber;
 pub use message_text::message_text;
-pub use pricing::{Priced, price_event};
+pub use pricing::{Priced, price_event, price_event_with};
 pub use registry::{ModelEntry, ModelRegistry, Price, Rates, RegistryError, RiskLevel, TierPrice};
+pub use resolver::ModelResolver;
 pub use scrub::{PiiKind, Scrubber};
 
 /// What an app allows driftwatch to keep of its prompts and answers.
@@ -108,8 +111,8 @@ struct RetainedContent<'a> {
 /// Prices, fingerprints and scrubs events; shared by all pipeline workers.
 #[derive(Debug, Clone)]
 pub struct Enricher {
-    /// Prices and model facts.
-    registry: Arc<ModelRegistry>,
+    /// Prices and model facts, with a memo of the model names resolved.
+    models: ModelResolver,
     /// Per-app content policies, keyed by app id; looked up for every event that carries content.
     policies: FastHashMap<String, ContentPolicy>,
     /// Policy for apps without their own.
@@ -132,7 +135,7 @@ impl Enricher {
     ) -> Self {
         let scrubber = Scrubber::new();
         Self {
-            registry,
+            models: ModelResolver::new(registry),
             policies: policies.into_iter().collect(),
             default_policy,
             scrubber,
@@ -159,7 +162,7 @@ impl Enricher {
     /// reaches the lake.
     pub fn enrich(&self, event: &mut InferenceEvent) {
         self.scrub_identity(event);
-        if let Some(priced) = price_event(&self.registry, event) {
+        if let Some(priced) = price_event_with(event, |model, provider| self.models.lookup(model, provider)) {
             event.cost_usd = Some(priced.cost_usd);
             event.price_version = Some(priced.price_version);
         }
@@ -273,7 +276,7 @@ impl Enricher {
 
     /// The registry prices come from, for governance checks downstream.
     pub fn registry(&self) -> &ModelRegistry {
-        &self.registry
+        self.models.registry()
     }
 }
 

@@ -40,12 +40,21 @@ pub struct Priced {
 /// reasoning tokens are part of the output tokens (OpenAI semantics) and are not added again.
 /// The cached and cache-write prices default to the input price.
 pub fn price_event(registry: &ModelRegistry, event: &InferenceEvent) -> Option<Priced> {
+    price_event_with(event, |model, provider| registry.lookup(model, provider))
+}
+
+/// [`price_event`] with the model resolved by `lookup` (a [`ModelResolver`](super::ModelResolver),
+/// whose memo spares the registry's walk over a snapshot name's suffixes).
+pub fn price_event_with<'r>(
+    event: &InferenceEvent,
+    lookup: impl FnOnce(&str, Option<&str>) -> Option<&'r ModelEntry>,
+) -> Option<Priced> {
     if !event.reports_tokens() {
         return None;
     }
     let provider = event.provider.as_deref();
     let model = event.response_model.as_deref().or(event.request_model.as_deref())?;
-    let entry = registry.lookup(model, provider)?;
+    let entry = lookup(model, provider)?;
     let price = price_at(entry, event.time)?;
     let tier = event.service_tier.as_deref().and_then(|tier| price.service_tiers.get(tier));
     let (rates, version) = match (tier, &price.long_context) {

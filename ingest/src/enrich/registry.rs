@@ -522,6 +522,11 @@ impl ModelRegistry {
     /// of one provider's own APIs are one provider ([`same_provider`]). Names match ignoring
     /// ASCII case (`GPT-4o` is `gpt-4o`), as providers treat them.
     pub fn lookup(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
+        self.lookup_index(model, provider).and_then(|index| self.entry(index))
+    }
+
+    /// [`Self::lookup`] as the entry's index in file order, for [`Self::entry`].
+    pub fn lookup_index(&self, model: &str, provider: Option<&str>) -> Option<usize> {
         // Names nearly always arrive in lower case; only the rare other one pays for a copy.
         if model.bytes().any(|byte| byte.is_ascii_uppercase()) {
             return self.lookup_lowercase(&model.to_ascii_lowercase(), provider);
@@ -529,31 +534,34 @@ impl ModelRegistry {
         self.lookup_lowercase(model, provider)
     }
 
+    /// The entry at `index` in file order, as [`Self::lookup_index`] gives it.
+    pub fn entry(&self, index: usize) -> Option<&ModelEntry> {
+        self.entries.get(index)
+    }
+
     /// [`Self::lookup`] of a name with no ASCII upper case. LiteLLM, OpenRouter and the gateways
     /// built on them name a model `seller/model` (`openai/gpt-4o-mini`, `vertex_ai/gemini-2.5-pro`):
     /// unregistered as a whole, such a name is the model after the slash, provided the seller
     /// before it names the entry's provider too (`azure/gpt-4o` is not OpenAI's price).
-    fn lookup_lowercase(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
-        if let Some(entry) = self.lookup_unprefixed(model, provider) {
-            return Some(entry);
+    fn lookup_lowercase(&self, model: &str, provider: Option<&str>) -> Option<usize> {
+        if let Some(index) = self.lookup_unprefixed(model, provider) {
+            return Some(index);
         }
         let (seller, name) = model.split_once('/')?;
-        let entry = self.lookup_unprefixed(name, Some(seller))?;
-        provider.is_none_or(|reported| same_provider(&entry.provider, reported)).then_some(entry)
+        let index = self.lookup_unprefixed(name, Some(seller))?;
+        provider.is_none_or(|reported| same_provider(&self.entries[index].provider, reported)).then_some(index)
     }
 
     /// [`Self::lookup_lowercase`] of the name as it is.
-    fn lookup_unprefixed(&self, model: &str, provider: Option<&str>) -> Option<&ModelEntry> {
-        let accepts = |entry: &ModelEntry| provider.is_none_or(|p| same_provider(&entry.provider, p));
-        if let Some(entry) = self.by_id.get(model).map(|&i| &self.entries[i])
-            && accepts(entry)
+    fn lookup_unprefixed(&self, model: &str, provider: Option<&str>) -> Option<usize> {
+        let accepts = |index: usize| provider.is_none_or(|p| same_provider(&self.entries[index].provider, p));
+        if let Some(&index) = self.by_id.get(model)
+            && accepts(index)
         {
-            return Some(entry);
+            return Some(index);
         }
-        if let Some(entry) =
-            self.by_alias.get(model).into_iter().flatten().map(|&i| &self.entries[i]).find(|e| accepts(e))
-        {
-            return Some(entry);
+        if let Some(index) = self.by_alias.get(model).into_iter().flatten().copied().find(|&index| accepts(index)) {
+            return Some(index);
         }
         // A snapshot name: try each prefix that ends at a separator, longest first, so the
         // cost is a few index probes per event rather than a pass over every entry. Among
@@ -564,7 +572,7 @@ impl ModelRegistry {
                 .into_iter()
                 .chain(self.by_alias.get(name).into_iter().flatten())
                 .copied()
-                .filter(|&index| accepts(&self.entries[index]))
+                .filter(|&index| accepts(index))
                 .min()
         };
         model
@@ -579,7 +587,6 @@ impl ModelRegistry {
             .take_while(|&(end, _)| has_only_version_tokens(&model[end + 1..]))
             .filter(|&(end, _)| is_version_suffix(&model[end + 1..]))
             .find_map(|(end, _)| first_accepted(&model[..end]))
-            .map(|index| &self.entries[index])
     }
 
     /// All entries in file order.
