@@ -11,6 +11,9 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error("model registry: {0}")]
     Registry(#[from] RegistryError),
+    /// The registry file the configuration names cannot be loaded: the message names the key.
+    #[error("model registry (`registry.path`): {0}")]
+    RegistryFile(#[source] RegistryError),
     #[error("lake: {context}: {source}")]
     Lake {
         context: String,

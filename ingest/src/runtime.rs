@@ -60,7 +60,7 @@ impl Components {
 /// The model registry the config names, or the embedded one.
 fn load_registry(config: &Config) -> Result<ModelRegistry> {
     Ok(match &config.registry.path {
-        Some(path) => ModelRegistry::from_path(path)?,
+        Some(path) => ModelRegistry::from_path(path).map_err(Error::RegistryFile)?,
         None => ModelRegistry::default_embedded()?,
     })
 }
@@ -142,6 +142,38 @@ mod tests {
         .await?;
         assert!(error.starts_with("kafka: creating the consumer: librdkafka refused the client properties"), "{error}");
         assert!(error.contains("ssl.ca.location"), "{error}");
+        Ok(())
+    }
+
+    /// A registry file that cannot be loaded is named with the key that points at it, and a
+    /// YAML error is said once (the walkthrough audit found it printed twice).
+    #[tokio::test]
+    async fn a_bad_registry_file_names_its_key_and_says_its_error_once() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let config = |path: &std::path::Path| {
+            format!("[registry]\npath = {:?}\n[lake]\nlocation = \"/tmp/unused-lake\"\n", path.display().to_string())
+        };
+        let missing = check_of(&config(&dir.path().join("nope.yaml"))).await?;
+        assert!(
+            missing.starts_with("model registry (`registry.path`): ") && missing.contains("nope.yaml"),
+            "{missing}"
+        );
+        let broken = dir.path().join("broken.yaml");
+        std::fs::write(&broken, "models: [\n")?;
+        let config = Config::from_toml_str(&config(&broken), "t.toml", Vec::new())?;
+        let error = check(&config).await.err().ok_or("a broken registry loaded")?;
+        let mut chain: Vec<String> = Vec::new();
+        let mut cause: Option<&dyn std::error::Error> = Some(&error);
+        while let Some(current) = cause {
+            chain.push(current.to_string());
+            cause = current.source();
+        }
+        let parser = chain.last().ok_or("no cause")?;
+        assert!(
+            chain.iter().all(|text| text.ends_with(parser.as_str())),
+            "each message ends with the parser's: {chain:?}"
+        );
+        assert_eq!(chain[0].matches(parser.as_str()).count(), 1, "{chain:?}");
         Ok(())
     }
 }

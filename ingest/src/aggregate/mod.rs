@@ -39,7 +39,7 @@ pub struct AggregateConfig {
     pub max_open_keys: usize,
     /// Recent inferences remembered so that feedback arriving without model or prompt context
     /// can be attributed to the call it evaluates: at least the last this many are kept, at most
-    /// twice as many. Bounds the join's memory (about 120 bytes per remembered inference).
+    /// twice as many. Bounds the join's memory (about 150 bytes per remembered inference).
     #[serde(default = "default_feedback_join_capacity")]
     pub feedback_join_capacity: usize,
 }

@@ -133,6 +133,12 @@ fn explain(key: Option<&str>, message: &str) -> String {
     let message = message.trim_end();
     let hint = if message.ends_with("expected a duration") {
         "; write a number with a unit, e.g. \"10s\", \"5m\" or \"1h 30m\""
+    } else if message.ends_with("expected parsable string") {
+        // bytesize's words for a size it cannot read.
+        "; write a size with a unit, e.g. \"64 MiB\", \"512MB\" or \"1 GiB\" (a bare number is bytes)"
+    } else if message.ends_with("invalid socket address syntax") {
+        "; write an IP address and a port, e.g. \"0.0.0.0:9464\" for every interface or \"127.0.0.1:9464\" \
+         for this host only (host names are not accepted)"
     } else if ["usize", "u64", "u32", "u16", "u8", "i64", "i32"]
         .iter()
         .any(|t| message.ends_with(&format!("expected {t}")))

@@ -95,6 +95,18 @@ fn invalid_values_name_key_and_fix() {
     assert!(err.contains("`http.bearer_token` is empty"), "{err}");
 }
 
+/// A size or a listen address the deserializer cannot read gets an example of what it takes
+/// (the walkthrough audit: "expected parsable string" and "invalid socket address syntax" said
+/// neither).
+#[test]
+fn unreadable_sizes_and_addresses_get_an_example() {
+    let err = |text: &str| Config::from_toml_str(text, "t", no_env()).err().map(|e| e.to_string()).unwrap_or_default();
+    let size = err("[flush]\nmax_buffered_bytes = \"lots\"\n");
+    assert!(size.contains("`flush.max_buffered_bytes`") && size.contains("e.g. \"64 MiB\""), "{size}");
+    let listen = err("[http]\nlisten = \"localhost:9464\"\n");
+    assert!(listen.contains("`http.listen`") && listen.contains("e.g. \"0.0.0.0:9464\""), "{listen}");
+}
+
 #[test]
 fn flush_max_bytes_above_one_gib_is_rejected_with_the_limit() -> TestResult {
     let flush = |max_bytes: &str| {

@@ -32,7 +32,7 @@ pub enum RegistryError {
         source: std::io::Error,
     },
     /// The document is not YAML of the expected shape (a top-level `models:` list).
-    #[error("{origin}: not a valid model registry ({source}); expected a top-level `models:` list")]
+    #[error("{origin}: not a valid model registry, a YAML document with a top-level `models:` list: {source}")]
     Syntax {
         /// File name the text came from.
         origin: String,

@@ -150,10 +150,17 @@ fn settings(
     sorted.sort();
     let from_options = settings.len();
     for (name, value) in sorted {
-        let key: AmazonS3ConfigKey = name.to_ascii_lowercase().parse().map_err(|source| LakeError::StoreConfig {
-            key: name.clone(),
-            location: location.to_owned(),
-            source: Box::new(source),
+        let key: AmazonS3ConfigKey = name.to_ascii_lowercase().parse().map_err(|_| {
+            invalid(
+                location,
+                name,
+                format!(
+                    "{name:?} is not an S3 option; the options are object_store's S3 keys, such as \
+                     aws_region, aws_endpoint, aws_access_key_id, aws_secret_access_key, aws_session_token, \
+                     aws_allow_http, aws_virtual_hosted_style_request and aws_conditional_put \
+                     (the AWS_* variable names, in any case)"
+                ),
+            )
         })?;
         if let Some(other) = settings[from_options..].iter().find(|setting| setting.key == key) {
             return Err(invalid(

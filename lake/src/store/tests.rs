@@ -116,6 +116,8 @@ async fn s3_locations_parse_bucket_prefix_and_options() -> TestResult {
     let unknown = HashMap::from([("no_such_option".to_owned(), "1".to_owned())]);
     let error = LakeStore::open("s3://bucket", &unknown).await.err();
     assert!(matches!(error, Some(LakeError::StoreConfig { ref key, .. }) if key == "no_such_option"), "{error:?}");
+    let message = error.map(|error| std::error::Error::source(&error).map(ToString::to_string)).unwrap_or_default();
+    assert!(message.is_some_and(|m| m.contains("not an S3 option") && m.contains("aws_region")), "a fix is suggested");
 
     let error = LakeStore::open("gs://bucket", &HashMap::new()).await.err();
     assert!(matches!(error, Some(LakeError::Location { .. })), "{error:?}");

@@ -197,7 +197,14 @@ pub(super) async fn consume(
                          without committing"
                     ))))
                 }
-                Ok(flushed) => Some(flushed),
+                Ok(flushed) => {
+                    if flushed.is_ok() {
+                        // Nothing is left for the lake to take: leaving the group must not set
+                        // off the give-up watcher's warning if it crosses the flush budget.
+                        abandon.cancel();
+                    }
+                    Some(flushed)
+                }
             }
         }
     };

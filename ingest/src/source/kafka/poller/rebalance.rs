@@ -84,38 +84,51 @@ impl PollerContext {
         held.events.drain(..).collect()
     }
 
-    /// Forward held messages (the revoked partitions' tail) and ask the loop to flush.
-    fn revoke(&self, tpl: &TopicPartitionList) -> Vec<(String, i32, i64)> {
+    /// Forward held messages (the revoked partitions' tail) and ask the loop to flush. Returns
+    /// the flushed partitions' durable positions, or `None` when the partitions are released
+    /// without a flush of their own (each such path logs why).
+    fn revoke(&self, tpl: &TopicPartitionList) -> Option<Vec<(String, i32, i64)>> {
         let partitions = topic_partitions(tpl);
-        if partitions.is_empty() || self.stopping.load(Ordering::Acquire) {
-            return Vec::new();
+        if partitions.is_empty() {
+            return Some(Vec::new());
         }
+        if self.stopping.load(Ordering::Acquire) {
+            // Leaving the group at shutdown: the loop's final flush came first, and its own log
+            // says whether the lake took it.
+            tracing::info!(partitions = partitions.len(), "Partitions released at shutdown.");
+            return None;
+        }
+        let loop_stopped = || {
+            // The loop is shutting down (its own log says whether it flushed, or why it
+            // stopped): a rolling deploy, not a failure of the revoke.
+            tracing::info!(
+                "The processing loop stopped before answering the revoke; releasing the partitions \
+                 (the lake checkpoint stands for their next owner)."
+            );
+        };
         for event in self.take_held() {
             if self.events.blocking_send(event).is_err() {
-                return Vec::new();
+                loop_stopped();
+                return None;
             }
         }
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         if self.events.blocking_send(Event::Revoked { partitions, reply }).is_err() {
-            return Vec::new();
+            loop_stopped();
+            return None;
         }
         match await_loop(&answer) {
-            Ok(durable) => durable,
+            Ok(durable) => Some(durable),
             Err(Unanswered::TimedOut) => {
                 tracing::error!(
                     timeout_secs = REVOKE_TIMEOUT.as_secs(),
                     "Revoked partitions were not flushed in time; releasing them uncommitted (the next owner replays them)."
                 );
-                Vec::new()
+                None
             }
-            // The loop is shutting down (its own log says whether it flushed, or why it
-            // stopped): a rolling deploy, not a failure of the revoke.
             Err(Unanswered::LoopStopped) => {
-                tracing::info!(
-                    "The processing loop stopped before answering the revoke; releasing the partitions \
-                     (the lake checkpoint stands for their next owner)."
-                );
-                Vec::new()
+                loop_stopped();
+                None
             }
         }
     }
@@ -221,15 +234,16 @@ impl ConsumerContext for PollerContext {
                 if consumer.assignment_lost() {
                     self.lose(tpl);
                 } else {
-                    let durable = self.revoke(tpl);
-                    // Advisory only: the lake checkpoint is what the next owner resumes from.
-                    if !durable.is_empty()
-                        && let Err(error) = consumer.commit(&offsets_list(&durable), CommitMode::Sync)
-                    {
-                        self.metrics.record_consumer_error("commit");
-                        tracing::warn!(%error, "Could not commit revoked partitions' offsets to Kafka.");
+                    if let Some(durable) = self.revoke(tpl) {
+                        // Advisory only: the lake checkpoint is what the next owner resumes from.
+                        if !durable.is_empty()
+                            && let Err(error) = consumer.commit(&offsets_list(&durable), CommitMode::Sync)
+                        {
+                            self.metrics.record_consumer_error("commit");
+                            tracing::warn!(%error, "Could not commit revoked partitions' offsets to Kafka.");
+                        }
+                        tracing::info!(partitions = tpl.count(), "Partitions revoked after flushing.");
                     }
-                    tracing::info!(partitions = tpl.count(), "Partitions revoked after flushing.");
                 }
                 let released = if incremental { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
                 if let Err(error) = released {

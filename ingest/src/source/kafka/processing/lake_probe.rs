@@ -13,7 +13,10 @@ const LAKE_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Whether the lake takes writes, from a small put and delete. Probes run on tasks of their
 /// own, so a store that hangs never stalls the pipeline's loop. While the daemon runs a probe
 /// is not cancelled (that could leave its file behind): one that takes longer than
-/// [`LAKE_PROBE_TIMEOUT`] counts as failed and is left to finish. At shutdown a probe under way
+/// [`LAKE_PROBE_TIMEOUT`] counts as failed and is left to finish, and each further
+/// [`LAKE_PROBE_TIMEOUT`] it stays unanswered counts as another failed probe (the one that
+/// would have started had it answered), so a store that hangs, whose client may retry for
+/// minutes, is called unwritable as soon as one that refuses connections. At shutdown a probe under way
 /// is aborted rather than waited for, since during a store outage it may retry for minutes; its
 /// small `_checkpoints/_probe-*` object may then stay. The lake turns unwritable after two
 /// failures in a row, so one slow answer does not flap readiness, and writable again after one
@@ -23,8 +26,9 @@ pub(super) struct LakeProbe {
     /// Failed probes since the last success.
     failures: u32,
     last: Option<Instant>,
-    /// The probe under way, when it started, and whether its lateness was counted.
-    running: Option<(ProbeTask, Instant, bool)>,
+    /// The probe under way, when it started, and how many [`LAKE_PROBE_TIMEOUT`]s of its
+    /// lateness were counted as failures.
+    running: Option<(ProbeTask, Instant, u32)>,
 }
 
 /// A probe's task: `Err` says why the lake refused the write.
@@ -59,17 +63,11 @@ impl LakeProbe {
         if let Some((handle, _, late)) = self.running.take_if(|(handle, _, _)| handle.is_finished()) {
             let result = answer(handle.await);
             // A late probe was counted as failed when it ran late; its own failure is the same one.
-            if !(late && result.is_err()) {
+            if !(late > 0 && result.is_err()) {
                 self.settle(result);
             }
         }
-        if self
-            .running
-            .as_ref()
-            .is_some_and(|(_, started, counted)| !counted && started.elapsed() >= LAKE_PROBE_TIMEOUT)
-        {
-            self.count_late();
-        }
+        self.count_lateness();
         let every =
             if self.writable && self.failures == 0 { LAKE_PROBE_WHILE_WRITABLE } else { LAKE_PROBE_WHILE_UNWRITABLE };
         if self.running.is_none() && self.last.is_none_or(|at| at.elapsed() >= every) {
@@ -77,20 +75,36 @@ impl LakeProbe {
         }
     }
 
-    /// Count the probe under way as failed: it has not answered within [`LAKE_PROBE_TIMEOUT`].
-    fn count_late(&mut self) {
-        if let Some((_, _, counted)) = self.running.as_mut() {
-            *counted = true;
+    /// Count the probe under way as failed once more for each [`LAKE_PROBE_TIMEOUT`] it has
+    /// been unanswered since the last one counted.
+    fn count_lateness(&mut self) {
+        if self
+            .running
+            .as_ref()
+            .is_some_and(|(_, started, counted)| started.elapsed() >= LAKE_PROBE_TIMEOUT * (counted + 1))
+        {
+            self.count_late();
         }
-        self.settle(Err(format!("no answer within {LAKE_PROBE_TIMEOUT:?}")));
+    }
+
+    /// Count the probe under way as failed once more: it has not answered within another
+    /// [`LAKE_PROBE_TIMEOUT`].
+    fn count_late(&mut self) {
+        let Some((_, started, counted)) = self.running.as_mut() else { return };
+        *counted += 1;
+        let waited = started.elapsed().as_secs();
+        self.settle(Err(format!("no answer after {waited} s")));
     }
 
     fn start(&mut self, store: &driftwatch_lake::store::LakeStore) {
         let store = store.clone();
+        self.start_task(async move { store.check_writable().await.map_err(|error| error.to_string()) });
+    }
+
+    fn start_task(&mut self, probe: impl Future<Output = std::result::Result<(), String>> + Send + 'static) {
         let now = Instant::now();
         self.last = Some(now);
-        let handle = tokio::spawn(async move { store.check_writable().await.map_err(|error| error.to_string()) });
-        self.running = Some((handle, now, false));
+        self.running = Some((tokio::spawn(probe), now, 0));
     }
 
     fn settle(&mut self, result: std::result::Result<(), String>) {
@@ -193,5 +207,29 @@ mod tests {
         mend_lake()?;
         assert!(probe_until(&mut probe, &store, |p| p.writable).await, "the lake is back");
         Ok(())
+    }
+
+    /// A store that hangs (its client retrying for minutes) is called unwritable after two
+    /// probe timeouts, as one that refuses connections is after two failed probes, not when
+    /// the hung probe finally gives up; and one late answer alone does not flap readiness.
+    #[tokio::test]
+    async fn a_probe_that_hangs_counts_a_failure_per_timeout() {
+        let mut probe = LakeProbe { writable: true, failures: 0, last: None, running: None };
+        probe.start_task(std::future::pending());
+        let started_ago = |probe: &mut LakeProbe, ago: Duration| {
+            if let Some((_, started, _)) = probe.running.as_mut()
+                && let Some(earlier) = Instant::now().checked_sub(ago)
+            {
+                *started = earlier;
+            }
+        };
+        started_ago(&mut probe, LAKE_PROBE_TIMEOUT);
+        probe.count_lateness();
+        assert_eq!((probe.failures, probe.writable), (1, true), "one timeout is one failed probe");
+        probe.count_lateness();
+        assert_eq!(probe.failures, 1, "the same timeout is not counted twice");
+        started_ago(&mut probe, LAKE_PROBE_TIMEOUT * 2);
+        probe.count_lateness();
+        assert_eq!((probe.failures, probe.writable), (2, false), "a second timeout makes the lake unwritable");
     }
 }
