@@ -6,6 +6,8 @@ mod common;
 
 use std::process::Stdio;
 
+use anyhow::Context;
+
 #[test]
 fn demo_ingests_a_reproducible_fleet_and_matches_its_truth() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -316,5 +318,62 @@ async fn a_folder_run_goes_on_past_a_refused_file_and_follows_links() -> anyhow:
     let apps: Vec<&str> = counts.per_app.keys().map(String::as_str).collect();
     assert_eq!(apps, ["a", "b", "c"], "b and the linked c were read past the refused a; sub/ was not");
     assert_eq!(counts.per_app["a"].rows, 1, "the refused file added nothing");
+    Ok(())
+}
+
+/// A file run stopped by SIGTERM flushes what it read, checkpoints it and fails, saying where
+/// it stopped and what it did not read (a backfill script must not take it for done); the same
+/// command run again resumes and lands every call exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_file_run_fails_and_the_same_command_resumes_it() -> anyhow::Result<()> {
+    use driftwatch_ingest::fleet::files::{FormatMix, write_fleet_files};
+    use driftwatch_ingest::fleet::{Fleet, FleetConfig};
+
+    let dir = tempfile::tempdir()?;
+    let (input, lake) = (dir.path().join("input"), dir.path().join("lake"));
+    // Enough input that the run is still reading when the signal comes.
+    let fleet = Fleet::new(FleetConfig { seed: 12, apps: 3, inferences: 20_000, ..FleetConfig::default() });
+    let generated = write_fleet_files(&fleet, &input, FormatMix::Text, 10, 0.0, 12)?;
+    // Named relative to the working directory: the lake's provenance is the absolute path.
+    let ingest = |log: std::fs::File| -> anyhow::Result<std::process::Child> {
+        Ok(common::driftwatch()
+            .current_dir(dir.path())
+            .args(["ingest", "--source", "file:input", "--lake"])
+            .arg(&lake)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?)
+    };
+    let log_path = dir.path().join("first.log");
+    let mut first = ingest(std::fs::File::create(&log_path)?)?;
+    let started = common::wait_for(std::time::Duration::from_secs(60), || {
+        std::fs::read_to_string(&log_path).ok().filter(|log| log.contains("File source started."))
+    });
+    assert!(started.is_some(), "the run never started; log:\n{}", std::fs::read_to_string(&log_path)?);
+    common::terminate(&first)?;
+    let status = common::wait_with_timeout(&mut first, std::time::Duration::from_secs(60))?;
+    let log = std::fs::read_to_string(&log_path)?;
+    assert!(!status.success(), "an interrupted run is not a finished one; log:\n{log}");
+    assert_ne!(status.code(), Some(124), "ended by the deadline, not by the run; log:\n{log}");
+    assert!(
+        log.contains("interrupted before the end of the input") && log.contains("run the same command again"),
+        "log:\n{log}"
+    );
+
+    let rerun = ingest(std::fs::File::create(dir.path().join("rerun.log"))?)?.wait()?;
+    assert!(rerun.success(), "the resumed run failed: {rerun}");
+    let counts = common::lake_counts(&lake).await?;
+    for (app, truth) in &generated.truth.per_app {
+        let got = counts.per_app.get(app).with_context(|| format!("{app} missing from the lake"))?;
+        assert_eq!(got.rows as u64, truth.requests, "{app} rows");
+        assert_eq!(got.distinct_events as u64, truth.distinct_event_ids, "{app}: each event once");
+    }
+    let session = driftwatch_analyze::LakeSession::open(&lake.display().to_string(), None).await?;
+    let topics = common::sql_rows(&session, "SELECT DISTINCT source_topic FROM events").await?;
+    let absolute_input = std::fs::canonicalize(&input)?.display().to_string();
+    assert!(!topics.is_empty());
+    for topic in topics.iter().flatten().flatten() {
+        assert!(topic.starts_with(&absolute_input), "{topic} is not under {absolute_input}");
+    }
     Ok(())
 }

@@ -98,12 +98,16 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         if paths.is_empty() {
             bail!("--source file:{path} holds no files to ingest");
         }
+        // Calls before the feedback that rates them, whatever the files' names.
+        let decode = components.config.decode.to_decode_config();
+        let paths = file::order_for_feedback_join(paths, args.format, &decode).await;
         // One processor for every file, so feedback is joined to inferences of earlier files.
         let mut processor = components.processor();
         let files = paths.len();
         let mut refused = Vec::new();
-        for path in paths {
-            let report = match file::run_file_with(&components, &mut processor, &path, args.format, &shutdown).await {
+        let mut interrupted = None;
+        for (index, path) in paths.iter().enumerate() {
+            let report = match file::run_file_with(&components, &mut processor, path, args.format, &shutdown).await {
                 Ok(report) => report,
                 // One file that cannot be read from its checkpoint does not hold back the others;
                 // anything else (the lake) would fail them all.
@@ -122,6 +126,15 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
                 report.resumed_from,
                 report.flushes
             );
+            if report.rejected_messages + report.partly_rejected_messages > 0 {
+                println!(
+                    "{}: {} messages dead-lettered whole and {} in part (the lake's dead_letter table \
+                     says why); a wrong --format dead-letters every message",
+                    path.display(),
+                    report.rejected_messages,
+                    report.partly_rejected_messages
+                );
+            }
             if report.unreadable_bytes > 0 {
                 println!(
                     "{}: {} bytes could not be split into messages and are in dead_letter (see the warning above)",
@@ -130,8 +143,26 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
                 );
             }
             if report.interrupted {
+                interrupted = Some((path, report.committed_to, &paths[index + 1..]));
                 break;
             }
+        }
+        // A backfill stopped by a signal has not ingested its input: a script or a unit that
+        // checks the status must not take it for done.
+        if let Some((path, committed_to, unread)) = interrupted {
+            let length = std::fs::metadata(path).map_or_else(|_| "?".to_owned(), |m| m.len().to_string());
+            let unread = match unread {
+                [] => String::new(),
+                files => format!(
+                    "; not read: {}",
+                    files.iter().map(|path| path.display().to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            bail!(
+                "interrupted before the end of the input: {} stopped at byte {committed_to} of {length}{unread}. \
+                 What was read is in the lake and checkpointed; run the same command again to resume.",
+                path.display()
+            );
         }
         if !refused.is_empty() {
             bail!(

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::{FlushOutcome, FlushReason, Flusher, PartitionBuffer, Processor, Shutdown};
 use crate::runtime::Components;
 use crate::source::framing::{Framing, Record, RecordReader, framed_length};
+use crate::telemetry::MessageResult;
 
 /// A length prefix above this cannot be a real OTLP message: the framing is corrupt.
 const MAX_FRAMED_RECORD_BYTES: usize = 256 << 20;
@@ -56,6 +57,10 @@ pub struct FileRunReport {
     pub committed_to: i64,
     /// Messages processed by this run: lines, or length-prefixed protobuf messages.
     pub messages: u64,
+    /// Of those, messages dead-lettered whole: nothing in them could be kept.
+    pub rejected_messages: u64,
+    /// Of those, messages of which only some items (spans, log records) were dead-lettered.
+    pub partly_rejected_messages: u64,
     /// Flushes committed.
     pub flushes: u64,
     /// Bytes that could not be split into messages (lines above `decode.max_payload_bytes`, the
@@ -122,12 +127,7 @@ pub async fn run_file_with(
         usize::try_from(length).map_or(HEAD_FINGERPRINT_BYTES, |length| length.min(HEAD_FINGERPRINT_BYTES)),
     );
     (&mut file).take(HEAD_FINGERPRINT_BYTES as u64).read_to_end(&mut head).await.map_err(io_error)?;
-    let framing = match format {
-        // Events are only ever JSON lines: a first line that is not JSON is a bad line, not a
-        // reason to read the file as protobuf.
-        PayloadFormat::JsonEvents => Framing::Lines,
-        _ => Framing::sniff(&head[..head.len().min(SNIFF_BYTES)], length, MAX_FRAMED_RECORD_BYTES),
-    };
+    let framing = file_framing(format, &head, length);
     // Read as UTF-8 lines, UTF-16 text has no line ends and would be taken for one unfinished
     // line, left for a next run that never comes.
     if framing == Framing::Lines && (head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF])) {
@@ -172,7 +172,10 @@ pub async fn run_file_with(
     file.seek(std::io::SeekFrom::Start(u64::try_from(resumed_from).unwrap_or(0))).await.map_err(io_error)?;
     tracing::info!(path = %path.display(), stream = %stream, resumed_from, "File source started.");
 
-    let topic: Arc<str> = Arc::from(path.display().to_string());
+    // The file's absolute path, links resolved: the same file has the same provenance (and
+    // metric label) whatever the working directory or the path it was named by.
+    let canonical = std::fs::canonicalize(path).map_err(io_error)?;
+    let topic: Arc<str> = Arc::from(canonical.display().to_string());
     components.metrics.track_topic(&topic);
     let buffer = PartitionBuffer::new(
         Arc::from(stream.as_str()),
@@ -261,6 +264,36 @@ pub async fn run_file_with(
 
 /// The next block of the file into the reader. A future that borrows the reader only once
 /// polled, so that a stalled run's disabled read leaves the block alone.
+/// How a file's records are framed, from its first bytes (`head`) and its length.
+fn file_framing(format: PayloadFormat, head: &[u8], length: u64) -> Framing {
+    match format {
+        // Events are only ever JSON lines: a first line that is not JSON is a bad line, not a
+        // reason to read the file as protobuf.
+        PayloadFormat::JsonEvents => Framing::Lines,
+        _ => Framing::sniff(&head[..head.len().min(SNIFF_BYTES)], length, MAX_FRAMED_RECORD_BYTES),
+    }
+}
+
+/// The format one record of a file is decoded as.
+fn record_format(framing: Framing, format: PayloadFormat, payload: &[u8]) -> PayloadFormat {
+    match (framing, format) {
+        // Binary framing only carries OTLP protobuf; Auto would guess traces.
+        (Framing::LengthPrefixed, PayloadFormat::JsonEvents) => PayloadFormat::Auto,
+        // A line is JSON: one that does not start as an object is malformed JSON,
+        // which the decoder would otherwise try (and report) as protobuf.
+        (Framing::Lines, _) if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') => {
+            PayloadFormat::JsonEvents
+        }
+        (_, format) => format,
+    }
+}
+
+/// Whether a record is a message: a blank line is none; an empty length-prefixed record is one
+/// (and is rejected).
+fn is_message(framing: Framing, payload: &[u8]) -> bool {
+    framing == Framing::LengthPrefixed || !payload.iter().all(u8::is_ascii_whitespace)
+}
+
 async fn read_block(file: &mut tokio::fs::File, reader: &mut RecordReader) -> std::io::Result<usize> {
     file.read(reader.spare()).await
 }
@@ -346,26 +379,25 @@ impl FileIngest<'_> {
         if let Some(unreadable) = &record.unreadable {
             let why = (unreadable.reason(), unreadable.to_string());
             self.processor.reject(&mut self.buffer, why, payload, (offset, next_offset), now);
-            self.report.messages += 1;
+            self.count(MessageResult::Rejected);
             return;
         }
-        let format = match (self.framing, self.format) {
-            // Binary framing only carries OTLP protobuf; Auto would guess traces.
-            (Framing::LengthPrefixed, PayloadFormat::JsonEvents) => PayloadFormat::Auto,
-            // A line is JSON: one that does not start as an object is malformed JSON,
-            // which the decoder would otherwise try (and report) as protobuf.
-            (Framing::Lines, _) if payload.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') => {
-                PayloadFormat::JsonEvents
-            }
-            (_, format) => format,
-        };
-        // A blank line is no message; an empty length-prefixed record is one (and is rejected).
-        if self.framing == Framing::LengthPrefixed || !payload.iter().all(u8::is_ascii_whitespace) {
-            self.processor.process(&mut self.buffer, payload, format, (offset, next_offset), now);
-            self.report.messages += 1;
+        let format = record_format(self.framing, self.format, payload);
+        if is_message(self.framing, payload) {
+            let result = self.processor.process(&mut self.buffer, payload, format, (offset, next_offset), now);
+            self.count(result);
         } else {
             // A blank line still moves the position so a resumed run skips it.
             self.buffer.consumed(offset, next_offset);
+        }
+    }
+
+    fn count(&mut self, result: MessageResult) {
+        self.report.messages += 1;
+        match result {
+            MessageResult::Rejected => self.report.rejected_messages += 1,
+            MessageResult::Partial => self.report.partly_rejected_messages += 1,
+            MessageResult::Ok | MessageResult::Skipped => {}
         }
     }
 
@@ -502,6 +534,9 @@ pub fn expand_paths(path: &Path) -> Result<Vec<PathBuf>> {
     files.sort();
     Ok(files)
 }
+
+mod read_order;
+pub use read_order::order_for_feedback_join;
 
 #[cfg(test)]
 mod tests;

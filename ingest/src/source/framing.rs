@@ -62,7 +62,7 @@ impl Framing {
             [a, b, c, d, after @ ..] => match framed_length([*a, *b, *c, *d], max_record_bytes) {
                 Ok(declared) if declared as u64 <= file_len.saturating_sub(4) => Framing::LengthPrefixed,
                 Ok(_) => match after.first() {
-                    Some(&OTLP_REQUEST_FIRST_TAG | &ZSTD_FRAME_FIRST_BYTE) => Framing::LengthPrefixed,
+                    Some(&first) if starts_a_message(first) => Framing::LengthPrefixed,
                     Some(_) => Framing::Lines,
                     None if whole_file => Framing::LengthPrefixed,
                     None => Framing::Lines,
@@ -81,6 +81,12 @@ impl Framing {
             }
         }
     }
+}
+
+/// Whether a length-prefixed message can start with `first`: an OTLP export request (its
+/// first field, resource spans or logs) or a zstd frame (the Collector's `compression: zstd`).
+fn starts_a_message(first: u8) -> bool {
+    matches!(first, OTLP_REQUEST_FIRST_TAG | ZSTD_FRAME_FIRST_BYTE)
 }
 
 /// The message length a record's 4-byte big-endian prefix declares, if it is at most
@@ -105,6 +111,15 @@ pub enum Unreadable {
          the end of the file cannot be split into messages"
     )]
     FramingLost { declared: u64, limit: usize, size: u64 },
+    /// A length prefix, at the end of the file, whose message is cut short and does not start
+    /// as an OTLP message or a zstd frame: not one being written (whose first byte would be
+    /// either) but a prefix read from inside another message, after an earlier prefix that
+    /// declared a wrong length. Left unread, it would be "being written" for every run after.
+    #[error(
+        "corrupt length prefix ({declared} bytes declared, {size} bytes to the end of the file, and no OTLP \
+         message or zstd frame starts after it): the rest of the file cannot be split into messages"
+    )]
+    FramingLostAtEnd { declared: u64, size: u64 },
 }
 
 impl Unreadable {
@@ -113,7 +128,7 @@ impl Unreadable {
     pub fn reason(&self) -> &'static str {
         match self {
             Unreadable::TooLarge { .. } => "payload_too_large",
-            Unreadable::FramingLost { .. } => "corrupt_framing",
+            Unreadable::FramingLost { .. } | Unreadable::FramingLostAtEnd { .. } => "corrupt_framing",
         }
     }
 }
@@ -286,8 +301,11 @@ impl RecordReader {
             start += end.map_or(content, |(content, terminator)| content + terminator);
             // Lost framing runs to the end of the file by definition. A line or message that the
             // end cuts short is being written: it stays in `skipping`, not handed over, so that
-            // nothing checkpoints past its start.
-            let finished = end.is_some() || (at_end && matches!(skip.until, SkipUntil::End { .. }));
+            // nothing checkpoints past its start; unless no message being written starts as it
+            // does (a prefix read out of step, see `Unreadable::FramingLostAtEnd`).
+            let out_of_step = matches!(skip.until, SkipUntil::Remaining { .. })
+                && skip.head.first().is_some_and(|&first| !starts_a_message(first));
+            let finished = end.is_some() || (at_end && (matches!(skip.until, SkipUntil::End { .. }) || out_of_step));
             if finished {
                 self.skipped = self.skipping.take();
             }
@@ -297,6 +315,10 @@ impl RecordReader {
         let mut records = Vec::new();
         if let Some(skip) = &self.skipped {
             let unreadable = match skip.until {
+                // Cut short by the end of the file, yet handed over: out of step.
+                SkipUntil::Remaining { left } if left > 0 => {
+                    Unreadable::FramingLostAtEnd { declared: skip.size + left, size: 4 + skip.size }
+                }
                 SkipUntil::Newline | SkipUntil::Remaining { .. } => {
                     Unreadable::TooLarge { size: skip.size, limit: self.max_record_bytes }
                 }
@@ -400,6 +422,17 @@ impl RecordReader {
                         }
                     };
                     let total = 4 + declared;
+                    if at_end && rest.len() < total && rest.get(4).is_some_and(|&first| !starts_a_message(first)) {
+                        let size = rest.len() as u64;
+                        let unreadable = Unreadable::FramingLostAtEnd { declared: declared as u64, size };
+                        self.skipped_bytes += size;
+                        self.unreadable_in_block.push((offset, size));
+                        let bytes = &rest[..self.keep_bytes.min(rest.len())];
+                        let next_offset = base + data.len() as i64;
+                        records.push(Record { bytes, offset, next_offset, unreadable: Some(unreadable) });
+                        position = data.len();
+                        break;
+                    }
                     if declared > self.max_record_bytes {
                         // A real message, maybe, but above the limit: discarded as it is read, so
                         // that memory stays bounded by the limit rather than by the prefix.

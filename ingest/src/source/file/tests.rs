@@ -89,6 +89,7 @@ async fn a_line_above_the_payload_limit_is_one_dead_letter_beside_its_good_neigh
     assert_eq!(rows(&metrics), 2, "{metrics}");
     assert_eq!(dead_letters(&metrics, "payload_too_large"), 1, "{metrics}");
     assert_eq!(report.unreadable_bytes, long.len() as u64);
+    assert_eq!((report.messages, report.rejected_messages, report.partly_rejected_messages), (3, 1, 0));
     Ok(())
 }
 

@@ -242,7 +242,9 @@ fn length_prefixed_records_split_across_reads() {
 
 #[test]
 fn a_truncated_last_record_is_left_unconsumed_for_the_next_run() {
-    for cut in [&[0, 0, 0, 9, b'x'][..], &[0, 0][..]] {
+    // A message being written starts as an OTLP request (0x0A) or a zstd frame (0x28); a prefix
+    // alone, or part of one, may be followed by either.
+    for cut in [&[0, 0, 0, 9, 0x0A][..], &[0, 0, 0, 9, 0x28, 0xB5][..], &[0, 0, 0, 9][..], &[0, 0][..]] {
         let mut bytes = framed(&[b"ok"]);
         bytes.extend_from_slice(cut);
         let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 64);
@@ -250,6 +252,34 @@ fn a_truncated_last_record_is_left_unconsumed_for_the_next_run() {
         assert_eq!(records, vec![(b"ok".to_vec(), 0, 6)]);
         assert_eq!(reader.unconsumed(), (6, cut.len()));
     }
+}
+
+/// The file-source walkthrough's file: a prefix declaring a few bytes too many takes the next
+/// record's prefix into its message, and the reader, out of step, reads a "prefix" from inside
+/// that record, plausible in size but running past the end of the file. No message being written
+/// starts with the byte after it, so the rest of the file is one corrupt-framing record instead
+/// of an unfinished record that every later run leaves unread.
+#[test]
+fn a_plausible_prefix_read_out_of_step_is_lost_framing_at_the_end() {
+    let body = |tag: u8| {
+        let mut body = vec![0x0A, 0, 0, 0x10, tag];
+        body.extend_from_slice(&[7u8; 40]);
+        body
+    };
+    let (first, second, third) = (body(1), body(2), body(3));
+    let mut bytes = framed(&[&first]);
+    // The second record's prefix declares 7 bytes more than it holds.
+    bytes.extend_from_slice(&u32::try_from(second.len() + 7).unwrap_or(0).to_be_bytes());
+    bytes.extend_from_slice(&second);
+    let out_of_step_at = bytes.len() + 7;
+    bytes.extend_from_slice(&framed(&[&third]));
+    let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 8);
+    let records = feed_records(&mut reader, &bytes, true);
+    let reasons: Vec<Option<&str>> = records.iter().map(|(_, why)| why.as_ref().map(Unreadable::reason)).collect();
+    assert_eq!(reasons, [None, None, Some("corrupt_framing")], "{records:?}");
+    let ((_, offset, next_offset), _) = &records[2];
+    assert_eq!((*offset, *next_offset), (out_of_step_at as i64, bytes.len() as i64));
+    assert_eq!(reader.unconsumed().1, 0, "nothing is left for a next run");
 }
 
 #[test]
@@ -333,7 +363,9 @@ fn an_unfinished_line_above_the_limit_is_left_for_the_next_run() {
 
 #[test]
 fn an_unfinished_message_above_the_limit_is_left_for_the_next_run() {
-    let big = vec![7u8; 5000];
+    // Starting as an OTLP request does, as a message being written does.
+    let mut big = vec![7u8; 5000];
+    big[0] = 0x0A;
     let bytes = framed(&[b"ok", &big, b"next"]);
     let cut = &bytes[..3000];
     for chunk in [cut.len(), 300] {
@@ -357,8 +389,25 @@ fn an_unfinished_message_above_the_limit_is_left_for_the_next_run() {
     let too_large = Some(Unreadable::TooLarge { size: 5000, limit: 1024 });
     assert_eq!(
         feed_records(&mut reader, &bytes[6..], true),
-        vec![((vec![7u8; 8], 6, 5010), too_large), ((b"next".to_vec(), 5010, 5018), None)]
+        vec![((big[..8].to_vec(), 6, 5010), too_large), ((b"next".to_vec(), 5010, 5018), None)]
     );
+
+    // Out of step (no message starts as this one does): handed over as lost framing at the end
+    // of the file, in one read or in many.
+    let mut garbled = bytes[..3000].to_vec();
+    garbled[10] = 7;
+    for chunk in [garbled.len(), 300] {
+        let mut reader = RecordReader::new(Framing::LengthPrefixed, 0, 1024, 8).with_max_framed_bytes(1 << 20);
+        let mut records = Vec::new();
+        for piece in garbled.chunks(chunk) {
+            records.extend(feed_records(&mut reader, piece, false));
+        }
+        records.extend(feed_records(&mut reader, b"", true));
+        let reasons: Vec<Option<&str>> = records.iter().map(|(_, why)| why.as_ref().map(Unreadable::reason)).collect();
+        assert_eq!(reasons, [None, Some("corrupt_framing")], "chunks of {chunk}: {records:?}");
+        assert_eq!((records[1].0.1, records[1].0.2), (6, 3000), "chunks of {chunk}");
+        assert_eq!(reader.unconsumed().1, 0, "chunks of {chunk}");
+    }
 }
 
 #[test]
