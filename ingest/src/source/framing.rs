@@ -116,8 +116,8 @@ pub enum Unreadable {
     /// either) but a prefix read from inside another message, after an earlier prefix that
     /// declared a wrong length. Left unread, it would be "being written" for every run after.
     #[error(
-        "corrupt length prefix ({declared} bytes declared, {size} bytes to the end of the file, and no OTLP \
-         message or zstd frame starts after it): the rest of the file cannot be split into messages"
+        "corrupt length prefix ({declared} bytes declared, {size} bytes after it to the end of the file, and no \
+         OTLP message or zstd frame starts there): the rest of the file cannot be split into messages"
     )]
     FramingLostAtEnd { declared: u64, size: u64 },
 }
@@ -178,6 +178,9 @@ struct Skip {
     /// terminator, and the `\r` is no part of the line.
     ends_with_cr: bool,
     until: SkipUntil,
+    /// A message's first byte once seen, which tells one being written from one read out of
+    /// step (`head` may keep no bytes at all).
+    first_byte: Option<u8>,
 }
 
 /// Splits a byte stream into records while tracking each record's byte offset.
@@ -287,6 +290,9 @@ impl RecordReader {
                 }
             };
             let content = end.map_or(data.len(), |(content, _)| content);
+            if skip.first_byte.is_none() {
+                skip.first_byte = data[..content].first().copied();
+            }
             let room = self.keep_bytes.saturating_sub(skip.head.len()).min(content);
             skip.head.extend_from_slice(&data[..room]);
             skip.size += content as u64;
@@ -304,7 +310,7 @@ impl RecordReader {
             // nothing checkpoints past its start; unless no message being written starts as it
             // does (a prefix read out of step, see `Unreadable::FramingLostAtEnd`).
             let out_of_step = matches!(skip.until, SkipUntil::Remaining { .. })
-                && skip.head.first().is_some_and(|&first| !starts_a_message(first));
+                && skip.first_byte.is_some_and(|first| !starts_a_message(first));
             let finished = end.is_some() || (at_end && (matches!(skip.until, SkipUntil::End { .. }) || out_of_step));
             if finished {
                 self.skipped = self.skipping.take();
@@ -317,7 +323,7 @@ impl RecordReader {
             let unreadable = match skip.until {
                 // Cut short by the end of the file, yet handed over: out of step.
                 SkipUntil::Remaining { left } if left > 0 => {
-                    Unreadable::FramingLostAtEnd { declared: skip.size + left, size: 4 + skip.size }
+                    Unreadable::FramingLostAtEnd { declared: skip.size + left, size: skip.size }
                 }
                 SkipUntil::Newline | SkipUntil::Remaining { .. } => {
                     Unreadable::TooLarge { size: skip.size, limit: self.max_record_bytes }
@@ -355,7 +361,7 @@ impl RecordReader {
                             let head = content[..content.len().min(self.keep_bytes)].to_vec();
                             let size = content.len() as u64;
                             let until = SkipUntil::Newline;
-                            self.skipping = Some(Skip { offset, head, size, ends_with_cr, until });
+                            self.skipping = Some(Skip { offset, head, size, ends_with_cr, until, first_byte: None });
                             position = data.len();
                         }
                         break;
@@ -415,7 +421,9 @@ impl RecordReader {
                                 let head = rest[..rest.len().min(self.keep_bytes)].to_vec();
                                 let size = rest.len() as u64;
                                 let until = SkipUntil::End { declared };
-                                self.skipping = Some(Skip { offset, head, size, ends_with_cr: false, until });
+                                let first_byte = None;
+                                self.skipping =
+                                    Some(Skip { offset, head, size, ends_with_cr: false, until, first_byte });
                             }
                             position = data.len();
                             break;
@@ -423,11 +431,13 @@ impl RecordReader {
                     };
                     let total = 4 + declared;
                     if at_end && rest.len() < total && rest.get(4).is_some_and(|&first| !starts_a_message(first)) {
-                        let size = rest.len() as u64;
+                        // The message's bytes, as for a record discarded as it is read.
+                        let content = &rest[4..];
+                        let size = content.len() as u64;
                         let unreadable = Unreadable::FramingLostAtEnd { declared: declared as u64, size };
                         self.skipped_bytes += size;
                         self.unreadable_in_block.push((offset, size));
-                        let bytes = &rest[..self.keep_bytes.min(rest.len())];
+                        let bytes = &content[..self.keep_bytes.min(content.len())];
                         let next_offset = base + data.len() as i64;
                         records.push(Record { bytes, offset, next_offset, unreadable: Some(unreadable) });
                         position = data.len();
@@ -455,7 +465,8 @@ impl RecordReader {
                         }
                         let (head, left) = (head.to_vec(), (total - rest.len()) as u64);
                         let until = SkipUntil::Remaining { left };
-                        self.skipping = Some(Skip { offset, head, size, ends_with_cr: false, until });
+                        let first_byte = content.first().copied();
+                        self.skipping = Some(Skip { offset, head, size, ends_with_cr: false, until, first_byte });
                         position = data.len();
                         break;
                     }
