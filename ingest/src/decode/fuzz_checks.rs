@@ -359,3 +359,74 @@ pub fn text(data: &[u8]) {
         assert_eq!(simhash64(text), reference::simhash64(text), "simhash64 of {text:?}");
     }
 }
+
+/// Dead-letter payload caps the `process` target's processors keep, in bytes.
+const DEAD_LETTER_CAPS: [usize; 4] = [16, 100, 1024, 65536];
+
+thread_local! {
+    /// One processor per dead-letter cap, without and with content retention, over the embedded
+    /// registry: built once per thread, since building one parses the registry.
+    static PROCESSORS: std::cell::RefCell<Vec<crate::pipeline::Processor>> =
+        std::cell::RefCell::new(processors());
+}
+
+fn processors() -> Vec<crate::pipeline::Processor> {
+    use std::sync::Arc;
+    let Ok(registry) = crate::enrich::ModelRegistry::default_embedded() else { return Vec::new() };
+    let registry = Arc::new(registry);
+    let mut all = Vec::new();
+    for retain in [false, true] {
+        for cap in DEAD_LETTER_CAPS {
+            let mut config = crate::config::Config::default();
+            config.decode.max_dead_letter_payload_bytes = bytesize::ByteSize::b(cap as u64);
+            config.default_app.retain_content = retain;
+            let (policies, default_policy) = config.content_policies();
+            let enricher = crate::enrich::Enricher::new(Arc::clone(&registry), policies, default_policy);
+            let metrics = crate::telemetry::Metrics::new(&crate::telemetry::MetricsConfig::default());
+            all.push(crate::pipeline::Processor::new(&config, Arc::new(enricher), metrics));
+        }
+    }
+    all
+}
+
+/// Target `process`: a selector byte (dead-letter cap, content retention, payload format), then
+/// one message through the whole per-message path, as a source hands it over: decode, enrich
+/// (scrub, price at the tier's rates, fingerprint), dedup, rollups, the feedback join, then the
+/// batch a flush would write. Nothing panics, the batch is built, and no dead letter (a
+/// whole-message one included: its payload is inflated, unframed and masked) keeps more than
+/// its cap.
+pub fn process(data: &[u8]) {
+    let [selector, payload @ ..] = data else { return };
+    let cap_index = usize::from(selector & 3);
+    let processor_index = usize::from((selector >> 2) & 1) * DEAD_LETTER_CAPS.len() + cap_index;
+    let format = FORMATS[usize::from((selector >> 3) & 3)];
+    let cap = DEAD_LETTER_CAPS[cap_index];
+    PROCESSORS.with(|processors| {
+        let mut processors = processors.borrow_mut();
+        let Some(processor) = processors.get_mut(processor_index) else {
+            panic!("the embedded registry does not load");
+        };
+        let aggregate = crate::aggregate::AggregateConfig::default();
+        let mut buffer = crate::pipeline::PartitionBuffer::new(
+            std::sync::Arc::from("s"),
+            std::sync::Arc::from("t"),
+            0,
+            0,
+            &aggregate,
+            100,
+        );
+        processor.process(&mut buffer, payload, format, (0, 1), NOW);
+        let batch = match processor.take_batch(&mut buffer, NOW) {
+            Ok(Some(batch)) => batch,
+            Ok(None) => panic!("a message gives no batch"),
+            Err(error) => panic!("the batch is not built: {error}"),
+        };
+        for dead in &batch.dead_letters {
+            assert!(
+                dead.payload.len() <= cap,
+                "a dead letter keeps {} bytes, above its cap of {cap}",
+                dead.payload.len()
+            );
+        }
+    });
+}

@@ -10,12 +10,13 @@ use crate::decode::fuzz_checks;
 type Check = fn(&[u8]);
 
 /// Every fuzz target, by its directory under `corpus/`, with the check it runs.
-const TARGETS: [(&str, Check); 5] = [
+const TARGETS: [(&str, Check); 6] = [
     ("decode", fuzz_checks::decode),
     ("wire", fuzz_checks::wire),
     ("framing", fuzz_checks::framing),
     ("scrub", fuzz_checks::scrub),
     ("text", fuzz_checks::text),
+    ("process", fuzz_checks::process),
 ];
 
 fn corpus_dir() -> PathBuf {
@@ -84,4 +85,9 @@ fn scrub_corpus_passes_the_scrubber_checks() {
 #[test]
 fn text_corpus_fingerprints_equal_their_definitions() {
     replay("text");
+}
+
+#[test]
+fn process_corpus_runs_through_the_whole_message_path() {
+    replay("process");
 }
