@@ -79,6 +79,11 @@ pub struct FileRunReport {
 pub fn file_stream_id(path: &Path) -> Result<String> {
     let canonical =
         std::fs::canonicalize(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    Ok(stream_id_of_canonical(&canonical))
+}
+
+/// [`file_stream_id`] of a path already canonical.
+fn stream_id_of_canonical(canonical: &Path) -> String {
     let stem: String = canonical
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -88,7 +93,7 @@ pub fn file_stream_id(path: &Path) -> Result<String> {
         .take(48)
         .collect();
     let hash = blake3::hash(canonical.to_string_lossy().as_bytes()).to_hex();
-    Ok(format!("file.{stem}.{}", &hash[..12]))
+    format!("file.{stem}.{}", &hash[..12])
 }
 
 /// Ingest one file into the lake, resuming from its checkpoint.
@@ -111,8 +116,11 @@ pub async fn run_file_with(
     format: PayloadFormat,
     shutdown: &Shutdown,
 ) -> Result<FileRunReport> {
-    let stream = file_stream_id(path)?;
     let io_error = |source| Error::Io { path: path.display().to_string(), source };
+    // The file's absolute path, links resolved: its checkpoint stream, and its provenance (and
+    // metric label), are the same whatever the working directory or the path it was named by.
+    let canonical = std::fs::canonicalize(path).map_err(io_error)?;
+    let stream = stream_id_of_canonical(&canonical);
     let checkpoint = components
         .writer
         .recover(&stream, 0)
@@ -172,9 +180,6 @@ pub async fn run_file_with(
     file.seek(std::io::SeekFrom::Start(u64::try_from(resumed_from).unwrap_or(0))).await.map_err(io_error)?;
     tracing::info!(path = %path.display(), stream = %stream, resumed_from, "File source started.");
 
-    // The file's absolute path, links resolved: the same file has the same provenance (and
-    // metric label) whatever the working directory or the path it was named by.
-    let canonical = std::fs::canonicalize(path).map_err(io_error)?;
     let topic: Arc<str> = Arc::from(canonical.display().to_string());
     components.metrics.track_topic(&topic);
     let buffer = PartitionBuffer::new(
@@ -262,8 +267,6 @@ pub async fn run_file_with(
     Ok(report)
 }
 
-/// The next block of the file into the reader. A future that borrows the reader only once
-/// polled, so that a stalled run's disabled read leaves the block alone.
 /// How a file's records are framed, from its first bytes (`head`) and its length.
 fn file_framing(format: PayloadFormat, head: &[u8], length: u64) -> Framing {
     match format {
@@ -294,6 +297,8 @@ fn is_message(framing: Framing, payload: &[u8]) -> bool {
     framing == Framing::LengthPrefixed || !payload.iter().all(u8::is_ascii_whitespace)
 }
 
+/// The next block of the file into the reader. A future that borrows the reader only once
+/// polled, so that a stalled run's disabled read leaves the block alone.
 async fn read_block(file: &mut tokio::fs::File, reader: &mut RecordReader) -> std::io::Result<usize> {
     file.read(reader.spare()).await
 }
