@@ -162,8 +162,10 @@ enum SkipUntil {
     Newline,
     /// Lost length-prefix framing: the end of the file. Holds the declared length.
     End { declared: u64 },
-    /// A length-prefixed message above the limit: this many more bytes of it.
-    Remaining { left: u64 },
+    /// A length-prefixed message above the limit: this many more bytes of it. `first` is the
+    /// message's first byte once seen, which tells one being written from one read out of step
+    /// (the record's kept head may hold no bytes at all).
+    Remaining { left: u64, first: Option<u8> },
 }
 
 /// A record too large to buffer, being discarded as it is read.
@@ -178,9 +180,6 @@ struct Skip {
     /// terminator, and the `\r` is no part of the line.
     ends_with_cr: bool,
     until: SkipUntil,
-    /// A message's first byte once seen, which tells one being written from one read out of
-    /// step (`head` may keep no bytes at all).
-    first_byte: Option<u8>,
 }
 
 /// Splits a byte stream into records while tracking each record's byte offset.
@@ -283,16 +282,14 @@ impl RecordReader {
             let end = match &mut skip.until {
                 SkipUntil::Newline => memchr::memchr(b'\n', data).map(|newline| (newline, 1)),
                 SkipUntil::End { .. } => None,
-                SkipUntil::Remaining { left } => {
+                SkipUntil::Remaining { left, first } => {
                     let taken = usize::try_from(*left).map_or(data.len(), |left| left.min(data.len()));
                     *left -= taken as u64;
+                    *first = first.or(data[..taken].first().copied());
                     (*left == 0).then_some((taken, 0))
                 }
             };
             let content = end.map_or(data.len(), |(content, _)| content);
-            if skip.first_byte.is_none() {
-                skip.first_byte = data[..content].first().copied();
-            }
             let room = self.keep_bytes.saturating_sub(skip.head.len()).min(content);
             skip.head.extend_from_slice(&data[..room]);
             skip.size += content as u64;
@@ -309,8 +306,8 @@ impl RecordReader {
             // end cuts short is being written: it stays in `skipping`, not handed over, so that
             // nothing checkpoints past its start; unless no message being written starts as it
             // does (a prefix read out of step, see `Unreadable::FramingLostAtEnd`).
-            let out_of_step = matches!(skip.until, SkipUntil::Remaining { .. })
-                && skip.first_byte.is_some_and(|first| !starts_a_message(first));
+            let out_of_step = matches!(skip.until, SkipUntil::Remaining { first: Some(first), .. }
+                if !starts_a_message(first));
             let finished = end.is_some() || (at_end && (matches!(skip.until, SkipUntil::End { .. }) || out_of_step));
             if finished {
                 self.skipped = self.skipping.take();
@@ -322,7 +319,7 @@ impl RecordReader {
         if let Some(skip) = &self.skipped {
             let unreadable = match skip.until {
                 // Cut short by the end of the file, yet handed over: out of step.
-                SkipUntil::Remaining { left } if left > 0 => {
+                SkipUntil::Remaining { left, .. } if left > 0 => {
                     Unreadable::FramingLostAtEnd { declared: skip.size + left, size: skip.size }
                 }
                 SkipUntil::Newline | SkipUntil::Remaining { .. } => {
@@ -361,7 +358,7 @@ impl RecordReader {
                             let head = content[..content.len().min(self.keep_bytes)].to_vec();
                             let size = content.len() as u64;
                             let until = SkipUntil::Newline;
-                            self.skipping = Some(Skip { offset, head, size, ends_with_cr, until, first_byte: None });
+                            self.skipping = Some(Skip { offset, head, size, ends_with_cr, until });
                             position = data.len();
                         }
                         break;
@@ -421,9 +418,7 @@ impl RecordReader {
                                 let head = rest[..rest.len().min(self.keep_bytes)].to_vec();
                                 let size = rest.len() as u64;
                                 let until = SkipUntil::End { declared };
-                                let first_byte = None;
-                                self.skipping =
-                                    Some(Skip { offset, head, size, ends_with_cr: false, until, first_byte });
+                                self.skipping = Some(Skip { offset, head, size, ends_with_cr: false, until });
                             }
                             position = data.len();
                             break;
@@ -464,9 +459,8 @@ impl RecordReader {
                             break;
                         }
                         let (head, left) = (head.to_vec(), (total - rest.len()) as u64);
-                        let until = SkipUntil::Remaining { left };
-                        let first_byte = content.first().copied();
-                        self.skipping = Some(Skip { offset, head, size, ends_with_cr: false, until, first_byte });
+                        let until = SkipUntil::Remaining { left, first: content.first().copied() };
+                        self.skipping = Some(Skip { offset, head, size, ends_with_cr: false, until });
                         position = data.len();
                         break;
                     }
