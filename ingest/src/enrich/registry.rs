@@ -221,40 +221,29 @@ const TIER_RATE_KEYS: [&str; 4] = [
     "pricing.service_tiers.output_per_mtok",
 ];
 
-impl Price {
-    /// This price's standard rates.
-    pub fn rates(&self) -> Rates {
-        Rates {
-            input_per_mtok: self.input_per_mtok,
-            cached_input_per_mtok: self.cached_input_per_mtok,
-            cache_write_input_per_mtok: self.cache_write_input_per_mtok,
-            output_per_mtok: self.output_per_mtok,
+/// `rates()` for each shape that holds the four rates as its own fields: serde cannot flatten
+/// one shared struct into a shape that refuses unknown keys (which is what names a misspelt
+/// rate at start), so each shape keeps the fields and this gathers them.
+macro_rules! rates_of {
+    ($($shape:ty => $doc:literal),+ $(,)?) => {$(
+        impl $shape {
+            #[doc = $doc]
+            pub fn rates(&self) -> Rates {
+                Rates {
+                    input_per_mtok: self.input_per_mtok,
+                    cached_input_per_mtok: self.cached_input_per_mtok,
+                    cache_write_input_per_mtok: self.cache_write_input_per_mtok,
+                    output_per_mtok: self.output_per_mtok,
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl LongContextPrice {
-    /// The long-context rates.
-    pub fn rates(&self) -> Rates {
-        Rates {
-            input_per_mtok: self.input_per_mtok,
-            cached_input_per_mtok: self.cached_input_per_mtok,
-            cache_write_input_per_mtok: self.cache_write_input_per_mtok,
-            output_per_mtok: self.output_per_mtok,
-        }
-    }
-}
-
-impl TierPrice {
-    /// The tier's rates.
-    pub fn rates(&self) -> Rates {
-        Rates {
-            input_per_mtok: self.input_per_mtok,
-            cached_input_per_mtok: self.cached_input_per_mtok,
-            cache_write_input_per_mtok: self.cache_write_input_per_mtok,
-            output_per_mtok: self.output_per_mtok,
-        }
-    }
+rates_of! {
+    Price => "This price's standard rates.",
+    LongContextPrice => "The long-context rates.",
+    TierPrice => "The tier's rates.",
 }
 
 /// Tier names that mean the standard rates, which the price itself holds.
