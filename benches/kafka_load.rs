@@ -164,6 +164,7 @@ fn run_case(
         spans_per_message: SPANS_PER_MESSAGE,
         rate: 0,
         librdkafka: vec![("batch.num.messages".to_owned(), "1".to_owned()), ("linger.ms".to_owned(), "0".to_owned())],
+        created_partitions: None,
     })?;
     let truth = report.truth;
     let total = truth.total();

@@ -86,6 +86,26 @@ fn bad_configuration_fails_at_start_naming_the_key() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A truth file that cannot be written fails `loadgen` before it produces anything: found only
+/// at the end, the run's truth was lost with its messages already on the topics.
+#[test]
+fn loadgen_fails_at_once_when_its_truth_file_cannot_be_written() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let truth = dir.path().join("no-such-folder").join("truth.json");
+    let started = std::time::Instant::now();
+    // No broker listens on port 1: reaching it would take the metadata timeout (30 s).
+    let output = common::driftwatch()
+        .args(["loadgen", "--brokers", "127.0.0.1:1", "--inferences", "10", "--truth"])
+        .arg(&truth)
+        .stdin(Stdio::null())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("creating the truth file") && stderr.contains("no-such-folder"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "it tried the broker first: {stderr}");
+    Ok(())
+}
+
 /// `check-config` checks what `ingest` checks before it consumes: the librdkafka properties
 /// against this build (never printing a secret's value), the model registry the config names
 /// and the lake location with its options; a good config passes and leaves no lake behind.

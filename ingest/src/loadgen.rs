@@ -3,17 +3,19 @@
 //!
 //! Records come from [`crate::fleet`]; each app is assigned a wire format (OTLP protobuf,
 //! OTLP/JSON or JSON events; `mixed` rotates them across apps) and its messages go to the
-//! spans, logs or events topic. Messages are keyed by app so one app's spans and feedback keep
-//! their order within a partition. The [`Truth`] counts only messages the broker acknowledged.
+//! spans, logs or events topic. Messages are keyed by trace id (see [`WireMessage::key`]), so
+//! they spread over the partitions, and a JSON call and its feedback share one. The [`Truth`]
+//! counts only messages the broker acknowledged.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -35,10 +37,15 @@ pub enum LoadgenError {
     #[error("creating topic {topic}: {code}")]
     CreateTopic { topic: String, code: RDKafkaErrorCode },
     #[error(
-        "{failed} of {sent} messages were refused by the producer or not acknowledged by the broker; the truth \
-         would be wrong"
+        "{failed} of {sent} messages were refused by the producer or not acknowledged by the broker ({first}); the \
+         truth would be wrong"
     )]
-    Undelivered { failed: u64, sent: u64 },
+    Undelivered { failed: u64, sent: u64, first: String },
+    #[error(
+        "topic {topic} does not exist on the broker ({code}); create it, or pass --create-partitions N to have \
+         loadgen create the three topics"
+    )]
+    MissingTopic { topic: String, code: RDKafkaErrorCode },
     #[error("{in_flight} messages were still undelivered after {stalled:?} without any delivery; is the broker up?")]
     Stalled { in_flight: i32, stalled: Duration },
 }
@@ -126,6 +133,9 @@ pub struct LoadOptions {
     pub rate: u64,
     /// Extra librdkafka producer properties.
     pub librdkafka: Vec<(String, String)>,
+    /// The partition count the topics were created with, when loadgen created them: a topic
+    /// that already existed with another count is warned about.
+    pub created_partitions: Option<usize>,
 }
 
 /// What a run sent.
@@ -135,12 +145,26 @@ pub struct LoadReport {
     pub truth: Truth,
     /// Wall time.
     pub elapsed: Duration,
+    /// Partitions of the spans, logs and events topics.
+    pub partitions: [usize; 3],
 }
 
 /// Counts broker acknowledgements and failures.
 #[derive(Debug, Default)]
 struct DeliveryTally {
     failed: AtomicU64,
+    /// The first failure, to name in the run's error.
+    first_failure: Mutex<Option<String>>,
+}
+
+impl DeliveryTally {
+    fn fail(&self, describe: impl FnOnce() -> String) {
+        if self.failed.fetch_add(1, Ordering::Relaxed) == 0
+            && let Ok(mut first) = self.first_failure.lock()
+        {
+            *first = Some(describe());
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -152,8 +176,8 @@ impl ProducerContext for TallyContext {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
-        if result.is_err() {
-            self.0.failed.fetch_add(1, Ordering::Relaxed);
+        if let Err((error, message)) = result {
+            self.0.fail(|| format!("first: {error}, for topic {}", message.topic()));
         }
     }
 }
@@ -270,6 +294,27 @@ pub fn produce(options: &LoadOptions) -> Result<LoadReport, LoadgenError> {
             .create_with_context(TallyContext(Arc::clone(&tally)))
             .map_err(|source| LoadgenError::Property(describe_property(&source)))?;
 
+    let partitions = topic_partitions(&producer, &options.topics)?;
+    tracing::info!(
+        spans = %options.topics.spans,
+        spans_partitions = partitions[0],
+        logs = %options.topics.logs,
+        logs_partitions = partitions[1],
+        events = %options.topics.events,
+        events_partitions = partitions[2],
+        "Producing to the topics."
+    );
+    for (topic, &found) in options.topics.all().into_iter().zip(&partitions) {
+        if let Some(asked) = options.created_partitions.filter(|&asked| asked != found) {
+            tracing::warn!(
+                topic,
+                partitions = found,
+                asked,
+                "The topic already existed with another partition count; loadgen does not change it."
+            );
+        }
+    }
+
     let fleet = Fleet::new(options.fleet.clone());
     let mut router = FleetRouter::new(
         &fleet,
@@ -291,9 +336,45 @@ pub fn produce(options: &LoadOptions) -> Result<LoadReport, LoadgenError> {
     drain(&producer)?;
     let failed = tally.failed.load(Ordering::Relaxed) + sends.refused;
     if failed > 0 {
-        return Err(LoadgenError::Undelivered { failed, sent: sends.attempted() });
+        let sent = sends.attempted();
+        let first = sends
+            .first_refusal
+            .or_else(|| tally.first_failure.lock().ok().and_then(|mut first| first.take()))
+            .unwrap_or_default();
+        return Err(LoadgenError::Undelivered { failed, sent, first });
     }
-    Ok(LoadReport { truth, elapsed: started.elapsed() })
+    Ok(LoadReport { truth, elapsed: started.elapsed(), partitions })
+}
+
+/// How long the topics' metadata may take to arrive.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The partition count of each topic (spans, logs, events), failing for a topic the broker does
+/// not have: producing to it would only fail message by message after `message.timeout.ms`.
+fn topic_partitions<C: ProducerContext>(
+    producer: &ThreadedProducer<C>,
+    topics: &LoadTopics,
+) -> Result<[usize; 3], LoadgenError> {
+    let mut counts = [0; 3];
+    for (count, topic) in counts.iter_mut().zip(topics.all()) {
+        let metadata = producer.client().fetch_metadata(Some(topic), METADATA_TIMEOUT).map_err(|source| {
+            LoadgenError::Kafka { context: format!("reading the metadata of topic {topic}"), source }
+        })?;
+        let found = metadata.topics().iter().find(|t| t.name() == topic);
+        match found.map(|t| (t.error(), t.partitions().len())) {
+            Some((None, partitions)) if partitions > 0 => *count = partitions,
+            Some((Some(code), _)) => {
+                return Err(LoadgenError::MissingTopic { topic: topic.to_owned(), code: code.into() });
+            }
+            _ => {
+                return Err(LoadgenError::MissingTopic {
+                    topic: topic.to_owned(),
+                    code: RDKafkaErrorCode::UnknownTopicOrPartition,
+                });
+            }
+        }
+    }
+    Ok(counts)
 }
 
 fn send_all(
@@ -328,7 +409,8 @@ fn send_all(
                         // (too large, unknown partition...): it is counted here, and the run
                         // fails at the end rather than print a truth that includes it.
                         if sends.refused == 0 {
-                            tracing::warn!(%error, "Could not enqueue a message; the run will fail.");
+                            tracing::warn!(%error, topic, "Could not enqueue a message; the run will fail.");
+                            sends.first_refusal = Some(format!("first: {error}, for topic {topic}"));
                         }
                         sends.refused += 1;
                         break;
@@ -340,16 +422,18 @@ fn send_all(
 }
 
 /// Messages handed to librdkafka so far.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Sends {
     /// Queued for delivery: each gets a delivery report.
     enqueued: u64,
     /// Refused before queueing: never delivered.
     refused: u64,
+    /// The first refusal, to name in the run's error.
+    first_refusal: Option<String>,
 }
 
 impl Sends {
-    fn attempted(self) -> u64 {
+    fn attempted(&self) -> u64 {
         self.enqueued + self.refused
     }
 }

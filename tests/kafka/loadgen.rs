@@ -57,3 +57,24 @@ async fn loadgen_fails_when_the_producer_refuses_messages() -> anyhow::Result<()
     assert!(stderr.contains("refused by the producer"), "{stderr}");
     Ok(())
 }
+
+/// Topics that do not exist fail the run at once, naming the topic and the flag that creates
+/// them, instead of every message timing out with no reason given.
+#[tokio::test(flavor = "multi_thread")]
+async fn loadgen_names_a_missing_topic_and_the_flag_that_creates_it() -> anyhow::Result<()> {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let prefix = format!("{}-", common::unique("missing"));
+    let output = tokio::task::block_in_place(|| {
+        common::driftwatch()
+            .args(["loadgen", "--brokers", &brokers(), "--topic-prefix", &prefix, "--inferences", "20"])
+            .stdin(std::process::Stdio::null())
+            .output()
+    })?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "loadgen succeeded without its topics:\n{stdout}\n{stderr}");
+    assert!(stdout.trim().is_empty(), "a truth was printed: {stdout}");
+    assert!(stderr.contains(&format!("topic {prefix}otlp_spans does not exist")), "{stderr}");
+    assert!(stderr.contains("--create-partitions"), "{stderr}");
+    Ok(())
+}

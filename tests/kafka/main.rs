@@ -2,7 +2,8 @@
 //! its metrics as the dev stack's Prometheus scrapes them, kill -9 crashes, a consumer group
 //! losing a member, a frozen member waking up after the group gave its partitions away, a member
 //! whose partitions were claimed in the lake, SIGTERM, a broker outage, an object store outage,
-//! and loadgen meeting a broker that starts late or a producer that refuses its messages. Each
+//! and loadgen meeting a broker that starts late, a producer that refuses its messages or topics
+//! that do not exist. Each
 //! test uses its own topics and consumer group. They run one at a time: each saturates the
 //! machine.
 //!
@@ -15,7 +16,8 @@
 //!   lake by another writer.
 //! - `outages`: a broker outage and an object store outage, ridden out.
 //! - `shutdown`: SIGTERM within the deadline, and shutdowns during an object store outage.
-//! - `loadgen`: loadgen meeting a broker that starts late or a producer that refuses messages.
+//! - `loadgen`: loadgen meeting a broker that starts late, a producer that refuses messages, or
+//!   topics that do not exist.
 //!
 //! `harness` runs daemons, load, Prometheus queries and private brokers for them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -220,6 +220,9 @@ impl ModelProfile {
 /// The embeddings model one app calls next to its chat model.
 pub const EMBEDDINGS_MODEL: &str = "text-embedding-3-small";
 
+/// The most input tokens [`EMBEDDINGS_MODEL`] takes in one call (as `config/models.yaml` notes).
+pub const EMBEDDINGS_MAX_INPUT_TOKENS: i64 = 8191;
+
 /// Static description of a catalog app; [`build_apps`] turns it into an [`AppProfile`].
 struct Seed {
     id: &'static str,

@@ -159,21 +159,25 @@ fn round_micros(ms: f64) -> f64 {
 /// Encodes one record as an `llm_events` message.
 pub fn message(record: &FleetRecord) -> WireMessage {
     let mut rows = AppTruth::default();
-    let (app, payload) = match record {
+    // Keyed by the call's trace (the rated call's, for feedback), as the README advises
+    // producers: a call and the feedback on it share a partition and keep their order.
+    let (app, key, payload) = match record {
         FleetRecord::Inference(e) | FleetRecord::Retry(e) => {
             rows.add_inference(e, matches!(record, FleetRecord::Inference(_)));
-            (&e.app, serde_json::to_vec(&InferenceJson::new(e)))
+            let key = e.trace_id.as_deref().unwrap_or(&e.event_id);
+            (&e.app, key, serde_json::to_vec(&InferenceJson::new(e)))
         }
         FleetRecord::Feedback(f) => {
             rows.add_feedback(f);
-            (&f.app, serde_json::to_vec(&FeedbackJson::new(f)))
+            let key = f.trace_id.as_deref().or(f.inference_id.as_deref()).unwrap_or(&f.feedback_id);
+            (&f.app, key, serde_json::to_vec(&FeedbackJson::new(f)))
         }
     };
     WireMessage {
         stream: Stream::Events,
         // Structs of strings and numbers always serialise.
         payload: payload.unwrap_or_default(),
-        key: Some(app.as_bytes().to_vec()),
+        key: Some(key.as_bytes().to_vec()),
         truth: MessageTruth { app: Some(app.clone()), rows, ..MessageTruth::default() },
     }
 }

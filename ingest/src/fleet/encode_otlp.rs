@@ -31,6 +31,8 @@ pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.37.0";
 /// Instrumentation scope of the generated telemetry.
 pub const SCOPE_NAME: &str = "opentelemetry.instrumentation.genai";
 const SCOPE_VERSION: &str = "0.4b0";
+/// The OpenTelemetry Python SDK release the resource names, as the SDK's own resource does.
+const SDK_VERSION: &str = "1.38.0";
 
 fn kv(key: &str, value: Value) -> KeyValue {
     KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(value) }), ..KeyValue::default() }
@@ -82,6 +84,16 @@ fn output_messages(text: &str, finish: Option<&str>) -> String {
     .to_string()
 }
 
+/// The API endpoint an instrumentation reports as `server.address` for a provider's calls.
+fn api_host(provider: &str) -> Option<&'static str> {
+    match provider {
+        "openai" => Some("api.openai.com"),
+        "anthropic" => Some("api.anthropic.com"),
+        "gcp.vertex_ai" => Some("us-central1-aiplatform.googleapis.com"),
+        _ => None,
+    }
+}
+
 /// The GenAI client span of one inference call.
 pub fn span(e: &InferenceEvent) -> Span {
     let mut attrs = Vec::with_capacity(20);
@@ -89,6 +101,10 @@ pub fn span(e: &InferenceEvent) -> Span {
     push_opt_str(&mut attrs, "gen_ai.provider.name", e.provider.as_deref());
     push_opt_str(&mut attrs, "gen_ai.request.model", e.request_model.as_deref());
     push_opt_str(&mut attrs, "gen_ai.response.model", e.response_model.as_deref());
+    if let Some(host) = e.provider.as_deref().and_then(api_host) {
+        attrs.push(kv_str("server.address", host));
+        attrs.push(kv("server.port", Value::IntValue(443)));
+    }
     push_opt_str(&mut attrs, "gen_ai.response.id", e.response_id.as_deref());
     push_opt_int(&mut attrs, "gen_ai.usage.input_tokens", e.input_tokens);
     push_opt_int(&mut attrs, "gen_ai.usage.output_tokens", e.output_tokens);
@@ -128,8 +144,9 @@ pub fn span(e: &InferenceEvent) -> Span {
         span_id: e.span_id.as_deref().map(hex_bytes).unwrap_or_default(),
         name: format!("{} {}", e.operation, e.request_model.as_deref().unwrap_or_default()),
         kind: SpanKind::Client as i32,
-        // Sampled, per W3C trace flags.
-        flags: 1,
+        // Sampled (W3C trace flags), and a root span, so its parent is known not to be remote, as
+        // the SDKs' exporters say with the has-is-remote bit.
+        flags: 0x101,
         start_time_unix_nano: nanos(e.start_time),
         end_time_unix_nano: nanos(e.time),
         attributes: attrs,
@@ -167,6 +184,7 @@ pub fn resource(app: &str, environment: Option<&str>) -> Resource {
     push_opt_str(&mut attributes, "deployment.environment.name", environment);
     attributes.push(kv_str("telemetry.sdk.language", "python"));
     attributes.push(kv_str("telemetry.sdk.name", "opentelemetry"));
+    attributes.push(kv_str("telemetry.sdk.version", SDK_VERSION));
     Resource { attributes, ..Resource::default() }
 }
 
@@ -322,11 +340,12 @@ impl Batcher {
 }
 
 fn flush_spans(app: &str, batch: &mut Batch, json: bool, out: &mut Vec<WireMessage>) {
+    let key = batch.spans.first().map(|span| super::trace_key(&span.trace_id));
     let request = trace_request(app, batch.environment.as_deref(), std::mem::take(&mut batch.spans));
     out.push(WireMessage {
         stream: Stream::Spans,
         payload: encode(&request, json),
-        key: Some(app.as_bytes().to_vec()),
+        key,
         truth: MessageTruth {
             app: Some(app.to_owned()),
             rows: std::mem::take(&mut batch.span_truth),
@@ -336,11 +355,12 @@ fn flush_spans(app: &str, batch: &mut Batch, json: bool, out: &mut Vec<WireMessa
 }
 
 fn flush_logs(app: &str, batch: &mut Batch, json: bool, out: &mut Vec<WireMessage>) {
+    let key = batch.logs.first().map(|record| super::trace_key(&record.trace_id));
     let request = logs_request(app, batch.environment.as_deref(), std::mem::take(&mut batch.logs));
     out.push(WireMessage {
         stream: Stream::Logs,
         payload: encode(&request, json),
-        key: Some(app.as_bytes().to_vec()),
+        key,
         truth: MessageTruth {
             app: Some(app.to_owned()),
             rows: std::mem::take(&mut batch.log_truth),

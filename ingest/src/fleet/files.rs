@@ -42,6 +42,15 @@ pub struct FleetFiles {
     pub truth: Truth,
 }
 
+/// The seed of the `index`-th format's encoder: mixed (SplitMix64's finaliser), because `seed +
+/// index` gave seed 7's second encoder the dice of seed 8's first.
+fn encoder_seed(seed: u64, index: usize) -> u64 {
+    let mut z = seed ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Routes each record to its app's encoder, so one app's messages keep their format.
 #[derive(Debug)]
 pub struct FleetRouter {
@@ -59,7 +68,7 @@ impl FleetRouter {
             .enumerate()
             .map(|(index, format)| {
                 let per_message = if format == WireFormat::JsonEvents { 1 } else { spans_per_message.max(1) };
-                (format, Encoder::new(format, per_message, malformed_ratio, seed.wrapping_add(index as u64)))
+                (format, Encoder::new(format, per_message, malformed_ratio, encoder_seed(seed, index)))
             })
             .collect();
         Self { formats, encoders }

@@ -16,7 +16,9 @@ use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::catalog::{AppProfile, EMBEDDINGS_MODEL, ModelProfile, build_apps, model_profile};
+use super::catalog::{
+    AppProfile, EMBEDDINGS_MAX_INPUT_TOKENS, EMBEDDINGS_MODEL, ModelProfile, build_apps, model_profile,
+};
 use super::content;
 use super::{FleetConfig, FleetRecord};
 
@@ -183,6 +185,18 @@ fn random_hex<R: Rng + ?Sized>(rng: &mut R, len_bytes: usize) -> String {
     out
 }
 
+/// The finish reason as `provider` reports it, for the fleet's OpenAI-style `reason`: Anthropic's
+/// API has its own words, which instrumentations pass on unchanged.
+fn provider_finish_reason<'a>(provider: &str, reason: &'a str) -> &'a str {
+    match (provider, reason) {
+        ("anthropic", "stop") => "end_turn",
+        ("anthropic", "length") => "max_tokens",
+        ("anthropic", "tool_calls") => "tool_use",
+        ("anthropic", "content_filter") => "refusal",
+        _ => reason,
+    }
+}
+
 fn secs_to_nanos(secs: f64) -> i64 {
     (secs * NANOS_PER_SEC) as i64
 }
@@ -313,12 +327,19 @@ impl Records<'_> {
         };
 
         if rng.random_bool(app.error_rate.clamp(0.0, 1.0)) {
-            let (error_type, latency_s) = match rng.random_range(0..10u8) {
-                0..=4 => ("rate_limit_exceeded", rng.random_range(0.05..0.4)),
-                5..=6 => ("timeout", if rng.random_bool(0.7) { 30.0 } else { 60.0 } + rng.random_range(0.0..0.2)),
-                7..=8 => ("server_error", lognormal(rng, 1.5, 0.6)),
-                _ => ("content_filter", lognormal(rng, 0.5, 0.3)),
+            // Embeddings have no content filter and apps give them a short timeout.
+            let (error_type, latency_s) = match (embeddings, rng.random_range(0..10u8)) {
+                (_, 0..=4) => ("rate_limit_exceeded", rng.random_range(0.05..0.4)),
+                (false, 5..=6) => {
+                    ("timeout", if rng.random_bool(0.7) { 30.0 } else { 60.0 } + rng.random_range(0.0..0.2))
+                }
+                (true, 5..=6) => ("timeout", 10.0 + rng.random_range(0.0..0.2)),
+                (true, _) | (false, 7..=8) => ("server_error", lognormal(rng, 1.5, 0.6)),
+                (false, _) => ("content_filter", lognormal(rng, 0.5, 0.3)),
             };
+            // A failed call gets no response, so nothing reports the model or tier that served it.
+            event.response_model = None;
+            event.service_tier = None;
             event.status = CallStatus::Error;
             event.error_type = Some(error_type.to_owned());
             event.latency_ms = Some(latency_s * 1e3);
@@ -334,6 +355,7 @@ impl Records<'_> {
         }
         .round()
         .max(8.0) as i64;
+        let input_tokens = if embeddings { input_tokens.min(EMBEDDINGS_MAX_INPUT_TOKENS) } else { input_tokens };
         event.input_tokens = Some(input_tokens);
         if profile.caches_prompts && input_tokens >= 1024 && rng.random_bool(0.45) {
             let cached = (input_tokens as f64 * rng.random_range(0.5..0.9)) as i64 / 128 * 128;
@@ -361,10 +383,16 @@ impl Records<'_> {
             Some(key) => lognormal(&mut keyed_rng(key), median_out, 0.5),
             None => lognormal(rng, median_out, 0.5),
         };
+        // Reasoning tokens count against the output limit (OpenAI's max_completion_tokens,
+        // Anthropic's max_tokens, Gemini's maxOutputTokens), so the answer gets what they leave.
+        let reasoning = profile
+            .reasoning_median
+            .map(|m| (lognormal(rng, m, 0.6).round() as i64).clamp(0, app.max_output_tokens - 1));
+        let room = app.max_output_tokens - reasoning.unwrap_or(0);
         let mut visible = drawn.round().max(1.0) as i64;
         let mut finish = "stop";
-        if visible >= app.max_output_tokens {
-            visible = app.max_output_tokens;
+        if visible >= room {
+            visible = room;
             finish = "length";
         } else if rng.random_bool(app.tool_call_rate) {
             visible = visible.min(60);
@@ -373,11 +401,10 @@ impl Records<'_> {
             visible = 12;
             finish = "content_filter";
         }
-        let reasoning = profile.reasoning_median.map(|m| lognormal(rng, m, 0.6).round() as i64);
         event.reasoning_tokens = reasoning;
         let output_tokens = visible + reasoning.unwrap_or(0);
         event.output_tokens = Some(output_tokens);
-        event.finish_reason = Some(finish.to_owned());
+        event.finish_reason = Some(provider_finish_reason(provider, finish).to_owned());
 
         let ttft_s = lognormal(rng, profile.ttft_median_s, profile.ttft_sigma)
             + reasoning.unwrap_or(0) as f64 / profile.tokens_per_s;

@@ -150,7 +150,8 @@ pub fn message(format: WireFormat, seq: usize, rng: &mut (impl Rng + ?Sized)) ->
     WireMessage {
         stream,
         payload,
-        key: None,
+        // A key of its own, so that the same seed puts it on the same partition every run.
+        key: Some(format!("malformed-{seq}").into_bytes()),
         truth: MessageTruth {
             app: None,
             rows: Default::default(),

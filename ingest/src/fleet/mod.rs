@@ -133,10 +133,19 @@ pub struct WireMessage {
     pub stream: Stream,
     /// The encoded bytes.
     pub payload: Vec<u8>,
-    /// Kafka key: the app, so one app's messages keep their order within a partition.
+    /// Kafka key: the trace id of the call (of the first call, for an OTLP batch; of the rated
+    /// call, for feedback), so the fleet's messages spread over a topic's partitions as real
+    /// producers' do, and a JSON call and the feedback on it share one partition, in order.
     pub key: Option<Vec<u8>>,
     /// What good rows the message should yield.
     pub truth: MessageTruth,
+}
+
+/// The Kafka key of a message whose first record belongs to the trace `trace_id` (raw bytes):
+/// its lower-case hex, as the text formats spell it.
+fn trace_key(trace_id: &[u8]) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    trace_id.iter().flat_map(|byte| [HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0x0f)]]).collect()
 }
 
 /// Seconds of event time an OTLP batch may wait for more spans, like the Collector's batch processor timeout.

@@ -57,12 +57,20 @@ fn records_cover_apps_models_versions_and_scenarios() {
                 versions.insert(e.prompt_version.clone().unwrap_or_default());
                 if let Some(t) = &e.error_type {
                     *errors.entry(t.clone()).or_insert(0u32) += 1;
-                    assert!(e.output_tokens.is_none());
+                    // A failed call gets no response to report its model, tier or usage.
+                    assert!(e.output_tokens.is_none() && e.response_model.is_none() && e.service_tier.is_none());
+                    if e.operation == "embeddings" {
+                        assert!(t != "content_filter" && e.latency_ms.unwrap_or(0.0) < 15_000.0, "{e:?}");
+                    }
+                } else {
+                    snapshots.entry(e.app.clone()).or_default().insert(e.response_model.clone().unwrap_or_default());
                 }
                 if let Some(f) = &e.finish_reason {
                     finishes.insert(f.clone());
                 }
-                snapshots.entry(e.app.clone()).or_default().insert(e.response_model.clone().unwrap_or_default());
+                if e.operation == "embeddings" {
+                    assert!(e.input_tokens.unwrap_or(0) <= catalog::EMBEDDINGS_MAX_INPUT_TOKENS, "{e:?}");
+                }
                 golden += usize::from(e.golden_case.is_some());
                 ttft += usize::from(e.ttft_ms.is_some());
                 reasoning += usize::from(e.reasoning_tokens.is_some());
@@ -85,7 +93,7 @@ fn records_cover_apps_models_versions_and_scenarios() {
     assert!(errors.len() == 4, "{errors:?}");
     let error_total: u32 = errors.values().sum();
     assert!((200..=600).contains(&error_total), "error rate off: {error_total}");
-    for reason in ["stop", "length", "tool_calls"] {
+    for reason in ["stop", "length", "tool_calls", "end_turn", "max_tokens", "tool_use"] {
         assert!(finishes.contains(reason), "{finishes:?}");
     }
     assert!(snapshots.values().any(|s| s.len() == 2), "one app swaps its response model: {snapshots:?}");
@@ -184,7 +192,6 @@ fn proto_messages_decode_back_with_the_semconv_attributes() -> TestResult {
                         "gen_ai.operation.name",
                         "gen_ai.provider.name",
                         "gen_ai.request.model",
-                        "gen_ai.response.model",
                         "driftwatch.prompt.version",
                     ] {
                         assert!(keys.contains(key), "{key} missing in {keys:?}");
@@ -193,6 +200,7 @@ fn proto_messages_decode_back_with_the_semconv_attributes() -> TestResult {
                     assert!(["chat", "generate_content", "embeddings"].contains(&op), "{}", span.name);
                     let error = span.status.as_ref().is_some_and(|s| s.code == 2);
                     assert_eq!(error, keys.contains("error.type"));
+                    assert_eq!(!error, keys.contains("gen_ai.response.model"), "a failed call has no response");
                     assert_eq!(!error && op != "embeddings", keys.contains("gen_ai.usage.output_tokens"));
                 }
                 spans += batch.len() as u64;
@@ -375,4 +383,98 @@ fn drift_scenarios_are_visible_in_the_records() {
     assert!(mean(ticket[1]) > 1.6 * mean(ticket[0]), "{ticket:?}");
     let rate = |app: &str| evals.get(app).map_or(0.0, |(f, n)| f64::from(*f) / f64::from((*n).max(1)));
     assert!(rate("hr-policy-bot") > 2.0 * rate("where2eat"), "{evals:?}");
+}
+
+#[test]
+fn reasoning_counts_against_the_output_limit() {
+    let fleet = Fleet::new(FleetConfig { inferences: 20_000, ..FleetConfig::default() });
+    let limits: BTreeMap<&str, i64> = fleet.apps().iter().map(|app| (app.id.as_str(), app.max_output_tokens)).collect();
+    let (mut reasoning_calls, mut cut_with_reasoning) = (0, 0);
+    for record in fleet.records() {
+        if let FleetRecord::Inference(e) = record
+            && let Some(output) = e.output_tokens
+        {
+            let limit = limits[e.app.as_str()];
+            assert!(output <= limit, "{output} output tokens over {}'s limit of {limit}: {e:?}", e.app);
+            if let Some(reasoning) = e.reasoning_tokens {
+                reasoning_calls += 1;
+                let cut = matches!(e.finish_reason.as_deref(), Some("length" | "max_tokens"));
+                assert_eq!(cut, output == limit, "{e:?}");
+                cut_with_reasoning += usize::from(cut && reasoning > 0);
+            }
+        }
+    }
+    assert!(reasoning_calls > 500 && cut_with_reasoning > 0, "{reasoning_calls} {cut_with_reasoning}");
+}
+
+/// Keys decide partitions: they must not depend on chance, and must spread a topic's messages
+/// the way real producers' keys do, a JSON call and its feedback on the same key.
+#[test]
+fn message_keys_are_reproducible_and_follow_the_calls_trace() {
+    let fleet = Fleet::new(FleetConfig { malformed_ratio: 0.05, ..small(7) });
+    let mut call_keys: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for format in [WireFormat::JsonEvents, WireFormat::OtlpJson, WireFormat::OtlpProto] {
+        let messages = encode_all(&fleet, format, 0.05);
+        let again = encode_all(&fleet, format, 0.05);
+        let keys: Vec<Option<Vec<u8>>> = messages.iter().map(|m| m.key.clone()).collect();
+        assert_eq!(keys, again.iter().map(|m| m.key.clone()).collect::<Vec<_>>(), "{format:?}");
+        assert!(keys.iter().all(Option::is_some), "{format:?}: every message is keyed");
+        let distinct: HashSet<&Option<Vec<u8>>> = keys.iter().collect();
+        assert!(distinct.len() * 2 > keys.len(), "{format:?}: {} keys over {} messages", distinct.len(), keys.len());
+        if format == WireFormat::JsonEvents {
+            let mut feedback_keys = Vec::new();
+            for message in &messages {
+                let value: serde_json::Value = match serde_json::from_slice(&message.payload) {
+                    Ok(value) if !message.truth.malformed => value,
+                    _ => continue,
+                };
+                let key = message.key.clone().unwrap_or_default();
+                match value["type"].as_str() {
+                    Some("feedback") => {
+                        feedback_keys.push((value["inference_id"].as_str().unwrap_or_default().to_owned(), key));
+                    }
+                    _ => {
+                        assert_eq!(value["trace_id"].as_str().map(str::as_bytes), Some(&key[..]));
+                        call_keys.insert(value["id"].as_str().unwrap_or_default().to_owned(), key);
+                    }
+                }
+            }
+            assert!(feedback_keys.len() > 100, "{}", feedback_keys.len());
+            for (call, key) in feedback_keys {
+                assert_eq!(call_keys.get(&call), Some(&key), "feedback on {call} keyed apart from its call");
+            }
+        }
+    }
+    assert!(call_keys.len() > 1_000, "{}", call_keys.len());
+}
+
+/// Each seed rolls its own malformed dice: seed 7's second encoder once had seed 8's first one's.
+#[test]
+fn neighbouring_seeds_share_no_malformed_messages() {
+    let malformed = |seed: u64| -> HashSet<Vec<u8>> {
+        let fleet = Fleet::new(FleetConfig { malformed_ratio: 0.05, ..small(seed) });
+        let mut router = files::FleetRouter::new(&fleet, files::FormatMix::Mixed, 20, 0.05, seed);
+        let mut out = Vec::new();
+        for record in fleet.records() {
+            router.push(&record, &mut out);
+        }
+        router.finish(&mut out);
+        // Kinds whose payload owes nothing to the dice (a fixed call at a fixed time) are alike
+        // for every seed.
+        let drawn = |m: &WireMessage| {
+            m.truth.malformation.is_some_and(|m| {
+                !matches!(
+                    m.kind,
+                    malformed::Kind::Empty
+                        | malformed::Kind::Truncated
+                        | malformed::Kind::Epoch1970
+                        | malformed::Kind::Year3000
+                )
+            })
+        };
+        out.into_iter().filter(drawn).map(|m| m.payload).collect()
+    };
+    let (seven, eight) = (malformed(7), malformed(8));
+    assert!(seven.len() > 50, "{}", seven.len());
+    assert_eq!(seven.intersection(&eight).count(), 0);
 }
