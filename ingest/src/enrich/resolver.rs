@@ -15,7 +15,12 @@
 //!   memory (the decoders refuse longer names anyway).
 //!
 //! The registry never changes under a resolver, so a remembered answer stays right.
+//!
+//! The first [`UNREGISTERED_LOGGED`] names it finds unregistered are logged, with their
+//! provider: once `metrics.max_series` folds label sets into `__overflow__`, the unpriced-calls
+//! counter no longer names the model, and the log still does.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::registry::{ModelEntry, ModelRegistry};
@@ -27,10 +32,26 @@ pub const MEMO_CAPACITY: usize = 1_024;
 /// Longest model or provider name, in bytes, the memo remembers.
 pub const MEMO_MAX_NAME_BYTES: usize = 256;
 
+/// How many unregistered model names a resolver logs; a flood of names (a field carrying ids)
+/// must not flood the log.
+pub const UNREGISTERED_LOGGED: usize = 32;
+
 /// A registry with a memo of the names it resolved.
 pub struct ModelResolver {
     registry: Arc<ModelRegistry>,
     memo: Mutex<ResolvedNames>,
+    /// Unregistered names logged so far (a name is looked up in the registry once per memo
+    /// generation, so it is logged about once).
+    unregistered_logged: AtomicUsize,
+}
+
+/// What to log about a name the registry does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnregisteredNotice {
+    /// Log this name.
+    Name,
+    /// Log this name, and that no further ones will be.
+    LastName,
 }
 
 /// What one model name resolved to with one provider beside it: the registry entry's index,
@@ -51,7 +72,7 @@ struct ResolvedNames {
 impl ModelResolver {
     /// An empty memo in front of `registry`.
     pub fn new(registry: Arc<ModelRegistry>) -> Self {
-        Self { registry, memo: Mutex::default() }
+        Self { registry, memo: Mutex::default(), unregistered_logged: AtomicUsize::new(0) }
     }
 
     /// The registry behind the memo.
@@ -77,11 +98,47 @@ impl ModelResolver {
             None => {
                 let index = self.registry.lookup_index(model, provider);
                 memo.remember(model, provider, index);
+                if index.is_none() {
+                    drop(memo);
+                    self.log_unregistered(model, provider);
+                }
                 index
             }
         };
-        drop(memo);
         index.and_then(|index| self.registry.entry(index))
+    }
+
+    /// Whether to log a name just found unregistered (see [`UNREGISTERED_LOGGED`]).
+    fn note_unregistered(&self) -> Option<UnregisteredNotice> {
+        let logged = self.unregistered_logged.fetch_add(1, Ordering::Relaxed);
+        match (logged + 1).cmp(&UNREGISTERED_LOGGED) {
+            std::cmp::Ordering::Less => Some(UnregisteredNotice::Name),
+            std::cmp::Ordering::Equal => Some(UnregisteredNotice::LastName),
+            std::cmp::Ordering::Greater => {
+                // Stays far from wrapping however many names come.
+                self.unregistered_logged.store(UNREGISTERED_LOGGED, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn log_unregistered(&self, model: &str, provider: Option<&str>) {
+        let provider = provider.unwrap_or("");
+        match self.note_unregistered() {
+            Some(UnregisteredNotice::Name) => tracing::warn!(
+                model,
+                provider,
+                "A model models.yaml does not list: its calls are stored unpriced and counted in \
+                 driftwatch_unpriced_requests_total. Register it with its prices."
+            ),
+            Some(UnregisteredNotice::LastName) => tracing::warn!(
+                model,
+                provider,
+                "A model models.yaml does not list: its calls are stored unpriced. Further unregistered \
+                 models are not logged; find them in the lake (events whose cost_usd is null)."
+            ),
+            None => {}
+        }
     }
 
     /// How many (name, provider) pairs the memo remembers.
@@ -211,6 +268,26 @@ models:
             resolver.registry().lookup(&long, None).map(|e| e.id.as_str())
         );
         assert_eq!(resolver.memo_len(), before);
+        Ok(())
+    }
+
+    /// Unregistered names are logged once each, the first [`UNREGISTERED_LOGGED`] of them, the
+    /// last saying that no more will be; registered ones never.
+    #[test]
+    fn the_first_unregistered_names_are_logged_once_each() -> TestResult {
+        let resolver = ModelResolver::new(Arc::new(ModelRegistry::from_yaml_str(REGISTRY, "test")?));
+        let logged = |resolver: &ModelResolver| resolver.unregistered_logged.load(Ordering::Relaxed);
+        for _ in 0..3 {
+            assert!(resolver.lookup("gpt-4o", Some("openai")).is_some());
+            assert!(resolver.lookup("mystery-model", Some("openai")).is_none());
+        }
+        assert_eq!(logged(&resolver), 1, "one unregistered name, looked up three times, noted once");
+        let notices: Vec<Option<UnregisteredNotice>> =
+            (1..UNREGISTERED_LOGGED + 3).map(|_| resolver.note_unregistered()).collect();
+        assert_eq!(notices[UNREGISTERED_LOGGED - 3], Some(UnregisteredNotice::Name));
+        assert_eq!(notices[UNREGISTERED_LOGGED - 2], Some(UnregisteredNotice::LastName));
+        assert!(notices[UNREGISTERED_LOGGED - 1..].iter().all(Option::is_none), "{notices:?}");
+        assert_eq!(logged(&resolver), UNREGISTERED_LOGGED);
         Ok(())
     }
 }

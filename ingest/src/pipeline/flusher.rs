@@ -101,9 +101,10 @@ pub struct Flusher {
     /// Completions collected by `submit` while making room, not yet handed out.
     ready: std::collections::VecDeque<Result<FlushOutcome, FlusherError>>,
     in_flight: usize,
-    /// Approximate heap bytes of each batch not yet committed, oldest first (batches are
-    /// committed in submission order). They count against the memory budget until written.
-    in_flight_bytes: std::collections::VecDeque<usize>,
+    /// Rows and approximate heap bytes of each batch not yet committed, oldest first (batches
+    /// are committed in submission order). The bytes count against the memory budget until
+    /// written.
+    in_flight_rows_and_bytes: std::collections::VecDeque<(usize, usize)>,
     capacity: usize,
     /// Shows a wait for a flush slot, during which the source reads nothing.
     metrics: Metrics,
@@ -190,7 +191,7 @@ impl Flusher {
             completions,
             ready: std::collections::VecDeque::new(),
             in_flight: 0,
-            in_flight_bytes: std::collections::VecDeque::new(),
+            in_flight_rows_and_bytes: std::collections::VecDeque::new(),
             capacity,
             metrics,
             lake_failing,
@@ -226,7 +227,12 @@ impl Flusher {
 
     /// Approximate heap bytes held by batches submitted and not yet committed.
     pub fn in_flight_bytes(&self) -> usize {
-        self.in_flight_bytes.iter().sum()
+        self.in_flight_rows_and_bytes.iter().map(|(_, bytes)| bytes).sum()
+    }
+
+    /// Rows of the batches submitted and not yet committed: still not in the lake.
+    pub fn in_flight_rows(&self) -> usize {
+        self.in_flight_rows_and_bytes.iter().map(|(rows, _)| rows).sum()
     }
 
     /// True when another flush can be submitted without waiting.
@@ -247,9 +253,10 @@ impl Flusher {
                 self.ready.push_back(done);
             }
         }
+        let rows = batch.events.len() + batch.feedback.len() + batch.dead_letters.len();
         self.requests.send(FlushRequest { batch, reason }).await.map_err(|_| FlusherError::Stopped)?;
         self.in_flight += 1;
-        self.in_flight_bytes.push_back(bytes);
+        self.in_flight_rows_and_bytes.push_back((rows, bytes));
         Ok(())
     }
 
@@ -264,7 +271,7 @@ impl Flusher {
             done = self.completions.recv() => done.ok_or(FlusherError::Stopped)?,
             () = self.abandon.cancelled() => return Err(FlusherError::GaveUp),
         };
-        self.in_flight_bytes.pop_front();
+        self.in_flight_rows_and_bytes.pop_front();
         Ok(done)
     }
 

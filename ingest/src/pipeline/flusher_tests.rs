@@ -43,14 +43,16 @@ async fn batches_count_against_memory_until_committed() -> Result<(), Box<dyn st
     flusher.submit(batch(0), FlushReason::Rows, 1_000).await?;
     flusher.submit(batch(1), FlushReason::Rows, 500).await?;
     assert_eq!(flusher.in_flight_bytes(), 1_500);
+    assert_eq!(flusher.in_flight_rows(), 2, "one dead letter each, not in the lake yet");
     assert!(!flusher.has_capacity());
     // A third submit waits for the first commit and keeps its completion for `next_done`.
     flusher.submit(batch(2), FlushReason::Rows, 250).await?;
     assert_eq!(flusher.in_flight_bytes(), 750);
+    assert_eq!(flusher.in_flight_rows(), 2);
     for expected in [1, 2, 3] {
         assert_eq!(committed_offset(flusher.next_done().await?), Some(expected));
     }
-    assert_eq!(flusher.in_flight_bytes(), 0);
+    assert_eq!((flusher.in_flight_bytes(), flusher.in_flight_rows()), (0, 0));
     Ok(())
 }
 

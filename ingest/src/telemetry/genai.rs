@@ -259,7 +259,7 @@ impl GenAi {
         registry.register(counter_name(COST_USD_TOTAL), "Priced cost of inference calls in USD", families.cost.clone());
         registry.register(
             counter_name(UNPRICED_REQUESTS_TOTAL),
-            "Inference calls with tokens but no price (model not in the registry), missing from the cost total",
+            "Inference calls with tokens but no price (model not in the registry, or no price at the call's date), missing from the cost total",
             families.unpriced.clone(),
         );
         registry.register(

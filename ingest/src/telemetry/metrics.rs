@@ -239,7 +239,10 @@ impl Metrics {
             (DUPLICATES_DROPPED_TOTAL, "Events dropped as producer retries of a recently seen id"),
             (REDELIVERED_TOTAL, "Messages redelivered at an already consumed offset, skipped"),
             (DECODE_ERRORS_TOTAL, "Decode failures by reason"),
-            (DEAD_LETTERS_TOTAL, "Dead-lettered inputs by reason"),
+            (
+                DEAD_LETTERS_TOTAL,
+                "Inputs rejected to the dead_letter table, by reason (counted when rejected, before the lake has them)",
+            ),
             (LAKE_FILES_WRITTEN_TOTAL, "Lake files durably written"),
             (LAKE_BYTES_WRITTEN_TOTAL, "Bytes of lake files durably written"),
             (LAKE_ROWS_WRITTEN_TOTAL, "Rows in lake files durably written"),
@@ -274,10 +277,14 @@ impl Metrics {
         registry.register(rows.0, rows.1, inner.rows_written.clone());
         registry.register(flushes.0, flushes.1, inner.flushes.clone());
         registry.register(consumer.0, consumer.1, inner.consumer_errors.clone());
-        registry.register(BUFFERED_ROWS, "Rows buffered, not yet in the lake", inner.buffered_rows.clone());
+        registry.register(
+            BUFFERED_ROWS,
+            "Rows read and not yet in the lake: buffered, or in a flush being written",
+            inner.buffered_rows.clone(),
+        );
         registry.register(
             BUFFERED_BYTES,
-            "Approximate bytes buffered, not yet in the lake",
+            "Approximate bytes of the rows read and not yet in the lake (what flush.max_buffered_bytes bounds)",
             inner.buffered_bytes.clone(),
         );
         registry.register(
@@ -436,6 +443,12 @@ impl Metrics {
         self.inner.lag.note_positions(positions.into_iter().map(|(topic, partition, handed_on_to, position)| {
             (topic, partition, PassedOver { handed_on_to, position })
         }));
+    }
+
+    /// Note, for partitions this process owns, the offset after the last message handed on:
+    /// lag counts up to it at least, however old the last high watermark is.
+    pub fn note_handed_on<'a>(&self, positions: impl IntoIterator<Item = (&'a str, i32, i64)>) {
+        self.inner.lag.note_handed_on(positions);
     }
 
     /// Note that this process owns a partition, and the offset its lag counts from: where its

@@ -229,6 +229,33 @@ fn lag_follows_the_high_watermark_of_owned_partitions_only() -> TestResult {
     Ok(())
 }
 
+/// The high watermark comes with librdkafka's statistics, every 5 s; under steady load each flush
+/// moved the start up to a watermark seconds old, and lag read about 0 with seconds of messages
+/// waiting. What has been handed on is a fresher floor under the watermark.
+#[test]
+fn lag_counts_up_to_what_was_handed_on_when_the_watermark_is_older() -> TestResult {
+    let metrics = Metrics::new(&MetricsConfig::default());
+    let lag = |metrics: &Metrics| -> std::result::Result<Option<String>, Box<dyn std::error::Error>> {
+        let prefix = "driftwatch_consumer_lag{topic=\"spans\",partition=\"0\"} ";
+        Ok(metrics.encode()?.lines().find_map(|line| line.strip_prefix(prefix)).map(str::to_owned))
+    };
+    metrics.note_handed_on([("spans", 0, 90)]);
+    assert_eq!(lag(&metrics)?, None, "not owned yet: nothing noted");
+    metrics.set_lag_start("spans", 0, Some(40));
+    metrics.note_handed_on([("spans", 0, 90)]);
+    assert_eq!(lag(&metrics)?.as_deref(), Some("50"), "no watermark yet: what was handed on is behind");
+    metrics.note_high_watermarks([("spans", 0, 100)]);
+    assert_eq!(lag(&metrics)?.as_deref(), Some("60"));
+    // A flush moves the start to 100 while messages up to 130 were handed on since the watermark.
+    metrics.set_lag_start("spans", 0, Some(100));
+    metrics.note_handed_on([("spans", 0, 130)]);
+    assert_eq!(lag(&metrics)?.as_deref(), Some("30"), "the 30 messages not in the lake are behind");
+    metrics.remove_partition("spans", 0);
+    metrics.set_lag_start("spans", 0, Some(10));
+    assert_eq!(lag(&metrics)?.as_deref(), None, "taken back: nothing known of the old assignment");
+    Ok(())
+}
+
 /// A log whose tail is a transaction marker (or an aborted transaction): the consumer's
 /// position passes it without handing anything on, and lag counts from there once every
 /// message handed on is in the lake, not from where the lake's data ends (which left a lag of

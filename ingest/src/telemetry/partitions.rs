@@ -163,8 +163,12 @@ struct PartitionLag {
     owned: bool,
     /// The offset lag counts from (`None`: nothing read yet).
     start: Option<i64>,
-    /// The latest high watermark known.
+    /// The latest high watermark known (librdkafka's statistics, every few seconds).
     high: Option<i64>,
+    /// The offset after the last message handed on, noted every second: a floor under the high
+    /// watermark fresher than the statistics, without which lag read close to 0 under steady load
+    /// (a flush moved the start up to a watermark seconds old).
+    handed_on_to: Option<i64>,
     /// Where the consumer stood at the last statistics of this assignment.
     passed_over: Option<PassedOver>,
 }
@@ -222,6 +226,18 @@ impl LagCollector {
         }
     }
 
+    /// Note the offset after the last message handed on in each partition this process owns.
+    pub(super) fn note_handed_on<'a>(&self, positions: impl IntoIterator<Item = (&'a str, i32, i64)>) {
+        let mut partitions = self.partitions.lock();
+        for (topic, partition, next) in positions {
+            if let Some(lag) = partitions.get_mut(topic).and_then(|of_topic| of_topic.get_mut(&partition))
+                && lag.owned
+            {
+                lag.handed_on_to = Some(next);
+            }
+        }
+    }
+
     /// Stop reporting a partition this process no longer owns.
     pub(super) fn forget(&self, topic: &str, partition: i32) {
         self.partitions.remove(topic, partition);
@@ -243,7 +259,7 @@ impl Collector for LagCollector {
         let help = "Messages behind the high watermark.";
         let mut lags = encoder.encode_descriptor(CONSUMER_LAG, help, None, MetricType::Gauge)?;
         for (topic, partition, lag) in &owned {
-            let Some(high) = lag.high else { continue };
+            let Some(high) = lag.high.max(lag.handed_on_to) else { continue };
             let behind = lag.start.map_or(0, |start| (high - lag.counted_from(start)).max(0));
             let labels: TopicPartition = ([(LABEL_TOPIC, Arc::clone(topic))], [(LABEL_PARTITION, *partition)]);
             ConstGauge::new(behind).encode(lags.encode_family(&labels)?)?;

@@ -115,6 +115,10 @@ const TOPIC_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// otherwise go unnoticed.
 const TOPIC_CHECK_INTERVAL_WHILE_ASSIGNED: Duration = Duration::from_secs(60);
 
+/// How often the lag metric learns how far each partition has been handed on. librdkafka's
+/// high watermarks come with its statistics, every 5 s; lag counts up to this at least.
+const HANDED_ON_NOTE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Wait between attempts to forward held messages while not polling.
 const HELD_RETRY: Duration = Duration::from_millis(1);
 
@@ -264,6 +268,7 @@ impl PollerContext {
 pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::mpsc::Receiver<Command>) {
     let context = consumer.context();
     let mut topics_checked: Option<Instant> = None;
+    let mut handed_on_noted = Instant::now();
     loop {
         while let Ok(command) = commands.try_recv() {
             match command {
@@ -301,6 +306,10 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
         if topics_checked.is_none_or(|at| at.elapsed() >= topic_check_interval) {
             topics_checked = Some(Instant::now());
             context.check_subscribed_topics(consumer);
+        }
+        if handed_on_noted.elapsed() >= HANDED_ON_NOTE_INTERVAL {
+            handed_on_noted = Instant::now();
+            context.metrics.note_handed_on(context.lock_held().positions.iter());
         }
         match backpressure(context) {
             Backpressure::Wait => {

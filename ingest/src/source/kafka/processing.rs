@@ -339,9 +339,10 @@ impl Daemon<'_> {
         }
         self.relieve_memory().await?;
         self.reclaim_partitions_still_assigned(now);
-        let rows: usize = self.buffers.values().map(PartitionBuffer::rows).sum();
-        let bytes: usize = self.buffers.values().map(PartitionBuffer::bytes).sum();
-        self.components.metrics.set_buffered(rows, bytes);
+        // Batches handed to the flusher are not in the lake yet either, and their bytes count
+        // against the budget the gauge is shown beside.
+        let rows = self.buffers.values().map(PartitionBuffer::rows).sum::<usize>() + self.flusher.in_flight_rows();
+        self.components.metrics.set_buffered(rows, self.held_bytes());
         self.lake.poll(self.components.writer.store()).await;
         Ok(())
     }

@@ -105,7 +105,7 @@ impl Daemon<'_> {
 
     /// Heap bytes the budget covers: rows buffered in every partition plus batches being
     /// written.
-    fn held_bytes(&self) -> usize {
+    pub(super) fn held_bytes(&self) -> usize {
         self.buffers.values().map(PartitionBuffer::bytes).sum::<usize>() + self.flusher.in_flight_bytes()
     }
 
