@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::metrics::Metrics;
+use super::text_format;
 
 /// Content type of the OpenMetrics text exposition.
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -496,9 +497,14 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     response
 }
 
-async fn metrics_handler(State(state): State<AppState>) -> Response {
+async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|value| value.to_str().ok());
     match state.metrics.encode() {
-        Ok(text) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
+        Ok(text) if text_format::accepts_openmetrics(accept) => {
+            ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response()
+        }
+        Ok(text) => ([(header::CONTENT_TYPE, text_format::TEXT_CONTENT_TYPE)], text_format::from_openmetrics(&text))
+            .into_response(),
         Err(error) => {
             tracing::error!(%error, "Metrics scrape failed.");
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response()

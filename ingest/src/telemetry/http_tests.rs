@@ -96,11 +96,18 @@ async fn routes_answer_without_a_token() -> TestResult {
     let (status, _, body) = get(server.addr, "/healthz", None).await?;
     assert_eq!((status, body.as_str()), (200, "ok\n"));
 
-    let (status, head, body) = get(server.addr, "/metrics", None).await?;
+    // Prometheus asks for OpenMetrics; curl and promtool take the classic text format.
+    let accept = "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n";
+    let (status, head, body) = get_with_headers(server.addr, "/metrics", accept).await?;
     assert_eq!(status, 200);
     assert!(head.contains("content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"), "{head}");
     assert!(body.contains("driftwatch_build_info"), "{body}");
     assert!(body.trim_end().ends_with("# EOF"), "{body}");
+    let (status, head, body) = get(server.addr, "/metrics", None).await?;
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/plain; version=0.0.4; charset=utf-8"), "{head}");
+    assert!(body.contains("# TYPE driftwatch_build_info gauge\ndriftwatch_build_info{"), "{body}");
+    assert!(!body.contains("# EOF"), "{body}");
 
     let (status, _, body) = get(server.addr, "/nope", None).await?;
     assert_eq!(status, 404, "{body}");

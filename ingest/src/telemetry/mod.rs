@@ -14,7 +14,8 @@
 //! - `process` (private): the standard `process_*` metrics (CPU, memory, threads,
 //!   descriptors), read from `/proc/self` at scrape time.
 //! - [`http`]: `/metrics`, `/healthz` and `/readyz`, with optional bearer auth,
-//!   and the shared [`Readiness`] flag.
+//!   and the shared [`Readiness`] flag; `/metrics` answers in OpenMetrics to scrapers that ask
+//!   for it (Prometheus does) and in the classic text format to others ([`text_format`]).
 
 mod genai;
 pub mod http;
@@ -23,6 +24,7 @@ pub mod names;
 mod partitions;
 #[cfg(target_os = "linux")]
 pub mod process;
+pub mod text_format;
 
 pub use http::{BearerToken, BoundServer, HttpConfig, HttpError, Readiness};
 pub use metrics::{FlushReason, MessageResult, Metrics, MetricsConfig, MetricsError};
