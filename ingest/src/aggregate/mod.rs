@@ -39,7 +39,8 @@ pub struct AggregateConfig {
     pub max_open_keys: usize,
     /// Recent inferences remembered so that feedback arriving without model or prompt context
     /// can be attributed to the call it evaluates: at least the last this many are kept, at most
-    /// twice as many. Bounds the join's memory (about 150 bytes per remembered inference).
+    /// twice as many. Bounds the join's memory (about 150 bytes per remembered inference whose
+    /// context strings other calls share, up to about 2 KB for one with seven names of its own).
     #[serde(default = "default_feedback_join_capacity")]
     pub feedback_join_capacity: usize,
 }

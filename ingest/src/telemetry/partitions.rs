@@ -165,7 +165,7 @@ struct PartitionLag {
     start: Option<i64>,
     /// The latest high watermark known (librdkafka's statistics, every few seconds).
     high: Option<i64>,
-    /// The offset after the last message handed on, noted every second: a floor under the high
+    /// The offset after the last message handed on, noted four times a second: a floor under the high
     /// watermark fresher than the statistics, without which lag read close to 0 under steady load
     /// (a flush moved the start up to a watermark seconds old).
     handed_on_to: Option<i64>,

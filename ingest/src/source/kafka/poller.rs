@@ -116,8 +116,10 @@ const TOPIC_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 const TOPIC_CHECK_INTERVAL_WHILE_ASSIGNED: Duration = Duration::from_secs(60);
 
 /// How often the lag metric learns how far each partition has been handed on. librdkafka's
-/// high watermarks come with its statistics, every 5 s; lag counts up to this at least.
-const HANDED_ON_NOTE_INTERVAL: Duration = Duration::from_secs(1);
+/// high watermarks come with its statistics, every 5 s; lag counts up to this at least. Right
+/// after a flush moves lag's start, a second's interval read 0 with a second of messages
+/// waiting; a quarter of that costs one lock and a walk over the partitions.
+const HANDED_ON_NOTE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Wait between attempts to forward held messages while not polling.
 const HELD_RETRY: Duration = Duration::from_millis(1);
