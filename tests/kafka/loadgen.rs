@@ -43,19 +43,26 @@ async fn loadgen_creates_its_topics_on_a_broker_that_comes_up_late() -> anyhow::
 async fn loadgen_fails_when_the_producer_refuses_messages() -> anyhow::Result<()> {
     let _serial = ONE_AT_A_TIME.lock().await;
     let prefix = format!("{}-", common::unique("refused"));
+    let flags = ["--create-partitions", "1", "--format", "json", "--inferences", "300"];
+    let stderr = failed_loadgen(&prefix, &[&flags[..], &["--producer-property", "message.max.bytes=1000"]].concat())?;
+    assert!(stderr.contains("refused by the producer"), "{stderr}");
+    Ok(())
+}
+
+/// Run loadgen on topics behind `prefix`, which must fail without printing a truth; its stderr.
+fn failed_loadgen(prefix: &str, flags: &[&str]) -> anyhow::Result<String> {
     let output = tokio::task::block_in_place(|| {
         common::driftwatch()
-            .args(["loadgen", "--brokers", &brokers(), "--topic-prefix", &prefix, "--create-partitions", "1"])
-            .args(["--format", "json", "--inferences", "300", "--producer-property", "message.max.bytes=1000"])
+            .args(["loadgen", "--brokers", &brokers(), "--topic-prefix", prefix])
+            .args(flags)
             .stdin(std::process::Stdio::null())
             .output()
     })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "loadgen succeeded with refused messages:\n{stdout}\n{stderr}");
-    assert!(stdout.trim().is_empty(), "a truth was printed: {stdout}");
-    assert!(stderr.contains("refused by the producer"), "{stderr}");
-    Ok(())
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    anyhow::ensure!(!output.status.success(), "loadgen succeeded:\n{stdout}\n{stderr}");
+    anyhow::ensure!(stdout.trim().is_empty(), "a truth was printed: {stdout}");
+    Ok(stderr)
 }
 
 /// Topics that do not exist fail the run at once, naming the topic and the flag that creates
@@ -64,16 +71,7 @@ async fn loadgen_fails_when_the_producer_refuses_messages() -> anyhow::Result<()
 async fn loadgen_names_a_missing_topic_and_the_flag_that_creates_it() -> anyhow::Result<()> {
     let _serial = ONE_AT_A_TIME.lock().await;
     let prefix = format!("{}-", common::unique("missing"));
-    let output = tokio::task::block_in_place(|| {
-        common::driftwatch()
-            .args(["loadgen", "--brokers", &brokers(), "--topic-prefix", &prefix, "--inferences", "20"])
-            .stdin(std::process::Stdio::null())
-            .output()
-    })?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "loadgen succeeded without its topics:\n{stdout}\n{stderr}");
-    assert!(stdout.trim().is_empty(), "a truth was printed: {stdout}");
+    let stderr = failed_loadgen(&prefix, &["--inferences", "20"])?;
     assert!(stderr.contains(&format!("topic {prefix}otlp_spans does not exist")), "{stderr}");
     assert!(stderr.contains("--create-partitions"), "{stderr}");
     Ok(())
