@@ -52,6 +52,8 @@ async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()
     tokio::time::sleep(Duration::from_secs(30).saturating_sub(outage.elapsed())).await;
     assert!(daemon.child_alive(), "daemon exited during the outage; log:\n{}", daemon.log_tail());
     assert!(!daemon.ready(), "daemon claims readiness with no broker");
+    let available = daemon.metric_sum("driftwatch_kafka_brokers_available", "")?;
+    assert_eq!(available, 0.0, "the brokers' absence is a metric an alert can page on");
 
     // A memory broker comes back empty: recreate the topics and produce the next batch. It is
     // smaller than the first, so every partition's old checkpoint now lies beyond the log's
@@ -74,6 +76,7 @@ async fn a_broker_outage_is_survived_without_intervention() -> anyhow::Result<()
     let counts = wait_for_lake(&lake, &truth, INGEST_TIMEOUT).await?;
     let ready = common::wait_for(Duration::from_secs(60), || daemon.ready().then_some(()));
     assert!(ready.is_some(), "daemon did not become ready again; log:\n{}", daemon.log_tail());
+    assert_eq!(daemon.metric_sum("driftwatch_kafka_brokers_available", "")?, 1.0);
     daemon.stop(Duration::from_secs(60))?;
     assert_eq!(read_lake(&lake).await?, counts);
     assert_exactly(&counts, &truth, "across a broker outage");
@@ -112,6 +115,7 @@ async fn an_object_store_outage_is_ridden_out_unready_and_exactly_once() -> anyh
     let counts = wait_for_lake(&setup.lake, &truth, INGEST_TIMEOUT).await?;
     let ready = common::wait_for(Duration::from_secs(60), || daemon.ready().then_some(()));
     assert!(ready.is_some(), "daemon did not become ready again; log:\n{}", daemon.log_tail());
+    assert_eq!(daemon.metric_sum("driftwatch_kafka_brokers_available", "")?, 1.0);
     daemon.stop(Duration::from_secs(60))?;
     assert_eq!(read_lake(&setup.lake).await?, counts);
     assert_exactly(&counts, &truth, "after an object store outage");

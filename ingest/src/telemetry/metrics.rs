@@ -178,6 +178,7 @@ struct Inner {
     subscribed_topics_missing: Gauge,
     subscribed_partitions: Gauge,
     waiting_for_flush_slot: Gauge,
+    kafka_brokers_available: Gauge,
     flushes: Family<StaticLabel, Counter>,
     flush_duration: Histogram,
     event_lag: Histogram,
@@ -223,6 +224,7 @@ impl Metrics {
             subscribed_topics_missing: Gauge::default(),
             subscribed_partitions: Gauge::default(),
             waiting_for_flush_slot: Gauge::default(),
+            kafka_brokers_available: Gauge::default(),
             flushes: Family::default(),
             flush_duration: Histogram::new(FLUSH_BUCKETS),
             event_lag: Histogram::new(EVENT_LAG_BUCKETS),
@@ -312,6 +314,15 @@ impl Metrics {
             "1 while reading input waits for a flush slot: every slot is held by a flush in flight, \
              because the lake is slower than the input or refusing writes",
             inner.waiting_for_flush_slot.clone(),
+        );
+        // Until librdkafka reports the brokers down, nothing says they are: a run with no Kafka
+        // source, or a daemon still connecting, reads 1.
+        inner.kafka_brokers_available.set(1);
+        registry.register(
+            KAFKA_BROKERS_AVAILABLE,
+            "0 while every Kafka broker is unreachable or refuses this client (the /readyz reason says which), \
+             else 1",
+            inner.kafka_brokers_available.clone(),
         );
         registry.register(FLUSH_DURATION_SECONDS, "Duration of lake buffer flushes", inner.flush_duration.clone());
         registry.register(
@@ -500,6 +511,12 @@ impl Metrics {
     pub fn set_buffered(&self, rows: usize, bytes: usize) {
         self.inner.buffered_rows.set(i64::try_from(rows).unwrap_or(i64::MAX));
         self.inner.buffered_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Whether the Kafka brokers can be used: 0 while librdkafka reports them all down or they
+    /// refuse the client.
+    pub fn set_kafka_brokers_available(&self, available: bool) {
+        self.inner.kafka_brokers_available.set(i64::from(available));
     }
 
     /// Mark input as waiting for a flush slot until the returned guard is dropped. Shown while

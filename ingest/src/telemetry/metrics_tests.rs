@@ -326,6 +326,7 @@ fn every_named_metric_is_exposed() -> TestResult {
         SUBSCRIBED_TOPICS_MISSING,
         SUBSCRIBED_PARTITIONS,
         WAITING_FOR_FLUSH_SLOT,
+        KAFKA_BROKERS_AVAILABLE,
         FLUSH_DURATION_SECONDS,
         EVENT_LAG_SECONDS,
     ] {

@@ -85,6 +85,9 @@ pub const SUBSCRIBED_TOPICS_MISSING: &str = "driftwatch_subscribed_topics_missin
 /// nobody reads, whose lag no daemon reports (a dead static member inside its session, a
 /// coordinator that has not evicted a dead member).
 pub const SUBSCRIBED_PARTITIONS: &str = "driftwatch_subscribed_partitions";
+/// 0 while the Kafka brokers are all unreachable or refuse this client's credentials or rights
+/// (what `/readyz` then says), else 1; 1 for a run with no Kafka source.
+pub const KAFKA_BROKERS_AVAILABLE: &str = "driftwatch_kafka_brokers_available";
 /// 1 while reading input waits for a flush slot (every slot held by a flush in flight), else 0.
 pub const WAITING_FOR_FLUSH_SLOT: &str = "driftwatch_waiting_for_flush_slot";
 /// Lake buffer flushes by `reason` (rows, bytes, age, keys, revoke, shutdown).

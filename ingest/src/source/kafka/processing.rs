@@ -354,6 +354,7 @@ impl Daemon<'_> {
         brokers_unready: Option<&'static str>,
         missing_topics: &[String],
     ) {
+        self.components.metrics.set_kafka_brokers_available(brokers_unready.is_none());
         if !self.lake.writable {
             readiness.set_not_ready("lake not writable");
         } else if let Some(reason) = brokers_unready {
