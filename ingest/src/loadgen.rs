@@ -42,8 +42,8 @@ pub enum LoadgenError {
     )]
     Undelivered { failed: u64, sent: u64, first: String },
     #[error(
-        "topic {topic} does not exist on the broker ({code}); create it, or pass --create-partitions N to have \
-         loadgen create the three topics"
+        "topic {topic} does not exist on the broker ({code}, still after {TOPIC_APPEARANCE_WAIT:?}); create it, or \
+         pass --create-partitions N to have loadgen create the three topics"
     )]
     MissingTopic { topic: String, code: RDKafkaErrorCode },
     #[error("{in_flight} messages were still undelivered after {stalled:?} without any delivery; is the broker up?")]
@@ -349,6 +349,11 @@ pub fn produce(options: &LoadOptions) -> Result<LoadReport, LoadgenError> {
 /// How long the topics' metadata may take to arrive.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a topic the brokers do not know yet is asked about again: a topic just created is
+/// unknown to the brokers other than the controller until its metadata reaches them
+/// (`UNKNOWN_TOPIC_OR_PARTITION`, `LEADER_NOT_AVAILABLE` for a moment on Kafka and Redpanda).
+const TOPIC_APPEARANCE_WAIT: Duration = Duration::from_secs(10);
+
 /// The partition count of each topic (spans, logs, events), failing for a topic the broker does
 /// not have: producing to it would only fail message by message after `message.timeout.ms`.
 fn topic_partitions<C: ProducerContext>(
@@ -357,22 +362,22 @@ fn topic_partitions<C: ProducerContext>(
 ) -> Result<[usize; 3], LoadgenError> {
     let mut counts = [0; 3];
     for (count, topic) in counts.iter_mut().zip(topics.all()) {
-        let metadata = producer.client().fetch_metadata(Some(topic), METADATA_TIMEOUT).map_err(|source| {
-            LoadgenError::Kafka { context: format!("reading the metadata of topic {topic}"), source }
-        })?;
-        let found = metadata.topics().iter().find(|t| t.name() == topic);
-        match found.map(|t| (t.error(), t.partitions().len())) {
-            Some((None, partitions)) if partitions > 0 => *count = partitions,
-            Some((Some(code), _)) => {
-                return Err(LoadgenError::MissingTopic { topic: topic.to_owned(), code: code.into() });
+        let deadline = Instant::now() + TOPIC_APPEARANCE_WAIT;
+        *count = loop {
+            let metadata = producer.client().fetch_metadata(Some(topic), METADATA_TIMEOUT).map_err(|source| {
+                LoadgenError::Kafka { context: format!("reading the metadata of topic {topic}"), source }
+            })?;
+            let found = metadata.topics().iter().find(|t| t.name() == topic);
+            let code = match found.map(|t| (t.error(), t.partitions().len())) {
+                Some((None, partitions)) if partitions > 0 => break partitions,
+                Some((Some(code), _)) => code.into(),
+                _ => RDKafkaErrorCode::UnknownTopicOrPartition,
+            };
+            if Instant::now() >= deadline {
+                return Err(LoadgenError::MissingTopic { topic: topic.to_owned(), code });
             }
-            _ => {
-                return Err(LoadgenError::MissingTopic {
-                    topic: topic.to_owned(),
-                    code: RDKafkaErrorCode::UnknownTopicOrPartition,
-                });
-            }
-        }
+            std::thread::sleep(Duration::from_millis(500));
+        };
     }
     Ok(counts)
 }

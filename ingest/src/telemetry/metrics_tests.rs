@@ -380,18 +380,22 @@ fn event_lag_counts_from_the_call_end_to_its_reading() -> TestResult {
     const SECOND: i64 = 1_000_000_000;
     let metrics = Metrics::new(&MetricsConfig::default());
     let read_at = 1_764_000_000 * SECOND;
-    // Live: 3 s of collector batching. Backlog: two days old. A producer clock 5 s ahead.
+    // Live: 3 s of collector batching. Backlog: two days old. A producer clock 5 s ahead. A
+    // month's backfill read through Kafka: 20 days old, past the week a bucket once ended at.
     metrics.observe_event_lag(read_at - 3 * SECOND, read_at);
     metrics.observe_event_lag(read_at - 2 * 86_400 * SECOND, read_at);
     metrics.observe_event_lag(read_at + 5 * SECOND, read_at);
+    metrics.observe_event_lag(read_at - 20 * 86_400 * SECOND, read_at);
     let text = metrics.encode()?;
     for line in [
         "driftwatch_event_lag_seconds_bucket{le=\"1.0\"} 1",
         "driftwatch_event_lag_seconds_bucket{le=\"5.0\"} 2",
         "driftwatch_event_lag_seconds_bucket{le=\"86400.0\"} 2",
         "driftwatch_event_lag_seconds_bucket{le=\"259200.0\"} 3",
-        "driftwatch_event_lag_seconds_count 3",
-        "driftwatch_event_lag_seconds_sum 172803.0",
+        "driftwatch_event_lag_seconds_bucket{le=\"604800.0\"} 3",
+        "driftwatch_event_lag_seconds_bucket{le=\"2592000.0\"} 4",
+        "driftwatch_event_lag_seconds_count 4",
+        "driftwatch_event_lag_seconds_sum 1900803.0",
     ] {
         assert!(has_line(&text, line), "missing {line:?} in\n{text}");
     }

@@ -218,8 +218,25 @@ pub const TOKEN_BUCKETS: [f64; 14] = [
     16_777_216.0,
     67_108_864.0,
 ];
-/// Buckets of [`EVENT_LAG_SECONDS`]: from collector batching (seconds) to a week-old backlog.
-pub const EVENT_LAG_BUCKETS: [f64; 13] =
-    [1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1_800.0, 3_600.0, 21_600.0, 86_400.0, 259_200.0, 604_800.0];
+/// Buckets of [`EVENT_LAG_SECONDS`]: from collector batching (seconds) to a quarter-old backlog
+/// (a month's backfill read through Kafka, or loadgen's fixed 2026-11 fleet, landed in `+Inf`
+/// with a week as the last bound).
+pub const EVENT_LAG_BUCKETS: [f64; 15] = [
+    1.0,
+    5.0,
+    15.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    1_800.0,
+    3_600.0,
+    21_600.0,
+    86_400.0,
+    259_200.0,
+    604_800.0,
+    2_592_000.0,
+    7_776_000.0,
+];
 /// Flush durations, seconds: from a small local file to a slow object-store upload.
 pub const FLUSH_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
