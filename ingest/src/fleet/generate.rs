@@ -170,7 +170,8 @@ fn diurnal_inverse(target: f64, duration: f64) -> f64 {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn push_hex(bytes: &[u8], out: &mut String) {
+/// Lower-case hex of `bytes`, appended to `out`, as the text formats spell ids.
+pub(super) fn push_hex(bytes: &[u8], out: &mut String) {
     for b in bytes {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 0xf)]));

@@ -144,8 +144,9 @@ pub struct WireMessage {
 /// The Kafka key of a message whose first record belongs to the trace `trace_id` (raw bytes):
 /// its lower-case hex, as the text formats spell it.
 fn trace_key(trace_id: &[u8]) -> Vec<u8> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    trace_id.iter().flat_map(|byte| [HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0x0f)]]).collect()
+    let mut hex = String::with_capacity(2 * trace_id.len());
+    generate::push_hex(trace_id, &mut hex);
+    hex.into_bytes()
 }
 
 /// Seconds of event time an OTLP batch may wait for more spans, like the Collector's batch processor timeout.
