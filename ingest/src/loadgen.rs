@@ -145,11 +145,10 @@ pub struct LoadReport {
     pub truth: Truth,
     /// Wall time.
     pub elapsed: Duration,
-    /// Partitions of the spans, logs and events topics.
-    pub partitions: [usize; 3],
 }
 
-/// Counts broker acknowledgements and failures.
+/// Counts the messages that will never be delivered: refused by librdkafka before queueing, or
+/// failed in a delivery report.
 #[derive(Debug, Default)]
 struct DeliveryTally {
     failed: AtomicU64,
@@ -158,6 +157,7 @@ struct DeliveryTally {
 }
 
 impl DeliveryTally {
+    /// Count a failure; `describe` words it when it is the first.
     fn fail(&self, describe: impl FnOnce() -> String) {
         if self.failed.fetch_add(1, Ordering::Relaxed) == 0
             && let Ok(mut first) = self.first_failure.lock()
@@ -334,16 +334,12 @@ pub fn produce(options: &LoadOptions) -> Result<LoadReport, LoadgenError> {
     router.finish(&mut out);
     send_all(&producer, &options.topics, &mut out, &mut truth, &mut sends, &pace);
     drain(&producer)?;
-    let failed = tally.failed.load(Ordering::Relaxed) + sends.refused;
+    let failed = tally.failed.load(Ordering::Relaxed);
     if failed > 0 {
-        let sent = sends.attempted();
-        let first = sends
-            .first_refusal
-            .or_else(|| tally.first_failure.lock().ok().and_then(|mut first| first.take()))
-            .unwrap_or_default();
-        return Err(LoadgenError::Undelivered { failed, sent, first });
+        let first = tally.first_failure.lock().ok().and_then(|mut first| first.take()).unwrap_or_default();
+        return Err(LoadgenError::Undelivered { failed, sent: sends.attempted(), first });
     }
-    Ok(LoadReport { truth, elapsed: started.elapsed(), partitions })
+    Ok(LoadReport { truth, elapsed: started.elapsed() })
 }
 
 /// How long the topics' metadata may take to arrive.
@@ -415,8 +411,8 @@ fn send_all(
                         // fails at the end rather than print a truth that includes it.
                         if sends.refused == 0 {
                             tracing::warn!(%error, topic, "Could not enqueue a message; the run will fail.");
-                            sends.first_refusal = Some(format!("first: {error}, for topic {topic}"));
                         }
+                        producer.context().0.fail(|| format!("first: {error}, for topic {topic}"));
                         sends.refused += 1;
                         break;
                     }
@@ -427,18 +423,16 @@ fn send_all(
 }
 
 /// Messages handed to librdkafka so far.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Copy)]
 struct Sends {
     /// Queued for delivery: each gets a delivery report.
     enqueued: u64,
-    /// Refused before queueing: never delivered.
+    /// Refused before queueing: never delivered (counted in the tally's failures too).
     refused: u64,
-    /// The first refusal, to name in the run's error.
-    first_refusal: Option<String>,
 }
 
 impl Sends {
-    fn attempted(&self) -> u64 {
+    fn attempted(self) -> u64 {
         self.enqueued + self.refused
     }
 }
