@@ -3,24 +3,16 @@
 //! metrics driftwatch serves. The Kafka metrics test sees them evaluated by a real Prometheus
 //! against a real daemon.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-use anyhow::Context;
+use std::path::{Path, PathBuf};
 
 fn rules_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/prometheus")
 }
 
 fn promtool(args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new("promtool")
-        .args(args)
-        .current_dir(rules_dir())
-        .output()
-        .context("promtool not found: scripts/dev-stack up installs Debian's prometheus package, which has it")?;
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    anyhow::ensure!(output.status.success(), "promtool {args:?} failed:\n{text}");
-    Ok(text)
+    common::promtool(args, &rules_dir(), "")
 }
 
 #[test]

@@ -48,6 +48,24 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// Run `promtool` (from the dev stack's Debian `prometheus` package) with `args` in `dir`,
+/// `stdin` as its input; its output, or an error holding it when it fails.
+pub fn promtool(args: &[&str], dir: &Path, stdin: &str) -> anyhow::Result<String> {
+    let mut child = Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("promtool not found: scripts/dev-stack up installs Debian's prometheus package, which has it")?;
+    child.stdin.take().context("promtool's stdin")?.write_all(stdin.as_bytes())?;
+    let output = child.wait_with_output()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    anyhow::ensure!(output.status.success(), "promtool {args:?} failed:\n{text}");
+    Ok(text)
+}
+
 /// Plain HTTP/1.1 GET on loopback; returns (status, body).
 pub fn http_get(address: &str, path: &str) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(address)?;

@@ -1,5 +1,6 @@
 //! Metrics: what the daemon serves is what the dev stack's Prometheus scrapes and stores.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::harness::{self, Daemon, Prometheus, Setup};
@@ -39,7 +40,7 @@ async fn prometheus_scrapes_every_metric_the_daemon_serves() -> anyhow::Result<(
     let served = daemon.metrics()?;
     // Asked with no Accept header, as curl asks, the daemon answers in the classic text format,
     // which `promtool check metrics` parses and lints (Prometheus itself gets OpenMetrics).
-    check_metrics_with_promtool(&served)?;
+    common::promtool(&["check", "metrics"], Path::new("."), &served)?;
     let requests = harness::metric_sum(&served, "driftwatch_requests_total", "");
     let messages = harness::metric_sum(&served, "driftwatch_messages_total", "");
     assert_eq!(messages as u64, truth.messages);
@@ -102,26 +103,5 @@ async fn prometheus_scrapes_every_metric_the_daemon_serves() -> anyhow::Result<(
     let budget = prometheus.query(&format!("driftwatch_buffered_bytes_limit{{{selector}}}"))?;
     assert_eq!(budget.first().map(|r| r.1), Some(512.0 * 1024.0 * 1024.0), "buffer budget in Prometheus");
     daemon.stop(Duration::from_secs(60))?;
-    Ok(())
-}
-
-/// `promtool check metrics` over an exposition: its parse and its lint (names, units, HELP).
-fn check_metrics_with_promtool(exposition: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
-
-    use anyhow::Context as _;
-
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("promtool not found: scripts/dev-stack up installs Debian's prometheus package, which has it")?;
-    child.stdin.take().context("promtool's stdin")?.write_all(exposition.as_bytes())?;
-    let output = child.wait_with_output()?;
-    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    anyhow::ensure!(output.status.success(), "promtool check metrics failed:\n{report}");
     Ok(())
 }
