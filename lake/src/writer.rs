@@ -131,6 +131,14 @@ pub struct FlushBatch {
     pub claim: Option<String>,
 }
 
+impl FlushBatch {
+    /// Event, feedback and dead-letter rows the batch adds to the lake (rollup partials merge
+    /// into rows already counted, so they are not rows of their own here).
+    pub fn rows(&self) -> usize {
+        self.events.len() + self.feedback.len() + self.dead_letters.len()
+    }
+}
+
 /// One data file a commit wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenFile {

@@ -253,7 +253,7 @@ impl Flusher {
                 self.ready.push_back(done);
             }
         }
-        let rows = batch.events.len() + batch.feedback.len() + batch.dead_letters.len();
+        let rows = batch.rows();
         self.requests.send(FlushRequest { batch, reason }).await.map_err(|_| FlusherError::Stopped)?;
         self.in_flight += 1;
         self.in_flight_rows_and_bytes.push_back((rows, bytes));
