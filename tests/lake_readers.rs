@@ -1,6 +1,6 @@
 //! Outside readers read the lake the way README.md ("Reading the lake from other tools") says:
-//! tests/readers/read_lake.py applies those recipes (pandas/pyarrow, DuckDB, the `hdrhistogram`
-//! PyPI package) with the dev stack's pinned Python packages, and every figure it prints must be
+//! tests/readers/read_lake.py applies those recipes (pandas/pyarrow, DuckDB, DataFusion, polars,
+//! the `hdrhistogram` PyPI package) with the dev stack's pinned Python packages, and every figure it prints must be
 //! the figure driftwatch's own DataFusion session reads from the same lake.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -321,6 +321,8 @@ async fn outside_readers_following_the_readme_see_what_driftwatch_sees() -> anyh
     // Events, through both readers.
     assert_events("pandas", &pandas["events"], &counts)?;
     assert_events("duckdb", &duck["events"], &counts)?;
+    assert_events("datafusion", &python["datafusion"]["events"], &counts)?;
+    assert_events("polars", &python["polars"]["events"], &counts)?;
     let dtypes = serde_json::json!({
         "app": "string[pyarrow]", "date": "string[pyarrow]",
         "output_simhash": "uint64[pyarrow]", "cost_usd": "double[pyarrow]",

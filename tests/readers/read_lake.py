@@ -5,7 +5,8 @@ tools") tells readers to, and print what they see as JSON on stdout.
     read_lake.py <lake> <integer-looking app>
 
 tests/lake_readers.rs runs it with the dev stack's Python (DRIFTWATCH_TEST_PYTHON: duckdb,
-pyarrow, pandas and hdrhistogram pinned by scripts/dev-stack) and compares every figure with the
+pyarrow, pandas, DataFusion's and polars' Python packages and hdrhistogram, pinned by
+scripts/dev-stack) and compares every figure with the
 same figure read through driftwatch's own DataFusion session. Nothing here is computed in a way
 the README does not show: a recipe that stops working fails the test.
 """
@@ -15,8 +16,10 @@ import math
 import sys
 import zlib
 
+import datafusion
 import duckdb
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 from hdrh.histogram import HdrHistogram
@@ -43,6 +46,32 @@ def duckdb_views(con, lake):
             f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{lake}/{table}/{folders}/*.parquet', "
             "hive_partitioning = true, hive_types_autocast = false, union_by_name = true)"
         )
+
+
+# DataFusion: only `date` from the paths, and the union of the files' schemas.
+def datafusion_table(ctx, lake, table):
+    fragments = ds.dataset(f"{lake}/{table}", partitioning=DATE_ONLY).get_fragments()
+    schema = pa.unify_schemas([f.physical_schema for f in fragments], promote_options="permissive")
+    ctx.register_parquet(table, f"{lake}/{table}/", table_partition_cols=[("date", "string")], schema=schema)
+
+
+# polars: takes its columns from the first file unless told; older files lack columns and store
+# times in nanoseconds, so give the union schema with times in microseconds.
+def in_microseconds(field):
+    return field.with_type(pa.timestamp("us", field.type.tz)) if pa.types.is_timestamp(field.type) else field
+
+
+def polars_scan(lake, table):
+    fragments = ds.dataset(f"{lake}/{table}", partitioning=DATE_ONLY).get_fragments()
+    union = pa.unify_schemas([f.physical_schema for f in fragments], promote_options="permissive")
+    schema = pl.from_arrow(pa.schema([in_microseconds(f) for f in union]).empty_table()).schema
+    return pl.scan_parquet(
+        f"{lake}/{table}/",
+        hive_partitioning=True,
+        schema=schema,
+        missing_columns="insert",
+        cast_options=pl.ScanCastOptions(datetime_cast="nanosecond-downcast"),
+    )
 
 
 # Histograms: raw V2 bytes; hdrh decodes them once zlib-compressed (b64_wrap=False: no base64).
@@ -193,6 +222,38 @@ def main():
     )
     d["source_topics"] = sorted(v for (v,) in con.execute("SELECT DISTINCT source_topic FROM events").fetchall())
     d["dead_letter_dates"] = sorted(v for (v,) in con.execute("SELECT DISTINCT date FROM dead_letter").fetchall())
+
+    ctx = datafusion.SessionContext()
+    datafusion_table(ctx, lake, "events")
+    out["datafusion"] = {"events": {
+        row["app"]: {
+            "rows": row["rows"],
+            "input_tokens": int(row["input_tokens"] or 0),
+            "output_tokens": int(row["output_tokens"] or 0),
+            "cache_write_tokens": int(row["cache_write_tokens"] or 0),
+            "cost_usd": float(row["cost_usd"] or 0),
+        }
+        for row in ctx.sql(
+            "SELECT app, count(*) AS rows, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
+            "sum(cache_write_tokens) AS cache_write_tokens, sum(cost_usd) AS cost_usd FROM events GROUP BY app"
+        ).to_pylist()
+    }}
+    grouped = (
+        polars_scan(lake, "events")
+        .group_by("app")
+        .agg(
+            pl.len().alias("rows"),
+            pl.col("input_tokens").sum(),
+            pl.col("output_tokens").sum(),
+            pl.col("cache_write_tokens").sum(),
+            pl.col("cost_usd").sum(),
+        )
+        .collect()
+    )
+    out["polars"] = {"events": {
+        row["app"]: {key: row[key] for key in ["rows", "input_tokens", "output_tokens", "cache_write_tokens", "cost_usd"]}
+        for row in grouped.iter_rows(named=True)
+    }}
     json.dump(out, sys.stdout, indent=1, sort_keys=True)
 
 

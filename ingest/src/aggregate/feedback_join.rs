@@ -118,7 +118,8 @@ impl FeedbackJoin {
     /// Index an inference so later feedback about it can be completed.
     pub fn remember(&mut self, event: &InferenceEvent) {
         let rated = Rated { context: self.intern(event), time: event.time };
-        if let Some(response_id) = &event.response_id {
+        // An empty id names no call: every producer that leaves it unset would share it.
+        if let Some(response_id) = event.response_id.as_deref().filter(|id| !id.is_empty()) {
             self.by_response_id.insert(id_key(response_id), rated.clone());
         }
         match span_ids(event.trace_id.as_deref(), event.span_id.as_deref()) {
@@ -184,7 +185,7 @@ impl FeedbackJoin {
 
     /// What is remembered of the inference the feedback names.
     fn find(&self, feedback: &FeedbackEvent) -> Option<&Rated> {
-        let inference_id = feedback.inference_id.as_deref();
+        let inference_id = feedback.inference_id.as_deref().filter(|id| !id.is_empty());
         let span = span_ids(feedback.trace_id.as_deref(), feedback.span_id.as_deref());
         let by_event = |key: u128| self.by_event_id.get(&key);
         inference_id
@@ -196,7 +197,10 @@ impl FeedbackJoin {
                 }
                 _ => None,
             })
-            .or_else(|| feedback.response_id.as_deref().and_then(|id| self.by_response_id.get(&id_key(id))))
+            .or_else(|| {
+                let response_id = feedback.response_id.as_deref().filter(|id| !id.is_empty())?;
+                self.by_response_id.get(&id_key(response_id))
+            })
     }
 
     /// Keys indexed by event or span id.

@@ -145,6 +145,19 @@ fn a_response_id_match_takes_the_inferences_app() {
     assert_eq!(feedback.app, "where2eat");
 }
 
+/// An empty id names no call: a call and a verdict that both leave their response id `""` (the
+/// audit's Go producer) must not be joined, or the verdict lands on another app's call.
+#[test]
+fn empty_ids_match_nothing() {
+    let mut join = FeedbackJoin::new(8);
+    join.remember(&inference("ev-1", Some(""), "gpt-4o"));
+    let mut feedback = bare_feedback(Some(""), Some(""));
+    feedback.app = "support-bot".to_owned();
+    let before = feedback.clone();
+    assert!(join.fill(&mut feedback).is_none());
+    assert_eq!(feedback, before);
+}
+
 #[test]
 fn fills_by_inference_id() {
     let mut join = FeedbackJoin::new(8);

@@ -3,7 +3,8 @@
 //! One JSON object per Kafka message or NDJSON line enters; it leaves as one
 //! [`InferenceEvent`] or [`FeedbackEvent`], or as an error the caller turns
 //! into a reject of the whole message. Unknown keys are ignored; `null` is the
-//! same as absent; a value of the wrong type is `invalid_field` naming the key, except a
+//! same as absent, and so is `""` for every key but `input` and `output`; a repeated key keeps
+//! its first value; a value of the wrong type is `invalid_field` naming the key, except a
 //! `reported_cost_usd` that is no amount, which is dropped from the kept event and counted.
 //!
 //! # Schema
@@ -207,6 +208,21 @@ impl<'de> Deserialize<'de> for InputStr<'de> {
     }
 }
 
+/// An empty string is no value: producers whose structs default to `""` (Go, Java records)
+/// send it for every field they leave unset, and a present `""` would, say, price a call as
+/// model `""` instead of its request model, or join feedback by an empty response id. Content
+/// (`input`, `output`) is exempt: an empty answer is an answer.
+fn present(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
+impl InputStr<'_> {
+    /// [`present`] for a borrowed string.
+    fn present(self) -> Option<Self> {
+        (!self.0.is_empty()).then_some(self)
+    }
+}
+
 macro_rules! raw_fields {
     ($($field:ident : $ty:ty => $conv:expr, $key:literal;)*) => {
         /// Every key of both schemas, as found (before required-field checks).
@@ -223,7 +239,7 @@ macro_rules! raw_fields {
                 $($key => {
                     current.set($key);
                     // A repeated key keeps its first value, like OTLP attributes.
-                    let value = map.next_value::<Option<_>>()?.map($conv);
+                    let value = map.next_value::<Option<_>>()?.and_then($conv);
                     if raw.$field.is_none() {
                         raw.$field = value;
                     }
@@ -239,40 +255,40 @@ macro_rules! raw_fields {
 }
 
 raw_fields! {
-    kind: InputStr<'de> => |v: InputStr<'de>| v, "type";
-    id: String => |v: String| v, "id";
-    time: InputStr<'de> => |v: InputStr<'de>| v, "time";
-    time_unix_nano: i64 => |v: Int| v.0, "time_unix_nano";
-    app: String => |v: String| v, "app";
-    environment: String => |v: String| v, "environment";
-    provider: InputStr<'de> => |v: InputStr<'de>| v, "provider";
-    operation: InputStr<'de> => |v: InputStr<'de>| v, "operation";
-    request_model: String => |v: String| v, "request_model";
-    response_model: String => |v: String| v, "response_model";
-    prompt_id: String => |v: String| v, "prompt_id";
-    prompt_version: String => |v: String| v, "prompt_version";
-    input_tokens: i64 => |v: Int| v.0, "input_tokens";
-    output_tokens: i64 => |v: Int| v.0, "output_tokens";
-    cache_read_tokens: i64 => |v: Int| v.0, "cache_read_tokens";
-    cache_write_tokens: i64 => |v: Int| v.0, "cache_write_tokens";
-    reasoning_tokens: i64 => |v: Int| v.0, "reasoning_tokens";
-    reported_cost_usd: ReportedCost => CostValue::reported_cost, "reported_cost_usd";
-    latency_ms: f64 => |v: f64| v, "latency_ms";
-    ttft_ms: f64 => |v: f64| v, "ttft_ms";
-    status: InputStr<'de> => |v: InputStr<'de>| v, "status";
-    error_type: String => |v: String| v, "error_type";
-    finish_reason: String => |v: String| v, "finish_reason";
-    service_tier: InputStr<'de> => |v: InputStr<'de>| v, "service_tier";
-    response_id: String => |v: String| v, "response_id";
-    trace_id: String => |v: String| v, "trace_id";
-    span_id: String => |v: String| v, "span_id";
-    input: String => |v: String| v, "input";
-    output: String => |v: String| v, "output";
-    golden_case: String => |v: String| v, "golden_case";
-    name: String => |v: String| v, "name";
-    score: f64 => |v: f64| v, "score";
-    label: String => |v: String| v, "label";
-    inference_id: String => |v: String| v, "inference_id";
+    kind: InputStr<'de> => InputStr::present, "type";
+    id: String => present, "id";
+    time: InputStr<'de> => InputStr::present, "time";
+    time_unix_nano: i64 => |v: Int| Some(v.0), "time_unix_nano";
+    app: String => present, "app";
+    environment: String => present, "environment";
+    provider: InputStr<'de> => InputStr::present, "provider";
+    operation: InputStr<'de> => InputStr::present, "operation";
+    request_model: String => present, "request_model";
+    response_model: String => present, "response_model";
+    prompt_id: String => present, "prompt_id";
+    prompt_version: String => present, "prompt_version";
+    input_tokens: i64 => |v: Int| Some(v.0), "input_tokens";
+    output_tokens: i64 => |v: Int| Some(v.0), "output_tokens";
+    cache_read_tokens: i64 => |v: Int| Some(v.0), "cache_read_tokens";
+    cache_write_tokens: i64 => |v: Int| Some(v.0), "cache_write_tokens";
+    reasoning_tokens: i64 => |v: Int| Some(v.0), "reasoning_tokens";
+    reported_cost_usd: ReportedCost => |v: CostValue| Some(v.reported_cost()), "reported_cost_usd";
+    latency_ms: f64 => |v: f64| Some(v), "latency_ms";
+    ttft_ms: f64 => |v: f64| Some(v), "ttft_ms";
+    status: InputStr<'de> => InputStr::present, "status";
+    error_type: String => present, "error_type";
+    finish_reason: String => present, "finish_reason";
+    service_tier: InputStr<'de> => InputStr::present, "service_tier";
+    response_id: String => present, "response_id";
+    trace_id: String => present, "trace_id";
+    span_id: String => present, "span_id";
+    input: String => |v: String| Some(v), "input";
+    output: String => |v: String| Some(v), "output";
+    golden_case: String => present, "golden_case";
+    name: String => present, "name";
+    score: f64 => |v: f64| Some(v), "score";
+    label: String => present, "label";
+    inference_id: String => present, "inference_id";
 }
 
 /// Deserialises a [`Raw`], recording which key is being read so type errors can name it.

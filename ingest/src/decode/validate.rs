@@ -63,7 +63,8 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
     let config = ctx.config;
     time_in_range("time", event.time, ctx)?;
     names_within_bound([
-        ("event_id", Some(event.event_id.as_str())),
+        // The JSON key: a span's id is its trace and span ids, which cannot be too long.
+        ("id", Some(event.event_id.as_str())),
         ("trace_id", event.trace_id.as_deref()),
         ("span_id", event.span_id.as_deref()),
         ("response_id", event.response_id.as_deref()),
@@ -78,10 +79,7 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
         ("service_tier", event.service_tier.as_deref()),
         ("golden_case", event.golden_case.as_deref()),
     ])?;
-    if event.app.trim().is_empty() {
-        return Err(Error::MissingField { field: "app" });
-    }
-    app_fits_a_lake_folder(&event.app)?;
+    check_app(&event.app)?;
     for (field, value) in [
         ("input_tokens", event.input_tokens),
         ("output_tokens", event.output_tokens),
@@ -241,9 +239,9 @@ fn part_exceeds_whole(
 /// Check one feedback event.
 pub(super) fn feedback(feedback: &FeedbackEvent, ctx: Ctx<'_>) -> Result<()> {
     time_in_range("time", feedback.time, ctx)?;
-    app_fits_a_lake_folder(&feedback.app)?;
+    check_app(&feedback.app)?;
     names_within_bound([
-        ("feedback_id", Some(feedback.feedback_id.as_str())),
+        ("id", Some(feedback.feedback_id.as_str())),
         ("name", Some(feedback.name.as_str())),
         ("environment", feedback.environment.as_deref()),
         ("trace_id", feedback.trace_id.as_deref()),
@@ -263,8 +261,12 @@ pub(super) fn feedback(feedback: &FeedbackEvent, ctx: Ctx<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Refuse an app id too long to name its lake folder (`app=<app>`, escaped).
-fn app_fits_a_lake_folder(app: &str) -> Result<()> {
+/// Refuse an app id that is blank (for feedback as for calls: its tally is keyed by it) or too
+/// long to name its lake folder (`app=<app>`, escaped).
+fn check_app(app: &str) -> Result<()> {
+    if app.trim().is_empty() {
+        return Err(Error::MissingField { field: "app" });
+    }
     let app_path_bytes = escaped_path_value_len(app);
     if app_path_bytes > MAX_ESCAPED_PARTITION_VALUE_BYTES {
         return Err(Error::InvalidField {

@@ -303,3 +303,58 @@ fn ndjson_fixture_decodes_line_by_line() {
     assert_eq!(out.events[2].provider.as_deref(), Some("azure.ai.inference"));
     assert_eq!(out.events[1].time - out.events[1].start_time, 30_000_000_000);
 }
+
+/// Producers whose structs default to `""` (Go, Java records) send it for every field left
+/// unset: it means absent, so the call is priced by its request model and keeps the defaults,
+/// and feedback naming its call by `""` ids falls back to the span ids. Content is exempt.
+#[test]
+fn empty_strings_are_absent_except_content() {
+    let out = json(
+        r#"{"type":"","id":"e","time":"","time_unix_nano":1748779200000000000,"app":"billing","environment":"",
+        "provider":"","operation":"","request_model":"gpt-4o-mini","response_model":"","prompt_id":"",
+        "status":"","error_type":"","finish_reason":"","service_tier":"","response_id":"","trace_id":"",
+        "span_id":"","golden_case":"","input":"","output":""}"#,
+    );
+    assert_eq!(out.rejects, vec![]);
+    let event = &out.events[0];
+    assert_eq!((event.time, event.operation.as_str()), (T0, "chat"));
+    assert_eq!(event.response_model.as_deref(), Some("gpt-4o-mini"), "defaults to the request model");
+    assert_eq!((event.provider.as_deref(), event.environment.as_deref()), (None, None));
+    assert_eq!((event.response_id.as_deref(), event.error_type.as_deref()), (None, None));
+    assert_eq!(
+        (event.status, event.service_tier.as_deref(), event.prompt_id.as_deref()),
+        (CallStatus::Unset, None, None)
+    );
+    assert_eq!((event.input_content.as_deref(), event.output_content.as_deref()), (Some(""), Some("")));
+
+    let feedback = json(
+        r#"{"type":"feedback","id":"f","time":"2025-06-01T12:00:00Z","app":"bot","name":"hallucination",
+        "inference_id":"","response_id":"","label":"","trace_id":"0af7651916cd43dd8448eb211c80319c",
+        "span_id":"b7ad6b7169203331"}"#,
+    );
+    assert_eq!(feedback.rejects, vec![]);
+    let f = &feedback.feedback[0];
+    assert_eq!(f.inference_id.as_deref(), Some("0af7651916cd43dd8448eb211c80319cb7ad6b7169203331"));
+    assert_eq!((f.response_id.as_deref(), f.score_label.as_deref()), (None, None));
+
+    // An empty first value does not hide a later one; a present first value wins.
+    let out = json(r#"{"id":"e","time":"2025-06-01T12:00:00Z","app":"","app":"second","app":"third"}"#);
+    assert_eq!(out.events[0].app, "second");
+}
+
+/// A blank app is refused for feedback as for calls (its tally is keyed by it), and a too-long
+/// id is named by the key the producer wrote, `id`.
+#[test]
+fn feedback_needs_an_app_and_rejects_name_the_json_key() {
+    let (reason, detail) =
+        reject(r#"{"type":"feedback","id":"f","time":"2025-06-01T12:00:00Z","app":"   ","name":"hallucination"}"#);
+    assert_eq!((reason, detail.contains("app")), ("missing_field", true), "{detail}");
+    for kind in ["inference", "feedback"] {
+        let id = "x".repeat(300);
+        let line = format!(r#"{{"type":"{kind}","id":"{id}","time":"2025-06-01T12:00:00Z","app":"a","name":"n"}}"#);
+        let (reason, detail) = reject(&line);
+        assert_eq!(reason, "invalid_field");
+        assert!(detail.starts_with("invalid field `id`") || detail.contains("`id`"), "{detail}");
+        assert!(!detail.contains("event_id") && !detail.contains("feedback_id"), "{detail}");
+    }
+}
