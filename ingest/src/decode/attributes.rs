@@ -64,6 +64,7 @@ keys! {
     RequestModel = "gen_ai.request.model",
     LlmRequestModelName = "llm.request.model_name",
     LlmModelName = "llm.model_name",
+    LlmInvocationParameters = "llm.invocation_parameters",
     AiModelId = "ai.model.id",
     EmbeddingModelName = "embedding.model_name",
     ResponseModel = "gen_ai.response.model",
@@ -92,6 +93,7 @@ keys! {
     LlmCostTotal = "llm.cost.total",
     LiteLlmTotalCost = "gen_ai.cost.total_cost",
     RequestIsStream = "gen_ai.request.is_stream",
+    IsStreaming = "gen_ai.is_streaming",
     RequestStream = "gen_ai.request.stream",
     TimeToFirstChunk = "gen_ai.response.time_to_first_chunk",
     ServerTimeToFirstToken = "gen_ai.server.time_to_first_token",
@@ -102,10 +104,14 @@ keys! {
     LlmFinishReason = "llm.response.finish_reason",
     OiFinishReason = "llm.finish_reason",
     AiFinishReason = "ai.response.finishReason",
+    AnthropicStopReason = "anthropic.message.stop_reason",
     ResponseId = "gen_ai.response.id",
     OpenAiResponseServiceTier = "openai.response.service_tier",
     OpenAiResponseServiceTierOld = "gen_ai.openai.response.service_tier",
     OpenLitResponseServiceTier = "gen_ai.response.service_tier",
+    OpenAiRequestServiceTier = "openai.request.service_tier",
+    OpenAiRequestServiceTierOld = "gen_ai.openai.request.service_tier",
+    RequestServiceTier = "gen_ai.request.service_tier",
     AiResponseId = "ai.response.id",
     DwPromptId = "driftwatch.prompt.id",
     TraceloopPromptId = "traceloop.prompt.key",
@@ -147,10 +153,15 @@ pub(crate) mod rows {
     /// `gen_ai.system`, except the embedding calls.
     pub(crate) const PROVIDER: &[Key] = &[ProviderName, System, LlmSystem, LlmProvider, AiModelProvider];
     pub(crate) const OPERATION: &[Key] = &[OperationName, LlmRequestType];
-    /// The AI SDK's model id, then OpenInference's embedding spans' only model key.
+    /// Read with [`View::model`](super::View::model). OpenInference's OpenAI spans name only the
+    /// answering snapshot in `llm.model_name`: the model asked for is the `model` of their
+    /// `llm.invocation_parameters` (JSON), read before it. Then the AI SDK's model id, then
+    /// OpenInference's embedding spans' only model key.
     pub(crate) const REQUEST_MODEL: &[Key] =
-        &[RequestModel, LlmRequestModelName, LlmModelName, AiModelId, EmbeddingModelName];
-    pub(crate) const RESPONSE_MODEL: &[Key] = &[ResponseModel, LlmResponseModelName, AiResponseModel];
+        &[RequestModel, LlmRequestModelName, LlmInvocationParameters, LlmModelName, AiModelId, EmbeddingModelName];
+    /// OpenInference's `llm.model_name` last: the answering model where its instrumentations
+    /// know it (OpenAI's), the requested one otherwise, which is then the request model too.
+    pub(crate) const RESPONSE_MODEL: &[Key] = &[ResponseModel, LlmResponseModelName, AiResponseModel, LlmModelName];
     /// `ai.usage.tokens`: the AI SDK's embedding calls count their input there.
     pub(crate) const INPUT_TOKENS: &[Key] = &[InputTokens, PromptTokens, LlmPromptTokens, AiUsageTokens];
     pub(crate) const OUTPUT_TOKENS: &[Key] = &[OutputTokens, CompletionTokens, LlmCompletionTokens];
@@ -168,13 +179,23 @@ pub(crate) mod rows {
     /// Milliseconds: the AI SDK's, read only when [`TTFT`] has no value.
     pub(crate) const TTFT_MS: &[Key] = &[AiMsToFirstChunk];
     pub(crate) const ERROR_TYPE: &[Key] = &[ErrorType, ExceptionType];
-    /// OpenInference's own key (`llm.finish_reason`) after OpenLLMetry's.
-    pub(crate) const FINISH_REASON: &[Key] = &[FinishReasons, LlmFinishReason, OiFinishReason, AiFinishReason];
+    /// OpenInference's own key (`llm.finish_reason`) after OpenLLMetry's; the Anthropic Python
+    /// SDK's own spans' last.
+    pub(crate) const FINISH_REASON: &[Key] =
+        &[FinishReasons, LlmFinishReason, OiFinishReason, AiFinishReason, AnthropicStopReason];
     pub(crate) const RESPONSE_ID: &[Key] = &[ResponseId, AiResponseId];
-    /// The tier that served the call (what is billed), never the one requested (`auto`);
-    /// OpenLIT's key last.
-    pub(crate) const SERVICE_TIER: &[Key] =
-        &[OpenAiResponseServiceTier, OpenAiResponseServiceTierOld, OpenLitResponseServiceTier];
+    /// The tier that served the call (what is billed); OpenLIT's key last. Then the tier asked
+    /// for, which serves a `flex` or `priority` request, and under which OpenLIT and
+    /// openai-v2 2.1 write the tier that served the call; `auto` names no tier
+    /// ([`normalize_service_tier`]).
+    pub(crate) const SERVICE_TIER: &[Key] = &[
+        OpenAiResponseServiceTier,
+        OpenAiResponseServiceTierOld,
+        OpenLitResponseServiceTier,
+        OpenAiRequestServiceTier,
+        OpenAiRequestServiceTierOld,
+        RequestServiceTier,
+    ];
     pub(crate) const PROMPT_ID: &[Key] = &[DwPromptId, TraceloopPromptId, LangfusePromptName];
     pub(crate) const PROMPT_VERSION: &[Key] = &[DwPromptVersion, TraceloopPromptVersion, LangfusePromptVersion];
     pub(crate) const INPUT: &[Key] = &[InputMessages, Prompt];
@@ -195,7 +216,11 @@ impl Key {
     }
 }
 
-/// Flattened, indexed message content keys (OpenLLMetry and OpenInference).
+/// Flattened, indexed message content keys (OpenLLMetry and OpenInference). OpenInference also
+/// splits a message into parts (`.message.contents.M.message_content.text`, as its Anthropic
+/// spans write every answer) and writes a tool call's arguments
+/// (`.message.tool_calls.M.tool_call.function.arguments`), the whole answer of a call that only
+/// calls tools. The tool's name is not read as content: dead letters keep it to explain a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flat {
     /// `gen_ai.prompt.N.content`
@@ -208,20 +233,40 @@ pub(crate) enum Flat {
     OiOutput = 3,
 }
 
-fn parse_flat(key: &str) -> Option<(Flat, u32)> {
-    let (flat, rest, suffix) = if let Some(rest) = key.strip_prefix("gen_ai.prompt.") {
-        (Flat::Prompt, rest, ".content")
+/// The content slot of a flattened key, with its place among the slot's parts: message `N` first,
+/// then its plain text, its parts `M` in order, its tool calls' arguments `M` in order.
+fn parse_flat(key: &str) -> Option<(Flat, u64)> {
+    let (flat, rest) = if let Some(rest) = key.strip_prefix("gen_ai.prompt.") {
+        return Some((Flat::Prompt, message_place(rest.strip_suffix(".content")?)?));
     } else if let Some(rest) = key.strip_prefix("gen_ai.completion.") {
-        (Flat::Completion, rest, ".content")
+        return Some((Flat::Completion, message_place(rest.strip_suffix(".content")?)?));
     } else if let Some(rest) = key.strip_prefix("llm.input_messages.") {
-        (Flat::OiInput, rest, ".message.content")
+        (Flat::OiInput, rest)
     } else if let Some(rest) = key.strip_prefix("llm.output_messages.") {
-        (Flat::OiOutput, rest, ".message.content")
+        (Flat::OiOutput, rest)
     } else {
         return None;
     };
-    let index = rest.strip_suffix(suffix)?;
-    Some((flat, index.parse().ok()?))
+    let (index, rest) = rest.split_once('.')?;
+    let message = message_place(index)?;
+    let rest = rest.strip_prefix("message.")?;
+    let within = if rest == "content" {
+        0
+    } else if let Some(part) = rest.strip_prefix("contents.").and_then(|r| r.strip_suffix(".message_content.text")) {
+        1 + u64::from(part.parse::<u16>().ok()?)
+    } else if let Some(call) =
+        rest.strip_prefix("tool_calls.").and_then(|r| r.strip_suffix(".tool_call.function.arguments"))
+    {
+        (1 << 17) + u64::from(call.parse::<u16>().ok()?)
+    } else {
+        return None;
+    };
+    Some((flat, message + within))
+}
+
+/// The place of message `index` among its slot's parts: room for 2^18 parts per message.
+fn message_place(index: &str) -> Option<u64> {
+    Some(u64::from(index.parse::<u32>().ok()?) << 18)
 }
 
 /// True for an attribute the mapping reads as prompt or answer text: a key of the INPUT or
@@ -291,7 +336,7 @@ impl<'a> From<&'a Value> for AttrValue<'a> {
 #[derive(Debug)]
 pub(crate) struct Attrs<'a> {
     slots: [Option<AttrValue<'a>>; KEY_COUNT],
-    flat: [Vec<(u32, &'a str)>; 4],
+    flat: [Vec<(u64, &'a str)>; 4],
 }
 
 impl Default for Attrs<'_> {
@@ -449,7 +494,18 @@ impl<'s, 'a> View<'s, 'a> {
     /// numbers and booleans printed, the first element of an array. Empty
     /// strings count as absent so that a later row can still win.
     pub(crate) fn text(&self, row: &[Key]) -> Option<String> {
+        debug_assert!(!row.contains(&Key::LlmInvocationParameters), "a model row: read it with View::model");
         self.find(row, |_, value| value_text(value).filter(|s| !s.is_empty()))
+    }
+
+    /// [`View::text`] for the model rows: OpenInference's `llm.invocation_parameters` is a JSON
+    /// object, of which only its `model` names one (a blank or unparsable one names none).
+    pub(crate) fn model(&self, row: &[Key]) -> Option<String> {
+        self.find(row, |key, value| match (key, value) {
+            (Key::LlmInvocationParameters, AttrValue::Str(json)) => invocation_model(json),
+            (Key::LlmInvocationParameters, _) => None,
+            _ => value_text(value).filter(|s| !s.is_empty()),
+        })
     }
 
     /// [`View::text`] for a row of lists whose first element is wanted: a string holding a JSON
@@ -509,7 +565,7 @@ impl<'s, 'a> View<'s, 'a> {
         if parts.is_empty() {
             return None;
         }
-        let mut sorted: Vec<(u32, &str)> = parts.clone();
+        let mut sorted: Vec<(u64, &str)> = parts.clone();
         sorted.sort_by_key(|&(index, _)| index);
         let mut joined = String::with_capacity(sorted.iter().map(|(_, s)| s.len() + 1).sum());
         for (i, (_, text)) in sorted.iter().enumerate() {
@@ -553,6 +609,21 @@ pub(crate) fn value_text(value: AttrValue<'_>) -> Option<String> {
         AttrValue::Array(AttrArray::Wire(bytes)) => otlp_wire::array_values(bytes).find_map(value_text),
         AttrValue::Unmapped(_) => None,
     }
+}
+
+/// The `model` of OpenInference's invocation parameters. Only objects that mention it are
+/// parsed: most spans' parameters (`{"max_tokens": 64}`) do not.
+fn invocation_model(json: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Invocation<'a> {
+        #[serde(borrow)]
+        model: Option<std::borrow::Cow<'a, str>>,
+    }
+    if !json.contains("\"model\"") {
+        return None;
+    }
+    let model = serde_json::from_str::<Invocation<'_>>(json).ok()?.model?;
+    (!model.trim().is_empty()).then(|| model.into_owned())
 }
 
 /// Integer form: ints, integral doubles within range, numeric strings.
@@ -632,10 +703,10 @@ pub fn normalize_operation(raw: &str) -> String {
 }
 
 /// A reported service tier, trimmed and lower-cased (OpenAI reports `default`, `flex`,
-/// `priority`, `scale`); a blank one is none.
+/// `priority`, `scale`); a blank one is none, and so is `auto`, which only a request names.
 pub fn normalize_service_tier(raw: &str) -> Option<String> {
     let tier = raw.trim();
-    (!tier.is_empty()).then(|| tier.to_ascii_lowercase())
+    (!tier.is_empty() && !tier.eq_ignore_ascii_case("auto")).then(|| tier.to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -647,6 +718,7 @@ mod tests {
         assert_eq!(normalize_service_tier(" Flex "), Some("flex".to_owned()));
         assert_eq!(normalize_service_tier("priority"), Some("priority".to_owned()));
         assert_eq!(normalize_service_tier("  "), None);
+        assert_eq!(normalize_service_tier("Auto"), None, "a request's `auto` is no tier that bills");
     }
 
     #[test]

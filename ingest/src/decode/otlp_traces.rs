@@ -4,7 +4,8 @@
 //! the wire reader left to prost) or straight from protobuf bytes through
 //! `otlp_wire`, which lends out the span's fields without copying them. Both
 //! arrive here as the same [`SpanParts`]. Each span is classified: inference
-//! spans are mapped through the attribute table and validated; other spans are
+//! spans (and OpenLIT's failed calls, which carry no attribute but their scope, status and
+//! name) are mapped through the attribute table and validated; other spans are
 //! counted in `skipped_spans`. Span events named `gen_ai.evaluation.result`
 //! (or carrying OpenInference `annotation.*`) become feedback for that span, read
 //! with the span's and the resource's attributes behind the event's. Content events
@@ -35,24 +36,30 @@ use super::{Ctx, Decoded, Error, Result, hex_id, otlp_logs, otlp_time, span_even
 const CONTENT_EVENTS: [&str; 4] =
     ["gen_ai.content.prompt", "gen_ai.content.completion", "gen_ai.client.inference.operation.details", "exception"];
 
+/// Span events that mark an answer's first chunk, where instrumentations record no
+/// time-to-first-chunk attribute: OpenInference's, and OpenLLMetry's one event per streamed chunk
+/// (the first is the first chunk).
+const FIRST_CHUNK_EVENTS: [&str; 2] = ["First Token Stream Event", "gen_ai.content.completion.chunk"];
+
 /// Map every span of one message decoded by prost.
 pub(super) fn decode(data: &TracesData, ctx: Ctx<'_>, out: &mut Decoded) {
     for resource_spans in &data.resource_spans {
         let resource = resource_spans.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
         let resource = Attrs::from_list(resource);
         for scope_spans in &resource_spans.scope_spans {
-            if ctx.skips_scope(scope_spans.scope.as_ref().map_or("", |scope| scope.name.as_str())) {
+            let scope = scope_spans.scope.as_ref().map_or("", |scope| scope.name.as_str());
+            if ctx.skips_scope(scope) {
                 out.skipped_spans += scope_spans.spans.len() as u64;
                 continue;
             }
             for span in &scope_spans.spans {
-                decode_decoded_span(span, &resource, ctx, out);
+                decode_decoded_span(span, scope, &resource, ctx, out);
             }
         }
     }
 }
 
-fn decode_decoded_span(span: &Span, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mut Decoded) {
+fn decode_decoded_span(span: &Span, scope: &str, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mut Decoded) {
     let events = span.events.iter().map(|event| {
         Ok::<_, Infallible>(EventParts {
             name: &event.name,
@@ -60,7 +67,7 @@ fn decode_decoded_span(span: &Span, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mu
             attrs: Attrs::from_list(&event.attributes),
         })
     });
-    let Ok(()) = decode_span(&SpanParts::decoded(span), events, resource, ctx, out);
+    let Ok(()) = decode_span(&SpanParts::decoded(span, scope), events, resource, ctx, out);
 }
 
 /// Map every span of one protobuf message, reading it in place. A span the reader does not
@@ -74,9 +81,9 @@ pub(super) fn decode_wire(message: &[u8], ctx: Ctx<'_>, out: &mut Decoded) -> st
                 out.skipped_spans += 1;
                 return Ok(());
             }
-            match out.undo_on_error(|out| decode_wire_span(bytes, resource, ctx, out)) {
+            match out.undo_on_error(|out| decode_wire_span(bytes, scope, resource, ctx, out)) {
                 Ok(()) => Ok(()),
-                Err(Malformed) => decode_unread_span(bytes, resource, ctx, out),
+                Err(Malformed) => decode_unread_span(bytes, scope, resource, ctx, out),
             }
         })
     })
@@ -86,6 +93,7 @@ pub(super) fn decode_wire(message: &[u8], ctx: Ctx<'_>, out: &mut Decoded) -> st
 /// caller to undo.
 fn decode_wire_span<'a>(
     bytes: &'a [u8],
+    scope: &'a str,
     resource: &Attrs<'a>,
     ctx: Ctx<'_>,
     out: &mut Decoded,
@@ -96,7 +104,7 @@ fn decode_wire_span<'a>(
         let event = WireEvent::parse(bytes)?;
         Ok(EventParts { name: event.name, time_unix_nano: event.time_unix_nano, attrs: event.attrs })
     });
-    decode_span(&SpanParts::wire(span), events, resource, ctx, out)
+    decode_span(&SpanParts::wire(span, scope), events, resource, ctx, out)
 }
 
 /// A span the wire reader does not take (rare shapes it leaves to prost, or a span prost rejects
@@ -106,12 +114,13 @@ fn decode_wire_span<'a>(
 /// caller reads as such.
 fn decode_unread_span(
     bytes: &[u8],
+    scope: &str,
     resource: &Attrs<'_>,
     ctx: Ctx<'_>,
     out: &mut Decoded,
 ) -> std::result::Result<(), Malformed> {
     match Span::decode(bytes) {
-        Ok(span) => decode_decoded_span(&span, resource, ctx, out),
+        Ok(span) => decode_decoded_span(&span, scope, resource, ctx, out),
         Err(_) if LogRecord::decode(bytes).is_ok() => return Err(Malformed),
         Err(source) => {
             let error = Error::MalformedProtobuf { what: "Span", source };
@@ -129,6 +138,8 @@ struct SpanParts<'a> {
     trace_id: &'a [u8],
     span_id: &'a [u8],
     name: &'a str,
+    /// The instrumentation scope's name.
+    scope: &'a str,
     start_time_unix_nano: u64,
     end_time_unix_nano: u64,
     /// `Status.code`; 0 (unset) without a status.
@@ -141,12 +152,13 @@ struct SpanParts<'a> {
 }
 
 impl<'a> SpanParts<'a> {
-    fn decoded(span: &'a Span) -> Self {
+    fn decoded(span: &'a Span, scope: &'a str) -> Self {
         let (status_code, status_message) = span.status.as_ref().map_or((0, ""), |s| (s.code, s.message.as_str()));
         SpanParts {
             trace_id: &span.trace_id,
             span_id: &span.span_id,
             name: &span.name,
+            scope,
             start_time_unix_nano: span.start_time_unix_nano,
             end_time_unix_nano: span.end_time_unix_nano,
             status_code,
@@ -156,11 +168,12 @@ impl<'a> SpanParts<'a> {
         }
     }
 
-    fn wire(span: WireSpan<'a>) -> Self {
+    fn wire(span: WireSpan<'a>, scope: &'a str) -> Self {
         SpanParts {
             trace_id: span.trace_id,
             span_id: span.span_id,
             name: span.name,
+            scope,
             start_time_unix_nano: span.start_time_unix_nano,
             end_time_unix_nano: span.end_time_unix_nano,
             status_code: span.status_code,
@@ -188,9 +201,12 @@ fn decode_span<'a, E>(
     // Kept apart from the span's table, and built only for spans that have such events: the
     // view reads it for the rows the span and resource leave empty.
     let mut content: Option<Attrs<'a>> = None;
+    let mut first_chunk: Option<u64> = None;
     for event in events {
         let event = event?;
-        if otlp_logs::is_feedback(event.name, &event.attrs) {
+        if FIRST_CHUNK_EVENTS.contains(&event.name) && event.time_unix_nano != 0 {
+            first_chunk = Some(first_chunk.map_or(event.time_unix_nano, |t| t.min(event.time_unix_nano)));
+        } else if otlp_logs::is_feedback(event.name, &event.attrs) {
             let view = View::event_on_span(&event.attrs, &span.attrs, resource);
             let time = if event.time_unix_nano == 0 { span.end_time_unix_nano } else { event.time_unix_nano };
             match otlp_logs::feedback(&view, span.trace_id, span.span_id, time, ctx) {
@@ -205,12 +221,17 @@ fn decode_span<'a, E>(
         }
     }
     let view = View::new(&span.attrs, resource).with_events_behind(content.as_ref());
-    if !is_inference(&view) {
+    let named = if is_inference(&view) {
+        None
+    } else if let Some(named) = openlit_failed_call(span) {
+        Some(named)
+    } else {
         out.skipped_spans += 1;
         return Ok(());
-    }
-    if let Err(error) =
-        map_span(span, &view, ctx).and_then(|(event, reported_cost)| out.keep_inference(event, reported_cost, ctx))
+    };
+    let found = SpanFindings { first_chunk, named };
+    if let Err(error) = map_span(span, &view, &found, ctx)
+        .and_then(|(event, reported_cost)| out.keep_inference(event, reported_cost, ctx))
     {
         out.rejects.push(reject(span, &error, ctx));
     }
@@ -221,6 +242,28 @@ fn reject(span: &SpanParts<'_>, error: &Error, ctx: Ctx<'_>) -> super::Reject {
     let trace = hex_id(span.trace_id).unwrap_or_default();
     let span_id = hex_id(span.span_id).unwrap_or_default();
     ctx.item_reject(format_args!("span {trace}{span_id} {:?}", span.name), error, &span.origin.to_json())
+}
+
+/// What a span says of its call outside its attributes.
+struct SpanFindings<'a> {
+    /// The time of its first-chunk event ([`FIRST_CHUNK_EVENTS`]), if it has one.
+    first_chunk: Option<u64>,
+    /// The operation and model its name gives, for a call its attributes do not describe.
+    named: Option<(&'a str, &'a str)>,
+}
+
+/// OpenLIT records a failed call as a span with no attributes at all: its scope (`openlit`),
+/// error status, exception event and its name, `{operation} {model}` as the conventions name
+/// spans, are all there is. The operation and model of such a span, when the name's operation is
+/// an inference one; `None` for any other span.
+fn openlit_failed_call<'a>(span: &SpanParts<'a>) -> Option<(&'a str, &'a str)> {
+    if span.scope != "openlit" || span.status_code != StatusCode::Error as i32 {
+        return None;
+    }
+    let (operation, model) = span.name.trim().split_once(' ')?;
+    let inference = INFERENCE_OPERATIONS.iter().any(|known| operation.eq_ignore_ascii_case(known))
+        || operation_alias(operation).is_some();
+    (inference && !model.trim().is_empty()).then(|| (operation, model.trim()))
 }
 
 /// `gen_ai.operation.name` values of inference calls (DESIGN §3.1).
@@ -267,7 +310,12 @@ pub(super) fn is_inference(view: &View<'_, '_>) -> bool {
 }
 
 /// Map one inference span to an event (before validation), with its reported cost as kept.
-fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(InferenceEvent, ReportedCost)> {
+fn map_span(
+    span: &SpanParts<'_>,
+    view: &View<'_, '_>,
+    found: &SpanFindings<'_>,
+    ctx: Ctx<'_>,
+) -> Result<(InferenceEvent, ReportedCost)> {
     let trace_id = trace_id_hex(span.trace_id)?.ok_or(Error::MissingField { field: "traceId" })?;
     let span_id = span_id_hex(span.span_id)?.ok_or(Error::MissingField { field: "spanId" })?;
     let app = view.text(rows::APP).ok_or(Error::MissingField { field: "service.name" })?;
@@ -284,14 +332,15 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(
 
     let operation = match view.text(rows::OPERATION) {
         Some(operation) => normalize_operation(&operation),
-        None => match (ai_sdk_operation(view), view.str(&[Key::OiSpanKind])) {
-            (Some(operation), _) => operation.to_owned(),
-            (None, Some(kind)) if kind.eq_ignore_ascii_case("EMBEDDING") => "embeddings".to_owned(),
+        None => match (ai_sdk_operation(view), view.str(&[Key::OiSpanKind]), found.named) {
+            (Some(operation), _, _) => operation.to_owned(),
+            (None, Some(kind), _) if kind.eq_ignore_ascii_case("EMBEDDING") => "embeddings".to_owned(),
+            (None, _, Some((operation, _))) => normalize_operation(operation),
             _ => "chat".to_owned(),
         },
     };
-    let request_model = view.text(rows::REQUEST_MODEL);
-    let response_model = view.text(rows::RESPONSE_MODEL).or_else(|| request_model.clone());
+    let request_model = view.model(rows::REQUEST_MODEL).or_else(|| found.named.map(|(_, model)| model.to_owned()));
+    let response_model = view.model(rows::RESPONSE_MODEL).or_else(|| request_model.clone());
 
     let (status, status_message) = match span.status_code {
         code if code == StatusCode::Error as i32 => (CallStatus::Error, span.status_message),
@@ -302,20 +351,27 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(
         _ => (CallStatus::Unset, ""),
     };
     // error.type first, then an exception event's type, then the status message.
-    let error_type =
-        view.text(rows::ERROR_TYPE).or_else(|| (!status_message.is_empty()).then(|| status_message.to_owned()));
+    let error_type = view
+        .text(rows::ERROR_TYPE)
+        .map(python_class_name)
+        .or_else(|| (!status_message.is_empty()).then(|| status_message.to_owned()));
 
     // Only a streamed answer has a first chunk before its end. OpenLIT reports the whole latency
     // as `gen_ai.server.time_to_first_token` for unstreamed calls and embeddings too, which
     // would pull the time-to-first-token percentiles up to full latencies. It says so in the
     // conventions' `gen_ai.request.stream` since 1.45, in `gen_ai.request.is_stream` before.
-    let unstreamed =
-        matches!(view.first(&[Key::RequestStream, Key::RequestIsStream]), Some((_, AttrValue::Bool(false))))
-            || operation == "embeddings";
+    // OpenLLMetry's `gen_ai.is_streaming` says the same.
+    let stream_flag = view.first(&[Key::RequestStream, Key::RequestIsStream, Key::IsStreaming]);
+    let unstreamed = matches!(stream_flag, Some((_, AttrValue::Bool(false)))) || operation == "embeddings";
+    let first_chunk_ms = || {
+        let first_chunk = found.first_chunk?;
+        (span.start_time_unix_nano != 0 && first_chunk >= span.start_time_unix_nano)
+            .then(|| nanos_to_ms(i128::from(first_chunk) - i128::from(span.start_time_unix_nano)))
+    };
     let ttft_ms = match view.float(rows::TTFT)? {
         _ if unstreamed => None,
         Some(seconds) => Some(seconds * 1000.0),
-        None => view.float(rows::TTFT_MS)?,
+        None => view.float(rows::TTFT_MS)?.or_else(first_chunk_ms),
     };
     // The first row present decides, as for every field; one that is no number is dropped like
     // a negative one, not the call with it.
@@ -363,6 +419,16 @@ fn map_span(span: &SpanParts<'_>, view: &View<'_, '_>, ctx: Ctx<'_>) -> Result<(
     };
     validate::include_parts_left_out(&mut event);
     Ok((event, reported_cost))
+}
+
+/// An exception type as Python's `str(type(error))` spells it (`<class 'openai.RateLimitError'>`,
+/// as OpenTelemetry's util-genai 1.1 writes `error.type`) becomes the class's qualified name,
+/// as every other instrumentation writes it, so one failure is one label value.
+fn python_class_name(error_type: String) -> String {
+    match error_type.strip_prefix("<class '").and_then(|rest| rest.strip_suffix("'>")) {
+        Some(class) if !class.is_empty() => class.to_owned(),
+        _ => error_type,
+    }
 }
 
 #[allow(clippy::cast_precision_loss)] // latencies are far below 2^53 ns

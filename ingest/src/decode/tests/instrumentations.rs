@@ -30,7 +30,9 @@ const OPENINFERENCE_GEMINI: &str =
 /// Decode one payload as OTLP/JSON and, re-encoded, as protobuf (where the wire reader must
 /// agree with prost); both must give the same result, which is returned.
 fn decode_both_ways(json: &str) -> Result<Decoded, serde_json::Error> {
-    let data: TracesData = serde_json::from_str(json)?;
+    // The prost types' serde wants `values` in an array (OpenLIT writes empty ones as `{}`,
+    // which the decoder's OTLP/JSON path accepts).
+    let data: TracesData = serde_json::from_str(&json.replace(r#""arrayValue":{}"#, r#""arrayValue":{"values":[]}"#))?;
     let via_protobuf = decode_traces(&data);
     let via_json = decode(json.as_bytes(), PayloadFormat::OtlpTraces);
     assert_same(&via_json, &via_protobuf);
@@ -371,5 +373,147 @@ fn a_first_token_after_the_calls_end_drops_the_figure_not_the_call() -> Result<(
     let out = decode_both_ways(OPENLIT_GEMINI_STREAM)?;
     let e = &out.events[0];
     assert_eq!((e.ttft_ms, e.input_tokens, out.dropped_ttfts), (None, Some(1100), 1));
+    Ok(())
+}
+
+// The thirty-second session's audit of five instrumentations against a loopback fake of the
+// OpenAI and Anthropic APIs (generator in `audit_payloads/generator/`). Times shifted to T0.
+const OPENINFERENCE_0_1_66: &str = include_str!("audit_payloads/R1_openinference_0_1_66_openai_and_anthropic.json");
+const OPENLLMETRY_0_62_STREAM: &str =
+    include_str!("audit_payloads/R2_openllmetry_0_62_openai_stream_chunk_events.json");
+const OPENLIT_1_34_FAILURES: &str = include_str!("audit_payloads/R3_openlit_1_34_failed_calls_without_attributes.json");
+const ANTHROPIC_SDK_2_17: &str = include_str!("audit_payloads/R4_anthropic_sdk_2_17_stop_reason.json");
+const OPENAI_V2_2_4: &str = include_str!("audit_payloads/R5_openai_v2_2_4_error_type_as_python_class.json");
+const OPENAI_V2_2_1: &str = include_str!("audit_payloads/R6_openai_v2_2_1_served_tier_under_request_key.json");
+
+fn by_response_id<'e>(out: &'e Decoded, response_id: &str) -> &'e InferenceEvent {
+    let found = out.events.iter().find(|e| e.response_id.as_deref() == Some(response_id));
+    found.unwrap_or_else(|| panic!("no event with response id {response_id}"))
+}
+
+fn errors(out: &Decoded) -> Vec<&InferenceEvent> {
+    out.events.iter().filter(|e| e.status == driftwatch_lake::model::CallStatus::Error).collect()
+}
+
+/// OpenInference's OpenAI spans name only the answering snapshot (`llm.model_name`); the model
+/// asked for is in `llm.invocation_parameters`, the only model a failed call names. Its
+/// Anthropic spans split the answer into parts, its tool calls hold only arguments, and its
+/// streamed calls mark the first token with an event.
+#[test]
+fn openinference_request_model_answer_parts_and_first_token() -> Result<(), serde_json::Error> {
+    let out = decode_both_ways(OPENINFERENCE_0_1_66)?;
+    let chat = out.events.iter().find(|e| e.finish_reason.as_deref() == Some("stop")).expect("the chat call");
+    assert_eq!(chat.request_model.as_deref(), Some("gpt-4o-mini"));
+    assert_eq!(chat.response_model.as_deref(), Some("gpt-4o-mini-2024-07-18"), "a snapshot swap shows");
+    assert_eq!(chat.output_content.as_deref(), Some("Your order ships today."));
+    assert_eq!(chat.ttft_ms, None, "not streamed");
+
+    let stream = out.events.iter().find(|e| e.finish_reason.as_deref() == Some("length")).expect("the stream");
+    let ttft = stream.ttft_ms.expect("the first-token event's time");
+    // The fake server waits 150 ms before its first chunk.
+    assert!((150.0..400.0).contains(&ttft), "{ttft}");
+    assert!(ttft < stream.latency_ms.expect("latency"), "{ttft}");
+
+    let tool = out.events.iter().find(|e| e.finish_reason.as_deref() == Some("tool_calls")).expect("tool call");
+    assert_eq!(tool.output_content.as_deref(), Some(r#"{"city": "Paris"}"#), "the arguments are the answer");
+
+    let failed = errors(&out);
+    let models: Vec<_> = failed.iter().map(|e| e.request_model.as_deref()).collect();
+    assert_eq!(models, [Some("fail-429"), Some("fail-500"), Some("fail-429")], "every failure names its model");
+    assert_eq!(failed[0].error_type.as_deref(), Some("openai.RateLimitError"));
+
+    let anthropic = out.events.iter().find(|e| e.finish_reason.as_deref() == Some("end_turn")).expect("claude");
+    assert_eq!(anthropic.output_content.as_deref(), Some("Bonjour."), "the answer's text part");
+    assert_eq!(anthropic.request_model.as_deref(), Some("claude-3-5-sonnet-latest"));
+    assert_eq!(anthropic.response_model.as_deref(), Some("claude-3-5-sonnet-20241022"));
+    let streamed = out.events.iter().find(|e| e.finish_reason.as_deref() == Some("max_tokens")).expect("stream");
+    assert_eq!(streamed.output_content.as_deref(), Some("Il était une fois."));
+    Ok(())
+}
+
+/// OpenLLMetry records no time to first token but one event per streamed chunk: the first
+/// chunk's is it. Its unstreamed calls say `gen_ai.is_streaming` false.
+#[test]
+fn openllmetry_first_chunk_event_is_the_time_to_first_token() -> Result<(), serde_json::Error> {
+    let out = decode_both_ways(OPENLLMETRY_0_62_STREAM)?;
+    let stream = by_response_id(&out, "chatcmpl-RI32-stream");
+    let ttft = stream.ttft_ms.expect("the first chunk event's time");
+    assert!((150.0..400.0).contains(&ttft) && ttft < stream.latency_ms.expect("latency"), "{ttft}");
+    let unstreamed: Vec<_> = out.events.iter().filter(|e| e.response_id.is_none()).map(|e| e.ttft_ms).collect();
+    assert!(unstreamed.iter().all(Option::is_none), "{unstreamed:?}");
+    Ok(())
+}
+
+/// OpenLIT's failed calls carry no attribute at all: they are calls by scope, status and the
+/// `{operation} {model}` name, counted as errors of their app, not skipped.
+#[test]
+fn openlit_failed_calls_are_counted_as_errors() -> Result<(), serde_json::Error> {
+    let out = decode_both_ways(OPENLIT_1_34_FAILURES)?;
+    let failed = errors(&out);
+    let seen: Vec<_> = failed.iter().map(|e| (e.operation.as_str(), e.request_model.as_deref())).collect();
+    assert_eq!(seen, [("chat", Some("fail-429")), ("chat", Some("fail-500")), ("chat", Some("fail-429"))]);
+    assert!(failed.iter().all(|e| e.app != "default" && e.latency_ms.is_some()), "{failed:?}");
+    assert_eq!(failed[0].error_type.as_deref(), Some("openai.RateLimitError"), "the exception event's type");
+    assert_eq!(out.skipped_spans, 0);
+    // OpenLIT writes the tier that served the call under the request key.
+    let ok = out.events.iter().find(|e| e.response_id.as_deref() == Some("chatcmpl-RI32-chat")).expect("chat");
+    assert_eq!(ok.service_tier.as_deref(), Some("default"));
+
+    // Other scopes' spans named like calls stay skipped; so do OpenLIT's spans of other kinds.
+    let lone = |scope: &str, name: &str, error: bool| {
+        let mut span = span(1, vec![]);
+        span.name = name.to_owned();
+        if error {
+            span.status = Some(opentelemetry_proto::tonic::trace::v1::Status { code: 2, message: String::new() });
+        }
+        let mut data = traces(vec![kv("service.name", s("bot"))], vec![span]);
+        data.resource_spans[0].scope_spans[0].scope =
+            Some(opentelemetry_proto::tonic::common::v1::InstrumentationScope {
+                name: scope.to_owned(),
+                ..Default::default()
+            });
+        decode_traces(&data)
+    };
+    assert_eq!(lone("openlit", "chat gpt-4o", true).events.len(), 1);
+    for (scope, name, error) in
+        [("openlit", "chat gpt-4o", false), ("my.app", "chat gpt-4o", true), ("openlit", "retrieve docs", true)]
+    {
+        let out = lone(scope, name, error);
+        assert_eq!((out.events.len(), out.skipped_spans), (0, 1), "{scope} {name:?} error={error}");
+    }
+    Ok(())
+}
+
+/// The Anthropic SDK's own spans give the finish reason only as `anthropic.message.stop_reason`.
+#[test]
+fn the_anthropic_sdks_stop_reason_is_the_finish_reason() -> Result<(), serde_json::Error> {
+    let out = decode_both_ways(ANTHROPIC_SDK_2_17)?;
+    assert_eq!(by_response_id(&out, "msg_RI32_0001").finish_reason.as_deref(), Some("end_turn"));
+    assert_eq!(by_response_id(&out, "msg_RI32_stream").finish_reason.as_deref(), Some("max_tokens"));
+    Ok(())
+}
+
+/// util-genai 1.1 writes `error.type` as Python prints a class; it is stored as every other
+/// instrumentation names the class, so one failure is one label value.
+#[test]
+fn an_error_type_spelt_as_a_python_class_is_its_name() -> Result<(), serde_json::Error> {
+    let out = decode_both_ways(OPENAI_V2_2_4)?;
+    let types: Vec<_> = errors(&out).iter().map(|e| e.error_type.clone()).collect();
+    assert_eq!(types, [Some("openai.RateLimitError".to_owned()), Some("openai.InternalServerError".to_owned())]);
+    Ok(())
+}
+
+/// openai-v2 2.1 writes the tier that served an unstreamed call under the request key; the
+/// response key wins where both are present, and a request's `auto` names no tier.
+#[test]
+fn a_tier_under_the_request_key_is_read_after_the_response_keys() -> Result<(), serde_json::Error> {
+    let out = decode_both_ways(OPENAI_V2_2_1)?;
+    let tiers: Vec<_> = out
+        .events
+        .iter()
+        .filter(|e| e.status != driftwatch_lake::model::CallStatus::Error)
+        .map(|e| e.service_tier.as_deref())
+        .collect();
+    assert!(!tiers.is_empty() && tiers.iter().all(|tier| *tier == Some("default")), "{tiers:?}");
     Ok(())
 }

@@ -98,7 +98,13 @@ fn service_tier_rows() {
             Some("priority"),
         ),
         (vec![kv("openai.request.service_tier", s("auto"))], None),
-        (vec![kv("gen_ai.request.service_tier", s("flex"))], None),
+        // The tier asked for serves the call where no response key names one.
+        (vec![kv("gen_ai.request.service_tier", s("flex"))], Some("flex")),
+        (vec![kv("gen_ai.openai.request.service_tier", s("priority"))], Some("priority")),
+        (
+            vec![kv("openai.request.service_tier", s("flex")), kv("openai.response.service_tier", s("default"))],
+            Some("default"),
+        ),
         (vec![kv("openai.response.service_tier", s(" "))], None),
     ];
     for (attrs, expected) in cases {
