@@ -24,8 +24,8 @@ use driftwatch_ingest::aggregate::{AggregateConfig, RollupAggregator};
 use driftwatch_ingest::config::Config;
 use driftwatch_ingest::decode::{Decoded, Decoder, PayloadFormat};
 use driftwatch_ingest::enrich::{
-    ContentPolicy, Enricher, FingerprintKey, ModelRegistry, content_hash, keyed_content_hash, keyed_simhash64,
-    price_event, simhash64,
+    ContentPolicy, Enricher, FingerprintKey, ModelRegistry, Scrubber, content_hash, keyed_content_hash,
+    keyed_simhash64, price_event, simhash64,
 };
 use driftwatch_ingest::fleet::{DEFAULT_START, Encoder, Fleet, FleetConfig, FleetRecord, Stream, WireFormat};
 use driftwatch_ingest::pipeline::{PartitionBuffer, Processor};
@@ -374,10 +374,36 @@ fn processor(c: &mut Criterion, inputs: &Inputs) -> Result<(), Box<dyn std::erro
     Ok(())
 }
 
+/// The PII scrubber over 256 KB texts built to make pattern matching slow: one long run of what
+/// looks like IPv6 groups (`a:b:c:d:`, `dead:`, a match every few bytes; quadratic before the
+/// thirty-second session: a 1 MB dead letter took minutes), `::`, emails glued together, digit
+/// groups and dotted numbers. Any producer can send such a text, and dead letters are scrubbed
+/// whatever the content policy, so each must stay linear: bytes per second here should not fall
+/// as the text grows.
+fn scrub_adversarial(c: &mut Criterion) {
+    const BYTES: usize = 256 * 1024;
+    let scrubber = Scrubber::new();
+    let mut group = c.benchmark_group("scrub_adversarial");
+    group.throughput(Throughput::Bytes(BYTES as u64));
+    for (name, unit) in [
+        ("ipv6_groups", "a:b:c:d:"),
+        ("ipv6_labels", "dead:"),
+        ("colons", "::"),
+        ("emails", "a@a.a@"),
+        ("card_groups", "4111 "),
+        ("dots", "1."),
+    ] {
+        let text = unit.repeat(BYTES / unit.len());
+        group.bench_function(name, |b| b.iter(|| black_box(scrubber.scrub(black_box(&text)).len())));
+    }
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let result = inputs().and_then(|inputs| {
         decode(c, &inputs);
         enrich(c, &inputs)?;
+        scrub_adversarial(c);
         aggregate(c, &inputs);
         parquet(c, &inputs)?;
         processor(c, &inputs)

@@ -106,6 +106,21 @@ fn loadgen_fails_at_once_when_its_truth_file_cannot_be_written() -> anyhow::Resu
     Ok(())
 }
 
+/// clap shows environment values in `--help`; loadgen's producer properties may hold a SASL
+/// password, so theirs is never shown.
+#[test]
+fn loadgen_help_never_shows_the_producer_properties_from_the_environment() -> anyhow::Result<()> {
+    let output = common::driftwatch()
+        .args(["loadgen", "--help"])
+        .env("DRIFTWATCH_LOADGEN_PRODUCER_PROPERTIES", "sasl.username=alice\nsasl.password=Hunter2SuperSecret")
+        .stdin(Stdio::null())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.contains("DRIFTWATCH_LOADGEN_PRODUCER_PROPERTIES"), "{stdout}");
+    assert!(!stdout.contains("Hunter2") && !stdout.contains("alice"), "{stdout}");
+    Ok(())
+}
+
 /// `check-config` checks what `ingest` checks before it consumes: the librdkafka properties
 /// against this build (never printing a secret's value), the model registry the config names
 /// and the lake location with its options; a good config passes and leaves no lake behind.

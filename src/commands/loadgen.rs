@@ -72,7 +72,13 @@ pub struct LoadgenArgs {
     /// Extra librdkafka producer properties, `KEY=VALUE`, repeatable (e.g. `batch.num.messages=1`);
     /// a value may hold commas (`debug=broker,topic`). In the environment variable, one property
     /// per line.
-    #[arg(long = "producer-property", env = "DRIFTWATCH_LOADGEN_PRODUCER_PROPERTIES", value_delimiter = '\n')]
+    // The variable's value stays out of `--help`: it may hold SASL passwords.
+    #[arg(
+        long = "producer-property",
+        env = "DRIFTWATCH_LOADGEN_PRODUCER_PROPERTIES",
+        value_delimiter = '\n',
+        hide_env_values = true
+    )]
     pub producer_properties: Vec<String>,
     /// Leave out prompt and answer text, as OpenTelemetry GenAI instrumentations do by default.
     #[arg(long, env = "DRIFTWATCH_LOADGEN_NO_CONTENT", value_parser = clap::builder::BoolishValueParser::new())]

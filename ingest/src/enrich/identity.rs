@@ -84,6 +84,15 @@ fn is_control_or_invisible(c: char) -> bool {
                 | '\u{2060}'..='\u{2064}'
                 | '\u{2066}'..='\u{206F}'
                 | '\u{FEFF}'
+                // Invisible fillers nothing in a name needs: the combining grapheme joiner, the
+                // Hangul fillers, the Khmer inherent vowels.
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{3164}'
+                | '\u{FFA0}'
         )
 }
 
@@ -99,13 +108,33 @@ fn replacement(c: char) -> char {
     }
 }
 
+/// `text` as a name is kept: each [`is_control_or_invisible`] character replaced (see
+/// [`replacement`]), in Unicode NFC (so `café` typed with a combining accent is the same app as
+/// `café` typed with `é`) and without leading or trailing white space (`checkout ` is
+/// `checkout`); as it was when none of that changes it.
+fn canonical_name(text: Cow<'_, str>) -> Cow<'_, str> {
+    // Names are nearly always printable ASCII without edge spaces, which one pass over the
+    // bytes settles: ASCII is NFC.
+    let printable_ascii = text.bytes().all(|byte| (0x20..0x7f).contains(&byte));
+    if printable_ascii && !text.starts_with(' ') && !text.ends_with(' ') {
+        return text;
+    }
+    let replaced = if printable_ascii { text } else { replace_control_and_invisible(text) };
+    let normalized = match icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(&replaced) {
+        Cow::Borrowed(_) => replaced,
+        Cow::Owned(normalized) => Cow::Owned(normalized),
+    };
+    let trimmed = normalized.trim();
+    if trimmed.len() == normalized.len() {
+        return normalized;
+    }
+    // Owned even when only trimmed: a borrowed result means "unchanged" to the callers.
+    Cow::Owned(trimmed.to_owned())
+}
+
 /// `text` with each [`is_control_or_invisible`] character replaced (see [`replacement`]), as it
 /// was when there is none.
 fn replace_control_and_invisible(text: Cow<'_, str>) -> Cow<'_, str> {
-    // Names are nearly always printable ASCII, which one pass over the bytes settles.
-    if text.bytes().all(|byte| (0x20..0x7f).contains(&byte)) {
-        return text;
-    }
     let Some(first) = text.find(is_control_or_invisible) else {
         return text;
     };
@@ -240,7 +269,7 @@ impl IdentitySession<'_> {
     /// replaced after the PII is masked, so the detectors see the separators (tabs, newlines)
     /// a producer wrote between an address and its neighbours.
     fn scrubbed<'v>(&self, value: &'v str) -> Cow<'v, str> {
-        replace_control_and_invisible(self.scrubber.scrub(value))
+        canonical_name(self.scrubber.scrub(value))
     }
 
     /// [`scrub`](Self::scrub) for an optional field.
@@ -249,6 +278,33 @@ impl IdentitySession<'_> {
             self.scrub(value);
         }
     }
+
+    /// [`scrub_opt`](Self::scrub_opt) for a version field: a value that is only a version
+    /// number (`1.2.3.4`, `v10.0.1.2`, `2.0.1-rc.1`) is kept as it is, where the address
+    /// detector would mask a four-part one as an IPv4 address, merging versions and hiding a
+    /// prompt change from drift detection.
+    pub fn scrub_version(&mut self, value: &mut Option<String>) {
+        if value.as_deref().is_some_and(is_version_number) {
+            return;
+        }
+        self.scrub_opt(value);
+    }
+}
+
+/// True for a bare version number: an optional `v`, two to six dot-separated runs of digits,
+/// and an optional pre-release or build suffix of letters, digits, dots and dashes (as semver
+/// spells it, `-rc.1`, `+build.5`). Nothing else, so no address with text around it passes.
+fn is_version_number(value: &str) -> bool {
+    let value = value.strip_prefix(['v', 'V']).unwrap_or(value);
+    let (core, suffix) = match value.find(['-', '+']) {
+        Some(at) => value.split_at(at),
+        None => (value, ""),
+    };
+    let parts = core.split('.').count();
+    (2..=6).contains(&parts)
+        && core.split('.').all(|part| !part.is_empty() && part.len() <= 9 && part.bytes().all(|b| b.is_ascii_digit()))
+        && suffix.bytes().skip(1).all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && suffix.len() != 1
 }
 
 #[cfg(test)]

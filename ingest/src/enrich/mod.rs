@@ -17,10 +17,12 @@
 //! - [`resolver`]: the registry's name lookup, memoised.
 //! - [`pricing`]: tokens x the price in force at the event's time.
 //! - [`scrub`]: PII detection and replacement.
+//! - [`blobs`]: images, audio and documents inline in retained content, elided before the scrub.
 //! - [`identity`]: the scrub of identity and label fields, memoised.
 //! - [`fingerprint`]: content hashes and SimHash, keyed when a [`FingerprintKey`] is configured.
 //! - [`mod@message_text`]: the text of a GenAI message list, which is what output fingerprints are of.
 
+pub mod blobs;
 pub mod fingerprint;
 pub mod identity;
 pub mod message_text;
@@ -226,7 +228,6 @@ impl Enricher {
             &mut event.request_model,
             &mut event.response_model,
             &mut event.prompt_id,
-            &mut event.prompt_version,
             &mut event.finish_reason,
             &mut event.service_tier,
             &mut event.golden_case,
@@ -234,6 +235,7 @@ impl Enricher {
         ] {
             fields.scrub_opt(field);
         }
+        fields.scrub_version(&mut event.prompt_version);
         drop(fields);
         cut_free_text(&mut event.error_type);
         if app_changed {
@@ -258,11 +260,11 @@ impl Enricher {
             &mut feedback.provider,
             &mut feedback.operation,
             &mut feedback.prompt_id,
-            &mut feedback.prompt_version,
             &mut feedback.score_label,
         ] {
             fields.scrub_opt(field);
         }
+        fields.scrub_version(&mut feedback.prompt_version);
         drop(fields);
         cut_free_text(&mut feedback.score_label);
     }
@@ -270,8 +272,15 @@ impl Enricher {
     /// The copy of one side's text that may be kept under `policy`. Content is
     /// often a JSON message list (`gen_ai.input.messages`), whose escapes hide
     /// PII from a plain-text pass, so JSON is scrubbed string by string.
+    /// Inline binary payloads are elided first ([`blobs`]): the scrubber cannot see into them.
     fn retained_text<'a>(&self, text: &'a str, policy: ContentPolicy) -> Cow<'a, str> {
-        if policy.scrub_pii { self.scrubber.scrub_json(text) } else { Cow::Borrowed(text) }
+        if !policy.scrub_pii {
+            return Cow::Borrowed(text);
+        }
+        match blobs::elide_blobs(text) {
+            Cow::Borrowed(text) => self.scrubber.scrub_json(text),
+            Cow::Owned(elided) => Cow::Owned(self.scrubber.scrub_json(&elided).into_owned()),
+        }
     }
 
     /// The registry prices come from, for governance checks downstream.
@@ -599,6 +608,31 @@ mod tests {
         assert_eq!(e.input_hash.as_deref(), Some("from-decoder"));
         assert_eq!((e.cost_usd, e.price_version), (None, None));
         assert!(enricher.registry().lookup("gpt-4o", None).is_some());
+        Ok(())
+    }
+
+    /// An image sent inline holds what the scrubber cannot read (the audit's base64 decoded to
+    /// an email and an SSN): scrubbed retained content keeps its size, not its bytes; content
+    /// retained unscrubbed keeps it as sent. The fingerprints are of the content as sent.
+    #[test]
+    fn inline_blobs_are_elided_from_scrubbed_retained_content() -> TestResult {
+        let enricher = enricher()?;
+        let blob = "amFuZS5kb2VAZXhhbXBsZS5jb20gU1NOIDEyMy00NS02Nzg5".repeat(8);
+        let input = format!(
+            r#"[{{"role":"user","parts":[{{"type":"text","content":"my id"}},{{"type":"blob","mime_type":"image/png","content":"{blob}"}}]}}]"#
+        );
+        let mut scrubbed = event("support-bot");
+        scrubbed.input_content = Some(input.clone());
+        let mut raw = event("synthetic-evals");
+        raw.input_content = Some(input.clone());
+        enricher.enrich(&mut scrubbed);
+        enricher.enrich(&mut raw);
+        let kept: serde_json::Value = serde_json::from_str(scrubbed.content.as_deref().ok_or("no content")?)?;
+        let kept = kept["input"].as_str().ok_or("no input")?;
+        assert!(!kept.contains(&blob[..64]) && kept.contains("[BLOB 288 bytes]") && kept.contains("my id"), "{kept}");
+        let raw_kept: serde_json::Value = serde_json::from_str(raw.content.as_deref().ok_or("no content")?)?;
+        assert_eq!(raw_kept["input"].as_str(), Some(input.as_str()));
+        assert_eq!(scrubbed.input_hash, raw.input_hash);
         Ok(())
     }
 

@@ -70,11 +70,13 @@ pub enum PiiKind {
     BearerToken,
     /// JSON web tokens (`eyJ...`).
     Jwt,
+    /// PEM private keys (`-----BEGIN PRIVATE KEY-----` ... `-----END PRIVATE KEY-----`).
+    PrivateKey,
 }
 
 impl PiiKind {
     /// Every kind, so that a placeholder of any of them can be recognised.
-    const ALL: [PiiKind; 10] = [
+    const ALL: [PiiKind; 11] = [
         PiiKind::Email,
         PiiKind::Phone,
         PiiKind::CardNumber,
@@ -85,6 +87,7 @@ impl PiiKind {
         PiiKind::Password,
         PiiKind::BearerToken,
         PiiKind::Jwt,
+        PiiKind::PrivateKey,
     ];
 
     /// The text that replaces a match.
@@ -100,6 +103,7 @@ impl PiiKind {
             PiiKind::Password => "[PASSWORD]",
             PiiKind::BearerToken => "[BEARER_TOKEN]",
             PiiKind::Jwt => "[JWT]",
+            PiiKind::PrivateKey => "[PRIVATE_KEY]",
         }
     }
 }
@@ -312,6 +316,7 @@ impl Scrubber {
                             None => continue,
                         }
                     }
+                    Extent::PemBlock => escapes.after(pem_block(searched, m.range())),
                     Extent::Literal if m.as_str().starts_with(|c: char| c.is_ascii_digit()) => Some(m.range()),
                     // An escape that opens a quoted value is part of the secret.
                     Extent::Literal => quoted_value(text, m.range()),
@@ -386,6 +391,9 @@ const GROUPED_BYTES: usize = 64;
 /// a mask, so two or three are the most that real text needs.
 const MAX_PASSES: usize = 8;
 
+/// Bytes of the longest IPv6 address in text, `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`.
+const LONGEST_IPV6_TEXT: usize = 45;
+
 /// How many leading groups [`past_labels`] passes over at most: more than
 /// anyone writes labels before an address, and short of its eight groups.
 const LABELS_TRIED: usize = 7;
@@ -419,8 +427,16 @@ fn past_labels(regex: &Regex, validate: Validator, text: &str, found: Range<usiz
             break;
         };
         let at = tried.start + colon + 1;
-        // Searched up to the end of the run of groups, so a miss reads no further.
-        let run = at + bytes[at..].iter().take_while(|b| b.is_ascii_hexdigit() || b":.".contains(b)).count();
+        // Searched up to the end of the run of groups, so a miss reads no further, and never
+        // past the longest address: a text that is one long run (`a:b:c:d:` repeated) has a
+        // match every few bytes, and reading each to the run's end made the scrub quadratic
+        // (a 1 MB dead letter took minutes).
+        let run = at
+            + bytes[at..]
+                .iter()
+                .take(LONGEST_IPV6_TEXT)
+                .take_while(|b| b.is_ascii_hexdigit() || b":.".contains(b))
+                .count();
         let Some(again) = regex.find_at(&text[..run], at).filter(|again| again.start() == at) else {
             break;
         };
@@ -430,6 +446,29 @@ fn past_labels(regex: &Regex, validate: Validator, text: &str, found: Range<usiz
         }
     }
     span
+}
+
+/// Bytes after a PEM header searched for its footer: a 4096-bit RSA key is about 3.3 KB. The
+/// bound keeps a text of many headers and no footer linear.
+const PEM_BLOCK_BYTES: usize = 8 * 1024;
+
+/// The private key whose header is `header`: through its `-----END ... PRIVATE KEY-----` footer
+/// when one follows within [`PEM_BLOCK_BYTES`], else (a sample cut short) through the base64,
+/// line breaks and escaped line breaks after the header.
+fn pem_block(text: &str, header: Range<usize>) -> Range<usize> {
+    const FOOTER_END: &str = "PRIVATE KEY-----";
+    let mut window_end = (header.end + PEM_BLOCK_BYTES).min(text.len());
+    while !text.is_char_boundary(window_end) {
+        window_end -= 1;
+    }
+    let window = &text[header.end..window_end];
+    if let Some(footer) = window.find("-----END ")
+        && let Some(end) = window[footer..].find(FOOTER_END)
+    {
+        return header.start..header.end + footer + end + FOOTER_END.len();
+    }
+    let body = window.bytes().take_while(|b| b.is_ascii_alphanumeric() || b"+/=\\\r\n ".contains(b)).count();
+    header.start..header.end + body
 }
 
 /// Overwrites `span` with the placeholder, padded with `*`, or with `*` alone

@@ -35,6 +35,9 @@ pub(super) enum Extent {
     /// then opens with the label, and is tried again after it while it does
     /// not validate or stops short of the address's end ([`past_labels`](super::past_labels)).
     PastLabels(Validator),
+    /// The capture is a PEM private key's header: the key runs to its footer, or without one
+    /// (a cut sample) to the end of its base64 ([`pem_block`](super::pem_block)).
+    PemBlock,
     /// The capture opens a literal: a quote, and the value runs to the
     /// quote that closes it, or a number, which is the whole value. A pattern
     /// cannot say which quote closes a value: it may hold quotes and
@@ -198,6 +201,27 @@ pub(super) const DETECTORS: &[Detector] = &[
         group: 1,
         numeric: false,
         extent: Extent::Checked(password_like),
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::Password,
+        // The password of a URL's credentials (`postgres://admin:S3cr3t!@db.example.com`,
+        // `redis://:pw@cache`): up to the last `@` before the host, since producers leave an `@`
+        // in a password unescaped. The user name and the host stay.
+        pattern: r#"(?i)(?-u:\b)[a-z][a-z0-9+.-]{1,20}://[^\s:/@"'<>]*:([^\s/"'<>]+)@[^\s@/"'<>]"#,
+        group: 1,
+        numeric: false,
+        extent: Extent::Capture,
+        not_after: &[],
+    },
+    Detector {
+        kind: PiiKind::PrivateKey,
+        // A PEM private key (PKCS#1, PKCS#8, OpenSSH, encrypted), often inside a service
+        // account's JSON: the whole block, see `pem_block`.
+        pattern: r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+        group: 0,
+        numeric: false,
+        extent: Extent::PemBlock,
         not_after: &[],
     },
     Detector {

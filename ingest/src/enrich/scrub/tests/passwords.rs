@@ -179,3 +179,47 @@ fn a_quoted_value_ends_where_decoding_would_end_it() {
         assert_eq!(quoted_value(text, 0..opening), None, "in {text}");
     }
 }
+
+/// A URL's credentials: the password goes, however it is spelt (an unescaped `@` or `!`
+/// included), the user name and host stay; a URL without a password is left alone.
+#[test]
+fn passwords_in_url_credentials_are_masked() {
+    let scrubber = Scrubber::new();
+    for (text, expected) in [
+        ("postgres://admin:S3cr3t!xyz@db.example.com:5432/app", "postgres://admin:[PASSWORD]@db.example.com:5432/app"),
+        ("REDIS_URL=redis://:Pa55w0rd#1@cache.internal:6379", "REDIS_URL=redis://:[PASSWORD]@cache.internal:6379"),
+        ("amqp://svc:p@ss@mq.local/vhost", "amqp://svc:[PASSWORD]@mq.local/vhost"),
+        (r#"{"dsn": "mysql://root:hunter2@10.0.0.5/db"}"#, r#"{"dsn": "mysql://root:[PASSWORD]@[IP_ADDRESS]/db"}"#),
+    ] {
+        assert_eq!(scrubber.scrub(text), expected, "in {text}");
+    }
+    for clean in ["https://example.com/a:b@c", "see https://docs.example.com:8443/path"] {
+        assert_clean(clean);
+    }
+}
+
+/// A PEM private key is masked whole, footer included, also inside a service account's JSON
+/// (escaped line breaks) and when a sample cuts it short; a public key or certificate is not a
+/// secret and stays.
+#[test]
+fn pem_private_keys_are_masked_whole() {
+    let scrubber = Scrubber::new();
+    let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nqb5Uu3bKx1GZ2mL0rT8yPz1cQ==";
+    for header in ["PRIVATE KEY", "RSA PRIVATE KEY", "OPENSSH PRIVATE KEY", "ENCRYPTED PRIVATE KEY"] {
+        let pem = format!("-----BEGIN {header}-----\n{body}\n-----END {header}-----");
+        assert_eq!(scrubber.scrub(&format!("key:\n{pem}\nthanks")), "key:\n[PRIVATE_KEY]\nthanks");
+    }
+    let account = serde_json::json!({
+        "type": "service_account",
+        "private_key": format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"),
+        "client_email": "svc@project.iam.gserviceaccount.com",
+    })
+    .to_string();
+    let kept = scrubber.scrub_json(&account);
+    assert_nothing_kept(&kept, &["MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7", "qb5Uu3bKx1GZ2mL0rT8yPz1cQ"]);
+    assert!(kept.contains("[PRIVATE_KEY]") && kept.contains("service_account"), "{kept}");
+    // Cut short (an oversize dead letter's kept head): the base64 that is there goes.
+    let cut = format!("-----BEGIN PRIVATE KEY-----\\n{}", &body[..40]);
+    assert_eq!(scrubber.scrub(&cut), "[PRIVATE_KEY]");
+    assert_clean("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----");
+}
