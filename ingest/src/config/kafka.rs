@@ -38,8 +38,10 @@ pub enum StartFrom {
     Latest,
 }
 
-/// The Kafka source (consumer group over several topics).
-#[derive(Debug, Clone, Deserialize)]
+/// The Kafka source (consumer group over several topics). Its `Debug` form shows a librdkafka
+/// value only where [`value_may_be_shown`](crate::source::kafka::client::value_may_be_shown)
+/// says it holds no secret (`sasl.password` never appears in a log or a panic).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap servers, `host:port[,host:port]`.
@@ -82,6 +84,29 @@ pub struct KafkaConfig {
     /// Properties whose values came from `librdkafka_files`: secrets, never printed.
     #[serde(skip)]
     pub secret_properties: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown =
+            |key: &str| crate::source::kafka::client::value_may_be_shown(key) && !self.secret_properties.contains(key);
+        let librdkafka: BTreeMap<&str, &str> = self
+            .librdkafka
+            .iter()
+            .map(|(key, value)| (key.as_str(), if shown(key) { value.as_str() } else { "<redacted>" }))
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("group_id", &self.group_id)
+            .field("topics", &self.topics)
+            .field("start_from", &self.start_from)
+            .field("offset_query_timeout", &self.offset_query_timeout)
+            .field("max_inflight_flushes", &self.max_inflight_flushes)
+            .field("librdkafka", &librdkafka)
+            .field("librdkafka_files", &self.librdkafka_files)
+            .field("secret_properties", &self.secret_properties)
+            .finish()
+    }
 }
 
 fn default_group_id() -> String {

@@ -10,8 +10,9 @@ use driftwatch_lake::parquet::ParquetOptions;
 
 use super::load::text_values;
 
-/// Lake location and writer settings.
-#[derive(Debug, Clone, Deserialize)]
+/// Lake location and writer settings. Its `Debug` form names the object-store options without
+/// their values, which may be credentials (`aws_secret_access_key`).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
     /// A local path, `file://` URL, `s3://bucket/prefix`, or `memory://` (tests); `./lake` when
@@ -25,6 +26,18 @@ pub struct LakeConfig {
     /// Parquet writer properties; every one is explicit (DESIGN §5).
     #[serde(default)]
     pub parquet: ParquetOptions,
+}
+
+impl std::fmt::Debug for LakeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut options: Vec<&str> = self.options.keys().map(String::as_str).collect();
+        options.sort_unstable();
+        f.debug_struct("LakeConfig")
+            .field("location", &self.location)
+            .field("options (values not shown)", &options)
+            .field("parquet", &self.parquet)
+            .finish()
+    }
 }
 
 fn default_lake_location() -> String {

@@ -254,6 +254,29 @@ fn librdkafka_secrets_are_read_from_files() -> TestResult {
     Ok(())
 }
 
+/// A config printed with `{:?}` (a log line, a panic, a test failure) shows no secret: not a
+/// SASL password written inline or read from a file, not the object store's keys.
+#[test]
+fn a_config_printed_for_debugging_shows_no_secret() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let password = dir.path().join("kafka-password");
+    std::fs::write(&password, "FromFileSecret42\n")?;
+    let text = format!(
+        "[kafka]\nbrokers = \"b:9092\"\n[kafka.librdkafka]\n\"sasl.username\" = \"svc-user\"\n\
+         \"ssl.key.password\" = \"InlineSecret42\"\n\"fetch.max.bytes\" = 1048576\n\
+         [kafka.librdkafka_files]\n\"sasl.password\" = {:?}\n\
+         [lake]\nlocation = \"s3://bucket/lake\"\n[lake.options]\naws_secret_access_key = \"LakeSecret42\"\n",
+        password.display().to_string()
+    );
+    let config = Config::from_toml_str(&text, "test", no_env())?;
+    let printed = format!("{config:?}");
+    for secret in ["FromFileSecret42", "InlineSecret42", "LakeSecret42"] {
+        assert!(!printed.contains(secret), "{secret} in {printed}");
+    }
+    assert!(printed.contains("1048576") && printed.contains("aws_secret_access_key"), "{printed}");
+    Ok(())
+}
+
 #[test]
 fn unreadable_empty_twice_set_or_reserved_secret_files_name_the_key() -> TestResult {
     let dir = tempfile::tempdir()?;

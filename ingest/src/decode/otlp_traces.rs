@@ -376,6 +376,13 @@ fn map_span(
     // The first row present decides, as for every field; one that is no number is dropped like
     // a negative one, not the call with it.
     let reported_cost = view.float(rows::REPORTED_COST).map_or(ReportedCost::UNREADABLE, ReportedCost::checked);
+    // OpenLIT writes a cost of 0 for every call it cannot price (a model missing from its price
+    // list, or the list not downloaded): no figure, not a free call.
+    let reported_cost = if span.scope == "openlit" && reported_cost.usd == Some(0.0) {
+        ReportedCost::checked(None)
+    } else {
+        reported_cost
+    };
 
     let mut event = InferenceEvent {
         event_id: span_event_id(&trace_id, &span_id),

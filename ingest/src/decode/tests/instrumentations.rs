@@ -455,9 +455,12 @@ fn openlit_failed_calls_are_counted_as_errors() -> Result<(), serde_json::Error>
     assert!(failed.iter().all(|e| e.app != "default" && e.latency_ms.is_some()), "{failed:?}");
     assert_eq!(failed[0].error_type.as_deref(), Some("openai.RateLimitError"), "the exception event's type");
     assert_eq!(out.skipped_spans, 0);
-    // OpenLIT writes the tier that served the call under the request key.
+    // OpenLIT writes the tier that served the call under the request key, and a cost of 0
+    // where it has no price (here, every call: its price list was not downloaded).
     let ok = out.events.iter().find(|e| e.response_id.as_deref() == Some("chatcmpl-RI32-chat")).expect("chat");
     assert_eq!(ok.service_tier.as_deref(), Some("default"));
+    assert!(out.events.iter().all(|e| e.reported_cost_usd.is_none()), "no figure, not free calls");
+    assert_eq!(out.dropped_reported_costs, 0, "nothing malformed was dropped");
 
     // Other scopes' spans named like calls stay skipped; so do OpenLIT's spans of other kinds.
     let lone = |scope: &str, name: &str, error: bool| {
