@@ -62,9 +62,10 @@ pub enum PiiKind {
     /// IPv4 and IPv6 addresses.
     IpAddress,
     /// Provider API keys (`sk-...`, `sk_live_...`, `AIza...`, `AKIA...`, `ASIA...`, `ghp_...`, `glpat-...`,
-    /// `gsk_...`, `xai-...`, `xoxb-...`, `api_key=...`).
+    /// `gsk_...`, `xai-...`, `xoxb-...`, `SG.`, `ya29.`, `api_key=...`, `AccountKey=...`).
     ApiKey,
-    /// Passwords in key-value form (`password=...`, `"pwd": "..."`) and HTTP Basic credentials.
+    /// Passwords in key-value form (`password=...`, `"pwd": "..."`, `Passwort:`, `passphrase`),
+    /// in URL credentials, and HTTP Basic credentials.
     Password,
     /// The token after `Bearer`, or after `Token` in an `Authorization` header.
     BearerToken,

@@ -130,7 +130,9 @@ pub(super) const DETECTORS: &[Detector] = &[
             r"(?-u:\b)(?:(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|A[KS]IA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}",
             r"|[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{30,}|xox[baprs]-[A-Za-z0-9-]{10,}",
             r"|hf_[A-Za-z0-9]{30,}|gsk_[A-Za-z0-9]{40,}|xai-[A-Za-z0-9]{40,}|pplx-[A-Za-z0-9]{40,}",
-            r"|r8_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36})(?-u:\b)|glpat-[A-Za-z0-9_-]{20,}(?:\.[A-Za-z0-9]+)?)"
+            r"|r8_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}|SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,})(?-u:\b)",
+            // Google OAuth access tokens, like GitLab's, may end in `-`.
+            r"|ya29\.[A-Za-z0-9_-]{20,}|glpat-[A-Za-z0-9_-]{20,}(?:\.[A-Za-z0-9]+)?)"
         ),
         group: 0,
         numeric: false,
@@ -142,7 +144,7 @@ pub(super) const DETECTORS: &[Detector] = &[
         // `_` may precede the key, as in environment variables (`OPENAI_API_KEY=`,
         // `AWS_SECRET_ACCESS_KEY=`).
         pattern: concat!(
-            r#"(?i)(?:(?-u:\b)|_)(?:x-)?(?:api[_-]?key|api[_-]?token|secret[_-]?key|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret)"#,
+            r#"(?i)(?:(?-u:\b)|_)(?:x-)?(?:api[_-]?key|api[_-]?token|secret[_-]?key|access[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret|subscription[_-]?key|account[_-]?key|sas[_-]?token)"#,
             quote!(),
             r"?\s*[:=]\s*",
             quote!(),
@@ -174,7 +176,7 @@ pub(super) const DETECTORS: &[Detector] = &[
         // number (`"password": 1234`), which no other detector reads after a
         // key's closing quote, and which JSON keeps only if its mask is quoted.
         pattern: concat!(
-            r"(?i)(?:(?-u:\b)|_|\\+u0022)(?:password|passwd|pwd)",
+            r"(?i)(?:(?-u:\b)|_|\\+u0022)(?:password|passwd|passwort|passphrase|pwd)",
             quote!(),
             r"?\s*(?::|[!=]?={1,2})\s*-?(",
             quote!(),
@@ -188,7 +190,10 @@ pub(super) const DETECTORS: &[Detector] = &[
     Detector {
         kind: PiiKind::Password,
         // After `=` (or `==`, `!=`) any word is the password.
-        pattern: concat!(r"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\s*[!=]?={1,2}\s*", bare_value!()),
+        pattern: concat!(
+            r"(?i)(?:(?-u:\b)|_)(?:password|passwd|passwort|passphrase|pwd)\s*[!=]?={1,2}\s*",
+            bare_value!()
+        ),
         group: 1,
         numeric: false,
         extent: Extent::Checked(password_value),
@@ -197,7 +202,7 @@ pub(super) const DETECTORS: &[Detector] = &[
     Detector {
         kind: PiiKind::Password,
         // A bare value after a colon may be prose ("password: click the link").
-        pattern: concat!(r"(?i)(?:(?-u:\b)|_)(?:password|passwd|pwd)\s*:\s*", bare_value!()),
+        pattern: concat!(r"(?i)(?:(?-u:\b)|_)(?:password|passwd|passwort|passphrase|pwd)\s*:\s*", bare_value!()),
         group: 1,
         numeric: false,
         extent: Extent::Checked(password_like),

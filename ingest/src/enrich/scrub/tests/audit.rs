@@ -53,13 +53,17 @@ fn api_keys_known_by_their_prefix_alone() {
         "pplx-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdEFGH",
         "r8_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
         "npm_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+        // The thirty-second session's audit: SendGrid keys and Google OAuth access tokens.
+        "SG.AbCdEfGhIjKlMnOpQrStUv.wXyZ0123456789AbCdEfGhIjKlMnOpQrStUvWxYz0123456",
+        "ya29.a0AfB_byC-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
     ] {
         assert_finds(&format!("I pasted {key} here"), PiiKind::ApiKey, key);
         assert_finds(&format!(r#"{{"key":"{key}"}}"#), PiiKind::ApiKey, key);
     }
     assert_clean(
         "Asia and ASIA are regions, ASIAN too; gsk_ and xai-grok are names; glpat- alone is a prefix; \
-         npm_config_cache and r8_ stay; pplx-api is a package; the ASIAPACIFIC region; npm_token_here.",
+         npm_config_cache and r8_ stay; pplx-api is a package; the ASIAPACIFIC region; npm_token_here; \
+         SG.1 and SG.x.y are too short; ya29 alone is a number.",
     );
 }
 
@@ -292,4 +296,20 @@ fn phone_numbers_written_in_scientific_notation_are_masked() -> TestResult {
     // Epoch seconds, a fraction left after the exponent, and too few digits stay.
     assert_clean(r#"{"phone": 1.718e9, "tel": 4.1555526715e9, "mobile": 4.15e3}"#);
     Ok(())
+}
+
+/// Keys named by their header or connection-string field: Azure API Management's subscription
+/// key, a storage account's key, a SAS token.
+#[test]
+fn azure_keys_named_by_their_field() {
+    let scrubber = Scrubber::new();
+    for (text, expected) in [
+        ("Ocp-Apim-Subscription-Key: 0123456789abcdef0123456789abcdef", "Ocp-Apim-Subscription-Key: [API_KEY]"),
+        (
+            "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4==;EndpointSuffix=core.windows.net",
+            "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=[API_KEY];EndpointSuffix=core.windows.net",
+        ),
+    ] {
+        assert_eq!(scrubber.scrub(text), expected, "in {text}");
+    }
 }

@@ -223,3 +223,16 @@ fn pem_private_keys_are_masked_whole() {
     assert_eq!(scrubber.scrub(&cut), "[PRIVATE_KEY]");
     assert_clean("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----");
 }
+
+/// The German keyword and passphrases, in every form the English one is read in.
+#[test]
+fn passwort_and_passphrase_are_password_keys() {
+    let scrubber = Scrubber::new();
+    for (text, expected) in [
+        ("Passwort: Geheim123!", "Passwort: [PASSWORD]"),
+        ("passphrase = correct-horse-battery-staple", "passphrase = [PASSWORD]"),
+        (r#"{"passphrase": "two words"}"#, r#"{"passphrase": "[PASSWORD]"}"#),
+    ] {
+        assert_eq!(scrubber.scrub(text), expected, "in {text}");
+    }
+}
