@@ -393,7 +393,10 @@ fn map_span(
         start_time,
         app,
         environment: view.text(rows::ENVIRONMENT),
-        provider: view.str(rows::PROVIDER).map(normalize_provider),
+        provider: view.str(rows::PROVIDER).map(normalize_provider).or_else(|| {
+            // A failed call that names nothing else is known by its client's exception class.
+            found.named.and(error_type.as_deref()).and_then(provider_of_exception).map(str::to_owned)
+        }),
         operation,
         request_model,
         response_model,
@@ -426,6 +429,20 @@ fn map_span(
     };
     validate::include_parts_left_out(&mut event);
     Ok((event, reported_cost))
+}
+
+/// The provider whose client library raised an exception of class `error_type`
+/// (`openai.RateLimitError`, `anthropic.APIStatusError`), as the conventions name providers.
+fn provider_of_exception(error_type: &str) -> Option<&'static str> {
+    const CLIENTS: [(&str, &str); 5] = [
+        ("openai", "openai"),
+        ("anthropic", "anthropic"),
+        ("mistralai", "mistral_ai"),
+        ("cohere", "cohere"),
+        ("groq", "groq"),
+    ];
+    let (module, _) = error_type.split_once('.')?;
+    CLIENTS.iter().find(|(client, _)| *client == module).map(|&(_, provider)| provider)
 }
 
 /// An exception type as Python's `str(type(error))` spells it (`<class 'openai.RateLimitError'>`,

@@ -452,6 +452,8 @@ fn openlit_failed_calls_are_counted_as_errors() -> Result<(), serde_json::Error>
     let failed = errors(&out);
     let seen: Vec<_> = failed.iter().map(|e| (e.operation.as_str(), e.request_model.as_deref())).collect();
     assert_eq!(seen, [("chat", Some("fail-429")), ("chat", Some("fail-500")), ("chat", Some("fail-429"))]);
+    let providers: Vec<_> = failed.iter().map(|e| e.provider.as_deref()).collect();
+    assert_eq!(providers, [Some("openai"), Some("openai"), Some("anthropic")], "by the client's exception class");
     assert!(failed.iter().all(|e| e.app != "default" && e.latency_ms.is_some()), "{failed:?}");
     assert_eq!(failed[0].error_type.as_deref(), Some("openai.RateLimitError"), "the exception event's type");
     assert_eq!(out.skipped_spans, 0);
