@@ -24,6 +24,14 @@ fn assert_finds(text: &str, kind: PiiKind, secret: &str) {
     assert!(scrubbed.contains(kind.placeholder()), "{scrubbed}");
 }
 
+/// Each text scrubs to its expected form.
+fn assert_scrubbed_as(cases: &[(&str, &str)]) {
+    let scrubber = Scrubber::new();
+    for (text, expected) in cases {
+        assert_eq!(scrubber.scrub(text), *expected, "in {text}");
+    }
+}
+
 fn assert_clean(text: &str) {
     assert_eq!(found(text), vec![], "false positive in {text:?}");
     assert!(matches!(Scrubber::new().scrub(text), Cow::Borrowed(_)));
