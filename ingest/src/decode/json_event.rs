@@ -323,8 +323,9 @@ impl<'de> Visitor<'de> for RawSeed<'_> {
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
+/// A required key's value; `""` was already read as absent ([`present`]).
 fn required(value: Option<String>, field: &'static str) -> Result<String> {
-    value.filter(|v| !v.is_empty()).ok_or(Error::MissingField { field })
+    value.ok_or(Error::MissingField { field })
 }
 
 impl Raw<'_> {
@@ -363,9 +364,9 @@ impl Raw<'_> {
         let app = required(self.app, "app")?;
         let status = match self.status.as_deref() {
             // As on spans: an error type without a status reports a failed call.
-            None if self.error_type.as_deref().is_some_and(|t| !t.is_empty()) => CallStatus::Error,
+            None if self.error_type.is_some() => CallStatus::Error,
             None => CallStatus::Unset,
-            Some(text) if text.is_empty() || text.eq_ignore_ascii_case("unset") => CallStatus::Unset,
+            Some(text) if text.eq_ignore_ascii_case("unset") => CallStatus::Unset,
             Some(text) if text.eq_ignore_ascii_case("ok") => CallStatus::Ok,
             Some(text) if text.eq_ignore_ascii_case("error") => CallStatus::Error,
             Some(other) => {
@@ -458,12 +459,12 @@ const TRACE_ID_HEX_DIGITS: usize = 32;
 /// Hex digits of a W3C span id, as OTLP carries it in 8 bytes.
 const SPAN_ID_HEX_DIGITS: usize = 16;
 
-/// A JSON event's trace or span id, lower-cased as OTLP spans' ids are; empty or all zeros (the
-/// W3C invalid id) is absent. Other shapes are refused rather than kept: the join names a span's
+/// A JSON event's trace or span id, lower-cased as OTLP spans' ids are; all zeros (the W3C
+/// invalid id) is absent, as `""` already is ([`present`]). Other shapes are refused rather than kept: the join names a span's
 /// call by the two ids joined without a separator (as OTLP event ids are), so ids of other
 /// lengths could join into another call's id, and ids that are not hex never match a span.
 fn trace_context_id(value: Option<String>, field: &'static str, hex_digits: usize) -> Result<Option<String>> {
-    let Some(mut id) = value.filter(|id| !id.is_empty()) else { return Ok(None) };
+    let Some(mut id) = value else { return Ok(None) };
     if id.len() != hex_digits || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         let shown: String = id.chars().take(hex_digits + 8).collect();
         return Err(Error::InvalidField {

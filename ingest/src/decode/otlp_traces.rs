@@ -261,13 +261,18 @@ fn openlit_failed_call<'a>(span: &SpanParts<'a>) -> Option<(&'a str, &'a str)> {
         return None;
     }
     let (operation, model) = span.name.trim().split_once(' ')?;
-    let inference = INFERENCE_OPERATIONS.iter().any(|known| operation.eq_ignore_ascii_case(known))
-        || operation_alias(operation).is_some();
-    (inference && !model.trim().is_empty()).then(|| (operation, model.trim()))
+    (is_inference_operation(operation) && !model.trim().is_empty()).then(|| (operation, model.trim()))
 }
 
 /// `gen_ai.operation.name` values of inference calls (DESIGN §3.1).
 const INFERENCE_OPERATIONS: [&str; 4] = ["chat", "text_completion", "generate_content", "embeddings"];
+
+/// True for an operation name of an inference call, compared as [`normalize_operation`] maps it
+/// (`Chat` is a chat, LiteLLM's `acompletion` too), without allocating a lower-case copy.
+fn is_inference_operation(operation: &str) -> bool {
+    INFERENCE_OPERATIONS.iter().any(|known| operation.eq_ignore_ascii_case(known))
+        || operation_alias(operation).is_some()
+}
 
 /// The Vercel AI SDK's provider-call spans, by `ai.operationId`, with the operation of each. Its
 /// outer spans (`ai.generateText`, `ai.embed`, ...) are no calls: they restate their calls'
@@ -288,14 +293,9 @@ fn ai_sdk_operation(view: &View<'_, '_>) -> Option<&'static str> {
 }
 
 /// DESIGN §3.1: GenAI operation, OpenInference LLM/EMBEDDING kind, or any OpenLLMetry request type;
-/// and the Vercel AI SDK's provider calls, which set none of those. Names are compared as
-/// [`normalize_operation`] maps them (`Chat` is a chat, LiteLLM's `acompletion` too), without
-/// allocating a lower-case copy for every span.
+/// and the Vercel AI SDK's provider calls, which set none of those.
 pub(super) fn is_inference(view: &View<'_, '_>) -> bool {
-    if let Some(operation) = view.str(&[Key::OperationName]).map(str::trim)
-        && (INFERENCE_OPERATIONS.iter().any(|known| operation.eq_ignore_ascii_case(known))
-            || operation_alias(operation).is_some())
-    {
+    if view.str(&[Key::OperationName]).map(str::trim).is_some_and(is_inference_operation) {
         return true;
     }
     if ai_sdk_operation(view).is_some() {

@@ -111,6 +111,14 @@ macro_rules! bare_value {
     };
 }
 
+/// The keys a password follows, one list for each form the value takes (quoted, after `=`,
+/// after `:`).
+macro_rules! password_key {
+    () => {
+        "(?:password|passwd|passwort|passphrase|pwd)"
+    };
+}
+
 /// Detectors in priority order: when two matches start at the same place
 /// and have the same length, the earlier detector names it.
 pub(super) const DETECTORS: &[Detector] = &[
@@ -176,7 +184,8 @@ pub(super) const DETECTORS: &[Detector] = &[
         // number (`"password": 1234`), which no other detector reads after a
         // key's closing quote, and which JSON keeps only if its mask is quoted.
         pattern: concat!(
-            r"(?i)(?:(?-u:\b)|_|\\+u0022)(?:password|passwd|passwort|passphrase|pwd)",
+            r"(?i)(?:(?-u:\b)|_|\\+u0022)",
+            password_key!(),
             quote!(),
             r"?\s*(?::|[!=]?={1,2})\s*-?(",
             quote!(),
@@ -190,10 +199,7 @@ pub(super) const DETECTORS: &[Detector] = &[
     Detector {
         kind: PiiKind::Password,
         // After `=` (or `==`, `!=`) any word is the password.
-        pattern: concat!(
-            r"(?i)(?:(?-u:\b)|_)(?:password|passwd|passwort|passphrase|pwd)\s*[!=]?={1,2}\s*",
-            bare_value!()
-        ),
+        pattern: concat!(r"(?i)(?:(?-u:\b)|_)", password_key!(), r"\s*[!=]?={1,2}\s*", bare_value!()),
         group: 1,
         numeric: false,
         extent: Extent::Checked(password_value),
@@ -202,7 +208,7 @@ pub(super) const DETECTORS: &[Detector] = &[
     Detector {
         kind: PiiKind::Password,
         // A bare value after a colon may be prose ("password: click the link").
-        pattern: concat!(r"(?i)(?:(?-u:\b)|_)(?:password|passwd|passwort|passphrase|pwd)\s*:\s*", bare_value!()),
+        pattern: concat!(r"(?i)(?:(?-u:\b)|_)", password_key!(), r"\s*:\s*", bare_value!()),
         group: 1,
         numeric: false,
         extent: Extent::Checked(password_like),
