@@ -1,7 +1,8 @@
 //! Outside readers read the lake the way README.md ("Reading the lake from other tools") says:
 //! tests/readers/read_lake.py applies those recipes (pandas/pyarrow, DuckDB, DataFusion, polars,
-//! the `hdrhistogram` PyPI package) with the dev stack's pinned Python packages, and every figure it prints must be
-//! the figure driftwatch's own DataFusion session reads from the same lake.
+//! the `hdrhistogram` PyPI package) with the dev stack's pinned Python packages, and every
+//! figure it prints must be the figure driftwatch's own DataFusion session reads from the same
+//! lake.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -318,7 +319,7 @@ async fn outside_readers_following_the_readme_see_what_driftwatch_sees() -> anyh
     let python = read_with_python(&lake)?;
     let (pandas, duck) = (&python["pandas"], &python["duckdb"]);
 
-    // Events, through both readers.
+    // Events, through every reader.
     assert_events("pandas", &pandas["events"], &counts)?;
     assert_events("duckdb", &duck["events"], &counts)?;
     assert_events("datafusion", &python["datafusion"]["events"], &counts)?;

@@ -32,10 +32,13 @@ from hdrh.histogram import HdrHistogram
 DATE_ONLY = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
 
 
+def files_schema(lake, table):
+    fragments = ds.dataset(f"{lake}/{table}", partitioning=DATE_ONLY).get_fragments()
+    return pa.unify_schemas([f.physical_schema for f in fragments], promote_options="permissive")
+
+
 def read_table(lake, table):
-    files = ds.dataset(f"{lake}/{table}", partitioning=DATE_ONLY)
-    schemas = [f.physical_schema for f in files.get_fragments()] + [DATE_ONLY.schema]
-    schema = pa.unify_schemas(schemas, promote_options="permissive")
+    schema = pa.unify_schemas([files_schema(lake, table), DATE_ONLY.schema], promote_options="permissive")
     return pd.read_parquet(f"{lake}/{table}", partitioning=DATE_ONLY, schema=schema, dtype_backend="pyarrow")
 
 
@@ -50,8 +53,7 @@ def duckdb_views(con, lake):
 
 # DataFusion: only `date` from the paths, and the union of the files' schemas.
 def datafusion_table(ctx, lake, table):
-    fragments = ds.dataset(f"{lake}/{table}", partitioning=DATE_ONLY).get_fragments()
-    schema = pa.unify_schemas([f.physical_schema for f in fragments], promote_options="permissive")
+    schema = files_schema(lake, table)
     ctx.register_parquet(table, f"{lake}/{table}/", table_partition_cols=[("date", "string")], schema=schema)
 
 
@@ -62,8 +64,7 @@ def in_microseconds(field):
 
 
 def polars_scan(lake, table):
-    fragments = ds.dataset(f"{lake}/{table}", partitioning=DATE_ONLY).get_fragments()
-    union = pa.unify_schemas([f.physical_schema for f in fragments], promote_options="permissive")
+    union = files_schema(lake, table)
     schema = pl.from_arrow(pa.schema([in_microseconds(f) for f in union]).empty_table()).schema
     return pl.scan_parquet(
         f"{lake}/{table}/",
