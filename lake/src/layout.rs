@@ -84,15 +84,24 @@ pub fn escaped_path_value_len(value: &str) -> usize {
     if value.is_empty() {
         return HIVE_DEFAULT_PARTITION.len();
     }
+    if value == HIVE_DEFAULT_PARTITION {
+        return HIVE_DEFAULT_PARTITION.len() + 2;
+    }
     value.chars().map(|c| if needs_escape(c) { 3 } else { c.len_utf8() }).sum()
 }
 
 /// Escape a Hive partition value (`app=<value>`): reserved ASCII characters become
 /// `%XX`; everything else, non-ASCII included, stays as is. Empty becomes
-/// [`HIVE_DEFAULT_PARTITION`] as Hive does.
+/// [`HIVE_DEFAULT_PARTITION`] as Hive does, and that name itself, as a value, has its first `_`
+/// escaped, since Hive readers take the folder's name for a null.
 pub fn escape_path_value(value: &str) -> String {
     if value.is_empty() {
         return HIVE_DEFAULT_PARTITION.to_owned();
+    }
+    if let Some(rest) = value.strip_prefix('_')
+        && value == HIVE_DEFAULT_PARTITION
+    {
+        return format!("%5F{rest}");
     }
     let mut out = String::with_capacity(value.len() + 8);
     for c in value.chars() {
@@ -289,6 +298,7 @@ mod tests {
             ".",
             "..",
             "plain-app_1.2",
+            HIVE_DEFAULT_PARTITION,
         ] {
             let escaped = escape_path_value(app);
             assert_eq!(escaped_path_value_len(app), escaped.len(), "{app:?} -> {escaped:?}");
@@ -304,6 +314,7 @@ mod tests {
         assert_eq!(escape_path_value("a/b"), "a%2Fb");
         assert_eq!(escape_path_value("x=y"), "x%3Dy");
         assert_eq!(escape_path_value("café ☕"), "café ☕");
+        assert_eq!(escape_path_value(HIVE_DEFAULT_PARTITION), "%5F_HIVE_DEFAULT_PARTITION__", "not read as null");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 mod local;
 mod s3;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -72,7 +73,35 @@ pub struct LakeStore {
 }
 
 fn location_error(location: &str, reason: impl Into<String>) -> LakeError {
-    LakeError::Location { location: location.to_owned(), reason: reason.into() }
+    LakeError::Location { location: shown_location(location).into_owned(), reason: reason.into() }
+}
+
+/// `location` as errors show it: the user part of a URL (`s3://KEY:SECRET@bucket`), which may
+/// be a credential, replaced by `***`.
+pub fn shown_location(location: &str) -> Cow<'_, str> {
+    match split_location(location) {
+        (Some(scheme), rest) => {
+            let authority = rest.split('/').next().unwrap_or_default();
+            match authority.rfind('@') {
+                Some(at) => Cow::Owned(format!("{scheme}://***{}", &rest[at..])),
+                None => Cow::Borrowed(location),
+            }
+        }
+        (None, _) => Cow::Borrowed(location),
+    }
+}
+
+/// Refuse credentials written into the location: they would be shown wherever the location is
+/// (errors, `check-config`), and the object store would not read them anyway.
+fn refuse_user_info(location: &str) -> Result<()> {
+    if shown_location(location) == location {
+        return Ok(());
+    }
+    Err(location_error(
+        location,
+        "credentials are not read from the location: write s3://bucket/prefix and give them as \
+         `aws_access_key_id` and `aws_secret_access_key` in [lake.options] (or the AWS_* environment)",
+    ))
 }
 
 /// Run blocking file I/O off the async workers.
@@ -136,6 +165,7 @@ impl LakeStore {
     /// [`LakeError::StoreConfig`]'s `key`: the option as given, or the `AWS_*` variable.
     pub async fn open(location: &str, options: &HashMap<String, String>) -> Result<LakeStore> {
         let (scheme, rest) = split_location(location);
+        refuse_user_info(location)?;
         if matches!(scheme, None | Some("file")) {
             // First, so that `s3:/bucket` with options is named as the typo it is.
             local_path(location, rest)?;
@@ -171,6 +201,7 @@ impl LakeStore {
     /// Validate `location` and `options` as [`open`](Self::open) does, without creating a local
     /// lake's directory (nor contacting an object store, which `open` does not either).
     pub async fn check(location: &str, options: &HashMap<String, String>) -> Result<()> {
+        refuse_user_info(location)?;
         match split_location(location) {
             (None | Some("file"), path) if options.is_empty() => local_path(location, path).map(drop),
             _ => Self::open(location, options).await.map(drop),

@@ -33,7 +33,7 @@ impl std::fmt::Debug for LakeConfig {
         let mut options: Vec<&str> = self.options.keys().map(String::as_str).collect();
         options.sort_unstable();
         f.debug_struct("LakeConfig")
-            .field("location", &self.location)
+            .field("location", &driftwatch_lake::store::shown_location(&self.location))
             .field("options (values not shown)", &options)
             .field("parquet", &self.parquet)
             .finish()

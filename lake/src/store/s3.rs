@@ -117,7 +117,7 @@ fn weakened_security(settings: &[Setting]) -> Vec<WeakenedSecurity> {
         .collect()
 }
 
-/// A bucket name that the URL parser would cut short (`s3://bucket name`, `s3://user@bucket`,
+/// A bucket name that the URL parser would cut short (`s3://bucket name`, `s3://bucket#x`,
 /// `s3://bucket?x`) would silently name another bucket, or none.
 fn check_bucket(location: &str, bucket: &str) -> Result<()> {
     if bucket.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {

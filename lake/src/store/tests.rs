@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::LakeStore;
+use super::{LakeStore, shown_location};
 use crate::error::LakeError;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -193,5 +193,27 @@ async fn a_bad_s3_option_is_named_on_its_own() -> TestResult {
     }
     let error = LakeStore::check("s3://bucket name/x", &HashMap::new()).await.err();
     assert!(matches!(error, Some(LakeError::Location { .. })), "{error:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn credentials_in_the_location_are_refused_and_never_shown() -> TestResult {
+    for location in [
+        "s3://AKIAEXAMPLE:wJalrXUtnSECRET@bucket/lake",
+        "s3://wJalrXUtnSECRET@bucket",
+        "file://me:wJalrXUtnSECRET@host/lake",
+    ] {
+        for result in [
+            LakeStore::open(location, &HashMap::new()).await.map(drop),
+            LakeStore::check(location, &HashMap::new()).await,
+        ] {
+            let error = result.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains("credentials are not read from the location"), "{error}");
+            assert!(!error.contains("SECRET"), "the secret is shown: {error}");
+            assert!(error.contains("://***@"), "the location is still recognisable: {error}");
+        }
+    }
+    assert_eq!(shown_location("s3://bucket/a@b"), "s3://bucket/a@b", "an `@` in the prefix is no user part");
+    assert_eq!(shown_location("./lake@2"), "./lake@2");
     Ok(())
 }

@@ -302,8 +302,8 @@ pub(super) const DETECTORS: &[Detector] = &[
         // in 97, so lower case counts only grouped (`de89 3704 ...`), which ids are not, and
         // `iban` wants digits in all groups but one there, which prose is not.
         pattern: concat!(
-            r"(?-u:\b)(?:[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,3})?",
-            r"|[a-z]{2}[0-9]{2}(?:[ -][a-z0-9]{4}){2,7}(?:[ -][a-z0-9]{1,3})?)(?-u:\b)"
+            r"(?-u:\b)(?:[A-Z]{2}[0-9]{2}(?:(?:[ -]| {2,3})?[A-Z0-9]{4}){2,7}(?:(?:[ -]| {2,3})?[A-Z0-9]{1,3})?",
+            r"|[a-z]{2}[0-9]{2}(?:(?:[ -]| {2,3})[a-z0-9]{4}){2,7}(?:(?:[ -]| {2,3})[a-z0-9]{1,3})?)(?-u:\b)"
         ),
         group: 0,
         numeric: false,
@@ -312,7 +312,7 @@ pub(super) const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::CardNumber,
-        pattern: r"(?-u:\b)[2-6](?:(?:[ .-]| {2})?[0-9]){12,18}(?-u:\b)",
+        pattern: r"(?-u:\b)[2-6](?:(?:[ .-]| {2,3})?[0-9]){12,18}(?-u:\b)",
         group: 0,
         numeric: true,
         extent: Extent::Grouped(card),
@@ -380,7 +380,7 @@ pub(super) const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::Phone,
-        pattern: r"\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,5}\)?){2,6}",
+        pattern: r"\+[1-9][0-9]{0,2}(?:(?:[ .-]| {2,3})?\(?[0-9]{1,5}\)?){2,6}",
         group: 0,
         numeric: true,
         extent: Extent::Checked(international_phone),
@@ -396,7 +396,7 @@ pub(super) const DETECTORS: &[Detector] = &[
     },
     Detector {
         kind: PiiKind::Phone,
-        pattern: r"(?-u:\b)0[0-9]{2,4}[ -][0-9]{3,4}[ -]?[0-9]{3,4}(?-u:\b)",
+        pattern: r"(?-u:\b)0[0-9]{2,4}(?:[ -]| {2,3})[0-9]{3,4}(?:[ -]| {2,3})?[0-9]{3,4}(?-u:\b)",
         group: 0,
         numeric: true,
         extent: Extent::Checked(national_phone),
@@ -422,7 +422,7 @@ pub(super) const DETECTORS: &[Detector] = &[
         kind: PiiKind::Phone,
         // National numbers in pairs, as France and others write them (`06 12 34 56 78`), one
         // separator throughout, so `05.06.24 12.30` (a date and a time) is left alone.
-        pattern: r"(?-u:\b)0[1-9](?:(?: [0-9]{2}){4}|(?:\.[0-9]{2}){4}|(?:-[0-9]{2}){4})(?-u:\b)",
+        pattern: r"(?-u:\b)0[1-9](?:(?: {1,3}[0-9]{2}){4}|(?:\.[0-9]{2}){4}|(?:-[0-9]{2}){4})(?-u:\b)",
         group: 0,
         numeric: true,
         extent: Extent::Checked(paired_phone),

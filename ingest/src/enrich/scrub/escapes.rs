@@ -10,11 +10,24 @@
 //! regex spells them often (`C:\new\bob@corp.com`, `\bword\b`): they are
 //! escapes only in JSON, and only after a run of backslashes that escapes at
 //! the text's own level (`\b`, `\\\b`; `\\b` is a backslash and a letter).
+//!
+//! The same view shows the detectors a space where a Unicode space separates
+//! digit groups (a no-break, figure, thin or ideographic space: what word
+//! processors and many locales put between a card's, an IBAN's or a phone
+//! number's groups), blanked to one ASCII space per byte, so the patterns
+//! take them as runs of two or three spaces.
 
 use std::cell::OnceCell;
 use std::ops::Range;
 
 use super::json::looks_like_json;
+
+/// Unicode spaces that separate digit groups as a space does: no-break, the en to hair spaces
+/// (figure and thin among them), narrow no-break, medium mathematical and ideographic.
+const SEPARATING_SPACES: [&str; 15] = [
+    "\u{a0}", "\u{2000}", "\u{2001}", "\u{2002}", "\u{2003}", "\u{2004}", "\u{2005}", "\u{2006}", "\u{2007}",
+    "\u{2008}", "\u{2009}", "\u{200a}", "\u{202f}", "\u{205f}", "\u{3000}",
+];
 
 /// The escape sequences of one text.
 pub(super) struct Escapes<'a> {
@@ -42,20 +55,27 @@ impl<'a> Escapes<'a> {
     pub(super) fn view(&self) -> Option<String> {
         let bytes = self.text.as_bytes();
         let mut view: Option<Vec<u8>> = None;
-        let mut at = memchr::memchr(b'\\', bytes)?;
-        loop {
-            let backslashes = bytes[at..].iter().take_while(|&&b| b == b'\\').count();
-            let escaped = at + backslashes;
-            let end = self.end(backslashes, escaped);
-            if end > escaped {
-                view.get_or_insert_with(|| bytes.to_vec())[at..end].fill(b' ');
-            }
-            match memchr::memchr(b'\\', &bytes[end..]) {
-                Some(next) => at = end + next,
-                None => break,
+        if let Some(mut at) = memchr::memchr(b'\\', bytes) {
+            loop {
+                let backslashes = bytes[at..].iter().take_while(|&&b| b == b'\\').count();
+                let escaped = at + backslashes;
+                let end = self.end(backslashes, escaped);
+                if end > escaped {
+                    view.get_or_insert_with(|| bytes.to_vec())[at..end].fill(b' ');
+                }
+                match memchr::memchr(b'\\', &bytes[end..]) {
+                    Some(next) => at = end + next,
+                    None => break,
+                }
             }
         }
-        // Only ASCII bytes were overwritten, with ASCII, so the view is still UTF-8.
+        for at in memchr::memchr3_iter(0xC2, 0xE2, 0xE3, bytes) {
+            if let Some(space) = SEPARATING_SPACES.iter().find(|space| bytes[at..].starts_with(space.as_bytes())) {
+                view.get_or_insert_with(|| bytes.to_vec())[at..at + space.len()].fill(b' ');
+            }
+        }
+        // Only ASCII bytes and whole characters were overwritten, with ASCII, so the view is
+        // still UTF-8.
         view.and_then(|view| String::from_utf8(view).ok())
     }
 

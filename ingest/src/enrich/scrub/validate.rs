@@ -48,8 +48,9 @@ pub(super) fn token_like(token: &str) -> Option<usize> {
 /// Luhn check over the digits of a 13–19 digit card candidate, which must
 /// be ungrouped or grouped the way cards are printed (4-4-4-4, 4-4-4-4-3,
 /// 4-6-5), so bank codes and other grouped numbers are not taken for cards.
-/// Groups are split by spaces (one or two) or dashes, or by dots throughout:
-/// a dot among other separators is more likely a decimal point.
+/// Groups are split by spaces (one to three: the escape view shows a Unicode
+/// space as two or three) or dashes, or by dots throughout: a dot among other
+/// separators is more likely a decimal point.
 pub(super) fn card(candidate: &str) -> Option<usize> {
     let groups: Vec<usize> =
         candidate.split(|c: char| !c.is_ascii_digit()).filter(|g| !g.is_empty()).map(str::len).collect();
@@ -98,8 +99,11 @@ fn lower_case_plausible(text: &str) -> bool {
     if !text.bytes().any(|b| b.is_ascii_lowercase()) {
         return true;
     }
-    let wordlike =
-        text.split([' ', '-']).skip(1).filter(|group| group.bytes().all(|b| b.is_ascii_alphabetic())).count();
+    let wordlike = text
+        .split([' ', '-'])
+        .skip(1)
+        .filter(|group| !group.is_empty() && group.bytes().all(|b| b.is_ascii_alphabetic()))
+        .count();
     wordlike <= 1
 }
 

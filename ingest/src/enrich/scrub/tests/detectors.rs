@@ -228,3 +228,40 @@ fn no_false_positives_on_ordinary_telemetry_text() {
          counts 100 200 300 400; python==3.11.4; HTTP 429 after 3 retries.",
     );
 }
+
+#[test]
+fn numbers_grouped_by_unicode_spaces_are_found() {
+    // No-break (2 bytes), thin and narrow no-break (3 bytes) spaces, as word processors and the
+    // French, Swiss and other locales put between a number's groups.
+    for (text, kind, secret) in [
+        ("card 4111\u{a0}1111\u{a0}1111\u{a0}1111 ok", PiiKind::CardNumber, "4111\u{a0}1111\u{a0}1111\u{a0}1111"),
+        (
+            "card 4111\u{2009}1111\u{2009}1111\u{2009}1111 ok",
+            PiiKind::CardNumber,
+            "4111\u{2009}1111\u{2009}1111\u{2009}1111",
+        ),
+        (
+            "IBAN FR76\u{202f}3000\u{202f}6000\u{202f}0112\u{202f}3456\u{202f}7890\u{202f}189 merci",
+            PiiKind::Iban,
+            "FR76\u{202f}3000\u{202f}6000\u{202f}0112\u{202f}3456\u{202f}7890\u{202f}189",
+        ),
+        (
+            "iban de89\u{a0}3704\u{a0}0044\u{a0}0532\u{a0}0130\u{a0}00 thanks",
+            PiiKind::Iban,
+            "de89\u{a0}3704\u{a0}0044\u{a0}0532\u{a0}0130\u{a0}00",
+        ),
+        ("call +44\u{a0}20\u{a0}7946\u{a0}0958 today", PiiKind::Phone, "+44\u{a0}20\u{a0}7946\u{a0}0958"),
+        (
+            "appelez le 06\u{202f}12\u{202f}34\u{202f}56\u{202f}78 demain",
+            PiiKind::Phone,
+            "06\u{202f}12\u{202f}34\u{202f}56\u{202f}78",
+        ),
+        ("ring 020\u{a0}7946\u{a0}0958 now", PiiKind::Phone, "020\u{a0}7946\u{a0}0958"),
+    ] {
+        assert_finds(text, kind, secret);
+    }
+    // A no-break space between a number and its unit, or in a large amount, is no secret.
+    assert_clean(
+        "total 1\u{202f}234\u{202f}567,89\u{a0}EUR for 1532\u{a0}tokens at 12:30\u{a0}UTC, ratio 3\u{2009}/\u{2009}4",
+    );
+}
