@@ -7,6 +7,10 @@
 //! - `demo`: generates a reproducible synthetic fleet, runs it through the real pipeline into a
 //!   fresh lake, and prints the per-app summary read back from that lake.
 //! - `analyze`: DataFusion over the lake.
+//! - `loadgen`: writes the demo's synthetic fleet to Kafka (OTLP protobuf, OTLP/JSON or JSON
+//!   events, malformed messages mixed in on request) and prints the truth to compare a lake with.
+//! - `check-config`: validates a config file, the model registry it names and the lake
+//!   location, without starting anything.
 //!
 //! Runtime knobs are flags (each with `--long`, `DRIFTWATCH_*` env and a default); the pipeline
 //! itself lives in the TOML config file (`--config`).

@@ -25,7 +25,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use driftwatch_lake::layout::CHECKPOINTS_DIR;
+use driftwatch_lake::layout::{CHECKPOINTS_DIR, FileKind};
 use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
@@ -38,16 +38,16 @@ use hidden::HideTempFiles;
 type SchemaFn = fn() -> SchemaRef;
 
 /// Lake folders that always exist as tables, with the schema each is read with.
-const TABLES: [(&str, SchemaFn); 4] = [
-    ("events", schema::events),
-    ("feedback", schema::feedback),
-    ("rollups", schema::rollups),
-    ("dead_letter", schema::dead_letter),
+const TABLES: [(FileKind, SchemaFn); 4] = [
+    (FileKind::Events, schema::events),
+    (FileKind::Feedback, schema::feedback),
+    (FileKind::Rollups, schema::rollups),
+    (FileKind::DeadLetter, schema::dead_letter),
 ];
 
-/// Analyze's output folder: registered only once something has written it,
-/// with the schema of the files found (its writer owns that schema).
-const FINDINGS: &str = "findings";
+/// Analyze's findings folder, reserved for the analysis job (nothing writes it yet): registered
+/// only once something has written it, with the schema of the files found.
+const FINDINGS: FileKind = FileKind::Findings;
 
 /// The partition column every lake table has, from the `date=YYYY-MM-DD` folder.
 const DATE_PARTITION: &str = "date";
@@ -106,11 +106,11 @@ impl LakeSession {
 
         let session = Self { ctx, location };
         for (table, schema) in TABLES {
-            session.register(table, Some(schema())).await?;
+            session.register(table.as_str(), Some(schema())).await?;
         }
-        let findings = table_url(&session.location, FINDINGS)?;
+        let findings = table_url(&session.location, FINDINGS.as_str())?;
         if has_files(store.as_ref(), &findings).await? {
-            session.register(FINDINGS, None).await?;
+            session.register(FINDINGS.as_str(), None).await?;
         }
         tracing::debug!(location = %session.location, "Lake tables registered.");
         Ok(session)
@@ -194,8 +194,9 @@ fn table_url(location: &str, table: &str) -> Result<ListingTableUrl> {
 /// below the root: object stores report a folder once an object sits below it, the local
 /// filesystem also reports an empty one. A root that does not exist lists as empty.
 async fn has_lake_folder(store: &dyn ObjectStore, root: &ListingTableUrl) -> object_store::Result<bool> {
-    let is_lake_folder =
-        |name: &str| name == FINDINGS || name == CHECKPOINTS_DIR || TABLES.iter().any(|(table, _)| *table == name);
+    let is_lake_folder = |name: &str| {
+        name == FINDINGS.as_str() || name == CHECKPOINTS_DIR || TABLES.iter().any(|(table, _)| table.as_str() == name)
+    };
     let listing = store.list_with_delimiter(Some(root.prefix())).await?;
     Ok(listing.common_prefixes.iter().filter_map(|folder| folder.filename()).any(is_lake_folder))
 }
@@ -205,8 +206,9 @@ async fn has_files(store: &dyn ObjectStore, url: &ListingTableUrl) -> Result<boo
     match store.list(Some(url.prefix())).next().await {
         None => Ok(false),
         Some(Ok(_)) => Ok(true),
-        Some(Err(error)) => {
-            Err(Error::Register { table: FINDINGS, source: Box::new(DataFusionError::ObjectStore(Box::new(error))) })
-        }
+        Some(Err(error)) => Err(Error::Register {
+            table: FINDINGS.as_str(),
+            source: Box::new(DataFusionError::ObjectStore(Box::new(error))),
+        }),
     }
 }

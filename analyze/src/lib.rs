@@ -6,7 +6,7 @@
 //! # Layout
 //!
 //! Data enters as a lake location and its object store, flows through SQL,
-//! and leaves as typed summaries for the CLI, the metrics and alerting.
+//! and leaves as typed summaries for the CLI (`analyze summary` and the demo's report).
 //!
 //! - [`lake`]: [`LakeSession::open`] registers the lake folders (`events`,
 //!   `feedback`, `rollups`, `dead_letter`, `findings`) as DataFusion tables,

@@ -43,7 +43,8 @@ pub use decode::{DecodeSection, MAX_FUTURE_SKEW};
 pub use env::{ENV_PREFIX, apply_env_overrides};
 pub use fingerprint::{FingerprintConfig, KeyText};
 pub use kafka::{
-    KafkaConfig, MAX_INFLIGHT_FLUSHES, MAX_OFFSET_QUERY_TIMEOUT, RESERVED_LIBRDKAFKA_KEYS, StartFrom, TopicConfig,
+    DEFAULT_MAX_INFLIGHT_FLUSHES, KafkaConfig, MAX_INFLIGHT_FLUSHES, MAX_OFFSET_QUERY_TIMEOUT,
+    RESERVED_LIBRDKAFKA_KEYS, StartFrom, TopicConfig,
 };
 pub use lake::{FlushConfig, LakeConfig, MAX_FLUSH_AGE, MAX_FLUSH_BYTES};
 pub(crate) use load::secret_string;

@@ -42,8 +42,44 @@ pub enum Error {
     },
     #[error("http: {0}")]
     Http(#[from] crate::telemetry::HttpError),
-    #[error("{0}")]
-    Other(String),
+    /// librdkafka would not create a consumer from the client configuration; `problem` names the
+    /// property to fix where librdkafka says which.
+    #[error("kafka: creating the consumer: {problem}")]
+    ConsumerRefused { problem: String },
+    /// The Kafka daemon was started without a `[kafka]` section.
+    #[error("`driftwatch ingest` needs a [kafka] section with `brokers` (or use --source file:PATH)")]
+    KafkaNotConfigured,
+    /// librdkafka reported an error it cannot recover from (`kind` is its error code).
+    #[error("fatal Kafka error ({kind}): {message}")]
+    FatalKafka { kind: &'static str, message: String },
+    /// The poll thread, which owns the consumer, ended while the daemon still ran.
+    #[error("the Kafka poll thread stopped unexpectedly")]
+    PollThreadStopped,
+    /// Another writer claimed the stream's partition in the lake; this run stops, the other
+    /// goes on from the last checkpoint.
+    #[error(
+        "another `driftwatch ingest` has claimed {stream} in this lake (the same file ingested twice at once?); \
+         it continues from the last checkpoint and this run stops without writing more"
+    )]
+    ClaimLost { stream: String },
+    /// The lake did not take the shutdown flush within its budget: the group is left without a
+    /// commit, and the rows are read again from the lake checkpoint by the next owner.
+    #[error("the lake did not take the shutdown flush within {budget:?}; leaving the group without committing")]
+    ShutdownFlushGivenUp { budget: std::time::Duration },
+    /// A thread of the daemon could not be started (the process is out of threads or memory).
+    #[error("starting the {thread} thread: {source}")]
+    Spawn {
+        thread: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Blocking work handed to tokio's blocking pool panicked or was cancelled.
+    #[error("{doing}: {source}")]
+    Task {
+        doing: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 impl Error {

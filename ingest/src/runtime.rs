@@ -98,7 +98,7 @@ pub async fn check(config: &Config) -> Result<usize> {
         // Creating and dropping a client starts and joins librdkafka's threads: blocking work.
         tokio::task::spawn_blocking(move || crate::source::kafka::client::check_consumer(&kafka))
             .await
-            .map_err(|error| Error::Other(format!("kafka: checking the consumer: {error}")))?
+            .map_err(|source| Error::Task { doing: "kafka: checking the consumer", source })?
             .map_err(|problem| crate::source::kafka::client::consumer_refused(&problem))?;
     }
     Ok(registry.entries().count())

@@ -81,7 +81,8 @@ fn batch(kind: &'static str, schema: SchemaRef, columns: Vec<ArrayRef>) -> Resul
 }
 
 /// Encode inference events as an `events` batch, in the given row order. Takes rows or
-/// references to them.
+/// references to them. A flush builds the same columns through [`EventRows`](crate::event_rows::EventRows),
+/// one set per events file; this one-batch form serves tests, benches and tools.
 pub fn encode_events<R: Borrow<InferenceEvent>>(rows: &[R]) -> Result<RecordBatch> {
     let mut columns = EventColumns::with_capacity(rows.len());
     for row in rows {

@@ -55,12 +55,14 @@ pub fn deserialize(bytes: &[u8]) -> Result<Histogram<u64>, HistogramError> {
         .map_err(|source| HistogramError::Deserialize { len: bytes.len(), source })
 }
 
-/// Merge a serialized partial into `into`. Empty input (no values recorded) is a no-op.
+/// Merge a serialized partial into `into`, which grows to hold values beyond its range (as
+/// analyze's `hdr_merge` does). Empty input (no values recorded) is a no-op.
 pub fn merge_serialized(into: &mut Histogram<u64>, bytes: &[u8]) -> Result<(), HistogramError> {
     if bytes.is_empty() {
         return Ok(());
     }
     let partial = deserialize(bytes)?;
+    into.auto(true);
     into.add(&partial)?;
     Ok(())
 }
@@ -115,6 +117,20 @@ mod tests {
         let back = deserialize(&serialize(&h)?)?;
         assert_eq!(back.len(), 1);
         assert!(back.max() >= INITIAL_HIGHEST_US * 10 - INITIAL_HIGHEST_US / 100);
+        Ok(())
+    }
+
+    #[test]
+    fn a_deserialized_histogram_grows_to_merge_a_wider_partial() -> Result<(), HistogramError> {
+        let mut narrow = new_histogram()?;
+        narrow.record(10)?;
+        let mut wide = new_histogram()?;
+        wide.record(INITIAL_HIGHEST_US * 100)?;
+        // Read back, a histogram no longer grows by itself.
+        let mut into = deserialize(&serialize(&narrow)?)?;
+        merge_serialized(&mut into, &serialize(&wide)?)?;
+        assert_eq!(into.len(), 2);
+        assert!(into.max() >= INITIAL_HIGHEST_US * 99);
         Ok(())
     }
 

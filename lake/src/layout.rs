@@ -46,7 +46,7 @@ pub enum FileKind {
     Rollups,
     /// Rejected input with the reason.
     DeadLetter,
-    /// Analyze output.
+    /// Analyze's findings: reserved for the analysis job, not written yet.
     Findings,
 }
 

@@ -8,7 +8,8 @@
 //! - [`layout`]: where rows land: `events/date=…/app=…/`, `feedback/date=…/`,
 //!   `rollups/`, `dead_letter/`, `_checkpoints/`, with Hive-escaped partition
 //!   values and file names per flushed source range and writer claim.
-//! - [`schema`], [`encode`], [`decode`]: the Arrow schemas and the row ↔ Arrow conversions.
+//! - [`schema`], [`encode`], [`decode`]: the Arrow schemas and the row ↔ Arrow conversions
+//!   (`decode` reads files back into rows for tests and tools; analyze reads with DataFusion).
 //! - [`event_rows`]: a flush's inference events as column builders, one set per events file.
 //! - [`parquet`]: explicit writer properties and batch → Parquet bytes.
 //! - [`store`]: [`store::LakeStore`], atomic puts on a local path (fsynced

@@ -54,7 +54,8 @@ pub(crate) const EVENTS_UNIQUE_COLUMNS: [&str; 13] = [
 /// Source offsets and the float measures were tried too and came out no smaller, so they stay
 /// PLAIN. DataFusion, DuckDB, pyarrow and Spark all read this encoding.
 pub(crate) const EVENTS_DELTA_COLUMNS: [&str; 2] = ["time", "start_time"];
-/// Position of `time` in the events schema, declared as the sort key.
+/// Position of `time` in the events schema, declared as the sort key (a test in
+/// `encode/tests.rs` checks it against the schema).
 const EVENTS_TIME_COLUMN: i32 = 4;
 
 /// How lake files are written: the `parquet` section of the daemon config.

@@ -259,7 +259,8 @@ impl RollupAggregator {
     }
 
     /// Keys currently open.
-    pub fn open_keys(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn open_keys(&self) -> usize {
         self.slots.len()
     }
 

@@ -64,7 +64,9 @@ pub struct KafkaConfig {
     /// leave ListOffsets unanswered. At most [`MAX_OFFSET_QUERY_TIMEOUT`].
     #[serde(default = "default_offset_query_timeout", with = "humantime_serde")]
     pub offset_query_timeout: Duration,
-    /// Flushes being written at once; beyond it partitions are paused (backpressure). 1 to
+    /// Flush batches handed to the lake writer and not yet durable (it writes them one at a time,
+    /// in order, while the pipeline goes on decoding); beyond it partitions are paused
+    /// (backpressure). Raising it buys slack for a slow lake, not parallel writes. 1 to
     /// [`MAX_INFLIGHT_FLUSHES`].
     #[serde(default = "default_max_inflight_flushes")]
     pub max_inflight_flushes: usize,
@@ -125,8 +127,12 @@ fn default_offset_query_timeout() -> Duration {
     Duration::from_secs(5)
 }
 
+/// Flush batches in flight by default: one being written while the next is gathered, which
+/// keeps the lake busy; the file source uses it too.
+pub const DEFAULT_MAX_INFLIGHT_FLUSHES: usize = 2;
+
 fn default_max_inflight_flushes() -> usize {
-    2
+    DEFAULT_MAX_INFLIGHT_FLUSHES
 }
 
 /// librdkafka keys that the daemon sets itself; overriding them would break the delivery guarantee.
@@ -149,8 +155,8 @@ pub const RESERVED_LIBRDKAFKA_KEYS: &[&str] = &[
 /// answered in minutes is better asked again.
 pub const MAX_OFFSET_QUERY_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
-/// The most `kafka.max_inflight_flushes`: each holds a whole flush batch in memory, and a
-/// handful already keeps the lake busy.
+/// The most `kafka.max_inflight_flushes`: each holds a whole flush batch in memory, and the
+/// writer takes them one at a time.
 pub const MAX_INFLIGHT_FLUSHES: usize = 64;
 
 pub(super) fn validate_kafka(kafka: &KafkaConfig, problems: &mut Vec<String>) {

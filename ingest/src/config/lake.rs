@@ -78,7 +78,7 @@ pub struct FlushConfig {
     /// At the budget the largest buffer is flushed early and the Kafka source takes no more
     /// messages until a flush completes (librdkafka's prefetch, bounded by
     /// `queued.max.messages.kbytes`, then fills and the assignment is paused); the batch of
-    /// messages in hand (at most 1 MiB of payload) is finished first. Fixed costs come
+    /// messages in hand (at most 1 MiB, or one larger message) is finished first. Fixed costs come
     /// on top: the dedup window per partition (about 50 bytes per id), the feedback join
     /// (about 150 bytes per inference whose context strings other calls share, up to about 2 KB
     /// for one with context of its own), the event channel (32 MiB) and Parquet encoding of one
@@ -86,7 +86,7 @@ pub struct FlushConfig {
     /// the same budget: it flushes early and stops reading until a flush completes.
     pub max_buffered_bytes: ByteSize,
     /// Recent event ids remembered per partition to drop producer retries before they reach
-    /// rollups: at least the last this many, at most twice as many.
+    /// rollups: at least the last this many, at most twice as many; 0 keeps every retry.
     pub dedup_window: usize,
 }
 

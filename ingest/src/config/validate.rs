@@ -50,7 +50,7 @@ impl Config {
                 .push("`metrics.max_series` must be at least 1: every series would fold into the overflow".to_owned());
         }
         if self.flush.max_age.is_zero() {
-            problems.push("`flush.max_age` must be longer than 0s (e.g. \"10s\")".to_owned());
+            problems.push("`flush.max_age` must be longer than 0s (e.g. \"1m\")".to_owned());
         }
         if self.flush.max_age > MAX_FLUSH_AGE {
             problems.push(format!(

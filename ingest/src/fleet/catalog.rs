@@ -410,9 +410,6 @@ const SEEDS: &[Seed] = &[
     },
 ];
 
-/// Number of distinct app archetypes; larger fleets reuse them with a numeric suffix.
-pub const APP_ARCHETYPES: usize = SEEDS.len();
-
 /// Builds `count` app profiles: the catalog apps first, then numbered copies
 /// (`where2eat-2`, ...) so load tests can simulate large fleets.
 pub fn build_apps(count: usize) -> Vec<AppProfile> {

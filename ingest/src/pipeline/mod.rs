@@ -36,13 +36,19 @@ use crate::enrich::{Enricher, Scrubber};
 use crate::telemetry::Metrics;
 use crate::telemetry::names::AGGREGATE_FAILED_REASON;
 
-/// Flush thresholds in the units the hot path compares against.
+/// Flush thresholds in the units the hot path compares against (plain byte counts where the
+/// config has [`ByteSize`](bytesize::ByteSize)s); see [`FlushConfig`] for what each means.
 #[derive(Debug, Clone)]
 pub struct FlushLimits {
+    /// Rows a partition buffer holds before it is flushed.
     pub max_rows: usize,
+    /// Estimated bytes a partition buffer holds before it is flushed.
     pub max_bytes: usize,
+    /// How long a partition buffer's oldest row waits before the buffer is flushed.
     pub max_age: Duration,
+    /// The memory budget over all buffers and the batches being written.
     pub max_buffered_bytes: usize,
+    /// Recent event ids remembered per partition to drop producer retries (0: none).
     pub dedup_window: usize,
 }
 

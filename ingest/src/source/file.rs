@@ -192,8 +192,13 @@ pub async fn run_file_with(
     );
     let tracker = TaskTracker::new();
     let abandon = CancellationToken::new();
-    let flusher =
-        Flusher::spawn(Arc::clone(&components.writer), components.metrics.clone(), 2, &tracker, abandon.clone());
+    let flusher = Flusher::spawn(
+        Arc::clone(&components.writer),
+        components.metrics.clone(),
+        crate::config::DEFAULT_MAX_INFLIGHT_FLUSHES,
+        &tracker,
+        abandon.clone(),
+    );
     // A shutdown while the lake refuses commits gives the flushes up at the final flush's budget:
     // the run then ends with the flusher's error, within the deadline, instead of being killed at
     // it. Whatever was not committed is read again by the next run.
@@ -503,10 +508,7 @@ fn record_done(report: &mut FileRunReport, outcome: &FlushOutcome) -> Result<()>
         }
         // The file source never fences its own partition.
         FlushOutcome::Fenced { .. } => Ok(()),
-        FlushOutcome::ClaimLost { stream, .. } => Err(Error::Other(format!(
-            "another `driftwatch ingest` has claimed {stream} in this lake (the same file ingested twice at \
-             once?); it continues from the last checkpoint and this run stops without writing more"
-        ))),
+        FlushOutcome::ClaimLost { stream, .. } => Err(Error::ClaimLost { stream: stream.clone() }),
     }
 }
 

@@ -90,7 +90,8 @@ pub const SUBSCRIBED_PARTITIONS: &str = "driftwatch_subscribed_partitions";
 pub const KAFKA_BROKERS_AVAILABLE: &str = "driftwatch_kafka_brokers_available";
 /// 1 while reading input waits for a flush slot (every slot held by a flush in flight), else 0.
 pub const WAITING_FOR_FLUSH_SLOT: &str = "driftwatch_waiting_for_flush_slot";
-/// Lake buffer flushes by `reason` (rows, bytes, age, keys, revoke, shutdown).
+/// Lake buffer flushes by `reason` (rows, bytes, age, keys, revoke, shutdown, memory,
+/// end_of_input, offset_reset: `FlushReason`).
 pub const FLUSHES_TOTAL: &str = "driftwatch_flushes_total";
 /// Duration of lake buffer flushes, seconds.
 pub const FLUSH_DURATION_SECONDS: &str = "driftwatch_flush_duration_seconds";

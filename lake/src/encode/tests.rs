@@ -145,9 +145,11 @@ fn writer_properties_are_applied_to_the_file() -> TestResult {
     assert_eq!(metadata.num_row_groups(), 11);
     assert_eq!(metadata.file_metadata().num_rows(), 1_050);
     let event_id = 0;
+    let time = i32::try_from(crate::schema::events_schema().index_of("time")?)?;
+    assert_eq!(metadata.file_metadata().schema_descr().column(time as usize).name(), "time");
     for group in metadata.row_groups() {
         assert!(group.num_rows() <= 100);
-        assert_eq!(group.sorting_columns().map(|c| c[0].column_idx), Some(4), "sorted by time");
+        assert_eq!(group.sorting_columns().map(|c| c[0].column_idx), Some(time), "sorted by time");
         for column in group.columns() {
             assert!(matches!(column.compression(), Compression::ZSTD(_)), "{:?}", column.column_path());
             assert!(column.statistics().is_some(), "statistics on {:?}", column.column_path());

@@ -26,10 +26,14 @@ async fn components(dir: &Path, max_payload: u64) -> Result<Components> {
 }
 
 /// Ingest `path` to its end with fresh components (as a new `driftwatch ingest` would).
-async fn ingest(dir: &Path, path: &Path, format: PayloadFormat) -> Result<(FileRunReport, String)> {
+async fn ingest(
+    dir: &Path,
+    path: &Path,
+    format: PayloadFormat,
+) -> std::result::Result<(FileRunReport, String), Box<dyn std::error::Error>> {
     let components = components(dir, 1024).await?;
     let report = run_file(&components, path, format, &never_stopped()).await?;
-    let metrics = components.metrics.encode().map_err(|e| Error::Other(e.to_string()))?;
+    let metrics = components.metrics.encode()?;
     Ok((report, metrics))
 }
 
@@ -208,8 +212,8 @@ async fn collector_files_compressed_with_zstd_land_as_their_plain_twins() -> Tes
     let ingest = |lake: PathBuf, path: PathBuf| async move {
         let components = components(&lake, 4 << 20).await?;
         let report = run_file(&components, &path, PayloadFormat::Auto, &never_stopped()).await?;
-        let metrics = components.metrics.encode().map_err(|e| Error::Other(e.to_string()))?;
-        Ok::<_, Error>((report, metrics))
+        let metrics = components.metrics.encode()?;
+        Ok::<_, Box<dyn std::error::Error>>((report, metrics))
     };
     let written = |metrics: &str, kind: &str| {
         crate::telemetry::counter_sum(metrics, &format!("driftwatch_lake_rows_written_total{{kind=\"{kind}\"}}"))

@@ -208,7 +208,7 @@ pub fn validate_passthrough(kafka: &KafkaConfig) -> Vec<String> {
 /// The error of a consumer librdkafka would not create, `problem` worded by [`describe_error`]:
 /// one wording for the daemon's start and for `check-config`.
 pub(crate) fn consumer_refused(problem: &str) -> crate::error::Error {
-    crate::error::Error::Other(format!("kafka: creating the consumer: {problem}"))
+    crate::error::Error::ConsumerRefused { problem: problem.to_owned() }
 }
 
 /// Create a consumer from the whole client configuration, as the daemon does at start, and drop

@@ -22,8 +22,10 @@ pub const PAUSE_AFTER: Duration = Duration::from_secs(2);
 /// Messages gathered into one [`Event::Messages`] at most.
 pub const BATCH_MAX_MESSAGES: usize = 512;
 
-/// Payload bytes gathered into one [`Event::Messages`] at most (a batch is closed once it
-/// reaches this; a single larger message makes a batch of its own).
+/// Bytes gathered into one [`Event::Messages`] at most, counted as the channel counts them
+/// ([`message_cost`]: payload, key and a fixed overhead). A message that would carry the batch
+/// past this starts the next one, so only a single message larger than this makes a larger
+/// batch, of its own.
 pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
 
 /// State shared between the poll loop and the rebalance callbacks (same thread; the mutex
@@ -31,7 +33,9 @@ pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Default)]
 pub(super) struct Held {
     /// Messages polled while the channel was full, oldest first, and a fatal client error
-    /// behind them.
+    /// behind them. Not bounded here: only messages librdkafka has already fetched can be held,
+    /// and it bounds those (`queued.max.messages.kbytes`); past [`PAUSE_AFTER`] the assignment is
+    /// paused, so nothing more is fetched.
     pub(super) events: VecDeque<Event>,
     /// Whether the assignment is paused for backpressure.
     pub(super) paused: bool,
@@ -50,9 +54,14 @@ pub(super) struct Held {
 }
 
 impl Held {
-    /// Add an accepted message to the batch being gathered; true when the batch is full.
+    /// Add an accepted message to the batch being gathered, after sealing that batch when the
+    /// message would carry it past [`BATCH_MAX_BYTES`]; true when the batch is full.
     pub(super) fn gather(&mut self, message: OwnedMessage) -> bool {
-        self.batch_bytes += message_cost(&message);
+        let cost = message_cost(&message);
+        if self.batch_bytes + cost > BATCH_MAX_BYTES {
+            self.seal();
+        }
+        self.batch_bytes += cost;
         self.batch.push(message);
         self.batch.len() >= BATCH_MAX_MESSAGES || self.batch_bytes >= BATCH_MAX_BYTES
     }
@@ -295,6 +304,7 @@ mod tests {
         }
         assert!(held.gather(owned(BATCH_MAX_MESSAGES as i64 - 1, 10)), "full at the message bound");
         held.seal();
+        assert!(!held.gather(owned(999, 10)));
         assert!(held.gather(owned(1_000, BATCH_MAX_BYTES)), "one big message fills a batch alone");
         held.seal();
         assert!(!held.gather(owned(2_000, 10)));
@@ -308,9 +318,9 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             })
             .collect();
-        assert_eq!(batches.len(), 3, "sealing an empty batch queues nothing");
+        assert_eq!(batches.len(), 4, "sealing an empty batch queues nothing");
         assert_eq!(batches[0], (0..BATCH_MAX_MESSAGES as i64).collect::<Vec<_>>());
-        assert_eq!(batches[1..], [vec![1_000], vec![2_000]]);
+        assert_eq!(batches[1..], [vec![999], vec![1_000], vec![2_000]], "the big message does not join a batch");
         assert_eq!(held.batch_bytes, 0);
     }
 }

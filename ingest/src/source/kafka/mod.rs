@@ -81,11 +81,7 @@ pub const REVOKE_TIMEOUT: Duration = Duration::from_secs(120);
 /// quarter (at most 10 s, [`crate::pipeline::final_flush_budget`]), kept for leaving the group
 /// even when the lake does not take the flush.
 pub async fn run_daemon(config: Config, shutdown: Shutdown) -> Result<()> {
-    let kafka = config.kafka.clone().ok_or_else(|| {
-        Error::Other(
-            "`driftwatch ingest` needs a [kafka] section with `brokers` (or use --source file:PATH)".to_owned(),
-        )
-    })?;
+    let kafka = config.kafka.clone().ok_or(Error::KafkaNotConfigured)?;
     let components = Components::build(config).await?;
     let readiness = Readiness::new();
     readiness.set_not_ready("starting");

@@ -36,8 +36,9 @@ use crate::runtime::Components;
 use crate::telemetry::Readiness;
 use lake_probe::LakeProbe;
 
-/// Events buffered between the poll thread and the loop. Small on purpose: librdkafka's own
-/// prefetch queue (`queued.max.messages.kbytes`) is the real buffer.
+/// Events buffered between the poll thread and the loop, a backstop: an event is a batch of up
+/// to 512 messages, so the channel's byte bound (`CHANNEL_MAX_BYTES`, 32 MiB) is the one that
+/// binds, and librdkafka's own prefetch queue (`queued.max.messages.kbytes`) is the real buffer.
 const EVENT_CHANNEL_CAPACITY: usize = 4096;
 
 /// How often age limits, the memory budget, gauges and readiness are checked.
@@ -50,52 +51,7 @@ pub(super) async fn consume(
     tasks: &TaskTracker,
     shutdown: Shutdown,
 ) -> Result<()> {
-    let (events_tx, mut events) = channel::event_channel(EVENT_CHANNEL_CAPACITY);
-    // Commands are at most one per completed flush plus one stop, and flushes in flight are
-    // bounded by `max_inflight_flushes`, so this channel cannot grow without bound.
-    let (commands, commands_rx) = std::sync::mpsc::channel();
-    let context = PollerContext::new(
-        events_tx,
-        Arc::clone(&components.writer),
-        tokio::runtime::Handle::current(),
-        kafka.group_id.clone(),
-        kafka.start_from,
-        kafka.offset_query_timeout,
-        components.metrics.clone(),
-    )
-    .with_static_membership(kafka.librdkafka.contains_key("group.instance.id"));
-    let assigned = Arc::clone(&context.assigned);
-    let stop_recovery = context.shutdown.clone();
-    let missing_topics = Arc::clone(&context.missing_topics);
-    let brokers = Arc::clone(&context.brokers);
-    let consumer: Arc<BaseConsumer<PollerContext>> = Arc::new(
-        client::client_config(kafka)
-            .create_with_context(context)
-            .map_err(|error| client::consumer_refused(&client::describe_error(&error, kafka)))?,
-    );
-    let topics: Vec<&str> = kafka.topics.iter().map(|t| t.name.as_str()).collect();
-    for topic in &topics {
-        components.metrics.track_topic(topic);
-    }
-    consumer
-        .subscribe(&topics)
-        .map_err(|source| Error::Kafka { context: format!("subscribing to {topics:?}"), source })?;
-    // Dropped to stop the watermark thread; it holds the consumer only between queries.
-    let (stop_watermarks, watermarks_stopped) = std::sync::mpsc::channel::<()>();
-    let watermark_thread = std::thread::Builder::new()
-        .name("driftwatch-kafka-watermarks".to_owned())
-        .spawn({
-            let consumer = Arc::clone(&consumer);
-            move || {
-                poller::refresh_paused_watermarks(&consumer, &watermarks_stopped, poller::PAUSED_WATERMARK_REFRESH);
-            }
-        })
-        .map_err(|source| Error::Io { path: "watermark thread".to_owned(), source })?;
-    let poll_thread = std::thread::Builder::new()
-        .name("driftwatch-kafka-poll".to_owned())
-        .spawn(move || poller::poll_loop(&consumer, &commands_rx))
-        .map_err(|source| Error::Io { path: "poll thread".to_owned(), source })?;
-
+    let mut client = ClientThreads::start(components, kafka)?;
     let abandon = CancellationToken::new();
     let flusher = Flusher::spawn(
         Arc::clone(&components.writer),
@@ -124,106 +80,25 @@ pub(super) async fn consume(
         durable: FastHashMap::default(),
         started_at: FastHashMap::default(),
         claimed_elsewhere: FastHashMap::default(),
-        commands: commands.clone(),
+        commands: client.commands.clone(),
         lake: LakeProbe::new(),
     };
     state.lake.check_now(state.components.writer.store()).await;
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
-    let outcome: Result<()> = loop {
-        // Over the memory budget, messages wait in the channel (and then in librdkafka,
-        // paused) until a flush completes.
-        let take_events = !state.over_budget();
-        let step =
-            next_step(shutdown.requested(), &mut tick, state.flusher.next_done(), events.recv(), take_events).await;
-        match step {
-            Step::Shutdown => break Ok(()),
-            Step::Flushed(done) => match done {
-                Ok(done) => {
-                    state.on_flushed(&done);
-                    // Messages wait while over budget, so the next early flush starts here.
-                    if let Err(error) = state.relieve_memory().await {
-                        break Err(error);
-                    }
-                }
-                Err(error) => break Err(error.into()),
-            },
-            Step::Event(event) => match event {
-                Some(event) => {
-                    if let Err(error) = state.on_event(event).await {
-                        break Err(error);
-                    }
-                }
-                None => break Err(Error::Other("the Kafka poll thread stopped unexpectedly".to_owned())),
-            },
-            Step::Tick => {
-                if let Err(error) = state.on_tick().await {
-                    break Err(error);
-                }
-                let assigned = assigned.load(Ordering::Acquire);
-                let missing = if assigned == 0 {
-                    missing_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-                } else {
-                    Vec::new()
-                };
-                state.update_readiness(readiness, assigned, brokers.unready_reason(), &missing);
-            }
-        }
-    };
+    let outcome = run_loop(&mut state, &mut client, readiness, &shutdown).await;
 
     // First, before anything waits on the poll thread: it may be inside an assignment,
     // waiting for an unavailable lake.
-    stop_recovery.cancel();
+    client.stop_recovery.cancel();
     readiness.set_not_ready("shutting down");
     let started = Instant::now();
-    // Whatever stopped the loop, what is buffered is made durable first, unless the lake
-    // itself is what failed.
-    let flushed = match &outcome {
-        Err(Error::Flush(_) | Error::Lake { .. }) => None,
-        _ => {
-            let budget = shutdown.final_flush_budget();
-            match tokio::time::timeout(budget, state.flush_all(FlushReason::Shutdown)).await {
-                // Given up at the same budget by the flusher itself (see the spawn above),
-                // which may come a moment before the timeout does.
-                Ok(Err(Error::Flush(FlusherError::GaveUp | FlusherError::Abandoned { .. }))) | Err(_) => {
-                    // The lake is not taking writes (commits are being retried). Waiting longer
-                    // would end in the process deadline's exit, which leaves the group only
-                    // when the brokers time the session out; the rows are read again from the
-                    // lake checkpoint either way.
-                    abandon.cancel();
-                    Some(Err(Error::Other(format!(
-                        "the lake did not take the shutdown flush within {budget:?}; leaving the group \
-                         without committing"
-                    ))))
-                }
-                Ok(flushed) => {
-                    if flushed.is_ok() {
-                        // Nothing is left for the lake to take: leaving the group must not set
-                        // off the give-up watcher's warning if it crosses the flush budget.
-                        abandon.cancel();
-                    }
-                    Some(flushed)
-                }
-            }
-        }
-    };
+    let flushed = final_flush(&mut state, &outcome, &shutdown, &abandon).await;
     let final_offsets = match &flushed {
         Some(Ok(offsets)) => offsets.clone(),
         _ => Vec::new(),
     };
     // The poll thread is stopped whatever happened, so the group is left and its
     // partitions move on without waiting for the session timeout.
-    drop(stop_watermarks);
-    let _ = commands.send(Command::Stop(final_offsets.clone()));
-    drop(events);
-    if poll_thread.join().is_err() {
-        tracing::error!("The Kafka poll thread panicked.");
-    }
-    // At most one bounded watermark query away; whichever thread ends last closes the consumer.
-    if watermark_thread.join().is_err() {
-        tracing::error!("The Kafka watermark thread panicked.");
-    }
+    client.stop(final_offsets.clone());
     abandon.cancel();
     let elapsed_ms = shutdown.requested_at().unwrap_or(started).elapsed().as_millis() as u64;
     let partitions = final_offsets.len();
@@ -258,6 +133,174 @@ pub(super) async fn consume(
         }
     }
     outcome
+}
+
+/// The consumer's two threads and what the processing loop shares with them.
+struct ClientThreads {
+    /// Messages and partition events from the poll thread.
+    events: channel::EventReceiver,
+    /// Commands to the poll thread (commits, the final stop).
+    commands: std::sync::mpsc::Sender<Command>,
+    /// Partitions assigned to this member, for readiness.
+    assigned: Arc<std::sync::atomic::AtomicUsize>,
+    /// Subscribed topics the brokers do not know, for readiness.
+    missing_topics: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Whether the brokers answer, for readiness.
+    brokers: Arc<poller::BrokerHealth>,
+    /// Cancels assignment recoveries still waiting for the lake.
+    stop_recovery: CancellationToken,
+    /// Dropped to stop the watermark thread; it holds the consumer only between queries.
+    stop_watermarks: std::sync::mpsc::Sender<()>,
+    poll_thread: std::thread::JoinHandle<()>,
+    watermark_thread: std::thread::JoinHandle<()>,
+}
+
+impl ClientThreads {
+    /// Build the consumer, subscribe to the configured topics and start the poll thread (which
+    /// owns the consumer) and the watermark thread.
+    fn start(components: &Components, kafka: &KafkaConfig) -> Result<Self> {
+        let (events_tx, events) = channel::event_channel(EVENT_CHANNEL_CAPACITY);
+        // Commands are at most one per completed flush plus one stop, and flushes in flight are
+        // bounded by `max_inflight_flushes`, so this channel cannot grow without bound.
+        let (commands, commands_rx) = std::sync::mpsc::channel();
+        let context = PollerContext::new(
+            events_tx,
+            Arc::clone(&components.writer),
+            tokio::runtime::Handle::current(),
+            kafka.group_id.clone(),
+            kafka.start_from,
+            kafka.offset_query_timeout,
+            components.metrics.clone(),
+        )
+        .with_static_membership(kafka.librdkafka.contains_key("group.instance.id"));
+        let assigned = Arc::clone(&context.assigned);
+        let stop_recovery = context.shutdown.clone();
+        let missing_topics = Arc::clone(&context.missing_topics);
+        let brokers = Arc::clone(&context.brokers);
+        let consumer: Arc<BaseConsumer<PollerContext>> = Arc::new(
+            client::client_config(kafka)
+                .create_with_context(context)
+                .map_err(|error| client::consumer_refused(&client::describe_error(&error, kafka)))?,
+        );
+        let topics: Vec<&str> = kafka.topics.iter().map(|t| t.name.as_str()).collect();
+        for topic in &topics {
+            components.metrics.track_topic(topic);
+        }
+        consumer
+            .subscribe(&topics)
+            .map_err(|source| Error::Kafka { context: format!("subscribing to {topics:?}"), source })?;
+        let (stop_watermarks, watermarks_stopped) = std::sync::mpsc::channel::<()>();
+        let watermark_thread = std::thread::Builder::new()
+            .name("driftwatch-kafka-watermarks".to_owned())
+            .spawn({
+                let consumer = Arc::clone(&consumer);
+                move || {
+                    poller::refresh_paused_watermarks(&consumer, &watermarks_stopped, poller::PAUSED_WATERMARK_REFRESH);
+                }
+            })
+            .map_err(|source| Error::Spawn { thread: "Kafka watermark", source })?;
+        let poll_thread = std::thread::Builder::new()
+            .name("driftwatch-kafka-poll".to_owned())
+            .spawn(move || poller::poll_loop(&consumer, &commands_rx))
+            .map_err(|source| Error::Spawn { thread: "Kafka poll", source })?;
+        Ok(Self {
+            events,
+            commands,
+            assigned,
+            missing_topics,
+            brokers,
+            stop_recovery,
+            stop_watermarks,
+            poll_thread,
+            watermark_thread,
+        })
+    }
+
+    /// Stop both threads: the poll thread commits `final_offsets` and leaves the group.
+    fn stop(self, final_offsets: Vec<(String, i32, i64)>) {
+        drop(self.stop_watermarks);
+        let _ = self.commands.send(Command::Stop(final_offsets));
+        drop(self.events);
+        if self.poll_thread.join().is_err() {
+            tracing::error!("The Kafka poll thread panicked.");
+        }
+        // At most one bounded watermark query away; whichever thread ends last closes the consumer.
+        if self.watermark_thread.join().is_err() {
+            tracing::error!("The Kafka watermark thread panicked.");
+        }
+    }
+}
+
+/// The processing loop, until shutdown is requested or an error stops it.
+async fn run_loop(
+    state: &mut Daemon<'_>,
+    client: &mut ClientThreads,
+    readiness: &Readiness,
+    shutdown: &Shutdown,
+) -> Result<()> {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // Over the memory budget, messages wait in the channel (and then in librdkafka,
+        // paused) until a flush completes.
+        let take_events = !state.over_budget();
+        let step =
+            next_step(shutdown.requested(), &mut tick, state.flusher.next_done(), client.events.recv(), take_events)
+                .await;
+        match step {
+            Step::Shutdown => return Ok(()),
+            Step::Flushed(done) => {
+                state.on_flushed(&done?);
+                // Messages wait while over budget, so the next early flush starts here.
+                state.relieve_memory().await?;
+            }
+            Step::Event(event) => state.on_event(event.ok_or(Error::PollThreadStopped)?).await?,
+            Step::Tick => {
+                state.on_tick().await?;
+                let assigned = client.assigned.load(Ordering::Acquire);
+                let missing = if assigned == 0 {
+                    client.missing_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+                } else {
+                    Vec::new()
+                };
+                state.update_readiness(readiness, assigned, client.brokers.unready_reason(), &missing);
+            }
+        }
+    }
+}
+
+/// Whatever stopped the loop, make what is buffered durable, unless the lake itself is what
+/// failed (`None`); the durable offsets to commit, or why they are not. Gives the flushes up at
+/// the final flush's budget.
+async fn final_flush(
+    state: &mut Daemon<'_>,
+    outcome: &Result<()>,
+    shutdown: &Shutdown,
+    abandon: &CancellationToken,
+) -> Option<Result<Vec<(String, i32, i64)>>> {
+    if matches!(outcome, Err(Error::Flush(_) | Error::Lake { .. })) {
+        return None;
+    }
+    let budget = shutdown.final_flush_budget();
+    match tokio::time::timeout(budget, state.flush_all(FlushReason::Shutdown)).await {
+        // Given up at the same budget by the flusher itself (see the spawn in `consume`), which
+        // may come a moment before the timeout does.
+        Ok(Err(Error::Flush(FlusherError::GaveUp | FlusherError::Abandoned { .. }))) | Err(_) => {
+            // The lake is not taking writes (commits are being retried). Waiting longer would end
+            // in the process deadline's exit, which leaves the group only when the brokers time
+            // the session out; the rows are read again from the lake checkpoint either way.
+            abandon.cancel();
+            Some(Err(Error::ShutdownFlushGivenUp { budget }))
+        }
+        Ok(flushed) => {
+            if flushed.is_ok() {
+                // Nothing is left for the lake to take: leaving the group must not set off the
+                // give-up watcher's warning if it crosses the flush budget.
+                abandon.cancel();
+            }
+            Some(flushed)
+        }
+    }
 }
 
 /// Why nothing is assigned, naming subscribed topics the brokers do not know.

@@ -100,7 +100,7 @@ impl Daemon<'_> {
                 let _ = done.send(());
             }
             Event::Fatal { kind, message } => {
-                return Err(Error::Other(format!("fatal Kafka error ({kind}): {message}")));
+                return Err(Error::FatalKafka { kind, message });
             }
         }
         Ok(())
