@@ -25,5 +25,5 @@ pub mod udf;
 
 pub use error::{Error, Result};
 pub use lake::LakeSession;
-pub use summary::{AppSummary, LakeTotals, app_summary, lake_totals, render_summary_table};
+pub use summary::{AppSummary, LakeTotals, app_summary, lake_totals, render_summary_notes, render_summary_table};
 pub use udf::register_udfs;

@@ -15,7 +15,7 @@ use crate::batches::Columns;
 use crate::error::Result;
 use crate::lake::LakeSession;
 
-pub use render::render_summary_table;
+pub use render::{render_summary_notes, render_summary_table};
 
 const APP_SUMMARY_SQL: &str = include_str!("sql/app_summary.sql");
 const LAKE_TOTALS_SQL: &str = include_str!("sql/lake_totals.sql");
@@ -39,20 +39,27 @@ pub struct AppSummary {
     /// Calls that reported tokens but could not be priced (a model missing from the registry,
     /// or a time before its first price): their spend is missing from `cost_usd`.
     pub unpriced_requests: i64,
+    /// Calls that succeeded without reporting any token count (some instrumentations' streams
+    /// and embeddings): their spend is missing from `cost_usd` too.
+    pub no_usage_requests: i64,
     /// Median latency from the merged rollup histograms; `None` without latency data.
     pub p50_latency_ms: Option<f64>,
     /// 95th percentile latency.
     pub p95_latency_ms: Option<f64>,
     /// 99th percentile latency.
     pub p99_latency_ms: Option<f64>,
-    /// Hallucination evaluations received.
+    /// Hallucination evaluations received (verdicts, not calls: a call judged twice counts twice).
     pub hallucination_evals: i64,
     /// Evaluations that flagged a hallucination.
     pub hallucination_flagged: i64,
     /// `hallucination_flagged / hallucination_evals`; `None` without evaluations.
     pub hallucination_rate: Option<f64>,
+    /// User thumbs results received (up and down).
+    pub thumbs_evals: i64,
     /// User thumbs-down results.
     pub thumbs_down: i64,
+    /// `thumbs_down / thumbs_evals`; `None` without thumbs results.
+    pub thumbs_down_rate: Option<f64>,
     /// All feedback and evaluation results, every name.
     pub feedback: i64,
 }
@@ -76,8 +83,9 @@ pub struct LakeTotals {
 
 /// Per-app summary read back from the lake: requests, errors, tokens and cost
 /// from `events` (each event_id once), latency percentiles from the merged
-/// rollup histograms (µs -> ms), hallucination and thumbs-down counts from the
-/// rollups' feedback tallies. Sorted by cost descending, then app.
+/// rollup histograms (µs -> ms), hallucination and thumbs-down counts and rates from the
+/// rollups' feedback tallies (per verdict; rollups count every stored copy of a retried call,
+/// see [`LakeTotals::distinct_events`]). Sorted by cost descending, then app.
 pub async fn app_summary(session: &LakeSession) -> Result<Vec<AppSummary>> {
     const QUERY: &str = "app_summary.sql";
     let batches = session.run(QUERY, APP_SUMMARY_SQL).await?;
@@ -91,13 +99,16 @@ pub async fn app_summary(session: &LakeSession) -> Result<Vec<AppSummary>> {
         let output_tokens = columns.int64s("output_tokens")?;
         let cost_usd = columns.float64s("cost_usd")?;
         let unpriced_requests = columns.int64s("unpriced_requests")?;
+        let no_usage_requests = columns.int64s("no_usage_requests")?;
         let p50 = columns.optional_float64s("p50_latency_ms")?;
         let p95 = columns.optional_float64s("p95_latency_ms")?;
         let p99 = columns.optional_float64s("p99_latency_ms")?;
         let hallucination_evals = columns.int64s("hallucination_evals")?;
         let hallucination_flagged = columns.int64s("hallucination_flagged")?;
         let hallucination_rate = columns.optional_float64s("hallucination_rate")?;
+        let thumbs_evals = columns.int64s("thumbs_evals")?;
         let thumbs_down = columns.int64s("thumbs_down")?;
+        let thumbs_down_rate = columns.optional_float64s("thumbs_down_rate")?;
         let feedback = columns.int64s("feedback")?;
         for (row, app) in apps.into_iter().enumerate() {
             rows.push(AppSummary {
@@ -108,13 +119,16 @@ pub async fn app_summary(session: &LakeSession) -> Result<Vec<AppSummary>> {
                 output_tokens: output_tokens[row],
                 cost_usd: cost_usd[row],
                 unpriced_requests: unpriced_requests[row],
+                no_usage_requests: no_usage_requests[row],
                 p50_latency_ms: p50[row],
                 p95_latency_ms: p95[row],
                 p99_latency_ms: p99[row],
                 hallucination_evals: hallucination_evals[row],
                 hallucination_flagged: hallucination_flagged[row],
                 hallucination_rate: hallucination_rate[row],
+                thumbs_evals: thumbs_evals[row],
                 thumbs_down: thumbs_down[row],
+                thumbs_down_rate: thumbs_down_rate[row],
                 feedback: feedback[row],
             });
         }

@@ -51,7 +51,7 @@ async fn files_written_after_open_are_seen() -> TestResult {
     let session = LakeSession::open(&dir.path().to_string_lossy(), None).await?;
     assert_eq!(count(&session.sql_to_batches("SELECT count(*) FROM events").await?)?, 0);
     write_fixture_lake(dir.path())?;
-    assert_eq!(count(&session.sql_to_batches("SELECT count(*) FROM events").await?)?, 9);
+    assert_eq!(count(&session.sql_to_batches("SELECT count(*) FROM events").await?)?, 10);
     Ok(())
 }
 
@@ -74,7 +74,7 @@ async fn app_folder_level_is_read_and_date_partitions_prune() -> TestResult {
         })
         .collect();
     let expected = [
-        ("2026-03-01", "sql-helper", 2),
+        ("2026-03-01", "sql-helper", 3),
         ("2026-03-01", "support-bot", 5), // a retried event is a row twice here
         ("2026-03-02", "support-bot", 1),
         ("2026-03-02", "translator", 1),
@@ -97,7 +97,7 @@ async fn duplicate_event_ids_count_once() -> TestResult {
     assert_eq!(support.requests, 5);
     assert_eq!(support.cost_usd, 0.25 + 0.375 + 0.125 + 0.1875 + 0.5);
     let totals = lake_totals(&session).await?;
-    assert_eq!((totals.events, totals.distinct_events), (9, 8));
+    assert_eq!((totals.events, totals.distinct_events), (10, 9));
     Ok(())
 }
 
@@ -108,12 +108,12 @@ async fn a_lake_path_with_glob_characters_is_read_as_named() -> TestResult {
     let root = dir.path().join("lake[1] *?");
     write_fixture_lake(&root)?;
     let session = LakeSession::open(&root.to_string_lossy(), None).await?;
-    assert_eq!(lake_totals(&session).await?.events, 9);
+    assert_eq!(lake_totals(&session).await?.events, 10);
     // A path that climbs out and back in names the same lake.
     let climbing = dir.path().join("elsewhere").join("..").join("lake[1] *?");
     std::fs::create_dir_all(dir.path().join("elsewhere"))?;
     let session = LakeSession::open(&climbing.to_string_lossy(), None).await?;
-    assert_eq!(lake_totals(&session).await?.events, 9);
+    assert_eq!(lake_totals(&session).await?.events, 10);
     Ok(())
 }
 
@@ -125,8 +125,8 @@ async fn object_store_lake_reads_through_the_given_store() -> TestResult {
         app: "mem-app",
         time: common::DAY1_NS,
         status: "ok",
-        input_tokens: 10,
-        output_tokens: 5,
+        input_tokens: Some(10),
+        output_tokens: Some(5),
         cost_usd: Some(0.5),
         latency_ms: 20.0,
     }])?;

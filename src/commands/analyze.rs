@@ -1,7 +1,7 @@
 //! `driftwatch analyze`: DataFusion over the lake.
 
 use clap::{Args, Subcommand};
-use driftwatch_analyze::{LakeSession, app_summary, lake_totals, render_summary_table};
+use driftwatch_analyze::{LakeSession, app_summary, lake_totals, render_summary_notes, render_summary_table};
 
 use super::ingest::ConfigArgs;
 
@@ -39,14 +39,15 @@ pub async fn run(command: AnalyzeCommand) -> anyhow::Result<()> {
             let store = driftwatch_ingest::runtime::open_lake(&config).await?;
             let session = LakeSession::open(&config.lake.location, Some(store.object_store())).await?;
             let summary = app_summary(&session).await?;
+            let totals = lake_totals(&session).await?;
             if args.json {
-                let totals = lake_totals(&session).await?;
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({"summary": summary, "totals": totals}))?
                 );
             } else {
                 println!("{}", render_summary_table(&summary));
+                print!("{}", render_summary_notes(&totals));
             }
             Ok(())
         }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use driftwatch_analyze::{LakeSession, app_summary, lake_totals, render_summary_table};
+use driftwatch_analyze::{LakeSession, app_summary, lake_totals, render_summary_notes, render_summary_table};
 use driftwatch_ingest::config::{AppConfig, Config};
 use driftwatch_ingest::fleet::files::{FormatMix, write_fleet_files};
 use driftwatch_ingest::fleet::{Fleet, FleetConfig, Truth};
@@ -111,13 +111,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("driftwatch demo: {} inference calls from {} apps (seed {})\n", args.inferences, args.apps, args.seed);
     println!("{}", render_summary_table(&summary));
-    println!(
-        "lake: {} event rows ({} distinct), {} feedback rows, {} rollup rows, {} dead letters",
-        totals.events, totals.distinct_events, totals.feedback, totals.rollup_rows, totals.dead_letters
-    );
-    for (reason, count) in &totals.dead_letters_by_reason {
-        println!("  dead letter {reason}: {count}");
-    }
+    print!("{}", render_summary_notes(&totals));
     if mismatches.is_empty() {
         println!("\ncheck: per-app requests and tokens in the lake equal the generator's truth");
     } else {
@@ -201,13 +195,16 @@ mod tests {
             output_tokens: 0,
             cost_usd: 0.0,
             unpriced_requests: 0,
+            no_usage_requests: 0,
             p50_latency_ms: None,
             p95_latency_ms: None,
             p99_latency_ms: None,
             hallucination_evals: 0,
             hallucination_flagged: 0,
             hallucination_rate: None,
+            thumbs_evals: 0,
             thumbs_down: 0,
+            thumbs_down_rate: None,
             feedback: 0,
         }
     }

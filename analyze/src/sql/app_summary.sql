@@ -26,7 +26,11 @@ usage AS (
         -- Calls with tokens but no price (a model missing from the registry): their spend is
         -- not in cost_usd, and the reader must see that it is missing.
         sum(CASE WHEN cost_usd IS NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL) THEN 1 ELSE 0 END)
-            AS unpriced_requests
+            AS unpriced_requests,
+        -- Calls that succeeded without reporting any token count (some instrumentations' streams
+        -- and embeddings): their spend is missing from cost_usd too.
+        sum(CASE WHEN is_error = 0 AND input_tokens IS NULL AND output_tokens IS NULL THEN 1 ELSE 0 END)
+            AS no_usage_requests
     FROM deduplicated
     GROUP BY app
 ),
@@ -56,6 +60,7 @@ quality AS (
         app,
         coalesce(sum(CASE WHEN lower(tally['name']) = 'hallucination' THEN tally['count'] END), 0) AS hallucination_evals,
         coalesce(sum(CASE WHEN lower(tally['name']) = 'hallucination' THEN tally['flagged'] END), 0) AS hallucination_flagged,
+        coalesce(sum(CASE WHEN lower(tally['name']) = 'user_thumbs' THEN tally['count'] END), 0) AS thumbs_evals,
         coalesce(sum(CASE WHEN lower(tally['name']) = 'user_thumbs' THEN tally['flagged'] END), 0) AS thumbs_down,
         coalesce(sum(tally['count']), 0) AS feedback
     FROM tallies
@@ -76,6 +81,7 @@ SELECT
     coalesce(usage.output_tokens, 0) AS output_tokens,
     coalesce(usage.cost_usd, 0.0) AS cost_usd,
     coalesce(usage.unpriced_requests, 0) AS unpriced_requests,
+    coalesce(usage.no_usage_requests, 0) AS no_usage_requests,
     latency.p50_latency_ms,
     latency.p95_latency_ms,
     latency.p99_latency_ms,
@@ -85,7 +91,12 @@ SELECT
         WHEN coalesce(quality.hallucination_evals, 0) > 0
         THEN CAST(quality.hallucination_flagged AS DOUBLE) / CAST(quality.hallucination_evals AS DOUBLE)
     END AS hallucination_rate,
+    coalesce(quality.thumbs_evals, 0) AS thumbs_evals,
     coalesce(quality.thumbs_down, 0) AS thumbs_down,
+    CASE
+        WHEN coalesce(quality.thumbs_evals, 0) > 0
+        THEN CAST(quality.thumbs_down AS DOUBLE) / CAST(quality.thumbs_evals AS DOUBLE)
+    END AS thumbs_down_rate,
     coalesce(quality.feedback, 0) AS feedback
 FROM apps
 LEFT JOIN usage ON usage.app = apps.app

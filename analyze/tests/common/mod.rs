@@ -70,8 +70,9 @@ pub struct Event {
     pub app: &'static str,
     pub time: i64,
     pub status: &'static str,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
+    /// `None`: the call reported no token count.
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
     /// `None`: the call could not be priced (a model missing from the registry).
     pub cost_usd: Option<f64>,
     pub latency_ms: f64,
@@ -90,8 +91,8 @@ pub fn events_batch(events: &[Event]) -> TestResult<RecordBatch> {
             ("operation", strings(|_| "chat")),
             ("response_model", strings(|_| "gpt-4o-mini")),
             ("status", strings(|e| e.status)),
-            ("input_tokens", Arc::new(Int64Array::from_iter_values(events.iter().map(|e| e.input_tokens)))),
-            ("output_tokens", Arc::new(Int64Array::from_iter_values(events.iter().map(|e| e.output_tokens)))),
+            ("input_tokens", Arc::new(events.iter().map(|e| e.input_tokens).collect::<Int64Array>())),
+            ("output_tokens", Arc::new(events.iter().map(|e| e.output_tokens).collect::<Int64Array>())),
             ("cost_usd", Arc::new(events.iter().map(|e| e.cost_usd).collect::<Float64Array>())),
             ("latency_ms", Arc::new(Float64Array::from_iter_values(events.iter().map(|e| e.latency_ms)))),
         ],
@@ -199,8 +200,8 @@ fn event(
         app,
         time: DAY1_NS + minute * MINUTE_NS,
         status,
-        input_tokens: tokens.0,
-        output_tokens: tokens.1,
+        input_tokens: Some(tokens.0),
+        output_tokens: Some(tokens.1),
         cost_usd: Some(cost_usd),
         latency_ms: 100.0 + minute as f64,
     }
@@ -239,6 +240,13 @@ pub fn write_fixture_lake(root: &Path) -> TestResult {
         &events_batch(&[
             event("sq-1", "sql-helper", 5, "ok", (400, 80), 0.0625),
             event("sq-2", "sql-helper", 6, "error", (420, 0), 0.0),
+            // A call that reported no token count: its spend is missing, as an unpriced one's.
+            Event {
+                input_tokens: None,
+                output_tokens: None,
+                cost_usd: None,
+                ..event("sq-3", "sql-helper", 6, "ok", (0, 0), 0.0)
+            },
         ])?,
     )?;
     write_parquet(

@@ -164,6 +164,13 @@ impl Enricher {
     /// reaches the lake.
     pub fn enrich(&self, event: &mut InferenceEvent) {
         self.scrub_identity(event);
+        self.enrich_identified(event);
+    }
+
+    /// [`enrich`](Self::enrich) for an event whose identity [`scrub_identity`](Self::scrub_identity)
+    /// has made what the lake keeps: the pipeline scrubs it first, so that a producer's retry is
+    /// recognised by the app name as stored (trimmed, in NFC) before the rest is spent on it.
+    pub fn enrich_identified(&self, event: &mut InferenceEvent) {
         if let Some(priced) = price_event_with(event, |model, provider| self.models.lookup(model, provider)) {
             event.cost_usd = Some(priced.cost_usd);
             event.price_version = Some(priced.price_version);
@@ -218,7 +225,7 @@ impl Enricher {
     /// Ids (`event_id`, `trace_id`, `span_id`, `response_id`) are left as
     /// they are: they are dedup and feedback join keys, and a masked id would
     /// join unrelated events; they are opaque hex or provider ids, not labels.
-    fn scrub_identity(&self, event: &mut InferenceEvent) {
+    pub fn scrub_identity(&self, event: &mut InferenceEvent) {
         let mut fields = self.identity.session();
         let app_changed = fields.scrub(&mut event.app);
         fields.scrub(&mut event.operation);

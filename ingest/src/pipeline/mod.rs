@@ -120,11 +120,13 @@ impl Processor {
         let mut rejects = self.scratch.rejects.len();
         let mut failed = Vec::new();
         for event in &mut self.scratch.events {
+            // The app as stored: a retry may spell it otherwise (`" app"`, another Unicode form).
+            self.enricher.scrub_identity(event);
             if seen_event_recently(&mut buffer.recent_ids, &event.app, &event.event_id) {
                 self.metrics.record_duplicate();
                 continue;
             }
-            self.enricher.enrich(event);
+            self.enricher.enrich_identified(event);
             event.source = Some(source.clone());
             if let Err(error) = buffer.rollups.add_event(event) {
                 rejects += 1;
@@ -141,11 +143,11 @@ impl Processor {
             bury(&self.metrics, buffer, dead);
         }
         for mut feedback in self.scratch.feedback.drain(..) {
+            self.enricher.enrich_feedback(&mut feedback);
             if buffer.is_duplicate_feedback(&feedback.app, &feedback.feedback_id) {
                 self.metrics.record_duplicate();
                 continue;
             }
-            self.enricher.enrich_feedback(&mut feedback);
             let rated_at = self.join.fill(&mut feedback);
             feedback.source = Some(source.clone());
             if rated_at.is_none() && names_an_inference(&feedback) {
@@ -665,6 +667,52 @@ card 4111111111111111
             assert_eq!(result == MessageResult::Ok, kept, "{app} at {offset}: {result:?}");
         }
         assert_eq!(buffer.feedback.len(), 2);
+        Ok(())
+    }
+
+    /// A retry is recognised by the app as stored: trimmed and in NFC, whatever spelling the
+    /// producer sent it in.
+    #[test]
+    fn a_retry_spelling_its_app_otherwise_is_dropped() -> TestResult {
+        let mut processor = processor()?;
+        let mut buffer = PartitionBuffer::new(Arc::from("s"), Arc::from("t"), 0, 0, &AggregateConfig::default(), 100);
+        let results: Vec<MessageResult> = ["caf\u{e9}", " caf\u{e9}", "cafe\u{301} "]
+            .into_iter()
+            .enumerate()
+            .map(|(offset, app)| {
+                let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+                processor.process(
+                    &mut buffer,
+                    &event(1, app, "g"),
+                    PayloadFormat::JsonEvents,
+                    (offset, offset + 1),
+                    NOW,
+                )
+            })
+            .collect();
+        assert_eq!(results, [MessageResult::Ok, MessageResult::Skipped, MessageResult::Skipped]);
+        let feedback = |app: &str| {
+            format!(
+                r#"{{"type":"feedback","id":"1","time":"2025-06-01T12:00:01Z","app":"{app}","name":"user_thumbs","score":1,"inference_id":"evt-1"}}"#
+            )
+        };
+        let results: Vec<MessageResult> = ["caf\u{e9}", "cafe\u{301} "]
+            .into_iter()
+            .enumerate()
+            .map(|(n, app)| {
+                let offset = 3 + i64::try_from(n).unwrap_or(i64::MAX);
+                processor.process(
+                    &mut buffer,
+                    feedback(app).as_bytes(),
+                    PayloadFormat::JsonEvents,
+                    (offset, offset + 1),
+                    NOW,
+                )
+            })
+            .collect();
+        assert_eq!(results, [MessageResult::Ok, MessageResult::Skipped]);
+        let batch = buffer.take_batch()?.ok_or("a batch")?;
+        assert_eq!((batch.events.len(), batch.feedback.len()), (1, 1));
         Ok(())
     }
 
