@@ -61,6 +61,7 @@ keys! {
     LlmProvider = "llm.provider",
     AiModelProvider = "ai.model.provider",
     AiOperationId = "ai.operationId",
+    OiMetadata = "metadata",
     RequestModel = "gen_ai.request.model",
     LlmRequestModelName = "llm.request.model_name",
     LlmModelName = "llm.model_name",
@@ -85,6 +86,7 @@ keys! {
     CacheWriteTokensOld = "gen_ai.usage.cache_creation_input_tokens",
     CacheWriteTokensAnthropicSdk = "gen_ai.usage.cache_write.input_tokens",
     LlmCacheWriteTokens = "llm.token_count.prompt_details.cache_write",
+    AiCacheWriteTokens = "ai.usage.inputTokenDetails.cacheWriteTokens",
     ReasoningTokens = "gen_ai.usage.reasoning.output_tokens",
     ReasoningTokensOld = "gen_ai.usage.reasoning_tokens",
     LlmReasoningTokens = "llm.token_count.completion_details.reasoning",
@@ -96,6 +98,7 @@ keys! {
     IsStreaming = "gen_ai.is_streaming",
     RequestStream = "gen_ai.request.stream",
     TimeToFirstChunk = "gen_ai.response.time_to_first_chunk",
+    ClientTimeToFirstChunk = "gen_ai.client.operation.time_to_first_chunk",
     ServerTimeToFirstToken = "gen_ai.server.time_to_first_token",
     AiMsToFirstChunk = "ai.response.msToFirstChunk",
     ErrorType = "error.type",
@@ -121,8 +124,11 @@ keys! {
     LangfusePromptVersion = "langfuse.prompt.version",
     InputMessages = "gen_ai.input.messages",
     Prompt = "gen_ai.prompt",
+    AiPromptMessages = "ai.prompt.messages",
     OutputMessages = "gen_ai.output.messages",
     Completion = "gen_ai.completion",
+    AiResponseText = "ai.response.text",
+    AiResponseToolCalls = "ai.response.toolCalls",
     GoldenCase = "driftwatch.golden.case",
     App = "driftwatch.app",
     ServiceName = "service.name",
@@ -149,9 +155,11 @@ pub(crate) mod rows {
     /// whatever the resource says, while a producer without a configured resource may name its
     /// service on each span.
     pub(crate) const RESOURCE_FIRST: &[Key] = &[ServiceName, EnvironmentName, Environment];
-    /// The Vercel AI SDK's provider id (`openai.chat`) last: its do* spans repeat it in
-    /// `gen_ai.system`, except the embedding calls.
-    pub(crate) const PROVIDER: &[Key] = &[ProviderName, System, LlmSystem, LlmProvider, AiModelProvider];
+    /// Read with [`View::provider`](super::View::provider). The Vercel AI SDK's provider id
+    /// (`openai.chat`) after the conventions': its do* spans repeat it in `gen_ai.system`, except
+    /// the embedding calls. Then the `ls_provider` of OpenInference's `metadata` (JSON), where
+    /// its LangChain.js spans name their provider and nowhere else.
+    pub(crate) const PROVIDER: &[Key] = &[ProviderName, System, LlmSystem, LlmProvider, AiModelProvider, OiMetadata];
     pub(crate) const OPERATION: &[Key] = &[OperationName, LlmRequestType];
     /// Read with [`View::model`](super::View::model). OpenInference's OpenAI spans name only the
     /// answering snapshot in `llm.model_name`: the model asked for is the `model` of their
@@ -167,15 +175,17 @@ pub(crate) mod rows {
     pub(crate) const OUTPUT_TOKENS: &[Key] = &[OutputTokens, CompletionTokens, LlmCompletionTokens];
     pub(crate) const CACHE_READ_TOKENS: &[Key] =
         &[CacheReadTokens, CacheReadTokensOld, LlmCacheReadTokens, AiCachedInputTokens];
-    /// The Anthropic Python SDK's own spans write `cache_write`, not the conventions' `cache_creation`.
+    /// The Anthropic SDKs' own spans write `cache_write`, not the conventions' `cache_creation`;
+    /// the AI SDK's last.
     pub(crate) const CACHE_WRITE_TOKENS: &[Key] =
-        &[CacheWriteTokens, CacheWriteTokensOld, LlmCacheWriteTokens, CacheWriteTokensAnthropicSdk];
+        &[CacheWriteTokens, CacheWriteTokensOld, LlmCacheWriteTokens, CacheWriteTokensAnthropicSdk, AiCacheWriteTokens];
     pub(crate) const REASONING_TOKENS: &[Key] =
         &[ReasoningTokens, ReasoningTokensOld, LlmReasoningTokens, AiReasoningTokens];
     /// LiteLLM's OTel callback last (it also writes the cost's parts, which are not read).
     pub(crate) const REPORTED_COST: &[Key] = &[UsageCost, LlmCostTotal, LiteLlmTotalCost];
-    /// Seconds in both: the current semconv's, then OpenLIT's.
-    pub(crate) const TTFT: &[Key] = &[TimeToFirstChunk, ServerTimeToFirstToken];
+    /// Seconds in all: the current semconv's, the name of its client metric (as the AI SDK's
+    /// OpenTelemetry integration writes it on spans), then OpenLIT's.
+    pub(crate) const TTFT: &[Key] = &[TimeToFirstChunk, ClientTimeToFirstChunk, ServerTimeToFirstToken];
     /// Milliseconds: the AI SDK's, read only when [`TTFT`] has no value.
     pub(crate) const TTFT_MS: &[Key] = &[AiMsToFirstChunk];
     pub(crate) const ERROR_TYPE: &[Key] = &[ErrorType, ExceptionType];
@@ -198,8 +208,11 @@ pub(crate) mod rows {
     ];
     pub(crate) const PROMPT_ID: &[Key] = &[DwPromptId, TraceloopPromptId, LangfusePromptName];
     pub(crate) const PROMPT_VERSION: &[Key] = &[DwPromptVersion, TraceloopPromptVersion, LangfusePromptVersion];
-    pub(crate) const INPUT: &[Key] = &[InputMessages, Prompt];
-    pub(crate) const OUTPUT: &[Key] = &[OutputMessages, Completion];
+    /// The AI SDK's provider calls' messages (JSON) last.
+    pub(crate) const INPUT: &[Key] = &[InputMessages, Prompt, AiPromptMessages];
+    /// The AI SDK's answer text last, then its tool calls (JSON), the answer of a call that only
+    /// calls tools.
+    pub(crate) const OUTPUT: &[Key] = &[OutputMessages, Completion, AiResponseText, AiResponseToolCalls];
     pub(crate) const GOLDEN_CASE: &[Key] = &[GoldenCase];
     pub(crate) const FEEDBACK_NAME: &[Key] = &[EvaluationName, AnnotationName];
     pub(crate) const FEEDBACK_SCORE: &[Key] = &[EvaluationScoreValue, AnnotationScore];
@@ -508,6 +521,17 @@ impl<'s, 'a> View<'s, 'a> {
         })
     }
 
+    /// [`View::str`] for the provider row: OpenInference's `metadata` gives its `ls_provider`
+    /// (LangChain's name for the provider), normalised as every provider is.
+    pub(crate) fn provider(&self, row: &[Key]) -> Option<String> {
+        self.find(row, |key, value| match (key, value) {
+            (Key::OiMetadata, AttrValue::Str(json)) => json_text_field(json, "ls_provider"),
+            (Key::OiMetadata, _) => None,
+            _ => value_text(value).filter(|s| !s.is_empty()),
+        })
+        .map(|provider| normalize_provider(&provider))
+    }
+
     /// [`View::text`] for a row of lists whose first element is wanted: a string holding a JSON
     /// array gives its first element too, as an array value does (LiteLLM writes
     /// `gen_ai.response.finish_reasons` as `"[\"stop\"]"`). An empty array counts as absent.
@@ -614,16 +638,18 @@ pub(crate) fn value_text(value: AttrValue<'_>) -> Option<String> {
 /// The `model` of OpenInference's invocation parameters. Only objects that mention it are
 /// parsed: most spans' parameters (`{"max_tokens": 64}`) do not.
 fn invocation_model(json: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Invocation<'a> {
-        #[serde(borrow)]
-        model: Option<std::borrow::Cow<'a, str>>,
-    }
-    if !json.contains("\"model\"") {
+    json_text_field(json, "model")
+}
+
+/// The non-blank string `field` of a JSON object held in an attribute, if it has one. The text
+/// is searched for the quoted name first: most such objects do not have it, and a parse costs.
+fn json_text_field(json: &str, field: &str) -> Option<String> {
+    if !json.contains(&format!("\"{field}\"")) {
         return None;
     }
-    let model = serde_json::from_str::<Invocation<'_>>(json).ok()?.model?;
-    (!model.trim().is_empty()).then(|| model.into_owned())
+    let object = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json).ok()?;
+    let text = object.get(field)?.as_str()?;
+    (!text.trim().is_empty()).then(|| text.to_owned())
 }
 
 /// Integer form: ints, integral doubles within range, numeric strings.

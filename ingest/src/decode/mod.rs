@@ -215,6 +215,9 @@ pub struct Decoded {
     pub dropped_ttfts: u64,
     /// Items that could not be decoded or failed validation.
     pub rejects: Vec<Reject>,
+    /// The inference events of this message read from spans, with their span ids, to skip the
+    /// spans that wrap another call of the message (`otlp_traces`).
+    nested: Vec<otlp_traces::NestedSpan>,
 }
 
 impl Decoded {
@@ -226,6 +229,7 @@ impl Decoded {
         self.dropped_reported_costs = 0;
         self.dropped_ttfts = 0;
         self.rejects.clear();
+        self.nested.clear();
     }
 
     /// Check a mapped inference event and keep it, counting the reported cost it was read
@@ -248,13 +252,14 @@ impl Decoded {
     /// Run `decode` on these outputs; if it fails, drop everything it added, so that the
     /// message can be decoded again another way without counting anything twice.
     fn undo_on_error<E>(&mut self, decode: impl FnOnce(&mut Self) -> Result<(), E>) -> Result<(), E> {
-        let (events, feedback, skipped_spans, dropped_reported_costs, dropped_ttfts, rejects) = (
+        let (events, feedback, skipped_spans, dropped_reported_costs, dropped_ttfts, rejects, nested) = (
             self.events.len(),
             self.feedback.len(),
             self.skipped_spans,
             self.dropped_reported_costs,
             self.dropped_ttfts,
             self.rejects.len(),
+            self.nested.len(),
         );
         let result = decode(self);
         if result.is_err() {
@@ -264,6 +269,7 @@ impl Decoded {
             self.dropped_reported_costs = dropped_reported_costs;
             self.dropped_ttfts = dropped_ttfts;
             self.rejects.truncate(rejects);
+            self.nested.truncate(nested);
         }
         result
     }

@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, LogsData};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
-use super::attributes::{Attrs, Key, View, normalize_operation, normalize_provider, rows};
+use super::attributes::{Attrs, Key, View, normalize_operation, rows};
 use super::otlp_wire::{self, Malformed, Origin, WireLogRecord};
 use super::{Ctx, Decoded, Error, Result, hex_id, otlp_time, span_event_id, span_id_hex, trace_id_hex, validate};
 
@@ -179,7 +179,7 @@ pub(super) fn feedback(
         response_id,
         inference_id,
         response_model: view.text(rows::RESPONSE_MODEL),
-        provider: view.str(rows::PROVIDER).map(normalize_provider),
+        provider: view.provider(rows::PROVIDER),
         // The spans' operation row (DESIGN §3.2), so feedback from OpenLLMetry-instrumented apps
         // carries the operation its inference has.
         operation: view.str(rows::OPERATION).map(normalize_operation),

@@ -22,10 +22,9 @@ use opentelemetry_proto::tonic::trace::v1::{Span, TracesData, status::StatusCode
 use prost::Message;
 
 use super::attributes::{
-    AttrValue, Attrs, Flat, Key, View, normalize_operation, normalize_provider, normalize_service_tier,
-    operation_alias, rows,
+    AttrValue, Attrs, Flat, Key, View, normalize_operation, normalize_service_tier, operation_alias, rows,
 };
-use super::otlp_wire::{self, Malformed, Origin, WireEvent, WireSpan};
+use super::otlp_wire::{self, Malformed, Origin, Scope, WireEvent, WireSpan};
 use super::validate::{self, ReportedCost};
 use super::{Ctx, Decoded, Error, Result, hex_id, otlp_logs, otlp_time, span_event_id, span_id_hex, trace_id_hex};
 
@@ -47,8 +46,11 @@ pub(super) fn decode(data: &TracesData, ctx: Ctx<'_>, out: &mut Decoded) {
         let resource = resource_spans.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
         let resource = Attrs::from_list(resource);
         for scope_spans in &resource_spans.scope_spans {
-            let scope = scope_spans.scope.as_ref().map_or("", |scope| scope.name.as_str());
-            if ctx.skips_scope(scope) {
+            let scope = scope_spans
+                .scope
+                .as_ref()
+                .map_or_else(Scope::default, |scope| Scope { name: &scope.name, version: &scope.version });
+            if ctx.skips_scope(scope.name) {
                 out.skipped_spans += scope_spans.spans.len() as u64;
                 continue;
             }
@@ -57,9 +59,10 @@ pub(super) fn decode(data: &TracesData, ctx: Ctx<'_>, out: &mut Decoded) {
             }
         }
     }
+    skip_wrapper_spans(out);
 }
 
-fn decode_decoded_span(span: &Span, scope: &str, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mut Decoded) {
+fn decode_decoded_span(span: &Span, scope: Scope<'_>, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mut Decoded) {
     let events = span.events.iter().map(|event| {
         Ok::<_, Infallible>(EventParts {
             name: &event.name,
@@ -77,7 +80,7 @@ fn decode_decoded_span(span: &Span, scope: &str, resource: &Attrs<'_>, ctx: Ctx<
 pub(super) fn decode_wire(message: &[u8], ctx: Ctx<'_>, out: &mut Decoded) -> std::result::Result<(), Malformed> {
     out.undo_on_error(|out| {
         otlp_wire::for_each_item(message, |bytes, resource, scope| {
-            if ctx.skips_scope(scope) {
+            if ctx.skips_scope(scope.name) {
                 out.skipped_spans += 1;
                 return Ok(());
             }
@@ -85,7 +88,9 @@ pub(super) fn decode_wire(message: &[u8], ctx: Ctx<'_>, out: &mut Decoded) -> st
                 Ok(()) => Ok(()),
                 Err(Malformed) => decode_unread_span(bytes, scope, resource, ctx, out),
             }
-        })
+        })?;
+        skip_wrapper_spans(out);
+        Ok(())
     })
 }
 
@@ -93,7 +98,7 @@ pub(super) fn decode_wire(message: &[u8], ctx: Ctx<'_>, out: &mut Decoded) -> st
 /// caller to undo.
 fn decode_wire_span<'a>(
     bytes: &'a [u8],
-    scope: &'a str,
+    scope: Scope<'a>,
     resource: &Attrs<'a>,
     ctx: Ctx<'_>,
     out: &mut Decoded,
@@ -114,7 +119,7 @@ fn decode_wire_span<'a>(
 /// caller reads as such.
 fn decode_unread_span(
     bytes: &[u8],
-    scope: &str,
+    scope: Scope<'_>,
     resource: &Attrs<'_>,
     ctx: Ctx<'_>,
     out: &mut Decoded,
@@ -137,9 +142,11 @@ fn decode_unread_span(
 struct SpanParts<'a> {
     trace_id: &'a [u8],
     span_id: &'a [u8],
+    /// Empty for a root span.
+    parent_span_id: &'a [u8],
     name: &'a str,
-    /// The instrumentation scope's name.
-    scope: &'a str,
+    /// The instrumentation scope.
+    scope: Scope<'a>,
     start_time_unix_nano: u64,
     end_time_unix_nano: u64,
     /// `Status.code`; 0 (unset) without a status.
@@ -152,11 +159,12 @@ struct SpanParts<'a> {
 }
 
 impl<'a> SpanParts<'a> {
-    fn decoded(span: &'a Span, scope: &'a str) -> Self {
+    fn decoded(span: &'a Span, scope: Scope<'a>) -> Self {
         let (status_code, status_message) = span.status.as_ref().map_or((0, ""), |s| (s.code, s.message.as_str()));
         SpanParts {
             trace_id: &span.trace_id,
             span_id: &span.span_id,
+            parent_span_id: &span.parent_span_id,
             name: &span.name,
             scope,
             start_time_unix_nano: span.start_time_unix_nano,
@@ -168,10 +176,11 @@ impl<'a> SpanParts<'a> {
         }
     }
 
-    fn wire(span: WireSpan<'a>, scope: &'a str) -> Self {
+    fn wire(span: WireSpan<'a>, scope: Scope<'a>) -> Self {
         SpanParts {
             trace_id: span.trace_id,
             span_id: span.span_id,
+            parent_span_id: span.parent_span_id,
             name: span.name,
             scope,
             start_time_unix_nano: span.start_time_unix_nano,
@@ -230,12 +239,71 @@ fn decode_span<'a, E>(
         return Ok(());
     };
     let found = SpanFindings { first_chunk, named };
-    if let Err(error) = map_span(span, &view, &found, ctx)
+    match map_span(span, &view, &found, ctx)
         .and_then(|(event, reported_cost)| out.keep_inference(event, reported_cost, ctx))
     {
-        out.rejects.push(reject(span, &error, ctx));
+        Ok(()) => out.nested.push(NestedSpan::of(span, out.events.len() - 1)),
+        Err(error) => out.rejects.push(reject(span, &error, ctx)),
     }
     Ok(())
+}
+
+/// Where an inference event read from a span sits among the spans of its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct NestedSpan {
+    /// Its place in [`Decoded::events`].
+    event: usize,
+    trace_id: u128,
+    span_id: u64,
+    /// `None` for a root span (or a parent id that is no span id).
+    parent: Option<u64>,
+}
+
+impl NestedSpan {
+    fn of(span: &SpanParts<'_>, event: usize) -> Self {
+        // A kept event's trace and span ids have their lengths (validated); a parent id may not.
+        let id = |bytes: &[u8]| <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes);
+        NestedSpan {
+            event,
+            trace_id: <[u8; 16]>::try_from(span.trace_id).map_or(0, u128::from_be_bytes),
+            span_id: id(span.span_id).unwrap_or(0),
+            parent: id(span.parent_span_id),
+        }
+    }
+}
+
+/// Skip the calls of a message whose span is the parent of another call of the same operation in
+/// it: a wrapper around that call (the AI SDK's `embed()` span around its provider call, a
+/// framework's LLM span around the client's), which would count it twice. The inner span is the
+/// one kept: the client's, with the response id and cache counts. A wrapper exported in another
+/// message than its call is not recognised (the README says so).
+fn skip_wrapper_spans(out: &mut Decoded) {
+    if out.nested.len() < 2 || out.nested.iter().all(|nested| nested.parent.is_none()) {
+        return;
+    }
+    let children: rustc_hash::FxHashMap<(u128, u64), usize> =
+        out.nested.iter().filter_map(|nested| Some(((nested.trace_id, nested.parent?), nested.event))).collect();
+    let mut wrappers: Vec<usize> = out
+        .nested
+        .iter()
+        .filter(|nested| {
+            children.get(&(nested.trace_id, nested.span_id)).is_some_and(|&child| {
+                child != nested.event && out.events[child].operation == out.events[nested.event].operation
+            })
+        })
+        .map(|nested| nested.event)
+        .collect();
+    if wrappers.is_empty() {
+        return;
+    }
+    wrappers.sort_unstable();
+    let mut index = 0;
+    out.events.retain(|_| {
+        let keep = wrappers.binary_search(&index).is_err();
+        index += 1;
+        keep
+    });
+    out.skipped_spans += wrappers.len() as u64;
 }
 
 fn reject(span: &SpanParts<'_>, error: &Error, ctx: Ctx<'_>) -> super::Reject {
@@ -257,7 +325,7 @@ struct SpanFindings<'a> {
 /// spans, are all there is. The operation and model of such a span, when the name's operation is
 /// an inference one; `None` for any other span.
 fn openlit_failed_call<'a>(span: &SpanParts<'a>) -> Option<(&'a str, &'a str)> {
-    if span.scope != "openlit" || span.status_code != StatusCode::Error as i32 {
+    if span.scope.name != "openlit" || span.status_code != StatusCode::Error as i32 {
         return None;
     }
     let (operation, model) = span.name.trim().split_once(' ')?;
@@ -350,11 +418,13 @@ fn map_span(
         _ if view.str(&[Key::ErrorType]).is_some() => (CallStatus::Error, ""),
         _ => (CallStatus::Unset, ""),
     };
-    // error.type first, then an exception event's type, then the status message.
-    let error_type = view
-        .text(rows::ERROR_TYPE)
-        .map(python_class_name)
-        .or_else(|| (!status_message.is_empty()).then(|| status_message.to_owned()));
+    // error.type first, then an exception event's type, then the status message's first line:
+    // some instrumentations (OpenInference's LangChain.js) append the error's stack trace to it,
+    // whose file paths would make every failure a label value of its own.
+    let error_type = view.text(rows::ERROR_TYPE).map(python_class_name).or_else(|| {
+        let first_line = status_message.lines().map(str::trim).find(|line| !line.is_empty())?;
+        Some(first_line.to_owned())
+    });
 
     // Only a streamed answer has a first chunk before its end. OpenLIT reports the whole latency
     // as `gen_ai.server.time_to_first_token` for unstreamed calls and embeddings too, which
@@ -378,7 +448,7 @@ fn map_span(
     let reported_cost = view.float(rows::REPORTED_COST).map_or(ReportedCost::UNREADABLE, ReportedCost::checked);
     // OpenLIT writes a cost of 0 for every call it cannot price (a model missing from its price
     // list, or the list not downloaded): no figure, not a free call.
-    let reported_cost = if span.scope == "openlit" && reported_cost.usd == Some(0.0) {
+    let reported_cost = if span.scope.name == "openlit" && reported_cost.usd == Some(0.0) {
         ReportedCost::checked(None)
     } else {
         reported_cost
@@ -393,7 +463,7 @@ fn map_span(
         start_time,
         app,
         environment: view.text(rows::ENVIRONMENT),
-        provider: view.str(rows::PROVIDER).map(normalize_provider).or_else(|| {
+        provider: view.provider(rows::PROVIDER).or_else(|| {
             // A failed call that names nothing else is known by its client's exception class.
             found.named.and(error_type.as_deref()).and_then(provider_of_exception).map(str::to_owned)
         }),
@@ -427,8 +497,36 @@ fn map_span(
             .or_else(|| view.joined(Flat::OiOutput)),
         ..InferenceEvent::default()
     };
+    if input_leaves_cache_out(span.scope) {
+        validate::add_cache_to_input(&mut event);
+    }
     validate::include_parts_left_out(&mut event);
     Ok((event, reported_cost))
+}
+
+/// Instrumentations known to copy Anthropic's usage as it is, whose input tokens leave the cache
+/// out even where the cache counts beside them are smaller (which
+/// [`validate::include_parts_left_out`] cannot tell from a count that includes them): OpenLLMetry
+/// JS's Anthropic instrumentation, checked in 0.27.0, the latest release, and taken to hold for
+/// the releases before it. A later release may count as the conventions do, so it is left alone.
+fn input_leaves_cache_out(scope: Scope<'_>) -> bool {
+    scope.name == "@traceloop/instrumentation-anthropic" && release_at_most(scope.version, (0, 27))
+}
+
+#[cfg(test)]
+pub(super) fn release_at_most_for_tests(version: &str, most: (u64, u64)) -> bool {
+    release_at_most(version, most)
+}
+
+/// Whether a `major.minor[.patch...]` version is at most `(major, minor)`; false when it is no
+/// such version.
+fn release_at_most(version: &str, (most_major, most_minor): (u64, u64)) -> bool {
+    let mut parts = version.trim_start_matches('v').split(['.', '-', '+']);
+    let (Some(Ok(major)), Some(Ok(minor))) = (parts.next().map(str::parse::<u64>), parts.next().map(str::parse::<u64>))
+    else {
+        return false;
+    };
+    (major, minor) <= (most_major, most_minor)
 }
 
 /// The provider whose client library raised an exception of class `error_type`

@@ -181,14 +181,14 @@ impl<'a> Fields<'a> {
 
 /// Call `each` with the bytes of every item (span or log record) of a `TracesData` /
 /// `ExportTraceServiceRequest` or `LogsData` / `ExportLogsServiceRequest` message, in order,
-/// together with its resource's attribute table and its instrumentation scope's name. Both nest
+/// together with its resource's attribute table and its instrumentation scope. Both nest
 /// the same way: field 1 of the message is a resource group (resource, scope groups, schema
 /// URL), field 2 of that a scope group (scope, items, schema URL). Only these outer layers fail
 /// here; `each` reads the item itself, so that one bad item can be rejected without the items
 /// beside it.
 pub(super) fn for_each_item<'a>(
     message: &'a [u8],
-    mut each: impl FnMut(&'a [u8], &Attrs<'a>, &'a str) -> WireResult<()>,
+    mut each: impl FnMut(&'a [u8], &Attrs<'a>, Scope<'a>) -> WireResult<()>,
 ) -> WireResult<()> {
     let mut top = Fields::new(message);
     while let Some((number, field)) = top.next()? {
@@ -253,17 +253,23 @@ fn check_strings(message: &[u8], count: u32) -> WireResult<()> {
     Ok(())
 }
 
-/// Check an `InstrumentationScope` and return its name (the last one on the wire, as prost
-/// keeps it), the only field the mapping reads.
-fn scope_name(scope: &[u8]) -> WireResult<&str> {
-    let mut name = "";
+/// An item's instrumentation scope: the library that recorded it, whose name (and for a few
+/// known faults, version) the mapping reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Scope<'a> {
+    pub(super) name: &'a str,
+    pub(super) version: &'a str,
+}
+
+/// Check an `InstrumentationScope` and return its name and version (each the last one on the
+/// wire, as prost keeps it).
+fn scope_fields(scope: &[u8]) -> WireResult<Scope<'_>> {
+    let mut read = Scope::default();
     let mut fields = Fields::new(scope);
     while let Some((number, field)) = fields.next()? {
         match number {
-            1 => name = field.string()?,
-            2 => {
-                field.string()?;
-            }
+            1 => read.name = field.string()?,
+            2 => read.version = field.string()?,
             3 => {
                 checked_key_value(field.bytes()?, 0)?;
             }
@@ -273,7 +279,7 @@ fn scope_name(scope: &[u8]) -> WireResult<&str> {
             _ => {}
         }
     }
-    Ok(name)
+    Ok(read)
 }
 
 /// Check a `Span.Link`, which the mapping does not read.
@@ -303,18 +309,21 @@ fn check_link(link: &[u8]) -> WireResult<()> {
 fn scope_group<'a>(
     scope_group: &'a [u8],
     resource: &Attrs<'a>,
-    each: &mut impl FnMut(&'a [u8], &Attrs<'a>, &'a str) -> WireResult<()>,
+    each: &mut impl FnMut(&'a [u8], &Attrs<'a>, Scope<'a>) -> WireResult<()>,
 ) -> WireResult<()> {
     // The scope may follow its items on the wire, as the resource may: find it first. Repeated,
-    // prost merges the messages, so the last name set stands.
-    let mut scope = "";
+    // prost merges the messages, so the last name and version set stand.
+    let mut scope = Scope::default();
     let mut fields = Fields::new(scope_group);
     while let Some((number, field)) = fields.next()? {
         match number {
             1 => {
-                let name = scope_name(field.bytes()?)?;
-                if !name.is_empty() {
-                    scope = name;
+                let read = scope_fields(field.bytes()?)?;
+                if !read.name.is_empty() {
+                    scope.name = read.name;
+                }
+                if !read.version.is_empty() {
+                    scope.version = read.version;
                 }
             }
             2 => {
@@ -357,6 +366,8 @@ pub(super) struct WireSpan<'a> {
     pub(super) bytes: &'a [u8],
     pub(super) trace_id: &'a [u8],
     pub(super) span_id: &'a [u8],
+    /// Empty for a root span.
+    pub(super) parent_span_id: &'a [u8],
     pub(super) name: &'a str,
     pub(super) start_time_unix_nano: u64,
     pub(super) end_time_unix_nano: u64,
@@ -376,6 +387,7 @@ impl<'a> WireSpan<'a> {
             bytes,
             trace_id: &[],
             span_id: &[],
+            parent_span_id: &[],
             name: "",
             start_time_unix_nano: 0,
             end_time_unix_nano: 0,
@@ -390,13 +402,11 @@ impl<'a> WireSpan<'a> {
             match number {
                 1 => span.trace_id = field.bytes()?,
                 2 => span.span_id = field.bytes()?,
-                // trace_state, parent_span_id and links: checked, not read.
+                // trace_state and links: checked, not read.
                 3 => {
                     field.string()?;
                 }
-                4 => {
-                    field.bytes()?;
-                }
+                4 => span.parent_span_id = field.bytes()?,
                 13 => check_link(field.bytes()?)?,
                 5 => span.name = field.string()?,
                 // kind and the dropped counts.

@@ -198,6 +198,20 @@ pub(super) fn include_parts_left_out(event: &mut InferenceEvent) {
     }
 }
 
+/// Add the cache counts to an input count that leaves them out, as Anthropic's usage object does
+/// (for the instrumentations known to copy it: `otlp_traces::input_leaves_cache_out`).
+/// Negative counts are left for [`inference`] to refuse.
+pub(super) fn add_cache_to_input(event: &mut InferenceEvent) {
+    let cache = [event.cache_read_tokens, event.cache_write_tokens];
+    if let Some(input) = event.input_tokens
+        && input >= 0
+        && cache.iter().all(|count| count.unwrap_or(0) >= 0)
+    {
+        let cached = cache.iter().map(|count| count.unwrap_or(0)).fold(0_i64, i64::saturating_add);
+        event.input_tokens = Some(input.saturating_add(cached));
+    }
+}
+
 /// Drop a time to first token longer than the whole call, and say so (for
 /// `Decoded::dropped_ttfts`). Such a figure is a producer's timing bug (OpenLIT starts its
 /// streamed Gemini span when the stream ends, so the span is shorter than its own first token);

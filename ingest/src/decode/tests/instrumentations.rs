@@ -522,3 +522,123 @@ fn a_tier_under_the_request_key_is_read_after_the_response_keys() -> Result<(), 
     assert!(!tiers.is_empty() && tiers.iter().all(|tier| *tier == Some("default")), "{tiers:?}");
     Ok(())
 }
+
+// What JavaScript instrumentations emitted against the same fake APIs (thirty-third session's
+// audit; harness in `audit_payloads/generator/js/`). Times shifted to T0.
+const AI_SDK_6: &str = include_str!("audit_payloads/J1_ai_sdk_6_content_and_cache_write.json");
+const AI_SDK_7_OTEL: &str = include_str!("audit_payloads/J2_ai_sdk_7_otel_ttft_and_nested_embeddings.json");
+const TRACELOOP_JS_ANTHROPIC: &str = include_str!("audit_payloads/J3_traceloop_js_anthropic_input_without_cache.json");
+const OPENINFERENCE_LANGCHAIN_JS: &str =
+    include_str!("audit_payloads/J4_openinference_langchain_js_provider_and_stack.json");
+
+/// The AI SDK's provider calls carry their messages and answer in `ai.*` keys (its outer spans
+/// repeat them, and are not calls), and an Anthropic call's cache writes in
+/// `ai.usage.inputTokenDetails.cacheWriteTokens`.
+#[test]
+fn ai_sdk_content_and_cache_writes_are_read() -> Result<(), Box<dyn std::error::Error>> {
+    let out = decode_both_ways(AI_SDK_6)?;
+    let chat = by_response_id(&out, "chatcmpl-RI32-chat");
+    assert!(chat.input_content.as_deref().is_some_and(|input| input.contains("When does my order ship?")));
+    assert_eq!(chat.output_content.as_deref(), Some("Your order ships today."));
+    let tool = by_response_id(&out, "chatcmpl-RI32-tool");
+    assert!(tool.output_content.as_deref().is_some_and(|answer| answer.contains("get_weather")), "{tool:?}");
+    let anthropic = by_response_id(&out, "msg_RI32_0001");
+    assert_eq!(
+        (anthropic.input_tokens, anthropic.cache_read_tokens, anthropic.cache_write_tokens),
+        (Some(230), Some(60), Some(20))
+    );
+    Ok(())
+}
+
+/// The AI SDK's OpenTelemetry integration writes the time to first chunk under the name of the
+/// conventions' client metric, and wraps each embedding call in a span of the same operation.
+#[test]
+fn ai_sdk_otel_first_chunk_and_one_embedding_call() -> Result<(), Box<dyn std::error::Error>> {
+    let out = decode_both_ways(AI_SDK_7_OTEL)?;
+    let stream = by_response_id(&out, "chatcmpl-RI32-stream");
+    let ttft = stream.ttft_ms.ok_or("a time to first token")?;
+    assert!((ttft - 215.404).abs() < 0.01, "{ttft}");
+    let embeddings: Vec<_> = out.events.iter().filter(|e| e.operation == "embeddings").collect();
+    assert_eq!(embeddings.len(), 1, "the wrapper span is no second call: {embeddings:?}");
+    assert_eq!(embeddings[0].input_tokens, Some(9), "the inner span, which has the usage");
+    // Chat calls: two OpenAI, one tool call, two failures each side... one span per call.
+    let calls = out.events.iter().filter(|e| e.operation == "chat").count();
+    assert_eq!(calls, 8);
+    Ok(())
+}
+
+/// OpenLLMetry JS's Anthropic instrumentation (0.27) copies Anthropic's usage: its input tokens
+/// leave out a cache smaller than they are, which is added for that instrumentation's releases.
+#[test]
+fn traceloop_js_anthropic_input_gets_its_cache() -> Result<(), Box<dyn std::error::Error>> {
+    let out = decode_both_ways(TRACELOOP_JS_ANTHROPIC)?;
+    let inputs: Vec<_> =
+        out.events.iter().map(|e| (e.input_tokens, e.cache_read_tokens, e.cache_write_tokens)).collect();
+    assert!(inputs.contains(&(Some(230), Some(60), Some(20))), "150 + 60 + 20: {inputs:?}");
+    assert!(inputs.contains(&(Some(250), Some(80), Some(0))), "170 + 80: {inputs:?}");
+    // A release that may count as the conventions do is left alone.
+    let later = TRACELOOP_JS_ANTHROPIC.replace(r#""version":"0.27.0""#, r#""version":"0.28.0""#);
+    assert_ne!(later, TRACELOOP_JS_ANTHROPIC, "the payload names its release");
+    let out = decode_both_ways(&later)?;
+    assert!(out.events.iter().any(|e| e.input_tokens == Some(150)));
+    Ok(())
+}
+
+/// OpenInference's LangChain.js spans name their provider only in `metadata`'s `ls_provider`,
+/// and append the error's stack trace to the status message.
+#[test]
+fn langchain_js_provider_and_a_status_message_with_a_stack() -> Result<(), Box<dyn std::error::Error>> {
+    let out = decode_both_ways(OPENINFERENCE_LANGCHAIN_JS)?;
+    assert!(!out.events.is_empty() && out.events.iter().all(|e| e.provider.as_deref() == Some("openai")));
+    let failed = errors(&out);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].error_type.as_deref(), Some("429 fake 429"), "the first line, no stack");
+    Ok(())
+}
+
+#[test]
+fn release_bounds() {
+    for (version, at_most) in [
+        ("0.27.0", true),
+        ("0.9.1", true),
+        ("0.28.0", false),
+        ("1.0.0", false),
+        ("", false),
+        ("x", false),
+        ("v0.27.3-beta", true),
+    ] {
+        assert_eq!(crate::decode::otlp_traces::release_at_most_for_tests(version, (0, 27)), at_most, "{version}");
+    }
+}
+
+/// A call's span inside another call's span of the same operation, in one message, is the only
+/// one counted; a parent of another operation, or in another trace, is a call of its own.
+#[test]
+fn a_span_wrapping_a_call_of_the_same_operation_is_no_second_call() {
+    let op = |operation: &str| vec![kv("gen_ai.operation.name", s(operation)), kv("gen_ai.request.model", s("m"))];
+    let child_of = |mut child: opentelemetry_proto::tonic::trace::v1::Span,
+                    parent: &opentelemetry_proto::tonic::trace::v1::Span| {
+        child.trace_id.clone_from(&parent.trace_id);
+        child.parent_span_id.clone_from(&parent.span_id);
+        child
+    };
+    let wrapper = span(1, op("chat"));
+    let first_attempt = child_of(span(2, op("chat")), &wrapper);
+    let second_attempt = child_of(span(3, op("chat")), &wrapper);
+    let agent = span(4, op("embeddings"));
+    let inside_agent = child_of(span(5, op("chat")), &agent);
+    let other_trace = span(6, op("chat"));
+    let mut elsewhere = span(7, op("chat"));
+    elsewhere.parent_span_id.clone_from(&other_trace.span_id);
+    let spans = vec![wrapper, first_attempt, second_attempt, agent, inside_agent, other_trace, elsewhere];
+    let data = traces(vec![kv("service.name", s("app"))], spans);
+    let out = decode_traces(&data);
+    assert_same(&decode(&data.encode_to_vec(), PayloadFormat::OtlpTraces), &out);
+    let kept: Vec<u8> = out
+        .events
+        .iter()
+        .filter_map(|e| e.span_id.as_deref().and_then(|id| u8::from_str_radix(&id[14..], 16).ok()))
+        .collect();
+    assert_eq!(kept, [2, 3, 4, 5, 6, 7]);
+    assert_eq!(out.skipped_spans, 1);
+}
