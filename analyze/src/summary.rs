@@ -48,6 +48,10 @@ pub struct AppSummary {
     pub p95_latency_ms: Option<f64>,
     /// 99th percentile latency.
     pub p99_latency_ms: Option<f64>,
+    /// Median time to first token of streamed answers; `None` without any.
+    pub p50_ttft_ms: Option<f64>,
+    /// 95th percentile time to first token of streamed answers.
+    pub p95_ttft_ms: Option<f64>,
     /// Hallucination evaluations received (verdicts, not calls: a call judged twice counts twice).
     pub hallucination_evals: i64,
     /// Evaluations that flagged a hallucination.
@@ -103,6 +107,8 @@ pub async fn app_summary(session: &LakeSession) -> Result<Vec<AppSummary>> {
         let p50 = columns.optional_float64s("p50_latency_ms")?;
         let p95 = columns.optional_float64s("p95_latency_ms")?;
         let p99 = columns.optional_float64s("p99_latency_ms")?;
+        let p50_ttft = columns.optional_float64s("p50_ttft_ms")?;
+        let p95_ttft = columns.optional_float64s("p95_ttft_ms")?;
         let hallucination_evals = columns.int64s("hallucination_evals")?;
         let hallucination_flagged = columns.int64s("hallucination_flagged")?;
         let hallucination_rate = columns.optional_float64s("hallucination_rate")?;
@@ -123,6 +129,8 @@ pub async fn app_summary(session: &LakeSession) -> Result<Vec<AppSummary>> {
                 p50_latency_ms: p50[row],
                 p95_latency_ms: p95[row],
                 p99_latency_ms: p99[row],
+                p50_ttft_ms: p50_ttft[row],
+                p95_ttft_ms: p95_ttft[row],
                 hallucination_evals: hallucination_evals[row],
                 hallucination_flagged: hallucination_flagged[row],
                 hallucination_rate: hallucination_rate[row],

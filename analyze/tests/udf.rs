@@ -41,6 +41,7 @@ fn write_partials(root: &std::path::Path) -> TestResult<Vec<(&'static str, Vec<u
                 window_start: DAY1_NS + row as i64 * MINUTE_NS,
                 requests: part.len() as i64,
                 latencies_us: part,
+                ttfts_us: vec![],
                 feedback: vec![],
             });
         }

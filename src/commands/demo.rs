@@ -199,6 +199,8 @@ mod tests {
             p50_latency_ms: None,
             p95_latency_ms: None,
             p99_latency_ms: None,
+            p50_ttft_ms: None,
+            p95_ttft_ms: None,
             hallucination_evals: 0,
             hallucination_flagged: 0,
             hallucination_rate: None,

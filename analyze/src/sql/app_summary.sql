@@ -35,14 +35,17 @@ usage AS (
     GROUP BY app
 ),
 latency AS (
-    -- Merge each app's partial histograms once, then read three quantiles (µs -> ms).
+    -- Merge each app's partial histograms once, then read their quantiles (µs -> ms). Time to
+    -- first token is recorded for streamed answers only.
     SELECT
         app,
         hdr_quantile_of(merged, 0.5) / 1000.0 AS p50_latency_ms,
         hdr_quantile_of(merged, 0.95) / 1000.0 AS p95_latency_ms,
-        hdr_quantile_of(merged, 0.99) / 1000.0 AS p99_latency_ms
+        hdr_quantile_of(merged, 0.99) / 1000.0 AS p99_latency_ms,
+        hdr_quantile_of(merged_ttft, 0.5) / 1000.0 AS p50_ttft_ms,
+        hdr_quantile_of(merged_ttft, 0.95) / 1000.0 AS p95_ttft_ms
     FROM (
-        SELECT app, hdr_merge(latency_us_hist) AS merged
+        SELECT app, hdr_merge(latency_us_hist) AS merged, hdr_merge(ttft_us_hist) AS merged_ttft
         FROM rollups
         WHERE app IS NOT NULL
         GROUP BY app
@@ -85,6 +88,8 @@ SELECT
     latency.p50_latency_ms,
     latency.p95_latency_ms,
     latency.p99_latency_ms,
+    latency.p50_ttft_ms,
+    latency.p95_ttft_ms,
     coalesce(quality.hallucination_evals, 0) AS hallucination_evals,
     coalesce(quality.hallucination_flagged, 0) AS hallucination_flagged,
     CASE

@@ -131,6 +131,8 @@ mod tests {
             p50_latency_ms: p50,
             p95_latency_ms: p50.map(|v| v * 2.0),
             p99_latency_ms: p50.map(|v| v * 3.0),
+            p50_ttft_ms: None,
+            p95_ttft_ms: None,
             hallucination_evals: 4,
             hallucination_flagged: 1,
             hallucination_rate: Some(0.25),

@@ -106,6 +106,8 @@ pub struct Rollup {
     pub window_start: i64,
     pub requests: i64,
     pub latencies_us: Vec<u64>,
+    /// Times to first token of the streamed calls, µs.
+    pub ttfts_us: Vec<u64>,
     pub feedback: Vec<(&'static str, i64, i64)>,
 }
 
@@ -122,6 +124,11 @@ pub fn serialized_histogram(values: &[u64]) -> TestResult<Vec<u8>> {
 
 pub fn rollups_batch(rows: &[Rollup]) -> TestResult<RecordBatch> {
     let hists = rows.iter().map(|r| serialized_histogram(&r.latencies_us)).collect::<TestResult<Vec<_>>>()?;
+    // A window without a streamed call has an empty histogram, as ingest writes it.
+    let ttft_hists = rows
+        .iter()
+        .map(|r| if r.ttfts_us.is_empty() { Ok(Vec::new()) } else { serialized_histogram(&r.ttfts_us) })
+        .collect::<TestResult<Vec<_>>>()?;
     let tallies: Vec<&(&str, i64, i64)> = rows.iter().flat_map(|r| r.feedback.iter()).collect();
     let tally_struct = StructArray::try_new(
         schema::feedback_tally_fields(),
@@ -157,7 +164,7 @@ pub fn rollups_batch(rows: &[Rollup]) -> TestResult<RecordBatch> {
             ("errors", Arc::new(Int64Array::from(vec![0; rows.len()]))),
             ("cost_usd", Arc::new(Float64Array::from(vec![0.0; rows.len()]))),
             ("latency_us_hist", Arc::new(BinaryArray::from_iter_values(hists.iter()))),
-            ("ttft_us_hist", Arc::new(BinaryArray::from_iter_values(rows.iter().map(|_| b"")))),
+            ("ttft_us_hist", Arc::new(BinaryArray::from_iter_values(ttft_hists.iter()))),
             ("feedback", Arc::new(feedback)),
         ],
     )
@@ -263,6 +270,7 @@ pub fn write_fixture_lake(root: &Path) -> TestResult {
                 window_start: DAY1_NS,
                 requests: 3,
                 latencies_us: vec![100_000, 101_000, 102_000],
+                ttfts_us: vec![40_000, 60_000],
                 feedback: vec![("hallucination", 2, 1), ("user_thumbs", 3, 1)],
             },
             Rollup {
@@ -270,6 +278,7 @@ pub fn write_fixture_lake(root: &Path) -> TestResult {
                 window_start: DAY1_NS + 5 * MINUTE_NS,
                 requests: 2,
                 latencies_us: vec![105_000, 106_000],
+                ttfts_us: vec![],
                 feedback: vec![],
             },
             Rollup {
@@ -277,6 +286,7 @@ pub fn write_fixture_lake(root: &Path) -> TestResult {
                 window_start: DAY1_NS + 7 * MINUTE_NS,
                 requests: 0,
                 latencies_us: vec![],
+                ttfts_us: vec![],
                 feedback: vec![("hallucination", 4, 0), ("relevance", 1, 0)],
             },
         ])?,
@@ -288,6 +298,7 @@ pub fn write_fixture_lake(root: &Path) -> TestResult {
             window_start: DAY1_NS + 1440 * MINUTE_NS,
             requests: 2,
             latencies_us: vec![103_000, 1_540_000],
+            ttfts_us: vec![80_000],
             // Phoenix's spelling: the summary counts it with the lowercase name of day 1.
             feedback: vec![("Hallucination", 2, 2), ("user_thumbs", 1, 0)],
         }])?,

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::FlushReason;
+use crate::telemetry::ConsumerErrorKind;
 use crate::telemetry::Metrics;
 
 /// A committed flush.
@@ -362,7 +363,7 @@ impl Committer {
                 Err(driftwatch_lake::error::LakeError::Fenced { holder, .. }) => {
                     // The lake answered: it is writable, whoever holds the partition.
                     self.lake_failing.store(false, Ordering::Release);
-                    self.metrics.record_consumer_error("lake_claim_lost");
+                    self.metrics.record_consumer_error(ConsumerErrorKind::LakeClaimLost);
                     if self.writer.held_claim(&stream, partition).as_deref() == Some(holder.as_str()) {
                         tracing::warn!(
                             stream = %stream,
@@ -386,7 +387,7 @@ impl Committer {
                 }
                 Err(source) if source.is_retryable() => {
                     self.lake_failing.store(true, Ordering::Release);
-                    self.metrics.record_consumer_error("lake_write");
+                    self.metrics.record_consumer_error(ConsumerErrorKind::LakeWrite);
                     tracing::warn!(
                         stream = %stream,
                         partition,

@@ -141,6 +141,79 @@ impl FlushReason {
     }
 }
 
+/// What kind of source consumer error it was (the `kind` label of
+/// `driftwatch_consumer_errors_total`); every kind's series is created at zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerErrorKind {
+    /// librdkafka lost every broker (counted once per outage).
+    AllBrokersDown,
+    /// A broker connection failed.
+    Transport,
+    /// The brokers refused the client's credentials or ACLs.
+    Auth,
+    /// librdkafka cannot go on with this client; the daemon stops.
+    Fatal,
+    /// Any other client error librdkafka reported.
+    Client,
+    /// An assignment could not be applied.
+    Assign,
+    /// A rebalance callback failed.
+    Rebalance,
+    /// An advisory offset commit to Kafka failed.
+    Commit,
+    /// The group took the assignment away without a revoke (session timed out).
+    AssignmentLost,
+    /// A lake checkpoint lies below the log's start: retention deleted messages never read.
+    OffsetsLostToRetention,
+    /// librdkafka reset a partition's position (no valid offset to resume from).
+    OffsetReset,
+    /// An assigned partition could not be recovered from the lake.
+    LakeRecover,
+    /// A flush could not be written to the lake (retried).
+    LakeWrite,
+    /// Another writer claimed a partition in the lake.
+    LakeClaimLost,
+}
+
+impl ConsumerErrorKind {
+    pub(crate) const ALL: [ConsumerErrorKind; 14] = [
+        Self::AllBrokersDown,
+        Self::Transport,
+        Self::Auth,
+        Self::Fatal,
+        Self::Client,
+        Self::Assign,
+        Self::Rebalance,
+        Self::Commit,
+        Self::AssignmentLost,
+        Self::OffsetsLostToRetention,
+        Self::OffsetReset,
+        Self::LakeRecover,
+        Self::LakeWrite,
+        Self::LakeClaimLost,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AllBrokersDown => "all_brokers_down",
+            Self::Transport => "transport",
+            Self::Auth => "auth",
+            Self::Fatal => "fatal",
+            Self::Client => "client",
+            Self::Assign => "assign",
+            Self::Rebalance => "rebalance",
+            Self::Commit => "commit",
+            Self::AssignmentLost => "assignment_lost",
+            Self::OffsetsLostToRetention => "offsets_lost_to_retention",
+            Self::OffsetReset => "offset_reset",
+            Self::LakeRecover => "lake_recover",
+            Self::LakeWrite => "lake_write",
+            Self::LakeClaimLost => "lake_claim_lost",
+        }
+    }
+}
+
 type StaticLabel = [(&'static str, &'static str); 1];
 type TopicLabel = [(&'static str, Arc<str>); 1];
 pub(super) type TopicPartition = (TopicLabel, [(&'static str, i32); 1]);
@@ -554,9 +627,8 @@ impl Metrics {
     /// Count a source consumer error. Not logged here: every caller logs it with what only
     /// it knows (the error, the partition), rate limited where it can repeat; a second line
     /// here said the same thing twice.
-    pub fn record_consumer_error(&self, kind: &'static str) {
-        debug_assert!(CONSUMER_ERROR_KINDS.contains(&kind), "add {kind:?} to names::CONSUMER_ERROR_KINDS");
-        self.inner.consumer_errors.get_or_create(&[(LABEL_KIND, kind)]).inc();
+    pub fn record_consumer_error(&self, kind: ConsumerErrorKind) {
+        self.inner.consumer_errors.get_or_create(&[(LABEL_KIND, kind.as_str())]).inc();
     }
 
     /// The whole registry as OpenMetrics text (ending in `# EOF`).
@@ -579,8 +651,8 @@ impl Inner {
             self.dead_letters.get_or_create_owned(&[(LABEL_REASON, reason)]);
         }
         self.dead_letters.get_or_create_owned(&[(LABEL_REASON, AGGREGATE_FAILED_REASON)]);
-        for kind in CONSUMER_ERROR_KINDS {
-            self.consumer_errors.get_or_create_owned(&[(LABEL_KIND, kind)]);
+        for kind in ConsumerErrorKind::ALL {
+            self.consumer_errors.get_or_create_owned(&[(LABEL_KIND, kind.as_str())]);
         }
         for reason in FlushReason::ALL {
             self.flushes.get_or_create_owned(&[(LABEL_REASON, reason.as_str())]);

@@ -83,7 +83,7 @@ fn populated() -> Metrics {
     metrics.set_buffered(10, 2048);
     metrics.set_flush_max_age(Duration::from_secs(600));
     metrics.record_flush(FlushReason::Age, 0.2);
-    metrics.record_consumer_error("transport");
+    metrics.record_consumer_error(ConsumerErrorKind::Transport);
     metrics
 }
 
@@ -672,7 +672,9 @@ fn closed_label_sets_and_tracked_topics_start_at_zero() -> TestResult {
         .collect();
     expected.push(format!("driftwatch_dead_letters_total{{reason=\"{AGGREGATE_FAILED_REASON}\"}} 0"));
     expected.extend(
-        CONSUMER_ERROR_KINDS.iter().map(|kind| format!("driftwatch_consumer_errors_total{{kind=\"{kind}\"}} 0")),
+        ConsumerErrorKind::ALL
+            .iter()
+            .map(|kind| format!("driftwatch_consumer_errors_total{{kind=\"{}\"}} 0", kind.as_str())),
     );
     expected.extend(
         FlushReason::ALL.iter().map(|reason| format!("driftwatch_flushes_total{{reason=\"{}\"}} 0", reason.as_str())),

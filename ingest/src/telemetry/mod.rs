@@ -27,7 +27,7 @@ pub mod process;
 pub mod text_format;
 
 pub use http::{BearerToken, BoundServer, HttpConfig, HttpError, Readiness};
-pub use metrics::{FlushReason, MessageResult, Metrics, MetricsConfig, MetricsError};
+pub use metrics::{ConsumerErrorKind, FlushReason, MessageResult, Metrics, MetricsConfig, MetricsError};
 
 /// The sum of the counter samples in OpenMetrics `text` whose line starts with `series`
 /// (a metric name with or without its labels), 0 when there are none.

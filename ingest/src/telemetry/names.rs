@@ -122,23 +122,6 @@ pub const DECODE_ERROR_REASONS: [&str; 16] = [
 /// The `reason` of [`DEAD_LETTERS_TOTAL`] besides [`DECODE_ERROR_REASONS`]: a decoded row the
 /// rollups refused.
 pub const AGGREGATE_FAILED_REASON: &str = "aggregate_failed";
-/// Every `kind` of [`CONSUMER_ERRORS_TOTAL`], created at zero like the decode reasons.
-pub const CONSUMER_ERROR_KINDS: [&str; 14] = [
-    "all_brokers_down",
-    "transport",
-    "auth",
-    "fatal",
-    "client",
-    "assign",
-    "rebalance",
-    "commit",
-    "assignment_lost",
-    "offsets_lost_to_retention",
-    "offset_reset",
-    "lake_recover",
-    "lake_write",
-    "lake_claim_lost",
-];
 /// Observations folded into the `__overflow__` label set by the cap on label sets.
 pub const SERIES_OVERFLOW_TOTAL: &str = "driftwatch_series_overflow_total";
 /// Observations whose `error_type` or feedback name was folded into `__overflow__` by the cap

@@ -83,7 +83,7 @@ fn live_values_agree_with_sources_the_collector_does_not_read() -> TestResult {
     }
     let spent_by_this_thread = thread_cpu();
     // A parked thread, so the process has at least two while it is scraped.
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
     let parked = std::thread::spawn(move || rx.recv().ok());
 
     let before = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();

@@ -78,6 +78,7 @@ use super::channel::{Command, Event, EventSender};
 use super::held::{Backpressure, Held, decide_backpressure};
 use crate::FastHashMap;
 use crate::config::StartFrom;
+use crate::telemetry::ConsumerErrorKind;
 use crate::telemetry::Metrics;
 use commit::commit_owned;
 
@@ -276,7 +277,7 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
             match command {
                 Command::Commit(offsets) => {
                     if let Err(error) = commit_owned(consumer, offsets, CommitMode::Async) {
-                        context.metrics.record_consumer_error("commit");
+                        context.metrics.record_consumer_error(ConsumerErrorKind::Commit);
                         context.log_rate_limited("commit", &error.to_string());
                     }
                 }
@@ -284,7 +285,7 @@ pub fn poll_loop(consumer: &BaseConsumer<PollerContext>, commands: &std::sync::m
                 Command::Stop(offsets) => {
                     context.stopping.store(true, Ordering::Release);
                     if let Err(error) = commit_owned(consumer, offsets, CommitMode::Sync) {
-                        context.metrics.record_consumer_error("commit");
+                        context.metrics.record_consumer_error(ConsumerErrorKind::Commit);
                         tracing::warn!(%error, "Final Kafka offset commit failed (the lake checkpoint is authoritative).");
                     }
                     // Unsubscribing sends a LeaveGroup, static member or not; librdkafka skips
@@ -353,11 +354,11 @@ fn on_poll_error(context: &PollerContext, error: &KafkaError, fatal_reason: impl
     let KafkaError::MessageConsumptionFatal(code) = error else { return };
     // librdkafka cannot continue with this client. The callback has counted the error under its
     // code's kind; it is counted once more as fatal, once in the process' life.
-    let kind = "fatal";
+    let kind = ConsumerErrorKind::Fatal;
     context.metrics.record_consumer_error(kind);
     let message = fatal_reason().unwrap_or_else(|| code.to_string());
     tracing::error!(error = %message, "Fatal Kafka client error; stopping.");
-    context.queue_fatal(kind, message);
+    context.queue_fatal(kind.as_str(), message);
 }
 
 /// Send held messages while the channel has room. False when the loop is gone.

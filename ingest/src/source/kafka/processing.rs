@@ -150,7 +150,7 @@ struct ClientThreads {
     /// Cancels assignment recoveries still waiting for the lake.
     stop_recovery: CancellationToken,
     /// Dropped to stop the watermark thread; it holds the consumer only between queries.
-    stop_watermarks: std::sync::mpsc::Sender<()>,
+    stop_watermarks: std::sync::mpsc::SyncSender<()>,
     poll_thread: std::thread::JoinHandle<()>,
     watermark_thread: std::thread::JoinHandle<()>,
 }
@@ -161,7 +161,9 @@ impl ClientThreads {
     fn start(components: &Components, kafka: &KafkaConfig) -> Result<Self> {
         let (events_tx, events) = channel::event_channel(EVENT_CHANNEL_CAPACITY);
         // Commands are at most one per completed flush plus one stop, and flushes in flight are
-        // bounded by `max_inflight_flushes`, so this channel cannot grow without bound.
+        // bounded by `max_inflight_flushes`, so this channel cannot grow without bound; a bounded
+        // one could block the loop on the poll thread, which may be waiting for the loop.
+        #[allow(clippy::disallowed_methods)]
         let (commands, commands_rx) = std::sync::mpsc::channel();
         let context = PollerContext::new(
             events_tx,
@@ -189,7 +191,7 @@ impl ClientThreads {
         consumer
             .subscribe(&topics)
             .map_err(|source| Error::Kafka { context: format!("subscribing to {topics:?}"), source })?;
-        let (stop_watermarks, watermarks_stopped) = std::sync::mpsc::channel::<()>();
+        let (stop_watermarks, watermarks_stopped) = std::sync::mpsc::sync_channel::<()>(1);
         let watermark_thread = std::thread::Builder::new()
             .name("driftwatch-kafka-watermarks".to_owned())
             .spawn({

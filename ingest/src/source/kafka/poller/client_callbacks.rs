@@ -12,6 +12,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::PollerContext;
+use crate::telemetry::ConsumerErrorKind;
 
 impl ClientContext for PollerContext {
     fn stats(&self, statistics: Statistics) {
@@ -40,14 +41,14 @@ impl ClientContext for PollerContext {
         // reply queue; rdkafka 0.39's `commit(.., Async)` sets neither, and librdkafka then only
         // logs it under this facility.
         if facility == "COMMITFAIL" {
-            self.metrics.record_consumer_error("commit");
+            self.metrics.record_consumer_error(ConsumerErrorKind::Commit);
         }
         // A position that fell out of the log while the partition was being consumed (retention
         // deleted messages not yet read, or the log was truncated or recreated): librdkafka
         // resets it to the log's start (`auto.offset.reset` is always earliest) and says so only
         // in this warning; no consumer error is raised for it.
         if facility == "OFFSET" && matches!(level, RDKafkaLogLevel::Warning) && message.contains("offset reset") {
-            self.metrics.record_consumer_error("offset_reset");
+            self.metrics.record_consumer_error(ConsumerErrorKind::OffsetReset);
         }
         forward_librdkafka_log(level, facility, message);
     }
@@ -64,20 +65,20 @@ impl ClientContext for PollerContext {
                 if !self.brokers.mark_down() {
                     return;
                 }
-                "all_brokers_down"
+                ConsumerErrorKind::AllBrokersDown
             }
-            Some(RDKafkaErrorCode::BrokerTransportFailure) => "transport",
+            Some(RDKafkaErrorCode::BrokerTransportFailure) => ConsumerErrorKind::Transport,
             Some(code) if is_auth_refusal(code) => {
                 self.brokers.mark_auth_refused();
-                "auth"
+                ConsumerErrorKind::Auth
             }
             // A fatal error arrives here under its underlying code (librdkafka translates
             // `ERR__FATAL` before handing the event on), so it is told apart, counted as fatal
             // and acted on where the poll returns it (`on_poll_error`).
-            _ => "client",
+            _ => ConsumerErrorKind::Client,
         };
         self.metrics.record_consumer_error(kind);
-        self.log_rate_limited(kind, &format!("{error}: {reason}"));
+        self.log_rate_limited(kind.as_str(), &format!("{error}: {reason}"));
     }
 }
 

@@ -26,6 +26,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 
 use super::{PollerContext, offsets_list};
 use crate::source::kafka::channel::Event;
+use crate::telemetry::ConsumerErrorKind;
 
 use crate::source::kafka::REVOKE_TIMEOUT;
 
@@ -37,7 +38,7 @@ impl PollerContext {
         if lost.is_empty() || self.stopping.load(Ordering::Acquire) {
             return;
         }
-        self.metrics.record_consumer_error("assignment_lost");
+        self.metrics.record_consumer_error(ConsumerErrorKind::AssignmentLost);
         tracing::warn!(
             partitions = lost.len(),
             "Assignment lost (the group moved on while this member was unreachable); dropping its \
@@ -162,7 +163,7 @@ impl ConsumerContext for PollerContext {
         if let Err(error) = result
             && error.rdkafka_error_code() != Some(RDKafkaErrorCode::NoOffset)
         {
-            self.metrics.record_consumer_error("commit");
+            self.metrics.record_consumer_error(ConsumerErrorKind::Commit);
             self.log_rate_limited("commit", &format!("Kafka offset commit failed: {error}"));
         }
     }
@@ -199,7 +200,7 @@ impl ConsumerContext for PollerContext {
                 let assigned =
                     if incremental { consumer.incremental_assign(&positioned) } else { consumer.assign(&positioned) };
                 if let Err(error) = assigned {
-                    self.metrics.record_consumer_error("assign");
+                    self.metrics.record_consumer_error(ConsumerErrorKind::Assign);
                     // The group still counts the partitions as this member's, so nobody reads
                     // them while it lives: stop the daemon (unready until then) so that the
                     // group moves them, as for a fatal client error.
@@ -239,7 +240,7 @@ impl ConsumerContext for PollerContext {
                         if !durable.is_empty()
                             && let Err(error) = consumer.commit(&offsets_list(&durable), CommitMode::Sync)
                         {
-                            self.metrics.record_consumer_error("commit");
+                            self.metrics.record_consumer_error(ConsumerErrorKind::Commit);
                             tracing::warn!(%error, "Could not commit revoked partitions' offsets to Kafka.");
                         }
                         tracing::info!(partitions = tpl.count(), "Partitions revoked after flushing.");
@@ -267,7 +268,7 @@ impl ConsumerContext for PollerContext {
                 }
             }
             other => {
-                self.metrics.record_consumer_error("rebalance");
+                self.metrics.record_consumer_error(ConsumerErrorKind::Rebalance);
                 tracing::error!(error = ?other, "Rebalance error; releasing the assignment.");
                 let released = if incremental {
                     consumer.assignment().and_then(|assignment| consumer.incremental_unassign(&assignment))

@@ -20,6 +20,7 @@ use driftwatch_lake::checkpoint::Checkpoint;
 use super::{PollerContext, SEEK_TIMEOUT, kafka_stream_id};
 use crate::config::StartFrom;
 use crate::source::kafka::channel::{AssignedPartition, Event};
+use crate::telemetry::ConsumerErrorKind;
 
 /// An assignment recovered from the lake: where librdkafka starts each partition, and what
 /// the processing loop is told of each (topic, partition, resume offset).
@@ -79,7 +80,7 @@ impl PollerContext {
             match attempt {
                 Ok(checkpoint) => return Some(checkpoint),
                 Err(error) => {
-                    self.metrics.record_consumer_error("lake_recover");
+                    self.metrics.record_consumer_error(ConsumerErrorKind::LakeRecover);
                     tracing::warn!(topic, partition, %error, "Cannot recover partition from the lake; retrying.");
                 }
             }
@@ -282,7 +283,7 @@ impl PollerContext {
         match self.runtime.block_on(self.writer.pin_start(stream, partition, end)) {
             Ok(checkpoint) => Some(checkpoint.next_offset),
             Err(error) => {
-                self.metrics.record_consumer_error("lake_recover");
+                self.metrics.record_consumer_error(ConsumerErrorKind::LakeRecover);
                 tracing::warn!(topic, partition, %error, "Cannot keep the start in the lake; starting at the log's end without it.");
                 None
             }
@@ -361,7 +362,7 @@ impl PollerContext {
     }
 
     fn report_retention_loss(&self, topic: &str, partition: i32, committed: i64, low: i64) {
-        self.metrics.record_consumer_error("offsets_lost_to_retention");
+        self.metrics.record_consumer_error(ConsumerErrorKind::OffsetsLostToRetention);
         tracing::error!(
             topic,
             partition,
@@ -524,7 +525,7 @@ mod tests {
             Duration::from_secs(5),
             metrics.clone(),
         ));
-        let (gave_up, answer) = std::sync::mpsc::channel();
+        let (gave_up, answer) = std::sync::mpsc::sync_channel(1);
         let recovering = Arc::clone(&context);
         std::thread::spawn(move || {
             let recovery = recovering.recover_checkpoint("spans", "kafka.group.spans", 0);

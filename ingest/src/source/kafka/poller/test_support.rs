@@ -133,6 +133,8 @@ pub(super) fn poll_for(
     how_long: Duration,
     mut on_event: impl FnMut(&Event) -> bool,
 ) {
+    // The daemon's command channel's type; this test sends a handful.
+    #[allow(clippy::disallowed_methods)]
     let (commands, command_receiver) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
         scope.spawn(move || poll_loop(consumer, &command_receiver));

@@ -84,7 +84,7 @@ mod tests {
         };
         assert_eq!(lag()?, None, "nothing polled, no watermark known");
 
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(1);
         let refresher = std::thread::spawn({
             let consumer = Arc::clone(&consumer);
             move || refresh_paused_watermarks(&consumer, &stopped, Duration::from_millis(100))

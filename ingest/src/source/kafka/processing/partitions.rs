@@ -231,6 +231,7 @@ mod tests {
     /// [`daemon`] with `slots` flushes in flight at most.
     fn daemon_with_slots<'a>(components: &'a Components, tasks: &TaskTracker, slots: usize) -> Daemon<'a> {
         // The poll thread's end of the commands is not needed: the loop ignores a closed one.
+        #[allow(clippy::disallowed_methods)] // the daemon's command channel's type
         let (commands, _) = std::sync::mpsc::channel();
         Daemon {
             components,
