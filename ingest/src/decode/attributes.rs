@@ -61,7 +61,6 @@ keys! {
     LlmProvider = "llm.provider",
     AiModelProvider = "ai.model.provider",
     AiOperationId = "ai.operationId",
-    OiMetadata = "metadata",
     RequestModel = "gen_ai.request.model",
     LlmRequestModelName = "llm.request.model_name",
     LlmModelName = "llm.model_name",
@@ -86,7 +85,6 @@ keys! {
     CacheWriteTokensOld = "gen_ai.usage.cache_creation_input_tokens",
     CacheWriteTokensAnthropicSdk = "gen_ai.usage.cache_write.input_tokens",
     LlmCacheWriteTokens = "llm.token_count.prompt_details.cache_write",
-    AiCacheWriteTokens = "ai.usage.inputTokenDetails.cacheWriteTokens",
     ReasoningTokens = "gen_ai.usage.reasoning.output_tokens",
     ReasoningTokensOld = "gen_ai.usage.reasoning_tokens",
     LlmReasoningTokens = "llm.token_count.completion_details.reasoning",
@@ -98,7 +96,6 @@ keys! {
     IsStreaming = "gen_ai.is_streaming",
     RequestStream = "gen_ai.request.stream",
     TimeToFirstChunk = "gen_ai.response.time_to_first_chunk",
-    ClientTimeToFirstChunk = "gen_ai.client.operation.time_to_first_chunk",
     ServerTimeToFirstToken = "gen_ai.server.time_to_first_token",
     AiMsToFirstChunk = "ai.response.msToFirstChunk",
     ErrorType = "error.type",
@@ -124,11 +121,8 @@ keys! {
     LangfusePromptVersion = "langfuse.prompt.version",
     InputMessages = "gen_ai.input.messages",
     Prompt = "gen_ai.prompt",
-    AiPromptMessages = "ai.prompt.messages",
     OutputMessages = "gen_ai.output.messages",
     Completion = "gen_ai.completion",
-    AiResponseText = "ai.response.text",
-    AiResponseToolCalls = "ai.response.toolCalls",
     GoldenCase = "driftwatch.golden.case",
     App = "driftwatch.app",
     ServiceName = "service.name",
@@ -141,6 +135,13 @@ keys! {
     AnnotationName = "annotation.name",
     AnnotationScore = "annotation.score",
     AnnotationLabel = "annotation.label",
+    // Keys few producers write, last: `Key::lookup_bytes` tries the keys in this order.
+    OiMetadata = "metadata",
+    AiCacheWriteTokens = "ai.usage.inputTokenDetails.cacheWriteTokens",
+    ClientTimeToFirstChunk = "gen_ai.client.operation.time_to_first_chunk",
+    AiPromptMessages = "ai.prompt.messages",
+    AiResponseText = "ai.response.text",
+    AiResponseToolCalls = "ai.response.toolCalls",
 }
 
 /// Mapping-table rows, in priority order: the first present key wins.
@@ -159,7 +160,7 @@ pub(crate) mod rows {
     /// (`openai.chat`) after the conventions': its do* spans repeat it in `gen_ai.system`, except
     /// the embedding calls. Then the `ls_provider` of OpenInference's `metadata` (JSON), where
     /// its LangChain.js spans name their provider and nowhere else.
-    pub(crate) const PROVIDER: &[Key] = &[ProviderName, System, LlmSystem, LlmProvider, AiModelProvider, OiMetadata];
+    pub(crate) const PROVIDER: &[Key] = &[ProviderName, System, LlmSystem, LlmProvider, AiModelProvider];
     pub(crate) const OPERATION: &[Key] = &[OperationName, LlmRequestType];
     /// Read with [`View::model`](super::View::model). OpenInference's OpenAI spans name only the
     /// answering snapshot in `llm.model_name`: the model asked for is the `model` of their
@@ -521,15 +522,14 @@ impl<'s, 'a> View<'s, 'a> {
         })
     }
 
-    /// [`View::str`] for the provider row: OpenInference's `metadata` gives its `ls_provider`
-    /// (LangChain's name for the provider), normalised as every provider is.
-    pub(crate) fn provider(&self, row: &[Key]) -> Option<String> {
-        self.find(row, |key, value| match (key, value) {
-            (Key::OiMetadata, AttrValue::Str(json)) => json_text_field(json, "ls_provider"),
-            (Key::OiMetadata, _) => None,
-            _ => value_text(value).filter(|s| !s.is_empty()),
+    /// The provider ([`rows::PROVIDER`]), normalised, else the `ls_provider` of OpenInference's
+    /// `metadata` (LangChain's name for the provider). The metadata is parsed only when no
+    /// provider key is present, which is rare.
+    pub(crate) fn provider(&self) -> Option<String> {
+        self.str(rows::PROVIDER).map(normalize_provider).or_else(|| {
+            let metadata = self.str(&[Key::OiMetadata])?;
+            json_text_field(metadata, "ls_provider").map(|provider| normalize_provider(&provider))
         })
-        .map(|provider| normalize_provider(&provider))
     }
 
     /// [`View::text`] for a row of lists whose first element is wanted: a string holding a JSON

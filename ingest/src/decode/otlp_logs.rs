@@ -179,7 +179,7 @@ pub(super) fn feedback(
         response_id,
         inference_id,
         response_model: view.text(rows::RESPONSE_MODEL),
-        provider: view.provider(rows::PROVIDER),
+        provider: view.provider(),
         // The spans' operation row (DESIGN §3.2), so feedback from OpenLLMetry-instrumented apps
         // carries the operation its inference has.
         operation: view.str(rows::OPERATION).map(normalize_operation),

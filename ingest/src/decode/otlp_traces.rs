@@ -463,7 +463,7 @@ fn map_span(
         start_time,
         app,
         environment: view.text(rows::ENVIRONMENT),
-        provider: view.provider(rows::PROVIDER).or_else(|| {
+        provider: view.provider().or_else(|| {
             // A failed call that names nothing else is known by its client's exception class.
             found.named.and(error_type.as_deref()).and_then(provider_of_exception).map(str::to_owned)
         }),
