@@ -528,7 +528,7 @@ impl<'s, 'a> View<'s, 'a> {
     pub(crate) fn provider(&self) -> Option<String> {
         self.str(rows::PROVIDER).map(normalize_provider).or_else(|| {
             let metadata = self.str(&[Key::OiMetadata])?;
-            json_text_field(metadata, "ls_provider").map(|provider| normalize_provider(&provider))
+            langchain_provider(metadata).map(|provider| normalize_provider(&provider))
         })
     }
 
@@ -638,18 +638,33 @@ pub(crate) fn value_text(value: AttrValue<'_>) -> Option<String> {
 /// The `model` of OpenInference's invocation parameters. Only objects that mention it are
 /// parsed: most spans' parameters (`{"max_tokens": 64}`) do not.
 fn invocation_model(json: &str) -> Option<String> {
-    json_text_field(json, "model")
-}
-
-/// The non-blank string `field` of a JSON object held in an attribute, if it has one. The text
-/// is searched for the quoted name first: most such objects do not have it, and a parse costs.
-fn json_text_field(json: &str, field: &str) -> Option<String> {
-    if !json.contains(&format!("\"{field}\"")) {
+    #[derive(serde::Deserialize)]
+    struct Invocation<'a> {
+        #[serde(borrow)]
+        model: Option<std::borrow::Cow<'a, str>>,
+    }
+    if !json.contains("\"model\"") {
         return None;
     }
-    let object = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json).ok()?;
-    let text = object.get(field)?.as_str()?;
-    (!text.trim().is_empty()).then(|| text.to_owned())
+    non_blank(serde_json::from_str::<Invocation<'_>>(json).ok()?.model?)
+}
+
+/// The `ls_provider` of OpenInference's `metadata` JSON (LangChain's name for the provider).
+/// The text is searched for the key first: most metadata does not have it, and a parse costs.
+fn langchain_provider(json: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Metadata<'a> {
+        #[serde(borrow)]
+        ls_provider: Option<std::borrow::Cow<'a, str>>,
+    }
+    if !json.contains("\"ls_provider\"") {
+        return None;
+    }
+    non_blank(serde_json::from_str::<Metadata<'_>>(json).ok()?.ls_provider?)
+}
+
+fn non_blank(text: std::borrow::Cow<'_, str>) -> Option<String> {
+    (!text.trim().is_empty()).then(|| text.into_owned())
 }
 
 /// Integer form: ints, integral doubles within range, numeric strings.

@@ -276,15 +276,22 @@ impl NestedSpan {
 /// it: a wrapper around that call (the AI SDK's `embed()` span around its provider call, a
 /// framework's LLM span around the client's), which would count it twice. The inner span is the
 /// one kept: the client's, with the response id and cache counts. A wrapper exported in another
-/// message than its call is not recognised (the README says so).
+/// message than its call is not recognised (the README says so). Forgets the message's spans,
+/// whose places in `events` it may have moved.
 fn skip_wrapper_spans(out: &mut Decoded) {
-    if out.nested.len() < 2 || out.nested.iter().all(|nested| nested.parent.is_none()) {
+    let nested = std::mem::take(&mut out.nested);
+    skip_wrappers_among(&nested, out);
+    out.nested = nested;
+    out.nested.clear();
+}
+
+fn skip_wrappers_among(nested: &[NestedSpan], out: &mut Decoded) {
+    if nested.len() < 2 || nested.iter().all(|span| span.parent.is_none()) {
         return;
     }
     let children: rustc_hash::FxHashMap<(u128, u64), usize> =
-        out.nested.iter().filter_map(|nested| Some(((nested.trace_id, nested.parent?), nested.event))).collect();
-    let mut wrappers: Vec<usize> = out
-        .nested
+        nested.iter().filter_map(|nested| Some(((nested.trace_id, nested.parent?), nested.event))).collect();
+    let mut wrappers: Vec<usize> = nested
         .iter()
         .filter(|nested| {
             children.get(&(nested.trace_id, nested.span_id)).is_some_and(|&child| {
