@@ -35,6 +35,7 @@ mod json_event;
 mod otlp_json_salvage;
 mod otlp_logs;
 mod otlp_traces;
+pub use otlp_traces::NestedSpan;
 mod otlp_wire;
 mod schema_registry;
 mod validate;
@@ -215,9 +216,9 @@ pub struct Decoded {
     pub dropped_ttfts: u64,
     /// Items that could not be decoded or failed validation.
     pub rejects: Vec<Reject>,
-    /// The inference events of this message read from spans, with their span ids, to skip the
-    /// spans that wrap another call of the message (`otlp_traces`).
-    nested: Vec<otlp_traces::NestedSpan>,
+    /// The inference events of this message read from spans, with their span and parent ids,
+    /// so that the pipeline can skip a span that wraps another call.
+    pub nested: Vec<NestedSpan>,
 }
 
 impl Decoded {

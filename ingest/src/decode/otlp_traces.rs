@@ -59,7 +59,6 @@ pub(super) fn decode(data: &TracesData, ctx: Ctx<'_>, out: &mut Decoded) {
             }
         }
     }
-    skip_wrapper_spans(out);
 }
 
 fn decode_decoded_span(span: &Span, scope: Scope<'_>, resource: &Attrs<'_>, ctx: Ctx<'_>, out: &mut Decoded) {
@@ -88,9 +87,7 @@ pub(super) fn decode_wire(message: &[u8], ctx: Ctx<'_>, out: &mut Decoded) -> st
                 Ok(()) => Ok(()),
                 Err(Malformed) => decode_unread_span(bytes, scope, resource, ctx, out),
             }
-        })?;
-        skip_wrapper_spans(out);
-        Ok(())
+        })
     })
 }
 
@@ -248,15 +245,16 @@ fn decode_span<'a, E>(
     Ok(())
 }
 
-/// Where an inference event read from a span sits among the spans of its message.
+/// Where an inference event read from a span sits in its trace, for the pipeline to tell a
+/// span that wraps another call from a call (`pipeline::WrappedCalls`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct NestedSpan {
+pub struct NestedSpan {
     /// Its place in [`Decoded::events`].
-    event: usize,
-    trace_id: u128,
-    span_id: u64,
+    pub event: usize,
+    pub trace_id: u128,
+    pub span_id: u64,
     /// `None` for a root span (or a parent id that is no span id).
-    parent: Option<u64>,
+    pub parent: Option<u64>,
 }
 
 impl NestedSpan {
@@ -270,47 +268,6 @@ impl NestedSpan {
             parent: id(span.parent_span_id),
         }
     }
-}
-
-/// Skip the calls of a message whose span is the parent of another call of the same operation in
-/// it: a wrapper around that call (the AI SDK's `embed()` span around its provider call, a
-/// framework's LLM span around the client's), which would count it twice. The inner span is the
-/// one kept: the client's, with the response id and cache counts. A wrapper exported in another
-/// message than its call is not recognised (the README says so). Forgets the message's spans,
-/// whose places in `events` it may have moved.
-fn skip_wrapper_spans(out: &mut Decoded) {
-    let nested = std::mem::take(&mut out.nested);
-    skip_wrappers_among(&nested, out);
-    out.nested = nested;
-    out.nested.clear();
-}
-
-fn skip_wrappers_among(nested: &[NestedSpan], out: &mut Decoded) {
-    if nested.len() < 2 || nested.iter().all(|span| span.parent.is_none()) {
-        return;
-    }
-    let children: rustc_hash::FxHashMap<(u128, u64), usize> =
-        nested.iter().filter_map(|nested| Some(((nested.trace_id, nested.parent?), nested.event))).collect();
-    let mut wrappers: Vec<usize> = nested
-        .iter()
-        .filter(|nested| {
-            children.get(&(nested.trace_id, nested.span_id)).is_some_and(|&child| {
-                child != nested.event && out.events[child].operation == out.events[nested.event].operation
-            })
-        })
-        .map(|nested| nested.event)
-        .collect();
-    if wrappers.is_empty() {
-        return;
-    }
-    wrappers.sort_unstable();
-    let mut index = 0;
-    out.events.retain(|_| {
-        let keep = wrappers.binary_search(&index).is_err();
-        index += 1;
-        keep
-    });
-    out.skipped_spans += wrappers.len() as u64;
 }
 
 fn reject(span: &SpanParts<'_>, error: &Error, ctx: Ctx<'_>) -> super::Reject {

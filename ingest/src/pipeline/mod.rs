@@ -15,6 +15,7 @@ mod dead_letter_tests;
 mod flusher;
 mod partition;
 mod shutdown;
+mod wrapped;
 
 pub use crate::telemetry::{FlushReason, MessageResult};
 pub use flusher::{FlushDone, FlushOutcome, Flusher, FlusherError};
@@ -29,6 +30,7 @@ use driftwatch_lake::model::{DeadLetter, FeedbackEvent, SourcePosition, UnixNano
 use driftwatch_lake::writer::FlushBatch;
 
 use self::partition::seen_event_recently;
+use self::wrapped::WrappedCalls;
 use crate::aggregate::{AggregateError, FeedbackJoin, RollupAggregator};
 use crate::config::{Config, FlushConfig};
 use crate::decode::{DeadLetterContent, Decoded, Decoder, PayloadFormat, Reject, dead_letter_payload};
@@ -72,6 +74,8 @@ pub struct Processor {
     enricher: Arc<Enricher>,
     metrics: Metrics,
     join: FeedbackJoin,
+    /// Recent calls by their parent span, to skip a span that wraps one of them.
+    wrapped: WrappedCalls,
     scratch: Decoded,
     max_dead_letter_payload_bytes: usize,
     /// Whether dead letters keep the content of rejected input ([`dead_letter_content`]).
@@ -89,6 +93,7 @@ impl Processor {
             enricher,
             metrics,
             join: FeedbackJoin::new(config.aggregate.feedback_join_capacity),
+            wrapped: WrappedCalls::new(),
             scratch: Decoded::default(),
             max_dead_letter_payload_bytes,
             dead_letter_content,
@@ -113,6 +118,16 @@ impl Processor {
     ) -> MessageResult {
         self.scratch.clear();
         self.decoder.decode(payload, format, now, &mut self.scratch);
+        let wrappers = self.wrapped.wrappers(&self.scratch);
+        if !wrappers.is_empty() {
+            let mut index = 0;
+            self.scratch.events.retain(|_| {
+                let keep = wrappers.binary_search(&index).is_err();
+                index += 1;
+                keep
+            });
+            self.scratch.skipped_spans += wrappers.len() as u64;
+        }
         buffer.consumed(offset, next_offset);
         let source = SourcePosition { topic: buffer.topic.clone(), partition: buffer.partition, offset };
 
@@ -713,6 +728,38 @@ card 4111111111111111
         assert_eq!(results, [MessageResult::Ok, MessageResult::Skipped]);
         let batch = buffer.take_batch()?.ok_or("a batch")?;
         assert_eq!((batch.events.len(), batch.feedback.len()), (1, 1));
+        Ok(())
+    }
+
+    /// The AI SDK 7's OpenTelemetry integration wraps each `embed()` call in a span of the same
+    /// operation; exported span by span (as `SimpleSpanProcessor` does) or in one message, the
+    /// call is counted once.
+    #[test]
+    fn a_call_wrapped_in_a_span_of_its_operation_is_counted_once() -> TestResult {
+        let payload: serde_json::Value = serde_json::from_str(include_str!(
+            "../decode/tests/audit_payloads/J2_ai_sdk_7_otel_ttft_and_nested_embeddings.json"
+        ))?;
+        let resource_spans = payload["resourceSpans"].as_array().ok_or("resourceSpans")?;
+        assert!(resource_spans.len() > 20, "one span per resource, as exported");
+        let one_by_one: Vec<Vec<u8>> = resource_spans
+            .iter()
+            .map(|spans| serde_json::to_vec(&serde_json::json!({ "resourceSpans": [spans] })))
+            .collect::<Result<_, _>>()?;
+        for messages in [one_by_one, vec![serde_json::to_vec(&payload)?]] {
+            let mut processor = processor()?;
+            let mut buffer =
+                PartitionBuffer::new(Arc::from("s"), Arc::from("t"), 0, 0, &AggregateConfig::default(), 100);
+            for (offset, message) in (0..).zip(&messages) {
+                processor.process(&mut buffer, message, PayloadFormat::OtlpTraces, (offset, offset + 1), NOW);
+            }
+            let batch = buffer.take_batch()?.ok_or("a batch")?;
+            assert_eq!(batch.events.len(), 9, "nine calls, from {} messages", messages.len());
+            let embeddings: Vec<_> =
+                batch.rollups.iter().filter(|row| row.key.operation.as_deref() == Some("embeddings")).collect();
+            let (requests, input_tokens) =
+                embeddings.iter().fold((0, 0), |(r, t), row| (r + row.requests, t + row.input_tokens));
+            assert_eq!((requests, input_tokens), (1, 9), "the inner span, which has the usage");
+        }
         Ok(())
     }
 
