@@ -23,9 +23,9 @@ pub const PAUSE_AFTER: Duration = Duration::from_secs(2);
 pub const BATCH_MAX_MESSAGES: usize = 512;
 
 /// Bytes gathered into one [`Event::Messages`] at most, counted as the channel counts them
-/// ([`message_cost`]: payload, key and a fixed overhead). A message that would carry the batch
-/// past this starts the next one, so only a single message larger than this makes a larger
-/// batch, of its own.
+/// (`channel::message_cost`: payload, key and a fixed overhead). A message that would carry
+/// the batch past this starts the next one, so only a single message larger than this makes a
+/// larger batch, of its own.
 pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
 
 /// State shared between the poll loop and the rebalance callbacks (same thread; the mutex
