@@ -12,10 +12,10 @@
 //! 3. [`enrich`]: prices from the model registry, content hashes and SimHash, PII scrubbing.
 //! 4. [`aggregate`]: 1-minute rollups with mergeable HdrHistograms; feedback joined to recent
 //!    inferences.
-//! 5. [`pipeline`]: buffers per partition and flushes on rows, bytes, age, open rollup keys or
-//!    memory pressure;
-//!    the flusher writes the batch with [`driftwatch_lake::writer`] and only then is the
-//!    position committed.
+//! 5. [`pipeline`]: drops producer retries and spans that wrap another call, buffers per
+//!    partition and flushes on rows, bytes, age, open rollup keys or memory pressure; the
+//!    flusher writes the batch with [`driftwatch_lake::writer`] and only then is the position
+//!    committed.
 //! 6. [`telemetry`]: live Prometheus metrics (with a cardinality cap) and the HTTP endpoint.
 //!
 //! [`config`] is the one TOML file (plus `DRIFTWATCH_*` overrides), [`runtime`] assembles the

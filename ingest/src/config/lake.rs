@@ -81,9 +81,11 @@ pub struct FlushConfig {
     /// messages in hand (at most 1 MiB, or one larger message) is finished first. Fixed costs come
     /// on top: the dedup window per partition (about 50 bytes per id), the feedback join
     /// (about 150 bytes per inference whose context strings other calls share, up to about 2 KB
-    /// for one with context of its own), the event channel (32 MiB) and Parquet encoding of one
-    /// batch at a time (about the batch's size again). The file source holds its one buffer plus its batches being written to
-    /// the same budget: it flushes early and stops reading until a flush completes.
+    /// for one with context of its own), the calls remembered to recognise wrapper spans (at most
+    /// 40 000, about 2 MB), the event channel (32 MiB) and Parquet encoding of one batch at a
+    /// time (about the batch's size again). The file source holds its one buffer plus its batches
+    /// being written to the same budget: it flushes early and stops reading until a flush
+    /// completes.
     pub max_buffered_bytes: ByteSize,
     /// Recent event ids remembered per partition to drop producer retries before they reach
     /// rollups: at least the last this many, at most twice as many; 0 keeps every retry.

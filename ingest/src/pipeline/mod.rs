@@ -2,7 +2,9 @@
 //! flusher that turns buffers into lake files plus a checkpoint.
 //!
 //! A source owns one [`PartitionBuffer`] per partition it reads and calls
-//! [`Processor::process`] for each message. When a buffer is [`due`](PartitionBuffer::due) the
+//! [`Processor::process`] for each message, which drops a span that wraps another call
+//! (`wrapped`) and a producer's retry (the partition's dedup window) before enriching and
+//! aggregating the rest. When a buffer is [`due`](PartitionBuffer::due) the
 //! source drains it with [`Processor::take_batch`] (which first tallies feedback held back for
 //! its inference) and hands the [`FlushBatch`] to the [`Flusher`]
 //! task, which writes it durably and reports back; only then may the source acknowledge the
