@@ -98,10 +98,8 @@ pub fn escape_path_value(value: &str) -> String {
     if value.is_empty() {
         return HIVE_DEFAULT_PARTITION.to_owned();
     }
-    if let Some(rest) = value.strip_prefix('_')
-        && value == HIVE_DEFAULT_PARTITION
-    {
-        return format!("%5F{rest}");
+    if value == HIVE_DEFAULT_PARTITION {
+        return value.replacen('_', "%5F", 1);
     }
     let mut out = String::with_capacity(value.len() + 8);
     for c in value.chars() {

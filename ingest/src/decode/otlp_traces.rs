@@ -461,30 +461,23 @@ fn map_span(
             .or_else(|| view.joined(Flat::OiOutput)),
         ..InferenceEvent::default()
     };
-    if input_leaves_cache_out(span.scope) {
-        validate::add_cache_to_input(&mut event);
-    }
-    validate::include_parts_left_out(&mut event);
+    validate::include_parts_left_out(&mut event, input_leaves_cache_out(span.scope));
     Ok((event, reported_cost))
 }
 
 /// Instrumentations known to copy Anthropic's usage as it is, whose input tokens leave the cache
 /// out even where the cache counts beside them are smaller (which
-/// [`validate::include_parts_left_out`] cannot tell from a count that includes them): OpenLLMetry
-/// JS's Anthropic instrumentation, checked in 0.27.0, the latest release, and taken to hold for
-/// the releases before it. A later release may count as the conventions do, so it is left alone.
+/// [`validate::include_parts_left_out`] cannot tell alone from a count that includes them):
+/// OpenLLMetry JS's Anthropic instrumentation, checked in 0.27.0, the latest release, and taken
+/// to hold for the releases before it. A later release may count as the conventions do, so it is
+/// left alone.
 fn input_leaves_cache_out(scope: Scope<'_>) -> bool {
     scope.name == "@traceloop/instrumentation-anthropic" && release_at_most(scope.version, (0, 27))
 }
 
-#[cfg(test)]
-pub(super) fn release_at_most_for_tests(version: &str, most: (u64, u64)) -> bool {
-    release_at_most(version, most)
-}
-
 /// Whether a `major.minor[.patch...]` version is at most `(major, minor)`; false when it is no
 /// such version.
-fn release_at_most(version: &str, (most_major, most_minor): (u64, u64)) -> bool {
+pub(super) fn release_at_most(version: &str, (most_major, most_minor): (u64, u64)) -> bool {
     let mut parts = version.trim_start_matches('v').split(['.', '-', '+']);
     let (Some(Ok(major)), Some(Ok(minor))) = (parts.next().map(str::parse::<u64>), parts.next().map(str::parse::<u64>))
     else {

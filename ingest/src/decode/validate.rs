@@ -165,8 +165,13 @@ pub(super) fn inference(event: &InferenceEvent, ctx: Ctx<'_>) -> Result<()> {
 /// the conventions count both inside the input.
 fn cache_beyond_input(event: &InferenceEvent) -> Option<(i64, i64)> {
     let input = event.input_tokens?;
-    let cached = event.cache_read_tokens.unwrap_or(0).saturating_add(event.cache_write_tokens.unwrap_or(0));
+    let cached = cached_tokens(event);
     (cached > input).then_some((input, cached))
+}
+
+/// Tokens read from and written to the prompt cache.
+fn cached_tokens(event: &InferenceEvent) -> i64 {
+    event.cache_read_tokens.unwrap_or(0).saturating_add(event.cache_write_tokens.unwrap_or(0))
 }
 
 /// The output and reasoning tokens, when these exceed those: the conventions count reasoning
@@ -182,33 +187,24 @@ fn reasoning_beyond_output(event: &InferenceEvent) -> Option<(i64, i64)> {
 /// ones. In a span, where the parts exceed the whole, the whole cannot have included them, so
 /// they are added before [`inference`] would refuse the call, as it refuses a JSON event (whose
 /// producer can be fixed). Parts below the whole are taken as included, the conventions'
-/// reading; a report that leaves out a smaller cache cannot be told apart and is priced low
-/// (README). Negative counts are left for [`inference`] to refuse.
-pub(super) fn include_parts_left_out(event: &mut InferenceEvent) {
+/// reading, unless `cache_left_out` says the instrumentation is known to leave even a smaller
+/// cache out (`otlp_traces::input_leaves_cache_out`); another report that leaves out a smaller
+/// cache cannot be told apart and is priced low (README). Negative counts are left for
+/// [`inference`] to refuse.
+pub(super) fn include_parts_left_out(event: &mut InferenceEvent, cache_left_out: bool) {
     let counts = [event.input_tokens, event.cache_read_tokens, event.cache_write_tokens];
     if counts.iter().all(|count| count.unwrap_or(0) >= 0)
-        && let Some((input, cached)) = cache_beyond_input(event)
+        && let Some(input) = event.input_tokens
     {
-        event.input_tokens = Some(input.saturating_add(cached));
+        let cached = cached_tokens(event);
+        if cache_left_out || cached > input {
+            event.input_tokens = Some(input.saturating_add(cached));
+        }
     }
     if let Some((output, reasoning)) = reasoning_beyond_output(event)
         && output >= 0
     {
         event.output_tokens = Some(output.saturating_add(reasoning));
-    }
-}
-
-/// Add the cache counts to an input count that leaves them out, as Anthropic's usage object does
-/// (for the instrumentations known to copy it: `otlp_traces::input_leaves_cache_out`).
-/// Negative counts are left for [`inference`] to refuse.
-pub(super) fn add_cache_to_input(event: &mut InferenceEvent) {
-    let cache = [event.cache_read_tokens, event.cache_write_tokens];
-    if let Some(input) = event.input_tokens
-        && input >= 0
-        && cache.iter().all(|count| count.unwrap_or(0) >= 0)
-    {
-        let cached = cache.iter().map(|count| count.unwrap_or(0)).fold(0_i64, i64::saturating_add);
-        event.input_tokens = Some(input.saturating_add(cached));
     }
 }
 

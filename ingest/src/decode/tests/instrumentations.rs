@@ -614,6 +614,6 @@ fn release_bounds() {
         ("x", false),
         ("v0.27.3-beta", true),
     ] {
-        assert_eq!(crate::decode::otlp_traces::release_at_most_for_tests(version, (0, 27)), at_most, "{version}");
+        assert_eq!(crate::decode::otlp_traces::release_at_most(version, (0, 27)), at_most, "{version}");
     }
 }
