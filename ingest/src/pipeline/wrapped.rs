@@ -34,14 +34,16 @@ impl WrappedCalls {
     /// the message's calls that have a parent are remembered first, so a wrapper and its call in
     /// one message are told apart too.
     pub(crate) fn wrappers(&mut self, decoded: &Decoded) -> Vec<usize> {
-        if decoded.nested.iter().all(|span| span.parent.is_none()) {
-            return Vec::new();
-        }
         for span in &decoded.nested {
             if let Some(parent) = span.parent {
                 self.parents
                     .insert(span_key(span.trace_id, parent), operation_key(&decoded.events[span.event].operation));
             }
+        }
+        // A root span too may wrap a call read before it; only with nothing remembered is there
+        // nothing to look up (a fleet whose calls are all roots).
+        if self.parents.is_empty() {
+            return Vec::new();
         }
         decoded
             .nested
@@ -101,7 +103,11 @@ mod tests {
         // A wrapper read before its call is counted: nothing says yet that it wraps one.
         assert_eq!(wrapped.wrappers(&message(&[(20, None, "chat")])), Vec::<usize>::new());
         assert_eq!(wrapped.wrappers(&message(&[(21, Some(20), "chat")])), Vec::<usize>::new());
-        // Roots only: nothing to look up.
+        // Roots that wrap no call seen are calls; a root that wraps one read earlier is not.
         assert_eq!(wrapped.wrappers(&message(&[(30, None, "chat"), (31, None, "chat")])), Vec::<usize>::new());
+        assert_eq!(wrapped.wrappers(&message(&[(41, Some(40), "chat")])), Vec::<usize>::new());
+        assert_eq!(wrapped.wrappers(&message(&[(40, None, "chat")])), [0]);
+        // With nothing remembered, nothing is a wrapper.
+        assert_eq!(WrappedCalls::new().wrappers(&message(&[(41, Some(40), "chat")])), Vec::<usize>::new());
     }
 }
